@@ -1,0 +1,505 @@
+#!/usr/bin/env python3
+"""Golden vectors for coptim from the PyTorch reference optimizers.
+
+How to run (from the repository root):
+
+    /opt/torchenv/bin/python scripts/golden.py            # (re)write tests/golden/*.safetensors
+    /opt/torchenv/bin/python scripts/golden.py --check    # verify the committed files
+
+Needs torch, timm, pytorch_optimizer, safetensors and numpy. The committed files were
+produced with:
+
+    torch 2.15.0+cu132 (PyPI wheel, run on CPU only), timm 1.0.31, pytorch_optimizer 4.1.0,
+    safetensors 0.8.0, numpy 2.4.6, Python 3.11
+
+Each case runs one reference optimizer for STEPS steps on six f32 tensors of shapes
+SHAPES, on CPU, with the single-tensor (foreach=False) code path. Inputs (initial
+params and the gradient of each step) come from torch.manual_seed(SEED) and are the
+same for every case. Tensor 3 ([255]) gets an all-zero gradient at step 3 (empty
+caution mask). Files hold, all f32:
+
+    param.{i}.init        initial value of tensor i
+    grad.{s}.{i}          gradient given to tensor i at step s (s = 1..STEPS)
+    param.{i}.step{s}     tensor i after step s
+    state.<key>.{i}       optimizer state of tensor i after the last step, <key> being
+                          the optimizer's own state key (exp_avg, exp_avg_sq,
+                          momentum_buffer); scalar step counters are not stored
+
+and string metadata (see tests/golden/README.md).
+
+--check does not trust the references: it (1) re-runs every case and requires the
+committed files to be reproduced bit for bit, (2) replays every case with an
+independent float64 NumPy implementation of the rules in CAUTIOUS_OPTIMIZERS.md and
+reports, per case, max over tensors and steps of max|diff| / max|ref| (fails above
+1e-6), (3) reports how far timm's/torch's foreach (multi-tensor) paths and timm's
+create_optimizer_v2 factory land from the committed single-tensor results.
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+from importlib.metadata import version
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+import timm.optim
+from timm.optim.adamw import AdamWLegacy
+from timm.optim.lion import Lion as TimmLion
+from timm.optim.sgdw import SGDW
+from pytorch_optimizer import Lion as PyoptLion
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT_DIR = os.path.join(ROOT, "tests", "golden")
+
+# Smallest seed >= 0 for which, in every cautious case, the 1-element tensor 0 is fully
+# masked (k = 0) at some step and fully kept (k = 1) at another (per the f64 replay).
+SEED = 5
+STEPS = 6
+SHAPES = [[1], [7], [16, 17], [255], [3, 5, 7], [257]]
+# Per-tensor gradient scale (standard normal times this).
+GRAD_SCALES = [1.0, 0.5, 2.0, 1.0, 0.1, 3.0]
+# (step, tensor) that gets an all-zero gradient.
+ZERO_GRAD_STEP, ZERO_GRAD_TENSOR = 3, 3
+TOL = 1e-6
+
+TORCH_EPS_STYLE = "torch: den = sqrt(v)/sqrt(bc2) + eps; p -= (lr/bc1) * m/den"
+
+
+def make_inputs():
+    """Initial params and per-step gradients, identical for every case."""
+    torch.manual_seed(SEED)
+    init = [torch.randn(s, dtype=torch.float32) for s in SHAPES]
+    grads = []  # grads[s-1][i]
+    for s in range(1, STEPS + 1):
+        gs = []
+        for i, shape in enumerate(SHAPES):
+            g = torch.randn(shape, dtype=torch.float32) * GRAD_SCALES[i]
+            if s == ZERO_GRAD_STEP and i == ZERO_GRAD_TENSOR:
+                g = torch.zeros_like(g)
+            gs.append(g)
+        grads.append(gs)
+    return init, grads
+
+
+# ----------------------------------------------------------------------------- cases
+
+def _adamw_meta(caution, wd, source, notes):
+    return dict(optimizer="adamw", caution=caution, lr=1e-2, beta1=0.9, beta2=0.999,
+                eps=1e-8, weight_decay=wd, momentum=0.0, nesterov=False,
+                eps_style=TORCH_EPS_STYLE, source=source, notes=notes)
+
+
+def _lion_meta(caution, source, notes):
+    return dict(optimizer="lion", caution=caution, lr=1e-3, beta1=0.9, beta2=0.99,
+                eps=0.0, weight_decay=1e-2, momentum=0.0, nesterov=False,
+                eps_style="none (Lion has no eps)", source=source, notes=notes)
+
+
+def _sgd_meta(caution, nesterov, source, notes):
+    return dict(optimizer="sgd", caution=caution, lr=1e-2, beta1=0.0, beta2=0.0,
+                eps=0.0, weight_decay=1e-2, momentum=0.9, nesterov=nesterov,
+                eps_style="none (SGD has no eps)", source=source, notes=notes)
+
+
+def _case(name, meta, make, state_keys, foreach_make=None, factory_make=None):
+    return dict(name=name, meta=meta, make=make, state_keys=state_keys,
+                foreach_make=foreach_make, factory_make=factory_make)
+
+
+def _timm_factory(opt, **kw):
+    # create_optimizer_v2 given a plain list of tensors (not a model) does no
+    # weight-decay filtering; used only as a cross-check in --check.
+    return lambda ps: timm.optim.create_optimizer_v2(ps, opt=opt, foreach=False, **kw)
+
+
+CASES = [
+    _case(
+        "torch_adamw",
+        _adamw_meta("off", 1e-2,
+                    "torch.optim.AdamW(lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, "
+                    "amsgrad=False, foreach=False)",
+                    "p *= 1 - lr*wd; m.lerp_(g, 1-b1); v = b2*v + (1-b2)*g*g; "
+                    "p.addcdiv_(m, sqrt(v)/sqrt(bc2) + eps, value=-lr/bc1)"),
+        lambda ps: torch.optim.AdamW(ps, lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                                     amsgrad=False, foreach=False),
+        ["exp_avg", "exp_avg_sq"],
+        foreach_make=lambda ps: torch.optim.AdamW(ps, lr=1e-2, betas=(0.9, 0.999), eps=1e-8,
+                                                  weight_decay=1e-2, foreach=True),
+    ),
+    _case(
+        "torch_adamw_nowd",
+        _adamw_meta("off", 0.0,
+                    "torch.optim.AdamW(lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, "
+                    "amsgrad=False, foreach=False)",
+                    "as torch_adamw without weight decay"),
+        lambda ps: torch.optim.AdamW(ps, lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                                     amsgrad=False, foreach=False),
+        ["exp_avg", "exp_avg_sq"],
+        foreach_make=lambda ps: torch.optim.AdamW(ps, lr=1e-2, betas=(0.9, 0.999), eps=1e-8,
+                                                  weight_decay=0.0, foreach=True),
+    ),
+    _case(
+        "timm_adamw",
+        _adamw_meta("off", 1e-2,
+                    "timm.optim.adamw.AdamWLegacy(lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, "
+                    "amsgrad=False, caution=False, corrected_weight_decay=False, foreach=False) "
+                    "[timm's own AdamW; timm.optim.AdamW is torch.optim.AdamW in timm 1.0.31]",
+                    "same math as torch_adamw"),
+        lambda ps: AdamWLegacy(ps, lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
+                               caution=False, corrected_weight_decay=False, foreach=False),
+        ["exp_avg", "exp_avg_sq"],
+        foreach_make=lambda ps: AdamWLegacy(ps, lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                                            caution=False, foreach=True),
+    ),
+    _case(
+        "timm_cadamw",
+        _adamw_meta("mean_clamp", 1e-2,
+                    "timm.optim.adamw.AdamWLegacy(lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, "
+                    "amsgrad=False, caution=True, corrected_weight_decay=False, foreach=False) "
+                    "[= timm create_optimizer_v2 opt='cadamw']",
+                    "mask = (m*g > 0) on the raw (not bias-corrected) exp_avg; "
+                    "mask /= max(mean(mask), 1e-3); p.addcdiv_(m*mask, den, value=-lr/bc1); "
+                    "exp_avg state itself is not masked"),
+        lambda ps: AdamWLegacy(ps, lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
+                               caution=True, corrected_weight_decay=False, foreach=False),
+        ["exp_avg", "exp_avg_sq"],
+        foreach_make=lambda ps: AdamWLegacy(ps, lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                                            caution=True, foreach=True),
+        factory_make=_timm_factory("cadamw", lr=1e-2, weight_decay=1e-2, betas=(0.9, 0.999), eps=1e-8),
+    ),
+    _case(
+        "timm_cadamw_nowd",
+        _adamw_meta("mean_clamp", 0.0,
+                    "timm.optim.adamw.AdamWLegacy(lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, "
+                    "amsgrad=False, caution=True, corrected_weight_decay=False, foreach=False)",
+                    "as timm_cadamw without weight decay"),
+        lambda ps: AdamWLegacy(ps, lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
+                               caution=True, corrected_weight_decay=False, foreach=False),
+        ["exp_avg", "exp_avg_sq"],
+        foreach_make=lambda ps: AdamWLegacy(ps, lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                                            caution=True, foreach=True),
+        factory_make=_timm_factory("cadamw", lr=1e-2, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8),
+    ),
+    _case(
+        "timm_lion",
+        _lion_meta("off",
+                   "timm.optim.lion.Lion(lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-2, caution=False, "
+                   "corrected_weight_decay=False, foreach=False)",
+                   "p *= 1 - lr*wd; u = sign(m.lerp(g, 1-b1)); p -= lr*u; "
+                   "then m.lerp_(g, 1-b2) (momentum updated after the step)"),
+        lambda ps: TimmLion(ps, lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-2, caution=False,
+                            corrected_weight_decay=False, foreach=False),
+        ["exp_avg"],
+        foreach_make=lambda ps: TimmLion(ps, lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-2, caution=False,
+                                         foreach=True),
+    ),
+    _case(
+        "timm_clion",
+        _lion_meta("mean_clamp",
+                   "timm.optim.lion.Lion(lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-2, caution=True, "
+                   "corrected_weight_decay=False, foreach=False) [= timm opt='clion']",
+                   "p *= 1 - lr*wd; u = sign(m.lerp(g, 1-b1)); mask = (u*g > 0); "
+                   "mask /= max(mean(mask), 1e-3); p -= lr*u*mask; then m.lerp_(g, 1-b2)"),
+        lambda ps: TimmLion(ps, lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-2, caution=True,
+                            corrected_weight_decay=False, foreach=False),
+        ["exp_avg"],
+        foreach_make=lambda ps: TimmLion(ps, lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-2, caution=True,
+                                         foreach=True),
+        factory_make=_timm_factory("clion", lr=1e-3, weight_decay=1e-2, betas=(0.9, 0.99)),
+    ),
+    _case(
+        "timm_csgdw",
+        _sgd_meta("mean_clamp", False,
+                  "timm.optim.sgdw.SGDW(lr=1e-2, momentum=0.9, dampening=0.0, weight_decay=1e-2, nesterov=False, "
+                  "caution=True, corrected_weight_decay=False, foreach=False)",
+                  "p *= 1 - lr*wd; buf = g (step 1) else buf*mu + g; u = buf; mask = (u*g > 0); "
+                  "mask /= max(mean(mask), 1e-3); p -= lr*u*mask"),
+        lambda ps: SGDW(ps, lr=1e-2, momentum=0.9, dampening=0.0, weight_decay=1e-2, nesterov=False,
+                        caution=True, corrected_weight_decay=False, foreach=False),
+        ["momentum_buffer"],
+        foreach_make=lambda ps: SGDW(ps, lr=1e-2, momentum=0.9, dampening=0.0, weight_decay=1e-2,
+                                     nesterov=False, caution=True, foreach=True),
+        factory_make=_timm_factory("csgdw", lr=1e-2, weight_decay=1e-2, momentum=0.9, nesterov=False),
+    ),
+    _case(
+        "timm_csgdw_nesterov",
+        _sgd_meta("mean_clamp", True,
+                  "timm.optim.sgdw.SGDW(lr=1e-2, momentum=0.9, dampening=0.0, weight_decay=1e-2, nesterov=True, "
+                  "caution=True, corrected_weight_decay=False, foreach=False) [= timm opt='csgdw' defaults]",
+                  "as timm_csgdw with u = g + mu*buf (buf state is not masked)"),
+        lambda ps: SGDW(ps, lr=1e-2, momentum=0.9, dampening=0.0, weight_decay=1e-2, nesterov=True,
+                        caution=True, corrected_weight_decay=False, foreach=False),
+        ["momentum_buffer"],
+        foreach_make=lambda ps: SGDW(ps, lr=1e-2, momentum=0.9, dampening=0.0, weight_decay=1e-2,
+                                     nesterov=True, caution=True, foreach=True),
+        factory_make=_timm_factory("csgdw", lr=1e-2, weight_decay=1e-2, momentum=0.9),
+    ),
+    _case(
+        "timm_sgdw_nesterov",
+        _sgd_meta("off", True,
+                  "timm.optim.sgdw.SGDW(lr=1e-2, momentum=0.9, dampening=0.0, weight_decay=1e-2, nesterov=True, "
+                  "caution=False, corrected_weight_decay=False, foreach=False)",
+                  "p *= 1 - lr*wd; buf = g (step 1) else buf*mu + g; p -= lr*(g + mu*buf)"),
+        lambda ps: SGDW(ps, lr=1e-2, momentum=0.9, dampening=0.0, weight_decay=1e-2, nesterov=True,
+                        caution=False, corrected_weight_decay=False, foreach=False),
+        ["momentum_buffer"],
+        foreach_make=lambda ps: SGDW(ps, lr=1e-2, momentum=0.9, dampening=0.0, weight_decay=1e-2,
+                                     nesterov=True, caution=False, foreach=True),
+        factory_make=_timm_factory("sgdw", lr=1e-2, weight_decay=1e-2, momentum=0.9),
+    ),
+    _case(
+        "pyopt_clion",
+        _lion_meta("numel_over_count_plus_one",
+                   "pytorch_optimizer.Lion(lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-2, weight_decouple=True, "
+                   "fixed_decay=False, foreach=False, maximize=False, cautious=True)",
+                   "decoupled decay p *= 1 - wd*lr (weight_decouple=True, fixed_decay=False); "
+                   "u = sign(m.lerp(g, 1-b1)); m.lerp_(g, 1-b2) (u already taken from the old m); "
+                   "mask = (u*g > 0); mask *= numel/(sum(mask)+1); p -= lr*u*mask"),
+        lambda ps: PyoptLion(ps, lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-2, weight_decouple=True,
+                             fixed_decay=False, foreach=False, maximize=False, cautious=True),
+        ["exp_avg"],
+    ),
+]
+
+
+# ----------------------------------------------------------------------------- run
+
+def run_case(make, init, grads, state_keys):
+    params = [torch.nn.Parameter(t.clone()) for t in init]
+    opt = make(params)
+    steps = []
+    for s in range(STEPS):
+        for p, g in zip(params, grads[s]):
+            p.grad = g.clone()
+        opt.step()
+        steps.append([p.detach().clone() for p in params])
+    states = {}
+    for key in state_keys:
+        states[key] = [opt.state[p][key].detach().clone() for p in params]
+    for p in params:
+        st = opt.state[p]
+        for k, v in st.items():
+            if torch.is_tensor(v) and v.dim() > 0 and k not in state_keys:
+                raise RuntimeError(f"unexpected per-tensor state key {k!r}")
+    return steps, states
+
+
+def fmt(x):
+    return repr(float(x))
+
+
+def build_tensors(case, init, grads, steps, states):
+    t = {}
+    for i, p in enumerate(init):
+        t[f"param.{i}.init"] = p.contiguous()
+    for s in range(STEPS):
+        for i in range(len(SHAPES)):
+            t[f"grad.{s + 1}.{i}"] = grads[s][i].contiguous()
+            t[f"param.{i}.step{s + 1}"] = steps[s][i].contiguous()
+    for key, ts in states.items():
+        for i, v in enumerate(ts):
+            t[f"state.{key}.{i}"] = v.contiguous()
+    for k, v in t.items():
+        assert v.dtype == torch.float32, k
+    return t
+
+
+def build_meta(case):
+    m = case["meta"]
+    return {
+        "case": case["name"],
+        "source": m["source"],
+        "optimizer": m["optimizer"],
+        "caution": m["caution"],
+        "lr": fmt(m["lr"]),
+        "beta1": fmt(m["beta1"]),
+        "beta2": fmt(m["beta2"]),
+        "eps": fmt(m["eps"]),
+        "weight_decay": fmt(m["weight_decay"]),
+        "weight_decay_style": "decoupled: p *= 1 - lr*weight_decay before the update, not masked",
+        "momentum": fmt(m["momentum"]),
+        "dampening": "0.0",
+        "nesterov": "true" if m["nesterov"] else "false",
+        "steps": str(STEPS),
+        "tensors": str(len(SHAPES)),
+        "shapes": json.dumps(SHAPES),
+        "grad_scales": json.dumps(GRAD_SCALES),
+        "zero_grad": json.dumps({"step": ZERO_GRAD_STEP, "tensor": ZERO_GRAD_TENSOR}),
+        "seed": str(SEED),
+        "state_keys": json.dumps(case["state_keys"]),
+        "eps_style": m["eps_style"],
+        "notes": m["notes"],
+        "torch_version": torch.__version__,
+        "timm_version": timm.__version__,
+        "pytorch_optimizer_version": version("pytorch_optimizer"),
+        "device": "cpu",
+        "dtype": "float32",
+    }
+
+
+def generate():
+    os.makedirs(OUT_DIR, exist_ok=True)
+    init, grads = make_inputs()
+    for case in CASES:
+        steps, states = run_case(case["make"], init, grads, case["state_keys"])
+        tensors = build_tensors(case, init, grads, steps, states)
+        path = os.path.join(OUT_DIR, case["name"] + ".safetensors")
+        save_file(tensors, path, metadata=build_meta(case))
+        print(f"wrote {os.path.relpath(path, ROOT)} ({os.path.getsize(path)} bytes, {len(tensors)} tensors)")
+
+
+# ----------------------------------------------------------------------------- check
+
+def load(path):
+    with safe_open(path, framework="pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    return meta, tensors
+
+
+def f64_replay(meta, tensors):
+    """Independent float64 implementation of CAUTIOUS_OPTIMIZERS.md, driven by metadata only."""
+    opt = meta["optimizer"]
+    caution = meta["caution"]
+    lr = float(meta["lr"])
+    b1, b2 = float(meta["beta1"]), float(meta["beta2"])
+    eps = float(meta["eps"])
+    wd = float(meta["weight_decay"])
+    mu = float(meta["momentum"])
+    nesterov = meta["nesterov"] == "true"
+    nt, ns = int(meta["tensors"]), int(meta["steps"])
+
+    def f64(name):
+        return tensors[name].double().numpy().copy()
+
+    def scale(phi):
+        n = phi.size
+        k = int(phi.sum())
+        counts[-1].append(k)
+        if caution == "mean_clamp":
+            return 1.0 / max(k / n, 1e-3)
+        if caution == "numel_over_count_plus_one":
+            return n / (k + 1)
+        raise ValueError(caution)
+
+    out_steps = []  # out_steps[s][i]
+    counts = []  # counts[s][i]: kept coordinates k (rows stay empty when caution is off)
+    p = [f64(f"param.{i}.init") for i in range(nt)]
+    m = [np.zeros_like(x) for x in p]
+    v = [np.zeros_like(x) for x in p]
+    buf = [None] * nt
+    for t in range(1, ns + 1):
+        counts.append([])
+        for i in range(nt):
+            g = f64(f"grad.{t}.{i}")
+            p[i] = p[i] * (1.0 - lr * wd)
+            if opt == "adamw":
+                m[i] = b1 * m[i] + (1 - b1) * g
+                v[i] = b2 * v[i] + (1 - b2) * g * g
+                bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
+                den = np.sqrt(v[i]) / math.sqrt(bc2) + eps
+                u = m[i] / den
+                if caution != "off":
+                    phi = (m[i] * g > 0).astype(np.float64)
+                    u = u * phi * scale(phi)
+                p[i] = p[i] - (lr / bc1) * u
+            elif opt == "lion":
+                u = np.sign(b1 * m[i] + (1 - b1) * g)
+                if caution != "off":
+                    phi = (u * g > 0).astype(np.float64)
+                    u = u * phi * scale(phi)
+                p[i] = p[i] - lr * u
+                m[i] = b2 * m[i] + (1 - b2) * g
+            elif opt == "sgd":
+                buf[i] = g.copy() if buf[i] is None else mu * buf[i] + g
+                u = g + mu * buf[i] if nesterov else buf[i]
+                if caution != "off":
+                    phi = (u * g > 0).astype(np.float64)
+                    u = u * phi * scale(phi)
+                p[i] = p[i] - lr * u
+            else:
+                raise ValueError(opt)
+        out_steps.append([x.copy() for x in p])
+    states = {"exp_avg": m, "exp_avg_sq": v} if opt == "adamw" else \
+        {"exp_avg": m} if opt == "lion" else {"momentum_buffer": buf}
+    return out_steps, states, counts
+
+
+def rel(a, ref):
+    a = np.asarray(a, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    d = np.max(np.abs(a - ref))
+    r = np.max(np.abs(ref))
+    return d / r if r > 0 else d
+
+
+def check():
+    init, grads = make_inputs()
+    ok = True
+    total = 0
+    rows = []
+    for case in CASES:
+        path = os.path.join(OUT_DIR, case["name"] + ".safetensors")
+        total += os.path.getsize(path)
+        meta, tensors = load(path)
+        # (1) bitwise reproduction
+        steps, states = run_case(case["make"], init, grads, case["state_keys"])
+        fresh = build_tensors(case, init, grads, steps, states)
+        same = set(fresh) == set(tensors) and all(torch.equal(fresh[k], tensors[k]) for k in fresh)
+        if not same:
+            ok = False
+        # (2) f64 replay of the documented rule
+        ref_steps, ref_states, counts = f64_replay(meta, tensors)
+        worst, where = 0.0, None
+        for s in range(STEPS):
+            for i in range(len(SHAPES)):
+                r = rel(tensors[f"param.{i}.step{s + 1}"].numpy(), ref_steps[s][i])
+                if r > worst:
+                    worst, where = r, f"param.{i}.step{s + 1}"
+        worst_state = 0.0
+        for key in case["state_keys"]:
+            for i in range(len(SHAPES)):
+                worst_state = max(worst_state, rel(tensors[f"state.{key}.{i}"].numpy(), ref_states[key][i]))
+        if worst > TOL or worst_state > TOL:
+            ok = False
+        # (3) other code paths of the same reference
+        extra = []
+        for label, mk in (("foreach", case["foreach_make"]), ("create_optimizer_v2", case["factory_make"])):
+            if mk is None:
+                continue
+            st, _ = run_case(mk, init, grads, case["state_keys"])
+            d = max(rel(st[s][i].numpy(), tensors[f"param.{i}.step{s + 1}"].numpy())
+                    for s in range(STEPS) for i in range(len(SHAPES)))
+            extra.append(f"{label}={d:.2e}")
+        if counts[0]:
+            k0 = [counts[s][0] for s in range(STEPS)]
+            k3 = counts[ZERO_GRAD_STEP - 1][ZERO_GRAD_TENSOR]
+            extra.append(f"k(tensor0)={k0} k(tensor{ZERO_GRAD_TENSOR},step{ZERO_GRAD_STEP})={k3}")
+            if 0 not in k0 or 1 not in k0 or k3 != 0:
+                print(f"warning: {case['name']}: edge cases not exercised")
+        rows.append((case["name"], same, worst, where, worst_state, extra))
+    print(f"{'case':22} {'bitwise':8} {'f64 params max rel':>19}  {'(worst at)':18} {'f64 state':>9}  other paths vs file")
+    for name, same, worst, where, ws, extra in rows:
+        print(f"{name:22} {str(same):8} {worst:19.3e}  {str(where):18} {ws:9.2e}  {' '.join(extra)}")
+    print(f"total size of tests/golden/*.safetensors: {total} bytes")
+    print("CHECK OK" if ok else "CHECK FAILED")
+    return ok
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--check", action="store_true",
+                    help="verify committed files (bitwise rerun + independent f64 replay)")
+    args = ap.parse_args()
+    if args.check:
+        sys.exit(0 if check() else 1)
+    generate()
+
+
+if __name__ == "__main__":
+    main()
