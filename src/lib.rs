@@ -1,1 +1,23 @@
-//! coptim
+//! # coptim: cautious optimizers on WebGPU
+//!
+//! Exact, fused WGSL kernels for AdamW, Lion and SGD with momentum, each with the
+//! "cautious" sign-agreement mask of Liang et al. (arXiv 2411.16085), and a Rust
+//! runtime that owns (or borrows) GPU buffers for parameters, gradients and state.
+//!
+//! The modules, from the bottom up:
+//! - [`context`]: adapter, device, limits and optional features;
+//! - [`arena`]: flat, aligned GPU storage for named tensors;
+//! - [`optim`]: optimizer configuration, schedules, the CPU reference, the GPU runtime
+//!   and state files.
+
+#![warn(missing_docs)]
+
+pub mod arena;
+pub mod context;
+pub mod error;
+pub mod optim;
+
+pub use arena::{Arena, ElementType, Layout, ParamStore, TensorId};
+pub use context::{ContextOptions, GpuContext};
+pub use error::{Error, Result};
+pub use optim::{Caution, Optimizer, OptimizerConfig};

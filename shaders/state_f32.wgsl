@@ -1,0 +1,23 @@
+// state_f32.wgsl: optimizer state stored as f32, four elements per vec4.
+//
+// @binding(2) state0: first state tensor (exp_avg, or momentum_buffer)
+// @binding(3) state1: second state tensor (exp_avg_sq), AdamW only
+
+@group(0) @binding(2) var<storage, read_write> state0: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> state1: array<vec4<f32>>;
+
+fn load_state0(i: u32) -> vec4<f32> {
+    return state0[i];
+}
+
+fn store_state0(i: u32, v: vec4<f32>) {
+    state0[i] = v;
+}
+
+fn load_state1(i: u32) -> vec4<f32> {
+    return state1[i];
+}
+
+fn store_state1(i: u32, v: vec4<f32>) {
+    state1[i] = v;
+}

@@ -1,0 +1,92 @@
+//! The crate's error type: every fallible operation returns [`Error`].
+
+use thiserror::Error;
+
+/// Everything that can go wrong in coptim, as a typed value (never a panic).
+#[derive(Debug, Error)]
+pub enum Error {
+    /// No adapter could be found for the requested backends.
+    #[error("no GPU adapter found: {0}")]
+    NoAdapter(String),
+    /// The adapter refused to create a device.
+    #[error("could not create a GPU device: {0}")]
+    DeviceRequest(String),
+    /// A feature the caller asked for is missing on this adapter.
+    #[error("adapter `{adapter}` lacks the required feature {feature}")]
+    MissingFeature {
+        /// The adapter's name.
+        adapter: String,
+        /// The missing feature, as wgpu names it.
+        feature: String,
+    },
+    /// A size exceeds what the device allows.
+    #[error("limit exceeded: {what} needs {needed}, the device allows {allowed}")]
+    LimitExceeded {
+        /// What was too large.
+        what: String,
+        /// The size that was asked for.
+        needed: u64,
+        /// The device's limit.
+        allowed: u64,
+    },
+    /// A slice or tensor had the wrong number of elements.
+    #[error("length mismatch for {what}: expected {expected} elements, got {got}")]
+    LengthMismatch {
+        /// What was being written or compared.
+        what: String,
+        /// The number of elements expected.
+        expected: u64,
+        /// The number of elements given.
+        got: u64,
+    },
+    /// A tensor with zero elements was declared.
+    #[error("tensor `{0}` has zero elements")]
+    EmptyTensor(String),
+    /// Two tensors were declared with the same name.
+    #[error("tensor `{0}` is declared twice")]
+    DuplicateTensor(String),
+    /// A tensor name that the arena does not know.
+    #[error("unknown tensor `{0}`")]
+    UnknownTensor(String),
+    /// An optimizer or schedule setting is out of range.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// A checkpoint or state file could not be used; nothing was changed.
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint {
+        /// The file involved.
+        path: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// The GPU reported a validation or out-of-memory error.
+    #[error("GPU error: {0}")]
+    Gpu(String),
+    /// The device was lost (driver reset, removal, or destroy).
+    #[error("the GPU device was lost: {0}")]
+    DeviceLost(String),
+    /// Mapping a buffer for reading failed.
+    #[error("buffer readback failed: {0}")]
+    Readback(String),
+    /// An I/O error, with the path involved.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file involved.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// `Result` with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn checkpoint(path: impl AsRef<std::path::Path>, reason: impl Into<String>) -> Self {
+        Error::Checkpoint {
+            path: path.as_ref().display().to_string(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,446 @@
+//! Optimizer configuration: the algorithm, caution, and per-group hyperparameters.
+//!
+//! Every variant that the reference implementations disagree on is an explicit
+//! option here (see `CAUTIOUS_OPTIMIZERS.md`): the caution normalization, the eps
+//! placement of AdamW, Nesterov momentum.
+
+use serde::{Deserialize, Serialize};
+
+use crate::arena::ElementType;
+use crate::error::{Error, Result};
+use crate::optim::schedule::LrSchedule;
+
+/// Where AdamW adds eps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum EpsStyle {
+    /// `den = sqrt(v) / sqrt(bc2) + eps`, step `lr / bc1` (torch, timm; the default).
+    #[default]
+    Torch,
+    /// `den = sqrt(v) + eps`, step `lr * sqrt(bc2) / bc1` (C-Optim's loop path, HF).
+    Hf,
+}
+
+/// The base algorithm and its own hyperparameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Algorithm {
+    /// AdamW with decoupled weight decay (torch.optim.AdamW, timm `adamw`/`cadamw`).
+    AdamW {
+        /// First-moment decay.
+        beta1: f64,
+        /// Second-moment decay.
+        beta2: f64,
+        /// Denominator epsilon.
+        eps: f64,
+        /// Where eps goes.
+        eps_style: EpsStyle,
+    },
+    /// Lion (timm `lion`/`clion`): sign of an interpolated momentum.
+    Lion {
+        /// Interpolation factor for the update direction.
+        beta1: f64,
+        /// Momentum decay (applied after the step).
+        beta2: f64,
+    },
+    /// SGD with momentum and decoupled weight decay (timm `sgdw`/`csgdw`).
+    Sgd {
+        /// Momentum factor (buffer = momentum * buffer + g; first step buffer = g).
+        momentum: f64,
+        /// Nesterov: the direction is g + momentum * buffer.
+        nesterov: bool,
+    },
+}
+
+impl Algorithm {
+    /// torch/timm AdamW defaults: betas (0.9, 0.999), eps 1e-8, torch-style eps.
+    pub fn adamw() -> Self {
+        Algorithm::AdamW {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            eps_style: EpsStyle::Torch,
+        }
+    }
+
+    /// timm Lion defaults: betas (0.9, 0.99).
+    pub fn lion() -> Self {
+        Algorithm::Lion {
+            beta1: 0.9,
+            beta2: 0.99,
+        }
+    }
+
+    /// SGD with momentum 0.9, optionally Nesterov.
+    pub fn sgd(nesterov: bool) -> Self {
+        Algorithm::Sgd {
+            momentum: 0.9,
+            nesterov,
+        }
+    }
+
+    /// Short name: `adamw`, `lion` or `sgd`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Algorithm::AdamW { .. } => "adamw",
+            Algorithm::Lion { .. } => "lion",
+            Algorithm::Sgd { .. } => "sgd",
+        }
+    }
+
+    /// Names of the per-tensor state the algorithm keeps, as torch names them.
+    pub fn state_names(&self) -> &'static [&'static str] {
+        match self {
+            Algorithm::AdamW { .. } => &["exp_avg", "exp_avg_sq"],
+            Algorithm::Lion { .. } => &["exp_avg"],
+            Algorithm::Sgd { .. } => &["momentum_buffer"],
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let unit = |name: &str, v: f64| {
+            if (0.0..1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(Error::InvalidConfig(format!(
+                    "{name} = {v} is not in [0, 1)"
+                )))
+            }
+        };
+        match *self {
+            Algorithm::AdamW {
+                beta1, beta2, eps, ..
+            } => {
+                unit("beta1", beta1)?;
+                unit("beta2", beta2)?;
+                if !(eps > 0.0 && eps.is_finite()) {
+                    return Err(Error::InvalidConfig(format!(
+                        "eps = {eps} must be positive"
+                    )));
+                }
+                Ok(())
+            }
+            Algorithm::Lion { beta1, beta2 } => {
+                unit("beta1", beta1)?;
+                unit("beta2", beta2)
+            }
+            Algorithm::Sgd { momentum, .. } => unit("momentum", momentum),
+        }
+    }
+}
+
+/// How the kept coordinates are rescaled, per tensor, from the kept count k out of n
+/// (for a soft mask, from the mask sum `k + factor * (n - k)`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Normalization {
+    /// `1 / max(mean(mask), min)`: timm for every optimizer, C-Optim's C-AdamW
+    /// (`min` = 1e-3).
+    MeanClamp {
+        /// Lower clamp of the mask mean.
+        min: f64,
+    },
+    /// `n / (sum(mask) + 1)`: C-Optim's C-Lion and C-Adafactor, pytorch_optimizer.
+    NumelOverCountPlusOne,
+    /// `1 / (mean(mask) + eps)`: the paper's Algorithm 1.
+    MeanPlusEps {
+        /// Added to the mask mean.
+        eps: f64,
+    },
+}
+
+impl Normalization {
+    /// The timm / C-Optim C-AdamW default: `mean_clamp` with min 1e-3.
+    pub fn mean_clamp() -> Self {
+        Normalization::MeanClamp { min: 1e-3 }
+    }
+
+    /// The scale for a mask whose values sum to `mask_sum` over `n` coordinates.
+    pub fn scale(&self, mask_sum: f64, n: f64) -> f64 {
+        match *self {
+            Normalization::MeanClamp { min } => 1.0 / (mask_sum / n).max(min),
+            Normalization::NumelOverCountPlusOne => n / (mask_sum + 1.0),
+            Normalization::MeanPlusEps { eps } => 1.0 / (mask_sum / n + eps),
+        }
+    }
+}
+
+/// Caution: which coordinates of the update are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Caution {
+    /// The plain optimizer.
+    #[default]
+    Off,
+    /// Keep coordinates where `u * g > 0`, zero the rest, rescale.
+    Hard {
+        /// The rescaling rule.
+        normalization: Normalization,
+    },
+    /// Keep agreeing coordinates, keep the rest at `factor` (in (0, 1)), rescale.
+    Soft {
+        /// Weight of disagreeing coordinates.
+        factor: f64,
+        /// The rescaling rule.
+        normalization: Normalization,
+    },
+}
+
+impl Caution {
+    /// Hard mask with timm's `mean_clamp` (min 1e-3): the usual C-AdamW / C-Lion.
+    pub fn hard() -> Self {
+        Caution::Hard {
+            normalization: Normalization::mean_clamp(),
+        }
+    }
+
+    /// Whether a mask is applied.
+    pub fn is_on(&self) -> bool {
+        !matches!(self, Caution::Off)
+    }
+
+    /// Mask weight of a disagreeing coordinate (0 for a hard mask, 1 when off).
+    pub fn disagree_weight(&self) -> f64 {
+        match *self {
+            Caution::Off => 1.0,
+            Caution::Hard { .. } => 0.0,
+            Caution::Soft { factor, .. } => factor,
+        }
+    }
+
+    /// The per-tensor scale for `kept` agreeing coordinates out of `n`.
+    pub fn scale(&self, kept: u64, n: u64) -> f64 {
+        match *self {
+            Caution::Off => 1.0,
+            Caution::Hard { normalization } => normalization.scale(kept as f64, n as f64),
+            Caution::Soft {
+                factor,
+                normalization,
+            } => normalization.scale(kept as f64 + factor * (n - kept) as f64, n as f64),
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let norm = match *self {
+            Caution::Off => return Ok(()),
+            Caution::Hard { normalization } => normalization,
+            Caution::Soft {
+                factor,
+                normalization,
+            } => {
+                if !(factor > 0.0 && factor < 1.0) {
+                    return Err(Error::InvalidConfig(format!(
+                        "soft caution factor {factor} is not in (0, 1)"
+                    )));
+                }
+                normalization
+            }
+        };
+        match norm {
+            Normalization::MeanClamp { min } if !(min > 0.0 && min <= 1.0) => Err(
+                Error::InvalidConfig(format!("mean_clamp min {min} is not in (0, 1]")),
+            ),
+            Normalization::MeanPlusEps { eps } if !(eps > 0.0) => Err(Error::InvalidConfig(
+                format!("normalization eps {eps} must be positive"),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What to do when a gradient holds NaN or infinity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum NonFinite {
+    /// Check every gradient on the GPU; if any is non-finite, skip the whole step
+    /// (parameters, state and step count untouched) and report it (the default).
+    #[default]
+    SkipStep,
+    /// Do not check (saves one read of the gradients for plain optimizers).
+    Ignore,
+}
+
+/// Hyperparameters that may differ between parameter groups.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupConfig {
+    /// Group name, e.g. `decay` or `no_decay`.
+    pub name: String,
+    /// Names of the tensors in the group.
+    pub tensors: Vec<String>,
+    /// Multiplies the scheduled learning rate.
+    pub lr_scale: f64,
+    /// Decoupled weight decay.
+    pub weight_decay: f64,
+}
+
+/// A complete optimizer configuration.
+///
+/// ```
+/// use coptim::optim::{Caution, OptimizerConfig};
+/// let cfg = OptimizerConfig::adamw(1e-3).with_caution(Caution::hard()).with_weight_decay(0.01);
+/// assert_eq!(cfg.algorithm.name(), "adamw");
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OptimizerConfig {
+    /// The algorithm and its hyperparameters.
+    pub algorithm: Algorithm,
+    /// Caution mode.
+    pub caution: Caution,
+    /// Base learning rate (the schedule multiplies it).
+    pub lr: f64,
+    /// Default decoupled weight decay for tensors not in any group.
+    pub weight_decay: f64,
+    /// Learning-rate schedule.
+    pub schedule: LrSchedule,
+    /// Clip the global gradient norm to this value before the step.
+    pub clip_grad_norm: Option<f64>,
+    /// Non-finite gradient handling.
+    pub non_finite: NonFinite,
+    /// Parameter groups; tensors in no group use `weight_decay` and `lr_scale` 1.
+    pub groups: Vec<GroupConfig>,
+    /// Storage type of the optimizer state (moments).
+    pub state_dtype: ElementType,
+}
+
+impl OptimizerConfig {
+    /// A configuration with `algorithm`, learning rate `lr`, no weight decay, no
+    /// caution, a constant schedule and no clipping.
+    pub fn new(algorithm: Algorithm, lr: f64) -> Self {
+        Self {
+            algorithm,
+            caution: Caution::Off,
+            lr,
+            weight_decay: 0.0,
+            schedule: LrSchedule::Constant,
+            clip_grad_norm: None,
+            non_finite: NonFinite::SkipStep,
+            groups: Vec::new(),
+            state_dtype: ElementType::F32,
+        }
+    }
+
+    /// AdamW with torch defaults.
+    pub fn adamw(lr: f64) -> Self {
+        Self::new(Algorithm::adamw(), lr)
+    }
+
+    /// Lion with timm defaults.
+    pub fn lion(lr: f64) -> Self {
+        Self::new(Algorithm::lion(), lr)
+    }
+
+    /// SGD with momentum 0.9.
+    pub fn sgd(lr: f64, nesterov: bool) -> Self {
+        Self::new(Algorithm::sgd(nesterov), lr)
+    }
+
+    /// Sets the caution mode.
+    pub fn with_caution(mut self, caution: Caution) -> Self {
+        self.caution = caution;
+        self
+    }
+
+    /// Sets the default weight decay.
+    pub fn with_weight_decay(mut self, wd: f64) -> Self {
+        self.weight_decay = wd;
+        self
+    }
+
+    /// Sets the learning-rate schedule.
+    pub fn with_schedule(mut self, schedule: LrSchedule) -> Self {
+        self.schedule = schedule;
+        self
+    }
+
+    /// Clips the global gradient norm.
+    pub fn with_clip_grad_norm(mut self, max_norm: f64) -> Self {
+        self.clip_grad_norm = Some(max_norm);
+        self
+    }
+
+    /// Adds a parameter group.
+    pub fn with_group(mut self, group: GroupConfig) -> Self {
+        self.groups.push(group);
+        self
+    }
+
+    /// Sets the state storage type.
+    pub fn with_state_dtype(mut self, dtype: ElementType) -> Self {
+        self.state_dtype = dtype;
+        self
+    }
+
+    /// Checks every value is in range.
+    pub fn validate(&self) -> Result<()> {
+        self.algorithm.validate()?;
+        self.caution.validate()?;
+        self.schedule.validate()?;
+        if !(self.lr >= 0.0 && self.lr.is_finite()) {
+            return Err(Error::InvalidConfig(format!(
+                "lr = {} must be finite and >= 0",
+                self.lr
+            )));
+        }
+        let wd_ok = |wd: f64| wd >= 0.0 && wd.is_finite();
+        if !wd_ok(self.weight_decay) {
+            return Err(Error::InvalidConfig(format!(
+                "weight_decay = {} must be finite and >= 0",
+                self.weight_decay
+            )));
+        }
+        if let Some(c) = self.clip_grad_norm
+            && !(c > 0.0 && c.is_finite())
+        {
+            return Err(Error::InvalidConfig(format!(
+                "clip_grad_norm = {c} must be positive"
+            )));
+        }
+        for g in &self.groups {
+            if !wd_ok(g.weight_decay) || !(g.lr_scale >= 0.0 && g.lr_scale.is_finite()) {
+                return Err(Error::InvalidConfig(format!(
+                    "group `{}` has an invalid lr_scale or weight_decay",
+                    g.name
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl OptimizerConfig {
+    /// For each tensor name, the index of its group in `self.groups`, or
+    /// `self.groups.len()` for the implicit default group. Unknown names and tensors
+    /// listed in two groups are errors.
+    pub fn group_of_tensors<S: AsRef<str>>(&self, names: &[S]) -> Result<Vec<usize>> {
+        let default = self.groups.len();
+        let mut out = vec![default; names.len()];
+        let position: std::collections::HashMap<&str, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_ref(), i))
+            .collect();
+        for (g, group) in self.groups.iter().enumerate() {
+            for t in &group.tensors {
+                let &i = position
+                    .get(t.as_str())
+                    .ok_or_else(|| Error::UnknownTensor(t.clone()))?;
+                if out[i] != default {
+                    return Err(Error::InvalidConfig(format!(
+                        "tensor `{t}` is in groups `{}` and `{}`",
+                        self.groups[out[i]].name, group.name
+                    )));
+                }
+                out[i] = g;
+            }
+        }
+        Ok(out)
+    }
+
+    /// (lr_scale, weight_decay) of group `g`, where `g == groups.len()` is the default.
+    pub fn group_hyper(&self, g: usize) -> (f64, f64) {
+        self.groups
+            .get(g)
+            .map(|grp| (grp.lr_scale, grp.weight_decay))
+            .unwrap_or((1.0, self.weight_decay))
+    }
+}

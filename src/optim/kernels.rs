@@ -1,0 +1,116 @@
+//! WGSL sources of the optimizer kernels and their compute pipelines.
+//!
+//! Each optimizer module is assembled from files in `shaders/`: the shared
+//! declarations, the agreement-count reduction (subgroup or workgroup variant), the
+//! state storage variant, and the algorithm's own entry points.
+
+use crate::arena::ElementType;
+use crate::context::GpuContext;
+use crate::optim::config::Algorithm;
+
+/// Shared structs, constants and helpers.
+pub const COMMON_WGSL: &str = include_str!("../../shaders/optim_common.wgsl");
+/// Agreement-count reduction with subgroup operations.
+pub const COUNT_SUBGROUP_WGSL: &str = include_str!("../../shaders/count_subgroup.wgsl");
+/// Agreement-count reduction with a workgroup atomic (portable fallback).
+pub const COUNT_WORKGROUP_WGSL: &str = include_str!("../../shaders/count_workgroup.wgsl");
+/// f32 optimizer state.
+pub const STATE_F32_WGSL: &str = include_str!("../../shaders/state_f32.wgsl");
+/// AdamW entry points.
+pub const ADAMW_WGSL: &str = include_str!("../../shaders/adamw.wgsl");
+/// Lion entry points.
+pub const LION_WGSL: &str = include_str!("../../shaders/lion.wgsl");
+/// SGD entry points.
+pub const SGD_WGSL: &str = include_str!("../../shaders/sgd.wgsl");
+/// Reductions: finite check, gradient norm, clip, caution scale, step advance.
+pub const REDUCE_WGSL: &str = include_str!("../../shaders/reduce.wgsl");
+
+/// Invocations per workgroup in every optimizer kernel (`WG_SIZE`).
+pub const WG_SIZE: u32 = 256;
+/// Elements one workgroup handles (`BLOCK_ELEMS`).
+pub const BLOCK_ELEMS: u64 = 4096;
+/// Parameter groups a single optimizer supports (`MAX_GROUPS`).
+pub const MAX_GROUPS: usize = 16;
+
+/// The full WGSL of an algorithm's module.
+pub fn algorithm_source(algorithm: &Algorithm, subgroups: bool, state: ElementType) -> String {
+    let count = if subgroups {
+        COUNT_SUBGROUP_WGSL
+    } else {
+        COUNT_WORKGROUP_WGSL
+    };
+    let state_src = match state {
+        ElementType::F32 => STATE_F32_WGSL,
+        ElementType::Bf16 | ElementType::F16 => STATE_F32_WGSL,
+    };
+    let body = match algorithm {
+        Algorithm::AdamW { .. } => ADAMW_WGSL,
+        Algorithm::Lion { .. } => LION_WGSL,
+        Algorithm::Sgd { .. } => SGD_WGSL,
+    };
+    [COMMON_WGSL, count, state_src, body].join("\n")
+}
+
+/// The full WGSL of the reduction module.
+pub fn reduce_source() -> String {
+    [COMMON_WGSL, REDUCE_WGSL].join("\n")
+}
+
+/// The compiled pipelines one optimizer uses.
+#[derive(Debug)]
+pub(crate) struct Pipelines {
+    pub count: wgpu::ComputePipeline,
+    pub update: wgpu::ComputePipeline,
+    pub check_finite: wgpu::ComputePipeline,
+    pub grad_sumsq: wgpu::ComputePipeline,
+    pub finalize_clip: wgpu::ComputePipeline,
+    pub finalize_scale: wgpu::ComputePipeline,
+    pub advance_step: wgpu::ComputePipeline,
+}
+
+impl Pipelines {
+    pub fn new(ctx: &GpuContext, algorithm: &Algorithm, state: ElementType) -> Self {
+        let device = ctx.device();
+        let subgroups = ctx.capabilities().subgroups;
+        let algo = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(algorithm.name()),
+            source: wgpu::ShaderSource::Wgsl(algorithm_source(algorithm, subgroups, state).into()),
+        });
+        let reduce = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("coptim reduce"),
+            source: wgpu::ShaderSource::Wgsl(reduce_source().into()),
+        });
+        let nesterov = matches!(algorithm, Algorithm::Sgd { nesterov: true, .. });
+        let constants: &[(&str, f64)] = if matches!(algorithm, Algorithm::Sgd { .. }) {
+            if nesterov {
+                &[("NESTEROV", 1.0)]
+            } else {
+                &[("NESTEROV", 0.0)]
+            }
+        } else {
+            &[]
+        };
+        let make = |module: &wgpu::ShaderModule, entry: &str, constants: &[(&str, f64)]| {
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: None,
+                module,
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    zero_initialize_workgroup_memory: true,
+                },
+                cache: None,
+            })
+        };
+        Self {
+            count: make(&algo, "count_agreement", constants),
+            update: make(&algo, "update", constants),
+            check_finite: make(&reduce, "check_finite", &[]),
+            grad_sumsq: make(&reduce, "grad_sumsq", &[]),
+            finalize_clip: make(&reduce, "finalize_clip", &[]),
+            finalize_scale: make(&reduce, "finalize_scale", &[]),
+            advance_step: make(&reduce, "advance_step", &[]),
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! Optimizers: configuration, learning-rate schedules, the f64 CPU reference, the
+//! GPU runtime and its kernels, and state files.
+//!
+//! The names map to timm and C-Optim as follows: AdamW + [`Caution::hard`] is timm
+//! `cadamw` / C-Optim `C-AdamW`; Lion + hard caution is timm `clion`; Lion with
+//! [`Normalization::NumelOverCountPlusOne`] is C-Optim's C-Lion and pytorch_optimizer's
+//! `Lion(cautious=True)`; SGD + caution is timm `csgdw`.
+
+mod config;
+mod gpu_types;
+pub mod kernels;
+pub mod plan;
+pub mod reference;
+mod runtime;
+mod schedule;
+mod stats;
+
+pub use config::{
+    Algorithm, Caution, EpsStyle, GroupConfig, NonFinite, Normalization, OptimizerConfig,
+};
+pub use reference::{ReferenceOptimizer, ReferenceStep};
+pub use runtime::{Optimizer, OptimizerOptions};
+pub use schedule::LrSchedule;
+pub use stats::StepStats;

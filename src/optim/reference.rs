@@ -1,0 +1,215 @@
+//! The CPU reference: every optimizer and caution mode in f64, written to read like
+//! `CAUTIOUS_OPTIMIZERS.md`. The GPU kernels are tested against it.
+
+use crate::error::{Error, Result};
+use crate::optim::config::{Algorithm, EpsStyle, NonFinite, OptimizerConfig};
+
+/// What one reference step did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReferenceStep {
+    /// The step was skipped because a gradient was not finite.
+    pub skipped: bool,
+    /// Kept (agreeing) coordinates per tensor; `n` when caution is off.
+    pub kept: Vec<u64>,
+    /// Coordinates per tensor whose direction is so close to zero (relative to its
+    /// inputs) that f32 rounding may flip its sign: counts may differ by this much.
+    pub ambiguous: Vec<u64>,
+    /// Global gradient L2 norm before clipping.
+    pub grad_norm: f64,
+}
+
+/// An f64 optimizer over plain vectors, one per tensor.
+#[derive(Debug, Clone)]
+pub struct ReferenceOptimizer {
+    config: OptimizerConfig,
+    groups: Vec<usize>,
+    /// State tensors: `state[k][i]` is state `k` (e.g. exp_avg, exp_avg_sq) of tensor `i`.
+    pub state: Vec<Vec<Vec<f64>>>,
+    /// Completed (not skipped) steps.
+    pub step: u64,
+    /// Scheduled steps (skipped ones included): drives the learning-rate schedule.
+    pub scheduled: u64,
+}
+
+/// Relative size under which an f32 computation may get the sign of a direction wrong.
+const AMBIGUOUS_REL: f64 = 8.0 * f32::EPSILON as f64;
+
+impl ReferenceOptimizer {
+    /// A reference optimizer for tensors with these names and lengths.
+    pub fn new<S: AsRef<str>>(config: OptimizerConfig, tensors: &[(S, usize)]) -> Result<Self> {
+        config.validate()?;
+        let names: Vec<&str> = tensors.iter().map(|(n, _)| n.as_ref()).collect();
+        let groups = config.group_of_tensors(&names)?;
+        let nstate = config.algorithm.state_names().len();
+        let state = (0..nstate)
+            .map(|_| tensors.iter().map(|&(_, n)| vec![0.0; n]).collect())
+            .collect();
+        Ok(Self {
+            config,
+            groups,
+            state,
+            step: 0,
+            scheduled: 0,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &OptimizerConfig {
+        &self.config
+    }
+
+    /// One step: updates `params` in place from `grads`.
+    pub fn step(&mut self, params: &mut [Vec<f64>], grads: &[Vec<f64>]) -> Result<ReferenceStep> {
+        if params.len() != self.groups.len() || grads.len() != self.groups.len() {
+            return Err(Error::LengthMismatch {
+                what: "reference tensors".into(),
+                expected: self.groups.len() as u64,
+                got: params.len().min(grads.len()) as u64,
+            });
+        }
+        self.scheduled += 1;
+        let cfg = &self.config;
+        let sumsq: f64 = grads.iter().flatten().map(|g| g * g).sum();
+        let grad_norm = sumsq.sqrt();
+        let n: Vec<u64> = params.iter().map(|p| p.len() as u64).collect();
+        if cfg.non_finite == NonFinite::SkipStep && grads.iter().flatten().any(|g| !g.is_finite()) {
+            return Ok(ReferenceStep {
+                skipped: true,
+                kept: vec![0; n.len()],
+                ambiguous: vec![0; n.len()],
+                grad_norm,
+            });
+        }
+        let clip = match cfg.clip_grad_norm {
+            Some(max) => (max / (grad_norm + 1e-6)).min(1.0),
+            None => 1.0,
+        };
+        self.step += 1;
+        let t = self.step as i32;
+        let lr_base = cfg.lr * cfg.schedule.factor(self.scheduled);
+        let mut kept = Vec::with_capacity(n.len());
+        let mut ambiguous = Vec::with_capacity(n.len());
+        for (i, (p, g_raw)) in params.iter_mut().zip(grads).enumerate() {
+            let (lr_scale, wd) = cfg.group_hyper(self.groups[i]);
+            let lr = lr_base * lr_scale;
+            let g: Vec<f64> = g_raw.iter().map(|g| g * clip).collect();
+            // Direction u (before masking) and the sign-defining quantity per coordinate,
+            // with state updates that happen before the step.
+            let (u, sign_src, sign_mag): (Vec<f64>, Vec<f64>, Vec<f64>) = match cfg.algorithm {
+                Algorithm::AdamW {
+                    beta1,
+                    beta2,
+                    eps,
+                    eps_style,
+                } => {
+                    let bc1 = 1.0 - beta1.powi(t);
+                    let bc2 = 1.0 - beta2.powi(t);
+                    let (m, v) = two_mut(&mut self.state, i);
+                    let mut u = Vec::with_capacity(g.len());
+                    let mut mag = Vec::with_capacity(g.len());
+                    for j in 0..g.len() {
+                        mag.push((beta1 * m[j]).abs() + ((1.0 - beta1) * g[j]).abs());
+                        m[j] = beta1 * m[j] + (1.0 - beta1) * g[j];
+                        v[j] = beta2 * v[j] + (1.0 - beta2) * g[j] * g[j];
+                        let (den, step) = match eps_style {
+                            EpsStyle::Torch => (v[j].sqrt() / bc2.sqrt() + eps, 1.0 / bc1),
+                            EpsStyle::Hf => (v[j].sqrt() + eps, bc2.sqrt() / bc1),
+                        };
+                        u.push(step * m[j] / den);
+                    }
+                    (u, m.clone(), mag)
+                }
+                Algorithm::Lion { beta1, .. } => {
+                    let m = &self.state[0][i];
+                    let raw: Vec<f64> = (0..g.len())
+                        .map(|j| beta1 * m[j] + (1.0 - beta1) * g[j])
+                        .collect();
+                    let mag = (0..g.len())
+                        .map(|j| (beta1 * m[j]).abs() + ((1.0 - beta1) * g[j]).abs())
+                        .collect();
+                    (raw.iter().map(|&x| sign(x)).collect(), raw, mag)
+                }
+                Algorithm::Sgd { momentum, nesterov } => {
+                    let buf = &mut self.state[0][i];
+                    let mut mag = Vec::with_capacity(g.len());
+                    for j in 0..g.len() {
+                        if t == 1 {
+                            buf[j] = g[j];
+                            mag.push(g[j].abs());
+                        } else {
+                            mag.push((momentum * buf[j]).abs() + g[j].abs());
+                            buf[j] = momentum * buf[j] + g[j];
+                        }
+                    }
+                    let u: Vec<f64> = if nesterov {
+                        (0..g.len()).map(|j| g[j] + momentum * buf[j]).collect()
+                    } else {
+                        buf.clone()
+                    };
+                    let mag = if nesterov {
+                        (0..g.len())
+                            .map(|j| g[j].abs() + momentum * (buf[j].abs() + mag[j]))
+                            .collect()
+                    } else {
+                        mag
+                    };
+                    (u.clone(), u, mag)
+                }
+            };
+            let agree: Vec<bool> = (0..g.len()).map(|j| sign_src[j] * g[j] > 0.0).collect();
+            let k = agree.iter().filter(|&&a| a).count() as u64;
+            let amb = (0..g.len())
+                .filter(|&j| sign_src[j].abs() <= AMBIGUOUS_REL * sign_mag[j] && g[j] != 0.0)
+                .count() as u64;
+            let scale = cfg.caution.scale(k, g.len() as u64);
+            let w = cfg.caution.disagree_weight();
+            for j in 0..g.len() {
+                let phi = if !cfg.caution.is_on() || agree[j] {
+                    1.0
+                } else {
+                    w
+                };
+                let mult = if cfg.caution.is_on() {
+                    phi * scale
+                } else {
+                    1.0
+                };
+                p[j] = p[j] * (1.0 - lr * wd) - lr * u[j] * mult;
+            }
+            if let Algorithm::Lion { beta2, .. } = cfg.algorithm {
+                let m = &mut self.state[0][i];
+                for j in 0..g.len() {
+                    m[j] = beta2 * m[j] + (1.0 - beta2) * g[j];
+                }
+            }
+            kept.push(if cfg.caution.is_on() {
+                k
+            } else {
+                g.len() as u64
+            });
+            ambiguous.push(if cfg.caution.is_on() { amb } else { 0 });
+        }
+        Ok(ReferenceStep {
+            skipped: false,
+            kept,
+            ambiguous,
+            grad_norm,
+        })
+    }
+}
+
+fn sign(x: f64) -> f64 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+/// Mutable access to state 0 and state 1 of tensor `i`.
+fn two_mut(state: &mut [Vec<Vec<f64>>], i: usize) -> (&mut Vec<f64>, &mut Vec<f64>) {
+    let (a, b) = state.split_at_mut(1);
+    (&mut a[0][i], &mut b[0][i])
+}

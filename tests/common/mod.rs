@@ -1,0 +1,128 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use coptim::optim::{OptimizerConfig, ReferenceOptimizer, ReferenceStep};
+use coptim::{GpuContext, Optimizer, ParamStore};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// A device on the default adapter (lavapipe in CI).
+pub fn ctx() -> GpuContext {
+    GpuContext::new_blocking(&Default::default())
+        .expect("a GPU adapter (install mesa-vulkan-drivers)")
+}
+
+/// Standard-normal-ish values from a seed (sum of uniforms, deterministic everywhere).
+pub fn randn(rng: &mut ChaCha8Rng, n: usize, scale: f64) -> Vec<f64> {
+    (0..n)
+        .map(|_| {
+            let s: f64 = (0..4).map(|_| rng.random::<f64>()).sum();
+            (s - 2.0) * 1.7320508 * scale
+        })
+        .collect()
+}
+
+pub fn rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed)
+}
+
+pub fn to_f32(v: &[f64]) -> Vec<f32> {
+    v.iter().map(|&x| x as f32).collect()
+}
+
+pub fn to_f64(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+/// max |a - b| / max |b| over one tensor (0 when b is all zero and a == b).
+pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
+    let num = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max);
+    let den = b.iter().map(|y| y.abs()).fold(0.0, f64::max);
+    if den == 0.0 { num } else { num / den }
+}
+
+/// Runs `steps` steps on the GPU and in the f64 reference with the same random
+/// gradients, and checks every tensor's parameters within `tol` (relative) and the
+/// kept counts exactly (up to the reference's ambiguous coordinates).
+pub struct Comparison {
+    pub max_rel: f64,
+    pub steps: Vec<ReferenceStep>,
+}
+
+pub fn compare_with_reference(
+    ctx: &GpuContext,
+    store: &ParamStore,
+    config: OptimizerConfig,
+    options: coptim::optim::OptimizerOptions,
+    steps: usize,
+    seed: u64,
+    tol: f64,
+) -> Comparison {
+    let layout = store.layout().clone();
+    let names: Vec<(String, usize)> = layout
+        .tensors()
+        .iter()
+        .map(|t| (t.name.clone(), t.len as usize))
+        .collect();
+    let mut r = rng(seed);
+    let mut params: Vec<Vec<f64>> = names
+        .iter()
+        .map(|(_, n)| to_f64(&to_f32(&randn(&mut r, *n, 1.0))))
+        .collect();
+    for (i, p) in params.iter().enumerate() {
+        store
+            .params
+            .write(ctx, coptim::TensorId(i), &to_f32(p))
+            .unwrap();
+    }
+    let mut opt = Optimizer::with_options(ctx, store, config.clone(), options).unwrap();
+    let mut reference = ReferenceOptimizer::new(config, &names).unwrap();
+    let mut max_rel: f64 = 0.0;
+    let mut reports = Vec::new();
+    for step in 0..steps {
+        let grads: Vec<Vec<f64>> = names
+            .iter()
+            .enumerate()
+            .map(|(i, (_, n))| to_f64(&to_f32(&randn(&mut r, *n, 0.5 + i as f64 * 0.25))))
+            .collect();
+        for (i, g) in grads.iter().enumerate() {
+            store
+                .grads
+                .write(ctx, coptim::TensorId(i), &to_f32(g))
+                .unwrap();
+        }
+        opt.step().unwrap();
+        let stats = opt.stats_blocking().unwrap();
+        let report = reference.step(&mut params, &grads).unwrap();
+        assert_eq!(stats.skipped, report.skipped, "step {step}: skipped");
+        for (i, (&k_gpu, &k_ref)) in stats.kept.iter().zip(&report.kept).enumerate() {
+            let diff = k_gpu.abs_diff(k_ref);
+            assert!(
+                diff <= report.ambiguous[i],
+                "step {step} tensor {}: kept {k_gpu} on the GPU, {k_ref} in the reference ({} ambiguous)",
+                names[i].0,
+                report.ambiguous[i]
+            );
+        }
+        let gpu = store.params.read_all_blocking(ctx).unwrap();
+        for (i, (g, p)) in gpu.iter().zip(&params).enumerate() {
+            let e = rel_err(&to_f64(g), p);
+            max_rel = max_rel.max(e);
+            assert!(
+                e <= tol,
+                "step {step} tensor {} ({} elements): relative error {e:e} > {tol:e}",
+                names[i].0,
+                names[i].1
+            );
+        }
+        reports.push(report);
+    }
+    Comparison {
+        max_rel,
+        steps: reports,
+    }
+}

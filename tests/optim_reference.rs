@@ -1,0 +1,100 @@
+//! GPU optimizers against the f64 CPU reference.
+
+mod common;
+
+use common::*;
+use coptim::ParamStore;
+use coptim::optim::{Caution, Normalization, OptimizerConfig, OptimizerOptions};
+
+/// Parameters after a few f32 steps stay within this relative error
+/// (max |gpu - ref| / max |ref| per tensor) of the f64 reference: each step adds a few
+/// f32 roundings (about 6e-8 each) to values of order 1, and Adam's division by
+/// sqrt(v) + eps can amplify an ulp of v by a factor of a few.
+const TOL: f64 = 1e-6;
+
+const ODD_SIZES: [usize; 6] = [1, 7, 255, 256, 257, 5000];
+
+fn shapes(sizes: &[usize]) -> Vec<(String, Vec<usize>)> {
+    sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| (format!("t{i}"), vec![n]))
+        .collect()
+}
+
+#[test]
+fn cautious_adamw_matches_reference() {
+    let ctx = ctx();
+    let store = ParamStore::new(&ctx, &shapes(&ODD_SIZES)).unwrap();
+    let cfg = OptimizerConfig::adamw(1e-2)
+        .with_caution(Caution::hard())
+        .with_weight_decay(0.01);
+    let c = compare_with_reference(&ctx, &store, cfg, OptimizerOptions::default(), 4, 1, TOL);
+    eprintln!("max rel {:e}", c.max_rel);
+}
+
+#[test]
+fn plain_adamw_lion_sgd_match_reference() {
+    let ctx = ctx();
+    let store = ParamStore::new(&ctx, &shapes(&ODD_SIZES)).unwrap();
+    for cfg in [
+        OptimizerConfig::adamw(1e-2),
+        OptimizerConfig::lion(1e-3).with_weight_decay(0.1),
+        OptimizerConfig::sgd(1e-2, false),
+        OptimizerConfig::sgd(1e-2, true).with_weight_decay(0.01),
+    ] {
+        let c = compare_with_reference(
+            &ctx,
+            &store,
+            cfg.clone(),
+            OptimizerOptions::default(),
+            3,
+            2,
+            TOL,
+        );
+        eprintln!("{:?}: max rel {:e}", cfg.algorithm, c.max_rel);
+    }
+}
+
+#[test]
+fn every_caution_mode_matches_reference() {
+    let ctx = ctx();
+    let store = ParamStore::new(&ctx, &shapes(&ODD_SIZES)).unwrap();
+    let modes = [
+        Caution::hard(),
+        Caution::Hard {
+            normalization: Normalization::NumelOverCountPlusOne,
+        },
+        Caution::Hard {
+            normalization: Normalization::MeanPlusEps { eps: 1e-8 },
+        },
+        Caution::Soft {
+            factor: 0.1,
+            normalization: Normalization::mean_clamp(),
+        },
+    ];
+    for caution in modes {
+        for base in [
+            OptimizerConfig::adamw(1e-2),
+            OptimizerConfig::lion(1e-3),
+            OptimizerConfig::sgd(1e-2, true),
+        ] {
+            let cfg = base.with_caution(caution).with_weight_decay(0.01);
+            let c = compare_with_reference(
+                &ctx,
+                &store,
+                cfg.clone(),
+                OptimizerOptions::default(),
+                3,
+                3,
+                TOL,
+            );
+            eprintln!(
+                "{} {:?}: max rel {:e}",
+                cfg.algorithm.name(),
+                caution,
+                c.max_rel
+            );
+        }
+    }
+}
