@@ -15,6 +15,8 @@
 pub mod arena;
 pub mod context;
 pub mod error;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod file_io;
 pub mod optim;
 
 pub use arena::{Arena, ElementType, Layout, ParamStore, TensorId};
