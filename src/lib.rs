@@ -1,1 +1,3 @@
 //! coptim
+
+pub mod data;
