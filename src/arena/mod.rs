@@ -247,6 +247,12 @@ impl Arena {
         self.read(ctx, self.layout.id(name)?).await
     }
 
+    /// Blocking form of [`Arena::read_named`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_named_blocking(&self, ctx: &GpuContext, name: &str) -> Result<Vec<f32>> {
+        pollster::block_on(self.read_named(ctx, name))
+    }
+
     /// Blocking form of [`Arena::read`].
     #[cfg(not(target_arch = "wasm32"))]
     pub fn read_blocking(&self, ctx: &GpuContext, id: TensorId) -> Result<Vec<f32>> {
