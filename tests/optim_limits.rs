@@ -65,7 +65,7 @@ fn two_dimensional_grid_matches_reference() {
 #[test]
 fn tensor_larger_than_binding_limit_matches_reference() {
     let ctx = ctx();
-    let binding = ctx.limits().max_storage_buffer_binding_size as u64;
+    let binding = ctx.limits().max_storage_buffer_binding_size;
     let n = (binding / 4 + 4099) as usize;
     if (n as u64) * 4 > ctx.limits().max_buffer_size {
         eprintln!("skipped: the adapter's buffers are no larger than its bindings");
