@@ -41,7 +41,10 @@ fn main() -> coptim::Result<()> {
     let w_id = store.layout().id("w")?;
     let cfg = OptimizerConfig::adamw(0.05)
         .with_caution(Caution::hard())
-        .with_schedule(LrSchedule::Cosine { total: 300, floor: 0.0 });
+        .with_schedule(LrSchedule::Cosine {
+            total: 300,
+            floor: 0.0,
+        });
     let mut opt = Optimizer::new(&ctx, &store, cfg)?;
 
     // The application's own buffers and pipeline, binding single tensors of the arena.
@@ -94,8 +97,15 @@ fn main() -> coptim::Result<()> {
         queue.submit([encoder.finish()]);
         if step % 50 == 0 {
             let w = store.params.read_blocking(&ctx, w_id)?;
-            let loss: f32 = w.iter().zip(&target).map(|(a, b)| 0.5 * (a - b) * (a - b)).sum();
-            let kept = opt.latest_stats().map(|s| s.kept_fraction()).unwrap_or(f64::NAN);
+            let loss: f32 = w
+                .iter()
+                .zip(&target)
+                .map(|(a, b)| 0.5 * (a - b) * (a - b))
+                .sum();
+            let kept = opt
+                .latest_stats()
+                .map(|s| s.kept_fraction())
+                .unwrap_or(f64::NAN);
             println!("step {step:4}  loss {loss:10.4}  kept fraction {kept:.3}");
         }
     }
