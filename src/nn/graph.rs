@@ -23,7 +23,9 @@ impl Var {
 }
 
 /// Pointwise nonlinearities, as PyTorch computes them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Activation {
     /// `max(x, 0)` (`torch.nn.ReLU`); the derivative at 0 is 0.
@@ -361,11 +363,9 @@ impl GraphBuilder {
         let mut clears = Vec::new();
         for (i, _) in self.layout.tensors().iter().enumerate() {
             let id = TensorId(i);
-            let written = self
-                .nodes
-                .iter()
-                .enumerate()
-                .any(|(v, node)| matches!(node.source, Source::Param(p) if p == id) && needs_grad[v]);
+            let written = self.nodes.iter().enumerate().any(|(v, node)| {
+                matches!(node.source, Source::Param(p) if p == id) && needs_grad[v]
+            });
             if !written {
                 let (offset, size) = store.grads.byte_range(id);
                 clears.push((store.grads.buffer_of(id).clone(), offset, size));

@@ -15,8 +15,14 @@ pub const MATMUL_TILE_N: u32 = 64;
 /// The shader modules, by name: every op kernel lives in one of them.
 pub const SHADER_SOURCES: [(&str, &str); 6] = [
     ("nn_matmul", include_str!("../../shaders/nn_matmul.wgsl")),
-    ("nn_elementwise", include_str!("../../shaders/nn_elementwise.wgsl")),
-    ("nn_layernorm", include_str!("../../shaders/nn_layernorm.wgsl")),
+    (
+        "nn_elementwise",
+        include_str!("../../shaders/nn_elementwise.wgsl"),
+    ),
+    (
+        "nn_layernorm",
+        include_str!("../../shaders/nn_layernorm.wgsl"),
+    ),
     ("nn_softmax", include_str!("../../shaders/nn_softmax.wgsl")),
     ("nn_tokens", include_str!("../../shaders/nn_tokens.wgsl")),
     ("nn_loss", include_str!("../../shaders/nn_loss.wgsl")),

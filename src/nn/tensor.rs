@@ -159,7 +159,9 @@ impl Tensor {
     pub async fn read_f32(&self, ctx: &GpuContext) -> Result<Vec<f32>> {
         let bytes =
             crate::arena::read_buffer(ctx, &self.buffer, self.offset, self.byte_size()).await?;
-        Ok(bytemuck::pod_collect_to_vec(&bytes[..self.byte_size() as usize]))
+        Ok(bytemuck::pod_collect_to_vec(
+            &bytes[..self.byte_size() as usize],
+        ))
     }
 
     /// Blocking form of [`Tensor::read_f32`].
@@ -185,7 +187,12 @@ impl Tensor {
         Ok(())
     }
 
-    fn record_write_bytes(&self, ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder, bytes: &[u8]) {
+    fn record_write_bytes(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        bytes: &[u8],
+    ) {
         use wgpu::util::DeviceExt;
         let staging = ctx
             .device()

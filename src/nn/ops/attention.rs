@@ -38,7 +38,9 @@ impl Attention {
         {
             return Err(Error::shape(
                 "attention",
-                format!("qkv {s:?} must be f32 [batch, tokens, 3 * dim] with dim divisible by {heads} heads"),
+                format!(
+                    "qkv {s:?} must be f32 [batch, tokens, 3 * dim] with dim divisible by {heads} heads"
+                ),
             ));
         }
         let (batch, tokens, dim) = (s[0], s[1], s[2] / 3);
@@ -179,7 +181,9 @@ impl Op for Attention {
             mode,
             None,
         )?);
-        b.push(softmax_backward(cx, &probs, &d_probs, d_scores, n, overwrite));
+        b.push(softmax_backward(
+            cx, &probs, &d_probs, d_scores, n, overwrite,
+        ));
         b.push(matmul_dispatch(
             cx,
             (d_scores, sv),

@@ -18,7 +18,12 @@ struct EwParams {
 }
 
 /// `dst (+)= src` over `dst`'s elements.
-pub(crate) fn accumulate(cx: &CompileCx<'_>, src: &Tensor, dst: &Tensor, mode: GradMode) -> Dispatch {
+pub(crate) fn accumulate(
+    cx: &CompileCx<'_>,
+    src: &Tensor,
+    dst: &Tensor,
+    mode: GradMode,
+) -> Dispatch {
     let params = EwParams {
         len: dst.len() as u32,
         period: dst.len() as u32,

@@ -54,7 +54,9 @@ impl LayerNorm {
             ));
         }
         if !(eps > 0.0) {
-            return Err(Error::InvalidConfig(format!("layer_norm eps {eps} must be positive")));
+            return Err(Error::InvalidConfig(format!(
+                "layer_norm eps {eps} must be positive"
+            )));
         }
         Ok((
             Self {

@@ -241,7 +241,11 @@ impl Op for Matmul {
         };
         // dA = dC @ op(B)^T, written through A's logical view.
         if let Some((da, mode)) = wanted(cx, self.a, modes[0]) {
-            let dims = Dims { n: d.k, k: d.n, ..d };
+            let dims = Dims {
+                n: d.k,
+                k: d.n,
+                ..d
+            };
             compiled.backward.push(matmul_dispatch(
                 cx,
                 (&dc, vc),
@@ -386,7 +390,12 @@ impl Op for Linear {
         }
         // dW [n, k] = dy^T [n, m] @ x [m, k]
         if let Some((dw, mode)) = wanted(cx, self.weight, modes[1]) {
-            let dims = Dims { m: n, n: k, k: m, ..dims };
+            let dims = Dims {
+                m: n,
+                n: k,
+                k: m,
+                ..dims
+            };
             compiled.backward.push(matmul_dispatch(
                 cx,
                 (&dy, vy.t()),

@@ -63,8 +63,12 @@ pub(crate) trait Op: fmt::Debug + Send + Sync {
 
     /// Builds the forward dispatches, and the backward dispatches for every input
     /// slot whose mode is `Some` (`modes` is in slot order).
-    fn compile(&self, cx: &mut CompileCx<'_>, out: Var, modes: &[Option<GradMode>])
-    -> Result<Compiled>;
+    fn compile(
+        &self,
+        cx: &mut CompileCx<'_>,
+        out: Var,
+        modes: &[Option<GradMode>],
+    ) -> Result<Compiled>;
 }
 
 /// What an op sees while compiling: the tensors of every variable, and a way to

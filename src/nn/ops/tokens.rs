@@ -46,7 +46,9 @@ impl Patchify {
         if s.len() != 4 || patch == 0 || s[2] % patch != 0 || s[3] % patch != 0 {
             return Err(Error::shape(
                 "patchify",
-                format!("images {s:?} must be [batch, channels, height, width] divisible by patch {patch}"),
+                format!(
+                    "images {s:?} must be [batch, channels, height, width] divisible by patch {patch}"
+                ),
             ));
         }
         let (b, c, h, w) = (s[0], s[1], s[2], s[3]);
@@ -221,7 +223,10 @@ impl Pool {
         check_f32(g, "pool", &[x])?;
         let s = g.shape(x);
         if s.len() != 3 {
-            return Err(Error::shape("pool", format!("input {s:?} must be [batch, n, dim]")));
+            return Err(Error::shape(
+                "pool",
+                format!("input {s:?} must be [batch, n, dim]"),
+            ));
         }
         let (mode, index) = match mode {
             PoolMode::Mean => (0, 0),
