@@ -15,6 +15,7 @@
 pub mod arena;
 pub mod context;
 pub mod error;
+pub mod model;
 pub mod nn;
 pub mod optim;
 
