@@ -119,16 +119,23 @@ impl MetricsQueue {
             .pop_front()
             .ok_or_else(|| Error::Readback("no batch metrics were recorded".into()))?;
         #[cfg(not(target_arch = "wasm32"))]
-        {
+        let result = {
             ctx.device()
                 .poll(wgpu::PollType::wait_indefinitely())
                 .map_err(|e| Error::Readback(e.to_string()))?;
-            if let Ok(None) = p.done.try_recv() {
-                return Err(Error::Readback(
-                    "the encoder holding these metrics was not submitted".into(),
-                ));
+            match p.done.try_recv() {
+                Ok(Some(result)) => result,
+                Ok(None) => {
+                    // Still pending: a later call may succeed once it is submitted.
+                    self.pending.push_front(p);
+                    return Err(Error::Readback(
+                        "the encoder holding these metrics was not submitted".into(),
+                    ));
+                }
+                Err(_) => return Err(Error::Readback("a metrics mapping was dropped".into())),
             }
-        }
+        };
+        #[cfg(target_arch = "wasm32")]
         let result = (&mut p.done)
             .await
             .map_err(|_| Error::Readback("a metrics mapping was dropped".into()))?;

@@ -386,7 +386,7 @@ impl Model {
 
     /// Runs the inference graph over `images` in batches and reads back, per batch,
     /// the variables `pick` names (each with the number of values per row; scalars use
-    /// 1 and are read once per batch). Returns (rows, values) per batch.
+    /// 1). Returns (rows, values) per batch.
     async fn run_inference(
         &mut self,
         images: &[f32],
@@ -428,24 +428,19 @@ impl Model {
                 g.value(compiled.labels)
                     .record_write_u32(&ctx, &mut encoder, batch_labels)?;
                 g.record_forward(&mut encoder);
+                // Copy out now: a later batch of the same size reuses these buffers.
                 let tensors: Vec<_> = pick(compiled)
                     .into_iter()
-                    .map(|(v, _)| g.value(v).clone())
+                    .map(|(v, _)| g.value(v))
                     .collect();
-                reads.push((rows, tensors));
-            }
-            let total: u64 = reads
-                .iter()
-                .flat_map(|(_, ts)| ts.iter().map(|t| t.byte_size()))
-                .sum();
-            let staging = self.ctx.device().create_buffer(&wgpu::BufferDescriptor {
-                label: Some("coptim inference readback"),
-                size: total,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            let mut offset = 0;
-            for (_, tensors) in &reads {
+                let size: u64 = tensors.iter().map(|t| t.byte_size()).sum();
+                let staging = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("coptim inference readback"),
+                    size,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                let mut offset = 0;
                 for t in tensors {
                     encoder.copy_buffer_to_buffer(
                         t.buffer(),
@@ -456,21 +451,19 @@ impl Model {
                     );
                     offset += t.byte_size();
                 }
+                reads.push((rows, staging));
             }
-            self.ctx.queue().submit([encoder.finish()]);
-            map_read(&self.ctx, &staging).await?;
-            let values: Vec<f32> = {
-                let view = staging
-                    .get_mapped_range(..)
-                    .map_err(|e| Error::Readback(e.to_string()))?;
-                bytemuck::pod_collect_to_vec(&view)
-            };
-            staging.unmap();
-            let mut at = 0;
-            for (rows, tensors) in reads {
-                let len: usize = tensors.iter().map(|t| t.len()).sum();
-                out.push((rows, values[at..at + len].to_vec()));
-                at += len;
+            ctx.queue().submit([encoder.finish()]);
+            for (rows, staging) in reads {
+                map_read(&ctx, &staging).await?;
+                let values: Vec<f32> = {
+                    let view = staging
+                        .get_mapped_range(..)
+                        .map_err(|e| Error::Readback(e.to_string()))?;
+                    bytemuck::pod_collect_to_vec(&view)
+                };
+                staging.unmap();
+                out.push((rows, values));
             }
         }
         Ok(out)
