@@ -22,6 +22,8 @@ pub mod file_io;
 pub mod model;
 pub mod nn;
 pub mod optim;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
 
 pub use arena::{Arena, ElementType, Layout, ParamStore, TensorId};
 pub use context::{ContextOptions, GpuContext};

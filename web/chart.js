@@ -124,12 +124,13 @@ export class LineChart {
     ctx.textAlign = 'left';
     ctx.textBaseline = 'middle';
     let lx = MARGIN.left + 4;
-    for (const { label, color } of this.series) {
+    this.series.forEach(({ label, color }, i) => {
+      if (this.data[i]?.length === 0 && all.length > 0) return; // nothing to show for this one
       ctx.fillStyle = color;
       ctx.fillRect(lx, 7, 14, 3);
       ctx.fillStyle = '#1d232b';
       ctx.fillText(label, lx + 18, 9);
       lx += 28 + ctx.measureText(label).width;
-    }
+    });
   }
 }

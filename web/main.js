@@ -8,6 +8,8 @@ import { Trainer } from './trainer.js';
 
 const $ = (id) => document.getElementById(id);
 const COLORS = ['#2f6fdb', '#e0671b'];
+/** A sensible learning rate for each optimizer pair, filled in when the pair changes. */
+const DEFAULT_LR = { adamw: 0.001, lion: 0.0001, sgd: 0.05 };
 const percent = (v) => (v == null ? '–' : `${(100 * v).toFixed(1)}%`);
 
 /** The first non-empty reason why this browser cannot run WebGPU, or null. */
@@ -77,6 +79,9 @@ class Page {
     $('start').addEventListener('click', () => this.run(() => this.trainer.start()));
     $('pause').addEventListener('click', () => this.run(() => this.trainer.pause()));
     $('reset').addEventListener('click', () => this.run(() => this.reset(readOptions())));
+    $('pair').addEventListener('change', () => {
+      $('lr').value = String(DEFAULT_LR[$('pair').value]);
+    });
     $('clear').addEventListener('click', () => {
       this.pad.clear();
       this.prediction = null;

@@ -38,6 +38,9 @@ export class Trainer {
       err.noAdapter = true;
       throw err;
     }
+    const info = adapter.info ?? {};
+    const name = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ');
+    const fallback = info.isFallbackAdapter || adapter.isFallbackAdapter ? ' (software fallback adapter)' : '';
     const wasm = await import(new URL('coptim.js', pkgUrl));
     const [files] = await Promise.all([
       Promise.all(MNIST_FILES.map((name) => fetchBytes(new URL(`mnist/${name}`, pkgUrl)))),
@@ -45,16 +48,17 @@ export class Trainer {
     ]);
     const data = wasm.MnistData.parse(...files);
     const gpu = await wasm.openGpu();
-    return new Trainer(wasm, gpu, data);
+    return new Trainer(wasm, gpu, data, `${name || 'unnamed adapter'}${fallback}`);
   }
 
-  constructor(wasm, gpu, data) {
+  constructor(wasm, gpu, data, adapter) {
     this.wasm = wasm;
     this.gpu = gpu;
     this.data = data;
-    this.adapter = gpu.adapter;
+    this.adapter = adapter;
     this.options = { ...DEFAULT_OPTIONS };
     this.comparison = null;
+    this.queue = Promise.resolve();
     this.running = false;
     this.loop = null;
     this.onUpdate = () => {};
@@ -75,6 +79,14 @@ export class Trainer {
     this.lastEval = { step: 0, end: 0, ms: 0 };
   }
 
+  /** Runs `call(comparison)` after every earlier call has settled: one GPU call at a time. */
+  exclusive(call) {
+    const comparison = this.comparison;
+    const result = this.queue.then(() => call(comparison));
+    this.queue = result.catch(() => {});
+    return result;
+  }
+
   /** The names of the two optimizers, e.g. ['AdamW', 'C-AdamW']. */
   optimizers() {
     return this.comparison ? this.comparison.optimizers() : ['AdamW', 'C-AdamW'];
@@ -85,10 +97,13 @@ export class Trainer {
     await this.pause({ evaluate: false });
     const next = { ...DEFAULT_OPTIONS, ...options };
     const comparison = this.wasm.Comparison.create(this.gpu, this.data, JSON.stringify(next));
-    this.comparison?.free();
+    const old = this.comparison;
+    this.queue.then(() => old?.free());
     this.comparison = comparison;
     this.options = next;
     this.clear();
+    // Compile the one-image inference graph now, so the drawing pad answers quickly.
+    this.exclusive((c) => c.predict(new Float32Array(784))).catch((err) => this.onError(err));
     this.onUpdate();
   }
 
@@ -115,7 +130,7 @@ export class Trainer {
   async trainLoop() {
     while (this.running) {
       const begin = performance.now();
-      const report = JSON.parse(await this.comparison.train(this.chunk));
+      const report = JSON.parse(await this.exclusive((c) => c.train(this.chunk)));
       const end = performance.now();
       this.record(report, begin, end);
       const sinceEval = end - this.lastEval.end;
@@ -151,7 +166,7 @@ export class Trainer {
 
   async evaluate() {
     const begin = performance.now();
-    const result = JSON.parse(await this.comparison.evaluate());
+    const result = JSON.parse(await this.exclusive((c) => c.evaluate()));
     const end = performance.now();
     this.lastEval = { step: this.step, end, ms: end - begin };
     result.accuracy.forEach((acc, r) => {
@@ -163,7 +178,7 @@ export class Trainer {
   /** Classifies 28x28 pixels with both models: { runs: [{ optimizer, digit, probabilities }] }. */
   async predict(pixels) {
     const names = this.optimizers();
-    const probs = await this.comparison.predict(pixels);
+    const probs = await this.exclusive((c) => c.predict(pixels));
     return {
       runs: names.map((optimizer, r) => {
         const probabilities = Array.from(probs.subarray(10 * r, 10 * r + 10));

@@ -50,6 +50,7 @@ test('trains AdamW and C-AdamW side by side and classifies a drawing', { timeout
     assert.ok(kept > 0 && kept <= 1, `C-AdamW kept fraction ${kept} in (0, 1]`);
 
     // Draw a "1" on the pad with the mouse; both models must answer.
+    await page.locator('#pad').scrollIntoViewIfNeeded();
     const pad = await page.locator('#pad').boundingBox();
     await page.mouse.move(pad.x + pad.width * 0.5, pad.y + pad.height * 0.15);
     await page.mouse.down();
@@ -57,7 +58,7 @@ test('trains AdamW and C-AdamW side by side and classifies a drawing', { timeout
       await page.mouse.move(pad.x + pad.width * (0.5 - 0.01 * i), pad.y + pad.height * (0.15 + 0.07 * i));
     }
     await page.mouse.up();
-    await page.waitForFunction(() => window.coptimDemo.prediction() !== null, null, { timeout: 30_000 });
+    await page.waitForFunction(() => window.coptimDemo.prediction() !== null, null, { timeout: 60_000 });
     const prediction = await page.evaluate(() => window.coptimDemo.prediction());
     assert.equal(prediction.runs.length, 2);
     for (const run of prediction.runs) {
