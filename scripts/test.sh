@@ -32,3 +32,30 @@ done
 step "cargo test (lavapipe)"
 cargo test --all-targets
 cargo test --doc
+
+# --- Browser demo (web/): wasm build and end-to-end tests in headless Chromium ---
+# Debian's chromium driven by npm's playwright-core (no browser download); WebGPU
+# runs on Chromium's bundled SwiftShader. See tests/web/ and scripts/web.sh.
+ensure_browser_tools() {
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        echo "==> installing node and npm"
+        apt_install nodejs npm
+    fi
+    if ! command -v chromium >/dev/null; then
+        echo "==> installing chromium"
+        apt_install chromium
+    fi
+}
+ensure_browser_tools
+
+step "cargo clippy --lib --target wasm32-unknown-unknown --no-default-features -- -D warnings"
+cargo clippy --lib --target wasm32-unknown-unknown --no-default-features -- -D warnings
+
+step "npm ci (playwright-core, binaryen)"
+npm ci --no-audit --no-fund
+
+step "build the browser demo (scripts/web.sh --build-only)"
+bash scripts/web.sh --build-only
+
+step "browser end-to-end tests (node --test tests/web/)"
+node --test --test-concurrency=1 tests/web/
