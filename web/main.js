@@ -9,7 +9,7 @@ import { Trainer } from './trainer.js';
 const $ = (id) => document.getElementById(id);
 const COLORS = ['#2f6fdb', '#e0671b'];
 /** A sensible learning rate for each optimizer pair, filled in when the pair changes. */
-const DEFAULT_LR = { adamw: 0.001, lion: 0.0001, sgd: 0.05 };
+const DEFAULT_LR = { adamw: 0.001, lion: 0.0003, sgd: 0.05 };
 const percent = (v) => (v == null ? '–' : `${(100 * v).toFixed(1)}%`);
 
 /** The first non-empty reason why this browser cannot run WebGPU, or null. */
@@ -243,8 +243,15 @@ async function main() {
     start: () => trainer.start(),
     /** Pauses training; resolves once the runs are idle and their test accuracy is fresh. */
     pause: () => trainer.pause(),
-    /** Rebuilds both runs from `options` ({ pair, model, lr, batchSize, seed }, each optional). */
-    reset: (options = {}) => page.reset({ ...trainer.options, ...options }),
+    /**
+     * Rebuilds both runs from `options` ({ pair, model, lr, batchSize, seed }, each
+     * optional: the current value is kept, except that a new pair without an `lr`
+     * gets that pair's default learning rate).
+     */
+    reset: (options = {}) => {
+      const lr = options.pair && options.lr === undefined ? { lr: DEFAULT_LR[options.pair] } : {};
+      return page.reset({ ...trainer.options, ...lr, ...options });
+    },
     /** A snapshot: { step, running, adapter, runs: [{ optimizer, loss, testAccuracy, keptFraction }], ... }. */
     status: () => trainer.status(),
     /** The drawing pad's latest classification: { runs: [{ optimizer, digit, probabilities }] } or null. */
