@@ -1,7 +1,7 @@
 // lion.wgsl: Lion and C-Lion (timm `lion`/`clion`; C-Optim c_lion.py).
 //
 //   p *= 1 - lr * wd
-//   u  = sign(beta1 * m + (1 - beta1) * g)
+//   u  = sign(lerp(m, g, 1 - beta1))      (= beta1 * m + (1 - beta1) * g)
 //   p -= lr * u * mask
 //   m  = lerp(m, g, 1 - beta2)            (after the step)
 //
@@ -31,9 +31,9 @@
 @group(0) @binding(9) var<storage, read_write> partial_counts: array<atomic<u32>>;
 @group(0) @binding(10) var<storage, read_write> status_rw: StatusRw;
 
-// timm: exp_avg.mul(beta1).add_(grad, alpha=1 - beta1)
+// timm: exp_avg.lerp(grad, 1 - beta1)
 fn lion_interp(m: vec4<f32>, g: vec4<f32>, gp: GroupParams) -> vec4<f32> {
-    return m * gp.beta1 + gp.one_minus_beta1 * g;
+    return torch_lerp(m, g, gp.one_minus_beta1);
 }
 
 @compute @workgroup_size(WG_SIZE)

@@ -8,13 +8,17 @@
 //! - [`context`]: adapter, device, limits and optional features;
 //! - [`arena`]: flat, aligned GPU storage for named tensors;
 //! - [`optim`]: optimizer configuration, schedules, the CPU reference, the GPU runtime
-//!   and state files.
+//!   and state files;
+//! - [`data`]: datasets (bundled MNIST, IDX, CIFAR-10) and deterministic batching.
 
 #![warn(missing_docs)]
 
 pub mod arena;
 pub mod context;
+pub mod data;
 pub mod error;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod file_io;
 pub mod nn;
 pub mod optim;
 

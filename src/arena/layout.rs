@@ -27,7 +27,7 @@ impl ArenaLimits {
     /// The limits of a device.
     pub fn from_limits(limits: &wgpu::Limits) -> Self {
         let align = u64::from(limits.min_storage_buffer_offset_alignment).max(16);
-        let binding = round_down(limits.max_storage_buffer_binding_size as u64, align);
+        let binding = round_down(limits.max_storage_buffer_binding_size, align);
         let buffer = round_down(limits.max_buffer_size, align);
         Self {
             align_bytes: align,
@@ -111,7 +111,7 @@ impl Layout {
     /// assert_eq!(layout.info(layout.id("b").unwrap()).offset, 64);
     /// ```
     pub fn new<S: AsRef<str>>(tensors: &[(S, Vec<usize>)], limits: ArenaLimits) -> Result<Self> {
-        if limits.align_bytes == 0 || limits.align_bytes % 16 != 0 {
+        if limits.align_bytes == 0 || !limits.align_bytes.is_multiple_of(16) {
             return Err(Error::InvalidConfig(format!(
                 "alignment {} is not a positive multiple of 16 bytes",
                 limits.align_bytes

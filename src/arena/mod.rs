@@ -213,9 +213,44 @@ impl Arena {
         Ok(values)
     }
 
+    /// Reads a tensor's stored bytes (little-endian elements of the arena's type).
+    pub async fn read_bytes(&self, ctx: &GpuContext, id: TensorId) -> Result<Vec<u8>> {
+        let info = self.layout.info(id);
+        let (offset, size) = self.byte_range(id);
+        let mut bytes = read_buffer(ctx, &self.buffers[info.segment], offset, size).await?;
+        bytes.truncate((info.len * self.dtype.bytes()) as usize);
+        Ok(bytes)
+    }
+
+    /// Writes a tensor's stored bytes (little-endian elements of the arena's type);
+    /// the length must be exactly the tensor's size in bytes.
+    pub fn write_bytes(&self, ctx: &GpuContext, id: TensorId, bytes: &[u8]) -> Result<()> {
+        let info = self.layout.info(id);
+        let expected = info.len * self.dtype.bytes();
+        if bytes.len() as u64 != expected {
+            return Err(Error::LengthMismatch {
+                what: format!("bytes of tensor `{}`", info.name),
+                expected,
+                got: bytes.len() as u64,
+            });
+        }
+        let (offset, _) = self.byte_range(id);
+        let mut padded = bytes.to_vec();
+        padded.resize(padded.len().next_multiple_of(4), 0);
+        ctx.queue()
+            .write_buffer(&self.buffers[info.segment], offset, &padded);
+        Ok(())
+    }
+
     /// Reads a tensor by name.
     pub async fn read_named(&self, ctx: &GpuContext, name: &str) -> Result<Vec<f32>> {
         self.read(ctx, self.layout.id(name)?).await
+    }
+
+    /// Blocking form of [`Arena::read_named`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_named_blocking(&self, ctx: &GpuContext, name: &str) -> Result<Vec<f32>> {
+        pollster::block_on(self.read_named(ctx, name))
     }
 
     /// Blocking form of [`Arena::read`].

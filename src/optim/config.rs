@@ -113,7 +113,7 @@ impl Algorithm {
             } => {
                 unit("beta1", beta1)?;
                 unit("beta2", beta2)?;
-                if !(eps > 0.0 && eps.is_finite()) {
+                if !positive(eps) {
                     return Err(Error::InvalidConfig(format!(
                         "eps = {eps} must be positive"
                     )));
@@ -228,7 +228,7 @@ impl Caution {
                 factor,
                 normalization,
             } => {
-                if !(factor > 0.0 && factor < 1.0) {
+                if !(positive(factor) && factor < 1.0) {
                     return Err(Error::InvalidConfig(format!(
                         "soft caution factor {factor} is not in (0, 1)"
                     )));
@@ -237,10 +237,10 @@ impl Caution {
             }
         };
         match norm {
-            Normalization::MeanClamp { min } if !(min > 0.0 && min <= 1.0) => Err(
+            Normalization::MeanClamp { min } if !(positive(min) && min <= 1.0) => Err(
                 Error::InvalidConfig(format!("mean_clamp min {min} is not in (0, 1]")),
             ),
-            Normalization::MeanPlusEps { eps } if !(eps > 0.0) => Err(Error::InvalidConfig(
+            Normalization::MeanPlusEps { eps } if !positive(eps) => Err(Error::InvalidConfig(
                 format!("normalization eps {eps} must be positive"),
             )),
             _ => Ok(()),
@@ -372,16 +372,16 @@ impl OptimizerConfig {
 
     /// Checks every value is in range.
     pub fn validate(&self) -> Result<()> {
+        let wd_ok = |x: f64| x >= 0.0 && x.is_finite();
         self.algorithm.validate()?;
         self.caution.validate()?;
         self.schedule.validate()?;
-        if !(self.lr >= 0.0 && self.lr.is_finite()) {
+        if !wd_ok(self.lr) {
             return Err(Error::InvalidConfig(format!(
                 "lr = {} must be finite and >= 0",
                 self.lr
             )));
         }
-        let wd_ok = |wd: f64| wd >= 0.0 && wd.is_finite();
         if !wd_ok(self.weight_decay) {
             return Err(Error::InvalidConfig(format!(
                 "weight_decay = {} must be finite and >= 0",
@@ -389,14 +389,14 @@ impl OptimizerConfig {
             )));
         }
         if let Some(c) = self.clip_grad_norm
-            && !(c > 0.0 && c.is_finite())
+            && !positive(c)
         {
             return Err(Error::InvalidConfig(format!(
                 "clip_grad_norm = {c} must be positive"
             )));
         }
         for g in &self.groups {
-            if !wd_ok(g.weight_decay) || !(g.lr_scale >= 0.0 && g.lr_scale.is_finite()) {
+            if !(wd_ok(g.weight_decay) && wd_ok(g.lr_scale)) {
                 return Err(Error::InvalidConfig(format!(
                     "group `{}` has an invalid lr_scale or weight_decay",
                     g.name
@@ -443,4 +443,9 @@ impl OptimizerConfig {
             .map(|grp| (grp.lr_scale, grp.weight_decay))
             .unwrap_or((1.0, self.weight_decay))
     }
+}
+
+/// `x` is a positive finite number (false for NaN).
+fn positive(x: f64) -> bool {
+    x > 0.0 && x.is_finite()
 }

@@ -13,6 +13,7 @@ pub mod plan;
 pub mod reference;
 mod runtime;
 mod schedule;
+mod state_io;
 mod stats;
 
 pub use config::{
@@ -21,4 +22,5 @@ pub use config::{
 pub use reference::{ReferenceOptimizer, ReferenceStep};
 pub use runtime::{Optimizer, OptimizerOptions};
 pub use schedule::LrSchedule;
+pub use state_io::STATE_FORMAT;
 pub use stats::StepStats;

@@ -1,0 +1,217 @@
+//! Saving and loading optimizer state as safetensors.
+//!
+//! File contents (all names documented, readable by any safetensors library):
+//! - `<state>.<tensor>`: each state tensor, e.g. `exp_avg.fc1.weight`, with the
+//!   parameter's shape and the state's dtype (`F32`, `BF16` or `F16`);
+//! - `coptim.steps`: `I64[2]` = [completed steps, scheduled steps];
+//! - `coptim.bias_correction`: `F32[groups, 2]` = (1 - beta1^t, 1 - beta2^t) per group,
+//!   as the GPU holds them (so a resumed run continues bit for bit).
+//!
+//! Metadata: `format` = `coptim-optimizer-state/1`, `config` (the
+//! [`OptimizerConfig`](crate::optim::OptimizerConfig) as JSON), `tensors` (JSON list of
+//! `[name, shape]`). Loading checks everything before writing anything: a file whose
+//! format, config, tensor names, shapes or dtypes differ is rejected with
+//! [`Error::Checkpoint`] and the optimizer is left unchanged.
+
+use std::collections::HashMap;
+
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+
+use crate::arena::{ElementType, TensorId};
+use crate::error::{Error, Result};
+use crate::optim::config::OptimizerConfig;
+use crate::optim::gpu_types::GpuStatus;
+use crate::optim::kernels::MAX_GROUPS;
+use crate::optim::runtime::Optimizer;
+
+/// The `format` metadata value of optimizer state files.
+pub const STATE_FORMAT: &str = "coptim-optimizer-state/1";
+
+fn dtype_of(e: ElementType) -> Dtype {
+    match e {
+        ElementType::F32 => Dtype::F32,
+        ElementType::Bf16 => Dtype::BF16,
+        ElementType::F16 => Dtype::F16,
+    }
+}
+
+impl Optimizer {
+    /// Serializes the optimizer state to safetensors bytes (waits for the GPU).
+    pub async fn state_bytes(&self) -> Result<Vec<u8>> {
+        let ctx = self.ctx();
+        let layout = self.store().layout().clone();
+        let names = self.config().algorithm.state_names();
+        let mut blobs: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+        for (k, arena) in self.state().iter().enumerate() {
+            for (i, info) in layout.tensors().iter().enumerate() {
+                let bytes = arena.read_bytes(ctx, TensorId(i)).await?;
+                blobs.push((
+                    format!("{}.{}", names[k], info.name),
+                    dtype_of(arena.dtype()),
+                    info.shape.clone(),
+                    bytes,
+                ));
+            }
+        }
+        let status_bytes = crate::arena::read_buffer(
+            ctx,
+            self.status_buffer(),
+            0,
+            std::mem::size_of::<GpuStatus>() as u64,
+        )
+        .await?;
+        let status: GpuStatus = bytemuck::pod_read_unaligned(&status_bytes);
+        let steps = [status.step as i64, self.scheduled_steps() as i64];
+        blobs.push((
+            "coptim.steps".into(),
+            Dtype::I64,
+            vec![2],
+            bytemuck::cast_slice(&steps).to_vec(),
+        ));
+        let groups = self.config().groups.len() + 1;
+        let bias: Vec<f32> = status.bias[..groups]
+            .iter()
+            .flat_map(|b| [b[0], b[1]])
+            .collect();
+        blobs.push((
+            "coptim.bias_correction".into(),
+            Dtype::F32,
+            vec![groups, 2],
+            bytemuck::cast_slice(&bias).to_vec(),
+        ));
+        let views = blobs
+            .iter()
+            .map(|(n, d, s, b)| {
+                TensorView::new(*d, s.clone(), b)
+                    .map(|v| (n.clone(), v))
+                    .map_err(|e| Error::Gpu(format!("state tensor {n}: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut metadata = HashMap::new();
+        metadata.insert("format".to_string(), STATE_FORMAT.to_string());
+        metadata.insert("config".to_string(), config_json(self.config()));
+        let tensors: Vec<(&str, &Vec<usize>)> = layout
+            .tensors()
+            .iter()
+            .map(|t| (t.name.as_str(), &t.shape))
+            .collect();
+        metadata.insert(
+            "tensors".to_string(),
+            serde_json::to_string(&tensors).expect("names serialize"),
+        );
+        safetensors::serialize(views, Some(metadata))
+            .map_err(|e| Error::Gpu(format!("serializing state: {e}")))
+    }
+
+    /// Restores state from bytes made by [`Optimizer::state_bytes`]; `source` names
+    /// the file in errors. Everything is checked before anything is written.
+    pub fn load_state_bytes(&mut self, bytes: &[u8], source: &str) -> Result<()> {
+        let bad = |reason: String| Error::checkpoint(source, reason);
+        let st = SafeTensors::deserialize(bytes)
+            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
+        let meta = metadata.metadata().clone().unwrap_or_default();
+        match meta.get("format") {
+            Some(f) if f == STATE_FORMAT => {}
+            other => return Err(bad(format!("format is {other:?}, expected {STATE_FORMAT}"))),
+        }
+        let saved: OptimizerConfig =
+            serde_json::from_str(meta.get("config").map(String::as_str).unwrap_or(""))
+                .map_err(|e| bad(format!("unreadable config: {e}")))?;
+        if config_json(&saved) != config_json(self.config()) {
+            return Err(bad(format!(
+                "optimizer config differs: file has {}, this optimizer has {}",
+                config_json(&saved),
+                config_json(self.config())
+            )));
+        }
+        let layout = self.store().layout().clone();
+        let names = self.config().algorithm.state_names();
+        let mut writes = Vec::new();
+        for (k, arena) in self.state().iter().enumerate() {
+            for (i, info) in layout.tensors().iter().enumerate() {
+                let name = format!("{}.{}", names[k], info.name);
+                let view = st
+                    .tensor(&name)
+                    .map_err(|_| bad(format!("missing tensor `{name}`")))?;
+                if view.dtype() != dtype_of(arena.dtype()) || view.shape() != info.shape.as_slice()
+                {
+                    return Err(bad(format!(
+                        "tensor `{name}` is {:?} {:?}, expected {:?} {:?}",
+                        view.dtype(),
+                        view.shape(),
+                        dtype_of(arena.dtype()),
+                        info.shape
+                    )));
+                }
+                writes.push((k, i, view.data()));
+            }
+        }
+        let expected = names.len() * layout.num_tensors() + 2;
+        if st.len() != expected {
+            return Err(bad(format!(
+                "holds {} tensors, expected {expected}",
+                st.len()
+            )));
+        }
+        let steps = st
+            .tensor("coptim.steps")
+            .map_err(|_| bad("missing `coptim.steps`".into()))?;
+        if steps.dtype() != Dtype::I64 || steps.shape() != [2] {
+            return Err(bad("`coptim.steps` must be I64[2]".into()));
+        }
+        let steps: Vec<i64> = bytemuck::pod_collect_to_vec(steps.data());
+        let groups = self.config().groups.len() + 1;
+        let bias = st
+            .tensor("coptim.bias_correction")
+            .map_err(|_| bad("missing `coptim.bias_correction`".into()))?;
+        if bias.dtype() != Dtype::F32 || bias.shape() != [groups, 2] {
+            return Err(bad(format!(
+                "`coptim.bias_correction` must be F32[{groups}, 2]"
+            )));
+        }
+        let bias: Vec<f32> = bytemuck::pod_collect_to_vec(bias.data());
+        if steps.iter().any(|&s| s < 0) || steps[0] > u32::MAX as i64 || steps[0] > steps[1] {
+            return Err(bad(format!("invalid step counts {steps:?}")));
+        }
+        // Everything checked: now write.
+        for (k, i, data) in writes {
+            self.state()[k].write_bytes(self.ctx(), TensorId(i), data)?;
+        }
+        let mut status = GpuStatus {
+            found_inf: 0,
+            step: steps[0] as u32,
+            clip_coef: 1.0,
+            grad_norm: 0.0,
+            bias: [[0.0; 4]; MAX_GROUPS],
+        };
+        for g in 0..groups {
+            status.bias[g] = [bias[2 * g], bias[2 * g + 1], 0.0, 0.0];
+        }
+        self.ctx()
+            .queue()
+            .write_buffer(self.status_buffer(), 0, bytemuck::bytes_of(&status));
+        self.set_scheduled(steps[1] as u64);
+        Ok(())
+    }
+
+    /// Saves the state to a safetensors file, atomically (temporary file + rename).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn save_state(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        let bytes = pollster::block_on(self.state_bytes())?;
+        crate::file_io::write_atomic(path.as_ref(), &bytes)
+    }
+
+    /// Loads state saved by [`Optimizer::save_state`]; on any mismatch returns
+    /// [`Error::Checkpoint`] and changes nothing.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load_state(&mut self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        let path = path.as_ref();
+        let bytes = crate::file_io::read_file(path)?;
+        self.load_state_bytes(&bytes, &path.display().to_string())
+    }
+}
+
+fn config_json(config: &OptimizerConfig) -> String {
+    serde_json::to_string(config).expect("config serializes")
+}

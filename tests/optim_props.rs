@@ -1,0 +1,133 @@
+//! Property tests (proptest) of the GPU optimizers.
+
+mod common;
+
+use common::*;
+use coptim::optim::{Caution, Normalization, OptimizerConfig};
+use coptim::{GpuContext, Optimizer, ParamStore, TensorId};
+use proptest::prelude::*;
+use std::sync::OnceLock;
+
+fn shared_ctx() -> &'static GpuContext {
+    static CTX: OnceLock<GpuContext> = OnceLock::new();
+    CTX.get_or_init(ctx)
+}
+
+fn base(kind: u8, lr: f64) -> OptimizerConfig {
+    match kind {
+        0 => OptimizerConfig::adamw(lr),
+        1 => OptimizerConfig::lion(lr),
+        _ => OptimizerConfig::sgd(lr, kind == 3),
+    }
+}
+
+/// Runs one step from the given params, gradients and (initial) state; returns
+/// params, first state and kept counts.
+fn one_step(
+    cfg: OptimizerConfig,
+    sizes: &[usize],
+    params: &[Vec<f32>],
+    grads: &[Vec<f32>],
+    state0: Option<&[Vec<f32>]>,
+) -> (Vec<Vec<f32>>, Vec<Vec<f32>>, Vec<u64>) {
+    let ctx = shared_ctx();
+    let shapes: Vec<(String, Vec<usize>)> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| (format!("t{i}"), vec![n]))
+        .collect();
+    let store = ParamStore::new(ctx, &shapes).unwrap();
+    let mut opt = Optimizer::new(ctx, &store, cfg).unwrap();
+    for i in 0..sizes.len() {
+        store.params.write(ctx, TensorId(i), &params[i]).unwrap();
+        store.grads.write(ctx, TensorId(i), &grads[i]).unwrap();
+        if let Some(s) = state0 {
+            opt.state()[0].write(ctx, TensorId(i), &s[i]).unwrap();
+        }
+    }
+    opt.step_blocking().unwrap();
+    let stats = opt.stats_blocking().unwrap();
+    (
+        store.params.read_all_blocking(ctx).unwrap(),
+        opt.state()[0].read_all_blocking(ctx).unwrap(),
+        stats.kept,
+    )
+}
+
+fn tensors(sizes: &[usize], seed: u64, scale: f64) -> Vec<Vec<f32>> {
+    let mut r = rng(seed);
+    sizes
+        .iter()
+        .map(|&n| to_f32(&randn(&mut r, n, scale)))
+        .collect()
+}
+
+fn nonzero(v: Vec<Vec<f32>>) -> Vec<Vec<f32>> {
+    v.into_iter()
+        .map(|t| {
+            t.into_iter()
+                .map(|x| if x == 0.0 { 1e-3 } else { x })
+                .collect()
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// With caution off the GPU step equals the plain optimizer (the f64 reference).
+    #[test]
+    fn caution_off_is_the_plain_optimizer(kind in 0u8..4, sizes in prop::collection::vec(1usize..600, 1..4), seed in 0u64..1000, wd in 0.0f64..0.2) {
+        let cfg = base(kind, 1e-2).with_weight_decay(wd);
+        let store_shapes: Vec<(String, Vec<usize>)> = sizes.iter().enumerate().map(|(i, &n)| (format!("t{i}"), vec![n])).collect();
+        let store = ParamStore::new(shared_ctx(), &store_shapes).unwrap();
+        compare_with_reference(shared_ctx(), &store, cfg, Default::default(), 2, seed, 1e-6);
+    }
+
+    /// Rescaling the gradient (and the momentum it was accumulated from) by a positive
+    /// factor leaves the mask, and so the kept counts, unchanged.
+    #[test]
+    fn positive_rescale_keeps_the_mask(kind in 0u8..4, sizes in prop::collection::vec(1usize..600, 1..4), seed in 0u64..1000, log_c in -3.0f64..3.0) {
+        let c = 10f64.powf(log_c) as f32;
+        let cfg = base(kind, 1e-3).with_caution(Caution::hard());
+        let params = tensors(&sizes, seed, 1.0);
+        let grads = tensors(&sizes, seed + 1, 1.0);
+        let state = tensors(&sizes, seed + 2, 0.5);
+        let scaled = |v: &Vec<Vec<f32>>| v.iter().map(|t| t.iter().map(|x| x * c).collect()).collect::<Vec<Vec<f32>>>();
+        // Adam's first step is independent of v; give Lion and SGD a non-zero momentum.
+        let (_, _, kept) = one_step(cfg.clone(), &sizes, &params, &grads, Some(&state));
+        let (_, _, kept_scaled) = one_step(cfg, &sizes, &params, &scaled(&grads), Some(&scaled(&state)));
+        prop_assert_eq!(kept, kept_scaled);
+    }
+
+    /// When every coordinate agrees (the first step of every optimizer, non-zero
+    /// gradients), mean_clamp caution is exactly the plain step.
+    #[test]
+    fn full_agreement_equals_plain(kind in 0u8..4, sizes in prop::collection::vec(1usize..600, 1..4), seed in 0u64..1000) {
+        let params = tensors(&sizes, seed, 1.0);
+        let grads = nonzero(tensors(&sizes, seed + 1, 1.0));
+        let (plain, _, _) = one_step(base(kind, 1e-2), &sizes, &params, &grads, None);
+        let cfg = base(kind, 1e-2).with_caution(Caution::Hard { normalization: Normalization::mean_clamp() });
+        let (cautious, _, kept) = one_step(cfg, &sizes, &params, &grads, None);
+        prop_assert_eq!(kept, sizes.iter().map(|&n| n as u64).collect::<Vec<_>>());
+        prop_assert_eq!(plain, cautious);
+    }
+
+    /// A step with a non-finite gradient anywhere changes no parameter and no state.
+    #[test]
+    fn nonfinite_step_changes_nothing(kind in 0u8..4, sizes in prop::collection::vec(1usize..600, 1..4), seed in 0u64..1000, which in 0usize..3, pos in 0usize..600, caution in any::<bool>()) {
+        let mut cfg = base(kind, 1e-2).with_weight_decay(0.1);
+        if caution {
+            cfg = cfg.with_caution(Caution::hard());
+        }
+        let params = tensors(&sizes, seed, 1.0);
+        let mut grads = tensors(&sizes, seed + 1, 1.0);
+        let state = tensors(&sizes, seed + 2, 0.5);
+        let t = which % sizes.len();
+        let p = pos % sizes[t];
+        grads[t][p] = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY][seed as usize % 3];
+        let (after, state_after, _) = one_step(cfg, &sizes, &params, &grads, Some(&state));
+        prop_assert_eq!(after, params);
+        prop_assert_eq!(state_after, state);
+    }
+}
