@@ -19,6 +19,7 @@ pub mod data;
 pub mod error;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod file_io;
+pub mod model;
 pub mod nn;
 pub mod optim;
 
