@@ -9,7 +9,8 @@
 //! - [`arena`]: flat, aligned GPU storage for named tensors;
 //! - [`optim`]: optimizer configuration, schedules, the CPU reference, the GPU runtime
 //!   and state files;
-//! - [`data`]: datasets (bundled MNIST, IDX, CIFAR-10) and deterministic batching.
+//! - [`data`]: datasets (bundled MNIST, IDX, CIFAR-10) and deterministic batching;
+//! - [`train`]: training runs, checkpoints and the optimizer comparison.
 
 #![warn(missing_docs)]
 
@@ -22,6 +23,7 @@ pub mod file_io;
 pub mod model;
 pub mod nn;
 pub mod optim;
+pub mod train;
 
 pub use arena::{Arena, ElementType, Layout, ParamStore, TensorId};
 pub use context::{ContextOptions, GpuContext};
