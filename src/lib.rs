@@ -8,11 +8,14 @@
 //! - [`context`]: adapter, device, limits and optional features;
 //! - [`arena`]: flat, aligned GPU storage for named tensors;
 //! - [`optim`]: optimizer configuration, schedules, the CPU reference, the GPU runtime
-//!   and state files.
+//!   and state files;
+//! - `bench` (native only): step timing against a copy kernel, behind `coptim bench`.
 
 #![warn(missing_docs)]
 
 pub mod arena;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod bench;
 pub mod context;
 pub mod error;
 pub mod optim;
