@@ -43,8 +43,11 @@ impl CopyKernel {
         }
         let device = ctx.device();
         let limits = ctx.limits();
-        let max_chunk_bytes =
-            (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size) / 16 * 16;
+        let max_chunk_bytes = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size)
+            / 16
+            * 16;
         let vec4s_per_wg = (WG_SIZE * VEC_PER_THREAD) as u64;
         // Whole workgroups per chunk, and at most u32::MAX vec4s.
         let chunk_vec4 = (max_chunk_bytes / 16).min(u32::MAX as u64) / vec4s_per_wg * vec4s_per_wg;

@@ -154,7 +154,7 @@ pub fn parse_count(s: &str) -> Result<u64> {
 /// Formats a count with the largest exact binary suffix (`16M`, `65K`, `1000`).
 pub fn format_count(n: u64) -> String {
     for (shift, suffix) in [(30, "G"), (20, "M"), (10, "K")] {
-        if n >= 1 << shift && n % (1 << shift) == 0 {
+        if n >= 1 << shift && n.is_multiple_of(1 << shift) {
             return format!("{}{suffix}", n >> shift);
         }
     }

@@ -13,7 +13,7 @@ mod timer;
 
 pub use copy::{COPY_WGSL, CopyKernel, VEC_PER_THREAD};
 pub use layout::{MANY_SMALL_TENSORS, MIN_PARAMS, ModelLayout, format_count, parse_count};
-pub use timer::{Timer, TimingMethod, median};
+pub use timer::{RecordFn, Timer, TimingMethod, median};
 
 use serde::Serialize;
 
@@ -308,8 +308,7 @@ pub fn run(
                         .iter_mut()
                         .map(|opt| move |enc: &mut wgpu::CommandEncoder| opt.record_step(enc))
                         .collect();
-                    let mut work: Vec<&mut dyn FnMut(&mut wgpu::CommandEncoder) -> Result<()>> =
-                        vec![&mut record_copy];
+                    let mut work: Vec<&mut RecordFn<'_>> = vec![&mut record_copy];
                     for s in &mut steps {
                         work.push(s);
                     }

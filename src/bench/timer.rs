@@ -20,6 +20,9 @@ pub enum TimingMethod {
     WallClock,
 }
 
+/// Records one unit of work into an encoder (see [`Timer::time_interleaved`]).
+pub type RecordFn<'a> = dyn FnMut(&mut wgpu::CommandEncoder) -> Result<()> + 'a;
+
 /// Samples per timestamp batch (two queries each).
 const BATCH: u32 = 64;
 
@@ -76,7 +79,7 @@ impl Timer {
         &mut self,
         warmup: u32,
         samples: u32,
-        work: &mut [&mut dyn FnMut(&mut wgpu::CommandEncoder) -> Result<()>],
+        work: &mut [&mut RecordFn<'_>],
     ) -> Result<Vec<Vec<f64>>> {
         for _ in 0..warmup {
             for record in work.iter_mut() {
