@@ -7,7 +7,8 @@ uses, and prints JSON with the same fields (plus `implementation`).
 Implementations: torch.optim.AdamW with foreach=True and fused=True; timm's
 `adamw` and `cadamw` (timm.optim.AdamW, caution off/on); timm's `lion` and `clion`.
 Timing: median wall time of `optimizer.step()` over --steps steps after --warmup
-(CUDA: torch.cuda.Event timestamps around the step). The copy yardstick is
+(CUDA: torch.cuda.Event timestamps around the step); min_ms is the fastest
+sample, a steadier figure on a shared machine. The copy yardstick is
 `dst.copy_(src)` over 28 B per parameter (read + write), as in `coptim bench`.
 bytes_per_step counts the same floor as coptim (p, g, state read; p, state written;
 caution's count pass reads g and m once more); PyTorch runs no non-finite check.
@@ -95,7 +96,7 @@ def timed(fn, device, warmup, steps):
             t0 = time.perf_counter()
             fn()
             out.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(out)
+    return statistics.median(out), min(out)
 
 
 def main():
@@ -114,7 +115,7 @@ def main():
         n_copy = p * 28 // 8
         src = torch.randn(n_copy, generator=gen).to(device)
         dst = torch.empty_like(src)
-        copy_ms = timed(lambda: dst.copy_(src), device, args.warmup, args.steps)
+        copy_ms, _ = timed(lambda: dst.copy_(src), device, args.warmup, args.steps)
         copy_gbps = n_copy * 8 / (copy_ms * 1e6)
         copies.append({"params": p, "bytes": n_copy * 8, "ms": copy_ms, "gbps": copy_gbps})
         del src, dst
@@ -128,7 +129,7 @@ def main():
             except (RuntimeError, ValueError, TypeError) as e:
                 print(f"skipping {impl}: {e}", file=__import__("sys").stderr)
                 continue
-            step_ms = timed(opt.step, device, args.warmup, args.steps)
+            step_ms, min_ms = timed(opt.step, device, args.warmup, args.steps)
             total = sum(t.numel() for t in params)
             nbytes = total * bytes_per_param(optimizer, caution)
             gbps = nbytes / (step_ms * 1e6)
@@ -137,6 +138,7 @@ def main():
                 "params": total, "tensors": len(params), "step_ms": step_ms,
                 "bytes_per_step": nbytes, "gbps": gbps, "fraction_of_copy": gbps / copy_gbps,
                 "implementation": impl, "layout": args.layout, "copy_gbps": copy_gbps,
+                "min_ms": min_ms,
             })
             del opt, params
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
