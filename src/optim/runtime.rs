@@ -88,11 +88,11 @@ impl Optimizer {
     ) -> Result<Self> {
         ctx.check_lost()?;
         config.validate()?;
-        if config.state_dtype != crate::arena::ElementType::F32 {
-            return Err(Error::InvalidConfig(format!(
-                "state dtype {} is not supported yet",
-                config.state_dtype.name()
-            )));
+        if config.state_dtype == crate::arena::ElementType::F16 && !ctx.capabilities().f16 {
+            return Err(Error::MissingFeature {
+                adapter: ctx.adapter_info().name.clone(),
+                feature: "SHADER_F16 (for f16 optimizer state; bf16 works everywhere)".into(),
+            });
         }
         if config.groups.len() + 1 > MAX_GROUPS {
             return Err(Error::LimitExceeded {
