@@ -2,7 +2,8 @@
 //!
 //! Each optimizer module is assembled from files in `shaders/`: the shared
 //! declarations, the agreement-count reduction (subgroup or workgroup variant), the
-//! state storage variant, and the algorithm's own entry points.
+//! state storage variant, the shared count and update entry points, and the
+//! algorithm's hooks (its caution direction and its per-vec4 update).
 
 use crate::arena::ElementType;
 use crate::context::GpuContext;
@@ -20,11 +21,13 @@ pub const STATE_F32_WGSL: &str = include_str!("../../shaders/state_f32.wgsl");
 pub const STATE_BF16_WGSL: &str = include_str!("../../shaders/state_bf16.wgsl");
 /// f16 optimizer state (needs `shader-f16`).
 pub const STATE_F16_WGSL: &str = include_str!("../../shaders/state_f16.wgsl");
-/// AdamW entry points.
+/// The count and update entry points shared by every algorithm.
+pub const STEP_WGSL: &str = include_str!("../../shaders/optim_step.wgsl");
+/// AdamW's hooks.
 pub const ADAMW_WGSL: &str = include_str!("../../shaders/adamw.wgsl");
-/// Lion entry points.
+/// Lion's hooks.
 pub const LION_WGSL: &str = include_str!("../../shaders/lion.wgsl");
-/// SGD entry points.
+/// SGD's hooks.
 pub const SGD_WGSL: &str = include_str!("../../shaders/sgd.wgsl");
 /// Reductions: finite check, gradient norm, clip, caution scale, step advance.
 pub const REDUCE_WGSL: &str = include_str!("../../shaders/reduce.wgsl");
@@ -59,7 +62,7 @@ pub fn algorithm_source(algorithm: &Algorithm, subgroups: bool, state: ElementTy
         Algorithm::Lion { .. } => LION_WGSL,
         Algorithm::Sgd { .. } => SGD_WGSL,
     };
-    [enable, COMMON_WGSL, count, state_src, body].join("\n")
+    [enable, COMMON_WGSL, count, state_src, STEP_WGSL, body].join("\n")
 }
 
 /// The full WGSL of the reduction module.
