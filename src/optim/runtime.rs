@@ -512,12 +512,30 @@ impl Optimizer {
         self.stats.latest(&self.ctx, &self.plan_numels())
     }
 
-    /// Waits for the GPU and returns the statistics of the last recorded step.
+    /// Waits for the GPU and returns the statistics of the newest recorded step.
+    ///
+    /// Mapping callbacks may run on whichever thread polls the device, so this polls
+    /// until the readback has landed, nothing is in flight any more, or ten seconds
+    /// have passed (a recorded step whose encoder was never submitted).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn stats_blocking(&mut self) -> Result<StepStats> {
-        self.ctx.wait_idle()?;
-        self.latest_stats()
-            .ok_or_else(|| Error::Readback("no statistics were recorded".into()))
+        let numel = self.plan_numels();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            self.ctx.wait_idle()?;
+            if let Some(stats) = self.stats.latest(&self.ctx, &numel) {
+                return Ok(stats);
+            }
+            if !self.stats.in_flight() {
+                return Err(Error::Readback("no statistics were recorded".into()));
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(Error::Readback(
+                    "statistics did not arrive: was the step's encoder submitted?".into(),
+                ));
+            }
+            std::thread::yield_now();
+        }
     }
 
     fn plan_numels(&self) -> Vec<u64> {
