@@ -10,11 +10,14 @@
 //! - [`optim`]: optimizer configuration, schedules, the CPU reference, the GPU runtime
 //!   and state files;
 //! - [`data`]: datasets (bundled MNIST, IDX, CIFAR-10) and deterministic batching;
-//! - [`train`]: training runs, checkpoints and the optimizer comparison.
+//! - [`train`]: training runs, checkpoints and the optimizer comparison;
+//! - `bench` (native only): step timing against a copy kernel, behind `coptim bench`.
 
 #![warn(missing_docs)]
 
 pub mod arena;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod bench;
 pub mod context;
 pub mod data;
 pub mod error;
