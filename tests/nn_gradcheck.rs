@@ -51,13 +51,16 @@ fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
 }
 
+/// Declares the op under test on its inputs (and labels, if any).
+type BuildFn<'a> = Box<dyn Fn(&mut GraphBuilder, &[Var], Option<Var>) -> Result<Var> + 'a>;
+
 /// One op instance: named inputs (shape, values), optional labels, the upstream
 /// gradient, and how to build it.
 struct Case<'a> {
     name: String,
     inputs: Vec<(Vec<usize>, Vec<f64>)>,
     labels: Option<Vec<u32>>,
-    build: Box<dyn Fn(&mut GraphBuilder, &[Var], Option<Var>) -> Result<Var> + 'a>,
+    build: BuildFn<'a>,
 }
 
 /// Runs the op on the GPU (forward and backward, twice) and returns the forward

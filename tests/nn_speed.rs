@@ -51,3 +51,42 @@ fn matmul_gflops() {
         );
     }
 }
+
+/// Forward + backward of one training batch of 128 (no optimizer step).
+fn step_time(arch: impl coptim::model::Architecture + 'static, label: &str) {
+    use coptim::model::{Batch, Model};
+    let ctx = GpuContext::new_blocking(&Default::default()).unwrap();
+    let mut model = Model::new(&ctx, arch, 0).unwrap();
+    let batch = 128;
+    let images = vec![0.5f32; batch * model.sample_len()];
+    let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
+    let model = std::cell::RefCell::new(&mut model);
+    let s = time_it(&ctx, 10, |e| {
+        model
+            .borrow_mut()
+            .record_forward_backward(
+                e,
+                Batch {
+                    images: &images,
+                    labels: &labels,
+                },
+            )
+            .unwrap();
+    });
+    let n = model.borrow().num_parameters();
+    println!(
+        "{label} ({n} parameters): forward+backward of batch {batch}: {:.1} ms ({:.0} samples/s)",
+        s * 1e3,
+        batch as f64 / s
+    );
+}
+
+#[test]
+#[ignore]
+fn model_step_times() {
+    step_time(coptim::model::Mlp::default(), "MLP 784-256-256-10");
+    step_time(
+        coptim::model::Vit::default(),
+        "ViT patch 7, dim 64, depth 4, heads 4",
+    );
+}

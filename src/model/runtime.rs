@@ -269,7 +269,7 @@ impl Model {
         batch_size: usize,
     ) -> Result<Vec<f32>> {
         let sample = self.sample_len();
-        if images.is_empty() || images.len() % sample != 0 {
+        if images.is_empty() || !images.len().is_multiple_of(sample) {
             return Err(Error::LengthMismatch {
                 what: format!("images of {sample} values each"),
                 expected: (images.len() / sample).max(1) as u64 * sample as u64,

@@ -76,10 +76,10 @@ impl Vit {
         let ok = self.channels > 0
             && self.patch > 0
             && self.image_size > 0
-            && self.image_size % self.patch == 0
+            && self.image_size.is_multiple_of(self.patch)
             && self.heads > 0
             && self.dim > 0
-            && self.dim % self.heads == 0
+            && self.dim.is_multiple_of(self.heads)
             && self.mlp_hidden() > 0
             && self.classes > 0;
         if ok {

@@ -7,13 +7,23 @@ use crate::context::GpuContext;
 
 /// Invocations per workgroup of every nn kernel (`WG_SIZE` in the shaders).
 pub const WG_SIZE: u32 = 256;
-/// Rows of C one matmul workgroup computes (`TILE_M`).
-pub const MATMUL_TILE_M: u32 = 64;
-/// Columns of C one matmul workgroup computes (`TILE_N`).
-pub const MATMUL_TILE_N: u32 = 64;
+/// Rows and columns of C that one workgroup of the large matmul variant computes
+/// (`TILE_M`, `TILE_N` of `nn_matmul.wgsl`).
+pub const MATMUL_TILE: u32 = 64;
+/// Tile of the small matmul variant, used when either side of C is at most this
+/// (attention scores, classifier heads): 64 invocations, `TILE_K` 16.
+pub const MATMUL_SMALL_TILE: u32 = 32;
 
-/// The shader modules, by name: every op kernel lives in one of them.
-pub const SHADER_SOURCES: [(&str, &str); 6] = [
+/// Constant declarations of `nn_matmul.wgsl` and their values in the small variant.
+const MATMUL_SMALL_CONSTANTS: [(&str, &str); 4] = [
+    ("const TILE_M: u32 = 64u;", "const TILE_M: u32 = 32u;"),
+    ("const TILE_N: u32 = 64u;", "const TILE_N: u32 = 32u;"),
+    ("const TILE_K: u32 = 32u;", "const TILE_K: u32 = 16u;"),
+    ("const WG_SIZE: u32 = 256u;", "const WG_SIZE: u32 = 64u;"),
+];
+
+/// The WGSL files, by name: every op kernel lives in one of them.
+const SHADER_FILES: [(&str, &str); 6] = [
     ("nn_matmul", include_str!("../../shaders/nn_matmul.wgsl")),
     (
         "nn_elementwise",
@@ -28,10 +38,34 @@ pub const SHADER_SOURCES: [(&str, &str); 6] = [
     ("nn_loss", include_str!("../../shaders/nn_loss.wgsl")),
 ];
 
+/// Every shader module the ops use, by name, including the small matmul variant
+/// (derived from `nn_matmul.wgsl` by changing its tile constants).
+pub fn shader_modules() -> Vec<(&'static str, String)> {
+    let mut modules: Vec<(&str, String)> = SHADER_FILES
+        .iter()
+        .map(|(name, src)| (*name, src.to_string()))
+        .collect();
+    modules.push(("nn_matmul_small", matmul_small_source()));
+    modules
+}
+
+/// Index of the small matmul variant in [`shader_modules`].
+const MATMUL_SMALL_MODULE: usize = SHADER_FILES.len();
+
+fn matmul_small_source() -> String {
+    MATMUL_SMALL_CONSTANTS
+        .iter()
+        .fold(SHADER_FILES[0].1.to_string(), |src, (from, to)| {
+            debug_assert!(src.contains(from), "nn_matmul.wgsl lost `{from}`");
+            src.replace(from, to)
+        })
+}
+
 /// One entry point of one module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Kernel {
     Matmul,
+    MatmulSmall,
     ActivationForward,
     ActivationBackward,
     AddForward,
@@ -56,11 +90,12 @@ pub(crate) enum Kernel {
 }
 
 impl Kernel {
-    /// Index into [`SHADER_SOURCES`] and the entry point.
+    /// Index into [`shader_modules`] and the entry point.
     fn location(self) -> (usize, &'static str) {
         use Kernel::*;
         match self {
             Matmul => (0, "matmul"),
+            MatmulSmall => (MATMUL_SMALL_MODULE, "matmul"),
             ActivationForward => (1, "activation_forward"),
             ActivationBackward => (1, "activation_backward"),
             AddForward => (1, "add_forward"),
@@ -124,7 +159,7 @@ impl Kernels {
             modules
                 .entry(module_index)
                 .or_insert_with(|| {
-                    let (name, source) = SHADER_SOURCES[module_index];
+                    let (name, source) = shader_modules().swap_remove(module_index);
                     device.create_shader_module(wgpu::ShaderModuleDescriptor {
                         label: Some(name),
                         source: wgpu::ShaderSource::Wgsl(source.into()),

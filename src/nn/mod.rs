@@ -22,5 +22,5 @@ pub mod reference;
 mod tensor;
 
 pub use graph::{Activation, Graph, GraphBuilder, Var};
-pub use kernels::{Kernels, MATMUL_TILE_M, MATMUL_TILE_N, SHADER_SOURCES, WG_SIZE};
+pub use kernels::{Kernels, MATMUL_SMALL_TILE, MATMUL_TILE, WG_SIZE, shader_modules};
 pub use tensor::{DType, Tensor};

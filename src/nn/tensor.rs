@@ -40,7 +40,9 @@ impl Tensor {
             return Err(Error::EmptyTensor(label.to_string()));
         }
         let size = len as u64 * ELEM_BYTES;
-        let allowed = u64::from(ctx.limits().max_storage_buffer_binding_size)
+        let allowed = ctx
+            .limits()
+            .max_storage_buffer_binding_size
             .min(ctx.limits().max_buffer_size);
         if size > allowed || len > u32::MAX as usize {
             return Err(Error::LimitExceeded {

@@ -32,9 +32,9 @@ impl Attention {
         let s = g.shape(qkv);
         if g.dtype(qkv) != DType::F32
             || s.len() != 3
-            || s[2] % 3 != 0
+            || !s[2].is_multiple_of(3)
             || heads == 0
-            || (s[2] / 3) % heads != 0
+            || !(s[2] / 3).is_multiple_of(heads)
         {
             return Err(Error::shape(
                 "attention",

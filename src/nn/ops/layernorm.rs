@@ -53,7 +53,7 @@ impl LayerNorm {
                 ),
             ));
         }
-        if !(eps > 0.0) {
+        if eps.is_nan() || eps <= 0.0 {
             return Err(Error::InvalidConfig(format!(
                 "layer_norm eps {eps} must be positive"
             )));

@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::nn::dispatch::Dispatch;
 use crate::nn::graph::{GraphBuilder, Var};
-use crate::nn::kernels::{Kernel, MATMUL_TILE_M, MATMUL_TILE_N};
+use crate::nn::kernels::{Kernel, MATMUL_SMALL_TILE, MATMUL_TILE};
 use crate::nn::ops::elementwise::sum_rows;
 use crate::nn::ops::{CompileCx, Compiled, GradMode, Op, wanted};
 use crate::nn::tensor::{DType, Tensor, numel};
@@ -90,11 +90,13 @@ pub(crate) fn matmul_dispatch(
     mode: GradMode,
     bias: Option<&Tensor>,
 ) -> Result<Dispatch> {
-    let grid = [
-        dims.n.div_ceil(MATMUL_TILE_N as usize),
-        dims.m.div_ceil(MATMUL_TILE_M as usize),
-        dims.batch,
-    ];
+    // Small products (attention scores, classifier heads) waste less of a small tile.
+    let small = dims.m.min(dims.n) <= MATMUL_SMALL_TILE as usize;
+    let (kernel, tile) = match small {
+        true => (Kernel::MatmulSmall, MATMUL_SMALL_TILE as usize),
+        false => (Kernel::Matmul, MATMUL_TILE as usize),
+    };
+    let grid = [dims.n.div_ceil(tile), dims.m.div_ceil(tile), dims.batch];
     if let Some(&g) = grid.iter().find(|&&g| g > MAX_GRID_DIM) {
         return Err(Error::LimitExceeded {
             what: format!("matmul workgroups along one dimension ({dims:?})"),
@@ -116,7 +118,7 @@ pub(crate) fn matmul_dispatch(
         pad: [0; 2],
     };
     Ok(cx.dispatch(
-        Kernel::Matmul,
+        kernel,
         &params,
         &[(1, a.0), (2, b.0), (3, bias.unwrap_or(a.0)), (4, c.0)],
         grid.map(|g| g as u32),

@@ -43,7 +43,8 @@ impl Patchify {
     pub fn new(g: &GraphBuilder, images: Var, patch: usize) -> Result<(Self, Vec<usize>)> {
         check_f32(g, "patchify", &[images])?;
         let s = g.shape(images);
-        if s.len() != 4 || patch == 0 || s[2] % patch != 0 || s[3] % patch != 0 {
+        if s.len() != 4 || patch == 0 || !s[2].is_multiple_of(patch) || !s[3].is_multiple_of(patch)
+        {
             return Err(Error::shape(
                 "patchify",
                 format!(
