@@ -115,6 +115,7 @@ fn draw<DB: DrawingBackend>(summary: &Summary, root: &DrawingArea<DB, Shift>) ->
     chart
         .configure_mesh()
         .x_desc("step")
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .y_desc("loss")
         .label_style((FAMILY, 12))
         .draw()?;
@@ -150,6 +151,7 @@ fn draw<DB: DrawingBackend>(summary: &Summary, root: &DrawingArea<DB, Shift>) ->
     chart
         .configure_mesh()
         .x_desc("step")
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .y_desc("kept fraction")
         .label_style((FAMILY, 12))
         .draw()?;
