@@ -87,6 +87,20 @@ pub enum Error {
         /// The number of classes.
         classes: usize,
     },
+    /// A training run produced a NaN or infinite loss and was stopped; the last
+    /// checkpoint written before it (if any) is kept.
+    #[error(
+        "training stopped: the loss at step {step} is {loss} (not finite); lower the learning rate or enable gradient clipping"
+    )]
+    NonFiniteLoss {
+        /// The step whose loss was not finite (1-based).
+        step: u64,
+        /// The loss.
+        loss: f32,
+    },
+    /// A dataset could not be read.
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
     /// An I/O error, with the path involved.
     #[error("{path}: {source}")]
     Io {

@@ -9,11 +9,15 @@
 //! - [`arena`]: flat, aligned GPU storage for named tensors;
 //! - [`optim`]: optimizer configuration, schedules, the CPU reference, the GPU runtime
 //!   and state files;
-//! - [`data`]: datasets (bundled MNIST, IDX, CIFAR-10) and deterministic batching.
+//! - [`data`]: datasets (bundled MNIST, IDX, CIFAR-10) and deterministic batching;
+//! - [`train`]: training runs, checkpoints and the optimizer comparison;
+//! - `bench` (native only): step timing against a copy kernel, behind `coptim bench`.
 
 #![warn(missing_docs)]
 
 pub mod arena;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod bench;
 pub mod context;
 pub mod data;
 pub mod error;
@@ -22,6 +26,7 @@ pub mod file_io;
 pub mod model;
 pub mod nn;
 pub mod optim;
+pub mod train;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 

@@ -78,3 +78,55 @@ fn tensor_larger_than_binding_limit_matches_reference() {
         .with_weight_decay(0.01);
     compare_with_reference(&ctx, &store, cfg, OptimizerOptions::default(), 1, 13, TOL);
 }
+
+/// One tensor of 65,537 blocks (more than 65,535 workgroups' worth: 268,439,553
+/// elements, 1 GiB per arena), with the device's real limits. C-SGD's first step has
+/// the closed form `p * (1 - lr * wd) - lr * scale * g` with every non-zero gradient
+/// kept, so the expected values and the exact kept count are computed on the fly
+/// without an f64 copy of the tensor.
+#[test]
+fn tensor_needing_more_than_65535_workgroups() {
+    let ctx = ctx();
+    let n = 65_536 * coptim::optim::kernels::BLOCK_ELEMS as usize + 1;
+    if (n as u64) * 4 > ctx.limits().max_buffer_size {
+        eprintln!("skipped: the adapter's max_buffer_size is below 1 GiB");
+        return;
+    }
+    let store = ParamStore::new(&ctx, &[("huge", vec![n])]).unwrap();
+    let (lr, wd) = (1e-2f32, 0.1f32);
+    let cfg = OptimizerConfig::sgd(lr as f64, false)
+        .with_caution(Caution::hard())
+        .with_weight_decay(wd as f64);
+    let mut opt = coptim::Optimizer::new(&ctx, &store, cfg).unwrap();
+    let p0 = |i: usize| ((i.wrapping_mul(2_654_435_761) >> 7) % 65_536) as f32 / 32_768.0 - 1.0;
+    // Every 1000th gradient is zero: it is not kept.
+    let g0 = |i: usize| {
+        if i % 1000 == 7 {
+            0.0
+        } else {
+            ((i.wrapping_mul(40_503) >> 3) % 4096) as f32 / 1024.0 - 2.0 + 1e-3
+        }
+    };
+    let id = coptim::TensorId(0);
+    store
+        .params
+        .write(&ctx, id, &(0..n).map(p0).collect::<Vec<_>>())
+        .unwrap();
+    store
+        .grads
+        .write(&ctx, id, &(0..n).map(g0).collect::<Vec<_>>())
+        .unwrap();
+    opt.step_blocking().unwrap();
+    let stats = opt.stats_blocking().unwrap();
+    let zeros = (0..n).filter(|i| g0(*i) == 0.0).count() as u64;
+    let kept = n as u64 - zeros;
+    assert_eq!(stats.kept, [kept]);
+    let scale = 1.0 / (kept as f64 / n as f64);
+    let p1 = store.params.read_blocking(&ctx, id).unwrap();
+    let mut max_err: f64 = 0.0;
+    for (i, &p) in p1.iter().enumerate() {
+        let want = p0(i) as f64 * (1.0 - lr as f64 * wd as f64) - lr as f64 * scale * g0(i) as f64;
+        max_err = max_err.max((p as f64 - want).abs());
+    }
+    assert!(max_err <= 1e-6, "max abs error {max_err:e}");
+}

@@ -4,7 +4,9 @@ mod common;
 
 use common::*;
 use coptim::ParamStore;
-use coptim::optim::{Caution, Normalization, OptimizerConfig, OptimizerOptions};
+use coptim::optim::{
+    Algorithm, Caution, EpsStyle, Normalization, OptimizerConfig, OptimizerOptions,
+};
 
 /// Parameters after a few f32 steps stay within this relative error
 /// (max |gpu - ref| / max |ref| per tensor) of the f64 reference: each step adds a few
@@ -96,5 +98,24 @@ fn every_caution_mode_matches_reference() {
                 c.max_rel
             );
         }
+    }
+}
+
+/// The HF-style eps placement (`sqrt(v) + eps`, step `lr * sqrt(bc2) / bc1`).
+#[test]
+fn hf_eps_style_matches_reference() {
+    let ctx = ctx();
+    let store = ParamStore::new(&ctx, &shapes(&ODD_SIZES)).unwrap();
+    let algorithm = Algorithm::AdamW {
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-6,
+        eps_style: EpsStyle::Hf,
+    };
+    for caution in [Caution::Off, Caution::hard()] {
+        let cfg = OptimizerConfig::new(algorithm, 1e-2)
+            .with_caution(caution)
+            .with_weight_decay(0.01);
+        compare_with_reference(&ctx, &store, cfg, OptimizerOptions::default(), 4, 4, TOL);
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Each optimizer module is assembled from files in `shaders/`: the shared
 //! declarations, the agreement-count reduction (subgroup or workgroup variant), the
-//! state storage variant, and the algorithm's own entry points.
+//! state storage variant, the shared count and update entry points, and the
+//! algorithm's hooks (its caution direction and its per-vec4 update).
 
 use crate::arena::ElementType;
 use crate::context::GpuContext;
@@ -16,11 +17,17 @@ pub const COUNT_SUBGROUP_WGSL: &str = include_str!("../../shaders/count_subgroup
 pub const COUNT_WORKGROUP_WGSL: &str = include_str!("../../shaders/count_workgroup.wgsl");
 /// f32 optimizer state.
 pub const STATE_F32_WGSL: &str = include_str!("../../shaders/state_f32.wgsl");
-/// AdamW entry points.
+/// bf16 optimizer state, two per u32 (every adapter).
+pub const STATE_BF16_WGSL: &str = include_str!("../../shaders/state_bf16.wgsl");
+/// f16 optimizer state (needs `shader-f16`).
+pub const STATE_F16_WGSL: &str = include_str!("../../shaders/state_f16.wgsl");
+/// The count and update entry points shared by every algorithm.
+pub const STEP_WGSL: &str = include_str!("../../shaders/optim_step.wgsl");
+/// AdamW's hooks.
 pub const ADAMW_WGSL: &str = include_str!("../../shaders/adamw.wgsl");
-/// Lion entry points.
+/// Lion's hooks.
 pub const LION_WGSL: &str = include_str!("../../shaders/lion.wgsl");
-/// SGD entry points.
+/// SGD's hooks.
 pub const SGD_WGSL: &str = include_str!("../../shaders/sgd.wgsl");
 /// Reductions: finite check, gradient norm, clip, caution scale, step advance.
 pub const REDUCE_WGSL: &str = include_str!("../../shaders/reduce.wgsl");
@@ -32,7 +39,7 @@ pub const BLOCK_ELEMS: u64 = 4096;
 /// Parameter groups a single optimizer supports (`MAX_GROUPS`).
 pub const MAX_GROUPS: usize = 16;
 
-/// The full WGSL of an algorithm's module.
+/// The full WGSL of an algorithm's module (with `enable f16;` for f16 state).
 pub fn algorithm_source(algorithm: &Algorithm, subgroups: bool, state: ElementType) -> String {
     let count = if subgroups {
         COUNT_SUBGROUP_WGSL
@@ -41,14 +48,21 @@ pub fn algorithm_source(algorithm: &Algorithm, subgroups: bool, state: ElementTy
     };
     let state_src = match state {
         ElementType::F32 => STATE_F32_WGSL,
-        ElementType::Bf16 | ElementType::F16 => STATE_F32_WGSL,
+        ElementType::Bf16 => STATE_BF16_WGSL,
+        ElementType::F16 => STATE_F16_WGSL,
+    };
+    // `enable` directives must precede every declaration.
+    let enable = if state == ElementType::F16 {
+        "enable f16;\n"
+    } else {
+        ""
     };
     let body = match algorithm {
         Algorithm::AdamW { .. } => ADAMW_WGSL,
         Algorithm::Lion { .. } => LION_WGSL,
         Algorithm::Sgd { .. } => SGD_WGSL,
     };
-    [COMMON_WGSL, count, state_src, body].join("\n")
+    [enable, COMMON_WGSL, count, state_src, STEP_WGSL, body].join("\n")
 }
 
 /// The full WGSL of the reduction module.

@@ -88,11 +88,11 @@ impl Optimizer {
     ) -> Result<Self> {
         ctx.check_lost()?;
         config.validate()?;
-        if config.state_dtype != crate::arena::ElementType::F32 {
-            return Err(Error::InvalidConfig(format!(
-                "state dtype {} is not supported yet",
-                config.state_dtype.name()
-            )));
+        if config.state_dtype == crate::arena::ElementType::F16 && !ctx.capabilities().f16 {
+            return Err(Error::MissingFeature {
+                adapter: ctx.adapter_info().name.clone(),
+                feature: "SHADER_F16 (for f16 optimizer state; bf16 works everywhere)".into(),
+            });
         }
         if config.groups.len() + 1 > MAX_GROUPS {
             return Err(Error::LimitExceeded {
@@ -512,12 +512,30 @@ impl Optimizer {
         self.stats.latest(&self.ctx, &self.plan_numels())
     }
 
-    /// Waits for the GPU and returns the statistics of the last recorded step.
+    /// Waits for the GPU and returns the statistics of the newest recorded step.
+    ///
+    /// Mapping callbacks may run on whichever thread polls the device, so this polls
+    /// until the readback has landed, nothing is in flight any more, or ten seconds
+    /// have passed (a recorded step whose encoder was never submitted).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn stats_blocking(&mut self) -> Result<StepStats> {
-        self.ctx.wait_idle()?;
-        self.latest_stats()
-            .ok_or_else(|| Error::Readback("no statistics were recorded".into()))
+        let numel = self.plan_numels();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            self.ctx.wait_idle()?;
+            if let Some(stats) = self.stats.latest(&self.ctx, &numel) {
+                return Ok(stats);
+            }
+            if !self.stats.in_flight() {
+                return Err(Error::Readback("no statistics were recorded".into()));
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(Error::Readback(
+                    "statistics did not arrive: was the step's encoder submitted?".into(),
+                ));
+            }
+            std::thread::yield_now();
+        }
     }
 
     fn plan_numels(&self) -> Vec<u64> {

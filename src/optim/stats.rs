@@ -121,6 +121,14 @@ impl StatsRing {
         });
     }
 
+    /// Whether a readback is still on its way (recorded, not yet read).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn in_flight(&self) -> bool {
+        self.slots
+            .iter()
+            .any(|s| s.state.load(Ordering::Acquire) == IN_FLIGHT)
+    }
+
     /// The newest ready statistics; frees every ready slot it passes.
     pub fn latest(&mut self, ctx: &GpuContext, numel: &[u64]) -> Option<StepStats> {
         #[cfg(not(target_arch = "wasm32"))]

@@ -1,0 +1,105 @@
+// optim_step.wgsl: the two per-block entry points every algorithm shares.
+//
+// The algorithm file (adamw.wgsl, lion.wgsl, sgd.wgsl) supplies two functions:
+//   caution_direction(i, g, gp, first_step) -> vec4<f32>
+//       the direction whose sign decides the mask, from the state before the step
+//   step_vec4(i, g, valid, scale, c: StepContext)
+//       the fused update of the four elements at vec4 index i (lanes outside the
+//       tensor keep their old values)
+//
+// Entry points:
+//   count_agreement: pass 1 of caution; per block, counts the coordinates whose
+//                    direction agrees in sign with the gradient (integer partial count
+//                    per block) and flags NaN/inf gradients
+//   update:          the fused step for every tensor of the window; does nothing when
+//                    the step is skipped
+//
+// Bindings (group 0):
+//   0 params          storage rw   parameter window (vec4<f32>)
+//   1 grads           storage r    gradient window (vec4<f32>)
+//   2 state0          storage rw   first state window (state_<dtype>.wgsl)
+//   3 state1          storage rw   second state window, AdamW only (state_<dtype>.wgsl)
+//   4 blocks          storage r    block table of the window
+//   5 tensors         storage r    per-tensor table (group, scale)
+//   6 step            uniform      StepParams
+//   7 status          uniform      StatusView (update: step count, bias corrections, clip)
+//   8 window          uniform      WindowInfo
+//   9 partial_counts  storage rw   per-block agreement counts (count_agreement)
+//  10 status_rw       storage rw   StatusRw (count_agreement: found_inf, clip, step)
+
+@group(0) @binding(0) var<storage, read_write> params: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> grads: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> blocks: array<Block>;
+@group(0) @binding(5) var<storage, read> tensors: array<TensorEntry>;
+@group(0) @binding(6) var<uniform> step: StepParams;
+@group(0) @binding(7) var<uniform> status: StatusView;
+@group(0) @binding(8) var<uniform> window: WindowInfo;
+@group(0) @binding(9) var<storage, read_write> partial_counts: array<atomic<u32>>;
+@group(0) @binding(10) var<storage, read_write> status_rw: StatusRw;
+
+// What an update needs besides the element data.
+struct StepContext {
+    gp: GroupParams,
+    bias: vec4<f32>,    // x: 1 - beta1^t, y: 1 - beta2^t (after this step's advance)
+    decay: f32,         // 1 - lr * weight_decay
+    first_step: bool,   // this is the first completed step
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn count_agreement(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let b = block_index(wg, window);
+    var agree = 0u;
+    var bad = 0u;
+    var slot = 0u;
+    if b < window.num_blocks {
+        let blk = blocks[b];
+        slot = blk.global;
+        let gp = step.groups[tensors[blk.tensor].group];
+        // Runs before advance_step: no step completed yet means this is the first.
+        let first_step = status_rw.step == 0u;
+        let clip = select(1.0, status_rw.clip_coef, step.clip_max_norm > 0.0);
+        let end = blk.start + blk.len;
+        for (var k = 0u; k < VEC_PER_THREAD; k++) {
+            let e = blk.start + (k * WG_SIZE + lid) * 4u;
+            if e < end {
+                let i = e / 4u;
+                let valid = lanes_valid(e, end);
+                let g_raw = grads[i];
+                let g = g_raw * clip;
+                agree += count_agree(caution_direction(i, g, gp, first_step), g, valid);
+                bad += count_nonfinite(g_raw, valid);
+            }
+        }
+    }
+    if bad != 0u {
+        atomicOr(&status_rw.found_inf, 1u);
+    }
+    add_block_count(agree, slot, lid);
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn update(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let b = block_index(wg, window);
+    if b >= window.num_blocks || (step.skip_nonfinite != 0u && status.found_inf != 0u) {
+        return;
+    }
+    let blk = blocks[b];
+    let t = tensors[blk.tensor];
+    let gp = step.groups[t.group];
+    let c = StepContext(gp, status.bias[t.group], 1.0 - gp.lr * gp.weight_decay, status.step == 1u);
+    let clip = select(1.0, status.clip_coef, step.clip_max_norm > 0.0);
+    let end = blk.start + blk.len;
+    for (var k = 0u; k < VEC_PER_THREAD; k++) {
+        let e = blk.start + (k * WG_SIZE + lid) * 4u;
+        if e < end {
+            let i = e / 4u;
+            step_vec4(i, grads[i] * clip, lanes_valid(e, end), t.scale, c);
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! `coptim compare`: the main job. The same model from the same initialization on
+//! the same batches with a plain optimizer and its cautious twin, over several seeds.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use coptim::train::compare::{CompareConfig, CompareEvent, compare};
+use coptim::train::{OptimizerKind, chart, report};
+use coptim::{ContextOptions, Error, GpuContext};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cli::train::{RunArgs, load_data, parse_optimizer};
+
+/// Arguments of `coptim compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The runs' model, budget and data.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// The base optimizer and the cautious one, comma-separated.
+    #[arg(long, value_delimiter = ',', num_args = 2, default_value = "adamw,c-adamw", value_parser = parse_optimizer)]
+    pub pair: Vec<OptimizerKind>,
+    /// Number of seeds (0, 1, ...); each trains both optimizers.
+    #[arg(long, default_value_t = 3)]
+    pub seeds: u64,
+    /// Directory for `metrics.csv`, `summary.json`, `curves.png` and `curves.svg`.
+    #[arg(long, default_value = "coptim-compare")]
+    pub out: PathBuf,
+    /// Print the summary as JSON on stdout (progress stays on stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the comparison and writes its reports.
+pub fn run(args: &CompareArgs) -> coptim::Result<()> {
+    let [base, cautious] = <[OptimizerKind; 2]>::try_from(args.pair.clone())
+        .map_err(|_| Error::InvalidConfig("--pair takes two optimizers".into()))?;
+    if args.seeds == 0 {
+        return Err(Error::InvalidConfig("--seeds must be at least 1".into()));
+    }
+    let ctx = GpuContext::new_blocking(&ContextOptions::default())?;
+    let (data, dataset) = load_data(args.run.data.as_ref())?;
+    let mut config = CompareConfig::new(args.run.config(base, 0), args.seeds, dataset);
+    config.pair = [base, cautious];
+    report::create_dir(&args.out)?;
+
+    let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template("{prefix:>16} [{bar:30}] {pos:>5}/{len} {msg}")
+        .expect("valid template")
+        .progress_chars("=> ");
+    let bars: Vec<ProgressBar> = config
+        .runs()
+        .iter()
+        .map(|(o, s)| {
+            let bar = multi.add(ProgressBar::new(config.run.steps).with_style(style.clone()));
+            bar.set_prefix(format!("{o} seed {s}"));
+            bar.set_message("waiting");
+            bar
+        })
+        .collect();
+    let summary = compare(&ctx, data, &config, |e| match e {
+        CompareEvent::Started { index } => bars[index].set_message("starting"),
+        CompareEvent::Step { index, metrics } => {
+            let bar = &bars[index];
+            bar.set_position(metrics.step);
+            let kept = metrics
+                .kept_fraction
+                .map_or(String::new(), |k| format!(" kept {k:.3}"));
+            bar.set_message(format!("loss {:.4}{kept}", metrics.loss));
+        }
+        CompareEvent::Finished {
+            index,
+            test_accuracy,
+        } => {
+            bars[index].finish_with_message(format!("test accuracy {:.2}%", 100.0 * test_accuracy))
+        }
+    })?;
+    report::write_reports(&summary, &args.out)?;
+    chart::write_charts(&summary, &args.out)?;
+    if args.json {
+        println!("{}", report::summary_json(&summary));
+    } else {
+        print!("{}", report::table(&summary));
+        println!(
+            "wrote metrics.csv, summary.json, curves.png and curves.svg to {}",
+            args.out.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! The loss-curve chart of a comparison (`curves.png` and `curves.svg`): the
+//! smoothed training loss of every run on a log scale, and the kept fraction of the
+//! cautious runs.
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::train::compare::Summary;
+
+/// The bundled font (DejaVu Sans; see `assets/README.md`).
+static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+const FAMILY: &str = "sans-serif";
+/// Chart size in pixels.
+const SIZE: (u32, u32) = (1200, 480);
+const BASE_COLOR: RGBColor = RGBColor(31, 119, 180);
+const CAUTIOUS_COLOR: RGBColor = RGBColor(214, 39, 40);
+
+fn register_font() -> Result<()> {
+    static ONCE: Once = Once::new();
+    let mut result = Ok(());
+    ONCE.call_once(|| {
+        result = plotters::style::register_font(FAMILY, FontStyle::Normal, FONT)
+            .map_err(|_| Error::InvalidConfig("the bundled chart font is invalid".into()));
+    });
+    result
+}
+
+fn chart_error(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Io {
+        path: path.display().to_string(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
+/// Draws the chart into `curves.png` and `curves.svg` in `dir`.
+pub fn write_charts(summary: &Summary, dir: &Path) -> Result<()> {
+    register_font()?;
+    let png = dir.join("curves.png");
+    {
+        let root = BitMapBackend::new(&png, SIZE).into_drawing_area();
+        draw(summary, &root).map_err(|e| chart_error(&png, e))?;
+        root.present().map_err(|e| chart_error(&png, e))?;
+    }
+    let svg = dir.join("curves.svg");
+    let root = SVGBackend::new(&svg, SIZE).into_drawing_area();
+    draw(summary, &root).map_err(|e| chart_error(&svg, e))?;
+    root.present().map_err(|e| chart_error(&svg, e))?;
+    Ok(())
+}
+
+type DrawResult<DB> =
+    std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+
+fn draw<DB: DrawingBackend>(summary: &Summary, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+    root.fill(&WHITE)?;
+    let title = format!(
+        "{} vs {}: {} on {}, {} steps of {}, {} seeds",
+        summary.pair[0],
+        summary.pair[1],
+        summary.model,
+        summary.dataset,
+        summary.steps,
+        summary.batch_size,
+        summary.seeds.len()
+    );
+    let root = root.titled(&title, (FAMILY, 20))?;
+    let (left, right) = root.split_horizontally(SIZE.0 * 3 / 5);
+    let steps = summary.steps.max(2) as f64;
+    let color = |i: usize| if i == 0 { BASE_COLOR } else { CAUTIOUS_COLOR };
+
+    // Smoothed training loss, log scale.
+    let curves: Vec<(usize, Vec<(f64, f64)>)> = summary
+        .runs
+        .iter()
+        .map(|r| {
+            let which = usize::from(r.optimizer == summary.pair[1]);
+            let smoothed = r.history.smoothed_loss(summary.loss_window);
+            let points = r
+                .history
+                .steps
+                .iter()
+                .zip(smoothed)
+                .filter(|(_, l)| l.is_finite() && *l > 0.0)
+                .map(|(m, l)| (m.step as f64, l))
+                .collect();
+            (which, points)
+        })
+        .collect();
+    let (mut lo, mut hi) = (f64::INFINITY, 0.0f64);
+    for (_, pts) in &curves {
+        for &(_, l) in pts {
+            lo = lo.min(l);
+            hi = hi.max(l);
+        }
+    }
+    if !(lo.is_finite() && hi > 0.0) {
+        (lo, hi) = (0.01, 10.0);
+    }
+    let mut chart = ChartBuilder::on(&left)
+        .margin(12)
+        .caption(
+            format!(
+                "training loss (trailing mean of {} steps)",
+                summary.loss_window
+            ),
+            (FAMILY, 16),
+        )
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(1.0..steps, (lo * 0.9..hi * 1.1).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_desc("loss")
+        .label_style((FAMILY, 12))
+        .draw()?;
+    let mut labelled = [false, false];
+    for (which, pts) in curves {
+        let style = color(which).stroke_width(2);
+        let series = chart.draw_series(LineSeries::new(pts, style))?;
+        if !labelled[which] {
+            labelled[which] = true;
+            let c = color(which);
+            series
+                .label(summary.pair[which].name())
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
+        }
+    }
+    chart
+        .configure_series_labels()
+        .label_font((FAMILY, 14))
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+
+    // Kept fraction of the cautious runs.
+    let mut chart = ChartBuilder::on(&right)
+        .margin(12)
+        .caption(
+            format!("{}: fraction of coordinates kept", summary.pair[1]),
+            (FAMILY, 16),
+        )
+        .x_label_area_size(36)
+        .y_label_area_size(48)
+        .build_cartesian_2d(1.0..steps, 0.0..1.0)?;
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_desc("kept fraction")
+        .label_style((FAMILY, 12))
+        .draw()?;
+    for r in summary.runs_of(summary.pair[1]) {
+        let pts: Vec<(f64, f64)> = r
+            .history
+            .steps
+            .iter()
+            .filter_map(|m| m.kept_fraction.map(|k| (m.step as f64, k)))
+            .collect();
+        chart.draw_series(LineSeries::new(pts, CAUTIOUS_COLOR.stroke_width(1)))?;
+    }
+    Ok(())
+}

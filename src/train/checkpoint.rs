@@ -1,0 +1,211 @@
+//! Checkpoints of a training run: the model's parameters, the optimizer's state, the
+//! step count, the configuration and the metrics history, in one safetensors file
+//! (so one atomic write gives one consistent checkpoint).
+//!
+//! Contents, readable by any safetensors library:
+//! - `param.<name>`: every parameter (f32, PyTorch state-dict names and shapes);
+//! - `optimizer.<key>`: the tensors of the optimizer's state file
+//!   ([`Optimizer::state_bytes`](crate::Optimizer::state_bytes), e.g.
+//!   `optimizer.exp_avg.fc1.weight`, `optimizer.coptim.steps`);
+//! - metadata `format` = [`CHECKPOINT_FORMAT`], `config` (the [`TrainConfig`] as
+//!   JSON), `step` (steps completed), `history` (the [`History`] as JSON) and the
+//!   optimizer file's metadata under `optimizer.<key>`.
+//!
+//! A resumed session continues exactly: the batch stream and the augmentation are
+//! functions of the seed and the step, and the optimizer state includes its step
+//! counters and bias corrections.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use safetensors::tensor::TensorView;
+use safetensors::{Dtype, SafeTensors};
+
+use crate::context::GpuContext;
+use crate::data::DatasetSplit;
+use crate::error::{Error, Result};
+use crate::model::NamedTensor;
+use crate::train::config::TrainConfig;
+use crate::train::metrics::History;
+use crate::train::session::Session;
+
+/// The `format` metadata value of training checkpoints.
+pub const CHECKPOINT_FORMAT: &str = "coptim-train-checkpoint/1";
+
+const PARAM: &str = "param.";
+const OPTIM: &str = "optimizer.";
+
+fn serialize_error(e: safetensors::SafeTensorError) -> Error {
+    Error::InvalidConfig(format!("serializing a checkpoint: {e}"))
+}
+
+impl Session {
+    /// Serializes the run (parameters, optimizer state, step, configuration and
+    /// history) as safetensors bytes. Waits for the GPU (async); every submitted
+    /// step's metrics must have been read back by then. Refuses after a non-finite
+    /// loss, so the last good checkpoint is never overwritten by a diverged state.
+    pub async fn checkpoint_bytes(&mut self) -> Result<Vec<u8>> {
+        if let Some((step, loss)) = self.failure() {
+            return Err(Error::NonFiniteLoss { step, loss });
+        }
+        let params = self.model().read_parameters().await?;
+        let optim = self.optimizer().state_bytes().await?;
+        self.poll()?;
+        if self.in_flight() > 0 {
+            return Err(Error::Readback(format!(
+                "{} steps are still in flight; poll until none is",
+                self.in_flight()
+            )));
+        }
+        let optim_st = SafeTensors::deserialize(&optim).map_err(serialize_error)?;
+        let (_, optim_meta) = SafeTensors::read_metadata(&optim).map_err(serialize_error)?;
+
+        let param_bytes: Vec<(String, Vec<usize>, &[u8])> = params
+            .iter()
+            .map(|t| {
+                (
+                    format!("{PARAM}{}", t.name),
+                    t.shape.clone(),
+                    bytemuck::cast_slice::<f32, u8>(&t.values),
+                )
+            })
+            .collect();
+        let mut views: Vec<(String, TensorView<'_>)> = Vec::new();
+        for (name, shape, bytes) in &param_bytes {
+            views.push((
+                name.clone(),
+                TensorView::new(Dtype::F32, shape.clone(), bytes).map_err(serialize_error)?,
+            ));
+        }
+        for (name, view) in optim_st.tensors() {
+            views.push((format!("{OPTIM}{name}"), view));
+        }
+        let mut metadata = HashMap::new();
+        metadata.insert("format".to_string(), CHECKPOINT_FORMAT.to_string());
+        metadata.insert("config".to_string(), to_json(self.config())?);
+        metadata.insert("step".to_string(), self.steps_recorded().to_string());
+        metadata.insert("history".to_string(), to_json(self.history())?);
+        for (k, v) in optim_meta.metadata().clone().unwrap_or_default() {
+            metadata.insert(format!("{OPTIM}{k}"), v);
+        }
+        safetensors::serialize(views, Some(metadata)).map_err(serialize_error)
+    }
+
+    /// Rebuilds a session from [`Session::checkpoint_bytes`]: the configuration comes
+    /// from the checkpoint, the data from `data` (which must be the data the run
+    /// trained on). `source` names the checkpoint in errors. Everything is checked
+    /// before the session is returned; a bad file gives [`Error::Checkpoint`].
+    pub fn from_checkpoint_bytes(
+        ctx: &GpuContext,
+        data: Arc<DatasetSplit>,
+        bytes: &[u8],
+        source: &str,
+    ) -> Result<Self> {
+        let bad = |reason: String| Error::checkpoint(source, reason);
+        let st = SafeTensors::deserialize(bytes)
+            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
+        let meta = meta.metadata().clone().unwrap_or_default();
+        let get = |k: &str| {
+            meta.get(k)
+                .map(String::as_str)
+                .ok_or_else(|| bad(format!("metadata `{k}` is missing")))
+        };
+        if get("format")? != CHECKPOINT_FORMAT {
+            return Err(bad(format!(
+                "format is {:?}, expected {CHECKPOINT_FORMAT}",
+                get("format")?
+            )));
+        }
+        let config: TrainConfig = serde_json::from_str(get("config")?)
+            .map_err(|e| bad(format!("unreadable config: {e}")))?;
+        let step: u64 = get("step")?
+            .parse()
+            .map_err(|e| bad(format!("unreadable step: {e}")))?;
+        let history: History = serde_json::from_str(get("history")?)
+            .map_err(|e| bad(format!("unreadable history: {e}")))?;
+        if step > config.steps || history.steps.len() as u64 != step {
+            return Err(bad(format!(
+                "step {step} does not match a history of {} steps and a budget of {}",
+                history.steps.len(),
+                config.steps
+            )));
+        }
+
+        let mut session = Session::new(ctx, config, data)?;
+        let layout = session.model().store().layout().clone();
+        let mut params = Vec::with_capacity(layout.num_tensors());
+        for info in layout.tensors() {
+            let key = format!("{PARAM}{}", info.name);
+            let view = st
+                .tensor(&key)
+                .map_err(|_| bad(format!("tensor `{key}` is missing")))?;
+            if view.dtype() != Dtype::F32 || view.shape() != info.shape.as_slice() {
+                return Err(bad(format!(
+                    "tensor `{key}` is {:?}{:?}, expected F32{:?}",
+                    view.dtype(),
+                    view.shape(),
+                    info.shape
+                )));
+            }
+            params.push(NamedTensor {
+                name: info.name.clone(),
+                shape: info.shape.clone(),
+                values: bytemuck::pod_collect_to_vec(view.data()),
+            });
+        }
+        let unknown: Vec<String> = st
+            .names()
+            .into_iter()
+            .filter(|n| n.starts_with(PARAM) && layout.id(&n[PARAM.len()..]).is_err())
+            .map(str::to_string)
+            .collect();
+        if !unknown.is_empty() {
+            return Err(bad(format!("unknown parameters {unknown:?}")));
+        }
+
+        let optim_views: Vec<(String, TensorView<'_>)> = st
+            .tensors()
+            .into_iter()
+            .filter_map(|(n, v)| n.strip_prefix(OPTIM).map(|k| (k.to_string(), v)))
+            .collect();
+        let optim_meta: HashMap<String, String> = meta
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix(OPTIM).map(|k| (k.to_string(), v.clone())))
+            .collect();
+        let optim = safetensors::serialize(optim_views, Some(optim_meta))
+            .map_err(|e| bad(format!("optimizer state: {e}")))?;
+
+        let (model, optimizer) = session.parts_mut();
+        optimizer.load_state_bytes(&optim, source)?;
+        model.write_parameters(&params)?;
+        session.set_progress(step, history);
+        Ok(session)
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Session {
+    /// Writes a checkpoint to `path` atomically (temporary file, then rename), so the
+    /// previous checkpoint survives a crash. Waits for the GPU.
+    pub fn save_checkpoint(&mut self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        self.wait()?;
+        let bytes = pollster::block_on(self.checkpoint_bytes())?;
+        crate::file_io::write_atomic(path.as_ref(), &bytes)
+    }
+
+    /// Resumes the run saved at `path` (see [`Session::from_checkpoint_bytes`]).
+    pub fn resume(
+        ctx: &GpuContext,
+        data: Arc<DatasetSplit>,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = crate::file_io::read_file(path)?;
+        Self::from_checkpoint_bytes(ctx, data, &bytes, &path.display().to_string())
+    }
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::InvalidConfig(format!("to JSON: {e}")))
+}

@@ -1,0 +1,346 @@
+//! The main job: train the same model from the same initialization on the same
+//! batches with a plain optimizer and its cautious twin, over several seeds, and
+//! measure how many steps the cautious one needs to reach the plain one's final
+//! training loss.
+//!
+//! Definitions (also in the README):
+//! - *final train loss*: the mean training loss over the last 5% of the steps
+//!   ([`History::smoothing_window`]);
+//! - *steps to base final loss*: the first step at which a run's trailing mean loss
+//!   (same window) is at most the final train loss of the base run of the same seed;
+//! - *speed-up* of a seed: the base run's steps to its own final loss divided by the
+//!   cautious run's; `None` if the cautious run never gets there. The summary gives
+//!   the median, minimum and maximum over the seeds where both reached it.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::context::GpuContext;
+use crate::data::DatasetSplit;
+use crate::error::{Error, Result};
+use crate::train::config::{OptimizerKind, TrainConfig};
+use crate::train::metrics::{History, StepMetrics, median};
+use crate::train::runner::{Event, Runner};
+use crate::train::session::Session;
+
+/// What to compare.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompareConfig {
+    /// The run of the base optimizer for seed 0; every run copies it with its own
+    /// optimizer and seed (the learning rate and weight decay are kept as given).
+    pub run: TrainConfig,
+    /// The base optimizer and the cautious one.
+    pub pair: [OptimizerKind; 2],
+    /// The seeds; each gives one run per optimizer.
+    pub seeds: Vec<u64>,
+    /// The data set's name for reports, e.g. `bundled-mnist`.
+    pub dataset: String,
+}
+
+impl CompareConfig {
+    /// AdamW against C-AdamW on `run`'s model over seeds `0..seeds`.
+    pub fn new(run: TrainConfig, seeds: u64, dataset: impl Into<String>) -> Self {
+        Self {
+            pair: [OptimizerKind::AdamW, OptimizerKind::CAdamW],
+            run,
+            seeds: (0..seeds).collect(),
+            dataset: dataset.into(),
+        }
+    }
+
+    /// The configuration of the run of `optimizer` with `seed`.
+    pub fn run_config(&self, optimizer: OptimizerKind, seed: u64) -> TrainConfig {
+        TrainConfig {
+            optimizer,
+            seed,
+            ..self.run.clone()
+        }
+    }
+
+    /// The runs in the order they are trained: for each seed, base then cautious.
+    pub fn runs(&self) -> Vec<(OptimizerKind, u64)> {
+        self.seeds
+            .iter()
+            .flat_map(|&s| self.pair.map(|o| (o, s)))
+            .collect()
+    }
+}
+
+/// One finished run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunResult {
+    /// The optimizer's command-line name.
+    pub optimizer: OptimizerKind,
+    /// The seed.
+    pub seed: u64,
+    /// Mean training loss over the last 5% of the steps.
+    pub final_train_loss: f64,
+    /// Test accuracy after the last step.
+    pub test_accuracy: f64,
+    /// Test loss after the last step.
+    pub test_loss: f64,
+    /// First step whose trailing mean loss reaches the same seed's base final loss.
+    pub steps_to_base_final_loss: Option<u64>,
+    /// Mean fraction of coordinates the cautious mask kept (1 for the base).
+    pub mean_kept_fraction: Option<f64>,
+    /// Wall-clock seconds of the run, evaluation included.
+    pub wall_s: f64,
+    /// Median milliseconds per training step.
+    pub median_step_ms: Option<f64>,
+    /// Training samples per second (batch size over the median step time).
+    pub samples_per_s: Option<f64>,
+    /// Every step's and evaluation's metrics.
+    #[serde(skip)]
+    pub history: History,
+}
+
+/// Median, minimum and maximum over seeds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Spread {
+    /// The median.
+    pub median: Option<f64>,
+    /// The smallest value.
+    pub min: Option<f64>,
+    /// The largest value.
+    pub max: Option<f64>,
+}
+
+impl Spread {
+    /// The spread of `values` (all `None` when empty).
+    pub fn of(values: &[f64]) -> Self {
+        let mut v = values.to_vec();
+        Self {
+            median: median(&mut v),
+            min: v.first().copied(),
+            max: v.last().copied(),
+        }
+    }
+}
+
+/// Per-optimizer means over seeds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OptimizerSummary {
+    /// The optimizer.
+    pub optimizer: OptimizerKind,
+    /// Its learning rate.
+    pub lr: f64,
+    /// Its weight decay.
+    pub weight_decay: f64,
+    /// Final train loss over seeds.
+    pub final_train_loss: Spread,
+    /// Test accuracy over seeds.
+    pub test_accuracy: Spread,
+    /// Wall time over seeds.
+    pub wall_s: Spread,
+    /// Training throughput over seeds.
+    pub samples_per_s: Spread,
+}
+
+/// The result of a comparison (`summary.json`, `coptim compare --json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// `mlp` or `vit`.
+    pub model: String,
+    /// The data set's name.
+    pub dataset: String,
+    /// Training steps per run.
+    pub steps: u64,
+    /// Samples per step.
+    pub batch_size: usize,
+    /// The model's number of parameters.
+    pub parameters: u64,
+    /// `[base, cautious]`.
+    pub pair: [OptimizerKind; 2],
+    /// The seeds.
+    pub seeds: Vec<u64>,
+    /// Trailing-mean window of the loss definitions, in steps.
+    pub loss_window: usize,
+    /// Every run, in training order.
+    pub runs: Vec<RunResult>,
+    /// Speed-up of the cautious optimizer over the seeds where it reached the base
+    /// final loss.
+    pub speedup: Spread,
+    /// Speed-up per seed, in seed order (`None`: not reached).
+    pub speedup_per_seed: Vec<Option<f64>>,
+    /// Per-optimizer summaries, base first.
+    pub optimizers: Vec<OptimizerSummary>,
+    /// The adapter the runs used.
+    pub adapter: String,
+    /// The full configuration of the base run of the first seed.
+    pub config: TrainConfig,
+}
+
+impl Summary {
+    /// The runs of `optimizer`.
+    pub fn runs_of(&self, optimizer: OptimizerKind) -> impl Iterator<Item = &RunResult> {
+        self.runs.iter().filter(move |r| r.optimizer == optimizer)
+    }
+}
+
+/// What [`compare`] reports while it works.
+#[derive(Debug, Clone, Copy)]
+pub enum CompareEvent<'a> {
+    /// Run `index` (into [`CompareConfig::runs`]) is starting.
+    Started {
+        /// The run's index.
+        index: usize,
+    },
+    /// Run `index` finished a step.
+    Step {
+        /// The run's index.
+        index: usize,
+        /// The step's metrics.
+        metrics: &'a StepMetrics,
+    },
+    /// Run `index` finished, with its test accuracy.
+    Finished {
+        /// The run's index.
+        index: usize,
+        /// Test accuracy after the last step.
+        test_accuracy: f64,
+    },
+}
+
+/// Trains every run of `config` on `data`, one after the other, and summarizes
+/// them. `observe` sees every step (e.g. for progress bars).
+pub fn compare(
+    ctx: &GpuContext,
+    data: Arc<DatasetSplit>,
+    config: &CompareConfig,
+    mut observe: impl FnMut(CompareEvent<'_>),
+) -> Result<Summary> {
+    if config.seeds.is_empty() {
+        return Err(Error::InvalidConfig("at least one seed is needed".into()));
+    }
+    if config.pair[0] == config.pair[1] {
+        return Err(Error::InvalidConfig(format!(
+            "the pair compares {} with itself",
+            config.pair[0]
+        )));
+    }
+    let mut finished = Vec::new();
+    let mut parameters = 0;
+    for (index, (optimizer, seed)) in config.runs().into_iter().enumerate() {
+        observe(CompareEvent::Started { index });
+        let started = std::time::Instant::now();
+        let mut session = Session::new(ctx, config.run_config(optimizer, seed), data.clone())?;
+        parameters = session.model().num_parameters();
+        Runner::default().run(&mut session, |e| {
+            if let Event::Step(metrics) = e {
+                observe(CompareEvent::Step { index, metrics })
+            }
+        })?;
+        let wall_s = started.elapsed().as_secs_f64();
+        let test_accuracy = session.history().last_eval().map_or(0.0, |e| e.accuracy);
+        observe(CompareEvent::Finished {
+            index,
+            test_accuracy,
+        });
+        finished.push((optimizer, seed, session.history().clone(), wall_s));
+    }
+    Ok(summarize(
+        config,
+        parameters,
+        &ctx.report().adapter,
+        finished,
+    ))
+}
+
+/// Builds the summary from finished runs `(optimizer, seed, history, wall seconds)`.
+pub fn summarize(
+    config: &CompareConfig,
+    parameters: u64,
+    adapter: &str,
+    finished: Vec<(OptimizerKind, u64, History, f64)>,
+) -> Summary {
+    let window = History::smoothing_window(config.run.steps);
+    let base_finals: Vec<(u64, Option<f64>)> = finished
+        .iter()
+        .filter(|(o, _, _, _)| *o == config.pair[0])
+        .map(|(_, s, h, _)| (*s, h.final_loss(window)))
+        .collect();
+    let base_final = |seed: u64| {
+        base_finals
+            .iter()
+            .find(|(s, _)| *s == seed)
+            .and_then(|(_, l)| *l)
+    };
+    let runs: Vec<RunResult> = finished
+        .into_iter()
+        .map(|(optimizer, seed, history, wall_s)| {
+            let eval = history.last_eval().copied();
+            let median_step_ms = history.median_step_ms();
+            RunResult {
+                optimizer,
+                seed,
+                final_train_loss: history.final_loss(window).unwrap_or(f64::NAN),
+                test_accuracy: eval.map_or(f64::NAN, |e| e.accuracy),
+                test_loss: eval.map_or(f64::NAN, |e| e.loss),
+                steps_to_base_final_loss: base_final(seed)
+                    .and_then(|t| history.steps_to_reach(t, window)),
+                mean_kept_fraction: history.mean_kept_fraction(),
+                wall_s,
+                median_step_ms,
+                samples_per_s: median_step_ms.map(|ms| config.run.batch_size as f64 / (ms / 1e3)),
+                history,
+            }
+        })
+        .collect();
+    let steps_of = |o: OptimizerKind, seed: u64| {
+        runs.iter()
+            .find(|r| r.optimizer == o && r.seed == seed)
+            .and_then(|r| r.steps_to_base_final_loss)
+    };
+    let speedup_per_seed: Vec<Option<f64>> = config
+        .seeds
+        .iter()
+        .map(
+            |&s| match (steps_of(config.pair[0], s), steps_of(config.pair[1], s)) {
+                (Some(b), Some(c)) => Some(b as f64 / c as f64),
+                _ => None,
+            },
+        )
+        .collect();
+    let reached: Vec<f64> = speedup_per_seed.iter().flatten().copied().collect();
+    let optimizers = config
+        .pair
+        .iter()
+        .map(|&o| {
+            let of = |f: &dyn Fn(&RunResult) -> Option<f64>| {
+                let v: Vec<f64> = runs
+                    .iter()
+                    .filter(|r| r.optimizer == o)
+                    .filter_map(f)
+                    .collect();
+                Spread::of(&v)
+            };
+            let rc = config.run_config(o, 0);
+            OptimizerSummary {
+                optimizer: o,
+                lr: rc.lr,
+                weight_decay: rc.weight_decay,
+                final_train_loss: of(&|r| Some(r.final_train_loss)),
+                test_accuracy: of(&|r| Some(r.test_accuracy)),
+                wall_s: of(&|r| Some(r.wall_s)),
+                samples_per_s: of(&|r| r.samples_per_s),
+            }
+        })
+        .collect();
+    Summary {
+        model: config.run.model.name().to_string(),
+        dataset: config.dataset.clone(),
+        steps: config.run.steps,
+        batch_size: config.run.batch_size,
+        parameters,
+        pair: config.pair,
+        seeds: config.seeds.clone(),
+        loss_window: window,
+        runs,
+        speedup: Spread::of(&reached),
+        speedup_per_seed,
+        optimizers,
+        adapter: adapter.to_string(),
+        config: config.run.clone(),
+    }
+}

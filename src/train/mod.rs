@@ -1,0 +1,33 @@
+//! Training on the GPU: runs, their metrics and checkpoints, and the comparison of a
+//! plain optimizer with its cautious twin.
+//!
+//! - [`TrainConfig`]: everything that determines a run (model, optimizer,
+//!   hyper-parameters, budget, seed, input pipeline), with tuned defaults.
+//! - [`Session`]: one run, stepped by the caller and read without blocking; works in
+//!   the browser. [`Session::checkpoint_bytes`] / [`Session::from_checkpoint_bytes`]
+//!   save and resume it exactly.
+//! - [`Runner`] (native): the loop with periodic evaluation and atomic checkpoints.
+//! - [`compare`] (native): the multi-seed comparison of `coptim compare`, its summary
+//!   and its reports.
+
+#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
+pub mod chart;
+mod checkpoint;
+mod clock;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod compare;
+mod config;
+pub mod inputs;
+mod metrics;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod report;
+#[cfg(not(target_arch = "wasm32"))]
+mod runner;
+mod session;
+
+pub use checkpoint::CHECKPOINT_FORMAT;
+pub use config::{ModelSpec, OptimizerKind, TrainConfig};
+pub use metrics::{EvalMetrics, History, StepMetrics, median};
+#[cfg(not(target_arch = "wasm32"))]
+pub use runner::{Event, Runner};
+pub use session::Session;

@@ -1,0 +1,183 @@
+//! Reports of a comparison: the per-step CSV, the summary JSON and the text table.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::train::compare::{RunResult, Spread, Summary};
+use crate::train::metrics::History;
+
+/// The header of `metrics.csv`.
+pub const CSV_HEADER: &str = "optimizer,seed,step,train_loss,smoothed_train_loss,train_accuracy,lr,kept_fraction,step_ms,test_loss,test_accuracy";
+
+/// `metrics.csv`: one row per step of every run (test columns filled on the steps
+/// after which the test set was evaluated).
+pub fn metrics_csv(summary: &Summary) -> String {
+    let mut out = String::from(CSV_HEADER);
+    out.push('\n');
+    for run in &summary.runs {
+        let smoothed = run.history.smoothed_loss(summary.loss_window);
+        for (m, s) in run.history.steps.iter().zip(smoothed) {
+            let eval = run.history.evals.iter().find(|e| e.step == m.step);
+            let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{},{},{},{},{},{},{}",
+                run.optimizer,
+                run.seed,
+                m.step,
+                m.loss,
+                s,
+                m.accuracy,
+                m.lr,
+                opt(m.kept_fraction),
+                opt(m.step_ms),
+                opt(eval.map(|e| e.loss)),
+                opt(eval.map(|e| e.accuracy)),
+            );
+        }
+    }
+    out
+}
+
+/// The summary as pretty JSON.
+pub fn summary_json(summary: &Summary) -> String {
+    serde_json::to_string_pretty(summary).expect("the summary serializes")
+}
+
+fn num(v: Option<f64>, decimals: usize) -> String {
+    match v {
+        Some(x) if x.is_finite() => format!("{x:.decimals$}"),
+        _ => "-".into(),
+    }
+}
+
+fn spread(s: &Spread, decimals: usize, unit: &str) -> String {
+    match (s.median, s.min, s.max) {
+        (Some(m), Some(lo), Some(hi)) => format!(
+            "{}{unit} (range {}-{})",
+            num(Some(m), decimals),
+            num(Some(lo), decimals),
+            num(Some(hi), decimals)
+        ),
+        _ => "-".into(),
+    }
+}
+
+/// The text table `coptim compare` prints: one row per run, then the speed-up.
+pub fn table(summary: &Summary) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} on {} ({} parameters), {} steps of {}, seeds {:?}, {} vs {}",
+        summary.model,
+        summary.dataset,
+        summary.parameters,
+        summary.steps,
+        summary.batch_size,
+        summary.seeds,
+        summary.pair[0],
+        summary.pair[1],
+    );
+    let _ = writeln!(
+        out,
+        "{:<9} {:>4} {:>11} {:>9} {:>13} {:>6} {:>8} {:>9}",
+        "optimizer",
+        "seed",
+        "train loss",
+        "test acc",
+        "steps to base",
+        "kept",
+        "wall s",
+        "samples/s"
+    );
+    let row = |out: &mut String, r: &RunResult| {
+        let _ = writeln!(
+            out,
+            "{:<9} {:>4} {:>11} {:>8}% {:>13} {:>6} {:>8} {:>9}",
+            r.optimizer.name(),
+            r.seed,
+            num(Some(r.final_train_loss), 4),
+            num(Some(100.0 * r.test_accuracy), 2),
+            r.steps_to_base_final_loss
+                .map_or("not reached".into(), |s| s.to_string()),
+            num(r.mean_kept_fraction, 3),
+            num(Some(r.wall_s), 1),
+            num(r.samples_per_s, 0),
+        );
+    };
+    for r in &summary.runs {
+        row(&mut out, r);
+    }
+    let reached = summary.speedup_per_seed.iter().flatten().count();
+    let _ = writeln!(
+        out,
+        "speed-up of {} over {} (steps to {}'s final train loss): {} over {reached} of {} seeds",
+        summary.pair[1],
+        summary.pair[0],
+        summary.pair[0],
+        spread(&summary.speedup, 2, "x"),
+        summary.seeds.len(),
+    );
+    for o in &summary.optimizers {
+        let _ = writeln!(
+            out,
+            "{:<9} test accuracy {}, final train loss {}",
+            o.optimizer.name(),
+            spread(
+                &Spread {
+                    median: o.test_accuracy.median.map(|x| 100.0 * x),
+                    min: o.test_accuracy.min.map(|x| 100.0 * x),
+                    max: o.test_accuracy.max.map(|x| 100.0 * x),
+                },
+                2,
+                "%"
+            ),
+            spread(&o.final_train_loss, 4, ""),
+        );
+    }
+    out
+}
+
+/// Writes `metrics.csv` and `summary.json` into `dir` (created if missing),
+/// atomically.
+pub fn write_reports(summary: &Summary, dir: &Path) -> Result<()> {
+    create_dir(dir)?;
+    crate::file_io::write_atomic(&dir.join("metrics.csv"), metrics_csv(summary).as_bytes())?;
+    crate::file_io::write_atomic(&dir.join("summary.json"), summary_json(summary).as_bytes())
+}
+
+/// Writes one run's history as CSV (the per-step columns of `metrics.csv` without
+/// optimizer and seed), for `coptim train`.
+pub fn history_csv(history: &History, window: usize) -> String {
+    let mut out = String::from(
+        "step,train_loss,smoothed_train_loss,train_accuracy,lr,kept_fraction,step_ms,test_loss,test_accuracy\n",
+    );
+    let smoothed = history.smoothed_loss(window);
+    for (m, s) in history.steps.iter().zip(smoothed) {
+        let eval = history.evals.iter().find(|e| e.step == m.step);
+        let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{}",
+            m.step,
+            m.loss,
+            s,
+            m.accuracy,
+            m.lr,
+            opt(m.kept_fraction),
+            opt(m.step_ms),
+            opt(eval.map(|e| e.loss)),
+            opt(eval.map(|e| e.accuracy)),
+        );
+    }
+    out
+}
+
+/// Creates `dir` and its parents.
+pub fn create_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        path: dir.display().to_string(),
+        source,
+    })
+}

@@ -1,0 +1,73 @@
+//! [`Runner`]: the native training loop around a [`Session`], with periodic
+//! evaluation and checkpoints.
+
+use std::path::PathBuf;
+
+use crate::error::Result;
+use crate::train::metrics::StepMetrics;
+use crate::train::session::Session;
+
+/// Drives a session to the end of its budget natively: one step at a time, waiting
+/// for each (so every step has its kept fraction and an exact step time),
+/// evaluating when [`Session::wants_eval`] says so, and writing checkpoints.
+///
+/// A non-finite loss stops the run with [`Error::NonFiniteLoss`](crate::Error::NonFiniteLoss)
+/// before the next checkpoint, so the file at [`Runner::checkpoint`] keeps the last
+/// good state.
+#[derive(Debug, Clone, Default)]
+pub struct Runner {
+    /// Where to write checkpoints (`None`: never).
+    pub checkpoint: Option<PathBuf>,
+    /// Write a checkpoint every this many steps (0: only at the end), and always
+    /// after the last step.
+    pub checkpoint_every: u64,
+}
+
+/// What the runner reports to its observer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Event<'a> {
+    /// A step finished.
+    Step(&'a StepMetrics),
+    /// An evaluation finished (test loss and accuracy).
+    Eval(&'a crate::train::EvalMetrics),
+    /// A checkpoint was written after this many steps.
+    Checkpoint(u64),
+}
+
+impl Runner {
+    /// Runs the remaining steps of `session`, calling `observe` on every event.
+    /// Stops at the first error.
+    pub fn run(&self, session: &mut Session, mut observe: impl FnMut(Event<'_>)) -> Result<()> {
+        while !session.is_finished() {
+            session.step()?;
+            for m in session.wait()? {
+                observe(Event::Step(&m));
+            }
+            if session.wants_eval() {
+                let e = session.evaluate_blocking()?;
+                observe(Event::Eval(&e));
+            }
+            let step = session.steps_recorded();
+            if let Some(path) = &self.checkpoint {
+                let due = self.checkpoint_every > 0 && step % self.checkpoint_every == 0;
+                if due || session.is_finished() {
+                    session.save_checkpoint(path)?;
+                    observe(Event::Checkpoint(step));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Session {
+    /// Runs the remaining steps without checkpoints (see [`Runner::run`]), calling
+    /// `on_step` with each step's metrics.
+    pub fn run_blocking(&mut self, mut on_step: impl FnMut(&StepMetrics)) -> Result<()> {
+        Runner::default().run(self, |e| {
+            if let Event::Step(m) = e {
+                on_step(m)
+            }
+        })
+    }
+}

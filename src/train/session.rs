@@ -1,0 +1,366 @@
+//! [`Session`]: one training run on the GPU (a model, its optimizer, the batch stream
+//! and the metrics so far), stepped by the caller and read without blocking.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use crate::context::GpuContext;
+use crate::data::DatasetSplit;
+use crate::error::{Error, Result};
+use crate::model::{Batch, Model};
+use crate::model::{Mlp, Vit};
+use crate::optim::Optimizer;
+use crate::train::clock::now_ms;
+use crate::train::config::{ModelSpec, TrainConfig};
+use crate::train::inputs::{BatchStream, Standardize};
+use crate::train::metrics::{EvalMetrics, History, StepMetrics};
+
+/// A step submitted to the GPU whose metrics have not been read back yet.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    step: u64,
+    lr: f64,
+    submitted_ms: f64,
+}
+
+/// One training run: the model and its optimizer on the GPU, the deterministic batch
+/// stream, and the [`History`] of metrics read back so far.
+///
+/// The core never blocks, reads files or spawns threads, so it runs in the browser as
+/// well as natively: [`Session::step`] records and submits one training step
+/// (forward, backward, optional clipping and the optimizer step, all in one command
+/// encoder) and returns at once; [`Session::poll`] returns the metrics of the steps
+/// the GPU has finished since the last call (loss, batch accuracy, learning rate,
+/// kept fraction, step time); [`Session::evaluate`] is async. Native programs use
+/// [`Session::run_blocking`](crate::train::Session::run_blocking) or the
+/// [`Runner`](crate::train::Runner).
+///
+/// ```no_run
+/// # fn main() -> coptim::Result<()> {
+/// use std::sync::Arc;
+/// use coptim::train::{OptimizerKind, Session, TrainConfig};
+/// let ctx = coptim::GpuContext::new_blocking(&Default::default())?;
+/// let data = Arc::new(coptim::data::bundled_mnist()?);
+/// let mut session = Session::new(&ctx, TrainConfig::mlp(OptimizerKind::CAdamW), data)?;
+/// while !session.is_finished() {
+///     session.step()?; // e.g. a few per animation frame in a browser
+///     for m in session.poll()? {
+///         println!("step {} loss {:.4} kept {:?}", m.step, m.loss, m.kept_fraction);
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Session {
+    config: TrainConfig,
+    model: Model,
+    optimizer: Optimizer,
+    data: Arc<DatasetSplit>,
+    stream: BatchStream,
+    test_images: Vec<f32>,
+    test_labels: Vec<u32>,
+    images: Vec<f32>,
+    labels: Vec<u32>,
+    recorded: u64,
+    in_flight: VecDeque<InFlight>,
+    last_seen_ms: Option<f64>,
+    kept: BTreeMap<u64, f64>,
+    history: History,
+    failure: Option<(u64, f32)>,
+}
+
+impl Session {
+    /// Creates the model (initialized from the config's seed), the optimizer and the
+    /// batch stream over `data.train`; evaluations use `data.test`. Fails if the
+    /// configuration is invalid or the data does not fit the model.
+    pub fn new(ctx: &GpuContext, config: TrainConfig, data: Arc<DatasetSplit>) -> Result<Self> {
+        config.validate()?;
+        let arch = config.model.architecture();
+        let sample: usize = arch.sample_shape().iter().product();
+        for (part, ds) in [("training", &data.train), ("test", &data.test)] {
+            if ds.image_len() != sample {
+                return Err(Error::shape(
+                    format!("{} input", arch.name()),
+                    format!(
+                        "the model takes {sample} values per image, the {part} images have {:?}",
+                        ds.image_shape()
+                    ),
+                ));
+            }
+            if ds.num_classes() > arch.num_classes() {
+                return Err(Error::shape(
+                    format!("{} classes", arch.name()),
+                    format!(
+                        "the model has {} classes, the {part} set {}",
+                        arch.num_classes(),
+                        ds.num_classes()
+                    ),
+                ));
+            }
+        }
+        if config.batch_size > data.train.len() {
+            return Err(Error::InvalidConfig(format!(
+                "batch size {} exceeds the {} training samples",
+                config.batch_size,
+                data.train.len()
+            )));
+        }
+        if data.test.is_empty() {
+            return Err(Error::InvalidConfig("the test set is empty".into()));
+        }
+        let model = match &config.model {
+            ModelSpec::Mlp(m) => Model::new(ctx, Mlp::clone(m), config.seed)?,
+            ModelSpec::Vit(v) => Model::new(ctx, Vit::clone(v), config.seed)?,
+        };
+        let optimizer = Optimizer::new(ctx, model.store(), config.optimizer_config())?;
+        let standardize = match config.normalize {
+            true => Standardize::of(&data.train),
+            false => Standardize::IDENTITY,
+        };
+        let stream = BatchStream::new(
+            &data.train,
+            config.batch_size,
+            config.seed,
+            config.augment_shift,
+            standardize,
+        );
+        let mut test_images = data.test.images().to_vec();
+        standardize.apply(&mut test_images);
+        let test_labels = data.test.labels().iter().map(|&l| l as u32).collect();
+        Ok(Self {
+            config,
+            model,
+            optimizer,
+            data,
+            stream,
+            test_images,
+            test_labels,
+            images: Vec::new(),
+            labels: Vec::new(),
+            recorded: 0,
+            in_flight: VecDeque::new(),
+            last_seen_ms: None,
+            kept: BTreeMap::new(),
+            history: History::default(),
+            failure: None,
+        })
+    }
+
+    /// The run's configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// The model (parameters, inference).
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The optimizer.
+    pub fn optimizer(&self) -> &Optimizer {
+        &self.optimizer
+    }
+
+    /// The data set this run trains and evaluates on.
+    pub fn data(&self) -> &Arc<DatasetSplit> {
+        &self.data
+    }
+
+    /// The metrics read back so far.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// Steps submitted to the GPU so far.
+    pub fn steps_recorded(&self) -> u64 {
+        self.recorded
+    }
+
+    /// Steps submitted whose metrics have not been read back yet.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Whether every step of the configured budget has been submitted.
+    pub fn is_finished(&self) -> bool {
+        self.recorded >= self.config.steps
+    }
+
+    /// The step and loss of the first non-finite loss seen, if any; the session
+    /// refuses to step after one.
+    pub fn failure(&self) -> Option<(u64, f32)> {
+        self.failure
+    }
+
+    /// The learning rate of step `step` (1-based).
+    pub fn lr_at(&self, step: u64) -> f64 {
+        self.config.lr * self.config.schedule().factor(step)
+    }
+
+    /// Records and submits the next training step: uploads its batch, runs forward and
+    /// backward, and steps the optimizer. Returns without waiting for the GPU. Fails
+    /// once the budget is used up or after a non-finite loss
+    /// ([`Error::NonFiniteLoss`]).
+    pub fn step(&mut self) -> Result<()> {
+        if let Some((step, loss)) = self.failure {
+            return Err(Error::NonFiniteLoss { step, loss });
+        }
+        if self.is_finished() {
+            return Err(Error::InvalidConfig(format!(
+                "the run is finished: all {} steps were taken",
+                self.config.steps
+            )));
+        }
+        let step = self.recorded + 1;
+        self.stream
+            .batch_into(&self.data.train, step, &mut self.images, &mut self.labels);
+        let ctx = self.model.context().clone();
+        let mut encoder = ctx
+            .device()
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("coptim training step"),
+            });
+        self.model.record_forward_backward(
+            &mut encoder,
+            Batch {
+                images: &self.images,
+                labels: &self.labels,
+            },
+        )?;
+        self.optimizer.record_step(&mut encoder)?;
+        ctx.queue().submit([encoder.finish()]);
+        self.recorded = step;
+        self.in_flight.push_back(InFlight {
+            step,
+            lr: self.lr_at(step),
+            submitted_ms: now_ms(),
+        });
+        Ok(())
+    }
+
+    /// The metrics of every step the GPU has finished since the last call, oldest
+    /// first, without waiting; they are also appended to [`Session::history`]. Fails
+    /// with [`Error::NonFiniteLoss`] when one of them has a NaN or infinite loss (the
+    /// history still holds it).
+    pub fn poll(&mut self) -> Result<Vec<StepMetrics>> {
+        let batches = self.model.poll_metrics()?;
+        if let Some(stats) = self.optimizer.latest_stats() {
+            self.kept
+                .insert(stats.scheduled_step, stats.kept_fraction());
+        }
+        let now = now_ms();
+        let mut out = Vec::with_capacity(batches.len());
+        for b in batches {
+            let Some(f) = self.in_flight.pop_front() else {
+                return Err(Error::Readback(
+                    "metrics arrived for a step that was not recorded".into(),
+                ));
+            };
+            let start = self
+                .last_seen_ms
+                .map_or(f.submitted_ms, |t| t.max(f.submitted_ms));
+            let m = StepMetrics {
+                step: f.step,
+                loss: b.loss,
+                accuracy: b.accuracy() as f32,
+                lr: f.lr,
+                kept_fraction: self.kept.remove(&f.step),
+                step_ms: Some(now - start),
+            };
+            if !m.loss.is_finite() && self.failure.is_none() {
+                self.failure = Some((m.step, m.loss));
+            }
+            out.push(m);
+        }
+        // Statistics of steps already reported (or never to be) are dropped.
+        if let Some(first) = self.in_flight.front() {
+            self.kept = self.kept.split_off(&first.step);
+        } else {
+            self.kept.clear();
+        }
+        if !out.is_empty() {
+            self.last_seen_ms = Some(now);
+        }
+        self.history.steps.extend_from_slice(&out);
+        match self.failure {
+            Some((step, loss)) => Err(Error::NonFiniteLoss { step, loss }),
+            None => Ok(out),
+        }
+    }
+
+    /// Whether the runner should evaluate now: every `eval_every` steps and after the
+    /// last one, once per step count.
+    pub fn wants_eval(&self) -> bool {
+        let every = self.config.eval_every;
+        let due = (every > 0 && self.recorded % every == 0) || self.is_finished();
+        due && self.recorded > 0
+            && self
+                .history
+                .last_eval()
+                .is_none_or(|e| e.step < self.recorded)
+    }
+
+    /// Evaluates the current parameters (after every step recorded so far) on the test
+    /// set and appends the result to the history. Async: natively use
+    /// [`Session::evaluate_blocking`].
+    pub async fn evaluate(&mut self) -> Result<EvalMetrics> {
+        let e = self
+            .model
+            .evaluate(
+                &self.test_images,
+                &self.test_labels,
+                self.config.eval_batch_size,
+            )
+            .await?;
+        let m = EvalMetrics {
+            step: self.recorded,
+            loss: e.loss,
+            accuracy: e.accuracy(),
+        };
+        self.history.evals.push(m);
+        Ok(m)
+    }
+
+    /// Restores the state a checkpoint describes: the step count and history (the
+    /// parameters and optimizer state are written by the caller).
+    pub(crate) fn set_progress(&mut self, recorded: u64, history: History) {
+        self.recorded = recorded;
+        self.history = history;
+        self.in_flight.clear();
+        self.last_seen_ms = None;
+    }
+
+    /// The model and optimizer, mutably (for restoring a checkpoint).
+    pub(crate) fn parts_mut(&mut self) -> (&mut Model, &mut Optimizer) {
+        (&mut self.model, &mut self.optimizer)
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Session {
+    /// Blocking form of [`Session::evaluate`].
+    pub fn evaluate_blocking(&mut self) -> Result<EvalMetrics> {
+        pollster::block_on(self.evaluate())
+    }
+
+    /// Waits for every submitted step and returns their metrics (see
+    /// [`Session::poll`]).
+    pub fn wait(&mut self) -> Result<Vec<StepMetrics>> {
+        let mut out = Vec::new();
+        while !self.in_flight.is_empty() {
+            self.model
+                .context()
+                .device()
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| Error::Readback(e.to_string()))?;
+            let got = self.poll()?;
+            if got.is_empty() {
+                return Err(Error::Readback(
+                    "the GPU finished but step metrics did not arrive".into(),
+                ));
+            }
+            out.extend(got);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,56 @@
+//! `coptim bench --quick --json` runs and prints the documented JSON shape (no timing
+//! assertions: speed lives in benchmarks).
+
+use std::process::Command;
+
+use serde_json::Value;
+
+#[test]
+fn quick_json_has_the_documented_shape() {
+    let out = Command::new(env!("CARGO_BIN_EXE_coptim"))
+        .args(["bench", "--quick", "--json"])
+        .env("NODEVICE_SELECT", "1")
+        .output()
+        .expect("run coptim");
+    assert!(
+        out.status.success(),
+        "coptim bench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    let adapter = &doc["adapter"];
+    for key in ["name", "backend", "device_type"] {
+        assert!(adapter[key].is_string(), "adapter.{key}");
+    }
+    assert!(doc["copy_gbps"].is_f64(), "copy_gbps");
+    let results = doc["results"].as_array().expect("results is an array");
+    // 3 optimizers x caution off/on x (f32, bf16, and f16 where available).
+    assert!(results.len() >= 12, "{} results", results.len());
+    for r in results {
+        assert!(
+            ["adamw", "lion", "sgd"].contains(&r["optimizer"].as_str().unwrap()),
+            "{r}"
+        );
+        assert!(r["caution"].is_boolean(), "{r}");
+        assert!(
+            ["f32", "bf16", "f16"].contains(&r["state_dtype"].as_str().unwrap()),
+            "{r}"
+        );
+        for key in ["params", "tensors", "bytes_per_step"] {
+            assert!(r[key].is_u64(), "{key} in {r}");
+        }
+        for key in ["step_ms", "gbps", "fraction_of_copy"] {
+            assert!(r[key].is_f64(), "{key} in {r}");
+        }
+    }
+    for opt in ["adamw", "lion", "sgd"] {
+        for caution in [false, true] {
+            assert!(
+                results
+                    .iter()
+                    .any(|r| r["optimizer"] == opt && r["caution"] == caution),
+                "{opt} caution={caution} missing"
+            );
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! Training sessions on lavapipe: tiny models, few steps. Exact resume, same init and
+//! batches across optimizers, non-finite stops, the input pipeline, the comparison's
+//! summary and reports, and bad inputs.
+
+use std::sync::Arc;
+
+use coptim::data::{DatasetSplit, bundled_mnist};
+use coptim::model::{Mlp, Vit};
+use coptim::train::compare::{CompareConfig, compare};
+use coptim::train::inputs::{BatchStream, Standardize, translate};
+use coptim::train::{ModelSpec, OptimizerKind, Runner, Session, TrainConfig, report};
+use coptim::{Error, GpuContext};
+
+fn ctx() -> GpuContext {
+    GpuContext::new_blocking(&Default::default())
+        .expect("a GPU adapter (install mesa-vulkan-drivers)")
+}
+
+/// 1,024 training and 256 test digits of the bundled set.
+fn small_data() -> Arc<DatasetSplit> {
+    let full = bundled_mnist().expect("bundled data");
+    Arc::new(DatasetSplit {
+        train: full.train.take(1024),
+        test: full.test.take(256),
+    })
+}
+
+/// A 784-32-10 MLP, 64 samples per step.
+fn tiny(optimizer: OptimizerKind, steps: u64) -> TrainConfig {
+    let mut c = TrainConfig::for_model(
+        ModelSpec::Mlp(Mlp {
+            hidden: vec![32],
+            ..Mlp::default()
+        }),
+        optimizer,
+    )
+    .with_steps(steps);
+    c.batch_size = 64;
+    c.eval_batch_size = 100;
+    c
+}
+
+fn params(s: &Session) -> Vec<Vec<f32>> {
+    s.model()
+        .read_parameters_blocking()
+        .unwrap()
+        .into_iter()
+        .map(|t| t.values)
+        .collect()
+}
+
+#[test]
+fn tiny_mlp_learns_with_every_metric() {
+    let ctx = ctx();
+    let mut s = Session::new(&ctx, tiny(OptimizerKind::CAdamW, 40), small_data()).unwrap();
+    s.run_blocking(|_| {}).unwrap();
+    let h = s.history();
+    assert_eq!(h.steps.len(), 40);
+    assert!(
+        h.steps
+            .iter()
+            .enumerate()
+            .all(|(i, m)| m.step == i as u64 + 1)
+    );
+    let first: f32 = h.steps[..5].iter().map(|m| m.loss).sum::<f32>() / 5.0;
+    let last: f32 = h.steps[35..].iter().map(|m| m.loss).sum::<f32>() / 5.0;
+    assert!(last < 0.6 * first, "loss {first} -> {last}");
+    for m in &h.steps {
+        let k = m
+            .kept_fraction
+            .expect("the runner waits, so every step has stats");
+        assert!(k > 0.0 && k <= 1.0, "kept fraction {k}");
+        assert!(m.step_ms.unwrap() >= 0.0);
+        assert!((0.0..=1.0).contains(&m.accuracy));
+    }
+    assert!(
+        h.mean_kept_fraction().unwrap() < 0.9,
+        "the mask drops coordinates"
+    );
+    // Warm-up then cosine decay to 0 at the last step.
+    assert!(h.steps[0].lr < h.steps[1].lr);
+    assert!(h.steps[39].lr.abs() < 1e-12);
+    let eval = h.last_eval().unwrap();
+    assert_eq!(eval.step, 40);
+    assert!(eval.accuracy > 0.6, "test accuracy {}", eval.accuracy);
+    assert!(s.step().is_err(), "stepping past the budget fails");
+}
+
+#[test]
+fn plain_kinds_keep_everything_and_same_seed_means_same_start() {
+    let ctx = ctx();
+    let data = small_data();
+    let mut firsts = Vec::new();
+    for kind in OptimizerKind::ALL {
+        let mut s = Session::new(&ctx, tiny(kind, 3), data.clone()).unwrap();
+        if kind == OptimizerKind::AdamW {
+            let other = Session::new(&ctx, tiny(OptimizerKind::CLion, 3), data.clone()).unwrap();
+            assert_eq!(
+                params(&s),
+                params(&other),
+                "same seed, same initial weights"
+            );
+        }
+        s.run_blocking(|_| {}).unwrap();
+        let h = s.history();
+        if !kind.is_cautious() {
+            assert!(h.steps.iter().all(|m| m.kept_fraction == Some(1.0)));
+        }
+        firsts.push(h.steps[0].loss);
+    }
+    // The first loss is computed before any update: same weights, same batch.
+    assert!(firsts.iter().all(|&l| l == firsts[0]), "{firsts:?}");
+    // A different seed starts elsewhere.
+    let mut c = tiny(OptimizerKind::AdamW, 3);
+    c.seed = 1;
+    let a = Session::new(&ctx, c, data.clone()).unwrap();
+    let b = Session::new(&ctx, tiny(OptimizerKind::AdamW, 3), data).unwrap();
+    assert_ne!(params(&a), params(&b));
+}
+
+#[test]
+fn resume_from_a_checkpoint_continues_bit_for_bit() {
+    let ctx = ctx();
+    let data = small_data();
+    let config = tiny(OptimizerKind::CAdamW, 12);
+    let mut straight = Session::new(&ctx, config.clone(), data.clone()).unwrap();
+    straight.run_blocking(|_| {}).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("checkpoint.safetensors");
+    let mut first = Session::new(&ctx, config, data.clone()).unwrap();
+    for _ in 0..7 {
+        first.step().unwrap();
+    }
+    first.save_checkpoint(&path).unwrap();
+    drop(first);
+    let mut resumed = Session::resume(&ctx, data.clone(), &path).unwrap();
+    assert_eq!(resumed.steps_recorded(), 7);
+    assert_eq!(resumed.history().steps.len(), 7);
+    resumed.run_blocking(|_| {}).unwrap();
+
+    assert_eq!(params(&resumed), params(&straight));
+    let losses = |s: &Session| s.history().steps.iter().map(|m| m.loss).collect::<Vec<_>>();
+    assert_eq!(losses(&resumed), losses(&straight));
+    assert_eq!(
+        resumed.history().last_eval().unwrap(),
+        straight.history().last_eval().unwrap()
+    );
+
+    // A damaged file is rejected with a typed error.
+    let bytes = std::fs::read(&path).unwrap();
+    let bad = dir.path().join("bad.safetensors");
+    std::fs::write(&bad, &bytes[..bytes.len() / 2]).unwrap();
+    assert!(matches!(
+        Session::resume(&ctx, data.clone(), &bad),
+        Err(Error::Checkpoint { .. })
+    ));
+    assert!(matches!(
+        Session::resume(&ctx, data, dir.path().join("missing")),
+        Err(Error::Io { .. })
+    ));
+}
+
+#[test]
+fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
+    let ctx = ctx();
+    let data = small_data();
+    let mut config = tiny(OptimizerKind::Sgd, 40);
+    config.lr = 1e30;
+    config.warmup_steps = 0;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("checkpoint.safetensors");
+    let runner = Runner {
+        checkpoint: Some(path.clone()),
+        checkpoint_every: 1,
+    };
+    let mut s = Session::new(&ctx, config, data.clone()).unwrap();
+    let err = runner.run(&mut s, |_| {}).unwrap_err();
+    let Error::NonFiniteLoss { step, loss } = err else {
+        panic!("expected a non-finite loss, got {err}");
+    };
+    assert!(!loss.is_finite());
+    assert!(err_message_is_clear(step));
+    assert!(matches!(s.step(), Err(Error::NonFiniteLoss { .. })));
+    let good = Session::resume(&ctx, data, &path).unwrap();
+    assert_eq!(good.steps_recorded(), step - 1);
+    assert!(good.history().steps.iter().all(|m| m.loss.is_finite()));
+}
+
+fn err_message_is_clear(step: u64) -> bool {
+    let msg = Error::NonFiniteLoss {
+        step,
+        loss: f32::NAN,
+    }
+    .to_string();
+    msg.contains(&format!("step {step}")) && msg.contains("not finite")
+}
+
+#[test]
+fn input_pipeline_is_a_function_of_seed_and_step() {
+    let data = small_data();
+    let std = Standardize::of(&data.train);
+    assert!(
+        std.mean > 0.05 && std.mean < 0.2 && std.std > 0.2,
+        "{std:?}"
+    );
+    let mut a = BatchStream::new(&data.train, 100, 3, 2, std);
+    let mut b = BatchStream::new(&data.train, 100, 3, 2, std);
+    let (mut xa, mut ya, mut xb, mut yb) = (vec![], vec![], vec![], vec![]);
+    // 10 batches per epoch (drop_last): step 11 starts epoch 1, in any order.
+    b.batch_into(&data.train, 11, &mut xb, &mut yb);
+    a.batch_into(&data.train, 3, &mut xa, &mut ya);
+    a.batch_into(&data.train, 11, &mut xa, &mut ya);
+    assert_eq!((xa.clone(), ya.clone()), (xb.clone(), yb.clone()));
+    let epoch0: Vec<usize> = (1..=10).flat_map(|s| a.indices(s).to_vec()).collect();
+    let mut sorted = epoch0.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 1000, "an epoch has no repeats");
+    assert_ne!(a.indices(1).to_vec(), a.indices(11).to_vec());
+
+    // Translation: a single lit pixel moves, and what leaves the image is dropped.
+    let mut img = vec![0.0; 2 * 3 * 4];
+    img[4 + 1] = 1.0; // channel 0, row 1, column 1
+    img[12 + 11] = 2.0; // channel 1, row 2, column 3
+    translate(&mut img, 2, 3, 4, 1, -1);
+    let mut want = vec![0.0; 24];
+    want[2 * 4] = 1.0;
+    assert_eq!(img, want);
+}
+
+#[test]
+fn comparison_summary_and_reports() {
+    let ctx = ctx();
+    let config = CompareConfig::new(tiny(OptimizerKind::AdamW, 8), 2, "bundled-mnist (1024)");
+    let mut steps_seen = 0;
+    let summary = compare(&ctx, small_data(), &config, |e| {
+        if let coptim::train::compare::CompareEvent::Step { .. } = e {
+            steps_seen += 1
+        }
+    })
+    .unwrap();
+    assert_eq!(steps_seen, 4 * 8);
+    assert_eq!(summary.runs.len(), 4);
+    let json: serde_json::Value = serde_json::from_str(&report::summary_json(&summary)).unwrap();
+    for key in ["model", "dataset", "steps", "pair", "runs", "speedup"] {
+        assert!(json.get(key).is_some(), "summary.json lacks {key}");
+    }
+    assert_eq!(json["model"], "mlp");
+    assert_eq!(json["pair"], serde_json::json!(["adamw", "c-adamw"]));
+    for run in json["runs"].as_array().unwrap() {
+        for key in [
+            "optimizer",
+            "seed",
+            "final_train_loss",
+            "test_accuracy",
+            "steps_to_base_final_loss",
+            "wall_s",
+        ] {
+            assert!(run.get(key).is_some(), "a run lacks {key}");
+        }
+    }
+    for key in ["median", "min", "max"] {
+        assert!(json["speedup"].get(key).is_some());
+    }
+    // The base run reaches its own final loss by its last step.
+    for r in summary.runs_of(OptimizerKind::AdamW) {
+        assert!(r.steps_to_base_final_loss.unwrap() <= 8);
+        assert_eq!(r.mean_kept_fraction, Some(1.0));
+    }
+    let csv = report::metrics_csv(&summary);
+    assert_eq!(csv.lines().count(), 1 + 4 * 8);
+    assert_eq!(csv.lines().next().unwrap(), report::CSV_HEADER);
+    assert!(report::table(&summary).contains("speed-up of c-adamw over adamw"));
+    let dir = tempfile::tempdir().unwrap();
+    report::write_reports(&summary, dir.path()).unwrap();
+    coptim::train::chart::write_charts(&summary, dir.path()).unwrap();
+    for f in ["metrics.csv", "summary.json", "curves.png", "curves.svg"] {
+        assert!(
+            std::fs::metadata(dir.path().join(f)).unwrap().len() > 100,
+            "{f}"
+        );
+    }
+}
+
+#[test]
+fn tiny_vit_steps_and_bad_inputs_are_typed_errors() {
+    let ctx = ctx();
+    let data = small_data();
+    let vit = ModelSpec::Vit(Vit {
+        dim: 16,
+        depth: 1,
+        heads: 2,
+        ..Vit::default()
+    });
+    let mut c = TrainConfig::for_model(vit, OptimizerKind::CAdamW).with_steps(3);
+    c.batch_size = 16;
+    c.eval_batch_size = 128;
+    let mut s = Session::new(&ctx, c, data.clone()).unwrap();
+    s.run_blocking(|_| {}).unwrap();
+    assert!(s.history().steps.iter().all(|m| m.loss.is_finite()));
+    assert_eq!(s.history().last_eval().unwrap().step, 3);
+
+    let mut big = tiny(OptimizerKind::AdamW, 3);
+    big.batch_size = 2000;
+    assert!(matches!(
+        Session::new(&ctx, big, data.clone()),
+        Err(Error::InvalidConfig(_))
+    ));
+    let wrong_input = TrainConfig::for_model(
+        ModelSpec::Mlp(Mlp {
+            input: 100,
+            ..Mlp::default()
+        }),
+        OptimizerKind::AdamW,
+    );
+    assert!(matches!(
+        Session::new(&ctx, wrong_input, data.clone()),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    let mut no_steps = tiny(OptimizerKind::AdamW, 3);
+    no_steps.steps = 0;
+    assert!(matches!(
+        Session::new(&ctx, no_steps, data.clone()),
+        Err(Error::InvalidConfig(_))
+    ));
+    let mut bad_lr = tiny(OptimizerKind::AdamW, 3);
+    bad_lr.lr = f64::NAN;
+    assert!(matches!(
+        Session::new(&ctx, bad_lr, data),
+        Err(Error::InvalidConfig(_))
+    ));
+    assert!("adam".parse::<OptimizerKind>().is_err());
+    for k in OptimizerKind::ALL {
+        assert_eq!(k.name().parse::<OptimizerKind>().unwrap(), k);
+        assert_eq!(k.with_caution(true).is_cautious(), true);
+    }
+}
