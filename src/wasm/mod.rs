@@ -20,6 +20,7 @@ mod pair;
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
@@ -45,6 +46,26 @@ fn start() {
 extern "C" {
     #[wasm_bindgen(js_namespace = console, js_name = error)]
     fn console_error(message: &str);
+
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(handler: &js_sys::Function, ms: i32);
+}
+
+/// Resolves once the GPU has finished all work submitted so far.
+async fn gpu_done(ctx: &GpuContext) {
+    let (tx, rx) = futures_channel::oneshot::channel();
+    ctx.queue().on_submitted_work_done(move || {
+        let _ = tx.send(());
+    });
+    // A dropped sender means the device is gone; the next GPU call reports that.
+    let _ = rx.await;
+}
+
+/// Yields to the browser's event loop for one task (a `setTimeout(0)`).
+async fn next_turn() {
+    let promise = Promise::new(&mut |resolve, _reject| set_timeout(&resolve, 0));
+    // The promise cannot reject.
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }
 
 /// A WebGPU device opened by [`open_gpu`] (the page names the adapter from
@@ -69,7 +90,7 @@ pub async fn open_gpu() -> Result<Gpu, JsValue> {
 /// MNIST-format data (the four standard IDX files, gzipped or not) parsed in memory.
 #[wasm_bindgen]
 pub struct MnistData {
-    split: Rc<DatasetSplit>,
+    split: Arc<DatasetSplit>,
 }
 
 #[wasm_bindgen]
@@ -89,7 +110,7 @@ impl MnistData {
         )
         .map_err(js_error)?;
         Ok(MnistData {
-            split: Rc::new(split),
+            split: Arc::new(split),
         })
     }
 }

@@ -1,31 +1,32 @@
-//! Two runs trained in lockstep: the same model, initial weights and batches, two
-//! optimizers (the base one and its cautious variant). Built on [`crate::model`].
+//! Two training sessions in lockstep: the same model, initial weights and batches,
+//! two optimizers (the base one and its cautious twin). Built on
+//! [`crate::train::Session`].
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Batcher, DatasetSplit};
+use crate::GpuContext;
+use crate::data::DatasetSplit;
 use crate::error::{Error, Result};
-use crate::model::{Batch, Mlp, Model, Vit};
-use crate::nn::Activation;
-use crate::optim::{Caution, OptimizerConfig};
-use crate::{GpuContext, Optimizer};
+use crate::model::{Mlp, Vit};
+use crate::train::inputs::Standardize;
+use crate::train::{ModelSpec, OptimizerKind, Session, TrainConfig};
 
 /// Most steps one [`Pair::train`] call may take.
 pub const MAX_CHUNK: usize = 64;
-/// Test images per evaluation batch.
-const EVAL_BATCH: usize = 500;
+/// The demo trains until paused: a budget no visitor reaches.
+const OPEN_ENDED_STEPS: u64 = 1 << 40;
 
-/// Which optimizers the two runs use: the base one and its cautious variant.
+/// Which optimizers the two runs use: the base one and its cautious twin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PairKind {
-    /// AdamW vs C-AdamW (timm `adamw` / `cadamw`), weight decay 0.01.
+    /// AdamW vs C-AdamW (timm `adamw` / `cadamw`).
     Adamw,
-    /// Lion vs C-Lion (timm `lion` / `clion`), weight decay 0.01.
+    /// Lion vs C-Lion (timm `lion` / `clion`).
     Lion,
-    /// SGD with Nesterov momentum 0.9 vs C-SGD (timm `sgdw` / `csgdw`).
+    /// SGD with Nesterov momentum vs C-SGD (timm `sgdw` / `csgdw`).
     Sgd,
 }
 
@@ -47,17 +48,19 @@ pub struct PairOptions {
     pub pair: PairKind,
     /// The model.
     pub model: ModelKind,
-    /// Learning rate of both optimizers.
+    /// Learning rate of both optimizers (constant).
     pub lr: f64,
     /// Training batch size.
     pub batch_size: usize,
-    /// Seed of the initial weights and of the batch order.
+    /// Seed of the initial weights, the batch order and the augmentation.
     pub seed: u64,
 }
 
 impl PairOptions {
-    /// The two runs' names and optimizer configurations, after checking the options.
-    fn configs(&self) -> Result<[(String, OptimizerConfig); 2]> {
+    /// The two runs' configurations: the training crate's defaults for the model
+    /// (weight decay, augmentation, standardized inputs) with the page's learning
+    /// rate held constant, batch size and seed, and no end.
+    fn configs(&self) -> Result<[TrainConfig; 2]> {
         if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 1.0) {
             return Err(Error::InvalidConfig(format!(
                 "the learning rate must be in (0, 1], got {}",
@@ -70,52 +73,51 @@ impl PairOptions {
                 self.batch_size
             )));
         }
-        let (name, base) = match self.pair {
-            PairKind::Adamw => (
-                "AdamW",
-                OptimizerConfig::adamw(self.lr).with_weight_decay(0.01),
-            ),
-            PairKind::Lion => (
-                "Lion",
-                OptimizerConfig::lion(self.lr).with_weight_decay(0.01),
-            ),
-            PairKind::Sgd => ("SGD", OptimizerConfig::sgd(self.lr, true)),
+        let model = match self.model {
+            ModelKind::Mlp => ModelSpec::Mlp(Mlp {
+                hidden: vec![128],
+                ..Mlp::default()
+            }),
+            ModelKind::Vit => ModelSpec::Vit(Vit {
+                dim: 32,
+                depth: 2,
+                heads: 2,
+                ..Vit::default()
+            }),
         };
-        let cautious = base.clone().with_caution(Caution::hard());
-        Ok([(name.to_string(), base), (format!("C-{name}"), cautious)])
-    }
-
-    /// A fresh model of the requested kind, initialized from the seed.
-    fn model(&self, ctx: &GpuContext) -> Result<Model> {
-        match self.model {
-            ModelKind::Mlp => {
-                let mlp = Mlp {
-                    hidden: vec![128],
-                    activation: Activation::Relu,
-                    ..Mlp::default()
-                };
-                Model::new(ctx, mlp, self.seed)
-            }
-            ModelKind::Vit => {
-                let vit = Vit {
-                    dim: 32,
-                    depth: 2,
-                    heads: 2,
-                    ..Vit::default()
-                };
-                Model::new(ctx, vit, self.seed)
-            }
-        }
+        let base = match self.pair {
+            PairKind::Adamw => OptimizerKind::AdamW,
+            PairKind::Lion => OptimizerKind::Lion,
+            PairKind::Sgd => OptimizerKind::Sgd,
+        };
+        let config = TrainConfig {
+            lr: self.lr,
+            batch_size: self.batch_size,
+            seed: self.seed,
+            steps: OPEN_ENDED_STEPS,
+            warmup_steps: 0,
+            lr_floor: 1.0,
+            ..TrainConfig::for_model(model, base)
+        };
+        let cautious = TrainConfig {
+            optimizer: base.with_caution(true),
+            ..config.clone()
+        };
+        Ok([config, cautious])
     }
 }
 
-/// One run: a model and its optimizer.
-struct Run {
-    name: String,
-    model: Model,
-    optimizer: Optimizer,
-    caution: bool,
-    kept: Option<f64>,
+/// The display name of an optimizer, e.g. `C-AdamW`.
+fn display_name(kind: OptimizerKind) -> String {
+    let base = match kind.with_caution(false) {
+        OptimizerKind::Lion => "Lion",
+        OptimizerKind::Sgd => "SGD",
+        _ => "AdamW",
+    };
+    match kind.is_cautious() {
+        true => format!("C-{base}"),
+        false => base.to_string(),
+    }
 }
 
 /// What a chunk of training steps reports.
@@ -129,134 +131,99 @@ pub struct TrainReport {
     pub kept: [Option<f64>; 2],
 }
 
-/// Two runs stepped in lockstep on the same batches.
+/// Two sessions stepped in lockstep on the same batches.
 pub struct Pair {
-    data: Rc<DatasetSplit>,
-    test_labels: Vec<u32>,
-    batcher: Batcher,
-    epoch: u64,
-    order: Vec<usize>,
-    cursor: usize,
-    runs: [Run; 2],
-    images: Vec<f32>,
-    labels: Vec<u32>,
+    ctx: GpuContext,
+    sessions: [Session; 2],
+    /// The standardization the sessions apply to their inputs, for the drawing pad.
+    standardize: Standardize,
+    kept: [Option<f64>; 2],
 }
 
 impl Pair {
-    /// Builds both runs with identical initial weights.
-    pub fn new(ctx: &GpuContext, data: Rc<DatasetSplit>, options: &PairOptions) -> Result<Self> {
-        let [a, b] = options.configs()?.map(|(name, config)| -> Result<Run> {
-            let model = options.model(ctx)?;
-            let caution = config.caution.is_on();
-            Ok(Run {
-                name,
-                optimizer: Optimizer::new(ctx, model.store(), config)?,
-                model,
-                caution,
-                kept: None,
-            })
-        });
-        let runs = [a?, b?];
-        let batcher =
-            Batcher::new(data.train.len(), options.batch_size, options.seed).with_drop_last(true);
-        if batcher.batches_per_epoch() == 0 {
-            return Err(Error::InvalidConfig(format!(
-                "the batch size {} exceeds the {} training images",
-                options.batch_size,
-                data.train.len()
-            )));
-        }
+    /// Builds both sessions: identical initial weights and batch streams.
+    pub fn new(ctx: &GpuContext, data: Arc<DatasetSplit>, options: &PairOptions) -> Result<Self> {
+        let [a, b] = options.configs()?;
+        let standardize = match a.normalize {
+            true => Standardize::of(&data.train),
+            false => Standardize::IDENTITY,
+        };
         Ok(Self {
-            test_labels: data.test.labels().iter().map(|&l| l.into()).collect(),
-            order: batcher.epoch_order(0),
-            data,
-            batcher,
-            epoch: 0,
-            cursor: 0,
-            runs,
-            images: Vec::new(),
-            labels: Vec::new(),
+            ctx: ctx.clone(),
+            sessions: [
+                Session::new(ctx, a, data.clone())?,
+                Session::new(ctx, b, data)?,
+            ],
+            standardize,
+            kept: [None, None],
         })
     }
 
     /// The optimizers' display names, e.g. `["AdamW", "C-AdamW"]`.
     pub fn names(&self) -> [String; 2] {
-        [self.runs[0].name.clone(), self.runs[1].name.clone()]
+        self.sessions
+            .each_ref()
+            .map(|s| display_name(s.config().optimizer))
     }
 
-    /// Trains both runs for `steps` steps on the same next batches (one submission),
-    /// then waits for every step's loss.
+    /// Submits `steps` training steps of both sessions, then waits for every step's
+    /// metrics without blocking the browser.
     pub async fn train(&mut self, steps: usize) -> Result<TrainReport> {
         if !(1..=MAX_CHUNK).contains(&steps) {
             return Err(Error::InvalidConfig(format!(
                 "between 1 and {MAX_CHUNK} steps per call, got {steps}"
             )));
         }
-        let ctx = self.runs[0].model.context().clone();
-        let mut encoder = ctx
-            .device()
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("coptim demo train"),
-            });
         for _ in 0..steps {
-            let batch = self.batcher.batch_size();
-            if self.cursor + batch > self.order.len() {
-                self.epoch += 1;
-                self.order = self.batcher.epoch_order(self.epoch);
-                self.cursor = 0;
-            }
-            let indices = &self.order[self.cursor..self.cursor + batch];
-            self.cursor += batch;
-            self.data
-                .train
-                .batch_into(indices, &mut self.images, &mut self.labels);
-            for run in &mut self.runs {
-                let batch = Batch {
-                    images: &self.images,
-                    labels: &self.labels,
-                };
-                run.model.record_forward_backward(&mut encoder, batch)?;
-                run.optimizer.record_step(&mut encoder)?;
+            for session in &mut self.sessions {
+                session.step()?;
             }
         }
-        ctx.queue().submit([encoder.finish()]);
-
+        super::gpu_done(&self.ctx).await;
         let mut loss = [Vec::with_capacity(steps), Vec::with_capacity(steps)];
-        for (run, losses) in self.runs.iter_mut().zip(&mut loss) {
-            for _ in 0..steps {
-                losses.push(run.model.next_metrics().await?.loss);
-            }
-            if let Some(stats) = run.optimizer.latest_stats()
-                && run.caution
+        loop {
+            for ((session, losses), kept) in
+                self.sessions.iter_mut().zip(&mut loss).zip(&mut self.kept)
             {
-                run.kept = Some(stats.kept_fraction());
+                let cautious = session.config().optimizer.is_cautious();
+                for m in session.poll()? {
+                    losses.push(m.loss);
+                    if let Some(k) = m.kept_fraction.filter(|_| cautious) {
+                        *kept = Some(k);
+                    }
+                }
             }
+            if self.sessions.iter().all(|s| s.in_flight() == 0) {
+                break;
+            }
+            // The GPU is done; the mappings' callbacks come on a later turn.
+            super::next_turn().await;
         }
         Ok(TrainReport {
             steps,
             loss,
-            kept: [self.runs[0].kept, self.runs[1].kept],
+            kept: self.kept,
         })
     }
 
     /// Test accuracy of both models over the whole test set.
     pub async fn evaluate(&mut self) -> Result<[f64; 2]> {
         let mut accuracy = [0.0; 2];
-        for (run, acc) in self.runs.iter_mut().zip(&mut accuracy) {
-            let eval = run
-                .model
-                .evaluate(self.data.test.images(), &self.test_labels, EVAL_BATCH)
-                .await?;
-            *acc = eval.accuracy();
+        for (session, acc) in self.sessions.iter_mut().zip(&mut accuracy) {
+            *acc = session.evaluate().await?.accuracy;
         }
         Ok(accuracy)
     }
 
-    /// Class probabilities of one image by both models: 10 per run, base run first.
+    /// Class probabilities of one image (pixels in `[0, 1]`) by both models: 10 per
+    /// run, base run first.
     pub async fn predict(&mut self, pixels: &[f32]) -> Result<Vec<f32>> {
+        let mut input = pixels.to_vec();
+        self.standardize.apply(&mut input);
         let mut probabilities = Vec::new();
-        for run in &mut self.runs {
-            probabilities.extend(run.model.predict_probabilities(pixels, 1).await?);
+        for session in &mut self.sessions {
+            let (model, _) = session.parts_mut();
+            probabilities.extend(model.predict_probabilities(&input, 1).await?);
         }
         Ok(probabilities)
     }
