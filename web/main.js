@@ -49,12 +49,12 @@ function writeOptions(options) {
   $('seed').value = String(options.seed);
 }
 
-/** Exponential moving average of a loss curve, as [step, value] points. */
-function smooth(values, firstStep = 1, alpha = 0.1) {
+/** Exponential moving average of a loss curve (one value per step), as [step, value] points. */
+function smooth(values, alpha = 0.1) {
   let avg;
   return values.map((v, i) => {
     avg = avg === undefined ? v : avg + alpha * (v - avg);
-    return [firstStep + i, avg];
+    return [i + 1, avg];
   });
 }
 
@@ -187,10 +187,11 @@ class Page {
     this.dirty = false;
     const t = this.trainer;
     const s = t.status();
+    const curves = s.runs.map((run) => smooth(run.loss));
     ['a', 'b'].forEach((side, r) => {
       const run = s.runs[r];
       $(`name-${side}`).textContent = run.optimizer;
-      $(`loss-${side}`).textContent = run.loss.length ? t.smoothedLoss(r).toFixed(4) : '–';
+      $(`loss-${side}`).textContent = curves[r].length ? curves[r].at(-1)[1].toFixed(4) : '–';
       $(`acc-${side}`).textContent = percent(run.testAccuracy);
       $(`kept-${side}`).textContent = run.keptFraction == null ? 'no caution' : percent(run.keptFraction);
     });
@@ -210,7 +211,7 @@ class Page {
             : 'Ready: press Start.';
     }
 
-    this.charts.loss.update(s.runs.map((run) => smooth(run.loss)));
+    this.charts.loss.update(curves);
     this.charts.acc.update(t.history.map((h) => h.accuracy));
     this.charts.kept.update(t.history.map((h) => h.kept));
     this.charts.speed.update([t.speedHistory]);

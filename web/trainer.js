@@ -18,7 +18,7 @@ const MNIST_FILES = [
   't10k-labels-idx1-ubyte.gz',
 ];
 
-export const DEFAULT_OPTIONS = { pair: 'adamw', model: 'mlp', lr: 0.001, batchSize: 64, seed: 0 };
+const DEFAULT_OPTIONS = { pair: 'adamw', model: 'mlp', lr: 0.001, batchSize: 64, seed: 0 };
 
 async function fetchBytes(url) {
   const response = await fetch(url);
@@ -186,11 +186,6 @@ export class Trainer {
         return { optimizer, digit, probabilities };
       }),
     };
-  }
-
-  /** The exponential moving average of run `r`'s training loss. */
-  smoothedLoss(r, alpha = 0.1) {
-    return this.losses[r].reduce((avg, v, i) => (i === 0 ? v : avg + alpha * (v - avg)), 0);
   }
 
   /** The snapshot `window.coptimDemo.status()` returns. */
