@@ -1,6 +1,7 @@
 //! Throughput of the matmul kernel and of the model steps on the default adapter.
 //! Ignored by default (timing, not correctness); run with
-//! `cargo test --release --test nn_speed -- --ignored --nocapture`.
+//! `cargo test --release --test nn_speed -- --ignored --nocapture --test-threads=1`
+//! (one at a time: they time the whole machine).
 
 use std::time::Instant;
 
