@@ -68,6 +68,25 @@ pub enum Error {
     /// Mapping a buffer for reading failed.
     #[error("buffer readback failed: {0}")]
     Readback(String),
+    /// Tensor shapes that an operation cannot combine (or a model configuration whose
+    /// sizes do not fit together).
+    #[error("shape mismatch in {op}: {detail}")]
+    ShapeMismatch {
+        /// The operation or model part.
+        op: String,
+        /// What did not fit, with the shapes.
+        detail: String,
+    },
+    /// A class label that is not below the number of classes.
+    #[error("label {label} at position {index} is out of range for {classes} classes")]
+    LabelOutOfRange {
+        /// Position of the label in the batch.
+        index: usize,
+        /// The label.
+        label: u32,
+        /// The number of classes.
+        classes: usize,
+    },
     /// An I/O error, with the path involved.
     #[error("{path}: {source}")]
     Io {
@@ -83,6 +102,13 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    pub(crate) fn shape(op: impl Into<String>, detail: impl Into<String>) -> Self {
+        Error::ShapeMismatch {
+            op: op.into(),
+            detail: detail.into(),
+        }
+    }
+
     pub(crate) fn checkpoint(path: impl AsRef<std::path::Path>, reason: impl Into<String>) -> Self {
         Error::Checkpoint {
             path: path.as_ref().display().to_string(),

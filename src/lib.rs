@@ -10,6 +10,8 @@
 //! - [`optim`]: optimizer configuration, schedules, the CPU reference, the GPU runtime
 //!   and state files;
 //! - [`data`]: datasets (bundled MNIST, IDX, CIFAR-10) and deterministic batching;
+//! - [`nn`]: GPU tensors and reverse-mode autograd with WGSL kernels;
+//! - [`model`]: the MLP and ViT classifiers, their initialization and runtime;
 //! - `bench` (native only): step timing against a copy kernel, behind `coptim bench`.
 
 #![warn(missing_docs)]
@@ -22,6 +24,8 @@ pub mod data;
 pub mod error;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod file_io;
+pub mod model;
+pub mod nn;
 pub mod optim;
 
 pub use arena::{Arena, ElementType, Layout, ParamStore, TensorId};

@@ -1,0 +1,86 @@
+// nn_softmax.wgsl: softmax over the last dimension and its gradient.
+//
+//   y = exp(x - max) / sum(exp(x - max))
+//   dx = y * (dy - sum(dy * y))
+//
+// One invocation per row (rows are short: attention keys or classes).
+//
+// Entry points and the bindings each uses:
+//   softmax_forward:  params, x, y
+//   softmax_backward: params, y, dy, dx
+//
+// Bindings (group 0):
+//   0 params  uniform      SoftmaxParams
+//   1 x       storage r    input [rows, dim]
+//   2 y       storage rw   output [rows, dim] (read by the backward pass)
+//   3 dy      storage r    upstream gradient
+//   4 dx      storage rw   input gradient (added to when params.accumulate != 0)
+
+const WG_SIZE: u32 = 256u;
+
+struct SoftmaxParams {
+    rows: u32,
+    dim: u32,
+    accumulate: u32,
+    pad0: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: SoftmaxParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read> dy: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dx: array<f32>;
+
+fn flat_index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wg.y * nwg.x + wg.x) * WG_SIZE + lid;
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn softmax_forward(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = flat_index(wg, nwg, lid);
+    if row < params.rows {
+        let base = row * params.dim;
+        var m = x[base];
+        for (var j = 1u; j < params.dim; j++) {
+            m = max(m, x[base + j]);
+        }
+        var s = 0.0;
+        for (var j = 0u; j < params.dim; j++) {
+            let e = exp(x[base + j] - m);
+            y[base + j] = e;
+            s += e;
+        }
+        let inv = 1.0 / s;
+        for (var j = 0u; j < params.dim; j++) {
+            y[base + j] *= inv;
+        }
+    }
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn softmax_backward(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = flat_index(wg, nwg, lid);
+    if row < params.rows {
+        let base = row * params.dim;
+        var dot = 0.0;
+        for (var j = 0u; j < params.dim; j++) {
+            dot += dy[base + j] * y[base + j];
+        }
+        for (var j = 0u; j < params.dim; j++) {
+            let v = y[base + j] * (dy[base + j] - dot);
+            if params.accumulate != 0u {
+                dx[base + j] += v;
+            } else {
+                dx[base + j] = v;
+            }
+        }
+    }
+}

@@ -1,0 +1,579 @@
+//! [`Model`]: an [`Architecture`]'s parameters on the GPU, with compiled graphs per
+//! batch size for training steps, evaluation and inference.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::arena::{ParamStore, TensorId};
+use crate::context::GpuContext;
+use crate::error::{Error, Result};
+use crate::model::arch::Architecture;
+use crate::model::init::rng_for_seed;
+use crate::model::metrics::{BatchMetrics, MetricsQueue};
+use crate::nn::{Graph, GraphBuilder, Kernels, Var};
+
+/// One batch on the CPU: images flat and row-major (`batch * sample_len` values, see
+/// [`Architecture::sample_shape`]) and one class label per image.
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a> {
+    /// Pixel values, `batch_size * sample_len`.
+    pub images: &'a [f32],
+    /// Labels, each below the number of classes.
+    pub labels: &'a [u32],
+}
+
+/// The result of [`Model::evaluate`].
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Evaluation {
+    /// Mean softmax cross-entropy over all samples.
+    pub loss: f64,
+    /// Samples whose highest logit is at the label.
+    pub correct: usize,
+    /// Samples evaluated.
+    pub count: usize,
+}
+
+impl Evaluation {
+    /// `correct / count`.
+    pub fn accuracy(&self) -> f64 {
+        self.correct as f64 / self.count.max(1) as f64
+    }
+}
+
+/// A named parameter tensor read back from the GPU.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedTensor {
+    /// State-dict key.
+    pub name: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Values, row-major.
+    pub values: Vec<f32>,
+}
+
+/// A compiled graph for one batch size, with the variables the model uses.
+#[derive(Debug)]
+struct Compiled {
+    graph: Graph,
+    images: Var,
+    labels: Var,
+    loss: Var,
+    correct: Var,
+    probabilities: Option<Var>,
+}
+
+/// Batches recorded into one encoder before it is submitted during evaluation and
+/// prediction (bounds the staging memory of the uploads).
+const BATCHES_PER_SUBMIT: usize = 16;
+
+/// An image classifier on the GPU: its parameters and gradients live in a
+/// [`ParamStore`] that an [`Optimizer`](crate::Optimizer) steps in place.
+///
+/// Graphs are compiled on first use for each batch size (all buffers allocated
+/// once) and reused on every later call; nothing is submitted or read back unless a
+/// method says so.
+///
+/// A training step, recorded into one encoder:
+///
+/// ```no_run
+/// # fn main() -> coptim::Result<()> {
+/// use coptim::model::{Batch, Mlp, Model};
+/// use coptim::{Optimizer, OptimizerConfig};
+/// let ctx = coptim::GpuContext::new_blocking(&Default::default())?;
+/// let mut model = Model::new(&ctx, Mlp::default(), 42)?;
+/// let mut opt = Optimizer::new(&ctx, model.store(), OptimizerConfig::adamw(1e-3))?;
+/// let (images, labels) = (vec![0.0f32; 128 * 784], vec![0u32; 128]);
+/// let mut encoder = ctx.device().create_command_encoder(&Default::default());
+/// model.record_forward_backward(&mut encoder, Batch { images: &images, labels: &labels })?;
+/// opt.record_step(&mut encoder)?;
+/// ctx.queue().submit([encoder.finish()]);
+/// for m in model.poll_metrics()? { // whatever has arrived, never waits
+///     println!("step {} loss {:.4} accuracy {:.3}", m.step, m.loss, m.accuracy());
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Model {
+    ctx: GpuContext,
+    kernels: Arc<Kernels>,
+    arch: Box<dyn Architecture>,
+    store: ParamStore,
+    ids: Vec<TensorId>,
+    train: HashMap<usize, Compiled>,
+    infer: HashMap<usize, Compiled>,
+    metrics: MetricsQueue,
+    recorded: u64,
+}
+
+impl Model {
+    /// Allocates the parameters of `arch` and initializes them from `seed` (the same
+    /// seed gives the same weights on every platform; see [`Model::initial_values`]).
+    /// Checks every shape of the architecture's graph.
+    pub fn new(ctx: &GpuContext, arch: impl Architecture + 'static, seed: u64) -> Result<Self> {
+        let arch: Box<dyn Architecture> = Box::new(arch);
+        let init = Self::initial_values(arch.as_ref(), seed)?;
+        let decl: Vec<(&str, Vec<usize>)> = init
+            .iter()
+            .map(|t| (t.name.as_str(), t.shape.clone()))
+            .collect();
+        let store = ParamStore::new(ctx, &decl)?;
+        let ids = init
+            .iter()
+            .map(|t| store.layout().id(&t.name))
+            .collect::<Result<Vec<_>>>()?;
+        for (t, &id) in init.iter().zip(&ids) {
+            store.params.write(ctx, id, &t.values)?;
+        }
+        let model = Self {
+            ctx: ctx.clone(),
+            kernels: Arc::new(Kernels::new(ctx)),
+            arch,
+            store,
+            ids,
+            train: HashMap::new(),
+            infer: HashMap::new(),
+            metrics: MetricsQueue::default(),
+            recorded: 0,
+        };
+        // Shape-check the graph symbolically (nothing is allocated).
+        model.declare(1, false)?;
+        Ok(model)
+    }
+
+    /// The initial parameters of `arch` for `seed`, computed on the CPU: what
+    /// [`Model::new`] uploads.
+    pub fn initial_values(arch: &dyn Architecture, seed: u64) -> Result<Vec<NamedTensor>> {
+        let mut rng = rng_for_seed(seed);
+        Ok(arch
+            .parameters()?
+            .into_iter()
+            .map(|p| NamedTensor {
+                values: p.init.sample(&mut rng, p.shape.iter().product()),
+                name: p.name,
+                shape: p.shape,
+            })
+            .collect())
+    }
+
+    /// The architecture.
+    pub fn architecture(&self) -> &dyn Architecture {
+        self.arch.as_ref()
+    }
+
+    /// Parameters and gradients (hand this to [`Optimizer::new`](crate::Optimizer::new)).
+    pub fn store(&self) -> &ParamStore {
+        &self.store
+    }
+
+    /// The GPU context.
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    /// Number of parameters (scalars).
+    pub fn num_parameters(&self) -> u64 {
+        self.store.layout().total_len()
+    }
+
+    /// Values per image (the product of [`Architecture::sample_shape`]).
+    pub fn sample_len(&self) -> usize {
+        self.arch.sample_shape().iter().product()
+    }
+
+    /// Records a training step's forward and backward pass for `batch`: uploads the
+    /// batch (in encoder order), computes the mean softmax cross-entropy, writes
+    /// every parameter's gradient into `store().grads` (overwriting), and queues the
+    /// batch's loss and correct count for [`Model::poll_metrics`] /
+    /// [`Model::next_metrics`]. Returns the step number those metrics will carry.
+    /// Nothing is submitted.
+    pub fn record_forward_backward(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        batch: Batch<'_>,
+    ) -> Result<u64> {
+        self.record(encoder, batch, true)
+    }
+
+    /// Records only the forward pass of `batch` (no gradients), queueing its loss and
+    /// correct count like [`Model::record_forward_backward`].
+    pub fn record_forward(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        batch: Batch<'_>,
+    ) -> Result<u64> {
+        self.record(encoder, batch, false)
+    }
+
+    /// The metrics of recorded batches whose readback has completed, oldest first.
+    /// Never waits; batches still in flight come in a later call.
+    pub fn poll_metrics(&mut self) -> Result<Vec<BatchMetrics>> {
+        self.metrics.poll(&self.ctx)
+    }
+
+    /// The oldest metrics not yet returned, waiting for them (the encoder that
+    /// recorded them must have been submitted).
+    pub async fn next_metrics(&mut self) -> Result<BatchMetrics> {
+        self.metrics.next(&self.ctx).await
+    }
+
+    /// Blocking form of [`Model::next_metrics`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn next_metrics_blocking(&mut self) -> Result<BatchMetrics> {
+        pollster::block_on(self.next_metrics())
+    }
+
+    /// Mean loss and accuracy over a data set, in batches of at most `batch_size`
+    /// (forward only; the parameters' gradients are untouched). Submits its own work
+    /// and reads back once per [`BATCHES_PER_SUBMIT`] batches.
+    pub async fn evaluate(
+        &mut self,
+        images: &[f32],
+        labels: &[u32],
+        batch_size: usize,
+    ) -> Result<Evaluation> {
+        let n = self.check_batch(images, labels)?;
+        let per_batch = self
+            .run_inference(images, Some(labels), batch_size, |c| {
+                vec![(c.loss, 1), (c.correct, 1)]
+            })
+            .await?;
+        let mut eval = Evaluation {
+            loss: 0.0,
+            correct: 0,
+            count: n,
+        };
+        for (rows, values) in per_batch {
+            eval.loss += values[0] as f64 * rows as f64;
+            eval.correct += values[1] as usize;
+        }
+        eval.loss /= n as f64;
+        Ok(eval)
+    }
+
+    /// Blocking form of [`Model::evaluate`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn evaluate_blocking(
+        &mut self,
+        images: &[f32],
+        labels: &[u32],
+        batch_size: usize,
+    ) -> Result<Evaluation> {
+        pollster::block_on(self.evaluate(images, labels, batch_size))
+    }
+
+    /// Class probabilities (softmax of the logits), `count * classes` values, for
+    /// `images` in batches of at most `batch_size`.
+    pub async fn predict_probabilities(
+        &mut self,
+        images: &[f32],
+        batch_size: usize,
+    ) -> Result<Vec<f32>> {
+        let sample = self.sample_len();
+        if images.is_empty() || !images.len().is_multiple_of(sample) {
+            return Err(Error::LengthMismatch {
+                what: format!("images of {sample} values each"),
+                expected: (images.len() / sample).max(1) as u64 * sample as u64,
+                got: images.len() as u64,
+            });
+        }
+        let classes = self.arch.num_classes();
+        let per_batch = self
+            .run_inference(images, None, batch_size, |c| {
+                vec![(
+                    c.probabilities
+                        .expect("inference graphs have probabilities"),
+                    classes,
+                )]
+            })
+            .await?;
+        Ok(per_batch.into_iter().flat_map(|(_, v)| v).collect())
+    }
+
+    /// Blocking form of [`Model::predict_probabilities`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn predict_probabilities_blocking(
+        &mut self,
+        images: &[f32],
+        batch_size: usize,
+    ) -> Result<Vec<f32>> {
+        pollster::block_on(self.predict_probabilities(images, batch_size))
+    }
+
+    /// Every parameter, in state-dict order, read back from the GPU.
+    pub async fn read_parameters(&self) -> Result<Vec<NamedTensor>> {
+        let mut out = Vec::with_capacity(self.ids.len());
+        for &id in &self.ids {
+            let info = self.store.layout().info(id);
+            out.push(NamedTensor {
+                name: info.name.clone(),
+                shape: info.shape.clone(),
+                values: self.store.params.read(&self.ctx, id).await?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Blocking form of [`Model::read_parameters`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_parameters_blocking(&self) -> Result<Vec<NamedTensor>> {
+        pollster::block_on(self.read_parameters())
+    }
+
+    /// Overwrites parameters by name (e.g. weights loaded from a file); every tensor
+    /// must exist with the same number of elements.
+    pub fn write_parameters(&self, tensors: &[NamedTensor]) -> Result<()> {
+        for t in tensors {
+            self.store
+                .params
+                .write_named(&self.ctx, &t.name, &t.values)?;
+        }
+        Ok(())
+    }
+
+    /// The parameters as a safetensors file (f32, PyTorch state-dict keys and shapes),
+    /// loadable with `safetensors.torch.load_file` and `load_state_dict`.
+    pub async fn to_safetensors(&self) -> Result<Vec<u8>> {
+        let params = self.read_parameters().await?;
+        let bytes: Vec<Vec<u8>> = params
+            .iter()
+            .map(|t| bytemuck::cast_slice(&t.values).to_vec())
+            .collect();
+        let views = params
+            .iter()
+            .zip(&bytes)
+            .map(|(t, b)| {
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, t.shape.clone(), b)
+                    .map(|v| (t.name.clone(), v))
+                    .map_err(|e| Error::InvalidConfig(format!("safetensors: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        safetensors::serialize(views, None)
+            .map_err(|e| Error::InvalidConfig(format!("safetensors: {e}")))
+    }
+
+    fn record(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        batch: Batch<'_>,
+        train: bool,
+    ) -> Result<u64> {
+        self.ctx.check_lost()?;
+        let n = self.check_batch(batch.images, batch.labels)?;
+        let step = self.recorded;
+        let ctx = self.ctx.clone();
+        let compiled = self.compiled(n, train)?;
+        compiled
+            .graph
+            .value(compiled.images)
+            .record_write_f32(&ctx, encoder, batch.images)?;
+        compiled
+            .graph
+            .value(compiled.labels)
+            .record_write_u32(&ctx, encoder, batch.labels)?;
+        compiled.graph.record_forward(encoder);
+        if train {
+            compiled.graph.record_backward(encoder);
+        }
+        let (loss, correct) = (
+            compiled.graph.value(compiled.loss).clone(),
+            compiled.graph.value(compiled.correct).clone(),
+        );
+        self.metrics
+            .record(&self.ctx, encoder, &loss, &correct, step, n);
+        self.recorded += 1;
+        Ok(step)
+    }
+
+    /// Runs the inference graph over `images` in batches and reads back, per batch,
+    /// the variables `pick` names (each with the number of values per row; scalars use
+    /// 1). Returns (rows, values) per batch.
+    async fn run_inference(
+        &mut self,
+        images: &[f32],
+        labels: Option<&[u32]>,
+        batch_size: usize,
+        pick: impl Fn(&Compiled) -> Vec<(Var, usize)>,
+    ) -> Result<Vec<(usize, Vec<f32>)>> {
+        if batch_size == 0 {
+            return Err(Error::InvalidConfig("batch size must be positive".into()));
+        }
+        let sample = self.sample_len();
+        let n = images.len() / sample;
+        let ctx = self.ctx.clone();
+        let starts: Vec<usize> = (0..n).step_by(batch_size).collect();
+        let mut out = Vec::with_capacity(starts.len());
+        for group in starts.chunks(BATCHES_PER_SUBMIT) {
+            let mut encoder = self
+                .ctx
+                .device()
+                .create_command_encoder(&Default::default());
+            let mut reads = Vec::new();
+            for &start in group {
+                let rows = batch_size.min(n - start);
+                let compiled = self.compiled(rows, false)?;
+                let g = &compiled.graph;
+                g.value(compiled.images).record_write_f32(
+                    &ctx,
+                    &mut encoder,
+                    &images[start * sample..(start + rows) * sample],
+                )?;
+                let dummy;
+                let batch_labels = match labels {
+                    Some(l) => &l[start..start + rows],
+                    None => {
+                        dummy = vec![0; rows];
+                        &dummy
+                    }
+                };
+                g.value(compiled.labels)
+                    .record_write_u32(&ctx, &mut encoder, batch_labels)?;
+                g.record_forward(&mut encoder);
+                // Copy out now: a later batch of the same size reuses these buffers.
+                let tensors: Vec<_> = pick(compiled)
+                    .into_iter()
+                    .map(|(v, _)| g.value(v))
+                    .collect();
+                let size: u64 = tensors.iter().map(|t| t.byte_size()).sum();
+                let staging = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("coptim inference readback"),
+                    size,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                let mut offset = 0;
+                for t in tensors {
+                    encoder.copy_buffer_to_buffer(
+                        t.buffer(),
+                        t.offset(),
+                        &staging,
+                        offset,
+                        t.byte_size(),
+                    );
+                    offset += t.byte_size();
+                }
+                reads.push((rows, staging));
+            }
+            ctx.queue().submit([encoder.finish()]);
+            for (rows, staging) in reads {
+                map_read(&ctx, &staging).await?;
+                let values: Vec<f32> = {
+                    let view = staging
+                        .get_mapped_range(..)
+                        .map_err(|e| Error::Readback(e.to_string()))?;
+                    bytemuck::pod_collect_to_vec(&view)
+                };
+                staging.unmap();
+                out.push((rows, values));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks a batch: whole images, one label each, labels in range. Returns the
+    /// number of images.
+    fn check_batch(&self, images: &[f32], labels: &[u32]) -> Result<usize> {
+        let sample = self.sample_len();
+        let n = labels.len();
+        if n == 0 || images.len() != n * sample {
+            return Err(Error::LengthMismatch {
+                what: format!("images for {n} labels ({sample} values per image)"),
+                expected: (n.max(1) * sample) as u64,
+                got: images.len() as u64,
+            });
+        }
+        let classes = self.arch.num_classes();
+        if let Some((index, &label)) = labels
+            .iter()
+            .enumerate()
+            .find(|(_, l)| **l as usize >= classes)
+        {
+            return Err(Error::LabelOutOfRange {
+                index,
+                label,
+                classes,
+            });
+        }
+        Ok(n)
+    }
+
+    /// Declares the model's graph for `batch` images.
+    fn declare(&self, batch: usize, probabilities: bool) -> Result<(GraphBuilder, Compiled0)> {
+        let mut g = GraphBuilder::new(self.store.layout().clone());
+        let mut shape = vec![batch];
+        shape.extend(self.arch.sample_shape());
+        let images = g.input(&shape);
+        let labels = g.labels(batch);
+        let logits = self.arch.logits(&mut g, images)?;
+        let loss = g.cross_entropy(logits, labels)?;
+        let correct = g.correct_count(logits, labels)?;
+        let probabilities = match probabilities {
+            true => Some(g.softmax(logits)?),
+            false => None,
+        };
+        Ok((
+            g,
+            Compiled0 {
+                images,
+                labels,
+                loss,
+                correct,
+                probabilities,
+            },
+        ))
+    }
+
+    /// The compiled graph for `batch` images (training: with gradients), compiling it
+    /// on first use.
+    fn compiled(&mut self, batch: usize, train: bool) -> Result<&Compiled> {
+        let cached = if train { &self.train } else { &self.infer };
+        if !cached.contains_key(&batch) {
+            let (g, v) = self.declare(batch, !train)?;
+            let seeds: &[Var] = if train { &[v.loss] } else { &[] };
+            let graph = g.build(&self.kernels, &self.store, seeds)?;
+            let compiled = Compiled {
+                graph,
+                images: v.images,
+                labels: v.labels,
+                loss: v.loss,
+                correct: v.correct,
+                probabilities: v.probabilities,
+            };
+            let map = if train {
+                &mut self.train
+            } else {
+                &mut self.infer
+            };
+            map.insert(batch, compiled);
+        }
+        let map = if train { &self.train } else { &self.infer };
+        Ok(&map[&batch])
+    }
+}
+
+/// Maps a `MAP_READ` buffer whose copies have been submitted, and waits for it
+/// (natively by polling the device, on the web through the event loop).
+async fn map_read(ctx: &GpuContext, buffer: &wgpu::Buffer) -> Result<()> {
+    let (tx, rx) = futures_channel::oneshot::channel();
+    buffer.map_async(wgpu::MapMode::Read, .., move |r| {
+        let _ = tx.send(r);
+    });
+    #[cfg(not(target_arch = "wasm32"))]
+    ctx.device()
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| Error::Readback(e.to_string()))?;
+    let result = rx
+        .await
+        .map_err(|_| Error::Readback("the mapping callback was dropped".into()))?;
+    ctx.check_lost()?;
+    result.map_err(|e| Error::Readback(e.to_string()))
+}
+
+/// The variables of a declared (not yet compiled) model graph.
+#[derive(Debug)]
+struct Compiled0 {
+    images: Var,
+    labels: Var,
+    loss: Var,
+    correct: Var,
+    probabilities: Option<Var>,
+}

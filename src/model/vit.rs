@@ -1,0 +1,182 @@
+//! [`Vit`]: a vision transformer in the layout of timm's `VisionTransformer`.
+
+use crate::error::{Error, Result};
+use crate::model::arch::{Architecture, ParamSpec, linear, torch_linear};
+use crate::model::init::Init;
+use crate::nn::{Activation, GraphBuilder, Var};
+
+/// timm's ViT LayerNorm epsilon.
+const LN_EPS: f32 = 1e-6;
+/// timm's initialization scale for Linear weights, position embedding and class token.
+const INIT_STD: f64 = 0.02;
+
+/// A vision transformer like timm's `vit_tiny_patch16_224`, scaled to small images:
+/// Conv2d patch embedding, class token, learned position embedding, `depth`
+/// pre-norm blocks (`x + attn(norm1(x))`, `x + mlp(norm2(x))` with GELU, erf form),
+/// final LayerNorm (eps 1e-6) and a Linear head on the class token.
+///
+/// Parameter names are timm's state-dict keys (`cls_token`, `pos_embed`,
+/// `patch_embed.proj.weight`, `blocks.0.norm1.weight`, `blocks.0.attn.qkv.weight`,
+/// `blocks.0.attn.proj.weight`, `blocks.0.mlp.fc1.weight`, ..., `norm.weight`,
+/// `head.weight`), so `timm.create_model("vit_tiny_patch16_224", img_size=28,
+/// patch_size=..., in_chans=1, embed_dim=..., depth=..., num_heads=..., mlp_ratio=...,
+/// num_classes=10)` loads them. Initialization as timm's default: Linear weights
+/// truncated normal (std 0.02, bounds ±2) with zero biases, position embedding and
+/// class token truncated normal (std 0.02), LayerNorm weight 1 and bias 0, and the
+/// patch embedding as `torch.nn.Conv2d` (uniform `±1/sqrt(channels * patch^2)`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Vit {
+    /// Input channels.
+    pub channels: usize,
+    /// Image height and width (square).
+    pub image_size: usize,
+    /// Patch height and width; divides `image_size`.
+    pub patch: usize,
+    /// Embedding width.
+    pub dim: usize,
+    /// Transformer blocks.
+    pub depth: usize,
+    /// Attention heads; divides `dim`.
+    pub heads: usize,
+    /// Hidden width of each block's MLP over `dim` (timm: `int(dim * mlp_ratio)`).
+    pub mlp_ratio: f64,
+    /// Number of classes.
+    pub classes: usize,
+}
+
+impl Default for Vit {
+    /// A small ViT for 28x28 digits: patch 7 (16 patches + class token), width 64,
+    /// 4 blocks of 4 heads, MLP ratio 2.
+    fn default() -> Self {
+        Self {
+            channels: 1,
+            image_size: 28,
+            patch: 7,
+            dim: 64,
+            depth: 4,
+            heads: 4,
+            mlp_ratio: 2.0,
+            classes: 10,
+        }
+    }
+}
+
+impl Vit {
+    /// Patch tokens per image (without the class token).
+    pub fn num_patches(&self) -> usize {
+        (self.image_size / self.patch).pow(2)
+    }
+
+    /// Hidden width of the blocks' MLPs.
+    pub fn mlp_hidden(&self) -> usize {
+        (self.dim as f64 * self.mlp_ratio) as usize
+    }
+
+    fn validate(&self) -> Result<()> {
+        let ok = self.channels > 0
+            && self.patch > 0
+            && self.image_size > 0
+            && self.image_size.is_multiple_of(self.patch)
+            && self.heads > 0
+            && self.dim > 0
+            && self.dim.is_multiple_of(self.heads)
+            && self.mlp_hidden() > 0
+            && self.classes > 0;
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::InvalidConfig(format!(
+                "ViT configuration {self:?}: sizes must be positive, the patch must divide the image and the heads the width"
+            )))
+        }
+    }
+}
+
+fn timm_linear(prefix: &str, fan_in: usize, out: usize) -> [ParamSpec; 2] {
+    [
+        ParamSpec::new(
+            format!("{prefix}.weight"),
+            &[out, fan_in],
+            Init::trunc_normal(INIT_STD),
+        ),
+        ParamSpec::new(format!("{prefix}.bias"), &[out], Init::Constant(0.0)),
+    ]
+}
+
+fn layer_norm(prefix: &str, dim: usize) -> [ParamSpec; 2] {
+    [
+        ParamSpec::new(format!("{prefix}.weight"), &[dim], Init::Constant(1.0)),
+        ParamSpec::new(format!("{prefix}.bias"), &[dim], Init::Constant(0.0)),
+    ]
+}
+
+fn apply_layer_norm(g: &mut GraphBuilder, x: Var, prefix: &str) -> Result<Var> {
+    let w = g.param(&format!("{prefix}.weight"))?;
+    let b = g.param(&format!("{prefix}.bias"))?;
+    g.layer_norm(x, w, b, LN_EPS)
+}
+
+impl Architecture for Vit {
+    fn name(&self) -> &'static str {
+        "vit"
+    }
+
+    fn sample_shape(&self) -> Vec<usize> {
+        vec![self.channels, self.image_size, self.image_size]
+    }
+
+    fn num_classes(&self) -> usize {
+        self.classes
+    }
+
+    fn parameters(&self) -> Result<Vec<ParamSpec>> {
+        self.validate()?;
+        let (d, p, c) = (self.dim, self.patch, self.channels);
+        let normal = Init::trunc_normal(INIT_STD);
+        let [mut pw, pb] = torch_linear("patch_embed.proj", c * p * p, d);
+        pw.shape = vec![d, c, p, p];
+        let mut specs = vec![
+            ParamSpec::new("cls_token", &[1, 1, d], normal),
+            ParamSpec::new("pos_embed", &[1, self.num_patches() + 1, d], normal),
+            pw,
+            pb,
+        ];
+        for i in 0..self.depth {
+            let b = format!("blocks.{i}");
+            specs.extend(layer_norm(&format!("{b}.norm1"), d));
+            specs.extend(timm_linear(&format!("{b}.attn.qkv"), d, 3 * d));
+            specs.extend(timm_linear(&format!("{b}.attn.proj"), d, d));
+            specs.extend(layer_norm(&format!("{b}.norm2"), d));
+            specs.extend(timm_linear(&format!("{b}.mlp.fc1"), d, self.mlp_hidden()));
+            specs.extend(timm_linear(&format!("{b}.mlp.fc2"), self.mlp_hidden(), d));
+        }
+        specs.extend(layer_norm("norm", d));
+        specs.extend(timm_linear("head", d, self.classes));
+        Ok(specs)
+    }
+
+    fn logits(&self, g: &mut GraphBuilder, images: Var) -> Result<Var> {
+        let patches = g.patchify(images, self.patch)?;
+        let tokens = linear(g, patches, "patch_embed.proj")?;
+        let cls = g.param("cls_token")?;
+        let tokens = g.prepend_token(tokens, cls)?;
+        let pos = g.param("pos_embed")?;
+        let mut x = g.add(tokens, pos)?;
+        for i in 0..self.depth {
+            let b = format!("blocks.{i}");
+            let h = apply_layer_norm(g, x, &format!("{b}.norm1"))?;
+            let h = linear(g, h, &format!("{b}.attn.qkv"))?;
+            let h = g.attention(h, self.heads)?;
+            let h = linear(g, h, &format!("{b}.attn.proj"))?;
+            x = g.add(x, h)?;
+            let h = apply_layer_norm(g, x, &format!("{b}.norm2"))?;
+            let h = linear(g, h, &format!("{b}.mlp.fc1"))?;
+            let h = g.activation(h, Activation::GeluErf)?;
+            let h = linear(g, h, &format!("{b}.mlp.fc2"))?;
+            x = g.add(x, h)?;
+        }
+        let x = apply_layer_norm(g, x, "norm")?;
+        let cls = g.select_token(x, 0)?;
+        linear(g, cls, "head")
+    }
+}

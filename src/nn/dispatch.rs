@@ -1,0 +1,87 @@
+//! A prepared compute dispatch: pipeline, bind group (with its own uniform block)
+//! and workgroup grid, recorded into a pass as many times as needed.
+
+use wgpu::util::DeviceExt;
+
+use crate::nn::kernels::{Kernel, Kernels, WG_SIZE};
+use crate::nn::tensor::Tensor;
+
+/// One kernel launch with everything bound.
+#[derive(Debug, Clone)]
+pub(crate) struct Dispatch {
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    grid: [u32; 3],
+}
+
+impl Dispatch {
+    /// Binds `params` (a uniform block, binding 0) and `tensors` (binding number,
+    /// tensor) for `kernel`.
+    pub fn new<P: bytemuck::Pod>(
+        kernels: &Kernels,
+        kernel: Kernel,
+        params: &P,
+        tensors: &[(u32, &Tensor)],
+        grid: [u32; 3],
+    ) -> Self {
+        let device = kernels.context().device();
+        let pipeline = kernels.pipeline(kernel);
+        let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("coptim nn params"),
+            contents: bytemuck::bytes_of(params),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: uniform.as_entire_binding(),
+        }];
+        entries.extend(tensors.iter().map(|(binding, t)| wgpu::BindGroupEntry {
+            binding: *binding,
+            resource: wgpu::BindingResource::Buffer(t.binding()),
+        }));
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("coptim nn bind group"),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        Self {
+            pipeline,
+            bind_group,
+            grid,
+        }
+    }
+
+    /// Records the dispatch into a compute pass.
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.dispatch_workgroups(self.grid[0], self.grid[1], self.grid[2]);
+    }
+}
+
+/// Largest workgroup count used along one grid dimension (the WebGPU default limit).
+const MAX_GRID_DIM: u32 = 65535;
+
+/// A 2-D grid of [`WG_SIZE`]-invocation workgroups covering `n` invocations; the
+/// kernels flatten it as `(wg.y * num_workgroups.x + wg.x) * WG_SIZE + local index`.
+pub(crate) fn linear_grid(n: usize) -> [u32; 3] {
+    let groups = (n as u64).div_ceil(u64::from(WG_SIZE)).max(1);
+    let x = groups.min(u64::from(MAX_GRID_DIM));
+    let y = groups.div_ceil(x);
+    [x as u32, y as u32, 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linear_grid_covers_and_respects_the_limit() {
+        assert_eq!(linear_grid(1), [1, 1, 1]);
+        assert_eq!(linear_grid(257), [2, 1, 1]);
+        let n = 1usize << 25;
+        let [x, y, _] = linear_grid(n);
+        assert!(x <= MAX_GRID_DIM && y <= MAX_GRID_DIM);
+        assert!(u64::from(x) * u64::from(y) * u64::from(WG_SIZE) >= n as u64);
+    }
+}

@@ -1,0 +1,469 @@
+//! The tape: [`GraphBuilder`] declares inputs, parameters and ops symbolically (shapes
+//! are checked as ops are added); [`Graph`] is the compiled result, with every
+//! activation, gradient, uniform block and bind group allocated once, recorded into a
+//! caller's command encoder each step.
+
+use std::sync::Arc;
+
+use crate::arena::{Layout, ParamStore, TensorId};
+use crate::error::{Error, Result};
+use crate::nn::dispatch::Dispatch;
+use crate::nn::kernels::Kernels;
+use crate::nn::ops::{self, CompileCx, GradMode, Op, PoolMode};
+use crate::nn::tensor::{DType, Tensor, numel};
+
+/// A variable of a graph under construction: an input, a parameter or an op's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Var(usize);
+
+impl Var {
+    pub(crate) fn index(self) -> usize {
+        self.0
+    }
+}
+
+/// Pointwise nonlinearities, as PyTorch computes them.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// `max(x, 0)` (`torch.nn.ReLU`); the derivative at 0 is 0.
+    #[default]
+    Relu,
+    /// `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))` (`nn.GELU(approximate="tanh")`).
+    GeluTanh,
+    /// `x Phi(x)` with the normal CDF `Phi` (`nn.GELU()`, the erf form).
+    GeluErf,
+}
+
+impl Activation {
+    /// The activation kind constant of `nn_elementwise.wgsl` (`ACT_*`).
+    pub(crate) fn code(self) -> u32 {
+        match self {
+            Activation::Relu => 0,
+            Activation::GeluTanh => 1,
+            Activation::GeluErf => 2,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Source {
+    Input,
+    Param(TensorId),
+    Op,
+}
+
+#[derive(Debug)]
+struct Node {
+    shape: Vec<usize>,
+    dtype: DType,
+    source: Source,
+}
+
+/// Declares a computation: inputs, parameters of a [`ParamStore`] layout, and ops.
+/// Every op method checks shapes and returns [`Error::ShapeMismatch`] (never panics).
+///
+/// ```no_run
+/// # fn main() -> coptim::Result<()> {
+/// use coptim::nn::{Activation, GraphBuilder, Kernels};
+/// let ctx = coptim::GpuContext::new_blocking(&Default::default())?;
+/// let store = coptim::ParamStore::new(&ctx, &[("w", vec![10, 784]), ("b", vec![10])])?;
+/// let mut g = GraphBuilder::new(store.layout().clone());
+/// let x = g.input(&[32, 784]);
+/// let labels = g.labels(32);
+/// let (w, b) = (g.param("w")?, g.param("b")?);
+/// let logits = g.linear(x, w, Some(b))?;
+/// let loss = g.cross_entropy(logits, labels)?;
+/// let graph = g.build(&Kernels::new(&ctx), &store, &[loss])?;
+/// let mut encoder = ctx.device().create_command_encoder(&Default::default());
+/// graph.value(x).record_write_f32(&ctx, &mut encoder, &vec![0.0; 32 * 784])?;
+/// graph.value(labels).record_write_u32(&ctx, &mut encoder, &[0; 32])?;
+/// graph.record_forward(&mut encoder);
+/// graph.record_backward(&mut encoder); // gradients land in store.grads
+/// ctx.queue().submit([encoder.finish()]);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct GraphBuilder {
+    layout: Arc<Layout>,
+    nodes: Vec<Node>,
+    ops: Vec<(Box<dyn Op>, Var)>,
+}
+
+impl GraphBuilder {
+    /// An empty graph whose parameters come from `layout` (a [`ParamStore`]'s).
+    pub fn new(layout: Arc<Layout>) -> Self {
+        Self {
+            layout,
+            nodes: Vec::new(),
+            ops: Vec::new(),
+        }
+    }
+
+    /// The shape of a variable.
+    pub fn shape(&self, v: Var) -> &[usize] {
+        &self.nodes[v.0].shape
+    }
+
+    pub(crate) fn dtype(&self, v: Var) -> DType {
+        self.nodes[v.0].dtype
+    }
+
+    /// An f32 input (e.g. images), written by the caller before each forward pass.
+    pub fn input(&mut self, shape: &[usize]) -> Var {
+        self.push_node(shape.to_vec(), DType::F32, Source::Input)
+    }
+
+    /// A `u32` input of `len` class labels.
+    pub fn labels(&mut self, len: usize) -> Var {
+        self.push_node(vec![len], DType::U32, Source::Input)
+    }
+
+    /// The parameter called `name` in the layout (the same variable on every call).
+    pub fn param(&mut self, name: &str) -> Result<Var> {
+        let id = self.layout.id(name)?;
+        if let Some(i) = self
+            .nodes
+            .iter()
+            .position(|n| matches!(n.source, Source::Param(p) if p == id))
+        {
+            return Ok(Var(i));
+        }
+        let shape = self.layout.info(id).shape.clone();
+        Ok(self.push_node(shape, DType::F32, Source::Param(id)))
+    }
+
+    /// `op(a) @ op(b)`, where `op` transposes the last two dimensions when asked.
+    /// Both operands are 2-D, or both 3-D with the same batch size (batched matmul).
+    /// Transposed operands are read in place, without copies.
+    pub fn matmul(&mut self, a: Var, b: Var, transpose_a: bool, transpose_b: bool) -> Result<Var> {
+        let (op, shape) = ops::Matmul::new(self, a, b, transpose_a, transpose_b)?;
+        Ok(self.push_op(op, shape))
+    }
+
+    /// `x @ weight^T + bias` over the last dimension of `x` (`torch.nn.Linear`):
+    /// `x` is `[..., in]`, `weight` `[out, in]`, `bias` `[out]`; the bias add is fused
+    /// into the matmul.
+    pub fn linear(&mut self, x: Var, weight: Var, bias: Option<Var>) -> Result<Var> {
+        let (op, shape) = ops::Linear::new(self, x, weight, bias)?;
+        Ok(self.push_op(op, shape))
+    }
+
+    /// `a + b`, where `b`'s shape (leading 1s dropped) equals the trailing dimensions
+    /// of `a`'s: a residual add (same shapes), a bias add (`b` is `[features]`) or a
+    /// learned position embedding (`b` is `[1, tokens, dim]`).
+    pub fn add(&mut self, a: Var, b: Var) -> Result<Var> {
+        let (op, shape) = ops::Add::new(self, a, b)?;
+        Ok(self.push_op(op, shape))
+    }
+
+    /// A pointwise nonlinearity.
+    pub fn activation(&mut self, x: Var, kind: Activation) -> Result<Var> {
+        let (op, shape) = ops::Pointwise::new(self, x, kind)?;
+        Ok(self.push_op(op, shape))
+    }
+
+    /// LayerNorm over the last dimension with elementwise affine `weight` and `bias`
+    /// (`torch.nn.LayerNorm(dim, eps)`).
+    pub fn layer_norm(&mut self, x: Var, weight: Var, bias: Var, eps: f32) -> Result<Var> {
+        let (op, shape) = ops::LayerNorm::new(self, x, weight, bias, eps)?;
+        Ok(self.push_op(op, shape))
+    }
+
+    /// Softmax over the last dimension.
+    pub fn softmax(&mut self, x: Var) -> Result<Var> {
+        let (op, shape) = ops::Softmax::new(self, x)?;
+        Ok(self.push_op(op, shape))
+    }
+
+    /// Scaled dot-product multi-head self-attention on packed projections, as timm's
+    /// `Attention` after its `qkv` Linear: `qkv` is `[batch, tokens, 3 * dim]` with
+    /// features ordered (q/k/v, head, head_dim); the result is `[batch, tokens, dim]`
+    /// with heads concatenated, ready for the output projection. Scores are scaled by
+    /// `head_dim^-0.5`.
+    pub fn attention(&mut self, qkv: Var, heads: usize) -> Result<Var> {
+        let (op, shape) = ops::Attention::new(self, qkv, heads)?;
+        Ok(self.push_op(op, shape))
+    }
+
+    /// Cuts images `[batch, channels, height, width]` into non-overlapping
+    /// `patch x patch` tokens `[batch, patches, channels * patch * patch]`, patches in
+    /// row-major order and features in (channel, row, column) order; a
+    /// [`GraphBuilder::linear`] on them is timm's Conv2d patch embedding.
+    pub fn patchify(&mut self, images: Var, patch: usize) -> Result<Var> {
+        let (op, shape) = ops::Patchify::new(self, images, patch)?;
+        Ok(self.push_op(op, shape))
+    }
+
+    /// Prepends `token` (`[dim]`, or `[1, 1, dim]` like timm's `cls_token`) to every
+    /// sequence of `tokens` `[batch, n, dim]`, giving `[batch, n + 1, dim]`.
+    pub fn prepend_token(&mut self, tokens: Var, token: Var) -> Result<Var> {
+        let (op, shape) = ops::Prepend::new(self, tokens, token)?;
+        Ok(self.push_op(op, shape))
+    }
+
+    /// The mean over the tokens of `[batch, n, dim]`, giving `[batch, dim]`.
+    pub fn mean_tokens(&mut self, x: Var) -> Result<Var> {
+        let (op, shape) = ops::Pool::new(self, x, PoolMode::Mean)?;
+        Ok(self.push_op(op, shape))
+    }
+
+    /// Gathers token `index` of every sequence of `[batch, n, dim]`, giving
+    /// `[batch, dim]` (the class token is index 0).
+    pub fn select_token(&mut self, x: Var, index: usize) -> Result<Var> {
+        let (op, shape) = ops::Pool::new(self, x, PoolMode::Select(index))?;
+        Ok(self.push_op(op, shape))
+    }
+
+    /// Mean softmax cross-entropy of `logits` `[batch, classes]` against `labels`
+    /// (`[batch]`, from [`GraphBuilder::labels`]), computed stably with log-sum-exp;
+    /// a `[1]` tensor. Differentiable with respect to the logits.
+    pub fn cross_entropy(&mut self, logits: Var, labels: Var) -> Result<Var> {
+        let (op, shape) = ops::CrossEntropy::new(self, logits, labels)?;
+        Ok(self.push_op(op, shape))
+    }
+
+    /// The number of rows whose first maximal logit is at the label, as a `[1]` f32
+    /// tensor (exact below 2^24). Not differentiable.
+    pub fn correct_count(&mut self, logits: Var, labels: Var) -> Result<Var> {
+        let (op, shape) = ops::CorrectCount::new(self, logits, labels)?;
+        Ok(self.push_op(op, shape))
+    }
+
+    /// Allocates and compiles the graph. `seeds` are the outputs the backward pass
+    /// starts from: their gradient tensors start at 1 (right for a loss) and the
+    /// caller may overwrite them (e.g. with `dL/dy` of a larger computation). Seeds
+    /// must not feed other ops. Gradients of the store's parameters are written into
+    /// `store.grads` (overwritten each backward pass; zero for parameters that do not
+    /// reach a seed). `store` must have the layout this builder was made with.
+    pub fn build(self, kernels: &Kernels, store: &ParamStore, seeds: &[Var]) -> Result<Graph> {
+        if !Arc::ptr_eq(store.layout(), &self.layout) && **store.layout() != *self.layout {
+            return Err(Error::InvalidConfig(
+                "the graph was declared for a different parameter layout".into(),
+            ));
+        }
+        let ctx = kernels.context().clone();
+        let n = self.nodes.len();
+        for &s in seeds {
+            if self.nodes[s.0].dtype != DType::F32 {
+                return Err(Error::InvalidConfig("a seed must be an f32 tensor".into()));
+            }
+            if self.ops.iter().any(|(op, _)| op.inputs().contains(&s)) {
+                return Err(Error::InvalidConfig(
+                    "a seed of the backward pass must not feed other ops".into(),
+                ));
+            }
+        }
+        // Which variables depend on a parameter, and which reach a seed.
+        let mut from_param: Vec<bool> = self
+            .nodes
+            .iter()
+            .map(|n| matches!(n.source, Source::Param(_)))
+            .collect();
+        for (op, out) in &self.ops {
+            from_param[out.0] = op
+                .inputs()
+                .iter()
+                .enumerate()
+                .any(|(slot, v)| op.differentiable(slot) && from_param[v.0]);
+        }
+        let mut to_seed = vec![false; n];
+        for &s in seeds {
+            to_seed[s.0] = true;
+        }
+        for (op, out) in self.ops.iter().rev() {
+            if to_seed[out.0] {
+                for (slot, v) in op.inputs().iter().enumerate() {
+                    if op.differentiable(slot) {
+                        to_seed[v.0] = true;
+                    }
+                }
+            }
+        }
+        let needs_grad: Vec<bool> = (0..n).map(|i| from_param[i] && to_seed[i]).collect();
+
+        let mut values = Vec::with_capacity(n);
+        let mut grads = Vec::with_capacity(n);
+        for (i, node) in self.nodes.iter().enumerate() {
+            let label = format!("coptim nn var {i}");
+            let (value, grad) = match node.source {
+                Source::Param(id) => (
+                    Tensor::from_arena(&store.params, id)?,
+                    match needs_grad[i] {
+                        true => Some(Tensor::from_arena(&store.grads, id)?),
+                        false => None,
+                    },
+                ),
+                Source::Input | Source::Op => {
+                    let value = Tensor::zeros(&ctx, &node.shape, node.dtype, &label)?;
+                    let grad = if needs_grad[i] || seeds.contains(&Var(i)) {
+                        Some(Tensor::zeros(&ctx, &node.shape, DType::F32, &label)?)
+                    } else {
+                        None
+                    };
+                    (value, grad)
+                }
+            };
+            values.push(value);
+            grads.push(grad);
+        }
+        for &s in seeds {
+            if let Some(g) = &grads[s.0] {
+                g.write_f32(&ctx, &vec![1.0; g.len()])?;
+            }
+        }
+
+        // Backward order is reverse op order: the first op there to reach a
+        // variable overwrites its gradient, the others accumulate.
+        let mut modes: Vec<Vec<Option<GradMode>>> = Vec::with_capacity(self.ops.len());
+        let mut seen = vec![false; n];
+        for (op, out) in self.ops.iter().rev() {
+            let op_modes = op
+                .inputs()
+                .iter()
+                .enumerate()
+                .map(|(slot, v)| {
+                    if !(needs_grad[out.0] && needs_grad[v.0] && op.differentiable(slot)) {
+                        return None;
+                    }
+                    let mode = if seen[v.0] {
+                        GradMode::Accumulate
+                    } else {
+                        GradMode::Overwrite
+                    };
+                    seen[v.0] = true;
+                    Some(mode)
+                })
+                .collect();
+            modes.push(op_modes);
+        }
+        modes.reverse();
+
+        let mut scratch = Vec::new();
+        let mut forward = Vec::new();
+        let mut backward_per_op = Vec::with_capacity(self.ops.len());
+        {
+            let mut cx = CompileCx {
+                kernels,
+                values: &values,
+                grads: &grads,
+                scratch: &mut scratch,
+            };
+            for ((op, out), op_modes) in self.ops.iter().zip(&modes) {
+                let compiled = op.compile(&mut cx, *out, op_modes)?;
+                forward.extend(compiled.forward);
+                backward_per_op.push(compiled.backward);
+            }
+        }
+        let backward = backward_per_op.into_iter().rev().flatten().collect();
+
+        // Parameters whose gradient no op writes: zero, cleared every backward pass.
+        let mut clears = Vec::new();
+        for (i, _) in self.layout.tensors().iter().enumerate() {
+            let id = TensorId(i);
+            let written = self.nodes.iter().enumerate().any(|(v, node)| {
+                matches!(node.source, Source::Param(p) if p == id) && needs_grad[v]
+            });
+            if !written {
+                let (offset, size) = store.grads.byte_range(id);
+                clears.push((store.grads.buffer_of(id).clone(), offset, size));
+            }
+        }
+        Ok(Graph {
+            shapes: self.nodes.into_iter().map(|n| n.shape).collect(),
+            values,
+            grads,
+            forward,
+            backward,
+            clears,
+            _scratch: scratch,
+        })
+    }
+
+    fn push_node(&mut self, shape: Vec<usize>, dtype: DType, source: Source) -> Var {
+        self.nodes.push(Node {
+            shape,
+            dtype,
+            source,
+        });
+        Var(self.nodes.len() - 1)
+    }
+
+    fn push_op(&mut self, op: impl Op + 'static, shape: Vec<usize>) -> Var {
+        let v = self.push_node(shape, DType::F32, Source::Op);
+        self.ops.push((Box::new(op), v));
+        v
+    }
+}
+
+/// A compiled graph: every buffer allocated once for its shapes, every kernel bound.
+/// Record [`Graph::record_forward`] then [`Graph::record_backward`] into an encoder
+/// each step; nothing is read back unless the caller copies it out.
+#[derive(Debug)]
+pub struct Graph {
+    shapes: Vec<Vec<usize>>,
+    values: Vec<Tensor>,
+    grads: Vec<Option<Tensor>>,
+    forward: Vec<Dispatch>,
+    backward: Vec<Dispatch>,
+    clears: Vec<(wgpu::Buffer, u64, u64)>,
+    _scratch: Vec<Tensor>,
+}
+
+impl Graph {
+    /// The shape of a variable.
+    pub fn shape(&self, v: Var) -> &[usize] {
+        &self.shapes[v.0]
+    }
+
+    /// Number of elements of a variable.
+    pub fn len(&self, v: Var) -> usize {
+        numel(&self.shapes[v.0])
+    }
+
+    /// The tensor holding a variable's value (inputs are written through it).
+    pub fn value(&self, v: Var) -> &Tensor {
+        &self.values[v.0]
+    }
+
+    /// The tensor holding a variable's gradient, for variables on a path from a
+    /// parameter to a seed, and for the seeds themselves.
+    pub fn grad(&self, v: Var) -> Option<&Tensor> {
+        self.grads[v.0].as_ref()
+    }
+
+    /// Number of kernel launches of the forward and of the backward pass.
+    pub fn dispatch_counts(&self) -> (usize, usize) {
+        (self.forward.len(), self.backward.len())
+    }
+
+    /// Records the forward pass (one compute pass).
+    pub fn record_forward(&self, encoder: &mut wgpu::CommandEncoder) {
+        record_pass(encoder, "coptim nn forward", &self.forward);
+    }
+
+    /// Records the backward pass: gradients of every parameter into the store's
+    /// `grads` arena (overwritten, not accumulated) and of every intermediate
+    /// variable into its gradient buffer.
+    pub fn record_backward(&self, encoder: &mut wgpu::CommandEncoder) {
+        for (buffer, offset, size) in &self.clears {
+            encoder.clear_buffer(buffer, *offset, Some(*size));
+        }
+        record_pass(encoder, "coptim nn backward", &self.backward);
+    }
+}
+
+fn record_pass(encoder: &mut wgpu::CommandEncoder, label: &str, dispatches: &[Dispatch]) {
+    if dispatches.is_empty() {
+        return;
+    }
+    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+        label: Some(label),
+        timestamp_writes: None,
+    });
+    for d in dispatches {
+        d.record(&mut pass);
+    }
+}

@@ -1,0 +1,26 @@
+//! Tensors and reverse-mode automatic differentiation on the GPU.
+//!
+//! A [`Tensor`] is a shaped view of a GPU buffer. A [`GraphBuilder`] declares a
+//! computation over inputs and the parameters of a [`ParamStore`](crate::ParamStore)
+//! (matmul, linear, adds, activations, LayerNorm, softmax, multi-head attention,
+//! patchify, class token, pooling, softmax cross-entropy); [`GraphBuilder::build`]
+//! compiles it into a [`Graph`] that owns every activation and gradient buffer for
+//! those shapes and records, per op, a forward WGSL kernel and the backward kernels.
+//! Parameters are views into the store's `params` arena and their gradients are
+//! written into `store.grads` at the same places, so an
+//! [`Optimizer`](crate::Optimizer) steps them in place with no copy.
+//!
+//! Nothing is submitted or read back by the graph: the caller records
+//! [`Graph::record_forward`] and [`Graph::record_backward`] into its own command
+//! encoder. [`reference`] has f64 CPU implementations of every op and its gradient.
+
+mod dispatch;
+mod graph;
+mod kernels;
+mod ops;
+pub mod reference;
+mod tensor;
+
+pub use graph::{Activation, Graph, GraphBuilder, Var};
+pub use kernels::{Kernels, MATMUL_SMALL_TILE, MATMUL_TILE, WG_SIZE, shader_modules};
+pub use tensor::{DType, Tensor};

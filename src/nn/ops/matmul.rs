@@ -1,0 +1,420 @@
+//! Matrix products: [`Matmul`] (plain and batched, transposes read in place) and
+//! [`Linear`] (`x @ W^T + b` with the bias fused), plus the strided dispatch that the
+//! attention op shares.
+
+use crate::error::{Error, Result};
+use crate::nn::dispatch::Dispatch;
+use crate::nn::graph::{GraphBuilder, Var};
+use crate::nn::kernels::{Kernel, MATMUL_SMALL_TILE, MATMUL_TILE};
+use crate::nn::ops::elementwise::sum_rows;
+use crate::nn::ops::{CompileCx, Compiled, GradMode, Op, wanted};
+use crate::nn::tensor::{DType, Tensor, numel};
+
+/// A strided matrix view inside a tensor, in elements: entry (i, j) of batch
+/// `outer * inner_batch + inner` is at
+/// `offset + outer * outer_stride + inner * inner_stride + i * row + j * col`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct View {
+    pub offset: u32,
+    pub outer: u32,
+    pub inner: u32,
+    pub row: u32,
+    pub col: u32,
+}
+
+impl View {
+    /// A row-major `rows x cols` matrix, `batch_stride` apart (0: shared by all).
+    pub fn row_major(cols: usize, batch_stride: usize) -> Self {
+        Self {
+            offset: 0,
+            outer: batch_stride as u32,
+            inner: 0,
+            row: cols as u32,
+            col: 1,
+        }
+    }
+
+    /// The transposed view (no data moves).
+    pub fn t(self) -> Self {
+        Self {
+            row: self.col,
+            col: self.row,
+            ..self
+        }
+    }
+}
+
+/// Sizes of a (batched) product of `m x k` and `k x n` matrices; the batch index
+/// splits into `batch / inner_batch` outer and `inner_batch` inner parts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dims {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub batch: usize,
+    pub inner_batch: usize,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct MatmulParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    inner_batch: u32,
+    a: [u32; 5],
+    b: [u32; 5],
+    c: [u32; 5],
+    alpha: f32,
+    accumulate: u32,
+    bias: u32,
+    pad: [u32; 2],
+}
+
+fn pack(v: View) -> [u32; 5] {
+    [v.offset, v.outer, v.inner, v.row, v.col]
+}
+
+/// Largest workgroup count per grid dimension (the WebGPU default limit).
+const MAX_GRID_DIM: usize = 65535;
+
+/// `C = alpha * A @ B (+ bias) (+ C when accumulating)` over strided views.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_dispatch(
+    cx: &CompileCx<'_>,
+    a: (&Tensor, View),
+    b: (&Tensor, View),
+    c: (&Tensor, View),
+    dims: Dims,
+    alpha: f32,
+    mode: GradMode,
+    bias: Option<&Tensor>,
+) -> Result<Dispatch> {
+    // Small products (attention scores, classifier heads) waste less of a small tile.
+    let small = dims.m.min(dims.n) <= MATMUL_SMALL_TILE as usize;
+    let (kernel, tile) = match small {
+        true => (Kernel::MatmulSmall, MATMUL_SMALL_TILE as usize),
+        false => (Kernel::Matmul, MATMUL_TILE as usize),
+    };
+    let grid = [dims.n.div_ceil(tile), dims.m.div_ceil(tile), dims.batch];
+    if let Some(&g) = grid.iter().find(|&&g| g > MAX_GRID_DIM) {
+        return Err(Error::LimitExceeded {
+            what: format!("matmul workgroups along one dimension ({dims:?})"),
+            needed: g as u64,
+            allowed: MAX_GRID_DIM as u64,
+        });
+    }
+    let params = MatmulParams {
+        m: dims.m as u32,
+        n: dims.n as u32,
+        k: dims.k as u32,
+        inner_batch: dims.inner_batch.max(1) as u32,
+        a: pack(a.1),
+        b: pack(b.1),
+        c: pack(c.1),
+        alpha,
+        accumulate: mode.flag(),
+        bias: bias.is_some() as u32,
+        pad: [0; 2],
+    };
+    Ok(cx.dispatch(
+        kernel,
+        &params,
+        &[(1, a.0), (2, b.0), (3, bias.unwrap_or(a.0)), (4, c.0)],
+        grid.map(|g| g as u32),
+    ))
+}
+
+fn check_f32(g: &GraphBuilder, op: &str, vars: &[Var]) -> Result<()> {
+    match vars.iter().find(|&&v| g.dtype(v) != DType::F32) {
+        Some(_) => Err(Error::shape(op, "operands must be f32 tensors")),
+        None => Ok(()),
+    }
+}
+
+/// `op(A) @ op(B)`, 2-D or batched 3-D.
+#[derive(Debug)]
+pub(crate) struct Matmul {
+    a: Var,
+    b: Var,
+    transpose_a: bool,
+    transpose_b: bool,
+    dims: Dims,
+    /// Stored (rows, cols) of each operand.
+    a_cols: usize,
+    b_cols: usize,
+}
+
+impl Matmul {
+    pub fn new(
+        g: &GraphBuilder,
+        a: Var,
+        b: Var,
+        transpose_a: bool,
+        transpose_b: bool,
+    ) -> Result<(Self, Vec<usize>)> {
+        check_f32(g, "matmul", &[a, b])?;
+        let (sa, sb) = (g.shape(a).to_vec(), g.shape(b).to_vec());
+        let rank = sa.len();
+        if !(rank == 2 || rank == 3) || sb.len() != rank || (rank == 3 && sa[0] != sb[0]) {
+            return Err(Error::shape(
+                "matmul",
+                format!("operands {sa:?} and {sb:?} must both be 2-D, or 3-D with equal batch"),
+            ));
+        }
+        let batch = if rank == 3 { sa[0] } else { 1 };
+        let (ar, ac) = (sa[rank - 2], sa[rank - 1]);
+        let (br, bc) = (sb[rank - 2], sb[rank - 1]);
+        let (m, k) = if transpose_a { (ac, ar) } else { (ar, ac) };
+        let (kb, n) = if transpose_b { (bc, br) } else { (br, bc) };
+        if k != kb {
+            return Err(Error::shape(
+                "matmul",
+                format!(
+                    "inner dimensions differ: {sa:?}{} @ {sb:?}{}",
+                    if transpose_a { "^T" } else { "" },
+                    if transpose_b { "^T" } else { "" }
+                ),
+            ));
+        }
+        let mut shape = if rank == 3 { vec![batch] } else { vec![] };
+        shape.extend([m, n]);
+        let dims = Dims {
+            m,
+            n,
+            k,
+            batch,
+            inner_batch: 1,
+        };
+        Ok((
+            Self {
+                a,
+                b,
+                transpose_a,
+                transpose_b,
+                dims,
+                a_cols: ac,
+                b_cols: bc,
+            },
+            shape,
+        ))
+    }
+
+    /// Logical views: A as `m x k`, B as `k x n`, C as `m x n`.
+    fn views(&self) -> (View, View, View) {
+        let d = self.dims;
+        let a = View::row_major(self.a_cols, d.m * d.k);
+        let b = View::row_major(self.b_cols, d.k * d.n);
+        (
+            if self.transpose_a { a.t() } else { a },
+            if self.transpose_b { b.t() } else { b },
+            View::row_major(d.n, d.m * d.n),
+        )
+    }
+}
+
+impl Op for Matmul {
+    fn inputs(&self) -> Vec<Var> {
+        vec![self.a, self.b]
+    }
+
+    fn compile(
+        &self,
+        cx: &mut CompileCx<'_>,
+        out: Var,
+        modes: &[Option<GradMode>],
+    ) -> Result<Compiled> {
+        let d = self.dims;
+        let (va, vb, vc) = self.views();
+        let (a, b, c) = (cx.value(self.a), cx.value(self.b), cx.value(out));
+        let mut compiled = Compiled::default();
+        compiled.forward.push(matmul_dispatch(
+            cx,
+            (a, va),
+            (b, vb),
+            (c, vc),
+            d,
+            1.0,
+            GradMode::Overwrite,
+            None,
+        )?);
+        let Some(dc) = cx.out_grad(out) else {
+            return Ok(compiled);
+        };
+        // dA = dC @ op(B)^T, written through A's logical view.
+        if let Some((da, mode)) = wanted(cx, self.a, modes[0]) {
+            let dims = Dims {
+                n: d.k,
+                k: d.n,
+                ..d
+            };
+            compiled.backward.push(matmul_dispatch(
+                cx,
+                (&dc, vc),
+                (b, vb.t()),
+                (da, va),
+                dims,
+                1.0,
+                mode,
+                None,
+            )?);
+        }
+        // dB = op(A)^T @ dC, written through B's logical view.
+        if let Some((db, mode)) = wanted(cx, self.b, modes[1]) {
+            let dims = Dims {
+                m: d.k,
+                k: d.m,
+                ..d
+            };
+            compiled.backward.push(matmul_dispatch(
+                cx,
+                (a, va.t()),
+                (&dc, vc),
+                (db, vb),
+                dims,
+                1.0,
+                mode,
+                None,
+            )?);
+        }
+        Ok(compiled)
+    }
+}
+
+/// `x @ W^T + b` over the last dimension of `x`.
+#[derive(Debug)]
+pub(crate) struct Linear {
+    x: Var,
+    weight: Var,
+    bias: Option<Var>,
+    rows: usize,
+    in_features: usize,
+    out_features: usize,
+}
+
+impl Linear {
+    pub fn new(
+        g: &GraphBuilder,
+        x: Var,
+        weight: Var,
+        bias: Option<Var>,
+    ) -> Result<(Self, Vec<usize>)> {
+        let mut vars = vec![x, weight];
+        vars.extend(bias);
+        check_f32(g, "linear", &vars)?;
+        let (sx, sw) = (g.shape(x).to_vec(), g.shape(weight).to_vec());
+        let in_features = *sx.last().unwrap_or(&0);
+        // A Conv2d patch-embedding weight [out, c, p, p] is read as [out, c * p * p].
+        let out_features = sw.first().copied().unwrap_or(0);
+        if sx.len() < 2 || sw.len() < 2 || numel(&sw[1..]) != in_features {
+            return Err(Error::shape(
+                "linear",
+                format!("input {sx:?} does not fit weight {sw:?} (expected [out, {in_features}])"),
+            ));
+        }
+        if let Some(b) = bias
+            && g.shape(b) != [out_features]
+        {
+            return Err(Error::shape(
+                "linear",
+                format!("bias {:?} for {out_features} outputs", g.shape(b)),
+            ));
+        }
+        let mut shape = sx[..sx.len() - 1].to_vec();
+        shape.push(out_features);
+        Ok((
+            Self {
+                x,
+                weight,
+                bias,
+                rows: numel(&sx) / in_features,
+                in_features,
+                out_features,
+            },
+            shape,
+        ))
+    }
+}
+
+impl Op for Linear {
+    fn inputs(&self) -> Vec<Var> {
+        let mut v = vec![self.x, self.weight];
+        v.extend(self.bias);
+        v
+    }
+
+    fn compile(
+        &self,
+        cx: &mut CompileCx<'_>,
+        out: Var,
+        modes: &[Option<GradMode>],
+    ) -> Result<Compiled> {
+        let (m, k, n) = (self.rows, self.in_features, self.out_features);
+        let dims = Dims {
+            m,
+            n,
+            k,
+            batch: 1,
+            inner_batch: 1,
+        };
+        let vx = View::row_major(k, 0);
+        let vw = View::row_major(k, 0); // [n, k]
+        let vy = View::row_major(n, 0);
+        let (x, w, y) = (cx.value(self.x), cx.value(self.weight), cx.value(out));
+        let bias = self.bias.map(|b| cx.value(b));
+        let mut compiled = Compiled::default();
+        compiled.forward.push(matmul_dispatch(
+            cx,
+            (x, vx),
+            (w, vw.t()),
+            (y, vy),
+            dims,
+            1.0,
+            GradMode::Overwrite,
+            bias,
+        )?);
+        let Some(dy) = cx.out_grad(out) else {
+            return Ok(compiled);
+        };
+        // dx [m, k] = dy [m, n] @ W [n, k]
+        if let Some((dx, mode)) = wanted(cx, self.x, modes[0]) {
+            let dims = Dims { n: k, k: n, ..dims };
+            compiled.backward.push(matmul_dispatch(
+                cx,
+                (&dy, vy),
+                (w, vw),
+                (dx, vx),
+                dims,
+                1.0,
+                mode,
+                None,
+            )?);
+        }
+        // dW [n, k] = dy^T [n, m] @ x [m, k]
+        if let Some((dw, mode)) = wanted(cx, self.weight, modes[1]) {
+            let dims = Dims {
+                m: n,
+                n: k,
+                k: m,
+                ..dims
+            };
+            compiled.backward.push(matmul_dispatch(
+                cx,
+                (&dy, vy.t()),
+                (x, vx),
+                (dw, vw),
+                dims,
+                1.0,
+                mode,
+                None,
+            )?);
+        }
+        // db [n] = sum over rows of dy
+        if let Some(b) = self.bias
+            && let Some((db, mode)) = wanted(cx, b, modes[2])
+        {
+            compiled.backward.push(sum_rows(cx, &dy, db, n, mode));
+        }
+        Ok(compiled)
+    }
+}

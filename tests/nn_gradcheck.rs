@@ -1,0 +1,578 @@
+//! Gradient checks of every nn op, at odd sizes that are not multiples of the tiles
+//! (1, 3, 7, 33, 65, 70, 129 against 64x64 matmul tiles and 256-wide workgroups).
+//!
+//! Each case checks two things:
+//! 1. GPU against the f64 CPU reference (`coptim::nn::reference`), forward value and
+//!    the gradient of every input, for a random upstream gradient `R` (the GPU
+//!    backward pass is seeded with `R`, i.e. it differentiates `sum(R * y)`). Inputs
+//!    are rounded to f32 first, so both sides see the same numbers. Tolerance
+//!    `GPU_TOL = 2e-5`, as max |gpu - ref| / max |ref| per tensor: f32 has a unit
+//!    roundoff of 6e-8 and the sums here have at most a few hundred terms, so correct
+//!    kernels land at 1e-7 to 2e-6 on lavapipe (the largest: GELU-tanh and
+//!    cross-entropy with logits of +-60, where `tanh` / `exp` / `log` contribute a few
+//!    ulps each); the margin of 10x allows other drivers' transcendental functions. A
+//!    wrong index, stride, sign or missing term gives errors of order 1 (checked by
+//!    planting such bugs in the kernels).
+//! 2. The reference's analytic gradients against central finite differences of the
+//!    reference forward in f64 (`h = 1e-5`, up to 24 coordinates per tensor),
+//!    tolerance `FD_TOL = 1e-6` relative to the largest gradient: truncation error is
+//!    O(h^2) ~ 1e-10 and rounding ~ 1e-16 / h ~ 1e-11.
+
+use std::sync::OnceLock;
+
+use coptim::nn::{Activation, GraphBuilder, Kernels, Var, reference as r};
+use coptim::{GpuContext, ParamStore, Result};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const GPU_TOL: f64 = 2e-5;
+const FD_TOL: f64 = 1e-6;
+const FD_STEP: f64 = 1e-5;
+const FD_SAMPLES: usize = 24;
+
+fn gpu() -> &'static (GpuContext, Kernels) {
+    static GPU: OnceLock<(GpuContext, Kernels)> = OnceLock::new();
+    GPU.get_or_init(|| {
+        let ctx = GpuContext::new_blocking(&Default::default())
+            .expect("a GPU adapter (install mesa-vulkan-drivers)");
+        let kernels = Kernels::new(&ctx);
+        (ctx, kernels)
+    })
+}
+
+/// Uniform values in [-scale, scale], rounded to f32.
+fn rand_vec(rng: &mut ChaCha8Rng, n: usize, scale: f64) -> Vec<f64> {
+    (0..n)
+        .map(|_| ((rng.random::<f64>() * 2.0 - 1.0) * scale) as f32 as f64)
+        .collect()
+}
+
+fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+/// Declares the op under test on its inputs (and labels, if any).
+type BuildFn<'a> = Box<dyn Fn(&mut GraphBuilder, &[Var], Option<Var>) -> Result<Var> + 'a>;
+
+/// One op instance: named inputs (shape, values), optional labels, the upstream
+/// gradient, and how to build it.
+struct Case<'a> {
+    name: String,
+    inputs: Vec<(Vec<usize>, Vec<f64>)>,
+    labels: Option<Vec<u32>>,
+    build: BuildFn<'a>,
+}
+
+/// Runs the op on the GPU (forward and backward, twice) and returns the forward
+/// value and the gradient of every input.
+fn run_gpu(case: &Case<'_>, upstream: &[f64]) -> (Vec<f64>, Vec<Vec<f64>>) {
+    let (ctx, kernels) = gpu();
+    let names: Vec<String> = (0..case.inputs.len()).map(|i| format!("in{i}")).collect();
+    let decl: Vec<(&str, Vec<usize>)> = names
+        .iter()
+        .zip(&case.inputs)
+        .map(|(n, (s, _))| (n.as_str(), s.clone()))
+        .collect();
+    let store = ParamStore::new(ctx, &decl).unwrap();
+    for (n, (_, v)) in names.iter().zip(&case.inputs) {
+        store.params.write_named(ctx, n, &to_f32(v)).unwrap();
+    }
+    let mut g = GraphBuilder::new(store.layout().clone());
+    let vars: Vec<Var> = names.iter().map(|n| g.param(n).unwrap()).collect();
+    let labels = case.labels.as_ref().map(|l| g.labels(l.len()));
+    let out = (case.build)(&mut g, &vars, labels).unwrap();
+    let graph = g.build(kernels, &store, &[out]).unwrap();
+    graph
+        .grad(out)
+        .unwrap()
+        .write_f32(ctx, &to_f32(upstream))
+        .unwrap();
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    if let (Some(v), Some(l)) = (labels, &case.labels) {
+        graph
+            .value(v)
+            .record_write_u32(ctx, &mut encoder, l)
+            .unwrap();
+    }
+    // Twice: the second pass must overwrite, not add to, every gradient.
+    for _ in 0..2 {
+        graph.record_forward(&mut encoder);
+        graph.record_backward(&mut encoder);
+    }
+    ctx.queue().submit([encoder.finish()]);
+    let y = to_f64(&graph.value(out).read_f32_blocking(ctx).unwrap());
+    let grads = store
+        .grads
+        .read_all_blocking(ctx)
+        .unwrap()
+        .iter()
+        .map(|g| to_f64(g))
+        .collect();
+    (y, grads)
+}
+
+fn to_f32(v: &[f64]) -> Vec<f32> {
+    v.iter().map(|&x| x as f32).collect()
+}
+
+fn to_f64(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+/// max |a - b| / max |b| (absolute when b is all zero).
+fn rel_err(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let num = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max);
+    let den = b.iter().map(|y| y.abs()).fold(0.0, f64::max);
+    if den == 0.0 { num } else { num / den }
+}
+
+/// Checks a case: GPU against the reference, and the reference's gradients against
+/// finite differences. `forward` maps the inputs to the output, `backward` maps the
+/// inputs and the upstream gradient to the input gradients (only `differentiable`
+/// inputs are compared).
+fn check(
+    case: Case<'_>,
+    differentiable: &[bool],
+    forward: impl Fn(&[Vec<f64>]) -> Vec<f64>,
+    backward: impl Fn(&[Vec<f64>], &[f64]) -> Vec<Vec<f64>>,
+) {
+    let mut rng = ChaCha8Rng::seed_from_u64(case.name.len() as u64 * 7919);
+    let xs: Vec<Vec<f64>> = case.inputs.iter().map(|(_, v)| v.clone()).collect();
+    let y_ref = forward(&xs);
+    let upstream = rand_vec(&mut rng, y_ref.len(), 1.0);
+    let g_ref = backward(&xs, &upstream);
+    let (y_gpu, g_gpu) = run_gpu(&case, &upstream);
+    let e = rel_err(&y_gpu, &y_ref);
+    assert!(e <= GPU_TOL, "{}: forward relative error {e:e}", case.name);
+    for (i, d) in differentiable.iter().enumerate() {
+        if !d {
+            continue;
+        }
+        let e = rel_err(&g_gpu[i], &g_ref[i]);
+        assert!(
+            e <= GPU_TOL,
+            "{}: gradient of input {i}: relative error {e:e}",
+            case.name
+        );
+        // Finite differences of L = sum(upstream * f(x)) on the reference.
+        let scale = g_ref[i]
+            .iter()
+            .map(|v| v.abs())
+            .fold(0.0, f64::max)
+            .max(1e-12);
+        let n = xs[i].len();
+        let step = (n / FD_SAMPLES).max(1);
+        for j in (0..n).step_by(step).take(FD_SAMPLES) {
+            let loss = |delta: f64| {
+                let mut xp = xs.clone();
+                xp[i][j] += delta;
+                forward(&xp)
+                    .iter()
+                    .zip(&upstream)
+                    .map(|(a, b)| a * b)
+                    .sum::<f64>()
+            };
+            let fd = (loss(FD_STEP) - loss(-FD_STEP)) / (2.0 * FD_STEP);
+            let err = (fd - g_ref[i][j]).abs() / scale;
+            assert!(
+                err <= FD_TOL,
+                "{}: input {i}[{j}]: analytic {} vs finite difference {fd} ({err:e})",
+                case.name,
+                g_ref[i][j]
+            );
+        }
+    }
+}
+
+fn case<'a>(
+    name: String,
+    rng: &mut ChaCha8Rng,
+    shapes: &[Vec<usize>],
+    build: impl Fn(&mut GraphBuilder, &[Var], Option<Var>) -> Result<Var> + 'a,
+) -> Case<'a> {
+    Case {
+        name,
+        inputs: shapes
+            .iter()
+            .map(|s| (s.clone(), rand_vec(rng, numel(s), 1.0)))
+            .collect(),
+        labels: None,
+        build: Box::new(build),
+    }
+}
+
+#[test]
+fn matmul_plain_transposed_and_batched() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let sizes = [(1, 1, 1), (3, 7, 5), (33, 65, 7), (70, 33, 129)];
+    let batches = [None, Some(3)];
+    for (m, k, n) in sizes {
+        for batch in batches {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let nb = batch.unwrap_or(1);
+                let lead: Vec<usize> = batch.into_iter().collect();
+                let a_shape = [&lead[..], &if ta { [k, m] } else { [m, k] }].concat();
+                let b_shape = [&lead[..], &if tb { [n, k] } else { [k, n] }].concat();
+                let c = case(
+                    format!("matmul {m}x{k}x{n} batch {batch:?} ta {ta} tb {tb}"),
+                    &mut rng,
+                    &[a_shape, b_shape],
+                    move |g, v, _| g.matmul(v[0], v[1], ta, tb),
+                );
+                let logical = move |x: &[f64], rows: usize, cols: usize, t: bool| {
+                    if t {
+                        r::transpose(x, cols, rows)
+                    } else {
+                        x.to_vec()
+                    }
+                };
+                let fwd = move |x: &[Vec<f64>]| {
+                    (0..nb)
+                        .flat_map(|bi| {
+                            let a = logical(&x[0][bi * m * k..(bi + 1) * m * k], m, k, ta);
+                            let b = logical(&x[1][bi * k * n..(bi + 1) * k * n], k, n, tb);
+                            r::matmul(&a, &b, m, k, n)
+                        })
+                        .collect()
+                };
+                let bwd = move |x: &[Vec<f64>], dy: &[f64]| {
+                    let (mut da, mut db) = (Vec::new(), Vec::new());
+                    for bi in 0..nb {
+                        let a = logical(&x[0][bi * m * k..(bi + 1) * m * k], m, k, ta);
+                        let b = logical(&x[1][bi * k * n..(bi + 1) * k * n], k, n, tb);
+                        let d = &dy[bi * m * n..(bi + 1) * m * n];
+                        let ga = r::matmul(d, &r::transpose(&b, k, n), m, n, k);
+                        let gb = r::matmul(&r::transpose(&a, m, k), d, k, m, n);
+                        da.extend(if ta { r::transpose(&ga, m, k) } else { ga });
+                        db.extend(if tb { r::transpose(&gb, k, n) } else { gb });
+                    }
+                    vec![da, db]
+                };
+                check(c, &[true, true], fwd, bwd);
+            }
+        }
+    }
+}
+
+#[test]
+fn linear_with_and_without_bias() {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    for (lead, inp, out) in [
+        (vec![1], 1, 1),
+        (vec![3], 7, 3),
+        (vec![33], 65, 129),
+        (vec![70], 33, 7),
+        (vec![3, 5], 7, 33),
+    ] {
+        let rows = numel(&lead);
+        for bias in [true, false] {
+            let mut shapes = vec![[&lead[..], &[inp]].concat(), vec![out, inp]];
+            if bias {
+                shapes.push(vec![out]);
+            }
+            let c = case(
+                format!("linear {lead:?}x{inp} -> {out} bias {bias}"),
+                &mut rng,
+                &shapes,
+                move |g, v, _| g.linear(v[0], v[1], v.get(2).copied()),
+            );
+            let fwd = move |x: &[Vec<f64>]| {
+                r::linear(&x[0], &x[1], x.get(2).map(|b| &b[..]), rows, inp, out)
+            };
+            let bwd = move |x: &[Vec<f64>], dy: &[f64]| {
+                let (dx, dw, db) = r::linear_backward(&x[0], &x[1], dy, rows, inp, out);
+                if bias { vec![dx, dw, db] } else { vec![dx, dw] }
+            };
+            check(c, &[true, true, bias], fwd, bwd);
+        }
+    }
+}
+
+#[test]
+fn broadcast_adds() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    for (a, b) in [
+        (vec![1], vec![1]),
+        (vec![3, 7, 33], vec![3, 7, 33]),
+        (vec![70, 33], vec![33]),
+        (vec![3, 7, 33], vec![1, 7, 33]),
+    ] {
+        let period = numel(&b);
+        let c = case(
+            format!("add {a:?} + {b:?}"),
+            &mut rng,
+            &[a, b],
+            |g, v, _| g.add(v[0], v[1]),
+        );
+        let fwd = |x: &[Vec<f64>]| {
+            let mut y = x[0].clone();
+            r::add_broadcast(&mut y, &x[1]);
+            y
+        };
+        let bwd = move |_: &[Vec<f64>], dy: &[f64]| vec![dy.to_vec(), r::sum_rows(dy, period)];
+        check(c, &[true, true], fwd, bwd);
+    }
+}
+
+#[test]
+fn activations() {
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    for kind in [Activation::Relu, Activation::GeluTanh, Activation::GeluErf] {
+        for n in [1, 7, 1000] {
+            let mut c = case(
+                format!("{kind:?} {n}"),
+                &mut rng,
+                &[vec![n]],
+                move |g, v, _| g.activation(v[0], kind),
+            );
+            // Spread over [-6, 6] for the tails, away from ReLU's kink.
+            for x in c.inputs[0].1.iter_mut() {
+                let v = *x * 6.0;
+                *x = (if v.abs() < 0.01 { v + 0.05 } else { v }) as f32 as f64;
+            }
+            check(
+                c,
+                &[true],
+                move |x| r::activation(&x[0], kind),
+                move |x, dy| vec![r::activation_backward(&x[0], dy, kind)],
+            );
+        }
+    }
+}
+
+#[test]
+fn layer_norm() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let eps = 1e-5;
+    for (rows, dim) in [(1, 1), (3, 7), (33, 65), (70, 3)] {
+        let c = case(
+            format!("layer_norm {rows}x{dim}"),
+            &mut rng,
+            &[vec![rows, dim], vec![dim], vec![dim]],
+            move |g, v, _| g.layer_norm(v[0], v[1], v[2], eps as f32),
+        );
+        check(
+            c,
+            &[true, true, true],
+            move |x| r::layer_norm(&x[0], &x[1], &x[2], dim, eps),
+            move |x, dy| {
+                let (dx, dw, db) = r::layer_norm_backward(&x[0], &x[1], dy, dim, eps);
+                vec![dx, dw, db]
+            },
+        );
+    }
+}
+
+#[test]
+fn softmax() {
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    for (rows, dim) in [(1, 1), (3, 7), (33, 65), (7, 129)] {
+        let c = case(
+            format!("softmax {rows}x{dim}"),
+            &mut rng,
+            &[vec![rows, dim]],
+            |g, v, _| g.softmax(v[0]),
+        );
+        check(
+            c,
+            &[true],
+            move |x| r::softmax(&x[0], dim),
+            move |x, dy| vec![r::softmax_backward(&r::softmax(&x[0], dim), dy, dim)],
+        );
+    }
+}
+
+#[test]
+fn attention() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for (batch, tokens, dim, heads) in [(1, 1, 3, 1), (2, 7, 12, 3), (3, 33, 8, 2), (2, 70, 16, 4)]
+    {
+        let s = r::AttentionShape {
+            batch,
+            tokens,
+            dim,
+            heads,
+        };
+        let c = case(
+            format!("attention b{batch} n{tokens} d{dim} h{heads}"),
+            &mut rng,
+            &[vec![batch, tokens, 3 * dim]],
+            move |g, v, _| g.attention(v[0], heads),
+        );
+        check(
+            c,
+            &[true],
+            move |x| r::attention(&x[0], s),
+            move |x, dy| vec![r::attention_backward(&x[0], dy, s)],
+        );
+    }
+}
+
+#[test]
+fn patchify() {
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    for (shape, p) in [
+        ([1, 1, 7, 7], 7),
+        ([2, 3, 6, 9], 3),
+        ([3, 1, 28, 28], 4),
+        ([1, 1, 1, 1], 1),
+    ] {
+        let c = case(
+            format!("patchify {shape:?} / {p}"),
+            &mut rng,
+            &[shape.to_vec()],
+            move |g, v, _| g.patchify(v[0], p),
+        );
+        check(
+            c,
+            &[true],
+            move |x| r::patchify(&x[0], shape, p),
+            move |_, dy| vec![r::patchify_backward(dy, shape, p)],
+        );
+    }
+}
+
+#[test]
+fn class_token_and_pooling() {
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    for (b, n, d) in [(1, 1, 1), (3, 7, 33), (2, 49, 65)] {
+        let c = case(
+            format!("prepend {b}x{n}x{d}"),
+            &mut rng,
+            &[vec![b, n, d], vec![1, 1, d]],
+            |g, v, _| g.prepend_token(v[0], v[1]),
+        );
+        check(
+            c,
+            &[true, true],
+            move |x| r::prepend_token(&x[0], &x[1], b, n),
+            move |_, dy| {
+                let (dx, dt) = r::prepend_token_backward(dy, b, n, d);
+                vec![dx, dt]
+            },
+        );
+        let c = case(
+            format!("mean {b}x{n}x{d}"),
+            &mut rng,
+            &[vec![b, n, d]],
+            |g, v, _| g.mean_tokens(v[0]),
+        );
+        check(
+            c,
+            &[true],
+            move |x| r::mean_tokens(&x[0], b, n, d),
+            move |_, dy| vec![r::mean_tokens_backward(dy, b, n, d)],
+        );
+        for index in [0, n - 1] {
+            let c = case(
+                format!("select {index} of {b}x{n}x{d}"),
+                &mut rng,
+                &[vec![b, n, d]],
+                move |g, v, _| g.select_token(v[0], index),
+            );
+            check(
+                c,
+                &[true],
+                move |x| r::select_token(&x[0], b, n, d, index),
+                move |_, dy| vec![r::select_token_backward(dy, b, n, d, index)],
+            );
+        }
+    }
+}
+
+#[test]
+fn cross_entropy_and_correct_count() {
+    let mut rng = ChaCha8Rng::seed_from_u64(10);
+    for (rows, classes, scale) in [(1, 1, 1.0), (3, 7, 1.0), (33, 10, 5.0), (70, 3, 60.0)] {
+        let labels: Vec<u32> = (0..rows)
+            .map(|_| rng.random_range(0..classes as u32))
+            .collect();
+        let mut c = case(
+            format!("cross_entropy {rows}x{classes} scale {scale}"),
+            &mut rng,
+            &[vec![rows, classes]],
+            |g, v, l| g.cross_entropy(v[0], l.unwrap()),
+        );
+        // Large logits (scale 60) would overflow a naive exp in f32.
+        for x in c.inputs[0].1.iter_mut() {
+            *x = (*x * scale) as f32 as f64;
+        }
+        let logits = c.inputs[0].1.clone();
+        c.labels = Some(labels.clone());
+        let l2 = labels.clone();
+        check(
+            c,
+            &[true],
+            move |x| vec![r::cross_entropy(&x[0], &labels, classes)],
+            move |x, dy| vec![r::cross_entropy_backward(&x[0], &l2, classes, dy[0])],
+        );
+        // The correct count: forward only, exact.
+        let (ctx, kernels) = gpu();
+        let store = ParamStore::new(ctx, &[("logits", vec![rows, classes])]).unwrap();
+        store
+            .params
+            .write_named(ctx, "logits", &to_f32(&logits))
+            .unwrap();
+        let mut g = GraphBuilder::new(store.layout().clone());
+        let x = g.param("logits").unwrap();
+        let lv = g.labels(rows);
+        let count = g.correct_count(x, lv).unwrap();
+        let graph = g.build(kernels, &store, &[]).unwrap();
+        let labels: Vec<u32> = (0..rows).map(|i| (i % classes) as u32).collect();
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        graph
+            .value(lv)
+            .record_write_u32(ctx, &mut encoder, &labels)
+            .unwrap();
+        graph.record_forward(&mut encoder);
+        ctx.queue().submit([encoder.finish()]);
+        let got = graph.value(count).read_f32_blocking(ctx).unwrap()[0];
+        assert_eq!(got as usize, r::correct_count(&logits, &labels, classes));
+    }
+}
+
+/// A variable read by several ops collects every contribution (the first op in
+/// backward order overwrites its gradient, the others add).
+#[test]
+fn shared_variables_accumulate_and_grads_are_overwritten() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let (rows, dim) = (5, 7);
+    // y = gelu(x @ w^T) + x, then y @ w^T again: x and w are each read twice.
+    let c = case(
+        "composite".into(),
+        &mut rng,
+        &[vec![rows, dim], vec![dim, dim]],
+        |g, v, _| {
+            let h = g.linear(v[0], v[1], None)?;
+            let h = g.activation(h, Activation::GeluTanh)?;
+            let h = g.add(h, v[0])?;
+            g.linear(h, v[1], None)
+        },
+    );
+    let kind = Activation::GeluTanh;
+    let fwd = move |x: &[Vec<f64>]| {
+        let h = r::activation(&r::linear(&x[0], &x[1], None, rows, dim, dim), kind);
+        let h: Vec<f64> = h.iter().zip(&x[0]).map(|(a, b)| a + b).collect();
+        r::linear(&h, &x[1], None, rows, dim, dim)
+    };
+    let bwd = move |x: &[Vec<f64>], dy: &[f64]| {
+        let z = r::linear(&x[0], &x[1], None, rows, dim, dim);
+        let h: Vec<f64> = r::activation(&z, kind)
+            .iter()
+            .zip(&x[0])
+            .map(|(a, b)| a + b)
+            .collect();
+        let (dh, dw2, _) = r::linear_backward(&h, &x[1], dy, rows, dim, dim);
+        let dz = r::activation_backward(&z, &dh, kind);
+        let (dx1, dw1, _) = r::linear_backward(&x[0], &x[1], &dz, rows, dim, dim);
+        let dx: Vec<f64> = dx1.iter().zip(&dh).map(|(a, b)| a + b).collect();
+        let dw: Vec<f64> = dw1.iter().zip(&dw2).map(|(a, b)| a + b).collect();
+        vec![dx, dw]
+    };
+    check(c, &[true, true], fwd, bwd);
+}

@@ -1,0 +1,93 @@
+//! Throughput of the matmul kernel and of the model steps on the default adapter.
+//! Ignored by default (timing, not correctness); run with
+//! `cargo test --release --test nn_speed -- --ignored --nocapture --test-threads=1`
+//! (one at a time: they time the whole machine).
+
+use std::time::Instant;
+
+use coptim::nn::{GraphBuilder, Kernels};
+use coptim::{GpuContext, ParamStore};
+
+/// Seconds per call of `record`, submitted `iters` times after one warm-up.
+fn time_it(ctx: &GpuContext, iters: usize, record: impl Fn(&mut wgpu::CommandEncoder)) -> f64 {
+    let run = |n: usize| {
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        for _ in 0..n {
+            record(&mut encoder);
+        }
+        ctx.queue().submit([encoder.finish()]);
+        ctx.wait_idle().unwrap();
+    };
+    run(1);
+    let t = Instant::now();
+    run(iters);
+    t.elapsed().as_secs_f64() / iters as f64
+}
+
+#[test]
+#[ignore]
+fn matmul_gflops() {
+    let ctx = GpuContext::new_blocking(&Default::default()).unwrap();
+    let kernels = Kernels::new(&ctx);
+    println!("adapter: {}", ctx.adapter_info().name);
+    for (m, k, n, ta, tb) in [
+        (256, 784, 256, false, false),
+        (256, 784, 256, false, true),
+        (256, 784, 256, true, false),
+        (1024, 1024, 1024, false, false),
+        (128, 256, 10, false, true),
+    ] {
+        let a = if ta { vec![k, m] } else { vec![m, k] };
+        let b = if tb { vec![n, k] } else { vec![k, n] };
+        let store = ParamStore::new(&ctx, &[("a", a), ("b", b)]).unwrap();
+        let mut g = GraphBuilder::new(store.layout().clone());
+        let (va, vb) = (g.param("a").unwrap(), g.param("b").unwrap());
+        let _c = g.matmul(va, vb, ta, tb).unwrap();
+        let graph = g.build(&kernels, &store, &[]).unwrap();
+        let s = time_it(&ctx, 20, |e| graph.record_forward(e));
+        let gflops = 2.0 * (m * k * n) as f64 / s / 1e9;
+        println!(
+            "matmul {m}x{k} @ {k}x{n} (ta {ta}, tb {tb}): {:.3} ms, {gflops:.1} GFLOP/s",
+            s * 1e3
+        );
+    }
+}
+
+/// Forward + backward of one training batch of 128 (no optimizer step).
+fn step_time(arch: impl coptim::model::Architecture + 'static, label: &str) {
+    use coptim::model::{Batch, Model};
+    let ctx = GpuContext::new_blocking(&Default::default()).unwrap();
+    let mut model = Model::new(&ctx, arch, 0).unwrap();
+    let batch = 128;
+    let images = vec![0.5f32; batch * model.sample_len()];
+    let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
+    let model = std::cell::RefCell::new(&mut model);
+    let s = time_it(&ctx, 10, |e| {
+        model
+            .borrow_mut()
+            .record_forward_backward(
+                e,
+                Batch {
+                    images: &images,
+                    labels: &labels,
+                },
+            )
+            .unwrap();
+    });
+    let n = model.borrow().num_parameters();
+    println!(
+        "{label} ({n} parameters): forward+backward of batch {batch}: {:.1} ms ({:.0} samples/s)",
+        s * 1e3,
+        batch as f64 / s
+    );
+}
+
+#[test]
+#[ignore]
+fn model_step_times() {
+    step_time(coptim::model::Mlp::default(), "MLP 784-256-256-10");
+    step_time(
+        coptim::model::Vit::default(),
+        "ViT patch 7, dim 64, depth 4, heads 4",
+    );
+}
