@@ -10,6 +10,8 @@
 //! - [`optim`]: optimizer configuration, schedules, the CPU reference, the GPU runtime
 //!   and state files;
 //! - [`data`]: datasets (bundled MNIST, IDX, CIFAR-10) and deterministic batching;
+//! - [`nn`]: GPU tensors and reverse-mode autograd with WGSL kernels;
+//! - [`model`]: the MLP and ViT classifiers, their initialization and runtime;
 //! - [`train`]: training runs, checkpoints and the optimizer comparison;
 //! - `bench` (native only): step timing against a copy kernel, behind `coptim bench`.
 

@@ -49,7 +49,7 @@ impl Runner {
             }
             let step = session.steps_recorded();
             if let Some(path) = &self.checkpoint {
-                let due = self.checkpoint_every > 0 && step % self.checkpoint_every == 0;
+                let due = self.checkpoint_every > 0 && step.is_multiple_of(self.checkpoint_every);
                 if due || session.is_finished() {
                     session.save_checkpoint(path)?;
                     observe(Event::Checkpoint(step));

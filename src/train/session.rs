@@ -292,7 +292,7 @@ impl Session {
     /// last one, once per step count.
     pub fn wants_eval(&self) -> bool {
         let every = self.config.eval_every;
-        let due = (every > 0 && self.recorded % every == 0) || self.is_finished();
+        let due = (every > 0 && self.recorded.is_multiple_of(every)) || self.is_finished();
         due && self.recorded > 0
             && self
                 .history
