@@ -25,12 +25,24 @@ test('trains AdamW and C-AdamW side by side and classifies a drawing', { timeout
       ['AdamW', 'C-AdamW'],
     );
 
+    // Watch the main thread: the longest gap between animation frames while training.
+    await page.evaluate(() => {
+      window.longestFrameMs = 0;
+      let last = performance.now();
+      const tick = (now) => {
+        window.longestFrameMs = Math.max(window.longestFrameMs, now - last);
+        last = now;
+        requestAnimationFrame(tick);
+      };
+      requestAnimationFrame(tick);
+    });
     const started = Date.now();
     await page.evaluate(() => window.coptimDemo.start());
     await page.waitForFunction((n) => window.coptimDemo.status().step >= n, STEPS, {
       timeout: 180_000,
       polling: 250,
     });
+    const longestFrameMs = await page.evaluate(() => window.longestFrameMs);
     await page.evaluate(() => window.coptimDemo.pause());
     const seconds = (Date.now() - started) / 1000;
     const status = await page.evaluate(() => window.coptimDemo.status());
@@ -71,8 +83,10 @@ test('trains AdamW and C-AdamW side by side and classifies a drawing', { timeout
     console.log(
       `# ${status.step} steps in ${seconds.toFixed(1)} s (${status.stepsPerSecond?.toFixed(2)} steps/s), ` +
         `accuracy ${status.runs.map((r) => `${r.optimizer} ${(100 * r.testAccuracy).toFixed(1)}%`).join(', ')}, ` +
-        `drawing read as ${prediction.runs.map((r) => r.digit).join(' / ')}, adapter ${status.adapter}`,
+        `drawing read as ${prediction.runs.map((r) => r.digit).join(' / ')}, ` +
+        `longest frame ${longestFrameMs.toFixed(0)} ms, adapter ${status.adapter}`,
     );
+    assert.ok(longestFrameMs < 2000, `the page kept rendering while training (longest frame ${longestFrameMs} ms)`);
     assert.deepEqual(errors, [], 'the page logged no errors');
   } finally {
     await close();
