@@ -9,17 +9,16 @@ use crate::context::GpuContext;
 pub const WG_SIZE: u32 = 256;
 /// Rows and columns of C that one workgroup of the large matmul variant computes
 /// (`TILE_M`, `TILE_N` of `nn_matmul.wgsl`).
-pub const MATMUL_TILE: u32 = 64;
+pub const MATMUL_TILE: u32 = 128;
 /// Tile of the small matmul variant, used when either side of C is at most this
-/// (attention scores, classifier heads): 64 invocations, `TILE_K` 16.
+/// (attention scores, classifier heads): 16 invocations of 8x8 outputs, `TILE_K` 16.
 pub const MATMUL_SMALL_TILE: u32 = 32;
 
 /// Constant declarations of `nn_matmul.wgsl` and their values in the small variant.
-const MATMUL_SMALL_CONSTANTS: [(&str, &str); 4] = [
-    ("const TILE_M: u32 = 64u;", "const TILE_M: u32 = 32u;"),
-    ("const TILE_N: u32 = 64u;", "const TILE_N: u32 = 32u;"),
-    ("const TILE_K: u32 = 32u;", "const TILE_K: u32 = 16u;"),
-    ("const WG_SIZE: u32 = 256u;", "const WG_SIZE: u32 = 64u;"),
+const MATMUL_SMALL_CONSTANTS: [(&str, &str); 3] = [
+    ("const TILE_M: u32 = 128u;", "const TILE_M: u32 = 32u;"),
+    ("const TILE_N: u32 = 128u;", "const TILE_N: u32 = 32u;"),
+    ("const WG_SIZE: u32 = 256u;", "const WG_SIZE: u32 = 16u;"),
 ];
 
 /// The WGSL files, by name: every op kernel lives in one of them.
