@@ -41,7 +41,7 @@ pub struct RunArgs {
     /// The model.
     #[arg(long, value_enum, default_value_t = ModelArg::Mlp)]
     pub model: ModelArg,
-    /// Training steps (default: 600 for the MLP, 1200 for the ViT).
+    /// Training steps (default: 500 for the MLP, 1200 for the ViT).
     #[arg(long)]
     pub steps: Option<u64>,
     /// Peak learning rate (default: tuned per model and optimizer).

@@ -216,14 +216,16 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
-    /// The default run for `model`: for the MLP 600 steps of 128 samples, AdamW at
-    /// lr 3e-3; for the ViT 1200 steps at lr 2e-3; both with weight decay 0.05 (0.01
-    /// for the MLP), 5% warm-up and cosine decay to 0, shifts of up to 2 pixels and
-    /// standardized inputs. These defaults reach at least 95% (MLP) and 90% (ViT)
-    /// test accuracy on the bundled MNIST.
+    /// The default run for `model`, tuned on the bundled MNIST (8,000 training
+    /// digits): 128 samples per step, 5% linear warm-up then cosine decay to 0,
+    /// standardized inputs; for the MLP 500 steps, AdamW lr 3e-3, weight decay 0.01
+    /// and random shifts of up to 2 pixels (about 97% test accuracy); for the ViT
+    /// 1200 steps, lr 2e-3, weight decay 0.05, no shifts (above 90%). Other
+    /// optimizers get [`OptimizerKind::default_lr`] and
+    /// [`OptimizerKind::default_weight_decay`].
     pub fn for_model(model: ModelSpec, optimizer: OptimizerKind) -> Self {
         let (steps, adamw_lr, adamw_wd, shift) = match model {
-            ModelSpec::Mlp(_) => (600, 3e-3, 0.01, 2),
+            ModelSpec::Mlp(_) => (500, 3e-3, 0.01, 2),
             ModelSpec::Vit(_) => (1200, 2e-3, 0.05, 0),
         };
         Self {
