@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 pub enum ModelArg {
     /// Multi-layer perceptron, 784-256-10 with ReLU.
     Mlp,
-    /// Vision transformer: patch 7, width 48, 2 blocks of 3 heads.
+    /// Vision transformer: patch 14, width 64, 2 blocks of 4 heads.
     Vit,
 }
 
@@ -41,7 +41,7 @@ pub struct RunArgs {
     /// The model.
     #[arg(long, value_enum, default_value_t = ModelArg::Mlp)]
     pub model: ModelArg,
-    /// Training steps (default: 600 for the MLP, 1200 for the ViT).
+    /// Training steps (default: 500 for the MLP, 600 for the ViT).
     #[arg(long)]
     pub steps: Option<u64>,
     /// Peak learning rate (default: tuned per model and optimizer).
