@@ -42,3 +42,15 @@ ensure_rust_component() {
         rustup component add "$1"
     fi
 }
+
+# node/npm and Debian's Chromium for the browser tests.
+ensure_browser_tools() {
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        echo "==> installing node and npm"
+        apt_install nodejs npm
+    fi
+    if ! command -v chromium >/dev/null; then
+        echo "==> installing chromium"
+        apt_install chromium
+    fi
+}

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The full test suite, as CI runs it: installs what is missing, then formatting,
-# lints, the wasm32 build, Windows (DX12) and macOS (Metal) compile checks, and
-# every test on lavapipe.
+# The full test suite, as CI runs it: installs what is missing (lavapipe, Rust
+# components and the wasm target, node/npm and Chromium), then formatting, lints
+# (native and wasm32), Windows (DX12) and macOS (Metal) compile checks, every Rust
+# test on lavapipe, and the browser demo's end-to-end tests in headless Chromium.
 source "$(dirname "$0")/env.sh"
 ensure_vulkan
 ensure_rust_component rustfmt
 ensure_rust_component clippy
 ensure_rust_target wasm32-unknown-unknown
+ensure_browser_tools
 cd "$ROOT"
 
 step() { echo; echo "==> $*"; }
@@ -17,7 +19,8 @@ cargo fmt --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 
-step "wasm32 build of the library"
+step "wasm32: clippy and build of the library"
+cargo clippy --lib --target wasm32-unknown-unknown --no-default-features -- -D warnings
 cargo build --lib --target wasm32-unknown-unknown --no-default-features
 
 for target in x86_64-pc-windows-msvc aarch64-apple-darwin; do
@@ -32,3 +35,15 @@ done
 step "cargo test (lavapipe)"
 cargo test --all-targets
 cargo test --doc
+
+# The browser demo: Debian's chromium driven by npm's playwright-core (no browser
+# download); WebGPU runs on Chromium's bundled SwiftShader. See tests/web/ and
+# scripts/web.sh (which installs the pinned wasm-bindgen-cli when missing).
+step "npm ci (playwright-core, binaryen)"
+npm ci --no-audit --no-fund
+
+step "build the browser demo (scripts/web.sh --build-only)"
+bash scripts/web.sh --build-only
+
+step "browser end-to-end tests (node --test tests/web/)"
+node --test --test-concurrency=1 tests/web/

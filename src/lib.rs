@@ -29,6 +29,8 @@ pub mod model;
 pub mod nn;
 pub mod optim;
 pub mod train;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
 
 pub use arena::{Arena, ElementType, Layout, ParamStore, TensorId};
 pub use context::{ContextOptions, GpuContext};

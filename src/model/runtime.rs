@@ -124,6 +124,9 @@ impl Model {
         for (t, &id) in init.iter().zip(&ids) {
             store.params.write(ctx, id, &t.values)?;
         }
+        // wgpu handles are Send + Sync natively but not on wasm32, where the model
+        // never leaves the page's thread.
+        #[allow(clippy::arc_with_non_send_sync)]
         let model = Self {
             ctx: ctx.clone(),
             kernels: Arc::new(Kernels::new(ctx)),

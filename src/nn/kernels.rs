@@ -9,17 +9,27 @@ use crate::context::GpuContext;
 pub const WG_SIZE: u32 = 256;
 /// Rows and columns of C that one workgroup of the large matmul variant computes
 /// (`TILE_M`, `TILE_N` of `nn_matmul.wgsl`).
-pub const MATMUL_TILE: u32 = 64;
+pub const MATMUL_TILE: u32 = 128;
 /// Tile of the small matmul variant, used when either side of C is at most this
-/// (attention scores, classifier heads): 64 invocations, `TILE_K` 16.
+/// (attention scores, classifier heads): 16 invocations of 8x8 outputs, `TILE_K` 16.
 pub const MATMUL_SMALL_TILE: u32 = 32;
 
-/// Constant declarations of `nn_matmul.wgsl` and their values in the small variant.
-const MATMUL_SMALL_CONSTANTS: [(&str, &str); 4] = [
-    ("const TILE_M: u32 = 64u;", "const TILE_M: u32 = 32u;"),
-    ("const TILE_N: u32 = 64u;", "const TILE_N: u32 = 32u;"),
-    ("const TILE_K: u32 = 32u;", "const TILE_K: u32 = 16u;"),
+/// Tile of the medium matmul variant, used when either side of C is at most this
+/// (ViT token projections with 64 features): 64 invocations of 8x8 outputs.
+pub const MATMUL_MEDIUM_TILE: u32 = 64;
+
+/// Constant declarations of `nn_matmul.wgsl` and their values in the medium variant.
+const MATMUL_MEDIUM_CONSTANTS: [(&str, &str); 3] = [
+    ("const TILE_M: u32 = 128u;", "const TILE_M: u32 = 64u;"),
+    ("const TILE_N: u32 = 128u;", "const TILE_N: u32 = 64u;"),
     ("const WG_SIZE: u32 = 256u;", "const WG_SIZE: u32 = 64u;"),
+];
+
+/// Constant declarations of `nn_matmul.wgsl` and their values in the small variant.
+const MATMUL_SMALL_CONSTANTS: [(&str, &str); 3] = [
+    ("const TILE_M: u32 = 128u;", "const TILE_M: u32 = 32u;"),
+    ("const TILE_N: u32 = 128u;", "const TILE_N: u32 = 32u;"),
+    ("const WG_SIZE: u32 = 256u;", "const WG_SIZE: u32 = 16u;"),
 ];
 
 /// The WGSL files, by name: every op kernel lives in one of them.
@@ -38,22 +48,25 @@ const SHADER_FILES: [(&str, &str); 6] = [
     ("nn_loss", include_str!("../../shaders/nn_loss.wgsl")),
 ];
 
-/// Every shader module the ops use, by name, including the small matmul variant
-/// (derived from `nn_matmul.wgsl` by changing its tile constants).
+/// Every shader module the ops use, by name, including the small and medium matmul
+/// variants (derived from `nn_matmul.wgsl` by changing its tile constants).
 pub fn shader_modules() -> Vec<(&'static str, String)> {
     let mut modules: Vec<(&str, String)> = SHADER_FILES
         .iter()
         .map(|(name, src)| (*name, src.to_string()))
         .collect();
-    modules.push(("nn_matmul_small", matmul_small_source()));
+    modules.push(("nn_matmul_small", matmul_variant(&MATMUL_SMALL_CONSTANTS)));
+    modules.push(("nn_matmul_medium", matmul_variant(&MATMUL_MEDIUM_CONSTANTS)));
     modules
 }
 
 /// Index of the small matmul variant in [`shader_modules`].
 const MATMUL_SMALL_MODULE: usize = SHADER_FILES.len();
+/// Index of the medium matmul variant in [`shader_modules`].
+const MATMUL_MEDIUM_MODULE: usize = SHADER_FILES.len() + 1;
 
-fn matmul_small_source() -> String {
-    MATMUL_SMALL_CONSTANTS
+fn matmul_variant(constants: &[(&str, &str)]) -> String {
+    constants
         .iter()
         .fold(SHADER_FILES[0].1.to_string(), |src, (from, to)| {
             debug_assert!(src.contains(from), "nn_matmul.wgsl lost `{from}`");
@@ -66,6 +79,7 @@ fn matmul_small_source() -> String {
 pub(crate) enum Kernel {
     Matmul,
     MatmulSmall,
+    MatmulMedium,
     ActivationForward,
     ActivationBackward,
     AddForward,
@@ -96,6 +110,7 @@ impl Kernel {
         match self {
             Matmul => (0, "matmul"),
             MatmulSmall => (MATMUL_SMALL_MODULE, "matmul"),
+            MatmulMedium => (MATMUL_MEDIUM_MODULE, "matmul"),
             ActivationForward => (1, "activation_forward"),
             ActivationBackward => (1, "activation_backward"),
             AddForward => (1, "add_forward"),

@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::nn::dispatch::Dispatch;
 use crate::nn::graph::{GraphBuilder, Var};
-use crate::nn::kernels::{Kernel, MATMUL_SMALL_TILE, MATMUL_TILE};
+use crate::nn::kernels::{Kernel, MATMUL_MEDIUM_TILE, MATMUL_SMALL_TILE, MATMUL_TILE};
 use crate::nn::ops::elementwise::sum_rows;
 use crate::nn::ops::{CompileCx, Compiled, GradMode, Op, wanted};
 use crate::nn::tensor::{DType, Tensor, numel};
@@ -91,11 +91,16 @@ pub(crate) fn matmul_dispatch(
     bias: Option<&Tensor>,
 ) -> Result<Dispatch> {
     // Small products (attention scores, classifier heads) waste less of a small tile.
-    let small = dims.m.min(dims.n) <= MATMUL_SMALL_TILE as usize;
-    let (kernel, tile) = match small {
-        true => (Kernel::MatmulSmall, MATMUL_SMALL_TILE as usize),
-        false => (Kernel::Matmul, MATMUL_TILE as usize),
+    // Medium ones (64 features) waste half of a large tile.
+    let side = dims.m.min(dims.n);
+    let (kernel, tile) = if side <= MATMUL_SMALL_TILE as usize {
+        (Kernel::MatmulSmall, MATMUL_SMALL_TILE)
+    } else if side <= MATMUL_MEDIUM_TILE as usize {
+        (Kernel::MatmulMedium, MATMUL_MEDIUM_TILE)
+    } else {
+        (Kernel::Matmul, MATMUL_TILE)
     };
+    let tile = tile as usize;
     let grid = [dims.n.div_ceil(tile), dims.m.div_ceil(tile), dims.batch];
     if let Some(&g) = grid.iter().find(|&&g| g > MAX_GRID_DIM) {
         return Err(Error::LimitExceeded {

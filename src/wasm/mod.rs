@@ -1,0 +1,193 @@
+//! JavaScript bindings for the browser demo (wasm32 only, through wasm-bindgen).
+//!
+//! The page (`web/`) uses them as follows; every GPU readback is a `Promise`, so the
+//! page's main thread never blocks on the GPU:
+//!
+//! ```js
+//! import init, { openGpu, MnistData, Comparison } from './pkg/coptim.js';
+//! await init();
+//! const gpu = await openGpu();                      // rejects without a WebGPU adapter
+//! const data = MnistData.parse(trainImages, trainLabels, testImages, testLabels);
+//! const cmp = Comparison.create(gpu, data, JSON.stringify(
+//!   { pair: 'adamw', model: 'mlp', lr: 1e-3, batchSize: 64, seed: 0 }));
+//! cmp.optimizers();                                 // ['AdamW', 'C-AdamW']
+//! JSON.parse(await cmp.train(8));                   // { steps, loss: [[..], [..]], kept: [null, 0.61] }
+//! JSON.parse(await cmp.evaluate());                 // { accuracy: [0.91, 0.92] }
+//! await cmp.predict(pixels);                        // Float32Array: 10 probabilities per run
+//! ```
+
+mod pair;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use js_sys::Promise;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use crate::data::{DatasetSplit, parse_mnist};
+use crate::{ContextOptions, GpuContext};
+use pair::{Pair, PairOptions};
+
+fn js_error(err: impl std::fmt::Display) -> JsValue {
+    JsError::new(&err.to_string()).into()
+}
+
+/// Installs a panic hook that logs panics to the browser console.
+#[wasm_bindgen(start)]
+fn start() {
+    std::panic::set_hook(Box::new(|info| {
+        console_error(&info.to_string());
+    }));
+}
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = error)]
+    fn console_error(message: &str);
+
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(handler: &js_sys::Function, ms: i32);
+}
+
+/// Resolves once the GPU has finished all work submitted so far.
+async fn gpu_done(ctx: &GpuContext) {
+    let (tx, rx) = futures_channel::oneshot::channel();
+    ctx.queue().on_submitted_work_done(move || {
+        let _ = tx.send(());
+    });
+    // A dropped sender means the device is gone; the next GPU call reports that.
+    let _ = rx.await;
+}
+
+/// Yields to the browser's event loop for one task (a `setTimeout(0)`).
+async fn next_turn() {
+    let promise = Promise::new(&mut |resolve, _reject| set_timeout(&resolve, 0));
+    // The promise cannot reject.
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
+/// A WebGPU device opened by [`open_gpu`] (the page names the adapter from
+/// `GPUAdapter.info`, which wgpu does not fill in on the web).
+#[wasm_bindgen]
+pub struct Gpu {
+    ctx: GpuContext,
+}
+
+/// Requests a WebGPU adapter and device; rejects with a readable message when the
+/// browser offers none.
+#[wasm_bindgen(js_name = openGpu)]
+pub async fn open_gpu() -> Result<Gpu, JsValue> {
+    let options = ContextOptions {
+        backends: Some(wgpu::Backends::BROWSER_WEBGPU),
+        ..ContextOptions::default()
+    };
+    let ctx = GpuContext::new(&options).await.map_err(js_error)?;
+    Ok(Gpu { ctx })
+}
+
+/// MNIST-format data (the four standard IDX files, gzipped or not) parsed in memory.
+#[wasm_bindgen]
+pub struct MnistData {
+    split: Arc<DatasetSplit>,
+}
+
+#[wasm_bindgen]
+impl MnistData {
+    /// Parses the training images and labels and the test images and labels.
+    pub fn parse(
+        train_images: &[u8],
+        train_labels: &[u8],
+        test_images: &[u8],
+        test_labels: &[u8],
+    ) -> Result<MnistData, JsValue> {
+        let split = parse_mnist(
+            (train_images, "train-images-idx3-ubyte.gz"),
+            (train_labels, "train-labels-idx1-ubyte.gz"),
+            (test_images, "t10k-images-idx3-ubyte.gz"),
+            (test_labels, "t10k-labels-idx1-ubyte.gz"),
+        )
+        .map_err(js_error)?;
+        Ok(MnistData {
+            split: Arc::new(split),
+        })
+    }
+}
+
+/// Two identical models trained side by side, each with its own optimizer.
+///
+/// One call at a time: await each `train`, `evaluate` or `predict` before the next
+/// (a call made while another is in flight rejects).
+#[wasm_bindgen]
+pub struct Comparison {
+    /// Empty while a call is in flight: the call owns the pair across its awaits.
+    pair: Rc<RefCell<Option<Pair>>>,
+    names: [String; 2],
+}
+
+/// Runs `work` on the pair taken out of `slot`, then puts the pair back.
+fn with_pair<T, F>(slot: Rc<RefCell<Option<Pair>>>, work: F) -> Promise
+where
+    T: Into<JsValue>,
+    F: AsyncFnOnce(&mut Pair) -> crate::Result<T> + 'static,
+{
+    future_to_promise(async move {
+        let mut pair = slot
+            .borrow_mut()
+            .take()
+            .ok_or_else(|| js_error("the comparison is busy with another call"))?;
+        let result = work(&mut pair).await;
+        *slot.borrow_mut() = Some(pair);
+        result.map(Into::into).map_err(js_error)
+    })
+}
+
+fn json(value: impl serde::Serialize) -> crate::Result<String> {
+    serde_json::to_string(&value).map_err(|e| crate::Error::InvalidConfig(e.to_string()))
+}
+
+#[wasm_bindgen]
+impl Comparison {
+    /// Builds both runs from JSON options `{ pair: 'adamw'|'lion'|'sgd',
+    /// model: 'mlp'|'vit', lr, batchSize, seed }`: same initial weights, same batches.
+    pub fn create(gpu: &Gpu, data: &MnistData, options: &str) -> Result<Comparison, JsValue> {
+        let options: PairOptions = serde_json::from_str(options).map_err(js_error)?;
+        let pair = Pair::new(&gpu.ctx, data.split.clone(), &options).map_err(js_error)?;
+        Ok(Comparison {
+            names: pair.names(),
+            pair: Rc::new(RefCell::new(Some(pair))),
+        })
+    }
+
+    /// The two optimizers' names, base first.
+    pub fn optimizers(&self) -> Vec<String> {
+        self.names.to_vec()
+    }
+
+    /// Trains both runs for `steps` steps (1 to 64) on the same batches and resolves
+    /// to JSON `{ steps, loss: [[...], [...]], kept: [a, b] }`: the loss of every step,
+    /// and each run's newest caution kept fraction (`null` without caution).
+    pub fn train(&self, steps: usize) -> Promise {
+        with_pair(self.pair.clone(), async move |pair: &mut Pair| {
+            json(pair.train(steps).await?)
+        })
+    }
+
+    /// Classifies the test set with both models; resolves to JSON `{ accuracy: [a, b] }`.
+    pub fn evaluate(&self) -> Promise {
+        with_pair(self.pair.clone(), async |pair: &mut Pair| {
+            json(serde_json::json!({ "accuracy": pair.evaluate().await? }))
+        })
+    }
+
+    /// Classifies one 28x28 image (784 values in `[0, 1]`, row-major, 1 = ink) with
+    /// both models; resolves to a `Float32Array` of 10 probabilities per run.
+    pub fn predict(&self, pixels: &[f32]) -> Promise {
+        let pixels = pixels.to_vec();
+        with_pair(self.pair.clone(), async move |pair: &mut Pair| {
+            let probabilities = pair.predict(&pixels).await?;
+            Ok(js_sys::Float32Array::from(&probabilities[..]))
+        })
+    }
+}

@@ -1,0 +1,230 @@
+//! Two training sessions in lockstep: the same model, initial weights and batches,
+//! two optimizers (the base one and its cautious twin). Built on
+//! [`crate::train::Session`].
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::GpuContext;
+use crate::data::DatasetSplit;
+use crate::error::{Error, Result};
+use crate::model::{Mlp, Vit};
+use crate::train::inputs::Standardize;
+use crate::train::{ModelSpec, OptimizerKind, Session, TrainConfig};
+
+/// Most steps one [`Pair::train`] call may take.
+pub const MAX_CHUNK: usize = 64;
+/// The demo trains until paused: a budget no visitor reaches.
+const OPEN_ENDED_STEPS: u64 = 1 << 40;
+
+/// Which optimizers the two runs use: the base one and its cautious twin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PairKind {
+    /// AdamW vs C-AdamW (timm `adamw` / `cadamw`).
+    Adamw,
+    /// Lion vs C-Lion (timm `lion` / `clion`).
+    Lion,
+    /// SGD with Nesterov momentum vs C-SGD (timm `sgdw` / `csgdw`).
+    Sgd,
+}
+
+/// The model both runs train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// 784-128-10 with ReLU.
+    Mlp,
+    /// A tiny ViT: patch 7, width 32, 2 blocks of 2 heads, MLP ratio 2.
+    Vit,
+}
+
+/// What the page asks for, as JSON: `{ pair, model, lr, batchSize, seed }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PairOptions {
+    /// The optimizer pair.
+    pub pair: PairKind,
+    /// The model.
+    pub model: ModelKind,
+    /// Learning rate of both optimizers (constant).
+    pub lr: f64,
+    /// Training batch size.
+    pub batch_size: usize,
+    /// Seed of the initial weights, the batch order and the augmentation.
+    pub seed: u64,
+}
+
+impl PairOptions {
+    /// The two runs' configurations: the training crate's defaults for the model
+    /// (weight decay, augmentation, standardized inputs) with the page's learning
+    /// rate held constant, batch size and seed, and no end.
+    fn configs(&self) -> Result<[TrainConfig; 2]> {
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 1.0) {
+            return Err(Error::InvalidConfig(format!(
+                "the learning rate must be in (0, 1], got {}",
+                self.lr
+            )));
+        }
+        if !(1..=512).contains(&self.batch_size) {
+            return Err(Error::InvalidConfig(format!(
+                "the batch size must be between 1 and 512, got {}",
+                self.batch_size
+            )));
+        }
+        let model = match self.model {
+            ModelKind::Mlp => ModelSpec::Mlp(Mlp {
+                hidden: vec![128],
+                ..Mlp::default()
+            }),
+            ModelKind::Vit => ModelSpec::Vit(Vit {
+                dim: 32,
+                depth: 2,
+                heads: 2,
+                ..Vit::default()
+            }),
+        };
+        let base = match self.pair {
+            PairKind::Adamw => OptimizerKind::AdamW,
+            PairKind::Lion => OptimizerKind::Lion,
+            PairKind::Sgd => OptimizerKind::Sgd,
+        };
+        let config = TrainConfig {
+            lr: self.lr,
+            batch_size: self.batch_size,
+            seed: self.seed,
+            steps: OPEN_ENDED_STEPS,
+            warmup_steps: 0,
+            lr_floor: 1.0,
+            ..TrainConfig::for_model(model, base)
+        };
+        let cautious = TrainConfig {
+            optimizer: base.with_caution(true),
+            ..config.clone()
+        };
+        Ok([config, cautious])
+    }
+}
+
+/// The display name of an optimizer, e.g. `C-AdamW`.
+fn display_name(kind: OptimizerKind) -> String {
+    let base = match kind.with_caution(false) {
+        OptimizerKind::Lion => "Lion",
+        OptimizerKind::Sgd => "SGD",
+        _ => "AdamW",
+    };
+    match kind.is_cautious() {
+        true => format!("C-{base}"),
+        false => base.to_string(),
+    }
+}
+
+/// What a chunk of training steps reports.
+#[derive(Debug, Serialize)]
+pub struct TrainReport {
+    /// Steps taken by each run.
+    pub steps: usize,
+    /// The loss of every step, per run.
+    pub loss: [Vec<f32>; 2],
+    /// Each run's newest caution kept fraction (`None` without caution).
+    pub kept: [Option<f64>; 2],
+}
+
+/// Two sessions stepped in lockstep on the same batches.
+pub struct Pair {
+    ctx: GpuContext,
+    sessions: [Session; 2],
+    /// The standardization the sessions apply to their inputs, for the drawing pad.
+    standardize: Standardize,
+    kept: [Option<f64>; 2],
+}
+
+impl Pair {
+    /// Builds both sessions: identical initial weights and batch streams.
+    pub fn new(ctx: &GpuContext, data: Arc<DatasetSplit>, options: &PairOptions) -> Result<Self> {
+        let [a, b] = options.configs()?;
+        let standardize = match a.normalize {
+            true => Standardize::of(&data.train),
+            false => Standardize::IDENTITY,
+        };
+        Ok(Self {
+            ctx: ctx.clone(),
+            sessions: [
+                Session::new(ctx, a, data.clone())?,
+                Session::new(ctx, b, data)?,
+            ],
+            standardize,
+            kept: [None, None],
+        })
+    }
+
+    /// The optimizers' display names, e.g. `["AdamW", "C-AdamW"]`.
+    pub fn names(&self) -> [String; 2] {
+        self.sessions
+            .each_ref()
+            .map(|s| display_name(s.config().optimizer))
+    }
+
+    /// Submits `steps` training steps of both sessions, then waits for every step's
+    /// metrics without blocking the browser.
+    pub async fn train(&mut self, steps: usize) -> Result<TrainReport> {
+        if !(1..=MAX_CHUNK).contains(&steps) {
+            return Err(Error::InvalidConfig(format!(
+                "between 1 and {MAX_CHUNK} steps per call, got {steps}"
+            )));
+        }
+        for _ in 0..steps {
+            for session in &mut self.sessions {
+                session.step()?;
+            }
+        }
+        super::gpu_done(&self.ctx).await;
+        let mut loss = [Vec::with_capacity(steps), Vec::with_capacity(steps)];
+        loop {
+            for ((session, losses), kept) in
+                self.sessions.iter_mut().zip(&mut loss).zip(&mut self.kept)
+            {
+                let cautious = session.config().optimizer.is_cautious();
+                for m in session.poll()? {
+                    losses.push(m.loss);
+                    if let Some(k) = m.kept_fraction.filter(|_| cautious) {
+                        *kept = Some(k);
+                    }
+                }
+            }
+            if self.sessions.iter().all(|s| s.in_flight() == 0) {
+                break;
+            }
+            // The GPU is done; the mappings' callbacks come on a later turn.
+            super::next_turn().await;
+        }
+        Ok(TrainReport {
+            steps,
+            loss,
+            kept: self.kept,
+        })
+    }
+
+    /// Test accuracy of both models over the whole test set.
+    pub async fn evaluate(&mut self) -> Result<[f64; 2]> {
+        let mut accuracy = [0.0; 2];
+        for (session, acc) in self.sessions.iter_mut().zip(&mut accuracy) {
+            *acc = session.evaluate().await?.accuracy;
+        }
+        Ok(accuracy)
+    }
+
+    /// Class probabilities of one image (pixels in `[0, 1]`) by both models: 10 per
+    /// run, base run first.
+    pub async fn predict(&mut self, pixels: &[f32]) -> Result<Vec<f32>> {
+        let mut input = pixels.to_vec();
+        self.standardize.apply(&mut input);
+        let mut probabilities = Vec::new();
+        for session in &mut self.sessions {
+            let (model, _) = session.parts_mut();
+            probabilities.extend(model.predict_probabilities(&input, 1).await?);
+        }
+        Ok(probabilities)
+    }
+}

@@ -1,0 +1,61 @@
+// Shared by the browser tests: serves the built page and launches Debian's
+// Chromium through playwright-core (no browser download), collecting page errors.
+
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { serve } from '../../scripts/serve.mjs';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** Screenshots of the tests land here. */
+export const OUT_DIR = join(ROOT, 'target', 'web-e2e');
+
+const BASE_ARGS = [
+  '--no-sandbox',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+/** Both are needed for WebGPU on Chromium's bundled SwiftShader (no GPU here). */
+const WEBGPU_ARGS = ['--enable-unsafe-webgpu', '--enable-unsafe-swiftshader'];
+
+/**
+ * Serves web/ and launches Chromium (with or without WebGPU); returns
+ * `{ url, browser, close }`. Playwright gives every launch a fresh profile.
+ */
+export async function startBrowser({ webgpu }) {
+  const wasm = join(ROOT, 'web', 'pkg', 'coptim_bg.wasm');
+  if (webgpu) assert.ok(existsSync(wasm), `${wasm} is missing: run 'bash scripts/web.sh --build-only' first`);
+  await mkdir(OUT_DIR, { recursive: true });
+  const { server, url } = await serve(join(ROOT, 'web'), 0);
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: webgpu ? [...BASE_ARGS, ...WEBGPU_ARGS] : BASE_ARGS,
+  });
+  const close = async () => {
+    await browser.close();
+    await new Promise((ok) => server.close(ok));
+  };
+  return { url, browser, close };
+}
+
+/**
+ * Opens `url` in a new page and returns `{ page, errors }`, where `errors` collects
+ * uncaught exceptions, console errors and failed requests as they happen.
+ */
+export async function openPage(browser, url) {
+  const page = await browser.newPage({ viewport: { width: 1180, height: 1000 } });
+  const errors = [];
+  page.on('pageerror', (err) => errors.push(`page error: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') errors.push(`console error: ${msg.text()}`);
+  });
+  page.on('requestfailed', (req) => errors.push(`request failed: ${req.url()} ${req.failure()?.errorText}`));
+  await page.goto(url);
+  return { page, errors };
+}

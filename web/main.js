@@ -1,0 +1,268 @@
+// The demo page: checks for WebGPU, loads the wasm module and the MNIST files,
+// wires the controls, charts and drawing pad to a Trainer, and exposes
+// `window.coptimDemo` for automation (see the README).
+
+import { LineChart } from './chart.js';
+import { DrawingPad } from './pad.js';
+import { Trainer } from './trainer.js';
+
+const $ = (id) => document.getElementById(id);
+const COLORS = ['#2f6fdb', '#e0671b'];
+/** A sensible learning rate for each optimizer pair, filled in when the pair changes. */
+const DEFAULT_LR = { adamw: 0.001, lion: 0.0003, sgd: 0.05 };
+const percent = (v) => (v == null ? '–' : `${(100 * v).toFixed(1)}%`);
+
+/** The first non-empty reason why this browser cannot run WebGPU, or null. */
+function missingWebGpu() {
+  if (!window.isSecureContext) {
+    return 'This page was not opened in a secure context (https:// or http://127.0.0.1), so WebGPU is unavailable.';
+  }
+  if (!('gpu' in navigator)) {
+    return 'This browser does not expose WebGPU (navigator.gpu is missing).';
+  }
+  return null;
+}
+
+function showNoWebGpu(reason) {
+  $('no-webgpu-reason').textContent = `${reason} The page trains its models on your GPU through WebGPU.`;
+  $('no-webgpu').hidden = false;
+  $('app').hidden = true;
+  $('adapter').textContent = 'No WebGPU adapter';
+  $('adapter').dataset.state = 'none';
+}
+
+function readOptions() {
+  return {
+    pair: $('pair').value,
+    model: $('model').value,
+    lr: Number($('lr').value),
+    batchSize: Number($('batch').value),
+    seed: Number($('seed').value),
+  };
+}
+
+function writeOptions(options) {
+  $('pair').value = options.pair;
+  $('model').value = options.model;
+  $('lr').value = String(options.lr);
+  $('batch').value = String(options.batchSize);
+  $('seed').value = String(options.seed);
+}
+
+/** Exponential moving average of a loss curve (one value per step), as [step, value] points. */
+function smooth(values, alpha = 0.1) {
+  let avg;
+  return values.map((v, i) => {
+    avg = avg === undefined ? v : avg + alpha * (v - avg);
+    return [i + 1, avg];
+  });
+}
+
+class Page {
+  constructor(trainer) {
+    this.trainer = trainer;
+    this.charts = {
+      loss: new LineChart($('chart-loss'), { series: this.series(), yMin: 0 }),
+      acc: new LineChart($('chart-acc'), { series: this.series(), yMax: 1, format: percent }),
+      kept: new LineChart($('chart-kept'), { series: this.series(), yMax: 1, format: percent }),
+      speed: new LineChart($('chart-speed'), {
+        series: [{ label: 'steps / s', color: '#5d6773' }],
+        yMin: 0,
+      }),
+    };
+    this.pad = new DrawingPad($('pad'), () => this.predict());
+    this.prediction = null;
+    this.predicting = false;
+    this.predictAgain = false;
+    this.dirty = true;
+
+    $('start').addEventListener('click', () => this.run(() => this.trainer.start()));
+    $('pause').addEventListener('click', () => this.run(() => this.trainer.pause()));
+    $('reset').addEventListener('click', () => this.run(() => this.reset(readOptions())));
+    $('pair').addEventListener('change', () => {
+      $('lr').value = String(DEFAULT_LR[$('pair').value]);
+    });
+    $('clear').addEventListener('click', () => {
+      this.pad.clear();
+      this.prediction = null;
+      this.showPrediction();
+    });
+    trainer.onUpdate = () => {
+      this.dirty = true;
+    };
+    trainer.onError = (err) => this.fail(err);
+    const frame = () => {
+      if (this.dirty) this.render();
+      requestAnimationFrame(frame);
+    };
+    requestAnimationFrame(frame);
+  }
+
+  series() {
+    const names = this.trainer.optimizers();
+    return names.map((label, i) => ({ label, color: COLORS[i] }));
+  }
+
+  /** Runs a UI action, reporting failures on the page instead of losing them. */
+  async run(action) {
+    try {
+      await action();
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  fail(err) {
+    console.error(err);
+    $('state').textContent = `Error: ${err.message ?? err}`;
+    $('state').classList.add('error');
+  }
+
+  async reset(options) {
+    await this.trainer.reset(options);
+    writeOptions(this.trainer.options);
+    for (const chart of [this.charts.loss, this.charts.acc, this.charts.kept]) {
+      chart.series = this.series();
+    }
+    this.prediction = null;
+    this.predict();
+    this.dirty = true;
+  }
+
+  /** Classifies the drawing with both models; one request in flight at a time. */
+  async predict() {
+    if (this.predicting) {
+      this.predictAgain = true;
+      return;
+    }
+    const pixels = this.pad.pixels();
+    if (!pixels) {
+      this.prediction = null;
+      this.showPrediction();
+      return;
+    }
+    this.predicting = true;
+    try {
+      this.prediction = await this.trainer.predict(pixels);
+      this.showPrediction();
+    } catch (err) {
+      this.fail(err);
+    } finally {
+      this.predicting = false;
+    }
+    if (this.predictAgain) {
+      this.predictAgain = false;
+      this.predict();
+    }
+  }
+
+  showPrediction() {
+    const names = this.trainer.optimizers();
+    ['a', 'b'].forEach((side, r) => {
+      $(`pred-name-${side}`).textContent = names[r];
+      const bars = $(`pred-${side}`);
+      const run = this.prediction?.runs[r];
+      bars.replaceChildren();
+      for (let d = 0; d < 10; d++) {
+        const p = run ? run.probabilities[d] : 0;
+        const label = document.createElement('span');
+        label.textContent = String(d);
+        const bar = document.createElement('span');
+        bar.className = 'bar';
+        const fill = document.createElement('span');
+        fill.style.width = `${(100 * p).toFixed(1)}%`;
+        bar.append(fill);
+        const value = document.createElement('span');
+        value.className = 'p';
+        value.textContent = run ? `${(100 * p).toFixed(0)}%` : '';
+        bars.append(label, bar, value);
+      }
+      $(`guess-${side}`).textContent = run
+        ? `It's a ${run.digit} (${(100 * run.probabilities[run.digit]).toFixed(0)}% sure)`
+        : '–';
+    });
+  }
+
+  render() {
+    this.dirty = false;
+    const t = this.trainer;
+    const s = t.status();
+    const curves = s.runs.map((run) => smooth(run.loss));
+    ['a', 'b'].forEach((side, r) => {
+      const run = s.runs[r];
+      $(`name-${side}`).textContent = run.optimizer;
+      $(`loss-${side}`).textContent = curves[r].length ? curves[r].at(-1)[1].toFixed(4) : '–';
+      $(`acc-${side}`).textContent = percent(run.testAccuracy);
+      $(`kept-${side}`).textContent = run.keptFraction == null ? 'no caution' : percent(run.keptFraction);
+    });
+    $('step').textContent = String(s.step);
+    $('speed').textContent = s.stepsPerSecond ? s.stepsPerSecond.toFixed(1) : '–';
+    $('elapsed').textContent = `${s.trainingSeconds.toFixed(1)} s`;
+    $('start').disabled = !s.ready || s.running;
+    $('pause').disabled = !s.running;
+    $('reset').disabled = !s.ready;
+    if (!$('state').classList.contains('error')) {
+      $('state').textContent = !s.ready
+        ? 'Preparing…'
+        : s.running
+          ? 'Training…'
+          : s.step > 0
+            ? 'Paused.'
+            : 'Ready: press Start.';
+    }
+
+    this.charts.loss.update(curves);
+    this.charts.acc.update(t.history.map((h) => h.accuracy));
+    this.charts.kept.update(t.history.map((h) => h.kept));
+    this.charts.speed.update([t.speedHistory]);
+  }
+}
+
+async function main() {
+  const reason = missingWebGpu();
+  if (reason) {
+    showNoWebGpu(reason);
+    return;
+  }
+  let trainer;
+  try {
+    trainer = await Trainer.load(new URL('./pkg/', import.meta.url));
+  } catch (err) {
+    if (err.noAdapter) {
+      showNoWebGpu(err.message);
+      return;
+    }
+    throw err;
+  }
+  $('adapter').textContent = `WebGPU adapter: ${trainer.adapter}`;
+  $('adapter').dataset.state = 'ok';
+  const page = new Page(trainer);
+  await page.reset(readOptions());
+
+  window.coptimDemo = {
+    /** Starts (or resumes) training both runs. */
+    start: () => trainer.start(),
+    /** Pauses training; resolves once the runs are idle and their test accuracy is fresh. */
+    pause: () => trainer.pause(),
+    /**
+     * Rebuilds both runs from `options` ({ pair, model, lr, batchSize, seed }, each
+     * optional: the current value is kept, except that a new pair without an `lr`
+     * gets that pair's default learning rate).
+     */
+    reset: (options = {}) => {
+      const lr = options.pair && options.lr === undefined ? { lr: DEFAULT_LR[options.pair] } : {};
+      return page.reset({ ...trainer.options, ...lr, ...options });
+    },
+    /** A snapshot: { step, running, adapter, runs: [{ optimizer, loss, testAccuracy, keptFraction }], ... }. */
+    status: () => trainer.status(),
+    /** The drawing pad's latest classification: { runs: [{ optimizer, digit, probabilities }] } or null. */
+    prediction: () => page.prediction,
+  };
+  document.dispatchEvent(new Event('coptim-ready'));
+}
+
+main().catch((err) => {
+  console.error(err);
+  $('state').textContent = `Error: ${err.message ?? err}`;
+  $('state').classList.add('error');
+});

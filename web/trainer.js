@@ -1,0 +1,211 @@
+// Drives the wasm module: two runs trained in chunks of steps, periodic evaluation
+// on the test set, drawing-pad predictions, and the histories the charts show.
+// Every GPU call is awaited, so the page's main thread stays free while the GPU works.
+
+/** Wall time one training chunk should take; the chunk size adapts to it. */
+const CHUNK_TARGET_MS = 150;
+const MAX_CHUNK = 32;
+/** Evaluation takes at most about a fifth of the time, and not more often than this. */
+const MIN_EVAL_INTERVAL_MS = 2000;
+const MIN_EVAL_STEPS = 10;
+/** Steps per second are measured over this much recent wall time. */
+const SPEED_WINDOW_MS = 3000;
+
+const MNIST_FILES = [
+  'train-images-idx3-ubyte.gz',
+  'train-labels-idx1-ubyte.gz',
+  't10k-images-idx3-ubyte.gz',
+  't10k-labels-idx1-ubyte.gz',
+];
+
+const DEFAULT_OPTIONS = { pair: 'adamw', model: 'mlp', lr: 0.001, batchSize: 64, seed: 0 };
+
+async function fetchBytes(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`could not fetch ${url}: HTTP ${response.status}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+export class Trainer {
+  /**
+   * Loads the wasm module and the MNIST files from `pkgUrl` and opens the GPU.
+   * Rejects with an error whose `noAdapter` is true when WebGPU has no adapter.
+   */
+  static async load(pkgUrl) {
+    const adapter = await navigator.gpu.requestAdapter({ powerPreference: 'high-performance' });
+    if (!adapter) {
+      const err = new Error('WebGPU is present, but the browser offered no GPU adapter (it may be disabled or blocklisted).');
+      err.noAdapter = true;
+      throw err;
+    }
+    const info = adapter.info ?? {};
+    const name = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ');
+    const fallback = info.isFallbackAdapter || adapter.isFallbackAdapter ? ' (software fallback adapter)' : '';
+    const wasm = await import(new URL('coptim.js', pkgUrl));
+    const [files] = await Promise.all([
+      Promise.all(MNIST_FILES.map((name) => fetchBytes(new URL(`mnist/${name}`, pkgUrl)))),
+      wasm.default(),
+    ]);
+    const data = wasm.MnistData.parse(...files);
+    const gpu = await wasm.openGpu();
+    return new Trainer(wasm, gpu, data, `${name || 'unnamed adapter'}${fallback}`);
+  }
+
+  constructor(wasm, gpu, data, adapter) {
+    this.wasm = wasm;
+    this.gpu = gpu;
+    this.data = data;
+    this.adapter = adapter;
+    this.options = { ...DEFAULT_OPTIONS };
+    this.comparison = null;
+    this.queue = Promise.resolve();
+    this.running = false;
+    this.loop = null;
+    this.onUpdate = () => {};
+    this.onError = (err) => console.error(err);
+    this.clear();
+  }
+
+  clear() {
+    this.step = 0;
+    this.chunk = 1;
+    this.trainingSeconds = 0;
+    this.losses = [[], []];
+    this.accuracy = [null, null];
+    this.kept = [null, null];
+    this.history = [0, 1].map(() => ({ accuracy: [], kept: [] }));
+    this.speedHistory = [];
+    this.recent = [];
+    this.lastEval = { step: 0, end: 0, ms: 0 };
+  }
+
+  /** Runs `call(comparison)` after every earlier call has settled: one GPU call at a time. */
+  exclusive(call) {
+    const comparison = this.comparison;
+    const result = this.queue.then(() => call(comparison));
+    this.queue = result.catch(() => {});
+    return result;
+  }
+
+  /** The names of the two optimizers, e.g. ['AdamW', 'C-AdamW']. */
+  optimizers() {
+    return this.comparison ? this.comparison.optimizers() : ['AdamW', 'C-AdamW'];
+  }
+
+  /** Rebuilds both runs (same seed, same initial weights, same batches) from `options`. */
+  async reset(options) {
+    await this.pause({ evaluate: false });
+    const next = { ...DEFAULT_OPTIONS, ...options };
+    const comparison = this.wasm.Comparison.create(this.gpu, this.data, JSON.stringify(next));
+    const old = this.comparison;
+    this.queue.then(() => old?.free());
+    this.comparison = comparison;
+    this.options = next;
+    this.clear();
+    // Compile the one-image inference graph now, so the drawing pad answers quickly.
+    this.exclusive((c) => c.predict(new Float32Array(784))).catch((err) => this.onError(err));
+    this.onUpdate();
+  }
+
+  /** Starts or resumes training. */
+  start() {
+    if (this.running || !this.comparison) return;
+    this.running = true;
+    this.loop = this.trainLoop().catch((err) => {
+      this.running = false;
+      this.onError(err);
+    });
+    this.onUpdate();
+  }
+
+  /** Stops training; resolves once idle, after a final evaluation unless told not to. */
+  async pause({ evaluate = true } = {}) {
+    this.running = false;
+    await this.loop;
+    this.loop = null;
+    if (evaluate && this.comparison && this.step > this.lastEval.step) await this.evaluate();
+    this.onUpdate();
+  }
+
+  async trainLoop() {
+    while (this.running) {
+      const begin = performance.now();
+      const report = JSON.parse(await this.exclusive((c) => c.train(this.chunk)));
+      const end = performance.now();
+      this.record(report, begin, end);
+      const sinceEval = end - this.lastEval.end;
+      if (
+        this.step - this.lastEval.step >= MIN_EVAL_STEPS &&
+        sinceEval >= Math.max(MIN_EVAL_INTERVAL_MS, 4 * this.lastEval.ms)
+      ) {
+        await this.evaluate();
+        this.trainingSeconds += this.lastEval.ms / 1000;
+      }
+      this.onUpdate();
+    }
+  }
+
+  record(report, begin, end) {
+    const ms = end - begin;
+    report.loss.forEach((losses, r) => this.losses[r].push(...losses));
+    this.step += report.steps;
+    this.trainingSeconds += ms / 1000;
+    report.kept.forEach((k, r) => {
+      this.kept[r] = k;
+      if (k != null) this.history[r].kept.push([this.step, k]);
+    });
+    this.recent.push({ end, ms, steps: report.steps });
+    while (this.recent.length > 1 && end - this.recent[0].end > SPEED_WINDOW_MS) this.recent.shift();
+    const windowMs = this.recent.reduce((sum, c) => sum + c.ms, 0);
+    const windowSteps = this.recent.reduce((sum, c) => sum + c.steps, 0);
+    this.speedHistory.push([this.step, (1000 * windowSteps) / windowMs]);
+    // Aim for CHUNK_TARGET_MS per chunk: larger chunks read back less often.
+    const perStep = ms / report.steps;
+    this.chunk = Math.max(1, Math.min(MAX_CHUNK, Math.round(CHUNK_TARGET_MS / perStep)));
+  }
+
+  async evaluate() {
+    const begin = performance.now();
+    const result = JSON.parse(await this.exclusive((c) => c.evaluate()));
+    const end = performance.now();
+    this.lastEval = { step: this.step, end, ms: end - begin };
+    result.accuracy.forEach((acc, r) => {
+      this.accuracy[r] = acc;
+      this.history[r].accuracy.push([this.step, acc]);
+    });
+  }
+
+  /** Classifies 28x28 pixels with both models: { runs: [{ optimizer, digit, probabilities }] }. */
+  async predict(pixels) {
+    const names = this.optimizers();
+    const probs = await this.exclusive((c) => c.predict(pixels));
+    return {
+      runs: names.map((optimizer, r) => {
+        const probabilities = Array.from(probs.subarray(10 * r, 10 * r + 10));
+        const digit = probabilities.indexOf(Math.max(...probabilities));
+        return { optimizer, digit, probabilities };
+      }),
+    };
+  }
+
+  /** The snapshot `window.coptimDemo.status()` returns. */
+  status() {
+    const names = this.optimizers();
+    const speed = this.speedHistory.at(-1);
+    return {
+      ready: this.comparison !== null,
+      step: this.step,
+      running: this.running,
+      adapter: this.adapter,
+      options: { ...this.options },
+      stepsPerSecond: speed ? speed[1] : null,
+      trainingSeconds: this.trainingSeconds,
+      runs: names.map((optimizer, r) => ({
+        optimizer,
+        loss: this.losses[r].slice(),
+        testAccuracy: this.accuracy[r],
+        keptFraction: this.kept[r],
+      })),
+    };
+  }
+}
