@@ -58,14 +58,15 @@ type DrawResult<DB> =
 fn draw<DB: DrawingBackend>(summary: &Summary, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
     root.fill(&WHITE)?;
     let title = format!(
-        "{} vs {}: {} on {}, {} steps of {}, {} seeds",
+        "{} vs {}: {} on {}, {} steps of {}, {} seed{}",
         summary.pair[0],
         summary.pair[1],
         summary.model,
         summary.dataset,
         summary.steps,
         summary.batch_size,
-        summary.seeds.len()
+        summary.seeds.len(),
+        if summary.seeds.len() == 1 { "" } else { "s" }
     );
     let root = root.titled(&title, (FAMILY, 20))?;
     let (left, right) = root.split_horizontally(SIZE.0 * 3 / 5);
@@ -117,6 +118,11 @@ fn draw<DB: DrawingBackend>(summary: &Summary, root: &DrawingArea<DB, Shift>) ->
         .x_desc("step")
         .x_label_formatter(&|x| format!("{x:.0}"))
         .y_desc("loss")
+        .y_label_formatter(&|y| match *y {
+            y if y >= 1.0 => format!("{y:.1}"),
+            y if y >= 0.1 => format!("{y:.2}"),
+            y => format!("{y:.3}"),
+        })
         .label_style((FAMILY, 12))
         .draw()?;
     let mut labelled = [false, false];

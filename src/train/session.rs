@@ -346,7 +346,11 @@ impl Session {
     /// Waits for every submitted step and returns their metrics (see
     /// [`Session::poll`]).
     pub fn wait(&mut self) -> Result<Vec<StepMetrics>> {
+        // A mapping callback can run on another thread's poll, slightly after ours
+        // returns: poll again a bounded number of times before giving up.
+        const ATTEMPTS: usize = 1000;
         let mut out = Vec::new();
+        let mut idle = 0;
         while !self.in_flight.is_empty() {
             self.model
                 .context()
@@ -355,9 +359,15 @@ impl Session {
                 .map_err(|e| Error::Readback(e.to_string()))?;
             let got = self.poll()?;
             if got.is_empty() {
-                return Err(Error::Readback(
-                    "the GPU finished but step metrics did not arrive".into(),
-                ));
+                idle += 1;
+                if idle == ATTEMPTS {
+                    return Err(Error::Readback(
+                        "the GPU finished but step metrics did not arrive".into(),
+                    ));
+                }
+                std::thread::yield_now();
+            } else {
+                idle = 0;
             }
             out.extend(got);
         }
