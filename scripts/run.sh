@@ -5,7 +5,6 @@ source "$(dirname "$0")/env.sh"
 ensure_vulkan
 cd "$ROOT"
 if [ "$#" -eq 0 ]; then
-    cargo run --release --quiet -- info
-    exec cargo run --release --quiet -- bench --quick
+    set -- compare --out out/compare
 fi
 exec cargo run --release --quiet -- "$@"
