@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::arena::{ParamStore, TensorId};
+use crate::arena::{ParamStore, TensorId, map_read};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::model::arch::Architecture;
@@ -551,24 +551,6 @@ impl Model {
         let map = if train { &self.train } else { &self.infer };
         Ok(&map[&batch])
     }
-}
-
-/// Maps a `MAP_READ` buffer whose copies have been submitted, and waits for it
-/// (natively by polling the device, on the web through the event loop).
-async fn map_read(ctx: &GpuContext, buffer: &wgpu::Buffer) -> Result<()> {
-    let (tx, rx) = futures_channel::oneshot::channel();
-    buffer.map_async(wgpu::MapMode::Read, .., move |r| {
-        let _ = tx.send(r);
-    });
-    #[cfg(not(target_arch = "wasm32"))]
-    ctx.device()
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| Error::Readback(e.to_string()))?;
-    let result = rx
-        .await
-        .map_err(|_| Error::Readback("the mapping callback was dropped".into()))?;
-    ctx.check_lost()?;
-    result.map_err(|e| Error::Readback(e.to_string()))
 }
 
 /// The variables of a declared (not yet compiled) model graph.
