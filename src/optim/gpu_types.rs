@@ -65,6 +65,7 @@ pub struct GpuWindowInfo {
 }
 
 /// The layouts of every mirror struct above, for the test against naga's layout.
+#[cfg(test)]
 pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
     use crate::wgsl::mirror_layout;
     vec![
@@ -107,7 +108,11 @@ pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
             "StatusView",
             [found_inf, step, clip_coef, grad_norm, bias]
         ),
-        mirror_layout!(GpuStatus, "StatusRw", [found_inf, step, clip_coef, grad_norm, bias]),
+        mirror_layout!(
+            GpuStatus,
+            "StatusRw",
+            [found_inf, step, clip_coef, grad_norm, bias]
+        ),
         mirror_layout!(GpuWindowInfo, "WindowInfo", [num_blocks, grid_x]),
     ]
 }
