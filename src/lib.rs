@@ -11,7 +11,7 @@
 //! - [`optim`]: optimizer configuration, schedules, the CPU reference, the GPU runtime
 //!   and state files;
 //!
-//! Those four are the engine, all that `default-features = false` builds. The
+//! Those are the engine, all that `default-features = false` builds. The
 //! higher layers sit behind cargo features:
 //! - `data` (feature `data`): datasets (bundled MNIST, IDX, CIFAR-10) and
 //!   deterministic batching;
