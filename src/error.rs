@@ -102,6 +102,7 @@ pub enum Error {
         loss: f32,
     },
     /// A dataset could not be read.
+    #[cfg(feature = "data")]
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
     /// An I/O error, with the path involved.
@@ -119,6 +120,7 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    #[cfg(feature = "nn")]
     pub(crate) fn shape(op: impl Into<String>, detail: impl Into<String>) -> Self {
         Error::ShapeMismatch {
             op: op.into(),

@@ -10,6 +10,7 @@ mod layout;
 mod transfer;
 
 pub use layout::{ArenaLimits, F32_BYTES, Layout, TensorId, TensorInfo, Window};
+#[cfg(feature = "nn")]
 pub(crate) use transfer::map_read;
 pub use transfer::read_buffer;
 
