@@ -45,6 +45,15 @@ pub enum Error {
     /// Two tensors were declared with the same name.
     #[error("tensor `{0}` is declared twice")]
     DuplicateTensor(String),
+    /// A view of a caller's buffer that coptim cannot use (missing `STORAGE` usage,
+    /// out of bounds, misaligned, overlapping another view, or from another device).
+    #[error("view of tensor `{tensor}`: {reason}")]
+    InvalidView {
+        /// The tensor the view was given for.
+        tensor: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A tensor name that the arena does not know.
     #[error("unknown tensor `{0}`")]
     UnknownTensor(String),
