@@ -120,6 +120,7 @@ pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
 #[cfg(test)]
 mod tests {
     use crate::arena::ElementType;
+    use crate::arena::ParamAccess;
     use crate::optim::config::Algorithm;
     use crate::optim::kernels::{algorithm_source, reduce_source};
     use crate::wgsl::layout_check::check_mirrors;
@@ -141,12 +142,23 @@ mod tests {
         for algorithm in [Algorithm::adamw(), Algorithm::lion(), Algorithm::sgd(true)] {
             for subgroups in [false, true] {
                 for dtype in [ElementType::F32, ElementType::Bf16, ElementType::F16] {
-                    let label = format!("{} {subgroups} {}", algorithm.name(), dtype.name());
-                    check(&label, &algorithm_source(&algorithm, subgroups, dtype));
+                    for access in [ParamAccess::Vec4, ParamAccess::Scalar] {
+                        let label = format!(
+                            "{} {subgroups} {} {access:?}",
+                            algorithm.name(),
+                            dtype.name()
+                        );
+                        check(
+                            &label,
+                            &algorithm_source(&algorithm, subgroups, dtype, access),
+                        );
+                    }
                 }
             }
         }
-        check("reduce", &reduce_source());
+        for access in [ParamAccess::Vec4, ParamAccess::Scalar] {
+            check(&format!("reduce {access:?}"), &reduce_source(access));
+        }
         for (m, seen) in mirrors.iter().zip(seen) {
             assert!(seen, "no module declares `{}`", m.wgsl_name);
         }
