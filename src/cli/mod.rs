@@ -3,6 +3,7 @@
 mod bench;
 mod compare;
 mod info;
+mod presets;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +30,9 @@ pub enum Command {
     /// job): same model, initialization and batches; prints a table and writes
     /// metrics.csv, summary.json and loss curves.
     Compare(compare::CompareArgs),
+    /// List the model presets with their training defaults and each optimizer's
+    /// learning rate and weight decay (the README's table; `--json` for JSON).
+    Presets(presets::PresetsArgs),
 }
 
 /// Runs a parsed command line.
@@ -38,5 +42,6 @@ pub fn run(cli: Cli) -> coptim::Result<()> {
         Command::Bench(args) => bench::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Compare(args) => compare::run(&args),
+        Command::Presets(args) => presets::run(&args),
     }
 }
