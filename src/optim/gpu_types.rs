@@ -119,7 +119,7 @@ pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
 
 #[cfg(test)]
 mod tests {
-    use crate::arena::ElementType;
+    use crate::arena::{ElementType, ParamAccess};
     use crate::optim::config::Algorithm;
     use crate::optim::kernels::{algorithm_source, reduce_source};
     use crate::wgsl::layout_check::check_mirrors;
@@ -138,15 +138,24 @@ mod tests {
                 }
             }
         };
-        for algorithm in [Algorithm::adamw(), Algorithm::lion(), Algorithm::sgd(true)] {
-            for subgroups in [false, true] {
-                for dtype in [ElementType::F32, ElementType::Bf16, ElementType::F16] {
-                    let label = format!("{} {subgroups} {}", algorithm.name(), dtype.name());
-                    check(&label, &algorithm_source(&algorithm, subgroups, dtype));
+        for access in [ParamAccess::Vec4, ParamAccess::Scalar] {
+            for algorithm in [Algorithm::adamw(), Algorithm::lion(), Algorithm::sgd(true)] {
+                for subgroups in [false, true] {
+                    for dtype in [ElementType::F32, ElementType::Bf16, ElementType::F16] {
+                        let label = format!(
+                            "{} {access:?} subgroups={subgroups} {}",
+                            algorithm.name(),
+                            dtype.name()
+                        );
+                        check(
+                            &label,
+                            &algorithm_source(&algorithm, subgroups, dtype, access),
+                        );
+                    }
                 }
             }
+            check(&format!("reduce {access:?}"), &reduce_source(access));
         }
-        check("reduce", &reduce_source());
         for (m, seen) in mirrors.iter().zip(seen) {
             assert!(seen, "no module declares `{}`", m.wgsl_name);
         }
