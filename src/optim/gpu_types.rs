@@ -119,8 +119,7 @@ pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
 
 #[cfg(test)]
 mod tests {
-    use crate::arena::ElementType;
-    use crate::arena::ParamAccess;
+    use crate::arena::{ElementType, ParamAccess};
     use crate::optim::config::Algorithm;
     use crate::optim::kernels::{algorithm_source, reduce_source};
     use crate::wgsl::layout_check::check_mirrors;
@@ -139,12 +138,12 @@ mod tests {
                 }
             }
         };
-        for algorithm in [Algorithm::adamw(), Algorithm::lion(), Algorithm::sgd(true)] {
-            for subgroups in [false, true] {
-                for dtype in [ElementType::F32, ElementType::Bf16, ElementType::F16] {
-                    for access in [ParamAccess::Vec4, ParamAccess::Scalar] {
+        for access in [ParamAccess::Vec4, ParamAccess::Scalar] {
+            for algorithm in [Algorithm::adamw(), Algorithm::lion(), Algorithm::sgd(true)] {
+                for subgroups in [false, true] {
+                    for dtype in [ElementType::F32, ElementType::Bf16, ElementType::F16] {
                         let label = format!(
-                            "{} {subgroups} {} {access:?}",
+                            "{} {access:?} subgroups={subgroups} {}",
                             algorithm.name(),
                             dtype.name()
                         );
@@ -155,8 +154,6 @@ mod tests {
                     }
                 }
             }
-        }
-        for access in [ParamAccess::Vec4, ParamAccess::Scalar] {
             check(&format!("reduce {access:?}"), &reduce_source(access));
         }
         for (m, seen) in mirrors.iter().zip(seen) {
