@@ -365,6 +365,8 @@ impl Model {
         let step = self.recorded;
         let ctx = self.ctx.clone();
         let compiled = self.compiled(n, train)?;
+        // A pipeline that failed to compile was recorded on the context.
+        ctx.check_lost()?;
         compiled
             .graph
             .value(compiled.images)

@@ -83,7 +83,18 @@ pub(crate) struct Pipelines {
 }
 
 impl Pipelines {
-    pub fn new(ctx: &GpuContext, algorithm: &Algorithm, state: ElementType) -> Self {
+    /// Compiles the pipelines inside error scopes ([`GpuContext::guarded`]).
+    pub fn new(
+        ctx: &GpuContext,
+        algorithm: &Algorithm,
+        state: ElementType,
+    ) -> crate::error::Result<Self> {
+        ctx.guarded("compiling the optimizer's pipelines", || {
+            Self::compile(ctx, algorithm, state)
+        })
+    }
+
+    fn compile(ctx: &GpuContext, algorithm: &Algorithm, state: ElementType) -> Self {
         let device = ctx.device();
         let subgroups = ctx.capabilities().subgroups;
         let algo = device.create_shader_module(wgpu::ShaderModuleDescriptor {

@@ -184,7 +184,7 @@ impl Optimizer {
             usage: storage,
             mapped_at_creation: false,
         });
-        let pipelines = Pipelines::new(ctx, &config.algorithm, config.state_dtype);
+        let pipelines = Pipelines::new(ctx, &config.algorithm, config.state_dtype)?;
 
         let uniform = |label: &str, info: GpuWindowInfo| {
             device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
