@@ -9,6 +9,7 @@
 
 mod copy;
 mod layout;
+pub mod nn;
 mod timer;
 
 pub use copy::{COPY_WGSL, CopyKernel, VEC_PER_THREAD};
@@ -125,6 +126,18 @@ pub struct AdapterSummary {
     pub backend: String,
     /// Device type (`Cpu`, `DiscreteGpu`, ...).
     pub device_type: String,
+}
+
+impl AdapterSummary {
+    /// The adapter of `ctx`.
+    pub fn of(ctx: &GpuContext) -> Self {
+        let info = ctx.adapter_info();
+        Self {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+        }
+    }
 }
 
 /// The copy kernel at one model size.
@@ -265,7 +278,6 @@ pub fn run(
         return Err(Error::InvalidConfig("at least one timed step".into()));
     }
     let mut timer = Timer::new(ctx, options.timestamps);
-    let info = ctx.adapter_info();
     let mut results = Vec::new();
     let mut copies = Vec::new();
     for &params in &options.params {
@@ -363,11 +375,7 @@ pub fn run(
         .max_by_key(|c| c.params)
         .map_or(0.0, |c| c.gbps);
     Ok(BenchReport {
-        adapter: AdapterSummary {
-            name: info.name.clone(),
-            backend: format!("{:?}", info.backend),
-            device_type: format!("{:?}", info.device_type),
-        },
+        adapter: AdapterSummary::of(ctx),
         copy_gbps,
         results,
         timing: timer.method(),
