@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::arena::{ElementType, ParamStore, TensorId};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::optim::{Algorithm, Caution, NonFinite, Optimizer, OptimizerConfig};
+use crate::optim::{Algorithm, Caution, NonFinite, Optimizer, OptimizerConfig, StepInputs};
 
 /// Bytes one step must move per parameter, counting every element-wise pass:
 ///
@@ -318,7 +318,11 @@ pub fn run(
                     };
                     let mut steps: Vec<_> = opts
                         .iter_mut()
-                        .map(|opt| move |enc: &mut wgpu::CommandEncoder| opt.record_step(enc))
+                        .map(|opt| {
+                            move |enc: &mut wgpu::CommandEncoder| {
+                                opt.record_step(enc, &StepInputs::scheduled())
+                            }
+                        })
                         .collect();
                     let mut work: Vec<&mut RecordFn<'_>> = vec![&mut record_copy];
                     for s in &mut steps {
