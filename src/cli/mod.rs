@@ -1,6 +1,7 @@
 //! Command-line interface: one module per subcommand.
 
 mod bench;
+mod bench_nn;
 mod compare;
 mod info;
 mod presets;
