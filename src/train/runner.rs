@@ -82,7 +82,8 @@ impl Runner {
         // Saving a checkpoint checks the parameters; without one, check them here.
         match &self.checkpoint {
             Some(_) => Ok(()),
-            None => pollster::block_on(session.check_parameters()),
+            None => (0..lockstep.len())
+                .try_for_each(|i| pollster::block_on(lockstep.run_mut(i).check_parameters())),
         }
     }
 }
