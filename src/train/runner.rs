@@ -80,11 +80,12 @@ impl Runner {
             }
         }
         // Saving a checkpoint checks the parameters; without one, check them here.
-        match &self.checkpoint {
-            Some(_) => Ok(()),
-            None => (0..lockstep.len())
-                .try_for_each(|i| pollster::block_on(lockstep.run_mut(i).check_parameters())),
+        if self.checkpoint.is_none() {
+            for session in lockstep.runs() {
+                pollster::block_on(session.check_parameters())?;
+            }
         }
+        Ok(())
     }
 }
 
