@@ -3,7 +3,10 @@
 //   y = exp(x - max) / sum(exp(x - max))
 //   dx = y * (dy - sum(dy * y))
 //
-// One invocation per row (rows are short: attention keys or classes).
+// One workgroup of ROW_WG_SIZE invocations per row, each taking a strided share of
+// the row; the workgroup reduces with `row_max` / `row_sum` (nn_rows_subgroup.wgsl
+// or nn_rows_workgroup.wgsl, prepended with the generated constant ROW_WG_SIZE).
+// Workgroups are numbered over a 2-D grid.
 //
 // Entry points and the bindings each uses:
 //   softmax_forward:  params, x, y
@@ -15,8 +18,6 @@
 //   2 y       storage rw   output [rows, dim] (read by the backward pass)
 //   3 dy      storage r    upstream gradient
 //   4 dx      storage rw   input gradient (added to when params.accumulate != 0)
-
-const WG_SIZE: u32 = 256u;
 
 struct SoftmaxParams {
     rows: u32,
@@ -31,50 +32,51 @@ struct SoftmaxParams {
 @group(0) @binding(3) var<storage, read> dy: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;
 
-fn flat_index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wg.y * nwg.x + wg.x) * WG_SIZE + lid;
+fn group_index(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wg.y * nwg.x + wg.x;
 }
 
-@compute @workgroup_size(WG_SIZE)
+@compute @workgroup_size(ROW_WG_SIZE)
 fn softmax_forward(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
+    lane: Lane,
 ) {
-    let row = flat_index(wg, nwg, lid);
+    let row = group_index(wg, nwg);
     if row < params.rows {
         let base = row * params.dim;
+        // Invocations past the end of a short row contribute its first element.
         var m = x[base];
-        for (var j = 1u; j < params.dim; j++) {
+        for (var j = lane.index; j < params.dim; j += ROW_WG_SIZE) {
             m = max(m, x[base + j]);
         }
+        m = row_max(lane, m, 0u);
         var s = 0.0;
-        for (var j = 0u; j < params.dim; j++) {
-            let e = exp(x[base + j] - m);
-            y[base + j] = e;
-            s += e;
+        for (var j = lane.index; j < params.dim; j += ROW_WG_SIZE) {
+            s += exp(x[base + j] - m);
         }
-        let inv = 1.0 / s;
-        for (var j = 0u; j < params.dim; j++) {
-            y[base + j] *= inv;
+        let inv = 1.0 / row_sum(lane, s, 1u);
+        for (var j = lane.index; j < params.dim; j += ROW_WG_SIZE) {
+            y[base + j] = exp(x[base + j] - m) * inv;
         }
     }
 }
 
-@compute @workgroup_size(WG_SIZE)
+@compute @workgroup_size(ROW_WG_SIZE)
 fn softmax_backward(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
+    lane: Lane,
 ) {
-    let row = flat_index(wg, nwg, lid);
+    let row = group_index(wg, nwg);
     if row < params.rows {
         let base = row * params.dim;
         var dot = 0.0;
-        for (var j = 0u; j < params.dim; j++) {
+        for (var j = lane.index; j < params.dim; j += ROW_WG_SIZE) {
             dot += dy[base + j] * y[base + j];
         }
-        for (var j = 0u; j < params.dim; j++) {
+        dot = row_sum(lane, dot, 0u);
+        for (var j = lane.index; j < params.dim; j += ROW_WG_SIZE) {
             let v = y[base + j] * (dy[base + j] - dot);
             if params.accumulate != 0u {
                 dx[base + j] += v;

@@ -13,6 +13,10 @@
 //!    ulps each); the margin of 10x allows other drivers' transcendental functions. A
 //!    wrong index, stride, sign or missing term gives errors of order 1 (checked by
 //!    planting such bugs in the kernels).
+//!    The row kernels (LayerNorm, softmax, cross-entropy) and attention run twice: on
+//!    the default context (subgroup reductions where the adapter has subgroups, as
+//!    lavapipe does) and on one with subgroups switched off (the workgroup-memory
+//!    fallback), each against the same tolerance.
 //! 2. The reference's analytic gradients against central finite differences of the
 //!    reference forward in f64 (`h = 1e-5`, up to 24 coordinates per tensor),
 //!    tolerance `FD_TOL = 1e-6` relative to the largest gradient: truncation error is
@@ -40,6 +44,17 @@ fn gpu() -> &'static (GpuContext, Kernels) {
     })
 }
 
+/// The default context with subgroups switched off, so the row kernels take their
+/// workgroup-memory fallback.
+fn gpu_without_subgroups() -> &'static (GpuContext, Kernels) {
+    static GPU: OnceLock<(GpuContext, Kernels)> = OnceLock::new();
+    GPU.get_or_init(|| {
+        let ctx = gpu().0.without(true, false);
+        let kernels = Kernels::new(&ctx);
+        (ctx, kernels)
+    })
+}
+
 /// Uniform values in [-scale, scale], rounded to f32.
 fn rand_vec(rng: &mut ChaCha8Rng, n: usize, scale: f64) -> Vec<f64> {
     (0..n)
@@ -61,12 +76,25 @@ struct Case<'a> {
     inputs: Vec<(Vec<usize>, Vec<f64>)>,
     labels: Option<Vec<u32>>,
     build: BuildFn<'a>,
+    /// Also run on the context without subgroups (ops with workgroup reductions).
+    fallback_too: bool,
+}
+
+impl Case<'_> {
+    /// Marks the case to run on the subgroup-less context as well.
+    fn with_fallback(mut self) -> Self {
+        self.fallback_too = true;
+        self
+    }
 }
 
 /// Runs the op on the GPU (forward and backward, twice) and returns the forward
 /// value and the gradient of every input.
-fn run_gpu(case: &Case<'_>, upstream: &[f64]) -> (Vec<f64>, Vec<Vec<f64>>) {
-    let (ctx, kernels) = gpu();
+fn run_gpu(
+    (ctx, kernels): &(GpuContext, Kernels),
+    case: &Case<'_>,
+    upstream: &[f64],
+) -> (Vec<f64>, Vec<Vec<f64>>) {
     let names: Vec<String> = (0..case.inputs.len()).map(|i| format!("in{i}")).collect();
     let decl: Vec<(&str, Vec<usize>)> = names
         .iter()
@@ -146,19 +174,32 @@ fn check(
     let y_ref = forward(&xs);
     let upstream = rand_vec(&mut rng, y_ref.len(), 1.0);
     let g_ref = backward(&xs, &upstream);
-    let (y_gpu, g_gpu) = run_gpu(&case, &upstream);
-    let e = rel_err(&y_gpu, &y_ref);
-    assert!(e <= GPU_TOL, "{}: forward relative error {e:e}", case.name);
+    let mut contexts = vec![gpu()];
+    if case.fallback_too {
+        contexts.push(gpu_without_subgroups());
+    }
+    for gpu in contexts {
+        let subgroups = gpu.0.capabilities().subgroups;
+        let (y_gpu, g_gpu) = run_gpu(gpu, &case, &upstream);
+        let e = rel_err(&y_gpu, &y_ref);
+        assert!(
+            e <= GPU_TOL,
+            "{} (subgroups {subgroups}): forward relative error {e:e}",
+            case.name
+        );
+        for (i, _) in differentiable.iter().enumerate().filter(|(_, d)| **d) {
+            let e = rel_err(&g_gpu[i], &g_ref[i]);
+            assert!(
+                e <= GPU_TOL,
+                "{} (subgroups {subgroups}): gradient of input {i}: relative error {e:e}",
+                case.name
+            );
+        }
+    }
     for (i, d) in differentiable.iter().enumerate() {
         if !d {
             continue;
         }
-        let e = rel_err(&g_gpu[i], &g_ref[i]);
-        assert!(
-            e <= GPU_TOL,
-            "{}: gradient of input {i}: relative error {e:e}",
-            case.name
-        );
         // Finite differences of L = sum(upstream * f(x)) on the reference.
         let scale = g_ref[i]
             .iter()
@@ -203,6 +244,7 @@ fn case<'a>(
             .collect(),
         labels: None,
         build: Box::new(build),
+        fallback_too: false,
     }
 }
 
@@ -349,13 +391,24 @@ fn activations() {
 fn layer_norm() {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let eps = 1e-5;
-    for (rows, dim) in [(1, 1), (3, 7), (33, 65), (70, 3)] {
+    // Rows shorter, longer and not a multiple of ROW_WG_SIZE (64), 1-element rows,
+    // and more rows than one workgroup reduces for the parameter gradients.
+    for (rows, dim) in [
+        (1, 1),
+        (3, 7),
+        (33, 65),
+        (70, 3),
+        (2, 1000),
+        (130, 64),
+        (5, 1),
+    ] {
         let c = case(
             format!("layer_norm {rows}x{dim}"),
             &mut rng,
             &[vec![rows, dim], vec![dim], vec![dim]],
             move |g, v, _| g.layer_norm(v[0], v[1], v[2], eps as f32),
-        );
+        )
+        .with_fallback();
         check(
             c,
             &[true, true, true],
@@ -371,13 +424,22 @@ fn layer_norm() {
 #[test]
 fn softmax() {
     let mut rng = ChaCha8Rng::seed_from_u64(6);
-    for (rows, dim) in [(1, 1), (3, 7), (33, 65), (7, 129)] {
+    for (rows, dim) in [
+        (1, 1),
+        (3, 7),
+        (33, 65),
+        (7, 129),
+        (2, 1000),
+        (70, 17),
+        (4, 1),
+    ] {
         let c = case(
             format!("softmax {rows}x{dim}"),
             &mut rng,
             &[vec![rows, dim]],
             |g, v, _| g.softmax(v[0]),
-        );
+        )
+        .with_fallback();
         check(
             c,
             &[true],
@@ -390,8 +452,16 @@ fn softmax() {
 #[test]
 fn attention() {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    for (batch, tokens, dim, heads) in [(1, 1, 3, 1), (2, 7, 12, 3), (3, 33, 8, 2), (2, 70, 16, 4)]
-    {
+    // Fused (up to 64 tokens, head_dim 16 as in the ViT, invocation counts not a
+    // multiple of the 256-wide workgroups) and, at 70 tokens, the matmul path.
+    for (batch, tokens, dim, heads) in [
+        (1, 1, 3, 1),
+        (2, 7, 12, 3),
+        (3, 33, 8, 2),
+        (9, 17, 64, 4),
+        (1, 64, 16, 2),
+        (2, 70, 16, 4),
+    ] {
         let s = r::AttentionShape {
             batch,
             tokens,
@@ -403,7 +473,8 @@ fn attention() {
             &mut rng,
             &[vec![batch, tokens, 3 * dim]],
             move |g, v, _| g.attention(v[0], heads),
-        );
+        )
+        .with_fallback();
         check(
             c,
             &[true],
@@ -488,7 +559,14 @@ fn class_token_and_pooling() {
 #[test]
 fn cross_entropy_and_correct_count() {
     let mut rng = ChaCha8Rng::seed_from_u64(10);
-    for (rows, classes, scale) in [(1, 1, 1.0), (3, 7, 1.0), (33, 10, 5.0), (70, 3, 60.0)] {
+    for (rows, classes, scale) in [
+        (1, 1, 1.0),
+        (3, 7, 1.0),
+        (33, 10, 5.0),
+        (70, 3, 60.0),
+        (2, 1000, 5.0),
+        (5, 129, 60.0),
+    ] {
         let labels: Vec<u32> = (0..rows)
             .map(|_| rng.random_range(0..classes as u32))
             .collect();
@@ -497,7 +575,8 @@ fn cross_entropy_and_correct_count() {
             &mut rng,
             &[vec![rows, classes]],
             |g, v, l| g.cross_entropy(v[0], l.unwrap()),
-        );
+        )
+        .with_fallback();
         // Large logits (scale 60) would overflow a naive exp in f32.
         for x in c.inputs[0].1.iter_mut() {
             *x = (*x * scale) as f32 as f64;
@@ -575,4 +654,15 @@ fn shared_variables_accumulate_and_grads_are_overwritten() {
         vec![dx, dw]
     };
     check(c, &[true, true], fwd, bwd);
+}
+
+/// Both reductions of the row kernels run above: the fallback context never has
+/// subgroups, and on lavapipe (CI) the default context has them.
+#[test]
+fn both_row_reductions_are_exercised() {
+    assert!(!gpu_without_subgroups().0.capabilities().subgroups);
+    let (ctx, _) = gpu();
+    if ctx.adapter_info().name.contains("llvmpipe") {
+        assert!(ctx.capabilities().subgroups);
+    }
 }

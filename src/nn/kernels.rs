@@ -32,24 +32,61 @@ const MATMUL_SMALL_CONSTANTS: [(&str, &str); 3] = [
     ("const WG_SIZE: u32 = 256u;", "const WG_SIZE: u32 = 16u;"),
 ];
 
-/// The WGSL files, by name: every op kernel lives in one of them.
-const SHADER_FILES: [(&str, &str); 6] = [
+/// Invocations per workgroup of the row kernels (`ROW_WG_SIZE`, a generated constant):
+/// one workgroup reduces one row of LayerNorm, softmax or the cross-entropy loss.
+pub const ROW_WG_SIZE: u32 = 64;
+
+/// The WGSL files compiled as they are, by name.
+const SHADER_FILES: [(&str, &str); 4] = [
     ("nn_matmul", include_str!("../../shaders/nn_matmul.wgsl")),
     (
         "nn_elementwise",
         include_str!("../../shaders/nn_elementwise.wgsl"),
     ),
-    (
-        "nn_layernorm",
-        include_str!("../../shaders/nn_layernorm.wgsl"),
-    ),
-    ("nn_softmax", include_str!("../../shaders/nn_softmax.wgsl")),
     ("nn_tokens", include_str!("../../shaders/nn_tokens.wgsl")),
-    ("nn_loss", include_str!("../../shaders/nn_loss.wgsl")),
+    (
+        "nn_attention",
+        include_str!("../../shaders/nn_attention.wgsl"),
+    ),
 ];
 
-/// Every shader module the ops use, by name, including the small and medium matmul
-/// variants (derived from `nn_matmul.wgsl` by changing its tile constants).
+/// The row-kernel files: compiled after the generated constants and one of the two
+/// workgroup reductions (names of the workgroup and the subgroup module, source).
+const ROW_SHADER_FILES: [(&str, &str, &str); 3] = [
+    (
+        "nn_layernorm",
+        "nn_layernorm_subgroup",
+        include_str!("../../shaders/nn_layernorm.wgsl"),
+    ),
+    (
+        "nn_softmax",
+        "nn_softmax_subgroup",
+        include_str!("../../shaders/nn_softmax.wgsl"),
+    ),
+    (
+        "nn_loss",
+        "nn_loss_subgroup",
+        include_str!("../../shaders/nn_loss.wgsl"),
+    ),
+];
+
+/// Reductions across a workgroup through workgroup memory (no subgroups needed).
+const ROWS_WORKGROUP_WGSL: &str = include_str!("../../shaders/nn_rows_workgroup.wgsl");
+/// Reductions across a workgroup with subgroup operations.
+const ROWS_SUBGROUP_WGSL: &str = include_str!("../../shaders/nn_rows_subgroup.wgsl");
+
+/// A row kernel's source: generated constants, the reduction, then the file.
+fn row_module(source: &str, subgroups: bool) -> String {
+    let reduction = match subgroups {
+        true => ROWS_SUBGROUP_WGSL,
+        false => ROWS_WORKGROUP_WGSL,
+    };
+    format!("const ROW_WG_SIZE: u32 = {ROW_WG_SIZE}u;\n{reduction}\n{source}")
+}
+
+/// Every shader module the ops use, by name: the plain files, the small and medium
+/// matmul variants (derived from `nn_matmul.wgsl` by changing its tile constants),
+/// and each row-kernel file with the workgroup and with the subgroup reduction.
 pub fn shader_modules() -> Vec<(&'static str, String)> {
     let mut modules: Vec<(&str, String)> = SHADER_FILES
         .iter()
@@ -57,6 +94,10 @@ pub fn shader_modules() -> Vec<(&'static str, String)> {
         .collect();
     modules.push(("nn_matmul_small", matmul_variant(&MATMUL_SMALL_CONSTANTS)));
     modules.push(("nn_matmul_medium", matmul_variant(&MATMUL_MEDIUM_CONSTANTS)));
+    for (workgroup_name, subgroup_name, src) in ROW_SHADER_FILES {
+        modules.push((workgroup_name, row_module(src, false)));
+        modules.push((subgroup_name, row_module(src, true)));
+    }
     modules
 }
 
@@ -64,6 +105,27 @@ pub fn shader_modules() -> Vec<(&'static str, String)> {
 const MATMUL_SMALL_MODULE: usize = SHADER_FILES.len();
 /// Index of the medium matmul variant in [`shader_modules`].
 const MATMUL_MEDIUM_MODULE: usize = SHADER_FILES.len() + 1;
+/// Index of the first row-kernel module in [`shader_modules`].
+const ROW_MODULES: usize = SHADER_FILES.len() + 2;
+
+/// Where a kernel's module is in [`shader_modules`].
+#[derive(Debug, Clone, Copy)]
+enum ModuleRef {
+    /// At this index, on every device.
+    Fixed(usize),
+    /// Row-kernel file `i` of [`ROW_SHADER_FILES`], with the subgroup reduction when
+    /// the context has subgroups.
+    Rows(usize),
+}
+
+impl ModuleRef {
+    fn index(self, subgroups: bool) -> usize {
+        match self {
+            ModuleRef::Fixed(i) => i,
+            ModuleRef::Rows(i) => ROW_MODULES + 2 * i + usize::from(subgroups),
+        }
+    }
+}
 
 fn matmul_variant(constants: &[(&str, &str)]) -> String {
     constants
@@ -101,37 +163,44 @@ pub(crate) enum Kernel {
     CorrectRows,
     ReduceSum,
     CeBackward,
+    AttentionForward,
+    AttentionBackwardQuery,
+    AttentionBackwardKey,
 }
 
 impl Kernel {
-    /// Index into [`shader_modules`] and the entry point.
-    fn location(self) -> (usize, &'static str) {
+    /// The module and the entry point.
+    fn location(self) -> (ModuleRef, &'static str) {
         use Kernel::*;
+        use ModuleRef::{Fixed, Rows};
         match self {
-            Matmul => (0, "matmul"),
-            MatmulSmall => (MATMUL_SMALL_MODULE, "matmul"),
-            MatmulMedium => (MATMUL_MEDIUM_MODULE, "matmul"),
-            ActivationForward => (1, "activation_forward"),
-            ActivationBackward => (1, "activation_backward"),
-            AddForward => (1, "add_forward"),
-            Accumulate => (1, "accumulate"),
-            SumRows => (1, "sum_rows"),
-            LayerNormForward => (2, "layernorm_forward"),
-            LayerNormBackwardInput => (2, "layernorm_backward_input"),
-            LayerNormBackwardParams => (2, "layernorm_backward_params"),
-            SoftmaxForward => (3, "softmax_forward"),
-            SoftmaxBackward => (3, "softmax_backward"),
-            PatchifyForward => (4, "patchify_forward"),
-            PatchifyBackward => (4, "patchify_backward"),
-            PrependForward => (4, "prepend_forward"),
-            PrependBackwardTokens => (4, "prepend_backward_tokens"),
-            PrependBackwardToken => (4, "prepend_backward_token"),
-            PoolForward => (4, "pool_forward"),
-            PoolBackward => (4, "pool_backward"),
-            CeForwardRows => (5, "ce_forward_rows"),
-            CorrectRows => (5, "correct_rows"),
-            ReduceSum => (5, "reduce_sum"),
-            CeBackward => (5, "ce_backward"),
+            Matmul => (Fixed(0), "matmul"),
+            MatmulSmall => (Fixed(MATMUL_SMALL_MODULE), "matmul"),
+            MatmulMedium => (Fixed(MATMUL_MEDIUM_MODULE), "matmul"),
+            ActivationForward => (Fixed(1), "activation_forward"),
+            ActivationBackward => (Fixed(1), "activation_backward"),
+            AddForward => (Fixed(1), "add_forward"),
+            Accumulate => (Fixed(1), "accumulate"),
+            SumRows => (Fixed(1), "sum_rows"),
+            PatchifyForward => (Fixed(2), "patchify_forward"),
+            PatchifyBackward => (Fixed(2), "patchify_backward"),
+            PrependForward => (Fixed(2), "prepend_forward"),
+            PrependBackwardTokens => (Fixed(2), "prepend_backward_tokens"),
+            PrependBackwardToken => (Fixed(2), "prepend_backward_token"),
+            PoolForward => (Fixed(2), "pool_forward"),
+            PoolBackward => (Fixed(2), "pool_backward"),
+            AttentionForward => (Fixed(3), "attention_forward"),
+            AttentionBackwardQuery => (Fixed(3), "attention_backward_query"),
+            AttentionBackwardKey => (Fixed(3), "attention_backward_key"),
+            LayerNormForward => (Rows(0), "layernorm_forward"),
+            LayerNormBackwardInput => (Rows(0), "layernorm_backward_input"),
+            LayerNormBackwardParams => (Rows(0), "layernorm_backward_params"),
+            SoftmaxForward => (Rows(1), "softmax_forward"),
+            SoftmaxBackward => (Rows(1), "softmax_backward"),
+            CeForwardRows => (Rows(2), "ce_forward_rows"),
+            CorrectRows => (Rows(2), "correct_rows"),
+            ReduceSum => (Rows(2), "reduce_sum"),
+            CeBackward => (Rows(2), "ce_backward"),
         }
     }
 }
@@ -167,7 +236,8 @@ impl Kernels {
         if let Some(p) = pipelines.get(&kernel) {
             return p.clone();
         }
-        let (module_index, entry) = kernel.location();
+        let (module, entry) = kernel.location();
+        let module_index = module.index(self.ctx.capabilities().subgroups);
         let device = self.ctx.device();
         let module = {
             let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
