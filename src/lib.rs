@@ -6,6 +6,7 @@
 //!
 //! The modules, from the bottom up:
 //! - [`context`]: adapter, device, limits and optional features;
+//! - [`wgsl`]: the one way every WGSL module is assembled;
 //! - [`arena`]: flat, aligned GPU storage for named tensors;
 //! - [`optim`]: optimizer configuration, schedules, the CPU reference, the GPU runtime
 //!   and state files;
@@ -31,6 +32,7 @@ pub mod optim;
 pub mod train;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
+pub mod wgsl;
 
 pub use arena::{Arena, ElementType, Layout, ParamStore, TensorId};
 pub use context::{ContextOptions, GpuContext};
