@@ -9,6 +9,11 @@
 // reduces with `row_sum` (nn_rows_subgroup.wgsl or nn_rows_workgroup.wgsl, prepended
 // with the generated constant ROW_WG_SIZE). Workgroups are numbered over a 2-D grid.
 //
+// Each entry point has a `<name>_per_invocation` twin with the same bindings that
+// runs one invocation per row (per feature for the parameter gradients) on a flat
+// WG_SIZE grid, with no barriers: the variant for CPU adapters (RowLayout in
+// src/nn/kernels.rs chooses).
+//
 // Entry points and the bindings each uses:
 //   layernorm_forward:         params, x, weight, bias, y, stats
 //   layernorm_backward_input:  params, x, weight, stats, dy, dx
@@ -50,6 +55,10 @@ struct LnParams {
 @group(0) @binding(7) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(8) var<storage, read_write> dweight: array<f32>;
 @group(0) @binding(9) var<storage, read_write> dbias: array<f32>;
+
+fn flat_index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wg.y * nwg.x + wg.x) * WG_SIZE + lid;
+}
 
 fn group_index(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wg.y * nwg.x + wg.x;
@@ -147,5 +156,97 @@ fn layernorm_backward_params(
             dweight[j] = sw;
             dbias[j] = sb;
         }
+    }
+}
+
+// ---- One invocation per row (per feature for the parameter gradients), for CPU
+// adapters: no barriers, and each invocation walks its row with plain loads.
+
+@compute @workgroup_size(WG_SIZE)
+fn layernorm_forward_per_invocation(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = flat_index(wg, nwg, lid);
+    if row < params.rows {
+        let base = row * params.dim;
+        let n = f32(params.dim);
+        var s = 0.0;
+        for (var j = 0u; j < params.dim; j++) {
+            s += x[base + j];
+        }
+        let mean = s / n;
+        var q = 0.0;
+        for (var j = 0u; j < params.dim; j++) {
+            let d = x[base + j] - mean;
+            q += d * d;
+        }
+        let rstd = inverseSqrt(q / n + params.eps);
+        for (var j = 0u; j < params.dim; j++) {
+            y[base + j] = (x[base + j] - mean) * rstd * weight[j] + bias[j];
+        }
+        stats[2u * row] = mean;
+        stats[2u * row + 1u] = rstd;
+    }
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn layernorm_backward_input_per_invocation(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = flat_index(wg, nwg, lid);
+    if row < params.rows {
+        let base = row * params.dim;
+        let mean = stats[2u * row];
+        let rstd = stats[2u * row + 1u];
+        var sg = 0.0;
+        var sgx = 0.0;
+        for (var j = 0u; j < params.dim; j++) {
+            let g = dy[base + j] * weight[j];
+            sg += g;
+            sgx += g * (x[base + j] - mean) * rstd;
+        }
+        let n = f32(params.dim);
+        let mg = sg / n;
+        let mgx = sgx / n;
+        for (var j = 0u; j < params.dim; j++) {
+            let xhat = (x[base + j] - mean) * rstd;
+            let v = rstd * (dy[base + j] * weight[j] - mg - xhat * mgx);
+            if params.accumulate_x != 0u {
+                dx[base + j] += v;
+            } else {
+                dx[base + j] = v;
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn layernorm_backward_params_per_invocation(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let j = flat_index(wg, nwg, lid);
+    if j < params.dim {
+        var sw = 0.0;
+        var sb = 0.0;
+        for (var row = 0u; row < params.rows; row++) {
+            let i = row * params.dim + j;
+            let xhat = (x[i] - stats[2u * row]) * stats[2u * row + 1u];
+            sw += dy[i] * xhat;
+            sb += dy[i];
+        }
+        if params.accumulate_weight != 0u {
+            sw += dweight[j];
+        }
+        if params.accumulate_bias != 0u {
+            sb += dbias[j];
+        }
+        dweight[j] = sw;
+        dbias[j] = sb;
     }
 }

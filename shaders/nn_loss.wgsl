@@ -14,6 +14,10 @@
 // Labels are validated on the CPU before upload; an out-of-range label here is
 // clamped to the last class instead of reading out of bounds.
 //
+// ce_forward_rows_per_invocation is its twin with one invocation per row on a flat
+// WG_SIZE grid and no barriers, for CPU adapters (RowLayout in src/nn/kernels.rs);
+// WG_SIZE is a generated constant too.
+//
 // Entry points and the bindings each uses:
 //   ce_forward_rows: one workgroup per row      params, logits, labels, rows
 //                    rows[2r] = loss_r, rows[2r + 1] = logsumexp(x_r)
@@ -31,8 +35,6 @@
 //   4 out      storage rw   [1] the reduced value
 //   5 dloss    storage r    [1] gradient of the loss (1 for a loss being minimized)
 //   6 dlogits  storage rw   logits gradient (added to when params.accumulate != 0)
-
-const WG_SIZE: u32 = 256u;
 
 struct LossParams {
     rows: u32,
@@ -88,6 +90,30 @@ fn ce_forward_rows(
             rows[2u * row] = lse - logits[base + label_of(row)];
             rows[2u * row + 1u] = lse;
         }
+    }
+}
+
+// One invocation per row, for CPU adapters (no barriers).
+@compute @workgroup_size(WG_SIZE)
+fn ce_forward_rows_per_invocation(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = flat_index(wg, nwg, lid);
+    if row < params.rows {
+        let base = row * params.classes;
+        var m = logits[base];
+        for (var j = 1u; j < params.classes; j++) {
+            m = max(m, logits[base + j]);
+        }
+        var s = 0.0;
+        for (var j = 0u; j < params.classes; j++) {
+            s += exp(logits[base + j] - m);
+        }
+        let lse = m + log(s);
+        rows[2u * row] = lse - logits[base + label_of(row)];
+        rows[2u * row + 1u] = lse;
     }
 }
 

@@ -8,6 +8,10 @@
 // or nn_rows_workgroup.wgsl, prepended with the generated constant ROW_WG_SIZE).
 // Workgroups are numbered over a 2-D grid.
 //
+// Each entry point has a `<name>_per_invocation` twin with the same bindings that
+// runs one invocation per row on a flat WG_SIZE grid, with no barriers: the variant
+// for CPU adapters (RowLayout in src/nn/kernels.rs chooses).
+//
 // Entry points and the bindings each uses:
 //   softmax_forward:  params, x, y
 //   softmax_backward: params, y, dy, dx
@@ -31,6 +35,10 @@ struct SoftmaxParams {
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<storage, read> dy: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;
+
+fn flat_index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wg.y * nwg.x + wg.x) * WG_SIZE + lid;
+}
 
 fn group_index(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wg.y * nwg.x + wg.x;
@@ -77,6 +85,58 @@ fn softmax_backward(
         }
         dot = row_sum(lane, dot, 0u);
         for (var j = lane.index; j < params.dim; j += ROW_WG_SIZE) {
+            let v = y[base + j] * (dy[base + j] - dot);
+            if params.accumulate != 0u {
+                dx[base + j] += v;
+            } else {
+                dx[base + j] = v;
+            }
+        }
+    }
+}
+
+// ---- One invocation per row, for CPU adapters (no barriers).
+
+@compute @workgroup_size(WG_SIZE)
+fn softmax_forward_per_invocation(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = flat_index(wg, nwg, lid);
+    if row < params.rows {
+        let base = row * params.dim;
+        var m = x[base];
+        for (var j = 1u; j < params.dim; j++) {
+            m = max(m, x[base + j]);
+        }
+        var s = 0.0;
+        for (var j = 0u; j < params.dim; j++) {
+            let e = exp(x[base + j] - m);
+            y[base + j] = e;
+            s += e;
+        }
+        let inv = 1.0 / s;
+        for (var j = 0u; j < params.dim; j++) {
+            y[base + j] *= inv;
+        }
+    }
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn softmax_backward_per_invocation(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = flat_index(wg, nwg, lid);
+    if row < params.rows {
+        let base = row * params.dim;
+        var dot = 0.0;
+        for (var j = 0u; j < params.dim; j++) {
+            dot += dy[base + j] * y[base + j];
+        }
+        for (var j = 0u; j < params.dim; j++) {
             let v = y[base + j] * (dy[base + j] - dot);
             if params.accumulate != 0u {
                 dx[base + j] += v;

@@ -252,7 +252,11 @@ pub(crate) mod layout_check {
                 "{label}: size of `{}` (Rust {} vs WGSL {span})",
                 mirror.wgsl_name, mirror.size
             );
-            assert_eq!(layouter[handle].size, *span, "{label}: {}", mirror.wgsl_name);
+            assert_eq!(
+                layouter[handle].size, *span,
+                "{label}: {}",
+                mirror.wgsl_name
+            );
             for (name, offset) in &mirror.fields {
                 let member = members
                     .iter()

@@ -13,10 +13,11 @@
 //!    ulps each); the margin of 10x allows other drivers' transcendental functions. A
 //!    wrong index, stride, sign or missing term gives errors of order 1 (checked by
 //!    planting such bugs in the kernels).
-//!    The row kernels (LayerNorm, softmax, cross-entropy) and attention run twice: on
-//!    the default context (subgroup reductions where the adapter has subgroups, as
-//!    lavapipe does) and on one with subgroups switched off (the workgroup-memory
-//!    fallback), each against the same tolerance.
+//!    The row kernels (LayerNorm, softmax, cross-entropy) and attention also run on
+//!    every row-kernel variant, forced: one invocation per row; one workgroup per row
+//!    with subgroup reductions (lavapipe has subgroups); one workgroup per row with
+//!    subgroups switched off (the workgroup-memory fallback), each against the same
+//!    tolerance.
 //! 2. The reference's analytic gradients against central finite differences of the
 //!    reference forward in f64 (`h = 1e-5`, up to 24 coordinates per tensor),
 //!    tolerance `FD_TOL = 1e-6` relative to the largest gradient: truncation error is
@@ -24,7 +25,7 @@
 
 use std::sync::OnceLock;
 
-use coptim::nn::{Activation, GraphBuilder, Kernels, Var, reference as r};
+use coptim::nn::{Activation, GraphBuilder, Kernels, RowLayout, Var, reference as r};
 use coptim::{GpuContext, ParamStore, Result};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -44,14 +45,28 @@ fn gpu() -> &'static (GpuContext, Kernels) {
     })
 }
 
-/// The default context with subgroups switched off, so the row kernels take their
-/// workgroup-memory fallback.
-fn gpu_without_subgroups() -> &'static (GpuContext, Kernels) {
-    static GPU: OnceLock<(GpuContext, Kernels)> = OnceLock::new();
-    GPU.get_or_init(|| {
-        let ctx = gpu().0.without(true, false);
-        let kernels = Kernels::new(&ctx);
-        (ctx, kernels)
+/// Every variant of the row kernels, forced: one invocation per row; one workgroup
+/// per row with subgroup reductions (where the adapter has subgroups); one workgroup
+/// per row with the workgroup-memory fallback (subgroups switched off).
+fn row_variants() -> &'static [(GpuContext, Kernels); 3] {
+    static GPUS: OnceLock<[(GpuContext, Kernels); 3]> = OnceLock::new();
+    GPUS.get_or_init(|| {
+        let ctx = gpu().0.clone();
+        let fallback = ctx.without(true, false);
+        [
+            (
+                ctx.clone(),
+                Kernels::with_row_layout(&ctx, RowLayout::PerInvocation),
+            ),
+            (
+                ctx.clone(),
+                Kernels::with_row_layout(&ctx, RowLayout::PerWorkgroup),
+            ),
+            (
+                fallback.clone(),
+                Kernels::with_row_layout(&fallback, RowLayout::PerWorkgroup),
+            ),
+        ]
     })
 }
 
@@ -76,12 +91,12 @@ struct Case<'a> {
     inputs: Vec<(Vec<usize>, Vec<f64>)>,
     labels: Option<Vec<u32>>,
     build: BuildFn<'a>,
-    /// Also run on the context without subgroups (ops with workgroup reductions).
+    /// Also run on every row-kernel variant (ops with row reductions).
     fallback_too: bool,
 }
 
 impl Case<'_> {
-    /// Marks the case to run on the subgroup-less context as well.
+    /// Marks the case to run on every row-kernel variant as well.
     fn with_fallback(mut self) -> Self {
         self.fallback_too = true;
         self
@@ -176,22 +191,23 @@ fn check(
     let g_ref = backward(&xs, &upstream);
     let mut contexts = vec![gpu()];
     if case.fallback_too {
-        contexts.push(gpu_without_subgroups());
+        contexts.extend(row_variants());
     }
     for gpu in contexts {
         let subgroups = gpu.0.capabilities().subgroups;
+        let layout = gpu.1.row_layout();
         let (y_gpu, g_gpu) = run_gpu(gpu, &case, &upstream);
         let e = rel_err(&y_gpu, &y_ref);
         assert!(
             e <= GPU_TOL,
-            "{} (subgroups {subgroups}): forward relative error {e:e}",
+            "{} ({layout:?}, subgroups {subgroups}): forward relative error {e:e}",
             case.name
         );
         for (i, _) in differentiable.iter().enumerate().filter(|(_, d)| **d) {
             let e = rel_err(&g_gpu[i], &g_ref[i]);
             assert!(
                 e <= GPU_TOL,
-                "{} (subgroups {subgroups}): gradient of input {i}: relative error {e:e}",
+                "{} ({layout:?}, subgroups {subgroups}): gradient of input {i}: relative error {e:e}",
                 case.name
             );
         }
@@ -656,13 +672,16 @@ fn shared_variables_accumulate_and_grads_are_overwritten() {
     check(c, &[true, true], fwd, bwd);
 }
 
-/// Both reductions of the row kernels run above: the fallback context never has
-/// subgroups, and on lavapipe (CI) the default context has them.
+/// Every row-kernel variant runs above: on lavapipe (CI) the subgroup variant really
+/// has subgroups, and the fallback never does.
 #[test]
-fn both_row_reductions_are_exercised() {
-    assert!(!gpu_without_subgroups().0.capabilities().subgroups);
-    let (ctx, _) = gpu();
-    if ctx.adapter_info().name.contains("llvmpipe") {
-        assert!(ctx.capabilities().subgroups);
+fn every_row_variant_is_exercised() {
+    let [per_invocation, subgroup, fallback] = row_variants();
+    assert_eq!(per_invocation.1.row_layout(), RowLayout::PerInvocation);
+    assert_eq!(subgroup.1.row_layout(), RowLayout::PerWorkgroup);
+    assert_eq!(fallback.1.row_layout(), RowLayout::PerWorkgroup);
+    assert!(!fallback.0.capabilities().subgroups);
+    if subgroup.0.adapter_info().name.contains("llvmpipe") {
+        assert!(subgroup.0.capabilities().subgroups);
     }
 }

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::context::GpuContext;
+use crate::wgsl::{Part, ShaderBuilder};
 
 /// Invocations per workgroup of every nn kernel (`WG_SIZE` in the shaders).
 pub const WG_SIZE: u32 = 256;
@@ -50,38 +51,73 @@ const SHADER_FILES: [(&str, &str); 4] = [
     ),
 ];
 
-/// The row-kernel files: compiled after the generated constants and one of the two
-/// workgroup reductions (names of the workgroup and the subgroup module, source).
-const ROW_SHADER_FILES: [(&str, &str, &str); 3] = [
+/// A row-kernel file, which calls the reductions of [`ROWS_WORKGROUP`] or
+/// [`ROWS_SUBGROUP`].
+const fn row_kernels(name: &'static str, source: &'static str) -> Part {
+    Part {
+        name,
+        source,
+        provides: &[],
+        requires: &["row_sum", "row_max"],
+    }
+}
+
+/// The row-kernel files, each compiled twice (names of the workgroup and the
+/// subgroup module, the file).
+const ROW_SHADER_FILES: [(&str, &str, Part); 3] = [
     (
         "nn_layernorm",
         "nn_layernorm_subgroup",
-        include_str!("../../shaders/nn_layernorm.wgsl"),
+        row_kernels(
+            "nn_layernorm.wgsl",
+            include_str!("../../shaders/nn_layernorm.wgsl"),
+        ),
     ),
     (
         "nn_softmax",
         "nn_softmax_subgroup",
-        include_str!("../../shaders/nn_softmax.wgsl"),
+        row_kernels(
+            "nn_softmax.wgsl",
+            include_str!("../../shaders/nn_softmax.wgsl"),
+        ),
     ),
     (
         "nn_loss",
         "nn_loss_subgroup",
-        include_str!("../../shaders/nn_loss.wgsl"),
+        row_kernels("nn_loss.wgsl", include_str!("../../shaders/nn_loss.wgsl")),
     ),
 ];
 
 /// Reductions across a workgroup through workgroup memory (no subgroups needed).
-const ROWS_WORKGROUP_WGSL: &str = include_str!("../../shaders/nn_rows_workgroup.wgsl");
-/// Reductions across a workgroup with subgroup operations.
-const ROWS_SUBGROUP_WGSL: &str = include_str!("../../shaders/nn_rows_subgroup.wgsl");
+const ROWS_WORKGROUP: Part = Part {
+    name: "nn_rows_workgroup.wgsl",
+    source: include_str!("../../shaders/nn_rows_workgroup.wgsl"),
+    provides: &["row_sum", "row_max"],
+    requires: &[],
+};
 
-/// A row kernel's source: generated constants, the reduction, then the file.
-fn row_module(source: &str, subgroups: bool) -> String {
+/// Reductions across a workgroup with subgroup operations.
+const ROWS_SUBGROUP: Part = Part {
+    name: "nn_rows_subgroup.wgsl",
+    source: include_str!("../../shaders/nn_rows_subgroup.wgsl"),
+    provides: &["row_sum", "row_max"],
+    requires: &[],
+};
+
+/// A row-kernel module: the generated `WG_SIZE` and `ROW_WG_SIZE`, one of the two
+/// reductions, and the file.
+fn row_module(name: &str, file: &'static Part, subgroups: bool) -> String {
     let reduction = match subgroups {
-        true => ROWS_SUBGROUP_WGSL,
-        false => ROWS_WORKGROUP_WGSL,
+        true => &ROWS_SUBGROUP,
+        false => &ROWS_WORKGROUP,
     };
-    format!("const ROW_WG_SIZE: u32 = {ROW_WG_SIZE}u;\n{reduction}\n{source}")
+    ShaderBuilder::new(name)
+        .constant("WG_SIZE", WG_SIZE)
+        .constant("ROW_WG_SIZE", ROW_WG_SIZE)
+        .part(reduction)
+        .part(file)
+        .build()
+        .expect("every part the row kernels require is included")
 }
 
 /// Every shader module the ops use, by name: the plain files, the small and medium
@@ -94,9 +130,9 @@ pub fn shader_modules() -> Vec<(&'static str, String)> {
         .collect();
     modules.push(("nn_matmul_small", matmul_variant(&MATMUL_SMALL_CONSTANTS)));
     modules.push(("nn_matmul_medium", matmul_variant(&MATMUL_MEDIUM_CONSTANTS)));
-    for (workgroup_name, subgroup_name, src) in ROW_SHADER_FILES {
-        modules.push((workgroup_name, row_module(src, false)));
-        modules.push((subgroup_name, row_module(src, true)));
+    for (workgroup_name, subgroup_name, file) in &ROW_SHADER_FILES {
+        modules.push((workgroup_name, row_module(workgroup_name, file, false)));
+        modules.push((subgroup_name, row_module(subgroup_name, file, true)));
     }
     modules
 }
@@ -107,6 +143,30 @@ const MATMUL_SMALL_MODULE: usize = SHADER_FILES.len();
 const MATMUL_MEDIUM_MODULE: usize = SHADER_FILES.len() + 1;
 /// Index of the first row-kernel module in [`shader_modules`].
 const ROW_MODULES: usize = SHADER_FILES.len() + 2;
+
+/// How the row kernels (LayerNorm, softmax, cross-entropy rows) spread a row over
+/// invocations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RowLayout {
+    /// One workgroup of [`ROW_WG_SIZE`] invocations per row, reducing with subgroup
+    /// operations where the context has them (workgroup memory otherwise): the GPU
+    /// design.
+    PerWorkgroup,
+    /// One invocation per row, no barriers: faster on CPU adapters (lavapipe,
+    /// SwiftShader), where barriers are expensive and rows are short.
+    PerInvocation,
+}
+
+impl RowLayout {
+    /// [`RowLayout::PerInvocation`] on CPU adapters, [`RowLayout::PerWorkgroup`]
+    /// elsewhere.
+    pub fn for_adapter(info: &wgpu::AdapterInfo) -> Self {
+        match info.device_type {
+            wgpu::DeviceType::Cpu => RowLayout::PerInvocation,
+            _ => RowLayout::PerWorkgroup,
+        }
+    }
+}
 
 /// Where a kernel's module is in [`shader_modules`].
 #[derive(Debug, Clone, Copy)]
@@ -205,21 +265,50 @@ impl Kernel {
     }
 }
 
+impl Kernel {
+    /// The entry point under a row layout: the row kernels have a per-invocation
+    /// twin (`<entry>_per_invocation`).
+    fn entry(self, layout: RowLayout) -> &'static str {
+        use Kernel::*;
+        let (_, entry) = self.location();
+        if layout == RowLayout::PerWorkgroup {
+            return entry;
+        }
+        match self {
+            LayerNormForward => "layernorm_forward_per_invocation",
+            LayerNormBackwardInput => "layernorm_backward_input_per_invocation",
+            LayerNormBackwardParams => "layernorm_backward_params_per_invocation",
+            SoftmaxForward => "softmax_forward_per_invocation",
+            SoftmaxBackward => "softmax_backward_per_invocation",
+            CeForwardRows => "ce_forward_rows_per_invocation",
+            _ => entry,
+        }
+    }
+}
+
 /// Compiled pipelines of the nn kernels for one device, created on first use and
 /// shared by every graph built with it (share one per device: pipeline creation is
 /// the slow part of building a graph).
 #[derive(Debug)]
 pub struct Kernels {
     ctx: GpuContext,
+    rows: RowLayout,
     modules: Mutex<HashMap<usize, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<Kernel, wgpu::ComputePipeline>>,
 }
 
 impl Kernels {
-    /// An empty cache for the context's device.
+    /// An empty cache for the context's device, with the row layout that suits its
+    /// adapter ([`RowLayout::for_adapter`]).
     pub fn new(ctx: &GpuContext) -> Self {
+        Self::with_row_layout(ctx, RowLayout::for_adapter(ctx.adapter_info()))
+    }
+
+    /// An empty cache whose row kernels use `rows` (tests force each layout).
+    pub fn with_row_layout(ctx: &GpuContext, rows: RowLayout) -> Self {
         Self {
             ctx: ctx.clone(),
+            rows,
             modules: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
         }
@@ -230,13 +319,19 @@ impl Kernels {
         &self.ctx
     }
 
+    /// How the row kernels spread a row over invocations.
+    pub fn row_layout(&self) -> RowLayout {
+        self.rows
+    }
+
     /// The pipeline of a kernel, compiling it on first use.
     pub(crate) fn pipeline(&self, kernel: Kernel) -> wgpu::ComputePipeline {
         let mut pipelines = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = pipelines.get(&kernel) {
             return p.clone();
         }
-        let (module, entry) = kernel.location();
+        let (module, _) = kernel.location();
+        let entry = kernel.entry(self.rows);
         let module_index = module.index(self.ctx.capabilities().subgroups);
         let device = self.ctx.device();
         let module = {

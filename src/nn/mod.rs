@@ -22,5 +22,7 @@ pub mod reference;
 mod tensor;
 
 pub use graph::{Activation, Graph, GraphBuilder, Var};
-pub use kernels::{Kernels, MATMUL_SMALL_TILE, MATMUL_TILE, WG_SIZE, shader_modules};
+pub use kernels::{
+    Kernels, MATMUL_SMALL_TILE, MATMUL_TILE, ROW_WG_SIZE, RowLayout, WG_SIZE, shader_modules,
+};
 pub use tensor::{DType, Tensor};

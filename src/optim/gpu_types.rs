@@ -107,7 +107,11 @@ pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
             "StatusView",
             [found_inf, step, clip_coef, grad_norm, bias]
         ),
-        mirror_layout!(GpuStatus, "StatusRw", [found_inf, step, clip_coef, grad_norm, bias]),
+        mirror_layout!(
+            GpuStatus,
+            "StatusRw",
+            [found_inf, step, clip_coef, grad_norm, bias]
+        ),
         mirror_layout!(GpuWindowInfo, "WindowInfo", [num_blocks, grid_x]),
     ]
 }

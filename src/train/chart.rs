@@ -78,7 +78,11 @@ fn title(summary: &Summary) -> String {
 }
 
 fn color(which: usize) -> RGBColor {
-    if which == 0 { BASE_COLOR } else { CAUTIOUS_COLOR }
+    if which == 0 {
+        BASE_COLOR
+    } else {
+        CAUTIOUS_COLOR
+    }
 }
 
 /// The smoothed training loss of every run, tagged 0 (base) or 1 (cautious), with the
@@ -102,8 +106,14 @@ fn loss_curves(summary: &Summary) -> (Vec<(usize, Vec<(f64, f64)>)>, (f64, f64))
         })
         .collect();
     let losses = curves.iter().flat_map(|(_, pts)| pts.iter().map(|p| p.1));
-    let (lo, hi) = losses.fold((f64::INFINITY, 0.0f64), |(lo, hi), l| (lo.min(l), hi.max(l)));
-    let range = if lo.is_finite() && hi > 0.0 { (lo, hi) } else { (0.01, 10.0) };
+    let (lo, hi) = losses.fold((f64::INFINITY, 0.0f64), |(lo, hi), l| {
+        (lo.min(l), hi.max(l))
+    });
+    let range = if lo.is_finite() && hi > 0.0 {
+        (lo, hi)
+    } else {
+        (0.01, 10.0)
+    };
     (curves, range)
 }
 

@@ -2,7 +2,7 @@
 //! number of correct predictions ([`CorrectCount`]).
 
 use crate::error::{Error, Result};
-use crate::nn::dispatch::{Dispatch, group_grid, linear_grid};
+use crate::nn::dispatch::{Dispatch, linear_grid};
 use crate::nn::graph::{GraphBuilder, Var};
 use crate::nn::kernels::Kernel;
 use crate::nn::ops::{CompileCx, Compiled, GradMode, Op, wanted};
@@ -103,7 +103,7 @@ impl Op for CrossEntropy {
             Kernel::CeForwardRows,
             &p,
             &[(1, x), (2, y), (3, &rows)],
-            group_grid(self.rows),
+            cx.row_grid(self.rows),
         ));
         let mean = LossParams {
             stride: 2,
