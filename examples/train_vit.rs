@@ -1,4 +1,4 @@
-//! Trains the default small ViT (patch 7, width 64, 2 blocks of 4 heads) on the
+//! Trains the default small ViT (patch 14, width 64, 2 blocks of 4 heads) on the
 //! bundled MNIST digits with C-AdamW and prints its test accuracy. Run with
 //! `cargo run --release --example train_vit`.
 

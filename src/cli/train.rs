@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 pub enum ModelArg {
     /// Multi-layer perceptron, 784-256-10 with ReLU.
     Mlp,
-    /// Vision transformer: patch 7, width 64, 2 blocks of 4 heads.
+    /// Vision transformer: patch 14, width 64, 2 blocks of 4 heads.
     Vit,
 }
 
