@@ -45,6 +45,15 @@ pub enum Error {
     /// Two tensors were declared with the same name.
     #[error("tensor `{0}` is declared twice")]
     DuplicateTensor(String),
+    /// A view of a caller's buffer that coptim cannot use (missing `STORAGE` usage,
+    /// out of bounds, misaligned, overlapping another view, or from another device).
+    #[error("view of tensor `{tensor}`: {reason}")]
+    InvalidView {
+        /// The tensor the view was given for.
+        tensor: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A tensor name that the arena does not know.
     #[error("unknown tensor `{0}`")]
     UnknownTensor(String),
@@ -101,7 +110,28 @@ pub enum Error {
         /// The loss.
         loss: f32,
     },
+    /// A training run's parameters hold NaN or infinite values (a diverged run whose
+    /// loss still looked finite); no checkpoint is written from them.
+    #[error(
+        "training stopped: parameter `{tensor}` holds NaN or infinite values after step {step}; lower the learning rate or enable gradient clipping"
+    )]
+    NonFiniteParameters {
+        /// Steps completed when it was seen.
+        step: u64,
+        /// The first tensor found with a non-finite value.
+        tensor: String,
+    },
+    /// An output directory that cannot be written (checked before any work).
+    #[error("output directory {path} is not writable: {source}")]
+    NotWritable {
+        /// The directory.
+        path: String,
+        /// Why a test file could not be created there.
+        #[source]
+        source: std::io::Error,
+    },
     /// A dataset could not be read.
+    #[cfg(feature = "data")]
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
     /// An I/O error, with the path involved.
@@ -119,6 +149,7 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    #[cfg(feature = "nn")]
     pub(crate) fn shape(op: impl Into<String>, detail: impl Into<String>) -> Self {
         Error::ShapeMismatch {
             op: op.into(),

@@ -200,6 +200,7 @@ impl ShaderBuilder {
 
 /// The memory layout of a Rust struct that mirrors a WGSL struct of the same layout
 /// (uniforms, tables): checked against naga's layout of every module that declares it.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MirrorLayout {
     /// The WGSL struct's name.
@@ -212,6 +213,7 @@ pub struct MirrorLayout {
 
 /// `mirror_layout!(RustType, "WgslName", [field, ...])`: the [`MirrorLayout`] of a mirror
 /// struct, its fields named as in both languages.
+#[cfg(test)]
 macro_rules! mirror_layout {
     ($ty:ty, $wgsl:literal, [$($field:ident),* $(,)?]) => {
         $crate::wgsl::MirrorLayout {
@@ -221,6 +223,7 @@ macro_rules! mirror_layout {
         }
     };
 }
+#[cfg(test)]
 pub(crate) use mirror_layout;
 
 /// Test support: compares mirror structs with naga's layout of a module's source.

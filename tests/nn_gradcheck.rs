@@ -25,6 +25,7 @@
 
 use std::sync::OnceLock;
 
+use coptim::arena::UploadRing;
 use coptim::nn::{Activation, GraphBuilder, Kernels, RowLayout, Var, reference as r};
 use coptim::{GpuContext, ParamStore, Result};
 use rand::{RngExt, SeedableRng};
@@ -56,15 +57,15 @@ fn row_variants() -> &'static [(GpuContext, Kernels); 3] {
         [
             (
                 ctx.clone(),
-                Kernels::with_row_layout(&ctx, RowLayout::PerInvocation),
+                Kernels::new(&ctx).with_row_layout(RowLayout::PerInvocation),
             ),
             (
                 ctx.clone(),
-                Kernels::with_row_layout(&ctx, RowLayout::PerWorkgroup),
+                Kernels::new(&ctx).with_row_layout(RowLayout::PerWorkgroup),
             ),
             (
                 fallback.clone(),
-                Kernels::with_row_layout(&fallback, RowLayout::PerWorkgroup),
+                Kernels::new(&fallback).with_row_layout(RowLayout::PerWorkgroup),
             ),
         ]
     })
@@ -134,7 +135,7 @@ fn run_gpu(
     if let (Some(v), Some(l)) = (labels, &case.labels) {
         graph
             .value(v)
-            .record_write_u32(ctx, &mut encoder, l)
+            .record_write_u32(&mut UploadRing::new("test labels"), ctx, &mut encoder, l)
             .unwrap();
     }
     // Twice: the second pass must overwrite, not add to, every gradient.
@@ -622,7 +623,12 @@ fn cross_entropy_and_correct_count() {
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
         graph
             .value(lv)
-            .record_write_u32(ctx, &mut encoder, &labels)
+            .record_write_u32(
+                &mut UploadRing::new("test labels"),
+                ctx,
+                &mut encoder,
+                &labels,
+            )
             .unwrap();
         graph.record_forward(&mut encoder);
         ctx.queue().submit([encoder.finish()]);

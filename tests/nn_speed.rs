@@ -92,6 +92,27 @@ fn model_step_times() {
     );
 }
 
+/// Every matmul variant at two shapes of the default models (the full table is
+/// `coptim bench --nn`).
+#[test]
+#[ignore]
+fn matmul_variant_gflops() {
+    use coptim::bench::nn::{MatmulShape, time_matmul};
+    use coptim::nn::MatmulVariant;
+    let ctx = GpuContext::new_blocking(&Default::default()).unwrap();
+    for (m, k, n) in [(2176, 64, 192), (128, 784, 256)] {
+        let label = String::new();
+        let shape = MatmulShape { label, m, k, n };
+        for v in MatmulVariant::ALL {
+            let Ok(kernels) = Kernels::with_matmul(&ctx, v) else {
+                continue;
+            };
+            let gflops = time_matmul(&ctx, &kernels, &shape).unwrap();
+            println!("{m}x{k}x{n} {}: {gflops:.2} GFLOP/s", v.name());
+        }
+    }
+}
+
 /// Forward and backward time of the row ops and attention at the ViT's shapes (batch
 /// 128, 17 tokens, width 64, 4 heads), under each row-kernel layout.
 #[test]
@@ -105,7 +126,7 @@ fn row_op_and_attention_times() {
         (ctx.without(true, false), RowLayout::PerWorkgroup),
     ];
     for (ctx, layout) in layouts {
-        let kernels = Kernels::with_row_layout(&ctx, layout);
+        let kernels = Kernels::new(&ctx).with_row_layout(layout);
         let subgroups = ctx.capabilities().subgroups;
         for op in ["layer_norm", "softmax", "attention", "gelu"] {
             let decl: Vec<(&str, Vec<usize>)> = match op {

@@ -1,7 +1,8 @@
 //! Every WGSL module the engine builds parses and validates with naga, in each
-//! variant (subgroups on and off).
+//! variant (subgroups on and off, vec4 and scalar parameter access).
 
 use coptim::ElementType;
+use coptim::arena::ParamAccess;
 use coptim::optim::{Algorithm, kernels};
 
 fn validate(name: &str, source: &str) {
@@ -19,9 +20,18 @@ fn validate(name: &str, source: &str) {
 fn optimizer_modules_validate() {
     for algorithm in [Algorithm::adamw(), Algorithm::lion(), Algorithm::sgd(true)] {
         for subgroups in [false, true] {
-            let src = kernels::algorithm_source(&algorithm, subgroups, ElementType::F32);
-            validate(&format!("{} subgroups={subgroups}", algorithm.name()), &src);
+            for access in [ParamAccess::Vec4, ParamAccess::Scalar] {
+                let src =
+                    kernels::algorithm_source(&algorithm, subgroups, ElementType::F32, access);
+                let name = format!("{} subgroups={subgroups} {access:?}", algorithm.name());
+                validate(&name, &src);
+            }
         }
     }
-    validate("reduce", &kernels::reduce_source());
+    for access in [ParamAccess::Vec4, ParamAccess::Scalar] {
+        validate(
+            &format!("reduce {access:?}"),
+            &kernels::reduce_source(access),
+        );
+    }
 }

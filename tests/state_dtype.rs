@@ -279,7 +279,8 @@ fn reduced_precision_modules_validate() {
     for algorithm in [Algorithm::adamw(), Algorithm::lion(), Algorithm::sgd(true)] {
         for subgroups in [false, true] {
             for dtype in [ElementType::Bf16, ElementType::F16] {
-                let src = kernels::algorithm_source(&algorithm, subgroups, dtype);
+                let access = coptim::arena::ParamAccess::Scalar;
+                let src = kernels::algorithm_source(&algorithm, subgroups, dtype, access);
                 let module = naga::front::wgsl::parse_str(&src)
                     .unwrap_or_else(|e| panic!("{}: {}", algorithm.name(), e.emit_to_string(&src)));
                 naga::valid::Validator::new(

@@ -4,42 +4,19 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::context::GpuContext;
+use crate::error::Result;
+use crate::nn::matmul_variant::{MatmulShader, MatmulVariant};
 use crate::wgsl::{Part, ShaderBuilder};
 
 /// Invocations per workgroup of every nn kernel (`WG_SIZE` in the shaders).
 pub const WG_SIZE: u32 = 256;
-/// Rows and columns of C that one workgroup of the large matmul variant computes
-/// (`TILE_M`, `TILE_N` of `nn_matmul.wgsl`).
-pub const MATMUL_TILE: u32 = 128;
-/// Tile of the small matmul variant, used when either side of C is at most this
-/// (attention scores, classifier heads): 16 invocations of 8x8 outputs, `TILE_K` 16.
-pub const MATMUL_SMALL_TILE: u32 = 32;
-
-/// Tile of the medium matmul variant, used when either side of C is at most this
-/// (ViT token projections with 64 features): 64 invocations of 8x8 outputs.
-pub const MATMUL_MEDIUM_TILE: u32 = 64;
-
-/// Constant declarations of `nn_matmul.wgsl` and their values in the medium variant.
-const MATMUL_MEDIUM_CONSTANTS: [(&str, &str); 3] = [
-    ("const TILE_M: u32 = 128u;", "const TILE_M: u32 = 64u;"),
-    ("const TILE_N: u32 = 128u;", "const TILE_N: u32 = 64u;"),
-    ("const WG_SIZE: u32 = 256u;", "const WG_SIZE: u32 = 64u;"),
-];
-
-/// Constant declarations of `nn_matmul.wgsl` and their values in the small variant.
-const MATMUL_SMALL_CONSTANTS: [(&str, &str); 3] = [
-    ("const TILE_M: u32 = 128u;", "const TILE_M: u32 = 32u;"),
-    ("const TILE_N: u32 = 128u;", "const TILE_N: u32 = 32u;"),
-    ("const WG_SIZE: u32 = 256u;", "const WG_SIZE: u32 = 16u;"),
-];
-
-/// Invocations per workgroup of the row kernels (`ROW_WG_SIZE`, a generated constant):
-/// one workgroup reduces one row of LayerNorm, softmax or the cross-entropy loss.
+/// Invocations per workgroup of the row kernels (`ROW_WG_SIZE`, a generated constant)
+/// under [`RowLayout::PerWorkgroup`]: one workgroup reduces one row of LayerNorm,
+/// softmax or the cross-entropy loss.
 pub const ROW_WG_SIZE: u32 = 64;
 
 /// The WGSL files compiled as they are, by name.
-const SHADER_FILES: [(&str, &str); 4] = [
-    ("nn_matmul", include_str!("../../shaders/nn_matmul.wgsl")),
+const SHADER_FILES: [(&str, &str); 3] = [
     (
         "nn_elementwise",
         include_str!("../../shaders/nn_elementwise.wgsl"),
@@ -120,16 +97,15 @@ fn row_module(name: &str, file: &'static Part, subgroups: bool) -> String {
         .expect("every part the row kernels require is included")
 }
 
-/// Every shader module the ops use, by name: the plain files, the small and medium
-/// matmul variants (derived from `nn_matmul.wgsl` by changing its tile constants),
-/// and each row-kernel file with the workgroup and with the subgroup reduction.
+/// Every shader module the ops use, by name: the plain files, every specialization
+/// of every matmul variant (see [`MatmulVariant`]), and each row-kernel file with the
+/// workgroup and with the subgroup reduction.
 pub fn shader_modules() -> Vec<(&'static str, String)> {
     let mut modules: Vec<(&str, String)> = SHADER_FILES
         .iter()
         .map(|(name, src)| (*name, src.to_string()))
         .collect();
-    modules.push(("nn_matmul_small", matmul_variant(&MATMUL_SMALL_CONSTANTS)));
-    modules.push(("nn_matmul_medium", matmul_variant(&MATMUL_MEDIUM_CONSTANTS)));
+    modules.extend(MatmulShader::ALL.iter().map(|s| (s.name, s.source())));
     for (workgroup_name, subgroup_name, file) in &ROW_SHADER_FILES {
         modules.push((workgroup_name, row_module(workgroup_name, file, false)));
         modules.push((subgroup_name, row_module(subgroup_name, file, true)));
@@ -137,12 +113,8 @@ pub fn shader_modules() -> Vec<(&'static str, String)> {
     modules
 }
 
-/// Index of the small matmul variant in [`shader_modules`].
-const MATMUL_SMALL_MODULE: usize = SHADER_FILES.len();
-/// Index of the medium matmul variant in [`shader_modules`].
-const MATMUL_MEDIUM_MODULE: usize = SHADER_FILES.len() + 1;
 /// Index of the first row-kernel module in [`shader_modules`].
-const ROW_MODULES: usize = SHADER_FILES.len() + 2;
+const ROW_MODULES: usize = SHADER_FILES.len() + MatmulShader::ALL.len();
 
 /// How the row kernels (LayerNorm, softmax, cross-entropy rows) spread a row over
 /// invocations.
@@ -187,21 +159,10 @@ impl ModuleRef {
     }
 }
 
-fn matmul_variant(constants: &[(&str, &str)]) -> String {
-    constants
-        .iter()
-        .fold(SHADER_FILES[0].1.to_string(), |src, (from, to)| {
-            debug_assert!(src.contains(from), "nn_matmul.wgsl lost `{from}`");
-            src.replace(from, to)
-        })
-}
-
 /// One entry point of one module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Kernel {
-    Matmul,
-    MatmulSmall,
-    MatmulMedium,
+    Matmul(MatmulShader),
     ActivationForward,
     ActivationBackward,
     AddForward,
@@ -234,24 +195,22 @@ impl Kernel {
         use Kernel::*;
         use ModuleRef::{Fixed, Rows};
         match self {
-            Matmul => (Fixed(0), "matmul"),
-            MatmulSmall => (Fixed(MATMUL_SMALL_MODULE), "matmul"),
-            MatmulMedium => (Fixed(MATMUL_MEDIUM_MODULE), "matmul"),
-            ActivationForward => (Fixed(1), "activation_forward"),
-            ActivationBackward => (Fixed(1), "activation_backward"),
-            AddForward => (Fixed(1), "add_forward"),
-            Accumulate => (Fixed(1), "accumulate"),
-            SumRows => (Fixed(1), "sum_rows"),
-            PatchifyForward => (Fixed(2), "patchify_forward"),
-            PatchifyBackward => (Fixed(2), "patchify_backward"),
-            PrependForward => (Fixed(2), "prepend_forward"),
-            PrependBackwardTokens => (Fixed(2), "prepend_backward_tokens"),
-            PrependBackwardToken => (Fixed(2), "prepend_backward_token"),
-            PoolForward => (Fixed(2), "pool_forward"),
-            PoolBackward => (Fixed(2), "pool_backward"),
-            AttentionForward => (Fixed(3), "attention_forward"),
-            AttentionBackwardQuery => (Fixed(3), "attention_backward_query"),
-            AttentionBackwardKey => (Fixed(3), "attention_backward_key"),
+            Matmul(shader) => (Fixed(SHADER_FILES.len() + shader.index()), "matmul"),
+            ActivationForward => (Fixed(0), "activation_forward"),
+            ActivationBackward => (Fixed(0), "activation_backward"),
+            AddForward => (Fixed(0), "add_forward"),
+            Accumulate => (Fixed(0), "accumulate"),
+            SumRows => (Fixed(0), "sum_rows"),
+            PatchifyForward => (Fixed(1), "patchify_forward"),
+            PatchifyBackward => (Fixed(1), "patchify_backward"),
+            PrependForward => (Fixed(1), "prepend_forward"),
+            PrependBackwardTokens => (Fixed(1), "prepend_backward_tokens"),
+            PrependBackwardToken => (Fixed(1), "prepend_backward_token"),
+            PoolForward => (Fixed(1), "pool_forward"),
+            PoolBackward => (Fixed(1), "pool_backward"),
+            AttentionForward => (Fixed(2), "attention_forward"),
+            AttentionBackwardQuery => (Fixed(2), "attention_backward_query"),
+            AttentionBackwardKey => (Fixed(2), "attention_backward_key"),
             LayerNormForward => (Rows(0), "layernorm_forward"),
             LayerNormBackwardInput => (Rows(0), "layernorm_backward_input"),
             LayerNormBackwardParams => (Rows(0), "layernorm_backward_params"),
@@ -263,9 +222,7 @@ impl Kernel {
             CeBackward => (Rows(2), "ce_backward"),
         }
     }
-}
 
-impl Kernel {
     /// The entry point under a row layout: the row kernels have a per-invocation
     /// twin (`<entry>_per_invocation`).
     fn entry(self, layout: RowLayout) -> &'static str {
@@ -292,31 +249,43 @@ impl Kernel {
 #[derive(Debug)]
 pub struct Kernels {
     ctx: GpuContext,
+    matmul: MatmulVariant,
     rows: RowLayout,
     modules: Mutex<HashMap<usize, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<Kernel, wgpu::ComputePipeline>>,
 }
 
 impl Kernels {
-    /// An empty cache for the context's device, with the row layout that suits its
-    /// adapter ([`RowLayout::for_adapter`]).
+    /// An empty cache for the context's device, with the matmul variant and the row
+    /// layout chosen for its adapter ([`MatmulVariant::for_context`],
+    /// [`RowLayout::for_adapter`]).
     pub fn new(ctx: &GpuContext) -> Self {
-        Self::with_row_layout(ctx, RowLayout::for_adapter(ctx.adapter_info()))
+        Self::with_variant(ctx, MatmulVariant::for_context(ctx))
     }
 
-    /// An empty cache whose row kernels use `rows` (tests force each layout).
-    pub fn with_row_layout(ctx: &GpuContext, rows: RowLayout) -> Self {
+    /// An empty cache whose matmuls use `variant` (to compare or test variants);
+    /// [`Error::MissingFeature`](crate::Error::MissingFeature) or
+    /// [`Error::LimitExceeded`](crate::Error::LimitExceeded) when the device cannot
+    /// run it.
+    pub fn with_matmul(ctx: &GpuContext, variant: MatmulVariant) -> Result<Self> {
+        variant.check(ctx)?;
+        Ok(Self::with_variant(ctx, variant))
+    }
+
+    fn with_variant(ctx: &GpuContext, matmul: MatmulVariant) -> Self {
         Self {
             ctx: ctx.clone(),
-            rows,
+            matmul,
+            rows: RowLayout::for_adapter(ctx.adapter_info()),
             modules: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The context the pipelines belong to.
-    pub fn context(&self) -> &GpuContext {
-        &self.ctx
+    /// These kernels with the row kernels forced to `rows` (tests run each layout).
+    pub fn with_row_layout(mut self, rows: RowLayout) -> Self {
+        self.rows = rows;
+        self
     }
 
     /// How the row kernels spread a row over invocations.
@@ -324,15 +293,26 @@ impl Kernels {
         self.rows
     }
 
-    /// The pipeline of a kernel, compiling it on first use.
+    /// The matmul variant of every graph built with these kernels.
+    pub fn matmul_variant(&self) -> MatmulVariant {
+        self.matmul
+    }
+
+    /// The context the pipelines belong to.
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    /// The pipeline of a kernel, compiling it on first use inside error scopes
+    /// ([`GpuContext::scoped`]).
     pub(crate) fn pipeline(&self, kernel: Kernel) -> wgpu::ComputePipeline {
         let mut pipelines = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = pipelines.get(&kernel) {
             return p.clone();
         }
         let (module, _) = kernel.location();
-        let entry = kernel.entry(self.rows);
         let module_index = module.index(self.ctx.capabilities().subgroups);
+        let entry = kernel.entry(self.rows);
         let device = self.ctx.device();
         let module = {
             let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
@@ -347,19 +327,28 @@ impl Kernels {
                 })
                 .clone()
         };
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(entry),
-            layout: None,
-            module: &module,
-            entry_point: Some(entry),
-            compilation_options: wgpu::PipelineCompilationOptions {
-                constants: &[],
-                // Every kernel writes its workgroup memory before reading it.
-                zero_initialize_workgroup_memory: false,
-            },
-            cache: None,
+        let (pipeline, error) = self.ctx.scoped(entry, || {
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &[],
+                    // Every kernel writes its workgroup memory before reading it.
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            })
         });
-        pipelines.insert(kernel, pipeline.clone());
+        // A failed pipeline is not cached; its error stops the model's next record
+        // (which checks the context after compiling its graph).
+        match error {
+            Some(e) => self.ctx.record_error(&e),
+            None => {
+                pipelines.insert(kernel, pipeline.clone());
+            }
+        }
         pipeline
     }
 }

@@ -85,10 +85,13 @@ fn color(which: usize) -> RGBColor {
     }
 }
 
-/// The smoothed training loss of every run, tagged 0 (base) or 1 (cautious), with the
-/// loss range to plot (positive, finite points only).
-fn loss_curves(summary: &Summary) -> (Vec<(usize, Vec<(f64, f64)>)>, (f64, f64)) {
-    let curves: Vec<(usize, Vec<(f64, f64)>)> = summary
+/// One run's curve: 0 (base) or 1 (cautious), and its (step, loss) points.
+type Curve = (usize, Vec<(f64, f64)>);
+
+/// The smoothed training loss of every run, with the loss range to plot (positive,
+/// finite points only).
+fn loss_curves(summary: &Summary) -> (Vec<Curve>, (f64, f64)) {
+    let curves: Vec<Curve> = summary
         .runs
         .iter()
         .map(|r| {
