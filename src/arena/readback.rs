@@ -126,20 +126,15 @@ impl<M> ReadbackQueue<M> {
             .pop_front()
             .ok_or_else(|| Error::Readback("nothing was recorded for readback".into()))?;
         #[cfg(not(target_arch = "wasm32"))]
-        let result = {
-            ctx.device()
-                .poll(wgpu::PollType::wait_indefinitely())
-                .map_err(|e| Error::Readback(e.to_string()))?;
-            match p.done.try_recv() {
-                Ok(Some(result)) => result,
-                Ok(None) => {
-                    self.pending.push_front(p);
-                    return Err(Error::Readback(
-                        "the encoder holding this readback was not submitted".into(),
-                    ));
-                }
-                Err(_) => return Err(Error::Readback("a readback mapping was dropped".into())),
+        let result = match wait_for_callback(ctx, &mut p.done) {
+            Ok(Some(result)) => result,
+            Ok(None) => {
+                self.pending.push_front(p);
+                return Err(Error::Readback(
+                    "the encoder holding this readback was not submitted".into(),
+                ));
             }
+            Err(e) => return Err(e),
         };
         #[cfg(target_arch = "wasm32")]
         let result = (&mut p.done)
@@ -159,5 +154,31 @@ impl<M> ReadbackQueue<M> {
         p.buffer.unmap();
         self.free.push(p.buffer);
         Ok((p.meta, bytes))
+    }
+}
+
+/// Waits natively for a mapping callback. A callback can land after the poll that
+/// drained the queue returns (another thread may be running it), so an idle queue
+/// is only taken to mean "never submitted" once polls have found nothing for a
+/// second.
+#[cfg(not(target_arch = "wasm32"))]
+fn wait_for_callback(
+    ctx: &GpuContext,
+    done: &mut oneshot::Receiver<MapResult>,
+) -> Result<Option<MapResult>> {
+    const GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+    let start = std::time::Instant::now();
+    loop {
+        ctx.device()
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Readback(e.to_string()))?;
+        match done.try_recv() {
+            Ok(Some(result)) => return Ok(Some(result)),
+            Ok(None) if start.elapsed() < GRACE => {
+                std::thread::sleep(std::time::Duration::from_millis(1))
+            }
+            Ok(None) => return Ok(None),
+            Err(_) => return Err(Error::Readback("a readback mapping was dropped".into())),
+        }
     }
 }
