@@ -79,9 +79,10 @@ fn tiny_mlp_learns_with_every_metric() {
         h.mean_kept_fraction().unwrap() < 0.9,
         "the mask drops coordinates"
     );
-    // Warm-up then cosine decay to 0 at the last step.
+    // Warm-up, then cosine decay towards 0, reached one step after the last.
     assert!(h.steps[0].lr < h.steps[1].lr);
-    assert!(h.steps[39].lr.abs() < 1e-12);
+    assert!(h.steps[39].lr < h.steps[38].lr);
+    assert!(h.steps[39].lr > 0.0 && h.steps[39].lr < 0.01 * h.steps[2].lr);
     let eval = h.last_eval().unwrap();
     assert_eq!(eval.step, 40);
     assert!(eval.accuracy > 0.6, "test accuracy {}", eval.accuracy);

@@ -163,8 +163,9 @@ pub struct TrainConfig {
     pub lr: f64,
     /// Decoupled weight decay.
     pub weight_decay: f64,
-    /// Linear warm-up steps of the learning rate (then cosine decay to
-    /// `lr * lr_floor` at the last step).
+    /// Linear warm-up steps of the learning rate (then cosine decay towards
+    /// `lr * lr_floor`, reached one step after the last; see
+    /// [`LrSchedule`](crate::optim::LrSchedule) for the convention).
     pub warmup_steps: u64,
     /// Final learning-rate multiplier of the cosine decay, in `[0, 1]`.
     pub lr_floor: f64,

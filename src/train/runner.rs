@@ -15,7 +15,9 @@ use crate::train::session::Session;
 ///
 /// A non-finite loss stops the run with [`Error::NonFiniteLoss`](crate::Error::NonFiniteLoss)
 /// before the next checkpoint, so the file at [`Runner::checkpoint`] keeps the last
-/// good state.
+/// good state; parameters that turned NaN or infinite while the loss stayed finite
+/// stop it with [`Error::NonFiniteParameters`](crate::Error::NonFiniteParameters) at
+/// the next checkpoint and at the end.
 #[derive(Debug, Clone, Default)]
 pub struct Runner {
     /// Where to write checkpoints (`None`: never).
@@ -77,7 +79,11 @@ impl Runner {
                 }
             }
         }
-        Ok(())
+        // Saving a checkpoint checks the parameters; without one, check them here.
+        match &self.checkpoint {
+            Some(_) => Ok(()),
+            None => pollster::block_on(session.check_parameters()),
+        }
     }
 }
 
