@@ -256,7 +256,9 @@ impl GpuContext {
         (out, error)
     }
 
-    /// Records an error for the next [`GpuContext::check_lost`].
+    /// Records an error for the next [`GpuContext::check_lost`] (the autograd's kernels
+    /// report theirs this way).
+    #[cfg(feature = "nn")]
     pub(crate) fn record_error(&self, error: &Error) {
         record_error(&self.gpu_error, error.to_string());
     }
