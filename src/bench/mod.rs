@@ -10,6 +10,7 @@
 pub mod budget;
 mod copy;
 mod layout;
+#[cfg(feature = "train")]
 pub mod nn;
 mod timer;
 
