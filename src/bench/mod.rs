@@ -10,6 +10,7 @@
 pub mod budget;
 mod copy;
 mod layout;
+pub mod nn;
 mod timer;
 
 pub use copy::{COPY_WGSL, CopyKernel, VEC_PER_THREAD};
@@ -126,6 +127,18 @@ pub struct AdapterSummary {
     pub backend: String,
     /// Device type (`Cpu`, `DiscreteGpu`, ...).
     pub device_type: String,
+}
+
+impl AdapterSummary {
+    /// The adapter of `ctx`.
+    pub fn of(ctx: &GpuContext) -> Self {
+        let info = ctx.adapter_info();
+        Self {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+        }
+    }
 }
 
 /// The copy kernel at one model size.
@@ -281,7 +294,6 @@ pub fn run(
         budget::check_fits(ctx, params, state_bytes)?;
     }
     let mut timer = Timer::new(ctx, options.timestamps);
-    let info = ctx.adapter_info();
     let mut results = Vec::new();
     let mut copies = Vec::new();
     for &params in &options.params {
@@ -383,11 +395,7 @@ pub fn run(
         .max_by_key(|c| c.params)
         .map_or(0.0, |c| c.gbps);
     Ok(BenchReport {
-        adapter: AdapterSummary {
-            name: info.name.clone(),
-            backend: format!("{:?}", info.backend),
-            device_type: format!("{:?}", info.device_type),
-        },
+        adapter: AdapterSummary::of(ctx),
         copy_gbps,
         results,
         timing: timer.method(),

@@ -1,8 +1,10 @@
 //! Command-line interface: one module per subcommand.
 
 mod bench;
+mod bench_nn;
 mod compare;
 mod info;
+mod presets;
 mod train;
 
 use clap::parser::ValueSource;
@@ -30,6 +32,9 @@ pub enum Command {
     /// job): same model, initialization and batches; prints a table and writes
     /// metrics.csv, summary.json and loss curves.
     Compare(compare::CompareArgs),
+    /// List the model presets with their training defaults and each optimizer's
+    /// learning rate and weight decay (the README's table; `--json` for JSON).
+    Presets(presets::PresetsArgs),
 }
 
 /// Runs a parsed command line; `matches` tells which flags were given explicitly.
@@ -39,6 +44,7 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> coptim::Result<()> {
         Command::Bench(args) => bench::run(&args),
         Command::Train(args) => train::run(&args, &explicit_flags(matches, "train")),
         Command::Compare(args) => compare::run(&args),
+        Command::Presets(args) => presets::run(&args),
     }
 }
 

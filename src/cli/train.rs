@@ -3,31 +3,18 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use coptim::data::DatasetSplit;
+use coptim::train::presets::ModelPreset;
 use coptim::train::report::{create_dir, history_csv};
-use coptim::train::{Event, History, ModelSpec, OptimizerKind, Runner, Session, TrainConfig};
+use coptim::train::{Event, History, OptimizerKind, Runner, Session, TrainConfig};
 use coptim::{ContextOptions, Error, GpuContext};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-/// The models of the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ModelArg {
-    /// Multi-layer perceptron, 784-256-10 with ReLU.
-    Mlp,
-    /// Vision transformer: patch 14, width 64, 2 blocks of 4 heads.
-    Vit,
-}
-
-impl ModelArg {
-    /// The model's default configuration.
-    pub fn spec(self) -> ModelSpec {
-        match self {
-            ModelArg::Mlp => ModelSpec::default_mlp(),
-            ModelArg::Vit => ModelSpec::default_vit(),
-        }
-    }
+/// Parses a model preset's name for clap (see `coptim presets`).
+pub fn parse_model(s: &str) -> Result<&'static ModelPreset, String> {
+    ModelPreset::named(s).map_err(|e| e.to_string())
 }
 
 /// Parses an optimizer name for clap.
@@ -38,21 +25,22 @@ pub fn parse_optimizer(s: &str) -> Result<OptimizerKind, String> {
 /// Options shared by `train` and `compare`: what each run looks like.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// The model.
-    #[arg(long, value_enum, default_value_t = ModelArg::Mlp)]
-    pub model: ModelArg,
-    /// Training steps (default: 500 for the MLP, 600 for the ViT).
+    /// The model preset: mlp, vit, mlp-small or vit-tiny (`coptim presets` lists
+    /// them with their defaults).
+    #[arg(long, default_value = "mlp", value_parser = parse_model)]
+    pub model: &'static ModelPreset,
+    /// Training steps (default: the preset's).
     #[arg(long)]
     pub steps: Option<u64>,
-    /// Peak learning rate (default: tuned per model and optimizer).
+    /// Peak learning rate (default: the preset's for the optimizer).
     #[arg(long)]
     pub lr: Option<f64>,
-    /// Decoupled weight decay (default: tuned per model and optimizer).
+    /// Decoupled weight decay (default: the preset's for the optimizer).
     #[arg(long)]
     pub weight_decay: Option<f64>,
-    /// Samples per step.
-    #[arg(long, default_value_t = 128)]
-    pub batch_size: usize,
+    /// Samples per step (default: the preset's).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
     /// Clip the global gradient norm to this value.
     #[arg(long)]
     pub clip_grad_norm: Option<f64>,
@@ -70,7 +58,7 @@ pub struct RunArgs {
 impl RunArgs {
     /// The run configuration for `optimizer` and `seed`.
     pub fn config(&self, optimizer: OptimizerKind, seed: u64) -> TrainConfig {
-        let mut c = TrainConfig::for_model(self.model.spec(), optimizer);
+        let mut c = TrainConfig::from_preset(self.model, optimizer);
         if let Some(steps) = self.steps {
             c = c.with_steps(steps);
         }
@@ -80,7 +68,9 @@ impl RunArgs {
         if let Some(wd) = self.weight_decay {
             c.weight_decay = wd;
         }
-        c.batch_size = self.batch_size;
+        if let Some(batch_size) = self.batch_size {
+            c.batch_size = batch_size;
+        }
         c.clip_grad_norm = self.clip_grad_norm;
         c.eval_every = self.eval_every;
         c.seed = seed;
