@@ -62,7 +62,14 @@ pub struct GpuContext {
     caps: Capabilities,
     lost: Arc<Mutex<Option<String>>>,
     gpu_error: Arc<Mutex<Option<String>>>,
+    /// Error scopes popped on the web whose result has not arrived yet.
+    #[cfg(target_arch = "wasm32")]
+    pending: std::rc::Rc<std::cell::RefCell<Vec<PendingScope>>>,
 }
+
+/// The message of a popped error scope, once the browser resolves it.
+#[cfg(target_arch = "wasm32")]
+type PendingScope = std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>>>>;
 
 impl GpuContext {
     /// Acquires an adapter and a device, requesting the adapter's own limits and the
@@ -167,6 +174,8 @@ impl GpuContext {
             caps,
             lost: Arc::new(Mutex::new(None)),
             gpu_error: Arc::new(Mutex::new(None)),
+            #[cfg(target_arch = "wasm32")]
+            pending: Default::default(),
         }
     }
 
@@ -212,6 +221,17 @@ impl GpuContext {
         if let Some(reason) = self.lost.lock().ok().and_then(|s| s.clone()) {
             return Err(Error::DeviceLost(reason));
         }
+        #[cfg(target_arch = "wasm32")]
+        self.pending
+            .borrow_mut()
+            .retain_mut(|scope| match poll_once(scope) {
+                std::task::Poll::Ready(Some(message)) => {
+                    record_error(&self.gpu_error, message);
+                    false
+                }
+                std::task::Poll::Ready(None) => false,
+                std::task::Poll::Pending => true,
+            });
         match self.gpu_error.lock().ok().and_then(|mut s| s.take()) {
             Some(message) => Err(Error::Gpu(message)),
             None => Ok(()),
@@ -222,8 +242,8 @@ impl GpuContext {
     /// dispatch) inside validation and out-of-memory error scopes, so that what
     /// wgpu would report as an uncaptured error (a panic by default) becomes
     /// [`Error::Gpu`] naming `what`. Natively the scopes are awaited at once; on the
-    /// web they resolve later, and their error is returned by the next
-    /// [`GpuContext::check_lost`].
+    /// web they resolve later, and their error is returned by a later
+    /// [`GpuContext::check_lost`] (which polls them).
     pub fn guarded<T>(&self, what: &str, create: impl FnOnce() -> T) -> Result<T> {
         self.check_lost()?;
         match self.scoped(what, create) {
@@ -233,8 +253,9 @@ impl GpuContext {
     }
 
     /// [`GpuContext::guarded`] for callers that cannot return an error at once:
-    /// gives back what `create` made together with the scopes' error (always `None`
-    /// on the web, where it is recorded for [`GpuContext::check_lost`] instead).
+    /// gives back what `create` made together with the scopes' error (on the web
+    /// `None` while the browser has not answered; the error then comes from a later
+    /// [`GpuContext::check_lost`]).
     pub(crate) fn scoped<T>(&self, what: &str, create: impl FnOnce() -> T) -> (T, Option<Error>) {
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
@@ -245,13 +266,16 @@ impl GpuContext {
         let error = pollster::block_on(scopes).map(|e| Error::Gpu(format!("{what}: {e}")));
         #[cfg(target_arch = "wasm32")]
         let error = {
-            let (slot, what) = (self.gpu_error.clone(), what.to_string());
-            wasm_bindgen_futures::spawn_local(async move {
-                if let Some(e) = scopes.await {
-                    record_error(&slot, format!("{what}: {e}"));
+            let what = what.to_string();
+            let mut scope: PendingScope =
+                Box::pin(async move { scopes.await.map(|e| format!("{what}: {e}")) });
+            match poll_once(&mut scope) {
+                std::task::Poll::Ready(message) => message.map(Error::Gpu),
+                std::task::Poll::Pending => {
+                    self.pending.borrow_mut().push(scope);
+                    None
                 }
-            });
-            None
+            }
         };
         (out, error)
     }
@@ -358,6 +382,14 @@ impl fmt::Display for ContextReport {
             self.capabilities.subgroups, self.capabilities.f16, self.capabilities.timestamps
         )
     }
+}
+
+/// Polls a popped error scope without blocking (the browser resolves it between
+/// tasks; [`GpuContext::check_lost`] polls again).
+#[cfg(target_arch = "wasm32")]
+fn poll_once(scope: &mut PendingScope) -> std::task::Poll<Option<String>> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    scope.as_mut().poll(&mut cx)
 }
 
 /// Keeps the first of several GPU errors (later ones are usually its consequences).
