@@ -1,20 +1,21 @@
 // copy.wgsl: the bandwidth yardstick of `coptim bench`: dst[i] = src[i].
 //
-// Reads one buffer and writes another with the same access pattern as the optimizer
-// kernels (vec4<f32> loads, WG_SIZE invocations per workgroup, VEC_PER_THREAD vec4s
-// per invocation, strided by WG_SIZE so that neighbouring invocations touch
-// neighbouring vec4s), so its bandwidth is what an optimizer pass can hope for.
+// One workgroup copies one block of WG_SIZE * VEC_PER_THREAD vec4s; invocation `lid`
+// handles the vec4s that block_slot(k, lid) names (src/access.rs, AccessPattern):
+// strided across the workgroup (coalesced on GPUs) or a contiguous run per invocation
+// (CPU adapters). Whole blocks skip the per-load bounds check.
+//
+// Constants prepended by Rust (src/bench/copy.rs), not declared here:
+//   WG_SIZE         u32   invocations per workgroup
+//   VEC_PER_THREAD  u32   vec4s per invocation
+//   CONTIGUOUS      bool  true: a contiguous run per invocation; false: strided
 //
 // Bindings (group 0):
 //   0 src    storage r    array<vec4<f32>>, the chunk read
 //   1 dst    storage rw   array<vec4<f32>>, the chunk written (same length)
 //   2 info   uniform      CopyInfo: vec4s in the chunk, workgroups along x
-//
-// Pipeline-overridable constant:
-//   VEC_PER_THREAD  vec4s per invocation (the optimizer kernels' value, set from Rust)
 
-const WG_SIZE: u32 = 256u;
-override VEC_PER_THREAD: u32 = 4u;
+const BLOCK_VEC4: u32 = WG_SIZE * VEC_PER_THREAD;
 
 struct CopyInfo {
     len_vec4: u32,
@@ -25,16 +26,31 @@ struct CopyInfo {
 @group(0) @binding(1) var<storage, read_write> dst: array<vec4<f32>>;
 @group(0) @binding(2) var<uniform> info: CopyInfo;
 
+// Offset within the block of invocation `lid`'s k-th vec4.
+fn block_slot(k: u32, lid: u32) -> u32 {
+    if CONTIGUOUS {
+        return lid * VEC_PER_THREAD + k;
+    }
+    return k * WG_SIZE + lid;
+}
+
 @compute @workgroup_size(WG_SIZE)
 fn copy(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let base = (wg.x + wg.y * info.grid_x) * WG_SIZE * VEC_PER_THREAD;
-    for (var k = 0u; k < VEC_PER_THREAD; k++) {
-        let i = base + k * WG_SIZE + lid;
-        if i < info.len_vec4 {
+    let base = (wg.x + wg.y * info.grid_x) * BLOCK_VEC4;
+    if base + BLOCK_VEC4 <= info.len_vec4 {
+        for (var k = 0u; k < VEC_PER_THREAD; k++) {
+            let i = base + block_slot(k, lid);
             dst[i] = src[i];
+        }
+    } else {
+        for (var k = 0u; k < VEC_PER_THREAD; k++) {
+            let i = base + block_slot(k, lid);
+            if i < info.len_vec4 {
+                dst[i] = src[i];
+            }
         }
     }
 }

@@ -9,6 +9,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+use crate::access::AccessPattern;
 use crate::error::{Error, Result};
 
 /// Options for acquiring an adapter and a device.
@@ -60,6 +61,7 @@ pub struct GpuContext {
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
     caps: Capabilities,
+    access: AccessPattern,
     lost: Arc<Mutex<Option<String>>>,
 }
 
@@ -153,12 +155,14 @@ impl GpuContext {
                 wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS,
             ),
         };
+        let access = AccessPattern::for_device_type(info.device_type);
         Self {
             device,
             queue,
             info,
             limits,
             caps,
+            access,
             lost: Arc::new(Mutex::new(None)),
         }
     }
@@ -170,6 +174,19 @@ impl GpuContext {
         ctx.caps.subgroups &= !subgroups;
         ctx.caps.f16 &= !f16;
         ctx
+    }
+
+    /// Returns a copy of this context whose streaming kernels use `pattern` instead
+    /// of the one chosen from the adapter type (to test every pattern anywhere).
+    pub fn with_access_pattern(&self, pattern: AccessPattern) -> Self {
+        let mut ctx = self.clone();
+        ctx.access = pattern;
+        ctx
+    }
+
+    /// How streaming kernels walk memory on this device (see [`AccessPattern`]).
+    pub fn access_pattern(&self) -> AccessPattern {
+        self.access
     }
 
     /// The device.

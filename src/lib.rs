@@ -5,6 +5,7 @@
 //! runtime that owns (or borrows) GPU buffers for parameters, gradients and state.
 //!
 //! The modules, from the bottom up:
+//! - [`access`]: how streaming kernels walk memory on CPU adapters and GPUs;
 //! - [`context`]: adapter, device, limits and optional features;
 //! - [`arena`]: flat, aligned GPU storage for named tensors;
 //! - [`optim`]: optimizer configuration, schedules, the CPU reference, the GPU runtime
@@ -17,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod arena;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bench;

@@ -1,7 +1,7 @@
 //! `coptim bench`: optimizer step times against the bandwidth of a copy kernel.
 
 use clap::Args;
-use coptim::bench::{self, BenchOptions, BenchReport, ModelLayout};
+use coptim::bench::{self, BenchOptions, BenchReport, CopyResult, ModelLayout};
 use coptim::optim::Algorithm;
 use coptim::{ContextOptions, ElementType, Error, GpuContext};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -35,6 +35,10 @@ pub struct BenchArgs {
     /// the gradients: 4 B per parameter).
     #[arg(long)]
     pub no_nonfinite_check: bool,
+    /// Skip timing the copy kernel variants side by side (access pattern, workgroup
+    /// size, vec4s per invocation) at each size.
+    #[arg(long)]
+    pub no_copy_sweep: bool,
     /// Time with submit-and-wait wall clock even when timestamp queries exist.
     #[arg(long)]
     pub wall_clock: bool,
@@ -106,6 +110,11 @@ impl BenchArgs {
             steps: self.steps,
             nonfinite_check: !self.no_nonfinite_check,
             timestamps: !self.wall_clock,
+            copy_variants: if self.no_copy_sweep {
+                Vec::new()
+            } else {
+                bench::CopyVariant::sweep()
+            },
         };
         Ok(if self.quick { options.quick() } else { options })
     }
@@ -152,18 +161,38 @@ fn print_table(r: &BenchReport) {
         "adapter {} ({}, {}); timing: {:?}; {} warm-up + {} timed steps, median",
         r.adapter.name, r.adapter.backend, r.adapter.device_type, r.timing, r.warmup, r.steps
     );
-    for c in &r.copies {
+    for n in &r.natives {
         println!(
-            "copy kernel at {}: {} MB in {:.3} ms = {:.2} GB/s",
+            "native memcpy at {}, {} thread(s): {} MB in {:.3} ms (min {:.3}) = {:.2} GB/s",
+            bench::format_count(n.params),
+            n.threads,
+            n.bytes / 1_000_000,
+            n.ms,
+            n.min_ms,
+            n.gbps
+        );
+    }
+    let copy_line = |label: &str, c: &CopyResult| {
+        println!(
+            "{label} {:<20} at {}: {} MB in {:.3} ms (min {:.3}) = {:.2} GB/s ({:.1}% of native)",
+            c.variant,
             bench::format_count(c.params),
             c.bytes / 1_000_000,
             c.ms,
-            c.gbps
+            c.min_ms,
+            c.gbps,
+            100.0 * c.fraction_of_native
         );
+    };
+    for c in &r.copy_variants {
+        copy_line("copy variant", c);
+    }
+    for c in &r.copies {
+        copy_line("copy kernel ", c);
     }
     println!();
     println!(
-        "{:<12} {:>6} {:>5} {:<8} {:<5} {:>10} {:>9} {:>7} {:>8} {:>6}",
+        "{:<12} {:>6} {:>5} {:<8} {:<5} {:>10} {:>9} {:>7} {:>8} {:>9} {:>6}",
         "layout",
         "params",
         "tens",
@@ -173,12 +202,13 @@ fn print_table(r: &BenchReport) {
         "MB/step",
         "GB/s",
         "of copy",
+        "of native",
         "disp"
     );
     for x in &r.results {
         let name = format!("{}{}", if x.caution { "c-" } else { "" }, x.optimizer);
         println!(
-            "{:<12} {:>6} {:>5} {:<8} {:<5} {:>10.3} {:>9.1} {:>7.2} {:>7.1}% {:>6}",
+            "{:<12} {:>6} {:>5} {:<8} {:<5} {:>10.3} {:>9.1} {:>7.2} {:>7.1}% {:>8.1}% {:>6}",
             x.layout,
             bench::format_count(x.params),
             x.tensors,
@@ -188,6 +218,7 @@ fn print_table(r: &BenchReport) {
             x.bytes_per_step as f64 / 1e6,
             x.gbps,
             100.0 * x.fraction_of_copy,
+            100.0 * x.fraction_of_native,
             x.dispatches
         );
     }
