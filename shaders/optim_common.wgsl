@@ -87,6 +87,8 @@ struct StatusRw {
 struct WindowInfo {
     num_blocks: u32,
     grid_x: u32,  // workgroups along x; blocks beyond 65535 use y
+    pad0: u32,    // uniform structs are padded to 16 bytes, as the Rust mirror is
+    pad1: u32,
 }
 
 fn block_index(wg: vec3<u32>, info: WindowInfo) -> u32 {

@@ -48,6 +48,9 @@ pub enum Error {
     /// A tensor name that the arena does not know.
     #[error("unknown tensor `{0}`")]
     UnknownTensor(String),
+    /// A WGSL module could not be assembled (see [`crate::wgsl`]).
+    #[error("shader {0}")]
+    Shader(String),
     /// An optimizer or schedule setting is out of range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),

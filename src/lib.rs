@@ -7,6 +7,7 @@
 //! The modules, from the bottom up:
 //! - [`access`]: how streaming kernels walk memory on CPU adapters and GPUs;
 //! - [`context`]: adapter, device, limits and optional features;
+//! - [`wgsl`]: the one way every WGSL module is assembled;
 //! - [`arena`]: flat, aligned GPU storage for named tensors;
 //! - [`optim`]: optimizer configuration, schedules, the CPU reference, the GPU runtime
 //!   and state files;
@@ -33,6 +34,7 @@ pub mod optim;
 pub mod train;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
+pub mod wgsl;
 
 pub use arena::{Arena, ElementType, Layout, ParamStore, TensorId};
 pub use context::{ContextOptions, GpuContext};

@@ -63,3 +63,92 @@ pub struct GpuWindowInfo {
     pub grid_x: u32,
     pub pad: [u32; 2],
 }
+
+/// The layouts of every mirror struct above, for the test against naga's layout.
+#[cfg(test)]
+pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
+    use crate::wgsl::mirror_layout;
+    vec![
+        mirror_layout!(
+            GpuTensorEntry,
+            "TensorEntry",
+            [group, numel, first_block, num_blocks, scale, kept]
+        ),
+        mirror_layout!(
+            GpuGroupParams,
+            "GroupParams",
+            [
+                lr,
+                weight_decay,
+                beta1,
+                beta2,
+                one_minus_beta1,
+                one_minus_beta2,
+                eps,
+                momentum
+            ]
+        ),
+        mirror_layout!(
+            GpuStepParams,
+            "StepParams",
+            [
+                caution,
+                norm_kind,
+                norm_param,
+                disagree_weight,
+                clip_max_norm,
+                skip_nonfinite,
+                num_groups,
+                eps_style,
+                groups
+            ]
+        ),
+        mirror_layout!(
+            GpuStatus,
+            "StatusView",
+            [found_inf, step, clip_coef, grad_norm, bias]
+        ),
+        mirror_layout!(
+            GpuStatus,
+            "StatusRw",
+            [found_inf, step, clip_coef, grad_norm, bias]
+        ),
+        mirror_layout!(GpuWindowInfo, "WindowInfo", [num_blocks, grid_x]),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::arena::ElementType;
+    use crate::optim::config::Algorithm;
+    use crate::optim::kernels::{algorithm_source, reduce_source};
+    use crate::wgsl::layout_check::check_mirrors;
+
+    /// Every mirror matches naga's layout in every module variant that declares it
+    /// (each algorithm, with and without subgroups, each state dtype, and the reductions),
+    /// and every mirror is declared somewhere.
+    #[test]
+    fn mirrors_match_every_shader_variant() {
+        let mirrors = super::mirrors();
+        let mut seen = vec![false; mirrors.len()];
+        let mut check = |label: &str, src: &str| {
+            for (i, m) in mirrors.iter().enumerate() {
+                if check_mirrors(label, src, std::slice::from_ref(m)) > 0 {
+                    seen[i] = true;
+                }
+            }
+        };
+        for algorithm in [Algorithm::adamw(), Algorithm::lion(), Algorithm::sgd(true)] {
+            for subgroups in [false, true] {
+                for dtype in [ElementType::F32, ElementType::Bf16, ElementType::F16] {
+                    let label = format!("{} {subgroups} {}", algorithm.name(), dtype.name());
+                    check(&label, &algorithm_source(&algorithm, subgroups, dtype));
+                }
+            }
+        }
+        check("reduce", &reduce_source());
+        for (m, seen) in mirrors.iter().zip(seen) {
+            assert!(seen, "no module declares `{}`", m.wgsl_name);
+        }
+    }
+}

@@ -57,7 +57,14 @@ type DrawResult<DB> =
 
 fn draw<DB: DrawingBackend>(summary: &Summary, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
     root.fill(&WHITE)?;
-    let title = format!(
+    let root = root.titled(&title(summary), (FAMILY, 20))?;
+    let (left, right) = root.split_horizontally(SIZE.0 * 3 / 5);
+    draw_loss_panel(summary, &left)?;
+    draw_kept_panel(summary, &right)
+}
+
+fn title(summary: &Summary) -> String {
+    format!(
         "{} vs {}: {} on {}, {} steps of {}, {} seed{}",
         summary.pair[0],
         summary.pair[1],
@@ -67,14 +74,24 @@ fn draw<DB: DrawingBackend>(summary: &Summary, root: &DrawingArea<DB, Shift>) ->
         summary.batch_size,
         summary.seeds.len(),
         if summary.seeds.len() == 1 { "" } else { "s" }
-    );
-    let root = root.titled(&title, (FAMILY, 20))?;
-    let (left, right) = root.split_horizontally(SIZE.0 * 3 / 5);
-    let steps = summary.steps.max(2) as f64;
-    let color = |i: usize| if i == 0 { BASE_COLOR } else { CAUTIOUS_COLOR };
+    )
+}
 
-    // Smoothed training loss, log scale.
-    let curves: Vec<(usize, Vec<(f64, f64)>)> = summary
+fn color(which: usize) -> RGBColor {
+    if which == 0 {
+        BASE_COLOR
+    } else {
+        CAUTIOUS_COLOR
+    }
+}
+
+/// One run's curve: 0 (base) or 1 (cautious), and its (step, loss) points.
+type Curve = (usize, Vec<(f64, f64)>);
+
+/// The smoothed training loss of every run, with the loss range to plot (positive,
+/// finite points only).
+fn loss_curves(summary: &Summary) -> (Vec<Curve>, (f64, f64)) {
+    let curves: Vec<Curve> = summary
         .runs
         .iter()
         .map(|r| {
@@ -91,17 +108,26 @@ fn draw<DB: DrawingBackend>(summary: &Summary, root: &DrawingArea<DB, Shift>) ->
             (which, points)
         })
         .collect();
-    let (mut lo, mut hi) = (f64::INFINITY, 0.0f64);
-    for (_, pts) in &curves {
-        for &(_, l) in pts {
-            lo = lo.min(l);
-            hi = hi.max(l);
-        }
-    }
-    if !(lo.is_finite() && hi > 0.0) {
-        (lo, hi) = (0.01, 10.0);
-    }
-    let mut chart = ChartBuilder::on(&left)
+    let losses = curves.iter().flat_map(|(_, pts)| pts.iter().map(|p| p.1));
+    let (lo, hi) = losses.fold((f64::INFINITY, 0.0f64), |(lo, hi), l| {
+        (lo.min(l), hi.max(l))
+    });
+    let range = if lo.is_finite() && hi > 0.0 {
+        (lo, hi)
+    } else {
+        (0.01, 10.0)
+    };
+    (curves, range)
+}
+
+/// Smoothed training loss on a log scale, one line per run.
+fn draw_loss_panel<DB: DrawingBackend>(
+    summary: &Summary,
+    area: &DrawingArea<DB, Shift>,
+) -> DrawResult<DB> {
+    let steps = summary.steps.max(2) as f64;
+    let (curves, (lo, hi)) = loss_curves(summary);
+    let mut chart = ChartBuilder::on(area)
         .margin(12)
         .caption(
             format!(
@@ -127,8 +153,7 @@ fn draw<DB: DrawingBackend>(summary: &Summary, root: &DrawingArea<DB, Shift>) ->
         .draw()?;
     let mut labelled = [false, false];
     for (which, pts) in curves {
-        let style = color(which).stroke_width(2);
-        let series = chart.draw_series(LineSeries::new(pts, style))?;
+        let series = chart.draw_series(LineSeries::new(pts, color(which).stroke_width(2)))?;
         if !labelled[which] {
             labelled[which] = true;
             let c = color(which);
@@ -142,10 +167,16 @@ fn draw<DB: DrawingBackend>(summary: &Summary, root: &DrawingArea<DB, Shift>) ->
         .label_font((FAMILY, 14))
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
-        .draw()?;
+        .draw()
+}
 
-    // Kept fraction of the cautious runs.
-    let mut chart = ChartBuilder::on(&right)
+/// The kept fraction of the cautious runs.
+fn draw_kept_panel<DB: DrawingBackend>(
+    summary: &Summary,
+    area: &DrawingArea<DB, Shift>,
+) -> DrawResult<DB> {
+    let steps = summary.steps.max(2) as f64;
+    let mut chart = ChartBuilder::on(area)
         .margin(12)
         .caption(
             format!("{}: fraction of coordinates kept", summary.pair[1]),

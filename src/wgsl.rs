@@ -1,0 +1,383 @@
+//! The one way coptim builds its WGSL modules.
+//!
+//! A module is assembled from, in this order:
+//! 1. `enable` directives (`f16`), which WGSL wants before any declaration;
+//! 2. constants generated from Rust: tile sizes, workgroup sizes, switches and binding
+//!    indices, so the Rust side and the shader read the same numbers from one place
+//!    (a WGSL file never declares a constant the builder supplies);
+//! 3. parts: shared helpers from `shaders/lib/` and kernel files from `shaders/`.
+//!
+//! Each [`Part`] names the functions it provides and the ones it expects another part
+//! to provide (an algorithm's hooks, a storage variant's load/store); [`ShaderBuilder::build`]
+//! checks both, so the contract between files lives in code rather than in comments.
+
+use std::fmt::Write as _;
+
+use crate::error::{Error, Result};
+
+/// One WGSL file and the functions it provides to, and requires from, the other parts.
+#[derive(Debug)]
+pub struct Part {
+    /// File name, for errors.
+    pub name: &'static str,
+    /// The WGSL text.
+    pub source: &'static str,
+    /// Functions this part defines for other parts to call.
+    pub provides: &'static [&'static str],
+    /// Functions this part calls that another part must define.
+    pub requires: &'static [&'static str],
+}
+
+/// Helpers shared by several modules, each defined once.
+pub mod lib {
+    use super::Part;
+
+    /// `workgroup_linear(wg, nwg)`: the index of a workgroup in a 2-D grid, for
+    /// dispatches split past `max_compute_workgroups_per_dimension`.
+    pub const GRID: Part = Part {
+        name: "lib/grid.wgsl",
+        source: include_str!("../shaders/lib/grid.wgsl"),
+        provides: &["workgroup_linear"],
+        requires: &[],
+    };
+
+    /// `workgroup_sum(value, lid)`: the sum over a workgroup of `WG_SIZE` invocations
+    /// through workgroup memory (a fixed-order tree: deterministic).
+    pub const WORKGROUP_SUM: Part = Part {
+        name: "lib/workgroup_sum.wgsl",
+        source: include_str!("../shaders/lib/workgroup_sum.wgsl"),
+        provides: &["workgroup_sum"],
+        requires: &[],
+    };
+}
+
+/// A constant's WGSL type and value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ConstValue {
+    /// `u32`.
+    U32(u32),
+    /// `i32`.
+    I32(i32),
+    /// `f32` (written with enough digits to round-trip).
+    F32(f32),
+    /// `bool`.
+    Bool(bool),
+}
+
+impl ConstValue {
+    fn wgsl(self) -> String {
+        match self {
+            ConstValue::U32(v) => format!("u32 = {v}u"),
+            ConstValue::I32(v) => format!("i32 = {v}i"),
+            ConstValue::F32(v) => format!("f32 = {v:?}f"),
+            ConstValue::Bool(v) => format!("bool = {v}"),
+        }
+    }
+}
+
+impl From<u32> for ConstValue {
+    fn from(v: u32) -> Self {
+        ConstValue::U32(v)
+    }
+}
+
+impl From<i32> for ConstValue {
+    fn from(v: i32) -> Self {
+        ConstValue::I32(v)
+    }
+}
+
+impl From<f32> for ConstValue {
+    fn from(v: f32) -> Self {
+        ConstValue::F32(v)
+    }
+}
+
+impl From<bool> for ConstValue {
+    fn from(v: bool) -> Self {
+        ConstValue::Bool(v)
+    }
+}
+
+/// Assembles a WGSL module from generated constants and [`Part`]s.
+#[derive(Debug, Clone)]
+pub struct ShaderBuilder {
+    label: String,
+    enables: Vec<&'static str>,
+    constants: Vec<(String, ConstValue)>,
+    parts: Vec<&'static Part>,
+}
+
+impl ShaderBuilder {
+    /// An empty module named `label` (shown in wgpu errors and debuggers).
+    pub fn new(label: impl Into<String>) -> Self {
+        Self {
+            label: label.into(),
+            enables: Vec::new(),
+            constants: Vec::new(),
+            parts: Vec::new(),
+        }
+    }
+
+    /// The module's label.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Adds an `enable` directive (once, however often it is asked for).
+    pub fn enable(mut self, extension: &'static str) -> Self {
+        if !self.enables.contains(&extension) {
+            self.enables.push(extension);
+        }
+        self
+    }
+
+    /// Adds `const NAME: type = value;`.
+    pub fn constant(mut self, name: impl Into<String>, value: impl Into<ConstValue>) -> Self {
+        self.constants.push((name.into(), value.into()));
+        self
+    }
+
+    /// Adds one `const BINDING_<NAME>: u32` per entry: binding indices named once in Rust
+    /// and used by the shader as `@binding(BINDING_<NAME>)`.
+    pub fn bindings(mut self, table: &[(&str, u32)]) -> Self {
+        for (name, index) in table {
+            self = self.constant(format!("BINDING_{name}"), *index);
+        }
+        self
+    }
+
+    /// Appends a part.
+    pub fn part(mut self, part: &'static Part) -> Self {
+        self.parts.push(part);
+        self
+    }
+
+    /// The WGSL text, after checking that constants are named once, that no part is
+    /// given twice, and that every function a part requires is provided by another.
+    pub fn build(&self) -> Result<String> {
+        let err = |msg: String| Error::Shader(format!("{}: {msg}", self.label));
+        for (i, (name, _)) in self.constants.iter().enumerate() {
+            if self.constants[..i].iter().any(|(n, _)| n == name) {
+                return Err(err(format!("constant `{name}` is set twice")));
+            }
+        }
+        for (i, part) in self.parts.iter().enumerate() {
+            if self.parts[..i].iter().any(|p| p.name == part.name) {
+                return Err(err(format!("part `{}` is included twice", part.name)));
+            }
+            for needed in part.requires {
+                if !self.parts.iter().any(|p| p.provides.contains(needed)) {
+                    return Err(err(format!(
+                        "`{}` calls `{needed}`, which no part provides",
+                        part.name
+                    )));
+                }
+            }
+        }
+        let mut src = String::new();
+        for e in &self.enables {
+            let _ = writeln!(src, "enable {e};");
+        }
+        for (name, value) in &self.constants {
+            let _ = writeln!(src, "const {name}: {};", value.wgsl());
+        }
+        for part in &self.parts {
+            let _ = writeln!(src, "\n// ---- {} ----\n{}", part.name, part.source);
+        }
+        Ok(src)
+    }
+
+    /// Builds the text and creates the shader module on `device`.
+    pub fn create_module(&self, device: &wgpu::Device) -> Result<wgpu::ShaderModule> {
+        let source = self.build()?;
+        Ok(device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(&self.label),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        }))
+    }
+}
+
+/// The memory layout of a Rust struct that mirrors a WGSL struct of the same layout
+/// (uniforms, tables): checked against naga's layout of every module that declares it.
+#[cfg(test)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorLayout {
+    /// The WGSL struct's name.
+    pub wgsl_name: &'static str,
+    /// `size_of` the Rust struct.
+    pub size: usize,
+    /// Byte offset of each named field (padding fields are left out).
+    pub fields: Vec<(&'static str, usize)>,
+}
+
+/// `mirror_layout!(RustType, "WgslName", [field, ...])`: the [`MirrorLayout`] of a mirror
+/// struct, its fields named as in both languages.
+#[cfg(test)]
+macro_rules! mirror_layout {
+    ($ty:ty, $wgsl:literal, [$($field:ident),* $(,)?]) => {
+        $crate::wgsl::MirrorLayout {
+            wgsl_name: $wgsl,
+            size: ::std::mem::size_of::<$ty>(),
+            fields: vec![$((stringify!($field), ::std::mem::offset_of!($ty, $field))),*],
+        }
+    };
+}
+#[cfg(test)]
+pub(crate) use mirror_layout;
+
+/// Test support: compares mirror structs with naga's layout of a module's source.
+#[cfg(test)]
+pub(crate) mod layout_check {
+    use super::MirrorLayout;
+
+    /// Checks every mirror whose WGSL struct `source` declares; returns how many it found.
+    pub fn check_mirrors(label: &str, source: &str, mirrors: &[MirrorLayout]) -> usize {
+        let module = naga::front::wgsl::parse_str(source)
+            .unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(source)));
+        let mut layouter = naga::proc::Layouter::default();
+        layouter.update(module.to_ctx()).expect("layout");
+        let mut found = 0;
+        for mirror in mirrors {
+            let Some((handle, ty)) = module
+                .types
+                .iter()
+                .find(|(_, t)| t.name.as_deref() == Some(mirror.wgsl_name))
+            else {
+                continue;
+            };
+            let naga::TypeInner::Struct { members, span } = &ty.inner else {
+                panic!("{label}: `{}` is not a struct", mirror.wgsl_name);
+            };
+            found += 1;
+            assert_eq!(
+                mirror.size, *span as usize,
+                "{label}: size of `{}` (Rust {} vs WGSL {span})",
+                mirror.wgsl_name, mirror.size
+            );
+            assert_eq!(
+                layouter[handle].size, *span,
+                "{label}: {}",
+                mirror.wgsl_name
+            );
+            for (name, offset) in &mirror.fields {
+                let member = members
+                    .iter()
+                    .find(|m| m.name.as_deref() == Some(name))
+                    .unwrap_or_else(|| {
+                        panic!("{label}: `{}` has no field `{name}`", mirror.wgsl_name)
+                    });
+                assert_eq!(
+                    *offset, member.offset as usize,
+                    "{label}: offset of `{}.{name}`",
+                    mirror.wgsl_name
+                );
+            }
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static USES_HOOK: Part = Part {
+        name: "uses_hook.wgsl",
+        source: "fn caller() -> f32 { return hook(); }",
+        provides: &["caller"],
+        requires: &["hook"],
+    };
+    static HOOK: Part = Part {
+        name: "hook.wgsl",
+        source: "fn hook() -> f32 { return SCALE; }",
+        provides: &["hook"],
+        requires: &[],
+    };
+
+    #[test]
+    fn constants_come_before_parts_and_enables_first() {
+        let src = ShaderBuilder::new("t")
+            .constant("SCALE", 2.5f32)
+            .enable("f16")
+            .enable("f16")
+            .bindings(&[("PARAMS", 3)])
+            .part(&HOOK)
+            .part(&USES_HOOK)
+            .build()
+            .unwrap();
+        assert!(src.starts_with("enable f16;\nconst SCALE: f32 = 2.5f;\n"));
+        assert_eq!(src.matches("enable f16;").count(), 1);
+        assert!(src.contains("const BINDING_PARAMS: u32 = 3u;"));
+        assert!(src.find("fn hook").unwrap() < src.find("fn caller").unwrap());
+    }
+
+    static SUM_KERNEL: Part = Part {
+        name: "sum_kernel.wgsl",
+        source: "@group(0) @binding(BINDING_DATA) var<storage, read_write> data: array<f32>;\n\
+                 @compute @workgroup_size(WG_SIZE)\n\
+                 fn total(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,\n\
+                          @builtin(local_invocation_index) lid: u32) {\n\
+                     let i = workgroup_linear(wg, nwg) * WG_SIZE + lid;\n\
+                     let s = workgroup_sum(data[i], lid);\n\
+                     if lid == 0u { data[i] = s; }\n\
+                 }",
+        provides: &[],
+        requires: &["workgroup_linear", "workgroup_sum"],
+    };
+
+    #[test]
+    fn generated_constants_drive_bindings_and_workgroup_size() {
+        let src = ShaderBuilder::new("t")
+            .constant("WG_SIZE", 64u32)
+            .bindings(&[("DATA", 3)])
+            .part(&lib::GRID)
+            .part(&lib::WORKGROUP_SUM)
+            .part(&SUM_KERNEL)
+            .build()
+            .unwrap();
+        let module = naga::front::wgsl::parse_str(&src).unwrap();
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::all(),
+        )
+        .validate(&module)
+        .unwrap();
+        let (_, data) = module
+            .global_variables
+            .iter()
+            .find(|(_, v)| v.name.as_deref() == Some("data"))
+            .unwrap();
+        assert_eq!(data.binding.as_ref().unwrap().binding, 3);
+        assert_eq!(module.entry_points[0].workgroup_size, [64, 1, 1]);
+    }
+
+    #[test]
+    fn a_missing_hook_is_an_error() {
+        let e = ShaderBuilder::new("t")
+            .part(&USES_HOOK)
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("`hook`"), "{e}");
+    }
+
+    #[test]
+    fn a_constant_set_twice_is_an_error() {
+        let e = ShaderBuilder::new("t")
+            .constant("A", 1u32)
+            .constant("A", 2u32)
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("`A`"), "{e}");
+    }
+
+    #[test]
+    fn a_part_included_twice_is_an_error() {
+        let e = ShaderBuilder::new("t")
+            .part(&HOOK)
+            .part(&HOOK)
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("hook.wgsl"), "{e}");
+    }
+}
