@@ -9,8 +9,8 @@
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use crate::access::AccessPattern;
 use crate::error::{Error, Result};
+use crate::stream::StreamShape;
 
 /// Options for acquiring an adapter and a device.
 #[derive(Debug, Clone)]
@@ -61,7 +61,7 @@ pub struct GpuContext {
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
     caps: Capabilities,
-    access: AccessPattern,
+    stream: StreamShape,
     lost: Arc<Mutex<Option<String>>>,
 }
 
@@ -155,14 +155,14 @@ impl GpuContext {
                 wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS,
             ),
         };
-        let access = AccessPattern::for_device_type(info.device_type);
+        let stream = StreamShape::for_device_type(info.device_type);
         Self {
             device,
             queue,
             info,
             limits,
             caps,
-            access,
+            stream,
             lost: Arc::new(Mutex::new(None)),
         }
     }
@@ -176,17 +176,17 @@ impl GpuContext {
         ctx
     }
 
-    /// Returns a copy of this context whose streaming kernels use `pattern` instead
-    /// of the one chosen from the adapter type (to test every pattern anywhere).
-    pub fn with_access_pattern(&self, pattern: AccessPattern) -> Self {
+    /// Returns a copy of this context whose streaming kernels use `shape` instead of
+    /// the one chosen from the adapter type (to test every shape on any adapter).
+    pub fn with_stream_shape(&self, shape: StreamShape) -> Self {
         let mut ctx = self.clone();
-        ctx.access = pattern;
+        ctx.stream = shape;
         ctx
     }
 
-    /// How streaming kernels walk memory on this device (see [`AccessPattern`]).
-    pub fn access_pattern(&self) -> AccessPattern {
-        self.access
+    /// The shape of streaming kernels on this device (see [`StreamShape`]).
+    pub fn stream_shape(&self) -> StreamShape {
+        self.stream
     }
 
     /// The device.

@@ -5,7 +5,7 @@
 //! runtime that owns (or borrows) GPU buffers for parameters, gradients and state.
 //!
 //! The modules, from the bottom up:
-//! - [`access`]: how streaming kernels walk memory on CPU adapters and GPUs;
+//! - [`stream`]: the shape of streaming kernels on CPU adapters and on GPUs;
 //! - [`context`]: adapter, device, limits and optional features;
 //! - [`wgsl`]: the one way every WGSL module is assembled;
 //! - [`arena`]: flat, aligned GPU storage for named tensors;
@@ -19,7 +19,6 @@
 
 #![warn(missing_docs)]
 
-pub mod access;
 pub mod arena;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
@@ -31,6 +30,7 @@ pub mod file_io;
 pub mod model;
 pub mod nn;
 pub mod optim;
+pub mod stream;
 pub mod train;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

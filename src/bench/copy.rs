@@ -8,97 +8,117 @@
 
 use wgpu::util::DeviceExt;
 
-use crate::access::{AccessPattern, WgslConsts};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::optim::kernels::{BLOCK_ELEMS, WG_SIZE};
 use crate::optim::plan::grid_for;
+use crate::stream::StreamShape;
+use crate::wgsl::{Part, ShaderBuilder};
 
-/// WGSL of the copy kernel, without its specialization constants (see
-/// [`CopyVariant::source`]).
-pub const COPY_WGSL: &str = include_str!("../../shaders/copy.wgsl");
-
-/// vec4s one invocation of the optimizer kernels handles.
-pub const VEC_PER_THREAD: u32 = BLOCK_ELEMS as u32 / (4 * WG_SIZE);
+/// The copy kernel's WGSL (its constants come from [`CopyVariant::shader`]).
+pub const COPY: Part = Part {
+    name: "copy.wgsl",
+    source: include_str!("../../shaders/copy.wgsl"),
+    provides: &[],
+    requires: &[],
+};
 
 /// Chunks hold a multiple of this many vec4s, so that every variant's blocks tile
 /// them (1 MiB).
 const CHUNK_ALIGN_VEC4: u64 = 1 << 16;
 
+/// Which vec4s of its workgroup's block invocation `lid` copies on its `k`-th load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CopyPattern {
+    /// `k * WG_SIZE + lid`: neighbouring invocations copy neighbouring vec4s (the
+    /// engine's kernels, every adapter).
+    Strided,
+    /// `lid * VEC_PER_THREAD + k`: each invocation copies a contiguous run.
+    Contiguous,
+}
+
+impl CopyPattern {
+    /// Name in reports (`strided`, `contiguous`).
+    pub fn name(self) -> &'static str {
+        match self {
+            CopyPattern::Strided => "strided",
+            CopyPattern::Contiguous => "contiguous",
+        }
+    }
+}
+
 /// How a [`CopyKernel`] walks memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CopyVariant {
-    /// Which vec4s of its workgroup's block an invocation copies.
-    pub pattern: AccessPattern,
-    /// Invocations per workgroup.
-    pub wg_size: u32,
-    /// vec4s per invocation.
-    pub vec_per_thread: u32,
+    /// Which vec4s of its block an invocation copies.
+    pub pattern: CopyPattern,
+    /// Invocations per workgroup and vec4s per invocation.
+    pub shape: StreamShape,
 }
 
 impl CopyVariant {
-    /// The optimizer kernels' shape (workgroup size, vec4s per invocation) with the
-    /// context's access pattern: the yardstick steps are compared with.
+    /// The engine's own access (strided, the context's [`StreamShape`]): the
+    /// yardstick steps are compared with.
     pub fn for_context(ctx: &GpuContext) -> Self {
         Self {
-            pattern: ctx.access_pattern(),
-            wg_size: WG_SIZE,
-            vec_per_thread: VEC_PER_THREAD,
+            pattern: CopyPattern::Strided,
+            shape: ctx.stream_shape(),
         }
     }
 
-    /// The variants `coptim bench` times side by side: both patterns at the
-    /// optimizer's shape, at smaller workgroups and at longer runs per invocation.
+    /// The variants `coptim bench` times side by side: strided at shapes from the
+    /// GPU's (256 invocations x 4 vec4s) to the CPU's long runs, all covering the
+    /// optimizer's block of 1024 vec4s, and contiguous runs at both engine shapes.
     pub fn sweep() -> Vec<Self> {
-        let shapes = [(256, 4), (64, 16), (16, 64), (1, 256), (1, 1024), (8, 128)];
-        AccessPattern::ALL
-            .iter()
-            .flat_map(|&pattern| {
-                shapes.iter().map(move |&(wg_size, vec_per_thread)| Self {
-                    pattern,
-                    wg_size,
-                    vec_per_thread,
-                })
-            })
-            .collect()
+        let strided =
+            [(256, 4), (64, 16), (32, 32), (16, 64), (8, 128)].map(|(wg_size, vec_per_thread)| {
+                Self {
+                    pattern: CopyPattern::Strided,
+                    shape: StreamShape {
+                        wg_size,
+                        vec_per_thread,
+                    },
+                }
+            });
+        let contiguous = StreamShape::ALL.map(|shape| Self {
+            pattern: CopyPattern::Contiguous,
+            shape,
+        });
+        strided.into_iter().chain(contiguous).collect()
     }
 
-    /// `pattern-WGxVPT`, e.g. `contiguous-256x4`.
+    /// `pattern-WGxVPT`, e.g. `strided-16x64`.
     pub fn name(&self) -> String {
-        format!(
-            "{}-{}x{}",
-            self.pattern.name(),
-            self.wg_size,
-            self.vec_per_thread
-        )
+        format!("{}-{}", self.pattern.name(), self.shape.name())
     }
 
     /// vec4s one workgroup copies.
     pub fn block_vec4(&self) -> u64 {
-        u64::from(self.wg_size) * u64::from(self.vec_per_thread)
+        u64::from(self.shape.wg_size) * u64::from(self.shape.vec_per_thread)
     }
 
-    /// The full WGSL of this variant: its constants, then [`COPY_WGSL`].
-    pub fn source(&self) -> String {
-        WgslConsts::new()
-            .u32("WG_SIZE", self.wg_size)
-            .u32("VEC_PER_THREAD", self.vec_per_thread)
-            .bool("CONTIGUOUS", self.pattern == AccessPattern::Contiguous)
-            .prepend_to(COPY_WGSL)
+    /// This variant's module: its constants, then [`COPY`].
+    pub fn shader(&self) -> ShaderBuilder {
+        ShaderBuilder::new(format!("coptim copy {}", self.name()))
+            .constant("WG_SIZE", self.shape.wg_size)
+            .constant("VEC_PER_THREAD", self.shape.vec_per_thread)
+            .constant("CONTIGUOUS", self.pattern == CopyPattern::Contiguous)
+            .part(&COPY)
     }
 
     fn validate(&self, limits: &wgpu::Limits) -> Result<()> {
-        let fits = self.wg_size >= 1
-            && self.wg_size <= limits.max_compute_invocations_per_workgroup
-            && self.wg_size <= limits.max_compute_workgroup_size_x;
-        if !fits || self.vec_per_thread == 0 || CHUNK_ALIGN_VEC4 % self.block_vec4() != 0 {
+        let max_wg = limits
+            .max_compute_invocations_per_workgroup
+            .min(limits.max_compute_workgroup_size_x);
+        let StreamShape {
+            wg_size,
+            vec_per_thread,
+        } = self.shape;
+        let fits = (1..=max_wg).contains(&wg_size) && vec_per_thread > 0;
+        if !fits || CHUNK_ALIGN_VEC4 % self.block_vec4() != 0 {
             return Err(Error::InvalidConfig(format!(
-                "copy variant {}: the workgroup size must be 1..={} and a block \
+                "copy variant {}: the workgroup size must be 1..={max_wg} and a block \
                  (workgroup size x vec4s per invocation) must divide {CHUNK_ALIGN_VEC4} vec4s",
-                self.name(),
-                limits
-                    .max_compute_invocations_per_workgroup
-                    .min(limits.max_compute_workgroup_size_x)
+                self.name()
             )));
         }
         Ok(())
@@ -149,7 +169,11 @@ impl CopyBuffers {
         let mut done = 0;
         while done < total_vec4 {
             let n = chunk_vec4.min(total_vec4 - done);
-            chunks.push((storage("coptim copy src", n), storage("coptim copy dst", n), n));
+            chunks.push((
+                storage("coptim copy src", n),
+                storage("coptim copy dst", n),
+                n,
+            ));
             done += n;
         }
         Ok(Self {
@@ -196,10 +220,7 @@ impl CopyKernel {
     pub fn new(ctx: &GpuContext, buffers: &CopyBuffers, variant: CopyVariant) -> Result<Self> {
         variant.validate(ctx.limits())?;
         let device = ctx.device();
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("coptim copy"),
-            source: wgpu::ShaderSource::Wgsl(variant.source().into()),
-        });
+        let module = variant.shader().create_module(device)?;
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some("coptim copy"),
             layout: None,
@@ -281,10 +302,10 @@ impl CopyKernel {
 
 #[cfg(test)]
 mod tests {
-    use super::{CHUNK_ALIGN_VEC4, CopyBuffers, CopyKernel, CopyVariant};
-    use crate::access::AccessPattern;
+    use super::{CHUNK_ALIGN_VEC4, CopyBuffers, CopyKernel, CopyPattern, CopyVariant};
     use crate::arena::read_buffer;
     use crate::context::{ContextOptions, GpuContext};
+    use crate::stream::StreamShape;
 
     /// Every variant copies every element exactly, whole blocks and a ragged tail
     /// alike (a copy has no tolerance: the bits must match).
@@ -296,26 +317,37 @@ mod tests {
         let buffers = CopyBuffers::new(&ctx, len).unwrap();
         let (src, dst, n) = &buffers.chunks[0];
         let data: Vec<f32> = (0..n * 4).map(|i| i as f32 * 0.5 - 7.0).collect();
-        ctx.queue().write_buffer(src, 0, bytemuck::cast_slice(&data));
+        ctx.queue()
+            .write_buffer(src, 0, bytemuck::cast_slice(&data));
         for variant in CopyVariant::sweep() {
-            ctx.queue().write_buffer(dst, 0, &vec![0xFF; (n * 16) as usize]);
+            ctx.queue()
+                .write_buffer(dst, 0, &vec![0xFF; (n * 16) as usize]);
             let kernel = CopyKernel::new(&ctx, &buffers, variant).unwrap();
             let mut enc = ctx.device().create_command_encoder(&Default::default());
             kernel.record(&mut enc);
             ctx.queue().submit([enc.finish()]);
             let got = pollster::block_on(read_buffer(&ctx, dst, 0, n * 16)).unwrap();
             let got: &[f32] = bytemuck::cast_slice(&got);
-            let first_bad = got.iter().zip(&data).position(|(a, b)| a.to_bits() != b.to_bits());
+            let first_bad = got
+                .iter()
+                .zip(&data)
+                .position(|(a, b)| a.to_bits() != b.to_bits());
             assert_eq!(first_bad, None, "{}", variant.name());
         }
     }
 
     #[test]
-    fn the_yardstick_follows_the_context_pattern_override() {
+    fn the_yardstick_follows_the_context_shape_override() {
         let ctx = GpuContext::new_blocking(&ContextOptions::default()).unwrap();
-        for pattern in AccessPattern::ALL {
-            let forced = ctx.with_access_pattern(pattern);
-            assert_eq!(CopyVariant::for_context(&forced).pattern, pattern);
+        for shape in StreamShape::ALL {
+            let forced = ctx.with_stream_shape(shape);
+            assert_eq!(
+                CopyVariant::for_context(&forced),
+                CopyVariant {
+                    pattern: CopyPattern::Strided,
+                    shape
+                }
+            );
         }
     }
 
@@ -326,9 +358,11 @@ mod tests {
         let too_wide = ctx.limits().max_compute_invocations_per_workgroup * 2;
         for (wg_size, vec_per_thread) in [(0, 4), (256, 0), (too_wide, 1), (96, 4)] {
             let variant = CopyVariant {
-                pattern: AccessPattern::Contiguous,
-                wg_size,
-                vec_per_thread,
+                pattern: CopyPattern::Contiguous,
+                shape: StreamShape {
+                    wg_size,
+                    vec_per_thread,
+                },
             };
             let err = CopyKernel::new(&ctx, &buffers, variant).unwrap_err();
             assert!(matches!(err, crate::Error::InvalidConfig(_)), "{err}");

@@ -16,9 +16,9 @@ mod layout;
 mod native;
 mod timer;
 
-pub use copy::{COPY_WGSL, CopyBuffers, CopyKernel, CopyVariant, VEC_PER_THREAD};
-pub use native::{NATIVE_THREADS, NativeCopy, NativeResult};
+pub use copy::{COPY, CopyBuffers, CopyKernel, CopyPattern, CopyVariant};
 pub use layout::{MANY_SMALL_TENSORS, MIN_PARAMS, ModelLayout, format_count, parse_count};
+pub use native::{NATIVE_THREADS, NativeCopy, NativeResult};
 pub use timer::{RecordFn, Timer, TimingMethod, median};
 
 use serde::Serialize;
@@ -27,6 +27,7 @@ use crate::arena::{ElementType, ParamStore, TensorId};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::optim::{Algorithm, Caution, NonFinite, Optimizer, OptimizerConfig};
+use crate::stream::StreamShape;
 
 /// Bytes one step must move per parameter, counting every element-wise pass:
 ///
@@ -90,6 +91,8 @@ pub struct BenchOptions {
     pub timestamps: bool,
     /// Copy kernel variants timed side by side at each model size (none: skip).
     pub copy_variants: Vec<CopyVariant>,
+    /// Stream shapes to run every step with, side by side (none: the adapter's own).
+    pub stream_shapes: Vec<StreamShape>,
 }
 
 impl Default for BenchOptions {
@@ -105,6 +108,7 @@ impl Default for BenchOptions {
             nonfinite_check: true,
             timestamps: true,
             copy_variants: CopyVariant::sweep(),
+            stream_shapes: Vec::new(),
         }
     }
 }
@@ -169,8 +173,8 @@ impl CopyResult {
             params,
             variant: variant.name(),
             pattern: variant.pattern.name().to_string(),
-            wg_size: variant.wg_size,
-            vec_per_thread: variant.vec_per_thread,
+            wg_size: variant.shape.wg_size,
+            vec_per_thread: variant.shape.vec_per_thread,
             bytes,
             ms,
             min_ms: samples.iter().copied().fold(f64::INFINITY, f64::min),
@@ -187,6 +191,8 @@ pub struct BenchResult {
     pub optimizer: String,
     /// Hard caution mask (timm `cadamw`, `clion`, `csgdw`).
     pub caution: bool,
+    /// The kernels' [`StreamShape`], e.g. `8x128`.
+    pub stream_shape: String,
     /// `f32`, `bf16` or `f16`.
     pub state_dtype: String,
     /// Parameters (sum of tensor sizes).
@@ -252,6 +258,8 @@ pub struct BenchReport {
 pub struct CautionRatio {
     /// Algorithm name.
     pub optimizer: String,
+    /// Stream shape of both steps.
+    pub stream_shape: String,
     /// Layout name.
     pub layout: String,
     /// State element type.
@@ -272,12 +280,14 @@ impl BenchReport {
             if let Some(p) = self.results.iter().find(|r| {
                 !r.caution
                     && r.optimizer == c.optimizer
+                    && r.stream_shape == c.stream_shape
                     && r.layout == c.layout
                     && r.state_dtype == c.state_dtype
                     && r.params == c.params
             }) {
                 out.push(CautionRatio {
                     optimizer: c.optimizer.clone(),
+                    stream_shape: c.stream_shape.clone(),
                     layout: c.layout.clone(),
                     state_dtype: c.state_dtype.clone(),
                     params: c.params,
@@ -319,6 +329,14 @@ pub fn run(
 ) -> Result<BenchReport> {
     if options.steps == 0 {
         return Err(Error::InvalidConfig("at least one timed step".into()));
+    }
+    let max_wg = ctx.limits().max_compute_invocations_per_workgroup;
+    if let Some(s) = options.stream_shapes.iter().find(|s| s.wg_size > max_wg) {
+        return Err(Error::LimitExceeded {
+            what: format!("invocations per workgroup of stream shape {}", s.name()),
+            needed: u64::from(s.wg_size),
+            allowed: u64::from(max_wg),
+        });
     }
     let mut timer = Timer::new(ctx, options.timestamps);
     let info = ctx.adapter_info();
@@ -481,7 +499,25 @@ struct GroupSamples {
 }
 
 impl Group<'_> {
-    fn optimizer(&self, ctx: &GpuContext, options: &BenchOptions, caution: bool) -> Result<Optimizer> {
+    /// The (stream shape, caution) configurations a group times, in order.
+    fn configs(ctx: &GpuContext, options: &BenchOptions) -> Vec<(StreamShape, bool)> {
+        let shapes = if options.stream_shapes.is_empty() {
+            vec![ctx.stream_shape()]
+        } else {
+            options.stream_shapes.clone()
+        };
+        shapes
+            .iter()
+            .flat_map(|&s| options.cautions.iter().map(move |&c| (s, c)))
+            .collect()
+    }
+
+    fn optimizer(
+        &self,
+        ctx: &GpuContext,
+        options: &BenchOptions,
+        caution: bool,
+    ) -> Result<Optimizer> {
         let mut cfg = OptimizerConfig::new(*self.algorithm, 1e-3)
             .with_weight_decay(0.01)
             .with_state_dtype(self.dtype);
@@ -494,7 +530,8 @@ impl Group<'_> {
         Optimizer::new(ctx, self.store, cfg)
     }
 
-    /// Times the copy, then each caution setting's step, in interleaved rounds.
+    /// Times the copy, then each (stream shape, caution setting)'s step, in
+    /// interleaved rounds.
     fn time(
         &self,
         ctx: &GpuContext,
@@ -502,10 +539,12 @@ impl Group<'_> {
         timer: &mut Timer,
         copy: &CopyKernel,
     ) -> Result<GroupSamples> {
-        let mut opts = options
-            .cautions
+        let configs = Self::configs(ctx, options);
+        let mut opts = configs
             .iter()
-            .map(|&caution| self.optimizer(ctx, options, caution))
+            .map(|&(shape, caution)| {
+                self.optimizer(&ctx.with_stream_shape(shape), options, caution)
+            })
             .collect::<Result<Vec<_>>>()?;
         let mut record_copy = |enc: &mut wgpu::CommandEncoder| {
             copy.record(enc);
@@ -528,9 +567,9 @@ impl Group<'_> {
         let total = self.store.layout().total_len();
         let results = opts
             .iter()
-            .zip(&options.cautions)
+            .zip(&configs)
             .zip(&samples)
-            .map(|((opt, &caution), s)| {
+            .map(|((opt, &(shape, caution)), s)| {
                 let step_ms = median(s);
                 let bytes = total
                     * step_bytes_per_param(
@@ -543,6 +582,7 @@ impl Group<'_> {
                 BenchResult {
                     optimizer: self.algorithm.name().to_string(),
                     caution,
+                    stream_shape: shape.name(),
                     state_dtype: self.dtype.name().to_string(),
                     params: total,
                     tensors: self.store.layout().num_tensors() as u64,

@@ -3,6 +3,7 @@
 use clap::Args;
 use coptim::bench::{self, BenchOptions, BenchReport, CopyResult, ModelLayout};
 use coptim::optim::Algorithm;
+use coptim::stream::StreamShape;
 use coptim::{ContextOptions, ElementType, Error, GpuContext};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -35,6 +36,10 @@ pub struct BenchArgs {
     /// the gradients: 4 B per parameter).
     #[arg(long)]
     pub no_nonfinite_check: bool,
+    /// Stream shapes to run every step with side by side, comma-separated: gpu
+    /// (256x4), cpu (8x128) or WGxVPT. Default: the adapter's own.
+    #[arg(long)]
+    pub stream_shape: Option<String>,
     /// Skip timing the copy kernel variants side by side (access pattern, workgroup
     /// size, vec4s per invocation) at each size.
     #[arg(long)]
@@ -110,6 +115,10 @@ impl BenchArgs {
             steps: self.steps,
             nonfinite_check: !self.no_nonfinite_check,
             timestamps: !self.wall_clock,
+            stream_shapes: match &self.stream_shape {
+                Some(s) => list(s, StreamShape::parse)?,
+                None => Vec::new(),
+            },
             copy_variants: if self.no_copy_sweep {
                 Vec::new()
             } else {
@@ -192,11 +201,12 @@ fn print_table(r: &BenchReport) {
     }
     println!();
     println!(
-        "{:<12} {:>6} {:>5} {:<8} {:<5} {:>10} {:>9} {:>7} {:>8} {:>9} {:>6}",
+        "{:<12} {:>6} {:>5} {:<8} {:<6} {:<5} {:>10} {:>9} {:>7} {:>8} {:>9} {:>6}",
         "layout",
         "params",
         "tens",
         "optim",
+        "shape",
         "state",
         "step ms",
         "MB/step",
@@ -208,11 +218,12 @@ fn print_table(r: &BenchReport) {
     for x in &r.results {
         let name = format!("{}{}", if x.caution { "c-" } else { "" }, x.optimizer);
         println!(
-            "{:<12} {:>6} {:>5} {:<8} {:<5} {:>10.3} {:>9.1} {:>7.2} {:>7.1}% {:>8.1}% {:>6}",
+            "{:<12} {:>6} {:>5} {:<8} {:<6} {:<5} {:>10.3} {:>9.1} {:>7.2} {:>7.1}% {:>8.1}% {:>6}",
             x.layout,
             bench::format_count(x.params),
             x.tensors,
             name,
+            x.stream_shape,
             x.state_dtype,
             x.step_ms,
             x.bytes_per_step as f64 / 1e6,
@@ -228,9 +239,10 @@ fn print_table(r: &BenchReport) {
         println!("cautious / plain step time (byte floor ratio in parentheses)");
         for c in ratios {
             println!(
-                "  {:<12} {:>6} {:<5} c-{}/{}: {:.3}x ({:.3}x)",
+                "  {:<12} {:>6} {:<6} {:<5} c-{}/{}: {:.3}x ({:.3}x)",
                 c.layout,
                 bench::format_count(c.params),
+                c.stream_shape,
                 c.state_dtype,
                 c.optimizer,
                 c.optimizer,

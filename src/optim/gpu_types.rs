@@ -122,6 +122,7 @@ mod tests {
     use crate::arena::ElementType;
     use crate::optim::config::Algorithm;
     use crate::optim::kernels::{algorithm_source, reduce_source};
+    use crate::stream::StreamShape;
     use crate::wgsl::layout_check::check_mirrors;
 
     /// Every mirror matches naga's layout in every module variant that declares it
@@ -142,11 +143,15 @@ mod tests {
             for subgroups in [false, true] {
                 for dtype in [ElementType::F32, ElementType::Bf16, ElementType::F16] {
                     let label = format!("{} {subgroups} {}", algorithm.name(), dtype.name());
-                    check(&label, &algorithm_source(&algorithm, subgroups, dtype));
+                    let shape = StreamShape::GPU;
+                    check(
+                        &label,
+                        &algorithm_source(&algorithm, subgroups, dtype, shape),
+                    );
                 }
             }
         }
-        check("reduce", &reduce_source());
+        check("reduce", &reduce_source(StreamShape::CPU));
         for (m, seen) in mirrors.iter().zip(seen) {
             assert!(seen, "no module declares `{}`", m.wgsl_name);
         }

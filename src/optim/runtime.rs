@@ -14,7 +14,7 @@ use crate::optim::config::{
 use crate::optim::gpu_types::{
     GpuGroupParams, GpuStatus, GpuStepParams, GpuTensorEntry, GpuWindowInfo,
 };
-use crate::optim::kernels::{MAX_GROUPS, Pipelines, WG_SIZE};
+use crate::optim::kernels::{MAX_GROUPS, Pipelines};
 use crate::optim::plan::{Plan, grid_for};
 use crate::optim::stats::{StatsRing, StepStats};
 
@@ -586,8 +586,11 @@ impl Optimizer {
         self.plan.windows.len()
     }
 
-    /// Invocations per workgroup of the step kernels.
-    pub const WORKGROUP_SIZE: u32 = WG_SIZE;
+    /// Invocations per workgroup of the step kernels (the context's
+    /// [`StreamShape`](crate::stream::StreamShape)).
+    pub fn workgroup_size(&self) -> u32 {
+        self.ctx.stream_shape().wg_size
+    }
 }
 
 /// The part of `arena` that a window covers.
