@@ -26,7 +26,7 @@ fn plan(c: &mut Criterion) {
         c.bench_function(&format!("layout+plan transformer {}", params >> 20), |b| {
             b.iter(|| {
                 let layout = Layout::new(black_box(&shapes), limits()).unwrap();
-                Plan::new(&layout, 65_535).unwrap()
+                Plan::for_arena(&layout, 65_535).unwrap()
             })
         });
     }

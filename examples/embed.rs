@@ -1,17 +1,24 @@
-//! Embedding coptim in a wgpu program that owns its device, queue and encoders.
+//! Embedding coptim in a wgpu program that owns its device, queue, encoders and
+//! buffers.
 //!
-//! The program fits `w` to a target by minimizing `0.5 * |w - target|^2`: its own
-//! compute shader writes the gradient `w - target` straight into coptim's gradient
-//! arena, and C-AdamW's passes are recorded into the same command encoder. One
-//! submit per iteration, no readback inside the loop.
+//! The program keeps its weights `w` and their gradient in its own buffers and fits
+//! `w` to a target by minimizing `0.5 * |w - target|^2`. coptim registers views of
+//! those buffers (a [`ParamSet`]) and allocates only its optimizer state; the
+//! program's compute shader writes the gradient, C-AdamW's passes are recorded into
+//! the same command encoder, and the learning rate of every step is the program's own
+//! (a cosine it computes itself). One submit per iteration, no readback inside the
+//! loop: the per-step records arrive, in order, through `take_stats`.
 //!
-//! Run with `cargo run --example embed`.
+//! Run with `cargo run --example embed`; `cargo test --example embed` checks it.
 
-use coptim::optim::{Caution, LrSchedule, Optimizer, OptimizerConfig};
-use coptim::{GpuContext, ParamStore};
+use coptim::arena::{BufferView, ParamSet, ParamSpec};
+use coptim::optim::{Caution, Optimizer, OptimizerConfig, StepInputs};
+use coptim::{Error, GpuContext};
 use wgpu::util::DeviceExt;
 
 const N: usize = 10_000;
+const STEPS: u64 = 300;
+const PEAK_LR: f64 = 0.05;
 
 const GRAD_SHADER: &str = r#"
 @group(0) @binding(0) var<storage, read> w: array<f32>;
@@ -27,65 +34,62 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
 }
 "#;
 
+/// What a run ends with.
+struct Outcome {
+    loss: f32,
+    records: usize,
+    mean_kept: f64,
+}
+
 fn main() -> coptim::Result<()> {
+    let outcome = run(STEPS)?;
+    println!(
+        "{} steps: final loss {:.5}, {} step records, mean kept fraction {:.3}",
+        STEPS, outcome.loss, outcome.records, outcome.mean_kept
+    );
+    Ok(())
+}
+
+fn run(steps: u64) -> coptim::Result<Outcome> {
     // The application's own device: any adapter, default features, its own queue.
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
     let adapter = pollster::block_on(instance.request_adapter(&Default::default()))
-        .map_err(|e| coptim::Error::NoAdapter(e.to_string()))?;
+        .map_err(|e| Error::NoAdapter(e.to_string()))?;
     let (device, queue) = pollster::block_on(adapter.request_device(&Default::default()))
-        .map_err(|e| coptim::Error::DeviceRequest(e.to_string()))?;
+        .map_err(|e| Error::DeviceRequest(e.to_string()))?;
 
-    // coptim works on the application's device.
-    let ctx = GpuContext::from_device(device.clone(), queue.clone());
-    let store = ParamStore::new(&ctx, &[("w", vec![N])])?;
-    let w_id = store.layout().id("w")?;
-    let cfg = OptimizerConfig::adamw(0.05)
-        .with_caution(Caution::hard())
-        .with_schedule(LrSchedule::Cosine {
-            total: 300,
-            floor: 0.0,
-        });
-    let mut opt = Optimizer::new(&ctx, &store, cfg)?;
-
-    // The application's own buffers and pipeline, binding single tensors of the arena.
+    // The application's own buffers: weights (starting at zero), target, gradient.
     let target: Vec<f32> = (0..N).map(|i| ((i as f32) * 0.001).sin()).collect();
-    let target_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: Some("target"),
-        contents: bytemuck::cast_slice(&target),
-        usage: wgpu::BufferUsages::STORAGE,
-    });
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some("gradient"),
-        source: wgpu::ShaderSource::Wgsl(GRAD_SHADER.into()),
-    });
-    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: Some("gradient"),
-        layout: None,
-        module: &module,
-        entry_point: Some("main"),
-        compilation_options: Default::default(),
-        cache: None,
-    });
+    let storage = |label: &str, contents: &[f32], extra: wgpu::BufferUsages| {
+        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::cast_slice(contents),
+            usage: wgpu::BufferUsages::STORAGE | extra,
+        })
+    };
+    let w_buf = storage("w", &vec![0.0; N], wgpu::BufferUsages::COPY_SRC);
+    let target_buf = storage("target", &target, wgpu::BufferUsages::empty());
+    let grad_buf = storage("grad", &vec![0.0; N], wgpu::BufferUsages::empty());
+
+    // coptim works on the application's device and steps its buffers in place.
+    let ctx = GpuContext::from_device(device.clone(), queue.clone());
+    let params = ParamSet::from_views(
+        &ctx,
+        &[ParamSpec::new("w", &[N], BufferView::new(&w_buf, 0))
+            .with_grad(BufferView::new(&grad_buf, 0))],
+    )?;
+    let cfg = OptimizerConfig::adamw(PEAK_LR).with_caution(Caution::hard());
+    let mut opt = Optimizer::new(&ctx, &params, cfg)?;
+
+    let pipeline = gradient_pipeline(&device);
     let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
         label: Some("gradient"),
         layout: &pipeline.get_bind_group_layout(0),
-        entries: &[
-            wgpu::BindGroupEntry {
-                binding: 0,
-                resource: wgpu::BindingResource::Buffer(store.params.binding(w_id)?),
-            },
-            wgpu::BindGroupEntry {
-                binding: 1,
-                resource: target_buf.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 2,
-                resource: wgpu::BindingResource::Buffer(store.grads.binding(w_id)?),
-            },
-        ],
+        entries: &[entry(0, &w_buf), entry(1, &target_buf), entry(2, &grad_buf)],
     });
 
-    for step in 1..=300 {
+    let mut records = Vec::new();
+    for step in 1..=steps {
         let mut encoder = device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
@@ -93,21 +97,63 @@ fn main() -> coptim::Result<()> {
             pass.set_bind_group(0, &bind_group, &[]);
             pass.dispatch_workgroups(N.div_ceil(64) as u32, 1, 1);
         }
-        opt.record_step(&mut encoder)?;
+        // The program's own schedule: a cosine from PEAK_LR to 0.
+        let progress = (step - 1) as f64 / steps as f64;
+        let lr = PEAK_LR * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
+        opt.record_step(&mut encoder, &StepInputs::lr(lr))?;
         queue.submit([encoder.finish()]);
-        if step % 50 == 0 {
-            let w = store.params.read_blocking(&ctx, w_id)?;
-            let loss: f32 = w
-                .iter()
-                .zip(&target)
-                .map(|(a, b)| 0.5 * (a - b) * (a - b))
-                .sum();
-            let kept = opt
-                .latest_stats()
-                .map(|s| s.kept_fraction())
-                .unwrap_or(f64::NAN);
-            println!("step {step:4}  loss {loss:10.4}  kept fraction {kept:.3}");
-        }
+        records.extend(opt.take_stats()?);
     }
-    Ok(())
+    ctx.wait_idle()?;
+    records.extend(opt.take_stats()?);
+
+    let bytes = pollster::block_on(coptim::arena::read_buffer(&ctx, &w_buf, 0, 4 * N as u64))?;
+    let w: &[f32] = bytemuck::cast_slice(&bytes);
+    let loss = w
+        .iter()
+        .zip(&target)
+        .map(|(a, b)| 0.5 * (a - b) * (a - b))
+        .sum();
+    let mean_kept =
+        records.iter().map(|r| r.kept_fraction()).sum::<f64>() / records.len().max(1) as f64;
+    Ok(Outcome {
+        loss,
+        records: records.len(),
+        mean_kept,
+    })
+}
+
+fn gradient_pipeline(device: &wgpu::Device) -> wgpu::ComputePipeline {
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some("gradient"),
+        source: wgpu::ShaderSource::Wgsl(GRAD_SHADER.into()),
+    });
+    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some("gradient"),
+        layout: None,
+        module: &module,
+        entry_point: Some("main"),
+        compilation_options: Default::default(),
+        cache: None,
+    })
+}
+
+fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry {
+        binding,
+        resource: buffer.as_entire_binding(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The fit converges (the loss starts at 0.5 * |target|^2, about 2,300) and every
+    /// step's record arrives, in order.
+    #[test]
+    fn example_converges_with_a_record_per_step() {
+        let outcome = super::run(super::STEPS).unwrap();
+        assert!(outcome.loss < 1.0, "final loss {}", outcome.loss);
+        assert_eq!(outcome.records, super::STEPS as usize);
+        assert!(outcome.mean_kept > 0.5 && outcome.mean_kept <= 1.0);
+    }
 }

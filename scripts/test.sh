@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The full test suite, as CI runs it: installs what is missing (lavapipe, Rust
 # components and the wasm target, node/npm and Chromium), then formatting, lints
-# (native and wasm32), Windows (DX12) and macOS (Metal) compile checks, every Rust
+# (native, the lean core without default features, and wasm32), Windows (DX12) and macOS (Metal) compile checks, every Rust
 # test on lavapipe, and the browser demo's end-to-end tests in headless Chromium.
 source "$(dirname "$0")/env.sh"
 ensure_vulkan
@@ -19,9 +19,13 @@ cargo fmt --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 
-step "wasm32: clippy and build of the library"
+step "lean core (no default features): clippy natively and for wasm32"
+cargo clippy --all-targets --no-default-features -- -D warnings
 cargo clippy --lib --target wasm32-unknown-unknown --no-default-features -- -D warnings
-cargo build --lib --target wasm32-unknown-unknown --no-default-features
+
+step "wasm32 with the browser bindings (feature web): clippy and build"
+cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features web -- -D warnings
+cargo build --lib --target wasm32-unknown-unknown --no-default-features --features web
 
 for target in x86_64-pc-windows-msvc aarch64-apple-darwin; do
     if rustup target add "$target" >/dev/null 2>&1; then

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the browser demo and serves it:
-#   1. the library for wasm32-unknown-unknown in release, default features off;
+#   1. the library for wasm32-unknown-unknown in release, with only the `web`
+#      feature (the bindings and the layers under them; no CLI);
 #   2. wasm-bindgen (the CLI version pinned by Cargo.lock, installed when missing);
 #   3. wasm-opt -Os from npm's binaryen when node_modules has it (never Debian's:
 #      it corrupts wasm-bindgen output, see ENVIRONMENT.md);
@@ -37,9 +38,9 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WB_VERSION"
     cargo install wasm-bindgen-cli --version "$WB_VERSION" --force
 fi
 
-echo "==> cargo build (release, wasm32-unknown-unknown, no default features)"
+echo "==> cargo build (release, wasm32-unknown-unknown, features: web)"
 cargo rustc --lib --release --target wasm32-unknown-unknown --no-default-features \
-    --crate-type cdylib
+    --features web --crate-type cdylib
 
 PKG="$ROOT/web/pkg"
 rm -rf "$PKG"

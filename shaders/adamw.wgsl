@@ -13,24 +13,24 @@
 
 const EPS_STYLE_HF: u32 = 1u;
 
-fn caution_direction(i: u32, g: vec4<f32>, gp: GroupParams, first_step: bool) -> vec4<f32> {
-    return torch_lerp(load_state0(i), g, gp.one_minus_beta1);
+fn caution_direction(s: u32, g: vec4<f32>, gp: GroupParams, first_step: bool) -> vec4<f32> {
+    return torch_lerp(load_state0(s), g, gp.one_minus_beta1);
 }
 
-fn step_vec4(i: u32, g: vec4<f32>, valid: vec4<bool>, scale: f32, c: StepContext) {
+fn step_vec4(at: At, g: vec4<f32>, valid: vec4<bool>, scale: f32, c: StepContext) {
     let hf = step.eps_style == EPS_STYLE_HF;
     let bc2_sqrt = sqrt(c.bias.y);
     let step_size = select(c.gp.lr / c.bias.x, c.gp.lr * bc2_sqrt / c.bias.x, hf);
     let den_div = select(bc2_sqrt, 1.0, hf);
-    let p = params[i];
-    let m = load_state0(i);
-    let v = load_state1(i);
+    let p = load_param(at.param, valid);
+    let m = load_state0(at.state);
+    let v = load_state1(at.state);
     let m_new = torch_lerp(m, g, c.gp.one_minus_beta1);
     let v_new = v * c.gp.beta2 + c.gp.one_minus_beta2 * g * g;
     let den = sqrt(v_new) / den_div + c.gp.eps;
     let mask = caution_mask(m_new, g, scale, step);
     let p_new = p * c.decay - step_size * ((m_new * mask) / den);
-    params[i] = select(p, p_new, valid);
-    store_state0(i, select(m, m_new, valid));
-    store_state1(i, select(v, v_new, valid));
+    store_param(at.param, select(p, p_new, valid), valid);
+    store_state0(at.state, select(m, m_new, valid));
+    store_state1(at.state, select(v, v_new, valid));
 }

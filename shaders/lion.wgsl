@@ -8,16 +8,16 @@
 //
 // State: state0 = exp_avg.
 
-fn caution_direction(i: u32, g: vec4<f32>, gp: GroupParams, first_step: bool) -> vec4<f32> {
-    return sign(torch_lerp(load_state0(i), g, gp.one_minus_beta1));
+fn caution_direction(s: u32, g: vec4<f32>, gp: GroupParams, first_step: bool) -> vec4<f32> {
+    return sign(torch_lerp(load_state0(s), g, gp.one_minus_beta1));
 }
 
-fn step_vec4(i: u32, g: vec4<f32>, valid: vec4<bool>, scale: f32, c: StepContext) {
-    let p = params[i];
-    let m = load_state0(i);
+fn step_vec4(at: At, g: vec4<f32>, valid: vec4<bool>, scale: f32, c: StepContext) {
+    let p = load_param(at.param, valid);
+    let m = load_state0(at.state);
     let u = sign(torch_lerp(m, g, c.gp.one_minus_beta1));
     let mask = caution_mask(u, g, scale, step);
     let p_new = p * c.decay - c.gp.lr * (u * mask);
-    params[i] = select(p, p_new, valid);
-    store_state0(i, select(m, torch_lerp(m, g, c.gp.one_minus_beta2), valid));
+    store_param(at.param, select(p, p_new, valid), valid);
+    store_state0(at.state, select(m, torch_lerp(m, g, c.gp.one_minus_beta2), valid));
 }

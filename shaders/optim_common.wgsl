@@ -1,7 +1,8 @@
 // optim_common.wgsl: declarations shared by every optimizer kernel.
 //
 // The Rust side (src/optim/kernels.rs) builds each optimizer module as
-//   optim_common.wgsl + count_{subgroup,workgroup}.wgsl + <algorithm>.wgsl
+//   optim_common.wgsl + params_{vec4,scalar}.wgsl + count_{subgroup,workgroup}.wgsl
+//   + state_<dtype>.wgsl + optim_step.wgsl + <algorithm>.wgsl
 // so the structs, constants and block indexing below are identical everywhere.
 //
 // Work is cut into blocks: one workgroup handles one block of at most BLOCK_ELEMS
@@ -21,12 +22,32 @@ const NORM_MEAN_CLAMP: u32 = 0u;
 const NORM_NUMEL_OVER_COUNT_PLUS_ONE: u32 = 1u;
 const NORM_MEAN_PLUS_EPS: u32 = 2u;
 
-// One block of work.
+// One block of work. The parameters, gradients and state of a block can sit at
+// different places of different buffers (a caller's own buffers at any 4-byte offset),
+// so the block carries one first element per binding.
 struct Block {
-    tensor: u32,  // index into the tensor table
-    start: u32,   // first element, relative to the bound window (multiple of 4)
-    len: u32,     // elements in this block, 1..=BLOCK_ELEMS
-    global: u32,  // block number across all windows (index of its partial count)
+    tensor: u32,       // index into the tensor table
+    len: u32,          // elements in this block, 1..=BLOCK_ELEMS
+    global: u32,       // block number across all windows (index of its partial count)
+    state_start: u32,  // first element in the state binding (multiple of 4)
+    param_start: u32,  // first element in the params binding (any)
+    grad_start: u32,   // first element in the grads binding (any)
+}
+
+// Where the vec4 of a block's k-th chunk lives in each binding.
+struct At {
+    param: u32,  // first element in the params binding
+    grad: u32,   // first element in the grads binding
+    state: u32,  // vec4 index in the state bindings
+}
+
+// The element offset, inside a block, of invocation `lid`'s k-th vec4.
+fn block_elem(k: u32, lid: u32) -> u32 {
+    return (k * WG_SIZE + lid) * 4u;
+}
+
+fn block_at(blk: Block, e: u32) -> At {
+    return At(blk.param_start + e, blk.grad_start + e, (blk.state_start + e) / 4u);
 }
 
 // Per-tensor table; `scale` and `kept` are written by finalize_scale every step.
@@ -96,9 +117,9 @@ fn block_index(wg: vec3<u32>, info: WindowInfo) -> u32 {
     return wg.x + wg.y * info.grid_x;
 }
 
-// Lanes of the vec4 at element `e` that lie inside [0, end).
-fn lanes_valid(e: u32, end: u32) -> vec4<bool> {
-    return vec4<u32>(e, e + 1u, e + 2u, e + 3u) < vec4<u32>(end);
+// Lanes of the vec4 at element `e` of a block that lie inside [0, len).
+fn lanes_valid(e: u32, len: u32) -> vec4<bool> {
+    return vec4<u32>(e, e + 1u, e + 2u, e + 3u) < vec4<u32>(len);
 }
 
 fn is_finite4(x: vec4<f32>) -> vec4<bool> {

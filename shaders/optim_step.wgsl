@@ -1,11 +1,13 @@
 // optim_step.wgsl: the two per-block entry points every algorithm shares.
 //
 // The algorithm file (adamw.wgsl, lion.wgsl, sgd.wgsl) supplies two functions:
-//   caution_direction(i, g, gp, first_step) -> vec4<f32>
-//       the direction whose sign decides the mask, from the state before the step
-//   step_vec4(i, g, valid, scale, c: StepContext)
-//       the fused update of the four elements at vec4 index i (lanes outside the
-//       tensor keep their old values)
+//   caution_direction(s, g, gp, first_step) -> vec4<f32>
+//       the direction whose sign decides the mask, from the state (vec4 index s)
+//       before the step
+//   step_vec4(at: At, g, valid, scale, c: StepContext)
+//       the fused update of the four elements at `at` (lanes outside the tensor keep
+//       their old values)
+// and params_{vec4,scalar}.wgsl supplies load_param, store_param and load_grad.
 //
 // Entry points:
 //   count_agreement: pass 1 of caution; per block, counts the coordinates whose
@@ -15,8 +17,8 @@
 //                    the step is skipped
 //
 // Bindings (group 0):
-//   0 params          storage rw   parameter window (vec4<f32>)
-//   1 grads           storage r    gradient window (vec4<f32>)
+//   0 params          storage rw   parameter window (params_<variant>.wgsl)
+//   1 grads           storage r    gradient window (params_<variant>.wgsl)
 //   2 state0          storage rw   first state window (state_<dtype>.wgsl)
 //   3 state1          storage rw   second state window, AdamW only (state_<dtype>.wgsl)
 //   4 blocks          storage r    block table of the window
@@ -27,8 +29,6 @@
 //   9 partial_counts  storage rw   per-block agreement counts (count_agreement)
 //  10 status_rw       storage rw   StatusRw (count_agreement: found_inf, clip, step)
 
-@group(0) @binding(0) var<storage, read_write> params: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> grads: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> blocks: array<Block>;
 @group(0) @binding(5) var<storage, read> tensors: array<TensorEntry>;
 @group(0) @binding(6) var<uniform> step: StepParams;
@@ -61,15 +61,14 @@ fn count_agreement(
         // Runs before advance_step: no step completed yet means this is the first.
         let first_step = status_rw.step == 0u;
         let clip = select(1.0, status_rw.clip_coef, step.clip_max_norm > 0.0);
-        let end = blk.start + blk.len;
         for (var k = 0u; k < VEC_PER_THREAD; k++) {
-            let e = blk.start + (k * WG_SIZE + lid) * 4u;
-            if e < end {
-                let i = e / 4u;
-                let valid = lanes_valid(e, end);
-                let g_raw = grads[i];
+            let e = block_elem(k, lid);
+            if e < blk.len {
+                let at = block_at(blk, e);
+                let valid = lanes_valid(e, blk.len);
+                let g_raw = load_grad(at.grad, valid);
                 let g = g_raw * clip;
-                agree += count_agree(caution_direction(i, g, gp, first_step), g, valid);
+                agree += count_agree(caution_direction(at.state, g, gp, first_step), g, valid);
                 bad += count_nonfinite(g_raw, valid);
             }
         }
@@ -94,12 +93,12 @@ fn update(
     let gp = step.groups[t.group];
     let c = StepContext(gp, status.bias[t.group], 1.0 - gp.lr * gp.weight_decay, status.step == 1u);
     let clip = select(1.0, status.clip_coef, step.clip_max_norm > 0.0);
-    let end = blk.start + blk.len;
     for (var k = 0u; k < VEC_PER_THREAD; k++) {
-        let e = blk.start + (k * WG_SIZE + lid) * 4u;
-        if e < end {
-            let i = e / 4u;
-            step_vec4(i, grads[i] * clip, lanes_valid(e, end), t.scale, c);
+        let e = block_elem(k, lid);
+        if e < blk.len {
+            let at = block_at(blk, e);
+            let valid = lanes_valid(e, blk.len);
+            step_vec4(at, load_grad(at.grad, valid) * clip, valid, t.scale, c);
         }
     }
 }

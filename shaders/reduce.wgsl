@@ -14,7 +14,7 @@
 //                    (= 1 - beta^t, with no cancellation in f32)
 //
 // Bindings (group 0):
-//   1 grads           storage r    gradient window (vec4<f32>)
+//   1 grads           storage r    gradient window (params_<variant>.wgsl)
 //   4 blocks          storage r    block table of the window
 //   5 tensors         storage rw   per-tensor table (finalize_scale writes scale, kept)
 //   6 step            uniform      StepParams
@@ -23,7 +23,6 @@
 //  10 status_rw       storage rw   StatusRw
 //  11 partial_sumsq   storage rw   per-block partial sums of squares
 
-@group(0) @binding(1) var<storage, read> grads: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> blocks: array<Block>;
 @group(0) @binding(5) var<storage, read_write> tensors: array<TensorEntry>;
 @group(0) @binding(6) var<uniform> step: StepParams;
@@ -61,12 +60,12 @@ fn check_finite(
         return;
     }
     let blk = blocks[b];
-    let end = blk.start + blk.len;
     var bad = 0u;
     for (var k = 0u; k < VEC_PER_THREAD; k++) {
-        let e = blk.start + (k * WG_SIZE + lid) * 4u;
-        if e < end {
-            bad += count_nonfinite(grads[e / 4u], lanes_valid(e, end));
+        let e = block_elem(k, lid);
+        if e < blk.len {
+            let valid = lanes_valid(e, blk.len);
+            bad += count_nonfinite(load_grad(blk.grad_start + e, valid), valid);
         }
     }
     if bad != 0u {
@@ -87,12 +86,11 @@ fn grad_sumsq(
     if in_range {
         let blk = blocks[b];
         slot = blk.global;
-        let end = blk.start + blk.len;
         for (var k = 0u; k < VEC_PER_THREAD; k++) {
-            let e = blk.start + (k * WG_SIZE + lid) * 4u;
-            if e < end {
-                let valid = lanes_valid(e, end);
-                let g = select(vec4<f32>(0.0), grads[e / 4u], valid);
+            let e = block_elem(k, lid);
+            if e < blk.len {
+                let valid = lanes_valid(e, blk.len);
+                let g = load_grad(blk.grad_start + e, valid);
                 sumsq += dot(g, g);
                 bad += count_nonfinite(g, valid);
             }

@@ -25,17 +25,17 @@ fn sgd_direction(buf_new: vec4<f32>, g: vec4<f32>, gp: GroupParams) -> vec4<f32>
     return buf_new;
 }
 
-fn caution_direction(i: u32, g: vec4<f32>, gp: GroupParams, first_step: bool) -> vec4<f32> {
-    return sgd_direction(momentum_buffer(load_state0(i), g, gp, first_step), g, gp);
+fn caution_direction(s: u32, g: vec4<f32>, gp: GroupParams, first_step: bool) -> vec4<f32> {
+    return sgd_direction(momentum_buffer(load_state0(s), g, gp, first_step), g, gp);
 }
 
-fn step_vec4(i: u32, g: vec4<f32>, valid: vec4<bool>, scale: f32, c: StepContext) {
-    let p = params[i];
-    let buf = load_state0(i);
+fn step_vec4(at: At, g: vec4<f32>, valid: vec4<bool>, scale: f32, c: StepContext) {
+    let p = load_param(at.param, valid);
+    let buf = load_state0(at.state);
     let buf_new = momentum_buffer(buf, g, c.gp, c.first_step);
     let u = sgd_direction(buf_new, g, c.gp);
     let mask = caution_mask(u, g, scale, step);
     let p_new = p * c.decay - c.gp.lr * (u * mask);
-    params[i] = select(p, p_new, valid);
-    store_state0(i, select(buf, buf_new, valid));
+    store_param(at.param, select(p, p_new, valid), valid);
+    store_state0(at.state, select(buf, buf_new, valid));
 }

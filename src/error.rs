@@ -45,6 +45,15 @@ pub enum Error {
     /// Two tensors were declared with the same name.
     #[error("tensor `{0}` is declared twice")]
     DuplicateTensor(String),
+    /// A view of a caller's buffer that coptim cannot use (missing `STORAGE` usage,
+    /// out of bounds, misaligned, overlapping another view, or from another device).
+    #[error("view of tensor `{tensor}`: {reason}")]
+    InvalidView {
+        /// The tensor the view was given for.
+        tensor: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A tensor name that the arena does not know.
     #[error("unknown tensor `{0}`")]
     UnknownTensor(String),
@@ -102,6 +111,7 @@ pub enum Error {
         loss: f32,
     },
     /// A dataset could not be read.
+    #[cfg(feature = "data")]
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
     /// An I/O error, with the path involved.
@@ -119,6 +129,7 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    #[cfg(feature = "nn")]
     pub(crate) fn shape(op: impl Into<String>, detail: impl Into<String>) -> Self {
         Error::ShapeMismatch {
             op: op.into(),

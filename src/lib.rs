@@ -11,28 +11,40 @@
 //! - [`arena`]: flat, aligned GPU storage for named tensors;
 //! - [`optim`]: optimizer configuration, schedules, the CPU reference, the GPU runtime
 //!   and state files;
-//! - [`data`]: datasets (bundled MNIST, IDX, CIFAR-10) and deterministic batching;
-//! - [`nn`]: GPU tensors and reverse-mode autograd with WGSL kernels;
-//! - [`model`]: the MLP and ViT classifiers, their initialization and runtime;
-//! - [`train`]: training runs, checkpoints and the optimizer comparison;
-//! - `bench` (native only): step timing against a copy kernel, behind `coptim bench`.
+//!
+//! Those are the engine, all that `default-features = false` builds. The
+//! higher layers sit behind cargo features:
+//! - `data` (feature `data`): datasets (bundled MNIST, IDX, CIFAR-10) and
+//!   deterministic batching;
+//! - `nn` (feature `nn`): GPU tensors and reverse-mode autograd with WGSL kernels;
+//! - `model` (feature `nn`): the MLP and ViT classifiers, their initialization and runtime;
+//! - `train` (feature `train` = `data` + `nn`): training runs, checkpoints and the
+//!   optimizer comparison;
+//! - `bench` (feature `bench`, native only): step timing against a copy kernel,
+//!   behind `coptim bench`;
+//! - `wasm` (feature `web`, wasm32 only): the browser bindings;
+//! - the `coptim` binary (feature `cli`, on by default).
 
 #![warn(missing_docs)]
 
 pub mod arena;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(feature = "bench", not(target_arch = "wasm32")))]
 pub mod bench;
 pub mod context;
+#[cfg(feature = "data")]
 pub mod data;
 pub mod error;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod file_io;
+#[cfg(feature = "nn")]
 pub mod model;
+#[cfg(feature = "nn")]
 pub mod nn;
 pub mod optim;
 pub mod stream;
+#[cfg(feature = "train")]
 pub mod train;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(feature = "web", target_arch = "wasm32"))]
 pub mod wasm;
 pub mod wgsl;
 

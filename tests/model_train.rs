@@ -2,6 +2,7 @@
 
 use coptim::model::{Batch, Mlp, Model, Vit};
 use coptim::nn::Activation;
+use coptim::optim::StepInputs;
 use coptim::{GpuContext, Optimizer, OptimizerConfig};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -52,7 +53,8 @@ fn train(
                 },
             )
             .unwrap();
-        opt.record_step(&mut encoder).unwrap();
+        opt.record_step(&mut encoder, &StepInputs::scheduled())
+            .unwrap();
         ctx.queue().submit([encoder.finish()]);
     }
     (0..steps)

@@ -20,6 +20,7 @@
 
 use std::sync::OnceLock;
 
+use coptim::arena::UploadRing;
 use coptim::nn::{Activation, GraphBuilder, Kernels, Var, reference as r};
 use coptim::{GpuContext, ParamStore, Result};
 use rand::{RngExt, SeedableRng};
@@ -91,7 +92,7 @@ fn run_gpu(case: &Case<'_>, upstream: &[f64]) -> (Vec<f64>, Vec<Vec<f64>>) {
     if let (Some(v), Some(l)) = (labels, &case.labels) {
         graph
             .value(v)
-            .record_write_u32(ctx, &mut encoder, l)
+            .record_write_u32(&mut UploadRing::new("test labels"), ctx, &mut encoder, l)
             .unwrap();
     }
     // Twice: the second pass must overwrite, not add to, every gradient.
@@ -527,7 +528,12 @@ fn cross_entropy_and_correct_count() {
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
         graph
             .value(lv)
-            .record_write_u32(ctx, &mut encoder, &labels)
+            .record_write_u32(
+                &mut UploadRing::new("test labels"),
+                ctx,
+                &mut encoder,
+                &labels,
+            )
             .unwrap();
         graph.record_forward(&mut encoder);
         ctx.queue().submit([encoder.finish()]);

@@ -1,4 +1,4 @@
-//! Every WGSL module of the nn ops (the small matmul variant included) parses and
+//! Every WGSL module of the nn ops (every specialization of every matmul variant included) parses and
 //! validates with naga.
 
 #[test]

@@ -283,7 +283,8 @@ fn reduced_precision_modules_validate() {
                 .into_iter()
                 .flat_map(|d| StreamShape::ALL.map(|s| (d, s)))
             {
-                let src = kernels::algorithm_source(&algorithm, subgroups, dtype, shape);
+                let access = coptim::arena::ParamAccess::Scalar;
+                let src = kernels::algorithm_source(&algorithm, subgroups, dtype, access, shape);
                 let module = naga::front::wgsl::parse_str(&src)
                     .unwrap_or_else(|e| panic!("{}: {}", algorithm.name(), e.emit_to_string(&src)));
                 naga::valid::Validator::new(

@@ -4,14 +4,22 @@
 //! buffers that follows it (one arena for parameters, one for gradients, one per
 //! optimizer state). Every tensor starts at an offset aligned to the device's
 //! `min_storage_buffer_offset_alignment`, so a caller's kernel can bind it alone with
-//! [`Arena::binding`].
+//! [`Arena::binding`]. A [`ParamSet`] names where an optimizer finds each tensor's
+//! parameters and gradients: in a [`ParamStore`] or in views of the caller's buffers.
 
 mod layout;
+mod param_set;
+pub mod readback;
 mod transfer;
+mod upload;
+mod view;
 
 pub use layout::{ArenaLimits, F32_BYTES, Layout, TensorId, TensorInfo, Window};
-pub(crate) use transfer::map_read;
+pub use param_set::{ParamAccess, ParamSet, ParamSpec, ParamTensor};
+pub use readback::ReadbackQueue;
 pub use transfer::read_buffer;
+pub use upload::UploadRing;
+pub use view::BufferView;
 
 use std::sync::Arc;
 

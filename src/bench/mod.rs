@@ -26,7 +26,7 @@ use serde::Serialize;
 use crate::arena::{ElementType, ParamStore, TensorId};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::optim::{Algorithm, Caution, NonFinite, Optimizer, OptimizerConfig};
+use crate::optim::{Algorithm, Caution, NonFinite, Optimizer, OptimizerConfig, StepInputs};
 use crate::stream::StreamShape;
 
 /// Bytes one step must move per parameter, counting every element-wise pass:
@@ -552,7 +552,9 @@ impl Group<'_> {
         };
         let mut steps: Vec<_> = opts
             .iter_mut()
-            .map(|opt| move |enc: &mut wgpu::CommandEncoder| opt.record_step(enc))
+            .map(|opt| {
+                move |enc: &mut wgpu::CommandEncoder| opt.record_step(enc, &StepInputs::scheduled())
+            })
             .collect();
         let mut work: Vec<&mut RecordFn<'_>> = vec![&mut record_copy];
         for s in &mut steps {

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::arena::{ParamStore, TensorId, map_read};
+use crate::arena::readback::{ReadbackQueue, Source};
+use crate::arena::{ParamStore, TensorId, UploadRing};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::model::arch::Architecture;
@@ -85,7 +86,7 @@ const BATCHES_PER_SUBMIT: usize = 16;
 /// let (images, labels) = (vec![0.0f32; 128 * 784], vec![0u32; 128]);
 /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
 /// model.record_forward_backward(&mut encoder, Batch { images: &images, labels: &labels })?;
-/// opt.record_step(&mut encoder)?;
+/// opt.record_step(&mut encoder, &coptim::optim::StepInputs::scheduled())?;
 /// ctx.queue().submit([encoder.finish()]);
 /// for m in model.poll_metrics()? { // whatever has arrived, never waits
 ///     println!("step {} loss {:.4} accuracy {:.3}", m.step, m.loss, m.accuracy());
@@ -102,6 +103,7 @@ pub struct Model {
     train: HashMap<usize, Compiled>,
     infer: HashMap<usize, Compiled>,
     metrics: MetricsQueue,
+    uploads: UploadRing,
     recorded: u64,
 }
 
@@ -136,6 +138,7 @@ impl Model {
             train: HashMap::new(),
             infer: HashMap::new(),
             metrics: MetricsQueue::default(),
+            uploads: UploadRing::new("coptim batch upload"),
             recorded: 0,
         };
         // Shape-check the graph symbolically (nothing is allocated).
@@ -364,15 +367,25 @@ impl Model {
         let n = self.check_batch(batch.images, batch.labels)?;
         let step = self.recorded;
         let ctx = self.ctx.clone();
+        // Lent out while `compiled` borrows the model.
+        let mut uploads =
+            std::mem::replace(&mut self.uploads, UploadRing::new("coptim batch upload"));
         let compiled = self.compiled(n, train)?;
-        compiled
-            .graph
+        let graph = &compiled.graph;
+        let written = graph
             .value(compiled.images)
-            .record_write_f32(&ctx, encoder, batch.images)?;
-        compiled
-            .graph
-            .value(compiled.labels)
-            .record_write_u32(&ctx, encoder, batch.labels)?;
+            .record_write_f32(&mut uploads, &ctx, encoder, batch.images)
+            .and_then(|()| {
+                graph.value(compiled.labels).record_write_u32(
+                    &mut uploads,
+                    &ctx,
+                    encoder,
+                    batch.labels,
+                )
+            });
+        self.uploads = uploads;
+        written?;
+        let compiled = self.compiled(n, train)?;
         compiled.graph.record_forward(encoder);
         if train {
             compiled.graph.record_backward(encoder);
@@ -405,17 +418,20 @@ impl Model {
         let ctx = self.ctx.clone();
         let starts: Vec<usize> = (0..n).step_by(batch_size).collect();
         let mut out = Vec::with_capacity(starts.len());
+        let mut reads = ReadbackQueue::new("coptim inference readback");
+        let mut uploads =
+            std::mem::replace(&mut self.uploads, UploadRing::new("coptim batch upload"));
         for group in starts.chunks(BATCHES_PER_SUBMIT) {
             let mut encoder = self
                 .ctx
                 .device()
                 .create_command_encoder(&Default::default());
-            let mut reads = Vec::new();
             for &start in group {
                 let rows = batch_size.min(n - start);
                 let compiled = self.compiled(rows, false)?;
                 let g = &compiled.graph;
                 g.value(compiled.images).record_write_f32(
+                    &mut uploads,
                     &ctx,
                     &mut encoder,
                     &images[start * sample..(start + rows) * sample],
@@ -428,47 +444,34 @@ impl Model {
                         &dummy
                     }
                 };
-                g.value(compiled.labels)
-                    .record_write_u32(&ctx, &mut encoder, batch_labels)?;
+                g.value(compiled.labels).record_write_u32(
+                    &mut uploads,
+                    &ctx,
+                    &mut encoder,
+                    batch_labels,
+                )?;
                 g.record_forward(&mut encoder);
                 // Copy out now: a later batch of the same size reuses these buffers.
-                let tensors: Vec<_> = pick(compiled)
+                let sources: Vec<Source<'_>> = pick(compiled)
                     .into_iter()
-                    .map(|(v, _)| g.value(v))
+                    .map(|(v, _)| {
+                        let t = g.value(v);
+                        Source {
+                            buffer: t.buffer(),
+                            offset: t.offset(),
+                            size: t.byte_size(),
+                        }
+                    })
                     .collect();
-                let size: u64 = tensors.iter().map(|t| t.byte_size()).sum();
-                let staging = ctx.device().create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("coptim inference readback"),
-                    size,
-                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                });
-                let mut offset = 0;
-                for t in tensors {
-                    encoder.copy_buffer_to_buffer(
-                        t.buffer(),
-                        t.offset(),
-                        &staging,
-                        offset,
-                        t.byte_size(),
-                    );
-                    offset += t.byte_size();
-                }
-                reads.push((rows, staging));
+                reads.record(&ctx, &mut encoder, &sources, rows);
             }
             ctx.queue().submit([encoder.finish()]);
-            for (rows, staging) in reads {
-                map_read(&ctx, &staging).await?;
-                let values: Vec<f32> = {
-                    let view = staging
-                        .get_mapped_range(..)
-                        .map_err(|e| Error::Readback(e.to_string()))?;
-                    bytemuck::pod_collect_to_vec(&view)
-                };
-                staging.unmap();
-                out.push((rows, values));
+            while reads.in_flight() > 0 {
+                let (rows, bytes) = reads.next(&ctx).await?;
+                out.push((rows, bytemuck::pod_collect_to_vec(&bytes)));
             }
         }
+        self.uploads = uploads;
         Ok(out)
     }
 

@@ -4,37 +4,13 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::context::GpuContext;
+use crate::error::Result;
+use crate::nn::matmul_variant::{MatmulShader, MatmulVariant};
 
 /// Invocations per workgroup of every nn kernel (`WG_SIZE` in the shaders).
 pub const WG_SIZE: u32 = 256;
-/// Rows and columns of C that one workgroup of the large matmul variant computes
-/// (`TILE_M`, `TILE_N` of `nn_matmul.wgsl`).
-pub const MATMUL_TILE: u32 = 128;
-/// Tile of the small matmul variant, used when either side of C is at most this
-/// (attention scores, classifier heads): 16 invocations of 8x8 outputs, `TILE_K` 16.
-pub const MATMUL_SMALL_TILE: u32 = 32;
-
-/// Tile of the medium matmul variant, used when either side of C is at most this
-/// (ViT token projections with 64 features): 64 invocations of 8x8 outputs.
-pub const MATMUL_MEDIUM_TILE: u32 = 64;
-
-/// Constant declarations of `nn_matmul.wgsl` and their values in the medium variant.
-const MATMUL_MEDIUM_CONSTANTS: [(&str, &str); 3] = [
-    ("const TILE_M: u32 = 128u;", "const TILE_M: u32 = 64u;"),
-    ("const TILE_N: u32 = 128u;", "const TILE_N: u32 = 64u;"),
-    ("const WG_SIZE: u32 = 256u;", "const WG_SIZE: u32 = 64u;"),
-];
-
-/// Constant declarations of `nn_matmul.wgsl` and their values in the small variant.
-const MATMUL_SMALL_CONSTANTS: [(&str, &str); 3] = [
-    ("const TILE_M: u32 = 128u;", "const TILE_M: u32 = 32u;"),
-    ("const TILE_N: u32 = 128u;", "const TILE_N: u32 = 32u;"),
-    ("const WG_SIZE: u32 = 256u;", "const WG_SIZE: u32 = 16u;"),
-];
-
 /// The WGSL files, by name: every op kernel lives in one of them.
-const SHADER_FILES: [(&str, &str); 6] = [
-    ("nn_matmul", include_str!("../../shaders/nn_matmul.wgsl")),
+const SHADER_FILES: [(&str, &str); 5] = [
     (
         "nn_elementwise",
         include_str!("../../shaders/nn_elementwise.wgsl"),
@@ -48,38 +24,21 @@ const SHADER_FILES: [(&str, &str); 6] = [
     ("nn_loss", include_str!("../../shaders/nn_loss.wgsl")),
 ];
 
-/// Every shader module the ops use, by name, including the small and medium matmul
-/// variants (derived from `nn_matmul.wgsl` by changing its tile constants).
+/// Every shader module the ops use, by name, including every specialization of every
+/// matmul variant (see [`MatmulVariant`]).
 pub fn shader_modules() -> Vec<(&'static str, String)> {
     let mut modules: Vec<(&str, String)> = SHADER_FILES
         .iter()
         .map(|(name, src)| (*name, src.to_string()))
         .collect();
-    modules.push(("nn_matmul_small", matmul_variant(&MATMUL_SMALL_CONSTANTS)));
-    modules.push(("nn_matmul_medium", matmul_variant(&MATMUL_MEDIUM_CONSTANTS)));
+    modules.extend(MatmulShader::ALL.iter().map(|s| (s.name, s.source())));
     modules
-}
-
-/// Index of the small matmul variant in [`shader_modules`].
-const MATMUL_SMALL_MODULE: usize = SHADER_FILES.len();
-/// Index of the medium matmul variant in [`shader_modules`].
-const MATMUL_MEDIUM_MODULE: usize = SHADER_FILES.len() + 1;
-
-fn matmul_variant(constants: &[(&str, &str)]) -> String {
-    constants
-        .iter()
-        .fold(SHADER_FILES[0].1.to_string(), |src, (from, to)| {
-            debug_assert!(src.contains(from), "nn_matmul.wgsl lost `{from}`");
-            src.replace(from, to)
-        })
 }
 
 /// One entry point of one module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Kernel {
-    Matmul,
-    MatmulSmall,
-    MatmulMedium,
+    Matmul(MatmulShader),
     ActivationForward,
     ActivationBackward,
     AddForward,
@@ -108,30 +67,28 @@ impl Kernel {
     fn location(self) -> (usize, &'static str) {
         use Kernel::*;
         match self {
-            Matmul => (0, "matmul"),
-            MatmulSmall => (MATMUL_SMALL_MODULE, "matmul"),
-            MatmulMedium => (MATMUL_MEDIUM_MODULE, "matmul"),
-            ActivationForward => (1, "activation_forward"),
-            ActivationBackward => (1, "activation_backward"),
-            AddForward => (1, "add_forward"),
-            Accumulate => (1, "accumulate"),
-            SumRows => (1, "sum_rows"),
-            LayerNormForward => (2, "layernorm_forward"),
-            LayerNormBackwardInput => (2, "layernorm_backward_input"),
-            LayerNormBackwardParams => (2, "layernorm_backward_params"),
-            SoftmaxForward => (3, "softmax_forward"),
-            SoftmaxBackward => (3, "softmax_backward"),
-            PatchifyForward => (4, "patchify_forward"),
-            PatchifyBackward => (4, "patchify_backward"),
-            PrependForward => (4, "prepend_forward"),
-            PrependBackwardTokens => (4, "prepend_backward_tokens"),
-            PrependBackwardToken => (4, "prepend_backward_token"),
-            PoolForward => (4, "pool_forward"),
-            PoolBackward => (4, "pool_backward"),
-            CeForwardRows => (5, "ce_forward_rows"),
-            CorrectRows => (5, "correct_rows"),
-            ReduceSum => (5, "reduce_sum"),
-            CeBackward => (5, "ce_backward"),
+            Matmul(shader) => (SHADER_FILES.len() + shader.index(), "matmul"),
+            ActivationForward => (0, "activation_forward"),
+            ActivationBackward => (0, "activation_backward"),
+            AddForward => (0, "add_forward"),
+            Accumulate => (0, "accumulate"),
+            SumRows => (0, "sum_rows"),
+            LayerNormForward => (1, "layernorm_forward"),
+            LayerNormBackwardInput => (1, "layernorm_backward_input"),
+            LayerNormBackwardParams => (1, "layernorm_backward_params"),
+            SoftmaxForward => (2, "softmax_forward"),
+            SoftmaxBackward => (2, "softmax_backward"),
+            PatchifyForward => (3, "patchify_forward"),
+            PatchifyBackward => (3, "patchify_backward"),
+            PrependForward => (3, "prepend_forward"),
+            PrependBackwardTokens => (3, "prepend_backward_tokens"),
+            PrependBackwardToken => (3, "prepend_backward_token"),
+            PoolForward => (3, "pool_forward"),
+            PoolBackward => (3, "pool_backward"),
+            CeForwardRows => (4, "ce_forward_rows"),
+            CorrectRows => (4, "correct_rows"),
+            ReduceSum => (4, "reduce_sum"),
+            CeBackward => (4, "ce_backward"),
         }
     }
 }
@@ -142,18 +99,39 @@ impl Kernel {
 #[derive(Debug)]
 pub struct Kernels {
     ctx: GpuContext,
+    matmul: MatmulVariant,
     modules: Mutex<HashMap<usize, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<Kernel, wgpu::ComputePipeline>>,
 }
 
 impl Kernels {
-    /// An empty cache for the context's device.
+    /// An empty cache for the context's device, with the matmul variant chosen for
+    /// its adapter ([`MatmulVariant::for_context`]).
     pub fn new(ctx: &GpuContext) -> Self {
+        Self::with_variant(ctx, MatmulVariant::for_context(ctx))
+    }
+
+    /// An empty cache whose matmuls use `variant` (to compare or test variants);
+    /// [`Error::MissingFeature`](crate::Error::MissingFeature) or
+    /// [`Error::LimitExceeded`](crate::Error::LimitExceeded) when the device cannot
+    /// run it.
+    pub fn with_matmul(ctx: &GpuContext, variant: MatmulVariant) -> Result<Self> {
+        variant.check(ctx)?;
+        Ok(Self::with_variant(ctx, variant))
+    }
+
+    fn with_variant(ctx: &GpuContext, matmul: MatmulVariant) -> Self {
         Self {
             ctx: ctx.clone(),
+            matmul,
             modules: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The matmul variant of every graph built with these kernels.
+    pub fn matmul_variant(&self) -> MatmulVariant {
+        self.matmul
     }
 
     /// The context the pipelines belong to.

@@ -17,10 +17,12 @@
 mod dispatch;
 mod graph;
 mod kernels;
+mod matmul_variant;
 mod ops;
 pub mod reference;
 mod tensor;
 
 pub use graph::{Activation, Graph, GraphBuilder, Var};
-pub use kernels::{Kernels, MATMUL_SMALL_TILE, MATMUL_TILE, WG_SIZE, shader_modules};
+pub use kernels::{Kernels, WG_SIZE, shader_modules};
+pub use matmul_variant::MatmulVariant;
 pub use tensor::{DType, Tensor};

@@ -1,6 +1,6 @@
 //! [`Tensor`]: a typed, shaped view of a range of a GPU buffer.
 
-use crate::arena::{Arena, TensorId};
+use crate::arena::{Arena, TensorId, UploadRing};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 
@@ -123,29 +123,43 @@ impl Tensor {
         }
     }
 
-    /// Records a copy of `values` into the tensor: the data goes through a staging
-    /// buffer copied in encoder order, so several recorded steps each see their own
-    /// data. Fails unless the length matches.
+    /// Records a copy of `values` into the tensor: the data goes through one of the
+    /// persistent staging buffers of `uploads`, copied in encoder order, so several
+    /// recorded steps each see their own data. Fails unless the length matches.
     pub fn record_write_f32(
         &self,
+        uploads: &mut UploadRing,
         ctx: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
         values: &[f32],
     ) -> Result<()> {
         self.check_write(values.len(), DType::F32)?;
-        self.record_write_bytes(ctx, encoder, bytemuck::cast_slice(values));
+        uploads.record_write(
+            ctx,
+            encoder,
+            &self.buffer,
+            self.offset,
+            bytemuck::cast_slice(values),
+        );
         Ok(())
     }
 
     /// Like [`Tensor::record_write_f32`] for a `u32` tensor (labels).
     pub fn record_write_u32(
         &self,
+        uploads: &mut UploadRing,
         ctx: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
         values: &[u32],
     ) -> Result<()> {
         self.check_write(values.len(), DType::U32)?;
-        self.record_write_bytes(ctx, encoder, bytemuck::cast_slice(values));
+        uploads.record_write(
+            ctx,
+            encoder,
+            &self.buffer,
+            self.offset,
+            bytemuck::cast_slice(values),
+        );
         Ok(())
     }
 
@@ -187,23 +201,6 @@ impl Tensor {
             });
         }
         Ok(())
-    }
-
-    fn record_write_bytes(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        bytes: &[u8],
-    ) {
-        use wgpu::util::DeviceExt;
-        let staging = ctx
-            .device()
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("coptim nn upload"),
-                contents: bytes,
-                usage: wgpu::BufferUsages::COPY_SRC,
-            });
-        encoder.copy_buffer_to_buffer(&staging, 0, &self.buffer, self.offset, bytes.len() as u64);
     }
 }
 

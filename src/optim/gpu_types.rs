@@ -119,7 +119,7 @@ pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
 
 #[cfg(test)]
 mod tests {
-    use crate::arena::ElementType;
+    use crate::arena::{ElementType, ParamAccess};
     use crate::optim::config::Algorithm;
     use crate::optim::kernels::{algorithm_source, reduce_source};
     use crate::stream::StreamShape;
@@ -139,19 +139,33 @@ mod tests {
                 }
             }
         };
-        for algorithm in [Algorithm::adamw(), Algorithm::lion(), Algorithm::sgd(true)] {
-            for subgroups in [false, true] {
-                for dtype in [ElementType::F32, ElementType::Bf16, ElementType::F16] {
-                    let label = format!("{} {subgroups} {}", algorithm.name(), dtype.name());
-                    let shape = StreamShape::GPU;
-                    check(
-                        &label,
-                        &algorithm_source(&algorithm, subgroups, dtype, shape),
-                    );
+        for access in [ParamAccess::Vec4, ParamAccess::Scalar] {
+            for algorithm in [Algorithm::adamw(), Algorithm::lion(), Algorithm::sgd(true)] {
+                for subgroups in [false, true] {
+                    for dtype in [ElementType::F32, ElementType::Bf16, ElementType::F16] {
+                        let label = format!(
+                            "{} {access:?} subgroups={subgroups} {}",
+                            algorithm.name(),
+                            dtype.name()
+                        );
+                        check(
+                            &label,
+                            &algorithm_source(
+                                &algorithm,
+                                subgroups,
+                                dtype,
+                                access,
+                                StreamShape::GPU,
+                            ),
+                        );
+                    }
                 }
             }
+            check(
+                &format!("reduce {access:?}"),
+                &reduce_source(access, StreamShape::CPU),
+            );
         }
-        check("reduce", &reduce_source(StreamShape::CPU));
         for (m, seen) in mirrors.iter().zip(seen) {
             assert!(seen, "no module declares `{}`", m.wgsl_name);
         }

@@ -1,11 +1,12 @@
 //! WGSL sources of the optimizer kernels and their compute pipelines.
 //!
 //! Each optimizer module is assembled from files in `shaders/`: the shared
-//! declarations, the agreement-count reduction (subgroup or workgroup variant), the
-//! state storage variant, the shared count and update entry points, and the
+//! declarations, the parameter access variant (vec4 for coptim's arenas, scalar for
+//! views of a caller's buffers), the agreement-count reduction (subgroup or workgroup
+//! variant), the state storage variant, the shared count and update entry points, and the
 //! algorithm's hooks (its caution direction and its per-vec4 update).
 
-use crate::arena::ElementType;
+use crate::arena::{ElementType, ParamAccess};
 use crate::context::GpuContext;
 use crate::optim::config::Algorithm;
 use crate::stream::StreamShape;
@@ -13,6 +14,10 @@ use crate::wgsl::ShaderBuilder;
 
 /// Shared structs, constants and helpers.
 pub const COMMON_WGSL: &str = include_str!("../../shaders/optim_common.wgsl");
+/// Parameters and gradients as whole vec4s (coptim's arenas).
+pub const PARAMS_VEC4_WGSL: &str = include_str!("../../shaders/params_vec4.wgsl");
+/// Parameters and gradients one f32 at a time (a caller's buffers at any offset).
+pub const PARAMS_SCALAR_WGSL: &str = include_str!("../../shaders/params_scalar.wgsl");
 /// Agreement-count reduction with subgroup operations.
 pub const COUNT_SUBGROUP_WGSL: &str = include_str!("../../shaders/count_subgroup.wgsl");
 /// Agreement-count reduction with a workgroup atomic (portable fallback).
@@ -50,12 +55,21 @@ fn shape_constants(shape: StreamShape) -> String {
         .expect("two distinct constants and no parts")
 }
 
+/// The WGSL that declares and accesses parameters and gradients.
+fn access_source(access: ParamAccess) -> &'static str {
+    match access {
+        ParamAccess::Vec4 => PARAMS_VEC4_WGSL,
+        ParamAccess::Scalar => PARAMS_SCALAR_WGSL,
+    }
+}
+
 /// The full WGSL of an algorithm's module (with `enable f16;` for f16 state), its
 /// workgroups shaped by `shape`.
 pub fn algorithm_source(
     algorithm: &Algorithm,
     subgroups: bool,
     state: ElementType,
+    access: ParamAccess,
     shape: StreamShape,
 ) -> String {
     let count = if subgroups {
@@ -84,6 +98,7 @@ pub fn algorithm_source(
         enable,
         &constants,
         COMMON_WGSL,
+        access_source(access),
         count,
         state_src,
         STEP_WGSL,
@@ -93,8 +108,14 @@ pub fn algorithm_source(
 }
 
 /// The full WGSL of the reduction module, its workgroups shaped by `shape`.
-pub fn reduce_source(shape: StreamShape) -> String {
-    [&shape_constants(shape), COMMON_WGSL, REDUCE_WGSL].join("\n")
+pub fn reduce_source(access: ParamAccess, shape: StreamShape) -> String {
+    [
+        &shape_constants(shape),
+        COMMON_WGSL,
+        access_source(access),
+        REDUCE_WGSL,
+    ]
+    .join("\n")
 }
 
 /// The compiled pipelines one optimizer uses.
@@ -110,19 +131,24 @@ pub(crate) struct Pipelines {
 }
 
 impl Pipelines {
-    pub fn new(ctx: &GpuContext, algorithm: &Algorithm, state: ElementType) -> Self {
+    pub fn new(
+        ctx: &GpuContext,
+        algorithm: &Algorithm,
+        state: ElementType,
+        access: ParamAccess,
+    ) -> Self {
         let device = ctx.device();
         let subgroups = ctx.capabilities().subgroups;
         let shape = ctx.stream_shape();
         let algo = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(algorithm.name()),
             source: wgpu::ShaderSource::Wgsl(
-                algorithm_source(algorithm, subgroups, state, shape).into(),
+                algorithm_source(algorithm, subgroups, state, access, shape).into(),
             ),
         });
         let reduce = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("coptim reduce"),
-            source: wgpu::ShaderSource::Wgsl(reduce_source(shape).into()),
+            source: wgpu::ShaderSource::Wgsl(reduce_source(access, shape).into()),
         });
         let nesterov = matches!(algorithm, Algorithm::Sgd { nesterov: true, .. });
         let constants: &[(&str, f64)] = if matches!(algorithm, Algorithm::Sgd { .. }) {

@@ -6,8 +6,10 @@
 //! [`Normalization::NumelOverCountPlusOne`] is C-Optim's C-Lion and pytorch_optimizer's
 //! `Lion(cautious=True)`; SGD + caution is timm `csgdw`.
 
+mod bindings;
 mod config;
 mod gpu_types;
+mod inputs;
 pub mod kernels;
 pub mod plan;
 pub mod reference;
@@ -19,6 +21,7 @@ mod stats;
 pub use config::{
     Algorithm, Caution, EpsStyle, GroupConfig, NonFinite, Normalization, OptimizerConfig,
 };
+pub use inputs::StepInputs;
 pub use reference::{ReferenceOptimizer, ReferenceStep};
 pub use runtime::{Optimizer, OptimizerOptions};
 pub use schedule::LrSchedule;

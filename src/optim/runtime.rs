@@ -1,22 +1,20 @@
 //! The GPU optimizer: owns the state arenas and records a step's passes into a
 //! command encoder.
 
-use std::sync::Arc;
-
-use wgpu::util::DeviceExt;
-
-use crate::arena::{Arena, ParamStore, Window};
+use crate::arena::{Arena, ParamSet, UploadRing};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
+use crate::optim::bindings::{
+    BindingSources, ReduceBindings, StepBuffers, WindowBindings, buffer_places,
+};
 use crate::optim::config::{
     Algorithm, Caution, EpsStyle, NonFinite, Normalization, OptimizerConfig,
 };
-use crate::optim::gpu_types::{
-    GpuGroupParams, GpuStatus, GpuStepParams, GpuTensorEntry, GpuWindowInfo,
-};
+use crate::optim::gpu_types::{GpuGroupParams, GpuStatus, GpuStepParams};
+use crate::optim::inputs::StepInputs;
 use crate::optim::kernels::{MAX_GROUPS, Pipelines};
 use crate::optim::plan::{Plan, grid_for};
-use crate::optim::stats::{StatsRing, StepStats};
+use crate::optim::stats::{StatsQueue, StepStats};
 
 /// Options that do not change the math: limits to plan dispatches with.
 #[derive(Debug, Clone, Copy, Default)]
@@ -26,303 +24,127 @@ pub struct OptimizerOptions {
     pub max_workgroups_per_dim: Option<u32>,
 }
 
-/// Bind groups of one binding window.
-#[derive(Debug)]
-struct WindowBindings {
-    grid: (u32, u32),
-    count: wgpu::BindGroup,
-    update: wgpu::BindGroup,
-    check_finite: wgpu::BindGroup,
-    grad_sumsq: wgpu::BindGroup,
-}
-
-/// A cautious (or plain) optimizer stepping every tensor of a [`ParamStore`] on the
-/// GPU.
+/// A cautious (or plain) optimizer stepping every tensor of a [`ParamSet`] (a
+/// [`ParamStore`](crate::ParamStore) or views of the caller's own buffers) on the GPU.
 ///
 /// ```no_run
 /// # fn main() -> coptim::Result<()> {
-/// use coptim::optim::{Caution, Optimizer, OptimizerConfig};
+/// use coptim::optim::{Caution, Optimizer, OptimizerConfig, StepInputs};
 /// let ctx = coptim::GpuContext::new_blocking(&Default::default())?;
 /// let store = coptim::ParamStore::new(&ctx, &[("w", vec![256, 128]), ("b", vec![256])])?;
 /// let cfg = OptimizerConfig::adamw(1e-3).with_caution(Caution::hard());
 /// let mut opt = Optimizer::new(&ctx, &store, cfg)?;
 /// // ... write gradients into store.grads, then:
 /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
-/// opt.record_step(&mut encoder)?;
+/// opt.record_step(&mut encoder, &StepInputs::lr(3e-4))?;
 /// ctx.queue().submit([encoder.finish()]);
+/// let records = opt.take_stats()?; // every finished step, in order
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
 pub struct Optimizer {
     ctx: GpuContext,
     config: OptimizerConfig,
-    store: ParamStore,
+    lr: f64,
+    params: ParamSet,
     state: Vec<Arena>,
     groups_of_tensors: Vec<usize>,
     plan: Plan,
     pipelines: Pipelines,
-    tensor_table: wgpu::Buffer,
-    step_params: wgpu::Buffer,
-    status: wgpu::Buffer,
-    partial_counts: wgpu::Buffer,
+    buffers: StepBuffers,
     windows: Vec<WindowBindings>,
-    finalize_scale: (wgpu::BindGroup, (u32, u32)),
-    finalize_clip: wgpu::BindGroup,
-    advance: wgpu::BindGroup,
+    reduce: ReduceBindings,
     scheduled: u64,
-    stats: StatsRing,
+    uploads: UploadRing,
+    stats: StatsQueue,
 }
 
 impl Optimizer {
     /// Creates the optimizer, its zeroed state, and every pipeline and bind group.
-    pub fn new(ctx: &GpuContext, store: &ParamStore, config: OptimizerConfig) -> Result<Self> {
-        Self::with_options(ctx, store, config, OptimizerOptions::default())
+    /// `params` is a `&ParamStore` or a [`ParamSet`] of the caller's buffers.
+    pub fn new(
+        ctx: &GpuContext,
+        params: impl Into<ParamSet>,
+        config: OptimizerConfig,
+    ) -> Result<Self> {
+        Self::with_options(ctx, params, config, OptimizerOptions::default())
     }
 
     /// Like [`Optimizer::new`] with explicit [`OptimizerOptions`].
     pub fn with_options(
         ctx: &GpuContext,
-        store: &ParamStore,
+        params: impl Into<ParamSet>,
         config: OptimizerConfig,
         options: OptimizerOptions,
     ) -> Result<Self> {
+        let set: ParamSet = params.into();
         ctx.check_lost()?;
-        config.validate()?;
-        if config.state_dtype == crate::arena::ElementType::F16 && !ctx.capabilities().f16 {
-            return Err(Error::MissingFeature {
-                adapter: ctx.adapter_info().name.clone(),
-                feature: "SHADER_F16 (for f16 optimizer state; bf16 works everywhere)".into(),
-            });
-        }
-        if config.groups.len() + 1 > MAX_GROUPS {
-            return Err(Error::LimitExceeded {
-                what: "parameter groups".into(),
-                needed: config.groups.len() as u64 + 1,
-                allowed: MAX_GROUPS as u64 - 1,
-            });
-        }
-        let layout = store.layout().clone();
-        if !Arc::ptr_eq(store.grads.layout(), &layout) {
-            return Err(Error::InvalidConfig(
-                "parameters and gradients use different layouts".into(),
-            ));
-        }
-        let names: Vec<&str> = layout.tensors().iter().map(|t| t.name.as_str()).collect();
-        let groups_of_tensors = config.group_of_tensors(&names)?;
-        for info in layout.tensors() {
-            if info.len > u32::MAX as u64 {
-                return Err(Error::LimitExceeded {
-                    what: format!("elements of tensor `{}`", info.name),
-                    needed: info.len,
-                    allowed: u32::MAX as u64,
-                });
-            }
-        }
+        let groups_of_tensors = check_setup(ctx, &set, &config)?;
+        let layout = set.state_layout().clone();
         let max_dim = options
             .max_workgroups_per_dim
             .unwrap_or(u32::MAX)
             .min(ctx.limits().max_compute_workgroups_per_dimension);
-        let plan = Plan::new(&layout, max_dim)?;
-        let device = ctx.device();
+        let (tensor_buffers, places) = buffer_places(&set);
+        let sizes: Vec<u64> = tensor_buffers.iter().map(|b| b.size()).collect();
+        let plan = Plan::new(&layout, &places, &sizes, max_dim)?;
         let state = config
             .algorithm
             .state_names()
             .iter()
             .map(|name| Arena::new(ctx, layout.clone(), config.state_dtype, name))
             .collect::<Result<Vec<_>>>()?;
-
-        let entries: Vec<GpuTensorEntry> = layout
-            .tensors()
+        let buffers = StepBuffers::new(ctx.device(), &set, &plan, &groups_of_tensors);
+        let pipelines = Pipelines::new(ctx, &config.algorithm, config.state_dtype, set.access());
+        let sources = BindingSources {
+            device: ctx.device(),
+            pipelines: &pipelines,
+            buffers: &buffers,
+            tensor_buffers: &tensor_buffers,
+            state: &state,
+        };
+        let windows = plan
+            .windows
             .iter()
             .enumerate()
-            .map(|(t, info)| GpuTensorEntry {
-                group: groups_of_tensors[t] as u32,
-                numel: info.len as u32,
-                first_block: plan.tensors[t].first,
-                num_blocks: plan.tensors[t].count,
-                scale: 1.0,
-                kept: 0,
-                pad: [0; 2],
-            })
+            .map(|(w, wp)| sources.window(w, wp))
             .collect();
-        let storage = wgpu::BufferUsages::STORAGE
-            | wgpu::BufferUsages::COPY_DST
-            | wgpu::BufferUsages::COPY_SRC;
-        let tensor_table = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("coptim tensor table"),
-            contents: bytemuck::cast_slice(&entries),
-            usage: storage,
-        });
-        let step_params = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("coptim step params"),
-            size: std::mem::size_of::<GpuStepParams>() as u64,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let initial_status = GpuStatus {
-            found_inf: 0,
-            step: 0,
-            clip_coef: 1.0,
-            grad_norm: 0.0,
-            bias: [[0.0; 4]; MAX_GROUPS],
-        };
-        let status = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("coptim status"),
-            contents: bytemuck::bytes_of(&initial_status),
-            usage: storage | wgpu::BufferUsages::UNIFORM,
-        });
-        let partial_bytes = (plan.total_blocks.max(1) as u64) * 4;
-        let partial_counts = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("coptim partial counts"),
-            size: partial_bytes,
-            usage: storage,
-            mapped_at_creation: false,
-        });
-        let partial_sumsq = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("coptim partial sumsq"),
-            size: partial_bytes,
-            usage: storage,
-            mapped_at_creation: false,
-        });
-        let pipelines = Pipelines::new(ctx, &config.algorithm, config.state_dtype);
-
-        let uniform = |label: &str, info: GpuWindowInfo| {
-            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: bytemuck::bytes_of(&info),
-                usage: wgpu::BufferUsages::UNIFORM,
-            })
-        };
-        let mut windows = Vec::with_capacity(plan.windows.len());
-        for (w, wp) in plan.windows.iter().enumerate() {
-            let blocks = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("coptim block table"),
-                contents: if wp.blocks.is_empty() {
-                    &[0u8; 16]
-                } else {
-                    bytemuck::cast_slice(&wp.blocks)
-                },
-                usage: wgpu::BufferUsages::STORAGE,
-            });
-            let info = uniform(
-                "coptim window info",
-                GpuWindowInfo {
-                    num_blocks: wp.blocks.len() as u32,
-                    grid_x: wp.grid.0,
-                    pad: [0; 2],
-                },
-            );
-            let win = wp.window;
-            let mut all: Vec<(u32, wgpu::BindingResource<'_>)> = vec![
-                (
-                    0,
-                    wgpu::BindingResource::Buffer(window_binding(&store.params, win)),
-                ),
-                (
-                    1,
-                    wgpu::BindingResource::Buffer(window_binding(&store.grads, win)),
-                ),
-                (
-                    2,
-                    wgpu::BindingResource::Buffer(window_binding(&state[0], win)),
-                ),
-                (4, blocks.as_entire_binding()),
-                (5, tensor_table.as_entire_binding()),
-                (6, step_params.as_entire_binding()),
-                (7, status.as_entire_binding()),
-                (8, info.as_entire_binding()),
-                (9, partial_counts.as_entire_binding()),
-                (10, status.as_entire_binding()),
-                (11, partial_sumsq.as_entire_binding()),
-            ];
-            if let Some(s1) = state.get(1) {
-                all.push((3, wgpu::BindingResource::Buffer(window_binding(s1, win))));
-            }
-            let make = |pipeline: &wgpu::ComputePipeline, used: &[u32], label: &str| {
-                bind_group(device, pipeline, &all, used, &format!("{label} window {w}"))
-            };
-            let two_state = state.len() > 1;
-            let update_used: &[u32] = if two_state {
-                &[0, 1, 2, 3, 4, 5, 6, 7, 8]
-            } else {
-                &[0, 1, 2, 4, 5, 6, 7, 8]
-            };
-            windows.push(WindowBindings {
-                grid: wp.grid,
-                count: make(&pipelines.count, &[1, 2, 4, 5, 6, 8, 9, 10], "count"),
-                update: make(&pipelines.update, update_used, "update"),
-                check_finite: make(&pipelines.check_finite, &[1, 4, 8, 10], "check_finite"),
-                grad_sumsq: make(&pipelines.grad_sumsq, &[1, 4, 8, 10, 11], "grad_sumsq"),
-            });
-        }
-        let tensor_grid = grid_for(layout.num_tensors() as u32, max_dim)?;
-        let tensor_info = uniform(
-            "coptim tensor grid",
-            GpuWindowInfo {
-                num_blocks: layout.num_tensors() as u32,
-                grid_x: tensor_grid.0,
-                pad: [0; 2],
-            },
+        let num_tensors = layout.num_tensors() as u32;
+        let reduce = sources.reduce(num_tensors, grid_for(num_tensors, max_dim)?);
+        let numel = set.tensors().iter().map(|t| t.len).collect();
+        let stats = StatsQueue::new(
+            &buffers.status,
+            &buffers.tensor_table,
+            numel,
+            config.caution.is_on(),
         );
-        let reduce_all: Vec<(u32, wgpu::BindingResource<'_>)> = vec![
-            (5, tensor_table.as_entire_binding()),
-            (6, step_params.as_entire_binding()),
-            (8, tensor_info.as_entire_binding()),
-            (9, partial_counts.as_entire_binding()),
-            (10, status.as_entire_binding()),
-            (11, partial_sumsq.as_entire_binding()),
-        ];
-        let finalize_scale = bind_group(
-            device,
-            &pipelines.finalize_scale,
-            &reduce_all,
-            &[5, 6, 8, 9],
-            "finalize_scale",
-        );
-        let finalize_clip = bind_group(
-            device,
-            &pipelines.finalize_clip,
-            &reduce_all,
-            &[6, 10, 11],
-            "finalize_clip",
-        );
-        let advance = bind_group(
-            device,
-            &pipelines.advance_step,
-            &reduce_all,
-            &[6, 10],
-            "advance_step",
-        );
-        let stats = StatsRing::new(ctx, layout.num_tensors(), config.caution.is_on());
         Ok(Self {
             ctx: ctx.clone(),
+            lr: config.lr,
             config,
-            store: store.clone(),
+            params: set,
             state,
             groups_of_tensors,
             plan,
             pipelines,
-            tensor_table,
-            step_params,
-            status,
-            partial_counts,
+            buffers,
             windows,
-            finalize_scale: (finalize_scale, tensor_grid),
-            finalize_clip,
-            advance,
+            reduce,
             scheduled: 0,
+            uploads: UploadRing::new("coptim step params upload"),
             stats,
         })
     }
 
-    /// The configuration.
+    /// The configuration the optimizer was built with (its `lr` is the initial base
+    /// rate; see [`Optimizer::learning_rate`]).
     pub fn config(&self) -> &OptimizerConfig {
         &self.config
     }
 
     /// The parameters and gradients this optimizer steps.
-    pub fn store(&self) -> &ParamStore {
-        &self.store
+    pub fn params(&self) -> &ParamSet {
+        &self.params
     }
 
     /// The state arenas, in the order of [`Algorithm::state_names`].
@@ -335,157 +157,146 @@ impl Optimizer {
         self.scheduled
     }
 
-    /// The learning rate the next recorded step will use for group `g`
-    /// (`g == groups.len()` is the default group).
+    /// The base learning rate: what the schedule multiplies for
+    /// [`StepInputs::scheduled`] and [`StepInputs::scale`].
+    pub fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+
+    /// Sets the base learning rate for the steps recorded from now on (burn's and
+    /// candle's `set_learning_rate`). Fails, changing nothing, unless it is finite
+    /// and non-negative.
+    pub fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
+        if !lr.is_finite() || lr < 0.0 {
+            return Err(Error::InvalidConfig(format!(
+                "learning rate {lr} is not a finite non-negative number"
+            )));
+        }
+        self.lr = lr;
+        Ok(())
+    }
+
+    /// The learning rate the next step recorded with [`StepInputs::scheduled`] will
+    /// use for group `g` (`g == groups.len()` is the default group).
     pub fn next_lr(&self, g: usize) -> f64 {
         let (lr_scale, _) = self.config.group_hyper(g);
-        self.config.lr * self.config.schedule.factor(self.scheduled + 1) * lr_scale
+        self.lr * self.config.schedule.factor(self.scheduled + 1) * lr_scale
     }
 
     /// Number of compute dispatches one step records.
     pub fn dispatches_per_step(&self) -> usize {
         let w = self.windows.len();
-        let clip = self.config.clip_grad_norm.is_some();
-        let caution = self.config.caution.is_on();
-        let check = !caution && !clip && self.config.non_finite == NonFinite::SkipStep;
+        let passes = self.passes();
         let mut n = w + 1; // updates + advance
-        if clip {
+        if passes.clip {
             n += w + 1;
         }
-        if caution {
+        if passes.caution {
             n += w + 1;
         }
-        if check {
+        if passes.check {
             n += w;
         }
         n
     }
 
-    fn step_params_for(&self, scheduled: u64) -> GpuStepParams {
-        let cfg = &self.config;
-        let factor = cfg.schedule.factor(scheduled);
-        let (beta1, beta2, eps, momentum, eps_style) = match cfg.algorithm {
-            Algorithm::AdamW {
-                beta1,
-                beta2,
-                eps,
-                eps_style,
-            } => (beta1, beta2, eps, 0.0, eps_style),
-            Algorithm::Lion { beta1, beta2 } => (beta1, beta2, 0.0, 0.0, EpsStyle::Torch),
-            Algorithm::Sgd { momentum, .. } => (0.0, 0.0, 0.0, momentum, EpsStyle::Torch),
-        };
-        let mut groups = [GpuGroupParams::default(); MAX_GROUPS];
-        for (g, slot) in groups.iter_mut().enumerate().take(cfg.groups.len() + 1) {
-            let (lr_scale, wd) = cfg.group_hyper(g);
-            *slot = GpuGroupParams {
-                lr: (cfg.lr * factor * lr_scale) as f32,
-                weight_decay: wd as f32,
-                beta1: beta1 as f32,
-                beta2: beta2 as f32,
-                one_minus_beta1: (1.0 - beta1) as f32,
-                one_minus_beta2: (1.0 - beta2) as f32,
-                eps: eps as f32,
-                momentum: momentum as f32,
-            };
-        }
-        let (norm_kind, norm_param) = match cfg.caution {
-            Caution::Off => (0, 0.0),
-            Caution::Hard { normalization } | Caution::Soft { normalization, .. } => {
-                match normalization {
-                    Normalization::MeanClamp { min } => (0, min),
-                    Normalization::NumelOverCountPlusOne => (1, 0.0),
-                    Normalization::MeanPlusEps { eps } => (2, eps),
-                }
-            }
-        };
-        GpuStepParams {
-            caution: cfg.caution.is_on() as u32,
-            norm_kind,
-            norm_param: norm_param as f32,
-            disagree_weight: cfg.caution.disagree_weight() as f32,
-            clip_max_norm: cfg.clip_grad_norm.unwrap_or(0.0) as f32,
-            skip_nonfinite: (cfg.non_finite == NonFinite::SkipStep) as u32,
-            num_groups: (cfg.groups.len() + 1) as u32,
-            eps_style: (eps_style == EpsStyle::Hf) as u32,
-            groups,
+    fn passes(&self) -> Passes {
+        let clip = self.config.clip_grad_norm.is_some();
+        let caution = self.config.caution.is_on();
+        Passes {
+            clip,
+            caution,
+            check: !caution && !clip && self.config.non_finite == NonFinite::SkipStep,
         }
     }
 
-    /// Records one optimizer step into `encoder`: nothing is submitted and nothing is
-    /// read back. The gradients in the store must be written (by the caller's kernels
-    /// or queue writes) before the encoder is submitted.
-    pub fn record_step(&mut self, encoder: &mut wgpu::CommandEncoder) -> Result<()> {
+    /// Records one optimizer step into `encoder` with the step's `inputs` (learning
+    /// rate, optional loss to record): nothing is submitted and nothing is read back.
+    /// The gradients must be written (by the caller's kernels or queue writes) before
+    /// the encoder is submitted. Bad inputs fail with [`Error::InvalidConfig`] before
+    /// anything is recorded. Each step's record arrives through
+    /// [`Optimizer::take_stats`] once the encoder has run.
+    pub fn record_step(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        inputs: &StepInputs<'_>,
+    ) -> Result<()> {
         self.ctx.check_lost()?;
+        let lrs = inputs.group_lrs(&self.config, self.lr, self.scheduled + 1)?;
         self.scheduled += 1;
-        let params = self.step_params_for(self.scheduled);
-        let staging = self
-            .ctx
-            .device()
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("coptim step params upload"),
-                contents: bytemuck::bytes_of(&params),
-                usage: wgpu::BufferUsages::COPY_SRC,
-            });
-        encoder.copy_buffer_to_buffer(
-            &staging,
+        let params = self.step_params(&lrs);
+        self.uploads.record_write(
+            &self.ctx,
+            encoder,
+            &self.buffers.step_params,
             0,
-            &self.step_params,
-            0,
-            std::mem::size_of::<GpuStepParams>() as u64,
+            bytemuck::bytes_of(&params),
         );
         // found_inf = 0
-        encoder.clear_buffer(&self.status, 0, Some(4));
-        let caution = self.config.caution.is_on();
-        let clip = self.config.clip_grad_norm.is_some();
-        let check = !caution && !clip && self.config.non_finite == NonFinite::SkipStep;
-        if caution {
-            encoder.clear_buffer(&self.partial_counts, 0, None);
+        encoder.clear_buffer(&self.buffers.status, 0, Some(4));
+        if self.passes().caution {
+            encoder.clear_buffer(&self.buffers.partial_counts, 0, None);
         }
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("coptim step"),
-                timestamp_writes: None,
-            });
-            let dispatch_windows =
-                |pass: &mut wgpu::ComputePass<'_>,
-                 pipeline: &wgpu::ComputePipeline,
-                 pick: &dyn Fn(&WindowBindings) -> &wgpu::BindGroup| {
-                    pass.set_pipeline(pipeline);
-                    for w in &self.windows {
-                        pass.set_bind_group(0, pick(w), &[]);
-                        pass.dispatch_workgroups(w.grid.0, w.grid.1, 1);
-                    }
-                };
-            if clip {
-                dispatch_windows(&mut pass, &self.pipelines.grad_sumsq, &|w| &w.grad_sumsq);
-                pass.set_pipeline(&self.pipelines.finalize_clip);
-                pass.set_bind_group(0, &self.finalize_clip, &[]);
-                pass.dispatch_workgroups(1, 1, 1);
-            }
-            if check {
-                dispatch_windows(&mut pass, &self.pipelines.check_finite, &|w| {
-                    &w.check_finite
-                });
-            }
-            if caution {
-                dispatch_windows(&mut pass, &self.pipelines.count, &|w| &w.count);
-                let (bg, grid) = &self.finalize_scale;
-                pass.set_pipeline(&self.pipelines.finalize_scale);
-                pass.set_bind_group(0, bg, &[]);
-                pass.dispatch_workgroups(grid.0, grid.1, 1);
-            }
-            pass.set_pipeline(&self.pipelines.advance_step);
-            pass.set_bind_group(0, &self.advance, &[]);
-            pass.dispatch_workgroups(1, 1, 1);
-            dispatch_windows(&mut pass, &self.pipelines.update, &|w| &w.update);
-        }
-        self.stats
-            .record(encoder, &self.status, &self.tensor_table, self.scheduled);
+        self.record_passes(encoder);
+        let default_lr = lrs[self.config.groups.len()];
+        self.stats.record(
+            &self.ctx,
+            encoder,
+            inputs.loss(),
+            self.scheduled,
+            default_lr,
+        );
         Ok(())
     }
 
-    /// Records, submits and (natively) returns without waiting. Convenience for
-    /// programs that do not manage their own encoders.
+    /// The compute passes of one step, in order.
+    fn record_passes(&self, encoder: &mut wgpu::CommandEncoder) {
+        let passes = self.passes();
+        let p = &self.pipelines;
+        let r = &self.reduce;
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("coptim step"),
+            timestamp_writes: None,
+        });
+        let windows = |pass: &mut wgpu::ComputePass<'_>,
+                       pipeline: &wgpu::ComputePipeline,
+                       pick: &dyn Fn(&WindowBindings) -> &wgpu::BindGroup| {
+            pass.set_pipeline(pipeline);
+            for w in &self.windows {
+                pass.set_bind_group(0, pick(w), &[]);
+                pass.dispatch_workgroups(w.grid.0, w.grid.1, 1);
+            }
+        };
+        let single = |pass: &mut wgpu::ComputePass<'_>,
+                      pipeline: &wgpu::ComputePipeline,
+                      group: &wgpu::BindGroup,
+                      grid: (u32, u32)| {
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, group, &[]);
+            pass.dispatch_workgroups(grid.0, grid.1, 1);
+        };
+        if passes.clip {
+            windows(&mut pass, &p.grad_sumsq, &|w| &w.grad_sumsq);
+            single(&mut pass, &p.finalize_clip, &r.finalize_clip, (1, 1));
+        }
+        if passes.check {
+            windows(&mut pass, &p.check_finite, &|w| &w.check_finite);
+        }
+        if passes.caution {
+            windows(&mut pass, &p.count, &|w| &w.count);
+            single(
+                &mut pass,
+                &p.finalize_scale,
+                &r.finalize_scale,
+                r.tensor_grid,
+            );
+        }
+        single(&mut pass, &p.advance_step, &r.advance, (1, 1));
+        windows(&mut pass, &p.update, &|w| &w.update);
+    }
+
+    /// Records a step with [`StepInputs::scheduled`] and submits it, without waiting.
+    /// Convenience for programs that do not manage their own encoders.
     pub fn step(&mut self) -> Result<()> {
         let mut encoder =
             self.ctx
@@ -493,7 +304,7 @@ impl Optimizer {
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                     label: Some("coptim step"),
                 });
-        self.record_step(&mut encoder)?;
+        self.record_step(&mut encoder, &StepInputs::scheduled())?;
         self.ctx.queue().submit([encoder.finish()]);
         Ok(())
     }
@@ -505,53 +316,50 @@ impl Optimizer {
         self.ctx.wait_idle()
     }
 
-    /// The statistics of the most recent step whose readback has completed, without
-    /// waiting (`None` if none is ready yet). Kept fractions per tensor and overall,
-    /// whether the step was skipped, and the gradient norm (when clipping).
-    pub fn latest_stats(&mut self) -> Option<StepStats> {
-        self.stats.latest(&self.ctx, &self.plan_numels())
+    /// The record of every step whose readback has completed since the last call, in
+    /// step order, without waiting: kept counts per tensor, whether the step was
+    /// skipped, the gradient norm (when clipping), the learning rate and the loss
+    /// (when the step's inputs named one). No step is left out: records of steps
+    /// still on the GPU come in a later call.
+    pub fn take_stats(&mut self) -> Result<Vec<StepStats>> {
+        self.stats.poll(&self.ctx)
     }
 
-    /// Waits for the GPU and returns the statistics of the newest recorded step.
-    ///
-    /// Mapping callbacks may run on whichever thread polls the device, so this polls
-    /// until the readback has landed, nothing is in flight any more, or ten seconds
-    /// have passed (a recorded step whose encoder was never submitted).
+    /// The newest completed record, without waiting (`None` if none is ready). The
+    /// older completed records are discarded: use [`Optimizer::take_stats`] for every
+    /// one.
+    pub fn latest_stats(&mut self) -> Result<Option<StepStats>> {
+        Ok(self.take_stats()?.pop())
+    }
+
+    /// The oldest record not yet returned, waiting for it (its encoder must have been
+    /// submitted).
+    pub async fn next_stats(&mut self) -> Result<StepStats> {
+        self.stats.next(&self.ctx).await
+    }
+
+    /// Steps recorded whose records have not been returned yet.
+    pub fn stats_in_flight(&self) -> usize {
+        self.stats.in_flight()
+    }
+
+    /// Waits for the GPU and returns the record of the newest recorded step (the older
+    /// ones are discarded). Fails if no step is in flight, or if an encoder holding
+    /// one was never submitted.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn stats_blocking(&mut self) -> Result<StepStats> {
-        let numel = self.plan_numels();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            self.ctx.wait_idle()?;
-            if let Some(stats) = self.stats.latest(&self.ctx, &numel) {
-                return Ok(stats);
-            }
-            if !self.stats.in_flight() {
-                return Err(Error::Readback("no statistics were recorded".into()));
-            }
-            if std::time::Instant::now() > deadline {
-                return Err(Error::Readback(
-                    "statistics did not arrive: was the step's encoder submitted?".into(),
-                ));
-            }
-            std::thread::yield_now();
+        let mut newest = None;
+        while self.stats.in_flight() > 0 {
+            newest = Some(pollster::block_on(self.next_stats())?);
         }
-    }
-
-    fn plan_numels(&self) -> Vec<u64> {
-        self.store
-            .layout()
-            .tensors()
-            .iter()
-            .map(|t| t.len)
-            .collect()
+        newest.ok_or_else(|| Error::Readback("no statistics were recorded".into()))
     }
 
     /// Reads the GPU step state: (completed steps, bias corrections per group).
     pub async fn read_status(&self) -> Result<(u64, Vec<[f32; 2]>)> {
         let bytes = crate::arena::read_buffer(
             &self.ctx,
-            &self.status,
+            &self.buffers.status,
             0,
             std::mem::size_of::<GpuStatus>() as u64,
         )
@@ -565,7 +373,7 @@ impl Optimizer {
     }
 
     pub(crate) fn status_buffer(&self) -> &wgpu::Buffer {
-        &self.status
+        &self.buffers.status
     }
 
     pub(crate) fn set_scheduled(&mut self, scheduled: u64) {
@@ -581,9 +389,15 @@ impl Optimizer {
         &self.groups_of_tensors
     }
 
-    /// Number of workgroups per block-table window (for reports).
+    /// Number of dispatches per pass (binding windows) of the plan (for reports).
     pub fn windows(&self) -> usize {
         self.plan.windows.len()
+    }
+
+    /// Staging buffers the step-parameter upload ring holds (constant once steps are
+    /// submitted as fast as they are recorded).
+    pub fn upload_buffers(&self) -> usize {
+        self.uploads.len()
     }
 
     /// Invocations per workgroup of the step kernels (the context's
@@ -591,37 +405,94 @@ impl Optimizer {
     pub fn workgroup_size(&self) -> u32 {
         self.ctx.stream_shape().wg_size
     }
-}
 
-/// The part of `arena` that a window covers.
-fn window_binding(arena: &Arena, win: Window) -> wgpu::BufferBinding<'_> {
-    let bytes = arena.dtype().bytes();
-    wgpu::BufferBinding {
-        buffer: &arena.buffers()[win.segment],
-        offset: win.start * bytes,
-        size: wgpu::BufferSize::new((win.len * bytes).next_multiple_of(4)),
+    /// The `StepParams` of a step whose groups use learning rates `lrs`.
+    fn step_params(&self, lrs: &[f64]) -> GpuStepParams {
+        let cfg = &self.config;
+        let (beta1, beta2, eps, momentum, eps_style) = match cfg.algorithm {
+            Algorithm::AdamW {
+                beta1,
+                beta2,
+                eps,
+                eps_style,
+            } => (beta1, beta2, eps, 0.0, eps_style),
+            Algorithm::Lion { beta1, beta2 } => (beta1, beta2, 0.0, 0.0, EpsStyle::Torch),
+            Algorithm::Sgd { momentum, .. } => (0.0, 0.0, 0.0, momentum, EpsStyle::Torch),
+        };
+        let mut groups = [GpuGroupParams::default(); MAX_GROUPS];
+        for (g, (slot, &lr)) in groups.iter_mut().zip(lrs).enumerate() {
+            *slot = GpuGroupParams {
+                lr: lr as f32,
+                weight_decay: cfg.group_hyper(g).1 as f32,
+                beta1: beta1 as f32,
+                beta2: beta2 as f32,
+                one_minus_beta1: (1.0 - beta1) as f32,
+                one_minus_beta2: (1.0 - beta2) as f32,
+                eps: eps as f32,
+                momentum: momentum as f32,
+            };
+        }
+        let (norm_kind, norm_param) = normalization(cfg.caution);
+        GpuStepParams {
+            caution: cfg.caution.is_on() as u32,
+            norm_kind,
+            norm_param: norm_param as f32,
+            disagree_weight: cfg.caution.disagree_weight() as f32,
+            clip_max_norm: cfg.clip_grad_norm.unwrap_or(0.0) as f32,
+            skip_nonfinite: (cfg.non_finite == NonFinite::SkipStep) as u32,
+            num_groups: lrs.len() as u32,
+            eps_style: (eps_style == EpsStyle::Hf) as u32,
+            groups,
+        }
     }
 }
 
-/// A bind group for `pipeline` with the entries of `all` whose binding is in `used`.
-fn bind_group(
-    device: &wgpu::Device,
-    pipeline: &wgpu::ComputePipeline,
-    all: &[(u32, wgpu::BindingResource<'_>)],
-    used: &[u32],
-    label: &str,
-) -> wgpu::BindGroup {
-    let entries: Vec<wgpu::BindGroupEntry<'_>> = all
-        .iter()
-        .filter(|(b, _)| used.contains(b))
-        .map(|(b, r)| wgpu::BindGroupEntry {
-            binding: *b,
-            resource: r.clone(),
-        })
-        .collect();
-    device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(label),
-        layout: &pipeline.get_bind_group_layout(0),
-        entries: &entries,
-    })
+/// Which optional passes a step runs.
+struct Passes {
+    clip: bool,
+    caution: bool,
+    /// The stand-alone finite check (when neither clipping nor caution does it).
+    check: bool,
+}
+
+/// `StepParams.norm_kind` and `norm_param` of a caution setting.
+fn normalization(caution: Caution) -> (u32, f64) {
+    match caution {
+        Caution::Off => (0, 0.0),
+        Caution::Hard { normalization } | Caution::Soft { normalization, .. } => {
+            match normalization {
+                Normalization::MeanClamp { min } => (0, min),
+                Normalization::NumelOverCountPlusOne => (1, 0.0),
+                Normalization::MeanPlusEps { eps } => (2, eps),
+            }
+        }
+    }
+}
+
+/// Checks the configuration against the device and the parameter set; returns each
+/// tensor's group.
+fn check_setup(ctx: &GpuContext, set: &ParamSet, config: &OptimizerConfig) -> Result<Vec<usize>> {
+    config.validate()?;
+    if config.state_dtype == crate::arena::ElementType::F16 && !ctx.capabilities().f16 {
+        return Err(Error::MissingFeature {
+            adapter: ctx.adapter_info().name.clone(),
+            feature: "SHADER_F16 (for f16 optimizer state; bf16 works everywhere)".into(),
+        });
+    }
+    if config.groups.len() + 1 > MAX_GROUPS {
+        return Err(Error::LimitExceeded {
+            what: "parameter groups".into(),
+            needed: config.groups.len() as u64 + 1,
+            allowed: MAX_GROUPS as u64 - 1,
+        });
+    }
+    if let Some(t) = set.tensors().iter().find(|t| t.len > u32::MAX as u64) {
+        return Err(Error::LimitExceeded {
+            what: format!("elements of tensor `{}`", t.name),
+            needed: t.len,
+            allowed: u32::MAX as u64,
+        });
+    }
+    let names: Vec<&str> = set.tensors().iter().map(|t| t.name.as_str()).collect();
+    config.group_of_tensors(&names)
 }

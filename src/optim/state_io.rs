@@ -39,7 +39,7 @@ impl Optimizer {
     /// Serializes the optimizer state to safetensors bytes (waits for the GPU).
     pub async fn state_bytes(&self) -> Result<Vec<u8>> {
         let ctx = self.ctx();
-        let layout = self.store().layout().clone();
+        let layout = self.params().state_layout().clone();
         let names = self.config().algorithm.state_names();
         let mut blobs: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
         for (k, arena) in self.state().iter().enumerate() {
@@ -125,7 +125,7 @@ impl Optimizer {
                 config_json(self.config())
             )));
         }
-        let layout = self.store().layout().clone();
+        let layout = self.params().state_layout().clone();
         let names = self.config().algorithm.state_names();
         let mut writes = Vec::new();
         for (k, arena) in self.state().iter().enumerate() {

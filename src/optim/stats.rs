@@ -1,25 +1,18 @@
-//! Non-blocking readback of per-step mask statistics.
-//!
-//! After each step the optimizer copies the GPU step status and the per-tensor kept
-//! counts into one of a few small readback buffers, mapped when the caller submits
-//! (`map_buffer_on_submit`). Reading the newest completed slot never waits for the GPU;
-//! if every slot is still in flight, that step's statistics are simply not recorded.
-
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+//! One readback record per optimizer step: the GPU step status, the per-tensor kept
+//! counts and (when the caller names it) the model's loss, copied into the crate's
+//! [`ReadbackQueue`] after each step. Records come back in step order and none is
+//! dropped: the queue grows while the caller is not reading.
 
 use serde::Serialize;
 
+use crate::arena::ReadbackQueue;
+use crate::arena::readback::Source;
 use crate::context::GpuContext;
+use crate::error::Result;
 use crate::optim::gpu_types::{GpuStatus, GpuTensorEntry};
 
-/// Readback buffers in flight at once.
-const SLOTS: usize = 4;
-
-const FREE: u8 = 0;
-const IN_FLIGHT: u8 = 1;
-const READY: u8 = 2;
-const FAILED: u8 = 3;
+/// Bytes of a loss.
+const LOSS_BYTES: u64 = 4;
 
 /// What one step did, read back from the GPU.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -32,6 +25,10 @@ pub struct StepStats {
     pub skipped: bool,
     /// Global gradient norm before clipping (0 unless clipping is on).
     pub grad_norm: f32,
+    /// The learning rate of the default group at this step.
+    pub lr: f64,
+    /// The loss the caller named in the step's inputs, if any.
+    pub loss: Option<f32>,
     /// Kept (sign-agreeing) coordinates per tensor (all of them when caution is off).
     pub kept: Vec<u64>,
     /// Elements per tensor.
@@ -56,123 +53,118 @@ impl StepStats {
     }
 }
 
-#[derive(Debug)]
-struct Slot {
-    buffer: wgpu::Buffer,
-    state: Arc<AtomicU8>,
+/// What the CPU knows of a recorded step.
+#[derive(Debug, Clone, Copy)]
+struct StepTag {
     scheduled: u64,
+    lr: f64,
+    has_loss: bool,
 }
 
-/// The ring of readback buffers.
+/// The per-step records in flight.
 #[derive(Debug)]
-pub(crate) struct StatsRing {
-    slots: Vec<Slot>,
-    status_bytes: u64,
-    table_bytes: u64,
+pub(crate) struct StatsQueue {
+    queue: ReadbackQueue<StepTag>,
+    status: wgpu::Buffer,
+    table: wgpu::Buffer,
+    numel: Vec<u64>,
     caution: bool,
 }
 
-impl StatsRing {
-    pub fn new(ctx: &GpuContext, num_tensors: usize, caution: bool) -> Self {
-        let status_bytes = std::mem::size_of::<GpuStatus>() as u64;
-        let table_bytes = (num_tensors * std::mem::size_of::<GpuTensorEntry>()) as u64;
-        let slots = (0..SLOTS)
-            .map(|_| Slot {
-                buffer: ctx.device().create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("coptim stats readback"),
-                    size: status_bytes + table_bytes,
-                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                }),
-                state: Arc::new(AtomicU8::new(FREE)),
-                scheduled: 0,
-            })
-            .collect();
+impl StatsQueue {
+    /// Records of the optimizer whose step status and tensor table are `status` and
+    /// `table`, for tensors of `numel` elements.
+    pub fn new(
+        status: &wgpu::Buffer,
+        table: &wgpu::Buffer,
+        numel: Vec<u64>,
+        caution: bool,
+    ) -> Self {
         Self {
-            slots,
-            status_bytes,
-            table_bytes,
+            queue: ReadbackQueue::new("coptim step record"),
+            status: status.clone(),
+            table: table.clone(),
+            numel,
             caution,
         }
     }
 
-    /// Copies the status and tensor table into a free slot, mapped on submit.
+    /// Records the copies of one step's status, tensor table and loss.
     pub fn record(
         &mut self,
+        ctx: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
-        status: &wgpu::Buffer,
-        table: &wgpu::Buffer,
+        loss: Option<(&wgpu::Buffer, u64)>,
         scheduled: u64,
+        lr: f64,
     ) {
-        let Some(slot) = self
-            .slots
-            .iter_mut()
-            .find(|s| s.state.load(Ordering::Acquire) == FREE)
-        else {
-            return;
-        };
-        encoder.copy_buffer_to_buffer(status, 0, &slot.buffer, 0, self.status_bytes);
-        encoder.copy_buffer_to_buffer(table, 0, &slot.buffer, self.status_bytes, self.table_bytes);
-        slot.state.store(IN_FLIGHT, Ordering::Release);
-        slot.scheduled = scheduled;
-        let flag = slot.state.clone();
-        encoder.map_buffer_on_submit(&slot.buffer, wgpu::MapMode::Read, .., move |r| {
-            flag.store(if r.is_ok() { READY } else { FAILED }, Ordering::Release);
-        });
-    }
-
-    /// Whether a readback is still on its way (recorded, not yet read).
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn in_flight(&self) -> bool {
-        self.slots
-            .iter()
-            .any(|s| s.state.load(Ordering::Acquire) == IN_FLIGHT)
-    }
-
-    /// The newest ready statistics; frees every ready slot it passes.
-    pub fn latest(&mut self, ctx: &GpuContext, numel: &[u64]) -> Option<StepStats> {
-        #[cfg(not(target_arch = "wasm32"))]
-        let _ = ctx.device().poll(wgpu::PollType::Poll);
-        #[cfg(target_arch = "wasm32")]
-        let _ = ctx;
-        let mut best: Option<StepStats> = None;
-        for slot in &mut self.slots {
-            match slot.state.load(Ordering::Acquire) {
-                READY => {
-                    let stats = slot.buffer.get_mapped_range(..).ok().map(|view| {
-                        let status: GpuStatus =
-                            bytemuck::pod_read_unaligned(&view[..self.status_bytes as usize]);
-                        let table: Vec<GpuTensorEntry> = view[self.status_bytes as usize..]
-                            .chunks_exact(std::mem::size_of::<GpuTensorEntry>())
-                            .map(bytemuck::pod_read_unaligned)
-                            .collect();
-                        StepStats {
-                            scheduled_step: slot.scheduled,
-                            completed_steps: status.step as u64,
-                            skipped: status.found_inf != 0,
-                            grad_norm: status.grad_norm,
-                            kept: table
-                                .iter()
-                                .zip(numel)
-                                .map(|(e, &n)| if self.caution { e.kept as u64 } else { n })
-                                .collect(),
-                            numel: numel.to_vec(),
-                        }
-                    });
-                    slot.buffer.unmap();
-                    slot.state.store(FREE, Ordering::Release);
-                    if let Some(s) = stats
-                        && best
-                            .as_ref()
-                            .is_none_or(|b| b.scheduled_step < s.scheduled_step)
-                    {
-                        best = Some(s);
-                    }
-                }
-                FAILED => slot.state.store(FREE, Ordering::Release),
-                _ => {}
-            }
+        let mut sources = vec![
+            Source {
+                buffer: &self.status,
+                offset: 0,
+                size: std::mem::size_of::<GpuStatus>() as u64,
+            },
+            Source {
+                buffer: &self.table,
+                offset: 0,
+                size: (self.numel.len() * std::mem::size_of::<GpuTensorEntry>()) as u64,
+            },
+        ];
+        if let Some((buffer, offset)) = loss {
+            sources.push(Source {
+                buffer,
+                offset,
+                size: LOSS_BYTES,
+            });
         }
-        best
+        let tag = StepTag {
+            scheduled,
+            lr,
+            has_loss: loss.is_some(),
+        };
+        self.queue.record(ctx, encoder, &sources, tag);
+    }
+
+    /// Records not yet returned.
+    pub fn in_flight(&self) -> usize {
+        self.queue.in_flight()
+    }
+
+    /// Every completed record, in step order, without waiting.
+    pub fn poll(&mut self, ctx: &GpuContext) -> Result<Vec<StepStats>> {
+        let done = self.queue.poll(ctx)?;
+        Ok(done.into_iter().map(|r| self.decode(r)).collect())
+    }
+
+    /// The oldest record not yet returned, waiting for it.
+    pub async fn next(&mut self, ctx: &GpuContext) -> Result<StepStats> {
+        let record = self.queue.next(ctx).await?;
+        Ok(self.decode(record))
+    }
+
+    fn decode(&self, (tag, bytes): (StepTag, Vec<u8>)) -> StepStats {
+        let status_bytes = std::mem::size_of::<GpuStatus>();
+        let entry_bytes = std::mem::size_of::<GpuTensorEntry>();
+        let status: GpuStatus = bytemuck::pod_read_unaligned(&bytes[..status_bytes]);
+        let table_end = status_bytes + self.numel.len() * entry_bytes;
+        let kept = bytes[status_bytes..table_end]
+            .chunks_exact(entry_bytes)
+            .map(bytemuck::pod_read_unaligned::<GpuTensorEntry>)
+            .zip(&self.numel)
+            .map(|(e, &n)| if self.caution { e.kept as u64 } else { n })
+            .collect();
+        let loss = tag
+            .has_loss
+            .then(|| bytemuck::pod_read_unaligned(&bytes[table_end..table_end + 4]));
+        StepStats {
+            scheduled_step: tag.scheduled,
+            completed_steps: status.step as u64,
+            skipped: status.found_inf != 0,
+            grad_norm: status.grad_norm,
+            lr: tag.lr,
+            loss,
+            kept,
+            numel: self.numel.clone(),
+        }
     }
 }

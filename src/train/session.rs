@@ -9,7 +9,7 @@ use crate::data::DatasetSplit;
 use crate::error::{Error, Result};
 use crate::model::{Batch, Model};
 use crate::model::{Mlp, Vit};
-use crate::optim::Optimizer;
+use crate::optim::{Optimizer, StepInputs};
 use crate::train::clock::now_ms;
 use crate::train::config::{ModelSpec, TrainConfig};
 use crate::train::inputs::{BatchStream, Standardize};
@@ -227,7 +227,8 @@ impl Session {
                 labels: &self.labels,
             },
         )?;
-        self.optimizer.record_step(&mut encoder)?;
+        self.optimizer
+            .record_step(&mut encoder, &StepInputs::scheduled())?;
         ctx.queue().submit([encoder.finish()]);
         self.recorded = step;
         self.in_flight.push_back(InFlight {
@@ -244,7 +245,7 @@ impl Session {
     /// history still holds it).
     pub fn poll(&mut self) -> Result<Vec<StepMetrics>> {
         let batches = self.model.poll_metrics()?;
-        if let Some(stats) = self.optimizer.latest_stats() {
+        for stats in self.optimizer.take_stats()? {
             self.kept
                 .insert(stats.scheduled_step, stats.kept_fraction());
         }

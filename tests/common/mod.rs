@@ -1,8 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use coptim::arena::ParamSet;
 use coptim::optim::{OptimizerConfig, ReferenceOptimizer, ReferenceStep};
-use coptim::{GpuContext, Optimizer, ParamStore};
+use coptim::{GpuContext, Optimizer};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -55,15 +56,15 @@ pub struct Comparison {
 
 pub fn compare_with_reference(
     ctx: &GpuContext,
-    store: &ParamStore,
+    params: impl Into<ParamSet>,
     config: OptimizerConfig,
     options: coptim::optim::OptimizerOptions,
     steps: usize,
     seed: u64,
     tol: f64,
 ) -> Comparison {
-    let layout = store.layout().clone();
-    let names: Vec<(String, usize)> = layout
+    let set: ParamSet = params.into();
+    let names: Vec<(String, usize)> = set
         .tensors()
         .iter()
         .map(|t| (t.name.clone(), t.len as usize))
@@ -74,12 +75,10 @@ pub fn compare_with_reference(
         .map(|(_, n)| to_f64(&to_f32(&randn(&mut r, *n, 1.0))))
         .collect();
     for (i, p) in params.iter().enumerate() {
-        store
-            .params
-            .write(ctx, coptim::TensorId(i), &to_f32(p))
+        set.write_param(ctx, coptim::TensorId(i), &to_f32(p))
             .unwrap();
     }
-    let mut opt = Optimizer::with_options(ctx, store, config.clone(), options).unwrap();
+    let mut opt = Optimizer::with_options(ctx, &set, config.clone(), options).unwrap();
     let mut reference = ReferenceOptimizer::new(config, &names).unwrap();
     let mut max_rel: f64 = 0.0;
     let mut reports = Vec::new();
@@ -90,9 +89,7 @@ pub fn compare_with_reference(
             .map(|(i, (_, n))| to_f64(&to_f32(&randn(&mut r, *n, 0.5 + i as f64 * 0.25))))
             .collect();
         for (i, g) in grads.iter().enumerate() {
-            store
-                .grads
-                .write(ctx, coptim::TensorId(i), &to_f32(g))
+            set.write_grad(ctx, coptim::TensorId(i), &to_f32(g))
                 .unwrap();
         }
         opt.step().unwrap();
@@ -108,7 +105,9 @@ pub fn compare_with_reference(
                 report.ambiguous[i]
             );
         }
-        let gpu = store.params.read_all_blocking(ctx).unwrap();
+        let gpu: Vec<Vec<f32>> = (0..names.len())
+            .map(|i| set.read_param_blocking(ctx, coptim::TensorId(i)).unwrap())
+            .collect();
         for (i, (g, p)) in gpu.iter().zip(&params).enumerate() {
             let e = rel_err(&to_f64(g), p);
             max_rel = max_rel.max(e);

@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::nn::dispatch::Dispatch;
 use crate::nn::graph::{GraphBuilder, Var};
-use crate::nn::kernels::{Kernel, MATMUL_MEDIUM_TILE, MATMUL_SMALL_TILE, MATMUL_TILE};
+use crate::nn::kernels::Kernel;
 use crate::nn::ops::elementwise::sum_rows;
 use crate::nn::ops::{CompileCx, Compiled, GradMode, Op, wanted};
 use crate::nn::tensor::{DType, Tensor, numel};
@@ -90,18 +90,8 @@ pub(crate) fn matmul_dispatch(
     mode: GradMode,
     bias: Option<&Tensor>,
 ) -> Result<Dispatch> {
-    // Small products (attention scores, classifier heads) waste less of a small tile.
-    // Medium ones (64 features) waste half of a large tile.
-    let side = dims.m.min(dims.n);
-    let (kernel, tile) = if side <= MATMUL_SMALL_TILE as usize {
-        (Kernel::MatmulSmall, MATMUL_SMALL_TILE)
-    } else if side <= MATMUL_MEDIUM_TILE as usize {
-        (Kernel::MatmulMedium, MATMUL_MEDIUM_TILE)
-    } else {
-        (Kernel::Matmul, MATMUL_TILE)
-    };
-    let tile = tile as usize;
-    let grid = [dims.n.div_ceil(tile), dims.m.div_ceil(tile), dims.batch];
+    let shader = cx.kernels.matmul_variant().shader_for(dims.m, dims.n);
+    let grid = shader.grid(dims.m, dims.n, dims.batch);
     if let Some(&g) = grid.iter().find(|&&g| g > MAX_GRID_DIM) {
         return Err(Error::LimitExceeded {
             what: format!("matmul workgroups along one dimension ({dims:?})"),
@@ -123,7 +113,7 @@ pub(crate) fn matmul_dispatch(
         pad: [0; 2],
     };
     Ok(cx.dispatch(
-        kernel,
+        Kernel::Matmul(shader),
         &params,
         &[(1, a.0), (2, b.0), (3, bias.unwrap_or(a.0)), (4, c.0)],
         grid.map(|g| g as u32),

@@ -1,35 +1,21 @@
-// nn_matmul.wgsl: batched, strided matrix product
-//   C[b] = alpha * A[b] @ B[b] (+ bias per column) (+ C[b] when accumulating)
-//
-// Every operand is a strided view, so transposed operands (swap the row and column
-// strides), attention heads inside a packed qkv tensor (inner batch stride) and
-// results written straight into a merged-heads layout need no copies. Element (i, j)
-// of batch b = outer * inner_batch + inner lives at
-//   offset + outer * stride_outer + inner * stride_inner + i * stride_row + j * stride_col.
+// nn_matmul_tiled.wgsl: matmul for GPUs, block tiling through workgroup memory plus
+// register tiling (the `tiled` and `tiled_f16` variants; see nn_matmul_common.wgsl
+// for the operation, the strided views and the bindings).
 //
 // One workgroup computes a TILE_M x TILE_N tile of C; each invocation an 8x8 block
 // held in sixteen vec4 accumulators (named variables, never a dynamically indexed
 // array, so they stay in registers). Per step of TILE_K, A and B tiles are staged in
 // workgroup memory (k-major, as vec4 along m and n), so the inner loop does four vec4
-// loads per 64 multiply-adds, and there are only two barriers per TILE_K. (On
-// lavapipe every divergent workgroup load is a loop over lanes, so the speed follows
-// multiply-adds per loaded value: 8x8 blocks run about 2-3x faster than 4x4.) Loads are
+// loads per 64 multiply-adds, and there are only two barriers per TILE_K. Loads are
 // coalesced along whichever dimension of each operand is contiguous.
+//
+// Generated constants (src/nn/matmul_variant.rs): TILE_M, TILE_N, TILE_K, WG_SIZE,
+// and the scalar type `Stage` of the staged tiles (f32, or f16 for the f16 variant:
+// inputs are rounded to f16 as they are staged, products accumulate in f32).
 //
 // Entry points:
 //   matmul: one dispatch of (ceil(N / TILE_N), ceil(M / TILE_M), batches) workgroups.
-//
-// Bindings (group 0):
-//   0 params  uniform      MatmulParams
-//   1 a       storage r    tensor holding A
-//   2 b       storage r    tensor holding B
-//   3 bias    storage r    bias per column of C (read only when params.bias != 0)
-//   4 c       storage rw   tensor holding C
 
-const TILE_M: u32 = 128u;
-const TILE_N: u32 = 128u;
-const TILE_K: u32 = 16u;
-const WG_SIZE: u32 = 256u;
 // Invocations along n; each covers 8 consecutive columns (and 8 rows).
 const THREADS_N: u32 = TILE_N / 8u;
 // vec4 entries per k-row of the staged tiles.
@@ -39,43 +25,10 @@ const TILE_N_VEC: u32 = TILE_N / 4u;
 const LOADS_A: u32 = TILE_M * TILE_K / WG_SIZE;
 const LOADS_B: u32 = TILE_N * TILE_K / WG_SIZE;
 
-struct MatmulParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    inner_batch: u32,
-    a_offset: u32,
-    a_outer: u32,
-    a_inner: u32,
-    a_row: u32,
-    a_col: u32,
-    b_offset: u32,
-    b_outer: u32,
-    b_inner: u32,
-    b_row: u32,
-    b_col: u32,
-    c_offset: u32,
-    c_outer: u32,
-    c_inner: u32,
-    c_row: u32,
-    c_col: u32,
-    alpha: f32,
-    accumulate: u32,
-    bias: u32,
-    pad0: u32,
-    pad1: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: MatmulParams;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
-
 // tile_a[k * TILE_M_VEC + m / 4][m % 4] = A(row0 + m, k0 + k)
-var<workgroup> tile_a: array<vec4<f32>, TILE_K * TILE_M_VEC>;
+var<workgroup> tile_a: array<vec4<Stage>, TILE_K * TILE_M_VEC>;
 // tile_b[k * TILE_N_VEC + n / 4][n % 4] = B(k0 + k, col0 + n)
-var<workgroup> tile_b: array<vec4<f32>, TILE_K * TILE_N_VEC>;
+var<workgroup> tile_b: array<vec4<Stage>, TILE_K * TILE_N_VEC>;
 
 @compute @workgroup_size(WG_SIZE)
 fn matmul(
@@ -87,11 +40,10 @@ fn matmul(
     let ty = lid / THREADS_N;
     let row0 = wg.y * TILE_M;
     let col0 = wg.x * TILE_N;
-    let outer = wg.z / p.inner_batch;
-    let inner = wg.z % p.inner_batch;
-    let a_base = p.a_offset + outer * p.a_outer + inner * p.a_inner;
-    let b_base = p.b_offset + outer * p.b_outer + inner * p.b_inner;
-    let c_base = p.c_offset + outer * p.c_outer + inner * p.c_inner;
+    let bases = batch_bases(p, wg.z);
+    let a_base = bases.x;
+    let b_base = bases.y;
+    let c_base = bases.z;
     // Coalesce along k when A's rows are contiguous, along m otherwise.
     let a_k_fast = p.a_col == 1u;
     // Coalesce along n when B's rows are contiguous, along k otherwise.
@@ -124,7 +76,7 @@ fn matmul(
             if gi < p.m && gk < p.k {
                 v = a[a_base + gi * p.a_row + gk * p.a_col];
             }
-            tile_a[kk * TILE_M_VEC + mm / 4u][mm % 4u] = v;
+            tile_a[kk * TILE_M_VEC + mm / 4u][mm % 4u] = Stage(v);
         }
         for (var r = 0u; r < LOADS_B; r++) {
             let e = r * WG_SIZE + lid;
@@ -136,14 +88,14 @@ fn matmul(
             if gj < p.n && gk < p.k {
                 v = b[b_base + gk * p.b_row + gj * p.b_col];
             }
-            tile_b[kk * TILE_N_VEC + nn / 4u][nn % 4u] = v;
+            tile_b[kk * TILE_N_VEC + nn / 4u][nn % 4u] = Stage(v);
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TILE_K; kk++) {
-            let a0 = tile_a[kk * TILE_M_VEC + 2u * ty];
-            let a1 = tile_a[kk * TILE_M_VEC + 2u * ty + 1u];
-            let b0 = tile_b[kk * TILE_N_VEC + 2u * tx];
-            let b1 = tile_b[kk * TILE_N_VEC + 2u * tx + 1u];
+            let a0 = vec4<f32>(tile_a[kk * TILE_M_VEC + 2u * ty]);
+            let a1 = vec4<f32>(tile_a[kk * TILE_M_VEC + 2u * ty + 1u]);
+            let b0 = vec4<f32>(tile_b[kk * TILE_N_VEC + 2u * tx]);
+            let b1 = vec4<f32>(tile_b[kk * TILE_N_VEC + 2u * tx + 1u]);
             acc00 += a0.x * b0;
             acc01 += a0.x * b1;
             acc10 += a0.y * b0;
@@ -182,19 +134,9 @@ fn matmul(
     store4(p, c_base, row0 + ty * 8u + 7u, col0 + tx * 8u + 4u, acc71);
 }
 
+// Stores four consecutive columns of one row of C.
 fn store4(p: MatmulParams, c_base: u32, gi: u32, gj0: u32, acc: vec4<f32>) {
     for (var j = 0u; j < 4u; j++) {
-        let gj = gj0 + j;
-        if gi < p.m && gj < p.n {
-            var v = p.alpha * acc[j];
-            if p.bias != 0u {
-                v += bias[gj];
-            }
-            let idx = c_base + gi * p.c_row + gj * p.c_col;
-            if p.accumulate != 0u {
-                v += c[idx];
-            }
-            c[idx] = v;
-        }
+        store_c(p, c_base, gi, gj0 + j, acc[j]);
     }
 }

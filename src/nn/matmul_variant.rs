@@ -1,0 +1,308 @@
+//! The matmul kernel families ([`MatmulVariant`]), their specializations
+//! ([`MatmulShader`]: tile sizes per shape class) and the WGSL source of each.
+//!
+//! A module is `generated constants + nn_matmul_common.wgsl + kernel files`: the
+//! kernel files never declare the constants generated here.
+
+use std::fmt::Write as _;
+
+use crate::context::GpuContext;
+use crate::error::{Error, Result};
+
+const COMMON: &str = include_str!("../../shaders/nn_matmul_common.wgsl");
+const TILED: &str = include_str!("../../shaders/nn_matmul_tiled.wgsl");
+const LANES: &str = include_str!("../../shaders/nn_matmul_lanes.wgsl");
+const ROWS: &str = include_str!("../../shaders/nn_matmul_rows.wgsl");
+const SUBGROUP: &str = include_str!("../../shaders/nn_matmul_subgroup.wgsl");
+
+/// Which matmul kernel family the nn ops use on a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatmulVariant {
+    /// For CPU adapters (lavapipe, SwiftShader): all invocations of a workgroup share
+    /// its rows (uniform A loads), lanes hold consecutive columns, no barriers.
+    Rows,
+    /// For GPUs: block tiling through workgroup memory plus 8x8 register tiles.
+    Tiled,
+    /// [`Rows`](Self::Rows) layout with A shared through subgroup shuffles (needs
+    /// subgroups).
+    Subgroup,
+    /// [`Tiled`](Self::Tiled) with the staged tiles in f16 and f32 accumulation (needs
+    /// shader-f16; inputs are rounded to f16, about 3 decimal digits).
+    TiledF16,
+}
+
+impl MatmulVariant {
+    /// Every variant.
+    pub const ALL: [MatmulVariant; 4] = [Self::Rows, Self::Tiled, Self::Subgroup, Self::TiledF16];
+
+    /// Name used by `coptim bench --nn` and in test messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Rows => "rows",
+            Self::Tiled => "tiled",
+            Self::Subgroup => "subgroup",
+            Self::TiledF16 => "tiled_f16",
+        }
+    }
+
+    /// The variant for a device: [`Rows`](Self::Rows) on CPU adapters and where the
+    /// tiled kernel does not fit the limits, [`Tiled`](Self::Tiled) otherwise. The
+    /// subgroup and f16 variants are opt-in ([`crate::nn::Kernels::with_matmul`]).
+    pub fn for_context(ctx: &GpuContext) -> Self {
+        let cpu = ctx.adapter_info().device_type == wgpu::DeviceType::Cpu;
+        if cpu || Self::Tiled.check(ctx).is_err() {
+            Self::Rows
+        } else {
+            Self::Tiled
+        }
+    }
+
+    /// Whether the device can run this variant: its optional feature and limits.
+    pub fn check(self, ctx: &GpuContext) -> Result<()> {
+        let caps = ctx.capabilities();
+        let missing = match self {
+            Self::Subgroup if !caps.subgroups => Some("SUBGROUP"),
+            Self::TiledF16 if !caps.f16 => Some("SHADER_F16"),
+            _ => None,
+        };
+        if let Some(feature) = missing {
+            return Err(Error::MissingFeature {
+                adapter: ctx.adapter_info().name.clone(),
+                feature: feature.into(),
+            });
+        }
+        let limits = ctx.limits();
+        let shaders = MatmulShader::ALL.iter().filter(|s| s.variant == self);
+        for s in shaders {
+            let invocations = s.workgroup_size();
+            if invocations > limits.max_compute_invocations_per_workgroup
+                || invocations > limits.max_compute_workgroup_size_x
+            {
+                return Err(Error::LimitExceeded {
+                    what: format!("invocations per workgroup of matmul `{}`", s.name),
+                    needed: invocations.into(),
+                    allowed: limits.max_compute_invocations_per_workgroup.into(),
+                });
+            }
+            if s.workgroup_bytes() > limits.max_compute_workgroup_storage_size {
+                return Err(Error::LimitExceeded {
+                    what: format!("workgroup storage of matmul `{}`", s.name),
+                    needed: s.workgroup_bytes().into(),
+                    allowed: limits.max_compute_workgroup_storage_size.into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The specialization that computes an `m x n` product.
+    pub(crate) fn shader_for(self, m: usize, n: usize) -> MatmulShader {
+        let fits = |s: &&MatmulShader| match s.layout {
+            Layout::Tiled { tile, .. } => m.min(n) <= tile as usize,
+            Layout::Lanes { wg_size, cols, .. } => n <= (wg_size * cols) as usize,
+        };
+        let mut candidates = MatmulShader::ALL.iter().filter(|s| s.variant == self);
+        let last = *candidates
+            .clone()
+            .next_back()
+            .expect("every variant has a shader");
+        *candidates.find(fits).unwrap_or(&last)
+    }
+}
+
+/// How a specialization divides C among workgroups and invocations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Layout {
+    /// `tile x tile` of C per workgroup of `wg_size`, k steps of `tile_k`.
+    Tiled {
+        tile: u32,
+        tile_k: u32,
+        wg_size: u32,
+    },
+    /// `4 * row_vecs` rows per workgroup; `cols` columns per invocation.
+    Lanes {
+        wg_size: u32,
+        row_vecs: u32,
+        cols: u32,
+    },
+}
+
+/// One compiled specialization of a [`MatmulVariant`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct MatmulShader {
+    /// Module name.
+    pub name: &'static str,
+    variant: MatmulVariant,
+    layout: Layout,
+}
+
+const fn tiled(name: &'static str, variant: MatmulVariant, tile: u32, wg: u32) -> MatmulShader {
+    MatmulShader {
+        name,
+        variant,
+        layout: Layout::Tiled {
+            tile,
+            tile_k: 16,
+            wg_size: wg,
+        },
+    }
+}
+
+const fn lanes(name: &'static str, variant: MatmulVariant, wg: u32, cols: u32) -> MatmulShader {
+    MatmulShader {
+        name,
+        variant,
+        layout: Layout::Lanes {
+            wg_size: wg,
+            row_vecs: 2,
+            cols,
+        },
+    }
+}
+
+impl MatmulShader {
+    /// Every specialization; per variant, from the narrowest to the widest (the
+    /// first that fits a product is used).
+    pub const ALL: [MatmulShader; 9] = {
+        use MatmulVariant::*;
+        [
+            lanes("nn_matmul_rows_narrow", Rows, 8, 2),
+            lanes("nn_matmul_rows", Rows, 32, 2),
+            tiled("nn_matmul_tiled_small", Tiled, 32, 16),
+            tiled("nn_matmul_tiled_medium", Tiled, 64, 64),
+            tiled("nn_matmul_tiled", Tiled, 128, 256),
+            lanes("nn_matmul_subgroup", Subgroup, 64, 2),
+            tiled("nn_matmul_tiled_f16_small", TiledF16, 32, 16),
+            tiled("nn_matmul_tiled_f16_medium", TiledF16, 64, 64),
+            tiled("nn_matmul_tiled_f16", TiledF16, 128, 256),
+        ]
+    };
+
+    /// Position in [`Self::ALL`].
+    pub fn index(self) -> usize {
+        Self::ALL
+            .iter()
+            .position(|s| *s == self)
+            .expect("a listed shader")
+    }
+
+    fn workgroup_size(self) -> u32 {
+        match self.layout {
+            Layout::Tiled { wg_size, .. } | Layout::Lanes { wg_size, .. } => wg_size,
+        }
+    }
+
+    /// Bytes of workgroup memory (the staged tiles of the tiled kernels).
+    fn workgroup_bytes(self) -> u32 {
+        match self.layout {
+            Layout::Tiled { tile, tile_k, .. } => {
+                let scalar = if self.variant == MatmulVariant::TiledF16 {
+                    2
+                } else {
+                    4
+                };
+                2 * tile * tile_k * scalar
+            }
+            Layout::Lanes { .. } => 0,
+        }
+    }
+
+    /// Workgroups for an `m x n` product over `batch` matrices.
+    pub fn grid(self, m: usize, n: usize, batch: usize) -> [usize; 3] {
+        let (rows, cols) = match self.layout {
+            Layout::Tiled { tile, .. } => (tile, tile),
+            Layout::Lanes {
+                wg_size,
+                row_vecs,
+                cols,
+            } => (4 * row_vecs, wg_size * cols),
+        };
+        [n.div_ceil(cols as usize), m.div_ceil(rows as usize), batch]
+    }
+
+    /// The module's WGSL: generated constants, then the common part, then the kernel.
+    pub fn source(self) -> String {
+        let mut src = String::new();
+        let mut konst = |name: &str, value: u32| {
+            writeln!(src, "const {name}: u32 = {value}u;").expect("write to a String")
+        };
+        let kernel: &[&str] = match self.layout {
+            Layout::Tiled {
+                tile,
+                tile_k,
+                wg_size,
+            } => {
+                konst("TILE_M", tile);
+                konst("TILE_N", tile);
+                konst("TILE_K", tile_k);
+                konst("WG_SIZE", wg_size);
+                &[TILED]
+            }
+            Layout::Lanes {
+                wg_size,
+                row_vecs,
+                cols,
+            } => {
+                konst("WG_SIZE", wg_size);
+                konst("ROW_VECS", row_vecs);
+                konst("COLS", cols);
+                match self.variant {
+                    MatmulVariant::Subgroup => &[LANES, SUBGROUP],
+                    _ => &[LANES, ROWS],
+                }
+            }
+        };
+        let stage = match self.variant {
+            MatmulVariant::TiledF16 => "enable f16;\nalias Stage = f16;\n",
+            _ => "alias Stage = f32;\n",
+        };
+        let mut out = String::from(stage);
+        out.push_str(&src);
+        out.push_str(COMMON);
+        for part in kernel {
+            out.push_str(part);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_has_shaders_and_picks_by_shape() {
+        for v in MatmulVariant::ALL {
+            assert_eq!(v.shader_for(1, 1).variant, v);
+            assert_eq!(v.shader_for(4096, 4096).variant, v);
+        }
+        assert_eq!(
+            MatmulVariant::Tiled.shader_for(17, 17).name,
+            "nn_matmul_tiled_small"
+        );
+        assert_eq!(
+            MatmulVariant::Tiled.shader_for(500, 500).name,
+            "nn_matmul_tiled"
+        );
+        assert_eq!(
+            MatmulVariant::Rows.shader_for(500, 10).name,
+            "nn_matmul_rows_narrow"
+        );
+        assert_eq!(
+            MatmulVariant::Rows.shader_for(500, 500).name,
+            "nn_matmul_rows"
+        );
+    }
+
+    #[test]
+    fn grids_cover_the_product() {
+        for s in MatmulShader::ALL {
+            let [x, y, z] = s.grid(1000, 77, 3);
+            assert_eq!(z, 3);
+            let [x1, y1, _] = s.grid(1, 1, 1);
+            assert_eq!((x1, y1), (1, 1), "{}", s.name);
+            assert!(x >= 1 && y >= 1);
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! The GPU buffers and bind groups one optimizer owns: its tensor table, step
+//! parameters, status and scratch, and the bind groups of every dispatch.
+//!
+//! Binding indices are those documented at the top of optim_step.wgsl and reduce.wgsl.
+
+use wgpu::util::DeviceExt;
+
+use crate::arena::{Arena, ParamSet, Window};
+use crate::optim::gpu_types::{GpuStatus, GpuStepParams, GpuTensorEntry, GpuWindowInfo};
+use crate::optim::kernels::{MAX_GROUPS, Pipelines};
+use crate::optim::plan::{Placement, Plan, Span, WindowPlan};
+
+/// Bindings used by the update pass with one state tensor (Lion, SGD) and two (AdamW).
+const UPDATE_ONE_STATE: &[u32] = &[0, 1, 2, 4, 5, 6, 7, 8];
+const UPDATE_TWO_STATES: &[u32] = &[0, 1, 2, 3, 4, 5, 6, 7, 8];
+const COUNT: &[u32] = &[1, 2, 4, 5, 6, 8, 9, 10];
+const CHECK_FINITE: &[u32] = &[1, 4, 8, 10];
+const GRAD_SUMSQ: &[u32] = &[1, 4, 8, 10, 11];
+const FINALIZE_SCALE: &[u32] = &[5, 6, 8, 9];
+const FINALIZE_CLIP: &[u32] = &[6, 10, 11];
+const ADVANCE_STEP: &[u32] = &[6, 10];
+
+/// The buffers every dispatch of a step shares.
+#[derive(Debug)]
+pub(crate) struct StepBuffers {
+    /// Per-tensor table (`TensorEntry`).
+    pub tensor_table: wgpu::Buffer,
+    /// `StepParams`, rewritten (through the upload ring) before every step.
+    pub step_params: wgpu::Buffer,
+    /// `StatusRw` / `StatusView`.
+    pub status: wgpu::Buffer,
+    /// Per-block agreement counts.
+    pub partial_counts: wgpu::Buffer,
+    /// Per-block sums of squares.
+    pub partial_sumsq: wgpu::Buffer,
+}
+
+impl StepBuffers {
+    /// Creates the shared buffers for `plan` with each tensor's group.
+    pub fn new(device: &wgpu::Device, set: &ParamSet, plan: &Plan, groups: &[usize]) -> Self {
+        let entries: Vec<GpuTensorEntry> = set
+            .tensors()
+            .iter()
+            .enumerate()
+            .map(|(t, info)| GpuTensorEntry {
+                group: groups[t] as u32,
+                numel: info.len as u32,
+                first_block: plan.tensors[t].first,
+                num_blocks: plan.tensors[t].count,
+                scale: 1.0,
+                kept: 0,
+                pad: [0; 2],
+            })
+            .collect();
+        let storage = wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_DST
+            | wgpu::BufferUsages::COPY_SRC;
+        let initial_status = GpuStatus {
+            found_inf: 0,
+            step: 0,
+            clip_coef: 1.0,
+            grad_norm: 0.0,
+            bias: [[0.0; 4]; MAX_GROUPS],
+        };
+        let partial_bytes = (plan.total_blocks.max(1) as u64) * 4;
+        let scratch = |label: &str| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: partial_bytes,
+                usage: storage,
+                mapped_at_creation: false,
+            })
+        };
+        Self {
+            tensor_table: device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("coptim tensor table"),
+                contents: bytemuck::cast_slice(&entries),
+                usage: storage,
+            }),
+            step_params: device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("coptim step params"),
+                size: std::mem::size_of::<GpuStepParams>() as u64,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+            status: device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("coptim status"),
+                contents: bytemuck::bytes_of(&initial_status),
+                usage: storage | wgpu::BufferUsages::UNIFORM,
+            }),
+            partial_counts: scratch("coptim partial counts"),
+            partial_sumsq: scratch("coptim partial sumsq"),
+        }
+    }
+}
+
+/// Bind groups of one dispatch (one binding window).
+#[derive(Debug)]
+pub(crate) struct WindowBindings {
+    pub grid: (u32, u32),
+    pub count: wgpu::BindGroup,
+    pub update: wgpu::BindGroup,
+    pub check_finite: wgpu::BindGroup,
+    pub grad_sumsq: wgpu::BindGroup,
+}
+
+/// Bind groups of the one-workgroup and per-tensor reductions.
+#[derive(Debug)]
+pub(crate) struct ReduceBindings {
+    pub finalize_scale: wgpu::BindGroup,
+    pub tensor_grid: (u32, u32),
+    pub finalize_clip: wgpu::BindGroup,
+    pub advance: wgpu::BindGroup,
+}
+
+/// What the bind groups of every dispatch are built from.
+pub(crate) struct BindingSources<'a> {
+    pub device: &'a wgpu::Device,
+    pub pipelines: &'a Pipelines,
+    pub buffers: &'a StepBuffers,
+    /// The distinct buffers holding parameters and gradients.
+    pub tensor_buffers: &'a [wgpu::Buffer],
+    pub state: &'a [Arena],
+}
+
+impl BindingSources<'_> {
+    /// The bind groups of dispatch `w`.
+    pub fn window(&self, w: usize, wp: &WindowPlan) -> WindowBindings {
+        let blocks = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("coptim block table"),
+                contents: if wp.blocks.is_empty() {
+                    &[0u8; std::mem::size_of::<crate::optim::plan::GpuBlock>()]
+                } else {
+                    bytemuck::cast_slice(&wp.blocks)
+                },
+                usage: wgpu::BufferUsages::STORAGE,
+            });
+        let info = self.window_info("coptim window info", wp.blocks.len() as u32, wp.grid.0);
+        let b = self.buffers;
+        let mut all: Vec<(u32, wgpu::BindingResource<'_>)> = vec![
+            (0, span_resource(self.tensor_buffers, wp.param)),
+            (1, span_resource(self.tensor_buffers, wp.grad)),
+            (2, window_resource(&self.state[0], wp.window)),
+            (4, blocks.as_entire_binding()),
+            (5, b.tensor_table.as_entire_binding()),
+            (6, b.step_params.as_entire_binding()),
+            (7, b.status.as_entire_binding()),
+            (8, info.as_entire_binding()),
+            (9, b.partial_counts.as_entire_binding()),
+            (10, b.status.as_entire_binding()),
+            (11, b.partial_sumsq.as_entire_binding()),
+        ];
+        if let Some(s1) = self.state.get(1) {
+            all.push((3, window_resource(s1, wp.window)));
+        }
+        let p = self.pipelines;
+        let make = |pipeline: &wgpu::ComputePipeline, used: &[u32], label: &str| {
+            bind_group(
+                self.device,
+                pipeline,
+                &all,
+                used,
+                &format!("{label} window {w}"),
+            )
+        };
+        let update_used = if self.state.len() > 1 {
+            UPDATE_TWO_STATES
+        } else {
+            UPDATE_ONE_STATE
+        };
+        WindowBindings {
+            grid: wp.grid,
+            count: make(&p.count, COUNT, "count"),
+            update: make(&p.update, update_used, "update"),
+            check_finite: make(&p.check_finite, CHECK_FINITE, "check_finite"),
+            grad_sumsq: make(&p.grad_sumsq, GRAD_SUMSQ, "grad_sumsq"),
+        }
+    }
+
+    /// The bind groups of the reductions over `num_tensors` tensors laid on `grid`.
+    pub fn reduce(&self, num_tensors: u32, grid: (u32, u32)) -> ReduceBindings {
+        let info = self.window_info("coptim tensor grid", num_tensors, grid.0);
+        let b = self.buffers;
+        let all: Vec<(u32, wgpu::BindingResource<'_>)> = vec![
+            (5, b.tensor_table.as_entire_binding()),
+            (6, b.step_params.as_entire_binding()),
+            (8, info.as_entire_binding()),
+            (9, b.partial_counts.as_entire_binding()),
+            (10, b.status.as_entire_binding()),
+            (11, b.partial_sumsq.as_entire_binding()),
+        ];
+        let p = self.pipelines;
+        let make = |pipeline: &wgpu::ComputePipeline, used: &[u32], label: &str| {
+            bind_group(self.device, pipeline, &all, used, label)
+        };
+        ReduceBindings {
+            finalize_scale: make(&p.finalize_scale, FINALIZE_SCALE, "finalize_scale"),
+            tensor_grid: grid,
+            finalize_clip: make(&p.finalize_clip, FINALIZE_CLIP, "finalize_clip"),
+            advance: make(&p.advance_step, ADVANCE_STEP, "advance_step"),
+        }
+    }
+
+    fn window_info(&self, label: &str, num_blocks: u32, grid_x: u32) -> wgpu::Buffer {
+        let info = GpuWindowInfo {
+            num_blocks,
+            grid_x,
+            pad: [0; 2],
+        };
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::bytes_of(&info),
+                usage: wgpu::BufferUsages::UNIFORM,
+            })
+    }
+}
+
+/// The distinct buffers holding parameters and gradients, and where each tensor's
+/// parameters and gradients are in them.
+pub(crate) fn buffer_places(set: &ParamSet) -> (Vec<wgpu::Buffer>, Vec<Placement>) {
+    let mut buffers: Vec<wgpu::Buffer> = Vec::new();
+    let mut index_of = |b: &wgpu::Buffer| match buffers.iter().position(|x| x == b) {
+        Some(i) => i,
+        None => {
+            buffers.push(b.clone());
+            buffers.len() - 1
+        }
+    };
+    let places = set
+        .tensors()
+        .iter()
+        .map(|t| Placement {
+            param: (index_of(&t.param.buffer), t.param.offset),
+            grad: (index_of(&t.grad.buffer), t.grad.offset),
+        })
+        .collect();
+    (buffers, places)
+}
+
+/// The binding of a span of one of `buffers`.
+fn span_resource(buffers: &[wgpu::Buffer], span: Span) -> wgpu::BindingResource<'_> {
+    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+        buffer: &buffers[span.buffer],
+        offset: span.offset,
+        size: wgpu::BufferSize::new(span.size),
+    })
+}
+
+/// The part of `arena` that a window covers.
+fn window_resource(arena: &Arena, win: Window) -> wgpu::BindingResource<'_> {
+    let bytes = arena.dtype().bytes();
+    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+        buffer: &arena.buffers()[win.segment],
+        offset: win.start * bytes,
+        size: wgpu::BufferSize::new((win.len * bytes).next_multiple_of(4)),
+    })
+}
+
+/// A bind group for `pipeline` with the entries of `all` whose binding is in `used`.
+fn bind_group(
+    device: &wgpu::Device,
+    pipeline: &wgpu::ComputePipeline,
+    all: &[(u32, wgpu::BindingResource<'_>)],
+    used: &[u32],
+    label: &str,
+) -> wgpu::BindGroup {
+    let entries: Vec<wgpu::BindGroupEntry<'_>> = all
+        .iter()
+        .filter(|(b, _)| used.contains(b))
+        .map(|(b, r)| wgpu::BindGroupEntry {
+            binding: *b,
+            resource: r.clone(),
+        })
+        .collect();
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &entries,
+    })
+}
