@@ -1,11 +1,10 @@
-// nn_matmul_lanes.wgsl: the layout shared by the `rows` and `subgroup` matmul
-// kernels (nn_matmul_rows.wgsl, nn_matmul_subgroup.wgsl), placed between
-// nn_matmul_common.wgsl and either kernel.
+// nn_matmul_lanes.wgsl: the layout of the `subgroup` matmul kernel
+// (nn_matmul_subgroup.wgsl), placed between nn_matmul_common.wgsl and it.
 //
 // A workgroup computes ROWS rows of C; each invocation COLS columns of them,
 // interleaved WG_SIZE apart (consecutive lanes hold consecutive columns). Rows and
 // columns past the end of C are clamped to the last one for loading and dropped when
-// storing, so the kernels' inner loops have no branch.
+// storing, so the kernel's inner loop has no branch.
 //
 // Generated constants (src/nn/matmul_variant.rs): WG_SIZE, ROW_VECS (ROWS / 4), COLS.
 

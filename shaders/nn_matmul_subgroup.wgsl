@@ -3,9 +3,9 @@
 // nn_matmul_common.wgsl (the operation, strided views and bindings) and
 // nn_matmul_lanes.wgsl (the layout of rows and columns).
 //
-// As in nn_matmul_rows.wgsl, a workgroup computes ROWS rows of C and each invocation
-// COLS columns (coalesced B loads, no workgroup memory, no barrier), but A is read
-// once per subgroup instead of once per invocation: for each run of `subgroup_size`
+// A workgroup computes ROWS rows of C and each invocation COLS columns (coalesced B
+// loads, no workgroup memory, no barrier); A is read once per subgroup instead of
+// once per invocation: for each run of `subgroup_size`
 // values of k, lane l loads A(rows, k0 + l), and every lane then takes each k's values
 // from their owner with `subgroupShuffle`. WG_SIZE must be a multiple of the subgroup
 // size (so every lane is active): 64 is, on every adapter wgpu reports.

@@ -26,11 +26,16 @@ struct Case {
     shapes: Vec<Vec<usize>>,
 }
 
+/// `tests/golden` of the checkout: under the crate root when cargo runs the test,
+/// relative to the working directory when the executable runs on its own (the GPU
+/// kit of `scripts/device-check.sh` runs it from a copy of the repository root).
+fn golden_dir() -> String {
+    let root = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+    format!("{root}/tests/golden")
+}
+
 fn load(name: &str) -> Case {
-    let path = format!(
-        "{}/tests/golden/{name}.safetensors",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/{name}.safetensors", golden_dir());
     let bytes = std::fs::read(&path).unwrap();
     let (_, metadata) = SafeTensors::read_metadata(&bytes).unwrap();
     let meta = metadata.metadata().clone().unwrap_or_default();

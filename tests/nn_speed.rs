@@ -91,3 +91,24 @@ fn model_step_times() {
         "ViT patch 7, dim 64, depth 4, heads 4",
     );
 }
+
+/// Every matmul variant at two shapes of the default models (the full table is
+/// `coptim bench --nn`).
+#[test]
+#[ignore]
+fn matmul_variant_gflops() {
+    use coptim::bench::nn::{MatmulShape, time_matmul};
+    use coptim::nn::MatmulVariant;
+    let ctx = GpuContext::new_blocking(&Default::default()).unwrap();
+    for (m, k, n) in [(2176, 64, 192), (128, 784, 256)] {
+        let label = String::new();
+        let shape = MatmulShape { label, m, k, n };
+        for v in MatmulVariant::ALL {
+            let Ok(kernels) = Kernels::with_matmul(&ctx, v) else {
+                continue;
+            };
+            let gflops = time_matmul(&ctx, &kernels, &shape).unwrap();
+            println!("{m}x{k}x{n} {}: {gflops:.2} GFLOP/s", v.name());
+        }
+    }
+}

@@ -11,9 +11,11 @@
 //! per invocation) are timed side by side. [`run`] does the whole sweep behind
 //! `coptim bench`.
 
+pub mod budget;
 mod copy;
 mod layout;
 mod native;
+pub mod nn;
 mod timer;
 
 pub use copy::{COPY, CopyBuffers, CopyKernel, CopyPattern, CopyVariant};
@@ -138,6 +140,18 @@ pub struct AdapterSummary {
     pub backend: String,
     /// Device type (`Cpu`, `DiscreteGpu`, ...).
     pub device_type: String,
+}
+
+impl AdapterSummary {
+    /// The adapter of `ctx`.
+    pub fn of(ctx: &GpuContext) -> Self {
+        let info = ctx.adapter_info();
+        Self {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+        }
+    }
 }
 
 /// A copy kernel variant at one model size.
@@ -338,14 +352,25 @@ pub fn run(
             allowed: u64::from(max_wg),
         });
     }
+    let optimizers_alive = options.cautions.len() * options.stream_shapes.len().max(1);
+    let state_bytes = options
+        .algorithms
+        .iter()
+        .flat_map(|a| {
+            options
+                .state_dtypes
+                .iter()
+                .map(|d| a.state_names().len() as u64 * d.bytes())
+        })
+        .max()
+        .unwrap_or(0)
+        * optimizers_alive as u64;
+    for &params in &options.params {
+        budget::check_fits(ctx, params, state_bytes)?;
+    }
     let mut timer = Timer::new(ctx, options.timestamps);
-    let info = ctx.adapter_info();
     let mut report = BenchReport {
-        adapter: AdapterSummary {
-            name: info.name.clone(),
-            backend: format!("{:?}", info.backend),
-            device_type: format!("{:?}", info.device_type),
-        },
+        adapter: AdapterSummary::of(ctx),
         copy_variant: CopyVariant::for_context(ctx).name(),
         copy_gbps: 0.0,
         native_gbps: 0.0,

@@ -54,6 +54,11 @@ pub struct BenchArgs {
     /// Print one JSON document instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Benchmark the nn stack instead of the optimizers: every matmul variant at the
+    /// default models' shapes beside a native CPU sgemm, and the training throughput
+    /// of each model preset (the optimizer options are ignored).
+    #[arg(long)]
+    pub nn: bool,
 }
 
 fn list<T>(s: &str, parse: impl Fn(&str) -> coptim::Result<T>) -> coptim::Result<Vec<T>> {
@@ -131,6 +136,9 @@ impl BenchArgs {
 
 /// Runs the benchmark and prints a table or JSON.
 pub fn run(args: &BenchArgs) -> coptim::Result<()> {
+    if args.nn {
+        return super::bench_nn::run(args.json);
+    }
     let ctx = GpuContext::new_blocking(&ContextOptions::default())?;
     let options = args.options(&ctx)?;
     let bar = ProgressBar::new(options.groups());

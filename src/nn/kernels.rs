@@ -139,7 +139,8 @@ impl Kernels {
         &self.ctx
     }
 
-    /// The pipeline of a kernel, compiling it on first use.
+    /// The pipeline of a kernel, compiling it on first use inside error scopes
+    /// ([`GpuContext::scoped`]).
     pub(crate) fn pipeline(&self, kernel: Kernel) -> wgpu::ComputePipeline {
         let mut pipelines = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = pipelines.get(&kernel) {
@@ -160,19 +161,28 @@ impl Kernels {
                 })
                 .clone()
         };
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(entry),
-            layout: None,
-            module: &module,
-            entry_point: Some(entry),
-            compilation_options: wgpu::PipelineCompilationOptions {
-                constants: &[],
-                // Every kernel writes its workgroup memory before reading it.
-                zero_initialize_workgroup_memory: false,
-            },
-            cache: None,
+        let (pipeline, error) = self.ctx.scoped(entry, || {
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &[],
+                    // Every kernel writes its workgroup memory before reading it.
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            })
         });
-        pipelines.insert(kernel, pipeline.clone());
+        // A failed pipeline is not cached; its error stops the model's next record
+        // (which checks the context after compiling its graph).
+        match error {
+            Some(e) => self.ctx.record_error(&e),
+            None => {
+                pipelines.insert(kernel, pipeline.clone());
+            }
+        }
         pipeline
     }
 }

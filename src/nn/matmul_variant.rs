@@ -19,12 +19,12 @@ const SUBGROUP: &str = include_str!("../../shaders/nn_matmul_subgroup.wgsl");
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MatmulVariant {
-    /// For CPU adapters (lavapipe, SwiftShader): all invocations of a workgroup share
-    /// its rows (uniform A loads), lanes hold consecutive columns, no barriers.
+    /// For CPU adapters (lavapipe, SwiftShader): a 16x8 register block per
+    /// invocation, lanes on consecutive columns, no workgroup memory or barriers.
     Rows,
     /// For GPUs: block tiling through workgroup memory plus 8x8 register tiles.
     Tiled,
-    /// [`Rows`](Self::Rows) layout with A shared through subgroup shuffles (needs
+    /// A register block per invocation with A shared through subgroup shuffles (needs
     /// subgroups).
     Subgroup,
     /// [`Tiled`](Self::Tiled) with the staged tiles in f16 and f32 accumulation (needs
@@ -101,6 +101,7 @@ impl MatmulVariant {
         let fits = |s: &&MatmulShader| match s.layout {
             Layout::Tiled { tile, .. } => m.min(n) <= tile as usize,
             Layout::Lanes { wg_size, cols, .. } => n <= (wg_size * cols) as usize,
+            Layout::Rows { .. } => true,
         };
         let mut candidates = MatmulShader::ALL.iter().filter(|s| s.variant == self);
         let last = *candidates
@@ -126,7 +127,14 @@ enum Layout {
         row_vecs: u32,
         cols: u32,
     },
+    /// [`ROWS_BLOCK`] rows per workgroup, [`ROWS_COLS`] columns per invocation.
+    Rows { wg_size: u32 },
 }
+
+/// Rows of C per workgroup of `nn_matmul_rows.wgsl` (`BLOCK_ROWS`).
+const ROWS_BLOCK: u32 = 16;
+/// Columns of C per invocation of `nn_matmul_rows.wgsl`.
+const ROWS_COLS: u32 = 8;
 
 /// One compiled specialization of a [`MatmulVariant`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -164,11 +172,14 @@ const fn lanes(name: &'static str, variant: MatmulVariant, wg: u32, cols: u32) -
 impl MatmulShader {
     /// Every specialization; per variant, from the narrowest to the widest (the
     /// first that fits a product is used).
-    pub const ALL: [MatmulShader; 9] = {
+    pub const ALL: [MatmulShader; 8] = {
         use MatmulVariant::*;
         [
-            lanes("nn_matmul_rows_narrow", Rows, 8, 2),
-            lanes("nn_matmul_rows", Rows, 32, 2),
+            MatmulShader {
+                name: "nn_matmul_rows",
+                variant: Rows,
+                layout: Layout::Rows { wg_size: 8 },
+            },
             tiled("nn_matmul_tiled_small", Tiled, 32, 16),
             tiled("nn_matmul_tiled_medium", Tiled, 64, 64),
             tiled("nn_matmul_tiled", Tiled, 128, 256),
@@ -189,7 +200,9 @@ impl MatmulShader {
 
     fn workgroup_size(self) -> u32 {
         match self.layout {
-            Layout::Tiled { wg_size, .. } | Layout::Lanes { wg_size, .. } => wg_size,
+            Layout::Tiled { wg_size, .. }
+            | Layout::Lanes { wg_size, .. }
+            | Layout::Rows { wg_size } => wg_size,
         }
     }
 
@@ -204,7 +217,7 @@ impl MatmulShader {
                 };
                 2 * tile * tile_k * scalar
             }
-            Layout::Lanes { .. } => 0,
+            Layout::Lanes { .. } | Layout::Rows { .. } => 0,
         }
     }
 
@@ -217,6 +230,7 @@ impl MatmulShader {
                 row_vecs,
                 cols,
             } => (4 * row_vecs, wg_size * cols),
+            Layout::Rows { wg_size } => (ROWS_BLOCK, wg_size * ROWS_COLS),
         };
         [n.div_ceil(cols as usize), m.div_ceil(rows as usize), batch]
     }
@@ -247,10 +261,11 @@ impl MatmulShader {
                 konst("WG_SIZE", wg_size);
                 konst("ROW_VECS", row_vecs);
                 konst("COLS", cols);
-                match self.variant {
-                    MatmulVariant::Subgroup => &[LANES, SUBGROUP],
-                    _ => &[LANES, ROWS],
-                }
+                &[LANES, SUBGROUP]
+            }
+            Layout::Rows { wg_size } => {
+                konst("WG_SIZE", wg_size);
+                &[ROWS]
             }
         };
         let stage = match self.variant {
@@ -286,8 +301,8 @@ mod tests {
             "nn_matmul_tiled"
         );
         assert_eq!(
-            MatmulVariant::Rows.shader_for(500, 10).name,
-            "nn_matmul_rows_narrow"
+            MatmulVariant::Subgroup.shader_for(500, 10).name,
+            "nn_matmul_subgroup"
         );
         assert_eq!(
             MatmulVariant::Rows.shader_for(500, 500).name,

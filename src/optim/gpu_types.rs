@@ -114,6 +114,11 @@ pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
             [found_inf, step, clip_coef, grad_norm, bias]
         ),
         mirror_layout!(GpuWindowInfo, "WindowInfo", [num_blocks, grid_x]),
+        mirror_layout!(
+            crate::optim::plan::GpuBlock,
+            "Block",
+            [tensor, len, global, state_start, param_start, grad_start]
+        ),
     ]
 }
 
@@ -126,8 +131,8 @@ mod tests {
     use crate::wgsl::layout_check::check_mirrors;
 
     /// Every mirror matches naga's layout in every module variant that declares it
-    /// (each algorithm, with and without subgroups, each state dtype, and the reductions),
-    /// and every mirror is declared somewhere.
+    /// (each algorithm, with and without subgroups, each state dtype, each parameter
+    /// access, and the reductions), and every mirror is declared somewhere.
     #[test]
     fn mirrors_match_every_shader_variant() {
         let mirrors = super::mirrors();
@@ -139,12 +144,12 @@ mod tests {
                 }
             }
         };
-        for access in [ParamAccess::Vec4, ParamAccess::Scalar] {
-            for algorithm in [Algorithm::adamw(), Algorithm::lion(), Algorithm::sgd(true)] {
-                for subgroups in [false, true] {
-                    for dtype in [ElementType::F32, ElementType::Bf16, ElementType::F16] {
+        for algorithm in [Algorithm::adamw(), Algorithm::lion(), Algorithm::sgd(true)] {
+            for subgroups in [false, true] {
+                for dtype in [ElementType::F32, ElementType::Bf16, ElementType::F16] {
+                    for access in [ParamAccess::Vec4, ParamAccess::Scalar] {
                         let label = format!(
-                            "{} {access:?} subgroups={subgroups} {}",
+                            "{} {subgroups} {} {access:?}",
                             algorithm.name(),
                             dtype.name()
                         );
@@ -161,6 +166,8 @@ mod tests {
                     }
                 }
             }
+        }
+        for access in [ParamAccess::Vec4, ParamAccess::Scalar] {
             check(
                 &format!("reduce {access:?}"),
                 &reduce_source(access, StreamShape::CPU),

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# The GPU kit: checks and benchmarks for a machine with no Rust toolchain and no
+# network, run from a copy of this repository's root.
+#
+#   scripts/device-check.sh prepare   # here: gathers everything into device-kit/
+#   scripts/device-check.sh run       # there (or here, on lavapipe): one JSON file
+#
+# prepare: the release `coptim` binary, the (stripped) test executables of the kernel
+#   correctness tests (optimizers and nn kernels against the f64 reference, optimizers
+#   against PyTorch's golden vectors), and Debian's Vulkan loader package. Under 64 MiB.
+# run: unpacks the loader (LD_LIBRARY_PATH), runs those tests, `coptim bench --json`,
+#   `coptim bench --nn --json` and, where Python has torch and timm,
+#   benches/pytorch_train.py; writes $OUT/device-check.json (OUT defaults to
+#   device-kit/out). Every step has a timeout; the whole run stays under 8 minutes.
+set -euo pipefail
+
+KIT=${KIT:-device-kit}
+# The kernel correctness tests carried in the kit.
+TESTS=(optim_reference golden nn_gradcheck nn_matmul_variants)
+MAX_KIT_BYTES=$((64 * 1024 * 1024))
+
+prepare() {
+    rm -rf "$KIT"
+    mkdir -p "$KIT/tests"
+    cargo build --release --bin coptim
+    cp target/release/coptim "$KIT/coptim"
+    local args=()
+    for t in "${TESTS[@]}"; do args+=(--test "$t"); done
+    cargo test --release --no-run --message-format=json "${args[@]}" |
+        python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
+        print(m["target"]["name"], m["executable"])
+' | while read -r name exe; do cp "$exe" "$KIT/tests/$name"; done
+    strip "$KIT/coptim" "$KIT"/tests/*
+    (cd "$KIT" && apt-get download libvulkan1 >/dev/null)
+    local bytes
+    bytes=$(du -sb "$KIT" | cut -f1)
+    if ((bytes > MAX_KIT_BYTES)); then
+        echo "device kit is $bytes bytes, over the 64 MiB limit" >&2
+        exit 1
+    fi
+    ls -l "$KIT" "$KIT/tests"
+    echo "device kit: $bytes bytes in $KIT"
+}
+
+# Unpacks the Vulkan loader package into $KIT/vulkan and puts it on the library path.
+unpack_loader() {
+    local deb
+    deb=$(ls "$KIT"/libvulkan1_*.deb)
+    rm -rf "$KIT/vulkan"
+    mkdir -p "$KIT/vulkan"
+    if command -v dpkg-deb >/dev/null; then
+        dpkg-deb -x "$deb" "$KIT/vulkan"
+    else
+        (cd "$KIT/vulkan" && ar x "../$(basename "$deb")" && tar xf data.tar.*)
+    fi
+    local lib
+    lib=$(dirname "$(find "$KIT/vulkan" -name 'libvulkan.so.1' | head -n 1)")
+    export LD_LIBRARY_PATH="$PWD/$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+}
+
+# step NAME SECONDS COMMAND...: runs COMMAND with a timeout, stdout to $OUT/NAME.out
+# and stderr to $OUT/NAME.err, and appends a line "NAME rc milliseconds" to $OUT/steps.
+step() {
+    local name=$1 limit=$2
+    shift 2
+    local start rc=0
+    start=$(date +%s%N)
+    timeout --kill-after=5 "$limit" "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" || rc=$?
+    echo "$name $rc $((($(date +%s%N) - start) / 1000000))" >>"$OUT/steps"
+    echo "$name: exit $rc"
+}
+
+run() {
+    OUT=${OUT:-$KIT/out}
+    mkdir -p "$OUT"
+    : >"$OUT/steps"
+    export NODEVICE_SELECT=1
+    unpack_loader
+    step info 60 "$KIT/coptim" info
+    for t in "${TESTS[@]}"; do
+        step "test_$t" 75 "$KIT/tests/$t" --test-threads 2
+    done
+    local bench_args=(--steps 10 --warmup 2)
+    if grep -q "(Cpu)" "$OUT/info.out"; then bench_args=(--quick); fi
+    step bench 75 "$KIT/coptim" bench --json "${bench_args[@]}"
+    step bench_nn 150 "$KIT/coptim" bench --nn --json
+    if python3 -c 'import torch, timm' 2>/dev/null; then
+        step pytorch 45 python3 benches/pytorch_train.py --threads "$(nproc)" --steps 10
+    fi
+    uptime >"$OUT/uptime.out"
+    collect
+    echo "wrote $OUT/device-check.json"
+}
+
+# Gathers every step's outcome into $OUT/device-check.json: parsed JSON for the
+# benchmarks, the output tail for the rest.
+collect() {
+    python3 - "$OUT" <<'PY'
+import json, pathlib, sys
+out = pathlib.Path(sys.argv[1])
+def text(name, ext):
+    p = out / f"{name}.{ext}"
+    return p.read_text(errors="replace") if p.exists() else ""
+doc = {"uptime": text("uptime", "out").strip(), "steps": {}}
+for line in (out / "steps").read_text().splitlines():
+    name, rc, ms = line.split()
+    entry = {"exit": int(rc), "seconds": int(ms) / 1000}
+    stdout = text(name, "out")
+    try:
+        entry["json"] = json.loads(stdout)
+    except ValueError:
+        entry["stdout_tail"] = stdout[-4000:]
+    entry["stderr_tail"] = text(name, "err")[-2000:]
+    doc["steps"][name] = entry
+doc["passed"] = all(s["exit"] == 0 for s in doc["steps"].values())
+(out / "device-check.json").write_text(json.dumps(doc, indent=1))
+PY
+}
+
+case "${1:-}" in
+prepare) prepare ;;
+run) run ;;
+*)
+    echo "usage: $0 prepare|run" >&2
+    exit 2
+    ;;
+esac

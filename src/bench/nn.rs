@@ -1,0 +1,175 @@
+//! Benchmarks of the nn stack behind `coptim bench --nn`: the matmul kernels at the
+//! shapes the default models use ([`model_matmul_shapes`], [`time_matmul`]) and the
+//! training throughput of each model preset ([`training_samples_per_s`]). Wall-clock
+//! timing: many products are recorded into one encoder and submitted once, so the
+//! submit and wait overhead is spread over at least [`MIN_TIMED_SECONDS`].
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::arena::ParamStore;
+use crate::context::GpuContext;
+use crate::error::Result;
+use crate::model::{Batch, Mlp, Model, Vit};
+use crate::nn::{GraphBuilder, Kernels};
+use crate::optim::Optimizer;
+use crate::train::{ModelSpec, OptimizerKind, TrainConfig};
+
+/// Shortest timed run of one measurement, in seconds.
+pub const MIN_TIMED_SECONDS: f64 = 0.3;
+
+/// One matrix product `[m, k] @ [k, n]` of a model, as the model computes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MatmulShape {
+    /// Where the product occurs (`mlp fc1`, `vit qkv`, ...).
+    pub label: String,
+    /// Rows of the output.
+    pub m: usize,
+    /// Inner dimension.
+    pub k: usize,
+    /// Columns of the output.
+    pub n: usize,
+}
+
+fn shape(label: impl Into<String>, m: usize, k: usize, n: usize) -> MatmulShape {
+    MatmulShape {
+        label: label.into(),
+        m,
+        k,
+        n,
+    }
+}
+
+/// The forward products (`x @ W^T`) of the default MLP and of a ViT with `vit`'s
+/// configuration at `batch` samples: each distinct shape once. Backward products have
+/// the same sizes permuted.
+pub fn model_matmul_shapes(mlp: &Mlp, vit: &Vit, batch: usize, vit_name: &str) -> Vec<MatmulShape> {
+    let mut out = Vec::new();
+    let mut width = mlp.input;
+    for (i, &h) in mlp.hidden.iter().chain([&mlp.classes]).enumerate() {
+        out.push(shape(format!("mlp fc{}", i + 1), batch, width, h));
+        width = h;
+    }
+    let tokens = vit.num_patches() + 1;
+    let rows = batch * tokens;
+    let patch_len = vit.channels * vit.patch * vit.patch;
+    let (d, hidden) = (vit.dim, vit.mlp_hidden());
+    out.extend([
+        shape(
+            format!("{vit_name} patch embed"),
+            batch * vit.num_patches(),
+            patch_len,
+            d,
+        ),
+        shape(format!("{vit_name} qkv"), rows, d, 3 * d),
+        shape(format!("{vit_name} proj"), rows, d, d),
+        shape(format!("{vit_name} mlp fc1"), rows, d, hidden),
+        shape(format!("{vit_name} mlp fc2"), rows, hidden, d),
+        shape(format!("{vit_name} head"), batch, d, vit.classes),
+    ]);
+    out.dedup_by(|a, b| (a.m, a.k, a.n) == (b.m, b.k, b.n));
+    out
+}
+
+/// Seconds per call of `record`: one untimed call, then enough calls in one encoder
+/// to fill [`MIN_TIMED_SECONDS`].
+fn seconds_per_call(
+    ctx: &GpuContext,
+    mut record: impl FnMut(&mut wgpu::CommandEncoder) -> Result<()>,
+) -> Result<f64> {
+    let mut run = |n: usize| -> Result<f64> {
+        let t = Instant::now();
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        for _ in 0..n {
+            record(&mut encoder)?;
+        }
+        ctx.queue().submit([encoder.finish()]);
+        ctx.wait_idle()?;
+        Ok(t.elapsed().as_secs_f64())
+    };
+    let once = run(1)?.max(1e-6);
+    let n = (MIN_TIMED_SECONDS / once).ceil().clamp(2.0, 2000.0) as usize;
+    Ok(run(n)? / n as f64)
+}
+
+/// GFLOP/s of `[m, k] @ ([n, k])^T` (the layout of a linear layer's forward pass)
+/// with `kernels`' matmul variant.
+pub fn time_matmul(ctx: &GpuContext, kernels: &Kernels, s: &MatmulShape) -> Result<f64> {
+    let store = ParamStore::new(ctx, &[("a", vec![s.m, s.k]), ("b", vec![s.n, s.k])])?;
+    let mut g = GraphBuilder::new(store.layout().clone());
+    let (a, b) = (g.param("a")?, g.param("b")?);
+    g.matmul(a, b, false, true)?;
+    let graph = g.build(kernels, &store, &[])?;
+    let seconds = seconds_per_call(ctx, |e| {
+        graph.record_forward(e);
+        Ok(())
+    })?;
+    Ok(2.0 * (s.m * s.k * s.n) as f64 / seconds / 1e9)
+}
+
+/// The model presets `coptim bench --nn` times: `mlp` and `vit` (the defaults of
+/// `coptim compare`), plus `vit_p7` (patch 7, width 64, depth 4: [`Vit::default`])
+/// when the `vit` preset differs from it.
+pub fn model_presets() -> Vec<(&'static str, ModelSpec)> {
+    let mut presets = vec![
+        ("mlp", ModelSpec::default_mlp()),
+        ("vit", ModelSpec::default_vit()),
+    ];
+    let p7 = ModelSpec::Vit(Vit::default());
+    if presets[1].1 != p7 {
+        presets.push(("vit_p7", p7));
+    }
+    presets
+}
+
+/// Training samples per second of `spec` at `batch`: forward, backward and a C-AdamW
+/// step, one submit per step as a training run does (inputs of zeros).
+pub fn training_samples_per_s(ctx: &GpuContext, spec: &ModelSpec, batch: usize) -> Result<f64> {
+    let mut model = match spec {
+        ModelSpec::Mlp(m) => Model::new(ctx, m.clone(), 0)?,
+        ModelSpec::Vit(v) => Model::new(ctx, v.clone(), 0)?,
+    };
+    let config = TrainConfig::for_model(spec.clone(), OptimizerKind::CAdamW);
+    let mut optimizer = Optimizer::new(ctx, model.store(), config.optimizer_config())?;
+    let images = vec![0.0f32; batch * model.sample_len()];
+    let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
+    let mut step = || -> Result<f64> {
+        let t = Instant::now();
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        let batch = Batch {
+            images: &images,
+            labels: &labels,
+        };
+        model.record_forward_backward(&mut encoder, batch)?;
+        optimizer.record_step(&mut encoder)?;
+        ctx.queue().submit([encoder.finish()]);
+        ctx.wait_idle()?;
+        model.poll_metrics()?;
+        Ok(t.elapsed().as_secs_f64())
+    };
+    let first = step()?.max(1e-6);
+    let steps = (MIN_TIMED_SECONDS / first).ceil().clamp(3.0, 200.0) as usize;
+    let total: f64 = (0..steps).map(|_| step()).sum::<Result<f64>>()?;
+    Ok((batch * steps) as f64 / total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_follow_the_models() {
+        let mlp = Mlp {
+            hidden: vec![256],
+            ..Mlp::default()
+        };
+        let shapes = model_matmul_shapes(&mlp, &Vit::default(), 128, "vit");
+        let dims: Vec<(usize, usize, usize)> = shapes.iter().map(|s| (s.m, s.k, s.n)).collect();
+        assert_eq!(dims[..2], [(128, 784, 256), (128, 256, 10)]);
+        // 16 patches of 7x7 and a class token, width 64, MLP hidden 128.
+        assert!(dims.contains(&(2048, 49, 64)));
+        assert!(dims.contains(&(2176, 64, 192)));
+        assert!(dims.contains(&(2176, 128, 64)));
+    }
+}

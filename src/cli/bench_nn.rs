@@ -1,0 +1,197 @@
+//! `coptim bench --nn`: every matmul variant at the default models' shapes beside a
+//! native CPU sgemm measured in the same run, and the training throughput of each
+//! model preset.
+
+use std::time::Instant;
+
+use coptim::bench::AdapterSummary;
+use coptim::bench::nn::{self, MatmulShape};
+use coptim::model::{Mlp, Vit};
+use coptim::nn::{Kernels, MatmulVariant};
+use coptim::train::ModelSpec;
+use coptim::{ContextOptions, Error, GpuContext};
+use serde::Serialize;
+
+/// Samples per training batch, as `coptim train` uses by default.
+const BATCH: usize = 128;
+
+/// One variant at one shape.
+#[derive(Debug, Serialize)]
+struct MatmulRow {
+    variant: &'static str,
+    label: String,
+    m: usize,
+    k: usize,
+    n: usize,
+    gflops: f64,
+    /// `matrixmultiply::sgemm` on one thread.
+    native_gflops: f64,
+    /// The same, with C's rows split over every core.
+    native_threaded_gflops: f64,
+}
+
+/// Training throughput of one preset.
+#[derive(Debug, Serialize)]
+struct ModelRow {
+    model: &'static str,
+    samples_per_s: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct NnReport {
+    adapter: AdapterSummary,
+    /// The auto-selected matmul variant (what training uses).
+    default_variant: &'static str,
+    native: String,
+    matmul: Vec<MatmulRow>,
+    models: Vec<ModelRow>,
+}
+
+/// `C = A @ B^T` for row-major `A [m, k]`, `B [n, k]`, `C [m, n]` with
+/// `matrixmultiply::sgemm`, C's rows split into `threads` blocks.
+fn native_sgemm(a: &[f32], b: &[f32], c: &mut [f32], s: &MatmulShape, threads: usize) {
+    let rows_per = s.m.div_ceil(threads.max(1));
+    std::thread::scope(|scope| {
+        for (i, block) in c.chunks_mut(rows_per * s.n).enumerate() {
+            let rows = block.len() / s.n;
+            let a = &a[i * rows_per * s.k..];
+            let mut run = move || {
+                // SAFETY: `a` holds `rows x k`, `b` holds `n x k` (read through its
+                // transposed strides) and `block` holds `rows x n`, all row-major and
+                // in bounds.
+                unsafe {
+                    matrixmultiply::sgemm(
+                        rows,
+                        s.k,
+                        s.n,
+                        1.0,
+                        a.as_ptr(),
+                        s.k as isize,
+                        1,
+                        b.as_ptr(),
+                        1,
+                        s.k as isize,
+                        0.0,
+                        block.as_mut_ptr(),
+                        s.n as isize,
+                        1,
+                    )
+                }
+            };
+            if threads > 1 {
+                scope.spawn(run);
+            } else {
+                run();
+            }
+        }
+    });
+}
+
+/// GFLOP/s of [`native_sgemm`] at `s`, repeated for at least the GPU timings' span.
+fn native_gflops(s: &MatmulShape, threads: usize) -> f64 {
+    let a: Vec<f32> = (0..s.m * s.k).map(|i| (i % 7) as f32 * 0.1).collect();
+    let b: Vec<f32> = (0..s.n * s.k).map(|i| (i % 5) as f32 * 0.1).collect();
+    let mut c = vec![0.0f32; s.m * s.n];
+    native_sgemm(&a, &b, &mut c, s, threads);
+    let t = Instant::now();
+    let mut calls = 0u32;
+    while t.elapsed().as_secs_f64() < nn::MIN_TIMED_SECONDS {
+        native_sgemm(&a, &b, &mut c, s, threads);
+        calls += 1;
+    }
+    let seconds = t.elapsed().as_secs_f64() / f64::from(calls);
+    2.0 * (s.m * s.k * s.n) as f64 / seconds / 1e9
+}
+
+fn matmul_rows(ctx: &GpuContext, threads: usize) -> coptim::Result<Vec<MatmulRow>> {
+    let mlp = match ModelSpec::default_mlp() {
+        ModelSpec::Mlp(m) => m,
+        ModelSpec::Vit(_) => Mlp::default(),
+    };
+    let shapes = nn::model_matmul_shapes(&mlp, &Vit::default(), BATCH, "vit_p7");
+    let variants: Vec<(MatmulVariant, Kernels)> = MatmulVariant::ALL
+        .iter()
+        .filter_map(|&v| Kernels::with_matmul(ctx, v).ok().map(|k| (v, k)))
+        .collect();
+    let mut rows = Vec::new();
+    for s in &shapes {
+        let native = native_gflops(s, 1);
+        let threaded = native_gflops(s, threads);
+        for (v, kernels) in &variants {
+            rows.push(MatmulRow {
+                variant: v.name(),
+                label: s.label.clone(),
+                m: s.m,
+                k: s.k,
+                n: s.n,
+                gflops: nn::time_matmul(ctx, kernels, s)?,
+                native_gflops: native,
+                native_threaded_gflops: threaded,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// Runs the nn benchmark and prints a table or JSON.
+pub fn run(json: bool) -> coptim::Result<()> {
+    let ctx = GpuContext::new_blocking(&ContextOptions::default())?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let matmul = matmul_rows(&ctx, threads)?;
+    let models = nn::model_presets()
+        .into_iter()
+        .map(|(model, spec)| {
+            Ok(ModelRow {
+                model,
+                samples_per_s: nn::training_samples_per_s(&ctx, &spec, BATCH)?,
+            })
+        })
+        .collect::<coptim::Result<Vec<_>>>()?;
+    let report = NnReport {
+        adapter: AdapterSummary::of(&ctx),
+        default_variant: Kernels::new(&ctx).matmul_variant().name(),
+        native: format!(
+            "matrixmultiply 0.3 sgemm: 1 thread, and {threads} threads (rows of C split)"
+        ),
+        matmul,
+        models,
+    };
+    if json {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| Error::InvalidConfig(format!("report does not serialize: {e}")))?;
+        println!("{text}");
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+fn print_table(r: &NnReport) {
+    println!(
+        "adapter {} ({}, {}); default matmul variant: {}; native: {}",
+        r.adapter.name, r.adapter.backend, r.adapter.device_type, r.default_variant, r.native
+    );
+    println!(
+        "{:<20} {:>5} {:>4} {:>4} {:<10} {:>8} {:>8} {:>8} {:>8}",
+        "product", "m", "k", "n", "variant", "GFLOP/s", "native1", "nativeN", "of nat1"
+    );
+    for x in &r.matmul {
+        println!(
+            "{:<20} {:>5} {:>4} {:>4} {:<10} {:>8.2} {:>8.2} {:>8.2} {:>7.1}%",
+            x.label,
+            x.m,
+            x.k,
+            x.n,
+            x.variant,
+            x.gflops,
+            x.native_gflops,
+            x.native_threaded_gflops,
+            100.0 * x.gflops / x.native_gflops
+        );
+    }
+    println!();
+    println!("training step (forward, backward, C-AdamW step), batch {BATCH}:");
+    for m in &r.models {
+        println!("  {:<8} {:>10.0} samples/s", m.model, m.samples_per_s);
+    }
+}
