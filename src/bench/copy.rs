@@ -114,7 +114,7 @@ impl CopyVariant {
             vec_per_thread,
         } = self.shape;
         let fits = (1..=max_wg).contains(&wg_size) && vec_per_thread > 0;
-        if !fits || CHUNK_ALIGN_VEC4 % self.block_vec4() != 0 {
+        if !fits || !CHUNK_ALIGN_VEC4.is_multiple_of(self.block_vec4()) {
             return Err(Error::InvalidConfig(format!(
                 "copy variant {}: the workgroup size must be 1..={max_wg} and a block \
                  (workgroup size x vec4s per invocation) must divide {CHUNK_ALIGN_VEC4} vec4s",
