@@ -274,6 +274,7 @@ impl GpuContext {
     }
 
     /// Records an error for the next [`GpuContext::check_lost`].
+    #[cfg(feature = "nn")]
     pub(crate) fn record_error(&self, error: &Error) {
         record_error(&self.gpu_error, error.to_string());
     }

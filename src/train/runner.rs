@@ -80,10 +80,12 @@ impl Runner {
             }
         }
         // Saving a checkpoint checks the parameters; without one, check them here.
-        match &self.checkpoint {
-            Some(_) => Ok(()),
-            None => pollster::block_on(session.check_parameters()),
+        if self.checkpoint.is_none() {
+            for session in lockstep.runs() {
+                pollster::block_on(session.check_parameters())?;
+            }
         }
+        Ok(())
     }
 }
 
