@@ -10,6 +10,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
+use crate::stream::StreamShape;
 
 /// Options for acquiring an adapter and a device.
 #[derive(Debug, Clone)]
@@ -60,6 +61,7 @@ pub struct GpuContext {
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
     caps: Capabilities,
+    stream: StreamShape,
     lost: Arc<Mutex<Option<String>>>,
     gpu_error: Arc<Mutex<Option<String>>>,
     /// Error scopes popped on the web whose result has not arrived yet.
@@ -166,12 +168,14 @@ impl GpuContext {
                 wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS,
             ),
         };
+        let stream = StreamShape::for_device_type(info.device_type);
         Self {
             device,
             queue,
             info,
             limits,
             caps,
+            stream,
             lost: Arc::new(Mutex::new(None)),
             gpu_error: Arc::new(Mutex::new(None)),
             #[cfg(target_arch = "wasm32")]
@@ -186,6 +190,19 @@ impl GpuContext {
         ctx.caps.subgroups &= !subgroups;
         ctx.caps.f16 &= !f16;
         ctx
+    }
+
+    /// Returns a copy of this context whose streaming kernels use `shape` instead of
+    /// the one chosen from the adapter type (to test every shape on any adapter).
+    pub fn with_stream_shape(&self, shape: StreamShape) -> Self {
+        let mut ctx = self.clone();
+        ctx.stream = shape;
+        ctx
+    }
+
+    /// The shape of streaming kernels on this device (see [`StreamShape`]).
+    pub fn stream_shape(&self) -> StreamShape {
+        self.stream
     }
 
     /// The device.

@@ -5,6 +5,7 @@
 //! runtime that owns (or borrows) GPU buffers for parameters, gradients and state.
 //!
 //! The modules, from the bottom up:
+//! - [`stream`]: the shape of streaming kernels on CPU adapters and on GPUs;
 //! - [`context`]: adapter, device, limits and optional features;
 //! - [`wgsl`]: the one way every WGSL module is assembled;
 //! - [`arena`]: flat, aligned GPU storage for named tensors;
@@ -40,6 +41,7 @@ pub mod model;
 #[cfg(feature = "nn")]
 pub mod nn;
 pub mod optim;
+pub mod stream;
 #[cfg(feature = "train")]
 pub mod train;
 #[cfg(all(feature = "web", target_arch = "wasm32"))]

@@ -23,6 +23,40 @@ fn quick_json_has_the_documented_shape() {
         assert!(adapter[key].is_string(), "adapter.{key}");
     }
     assert!(doc["copy_gbps"].is_f64(), "copy_gbps");
+    assert!(doc["native_gbps"].as_f64().unwrap() > 0.0, "native_gbps");
+    // The steps' yardstick is the engine's own (strided) access.
+    assert!(
+        doc["copy_variant"]
+            .as_str()
+            .unwrap()
+            .starts_with("strided-"),
+        "{}",
+        doc["copy_variant"]
+    );
+    let natives = doc["natives"].as_array().expect("natives is an array");
+    let threads: Vec<u64> = natives
+        .iter()
+        .map(|n| n["threads"].as_u64().unwrap())
+        .collect();
+    assert_eq!(threads, [1, 2]);
+    for n in natives {
+        assert!(n["gbps"].as_f64().unwrap() > 0.0, "{n}");
+    }
+    let variants = doc["copy_variants"].as_array().expect("copy_variants");
+    for pattern in ["strided", "contiguous"] {
+        assert!(
+            variants.iter().any(|v| v["pattern"] == pattern),
+            "no {pattern} copy variant"
+        );
+    }
+    for v in variants {
+        for key in ["wg_size", "vec_per_thread", "bytes"] {
+            assert!(v[key].is_u64(), "{key} in {v}");
+        }
+        for key in ["ms", "gbps", "fraction_of_native"] {
+            assert!(v[key].as_f64().unwrap() > 0.0, "{key} in {v}");
+        }
+    }
     let results = doc["results"].as_array().expect("results is an array");
     // 3 optimizers x caution off/on x (f32, bf16, and f16 where available).
     assert!(results.len() >= 12, "{} results", results.len());
@@ -39,8 +73,14 @@ fn quick_json_has_the_documented_shape() {
         for key in ["params", "tensors", "bytes_per_step"] {
             assert!(r[key].is_u64(), "{key} in {r}");
         }
-        for key in ["step_ms", "gbps", "fraction_of_copy"] {
-            assert!(r[key].is_f64(), "{key} in {r}");
+        for key in [
+            "step_ms",
+            "gbps",
+            "fraction_of_copy",
+            "fraction_of_native",
+            "native_gbps",
+        ] {
+            assert!(r[key].as_f64().unwrap() > 0.0, "{key} in {r}");
         }
     }
     for opt in ["adamw", "lion", "sgd"] {

@@ -9,7 +9,8 @@ use common::*;
 use coptim::optim::{
     Algorithm, Caution, EpsStyle, NonFinite, Normalization, OptimizerConfig, ReferenceOptimizer,
 };
-use coptim::{ParamStore, TensorId};
+use coptim::stream::StreamShape;
+use coptim::{GpuContext, ParamStore, TensorId};
 use safetensors::SafeTensors;
 
 /// Per tensor, max |coptim - torch| / max |torch| over every step. Both sides are f32;
@@ -101,62 +102,69 @@ const CASES: [&str; 11] = [
     "pyopt_clion",
 ];
 
+/// Every case on every stream shape (the adapter's own and the others, forced).
 #[test]
 fn gpu_matches_pytorch_golden_vectors() {
-    let ctx = ctx();
-    for name in CASES {
-        let case = load(name);
-        let shapes: Vec<(String, Vec<usize>)> = case
-            .shapes
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (format!("t{i}"), s.clone()))
-            .collect();
-        let store = ParamStore::new(&ctx, &shapes).unwrap();
+    for shape in StreamShape::ALL {
+        let ctx = ctx().with_stream_shape(shape);
+        for name in CASES {
+            gpu_case_matches(&ctx, name);
+        }
+    }
+}
+
+fn gpu_case_matches(ctx: &GpuContext, name: &str) {
+    let case = load(name);
+    let shapes: Vec<(String, Vec<usize>)> = case
+        .shapes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (format!("t{i}"), s.clone()))
+        .collect();
+    let store = ParamStore::new(ctx, &shapes).unwrap();
+    for i in 0..shapes.len() {
+        store
+            .params
+            .write(ctx, TensorId(i), &case.tensors[&format!("param.{i}.init")])
+            .unwrap();
+    }
+    let cfg = config(&case);
+    let mut opt = coptim::Optimizer::new(ctx, &store, cfg.clone()).unwrap();
+    let steps: usize = case.meta["steps"].parse().unwrap();
+    let mut worst: f64 = 0.0;
+    for s in 1..=steps {
         for i in 0..shapes.len() {
             store
-                .params
-                .write(&ctx, TensorId(i), &case.tensors[&format!("param.{i}.init")])
+                .grads
+                .write(ctx, TensorId(i), &case.tensors[&format!("grad.{s}.{i}")])
                 .unwrap();
         }
-        let cfg = config(&case);
-        let mut opt = coptim::Optimizer::new(&ctx, &store, cfg.clone()).unwrap();
-        let steps: usize = case.meta["steps"].parse().unwrap();
-        let mut worst: f64 = 0.0;
-        for s in 1..=steps {
-            for i in 0..shapes.len() {
-                store
-                    .grads
-                    .write(&ctx, TensorId(i), &case.tensors[&format!("grad.{s}.{i}")])
-                    .unwrap();
-            }
-            opt.step_blocking().unwrap();
-            let got = store.params.read_all_blocking(&ctx).unwrap();
-            for (i, g) in got.iter().enumerate() {
-                let want = to_f64(&case.tensors[&format!("param.{i}.step{s}")]);
-                let e = rel_err(&to_f64(g), &want);
-                worst = worst.max(e);
-                assert!(
-                    e <= TOL,
-                    "{}: step {s} tensor {i}: relative error {e:e}",
-                    case.name
-                );
-            }
+        opt.step_blocking().unwrap();
+        let got = store.params.read_all_blocking(ctx).unwrap();
+        for (i, g) in got.iter().enumerate() {
+            let want = to_f64(&case.tensors[&format!("param.{i}.step{s}")]);
+            let e = rel_err(&to_f64(g), &want);
+            worst = worst.max(e);
+            assert!(
+                e <= TOL,
+                "{}: step {s} tensor {i}: relative error {e:e}",
+                case.name
+            );
         }
-        for (k, key) in cfg.algorithm.state_names().iter().enumerate() {
-            let got = opt.state()[k].read_all_blocking(&ctx).unwrap();
-            for (i, g) in got.iter().enumerate() {
-                let want = to_f64(&case.tensors[&format!("state.{key}.{i}")]);
-                let e = rel_err(&to_f64(g), &want);
-                assert!(
-                    e <= TOL,
-                    "{}: state {key} tensor {i}: relative error {e:e}",
-                    case.name
-                );
-            }
-        }
-        eprintln!("{}: max relative error {worst:.2e}", case.name);
     }
+    for (k, key) in cfg.algorithm.state_names().iter().enumerate() {
+        let got = opt.state()[k].read_all_blocking(ctx).unwrap();
+        for (i, g) in got.iter().enumerate() {
+            let want = to_f64(&case.tensors[&format!("state.{key}.{i}")]);
+            let e = rel_err(&to_f64(g), &want);
+            assert!(
+                e <= TOL,
+                "{}: state {key} tensor {i}: relative error {e:e}",
+                case.name
+            );
+        }
+    }
+    eprintln!("{}: max relative error {worst:.2e}", case.name);
 }
 
 #[test]

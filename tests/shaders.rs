@@ -1,9 +1,11 @@
 //! Every WGSL module the engine builds parses and validates with naga, in each
-//! variant (subgroups on and off, vec4 and scalar parameter access).
+//! variant (subgroups on and off, vec4 and scalar parameter access, every stream
+//! shape).
 
 use coptim::ElementType;
 use coptim::arena::ParamAccess;
 use coptim::optim::{Algorithm, kernels};
+use coptim::stream::StreamShape;
 
 fn validate(name: &str, source: &str) {
     let module = naga::front::wgsl::parse_str(source)
@@ -18,20 +20,26 @@ fn validate(name: &str, source: &str) {
 
 #[test]
 fn optimizer_modules_validate() {
-    for algorithm in [Algorithm::adamw(), Algorithm::lion(), Algorithm::sgd(true)] {
-        for subgroups in [false, true] {
-            for access in [ParamAccess::Vec4, ParamAccess::Scalar] {
-                let src =
-                    kernels::algorithm_source(&algorithm, subgroups, ElementType::F32, access);
-                let name = format!("{} subgroups={subgroups} {access:?}", algorithm.name());
-                validate(&name, &src);
+    for shape in StreamShape::ALL {
+        for algorithm in [Algorithm::adamw(), Algorithm::lion(), Algorithm::sgd(true)] {
+            for subgroups in [false, true] {
+                for access in [ParamAccess::Vec4, ParamAccess::Scalar] {
+                    let f32 = ElementType::F32;
+                    let src = kernels::algorithm_source(&algorithm, subgroups, f32, access, shape);
+                    let name = format!(
+                        "{} subgroups={subgroups} {access:?} {}",
+                        algorithm.name(),
+                        shape.name()
+                    );
+                    validate(&name, &src);
+                }
             }
         }
-    }
-    for access in [ParamAccess::Vec4, ParamAccess::Scalar] {
-        validate(
-            &format!("reduce {access:?}"),
-            &kernels::reduce_source(access),
-        );
+        for access in [ParamAccess::Vec4, ParamAccess::Scalar] {
+            validate(
+                &format!("reduce {access:?} {}", shape.name()),
+                &kernels::reduce_source(access, shape),
+            );
+        }
     }
 }

@@ -276,11 +276,15 @@ fn f16_state_within_derived_bound_or_typed_error() {
 #[test]
 fn reduced_precision_modules_validate() {
     use coptim::optim::{Algorithm, kernels};
+    use coptim::stream::StreamShape;
     for algorithm in [Algorithm::adamw(), Algorithm::lion(), Algorithm::sgd(true)] {
         for subgroups in [false, true] {
-            for dtype in [ElementType::Bf16, ElementType::F16] {
+            for (dtype, shape) in [ElementType::Bf16, ElementType::F16]
+                .into_iter()
+                .flat_map(|d| StreamShape::ALL.map(|s| (d, s)))
+            {
                 let access = coptim::arena::ParamAccess::Scalar;
-                let src = kernels::algorithm_source(&algorithm, subgroups, dtype, access);
+                let src = kernels::algorithm_source(&algorithm, subgroups, dtype, access, shape);
                 let module = naga::front::wgsl::parse_str(&src)
                     .unwrap_or_else(|e| panic!("{}: {}", algorithm.name(), e.emit_to_string(&src)));
                 naga::valid::Validator::new(

@@ -10,8 +10,9 @@ use crate::error::{Error, Result};
 const DEVICE_BYTES_PER_PARAM: u64 = 8 + 28;
 
 /// Host bytes per parameter: the parameter and gradient values uploaded by the fill
-/// (f32, 8 B; the single-tensor layout stages the whole model at once).
-const HOST_BYTES_PER_PARAM: u64 = 8;
+/// (f32, 8 B; the single-tensor layout stages the whole model at once) and the native
+/// memcpy's source and destination (3.5 f32 each, 28 B).
+const HOST_BYTES_PER_PARAM: u64 = 8 + 28;
 
 /// Bytes one run at `params` parameters needs: `(device, host)`, with
 /// `state_bytes_per_param` the state of every optimizer alive at once. `None` when
@@ -71,7 +72,7 @@ mod tests {
 
     #[test]
     fn sizes_count_every_buffer_and_overflow_is_none() {
-        assert_eq!(bytes_needed(1 << 20, 16), Some((52 << 20, 8 << 20)));
+        assert_eq!(bytes_needed(1 << 20, 16), Some((52 << 20, 36 << 20)));
         assert_eq!(bytes_needed(u64::MAX / 8, 16), None);
     }
 }

@@ -1,8 +1,9 @@
 //! `coptim bench`: optimizer step times against the bandwidth of a copy kernel.
 
 use clap::Args;
-use coptim::bench::{self, BenchOptions, BenchReport, ModelLayout};
+use coptim::bench::{self, BenchOptions, BenchReport, CopyResult, ModelLayout};
 use coptim::optim::Algorithm;
+use coptim::stream::StreamShape;
 use coptim::{ContextOptions, ElementType, Error, GpuContext};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -35,6 +36,14 @@ pub struct BenchArgs {
     /// the gradients: 4 B per parameter).
     #[arg(long)]
     pub no_nonfinite_check: bool,
+    /// Stream shapes to run every step with side by side, comma-separated: gpu
+    /// (256x4), cpu (8x128) or WGxVPT. Default: the adapter's own.
+    #[arg(long)]
+    pub stream_shape: Option<String>,
+    /// Skip timing the copy kernel variants side by side (access pattern, workgroup
+    /// size, vec4s per invocation) at each size.
+    #[arg(long)]
+    pub no_copy_sweep: bool,
     /// Time with submit-and-wait wall clock even when timestamp queries exist.
     #[arg(long)]
     pub wall_clock: bool,
@@ -111,6 +120,15 @@ impl BenchArgs {
             steps: self.steps,
             nonfinite_check: !self.no_nonfinite_check,
             timestamps: !self.wall_clock,
+            stream_shapes: match &self.stream_shape {
+                Some(s) => list(s, StreamShape::parse)?,
+                None => Vec::new(),
+            },
+            copy_variants: if self.no_copy_sweep {
+                Vec::new()
+            } else {
+                bench::CopyVariant::sweep()
+            },
         };
         Ok(if self.quick { options.quick() } else { options })
     }
@@ -160,42 +178,66 @@ fn print_table(r: &BenchReport) {
         "adapter {} ({}, {}); timing: {:?}; {} warm-up + {} timed steps, median",
         r.adapter.name, r.adapter.backend, r.adapter.device_type, r.timing, r.warmup, r.steps
     );
-    for c in &r.copies {
+    for n in &r.natives {
         println!(
-            "copy kernel at {}: {} MB in {:.3} ms = {:.2} GB/s",
+            "native memcpy at {}, {} thread(s): {} MB in {:.3} ms (min {:.3}) = {:.2} GB/s",
+            bench::format_count(n.params),
+            n.threads,
+            n.bytes / 1_000_000,
+            n.ms,
+            n.min_ms,
+            n.gbps
+        );
+    }
+    let copy_line = |label: &str, c: &CopyResult| {
+        println!(
+            "{label} {:<20} at {}: {} MB in {:.3} ms (min {:.3}) = {:.2} GB/s ({:.1}% of native)",
+            c.variant,
             bench::format_count(c.params),
             c.bytes / 1_000_000,
             c.ms,
-            c.gbps
+            c.min_ms,
+            c.gbps,
+            100.0 * c.fraction_of_native
         );
+    };
+    for c in &r.copy_variants {
+        copy_line("copy variant", c);
+    }
+    for c in &r.copies {
+        copy_line("copy kernel ", c);
     }
     println!();
     println!(
-        "{:<12} {:>6} {:>5} {:<8} {:<5} {:>10} {:>9} {:>7} {:>8} {:>6}",
+        "{:<12} {:>6} {:>5} {:<8} {:<6} {:<5} {:>10} {:>9} {:>7} {:>8} {:>9} {:>6}",
         "layout",
         "params",
         "tens",
         "optim",
+        "shape",
         "state",
         "step ms",
         "MB/step",
         "GB/s",
         "of copy",
+        "of native",
         "disp"
     );
     for x in &r.results {
         let name = format!("{}{}", if x.caution { "c-" } else { "" }, x.optimizer);
         println!(
-            "{:<12} {:>6} {:>5} {:<8} {:<5} {:>10.3} {:>9.1} {:>7.2} {:>7.1}% {:>6}",
+            "{:<12} {:>6} {:>5} {:<8} {:<6} {:<5} {:>10.3} {:>9.1} {:>7.2} {:>7.1}% {:>8.1}% {:>6}",
             x.layout,
             bench::format_count(x.params),
             x.tensors,
             name,
+            x.stream_shape,
             x.state_dtype,
             x.step_ms,
             x.bytes_per_step as f64 / 1e6,
             x.gbps,
             100.0 * x.fraction_of_copy,
+            100.0 * x.fraction_of_native,
             x.dispatches
         );
     }
@@ -205,9 +247,10 @@ fn print_table(r: &BenchReport) {
         println!("cautious / plain step time (byte floor ratio in parentheses)");
         for c in ratios {
             println!(
-                "  {:<12} {:>6} {:<5} c-{}/{}: {:.3}x ({:.3}x)",
+                "  {:<12} {:>6} {:<6} {:<5} c-{}/{}: {:.3}x ({:.3}x)",
                 c.layout,
                 bench::format_count(c.params),
+                c.stream_shape,
                 c.state_dtype,
                 c.optimizer,
                 c.optimizer,

@@ -127,6 +127,7 @@ mod tests {
     use crate::arena::{ElementType, ParamAccess};
     use crate::optim::config::Algorithm;
     use crate::optim::kernels::{algorithm_source, reduce_source};
+    use crate::stream::StreamShape;
     use crate::wgsl::layout_check::check_mirrors;
 
     /// Every mirror matches naga's layout in every module variant that declares it
@@ -154,14 +155,23 @@ mod tests {
                         );
                         check(
                             &label,
-                            &algorithm_source(&algorithm, subgroups, dtype, access),
+                            &algorithm_source(
+                                &algorithm,
+                                subgroups,
+                                dtype,
+                                access,
+                                StreamShape::GPU,
+                            ),
                         );
                     }
                 }
             }
         }
         for access in [ParamAccess::Vec4, ParamAccess::Scalar] {
-            check(&format!("reduce {access:?}"), &reduce_source(access));
+            check(
+                &format!("reduce {access:?}"),
+                &reduce_source(access, StreamShape::CPU),
+            );
         }
         for (m, seen) in mirrors.iter().zip(seen) {
             assert!(seen, "no module declares `{}`", m.wgsl_name);

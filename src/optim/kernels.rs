@@ -9,6 +9,8 @@
 use crate::arena::{ElementType, ParamAccess};
 use crate::context::GpuContext;
 use crate::optim::config::Algorithm;
+use crate::stream::StreamShape;
+use crate::wgsl::ShaderBuilder;
 
 /// Shared structs, constants and helpers.
 pub const COMMON_WGSL: &str = include_str!("../../shaders/optim_common.wgsl");
@@ -37,12 +39,21 @@ pub const SGD_WGSL: &str = include_str!("../../shaders/sgd.wgsl");
 /// Reductions: finite check, gradient norm, clip, caution scale, step advance.
 pub const REDUCE_WGSL: &str = include_str!("../../shaders/reduce.wgsl");
 
-/// Invocations per workgroup in every optimizer kernel (`WG_SIZE`).
-pub const WG_SIZE: u32 = 256;
-/// Elements one workgroup handles (`BLOCK_ELEMS`).
+/// Elements one workgroup handles (`BLOCK_ELEMS`): every [`StreamShape`] covers
+/// this block (`4 * WG_SIZE * VEC_PER_THREAD`).
 pub const BLOCK_ELEMS: u64 = 4096;
 /// Parameter groups a single optimizer supports (`MAX_GROUPS`).
 pub const MAX_GROUPS: usize = 16;
+
+/// `const WG_SIZE` and `const VEC_PER_THREAD` of `shape`, which the optimizer's WGSL
+/// files use but do not declare.
+fn shape_constants(shape: StreamShape) -> String {
+    ShaderBuilder::new("optimizer stream shape")
+        .constant("WG_SIZE", shape.wg_size)
+        .constant("VEC_PER_THREAD", shape.vec_per_thread)
+        .build()
+        .expect("two distinct constants and no parts")
+}
 
 /// The WGSL that declares and accesses parameters and gradients.
 fn access_source(access: ParamAccess) -> &'static str {
@@ -52,12 +63,14 @@ fn access_source(access: ParamAccess) -> &'static str {
     }
 }
 
-/// The full WGSL of an algorithm's module (with `enable f16;` for f16 state).
+/// The full WGSL of an algorithm's module (with `enable f16;` for f16 state), its
+/// workgroups shaped by `shape`.
 pub fn algorithm_source(
     algorithm: &Algorithm,
     subgroups: bool,
     state: ElementType,
     access: ParamAccess,
+    shape: StreamShape,
 ) -> String {
     let count = if subgroups {
         COUNT_SUBGROUP_WGSL
@@ -80,8 +93,10 @@ pub fn algorithm_source(
         Algorithm::Lion { .. } => LION_WGSL,
         Algorithm::Sgd { .. } => SGD_WGSL,
     };
+    let constants = shape_constants(shape);
     [
         enable,
+        &constants,
         COMMON_WGSL,
         access_source(access),
         count,
@@ -92,9 +107,15 @@ pub fn algorithm_source(
     .join("\n")
 }
 
-/// The full WGSL of the reduction module.
-pub fn reduce_source(access: ParamAccess) -> String {
-    [COMMON_WGSL, access_source(access), REDUCE_WGSL].join("\n")
+/// The full WGSL of the reduction module, its workgroups shaped by `shape`.
+pub fn reduce_source(access: ParamAccess, shape: StreamShape) -> String {
+    [
+        &shape_constants(shape),
+        COMMON_WGSL,
+        access_source(access),
+        REDUCE_WGSL,
+    ]
+    .join("\n")
 }
 
 /// The compiled pipelines one optimizer uses.
@@ -130,15 +151,16 @@ impl Pipelines {
     ) -> Self {
         let device = ctx.device();
         let subgroups = ctx.capabilities().subgroups;
+        let shape = ctx.stream_shape();
         let algo = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(algorithm.name()),
             source: wgpu::ShaderSource::Wgsl(
-                algorithm_source(algorithm, subgroups, state, access).into(),
+                algorithm_source(algorithm, subgroups, state, access, shape).into(),
             ),
         });
         let reduce = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("coptim reduce"),
-            source: wgpu::ShaderSource::Wgsl(reduce_source(access).into()),
+            source: wgpu::ShaderSource::Wgsl(reduce_source(access, shape).into()),
         });
         let nesterov = matches!(algorithm, Algorithm::Sgd { nesterov: true, .. });
         let constants: &[(&str, f64)] = if matches!(algorithm, Algorithm::Sgd { .. }) {

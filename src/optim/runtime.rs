@@ -12,7 +12,7 @@ use crate::optim::config::{
 };
 use crate::optim::gpu_types::{GpuGroupParams, GpuStatus, GpuStepParams};
 use crate::optim::inputs::StepInputs;
-use crate::optim::kernels::{MAX_GROUPS, Pipelines, WG_SIZE};
+use crate::optim::kernels::{MAX_GROUPS, Pipelines};
 use crate::optim::plan::{Plan, grid_for};
 use crate::optim::stats::{StatsQueue, StepStats};
 
@@ -400,8 +400,11 @@ impl Optimizer {
         self.uploads.len()
     }
 
-    /// Invocations per workgroup of the step kernels.
-    pub const WORKGROUP_SIZE: u32 = WG_SIZE;
+    /// Invocations per workgroup of the step kernels (the context's
+    /// [`StreamShape`](crate::stream::StreamShape)).
+    pub fn workgroup_size(&self) -> u32 {
+        self.ctx.stream_shape().wg_size
+    }
 
     /// The `StepParams` of a step whose groups use learning rates `lrs`.
     fn step_params(&self, lrs: &[f64]) -> GpuStepParams {
