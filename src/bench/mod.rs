@@ -9,6 +9,7 @@
 
 mod copy;
 mod layout;
+#[cfg(feature = "train")]
 pub mod nn;
 mod timer;
 

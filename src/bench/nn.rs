@@ -13,7 +13,7 @@ use crate::context::GpuContext;
 use crate::error::Result;
 use crate::model::{Batch, Mlp, Model, Vit};
 use crate::nn::{GraphBuilder, Kernels};
-use crate::optim::Optimizer;
+use crate::optim::{Optimizer, StepInputs};
 use crate::train::{ModelSpec, OptimizerKind, TrainConfig};
 
 /// Shortest timed run of one measurement, in seconds.
@@ -142,7 +142,7 @@ pub fn training_samples_per_s(ctx: &GpuContext, spec: &ModelSpec, batch: usize) 
             labels: &labels,
         };
         model.record_forward_backward(&mut encoder, batch)?;
-        optimizer.record_step(&mut encoder)?;
+        optimizer.record_step(&mut encoder, &StepInputs::scheduled())?;
         ctx.queue().submit([encoder.finish()]);
         ctx.wait_idle()?;
         model.poll_metrics()?;
