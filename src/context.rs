@@ -61,6 +61,7 @@ pub struct GpuContext {
     limits: wgpu::Limits,
     caps: Capabilities,
     lost: Arc<Mutex<Option<String>>>,
+    gpu_error: Arc<Mutex<Option<String>>>,
 }
 
 impl GpuContext {
@@ -132,6 +133,11 @@ impl GpuContext {
                 *slot = Some(format!("{reason:?}: {message}"));
             }
         });
+        // An error outside every error scope is recorded for the next check
+        // instead of wgpu's default handler, which panics.
+        let slot = ctx.gpu_error.clone();
+        ctx.device
+            .on_uncaptured_error(Arc::new(move |e| record_error(&slot, e.to_string())));
         Ok(ctx)
     }
 
@@ -160,6 +166,7 @@ impl GpuContext {
             limits,
             caps,
             lost: Arc::new(Mutex::new(None)),
+            gpu_error: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -197,12 +204,62 @@ impl GpuContext {
         self.caps
     }
 
-    /// `Err(Error::DeviceLost)` once the device has been lost.
+    /// `Err(Error::DeviceLost)` once the device has been lost, and `Err(Error::Gpu)`
+    /// once for the first GPU error recorded since the last call (an error outside
+    /// every scope on a device this context created, or a web error scope that
+    /// resolved after [`GpuContext::guarded`] returned).
     pub fn check_lost(&self) -> Result<()> {
-        match self.lost.lock().ok().and_then(|s| s.clone()) {
-            Some(reason) => Err(Error::DeviceLost(reason)),
+        if let Some(reason) = self.lost.lock().ok().and_then(|s| s.clone()) {
+            return Err(Error::DeviceLost(reason));
+        }
+        match self.gpu_error.lock().ok().and_then(|mut s| s.take()) {
+            Some(message) => Err(Error::Gpu(message)),
             None => Ok(()),
         }
+    }
+
+    /// Runs `create` (creating shaders and pipelines, or submitting a first
+    /// dispatch) inside validation and out-of-memory error scopes, so that what
+    /// wgpu would report as an uncaptured error (a panic by default) becomes
+    /// [`Error::Gpu`] naming `what`. Natively the scopes are awaited at once; on the
+    /// web they resolve later, and their error is returned by the next
+    /// [`GpuContext::check_lost`].
+    pub fn guarded<T>(&self, what: &str, create: impl FnOnce() -> T) -> Result<T> {
+        self.check_lost()?;
+        match self.scoped(what, create) {
+            (out, None) => Ok(out),
+            (_, Some(e)) => Err(e),
+        }
+    }
+
+    /// [`GpuContext::guarded`] for callers that cannot return an error at once:
+    /// gives back what `create` made together with the scopes' error (always `None`
+    /// on the web, where it is recorded for [`GpuContext::check_lost`] instead).
+    pub(crate) fn scoped<T>(&self, what: &str, create: impl FnOnce() -> T) -> (T, Option<Error>) {
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let out = create();
+        let (oom, validation) = (oom.pop(), validation.pop());
+        let scopes = async move { oom.await.or(validation.await) };
+        #[cfg(not(target_arch = "wasm32"))]
+        let error = pollster::block_on(scopes).map(|e| Error::Gpu(format!("{what}: {e}")));
+        #[cfg(target_arch = "wasm32")]
+        let error = {
+            let (slot, what) = (self.gpu_error.clone(), what.to_string());
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Some(e) = scopes.await {
+                    record_error(&slot, format!("{what}: {e}"));
+                }
+            });
+            None
+        };
+        (out, error)
+    }
+
+    /// Records an error for the next [`GpuContext::check_lost`].
+    #[cfg(feature = "nn")]
+    pub(crate) fn record_error(&self, error: &Error) {
+        record_error(&self.gpu_error, error.to_string());
     }
 
     /// Blocks until all submitted work is done (native); a no-op on the web, where
@@ -300,5 +357,71 @@ impl fmt::Display for ContextReport {
             "features     subgroups: {}, shader-f16: {}, timestamp-query: {}",
             self.capabilities.subgroups, self.capabilities.f16, self.capabilities.timestamps
         )
+    }
+}
+
+/// Keeps the first of several GPU errors (later ones are usually its consequences).
+fn record_error(slot: &Mutex<Option<String>>, message: String) {
+    if let Ok(mut slot) = slot.lock() {
+        slot.get_or_insert(message);
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+
+    const INVALID_WGSL: &str = "@compute @workgroup_size(1) fn main() { let x: f32 = 1u; }";
+
+    fn module(ctx: &GpuContext, source: &str) -> wgpu::ShaderModule {
+        ctx.device()
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some("test"),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            })
+    }
+
+    fn pipeline(
+        ctx: &GpuContext,
+        module: &wgpu::ShaderModule,
+        entry: &str,
+    ) -> wgpu::ComputePipeline {
+        ctx.device()
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: None,
+                module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+    }
+
+    #[test]
+    fn invalid_shaders_and_pipelines_are_errors_not_panics() {
+        let ctx = GpuContext::new_blocking(&ContextOptions::default()).unwrap();
+        let err = ctx
+            .guarded("an invalid shader", || module(&ctx, INVALID_WGSL))
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Gpu(m) if m.starts_with("an invalid shader")),
+            "{err}"
+        );
+
+        let good = module(&ctx, "@compute @workgroup_size(1) fn main() {}");
+        let err = ctx
+            .guarded("a missing entry point", || pipeline(&ctx, &good, "absent"))
+            .unwrap_err();
+        assert!(matches!(err, Error::Gpu(_)), "{err}");
+        ctx.guarded("a valid pipeline", || pipeline(&ctx, &good, "main"))
+            .unwrap();
+        ctx.check_lost().unwrap();
+
+        // Outside every scope the error is recorded, not a panic, and reported once.
+        let (_, error) = ctx.scoped("scoped", || module(&ctx, INVALID_WGSL));
+        assert!(error.is_some());
+        let _unscoped = module(&ctx, INVALID_WGSL);
+        assert!(matches!(ctx.check_lost(), Err(Error::Gpu(_))));
+        ctx.check_lost().unwrap();
     }
 }

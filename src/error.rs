@@ -110,6 +110,26 @@ pub enum Error {
         /// The loss.
         loss: f32,
     },
+    /// A training run's parameters hold NaN or infinite values (a diverged run whose
+    /// loss still looked finite); no checkpoint is written from them.
+    #[error(
+        "training stopped: parameter `{tensor}` holds NaN or infinite values after step {step}; lower the learning rate or enable gradient clipping"
+    )]
+    NonFiniteParameters {
+        /// Steps completed when it was seen.
+        step: u64,
+        /// The first tensor found with a non-finite value.
+        tensor: String,
+    },
+    /// An output directory that cannot be written (checked before any work).
+    #[error("output directory {path} is not writable: {source}")]
+    NotWritable {
+        /// The directory.
+        path: String,
+        /// Why a test file could not be created there.
+        #[source]
+        source: std::io::Error,
+    },
     /// A dataset could not be read.
     #[cfg(feature = "data")]
     #[error(transparent)]

@@ -54,3 +54,18 @@ fn quick_json_has_the_documented_shape() {
         }
     }
 }
+
+#[test]
+fn sizes_beyond_the_device_or_memory_are_refused_before_allocating() {
+    for params in ["4194304G", "2G"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_coptim"))
+            .args(["bench", "--params", params, "--steps", "1", "--warmup", "0"])
+            .env("NODEVICE_SELECT", "1")
+            .output()
+            .expect("run coptim");
+        assert!(!out.status.success(), "{params} was accepted");
+        let msg = String::from_utf8_lossy(&out.stderr);
+        assert!(msg.contains("limit exceeded"), "{params}: {msg}");
+        assert!(!msg.contains("panicked"), "{params}: {msg}");
+    }
+}

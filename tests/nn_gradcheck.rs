@@ -13,6 +13,11 @@
 //!    ulps each); the margin of 10x allows other drivers' transcendental functions. A
 //!    wrong index, stride, sign or missing term gives errors of order 1 (checked by
 //!    planting such bugs in the kernels).
+//!    The row kernels (LayerNorm, softmax, cross-entropy) and attention also run on
+//!    every row-kernel variant, forced: one invocation per row; one workgroup per row
+//!    with subgroup reductions (lavapipe has subgroups); one workgroup per row with
+//!    subgroups switched off (the workgroup-memory fallback), each against the same
+//!    tolerance.
 //! 2. The reference's analytic gradients against central finite differences of the
 //!    reference forward in f64 (`h = 1e-5`, up to 24 coordinates per tensor),
 //!    tolerance `FD_TOL = 1e-6` relative to the largest gradient: truncation error is
@@ -21,7 +26,7 @@
 use std::sync::OnceLock;
 
 use coptim::arena::UploadRing;
-use coptim::nn::{Activation, GraphBuilder, Kernels, Var, reference as r};
+use coptim::nn::{Activation, GraphBuilder, Kernels, RowLayout, Var, reference as r};
 use coptim::{GpuContext, ParamStore, Result};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -38,6 +43,31 @@ fn gpu() -> &'static (GpuContext, Kernels) {
             .expect("a GPU adapter (install mesa-vulkan-drivers)");
         let kernels = Kernels::new(&ctx);
         (ctx, kernels)
+    })
+}
+
+/// Every variant of the row kernels, forced: one invocation per row; one workgroup
+/// per row with subgroup reductions (where the adapter has subgroups); one workgroup
+/// per row with the workgroup-memory fallback (subgroups switched off).
+fn row_variants() -> &'static [(GpuContext, Kernels); 3] {
+    static GPUS: OnceLock<[(GpuContext, Kernels); 3]> = OnceLock::new();
+    GPUS.get_or_init(|| {
+        let ctx = gpu().0.clone();
+        let fallback = ctx.without(true, false);
+        [
+            (
+                ctx.clone(),
+                Kernels::new(&ctx).with_row_layout(RowLayout::PerInvocation),
+            ),
+            (
+                ctx.clone(),
+                Kernels::new(&ctx).with_row_layout(RowLayout::PerWorkgroup),
+            ),
+            (
+                fallback.clone(),
+                Kernels::new(&fallback).with_row_layout(RowLayout::PerWorkgroup),
+            ),
+        ]
     })
 }
 
@@ -62,12 +92,25 @@ struct Case<'a> {
     inputs: Vec<(Vec<usize>, Vec<f64>)>,
     labels: Option<Vec<u32>>,
     build: BuildFn<'a>,
+    /// Also run on every row-kernel variant (ops with row reductions).
+    fallback_too: bool,
+}
+
+impl Case<'_> {
+    /// Marks the case to run on every row-kernel variant as well.
+    fn with_fallback(mut self) -> Self {
+        self.fallback_too = true;
+        self
+    }
 }
 
 /// Runs the op on the GPU (forward and backward, twice) and returns the forward
 /// value and the gradient of every input.
-fn run_gpu(case: &Case<'_>, upstream: &[f64]) -> (Vec<f64>, Vec<Vec<f64>>) {
-    let (ctx, kernels) = gpu();
+fn run_gpu(
+    (ctx, kernels): &(GpuContext, Kernels),
+    case: &Case<'_>,
+    upstream: &[f64],
+) -> (Vec<f64>, Vec<Vec<f64>>) {
     let names: Vec<String> = (0..case.inputs.len()).map(|i| format!("in{i}")).collect();
     let decl: Vec<(&str, Vec<usize>)> = names
         .iter()
@@ -147,19 +190,33 @@ fn check(
     let y_ref = forward(&xs);
     let upstream = rand_vec(&mut rng, y_ref.len(), 1.0);
     let g_ref = backward(&xs, &upstream);
-    let (y_gpu, g_gpu) = run_gpu(&case, &upstream);
-    let e = rel_err(&y_gpu, &y_ref);
-    assert!(e <= GPU_TOL, "{}: forward relative error {e:e}", case.name);
+    let mut contexts = vec![gpu()];
+    if case.fallback_too {
+        contexts.extend(row_variants());
+    }
+    for gpu in contexts {
+        let subgroups = gpu.0.capabilities().subgroups;
+        let layout = gpu.1.row_layout();
+        let (y_gpu, g_gpu) = run_gpu(gpu, &case, &upstream);
+        let e = rel_err(&y_gpu, &y_ref);
+        assert!(
+            e <= GPU_TOL,
+            "{} ({layout:?}, subgroups {subgroups}): forward relative error {e:e}",
+            case.name
+        );
+        for (i, _) in differentiable.iter().enumerate().filter(|(_, d)| **d) {
+            let e = rel_err(&g_gpu[i], &g_ref[i]);
+            assert!(
+                e <= GPU_TOL,
+                "{} ({layout:?}, subgroups {subgroups}): gradient of input {i}: relative error {e:e}",
+                case.name
+            );
+        }
+    }
     for (i, d) in differentiable.iter().enumerate() {
         if !d {
             continue;
         }
-        let e = rel_err(&g_gpu[i], &g_ref[i]);
-        assert!(
-            e <= GPU_TOL,
-            "{}: gradient of input {i}: relative error {e:e}",
-            case.name
-        );
         // Finite differences of L = sum(upstream * f(x)) on the reference.
         let scale = g_ref[i]
             .iter()
@@ -204,6 +261,7 @@ fn case<'a>(
             .collect(),
         labels: None,
         build: Box::new(build),
+        fallback_too: false,
     }
 }
 
@@ -350,13 +408,24 @@ fn activations() {
 fn layer_norm() {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let eps = 1e-5;
-    for (rows, dim) in [(1, 1), (3, 7), (33, 65), (70, 3)] {
+    // Rows shorter, longer and not a multiple of ROW_WG_SIZE (64), 1-element rows,
+    // and more rows than one workgroup reduces for the parameter gradients.
+    for (rows, dim) in [
+        (1, 1),
+        (3, 7),
+        (33, 65),
+        (70, 3),
+        (2, 1000),
+        (130, 64),
+        (5, 1),
+    ] {
         let c = case(
             format!("layer_norm {rows}x{dim}"),
             &mut rng,
             &[vec![rows, dim], vec![dim], vec![dim]],
             move |g, v, _| g.layer_norm(v[0], v[1], v[2], eps as f32),
-        );
+        )
+        .with_fallback();
         check(
             c,
             &[true, true, true],
@@ -372,13 +441,22 @@ fn layer_norm() {
 #[test]
 fn softmax() {
     let mut rng = ChaCha8Rng::seed_from_u64(6);
-    for (rows, dim) in [(1, 1), (3, 7), (33, 65), (7, 129)] {
+    for (rows, dim) in [
+        (1, 1),
+        (3, 7),
+        (33, 65),
+        (7, 129),
+        (2, 1000),
+        (70, 17),
+        (4, 1),
+    ] {
         let c = case(
             format!("softmax {rows}x{dim}"),
             &mut rng,
             &[vec![rows, dim]],
             |g, v, _| g.softmax(v[0]),
-        );
+        )
+        .with_fallback();
         check(
             c,
             &[true],
@@ -391,8 +469,16 @@ fn softmax() {
 #[test]
 fn attention() {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    for (batch, tokens, dim, heads) in [(1, 1, 3, 1), (2, 7, 12, 3), (3, 33, 8, 2), (2, 70, 16, 4)]
-    {
+    // Fused (up to 64 tokens, head_dim 16 as in the ViT, invocation counts not a
+    // multiple of the 256-wide workgroups) and, at 70 tokens, the matmul path.
+    for (batch, tokens, dim, heads) in [
+        (1, 1, 3, 1),
+        (2, 7, 12, 3),
+        (3, 33, 8, 2),
+        (9, 17, 64, 4),
+        (1, 64, 16, 2),
+        (2, 70, 16, 4),
+    ] {
         let s = r::AttentionShape {
             batch,
             tokens,
@@ -404,7 +490,8 @@ fn attention() {
             &mut rng,
             &[vec![batch, tokens, 3 * dim]],
             move |g, v, _| g.attention(v[0], heads),
-        );
+        )
+        .with_fallback();
         check(
             c,
             &[true],
@@ -489,7 +576,14 @@ fn class_token_and_pooling() {
 #[test]
 fn cross_entropy_and_correct_count() {
     let mut rng = ChaCha8Rng::seed_from_u64(10);
-    for (rows, classes, scale) in [(1, 1, 1.0), (3, 7, 1.0), (33, 10, 5.0), (70, 3, 60.0)] {
+    for (rows, classes, scale) in [
+        (1, 1, 1.0),
+        (3, 7, 1.0),
+        (33, 10, 5.0),
+        (70, 3, 60.0),
+        (2, 1000, 5.0),
+        (5, 129, 60.0),
+    ] {
         let labels: Vec<u32> = (0..rows)
             .map(|_| rng.random_range(0..classes as u32))
             .collect();
@@ -498,7 +592,8 @@ fn cross_entropy_and_correct_count() {
             &mut rng,
             &[vec![rows, classes]],
             |g, v, l| g.cross_entropy(v[0], l.unwrap()),
-        );
+        )
+        .with_fallback();
         // Large logits (scale 60) would overflow a naive exp in f32.
         for x in c.inputs[0].1.iter_mut() {
             *x = (*x * scale) as f32 as f64;
@@ -581,4 +676,18 @@ fn shared_variables_accumulate_and_grads_are_overwritten() {
         vec![dx, dw]
     };
     check(c, &[true, true], fwd, bwd);
+}
+
+/// Every row-kernel variant runs above: on lavapipe (CI) the subgroup variant really
+/// has subgroups, and the fallback never does.
+#[test]
+fn every_row_variant_is_exercised() {
+    let [per_invocation, subgroup, fallback] = row_variants();
+    assert_eq!(per_invocation.1.row_layout(), RowLayout::PerInvocation);
+    assert_eq!(subgroup.1.row_layout(), RowLayout::PerWorkgroup);
+    assert_eq!(fallback.1.row_layout(), RowLayout::PerWorkgroup);
+    assert!(!fallback.0.capabilities().subgroups);
+    if subgroup.0.adapter_info().name.contains("llvmpipe") {
+        assert!(subgroup.0.capabilities().subgroups);
+    }
 }

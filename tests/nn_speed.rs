@@ -112,3 +112,48 @@ fn matmul_variant_gflops() {
         }
     }
 }
+
+/// Forward and backward time of the row ops and attention at the ViT's shapes (batch
+/// 128, 17 tokens, width 64, 4 heads), under each row-kernel layout.
+#[test]
+#[ignore]
+fn row_op_and_attention_times() {
+    use coptim::nn::{Activation, RowLayout};
+    let ctx = GpuContext::new_blocking(&Default::default()).unwrap();
+    let layouts = [
+        (ctx.clone(), RowLayout::PerInvocation),
+        (ctx.clone(), RowLayout::PerWorkgroup),
+        (ctx.without(true, false), RowLayout::PerWorkgroup),
+    ];
+    for (ctx, layout) in layouts {
+        let kernels = Kernels::new(&ctx).with_row_layout(layout);
+        let subgroups = ctx.capabilities().subgroups;
+        for op in ["layer_norm", "softmax", "attention", "gelu"] {
+            let decl: Vec<(&str, Vec<usize>)> = match op {
+                "layer_norm" => vec![("x", vec![2176, 64]), ("w", vec![64]), ("b", vec![64])],
+                "softmax" => vec![("x", vec![8704, 17])],
+                "attention" => vec![("x", vec![128, 17, 192])],
+                _ => vec![("x", vec![2176, 128])],
+            };
+            let store = ParamStore::new(&ctx, &decl).unwrap();
+            let mut g = GraphBuilder::new(store.layout().clone());
+            let v: Vec<_> = decl.iter().map(|(n, _)| g.param(n).unwrap()).collect();
+            let y = match op {
+                "layer_norm" => g.layer_norm(v[0], v[1], v[2], 1e-6),
+                "softmax" => g.softmax(v[0]),
+                "attention" => g.attention(v[0], 4),
+                _ => g.activation(v[0], Activation::GeluErf),
+            }
+            .unwrap();
+            let graph = g.build(&kernels, &store, &[y]).unwrap();
+            let f = time_it(&ctx, 5, |e| graph.record_forward(e));
+            let b = time_it(&ctx, 5, |e| graph.record_backward(e));
+            println!(
+                "{layout:?} (subgroups {subgroups}) {op} {:?}: forward {:.2} ms, backward {:.2} ms",
+                decl[0].1,
+                f * 1e3,
+                b * 1e3
+            );
+        }
+    }
+}

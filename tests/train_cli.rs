@@ -1,8 +1,12 @@
 //! The `coptim train` and `coptim compare` commands end to end, on tiny budgets.
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
 
-fn coptim(args: &[&str]) -> std::process::Output {
+use coptim::train::{ModelSpec, OptimizerKind, Session, TrainConfig};
+
+fn coptim(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_coptim"))
         .args(args)
         .env("NODEVICE_SELECT", "1")
@@ -39,30 +43,284 @@ fn compare_json_has_the_documented_shape_and_files() {
     }
 }
 
+/// Four MNIST-format files of `train` + `test` random 28x28 digits from `seed`.
+fn write_mnist_dir(dir: &Path, seed: u8, train: usize, test: usize) {
+    use coptim::data::idx::encode_idx;
+    let pixels = |n: usize, salt: u8| -> Vec<u8> {
+        (0..n * 784)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed ^ salt))
+            .collect()
+    };
+    let labels =
+        |n: usize| -> Vec<u8> { (0..n).map(|i| ((i + seed as usize) % 10) as u8).collect() };
+    let files = [
+        (
+            "train-images-idx3-ubyte",
+            encode_idx(&[train, 28, 28], &pixels(train, 1)),
+        ),
+        (
+            "train-labels-idx1-ubyte",
+            encode_idx(&[train], &labels(train)),
+        ),
+        (
+            "t10k-images-idx3-ubyte",
+            encode_idx(&[test, 28, 28], &pixels(test, 2)),
+        ),
+        ("t10k-labels-idx1-ubyte", encode_idx(&[test], &labels(test))),
+    ];
+    std::fs::create_dir_all(dir).unwrap();
+    for (name, bytes) in files {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The columns of `metrics.csv` that do not depend on timing.
+fn untimed_columns(dir: &Path) -> Vec<Vec<String>> {
+    let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    csv.lines()
+        .map(|l| {
+            l.split(',')
+                .enumerate()
+                .filter(|(i, _)| *i != 6)
+                .map(|(_, c)| c.to_string())
+                .collect()
+        })
+        .collect()
+}
+
 #[test]
-fn train_writes_a_checkpoint_and_resume_continues_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().to_str().unwrap();
+fn resume_continues_a_run_stopped_mid_way_exactly() {
+    let straight = tempfile::tempdir().unwrap();
+    let o = coptim(&[
+        "train",
+        "--steps",
+        "6",
+        "--batch-size",
+        "32",
+        "--json",
+        "--out",
+        straight.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+
+    // The same run (the CLI's defaults) stopped after 3 of its 6 steps.
+    let resumed = tempfile::tempdir().unwrap();
+    let ctx = coptim::GpuContext::new_blocking(&Default::default()).unwrap();
+    let mut config =
+        TrainConfig::for_model(ModelSpec::default_mlp(), OptimizerKind::CAdamW).with_steps(6);
+    config.batch_size = 32;
+    let data = Arc::new(coptim::data::bundled_mnist().unwrap());
+    let mut session = Session::new(&ctx, config, data).unwrap();
+    for _ in 0..3 {
+        session.step().unwrap();
+        session.wait().unwrap();
+    }
+    session
+        .save_checkpoint(resumed.path().join("checkpoint.safetensors"))
+        .unwrap();
+
+    let o = coptim(&[
+        "train",
+        "--resume",
+        "--json",
+        "--out",
+        resumed.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("from step 3 of 6"), "{}", stderr(&o));
+    let w: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(w["steps_completed"], 6);
+    assert_eq!(w["test_accuracy"], v["test_accuracy"]);
+    assert_eq!(w["final_train_loss"], v["final_train_loss"]);
+    assert_eq!(
+        untimed_columns(resumed.path()),
+        untimed_columns(straight.path())
+    );
+    assert_eq!(untimed_columns(resumed.path()).len(), 7);
+}
+
+#[test]
+fn resume_refuses_other_data_and_flags_it_would_ignore() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, b) = (root.path().join("a"), root.path().join("b"));
+    write_mnist_dir(&a, 1, 64, 16);
+    write_mnist_dir(&b, 2, 64, 16);
+    let out = root.path().join("run");
+    let out = out.to_str().unwrap();
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
     let o = coptim(&[
         "train",
         "--steps",
         "4",
         "--batch-size",
-        "32",
+        "16",
+        "--checkpoint-every",
+        "2",
+        "--data",
+        a,
         "--out",
         out,
-        "--json",
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["steps_completed"], 4);
-    assert!(dir.path().join("checkpoint.safetensors").exists());
-    let csv = std::fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 5);
-    let o = coptim(&["train", "--resume", "--out", out, "--json"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let w: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(w["test_accuracy"], v["test_accuracy"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before = std::fs::read(Path::new(out).join("checkpoint.safetensors")).unwrap();
+
+    let o = coptim(&["train", "--resume", "--data", b, "--out", out]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("different data"), "{}", stderr(&o));
+    let o = coptim(&["train", "--resume", "--out", out]);
+    assert!(
+        !o.status.success(),
+        "the bundled digits are not the run's data"
+    );
+    assert!(stderr(&o).contains("different data"), "{}", stderr(&o));
+    let o = coptim(&[
+        "train", "--resume", "--data", a, "--lr", "0.5", "--seed", "3", "--out", out,
+    ]);
+    assert!(!o.status.success());
+    let msg = stderr(&o);
+    assert!(msg.contains("--lr") && msg.contains("--seed"), "{msg}");
+    assert_eq!(
+        std::fs::read(Path::new(out).join("checkpoint.safetensors")).unwrap(),
+        before
+    );
+}
+
+#[test]
+fn train_refuses_a_directory_holding_another_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let args = ["train", "--steps", "2", "--batch-size", "16", "--out", out];
+    let o = coptim(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before = std::fs::read(dir.path().join("checkpoint.safetensors")).unwrap();
+    let o = coptim(&[
+        "train",
+        "--steps",
+        "3",
+        "--batch-size",
+        "16",
+        "--optimizer",
+        "sgd",
+        "--out",
+        out,
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--overwrite"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(dir.path().join("checkpoint.safetensors")).unwrap(),
+        before
+    );
+    let o = coptim(&[&args[..], &["--overwrite", "--json"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn a_nan_stop_before_any_checkpoint_names_no_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = coptim(&[
+        "train",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e30",
+        "--steps",
+        "30",
+        "--batch-size",
+        "16",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let msg = stderr(&o);
+    assert!(msg.contains("not finite"), "{msg}");
+    assert!(msg.contains("no checkpoint was written"), "{msg}");
+    assert!(!msg.contains("step 0"), "{msg}");
+    assert!(!dir.path().join("checkpoint.safetensors").exists());
+}
+
+#[test]
+fn an_unwritable_output_directory_fails_before_training() {
+    // `/proc` exists as a directory that nobody, root included, can create files in.
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let o = coptim(&[
+        "train",
+        "--steps",
+        "3",
+        "--batch-size",
+        "16",
+        "--out",
+        "/proc",
+    ]);
+    assert!(!o.status.success());
+    let msg = stderr(&o);
+    assert!(msg.contains("not writable"), "{msg}");
+}
+
+#[test]
+fn a_later_write_error_does_not_hide_the_training_error() {
+    // `metrics.csv` is a directory, so writing it fails after the run diverges.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("metrics.csv")).unwrap();
+    let o = coptim(&[
+        "train",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e30",
+        "--steps",
+        "30",
+        "--batch-size",
+        "16",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let msg = stderr(&o);
+    assert!(msg.contains("error: training stopped"), "{msg}");
+    assert!(
+        msg.contains("metrics.csv"),
+        "the write error is still reported: {msg}"
+    );
+}
+
+#[test]
+fn compare_accepts_the_documented_pair_forms_and_bounds_seeds() {
+    for pair in [&["adamw,c-adamw"][..], &["sgd", "c-sgd"][..]] {
+        let dir = tempfile::tempdir().unwrap();
+        let args = [
+            &[
+                "compare",
+                "--steps",
+                "2",
+                "--seeds",
+                "1",
+                "--batch-size",
+                "16",
+                "--json",
+                "--pair",
+            ][..],
+            pair,
+            &["--out", dir.path().to_str().unwrap()],
+        ]
+        .concat();
+        let o = coptim(&args);
+        assert!(o.status.success(), "{pair:?}: {}", stderr(&o));
+    }
+    let o = coptim(&["compare", "--pair", "adamw,c-adamw,lion"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("two optimizers"), "{}", stderr(&o));
+    let o = coptim(&["compare", "--seeds", "18446744073709551615"]);
+    assert!(!o.status.success());
+    let msg = stderr(&o);
+    assert!(!msg.contains("panicked"), "{msg}");
+    assert!(msg.contains("--seeds"), "{msg}");
 }
 
 #[test]

@@ -4,12 +4,10 @@
 
 import { LineChart } from './chart.js';
 import { DrawingPad } from './pad.js';
-import { Trainer } from './trainer.js';
+import { Trainer, presetLr } from './trainer.js';
 
 const $ = (id) => document.getElementById(id);
 const COLORS = ['#2f6fdb', '#e0671b'];
-/** A sensible learning rate for each optimizer pair, filled in when the pair changes. */
-const DEFAULT_LR = { adamw: 0.001, lion: 0.0003, sgd: 0.05 };
 const percent = (v) => (v == null ? '–' : `${(100 * v).toFixed(1)}%`);
 
 /** The first non-empty reason why this browser cannot run WebGPU, or null. */
@@ -79,8 +77,14 @@ class Page {
     $('start').addEventListener('click', () => this.run(() => this.trainer.start()));
     $('pause').addEventListener('click', () => this.run(() => this.trainer.pause()));
     $('reset').addEventListener('click', () => this.run(() => this.reset(readOptions())));
-    $('pair').addEventListener('change', () => {
-      $('lr').value = String(DEFAULT_LR[$('pair').value]);
+    // The preset's learning rate for the chosen model and pair (and its batch size).
+    const fillDefaults = () => {
+      $('lr').value = String(presetLr(trainer.presets, $('model').value, $('pair').value));
+    };
+    $('pair').addEventListener('change', fillDefaults);
+    $('model').addEventListener('change', () => {
+      fillDefaults();
+      $('batch').value = String(trainer.presets.find((p) => p.name === $('model').value).batchSize);
     });
     $('clear').addEventListener('click', () => {
       this.pad.clear();
@@ -236,6 +240,10 @@ async function main() {
   }
   $('adapter').textContent = `WebGPU adapter: ${trainer.adapter}`;
   $('adapter').dataset.state = 'ok';
+  for (const preset of trainer.presets.filter((p) => p.browser)) {
+    $('model').add(new Option(`${preset.name}: ${preset.description}`, preset.name));
+  }
+  writeOptions(trainer.options);
   const page = new Page(trainer);
   await page.reset(readOptions());
 
@@ -246,12 +254,14 @@ async function main() {
     pause: () => trainer.pause(),
     /**
      * Rebuilds both runs from `options` ({ pair, model, lr, batchSize, seed }, each
-     * optional: the current value is kept, except that a new pair without an `lr`
-     * gets that pair's default learning rate).
+     * optional: the current value is kept, except that a new pair or model without
+     * an `lr` gets the preset's learning rate for them).
      */
     reset: (options = {}) => {
-      const lr = options.pair && options.lr === undefined ? { lr: DEFAULT_LR[options.pair] } : {};
-      return page.reset({ ...trainer.options, ...lr, ...options });
+      const next = { ...trainer.options, ...options };
+      const fresh = (options.pair || options.model) && options.lr === undefined;
+      const lr = fresh ? { lr: presetLr(trainer.presets, next.model, next.pair) } : {};
+      return page.reset({ ...next, ...lr });
     },
     /** A snapshot: { step, running, adapter, runs: [{ optimizer, loss, testAccuracy, keptFraction }], ... }. */
     status: () => trainer.status(),

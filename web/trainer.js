@@ -18,7 +18,21 @@ const MNIST_FILES = [
   't10k-labels-idx1-ubyte.gz',
 ];
 
-const DEFAULT_OPTIONS = { pair: 'adamw', model: 'mlp', lr: 0.001, batchSize: 64, seed: 0 };
+/**
+ * The learning rate of the optimizer pair `pair` ('adamw', 'lion' or 'sgd') on the
+ * model preset called `model`, from the crate's preset table.
+ */
+export function presetLr(presets, model, pair) {
+  const preset = presets.find((p) => p.name === model);
+  if (!preset) throw new Error(`unknown model preset ${model}`);
+  return preset.optimizers[pair].lr;
+}
+
+/** The first preset offered on the page, with AdamW's learning rate and the preset's batch size. */
+function defaultOptions(presets) {
+  const preset = presets.find((p) => p.browser);
+  return { pair: 'adamw', model: preset.name, lr: preset.optimizers.adamw.lr, batchSize: preset.batchSize, seed: 0 };
+}
 
 async function fetchBytes(url) {
   const response = await fetch(url);
@@ -56,7 +70,10 @@ export class Trainer {
     this.gpu = gpu;
     this.data = data;
     this.adapter = adapter;
-    this.options = { ...DEFAULT_OPTIONS };
+    /** The crate's model presets (`src/train/presets.rs`), as the bindings' `presets()` returns them. */
+    this.presets = JSON.parse(wasm.presets());
+    this.defaults = defaultOptions(this.presets);
+    this.options = { ...this.defaults };
     this.comparison = null;
     this.queue = Promise.resolve();
     this.running = false;
@@ -95,7 +112,7 @@ export class Trainer {
   /** Rebuilds both runs (same seed, same initial weights, same batches) from `options`. */
   async reset(options) {
     await this.pause({ evaluate: false });
-    const next = { ...DEFAULT_OPTIONS, ...options };
+    const next = { ...this.defaults, ...options };
     const comparison = this.wasm.Comparison.create(this.gpu, this.data, JSON.stringify(next));
     const old = this.comparison;
     this.queue.then(() => old?.free());

@@ -80,13 +80,13 @@ impl UploadRing {
     /// A free slot of at least `size` bytes, allocating one if none is free.
     fn free_slot(&mut self, ctx: &GpuContext, size: u64) -> &Slot {
         let fits = |s: &Slot| s.free.load(Ordering::Acquire) && s.buffer.size() >= size;
-        let mut found = self.slots.iter().position(fits);
+        let found = self.slots.iter().position(fits);
+        // Completed submissions return their buffers when the device is polled.
         #[cfg(not(target_arch = "wasm32"))]
-        if found.is_none() && !self.slots.is_empty() {
-            // Completed submissions return their buffers when the device is polled.
+        let found = found.or_else(|| {
             let _ = ctx.device().poll(wgpu::PollType::Poll);
-            found = self.slots.iter().position(fits);
-        }
+            self.slots.iter().position(fits)
+        });
         let index = found.unwrap_or_else(|| {
             self.slots.push(Slot {
                 buffer: ctx.device().create_buffer(&wgpu::BufferDescriptor {

@@ -7,6 +7,7 @@
 //! bandwidth with a plain copy kernel ([`CopyKernel`]) measured in the same run on the
 //! same device. [`run`] does the whole sweep behind `coptim bench`.
 
+pub mod budget;
 mod copy;
 mod layout;
 #[cfg(feature = "train")]
@@ -277,6 +278,21 @@ pub fn run(
 ) -> Result<BenchReport> {
     if options.steps == 0 {
         return Err(Error::InvalidConfig("at least one timed step".into()));
+    }
+    let state_bytes = options
+        .algorithms
+        .iter()
+        .flat_map(|a| {
+            options
+                .state_dtypes
+                .iter()
+                .map(|d| a.state_names().len() as u64 * d.bytes())
+        })
+        .max()
+        .unwrap_or(0)
+        * options.cautions.len() as u64;
+    for &params in &options.params {
+        budget::check_fits(ctx, params, state_bytes)?;
     }
     let mut timer = Timer::new(ctx, options.timestamps);
     let mut results = Vec::new();

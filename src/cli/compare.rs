@@ -11,17 +11,20 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::train::{RunArgs, load_data, parse_optimizer};
 
+/// The most seeds one comparison runs (each trains two models one after the other).
+const MAX_SEEDS: u64 = 1000;
+
 /// Arguments of `coptim compare`.
 #[derive(Debug, Args)]
 pub struct CompareArgs {
     /// The runs' model, budget and data.
     #[command(flatten)]
     pub run: RunArgs,
-    /// The base optimizer and the cautious one, comma-separated.
-    #[arg(long, value_delimiter = ',', num_args = 2, default_value = "adamw,c-adamw", value_parser = parse_optimizer)]
+    /// The base optimizer and the cautious one: `adamw,c-adamw` or `adamw c-adamw`.
+    #[arg(long, value_delimiter = ',', num_args = 1..=2, default_value = "adamw,c-adamw", value_parser = parse_optimizer)]
     pub pair: Vec<OptimizerKind>,
-    /// Number of seeds (0, 1, ...); each trains both optimizers.
-    #[arg(long, default_value_t = 3)]
+    /// Number of seeds (0, 1, ...), at most 1000; each trains both optimizers.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=MAX_SEEDS))]
     pub seeds: u64,
     /// Directory for `metrics.csv`, `summary.json`, `curves.png` and `curves.svg`.
     #[arg(long, default_value = "coptim-compare")]
@@ -33,11 +36,12 @@ pub struct CompareArgs {
 
 /// Runs the comparison and writes its reports.
 pub fn run(args: &CompareArgs) -> coptim::Result<()> {
-    let [base, cautious] = <[OptimizerKind; 2]>::try_from(args.pair.clone())
-        .map_err(|_| Error::InvalidConfig("--pair takes two optimizers".into()))?;
-    if args.seeds == 0 {
-        return Err(Error::InvalidConfig("--seeds must be at least 1".into()));
-    }
+    let [base, cautious] = <[OptimizerKind; 2]>::try_from(args.pair.clone()).map_err(|_| {
+        Error::InvalidConfig(format!(
+            "--pair takes two optimizers, got {}",
+            args.pair.len()
+        ))
+    })?;
     let ctx = GpuContext::new_blocking(&ContextOptions::default())?;
     let (data, dataset) = load_data(args.run.data.as_ref())?;
     let mut config = CompareConfig::new(args.run.config(base, 0), args.seeds, dataset);

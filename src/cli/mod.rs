@@ -4,9 +4,11 @@ mod bench;
 mod bench_nn;
 mod compare;
 mod info;
+mod presets;
 mod train;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, Parser, Subcommand};
 
 /// Cautious optimizers on WebGPU.
 #[derive(Debug, Parser)]
@@ -30,14 +32,34 @@ pub enum Command {
     /// job): same model, initialization and batches; prints a table and writes
     /// metrics.csv, summary.json and loss curves.
     Compare(compare::CompareArgs),
+    /// List the model presets with their training defaults and each optimizer's
+    /// learning rate and weight decay (the README's table; `--json` for JSON).
+    Presets(presets::PresetsArgs),
 }
 
-/// Runs a parsed command line.
-pub fn run(cli: Cli) -> coptim::Result<()> {
+/// Runs a parsed command line; `matches` tells which flags were given explicitly.
+pub fn run(cli: Cli, matches: &ArgMatches) -> coptim::Result<()> {
     match cli.command {
         Command::Info(args) => info::run(&args),
         Command::Bench(args) => bench::run(&args),
-        Command::Train(args) => train::run(&args),
+        Command::Train(args) => train::run(&args, &explicit_flags(matches, "train")),
         Command::Compare(args) => compare::run(&args),
+        Command::Presets(args) => presets::run(&args),
     }
+}
+
+/// The flags of `subcommand` given on the command line (not defaulted), as
+/// `--long` names.
+fn explicit_flags(matches: &ArgMatches, subcommand: &str) -> Vec<String> {
+    let (Some(sub), Some(command)) = (
+        matches.subcommand_matches(subcommand),
+        Cli::command().find_subcommand(subcommand).cloned(),
+    ) else {
+        return Vec::new();
+    };
+    command
+        .get_arguments()
+        .filter(|arg| sub.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine))
+        .filter_map(|arg| arg.get_long().map(|l| format!("--{l}")))
+        .collect()
 }

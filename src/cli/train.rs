@@ -3,31 +3,18 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use coptim::data::DatasetSplit;
+use coptim::train::presets::ModelPreset;
 use coptim::train::report::{create_dir, history_csv};
-use coptim::train::{Event, History, ModelSpec, OptimizerKind, Runner, Session, TrainConfig};
+use coptim::train::{Event, History, OptimizerKind, Runner, Session, TrainConfig};
 use coptim::{ContextOptions, Error, GpuContext};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-/// The models of the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ModelArg {
-    /// Multi-layer perceptron, 784-256-10 with ReLU.
-    Mlp,
-    /// Vision transformer: patch 14, width 64, 2 blocks of 4 heads.
-    Vit,
-}
-
-impl ModelArg {
-    /// The model's default configuration.
-    pub fn spec(self) -> ModelSpec {
-        match self {
-            ModelArg::Mlp => ModelSpec::default_mlp(),
-            ModelArg::Vit => ModelSpec::default_vit(),
-        }
-    }
+/// Parses a model preset's name for clap (see `coptim presets`).
+pub fn parse_model(s: &str) -> Result<&'static ModelPreset, String> {
+    ModelPreset::named(s).map_err(|e| e.to_string())
 }
 
 /// Parses an optimizer name for clap.
@@ -38,21 +25,22 @@ pub fn parse_optimizer(s: &str) -> Result<OptimizerKind, String> {
 /// Options shared by `train` and `compare`: what each run looks like.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// The model.
-    #[arg(long, value_enum, default_value_t = ModelArg::Mlp)]
-    pub model: ModelArg,
-    /// Training steps (default: 500 for the MLP, 600 for the ViT).
+    /// The model preset: mlp, vit, mlp-small or vit-tiny (`coptim presets` lists
+    /// them with their defaults).
+    #[arg(long, default_value = "mlp", value_parser = parse_model)]
+    pub model: &'static ModelPreset,
+    /// Training steps (default: the preset's).
     #[arg(long)]
     pub steps: Option<u64>,
-    /// Peak learning rate (default: tuned per model and optimizer).
+    /// Peak learning rate (default: the preset's for the optimizer).
     #[arg(long)]
     pub lr: Option<f64>,
-    /// Decoupled weight decay (default: tuned per model and optimizer).
+    /// Decoupled weight decay (default: the preset's for the optimizer).
     #[arg(long)]
     pub weight_decay: Option<f64>,
-    /// Samples per step.
-    #[arg(long, default_value_t = 128)]
-    pub batch_size: usize,
+    /// Samples per step (default: the preset's).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
     /// Clip the global gradient norm to this value.
     #[arg(long)]
     pub clip_grad_norm: Option<f64>,
@@ -70,7 +58,7 @@ pub struct RunArgs {
 impl RunArgs {
     /// The run configuration for `optimizer` and `seed`.
     pub fn config(&self, optimizer: OptimizerKind, seed: u64) -> TrainConfig {
-        let mut c = TrainConfig::for_model(self.model.spec(), optimizer);
+        let mut c = TrainConfig::from_preset(self.model, optimizer);
         if let Some(steps) = self.steps {
             c = c.with_steps(steps);
         }
@@ -80,7 +68,9 @@ impl RunArgs {
         if let Some(wd) = self.weight_decay {
             c.weight_decay = wd;
         }
-        c.batch_size = self.batch_size;
+        if let Some(batch_size) = self.batch_size {
+            c.batch_size = batch_size;
+        }
         c.clip_grad_norm = self.clip_grad_norm;
         c.eval_every = self.eval_every;
         c.seed = seed;
@@ -121,9 +111,14 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 100)]
     pub checkpoint_every: u64,
     /// Continue the run saved in `--out` exactly where its checkpoint left off (the
-    /// configuration comes from the checkpoint; `--data` must name the same data).
+    /// configuration comes from the checkpoint, so only `--data`, which must name
+    /// the run's own data, `--checkpoint-every` and `--json` may be given with it).
     #[arg(long)]
     pub resume: bool,
+    /// Replace the run already in `--out` (its checkpoint, metrics and report)
+    /// instead of refusing to start.
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
     /// Print the run's result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -144,35 +139,105 @@ struct RunReport {
     checkpoint: PathBuf,
 }
 
-/// Trains, checkpointing into `--out`.
-pub fn run(args: &TrainArgs) -> coptim::Result<()> {
+/// The files a run writes into `--out`.
+const RUN_FILES: [&str; 3] = ["checkpoint.safetensors", "metrics.csv", "run.json"];
+
+/// The flags `--resume` honours; every other one belongs to the checkpoint's
+/// configuration and would be ignored.
+const RESUME_FLAGS: [&str; 5] = [
+    "--resume",
+    "--out",
+    "--data",
+    "--checkpoint-every",
+    "--json",
+];
+
+/// Refuses flags that `--resume` would silently ignore.
+fn refuse_ignored_flags(explicit: &[String]) -> coptim::Result<()> {
+    let ignored: Vec<&str> = explicit
+        .iter()
+        .map(String::as_str)
+        .filter(|f| !RESUME_FLAGS.contains(f))
+        .collect();
+    if ignored.is_empty() {
+        return Ok(());
+    }
+    Err(Error::InvalidConfig(format!(
+        "--resume continues the saved run with its own configuration, so {} would be ignored; drop them (or start a new run in another --out)",
+        ignored.join(", ")
+    )))
+}
+
+/// Creates `--out`, checks that it is writable, and refuses to mix a new run into a
+/// directory holding another one unless `--overwrite` (which deletes the old files).
+fn prepare_out_dir(args: &TrainArgs) -> coptim::Result<()> {
+    create_dir(&args.out)?;
+    coptim::file_io::check_writable(&args.out)?;
+    if args.resume {
+        return Ok(());
+    }
+    let existing: Vec<PathBuf> = RUN_FILES
+        .iter()
+        .map(|f| args.out.join(f))
+        .filter(|p| p.is_file())
+        .collect();
+    if existing.is_empty() {
+        return Ok(());
+    }
+    if !args.overwrite {
+        return Err(Error::InvalidConfig(format!(
+            "{} holds another run ({}); pass --resume to continue it, --overwrite to replace it, or choose another --out",
+            args.out.display(),
+            existing
+                .iter()
+                .filter_map(|p| p.file_name())
+                .map(|n| n.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    for path in existing {
+        std::fs::remove_file(&path).map_err(|source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// The session to train: resumed from `checkpoint` or new.
+fn open_session(
+    ctx: &GpuContext,
+    args: &TrainArgs,
+    data: Arc<DatasetSplit>,
+    checkpoint: &std::path::Path,
+) -> coptim::Result<Session> {
+    if !args.resume {
+        return Session::new(ctx, args.run.config(args.optimizer, args.seed), data);
+    }
+    let s = Session::resume(ctx, data, checkpoint)?;
+    eprintln!(
+        "resuming {} with {} from step {} of {}",
+        s.config().model.name(),
+        s.config().optimizer,
+        s.steps_recorded(),
+        s.config().steps
+    );
+    Ok(s)
+}
+
+/// Trains, checkpointing into `--out`; `explicit` lists the flags given on the
+/// command line.
+pub fn run(args: &TrainArgs, explicit: &[String]) -> coptim::Result<()> {
+    if args.resume {
+        refuse_ignored_flags(explicit)?;
+    }
     let ctx = GpuContext::new_blocking(&ContextOptions::default())?;
     let (data, dataset) = load_data(args.run.data.as_ref())?;
-    create_dir(&args.out)?;
+    prepare_out_dir(args)?;
     let checkpoint = args.out.join("checkpoint.safetensors");
-    let mut session = if args.resume {
-        let s = Session::resume(&ctx, data, &checkpoint)?;
-        eprintln!(
-            "resuming {} with {} from step {} of {}",
-            s.config().model.name(),
-            s.config().optimizer,
-            s.steps_recorded(),
-            s.config().steps
-        );
-        s
-    } else {
-        Session::new(&ctx, args.run.config(args.optimizer, args.seed), data)?
-    };
-    let config = session.config().clone();
-    let bar = ProgressBar::new(config.steps).with_style(
-        ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed}, eta {eta})",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar.set_prefix(format!("{} {}", config.model.name(), config.optimizer));
-    bar.set_position(session.steps_recorded());
+    let mut session = open_session(&ctx, args, data, &checkpoint)?;
+    let bar = progress_bar(&session);
     let runner = Runner {
         checkpoint: Some(checkpoint.clone()),
         checkpoint_every: args.checkpoint_every,
@@ -195,21 +260,58 @@ pub fn run(args: &TrainArgs) -> coptim::Result<()> {
         Event::Checkpoint(step) => last_checkpoint = step,
     });
     bar.finish_and_clear();
-    let window = History::smoothing_window(config.steps);
-    let history = session.history();
-    coptim::file_io::write_atomic(
+    let window = History::smoothing_window(session.config().steps);
+    let written = coptim::file_io::write_atomic(
         &args.out.join("metrics.csv"),
-        history_csv(history, window).as_bytes(),
-    )?;
+        history_csv(session.history(), window).as_bytes(),
+    );
     if let Err(e) = result {
-        if let Error::NonFiniteLoss { .. } = e {
-            eprintln!(
-                "the last good checkpoint is {} (step {last_checkpoint})",
-                checkpoint.display()
-            );
+        // The training error comes first; a failed write is reported after it.
+        if let Err(w) = written {
+            eprintln!("also: {w}");
+        }
+        if matches!(
+            e,
+            Error::NonFiniteLoss { .. } | Error::NonFiniteParameters { .. }
+        ) {
+            match last_checkpoint {
+                0 => eprintln!("no checkpoint was written before the run diverged"),
+                step => eprintln!(
+                    "the last good checkpoint is {} (step {step})",
+                    checkpoint.display()
+                ),
+            }
         }
         return Err(e);
     }
+    written?;
+    write_report(args, &session, dataset, checkpoint)
+}
+
+fn progress_bar(session: &Session) -> ProgressBar {
+    let config = session.config();
+    let bar = ProgressBar::new(config.steps).with_style(
+        ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed}, eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{} {}", config.model.name(), config.optimizer));
+    bar.set_position(session.steps_recorded());
+    bar
+}
+
+/// Writes `run.json` and prints the result.
+fn write_report(
+    args: &TrainArgs,
+    session: &Session,
+    dataset: String,
+    checkpoint: PathBuf,
+) -> coptim::Result<()> {
+    let config = session.config().clone();
+    let history = session.history();
+    let window = History::smoothing_window(config.steps);
     let eval = history.last_eval();
     let median_step_ms = history.median_step_ms();
     let report = RunReport {

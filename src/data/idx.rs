@@ -61,21 +61,38 @@ pub fn is_gzip(bytes: &[u8]) -> bool {
     bytes.starts_with(&GZIP_MAGIC)
 }
 
+/// The most bytes a gzipped file may decompress to (1 GiB: the largest IDX set in
+/// use, EMNIST's training images, is about 550 MB), so that a small crafted file
+/// cannot exhaust memory.
+pub const MAX_DECOMPRESSED_BYTES: u64 = 1 << 30;
+
 /// Returns `bytes` decompressed if they are gzip, or unchanged (borrowed)
 /// otherwise. `file` names the source in error messages.
 ///
-/// Concatenated gzip members are decompressed as one stream.
+/// Concatenated gzip members are decompressed as one stream. A stream that
+/// inflates past [`MAX_DECOMPRESSED_BYTES`] is [`DataError::Malformed`].
 pub fn decompress_if_gzip<'a>(bytes: &'a [u8], file: &str) -> Result<Cow<'a, [u8]>, DataError> {
+    inflate(bytes, file, MAX_DECOMPRESSED_BYTES)
+}
+
+fn inflate<'a>(bytes: &'a [u8], file: &str, limit: u64) -> Result<Cow<'a, [u8]>, DataError> {
     if !is_gzip(bytes) {
         return Ok(Cow::Borrowed(bytes));
     }
     let mut out = Vec::new();
     flate2::read::MultiGzDecoder::new(bytes)
+        .take(limit + 1)
         .read_to_end(&mut out)
         .map_err(|source| DataError::Gzip {
             file: file.to_owned(),
             source,
         })?;
+    if out.len() as u64 > limit {
+        return Err(DataError::malformed(
+            file,
+            format!("decompresses to more than {limit} bytes"),
+        ));
+    }
     Ok(Cow::Owned(out))
 }
 
@@ -276,4 +293,24 @@ pub(crate) fn read_file(path: &std::path::Path) -> Result<Vec<u8>, DataError> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_inflating_past_the_limit_is_refused() {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(&vec![0u8; 3 << 20]).unwrap();
+        let bomb = enc.finish().unwrap();
+        assert!(bomb.len() < 16 << 10, "{} bytes", bomb.len());
+        let err = inflate(&bomb, "bomb.gz", 1 << 20).unwrap_err();
+        assert!(
+            err.to_string().contains("decompresses to more than"),
+            "{err}"
+        );
+        assert_eq!(inflate(&bomb, "bomb.gz", 3 << 20).unwrap().len(), 3 << 20);
+    }
 }

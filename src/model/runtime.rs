@@ -385,6 +385,8 @@ impl Model {
             });
         self.uploads = uploads;
         written?;
+        // A pipeline that failed to compile was recorded on the context.
+        ctx.check_lost()?;
         let compiled = self.compiled(n, train)?;
         compiled.graph.record_forward(encoder);
         if train {

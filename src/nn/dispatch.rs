@@ -65,7 +65,13 @@ const MAX_GRID_DIM: u32 = 65535;
 /// A 2-D grid of [`WG_SIZE`]-invocation workgroups covering `n` invocations; the
 /// kernels flatten it as `(wg.y * num_workgroups.x + wg.x) * WG_SIZE + local index`.
 pub(crate) fn linear_grid(n: usize) -> [u32; 3] {
-    let groups = (n as u64).div_ceil(u64::from(WG_SIZE)).max(1);
+    group_grid((n as u64).div_ceil(u64::from(WG_SIZE)) as usize)
+}
+
+/// A 2-D grid of at least `groups` workgroups (at least one), one per row of a row
+/// kernel; the kernels number them `wg.y * num_workgroups.x + wg.x`.
+pub(crate) fn group_grid(groups: usize) -> [u32; 3] {
+    let groups = (groups as u64).max(1);
     let x = groups.min(u64::from(MAX_GRID_DIM));
     let y = groups.div_ceil(x);
     [x as u32, y as u32, 1]
@@ -83,5 +89,8 @@ mod tests {
         let [x, y, _] = linear_grid(n);
         assert!(x <= MAX_GRID_DIM && y <= MAX_GRID_DIM);
         assert!(u64::from(x) * u64::from(y) * u64::from(WG_SIZE) >= n as u64);
+        assert_eq!(group_grid(0), [1, 1, 1]);
+        let [x, y, _] = group_grid(200_000);
+        assert!(x <= MAX_GRID_DIM && y <= MAX_GRID_DIM && x * y >= 200_000);
     }
 }

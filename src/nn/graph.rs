@@ -78,8 +78,9 @@ struct Node {
 /// let loss = g.cross_entropy(logits, labels)?;
 /// let graph = g.build(&Kernels::new(&ctx), &store, &[loss])?;
 /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
-/// graph.value(x).record_write_f32(&ctx, &mut encoder, &vec![0.0; 32 * 784])?;
-/// graph.value(labels).record_write_u32(&ctx, &mut encoder, &[0; 32])?;
+/// let mut uploads = coptim::arena::UploadRing::new("batch uploads");
+/// graph.value(x).record_write_f32(&mut uploads, &ctx, &mut encoder, &vec![0.0; 32 * 784])?;
+/// graph.value(labels).record_write_u32(&mut uploads, &ctx, &mut encoder, &[0; 32])?;
 /// graph.record_forward(&mut encoder);
 /// graph.record_backward(&mut encoder); // gradients land in store.grads
 /// ctx.queue().submit([encoder.finish()]);

@@ -106,7 +106,7 @@ impl MatmulVariant {
         let mut candidates = MatmulShader::ALL.iter().filter(|s| s.variant == self);
         let last = *candidates
             .clone()
-            .last()
+            .next_back()
             .expect("every variant has a shader");
         *candidates.find(fits).unwrap_or(&last)
     }

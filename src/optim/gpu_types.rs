@@ -114,19 +114,24 @@ pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
             [found_inf, step, clip_coef, grad_norm, bias]
         ),
         mirror_layout!(GpuWindowInfo, "WindowInfo", [num_blocks, grid_x]),
+        mirror_layout!(
+            crate::optim::plan::GpuBlock,
+            "Block",
+            [tensor, len, global, state_start, param_start, grad_start]
+        ),
     ]
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::arena::ElementType;
+    use crate::arena::{ElementType, ParamAccess};
     use crate::optim::config::Algorithm;
     use crate::optim::kernels::{algorithm_source, reduce_source};
     use crate::wgsl::layout_check::check_mirrors;
 
     /// Every mirror matches naga's layout in every module variant that declares it
-    /// (each algorithm, with and without subgroups, each state dtype, and the reductions),
-    /// and every mirror is declared somewhere.
+    /// (each algorithm, with and without subgroups, each state dtype, each parameter
+    /// access, and the reductions), and every mirror is declared somewhere.
     #[test]
     fn mirrors_match_every_shader_variant() {
         let mirrors = super::mirrors();
@@ -141,12 +146,23 @@ mod tests {
         for algorithm in [Algorithm::adamw(), Algorithm::lion(), Algorithm::sgd(true)] {
             for subgroups in [false, true] {
                 for dtype in [ElementType::F32, ElementType::Bf16, ElementType::F16] {
-                    let label = format!("{} {subgroups} {}", algorithm.name(), dtype.name());
-                    check(&label, &algorithm_source(&algorithm, subgroups, dtype));
+                    for access in [ParamAccess::Vec4, ParamAccess::Scalar] {
+                        let label = format!(
+                            "{} {subgroups} {} {access:?}",
+                            algorithm.name(),
+                            dtype.name()
+                        );
+                        check(
+                            &label,
+                            &algorithm_source(&algorithm, subgroups, dtype, access),
+                        );
+                    }
                 }
             }
         }
-        check("reduce", &reduce_source());
+        for access in [ParamAccess::Vec4, ParamAccess::Scalar] {
+            check(&format!("reduce {access:?}"), &reduce_source(access));
+        }
         for (m, seen) in mirrors.iter().zip(seen) {
             assert!(seen, "no module declares `{}`", m.wgsl_name);
         }

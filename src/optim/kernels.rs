@@ -110,7 +110,19 @@ pub(crate) struct Pipelines {
 }
 
 impl Pipelines {
+    /// Compiles the pipelines inside error scopes ([`GpuContext::guarded`]).
     pub fn new(
+        ctx: &GpuContext,
+        algorithm: &Algorithm,
+        state: ElementType,
+        access: ParamAccess,
+    ) -> crate::error::Result<Self> {
+        ctx.guarded("compiling the optimizer's pipelines", || {
+            Self::compile(ctx, algorithm, state, access)
+        })
+    }
+
+    fn compile(
         ctx: &GpuContext,
         algorithm: &Algorithm,
         state: ElementType,

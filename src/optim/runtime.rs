@@ -95,7 +95,7 @@ impl Optimizer {
             .map(|name| Arena::new(ctx, layout.clone(), config.state_dtype, name))
             .collect::<Result<Vec<_>>>()?;
         let buffers = StepBuffers::new(ctx.device(), &set, &plan, &groups_of_tensors);
-        let pipelines = Pipelines::new(ctx, &config.algorithm, config.state_dtype, set.access());
+        let pipelines = Pipelines::new(ctx, &config.algorithm, config.state_dtype, set.access())?;
         let sources = BindingSources {
             device: ctx.device(),
             pipelines: &pipelines,

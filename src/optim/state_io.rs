@@ -144,6 +144,8 @@ impl Optimizer {
                         info.shape
                     )));
                 }
+                check_values(&name, arena.dtype(), view.data(), names[k] == SECOND_MOMENT)
+                    .map_err(bad)?;
                 writes.push((k, i, view.data()));
             }
         }
@@ -171,6 +173,11 @@ impl Optimizer {
             )));
         }
         let bias: Vec<f32> = bytemuck::pod_collect_to_vec(bias.data());
+        if bias.iter().any(|b| !(0.0..=1.0).contains(b)) {
+            return Err(bad(format!(
+                "`coptim.bias_correction` holds {bias:?}, outside [0, 1]"
+            )));
+        }
         if steps.iter().any(|&s| s < 0) || steps[0] > u32::MAX as i64 || steps[0] > steps[1] {
             return Err(bad(format!("invalid step counts {steps:?}")));
         }
@@ -210,6 +217,38 @@ impl Optimizer {
         let bytes = crate::file_io::read_file(path)?;
         self.load_state_bytes(&bytes, &path.display().to_string())
     }
+}
+
+/// The state holding AdamW's second moment, which is never negative.
+const SECOND_MOMENT: &str = "exp_avg_sq";
+
+/// Checks that the state tensor `name` (raw little-endian `dtype` bytes) is finite
+/// and, when `non_negative`, has no negative value: a file that holds NaN moments
+/// would load and silently train to NaN weights.
+pub(crate) fn check_values(
+    name: &str,
+    dtype: ElementType,
+    bytes: &[u8],
+    non_negative: bool,
+) -> std::result::Result<(), String> {
+    let value = |chunk: &[u8]| match dtype {
+        ElementType::F32 => f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]),
+        ElementType::Bf16 => half::bf16::from_le_bytes([chunk[0], chunk[1]]).to_f32(),
+        ElementType::F16 => half::f16::from_le_bytes([chunk[0], chunk[1]]).to_f32(),
+    };
+    let width = dtype.bytes() as usize;
+    for (i, chunk) in bytes.chunks_exact(width).enumerate() {
+        let v = value(chunk);
+        if !v.is_finite() {
+            return Err(format!("tensor `{name}` holds {v} at element {i}"));
+        }
+        if non_negative && v < 0.0 {
+            return Err(format!(
+                "tensor `{name}` holds the negative second moment {v} at element {i}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn config_json(config: &OptimizerConfig) -> String {

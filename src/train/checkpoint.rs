@@ -8,8 +8,12 @@
 //!   ([`Optimizer::state_bytes`](crate::Optimizer::state_bytes), e.g.
 //!   `optimizer.exp_avg.fc1.weight`, `optimizer.coptim.steps`);
 //! - metadata `format` = [`CHECKPOINT_FORMAT`], `config` (the [`TrainConfig`] as
-//!   JSON), `step` (steps completed), `history` (the [`History`] as JSON) and the
+//!   JSON), `step` (steps completed), `history` (the [`History`] as JSON), `dataset`
+//!   (the [`DatasetSplit::fingerprint`] of the run's data, 16 hex digits) and the
 //!   optimizer file's metadata under `optimizer.<key>`.
+//!
+//! Loading rejects a file whose parameters or optimizer moments are not finite, whose
+//! second moments are negative, or whose data fingerprint differs from the data given.
 //!
 //! A resumed session continues exactly: the batch stream and the augmentation are
 //! functions of the seed and the step, and the optimizer state includes its step
@@ -24,13 +28,13 @@ use safetensors::{Dtype, SafeTensors};
 use crate::context::GpuContext;
 use crate::data::DatasetSplit;
 use crate::error::{Error, Result};
-use crate::model::NamedTensor;
+use crate::model::{NamedTensor, ParamSpec};
 use crate::train::config::TrainConfig;
 use crate::train::metrics::History;
 use crate::train::session::Session;
 
 /// The `format` metadata value of training checkpoints.
-pub const CHECKPOINT_FORMAT: &str = "coptim-train-checkpoint/1";
+pub const CHECKPOINT_FORMAT: &str = "coptim-train-checkpoint/2";
 
 const PARAM: &str = "param.";
 const OPTIM: &str = "optimizer.";
@@ -49,6 +53,7 @@ impl Session {
             return Err(Error::NonFiniteLoss { step, loss });
         }
         let params = self.model().read_parameters().await?;
+        self.check_finite(&params)?;
         let optim = self.optimizer().state_bytes().await?;
         self.poll()?;
         if self.in_flight() > 0 {
@@ -85,10 +90,25 @@ impl Session {
         metadata.insert("config".to_string(), to_json(self.config())?);
         metadata.insert("step".to_string(), self.steps_recorded().to_string());
         metadata.insert("history".to_string(), to_json(self.history())?);
+        metadata.insert("dataset".to_string(), fingerprint_hex(self.data()));
         for (k, v) in optim_meta.metadata().clone().unwrap_or_default() {
             metadata.insert(format!("{OPTIM}{k}"), v);
         }
         safetensors::serialize(views, Some(metadata)).map_err(serialize_error)
+    }
+
+    /// Reads the parameters back and fails with [`Error::NonFiniteParameters`] if
+    /// one holds a NaN or infinite value (which ReLU can hide from the loss). Async:
+    /// waits for the GPU.
+    pub async fn check_parameters(&self) -> Result<()> {
+        self.check_finite(&self.model().read_parameters().await?)
+    }
+
+    fn check_finite(&self, params: &[NamedTensor]) -> Result<()> {
+        check_finite(params).map_err(|tensor| Error::NonFiniteParameters {
+            step: self.steps_recorded(),
+            tensor,
+        })
     }
 
     /// Rebuilds a session from [`Session::checkpoint_bytes`]: the configuration comes
@@ -132,37 +152,22 @@ impl Session {
             )));
         }
 
+        if get("dataset")? != fingerprint_hex(&data) {
+            return Err(bad(format!(
+                "the run was trained on different data (fingerprint {}, the data given has {}); pass the run's own data",
+                get("dataset")?,
+                fingerprint_hex(&data)
+            )));
+        }
+        // Every declared parameter must be in the file with its shape (so the model
+        // is no larger than the file) before anything is allocated for it.
+        let specs = config
+            .model
+            .architecture()
+            .parameters()
+            .map_err(|e| bad(format!("model configuration: {e}")))?;
+        let params = read_parameters(&st, &specs).map_err(bad)?;
         let mut session = Session::new(ctx, config, data)?;
-        let layout = session.model().store().layout().clone();
-        let mut params = Vec::with_capacity(layout.num_tensors());
-        for info in layout.tensors() {
-            let key = format!("{PARAM}{}", info.name);
-            let view = st
-                .tensor(&key)
-                .map_err(|_| bad(format!("tensor `{key}` is missing")))?;
-            if view.dtype() != Dtype::F32 || view.shape() != info.shape.as_slice() {
-                return Err(bad(format!(
-                    "tensor `{key}` is {:?}{:?}, expected F32{:?}",
-                    view.dtype(),
-                    view.shape(),
-                    info.shape
-                )));
-            }
-            params.push(NamedTensor {
-                name: info.name.clone(),
-                shape: info.shape.clone(),
-                values: bytemuck::pod_collect_to_vec(view.data()),
-            });
-        }
-        let unknown: Vec<String> = st
-            .names()
-            .into_iter()
-            .filter(|n| n.starts_with(PARAM) && layout.id(&n[PARAM.len()..]).is_err())
-            .map(str::to_string)
-            .collect();
-        if !unknown.is_empty() {
-            return Err(bad(format!("unknown parameters {unknown:?}")));
-        }
 
         let optim_views: Vec<(String, TensorView<'_>)> = st
             .tensors()
@@ -204,6 +209,62 @@ impl Session {
         let bytes = crate::file_io::read_file(path)?;
         Self::from_checkpoint_bytes(ctx, data, &bytes, &path.display().to_string())
     }
+}
+
+/// The `param.<name>` tensors of `st` for `specs`: each present, F32, of its shape
+/// and finite, and no other `param.` tensor.
+fn read_parameters(
+    st: &SafeTensors<'_>,
+    specs: &[ParamSpec],
+) -> std::result::Result<Vec<NamedTensor>, String> {
+    let mut params = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let key = format!("{PARAM}{}", spec.name);
+        let view = st
+            .tensor(&key)
+            .map_err(|_| format!("tensor `{key}` is missing"))?;
+        if view.dtype() != Dtype::F32 || view.shape() != spec.shape.as_slice() {
+            return Err(format!(
+                "tensor `{key}` is {:?}{:?}, expected F32{:?}",
+                view.dtype(),
+                view.shape(),
+                spec.shape
+            ));
+        }
+        params.push(NamedTensor {
+            name: spec.name.clone(),
+            shape: spec.shape.clone(),
+            values: bytemuck::pod_collect_to_vec(view.data()),
+        });
+    }
+    check_finite(&params).map_err(|t| format!("parameter `{t}` holds NaN or infinite values"))?;
+    let unknown: Vec<&str> = st
+        .names()
+        .into_iter()
+        .filter(|n| {
+            n.strip_prefix(PARAM)
+                .is_some_and(|name| specs.iter().all(|s| s.name != name))
+        })
+        .collect();
+    if !unknown.is_empty() {
+        return Err(format!("unknown parameters {unknown:?}"));
+    }
+    Ok(params)
+}
+
+/// The name of the first tensor holding a NaN or infinite value, if any.
+fn check_finite(tensors: &[NamedTensor]) -> std::result::Result<(), String> {
+    match tensors
+        .iter()
+        .find(|t| t.values.iter().any(|v| !v.is_finite()))
+    {
+        Some(t) => Err(t.name.clone()),
+        None => Ok(()),
+    }
+}
+
+fn fingerprint_hex(data: &DatasetSplit) -> String {
+    format!("{:016x}", data.fingerprint())
 }
 
 fn to_json(value: &impl serde::Serialize) -> Result<String> {

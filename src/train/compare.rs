@@ -20,6 +20,7 @@ use crate::context::GpuContext;
 use crate::data::DatasetSplit;
 use crate::error::{Error, Result};
 use crate::train::config::{OptimizerKind, TrainConfig};
+use crate::train::lockstep::Lockstep;
 use crate::train::metrics::{History, StepMetrics, median};
 use crate::train::runner::{Event, Runner};
 use crate::train::session::Session;
@@ -84,7 +85,8 @@ pub struct RunResult {
     pub steps_to_base_final_loss: Option<u64>,
     /// Mean fraction of coordinates the cautious mask kept (1 for the base).
     pub mean_kept_fraction: Option<f64>,
-    /// Wall-clock seconds of the run, evaluation included.
+    /// Seconds spent on this run's own steps and evaluations (its pair trains in
+    /// lockstep, so this is its share of the pair's wall time).
     pub wall_s: f64,
     /// Median milliseconds per training step.
     pub median_step_ms: Option<f64>,
@@ -202,8 +204,9 @@ pub enum CompareEvent<'a> {
     },
 }
 
-/// Trains every run of `config` on `data`, one after the other, and summarizes
-/// them. `observe` sees every step (e.g. for progress bars).
+/// Trains every run of `config` on `data`, each seed's pair in lockstep (one seed
+/// after the other), and summarizes them. `observe` sees every step (e.g. for
+/// progress bars). A run's wall time counts its own steps and evaluations.
 pub fn compare(
     ctx: &GpuContext,
     data: Arc<DatasetSplit>,
@@ -221,23 +224,35 @@ pub fn compare(
     }
     let mut finished = Vec::new();
     let mut parameters = 0;
-    for (index, (optimizer, seed)) in config.runs().into_iter().enumerate() {
-        observe(CompareEvent::Started { index });
-        let started = std::time::Instant::now();
-        let mut session = Session::new(ctx, config.run_config(optimizer, seed), data.clone())?;
-        parameters = session.model().num_parameters();
-        Runner::default().run(&mut session, |e| {
+    for (seed_index, &seed) in config.seeds.iter().enumerate() {
+        let first = 2 * seed_index;
+        let runs = config
+            .pair
+            .map(|o| Session::new(ctx, config.run_config(o, seed), data.clone()))
+            .into_iter()
+            .collect::<Result<Vec<_>>>()?;
+        parameters = runs[0].model().num_parameters();
+        let mut lockstep = Lockstep::new(runs)?;
+        for index in [first, first + 1] {
+            observe(CompareEvent::Started { index });
+        }
+        Runner::default().run_lockstep(&mut lockstep, |i, e| {
             if let Event::Step(metrics) = e {
-                observe(CompareEvent::Step { index, metrics })
+                observe(CompareEvent::Step {
+                    index: first + i,
+                    metrics,
+                })
             }
         })?;
-        let wall_s = started.elapsed().as_secs_f64();
-        let test_accuracy = session.history().last_eval().map_or(0.0, |e| e.accuracy);
-        observe(CompareEvent::Finished {
-            index,
-            test_accuracy,
-        });
-        finished.push((optimizer, seed, session.history().clone(), wall_s));
+        for (i, (session, optimizer)) in lockstep.runs().zip(config.pair).enumerate() {
+            let test_accuracy = session.history().last_eval().map_or(0.0, |e| e.accuracy);
+            observe(CompareEvent::Finished {
+                index: first + i,
+                test_accuracy,
+            });
+            let history = session.history().clone();
+            finished.push((optimizer, seed, history, lockstep.busy_s(i)));
+        }
     }
     Ok(summarize(
         config,

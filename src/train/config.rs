@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::model::{Architecture, Mlp, Vit};
 use crate::optim::{Caution, LrSchedule, OptimizerConfig};
+use crate::train::presets::{MODEL_PRESETS, ModelPreset};
 
 /// The model a session trains, with its configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,26 +19,14 @@ pub enum ModelSpec {
 }
 
 impl ModelSpec {
-    /// The MLP of the default comparison: 784-256-10 with ReLU.
+    /// The model of the `mlp` preset (see [`MODEL_PRESETS`](crate::train::presets::MODEL_PRESETS)).
     pub fn default_mlp() -> Self {
-        ModelSpec::Mlp(Mlp {
-            hidden: vec![256],
-            ..Mlp::default()
-        })
+        (MODEL_PRESETS[0].model)()
     }
 
-    /// The ViT of `coptim compare --model vit`: patch 14 (4 patch tokens and a class
-    /// token), width 64, 2 blocks of 4 heads, MLP ratio 2. Coarse patches keep it
-    /// affordable on a CPU adapter; patch 7 (16 tokens) costs about 3x as much per
-    /// sample and learns more slowly on 8,000 digits.
+    /// The model of the `vit` preset (see [`MODEL_PRESETS`](crate::train::presets::MODEL_PRESETS)).
     pub fn default_vit() -> Self {
-        ModelSpec::Vit(Vit {
-            patch: 14,
-            dim: 64,
-            depth: 2,
-            heads: 4,
-            ..Vit::default()
-        })
+        (MODEL_PRESETS[1].model)()
     }
 
     /// `mlp` or `vit`.
@@ -130,26 +119,6 @@ impl OptimizerKind {
         }
     }
 
-    /// The default learning rate for this algorithm, relative to AdamW's `adamw_lr`:
-    /// Lion takes a tenth (its updates are signs), SGD twenty times.
-    pub fn default_lr(self, adamw_lr: f64) -> f64 {
-        match self {
-            OptimizerKind::AdamW | OptimizerKind::CAdamW => adamw_lr,
-            OptimizerKind::Lion | OptimizerKind::CLion => adamw_lr / 10.0,
-            OptimizerKind::Sgd | OptimizerKind::CSgd => adamw_lr * 20.0,
-        }
-    }
-
-    /// The default decoupled weight decay for this algorithm, relative to AdamW's:
-    /// ten times for Lion (its learning rate is a tenth), none for SGD.
-    pub fn default_weight_decay(self, adamw_wd: f64) -> f64 {
-        match self {
-            OptimizerKind::AdamW | OptimizerKind::CAdamW => adamw_wd,
-            OptimizerKind::Lion | OptimizerKind::CLion => adamw_wd * 10.0,
-            OptimizerKind::Sgd | OptimizerKind::CSgd => 0.0,
-        }
-    }
-
     /// The optimizer configuration with learning rate `lr` and weight decay `wd`
     /// (torch/timm defaults otherwise; cautious kinds use [`Caution::hard`], timm's).
     pub fn config(self, lr: f64, wd: f64) -> OptimizerConfig {
@@ -194,8 +163,9 @@ pub struct TrainConfig {
     pub lr: f64,
     /// Decoupled weight decay.
     pub weight_decay: f64,
-    /// Linear warm-up steps of the learning rate (then cosine decay to
-    /// `lr * lr_floor` at the last step).
+    /// Linear warm-up steps of the learning rate (then cosine decay towards
+    /// `lr * lr_floor`, reached one step after the last; see
+    /// [`LrSchedule`](crate::optim::LrSchedule) for the convention).
     pub warmup_steps: u64,
     /// Final learning-rate multiplier of the cosine decay, in `[0, 1]`.
     pub lr_floor: f64,
@@ -219,32 +189,36 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
-    /// The default run for `model`, tuned on the bundled MNIST (8,000 training
-    /// digits): 128 samples per step, 5% linear warm-up then cosine decay to 0,
-    /// standardized inputs; for the MLP 500 steps, AdamW lr 3e-3, weight decay 0.01
-    /// and random shifts of up to 2 pixels (about 97% test accuracy); for the ViT
-    /// 600 steps, lr 3e-3, weight decay 0.05, no shifts (above 90%). Other
-    /// optimizers get [`OptimizerKind::default_lr`] and
-    /// [`OptimizerKind::default_weight_decay`].
+    /// The run `preset` describes, with `optimizer` and its learning rate and weight
+    /// decay from the preset; seed 0, no clipping, evaluation only at the end,
+    /// standardized inputs.
+    pub fn from_preset(preset: &ModelPreset, optimizer: OptimizerKind) -> Self {
+        Self::with_model((preset.model)(), preset, optimizer)
+    }
+
+    /// `model` trained with the defaults of the preset of its kind
+    /// ([`ModelPreset::for_kind`]).
     pub fn for_model(model: ModelSpec, optimizer: OptimizerKind) -> Self {
-        let (steps, adamw_lr, adamw_wd, shift) = match model {
-            ModelSpec::Mlp(_) => (500, 3e-3, 0.01, 2),
-            ModelSpec::Vit(_) => (600, 3e-3, 0.05, 0),
-        };
+        let preset = ModelPreset::for_kind(&model);
+        Self::with_model(model, preset, optimizer)
+    }
+
+    fn with_model(model: ModelSpec, preset: &ModelPreset, optimizer: OptimizerKind) -> Self {
+        let hyper = preset.hyper(optimizer);
         Self {
             model,
             optimizer,
-            lr: optimizer.default_lr(adamw_lr),
-            weight_decay: optimizer.default_weight_decay(adamw_wd),
-            warmup_steps: steps / 20,
-            lr_floor: 0.0,
+            lr: hyper.lr,
+            weight_decay: hyper.weight_decay,
+            warmup_steps: preset.warmup_steps,
+            lr_floor: preset.lr_floor,
             clip_grad_norm: None,
-            batch_size: 128,
-            steps,
+            batch_size: preset.batch_size,
+            steps: preset.steps,
             seed: 0,
             eval_every: 0,
             eval_batch_size: 500,
-            augment_shift: shift,
+            augment_shift: preset.augment_shift,
             normalize: true,
         }
     }

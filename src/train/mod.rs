@@ -18,7 +18,9 @@ mod clock;
 pub mod compare;
 mod config;
 pub mod inputs;
+mod lockstep;
 mod metrics;
+pub mod presets;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod report;
 #[cfg(not(target_arch = "wasm32"))]
@@ -27,6 +29,7 @@ mod session;
 
 pub use checkpoint::CHECKPOINT_FORMAT;
 pub use config::{ModelSpec, OptimizerKind, TrainConfig};
+pub use lockstep::Lockstep;
 pub use metrics::{EvalMetrics, History, StepMetrics, median};
 #[cfg(not(target_arch = "wasm32"))]
 pub use runner::{Event, Runner};

@@ -1,9 +1,11 @@
 //! [`Runner`]: the native training loop around a [`Session`], with periodic
 //! evaluation and checkpoints.
 
+use std::borrow::BorrowMut;
 use std::path::PathBuf;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::train::lockstep::Lockstep;
 use crate::train::metrics::StepMetrics;
 use crate::train::session::Session;
 
@@ -13,7 +15,9 @@ use crate::train::session::Session;
 ///
 /// A non-finite loss stops the run with [`Error::NonFiniteLoss`](crate::Error::NonFiniteLoss)
 /// before the next checkpoint, so the file at [`Runner::checkpoint`] keeps the last
-/// good state.
+/// good state; parameters that turned NaN or infinite while the loss stayed finite
+/// stop it with [`Error::NonFiniteParameters`](crate::Error::NonFiniteParameters) at
+/// the next checkpoint and at the end.
 #[derive(Debug, Clone, Default)]
 pub struct Runner {
     /// Where to write checkpoints (`None`: never).
@@ -38,22 +42,47 @@ impl Runner {
     /// Runs the remaining steps of `session`, calling `observe` on every event.
     /// Stops at the first error.
     pub fn run(&self, session: &mut Session, mut observe: impl FnMut(Event<'_>)) -> Result<()> {
-        while !session.is_finished() {
-            session.step()?;
-            for m in session.wait()? {
-                observe(Event::Step(&m));
+        let mut lockstep = Lockstep::new(vec![session])?;
+        self.run_lockstep(&mut lockstep, |_, e| observe(e))
+    }
+
+    /// Runs the remaining steps of every run of `lockstep` together (see
+    /// [`Lockstep::step_and_wait`]), calling `observe` with the run's index on every
+    /// event. Checkpoints need a single run. Stops at the first error.
+    pub fn run_lockstep<S: BorrowMut<Session>>(
+        &self,
+        lockstep: &mut Lockstep<S>,
+        mut observe: impl FnMut(usize, Event<'_>),
+    ) -> Result<()> {
+        if self.checkpoint.is_some() && lockstep.len() != 1 {
+            return Err(Error::InvalidConfig(format!(
+                "one checkpoint file cannot hold {} runs",
+                lockstep.len()
+            )));
+        }
+        while !lockstep.is_finished() {
+            for (index, metrics) in lockstep.step_and_wait()?.into_iter().enumerate() {
+                for m in metrics {
+                    observe(index, Event::Step(&m));
+                }
             }
-            if session.wants_eval() {
-                let e = session.evaluate_blocking()?;
-                observe(Event::Eval(&e));
+            for (index, e) in lockstep.evaluate_due()? {
+                observe(index, Event::Eval(&e));
             }
-            let step = session.steps_recorded();
             if let Some(path) = &self.checkpoint {
+                let session = lockstep.run_mut(0);
+                let step = session.steps_recorded();
                 let due = self.checkpoint_every > 0 && step.is_multiple_of(self.checkpoint_every);
                 if due || session.is_finished() {
                     session.save_checkpoint(path)?;
-                    observe(Event::Checkpoint(step));
+                    observe(0, Event::Checkpoint(step));
                 }
+            }
+        }
+        // Saving a checkpoint checks the parameters; without one, check them here.
+        if self.checkpoint.is_none() {
+            for session in lockstep.runs() {
+                pollster::block_on(session.check_parameters())?;
             }
         }
         Ok(())

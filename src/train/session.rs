@@ -229,7 +229,13 @@ impl Session {
         )?;
         self.optimizer
             .record_step(&mut encoder, &StepInputs::scheduled())?;
-        ctx.queue().submit([encoder.finish()]);
+        let submit = || ctx.queue().submit([encoder.finish()]);
+        if step == 1 {
+            // The first dispatch of every kernel: a validation error becomes an Err.
+            ctx.guarded("the first training step", submit)?;
+        } else {
+            submit();
+        }
         self.recorded = step;
         self.in_flight.push_back(InFlight {
             step,

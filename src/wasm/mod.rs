@@ -4,12 +4,13 @@
 //! page's main thread never blocks on the GPU:
 //!
 //! ```js
-//! import init, { openGpu, MnistData, Comparison } from './pkg/coptim.js';
+//! import init, { openGpu, MnistData, Comparison, presets } from './pkg/coptim.js';
 //! await init();
+//! JSON.parse(presets());                            // the model presets, with every optimizer's lr
 //! const gpu = await openGpu();                      // rejects without a WebGPU adapter
 //! const data = MnistData.parse(trainImages, trainLabels, testImages, testLabels);
 //! const cmp = Comparison.create(gpu, data, JSON.stringify(
-//!   { pair: 'adamw', model: 'mlp', lr: 1e-3, batchSize: 64, seed: 0 }));
+//!   { pair: 'adamw', model: 'mlp-small', lr: 1e-3, batchSize: 64, seed: 0 }));
 //! cmp.optimizers();                                 // ['AdamW', 'C-AdamW']
 //! JSON.parse(await cmp.train(8));                   // { steps, loss: [[..], [..]], kept: [null, 0.61] }
 //! JSON.parse(await cmp.evaluate());                 // { accuracy: [0.91, 0.92] }
@@ -147,10 +148,18 @@ fn json(value: impl serde::Serialize) -> crate::Result<String> {
     serde_json::to_string(&value).map_err(|e| crate::Error::InvalidConfig(e.to_string()))
 }
 
+/// The model presets as JSON (`[{ name, description, model, steps, batchSize,
+/// optimizers: { adamw: { lr, weightDecay }, ... }, browser }, ...]`): the page's
+/// models and default learning rates and batch size come from here.
+#[wasm_bindgen]
+pub fn presets() -> Result<String, JsValue> {
+    json(crate::train::presets::views()).map_err(js_error)
+}
+
 #[wasm_bindgen]
 impl Comparison {
     /// Builds both runs from JSON options `{ pair: 'adamw'|'lion'|'sgd',
-    /// model: 'mlp'|'vit', lr, batchSize, seed }`: same initial weights, same batches.
+    /// model: a preset name, lr, batchSize, seed }`: same initial weights, same batches.
     pub fn create(gpu: &Gpu, data: &MnistData, options: &str) -> Result<Comparison, JsValue> {
         let options: PairOptions = serde_json::from_str(options).map_err(js_error)?;
         let pair = Pair::new(&gpu.ctx, data.split.clone(), &options).map_err(js_error)?;

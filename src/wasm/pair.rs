@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::GpuContext;
 use crate::data::DatasetSplit;
 use crate::error::{Error, Result};
-use crate::model::{Mlp, Vit};
 use crate::train::inputs::Standardize;
-use crate::train::{ModelSpec, OptimizerKind, Session, TrainConfig};
+use crate::train::presets::ModelPreset;
+use crate::train::{Lockstep, OptimizerKind, Session, TrainConfig};
 
 /// Most steps one [`Pair::train`] call may take.
 pub const MAX_CHUNK: usize = 64;
@@ -30,24 +30,14 @@ pub enum PairKind {
     Sgd,
 }
 
-/// The model both runs train.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelKind {
-    /// 784-128-10 with ReLU.
-    Mlp,
-    /// A tiny ViT: patch 7, width 32, 2 blocks of 2 heads, MLP ratio 2.
-    Vit,
-}
-
 /// What the page asks for, as JSON: `{ pair, model, lr, batchSize, seed }`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PairOptions {
     /// The optimizer pair.
     pub pair: PairKind,
-    /// The model.
-    pub model: ModelKind,
+    /// The model: a preset's name (see [`MODEL_PRESETS`](crate::train::presets::MODEL_PRESETS)).
+    pub model: String,
     /// Learning rate of both optimizers (constant).
     pub lr: f64,
     /// Training batch size.
@@ -57,9 +47,9 @@ pub struct PairOptions {
 }
 
 impl PairOptions {
-    /// The two runs' configurations: the training crate's defaults for the model
-    /// (weight decay, augmentation, standardized inputs) with the page's learning
-    /// rate held constant, batch size and seed, and no end.
+    /// The two runs' configurations: the model preset's defaults (weight decay,
+    /// augmentation, standardized inputs) with the page's learning rate held
+    /// constant, batch size and seed, and no end.
     fn configs(&self) -> Result<[TrainConfig; 2]> {
         if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 1.0) {
             return Err(Error::InvalidConfig(format!(
@@ -73,18 +63,7 @@ impl PairOptions {
                 self.batch_size
             )));
         }
-        let model = match self.model {
-            ModelKind::Mlp => ModelSpec::Mlp(Mlp {
-                hidden: vec![128],
-                ..Mlp::default()
-            }),
-            ModelKind::Vit => ModelSpec::Vit(Vit {
-                dim: 32,
-                depth: 2,
-                heads: 2,
-                ..Vit::default()
-            }),
-        };
+        let preset = ModelPreset::named(&self.model)?;
         let base = match self.pair {
             PairKind::Adamw => OptimizerKind::AdamW,
             PairKind::Lion => OptimizerKind::Lion,
@@ -97,7 +76,7 @@ impl PairOptions {
             steps: OPEN_ENDED_STEPS,
             warmup_steps: 0,
             lr_floor: 1.0,
-            ..TrainConfig::for_model(model, base)
+            ..TrainConfig::from_preset(preset, base)
         };
         let cautious = TrainConfig {
             optimizer: base.with_caution(true),
@@ -134,7 +113,7 @@ pub struct TrainReport {
 /// Two sessions stepped in lockstep on the same batches.
 pub struct Pair {
     ctx: GpuContext,
-    sessions: [Session; 2],
+    sessions: Lockstep,
     /// The standardization the sessions apply to their inputs, for the drawing pad.
     standardize: Standardize,
     kept: [Option<f64>; 2],
@@ -150,10 +129,10 @@ impl Pair {
         };
         Ok(Self {
             ctx: ctx.clone(),
-            sessions: [
+            sessions: Lockstep::new(vec![
                 Session::new(ctx, a, data.clone())?,
                 Session::new(ctx, b, data)?,
-            ],
+            ])?,
             standardize,
             kept: [None, None],
         })
@@ -161,9 +140,7 @@ impl Pair {
 
     /// The optimizers' display names, e.g. `["AdamW", "C-AdamW"]`.
     pub fn names(&self) -> [String; 2] {
-        self.sessions
-            .each_ref()
-            .map(|s| display_name(s.config().optimizer))
+        [0, 1].map(|i| display_name(self.sessions.run(i).config().optimizer))
     }
 
     /// Submits `steps` training steps of both sessions, then waits for every step's
@@ -175,25 +152,21 @@ impl Pair {
             )));
         }
         for _ in 0..steps {
-            for session in &mut self.sessions {
-                session.step()?;
-            }
+            self.sessions.step()?;
         }
         super::gpu_done(&self.ctx).await;
         let mut loss = [Vec::with_capacity(steps), Vec::with_capacity(steps)];
+        let cautious = [0, 1].map(|i| self.sessions.run(i).config().optimizer.is_cautious());
         loop {
-            for ((session, losses), kept) in
-                self.sessions.iter_mut().zip(&mut loss).zip(&mut self.kept)
-            {
-                let cautious = session.config().optimizer.is_cautious();
-                for m in session.poll()? {
-                    losses.push(m.loss);
-                    if let Some(k) = m.kept_fraction.filter(|_| cautious) {
-                        *kept = Some(k);
+            for (run, metrics) in self.sessions.poll()?.into_iter().enumerate() {
+                for m in metrics {
+                    loss[run].push(m.loss);
+                    if let Some(k) = m.kept_fraction.filter(|_| cautious[run]) {
+                        self.kept[run] = Some(k);
                     }
                 }
             }
-            if self.sessions.iter().all(|s| s.in_flight() == 0) {
+            if self.sessions.in_flight() == 0 {
                 break;
             }
             // The GPU is done; the mappings' callbacks come on a later turn.
@@ -209,8 +182,8 @@ impl Pair {
     /// Test accuracy of both models over the whole test set.
     pub async fn evaluate(&mut self) -> Result<[f64; 2]> {
         let mut accuracy = [0.0; 2];
-        for (session, acc) in self.sessions.iter_mut().zip(&mut accuracy) {
-            *acc = session.evaluate().await?.accuracy;
+        for (run, acc) in accuracy.iter_mut().enumerate() {
+            *acc = self.sessions.run_mut(run).evaluate().await?.accuracy;
         }
         Ok(accuracy)
     }
@@ -221,8 +194,8 @@ impl Pair {
         let mut input = pixels.to_vec();
         self.standardize.apply(&mut input);
         let mut probabilities = Vec::new();
-        for session in &mut self.sessions {
-            let (model, _) = session.parts_mut();
+        for run in 0..self.sessions.len() {
+            let (model, _) = self.sessions.run_mut(run).parts_mut();
             probabilities.extend(model.predict_probabilities(&input, 1).await?);
         }
         Ok(probabilities)

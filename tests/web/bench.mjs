@@ -2,7 +2,7 @@
 // default pair (or the one given) for a wall-clock budget, printing test accuracy
 // and steps per second as it goes. Needs the built page (scripts/web.sh --build-only).
 //
-//   node tests/web/bench.mjs [SECONDS] ['{"model":"vit"}']
+//   node tests/web/bench.mjs [SECONDS] ['{"model":"vit-tiny"}']
 
 import { openPage, startBrowser } from './harness.mjs';
 

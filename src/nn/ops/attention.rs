@@ -1,7 +1,12 @@
 //! Scaled dot-product multi-head self-attention on a packed `qkv` tensor.
 //!
-//! Every product reads Q, K and V in place inside `qkv` (per-head strided views) and
-//! writes the output with heads already merged, so no permute copies are needed:
+//! Short sequences (at most [`FUSED_MAX_TOKENS`] tokens) run fused
+//! (`nn_attention.wgsl`): one kernel forward (scores, softmax and weighted sum per
+//! query row, nothing but the probabilities through memory) and two backward (per
+//! query row: dS and dQ; per key row: dK and dV). Longer ones run as batched matmuls
+//! and a softmax, whose tiles pay off there. Either way Q, K and V are read in place
+//! inside `qkv` (per-head strided views) and the output is written with heads
+//! already merged, so no permute copies are needed:
 //!
 //! ```text
 //! forward:  S = scale * Q K^T      P = softmax(S)      O = P V
@@ -11,11 +16,31 @@
 //! ```
 
 use crate::error::{Error, Result};
+use crate::nn::dispatch::{Dispatch, linear_grid};
 use crate::nn::graph::{GraphBuilder, Var};
+use crate::nn::kernels::Kernel;
 use crate::nn::ops::matmul::{Dims, View, matmul_dispatch};
 use crate::nn::ops::softmax::{softmax_backward, softmax_forward};
 use crate::nn::ops::{CompileCx, Compiled, GradMode, Op, wanted};
-use crate::nn::tensor::DType;
+use crate::nn::tensor::{DType, Tensor};
+
+/// Longest sequence that runs through the fused kernels. Each invocation of the
+/// fused kernels loops over all tokens of its head, so their work per invocation
+/// grows with the sequence while the matmul path's tiles amortize it.
+pub(crate) const FUSED_MAX_TOKENS: usize = 64;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct AttnParams {
+    rows: u32,
+    tokens: u32,
+    dim: u32,
+    heads: u32,
+    head_dim: u32,
+    scale: f32,
+    accumulate: u32,
+    pad: u32,
+}
 
 /// Multi-head attention: `[batch, tokens, 3 * dim]` to `[batch, tokens, dim]`.
 #[derive(Debug)]
@@ -104,21 +129,85 @@ impl Attention {
             inner_batch: self.heads,
         }
     }
-}
 
-impl Op for Attention {
-    fn inputs(&self) -> Vec<Var> {
-        vec![self.qkv]
+    fn scale(&self) -> f32 {
+        (self.head_dim() as f32).powf(-0.5)
     }
 
-    fn compile(
+    /// The fused kernels: one forward, two backward.
+    fn compile_fused(
+        &self,
+        cx: &mut CompileCx<'_>,
+        out: Var,
+        modes: &[Option<GradMode>],
+    ) -> Result<Compiled> {
+        let n = self.tokens;
+        let rows = self.batch * self.heads * n;
+        let scores_shape = [self.batch * self.heads, n, n];
+        let probs = cx.scratch(&scores_shape, "coptim attention probabilities")?;
+        let (qkv, o) = (cx.value(self.qkv).clone(), cx.value(out).clone());
+        let params = |mode: GradMode| AttnParams {
+            rows: rows as u32,
+            tokens: n as u32,
+            dim: self.dim as u32,
+            heads: self.heads as u32,
+            head_dim: self.head_dim() as u32,
+            scale: self.scale(),
+            accumulate: mode.flag(),
+            pad: 0,
+        };
+        let mut compiled = Compiled::default();
+        compiled.forward.push(cx.dispatch(
+            Kernel::AttentionForward,
+            &params(GradMode::Overwrite),
+            &[(1, &qkv), (2, &o), (3, &probs)],
+            linear_grid(rows),
+        ));
+        let Some(d_out) = cx.out_grad(out) else {
+            return Ok(compiled);
+        };
+        let Some((dqkv, mode)) = wanted(cx, self.qkv, modes[0]) else {
+            return Ok(compiled);
+        };
+        let dqkv: Tensor = dqkv.clone();
+        let d_scores = cx.scratch(&scores_shape, "coptim attention dS")?;
+        compiled.backward.push(cx.dispatch(
+            Kernel::AttentionBackwardQuery,
+            &params(mode),
+            &[
+                (1, &qkv),
+                (2, &o),
+                (3, &probs),
+                (4, &d_out),
+                (5, &d_scores),
+                (6, &dqkv),
+            ],
+            linear_grid(rows),
+        ));
+        compiled.backward.push(cx.dispatch(
+            Kernel::AttentionBackwardKey,
+            &params(mode),
+            &[
+                (1, &qkv),
+                (3, &probs),
+                (4, &d_out),
+                (5, &d_scores),
+                (6, &dqkv),
+            ],
+            linear_grid(rows),
+        ));
+        Ok(compiled)
+    }
+
+    /// Batched matmuls through the score matrices, and a softmax.
+    fn compile_matmuls(
         &self,
         cx: &mut CompileCx<'_>,
         out: Var,
         modes: &[Option<GradMode>],
     ) -> Result<Compiled> {
         let (n, hd) = (self.tokens, self.head_dim());
-        let scale = (hd as f32).powf(-0.5);
+        let scale = self.scale();
         let scores_shape = [self.batch * self.heads, n, n];
         // Scores before softmax; reused for dS in the backward pass.
         let scores = cx.scratch(&scores_shape, "coptim attention scores")?;
@@ -158,52 +247,86 @@ impl Op for Attention {
             return Ok(compiled);
         };
         let dqkv = dqkv.clone();
-        let d_probs = cx.scratch(&scores_shape, "coptim attention dP")?;
-        let d_scores = &scores;
-        let b = &mut compiled.backward;
-        b.push(matmul_dispatch(
-            cx,
-            (&d_out, ov),
-            (&qkv, v.t()),
-            (&d_probs, sv),
-            self.dims(n, n, hd),
-            1.0,
-            overwrite,
-            None,
-        )?);
-        b.push(matmul_dispatch(
-            cx,
-            (&probs, sv.t()),
-            (&d_out, ov),
-            (&dqkv, v),
-            self.dims(n, hd, n),
-            1.0,
-            mode,
-            None,
-        )?);
-        b.push(softmax_backward(
-            cx, &probs, &d_probs, d_scores, n, overwrite,
-        ));
-        b.push(matmul_dispatch(
-            cx,
-            (d_scores, sv),
-            (&qkv, k),
-            (&dqkv, q),
-            self.dims(n, hd, n),
-            scale,
-            mode,
-            None,
-        )?);
-        b.push(matmul_dispatch(
-            cx,
-            (d_scores, sv.t()),
-            (&qkv, q),
-            (&dqkv, k),
-            self.dims(n, hd, n),
-            scale,
-            mode,
-            None,
-        )?);
+        compiled.backward =
+            self.matmuls_backward(cx, (&qkv, &scores, &probs), &d_out, &dqkv, mode)?;
         Ok(compiled)
+    }
+
+    /// The backward dispatches of the matmul path; `saved` is (qkv, scores, probs)
+    /// and the scores buffer is reused for dS.
+    fn matmuls_backward(
+        &self,
+        cx: &mut CompileCx<'_>,
+        (qkv, d_scores, probs): (&Tensor, &Tensor, &Tensor),
+        d_out: &Tensor,
+        dqkv: &Tensor,
+        mode: GradMode,
+    ) -> Result<Vec<Dispatch>> {
+        let (n, hd) = (self.tokens, self.head_dim());
+        let d_probs = cx.scratch(&[self.batch * self.heads, n, n], "coptim attention dP")?;
+        let (q, k, v) = (self.qkv_view(0), self.qkv_view(1), self.qkv_view(2));
+        let (sv, ov) = (self.score_view(), self.out_view());
+        let overwrite = GradMode::Overwrite;
+        Ok(vec![
+            matmul_dispatch(
+                cx,
+                (d_out, ov),
+                (qkv, v.t()),
+                (&d_probs, sv),
+                self.dims(n, n, hd),
+                1.0,
+                overwrite,
+                None,
+            )?,
+            matmul_dispatch(
+                cx,
+                (probs, sv.t()),
+                (d_out, ov),
+                (dqkv, v),
+                self.dims(n, hd, n),
+                1.0,
+                mode,
+                None,
+            )?,
+            softmax_backward(cx, probs, &d_probs, d_scores, n, overwrite),
+            matmul_dispatch(
+                cx,
+                (d_scores, sv),
+                (qkv, k),
+                (dqkv, q),
+                self.dims(n, hd, n),
+                self.scale(),
+                mode,
+                None,
+            )?,
+            matmul_dispatch(
+                cx,
+                (d_scores, sv.t()),
+                (qkv, q),
+                (dqkv, k),
+                self.dims(n, hd, n),
+                self.scale(),
+                mode,
+                None,
+            )?,
+        ])
+    }
+}
+
+impl Op for Attention {
+    fn inputs(&self) -> Vec<Var> {
+        vec![self.qkv]
+    }
+
+    fn compile(
+        &self,
+        cx: &mut CompileCx<'_>,
+        out: Var,
+        modes: &[Option<GradMode>],
+    ) -> Result<Compiled> {
+        match self.tokens <= FUSED_MAX_TOKENS {
+            true => self.compile_fused(cx, out, modes),
+            false => self.compile_matmuls(cx, out, modes),
+        }
     }
 }

@@ -1,7 +1,6 @@
 //! LayerNorm over the last dimension.
 
 use crate::error::{Error, Result};
-use crate::nn::dispatch::linear_grid;
 use crate::nn::graph::{GraphBuilder, Var};
 use crate::nn::kernels::Kernel;
 use crate::nn::ops::{CompileCx, Compiled, GradMode, Op, wanted};
@@ -108,7 +107,7 @@ impl Op for LayerNorm {
             Kernel::LayerNormForward,
             &self.params(None, None, None),
             &[(1, &x), (2, &w), (3, &b), (4, &y), (5, &stats)],
-            linear_grid(self.rows),
+            cx.row_grid(self.rows),
         ));
         let Some(dy) = cx.out_grad(out) else {
             return Ok(compiled);
@@ -118,7 +117,7 @@ impl Op for LayerNorm {
                 Kernel::LayerNormBackwardInput,
                 &self.params(Some(mode), None, None),
                 &[(1, &x), (2, &w), (5, &stats), (6, &dy), (7, dx)],
-                linear_grid(self.rows),
+                cx.row_grid(self.rows),
             ));
         }
         let want_w = wanted(cx, self.weight, modes[1]).is_some();
@@ -140,7 +139,7 @@ impl Op for LayerNorm {
                 Kernel::LayerNormBackwardParams,
                 &self.params(None, dw_mode, db_mode),
                 &[(1, &x), (5, &stats), (6, &dy), (8, dw), (9, db)],
-                linear_grid(self.dim),
+                cx.row_grid(self.dim),
             ));
         }
         Ok(compiled)

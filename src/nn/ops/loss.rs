@@ -103,7 +103,7 @@ impl Op for CrossEntropy {
             Kernel::CeForwardRows,
             &p,
             &[(1, x), (2, y), (3, &rows)],
-            linear_grid(self.rows),
+            cx.row_grid(self.rows),
         ));
         let mean = LossParams {
             stride: 2,

@@ -23,9 +23,9 @@ pub(crate) use tokens::{Patchify, Pool, PoolMode, Prepend};
 use std::fmt;
 
 use crate::error::Result;
-use crate::nn::dispatch::Dispatch;
+use crate::nn::dispatch::{Dispatch, group_grid, linear_grid};
 use crate::nn::graph::Var;
-use crate::nn::kernels::{Kernel, Kernels};
+use crate::nn::kernels::{Kernel, Kernels, RowLayout};
 use crate::nn::tensor::{DType, Tensor};
 
 /// How a backward kernel stores an input's gradient: the first op (in backward
@@ -101,6 +101,15 @@ impl CompileCx<'_> {
         let t = Tensor::zeros(self.kernels.context(), shape, DType::F32, label)?;
         self.scratch.push(t.clone());
         Ok(t)
+    }
+
+    /// The grid of a row kernel over `rows` rows: one workgroup per row, or one
+    /// invocation per row, as the kernels' [`RowLayout`] says.
+    pub fn row_grid(&self, rows: usize) -> [u32; 3] {
+        match self.kernels.row_layout() {
+            RowLayout::PerWorkgroup => group_grid(rows),
+            RowLayout::PerInvocation => linear_grid(rows),
+        }
     }
 
     /// A dispatch of `kernel` with `params` at binding 0 and the given tensors.

@@ -1,7 +1,7 @@
 //! Softmax over the last dimension (attention probabilities, class probabilities).
 
 use crate::error::{Error, Result};
-use crate::nn::dispatch::{Dispatch, linear_grid};
+use crate::nn::dispatch::Dispatch;
 use crate::nn::graph::{GraphBuilder, Var};
 use crate::nn::kernels::Kernel;
 use crate::nn::ops::{CompileCx, Compiled, GradMode, Op, wanted};
@@ -31,7 +31,7 @@ pub(crate) fn softmax_forward(cx: &CompileCx<'_>, x: &Tensor, y: &Tensor, dim: u
         Kernel::SoftmaxForward,
         &params(y, dim, GradMode::Overwrite),
         &[(1, x), (2, y)],
-        linear_grid(y.len() / dim),
+        cx.row_grid(y.len() / dim),
     )
 }
 
@@ -48,7 +48,7 @@ pub(crate) fn softmax_backward(
         Kernel::SoftmaxBackward,
         &params(y, dim, mode),
         &[(2, y), (3, dy), (4, dx)],
-        linear_grid(y.len() / dim),
+        cx.row_grid(y.len() / dim),
     )
 }
 

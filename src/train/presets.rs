@@ -1,0 +1,291 @@
+//! The one table of model and optimizer presets. The command line's defaults
+//! (`coptim train|compare --model NAME`), the browser page (through the wasm
+//! bindings' `presets()`) and the README's table (`coptim presets --markdown`,
+//! checked by `tests/presets.rs`) all read [`MODEL_PRESETS`].
+//!
+//! Plain and cautious variants of an algorithm share a learning rate and weight
+//! decay, so that a comparison changes only the mask.
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::model::{Mlp, Vit};
+use crate::nn::Activation;
+use crate::train::config::{ModelSpec, OptimizerKind};
+
+/// Peak learning rate and decoupled weight decay of one algorithm on one model.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Hyper {
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Decoupled weight decay.
+    pub weight_decay: f64,
+}
+
+/// A model with its tuned training defaults (on the bundled MNIST digits).
+#[derive(Debug, Clone, Copy)]
+pub struct ModelPreset {
+    /// The name the command line and the page use, e.g. `mlp`.
+    pub name: &'static str,
+    /// Builds the model's configuration.
+    pub model: fn() -> ModelSpec,
+    /// Training steps.
+    pub steps: u64,
+    /// Samples per step.
+    pub batch_size: usize,
+    /// Linear warm-up steps, then cosine decay to `lr * lr_floor`.
+    pub warmup_steps: u64,
+    /// Final learning-rate multiplier of the cosine decay.
+    pub lr_floor: f64,
+    /// Random shifts of each training image by up to this many pixels.
+    pub augment_shift: usize,
+    /// AdamW and C-AdamW.
+    pub adamw: Hyper,
+    /// Lion and C-Lion.
+    pub lion: Hyper,
+    /// SGD and C-SGD (Nesterov, momentum 0.9).
+    pub sgd: Hyper,
+    /// Offered on the browser page (small enough for a software WebGPU adapter).
+    pub browser: bool,
+}
+
+/// Every model preset; the first is the command line's default.
+pub const MODEL_PRESETS: [ModelPreset; 4] = [
+    ModelPreset {
+        name: "mlp",
+        model: || mlp(256),
+        steps: 500,
+        batch_size: 128,
+        warmup_steps: 25,
+        lr_floor: 0.0,
+        augment_shift: 2,
+        adamw: Hyper {
+            lr: 3e-3,
+            weight_decay: 0.01,
+        },
+        lion: Hyper {
+            lr: 3e-4,
+            weight_decay: 0.1,
+        },
+        sgd: Hyper {
+            lr: 6e-2,
+            weight_decay: 0.0,
+        },
+        browser: false,
+    },
+    ModelPreset {
+        name: "vit",
+        model: || vit(14, 64, 4),
+        steps: 600,
+        batch_size: 128,
+        warmup_steps: 30,
+        lr_floor: 0.0,
+        augment_shift: 0,
+        adamw: Hyper {
+            lr: 3e-3,
+            weight_decay: 0.05,
+        },
+        lion: Hyper {
+            lr: 3e-4,
+            weight_decay: 0.5,
+        },
+        sgd: Hyper {
+            lr: 6e-2,
+            weight_decay: 0.0,
+        },
+        browser: false,
+    },
+    ModelPreset {
+        name: "mlp-small",
+        model: || mlp(128),
+        steps: 500,
+        batch_size: 64,
+        warmup_steps: 25,
+        lr_floor: 0.0,
+        augment_shift: 2,
+        adamw: Hyper {
+            lr: 1e-3,
+            weight_decay: 0.01,
+        },
+        lion: Hyper {
+            lr: 3e-4,
+            weight_decay: 0.1,
+        },
+        sgd: Hyper {
+            lr: 5e-2,
+            weight_decay: 0.0,
+        },
+        browser: true,
+    },
+    ModelPreset {
+        name: "vit-tiny",
+        model: || vit(7, 32, 2),
+        steps: 600,
+        batch_size: 64,
+        warmup_steps: 30,
+        lr_floor: 0.0,
+        augment_shift: 0,
+        adamw: Hyper {
+            lr: 1e-3,
+            weight_decay: 0.05,
+        },
+        lion: Hyper {
+            lr: 3e-4,
+            weight_decay: 0.5,
+        },
+        sgd: Hyper {
+            lr: 5e-2,
+            weight_decay: 0.0,
+        },
+        browser: true,
+    },
+];
+
+/// A 784-`hidden`-10 MLP with ReLU.
+fn mlp(hidden: usize) -> ModelSpec {
+    ModelSpec::Mlp(Mlp {
+        hidden: vec![hidden],
+        activation: Activation::Relu,
+        ..Mlp::default()
+    })
+}
+
+/// A ViT of 2 pre-norm blocks, MLP ratio 2, with a class token.
+fn vit(patch: usize, dim: usize, heads: usize) -> ModelSpec {
+    ModelSpec::Vit(Vit {
+        patch,
+        dim,
+        depth: 2,
+        heads,
+        mlp_ratio: 2.0,
+        ..Vit::default()
+    })
+}
+
+impl ModelPreset {
+    /// The preset called `name`.
+    pub fn named(name: &str) -> Result<&'static ModelPreset> {
+        MODEL_PRESETS
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = MODEL_PRESETS.iter().map(|p| p.name).collect();
+                Error::InvalidConfig(format!(
+                    "unknown model `{name}` (expected one of {})",
+                    names.join(", ")
+                ))
+            })
+    }
+
+    /// The training defaults of the architecture `model` belongs to: the first preset
+    /// of the same kind (`mlp` or `vit`).
+    pub fn for_kind(model: &ModelSpec) -> &'static ModelPreset {
+        MODEL_PRESETS
+            .iter()
+            .find(|p| (p.model)().name() == model.name())
+            .unwrap_or(&MODEL_PRESETS[0])
+    }
+
+    /// Learning rate and weight decay of `optimizer` on this model.
+    pub fn hyper(&self, optimizer: OptimizerKind) -> Hyper {
+        match optimizer.with_caution(false) {
+            OptimizerKind::Lion => self.lion,
+            OptimizerKind::Sgd => self.sgd,
+            _ => self.adamw,
+        }
+    }
+
+    /// The model in words, e.g. `MLP 784-256-10 (ReLU)`.
+    pub fn describe(&self) -> String {
+        match (self.model)() {
+            ModelSpec::Mlp(m) => {
+                let widths: Vec<String> = std::iter::once(m.input)
+                    .chain(m.hidden.iter().copied())
+                    .chain([m.classes])
+                    .map(|w| w.to_string())
+                    .collect();
+                format!("MLP {} ({:?})", widths.join("-"), m.activation)
+            }
+            ModelSpec::Vit(v) => format!(
+                "ViT: patch {}, width {}, {} blocks of {} heads, MLP ratio {}",
+                v.patch, v.dim, v.depth, v.heads, v.mlp_ratio
+            ),
+        }
+    }
+
+    /// The preset as the page reads it (JSON through the wasm bindings).
+    pub fn view(&self) -> PresetView {
+        PresetView {
+            name: self.name,
+            description: self.describe(),
+            model: (self.model)(),
+            steps: self.steps,
+            batch_size: self.batch_size,
+            warmup_steps: self.warmup_steps,
+            lr_floor: self.lr_floor,
+            augment_shift: self.augment_shift,
+            optimizers: OptimizerKind::ALL
+                .iter()
+                .map(|&o| (o.name(), self.hyper(o)))
+                .collect(),
+            browser: self.browser,
+        }
+    }
+}
+
+/// A serializable copy of a [`ModelPreset`], with every optimizer's defaults.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresetView {
+    /// The preset's name.
+    pub name: &'static str,
+    /// The model in words.
+    pub description: String,
+    /// The model's configuration.
+    pub model: ModelSpec,
+    /// Training steps.
+    pub steps: u64,
+    /// Samples per step.
+    pub batch_size: usize,
+    /// Linear warm-up steps.
+    pub warmup_steps: u64,
+    /// Final learning-rate multiplier.
+    pub lr_floor: f64,
+    /// Random shifts in pixels.
+    pub augment_shift: usize,
+    /// Learning rate and weight decay per optimizer name (`adamw`, `c-adamw`, ...).
+    pub optimizers: std::collections::BTreeMap<&'static str, Hyper>,
+    /// Offered on the browser page.
+    pub browser: bool,
+}
+
+/// Every preset, serializable (what the page and `coptim presets --json` get).
+pub fn views() -> Vec<PresetView> {
+    MODEL_PRESETS.iter().map(ModelPreset::view).collect()
+}
+
+/// The README's preset table, in Markdown (`coptim presets --markdown`).
+pub fn markdown() -> String {
+    let mut out = String::from(
+        "| preset | model | steps | batch | schedule | shifts | AdamW lr, wd | Lion lr, wd | SGD lr, wd | page |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for p in &MODEL_PRESETS {
+        let hyper = |h: Hyper| format!("{:e}, {}", h.lr, h.weight_decay);
+        let schedule = format!("{} warm-up, cosine to {}", p.warmup_steps, p.lr_floor);
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {schedule} | {} | {} | {} | {} | {} |\n",
+            p.name,
+            p.describe(),
+            p.steps,
+            p.batch_size,
+            p.augment_shift,
+            hyper(p.adamw),
+            hyper(p.lion),
+            hyper(p.sgd),
+            if p.browser { "yes" } else { "" },
+        ));
+    }
+    out
+}
