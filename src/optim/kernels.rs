@@ -1,6 +1,7 @@
 //! WGSL sources of the optimizer kernels and their compute pipelines.
 //!
-//! Each optimizer module is assembled from files in `shaders/`: the shared
+//! Each optimizer module is assembled by [`ShaderBuilder`] from generated constants
+//! and parts in `shaders/`: the shared
 //! declarations, the parameter access variant (vec4 for coptim's arenas, scalar for
 //! views of a caller's buffers), the agreement-count reduction (subgroup or workgroup
 //! variant), the state storage variant, the shared count and update entry points, and the
@@ -10,34 +11,146 @@ use crate::arena::{ElementType, ParamAccess};
 use crate::context::GpuContext;
 use crate::optim::config::Algorithm;
 use crate::stream::StreamShape;
-use crate::wgsl::ShaderBuilder;
+use crate::wgsl::{Part, ShaderBuilder};
 
-/// Shared structs, constants and helpers.
-pub const COMMON_WGSL: &str = include_str!("../../shaders/optim_common.wgsl");
+/// A part of the optimizer modules (see [`crate::wgsl::Part`]).
+const fn part(
+    name: &'static str,
+    source: &'static str,
+    provides: &'static [&'static str],
+    requires: &'static [&'static str],
+) -> Part {
+    Part {
+        name,
+        source,
+        provides,
+        requires,
+    }
+}
+
+/// Shared structs, constants and block indexing.
+pub static COMMON: Part = part(
+    "optim_common.wgsl",
+    include_str!("../../shaders/optim_common.wgsl"),
+    &[
+        "block_elem",
+        "block_at",
+        "block_index",
+        "lanes_valid",
+        "is_finite4",
+        "caution_mask",
+        "count_agree",
+        "count_nonfinite",
+        "torch_lerp",
+    ],
+    &[],
+);
+/// The hooks every parameter access variant provides.
+const PARAM_ACCESS: &[&str] = &["load_param", "store_param", "load_grad"];
 /// Parameters and gradients as whole vec4s (coptim's arenas).
-pub const PARAMS_VEC4_WGSL: &str = include_str!("../../shaders/params_vec4.wgsl");
+pub static PARAMS_VEC4: Part = part(
+    "params_vec4.wgsl",
+    include_str!("../../shaders/params_vec4.wgsl"),
+    PARAM_ACCESS,
+    &[],
+);
 /// Parameters and gradients one f32 at a time (a caller's buffers at any offset).
-pub const PARAMS_SCALAR_WGSL: &str = include_str!("../../shaders/params_scalar.wgsl");
+pub static PARAMS_SCALAR: Part = part(
+    "params_scalar.wgsl",
+    include_str!("../../shaders/params_scalar.wgsl"),
+    PARAM_ACCESS,
+    &[],
+);
 /// Agreement-count reduction with subgroup operations.
-pub const COUNT_SUBGROUP_WGSL: &str = include_str!("../../shaders/count_subgroup.wgsl");
+pub static COUNT_SUBGROUP: Part = part(
+    "count_subgroup.wgsl",
+    include_str!("../../shaders/count_subgroup.wgsl"),
+    &["add_block_count"],
+    &[],
+);
 /// Agreement-count reduction with a workgroup atomic (portable fallback).
-pub const COUNT_WORKGROUP_WGSL: &str = include_str!("../../shaders/count_workgroup.wgsl");
+pub static COUNT_WORKGROUP: Part = part(
+    "count_workgroup.wgsl",
+    include_str!("../../shaders/count_workgroup.wgsl"),
+    &["add_block_count"],
+    &[],
+);
+/// The hooks every state storage variant provides.
+const STATE_ACCESS: &[&str] = &["load_state0", "store_state0", "load_state1", "store_state1"];
 /// f32 optimizer state.
-pub const STATE_F32_WGSL: &str = include_str!("../../shaders/state_f32.wgsl");
+pub static STATE_F32: Part = part(
+    "state_f32.wgsl",
+    include_str!("../../shaders/state_f32.wgsl"),
+    STATE_ACCESS,
+    &[],
+);
 /// bf16 optimizer state, two per u32 (every adapter).
-pub const STATE_BF16_WGSL: &str = include_str!("../../shaders/state_bf16.wgsl");
+pub static STATE_BF16: Part = part(
+    "state_bf16.wgsl",
+    include_str!("../../shaders/state_bf16.wgsl"),
+    STATE_ACCESS,
+    &[],
+);
 /// f16 optimizer state (needs `shader-f16`).
-pub const STATE_F16_WGSL: &str = include_str!("../../shaders/state_f16.wgsl");
-/// The count and update entry points shared by every algorithm.
-pub const STEP_WGSL: &str = include_str!("../../shaders/optim_step.wgsl");
+pub static STATE_F16: Part = part(
+    "state_f16.wgsl",
+    include_str!("../../shaders/state_f16.wgsl"),
+    STATE_ACCESS,
+    &[],
+);
+/// The count and update entry points shared by every algorithm; the algorithm part
+/// supplies its caution direction and its fused per-vec4 update.
+pub static STEP: Part = part(
+    "optim_step.wgsl",
+    include_str!("../../shaders/optim_step.wgsl"),
+    &["count_agreement", "update"],
+    &[
+        "caution_direction",
+        "step_vec4",
+        "add_block_count",
+        "load_grad",
+        "block_at",
+        "block_index",
+    ],
+);
+/// The hooks every algorithm provides to [`STEP`].
+const ALGORITHM_HOOKS: &[&str] = &["caution_direction", "step_vec4"];
+/// What the algorithm files use from the other parts.
+const ALGORITHM_NEEDS: &[&str] = &["load_param", "store_param", "load_state0", "store_state0"];
 /// AdamW's hooks.
-pub const ADAMW_WGSL: &str = include_str!("../../shaders/adamw.wgsl");
+pub static ADAMW: Part = part(
+    "adamw.wgsl",
+    include_str!("../../shaders/adamw.wgsl"),
+    ALGORITHM_HOOKS,
+    ALGORITHM_NEEDS,
+);
 /// Lion's hooks.
-pub const LION_WGSL: &str = include_str!("../../shaders/lion.wgsl");
-/// SGD's hooks.
-pub const SGD_WGSL: &str = include_str!("../../shaders/sgd.wgsl");
+pub static LION: Part = part(
+    "lion.wgsl",
+    include_str!("../../shaders/lion.wgsl"),
+    ALGORITHM_HOOKS,
+    ALGORITHM_NEEDS,
+);
+/// SGD's hooks (Nesterov or not through the generated constant `NESTEROV`).
+pub static SGD: Part = part(
+    "sgd.wgsl",
+    include_str!("../../shaders/sgd.wgsl"),
+    ALGORITHM_HOOKS,
+    ALGORITHM_NEEDS,
+);
 /// Reductions: finite check, gradient norm, clip, caution scale, step advance.
-pub const REDUCE_WGSL: &str = include_str!("../../shaders/reduce.wgsl");
+pub static REDUCE: Part = part(
+    "reduce.wgsl",
+    include_str!("../../shaders/reduce.wgsl"),
+    &[
+        "check_finite",
+        "grad_sumsq",
+        "finalize_clip",
+        "finalize_scale",
+        "advance_step",
+    ],
+    &["load_grad", "block_index"],
+);
 
 /// Elements one workgroup handles (`BLOCK_ELEMS`): every [`StreamShape`] covers
 /// this block (`4 * WG_SIZE * VEC_PER_THREAD`).
@@ -45,26 +158,55 @@ pub const BLOCK_ELEMS: u64 = 4096;
 /// Parameter groups a single optimizer supports (`MAX_GROUPS`).
 pub const MAX_GROUPS: usize = 16;
 
-/// `const WG_SIZE` and `const VEC_PER_THREAD` of `shape`, which the optimizer's WGSL
-/// files use but do not declare.
-fn shape_constants(shape: StreamShape) -> String {
-    ShaderBuilder::new("optimizer stream shape")
+/// The generated constants every optimizer module starts with, and its shared parts.
+fn base_module(label: &str, access: ParamAccess, shape: StreamShape) -> ShaderBuilder {
+    ShaderBuilder::new(label)
         .constant("WG_SIZE", shape.wg_size)
         .constant("VEC_PER_THREAD", shape.vec_per_thread)
-        .build()
-        .expect("two distinct constants and no parts")
+        .constant("MAX_GROUPS", MAX_GROUPS as u32)
+        .part(&COMMON)
+        .part(match access {
+            ParamAccess::Vec4 => &PARAMS_VEC4,
+            ParamAccess::Scalar => &PARAMS_SCALAR,
+        })
 }
 
-/// The WGSL that declares and accesses parameters and gradients.
-fn access_source(access: ParamAccess) -> &'static str {
-    match access {
-        ParamAccess::Vec4 => PARAMS_VEC4_WGSL,
-        ParamAccess::Scalar => PARAMS_SCALAR_WGSL,
+/// The builder of an algorithm's module, its workgroups shaped by `shape`.
+pub fn algorithm_module(
+    algorithm: &Algorithm,
+    subgroups: bool,
+    state: ElementType,
+    access: ParamAccess,
+    shape: StreamShape,
+) -> ShaderBuilder {
+    let mut module = base_module(algorithm.name(), access, shape);
+    if state == ElementType::F16 {
+        module = module.enable("f16");
     }
+    let (hooks, nesterov) = match algorithm {
+        Algorithm::AdamW { .. } => (&ADAMW, None),
+        Algorithm::Lion { .. } => (&LION, None),
+        Algorithm::Sgd { nesterov, .. } => (&SGD, Some(*nesterov)),
+    };
+    if let Some(nesterov) = nesterov {
+        module = module.constant("NESTEROV", nesterov);
+    }
+    module
+        .part(if subgroups {
+            &COUNT_SUBGROUP
+        } else {
+            &COUNT_WORKGROUP
+        })
+        .part(match state {
+            ElementType::F32 => &STATE_F32,
+            ElementType::Bf16 => &STATE_BF16,
+            ElementType::F16 => &STATE_F16,
+        })
+        .part(&STEP)
+        .part(hooks)
 }
 
-/// The full WGSL of an algorithm's module (with `enable f16;` for f16 state), its
-/// workgroups shaped by `shape`.
+/// The full WGSL of an algorithm's module (see [`algorithm_module`]).
 pub fn algorithm_source(
     algorithm: &Algorithm,
     subgroups: bool,
@@ -72,50 +214,21 @@ pub fn algorithm_source(
     access: ParamAccess,
     shape: StreamShape,
 ) -> String {
-    let count = if subgroups {
-        COUNT_SUBGROUP_WGSL
-    } else {
-        COUNT_WORKGROUP_WGSL
-    };
-    let state_src = match state {
-        ElementType::F32 => STATE_F32_WGSL,
-        ElementType::Bf16 => STATE_BF16_WGSL,
-        ElementType::F16 => STATE_F16_WGSL,
-    };
-    // `enable` directives must precede every declaration.
-    let enable = if state == ElementType::F16 {
-        "enable f16;\n"
-    } else {
-        ""
-    };
-    let body = match algorithm {
-        Algorithm::AdamW { .. } => ADAMW_WGSL,
-        Algorithm::Lion { .. } => LION_WGSL,
-        Algorithm::Sgd { .. } => SGD_WGSL,
-    };
-    let constants = shape_constants(shape);
-    [
-        enable,
-        &constants,
-        COMMON_WGSL,
-        access_source(access),
-        count,
-        state_src,
-        STEP_WGSL,
-        body,
-    ]
-    .join("\n")
+    algorithm_module(algorithm, subgroups, state, access, shape)
+        .build()
+        .expect("the optimizer's parts fit together (tested)")
 }
 
-/// The full WGSL of the reduction module, its workgroups shaped by `shape`.
+/// The builder of the reduction module, its workgroups shaped by `shape`.
+pub fn reduce_module(access: ParamAccess, shape: StreamShape) -> ShaderBuilder {
+    base_module("coptim reduce", access, shape).part(&REDUCE)
+}
+
+/// The full WGSL of the reduction module (see [`reduce_module`]).
 pub fn reduce_source(access: ParamAccess, shape: StreamShape) -> String {
-    [
-        &shape_constants(shape),
-        COMMON_WGSL,
-        access_source(access),
-        REDUCE_WGSL,
-    ]
-    .join("\n")
+    reduce_module(access, shape)
+        .build()
+        .expect("the reduction's parts fit together (tested)")
 }
 
 /// The compiled pipelines one optimizer uses.
@@ -152,47 +265,33 @@ impl Pipelines {
         let device = ctx.device();
         let subgroups = ctx.capabilities().subgroups;
         let shape = ctx.stream_shape();
-        let algo = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(algorithm.name()),
-            source: wgpu::ShaderSource::Wgsl(
-                algorithm_source(algorithm, subgroups, state, access, shape).into(),
-            ),
-        });
-        let reduce = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("coptim reduce"),
-            source: wgpu::ShaderSource::Wgsl(reduce_source(access, shape).into()),
-        });
-        let nesterov = matches!(algorithm, Algorithm::Sgd { nesterov: true, .. });
-        let constants: &[(&str, f64)] = if matches!(algorithm, Algorithm::Sgd { .. }) {
-            if nesterov {
-                &[("NESTEROV", 1.0)]
-            } else {
-                &[("NESTEROV", 0.0)]
-            }
-        } else {
-            &[]
-        };
-        let make = |module: &wgpu::ShaderModule, entry: &str, constants: &[(&str, f64)]| {
+        let algo = algorithm_module(algorithm, subgroups, state, access, shape)
+            .create_module(device)
+            .expect("the optimizer's parts fit together (tested)");
+        let reduce = reduce_module(access, shape)
+            .create_module(device)
+            .expect("the reduction's parts fit together (tested)");
+        let make = |module: &wgpu::ShaderModule, entry: &str| {
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(entry),
                 layout: None,
                 module,
                 entry_point: Some(entry),
                 compilation_options: wgpu::PipelineCompilationOptions {
-                    constants,
+                    constants: &[],
                     zero_initialize_workgroup_memory: true,
                 },
                 cache: None,
             })
         };
         Self {
-            count: make(&algo, "count_agreement", constants),
-            update: make(&algo, "update", constants),
-            check_finite: make(&reduce, "check_finite", &[]),
-            grad_sumsq: make(&reduce, "grad_sumsq", &[]),
-            finalize_clip: make(&reduce, "finalize_clip", &[]),
-            finalize_scale: make(&reduce, "finalize_scale", &[]),
-            advance_step: make(&reduce, "advance_step", &[]),
+            count: make(&algo, "count_agreement"),
+            update: make(&algo, "update"),
+            check_finite: make(&reduce, "check_finite"),
+            grad_sumsq: make(&reduce, "grad_sumsq"),
+            finalize_clip: make(&reduce, "finalize_clip"),
+            finalize_scale: make(&reduce, "finalize_scale"),
+            advance_step: make(&reduce, "advance_step"),
         }
     }
 }
