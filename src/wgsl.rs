@@ -2,8 +2,8 @@
 //!
 //! A module is assembled from, in this order:
 //! 1. `enable` directives (`f16`), which WGSL wants before any declaration;
-//! 2. constants generated from Rust: tile sizes, workgroup sizes, switches and binding
-//!    indices, so the Rust side and the shader read the same numbers from one place
+//! 2. constants (and type aliases) generated from Rust: tile sizes, workgroup sizes,
+//!    switches, the staging type and binding indices, so the Rust side and the shader read the same numbers from one place
 //!    (a WGSL file never declares a constant the builder supplies);
 //! 3. parts: shared helpers from `shaders/lib/` and kernel files from `shaders/`.
 //!
@@ -105,6 +105,7 @@ pub struct ShaderBuilder {
     label: String,
     enables: Vec<&'static str>,
     constants: Vec<(String, ConstValue)>,
+    aliases: Vec<(&'static str, &'static str)>,
     parts: Vec<&'static Part>,
 }
 
@@ -115,6 +116,7 @@ impl ShaderBuilder {
             label: label.into(),
             enables: Vec::new(),
             constants: Vec::new(),
+            aliases: Vec::new(),
             parts: Vec::new(),
         }
     }
@@ -135,6 +137,12 @@ impl ShaderBuilder {
     /// Adds `const NAME: type = value;`.
     pub fn constant(mut self, name: impl Into<String>, value: impl Into<ConstValue>) -> Self {
         self.constants.push((name.into(), value.into()));
+        self
+    }
+
+    /// Adds `alias NAME = ty;` (a type the parts use, chosen per variant: `f32` or `f16`).
+    pub fn alias(mut self, name: &'static str, ty: &'static str) -> Self {
+        self.aliases.push((name, ty));
         self
     }
 
@@ -181,6 +189,9 @@ impl ShaderBuilder {
         }
         for (name, value) in &self.constants {
             let _ = writeln!(src, "const {name}: {};", value.wgsl());
+        }
+        for (name, ty) in &self.aliases {
+            let _ = writeln!(src, "alias {name} = {ty};");
         }
         for part in &self.parts {
             let _ = writeln!(src, "\n// ---- {} ----\n{}", part.name, part.source);

@@ -4,16 +4,46 @@
 //! A module is `generated constants + nn_matmul_common.wgsl + kernel files`: the
 //! kernel files never declare the constants generated here.
 
-use std::fmt::Write as _;
-
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
+use crate::wgsl::{Part, ShaderBuilder};
 
-const COMMON: &str = include_str!("../../shaders/nn_matmul_common.wgsl");
-const TILED: &str = include_str!("../../shaders/nn_matmul_tiled.wgsl");
-const LANES: &str = include_str!("../../shaders/nn_matmul_lanes.wgsl");
-const ROWS: &str = include_str!("../../shaders/nn_matmul_rows.wgsl");
-const SUBGROUP: &str = include_str!("../../shaders/nn_matmul_subgroup.wgsl");
+/// A matmul file (the parts' function contracts are checked by naga in the tests).
+const fn matmul_part(name: &'static str, source: &'static str) -> Part {
+    Part {
+        name,
+        source,
+        provides: &[],
+        requires: &[],
+    }
+}
+
+/// Bindings, parameters and the batched, strided indexing every variant shares.
+static COMMON: Part = matmul_part(
+    "nn_matmul_common.wgsl",
+    include_str!("../../shaders/nn_matmul_common.wgsl"),
+);
+/// Workgroup-memory tiles with 8x8 register blocks (GPUs).
+static TILED: Part = matmul_part(
+    "nn_matmul_tiled.wgsl",
+    include_str!("../../shaders/nn_matmul_tiled.wgsl"),
+);
+/// Rows per workgroup and consecutive columns across lanes: the subgroup variant's
+/// layout.
+static LANES: Part = matmul_part(
+    "nn_matmul_lanes.wgsl",
+    include_str!("../../shaders/nn_matmul_lanes.wgsl"),
+);
+/// A 16x8 block per invocation, no barriers (CPU adapters).
+static ROWS: Part = matmul_part(
+    "nn_matmul_rows.wgsl",
+    include_str!("../../shaders/nn_matmul_rows.wgsl"),
+);
+/// A loads shared through subgroup shuffles.
+static SUBGROUP: Part = matmul_part(
+    "nn_matmul_subgroup.wgsl",
+    include_str!("../../shaders/nn_matmul_subgroup.wgsl"),
+);
 
 /// Which matmul kernel family the nn ops use on a device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -235,50 +265,50 @@ impl MatmulShader {
         [n.div_ceil(cols as usize), m.div_ceil(rows as usize), batch]
     }
 
-    /// The module's WGSL: generated constants, then the common part, then the kernel.
-    pub fn source(self) -> String {
-        let mut src = String::new();
-        let mut konst = |name: &str, value: u32| {
-            writeln!(src, "const {name}: u32 = {value}u;").expect("write to a String")
+    /// The module: generated constants and the staging type, the common part, then
+    /// the kernel.
+    pub fn module(self) -> ShaderBuilder {
+        let mut module = ShaderBuilder::new(self.name);
+        module = match self.variant {
+            MatmulVariant::TiledF16 => module.enable("f16").alias("Stage", "f16"),
+            _ => module.alias("Stage", "f32"),
         };
-        let kernel: &[&str] = match self.layout {
+        module = match self.layout {
             Layout::Tiled {
                 tile,
                 tile_k,
                 wg_size,
-            } => {
-                konst("TILE_M", tile);
-                konst("TILE_N", tile);
-                konst("TILE_K", tile_k);
-                konst("WG_SIZE", wg_size);
-                &[TILED]
-            }
+            } => module
+                .constant("TILE_M", tile)
+                .constant("TILE_N", tile)
+                .constant("TILE_K", tile_k)
+                .constant("WG_SIZE", wg_size)
+                .part(&COMMON)
+                .part(&TILED),
             Layout::Lanes {
                 wg_size,
                 row_vecs,
                 cols,
-            } => {
-                konst("WG_SIZE", wg_size);
-                konst("ROW_VECS", row_vecs);
-                konst("COLS", cols);
-                &[LANES, SUBGROUP]
-            }
-            Layout::Rows { wg_size } => {
-                konst("WG_SIZE", wg_size);
-                &[ROWS]
-            }
+            } => module
+                .constant("WG_SIZE", wg_size)
+                .constant("ROW_VECS", row_vecs)
+                .constant("COLS", cols)
+                .part(&COMMON)
+                .part(&LANES)
+                .part(&SUBGROUP),
+            Layout::Rows { wg_size } => module
+                .constant("WG_SIZE", wg_size)
+                .part(&COMMON)
+                .part(&ROWS),
         };
-        let stage = match self.variant {
-            MatmulVariant::TiledF16 => "enable f16;\nalias Stage = f16;\n",
-            _ => "alias Stage = f32;\n",
-        };
-        let mut out = String::from(stage);
-        out.push_str(&src);
-        out.push_str(COMMON);
-        for part in kernel {
-            out.push_str(part);
-        }
-        out
+        module
+    }
+
+    /// The module's WGSL (see [`MatmulShader::module`]).
+    pub fn source(self) -> String {
+        self.module()
+            .build()
+            .expect("every matmul part is included once")
     }
 }
 
