@@ -16,7 +16,7 @@
 //   update:          the fused step for every tensor of the window; does nothing when
 //                    the step is skipped
 //
-// Bindings (group 0):
+// Bindings (group 0; BINDING_* constants generated from `binding` in src/optim/kernels.rs):
 //   0 params          storage rw   parameter window (params_<variant>.wgsl)
 //   1 grads           storage r    gradient window (params_<variant>.wgsl)
 //   2 state0          storage rw   first state window (state_<dtype>.wgsl)
@@ -29,13 +29,13 @@
 //   9 partial_counts  storage rw   per-block agreement counts (count_agreement)
 //  10 status_rw       storage rw   StatusRw (count_agreement: found_inf, clip, step)
 
-@group(0) @binding(4) var<storage, read> blocks: array<Block>;
-@group(0) @binding(5) var<storage, read> tensors: array<TensorEntry>;
-@group(0) @binding(6) var<uniform> step: StepParams;
-@group(0) @binding(7) var<uniform> status: StatusView;
-@group(0) @binding(8) var<uniform> window: WindowInfo;
-@group(0) @binding(9) var<storage, read_write> partial_counts: array<atomic<u32>>;
-@group(0) @binding(10) var<storage, read_write> status_rw: StatusRw;
+@group(0) @binding(BINDING_BLOCKS) var<storage, read> blocks: array<Block>;
+@group(0) @binding(BINDING_TENSORS) var<storage, read> tensors: array<TensorEntry>;
+@group(0) @binding(BINDING_STEP) var<uniform> step: StepParams;
+@group(0) @binding(BINDING_STATUS) var<uniform> status: StatusView;
+@group(0) @binding(BINDING_WINDOW) var<uniform> window: WindowInfo;
+@group(0) @binding(BINDING_PARTIAL_COUNTS) var<storage, read_write> partial_counts: array<atomic<u32>>;
+@group(0) @binding(BINDING_STATUS_RW) var<storage, read_write> status_rw: StatusRw;
 
 // What an update needs besides the element data.
 struct StepContext {

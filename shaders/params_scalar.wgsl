@@ -5,8 +5,8 @@
 // @binding(0) params: parameter window, read_write
 // @binding(1) grads:  gradient window, read
 
-@group(0) @binding(0) var<storage, read_write> params: array<f32>;
-@group(0) @binding(1) var<storage, read> grads: array<f32>;
+@group(0) @binding(BINDING_PARAMS) var<storage, read_write> params: array<f32>;
+@group(0) @binding(BINDING_GRADS) var<storage, read> grads: array<f32>;
 
 const LANES: u32 = 4u;
 

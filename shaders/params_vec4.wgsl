@@ -6,8 +6,8 @@
 //
 // The element indices passed in are multiples of 4 in this variant.
 
-@group(0) @binding(0) var<storage, read_write> params: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> grads: array<vec4<f32>>;
+@group(0) @binding(BINDING_PARAMS) var<storage, read_write> params: array<vec4<f32>>;
+@group(0) @binding(BINDING_GRADS) var<storage, read> grads: array<vec4<f32>>;
 
 fn load_param(e: u32, valid: vec4<bool>) -> vec4<f32> {
     return params[e / 4u];

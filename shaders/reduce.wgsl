@@ -13,7 +13,7 @@
 //                    each group's bias corrections c_t = (1 - beta) + beta * c_{t-1}
 //                    (= 1 - beta^t, with no cancellation in f32)
 //
-// Bindings (group 0):
+// Bindings (group 0; BINDING_* constants generated from `binding` in src/optim/kernels.rs):
 //   1 grads           storage r    gradient window (params_<variant>.wgsl)
 //   4 blocks          storage r    block table of the window
 //   5 tensors         storage rw   per-tensor table (finalize_scale writes scale, kept)
@@ -23,13 +23,13 @@
 //  10 status_rw       storage rw   StatusRw
 //  11 partial_sumsq   storage rw   per-block partial sums of squares
 
-@group(0) @binding(4) var<storage, read> blocks: array<Block>;
-@group(0) @binding(5) var<storage, read_write> tensors: array<TensorEntry>;
-@group(0) @binding(6) var<uniform> step: StepParams;
-@group(0) @binding(8) var<uniform> window: WindowInfo;
-@group(0) @binding(9) var<storage, read_write> partial_counts: array<atomic<u32>>;
-@group(0) @binding(10) var<storage, read_write> status_rw: StatusRw;
-@group(0) @binding(11) var<storage, read_write> partial_sumsq: array<f32>;
+@group(0) @binding(BINDING_BLOCKS) var<storage, read> blocks: array<Block>;
+@group(0) @binding(BINDING_TENSORS) var<storage, read_write> tensors: array<TensorEntry>;
+@group(0) @binding(BINDING_STEP) var<uniform> step: StepParams;
+@group(0) @binding(BINDING_WINDOW) var<uniform> window: WindowInfo;
+@group(0) @binding(BINDING_PARTIAL_COUNTS) var<storage, read_write> partial_counts: array<atomic<u32>>;
+@group(0) @binding(BINDING_STATUS_RW) var<storage, read_write> status_rw: StatusRw;
+@group(0) @binding(BINDING_PARTIAL_SUMSQ) var<storage, read_write> partial_sumsq: array<f32>;
 
 // torch.nn.utils.clip_grad_norm_ adds this to the norm.
 const CLIP_EPS: f32 = 1e-6;

@@ -10,8 +10,8 @@
 // @binding(2) state0: first state tensor (exp_avg, or momentum_buffer)
 // @binding(3) state1: second state tensor (exp_avg_sq), AdamW only
 
-@group(0) @binding(2) var<storage, read_write> state0: array<vec2<u32>>;
-@group(0) @binding(3) var<storage, read_write> state1: array<vec2<u32>>;
+@group(0) @binding(BINDING_STATE0) var<storage, read_write> state0: array<vec2<u32>>;
+@group(0) @binding(BINDING_STATE1) var<storage, read_write> state1: array<vec2<u32>>;
 
 fn bf16_unpack4(w: vec2<u32>) -> vec4<f32> {
     let hi = vec2<u32>(0xffff0000u);

@@ -9,8 +9,8 @@
 // @binding(2) state0: first state tensor (exp_avg, or momentum_buffer)
 // @binding(3) state1: second state tensor (exp_avg_sq), AdamW only
 
-@group(0) @binding(2) var<storage, read_write> state0: array<vec4<f16>>;
-@group(0) @binding(3) var<storage, read_write> state1: array<vec4<f16>>;
+@group(0) @binding(BINDING_STATE0) var<storage, read_write> state0: array<vec4<f16>>;
+@group(0) @binding(BINDING_STATE1) var<storage, read_write> state1: array<vec4<f16>>;
 
 fn load_state0(i: u32) -> vec4<f32> {
     return vec4<f32>(state0[i]);

@@ -1,24 +1,69 @@
 //! The GPU buffers and bind groups one optimizer owns: its tensor table, step
 //! parameters, status and scratch, and the bind groups of every dispatch.
 //!
-//! Binding indices are those documented at the top of optim_step.wgsl and reduce.wgsl.
+//! Binding indices are the named ones of [`binding`], which the WGSL reads as
+//! generated `BINDING_*` constants.
 
 use wgpu::util::DeviceExt;
 
 use crate::arena::{Arena, ParamSet, Window};
 use crate::optim::gpu_types::{GpuStatus, GpuStepParams, GpuTensorEntry, GpuWindowInfo};
-use crate::optim::kernels::{MAX_GROUPS, Pipelines};
+use crate::optim::kernels::{MAX_GROUPS, Pipelines, binding};
 use crate::optim::plan::{Placement, Plan, Span, WindowPlan};
 
 /// Bindings used by the update pass with one state tensor (Lion, SGD) and two (AdamW).
-const UPDATE_ONE_STATE: &[u32] = &[0, 1, 2, 4, 5, 6, 7, 8];
-const UPDATE_TWO_STATES: &[u32] = &[0, 1, 2, 3, 4, 5, 6, 7, 8];
-const COUNT: &[u32] = &[1, 2, 4, 5, 6, 8, 9, 10];
-const CHECK_FINITE: &[u32] = &[1, 4, 8, 10];
-const GRAD_SUMSQ: &[u32] = &[1, 4, 8, 10, 11];
-const FINALIZE_SCALE: &[u32] = &[5, 6, 8, 9];
-const FINALIZE_CLIP: &[u32] = &[6, 10, 11];
-const ADVANCE_STEP: &[u32] = &[6, 10];
+const UPDATE_ONE_STATE: &[u32] = &[
+    binding::PARAMS,
+    binding::GRADS,
+    binding::STATE0,
+    binding::BLOCKS,
+    binding::TENSORS,
+    binding::STEP,
+    binding::STATUS,
+    binding::WINDOW,
+];
+const UPDATE_TWO_STATES: &[u32] = &[
+    binding::PARAMS,
+    binding::GRADS,
+    binding::STATE0,
+    binding::STATE1,
+    binding::BLOCKS,
+    binding::TENSORS,
+    binding::STEP,
+    binding::STATUS,
+    binding::WINDOW,
+];
+const COUNT: &[u32] = &[
+    binding::GRADS,
+    binding::STATE0,
+    binding::BLOCKS,
+    binding::TENSORS,
+    binding::STEP,
+    binding::WINDOW,
+    binding::PARTIAL_COUNTS,
+    binding::STATUS_RW,
+];
+const CHECK_FINITE: &[u32] = &[
+    binding::GRADS,
+    binding::BLOCKS,
+    binding::WINDOW,
+    binding::STATUS_RW,
+];
+const GRAD_SUMSQ: &[u32] = &[
+    binding::GRADS,
+    binding::BLOCKS,
+    binding::WINDOW,
+    binding::STATUS_RW,
+    binding::PARTIAL_SUMSQ,
+];
+const FINALIZE_SCALE: &[u32] = &[
+    binding::TENSORS,
+    binding::STEP,
+    binding::WINDOW,
+    binding::PARTIAL_COUNTS,
+];
+const FINALIZE_CLIP: &[u32] = &[binding::STEP, binding::STATUS_RW, binding::PARTIAL_SUMSQ];
+const ADVANCE_STEP: &[u32] = &[binding::STEP, binding::STATUS_RW];
 
 /// The buffers every dispatch of a step shares.
 #[derive(Debug)]
@@ -140,20 +185,26 @@ impl BindingSources<'_> {
         let info = self.window_info("coptim window info", wp.blocks.len() as u32, wp.grid.0);
         let b = self.buffers;
         let mut all: Vec<(u32, wgpu::BindingResource<'_>)> = vec![
-            (0, span_resource(self.tensor_buffers, wp.param)),
-            (1, span_resource(self.tensor_buffers, wp.grad)),
-            (2, window_resource(&self.state[0], wp.window)),
-            (4, blocks.as_entire_binding()),
-            (5, b.tensor_table.as_entire_binding()),
-            (6, b.step_params.as_entire_binding()),
-            (7, b.status.as_entire_binding()),
-            (8, info.as_entire_binding()),
-            (9, b.partial_counts.as_entire_binding()),
-            (10, b.status.as_entire_binding()),
-            (11, b.partial_sumsq.as_entire_binding()),
+            (
+                binding::PARAMS,
+                span_resource(self.tensor_buffers, wp.param),
+            ),
+            (binding::GRADS, span_resource(self.tensor_buffers, wp.grad)),
+            (binding::STATE0, window_resource(&self.state[0], wp.window)),
+            (binding::BLOCKS, blocks.as_entire_binding()),
+            (binding::TENSORS, b.tensor_table.as_entire_binding()),
+            (binding::STEP, b.step_params.as_entire_binding()),
+            (binding::STATUS, b.status.as_entire_binding()),
+            (binding::WINDOW, info.as_entire_binding()),
+            (
+                binding::PARTIAL_COUNTS,
+                b.partial_counts.as_entire_binding(),
+            ),
+            (binding::STATUS_RW, b.status.as_entire_binding()),
+            (binding::PARTIAL_SUMSQ, b.partial_sumsq.as_entire_binding()),
         ];
         if let Some(s1) = self.state.get(1) {
-            all.push((3, window_resource(s1, wp.window)));
+            all.push((binding::STATE1, window_resource(s1, wp.window)));
         }
         let p = self.pipelines;
         let make = |pipeline: &wgpu::ComputePipeline, used: &[u32], label: &str| {
@@ -184,12 +235,15 @@ impl BindingSources<'_> {
         let info = self.window_info("coptim tensor grid", num_tensors, grid.0);
         let b = self.buffers;
         let all: Vec<(u32, wgpu::BindingResource<'_>)> = vec![
-            (5, b.tensor_table.as_entire_binding()),
-            (6, b.step_params.as_entire_binding()),
-            (8, info.as_entire_binding()),
-            (9, b.partial_counts.as_entire_binding()),
-            (10, b.status.as_entire_binding()),
-            (11, b.partial_sumsq.as_entire_binding()),
+            (binding::TENSORS, b.tensor_table.as_entire_binding()),
+            (binding::STEP, b.step_params.as_entire_binding()),
+            (binding::WINDOW, info.as_entire_binding()),
+            (
+                binding::PARTIAL_COUNTS,
+                b.partial_counts.as_entire_binding(),
+            ),
+            (binding::STATUS_RW, b.status.as_entire_binding()),
+            (binding::PARTIAL_SUMSQ, b.partial_sumsq.as_entire_binding()),
         ];
         let p = self.pipelines;
         let make = |pipeline: &wgpu::ComputePipeline, used: &[u32], label: &str| {

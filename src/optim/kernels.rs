@@ -158,9 +158,55 @@ pub const BLOCK_ELEMS: u64 = 4096;
 /// Parameter groups a single optimizer supports (`MAX_GROUPS`).
 pub const MAX_GROUPS: usize = 16;
 
+/// Binding indices of the optimizer modules (group 0), named once: Rust binds by these
+/// and the WGSL reads them as `BINDING_<NAME>`.
+pub mod binding {
+    /// Parameter window (`params`).
+    pub const PARAMS: u32 = 0;
+    /// Gradient window (`grads`).
+    pub const GRADS: u32 = 1;
+    /// First state tensor (`state0`).
+    pub const STATE0: u32 = 2;
+    /// Second state tensor (`state1`, AdamW only).
+    pub const STATE1: u32 = 3;
+    /// Block table of the dispatch (`blocks`).
+    pub const BLOCKS: u32 = 4;
+    /// Per-tensor table (`tensors`).
+    pub const TENSORS: u32 = 5;
+    /// Step parameters (`step`).
+    pub const STEP: u32 = 6;
+    /// Status, read as a uniform (`status`).
+    pub const STATUS: u32 = 7;
+    /// Dispatch grid (`window`).
+    pub const WINDOW: u32 = 8;
+    /// Per-block agreement counts (`partial_counts`).
+    pub const PARTIAL_COUNTS: u32 = 9;
+    /// Status, written by the reductions (`status_rw`).
+    pub const STATUS_RW: u32 = 10;
+    /// Per-block squared gradient sums (`partial_sumsq`).
+    pub const PARTIAL_SUMSQ: u32 = 11;
+
+    /// Every binding by its WGSL name (without the `BINDING_` prefix).
+    pub const ALL: [(&str, u32); 12] = [
+        ("PARAMS", PARAMS),
+        ("GRADS", GRADS),
+        ("STATE0", STATE0),
+        ("STATE1", STATE1),
+        ("BLOCKS", BLOCKS),
+        ("TENSORS", TENSORS),
+        ("STEP", STEP),
+        ("STATUS", STATUS),
+        ("WINDOW", WINDOW),
+        ("PARTIAL_COUNTS", PARTIAL_COUNTS),
+        ("STATUS_RW", STATUS_RW),
+        ("PARTIAL_SUMSQ", PARTIAL_SUMSQ),
+    ];
+}
+
 /// The generated constants every optimizer module starts with, and its shared parts.
 fn base_module(label: &str, access: ParamAccess, shape: StreamShape) -> ShaderBuilder {
     ShaderBuilder::new(label)
+        .bindings(&binding::ALL)
         .constant("WG_SIZE", shape.wg_size)
         .constant("VEC_PER_THREAD", shape.vec_per_thread)
         .constant("MAX_GROUPS", MAX_GROUPS as u32)
