@@ -7,6 +7,14 @@ use serde_json::Value;
 
 #[test]
 fn quick_json_has_the_documented_shape() {
+    let doc = run_quick_json();
+    check_adapter_and_natives(&doc);
+    check_copy_variants(&doc);
+    check_results(&doc);
+}
+
+/// Runs `coptim bench --quick --json` and parses its stdout.
+fn run_quick_json() -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_coptim"))
         .args(["bench", "--quick", "--json"])
         .env("NODEVICE_SELECT", "1")
@@ -17,7 +25,11 @@ fn quick_json_has_the_documented_shape() {
         "coptim bench failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let doc: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    serde_json::from_slice(&out.stdout).expect("stdout is one JSON document")
+}
+
+/// The adapter, the copy yardstick and the native memcpy baselines.
+fn check_adapter_and_natives(doc: &Value) {
     let adapter = &doc["adapter"];
     for key in ["name", "backend", "device_type"] {
         assert!(adapter[key].is_string(), "adapter.{key}");
@@ -42,6 +54,10 @@ fn quick_json_has_the_documented_shape() {
     for n in natives {
         assert!(n["gbps"].as_f64().unwrap() > 0.0, "{n}");
     }
+}
+
+/// The copy-kernel variants: both access patterns, with their sizes and speeds.
+fn check_copy_variants(doc: &Value) {
     let variants = doc["copy_variants"].as_array().expect("copy_variants");
     for pattern in ["strided", "contiguous"] {
         assert!(
@@ -57,6 +73,10 @@ fn quick_json_has_the_documented_shape() {
             assert!(v[key].as_f64().unwrap() > 0.0, "{key} in {v}");
         }
     }
+}
+
+/// The optimizer step results: every optimizer with and without caution.
+fn check_results(doc: &Value) {
     let results = doc["results"].as_array().expect("results is an array");
     // 3 optimizers x caution off/on x (f32, bf16, and f16 where available).
     assert!(results.len() >= 12, "{} results", results.len());

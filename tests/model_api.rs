@@ -76,8 +76,10 @@ fn parameter_names_follow_pytorch() {
     assert_eq!(vit.len(), 4 + 4 * 12 + 4);
 }
 
+/// Batches of the wrong size or with out-of-range labels, and reads with nothing
+/// pending, give typed errors.
 #[test]
-fn bad_input_gives_typed_errors() {
+fn bad_batches_give_typed_errors() {
     let ctx = ctx();
     let mut model = Model::new(&ctx, small_mlp(), 0).unwrap();
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
@@ -130,6 +132,12 @@ fn bad_input_gives_typed_errors() {
         model.next_metrics_blocking(),
         Err(Error::Readback(_))
     ));
+}
+
+/// ViT configurations whose heads or patches do not divide evenly are rejected.
+#[test]
+fn bad_vit_configs_are_rejected() {
+    let ctx = ctx();
     let bad_vit = Vit {
         heads: 3,
         ..Vit::default()
@@ -146,8 +154,12 @@ fn bad_input_gives_typed_errors() {
         Model::new(&ctx, bad_patch, 0),
         Err(Error::InvalidConfig(_))
     ));
+}
 
-    // Ops reject shapes that do not fit.
+/// Graph ops reject shapes that do not fit, and unknown parameters.
+#[test]
+fn ops_reject_shapes_that_do_not_fit() {
+    let ctx = ctx();
     let store = ParamStore::new(
         &ctx,
         &[("a", vec![3, 4]), ("b", vec![5, 6]), ("v", vec![7])],

@@ -173,7 +173,15 @@ pub fn run(args: &BenchArgs) -> coptim::Result<()> {
     Ok(())
 }
 
+/// Prints the whole report as human-readable text.
 fn print_table(r: &BenchReport) {
+    print_baselines(r);
+    print_results(r);
+    print_caution_ratios(r);
+}
+
+/// Prints the adapter line and the native memcpy and copy-kernel baselines.
+fn print_baselines(r: &BenchReport) {
     println!(
         "adapter {} ({}, {}); timing: {:?}; {} warm-up + {} timed steps, median",
         r.adapter.name, r.adapter.backend, r.adapter.device_type, r.timing, r.warmup, r.steps
@@ -207,6 +215,10 @@ fn print_table(r: &BenchReport) {
     for c in &r.copies {
         copy_line("copy kernel ", c);
     }
+}
+
+/// Prints the per-configuration optimizer step results as a table.
+fn print_results(r: &BenchReport) {
     println!();
     println!(
         "{:<12} {:>6} {:>5} {:<8} {:<6} {:<5} {:>10} {:>9} {:>7} {:>8} {:>9} {:>6}",
@@ -241,6 +253,10 @@ fn print_table(r: &BenchReport) {
             x.dispatches
         );
     }
+}
+
+/// Prints cautious / plain step-time ratios, if any pairs were measured.
+fn print_caution_ratios(r: &BenchReport) {
     let ratios = r.caution_ratios();
     if !ratios.is_empty() {
         println!();

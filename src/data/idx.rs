@@ -183,54 +183,88 @@ pub fn encode_idx(dims: &[usize], data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Parses possibly gzipped IDX `bytes` (named `file` in errors), checking the
+/// magic number against `expect` (any u8 IDX magic when `None`).
 fn parse_idx_impl(
     bytes: &[u8],
     file: &str,
     expect: Option<(u32, &'static str)>,
 ) -> Result<IdxArray, DataError> {
     let decompressed = decompress_if_gzip(bytes, file)?;
-    let bytes: &[u8] = &decompressed;
-    let actual = bytes.len() as u64;
+    check_magic(&decompressed, file, expect)?;
+    let (dims, header_len) = read_dims(&decompressed, file)?;
+    check_data_len(&dims, header_len, decompressed.len() as u64, file)?;
+    let data = match decompressed {
+        Cow::Borrowed(raw) => raw[header_len..].to_vec(),
+        Cow::Owned(mut owned) => {
+            owned.drain(..header_len);
+            owned
+        }
+    };
+    Ok(IdxArray { dims, data })
+}
+
+/// Checks the 4-byte magic number: the `expect`ed one, or any u8 IDX magic
+/// with at least one dimension when `expect` is `None`.
+fn check_magic(
+    bytes: &[u8],
+    file: &str,
+    expect: Option<(u32, &'static str)>,
+) -> Result<(), DataError> {
     if bytes.len() < 4 {
         return Err(DataError::Truncated {
             file: file.to_owned(),
             expected: 4,
-            actual,
+            actual: bytes.len() as u64,
         });
     }
     let magic = be_u32(&bytes[0..4]);
     match expect {
-        Some((expected, what)) if magic != expected => {
-            return Err(DataError::BadMagic {
-                file: file.to_owned(),
-                expected,
-                found: magic,
-                what,
-            });
-        }
+        Some((expected, what)) if magic != expected => Err(DataError::BadMagic {
+            file: file.to_owned(),
+            expected,
+            found: magic,
+            what,
+        }),
         None if bytes[0] != 0 || bytes[1] != 0 || bytes[2] != IDX_TYPE_U8 || bytes[3] == 0 => {
-            return Err(DataError::BadMagic {
+            Err(DataError::BadMagic {
                 file: file.to_owned(),
                 expected: u32::from(IDX_TYPE_U8) << 8,
                 found: magic,
                 what: "IDX u8 data, 0x000008nn with nn >= 1 dimensions",
-            });
+            })
         }
-        _ => {}
+        _ => Ok(()),
     }
+}
+
+/// Reads the dimensions after a checked magic number; gives them and the
+/// header length in bytes.
+fn read_dims(bytes: &[u8], file: &str) -> Result<(Vec<usize>, usize), DataError> {
     let ndims = usize::from(bytes[3]);
     let header_len = 4 + 4 * ndims;
     if bytes.len() < header_len {
         return Err(DataError::Truncated {
             file: file.to_owned(),
             expected: header_len as u64,
-            actual,
+            actual: bytes.len() as u64,
         });
     }
-    let dims: Vec<usize> = bytes[4..header_len]
+    let dims = bytes[4..header_len]
         .chunks_exact(4)
         .map(|c| be_u32(c) as usize)
         .collect();
+    Ok((dims, header_len))
+}
+
+/// Checks that a file of `actual` bytes holds exactly the header plus the data
+/// that `dims` describe.
+fn check_data_len(
+    dims: &[usize],
+    header_len: usize,
+    actual: u64,
+    file: &str,
+) -> Result<(), DataError> {
     // Compute the expected size in u64 so that it cannot overflow on 32-bit
     // targets for any header (255 dims of up to 2^32 each can overflow even
     // u64, hence checked).
@@ -262,14 +296,7 @@ fn parse_idx_impl(
             ),
         ));
     }
-    let data = match decompressed {
-        Cow::Borrowed(raw) => raw[header_len..].to_vec(),
-        Cow::Owned(mut owned) => {
-            owned.drain(..header_len);
-            owned
-        }
-    };
-    Ok(IdxArray { dims, data })
+    Ok(())
 }
 
 fn be_u32(b: &[u8]) -> u32 {

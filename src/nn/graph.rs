@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use crate::arena::{Layout, ParamStore, TensorId};
+use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::nn::dispatch::Dispatch;
 use crate::nn::kernels::Kernels;
@@ -240,13 +241,45 @@ impl GraphBuilder {
     /// `store.grads` (overwritten each backward pass; zero for parameters that do not
     /// reach a seed). `store` must have the layout this builder was made with.
     pub fn build(self, kernels: &Kernels, store: &ParamStore, seeds: &[Var]) -> Result<Graph> {
+        self.check_build_inputs(store, seeds)?;
+        let ctx = kernels.context().clone();
+        let needs_grad = self.needs_grad(seeds);
+        let (values, grads) = self.allocate_tensors(&ctx, store, seeds, &needs_grad)?;
+        for &s in seeds {
+            if let Some(g) = &grads[s.0] {
+                g.write_f32(&ctx, &vec![1.0; g.len()])?;
+            }
+        }
+        let modes = self.grad_modes(&needs_grad);
+        let mut scratch = Vec::new();
+        let (forward, backward) = {
+            let mut cx = CompileCx {
+                kernels,
+                values: &values,
+                grads: &grads,
+                scratch: &mut scratch,
+            };
+            self.compile_ops(&mut cx, &modes)?
+        };
+        let clears = self.unwritten_param_grads(store, &needs_grad);
+        Ok(Graph {
+            shapes: self.nodes.into_iter().map(|n| n.shape).collect(),
+            values,
+            grads,
+            forward,
+            backward,
+            clears,
+            _scratch: scratch,
+        })
+    }
+
+    /// Rejects a store with another layout and seeds that are not f32 or feed other ops.
+    fn check_build_inputs(&self, store: &ParamStore, seeds: &[Var]) -> Result<()> {
         if !Arc::ptr_eq(store.layout(), &self.layout) && **store.layout() != *self.layout {
             return Err(Error::InvalidConfig(
                 "the graph was declared for a different parameter layout".into(),
             ));
         }
-        let ctx = kernels.context().clone();
-        let n = self.nodes.len();
         for &s in seeds {
             if self.nodes[s.0].dtype != DType::F32 {
                 return Err(Error::InvalidConfig("a seed must be an f32 tensor".into()));
@@ -257,7 +290,13 @@ impl GraphBuilder {
                 ));
             }
         }
-        // Which variables depend on a parameter, and which reach a seed.
+        Ok(())
+    }
+
+    /// Per variable: whether it both depends on a parameter and reaches a seed
+    /// through differentiable inputs, i.e. whether it needs a gradient.
+    fn needs_grad(&self, seeds: &[Var]) -> Vec<bool> {
+        let n = self.nodes.len();
         let mut from_param: Vec<bool> = self
             .nodes
             .iter()
@@ -283,8 +322,19 @@ impl GraphBuilder {
                 }
             }
         }
-        let needs_grad: Vec<bool> = (0..n).map(|i| from_param[i] && to_seed[i]).collect();
+        (0..n).map(|i| from_param[i] && to_seed[i]).collect()
+    }
 
+    /// The value and (where needed) gradient tensor of every variable: parameters
+    /// view the store's arenas, inputs and op outputs get fresh zeroed tensors.
+    fn allocate_tensors(
+        &self,
+        ctx: &GpuContext,
+        store: &ParamStore,
+        seeds: &[Var],
+        needs_grad: &[bool],
+    ) -> Result<(Vec<Tensor>, Vec<Option<Tensor>>)> {
+        let n = self.nodes.len();
         let mut values = Vec::with_capacity(n);
         let mut grads = Vec::with_capacity(n);
         for (i, node) in self.nodes.iter().enumerate() {
@@ -298,9 +348,9 @@ impl GraphBuilder {
                     },
                 ),
                 Source::Input | Source::Op => {
-                    let value = Tensor::zeros(&ctx, &node.shape, node.dtype, &label)?;
+                    let value = Tensor::zeros(ctx, &node.shape, node.dtype, &label)?;
                     let grad = if needs_grad[i] || seeds.contains(&Var(i)) {
-                        Some(Tensor::zeros(&ctx, &node.shape, DType::F32, &label)?)
+                        Some(Tensor::zeros(ctx, &node.shape, DType::F32, &label)?)
                     } else {
                         None
                     };
@@ -310,16 +360,15 @@ impl GraphBuilder {
             values.push(value);
             grads.push(grad);
         }
-        for &s in seeds {
-            if let Some(g) = &grads[s.0] {
-                g.write_f32(&ctx, &vec![1.0; g.len()])?;
-            }
-        }
+        Ok((values, grads))
+    }
 
-        // Backward order is reverse op order: the first op there to reach a
-        // variable overwrites its gradient, the others accumulate.
+    /// How each op writes the gradient of each input (per op, in op order).
+    /// Backward order is reverse op order: the first op there to reach a
+    /// variable overwrites its gradient, the others accumulate.
+    fn grad_modes(&self, needs_grad: &[bool]) -> Vec<Vec<Option<GradMode>>> {
         let mut modes: Vec<Vec<Option<GradMode>>> = Vec::with_capacity(self.ops.len());
-        let mut seen = vec![false; n];
+        let mut seen = vec![false; self.nodes.len()];
         for (op, out) in self.ops.iter().rev() {
             let op_modes = op
                 .inputs()
@@ -341,26 +390,34 @@ impl GraphBuilder {
             modes.push(op_modes);
         }
         modes.reverse();
+        modes
+    }
 
-        let mut scratch = Vec::new();
+    /// Compiles every op, giving the forward dispatches (op order) and the
+    /// backward dispatches (reverse op order).
+    fn compile_ops(
+        &self,
+        cx: &mut CompileCx,
+        modes: &[Vec<Option<GradMode>>],
+    ) -> Result<(Vec<Dispatch>, Vec<Dispatch>)> {
         let mut forward = Vec::new();
         let mut backward_per_op = Vec::with_capacity(self.ops.len());
-        {
-            let mut cx = CompileCx {
-                kernels,
-                values: &values,
-                grads: &grads,
-                scratch: &mut scratch,
-            };
-            for ((op, out), op_modes) in self.ops.iter().zip(&modes) {
-                let compiled = op.compile(&mut cx, *out, op_modes)?;
-                forward.extend(compiled.forward);
-                backward_per_op.push(compiled.backward);
-            }
+        for ((op, out), op_modes) in self.ops.iter().zip(modes) {
+            let compiled = op.compile(cx, *out, op_modes)?;
+            forward.extend(compiled.forward);
+            backward_per_op.push(compiled.backward);
         }
         let backward = backward_per_op.into_iter().rev().flatten().collect();
+        Ok((forward, backward))
+    }
 
-        // Parameters whose gradient no op writes: zero, cleared every backward pass.
+    /// The gradient ranges of parameters that no op writes: zero, so they are
+    /// cleared every backward pass.
+    fn unwritten_param_grads(
+        &self,
+        store: &ParamStore,
+        needs_grad: &[bool],
+    ) -> Vec<(wgpu::Buffer, u64, u64)> {
         let mut clears = Vec::new();
         for (i, _) in self.layout.tensors().iter().enumerate() {
             let id = TensorId(i);
@@ -372,15 +429,7 @@ impl GraphBuilder {
                 clears.push((store.grads.buffer_of(id).clone(), offset, size));
             }
         }
-        Ok(Graph {
-            shapes: self.nodes.into_iter().map(|n| n.shape).collect(),
-            values,
-            grads,
-            forward,
-            backward,
-            clears,
-            _scratch: scratch,
-        })
+        clears
     }
 
     fn push_node(&mut self, shape: Vec<usize>, dtype: DType, source: Source) -> Var {

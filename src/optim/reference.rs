@@ -2,7 +2,7 @@
 //! `CAUTIOUS_OPTIMIZERS.md`. The GPU kernels are tested against it.
 
 use crate::error::{Error, Result};
-use crate::optim::config::{Algorithm, EpsStyle, NonFinite, OptimizerConfig};
+use crate::optim::config::{Algorithm, Caution, EpsStyle, NonFinite, OptimizerConfig};
 
 /// What one reference step did.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,12 +71,12 @@ impl ReferenceOptimizer {
         let cfg = &self.config;
         let sumsq: f64 = grads.iter().flatten().map(|g| g * g).sum();
         let grad_norm = sumsq.sqrt();
-        let n: Vec<u64> = params.iter().map(|p| p.len() as u64).collect();
+        let n = params.len();
         if cfg.non_finite == NonFinite::SkipStep && grads.iter().flatten().any(|g| !g.is_finite()) {
             return Ok(ReferenceStep {
                 skipped: true,
-                kept: vec![0; n.len()],
-                ambiguous: vec![0; n.len()],
+                kept: vec![0; n],
+                ambiguous: vec![0; n],
                 grad_norm,
             });
         }
@@ -87,107 +87,21 @@ impl ReferenceOptimizer {
         self.step += 1;
         let t = self.step as i32;
         let lr_base = cfg.lr * cfg.schedule.factor(self.scheduled);
-        let mut kept = Vec::with_capacity(n.len());
-        let mut ambiguous = Vec::with_capacity(n.len());
+        let mut kept = Vec::with_capacity(n);
+        let mut ambiguous = Vec::with_capacity(n);
         for (i, (p, g_raw)) in params.iter_mut().zip(grads).enumerate() {
             let (lr_scale, wd) = cfg.group_hyper(self.groups[i]);
-            let lr = lr_base * lr_scale;
             let g: Vec<f64> = g_raw.iter().map(|g| g * clip).collect();
-            // Direction u (before masking) and the sign-defining quantity per coordinate,
-            // with state updates that happen before the step.
-            let (u, sign_src, sign_mag): (Vec<f64>, Vec<f64>, Vec<f64>) = match cfg.algorithm {
-                Algorithm::AdamW {
-                    beta1,
-                    beta2,
-                    eps,
-                    eps_style,
-                } => {
-                    let bc1 = 1.0 - beta1.powi(t);
-                    let bc2 = 1.0 - beta2.powi(t);
-                    let (m, v) = two_mut(&mut self.state, i);
-                    let mut u = Vec::with_capacity(g.len());
-                    let mut mag = Vec::with_capacity(g.len());
-                    for j in 0..g.len() {
-                        mag.push((beta1 * m[j]).abs() + ((1.0 - beta1) * g[j]).abs());
-                        m[j] = beta1 * m[j] + (1.0 - beta1) * g[j];
-                        v[j] = beta2 * v[j] + (1.0 - beta2) * g[j] * g[j];
-                        let (den, step) = match eps_style {
-                            EpsStyle::Torch => (v[j].sqrt() / bc2.sqrt() + eps, 1.0 / bc1),
-                            EpsStyle::Hf => (v[j].sqrt() + eps, bc2.sqrt() / bc1),
-                        };
-                        u.push(step * m[j] / den);
-                    }
-                    (u, m.clone(), mag)
-                }
-                Algorithm::Lion { beta1, .. } => {
-                    let m = &self.state[0][i];
-                    let raw: Vec<f64> = (0..g.len())
-                        .map(|j| beta1 * m[j] + (1.0 - beta1) * g[j])
-                        .collect();
-                    let mag = (0..g.len())
-                        .map(|j| (beta1 * m[j]).abs() + ((1.0 - beta1) * g[j]).abs())
-                        .collect();
-                    (raw.iter().map(|&x| sign(x)).collect(), raw, mag)
-                }
-                Algorithm::Sgd { momentum, nesterov } => {
-                    let buf = &mut self.state[0][i];
-                    let mut mag = Vec::with_capacity(g.len());
-                    for j in 0..g.len() {
-                        if t == 1 {
-                            buf[j] = g[j];
-                            mag.push(g[j].abs());
-                        } else {
-                            mag.push((momentum * buf[j]).abs() + g[j].abs());
-                            buf[j] = momentum * buf[j] + g[j];
-                        }
-                    }
-                    let u: Vec<f64> = if nesterov {
-                        (0..g.len()).map(|j| g[j] + momentum * buf[j]).collect()
-                    } else {
-                        buf.clone()
-                    };
-                    let mag = if nesterov {
-                        (0..g.len())
-                            .map(|j| g[j].abs() + momentum * (buf[j].abs() + mag[j]))
-                            .collect()
-                    } else {
-                        mag
-                    };
-                    (u.clone(), u, mag)
-                }
-            };
-            let agree: Vec<bool> = (0..g.len()).map(|j| sign_src[j] * g[j] > 0.0).collect();
-            let k = agree.iter().filter(|&&a| a).count() as u64;
-            let amb = (0..g.len())
-                .filter(|&j| sign_src[j].abs() <= AMBIGUOUS_REL * sign_mag[j] && g[j] != 0.0)
-                .count() as u64;
-            let scale = cfg.caution.scale(k, g.len() as u64);
-            let w = cfg.caution.disagree_weight();
-            for j in 0..g.len() {
-                let phi = if !cfg.caution.is_on() || agree[j] {
-                    1.0
-                } else {
-                    w
-                };
-                let mult = if cfg.caution.is_on() {
-                    phi * scale
-                } else {
-                    1.0
-                };
-                p[j] = p[j] * (1.0 - lr * wd) - lr * u[j] * mult;
-            }
+            let dir = direction(&cfg.algorithm, &mut self.state, i, &g, t);
+            let (k, amb) = apply_masked_update(cfg.caution, p, &g, &dir, lr_base * lr_scale, wd);
             if let Algorithm::Lion { beta2, .. } = cfg.algorithm {
                 let m = &mut self.state[0][i];
                 for j in 0..g.len() {
                     m[j] = beta2 * m[j] + (1.0 - beta2) * g[j];
                 }
             }
-            kept.push(if cfg.caution.is_on() {
-                k
-            } else {
-                g.len() as u64
-            });
-            ambiguous.push(if cfg.caution.is_on() { amb } else { 0 });
+            kept.push(k);
+            ambiguous.push(amb);
         }
         Ok(ReferenceStep {
             skipped: false,
@@ -195,6 +109,156 @@ impl ReferenceOptimizer {
             ambiguous,
             grad_norm,
         })
+    }
+}
+
+/// The direction of tensor `i` at step `t` from its clipped gradient `g`, with
+/// the state updates that happen before the step.
+fn direction(
+    algorithm: &Algorithm,
+    state: &mut [Vec<Vec<f64>>],
+    i: usize,
+    g: &[f64],
+    t: i32,
+) -> Direction {
+    match *algorithm {
+        Algorithm::AdamW {
+            beta1,
+            beta2,
+            eps,
+            eps_style,
+        } => {
+            let (m, v) = two_mut(state, i);
+            adamw_direction(m, v, g, (beta1, beta2), eps, eps_style, t)
+        }
+        Algorithm::Lion { beta1, .. } => lion_direction(&state[0][i], g, beta1),
+        Algorithm::Sgd { momentum, nesterov } => {
+            sgd_direction(&mut state[0][i], g, momentum, nesterov, t == 1)
+        }
+    }
+}
+
+/// A direction before masking, with the quantity whose sign decides agreement.
+struct Direction {
+    /// The update direction `u` (the step is `-lr * u`, before caution).
+    u: Vec<f64>,
+    /// The quantity whose sign is compared with the gradient's.
+    sign_src: Vec<f64>,
+    /// The size of the terms summed into `sign_src` (for the ambiguity bound).
+    sign_mag: Vec<f64>,
+}
+
+/// AdamW: updates the moments `m` and `v` and returns the bias-corrected direction.
+fn adamw_direction(
+    m: &mut [f64],
+    v: &mut [f64],
+    g: &[f64],
+    (beta1, beta2): (f64, f64),
+    eps: f64,
+    eps_style: EpsStyle,
+    t: i32,
+) -> Direction {
+    let bc1 = 1.0 - beta1.powi(t);
+    let bc2 = 1.0 - beta2.powi(t);
+    let mut u = Vec::with_capacity(g.len());
+    let mut mag = Vec::with_capacity(g.len());
+    for j in 0..g.len() {
+        mag.push((beta1 * m[j]).abs() + ((1.0 - beta1) * g[j]).abs());
+        m[j] = beta1 * m[j] + (1.0 - beta1) * g[j];
+        v[j] = beta2 * v[j] + (1.0 - beta2) * g[j] * g[j];
+        let (den, step) = match eps_style {
+            EpsStyle::Torch => (v[j].sqrt() / bc2.sqrt() + eps, 1.0 / bc1),
+            EpsStyle::Hf => (v[j].sqrt() + eps, bc2.sqrt() / bc1),
+        };
+        u.push(step * m[j] / den);
+    }
+    Direction {
+        u,
+        sign_src: m.to_vec(),
+        sign_mag: mag,
+    }
+}
+
+/// Lion: the sign of the interpolation of `m` and `g` (the state update comes
+/// after the step).
+fn lion_direction(m: &[f64], g: &[f64], beta1: f64) -> Direction {
+    let raw: Vec<f64> = (0..g.len())
+        .map(|j| beta1 * m[j] + (1.0 - beta1) * g[j])
+        .collect();
+    let mag = (0..g.len())
+        .map(|j| (beta1 * m[j]).abs() + ((1.0 - beta1) * g[j]).abs())
+        .collect();
+    Direction {
+        u: raw.iter().map(|&x| sign(x)).collect(),
+        sign_src: raw,
+        sign_mag: mag,
+    }
+}
+
+/// SGD with momentum: updates the buffer `buf` (set to `g` on the `first` step)
+/// and returns the plain or Nesterov direction.
+fn sgd_direction(
+    buf: &mut [f64],
+    g: &[f64],
+    momentum: f64,
+    nesterov: bool,
+    first: bool,
+) -> Direction {
+    let mut mag = Vec::with_capacity(g.len());
+    for j in 0..g.len() {
+        if first {
+            buf[j] = g[j];
+            mag.push(g[j].abs());
+        } else {
+            mag.push((momentum * buf[j]).abs() + g[j].abs());
+            buf[j] = momentum * buf[j] + g[j];
+        }
+    }
+    let u: Vec<f64> = if nesterov {
+        (0..g.len()).map(|j| g[j] + momentum * buf[j]).collect()
+    } else {
+        buf.to_vec()
+    };
+    let mag = if nesterov {
+        (0..g.len())
+            .map(|j| g[j].abs() + momentum * (buf[j].abs() + mag[j]))
+            .collect()
+    } else {
+        mag
+    };
+    Direction {
+        u: u.clone(),
+        sign_src: u,
+        sign_mag: mag,
+    }
+}
+
+/// Applies decoupled weight decay and the (cautiously masked) step to `p`.
+/// Returns (kept, ambiguous) coordinate counts: `(n, 0)` when caution is off.
+fn apply_masked_update(
+    caution: Caution,
+    p: &mut [f64],
+    g: &[f64],
+    dir: &Direction,
+    lr: f64,
+    wd: f64,
+) -> (u64, u64) {
+    let agree: Vec<bool> = (0..g.len()).map(|j| dir.sign_src[j] * g[j] > 0.0).collect();
+    let k = agree.iter().filter(|&&a| a).count() as u64;
+    let amb = (0..g.len())
+        .filter(|&j| dir.sign_src[j].abs() <= AMBIGUOUS_REL * dir.sign_mag[j] && g[j] != 0.0)
+        .count() as u64;
+    let scale = caution.scale(k, g.len() as u64);
+    let w = caution.disagree_weight();
+    for j in 0..g.len() {
+        let phi = if !caution.is_on() || agree[j] { 1.0 } else { w };
+        let mult = if caution.is_on() { phi * scale } else { 1.0 };
+        p[j] = p[j] * (1.0 - lr * wd) - lr * dir.u[j] * mult;
+    }
+    if caution.is_on() {
+        (k, amb)
+    } else {
+        (g.len() as u64, 0)
     }
 }
 

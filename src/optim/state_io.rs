@@ -109,6 +109,34 @@ impl Optimizer {
         let bad = |reason: String| Error::checkpoint(source, reason);
         let st = SafeTensors::deserialize(bytes)
             .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        self.check_state_metadata(bytes, source)?;
+        let writes = self.checked_state_tensors(&st, source)?;
+        let groups = self.config().groups.len() + 1;
+        let (steps, bias) = read_step_counters(&st, groups, source)?;
+        // Everything checked: now write.
+        for (k, i, data) in writes {
+            self.state()[k].write_bytes(self.ctx(), TensorId(i), data)?;
+        }
+        let mut status = GpuStatus {
+            found_inf: 0,
+            step: steps[0] as u32,
+            clip_coef: 1.0,
+            grad_norm: 0.0,
+            bias: [[0.0; 4]; MAX_GROUPS],
+        };
+        for g in 0..groups {
+            status.bias[g] = [bias[2 * g], bias[2 * g + 1], 0.0, 0.0];
+        }
+        self.ctx()
+            .queue()
+            .write_buffer(self.status_buffer(), 0, bytemuck::bytes_of(&status));
+        self.set_scheduled(steps[1] as u64);
+        Ok(())
+    }
+
+    /// Checks that the file's metadata names the state format and this optimizer's config.
+    fn check_state_metadata(&self, bytes: &[u8], source: &str) -> Result<()> {
+        let bad = |reason: String| Error::checkpoint(source, reason);
         let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
         let meta = metadata.metadata().clone().unwrap_or_default();
         match meta.get("format") {
@@ -125,6 +153,17 @@ impl Optimizer {
                 config_json(self.config())
             )));
         }
+        Ok(())
+    }
+
+    /// Checks every state tensor (presence, dtype, shape, values) and the tensor
+    /// count; gives the `(state index, tensor index, bytes)` to write.
+    fn checked_state_tensors<'a>(
+        &self,
+        st: &SafeTensors<'a>,
+        source: &str,
+    ) -> Result<Vec<(usize, usize, &'a [u8])>> {
+        let bad = |reason: String| Error::checkpoint(source, reason);
         let layout = self.params().state_layout().clone();
         let names = self.config().algorithm.state_names();
         let mut writes = Vec::new();
@@ -156,50 +195,7 @@ impl Optimizer {
                 st.len()
             )));
         }
-        let steps = st
-            .tensor("coptim.steps")
-            .map_err(|_| bad("missing `coptim.steps`".into()))?;
-        if steps.dtype() != Dtype::I64 || steps.shape() != [2] {
-            return Err(bad("`coptim.steps` must be I64[2]".into()));
-        }
-        let steps: Vec<i64> = bytemuck::pod_collect_to_vec(steps.data());
-        let groups = self.config().groups.len() + 1;
-        let bias = st
-            .tensor("coptim.bias_correction")
-            .map_err(|_| bad("missing `coptim.bias_correction`".into()))?;
-        if bias.dtype() != Dtype::F32 || bias.shape() != [groups, 2] {
-            return Err(bad(format!(
-                "`coptim.bias_correction` must be F32[{groups}, 2]"
-            )));
-        }
-        let bias: Vec<f32> = bytemuck::pod_collect_to_vec(bias.data());
-        if bias.iter().any(|b| !(0.0..=1.0).contains(b)) {
-            return Err(bad(format!(
-                "`coptim.bias_correction` holds {bias:?}, outside [0, 1]"
-            )));
-        }
-        if steps.iter().any(|&s| s < 0) || steps[0] > u32::MAX as i64 || steps[0] > steps[1] {
-            return Err(bad(format!("invalid step counts {steps:?}")));
-        }
-        // Everything checked: now write.
-        for (k, i, data) in writes {
-            self.state()[k].write_bytes(self.ctx(), TensorId(i), data)?;
-        }
-        let mut status = GpuStatus {
-            found_inf: 0,
-            step: steps[0] as u32,
-            clip_coef: 1.0,
-            grad_norm: 0.0,
-            bias: [[0.0; 4]; MAX_GROUPS],
-        };
-        for g in 0..groups {
-            status.bias[g] = [bias[2 * g], bias[2 * g + 1], 0.0, 0.0];
-        }
-        self.ctx()
-            .queue()
-            .write_buffer(self.status_buffer(), 0, bytemuck::bytes_of(&status));
-        self.set_scheduled(steps[1] as u64);
-        Ok(())
+        Ok(writes)
     }
 
     /// Saves the state to a safetensors file, atomically (temporary file + rename).
@@ -217,6 +213,41 @@ impl Optimizer {
         let bytes = crate::file_io::read_file(path)?;
         self.load_state_bytes(&bytes, &path.display().to_string())
     }
+}
+
+/// Reads and checks the step counters `[completed, scheduled]` and the
+/// `[groups, 2]` bias corrections of a state file.
+fn read_step_counters(
+    st: &SafeTensors<'_>,
+    groups: usize,
+    source: &str,
+) -> Result<(Vec<i64>, Vec<f32>)> {
+    let bad = |reason: String| Error::checkpoint(source, reason);
+    let steps = st
+        .tensor("coptim.steps")
+        .map_err(|_| bad("missing `coptim.steps`".into()))?;
+    if steps.dtype() != Dtype::I64 || steps.shape() != [2] {
+        return Err(bad("`coptim.steps` must be I64[2]".into()));
+    }
+    let steps: Vec<i64> = bytemuck::pod_collect_to_vec(steps.data());
+    let bias = st
+        .tensor("coptim.bias_correction")
+        .map_err(|_| bad("missing `coptim.bias_correction`".into()))?;
+    if bias.dtype() != Dtype::F32 || bias.shape() != [groups, 2] {
+        return Err(bad(format!(
+            "`coptim.bias_correction` must be F32[{groups}, 2]"
+        )));
+    }
+    let bias: Vec<f32> = bytemuck::pod_collect_to_vec(bias.data());
+    if bias.iter().any(|b| !(0.0..=1.0).contains(b)) {
+        return Err(bad(format!(
+            "`coptim.bias_correction` holds {bias:?}, outside [0, 1]"
+        )));
+    }
+    if steps.iter().any(|&s| s < 0) || steps[0] > u32::MAX as i64 || steps[0] > steps[1] {
+        return Err(bad(format!("invalid step counts {steps:?}")));
+    }
+    Ok((steps, bias))
 }
 
 /// The state holding AdamW's second moment, which is never negative.

@@ -270,6 +270,35 @@ pub fn summarize(
     finished: Vec<(OptimizerKind, u64, History, f64)>,
 ) -> Summary {
     let window = History::smoothing_window(config.run.steps);
+    let runs = run_results(config, window, finished);
+    let speedup_per_seed = speedup_per_seed(config, &runs);
+    let reached: Vec<f64> = speedup_per_seed.iter().flatten().copied().collect();
+    let optimizers = optimizer_summaries(config, &runs);
+    Summary {
+        model: config.run.model.name().to_string(),
+        dataset: config.dataset.clone(),
+        steps: config.run.steps,
+        batch_size: config.run.batch_size,
+        parameters,
+        pair: config.pair,
+        seeds: config.seeds.clone(),
+        loss_window: window,
+        runs,
+        speedup: Spread::of(&reached),
+        speedup_per_seed,
+        optimizers,
+        adapter: adapter.to_string(),
+        config: config.run.clone(),
+    }
+}
+
+/// One result per finished run; the steps-to-target use the final loss (over
+/// `window` steps) of the baseline run with the same seed as the target.
+fn run_results(
+    config: &CompareConfig,
+    window: usize,
+    finished: Vec<(OptimizerKind, u64, History, f64)>,
+) -> Vec<RunResult> {
     let base_finals: Vec<(u64, Option<f64>)> = finished
         .iter()
         .filter(|(o, _, _, _)| *o == config.pair[0])
@@ -281,7 +310,7 @@ pub fn summarize(
             .find(|(s, _)| *s == seed)
             .and_then(|(_, l)| *l)
     };
-    let runs: Vec<RunResult> = finished
+    finished
         .into_iter()
         .map(|(optimizer, seed, history, wall_s)| {
             let eval = history.last_eval().copied();
@@ -301,13 +330,18 @@ pub fn summarize(
                 history,
             }
         })
-        .collect();
+        .collect()
+}
+
+/// Per seed: baseline steps over challenger steps to the baseline's final loss
+/// (`None` where either run never reached it).
+fn speedup_per_seed(config: &CompareConfig, runs: &[RunResult]) -> Vec<Option<f64>> {
     let steps_of = |o: OptimizerKind, seed: u64| {
         runs.iter()
             .find(|r| r.optimizer == o && r.seed == seed)
             .and_then(|r| r.steps_to_base_final_loss)
     };
-    let speedup_per_seed: Vec<Option<f64>> = config
+    config
         .seeds
         .iter()
         .map(
@@ -316,9 +350,12 @@ pub fn summarize(
                 _ => None,
             },
         )
-        .collect();
-    let reached: Vec<f64> = speedup_per_seed.iter().flatten().copied().collect();
-    let optimizers = config
+        .collect()
+}
+
+/// The spread over seeds of each optimizer's results, with its hyperparameters.
+fn optimizer_summaries(config: &CompareConfig, runs: &[RunResult]) -> Vec<OptimizerSummary> {
+    config
         .pair
         .iter()
         .map(|&o| {
@@ -341,21 +378,5 @@ pub fn summarize(
                 samples_per_s: of(&|r| r.samples_per_s),
             }
         })
-        .collect();
-    Summary {
-        model: config.run.model.name().to_string(),
-        dataset: config.dataset.clone(),
-        steps: config.run.steps,
-        batch_size: config.run.batch_size,
-        parameters,
-        pair: config.pair,
-        seeds: config.seeds.clone(),
-        loss_window: window,
-        runs,
-        speedup: Spread::of(&reached),
-        speedup_per_seed,
-        optimizers,
-        adapter: adapter.to_string(),
-        config: config.run.clone(),
-    }
+        .collect()
 }
