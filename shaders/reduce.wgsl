@@ -34,21 +34,10 @@
 // torch.nn.utils.clip_grad_norm_ adds this to the norm.
 const CLIP_EPS: f32 = 1e-6;
 
-var<workgroup> tree: array<f32, WG_SIZE>;
 var<workgroup> tensor_count: atomic<u32>;
 
-// Sum of `value` over the workgroup in a fixed order (deterministic); valid in lid 0.
-fn tree_sum(value: f32, lid: u32) -> f32 {
-    tree[lid] = value;
-    workgroupBarrier();
-    for (var stride = WG_SIZE / 2u; stride > 0u; stride /= 2u) {
-        if lid < stride {
-            tree[lid] += tree[lid + stride];
-        }
-        workgroupBarrier();
-    }
-    return tree[0];
-}
+// Sums over the workgroup use workgroup_sum (lib/workgroup_sum.wgsl): a fixed-order
+// tree, so the gradient norm is deterministic.
 
 @compute @workgroup_size(WG_SIZE)
 fn check_finite(
@@ -99,7 +88,7 @@ fn grad_sumsq(
     if bad != 0u {
         atomicOr(&status_rw.found_inf, 1u);
     }
-    let total = tree_sum(sumsq, lid);
+    let total = workgroup_sum(sumsq, lid);
     if in_range && lid == 0u {
         partial_sumsq[slot] = total;
     }
@@ -112,7 +101,7 @@ fn finalize_clip(@builtin(local_invocation_index) lid: u32) {
     for (var i = lid; i < n; i += WG_SIZE) {
         acc += partial_sumsq[i];
     }
-    let total = tree_sum(acc, lid);
+    let total = workgroup_sum(acc, lid);
     if lid == 0u {
         let norm = sqrt(total);
         status_rw.grad_norm = norm;

@@ -149,7 +149,7 @@ pub static REDUCE: Part = part(
         "finalize_scale",
         "advance_step",
     ],
-    &["load_grad", "block_index"],
+    &["load_grad", "block_index", "workgroup_sum"],
 );
 
 /// Elements one workgroup handles (`BLOCK_ELEMS`): every [`StreamShape`] covers
@@ -267,7 +267,9 @@ pub fn algorithm_source(
 
 /// The builder of the reduction module, its workgroups shaped by `shape`.
 pub fn reduce_module(access: ParamAccess, shape: StreamShape) -> ShaderBuilder {
-    base_module("coptim reduce", access, shape).part(&REDUCE)
+    base_module("coptim reduce", access, shape)
+        .part(&crate::wgsl::lib::WORKGROUP_SUM)
+        .part(&REDUCE)
 }
 
 /// The full WGSL of the reduction module (see [`reduce_module`]).
