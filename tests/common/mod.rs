@@ -7,6 +7,19 @@ use coptim::{GpuContext, Optimizer};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+/// Parses and validates a WGSL module with naga, panicking with the located error
+/// and the module's `name`.
+pub fn validate_wgsl(name: &str, source: &str) {
+    let module = naga::front::wgsl::parse_str(source)
+        .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
+    naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::all(),
+    )
+    .validate(&module)
+    .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
+}
+
 /// A device on the default adapter (lavapipe in CI).
 pub fn ctx() -> GpuContext {
     GpuContext::new_blocking(&Default::default())
