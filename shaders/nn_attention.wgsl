@@ -19,6 +19,9 @@
 //   attention_backward_query: params, qkv, out, probs, d_out, d_scores, d_qkv
 //   attention_backward_key:   params, qkv, probs, d_out, d_scores, d_qkv
 //
+// WG_SIZE comes from the generated constants and invocation_linear from
+// lib/grid.wgsl (src/nn/kernels.rs assembles the module).
+//
 // Bindings (group 0):
 //   0 params    uniform      AttnParams
 //   1 qkv       storage r    [B, N, 3 * D]
@@ -27,9 +30,6 @@
 //   4 d_out     storage r    [B, N, D] upstream gradient
 //   5 d_scores  storage rw   [B * H, N, N] dS (written by the query kernel)
 //   6 d_qkv     storage rw   [B, N, 3 * D] gradient (added to when accumulate != 0)
-
-// Invocations per workgroup: the WG_SIZE of every flat nn kernel (linear_grid).
-const WG_SIZE: u32 = 256u;
 
 struct AttnParams {
     // B * H * N: the invocation space of every entry point.
@@ -86,10 +86,6 @@ fn site(r: u32) -> Site {
     );
 }
 
-fn flat_index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wg.y * nwg.x + wg.x) * WG_SIZE + lid;
-}
-
 fn store_grad(i: u32, v: f32) {
     if params.accumulate != 0u {
         d_qkv[i] += v;
@@ -104,7 +100,7 @@ fn attention_forward(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let r = flat_index(wg, nwg, lid);
+    let r = invocation_linear(wg, nwg, lid);
     if r >= params.rows {
         return;
     }
@@ -150,7 +146,7 @@ fn attention_backward_query(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let r = flat_index(wg, nwg, lid);
+    let r = invocation_linear(wg, nwg, lid);
     if r >= params.rows {
         return;
     }
@@ -187,7 +183,7 @@ fn attention_backward_key(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let r = flat_index(wg, nwg, lid);
+    let r = invocation_linear(wg, nwg, lid);
     if r >= params.rows {
         return;
     }

@@ -14,14 +14,15 @@
 //   sum_rows:            dst[c] (+)= sum_r src[r * period + c], c < period
 //                        (gradient of a broadcast operand)  params, dy, out
 //
+// WG_SIZE comes from the generated constants and invocation_linear from
+// lib/grid.wgsl (src/nn/kernels.rs assembles the module).
+//
 // Bindings (group 0):
 //   0 params  uniform      EwParams
 //   1 x       storage r    input values
 //   2 other   storage r    second operand (add_forward)
 //   3 dy      storage r    upstream gradient (or source of accumulate / sum_rows)
 //   4 out     storage rw   output values or gradient
-
-const WG_SIZE: u32 = 256u;
 
 // Activation kinds (EwParams.mode).
 const ACT_RELU: u32 = 0u;
@@ -49,10 +50,6 @@ struct EwParams {
 @group(0) @binding(2) var<storage, read> other: array<f32>;
 @group(0) @binding(3) var<storage, read> dy: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
-
-fn flat_index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wg.y * nwg.x + wg.x) * WG_SIZE + lid;
-}
 
 fn store_grad(i: u32, v: f32) {
     if params.accumulate != 0u {
@@ -119,7 +116,7 @@ fn activation_forward(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = flat_index(wg, nwg, lid);
+    let i = invocation_linear(wg, nwg, lid);
     if i < params.len {
         out[i] = activation(x[i]);
     }
@@ -131,7 +128,7 @@ fn activation_backward(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = flat_index(wg, nwg, lid);
+    let i = invocation_linear(wg, nwg, lid);
     if i < params.len {
         store_grad(i, dy[i] * activation_derivative(x[i]));
     }
@@ -143,7 +140,7 @@ fn add_forward(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = flat_index(wg, nwg, lid);
+    let i = invocation_linear(wg, nwg, lid);
     if i < params.len {
         out[i] = x[i] + other[i % params.period];
     }
@@ -155,7 +152,7 @@ fn accumulate(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = flat_index(wg, nwg, lid);
+    let i = invocation_linear(wg, nwg, lid);
     if i < params.len {
         store_grad(i, dy[i]);
     }
@@ -167,7 +164,7 @@ fn sum_rows(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let col = flat_index(wg, nwg, lid);
+    let col = invocation_linear(wg, nwg, lid);
     if col < params.period {
         var s = 0.0;
         for (var i = col; i < params.len; i += params.period) {

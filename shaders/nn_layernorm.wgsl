@@ -56,21 +56,13 @@ struct LnParams {
 @group(0) @binding(8) var<storage, read_write> dweight: array<f32>;
 @group(0) @binding(9) var<storage, read_write> dbias: array<f32>;
 
-fn flat_index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wg.y * nwg.x + wg.x) * WG_SIZE + lid;
-}
-
-fn group_index(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return wg.y * nwg.x + wg.x;
-}
-
 @compute @workgroup_size(ROW_WG_SIZE)
 fn layernorm_forward(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     lane: Lane,
 ) {
-    let row = group_index(wg, nwg);
+    let row = workgroup_linear(wg, nwg);
     if row < params.rows {
         let base = row * params.dim;
         let n = f32(params.dim);
@@ -101,7 +93,7 @@ fn layernorm_backward_input(
     @builtin(num_workgroups) nwg: vec3<u32>,
     lane: Lane,
 ) {
-    let row = group_index(wg, nwg);
+    let row = workgroup_linear(wg, nwg);
     if row < params.rows {
         let base = row * params.dim;
         let mean = stats[2u * row];
@@ -134,7 +126,7 @@ fn layernorm_backward_params(
     @builtin(num_workgroups) nwg: vec3<u32>,
     lane: Lane,
 ) {
-    let j = group_index(wg, nwg);
+    let j = workgroup_linear(wg, nwg);
     if j < params.dim {
         var sw = 0.0;
         var sb = 0.0;
@@ -168,7 +160,7 @@ fn layernorm_forward_per_invocation(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = flat_index(wg, nwg, lid);
+    let row = invocation_linear(wg, nwg, lid);
     if row < params.rows {
         let base = row * params.dim;
         let n = f32(params.dim);
@@ -197,7 +189,7 @@ fn layernorm_backward_input_per_invocation(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = flat_index(wg, nwg, lid);
+    let row = invocation_linear(wg, nwg, lid);
     if row < params.rows {
         let base = row * params.dim;
         let mean = stats[2u * row];
@@ -230,7 +222,7 @@ fn layernorm_backward_params_per_invocation(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let j = flat_index(wg, nwg, lid);
+    let j = invocation_linear(wg, nwg, lid);
     if j < params.dim {
         var sw = 0.0;
         var sb = 0.0;

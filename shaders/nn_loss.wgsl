@@ -58,10 +58,6 @@ struct LossParams {
 
 var<workgroup> partial: array<f32, WG_SIZE>;
 
-fn flat_index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wg.y * nwg.x + wg.x) * WG_SIZE + lid;
-}
-
 fn label_of(row: u32) -> u32 {
     return min(labels[row], params.classes - 1u);
 }
@@ -100,7 +96,7 @@ fn ce_forward_rows_per_invocation(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = flat_index(wg, nwg, lid);
+    let row = invocation_linear(wg, nwg, lid);
     if row < params.rows {
         let base = row * params.classes;
         var m = logits[base];
@@ -123,7 +119,7 @@ fn correct_rows(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = flat_index(wg, nwg, lid);
+    let row = invocation_linear(wg, nwg, lid);
     if row < params.rows {
         let base = row * params.classes;
         var best = 0u;
@@ -159,7 +155,7 @@ fn ce_backward(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = flat_index(wg, nwg, lid);
+    let i = invocation_linear(wg, nwg, lid);
     if i < params.rows * params.classes {
         let row = i / params.classes;
         let j = i % params.classes;

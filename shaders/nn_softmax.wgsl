@@ -36,21 +36,13 @@ struct SoftmaxParams {
 @group(0) @binding(3) var<storage, read> dy: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;
 
-fn flat_index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wg.y * nwg.x + wg.x) * WG_SIZE + lid;
-}
-
-fn group_index(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return wg.y * nwg.x + wg.x;
-}
-
 @compute @workgroup_size(ROW_WG_SIZE)
 fn softmax_forward(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     lane: Lane,
 ) {
-    let row = group_index(wg, nwg);
+    let row = workgroup_linear(wg, nwg);
     if row < params.rows {
         let base = row * params.dim;
         // Invocations past the end of a short row contribute its first element.
@@ -76,7 +68,7 @@ fn softmax_backward(
     @builtin(num_workgroups) nwg: vec3<u32>,
     lane: Lane,
 ) {
-    let row = group_index(wg, nwg);
+    let row = workgroup_linear(wg, nwg);
     if row < params.rows {
         let base = row * params.dim;
         var dot = 0.0;
@@ -103,7 +95,7 @@ fn softmax_forward_per_invocation(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = flat_index(wg, nwg, lid);
+    let row = invocation_linear(wg, nwg, lid);
     if row < params.rows {
         let base = row * params.dim;
         var m = x[base];
@@ -129,7 +121,7 @@ fn softmax_backward_per_invocation(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = flat_index(wg, nwg, lid);
+    let row = invocation_linear(wg, nwg, lid);
     if row < params.rows {
         let base = row * params.dim;
         var dot = 0.0;

@@ -20,14 +20,15 @@
 //   pool_forward:            params, x, out
 //   pool_backward:           params, dy, out
 //
+// WG_SIZE comes from the generated constants and invocation_linear from
+// lib/grid.wgsl (src/nn/kernels.rs assembles the module).
+//
 // Bindings (group 0):
 //   0 params  uniform      TokParams
 //   1 x       storage r    input
 //   2 other   storage r    the prepended token
 //   3 dy      storage r    upstream gradient
 //   4 out     storage rw   output values or gradient
-
-const WG_SIZE: u32 = 256u;
 
 // Pooling modes (TokParams.mode).
 const POOL_MEAN: u32 = 0u;
@@ -57,10 +58,6 @@ struct TokParams {
 @group(0) @binding(3) var<storage, read> dy: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
-fn flat_index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wg.y * nwg.x + wg.x) * WG_SIZE + lid;
-}
-
 fn store_grad(i: u32, v: f32) {
     if params.accumulate != 0u {
         out[i] += v;
@@ -75,7 +72,7 @@ fn patchify_forward(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = flat_index(wg, nwg, lid);
+    let i = invocation_linear(wg, nwg, lid);
     if i < params.len {
         let p = params.patch_size;
         let grid_w = params.width / p;
@@ -98,7 +95,7 @@ fn patchify_backward(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = flat_index(wg, nwg, lid);
+    let i = invocation_linear(wg, nwg, lid);
     if i < params.len {
         let p = params.patch_size;
         let grid_w = params.width / p;
@@ -118,7 +115,7 @@ fn prepend_forward(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = flat_index(wg, nwg, lid);
+    let i = invocation_linear(wg, nwg, lid);
     if i < params.len {
         let d = i % params.dim;
         let t = (i / params.dim) % (params.tokens + 1u);
@@ -137,7 +134,7 @@ fn prepend_backward_tokens(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = flat_index(wg, nwg, lid);
+    let i = invocation_linear(wg, nwg, lid);
     if i < params.len {
         let d = i % params.dim;
         let t = (i / params.dim) % params.tokens;
@@ -152,7 +149,7 @@ fn prepend_backward_token(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let d = flat_index(wg, nwg, lid);
+    let d = invocation_linear(wg, nwg, lid);
     if d < params.dim {
         var s = 0.0;
         for (var b = 0u; b < params.batch; b++) {
@@ -168,7 +165,7 @@ fn pool_forward(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = flat_index(wg, nwg, lid);
+    let i = invocation_linear(wg, nwg, lid);
     if i < params.len {
         let d = i % params.dim;
         let b = i / params.dim;
@@ -191,7 +188,7 @@ fn pool_backward(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = flat_index(wg, nwg, lid);
+    let i = invocation_linear(wg, nwg, lid);
     if i < params.len {
         let d = i % params.dim;
         let t = (i / params.dim) % params.tokens;

@@ -33,11 +33,13 @@ pub mod lib {
     use super::Part;
 
     /// `workgroup_linear(wg, nwg)`: the index of a workgroup in a 2-D grid, for
-    /// dispatches split past `max_compute_workgroups_per_dimension`.
+    /// dispatches split past `max_compute_workgroups_per_dimension`, and
+    /// `invocation_linear(wg, nwg, lid)`: the index of an invocation in it (needs the
+    /// generated `WG_SIZE`).
     pub const GRID: Part = Part {
         name: "lib/grid.wgsl",
         source: include_str!("../shaders/lib/grid.wgsl"),
-        provides: &["workgroup_linear"],
+        provides: &["workgroup_linear", "invocation_linear"],
         requires: &[],
     };
 

@@ -64,15 +64,7 @@ fn caller_views_at_odd_offsets_match_reference() {
     let options = OptimizerOptions {
         max_workgroups_per_dim: Some(3),
     };
-    for cfg in [
-        OptimizerConfig::adamw(1e-2)
-            .with_caution(Caution::hard())
-            .with_weight_decay(0.01),
-        OptimizerConfig::lion(1e-3).with_caution(Caution::hard()),
-        OptimizerConfig::sgd(1e-2, true)
-            .with_caution(Caution::hard())
-            .with_clip_grad_norm(1.0),
-    ] {
+    for cfg in hard_caution_configs() {
         compare_with_reference(&ctx, &set, cfg, options, 3, 17, TOL);
     }
 }

@@ -23,6 +23,8 @@
 //!    tolerance `FD_TOL = 1e-6` relative to the largest gradient: truncation error is
 //!    O(h^2) ~ 1e-10 and rounding ~ 1e-16 / h ~ 1e-11.
 
+mod common;
+
 use std::sync::OnceLock;
 
 use coptim::arena::UploadRing;
@@ -30,6 +32,8 @@ use coptim::nn::{Activation, GraphBuilder, Kernels, RowLayout, Var, reference as
 use coptim::{GpuContext, ParamStore, Result};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+use common::{rel_err, to_f32, to_f64};
 
 const GPU_TOL: f64 = 2e-5;
 const FD_TOL: f64 = 1e-6;
@@ -153,26 +157,6 @@ fn run_gpu(
         .map(|g| to_f64(g))
         .collect();
     (y, grads)
-}
-
-fn to_f32(v: &[f64]) -> Vec<f32> {
-    v.iter().map(|&x| x as f32).collect()
-}
-
-fn to_f64(v: &[f32]) -> Vec<f64> {
-    v.iter().map(|&x| x as f64).collect()
-}
-
-/// max |a - b| / max |b| (absolute when b is all zero).
-fn rel_err(a: &[f64], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let num = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max);
-    let den = b.iter().map(|y| y.abs()).fold(0.0, f64::max);
-    if den == 0.0 { num } else { num / den }
 }
 
 /// Checks a case: GPU against the reference, and the reference's gradients against

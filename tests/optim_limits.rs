@@ -29,15 +29,7 @@ fn arena_spanning_many_buffers_and_windows_matches_reference() {
         "expected several segments"
     );
     assert!(store.layout().windows().len() > store.params.buffers().len());
-    for cfg in [
-        OptimizerConfig::adamw(1e-2)
-            .with_caution(Caution::hard())
-            .with_weight_decay(0.01),
-        OptimizerConfig::lion(1e-3).with_caution(Caution::hard()),
-        OptimizerConfig::sgd(1e-2, true)
-            .with_caution(Caution::hard())
-            .with_clip_grad_norm(1.0),
-    ] {
+    for cfg in hard_caution_configs() {
         let options = OptimizerOptions {
             max_workgroups_per_dim: Some(3),
         };

@@ -2,21 +2,14 @@
 //! variant (subgroups on and off, vec4 and scalar parameter access, every stream
 //! shape).
 
+mod common;
+
 use coptim::ElementType;
 use coptim::arena::ParamAccess;
 use coptim::optim::{Algorithm, kernels};
 use coptim::stream::StreamShape;
 
-fn validate(name: &str, source: &str) {
-    let module = naga::front::wgsl::parse_str(source)
-        .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
-    naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::all(),
-    )
-    .validate(&module)
-    .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
-}
+use common::validate_wgsl as validate;
 
 #[test]
 fn optimizer_modules_validate() {

@@ -74,6 +74,21 @@ fn write_mnist_dir(dir: &Path, seed: u8, train: usize, test: usize) {
     }
 }
 
+/// `coptim train` with SGD at a learning rate that makes the loss non-finite
+/// within its 30 steps, with `extra` arguments after.
+fn train_until_it_diverges(extra: &[&str]) -> Output {
+    let diverging = [
+        "train",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e30",
+        "--steps",
+        "30",
+    ];
+    coptim(&[&diverging[..], extra].concat())
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -222,19 +237,7 @@ fn train_refuses_a_directory_holding_another_run() {
 #[test]
 fn a_nan_stop_before_any_checkpoint_names_no_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let o = coptim(&[
-        "train",
-        "--optimizer",
-        "sgd",
-        "--lr",
-        "1e30",
-        "--steps",
-        "30",
-        "--batch-size",
-        "16",
-        "--out",
-        dir.path().to_str().unwrap(),
-    ]);
+    let o = train_until_it_diverges(&["--batch-size", "16", "--out", dir.path().to_str().unwrap()]);
     assert!(!o.status.success());
     let msg = stderr(&o);
     assert!(msg.contains("not finite"), "{msg}");
@@ -268,19 +271,7 @@ fn a_later_write_error_does_not_hide_the_training_error() {
     // `metrics.csv` is a directory, so writing it fails after the run diverges.
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("metrics.csv")).unwrap();
-    let o = coptim(&[
-        "train",
-        "--optimizer",
-        "sgd",
-        "--lr",
-        "1e30",
-        "--steps",
-        "30",
-        "--batch-size",
-        "16",
-        "--out",
-        dir.path().to_str().unwrap(),
-    ]);
+    let o = train_until_it_diverges(&["--batch-size", "16", "--out", dir.path().to_str().unwrap()]);
     assert!(!o.status.success());
     let msg = stderr(&o);
     assert!(msg.contains("error: training stopped"), "{msg}");
@@ -331,14 +322,7 @@ fn bad_arguments_fail_with_a_message() {
     let o = coptim(&["compare", "--data", "/nonexistent-coptim-dir"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("missing file"));
-    let o = coptim(&[
-        "train",
-        "--optimizer",
-        "sgd",
-        "--lr",
-        "1e30",
-        "--steps",
-        "30",
+    let o = train_until_it_diverges(&[
         "--checkpoint-every",
         "1",
         "--out",

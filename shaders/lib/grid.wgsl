@@ -7,3 +7,9 @@
 fn workgroup_linear(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wg.y * nwg.x + wg.x;
 }
+
+// Linear index of invocation `lid` of workgroup `wg`, with `WG_SIZE` (a generated
+// constant) invocations per workgroup.
+fn invocation_linear(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return workgroup_linear(wg, nwg) * WG_SIZE + lid;
+}

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use crate::context::GpuContext;
 use crate::error::Result;
 use crate::nn::matmul_variant::{MatmulShader, MatmulVariant};
-use crate::wgsl::{Part, ShaderBuilder};
+use crate::wgsl::{Part, ShaderBuilder, lib};
 
 /// Invocations per workgroup of every nn kernel (`WG_SIZE` in the shaders).
 pub const WG_SIZE: u32 = 256;
@@ -15,18 +15,50 @@ pub const WG_SIZE: u32 = 256;
 /// softmax or the cross-entropy loss.
 pub const ROW_WG_SIZE: u32 = 64;
 
-/// The WGSL files compiled as they are, by name.
-const SHADER_FILES: [(&str, &str); 3] = [
+/// A flat-kernel file, which indexes its invocations with [`lib::GRID`].
+const fn flat_kernels(name: &'static str, source: &'static str) -> Part {
+    Part {
+        name,
+        source,
+        provides: &[],
+        requires: &["invocation_linear"],
+    }
+}
+
+/// The flat-kernel files, by module name.
+const SHADER_FILES: [(&str, Part); 3] = [
     (
         "nn_elementwise",
-        include_str!("../../shaders/nn_elementwise.wgsl"),
+        flat_kernels(
+            "nn_elementwise.wgsl",
+            include_str!("../../shaders/nn_elementwise.wgsl"),
+        ),
     ),
-    ("nn_tokens", include_str!("../../shaders/nn_tokens.wgsl")),
+    (
+        "nn_tokens",
+        flat_kernels(
+            "nn_tokens.wgsl",
+            include_str!("../../shaders/nn_tokens.wgsl"),
+        ),
+    ),
     (
         "nn_attention",
-        include_str!("../../shaders/nn_attention.wgsl"),
+        flat_kernels(
+            "nn_attention.wgsl",
+            include_str!("../../shaders/nn_attention.wgsl"),
+        ),
     ),
 ];
+
+/// A flat-kernel module: the generated `WG_SIZE`, the grid helpers and the file.
+fn flat_module(name: &str, file: &'static Part) -> String {
+    ShaderBuilder::new(name)
+        .constant("WG_SIZE", WG_SIZE)
+        .part(&lib::GRID)
+        .part(file)
+        .build()
+        .expect("every part the flat kernels require is included")
+}
 
 /// A row-kernel file, which calls the reductions of [`ROWS_WORKGROUP`] or
 /// [`ROWS_SUBGROUP`].
@@ -35,7 +67,12 @@ const fn row_kernels(name: &'static str, source: &'static str) -> Part {
         name,
         source,
         provides: &[],
-        requires: &["row_sum", "row_max"],
+        requires: &[
+            "row_sum",
+            "row_max",
+            "workgroup_linear",
+            "invocation_linear",
+        ],
     }
 }
 
@@ -81,8 +118,8 @@ const ROWS_SUBGROUP: Part = Part {
     requires: &[],
 };
 
-/// A row-kernel module: the generated `WG_SIZE` and `ROW_WG_SIZE`, one of the two
-/// reductions, and the file.
+/// A row-kernel module: the generated `WG_SIZE` and `ROW_WG_SIZE`, the grid helpers,
+/// one of the two reductions, and the file.
 fn row_module(name: &str, file: &'static Part, subgroups: bool) -> String {
     let reduction = match subgroups {
         true => &ROWS_SUBGROUP,
@@ -91,19 +128,20 @@ fn row_module(name: &str, file: &'static Part, subgroups: bool) -> String {
     ShaderBuilder::new(name)
         .constant("WG_SIZE", WG_SIZE)
         .constant("ROW_WG_SIZE", ROW_WG_SIZE)
+        .part(&lib::GRID)
         .part(reduction)
         .part(file)
         .build()
         .expect("every part the row kernels require is included")
 }
 
-/// Every shader module the ops use, by name: the plain files, every specialization
+/// Every shader module the ops use, by name: the flat-kernel files, every specialization
 /// of every matmul variant (see [`MatmulVariant`]), and each row-kernel file with the
 /// workgroup and with the subgroup reduction.
 pub fn shader_modules() -> Vec<(&'static str, String)> {
     let mut modules: Vec<(&str, String)> = SHADER_FILES
         .iter()
-        .map(|(name, src)| (*name, src.to_string()))
+        .map(|(name, file)| (*name, flat_module(name, file)))
         .collect();
     modules.extend(MatmulShader::ALL.iter().map(|s| (s.name, s.source())));
     for (workgroup_name, subgroup_name, file) in &ROW_SHADER_FILES {

@@ -260,22 +260,35 @@ impl AttentionShape {
     }
 }
 
+/// The query, key and value `[tokens, head_dim]` of head `h` of batch item `b`, and
+/// its probabilities `softmax(Q K^T / sqrt(head_dim))` `[tokens, tokens]`.
+fn head_attention(
+    qkv: &[f64],
+    s: AttentionShape,
+    b: usize,
+    h: usize,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+    let (n, hd) = (s.tokens, s.head_dim());
+    let scale = 1.0 / (hd as f64).sqrt();
+    let (q, k, v) = (
+        s.gather(qkv, 0, b, h),
+        s.gather(qkv, 1, b, h),
+        s.gather(qkv, 2, b, h),
+    );
+    let mut scores = matmul(&q, &transpose(&k, n, hd), n, hd, n);
+    scores.iter_mut().for_each(|x| *x *= scale);
+    let p = softmax(&scores, n);
+    (q, k, v, p)
+}
+
 /// Multi-head attention: `softmax(Q K^T / sqrt(head_dim)) V` per head, heads merged
 /// into `[batch, tokens, dim]`.
 pub fn attention(qkv: &[f64], s: AttentionShape) -> Vec<f64> {
     let (n, d, hd) = (s.tokens, s.dim, s.head_dim());
-    let scale = 1.0 / (hd as f64).sqrt();
     let mut out = vec![0.0; s.batch * n * d];
     for b in 0..s.batch {
         for h in 0..s.heads {
-            let (q, k, v) = (
-                s.gather(qkv, 0, b, h),
-                s.gather(qkv, 1, b, h),
-                s.gather(qkv, 2, b, h),
-            );
-            let mut scores = matmul(&q, &transpose(&k, n, hd), n, hd, n);
-            scores.iter_mut().for_each(|x| *x *= scale);
-            let p = softmax(&scores, n);
+            let (_, _, v, p) = head_attention(qkv, s, b, h);
             s.scatter(&mut out, &matmul(&p, &v, n, n, hd), d, 0, b, h);
         }
     }
@@ -289,14 +302,7 @@ pub fn attention_backward(qkv: &[f64], dy: &[f64], s: AttentionShape) -> Vec<f64
     let mut dqkv = vec![0.0; qkv.len()];
     for b in 0..s.batch {
         for h in 0..s.heads {
-            let (q, k, v) = (
-                s.gather(qkv, 0, b, h),
-                s.gather(qkv, 1, b, h),
-                s.gather(qkv, 2, b, h),
-            );
-            let mut scores = matmul(&q, &transpose(&k, n, hd), n, hd, n);
-            scores.iter_mut().for_each(|x| *x *= scale);
-            let p = softmax(&scores, n);
+            let (q, k, v, p) = head_attention(qkv, s, b, h);
             // dO of this head: the same gather as a [tokens, dim] tensor with one part.
             let mut d_o = Vec::with_capacity(n * hd);
             for t in 0..n {

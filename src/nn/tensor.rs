@@ -133,15 +133,7 @@ impl Tensor {
         encoder: &mut wgpu::CommandEncoder,
         values: &[f32],
     ) -> Result<()> {
-        self.check_write(values.len(), DType::F32)?;
-        uploads.record_write(
-            ctx,
-            encoder,
-            &self.buffer,
-            self.offset,
-            bytemuck::cast_slice(values),
-        );
-        Ok(())
+        self.record_write(uploads, ctx, encoder, values, DType::F32)
     }
 
     /// Like [`Tensor::record_write_f32`] for a `u32` tensor (labels).
@@ -152,7 +144,20 @@ impl Tensor {
         encoder: &mut wgpu::CommandEncoder,
         values: &[u32],
     ) -> Result<()> {
-        self.check_write(values.len(), DType::U32)?;
+        self.record_write(uploads, ctx, encoder, values, DType::U32)
+    }
+
+    /// The recorded write of both dtypes: checks `values` against the tensor's length
+    /// and `dtype`, then copies them through `uploads`.
+    fn record_write<T: bytemuck::Pod>(
+        &self,
+        uploads: &mut UploadRing,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        values: &[T],
+        dtype: DType,
+    ) -> Result<()> {
+        self.check_write(values.len(), dtype)?;
         uploads.record_write(
             ctx,
             encoder,

@@ -16,28 +16,33 @@ pub fn metrics_csv(summary: &Summary) -> String {
     let mut out = String::from(CSV_HEADER);
     out.push('\n');
     for run in &summary.runs {
-        let smoothed = run.history.smoothed_loss(summary.loss_window);
-        for (m, s) in run.history.steps.iter().zip(smoothed) {
-            let eval = run.history.evals.iter().find(|e| e.step == m.step);
-            let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "{},{},{},{},{},{},{},{},{},{},{}",
-                run.optimizer,
-                run.seed,
-                m.step,
-                m.loss,
-                s,
-                m.accuracy,
-                m.lr,
-                opt(m.kept_fraction),
-                opt(m.step_ms),
-                opt(eval.map(|e| e.loss)),
-                opt(eval.map(|e| e.accuracy)),
-            );
-        }
+        let prefix = format!("{},{},", run.optimizer, run.seed);
+        write_history_rows(&mut out, &prefix, &run.history, summary.loss_window);
     }
     out
+}
+
+/// Appends one CSV row per step of `history`, each starting with `prefix`: the
+/// per-step columns of [`CSV_HEADER`] from `step` on.
+fn write_history_rows(out: &mut String, prefix: &str, history: &History, window: usize) {
+    let smoothed = history.smoothed_loss(window);
+    for (m, s) in history.steps.iter().zip(smoothed) {
+        let eval = history.evals.iter().find(|e| e.step == m.step);
+        let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{prefix}{},{},{},{},{},{},{},{},{}",
+            m.step,
+            m.loss,
+            s,
+            m.accuracy,
+            m.lr,
+            opt(m.kept_fraction),
+            opt(m.step_ms),
+            opt(eval.map(|e| e.loss)),
+            opt(eval.map(|e| e.accuracy)),
+        );
+    }
 }
 
 /// The summary as pretty JSON.
@@ -153,24 +158,7 @@ pub fn history_csv(history: &History, window: usize) -> String {
     let mut out = String::from(
         "step,train_loss,smoothed_train_loss,train_accuracy,lr,kept_fraction,step_ms,test_loss,test_accuracy\n",
     );
-    let smoothed = history.smoothed_loss(window);
-    for (m, s) in history.steps.iter().zip(smoothed) {
-        let eval = history.evals.iter().find(|e| e.step == m.step);
-        let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "{},{},{},{},{},{},{},{},{}",
-            m.step,
-            m.loss,
-            s,
-            m.accuracy,
-            m.lr,
-            opt(m.kept_fraction),
-            opt(m.step_ms),
-            opt(eval.map(|e| e.loss)),
-            opt(eval.map(|e| e.accuracy)),
-        );
-    }
+    write_history_rows(&mut out, "", history, window);
     out
 }
 

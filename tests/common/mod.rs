@@ -2,10 +2,23 @@
 #![allow(dead_code)]
 
 use coptim::arena::ParamSet;
-use coptim::optim::{OptimizerConfig, ReferenceOptimizer, ReferenceStep};
+use coptim::optim::{Caution, OptimizerConfig, ReferenceOptimizer, ReferenceStep};
 use coptim::{GpuContext, Optimizer};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+/// Parses and validates a WGSL module with naga, panicking with the located error
+/// and the module's `name`.
+pub fn validate_wgsl(name: &str, source: &str) {
+    let module = naga::front::wgsl::parse_str(source)
+        .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
+    naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::all(),
+    )
+    .validate(&module)
+    .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
+}
 
 /// A device on the default adapter (lavapipe in CI).
 pub fn ctx() -> GpuContext {
@@ -37,6 +50,7 @@ pub fn to_f64(v: &[f32]) -> Vec<f64> {
 
 /// max |a - b| / max |b| over one tensor (0 when b is all zero and a == b).
 pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
     let num = a
         .iter()
         .zip(b)
@@ -44,6 +58,20 @@ pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
         .fold(0.0, f64::max);
     let den = b.iter().map(|y| y.abs()).fold(0.0, f64::max);
     if den == 0.0 { num } else { num / den }
+}
+
+/// One configuration of each algorithm with hard caution, plus weight decay (AdamW)
+/// and gradient-norm clipping (SGD with Nesterov momentum).
+pub fn hard_caution_configs() -> [OptimizerConfig; 3] {
+    [
+        OptimizerConfig::adamw(1e-2)
+            .with_caution(Caution::hard())
+            .with_weight_decay(0.01),
+        OptimizerConfig::lion(1e-3).with_caution(Caution::hard()),
+        OptimizerConfig::sgd(1e-2, true)
+            .with_caution(Caution::hard())
+            .with_clip_grad_norm(1.0),
+    ]
 }
 
 /// Runs `steps` steps on the GPU and in the f64 reference with the same random

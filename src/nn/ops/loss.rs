@@ -32,21 +32,42 @@ impl LossParams {
     }
 }
 
-/// Checks `logits [rows, classes]` against `labels [rows]` (u32).
-fn check(g: &GraphBuilder, op: &str, logits: Var, labels: Var) -> Result<(usize, usize)> {
-    let (sl, sy) = (g.shape(logits), g.shape(labels));
-    if g.dtype(logits) != DType::F32
-        || g.dtype(labels) != DType::U32
-        || sl.len() != 2
-        || sy != [sl[0]]
-        || sl[1] == 0
-    {
-        return Err(Error::shape(
-            op,
-            format!("logits {sl:?} (f32 [batch, classes]) and labels {sy:?} (u32 [batch])"),
-        ));
+/// Logits `[rows, classes]` (f32) and their labels `[rows]` (u32): the inputs of both
+/// ops of this module.
+#[derive(Debug)]
+struct LabelledLogits {
+    logits: Var,
+    labels: Var,
+    rows: usize,
+    classes: usize,
+}
+
+impl LabelledLogits {
+    /// Checks the shapes and dtypes; `op` names the op in the error.
+    fn new(g: &GraphBuilder, op: &str, logits: Var, labels: Var) -> Result<Self> {
+        let (sl, sy) = (g.shape(logits), g.shape(labels));
+        if g.dtype(logits) != DType::F32
+            || g.dtype(labels) != DType::U32
+            || sl.len() != 2
+            || sy != [sl[0]]
+            || sl[1] == 0
+        {
+            return Err(Error::shape(
+                op,
+                format!("logits {sl:?} (f32 [batch, classes]) and labels {sy:?} (u32 [batch])"),
+            ));
+        }
+        Ok(Self {
+            logits,
+            labels,
+            rows: sl[0],
+            classes: sl[1],
+        })
     }
-    Ok((sl[0], sl[1]))
+
+    fn inputs(&self) -> Vec<Var> {
+        vec![self.logits, self.labels]
+    }
 }
 
 /// `out[0] = scale * sum_r rows[r * stride]` in one workgroup.
@@ -57,23 +78,12 @@ fn reduce(cx: &CompileCx<'_>, mut p: LossParams, rows: &Tensor, out: &Tensor) ->
 
 /// Mean softmax cross-entropy, `[1]`.
 #[derive(Debug)]
-pub(crate) struct CrossEntropy {
-    logits: Var,
-    labels: Var,
-    rows: usize,
-    classes: usize,
-}
+pub(crate) struct CrossEntropy(LabelledLogits);
 
 impl CrossEntropy {
     pub fn new(g: &GraphBuilder, logits: Var, labels: Var) -> Result<(Self, Vec<usize>)> {
-        let (rows, classes) = check(g, "cross_entropy", logits, labels)?;
         Ok((
-            Self {
-                logits,
-                labels,
-                rows,
-                classes,
-            },
+            Self(LabelledLogits::new(g, "cross_entropy", logits, labels)?),
             vec![1],
         ))
     }
@@ -81,7 +91,7 @@ impl CrossEntropy {
 
 impl Op for CrossEntropy {
     fn inputs(&self) -> Vec<Var> {
-        vec![self.logits, self.labels]
+        self.0.inputs()
     }
 
     fn differentiable(&self, slot: usize) -> bool {
@@ -95,24 +105,28 @@ impl Op for CrossEntropy {
         modes: &[Option<GradMode>],
     ) -> Result<Compiled> {
         // rows[2r] = loss of row r, rows[2r + 1] = its log-sum-exp.
-        let rows = cx.scratch(&[self.rows, 2], "coptim cross-entropy rows")?;
-        let (x, y, loss) = (cx.value(self.logits), cx.value(self.labels), cx.value(out));
-        let p = LossParams::new(self.rows, self.classes);
+        let rows = cx.scratch(&[self.0.rows, 2], "coptim cross-entropy rows")?;
+        let (x, y, loss) = (
+            cx.value(self.0.logits),
+            cx.value(self.0.labels),
+            cx.value(out),
+        );
+        let p = LossParams::new(self.0.rows, self.0.classes);
         let mut compiled = Compiled::default();
         compiled.forward.push(cx.dispatch(
             Kernel::CeForwardRows,
             &p,
             &[(1, x), (2, y), (3, &rows)],
-            cx.row_grid(self.rows),
+            cx.row_grid(self.0.rows),
         ));
         let mean = LossParams {
             stride: 2,
-            scale: 1.0 / self.rows as f32,
+            scale: 1.0 / self.0.rows as f32,
             ..p
         };
         compiled.forward.push(reduce(cx, mean, &rows, loss));
         if let Some(dloss) = cx.out_grad(out)
-            && let Some((dx, mode)) = wanted(cx, self.logits, modes[0])
+            && let Some((dx, mode)) = wanted(cx, self.0.logits, modes[0])
         {
             let bwd = LossParams {
                 accumulate: mode.flag(),
@@ -122,7 +136,7 @@ impl Op for CrossEntropy {
                 Kernel::CeBackward,
                 &bwd,
                 &[(1, x), (2, y), (3, &rows), (5, &dloss), (6, dx)],
-                linear_grid(self.rows * self.classes),
+                linear_grid(self.0.rows * self.0.classes),
             ));
         }
         Ok(compiled)
@@ -131,23 +145,12 @@ impl Op for CrossEntropy {
 
 /// Number of rows whose argmax is the label, `[1]` (f32).
 #[derive(Debug)]
-pub(crate) struct CorrectCount {
-    logits: Var,
-    labels: Var,
-    rows: usize,
-    classes: usize,
-}
+pub(crate) struct CorrectCount(LabelledLogits);
 
 impl CorrectCount {
     pub fn new(g: &GraphBuilder, logits: Var, labels: Var) -> Result<(Self, Vec<usize>)> {
-        let (rows, classes) = check(g, "correct_count", logits, labels)?;
         Ok((
-            Self {
-                logits,
-                labels,
-                rows,
-                classes,
-            },
+            Self(LabelledLogits::new(g, "correct_count", logits, labels)?),
             vec![1],
         ))
     }
@@ -155,7 +158,7 @@ impl CorrectCount {
 
 impl Op for CorrectCount {
     fn inputs(&self) -> Vec<Var> {
-        vec![self.logits, self.labels]
+        self.0.inputs()
     }
 
     fn differentiable(&self, _slot: usize) -> bool {
@@ -168,15 +171,19 @@ impl Op for CorrectCount {
         out: Var,
         _modes: &[Option<GradMode>],
     ) -> Result<Compiled> {
-        let rows = cx.scratch(&[self.rows], "coptim correct rows")?;
-        let (x, y, count) = (cx.value(self.logits), cx.value(self.labels), cx.value(out));
-        let p = LossParams::new(self.rows, self.classes);
+        let rows = cx.scratch(&[self.0.rows], "coptim correct rows")?;
+        let (x, y, count) = (
+            cx.value(self.0.logits),
+            cx.value(self.0.labels),
+            cx.value(out),
+        );
+        let p = LossParams::new(self.0.rows, self.0.classes);
         let mut compiled = Compiled::default();
         compiled.forward.push(cx.dispatch(
             Kernel::CorrectRows,
             &p,
             &[(1, x), (2, y), (3, &rows)],
-            linear_grid(self.rows),
+            linear_grid(self.0.rows),
         ));
         compiled.forward.push(reduce(cx, p, &rows, count));
         Ok(compiled)
