@@ -330,3 +330,13 @@ impl Op for Attention {
         }
     }
 }
+
+/// The layout of [`AttnParams`], for the test against naga's layout of the WGSL struct.
+#[cfg(test)]
+pub(super) fn mirror() -> crate::wgsl::MirrorLayout {
+    crate::wgsl::mirror_layout!(
+        AttnParams,
+        "AttnParams",
+        [rows, tokens, dim, heads, head_dim, scale, accumulate]
+    )
+}

@@ -191,3 +191,9 @@ impl Op for Add {
         Ok(compiled)
     }
 }
+
+/// The layout of [`EwParams`], for the test against naga's layout of the WGSL struct.
+#[cfg(test)]
+pub(super) fn mirror() -> crate::wgsl::MirrorLayout {
+    crate::wgsl::mirror_layout!(EwParams, "EwParams", [len, period, mode, accumulate])
+}

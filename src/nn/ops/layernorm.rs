@@ -145,3 +145,20 @@ impl Op for LayerNorm {
         Ok(compiled)
     }
 }
+
+/// The layout of [`LnParams`], for the test against naga's layout of the WGSL struct.
+#[cfg(test)]
+pub(super) fn mirror() -> crate::wgsl::MirrorLayout {
+    crate::wgsl::mirror_layout!(
+        LnParams,
+        "LnParams",
+        [
+            rows,
+            dim,
+            eps,
+            accumulate_x,
+            accumulate_weight,
+            accumulate_bias
+        ]
+    )
+}

@@ -189,3 +189,13 @@ impl Op for CorrectCount {
         Ok(compiled)
     }
 }
+
+/// The layout of [`LossParams`], for the test against naga's layout of the WGSL struct.
+#[cfg(test)]
+pub(super) fn mirror() -> crate::wgsl::MirrorLayout {
+    crate::wgsl::mirror_layout!(
+        LossParams,
+        "LossParams",
+        [rows, classes, stride, scale, accumulate]
+    )
+}

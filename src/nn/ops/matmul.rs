@@ -413,3 +413,13 @@ impl Op for Linear {
         Ok(compiled)
     }
 }
+
+/// The layout of [`MatmulParams`], for the test against naga's layout of the WGSL struct.
+#[cfg(test)]
+pub(super) fn mirror() -> crate::wgsl::MirrorLayout {
+    crate::wgsl::mirror_layout!(
+        MatmulParams,
+        "MatmulParams",
+        [m, n, k, inner_batch, alpha, accumulate, bias]
+    )
+}

@@ -132,3 +132,34 @@ pub(crate) fn wanted<'a>(
 ) -> Option<(&'a Tensor, GradMode)> {
     Some((cx.grad(v)?, mode?))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::nn::shader_modules;
+    use crate::wgsl::layout_check::check_mirrors;
+
+    /// Every op's parameter struct matches naga's layout of the WGSL struct of the same
+    /// name in every module that declares it (all matmul specializations and both row
+    /// reductions included), and every one is declared somewhere.
+    #[test]
+    fn op_params_match_every_module() {
+        let mirrors = [
+            super::attention::mirror(),
+            super::elementwise::mirror(),
+            super::layernorm::mirror(),
+            super::loss::mirror(),
+            super::matmul::mirror(),
+            super::softmax::mirror(),
+            super::tokens::mirror(),
+        ];
+        let mut seen = [false; 7];
+        for (name, source) in shader_modules() {
+            for (m, seen) in mirrors.iter().zip(seen.iter_mut()) {
+                *seen |= check_mirrors(name, &source, std::slice::from_ref(m)) > 0;
+            }
+        }
+        for (m, seen) in mirrors.iter().zip(seen) {
+            assert!(seen, "no module declares `{}`", m.wgsl_name);
+        }
+    }
+}

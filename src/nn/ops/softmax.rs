@@ -93,3 +93,9 @@ impl Op for Softmax {
         Ok(compiled)
     }
 }
+
+/// The layout of [`SoftmaxParams`], for the test against naga's layout of the WGSL struct.
+#[cfg(test)]
+pub(super) fn mirror() -> crate::wgsl::MirrorLayout {
+    crate::wgsl::mirror_layout!(SoftmaxParams, "SoftmaxParams", [rows, dim, accumulate])
+}

@@ -292,3 +292,15 @@ impl Op for Pool {
         Ok(compiled)
     }
 }
+
+/// The layout of [`TokParams`], for the test against naga's layout of the WGSL struct.
+#[cfg(test)]
+pub(super) fn mirror() -> crate::wgsl::MirrorLayout {
+    crate::wgsl::mirror_layout!(
+        TokParams,
+        "TokParams",
+        [
+            len, batch, tokens, dim, channels, height, width, mode, index, accumulate
+        ]
+    )
+}
