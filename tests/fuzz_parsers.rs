@@ -21,9 +21,9 @@ use std::time::Instant;
 use coptim::data::cifar::{CIFAR10_RECORD_BYTES, parse_cifar10_batch};
 use coptim::data::idx::{encode_idx, parse_idx, parse_idx_images, parse_idx_labels};
 use coptim::data::{DatasetSplit, bundled_mnist, parse_mnist_pair};
-use coptim::model::Mlp;
-use coptim::train::{ModelSpec, OptimizerKind, Session, TrainConfig};
-use coptim::{ElementType, GpuContext, Optimizer, OptimizerConfig, ParamStore, TensorId};
+use coptim::model::{Mlp, Vit};
+use coptim::train::{CheckpointFile, ModelSpec, OptimizerKind, Session, TrainConfig};
+use coptim::{ElementType, Error, GpuContext, Optimizer, OptimizerConfig, ParamStore, TensorId};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
@@ -400,48 +400,115 @@ fn run_state_fuzz(cases: u32) -> Vec<f64> {
     ]
 }
 
-/// A 784-8-10 MLP on 128 + 32 digits.
-fn checkpoint_fixture(ctx: &GpuContext) -> (Arc<DatasetSplit>, Vec<u8>) {
+/// 128 training and 32 test digits.
+fn checkpoint_data() -> Arc<DatasetSplit> {
     let full = bundled_mnist().unwrap();
-    let data = Arc::new(DatasetSplit {
+    Arc::new(DatasetSplit {
         train: full.train.take(128),
         test: full.test.take(32),
-    });
-    let mut config = TrainConfig::for_model(
-        ModelSpec::Mlp(Mlp {
-            hidden: vec![8],
-            ..Mlp::default()
-        }),
-        OptimizerKind::CAdamW,
-    )
-    .with_steps(4);
+    })
+}
+
+/// The checkpoint of a run of `model` after two of its four steps.
+fn checkpoint_of(ctx: &GpuContext, data: &Arc<DatasetSplit>, model: ModelSpec) -> Vec<u8> {
+    let mut config = TrainConfig::for_model(model, OptimizerKind::CAdamW).with_steps(4);
     config.batch_size = 16;
     config.eval_batch_size = 32;
     let mut s = Session::new(ctx, config, data.clone()).unwrap();
     s.step().unwrap();
     s.step().unwrap();
     s.wait().unwrap();
-    let bytes = pollster::block_on(s.checkpoint_bytes()).unwrap();
-    (data, bytes)
+    pollster::block_on(s.checkpoint_bytes()).unwrap()
+}
+
+/// Checkpoints of a 784-8-10 MLP and of a one-block ViT (width 8, 2 heads).
+fn checkpoint_bases(ctx: &GpuContext, data: &Arc<DatasetSplit>) -> Vec<Base> {
+    let mlp = ModelSpec::Mlp(Mlp {
+        hidden: vec![8],
+        ..Mlp::default()
+    });
+    let vit = ModelSpec::Vit(Vit {
+        dim: 8,
+        depth: 1,
+        heads: 2,
+        ..Vit::default()
+    });
+    [mlp, vit]
+        .into_iter()
+        .map(|model| Base {
+            bytes: checkpoint_of(ctx, data, model),
+            gzip_after: false,
+        })
+        .collect()
+}
+
+/// Most this many sessions are kept for restoring checkpoints into.
+const MAX_SESSIONS: usize = 8;
+
+/// Loads checkpoints the way [`Session::from_checkpoint_bytes`] does, but restores
+/// each one into a session built earlier for the same configuration, so that a case
+/// costs a parse and a restore rather than a whole new model on the GPU.
+struct Loader {
+    ctx: GpuContext,
+    data: Arc<DatasetSplit>,
+    sessions: Vec<Session>,
+}
+
+impl Loader {
+    fn load(&mut self, bytes: &[u8]) -> coptim::Result<&Session> {
+        let file = CheckpointFile::parse(bytes, &self.data, "fuzz")?;
+        let index = match self
+            .sessions
+            .iter()
+            .position(|s| s.config() == file.config())
+        {
+            Some(i) => i,
+            None => {
+                let s = Session::new(&self.ctx, file.config().clone(), self.data.clone())?;
+                if self.sessions.len() == MAX_SESSIONS {
+                    self.sessions.pop();
+                }
+                self.sessions.insert(0, s);
+                0
+            }
+        };
+        let session = &mut self.sessions[index];
+        let restored = session.restore(&file);
+        // Run the queued parameter and state writes before the next case.
+        self.ctx.queue().submit(std::iter::empty());
+        self.ctx.wait_idle()?;
+        restored.map(|()| &*session)
+    }
 }
 
 fn run_checkpoint_fuzz(cases: u32) -> Vec<f64> {
     let ctx = ctx();
-    let (data, file) = checkpoint_fixture(&ctx);
+    let data = checkpoint_data();
+    let bases = checkpoint_bases(&ctx, &data);
+    let loader = Mutex::new(Loader {
+        ctx: ctx.clone(),
+        data,
+        sessions: Vec::new(),
+    });
+    let restored = AtomicUsize::new(0);
     let check = |bytes: Vec<u8>| {
-        let s = bounded(&bytes, |b| {
-            Session::from_checkpoint_bytes(&ctx, data.clone(), b, "fuzz")
+        let mut loader = loader.lock().unwrap();
+        let loaded = bounded(&bytes, |b| {
+            loader
+                .load(b)
+                .map(|s| (s.steps_recorded(), s.config().steps))
         })?;
-        if let Ok(s) = s {
-            prop_assert!(s.steps_recorded() <= s.config().steps);
+        match loaded {
+            Ok((step, budget)) => {
+                restored.fetch_add(1, Ordering::Relaxed);
+                prop_assert!(step <= budget)
+            }
+            Err(e @ (Error::Gpu(_) | Error::DeviceLost(_))) => prop_assert!(false, "{e}"),
+            Err(_) => {}
         }
         Ok(())
     };
-    let bases = vec![Base {
-        bytes: file,
-        gzip_after: false,
-    }];
-    vec![
+    let rates = vec![
         fuzz(
             "checkpoint, generated",
             cases,
@@ -449,7 +516,9 @@ fn run_checkpoint_fuzz(cases: u32) -> Vec<f64> {
             check,
         ),
         fuzz("checkpoint, mutated", cases, mutated(bases), check),
-    ]
+    ];
+    println!("checkpoints restored: {}", restored.load(Ordering::Relaxed));
+    rates
 }
 
 fn run_data_fuzz(cases: u32) -> Vec<f64> {

@@ -141,11 +141,11 @@ pub fn training_samples_per_s(ctx: &GpuContext, spec: &ModelSpec, batch: usize) 
             images: &images,
             labels: &labels,
         };
-        model.record_forward_backward(&mut encoder, batch)?;
-        optimizer.record_step(&mut encoder, &StepInputs::scheduled())?;
+        let outputs = model.record_forward_backward(&mut encoder, batch)?;
+        optimizer.record_step(&mut encoder, &outputs.step_inputs(StepInputs::scheduled()))?;
         ctx.queue().submit([encoder.finish()]);
         ctx.wait_idle()?;
-        model.poll_metrics()?;
+        optimizer.take_stats()?;
         Ok(t.elapsed().as_secs_f64())
     };
     let first = step()?.max(1e-6);
