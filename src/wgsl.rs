@@ -361,32 +361,18 @@ mod tests {
         assert_eq!(module.entry_points[0].workgroup_size, [64, 1, 1]);
     }
 
+    /// A missing hook, a constant set twice and a part included twice are errors
+    /// that name the culprit.
     #[test]
-    fn a_missing_hook_is_an_error() {
-        let e = ShaderBuilder::new("t")
-            .part(&USES_HOOK)
-            .build()
-            .unwrap_err();
-        assert!(e.to_string().contains("`hook`"), "{e}");
-    }
-
-    #[test]
-    fn a_constant_set_twice_is_an_error() {
-        let e = ShaderBuilder::new("t")
-            .constant("A", 1u32)
-            .constant("A", 2u32)
-            .build()
-            .unwrap_err();
-        assert!(e.to_string().contains("`A`"), "{e}");
-    }
-
-    #[test]
-    fn a_part_included_twice_is_an_error() {
-        let e = ShaderBuilder::new("t")
-            .part(&HOOK)
-            .part(&HOOK)
-            .build()
-            .unwrap_err();
-        assert!(e.to_string().contains("hook.wgsl"), "{e}");
+    fn inconsistent_modules_are_errors() {
+        let t = || ShaderBuilder::new("t");
+        for (builder, culprit) in [
+            (t().part(&USES_HOOK), "`hook`"),
+            (t().constant("A", 1u32).constant("A", 2u32), "`A`"),
+            (t().part(&HOOK).part(&HOOK), "hook.wgsl"),
+        ] {
+            let e = builder.build().unwrap_err();
+            assert!(e.to_string().contains(culprit), "{e}");
+        }
     }
 }

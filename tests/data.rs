@@ -228,118 +228,73 @@ fn error_missing_file() {
     ));
 }
 
+/// The (expected, actual) byte counts of a `Truncated` error; panics on anything else.
+fn truncation<T: std::fmt::Debug>(r: Result<T, DataError>) -> (u64, u64) {
+    match r {
+        Err(DataError::Truncated {
+            expected, actual, ..
+        }) => (expected, actual),
+        other => panic!("expected a truncation error, got {other:?}"),
+    }
+}
+
+/// The (expected, found) magic numbers of a `BadMagic` error; panics on anything else.
+fn bad_magic<T: std::fmt::Debug>(r: Result<T, DataError>) -> (u32, u32) {
+    match r {
+        Err(DataError::BadMagic {
+            expected, found, ..
+        }) => (expected, found),
+        other => panic!("expected a bad-magic error, got {other:?}"),
+    }
+}
+
 #[test]
 fn error_truncated() {
     let full = images_idx(2, 3, 3); // 16 + 18 bytes
     let cut = &full[..full.len() - 5];
-    let err = parse_idx_images(cut, "cut.idx").unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::Truncated {
-                expected: 34,
-                actual: 29,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    let msg = err.to_string();
+    assert_eq!(truncation(parse_idx_images(cut, "cut.idx")), (34, 29));
+    let msg = parse_idx_images(cut, "cut.idx").unwrap_err().to_string();
     assert!(
         msg.contains("cut.idx") && msg.contains("expected 34 bytes, got 29"),
         "{msg}"
     );
     // Truncated inside the header, and truncated content inside valid gzip.
-    assert!(matches!(
-        parse_idx_images(&full[..10], "h"),
-        Err(DataError::Truncated {
-            expected: 16,
-            actual: 10,
-            ..
-        })
-    ));
-    assert!(matches!(
-        parse_idx(&full[..2], "m"),
-        Err(DataError::Truncated {
-            expected: 4,
-            actual: 2,
-            ..
-        })
-    ));
-    assert!(matches!(
-        parse_idx_images(&gzip(cut), "cut.gz"),
-        Err(DataError::Truncated {
-            expected: 34,
-            actual: 29,
-            ..
-        })
-    ));
+    assert_eq!(truncation(parse_idx_images(&full[..10], "h")), (16, 10));
+    assert_eq!(truncation(parse_idx(&full[..2], "m")), (4, 2));
+    assert_eq!(truncation(parse_idx_images(&gzip(cut), "cut.gz")), (34, 29));
     // A truncated file on disk names its path.
     let tmp = tempfile::tempdir().unwrap();
     write_small_mnist_dir(tmp.path());
     let labels = labels_idx(&[0, 9, 3, 3]);
     write(tmp.path(), "train-labels-idx1-ubyte", &labels[..10]);
+    assert_eq!(truncation(load_mnist_dir(tmp.path())), (12, 10));
     let err = load_mnist_dir(tmp.path()).unwrap_err();
-    assert!(matches!(
-        err,
-        DataError::Truncated {
-            expected: 12,
-            actual: 10,
-            ..
-        }
-    ));
     assert!(err.to_string().contains("train-labels-idx1-ubyte"), "{err}");
     // CIFAR: not a whole number of records, and empty.
     let mut two = cifar_record(1, 0);
     two.extend_from_slice(&[0; 5]);
-    assert!(matches!(
-        parse_cifar10_batch(&two, "c.bin"),
-        Err(DataError::Truncated {
-            expected: 6146,
-            actual: 3078,
-            ..
-        })
-    ));
-    assert!(matches!(
-        parse_cifar10_batch(&[], "empty.bin"),
-        Err(DataError::Truncated {
-            expected: 3073,
-            actual: 0,
-            ..
-        })
-    ));
+    assert_eq!(truncation(parse_cifar10_batch(&two, "c.bin")), (6146, 3078));
+    assert_eq!(truncation(parse_cifar10_batch(&[], "empty.bin")), (3073, 0));
 }
 
 #[test]
 fn error_bad_magic() {
     let labels = labels_idx(&[1, 2]);
-    let err = parse_idx_images(&labels, "labels-as-images").unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::BadMagic {
-                expected: 0x803,
-                found: 0x801,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    let msg = err.to_string();
+    let as_images = parse_idx_images(&labels, "labels-as-images");
+    assert_eq!(bad_magic(as_images), (0x803, 0x801));
+    let msg = parse_idx_images(&labels, "labels-as-images")
+        .unwrap_err()
+        .to_string();
     assert!(
         msg.contains("labels-as-images")
             && msg.contains("0x00000801")
             && msg.contains("0x00000803"),
         "{msg}"
     );
-    assert!(matches!(
-        parse_idx_labels(&images_idx(1, 1, 1), "x"),
-        Err(DataError::BadMagic {
-            expected: 0x801,
-            found: 0x803,
-            ..
-        })
-    ));
+    assert_eq!(
+        bad_magic(parse_idx_labels(&images_idx(1, 1, 1), "x")),
+        (0x801, 0x803)
+    );
     // Not IDX at all (e.g. a PNG), raw or gzipped; the generic parser too.
     let png = b"\x89PNG\r\n\x1a\n0000000000";
     assert!(matches!(
@@ -351,10 +306,10 @@ fn error_bad_magic() {
         Err(DataError::BadMagic { .. })
     ));
     // i32 element type (0x0c) is not supported.
-    assert!(matches!(
-        parse_idx(&[0, 0, 0x0c, 1, 0, 0, 0, 0], "i32"),
-        Err(DataError::BadMagic { found: 0x0c01, .. })
-    ));
+    assert_eq!(
+        bad_magic(parse_idx(&[0, 0, 0x0c, 1, 0, 0, 0, 0], "i32")).1,
+        0x0c01
+    );
 }
 
 #[test]

@@ -25,4 +25,4 @@ mod tensor;
 pub use graph::{Activation, Graph, GraphBuilder, Var};
 pub use kernels::{Kernels, ROW_WG_SIZE, RowLayout, WG_SIZE, shader_modules};
 pub use matmul_variant::MatmulVariant;
-pub use tensor::{DType, Tensor};
+pub use tensor::{DType, Element, Tensor};
