@@ -5,11 +5,12 @@
 //! declarations, the parameter access variant (vec4 for coptim's arenas, scalar for
 //! views of a caller's buffers), the agreement-count reduction (subgroup or workgroup
 //! variant), the state storage variant, the shared count and update entry points, and the
-//! algorithm's hooks (its caution direction and its per-vec4 update).
+//! algorithm's hooks (its caution direction and its per-vec4 update), which its file
+//! in `src/optim/algorithms/` adds.
 
 use crate::arena::{ElementType, ParamAccess};
 use crate::context::GpuContext;
-use crate::optim::config::Algorithm;
+use crate::optim::algorithms::Algorithm;
 use crate::stream::StreamShape;
 use crate::wgsl::{Part, ShaderBuilder, shader_part};
 
@@ -61,16 +62,6 @@ pub static STEP: Part = shader_part!(
         "block_index",
     ],
 );
-/// The hooks every algorithm provides to [`STEP`].
-const ALGORITHM_HOOKS: &[&str] = &["caution_direction", "step_vec4"];
-/// What the algorithm files use from the other parts.
-const ALGORITHM_NEEDS: &[&str] = &["load_param", "store_param", "load_state0", "store_state0"];
-/// AdamW's hooks.
-pub static ADAMW: Part = shader_part!("adamw.wgsl", ALGORITHM_HOOKS, ALGORITHM_NEEDS);
-/// Lion's hooks.
-pub static LION: Part = shader_part!("lion.wgsl", ALGORITHM_HOOKS, ALGORITHM_NEEDS);
-/// SGD's hooks (Nesterov or not through the generated constant `NESTEROV`).
-pub static SGD: Part = shader_part!("sgd.wgsl", ALGORITHM_HOOKS, ALGORITHM_NEEDS);
 /// Reductions: finite check, gradient norm, clip, caution scale, step advance.
 pub static REDUCE: Part = shader_part!(
     "reduce.wgsl",
@@ -158,15 +149,7 @@ pub fn algorithm_module(
     if state == ElementType::F16 {
         module = module.enable("f16");
     }
-    let (hooks, nesterov) = match algorithm {
-        Algorithm::AdamW { .. } => (&ADAMW, None),
-        Algorithm::Lion { .. } => (&LION, None),
-        Algorithm::Sgd { nesterov, .. } => (&SGD, Some(*nesterov)),
-    };
-    if let Some(nesterov) = nesterov {
-        module = module.constant("NESTEROV", nesterov);
-    }
-    module
+    module = module
         .part(if subgroups {
             &COUNT_SUBGROUP
         } else {
@@ -177,8 +160,8 @@ pub fn algorithm_module(
             ElementType::Bf16 => &STATE_BF16,
             ElementType::F16 => &STATE_F16,
         })
-        .part(&STEP)
-        .part(hooks)
+        .part(&STEP);
+    algorithm.rules().shader(module)
 }
 
 /// The full WGSL of an algorithm's module (see [`algorithm_module`]).
