@@ -220,14 +220,6 @@ impl MatmulShader {
         ]
     };
 
-    /// Position in [`Self::ALL`].
-    pub fn index(self) -> usize {
-        Self::ALL
-            .iter()
-            .position(|s| *s == self)
-            .expect("a listed shader")
-    }
-
     fn workgroup_size(self) -> u32 {
         match self.layout {
             Layout::Tiled { wg_size, .. }
@@ -302,13 +294,6 @@ impl MatmulShader {
                 .part(&ROWS),
         };
         module
-    }
-
-    /// The module's WGSL (see [`MatmulShader::module`]).
-    pub fn source(self) -> String {
-        self.module()
-            .build()
-            .expect("every matmul part is included once")
     }
 }
 
