@@ -12,6 +12,9 @@
 //! ignored tests run [`FULL_CASES`] of each and print cases per second:
 //! `cargo test --release --test fuzz_parsers -- --ignored --nocapture --test-threads 1`.
 
+mod common;
+
+use common::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,8 +23,8 @@ use std::time::Instant;
 
 use coptim::data::cifar::{CIFAR10_RECORD_BYTES, parse_cifar10_batch};
 use coptim::data::idx::{encode_idx, parse_idx, parse_idx_images, parse_idx_labels};
-use coptim::data::{DatasetSplit, bundled_mnist, parse_mnist_pair};
-use coptim::model::{Mlp, Vit};
+use coptim::data::{DatasetSplit, parse_mnist_pair};
+use coptim::model::Vit;
 use coptim::train::{CheckpointFile, ModelSpec, OptimizerKind, Session, TrainConfig};
 use coptim::{ElementType, Error, GpuContext, Optimizer, OptimizerConfig, ParamStore, TensorId};
 use proptest::prelude::*;
@@ -335,9 +338,19 @@ fn generated_bytes() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-fn ctx() -> GpuContext {
-    GpuContext::new_blocking(&Default::default())
-        .expect("a GPU adapter (install mesa-vulkan-drivers)")
+/// Fuzzes `check` with `cases` random byte strings, then `cases` mutations of `bases`;
+/// returns the rate (cases per second) of each.
+fn random_and_mutated(
+    name: &str,
+    cases: u32,
+    bases: Vec<Base>,
+    check: impl Fn(Vec<u8>) -> Result<(), TestCaseError>,
+) -> Vec<f64> {
+    let random = prop::collection::vec(any::<u8>(), 0..4096);
+    vec![
+        fuzz(&format!("{name}, generated"), cases, random, &check),
+        fuzz(&format!("{name}, mutated"), cases, mutated(bases), &check),
+    ]
 }
 
 /// An optimizer over two small tensors, its state file after two steps, and the
@@ -389,29 +402,12 @@ fn run_state_fuzz(cases: u32) -> Vec<f64> {
         }
         Ok(())
     };
-    vec![
-        fuzz(
-            "state file, generated",
-            cases,
-            prop::collection::vec(any::<u8>(), 0..4096),
-            check,
-        ),
-        fuzz("state file, mutated", cases, mutated(bases), check),
-    ]
+    random_and_mutated("state file", cases, bases, check)
 }
 
-/// 128 training and 32 test digits.
-fn checkpoint_data() -> Arc<DatasetSplit> {
-    let full = bundled_mnist().unwrap();
-    Arc::new(DatasetSplit {
-        train: full.train.take(128),
-        test: full.test.take(32),
-    })
-}
-
-/// The checkpoint of a run of `model` after two of its four steps.
-fn checkpoint_of(ctx: &GpuContext, data: &Arc<DatasetSplit>, model: ModelSpec) -> Vec<u8> {
-    let mut config = TrainConfig::for_model(model, OptimizerKind::CAdamW).with_steps(4);
+/// The checkpoint of `config` (16 samples per step) after two of its four steps.
+fn checkpoint_of(ctx: &GpuContext, data: &Arc<DatasetSplit>, config: TrainConfig) -> Vec<u8> {
+    let mut config = config.with_steps(4);
     config.batch_size = 16;
     config.eval_batch_size = 32;
     let mut s = Session::new(ctx, config, data.clone()).unwrap();
@@ -423,23 +419,22 @@ fn checkpoint_of(ctx: &GpuContext, data: &Arc<DatasetSplit>, model: ModelSpec) -
 
 /// Checkpoints of a 784-8-10 MLP and of a one-block ViT (width 8, 2 heads).
 fn checkpoint_bases(ctx: &GpuContext, data: &Arc<DatasetSplit>) -> Vec<Base> {
-    let mlp = ModelSpec::Mlp(Mlp {
-        hidden: vec![8],
-        ..Mlp::default()
-    });
     let vit = ModelSpec::Vit(Vit {
         dim: 8,
         depth: 1,
         heads: 2,
         ..Vit::default()
     });
-    [mlp, vit]
-        .into_iter()
-        .map(|model| Base {
-            bytes: checkpoint_of(ctx, data, model),
-            gzip_after: false,
-        })
-        .collect()
+    [
+        mlp_run(8, OptimizerKind::CAdamW, 4),
+        TrainConfig::for_model(vit, OptimizerKind::CAdamW),
+    ]
+    .into_iter()
+    .map(|config| Base {
+        bytes: checkpoint_of(ctx, data, config),
+        gzip_after: false,
+    })
+    .collect()
 }
 
 /// Most this many sessions are kept for restoring checkpoints into.
@@ -483,7 +478,7 @@ impl Loader {
 
 fn run_checkpoint_fuzz(cases: u32) -> Vec<f64> {
     let ctx = ctx();
-    let data = checkpoint_data();
+    let data = bundled_subset(128, 32);
     let bases = checkpoint_bases(&ctx, &data);
     let loader = Mutex::new(Loader {
         ctx: ctx.clone(),
@@ -508,15 +503,7 @@ fn run_checkpoint_fuzz(cases: u32) -> Vec<f64> {
         }
         Ok(())
     };
-    let rates = vec![
-        fuzz(
-            "checkpoint, generated",
-            cases,
-            prop::collection::vec(any::<u8>(), 0..4096),
-            check,
-        ),
-        fuzz("checkpoint, mutated", cases, mutated(bases), check),
-    ];
+    let rates = random_and_mutated("checkpoint", cases, bases, check);
     println!("checkpoints restored: {}", restored.load(Ordering::Relaxed));
     rates
 }
