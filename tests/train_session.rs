@@ -103,13 +103,7 @@ fn each_step_reads_back_one_record_with_the_models_loss() {
     assert_eq!(s.wait().unwrap().len(), 3);
     assert_eq!(s.optimizer().record_buffers(), 3, "grown, none dropped");
 
-    let mut stream = BatchStream::new(
-        &data.train,
-        config.batch_size,
-        config.seed,
-        config.augment_shift,
-        Standardize::of(&data.train),
-    );
+    let mut stream = BatchStream::for_run(&config, &data.train);
     let (mut images, mut labels) = (Vec::new(), Vec::new());
     stream.batch_into(&data.train, 1, &mut images, &mut labels);
     let ModelSpec::Mlp(mlp) = &config.model else {

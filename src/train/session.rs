@@ -12,7 +12,7 @@ use crate::model::{Mlp, Vit};
 use crate::optim::{Optimizer, StepInputs};
 use crate::train::clock::now_ms;
 use crate::train::config::{ModelSpec, TrainConfig};
-use crate::train::inputs::{BatchStream, Standardize};
+use crate::train::inputs::BatchStream;
 use crate::train::metrics::{EvalMetrics, History, StepMetrics};
 
 /// A step submitted to the GPU whose record has not been read back yet.
@@ -111,19 +111,9 @@ impl Session {
             ModelSpec::Vit(v) => Model::new(ctx, Vit::clone(v), config.seed)?,
         };
         let optimizer = Optimizer::new(ctx, model.store(), config.optimizer_config())?;
-        let standardize = match config.normalize {
-            true => Standardize::of(&data.train),
-            false => Standardize::IDENTITY,
-        };
-        let stream = BatchStream::new(
-            &data.train,
-            config.batch_size,
-            config.seed,
-            config.augment_shift,
-            standardize,
-        );
+        let stream = BatchStream::for_run(&config, &data.train);
         let mut test_images = data.test.images().to_vec();
-        standardize.apply(&mut test_images);
+        stream.standardize().apply(&mut test_images);
         let test_labels = data.test.labels().iter().map(|&l| l as u32).collect();
         Ok(Self {
             config,
