@@ -4,9 +4,9 @@
 
 mod common;
 
-use common::*;
 use std::sync::Arc;
 
+use common::*;
 use coptim::data::{DatasetSplit, bundled_mnist};
 use coptim::model::NamedTensor;
 use coptim::train::{OptimizerKind, Session, TrainConfig};
