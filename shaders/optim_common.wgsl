@@ -84,7 +84,7 @@ struct StepParams {
     clip_max_norm: f32,    // <= 0: no clipping
     skip_nonfinite: u32,
     num_groups: u32,
-    eps_style: u32,        // AdamW: 0 torch-style, 1 HF-style
+    variant: u32,          // the algorithm's switch (AdamW: 0 torch-style eps, 1 HF-style)
     groups: array<GroupParams, MAX_GROUPS>,
 }
 

@@ -29,6 +29,20 @@ pub struct Part {
     pub requires: &'static [&'static str],
 }
 
+/// `shader_part!("file.wgsl", provides, requires)`: the [`Part`] of `shaders/file.wgsl`,
+/// its name and its source taken from the one path.
+macro_rules! shader_part {
+    ($file:literal, $provides:expr, $requires:expr $(,)?) => {
+        $crate::wgsl::Part {
+            name: $file,
+            source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $file)),
+            provides: $provides,
+            requires: $requires,
+        }
+    };
+}
+pub(crate) use shader_part;
+
 /// Helpers shared by several modules, each defined once.
 pub mod lib {
     use super::Part;
@@ -37,48 +51,43 @@ pub mod lib {
     /// dispatches split past `max_compute_workgroups_per_dimension`, and
     /// `flat_index(inv)`: the index of an invocation in it, from the builtins gathered
     /// in `struct Invocation` (needs the generated `WG_SIZE`).
-    pub const GRID: Part = Part {
-        name: "lib/grid.wgsl",
-        source: include_str!("../shaders/lib/grid.wgsl"),
-        provides: &["workgroup_linear", "flat_index"],
-        requires: &[],
-    };
+    pub const GRID: Part = shader_part!(
+        "lib/grid.wgsl",
+        &["workgroup_linear", "flat_index"],
+        &[]
+    );
 
     /// Row teams of one workgroup per row (`ROW_LANES` = `ROW_WG_SIZE`): `row_index`
     /// and `row_lane`; the file documents the row-team interface of the nn row
     /// kernels. Completed by [`ROWS_WORKGROUP`] or [`ROWS_SUBGROUP`].
-    pub const ROWS_TEAM: Part = Part {
-        name: "lib/rows_team.wgsl",
-        source: include_str!("../shaders/lib/rows_team.wgsl"),
-        provides: &["row_index", "row_lane"],
-        requires: &["workgroup_linear"],
-    };
+    pub const ROWS_TEAM: Part = shader_part!(
+        "lib/rows_team.wgsl",
+        &["row_index", "row_lane"],
+        &["workgroup_linear"]
+    );
 
     /// `row_sum` and `row_max` of a [`ROWS_TEAM`] through workgroup memory.
-    pub const ROWS_WORKGROUP: Part = Part {
-        name: "lib/rows_workgroup.wgsl",
-        source: include_str!("../shaders/lib/rows_workgroup.wgsl"),
-        provides: &["row_sum", "row_max"],
-        requires: &["row_index"],
-    };
+    pub const ROWS_WORKGROUP: Part = shader_part!(
+        "lib/rows_workgroup.wgsl",
+        &["row_sum", "row_max"],
+        &["row_index"]
+    );
 
     /// `row_sum` and `row_max` of a [`ROWS_TEAM`] with subgroup operations (needs
     /// `Features::SUBGROUP`).
-    pub const ROWS_SUBGROUP: Part = Part {
-        name: "lib/rows_subgroup.wgsl",
-        source: include_str!("../shaders/lib/rows_subgroup.wgsl"),
-        provides: &["row_sum", "row_max"],
-        requires: &["row_index"],
-    };
+    pub const ROWS_SUBGROUP: Part = shader_part!(
+        "lib/rows_subgroup.wgsl",
+        &["row_sum", "row_max"],
+        &["row_index"]
+    );
 
     /// Row teams of one invocation (`ROW_LANES` = 1): the whole row-team interface,
     /// with no barriers, for CPU adapters.
-    pub const ROWS_INVOCATION: Part = Part {
-        name: "lib/rows_invocation.wgsl",
-        source: include_str!("../shaders/lib/rows_invocation.wgsl"),
-        provides: &["row_index", "row_lane", "row_sum", "row_max"],
-        requires: &["workgroup_linear"],
-    };
+    pub const ROWS_INVOCATION: Part = shader_part!(
+        "lib/rows_invocation.wgsl",
+        &["row_index", "row_lane", "row_sum", "row_max"],
+        &["workgroup_linear"]
+    );
 
     /// `row_max_sum_exp(lid, base, n)`: a row's maximum and sum of exponentials (of the
     /// module's `x` binding), reduced over its row team: the log-sum-exp of softmax and
@@ -92,21 +101,15 @@ pub mod lib {
 
     /// `accumulated(v, old, accumulate)`: the value a backward kernel stores for a
     /// gradient (`v`, plus `old` when the op's `accumulate` flag is set).
-    pub const ACCUMULATE: Part = Part {
-        name: "lib/accumulate.wgsl",
-        source: include_str!("../shaders/lib/accumulate.wgsl"),
-        provides: &["accumulated"],
-        requires: &[],
-    };
+    pub const ACCUMULATE: Part = shader_part!(
+        "lib/accumulate.wgsl",
+        &["accumulated"],
+        &[]
+    );
 
     /// `workgroup_sum(value, lid)`: the sum over a workgroup of `WG_SIZE` invocations
     /// through workgroup memory (a fixed-order tree: deterministic).
-    pub const WORKGROUP_SUM: Part = Part {
-        name: "lib/workgroup_sum.wgsl",
-        source: include_str!("../shaders/lib/workgroup_sum.wgsl"),
-        provides: &["workgroup_sum"],
-        requires: &[],
-    };
+    pub const WORKGROUP_SUM: Part = shader_part!("lib/workgroup_sum.wgsl", &["workgroup_sum"], &[]);
 }
 
 /// A constant's WGSL type and value.
@@ -133,29 +136,17 @@ impl ConstValue {
     }
 }
 
-impl From<u32> for ConstValue {
-    fn from(v: u32) -> Self {
-        ConstValue::U32(v)
-    }
+/// `impl From<$ty> for ConstValue` for each WGSL scalar type and its variant.
+macro_rules! const_value_from {
+    ($($ty:ty => $variant:ident),* $(,)?) => {
+        $(impl From<$ty> for ConstValue {
+            fn from(v: $ty) -> Self {
+                ConstValue::$variant(v)
+            }
+        })*
+    };
 }
-
-impl From<i32> for ConstValue {
-    fn from(v: i32) -> Self {
-        ConstValue::I32(v)
-    }
-}
-
-impl From<f32> for ConstValue {
-    fn from(v: f32) -> Self {
-        ConstValue::F32(v)
-    }
-}
-
-impl From<bool> for ConstValue {
-    fn from(v: bool) -> Self {
-        ConstValue::Bool(v)
-    }
-}
+const_value_from!(u32 => U32, i32 => I32, f32 => F32, bool => Bool);
 
 /// Assembles a WGSL module from generated constants and [`Part`]s.
 #[derive(Debug, Clone)]
@@ -437,32 +428,18 @@ mod tests {
         assert_eq!(module.entry_points[0].workgroup_size, [64, 1, 1]);
     }
 
+    /// A missing hook, a constant set twice and a part included twice are errors
+    /// that name the culprit.
     #[test]
-    fn a_missing_hook_is_an_error() {
-        let e = ShaderBuilder::new("t")
-            .part(&USES_HOOK)
-            .build()
-            .unwrap_err();
-        assert!(e.to_string().contains("`hook`"), "{e}");
-    }
-
-    #[test]
-    fn a_constant_set_twice_is_an_error() {
-        let e = ShaderBuilder::new("t")
-            .constant("A", 1u32)
-            .constant("A", 2u32)
-            .build()
-            .unwrap_err();
-        assert!(e.to_string().contains("`A`"), "{e}");
-    }
-
-    #[test]
-    fn a_part_included_twice_is_an_error() {
-        let e = ShaderBuilder::new("t")
-            .part(&HOOK)
-            .part(&HOOK)
-            .build()
-            .unwrap_err();
-        assert!(e.to_string().contains("hook.wgsl"), "{e}");
+    fn inconsistent_modules_are_errors() {
+        let t = || ShaderBuilder::new("t");
+        for (builder, culprit) in [
+            (t().part(&USES_HOOK), "`hook`"),
+            (t().constant("A", 1u32).constant("A", 2u32), "`A`"),
+            (t().part(&HOOK).part(&HOOK), "hook.wgsl"),
+        ] {
+            let e = builder.build().unwrap_err();
+            assert!(e.to_string().contains(culprit), "{e}");
+        }
     }
 }

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 
 use common::*;
 use coptim::optim::{
-    Algorithm, Caution, EpsStyle, NonFinite, Normalization, OptimizerConfig, ReferenceOptimizer,
+    AdamW, Algorithm, Caution, EpsStyle, Lion, NonFinite, Normalization, OptimizerConfig,
+    ReferenceOptimizer, Sgd,
 };
 use coptim::stream::StreamShape;
 use coptim::{GpuContext, ParamStore, TensorId};
@@ -57,20 +58,20 @@ fn load(name: &str) -> Case {
 fn config(case: &Case) -> OptimizerConfig {
     let f = |k: &str| case.meta[k].parse::<f64>().unwrap();
     let algorithm = match case.meta["optimizer"].as_str() {
-        "adamw" => Algorithm::AdamW {
+        "adamw" => Algorithm::AdamW(AdamW {
             beta1: f("beta1"),
             beta2: f("beta2"),
             eps: f("eps"),
             eps_style: EpsStyle::Torch,
-        },
-        "lion" => Algorithm::Lion {
+        }),
+        "lion" => Algorithm::Lion(Lion {
             beta1: f("beta1"),
             beta2: f("beta2"),
-        },
-        "sgd" => Algorithm::Sgd {
+        }),
+        "sgd" => Algorithm::Sgd(Sgd {
             momentum: f("momentum"),
             nesterov: case.meta["nesterov"] == "true",
-        },
+        }),
         other => panic!("unknown optimizer {other}"),
     };
     let caution = match case.meta["caution"].as_str() {

@@ -28,4 +28,4 @@ pub use graph::{Activation, Graph, GraphBuilder, Var};
 pub use kernels::{Kernels, ROW_WG_SIZE, RowLayout, WG_SIZE};
 pub use matmul_variant::MatmulVariant;
 pub use modules::shader_modules;
-pub use tensor::{DType, Tensor};
+pub use tensor::{DType, Element, Tensor};

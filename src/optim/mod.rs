@@ -6,6 +6,7 @@
 //! [`Normalization::NumelOverCountPlusOne`] is C-Optim's C-Lion and pytorch_optimizer's
 //! `Lion(cautious=True)`; SGD + caution is timm `csgdw`.
 
+mod algorithms;
 mod bindings;
 mod config;
 mod gpu_types;
@@ -17,13 +18,14 @@ mod runtime;
 mod schedule;
 mod state_io;
 mod stats;
+mod timm;
 
-pub use config::{
-    Algorithm, Caution, EpsStyle, GroupConfig, NonFinite, Normalization, OptimizerConfig,
-};
+pub use algorithms::{AdamW, Algorithm, EpsStyle, Lion, Sgd};
+pub use config::{Caution, GroupConfig, NonFinite, Normalization, OptimizerConfig};
 pub use inputs::StepInputs;
 pub use reference::{ReferenceOptimizer, ReferenceStep};
 pub use runtime::{Optimizer, OptimizerOptions};
 pub use schedule::LrSchedule;
 pub use state_io::STATE_FORMAT;
 pub use stats::StepStats;
+pub use timm::timm_names;

@@ -2,7 +2,8 @@
 //! `CAUTIOUS_OPTIMIZERS.md`. The GPU kernels are tested against it.
 
 use crate::error::{Error, Result};
-use crate::optim::config::{Algorithm, Caution, EpsStyle, NonFinite, OptimizerConfig};
+use crate::optim::algorithms::Direction;
+use crate::optim::config::{Caution, NonFinite, OptimizerConfig};
 
 /// What one reference step did.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,14 +93,9 @@ impl ReferenceOptimizer {
         for (i, (p, g_raw)) in params.iter_mut().zip(grads).enumerate() {
             let (lr_scale, wd) = cfg.group_hyper(self.groups[i]);
             let g: Vec<f64> = g_raw.iter().map(|g| g * clip).collect();
-            let dir = direction(&cfg.algorithm, &mut self.state, i, &g, t);
+            let mut state: Vec<&mut Vec<f64>> = self.state.iter_mut().map(|s| &mut s[i]).collect();
+            let dir = cfg.algorithm.rules().reference_direction(&mut state, &g, t);
             let (k, amb) = apply_masked_update(cfg.caution, p, &g, &dir, lr_base * lr_scale, wd);
-            if let Algorithm::Lion { beta2, .. } = cfg.algorithm {
-                let m = &mut self.state[0][i];
-                for j in 0..g.len() {
-                    m[j] = beta2 * m[j] + (1.0 - beta2) * g[j];
-                }
-            }
             kept.push(k);
             ambiguous.push(amb);
         }
@@ -109,127 +105,6 @@ impl ReferenceOptimizer {
             ambiguous,
             grad_norm,
         })
-    }
-}
-
-/// The direction of tensor `i` at step `t` from its clipped gradient `g`, with
-/// the state updates that happen before the step.
-fn direction(
-    algorithm: &Algorithm,
-    state: &mut [Vec<Vec<f64>>],
-    i: usize,
-    g: &[f64],
-    t: i32,
-) -> Direction {
-    match *algorithm {
-        Algorithm::AdamW {
-            beta1,
-            beta2,
-            eps,
-            eps_style,
-        } => {
-            let (m, v) = two_mut(state, i);
-            adamw_direction(m, v, g, (beta1, beta2), eps, eps_style, t)
-        }
-        Algorithm::Lion { beta1, .. } => lion_direction(&state[0][i], g, beta1),
-        Algorithm::Sgd { momentum, nesterov } => {
-            sgd_direction(&mut state[0][i], g, momentum, nesterov, t == 1)
-        }
-    }
-}
-
-/// A direction before masking, with the quantity whose sign decides agreement.
-struct Direction {
-    /// The update direction `u` (the step is `-lr * u`, before caution).
-    u: Vec<f64>,
-    /// The quantity whose sign is compared with the gradient's.
-    sign_src: Vec<f64>,
-    /// The size of the terms summed into `sign_src` (for the ambiguity bound).
-    sign_mag: Vec<f64>,
-}
-
-/// AdamW: updates the moments `m` and `v` and returns the bias-corrected direction.
-fn adamw_direction(
-    m: &mut [f64],
-    v: &mut [f64],
-    g: &[f64],
-    (beta1, beta2): (f64, f64),
-    eps: f64,
-    eps_style: EpsStyle,
-    t: i32,
-) -> Direction {
-    let bc1 = 1.0 - beta1.powi(t);
-    let bc2 = 1.0 - beta2.powi(t);
-    let mut u = Vec::with_capacity(g.len());
-    let mut mag = Vec::with_capacity(g.len());
-    for j in 0..g.len() {
-        mag.push((beta1 * m[j]).abs() + ((1.0 - beta1) * g[j]).abs());
-        m[j] = beta1 * m[j] + (1.0 - beta1) * g[j];
-        v[j] = beta2 * v[j] + (1.0 - beta2) * g[j] * g[j];
-        let (den, step) = match eps_style {
-            EpsStyle::Torch => (v[j].sqrt() / bc2.sqrt() + eps, 1.0 / bc1),
-            EpsStyle::Hf => (v[j].sqrt() + eps, bc2.sqrt() / bc1),
-        };
-        u.push(step * m[j] / den);
-    }
-    Direction {
-        u,
-        sign_src: m.to_vec(),
-        sign_mag: mag,
-    }
-}
-
-/// Lion: the sign of the interpolation of `m` and `g` (the state update comes
-/// after the step).
-fn lion_direction(m: &[f64], g: &[f64], beta1: f64) -> Direction {
-    let raw: Vec<f64> = (0..g.len())
-        .map(|j| beta1 * m[j] + (1.0 - beta1) * g[j])
-        .collect();
-    let mag = (0..g.len())
-        .map(|j| (beta1 * m[j]).abs() + ((1.0 - beta1) * g[j]).abs())
-        .collect();
-    Direction {
-        u: raw.iter().map(|&x| sign(x)).collect(),
-        sign_src: raw,
-        sign_mag: mag,
-    }
-}
-
-/// SGD with momentum: updates the buffer `buf` (set to `g` on the `first` step)
-/// and returns the plain or Nesterov direction.
-fn sgd_direction(
-    buf: &mut [f64],
-    g: &[f64],
-    momentum: f64,
-    nesterov: bool,
-    first: bool,
-) -> Direction {
-    let mut mag = Vec::with_capacity(g.len());
-    for j in 0..g.len() {
-        if first {
-            buf[j] = g[j];
-            mag.push(g[j].abs());
-        } else {
-            mag.push((momentum * buf[j]).abs() + g[j].abs());
-            buf[j] = momentum * buf[j] + g[j];
-        }
-    }
-    let u: Vec<f64> = if nesterov {
-        (0..g.len()).map(|j| g[j] + momentum * buf[j]).collect()
-    } else {
-        buf.to_vec()
-    };
-    let mag = if nesterov {
-        (0..g.len())
-            .map(|j| g[j].abs() + momentum * (buf[j].abs() + mag[j]))
-            .collect()
-    } else {
-        mag
-    };
-    Direction {
-        u: u.clone(),
-        sign_src: u,
-        sign_mag: mag,
     }
 }
 
@@ -260,20 +135,4 @@ fn apply_masked_update(
     } else {
         (g.len() as u64, 0)
     }
-}
-
-fn sign(x: f64) -> f64 {
-    if x > 0.0 {
-        1.0
-    } else if x < 0.0 {
-        -1.0
-    } else {
-        0.0
-    }
-}
-
-/// Mutable access to state 0 and state 1 of tensor `i`.
-fn two_mut(state: &mut [Vec<Vec<f64>>], i: usize) -> (&mut Vec<f64>, &mut Vec<f64>) {
-    let (a, b) = state.split_at_mut(1);
-    (&mut a[0][i], &mut b[0][i])
 }
