@@ -61,6 +61,13 @@ pub(crate) struct Dims {
     pub inner_batch: usize,
 }
 
+impl Dims {
+    /// An `m x k` by `k x n` product over the same batches.
+    fn sized(self, m: usize, n: usize, k: usize) -> Self {
+        Self { m, n, k, ..self }
+    }
+}
+
 uniform_block! {
     /// The uniform block of every matmul module (`nn_matmul_common.wgsl`): the sizes,
     /// and each operand's [`View`] as `<operand>_offset, _outer, _inner, _row, _col`.
@@ -202,6 +209,22 @@ impl<'t> Product<'t> {
     }
 }
 
+/// The gradient of an operand of a product: the operand, its gradient mode, the two
+/// factors, the operand's view (the gradient is written through it) and the sizes.
+type GradProduct<'t> = (Var, Option<GradMode>, [(&'t Tensor, View); 2], View, Dims);
+
+/// The products of `grads` whose operand wants a gradient.
+fn grad_products(cx: &CompileCx<'_>, grads: [GradProduct<'_>; 2]) -> Result<Vec<Dispatch>> {
+    let mut dispatches = Vec::new();
+    for (input, mode, [lhs, rhs], view, dims) in grads {
+        if let Some((grad, mode)) = wanted(cx, input, mode) {
+            let product = Product::new(lhs, rhs, (grad, view), dims).mode(mode);
+            dispatches.push(product.dispatch(cx)?);
+        }
+    }
+    Ok(dispatches)
+}
+
 fn check_f32(g: &GraphBuilder, op: &str, vars: &[Var]) -> Result<()> {
     match vars.iter().find(|&&v| g.dtype(v) != DType::F32) {
         Some(_) => Err(Error::shape(op, "operands must be f32 tensors")),
@@ -306,32 +329,27 @@ impl Op for Matmul {
         let Some(dc) = cx.out_grad(out) else {
             return Ok(compiled);
         };
-        // dA = dC @ op(B)^T, written through A's logical view.
-        if let Some((da, mode)) = wanted(cx, self.a, modes[0]) {
-            let dims = Dims {
-                n: d.k,
-                k: d.n,
-                ..d
-            };
-            compiled.backward.push(
-                Product::new((&dc, vc), (b, vb.t()), (da, va), dims)
-                    .mode(mode)
-                    .dispatch(cx)?,
-            );
-        }
-        // dB = op(A)^T @ dC, written through B's logical view.
-        if let Some((db, mode)) = wanted(cx, self.b, modes[1]) {
-            let dims = Dims {
-                m: d.k,
-                k: d.m,
-                ..d
-            };
-            compiled.backward.push(
-                Product::new((a, va.t()), (&dc, vc), (db, vb), dims)
-                    .mode(mode)
-                    .dispatch(cx)?,
-            );
-        }
+        // dA = dC @ op(B)^T and dB = op(A)^T @ dC, each written through its operand's
+        // logical view.
+        compiled.backward = grad_products(
+            cx,
+            [
+                (
+                    self.a,
+                    modes[0],
+                    [(&dc, vc), (b, vb.t())],
+                    va,
+                    d.sized(d.m, d.k, d.n),
+                ),
+                (
+                    self.b,
+                    modes[1],
+                    [(a, va.t()), (&dc, vc)],
+                    vb,
+                    d.sized(d.k, d.n, d.m),
+                ),
+            ],
+        )?;
         Ok(compiled)
     }
 }
@@ -421,29 +439,26 @@ impl Op for Linear {
         let Some(dy) = cx.out_grad(out) else {
             return Ok(compiled);
         };
-        // dx [m, k] = dy [m, n] @ W [n, k]
-        if let Some((dx, mode)) = wanted(cx, self.x, modes[0]) {
-            let dims = Dims { n: k, k: n, ..dims };
-            compiled.backward.push(
-                Product::new((&dy, vy), (w, vw), (dx, vx), dims)
-                    .mode(mode)
-                    .dispatch(cx)?,
-            );
-        }
-        // dW [n, k] = dy^T [n, m] @ x [m, k]
-        if let Some((dw, mode)) = wanted(cx, self.weight, modes[1]) {
-            let dims = Dims {
-                m: n,
-                n: k,
-                k: m,
-                ..dims
-            };
-            compiled.backward.push(
-                Product::new((&dy, vy.t()), (x, vx), (dw, vw), dims)
-                    .mode(mode)
-                    .dispatch(cx)?,
-            );
-        }
+        // dx [m, k] = dy [m, n] @ W [n, k] and dW [n, k] = dy^T [n, m] @ x [m, k].
+        compiled.backward = grad_products(
+            cx,
+            [
+                (
+                    self.x,
+                    modes[0],
+                    [(&dy, vy), (w, vw)],
+                    vx,
+                    dims.sized(m, k, n),
+                ),
+                (
+                    self.weight,
+                    modes[1],
+                    [(&dy, vy.t()), (x, vx)],
+                    vw,
+                    dims.sized(n, k, m),
+                ),
+            ],
+        )?;
         // db [n] = sum over rows of dy
         if let Some(b) = self.bias
             && let Some((db, mode)) = wanted(cx, b, modes[2])
