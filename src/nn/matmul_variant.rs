@@ -264,14 +264,6 @@ impl MatmulShader {
         ]
     };
 
-    /// Position in [`Self::ALL`].
-    pub fn index(self) -> usize {
-        Self::ALL
-            .iter()
-            .position(|s| *s == self)
-            .expect("a listed shader")
-    }
-
     fn workgroup_size(self) -> u32 {
         match self.layout {
             Layout::Tiled { wg_size, .. }
@@ -352,13 +344,6 @@ impl MatmulShader {
             Layout::RowsSubgroup => module.part(&COMMON).part(&ROWS_SUBGROUP),
         };
         module
-    }
-
-    /// The module's WGSL (see [`MatmulShader::module`]).
-    pub fn source(self) -> String {
-        self.module()
-            .build()
-            .expect("every matmul part is included once")
     }
 }
 
