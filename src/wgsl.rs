@@ -51,11 +51,7 @@ pub mod lib {
     /// dispatches split past `max_compute_workgroups_per_dimension`, and
     /// `flat_index(inv)`: the index of an invocation in it, from the builtins gathered
     /// in `struct Invocation` (needs the generated `WG_SIZE`).
-    pub const GRID: Part = shader_part!(
-        "lib/grid.wgsl",
-        &["workgroup_linear", "flat_index"],
-        &[]
-    );
+    pub const GRID: Part = shader_part!("lib/grid.wgsl", &["workgroup_linear", "flat_index"], &[]);
 
     /// Row teams of one workgroup per row (`ROW_LANES` = `ROW_WG_SIZE`): `row_index`
     /// and `row_lane`; the file documents the row-team interface of the nn row
@@ -91,11 +87,7 @@ pub mod lib {
 
     /// `accumulated(v, old, accumulate)`: the value a backward kernel stores for a
     /// gradient (`v`, plus `old` when the op's `accumulate` flag is set).
-    pub const ACCUMULATE: Part = shader_part!(
-        "lib/accumulate.wgsl",
-        &["accumulated"],
-        &[]
-    );
+    pub const ACCUMULATE: Part = shader_part!("lib/accumulate.wgsl", &["accumulated"], &[]);
 
     /// `workgroup_sum(value, lid)`: the sum over a workgroup of `WG_SIZE` invocations
     /// through workgroup memory (a fixed-order tree: deterministic).
