@@ -12,27 +12,11 @@ use crate::arena::{ElementType, ParamAccess};
 use crate::context::GpuContext;
 use crate::optim::algorithms::Algorithm;
 use crate::stream::StreamShape;
-use crate::wgsl::{Part, ShaderBuilder};
-
-/// A part of the optimizer modules (see [`crate::wgsl::Part`]).
-const fn part(
-    name: &'static str,
-    source: &'static str,
-    provides: &'static [&'static str],
-    requires: &'static [&'static str],
-) -> Part {
-    Part {
-        name,
-        source,
-        provides,
-        requires,
-    }
-}
+use crate::wgsl::{Part, ShaderBuilder, shader_part};
 
 /// Shared structs, constants and block indexing.
-pub static COMMON: Part = part(
+pub static COMMON: Part = shader_part!(
     "optim_common.wgsl",
-    include_str!("../../shaders/optim_common.wgsl"),
     &[
         "block_elem",
         "block_at",
@@ -49,61 +33,25 @@ pub static COMMON: Part = part(
 /// The hooks every parameter access variant provides.
 const PARAM_ACCESS: &[&str] = &["load_param", "store_param", "load_grad"];
 /// Parameters and gradients as whole vec4s (coptim's arenas).
-pub static PARAMS_VEC4: Part = part(
-    "params_vec4.wgsl",
-    include_str!("../../shaders/params_vec4.wgsl"),
-    PARAM_ACCESS,
-    &[],
-);
+pub static PARAMS_VEC4: Part = shader_part!("params_vec4.wgsl", PARAM_ACCESS, &[]);
 /// Parameters and gradients one f32 at a time (a caller's buffers at any offset).
-pub static PARAMS_SCALAR: Part = part(
-    "params_scalar.wgsl",
-    include_str!("../../shaders/params_scalar.wgsl"),
-    PARAM_ACCESS,
-    &[],
-);
+pub static PARAMS_SCALAR: Part = shader_part!("params_scalar.wgsl", PARAM_ACCESS, &[]);
 /// Agreement-count reduction with subgroup operations.
-pub static COUNT_SUBGROUP: Part = part(
-    "count_subgroup.wgsl",
-    include_str!("../../shaders/count_subgroup.wgsl"),
-    &["add_block_count"],
-    &[],
-);
+pub static COUNT_SUBGROUP: Part = shader_part!("count_subgroup.wgsl", &["add_block_count"], &[]);
 /// Agreement-count reduction with a workgroup atomic (portable fallback).
-pub static COUNT_WORKGROUP: Part = part(
-    "count_workgroup.wgsl",
-    include_str!("../../shaders/count_workgroup.wgsl"),
-    &["add_block_count"],
-    &[],
-);
+pub static COUNT_WORKGROUP: Part = shader_part!("count_workgroup.wgsl", &["add_block_count"], &[]);
 /// The hooks every state storage variant provides.
 const STATE_ACCESS: &[&str] = &["load_state0", "store_state0", "load_state1", "store_state1"];
 /// f32 optimizer state.
-pub static STATE_F32: Part = part(
-    "state_f32.wgsl",
-    include_str!("../../shaders/state_f32.wgsl"),
-    STATE_ACCESS,
-    &[],
-);
+pub static STATE_F32: Part = shader_part!("state_f32.wgsl", STATE_ACCESS, &[]);
 /// bf16 optimizer state, two per u32 (every adapter).
-pub static STATE_BF16: Part = part(
-    "state_bf16.wgsl",
-    include_str!("../../shaders/state_bf16.wgsl"),
-    STATE_ACCESS,
-    &[],
-);
+pub static STATE_BF16: Part = shader_part!("state_bf16.wgsl", STATE_ACCESS, &[]);
 /// f16 optimizer state (needs `shader-f16`).
-pub static STATE_F16: Part = part(
-    "state_f16.wgsl",
-    include_str!("../../shaders/state_f16.wgsl"),
-    STATE_ACCESS,
-    &[],
-);
+pub static STATE_F16: Part = shader_part!("state_f16.wgsl", STATE_ACCESS, &[]);
 /// The count and update entry points shared by every algorithm; the algorithm part
 /// supplies its caution direction and its fused per-vec4 update.
-pub static STEP: Part = part(
+pub static STEP: Part = shader_part!(
     "optim_step.wgsl",
-    include_str!("../../shaders/optim_step.wgsl"),
     &["count_agreement", "update"],
     &[
         "caution_direction",
@@ -115,9 +63,8 @@ pub static STEP: Part = part(
     ],
 );
 /// Reductions: finite check, gradient norm, clip, caution scale, step advance.
-pub static REDUCE: Part = part(
+pub static REDUCE: Part = shader_part!(
     "reduce.wgsl",
-    include_str!("../../shaders/reduce.wgsl"),
     &[
         "check_finite",
         "grad_sumsq",
@@ -137,52 +84,49 @@ pub const MAX_GROUPS: usize = 16;
 /// Binding indices of the optimizer modules (group 0), named once: Rust binds by these
 /// and the WGSL reads them as `BINDING_<NAME>`.
 pub mod binding {
-    /// Parameter window (`params`).
-    pub const PARAMS: u32 = 0;
-    /// Gradient window (`grads`).
-    pub const GRADS: u32 = 1;
-    /// First state tensor (`state0`).
-    pub const STATE0: u32 = 2;
-    /// Second state tensor (`state1`, AdamW only).
-    pub const STATE1: u32 = 3;
-    /// Block table of the dispatch (`blocks`).
-    pub const BLOCKS: u32 = 4;
-    /// Per-tensor table (`tensors`).
-    pub const TENSORS: u32 = 5;
-    /// Step parameters (`step`).
-    pub const STEP: u32 = 6;
-    /// Status, read as a uniform (`status`).
-    pub const STATUS: u32 = 7;
-    /// Dispatch grid (`window`).
-    pub const WINDOW: u32 = 8;
-    /// Per-block agreement counts (`partial_counts`).
-    pub const PARTIAL_COUNTS: u32 = 9;
-    /// Status, written by the reductions (`status_rw`).
-    pub const STATUS_RW: u32 = 10;
-    /// Per-block squared gradient sums (`partial_sumsq`).
-    pub const PARTIAL_SUMSQ: u32 = 11;
+    /// Declares each binding's constant and the table [`ALL`] from one list, so that a
+    /// binding is named once.
+    macro_rules! bindings {
+        ($($(#[$doc:meta])* $name:ident = $index:literal;)*) => {
+            $($(#[$doc])* pub const $name: u32 = $index;)*
 
-    /// Every binding by its WGSL name (without the `BINDING_` prefix).
-    pub const ALL: [(&str, u32); 12] = [
-        ("PARAMS", PARAMS),
-        ("GRADS", GRADS),
-        ("STATE0", STATE0),
-        ("STATE1", STATE1),
-        ("BLOCKS", BLOCKS),
-        ("TENSORS", TENSORS),
-        ("STEP", STEP),
-        ("STATUS", STATUS),
-        ("WINDOW", WINDOW),
-        ("PARTIAL_COUNTS", PARTIAL_COUNTS),
-        ("STATUS_RW", STATUS_RW),
-        ("PARTIAL_SUMSQ", PARTIAL_SUMSQ),
-    ];
+            /// Every binding by its WGSL name (without the `BINDING_` prefix).
+            pub const ALL: &[(&str, u32)] = &[$((stringify!($name), $name)),*];
+        };
+    }
+
+    bindings! {
+        /// Parameter window (`params`).
+        PARAMS = 0;
+        /// Gradient window (`grads`).
+        GRADS = 1;
+        /// First state tensor (`state0`).
+        STATE0 = 2;
+        /// Second state tensor (`state1`, AdamW only).
+        STATE1 = 3;
+        /// Block table of the dispatch (`blocks`).
+        BLOCKS = 4;
+        /// Per-tensor table (`tensors`).
+        TENSORS = 5;
+        /// Step parameters (`step`).
+        STEP = 6;
+        /// Status, read as a uniform (`status`).
+        STATUS = 7;
+        /// Dispatch grid (`window`).
+        WINDOW = 8;
+        /// Per-block agreement counts (`partial_counts`).
+        PARTIAL_COUNTS = 9;
+        /// Status, written by the reductions (`status_rw`).
+        STATUS_RW = 10;
+        /// Per-block squared gradient sums (`partial_sumsq`).
+        PARTIAL_SUMSQ = 11;
+    }
 }
 
 /// The generated constants every optimizer module starts with, and its shared parts.
 fn base_module(label: &str, access: ParamAccess, shape: StreamShape) -> ShaderBuilder {
     ShaderBuilder::new(label)
-        .bindings(&binding::ALL)
+        .bindings(binding::ALL)
         .constant("WG_SIZE", shape.wg_size)
         .constant("VEC_PER_THREAD", shape.vec_per_thread)
         .constant("MAX_GROUPS", MAX_GROUPS as u32)

@@ -4,12 +4,12 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{Algorithm, Direction, Rules, hooks, positive, timm_betas, unit_interval};
+use super::{Algorithm, Direction, HOOK_NEEDS, HOOKS, Rules, positive, timm_betas, unit_interval};
 use crate::error::Result;
 use crate::optim::config::Caution;
 use crate::optim::gpu_types::GpuGroupParams;
 use crate::optim::timm::{TimmArgs, TimmDefault, TimmName};
-use crate::wgsl::{Part, ShaderBuilder};
+use crate::wgsl::{Part, ShaderBuilder, shader_part};
 
 /// Where AdamW adds eps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -48,7 +48,7 @@ impl Default for AdamW {
 }
 
 /// `adamw.wgsl`: AdamW's hooks.
-static SHADER: Part = hooks("adamw.wgsl", include_str!("../../../shaders/adamw.wgsl"));
+static SHADER: Part = shader_part!("adamw.wgsl", HOOKS, HOOK_NEEDS);
 
 impl Rules for AdamW {
     fn name(&self) -> &'static str {

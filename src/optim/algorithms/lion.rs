@@ -4,12 +4,12 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{Algorithm, Direction, Rules, hooks, sign, timm_betas, unit_interval};
+use super::{Algorithm, Direction, HOOK_NEEDS, HOOKS, Rules, sign, timm_betas, unit_interval};
 use crate::error::Result;
 use crate::optim::config::Caution;
 use crate::optim::gpu_types::GpuGroupParams;
 use crate::optim::timm::{TimmArgs, TimmDefault, TimmName};
-use crate::wgsl::{Part, ShaderBuilder};
+use crate::wgsl::{Part, ShaderBuilder, shader_part};
 
 /// Lion's hyperparameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -31,7 +31,7 @@ impl Default for Lion {
 }
 
 /// `lion.wgsl`: Lion's hooks.
-static SHADER: Part = hooks("lion.wgsl", include_str!("../../../shaders/lion.wgsl"));
+static SHADER: Part = shader_part!("lion.wgsl", HOOKS, HOOK_NEEDS);
 
 impl Rules for Lion {
     fn name(&self) -> &'static str {

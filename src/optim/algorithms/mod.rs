@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::optim::gpu_types::GpuGroupParams;
 use crate::optim::timm::{TimmArgs, TimmName};
 
-use crate::wgsl::{Part, ShaderBuilder};
+use crate::wgsl::ShaderBuilder;
 
 /// What every algorithm file provides.
 pub(crate) trait Rules {
@@ -128,15 +128,10 @@ pub(crate) struct Direction {
     pub sign_mag: Vec<f64>,
 }
 
-/// The part of an algorithm's WGSL hooks.
-const fn hooks(name: &'static str, source: &'static str) -> Part {
-    Part {
-        name,
-        source,
-        provides: &["caution_direction", "step_vec4"],
-        requires: &["load_param", "store_param", "load_state0", "store_state0"],
-    }
-}
+/// The hooks every algorithm's WGSL file provides to `optim_step.wgsl`.
+const HOOKS: &[&str] = &["caution_direction", "step_vec4"];
+/// What the algorithm files use from the other parts.
+const HOOK_NEEDS: &[&str] = &["load_param", "store_param", "load_state0", "store_state0"];
 
 /// `Ok` when `v` is in [0, 1), otherwise an error naming `name`.
 fn unit_interval(name: &str, v: f64) -> Result<()> {

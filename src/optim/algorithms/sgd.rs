@@ -4,12 +4,12 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{Algorithm, Direction, Rules, hooks, unit_interval};
+use super::{Algorithm, Direction, HOOK_NEEDS, HOOKS, Rules, unit_interval};
 use crate::error::Result;
 use crate::optim::config::Caution;
 use crate::optim::gpu_types::GpuGroupParams;
 use crate::optim::timm::{TimmArgs, TimmDefault, TimmName};
-use crate::wgsl::{Part, ShaderBuilder};
+use crate::wgsl::{Part, ShaderBuilder, shader_part};
 
 /// SGD's hyperparameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -31,7 +31,7 @@ impl Default for Sgd {
 }
 
 /// `sgd.wgsl`: SGD's hooks (Nesterov or not through the generated constant `NESTEROV`).
-static SHADER: Part = hooks("sgd.wgsl", include_str!("../../../shaders/sgd.wgsl"));
+static SHADER: Part = shader_part!("sgd.wgsl", HOOKS, HOOK_NEEDS);
 
 impl Rules for Sgd {
     fn name(&self) -> &'static str {
