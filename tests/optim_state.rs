@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use coptim::optim::{Caution, OptimizerConfig};
+use coptim::optim::{Algorithm, Caution, OptimizerConfig};
 use coptim::{Error, Optimizer, ParamStore, TensorId};
 
 fn shapes() -> Vec<(String, Vec<usize>)> {
@@ -48,15 +48,26 @@ fn init(ctx: &coptim::GpuContext, store: &ParamStore) {
     }
 }
 
+/// Every member of the family, cautious, resumes from its state file bit for bit.
 #[test]
 fn resume_continues_bit_for_bit() {
+    for algorithm in Algorithm::members() {
+        let cfg = OptimizerConfig::new(algorithm, 1e-2)
+            .with_caution(Caution::hard())
+            .with_weight_decay(0.05);
+        resume_matches(cfg);
+    }
+}
+
+fn resume_matches(config: OptimizerConfig) {
     let ctx = ctx();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("opt.safetensors");
+    let name = config.algorithm.name();
 
     let store = ParamStore::new(&ctx, &shapes()).unwrap();
     init(&ctx, &store);
-    let mut opt = Optimizer::new(&ctx, &store, config()).unwrap();
+    let mut opt = Optimizer::new(&ctx, &store, config.clone()).unwrap();
     for s in 0..3 {
         write_grads(&ctx, &store, s);
         opt.step_blocking().unwrap();
@@ -73,7 +84,7 @@ fn resume_continues_bit_for_bit() {
     for (i, p) in params_at_3.iter().enumerate() {
         store2.params.write(&ctx, TensorId(i), p).unwrap();
     }
-    let mut opt2 = Optimizer::new(&ctx, &store2, config()).unwrap();
+    let mut opt2 = Optimizer::new(&ctx, &store2, config).unwrap();
     opt2.load_state(&path).unwrap();
     assert_eq!(opt2.scheduled_steps(), 3);
     for s in 3..6 {
@@ -84,7 +95,7 @@ fn resume_continues_bit_for_bit() {
     for (a, b) in straight.iter().zip(&resumed) {
         let a: Vec<u32> = a.iter().map(|x| x.to_bits()).collect();
         let b: Vec<u32> = b.iter().map(|x| x.to_bits()).collect();
-        assert_eq!(a, b, "resumed run must match bit for bit");
+        assert_eq!(a, b, "{name}: resumed run must match bit for bit");
     }
 }
 
@@ -168,6 +179,7 @@ fn state_file_names_are_documented() {
         names,
         [
             "coptim.bias_correction",
+            "coptim.lr_ema",
             "coptim.steps",
             "exp_avg.b",
             "exp_avg.s",

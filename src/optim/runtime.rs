@@ -100,6 +100,7 @@ impl Optimizer {
             buffers: &buffers,
             tensor_buffers: &tensor_buffers,
             state: &state,
+            count_states: config.algorithm.rules().count_states(),
         };
         let windows = plan
             .windows
