@@ -2,19 +2,17 @@
 //! data set) and the guard against parameters that turn NaN while the loss stays
 //! finite.
 
+mod common;
+
+use common::*;
 use std::sync::Arc;
 
 use coptim::data::{DatasetSplit, bundled_mnist};
-use coptim::model::{Mlp, NamedTensor};
-use coptim::train::{ModelSpec, OptimizerKind, Session, TrainConfig};
+use coptim::model::NamedTensor;
+use coptim::train::{OptimizerKind, Session, TrainConfig};
 use coptim::{Error, GpuContext};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
-
-fn ctx() -> GpuContext {
-    GpuContext::new_blocking(&Default::default())
-        .expect("a GPU adapter (install mesa-vulkan-drivers)")
-}
 
 fn small_data(offset: usize) -> Arc<DatasetSplit> {
     let full = bundled_mnist().expect("bundled data");
@@ -26,14 +24,7 @@ fn small_data(offset: usize) -> Arc<DatasetSplit> {
 }
 
 fn tiny(steps: u64) -> TrainConfig {
-    let mut c = TrainConfig::for_model(
-        ModelSpec::Mlp(Mlp {
-            hidden: vec![16],
-            ..Mlp::default()
-        }),
-        OptimizerKind::CAdamW,
-    )
-    .with_steps(steps);
+    let mut c = mlp_run(16, OptimizerKind::CAdamW, steps);
     c.batch_size = 32;
     c.eval_batch_size = 64;
     c

@@ -12,6 +12,9 @@
 //! ignored tests run [`FULL_CASES`] of each and print cases per second:
 //! `cargo test --release --test fuzz_parsers -- --ignored --nocapture --test-threads 1`.
 
+mod common;
+
+use common::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,9 +23,8 @@ use std::time::Instant;
 
 use coptim::data::cifar::{CIFAR10_RECORD_BYTES, parse_cifar10_batch};
 use coptim::data::idx::{encode_idx, parse_idx, parse_idx_images, parse_idx_labels};
-use coptim::data::{DatasetSplit, bundled_mnist, parse_mnist_pair};
-use coptim::model::Mlp;
-use coptim::train::{ModelSpec, OptimizerKind, Session, TrainConfig};
+use coptim::data::{DatasetSplit, parse_mnist_pair};
+use coptim::train::{OptimizerKind, Session};
 use coptim::{ElementType, GpuContext, Optimizer, OptimizerConfig, ParamStore, TensorId};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -335,9 +337,19 @@ fn generated_bytes() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-fn ctx() -> GpuContext {
-    GpuContext::new_blocking(&Default::default())
-        .expect("a GPU adapter (install mesa-vulkan-drivers)")
+/// Fuzzes `check` with `cases` random byte strings, then `cases` mutations of `bases`;
+/// returns the rate (cases per second) of each.
+fn random_and_mutated(
+    name: &str,
+    cases: u32,
+    bases: Vec<Base>,
+    check: impl Fn(Vec<u8>) -> Result<(), TestCaseError>,
+) -> Vec<f64> {
+    let random = prop::collection::vec(any::<u8>(), 0..4096);
+    vec![
+        fuzz(&format!("{name}, generated"), cases, random, &check),
+        fuzz(&format!("{name}, mutated"), cases, mutated(bases), &check),
+    ]
 }
 
 /// An optimizer over two small tensors, its state file after two steps, and the
@@ -389,32 +401,13 @@ fn run_state_fuzz(cases: u32) -> Vec<f64> {
         }
         Ok(())
     };
-    vec![
-        fuzz(
-            "state file, generated",
-            cases,
-            prop::collection::vec(any::<u8>(), 0..4096),
-            check,
-        ),
-        fuzz("state file, mutated", cases, mutated(bases), check),
-    ]
+    random_and_mutated("state file", cases, bases, check)
 }
 
 /// A 784-8-10 MLP on 128 + 32 digits.
 fn checkpoint_fixture(ctx: &GpuContext) -> (Arc<DatasetSplit>, Vec<u8>) {
-    let full = bundled_mnist().unwrap();
-    let data = Arc::new(DatasetSplit {
-        train: full.train.take(128),
-        test: full.test.take(32),
-    });
-    let mut config = TrainConfig::for_model(
-        ModelSpec::Mlp(Mlp {
-            hidden: vec![8],
-            ..Mlp::default()
-        }),
-        OptimizerKind::CAdamW,
-    )
-    .with_steps(4);
+    let data = bundled_subset(128, 32);
+    let mut config = mlp_run(8, OptimizerKind::CAdamW, 4);
     config.batch_size = 16;
     config.eval_batch_size = 32;
     let mut s = Session::new(ctx, config, data.clone()).unwrap();
@@ -441,15 +434,7 @@ fn run_checkpoint_fuzz(cases: u32) -> Vec<f64> {
         bytes: file,
         gzip_after: false,
     }];
-    vec![
-        fuzz(
-            "checkpoint, generated",
-            cases,
-            prop::collection::vec(any::<u8>(), 0..4096),
-            check,
-        ),
-        fuzz("checkpoint, mutated", cases, mutated(bases), check),
-    ]
+    random_and_mutated("checkpoint", cases, bases, check)
 }
 
 fn run_data_fuzz(cases: u32) -> Vec<f64> {

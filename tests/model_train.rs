@@ -1,16 +1,14 @@
 //! Models learn: a few dozen AdamW steps on small synthetic problems cut the loss.
 
+mod common;
+
+use common::*;
 use coptim::model::{Batch, Mlp, Model, Vit};
 use coptim::nn::Activation;
 use coptim::optim::StepInputs;
 use coptim::{GpuContext, Optimizer, OptimizerConfig};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-
-fn ctx() -> GpuContext {
-    GpuContext::new_blocking(&Default::default())
-        .expect("a GPU adapter (install mesa-vulkan-drivers)")
-}
 
 /// Two Gaussian blobs in `dim` dimensions, centred at -1 and +1 on the first half of
 /// the coordinates (noise 1): label 0 or 1.
@@ -45,13 +43,7 @@ fn train(
         let (images, labels) = blobs(&mut rng, batch, dim);
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
         model
-            .record_forward_backward(
-                &mut encoder,
-                Batch {
-                    images: &images,
-                    labels: &labels,
-                },
-            )
+            .record_forward_backward(&mut encoder, Batch::new(&images, &labels))
             .unwrap();
         opt.record_step(&mut encoder, &StepInputs::scheduled())
             .unwrap();

@@ -43,12 +43,7 @@ fn one_step(
     state0: Option<&[Vec<f32>]>,
 ) -> (Vec<Vec<f32>>, Vec<Vec<f32>>, Vec<u64>) {
     let ctx = shared_ctx();
-    let shapes: Vec<(String, Vec<usize>)> = sizes
-        .iter()
-        .enumerate()
-        .map(|(i, &n)| (format!("t{i}"), vec![n]))
-        .collect();
-    let store = ParamStore::new(ctx, &shapes).unwrap();
+    let store = ParamStore::new(ctx, &flat_shapes(sizes)).unwrap();
     let mut opt = Optimizer::new(ctx, &store, cfg).unwrap();
     for i in 0..sizes.len() {
         store.params.write(ctx, TensorId(i), &params[i]).unwrap();
@@ -91,8 +86,7 @@ proptest! {
     #[test]
     fn caution_off_is_the_plain_optimizer(kind in 0u8..16, sizes in prop::collection::vec(1usize..600, 1..4), seed in 0u64..1000, wd in 0.0f64..0.2) {
         let cfg = base(kind, 1e-2).with_weight_decay(wd);
-        let store_shapes: Vec<(String, Vec<usize>)> = sizes.iter().enumerate().map(|(i, &n)| (format!("t{i}"), vec![n])).collect();
-        let store = ParamStore::new(shared_ctx(), &store_shapes).unwrap();
+        let store = ParamStore::new(shared_ctx(), &flat_shapes(&sizes)).unwrap();
         compare_with_reference(shared_ctx(), &store, cfg, Default::default(), 2, seed, 1e-6);
     }
 

@@ -34,21 +34,46 @@ fn config() -> OptimizerConfig {
         .with_weight_decay(0.05)
 }
 
-fn init(ctx: &coptim::GpuContext, store: &ParamStore) {
+/// A store holding the shapes of [`shapes`] at their seeded initial values.
+fn initial_store(ctx: &coptim::GpuContext) -> ParamStore {
+    let store = ParamStore::new(ctx, &shapes()).unwrap();
     let mut r = rng(7);
     for (i, (_, s)) in shapes().iter().enumerate() {
-        store
-            .params
-            .write(
-                ctx,
-                TensorId(i),
-                &to_f32(&randn(&mut r, s.iter().product(), 1.0)),
-            )
-            .unwrap();
+        let values = to_f32(&randn(&mut r, s.iter().product(), 1.0));
+        store.params.write(ctx, TensorId(i), &values).unwrap();
+    }
+    store
+}
+
+/// Steps `opt` on the gradients of each of `steps`, waiting for each step.
+fn run_steps(
+    ctx: &coptim::GpuContext,
+    store: &ParamStore,
+    opt: &mut Optimizer,
+    steps: std::ops::Range<usize>,
+) {
+    for s in steps {
+        write_grads(ctx, store, s);
+        opt.step_blocking().unwrap();
     }
 }
 
-/// Every member of the family, cautious, resumes from its state file bit for bit.
+/// An optimizer with `config` on `store` stepped `steps` times, its state saved at `path`.
+fn saved_after(
+    ctx: &coptim::GpuContext,
+    store: &ParamStore,
+    config: OptimizerConfig,
+    steps: usize,
+    path: &std::path::Path,
+) -> Optimizer {
+    let mut opt = Optimizer::new(ctx, store, config).unwrap();
+    run_steps(ctx, store, &mut opt, 0..steps);
+    opt.save_state(path).unwrap();
+    opt
+}
+
+/// For every member of the family, cautious: a run saved after 3 steps and resumed in
+/// a fresh optimizer ends where the uninterrupted run does, bit for bit.
 #[test]
 fn resume_continues_bit_for_bit() {
     for algorithm in Algorithm::members() {
@@ -65,19 +90,10 @@ fn resume_matches(config: OptimizerConfig) {
     let path = dir.path().join("opt.safetensors");
     let name = config.algorithm.name();
 
-    let store = ParamStore::new(&ctx, &shapes()).unwrap();
-    init(&ctx, &store);
-    let mut opt = Optimizer::new(&ctx, &store, config.clone()).unwrap();
-    for s in 0..3 {
-        write_grads(&ctx, &store, s);
-        opt.step_blocking().unwrap();
-    }
-    opt.save_state(&path).unwrap();
+    let store = initial_store(&ctx);
+    let mut opt = saved_after(&ctx, &store, config.clone(), 3, &path);
     let params_at_3 = store.params.read_all_blocking(&ctx).unwrap();
-    for s in 3..6 {
-        write_grads(&ctx, &store, s);
-        opt.step_blocking().unwrap();
-    }
+    run_steps(&ctx, &store, &mut opt, 3..6);
     let straight = store.params.read_all_blocking(&ctx).unwrap();
 
     let store2 = ParamStore::new(&ctx, &shapes()).unwrap();
@@ -87,10 +103,7 @@ fn resume_matches(config: OptimizerConfig) {
     let mut opt2 = Optimizer::new(&ctx, &store2, config).unwrap();
     opt2.load_state(&path).unwrap();
     assert_eq!(opt2.scheduled_steps(), 3);
-    for s in 3..6 {
-        write_grads(&ctx, &store2, s);
-        opt2.step_blocking().unwrap();
-    }
+    run_steps(&ctx, &store2, &mut opt2, 3..6);
     let resumed = store2.params.read_all_blocking(&ctx).unwrap();
     for (a, b) in straight.iter().zip(&resumed) {
         let a: Vec<u32> = a.iter().map(|x| x.to_bits()).collect();
@@ -105,21 +118,14 @@ fn bad_state_files_are_rejected_and_change_nothing() {
     let ctx = ctx();
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.safetensors");
-    let store = ParamStore::new(&ctx, &shapes()).unwrap();
-    init(&ctx, &store);
-    let mut opt = Optimizer::new(&ctx, &store, config()).unwrap();
-    write_grads(&ctx, &store, 0);
-    opt.step_blocking().unwrap();
-    opt.save_state(&good).unwrap();
+    let store = initial_store(&ctx);
+    saved_after(&ctx, &store, config(), 1, &good);
     let bytes = std::fs::read(&good).unwrap();
 
     // A second optimizer with two steps of history: its state must survive every
     // failed load untouched.
     let mut victim = Optimizer::new(&ctx, &store, config()).unwrap();
-    for s in 0..2 {
-        write_grads(&ctx, &store, s);
-        victim.step_blocking().unwrap();
-    }
+    run_steps(&ctx, &store, &mut victim, 0..2);
     let before = pollster::block_on(victim.state_bytes()).unwrap();
 
     let cases: Vec<(&str, Vec<u8>)> = vec![

@@ -8,13 +8,14 @@
 //! ignored test `export_parity_inputs` to write the initial weights, the batches and
 //! the learning rates of every step to `target/parity/inputs.safetensors`.
 
+mod common;
+
+use common::*;
 use std::sync::Arc;
 
-use coptim::GpuContext;
 use coptim::data::bundled_mnist;
-use coptim::model::Mlp;
 use coptim::train::inputs::{BatchStream, Standardize};
-use coptim::train::{ModelSpec, OptimizerKind, Session, TrainConfig};
+use coptim::train::{OptimizerKind, Session, TrainConfig};
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
 
@@ -24,22 +25,10 @@ use safetensors::tensor::TensorView;
 const TOLERANCE: f32 = 1e-5;
 const STEPS: u64 = 20;
 
-fn ctx() -> GpuContext {
-    GpuContext::new_blocking(&Default::default())
-        .expect("a GPU adapter (install mesa-vulkan-drivers)")
-}
-
 /// The parity run: a 784-64-10 MLP, 32 samples per step, no augmentation,
 /// standardized inputs, the default warm-up + cosine schedule over 20 steps.
 fn config(optimizer: OptimizerKind) -> TrainConfig {
-    let mut c = TrainConfig::for_model(
-        ModelSpec::Mlp(Mlp {
-            hidden: vec![64],
-            ..Mlp::default()
-        }),
-        optimizer,
-    )
-    .with_steps(STEPS);
+    let mut c = mlp_run(64, optimizer, STEPS);
     c.batch_size = 32;
     c.augment_shift = 0;
     c.warmup_steps = 2;

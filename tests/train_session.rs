@@ -2,41 +2,28 @@
 //! batches across optimizers, non-finite stops, the input pipeline, the comparison's
 //! summary and reports, and bad inputs.
 
+mod common;
+
+use common::*;
 use std::sync::Arc;
 
-use coptim::data::{DatasetSplit, bundled_mnist};
+use coptim::Error;
+use coptim::data::DatasetSplit;
 use coptim::model::{Mlp, Vit};
 use coptim::train::compare::{CompareConfig, compare};
 use coptim::train::inputs::{BatchStream, Standardize, translate};
 use coptim::train::{
     Event, Lockstep, ModelSpec, OptimizerKind, Runner, Session, TrainConfig, report,
 };
-use coptim::{Error, GpuContext};
-
-fn ctx() -> GpuContext {
-    GpuContext::new_blocking(&Default::default())
-        .expect("a GPU adapter (install mesa-vulkan-drivers)")
-}
 
 /// 1,024 training and 256 test digits of the bundled set.
 fn small_data() -> Arc<DatasetSplit> {
-    let full = bundled_mnist().expect("bundled data");
-    Arc::new(DatasetSplit {
-        train: full.train.take(1024),
-        test: full.test.take(256),
-    })
+    bundled_subset(1024, 256)
 }
 
 /// A 784-32-10 MLP, 64 samples per step.
 fn tiny(optimizer: OptimizerKind, steps: u64) -> TrainConfig {
-    let mut c = TrainConfig::for_model(
-        ModelSpec::Mlp(Mlp {
-            hidden: vec![32],
-            ..Mlp::default()
-        }),
-        optimizer,
-    )
-    .with_steps(steps);
+    let mut c = mlp_run(32, optimizer, steps);
     c.batch_size = 64;
     c.eval_batch_size = 100;
     c

@@ -137,10 +137,7 @@ pub fn training_samples_per_s(ctx: &GpuContext, spec: &ModelSpec, batch: usize) 
     let mut step = || -> Result<f64> {
         let t = Instant::now();
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
-        let batch = Batch {
-            images: &images,
-            labels: &labels,
-        };
+        let batch = Batch::new(&images, &labels);
         model.record_forward_backward(&mut encoder, batch)?;
         optimizer.record_step(&mut encoder, &StepInputs::scheduled())?;
         ctx.queue().submit([encoder.finish()]);

@@ -23,6 +23,13 @@ pub struct Batch<'a> {
     pub labels: &'a [u32],
 }
 
+impl<'a> Batch<'a> {
+    /// The batch of `images` (flat, row-major) and their `labels`.
+    pub fn new(images: &'a [f32], labels: &'a [u32]) -> Self {
+        Self { images, labels }
+    }
+}
+
 /// The result of [`Model::evaluate`].
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Evaluation {
@@ -374,14 +381,11 @@ impl Model {
         let graph = &compiled.graph;
         let written = graph
             .value(compiled.images)
-            .record_write_f32(&mut uploads, &ctx, encoder, batch.images)
+            .record_write(&mut uploads, &ctx, encoder, batch.images)
             .and_then(|()| {
-                graph.value(compiled.labels).record_write_u32(
-                    &mut uploads,
-                    &ctx,
-                    encoder,
-                    batch.labels,
-                )
+                graph
+                    .value(compiled.labels)
+                    .record_write(&mut uploads, &ctx, encoder, batch.labels)
             });
         self.uploads = uploads;
         written?;
@@ -432,7 +436,7 @@ impl Model {
                 let rows = batch_size.min(n - start);
                 let compiled = self.compiled(rows, false)?;
                 let g = &compiled.graph;
-                g.value(compiled.images).record_write_f32(
+                g.value(compiled.images).record_write(
                     &mut uploads,
                     &ctx,
                     &mut encoder,
@@ -446,7 +450,7 @@ impl Model {
                         &dummy
                     }
                 };
-                g.value(compiled.labels).record_write_u32(
+                g.value(compiled.labels).record_write(
                     &mut uploads,
                     &ctx,
                     &mut encoder,

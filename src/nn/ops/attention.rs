@@ -16,12 +16,13 @@
 //! ```
 
 use crate::error::{Error, Result};
-use crate::nn::dispatch::{Dispatch, linear_grid};
+use crate::nn::bindings::{D_OUT, D_QKV, D_SCORES, Family, OUT, PROBS, QKV, uniform_block};
+use crate::nn::dispatch::Dispatch;
 use crate::nn::graph::{GraphBuilder, Var};
-use crate::nn::kernels::Kernel;
+use crate::nn::modules::Kernel;
 use crate::nn::ops::matmul::{Dims, View, matmul_dispatch};
 use crate::nn::ops::softmax::{softmax_backward, softmax_forward};
-use crate::nn::ops::{CompileCx, Compiled, GradMode, Op, wanted};
+use crate::nn::ops::{CompileCx, Compiled, GradMode, Op};
 use crate::nn::tensor::{DType, Tensor};
 
 /// Longest sequence that runs through the fused kernels. Each invocation of the
@@ -29,18 +30,25 @@ use crate::nn::tensor::{DType, Tensor};
 /// grows with the sequence while the matmul path's tiles amortize it.
 pub(crate) const FUSED_MAX_TOKENS: usize = 64;
 
-#[repr(C)]
-#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct AttnParams {
-    rows: u32,
-    tokens: u32,
-    dim: u32,
-    heads: u32,
-    head_dim: u32,
-    scale: f32,
-    accumulate: u32,
-    pad: u32,
+uniform_block! {
+    /// The uniform block of `nn_attention.wgsl`.
+    struct AttnParams {
+        /// B * H * N: the invocation space of every entry point.
+        rows: u32,
+        tokens: u32,
+        dim: u32,
+        heads: u32,
+        head_dim: u32,
+        scale: f32,
+        /// [`GradMode::flag`] of the qkv gradient.
+        accumulate: u32,
+        pad0: u32,
+    }
 }
+
+/// The bindings of `nn_attention.wgsl`.
+pub(crate) const ATTENTION: Family =
+    Family::new::<AttnParams>(&[QKV, OUT, PROBS, D_OUT, D_SCORES, D_QKV]);
 
 /// Multi-head attention: `[batch, tokens, 3 * dim]` to `[batch, tokens, dim]`.
 #[derive(Debug)]
@@ -154,48 +162,30 @@ impl Attention {
             head_dim: self.head_dim() as u32,
             scale: self.scale(),
             accumulate: mode.flag(),
-            pad: 0,
+            pad0: 0,
         };
-        let mut compiled = Compiled::default();
-        compiled.forward.push(cx.dispatch(
+        let mut compiled = Compiled::forward(cx.launch(
             Kernel::AttentionForward,
             &params(GradMode::Overwrite),
-            &[(1, &qkv), (2, &o), (3, &probs)],
-            linear_grid(rows),
+            &[(QKV, &qkv), (OUT, &o), (PROBS, &probs)],
+            rows,
         ));
-        let Some(d_out) = cx.out_grad(out) else {
-            return Ok(compiled);
-        };
-        let Some((dqkv, mode)) = wanted(cx, self.qkv, modes[0]) else {
+        let Some((d_out, dqkv, mode)) = cx.backward(out, self.qkv, modes[0]) else {
             return Ok(compiled);
         };
         let dqkv: Tensor = dqkv.clone();
         let d_scores = cx.scratch(&scores_shape, "coptim attention dS")?;
-        compiled.backward.push(cx.dispatch(
-            Kernel::AttentionBackwardQuery,
-            &params(mode),
-            &[
-                (1, &qkv),
-                (2, &o),
-                (3, &probs),
-                (4, &d_out),
-                (5, &d_scores),
-                (6, &dqkv),
-            ],
-            linear_grid(rows),
-        ));
-        compiled.backward.push(cx.dispatch(
-            Kernel::AttentionBackwardKey,
-            &params(mode),
-            &[
-                (1, &qkv),
-                (3, &probs),
-                (4, &d_out),
-                (5, &d_scores),
-                (6, &dqkv),
-            ],
-            linear_grid(rows),
-        ));
+        let saved = [(QKV, &qkv), (PROBS, &probs), (D_OUT, &d_out)];
+        let grads = [(D_SCORES, &d_scores), (D_QKV, &dqkv)];
+        for (kernel, extra) in [
+            (Kernel::AttentionBackwardQuery, Some((OUT, &o))),
+            (Kernel::AttentionBackwardKey, None),
+        ] {
+            let tensors: Vec<_> = saved.into_iter().chain(extra).chain(grads).collect();
+            compiled
+                .backward
+                .push(cx.launch(kernel, &params(mode), &tensors, rows));
+        }
         Ok(compiled)
     }
 
@@ -240,10 +230,7 @@ impl Attention {
             overwrite,
             None,
         )?);
-        let Some(d_out) = cx.out_grad(out) else {
-            return Ok(compiled);
-        };
-        let Some((dqkv, mode)) = wanted(cx, self.qkv, modes[0]) else {
+        let Some((d_out, dqkv, mode)) = cx.backward(out, self.qkv, modes[0]) else {
             return Ok(compiled);
         };
         let dqkv = dqkv.clone();
@@ -329,14 +316,4 @@ impl Op for Attention {
             false => self.compile_matmuls(cx, out, modes),
         }
     }
-}
-
-/// The layout of [`AttnParams`], for the test against naga's layout of the WGSL struct.
-#[cfg(test)]
-pub(super) fn mirror() -> crate::wgsl::MirrorLayout {
-    crate::wgsl::mirror_layout!(
-        AttnParams,
-        "AttnParams",
-        [rows, tokens, dim, heads, head_dim, scale, accumulate]
-    )
 }

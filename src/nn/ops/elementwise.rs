@@ -1,42 +1,30 @@
 //! Pointwise ops: activations ([`Pointwise`]) and broadcast adds ([`Add`]: residual,
-//! bias and position embedding), plus the gradient helpers other ops share.
+//! bias and position embedding), plus the broadcast gradient other ops share.
 
 use crate::error::{Error, Result};
-use crate::nn::dispatch::{Dispatch, linear_grid};
+use crate::nn::bindings::{DY, Family, OTHER, OUT, X, uniform_block};
+use crate::nn::dispatch::Dispatch;
 use crate::nn::graph::{Activation, GraphBuilder, Var};
-use crate::nn::kernels::Kernel;
-use crate::nn::ops::{CompileCx, Compiled, GradMode, Op, wanted};
+use crate::nn::modules::Kernel;
+use crate::nn::ops::{CompileCx, Compiled, GradMode, Op, Plan};
 use crate::nn::tensor::{DType, Tensor, numel};
 
-#[repr(C)]
-#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct EwParams {
-    len: u32,
-    period: u32,
-    mode: u32,
-    accumulate: u32,
+uniform_block! {
+    /// The uniform block of `nn_elementwise.wgsl`.
+    struct EwParams {
+        /// Elements of the invocation space (the source, for `sum_rows`).
+        len: u32,
+        /// Length of the broadcast operand (its elements repeat every `period`).
+        period: u32,
+        /// Activation kind ([`Activation::code`]).
+        mode: u32,
+        /// [`GradMode::flag`] of the gradient written.
+        accumulate: u32,
+    }
 }
 
-/// `dst (+)= src` over `dst`'s elements.
-pub(crate) fn accumulate(
-    cx: &CompileCx<'_>,
-    src: &Tensor,
-    dst: &Tensor,
-    mode: GradMode,
-) -> Dispatch {
-    let params = EwParams {
-        len: dst.len() as u32,
-        period: dst.len() as u32,
-        mode: 0,
-        accumulate: mode.flag(),
-    };
-    cx.dispatch(
-        Kernel::Accumulate,
-        &params,
-        &[(3, src), (4, dst)],
-        linear_grid(dst.len()),
-    )
-}
+/// The bindings of `nn_elementwise.wgsl`.
+pub(crate) const ELEMENTWISE: Family = Family::new::<EwParams>(&[X, OTHER, DY, OUT]);
 
 /// `dst[c] (+)= sum_r src[r * period + c]` for `c < period`: the gradient of an
 /// operand broadcast over leading dimensions.
@@ -53,12 +41,7 @@ pub(crate) fn sum_rows(
         mode: 0,
         accumulate: mode.flag(),
     };
-    cx.dispatch(
-        Kernel::SumRows,
-        &params,
-        &[(3, src), (4, dst)],
-        linear_grid(period),
-    )
+    cx.launch(Kernel::SumRows, &params, &[(DY, src), (OUT, dst)], period)
 }
 
 /// `y = f(x)` elementwise.
@@ -88,32 +71,21 @@ impl Op for Pointwise {
         out: Var,
         modes: &[Option<GradMode>],
     ) -> Result<Compiled> {
-        let (x, y) = (cx.value(self.x), cx.value(out));
-        let n = x.len();
-        let params = |mode: GradMode| EwParams {
-            len: n as u32,
-            period: n as u32,
-            mode: self.kind.code(),
-            accumulate: mode.flag(),
+        let plan = Plan {
+            forward: Kernel::ActivationForward,
+            backward: &[Kernel::ActivationBackward],
         };
-        let mut compiled = Compiled::default();
-        compiled.forward.push(cx.dispatch(
-            Kernel::ActivationForward,
-            &params(GradMode::Overwrite),
-            &[(1, x), (4, y)],
-            linear_grid(n),
-        ));
-        if let Some(dy) = cx.out_grad(out)
-            && let Some((dx, mode)) = wanted(cx, self.x, modes[0])
-        {
-            compiled.backward.push(cx.dispatch(
-                Kernel::ActivationBackward,
-                &params(mode),
-                &[(1, x), (3, &dy), (4, dx)],
-                linear_grid(n),
-            ));
-        }
-        Ok(compiled)
+        let params = |t: &Tensor, mode: GradMode| {
+            let n = t.len() as u32;
+            let p = EwParams {
+                len: n,
+                period: n,
+                mode: self.kind.code(),
+                accumulate: mode.flag(),
+            };
+            (p, t.len())
+        };
+        Ok(cx.compile_plan(&[self.x], out, modes, plan, params))
     }
 }
 
@@ -155,45 +127,28 @@ impl Op for Add {
         vec![self.a, self.b]
     }
 
+    /// Backward, `a`'s gradient is `dy` and `b`'s is `dy` summed over the leading
+    /// dimensions (`sum_rows` over `period` columns, a copy when nothing broadcasts).
     fn compile(
         &self,
         cx: &mut CompileCx<'_>,
         out: Var,
         modes: &[Option<GradMode>],
     ) -> Result<Compiled> {
-        let (a, b, y) = (cx.value(self.a), cx.value(self.b), cx.value(out));
-        let params = EwParams {
-            len: y.len() as u32,
-            period: self.period as u32,
-            mode: 0,
-            accumulate: 0,
+        let plan = Plan {
+            forward: Kernel::AddForward,
+            backward: &[Kernel::Accumulate, Kernel::SumRows],
         };
-        let mut compiled = Compiled::default();
-        compiled.forward.push(cx.dispatch(
-            Kernel::AddForward,
-            &params,
-            &[(1, a), (2, b), (4, y)],
-            linear_grid(y.len()),
-        ));
-        let Some(dy) = cx.out_grad(out) else {
-            return Ok(compiled);
+        let len = cx.value(out).len();
+        let params = |t: &Tensor, mode: GradMode| {
+            let p = EwParams {
+                len: len as u32,
+                period: self.period as u32,
+                mode: 0,
+                accumulate: mode.flag(),
+            };
+            (p, t.len())
         };
-        if let Some((da, mode)) = wanted(cx, self.a, modes[0]) {
-            compiled.backward.push(accumulate(cx, &dy, da, mode));
-        }
-        if let Some((db, mode)) = wanted(cx, self.b, modes[1]) {
-            compiled.backward.push(if self.period == dy.len() {
-                accumulate(cx, &dy, db, mode)
-            } else {
-                sum_rows(cx, &dy, db, self.period, mode)
-            });
-        }
-        Ok(compiled)
+        Ok(cx.compile_plan(&[self.a, self.b], out, modes, plan, params))
     }
-}
-
-/// The layout of [`EwParams`], for the test against naga's layout of the WGSL struct.
-#[cfg(test)]
-pub(super) fn mirror() -> crate::wgsl::MirrorLayout {
-    crate::wgsl::mirror_layout!(EwParams, "EwParams", [len, period, mode, accumulate])
 }

@@ -2,22 +2,33 @@
 //! number of correct predictions ([`CorrectCount`]).
 
 use crate::error::{Error, Result};
-use crate::nn::dispatch::{Dispatch, linear_grid};
+use crate::nn::bindings::{DLOGITS, DLOSS, Family, LABELS, LOGITS, OUT, ROWS, uniform_block};
+use crate::nn::dispatch::Dispatch;
 use crate::nn::graph::{GraphBuilder, Var};
-use crate::nn::kernels::Kernel;
-use crate::nn::ops::{CompileCx, Compiled, GradMode, Op, wanted};
+use crate::nn::modules::Kernel;
+use crate::nn::ops::{CompileCx, Compiled, GradMode, Op};
 use crate::nn::tensor::{DType, Tensor};
 
-#[repr(C)]
-#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct LossParams {
-    rows: u32,
-    classes: u32,
-    stride: u32,
-    scale: f32,
-    accumulate: u32,
-    pad: [u32; 3],
+uniform_block! {
+    /// The uniform block of `nn_loss.wgsl`.
+    struct LossParams {
+        rows: u32,
+        classes: u32,
+        /// `reduce_sum`: the stride between summed entries of `rows`.
+        stride: u32,
+        /// `reduce_sum`: the factor applied to the sum.
+        scale: f32,
+        /// [`GradMode::flag`] of the logits' gradient.
+        accumulate: u32,
+        pad0: u32,
+        pad1: u32,
+        pad2: u32,
+    }
 }
+
+/// The bindings of `nn_loss.wgsl`.
+pub(crate) const LOSS: Family =
+    Family::new::<LossParams>(&[LOGITS, LABELS, ROWS, OUT, DLOSS, DLOGITS]);
 
 impl LossParams {
     fn new(rows: usize, classes: usize) -> Self {
@@ -26,8 +37,7 @@ impl LossParams {
             classes: classes as u32,
             stride: 1,
             scale: 1.0,
-            accumulate: 0,
-            pad: [0; 3],
+            ..Default::default()
         }
     }
 }
@@ -68,12 +78,37 @@ impl LabelledLogits {
     fn inputs(&self) -> Vec<Var> {
         vec![self.logits, self.labels]
     }
-}
 
-/// `out[0] = scale * sum_r rows[r * stride]` in one workgroup.
-fn reduce(cx: &CompileCx<'_>, mut p: LossParams, rows: &Tensor, out: &Tensor) -> Dispatch {
-    p.accumulate = 0;
-    cx.dispatch(Kernel::ReduceSum, &p, &[(3, rows), (4, out)], [1, 1, 1])
+    /// The per-row kernel `kernel` into `rows` and their sum scaled by `scale` into
+    /// `out` (`stride` entries of `rows` per row).
+    fn rows_then_sum(
+        &self,
+        cx: &CompileCx<'_>,
+        (kernel, rows, stride): (Kernel, &Tensor, usize),
+        scale: f32,
+        out: Var,
+    ) -> [Dispatch; 2] {
+        let (x, y) = (cx.value(self.logits), cx.value(self.labels));
+        let p = LossParams::new(self.rows, self.classes);
+        let per_row = cx.launch(
+            kernel,
+            &p,
+            &[(LOGITS, x), (LABELS, y), (ROWS, rows)],
+            self.rows,
+        );
+        let sum = LossParams {
+            stride: stride as u32,
+            scale,
+            ..p
+        };
+        let reduce = cx.launch(
+            Kernel::ReduceSum,
+            &sum,
+            &[(ROWS, rows), (OUT, cx.value(out))],
+            1,
+        );
+        [per_row, reduce]
+    }
 }
 
 /// Mean softmax cross-entropy, `[1]`.
@@ -104,39 +139,32 @@ impl Op for CrossEntropy {
         out: Var,
         modes: &[Option<GradMode>],
     ) -> Result<Compiled> {
+        let ll = &self.0;
         // rows[2r] = loss of row r, rows[2r + 1] = its log-sum-exp.
-        let rows = cx.scratch(&[self.0.rows, 2], "coptim cross-entropy rows")?;
-        let (x, y, loss) = (
-            cx.value(self.0.logits),
-            cx.value(self.0.labels),
-            cx.value(out),
-        );
-        let p = LossParams::new(self.0.rows, self.0.classes);
-        let mut compiled = Compiled::default();
-        compiled.forward.push(cx.dispatch(
-            Kernel::CeForwardRows,
-            &p,
-            &[(1, x), (2, y), (3, &rows)],
-            cx.row_grid(self.0.rows),
-        ));
-        let mean = LossParams {
-            stride: 2,
-            scale: 1.0 / self.0.rows as f32,
-            ..p
+        let rows = cx.scratch(&[ll.rows, 2], "coptim cross-entropy rows")?;
+        let mean = 1.0 / ll.rows as f32;
+        let forward = ll.rows_then_sum(cx, (Kernel::CeForwardRows, &rows, 2), mean, out);
+        let mut compiled = Compiled {
+            forward: forward.to_vec(),
+            backward: Vec::new(),
         };
-        compiled.forward.push(reduce(cx, mean, &rows, loss));
-        if let Some(dloss) = cx.out_grad(out)
-            && let Some((dx, mode)) = wanted(cx, self.0.logits, modes[0])
-        {
-            let bwd = LossParams {
+        if let Some((dloss, dx, mode)) = cx.backward(out, ll.logits, modes[0]) {
+            let p = LossParams {
                 accumulate: mode.flag(),
-                ..p
+                ..LossParams::new(ll.rows, ll.classes)
             };
-            compiled.backward.push(cx.dispatch(
+            let (x, y) = (cx.value(ll.logits), cx.value(ll.labels));
+            compiled.backward.push(cx.launch(
                 Kernel::CeBackward,
-                &bwd,
-                &[(1, x), (2, y), (3, &rows), (5, &dloss), (6, dx)],
-                linear_grid(self.0.rows * self.0.classes),
+                &p,
+                &[
+                    (LOGITS, x),
+                    (LABELS, y),
+                    (ROWS, &rows),
+                    (DLOSS, &dloss),
+                    (DLOGITS, dx),
+                ],
+                ll.rows * ll.classes,
             ));
         }
         Ok(compiled)
@@ -172,30 +200,12 @@ impl Op for CorrectCount {
         _modes: &[Option<GradMode>],
     ) -> Result<Compiled> {
         let rows = cx.scratch(&[self.0.rows], "coptim correct rows")?;
-        let (x, y, count) = (
-            cx.value(self.0.logits),
-            cx.value(self.0.labels),
-            cx.value(out),
-        );
-        let p = LossParams::new(self.0.rows, self.0.classes);
-        let mut compiled = Compiled::default();
-        compiled.forward.push(cx.dispatch(
-            Kernel::CorrectRows,
-            &p,
-            &[(1, x), (2, y), (3, &rows)],
-            linear_grid(self.0.rows),
-        ));
-        compiled.forward.push(reduce(cx, p, &rows, count));
-        Ok(compiled)
+        let forward = self
+            .0
+            .rows_then_sum(cx, (Kernel::CorrectRows, &rows, 1), 1.0, out);
+        Ok(Compiled {
+            forward: forward.to_vec(),
+            backward: Vec::new(),
+        })
     }
-}
-
-/// The layout of [`LossParams`], for the test against naga's layout of the WGSL struct.
-#[cfg(test)]
-pub(super) fn mirror() -> crate::wgsl::MirrorLayout {
-    crate::wgsl::mirror_layout!(
-        LossParams,
-        "LossParams",
-        [rows, classes, stride, scale, accumulate]
-    )
 }

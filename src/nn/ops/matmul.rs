@@ -3,9 +3,10 @@
 //! attention op shares.
 
 use crate::error::{Error, Result};
+use crate::nn::bindings::{A, B, BIAS, C, Family, uniform_block};
 use crate::nn::dispatch::Dispatch;
 use crate::nn::graph::{GraphBuilder, Var};
-use crate::nn::kernels::Kernel;
+use crate::nn::modules::Kernel;
 use crate::nn::ops::elementwise::sum_rows;
 use crate::nn::ops::{CompileCx, Compiled, GradMode, Op, wanted};
 use crate::nn::tensor::{DType, Tensor, numel};
@@ -34,6 +35,11 @@ impl View {
         }
     }
 
+    /// `[offset, outer, inner, row, col]`, the order of the uniform block's fields.
+    fn fields(self) -> [u32; 5] {
+        [self.offset, self.outer, self.inner, self.row, self.col]
+    }
+
     /// The transposed view (no data moves).
     pub fn t(self) -> Self {
         Self {
@@ -55,25 +61,41 @@ pub(crate) struct Dims {
     pub inner_batch: usize,
 }
 
-#[repr(C)]
-#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct MatmulParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    inner_batch: u32,
-    a: [u32; 5],
-    b: [u32; 5],
-    c: [u32; 5],
-    alpha: f32,
-    accumulate: u32,
-    bias: u32,
-    pad: [u32; 2],
+uniform_block! {
+    /// The uniform block of every matmul module (`nn_matmul_common.wgsl`): the sizes,
+    /// and each operand's [`View`] as `<operand>_offset, _outer, _inner, _row, _col`.
+    struct MatmulParams {
+        m: u32,
+        n: u32,
+        k: u32,
+        inner_batch: u32,
+        a_offset: u32,
+        a_outer: u32,
+        a_inner: u32,
+        a_row: u32,
+        a_col: u32,
+        b_offset: u32,
+        b_outer: u32,
+        b_inner: u32,
+        b_row: u32,
+        b_col: u32,
+        c_offset: u32,
+        c_outer: u32,
+        c_inner: u32,
+        c_row: u32,
+        c_col: u32,
+        alpha: f32,
+        /// [`GradMode::flag`] of C.
+        accumulate: u32,
+        /// 1 when a bias per column of C is added.
+        bias: u32,
+        pad0: u32,
+        pad1: u32,
+    }
 }
 
-fn pack(v: View) -> [u32; 5] {
-    [v.offset, v.outer, v.inner, v.row, v.col]
-}
+/// The bindings of every matmul module.
+pub(crate) const MATMUL: Family = Family::new::<MatmulParams>(&[A, B, BIAS, C]);
 
 /// Largest workgroup count per grid dimension (the WebGPU default limit).
 const MAX_GRID_DIM: usize = 65535;
@@ -99,23 +121,38 @@ pub(crate) fn matmul_dispatch(
             allowed: MAX_GRID_DIM as u64,
         });
     }
+    let [a_offset, a_outer, a_inner, a_row, a_col] = a.1.fields();
+    let [b_offset, b_outer, b_inner, b_row, b_col] = b.1.fields();
+    let [c_offset, c_outer, c_inner, c_row, c_col] = c.1.fields();
     let params = MatmulParams {
         m: dims.m as u32,
         n: dims.n as u32,
         k: dims.k as u32,
         inner_batch: dims.inner_batch.max(1) as u32,
-        a: pack(a.1),
-        b: pack(b.1),
-        c: pack(c.1),
+        a_offset,
+        a_outer,
+        a_inner,
+        a_row,
+        a_col,
+        b_offset,
+        b_outer,
+        b_inner,
+        b_row,
+        b_col,
+        c_offset,
+        c_outer,
+        c_inner,
+        c_row,
+        c_col,
         alpha,
         accumulate: mode.flag(),
         bias: bias.is_some() as u32,
-        pad: [0; 2],
+        ..Default::default()
     };
     Ok(cx.dispatch(
         Kernel::Matmul(shader),
         &params,
-        &[(1, a.0), (2, b.0), (3, bias.unwrap_or(a.0)), (4, c.0)],
+        &[(A, a.0), (B, b.0), (BIAS, bias.unwrap_or(a.0)), (C, c.0)],
         grid.map(|g| g as u32),
     ))
 }
@@ -412,14 +449,4 @@ impl Op for Linear {
         }
         Ok(compiled)
     }
-}
-
-/// The layout of [`MatmulParams`], for the test against naga's layout of the WGSL struct.
-#[cfg(test)]
-pub(super) fn mirror() -> crate::wgsl::MirrorLayout {
-    crate::wgsl::mirror_layout!(
-        MatmulParams,
-        "MatmulParams",
-        [m, n, k, inner_batch, alpha, accumulate, bias]
-    )
 }

@@ -12,20 +12,22 @@ mod matmul;
 mod softmax;
 mod tokens;
 
-pub(crate) use attention::Attention;
-pub(crate) use elementwise::{Add, Pointwise};
-pub(crate) use layernorm::LayerNorm;
-pub(crate) use loss::{CorrectCount, CrossEntropy};
-pub(crate) use matmul::{Linear, Matmul};
-pub(crate) use softmax::Softmax;
-pub(crate) use tokens::{Patchify, Pool, PoolMode, Prepend};
+pub(crate) use attention::{ATTENTION, Attention};
+pub(crate) use elementwise::{Add, ELEMENTWISE, Pointwise};
+pub(crate) use layernorm::{LAYERNORM, LayerNorm};
+pub(crate) use loss::{CorrectCount, CrossEntropy, LOSS};
+pub(crate) use matmul::{Linear, MATMUL, Matmul};
+pub(crate) use softmax::{SOFTMAX, Softmax};
+pub(crate) use tokens::{Patchify, Pool, PoolMode, Prepend, TOKENS};
 
 use std::fmt;
 
 use crate::error::Result;
+use crate::nn::bindings::{Binding, DX, DY, OTHER, OUT, UniformBlock, X, Y};
 use crate::nn::dispatch::{Dispatch, group_grid, linear_grid};
 use crate::nn::graph::Var;
-use crate::nn::kernels::{Kernel, Kernels, RowLayout};
+use crate::nn::kernels::{Kernels, RowLayout};
+use crate::nn::modules::{Grid, Kernel};
 use crate::nn::tensor::{DType, Tensor};
 
 /// How a backward kernel stores an input's gradient: the first op (in backward
@@ -49,6 +51,29 @@ impl GradMode {
 pub(crate) struct Compiled {
     pub forward: Vec<Dispatch>,
     pub backward: Vec<Dispatch>,
+}
+
+impl Compiled {
+    /// An op's one forward dispatch, its backward ones to be pushed.
+    pub fn forward(dispatch: Dispatch) -> Self {
+        Self {
+            forward: vec![dispatch],
+            backward: Vec::new(),
+        }
+    }
+}
+
+/// The kernels of an op made of one forward kernel and, per input slot, one backward
+/// kernel that writes that input's gradient ([`CompileCx::compile_plan`]).
+///
+/// Each kernel's buffers ([`Kernel::buffers`]) are bound by name: `x` and `other` are
+/// the values of the first and second input, `y` the output; a backward kernel's `dy`
+/// is the output's gradient; `out` (and `dx`) is the tensor the kernel writes (the
+/// output forward, the input's gradient backward).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plan {
+    pub forward: Kernel,
+    pub backward: &'static [Kernel],
 }
 
 /// A node of the tape.
@@ -112,15 +137,82 @@ impl CompileCx<'_> {
         }
     }
 
-    /// A dispatch of `kernel` with `params` at binding 0 and the given tensors.
-    pub fn dispatch<P: bytemuck::Pod>(
+    /// A dispatch of `kernel` with `params` and the given tensors over `grid`.
+    pub fn dispatch<P: UniformBlock>(
         &self,
         kernel: Kernel,
         params: &P,
-        tensors: &[(u32, &Tensor)],
+        tensors: &[(Binding, &Tensor)],
         grid: [u32; 3],
     ) -> Dispatch {
         Dispatch::new(self.kernels, kernel, params, tensors, grid)
+    }
+
+    /// A dispatch of a kernel of the nn files over `size` invocations (a flat kernel)
+    /// or rows (a row kernel); a single-workgroup kernel ignores `size`.
+    pub fn launch<P: UniformBlock>(
+        &self,
+        kernel: Kernel,
+        params: &P,
+        tensors: &[(Binding, &Tensor)],
+        size: usize,
+    ) -> Dispatch {
+        let grid = match kernel.grid() {
+            Grid::Flat => linear_grid(size),
+            Grid::Rows => self.row_grid(size),
+            Grid::Single => [1, 1, 1],
+            Grid::Matmul => unreachable!("a matmul's grid comes from its specialization"),
+        };
+        self.dispatch(kernel, params, tensors, grid)
+    }
+
+    /// The upstream gradient, input `v`'s gradient and its mode, when the backward
+    /// pass reaches the op (`out` has a gradient) and `v` wants a gradient.
+    pub fn backward(
+        &self,
+        out: Var,
+        v: Var,
+        mode: Option<GradMode>,
+    ) -> Option<(Tensor, &Tensor, GradMode)> {
+        let dy = self.out_grad(out)?;
+        Some((dy, self.grad(v)?, mode?))
+    }
+
+    /// The dispatches of a [`Plan`] op with `inputs`: `params(written, mode)` gives
+    /// the uniform block of the kernel that writes `written` (the output, or an
+    /// input's gradient) and the size it is launched over.
+    pub fn compile_plan<P: UniformBlock>(
+        &self,
+        inputs: &[Var],
+        out: Var,
+        modes: &[Option<GradMode>],
+        plan: Plan,
+        params: impl Fn(&Tensor, GradMode) -> (P, usize),
+    ) -> Compiled {
+        let y = self.value(out);
+        let launch = |kernel: Kernel, written: &Tensor, dy: Option<&Tensor>, mode| {
+            let tensors: Vec<(Binding, &Tensor)> = kernel
+                .buffers()
+                .iter()
+                .map(|&b| match b {
+                    X => (b, self.value(inputs[0])),
+                    OTHER => (b, self.value(inputs[1])),
+                    Y => (b, y),
+                    DY => (b, dy.expect("only a backward kernel binds dy")),
+                    OUT | DX => (b, written),
+                    _ => unreachable!("{kernel:?} binds `{}`", b.name()),
+                })
+                .collect();
+            let (p, size) = params(written, mode);
+            self.launch(kernel, &p, &tensors, size)
+        };
+        let mut compiled = Compiled::forward(launch(plan.forward, y, None, GradMode::Overwrite));
+        for (slot, &kernel) in plan.backward.iter().enumerate() {
+            if let Some((dy, dx, mode)) = self.backward(out, inputs[slot], modes[slot]) {
+                compiled.backward.push(launch(kernel, dx, Some(&dy), mode));
+            }
+        }
+        compiled
     }
 }
 
@@ -135,22 +227,23 @@ pub(crate) fn wanted<'a>(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
     use crate::nn::shader_modules;
     use crate::wgsl::layout_check::check_mirrors;
 
-    /// Every op's parameter struct matches naga's layout of the WGSL struct of the same
-    /// name in every module that declares it (all matmul specializations and both row
-    /// reductions included), and every one is declared somewhere.
+    /// Every op's uniform block matches naga's layout of the WGSL struct of the same
+    /// name in every module that declares it (all matmul specializations and every row
+    /// team included), and every one is declared somewhere.
     #[test]
     fn op_params_match_every_module() {
         let mirrors = [
-            super::attention::mirror(),
-            super::elementwise::mirror(),
-            super::layernorm::mirror(),
-            super::loss::mirror(),
-            super::matmul::mirror(),
-            super::softmax::mirror(),
-            super::tokens::mirror(),
+            attention::AttnParams::mirror(),
+            elementwise::EwParams::mirror(),
+            layernorm::LnParams::mirror(),
+            loss::LossParams::mirror(),
+            matmul::MatmulParams::mirror(),
+            softmax::SoftmaxParams::mirror(),
+            tokens::TokParams::mirror(),
         ];
         let mut seen = [false; 7];
         for (name, source) in shader_modules() {
