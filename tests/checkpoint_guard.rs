@@ -4,9 +4,9 @@
 
 mod common;
 
-use common::*;
 use std::sync::Arc;
 
+use common::*;
 use coptim::data::{DatasetSplit, bundled_mnist};
 use coptim::model::{NamedTensor, Vit};
 use coptim::train::{CheckpointFile, ModelSpec, OptimizerKind, Session, TrainConfig};

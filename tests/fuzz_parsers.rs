@@ -14,13 +14,13 @@
 
 mod common;
 
-use common::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use common::*;
 use coptim::data::cifar::{CIFAR10_RECORD_BYTES, parse_cifar10_batch};
 use coptim::data::idx::{encode_idx, parse_idx, parse_idx_images, parse_idx_labels};
 use coptim::data::{DatasetSplit, parse_mnist_pair};

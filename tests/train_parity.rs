@@ -10,9 +10,9 @@
 
 mod common;
 
-use common::*;
 use std::sync::Arc;
 
+use common::*;
 use coptim::data::bundled_mnist;
 use coptim::train::inputs::BatchStream;
 use coptim::train::{OptimizerKind, Session, TrainConfig};

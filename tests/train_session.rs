@@ -4,9 +4,9 @@
 
 mod common;
 
-use common::*;
 use std::sync::Arc;
 
+use common::*;
 use coptim::Error;
 use coptim::data::DatasetSplit;
 use coptim::model::{Mlp, Model, Vit};

@@ -102,6 +102,7 @@ impl Optimizer {
             buffers: &buffers,
             tensor_buffers: &tensor_buffers,
             state: &state,
+            count_states: config.algorithm.rules().count_states(),
         };
         let num_tensors = layout.num_tensors() as u32;
         let tensor_grid = grid_for(num_tensors, max_dim)?;
