@@ -62,20 +62,17 @@ pub mod lib {
         &["workgroup_linear"]
     );
 
+    /// The reductions every row-team variant provides.
+    const ROW_REDUCTIONS: &[&str] = &["row_sum", "row_max"];
+
     /// `row_sum` and `row_max` of a [`ROWS_TEAM`] through workgroup memory.
-    pub const ROWS_WORKGROUP: Part = shader_part!(
-        "lib/rows_workgroup.wgsl",
-        &["row_sum", "row_max"],
-        &["row_index"]
-    );
+    pub const ROWS_WORKGROUP: Part =
+        shader_part!("lib/rows_workgroup.wgsl", ROW_REDUCTIONS, &["row_index"]);
 
     /// `row_sum` and `row_max` of a [`ROWS_TEAM`] with subgroup operations (needs
     /// `Features::SUBGROUP`).
-    pub const ROWS_SUBGROUP: Part = shader_part!(
-        "lib/rows_subgroup.wgsl",
-        &["row_sum", "row_max"],
-        &["row_index"]
-    );
+    pub const ROWS_SUBGROUP: Part =
+        shader_part!("lib/rows_subgroup.wgsl", ROW_REDUCTIONS, &["row_index"]);
 
     /// Row teams of one invocation (`ROW_LANES` = 1): the whole row-team interface,
     /// with no barriers, for CPU adapters.
@@ -84,6 +81,16 @@ pub mod lib {
         &["row_index", "row_lane", "row_sum", "row_max"],
         &["workgroup_linear"]
     );
+
+    /// `row_max_sum_exp(lid, base, n)`: a row's maximum and sum of exponentials (of the
+    /// module's `x` binding), reduced over its row team: the log-sum-exp of softmax and
+    /// the cross-entropy.
+    pub const ROW_LOGSUMEXP: Part = Part {
+        name: "lib/row_logsumexp.wgsl",
+        source: include_str!("../shaders/lib/row_logsumexp.wgsl"),
+        provides: &["row_max_sum_exp"],
+        requires: &["row_lane", "row_sum", "row_max"],
+    };
 
     /// `accumulated(v, old, accumulate)`: the value a backward kernel stores for a
     /// gradient (`v`, plus `old` when the op's `accumulate` flag is set).

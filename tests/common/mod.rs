@@ -27,7 +27,7 @@ pub fn ctx() -> GpuContext {
 }
 
 /// A run of a 784-`hidden`-10 MLP with `optimizer` for `steps` steps (the other
-/// settings are [`TrainConfig`]'s defaults).
+/// settings are `TrainConfig`'s defaults).
 #[cfg(feature = "train")]
 pub fn mlp_run(
     hidden: usize,
