@@ -36,7 +36,8 @@ use crate::stream::StreamShape;
 ///
 /// - the update reads p, g and the state and writes p and the state:
 ///   `12 + 2 * states * s` (s = bytes per state element; AdamW keeps two states);
-/// - with caution, pass 1 (the agreement count) reads g and the first state: `4 + s`;
+/// - with caution, pass 1 (the agreement count) reads g and the states its direction
+///   needs ([`Algorithm::count_pass_states`]: one, two for LaProp): `4 + k * s`;
 /// - without caution, the non-finite check (when on) reads g once more: `4`.
 ///
 /// Per-block and per-tensor metadata (block tables, partial counts: under 0.1% of
@@ -51,6 +52,8 @@ use crate::stream::StreamShape;
 /// assert_eq!(step_bytes_per_param(&adamw, false, ElementType::F32, true), 32);
 /// assert_eq!(step_bytes_per_param(&adamw, true, ElementType::F32, true), 36);
 /// assert_eq!(step_bytes_per_param(&adamw, false, ElementType::Bf16, false), 20);
+/// let laprop = Algorithm::by_name("laprop").unwrap();
+/// assert_eq!(step_bytes_per_param(&laprop, true, ElementType::F32, true), 40);
 /// ```
 pub fn step_bytes_per_param(
     algorithm: &Algorithm,
@@ -62,7 +65,7 @@ pub fn step_bytes_per_param(
     let states = algorithm.state_names().len() as u64;
     let update = 12 + 2 * states * s;
     let extra = if caution {
-        4 + s
+        4 + algorithm.count_pass_states() as u64 * s
     } else if nonfinite_check {
         4
     } else {

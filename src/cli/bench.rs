@@ -16,7 +16,8 @@ pub struct BenchArgs {
     /// Parameter layouts, comma-separated: transformer, single, many-small.
     #[arg(long, default_value = "transformer")]
     pub layout: String,
-    /// Optimizers, comma-separated: adamw, lion, sgd (SGD with momentum 0.9).
+    /// Optimizers, comma-separated: any of coptim's algorithms (adamw, lion, sgd,
+    /// nadamw, laprop), each with timm's defaults; `all` for every one.
     #[arg(long, default_value = "adamw,lion,sgd")]
     pub optimizers: String,
     /// State storage types, comma-separated: f32, bf16, f16. Default: f32 and bf16,
@@ -70,14 +71,7 @@ fn list<T>(s: &str, parse: impl Fn(&str) -> coptim::Result<T>) -> coptim::Result
 }
 
 fn parse_algorithm(s: &str) -> coptim::Result<Algorithm> {
-    match s {
-        "adamw" => Ok(Algorithm::adamw()),
-        "lion" => Ok(Algorithm::lion()),
-        "sgd" => Ok(Algorithm::sgd(false)),
-        _ => Err(Error::InvalidConfig(format!(
-            "unknown optimizer `{s}` (adamw, lion, sgd)"
-        ))),
-    }
+    Algorithm::by_name(s)
 }
 
 fn parse_dtype(s: &str) -> coptim::Result<ElementType> {
@@ -113,7 +107,10 @@ impl BenchArgs {
         let options = BenchOptions {
             params: list(&self.params, bench::parse_count)?,
             layouts: list(&self.layout, |s| s.parse::<ModelLayout>())?,
-            algorithms: list(&self.optimizers, parse_algorithm)?,
+            algorithms: match self.optimizers.as_str() {
+                "all" => Algorithm::members(),
+                names => list(names, parse_algorithm)?,
+            },
             cautions,
             state_dtypes,
             warmup: self.warmup,

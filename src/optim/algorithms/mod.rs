@@ -168,6 +168,11 @@ impl Algorithm {
     pub fn validate(&self) -> Result<()> {
         self.rules().validate()
     }
+
+    /// How many state tensors the caution count pass reads (the bytes it moves).
+    pub fn count_pass_states(&self) -> usize {
+        self.rules().count_states()
+    }
 }
 
 /// Every timm optimizer name coptim builds, with the algorithm that serves it.
