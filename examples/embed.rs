@@ -11,14 +11,18 @@
 //!
 //! Run with `cargo run --example embed`; `cargo test --example embed` checks it.
 
+mod support;
+
+use coptim::GpuContext;
 use coptim::arena::{BufferView, ParamSet, ParamSpec};
 use coptim::optim::{Caution, Optimizer, OptimizerConfig, StepInputs};
-use coptim::{Error, GpuContext};
-use wgpu::util::DeviceExt;
+use support::{Binding, Kernels};
 
 const N: usize = 10_000;
 const STEPS: u64 = 300;
 const PEAK_LR: f64 = 0.05;
+/// Invocations per workgroup of the gradient kernel (its `@workgroup_size`).
+const WORKGROUP: usize = 64;
 
 const GRAD_SHADER: &str = r#"
 @group(0) @binding(0) var<storage, read> w: array<f32>;
@@ -51,28 +55,20 @@ fn main() -> coptim::Result<()> {
 }
 
 fn run(steps: u64) -> coptim::Result<Outcome> {
-    // The application's own device: any adapter, default features, its own queue.
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
-    let adapter = pollster::block_on(instance.request_adapter(&Default::default()))
-        .map_err(|e| Error::NoAdapter(e.to_string()))?;
-    let (device, queue) = pollster::block_on(adapter.request_device(&Default::default()))
-        .map_err(|e| Error::DeviceRequest(e.to_string()))?;
+    let (device, queue) = support::app_device()?;
 
     // The application's own buffers: weights (starting at zero), target, gradient.
     let target: Vec<f32> = (0..N).map(|i| ((i as f32) * 0.001).sin()).collect();
-    let storage = |label: &str, contents: &[f32], extra: wgpu::BufferUsages| {
-        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: bytemuck::cast_slice(contents),
-            usage: wgpu::BufferUsages::STORAGE | extra,
-        })
+    let zeros = vec![0.0f32; N];
+    let storage = |label, contents: &[f32], extra| {
+        support::storage_buffer(&device, label, bytemuck::cast_slice(contents), extra)
     };
-    let w_buf = storage("w", &vec![0.0; N], wgpu::BufferUsages::COPY_SRC);
+    let w_buf = storage("w", &zeros, wgpu::BufferUsages::COPY_SRC);
     let target_buf = storage("target", &target, wgpu::BufferUsages::empty());
-    let grad_buf = storage("grad", &vec![0.0; N], wgpu::BufferUsages::empty());
+    let grad_buf = storage("grad", &zeros, wgpu::BufferUsages::empty());
 
     // coptim works on the application's device and steps its buffers in place.
-    let ctx = GpuContext::from_device(device.clone(), queue.clone());
+    let ctx = GpuContext::from_device(device.clone(), queue);
     let params = ParamSet::from_views(
         &ctx,
         &[ParamSpec::new("w", &[N], BufferView::new(&w_buf, 0))
@@ -81,31 +77,31 @@ fn run(steps: u64) -> coptim::Result<Outcome> {
     let cfg = OptimizerConfig::adamw(PEAK_LR).with_caution(Caution::hard());
     let mut opt = Optimizer::new(&ctx, &params, cfg)?;
 
-    let pipeline = gradient_pipeline(&device);
-    let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some("gradient"),
-        layout: &pipeline.get_bind_group_layout(0),
-        entries: &[entry(0, &w_buf), entry(1, &target_buf), entry(2, &grad_buf)],
-    });
-
-    let mut records = Vec::new();
-    for step in 1..=steps {
-        let mut encoder = device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            pass.set_pipeline(&pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(N.div_ceil(64) as u32, 1, 1);
-        }
+    let kernels = Kernels::new(
+        &device,
+        GRAD_SHADER,
+        &["main"],
+        &[
+            Binding {
+                buffer: &w_buf,
+                read_only: true,
+            },
+            Binding {
+                buffer: &target_buf,
+                read_only: true,
+            },
+            Binding {
+                buffer: &grad_buf,
+                read_only: false,
+            },
+        ],
+    );
+    let records = support::train(&ctx, &mut opt, steps, |encoder, step| {
+        kernels.record(encoder, &[("main", N.div_ceil(WORKGROUP) as u32)]);
         // The program's own schedule: a cosine from PEAK_LR to 0.
         let progress = (step - 1) as f64 / steps as f64;
-        let lr = PEAK_LR * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
-        opt.record_step(&mut encoder, &StepInputs::lr(lr))?;
-        queue.submit([encoder.finish()]);
-        records.extend(opt.take_stats()?);
-    }
-    ctx.wait_idle()?;
-    records.extend(opt.take_stats()?);
+        StepInputs::lr(PEAK_LR * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()))
+    })?;
 
     let bytes = pollster::block_on(coptim::arena::read_buffer(&ctx, &w_buf, 0, 4 * N as u64))?;
     let w: &[f32] = bytemuck::cast_slice(&bytes);
@@ -121,28 +117,6 @@ fn run(steps: u64) -> coptim::Result<Outcome> {
         records: records.len(),
         mean_kept,
     })
-}
-
-fn gradient_pipeline(device: &wgpu::Device) -> wgpu::ComputePipeline {
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some("gradient"),
-        source: wgpu::ShaderSource::Wgsl(GRAD_SHADER.into()),
-    });
-    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: Some("gradient"),
-        layout: None,
-        module: &module,
-        entry_point: Some("main"),
-        compilation_options: Default::default(),
-        cache: None,
-    })
-}
-
-fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
-    wgpu::BindGroupEntry {
-        binding,
-        resource: buffer.as_entire_binding(),
-    }
 }
 
 #[cfg(test)]

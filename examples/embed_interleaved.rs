@@ -13,10 +13,12 @@
 //! Run with `cargo run --example embed_interleaved`; `cargo test --example
 //! embed_interleaved` checks it.
 
+mod support;
+
+use coptim::GpuContext;
 use coptim::arena::{BufferView, ParamSet, ParamSpec};
 use coptim::optim::{Caution, GroupConfig, Optimizer, OptimizerConfig, StepInputs, StepStats};
-use coptim::{Error, GpuContext};
-use wgpu::util::DeviceExt;
+use support::{Binding, Kernels};
 
 const SPLATS: usize = 1000;
 const HEADER_WORDS: usize = 3;
@@ -25,19 +27,19 @@ const FIELDS: usize = 10;
 const STEPS: u64 = 200;
 const LR: f64 = 0.02;
 
+/// Invocations per workgroup of the `gradient` kernel (its `@workgroup_size`).
+const WORKGROUP: usize = 256;
+
 const SHADERS: &str = r#"
 const HEADER_WORDS: u32 = 3u;
-const WG: u32 = 256u;
 
 @group(0) @binding(0) var<storage, read> splats: array<f32>;
 @group(0) @binding(1) var<storage, read> target_fields: array<f32>;
 @group(0) @binding(2) var<storage, read_write> grads: array<f32>;
 @group(0) @binding(3) var<storage, read_write> loss: array<f32>;
 
-var<workgroup> partial: array<f32, WG>;
-
 // grad = fields - target, over the packed fields (never the header).
-@compute @workgroup_size(WG)
+@compute @workgroup_size(256)
 fn gradient(@builtin(global_invocation_id) id: vec3<u32>) {
     let k = id.x;
     if k < arrayLength(&target_fields) {
@@ -45,25 +47,16 @@ fn gradient(@builtin(global_invocation_id) id: vec3<u32>) {
     }
 }
 
-// loss[0] = 0.5 * sum((fields - target)^2), one workgroup, fixed order.
-@compute @workgroup_size(WG)
-fn total_loss(@builtin(local_invocation_index) lid: u32) {
+// loss[0] = 0.5 * sum((fields - target)^2), summed by one invocation in field order:
+// the program's data is small, and one thread needs no barrier.
+@compute @workgroup_size(1)
+fn total_loss() {
     var acc = 0.0;
-    for (var k = lid; k < arrayLength(&target_fields); k += WG) {
+    for (var k = 0u; k < arrayLength(&target_fields); k++) {
         let d = splats[HEADER_WORDS + k] - target_fields[k];
-        acc += 0.5 * d * d;
+        acc += d * d;
     }
-    partial[lid] = acc;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        if lid < stride {
-            partial[lid] += partial[lid + stride];
-        }
-        workgroupBarrier();
-    }
-    if lid == 0u {
-        loss[0] = partial[0];
-    }
+    loss[0] = 0.5 * acc;
 }
 "#;
 
@@ -100,11 +93,7 @@ fn main() -> coptim::Result<()> {
 }
 
 fn run(steps: u64) -> coptim::Result<Outcome> {
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
-    let adapter = pollster::block_on(instance.request_adapter(&Default::default()))
-        .map_err(|e| Error::NoAdapter(e.to_string()))?;
-    let (device, queue) = pollster::block_on(adapter.request_device(&Default::default()))
-        .map_err(|e| Error::DeviceRequest(e.to_string()))?;
+    let (device, queue) = support::app_device()?;
 
     // The program's packed buffers: header + fields (starting at 0), and the target.
     let data_floats = SPLATS * FIELDS;
@@ -114,31 +103,16 @@ fn run(steps: u64) -> coptim::Result<Outcome> {
     let target: Vec<f32> = (0..data_floats)
         .map(|k| ((k * 37 % 101) as f32) / 50.0 - 1.0)
         .collect();
-    let buffer = |label: &str, contents: &[u8], usage: wgpu::BufferUsages| {
-        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents,
-            usage: wgpu::BufferUsages::STORAGE | usage,
-        })
-    };
-    let splats = buffer(
-        "splats",
-        bytemuck::cast_slice(&packed),
-        wgpu::BufferUsages::COPY_SRC,
-    );
-    let grads = buffer(
-        "splat grads",
-        bytemuck::cast_slice(&packed),
-        wgpu::BufferUsages::empty(),
-    );
-    let target_buf = buffer(
-        "target",
-        bytemuck::cast_slice(&target),
-        wgpu::BufferUsages::empty(),
-    );
+    let buffer =
+        |label, contents: &[u8], extra| support::storage_buffer(&device, label, contents, extra);
+    let packed_bytes: &[u8] = bytemuck::cast_slice(&packed);
+    let splats = buffer("splats", packed_bytes, wgpu::BufferUsages::COPY_SRC);
+    let grads = buffer("splat grads", packed_bytes, wgpu::BufferUsages::empty());
+    let target_bytes: &[u8] = bytemuck::cast_slice(&target);
+    let target_buf = buffer("target", target_bytes, wgpu::BufferUsages::empty());
     let loss = buffer("loss", &[0; 4], wgpu::BufferUsages::COPY_SRC);
 
-    let ctx = GpuContext::from_device(device.clone(), queue.clone());
+    let ctx = GpuContext::from_device(device.clone(), queue);
     let params = splat_params(&ctx, &splats, &grads)?;
     let cfg = OptimizerConfig::adamw(LR)
         .with_caution(Caution::hard())
@@ -149,26 +123,37 @@ fn run(steps: u64) -> coptim::Result<Outcome> {
             weight_decay: 0.0,
         });
     let mut opt = Optimizer::new(&ctx, &params, cfg)?;
-    let shaders = Shaders::new(&device, [&splats, &target_buf, &grads, &loss]);
-
-    let mut records = Vec::new();
-    for _ in 0..steps {
-        let mut encoder = device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            pass.set_bind_group(0, &shaders.bind_group, &[]);
-            pass.set_pipeline(&shaders.total_loss);
-            pass.dispatch_workgroups(1, 1, 1);
-            pass.set_pipeline(&shaders.gradient);
-            pass.dispatch_workgroups(data_floats.div_ceil(256) as u32, 1, 1);
-        }
-        let inputs = StepInputs::lr(LR).with_loss(&loss, 0);
-        opt.record_step(&mut encoder, &inputs)?;
-        queue.submit([encoder.finish()]);
-        records.extend(opt.take_stats()?);
-    }
-    ctx.wait_idle()?;
-    records.extend(opt.take_stats()?);
+    let kernels = Kernels::new(
+        &device,
+        SHADERS,
+        &["total_loss", "gradient"],
+        &[
+            Binding {
+                buffer: &splats,
+                read_only: true,
+            },
+            Binding {
+                buffer: &target_buf,
+                read_only: true,
+            },
+            Binding {
+                buffer: &grads,
+                read_only: false,
+            },
+            Binding {
+                buffer: &loss,
+                read_only: false,
+            },
+        ],
+    );
+    let gradient_workgroups = data_floats.div_ceil(WORKGROUP) as u32;
+    let records = support::train(&ctx, &mut opt, steps, |encoder, _| {
+        kernels.record(
+            encoder,
+            &[("total_loss", 1), ("gradient", gradient_workgroups)],
+        );
+        StepInputs::lr(LR).with_loss(&loss, 0)
+    })?;
     let bytes = pollster::block_on(coptim::arena::read_buffer(&ctx, &splats, 0, 12))?;
     Ok(Outcome {
         records,
@@ -191,78 +176,6 @@ fn splat_params(
         })
         .collect();
     ParamSet::from_views(ctx, &specs)
-}
-
-/// The program's two kernels and their bind group.
-struct Shaders {
-    gradient: wgpu::ComputePipeline,
-    total_loss: wgpu::ComputePipeline,
-    bind_group: wgpu::BindGroup,
-}
-
-impl Shaders {
-    /// Pipelines over (splats, target, grads, loss).
-    fn new(device: &wgpu::Device, buffers: [&wgpu::Buffer; 4]) -> Self {
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("splat shaders"),
-            source: wgpu::ShaderSource::Wgsl(SHADERS.into()),
-        });
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("splat shaders"),
-            entries: &[
-                storage_entry(0, true),
-                storage_entry(1, true),
-                storage_entry(2, false),
-                storage_entry(3, false),
-            ],
-        });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("splat shaders"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let pipeline = |entry: &str| {
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(entry),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some(entry),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        };
-        let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
-            .iter()
-            .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: b.as_entire_binding(),
-            })
-            .collect();
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("splat shaders"),
-            layout: &layout,
-            entries: &entries,
-        });
-        Self {
-            gradient: pipeline("gradient"),
-            total_loss: pipeline("total_loss"),
-            bind_group,
-        }
-    }
-}
-
-fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Storage { read_only },
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
-        count: None,
-    }
 }
 
 #[cfg(test)]
