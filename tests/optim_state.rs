@@ -58,29 +58,49 @@ fn run_steps(
     }
 }
 
-/// An optimizer on `store` stepped `steps` times, its state saved at `path`.
-fn saved_after(
-    ctx: &coptim::GpuContext,
-    store: &ParamStore,
-    steps: usize,
-    path: &std::path::Path,
-) -> Optimizer {
-    let mut opt = Optimizer::new(ctx, store, config()).unwrap();
-    run_steps(ctx, store, &mut opt, 0..steps);
-    opt.save_state(path).unwrap();
-    opt
+/// A run saved to a file: a store at the seeded initial values, an optimizer on it
+/// stepped a few times, and its state file in a temporary directory.
+struct SavedRun {
+    ctx: coptim::GpuContext,
+    store: ParamStore,
+    opt: Optimizer,
+    /// The state file, in `dir`.
+    path: std::path::PathBuf,
+    /// Where the tests write their other files (removed on drop).
+    dir: tempfile::TempDir,
+}
+
+impl SavedRun {
+    /// The run after `steps` steps, saved.
+    fn after(steps: usize) -> Self {
+        let ctx = ctx();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("saved.safetensors");
+        let store = initial_store(&ctx);
+        let mut opt = Optimizer::new(&ctx, &store, config()).unwrap();
+        run_steps(&ctx, &store, &mut opt, 0..steps);
+        opt.save_state(&path).unwrap();
+        Self {
+            ctx,
+            store,
+            opt,
+            path,
+            dir,
+        }
+    }
 }
 
 /// A run saved after 3 steps and resumed in a fresh optimizer ends where the
 /// uninterrupted run does.
 #[test]
 fn resume_continues_bit_for_bit() {
-    let ctx = ctx();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("opt.safetensors");
-
-    let store = initial_store(&ctx);
-    let mut opt = saved_after(&ctx, &store, 3, &path);
+    let SavedRun {
+        ctx,
+        store,
+        mut opt,
+        path,
+        dir: _dir,
+    } = SavedRun::after(3);
     let params_at_3 = store.params.read_all_blocking(&ctx).unwrap();
     run_steps(&ctx, &store, &mut opt, 3..6);
     let straight = store.params.read_all_blocking(&ctx).unwrap();
@@ -104,12 +124,14 @@ fn resume_continues_bit_for_bit() {
 /// Loading a bad file fails with a clear error and leaves the optimizer as it was.
 #[test]
 fn bad_state_files_are_rejected_and_change_nothing() {
-    let ctx = ctx();
-    let dir = tempfile::tempdir().unwrap();
-    let good = dir.path().join("good.safetensors");
-    let store = initial_store(&ctx);
-    saved_after(&ctx, &store, 1, &good);
-    let bytes = std::fs::read(&good).unwrap();
+    let SavedRun {
+        ctx,
+        store,
+        path,
+        dir,
+        ..
+    } = SavedRun::after(1);
+    let bytes = std::fs::read(&path).unwrap();
 
     // A second optimizer with two steps of history: its state must survive every
     // failed load untouched.
