@@ -4,7 +4,8 @@
 //! The program keeps its weights `w` and their gradient in its own buffers and fits
 //! `w` to a target by minimizing `0.5 * |w - target|^2`. coptim registers views of
 //! those buffers (a [`ParamSet`]) and allocates only its optimizer state; the
-//! program's compute shader writes the gradient, C-AdamW's passes are recorded into
+//! program's compute shaders (in `support`) write the loss and the gradient, the
+//! step's record carries that loss, C-AdamW's passes are recorded into
 //! the same command encoder, and the learning rate of every step is the program's own
 //! (a cosine it computes itself). One submit per iteration, no readback inside the
 //! loop: the per-step records arrive, in order, through `take_stats`.
@@ -16,30 +17,22 @@ mod support;
 use coptim::GpuContext;
 use coptim::arena::{BufferView, ParamSet, ParamSpec};
 use coptim::optim::{Caution, Optimizer, OptimizerConfig, StepInputs};
-use support::{Binding, Kernels};
+use support::{FitBuffers, FitKernels};
 
 const N: usize = 10_000;
 const STEPS: u64 = 300;
 const PEAK_LR: f64 = 0.05;
-/// Invocations per workgroup of the gradient kernel (its `@workgroup_size`).
-const WORKGROUP: usize = 64;
 
-const GRAD_SHADER: &str = r#"
-@group(0) @binding(0) var<storage, read> w: array<f32>;
-@group(0) @binding(1) var<storage, read> goal: array<f32>;
-@group(0) @binding(2) var<storage, read_write> grad: array<f32>;
-
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-    let i = id.x;
-    if i < arrayLength(&grad) {
-        grad[i] = w[i] - goal[i];
-    }
+/// The values `w` is fitted to.
+fn target() -> Vec<f32> {
+    (0..N).map(|i| ((i as f32) * 0.001).sin()).collect()
 }
-"#;
 
 /// What a run ends with.
 struct Outcome {
+    /// The loss the program's kernel wrote before the first step (from its record).
+    first_loss: f32,
+    /// The loss of the final weights, computed on the CPU.
     loss: f32,
     records: usize,
     mean_kept: f64,
@@ -48,8 +41,8 @@ struct Outcome {
 fn main() -> coptim::Result<()> {
     let outcome = run(STEPS)?;
     println!(
-        "{} steps: final loss {:.5}, {} step records, mean kept fraction {:.3}",
-        STEPS, outcome.loss, outcome.records, outcome.mean_kept
+        "{} steps: loss {:.1} -> {:.5}, {} step records, mean kept fraction {:.3}",
+        STEPS, outcome.first_loss, outcome.loss, outcome.records, outcome.mean_kept
     );
     Ok(())
 }
@@ -57,8 +50,8 @@ fn main() -> coptim::Result<()> {
 fn run(steps: u64) -> coptim::Result<Outcome> {
     let (device, queue) = support::app_device()?;
 
-    // The application's own buffers: weights (starting at zero), target, gradient.
-    let target: Vec<f32> = (0..N).map(|i| ((i as f32) * 0.001).sin()).collect();
+    // The application's own buffers: weights (starting at zero), target, gradient, loss.
+    let target = target();
     let zeros = vec![0.0f32; N];
     let storage = |label, contents: &[f32], extra| {
         support::storage_buffer(&device, label, bytemuck::cast_slice(contents), extra)
@@ -66,6 +59,7 @@ fn run(steps: u64) -> coptim::Result<Outcome> {
     let w_buf = storage("w", &zeros, wgpu::BufferUsages::COPY_SRC);
     let target_buf = storage("target", &target, wgpu::BufferUsages::empty());
     let grad_buf = storage("grad", &zeros, wgpu::BufferUsages::empty());
+    let loss_buf = storage("loss", &[0.0], wgpu::BufferUsages::COPY_SRC);
 
     // coptim works on the application's device and steps its buffers in place.
     let ctx = GpuContext::from_device(device.clone(), queue);
@@ -77,30 +71,19 @@ fn run(steps: u64) -> coptim::Result<Outcome> {
     let cfg = OptimizerConfig::adamw(PEAK_LR).with_caution(Caution::hard());
     let mut opt = Optimizer::new(&ctx, &params, cfg)?;
 
-    let kernels = Kernels::new(
-        &device,
-        GRAD_SHADER,
-        &["main"],
-        &[
-            Binding {
-                buffer: &w_buf,
-                read_only: true,
-            },
-            Binding {
-                buffer: &target_buf,
-                read_only: true,
-            },
-            Binding {
-                buffer: &grad_buf,
-                read_only: false,
-            },
-        ],
-    );
+    let buffers = FitBuffers {
+        x: &w_buf,
+        target: &target_buf,
+        grads: &grad_buf,
+        loss: &loss_buf,
+    };
+    let kernels = FitKernels::new(&device, 0, &buffers);
     let records = support::train(&ctx, &mut opt, steps, |encoder, step| {
-        kernels.record(encoder, &[("main", N.div_ceil(WORKGROUP) as u32)]);
+        kernels.record(encoder);
         // The program's own schedule: a cosine from PEAK_LR to 0.
         let progress = (step - 1) as f64 / steps as f64;
         StepInputs::lr(PEAK_LR * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()))
+            .with_loss(&loss_buf, 0)
     })?;
 
     let bytes = pollster::block_on(coptim::arena::read_buffer(&ctx, &w_buf, 0, 4 * N as u64))?;
@@ -113,6 +96,7 @@ fn run(steps: u64) -> coptim::Result<Outcome> {
     let mean_kept =
         records.iter().map(|r| r.kept_fraction()).sum::<f64>() / records.len().max(1) as f64;
     Ok(Outcome {
+        first_loss: records.first().and_then(|r| r.loss).unwrap_or(f32::NAN),
         loss,
         records: records.len(),
         mean_kept,
@@ -127,6 +111,15 @@ mod tests {
     #[test]
     fn example_converges_with_a_record_per_step() {
         let outcome = super::run(super::STEPS).unwrap();
+        // The first record carries the program's loss at w = 0. Tolerance 1e-3
+        // relative: a serial f32 sum of 10,000 positive terms errs by at most
+        // 10,000 * 6e-8 = 6e-4 of the sum.
+        let start: f64 = super::target()
+            .iter()
+            .map(|&t| 0.5 * f64::from(t * t))
+            .sum();
+        let err = (f64::from(outcome.first_loss) - start).abs() / start;
+        assert!(err < 1e-3, "first loss {} vs {start}", outcome.first_loss);
         assert!(outcome.loss < 1e-2, "final loss {}", outcome.loss);
         assert_eq!(outcome.records, super::STEPS as usize);
         assert!(outcome.mean_kept > 0.0 && outcome.mean_kept < 1.0);

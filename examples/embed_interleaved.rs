@@ -5,8 +5,8 @@
 //! splats' fields as struct-of-arrays: positions `[N, 3]`, log-scales `[N, 3]`,
 //! opacities `[N]` and colors `[N, 3]`, so every tensor starts at an odd offset (12,
 //! 12 + 12N, ...) that no storage binding could start at. The gradients use the same
-//! packing in a second buffer. The program's shaders write the gradient of
-//! `0.5 * |fields - target|^2` and the loss; coptim registers views of both buffers,
+//! packing in a second buffer. The program's shaders (in `support`, given the header
+//! length) write the gradient of `0.5 * |fields - target|^2` and the loss; coptim registers views of both buffers,
 //! uses a per-group learning rate (colors faster), and records each step's loss in
 //! its per-step record. The header is never touched.
 //!
@@ -18,7 +18,7 @@ mod support;
 use coptim::GpuContext;
 use coptim::arena::{BufferView, ParamSet, ParamSpec};
 use coptim::optim::{Caution, GroupConfig, Optimizer, OptimizerConfig, StepInputs, StepStats};
-use support::{Binding, Kernels};
+use support::{FitBuffers, FitKernels};
 
 const SPLATS: usize = 1000;
 const HEADER_WORDS: usize = 3;
@@ -26,39 +26,6 @@ const HEADER_WORDS: usize = 3;
 const FIELDS: usize = 10;
 const STEPS: u64 = 200;
 const LR: f64 = 0.02;
-
-/// Invocations per workgroup of the `gradient` kernel (its `@workgroup_size`).
-const WORKGROUP: usize = 256;
-
-const SHADERS: &str = r#"
-const HEADER_WORDS: u32 = 3u;
-
-@group(0) @binding(0) var<storage, read> splats: array<f32>;
-@group(0) @binding(1) var<storage, read> target_fields: array<f32>;
-@group(0) @binding(2) var<storage, read_write> grads: array<f32>;
-@group(0) @binding(3) var<storage, read_write> loss: array<f32>;
-
-// grad = fields - target, over the packed fields (never the header).
-@compute @workgroup_size(256)
-fn gradient(@builtin(global_invocation_id) id: vec3<u32>) {
-    let k = id.x;
-    if k < arrayLength(&target_fields) {
-        grads[HEADER_WORDS + k] = splats[HEADER_WORDS + k] - target_fields[k];
-    }
-}
-
-// loss[0] = 0.5 * sum((fields - target)^2), summed by one invocation in field order:
-// the program's data is small, and one thread needs no barrier.
-@compute @workgroup_size(1)
-fn total_loss() {
-    var acc = 0.0;
-    for (var k = 0u; k < arrayLength(&target_fields); k++) {
-        let d = splats[HEADER_WORDS + k] - target_fields[k];
-        acc += d * d;
-    }
-    loss[0] = 0.5 * acc;
-}
-"#;
 
 /// The tensors of the packing: name, shape, first float after the header.
 fn tensors() -> Vec<(&'static str, Vec<usize>, usize)> {
@@ -123,35 +90,15 @@ fn run(steps: u64) -> coptim::Result<Outcome> {
             weight_decay: 0.0,
         });
     let mut opt = Optimizer::new(&ctx, &params, cfg)?;
-    let kernels = Kernels::new(
-        &device,
-        SHADERS,
-        &["total_loss", "gradient"],
-        &[
-            Binding {
-                buffer: &splats,
-                read_only: true,
-            },
-            Binding {
-                buffer: &target_buf,
-                read_only: true,
-            },
-            Binding {
-                buffer: &grads,
-                read_only: false,
-            },
-            Binding {
-                buffer: &loss,
-                read_only: false,
-            },
-        ],
-    );
-    let gradient_workgroups = data_floats.div_ceil(WORKGROUP) as u32;
+    let buffers = FitBuffers {
+        x: &splats,
+        target: &target_buf,
+        grads: &grads,
+        loss: &loss,
+    };
+    let kernels = FitKernels::new(&device, HEADER_WORDS as u32, &buffers);
     let records = support::train(&ctx, &mut opt, steps, |encoder, _| {
-        kernels.record(
-            encoder,
-            &[("total_loss", 1), ("gradient", gradient_workgroups)],
-        );
+        kernels.record(encoder);
         StepInputs::lr(LR).with_loss(&loss, 0)
     })?;
     let bytes = pollster::block_on(coptim::arena::read_buffer(&ctx, &splats, 0, 12))?;

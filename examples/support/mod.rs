@@ -1,6 +1,7 @@
 //! The application's side of the embedding examples, shared by them the way wgpu's
 //! own examples share a framework: a device the program requests itself, its storage
-//! buffers and compute kernels, and its training loop, which records its kernels and
+//! buffers, its toy problem (fitting a buffer's fields to a target, with the
+//! application's own WGSL) and its training loop, which records its kernels and
 //! coptim's step into one encoder per iteration.
 
 use coptim::optim::{Optimizer, StepInputs, StepStats};
@@ -30,102 +31,147 @@ pub fn storage_buffer(
     })
 }
 
-/// One storage buffer a kernel binds, and whether the kernels only read it.
-pub struct Binding<'a> {
-    /// The buffer, bound whole.
-    pub buffer: &'a wgpu::Buffer,
-    /// `var<storage, read>` in the WGSL (else `read_write`).
-    pub read_only: bool,
+/// The application's toy problem, shared by both examples: fit the floats that follow
+/// a header of `HEADER_WORDS` words in `x` to `target_fields`, minimizing
+/// `loss = 0.5 * |fields - target|^2`.
+///
+/// Bindings: 0 `x` (header, then the fields; read), 1 `target_fields` (read),
+/// 2 `grads` (packed like `x`; written after the header), 3 `loss` (one float).
+const FIT_SHADER: &str = r#"
+override HEADER_WORDS: u32;
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> target_fields: array<f32>;
+@group(0) @binding(2) var<storage, read_write> grads: array<f32>;
+@group(0) @binding(3) var<storage, read_write> loss: array<f32>;
+
+// grads = fields - target, over the fields (never the header).
+@compute @workgroup_size(256)
+fn gradient(@builtin(global_invocation_id) id: vec3<u32>) {
+    let k = id.x;
+    if k < arrayLength(&target_fields) {
+        grads[HEADER_WORDS + k] = x[HEADER_WORDS + k] - target_fields[k];
+    }
 }
 
-/// The application's compute kernels: every entry point of one WGSL module, over one
-/// bind group of storage buffers at bindings 0, 1, ... in order.
-pub struct Kernels {
-    pipelines: Vec<(&'static str, wgpu::ComputePipeline)>,
+// The loss, summed by one invocation in field order: the data is small, and one
+// thread needs no barrier.
+@compute @workgroup_size(1)
+fn total_loss() {
+    var acc = 0.0;
+    for (var k = 0u; k < arrayLength(&target_fields); k++) {
+        let d = x[HEADER_WORDS + k] - target_fields[k];
+        acc += d * d;
+    }
+    loss[0] = 0.5 * acc;
+}
+"#;
+
+/// Invocations per workgroup of the `gradient` kernel (its `@workgroup_size`).
+const GRADIENT_WORKGROUP: u64 = 256;
+
+/// The buffers of a fit (all storage buffers of the application).
+pub struct FitBuffers<'a> {
+    /// `HEADER_WORDS` words the kernels never touch, then the fields.
+    pub x: &'a wgpu::Buffer,
+    /// One float per field.
+    pub target: &'a wgpu::Buffer,
+    /// Packed like `x`: the gradient is written after the header.
+    pub grads: &'a wgpu::Buffer,
+    /// The loss of the fields, one float.
+    pub loss: &'a wgpu::Buffer,
+}
+
+/// The application's two kernels of the fit, bound to its buffers.
+pub struct FitKernels {
+    gradient: wgpu::ComputePipeline,
+    total_loss: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
+    gradient_workgroups: u32,
 }
 
-impl Kernels {
-    /// Compiles `entry_points` of `source` with an explicit layout of `bindings`.
-    pub fn new(
-        device: &wgpu::Device,
-        source: &str,
-        entry_points: &[&'static str],
-        bindings: &[Binding<'_>],
-    ) -> Self {
+impl FitKernels {
+    /// Compiles the fit for fields after `header_words` words, bound to `buffers`.
+    pub fn new(device: &wgpu::Device, header_words: u32, buffers: &FitBuffers<'_>) -> Self {
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("application kernels"),
-            source: wgpu::ShaderSource::Wgsl(source.into()),
+            label: Some("fit"),
+            source: wgpu::ShaderSource::Wgsl(FIT_SHADER.into()),
         });
+        let bound = [
+            (buffers.x, true),
+            (buffers.target, true),
+            (buffers.grads, false),
+            (buffers.loss, false),
+        ];
         let layout_entries: Vec<wgpu::BindGroupLayoutEntry> = (0u32..)
-            .zip(bindings)
-            .map(|(binding, b)| wgpu::BindGroupLayoutEntry {
-                binding,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Storage {
-                        read_only: b.read_only,
-                    },
-                    has_dynamic_offset: false,
-                    min_binding_size: None,
-                },
-                count: None,
-            })
+            .zip(bound)
+            .map(|(binding, (_, read_only))| storage_layout_entry(binding, read_only))
             .collect();
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("application kernels"),
+            label: Some("fit"),
             entries: &layout_entries,
         });
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("application kernels"),
+            label: Some("fit"),
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        let pipelines = entry_points
-            .iter()
-            .map(|&entry| {
-                let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(entry),
-                    layout: Some(&pipeline_layout),
-                    module: &module,
-                    entry_point: Some(entry),
-                    compilation_options: Default::default(),
-                    cache: None,
-                });
-                (entry, pipeline)
+        let constants = [("HEADER_WORDS", f64::from(header_words))];
+        let pipeline = |entry: &str| {
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &constants,
+                    ..Default::default()
+                },
+                cache: None,
             })
-            .collect();
+        };
         let group_entries: Vec<wgpu::BindGroupEntry<'_>> = (0u32..)
-            .zip(bindings)
-            .map(|(binding, b)| wgpu::BindGroupEntry {
+            .zip(bound)
+            .map(|(binding, (buffer, _))| wgpu::BindGroupEntry {
                 binding,
-                resource: b.buffer.as_entire_binding(),
+                resource: buffer.as_entire_binding(),
             })
             .collect();
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("application kernels"),
-            layout: &layout,
-            entries: &group_entries,
-        });
+        let fields = buffers.target.size() / 4;
         Self {
-            pipelines,
-            bind_group,
+            gradient: pipeline("gradient"),
+            total_loss: pipeline("total_loss"),
+            bind_group: device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("fit"),
+                layout: &layout,
+                entries: &group_entries,
+            }),
+            gradient_workgroups: fields.div_ceil(GRADIENT_WORKGROUP) as u32,
         }
     }
 
-    /// Records `(entry point, workgroups along x)` dispatches, in order, in one pass.
-    pub fn record(&self, encoder: &mut wgpu::CommandEncoder, dispatches: &[(&str, u32)]) {
+    /// Records the loss of the current fields, then their gradient.
+    pub fn record(&self, encoder: &mut wgpu::CommandEncoder) {
         let mut pass = encoder.begin_compute_pass(&Default::default());
         pass.set_bind_group(0, &self.bind_group, &[]);
-        for &(entry, workgroups) in dispatches {
-            let (_, pipeline) = self
-                .pipelines
-                .iter()
-                .find(|(name, _)| *name == entry)
-                .expect("dispatches name entry points the kernels were built with");
-            pass.set_pipeline(pipeline);
-            pass.dispatch_workgroups(workgroups, 1, 1);
-        }
+        pass.set_pipeline(&self.total_loss);
+        pass.dispatch_workgroups(1, 1, 1);
+        pass.set_pipeline(&self.gradient);
+        pass.dispatch_workgroups(self.gradient_workgroups, 1, 1);
+    }
+}
+
+/// A compute-stage storage buffer binding of a bind group layout.
+fn storage_layout_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
     }
 }
 
