@@ -17,7 +17,7 @@ mod support;
 use coptim::GpuContext;
 use coptim::arena::{BufferView, ParamSet, ParamSpec};
 use coptim::optim::{Caution, Optimizer, OptimizerConfig, StepInputs};
-use support::{FitBuffers, FitKernels};
+use support::Fit;
 
 const N: usize = 10_000;
 const STEPS: u64 = 300;
@@ -50,43 +50,30 @@ fn main() -> coptim::Result<()> {
 fn run(steps: u64) -> coptim::Result<Outcome> {
     let (device, queue) = support::app_device()?;
 
-    // The application's own buffers: weights (starting at zero), target, gradient, loss.
+    // The application's own buffers: weights `fit.x` (starting at zero, no header),
+    // their gradient `fit.grads` and the loss `fit.loss`, and its kernels.
     let target = target();
-    let zeros = vec![0.0f32; N];
-    let storage = |label, contents: &[f32], extra| {
-        support::storage_buffer(&device, label, bytemuck::cast_slice(contents), extra)
-    };
-    let w_buf = storage("w", &zeros, wgpu::BufferUsages::COPY_SRC);
-    let target_buf = storage("target", &target, wgpu::BufferUsages::empty());
-    let grad_buf = storage("grad", &zeros, wgpu::BufferUsages::empty());
-    let loss_buf = storage("loss", &[0.0], wgpu::BufferUsages::COPY_SRC);
+    let fit = Fit::new(&device, &[], &target);
 
     // coptim works on the application's device and steps its buffers in place.
     let ctx = GpuContext::from_device(device.clone(), queue);
     let params = ParamSet::from_views(
         &ctx,
-        &[ParamSpec::new("w", &[N], BufferView::new(&w_buf, 0))
-            .with_grad(BufferView::new(&grad_buf, 0))],
+        &[ParamSpec::new("w", &[N], BufferView::new(&fit.x, 0))
+            .with_grad(BufferView::new(&fit.grads, 0))],
     )?;
     let cfg = OptimizerConfig::adamw(PEAK_LR).with_caution(Caution::hard());
     let mut opt = Optimizer::new(&ctx, &params, cfg)?;
 
-    let buffers = FitBuffers {
-        x: &w_buf,
-        target: &target_buf,
-        grads: &grad_buf,
-        loss: &loss_buf,
-    };
-    let kernels = FitKernels::new(&device, 0, &buffers);
     let records = support::train(&ctx, &mut opt, steps, |encoder, step| {
-        kernels.record(encoder);
+        fit.record(encoder);
         // The program's own schedule: a cosine from PEAK_LR to 0.
         let progress = (step - 1) as f64 / steps as f64;
         StepInputs::lr(PEAK_LR * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()))
-            .with_loss(&loss_buf, 0)
+            .with_loss(&fit.loss, 0)
     })?;
 
-    let bytes = pollster::block_on(coptim::arena::read_buffer(&ctx, &w_buf, 0, 4 * N as u64))?;
+    let bytes = pollster::block_on(coptim::arena::read_buffer(&ctx, &fit.x, 0, 4 * N as u64))?;
     let w: &[f32] = bytemuck::cast_slice(&bytes);
     let loss = w
         .iter()

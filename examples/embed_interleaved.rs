@@ -18,10 +18,12 @@ mod support;
 use coptim::GpuContext;
 use coptim::arena::{BufferView, ParamSet, ParamSpec};
 use coptim::optim::{Caution, GroupConfig, Optimizer, OptimizerConfig, StepInputs, StepStats};
-use support::{FitBuffers, FitKernels};
+use support::Fit;
 
 const SPLATS: usize = 1000;
-const HEADER_WORDS: usize = 3;
+/// The buffer's header: splat count, version, flags.
+const HEADER: [u32; 3] = [SPLATS as u32, 1, 0xC0FFEE];
+const HEADER_WORDS: usize = HEADER.len();
 /// Floats per splat: position 3, log-scale 3, opacity 1, color 3.
 const FIELDS: usize = 10;
 const STEPS: u64 = 200;
@@ -62,25 +64,15 @@ fn main() -> coptim::Result<()> {
 fn run(steps: u64) -> coptim::Result<Outcome> {
     let (device, queue) = support::app_device()?;
 
-    // The program's packed buffers: header + fields (starting at 0), and the target.
-    let data_floats = SPLATS * FIELDS;
-    let header = [SPLATS as u32, 1, 0xC0FFEE];
-    let mut packed: Vec<u32> = header.to_vec();
-    packed.resize(HEADER_WORDS + data_floats, 0);
-    let target: Vec<f32> = (0..data_floats)
+    // The program's packed buffers `fit.x` and `fit.grads` (header, then the fields
+    // starting at zero), the loss `fit.loss`, and its kernels.
+    let target: Vec<f32> = (0..SPLATS * FIELDS)
         .map(|k| ((k * 37 % 101) as f32) / 50.0 - 1.0)
         .collect();
-    let buffer =
-        |label, contents: &[u8], extra| support::storage_buffer(&device, label, contents, extra);
-    let packed_bytes: &[u8] = bytemuck::cast_slice(&packed);
-    let splats = buffer("splats", packed_bytes, wgpu::BufferUsages::COPY_SRC);
-    let grads = buffer("splat grads", packed_bytes, wgpu::BufferUsages::empty());
-    let target_bytes: &[u8] = bytemuck::cast_slice(&target);
-    let target_buf = buffer("target", target_bytes, wgpu::BufferUsages::empty());
-    let loss = buffer("loss", &[0; 4], wgpu::BufferUsages::COPY_SRC);
+    let fit = Fit::new(&device, &HEADER, &target);
 
     let ctx = GpuContext::from_device(device.clone(), queue);
-    let params = splat_params(&ctx, &splats, &grads)?;
+    let params = splat_params(&ctx, &fit.x, &fit.grads)?;
     let cfg = OptimizerConfig::adamw(LR)
         .with_caution(Caution::hard())
         .with_group(GroupConfig {
@@ -90,18 +82,11 @@ fn run(steps: u64) -> coptim::Result<Outcome> {
             weight_decay: 0.0,
         });
     let mut opt = Optimizer::new(&ctx, &params, cfg)?;
-    let buffers = FitBuffers {
-        x: &splats,
-        target: &target_buf,
-        grads: &grads,
-        loss: &loss,
-    };
-    let kernels = FitKernels::new(&device, HEADER_WORDS as u32, &buffers);
     let records = support::train(&ctx, &mut opt, steps, |encoder, _| {
-        kernels.record(encoder);
-        StepInputs::lr(LR).with_loss(&loss, 0)
+        fit.record(encoder);
+        StepInputs::lr(LR).with_loss(&fit.loss, 0)
     })?;
-    let bytes = pollster::block_on(coptim::arena::read_buffer(&ctx, &splats, 0, 12))?;
+    let bytes = pollster::block_on(coptim::arena::read_buffer(&ctx, &fit.x, 0, 12))?;
     Ok(Outcome {
         records,
         header: bytemuck::cast_slice(&bytes).to_vec(),
@@ -137,6 +122,6 @@ mod tests {
         let first = outcome.records[0].loss.unwrap();
         let last = outcome.records.last().unwrap().loss.unwrap();
         assert!(last < 0.05 * first, "loss {first} -> {last}");
-        assert_eq!(outcome.header, [super::SPLATS as u32, 1, 0xC0FFEE]);
+        assert_eq!(outcome.header, super::HEADER);
     }
 }

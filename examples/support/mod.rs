@@ -1,8 +1,8 @@
 //! The application's side of the embedding examples, shared by them the way wgpu's
-//! own examples share a framework: a device the program requests itself, its storage
-//! buffers, its toy problem (fitting a buffer's fields to a target, with the
-//! application's own WGSL) and its training loop, which records its kernels and
-//! coptim's step into one encoder per iteration.
+//! own examples share a framework: a device the program requests itself, its toy
+//! problem (fitting the fields of a buffer of its own to a target, with its own
+//! buffers and WGSL) and its training loop, which records its kernels and coptim's
+//! step into one encoder per iteration.
 
 use coptim::optim::{Optimizer, StepInputs, StepStats};
 use coptim::{Error, GpuContext};
@@ -15,20 +15,6 @@ pub fn app_device() -> coptim::Result<(wgpu::Device, wgpu::Queue)> {
         .map_err(|e| Error::NoAdapter(e.to_string()))?;
     pollster::block_on(adapter.request_device(&Default::default()))
         .map_err(|e| Error::DeviceRequest(e.to_string()))
-}
-
-/// A storage buffer holding `contents`, with `extra` usages besides `STORAGE`.
-pub fn storage_buffer(
-    device: &wgpu::Device,
-    label: &str,
-    contents: &[u8],
-    extra: wgpu::BufferUsages,
-) -> wgpu::Buffer {
-    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: Some(label),
-        contents,
-        usage: wgpu::BufferUsages::STORAGE | extra,
-    })
 }
 
 /// The application's toy problem, shared by both examples: fit the floats that follow
@@ -70,38 +56,45 @@ fn total_loss() {
 /// Invocations per workgroup of the `gradient` kernel (its `@workgroup_size`).
 const GRADIENT_WORKGROUP: u64 = 256;
 
-/// The buffers of a fit (all storage buffers of the application).
-pub struct FitBuffers<'a> {
-    /// `HEADER_WORDS` words the kernels never touch, then the fields.
-    pub x: &'a wgpu::Buffer,
-    /// One float per field.
-    pub target: &'a wgpu::Buffer,
-    /// Packed like `x`: the gradient is written after the header.
-    pub grads: &'a wgpu::Buffer,
-    /// The loss of the fields, one float.
-    pub loss: &'a wgpu::Buffer,
-}
-
-/// The application's two kernels of the fit, bound to its buffers.
-pub struct FitKernels {
+/// The application's fit: its buffers and its two kernels.
+pub struct Fit {
+    /// The header words, then the fields (starting at zero); stepped in place.
+    pub x: wgpu::Buffer,
+    /// Packed like `x`: the kernels write the gradient after the header.
+    pub grads: wgpu::Buffer,
+    /// The loss of the fields, one float, written before the gradient.
+    pub loss: wgpu::Buffer,
     gradient: wgpu::ComputePipeline,
     total_loss: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
     gradient_workgroups: u32,
 }
 
-impl FitKernels {
-    /// Compiles the fit for fields after `header_words` words, bound to `buffers`.
-    pub fn new(device: &wgpu::Device, header_words: u32, buffers: &FitBuffers<'_>) -> Self {
+impl Fit {
+    /// The buffers of a fit of `target.len()` fields that follow `header` in `x`
+    /// (fields and gradient starting at zero), and its kernels bound to them.
+    pub fn new(device: &wgpu::Device, header: &[u32], target: &[f32]) -> Self {
+        let mut packed = header.to_vec();
+        packed.resize(header.len() + target.len(), 0);
+        let packed: &[u8] = bytemuck::cast_slice(&packed);
+        let x = storage_buffer(device, "x", packed, wgpu::BufferUsages::COPY_SRC);
+        let grads = storage_buffer(device, "grads", packed, wgpu::BufferUsages::empty());
+        let loss = storage_buffer(device, "loss", &[0; 4], wgpu::BufferUsages::COPY_SRC);
+        let target_buf = storage_buffer(
+            device,
+            "target",
+            bytemuck::cast_slice(target),
+            wgpu::BufferUsages::empty(),
+        );
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("fit"),
             source: wgpu::ShaderSource::Wgsl(FIT_SHADER.into()),
         });
         let bound = [
-            (buffers.x, true),
-            (buffers.target, true),
-            (buffers.grads, false),
-            (buffers.loss, false),
+            (&x, true),
+            (&target_buf, true),
+            (&grads, false),
+            (&loss, false),
         ];
         let layout_entries: Vec<wgpu::BindGroupLayoutEntry> = (0u32..)
             .zip(bound)
@@ -116,7 +109,7 @@ impl FitKernels {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        let constants = [("HEADER_WORDS", f64::from(header_words))];
+        let constants = [("HEADER_WORDS", header.len() as f64)];
         let pipeline = |entry: &str| {
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(entry),
@@ -137,16 +130,19 @@ impl FitKernels {
                 resource: buffer.as_entire_binding(),
             })
             .collect();
-        let fields = buffers.target.size() / 4;
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("fit"),
+            layout: &layout,
+            entries: &group_entries,
+        });
         Self {
             gradient: pipeline("gradient"),
             total_loss: pipeline("total_loss"),
-            bind_group: device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("fit"),
-                layout: &layout,
-                entries: &group_entries,
-            }),
-            gradient_workgroups: fields.div_ceil(GRADIENT_WORKGROUP) as u32,
+            bind_group,
+            gradient_workgroups: (target.len() as u64).div_ceil(GRADIENT_WORKGROUP) as u32,
+            x,
+            grads,
+            loss,
         }
     }
 
@@ -159,6 +155,20 @@ impl FitKernels {
         pass.set_pipeline(&self.gradient);
         pass.dispatch_workgroups(self.gradient_workgroups, 1, 1);
     }
+}
+
+/// A storage buffer holding `contents`, with `extra` usages besides `STORAGE`.
+fn storage_buffer(
+    device: &wgpu::Device,
+    label: &str,
+    contents: &[u8],
+    extra: wgpu::BufferUsages,
+) -> wgpu::Buffer {
+    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents,
+        usage: wgpu::BufferUsages::STORAGE | extra,
+    })
 }
 
 /// A compute-stage storage buffer binding of a bind group layout.
