@@ -30,26 +30,26 @@
 //   dbias    storage rw   bias gradient (accumulate_bias)
 
 @compute @workgroup_size(ROW_WG_SIZE)
-fn layernorm_forward(inv: Invocation) {
-    let row = row_index(inv);
+fn layernorm_forward(group: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let row = row_index(group, lid);
     if row < params.rows {
         let base = row * params.dim;
         let n = f32(params.dim);
         var s = 0.0;
-        for (var j = row_lane(inv); j < params.dim; j += ROW_LANES) {
+        for (var j = row_lane(lid); j < params.dim; j += ROW_LANES) {
             s += x[base + j];
         }
-        let mean = row_sum(inv, s, 0u) / n;
+        let mean = row_sum(lid, s, 0u) / n;
         var q = 0.0;
-        for (var j = row_lane(inv); j < params.dim; j += ROW_LANES) {
+        for (var j = row_lane(lid); j < params.dim; j += ROW_LANES) {
             let d = x[base + j] - mean;
             q += d * d;
         }
-        let rstd = inverseSqrt(row_sum(inv, q, 1u) / n + params.eps);
-        for (var j = row_lane(inv); j < params.dim; j += ROW_LANES) {
+        let rstd = inverseSqrt(row_sum(lid, q, 1u) / n + params.eps);
+        for (var j = row_lane(lid); j < params.dim; j += ROW_LANES) {
             y[base + j] = (x[base + j] - mean) * rstd * weight[j] + bias[j];
         }
-        if row_lane(inv) == 0u {
+        if row_lane(lid) == 0u {
             stats[2u * row] = mean;
             stats[2u * row + 1u] = rstd;
         }
@@ -57,23 +57,23 @@ fn layernorm_forward(inv: Invocation) {
 }
 
 @compute @workgroup_size(ROW_WG_SIZE)
-fn layernorm_backward_input(inv: Invocation) {
-    let row = row_index(inv);
+fn layernorm_backward_input(group: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let row = row_index(group, lid);
     if row < params.rows {
         let base = row * params.dim;
         let mean = stats[2u * row];
         let rstd = stats[2u * row + 1u];
         var sg = 0.0;
         var sgx = 0.0;
-        for (var j = row_lane(inv); j < params.dim; j += ROW_LANES) {
+        for (var j = row_lane(lid); j < params.dim; j += ROW_LANES) {
             let g = dy[base + j] * weight[j];
             sg += g;
             sgx += g * (x[base + j] - mean) * rstd;
         }
         let n = f32(params.dim);
-        let mg = row_sum(inv, sg, 0u) / n;
-        let mgx = row_sum(inv, sgx, 1u) / n;
-        for (var j = row_lane(inv); j < params.dim; j += ROW_LANES) {
+        let mg = row_sum(lid, sg, 0u) / n;
+        let mgx = row_sum(lid, sgx, 1u) / n;
+        for (var j = row_lane(lid); j < params.dim; j += ROW_LANES) {
             let xhat = (x[base + j] - mean) * rstd;
             let v = rstd * (dy[base + j] * weight[j] - mg - xhat * mgx);
             dx[base + j] = accumulated(v, dx[base + j], params.accumulate_x);
@@ -82,20 +82,20 @@ fn layernorm_backward_input(inv: Invocation) {
 }
 
 @compute @workgroup_size(ROW_WG_SIZE)
-fn layernorm_backward_params(inv: Invocation) {
-    let j = row_index(inv);
+fn layernorm_backward_params(group: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let j = row_index(group, lid);
     if j < params.dim {
         var sw = 0.0;
         var sb = 0.0;
-        for (var row = row_lane(inv); row < params.rows; row += ROW_LANES) {
+        for (var row = row_lane(lid); row < params.rows; row += ROW_LANES) {
             let i = row * params.dim + j;
             let xhat = (x[i] - stats[2u * row]) * stats[2u * row + 1u];
             sw += dy[i] * xhat;
             sb += dy[i];
         }
-        sw = row_sum(inv, sw, 0u);
-        sb = row_sum(inv, sb, 1u);
-        if row_lane(inv) == 0u {
+        sw = row_sum(lid, sw, 0u);
+        sb = row_sum(lid, sb, 1u);
+        if row_lane(lid) == 0u {
             dweight[j] = accumulated(sw, dweight[j], params.accumulate_weight);
             dbias[j] = accumulated(sb, dbias[j], params.accumulate_bias);
         }

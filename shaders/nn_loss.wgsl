@@ -7,54 +7,46 @@
 //   A row is correct when its first maximal logit is at the label (torch.argmax).
 //
 // ce_forward_rows is a row kernel: the ROW_LANES invocations of a row team (a
-// row-team part from shaders/lib/, see rows_team.wgsl) share a row and reduce
-// with `row_max` / `row_sum`. The other entry points are flat kernels of WG_SIZE
-// invocations per workgroup (lib/grid.wgsl); reduce_sum sums with lib/workgroup_sum.
+// row-team part from shaders/lib/, see rows_team.wgsl) share a row, whose maximum and
+// sum of exponentials come from lib/row_logsumexp.wgsl. The other entry points are
+// flat kernels of WG_SIZE invocations per workgroup (lib/grid.wgsl); reduce_sum sums
+// with lib/workgroup_sum.wgsl.
 //
 // Labels are validated on the CPU before upload; an out-of-range label here is
 // clamped to the last class instead of reading out of bounds.
 //
 // Entry points and the bindings each uses:
-//   ce_forward_rows: one row team per row        logits, labels, rows
+//   ce_forward_rows: one row team per row        x, labels, rows
 //                    rows[2r] = loss_r, rows[2r + 1] = logsumexp(x_r)
-//   correct_rows:    one invocation per row      logits, labels, rows
+//   correct_rows:    one invocation per row      x, labels, rows
 //                    rows[r] = 1 or 0
 //   reduce_sum:      one workgroup               rows, out
 //                    out[0] = scale * sum_r rows[r * stride]
-//   ce_backward:     one invocation per logit    logits, labels, rows, dloss, dlogits
+//   ce_backward:     one invocation per logit    x, labels, rows, dloss, dx
 //
 // Bindings (group 0), declared by the builder from LOSS in src/nn/ops/loss.rs, which
 // also defines the uniform block LossParams:
 //   params   uniform      LossParams
-//   logits   storage r    [rows, classes]
+//   x        storage r    the logits [rows, classes]
 //   labels   storage r    [rows] (u32)
 //   rows     storage rw   per-row scratch
 //   out      storage rw   [1] the reduced value
 //   dloss    storage r    [1] gradient of the loss (1 for a loss being minimized)
-//   dlogits  storage rw   logits gradient (added to when params.accumulate != 0)
+//   dx       storage rw   the logits' gradient (added to when params.accumulate != 0)
 
 fn label_of(row: u32) -> u32 {
     return min(labels[row], params.classes - 1u);
 }
 
 @compute @workgroup_size(ROW_WG_SIZE)
-fn ce_forward_rows(inv: Invocation) {
-    let row = row_index(inv);
+fn ce_forward_rows(group: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let row = row_index(group, lid);
     if row < params.rows {
         let base = row * params.classes;
-        // Invocations past the end of a short row contribute its first logit.
-        var m = logits[base];
-        for (var j = row_lane(inv); j < params.classes; j += ROW_LANES) {
-            m = max(m, logits[base + j]);
-        }
-        m = row_max(inv, m, 0u);
-        var s = 0.0;
-        for (var j = row_lane(inv); j < params.classes; j += ROW_LANES) {
-            s += exp(logits[base + j] - m);
-        }
-        let lse = m + log(row_sum(inv, s, 1u));
-        if row_lane(inv) == 0u {
-            rows[2u * row] = lse - logits[base + label_of(row)];
+        let max_sum = row_max_sum_exp(lid, base, params.classes);
+        let lse = max_sum.x + log(max_sum.y);
+        if row_lane(lid) == 0u {
+            rows[2u * row] = lse - x[base + label_of(row)];
             rows[2u * row + 1u] = lse;
         }
     }
@@ -67,7 +59,7 @@ fn correct_rows(inv: Invocation) {
         let base = row * params.classes;
         var best = 0u;
         for (var j = 1u; j < params.classes; j++) {
-            if logits[base + j] > logits[base + best] {
+            if x[base + j] > x[base + best] {
                 best = j;
             }
         }
@@ -93,9 +85,9 @@ fn ce_backward(inv: Invocation) {
     if i < params.rows * params.classes {
         let row = i / params.classes;
         let j = i % params.classes;
-        let p = exp(logits[i] - rows[2u * row + 1u]);
+        let p = exp(x[i] - rows[2u * row + 1u]);
         let onehot = select(0.0, 1.0, j == label_of(row));
         let v = dloss[0] / f32(params.rows) * (p - onehot);
-        dlogits[i] = accumulated(v, dlogits[i], params.accumulate);
+        dx[i] = accumulated(v, dx[i], params.accumulate);
     }
 }

@@ -5,7 +5,8 @@
 //
 // The ROW_LANES invocations of a row team (a row-team part from shaders/lib/, see
 // rows_team.wgsl) share a row, each taking a strided share; the team reduces
-// with `row_max` / `row_sum`.
+// with `row_sum`, and the forward pass gets the row's maximum and sum of exponentials
+// from lib/row_logsumexp.wgsl.
 //
 // Entry points and the bindings each uses:
 //   softmax_forward:  x, y
@@ -20,41 +21,29 @@
 //   dx      storage rw   input gradient (added to when params.accumulate != 0)
 
 @compute @workgroup_size(ROW_WG_SIZE)
-fn softmax_forward(inv: Invocation) {
-    let row = row_index(inv);
+fn softmax_forward(group: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let row = row_index(group, lid);
     if row < params.rows {
         let base = row * params.dim;
-        // Invocations past the end of a short row contribute its first element.
-        var m = x[base];
-        for (var j = row_lane(inv); j < params.dim; j += ROW_LANES) {
-            m = max(m, x[base + j]);
-        }
-        m = row_max(inv, m, 0u);
-        // y holds exp(x - m) until every lane has its share of the sum.
-        var s = 0.0;
-        for (var j = row_lane(inv); j < params.dim; j += ROW_LANES) {
-            let e = exp(x[base + j] - m);
-            y[base + j] = e;
-            s += e;
-        }
-        let inv_sum = 1.0 / row_sum(inv, s, 1u);
-        for (var j = row_lane(inv); j < params.dim; j += ROW_LANES) {
-            y[base + j] *= inv_sum;
+        let max_sum = row_max_sum_exp(lid, base, params.dim);
+        let inv_sum = 1.0 / max_sum.y;
+        for (var j = row_lane(lid); j < params.dim; j += ROW_LANES) {
+            y[base + j] = exp(x[base + j] - max_sum.x) * inv_sum;
         }
     }
 }
 
 @compute @workgroup_size(ROW_WG_SIZE)
-fn softmax_backward(inv: Invocation) {
-    let row = row_index(inv);
+fn softmax_backward(group: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let row = row_index(group, lid);
     if row < params.rows {
         let base = row * params.dim;
         var dot = 0.0;
-        for (var j = row_lane(inv); j < params.dim; j += ROW_LANES) {
+        for (var j = row_lane(lid); j < params.dim; j += ROW_LANES) {
             dot += dy[base + j] * y[base + j];
         }
-        dot = row_sum(inv, dot, 0u);
-        for (var j = row_lane(inv); j < params.dim; j += ROW_LANES) {
+        dot = row_sum(lid, dot, 0u);
+        for (var j = row_lane(lid); j < params.dim; j += ROW_LANES) {
             let v = y[base + j] * (dy[base + j] - dot);
             dx[base + j] = accumulated(v, dx[base + j], params.accumulate);
         }

@@ -49,22 +49,30 @@ fn token_at(i: u32, n: u32) -> TokenAt {
     return TokenAt(i / (params.dim * n), (i / params.dim) % n, i % params.dim);
 }
 
+// Image element (c, yy, xx) of patch feature f of patch token `token`: patches in
+// row-major order, features in (c, ky, kx) order.
+fn pixel_of(token: u32, f: u32) -> vec3<u32> {
+    let p = params.patch_size;
+    let grid_w = params.width / p;
+    let yy = (token / grid_w) * p + (f / p) % p;
+    let xx = (token % grid_w) * p + f % p;
+    return vec3<u32>(f / (p * p), yy, xx);
+}
+
+// The patch token and feature that hold image element (c, yy, xx): pixel_of inverted.
+fn feature_of(c: u32, yy: u32, xx: u32) -> vec2<u32> {
+    let p = params.patch_size;
+    let token = (yy / p) * (params.width / p) + xx / p;
+    return vec2<u32>(token, c * p * p + (yy % p) * p + xx % p);
+}
+
 @compute @workgroup_size(WG_SIZE)
 fn patchify_forward(inv: Invocation) {
     let i = flat_index(inv);
     if i < params.len {
-        let p = params.patch_size;
-        let grid_w = params.width / p;
-        let per_image = params.tokens * params.dim;
-        let b = i / per_image;
-        let token = (i % per_image) / params.dim;
-        let f = i % params.dim;
-        let c = f / (p * p);
-        let ky = (f / p) % p;
-        let kx = f % p;
-        let yy = (token / grid_w) * p + ky;
-        let xx = (token % grid_w) * p + kx;
-        out[i] = x[((b * params.channels + c) * params.height + yy) * params.width + xx];
+        let at = token_at(i, params.tokens);
+        let px = pixel_of(at.t, at.d);
+        out[i] = x[((at.b * params.channels + px.x) * params.height + px.y) * params.width + px.z];
     }
 }
 
@@ -72,15 +80,12 @@ fn patchify_forward(inv: Invocation) {
 fn patchify_backward(inv: Invocation) {
     let i = flat_index(inv);
     if i < params.len {
-        let p = params.patch_size;
-        let grid_w = params.width / p;
         let xx = i % params.width;
         let yy = (i / params.width) % params.height;
         let c = (i / (params.width * params.height)) % params.channels;
         let b = i / (params.width * params.height * params.channels);
-        let token = (yy / p) * grid_w + xx / p;
-        let f = c * p * p + (yy % p) * p + xx % p;
-        let g = dy[(b * params.tokens + token) * params.dim + f];
+        let tf = feature_of(c, yy, xx);
+        let g = dy[(b * params.tokens + tf.x) * params.dim + tf.y];
         out[i] = accumulated(g, out[i], params.accumulate);
     }
 }

@@ -95,7 +95,7 @@ struct StatusView {
     step: u32,          // completed steps, including this one once advanced
     clip_coef: f32,     // 1 when not clipping
     grad_norm: f32,
-    bias: array<vec4<f32>, MAX_GROUPS>,  // x: 1 - beta1^t, y: 1 - beta2^t
+    bias: array<vec4<f32>, MAX_GROUPS>,  // per group: see advance_bias
 }
 
 // The same buffer, as the reduction kernels write it.
@@ -148,6 +148,19 @@ fn count_agree(dir: vec4<f32>, g: vec4<f32>, valid: vec4<bool>) -> u32 {
 fn count_nonfinite(g: vec4<f32>, valid: vec4<bool>) -> u32 {
     let bad = !is_finite4(g) & valid;
     return dot(select(vec4<u32>(0u), vec4<u32>(1u), bad), vec4<u32>(1u));
+}
+
+// A group's bias corrections after one more step from `c`: x = 1 - beta1^t and
+// y = 1 - beta2^t as the recurrences c_t = (1 - beta) + beta * c_{t-1} (no cancellation
+// in f32), z = the beta1-EMA of the learning rate, sum (1 - beta1) beta1^(t-k) lr_k
+// (LaProp's lr-weighted first-moment correction; z = lr * x at a constant lr).
+fn advance_bias(gp: GroupParams, c: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(
+        gp.one_minus_beta1 + gp.beta1 * c.x,
+        gp.one_minus_beta2 + gp.beta2 * c.y,
+        gp.one_minus_beta1 * gp.lr + gp.beta1 * c.z,
+        0.0,
+    );
 }
 
 // torch.lerp(a, b, w) as PyTorch's CPU kernel evaluates it.

@@ -1,7 +1,7 @@
 // optim_step.wgsl: the two per-block entry points every algorithm shares.
 //
 // The algorithm file (adamw.wgsl, lion.wgsl, sgd.wgsl) supplies two functions:
-//   caution_direction(s, g, gp, first_step) -> vec4<f32>
+//   caution_direction(s, g, c: StepContext) -> vec4<f32>
 //       the direction whose sign decides the mask, from the state (vec4 index s)
 //       before the step
 //   step_vec4(at: At, g, valid, scale, c: StepContext)
@@ -37,10 +37,10 @@
 @group(0) @binding(BINDING_PARTIAL_COUNTS) var<storage, read_write> partial_counts: array<atomic<u32>>;
 @group(0) @binding(BINDING_STATUS_RW) var<storage, read_write> status_rw: StatusRw;
 
-// What an update needs besides the element data.
+// What an update needs besides the element data (the same in both passes).
 struct StepContext {
     gp: GroupParams,
-    bias: vec4<f32>,    // x: 1 - beta1^t, y: 1 - beta2^t (after this step's advance)
+    bias: vec4<f32>,    // this step's bias corrections (see advance_bias)
     decay: f32,         // 1 - lr * weight_decay
     first_step: bool,   // this is the first completed step
 }
@@ -57,9 +57,16 @@ fn count_agreement(
     if b < window.num_blocks {
         let blk = blocks[b];
         slot = blk.global;
-        let gp = step.groups[tensors[blk.tensor].group];
-        // Runs before advance_step: no step completed yet means this is the first.
-        let first_step = status_rw.step == 0u;
+        let group = tensors[blk.tensor].group;
+        let gp = step.groups[group];
+        // Runs before advance_step: the bias corrections and step count advance here
+        // as advance_step will advance them.
+        let c = StepContext(
+            gp,
+            advance_bias(gp, status_rw.bias[group]),
+            1.0 - gp.lr * gp.weight_decay,
+            status_rw.step == 0u,
+        );
         let clip = select(1.0, status_rw.clip_coef, step.clip_max_norm > 0.0);
         for (var k = 0u; k < VEC_PER_THREAD; k++) {
             let e = block_elem(k, lid);
@@ -68,7 +75,7 @@ fn count_agreement(
                 let valid = lanes_valid(e, blk.len);
                 let g_raw = load_grad(at.grad, valid);
                 let g = g_raw * clip;
-                agree += count_agree(caution_direction(at.state, g, gp, first_step), g, valid);
+                agree += count_agree(caution_direction(at.state, g, c), g, valid);
                 bad += count_nonfinite(g_raw, valid);
             }
         }

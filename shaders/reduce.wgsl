@@ -10,8 +10,7 @@
 //   finalize_scale:  one workgroup per tensor: sums the tensor's integer partial counts
 //                    and writes its kept count and caution scale
 //   advance_step:    one invocation: unless the step is skipped, counts it and advances
-//                    each group's bias corrections c_t = (1 - beta) + beta * c_{t-1}
-//                    (= 1 - beta^t, with no cancellation in f32)
+//                    each group's bias corrections (advance_bias, optim_common.wgsl)
 //
 // Bindings (group 0; BINDING_* constants generated from `binding` in src/optim/kernels.rs):
 //   1 grads           storage r    gradient window (params_<variant>.wgsl)
@@ -155,13 +154,6 @@ fn advance_step() {
     }
     status_rw.step += 1u;
     for (var g = 0u; g < step.num_groups; g++) {
-        let gp = step.groups[g];
-        let c = status_rw.bias[g];
-        status_rw.bias[g] = vec4<f32>(
-            gp.one_minus_beta1 + gp.beta1 * c.x,
-            gp.one_minus_beta2 + gp.beta2 * c.y,
-            0.0,
-            0.0,
-        );
+        status_rw.bias[g] = advance_bias(step.groups[g], status_rw.bias[g]);
     }
 }

@@ -55,7 +55,14 @@ fn load(name: &str) -> Case {
     }
 }
 
+/// The case's configuration: through timm's factory when the case names its timm name
+/// and keywords, otherwise from the hyperparameters in its metadata.
 fn config(case: &Case) -> OptimizerConfig {
+    if let Some(name) = case.meta.get("timm_name") {
+        let kwargs: serde_json::Value = serde_json::from_str(&case.meta["timm_kwargs"]).unwrap();
+        return OptimizerConfig::from_timm(name, &kwargs)
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+    }
     let f = |k: &str| case.meta[k].parse::<f64>().unwrap();
     let algorithm = match case.meta["optimizer"].as_str() {
         "adamw" => Algorithm::AdamW(AdamW {
@@ -89,27 +96,27 @@ fn config(case: &Case) -> OptimizerConfig {
     cfg
 }
 
-const CASES: [&str; 11] = [
-    "torch_adamw",
-    "torch_adamw_nowd",
-    "timm_adamw",
-    "timm_cadamw",
-    "timm_cadamw_nowd",
-    "timm_lion",
-    "timm_clion",
-    "timm_csgdw",
-    "timm_csgdw_nesterov",
-    "timm_sgdw_nesterov",
-    "pyopt_clion",
-];
+/// Every golden case: the `.safetensors` files in `tests/golden`.
+fn cases() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(golden_dir())
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".safetensors").map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    assert!(names.len() >= 11, "golden cases missing: {names:?}");
+    names
+}
 
 /// Every case on every stream shape (the adapter's own and the others, forced).
 #[test]
 fn gpu_matches_pytorch_golden_vectors() {
     for shape in StreamShape::ALL {
         let ctx = ctx().with_stream_shape(shape);
-        for name in CASES {
-            gpu_case_matches(&ctx, name);
+        for name in cases() {
+            gpu_case_matches(&ctx, &name);
         }
     }
 }
@@ -170,8 +177,8 @@ fn gpu_case_matches(ctx: &GpuContext, name: &str) {
 
 #[test]
 fn reference_matches_pytorch_golden_vectors() {
-    for name in CASES {
-        let case = load(name);
+    for name in cases() {
+        let case = load(&name);
         let tensors: Vec<(String, usize)> = case
             .shapes
             .iter()

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use coptim::optim::{Caution, OptimizerConfig};
+use coptim::optim::{Algorithm, Caution, OptimizerConfig};
 use coptim::{Error, Optimizer, ParamStore, TensorId};
 
 fn shapes() -> Vec<(String, Vec<usize>)> {
@@ -58,49 +58,40 @@ fn run_steps(
     }
 }
 
-/// A run saved to a file: a store at the seeded initial values, an optimizer on it
-/// stepped a few times, and its state file in a temporary directory.
-struct SavedRun {
-    ctx: coptim::GpuContext,
-    store: ParamStore,
-    opt: Optimizer,
-    /// The state file, in `dir`.
-    path: std::path::PathBuf,
-    /// Where the tests write their other files (removed on drop).
-    dir: tempfile::TempDir,
+/// An optimizer with `config` on `store` stepped `steps` times, its state saved at `path`.
+fn saved_after(
+    ctx: &coptim::GpuContext,
+    store: &ParamStore,
+    config: OptimizerConfig,
+    steps: usize,
+    path: &std::path::Path,
+) -> Optimizer {
+    let mut opt = Optimizer::new(ctx, store, config).unwrap();
+    run_steps(ctx, store, &mut opt, 0..steps);
+    opt.save_state(path).unwrap();
+    opt
 }
 
-impl SavedRun {
-    /// The run after `steps` steps, saved.
-    fn after(steps: usize) -> Self {
-        let ctx = ctx();
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("saved.safetensors");
-        let store = initial_store(&ctx);
-        let mut opt = Optimizer::new(&ctx, &store, config()).unwrap();
-        run_steps(&ctx, &store, &mut opt, 0..steps);
-        opt.save_state(&path).unwrap();
-        Self {
-            ctx,
-            store,
-            opt,
-            path,
-            dir,
-        }
+/// For every member of the family, cautious: a run saved after 3 steps and resumed in
+/// a fresh optimizer ends where the uninterrupted run does, bit for bit.
+#[test]
+fn resume_continues_bit_for_bit() {
+    for algorithm in Algorithm::members() {
+        let cfg = OptimizerConfig::new(algorithm, 1e-2)
+            .with_caution(Caution::hard())
+            .with_weight_decay(0.05);
+        resume_matches(cfg);
     }
 }
 
-/// A run saved after 3 steps and resumed in a fresh optimizer ends where the
-/// uninterrupted run does.
-#[test]
-fn resume_continues_bit_for_bit() {
-    let SavedRun {
-        ctx,
-        store,
-        mut opt,
-        path,
-        dir: _dir,
-    } = SavedRun::after(3);
+fn resume_matches(config: OptimizerConfig) {
+    let ctx = ctx();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("opt.safetensors");
+    let name = config.algorithm.name();
+
+    let store = initial_store(&ctx);
+    let mut opt = saved_after(&ctx, &store, config.clone(), 3, &path);
     let params_at_3 = store.params.read_all_blocking(&ctx).unwrap();
     run_steps(&ctx, &store, &mut opt, 3..6);
     let straight = store.params.read_all_blocking(&ctx).unwrap();
@@ -109,7 +100,7 @@ fn resume_continues_bit_for_bit() {
     for (i, p) in params_at_3.iter().enumerate() {
         store2.params.write(&ctx, TensorId(i), p).unwrap();
     }
-    let mut opt2 = Optimizer::new(&ctx, &store2, config()).unwrap();
+    let mut opt2 = Optimizer::new(&ctx, &store2, config).unwrap();
     opt2.load_state(&path).unwrap();
     assert_eq!(opt2.scheduled_steps(), 3);
     run_steps(&ctx, &store2, &mut opt2, 3..6);
@@ -117,21 +108,19 @@ fn resume_continues_bit_for_bit() {
     for (a, b) in straight.iter().zip(&resumed) {
         let a: Vec<u32> = a.iter().map(|x| x.to_bits()).collect();
         let b: Vec<u32> = b.iter().map(|x| x.to_bits()).collect();
-        assert_eq!(a, b, "resumed run must match bit for bit");
+        assert_eq!(a, b, "{name}: resumed run must match bit for bit");
     }
 }
 
 /// Loading a bad file fails with a clear error and leaves the optimizer as it was.
 #[test]
 fn bad_state_files_are_rejected_and_change_nothing() {
-    let SavedRun {
-        ctx,
-        store,
-        path,
-        dir,
-        ..
-    } = SavedRun::after(1);
-    let bytes = std::fs::read(&path).unwrap();
+    let ctx = ctx();
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.safetensors");
+    let store = initial_store(&ctx);
+    saved_after(&ctx, &store, config(), 1, &good);
+    let bytes = std::fs::read(&good).unwrap();
 
     // A second optimizer with two steps of history: its state must survive every
     // failed load untouched.
@@ -196,6 +185,7 @@ fn state_file_names_are_documented() {
         names,
         [
             "coptim.bias_correction",
+            "coptim.lr_ema",
             "coptim.steps",
             "exp_avg.b",
             "exp_avg.s",

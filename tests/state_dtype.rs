@@ -282,7 +282,7 @@ fn f16_state_within_derived_bound_or_typed_error() {
 fn reduced_precision_modules_validate() {
     use coptim::optim::{Algorithm, kernels};
     use coptim::stream::StreamShape;
-    for algorithm in [Algorithm::adamw(), Algorithm::lion(), Algorithm::sgd(true)] {
+    for algorithm in Algorithm::members() {
         for subgroups in [false, true] {
             for (dtype, shape) in [ElementType::Bf16, ElementType::F16]
                 .into_iter()

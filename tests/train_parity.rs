@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use common::*;
 use coptim::data::bundled_mnist;
-use coptim::train::inputs::{BatchStream, Standardize};
+use coptim::train::inputs::BatchStream;
 use coptim::train::{OptimizerKind, Session, TrainConfig};
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
@@ -103,13 +103,7 @@ fn export_parity_inputs() {
     let cfg = config(OptimizerKind::AdamW);
     let data = bundled_mnist().unwrap();
     let init = coptim::model::Model::initial_values(cfg.model.architecture(), cfg.seed).unwrap();
-    let mut stream = BatchStream::new(
-        &data.train,
-        cfg.batch_size,
-        cfg.seed,
-        cfg.augment_shift,
-        Standardize::of(&data.train),
-    );
+    let mut stream = BatchStream::for_run(&cfg, &data.train);
     let (mut images, mut labels) = (Vec::new(), Vec::new());
     let (mut all_images, mut all_labels) = (Vec::<f32>::new(), Vec::<i64>::new());
     for step in 1..=STEPS {

@@ -8,6 +8,15 @@ fn workgroup_linear(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wg.y * nwg.x + wg.x;
 }
 
+// The builtins that place a workgroup, the same in all its invocations. (A row
+// kernel takes them apart from local_invocation_index: to the uniformity analysis a
+// struct with one non-uniform member is non-uniform as a whole, and a row team's
+// barriers need a uniform row index.)
+struct Workgroup {
+    @builtin(workgroup_id) id: vec3<u32>,
+    @builtin(num_workgroups) count: vec3<u32>,
+}
+
 // The builtins that place an invocation of a flat kernel: its entry point takes
 // `inv: Invocation` and calls `flat_index(inv)`.
 struct Invocation {

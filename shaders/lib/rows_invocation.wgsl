@@ -4,18 +4,18 @@
 // (RowLayout in src/nn/kernels.rs chooses). A reduction over one invocation is the
 // identity.
 
-fn row_index(inv: Invocation) -> u32 {
-    return workgroup_linear(inv.wg, inv.nwg) * ROW_WG_SIZE + inv.lid;
+fn row_index(group: Workgroup, lid: u32) -> u32 {
+    return workgroup_linear(group.id, group.count) * ROW_WG_SIZE + lid;
 }
 
-fn row_lane(inv: Invocation) -> u32 {
+fn row_lane(lid: u32) -> u32 {
     return 0u;
 }
 
-fn row_sum(inv: Invocation, v: f32, bank: u32) -> f32 {
+fn row_sum(lid: u32, v: f32, bank: u32) -> f32 {
     return v;
 }
 
-fn row_max(inv: Invocation, v: f32, bank: u32) -> f32 {
+fn row_max(lid: u32, v: f32, bank: u32) -> f32 {
     return v;
 }

@@ -8,11 +8,11 @@
 // combines all ROW_WG_SIZE slots. This needs neither the subgroup size nor how
 // subgroups map onto invocation indices.
 
-fn row_sum(inv: Invocation, v: f32, bank: u32) -> f32 {
+fn row_sum(lid: u32, v: f32, bank: u32) -> f32 {
     let base = bank * ROW_WG_SIZE;
     let partial = subgroupAdd(v);
-    let first = subgroupBroadcastFirst(inv.lid) == inv.lid;
-    row_scratch[base + inv.lid] = select(0.0, partial, first);
+    let first = subgroupBroadcastFirst(lid) == lid;
+    row_scratch[base + lid] = select(0.0, partial, first);
     workgroupBarrier();
     var total = 0.0;
     for (var i = 0u; i < ROW_WG_SIZE; i++) {
@@ -21,9 +21,9 @@ fn row_sum(inv: Invocation, v: f32, bank: u32) -> f32 {
     return total;
 }
 
-fn row_max(inv: Invocation, v: f32, bank: u32) -> f32 {
+fn row_max(lid: u32, v: f32, bank: u32) -> f32 {
     let base = bank * ROW_WG_SIZE;
-    row_scratch[base + inv.lid] = subgroupMax(v);
+    row_scratch[base + lid] = subgroupMax(v);
     workgroupBarrier();
     var m = row_scratch[base];
     for (var i = 1u; i < ROW_WG_SIZE; i++) {

@@ -3,25 +3,25 @@
 // tree of log2(ROW_WG_SIZE) barriers, for adapters without subgroup operations.
 
 // The tree reduction behind row_sum (take_max false) and row_max (true).
-fn row_reduce(inv: Invocation, v: f32, bank: u32, take_max: bool) -> f32 {
+fn row_reduce(lid: u32, v: f32, bank: u32, take_max: bool) -> f32 {
     let base = bank * ROW_WG_SIZE;
-    row_scratch[base + inv.lid] = v;
+    row_scratch[base + lid] = v;
     workgroupBarrier();
     for (var stride = ROW_WG_SIZE / 2u; stride > 0u; stride /= 2u) {
-        if inv.lid < stride {
-            let mine = row_scratch[base + inv.lid];
-            let other = row_scratch[base + inv.lid + stride];
-            row_scratch[base + inv.lid] = select(mine + other, max(mine, other), take_max);
+        if lid < stride {
+            let mine = row_scratch[base + lid];
+            let other = row_scratch[base + lid + stride];
+            row_scratch[base + lid] = select(mine + other, max(mine, other), take_max);
         }
         workgroupBarrier();
     }
     return row_scratch[base];
 }
 
-fn row_sum(inv: Invocation, v: f32, bank: u32) -> f32 {
-    return row_reduce(inv, v, bank, false);
+fn row_sum(lid: u32, v: f32, bank: u32) -> f32 {
+    return row_reduce(lid, v, bank, false);
 }
 
-fn row_max(inv: Invocation, v: f32, bank: u32) -> f32 {
-    return row_reduce(inv, v, bank, true);
+fn row_max(lid: u32, v: f32, bank: u32) -> f32 {
+    return row_reduce(lid, v, bank, true);
 }

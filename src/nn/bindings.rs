@@ -61,7 +61,7 @@ pub(crate) const PARAMS: Binding = Binding {
     access: Access::Uniform,
     element: "",
 };
-/// Input values.
+/// Input values (the logits, for the loss kernels).
 pub(crate) const X: Binding = read("x");
 /// A second operand: the broadcast addend, the prepended token.
 pub(crate) const OTHER: Binding = read("other");
@@ -77,7 +77,7 @@ pub(crate) const BIAS: Binding = read("bias");
 pub(crate) const Y: Binding = read_write("y");
 /// LayerNorm's saved mean and rstd per row.
 pub(crate) const STATS: Binding = read_write("stats");
-/// A row kernel's input gradient.
+/// A row kernel's input gradient (the logits', for the loss kernels).
 pub(crate) const DX: Binding = read_write("dx");
 /// LayerNorm's parameter gradients.
 pub(crate) const DWEIGHT: Binding = read_write("dweight");
@@ -93,8 +93,6 @@ pub(crate) const D_OUT: Binding = read("d_out");
 pub(crate) const D_SCORES: Binding = read_write("d_scores");
 /// Attention's packed gradient.
 pub(crate) const D_QKV: Binding = read_write("d_qkv");
-/// Cross-entropy logits.
-pub(crate) const LOGITS: Binding = read("logits");
 /// Class labels (u32).
 pub(crate) const LABELS: Binding = Binding {
     name: "labels",
@@ -105,8 +103,6 @@ pub(crate) const LABELS: Binding = Binding {
 pub(crate) const ROWS: Binding = read_write("rows");
 /// The loss's upstream gradient.
 pub(crate) const DLOSS: Binding = read("dloss");
-/// The logits' gradient.
-pub(crate) const DLOGITS: Binding = read_write("dlogits");
 /// Matmul operand A.
 pub(crate) const A: Binding = read("a");
 /// Matmul operand B.
@@ -125,6 +121,34 @@ pub(crate) trait UniformBlock: bytemuck::Pod {
     /// The layout of the Rust struct, for the test against naga's layout.
     #[cfg(test)]
     fn mirror() -> crate::wgsl::MirrorLayout;
+}
+
+/// The bytes of a uniform block and its struct name (any [`UniformBlock`]).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Uniform {
+    name: &'static str,
+    bytes: Vec<u8>,
+}
+
+impl Uniform {
+    /// The WGSL struct's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The block's bytes, as the uniform buffer holds them.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl<P: UniformBlock> From<&P> for Uniform {
+    fn from(block: &P) -> Self {
+        Self {
+            name: P::NAME,
+            bytes: bytemuck::bytes_of(block).to_vec(),
+        }
+    }
 }
 
 /// `uniform_block! { /// doc  struct Name { /// doc  field: u32, ... } }`: a uniform

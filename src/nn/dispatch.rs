@@ -3,7 +3,7 @@
 
 use wgpu::util::DeviceExt;
 
-use crate::nn::bindings::{Binding, PARAMS, UniformBlock};
+use crate::nn::bindings::{Binding, PARAMS, Uniform};
 use crate::nn::kernels::{Kernels, WG_SIZE};
 use crate::nn::modules::Kernel;
 use crate::nn::tensor::Tensor;
@@ -21,18 +21,22 @@ impl Dispatch {
     /// `kernel`, whose layout lists exactly these buffers.
     ///
     /// # Panics
-    /// When `tensors` does not name every buffer of [`Kernel::buffers`] once, or `P`
-    /// is not the uniform block of the kernel's module: a mistake in an op, which
-    /// every op's tests catch.
-    pub fn new<P: UniformBlock>(
+    /// When `tensors` does not name every buffer of [`Kernel::buffers`] once, or
+    /// `params` is not the uniform block of the kernel's module: a mistake in an op,
+    /// which every op's tests catch.
+    pub fn new(
         kernels: &Kernels,
         kernel: Kernel,
-        params: &P,
+        params: &Uniform,
         tensors: &[(Binding, &Tensor)],
         grid: [u32; 3],
     ) -> Self {
         let family = kernels.module_of(kernel).family();
-        assert_eq!(P::NAME, family.params_name(), "{kernel:?}: uniform block");
+        assert_eq!(
+            params.name(),
+            family.params_name(),
+            "{kernel:?}: uniform block"
+        );
         let mut bound: Vec<Binding> = tensors.iter().map(|(b, _)| *b).collect();
         bound.sort_by_key(|b| family.index(*b));
         let mut listed = kernel.buffers().to_vec();
@@ -42,7 +46,7 @@ impl Dispatch {
         let pipeline = kernels.pipeline(kernel);
         let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("coptim nn params"),
-            contents: bytemuck::bytes_of(params),
+            contents: params.bytes(),
             usage: wgpu::BufferUsages::UNIFORM,
         });
         let mut entries = vec![wgpu::BindGroupEntry {

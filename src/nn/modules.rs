@@ -23,63 +23,53 @@ pub(crate) enum File {
     Loss,
 }
 
-/// What a flat-kernel file calls from `shaders/lib/`.
-const FLAT_NEEDS: &[&str] = &["flat_index", "accumulated"];
-/// What a row-kernel file may call from `shaders/lib/`: a row team, the flat helpers
-/// and a workgroup sum.
-const ROW_NEEDS: &[&str] = &[
-    "flat_index",
-    "accumulated",
-    "row_index",
-    "row_lane",
-    "row_sum",
-    "row_max",
-    "workgroup_sum",
-];
-
-const fn file_part(name: &'static str, source: &'static str, requires: &'static [&str]) -> Part {
-    Part {
-        name,
-        source,
-        provides: &[],
-        requires,
-    }
+/// `kernel_file!("nn_name", needs)`: the part of `shaders/nn_name.wgsl`, which
+/// calls the lib functions `needs`.
+macro_rules! kernel_file {
+    ($name:literal, $needs:expr) => {
+        Part {
+            name: concat!($name, ".wgsl"),
+            source: include_str!(concat!("../../shaders/", $name, ".wgsl")),
+            provides: &[],
+            requires: $needs,
+        }
+    };
 }
 
-static ELEMENTWISE: Part = file_part(
-    "nn_elementwise.wgsl",
-    include_str!("../../shaders/nn_elementwise.wgsl"),
-    FLAT_NEEDS,
+/// What a flat-kernel file calls from `shaders/lib/`.
+const FLAT_NEEDS: &[&str] = &["flat_index", "accumulated"];
+
+static ELEMENTWISE: Part = kernel_file!("nn_elementwise", FLAT_NEEDS);
+static TOKENS: Part = kernel_file!("nn_tokens", FLAT_NEEDS);
+static ATTENTION: Part = kernel_file!("nn_attention", FLAT_NEEDS);
+static LAYERNORM: Part = kernel_file!("nn_layernorm", &["row_index", "row_sum", "accumulated"]);
+static SOFTMAX: Part = kernel_file!(
+    "nn_softmax",
+    &["row_index", "row_max_sum_exp", "accumulated"]
 );
-static TOKENS: Part = file_part(
-    "nn_tokens.wgsl",
-    include_str!("../../shaders/nn_tokens.wgsl"),
-    FLAT_NEEDS,
-);
-static ATTENTION: Part = file_part(
-    "nn_attention.wgsl",
-    include_str!("../../shaders/nn_attention.wgsl"),
-    FLAT_NEEDS,
-);
-static LAYERNORM: Part = file_part(
-    "nn_layernorm.wgsl",
-    include_str!("../../shaders/nn_layernorm.wgsl"),
-    ROW_NEEDS,
-);
-static SOFTMAX: Part = file_part(
-    "nn_softmax.wgsl",
-    include_str!("../../shaders/nn_softmax.wgsl"),
-    ROW_NEEDS,
-);
-static LOSS: Part = file_part(
-    "nn_loss.wgsl",
-    include_str!("../../shaders/nn_loss.wgsl"),
-    ROW_NEEDS,
+static LOSS: Part = kernel_file!(
+    "nn_loss",
+    &["row_max_sum_exp", "workgroup_sum", "flat_index"]
 );
 
 impl File {
     const FLAT: [File; 3] = [File::Elementwise, File::Tokens, File::Attention];
     const ROWS: [File; 3] = [File::LayerNorm, File::Softmax, File::Loss];
+
+    /// The helpers from `shaders/lib/` the file's modules include (besides a row
+    /// team).
+    fn lib_parts(self) -> &'static [&'static Part] {
+        match self {
+            File::Softmax => &[&lib::GRID, &lib::ACCUMULATE, &lib::ROW_LOGSUMEXP],
+            File::Loss => &[
+                &lib::GRID,
+                &lib::ACCUMULATE,
+                &lib::ROW_LOGSUMEXP,
+                &lib::WORKGROUP_SUM,
+            ],
+            _ => &[&lib::GRID, &lib::ACCUMULATE],
+        }
+    }
 
     /// The file and the bindings it reads by name.
     fn part_and_family(self) -> (&'static Part, &'static Family) {
@@ -205,8 +195,7 @@ impl Module {
                 let (wg_size, lanes) = team.sizes();
                 let mut module = ShaderBuilder::new(self.name())
                     .constant("ROW_WG_SIZE", wg_size)
-                    .constant("ROW_LANES", lanes)
-                    .part(&lib::WORKGROUP_SUM);
+                    .constant("ROW_LANES", lanes);
                 for part in team.parts() {
                     module = module.part(part);
                 }
@@ -219,13 +208,13 @@ impl Module {
             .expect("every part an nn module requires is included (tested)")
     }
 
-    /// `module` with `WG_SIZE`, the flat helpers and `file`.
+    /// `module` with `WG_SIZE`, the file's helpers and the file.
     fn with_file(module: ShaderBuilder, file: File) -> ShaderBuilder {
-        module
-            .constant("WG_SIZE", WG_SIZE)
-            .part(&lib::GRID)
-            .part(&lib::ACCUMULATE)
-            .part(file.part_and_family().0)
+        let mut module = module.constant("WG_SIZE", WG_SIZE);
+        for part in file.lib_parts() {
+            module = module.part(part);
+        }
+        module.part(file.part_and_family().0)
     }
 }
 
@@ -352,9 +341,9 @@ impl Kernel {
             LayerNormBackwardParams => &[X, STATS, DY, DWEIGHT, DBIAS],
             SoftmaxForward => &[X, Y],
             SoftmaxBackward => &[Y, DY, DX],
-            CeForwardRows | CorrectRows => &[LOGITS, LABELS, ROWS],
+            CeForwardRows | CorrectRows => &[X, LABELS, ROWS],
             ReduceSum => &[ROWS, OUT],
-            CeBackward => &[LOGITS, LABELS, ROWS, DLOSS, DLOGITS],
+            CeBackward => &[X, LABELS, ROWS, DLOSS, DX],
         }
     }
 

@@ -11,31 +11,22 @@ use crate::optim::gpu_types::{GpuStatus, GpuStepParams, GpuTensorEntry, GpuWindo
 use crate::optim::kernels::{MAX_GROUPS, Pipelines, binding};
 use crate::optim::plan::{Placement, Plan, Span, WindowPlan};
 
-/// Bindings used by the update pass with one state tensor (Lion, SGD) and two (AdamW).
-const UPDATE_ONE_STATE: &[u32] = &[
+/// The state bindings, in state order: a pass that reads `k` state tensors binds the
+/// first `k`.
+const STATES: &[u32] = &[binding::STATE0, binding::STATE1];
+/// Bindings used by the update pass, besides every state tensor.
+const UPDATE: &[u32] = &[
     binding::PARAMS,
     binding::GRADS,
-    binding::STATE0,
     binding::BLOCKS,
     binding::TENSORS,
     binding::STEP,
     binding::STATUS,
     binding::WINDOW,
 ];
-const UPDATE_TWO_STATES: &[u32] = &[
-    binding::PARAMS,
-    binding::GRADS,
-    binding::STATE0,
-    binding::STATE1,
-    binding::BLOCKS,
-    binding::TENSORS,
-    binding::STEP,
-    binding::STATUS,
-    binding::WINDOW,
-];
+/// Bindings used by the count pass, besides the state tensors it reads.
 const COUNT: &[u32] = &[
     binding::GRADS,
-    binding::STATE0,
     binding::BLOCKS,
     binding::TENSORS,
     binding::STEP,
@@ -166,6 +157,8 @@ pub(crate) struct BindingSources<'a> {
     /// The distinct buffers holding parameters and gradients.
     pub tensor_buffers: &'a [wgpu::Buffer],
     pub state: &'a [Arena],
+    /// How many state tensors (the first ones) the count pass reads.
+    pub count_states: usize,
 }
 
 impl BindingSources<'_> {
@@ -207,15 +200,13 @@ impl BindingSources<'_> {
                 &format!("{label} window {w}"),
             )
         };
-        let update_used = if self.state.len() > 1 {
-            UPDATE_TWO_STATES
-        } else {
-            UPDATE_ONE_STATE
-        };
+        let with_states = |base: &[u32], k: usize| [base, &STATES[..k]].concat();
+        let update = with_states(UPDATE, self.state.len());
+        let count = with_states(COUNT, self.count_states);
         WindowBindings {
             grid: wp.grid,
-            count: make(&p.count, COUNT, "count"),
-            update: make(&p.update, update_used, "update"),
+            count: make(&p.count, &count, "count"),
+            update: make(&p.update, &update, "update"),
             check_finite: make(&p.check_finite, CHECK_FINITE, "check_finite"),
             grad_sumsq: make(&p.grad_sumsq, GRAD_SUMSQ, "grad_sumsq"),
         }

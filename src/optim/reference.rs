@@ -2,7 +2,7 @@
 //! `CAUTIOUS_OPTIMIZERS.md`. The GPU kernels are tested against it.
 
 use crate::error::{Error, Result};
-use crate::optim::algorithms::Direction;
+use crate::optim::algorithms::{Decay, Direction, RefStep};
 use crate::optim::config::{Caution, NonFinite, OptimizerConfig};
 
 /// What one reference step did.
@@ -30,6 +30,8 @@ pub struct ReferenceOptimizer {
     pub step: u64,
     /// Scheduled steps (skipped ones included): drives the learning-rate schedule.
     pub scheduled: u64,
+    /// Per group (the default group last), the learning rate of each completed step.
+    lr_history: Vec<Vec<f64>>,
 }
 
 /// Relative size under which an f32 computation may get the sign of a direction wrong.
@@ -45,12 +47,14 @@ impl ReferenceOptimizer {
         let state = (0..nstate)
             .map(|_| tensors.iter().map(|&(_, n)| vec![0.0; n]).collect())
             .collect();
+        let lr_history = vec![Vec::new(); config.groups.len() + 1];
         Ok(Self {
             config,
             groups,
             state,
             step: 0,
             scheduled: 0,
+            lr_history,
         })
     }
 
@@ -88,14 +92,20 @@ impl ReferenceOptimizer {
         self.step += 1;
         let t = self.step as i32;
         let lr_base = cfg.lr * cfg.schedule.factor(self.scheduled);
+        for (g, history) in self.lr_history.iter_mut().enumerate() {
+            history.push(lr_base * cfg.group_hyper(g).0);
+        }
         let mut kept = Vec::with_capacity(n);
         let mut ambiguous = Vec::with_capacity(n);
         for (i, (p, g_raw)) in params.iter_mut().zip(grads).enumerate() {
             let (lr_scale, wd) = cfg.group_hyper(self.groups[i]);
             let g: Vec<f64> = g_raw.iter().map(|g| g * clip).collect();
             let mut state: Vec<&mut Vec<f64>> = self.state.iter_mut().map(|s| &mut s[i]).collect();
-            let dir = cfg.algorithm.rules().reference_direction(&mut state, &g, t);
-            let (k, amb) = apply_masked_update(cfg.caution, p, &g, &dir, lr_base * lr_scale, wd);
+            let rules = cfg.algorithm.rules();
+            let lrs = &self.lr_history[self.groups[i]];
+            let dir = rules.reference_direction(&mut state, &g, &RefStep { t, lrs });
+            let decay = (rules.decay(), 1.0 - lr_base * lr_scale * wd);
+            let (k, amb) = apply_masked_update(cfg.caution, p, &g, &dir, decay);
             kept.push(k);
             ambiguous.push(amb);
         }
@@ -108,15 +118,15 @@ impl ReferenceOptimizer {
     }
 }
 
-/// Applies decoupled weight decay and the (cautiously masked) step to `p`.
+/// Applies decoupled weight decay (the factor `decay.1`, before or after the step) and
+/// the (cautiously masked) step to `p`.
 /// Returns (kept, ambiguous) coordinate counts: `(n, 0)` when caution is off.
 fn apply_masked_update(
     caution: Caution,
     p: &mut [f64],
     g: &[f64],
     dir: &Direction,
-    lr: f64,
-    wd: f64,
+    decay: (Decay, f64),
 ) -> (u64, u64) {
     let agree: Vec<bool> = (0..g.len()).map(|j| dir.sign_src[j] * g[j] > 0.0).collect();
     let k = agree.iter().filter(|&&a| a).count() as u64;
@@ -128,7 +138,10 @@ fn apply_masked_update(
     for j in 0..g.len() {
         let phi = if !caution.is_on() || agree[j] { 1.0 } else { w };
         let mult = if caution.is_on() { phi * scale } else { 1.0 };
-        p[j] = p[j] * (1.0 - lr * wd) - lr * dir.u[j] * mult;
+        p[j] = match decay {
+            (Decay::BeforeStep, f) => p[j] * f - dir.delta[j] * mult,
+            (Decay::AfterStep, f) => (p[j] - dir.delta[j] * mult) * f,
+        };
     }
     if caution.is_on() {
         (k, amb)

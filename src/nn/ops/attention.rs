@@ -20,9 +20,9 @@ use crate::nn::bindings::{D_OUT, D_QKV, D_SCORES, Family, OUT, PROBS, QKV, unifo
 use crate::nn::dispatch::Dispatch;
 use crate::nn::graph::{GraphBuilder, Var};
 use crate::nn::modules::Kernel;
-use crate::nn::ops::matmul::{Dims, View, matmul_dispatch};
+use crate::nn::ops::matmul::{Dims, Product, View};
 use crate::nn::ops::softmax::{softmax_backward, softmax_forward};
-use crate::nn::ops::{CompileCx, Compiled, GradMode, Op};
+use crate::nn::ops::{CompileCx, Compiled, GradMode, Modes, Op};
 use crate::nn::tensor::{DType, Tensor};
 
 /// Longest sequence that runs through the fused kernels. Each invocation of the
@@ -143,12 +143,7 @@ impl Attention {
     }
 
     /// The fused kernels: one forward, two backward.
-    fn compile_fused(
-        &self,
-        cx: &mut CompileCx<'_>,
-        out: Var,
-        modes: &[Option<GradMode>],
-    ) -> Result<Compiled> {
+    fn fused(&self, cx: &mut CompileCx<'_>, out: Var, modes: Modes<'_>) -> Result<Compiled> {
         let n = self.tokens;
         let rows = self.batch * self.heads * n;
         let scores_shape = [self.batch * self.heads, n, n];
@@ -190,12 +185,7 @@ impl Attention {
     }
 
     /// Batched matmuls through the score matrices, and a softmax.
-    fn compile_matmuls(
-        &self,
-        cx: &mut CompileCx<'_>,
-        out: Var,
-        modes: &[Option<GradMode>],
-    ) -> Result<Compiled> {
+    fn matmuls(&self, cx: &mut CompileCx<'_>, out: Var, modes: Modes<'_>) -> Result<Compiled> {
         let (n, hd) = (self.tokens, self.head_dim());
         let scale = self.scale();
         let scores_shape = [self.batch * self.heads, n, n];
@@ -205,31 +195,18 @@ impl Attention {
         let (q, k, v) = (self.qkv_view(0), self.qkv_view(1), self.qkv_view(2));
         let (sv, ov) = (self.score_view(), self.out_view());
         let (qkv, o) = (cx.value(self.qkv).clone(), cx.value(out).clone());
-        let overwrite = GradMode::Overwrite;
-        let mut compiled = Compiled::default();
-        compiled.forward.push(matmul_dispatch(
-            cx,
-            (&qkv, q),
-            (&qkv, k.t()),
-            (&scores, sv),
-            self.dims(n, n, hd),
-            scale,
-            overwrite,
-            None,
-        )?);
-        compiled
-            .forward
-            .push(softmax_forward(cx, &scores, &probs, n));
-        compiled.forward.push(matmul_dispatch(
-            cx,
-            (&probs, sv),
-            (&qkv, v),
-            (&o, ov),
-            self.dims(n, hd, n),
-            1.0,
-            overwrite,
-            None,
-        )?);
+        let (square, narrow) = (self.dims(n, n, hd), self.dims(n, hd, n));
+        let forward = vec![
+            Product::new((&qkv, q), (&qkv, k.t()), (&scores, sv), square)
+                .scaled(scale)
+                .dispatch(cx)?,
+            softmax_forward(cx, &scores, &probs, n),
+            Product::new((&probs, sv), (&qkv, v), (&o, ov), narrow).dispatch(cx)?,
+        ];
+        let mut compiled = Compiled {
+            forward,
+            backward: Vec::new(),
+        };
         let Some((d_out, dqkv, mode)) = cx.backward(out, self.qkv, modes[0]) else {
             return Ok(compiled);
         };
@@ -253,49 +230,22 @@ impl Attention {
         let d_probs = cx.scratch(&[self.batch * self.heads, n, n], "coptim attention dP")?;
         let (q, k, v) = (self.qkv_view(0), self.qkv_view(1), self.qkv_view(2));
         let (sv, ov) = (self.score_view(), self.out_view());
-        let overwrite = GradMode::Overwrite;
+        let (square, narrow) = (self.dims(n, n, hd), self.dims(n, hd, n));
+        // dQ and dK: scale * dS K and scale * dS^T Q, written into dqkv.
+        let d_qk = |(ds, kq, dst): (View, View, View)| {
+            Product::new((d_scores, ds), (qkv, kq), (dqkv, dst), narrow)
+                .scaled(self.scale())
+                .mode(mode)
+                .dispatch(cx)
+        };
         Ok(vec![
-            matmul_dispatch(
-                cx,
-                (d_out, ov),
-                (qkv, v.t()),
-                (&d_probs, sv),
-                self.dims(n, n, hd),
-                1.0,
-                overwrite,
-                None,
-            )?,
-            matmul_dispatch(
-                cx,
-                (probs, sv.t()),
-                (d_out, ov),
-                (dqkv, v),
-                self.dims(n, hd, n),
-                1.0,
-                mode,
-                None,
-            )?,
-            softmax_backward(cx, probs, &d_probs, d_scores, n, overwrite),
-            matmul_dispatch(
-                cx,
-                (d_scores, sv),
-                (qkv, k),
-                (dqkv, q),
-                self.dims(n, hd, n),
-                self.scale(),
-                mode,
-                None,
-            )?,
-            matmul_dispatch(
-                cx,
-                (d_scores, sv.t()),
-                (qkv, q),
-                (dqkv, k),
-                self.dims(n, hd, n),
-                self.scale(),
-                mode,
-                None,
-            )?,
+            Product::new((d_out, ov), (qkv, v.t()), (&d_probs, sv), square).dispatch(cx)?,
+            Product::new((probs, sv.t()), (d_out, ov), (dqkv, v), narrow)
+                .mode(mode)
+                .dispatch(cx)?,
+            softmax_backward(cx, probs, &d_probs, d_scores, n, GradMode::Overwrite),
+            d_qk((sv, k, q))?,
+            d_qk((sv.t(), q, k))?,
         ])
     }
 }
@@ -305,15 +255,10 @@ impl Op for Attention {
         vec![self.qkv]
     }
 
-    fn compile(
-        &self,
-        cx: &mut CompileCx<'_>,
-        out: Var,
-        modes: &[Option<GradMode>],
-    ) -> Result<Compiled> {
+    fn compile(&self, cx: &mut CompileCx<'_>, out: Var, modes: Modes<'_>) -> Result<Compiled> {
         match self.tokens <= FUSED_MAX_TOKENS {
-            true => self.compile_fused(cx, out, modes),
-            false => self.compile_matmuls(cx, out, modes),
+            true => self.fused(cx, out, modes),
+            false => self.matmuls(cx, out, modes),
         }
     }
 }

@@ -6,7 +6,7 @@ use crate::nn::bindings::{DY, Family, OTHER, OUT, X, uniform_block};
 use crate::nn::dispatch::Dispatch;
 use crate::nn::graph::{Activation, GraphBuilder, Var};
 use crate::nn::modules::Kernel;
-use crate::nn::ops::{CompileCx, Compiled, GradMode, Op, Plan};
+use crate::nn::ops::{CompileCx, GradMode, Plan, PlanOp};
 use crate::nn::tensor::{DType, Tensor, numel};
 
 uniform_block! {
@@ -26,6 +26,17 @@ uniform_block! {
 /// The bindings of `nn_elementwise.wgsl`.
 pub(crate) const ELEMENTWISE: Family = Family::new::<EwParams>(&[X, OTHER, DY, OUT]);
 
+impl EwParams {
+    fn new(len: u32, period: u32, mode: u32, grad: GradMode) -> Self {
+        Self {
+            len,
+            period,
+            mode,
+            accumulate: grad.flag(),
+        }
+    }
+}
+
 /// `dst[c] (+)= sum_r src[r * period + c]` for `c < period`: the gradient of an
 /// operand broadcast over leading dimensions.
 pub(crate) fn sum_rows(
@@ -35,70 +46,37 @@ pub(crate) fn sum_rows(
     period: usize,
     mode: GradMode,
 ) -> Dispatch {
-    let params = EwParams {
-        len: src.len() as u32,
-        period: period as u32,
-        mode: 0,
-        accumulate: mode.flag(),
-    };
+    let params = EwParams::new(src.len() as u32, period as u32, 0, mode);
     cx.launch(Kernel::SumRows, &params, &[(DY, src), (OUT, dst)], period)
 }
 
 /// `y = f(x)` elementwise.
-#[derive(Debug)]
-pub(crate) struct Pointwise {
-    x: Var,
-    kind: Activation,
-}
+pub(crate) struct Pointwise;
 
 impl Pointwise {
-    pub fn new(g: &GraphBuilder, x: Var, kind: Activation) -> Result<(Self, Vec<usize>)> {
+    #[expect(clippy::new_ret_no_self, reason = "the op is a PlanOp")]
+    pub fn new(g: &GraphBuilder, x: Var, kind: Activation) -> Result<(PlanOp, Vec<usize>)> {
         if g.dtype(x) != DType::F32 {
             return Err(Error::shape("activation", "input must be an f32 tensor"));
         }
-        Ok((Self { x, kind }, g.shape(x).to_vec()))
-    }
-}
-
-impl Op for Pointwise {
-    fn inputs(&self) -> Vec<Var> {
-        vec![self.x]
-    }
-
-    fn compile(
-        &self,
-        cx: &mut CompileCx<'_>,
-        out: Var,
-        modes: &[Option<GradMode>],
-    ) -> Result<Compiled> {
-        let plan = Plan {
-            forward: Kernel::ActivationForward,
-            backward: &[Kernel::ActivationBackward],
-        };
-        let params = |t: &Tensor, mode: GradMode| {
+        let plan = Plan::new(Kernel::ActivationForward, &[Kernel::ActivationBackward]);
+        let mode = kind.code();
+        let op = PlanOp::new(vec![x], plan, move |t: &Tensor, grad: GradMode| {
             let n = t.len() as u32;
-            let p = EwParams {
-                len: n,
-                period: n,
-                mode: self.kind.code(),
-                accumulate: mode.flag(),
-            };
-            (p, t.len())
-        };
-        Ok(cx.compile_plan(&[self.x], out, modes, plan, params))
+            (EwParams::new(n, n, mode, grad), t.len())
+        });
+        Ok((op, g.shape(x).to_vec()))
     }
 }
 
-/// `y = a + b` with `b` broadcast over the leading dimensions of `a`.
-#[derive(Debug)]
-pub(crate) struct Add {
-    a: Var,
-    b: Var,
-    period: usize,
-}
+/// `y = a + b` with `b` broadcast over the leading dimensions of `a`. Backward, `a`'s
+/// gradient is `dy` and `b`'s is `dy` summed over the leading dimensions (`sum_rows`
+/// over `period` columns, a copy when nothing broadcasts).
+pub(crate) struct Add;
 
 impl Add {
-    pub fn new(g: &GraphBuilder, a: Var, b: Var) -> Result<(Self, Vec<usize>)> {
+    #[expect(clippy::new_ret_no_self, reason = "the op is a PlanOp")]
+    pub fn new(g: &GraphBuilder, a: Var, b: Var) -> Result<(PlanOp, Vec<usize>)> {
         if g.dtype(a) != DType::F32 || g.dtype(b) != DType::F32 {
             return Err(Error::shape("add", "operands must be f32 tensors"));
         }
@@ -111,44 +89,11 @@ impl Add {
                 format!("{sb:?} does not broadcast to {sa:?}"),
             ));
         }
-        Ok((
-            Self {
-                a,
-                b,
-                period: numel(trailing),
-            },
-            sa.to_vec(),
-        ))
-    }
-}
-
-impl Op for Add {
-    fn inputs(&self) -> Vec<Var> {
-        vec![self.a, self.b]
-    }
-
-    /// Backward, `a`'s gradient is `dy` and `b`'s is `dy` summed over the leading
-    /// dimensions (`sum_rows` over `period` columns, a copy when nothing broadcasts).
-    fn compile(
-        &self,
-        cx: &mut CompileCx<'_>,
-        out: Var,
-        modes: &[Option<GradMode>],
-    ) -> Result<Compiled> {
-        let plan = Plan {
-            forward: Kernel::AddForward,
-            backward: &[Kernel::Accumulate, Kernel::SumRows],
-        };
-        let len = cx.value(out).len();
-        let params = |t: &Tensor, mode: GradMode| {
-            let p = EwParams {
-                len: len as u32,
-                period: self.period as u32,
-                mode: 0,
-                accumulate: mode.flag(),
-            };
-            (p, t.len())
-        };
-        Ok(cx.compile_plan(&[self.a, self.b], out, modes, plan, params))
+        let plan = Plan::new(Kernel::AddForward, &[Kernel::Accumulate, Kernel::SumRows]);
+        let (len, period) = (numel(sa) as u32, numel(trailing) as u32);
+        let op = PlanOp::new(vec![a, b], plan, move |t: &Tensor, grad: GradMode| {
+            (EwParams::new(len, period, 0, grad), t.len())
+        });
+        Ok((op, sa.to_vec()))
     }
 }

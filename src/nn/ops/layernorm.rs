@@ -6,7 +6,7 @@ use crate::nn::bindings::{
 };
 use crate::nn::graph::{GraphBuilder, Var};
 use crate::nn::modules::Kernel;
-use crate::nn::ops::{CompileCx, Compiled, GradMode, Op, wanted};
+use crate::nn::ops::{CompileCx, Compiled, GradMode, Modes, Op, wanted};
 use crate::nn::tensor::{DType, numel};
 
 uniform_block! {
@@ -99,12 +99,7 @@ impl Op for LayerNorm {
         vec![self.x, self.weight, self.bias]
     }
 
-    fn compile(
-        &self,
-        cx: &mut CompileCx<'_>,
-        out: Var,
-        modes: &[Option<GradMode>],
-    ) -> Result<Compiled> {
+    fn compile(&self, cx: &mut CompileCx<'_>, out: Var, modes: Modes<'_>) -> Result<Compiled> {
         let stats = cx.scratch(&[self.rows, 2], "coptim layernorm stats")?;
         let (x, w, b, y) = (
             cx.value(self.x).clone(),

@@ -2,11 +2,10 @@
 //! number of correct predictions ([`CorrectCount`]).
 
 use crate::error::{Error, Result};
-use crate::nn::bindings::{DLOGITS, DLOSS, Family, LABELS, LOGITS, OUT, ROWS, uniform_block};
-use crate::nn::dispatch::Dispatch;
+use crate::nn::bindings::{DLOSS, DX, Family, LABELS, OUT, ROWS, X, uniform_block};
 use crate::nn::graph::{GraphBuilder, Var};
 use crate::nn::modules::Kernel;
-use crate::nn::ops::{CompileCx, Compiled, GradMode, Op};
+use crate::nn::ops::{CompileCx, Compiled, Modes, Op};
 use crate::nn::tensor::{DType, Tensor};
 
 uniform_block! {
@@ -27,8 +26,7 @@ uniform_block! {
 }
 
 /// The bindings of `nn_loss.wgsl`.
-pub(crate) const LOSS: Family =
-    Family::new::<LossParams>(&[LOGITS, LABELS, ROWS, OUT, DLOSS, DLOGITS]);
+pub(crate) const LOSS: Family = Family::new::<LossParams>(&[X, LABELS, ROWS, OUT, DLOSS, DX]);
 
 impl LossParams {
     fn new(rows: usize, classes: usize) -> Self {
@@ -42,19 +40,28 @@ impl LossParams {
     }
 }
 
-/// Logits `[rows, classes]` (f32) and their labels `[rows]` (u32): the inputs of both
-/// ops of this module.
+/// Mean softmax cross-entropy of logits and labels, `[1]`.
+pub(crate) type CrossEntropy = LabelledLogits<false>;
+/// Number of rows whose argmax is the label, `[1]` (f32); not differentiable.
+pub(crate) type CorrectCount = LabelledLogits<true>;
+
+/// An op on logits `[rows, classes]` (f32) and their labels `[rows]` (u32):
+/// [`CrossEntropy`], or [`CorrectCount`] when `COUNT_CORRECT`.
 #[derive(Debug)]
-struct LabelledLogits {
+pub(crate) struct LabelledLogits<const COUNT_CORRECT: bool> {
     logits: Var,
     labels: Var,
     rows: usize,
     classes: usize,
 }
 
-impl LabelledLogits {
-    /// Checks the shapes and dtypes; `op` names the op in the error.
-    fn new(g: &GraphBuilder, op: &str, logits: Var, labels: Var) -> Result<Self> {
+impl<const COUNT_CORRECT: bool> LabelledLogits<COUNT_CORRECT> {
+    /// Checks the shapes and dtypes.
+    pub fn new(g: &GraphBuilder, logits: Var, labels: Var) -> Result<(Self, Vec<usize>)> {
+        let op = match COUNT_CORRECT {
+            true => "correct_count",
+            false => "cross_entropy",
+        };
         let (sl, sy) = (g.shape(logits), g.shape(labels));
         if g.dtype(logits) != DType::F32
             || g.dtype(labels) != DType::U32
@@ -67,16 +74,13 @@ impl LabelledLogits {
                 format!("logits {sl:?} (f32 [batch, classes]) and labels {sy:?} (u32 [batch])"),
             ));
         }
-        Ok(Self {
+        let op = Self {
             logits,
             labels,
             rows: sl[0],
             classes: sl[1],
-        })
-    }
-
-    fn inputs(&self) -> Vec<Var> {
-        vec![self.logits, self.labels]
+        };
+        Ok((op, vec![1]))
     }
 
     /// The per-row kernel `kernel` into `rows` and their sum scaled by `scale` into
@@ -87,15 +91,10 @@ impl LabelledLogits {
         (kernel, rows, stride): (Kernel, &Tensor, usize),
         scale: f32,
         out: Var,
-    ) -> [Dispatch; 2] {
+    ) -> Compiled {
         let (x, y) = (cx.value(self.logits), cx.value(self.labels));
         let p = LossParams::new(self.rows, self.classes);
-        let per_row = cx.launch(
-            kernel,
-            &p,
-            &[(LOGITS, x), (LABELS, y), (ROWS, rows)],
-            self.rows,
-        );
+        let per_row = cx.launch(kernel, &p, &[(X, x), (LABELS, y), (ROWS, rows)], self.rows);
         let sum = LossParams {
             stride: stride as u32,
             scale,
@@ -107,105 +106,60 @@ impl LabelledLogits {
             &[(ROWS, rows), (OUT, cx.value(out))],
             1,
         );
-        [per_row, reduce]
-    }
-}
-
-/// Mean softmax cross-entropy, `[1]`.
-#[derive(Debug)]
-pub(crate) struct CrossEntropy(LabelledLogits);
-
-impl CrossEntropy {
-    pub fn new(g: &GraphBuilder, logits: Var, labels: Var) -> Result<(Self, Vec<usize>)> {
-        Ok((
-            Self(LabelledLogits::new(g, "cross_entropy", logits, labels)?),
-            vec![1],
-        ))
-    }
-}
-
-impl Op for CrossEntropy {
-    fn inputs(&self) -> Vec<Var> {
-        self.0.inputs()
+        Compiled {
+            forward: vec![per_row, reduce],
+            backward: Vec::new(),
+        }
     }
 
-    fn differentiable(&self, slot: usize) -> bool {
-        slot == 0
-    }
-
-    fn compile(
+    /// Per-row losses and log-sum-exps, their mean, and the logits' gradient.
+    fn cross_entropy(
         &self,
         cx: &mut CompileCx<'_>,
         out: Var,
-        modes: &[Option<GradMode>],
+        modes: Modes<'_>,
     ) -> Result<Compiled> {
-        let ll = &self.0;
         // rows[2r] = loss of row r, rows[2r + 1] = its log-sum-exp.
-        let rows = cx.scratch(&[ll.rows, 2], "coptim cross-entropy rows")?;
-        let mean = 1.0 / ll.rows as f32;
-        let forward = ll.rows_then_sum(cx, (Kernel::CeForwardRows, &rows, 2), mean, out);
-        let mut compiled = Compiled {
-            forward: forward.to_vec(),
-            backward: Vec::new(),
-        };
-        if let Some((dloss, dx, mode)) = cx.backward(out, ll.logits, modes[0]) {
+        let rows = cx.scratch(&[self.rows, 2], "coptim cross-entropy rows")?;
+        let mean = 1.0 / self.rows as f32;
+        let mut compiled = self.rows_then_sum(cx, (Kernel::CeForwardRows, &rows, 2), mean, out);
+        if let Some((dloss, dx, mode)) = cx.backward(out, self.logits, modes[0]) {
             let p = LossParams {
                 accumulate: mode.flag(),
-                ..LossParams::new(ll.rows, ll.classes)
+                ..LossParams::new(self.rows, self.classes)
             };
-            let (x, y) = (cx.value(ll.logits), cx.value(ll.labels));
+            let (x, y) = (cx.value(self.logits), cx.value(self.labels));
             compiled.backward.push(cx.launch(
                 Kernel::CeBackward,
                 &p,
                 &[
-                    (LOGITS, x),
+                    (X, x),
                     (LABELS, y),
                     (ROWS, &rows),
                     (DLOSS, &dloss),
-                    (DLOGITS, dx),
+                    (DX, dx),
                 ],
-                ll.rows * ll.classes,
+                self.rows * self.classes,
             ));
         }
         Ok(compiled)
     }
 }
 
-/// Number of rows whose argmax is the label, `[1]` (f32).
-#[derive(Debug)]
-pub(crate) struct CorrectCount(LabelledLogits);
-
-impl CorrectCount {
-    pub fn new(g: &GraphBuilder, logits: Var, labels: Var) -> Result<(Self, Vec<usize>)> {
-        Ok((
-            Self(LabelledLogits::new(g, "correct_count", logits, labels)?),
-            vec![1],
-        ))
-    }
-}
-
-impl Op for CorrectCount {
+impl<const COUNT_CORRECT: bool> Op for LabelledLogits<COUNT_CORRECT> {
     fn inputs(&self) -> Vec<Var> {
-        self.0.inputs()
+        vec![self.logits, self.labels]
     }
 
-    fn differentiable(&self, _slot: usize) -> bool {
-        false
+    fn differentiable(&self, slot: usize) -> bool {
+        slot == 0 && !COUNT_CORRECT
     }
 
-    fn compile(
-        &self,
-        cx: &mut CompileCx<'_>,
-        out: Var,
-        _modes: &[Option<GradMode>],
-    ) -> Result<Compiled> {
-        let rows = cx.scratch(&[self.0.rows], "coptim correct rows")?;
-        let forward = self
-            .0
-            .rows_then_sum(cx, (Kernel::CorrectRows, &rows, 1), 1.0, out);
-        Ok(Compiled {
-            forward: forward.to_vec(),
-            backward: Vec::new(),
-        })
+    fn compile(&self, cx: &mut CompileCx<'_>, out: Var, modes: Modes<'_>) -> Result<Compiled> {
+        if !COUNT_CORRECT {
+            return self.cross_entropy(cx, out, modes);
+        }
+        let rows = cx.scratch(&[self.rows], "coptim correct rows")?;
+        Ok(self.rows_then_sum(cx, (Kernel::CorrectRows, &rows, 1), 1.0, out))
     }
 }

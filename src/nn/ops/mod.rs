@@ -23,7 +23,7 @@ pub(crate) use tokens::{Patchify, Pool, PoolMode, Prepend, TOKENS};
 use std::fmt;
 
 use crate::error::Result;
-use crate::nn::bindings::{Binding, DX, DY, OTHER, OUT, UniformBlock, X, Y};
+use crate::nn::bindings::{Binding, DX, DY, OTHER, OUT, Uniform, UniformBlock, X, Y};
 use crate::nn::dispatch::{Dispatch, group_grid, linear_grid};
 use crate::nn::graph::Var;
 use crate::nn::kernels::{Kernels, RowLayout};
@@ -63,8 +63,8 @@ impl Compiled {
     }
 }
 
-/// The kernels of an op made of one forward kernel and, per input slot, one backward
-/// kernel that writes that input's gradient ([`CompileCx::compile_plan`]).
+/// The kernels of a [`PlanOp`]: one forward kernel and, per input slot, one backward
+/// kernel that writes that input's gradient.
 ///
 /// Each kernel's buffers ([`Kernel::buffers`]) are bound by name: `x` and `other` are
 /// the values of the first and second input, `y` the output; a backward kernel's `dy`
@@ -72,8 +72,100 @@ impl Compiled {
 /// output forward, the input's gradient backward).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Plan {
-    pub forward: Kernel,
-    pub backward: &'static [Kernel],
+    forward: Kernel,
+    backward: &'static [Kernel],
+}
+
+impl Plan {
+    /// The forward kernel, and the backward kernel of each input slot.
+    pub const fn new(forward: Kernel, backward: &'static [Kernel]) -> Self {
+        Self { forward, backward }
+    }
+}
+
+/// The uniform block of one launch of a [`PlanOp`], from the tensor the kernel writes
+/// and the gradient mode, with the size the kernel runs over.
+type UniformFor = Box<dyn Fn(&Tensor, GradMode) -> (Uniform, usize) + Send + Sync>;
+
+/// An op described by its [`Plan`] and how each launch's uniform block is made
+/// (activations, adds, softmax and the token ops).
+pub(crate) struct PlanOp {
+    inputs: Vec<Var>,
+    plan: Plan,
+    uniform: UniformFor,
+}
+
+impl PlanOp {
+    /// The op of `plan` on `inputs`; `uniform(written, mode)` gives a launch's block
+    /// and size.
+    pub fn new<P: UniformBlock>(
+        inputs: Vec<Var>,
+        plan: Plan,
+        uniform: impl Fn(&Tensor, GradMode) -> (P, usize) + Send + Sync + 'static,
+    ) -> Self {
+        let uniform: UniformFor = Box::new(move |t: &Tensor, mode| {
+            let (block, size) = uniform(t, mode);
+            (Uniform::from(&block), size)
+        });
+        Self {
+            inputs,
+            plan,
+            uniform,
+        }
+    }
+
+    /// The dispatch of `kernel` writing `written` (`dy` is the output's gradient, for
+    /// a backward kernel).
+    fn launch(
+        &self,
+        cx: &CompileCx<'_>,
+        (kernel, written, mode): (Kernel, &Tensor, GradMode),
+        y: &Tensor,
+        dy: Option<&Tensor>,
+    ) -> Dispatch {
+        let tensors: Vec<(Binding, &Tensor)> = kernel
+            .buffers()
+            .iter()
+            .map(|&b| match b {
+                X => (b, cx.value(self.inputs[0])),
+                OTHER => (b, cx.value(self.inputs[1])),
+                Y => (b, y),
+                DY => (b, dy.expect("only a backward kernel binds dy")),
+                OUT | DX => (b, written),
+                _ => unreachable!("{kernel:?} binds `{}`", b.name()),
+            })
+            .collect();
+        let (uniform, size) = (self.uniform)(written, mode);
+        cx.launch(kernel, uniform, &tensors, size)
+    }
+}
+
+impl fmt::Debug for PlanOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlanOp")
+            .field("inputs", &self.inputs)
+            .field("plan", &self.plan)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Op for PlanOp {
+    fn inputs(&self) -> Vec<Var> {
+        self.inputs.clone()
+    }
+
+    fn compile(&self, cx: &mut CompileCx<'_>, out: Var, modes: Modes<'_>) -> Result<Compiled> {
+        let y = cx.value(out);
+        let forward = (self.plan.forward, y, GradMode::Overwrite);
+        let mut compiled = Compiled::forward(self.launch(cx, forward, y, None));
+        for (slot, &kernel) in self.plan.backward.iter().enumerate() {
+            if let Some((dy, dx, mode)) = cx.backward(out, self.inputs[slot], modes[slot]) {
+                let backward = self.launch(cx, (kernel, dx, mode), y, Some(&dy));
+                compiled.backward.push(backward);
+            }
+        }
+        Ok(compiled)
+    }
 }
 
 /// A node of the tape.
@@ -88,13 +180,11 @@ pub(crate) trait Op: fmt::Debug + Send + Sync {
 
     /// Builds the forward dispatches, and the backward dispatches for every input
     /// slot whose mode is `Some` (`modes` is in slot order).
-    fn compile(
-        &self,
-        cx: &mut CompileCx<'_>,
-        out: Var,
-        modes: &[Option<GradMode>],
-    ) -> Result<Compiled>;
+    fn compile(&self, cx: &mut CompileCx<'_>, out: Var, modes: Modes<'_>) -> Result<Compiled>;
 }
+
+/// How each input slot of an op wants its gradient (`None`: not at all).
+pub(crate) type Modes<'a> = &'a [Option<GradMode>];
 
 /// What an op sees while compiling: the tensors of every variable, and a way to
 /// make scratch buffers and dispatches.
@@ -138,22 +228,22 @@ impl CompileCx<'_> {
     }
 
     /// A dispatch of `kernel` with `params` and the given tensors over `grid`.
-    pub fn dispatch<P: UniformBlock>(
+    pub fn dispatch(
         &self,
         kernel: Kernel,
-        params: &P,
+        params: impl Into<Uniform>,
         tensors: &[(Binding, &Tensor)],
         grid: [u32; 3],
     ) -> Dispatch {
-        Dispatch::new(self.kernels, kernel, params, tensors, grid)
+        Dispatch::new(self.kernels, kernel, &params.into(), tensors, grid)
     }
 
     /// A dispatch of a kernel of the nn files over `size` invocations (a flat kernel)
     /// or rows (a row kernel); a single-workgroup kernel ignores `size`.
-    pub fn launch<P: UniformBlock>(
+    pub fn launch(
         &self,
         kernel: Kernel,
-        params: &P,
+        params: impl Into<Uniform>,
         tensors: &[(Binding, &Tensor)],
         size: usize,
     ) -> Dispatch {
@@ -176,43 +266,6 @@ impl CompileCx<'_> {
     ) -> Option<(Tensor, &Tensor, GradMode)> {
         let dy = self.out_grad(out)?;
         Some((dy, self.grad(v)?, mode?))
-    }
-
-    /// The dispatches of a [`Plan`] op with `inputs`: `params(written, mode)` gives
-    /// the uniform block of the kernel that writes `written` (the output, or an
-    /// input's gradient) and the size it is launched over.
-    pub fn compile_plan<P: UniformBlock>(
-        &self,
-        inputs: &[Var],
-        out: Var,
-        modes: &[Option<GradMode>],
-        plan: Plan,
-        params: impl Fn(&Tensor, GradMode) -> (P, usize),
-    ) -> Compiled {
-        let y = self.value(out);
-        let launch = |kernel: Kernel, written: &Tensor, dy: Option<&Tensor>, mode| {
-            let tensors: Vec<(Binding, &Tensor)> = kernel
-                .buffers()
-                .iter()
-                .map(|&b| match b {
-                    X => (b, self.value(inputs[0])),
-                    OTHER => (b, self.value(inputs[1])),
-                    Y => (b, y),
-                    DY => (b, dy.expect("only a backward kernel binds dy")),
-                    OUT | DX => (b, written),
-                    _ => unreachable!("{kernel:?} binds `{}`", b.name()),
-                })
-                .collect();
-            let (p, size) = params(written, mode);
-            self.launch(kernel, &p, &tensors, size)
-        };
-        let mut compiled = Compiled::forward(launch(plan.forward, y, None, GradMode::Overwrite));
-        for (slot, &kernel) in plan.backward.iter().enumerate() {
-            if let Some((dy, dx, mode)) = self.backward(out, inputs[slot], modes[slot]) {
-                compiled.backward.push(launch(kernel, dx, Some(&dy), mode));
-            }
-        }
-        compiled
     }
 }
 

@@ -5,7 +5,7 @@ use crate::nn::bindings::{DX, DY, Family, X, Y, uniform_block};
 use crate::nn::dispatch::Dispatch;
 use crate::nn::graph::{GraphBuilder, Var};
 use crate::nn::modules::Kernel;
-use crate::nn::ops::{CompileCx, Compiled, GradMode, Op, Plan};
+use crate::nn::ops::{CompileCx, GradMode, Plan, PlanOp};
 use crate::nn::tensor::{DType, Tensor};
 
 uniform_block! {
@@ -59,38 +59,17 @@ pub(crate) fn softmax_backward(
 }
 
 /// Softmax over the last dimension.
-#[derive(Debug)]
-pub(crate) struct Softmax {
-    x: Var,
-    dim: usize,
-}
+pub(crate) struct Softmax;
 
 impl Softmax {
-    pub fn new(g: &GraphBuilder, x: Var) -> Result<(Self, Vec<usize>)> {
+    #[expect(clippy::new_ret_no_self, reason = "the op is a PlanOp")]
+    pub fn new(g: &GraphBuilder, x: Var) -> Result<(PlanOp, Vec<usize>)> {
         if g.dtype(x) != DType::F32 {
             return Err(Error::shape("softmax", "input must be an f32 tensor"));
         }
         let dim = *g.shape(x).last().unwrap_or(&0);
-        Ok((Self { x, dim }, g.shape(x).to_vec()))
-    }
-}
-
-impl Op for Softmax {
-    fn inputs(&self) -> Vec<Var> {
-        vec![self.x]
-    }
-
-    fn compile(
-        &self,
-        cx: &mut CompileCx<'_>,
-        out: Var,
-        modes: &[Option<GradMode>],
-    ) -> Result<Compiled> {
-        let plan = Plan {
-            forward: Kernel::SoftmaxForward,
-            backward: &[Kernel::SoftmaxBackward],
-        };
-        let params = |t: &Tensor, mode| params(t, self.dim, mode);
-        Ok(cx.compile_plan(&[self.x], out, modes, plan, params))
+        let plan = Plan::new(Kernel::SoftmaxForward, &[Kernel::SoftmaxBackward]);
+        let op = PlanOp::new(vec![x], plan, move |t: &Tensor, mode| params(t, dim, mode));
+        Ok((op, g.shape(x).to_vec()))
     }
 }

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::nn::bindings::{DY, Family, OTHER, OUT, X, uniform_block};
 use crate::nn::graph::{GraphBuilder, Var};
 use crate::nn::modules::Kernel;
-use crate::nn::ops::{CompileCx, Compiled, GradMode, Op, Plan};
+use crate::nn::ops::{GradMode, Plan, PlanOp};
 use crate::nn::tensor::{DType, Tensor, numel};
 
 uniform_block! {
@@ -43,45 +43,25 @@ fn check_f32(g: &GraphBuilder, op: &str, vars: &[Var]) -> Result<()> {
     }
 }
 
-/// A token op ([`Patchify`], [`Prepend`], [`Pool`]): a [`Plan`] whose kernels each run
-/// one invocation per element of the tensor they write, with the op's [`TokParams`]
-/// completed by that size and the gradient mode.
-#[derive(Debug)]
-pub(crate) struct TokenOp {
-    inputs: Vec<Var>,
-    plan: Plan,
-    params: TokParams,
-}
-
-impl Op for TokenOp {
-    fn inputs(&self) -> Vec<Var> {
-        self.inputs.clone()
-    }
-
-    fn compile(
-        &self,
-        cx: &mut CompileCx<'_>,
-        out: Var,
-        modes: &[Option<GradMode>],
-    ) -> Result<Compiled> {
-        let sized = |t: &Tensor, mode: GradMode| {
-            let p = TokParams {
-                len: t.len() as u32,
-                accumulate: mode.flag(),
-                ..self.params
-            };
-            (p, t.len())
+/// A token op: every kernel runs one invocation per element of the tensor it
+/// writes, with `params` completed by that size and the gradient mode.
+fn token_op(inputs: Vec<Var>, plan: Plan, params: TokParams) -> PlanOp {
+    PlanOp::new(inputs, plan, move |t: &Tensor, mode: GradMode| {
+        let p = TokParams {
+            len: t.len() as u32,
+            accumulate: mode.flag(),
+            ..params
         };
-        Ok(cx.compile_plan(&self.inputs, out, modes, self.plan, sized))
-    }
+        (p, t.len())
+    })
 }
 
 /// Images `[B, C, H, W]` to tokens `[B, (H/p) (W/p), C p p]`.
 pub(crate) struct Patchify;
 
 impl Patchify {
-    #[expect(clippy::new_ret_no_self, reason = "every token op is a TokenOp")]
-    pub fn new(g: &GraphBuilder, images: Var, patch: usize) -> Result<(TokenOp, Vec<usize>)> {
+    #[expect(clippy::new_ret_no_self, reason = "the op is a PlanOp")]
+    pub fn new(g: &GraphBuilder, images: Var, patch: usize) -> Result<(PlanOp, Vec<usize>)> {
         check_f32(g, "patchify", &[images])?;
         let s = g.shape(images);
         if s.len() != 4 || patch == 0 || !s[2].is_multiple_of(patch) || !s[3].is_multiple_of(patch)
@@ -96,23 +76,18 @@ impl Patchify {
         let (b, c, h, w) = (s[0], s[1], s[2], s[3]);
         let tokens = (h / patch) * (w / patch);
         let dim = c * patch * patch;
-        let op = TokenOp {
-            inputs: vec![images],
-            plan: Plan {
-                forward: Kernel::PatchifyForward,
-                backward: &[Kernel::PatchifyBackward],
-            },
-            params: TokParams {
-                batch: b as u32,
-                tokens: tokens as u32,
-                dim: dim as u32,
-                channels: c as u32,
-                height: h as u32,
-                width: w as u32,
-                patch_size: patch as u32,
-                ..Default::default()
-            },
+        let plan = Plan::new(Kernel::PatchifyForward, &[Kernel::PatchifyBackward]);
+        let params = TokParams {
+            batch: b as u32,
+            tokens: tokens as u32,
+            dim: dim as u32,
+            channels: c as u32,
+            height: h as u32,
+            width: w as u32,
+            patch_size: patch as u32,
+            ..Default::default()
         };
+        let op = token_op(vec![images], plan, params);
         Ok((op, vec![b, tokens, dim]))
     }
 }
@@ -121,8 +96,8 @@ impl Patchify {
 pub(crate) struct Prepend;
 
 impl Prepend {
-    #[expect(clippy::new_ret_no_self, reason = "every token op is a TokenOp")]
-    pub fn new(g: &GraphBuilder, tokens: Var, token: Var) -> Result<(TokenOp, Vec<usize>)> {
+    #[expect(clippy::new_ret_no_self, reason = "the op is a PlanOp")]
+    pub fn new(g: &GraphBuilder, tokens: Var, token: Var) -> Result<(PlanOp, Vec<usize>)> {
         check_f32(g, "prepend_token", &[tokens, token])?;
         let (s, st) = (g.shape(tokens), g.shape(token));
         let dim = *s.last().unwrap_or(&0);
@@ -132,19 +107,17 @@ impl Prepend {
                 format!("token {st:?} does not fit tokens {s:?} ([batch, n, dim] and [dim])"),
             ));
         }
-        let op = TokenOp {
-            inputs: vec![tokens, token],
-            plan: Plan {
-                forward: Kernel::PrependForward,
-                backward: &[Kernel::PrependBackwardTokens, Kernel::PrependBackwardToken],
-            },
-            params: TokParams {
-                batch: s[0] as u32,
-                tokens: s[1] as u32,
-                dim: dim as u32,
-                ..Default::default()
-            },
+        let plan = Plan::new(
+            Kernel::PrependForward,
+            &[Kernel::PrependBackwardTokens, Kernel::PrependBackwardToken],
+        );
+        let params = TokParams {
+            batch: s[0] as u32,
+            tokens: s[1] as u32,
+            dim: dim as u32,
+            ..Default::default()
         };
+        let op = token_op(vec![tokens, token], plan, params);
         Ok((op, vec![s[0], s[1] + 1, dim]))
     }
 }
@@ -162,8 +135,8 @@ pub(crate) enum PoolMode {
 pub(crate) struct Pool;
 
 impl Pool {
-    #[expect(clippy::new_ret_no_self, reason = "every token op is a TokenOp")]
-    pub fn new(g: &GraphBuilder, x: Var, mode: PoolMode) -> Result<(TokenOp, Vec<usize>)> {
+    #[expect(clippy::new_ret_no_self, reason = "the op is a PlanOp")]
+    pub fn new(g: &GraphBuilder, x: Var, mode: PoolMode) -> Result<(PlanOp, Vec<usize>)> {
         check_f32(g, "pool", &[x])?;
         let s = g.shape(x);
         if s.len() != 3 {
@@ -182,21 +155,16 @@ impl Pool {
                 ));
             }
         };
-        let op = TokenOp {
-            inputs: vec![x],
-            plan: Plan {
-                forward: Kernel::PoolForward,
-                backward: &[Kernel::PoolBackward],
-            },
-            params: TokParams {
-                batch: s[0] as u32,
-                tokens: s[1] as u32,
-                dim: s[2] as u32,
-                mode,
-                index: index as u32,
-                ..Default::default()
-            },
+        let plan = Plan::new(Kernel::PoolForward, &[Kernel::PoolBackward]);
+        let params = TokParams {
+            batch: s[0] as u32,
+            tokens: s[1] as u32,
+            dim: s[2] as u32,
+            mode,
+            index: index as u32,
+            ..Default::default()
         };
+        let op = token_op(vec![x], plan, params);
         Ok((op, vec![s[0], s[2]]))
     }
 }
