@@ -5,10 +5,10 @@
 //! splats' fields as struct-of-arrays: positions `[N, 3]`, log-scales `[N, 3]`,
 //! opacities `[N]` and colors `[N, 3]`, so every tensor starts at an odd offset (12,
 //! 12 + 12N, ...) that no storage binding could start at. The gradients use the same
-//! packing in a second buffer. The program's shaders (in `support`, given the header
-//! length) write the gradient of `0.5 * |fields - target|^2` and the loss; coptim registers views of both buffers,
-//! uses a per-group learning rate (colors faster), and records each step's loss in
-//! its per-step record. The header is never touched.
+//! packing in a second buffer. The program's shaders (in `support`) write the
+//! gradient of `0.5 * |fields - target|^2` and the loss; coptim registers views of
+//! both buffers, uses a per-group learning rate (colors faster), and records each
+//! step's loss in its per-step record. The header is never touched.
 //!
 //! Run with `cargo run --example embed_interleaved`; `cargo test --example
 //! embed_interleaved` checks it.

@@ -18,25 +18,29 @@ pub fn app_device() -> coptim::Result<(wgpu::Device, wgpu::Queue)> {
 }
 
 /// The application's toy problem, shared by both examples: fit the floats that follow
-/// a header of `HEADER_WORDS` words in `x` to `target_fields`, minimizing
-/// `loss = 0.5 * |fields - target|^2`.
+/// a header in `x` (its last `arrayLength(&target_fields)` floats) to `target_fields`,
+/// minimizing `loss = 0.5 * |fields - target|^2`.
 ///
 /// Bindings: 0 `x` (header, then the fields; read), 1 `target_fields` (read),
 /// 2 `grads` (packed like `x`; written after the header), 3 `loss` (one float).
 const FIT_SHADER: &str = r#"
-override HEADER_WORDS: u32;
-
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> target_fields: array<f32>;
 @group(0) @binding(2) var<storage, read_write> grads: array<f32>;
 @group(0) @binding(3) var<storage, read_write> loss: array<f32>;
+
+// Words in front of the fields, untouched.
+fn header_words() -> u32 {
+    return arrayLength(&x) - arrayLength(&target_fields);
+}
 
 // grads = fields - target, over the fields (never the header).
 @compute @workgroup_size(256)
 fn gradient(@builtin(global_invocation_id) id: vec3<u32>) {
     let k = id.x;
     if k < arrayLength(&target_fields) {
-        grads[HEADER_WORDS + k] = x[HEADER_WORDS + k] - target_fields[k];
+        let at = header_words() + k;
+        grads[at] = x[at] - target_fields[k];
     }
 }
 
@@ -44,9 +48,10 @@ fn gradient(@builtin(global_invocation_id) id: vec3<u32>) {
 // thread needs no barrier.
 @compute @workgroup_size(1)
 fn total_loss() {
+    let header = header_words();
     var acc = 0.0;
     for (var k = 0u; k < arrayLength(&target_fields); k++) {
-        let d = x[HEADER_WORDS + k] - target_fields[k];
+        let d = x[header + k] - target_fields[k];
         acc += d * d;
     }
     loss[0] = 0.5 * acc;
@@ -109,17 +114,13 @@ impl Fit {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        let constants = [("HEADER_WORDS", header.len() as f64)];
         let pipeline = |entry: &str| {
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(entry),
                 layout: Some(&pipeline_layout),
                 module: &module,
                 entry_point: Some(entry),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: &constants,
-                    ..Default::default()
-                },
+                compilation_options: Default::default(),
                 cache: None,
             })
         };
