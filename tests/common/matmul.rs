@@ -12,9 +12,13 @@ pub const TRANSPOSES: [(bool, bool); 4] =
 /// (`None`: unbatched 2-D operands).
 #[derive(Debug, Clone, Copy)]
 pub struct MatmulCase {
+    /// Rows of the output.
     pub m: usize,
+    /// The contracted dimension.
     pub k: usize,
+    /// Columns of the output.
     pub n: usize,
+    /// Matrices in a batched case (a leading dimension of both operands).
     pub batch: Option<usize>,
     /// A is stored `k x m`.
     pub ta: bool,
