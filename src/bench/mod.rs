@@ -74,6 +74,18 @@ pub fn step_bytes_per_param(
     update + extra
 }
 
+/// How [`run`] steps and times every configuration; the report repeats it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StepProtocol {
+    /// Untimed steps before timing.
+    pub warmup: u32,
+    /// Timed steps (the median is reported).
+    pub steps: u32,
+    /// Plain optimizers keep the engine's default non-finite gradient check (skip the
+    /// step on NaN/inf).
+    pub nonfinite_check: bool,
+}
+
 /// What [`run`] measures.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -87,12 +99,8 @@ pub struct BenchOptions {
     pub cautions: Vec<bool>,
     /// State element types.
     pub state_dtypes: Vec<ElementType>,
-    /// Untimed steps before timing.
-    pub warmup: u32,
-    /// Timed steps (the median is reported).
-    pub steps: u32,
-    /// Keep the engine's default non-finite gradient check (skip the step on NaN/inf).
-    pub nonfinite_check: bool,
+    /// How every configuration is stepped and timed.
+    pub protocol: StepProtocol,
     /// Use timestamp queries when the device has them.
     pub timestamps: bool,
     /// Copy kernel variants timed side by side at each model size (none: skip).
@@ -109,9 +117,11 @@ impl Default for BenchOptions {
             algorithms: vec![Algorithm::adamw(), Algorithm::lion(), Algorithm::sgd(false)],
             cautions: vec![false, true],
             state_dtypes: vec![ElementType::F32],
-            warmup: 3,
-            steps: 20,
-            nonfinite_check: true,
+            protocol: StepProtocol {
+                warmup: 3,
+                steps: 20,
+                nonfinite_check: true,
+            },
             timestamps: true,
             copy_variants: CopyVariant::sweep(),
             stream_shapes: Vec::new(),
@@ -123,8 +133,8 @@ impl BenchOptions {
     /// A smoke run: 64K parameters, one warm-up step and three timed steps.
     pub fn quick(mut self) -> Self {
         self.params = vec![64 << 10];
-        self.warmup = 1;
-        self.steps = 3;
+        self.protocol.warmup = 1;
+        self.protocol.steps = 3;
         self
     }
 
@@ -263,12 +273,9 @@ pub struct BenchReport {
     pub copy_variants: Vec<CopyResult>,
     /// Native memcpy at each model size and thread count.
     pub natives: Vec<NativeResult>,
-    /// Warm-up steps and timed steps per configuration.
-    pub warmup: u32,
-    /// Timed steps per configuration.
-    pub steps: u32,
-    /// Whether plain optimizers ran the non-finite gradient check.
-    pub nonfinite_check: bool,
+    /// How every configuration was stepped and timed (flattened in the JSON).
+    #[serde(flatten)]
+    pub protocol: StepProtocol,
 }
 
 /// Step time of a cautious configuration over its plain counterpart.
@@ -345,7 +352,7 @@ pub fn run(
     options: &BenchOptions,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<BenchReport> {
-    if options.steps == 0 {
+    if options.protocol.steps == 0 {
         return Err(Error::InvalidConfig("at least one timed step".into()));
     }
     let max_wg = ctx.limits().max_compute_invocations_per_workgroup;
@@ -383,9 +390,7 @@ pub fn run(
         copies: Vec::new(),
         copy_variants: Vec::new(),
         natives: Vec::new(),
-        warmup: options.warmup,
-        steps: options.steps,
-        nonfinite_check: options.nonfinite_check,
+        protocol: options.protocol,
     };
     for &params in &options.params {
         measure_size(ctx, options, &mut timer, params, progress, &mut report)?;
@@ -422,7 +427,7 @@ fn measure_size(
     let copy = CopyKernel::new(ctx, &buffers, CopyVariant::for_context(ctx))?;
     let mut native = NativeCopy::new(buffers.len());
     let mut native_samples = vec![Vec::new(); NATIVE_THREADS.len()];
-    sample_native(&mut native, options.steps, &mut native_samples);
+    sample_native(&mut native, options.protocol.steps, &mut native_samples);
     let variant_samples = time_variants(ctx, timer, &buffers, options)?;
     let first_result = report.results.len();
     let mut copy_samples = Vec::new();
@@ -450,7 +455,7 @@ fn measure_size(
             }
         }
     }
-    sample_native(&mut native, options.steps, &mut native_samples);
+    sample_native(&mut native, options.protocol.steps, &mut native_samples);
     for (&threads, s) in NATIVE_THREADS.iter().zip(&native_samples) {
         report
             .natives
@@ -507,7 +512,8 @@ fn time_variants(
     for r in &mut records {
         work.push(r);
     }
-    let samples = timer.time_interleaved(options.warmup, options.steps, &mut work)?;
+    let samples =
+        timer.time_interleaved(options.protocol.warmup, options.protocol.steps, &mut work)?;
     ctx.wait_idle()?;
     Ok(options.copy_variants.iter().copied().zip(samples).collect())
 }
@@ -553,7 +559,7 @@ impl Group<'_> {
         if caution {
             cfg = cfg.with_caution(Caution::hard());
         }
-        if !options.nonfinite_check {
+        if !options.protocol.nonfinite_check {
             cfg.non_finite = NonFinite::Ignore;
         }
         Optimizer::new(ctx, self.store, cfg)
@@ -589,7 +595,8 @@ impl Group<'_> {
         for s in &mut steps {
             work.push(s);
         }
-        let mut samples = timer.time_interleaved(options.warmup, options.steps, &mut work)?;
+        let mut samples =
+            timer.time_interleaved(options.protocol.warmup, options.protocol.steps, &mut work)?;
         drop(work);
         drop(steps);
         ctx.wait_idle()?;
@@ -607,7 +614,7 @@ impl Group<'_> {
                         self.algorithm,
                         caution,
                         self.dtype,
-                        options.nonfinite_check,
+                        options.protocol.nonfinite_check,
                     );
                 let gbps = bytes as f64 / (step_ms * 1e6);
                 BenchResult {

@@ -1,7 +1,7 @@
 //! `coptim bench`: optimizer step times against the bandwidth of a copy kernel.
 
 use clap::Args;
-use coptim::bench::{self, BenchOptions, BenchReport, CopyResult, ModelLayout};
+use coptim::bench::{self, BenchOptions, BenchReport, CopyResult, ModelLayout, StepProtocol};
 use coptim::optim::Algorithm;
 use coptim::stream::StreamShape;
 use coptim::{ContextOptions, ElementType, Error, GpuContext};
@@ -113,9 +113,11 @@ impl BenchArgs {
             },
             cautions,
             state_dtypes,
-            warmup: self.warmup,
-            steps: self.steps,
-            nonfinite_check: !self.no_nonfinite_check,
+            protocol: StepProtocol {
+                warmup: self.warmup,
+                steps: self.steps,
+                nonfinite_check: !self.no_nonfinite_check,
+            },
             timestamps: !self.wall_clock,
             stream_shapes: match &self.stream_shape {
                 Some(s) => list(s, StreamShape::parse)?,
@@ -181,7 +183,12 @@ fn print_table(r: &BenchReport) {
 fn print_baselines(r: &BenchReport) {
     println!(
         "adapter {} ({}, {}); timing: {:?}; {} warm-up + {} timed steps, median",
-        r.adapter.name, r.adapter.backend, r.adapter.device_type, r.timing, r.warmup, r.steps
+        r.adapter.name,
+        r.adapter.backend,
+        r.adapter.device_type,
+        r.timing,
+        r.protocol.warmup,
+        r.protocol.steps
     );
     for n in &r.natives {
         println!(
