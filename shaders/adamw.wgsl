@@ -1,7 +1,7 @@
 // adamw.wgsl: AdamW and C-AdamW (timm `adamw`/`cadamw`, torch.optim.AdamW), the
 // algorithm hooks of optim_step.wgsl.
 //
-//   p  *= 1 - lr * wd
+//   p  *= 1 - lr * wd   (cautious decay: only where u * p >= 0, see decayed)
 //   m   = lerp(m, g, 1 - beta1)
 //   v   = beta2 * v + (1 - beta2) * g * g
 //   torch-style: p -= (lr / bc1) * (m * mask) / (sqrt(v) / sqrt(bc2) + eps)
@@ -29,7 +29,7 @@ fn step_vec4(at: At, g: vec4<f32>, valid: vec4<bool>, scale: f32, c: StepContext
     let v_new = v * c.gp.beta2 + c.gp.one_minus_beta2 * g * g;
     let den = sqrt(v_new) / den_div + c.gp.eps;
     let mask = caution_mask(m_new, g, scale, step);
-    let p_new = p * c.decay - step_size * ((m_new * mask) / den);
+    let p_new = decayed(p, m_new, c.decay, step) - step_size * ((m_new * mask) / den);
     store_param(at.param, select(p, p_new, valid), valid);
     store_state0(at.state, select(m, m_new, valid));
     store_state1(at.state, select(v, v_new, valid));

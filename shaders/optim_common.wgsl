@@ -85,6 +85,10 @@ struct StepParams {
     skip_nonfinite: u32,
     num_groups: u32,
     eps_style: u32,        // AdamW: 0 torch-style, 1 HF-style
+    cautious_decay: u32,   // 1: decay only where the unmasked direction agrees with p
+    clip_max_ratio: f32,   // > 0: also divide g by max(norm / this, 1) (timm LAMB)
+    pad0: u32,
+    pad1: u32,
     groups: array<GroupParams, MAX_GROUPS>,
 }
 
@@ -136,6 +140,14 @@ fn caution_mask(dir: vec4<f32>, g: vec4<f32>, scale: f32, p: StepParams) -> vec4
     }
     let agree = dir * g > vec4<f32>(0.0);
     return select(vec4<f32>(p.disagree_weight), vec4<f32>(1.0), agree) * scale;
+}
+
+// `p` after decoupled weight decay by the factor `decay` (1 - lr * wd), where `u` is
+// the unmasked update direction: every coordinate, or under cautious weight decay
+// (arXiv 2510.12402) only those where u * p >= 0.
+fn decayed(p: vec4<f32>, u: vec4<f32>, decay: f32, params: StepParams) -> vec4<f32> {
+    let agree = u * p >= vec4<f32>(0.0);
+    return select(p, p * decay, agree | vec4<bool>(params.cautious_decay == 0u));
 }
 
 // Number of lanes (inside the tensor) whose direction agrees with the gradient.

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 
 use common::*;
 use coptim::optim::{
-    Algorithm, Caution, EpsStyle, NonFinite, Normalization, OptimizerConfig, ReferenceOptimizer,
+    Algorithm, Caution, DecayMode, EpsStyle, NonFinite, Normalization, OptimizerConfig,
+    ReferenceOptimizer,
 };
 use coptim::stream::StreamShape;
 use coptim::{GpuContext, ParamStore, TensorId};
@@ -81,14 +82,25 @@ fn config(case: &Case) -> OptimizerConfig {
         },
         other => panic!("unknown caution {other}"),
     };
+    let flag = |k: &str| case.meta.get(k).is_some_and(|v| v == "true");
+    let schedule = case
+        .meta
+        .get("schedule")
+        .map(|s| serde_json::from_str(s).unwrap())
+        .unwrap_or_default();
     let mut cfg = OptimizerConfig::new(algorithm, f("lr"))
         .with_caution(caution)
-        .with_weight_decay(f("weight_decay"));
+        .with_weight_decay(f("weight_decay"))
+        .with_schedule(schedule)
+        .with_decay(DecayMode {
+            cautious: flag("cautious_weight_decay"),
+            corrected: flag("corrected_weight_decay"),
+        });
     cfg.non_finite = NonFinite::SkipStep;
     cfg
 }
 
-const CASES: [&str; 11] = [
+const CASES: [&str; 18] = [
     "torch_adamw",
     "torch_adamw_nowd",
     "timm_adamw",
@@ -100,6 +112,14 @@ const CASES: [&str; 11] = [
     "timm_csgdw_nesterov",
     "timm_sgdw_nesterov",
     "pyopt_clion",
+    // scripts/golden_family.py: cautious and corrected weight decay.
+    "pyopt_cwd_adamw",
+    "pyopt_cwd_cadamw",
+    "pyopt_cwd_clion",
+    "pyopt_cwd_csgdw",
+    "timm_cadamc",
+    "timm_clionc",
+    "timm_csgdc",
 ];
 
 /// Every case on every stream shape (the adapter's own and the others, forced).

@@ -41,6 +41,9 @@ pub struct GpuStepParams {
     pub skip_nonfinite: u32,
     pub num_groups: u32,
     pub eps_style: u32,
+    pub cautious_decay: u32,
+    pub clip_max_ratio: f32,
+    pub pad: [u32; 2],
     pub groups: [GpuGroupParams; MAX_GROUPS],
 }
 
@@ -100,6 +103,8 @@ pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
                 skip_nonfinite,
                 num_groups,
                 eps_style,
+                cautious_decay,
+                clip_max_ratio,
                 groups
             ]
         ),

@@ -39,6 +39,7 @@ pub static COMMON: Part = part(
         "lanes_valid",
         "is_finite4",
         "caution_mask",
+        "decayed",
         "count_agree",
         "count_nonfinite",
         "torch_lerp",

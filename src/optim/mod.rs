@@ -19,7 +19,7 @@ mod state_io;
 mod stats;
 
 pub use config::{
-    Algorithm, Caution, EpsStyle, GroupConfig, NonFinite, Normalization, OptimizerConfig,
+    Algorithm, Caution, DecayMode, EpsStyle, GroupConfig, NonFinite, Normalization, OptimizerConfig,
 };
 pub use inputs::StepInputs;
 pub use reference::{ReferenceOptimizer, ReferenceStep};

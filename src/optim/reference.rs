@@ -93,7 +93,12 @@ impl ReferenceOptimizer {
             let (lr_scale, wd) = cfg.group_hyper(self.groups[i]);
             let g: Vec<f64> = g_raw.iter().map(|g| g * clip).collect();
             let dir = direction(&cfg.algorithm, &mut self.state, i, &g, t);
-            let (k, amb) = apply_masked_update(cfg.caution, p, &g, &dir, lr_base * lr_scale, wd);
+            let lr = lr_base * lr_scale;
+            let decay = Decay {
+                rate: cfg.decay.lr_factor(lr, cfg.lr) * wd,
+                cautious: cfg.decay.cautious,
+            };
+            let (k, amb) = apply_masked_update(cfg.caution, p, &g, &dir, lr, decay);
             if let Algorithm::Lion { beta2, .. } = cfg.algorithm {
                 let m = &mut self.state[0][i];
                 for j in 0..g.len() {
@@ -233,6 +238,26 @@ fn sgd_direction(
     }
 }
 
+/// The decoupled weight decay of one tensor at one step.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Decay {
+    /// `lr * wd` (`lr^2 / max_lr * wd` when corrected).
+    pub rate: f64,
+    /// Decay only where the unmasked direction and the parameter agree in sign.
+    pub cautious: bool,
+}
+
+impl Decay {
+    /// `p` decayed, where `u` is the unmasked update direction of that coordinate.
+    pub fn apply(&self, p: f64, u: f64) -> f64 {
+        if self.cautious && u * p < 0.0 {
+            p
+        } else {
+            p * (1.0 - self.rate)
+        }
+    }
+}
+
 /// Applies decoupled weight decay and the (cautiously masked) step to `p`.
 /// Returns (kept, ambiguous) coordinate counts: `(n, 0)` when caution is off.
 fn apply_masked_update(
@@ -241,7 +266,7 @@ fn apply_masked_update(
     g: &[f64],
     dir: &Direction,
     lr: f64,
-    wd: f64,
+    decay: Decay,
 ) -> (u64, u64) {
     let agree: Vec<bool> = (0..g.len()).map(|j| dir.sign_src[j] * g[j] > 0.0).collect();
     let k = agree.iter().filter(|&&a| a).count() as u64;
@@ -253,7 +278,7 @@ fn apply_masked_update(
     for j in 0..g.len() {
         let phi = if !caution.is_on() || agree[j] { 1.0 } else { w };
         let mult = if caution.is_on() { phi * scale } else { 1.0 };
-        p[j] = p[j] * (1.0 - lr * wd) - lr * dir.u[j] * mult;
+        p[j] = decay.apply(p[j], dir.u[j]) - lr * dir.u[j] * mult;
     }
     if caution.is_on() {
         (k, amb)

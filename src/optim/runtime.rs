@@ -423,7 +423,10 @@ impl Optimizer {
         for (g, (slot, &lr)) in groups.iter_mut().zip(lrs).enumerate() {
             *slot = GpuGroupParams {
                 lr: lr as f32,
-                weight_decay: cfg.group_hyper(g).1 as f32,
+                weight_decay: cfg
+                    .decay
+                    .weight_decay_for_lr(cfg.group_hyper(g).1, lr, cfg.lr)
+                    as f32,
                 beta1: beta1 as f32,
                 beta2: beta2 as f32,
                 one_minus_beta1: (1.0 - beta1) as f32,
@@ -442,6 +445,9 @@ impl Optimizer {
             skip_nonfinite: (cfg.non_finite == NonFinite::SkipStep) as u32,
             num_groups: lrs.len() as u32,
             eps_style: (eps_style == EpsStyle::Hf) as u32,
+            cautious_decay: cfg.decay.cautious as u32,
+            clip_max_ratio: 0.0,
+            pad: [0; 2],
             groups,
         }
     }
