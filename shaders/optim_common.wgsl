@@ -51,7 +51,8 @@ fn block_at(blk: Block, e: u32) -> At {
     return At(blk.param_start + e, blk.grad_start + e, (blk.state_start + e) / 4u);
 }
 
-// Per-tensor table; `scale` and `kept` are written by finalize_scale every step.
+// Per-tensor table; `scale`, `kept` and `sums` are written by finalize_scale every
+// step that measures (caution, or an algorithm with tensor sums).
 struct TensorEntry {
     group: u32,
     numel: u32,
@@ -61,6 +62,17 @@ struct TensorEntry {
     kept: u32,
     pad0: u32,
     pad1: u32,
+    sums: vec4<f32>,  // the algorithm's per-tensor float sums (tensor_sums_block.wgsl)
+}
+
+// What the measuring and norm passes leave per block, for the per-tensor and global
+// reductions of reduce.wgsl: one record, one mechanism.
+struct BlockPartial {
+    sums: vec4<f32>,     // float sums: the algorithm's tensor terms; x: grad sum of squares (clip)
+    count: atomic<u32>,  // coordinates whose direction agrees with the gradient
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 // Hyperparameters of one parameter group for the current step.
@@ -90,6 +102,17 @@ struct StepParams {
     pad0: u32,
     pad1: u32,
     groups: array<GroupParams, MAX_GROUPS>,
+}
+
+// Whether a clip pass ran this step (status.clip_coef is then this step's factor).
+fn clipping(p: StepParams) -> bool {
+    return p.clip_max_norm > 0.0 || p.clip_max_ratio > 0.0;
+}
+
+// A group's bias corrections after one more step: c_t = (1 - beta) + beta * c_{t-1}
+// (= 1 - beta^t, with no cancellation in f32); x for beta1, y for beta2.
+fn next_bias(c: vec4<f32>, gp: GroupParams) -> vec4<f32> {
+    return vec4<f32>(gp.one_minus_beta1 + gp.beta1 * c.x, gp.one_minus_beta2 + gp.beta2 * c.y, 0.0, 0.0);
 }
 
 // The GPU-side step state, as the update kernels read it (a uniform view of the

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use common::*;
 use coptim::optim::{
-    Algorithm, Caution, DecayMode, EpsStyle, NonFinite, Normalization, OptimizerConfig,
-    ReferenceOptimizer,
+    Algorithm, Caution, DecayMode, EpsStyle, LambOptions, NonFinite, Normalization,
+    OptimizerConfig, ReferenceOptimizer,
 };
 use coptim::stream::StreamShape;
 use coptim::{GpuContext, ParamStore, TensorId};
@@ -57,6 +57,7 @@ fn load(name: &str) -> Case {
 
 fn config(case: &Case) -> OptimizerConfig {
     let f = |k: &str| case.meta[k].parse::<f64>().unwrap();
+    let flag = |k: &str| case.meta.get(k).is_some_and(|v| v == "true");
     let algorithm = match case.meta["optimizer"].as_str() {
         "adamw" => Algorithm::AdamW {
             beta1: f("beta1"),
@@ -72,6 +73,19 @@ fn config(case: &Case) -> OptimizerConfig {
             momentum: f("momentum"),
             nesterov: case.meta["nesterov"] == "true",
         },
+        "lamb" => Algorithm::Lamb {
+            beta1: f("beta1"),
+            beta2: f("beta2"),
+            eps: f("eps"),
+            options: LambOptions {
+                decoupled: flag("decoupled"),
+                trust_clip: flag("trust_clip"),
+                always_adapt: flag("always_adapt"),
+                grad_averaging: flag("grad_averaging"),
+                bias_correction: flag("bias_correction"),
+                max_grad_norm: case.meta["max_grad_norm"].parse().ok(),
+            },
+        },
         other => panic!("unknown optimizer {other}"),
     };
     let caution = match case.meta["caution"].as_str() {
@@ -82,7 +96,6 @@ fn config(case: &Case) -> OptimizerConfig {
         },
         other => panic!("unknown caution {other}"),
     };
-    let flag = |k: &str| case.meta.get(k).is_some_and(|v| v == "true");
     let schedule = case
         .meta
         .get("schedule")
@@ -100,7 +113,7 @@ fn config(case: &Case) -> OptimizerConfig {
     cfg
 }
 
-const CASES: [&str; 18] = [
+const CASES: [&str; 24] = [
     "torch_adamw",
     "torch_adamw_nowd",
     "timm_adamw",
@@ -120,6 +133,13 @@ const CASES: [&str; 18] = [
     "timm_cadamc",
     "timm_clionc",
     "timm_csgdc",
+    // scripts/golden_family.py: LAMB (per-tensor trust ratio from the tensor sums).
+    "timm_lamb",
+    "timm_clamb",
+    "timm_lambw",
+    "timm_clambw",
+    "timm_clamb_options",
+    "timm_clamb_adapt",
 ];
 
 /// Every case on every stream shape (the adapter's own and the others, forced).

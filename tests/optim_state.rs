@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use coptim::optim::{Caution, OptimizerConfig};
+use coptim::optim::{Algorithm, Caution, DecayMode, LambOptions, LrSchedule, OptimizerConfig};
 use coptim::{Error, Optimizer, ParamStore, TensorId};
 
 fn shapes() -> Vec<(String, Vec<usize>)> {
@@ -48,15 +48,52 @@ fn init(ctx: &coptim::GpuContext, store: &ParamStore) {
     }
 }
 
+/// LAMB (per-tensor sums, its own clip) with cautious decay, and decoupled LAMB with
+/// corrected decay under a schedule.
+fn lamb_configs() -> [OptimizerConfig; 2] {
+    let cautious = DecayMode {
+        cautious: true,
+        corrected: false,
+    };
+    let corrected = DecayMode {
+        cautious: false,
+        corrected: true,
+    };
+    let decoupled = LambOptions {
+        decoupled: true,
+        ..LambOptions::default()
+    };
+    [
+        OptimizerConfig::new(Algorithm::lamb(LambOptions::default()), 1e-2)
+            .with_caution(Caution::hard())
+            .with_weight_decay(0.05)
+            .with_decay(cautious),
+        OptimizerConfig::new(Algorithm::lamb(decoupled), 1e-2)
+            .with_caution(Caution::hard())
+            .with_weight_decay(0.05)
+            .with_decay(corrected)
+            .with_schedule(LrSchedule::Cosine {
+                total: 6,
+                floor: 0.1,
+            }),
+    ]
+}
+
 #[test]
 fn resume_continues_bit_for_bit() {
+    for cfg in [config()].into_iter().chain(lamb_configs()) {
+        resume_matches_straight_run(cfg);
+    }
+}
+
+fn resume_matches_straight_run(config: OptimizerConfig) {
     let ctx = ctx();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("opt.safetensors");
 
     let store = ParamStore::new(&ctx, &shapes()).unwrap();
     init(&ctx, &store);
-    let mut opt = Optimizer::new(&ctx, &store, config()).unwrap();
+    let mut opt = Optimizer::new(&ctx, &store, config.clone()).unwrap();
     for s in 0..3 {
         write_grads(&ctx, &store, s);
         opt.step_blocking().unwrap();
@@ -73,7 +110,7 @@ fn resume_continues_bit_for_bit() {
     for (i, p) in params_at_3.iter().enumerate() {
         store2.params.write(&ctx, TensorId(i), p).unwrap();
     }
-    let mut opt2 = Optimizer::new(&ctx, &store2, config()).unwrap();
+    let mut opt2 = Optimizer::new(&ctx, &store2, config).unwrap();
     opt2.load_state(&path).unwrap();
     assert_eq!(opt2.scheduled_steps(), 3);
     for s in 3..6 {

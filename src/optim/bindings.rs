@@ -7,7 +7,9 @@
 use wgpu::util::DeviceExt;
 
 use crate::arena::{Arena, ParamSet, Window};
-use crate::optim::gpu_types::{GpuStatus, GpuStepParams, GpuTensorEntry, GpuWindowInfo};
+use crate::optim::gpu_types::{
+    GpuBlockPartial, GpuStatus, GpuStepParams, GpuTensorEntry, GpuWindowInfo,
+};
 use crate::optim::kernels::{MAX_GROUPS, Pipelines, binding};
 use crate::optim::plan::{Placement, Plan, Span, WindowPlan};
 
@@ -40,7 +42,21 @@ const COUNT: &[u32] = &[
     binding::TENSORS,
     binding::STEP,
     binding::WINDOW,
-    binding::PARTIAL_COUNTS,
+    binding::PARTIALS,
+    binding::STATUS_RW,
+];
+/// The measuring pass of an algorithm with tensor sums also reads the parameters and
+/// the second state (8 storage bindings: WebGPU's default per-stage limit).
+const COUNT_WITH_SUMS: &[u32] = &[
+    binding::PARAMS,
+    binding::GRADS,
+    binding::STATE0,
+    binding::STATE1,
+    binding::BLOCKS,
+    binding::TENSORS,
+    binding::STEP,
+    binding::WINDOW,
+    binding::PARTIALS,
     binding::STATUS_RW,
 ];
 const CHECK_FINITE: &[u32] = &[
@@ -54,15 +70,15 @@ const GRAD_SUMSQ: &[u32] = &[
     binding::BLOCKS,
     binding::WINDOW,
     binding::STATUS_RW,
-    binding::PARTIAL_SUMSQ,
+    binding::PARTIALS,
 ];
 const FINALIZE_SCALE: &[u32] = &[
     binding::TENSORS,
     binding::STEP,
     binding::WINDOW,
-    binding::PARTIAL_COUNTS,
+    binding::PARTIALS,
 ];
-const FINALIZE_CLIP: &[u32] = &[binding::STEP, binding::STATUS_RW, binding::PARTIAL_SUMSQ];
+const FINALIZE_CLIP: &[u32] = &[binding::STEP, binding::STATUS_RW, binding::PARTIALS];
 const ADVANCE_STEP: &[u32] = &[binding::STEP, binding::STATUS_RW];
 
 /// The buffers every dispatch of a step shares.
@@ -74,10 +90,8 @@ pub(crate) struct StepBuffers {
     pub step_params: wgpu::Buffer,
     /// `StatusRw` / `StatusView`.
     pub status: wgpu::Buffer,
-    /// Per-block agreement counts.
-    pub partial_counts: wgpu::Buffer,
-    /// Per-block sums of squares.
-    pub partial_sumsq: wgpu::Buffer,
+    /// Per-block records (`BlockPartial`): agreement counts and float sums.
+    pub partials: wgpu::Buffer,
 }
 
 impl StepBuffers {
@@ -95,6 +109,7 @@ impl StepBuffers {
                 scale: 1.0,
                 kept: 0,
                 pad: [0; 2],
+                sums: [0.0; 4],
             })
             .collect();
         let storage = wgpu::BufferUsages::STORAGE
@@ -107,15 +122,8 @@ impl StepBuffers {
             grad_norm: 0.0,
             bias: [[0.0; 4]; MAX_GROUPS],
         };
-        let partial_bytes = (plan.total_blocks.max(1) as u64) * 4;
-        let scratch = |label: &str| {
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: partial_bytes,
-                usage: storage,
-                mapped_at_creation: false,
-            })
-        };
+        let partial_bytes =
+            (plan.total_blocks.max(1) as u64) * std::mem::size_of::<GpuBlockPartial>() as u64;
         Self {
             tensor_table: device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("coptim tensor table"),
@@ -133,8 +141,12 @@ impl StepBuffers {
                 contents: bytemuck::bytes_of(&initial_status),
                 usage: storage | wgpu::BufferUsages::UNIFORM,
             }),
-            partial_counts: scratch("coptim partial counts"),
-            partial_sumsq: scratch("coptim partial sumsq"),
+            partials: device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("coptim block partials"),
+                size: partial_bytes,
+                usage: storage,
+                mapped_at_creation: false,
+            }),
         }
     }
 }
@@ -166,6 +178,8 @@ pub(crate) struct BindingSources<'a> {
     /// The distinct buffers holding parameters and gradients.
     pub tensor_buffers: &'a [wgpu::Buffer],
     pub state: &'a [Arena],
+    /// The algorithm's measuring pass sums tensor terms (reads parameters and state 1).
+    pub tensor_sums: bool,
 }
 
 impl BindingSources<'_> {
@@ -196,12 +210,8 @@ impl BindingSources<'_> {
             (binding::STEP, b.step_params.as_entire_binding()),
             (binding::STATUS, b.status.as_entire_binding()),
             (binding::WINDOW, info.as_entire_binding()),
-            (
-                binding::PARTIAL_COUNTS,
-                b.partial_counts.as_entire_binding(),
-            ),
+            (binding::PARTIALS, b.partials.as_entire_binding()),
             (binding::STATUS_RW, b.status.as_entire_binding()),
-            (binding::PARTIAL_SUMSQ, b.partial_sumsq.as_entire_binding()),
         ];
         if let Some(s1) = self.state.get(1) {
             all.push((binding::STATE1, window_resource(s1, wp.window)));
@@ -223,7 +233,15 @@ impl BindingSources<'_> {
         };
         WindowBindings {
             grid: wp.grid,
-            count: make(&p.count, COUNT, "count"),
+            count: make(
+                &p.count,
+                if self.tensor_sums {
+                    COUNT_WITH_SUMS
+                } else {
+                    COUNT
+                },
+                "count",
+            ),
             update: make(&p.update, update_used, "update"),
             check_finite: make(&p.check_finite, CHECK_FINITE, "check_finite"),
             grad_sumsq: make(&p.grad_sumsq, GRAD_SUMSQ, "grad_sumsq"),
@@ -238,12 +256,8 @@ impl BindingSources<'_> {
             (binding::TENSORS, b.tensor_table.as_entire_binding()),
             (binding::STEP, b.step_params.as_entire_binding()),
             (binding::WINDOW, info.as_entire_binding()),
-            (
-                binding::PARTIAL_COUNTS,
-                b.partial_counts.as_entire_binding(),
-            ),
+            (binding::PARTIALS, b.partials.as_entire_binding()),
             (binding::STATUS_RW, b.status.as_entire_binding()),
-            (binding::PARTIAL_SUMSQ, b.partial_sumsq.as_entire_binding()),
         ];
         let p = self.pipelines;
         let make = |pipeline: &wgpu::ComputePipeline, used: &[u32], label: &str| {

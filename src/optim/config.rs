@@ -50,6 +50,53 @@ pub enum Algorithm {
         /// Nesterov: the direction is g + momentum * buffer.
         nesterov: bool,
     },
+    /// LAMB (timm `lamb`/`clamb`, `lambw`/`clambw`): an Adam update scaled per tensor
+    /// by the trust ratio `||p|| / ||update||`; caution masks the update before weight
+    /// decay and before the trust ratio, which sees the masked update.
+    Lamb {
+        /// First-moment decay.
+        beta1: f64,
+        /// Second-moment decay.
+        beta2: f64,
+        /// Denominator epsilon (torch-style: `sqrt(v) / sqrt(bc2) + eps`).
+        eps: f64,
+        /// LAMB's own switches.
+        options: LambOptions,
+    },
+}
+
+/// LAMB's switches, as timm's `Lamb` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LambOptions {
+    /// Decoupled decay `p *= 1 - lr * wd` (`decoupled_decay`, timm `lambw`) instead of
+    /// adding `wd * p` to the update before the trust ratio.
+    pub decoupled: bool,
+    /// Clamp the trust ratio at 1 (`trust_clip`, LAMBC).
+    pub trust_clip: bool,
+    /// Apply the trust ratio to tensors without weight decay too (`always_adapt`).
+    pub always_adapt: bool,
+    /// `m = lerp(m, g, 1 - beta1)`; otherwise `m = beta1 * m + g` (`grad_averaging`).
+    pub grad_averaging: bool,
+    /// Bias-correct both moments (`bias_correction`).
+    pub bias_correction: bool,
+    /// Divide every gradient by `max(global_norm / this, 1)` first (`max_grad_norm`;
+    /// timm's default 1.0).
+    pub max_grad_norm: Option<f64>,
+}
+
+impl Default for LambOptions {
+    /// timm's defaults: coupled decay, no trust clip, grad averaging, bias
+    /// correction, `max_grad_norm` 1.0.
+    fn default() -> Self {
+        Self {
+            decoupled: false,
+            trust_clip: false,
+            always_adapt: false,
+            grad_averaging: true,
+            bias_correction: true,
+            max_grad_norm: Some(1.0),
+        }
+    }
 }
 
 impl Algorithm {
@@ -79,54 +126,91 @@ impl Algorithm {
         }
     }
 
-    /// Short name: `adamw`, `lion` or `sgd`.
+    /// timm LAMB defaults: betas (0.9, 0.999), eps 1e-6, [`LambOptions::default`].
+    pub fn lamb(options: LambOptions) -> Self {
+        Algorithm::Lamb {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-6,
+            options,
+        }
+    }
+
+    /// Short name: `adamw`, `lion`, `sgd`, `lamb` or `lambw` (decoupled LAMB).
     pub fn name(&self) -> &'static str {
         match self {
             Algorithm::AdamW { .. } => "adamw",
             Algorithm::Lion { .. } => "lion",
             Algorithm::Sgd { .. } => "sgd",
+            Algorithm::Lamb { options, .. } if options.decoupled => "lambw",
+            Algorithm::Lamb { .. } => "lamb",
         }
+    }
+
+    /// Whether the update needs per-tensor sums from the measuring pass (LAMB's
+    /// trust ratio), so that pass runs even without caution.
+    pub fn needs_tensor_sums(&self) -> bool {
+        matches!(self, Algorithm::Lamb { .. })
     }
 
     /// Names of the per-tensor state the algorithm keeps, as torch names them.
     pub fn state_names(&self) -> &'static [&'static str] {
         match self {
-            Algorithm::AdamW { .. } => &["exp_avg", "exp_avg_sq"],
+            Algorithm::AdamW { .. } | Algorithm::Lamb { .. } => &["exp_avg", "exp_avg_sq"],
             Algorithm::Lion { .. } => &["exp_avg"],
             Algorithm::Sgd { .. } => &["momentum_buffer"],
         }
     }
 
     fn validate(&self) -> Result<()> {
-        let unit = |name: &str, v: f64| {
-            if (0.0..1.0).contains(&v) {
-                Ok(())
-            } else {
-                Err(Error::InvalidConfig(format!(
-                    "{name} = {v} is not in [0, 1)"
-                )))
-            }
-        };
         match *self {
             Algorithm::AdamW {
                 beta1, beta2, eps, ..
-            } => {
-                unit("beta1", beta1)?;
-                unit("beta2", beta2)?;
-                if !positive(eps) {
-                    return Err(Error::InvalidConfig(format!(
-                        "eps = {eps} must be positive"
-                    )));
-                }
-                Ok(())
-            }
+            } => check_adam(beta1, beta2, eps),
             Algorithm::Lion { beta1, beta2 } => {
                 unit("beta1", beta1)?;
                 unit("beta2", beta2)
             }
             Algorithm::Sgd { momentum, .. } => unit("momentum", momentum),
+            Algorithm::Lamb {
+                beta1,
+                beta2,
+                eps,
+                options,
+            } => {
+                check_adam(beta1, beta2, eps)?;
+                match options.max_grad_norm {
+                    Some(m) if !positive(m) => Err(Error::InvalidConfig(format!(
+                        "LAMB max_grad_norm = {m} must be positive"
+                    ))),
+                    _ => Ok(()),
+                }
+            }
         }
     }
+}
+
+/// `v` is in [0, 1) (a decay factor).
+fn unit(name: &str, v: f64) -> Result<()> {
+    if (0.0..1.0).contains(&v) {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig(format!(
+            "{name} = {v} is not in [0, 1)"
+        )))
+    }
+}
+
+/// The moment decays and eps of an Adam-type algorithm.
+fn check_adam(beta1: f64, beta2: f64, eps: f64) -> Result<()> {
+    unit("beta1", beta1)?;
+    unit("beta2", beta2)?;
+    if !positive(eps) {
+        return Err(Error::InvalidConfig(format!(
+            "eps = {eps} must be positive"
+        )));
+    }
+    Ok(())
 }
 
 /// How the kept coordinates are rescaled, per tensor, from the kept count k out of n
@@ -428,6 +512,14 @@ impl OptimizerConfig {
                 "weight_decay = {} must be finite and >= 0",
                 self.weight_decay
             )));
+        }
+        if let Algorithm::Lamb { options, .. } = self.algorithm
+            && self.decay.corrected
+            && !options.decoupled
+        {
+            return Err(Error::InvalidConfig(
+                "corrected weight decay needs decoupled decay for LAMB (timm `lambw`)".into(),
+            ));
         }
         if self.decay.corrected && !positive(self.lr) {
             return Err(Error::InvalidConfig(format!(

@@ -13,6 +13,16 @@ pub struct GpuTensorEntry {
     pub scale: f32,
     pub kept: u32,
     pub pad: [u32; 2],
+    pub sums: [f32; 4],
+}
+
+/// `BlockPartial`: one block's agreement count and float sums.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct GpuBlockPartial {
+    pub sums: [f32; 4],
+    pub count: u32,
+    pub pad: [u32; 3],
 }
 
 /// `GroupParams`: one group's hyperparameters for the current step.
@@ -75,8 +85,9 @@ pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
         mirror_layout!(
             GpuTensorEntry,
             "TensorEntry",
-            [group, numel, first_block, num_blocks, scale, kept]
+            [group, numel, first_block, num_blocks, scale, kept, sums]
         ),
+        mirror_layout!(GpuBlockPartial, "BlockPartial", [sums, count]),
         mirror_layout!(
             GpuGroupParams,
             "GroupParams",
@@ -149,7 +160,13 @@ mod tests {
                 }
             }
         };
-        for algorithm in [Algorithm::adamw(), Algorithm::lion(), Algorithm::sgd(true)] {
+        let lamb = Algorithm::lamb(Default::default());
+        for algorithm in [
+            Algorithm::adamw(),
+            Algorithm::lion(),
+            Algorithm::sgd(true),
+            lamb,
+        ] {
             for subgroups in [false, true] {
                 for dtype in [ElementType::F32, ElementType::Bf16, ElementType::F16] {
                     for access in [ParamAccess::Vec4, ParamAccess::Scalar] {

@@ -40,6 +40,8 @@ pub static COMMON: Part = part(
         "is_finite4",
         "caution_mask",
         "decayed",
+        "clipping",
+        "next_bias",
         "count_agree",
         "count_nonfinite",
         "torch_lerp",
@@ -100,19 +102,42 @@ pub static STATE_F16: Part = part(
     &[],
 );
 /// The count and update entry points shared by every algorithm; the algorithm part
-/// supplies its caution direction and its fused per-vec4 update.
+/// supplies its caution direction, its tensor terms and its fused per-vec4 update.
 pub static STEP: Part = part(
     "optim_step.wgsl",
     include_str!("../../shaders/optim_step.wgsl"),
     &["count_agreement", "update"],
     &[
         "caution_direction",
+        "tensor_terms",
         "step_vec4",
         "add_block_count",
+        "add_block_sums",
         "load_grad",
         "block_at",
         "block_index",
     ],
+);
+/// Per-block float sums of an algorithm's tensor terms (LAMB).
+pub static TENSOR_SUMS_BLOCK: Part = part(
+    "tensor_sums_block.wgsl",
+    include_str!("../../shaders/tensor_sums_block.wgsl"),
+    &["add_block_sums"],
+    &["workgroup_sum4", "tensor_terms"],
+);
+/// No tensor sums: the hooks of every element-wise algorithm.
+pub static TENSOR_SUMS_NONE: Part = part(
+    "tensor_sums_none.wgsl",
+    include_str!("../../shaders/tensor_sums_none.wgsl"),
+    &["tensor_terms", "add_block_sums"],
+    &[],
+);
+/// A vec4 sum over a workgroup in a fixed order (`workgroup_sum4`).
+pub static WORKGROUP_SUM4: Part = part(
+    "lib/workgroup_sum4.wgsl",
+    include_str!("../../shaders/lib/workgroup_sum4.wgsl"),
+    &["workgroup_sum4"],
+    &[],
 );
 /// The hooks every algorithm provides to [`STEP`].
 const ALGORITHM_HOOKS: &[&str] = &["caution_direction", "step_vec4"];
@@ -130,6 +155,13 @@ pub static LION: Part = part(
     "lion.wgsl",
     include_str!("../../shaders/lion.wgsl"),
     ALGORITHM_HOOKS,
+    ALGORITHM_NEEDS,
+);
+/// LAMB's hooks, its tensor terms included (switches as generated `LAMB_*` constants).
+pub static LAMB: Part = part(
+    "lamb.wgsl",
+    include_str!("../../shaders/lamb.wgsl"),
+    &["caution_direction", "step_vec4", "tensor_terms"],
     ALGORITHM_NEEDS,
 );
 /// SGD's hooks (Nesterov or not through the generated constant `NESTEROV`).
@@ -150,7 +182,12 @@ pub static REDUCE: Part = part(
         "finalize_scale",
         "advance_step",
     ],
-    &["load_grad", "block_index", "workgroup_sum"],
+    &[
+        "load_grad",
+        "block_index",
+        "workgroup_sum",
+        "workgroup_sum4",
+    ],
 );
 
 /// Elements one workgroup handles (`BLOCK_ELEMS`): every [`StreamShape`] covers
@@ -180,15 +217,13 @@ pub mod binding {
     pub const STATUS: u32 = 7;
     /// Dispatch grid (`window`).
     pub const WINDOW: u32 = 8;
-    /// Per-block agreement counts (`partial_counts`).
-    pub const PARTIAL_COUNTS: u32 = 9;
+    /// Per-block records: agreement count and float sums (`partials`).
+    pub const PARTIALS: u32 = 9;
     /// Status, written by the reductions (`status_rw`).
     pub const STATUS_RW: u32 = 10;
-    /// Per-block squared gradient sums (`partial_sumsq`).
-    pub const PARTIAL_SUMSQ: u32 = 11;
 
     /// Every binding by its WGSL name (without the `BINDING_` prefix).
-    pub const ALL: [(&str, u32); 12] = [
+    pub const ALL: [(&str, u32); 11] = [
         ("PARAMS", PARAMS),
         ("GRADS", GRADS),
         ("STATE0", STATE0),
@@ -198,9 +233,8 @@ pub mod binding {
         ("STEP", STEP),
         ("STATUS", STATUS),
         ("WINDOW", WINDOW),
-        ("PARTIAL_COUNTS", PARTIAL_COUNTS),
+        ("PARTIALS", PARTIALS),
         ("STATUS_RW", STATUS_RW),
-        ("PARTIAL_SUMSQ", PARTIAL_SUMSQ),
     ];
 }
 
@@ -230,14 +264,28 @@ pub fn algorithm_module(
     if state == ElementType::F16 {
         module = module.enable("f16");
     }
-    let (hooks, nesterov) = match algorithm {
-        Algorithm::AdamW { .. } => (&ADAMW, None),
-        Algorithm::Lion { .. } => (&LION, None),
-        Algorithm::Sgd { nesterov, .. } => (&SGD, Some(*nesterov)),
+    let hooks = match algorithm {
+        Algorithm::AdamW { .. } => &ADAMW,
+        Algorithm::Lion { .. } => &LION,
+        Algorithm::Sgd { nesterov, .. } => {
+            module = module.constant("NESTEROV", *nesterov);
+            &SGD
+        }
+        Algorithm::Lamb { options, .. } => {
+            module = module
+                .constant("LAMB_DECOUPLED", options.decoupled)
+                .constant("LAMB_TRUST_CLIP", options.trust_clip)
+                .constant("LAMB_ALWAYS_ADAPT", options.always_adapt)
+                .constant("LAMB_GRAD_AVERAGING", options.grad_averaging)
+                .constant("LAMB_BIAS_CORRECTION", options.bias_correction);
+            &LAMB
+        }
     };
-    if let Some(nesterov) = nesterov {
-        module = module.constant("NESTEROV", nesterov);
-    }
+    module = if algorithm.needs_tensor_sums() {
+        module.part(&WORKGROUP_SUM4).part(&TENSOR_SUMS_BLOCK)
+    } else {
+        module.part(&TENSOR_SUMS_NONE)
+    };
     module
         .part(if subgroups {
             &COUNT_SUBGROUP
@@ -270,6 +318,7 @@ pub fn algorithm_source(
 pub fn reduce_module(access: ParamAccess, shape: StreamShape) -> ShaderBuilder {
     base_module("coptim reduce", access, shape)
         .part(&crate::wgsl::lib::WORKGROUP_SUM)
+        .part(&WORKGROUP_SUM4)
         .part(&REDUCE)
 }
 

@@ -13,13 +13,15 @@ mod inputs;
 pub mod kernels;
 pub mod plan;
 pub mod reference;
+mod reference_lamb;
 mod runtime;
 mod schedule;
 mod state_io;
 mod stats;
 
 pub use config::{
-    Algorithm, Caution, DecayMode, EpsStyle, GroupConfig, NonFinite, Normalization, OptimizerConfig,
+    Algorithm, Caution, DecayMode, EpsStyle, GroupConfig, LambOptions, NonFinite, Normalization,
+    OptimizerConfig,
 };
 pub use inputs::StepInputs;
 pub use reference::{ReferenceOptimizer, ReferenceStep};

@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::optim::config::{Algorithm, Caution, EpsStyle, NonFinite, OptimizerConfig};
+use crate::optim::reference_lamb::{Lamb, LambTensor};
 
 /// What one reference step did.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,7 +33,7 @@ pub struct ReferenceOptimizer {
 }
 
 /// Relative size under which an f32 computation may get the sign of a direction wrong.
-const AMBIGUOUS_REL: f64 = 8.0 * f32::EPSILON as f64;
+pub(crate) const AMBIGUOUS_REL: f64 = 8.0 * f32::EPSILON as f64;
 
 impl ReferenceOptimizer {
     /// A reference optimizer for tensors with these names and lengths.
@@ -80,31 +81,22 @@ impl ReferenceOptimizer {
                 grad_norm,
             });
         }
-        let clip = match cfg.clip_grad_norm {
+        let mut clip = match cfg.clip_grad_norm {
             Some(max) => (max / (grad_norm + 1e-6)).min(1.0),
             None => 1.0,
         };
+        if let Algorithm::Lamb { options, .. } = cfg.algorithm
+            && let Some(max) = options.max_grad_norm
+        {
+            clip /= (grad_norm * clip / max).max(1.0);
+        }
         self.step += 1;
-        let t = self.step as i32;
         let lr_base = cfg.lr * cfg.schedule.factor(self.scheduled);
         let mut kept = Vec::with_capacity(n);
         let mut ambiguous = Vec::with_capacity(n);
         for (i, (p, g_raw)) in params.iter_mut().zip(grads).enumerate() {
-            let (lr_scale, wd) = cfg.group_hyper(self.groups[i]);
             let g: Vec<f64> = g_raw.iter().map(|g| g * clip).collect();
-            let dir = direction(&cfg.algorithm, &mut self.state, i, &g, t);
-            let lr = lr_base * lr_scale;
-            let decay = Decay {
-                rate: cfg.decay.lr_factor(lr, cfg.lr) * wd,
-                cautious: cfg.decay.cautious,
-            };
-            let (k, amb) = apply_masked_update(cfg.caution, p, &g, &dir, lr, decay);
-            if let Algorithm::Lion { beta2, .. } = cfg.algorithm {
-                let m = &mut self.state[0][i];
-                for j in 0..g.len() {
-                    m[j] = beta2 * m[j] + (1.0 - beta2) * g[j];
-                }
-            }
+            let (k, amb) = self.step_tensor(i, p, &g, lr_base);
             kept.push(k);
             ambiguous.push(amb);
         }
@@ -114,6 +106,46 @@ impl ReferenceOptimizer {
             ambiguous,
             grad_norm,
         })
+    }
+}
+
+impl ReferenceOptimizer {
+    /// Steps tensor `i` with its clipped gradient `g` at base rate `lr_base`; returns
+    /// (kept, ambiguous) coordinate counts.
+    fn step_tensor(&mut self, i: usize, p: &mut [f64], g: &[f64], lr_base: f64) -> (u64, u64) {
+        let cfg = &self.config;
+        let t = self.step as i32;
+        let (lr_scale, wd) = cfg.group_hyper(self.groups[i]);
+        let lr = lr_base * lr_scale;
+        let decay = Decay {
+            rate: cfg.decay.lr_factor(lr, cfg.lr) * wd,
+            cautious: cfg.decay.cautious,
+        };
+        if let Algorithm::Lamb {
+            beta1,
+            beta2,
+            eps,
+            options,
+        } = cfg.algorithm
+        {
+            let (m, v) = two_mut(&mut self.state, i);
+            let lamb = Lamb {
+                betas: (beta1, beta2),
+                eps,
+                options,
+                caution: cfg.caution,
+            };
+            return lamb.step(LambTensor { p, m, v, g }, t, lr, wd, decay);
+        }
+        let dir = direction(&cfg.algorithm, &mut self.state, i, g, t);
+        let counts = apply_masked_update(cfg.caution, p, g, &dir, lr, decay);
+        if let Algorithm::Lion { beta2, .. } = cfg.algorithm {
+            let m = &mut self.state[0][i];
+            for j in 0..g.len() {
+                m[j] = beta2 * m[j] + (1.0 - beta2) * g[j];
+            }
+        }
+        counts
     }
 }
 
@@ -140,6 +172,7 @@ fn direction(
         Algorithm::Sgd { momentum, nesterov } => {
             sgd_direction(&mut state[0][i], g, momentum, nesterov, t == 1)
         }
+        Algorithm::Lamb { .. } => unreachable!("LAMB steps through reference_lamb (step_tensor)"),
     }
 }
 
@@ -298,7 +331,7 @@ fn sign(x: f64) -> f64 {
 }
 
 /// Mutable access to state 0 and state 1 of tensor `i`.
-fn two_mut(state: &mut [Vec<Vec<f64>>], i: usize) -> (&mut Vec<f64>, &mut Vec<f64>) {
+pub(crate) fn two_mut(state: &mut [Vec<Vec<f64>>], i: usize) -> (&mut Vec<f64>, &mut Vec<f64>) {
     let (a, b) = state.split_at_mut(1);
     (&mut a[0][i], &mut b[0][i])
 }

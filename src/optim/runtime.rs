@@ -10,7 +10,7 @@ use crate::optim::bindings::{
 use crate::optim::config::{
     Algorithm, Caution, EpsStyle, NonFinite, Normalization, OptimizerConfig,
 };
-use crate::optim::gpu_types::{GpuGroupParams, GpuStatus, GpuStepParams};
+use crate::optim::gpu_types::{GpuGroupParams, GpuStatus, GpuStepParams, GpuTensorEntry};
 use crate::optim::inputs::StepInputs;
 use crate::optim::kernels::{MAX_GROUPS, Pipelines};
 use crate::optim::plan::{Plan, grid_for};
@@ -102,6 +102,7 @@ impl Optimizer {
             buffers: &buffers,
             tensor_buffers: &tensor_buffers,
             state: &state,
+            tensor_sums: config.algorithm.needs_tensor_sums(),
         };
         let windows = plan
             .windows
@@ -191,7 +192,7 @@ impl Optimizer {
         if passes.clip {
             n += w + 1;
         }
-        if passes.caution {
+        if passes.measure {
             n += w + 1;
         }
         if passes.check {
@@ -201,12 +202,13 @@ impl Optimizer {
     }
 
     fn passes(&self) -> Passes {
-        let clip = self.config.clip_grad_norm.is_some();
-        let caution = self.config.caution.is_on();
+        let cfg = &self.config;
+        let clip = cfg.clip_grad_norm.is_some() || lamb_max_grad_norm(&cfg.algorithm).is_some();
+        let measure = cfg.caution.is_on() || cfg.algorithm.needs_tensor_sums();
         Passes {
             clip,
-            caution,
-            check: !caution && !clip && self.config.non_finite == NonFinite::SkipStep,
+            measure,
+            check: !measure && !clip && cfg.non_finite == NonFinite::SkipStep,
         }
     }
 
@@ -234,8 +236,8 @@ impl Optimizer {
         );
         // found_inf = 0
         encoder.clear_buffer(&self.buffers.status, 0, Some(4));
-        if self.passes().caution {
-            encoder.clear_buffer(&self.buffers.partial_counts, 0, None);
+        if self.passes().measure {
+            encoder.clear_buffer(&self.buffers.partials, 0, None);
         }
         self.record_passes(encoder);
         let default_lr = lrs[self.config.groups.len()];
@@ -282,7 +284,7 @@ impl Optimizer {
         if passes.check {
             windows(&mut pass, &p.check_finite, &|w| &w.check_finite);
         }
-        if passes.caution {
+        if passes.measure {
             windows(&mut pass, &p.count, &|w| &w.count);
             single(
                 &mut pass,
@@ -372,6 +374,17 @@ impl Optimizer {
         ))
     }
 
+    /// The per-tensor float sums the last measuring pass left, one `[f32; 4]` per
+    /// tensor (LAMB: `sum (a u)^2, sum (a u)(c p), sum (c p)^2, sum p^2`, see
+    /// `shaders/lamb.wgsl`; zeros for algorithms without tensor sums), for diagnostics
+    /// and tests of the reduction.
+    pub async fn read_tensor_sums(&self) -> Result<Vec<[f32; 4]>> {
+        let table = &self.buffers.tensor_table;
+        let bytes = crate::arena::read_buffer(&self.ctx, table, 0, table.size()).await?;
+        let entries: Vec<GpuTensorEntry> = bytemuck::pod_collect_to_vec(&bytes);
+        Ok(entries.iter().map(|e| e.sums).collect())
+    }
+
     pub(crate) fn status_buffer(&self) -> &wgpu::Buffer {
         &self.buffers.status
     }
@@ -418,6 +431,9 @@ impl Optimizer {
             } => (beta1, beta2, eps, 0.0, eps_style),
             Algorithm::Lion { beta1, beta2 } => (beta1, beta2, 0.0, 0.0, EpsStyle::Torch),
             Algorithm::Sgd { momentum, .. } => (0.0, 0.0, 0.0, momentum, EpsStyle::Torch),
+            Algorithm::Lamb {
+                beta1, beta2, eps, ..
+            } => (beta1, beta2, eps, 0.0, EpsStyle::Torch),
         };
         let mut groups = [GpuGroupParams::default(); MAX_GROUPS];
         for (g, (slot, &lr)) in groups.iter_mut().zip(lrs).enumerate() {
@@ -446,17 +462,26 @@ impl Optimizer {
             num_groups: lrs.len() as u32,
             eps_style: (eps_style == EpsStyle::Hf) as u32,
             cautious_decay: cfg.decay.cautious as u32,
-            clip_max_ratio: 0.0,
+            clip_max_ratio: lamb_max_grad_norm(&cfg.algorithm).unwrap_or(0.0) as f32,
             pad: [0; 2],
             groups,
         }
     }
 }
 
+/// LAMB's own global gradient clip (timm's `max_grad_norm`), if any.
+fn lamb_max_grad_norm(algorithm: &Algorithm) -> Option<f64> {
+    match algorithm {
+        Algorithm::Lamb { options, .. } => options.max_grad_norm,
+        _ => None,
+    }
+}
+
 /// Which optional passes a step runs.
 struct Passes {
     clip: bool,
-    caution: bool,
+    /// The measuring pass and per-tensor reduction (caution counts, tensor sums).
+    measure: bool,
     /// The stand-alone finite check (when neither clipping nor caution does it).
     check: bool,
 }
