@@ -3,8 +3,9 @@
 
 How to run (from the repository root):
 
-    /opt/torchenv/bin/python scripts/golden.py            # (re)write tests/golden/*.safetensors
-    /opt/torchenv/bin/python scripts/golden.py --check    # verify the committed files
+    /tmp/robust_torchenv/bin/python scripts/golden.py            # (re)write tests/golden/*
+    /tmp/robust_torchenv/bin/python scripts/golden.py --only timm_nadamw timm_factory  # just these
+    /tmp/robust_torchenv/bin/python scripts/golden.py --check    # verify the committed files
 
 Needs torch, timm, pytorch_optimizer, safetensors and numpy. The committed files were
 produced with:
@@ -88,183 +89,185 @@ def make_inputs():
 
 # ----------------------------------------------------------------------------- cases
 
-def _adamw_meta(caution, wd, source, notes):
-    return dict(optimizer="adamw", caution=caution, lr=1e-2, beta1=0.9, beta2=0.999,
-                eps=1e-8, weight_decay=wd, momentum=0.0, nesterov=False,
-                eps_style=TORCH_EPS_STYLE, source=source, notes=notes)
+# Each optimizer family: its metadata where a case's arguments do not say otherwise
+# (hyperparameters it does not have are 0.0), its state keys and its eps placement.
+FAMILIES = {
+    "adamw": dict(meta=dict(lr=1e-3, betas=(0.0, 0.0), eps=0.0, weight_decay=0.0, momentum=0.0,
+                            nesterov=False, eps_style=TORCH_EPS_STYLE),
+                  state_keys=["exp_avg", "exp_avg_sq"]),
+    "lion": dict(meta=dict(lr=1e-3, betas=(0.0, 0.0), eps=0.0, weight_decay=0.0, momentum=0.0,
+                           nesterov=False, eps_style="none (Lion has no eps)"),
+                 state_keys=["exp_avg"]),
+    "sgd": dict(meta=dict(lr=1e-3, betas=(0.0, 0.0), eps=0.0, weight_decay=0.0, momentum=0.0,
+                          nesterov=False, eps_style="none (SGD has no eps)"),
+                state_keys=["momentum_buffer"]),
+}
+
+# Reference classes, by the dotted path the metadata names them with. The installed
+# sources (timm 1.0.31, pytorch_optimizer 4.1.0, torch 2.15.0) each case reproduces:
+#   torch.optim.AdamW            torch/optim/adamw.py (-> torch/optim/adam.py _single_tensor_adam)
+#   timm.optim.adamw.AdamWLegacy timm/optim/adamw.py:57 (__init__), :160 (caution mask, _single_tensor_adamw)
+#   timm.optim.lion.Lion         timm/optim/lion.py:37 (__init__), single-tensor lion below it
+#   timm.optim.sgdw.SGDW         timm/optim/sgdw.py:27 (__init__), _single_tensor_sgdw below it
+#   pytorch_optimizer.Lion       pytorch_optimizer/optimizer/lion.py (cautious: apply_cautious)
+CLASSES = {
+    "torch.optim.AdamW": torch.optim.AdamW,
+    "timm.optim.adamw.AdamWLegacy": AdamWLegacy,
+    "timm.optim.lion.Lion": TimmLion,
+    "timm.optim.sgdw.SGDW": SGDW,
+    "pytorch_optimizer.Lion": PyoptLion,
+}
+
+# Keywords create_optimizer_v2 sets by itself from the optimizer's name (or that only
+# steer execution): left out when a case is rebuilt through the factory.
+FACTORY_IMPLIED = ("caution", "corrected_weight_decay", "foreach", "amsgrad", "dampening")
 
 
-def _lion_meta(caution, source, notes):
-    return dict(optimizer="lion", caution=caution, lr=1e-3, beta1=0.9, beta2=0.99,
-                eps=0.0, weight_decay=1e-2, momentum=0.0, nesterov=False,
-                eps_style="none (Lion has no eps)", source=source, notes=notes)
-
-
-def _sgd_meta(caution, nesterov, source, notes):
-    return dict(optimizer="sgd", caution=caution, lr=1e-2, beta1=0.0, beta2=0.0,
-                eps=0.0, weight_decay=1e-2, momentum=0.9, nesterov=nesterov,
-                eps_style="none (SGD has no eps)", source=source, notes=notes)
-
-
-def _case(name, meta, make, state_keys, foreach_make=None, factory_make=None):
-    return dict(name=name, meta=meta, make=make, state_keys=state_keys,
-                foreach_make=foreach_make, factory_make=factory_make)
-
-
-def _timm_factory(opt, **kw):
-    # create_optimizer_v2 given a plain list of tensors (not a model) does no
-    # weight-decay filtering; used only as a cross-check in --check.
-    return lambda ps: timm.optim.create_optimizer_v2(ps, opt=opt, foreach=False, **kw)
+def case(name, family, cls, args, notes, suffix="", foreach=True, timm=None):
+    """One golden case: `cls(params, **args)` (args as written in the metadata) for the
+    optimizer `family`; `foreach` adds the multi-tensor path and `timm` the
+    create_optimizer_v2 name to cross-check in --check."""
+    return dict(name=name, family=family, cls=cls, args=args, notes=notes, suffix=suffix,
+                foreach=foreach, timm=timm)
 
 
 CASES = [
-    _case(
-        "torch_adamw",
-        _adamw_meta("off", 1e-2,
-                    "torch.optim.AdamW(lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, "
-                    "amsgrad=False, foreach=False)",
-                    "p *= 1 - lr*wd; m.lerp_(g, 1-b1); v = b2*v + (1-b2)*g*g; "
-                    "p.addcdiv_(m, sqrt(v)/sqrt(bc2) + eps, value=-lr/bc1)"),
-        lambda ps: torch.optim.AdamW(ps, lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                                     amsgrad=False, foreach=False),
-        ["exp_avg", "exp_avg_sq"],
-        foreach_make=lambda ps: torch.optim.AdamW(ps, lr=1e-2, betas=(0.9, 0.999), eps=1e-8,
-                                                  weight_decay=1e-2, foreach=True),
-    ),
-    _case(
-        "torch_adamw_nowd",
-        _adamw_meta("off", 0.0,
-                    "torch.optim.AdamW(lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, "
-                    "amsgrad=False, foreach=False)",
-                    "as torch_adamw without weight decay"),
-        lambda ps: torch.optim.AdamW(ps, lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                                     amsgrad=False, foreach=False),
-        ["exp_avg", "exp_avg_sq"],
-        foreach_make=lambda ps: torch.optim.AdamW(ps, lr=1e-2, betas=(0.9, 0.999), eps=1e-8,
-                                                  weight_decay=0.0, foreach=True),
-    ),
-    _case(
-        "timm_adamw",
-        _adamw_meta("off", 1e-2,
-                    "timm.optim.adamw.AdamWLegacy(lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, "
-                    "amsgrad=False, caution=False, corrected_weight_decay=False, foreach=False) "
-                    "[timm's own AdamW; timm.optim.AdamW is torch.optim.AdamW in timm 1.0.31]",
-                    "same math as torch_adamw"),
-        lambda ps: AdamWLegacy(ps, lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
-                               caution=False, corrected_weight_decay=False, foreach=False),
-        ["exp_avg", "exp_avg_sq"],
-        foreach_make=lambda ps: AdamWLegacy(ps, lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                                            caution=False, foreach=True),
-    ),
-    _case(
-        "timm_cadamw",
-        _adamw_meta("mean_clamp", 1e-2,
-                    "timm.optim.adamw.AdamWLegacy(lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, "
-                    "amsgrad=False, caution=True, corrected_weight_decay=False, foreach=False) "
-                    "[= timm create_optimizer_v2 opt='cadamw']",
-                    "mask = (m*g > 0) on the raw (not bias-corrected) exp_avg; "
-                    "mask /= max(mean(mask), 1e-3); p.addcdiv_(m*mask, den, value=-lr/bc1); "
-                    "exp_avg state itself is not masked"),
-        lambda ps: AdamWLegacy(ps, lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
-                               caution=True, corrected_weight_decay=False, foreach=False),
-        ["exp_avg", "exp_avg_sq"],
-        foreach_make=lambda ps: AdamWLegacy(ps, lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                                            caution=True, foreach=True),
-        factory_make=_timm_factory("cadamw", lr=1e-2, weight_decay=1e-2, betas=(0.9, 0.999), eps=1e-8),
-    ),
-    _case(
-        "timm_cadamw_nowd",
-        _adamw_meta("mean_clamp", 0.0,
-                    "timm.optim.adamw.AdamWLegacy(lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, "
-                    "amsgrad=False, caution=True, corrected_weight_decay=False, foreach=False)",
-                    "as timm_cadamw without weight decay"),
-        lambda ps: AdamWLegacy(ps, lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-                               caution=True, corrected_weight_decay=False, foreach=False),
-        ["exp_avg", "exp_avg_sq"],
-        foreach_make=lambda ps: AdamWLegacy(ps, lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                                            caution=True, foreach=True),
-        factory_make=_timm_factory("cadamw", lr=1e-2, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8),
-    ),
-    _case(
-        "timm_lion",
-        _lion_meta("off",
-                   "timm.optim.lion.Lion(lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-2, caution=False, "
-                   "corrected_weight_decay=False, foreach=False)",
-                   "p *= 1 - lr*wd; u = sign(m.lerp(g, 1-b1)); p -= lr*u; "
-                   "then m.lerp_(g, 1-b2) (momentum updated after the step)"),
-        lambda ps: TimmLion(ps, lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-2, caution=False,
-                            corrected_weight_decay=False, foreach=False),
-        ["exp_avg"],
-        foreach_make=lambda ps: TimmLion(ps, lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-2, caution=False,
-                                         foreach=True),
-    ),
-    _case(
-        "timm_clion",
-        _lion_meta("mean_clamp",
-                   "timm.optim.lion.Lion(lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-2, caution=True, "
-                   "corrected_weight_decay=False, foreach=False) [= timm opt='clion']",
-                   "p *= 1 - lr*wd; u = sign(m.lerp(g, 1-b1)); mask = (u*g > 0); "
-                   "mask /= max(mean(mask), 1e-3); p -= lr*u*mask; then m.lerp_(g, 1-b2)"),
-        lambda ps: TimmLion(ps, lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-2, caution=True,
-                            corrected_weight_decay=False, foreach=False),
-        ["exp_avg"],
-        foreach_make=lambda ps: TimmLion(ps, lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-2, caution=True,
-                                         foreach=True),
-        factory_make=_timm_factory("clion", lr=1e-3, weight_decay=1e-2, betas=(0.9, 0.99)),
-    ),
-    _case(
-        "timm_csgdw",
-        _sgd_meta("mean_clamp", False,
-                  "timm.optim.sgdw.SGDW(lr=1e-2, momentum=0.9, dampening=0.0, weight_decay=1e-2, nesterov=False, "
-                  "caution=True, corrected_weight_decay=False, foreach=False)",
-                  "p *= 1 - lr*wd; buf = g (step 1) else buf*mu + g; u = buf; mask = (u*g > 0); "
-                  "mask /= max(mean(mask), 1e-3); p -= lr*u*mask"),
-        lambda ps: SGDW(ps, lr=1e-2, momentum=0.9, dampening=0.0, weight_decay=1e-2, nesterov=False,
-                        caution=True, corrected_weight_decay=False, foreach=False),
-        ["momentum_buffer"],
-        foreach_make=lambda ps: SGDW(ps, lr=1e-2, momentum=0.9, dampening=0.0, weight_decay=1e-2,
-                                     nesterov=False, caution=True, foreach=True),
-        factory_make=_timm_factory("csgdw", lr=1e-2, weight_decay=1e-2, momentum=0.9, nesterov=False),
-    ),
-    _case(
-        "timm_csgdw_nesterov",
-        _sgd_meta("mean_clamp", True,
-                  "timm.optim.sgdw.SGDW(lr=1e-2, momentum=0.9, dampening=0.0, weight_decay=1e-2, nesterov=True, "
-                  "caution=True, corrected_weight_decay=False, foreach=False) [= timm opt='csgdw' defaults]",
-                  "as timm_csgdw with u = g + mu*buf (buf state is not masked)"),
-        lambda ps: SGDW(ps, lr=1e-2, momentum=0.9, dampening=0.0, weight_decay=1e-2, nesterov=True,
-                        caution=True, corrected_weight_decay=False, foreach=False),
-        ["momentum_buffer"],
-        foreach_make=lambda ps: SGDW(ps, lr=1e-2, momentum=0.9, dampening=0.0, weight_decay=1e-2,
-                                     nesterov=True, caution=True, foreach=True),
-        factory_make=_timm_factory("csgdw", lr=1e-2, weight_decay=1e-2, momentum=0.9),
-    ),
-    _case(
-        "timm_sgdw_nesterov",
-        _sgd_meta("off", True,
-                  "timm.optim.sgdw.SGDW(lr=1e-2, momentum=0.9, dampening=0.0, weight_decay=1e-2, nesterov=True, "
-                  "caution=False, corrected_weight_decay=False, foreach=False)",
-                  "p *= 1 - lr*wd; buf = g (step 1) else buf*mu + g; p -= lr*(g + mu*buf)"),
-        lambda ps: SGDW(ps, lr=1e-2, momentum=0.9, dampening=0.0, weight_decay=1e-2, nesterov=True,
-                        caution=False, corrected_weight_decay=False, foreach=False),
-        ["momentum_buffer"],
-        foreach_make=lambda ps: SGDW(ps, lr=1e-2, momentum=0.9, dampening=0.0, weight_decay=1e-2,
-                                     nesterov=True, caution=False, foreach=True),
-        factory_make=_timm_factory("sgdw", lr=1e-2, weight_decay=1e-2, momentum=0.9),
-    ),
-    _case(
-        "pyopt_clion",
-        _lion_meta("numel_over_count_plus_one",
-                   "pytorch_optimizer.Lion(lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-2, weight_decouple=True, "
-                   "fixed_decay=False, foreach=False, maximize=False, cautious=True)",
-                   "decoupled decay p *= 1 - wd*lr (weight_decouple=True, fixed_decay=False); "
-                   "u = sign(m.lerp(g, 1-b1)); m.lerp_(g, 1-b2) (u already taken from the old m); "
-                   "mask = (u*g > 0); mask *= numel/(sum(mask)+1); p -= lr*u*mask"),
-        lambda ps: PyoptLion(ps, lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-2, weight_decouple=True,
-                             fixed_decay=False, foreach=False, maximize=False, cautious=True),
-        ["exp_avg"],
-    ),
+    case("torch_adamw", "adamw", "torch.optim.AdamW",
+         "lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, foreach=False",
+         "p *= 1 - lr*wd; m.lerp_(g, 1-b1); v = b2*v + (1-b2)*g*g; "
+         "p.addcdiv_(m, sqrt(v)/sqrt(bc2) + eps, value=-lr/bc1)", timm="adamw"),
+    case("torch_adamw_nowd", "adamw", "torch.optim.AdamW",
+         "lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, foreach=False",
+         "as torch_adamw without weight decay"),
+    case("timm_adamw", "adamw", "timm.optim.adamw.AdamWLegacy",
+         "lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, caution=False, "
+         "corrected_weight_decay=False, foreach=False",
+         "same math as torch_adamw",
+         suffix="[timm's own AdamW; timm.optim.AdamW is torch.optim.AdamW in timm 1.0.31]"),
+    case("timm_cadamw", "adamw", "timm.optim.adamw.AdamWLegacy",
+         "lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, caution=True, "
+         "corrected_weight_decay=False, foreach=False",
+         "mask = (m*g > 0) on the raw (not bias-corrected) exp_avg; "
+         "mask /= max(mean(mask), 1e-3); p.addcdiv_(m*mask, den, value=-lr/bc1); "
+         "exp_avg state itself is not masked",
+         suffix="[= timm create_optimizer_v2 opt='cadamw']", timm="cadamw"),
+    case("timm_cadamw_nowd", "adamw", "timm.optim.adamw.AdamWLegacy",
+         "lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, caution=True, "
+         "corrected_weight_decay=False, foreach=False",
+         "as timm_cadamw without weight decay", timm="cadamw"),
+    case("timm_lion", "lion", "timm.optim.lion.Lion",
+         "lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-2, caution=False, corrected_weight_decay=False, "
+         "foreach=False",
+         "p *= 1 - lr*wd; u = sign(m.lerp(g, 1-b1)); p -= lr*u; "
+         "then m.lerp_(g, 1-b2) (momentum updated after the step)", timm="lion"),
+    case("timm_clion", "lion", "timm.optim.lion.Lion",
+         "lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-2, caution=True, corrected_weight_decay=False, "
+         "foreach=False",
+         "p *= 1 - lr*wd; u = sign(m.lerp(g, 1-b1)); mask = (u*g > 0); "
+         "mask /= max(mean(mask), 1e-3); p -= lr*u*mask; then m.lerp_(g, 1-b2)",
+         suffix="[= timm opt='clion']", timm="clion"),
+    case("timm_csgdw", "sgd", "timm.optim.sgdw.SGDW",
+         "lr=1e-2, momentum=0.9, dampening=0.0, weight_decay=1e-2, nesterov=False, caution=True, "
+         "corrected_weight_decay=False, foreach=False",
+         "p *= 1 - lr*wd; buf = g (step 1) else buf*mu + g; u = buf; mask = (u*g > 0); "
+         "mask /= max(mean(mask), 1e-3); p -= lr*u*mask", timm="csgdw"),
+    case("timm_csgdw_nesterov", "sgd", "timm.optim.sgdw.SGDW",
+         "lr=1e-2, momentum=0.9, dampening=0.0, weight_decay=1e-2, nesterov=True, caution=True, "
+         "corrected_weight_decay=False, foreach=False",
+         "as timm_csgdw with u = g + mu*buf (buf state is not masked)",
+         suffix="[= timm opt='csgdw' defaults]", timm="csgdw"),
+    case("timm_sgdw_nesterov", "sgd", "timm.optim.sgdw.SGDW",
+         "lr=1e-2, momentum=0.9, dampening=0.0, weight_decay=1e-2, nesterov=True, caution=False, "
+         "corrected_weight_decay=False, foreach=False",
+         "p *= 1 - lr*wd; buf = g (step 1) else buf*mu + g; p -= lr*(g + mu*buf)", timm="sgdw"),
+    case("pyopt_clion", "lion", "pytorch_optimizer.Lion",
+         "lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-2, weight_decouple=True, fixed_decay=False, "
+         "foreach=False, maximize=False, cautious=True",
+         "decoupled decay p *= 1 - wd*lr (weight_decouple=True, fixed_decay=False); "
+         "u = sign(m.lerp(g, 1-b1)); m.lerp_(g, 1-b2) (u already taken from the old m); "
+         "mask = (u*g > 0); mask *= numel/(sum(mask)+1); p -= lr*u*mask", foreach=False),
 ]
+
+
+def kwargs_of(c):
+    """The case's keyword arguments as a dict (evaluated from the metadata text)."""
+    return eval(f"dict({c['args']})")  # the table above is the only input
+
+
+def make_of(c, **override):
+    """A constructor of the case's optimizer from a list of params."""
+    cls = CLASSES[c["cls"]]
+    kw = {**kwargs_of(c), **override}
+    return lambda ps: cls(ps, **kw)
+
+
+def foreach_make_of(c):
+    return make_of(c, foreach=True) if c["foreach"] else None
+
+
+def factory_make_of(c):
+    # create_optimizer_v2 given a plain list of tensors (not a model) does no
+    # weight-decay filtering; used only as a cross-check in --check.
+    if c["timm"] is None:
+        return None
+    kw = {k: v for k, v in kwargs_of(c).items() if k not in FACTORY_IMPLIED}
+    return lambda ps: timm.optim.create_optimizer_v2(ps, opt=c["timm"], foreach=False, **kw)
+
+
+def caution_of(c):
+    kw = kwargs_of(c)
+    if kw.get("cautious"):
+        return "numel_over_count_plus_one"
+    return "mean_clamp" if kw.get("caution") else "off"
+
+
+def state_keys_of(c):
+    return FAMILIES[c["family"]]["state_keys"]
+
+
+# ----------------------------------------------------------------------------- timm factory
+
+# (timm name, keyword arguments) pairs whose parameter group tests/golden/timm_factory.json
+# records, for the Rust factory `OptimizerConfig::from_timm` (tests/timm_factory.rs).
+FACTORY_CASES = [
+    (name, kwargs)
+    for name in ("adamw", "cadamw", "lion", "clion", "sgdw", "csgdw")
+    for kwargs in (
+        {},
+        {"lr": 3e-4, "weight_decay": 0.05, "betas": [0.9, 0.95], "eps": 1e-6, "momentum": 0.8,
+         "foreach": False},
+    )
+] + [
+    ("sgdw", {"lr": 0.1, "nesterov": False, "weight_decay": 1e-4}),
+    ("clion", {"lr": 1e-4, "caution": False}),
+    ("cadamw", {"lr": 1e-3, "caution": False, "maximize": False, "capturable": False}),
+] + [
+    # LAMB and the corrected-decay names (scripts/golden_family.py has their vectors).
+    (name, {}) for name in ("lamb", "lambc", "lambw", "lambcw", "lambcd", "clamb", "clambw",
+                            "adamc", "cadamc", "lionc", "clionc", "sgdc", "csgdc")
+] + [
+    ("clamb", {"lr": 2e-3, "weight_decay": 0.05, "betas": [0.9, 0.95], "eps": 1e-8,
+               "max_grad_norm": None, "always_adapt": True, "grad_averaging": False,
+               "bias_correction": False}),
+    ("clambw", {"lr": 2e-3, "weight_decay": 0.05, "corrected_weight_decay": True, "trust_clip": True}),
+]
+
+FACTORY_PATH = os.path.join(OUT_DIR, "timm_factory.json")
+
+
+def factory_fixture():
+    """Each factory case with the class and first parameter group timm builds."""
+    out = []
+    for name, kwargs in FACTORY_CASES:
+        kw = dict(kwargs)
+        if name in ("adamw", "cadamw", "lion", "clion") and "momentum" in kw:
+            kw.pop("momentum")  # not a keyword of these classes: timm would reject it
+        opt = timm.optim.create_optimizer_v2([torch.nn.Parameter(torch.zeros(2))], name, **kw)
+        group = {k: (list(v) if isinstance(v, tuple) else v)
+                 for k, v in opt.param_groups[0].items() if k != "params"}
+        out.append(dict(name=name, kwargs=kw, cls=type(opt).__module__ + "." + type(opt).__name__,
+                        group=group))
+    return json.dumps(out, indent=1, sort_keys=True) + "\n"
 
 
 # ----------------------------------------------------------------------------- run
@@ -310,30 +313,38 @@ def build_tensors(case, init, grads, steps, states):
 
 
 def build_meta(case):
-    m = case["meta"]
+    m = {**FAMILIES[case["family"]]["meta"], **kwargs_of(case)}
+    source = f"{case['cls']}({case['args']})" + (f" {case['suffix']}" if case["suffix"] else "")
     return {
         "case": case["name"],
-        "source": m["source"],
-        "optimizer": m["optimizer"],
-        "caution": m["caution"],
+        "source": source,
+        "optimizer": case["family"],
+        "caution": caution_of(case),
         "lr": fmt(m["lr"]),
-        "beta1": fmt(m["beta1"]),
-        "beta2": fmt(m["beta2"]),
+        "beta1": fmt(m["betas"][0]),
+        "beta2": fmt(m["betas"][1]),
         "eps": fmt(m["eps"]),
         "weight_decay": fmt(m["weight_decay"]),
         "weight_decay_style": "decoupled: p *= 1 - lr*weight_decay before the update, not masked",
         "momentum": fmt(m["momentum"]),
         "dampening": "0.0",
         "nesterov": "true" if m["nesterov"] else "false",
+        "state_keys": json.dumps(state_keys_of(case)),
+        "eps_style": m["eps_style"],
+        "notes": case["notes"],
+        **input_meta(),
+    }
+
+
+def input_meta():
+    """The metadata that describes the inputs and the environment (every case's)."""
+    return {
         "steps": str(STEPS),
         "tensors": str(len(SHAPES)),
         "shapes": json.dumps(SHAPES),
         "grad_scales": json.dumps(GRAD_SCALES),
         "zero_grad": json.dumps({"step": ZERO_GRAD_STEP, "tensor": ZERO_GRAD_TENSOR}),
         "seed": str(SEED),
-        "state_keys": json.dumps(case["state_keys"]),
-        "eps_style": m["eps_style"],
-        "notes": m["notes"],
         "torch_version": torch.__version__,
         "timm_version": timm.__version__,
         "pytorch_optimizer_version": version("pytorch_optimizer"),
@@ -342,15 +353,21 @@ def build_meta(case):
     }
 
 
-def generate():
+def generate(only):
     os.makedirs(OUT_DIR, exist_ok=True)
     init, grads = make_inputs()
     for case in CASES:
-        steps, states = run_case(case["make"], init, grads, case["state_keys"])
+        if only and case["name"] not in only:
+            continue
+        steps, states = run_case(make_of(case), init, grads, state_keys_of(case))
         tensors = build_tensors(case, init, grads, steps, states)
         path = os.path.join(OUT_DIR, case["name"] + ".safetensors")
         save_file(tensors, path, metadata=build_meta(case))
         print(f"wrote {os.path.relpath(path, ROOT)} ({os.path.getsize(path)} bytes, {len(tensors)} tensors)")
+    if not only or "timm_factory" in only:
+        with open(FACTORY_PATH, "w") as f:
+            f.write(factory_fixture())
+        print(f"wrote {os.path.relpath(FACTORY_PATH, ROOT)}")
 
 
 # ----------------------------------------------------------------------------- check
@@ -448,9 +465,10 @@ def check():
         total += os.path.getsize(path)
         meta, tensors = load(path)
         # (1) bitwise reproduction
-        steps, states = run_case(case["make"], init, grads, case["state_keys"])
+        steps, states = run_case(make_of(case), init, grads, state_keys_of(case))
         fresh = build_tensors(case, init, grads, steps, states)
         same = set(fresh) == set(tensors) and all(torch.equal(fresh[k], tensors[k]) for k in fresh)
+        same = same and meta == build_meta(case)
         if not same:
             ok = False
         # (2) f64 replay of the documented rule
@@ -462,17 +480,17 @@ def check():
                 if r > worst:
                     worst, where = r, f"param.{i}.step{s + 1}"
         worst_state = 0.0
-        for key in case["state_keys"]:
+        for key in state_keys_of(case):
             for i in range(len(SHAPES)):
                 worst_state = max(worst_state, rel(tensors[f"state.{key}.{i}"].numpy(), ref_states[key][i]))
         if worst > TOL or worst_state > TOL:
             ok = False
         # (3) other code paths of the same reference
         extra = []
-        for label, mk in (("foreach", case["foreach_make"]), ("create_optimizer_v2", case["factory_make"])):
+        for label, mk in (("foreach", foreach_make_of(case)), ("create_optimizer_v2", factory_make_of(case))):
             if mk is None:
                 continue
-            st, _ = run_case(mk, init, grads, case["state_keys"])
+            st, _ = run_case(mk, init, grads, state_keys_of(case))
             d = max(rel(st[s][i].numpy(), tensors[f"param.{i}.step{s + 1}"].numpy())
                     for s in range(STEPS) for i in range(len(SHAPES)))
             extra.append(f"{label}={d:.2e}")
@@ -487,6 +505,10 @@ def check():
     for name, same, worst, where, ws, extra in rows:
         print(f"{name:22} {str(same):8} {worst:19.3e}  {str(where):18} {ws:9.2e}  {' '.join(extra)}")
     print(f"total size of tests/golden/*.safetensors: {total} bytes")
+    with open(FACTORY_PATH) as f:
+        factory_same = f.read() == factory_fixture()
+    print(f"timm_factory.json reproduced: {factory_same}")
+    ok = ok and factory_same
     print("CHECK OK" if ok else "CHECK FAILED")
     return ok
 
@@ -495,10 +517,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--check", action="store_true",
                     help="verify committed files (bitwise rerun + independent f64 replay)")
+    ap.add_argument("--only", nargs="+", metavar="CASE",
+                    help="write only these cases (and/or timm_factory), leaving the other files as they are")
     args = ap.parse_args()
     if args.check:
         sys.exit(0 if check() else 1)
-    generate()
+    generate(args.only)
 
 
 if __name__ == "__main__":

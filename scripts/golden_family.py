@@ -219,8 +219,20 @@ def run_case(case, init, grads):
 
 
 def build_meta(case):
-    meta = golden.build_meta(case)
     m = case["meta"]
+    meta = {
+        "case": case["name"],
+        "source": m["source"],
+        "optimizer": m["optimizer"],
+        "caution": m["caution"],
+        **{k: golden.fmt(m[k]) for k in ("lr", "beta1", "beta2", "eps", "weight_decay", "momentum")},
+        "dampening": "0.0",
+        "nesterov": "true" if m["nesterov"] else "false",
+        "state_keys": json.dumps(case["state_keys"]),
+        "eps_style": m["eps_style"],
+        "notes": m["notes"],
+        **golden.input_meta(),
+    }
     meta["weight_decay_style"] = ("cautious decoupled: only where u*p >= 0" if m.get("cautious_weight_decay")
                                   else "decoupled" if m["optimizer"] != "lamb" else
                                   "decoupled" if m["decoupled"] else "coupled: update += wd*p")

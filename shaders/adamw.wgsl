@@ -11,6 +11,7 @@
 // update because the denominator is positive.
 // State: state0 = exp_avg, state1 = exp_avg_sq.
 
+// StepParams.variant of HF-style eps.
 const EPS_STYLE_HF: u32 = 1u;
 
 fn caution_direction(s: u32, g: vec4<f32>, gp: GroupParams, first_step: bool) -> vec4<f32> {
@@ -18,7 +19,7 @@ fn caution_direction(s: u32, g: vec4<f32>, gp: GroupParams, first_step: bool) ->
 }
 
 fn step_vec4(at: At, g: vec4<f32>, valid: vec4<bool>, scale: f32, c: StepContext) {
-    let hf = step.eps_style == EPS_STYLE_HF;
+    let hf = step.variant == EPS_STYLE_HF;
     let bc2_sqrt = sqrt(c.bias.y);
     let step_size = select(c.gp.lr / c.bias.x, c.gp.lr * bc2_sqrt / c.bias.x, hf);
     let den_div = select(bc2_sqrt, 1.0, hf);

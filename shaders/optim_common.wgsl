@@ -96,7 +96,7 @@ struct StepParams {
     clip_max_norm: f32,    // <= 0: no clipping
     skip_nonfinite: u32,
     num_groups: u32,
-    eps_style: u32,        // AdamW: 0 torch-style, 1 HF-style
+    variant: u32,          // the algorithm's switch (AdamW: 0 torch-style eps, 1 HF-style)
     cautious_decay: u32,   // 1: decay only where the unmasked direction agrees with p
     clip_max_ratio: f32,   // > 0: also divide g by max(norm / this, 1) (timm LAMB)
     pad0: u32,

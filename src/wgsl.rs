@@ -28,6 +28,20 @@ pub struct Part {
     pub requires: &'static [&'static str],
 }
 
+/// `shader_part!("file.wgsl", provides, requires)`: the [`Part`] of `shaders/file.wgsl`,
+/// its name and its source taken from the one path.
+macro_rules! shader_part {
+    ($file:literal, $provides:expr, $requires:expr $(,)?) => {
+        $crate::wgsl::Part {
+            name: $file,
+            source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $file)),
+            provides: $provides,
+            requires: $requires,
+        }
+    };
+}
+pub(crate) use shader_part;
+
 /// Helpers shared by several modules, each defined once.
 pub mod lib {
     use super::Part;
@@ -36,21 +50,15 @@ pub mod lib {
     /// dispatches split past `max_compute_workgroups_per_dimension`, and
     /// `invocation_linear(wg, nwg, lid)`: the index of an invocation in it (needs the
     /// generated `WG_SIZE`).
-    pub const GRID: Part = Part {
-        name: "lib/grid.wgsl",
-        source: include_str!("../shaders/lib/grid.wgsl"),
-        provides: &["workgroup_linear", "invocation_linear"],
-        requires: &[],
-    };
+    pub const GRID: Part = shader_part!(
+        "lib/grid.wgsl",
+        &["workgroup_linear", "invocation_linear"],
+        &[]
+    );
 
     /// `workgroup_sum(value, lid)`: the sum over a workgroup of `WG_SIZE` invocations
     /// through workgroup memory (a fixed-order tree: deterministic).
-    pub const WORKGROUP_SUM: Part = Part {
-        name: "lib/workgroup_sum.wgsl",
-        source: include_str!("../shaders/lib/workgroup_sum.wgsl"),
-        provides: &["workgroup_sum"],
-        requires: &[],
-    };
+    pub const WORKGROUP_SUM: Part = shader_part!("lib/workgroup_sum.wgsl", &["workgroup_sum"], &[]);
 }
 
 /// A constant's WGSL type and value.
@@ -77,29 +85,17 @@ impl ConstValue {
     }
 }
 
-impl From<u32> for ConstValue {
-    fn from(v: u32) -> Self {
-        ConstValue::U32(v)
-    }
+/// `impl From<$ty> for ConstValue` for each WGSL scalar type and its variant.
+macro_rules! const_value_from {
+    ($($ty:ty => $variant:ident),* $(,)?) => {
+        $(impl From<$ty> for ConstValue {
+            fn from(v: $ty) -> Self {
+                ConstValue::$variant(v)
+            }
+        })*
+    };
 }
-
-impl From<i32> for ConstValue {
-    fn from(v: i32) -> Self {
-        ConstValue::I32(v)
-    }
-}
-
-impl From<f32> for ConstValue {
-    fn from(v: f32) -> Self {
-        ConstValue::F32(v)
-    }
-}
-
-impl From<bool> for ConstValue {
-    fn from(v: bool) -> Self {
-        ConstValue::Bool(v)
-    }
-}
+const_value_from!(u32 => U32, i32 => I32, f32 => F32, bool => Bool);
 
 /// Assembles a WGSL module from generated constants and [`Part`]s.
 #[derive(Debug, Clone)]

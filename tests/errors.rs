@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use coptim::arena::ArenaLimits;
-use coptim::optim::{Algorithm, Caution, GroupConfig, Normalization, OptimizerConfig};
+use coptim::optim::{AdamW, Algorithm, Caution, GroupConfig, Normalization, OptimizerConfig};
 use coptim::{ContextOptions, Error, GpuContext, Layout, Optimizer, ParamStore, TensorId};
 
 #[test]
@@ -71,21 +71,21 @@ fn bad_configs() {
     let store = ParamStore::new(&ctx, &[("w", vec![8]), ("b", vec![2])]).unwrap();
     let bad = [
         OptimizerConfig::new(
-            Algorithm::AdamW {
+            Algorithm::AdamW(AdamW {
                 beta1: 1.0,
                 beta2: 0.999,
                 eps: 1e-8,
                 eps_style: Default::default(),
-            },
+            }),
             1e-3,
         ),
         OptimizerConfig::new(
-            Algorithm::AdamW {
+            Algorithm::AdamW(AdamW {
                 beta1: 0.9,
                 beta2: 0.999,
                 eps: 0.0,
                 eps_style: Default::default(),
-            },
+            }),
             1e-3,
         ),
         OptimizerConfig::lion(-1.0),

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use common::*;
 use coptim::optim::{
-    Algorithm, Caution, DecayMode, EpsStyle, LambOptions, NonFinite, Normalization,
-    OptimizerConfig, ReferenceOptimizer,
+    AdamW, Algorithm, Caution, DecayMode, EpsStyle, Lamb, Lion, NonFinite, Normalization,
+    OptimizerConfig, ReferenceOptimizer, Sgd,
 };
 use coptim::stream::StreamShape;
 use coptim::{GpuContext, ParamStore, TensorId};
@@ -59,33 +59,31 @@ fn config(case: &Case) -> OptimizerConfig {
     let f = |k: &str| case.meta[k].parse::<f64>().unwrap();
     let flag = |k: &str| case.meta.get(k).is_some_and(|v| v == "true");
     let algorithm = match case.meta["optimizer"].as_str() {
-        "adamw" => Algorithm::AdamW {
+        "adamw" => Algorithm::AdamW(AdamW {
             beta1: f("beta1"),
             beta2: f("beta2"),
             eps: f("eps"),
             eps_style: EpsStyle::Torch,
-        },
-        "lion" => Algorithm::Lion {
+        }),
+        "lion" => Algorithm::Lion(Lion {
             beta1: f("beta1"),
             beta2: f("beta2"),
-        },
-        "sgd" => Algorithm::Sgd {
+        }),
+        "sgd" => Algorithm::Sgd(Sgd {
             momentum: f("momentum"),
             nesterov: case.meta["nesterov"] == "true",
-        },
-        "lamb" => Algorithm::Lamb {
+        }),
+        "lamb" => Algorithm::Lamb(Lamb {
             beta1: f("beta1"),
             beta2: f("beta2"),
             eps: f("eps"),
-            options: LambOptions {
-                decoupled: flag("decoupled"),
-                trust_clip: flag("trust_clip"),
-                always_adapt: flag("always_adapt"),
-                grad_averaging: flag("grad_averaging"),
-                bias_correction: flag("bias_correction"),
-                max_grad_norm: case.meta["max_grad_norm"].parse().ok(),
-            },
-        },
+            decoupled: flag("decoupled"),
+            trust_clip: flag("trust_clip"),
+            always_adapt: flag("always_adapt"),
+            grad_averaging: flag("grad_averaging"),
+            bias_correction: flag("bias_correction"),
+            max_grad_norm: case.meta["max_grad_norm"].parse().ok(),
+        }),
         other => panic!("unknown optimizer {other}"),
     };
     let caution = match case.meta["caution"].as_str() {

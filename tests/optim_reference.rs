@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use coptim::ParamStore;
 use coptim::optim::{
-    Algorithm, Caution, EpsStyle, Normalization, OptimizerConfig, OptimizerOptions,
+    AdamW, Algorithm, Caution, EpsStyle, Normalization, OptimizerConfig, OptimizerOptions,
 };
 use coptim::stream::StreamShape;
 
@@ -107,12 +107,12 @@ fn every_caution_mode_matches_reference() {
 fn hf_eps_style_matches_reference() {
     let ctx = ctx();
     let store = ParamStore::new(&ctx, &shapes(&ODD_SIZES)).unwrap();
-    let algorithm = Algorithm::AdamW {
+    let algorithm = Algorithm::AdamW(AdamW {
         beta1: 0.9,
         beta2: 0.999,
         eps: 1e-6,
         eps_style: EpsStyle::Hf,
-    };
+    });
     for caution in [Caution::Off, Caution::hard()] {
         let cfg = OptimizerConfig::new(algorithm, 1e-2)
             .with_caution(caution)

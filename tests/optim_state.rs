@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use coptim::optim::{Algorithm, Caution, DecayMode, LambOptions, LrSchedule, OptimizerConfig};
+use coptim::optim::{Algorithm, Caution, DecayMode, Lamb, LrSchedule, OptimizerConfig};
 use coptim::{Error, Optimizer, ParamStore, TensorId};
 
 fn shapes() -> Vec<(String, Vec<usize>)> {
@@ -59,16 +59,16 @@ fn lamb_configs() -> [OptimizerConfig; 2] {
         cautious: false,
         corrected: true,
     };
-    let decoupled = LambOptions {
+    let decoupled = Lamb {
         decoupled: true,
-        ..LambOptions::default()
+        ..Lamb::default()
     };
     [
-        OptimizerConfig::new(Algorithm::lamb(LambOptions::default()), 1e-2)
+        OptimizerConfig::new(Algorithm::Lamb(Lamb::default()), 1e-2)
             .with_caution(Caution::hard())
             .with_weight_decay(0.05)
             .with_decay(cautious),
-        OptimizerConfig::new(Algorithm::lamb(decoupled), 1e-2)
+        OptimizerConfig::new(Algorithm::Lamb(decoupled), 1e-2)
             .with_caution(Caution::hard())
             .with_weight_decay(0.05)
             .with_decay(corrected)

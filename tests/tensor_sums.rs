@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use coptim::arena::ArenaLimits;
 use coptim::optim::{
-    Algorithm, Caution, DecayMode, LambOptions, Optimizer, OptimizerConfig, OptimizerOptions,
+    Algorithm, Caution, DecayMode, Lamb, Optimizer, OptimizerConfig, OptimizerOptions,
 };
 use coptim::stream::StreamShape;
 use coptim::{GpuContext, ParamStore, TensorId};
@@ -35,8 +35,8 @@ fn store(ctx: &GpuContext) -> ParamStore {
     store
 }
 
-fn lamb(options: LambOptions, caution: Caution, decay: DecayMode) -> OptimizerConfig {
-    OptimizerConfig::new(Algorithm::lamb(options), 1e-2)
+fn lamb(options: Lamb, caution: Caution, decay: DecayMode) -> OptimizerConfig {
+    OptimizerConfig::new(Algorithm::Lamb(options), 1e-2)
         .with_caution(caution)
         .with_weight_decay(0.1)
         .with_decay(decay)
@@ -50,8 +50,8 @@ fn lamb_matches_reference_across_windows_and_grids() {
     let options = OptimizerOptions {
         max_workgroups_per_dim: Some(3),
     };
-    let coupled = LambOptions::default();
-    let decoupled = LambOptions {
+    let coupled = Lamb::default();
+    let decoupled = Lamb {
         decoupled: true,
         trust_clip: true,
         ..coupled
@@ -130,9 +130,9 @@ fn second_step_sums(ctx: &GpuContext) -> (Vec<[f32; 4]>, Vec<[f64; 4]>) {
         cautious: true,
         corrected: false,
     };
-    let unclipped = LambOptions {
+    let unclipped = Lamb {
         max_grad_norm: None,
-        ..LambOptions::default()
+        ..Lamb::default()
     };
     let cfg = lamb(unclipped, Caution::hard(), cautious);
     let store = store(ctx);

@@ -12,15 +12,10 @@ use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::optim::plan::grid_for;
 use crate::stream::StreamShape;
-use crate::wgsl::{Part, ShaderBuilder};
+use crate::wgsl::{Part, ShaderBuilder, shader_part};
 
 /// The copy kernel's WGSL (its constants come from [`CopyVariant::shader`]).
-pub const COPY: Part = Part {
-    name: "copy.wgsl",
-    source: include_str!("../../shaders/copy.wgsl"),
-    provides: &[],
-    requires: &[],
-};
+pub const COPY: Part = shader_part!("copy.wgsl", &[], &[]);
 
 /// Chunks hold a multiple of this many vec4s, so that every variant's blocks tile
 /// them (1 MiB).

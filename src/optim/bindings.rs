@@ -197,8 +197,8 @@ impl BindingSources<'_> {
                 usage: wgpu::BufferUsages::STORAGE,
             });
         let info = self.window_info("coptim window info", wp.blocks.len() as u32, wp.grid.0);
-        let b = self.buffers;
-        let mut all: Vec<(u32, wgpu::BindingResource<'_>)> = vec![
+        let mut all = self.step_entries(&info);
+        all.extend([
             (
                 binding::PARAMS,
                 span_resource(self.tensor_buffers, wp.param),
@@ -206,13 +206,8 @@ impl BindingSources<'_> {
             (binding::GRADS, span_resource(self.tensor_buffers, wp.grad)),
             (binding::STATE0, window_resource(&self.state[0], wp.window)),
             (binding::BLOCKS, blocks.as_entire_binding()),
-            (binding::TENSORS, b.tensor_table.as_entire_binding()),
-            (binding::STEP, b.step_params.as_entire_binding()),
-            (binding::STATUS, b.status.as_entire_binding()),
-            (binding::WINDOW, info.as_entire_binding()),
-            (binding::PARTIALS, b.partials.as_entire_binding()),
-            (binding::STATUS_RW, b.status.as_entire_binding()),
-        ];
+            (binding::STATUS, self.buffers.status.as_entire_binding()),
+        ]);
         if let Some(s1) = self.state.get(1) {
             all.push((binding::STATE1, window_resource(s1, wp.window)));
         }
@@ -251,14 +246,7 @@ impl BindingSources<'_> {
     /// The bind groups of the reductions over `num_tensors` tensors laid on `grid`.
     pub fn reduce(&self, num_tensors: u32, grid: (u32, u32)) -> ReduceBindings {
         let info = self.window_info("coptim tensor grid", num_tensors, grid.0);
-        let b = self.buffers;
-        let all: Vec<(u32, wgpu::BindingResource<'_>)> = vec![
-            (binding::TENSORS, b.tensor_table.as_entire_binding()),
-            (binding::STEP, b.step_params.as_entire_binding()),
-            (binding::WINDOW, info.as_entire_binding()),
-            (binding::PARTIALS, b.partials.as_entire_binding()),
-            (binding::STATUS_RW, b.status.as_entire_binding()),
-        ];
+        let all = self.step_entries(&info);
         let p = self.pipelines;
         let make = |pipeline: &wgpu::ComputePipeline, used: &[u32], label: &str| {
             bind_group(self.device, pipeline, &all, used, label)
@@ -269,6 +257,19 @@ impl BindingSources<'_> {
             finalize_clip: make(&p.finalize_clip, FINALIZE_CLIP, "finalize_clip"),
             advance: make(&p.advance_step, ADVANCE_STEP, "advance_step"),
         }
+    }
+
+    /// The entries every dispatch of a step can bind: the shared step buffers and the
+    /// dispatch's grid `info`.
+    fn step_entries<'a>(&'a self, info: &'a wgpu::Buffer) -> Vec<(u32, wgpu::BindingResource<'a>)> {
+        let b = self.buffers;
+        vec![
+            (binding::TENSORS, b.tensor_table.as_entire_binding()),
+            (binding::STEP, b.step_params.as_entire_binding()),
+            (binding::WINDOW, info.as_entire_binding()),
+            (binding::PARTIALS, b.partials.as_entire_binding()),
+            (binding::STATUS_RW, b.status.as_entire_binding()),
+        ]
     }
 
     fn window_info(&self, label: &str, num_blocks: u32, grid_x: u32) -> wgpu::Buffer {

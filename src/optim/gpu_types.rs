@@ -39,6 +39,16 @@ pub struct GpuGroupParams {
     pub momentum: f32,
 }
 
+impl GpuGroupParams {
+    /// Sets `beta1`, `beta2` and their complements (computed in f64).
+    pub fn set_betas(&mut self, beta1: f64, beta2: f64) {
+        self.beta1 = beta1 as f32;
+        self.beta2 = beta2 as f32;
+        self.one_minus_beta1 = (1.0 - beta1) as f32;
+        self.one_minus_beta2 = (1.0 - beta2) as f32;
+    }
+}
+
 /// `StepParams`: rewritten before every step.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
@@ -50,7 +60,7 @@ pub struct GpuStepParams {
     pub clip_max_norm: f32,
     pub skip_nonfinite: u32,
     pub num_groups: u32,
-    pub eps_style: u32,
+    pub variant: u32,
     pub cautious_decay: u32,
     pub clip_max_ratio: f32,
     pub pad: [u32; 2],
@@ -113,7 +123,7 @@ pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
                 clip_max_norm,
                 skip_nonfinite,
                 num_groups,
-                eps_style,
+                variant,
                 cautious_decay,
                 clip_max_ratio,
                 groups
@@ -141,7 +151,7 @@ pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
 #[cfg(test)]
 mod tests {
     use crate::arena::{ElementType, ParamAccess};
-    use crate::optim::config::Algorithm;
+    use crate::optim::algorithms::Algorithm;
     use crate::optim::kernels::{algorithm_source, reduce_source};
     use crate::stream::StreamShape;
     use crate::wgsl::layout_check::check_mirrors;
@@ -160,7 +170,7 @@ mod tests {
                 }
             }
         };
-        let lamb = Algorithm::lamb(Default::default());
+        let lamb = Algorithm::Lamb(Default::default());
         for algorithm in [
             Algorithm::adamw(),
             Algorithm::lion(),

@@ -5,33 +5,18 @@
 //! declarations, the parameter access variant (vec4 for coptim's arenas, scalar for
 //! views of a caller's buffers), the agreement-count reduction (subgroup or workgroup
 //! variant), the state storage variant, the shared count and update entry points, and the
-//! algorithm's hooks (its caution direction and its per-vec4 update).
+//! algorithm's hooks (its caution direction and its per-vec4 update), which its file
+//! in `src/optim/algorithms/` adds.
 
 use crate::arena::{ElementType, ParamAccess};
 use crate::context::GpuContext;
-use crate::optim::config::Algorithm;
+use crate::optim::algorithms::Algorithm;
 use crate::stream::StreamShape;
-use crate::wgsl::{Part, ShaderBuilder};
-
-/// A part of the optimizer modules (see [`crate::wgsl::Part`]).
-const fn part(
-    name: &'static str,
-    source: &'static str,
-    provides: &'static [&'static str],
-    requires: &'static [&'static str],
-) -> Part {
-    Part {
-        name,
-        source,
-        provides,
-        requires,
-    }
-}
+use crate::wgsl::{Part, ShaderBuilder, shader_part};
 
 /// Shared structs, constants and block indexing.
-pub static COMMON: Part = part(
+pub static COMMON: Part = shader_part!(
     "optim_common.wgsl",
-    include_str!("../../shaders/optim_common.wgsl"),
     &[
         "block_elem",
         "block_at",
@@ -51,61 +36,25 @@ pub static COMMON: Part = part(
 /// The hooks every parameter access variant provides.
 const PARAM_ACCESS: &[&str] = &["load_param", "store_param", "load_grad"];
 /// Parameters and gradients as whole vec4s (coptim's arenas).
-pub static PARAMS_VEC4: Part = part(
-    "params_vec4.wgsl",
-    include_str!("../../shaders/params_vec4.wgsl"),
-    PARAM_ACCESS,
-    &[],
-);
+pub static PARAMS_VEC4: Part = shader_part!("params_vec4.wgsl", PARAM_ACCESS, &[]);
 /// Parameters and gradients one f32 at a time (a caller's buffers at any offset).
-pub static PARAMS_SCALAR: Part = part(
-    "params_scalar.wgsl",
-    include_str!("../../shaders/params_scalar.wgsl"),
-    PARAM_ACCESS,
-    &[],
-);
+pub static PARAMS_SCALAR: Part = shader_part!("params_scalar.wgsl", PARAM_ACCESS, &[]);
 /// Agreement-count reduction with subgroup operations.
-pub static COUNT_SUBGROUP: Part = part(
-    "count_subgroup.wgsl",
-    include_str!("../../shaders/count_subgroup.wgsl"),
-    &["add_block_count"],
-    &[],
-);
+pub static COUNT_SUBGROUP: Part = shader_part!("count_subgroup.wgsl", &["add_block_count"], &[]);
 /// Agreement-count reduction with a workgroup atomic (portable fallback).
-pub static COUNT_WORKGROUP: Part = part(
-    "count_workgroup.wgsl",
-    include_str!("../../shaders/count_workgroup.wgsl"),
-    &["add_block_count"],
-    &[],
-);
+pub static COUNT_WORKGROUP: Part = shader_part!("count_workgroup.wgsl", &["add_block_count"], &[]);
 /// The hooks every state storage variant provides.
 const STATE_ACCESS: &[&str] = &["load_state0", "store_state0", "load_state1", "store_state1"];
 /// f32 optimizer state.
-pub static STATE_F32: Part = part(
-    "state_f32.wgsl",
-    include_str!("../../shaders/state_f32.wgsl"),
-    STATE_ACCESS,
-    &[],
-);
+pub static STATE_F32: Part = shader_part!("state_f32.wgsl", STATE_ACCESS, &[]);
 /// bf16 optimizer state, two per u32 (every adapter).
-pub static STATE_BF16: Part = part(
-    "state_bf16.wgsl",
-    include_str!("../../shaders/state_bf16.wgsl"),
-    STATE_ACCESS,
-    &[],
-);
+pub static STATE_BF16: Part = shader_part!("state_bf16.wgsl", STATE_ACCESS, &[]);
 /// f16 optimizer state (needs `shader-f16`).
-pub static STATE_F16: Part = part(
-    "state_f16.wgsl",
-    include_str!("../../shaders/state_f16.wgsl"),
-    STATE_ACCESS,
-    &[],
-);
+pub static STATE_F16: Part = shader_part!("state_f16.wgsl", STATE_ACCESS, &[]);
 /// The count and update entry points shared by every algorithm; the algorithm part
 /// supplies its caution direction, its tensor terms and its fused per-vec4 update.
-pub static STEP: Part = part(
+pub static STEP: Part = shader_part!(
     "optim_step.wgsl",
-    include_str!("../../shaders/optim_step.wgsl"),
     &["count_agreement", "update"],
     &[
         "caution_direction",
@@ -119,62 +68,22 @@ pub static STEP: Part = part(
     ],
 );
 /// Per-block float sums of an algorithm's tensor terms (LAMB).
-pub static TENSOR_SUMS_BLOCK: Part = part(
+pub static TENSOR_SUMS_BLOCK: Part = shader_part!(
     "tensor_sums_block.wgsl",
-    include_str!("../../shaders/tensor_sums_block.wgsl"),
     &["add_block_sums"],
     &["workgroup_sum4", "tensor_terms"],
 );
 /// No tensor sums: the hooks of every element-wise algorithm.
-pub static TENSOR_SUMS_NONE: Part = part(
+pub static TENSOR_SUMS_NONE: Part = shader_part!(
     "tensor_sums_none.wgsl",
-    include_str!("../../shaders/tensor_sums_none.wgsl"),
     &["tensor_terms", "add_block_sums"],
     &[],
 );
 /// A vec4 sum over a workgroup in a fixed order (`workgroup_sum4`).
-pub static WORKGROUP_SUM4: Part = part(
-    "lib/workgroup_sum4.wgsl",
-    include_str!("../../shaders/lib/workgroup_sum4.wgsl"),
-    &["workgroup_sum4"],
-    &[],
-);
-/// The hooks every algorithm provides to [`STEP`].
-const ALGORITHM_HOOKS: &[&str] = &["caution_direction", "step_vec4"];
-/// What the algorithm files use from the other parts.
-const ALGORITHM_NEEDS: &[&str] = &["load_param", "store_param", "load_state0", "store_state0"];
-/// AdamW's hooks.
-pub static ADAMW: Part = part(
-    "adamw.wgsl",
-    include_str!("../../shaders/adamw.wgsl"),
-    ALGORITHM_HOOKS,
-    ALGORITHM_NEEDS,
-);
-/// Lion's hooks.
-pub static LION: Part = part(
-    "lion.wgsl",
-    include_str!("../../shaders/lion.wgsl"),
-    ALGORITHM_HOOKS,
-    ALGORITHM_NEEDS,
-);
-/// LAMB's hooks, its tensor terms included (switches as generated `LAMB_*` constants).
-pub static LAMB: Part = part(
-    "lamb.wgsl",
-    include_str!("../../shaders/lamb.wgsl"),
-    &["caution_direction", "step_vec4", "tensor_terms"],
-    ALGORITHM_NEEDS,
-);
-/// SGD's hooks (Nesterov or not through the generated constant `NESTEROV`).
-pub static SGD: Part = part(
-    "sgd.wgsl",
-    include_str!("../../shaders/sgd.wgsl"),
-    ALGORITHM_HOOKS,
-    ALGORITHM_NEEDS,
-);
+pub static WORKGROUP_SUM4: Part = shader_part!("lib/workgroup_sum4.wgsl", &["workgroup_sum4"], &[]);
 /// Reductions: finite check, gradient norm, clip, caution scale, step advance.
-pub static REDUCE: Part = part(
+pub static REDUCE: Part = shader_part!(
     "reduce.wgsl",
-    include_str!("../../shaders/reduce.wgsl"),
     &[
         "check_finite",
         "grad_sumsq",
@@ -186,7 +95,7 @@ pub static REDUCE: Part = part(
         "load_grad",
         "block_index",
         "workgroup_sum",
-        "workgroup_sum4",
+        "workgroup_sum4"
     ],
 );
 
@@ -199,49 +108,47 @@ pub const MAX_GROUPS: usize = 16;
 /// Binding indices of the optimizer modules (group 0), named once: Rust binds by these
 /// and the WGSL reads them as `BINDING_<NAME>`.
 pub mod binding {
-    /// Parameter window (`params`).
-    pub const PARAMS: u32 = 0;
-    /// Gradient window (`grads`).
-    pub const GRADS: u32 = 1;
-    /// First state tensor (`state0`).
-    pub const STATE0: u32 = 2;
-    /// Second state tensor (`state1`, AdamW only).
-    pub const STATE1: u32 = 3;
-    /// Block table of the dispatch (`blocks`).
-    pub const BLOCKS: u32 = 4;
-    /// Per-tensor table (`tensors`).
-    pub const TENSORS: u32 = 5;
-    /// Step parameters (`step`).
-    pub const STEP: u32 = 6;
-    /// Status, read as a uniform (`status`).
-    pub const STATUS: u32 = 7;
-    /// Dispatch grid (`window`).
-    pub const WINDOW: u32 = 8;
-    /// Per-block records: agreement count and float sums (`partials`).
-    pub const PARTIALS: u32 = 9;
-    /// Status, written by the reductions (`status_rw`).
-    pub const STATUS_RW: u32 = 10;
+    /// Declares each binding's constant and the table [`ALL`] from one list, so that a
+    /// binding is named once.
+    macro_rules! bindings {
+        ($($(#[$doc:meta])* $name:ident = $index:literal;)*) => {
+            $($(#[$doc])* pub const $name: u32 = $index;)*
 
-    /// Every binding by its WGSL name (without the `BINDING_` prefix).
-    pub const ALL: [(&str, u32); 11] = [
-        ("PARAMS", PARAMS),
-        ("GRADS", GRADS),
-        ("STATE0", STATE0),
-        ("STATE1", STATE1),
-        ("BLOCKS", BLOCKS),
-        ("TENSORS", TENSORS),
-        ("STEP", STEP),
-        ("STATUS", STATUS),
-        ("WINDOW", WINDOW),
-        ("PARTIALS", PARTIALS),
-        ("STATUS_RW", STATUS_RW),
-    ];
+            /// Every binding by its WGSL name (without the `BINDING_` prefix).
+            pub const ALL: &[(&str, u32)] = &[$((stringify!($name), $name)),*];
+        };
+    }
+
+    bindings! {
+        /// Parameter window (`params`).
+        PARAMS = 0;
+        /// Gradient window (`grads`).
+        GRADS = 1;
+        /// First state tensor (`state0`).
+        STATE0 = 2;
+        /// Second state tensor (`state1`, AdamW and LAMB).
+        STATE1 = 3;
+        /// Block table of the dispatch (`blocks`).
+        BLOCKS = 4;
+        /// Per-tensor table (`tensors`).
+        TENSORS = 5;
+        /// Step parameters (`step`).
+        STEP = 6;
+        /// Status, read as a uniform (`status`).
+        STATUS = 7;
+        /// Dispatch grid (`window`).
+        WINDOW = 8;
+        /// Per-block records: agreement count and float sums (`partials`).
+        PARTIALS = 9;
+        /// Status, written by the reductions (`status_rw`).
+        STATUS_RW = 10;
+    }
 }
 
 /// The generated constants every optimizer module starts with, and its shared parts.
 fn base_module(label: &str, access: ParamAccess, shape: StreamShape) -> ShaderBuilder {
     ShaderBuilder::new(label)
-        .bindings(&binding::ALL)
+        .bindings(binding::ALL)
         .constant("WG_SIZE", shape.wg_size)
         .constant("VEC_PER_THREAD", shape.vec_per_thread)
         .constant("MAX_GROUPS", MAX_GROUPS as u32)
@@ -264,29 +171,7 @@ pub fn algorithm_module(
     if state == ElementType::F16 {
         module = module.enable("f16");
     }
-    let hooks = match algorithm {
-        Algorithm::AdamW { .. } => &ADAMW,
-        Algorithm::Lion { .. } => &LION,
-        Algorithm::Sgd { nesterov, .. } => {
-            module = module.constant("NESTEROV", *nesterov);
-            &SGD
-        }
-        Algorithm::Lamb { options, .. } => {
-            module = module
-                .constant("LAMB_DECOUPLED", options.decoupled)
-                .constant("LAMB_TRUST_CLIP", options.trust_clip)
-                .constant("LAMB_ALWAYS_ADAPT", options.always_adapt)
-                .constant("LAMB_GRAD_AVERAGING", options.grad_averaging)
-                .constant("LAMB_BIAS_CORRECTION", options.bias_correction);
-            &LAMB
-        }
-    };
-    module = if algorithm.needs_tensor_sums() {
-        module.part(&WORKGROUP_SUM4).part(&TENSOR_SUMS_BLOCK)
-    } else {
-        module.part(&TENSOR_SUMS_NONE)
-    };
-    module
+    module = module
         .part(if subgroups {
             &COUNT_SUBGROUP
         } else {
@@ -298,7 +183,15 @@ pub fn algorithm_module(
             ElementType::F16 => &STATE_F16,
         })
         .part(&STEP)
-        .part(hooks)
+        .part(if algorithm.needs_tensor_sums() {
+            &TENSOR_SUMS_BLOCK
+        } else {
+            &TENSOR_SUMS_NONE
+        });
+    if algorithm.needs_tensor_sums() {
+        module = module.part(&WORKGROUP_SUM4);
+    }
+    algorithm.rules().shader(module)
 }
 
 /// The full WGSL of an algorithm's module (see [`algorithm_module`]).

@@ -6,6 +6,7 @@
 //! [`Normalization::NumelOverCountPlusOne`] is C-Optim's C-Lion and pytorch_optimizer's
 //! `Lion(cautious=True)`; SGD + caution is timm `csgdw`.
 
+mod algorithms;
 mod bindings;
 mod config;
 mod gpu_types;
@@ -13,19 +14,18 @@ mod inputs;
 pub mod kernels;
 pub mod plan;
 pub mod reference;
-mod reference_lamb;
 mod runtime;
 mod schedule;
 mod state_io;
 mod stats;
+mod timm;
 
-pub use config::{
-    Algorithm, Caution, DecayMode, EpsStyle, GroupConfig, LambOptions, NonFinite, Normalization,
-    OptimizerConfig,
-};
+pub use algorithms::{AdamW, Algorithm, EpsStyle, Lamb, Lion, Sgd};
+pub use config::{Caution, DecayMode, GroupConfig, NonFinite, Normalization, OptimizerConfig};
 pub use inputs::StepInputs;
 pub use reference::{ReferenceOptimizer, ReferenceStep};
 pub use runtime::{Optimizer, OptimizerOptions};
 pub use schedule::LrSchedule;
 pub use state_io::STATE_FORMAT;
 pub use stats::StepStats;
+pub use timm::timm_names;

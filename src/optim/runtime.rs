@@ -7,9 +7,7 @@ use crate::error::{Error, Result};
 use crate::optim::bindings::{
     BindingSources, ReduceBindings, StepBuffers, WindowBindings, buffer_places,
 };
-use crate::optim::config::{
-    Algorithm, Caution, EpsStyle, NonFinite, Normalization, OptimizerConfig,
-};
+use crate::optim::config::{Caution, NonFinite, Normalization, OptimizerConfig};
 use crate::optim::gpu_types::{GpuGroupParams, GpuStatus, GpuStepParams, GpuTensorEntry};
 use crate::optim::inputs::StepInputs;
 use crate::optim::kernels::{MAX_GROUPS, Pipelines};
@@ -148,7 +146,7 @@ impl Optimizer {
         &self.params
     }
 
-    /// The state arenas, in the order of [`Algorithm::state_names`].
+    /// The state arenas, in the order of [`Algorithm::state_names`](crate::optim::Algorithm::state_names).
     pub fn state(&self) -> &[Arena] {
         &self.state
     }
@@ -203,7 +201,7 @@ impl Optimizer {
 
     fn passes(&self) -> Passes {
         let cfg = &self.config;
-        let clip = cfg.clip_grad_norm.is_some() || lamb_max_grad_norm(&cfg.algorithm).is_some();
+        let clip = cfg.clip_grad_norm.is_some() || cfg.algorithm.rules().max_grad_norm().is_some();
         let measure = cfg.caution.is_on() || cfg.algorithm.needs_tensor_sums();
         Passes {
             clip,
@@ -422,34 +420,13 @@ impl Optimizer {
     /// The `StepParams` of a step whose groups use learning rates `lrs`.
     fn step_params(&self, lrs: &[f64]) -> GpuStepParams {
         let cfg = &self.config;
-        let (beta1, beta2, eps, momentum, eps_style) = match cfg.algorithm {
-            Algorithm::AdamW {
-                beta1,
-                beta2,
-                eps,
-                eps_style,
-            } => (beta1, beta2, eps, 0.0, eps_style),
-            Algorithm::Lion { beta1, beta2 } => (beta1, beta2, 0.0, 0.0, EpsStyle::Torch),
-            Algorithm::Sgd { momentum, .. } => (0.0, 0.0, 0.0, momentum, EpsStyle::Torch),
-            Algorithm::Lamb {
-                beta1, beta2, eps, ..
-            } => (beta1, beta2, eps, 0.0, EpsStyle::Torch),
-        };
+        let rules = cfg.algorithm.rules();
         let mut groups = [GpuGroupParams::default(); MAX_GROUPS];
         for (g, (slot, &lr)) in groups.iter_mut().zip(lrs).enumerate() {
-            *slot = GpuGroupParams {
-                lr: lr as f32,
-                weight_decay: cfg
-                    .decay
-                    .weight_decay_for_lr(cfg.group_hyper(g).1, lr, cfg.lr)
-                    as f32,
-                beta1: beta1 as f32,
-                beta2: beta2 as f32,
-                one_minus_beta1: (1.0 - beta1) as f32,
-                one_minus_beta2: (1.0 - beta2) as f32,
-                eps: eps as f32,
-                momentum: momentum as f32,
-            };
+            slot.lr = lr as f32;
+            let wd = cfg.group_hyper(g).1;
+            slot.weight_decay = cfg.decay.weight_decay_for_lr(wd, lr, cfg.lr) as f32;
+            rules.pack(slot);
         }
         let (norm_kind, norm_param) = normalization(cfg.caution);
         GpuStepParams {
@@ -460,20 +437,12 @@ impl Optimizer {
             clip_max_norm: cfg.clip_grad_norm.unwrap_or(0.0) as f32,
             skip_nonfinite: (cfg.non_finite == NonFinite::SkipStep) as u32,
             num_groups: lrs.len() as u32,
-            eps_style: (eps_style == EpsStyle::Hf) as u32,
+            variant: rules.variant(),
             cautious_decay: cfg.decay.cautious as u32,
-            clip_max_ratio: lamb_max_grad_norm(&cfg.algorithm).unwrap_or(0.0) as f32,
+            clip_max_ratio: rules.max_grad_norm().unwrap_or(0.0) as f32,
             pad: [0; 2],
             groups,
         }
-    }
-}
-
-/// LAMB's own global gradient clip (timm's `max_grad_norm`), if any.
-fn lamb_max_grad_norm(algorithm: &Algorithm) -> Option<f64> {
-    match algorithm {
-        Algorithm::Lamb { options, .. } => options.max_grad_norm,
-        _ => None,
     }
 }
 

@@ -1,0 +1,182 @@
+//! AdamW and C-AdamW (torch.optim.AdamW, timm `adamw`/`cadamw`): hyperparameters,
+//! f64 reference, WGSL hooks (`shaders/adamw.wgsl`) and timm names.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::{Algorithm, Direction, Rules, hooks, positive, timm_betas, unit_interval};
+use crate::error::Result;
+use crate::optim::config::Caution;
+use crate::optim::gpu_types::GpuGroupParams;
+use crate::optim::timm::{TimmArgs, TimmDefault, TimmName};
+use crate::wgsl::{Part, ShaderBuilder};
+
+/// Where AdamW adds eps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum EpsStyle {
+    /// `den = sqrt(v) / sqrt(bc2) + eps`, step `lr / bc1` (torch, timm; the default).
+    #[default]
+    Torch,
+    /// `den = sqrt(v) + eps`, step `lr * sqrt(bc2) / bc1` (C-Optim's loop path, HF).
+    Hf,
+}
+
+/// AdamW's hyperparameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AdamW {
+    /// First-moment decay.
+    pub beta1: f64,
+    /// Second-moment decay.
+    pub beta2: f64,
+    /// Denominator epsilon.
+    pub eps: f64,
+    /// Where eps goes.
+    pub eps_style: EpsStyle,
+}
+
+impl Default for AdamW {
+    /// torch/timm defaults: betas (0.9, 0.999), eps 1e-8, torch-style eps.
+    fn default() -> Self {
+        Self {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            eps_style: EpsStyle::Torch,
+        }
+    }
+}
+
+/// `adamw.wgsl`: AdamW's hooks.
+static SHADER: Part = hooks("adamw.wgsl", include_str!("../../../shaders/adamw.wgsl"));
+
+impl Rules for AdamW {
+    fn name(&self) -> &'static str {
+        "adamw"
+    }
+
+    fn state_names(&self) -> &'static [&'static str] {
+        &["exp_avg", "exp_avg_sq"]
+    }
+
+    fn validate(&self) -> Result<()> {
+        unit_interval("beta1", self.beta1)?;
+        unit_interval("beta2", self.beta2)?;
+        positive("eps", self.eps)
+    }
+
+    fn pack(&self, group: &mut GpuGroupParams) {
+        group.set_betas(self.beta1, self.beta2);
+        group.eps = self.eps as f32;
+    }
+
+    fn variant(&self) -> u32 {
+        (self.eps_style == EpsStyle::Hf) as u32
+    }
+
+    fn shader(&self, module: ShaderBuilder) -> ShaderBuilder {
+        module.part(&SHADER)
+    }
+
+    fn reference_direction(&self, state: &mut [&mut Vec<f64>], g: &[f64], t: i32) -> Direction {
+        let [m, v] = state else {
+            unreachable!("AdamW keeps two state tensors")
+        };
+        let (beta1, beta2) = (self.beta1, self.beta2);
+        let bc1 = 1.0 - beta1.powi(t);
+        let bc2 = 1.0 - beta2.powi(t);
+        let mut u = Vec::with_capacity(g.len());
+        let mut mag = Vec::with_capacity(g.len());
+        for j in 0..g.len() {
+            mag.push((beta1 * m[j]).abs() + ((1.0 - beta1) * g[j]).abs());
+            m[j] = beta1 * m[j] + (1.0 - beta1) * g[j];
+            v[j] = beta2 * v[j] + (1.0 - beta2) * g[j] * g[j];
+            let (den, step) = match self.eps_style {
+                EpsStyle::Torch => (v[j].sqrt() / bc2.sqrt() + self.eps, 1.0 / bc1),
+                EpsStyle::Hf => (v[j].sqrt() + self.eps, bc2.sqrt() / bc1),
+            };
+            u.push(step * m[j] / den);
+        }
+        Direction {
+            u,
+            sign_src: m.to_vec(),
+            sign_mag: mag,
+        }
+    }
+
+    fn timm_group(&self) -> Map<String, Value> {
+        let group = json!({"betas": [self.beta1, self.beta2], "eps": self.eps});
+        group.as_object().cloned().unwrap_or_default()
+    }
+}
+
+/// timm `adamw` (torch.optim.AdamW), `cadamw` (timm's AdamWLegacy, caution on) and the
+/// corrected-decay `adamc`, `cadamc` (AdamWLegacy).
+pub(crate) const TIMM: &[TimmName] = &[
+    TimmName {
+        name: "adamw",
+        lr: 1e-3,
+        defaults: &[],
+        has_momentum: false,
+        has_eps: true,
+        has_betas: true,
+        build: torch_adamw,
+    },
+    TimmName {
+        name: "cadamw",
+        lr: 1e-3,
+        defaults: &[("caution", TimmDefault::Bool(true))],
+        has_momentum: false,
+        has_eps: true,
+        has_betas: true,
+        build: legacy_adamw,
+    },
+    TimmName {
+        name: "adamc",
+        lr: 1e-3,
+        defaults: &[("corrected_weight_decay", TimmDefault::Bool(true))],
+        has_momentum: false,
+        has_eps: true,
+        has_betas: true,
+        build: legacy_adamw,
+    },
+    TimmName {
+        name: "cadamc",
+        lr: 1e-3,
+        defaults: &[
+            ("caution", TimmDefault::Bool(true)),
+            ("corrected_weight_decay", TimmDefault::Bool(true)),
+        ],
+        has_momentum: false,
+        has_eps: true,
+        has_betas: true,
+        build: legacy_adamw,
+    },
+];
+
+/// The keywords of torch.optim.AdamW.
+fn torch_adamw(args: &mut TimmArgs) -> Result<(Algorithm, Caution)> {
+    Ok((Algorithm::AdamW(common_kwargs(args)?), Caution::Off))
+}
+
+/// The keywords of timm's AdamWLegacy.
+fn legacy_adamw(args: &mut TimmArgs) -> Result<(Algorithm, Caution)> {
+    let adamw = common_kwargs(args)?;
+    args.corrected_decay()?;
+    args.only("clipping_threshold", Value::Null)?;
+    Ok((Algorithm::AdamW(adamw), args.caution()?))
+}
+
+/// betas, eps and amsgrad (false only), shared by both classes.
+fn common_kwargs(args: &mut TimmArgs) -> Result<AdamW> {
+    let d = AdamW::default();
+    let (beta1, beta2) = timm_betas(args, [d.beta1, d.beta2])?;
+    let eps = args.f64("eps", d.eps)?;
+    args.only("amsgrad", Value::Bool(false))?;
+    Ok(AdamW {
+        beta1,
+        beta2,
+        eps,
+        eps_style: EpsStyle::Torch,
+    })
+}

@@ -1,0 +1,218 @@
+//! The optimizer algorithms, one file each.
+//!
+//! A file holds everything about its algorithm: the hyperparameter struct with timm's
+//! defaults, its validation, its state names, how its hyperparameters are packed for
+//! the GPU, its WGSL hooks, its f64 reference direction, and its timm names with the
+//! parsing of timm's keyword arguments. [`Algorithm`] is the closed, serde-tagged list
+//! that configurations and state files name; every question about an algorithm goes
+//! through [`Algorithm::rules`] to its file.
+//!
+//! Adding a member: a file here implementing [`Rules`], its variant in [`Algorithm`]
+//! (one arm in [`Algorithm::rules`]), its entries in [`TIMM_NAMES`], its WGSL file
+//! and its golden cases.
+
+mod adamw;
+mod lamb;
+mod lion;
+mod sgd;
+
+pub use adamw::{AdamW, EpsStyle};
+pub use lamb::Lamb;
+pub use lion::Lion;
+pub use sgd::Sgd;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::optim::gpu_types::GpuGroupParams;
+use crate::optim::reference::{TensorStep, apply_masked_update};
+use crate::optim::timm::{TimmArgs, TimmName};
+
+use crate::wgsl::{Part, ShaderBuilder};
+
+/// What every algorithm file provides.
+pub(crate) trait Rules {
+    /// Short name (`adamw`, `lion`, `sgd`): the module label and the report name.
+    fn name(&self) -> &'static str;
+
+    /// Names of the per-tensor state the algorithm keeps, as torch/timm name them.
+    fn state_names(&self) -> &'static [&'static str];
+
+    /// Checks every hyperparameter is in range.
+    fn validate(&self) -> Result<()>;
+
+    /// Writes the algorithm's hyperparameters into one group's GPU parameters (the
+    /// runtime fills `lr` and `weight_decay`).
+    fn pack(&self, group: &mut GpuGroupParams);
+
+    /// The algorithm-specific switch of `StepParams.variant` (0 unless the file says).
+    fn variant(&self) -> u32 {
+        0
+    }
+
+    /// Adds the algorithm's WGSL hooks (and the constants they read) to its module.
+    fn shader(&self, module: ShaderBuilder) -> ShaderBuilder;
+
+    /// The f64 reference: updates tensor state (`state[k]` is state `k` of
+    /// [`Rules::state_names`]) from the clipped gradient `g` and returns the direction.
+    fn reference_direction(&self, state: &mut [&mut Vec<f64>], g: &[f64], t: i32) -> Direction;
+
+    /// The f64 reference step of one tensor; returns (kept, ambiguous) coordinate
+    /// counts. By default the element-wise rule: the direction, its caution mask and
+    /// decoupled weight decay.
+    fn reference_step(&self, mut x: TensorStep<'_>) -> (u64, u64) {
+        let dir = self.reference_direction(&mut x.state, x.g, x.t);
+        apply_masked_update(x, &dir)
+    }
+
+    /// Whether the measuring pass sums per-tensor terms for the update (its WGSL
+    /// provides `tensor_terms`; see `shaders/tensor_sums_block.wgsl`), so that pass
+    /// runs even without caution.
+    fn tensor_sums(&self) -> bool {
+        false
+    }
+
+    /// The algorithm's own global gradient clip: every gradient is divided by
+    /// `max(norm / this, 1)` (timm LAMB's `max_grad_norm`), after any configured clip.
+    fn max_grad_norm(&self) -> Option<f64> {
+        None
+    }
+
+    /// The hyperparameters under timm's keyword names (`betas`, `eps`, `momentum`,
+    /// ...), as `create_optimizer_v2` puts them in a parameter group.
+    fn timm_group(&self) -> serde_json::Map<String, serde_json::Value>;
+}
+
+/// The base algorithm and its own hyperparameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Algorithm {
+    /// AdamW with decoupled weight decay (torch.optim.AdamW, timm `adamw`/`cadamw`).
+    AdamW(AdamW),
+    /// Lion (timm `lion`/`clion`): sign of an interpolated momentum.
+    Lion(Lion),
+    /// SGD with momentum and decoupled weight decay (timm `sgdw`/`csgdw`).
+    Sgd(Sgd),
+    /// LAMB (timm `lamb`/`clamb`, `lambw`/`clambw`): an Adam update scaled per tensor
+    /// by the trust ratio.
+    Lamb(Lamb),
+}
+
+impl Algorithm {
+    /// The algorithm's file.
+    pub(crate) fn rules(&self) -> &dyn Rules {
+        match self {
+            Algorithm::AdamW(a) => a,
+            Algorithm::Lion(a) => a,
+            Algorithm::Sgd(a) => a,
+            Algorithm::Lamb(a) => a,
+        }
+    }
+
+    /// torch/timm AdamW defaults: betas (0.9, 0.999), eps 1e-8, torch-style eps.
+    pub fn adamw() -> Self {
+        Algorithm::AdamW(AdamW::default())
+    }
+
+    /// timm Lion defaults: betas (0.9, 0.99).
+    pub fn lion() -> Self {
+        Algorithm::Lion(Lion::default())
+    }
+
+    /// SGD with momentum 0.9, optionally Nesterov.
+    pub fn sgd(nesterov: bool) -> Self {
+        Algorithm::Sgd(Sgd {
+            nesterov,
+            ..Sgd::default()
+        })
+    }
+
+    /// Short name (see [`Rules::name`]).
+    pub fn name(&self) -> &'static str {
+        self.rules().name()
+    }
+
+    /// Names of the per-tensor state (see [`Rules::state_names`]).
+    pub fn state_names(&self) -> &'static [&'static str] {
+        self.rules().state_names()
+    }
+
+    /// Checks every hyperparameter is in range.
+    pub fn validate(&self) -> Result<()> {
+        self.rules().validate()
+    }
+
+    /// Whether a step measures per-tensor sums for the update (see
+    /// [`Rules::tensor_sums`]).
+    pub fn needs_tensor_sums(&self) -> bool {
+        self.rules().tensor_sums()
+    }
+}
+
+/// Every timm optimizer name coptim builds, with the algorithm that serves it.
+pub(crate) const TIMM_NAMES: &[&[TimmName]] = &[adamw::TIMM, lion::TIMM, sgd::TIMM, lamb::TIMM];
+
+/// A direction before masking, with the quantity whose sign decides agreement.
+pub(crate) struct Direction {
+    /// The update direction `u` (the step is `-lr * u`, before caution).
+    pub u: Vec<f64>,
+    /// The quantity whose sign is compared with the gradient's.
+    pub sign_src: Vec<f64>,
+    /// The size of the terms summed into `sign_src` (for the ambiguity bound).
+    pub sign_mag: Vec<f64>,
+}
+
+/// The part of an algorithm's WGSL hooks.
+const fn hooks(name: &'static str, source: &'static str) -> Part {
+    Part {
+        name,
+        source,
+        provides: &["caution_direction", "step_vec4"],
+        requires: &["load_param", "store_param", "load_state0", "store_state0"],
+    }
+}
+
+/// `Ok` when `v` is in [0, 1), otherwise an error naming `name`.
+fn unit_interval(name: &str, v: f64) -> Result<()> {
+    if (0.0..1.0).contains(&v) {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig(format!(
+            "{name} = {v} is not in [0, 1)"
+        )))
+    }
+}
+
+/// `Ok` when `v` is positive and finite, otherwise an error naming `name`.
+fn positive(name: &str, v: f64) -> Result<()> {
+    if v > 0.0 && v.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig(format!(
+            "{name} = {v} must be positive"
+        )))
+    }
+}
+
+/// The sign of `x` (0 for 0), as torch.sign.
+fn sign(x: f64) -> f64 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+/// Uses the timm argument parser in the member files.
+fn timm_betas(args: &mut TimmArgs, default: [f64; 2]) -> Result<(f64, f64)> {
+    let b = args.f64_list("betas", &default)?;
+    match b[..] {
+        [b1, b2] => Ok((b1, b2)),
+        _ => Err(Error::InvalidConfig(format!(
+            "timm keyword `betas` needs 2 values, got {}",
+            b.len()
+        ))),
+    }
+}
