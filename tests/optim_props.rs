@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use coptim::optim::{Caution, Normalization, OptimizerConfig};
+use coptim::optim::{Algorithm, Caution, DecayMode, Lamb, Normalization, OptimizerConfig};
 use coptim::{GpuContext, Optimizer, ParamStore, TensorId};
 use proptest::prelude::*;
 use std::sync::OnceLock;
@@ -13,13 +13,30 @@ fn shared_ctx() -> &'static GpuContext {
     CTX.get_or_init(ctx)
 }
 
+/// Kinds 0..KINDS: AdamW, Lion, SGD, SGD Nesterov, LAMB, and AdamW
+/// with cautious weight decay.
 fn base(kind: u8, lr: f64) -> OptimizerConfig {
     match kind {
         0 => OptimizerConfig::adamw(lr),
         1 => OptimizerConfig::lion(lr),
+        // Without its global clip, which is not scale-invariant (the golden cases and
+        // tests/tensor_sums.rs cover it).
+        4 => {
+            let lamb = Lamb {
+                max_grad_norm: None,
+                ..Lamb::default()
+            };
+            OptimizerConfig::new(Algorithm::Lamb(lamb), lr)
+        }
+        5 => OptimizerConfig::adamw(lr).with_decay(DecayMode {
+            cautious: true,
+            corrected: false,
+        }),
         _ => OptimizerConfig::sgd(lr, kind == 3),
     }
 }
+
+const KINDS: u8 = 6;
 
 /// Runs one step from the given params, gradients and (initial) state; returns
 /// params, first state and kept counts.
@@ -77,7 +94,7 @@ proptest! {
 
     /// With caution off the GPU step equals the plain optimizer (the f64 reference).
     #[test]
-    fn caution_off_is_the_plain_optimizer(kind in 0u8..4, sizes in prop::collection::vec(1usize..600, 1..4), seed in 0u64..1000, wd in 0.0f64..0.2) {
+    fn caution_off_is_the_plain_optimizer(kind in 0u8..KINDS, sizes in prop::collection::vec(1usize..600, 1..4), seed in 0u64..1000, wd in 0.0f64..0.2) {
         let cfg = base(kind, 1e-2).with_weight_decay(wd);
         let store_shapes: Vec<(String, Vec<usize>)> = sizes.iter().enumerate().map(|(i, &n)| (format!("t{i}"), vec![n])).collect();
         let store = ParamStore::new(shared_ctx(), &store_shapes).unwrap();
@@ -87,7 +104,7 @@ proptest! {
     /// Rescaling the gradient (and the momentum it was accumulated from) by a positive
     /// factor leaves the mask, and so the kept counts, unchanged.
     #[test]
-    fn positive_rescale_keeps_the_mask(kind in 0u8..4, sizes in prop::collection::vec(1usize..600, 1..4), seed in 0u64..1000, log_c in -3.0f64..3.0) {
+    fn positive_rescale_keeps_the_mask(kind in 0u8..KINDS, sizes in prop::collection::vec(1usize..600, 1..4), seed in 0u64..1000, log_c in -3.0f64..3.0) {
         let c = 10f64.powf(log_c) as f32;
         let cfg = base(kind, 1e-3).with_caution(Caution::hard());
         let params = tensors(&sizes, seed, 1.0);
@@ -103,7 +120,7 @@ proptest! {
     /// When every coordinate agrees (the first step of every optimizer, non-zero
     /// gradients), mean_clamp caution is exactly the plain step.
     #[test]
-    fn full_agreement_equals_plain(kind in 0u8..4, sizes in prop::collection::vec(1usize..600, 1..4), seed in 0u64..1000) {
+    fn full_agreement_equals_plain(kind in 0u8..KINDS, sizes in prop::collection::vec(1usize..600, 1..4), seed in 0u64..1000) {
         let params = tensors(&sizes, seed, 1.0);
         let grads = nonzero(tensors(&sizes, seed + 1, 1.0));
         let (plain, _, _) = one_step(base(kind, 1e-2), &sizes, &params, &grads, None);
@@ -115,7 +132,7 @@ proptest! {
 
     /// A step with a non-finite gradient anywhere changes no parameter and no state.
     #[test]
-    fn nonfinite_step_changes_nothing(kind in 0u8..4, sizes in prop::collection::vec(1usize..600, 1..4), seed in 0u64..1000, which in 0usize..3, pos in 0usize..600, caution in any::<bool>()) {
+    fn nonfinite_step_changes_nothing(kind in 0u8..KINDS, sizes in prop::collection::vec(1usize..600, 1..4), seed in 0u64..1000, which in 0usize..3, pos in 0usize..600, caution in any::<bool>()) {
         let mut cfg = base(kind, 1e-2).with_weight_decay(0.1);
         if caution {
             cfg = cfg.with_caution(Caution::hard());

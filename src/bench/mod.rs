@@ -37,7 +37,11 @@ use crate::stream::StreamShape;
 /// - the update reads p, g and the state and writes p and the state:
 ///   `12 + 2 * states * s` (s = bytes per state element; AdamW keeps two states);
 /// - with caution, pass 1 (the agreement count) reads g and the first state: `4 + s`;
-/// - without caution, the non-finite check (when on) reads g once more: `4`.
+/// - an algorithm with per-tensor sums (LAMB) runs that pass with or without caution
+///   and reads p, g and every state there: `8 + states * s`;
+/// - an algorithm with its own gradient clip (LAMB's `max_grad_norm`) reads g once
+///   more for the global norm: `4`;
+/// - otherwise, the non-finite check (when on) reads g once more: `4`.
 ///
 /// Per-block and per-tensor metadata (block tables, partial counts: under 0.1% of
 /// the total at 4096 elements per block) is not counted.
@@ -51,6 +55,8 @@ use crate::stream::StreamShape;
 /// assert_eq!(step_bytes_per_param(&adamw, false, ElementType::F32, true), 32);
 /// assert_eq!(step_bytes_per_param(&adamw, true, ElementType::F32, true), 36);
 /// assert_eq!(step_bytes_per_param(&adamw, false, ElementType::Bf16, false), 20);
+/// let lamb = Algorithm::Lamb(Default::default());
+/// assert_eq!(step_bytes_per_param(&lamb, true, ElementType::F32, true), 28 + 16 + 4);
 /// ```
 pub fn step_bytes_per_param(
     algorithm: &Algorithm,
@@ -61,14 +67,21 @@ pub fn step_bytes_per_param(
     let s = state.bytes();
     let states = algorithm.state_names().len() as u64;
     let update = 12 + 2 * states * s;
-    let extra = if caution {
-        4 + s
-    } else if nonfinite_check {
+    let clip = if algorithm.rules().max_grad_norm().is_some() {
         4
     } else {
         0
     };
-    update + extra
+    let extra = if algorithm.needs_tensor_sums() {
+        8 + states * s
+    } else if caution {
+        4 + s
+    } else if nonfinite_check && clip == 0 {
+        4
+    } else {
+        0
+    };
+    update + clip + extra
 }
 
 /// What [`run`] measures.

@@ -2,7 +2,7 @@
 
 use clap::Args;
 use coptim::bench::{self, BenchOptions, BenchReport, CopyResult, ModelLayout};
-use coptim::optim::Algorithm;
+use coptim::optim::{Algorithm, Lamb};
 use coptim::stream::StreamShape;
 use coptim::{ContextOptions, ElementType, Error, GpuContext};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -16,7 +16,8 @@ pub struct BenchArgs {
     /// Parameter layouts, comma-separated: transformer, single, many-small.
     #[arg(long, default_value = "transformer")]
     pub layout: String,
-    /// Optimizers, comma-separated: adamw, lion, sgd (SGD with momentum 0.9).
+    /// Optimizers, comma-separated: adamw, lion, sgd (SGD with momentum 0.9), lamb,
+    /// lambw (timm's LAMB defaults, coupled or decoupled decay).
     #[arg(long, default_value = "adamw,lion,sgd")]
     pub optimizers: String,
     /// State storage types, comma-separated: f32, bf16, f16. Default: f32 and bf16,
@@ -74,8 +75,13 @@ fn parse_algorithm(s: &str) -> coptim::Result<Algorithm> {
         "adamw" => Ok(Algorithm::adamw()),
         "lion" => Ok(Algorithm::lion()),
         "sgd" => Ok(Algorithm::sgd(false)),
+        "lamb" => Ok(Algorithm::Lamb(Lamb::default())),
+        "lambw" => Ok(Algorithm::Lamb(Lamb {
+            decoupled: true,
+            ..Lamb::default()
+        })),
         _ => Err(Error::InvalidConfig(format!(
-            "unknown optimizer `{s}` (adamw, lion, sgd)"
+            "unknown optimizer `{s}` (adamw, lion, sgd, lamb, lambw)"
         ))),
     }
 }

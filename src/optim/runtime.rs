@@ -374,8 +374,8 @@ impl Optimizer {
 
     /// The per-tensor float sums the last measuring pass left, one `[f32; 4]` per
     /// tensor (LAMB: `sum (a u)^2, sum (a u)(c p), sum (c p)^2, sum p^2`, see
-    /// `shaders/lamb.wgsl`; zeros for algorithms without tensor sums), for diagnostics
-    /// and tests of the reduction.
+    /// `shaders/lamb.wgsl`; meaningless for algorithms without tensor sums), for
+    /// diagnostics and tests of the reduction.
     pub async fn read_tensor_sums(&self) -> Result<Vec<[f32; 4]>> {
         let table = &self.buffers.tensor_table;
         let bytes = crate::arena::read_buffer(&self.ctx, table, 0, table.size()).await?;
