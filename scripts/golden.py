@@ -51,6 +51,8 @@ from safetensors.torch import save_file
 import timm.optim
 from timm.optim.adamw import AdamWLegacy
 from timm.optim.lion import Lion as TimmLion
+from timm.optim.nadamw import NAdamW
+from timm.optim.laprop import LaProp
 from timm.optim.sgdw import SGDW
 from pytorch_optimizer import Lion as PyoptLion
 
@@ -95,6 +97,12 @@ FAMILIES = {
     "adamw": dict(meta=dict(lr=1e-3, betas=(0.0, 0.0), eps=0.0, weight_decay=0.0, momentum=0.0,
                             nesterov=False, eps_style=TORCH_EPS_STYLE),
                   state_keys=["exp_avg", "exp_avg_sq"]),
+    "nadamw": dict(meta=dict(lr=1e-3, betas=(0.0, 0.0), eps=0.0, weight_decay=0.0, momentum=0.0,
+                             nesterov=False, eps_style=TORCH_EPS_STYLE),
+                   state_keys=["exp_avg", "exp_avg_sq"]),
+    "laprop": dict(meta=dict(lr=1e-3, betas=(0.0, 0.0), eps=0.0, weight_decay=0.0, momentum=0.0,
+                             nesterov=False, eps_style="den = sqrt(v/bc2) + eps"),
+                   state_keys=["exp_avg", "exp_avg_sq"]),
     "lion": dict(meta=dict(lr=1e-3, betas=(0.0, 0.0), eps=0.0, weight_decay=0.0, momentum=0.0,
                            nesterov=False, eps_style="none (Lion has no eps)"),
                  state_keys=["exp_avg"]),
@@ -110,7 +118,14 @@ FAMILIES = {
 #   timm.optim.lion.Lion         timm/optim/lion.py:37 (__init__), single-tensor lion below it
 #   timm.optim.sgdw.SGDW         timm/optim/sgdw.py:27 (__init__), _single_tensor_sgdw below it
 #   pytorch_optimizer.Lion       pytorch_optimizer/optimizer/lion.py (cautious: apply_cautious)
+#   timm.optim.nadamw.NAdamW     timm/optim/nadamw.py:55 (__init__), :238 _single_tensor_nadamw
+#                                (:275 decay, :279-280 moments, :326 look-ahead, :331-334 mask, :336 step)
+#   timm.optim.laprop.LaProp     timm/optim/laprop.py:40 (__init__), :150-163 exp_avg_lr_1/2 and
+#                                step_size, :244 _single_tensor_laprop (:262-266 moments, :268-271
+#                                mask on exp_avg, :273 step, :275-277 decay after the step)
 CLASSES = {
+    "timm.optim.nadamw.NAdamW": NAdamW,
+    "timm.optim.laprop.LaProp": LaProp,
     "torch.optim.AdamW": torch.optim.AdamW,
     "timm.optim.adamw.AdamWLegacy": AdamWLegacy,
     "timm.optim.lion.Lion": TimmLion,
@@ -123,12 +138,15 @@ CLASSES = {
 FACTORY_IMPLIED = ("caution", "corrected_weight_decay", "foreach", "amsgrad", "dampening")
 
 
-def case(name, family, cls, args, notes, suffix="", foreach=True, timm=None):
+def case(name, family, cls, args, notes, suffix="", foreach=True, timm=None, factory=False):
     """One golden case: `cls(params, **args)` (args as written in the metadata) for the
     optimizer `family`; `foreach` adds the multi-tensor path and `timm` the
-    create_optimizer_v2 name to cross-check in --check."""
+    create_optimizer_v2 name to cross-check in --check. With `factory`, the metadata
+    also names the timm name and keyword arguments (`timm_name`, `timm_kwargs`) that
+    build the same optimizer, and tests/golden.rs builds coptim's through
+    `OptimizerConfig::from_timm` from them."""
     return dict(name=name, family=family, cls=cls, args=args, notes=notes, suffix=suffix,
-                foreach=foreach, timm=timm)
+                foreach=foreach, timm=timm, factory=factory)
 
 
 CASES = [
@@ -189,6 +207,37 @@ CASES = [
 ]
 
 
+def member_cases(family, cls, args, notes, timm_name):
+    """A member's plain and cautious cases (timm_<name>, timm_c<name>), both built
+    through the factory in the Rust test."""
+    return [
+        case(f"timm_{timm_name}", family, cls, f"{args}, caution=False, foreach=False",
+             notes, timm=timm_name, factory=True),
+        case(f"timm_c{timm_name}", family, cls, f"{args}, caution=True, foreach=False",
+             notes + "; caution: mask = (x*g > 0) / max(mean(mask), 1e-3) on the masked quantity x",
+             timm="c" + timm_name, factory=True),
+    ]
+
+
+CASES += member_cases(
+    "nadamw", "timm.optim.nadamw.NAdamW",
+    "lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, corrected_weight_decay=False",
+    "p *= 1 - lr*wd; m.lerp_(g, 1-b1); v = b2*v + (1-b2)*g*g; n = m.lerp(g, 1-b1) (x = n); "
+    "p.addcdiv_(n, sqrt(v)/sqrt(bc2) + eps, value=-lr/bc1)", "nadamw")
+
+CASES += member_cases(
+    "laprop", "timm.optim.laprop.LaProp",
+    "lr=1e-2, betas=(0.9, 0.999), eps=1e-15, weight_decay=1e-2, corrected_weight_decay=False",
+    "v = b2*v + (1-b2)*g*g; m = b1*m + lr*(1-b1)*g/(sqrt(v/bc2) + eps) (x = m); "
+    "p -= (lr/exp_avg_lr_1)*m, exp_avg_lr_1 = EMA_b1(lr) = lr*bc1 at a constant lr; "
+    "then p -= lr*wd*p (decay after the step)", "laprop")
+
+
+def factory_kwargs_of(c):
+    """The case's keywords as create_optimizer_v2 takes them with its timm name."""
+    return {k: v for k, v in kwargs_of(c).items() if k not in FACTORY_IMPLIED}
+
+
 def kwargs_of(c):
     """The case's keyword arguments as a dict (evaluated from the metadata text)."""
     return eval(f"dict({c['args']})")  # the table above is the only input
@@ -210,7 +259,7 @@ def factory_make_of(c):
     # weight-decay filtering; used only as a cross-check in --check.
     if c["timm"] is None:
         return None
-    kw = {k: v for k, v in kwargs_of(c).items() if k not in FACTORY_IMPLIED}
+    kw = factory_kwargs_of(c)
     return lambda ps: timm.optim.create_optimizer_v2(ps, opt=c["timm"], foreach=False, **kw)
 
 
@@ -231,7 +280,8 @@ def state_keys_of(c):
 # records, for the Rust factory `OptimizerConfig::from_timm` (tests/timm_factory.rs).
 FACTORY_CASES = [
     (name, kwargs)
-    for name in ("adamw", "cadamw", "lion", "clion", "sgdw", "csgdw")
+    for name in ("adamw", "cadamw", "lion", "clion", "sgdw", "csgdw", "nadamw", "cnadamw",
+                 "laprop", "claprop")
     for kwargs in (
         {},
         {"lr": 3e-4, "weight_decay": 0.05, "betas": [0.9, 0.95], "eps": 1e-6, "momentum": 0.8,
@@ -260,7 +310,7 @@ def factory_fixture():
     out = []
     for name, kwargs in FACTORY_CASES:
         kw = dict(kwargs)
-        if name in ("adamw", "cadamw", "lion", "clion") and "momentum" in kw:
+        if not name.endswith("sgdw") and "momentum" in kw:
             kw.pop("momentum")  # not a keyword of these classes: timm would reject it
         opt = timm.optim.create_optimizer_v2([torch.nn.Parameter(torch.zeros(2))], name, **kw)
         group = {k: (list(v) if isinstance(v, tuple) else v)
@@ -315,7 +365,10 @@ def build_tensors(case, init, grads, steps, states):
 def build_meta(case):
     m = {**FAMILIES[case["family"]]["meta"], **kwargs_of(case)}
     source = f"{case['cls']}({case['args']})" + (f" {case['suffix']}" if case["suffix"] else "")
+    factory = {"timm_name": case["timm"], "timm_kwargs": json.dumps(factory_kwargs_of(case))} \
+        if case["factory"] else {}
     return {
+        **factory,
         "case": case["name"],
         "source": source,
         "optimizer": case["family"],
@@ -404,47 +457,78 @@ def f64_replay(meta, tensors):
             return n / (k + 1)
         raise ValueError(caution)
 
+    step_rule, decay_after = REPLAYS[opt]
+    hp = dict(b1=b1, b2=b2, eps=eps, mu=mu, nesterov=nesterov, lr=lr)
     out_steps = []  # out_steps[s][i]
     counts = []  # counts[s][i]: kept coordinates k (rows stay empty when caution is off)
     p = [f64(f"param.{i}.init") for i in range(nt)]
-    m = [np.zeros_like(x) for x in p]
-    v = [np.zeros_like(x) for x in p]
-    buf = [None] * nt
+    st = [{} for _ in range(nt)]  # per tensor: state key -> array
     for t in range(1, ns + 1):
         counts.append([])
         for i in range(nt):
             g = f64(f"grad.{t}.{i}")
-            p[i] = p[i] * (1.0 - lr * wd)
-            if opt == "adamw":
-                m[i] = b1 * m[i] + (1 - b1) * g
-                v[i] = b2 * v[i] + (1 - b2) * g * g
-                bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
-                den = np.sqrt(v[i]) / math.sqrt(bc2) + eps
-                u = m[i] / den
-                if caution != "off":
-                    phi = (m[i] * g > 0).astype(np.float64)
-                    u = u * phi * scale(phi)
-                p[i] = p[i] - (lr / bc1) * u
-            elif opt == "lion":
-                u = np.sign(b1 * m[i] + (1 - b1) * g)
-                if caution != "off":
-                    phi = (u * g > 0).astype(np.float64)
-                    u = u * phi * scale(phi)
-                p[i] = p[i] - lr * u
-                m[i] = b2 * m[i] + (1 - b2) * g
-            elif opt == "sgd":
-                buf[i] = g.copy() if buf[i] is None else mu * buf[i] + g
-                u = g + mu * buf[i] if nesterov else buf[i]
-                if caution != "off":
-                    phi = (u * g > 0).astype(np.float64)
-                    u = u * phi * scale(phi)
-                p[i] = p[i] - lr * u
-            else:
-                raise ValueError(opt)
+            if not decay_after:
+                p[i] = p[i] * (1.0 - lr * wd)
+            delta, x = step_rule(st[i], g, t, hp)
+            if caution != "off":
+                phi = (x * g > 0).astype(np.float64)
+                delta = delta * phi * scale(phi)
+            p[i] = p[i] - delta
+            if decay_after:
+                p[i] = p[i] * (1.0 - lr * wd)
         out_steps.append([x.copy() for x in p])
-    states = {"exp_avg": m, "exp_avg_sq": v} if opt == "adamw" else \
-        {"exp_avg": m} if opt == "lion" else {"momentum_buffer": buf}
-    return out_steps, states, counts
+    keys = st[0].keys()
+    return out_steps, {k: [s[k] for s in st] for k in keys}, counts
+
+
+# Each family's step for the replay: (state, g, t, hyperparameters) -> (delta, x), the
+# step being p -= delta * mask(x * g > 0); and whether decay comes after the step.
+def _zeros(st, g, *keys):
+    for k in keys:
+        st.setdefault(k, np.zeros_like(g))
+
+
+def replay_adam(st, g, t, h, nesterov=False):
+    _zeros(st, g, "exp_avg", "exp_avg_sq")
+    b1, b2 = h["b1"], h["b2"]
+    st["exp_avg"] = b1 * st["exp_avg"] + (1 - b1) * g
+    st["exp_avg_sq"] = b2 * st["exp_avg_sq"] + (1 - b2) * g * g
+    n = b1 * st["exp_avg"] + (1 - b1) * g if nesterov else st["exp_avg"]
+    bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
+    den = np.sqrt(st["exp_avg_sq"]) / math.sqrt(bc2) + h["eps"]
+    return (h["lr"] / bc1) * n / den, n
+
+
+def replay_lion(st, g, t, h):
+    _zeros(st, g, "exp_avg")
+    u = np.sign(h["b1"] * st["exp_avg"] + (1 - h["b1"]) * g)
+    st["exp_avg"] = h["b2"] * st["exp_avg"] + (1 - h["b2"]) * g
+    return h["lr"] * u, u
+
+
+def replay_sgd(st, g, t, h):
+    mu = h["mu"]
+    st["momentum_buffer"] = g.copy() if t == 1 else mu * st["momentum_buffer"] + g
+    u = g + mu * st["momentum_buffer"] if h["nesterov"] else st["momentum_buffer"]
+    return h["lr"] * u, u
+
+
+def replay_laprop(st, g, t, h):
+    _zeros(st, g, "exp_avg", "exp_avg_sq")
+    b1, b2, lr = h["b1"], h["b2"], h["lr"]
+    st["exp_avg_sq"] = b2 * st["exp_avg_sq"] + (1 - b2) * g * g
+    den = np.sqrt(st["exp_avg_sq"] / (1 - b2 ** t)) + h["eps"]
+    st["exp_avg"] = b1 * st["exp_avg"] + lr * (1 - b1) * g / den
+    return st["exp_avg"] / (1 - b1 ** t), st["exp_avg"]
+
+
+REPLAYS = {
+    "laprop": (replay_laprop, True),
+    "adamw": (replay_adam, False),
+    "nadamw": (lambda st, g, t, h: replay_adam(st, g, t, h, nesterov=True), False),
+    "lion": (replay_lion, False),
+    "sgd": (replay_sgd, False),
+}
 
 
 def rel(a, ref):

@@ -44,18 +44,17 @@ fn adam_update(m_new: vec4<f32>, v_new: vec4<f32>, bias: vec4<f32>, gp: GroupPar
 
 // 1 where weight decay reaches the coordinate (everywhere unless cautious decay).
 fn decay_reach(u: vec4<f32>, p: vec4<f32>) -> vec4<f32> {
-    let reach = u * p >= vec4<f32>(0.0) | vec4<bool>(step.cautious_decay == 0u);
-    return select(vec4<f32>(0.0), vec4<f32>(1.0), reach);
+    return select(vec4<f32>(0.0), vec4<f32>(1.0), decay_reaches(u, p, step));
 }
 
-fn caution_direction(s: u32, g: vec4<f32>, gp: GroupParams, first_step: bool) -> vec4<f32> {
-    return first_moment(load_state0(s), g, gp);
+fn caution_direction(s: u32, g: vec4<f32>, c: StepContext) -> vec4<f32> {
+    return first_moment(load_state0(s), g, c.gp);
 }
 
-fn tensor_terms(at: At, g: vec4<f32>, dir: vec4<f32>, valid: vec4<bool>, gp: GroupParams, bias: vec4<f32>) -> vec4<f32> {
+fn tensor_terms(at: At, g: vec4<f32>, dir: vec4<f32>, valid: vec4<bool>, c: StepContext) -> vec4<f32> {
     let zero = vec4<f32>(0.0);
     let p = select(zero, load_param(at.param, valid), valid);
-    let u = adam_update(dir, second_moment(load_state1(at.state), g, gp), bias, gp);
+    let u = adam_update(dir, second_moment(load_state1(at.state), g, c.gp), c.bias, c.gp);
     let au = select(zero, u * caution_mask(dir, g, 1.0, step), valid);
     let cp = p * decay_reach(u, p);
     return vec4<f32>(dot(au, au), dot(au, cp), dot(cp, cp), dot(p, p));

@@ -8,8 +8,8 @@
 //
 // State: state0 = exp_avg.
 
-fn caution_direction(s: u32, g: vec4<f32>, gp: GroupParams, first_step: bool) -> vec4<f32> {
-    return sign(torch_lerp(load_state0(s), g, gp.one_minus_beta1));
+fn caution_direction(s: u32, g: vec4<f32>, c: StepContext) -> vec4<f32> {
+    return sign(torch_lerp(load_state0(s), g, c.gp.one_minus_beta1));
 }
 
 fn step_vec4(at: At, g: vec4<f32>, valid: vec4<bool>, scale: f32, c: StepContext) {

@@ -14,15 +14,17 @@
 //   sum_rows:            dst[c] (+)= sum_r src[r * period + c], c < period
 //                        (gradient of a broadcast operand)  params, dy, out
 //
-// WG_SIZE comes from the generated constants and invocation_linear from
-// lib/grid.wgsl (src/nn/kernels.rs assembles the module).
+// WG_SIZE comes from the generated constants, Invocation and flat_index from
+// lib/grid.wgsl and accumulated from lib/accumulate.wgsl (src/nn/kernels.rs assembles
+// the module).
 //
-// Bindings (group 0):
-//   0 params  uniform      EwParams
-//   1 x       storage r    input values
-//   2 other   storage r    second operand (add_forward)
-//   3 dy      storage r    upstream gradient (or source of accumulate / sum_rows)
-//   4 out     storage rw   output values or gradient
+// Bindings (group 0), declared by the builder from ELEMENTWISE in
+// src/nn/ops/elementwise.rs, which also defines the uniform block EwParams:
+//   params  uniform      EwParams
+//   x       storage r    input values
+//   other   storage r    second operand (add_forward)
+//   dy      storage r    upstream gradient (or source of accumulate / sum_rows)
+//   out     storage rw   output values or gradient
 
 // Activation kinds (EwParams.mode).
 const ACT_RELU: u32 = 0u;
@@ -37,27 +39,6 @@ const INV_SQRT_2PI: f32 = 0.3989422804014327;
 // tanh(|u|) rounds to 1 in f32 beyond this; clamping avoids inf / inf in some
 // implementations of tanh.
 const TANH_CLAMP: f32 = 10.0;
-
-struct EwParams {
-    len: u32,
-    period: u32,
-    mode: u32,
-    accumulate: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: EwParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> other: array<f32>;
-@group(0) @binding(3) var<storage, read> dy: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
-
-fn store_grad(i: u32, v: f32) {
-    if params.accumulate != 0u {
-        out[i] += v;
-    } else {
-        out[i] = v;
-    }
-}
 
 // erfc(z) with fractional error below 1.2e-7 everywhere (Numerical Recipes erfcc,
 // a Chebyshev fit), so the GELU tails keep their relative accuracy.
@@ -111,65 +92,45 @@ fn activation_derivative(v: f32) -> f32 {
 }
 
 @compute @workgroup_size(WG_SIZE)
-fn activation_forward(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = invocation_linear(wg, nwg, lid);
+fn activation_forward(inv: Invocation) {
+    let i = flat_index(inv);
     if i < params.len {
         out[i] = activation(x[i]);
     }
 }
 
 @compute @workgroup_size(WG_SIZE)
-fn activation_backward(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = invocation_linear(wg, nwg, lid);
+fn activation_backward(inv: Invocation) {
+    let i = flat_index(inv);
     if i < params.len {
-        store_grad(i, dy[i] * activation_derivative(x[i]));
+        out[i] = accumulated(dy[i] * activation_derivative(x[i]), out[i], params.accumulate);
     }
 }
 
 @compute @workgroup_size(WG_SIZE)
-fn add_forward(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = invocation_linear(wg, nwg, lid);
+fn add_forward(inv: Invocation) {
+    let i = flat_index(inv);
     if i < params.len {
         out[i] = x[i] + other[i % params.period];
     }
 }
 
 @compute @workgroup_size(WG_SIZE)
-fn accumulate(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = invocation_linear(wg, nwg, lid);
+fn accumulate(inv: Invocation) {
+    let i = flat_index(inv);
     if i < params.len {
-        store_grad(i, dy[i]);
+        out[i] = accumulated(dy[i], out[i], params.accumulate);
     }
 }
 
 @compute @workgroup_size(WG_SIZE)
-fn sum_rows(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let col = invocation_linear(wg, nwg, lid);
+fn sum_rows(inv: Invocation) {
+    let col = flat_index(inv);
     if col < params.period {
         var s = 0.0;
         for (var i = col; i < params.len; i += params.period) {
             s += dy[i];
         }
-        store_grad(col, s);
+        out[col] = accumulated(s, out[col], params.accumulate);
     }
 }

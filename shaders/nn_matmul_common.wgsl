@@ -1,6 +1,6 @@
 // nn_matmul_common.wgsl: what every matmul variant shares. The Rust side
-// (src/nn/matmul_variant.rs) builds each variant's module as
-//   generated constants + this file + the variant's kernel file
+// (src/nn/matmul_variant.rs, src/nn/modules.rs) builds each variant's module as
+//   generated constants and bindings + this file + the variant's kernel file
 // so the kernel files declare neither their tile constants nor these items.
 //
 //   C[b] = alpha * A[b] @ B[b] (+ bias per column) (+ C[b] when accumulating)
@@ -11,45 +11,15 @@
 // of batch b = outer * inner_batch + inner lives at
 //   offset + outer * stride_outer + inner * stride_inner + i * stride_row + j * stride_col.
 //
-// Bindings (group 0):
-//   0 params  uniform      MatmulParams
-//   1 a       storage r    tensor holding A
-//   2 b       storage r    tensor holding B
-//   3 bias    storage r    bias per column of C (read only when params.bias != 0)
-//   4 c       storage rw   tensor holding C
-
-struct MatmulParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    inner_batch: u32,
-    a_offset: u32,
-    a_outer: u32,
-    a_inner: u32,
-    a_row: u32,
-    a_col: u32,
-    b_offset: u32,
-    b_outer: u32,
-    b_inner: u32,
-    b_row: u32,
-    b_col: u32,
-    c_offset: u32,
-    c_outer: u32,
-    c_inner: u32,
-    c_row: u32,
-    c_col: u32,
-    alpha: f32,
-    accumulate: u32,
-    bias: u32,
-    pad0: u32,
-    pad1: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: MatmulParams;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+// Bindings (group 0), declared by the builder from MATMUL in src/nn/ops/matmul.rs,
+// which also defines the uniform block MatmulParams (m, n, k, inner_batch, the views
+// a_offset, a_outer, a_inner, a_row, a_col and likewise b_* and c_*, alpha,
+// accumulate, bias):
+//   params  uniform      MatmulParams
+//   a       storage r    tensor holding A
+//   b       storage r    tensor holding B
+//   bias    storage r    bias per column of C (read only when params.bias != 0)
+//   c       storage rw   tensor holding C
 
 // Start of batch `batch` in A, B and C.
 fn batch_bases(p: MatmulParams, batch: u32) -> vec3<u32> {

@@ -20,152 +20,114 @@
 //   pool_forward:            params, x, out
 //   pool_backward:           params, dy, out
 //
-// WG_SIZE comes from the generated constants and invocation_linear from
-// lib/grid.wgsl (src/nn/kernels.rs assembles the module).
+// WG_SIZE comes from the generated constants, Invocation and flat_index from
+// lib/grid.wgsl and accumulated from lib/accumulate.wgsl (src/nn/kernels.rs assembles
+// the module).
 //
-// Bindings (group 0):
-//   0 params  uniform      TokParams
-//   1 x       storage r    input
-//   2 other   storage r    the prepended token
-//   3 dy      storage r    upstream gradient
-//   4 out     storage rw   output values or gradient
+// Bindings (group 0), declared by the builder from TOKENS in src/nn/ops/tokens.rs,
+// which also defines the uniform block TokParams (`len` is the invocation space of
+// each entry point; for patchify `tokens` is the patches per image and `dim` is
+// C * p * p):
+//   params  uniform      TokParams
+//   x       storage r    input
+//   other   storage r    the prepended token
+//   dy      storage r    upstream gradient
+//   out     storage rw   output values or gradient
 
 // Pooling modes (TokParams.mode).
 const POOL_MEAN: u32 = 0u;
 const POOL_SELECT: u32 = 1u;
 
-struct TokParams {
-    // Elements of the invocation space (output or input, per entry point).
-    len: u32,
-    batch: u32,
-    // Tokens (N); for patchify the patches per image (P).
-    tokens: u32,
-    // Features per token (D); for patchify C * p * p.
-    dim: u32,
-    channels: u32,
-    height: u32,
-    width: u32,
-    patch_size: u32,
-    mode: u32,
-    index: u32,
-    accumulate: u32,
-    pad0: u32,
+// Element `i` of a [batch, n, dim] tensor as (batch, token, feature).
+struct TokenAt {
+    b: u32,
+    t: u32,
+    d: u32,
 }
 
-@group(0) @binding(0) var<uniform> params: TokParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> other: array<f32>;
-@group(0) @binding(3) var<storage, read> dy: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+fn token_at(i: u32, n: u32) -> TokenAt {
+    return TokenAt(i / (params.dim * n), (i / params.dim) % n, i % params.dim);
+}
 
-fn store_grad(i: u32, v: f32) {
-    if params.accumulate != 0u {
-        out[i] += v;
-    } else {
-        out[i] = v;
+// Image element (c, yy, xx) of patch feature f of patch token `token`: patches in
+// row-major order, features in (c, ky, kx) order.
+fn pixel_of(token: u32, f: u32) -> vec3<u32> {
+    let p = params.patch_size;
+    let grid_w = params.width / p;
+    let yy = (token / grid_w) * p + (f / p) % p;
+    let xx = (token % grid_w) * p + f % p;
+    return vec3<u32>(f / (p * p), yy, xx);
+}
+
+// The patch token and feature that hold image element (c, yy, xx): pixel_of inverted.
+fn feature_of(c: u32, yy: u32, xx: u32) -> vec2<u32> {
+    let p = params.patch_size;
+    let token = (yy / p) * (params.width / p) + xx / p;
+    return vec2<u32>(token, c * p * p + (yy % p) * p + xx % p);
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn patchify_forward(inv: Invocation) {
+    let i = flat_index(inv);
+    if i < params.len {
+        let at = token_at(i, params.tokens);
+        let px = pixel_of(at.t, at.d);
+        out[i] = x[((at.b * params.channels + px.x) * params.height + px.y) * params.width + px.z];
     }
 }
 
 @compute @workgroup_size(WG_SIZE)
-fn patchify_forward(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = invocation_linear(wg, nwg, lid);
+fn patchify_backward(inv: Invocation) {
+    let i = flat_index(inv);
     if i < params.len {
-        let p = params.patch_size;
-        let grid_w = params.width / p;
-        let per_image = params.tokens * params.dim;
-        let b = i / per_image;
-        let token = (i % per_image) / params.dim;
-        let f = i % params.dim;
-        let c = f / (p * p);
-        let ky = (f / p) % p;
-        let kx = f % p;
-        let yy = (token / grid_w) * p + ky;
-        let xx = (token % grid_w) * p + kx;
-        out[i] = x[((b * params.channels + c) * params.height + yy) * params.width + xx];
-    }
-}
-
-@compute @workgroup_size(WG_SIZE)
-fn patchify_backward(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = invocation_linear(wg, nwg, lid);
-    if i < params.len {
-        let p = params.patch_size;
-        let grid_w = params.width / p;
         let xx = i % params.width;
         let yy = (i / params.width) % params.height;
         let c = (i / (params.width * params.height)) % params.channels;
         let b = i / (params.width * params.height * params.channels);
-        let token = (yy / p) * grid_w + xx / p;
-        let f = c * p * p + (yy % p) * p + xx % p;
-        store_grad(i, dy[(b * params.tokens + token) * params.dim + f]);
+        let tf = feature_of(c, yy, xx);
+        let g = dy[(b * params.tokens + tf.x) * params.dim + tf.y];
+        out[i] = accumulated(g, out[i], params.accumulate);
     }
 }
 
 @compute @workgroup_size(WG_SIZE)
-fn prepend_forward(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = invocation_linear(wg, nwg, lid);
+fn prepend_forward(inv: Invocation) {
+    let i = flat_index(inv);
     if i < params.len {
-        let d = i % params.dim;
-        let t = (i / params.dim) % (params.tokens + 1u);
-        let b = i / (params.dim * (params.tokens + 1u));
-        if t == 0u {
-            out[i] = other[d];
+        let at = token_at(i, params.tokens + 1u);
+        if at.t == 0u {
+            out[i] = other[at.d];
         } else {
-            out[i] = x[(b * params.tokens + t - 1u) * params.dim + d];
+            out[i] = x[(at.b * params.tokens + at.t - 1u) * params.dim + at.d];
         }
     }
 }
 
 @compute @workgroup_size(WG_SIZE)
-fn prepend_backward_tokens(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = invocation_linear(wg, nwg, lid);
+fn prepend_backward_tokens(inv: Invocation) {
+    let i = flat_index(inv);
     if i < params.len {
-        let d = i % params.dim;
-        let t = (i / params.dim) % params.tokens;
-        let b = i / (params.dim * params.tokens);
-        store_grad(i, dy[(b * (params.tokens + 1u) + t + 1u) * params.dim + d]);
+        let at = token_at(i, params.tokens);
+        let g = dy[(at.b * (params.tokens + 1u) + at.t + 1u) * params.dim + at.d];
+        out[i] = accumulated(g, out[i], params.accumulate);
     }
 }
 
 @compute @workgroup_size(WG_SIZE)
-fn prepend_backward_token(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let d = invocation_linear(wg, nwg, lid);
+fn prepend_backward_token(inv: Invocation) {
+    let d = flat_index(inv);
     if d < params.dim {
         var s = 0.0;
         for (var b = 0u; b < params.batch; b++) {
             s += dy[b * (params.tokens + 1u) * params.dim + d];
         }
-        store_grad(d, s);
+        out[d] = accumulated(s, out[d], params.accumulate);
     }
 }
 
 @compute @workgroup_size(WG_SIZE)
-fn pool_forward(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = invocation_linear(wg, nwg, lid);
+fn pool_forward(inv: Invocation) {
+    let i = flat_index(inv);
     if i < params.len {
         let d = i % params.dim;
         let b = i / params.dim;
@@ -183,21 +145,15 @@ fn pool_forward(
 }
 
 @compute @workgroup_size(WG_SIZE)
-fn pool_backward(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = invocation_linear(wg, nwg, lid);
+fn pool_backward(inv: Invocation) {
+    let i = flat_index(inv);
     if i < params.len {
-        let d = i % params.dim;
-        let t = (i / params.dim) % params.tokens;
-        let b = i / (params.dim * params.tokens);
-        let g = dy[b * params.dim + d];
+        let at = token_at(i, params.tokens);
+        let g = dy[at.b * params.dim + at.d];
         var v = g / f32(params.tokens);
         if params.mode == POOL_SELECT {
-            v = select(0.0, g, t == params.index);
+            v = select(0.0, g, at.t == params.index);
         }
-        store_grad(i, v);
+        out[i] = accumulated(v, out[i], params.accumulate);
     }
 }

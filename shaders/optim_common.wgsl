@@ -109,12 +109,6 @@ fn clipping(p: StepParams) -> bool {
     return p.clip_max_norm > 0.0 || p.clip_max_ratio > 0.0;
 }
 
-// A group's bias corrections after one more step: c_t = (1 - beta) + beta * c_{t-1}
-// (= 1 - beta^t, with no cancellation in f32); x for beta1, y for beta2.
-fn next_bias(c: vec4<f32>, gp: GroupParams) -> vec4<f32> {
-    return vec4<f32>(gp.one_minus_beta1 + gp.beta1 * c.x, gp.one_minus_beta2 + gp.beta2 * c.y, 0.0, 0.0);
-}
-
 // The GPU-side step state, as the update kernels read it (a uniform view of the
 // buffer that reduce.wgsl writes).
 struct StatusView {
@@ -122,7 +116,7 @@ struct StatusView {
     step: u32,          // completed steps, including this one once advanced
     clip_coef: f32,     // 1 when not clipping
     grad_norm: f32,
-    bias: array<vec4<f32>, MAX_GROUPS>,  // x: 1 - beta1^t, y: 1 - beta2^t
+    bias: array<vec4<f32>, MAX_GROUPS>,  // per group: see advance_bias
 }
 
 // The same buffer, as the reduction kernels write it.
@@ -169,8 +163,13 @@ fn caution_mask(dir: vec4<f32>, g: vec4<f32>, scale: f32, p: StepParams) -> vec4
 // the unmasked update direction: every coordinate, or under cautious weight decay
 // (arXiv 2510.12402) only those where u * p >= 0.
 fn decayed(p: vec4<f32>, u: vec4<f32>, decay: f32, params: StepParams) -> vec4<f32> {
-    let agree = u * p >= vec4<f32>(0.0);
-    return select(p, p * decay, agree | vec4<bool>(params.cautious_decay == 0u));
+    return select(p, p * decay, decay_reaches(u, p, params));
+}
+
+// Lanes that weight decay reaches: every one, or under cautious weight decay those
+// whose unmasked direction `u` agrees in sign with the pre-step parameter `p`.
+fn decay_reaches(u: vec4<f32>, p: vec4<f32>, params: StepParams) -> vec4<bool> {
+    return u * p >= vec4<f32>(0.0) | vec4<bool>(params.cautious_decay == 0u);
 }
 
 // Number of lanes (inside the tensor) whose direction agrees with the gradient.
@@ -183,6 +182,19 @@ fn count_agree(dir: vec4<f32>, g: vec4<f32>, valid: vec4<bool>) -> u32 {
 fn count_nonfinite(g: vec4<f32>, valid: vec4<bool>) -> u32 {
     let bad = !is_finite4(g) & valid;
     return dot(select(vec4<u32>(0u), vec4<u32>(1u), bad), vec4<u32>(1u));
+}
+
+// A group's bias corrections after one more step from `c`: x = 1 - beta1^t and
+// y = 1 - beta2^t as the recurrences c_t = (1 - beta) + beta * c_{t-1} (no cancellation
+// in f32), z = the beta1-EMA of the learning rate, sum (1 - beta1) beta1^(t-k) lr_k
+// (LaProp's lr-weighted first-moment correction; z = lr * x at a constant lr).
+fn advance_bias(gp: GroupParams, c: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(
+        gp.one_minus_beta1 + gp.beta1 * c.x,
+        gp.one_minus_beta2 + gp.beta2 * c.y,
+        gp.one_minus_beta1 * gp.lr + gp.beta1 * c.z,
+        0.0,
+    );
 }
 
 // torch.lerp(a, b, w) as PyTorch's CPU kernel evaluates it.

@@ -1,13 +1,13 @@
 // optim_step.wgsl: the two per-block entry points every algorithm shares.
 //
-// The algorithm file (adamw.wgsl, lion.wgsl, sgd.wgsl, lamb.wgsl) supplies:
-//   caution_direction(s, g, gp, first_step) -> vec4<f32>
+// The algorithm file (adamw.wgsl, lion.wgsl, sgd.wgsl, lamb.wgsl, ...) supplies:
+//   caution_direction(s, g, c: StepContext) -> vec4<f32>
 //       the direction whose sign decides the mask, from the state (vec4 index s)
 //       before the step
 //   step_vec4(at: At, g, valid, scale, c: StepContext)
 //       the fused update of the four elements at `at` (lanes outside the tensor keep
 //       their old values)
-//   tensor_terms(at, g, dir, valid, gp, bias) -> vec4<f32>  (with add_block_sums)
+//   tensor_terms(at, g, dir, valid, c: StepContext) -> vec4<f32>  (with add_block_sums)
 //       four per-coordinate terms summed per tensor (tensor_sums_block.wgsl), or
 //       none (tensor_sums_none.wgsl)
 // and params_{vec4,scalar}.wgsl supplies load_param, store_param and load_grad.
@@ -41,10 +41,10 @@
 @group(0) @binding(BINDING_PARTIALS) var<storage, read_write> partials: array<BlockPartial>;
 @group(0) @binding(BINDING_STATUS_RW) var<storage, read_write> status_rw: StatusRw;
 
-// What an update needs besides the element data.
+// What an update needs besides the element data (the same in both passes).
 struct StepContext {
     gp: GroupParams,
-    bias: vec4<f32>,    // x: 1 - beta1^t, y: 1 - beta2^t (after this step's advance)
+    bias: vec4<f32>,    // this step's bias corrections (see advance_bias)
     decay: f32,         // 1 - lr * weight_decay
     first_step: bool,   // this is the first completed step
     sums: vec4<f32>,    // the tensor's float sums from the measuring pass
@@ -66,10 +66,15 @@ fn count_agreement(
         slot = blk.global;
         let group = tensors[blk.tensor].group;
         let gp = step.groups[group];
-        // Runs before advance_step: no step completed yet means this is the first, and
-        // this step's bias corrections are one advance ahead of the stored ones.
-        let first_step = status_rw.step == 0u;
-        let bias = next_bias(status_rw.bias[group], gp);
+        // Runs before advance_step: the bias corrections and step count advance here
+        // as advance_step will advance them; the sums are what this pass measures.
+        let c = StepContext(
+            gp,
+            advance_bias(gp, status_rw.bias[group]),
+            1.0 - gp.lr * gp.weight_decay,
+            status_rw.step == 0u,
+            vec4<f32>(0.0),
+        );
         let clip = select(1.0, status_rw.clip_coef, clipping(step));
         for (var k = 0u; k < VEC_PER_THREAD; k++) {
             let e = block_elem(k, lid);
@@ -78,9 +83,9 @@ fn count_agreement(
                 let valid = lanes_valid(e, blk.len);
                 let g_raw = load_grad(at.grad, valid);
                 let g = g_raw * clip;
-                let dir = caution_direction(at.state, g, gp, first_step);
+                let dir = caution_direction(at.state, g, c);
                 agree += count_agree(dir, g, valid);
-                sums += tensor_terms(at, g, dir, valid, gp, bias);
+                sums += tensor_terms(at, g, dir, valid, c);
                 bad += count_nonfinite(g_raw, valid);
             }
         }

@@ -14,8 +14,7 @@
 //                    order (integer counts; float sums by a fixed tree), writes its kept
 //                    count, caution scale and float sums
 //   advance_step:    one invocation: unless the step is skipped, counts it and advances
-//                    each group's bias corrections c_t = (1 - beta) + beta * c_{t-1}
-//                    (= 1 - beta^t, with no cancellation in f32)
+//                    each group's bias corrections (advance_bias, optim_common.wgsl)
 //
 // Bindings (group 0; BINDING_* constants generated from `binding` in src/optim/kernels.rs):
 //   1 grads           storage r    gradient window (params_<variant>.wgsl)
@@ -169,6 +168,6 @@ fn advance_step() {
     }
     status_rw.step += 1u;
     for (var g = 0u; g < step.num_groups; g++) {
-        status_rw.bias[g] = next_bias(status_rw.bias[g], step.groups[g]);
+        status_rw.bias[g] = advance_bias(step.groups[g], status_rw.bias[g]);
     }
 }

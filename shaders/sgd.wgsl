@@ -24,8 +24,8 @@ fn sgd_direction(buf_new: vec4<f32>, g: vec4<f32>, gp: GroupParams) -> vec4<f32>
     return buf_new;
 }
 
-fn caution_direction(s: u32, g: vec4<f32>, gp: GroupParams, first_step: bool) -> vec4<f32> {
-    return sgd_direction(momentum_buffer(load_state0(s), g, gp, first_step), g, gp);
+fn caution_direction(s: u32, g: vec4<f32>, c: StepContext) -> vec4<f32> {
+    return sgd_direction(momentum_buffer(load_state0(s), g, c.gp, c.first_step), g, c.gp);
 }
 
 fn step_vec4(at: At, g: vec4<f32>, valid: vec4<bool>, scale: f32, c: StepContext) {

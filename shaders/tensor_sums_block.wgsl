@@ -1,6 +1,6 @@
 // tensor_sums_block.wgsl: the per-block half of the per-tensor float sums, for
 // algorithms whose update needs them (LAMB's trust ratio). The algorithm part supplies
-//   tensor_terms(at, g, dir, valid, gp, bias) -> vec4<f32>
+//   tensor_terms(at, g, dir, valid, c: StepContext) -> vec4<f32>
 // (four per-coordinate terms, summed over the tensor); count_agreement adds them up per
 // invocation, and this part sums the workgroup in a fixed tree order into the block's
 // record. finalize_scale (reduce.wgsl) then sums a tensor's blocks in block order into

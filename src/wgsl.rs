@@ -5,7 +5,8 @@
 //! 2. constants (and type aliases) generated from Rust: tile sizes, workgroup sizes,
 //!    switches, the staging type and binding indices, so the Rust side and the shader read the same numbers from one place
 //!    (a WGSL file never declares a constant the builder supplies);
-//! 3. parts: shared helpers from `shaders/lib/` and kernel files from `shaders/`.
+//! 3. declarations generated from Rust (the nn kernels' uniform structs and bindings);
+//! 4. parts: shared helpers from `shaders/lib/` and kernel files from `shaders/`.
 //!
 //! Each [`Part`] names the functions it provides and the ones it expects another part
 //! to provide (an algorithm's hooks, a storage variant's load/store); [`ShaderBuilder::build`]
@@ -48,13 +49,52 @@ pub mod lib {
 
     /// `workgroup_linear(wg, nwg)`: the index of a workgroup in a 2-D grid, for
     /// dispatches split past `max_compute_workgroups_per_dimension`, and
-    /// `invocation_linear(wg, nwg, lid)`: the index of an invocation in it (needs the
-    /// generated `WG_SIZE`).
-    pub const GRID: Part = shader_part!(
-        "lib/grid.wgsl",
-        &["workgroup_linear", "invocation_linear"],
-        &[]
+    /// `flat_index(inv)`: the index of an invocation in it, from the builtins gathered
+    /// in `struct Invocation` (needs the generated `WG_SIZE`).
+    pub const GRID: Part = shader_part!("lib/grid.wgsl", &["workgroup_linear", "flat_index"], &[]);
+
+    /// Row teams of one workgroup per row (`ROW_LANES` = `ROW_WG_SIZE`): `row_index`
+    /// and `row_lane`; the file documents the row-team interface of the nn row
+    /// kernels. Completed by [`ROWS_WORKGROUP`] or [`ROWS_SUBGROUP`].
+    pub const ROWS_TEAM: Part = shader_part!(
+        "lib/rows_team.wgsl",
+        &["row_index", "row_lane"],
+        &["workgroup_linear"]
     );
+
+    /// The reductions every row-team variant provides.
+    const ROW_REDUCTIONS: &[&str] = &["row_sum", "row_max"];
+
+    /// `row_sum` and `row_max` of a [`ROWS_TEAM`] through workgroup memory.
+    pub const ROWS_WORKGROUP: Part =
+        shader_part!("lib/rows_workgroup.wgsl", ROW_REDUCTIONS, &["row_index"]);
+
+    /// `row_sum` and `row_max` of a [`ROWS_TEAM`] with subgroup operations (needs
+    /// `Features::SUBGROUP`).
+    pub const ROWS_SUBGROUP: Part =
+        shader_part!("lib/rows_subgroup.wgsl", ROW_REDUCTIONS, &["row_index"]);
+
+    /// Row teams of one invocation (`ROW_LANES` = 1): the whole row-team interface,
+    /// with no barriers, for CPU adapters.
+    pub const ROWS_INVOCATION: Part = shader_part!(
+        "lib/rows_invocation.wgsl",
+        &["row_index", "row_lane", "row_sum", "row_max"],
+        &["workgroup_linear"]
+    );
+
+    /// `row_max_sum_exp(lid, base, n)`: a row's maximum and sum of exponentials (of the
+    /// module's `x` binding), reduced over its row team: the log-sum-exp of softmax and
+    /// the cross-entropy.
+    pub const ROW_LOGSUMEXP: Part = Part {
+        name: "lib/row_logsumexp.wgsl",
+        source: include_str!("../shaders/lib/row_logsumexp.wgsl"),
+        provides: &["row_max_sum_exp"],
+        requires: &["row_lane", "row_sum", "row_max"],
+    };
+
+    /// `accumulated(v, old, accumulate)`: the value a backward kernel stores for a
+    /// gradient (`v`, plus `old` when the op's `accumulate` flag is set).
+    pub const ACCUMULATE: Part = shader_part!("lib/accumulate.wgsl", &["accumulated"], &[]);
 
     /// `workgroup_sum(value, lid)`: the sum over a workgroup of `WG_SIZE` invocations
     /// through workgroup memory (a fixed-order tree: deterministic).
@@ -104,6 +144,7 @@ pub struct ShaderBuilder {
     enables: Vec<&'static str>,
     constants: Vec<(String, ConstValue)>,
     aliases: Vec<(&'static str, &'static str)>,
+    declarations: Vec<String>,
     parts: Vec<&'static Part>,
 }
 
@@ -115,6 +156,7 @@ impl ShaderBuilder {
             enables: Vec::new(),
             constants: Vec::new(),
             aliases: Vec::new(),
+            declarations: Vec::new(),
             parts: Vec::new(),
         }
     }
@@ -150,6 +192,13 @@ impl ShaderBuilder {
         for (name, index) in table {
             self = self.constant(format!("BINDING_{name}"), *index);
         }
+        self
+    }
+
+    /// Adds a declaration generated from Rust (a struct, a binding), emitted after the
+    /// constants and aliases and before the parts.
+    pub fn declare(mut self, wgsl: impl Into<String>) -> Self {
+        self.declarations.push(wgsl.into());
         self
     }
 
@@ -190,6 +239,9 @@ impl ShaderBuilder {
         }
         for (name, ty) in &self.aliases {
             let _ = writeln!(src, "alias {name} = {ty};");
+        }
+        for declaration in &self.declarations {
+            let _ = writeln!(src, "{declaration}");
         }
         for part in &self.parts {
             let _ = writeln!(src, "\n// ---- {} ----\n{}", part.name, part.source);
@@ -312,10 +364,14 @@ mod tests {
             .enable("f16")
             .bindings(&[("PARAMS", 3)])
             .part(&HOOK)
+            .declare("struct Generated { a: u32, }")
             .part(&USES_HOOK)
             .build()
             .unwrap();
         assert!(src.starts_with("enable f16;\nconst SCALE: f32 = 2.5f;\n"));
+        let generated = src.find("struct Generated").unwrap();
+        assert!(src.find("const BINDING_PARAMS").unwrap() < generated);
+        assert!(generated < src.find("fn hook").unwrap());
         assert_eq!(src.matches("enable f16;").count(), 1);
         assert!(src.contains("const BINDING_PARAMS: u32 = 3u;"));
         assert!(src.find("fn hook").unwrap() < src.find("fn caller").unwrap());
@@ -361,32 +417,18 @@ mod tests {
         assert_eq!(module.entry_points[0].workgroup_size, [64, 1, 1]);
     }
 
+    /// A missing hook, a constant set twice and a part included twice are errors
+    /// that name the culprit.
     #[test]
-    fn a_missing_hook_is_an_error() {
-        let e = ShaderBuilder::new("t")
-            .part(&USES_HOOK)
-            .build()
-            .unwrap_err();
-        assert!(e.to_string().contains("`hook`"), "{e}");
-    }
-
-    #[test]
-    fn a_constant_set_twice_is_an_error() {
-        let e = ShaderBuilder::new("t")
-            .constant("A", 1u32)
-            .constant("A", 2u32)
-            .build()
-            .unwrap_err();
-        assert!(e.to_string().contains("`A`"), "{e}");
-    }
-
-    #[test]
-    fn a_part_included_twice_is_an_error() {
-        let e = ShaderBuilder::new("t")
-            .part(&HOOK)
-            .part(&HOOK)
-            .build()
-            .unwrap_err();
-        assert!(e.to_string().contains("hook.wgsl"), "{e}");
+    fn inconsistent_modules_are_errors() {
+        let t = || ShaderBuilder::new("t");
+        for (builder, culprit) in [
+            (t().part(&USES_HOOK), "`hook`"),
+            (t().constant("A", 1u32).constant("A", 2u32), "`A`"),
+            (t().part(&HOOK).part(&HOOK), "hook.wgsl"),
+        ] {
+            let e = builder.build().unwrap_err();
+            assert!(e.to_string().contains(culprit), "{e}");
+        }
     }
 }

@@ -1,20 +1,18 @@
 //! Checkpoints that must not load (non-finite or impossible optimizer state, another
-//! data set) and the guard against parameters that turn NaN while the loss stays
-//! finite.
+//! data set, an absurd model configuration), restoring into an existing session, and
+//! the guard against parameters that turn NaN while the loss stays finite.
+
+mod common;
 
 use std::sync::Arc;
 
+use common::*;
 use coptim::data::{DatasetSplit, bundled_mnist};
-use coptim::model::{Mlp, NamedTensor};
-use coptim::train::{ModelSpec, OptimizerKind, Session, TrainConfig};
+use coptim::model::{NamedTensor, Vit};
+use coptim::train::{CheckpointFile, ModelSpec, OptimizerKind, Session, TrainConfig};
 use coptim::{Error, GpuContext};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
-
-fn ctx() -> GpuContext {
-    GpuContext::new_blocking(&Default::default())
-        .expect("a GPU adapter (install mesa-vulkan-drivers)")
-}
 
 fn small_data(offset: usize) -> Arc<DatasetSplit> {
     let full = bundled_mnist().expect("bundled data");
@@ -26,14 +24,7 @@ fn small_data(offset: usize) -> Arc<DatasetSplit> {
 }
 
 fn tiny(steps: u64) -> TrainConfig {
-    let mut c = TrainConfig::for_model(
-        ModelSpec::Mlp(Mlp {
-            hidden: vec![16],
-            ..Mlp::default()
-        }),
-        OptimizerKind::CAdamW,
-    )
-    .with_steps(steps);
+    let mut c = mlp_run(16, OptimizerKind::CAdamW, steps);
     c.batch_size = 32;
     c.eval_batch_size = 64;
     c
@@ -92,6 +83,82 @@ fn non_finite_or_impossible_state_is_rejected_on_load() {
         let short = short.strip_prefix("optimizer.").unwrap_or(short);
         assert!(reason.contains(short), "{tensor}: {reason}");
     }
+}
+
+/// `bytes` with its `config` metadata changed by `edit`.
+fn with_config(bytes: &[u8], edit: impl FnOnce(&mut TrainConfig)) -> Vec<u8> {
+    let st = SafeTensors::deserialize(bytes).unwrap();
+    let (_, meta) = SafeTensors::read_metadata(bytes).unwrap();
+    let mut meta = meta.metadata().clone().unwrap();
+    let mut config: TrainConfig = serde_json::from_str(&meta["config"]).unwrap();
+    edit(&mut config);
+    meta.insert("config".into(), serde_json::to_string(&config).unwrap());
+    safetensors::serialize(st.tensors(), Some(meta)).unwrap()
+}
+
+/// Found by fuzzing with a ViT checkpoint: a depth of 2^32 + 1 made listing the
+/// model's parameters run (and allocate) without bound before any check.
+#[test]
+fn a_checkpoint_declaring_an_absurd_model_is_rejected_before_listing_it() {
+    let ctx = ctx();
+    let data = small_data(0);
+    let good = checkpoint(&ctx, &data);
+    for vit in [
+        Vit {
+            depth: (1 << 32) + 1,
+            ..Vit::default()
+        },
+        Vit {
+            dim: usize::MAX / 2,
+            heads: 1,
+            ..Vit::default()
+        },
+    ] {
+        let bad = with_config(&good, |c| c.model = ModelSpec::Vit(vit.clone()));
+        let err = CheckpointFile::parse(&bad, &data, "bad").unwrap_err();
+        assert!(
+            matches!(&err, Error::Checkpoint { reason, .. } if reason.contains("ViT configuration")),
+            "{err}"
+        );
+    }
+}
+
+/// A checkpoint restores into a session made with its configuration (resuming it
+/// there exactly as a new session would), and into no other.
+#[test]
+fn restore_needs_the_sessions_own_configuration() {
+    let ctx = ctx();
+    let data = small_data(0);
+    let bytes = checkpoint(&ctx, &data);
+    let file = CheckpointFile::parse(&bytes, &data, "ckpt").unwrap();
+    assert_eq!(file.step(), 3);
+    let mut other = Session::new(&ctx, tiny(7), data.clone()).unwrap();
+    let err = other.restore(&file).unwrap_err();
+    assert!(err.to_string().contains("configuration"), "{err}");
+    assert_eq!(other.steps_recorded(), 0);
+
+    let mut fresh = Session::from_checkpoint_bytes(&ctx, data.clone(), &bytes, "ckpt").unwrap();
+    let mut reused = Session::new(&ctx, tiny(6), data).unwrap();
+    reused.step().unwrap();
+    reused.wait().unwrap();
+    reused.restore(&file).unwrap();
+    for s in [&mut fresh, &mut reused] {
+        s.run_blocking(|_| {}).unwrap();
+    }
+    let outcome = |s: &Session| {
+        let steps: Vec<_> = s
+            .history()
+            .steps
+            .iter()
+            .map(|m| (m.step, m.loss, m.kept_fraction))
+            .collect();
+        (steps, s.history().evals.clone())
+    };
+    assert_eq!(outcome(&fresh), outcome(&reused));
+    assert_eq!(
+        fresh.model().read_parameters_blocking().unwrap(),
+        reused.model().read_parameters_blocking().unwrap()
+    );
 }
 
 #[test]

@@ -8,11 +8,21 @@ use coptim::data::batcher::{epoch_rng, permutation, shuffle, uniform_below};
 use coptim::data::cifar::{CIFAR10_RECORD_BYTES, CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES};
 use coptim::data::idx::{encode_idx, parse_idx_images, parse_idx_labels};
 use coptim::data::{
-    Batcher, DataError, Dataset, bundled_mnist, load_cifar10_dir, load_mnist_dir,
+    Batcher, DataError, Dataset, SampleShape, bundled_mnist, load_cifar10_dir, load_mnist_dir,
     parse_cifar10_batch, parse_idx, parse_mnist_pair, read_idx,
 };
 
 // ---------------------------------------------------------------- helpers
+
+/// `channels x height x width` images of `num_classes` classes.
+fn shape(channels: usize, height: usize, width: usize, num_classes: usize) -> SampleShape {
+    SampleShape {
+        channels,
+        height,
+        width,
+        num_classes,
+    }
+}
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -228,118 +238,87 @@ fn error_missing_file() {
     ));
 }
 
+/// The kind and the two numbers of a size or magic error: `("truncated", expected
+/// bytes, actual bytes)` or `("bad magic", expected magic, found magic)`; panics on
+/// anything else.
+fn error_numbers<T: std::fmt::Debug>(r: Result<T, DataError>) -> (&'static str, u64, u64) {
+    match r {
+        Err(DataError::Truncated {
+            expected, actual, ..
+        }) => ("truncated", expected, actual),
+        Err(DataError::BadMagic {
+            expected, found, ..
+        }) => ("bad magic", expected.into(), found.into()),
+        other => panic!("expected a size or magic error, got {other:?}"),
+    }
+}
+
 #[test]
 fn error_truncated() {
     let full = images_idx(2, 3, 3); // 16 + 18 bytes
     let cut = &full[..full.len() - 5];
-    let err = parse_idx_images(cut, "cut.idx").unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::Truncated {
-                expected: 34,
-                actual: 29,
-                ..
-            }
-        ),
-        "{err:?}"
+    assert_eq!(
+        error_numbers(parse_idx_images(cut, "cut.idx")),
+        ("truncated", 34, 29)
     );
-    let msg = err.to_string();
+    let msg = parse_idx_images(cut, "cut.idx").unwrap_err().to_string();
     assert!(
         msg.contains("cut.idx") && msg.contains("expected 34 bytes, got 29"),
         "{msg}"
     );
     // Truncated inside the header, and truncated content inside valid gzip.
-    assert!(matches!(
-        parse_idx_images(&full[..10], "h"),
-        Err(DataError::Truncated {
-            expected: 16,
-            actual: 10,
-            ..
-        })
-    ));
-    assert!(matches!(
-        parse_idx(&full[..2], "m"),
-        Err(DataError::Truncated {
-            expected: 4,
-            actual: 2,
-            ..
-        })
-    ));
-    assert!(matches!(
-        parse_idx_images(&gzip(cut), "cut.gz"),
-        Err(DataError::Truncated {
-            expected: 34,
-            actual: 29,
-            ..
-        })
-    ));
+    assert_eq!(
+        error_numbers(parse_idx_images(&full[..10], "h")),
+        ("truncated", 16, 10)
+    );
+    assert_eq!(
+        error_numbers(parse_idx(&full[..2], "m")),
+        ("truncated", 4, 2)
+    );
+    assert_eq!(
+        error_numbers(parse_idx_images(&gzip(cut), "cut.gz")),
+        ("truncated", 34, 29)
+    );
     // A truncated file on disk names its path.
     let tmp = tempfile::tempdir().unwrap();
     write_small_mnist_dir(tmp.path());
     let labels = labels_idx(&[0, 9, 3, 3]);
     write(tmp.path(), "train-labels-idx1-ubyte", &labels[..10]);
+    assert_eq!(
+        error_numbers(load_mnist_dir(tmp.path())),
+        ("truncated", 12, 10)
+    );
     let err = load_mnist_dir(tmp.path()).unwrap_err();
-    assert!(matches!(
-        err,
-        DataError::Truncated {
-            expected: 12,
-            actual: 10,
-            ..
-        }
-    ));
     assert!(err.to_string().contains("train-labels-idx1-ubyte"), "{err}");
     // CIFAR: not a whole number of records, and empty.
     let mut two = cifar_record(1, 0);
     two.extend_from_slice(&[0; 5]);
-    assert!(matches!(
-        parse_cifar10_batch(&two, "c.bin"),
-        Err(DataError::Truncated {
-            expected: 6146,
-            actual: 3078,
-            ..
-        })
-    ));
-    assert!(matches!(
-        parse_cifar10_batch(&[], "empty.bin"),
-        Err(DataError::Truncated {
-            expected: 3073,
-            actual: 0,
-            ..
-        })
-    ));
+    assert_eq!(
+        error_numbers(parse_cifar10_batch(&two, "c.bin")),
+        ("truncated", 6146, 3078)
+    );
+    assert_eq!(
+        error_numbers(parse_cifar10_batch(&[], "empty.bin")),
+        ("truncated", 3073, 0)
+    );
 }
 
 #[test]
 fn error_bad_magic() {
     let labels = labels_idx(&[1, 2]);
-    let err = parse_idx_images(&labels, "labels-as-images").unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::BadMagic {
-                expected: 0x803,
-                found: 0x801,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    let msg = err.to_string();
+    let as_images = parse_idx_images(&labels, "labels-as-images");
+    assert_eq!(error_numbers(as_images), ("bad magic", 0x803, 0x801));
+    let msg = parse_idx_images(&labels, "labels-as-images")
+        .unwrap_err()
+        .to_string();
     assert!(
         msg.contains("labels-as-images")
             && msg.contains("0x00000801")
             && msg.contains("0x00000803"),
         "{msg}"
     );
-    assert!(matches!(
-        parse_idx_labels(&images_idx(1, 1, 1), "x"),
-        Err(DataError::BadMagic {
-            expected: 0x801,
-            found: 0x803,
-            ..
-        })
-    ));
+    let images_as_labels = parse_idx_labels(&images_idx(1, 1, 1), "x");
+    assert_eq!(error_numbers(images_as_labels), ("bad magic", 0x801, 0x803));
     // Not IDX at all (e.g. a PNG), raw or gzipped; the generic parser too.
     let png = b"\x89PNG\r\n\x1a\n0000000000";
     assert!(matches!(
@@ -351,10 +330,8 @@ fn error_bad_magic() {
         Err(DataError::BadMagic { .. })
     ));
     // i32 element type (0x0c) is not supported.
-    assert!(matches!(
-        parse_idx(&[0, 0, 0x0c, 1, 0, 0, 0, 0], "i32"),
-        Err(DataError::BadMagic { found: 0x0c01, .. })
-    ));
+    let (kind, _, found) = error_numbers(parse_idx(&[0, 0, 0x0c, 1, 0, 0, 0, 0], "i32"));
+    assert_eq!((kind, found), ("bad magic", 0x0c01));
 }
 
 #[test]
@@ -413,7 +390,7 @@ fn error_label_out_of_range() {
         })
     ));
     assert!(matches!(
-        Dataset::new(vec![0.0; 2], vec![0, 2], 1, 1, 1, 2),
+        Dataset::new(vec![0.0; 2], vec![0, 2], shape(1, 1, 1, 2)),
         Err(DataError::LabelOutOfRange {
             index: 1,
             label: 2,
@@ -454,11 +431,11 @@ fn error_malformed() {
     ));
     // Size mismatch in Dataset::new and shape mismatch in concat.
     assert!(matches!(
-        Dataset::new(vec![0.0; 3], vec![0, 1], 1, 1, 1, 2),
+        Dataset::new(vec![0.0; 3], vec![0, 1], shape(1, 1, 1, 2)),
         Err(DataError::Malformed { .. })
     ));
-    let a = Dataset::new(vec![0.0; 4], vec![0], 1, 2, 2, 2).unwrap();
-    let b = Dataset::new(vec![0.0; 4], vec![0], 1, 1, 4, 2).unwrap();
+    let a = Dataset::new(vec![0.0; 4], vec![0], shape(1, 2, 2, 2)).unwrap();
+    let b = Dataset::new(vec![0.0; 4], vec![0], shape(1, 1, 4, 2)).unwrap();
     assert!(matches!(
         Dataset::concat(&[a.clone(), b]),
         Err(DataError::Malformed { .. })
@@ -470,7 +447,7 @@ fn error_malformed() {
 
 #[test]
 fn dataset_helpers() {
-    let ds = Dataset::from_u8(&[0, 10, 20, 30, 40, 50], vec![2, 0, 1], 1, 1, 2, 3).unwrap();
+    let ds = Dataset::from_u8(&[0, 10, 20, 30, 40, 50], vec![2, 0, 1], shape(1, 1, 2, 3)).unwrap();
     assert_eq!(ds.class_counts(), vec![1, 1, 1]);
     let sub = ds.subset(&[2, 2, 0]);
     assert_eq!(sub.labels(), &[1, 1, 2]);

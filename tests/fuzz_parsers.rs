@@ -12,18 +12,21 @@
 //! ignored tests run [`FULL_CASES`] of each and print cases per second:
 //! `cargo test --release --test fuzz_parsers -- --ignored --nocapture --test-threads 1`.
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use common::*;
 use coptim::data::cifar::{CIFAR10_RECORD_BYTES, parse_cifar10_batch};
 use coptim::data::idx::{encode_idx, parse_idx, parse_idx_images, parse_idx_labels};
-use coptim::data::{DatasetSplit, bundled_mnist, parse_mnist_pair};
-use coptim::model::Mlp;
-use coptim::train::{ModelSpec, OptimizerKind, Session, TrainConfig};
-use coptim::{ElementType, GpuContext, Optimizer, OptimizerConfig, ParamStore, TensorId};
+use coptim::data::{DatasetSplit, parse_mnist_pair};
+use coptim::model::Vit;
+use coptim::train::{CheckpointFile, ModelSpec, OptimizerKind, Session, TrainConfig};
+use coptim::{ElementType, Error, GpuContext, Optimizer, OptimizerConfig, ParamStore, TensorId};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
@@ -335,9 +338,19 @@ fn generated_bytes() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-fn ctx() -> GpuContext {
-    GpuContext::new_blocking(&Default::default())
-        .expect("a GPU adapter (install mesa-vulkan-drivers)")
+/// Fuzzes `check` with `cases` random byte strings, then `cases` mutations of `bases`;
+/// returns the rate (cases per second) of each.
+fn random_and_mutated(
+    name: &str,
+    cases: u32,
+    bases: Vec<Base>,
+    check: impl Fn(Vec<u8>) -> Result<(), TestCaseError>,
+) -> Vec<f64> {
+    let random = prop::collection::vec(any::<u8>(), 0..4096);
+    vec![
+        fuzz(&format!("{name}, generated"), cases, random, &check),
+        fuzz(&format!("{name}, mutated"), cases, mutated(bases), &check),
+    ]
 }
 
 /// An optimizer over two small tensors, its state file after two steps, and the
@@ -389,67 +402,110 @@ fn run_state_fuzz(cases: u32) -> Vec<f64> {
         }
         Ok(())
     };
-    vec![
-        fuzz(
-            "state file, generated",
-            cases,
-            prop::collection::vec(any::<u8>(), 0..4096),
-            check,
-        ),
-        fuzz("state file, mutated", cases, mutated(bases), check),
-    ]
+    random_and_mutated("state file", cases, bases, check)
 }
 
-/// A 784-8-10 MLP on 128 + 32 digits.
-fn checkpoint_fixture(ctx: &GpuContext) -> (Arc<DatasetSplit>, Vec<u8>) {
-    let full = bundled_mnist().unwrap();
-    let data = Arc::new(DatasetSplit {
-        train: full.train.take(128),
-        test: full.test.take(32),
-    });
-    let mut config = TrainConfig::for_model(
-        ModelSpec::Mlp(Mlp {
-            hidden: vec![8],
-            ..Mlp::default()
-        }),
-        OptimizerKind::CAdamW,
-    )
-    .with_steps(4);
+/// The checkpoint of `config` (16 samples per step) after two of its four steps.
+fn checkpoint_of(ctx: &GpuContext, data: &Arc<DatasetSplit>, config: TrainConfig) -> Vec<u8> {
+    let mut config = config.with_steps(4);
     config.batch_size = 16;
     config.eval_batch_size = 32;
     let mut s = Session::new(ctx, config, data.clone()).unwrap();
     s.step().unwrap();
     s.step().unwrap();
     s.wait().unwrap();
-    let bytes = pollster::block_on(s.checkpoint_bytes()).unwrap();
-    (data, bytes)
+    pollster::block_on(s.checkpoint_bytes()).unwrap()
+}
+
+/// Checkpoints of a 784-8-10 MLP and of a one-block ViT (width 8, 2 heads).
+fn checkpoint_bases(ctx: &GpuContext, data: &Arc<DatasetSplit>) -> Vec<Base> {
+    let vit = ModelSpec::Vit(Vit {
+        dim: 8,
+        depth: 1,
+        heads: 2,
+        ..Vit::default()
+    });
+    [
+        mlp_run(8, OptimizerKind::CAdamW, 4),
+        TrainConfig::for_model(vit, OptimizerKind::CAdamW),
+    ]
+    .into_iter()
+    .map(|config| Base {
+        bytes: checkpoint_of(ctx, data, config),
+        gzip_after: false,
+    })
+    .collect()
+}
+
+/// Most this many sessions are kept for restoring checkpoints into.
+const MAX_SESSIONS: usize = 8;
+
+/// Loads checkpoints the way [`Session::from_checkpoint_bytes`] does, but restores
+/// each one into a session built earlier for the same configuration, so that a case
+/// costs a parse and a restore rather than a whole new model on the GPU.
+struct Loader {
+    ctx: GpuContext,
+    data: Arc<DatasetSplit>,
+    sessions: Vec<Session>,
+}
+
+impl Loader {
+    fn load(&mut self, bytes: &[u8]) -> coptim::Result<&Session> {
+        let file = CheckpointFile::parse(bytes, &self.data, "fuzz")?;
+        let index = match self
+            .sessions
+            .iter()
+            .position(|s| s.config() == file.config())
+        {
+            Some(i) => i,
+            None => {
+                let s = Session::new(&self.ctx, file.config().clone(), self.data.clone())?;
+                if self.sessions.len() == MAX_SESSIONS {
+                    self.sessions.pop();
+                }
+                self.sessions.insert(0, s);
+                0
+            }
+        };
+        let session = &mut self.sessions[index];
+        let restored = session.restore(&file);
+        // Run the queued parameter and state writes before the next case.
+        self.ctx.queue().submit(std::iter::empty());
+        self.ctx.wait_idle()?;
+        restored.map(|()| &*session)
+    }
 }
 
 fn run_checkpoint_fuzz(cases: u32) -> Vec<f64> {
     let ctx = ctx();
-    let (data, file) = checkpoint_fixture(&ctx);
+    let data = bundled_subset(128, 32);
+    let bases = checkpoint_bases(&ctx, &data);
+    let loader = Mutex::new(Loader {
+        ctx: ctx.clone(),
+        data,
+        sessions: Vec::new(),
+    });
+    let restored = AtomicUsize::new(0);
     let check = |bytes: Vec<u8>| {
-        let s = bounded(&bytes, |b| {
-            Session::from_checkpoint_bytes(&ctx, data.clone(), b, "fuzz")
+        let mut loader = loader.lock().unwrap();
+        let loaded = bounded(&bytes, |b| {
+            loader
+                .load(b)
+                .map(|s| (s.steps_recorded(), s.config().steps))
         })?;
-        if let Ok(s) = s {
-            prop_assert!(s.steps_recorded() <= s.config().steps);
+        match loaded {
+            Ok((step, budget)) => {
+                restored.fetch_add(1, Ordering::Relaxed);
+                prop_assert!(step <= budget)
+            }
+            Err(e @ (Error::Gpu(_) | Error::DeviceLost(_))) => prop_assert!(false, "{e}"),
+            Err(_) => {}
         }
         Ok(())
     };
-    let bases = vec![Base {
-        bytes: file,
-        gzip_after: false,
-    }];
-    vec![
-        fuzz(
-            "checkpoint, generated",
-            cases,
-            prop::collection::vec(any::<u8>(), 0..4096),
-            check,
-        ),
-        fuzz("checkpoint, mutated", cases, mutated(bases), check),
-    ]
+    let rates = random_and_mutated("checkpoint", cases, bases, check);
+    println!("checkpoints restored: {}", restored.load(Ordering::Relaxed));
+    rates
 }
 
 fn run_data_fuzz(cases: u32) -> Vec<f64> {

@@ -55,7 +55,14 @@ fn load(name: &str) -> Case {
     }
 }
 
+/// The case's configuration: through timm's factory when the case names its timm name
+/// and keywords, otherwise from the hyperparameters in its metadata.
 fn config(case: &Case) -> OptimizerConfig {
+    if let Some(name) = case.meta.get("timm_name") {
+        let kwargs: serde_json::Value = serde_json::from_str(&case.meta["timm_kwargs"]).unwrap();
+        return OptimizerConfig::from_timm(name, &kwargs)
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+    }
     let f = |k: &str| case.meta[k].parse::<f64>().unwrap();
     let flag = |k: &str| case.meta.get(k).is_some_and(|v| v == "true");
     let algorithm = match case.meta["optimizer"].as_str() {
@@ -111,42 +118,27 @@ fn config(case: &Case) -> OptimizerConfig {
     cfg
 }
 
-const CASES: [&str; 24] = [
-    "torch_adamw",
-    "torch_adamw_nowd",
-    "timm_adamw",
-    "timm_cadamw",
-    "timm_cadamw_nowd",
-    "timm_lion",
-    "timm_clion",
-    "timm_csgdw",
-    "timm_csgdw_nesterov",
-    "timm_sgdw_nesterov",
-    "pyopt_clion",
-    // scripts/golden_family.py: cautious and corrected weight decay.
-    "pyopt_cwd_adamw",
-    "pyopt_cwd_cadamw",
-    "pyopt_cwd_clion",
-    "pyopt_cwd_csgdw",
-    "timm_cadamc",
-    "timm_clionc",
-    "timm_csgdc",
-    // scripts/golden_family.py: LAMB (per-tensor trust ratio from the tensor sums).
-    "timm_lamb",
-    "timm_clamb",
-    "timm_lambw",
-    "timm_clambw",
-    "timm_clamb_options",
-    "timm_clamb_adapt",
-];
+/// Every golden case: the `.safetensors` files in `tests/golden`.
+fn cases() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(golden_dir())
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".safetensors").map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    assert!(names.len() >= 11, "golden cases missing: {names:?}");
+    names
+}
 
 /// Every case on every stream shape (the adapter's own and the others, forced).
 #[test]
 fn gpu_matches_pytorch_golden_vectors() {
     for shape in StreamShape::ALL {
         let ctx = ctx().with_stream_shape(shape);
-        for name in CASES {
-            gpu_case_matches(&ctx, name);
+        for name in cases() {
+            gpu_case_matches(&ctx, &name);
         }
     }
 }
@@ -207,8 +199,8 @@ fn gpu_case_matches(ctx: &GpuContext, name: &str) {
 
 #[test]
 fn reference_matches_pytorch_golden_vectors() {
-    for name in CASES {
-        let case = load(name);
+    for name in cases() {
+        let case = load(&name);
         let tensors: Vec<(String, usize)> = case
             .shapes
             .iter()

@@ -1,16 +1,14 @@
 //! Models learn: a few dozen AdamW steps on small synthetic problems cut the loss.
 
-use coptim::model::{Batch, Mlp, Model, Vit};
+mod common;
+
+use common::*;
+use coptim::model::{Batch, BatchMetrics, Mlp, Model, Vit};
 use coptim::nn::Activation;
 use coptim::optim::StepInputs;
 use coptim::{GpuContext, Optimizer, OptimizerConfig};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-
-fn ctx() -> GpuContext {
-    GpuContext::new_blocking(&Default::default())
-        .expect("a GPU adapter (install mesa-vulkan-drivers)")
-}
 
 /// Two Gaussian blobs in `dim` dimensions, centred at -1 and +1 on the first half of
 /// the coordinates (noise 1): label 0 or 1.
@@ -44,25 +42,18 @@ fn train(
     for _ in 0..steps {
         let (images, labels) = blobs(&mut rng, batch, dim);
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
-        model
-            .record_forward_backward(
-                &mut encoder,
-                Batch {
-                    images: &images,
-                    labels: &labels,
-                },
-            )
+        let outputs = model
+            .record_forward_backward(&mut encoder, Batch::new(&images, &labels))
             .unwrap();
-        opt.record_step(&mut encoder, &StepInputs::scheduled())
+        opt.record_step(&mut encoder, &outputs.step_inputs(StepInputs::scheduled()))
             .unwrap();
         ctx.queue().submit([encoder.finish()]);
     }
     (0..steps)
         .map(|i| {
-            let m = model.next_metrics_blocking().unwrap();
-            assert_eq!(m.step as usize, i);
-            assert_eq!(m.batch_size, batch);
-            m.loss
+            let record = pollster::block_on(opt.next_stats()).unwrap();
+            assert_eq!(record.scheduled_step as usize, i + 1);
+            BatchMetrics::from_record(&record, batch).unwrap().loss
         })
         .collect()
 }

@@ -139,7 +139,7 @@ fn run_gpu(
     if let (Some(v), Some(l)) = (labels, &case.labels) {
         graph
             .value(v)
-            .record_write_u32(&mut UploadRing::new("test labels"), ctx, &mut encoder, l)
+            .record_write(&mut UploadRing::new("test labels"), ctx, &mut encoder, l)
             .unwrap();
     }
     // Twice: the second pass must overwrite, not add to, every gradient.
@@ -163,6 +163,20 @@ fn run_gpu(
 /// finite differences. `forward` maps the inputs to the output, `backward` maps the
 /// inputs and the upstream gradient to the input gradients (only `differentiable`
 /// inputs are compared).
+/// [`check`] of an op with one differentiable input.
+fn check_unary(
+    case: Case<'_>,
+    forward: impl Fn(&[f64]) -> Vec<f64>,
+    backward: impl Fn(&[f64], &[f64]) -> Vec<f64>,
+) {
+    check(
+        case,
+        &[true],
+        |x| forward(&x[0]),
+        |x, dy| vec![backward(&x[0], dy)],
+    );
+}
+
 fn check(
     case: Case<'_>,
     differentiable: &[bool],
@@ -378,11 +392,10 @@ fn activations() {
                 let v = *x * 6.0;
                 *x = (if v.abs() < 0.01 { v + 0.05 } else { v }) as f32 as f64;
             }
-            check(
+            check_unary(
                 c,
-                &[true],
-                move |x| r::activation(&x[0], kind),
-                move |x, dy| vec![r::activation_backward(&x[0], dy, kind)],
+                move |x| r::activation(x, kind),
+                move |x, dy| r::activation_backward(x, dy, kind),
             );
         }
     }
@@ -441,11 +454,10 @@ fn softmax() {
             |g, v, _| g.softmax(v[0]),
         )
         .with_fallback();
-        check(
+        check_unary(
             c,
-            &[true],
-            move |x| r::softmax(&x[0], dim),
-            move |x, dy| vec![r::softmax_backward(&r::softmax(&x[0], dim), dy, dim)],
+            move |x| r::softmax(x, dim),
+            move |x, dy| r::softmax_backward(&r::softmax(x, dim), dy, dim),
         );
     }
 }
@@ -476,11 +488,10 @@ fn attention() {
             move |g, v, _| g.attention(v[0], heads),
         )
         .with_fallback();
-        check(
+        check_unary(
             c,
-            &[true],
-            move |x| r::attention(&x[0], s),
-            move |x, dy| vec![r::attention_backward(&x[0], dy, s)],
+            move |x| r::attention(x, s),
+            move |x, dy| r::attention_backward(x, dy, s),
         );
     }
 }
@@ -500,11 +511,10 @@ fn patchify() {
             &[shape.to_vec()],
             move |g, v, _| g.patchify(v[0], p),
         );
-        check(
+        check_unary(
             c,
-            &[true],
-            move |x| r::patchify(&x[0], shape, p),
-            move |_, dy| vec![r::patchify_backward(dy, shape, p)],
+            move |x| r::patchify(x, shape, p),
+            move |_, dy| r::patchify_backward(dy, shape, p),
         );
     }
 }
@@ -534,11 +544,10 @@ fn class_token_and_pooling() {
             &[vec![b, n, d]],
             |g, v, _| g.mean_tokens(v[0]),
         );
-        check(
+        check_unary(
             c,
-            &[true],
-            move |x| r::mean_tokens(&x[0], b, n, d),
-            move |_, dy| vec![r::mean_tokens_backward(dy, b, n, d)],
+            move |x| r::mean_tokens(x, b, n, d),
+            move |_, dy| r::mean_tokens_backward(dy, b, n, d),
         );
         for index in [0, n - 1] {
             let c = case(
@@ -547,11 +556,10 @@ fn class_token_and_pooling() {
                 &[vec![b, n, d]],
                 move |g, v, _| g.select_token(v[0], index),
             );
-            check(
+            check_unary(
                 c,
-                &[true],
-                move |x| r::select_token(&x[0], b, n, d, index),
-                move |_, dy| vec![r::select_token_backward(dy, b, n, d, index)],
+                move |x| r::select_token(x, b, n, d, index),
+                move |_, dy| r::select_token_backward(dy, b, n, d, index),
             );
         }
     }
@@ -585,11 +593,10 @@ fn cross_entropy_and_correct_count() {
         let logits = c.inputs[0].1.clone();
         c.labels = Some(labels.clone());
         let l2 = labels.clone();
-        check(
+        check_unary(
             c,
-            &[true],
-            move |x| vec![r::cross_entropy(&x[0], &labels, classes)],
-            move |x, dy| vec![r::cross_entropy_backward(&x[0], &l2, classes, dy[0])],
+            move |x| vec![r::cross_entropy(x, &labels, classes)],
+            move |x, dy| r::cross_entropy_backward(x, &l2, classes, dy[0]),
         );
         // The correct count: forward only, exact.
         let (ctx, kernels) = gpu();
@@ -607,7 +614,7 @@ fn cross_entropy_and_correct_count() {
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
         graph
             .value(lv)
-            .record_write_u32(
+            .record_write(
                 &mut UploadRing::new("test labels"),
                 ctx,
                 &mut encoder,

@@ -236,6 +236,7 @@ fn every_variant_matches_the_reference() {
 fn optional_variants_need_their_feature() {
     let plain = ctx().without(true, true);
     for (v, feature) in [
+        (MatmulVariant::RowsSubgroup, "SUBGROUP"),
         (MatmulVariant::Subgroup, "SUBGROUP"),
         (MatmulVariant::TiledF16, "SHADER_F16"),
     ] {
@@ -249,13 +250,19 @@ fn optional_variants_need_their_feature() {
     }
 }
 
+/// CPU adapters get `rows_subgroup` where subgroups of 8 lanes or more are enabled
+/// (lavapipe) and fall back to `rows` without them; GPUs get `tiled`.
 #[test]
-fn cpu_adapters_get_the_rows_variant() {
-    let cpu = ctx().adapter_info().device_type == wgpu::DeviceType::Cpu;
-    let expected = if cpu {
-        MatmulVariant::Rows
-    } else {
-        MatmulVariant::Tiled
+fn cpu_adapters_get_a_rows_variant() {
+    let info = ctx().adapter_info();
+    let cpu = info.device_type == wgpu::DeviceType::Cpu;
+    let with_subgroups = ctx().capabilities().subgroups && info.subgroup_min_size >= 8;
+    let (expected, fallback) = match (cpu, with_subgroups) {
+        (true, true) => (MatmulVariant::RowsSubgroup, MatmulVariant::Rows),
+        (true, false) => (MatmulVariant::Rows, MatmulVariant::Rows),
+        (false, _) => (MatmulVariant::Tiled, MatmulVariant::Tiled),
     };
     assert_eq!(Kernels::new(ctx()).matmul_variant(), expected);
+    let plain = ctx().without(true, false);
+    assert_eq!(Kernels::new(&plain).matmul_variant(), fallback);
 }

@@ -65,13 +65,7 @@ fn step_time(arch: impl coptim::model::Architecture + 'static, label: &str) {
     let s = time_it(&ctx, 10, |e| {
         model
             .borrow_mut()
-            .record_forward_backward(
-                e,
-                Batch {
-                    images: &images,
-                    labels: &labels,
-                },
-            )
+            .record_forward_backward(e, Batch::new(&images, &labels))
             .unwrap();
     });
     let n = model.borrow().num_parameters();

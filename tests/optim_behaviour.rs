@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use coptim::arena::ParamSet;
 use coptim::optim::{
     Caution, GroupConfig, LrSchedule, OptimizerConfig, OptimizerOptions, ReferenceOptimizer,
 };
@@ -92,31 +93,19 @@ fn skipped_steps_match_reference() {
     let cfg = OptimizerConfig::adamw(1e-2)
         .with_caution(Caution::hard())
         .with_weight_decay(0.1);
-    let names: Vec<(String, usize)> = shapes()
-        .iter()
-        .map(|(n, s)| (n.clone(), s.iter().product()))
-        .collect();
+    let set = ParamSet::from(&store);
+    let names = tensor_names(&set);
     let mut reference = ReferenceOptimizer::new(cfg.clone(), &names).unwrap();
     let mut opt = Optimizer::new(&ctx, &store, cfg).unwrap();
     let mut r = rng(9);
-    let mut params: Vec<Vec<f64>> = names
-        .iter()
-        .map(|(_, n)| to_f64(&to_f32(&randn(&mut r, *n, 1.0))))
-        .collect();
-    for (i, p) in params.iter().enumerate() {
-        store.params.write(&ctx, TensorId(i), &to_f32(p)).unwrap();
-    }
+    let mut params = random_tensors(&mut r, &names, 1.0);
+    upload_params(&ctx, &set, &params);
     for step in 0..5 {
-        let mut grads: Vec<Vec<f64>> = names
-            .iter()
-            .map(|(_, n)| to_f64(&to_f32(&randn(&mut r, *n, 1.0))))
-            .collect();
+        let mut grads = random_tensors(&mut r, &names, 1.0);
         if step == 2 {
             grads[1][3] = f64::NAN;
         }
-        for (i, g) in grads.iter().enumerate() {
-            store.grads.write(&ctx, TensorId(i), &to_f32(g)).unwrap();
-        }
+        upload_grads(&ctx, &set, &grads);
         opt.step_blocking().unwrap();
         let report = reference.step(&mut params, &grads).unwrap();
         assert_eq!(report.skipped, step == 2);

@@ -10,6 +10,13 @@ use coptim::optim::{Caution, OptimizerConfig, OptimizerOptions};
 
 const TOL: f64 = 1e-6;
 
+/// Options that cap the dispatch grid at `per_dim` workgroups per dimension.
+fn grid_capped_at(per_dim: u32) -> OptimizerOptions {
+    OptimizerOptions {
+        max_workgroups_per_dim: Some(per_dim),
+    }
+}
+
 /// Small binding and buffer limits force several segments and several windows for
 /// the large tensors; a workgroup cap of 3 per dimension forces 2-D grids.
 #[test]
@@ -18,11 +25,7 @@ fn arena_spanning_many_buffers_and_windows_matches_reference() {
     let base = ArenaLimits::from_limits(ctx.limits());
     // 16 KiB bindings = 4096 f32 = one block per window.
     let limits = base.capped(16 * 1024, 64 * 1024);
-    let shapes: Vec<(String, Vec<usize>)> = [1, 7, 255, 256, 257, 9000, 4096, 13, 12_289]
-        .iter()
-        .enumerate()
-        .map(|(i, &n)| (format!("t{i}"), vec![n]))
-        .collect();
+    let shapes = flat_shapes(&[1, 7, 255, 256, 257, 9000, 4096, 13, 12_289]);
     let store = ParamStore::with_limits(&ctx, &shapes, limits).unwrap();
     assert!(
         store.params.buffers().len() >= 4,
@@ -30,10 +33,7 @@ fn arena_spanning_many_buffers_and_windows_matches_reference() {
     );
     assert!(store.layout().windows().len() > store.params.buffers().len());
     for cfg in hard_caution_configs() {
-        let options = OptimizerOptions {
-            max_workgroups_per_dim: Some(3),
-        };
-        compare_with_reference(&ctx, &store, cfg, options, 3, 11, TOL);
+        compare_with_reference(&ctx, &store, cfg, grid_capped_at(3), 3, 11, TOL);
     }
 }
 
@@ -46,10 +46,7 @@ fn two_dimensional_grid_matches_reference() {
     let cfg = OptimizerConfig::adamw(1e-3)
         .with_caution(Caution::hard())
         .with_weight_decay(0.1);
-    let options = OptimizerOptions {
-        max_workgroups_per_dim: Some(16),
-    };
-    compare_with_reference(&ctx, &store, cfg, options, 2, 12, TOL);
+    compare_with_reference(&ctx, &store, cfg, grid_capped_at(16), 2, 12, TOL);
 }
 
 /// A tensor larger than the device's storage-binding limit (128 MiB on lavapipe) is

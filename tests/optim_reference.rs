@@ -3,11 +3,11 @@
 mod common;
 
 use common::*;
-use coptim::ParamStore;
 use coptim::optim::{
     AdamW, Algorithm, Caution, EpsStyle, Normalization, OptimizerConfig, OptimizerOptions,
 };
 use coptim::stream::StreamShape;
+use coptim::{GpuContext, ParamStore};
 
 /// Parameters after a few f32 steps stay within this relative error
 /// (max |gpu - ref| / max |ref| per tensor) of the f64 reference: each step adds a few
@@ -17,52 +17,43 @@ const TOL: f64 = 1e-6;
 
 const ODD_SIZES: [usize; 6] = [1, 7, 255, 256, 257, 5000];
 
-fn shapes(sizes: &[usize]) -> Vec<(String, Vec<usize>)> {
-    sizes
-        .iter()
-        .enumerate()
-        .map(|(i, &n)| (format!("t{i}"), vec![n]))
-        .collect()
+/// Runs `cfg` (default options) against the reference for `steps` steps of the
+/// gradients of `seed` within [`TOL`], printing the largest error seen.
+fn check(ctx: &GpuContext, store: &ParamStore, cfg: OptimizerConfig, steps: usize, seed: u64) {
+    let label = format!("{} {:?}", cfg.algorithm.name(), cfg.caution);
+    let opt = OptimizerOptions::default();
+    let c = compare_with_reference(ctx, store, cfg, opt, steps, seed, TOL);
+    eprintln!("{label}: max rel {:e}", c.max_rel);
 }
 
 #[test]
 fn cautious_adamw_matches_reference() {
     let ctx = ctx();
-    let store = ParamStore::new(&ctx, &shapes(&ODD_SIZES)).unwrap();
+    let store = ParamStore::new(&ctx, &flat_shapes(&ODD_SIZES)).unwrap();
     let cfg = OptimizerConfig::adamw(1e-2)
         .with_caution(Caution::hard())
         .with_weight_decay(0.01);
-    let c = compare_with_reference(&ctx, &store, cfg, OptimizerOptions::default(), 4, 1, TOL);
-    eprintln!("max rel {:e}", c.max_rel);
+    check(&ctx, &store, cfg, 4, 1);
 }
 
 #[test]
 fn plain_adamw_lion_sgd_match_reference() {
     let ctx = ctx();
-    let store = ParamStore::new(&ctx, &shapes(&ODD_SIZES)).unwrap();
+    let store = ParamStore::new(&ctx, &flat_shapes(&ODD_SIZES)).unwrap();
     for cfg in [
         OptimizerConfig::adamw(1e-2),
         OptimizerConfig::lion(1e-3).with_weight_decay(0.1),
         OptimizerConfig::sgd(1e-2, false),
         OptimizerConfig::sgd(1e-2, true).with_weight_decay(0.01),
     ] {
-        let c = compare_with_reference(
-            &ctx,
-            &store,
-            cfg.clone(),
-            OptimizerOptions::default(),
-            3,
-            2,
-            TOL,
-        );
-        eprintln!("{:?}: max rel {:e}", cfg.algorithm, c.max_rel);
+        check(&ctx, &store, cfg, 3, 2);
     }
 }
 
 #[test]
 fn every_caution_mode_matches_reference() {
     let ctx = ctx();
-    let store = ParamStore::new(&ctx, &shapes(&ODD_SIZES)).unwrap();
+    let store = ParamStore::new(&ctx, &flat_shapes(&ODD_SIZES)).unwrap();
     let modes = [
         Caution::hard(),
         Caution::Hard {
@@ -82,21 +73,12 @@ fn every_caution_mode_matches_reference() {
             OptimizerConfig::lion(1e-3),
             OptimizerConfig::sgd(1e-2, true),
         ] {
-            let cfg = base.with_caution(caution).with_weight_decay(0.01);
-            let c = compare_with_reference(
+            check(
                 &ctx,
                 &store,
-                cfg.clone(),
-                OptimizerOptions::default(),
+                base.with_caution(caution).with_weight_decay(0.01),
                 3,
                 3,
-                TOL,
-            );
-            eprintln!(
-                "{} {:?}: max rel {:e}",
-                cfg.algorithm.name(),
-                caution,
-                c.max_rel
             );
         }
     }
@@ -106,7 +88,7 @@ fn every_caution_mode_matches_reference() {
 #[test]
 fn hf_eps_style_matches_reference() {
     let ctx = ctx();
-    let store = ParamStore::new(&ctx, &shapes(&ODD_SIZES)).unwrap();
+    let store = ParamStore::new(&ctx, &flat_shapes(&ODD_SIZES)).unwrap();
     let algorithm = Algorithm::AdamW(AdamW {
         beta1: 0.9,
         beta2: 0.999,
@@ -117,7 +99,7 @@ fn hf_eps_style_matches_reference() {
         let cfg = OptimizerConfig::new(algorithm, 1e-2)
             .with_caution(caution)
             .with_weight_decay(0.01);
-        compare_with_reference(&ctx, &store, cfg, OptimizerOptions::default(), 4, 4, TOL);
+        check(&ctx, &store, cfg, 4, 4);
     }
 }
 
@@ -136,7 +118,7 @@ fn every_stream_shape_matches_reference() {
         for no_subgroups in [false, true] {
             let ctx = base.with_stream_shape(shape).without(no_subgroups, false);
             assert_eq!(ctx.stream_shape(), shape);
-            let store = ParamStore::new(&ctx, &shapes(&sizes)).unwrap();
+            let store = ParamStore::new(&ctx, &flat_shapes(&sizes)).unwrap();
             for cfg in [
                 OptimizerConfig::adamw(1e-2)
                     .with_caution(Caution::hard())

@@ -14,7 +14,7 @@ use common::validate_wgsl as validate;
 #[test]
 fn optimizer_modules_validate() {
     for shape in StreamShape::ALL {
-        for algorithm in [Algorithm::adamw(), Algorithm::lion(), Algorithm::sgd(true)] {
+        for algorithm in Algorithm::members() {
             for subgroups in [false, true] {
                 for access in [ParamAccess::Vec4, ParamAccess::Scalar] {
                     let f32 = ElementType::F32;

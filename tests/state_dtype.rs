@@ -19,6 +19,7 @@
 mod common;
 
 use common::*;
+use coptim::arena::ParamSet;
 use coptim::optim::{Caution, OptimizerConfig, ReferenceOptimizer};
 use coptim::{ElementType, Error, GpuContext, Optimizer, ParamStore, TensorId};
 
@@ -53,21 +54,12 @@ fn run(
     grad_scale: f64,
     grad_floor: f64,
 ) -> Outcome {
-    let shapes: Vec<(String, Vec<usize>)> = SIZES
-        .iter()
-        .enumerate()
-        .map(|(i, &n)| (format!("t{i}"), vec![n]))
-        .collect();
-    let store = ParamStore::new(ctx, &shapes).unwrap();
-    let names: Vec<(String, usize)> = shapes.iter().map(|(n, s)| (n.clone(), s[0])).collect();
+    let store = ParamStore::new(ctx, &flat_shapes(&SIZES)).unwrap();
+    let set = ParamSet::from(&store);
+    let names = tensor_names(&set);
     let mut r = rng(7);
-    let mut params: Vec<Vec<f64>> = names
-        .iter()
-        .map(|(_, n)| to_f64(&to_f32(&randn(&mut r, *n, 1.0))))
-        .collect();
-    for (i, p) in params.iter().enumerate() {
-        store.params.write(ctx, TensorId(i), &to_f32(p)).unwrap();
-    }
+    let mut params = random_tensors(&mut r, &names, 1.0);
+    upload_params(ctx, &set, &params);
     let mut opt = Optimizer::new(ctx, &store, cfg.clone()).unwrap();
     assert_eq!(opt.state()[0].dtype(), cfg.state_dtype);
     let mut reference = ReferenceOptimizer::new(cfg, &names).unwrap();
@@ -83,9 +75,7 @@ fn run(
                 to_f64(&to_f32(&g))
             })
             .collect();
-        for (i, g) in grads.iter().enumerate() {
-            store.grads.write(ctx, TensorId(i), &to_f32(g)).unwrap();
-        }
+        upload_grads(ctx, &set, &grads);
         opt.step_blocking().unwrap();
         let before = params.clone();
         reference.step(&mut params, &grads).unwrap();
@@ -167,44 +157,59 @@ fn assert_sign_bounded(o: &Outcome, lr: f64, steps: usize, few: bool, what: &str
 fn bf16_adamw_and_sgd_within_derived_bound() {
     let ctx = ctx();
     let dt = ElementType::Bf16;
-    let adamw = OptimizerConfig::adamw(1e-2)
-        .with_weight_decay(0.01)
-        .with_state_dtype(dt);
-    assert_proportional(&run(&ctx, adamw, 4, 0.5, 0.0), dt, "bf16 adamw");
-    let sgd = OptimizerConfig::sgd(1e-2, false)
-        .with_weight_decay(0.01)
-        .with_state_dtype(dt);
-    assert_proportional(&run(&ctx, sgd, 4, 0.5, 0.0), dt, "bf16 sgd");
-    // Many steps: the t * u growth saturates (errors decay by beta), so the bound
-    // still holds and is loose.
-    let adamw = OptimizerConfig::adamw(1e-3).with_state_dtype(dt);
-    assert_proportional(&run(&ctx, adamw, 12, 1.0, 0.0), dt, "bf16 adamw 12 steps");
+    // (configuration, steps, gradient scale, label); over many steps the t * u growth
+    // saturates (errors decay by beta), so the bound still holds and is loose.
+    for (cfg, steps, grad_scale, what) in [
+        (
+            OptimizerConfig::adamw(1e-2).with_weight_decay(0.01),
+            4,
+            0.5,
+            "bf16 adamw",
+        ),
+        (
+            OptimizerConfig::sgd(1e-2, false).with_weight_decay(0.01),
+            4,
+            0.5,
+            "bf16 sgd",
+        ),
+        (OptimizerConfig::adamw(1e-3), 12, 1.0, "bf16 adamw 12 steps"),
+    ] {
+        let o = run(&ctx, cfg.with_state_dtype(dt), steps, grad_scale, 0.0);
+        assert_proportional(&o, dt, what);
+    }
 }
 
 #[test]
 fn bf16_sign_based_updates_within_flip_bound() {
     let ctx = ctx();
-    let dt = ElementType::Bf16;
-    let lion = OptimizerConfig::lion(1e-3)
-        .with_weight_decay(0.1)
-        .with_state_dtype(dt);
-    assert_sign_bounded(&run(&ctx, lion, 4, 0.5, 0.0), 1e-3, 4, true, "bf16 lion");
-    let clion = OptimizerConfig::lion(1e-3)
-        .with_caution(Caution::hard())
-        .with_state_dtype(dt);
-    assert_sign_bounded(&run(&ctx, clion, 4, 0.5, 0.0), 1e-3, 4, true, "bf16 c-lion");
-    // C-AdamW: a flipped mask bit moves a coordinate by at most its full update,
-    // |lr * m / sqrt(v)| * scale, bounded here by 2 * lr * (scale <= 1 / 0.4).
-    let cadamw = OptimizerConfig::adamw(1e-3)
-        .with_caution(Caution::hard())
-        .with_state_dtype(dt);
-    assert_sign_bounded(
-        &run(&ctx, cadamw, 4, 0.5, 0.0),
-        1e-3 * 2.5 * 2.0,
-        4,
-        false,
-        "bf16 c-adamw",
-    );
+    let hard = Caution::hard();
+    // (configuration, the lr of the flip bound, whether few coordinates may differ
+    // (Lion's unflipped ones match exactly), label). C-AdamW: a flipped mask bit moves
+    // a coordinate by at most its full update, |lr * m / sqrt(v)| * scale, bounded here
+    // by 2 * lr * (scale <= 1 / 0.4).
+    for (cfg, bound_lr, few, what) in [
+        (
+            OptimizerConfig::lion(1e-3).with_weight_decay(0.1),
+            1e-3,
+            true,
+            "bf16 lion",
+        ),
+        (
+            OptimizerConfig::lion(1e-3).with_caution(hard),
+            1e-3,
+            true,
+            "bf16 c-lion",
+        ),
+        (
+            OptimizerConfig::adamw(1e-3).with_caution(hard),
+            1e-3 * 2.5 * 2.0,
+            false,
+            "bf16 c-adamw",
+        ),
+    ] {
+        let o = run(&ctx, cfg.with_state_dtype(ElementType::Bf16), 4, 0.5, 0.0);
+        assert_sign_bounded(&o, bound_lr, 4, few, what);
+    }
 }
 
 #[test]
@@ -277,7 +282,7 @@ fn f16_state_within_derived_bound_or_typed_error() {
 fn reduced_precision_modules_validate() {
     use coptim::optim::{Algorithm, kernels};
     use coptim::stream::StreamShape;
-    for algorithm in [Algorithm::adamw(), Algorithm::lion(), Algorithm::sgd(true)] {
+    for algorithm in Algorithm::members() {
         for subgroups in [false, true] {
             for (dtype, shape) in [ElementType::Bf16, ElementType::F16]
                 .into_iter()
@@ -285,14 +290,7 @@ fn reduced_precision_modules_validate() {
             {
                 let access = coptim::arena::ParamAccess::Scalar;
                 let src = kernels::algorithm_source(&algorithm, subgroups, dtype, access, shape);
-                let module = naga::front::wgsl::parse_str(&src)
-                    .unwrap_or_else(|e| panic!("{}: {}", algorithm.name(), e.emit_to_string(&src)));
-                naga::valid::Validator::new(
-                    naga::valid::ValidationFlags::all(),
-                    naga::valid::Capabilities::all(),
-                )
-                .validate(&module)
-                .unwrap_or_else(|e| panic!("{}: {}", algorithm.name(), e.emit_to_string(&src)));
+                validate_wgsl(algorithm.name(), &src);
             }
         }
     }

@@ -16,9 +16,7 @@ fn coptim(args: &[&str]) -> Output {
 
 #[test]
 fn compare_json_has_the_documented_shape_and_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().to_str().unwrap();
-    let o = coptim(&[
+    let (dir, v) = run_json(&[
         "compare",
         "--steps",
         "6",
@@ -26,12 +24,7 @@ fn compare_json_has_the_documented_shape_and_files() {
         "1",
         "--batch-size",
         "32",
-        "--json",
-        "--out",
-        out,
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is JSON only");
     assert_eq!(v["model"], "mlp");
     assert_eq!(v["dataset"], "bundled-mnist");
     assert_eq!(v["steps"], 6);
@@ -74,6 +67,11 @@ fn write_mnist_dir(dir: &Path, seed: u8, train: usize, test: usize) {
     }
 }
 
+/// A tiny `coptim train` (3 steps of 16 samples) with `extra` arguments after.
+fn tiny_train<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    [&["train", "--steps", "3", "--batch-size", "16"][..], extra].concat()
+}
+
 /// `coptim train` with SGD at a learning rate that makes the loss non-finite
 /// within its 30 steps, with `extra` arguments after.
 fn train_until_it_diverges(extra: &[&str]) -> Output {
@@ -93,6 +91,34 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Runs `coptim args`, which must succeed.
+fn succeeds(args: &[&str]) -> Output {
+    let o = coptim(args);
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    o
+}
+
+/// Runs `coptim args`, which must fail; returns its error output.
+fn fails(args: &[&str]) -> String {
+    let o = coptim(args);
+    assert!(!o.status.success(), "{args:?} succeeded");
+    stderr(&o)
+}
+
+/// The JSON a `--json` run printed (stdout holds nothing else).
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).expect("stdout is JSON only")
+}
+
+/// Runs `coptim args --json --out DIR` into a fresh directory, which must succeed;
+/// returns the directory and the JSON printed.
+fn run_json(args: &[&str]) -> (tempfile::TempDir, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let v = json(&succeeds(&[args, &["--json", "--out", out]].concat()));
+    (dir, v)
+}
+
 /// The columns of `metrics.csv` that do not depend on timing.
 fn untimed_columns(dir: &Path) -> Vec<Vec<String>> {
     let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
@@ -109,19 +135,7 @@ fn untimed_columns(dir: &Path) -> Vec<Vec<String>> {
 
 #[test]
 fn resume_continues_a_run_stopped_mid_way_exactly() {
-    let straight = tempfile::tempdir().unwrap();
-    let o = coptim(&[
-        "train",
-        "--steps",
-        "6",
-        "--batch-size",
-        "32",
-        "--json",
-        "--out",
-        straight.path().to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (straight, v) = run_json(&["train", "--steps", "6", "--batch-size", "32"]);
 
     // The same run (the CLI's defaults) stopped after 3 of its 6 steps.
     let resumed = tempfile::tempdir().unwrap();
@@ -139,16 +153,10 @@ fn resume_continues_a_run_stopped_mid_way_exactly() {
         .save_checkpoint(resumed.path().join("checkpoint.safetensors"))
         .unwrap();
 
-    let o = coptim(&[
-        "train",
-        "--resume",
-        "--json",
-        "--out",
-        resumed.path().to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let resumed_out = resumed.path().to_str().unwrap();
+    let o = succeeds(&["train", "--resume", "--json", "--out", resumed_out]);
     assert!(stderr(&o).contains("from step 3 of 6"), "{}", stderr(&o));
-    let w: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let w = json(&o);
     assert_eq!(w["steps_completed"], 6);
     assert_eq!(w["test_accuracy"], v["test_accuracy"]);
     assert_eq!(w["final_train_loss"], v["final_train_loss"]);
@@ -168,7 +176,7 @@ fn resume_refuses_other_data_and_flags_it_would_ignore() {
     let out = root.path().join("run");
     let out = out.to_str().unwrap();
     let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
-    let o = coptim(&[
+    succeeds(&[
         "train",
         "--steps",
         "4",
@@ -181,23 +189,16 @@ fn resume_refuses_other_data_and_flags_it_would_ignore() {
         "--out",
         out,
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
     let before = std::fs::read(Path::new(out).join("checkpoint.safetensors")).unwrap();
 
-    let o = coptim(&["train", "--resume", "--data", b, "--out", out]);
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("different data"), "{}", stderr(&o));
-    let o = coptim(&["train", "--resume", "--out", out]);
-    assert!(
-        !o.status.success(),
-        "the bundled digits are not the run's data"
-    );
-    assert!(stderr(&o).contains("different data"), "{}", stderr(&o));
-    let o = coptim(&[
+    let msg = fails(&["train", "--resume", "--data", b, "--out", out]);
+    assert!(msg.contains("different data"), "{msg}");
+    // The bundled digits are not the run's data either.
+    let msg = fails(&["train", "--resume", "--out", out]);
+    assert!(msg.contains("different data"), "{msg}");
+    let msg = fails(&[
         "train", "--resume", "--data", a, "--lr", "0.5", "--seed", "3", "--out", out,
     ]);
-    assert!(!o.status.success());
-    let msg = stderr(&o);
     assert!(msg.contains("--lr") && msg.contains("--seed"), "{msg}");
     assert_eq!(
         std::fs::read(Path::new(out).join("checkpoint.safetensors")).unwrap(),
@@ -209,29 +210,15 @@ fn resume_refuses_other_data_and_flags_it_would_ignore() {
 fn train_refuses_a_directory_holding_another_run() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
-    let args = ["train", "--steps", "2", "--batch-size", "16", "--out", out];
-    let o = coptim(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
+    succeeds(&tiny_train(&["--out", out]));
     let before = std::fs::read(dir.path().join("checkpoint.safetensors")).unwrap();
-    let o = coptim(&[
-        "train",
-        "--steps",
-        "3",
-        "--batch-size",
-        "16",
-        "--optimizer",
-        "sgd",
-        "--out",
-        out,
-    ]);
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("--overwrite"), "{}", stderr(&o));
+    let msg = fails(&tiny_train(&["--optimizer", "sgd", "--out", out]));
+    assert!(msg.contains("--overwrite"), "{msg}");
     assert_eq!(
         std::fs::read(dir.path().join("checkpoint.safetensors")).unwrap(),
         before
     );
-    let o = coptim(&[&args[..], &["--overwrite", "--json"]].concat());
-    assert!(o.status.success(), "{}", stderr(&o));
+    succeeds(&tiny_train(&["--out", out, "--overwrite", "--json"]));
 }
 
 #[test]
@@ -252,17 +239,7 @@ fn an_unwritable_output_directory_fails_before_training() {
     if !Path::new("/proc/self").exists() {
         return;
     }
-    let o = coptim(&[
-        "train",
-        "--steps",
-        "3",
-        "--batch-size",
-        "16",
-        "--out",
-        "/proc",
-    ]);
-    assert!(!o.status.success());
-    let msg = stderr(&o);
+    let msg = fails(&tiny_train(&["--out", "/proc"]));
     assert!(msg.contains("not writable"), "{msg}");
 }
 
@@ -284,44 +261,30 @@ fn a_later_write_error_does_not_hide_the_training_error() {
 #[test]
 fn compare_accepts_the_documented_pair_forms_and_bounds_seeds() {
     for pair in [&["adamw,c-adamw"][..], &["sgd", "c-sgd"][..]] {
-        let dir = tempfile::tempdir().unwrap();
-        let args = [
-            &[
-                "compare",
-                "--steps",
-                "2",
-                "--seeds",
-                "1",
-                "--batch-size",
-                "16",
-                "--json",
-                "--pair",
-            ][..],
-            pair,
-            &["--out", dir.path().to_str().unwrap()],
-        ]
-        .concat();
-        let o = coptim(&args);
-        assert!(o.status.success(), "{pair:?}: {}", stderr(&o));
+        let base = [
+            "compare",
+            "--steps",
+            "2",
+            "--seeds",
+            "1",
+            "--batch-size",
+            "16",
+        ];
+        run_json(&[&base[..], &["--pair"], pair].concat());
     }
-    let o = coptim(&["compare", "--pair", "adamw,c-adamw,lion"]);
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("two optimizers"), "{}", stderr(&o));
-    let o = coptim(&["compare", "--seeds", "18446744073709551615"]);
-    assert!(!o.status.success());
-    let msg = stderr(&o);
+    let msg = fails(&["compare", "--pair", "adamw,c-adamw,lion"]);
+    assert!(msg.contains("two optimizers"), "{msg}");
+    let msg = fails(&["compare", "--seeds", "18446744073709551615"]);
     assert!(!msg.contains("panicked"), "{msg}");
     assert!(msg.contains("--seeds"), "{msg}");
 }
 
 #[test]
 fn bad_arguments_fail_with_a_message() {
-    let o = coptim(&["train", "--optimizer", "adam"]);
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown optimizer `adam`"));
-    let o = coptim(&["compare", "--data", "/nonexistent-coptim-dir"]);
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("missing file"));
+    let msg = fails(&["train", "--optimizer", "adam"]);
+    assert!(msg.contains("unknown optimizer `adam`"), "{msg}");
+    let msg = fails(&["compare", "--data", "/nonexistent-coptim-dir"]);
+    assert!(msg.contains("missing file"), "{msg}");
     let o = train_until_it_diverges(&[
         "--checkpoint-every",
         "1",
@@ -329,5 +292,5 @@ fn bad_arguments_fail_with_a_message() {
         tempfile::tempdir().unwrap().path().to_str().unwrap(),
     ]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("not finite"));
+    assert!(stderr(&o).contains("not finite"), "{}", stderr(&o));
 }

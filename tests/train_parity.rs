@@ -8,13 +8,14 @@
 //! ignored test `export_parity_inputs` to write the initial weights, the batches and
 //! the learning rates of every step to `target/parity/inputs.safetensors`.
 
+mod common;
+
 use std::sync::Arc;
 
-use coptim::GpuContext;
+use common::*;
 use coptim::data::bundled_mnist;
-use coptim::model::Mlp;
-use coptim::train::inputs::{BatchStream, Standardize};
-use coptim::train::{ModelSpec, OptimizerKind, Session, TrainConfig};
+use coptim::train::inputs::BatchStream;
+use coptim::train::{OptimizerKind, Session, TrainConfig};
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
 
@@ -24,22 +25,10 @@ use safetensors::tensor::TensorView;
 const TOLERANCE: f32 = 1e-5;
 const STEPS: u64 = 20;
 
-fn ctx() -> GpuContext {
-    GpuContext::new_blocking(&Default::default())
-        .expect("a GPU adapter (install mesa-vulkan-drivers)")
-}
-
 /// The parity run: a 784-64-10 MLP, 32 samples per step, no augmentation,
 /// standardized inputs, the default warm-up + cosine schedule over 20 steps.
 fn config(optimizer: OptimizerKind) -> TrainConfig {
-    let mut c = TrainConfig::for_model(
-        ModelSpec::Mlp(Mlp {
-            hidden: vec![64],
-            ..Mlp::default()
-        }),
-        optimizer,
-    )
-    .with_steps(STEPS);
+    let mut c = mlp_run(64, optimizer, STEPS);
     c.batch_size = 32;
     c.augment_shift = 0;
     c.warmup_steps = 2;
@@ -114,13 +103,7 @@ fn export_parity_inputs() {
     let cfg = config(OptimizerKind::AdamW);
     let data = bundled_mnist().unwrap();
     let init = coptim::model::Model::initial_values(cfg.model.architecture(), cfg.seed).unwrap();
-    let mut stream = BatchStream::new(
-        &data.train,
-        cfg.batch_size,
-        cfg.seed,
-        cfg.augment_shift,
-        Standardize::of(&data.train),
-    );
+    let mut stream = BatchStream::for_run(&cfg, &data.train);
     let (mut images, mut labels) = (Vec::new(), Vec::new());
     let (mut all_images, mut all_labels) = (Vec::<f32>::new(), Vec::<i64>::new());
     for step in 1..=STEPS {

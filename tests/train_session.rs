@@ -2,41 +2,28 @@
 //! batches across optimizers, non-finite stops, the input pipeline, the comparison's
 //! summary and reports, and bad inputs.
 
+mod common;
+
 use std::sync::Arc;
 
-use coptim::data::{DatasetSplit, bundled_mnist};
-use coptim::model::{Mlp, Vit};
+use common::*;
+use coptim::Error;
+use coptim::data::DatasetSplit;
+use coptim::model::{Mlp, Model, Vit};
 use coptim::train::compare::{CompareConfig, compare};
 use coptim::train::inputs::{BatchStream, Standardize, translate};
 use coptim::train::{
     Event, Lockstep, ModelSpec, OptimizerKind, Runner, Session, TrainConfig, report,
 };
-use coptim::{Error, GpuContext};
-
-fn ctx() -> GpuContext {
-    GpuContext::new_blocking(&Default::default())
-        .expect("a GPU adapter (install mesa-vulkan-drivers)")
-}
 
 /// 1,024 training and 256 test digits of the bundled set.
 fn small_data() -> Arc<DatasetSplit> {
-    let full = bundled_mnist().expect("bundled data");
-    Arc::new(DatasetSplit {
-        train: full.train.take(1024),
-        test: full.test.take(256),
-    })
+    bundled_subset(1024, 256)
 }
 
 /// A 784-32-10 MLP, 64 samples per step.
 fn tiny(optimizer: OptimizerKind, steps: u64) -> TrainConfig {
-    let mut c = TrainConfig::for_model(
-        ModelSpec::Mlp(Mlp {
-            hidden: vec![32],
-            ..Mlp::default()
-        }),
-        optimizer,
-    )
-    .with_steps(steps);
+    let mut c = mlp_run(32, optimizer, steps);
     c.batch_size = 64;
     c.eval_batch_size = 100;
     c
@@ -87,6 +74,60 @@ fn tiny_mlp_learns_with_every_metric() {
     assert_eq!(eval.step, 40);
     assert!(eval.accuracy > 0.6, "test accuracy {}", eval.accuracy);
     assert!(s.step().is_err(), "stepping past the budget fails");
+}
+
+/// Every step's metrics come from the optimizer's one readback record of the step:
+/// its loss is the loss the model computed on the step's batch (checked against an
+/// evaluation of that batch with the same initial weights, by a second model), and
+/// the record's staging buffer is reused from step to step, or grows (never drops a
+/// step) while steps are submitted faster than they are read.
+#[test]
+fn each_step_reads_back_one_record_with_the_models_loss() {
+    let ctx = ctx();
+    let data = small_data();
+    let config = tiny(OptimizerKind::CAdamW, 8);
+    let mut s = Session::new(&ctx, config.clone(), data.clone()).unwrap();
+    for _ in 0..4 {
+        s.step().unwrap();
+        s.wait().unwrap();
+    }
+    assert_eq!(
+        s.optimizer().record_buffers(),
+        1,
+        "one staging buffer, reused"
+    );
+    for _ in 0..3 {
+        s.step().unwrap();
+    }
+    assert_eq!(s.optimizer().stats_in_flight(), 3);
+    assert_eq!(s.wait().unwrap().len(), 3);
+    assert_eq!(s.optimizer().record_buffers(), 3, "grown, none dropped");
+
+    let mut stream = BatchStream::for_run(&config, &data.train);
+    let (mut images, mut labels) = (Vec::new(), Vec::new());
+    stream.batch_into(&data.train, 1, &mut images, &mut labels);
+    let ModelSpec::Mlp(mlp) = &config.model else {
+        unreachable!("tiny() is an MLP")
+    };
+    let mut fresh = Model::new(&ctx, mlp.clone(), config.seed).unwrap();
+    let eval = fresh
+        .evaluate_blocking(&images, &labels, config.batch_size)
+        .unwrap();
+    let first = s.history().steps[0];
+    // The training and inference graphs reduce the same batch in the same order;
+    // 1e-6 allows for the f64 weighting of the evaluation's mean.
+    assert!(
+        (first.loss as f64 - eval.loss).abs() <= 1e-6 * eval.loss,
+        "recorded loss {} vs the model's {}",
+        first.loss,
+        eval.loss
+    );
+    assert_eq!(first.accuracy as f64, eval.accuracy());
+    for (i, m) in s.history().steps.iter().enumerate() {
+        assert_eq!(m.step, i as u64 + 1);
+        assert_eq!(m.lr, s.lr_at(m.step));
+        assert!(m.kept_fraction.is_some_and(|k| k > 0.0 && k <= 1.0));
+    }
 }
 
 #[test]

@@ -94,6 +94,11 @@ impl<M> ReadbackQueue<M> {
         self.pending.len()
     }
 
+    /// Staging buffers allocated so far (in flight and free for reuse).
+    pub fn staging_buffers(&self) -> usize {
+        self.pending.len() + self.free.len()
+    }
+
     /// Every record whose readback has completed, oldest first, without waiting.
     pub fn poll(&mut self, ctx: &GpuContext) -> Result<Vec<(M, Vec<u8>)>> {
         #[cfg(not(target_arch = "wasm32"))]

@@ -137,15 +137,12 @@ pub fn training_samples_per_s(ctx: &GpuContext, spec: &ModelSpec, batch: usize) 
     let mut step = || -> Result<f64> {
         let t = Instant::now();
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
-        let batch = Batch {
-            images: &images,
-            labels: &labels,
-        };
-        model.record_forward_backward(&mut encoder, batch)?;
-        optimizer.record_step(&mut encoder, &StepInputs::scheduled())?;
+        let batch = Batch::new(&images, &labels);
+        let outputs = model.record_forward_backward(&mut encoder, batch)?;
+        optimizer.record_step(&mut encoder, &outputs.step_inputs(StepInputs::scheduled()))?;
         ctx.queue().submit([encoder.finish()]);
         ctx.wait_idle()?;
-        model.poll_metrics()?;
+        optimizer.take_stats()?;
         Ok(t.elapsed().as_secs_f64())
     };
     let first = step()?.max(1e-6);

@@ -8,7 +8,7 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 use super::dataset::DatasetSplit;
-use super::dataset::{Dataset, check_labels};
+use super::dataset::{Dataset, SampleShape, check_labels};
 use super::error::DataError;
 
 /// Image height and width of CIFAR-10.
@@ -101,15 +101,13 @@ fn append_records(
 }
 
 fn cifar_dataset(pixels: &[u8], labels: Vec<u8>, file: &str) -> Result<Dataset, DataError> {
-    Dataset::from_u8_named(
-        pixels,
-        labels,
-        CIFAR10_CHANNELS,
-        CIFAR10_SIDE,
-        CIFAR10_SIDE,
-        CIFAR10_NUM_CLASSES,
-        file,
-    )
+    let shape = SampleShape {
+        channels: CIFAR10_CHANNELS,
+        height: CIFAR10_SIDE,
+        width: CIFAR10_SIDE,
+        num_classes: CIFAR10_NUM_CLASSES,
+    };
+    Dataset::from_u8_named(pixels, labels, shape, file)
 }
 
 /// Loads CIFAR-10 from a directory holding `data_batch_1.bin` ..

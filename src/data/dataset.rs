@@ -13,10 +13,11 @@ use super::error::DataError;
 /// about 737 MB for all 60,000 CIFAR-10 images.
 ///
 /// ```
-/// use coptim::data::Dataset;
+/// use coptim::data::{Dataset, SampleShape};
 ///
 /// // Two 1x2x2 images with labels 0 and 1.
-/// let ds = Dataset::from_u8(&[0, 255, 0, 255, 51, 51, 51, 51], vec![0, 1], 1, 2, 2, 2)?;
+/// let shape = SampleShape { channels: 1, height: 2, width: 2, num_classes: 2 };
+/// let ds = Dataset::from_u8(&[0, 255, 0, 255, 51, 51, 51, 51], vec![0, 1], shape)?;
 /// assert_eq!(ds.len(), 2);
 /// assert_eq!(ds.image(1), &[0.2, 0.2, 0.2, 0.2]);
 ///
@@ -29,10 +30,56 @@ use super::error::DataError;
 pub struct Dataset {
     images: Vec<f32>,
     labels: Vec<u8>,
-    channels: usize,
-    height: usize,
-    width: usize,
-    num_classes: usize,
+    shape: SampleShape,
+}
+
+/// What every sample of a [`Dataset`] is: a `channels x height x width` image of one
+/// of `num_classes` classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SampleShape {
+    /// Channels per image (1 for MNIST, 3 for CIFAR-10).
+    pub channels: usize,
+    /// Image height in pixels.
+    pub height: usize,
+    /// Image width in pixels.
+    pub width: usize,
+    /// The number of classes; labels are `0..num_classes`.
+    pub num_classes: usize,
+}
+
+impl SampleShape {
+    /// Checks that `num_pixels` values make one image per label, that no dimension
+    /// is zero and that every label is in range, naming `file` in errors.
+    fn check(&self, num_pixels: usize, labels: &[u8], file: &str) -> Result<(), DataError> {
+        let SampleShape {
+            channels,
+            height,
+            width,
+            num_classes,
+        } = *self;
+        if channels == 0 || height == 0 || width == 0 || num_classes == 0 {
+            return Err(DataError::malformed(
+                file,
+                format!(
+                    "zero-sized shape: channels {channels}, height {height}, width {width}, classes {num_classes}"
+                ),
+            ));
+        }
+        let per_image = channels
+            .checked_mul(height)
+            .and_then(|x| x.checked_mul(width))
+            .ok_or_else(|| DataError::malformed(file, "image size overflows usize"))?;
+        if labels.len().checked_mul(per_image) != Some(num_pixels) {
+            return Err(DataError::malformed(
+                file,
+                format!(
+                    "{num_pixels} pixel values do not make {} images of {channels}x{height}x{width}",
+                    labels.len()
+                ),
+            ));
+        }
+        check_labels(labels, num_classes, file)
+    }
 }
 
 /// A dataset's training and test parts.
@@ -60,114 +107,34 @@ impl Dataset {
     /// dimension or `num_classes` is zero, and with
     /// [`DataError::LabelOutOfRange`] if a label is `>= num_classes`. Pixel
     /// values are not checked.
-    pub fn new(
-        images: Vec<f32>,
-        labels: Vec<u8>,
-        channels: usize,
-        height: usize,
-        width: usize,
-        num_classes: usize,
-    ) -> Result<Self, DataError> {
-        Self::check_shape(
-            images.len(),
-            &labels,
-            channels,
-            height,
-            width,
-            num_classes,
-            "dataset",
-        )?;
+    pub fn new(images: Vec<f32>, labels: Vec<u8>, shape: SampleShape) -> Result<Self, DataError> {
+        shape.check(images.len(), &labels, "dataset")?;
         Ok(Self {
             images,
             labels,
-            channels,
-            height,
-            width,
-            num_classes,
+            shape,
         })
     }
 
     /// Builds a dataset from `u8` pixels (row-major `N x C x H x W`), mapping
     /// each byte `b` to `b as f32 / 255.0`. Errors as [`Dataset::new`].
-    pub fn from_u8(
-        pixels: &[u8],
-        labels: Vec<u8>,
-        channels: usize,
-        height: usize,
-        width: usize,
-        num_classes: usize,
-    ) -> Result<Self, DataError> {
-        Self::from_u8_named(
-            pixels,
-            labels,
-            channels,
-            height,
-            width,
-            num_classes,
-            "dataset",
-        )
+    pub fn from_u8(pixels: &[u8], labels: Vec<u8>, shape: SampleShape) -> Result<Self, DataError> {
+        Self::from_u8_named(pixels, labels, shape, "dataset")
     }
 
     /// As [`Dataset::from_u8`], naming `file` in errors.
     pub(crate) fn from_u8_named(
         pixels: &[u8],
         labels: Vec<u8>,
-        channels: usize,
-        height: usize,
-        width: usize,
-        num_classes: usize,
+        shape: SampleShape,
         file: &str,
     ) -> Result<Self, DataError> {
-        Self::check_shape(
-            pixels.len(),
-            &labels,
-            channels,
-            height,
-            width,
-            num_classes,
-            file,
-        )?;
+        shape.check(pixels.len(), &labels, file)?;
         Ok(Self {
             images: u8_to_unit_f32(pixels),
             labels,
-            channels,
-            height,
-            width,
-            num_classes,
+            shape,
         })
-    }
-
-    fn check_shape(
-        num_pixels: usize,
-        labels: &[u8],
-        channels: usize,
-        height: usize,
-        width: usize,
-        num_classes: usize,
-        file: &str,
-    ) -> Result<(), DataError> {
-        if channels == 0 || height == 0 || width == 0 || num_classes == 0 {
-            return Err(DataError::malformed(
-                file,
-                format!(
-                    "zero-sized shape: channels {channels}, height {height}, width {width}, classes {num_classes}"
-                ),
-            ));
-        }
-        let per_image = channels
-            .checked_mul(height)
-            .and_then(|x| x.checked_mul(width))
-            .ok_or_else(|| DataError::malformed(file, "image size overflows usize"))?;
-        if labels.len().checked_mul(per_image) != Some(num_pixels) {
-            return Err(DataError::malformed(
-                file,
-                format!(
-                    "{num_pixels} pixel values do not make {} images of {channels}x{height}x{width}",
-                    labels.len()
-                ),
-            ));
-        }
-        check_labels(labels, num_classes, file)
     }
 
     /// The number of samples.
@@ -190,29 +157,34 @@ impl Dataset {
         &self.labels
     }
 
+    /// What every sample is: image dimensions and class count.
+    pub fn sample_shape(&self) -> SampleShape {
+        self.shape
+    }
+
     /// Channels per image (1 for MNIST, 3 for CIFAR-10).
     pub fn channels(&self) -> usize {
-        self.channels
+        self.shape.channels
     }
 
     /// Image height in pixels.
     pub fn height(&self) -> usize {
-        self.height
+        self.shape.height
     }
 
     /// Image width in pixels.
     pub fn width(&self) -> usize {
-        self.width
+        self.shape.width
     }
 
     /// The image shape `[channels, height, width]`.
     pub fn image_shape(&self) -> [usize; 3] {
-        [self.channels, self.height, self.width]
+        [self.shape.channels, self.shape.height, self.shape.width]
     }
 
     /// Values per image: `channels * height * width`.
     pub fn image_len(&self) -> usize {
-        self.channels * self.height * self.width
+        self.image_shape().iter().product()
     }
 
     /// A 64-bit fingerprint of the samples, labels, shape and class count (FNV-1a
@@ -221,7 +193,8 @@ impl Dataset {
     pub fn fingerprint(&self) -> u64 {
         const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
         const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-        let header = [self.channels, self.height, self.width, self.num_classes].map(|d| d as u32);
+        let [channels, height, width] = self.image_shape();
+        let header = [channels, height, width, self.shape.num_classes].map(|d| d as u32);
         let words = header
             .into_iter()
             .chain(self.images.iter().map(|x| x.to_bits()))
@@ -233,7 +206,7 @@ impl Dataset {
 
     /// The number of classes; labels are `0..num_classes`.
     pub fn num_classes(&self) -> usize {
-        self.num_classes
+        self.shape.num_classes
     }
 
     /// The pixels of sample `index` (`C x H x W`, row-major).
@@ -262,7 +235,7 @@ impl Dataset {
 
     /// How many samples each class has (`num_classes()` entries).
     pub fn class_counts(&self) -> Vec<usize> {
-        let mut counts = vec![0; self.num_classes];
+        let mut counts = vec![0; self.shape.num_classes];
         for &l in &self.labels {
             counts[usize::from(l)] += 1;
         }
@@ -330,15 +303,15 @@ impl Dataset {
         let mut images = Vec::with_capacity(parts.iter().map(|p| p.images.len()).sum());
         let mut labels = Vec::with_capacity(parts.iter().map(Dataset::len).sum());
         for (i, p) in parts.iter().enumerate() {
-            if p.image_shape() != first.image_shape() || p.num_classes != first.num_classes {
+            if p.shape != first.shape {
                 return Err(DataError::malformed(
                     "dataset",
                     format!(
                         "cannot concatenate: part {i} has shape {:?} and {} classes, part 0 has {:?} and {}",
                         p.image_shape(),
-                        p.num_classes,
+                        p.shape.num_classes,
                         first.image_shape(),
-                        first.num_classes
+                        first.shape.num_classes
                     ),
                 ));
             }
@@ -355,10 +328,7 @@ impl Dataset {
         Dataset {
             images,
             labels,
-            channels: self.channels,
-            height: self.height,
-            width: self.width,
-            num_classes: self.num_classes,
+            shape: self.shape,
         }
     }
 }

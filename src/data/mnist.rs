@@ -1,7 +1,7 @@
 //! MNIST (and anything else shipped as the four standard IDX files, such as
 //! Fashion-MNIST).
 
-use super::dataset::{Dataset, DatasetSplit};
+use super::dataset::{Dataset, DatasetSplit, SampleShape};
 use super::error::DataError;
 use super::idx::{parse_idx_images, parse_idx_labels};
 
@@ -109,15 +109,13 @@ pub fn parse_mnist_pair(
         });
     }
     super::dataset::check_labels(&labels_idx.data, MNIST_NUM_CLASSES, labels_file)?;
-    Dataset::from_u8_named(
-        &images_idx.data,
-        labels_idx.data,
-        1,
-        rows,
-        cols,
-        MNIST_NUM_CLASSES,
-        images_file,
-    )
+    let shape = SampleShape {
+        channels: 1,
+        height: rows,
+        width: cols,
+        num_classes: MNIST_NUM_CLASSES,
+    };
+    Dataset::from_u8_named(&images_idx.data, labels_idx.data, shape, images_file)
 }
 
 /// Loads MNIST from a directory holding the four standard files

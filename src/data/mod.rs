@@ -43,7 +43,7 @@ pub use batcher::{Batcher, EpochBatches, Epochs};
 #[cfg(not(target_arch = "wasm32"))]
 pub use cifar::load_cifar10_dir;
 pub use cifar::parse_cifar10_batch;
-pub use dataset::{Dataset, DatasetSplit};
+pub use dataset::{Dataset, DatasetSplit, SampleShape};
 pub use error::DataError;
 #[cfg(not(target_arch = "wasm32"))]
 pub use idx::read_idx;

@@ -1,22 +1,21 @@
-//! Non-blocking readback of each recorded batch's loss and correct count.
+//! A recorded batch's loss and correct count: where they are on the GPU
+//! ([`BatchOutputs`]) and what they were ([`BatchMetrics`]).
 //!
-//! After a batch's forward pass, its loss and correct count (8 bytes) go through the
-//! crate's [`ReadbackQueue`], so reading them never stalls the GPU queue and every
-//! batch's metrics arrive, in order.
+//! The model reads nothing back itself. A training step hands the two values to the
+//! optimizer with [`BatchOutputs::step_inputs`], so they arrive in the optimizer's one
+//! record of the step ([`StepStats`]), in step order and never dropped.
 
-use crate::arena::ReadbackQueue;
-use crate::arena::readback::Source;
+use crate::arena::{BufferView, read_buffer};
 use crate::context::GpuContext;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::optim::{StepInputs, StepStats};
 
-/// Bytes of one batch's metrics: loss (f32) and correct count (f32).
-const METRICS_BYTES: u64 = 8;
+/// Bytes of one value (the loss and the correct count are one f32 each).
+const VALUE_BYTES: u64 = 4;
 
 /// The loss and accuracy of one recorded batch.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct BatchMetrics {
-    /// The value returned by the `record_*` call that produced it (0, 1, 2, ...).
-    pub step: u64,
     /// Mean softmax cross-entropy over the batch.
     pub loss: f32,
     /// Samples whose highest logit is at the label.
@@ -30,71 +29,60 @@ impl BatchMetrics {
     pub fn accuracy(&self) -> f64 {
         self.correct as f64 / self.batch_size.max(1) as f64
     }
-}
 
-/// What a queued record belongs to: (step, batch size).
-type BatchTag = (u64, usize);
-
-/// The loss and correct count of every recorded batch, in flight, on the crate's one
-/// readback queue.
-#[derive(Debug)]
-pub(crate) struct MetricsQueue {
-    queue: ReadbackQueue<BatchTag>,
-}
-
-impl Default for MetricsQueue {
-    fn default() -> Self {
-        Self {
-            queue: ReadbackQueue::new("coptim batch metrics"),
+    /// The metrics a step's record carries when its inputs came from
+    /// [`BatchOutputs::step_inputs`] for a batch of `batch_size` samples. Fails with
+    /// [`Error::Readback`] if the record holds no loss and correct count.
+    pub fn from_record(record: &StepStats, batch_size: usize) -> Result<Self> {
+        match (record.loss, record.values.as_slice()) {
+            (Some(loss), [correct]) => Ok(Self {
+                loss,
+                correct: *correct as u32,
+                batch_size,
+            }),
+            _ => Err(Error::Readback(format!(
+                "the record of step {} holds no batch loss and correct count",
+                record.scheduled_step
+            ))),
         }
     }
 }
 
-impl MetricsQueue {
-    /// Records copies of `loss` and `correct` (one f32 each) into a staging buffer
-    /// that maps when `encoder` is submitted.
-    pub fn record(
-        &mut self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        loss: &crate::nn::Tensor,
-        correct: &crate::nn::Tensor,
-        step: u64,
-        batch_size: usize,
-    ) {
-        fn scalar(t: &crate::nn::Tensor) -> Source<'_> {
-            Source {
-                buffer: t.buffer(),
-                offset: t.offset(),
-                size: METRICS_BYTES / 2,
-            }
-        }
-        self.queue.record(
-            ctx,
-            encoder,
-            &[scalar(loss), scalar(correct)],
-            (step, batch_size),
-        );
-    }
-
-    /// Every metric whose readback has completed, oldest first, without waiting.
-    pub fn poll(&mut self, ctx: &GpuContext) -> Result<Vec<BatchMetrics>> {
-        Ok(self.queue.poll(ctx)?.into_iter().map(to_metrics).collect())
-    }
-
-    /// The oldest metric in flight, waiting for it. Fails if nothing was recorded, or
-    /// (natively) if its encoder was never submitted.
-    pub async fn next(&mut self, ctx: &GpuContext) -> Result<BatchMetrics> {
-        Ok(to_metrics(self.queue.next(ctx).await?))
-    }
+/// Where a recorded batch's loss and correct count (one f32 each) are once the
+/// encoder runs. They stay there until the next batch of the same size is recorded.
+#[derive(Debug, Clone)]
+pub struct BatchOutputs {
+    /// Samples in the batch.
+    pub batch_size: usize,
+    /// The mean softmax cross-entropy.
+    pub loss: BufferView,
+    /// The number of samples classified correctly (an f32).
+    pub correct: BufferView,
 }
 
-fn to_metrics(((step, batch_size), bytes): (BatchTag, Vec<u8>)) -> BatchMetrics {
-    let values: [f32; 2] = bytemuck::pod_read_unaligned(&bytes[..METRICS_BYTES as usize]);
-    BatchMetrics {
-        step,
-        loss: values[0],
-        correct: values[1] as u32,
-        batch_size,
+impl BatchOutputs {
+    /// `inputs` that also copy this batch's loss and correct count into the
+    /// optimizer's record of the step (read them with [`BatchMetrics::from_record`]).
+    pub fn step_inputs<'a>(&'a self, inputs: StepInputs<'a>) -> StepInputs<'a> {
+        inputs
+            .with_loss(&self.loss.buffer, self.loss.offset)
+            .with_value(&self.correct.buffer, self.correct.offset)
+    }
+
+    /// Reads the two values now with the crate's one blocking read helper (submits
+    /// and waits): for programs that step the model without an optimizer record.
+    pub async fn read(&self, ctx: &GpuContext) -> Result<BatchMetrics> {
+        let (loss, correct) = (&self.loss, &self.correct);
+        let loss = read_buffer(ctx, &loss.buffer, loss.offset, VALUE_BYTES).await?;
+        let correct = read_buffer(ctx, &correct.buffer, correct.offset, VALUE_BYTES).await?;
+        let [loss, correct]: [f32; 2] = [
+            bytemuck::pod_read_unaligned(&loss),
+            bytemuck::pod_read_unaligned(&correct),
+        ];
+        Ok(BatchMetrics {
+            loss,
+            correct: correct as u32,
+            batch_size: self.batch_size,
+        })
     }
 }

@@ -9,8 +9,8 @@
 //!   [`Model::store`] steps them in place.
 //! - [`Model::record_forward_backward`] records a training step's passes (mean softmax
 //!   cross-entropy, gradients into `store().grads`, overwritten) into the caller's
-//!   encoder; [`Model::poll_metrics`] returns the loss and correct count of finished
-//!   batches without stalling the GPU.
+//!   encoder and returns where the batch's loss and correct count will be
+//!   ([`BatchOutputs`]), for the optimizer's one record of the step.
 //! - [`Model::evaluate`] and [`Model::predict_probabilities`] run inference over a
 //!   data set (async, with blocking forms natively).
 
@@ -23,7 +23,7 @@ mod vit;
 
 pub use arch::{Architecture, ParamSpec};
 pub use init::{Init, rng_for_seed};
-pub use metrics::BatchMetrics;
+pub use metrics::{BatchMetrics, BatchOutputs};
 pub use mlp::Mlp;
 pub use runtime::{Batch, Evaluation, Model, NamedTensor};
 pub use vit::Vit;

@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::arena::readback::{ReadbackQueue, Source};
-use crate::arena::{ParamStore, TensorId, UploadRing};
+use crate::arena::{BufferView, ParamStore, TensorId, UploadRing};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::model::arch::Architecture;
 use crate::model::init::rng_for_seed;
-use crate::model::metrics::{BatchMetrics, MetricsQueue};
+use crate::model::metrics::BatchOutputs;
 use crate::nn::{Graph, GraphBuilder, Kernels, Var};
 
 /// One batch on the CPU: images flat and row-major (`batch * sample_len` values, see
@@ -21,6 +21,13 @@ pub struct Batch<'a> {
     pub images: &'a [f32],
     /// Labels, each below the number of classes.
     pub labels: &'a [u32],
+}
+
+impl<'a> Batch<'a> {
+    /// The batch of `images` (flat, row-major) and their `labels`.
+    pub fn new(images: &'a [f32], labels: &'a [u32]) -> Self {
+        Self { images, labels }
+    }
 }
 
 /// The result of [`Model::evaluate`].
@@ -78,18 +85,21 @@ const BATCHES_PER_SUBMIT: usize = 16;
 ///
 /// ```no_run
 /// # fn main() -> coptim::Result<()> {
-/// use coptim::model::{Batch, Mlp, Model};
+/// use coptim::model::{Batch, BatchMetrics, Mlp, Model};
+/// use coptim::optim::StepInputs;
 /// use coptim::{Optimizer, OptimizerConfig};
 /// let ctx = coptim::GpuContext::new_blocking(&Default::default())?;
 /// let mut model = Model::new(&ctx, Mlp::default(), 42)?;
 /// let mut opt = Optimizer::new(&ctx, model.store(), OptimizerConfig::adamw(1e-3))?;
 /// let (images, labels) = (vec![0.0f32; 128 * 784], vec![0u32; 128]);
 /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
-/// model.record_forward_backward(&mut encoder, Batch { images: &images, labels: &labels })?;
-/// opt.record_step(&mut encoder, &coptim::optim::StepInputs::scheduled())?;
+/// let out = model.record_forward_backward(&mut encoder, Batch { images: &images, labels: &labels })?;
+/// // The batch's loss and correct count travel in the optimizer's record of the step.
+/// opt.record_step(&mut encoder, &out.step_inputs(StepInputs::scheduled()))?;
 /// ctx.queue().submit([encoder.finish()]);
-/// for m in model.poll_metrics()? { // whatever has arrived, never waits
-///     println!("step {} loss {:.4} accuracy {:.3}", m.step, m.loss, m.accuracy());
+/// for record in opt.take_stats()? { // whatever has arrived, never waits
+///     let m = BatchMetrics::from_record(&record, out.batch_size)?;
+///     println!("step {} loss {:.4} accuracy {:.3}", record.scheduled_step, m.loss, m.accuracy());
 /// }
 /// # Ok(()) }
 /// ```
@@ -102,9 +112,8 @@ pub struct Model {
     ids: Vec<TensorId>,
     train: HashMap<usize, Compiled>,
     infer: HashMap<usize, Compiled>,
-    metrics: MetricsQueue,
     uploads: UploadRing,
-    recorded: u64,
+    inference_reads: ReadbackQueue<usize>,
 }
 
 impl Model {
@@ -137,9 +146,8 @@ impl Model {
             ids,
             train: HashMap::new(),
             infer: HashMap::new(),
-            metrics: MetricsQueue::default(),
             uploads: UploadRing::new("coptim batch upload"),
-            recorded: 0,
+            inference_reads: ReadbackQueue::new("coptim inference readback"),
         };
         // Shape-check the graph symbolically (nothing is allocated).
         model.declare(1, false)?;
@@ -188,44 +196,25 @@ impl Model {
 
     /// Records a training step's forward and backward pass for `batch`: uploads the
     /// batch (in encoder order), computes the mean softmax cross-entropy, writes
-    /// every parameter's gradient into `store().grads` (overwriting), and queues the
-    /// batch's loss and correct count for [`Model::poll_metrics`] /
-    /// [`Model::next_metrics`]. Returns the step number those metrics will carry.
-    /// Nothing is submitted.
+    /// every parameter's gradient into `store().grads` (overwriting). Returns where
+    /// the batch's loss and correct count will be, to hand to the optimizer's step
+    /// with [`BatchOutputs::step_inputs`]. Nothing is submitted or read back.
     pub fn record_forward_backward(
         &mut self,
         encoder: &mut wgpu::CommandEncoder,
         batch: Batch<'_>,
-    ) -> Result<u64> {
+    ) -> Result<BatchOutputs> {
         self.record(encoder, batch, true)
     }
 
-    /// Records only the forward pass of `batch` (no gradients), queueing its loss and
-    /// correct count like [`Model::record_forward_backward`].
+    /// Records only the forward pass of `batch` (no gradients), like
+    /// [`Model::record_forward_backward`].
     pub fn record_forward(
         &mut self,
         encoder: &mut wgpu::CommandEncoder,
         batch: Batch<'_>,
-    ) -> Result<u64> {
+    ) -> Result<BatchOutputs> {
         self.record(encoder, batch, false)
-    }
-
-    /// The metrics of recorded batches whose readback has completed, oldest first.
-    /// Never waits; batches still in flight come in a later call.
-    pub fn poll_metrics(&mut self) -> Result<Vec<BatchMetrics>> {
-        self.metrics.poll(&self.ctx)
-    }
-
-    /// The oldest metrics not yet returned, waiting for them (the encoder that
-    /// recorded them must have been submitted).
-    pub async fn next_metrics(&mut self) -> Result<BatchMetrics> {
-        self.metrics.next(&self.ctx).await
-    }
-
-    /// Blocking form of [`Model::next_metrics`].
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn next_metrics_blocking(&mut self) -> Result<BatchMetrics> {
-        pollster::block_on(self.next_metrics())
     }
 
     /// Mean loss and accuracy over a data set, in batches of at most `batch_size`
@@ -362,10 +351,9 @@ impl Model {
         encoder: &mut wgpu::CommandEncoder,
         batch: Batch<'_>,
         train: bool,
-    ) -> Result<u64> {
+    ) -> Result<BatchOutputs> {
         self.ctx.check_lost()?;
         let n = self.check_batch(batch.images, batch.labels)?;
-        let step = self.recorded;
         let ctx = self.ctx.clone();
         // Lent out while `compiled` borrows the model.
         let mut uploads =
@@ -374,14 +362,11 @@ impl Model {
         let graph = &compiled.graph;
         let written = graph
             .value(compiled.images)
-            .record_write_f32(&mut uploads, &ctx, encoder, batch.images)
+            .record_write(&mut uploads, &ctx, encoder, batch.images)
             .and_then(|()| {
-                graph.value(compiled.labels).record_write_u32(
-                    &mut uploads,
-                    &ctx,
-                    encoder,
-                    batch.labels,
-                )
+                graph
+                    .value(compiled.labels)
+                    .record_write(&mut uploads, &ctx, encoder, batch.labels)
             });
         self.uploads = uploads;
         written?;
@@ -392,14 +377,15 @@ impl Model {
         if train {
             compiled.graph.record_backward(encoder);
         }
-        let (loss, correct) = (
-            compiled.graph.value(compiled.loss).clone(),
-            compiled.graph.value(compiled.correct).clone(),
-        );
-        self.metrics
-            .record(&self.ctx, encoder, &loss, &correct, step, n);
-        self.recorded += 1;
-        Ok(step)
+        let view = |v: Var| {
+            let t = compiled.graph.value(v);
+            BufferView::new(t.buffer(), t.offset())
+        };
+        Ok(BatchOutputs {
+            batch_size: n,
+            loss: view(compiled.loss),
+            correct: view(compiled.correct),
+        })
     }
 
     /// Runs the inference graph over `images` in batches and reads back, per batch,
@@ -420,7 +406,11 @@ impl Model {
         let ctx = self.ctx.clone();
         let starts: Vec<usize> = (0..n).step_by(batch_size).collect();
         let mut out = Vec::with_capacity(starts.len());
-        let mut reads = ReadbackQueue::new("coptim inference readback");
+        // Lent out while `compiled` borrows the model.
+        let mut reads = std::mem::replace(
+            &mut self.inference_reads,
+            ReadbackQueue::new("coptim inference readback"),
+        );
         let mut uploads =
             std::mem::replace(&mut self.uploads, UploadRing::new("coptim batch upload"));
         for group in starts.chunks(BATCHES_PER_SUBMIT) {
@@ -432,7 +422,7 @@ impl Model {
                 let rows = batch_size.min(n - start);
                 let compiled = self.compiled(rows, false)?;
                 let g = &compiled.graph;
-                g.value(compiled.images).record_write_f32(
+                g.value(compiled.images).record_write(
                     &mut uploads,
                     &ctx,
                     &mut encoder,
@@ -446,7 +436,7 @@ impl Model {
                         &dummy
                     }
                 };
-                g.value(compiled.labels).record_write_u32(
+                g.value(compiled.labels).record_write(
                     &mut uploads,
                     &ctx,
                     &mut encoder,
@@ -474,6 +464,7 @@ impl Model {
             }
         }
         self.uploads = uploads;
+        self.inference_reads = reads;
         Ok(out)
     }
 

@@ -9,6 +9,9 @@ use crate::nn::{Activation, GraphBuilder, Var};
 const LN_EPS: f32 = 1e-6;
 /// timm's initialization scale for Linear weights, position embedding and class token.
 const INIT_STD: f64 = 0.02;
+/// Most transformer blocks a configuration may declare (ViT-g has 48): a bound on the
+/// work of listing the parameters of a configuration read from a file.
+const MAX_DEPTH: usize = 1024;
 
 /// A vision transformer like timm's `vit_tiny_patch16_224`, scaled to small images:
 /// Conv2d patch embedding, class token, learned position embedding, `depth`
@@ -72,7 +75,30 @@ impl Vit {
         (self.dim as f64 * self.mlp_ratio) as usize
     }
 
+    /// Elements of the largest parameter tensor, `None` if a size overflows (checked
+    /// before any shape is built, so that no product wraps).
+    fn largest_tensor(&self) -> Option<u64> {
+        let n = |x: usize| u64::try_from(x).ok();
+        let (d, p, c) = (n(self.dim)?, n(self.patch)?, n(self.channels)?);
+        let side = n(self.image_size / self.patch.max(1))?;
+        let tokens = side.checked_mul(side)?.checked_add(1)?;
+        [
+            tokens.checked_mul(d),
+            c.checked_mul(p)?.checked_mul(p)?.checked_mul(d),
+            d.checked_mul(d)?.checked_mul(3),
+            n(self.mlp_hidden())?.checked_mul(d),
+            n(self.classes)?.checked_mul(d),
+        ]
+        .into_iter()
+        .try_fold(0, |max: u64, size| Some(max.max(size?)))
+    }
+
     fn validate(&self) -> Result<()> {
+        if self.depth > MAX_DEPTH || self.largest_tensor().is_none() {
+            return Err(Error::InvalidConfig(format!(
+                "ViT configuration {self:?}: at most {MAX_DEPTH} blocks, and every tensor's size must fit in 64 bits"
+            )));
+        }
         let ok = self.channels > 0
             && self.patch > 0
             && self.image_size > 0

@@ -3,7 +3,9 @@
 
 use wgpu::util::DeviceExt;
 
-use crate::nn::kernels::{Kernel, Kernels, WG_SIZE};
+use crate::nn::bindings::{Binding, PARAMS, Uniform};
+use crate::nn::kernels::{Kernels, WG_SIZE};
+use crate::nn::modules::Kernel;
 use crate::nn::tensor::Tensor;
 
 /// One kernel launch with everything bound.
@@ -15,28 +17,44 @@ pub(crate) struct Dispatch {
 }
 
 impl Dispatch {
-    /// Binds `params` (a uniform block, binding 0) and `tensors` (binding number,
-    /// tensor) for `kernel`.
-    pub fn new<P: bytemuck::Pod>(
+    /// Binds `params` (the uniform block) and `tensors` (by binding name) for
+    /// `kernel`, whose layout lists exactly these buffers.
+    ///
+    /// # Panics
+    /// When `tensors` does not name every buffer of [`Kernel::buffers`] once, or
+    /// `params` is not the uniform block of the kernel's module: a mistake in an op,
+    /// which every op's tests catch.
+    pub fn new(
         kernels: &Kernels,
         kernel: Kernel,
-        params: &P,
-        tensors: &[(u32, &Tensor)],
+        params: &Uniform,
+        tensors: &[(Binding, &Tensor)],
         grid: [u32; 3],
     ) -> Self {
+        let family = kernels.module_of(kernel).family();
+        assert_eq!(
+            params.name(),
+            family.params_name(),
+            "{kernel:?}: uniform block"
+        );
+        let mut bound: Vec<Binding> = tensors.iter().map(|(b, _)| *b).collect();
+        bound.sort_by_key(|b| family.index(*b));
+        let mut listed = kernel.buffers().to_vec();
+        listed.sort_by_key(|b| family.index(*b));
+        assert_eq!(bound, listed, "{kernel:?}: bound buffers");
         let device = kernels.context().device();
         let pipeline = kernels.pipeline(kernel);
         let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("coptim nn params"),
-            contents: bytemuck::bytes_of(params),
+            contents: params.bytes(),
             usage: wgpu::BufferUsages::UNIFORM,
         });
         let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
+            binding: family.index(PARAMS),
             resource: uniform.as_entire_binding(),
         }];
         entries.extend(tensors.iter().map(|(binding, t)| wgpu::BindGroupEntry {
-            binding: *binding,
+            binding: family.index(*binding),
             resource: wgpu::BindingResource::Buffer(t.binding()),
         }));
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {

@@ -80,8 +80,8 @@ struct Node {
 /// let graph = g.build(&Kernels::new(&ctx), &store, &[loss])?;
 /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
 /// let mut uploads = coptim::arena::UploadRing::new("batch uploads");
-/// graph.value(x).record_write_f32(&mut uploads, &ctx, &mut encoder, &vec![0.0; 32 * 784])?;
-/// graph.value(labels).record_write_u32(&mut uploads, &ctx, &mut encoder, &[0; 32])?;
+/// graph.value(x).record_write(&mut uploads, &ctx, &mut encoder, &vec![0.0f32; 32 * 784])?;
+/// graph.value(labels).record_write(&mut uploads, &ctx, &mut encoder, &[0u32; 32])?;
 /// graph.record_forward(&mut encoder);
 /// graph.record_backward(&mut encoder); // gradients land in store.grads
 /// ctx.queue().submit([encoder.finish()]);
@@ -141,43 +141,37 @@ impl GraphBuilder {
     /// Both operands are 2-D, or both 3-D with the same batch size (batched matmul).
     /// Transposed operands are read in place, without copies.
     pub fn matmul(&mut self, a: Var, b: Var, transpose_a: bool, transpose_b: bool) -> Result<Var> {
-        let (op, shape) = ops::Matmul::new(self, a, b, transpose_a, transpose_b)?;
-        Ok(self.push_op(op, shape))
+        self.push_op(ops::Matmul::new(self, a, b, transpose_a, transpose_b))
     }
 
     /// `x @ weight^T + bias` over the last dimension of `x` (`torch.nn.Linear`):
     /// `x` is `[..., in]`, `weight` `[out, in]`, `bias` `[out]`; the bias add is fused
     /// into the matmul.
     pub fn linear(&mut self, x: Var, weight: Var, bias: Option<Var>) -> Result<Var> {
-        let (op, shape) = ops::Linear::new(self, x, weight, bias)?;
-        Ok(self.push_op(op, shape))
+        self.push_op(ops::Linear::new(self, x, weight, bias))
     }
 
     /// `a + b`, where `b`'s shape (leading 1s dropped) equals the trailing dimensions
     /// of `a`'s: a residual add (same shapes), a bias add (`b` is `[features]`) or a
     /// learned position embedding (`b` is `[1, tokens, dim]`).
     pub fn add(&mut self, a: Var, b: Var) -> Result<Var> {
-        let (op, shape) = ops::Add::new(self, a, b)?;
-        Ok(self.push_op(op, shape))
+        self.push_op(ops::Add::new(self, a, b))
     }
 
     /// A pointwise nonlinearity.
     pub fn activation(&mut self, x: Var, kind: Activation) -> Result<Var> {
-        let (op, shape) = ops::Pointwise::new(self, x, kind)?;
-        Ok(self.push_op(op, shape))
+        self.push_op(ops::Pointwise::new(self, x, kind))
     }
 
     /// LayerNorm over the last dimension with elementwise affine `weight` and `bias`
     /// (`torch.nn.LayerNorm(dim, eps)`).
     pub fn layer_norm(&mut self, x: Var, weight: Var, bias: Var, eps: f32) -> Result<Var> {
-        let (op, shape) = ops::LayerNorm::new(self, x, weight, bias, eps)?;
-        Ok(self.push_op(op, shape))
+        self.push_op(ops::LayerNorm::new(self, x, weight, bias, eps))
     }
 
     /// Softmax over the last dimension.
     pub fn softmax(&mut self, x: Var) -> Result<Var> {
-        let (op, shape) = ops::Softmax::new(self, x)?;
-        Ok(self.push_op(op, shape))
+        self.push_op(ops::Softmax::new(self, x))
     }
 
     /// Scaled dot-product multi-head self-attention on packed projections, as timm's
@@ -186,8 +180,7 @@ impl GraphBuilder {
     /// with heads concatenated, ready for the output projection. Scores are scaled by
     /// `head_dim^-0.5`.
     pub fn attention(&mut self, qkv: Var, heads: usize) -> Result<Var> {
-        let (op, shape) = ops::Attention::new(self, qkv, heads)?;
-        Ok(self.push_op(op, shape))
+        self.push_op(ops::Attention::new(self, qkv, heads))
     }
 
     /// Cuts images `[batch, channels, height, width]` into non-overlapping
@@ -195,43 +188,37 @@ impl GraphBuilder {
     /// row-major order and features in (channel, row, column) order; a
     /// [`GraphBuilder::linear`] on them is timm's Conv2d patch embedding.
     pub fn patchify(&mut self, images: Var, patch: usize) -> Result<Var> {
-        let (op, shape) = ops::Patchify::new(self, images, patch)?;
-        Ok(self.push_op(op, shape))
+        self.push_op(ops::Patchify::new(self, images, patch))
     }
 
     /// Prepends `token` (`[dim]`, or `[1, 1, dim]` like timm's `cls_token`) to every
     /// sequence of `tokens` `[batch, n, dim]`, giving `[batch, n + 1, dim]`.
     pub fn prepend_token(&mut self, tokens: Var, token: Var) -> Result<Var> {
-        let (op, shape) = ops::Prepend::new(self, tokens, token)?;
-        Ok(self.push_op(op, shape))
+        self.push_op(ops::Prepend::new(self, tokens, token))
     }
 
     /// The mean over the tokens of `[batch, n, dim]`, giving `[batch, dim]`.
     pub fn mean_tokens(&mut self, x: Var) -> Result<Var> {
-        let (op, shape) = ops::Pool::new(self, x, PoolMode::Mean)?;
-        Ok(self.push_op(op, shape))
+        self.push_op(ops::Pool::new(self, x, PoolMode::Mean))
     }
 
     /// Gathers token `index` of every sequence of `[batch, n, dim]`, giving
     /// `[batch, dim]` (the class token is index 0).
     pub fn select_token(&mut self, x: Var, index: usize) -> Result<Var> {
-        let (op, shape) = ops::Pool::new(self, x, PoolMode::Select(index))?;
-        Ok(self.push_op(op, shape))
+        self.push_op(ops::Pool::new(self, x, PoolMode::Select(index)))
     }
 
     /// Mean softmax cross-entropy of `logits` `[batch, classes]` against `labels`
     /// (`[batch]`, from [`GraphBuilder::labels`]), computed stably with log-sum-exp;
     /// a `[1]` tensor. Differentiable with respect to the logits.
     pub fn cross_entropy(&mut self, logits: Var, labels: Var) -> Result<Var> {
-        let (op, shape) = ops::CrossEntropy::new(self, logits, labels)?;
-        Ok(self.push_op(op, shape))
+        self.push_op(ops::CrossEntropy::new(self, logits, labels))
     }
 
     /// The number of rows whose first maximal logit is at the label, as a `[1]` f32
     /// tensor (exact below 2^24). Not differentiable.
     pub fn correct_count(&mut self, logits: Var, labels: Var) -> Result<Var> {
-        let (op, shape) = ops::CorrectCount::new(self, logits, labels)?;
-        Ok(self.push_op(op, shape))
+        self.push_op(ops::CorrectCount::new(self, logits, labels))
     }
 
     /// Allocates and compiles the graph. `seeds` are the outputs the backward pass
@@ -441,10 +428,12 @@ impl GraphBuilder {
         Var(self.nodes.len() - 1)
     }
 
-    fn push_op(&mut self, op: impl Op + 'static, shape: Vec<usize>) -> Var {
+    /// Adds the op an op's `new` built (or passes its error on) and returns its output.
+    fn push_op(&mut self, built: Result<(impl Op + 'static, Vec<usize>)>) -> Result<Var> {
+        let (op, shape) = built?;
         let v = self.push_node(shape, DType::F32, Source::Op);
         self.ops.push((Box::new(op), v));
-        v
+        Ok(v)
     }
 }
 

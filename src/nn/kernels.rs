@@ -1,158 +1,22 @@
-//! The WGSL modules of the autograd ops and a per-device cache of their pipelines.
+//! A per-device cache of the nn kernels' pipelines, each with an explicit layout
+//! built from its binding table.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::context::GpuContext;
 use crate::error::Result;
-use crate::nn::matmul_variant::{MatmulShader, MatmulVariant};
-use crate::wgsl::{Part, ShaderBuilder, lib};
+use crate::nn::bindings::PARAMS;
+use crate::nn::matmul_variant::MatmulVariant;
+use crate::nn::modules::{Kernel, Module, RowTeam};
 
 /// Invocations per workgroup of every nn kernel (`WG_SIZE` in the shaders).
 pub const WG_SIZE: u32 = 256;
 /// Invocations per workgroup of the row kernels (`ROW_WG_SIZE`, a generated constant)
 /// under [`RowLayout::PerWorkgroup`]: one workgroup reduces one row of LayerNorm,
-/// softmax or the cross-entropy loss.
+/// softmax or the cross-entropy loss. (Under [`RowLayout::PerInvocation`] they run
+/// [`WG_SIZE`] invocations per workgroup, one per row.)
 pub const ROW_WG_SIZE: u32 = 64;
-
-/// A flat-kernel file, which indexes its invocations with [`lib::GRID`].
-const fn flat_kernels(name: &'static str, source: &'static str) -> Part {
-    Part {
-        name,
-        source,
-        provides: &[],
-        requires: &["invocation_linear"],
-    }
-}
-
-/// The flat-kernel files, by module name.
-const SHADER_FILES: [(&str, Part); 3] = [
-    (
-        "nn_elementwise",
-        flat_kernels(
-            "nn_elementwise.wgsl",
-            include_str!("../../shaders/nn_elementwise.wgsl"),
-        ),
-    ),
-    (
-        "nn_tokens",
-        flat_kernels(
-            "nn_tokens.wgsl",
-            include_str!("../../shaders/nn_tokens.wgsl"),
-        ),
-    ),
-    (
-        "nn_attention",
-        flat_kernels(
-            "nn_attention.wgsl",
-            include_str!("../../shaders/nn_attention.wgsl"),
-        ),
-    ),
-];
-
-/// A flat-kernel module: the generated `WG_SIZE`, the grid helpers and the file.
-fn flat_module(name: &str, file: &'static Part) -> String {
-    ShaderBuilder::new(name)
-        .constant("WG_SIZE", WG_SIZE)
-        .part(&lib::GRID)
-        .part(file)
-        .build()
-        .expect("every part the flat kernels require is included")
-}
-
-/// A row-kernel file, which calls the reductions of [`ROWS_WORKGROUP`] or
-/// [`ROWS_SUBGROUP`].
-const fn row_kernels(name: &'static str, source: &'static str) -> Part {
-    Part {
-        name,
-        source,
-        provides: &[],
-        requires: &[
-            "row_sum",
-            "row_max",
-            "workgroup_linear",
-            "invocation_linear",
-        ],
-    }
-}
-
-/// The row-kernel files, each compiled twice (names of the workgroup and the
-/// subgroup module, the file).
-const ROW_SHADER_FILES: [(&str, &str, Part); 3] = [
-    (
-        "nn_layernorm",
-        "nn_layernorm_subgroup",
-        row_kernels(
-            "nn_layernorm.wgsl",
-            include_str!("../../shaders/nn_layernorm.wgsl"),
-        ),
-    ),
-    (
-        "nn_softmax",
-        "nn_softmax_subgroup",
-        row_kernels(
-            "nn_softmax.wgsl",
-            include_str!("../../shaders/nn_softmax.wgsl"),
-        ),
-    ),
-    (
-        "nn_loss",
-        "nn_loss_subgroup",
-        row_kernels("nn_loss.wgsl", include_str!("../../shaders/nn_loss.wgsl")),
-    ),
-];
-
-/// Reductions across a workgroup through workgroup memory (no subgroups needed).
-const ROWS_WORKGROUP: Part = Part {
-    name: "nn_rows_workgroup.wgsl",
-    source: include_str!("../../shaders/nn_rows_workgroup.wgsl"),
-    provides: &["row_sum", "row_max"],
-    requires: &[],
-};
-
-/// Reductions across a workgroup with subgroup operations.
-const ROWS_SUBGROUP: Part = Part {
-    name: "nn_rows_subgroup.wgsl",
-    source: include_str!("../../shaders/nn_rows_subgroup.wgsl"),
-    provides: &["row_sum", "row_max"],
-    requires: &[],
-};
-
-/// A row-kernel module: the generated `WG_SIZE` and `ROW_WG_SIZE`, the grid helpers,
-/// one of the two reductions, and the file.
-fn row_module(name: &str, file: &'static Part, subgroups: bool) -> String {
-    let reduction = match subgroups {
-        true => &ROWS_SUBGROUP,
-        false => &ROWS_WORKGROUP,
-    };
-    ShaderBuilder::new(name)
-        .constant("WG_SIZE", WG_SIZE)
-        .constant("ROW_WG_SIZE", ROW_WG_SIZE)
-        .part(&lib::GRID)
-        .part(reduction)
-        .part(file)
-        .build()
-        .expect("every part the row kernels require is included")
-}
-
-/// Every shader module the ops use, by name: the flat-kernel files, every specialization
-/// of every matmul variant (see [`MatmulVariant`]), and each row-kernel file with the
-/// workgroup and with the subgroup reduction.
-pub fn shader_modules() -> Vec<(&'static str, String)> {
-    let mut modules: Vec<(&str, String)> = SHADER_FILES
-        .iter()
-        .map(|(name, file)| (*name, flat_module(name, file)))
-        .collect();
-    modules.extend(MatmulShader::ALL.iter().map(|s| (s.name, s.source())));
-    for (workgroup_name, subgroup_name, file) in &ROW_SHADER_FILES {
-        modules.push((workgroup_name, row_module(workgroup_name, file, false)));
-        modules.push((subgroup_name, row_module(subgroup_name, file, true)));
-    }
-    modules
-}
-
-/// Index of the first row-kernel module in [`shader_modules`].
-const ROW_MODULES: usize = SHADER_FILES.len() + MatmulShader::ALL.len();
 
 /// How the row kernels (LayerNorm, softmax, cross-entropy rows) spread a row over
 /// invocations.
@@ -178,109 +42,6 @@ impl RowLayout {
     }
 }
 
-/// Where a kernel's module is in [`shader_modules`].
-#[derive(Debug, Clone, Copy)]
-enum ModuleRef {
-    /// At this index, on every device.
-    Fixed(usize),
-    /// Row-kernel file `i` of [`ROW_SHADER_FILES`], with the subgroup reduction when
-    /// the context has subgroups.
-    Rows(usize),
-}
-
-impl ModuleRef {
-    fn index(self, subgroups: bool) -> usize {
-        match self {
-            ModuleRef::Fixed(i) => i,
-            ModuleRef::Rows(i) => ROW_MODULES + 2 * i + usize::from(subgroups),
-        }
-    }
-}
-
-/// One entry point of one module.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Kernel {
-    Matmul(MatmulShader),
-    ActivationForward,
-    ActivationBackward,
-    AddForward,
-    Accumulate,
-    SumRows,
-    LayerNormForward,
-    LayerNormBackwardInput,
-    LayerNormBackwardParams,
-    SoftmaxForward,
-    SoftmaxBackward,
-    PatchifyForward,
-    PatchifyBackward,
-    PrependForward,
-    PrependBackwardTokens,
-    PrependBackwardToken,
-    PoolForward,
-    PoolBackward,
-    CeForwardRows,
-    CorrectRows,
-    ReduceSum,
-    CeBackward,
-    AttentionForward,
-    AttentionBackwardQuery,
-    AttentionBackwardKey,
-}
-
-impl Kernel {
-    /// The module and the entry point.
-    fn location(self) -> (ModuleRef, &'static str) {
-        use Kernel::*;
-        use ModuleRef::{Fixed, Rows};
-        match self {
-            Matmul(shader) => (Fixed(SHADER_FILES.len() + shader.index()), "matmul"),
-            ActivationForward => (Fixed(0), "activation_forward"),
-            ActivationBackward => (Fixed(0), "activation_backward"),
-            AddForward => (Fixed(0), "add_forward"),
-            Accumulate => (Fixed(0), "accumulate"),
-            SumRows => (Fixed(0), "sum_rows"),
-            PatchifyForward => (Fixed(1), "patchify_forward"),
-            PatchifyBackward => (Fixed(1), "patchify_backward"),
-            PrependForward => (Fixed(1), "prepend_forward"),
-            PrependBackwardTokens => (Fixed(1), "prepend_backward_tokens"),
-            PrependBackwardToken => (Fixed(1), "prepend_backward_token"),
-            PoolForward => (Fixed(1), "pool_forward"),
-            PoolBackward => (Fixed(1), "pool_backward"),
-            AttentionForward => (Fixed(2), "attention_forward"),
-            AttentionBackwardQuery => (Fixed(2), "attention_backward_query"),
-            AttentionBackwardKey => (Fixed(2), "attention_backward_key"),
-            LayerNormForward => (Rows(0), "layernorm_forward"),
-            LayerNormBackwardInput => (Rows(0), "layernorm_backward_input"),
-            LayerNormBackwardParams => (Rows(0), "layernorm_backward_params"),
-            SoftmaxForward => (Rows(1), "softmax_forward"),
-            SoftmaxBackward => (Rows(1), "softmax_backward"),
-            CeForwardRows => (Rows(2), "ce_forward_rows"),
-            CorrectRows => (Rows(2), "correct_rows"),
-            ReduceSum => (Rows(2), "reduce_sum"),
-            CeBackward => (Rows(2), "ce_backward"),
-        }
-    }
-
-    /// The entry point under a row layout: the row kernels have a per-invocation
-    /// twin (`<entry>_per_invocation`).
-    fn entry(self, layout: RowLayout) -> &'static str {
-        use Kernel::*;
-        let (_, entry) = self.location();
-        if layout == RowLayout::PerWorkgroup {
-            return entry;
-        }
-        match self {
-            LayerNormForward => "layernorm_forward_per_invocation",
-            LayerNormBackwardInput => "layernorm_backward_input_per_invocation",
-            LayerNormBackwardParams => "layernorm_backward_params_per_invocation",
-            SoftmaxForward => "softmax_forward_per_invocation",
-            SoftmaxBackward => "softmax_backward_per_invocation",
-            CeForwardRows => "ce_forward_rows_per_invocation",
-            _ => entry,
-        }
-    }
-}
-
 /// Compiled pipelines of the nn kernels for one device, created on first use and
 /// shared by every graph built with it (share one per device: pipeline creation is
 /// the slow part of building a graph).
@@ -289,7 +50,7 @@ pub struct Kernels {
     ctx: GpuContext,
     matmul: MatmulVariant,
     rows: RowLayout,
-    modules: Mutex<HashMap<usize, wgpu::ShaderModule>>,
+    modules: Mutex<HashMap<Module, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<Kernel, wgpu::ComputePipeline>>,
 }
 
@@ -341,35 +102,58 @@ impl Kernels {
         &self.ctx
     }
 
+    /// The row team of the row kernels' modules on this device.
+    fn row_team(&self) -> RowTeam {
+        RowTeam::new(self.rows, self.ctx.capabilities().subgroups)
+    }
+
+    /// The module a kernel's entry point is in on this device.
+    pub(crate) fn module_of(&self, kernel: Kernel) -> Module {
+        kernel.entry(self.row_team()).0
+    }
+
     /// The pipeline of a kernel, compiling it on first use inside error scopes
-    /// ([`GpuContext::scoped`]).
+    /// ([`GpuContext::scoped`]), with the bind group layout of the buffers it binds
+    /// ([`Kernel::buffers`]) from its module's binding table.
     pub(crate) fn pipeline(&self, kernel: Kernel) -> wgpu::ComputePipeline {
         let mut pipelines = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = pipelines.get(&kernel) {
             return p.clone();
         }
-        let (module, _) = kernel.location();
-        let module_index = module.index(self.ctx.capabilities().subgroups);
-        let entry = kernel.entry(self.rows);
+        let (module, entry) = kernel.entry(self.row_team());
         let device = self.ctx.device();
-        let module = {
+        let shader = {
             let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
             modules
-                .entry(module_index)
+                .entry(module)
                 .or_insert_with(|| {
-                    let (name, source) = shader_modules().swap_remove(module_index);
                     device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(name),
-                        source: wgpu::ShaderSource::Wgsl(source.into()),
+                        label: Some(module.name()),
+                        source: wgpu::ShaderSource::Wgsl(module.source().into()),
                     })
                 })
                 .clone()
         };
         let (pipeline, error) = self.ctx.scoped(entry, || {
+            let family = module.family();
+            let entries: Vec<_> = std::iter::once(PARAMS)
+                .chain(kernel.buffers().iter().copied())
+                .map(|b| family.layout_entry(b))
+                .collect();
+            let bind_group_layout =
+                device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some(entry),
+                    entries: &entries,
+                });
+            let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(entry),
+                bind_group_layouts: &[Some(&bind_group_layout)],
+                immediate_size: 0,
+            });
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(entry),
-                layout: None,
-                module: &module,
+                layout: Some(&layout),
+                module: &shader,
                 entry_point: Some(entry),
                 compilation_options: wgpu::PipelineCompilationOptions {
                     constants: &[],

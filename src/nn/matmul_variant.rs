@@ -39,6 +39,12 @@ static ROWS: Part = matmul_part(
     "nn_matmul_rows.wgsl",
     include_str!("../../shaders/nn_matmul_rows.wgsl"),
 );
+/// A 32x8 block per invocation, one subgroup per workgroup sharing A through
+/// shuffles (CPU adapters with subgroups).
+static ROWS_SUBGROUP: Part = matmul_part(
+    "nn_matmul_rows_subgroup.wgsl",
+    include_str!("../../shaders/nn_matmul_rows_subgroup.wgsl"),
+);
 /// A loads shared through subgroup shuffles.
 static SUBGROUP: Part = matmul_part(
     "nn_matmul_subgroup.wgsl",
@@ -52,6 +58,11 @@ pub enum MatmulVariant {
     /// For CPU adapters (lavapipe, SwiftShader): a 16x8 register block per
     /// invocation, lanes on consecutive columns, no workgroup memory or barriers.
     Rows,
+    /// For CPU adapters with subgroups of at least [`ROWS_SUBGROUP_LANES`] lanes
+    /// (lavapipe): a 32x8 block per invocation, one subgroup per workgroup, each
+    /// value of A loaded by one lane and shared through subgroup shuffles (needs
+    /// subgroups).
+    RowsSubgroup,
     /// For GPUs: block tiling through workgroup memory plus 8x8 register tiles.
     Tiled,
     /// A register block per invocation with A shared through subgroup shuffles (needs
@@ -64,24 +75,34 @@ pub enum MatmulVariant {
 
 impl MatmulVariant {
     /// Every variant.
-    pub const ALL: [MatmulVariant; 4] = [Self::Rows, Self::Tiled, Self::Subgroup, Self::TiledF16];
+    pub const ALL: [MatmulVariant; 5] = [
+        Self::Rows,
+        Self::RowsSubgroup,
+        Self::Tiled,
+        Self::Subgroup,
+        Self::TiledF16,
+    ];
 
     /// Name used by `coptim bench --nn` and in test messages.
     pub fn name(self) -> &'static str {
         match self {
             Self::Rows => "rows",
+            Self::RowsSubgroup => "rows_subgroup",
             Self::Tiled => "tiled",
             Self::Subgroup => "subgroup",
             Self::TiledF16 => "tiled_f16",
         }
     }
 
-    /// The variant for a device: [`Rows`](Self::Rows) on CPU adapters and where the
-    /// tiled kernel does not fit the limits, [`Tiled`](Self::Tiled) otherwise. The
-    /// subgroup and f16 variants are opt-in ([`crate::nn::Kernels::with_matmul`]).
+    /// The variant for a device: on CPU adapters [`RowsSubgroup`](Self::RowsSubgroup)
+    /// where it can run, else [`Rows`](Self::Rows); elsewhere [`Tiled`](Self::Tiled),
+    /// or `Rows` where the tiled kernel does not fit the limits. The GPU subgroup and
+    /// f16 variants are opt-in ([`crate::nn::Kernels::with_matmul`]).
     pub fn for_context(ctx: &GpuContext) -> Self {
         let cpu = ctx.adapter_info().device_type == wgpu::DeviceType::Cpu;
-        if cpu || Self::Tiled.check(ctx).is_err() {
+        if cpu && Self::RowsSubgroup.check(ctx).is_ok() {
+            Self::RowsSubgroup
+        } else if cpu || Self::Tiled.check(ctx).is_err() {
             Self::Rows
         } else {
             Self::Tiled
@@ -92,7 +113,7 @@ impl MatmulVariant {
     pub fn check(self, ctx: &GpuContext) -> Result<()> {
         let caps = ctx.capabilities();
         let missing = match self {
-            Self::Subgroup if !caps.subgroups => Some("SUBGROUP"),
+            Self::Subgroup | Self::RowsSubgroup if !caps.subgroups => Some("SUBGROUP"),
             Self::TiledF16 if !caps.f16 => Some("SHADER_F16"),
             _ => None,
         };
@@ -100,6 +121,13 @@ impl MatmulVariant {
             return Err(Error::MissingFeature {
                 adapter: ctx.adapter_info().name.clone(),
                 feature: feature.into(),
+            });
+        }
+        let lanes = ctx.adapter_info().subgroup_min_size;
+        if self == Self::RowsSubgroup && lanes < ROWS_SUBGROUP_LANES {
+            return Err(Error::MissingFeature {
+                adapter: ctx.adapter_info().name.clone(),
+                feature: format!("subgroups of at least {ROWS_SUBGROUP_LANES} lanes (has {lanes})"),
             });
         }
         let limits = ctx.limits();
@@ -131,7 +159,7 @@ impl MatmulVariant {
         let fits = |s: &&MatmulShader| match s.layout {
             Layout::Tiled { tile, .. } => m.min(n) <= tile as usize,
             Layout::Lanes { wg_size, cols, .. } => n <= (wg_size * cols) as usize,
-            Layout::Rows { .. } => true,
+            Layout::Rows { .. } | Layout::RowsSubgroup => true,
         };
         let mut candidates = MatmulShader::ALL.iter().filter(|s| s.variant == self);
         let last = *candidates
@@ -159,12 +187,23 @@ enum Layout {
     },
     /// [`ROWS_BLOCK`] rows per workgroup, [`ROWS_COLS`] columns per invocation.
     Rows { wg_size: u32 },
+    /// [`ROWS_SUBGROUP_BLOCK`] rows per workgroup of [`ROWS_SUBGROUP_LANES`],
+    /// [`ROWS_SUBGROUP_COLS`] columns per invocation.
+    RowsSubgroup,
 }
 
 /// Rows of C per workgroup of `nn_matmul_rows.wgsl` (`BLOCK_ROWS`).
 const ROWS_BLOCK: u32 = 16;
 /// Columns of C per invocation of `nn_matmul_rows.wgsl`.
 const ROWS_COLS: u32 = 8;
+
+/// Invocations per workgroup of `nn_matmul_rows_subgroup.wgsl`, one subgroup
+/// (`SUBGROUP_LANES`): the adapter's subgroups must have at least this many lanes.
+pub const ROWS_SUBGROUP_LANES: u32 = 8;
+/// Rows of C per workgroup of `nn_matmul_rows_subgroup.wgsl` (`BLOCK_ROWS`).
+const ROWS_SUBGROUP_BLOCK: u32 = 32;
+/// Columns of C per invocation of `nn_matmul_rows_subgroup.wgsl` (`COLS`).
+const ROWS_SUBGROUP_COLS: u32 = 8;
 
 /// One compiled specialization of a [`MatmulVariant`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -202,13 +241,18 @@ const fn lanes(name: &'static str, variant: MatmulVariant, wg: u32, cols: u32) -
 impl MatmulShader {
     /// Every specialization; per variant, from the narrowest to the widest (the
     /// first that fits a product is used).
-    pub const ALL: [MatmulShader; 8] = {
+    pub const ALL: [MatmulShader; 9] = {
         use MatmulVariant::*;
         [
             MatmulShader {
                 name: "nn_matmul_rows",
                 variant: Rows,
                 layout: Layout::Rows { wg_size: 8 },
+            },
+            MatmulShader {
+                name: "nn_matmul_rows_subgroup",
+                variant: RowsSubgroup,
+                layout: Layout::RowsSubgroup,
             },
             tiled("nn_matmul_tiled_small", Tiled, 32, 16),
             tiled("nn_matmul_tiled_medium", Tiled, 64, 64),
@@ -220,19 +264,12 @@ impl MatmulShader {
         ]
     };
 
-    /// Position in [`Self::ALL`].
-    pub fn index(self) -> usize {
-        Self::ALL
-            .iter()
-            .position(|s| *s == self)
-            .expect("a listed shader")
-    }
-
     fn workgroup_size(self) -> u32 {
         match self.layout {
             Layout::Tiled { wg_size, .. }
             | Layout::Lanes { wg_size, .. }
             | Layout::Rows { wg_size } => wg_size,
+            Layout::RowsSubgroup => ROWS_SUBGROUP_LANES,
         }
     }
 
@@ -247,7 +284,7 @@ impl MatmulShader {
                 };
                 2 * tile * tile_k * scalar
             }
-            Layout::Lanes { .. } | Layout::Rows { .. } => 0,
+            Layout::Lanes { .. } | Layout::Rows { .. } | Layout::RowsSubgroup => 0,
         }
     }
 
@@ -261,6 +298,10 @@ impl MatmulShader {
                 cols,
             } => (4 * row_vecs, wg_size * cols),
             Layout::Rows { wg_size } => (ROWS_BLOCK, wg_size * ROWS_COLS),
+            Layout::RowsSubgroup => (
+                ROWS_SUBGROUP_BLOCK,
+                ROWS_SUBGROUP_LANES * ROWS_SUBGROUP_COLS,
+            ),
         };
         [n.div_ceil(cols as usize), m.div_ceil(rows as usize), batch]
     }
@@ -300,15 +341,9 @@ impl MatmulShader {
                 .constant("WG_SIZE", wg_size)
                 .part(&COMMON)
                 .part(&ROWS),
+            Layout::RowsSubgroup => module.part(&COMMON).part(&ROWS_SUBGROUP),
         };
         module
-    }
-
-    /// The module's WGSL (see [`MatmulShader::module`]).
-    pub fn source(self) -> String {
-        self.module()
-            .build()
-            .expect("every matmul part is included once")
     }
 }
 
@@ -338,6 +373,22 @@ mod tests {
             MatmulVariant::Rows.shader_for(500, 500).name,
             "nn_matmul_rows"
         );
+        assert_eq!(
+            MatmulVariant::RowsSubgroup.shader_for(1, 500).name,
+            "nn_matmul_rows_subgroup"
+        );
+    }
+
+    #[test]
+    fn rows_subgroup_constants_match_the_wgsl() {
+        for (name, value) in [
+            ("SUBGROUP_LANES", ROWS_SUBGROUP_LANES),
+            ("BLOCK_ROWS", ROWS_SUBGROUP_BLOCK),
+            ("COLS", ROWS_SUBGROUP_COLS),
+        ] {
+            let decl = format!("const {name}: u32 = {value}u;");
+            assert!(ROWS_SUBGROUP.source.contains(&decl), "{decl}");
+        }
     }
 
     #[test]

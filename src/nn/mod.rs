@@ -14,15 +14,18 @@
 //! [`Graph::record_forward`] and [`Graph::record_backward`] into its own command
 //! encoder. [`reference`] has f64 CPU implementations of every op and its gradient.
 
+mod bindings;
 mod dispatch;
 mod graph;
 mod kernels;
 mod matmul_variant;
+mod modules;
 mod ops;
 pub mod reference;
 mod tensor;
 
 pub use graph::{Activation, Graph, GraphBuilder, Var};
-pub use kernels::{Kernels, ROW_WG_SIZE, RowLayout, WG_SIZE, shader_modules};
+pub use kernels::{Kernels, ROW_WG_SIZE, RowLayout, WG_SIZE};
 pub use matmul_variant::MatmulVariant;
-pub use tensor::{DType, Tensor};
+pub use modules::shader_modules;
+pub use tensor::{DType, Element, Tensor};

@@ -13,6 +13,20 @@ pub enum DType {
     U32,
 }
 
+/// A host element type of a tensor, and its [`DType`].
+pub trait Element: bytemuck::Pod {
+    /// The tensor element type these values fill.
+    const DTYPE: DType;
+}
+
+impl Element for f32 {
+    const DTYPE: DType = DType::F32;
+}
+
+impl Element for u32 {
+    const DTYPE: DType = DType::U32;
+}
+
 /// A GPU tensor: a buffer, the byte offset where the tensor starts (aligned for
 /// binding) and a row-major shape.
 ///
@@ -123,41 +137,18 @@ impl Tensor {
         }
     }
 
-    /// Records a copy of `values` into the tensor: the data goes through one of the
-    /// persistent staging buffers of `uploads`, copied in encoder order, so several
-    /// recorded steps each see their own data. Fails unless the length matches.
-    pub fn record_write_f32(
-        &self,
-        uploads: &mut UploadRing,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        values: &[f32],
-    ) -> Result<()> {
-        self.record_write(uploads, ctx, encoder, values, DType::F32)
-    }
-
-    /// Like [`Tensor::record_write_f32`] for a `u32` tensor (labels).
-    pub fn record_write_u32(
-        &self,
-        uploads: &mut UploadRing,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        values: &[u32],
-    ) -> Result<()> {
-        self.record_write(uploads, ctx, encoder, values, DType::U32)
-    }
-
-    /// The recorded write of both dtypes: checks `values` against the tensor's length
-    /// and `dtype`, then copies them through `uploads`.
-    fn record_write<T: bytemuck::Pod>(
+    /// Records a copy of `values` (`f32` values or `u32` labels) into the tensor: the
+    /// data goes through one of the persistent staging buffers of `uploads`, copied in
+    /// encoder order, so several recorded steps each see their own data. Fails unless
+    /// the length and the element type match.
+    pub fn record_write<T: Element>(
         &self,
         uploads: &mut UploadRing,
         ctx: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
         values: &[T],
-        dtype: DType,
     ) -> Result<()> {
-        self.check_write(values.len(), dtype)?;
+        self.check_write(values.len(), T::DTYPE)?;
         uploads.record_write(
             ctx,
             encoder,

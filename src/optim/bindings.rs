@@ -13,45 +13,22 @@ use crate::optim::gpu_types::{
 use crate::optim::kernels::{MAX_GROUPS, Pipelines, binding};
 use crate::optim::plan::{Placement, Plan, Span, WindowPlan};
 
-/// Bindings used by the update pass with one state tensor (Lion, SGD) and two (AdamW).
-const UPDATE_ONE_STATE: &[u32] = &[
+/// The state bindings, in state order: a pass that reads `k` state tensors binds the
+/// first `k`.
+const STATES: &[u32] = &[binding::STATE0, binding::STATE1];
+/// Bindings used by the update pass, besides every state tensor.
+const UPDATE: &[u32] = &[
     binding::PARAMS,
     binding::GRADS,
-    binding::STATE0,
     binding::BLOCKS,
     binding::TENSORS,
     binding::STEP,
     binding::STATUS,
     binding::WINDOW,
 ];
-const UPDATE_TWO_STATES: &[u32] = &[
-    binding::PARAMS,
-    binding::GRADS,
-    binding::STATE0,
-    binding::STATE1,
-    binding::BLOCKS,
-    binding::TENSORS,
-    binding::STEP,
-    binding::STATUS,
-    binding::WINDOW,
-];
+/// Bindings used by the count pass, besides the state tensors it reads.
 const COUNT: &[u32] = &[
     binding::GRADS,
-    binding::STATE0,
-    binding::BLOCKS,
-    binding::TENSORS,
-    binding::STEP,
-    binding::WINDOW,
-    binding::PARTIALS,
-    binding::STATUS_RW,
-];
-/// The measuring pass of an algorithm with tensor sums also reads the parameters and
-/// the second state (8 storage bindings: WebGPU's default per-stage limit).
-const COUNT_WITH_SUMS: &[u32] = &[
-    binding::PARAMS,
-    binding::GRADS,
-    binding::STATE0,
-    binding::STATE1,
     binding::BLOCKS,
     binding::TENSORS,
     binding::STEP,
@@ -178,8 +155,10 @@ pub(crate) struct BindingSources<'a> {
     /// The distinct buffers holding parameters and gradients.
     pub tensor_buffers: &'a [wgpu::Buffer],
     pub state: &'a [Arena],
-    /// The algorithm's measuring pass sums tensor terms (reads parameters and state 1).
+    /// The algorithm's measuring pass sums tensor terms (reads the parameters too).
     pub tensor_sums: bool,
+    /// How many state tensors (the first ones) the count pass reads.
+    pub count_states: usize,
 }
 
 impl BindingSources<'_> {
@@ -221,23 +200,17 @@ impl BindingSources<'_> {
                 &format!("{label} window {w}"),
             )
         };
-        let update_used = if self.state.len() > 1 {
-            UPDATE_TWO_STATES
-        } else {
-            UPDATE_ONE_STATE
-        };
+        let with_states = |base: &[u32], k: usize| [base, &STATES[..k]].concat();
+        let update = with_states(UPDATE, self.state.len());
+        let mut count = with_states(COUNT, self.count_states);
+        if self.tensor_sums {
+            // 8 storage bindings with LAMB's two states: WebGPU's default per-stage limit.
+            count.push(binding::PARAMS);
+        }
         WindowBindings {
             grid: wp.grid,
-            count: make(
-                &p.count,
-                if self.tensor_sums {
-                    COUNT_WITH_SUMS
-                } else {
-                    COUNT
-                },
-                "count",
-            ),
-            update: make(&p.update, update_used, "update"),
+            count: make(&p.count, &count, "count"),
+            update: make(&p.update, &update, "update"),
             check_finite: make(&p.check_finite, CHECK_FINITE, "check_finite"),
             grad_sumsq: make(&p.grad_sumsq, GRAD_SUMSQ, "grad_sumsq"),
         }

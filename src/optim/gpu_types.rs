@@ -170,13 +170,7 @@ mod tests {
                 }
             }
         };
-        let lamb = Algorithm::Lamb(Default::default());
-        for algorithm in [
-            Algorithm::adamw(),
-            Algorithm::lion(),
-            Algorithm::sgd(true),
-            lamb,
-        ] {
+        for algorithm in Algorithm::members() {
             for subgroups in [false, true] {
                 for dtype in [ElementType::F32, ElementType::Bf16, ElementType::F16] {
                     for access in [ParamAccess::Vec4, ParamAccess::Scalar] {

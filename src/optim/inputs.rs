@@ -1,6 +1,7 @@
 //! What one optimizer step takes from the caller besides the gradients: its learning
 //! rate (or a scale of the base rate, or the configured schedule), optional per-group
-//! overrides, and optionally where the model wrote the step's loss.
+//! overrides, and optionally where the model wrote the step's loss and other values
+//! to read back with the step's record.
 
 use crate::error::{Error, Result};
 use crate::optim::config::OptimizerConfig;
@@ -35,6 +36,7 @@ pub struct StepInputs<'a> {
     lr: LrSource,
     group_lrs: Vec<(usize, f64)>,
     loss: Option<(&'a wgpu::Buffer, u64)>,
+    values: Vec<(&'a wgpu::Buffer, u64)>,
 }
 
 impl StepInputs<'static> {
@@ -78,12 +80,18 @@ impl<'a> StepInputs<'a> {
 
     /// Copies the f32 at byte `offset` of `buffer` (a model's loss; needs `COPY_SRC`)
     /// into this step's record ([`StepStats::loss`](crate::optim::StepStats::loss)).
-    pub fn with_loss<'b>(self, buffer: &'b wgpu::Buffer, offset: u64) -> StepInputs<'b> {
-        StepInputs {
-            lr: self.lr,
-            group_lrs: self.group_lrs,
-            loss: Some((buffer, offset)),
-        }
+    pub fn with_loss(mut self, buffer: &'a wgpu::Buffer, offset: u64) -> Self {
+        self.loss = Some((buffer, offset));
+        self
+    }
+
+    /// Also copies the 4 bytes at `offset` of `buffer` (needs `COPY_SRC`) into this
+    /// step's record, after the values named before
+    /// ([`StepStats::values`](crate::optim::StepStats::values)): the caller's own
+    /// per-step numbers (a model's correct count, say) travel in the same readback.
+    pub fn with_value(mut self, buffer: &'a wgpu::Buffer, offset: u64) -> Self {
+        self.values.push((buffer, offset));
+        self
     }
 
     /// Where the step's loss is, if the caller named it.
@@ -91,9 +99,15 @@ impl<'a> StepInputs<'a> {
         self.loss
     }
 
+    /// Where the step's other values are, in order.
+    pub(crate) fn values(&self) -> &[(&'a wgpu::Buffer, u64)] {
+        &self.values
+    }
+
     /// The learning rate of every group (the default group last) at `scheduled`
     /// steps, for an optimizer whose base rate is `base_lr`. Fails on a negative or
-    /// non-finite rate, an unknown group, or a loss offset that is not a multiple of 4.
+    /// non-finite rate, an unknown group, or a loss or value that is not 4 aligned
+    /// bytes inside a `COPY_SRC` buffer.
     pub(crate) fn group_lrs(
         &self,
         config: &OptimizerConfig,
@@ -106,13 +120,8 @@ impl<'a> StepInputs<'a> {
                 "step inputs name group {g}, the optimizer has {groups} (the default group last)"
             )));
         }
-        if let Some((buffer, offset)) = self.loss
-            && (!offset.is_multiple_of(4) || offset + 4 > buffer.size())
-        {
-            return Err(Error::InvalidConfig(format!(
-                "loss at byte {offset} of a {}-byte buffer: need 4 aligned bytes inside it",
-                buffer.size()
-            )));
+        for &(buffer, offset) in self.loss.iter().chain(&self.values) {
+            check_value(buffer, offset)?;
         }
         let step_lr = match self.lr {
             LrSource::Schedule => base_lr * config.schedule.factor(scheduled),
@@ -132,6 +141,23 @@ impl<'a> StepInputs<'a> {
         }
         Ok(lrs)
     }
+}
+
+/// Fails unless 4 aligned bytes at `offset` of `buffer` can be copied into a record.
+fn check_value(buffer: &wgpu::Buffer, offset: u64) -> Result<()> {
+    let size = buffer.size();
+    if !offset.is_multiple_of(4) || offset.saturating_add(4) > size {
+        return Err(Error::InvalidConfig(format!(
+            "step value at byte {offset} of a {size}-byte buffer: need 4 aligned bytes inside it"
+        )));
+    }
+    if !buffer.usage().contains(wgpu::BufferUsages::COPY_SRC) {
+        return Err(Error::InvalidConfig(format!(
+            "a step value's buffer lacks COPY_SRC usage (it has {:?})",
+            buffer.usage()
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

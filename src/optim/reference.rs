@@ -2,7 +2,7 @@
 //! `CAUTIOUS_OPTIMIZERS.md`. The GPU kernels are tested against it.
 
 use crate::error::{Error, Result};
-use crate::optim::algorithms::Direction;
+use crate::optim::algorithms::{Decay, Direction, RefStep};
 use crate::optim::config::{Caution, NonFinite, OptimizerConfig};
 
 /// What one reference step did.
@@ -30,6 +30,8 @@ pub struct ReferenceOptimizer {
     pub step: u64,
     /// Scheduled steps (skipped ones included): drives the learning-rate schedule.
     pub scheduled: u64,
+    /// Per group (the default group last), the learning rate of each completed step.
+    lr_history: Vec<Vec<f64>>,
 }
 
 /// Relative size under which an f32 computation may get the sign of a direction wrong.
@@ -45,12 +47,14 @@ impl ReferenceOptimizer {
         let state = (0..nstate)
             .map(|_| tensors.iter().map(|&(_, n)| vec![0.0; n]).collect())
             .collect();
+        let lr_history = vec![Vec::new(); config.groups.len() + 1];
         Ok(Self {
             config,
             groups,
             state,
             step: 0,
             scheduled: 0,
+            lr_history,
         })
     }
 
@@ -91,20 +95,23 @@ impl ReferenceOptimizer {
         self.step += 1;
         let t = self.step as i32;
         let lr_base = cfg.lr * cfg.schedule.factor(self.scheduled);
+        for (g, history) in self.lr_history.iter_mut().enumerate() {
+            history.push(lr_base * cfg.group_hyper(g).0);
+        }
         let mut kept = Vec::with_capacity(n);
         let mut ambiguous = Vec::with_capacity(n);
         for (i, (p, g_raw)) in params.iter_mut().zip(grads).enumerate() {
             let (lr_scale, wd) = cfg.group_hyper(self.groups[i]);
             let lr = lr_base * lr_scale;
             let g: Vec<f64> = g_raw.iter().map(|g| g * clip).collect();
+            let lrs = &self.lr_history[self.groups[i]];
             let x = TensorStep {
                 p,
                 g: &g,
                 state: self.state.iter_mut().map(|s| &mut s[i]).collect(),
-                t,
-                lr,
+                step: RefStep { t, lrs },
                 wd,
-                decay: Decay {
+                decay: DecayRate {
                     rate: cfg.decay.lr_factor(lr, cfg.lr) * wd,
                     cautious: cfg.decay.cautious,
                 },
@@ -131,28 +138,26 @@ pub(crate) struct TensorStep<'a> {
     pub g: &'a [f64],
     /// The tensor's state, in the order of the algorithm's state names.
     pub state: Vec<&'a mut Vec<f64>>,
-    /// The step number, from 1.
-    pub t: i32,
-    /// The learning rate.
-    pub lr: f64,
+    /// The step number and learning rates.
+    pub step: RefStep<'a>,
     /// The group's weight decay as configured (coupled decay adds `wd * p`).
     pub wd: f64,
     /// The decoupled decay of this step.
-    pub decay: Decay,
+    pub decay: DecayRate,
     /// The caution mode.
     pub caution: Caution,
 }
 
 /// The decoupled weight decay of one tensor at one step.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Decay {
+pub(crate) struct DecayRate {
     /// `lr * wd` (`lr^2 / max_lr * wd` when corrected).
     pub rate: f64,
     /// Decay only where the unmasked direction and the parameter agree in sign.
     pub cautious: bool,
 }
 
-impl Decay {
+impl DecayRate {
     /// Whether the decay reaches a coordinate whose unmasked direction is `u`.
     pub fn reaches(&self, p: f64, u: f64) -> bool {
         !self.cautious || u * p >= 0.0
@@ -204,12 +209,20 @@ impl Mask {
     }
 }
 
-/// The element-wise step: decoupled (possibly cautious) weight decay and the masked
-/// direction. Returns (kept, ambiguous) coordinate counts.
-pub(crate) fn apply_masked_update(x: TensorStep<'_>, dir: &Direction) -> (u64, u64) {
+/// The element-wise step: decoupled (possibly cautious) weight decay, before or after
+/// the step as `place` says (the cautious test always sees the pre-step parameter),
+/// and the masked direction. Returns (kept, ambiguous) coordinate counts.
+pub(crate) fn apply_masked_update(x: TensorStep<'_>, dir: &Direction, place: Decay) -> (u64, u64) {
     let mask = Mask::new(x.caution, x.g, dir);
     for j in 0..x.g.len() {
-        x.p[j] = x.decay.apply(x.p[j], dir.u[j]) - x.lr * dir.u[j] * mask.factors[j];
+        let step = dir.delta[j] * mask.factors[j];
+        x.p[j] = match place {
+            Decay::BeforeStep => x.decay.apply(x.p[j], dir.delta[j]) - step,
+            Decay::AfterStep if x.decay.reaches(x.p[j], dir.delta[j]) => {
+                (x.p[j] - step) * (1.0 - x.decay.rate)
+            }
+            Decay::AfterStep => x.p[j] - step,
+        };
     }
     mask.counts
 }

@@ -55,6 +55,8 @@ pub struct Optimizer {
     scheduled: u64,
     uploads: UploadRing,
     stats: StatsQueue,
+    /// The first step's commands passed validation (see [`Optimizer::record_step`]).
+    checked: bool,
 }
 
 impl Optimizer {
@@ -101,15 +103,19 @@ impl Optimizer {
             tensor_buffers: &tensor_buffers,
             state: &state,
             tensor_sums: config.algorithm.needs_tensor_sums(),
+            count_states: config.algorithm.rules().count_states(),
         };
-        let windows = plan
-            .windows
-            .iter()
-            .enumerate()
-            .map(|(w, wp)| sources.window(w, wp))
-            .collect();
         let num_tensors = layout.num_tensors() as u32;
-        let reduce = sources.reduce(num_tensors, grid_for(num_tensors, max_dim)?);
+        let tensor_grid = grid_for(num_tensors, max_dim)?;
+        let (windows, reduce) = ctx.guarded("creating the optimizer's bind groups", || {
+            let windows = plan
+                .windows
+                .iter()
+                .enumerate()
+                .map(|(w, wp)| sources.window(w, wp))
+                .collect();
+            (windows, sources.reduce(num_tensors, tensor_grid))
+        })?;
         let numel = set.tensors().iter().map(|t| t.len).collect();
         let stats = StatsQueue::new(
             &buffers.status,
@@ -132,6 +138,7 @@ impl Optimizer {
             scheduled: 0,
             uploads: UploadRing::new("coptim step params upload"),
             stats,
+            checked: false,
         })
     }
 
@@ -216,6 +223,19 @@ impl Optimizer {
     /// the encoder is submitted. Bad inputs fail with [`Error::InvalidConfig`] before
     /// anything is recorded. Each step's record arrives through
     /// [`Optimizer::take_stats`] once the encoder has run.
+    ///
+    /// The first call also records the step's passes into an encoder of the
+    /// optimizer's own inside error scopes and finishes it, never submitting it, so
+    /// that commands the device rejects when encoding them fail with [`Error::Gpu`]
+    /// instead of reaching wgpu's uncaptured-error handler (which panics by default)
+    /// when the caller finishes its encoder. Natively the check completes in this
+    /// call, and on failure nothing is recorded into `encoder`. On the web the
+    /// browser answers error scopes asynchronously: the error is returned by the
+    /// first later call that checks the context ([`Optimizer::record_step`],
+    /// [`Optimizer::take_stats`], [`Optimizer::next_stats`],
+    /// [`GpuContext::check_lost`]). Buffers destroyed or left mapped by the caller
+    /// are reported by wgpu only at submit (as WebGPU specifies), which the engine
+    /// leaves to the caller.
     pub fn record_step(
         &mut self,
         encoder: &mut wgpu::CommandEncoder,
@@ -223,6 +243,7 @@ impl Optimizer {
     ) -> Result<()> {
         self.ctx.check_lost()?;
         let lrs = inputs.group_lrs(&self.config, self.lr, self.scheduled + 1)?;
+        self.check_first_step()?;
         self.scheduled += 1;
         let params = self.step_params(&lrs);
         self.uploads.record_write(
@@ -232,26 +253,41 @@ impl Optimizer {
             0,
             bytemuck::bytes_of(&params),
         );
-        // found_inf = 0
-        encoder.clear_buffer(&self.buffers.status, 0, Some(4));
-        if self.passes().measure {
-            encoder.clear_buffer(&self.buffers.partials, 0, None);
-        }
         self.record_passes(encoder);
         let default_lr = lrs[self.config.groups.len()];
-        self.stats.record(
-            &self.ctx,
-            encoder,
-            inputs.loss(),
-            self.scheduled,
-            default_lr,
-        );
+        self.stats
+            .record(&self.ctx, encoder, inputs, self.scheduled, default_lr);
         Ok(())
     }
 
-    /// The compute passes of one step, in order.
+    /// Records the passes of a step into an encoder of the optimizer's own and
+    /// finishes it inside error scopes, once (see [`Optimizer::record_step`]).
+    fn check_first_step(&mut self) -> Result<()> {
+        if self.checked {
+            return Ok(());
+        }
+        self.ctx.guarded("the optimizer's first step", || {
+            let mut probe =
+                self.ctx
+                    .device()
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some("coptim first-step check (never submitted)"),
+                    });
+            self.record_passes(&mut probe);
+            probe.finish()
+        })?;
+        self.checked = true;
+        Ok(())
+    }
+
+    /// The buffer clears and compute passes of one step, in order.
     fn record_passes(&self, encoder: &mut wgpu::CommandEncoder) {
         let passes = self.passes();
+        // found_inf = 0
+        encoder.clear_buffer(&self.buffers.status, 0, Some(4));
+        if passes.measure {
+            encoder.clear_buffer(&self.buffers.partials, 0, None);
+        }
         let p = &self.pipelines;
         let r = &self.reduce;
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -411,6 +447,12 @@ impl Optimizer {
         self.uploads.len()
     }
 
+    /// Staging buffers the per-step records use (constant once records are read as
+    /// fast as steps are submitted).
+    pub fn record_buffers(&self) -> usize {
+        self.stats.staging_buffers()
+    }
+
     /// Invocations per workgroup of the step kernels (the context's
     /// [`StreamShape`](crate::stream::StreamShape)).
     pub fn workgroup_size(&self) -> u32 {
@@ -495,4 +537,81 @@ fn check_setup(ctx: &GpuContext, set: &ParamSet, config: &OptimizerConfig) -> Re
     }
     let names: Vec<&str> = set.tensors().iter().map(|t| t.name.as_str()).collect();
     config.group_of_tensors(&names)
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+    use crate::arena::{BufferView, ParamSpec};
+
+    /// Elements of the caller's one tensor.
+    const LEN: u64 = 64;
+
+    /// A device the caller made, wrapped without touching its uncaptured-error
+    /// handler (wgpu's default, which panics on any error outside a scope).
+    fn callers_context() -> GpuContext {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+        let adapter = pollster::block_on(instance.request_adapter(&Default::default()))
+            .expect("a GPU adapter (install mesa-vulkan-drivers)");
+        let (device, queue) =
+            pollster::block_on(adapter.request_device(&Default::default())).expect("a device");
+        GpuContext::from_device(device, queue)
+    }
+
+    /// AdamW over one tensor in a buffer of the caller's.
+    fn optimizer(ctx: &GpuContext) -> Optimizer {
+        let weights = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some("caller weights"),
+            size: LEN * 4,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        let view = BufferView::new(&weights, 0);
+        let set = ParamSet::from_views(ctx, &[ParamSpec::new("w", &[LEN as usize], view)]);
+        Optimizer::new(ctx, set.unwrap(), OptimizerConfig::adamw(1e-3)).unwrap()
+    }
+
+    #[test]
+    fn a_valid_first_step_passes_the_check_and_runs() {
+        let ctx = callers_context();
+        let mut opt = optimizer(&ctx);
+        for _ in 0..2 {
+            let mut encoder = ctx.device().create_command_encoder(&Default::default());
+            opt.record_step(&mut encoder, &StepInputs::lr(1e-3))
+                .unwrap();
+            ctx.queue().submit([encoder.finish()]);
+        }
+        let steps: Vec<u64> = (0..2)
+            .map(|_| {
+                pollster::block_on(opt.next_stats())
+                    .unwrap()
+                    .completed_steps
+            })
+            .collect();
+        assert_eq!(steps, [1, 2]);
+    }
+
+    /// A configuration the device rejects only when its commands are encoded (here a
+    /// dispatch one workgroup wider than the device allows, which no plan makes):
+    /// without the check, wgpu's default handler would panic when the caller
+    /// finishes its encoder.
+    #[test]
+    fn a_first_step_the_device_rejects_is_a_typed_error() {
+        let ctx = callers_context();
+        let mut opt = optimizer(&ctx);
+        let too_wide = ctx.limits().max_compute_workgroups_per_dimension + 1;
+        opt.windows[0].grid = (too_wide, 1);
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        let err = opt
+            .record_step(&mut encoder, &StepInputs::lr(1e-3))
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Gpu(m) if m.contains("the optimizer's first step")),
+            "{err}"
+        );
+        assert_eq!((opt.scheduled_steps(), opt.stats_in_flight()), (0, 0));
+        // Nothing reached the caller's encoder: it finishes and runs cleanly.
+        ctx.queue().submit([encoder.finish()]);
+        ctx.wait_idle().unwrap();
+    }
 }

@@ -5,7 +5,10 @@
 //!   parameter's shape and the state's dtype (`F32`, `BF16` or `F16`);
 //! - `coptim.steps`: `I64[2]` = [completed steps, scheduled steps];
 //! - `coptim.bias_correction`: `F32[groups, 2]` = (1 - beta1^t, 1 - beta2^t) per group,
-//!   as the GPU holds them (so a resumed run continues bit for bit).
+//!   as the GPU holds them (so a resumed run continues bit for bit);
+//! - `coptim.lr_ema`: `F32[groups]` = the beta1-EMA of each group's learning rate
+//!   (LaProp's first-moment correction), as the GPU holds it. Files written before it
+//!   existed (AdamW, Lion and SGD state, which do not use it) load with 0.
 //!
 //! Metadata: `format` = `coptim-optimizer-state/1`, `config` (the
 //! [`OptimizerConfig`](crate::optim::OptimizerConfig) as JSON), `tensors` (JSON list of
@@ -79,6 +82,13 @@ impl Optimizer {
             vec![groups, 2],
             bytemuck::cast_slice(&bias).to_vec(),
         ));
+        let lr_ema: Vec<f32> = status.bias[..groups].iter().map(|b| b[2]).collect();
+        blobs.push((
+            LR_EMA.into(),
+            Dtype::F32,
+            vec![groups],
+            bytemuck::cast_slice(&lr_ema).to_vec(),
+        ));
         let views = blobs
             .iter()
             .map(|(n, d, s, b)| {
@@ -113,6 +123,7 @@ impl Optimizer {
         let writes = self.checked_state_tensors(&st, source)?;
         let groups = self.config().groups.len() + 1;
         let (steps, bias) = read_step_counters(&st, groups, source)?;
+        let lr_ema = read_lr_ema(&st, groups, source)?;
         // Everything checked: now write.
         for (k, i, data) in writes {
             self.state()[k].write_bytes(self.ctx(), TensorId(i), data)?;
@@ -125,7 +136,7 @@ impl Optimizer {
             bias: [[0.0; 4]; MAX_GROUPS],
         };
         for g in 0..groups {
-            status.bias[g] = [bias[2 * g], bias[2 * g + 1], 0.0, 0.0];
+            status.bias[g] = [bias[2 * g], bias[2 * g + 1], lr_ema[g], 0.0];
         }
         self.ctx()
             .queue()
@@ -188,7 +199,9 @@ impl Optimizer {
                 writes.push((k, i, view.data()));
             }
         }
-        let expected = names.len() * layout.num_tensors() + 2;
+        // The state tensors, the step counters, the bias corrections and (in files
+        // written since it exists) the learning-rate EMA.
+        let expected = names.len() * layout.num_tensors() + 2 + st.tensor(LR_EMA).is_ok() as usize;
         if st.len() != expected {
             return Err(bad(format!(
                 "holds {} tensors, expected {expected}",
@@ -213,6 +226,31 @@ impl Optimizer {
         let bytes = crate::file_io::read_file(path)?;
         self.load_state_bytes(&bytes, &path.display().to_string())
     }
+}
+
+/// The name of the learning-rate EMA per group.
+const LR_EMA: &str = "coptim.lr_ema";
+
+/// Reads and checks the `[groups]` learning-rate EMAs of a state file (zeros when the
+/// file predates them).
+fn read_lr_ema(st: &SafeTensors<'_>, groups: usize, source: &str) -> Result<Vec<f32>> {
+    let Ok(ema) = st.tensor(LR_EMA) else {
+        return Ok(vec![0.0; groups]);
+    };
+    if ema.dtype() != Dtype::F32 || ema.shape() != [groups] {
+        return Err(Error::checkpoint(
+            source,
+            format!("`{LR_EMA}` must be F32[{groups}]"),
+        ));
+    }
+    let ema: Vec<f32> = bytemuck::pod_collect_to_vec(ema.data());
+    if ema.iter().any(|x| !(x.is_finite() && *x >= 0.0)) {
+        return Err(Error::checkpoint(
+            source,
+            format!("`{LR_EMA}` holds {ema:?}, not finite and >= 0"),
+        ));
+    }
+    Ok(ema)
 }
 
 /// Reads and checks the step counters `[completed, scheduled]` and the

@@ -1,7 +1,7 @@
 //! One readback record per optimizer step: the GPU step status, the per-tensor kept
-//! counts and (when the caller names it) the model's loss, copied into the crate's
-//! [`ReadbackQueue`] after each step. Records come back in step order and none is
-//! dropped: the queue grows while the caller is not reading.
+//! counts and (when the caller names them) the model's loss and other values, copied
+//! into the crate's [`ReadbackQueue`] after each step. Records come back in step order
+//! and none is dropped: the queue grows while the caller is not reading.
 
 use serde::Serialize;
 
@@ -10,9 +10,10 @@ use crate::arena::readback::Source;
 use crate::context::GpuContext;
 use crate::error::Result;
 use crate::optim::gpu_types::{GpuStatus, GpuTensorEntry};
+use crate::optim::inputs::StepInputs;
 
-/// Bytes of a loss.
-const LOSS_BYTES: u64 = 4;
+/// Bytes of a loss or another value (one f32).
+const VALUE_BYTES: u64 = 4;
 
 /// What one step did, read back from the GPU.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -29,6 +30,9 @@ pub struct StepStats {
     pub lr: f64,
     /// The loss the caller named in the step's inputs, if any.
     pub loss: Option<f32>,
+    /// The values the caller named with
+    /// [`StepInputs::with_value`](crate::optim::StepInputs::with_value), in order.
+    pub values: Vec<f32>,
     /// Kept (sign-agreeing) coordinates per tensor (all of them when caution is off).
     pub kept: Vec<u64>,
     /// Elements per tensor.
@@ -89,12 +93,12 @@ impl StatsQueue {
         }
     }
 
-    /// Records the copies of one step's status, tensor table and loss.
+    /// Records the copies of one step's status, tensor table, loss and values.
     pub fn record(
         &mut self,
         ctx: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
-        loss: Option<(&wgpu::Buffer, u64)>,
+        inputs: &StepInputs<'_>,
         scheduled: u64,
         lr: f64,
     ) {
@@ -110,17 +114,17 @@ impl StatsQueue {
                 size: (self.numel.len() * std::mem::size_of::<GpuTensorEntry>()) as u64,
             },
         ];
-        if let Some((buffer, offset)) = loss {
+        for &(buffer, offset) in inputs.loss().iter().chain(inputs.values()) {
             sources.push(Source {
                 buffer,
                 offset,
-                size: LOSS_BYTES,
+                size: VALUE_BYTES,
             });
         }
         let tag = StepTag {
             scheduled,
             lr,
-            has_loss: loss.is_some(),
+            has_loss: inputs.loss().is_some(),
         };
         self.queue.record(ctx, encoder, &sources, tag);
     }
@@ -128,6 +132,11 @@ impl StatsQueue {
     /// Records not yet returned.
     pub fn in_flight(&self) -> usize {
         self.queue.in_flight()
+    }
+
+    /// Staging buffers the records use.
+    pub fn staging_buffers(&self) -> usize {
+        self.queue.staging_buffers()
     }
 
     /// Every completed record, in step order, without waiting.
@@ -153,9 +162,9 @@ impl StatsQueue {
             .zip(&self.numel)
             .map(|(e, &n)| if self.caution { e.kept as u64 } else { n })
             .collect();
-        let loss = tag
-            .has_loss
-            .then(|| bytemuck::pod_read_unaligned(&bytes[table_end..table_end + 4]));
+        // The loss (if named), then the caller's values: the rest of the record.
+        let mut values: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes[table_end..]);
+        let loss = tag.has_loss.then(|| values.remove(0));
         StepStats {
             scheduled_step: tag.scheduled,
             completed_steps: status.step as u64,
@@ -163,6 +172,7 @@ impl StatsQueue {
             grad_norm: status.grad_norm,
             lr: tag.lr,
             loss,
+            values,
             kept,
             numel: self.numel.clone(),
         }

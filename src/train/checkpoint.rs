@@ -121,44 +121,58 @@ impl Session {
         bytes: &[u8],
         source: &str,
     ) -> Result<Self> {
+        let file = CheckpointFile::parse(bytes, &data, source)?;
+        let mut session = Session::new(ctx, file.config.clone(), data)?;
+        session.restore(&file)?;
+        Ok(session)
+    }
+
+    /// Restores a checkpoint into this session, which must have been created with
+    /// the checkpoint's configuration and have no step in flight: parameters,
+    /// optimizer state, step count and history. On an error in the optimizer state
+    /// nothing is changed.
+    pub fn restore(&mut self, file: &CheckpointFile) -> Result<()> {
+        let bad = |reason: String| Error::checkpoint(&file.source, reason);
+        if &file.config != self.config() {
+            return Err(bad("its configuration is not this session's".into()));
+        }
+        if self.in_flight() > 0 {
+            return Err(bad(format!(
+                "{} steps of this session are still in flight",
+                self.in_flight()
+            )));
+        }
+        let (model, optimizer) = self.parts_mut();
+        optimizer.load_state_bytes(&file.optimizer_state, &file.source)?;
+        model.write_parameters(&file.params)?;
+        self.set_progress(file.step, file.history.clone());
+        Ok(())
+    }
+}
+
+/// A training checkpoint read and checked on the CPU (format, configuration, step,
+/// history, data fingerprint, every parameter's shape and finiteness), before any
+/// GPU work: [`Session::restore`] then checks and loads the optimizer state.
+#[derive(Debug, Clone)]
+pub struct CheckpointFile {
+    source: String,
+    config: TrainConfig,
+    step: u64,
+    history: History,
+    params: Vec<NamedTensor>,
+    optimizer_state: Vec<u8>,
+}
+
+impl CheckpointFile {
+    /// Parses and checks the bytes of [`Session::checkpoint_bytes`] for a run on
+    /// `data`; `source` names the file in errors ([`Error::Checkpoint`]).
+    pub fn parse(bytes: &[u8], data: &DatasetSplit, source: &str) -> Result<Self> {
         let bad = |reason: String| Error::checkpoint(source, reason);
         let st = SafeTensors::deserialize(bytes)
             .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
         let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
         let meta = meta.metadata().clone().unwrap_or_default();
-        let get = |k: &str| {
-            meta.get(k)
-                .map(String::as_str)
-                .ok_or_else(|| bad(format!("metadata `{k}` is missing")))
-        };
-        if get("format")? != CHECKPOINT_FORMAT {
-            return Err(bad(format!(
-                "format is {:?}, expected {CHECKPOINT_FORMAT}",
-                get("format")?
-            )));
-        }
-        let config: TrainConfig = serde_json::from_str(get("config")?)
-            .map_err(|e| bad(format!("unreadable config: {e}")))?;
-        let step: u64 = get("step")?
-            .parse()
-            .map_err(|e| bad(format!("unreadable step: {e}")))?;
-        let history: History = serde_json::from_str(get("history")?)
-            .map_err(|e| bad(format!("unreadable history: {e}")))?;
-        if step > config.steps || history.steps.len() as u64 != step {
-            return Err(bad(format!(
-                "step {step} does not match a history of {} steps and a budget of {}",
-                history.steps.len(),
-                config.steps
-            )));
-        }
-
-        if get("dataset")? != fingerprint_hex(&data) {
-            return Err(bad(format!(
-                "the run was trained on different data (fingerprint {}, the data given has {}); pass the run's own data",
-                get("dataset")?,
-                fingerprint_hex(&data)
-            )));
-        }
+        let (config, step, history) = read_progress(&meta, data).map_err(bad)?;
         // Every declared parameter must be in the file with its shape (so the model
         // is no larger than the file) before anything is allocated for it.
         let specs = config
@@ -167,8 +181,6 @@ impl Session {
             .parameters()
             .map_err(|e| bad(format!("model configuration: {e}")))?;
         let params = read_parameters(&st, &specs).map_err(bad)?;
-        let mut session = Session::new(ctx, config, data)?;
-
         let optim_views: Vec<(String, TensorView<'_>)> = st
             .tensors()
             .into_iter()
@@ -178,15 +190,68 @@ impl Session {
             .iter()
             .filter_map(|(k, v)| k.strip_prefix(OPTIM).map(|k| (k.to_string(), v.clone())))
             .collect();
-        let optim = safetensors::serialize(optim_views, Some(optim_meta))
+        let optimizer_state = safetensors::serialize(optim_views, Some(optim_meta))
             .map_err(|e| bad(format!("optimizer state: {e}")))?;
-
-        let (model, optimizer) = session.parts_mut();
-        optimizer.load_state_bytes(&optim, source)?;
-        model.write_parameters(&params)?;
-        session.set_progress(step, history);
-        Ok(session)
+        Ok(Self {
+            source: source.to_string(),
+            config,
+            step,
+            history,
+            params,
+            optimizer_state,
+        })
     }
+
+    /// The run's configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Steps the run had completed.
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+}
+
+/// The configuration, step and history in a checkpoint's metadata, checked against
+/// each other and against `data`'s fingerprint.
+fn read_progress(
+    meta: &HashMap<String, String>,
+    data: &DatasetSplit,
+) -> std::result::Result<(TrainConfig, u64, History), String> {
+    let get = |k: &str| {
+        meta.get(k)
+            .map(String::as_str)
+            .ok_or_else(|| format!("metadata `{k}` is missing"))
+    };
+    if get("format")? != CHECKPOINT_FORMAT {
+        return Err(format!(
+            "format is {:?}, expected {CHECKPOINT_FORMAT}",
+            get("format")?
+        ));
+    }
+    let config: TrainConfig =
+        serde_json::from_str(get("config")?).map_err(|e| format!("unreadable config: {e}"))?;
+    let step: u64 = get("step")?
+        .parse()
+        .map_err(|e| format!("unreadable step: {e}"))?;
+    let history: History =
+        serde_json::from_str(get("history")?).map_err(|e| format!("unreadable history: {e}"))?;
+    if step > config.steps || history.steps.len() as u64 != step {
+        return Err(format!(
+            "step {step} does not match a history of {} steps and a budget of {}",
+            history.steps.len(),
+            config.steps
+        ));
+    }
+    if get("dataset")? != fingerprint_hex(data) {
+        return Err(format!(
+            "the run was trained on different data (fingerprint {}, the data given has {}); pass the run's own data",
+            get("dataset")?,
+            fingerprint_hex(data)
+        ));
+    }
+    Ok((config, step, history))
 }
 
 #[cfg(not(target_arch = "wasm32"))]

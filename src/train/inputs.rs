@@ -4,6 +4,7 @@
 
 use crate::data::batcher::{epoch_rng, uniform_below};
 use crate::data::{Batcher, Dataset};
+use crate::train::config::TrainConfig;
 
 /// Salt of the augmentation streams, so they differ from the shuffling streams of
 /// the same seed.
@@ -80,6 +81,27 @@ impl BatchStream {
             standardize,
             epoch: None,
         }
+    }
+
+    /// The stream a run of `config` trains on over `train`: standardized with
+    /// `train`'s statistics when `config.normalize`.
+    pub fn for_run(config: &TrainConfig, train: &Dataset) -> Self {
+        let standardize = match config.normalize {
+            true => Standardize::of(train),
+            false => Standardize::IDENTITY,
+        };
+        Self::new(
+            train,
+            config.batch_size,
+            config.seed,
+            config.augment_shift,
+            standardize,
+        )
+    }
+
+    /// The standardization applied to every batch.
+    pub fn standardize(&self) -> Standardize {
+        self.standardize
     }
 
     /// The sample indices of step `step` (1-based).

@@ -14,9 +14,8 @@ pub struct StepMetrics {
     pub accuracy: f32,
     /// Learning rate of the step's update.
     pub lr: f64,
-    /// Fraction of coordinates the cautious mask kept (1 without caution). `None`
-    /// when the optimizer's statistics for this step were not read back (the
-    /// optimizer keeps a few in flight and reports the newest).
+    /// Fraction of coordinates the cautious mask kept (1 without caution), from the
+    /// step's one readback record. `None` only in histories of older checkpoints.
     pub kept_fraction: Option<f64>,
     /// Wall-clock milliseconds from the step's submission (or the previous step's
     /// completion, if later) until its results were seen; `None` for the first step

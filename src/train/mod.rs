@@ -27,7 +27,7 @@ pub mod report;
 mod runner;
 mod session;
 
-pub use checkpoint::CHECKPOINT_FORMAT;
+pub use checkpoint::{CHECKPOINT_FORMAT, CheckpointFile};
 pub use config::{ModelSpec, OptimizerKind, TrainConfig};
 pub use lockstep::Lockstep;
 pub use metrics::{EvalMetrics, History, StepMetrics, median};

@@ -1,25 +1,24 @@
 //! [`Session`]: one training run on the GPU (a model, its optimizer, the batch stream
 //! and the metrics so far), stepped by the caller and read without blocking.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::context::GpuContext;
 use crate::data::DatasetSplit;
 use crate::error::{Error, Result};
-use crate::model::{Batch, Model};
+use crate::model::{Batch, BatchMetrics, Model};
 use crate::model::{Mlp, Vit};
 use crate::optim::{Optimizer, StepInputs};
 use crate::train::clock::now_ms;
 use crate::train::config::{ModelSpec, TrainConfig};
-use crate::train::inputs::{BatchStream, Standardize};
+use crate::train::inputs::BatchStream;
 use crate::train::metrics::{EvalMetrics, History, StepMetrics};
 
-/// A step submitted to the GPU whose metrics have not been read back yet.
+/// A step submitted to the GPU whose record has not been read back yet.
 #[derive(Debug, Clone, Copy)]
 struct InFlight {
     step: u64,
-    lr: f64,
     submitted_ms: f64,
 }
 
@@ -64,7 +63,6 @@ pub struct Session {
     recorded: u64,
     in_flight: VecDeque<InFlight>,
     last_seen_ms: Option<f64>,
-    kept: BTreeMap<u64, f64>,
     history: History,
     failure: Option<(u64, f32)>,
 }
@@ -113,19 +111,9 @@ impl Session {
             ModelSpec::Vit(v) => Model::new(ctx, Vit::clone(v), config.seed)?,
         };
         let optimizer = Optimizer::new(ctx, model.store(), config.optimizer_config())?;
-        let standardize = match config.normalize {
-            true => Standardize::of(&data.train),
-            false => Standardize::IDENTITY,
-        };
-        let stream = BatchStream::new(
-            &data.train,
-            config.batch_size,
-            config.seed,
-            config.augment_shift,
-            standardize,
-        );
+        let stream = BatchStream::for_run(&config, &data.train);
         let mut test_images = data.test.images().to_vec();
-        standardize.apply(&mut test_images);
+        stream.standardize().apply(&mut test_images);
         let test_labels = data.test.labels().iter().map(|&l| l as u32).collect();
         Ok(Self {
             config,
@@ -140,7 +128,6 @@ impl Session {
             recorded: 0,
             in_flight: VecDeque::new(),
             last_seen_ms: None,
-            kept: BTreeMap::new(),
             history: History::default(),
             failure: None,
         })
@@ -220,15 +207,16 @@ impl Session {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("coptim training step"),
             });
-        self.model.record_forward_backward(
+        let outputs = self.model.record_forward_backward(
             &mut encoder,
             Batch {
                 images: &self.images,
                 labels: &self.labels,
             },
         )?;
+        // One record per step: the optimizer's, carrying the batch's loss and accuracy.
         self.optimizer
-            .record_step(&mut encoder, &StepInputs::scheduled())?;
+            .record_step(&mut encoder, &outputs.step_inputs(StepInputs::scheduled()))?;
         let submit = || ctx.queue().submit([encoder.finish()]);
         if step == 1 {
             // The first dispatch of every kernel: a validation error becomes an Err.
@@ -239,7 +227,6 @@ impl Session {
         self.recorded = step;
         self.in_flight.push_back(InFlight {
             step,
-            lr: self.lr_at(step),
             submitted_ms: now_ms(),
         });
         Ok(())
@@ -250,40 +237,35 @@ impl Session {
     /// with [`Error::NonFiniteLoss`] when one of them has a NaN or infinite loss (the
     /// history still holds it).
     pub fn poll(&mut self) -> Result<Vec<StepMetrics>> {
-        let batches = self.model.poll_metrics()?;
-        for stats in self.optimizer.take_stats()? {
-            self.kept
-                .insert(stats.scheduled_step, stats.kept_fraction());
-        }
+        let records = self.optimizer.take_stats()?;
         let now = now_ms();
-        let mut out = Vec::with_capacity(batches.len());
-        for b in batches {
-            let Some(f) = self.in_flight.pop_front() else {
-                return Err(Error::Readback(
-                    "metrics arrived for a step that was not recorded".into(),
-                ));
+        let mut out = Vec::with_capacity(records.len());
+        for record in records {
+            let f = match self.in_flight.pop_front() {
+                Some(f) if f.step == record.scheduled_step => f,
+                _ => {
+                    return Err(Error::Readback(format!(
+                        "the record of step {} arrived out of order",
+                        record.scheduled_step
+                    )));
+                }
             };
+            let batch = BatchMetrics::from_record(&record, self.config.batch_size)?;
             let start = self
                 .last_seen_ms
                 .map_or(f.submitted_ms, |t| t.max(f.submitted_ms));
             let m = StepMetrics {
                 step: f.step,
-                loss: b.loss,
-                accuracy: b.accuracy() as f32,
-                lr: f.lr,
-                kept_fraction: self.kept.remove(&f.step),
+                loss: batch.loss,
+                accuracy: batch.accuracy() as f32,
+                lr: record.lr,
+                kept_fraction: Some(record.kept_fraction()),
                 step_ms: Some(now - start),
             };
             if !m.loss.is_finite() && self.failure.is_none() {
                 self.failure = Some((m.step, m.loss));
             }
             out.push(m);
-        }
-        // Statistics of steps already reported (or never to be) are dropped.
-        if let Some(first) = self.in_flight.front() {
-            self.kept = self.kept.split_off(&first.step);
-        } else {
-            self.kept.clear();
         }
         if !out.is_empty() {
             self.last_seen_ms = Some(now);
@@ -329,12 +311,13 @@ impl Session {
     }
 
     /// Restores the state a checkpoint describes: the step count and history (the
-    /// parameters and optimizer state are written by the caller).
+    /// parameters and optimizer state are written by the caller); clears a failure.
     pub(crate) fn set_progress(&mut self, recorded: u64, history: History) {
         self.recorded = recorded;
         self.history = history;
         self.in_flight.clear();
         self.last_seen_ms = None;
+        self.failure = None;
     }
 
     /// The model and optimizer, mutably (for restoring a checkpoint).

@@ -3,7 +3,7 @@
 
 use coptim::arena::ParamSet;
 use coptim::optim::{Caution, OptimizerConfig, ReferenceOptimizer, ReferenceStep};
-use coptim::{GpuContext, Optimizer};
+use coptim::{GpuContext, Optimizer, TensorId};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -26,6 +26,32 @@ pub fn ctx() -> GpuContext {
         .expect("a GPU adapter (install mesa-vulkan-drivers)")
 }
 
+/// A run of a 784-`hidden`-10 MLP with `optimizer` for `steps` steps (the other
+/// settings are `TrainConfig`'s defaults).
+#[cfg(feature = "train")]
+pub fn mlp_run(
+    hidden: usize,
+    optimizer: coptim::train::OptimizerKind,
+    steps: u64,
+) -> coptim::train::TrainConfig {
+    let mlp = coptim::model::Mlp {
+        hidden: vec![hidden],
+        ..Default::default()
+    };
+    coptim::train::TrainConfig::for_model(coptim::train::ModelSpec::Mlp(mlp), optimizer)
+        .with_steps(steps)
+}
+
+/// The first `train` training and `test` test digits of the bundled set.
+#[cfg(feature = "data")]
+pub fn bundled_subset(train: usize, test: usize) -> std::sync::Arc<coptim::data::DatasetSplit> {
+    let full = coptim::data::bundled_mnist().expect("bundled data");
+    std::sync::Arc::new(coptim::data::DatasetSplit {
+        train: full.train.take(train),
+        test: full.test.take(test),
+    })
+}
+
 /// Standard-normal-ish values from a seed (sum of uniforms, deterministic everywhere).
 pub fn randn(rng: &mut ChaCha8Rng, n: usize, scale: f64) -> Vec<f64> {
     (0..n)
@@ -46,6 +72,46 @@ pub fn to_f32(v: &[f64]) -> Vec<f32> {
 
 pub fn to_f64(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| x as f64).collect()
+}
+
+/// One 1-D tensor `t{i}` per size.
+pub fn flat_shapes(sizes: &[usize]) -> Vec<(String, Vec<usize>)> {
+    sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| (format!("t{i}"), vec![n]))
+        .collect()
+}
+
+/// The name and element count of every tensor of `set` (what the reference takes).
+pub fn tensor_names(set: &ParamSet) -> Vec<(String, usize)> {
+    set.tensors()
+        .iter()
+        .map(|t| (t.name.clone(), t.len as usize))
+        .collect()
+}
+
+/// Random values of `scale` for every tensor of `names`, rounded to f32 so that the
+/// GPU and the f64 reference start from the same numbers.
+pub fn random_tensors(r: &mut ChaCha8Rng, names: &[(String, usize)], scale: f64) -> Vec<Vec<f64>> {
+    names
+        .iter()
+        .map(|(_, n)| to_f64(&to_f32(&randn(r, *n, scale))))
+        .collect()
+}
+
+/// Writes `values` into the parameters of `set`, tensor by tensor.
+pub fn upload_params(ctx: &GpuContext, set: &ParamSet, values: &[Vec<f64>]) {
+    for (i, v) in values.iter().enumerate() {
+        set.write_param(ctx, TensorId(i), &to_f32(v)).unwrap();
+    }
+}
+
+/// Writes `values` into the gradients of `set`, tensor by tensor.
+pub fn upload_grads(ctx: &GpuContext, set: &ParamSet, values: &[Vec<f64>]) {
+    for (i, v) in values.iter().enumerate() {
+        set.write_grad(ctx, TensorId(i), &to_f32(v)).unwrap();
+    }
 }
 
 /// max |a - b| / max |b| over one tensor (0 when b is all zero and a == b).
@@ -92,20 +158,10 @@ pub fn compare_with_reference(
     tol: f64,
 ) -> Comparison {
     let set: ParamSet = params.into();
-    let names: Vec<(String, usize)> = set
-        .tensors()
-        .iter()
-        .map(|t| (t.name.clone(), t.len as usize))
-        .collect();
+    let names = tensor_names(&set);
     let mut r = rng(seed);
-    let mut params: Vec<Vec<f64>> = names
-        .iter()
-        .map(|(_, n)| to_f64(&to_f32(&randn(&mut r, *n, 1.0))))
-        .collect();
-    for (i, p) in params.iter().enumerate() {
-        set.write_param(ctx, coptim::TensorId(i), &to_f32(p))
-            .unwrap();
-    }
+    let mut params = random_tensors(&mut r, &names, 1.0);
+    upload_params(ctx, &set, &params);
     let mut opt = Optimizer::with_options(ctx, &set, config.clone(), options).unwrap();
     let mut reference = ReferenceOptimizer::new(config, &names).unwrap();
     let mut max_rel: f64 = 0.0;
@@ -116,10 +172,7 @@ pub fn compare_with_reference(
             .enumerate()
             .map(|(i, (_, n))| to_f64(&to_f32(&randn(&mut r, *n, 0.5 + i as f64 * 0.25))))
             .collect();
-        for (i, g) in grads.iter().enumerate() {
-            set.write_grad(ctx, coptim::TensorId(i), &to_f32(g))
-                .unwrap();
-        }
+        upload_grads(ctx, &set, &grads);
         opt.step().unwrap();
         let stats = opt.stats_blocking().unwrap();
         let report = reference.step(&mut params, &grads).unwrap();

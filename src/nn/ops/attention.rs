@@ -16,12 +16,13 @@
 //! ```
 
 use crate::error::{Error, Result};
-use crate::nn::dispatch::{Dispatch, linear_grid};
+use crate::nn::bindings::{D_OUT, D_QKV, D_SCORES, Family, OUT, PROBS, QKV, uniform_block};
+use crate::nn::dispatch::Dispatch;
 use crate::nn::graph::{GraphBuilder, Var};
-use crate::nn::kernels::Kernel;
-use crate::nn::ops::matmul::{Dims, View, matmul_dispatch};
+use crate::nn::modules::Kernel;
+use crate::nn::ops::matmul::{Dims, Product, View};
 use crate::nn::ops::softmax::{softmax_backward, softmax_forward};
-use crate::nn::ops::{CompileCx, Compiled, GradMode, Op, wanted};
+use crate::nn::ops::{CompileCx, Compiled, GradMode, Modes, Op};
 use crate::nn::tensor::{DType, Tensor};
 
 /// Longest sequence that runs through the fused kernels. Each invocation of the
@@ -29,18 +30,25 @@ use crate::nn::tensor::{DType, Tensor};
 /// grows with the sequence while the matmul path's tiles amortize it.
 pub(crate) const FUSED_MAX_TOKENS: usize = 64;
 
-#[repr(C)]
-#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct AttnParams {
-    rows: u32,
-    tokens: u32,
-    dim: u32,
-    heads: u32,
-    head_dim: u32,
-    scale: f32,
-    accumulate: u32,
-    pad: u32,
+uniform_block! {
+    /// The uniform block of `nn_attention.wgsl`.
+    struct AttnParams {
+        /// B * H * N: the invocation space of every entry point.
+        rows: u32,
+        tokens: u32,
+        dim: u32,
+        heads: u32,
+        head_dim: u32,
+        scale: f32,
+        /// [`GradMode::flag`] of the qkv gradient.
+        accumulate: u32,
+        pad0: u32,
+    }
 }
+
+/// The bindings of `nn_attention.wgsl`.
+pub(crate) const ATTENTION: Family =
+    Family::new::<AttnParams>(&[QKV, OUT, PROBS, D_OUT, D_SCORES, D_QKV]);
 
 /// Multi-head attention: `[batch, tokens, 3 * dim]` to `[batch, tokens, dim]`.
 #[derive(Debug)]
@@ -135,12 +143,7 @@ impl Attention {
     }
 
     /// The fused kernels: one forward, two backward.
-    fn compile_fused(
-        &self,
-        cx: &mut CompileCx<'_>,
-        out: Var,
-        modes: &[Option<GradMode>],
-    ) -> Result<Compiled> {
+    fn fused(&self, cx: &mut CompileCx<'_>, out: Var, modes: Modes<'_>) -> Result<Compiled> {
         let n = self.tokens;
         let rows = self.batch * self.heads * n;
         let scores_shape = [self.batch * self.heads, n, n];
@@ -154,58 +157,35 @@ impl Attention {
             head_dim: self.head_dim() as u32,
             scale: self.scale(),
             accumulate: mode.flag(),
-            pad: 0,
+            pad0: 0,
         };
-        let mut compiled = Compiled::default();
-        compiled.forward.push(cx.dispatch(
+        let mut compiled = Compiled::forward(cx.launch(
             Kernel::AttentionForward,
             &params(GradMode::Overwrite),
-            &[(1, &qkv), (2, &o), (3, &probs)],
-            linear_grid(rows),
+            &[(QKV, &qkv), (OUT, &o), (PROBS, &probs)],
+            rows,
         ));
-        let Some(d_out) = cx.out_grad(out) else {
-            return Ok(compiled);
-        };
-        let Some((dqkv, mode)) = wanted(cx, self.qkv, modes[0]) else {
+        let Some((d_out, dqkv, mode)) = cx.backward(out, self.qkv, modes[0]) else {
             return Ok(compiled);
         };
         let dqkv: Tensor = dqkv.clone();
         let d_scores = cx.scratch(&scores_shape, "coptim attention dS")?;
-        compiled.backward.push(cx.dispatch(
-            Kernel::AttentionBackwardQuery,
-            &params(mode),
-            &[
-                (1, &qkv),
-                (2, &o),
-                (3, &probs),
-                (4, &d_out),
-                (5, &d_scores),
-                (6, &dqkv),
-            ],
-            linear_grid(rows),
-        ));
-        compiled.backward.push(cx.dispatch(
-            Kernel::AttentionBackwardKey,
-            &params(mode),
-            &[
-                (1, &qkv),
-                (3, &probs),
-                (4, &d_out),
-                (5, &d_scores),
-                (6, &dqkv),
-            ],
-            linear_grid(rows),
-        ));
+        let saved = [(QKV, &qkv), (PROBS, &probs), (D_OUT, &d_out)];
+        let grads = [(D_SCORES, &d_scores), (D_QKV, &dqkv)];
+        for (kernel, extra) in [
+            (Kernel::AttentionBackwardQuery, Some((OUT, &o))),
+            (Kernel::AttentionBackwardKey, None),
+        ] {
+            let tensors: Vec<_> = saved.into_iter().chain(extra).chain(grads).collect();
+            compiled
+                .backward
+                .push(cx.launch(kernel, &params(mode), &tensors, rows));
+        }
         Ok(compiled)
     }
 
     /// Batched matmuls through the score matrices, and a softmax.
-    fn compile_matmuls(
-        &self,
-        cx: &mut CompileCx<'_>,
-        out: Var,
-        modes: &[Option<GradMode>],
-    ) -> Result<Compiled> {
+    fn matmuls(&self, cx: &mut CompileCx<'_>, out: Var, modes: Modes<'_>) -> Result<Compiled> {
         let (n, hd) = (self.tokens, self.head_dim());
         let scale = self.scale();
         let scores_shape = [self.batch * self.heads, n, n];
@@ -215,35 +195,19 @@ impl Attention {
         let (q, k, v) = (self.qkv_view(0), self.qkv_view(1), self.qkv_view(2));
         let (sv, ov) = (self.score_view(), self.out_view());
         let (qkv, o) = (cx.value(self.qkv).clone(), cx.value(out).clone());
-        let overwrite = GradMode::Overwrite;
-        let mut compiled = Compiled::default();
-        compiled.forward.push(matmul_dispatch(
-            cx,
-            (&qkv, q),
-            (&qkv, k.t()),
-            (&scores, sv),
-            self.dims(n, n, hd),
-            scale,
-            overwrite,
-            None,
-        )?);
-        compiled
-            .forward
-            .push(softmax_forward(cx, &scores, &probs, n));
-        compiled.forward.push(matmul_dispatch(
-            cx,
-            (&probs, sv),
-            (&qkv, v),
-            (&o, ov),
-            self.dims(n, hd, n),
-            1.0,
-            overwrite,
-            None,
-        )?);
-        let Some(d_out) = cx.out_grad(out) else {
-            return Ok(compiled);
+        let (square, narrow) = (self.dims(n, n, hd), self.dims(n, hd, n));
+        let forward = vec![
+            Product::new((&qkv, q), (&qkv, k.t()), (&scores, sv), square)
+                .scaled(scale)
+                .dispatch(cx)?,
+            softmax_forward(cx, &scores, &probs, n),
+            Product::new((&probs, sv), (&qkv, v), (&o, ov), narrow).dispatch(cx)?,
+        ];
+        let mut compiled = Compiled {
+            forward,
+            backward: Vec::new(),
         };
-        let Some((dqkv, mode)) = wanted(cx, self.qkv, modes[0]) else {
+        let Some((d_out, dqkv, mode)) = cx.backward(out, self.qkv, modes[0]) else {
             return Ok(compiled);
         };
         let dqkv = dqkv.clone();
@@ -266,49 +230,22 @@ impl Attention {
         let d_probs = cx.scratch(&[self.batch * self.heads, n, n], "coptim attention dP")?;
         let (q, k, v) = (self.qkv_view(0), self.qkv_view(1), self.qkv_view(2));
         let (sv, ov) = (self.score_view(), self.out_view());
-        let overwrite = GradMode::Overwrite;
+        let (square, narrow) = (self.dims(n, n, hd), self.dims(n, hd, n));
+        // dQ and dK: scale * dS K and scale * dS^T Q, written into dqkv.
+        let d_qk = |(ds, kq, dst): (View, View, View)| {
+            Product::new((d_scores, ds), (qkv, kq), (dqkv, dst), narrow)
+                .scaled(self.scale())
+                .mode(mode)
+                .dispatch(cx)
+        };
         Ok(vec![
-            matmul_dispatch(
-                cx,
-                (d_out, ov),
-                (qkv, v.t()),
-                (&d_probs, sv),
-                self.dims(n, n, hd),
-                1.0,
-                overwrite,
-                None,
-            )?,
-            matmul_dispatch(
-                cx,
-                (probs, sv.t()),
-                (d_out, ov),
-                (dqkv, v),
-                self.dims(n, hd, n),
-                1.0,
-                mode,
-                None,
-            )?,
-            softmax_backward(cx, probs, &d_probs, d_scores, n, overwrite),
-            matmul_dispatch(
-                cx,
-                (d_scores, sv),
-                (qkv, k),
-                (dqkv, q),
-                self.dims(n, hd, n),
-                self.scale(),
-                mode,
-                None,
-            )?,
-            matmul_dispatch(
-                cx,
-                (d_scores, sv.t()),
-                (qkv, q),
-                (dqkv, k),
-                self.dims(n, hd, n),
-                self.scale(),
-                mode,
-                None,
-            )?,
+            Product::new((d_out, ov), (qkv, v.t()), (&d_probs, sv), square).dispatch(cx)?,
+            Product::new((probs, sv.t()), (d_out, ov), (dqkv, v), narrow)
+                .mode(mode)
+                .dispatch(cx)?,
+            softmax_backward(cx, probs, &d_probs, d_scores, n, GradMode::Overwrite),
+            d_qk((sv, k, q))?,
+            d_qk((sv.t(), q, k))?,
         ])
     }
 }
@@ -318,25 +255,10 @@ impl Op for Attention {
         vec![self.qkv]
     }
 
-    fn compile(
-        &self,
-        cx: &mut CompileCx<'_>,
-        out: Var,
-        modes: &[Option<GradMode>],
-    ) -> Result<Compiled> {
+    fn compile(&self, cx: &mut CompileCx<'_>, out: Var, modes: Modes<'_>) -> Result<Compiled> {
         match self.tokens <= FUSED_MAX_TOKENS {
-            true => self.compile_fused(cx, out, modes),
-            false => self.compile_matmuls(cx, out, modes),
+            true => self.fused(cx, out, modes),
+            false => self.matmuls(cx, out, modes),
         }
     }
-}
-
-/// The layout of [`AttnParams`], for the test against naga's layout of the WGSL struct.
-#[cfg(test)]
-pub(super) fn mirror() -> crate::wgsl::MirrorLayout {
-    crate::wgsl::mirror_layout!(
-        AttnParams,
-        "AttnParams",
-        [rows, tokens, dim, heads, head_dim, scale, accumulate]
-    )
 }

@@ -1,22 +1,32 @@
 //! LayerNorm over the last dimension.
 
 use crate::error::{Error, Result};
+use crate::nn::bindings::{
+    BIAS, DBIAS, DWEIGHT, DX, DY, Family, STATS, WEIGHT, X, Y, uniform_block,
+};
 use crate::nn::graph::{GraphBuilder, Var};
-use crate::nn::kernels::Kernel;
-use crate::nn::ops::{CompileCx, Compiled, GradMode, Op, wanted};
+use crate::nn::modules::Kernel;
+use crate::nn::ops::{CompileCx, Compiled, GradMode, Modes, Op, wanted};
 use crate::nn::tensor::{DType, numel};
 
-#[repr(C)]
-#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct LnParams {
-    rows: u32,
-    dim: u32,
-    eps: f32,
-    accumulate_x: u32,
-    accumulate_weight: u32,
-    accumulate_bias: u32,
-    pad: [u32; 2],
+uniform_block! {
+    /// The uniform block of `nn_layernorm.wgsl`.
+    struct LnParams {
+        rows: u32,
+        dim: u32,
+        eps: f32,
+        /// [`GradMode::flag`] of each gradient (0 where it is not written).
+        accumulate_x: u32,
+        accumulate_weight: u32,
+        accumulate_bias: u32,
+        pad0: u32,
+        pad1: u32,
+    }
 }
+
+/// The bindings of `nn_layernorm.wgsl`.
+pub(crate) const LAYERNORM: Family =
+    Family::new::<LnParams>(&[X, WEIGHT, BIAS, Y, STATS, DY, DX, DWEIGHT, DBIAS]);
 
 /// `(x - mean) / sqrt(var + eps) * weight + bias` per row.
 #[derive(Debug)]
@@ -79,7 +89,7 @@ impl LayerNorm {
             accumulate_x: flag(x),
             accumulate_weight: flag(w),
             accumulate_bias: flag(b),
-            pad: [0; 2],
+            ..Default::default()
         }
     }
 }
@@ -89,12 +99,7 @@ impl Op for LayerNorm {
         vec![self.x, self.weight, self.bias]
     }
 
-    fn compile(
-        &self,
-        cx: &mut CompileCx<'_>,
-        out: Var,
-        modes: &[Option<GradMode>],
-    ) -> Result<Compiled> {
+    fn compile(&self, cx: &mut CompileCx<'_>, out: Var, modes: Modes<'_>) -> Result<Compiled> {
         let stats = cx.scratch(&[self.rows, 2], "coptim layernorm stats")?;
         let (x, w, b, y) = (
             cx.value(self.x).clone(),
@@ -102,63 +107,49 @@ impl Op for LayerNorm {
             cx.value(self.bias).clone(),
             cx.value(out).clone(),
         );
-        let mut compiled = Compiled::default();
-        compiled.forward.push(cx.dispatch(
+        let mut compiled = Compiled::forward(cx.launch(
             Kernel::LayerNormForward,
             &self.params(None, None, None),
-            &[(1, &x), (2, &w), (3, &b), (4, &y), (5, &stats)],
-            cx.row_grid(self.rows),
+            &[(X, &x), (WEIGHT, &w), (BIAS, &b), (Y, &y), (STATS, &stats)],
+            self.rows,
         ));
         let Some(dy) = cx.out_grad(out) else {
             return Ok(compiled);
         };
         if let Some((dx, mode)) = wanted(cx, self.x, modes[0]) {
-            compiled.backward.push(cx.dispatch(
+            compiled.backward.push(cx.launch(
                 Kernel::LayerNormBackwardInput,
                 &self.params(Some(mode), None, None),
-                &[(1, &x), (2, &w), (5, &stats), (6, &dy), (7, dx)],
-                cx.row_grid(self.rows),
+                &[(X, &x), (WEIGHT, &w), (STATS, &stats), (DY, &dy), (DX, dx)],
+                self.rows,
             ));
         }
         let want_w = wanted(cx, self.weight, modes[1]).is_some();
         let want_b = wanted(cx, self.bias, modes[2]).is_some();
-        // The kernel writes both; a gradient nobody wants goes to scratch.
-        let spare = if want_w != want_b {
-            Some(cx.scratch(&[self.dim], "coptim layernorm spare grad")?)
-        } else {
-            None
-        };
-        let dw = wanted(cx, self.weight, modes[1]);
-        let db = wanted(cx, self.bias, modes[2]);
-        if want_w || want_b {
-            let (dw, dw_mode) = dw.unzip();
-            let (db, db_mode) = db.unzip();
-            let dw = dw.or(spare.as_ref()).expect("one of the two is present");
-            let db = db.or(spare.as_ref()).expect("one of the two is present");
-            compiled.backward.push(cx.dispatch(
-                Kernel::LayerNormBackwardParams,
-                &self.params(None, dw_mode, db_mode),
-                &[(1, &x), (5, &stats), (6, &dy), (8, dw), (9, db)],
-                cx.row_grid(self.dim),
-            ));
+        if !want_w && !want_b {
+            return Ok(compiled);
         }
+        // The kernel writes both; a gradient nobody wants goes to scratch.
+        let spare = match want_w && want_b {
+            true => None,
+            false => Some(cx.scratch(&[self.dim], "coptim layernorm spare grad")?),
+        };
+        let (dw, dw_mode) = wanted(cx, self.weight, modes[1]).unzip();
+        let (db, db_mode) = wanted(cx, self.bias, modes[2]).unzip();
+        let dw = dw.or(spare.as_ref()).expect("one of the two is present");
+        let db = db.or(spare.as_ref()).expect("one of the two is present");
+        compiled.backward.push(cx.launch(
+            Kernel::LayerNormBackwardParams,
+            &self.params(None, dw_mode, db_mode),
+            &[
+                (X, &x),
+                (STATS, &stats),
+                (DY, &dy),
+                (DWEIGHT, dw),
+                (DBIAS, db),
+            ],
+            self.dim,
+        ));
         Ok(compiled)
     }
-}
-
-/// The layout of [`LnParams`], for the test against naga's layout of the WGSL struct.
-#[cfg(test)]
-pub(super) fn mirror() -> crate::wgsl::MirrorLayout {
-    crate::wgsl::mirror_layout!(
-        LnParams,
-        "LnParams",
-        [
-            rows,
-            dim,
-            eps,
-            accumulate_x,
-            accumulate_weight,
-            accumulate_bias
-        ]
-    )
 }

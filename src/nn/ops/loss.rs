@@ -2,22 +2,31 @@
 //! number of correct predictions ([`CorrectCount`]).
 
 use crate::error::{Error, Result};
-use crate::nn::dispatch::{Dispatch, linear_grid};
+use crate::nn::bindings::{DLOSS, DX, Family, LABELS, OUT, ROWS, X, uniform_block};
 use crate::nn::graph::{GraphBuilder, Var};
-use crate::nn::kernels::Kernel;
-use crate::nn::ops::{CompileCx, Compiled, GradMode, Op, wanted};
+use crate::nn::modules::Kernel;
+use crate::nn::ops::{CompileCx, Compiled, Modes, Op};
 use crate::nn::tensor::{DType, Tensor};
 
-#[repr(C)]
-#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct LossParams {
-    rows: u32,
-    classes: u32,
-    stride: u32,
-    scale: f32,
-    accumulate: u32,
-    pad: [u32; 3],
+uniform_block! {
+    /// The uniform block of `nn_loss.wgsl`.
+    struct LossParams {
+        rows: u32,
+        classes: u32,
+        /// `reduce_sum`: the stride between summed entries of `rows`.
+        stride: u32,
+        /// `reduce_sum`: the factor applied to the sum.
+        scale: f32,
+        /// [`GradMode::flag`] of the logits' gradient.
+        accumulate: u32,
+        pad0: u32,
+        pad1: u32,
+        pad2: u32,
+    }
 }
+
+/// The bindings of `nn_loss.wgsl`.
+pub(crate) const LOSS: Family = Family::new::<LossParams>(&[X, LABELS, ROWS, OUT, DLOSS, DX]);
 
 impl LossParams {
     fn new(rows: usize, classes: usize) -> Self {
@@ -26,25 +35,33 @@ impl LossParams {
             classes: classes as u32,
             stride: 1,
             scale: 1.0,
-            accumulate: 0,
-            pad: [0; 3],
+            ..Default::default()
         }
     }
 }
 
-/// Logits `[rows, classes]` (f32) and their labels `[rows]` (u32): the inputs of both
-/// ops of this module.
+/// Mean softmax cross-entropy of logits and labels, `[1]`.
+pub(crate) type CrossEntropy = LabelledLogits<false>;
+/// Number of rows whose argmax is the label, `[1]` (f32); not differentiable.
+pub(crate) type CorrectCount = LabelledLogits<true>;
+
+/// An op on logits `[rows, classes]` (f32) and their labels `[rows]` (u32):
+/// [`CrossEntropy`], or [`CorrectCount`] when `COUNT_CORRECT`.
 #[derive(Debug)]
-struct LabelledLogits {
+pub(crate) struct LabelledLogits<const COUNT_CORRECT: bool> {
     logits: Var,
     labels: Var,
     rows: usize,
     classes: usize,
 }
 
-impl LabelledLogits {
-    /// Checks the shapes and dtypes; `op` names the op in the error.
-    fn new(g: &GraphBuilder, op: &str, logits: Var, labels: Var) -> Result<Self> {
+impl<const COUNT_CORRECT: bool> LabelledLogits<COUNT_CORRECT> {
+    /// Checks the shapes and dtypes.
+    pub fn new(g: &GraphBuilder, logits: Var, labels: Var) -> Result<(Self, Vec<usize>)> {
+        let op = match COUNT_CORRECT {
+            true => "correct_count",
+            false => "cross_entropy",
+        };
         let (sl, sy) = (g.shape(logits), g.shape(labels));
         if g.dtype(logits) != DType::F32
             || g.dtype(labels) != DType::U32
@@ -57,145 +74,92 @@ impl LabelledLogits {
                 format!("logits {sl:?} (f32 [batch, classes]) and labels {sy:?} (u32 [batch])"),
             ));
         }
-        Ok(Self {
+        let op = Self {
             logits,
             labels,
             rows: sl[0],
             classes: sl[1],
-        })
+        };
+        Ok((op, vec![1]))
     }
 
-    fn inputs(&self) -> Vec<Var> {
-        vec![self.logits, self.labels]
-    }
-}
-
-/// `out[0] = scale * sum_r rows[r * stride]` in one workgroup.
-fn reduce(cx: &CompileCx<'_>, mut p: LossParams, rows: &Tensor, out: &Tensor) -> Dispatch {
-    p.accumulate = 0;
-    cx.dispatch(Kernel::ReduceSum, &p, &[(3, rows), (4, out)], [1, 1, 1])
-}
-
-/// Mean softmax cross-entropy, `[1]`.
-#[derive(Debug)]
-pub(crate) struct CrossEntropy(LabelledLogits);
-
-impl CrossEntropy {
-    pub fn new(g: &GraphBuilder, logits: Var, labels: Var) -> Result<(Self, Vec<usize>)> {
-        Ok((
-            Self(LabelledLogits::new(g, "cross_entropy", logits, labels)?),
-            vec![1],
-        ))
-    }
-}
-
-impl Op for CrossEntropy {
-    fn inputs(&self) -> Vec<Var> {
-        self.0.inputs()
-    }
-
-    fn differentiable(&self, slot: usize) -> bool {
-        slot == 0
+    /// The per-row kernel `kernel` into `rows` and their sum scaled by `scale` into
+    /// `out` (`stride` entries of `rows` per row).
+    fn rows_then_sum(
+        &self,
+        cx: &CompileCx<'_>,
+        (kernel, rows, stride): (Kernel, &Tensor, usize),
+        scale: f32,
+        out: Var,
+    ) -> Compiled {
+        let (x, y) = (cx.value(self.logits), cx.value(self.labels));
+        let p = LossParams::new(self.rows, self.classes);
+        let per_row = cx.launch(kernel, &p, &[(X, x), (LABELS, y), (ROWS, rows)], self.rows);
+        let sum = LossParams {
+            stride: stride as u32,
+            scale,
+            ..p
+        };
+        let reduce = cx.launch(
+            Kernel::ReduceSum,
+            &sum,
+            &[(ROWS, rows), (OUT, cx.value(out))],
+            1,
+        );
+        Compiled {
+            forward: vec![per_row, reduce],
+            backward: Vec::new(),
+        }
     }
 
-    fn compile(
+    /// Per-row losses and log-sum-exps, their mean, and the logits' gradient.
+    fn cross_entropy(
         &self,
         cx: &mut CompileCx<'_>,
         out: Var,
-        modes: &[Option<GradMode>],
+        modes: Modes<'_>,
     ) -> Result<Compiled> {
         // rows[2r] = loss of row r, rows[2r + 1] = its log-sum-exp.
-        let rows = cx.scratch(&[self.0.rows, 2], "coptim cross-entropy rows")?;
-        let (x, y, loss) = (
-            cx.value(self.0.logits),
-            cx.value(self.0.labels),
-            cx.value(out),
-        );
-        let p = LossParams::new(self.0.rows, self.0.classes);
-        let mut compiled = Compiled::default();
-        compiled.forward.push(cx.dispatch(
-            Kernel::CeForwardRows,
-            &p,
-            &[(1, x), (2, y), (3, &rows)],
-            cx.row_grid(self.0.rows),
-        ));
-        let mean = LossParams {
-            stride: 2,
-            scale: 1.0 / self.0.rows as f32,
-            ..p
-        };
-        compiled.forward.push(reduce(cx, mean, &rows, loss));
-        if let Some(dloss) = cx.out_grad(out)
-            && let Some((dx, mode)) = wanted(cx, self.0.logits, modes[0])
-        {
-            let bwd = LossParams {
+        let rows = cx.scratch(&[self.rows, 2], "coptim cross-entropy rows")?;
+        let mean = 1.0 / self.rows as f32;
+        let mut compiled = self.rows_then_sum(cx, (Kernel::CeForwardRows, &rows, 2), mean, out);
+        if let Some((dloss, dx, mode)) = cx.backward(out, self.logits, modes[0]) {
+            let p = LossParams {
                 accumulate: mode.flag(),
-                ..p
+                ..LossParams::new(self.rows, self.classes)
             };
-            compiled.backward.push(cx.dispatch(
+            let (x, y) = (cx.value(self.logits), cx.value(self.labels));
+            compiled.backward.push(cx.launch(
                 Kernel::CeBackward,
-                &bwd,
-                &[(1, x), (2, y), (3, &rows), (5, &dloss), (6, dx)],
-                linear_grid(self.0.rows * self.0.classes),
+                &p,
+                &[
+                    (X, x),
+                    (LABELS, y),
+                    (ROWS, &rows),
+                    (DLOSS, &dloss),
+                    (DX, dx),
+                ],
+                self.rows * self.classes,
             ));
         }
         Ok(compiled)
     }
 }
 
-/// Number of rows whose argmax is the label, `[1]` (f32).
-#[derive(Debug)]
-pub(crate) struct CorrectCount(LabelledLogits);
-
-impl CorrectCount {
-    pub fn new(g: &GraphBuilder, logits: Var, labels: Var) -> Result<(Self, Vec<usize>)> {
-        Ok((
-            Self(LabelledLogits::new(g, "correct_count", logits, labels)?),
-            vec![1],
-        ))
-    }
-}
-
-impl Op for CorrectCount {
+impl<const COUNT_CORRECT: bool> Op for LabelledLogits<COUNT_CORRECT> {
     fn inputs(&self) -> Vec<Var> {
-        self.0.inputs()
+        vec![self.logits, self.labels]
     }
 
-    fn differentiable(&self, _slot: usize) -> bool {
-        false
+    fn differentiable(&self, slot: usize) -> bool {
+        slot == 0 && !COUNT_CORRECT
     }
 
-    fn compile(
-        &self,
-        cx: &mut CompileCx<'_>,
-        out: Var,
-        _modes: &[Option<GradMode>],
-    ) -> Result<Compiled> {
-        let rows = cx.scratch(&[self.0.rows], "coptim correct rows")?;
-        let (x, y, count) = (
-            cx.value(self.0.logits),
-            cx.value(self.0.labels),
-            cx.value(out),
-        );
-        let p = LossParams::new(self.0.rows, self.0.classes);
-        let mut compiled = Compiled::default();
-        compiled.forward.push(cx.dispatch(
-            Kernel::CorrectRows,
-            &p,
-            &[(1, x), (2, y), (3, &rows)],
-            linear_grid(self.0.rows),
-        ));
-        compiled.forward.push(reduce(cx, p, &rows, count));
-        Ok(compiled)
+    fn compile(&self, cx: &mut CompileCx<'_>, out: Var, modes: Modes<'_>) -> Result<Compiled> {
+        if !COUNT_CORRECT {
+            return self.cross_entropy(cx, out, modes);
+        }
+        let rows = cx.scratch(&[self.rows], "coptim correct rows")?;
+        Ok(self.rows_then_sum(cx, (Kernel::CorrectRows, &rows, 1), 1.0, out))
     }
-}
-
-/// The layout of [`LossParams`], for the test against naga's layout of the WGSL struct.
-#[cfg(test)]
-pub(super) fn mirror() -> crate::wgsl::MirrorLayout {
-    crate::wgsl::mirror_layout!(
-        LossParams,
-        "LossParams",
-        [rows, classes, stride, scale, accumulate]
-    )
 }

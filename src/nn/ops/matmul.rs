@@ -3,11 +3,12 @@
 //! attention op shares.
 
 use crate::error::{Error, Result};
+use crate::nn::bindings::{A, B, BIAS, C, Family, uniform_block};
 use crate::nn::dispatch::Dispatch;
 use crate::nn::graph::{GraphBuilder, Var};
-use crate::nn::kernels::Kernel;
+use crate::nn::modules::Kernel;
 use crate::nn::ops::elementwise::sum_rows;
-use crate::nn::ops::{CompileCx, Compiled, GradMode, Op, wanted};
+use crate::nn::ops::{CompileCx, Compiled, GradMode, Modes, Op, wanted};
 use crate::nn::tensor::{DType, Tensor, numel};
 
 /// A strided matrix view inside a tensor, in elements: entry (i, j) of batch
@@ -34,6 +35,11 @@ impl View {
         }
     }
 
+    /// `[offset, outer, inner, row, col]`, the order of the uniform block's fields.
+    fn fields(self) -> [u32; 5] {
+        [self.offset, self.outer, self.inner, self.row, self.col]
+    }
+
     /// The transposed view (no data moves).
     pub fn t(self) -> Self {
         Self {
@@ -55,69 +61,168 @@ pub(crate) struct Dims {
     pub inner_batch: usize,
 }
 
-#[repr(C)]
-#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct MatmulParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    inner_batch: u32,
-    a: [u32; 5],
-    b: [u32; 5],
-    c: [u32; 5],
-    alpha: f32,
-    accumulate: u32,
-    bias: u32,
-    pad: [u32; 2],
+impl Dims {
+    /// An `m x k` by `k x n` product over the same batches.
+    fn sized(self, m: usize, n: usize, k: usize) -> Self {
+        Self { m, n, k, ..self }
+    }
 }
 
-fn pack(v: View) -> [u32; 5] {
-    [v.offset, v.outer, v.inner, v.row, v.col]
+uniform_block! {
+    /// The uniform block of every matmul module (`nn_matmul_common.wgsl`): the sizes,
+    /// and each operand's [`View`] as `<operand>_offset, _outer, _inner, _row, _col`.
+    struct MatmulParams {
+        m: u32,
+        n: u32,
+        k: u32,
+        inner_batch: u32,
+        a_offset: u32,
+        a_outer: u32,
+        a_inner: u32,
+        a_row: u32,
+        a_col: u32,
+        b_offset: u32,
+        b_outer: u32,
+        b_inner: u32,
+        b_row: u32,
+        b_col: u32,
+        c_offset: u32,
+        c_outer: u32,
+        c_inner: u32,
+        c_row: u32,
+        c_col: u32,
+        alpha: f32,
+        /// [`GradMode::flag`] of C.
+        accumulate: u32,
+        /// 1 when a bias per column of C is added.
+        bias: u32,
+        pad0: u32,
+        pad1: u32,
+    }
 }
+
+/// The bindings of every matmul module.
+pub(crate) const MATMUL: Family = Family::new::<MatmulParams>(&[A, B, BIAS, C]);
 
 /// Largest workgroup count per grid dimension (the WebGPU default limit).
 const MAX_GRID_DIM: usize = 65535;
 
-/// `C = alpha * A @ B (+ bias) (+ C when accumulating)` over strided views.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn matmul_dispatch(
-    cx: &CompileCx<'_>,
-    a: (&Tensor, View),
-    b: (&Tensor, View),
-    c: (&Tensor, View),
+/// One strided product `C = alpha * A @ B (+ bias per column) (+ C when
+/// accumulating)`, each operand a tensor and a [`View`] of it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Product<'t> {
+    a: (&'t Tensor, View),
+    b: (&'t Tensor, View),
+    c: (&'t Tensor, View),
     dims: Dims,
     alpha: f32,
     mode: GradMode,
-    bias: Option<&Tensor>,
-) -> Result<Dispatch> {
-    let shader = cx.kernels.matmul_variant().shader_for(dims.m, dims.n);
-    let grid = shader.grid(dims.m, dims.n, dims.batch);
-    if let Some(&g) = grid.iter().find(|&&g| g > MAX_GRID_DIM) {
-        return Err(Error::LimitExceeded {
-            what: format!("matmul workgroups along one dimension ({dims:?})"),
-            needed: g as u64,
-            allowed: MAX_GRID_DIM as u64,
-        });
+    bias: Option<&'t Tensor>,
+}
+
+impl<'t> Product<'t> {
+    /// `C = A @ B`, overwriting C, with no bias.
+    pub fn new(
+        a: (&'t Tensor, View),
+        b: (&'t Tensor, View),
+        c: (&'t Tensor, View),
+        dims: Dims,
+    ) -> Self {
+        Self {
+            a,
+            b,
+            c,
+            dims,
+            alpha: 1.0,
+            mode: GradMode::Overwrite,
+            bias: None,
+        }
     }
-    let params = MatmulParams {
-        m: dims.m as u32,
-        n: dims.n as u32,
-        k: dims.k as u32,
-        inner_batch: dims.inner_batch.max(1) as u32,
-        a: pack(a.1),
-        b: pack(b.1),
-        c: pack(c.1),
-        alpha,
-        accumulate: mode.flag(),
-        bias: bias.is_some() as u32,
-        pad: [0; 2],
-    };
-    Ok(cx.dispatch(
-        Kernel::Matmul(shader),
-        &params,
-        &[(1, a.0), (2, b.0), (3, bias.unwrap_or(a.0)), (4, c.0)],
-        grid.map(|g| g as u32),
-    ))
+
+    /// The product scaled by `alpha`.
+    pub fn scaled(self, alpha: f32) -> Self {
+        Self { alpha, ..self }
+    }
+
+    /// The product written to C as `mode` says.
+    pub fn mode(self, mode: GradMode) -> Self {
+        Self { mode, ..self }
+    }
+
+    /// The product plus `bias` per column of C, when given.
+    pub fn bias(self, bias: Option<&'t Tensor>) -> Self {
+        Self { bias, ..self }
+    }
+
+    /// The dispatch, with the specialization of the kernels' matmul variant for this
+    /// shape; [`Error::LimitExceeded`] when its grid is too large.
+    pub fn dispatch(self, cx: &CompileCx<'_>) -> Result<Dispatch> {
+        let dims = self.dims;
+        let shader = cx.kernels.matmul_variant().shader_for(dims.m, dims.n);
+        let grid = shader.grid(dims.m, dims.n, dims.batch);
+        if let Some(&g) = grid.iter().find(|&&g| g > MAX_GRID_DIM) {
+            return Err(Error::LimitExceeded {
+                what: format!("matmul workgroups along one dimension ({dims:?})"),
+                needed: g as u64,
+                allowed: MAX_GRID_DIM as u64,
+            });
+        }
+        let (a, b, c) = (self.a.0, self.b.0, self.c.0);
+        Ok(cx.dispatch(
+            Kernel::Matmul(shader),
+            &self.params(),
+            &[(A, a), (B, b), (BIAS, self.bias.unwrap_or(a)), (C, c)],
+            grid.map(|g| g as u32),
+        ))
+    }
+
+    fn params(&self) -> MatmulParams {
+        let dims = self.dims;
+        let [a_offset, a_outer, a_inner, a_row, a_col] = self.a.1.fields();
+        let [b_offset, b_outer, b_inner, b_row, b_col] = self.b.1.fields();
+        let [c_offset, c_outer, c_inner, c_row, c_col] = self.c.1.fields();
+        MatmulParams {
+            m: dims.m as u32,
+            n: dims.n as u32,
+            k: dims.k as u32,
+            inner_batch: dims.inner_batch.max(1) as u32,
+            a_offset,
+            a_outer,
+            a_inner,
+            a_row,
+            a_col,
+            b_offset,
+            b_outer,
+            b_inner,
+            b_row,
+            b_col,
+            c_offset,
+            c_outer,
+            c_inner,
+            c_row,
+            c_col,
+            alpha: self.alpha,
+            accumulate: self.mode.flag(),
+            bias: self.bias.is_some() as u32,
+            ..Default::default()
+        }
+    }
+}
+
+/// The gradient of an operand of a product: the operand, its gradient mode, the two
+/// factors, the operand's view (the gradient is written through it) and the sizes.
+type GradProduct<'t> = (Var, Option<GradMode>, [(&'t Tensor, View); 2], View, Dims);
+
+/// The products of `grads` whose operand wants a gradient.
+fn grad_products(cx: &CompileCx<'_>, grads: [GradProduct<'_>; 2]) -> Result<Vec<Dispatch>> {
+    let mut dispatches = Vec::new();
+    for (input, mode, [lhs, rhs], view, dims) in grads {
+        if let Some((grad, mode)) = wanted(cx, input, mode) {
+            let product = Product::new(lhs, rhs, (grad, view), dims).mode(mode);
+            dispatches.push(product.dispatch(cx)?);
+        }
+    }
+    Ok(dispatches)
 }
 
 fn check_f32(g: &GraphBuilder, op: &str, vars: &[Var]) -> Result<()> {
@@ -213,65 +318,38 @@ impl Op for Matmul {
         vec![self.a, self.b]
     }
 
-    fn compile(
-        &self,
-        cx: &mut CompileCx<'_>,
-        out: Var,
-        modes: &[Option<GradMode>],
-    ) -> Result<Compiled> {
+    fn compile(&self, cx: &mut CompileCx<'_>, out: Var, modes: Modes<'_>) -> Result<Compiled> {
         let d = self.dims;
         let (va, vb, vc) = self.views();
         let (a, b, c) = (cx.value(self.a), cx.value(self.b), cx.value(out));
         let mut compiled = Compiled::default();
-        compiled.forward.push(matmul_dispatch(
-            cx,
-            (a, va),
-            (b, vb),
-            (c, vc),
-            d,
-            1.0,
-            GradMode::Overwrite,
-            None,
-        )?);
+        compiled
+            .forward
+            .push(Product::new((a, va), (b, vb), (c, vc), d).dispatch(cx)?);
         let Some(dc) = cx.out_grad(out) else {
             return Ok(compiled);
         };
-        // dA = dC @ op(B)^T, written through A's logical view.
-        if let Some((da, mode)) = wanted(cx, self.a, modes[0]) {
-            let dims = Dims {
-                n: d.k,
-                k: d.n,
-                ..d
-            };
-            compiled.backward.push(matmul_dispatch(
-                cx,
-                (&dc, vc),
-                (b, vb.t()),
-                (da, va),
-                dims,
-                1.0,
-                mode,
-                None,
-            )?);
-        }
-        // dB = op(A)^T @ dC, written through B's logical view.
-        if let Some((db, mode)) = wanted(cx, self.b, modes[1]) {
-            let dims = Dims {
-                m: d.k,
-                k: d.m,
-                ..d
-            };
-            compiled.backward.push(matmul_dispatch(
-                cx,
-                (a, va.t()),
-                (&dc, vc),
-                (db, vb),
-                dims,
-                1.0,
-                mode,
-                None,
-            )?);
-        }
+        // dA = dC @ op(B)^T and dB = op(A)^T @ dC, each written through its operand's
+        // logical view.
+        compiled.backward = grad_products(
+            cx,
+            [
+                (
+                    self.a,
+                    modes[0],
+                    [(&dc, vc), (b, vb.t())],
+                    va,
+                    d.sized(d.m, d.k, d.n),
+                ),
+                (
+                    self.b,
+                    modes[1],
+                    [(a, va.t()), (&dc, vc)],
+                    vb,
+                    d.sized(d.k, d.n, d.m),
+                ),
+            ],
+        )?;
         Ok(compiled)
     }
 }
@@ -338,12 +416,7 @@ impl Op for Linear {
         v
     }
 
-    fn compile(
-        &self,
-        cx: &mut CompileCx<'_>,
-        out: Var,
-        modes: &[Option<GradMode>],
-    ) -> Result<Compiled> {
+    fn compile(&self, cx: &mut CompileCx<'_>, out: Var, modes: Modes<'_>) -> Result<Compiled> {
         let (m, k, n) = (self.rows, self.in_features, self.out_features);
         let dims = Dims {
             m,
@@ -358,52 +431,34 @@ impl Op for Linear {
         let (x, w, y) = (cx.value(self.x), cx.value(self.weight), cx.value(out));
         let bias = self.bias.map(|b| cx.value(b));
         let mut compiled = Compiled::default();
-        compiled.forward.push(matmul_dispatch(
-            cx,
-            (x, vx),
-            (w, vw.t()),
-            (y, vy),
-            dims,
-            1.0,
-            GradMode::Overwrite,
-            bias,
-        )?);
+        compiled.forward.push(
+            Product::new((x, vx), (w, vw.t()), (y, vy), dims)
+                .bias(bias)
+                .dispatch(cx)?,
+        );
         let Some(dy) = cx.out_grad(out) else {
             return Ok(compiled);
         };
-        // dx [m, k] = dy [m, n] @ W [n, k]
-        if let Some((dx, mode)) = wanted(cx, self.x, modes[0]) {
-            let dims = Dims { n: k, k: n, ..dims };
-            compiled.backward.push(matmul_dispatch(
-                cx,
-                (&dy, vy),
-                (w, vw),
-                (dx, vx),
-                dims,
-                1.0,
-                mode,
-                None,
-            )?);
-        }
-        // dW [n, k] = dy^T [n, m] @ x [m, k]
-        if let Some((dw, mode)) = wanted(cx, self.weight, modes[1]) {
-            let dims = Dims {
-                m: n,
-                n: k,
-                k: m,
-                ..dims
-            };
-            compiled.backward.push(matmul_dispatch(
-                cx,
-                (&dy, vy.t()),
-                (x, vx),
-                (dw, vw),
-                dims,
-                1.0,
-                mode,
-                None,
-            )?);
-        }
+        // dx [m, k] = dy [m, n] @ W [n, k] and dW [n, k] = dy^T [n, m] @ x [m, k].
+        compiled.backward = grad_products(
+            cx,
+            [
+                (
+                    self.x,
+                    modes[0],
+                    [(&dy, vy), (w, vw)],
+                    vx,
+                    dims.sized(m, k, n),
+                ),
+                (
+                    self.weight,
+                    modes[1],
+                    [(&dy, vy.t()), (x, vx)],
+                    vw,
+                    dims.sized(n, k, m),
+                ),
+            ],
+        )?;
         // db [n] = sum over rows of dy
         if let Some(b) = self.bias
             && let Some((db, mode)) = wanted(cx, b, modes[2])
@@ -412,14 +467,4 @@ impl Op for Linear {
         }
         Ok(compiled)
     }
-}
-
-/// The layout of [`MatmulParams`], for the test against naga's layout of the WGSL struct.
-#[cfg(test)]
-pub(super) fn mirror() -> crate::wgsl::MirrorLayout {
-    crate::wgsl::mirror_layout!(
-        MatmulParams,
-        "MatmulParams",
-        [m, n, k, inner_batch, alpha, accumulate, bias]
-    )
 }

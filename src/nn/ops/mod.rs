@@ -12,20 +12,22 @@ mod matmul;
 mod softmax;
 mod tokens;
 
-pub(crate) use attention::Attention;
-pub(crate) use elementwise::{Add, Pointwise};
-pub(crate) use layernorm::LayerNorm;
-pub(crate) use loss::{CorrectCount, CrossEntropy};
-pub(crate) use matmul::{Linear, Matmul};
-pub(crate) use softmax::Softmax;
-pub(crate) use tokens::{Patchify, Pool, PoolMode, Prepend};
+pub(crate) use attention::{ATTENTION, Attention};
+pub(crate) use elementwise::{Add, ELEMENTWISE, Pointwise};
+pub(crate) use layernorm::{LAYERNORM, LayerNorm};
+pub(crate) use loss::{CorrectCount, CrossEntropy, LOSS};
+pub(crate) use matmul::{Linear, MATMUL, Matmul};
+pub(crate) use softmax::{SOFTMAX, Softmax};
+pub(crate) use tokens::{Patchify, Pool, PoolMode, Prepend, TOKENS};
 
 use std::fmt;
 
 use crate::error::Result;
+use crate::nn::bindings::{Binding, DX, DY, OTHER, OUT, Uniform, UniformBlock, X, Y};
 use crate::nn::dispatch::{Dispatch, group_grid, linear_grid};
 use crate::nn::graph::Var;
-use crate::nn::kernels::{Kernel, Kernels, RowLayout};
+use crate::nn::kernels::{Kernels, RowLayout};
+use crate::nn::modules::{Grid, Kernel};
 use crate::nn::tensor::{DType, Tensor};
 
 /// How a backward kernel stores an input's gradient: the first op (in backward
@@ -51,6 +53,121 @@ pub(crate) struct Compiled {
     pub backward: Vec<Dispatch>,
 }
 
+impl Compiled {
+    /// An op's one forward dispatch, its backward ones to be pushed.
+    pub fn forward(dispatch: Dispatch) -> Self {
+        Self {
+            forward: vec![dispatch],
+            backward: Vec::new(),
+        }
+    }
+}
+
+/// The kernels of a [`PlanOp`]: one forward kernel and, per input slot, one backward
+/// kernel that writes that input's gradient.
+///
+/// Each kernel's buffers ([`Kernel::buffers`]) are bound by name: `x` and `other` are
+/// the values of the first and second input, `y` the output; a backward kernel's `dy`
+/// is the output's gradient; `out` (and `dx`) is the tensor the kernel writes (the
+/// output forward, the input's gradient backward).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plan {
+    forward: Kernel,
+    backward: &'static [Kernel],
+}
+
+impl Plan {
+    /// The forward kernel, and the backward kernel of each input slot.
+    pub const fn new(forward: Kernel, backward: &'static [Kernel]) -> Self {
+        Self { forward, backward }
+    }
+}
+
+/// The uniform block of one launch of a [`PlanOp`], from the tensor the kernel writes
+/// and the gradient mode, with the size the kernel runs over.
+type UniformFor = Box<dyn Fn(&Tensor, GradMode) -> (Uniform, usize) + Send + Sync>;
+
+/// An op described by its [`Plan`] and how each launch's uniform block is made
+/// (activations, adds, softmax and the token ops).
+pub(crate) struct PlanOp {
+    inputs: Vec<Var>,
+    plan: Plan,
+    uniform: UniformFor,
+}
+
+impl PlanOp {
+    /// The op of `plan` on `inputs`; `uniform(written, mode)` gives a launch's block
+    /// and size.
+    pub fn new<P: UniformBlock>(
+        inputs: Vec<Var>,
+        plan: Plan,
+        uniform: impl Fn(&Tensor, GradMode) -> (P, usize) + Send + Sync + 'static,
+    ) -> Self {
+        let uniform: UniformFor = Box::new(move |t: &Tensor, mode| {
+            let (block, size) = uniform(t, mode);
+            (Uniform::from(&block), size)
+        });
+        Self {
+            inputs,
+            plan,
+            uniform,
+        }
+    }
+
+    /// The dispatch of `kernel` writing `written` (`dy` is the output's gradient, for
+    /// a backward kernel).
+    fn launch(
+        &self,
+        cx: &CompileCx<'_>,
+        (kernel, written, mode): (Kernel, &Tensor, GradMode),
+        y: &Tensor,
+        dy: Option<&Tensor>,
+    ) -> Dispatch {
+        let tensors: Vec<(Binding, &Tensor)> = kernel
+            .buffers()
+            .iter()
+            .map(|&b| match b {
+                X => (b, cx.value(self.inputs[0])),
+                OTHER => (b, cx.value(self.inputs[1])),
+                Y => (b, y),
+                DY => (b, dy.expect("only a backward kernel binds dy")),
+                OUT | DX => (b, written),
+                _ => unreachable!("{kernel:?} binds `{}`", b.name()),
+            })
+            .collect();
+        let (uniform, size) = (self.uniform)(written, mode);
+        cx.launch(kernel, uniform, &tensors, size)
+    }
+}
+
+impl fmt::Debug for PlanOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlanOp")
+            .field("inputs", &self.inputs)
+            .field("plan", &self.plan)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Op for PlanOp {
+    fn inputs(&self) -> Vec<Var> {
+        self.inputs.clone()
+    }
+
+    fn compile(&self, cx: &mut CompileCx<'_>, out: Var, modes: Modes<'_>) -> Result<Compiled> {
+        let y = cx.value(out);
+        let forward = (self.plan.forward, y, GradMode::Overwrite);
+        let mut compiled = Compiled::forward(self.launch(cx, forward, y, None));
+        for (slot, &kernel) in self.plan.backward.iter().enumerate() {
+            if let Some((dy, dx, mode)) = cx.backward(out, self.inputs[slot], modes[slot]) {
+                let backward = self.launch(cx, (kernel, dx, mode), y, Some(&dy));
+                compiled.backward.push(backward);
+            }
+        }
+        Ok(compiled)
+    }
+}
+
 /// A node of the tape.
 pub(crate) trait Op: fmt::Debug + Send + Sync {
     /// The input variables, in slot order.
@@ -63,13 +180,11 @@ pub(crate) trait Op: fmt::Debug + Send + Sync {
 
     /// Builds the forward dispatches, and the backward dispatches for every input
     /// slot whose mode is `Some` (`modes` is in slot order).
-    fn compile(
-        &self,
-        cx: &mut CompileCx<'_>,
-        out: Var,
-        modes: &[Option<GradMode>],
-    ) -> Result<Compiled>;
+    fn compile(&self, cx: &mut CompileCx<'_>, out: Var, modes: Modes<'_>) -> Result<Compiled>;
 }
+
+/// How each input slot of an op wants its gradient (`None`: not at all).
+pub(crate) type Modes<'a> = &'a [Option<GradMode>];
 
 /// What an op sees while compiling: the tensors of every variable, and a way to
 /// make scratch buffers and dispatches.
@@ -112,15 +227,45 @@ impl CompileCx<'_> {
         }
     }
 
-    /// A dispatch of `kernel` with `params` at binding 0 and the given tensors.
-    pub fn dispatch<P: bytemuck::Pod>(
+    /// A dispatch of `kernel` with `params` and the given tensors over `grid`.
+    pub fn dispatch(
         &self,
         kernel: Kernel,
-        params: &P,
-        tensors: &[(u32, &Tensor)],
+        params: impl Into<Uniform>,
+        tensors: &[(Binding, &Tensor)],
         grid: [u32; 3],
     ) -> Dispatch {
-        Dispatch::new(self.kernels, kernel, params, tensors, grid)
+        Dispatch::new(self.kernels, kernel, &params.into(), tensors, grid)
+    }
+
+    /// A dispatch of a kernel of the nn files over `size` invocations (a flat kernel)
+    /// or rows (a row kernel); a single-workgroup kernel ignores `size`.
+    pub fn launch(
+        &self,
+        kernel: Kernel,
+        params: impl Into<Uniform>,
+        tensors: &[(Binding, &Tensor)],
+        size: usize,
+    ) -> Dispatch {
+        let grid = match kernel.grid() {
+            Grid::Flat => linear_grid(size),
+            Grid::Rows => self.row_grid(size),
+            Grid::Single => [1, 1, 1],
+            Grid::Matmul => unreachable!("a matmul's grid comes from its specialization"),
+        };
+        self.dispatch(kernel, params, tensors, grid)
+    }
+
+    /// The upstream gradient, input `v`'s gradient and its mode, when the backward
+    /// pass reaches the op (`out` has a gradient) and `v` wants a gradient.
+    pub fn backward(
+        &self,
+        out: Var,
+        v: Var,
+        mode: Option<GradMode>,
+    ) -> Option<(Tensor, &Tensor, GradMode)> {
+        let dy = self.out_grad(out)?;
+        Some((dy, self.grad(v)?, mode?))
     }
 }
 
@@ -135,22 +280,23 @@ pub(crate) fn wanted<'a>(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
     use crate::nn::shader_modules;
     use crate::wgsl::layout_check::check_mirrors;
 
-    /// Every op's parameter struct matches naga's layout of the WGSL struct of the same
-    /// name in every module that declares it (all matmul specializations and both row
-    /// reductions included), and every one is declared somewhere.
+    /// Every op's uniform block matches naga's layout of the WGSL struct of the same
+    /// name in every module that declares it (all matmul specializations and every row
+    /// team included), and every one is declared somewhere.
     #[test]
     fn op_params_match_every_module() {
         let mirrors = [
-            super::attention::mirror(),
-            super::elementwise::mirror(),
-            super::layernorm::mirror(),
-            super::loss::mirror(),
-            super::matmul::mirror(),
-            super::softmax::mirror(),
-            super::tokens::mirror(),
+            attention::AttnParams::mirror(),
+            elementwise::EwParams::mirror(),
+            layernorm::LnParams::mirror(),
+            loss::LossParams::mirror(),
+            matmul::MatmulParams::mirror(),
+            softmax::SoftmaxParams::mirror(),
+            tokens::TokParams::mirror(),
         ];
         let mut seen = [false; 7];
         for (name, source) in shader_modules() {

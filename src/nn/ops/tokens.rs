@@ -2,28 +2,39 @@
 //! [`Prepend`] (class token) and [`Pool`] (mean over tokens, or one token).
 
 use crate::error::{Error, Result};
-use crate::nn::dispatch::linear_grid;
+use crate::nn::bindings::{DY, Family, OTHER, OUT, X, uniform_block};
 use crate::nn::graph::{GraphBuilder, Var};
-use crate::nn::kernels::Kernel;
-use crate::nn::ops::{CompileCx, Compiled, GradMode, Op, wanted};
-use crate::nn::tensor::{DType, numel};
+use crate::nn::modules::Kernel;
+use crate::nn::ops::{GradMode, Plan, PlanOp};
+use crate::nn::tensor::{DType, Tensor, numel};
 
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct TokParams {
-    len: u32,
-    batch: u32,
-    tokens: u32,
-    dim: u32,
-    channels: u32,
-    height: u32,
-    width: u32,
-    patch: u32,
-    mode: u32,
-    index: u32,
-    accumulate: u32,
-    pad: u32,
+uniform_block! {
+    /// The uniform block of `nn_tokens.wgsl`.
+    struct TokParams {
+        /// Elements of the invocation space (the tensor the kernel writes).
+        len: u32,
+        batch: u32,
+        /// Tokens (N); for patchify the patches per image (P).
+        tokens: u32,
+        /// Features per token (D); for patchify C * p * p.
+        dim: u32,
+        channels: u32,
+        height: u32,
+        width: u32,
+        /// Patch side p.
+        patch_size: u32,
+        /// `POOL_MEAN` (0) or `POOL_SELECT` (1).
+        mode: u32,
+        /// The selected token (`POOL_SELECT`).
+        index: u32,
+        /// [`GradMode::flag`] of the gradient written.
+        accumulate: u32,
+        pad0: u32,
+    }
 }
+
+/// The bindings of `nn_tokens.wgsl`.
+pub(crate) const TOKENS: Family = Family::new::<TokParams>(&[X, OTHER, DY, OUT]);
 
 fn check_f32(g: &GraphBuilder, op: &str, vars: &[Var]) -> Result<()> {
     match vars.iter().all(|&v| g.dtype(v) == DType::F32) {
@@ -32,15 +43,25 @@ fn check_f32(g: &GraphBuilder, op: &str, vars: &[Var]) -> Result<()> {
     }
 }
 
-/// Images `[B, C, H, W]` to tokens `[B, (H/p) (W/p), C p p]`.
-#[derive(Debug)]
-pub(crate) struct Patchify {
-    images: Var,
-    params: TokParams,
+/// A token op: every kernel runs one invocation per element of the tensor it
+/// writes, with `params` completed by that size and the gradient mode.
+fn token_op(inputs: Vec<Var>, plan: Plan, params: TokParams) -> PlanOp {
+    PlanOp::new(inputs, plan, move |t: &Tensor, mode: GradMode| {
+        let p = TokParams {
+            len: t.len() as u32,
+            accumulate: mode.flag(),
+            ..params
+        };
+        (p, t.len())
+    })
 }
 
+/// Images `[B, C, H, W]` to tokens `[B, (H/p) (W/p), C p p]`.
+pub(crate) struct Patchify;
+
 impl Patchify {
-    pub fn new(g: &GraphBuilder, images: Var, patch: usize) -> Result<(Self, Vec<usize>)> {
+    #[expect(clippy::new_ret_no_self, reason = "the op is a PlanOp")]
+    pub fn new(g: &GraphBuilder, images: Var, patch: usize) -> Result<(PlanOp, Vec<usize>)> {
         check_f32(g, "patchify", &[images])?;
         let s = g.shape(images);
         if s.len() != 4 || patch == 0 || !s[2].is_multiple_of(patch) || !s[3].is_multiple_of(patch)
@@ -55,6 +76,7 @@ impl Patchify {
         let (b, c, h, w) = (s[0], s[1], s[2], s[3]);
         let tokens = (h / patch) * (w / patch);
         let dim = c * patch * patch;
+        let plan = Plan::new(Kernel::PatchifyForward, &[Kernel::PatchifyBackward]);
         let params = TokParams {
             batch: b as u32,
             tokens: tokens as u32,
@@ -62,65 +84,20 @@ impl Patchify {
             channels: c as u32,
             height: h as u32,
             width: w as u32,
-            patch: patch as u32,
+            patch_size: patch as u32,
             ..Default::default()
         };
-        Ok((Self { images, params }, vec![b, tokens, dim]))
-    }
-}
-
-impl Op for Patchify {
-    fn inputs(&self) -> Vec<Var> {
-        vec![self.images]
-    }
-
-    fn compile(
-        &self,
-        cx: &mut CompileCx<'_>,
-        out: Var,
-        modes: &[Option<GradMode>],
-    ) -> Result<Compiled> {
-        let (x, y) = (cx.value(self.images), cx.value(out));
-        let mut compiled = Compiled::default();
-        let fwd = TokParams {
-            len: y.len() as u32,
-            ..self.params
-        };
-        compiled.forward.push(cx.dispatch(
-            Kernel::PatchifyForward,
-            &fwd,
-            &[(1, x), (4, y)],
-            linear_grid(y.len()),
-        ));
-        if let Some(dy) = cx.out_grad(out)
-            && let Some((dx, mode)) = wanted(cx, self.images, modes[0])
-        {
-            let bwd = TokParams {
-                len: dx.len() as u32,
-                accumulate: mode.flag(),
-                ..self.params
-            };
-            compiled.backward.push(cx.dispatch(
-                Kernel::PatchifyBackward,
-                &bwd,
-                &[(3, &dy), (4, dx)],
-                linear_grid(dx.len()),
-            ));
-        }
-        Ok(compiled)
+        let op = token_op(vec![images], plan, params);
+        Ok((op, vec![b, tokens, dim]))
     }
 }
 
 /// `[B, N, D]` and a token `[D]` to `[B, N + 1, D]`, the token first.
-#[derive(Debug)]
-pub(crate) struct Prepend {
-    tokens: Var,
-    token: Var,
-    params: TokParams,
-}
+pub(crate) struct Prepend;
 
 impl Prepend {
-    pub fn new(g: &GraphBuilder, tokens: Var, token: Var) -> Result<(Self, Vec<usize>)> {
+    #[expect(clippy::new_ret_no_self, reason = "the op is a PlanOp")]
+    pub fn new(g: &GraphBuilder, tokens: Var, token: Var) -> Result<(PlanOp, Vec<usize>)> {
         check_f32(g, "prepend_token", &[tokens, token])?;
         let (s, st) = (g.shape(tokens), g.shape(token));
         let dim = *s.last().unwrap_or(&0);
@@ -130,76 +107,18 @@ impl Prepend {
                 format!("token {st:?} does not fit tokens {s:?} ([batch, n, dim] and [dim])"),
             ));
         }
+        let plan = Plan::new(
+            Kernel::PrependForward,
+            &[Kernel::PrependBackwardTokens, Kernel::PrependBackwardToken],
+        );
         let params = TokParams {
             batch: s[0] as u32,
             tokens: s[1] as u32,
             dim: dim as u32,
             ..Default::default()
         };
-        Ok((
-            Self {
-                tokens,
-                token,
-                params,
-            },
-            vec![s[0], s[1] + 1, dim],
-        ))
-    }
-}
-
-impl Op for Prepend {
-    fn inputs(&self) -> Vec<Var> {
-        vec![self.tokens, self.token]
-    }
-
-    fn compile(
-        &self,
-        cx: &mut CompileCx<'_>,
-        out: Var,
-        modes: &[Option<GradMode>],
-    ) -> Result<Compiled> {
-        let (x, t, y) = (cx.value(self.tokens), cx.value(self.token), cx.value(out));
-        let mut compiled = Compiled::default();
-        let fwd = TokParams {
-            len: y.len() as u32,
-            ..self.params
-        };
-        compiled.forward.push(cx.dispatch(
-            Kernel::PrependForward,
-            &fwd,
-            &[(1, x), (2, t), (4, y)],
-            linear_grid(y.len()),
-        ));
-        let Some(dy) = cx.out_grad(out) else {
-            return Ok(compiled);
-        };
-        if let Some((dx, mode)) = wanted(cx, self.tokens, modes[0]) {
-            let bwd = TokParams {
-                len: dx.len() as u32,
-                accumulate: mode.flag(),
-                ..self.params
-            };
-            compiled.backward.push(cx.dispatch(
-                Kernel::PrependBackwardTokens,
-                &bwd,
-                &[(3, &dy), (4, dx)],
-                linear_grid(dx.len()),
-            ));
-        }
-        if let Some((dt, mode)) = wanted(cx, self.token, modes[1]) {
-            let bwd = TokParams {
-                len: dt.len() as u32,
-                accumulate: mode.flag(),
-                ..self.params
-            };
-            compiled.backward.push(cx.dispatch(
-                Kernel::PrependBackwardToken,
-                &bwd,
-                &[(3, &dy), (4, dt)],
-                linear_grid(dt.len()),
-            ));
-        }
-        Ok(compiled)
+        let op = token_op(vec![tokens, token], plan, params);
+        Ok((op, vec![s[0], s[1] + 1, dim]))
     }
 }
 
@@ -213,14 +132,11 @@ pub(crate) enum PoolMode {
 }
 
 /// `[B, N, D]` to `[B, D]`.
-#[derive(Debug)]
-pub(crate) struct Pool {
-    x: Var,
-    params: TokParams,
-}
+pub(crate) struct Pool;
 
 impl Pool {
-    pub fn new(g: &GraphBuilder, x: Var, mode: PoolMode) -> Result<(Self, Vec<usize>)> {
+    #[expect(clippy::new_ret_no_self, reason = "the op is a PlanOp")]
+    pub fn new(g: &GraphBuilder, x: Var, mode: PoolMode) -> Result<(PlanOp, Vec<usize>)> {
         check_f32(g, "pool", &[x])?;
         let s = g.shape(x);
         if s.len() != 3 {
@@ -239,6 +155,7 @@ impl Pool {
                 ));
             }
         };
+        let plan = Plan::new(Kernel::PoolForward, &[Kernel::PoolBackward]);
         let params = TokParams {
             batch: s[0] as u32,
             tokens: s[1] as u32,
@@ -247,60 +164,7 @@ impl Pool {
             index: index as u32,
             ..Default::default()
         };
-        Ok((Self { x, params }, vec![s[0], s[2]]))
+        let op = token_op(vec![x], plan, params);
+        Ok((op, vec![s[0], s[2]]))
     }
-}
-
-impl Op for Pool {
-    fn inputs(&self) -> Vec<Var> {
-        vec![self.x]
-    }
-
-    fn compile(
-        &self,
-        cx: &mut CompileCx<'_>,
-        out: Var,
-        modes: &[Option<GradMode>],
-    ) -> Result<Compiled> {
-        let (x, y) = (cx.value(self.x), cx.value(out));
-        let mut compiled = Compiled::default();
-        let fwd = TokParams {
-            len: y.len() as u32,
-            ..self.params
-        };
-        compiled.forward.push(cx.dispatch(
-            Kernel::PoolForward,
-            &fwd,
-            &[(1, x), (4, y)],
-            linear_grid(y.len()),
-        ));
-        if let Some(dy) = cx.out_grad(out)
-            && let Some((dx, mode)) = wanted(cx, self.x, modes[0])
-        {
-            let bwd = TokParams {
-                len: dx.len() as u32,
-                accumulate: mode.flag(),
-                ..self.params
-            };
-            compiled.backward.push(cx.dispatch(
-                Kernel::PoolBackward,
-                &bwd,
-                &[(3, &dy), (4, dx)],
-                linear_grid(dx.len()),
-            ));
-        }
-        Ok(compiled)
-    }
-}
-
-/// The layout of [`TokParams`], for the test against naga's layout of the WGSL struct.
-#[cfg(test)]
-pub(super) fn mirror() -> crate::wgsl::MirrorLayout {
-    crate::wgsl::mirror_layout!(
-        TokParams,
-        "TokParams",
-        [
-            len, batch, tokens, dim, channels, height, width, mode, index, accumulate
-        ]
-    )
 }

@@ -4,12 +4,14 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{Algorithm, Direction, Rules, hooks, positive, timm_betas, unit_interval};
+use super::{
+    Algorithm, Direction, HOOK_NEEDS, HOOKS, RefStep, Rules, positive, timm_betas, unit_interval,
+};
 use crate::error::Result;
 use crate::optim::config::Caution;
 use crate::optim::gpu_types::GpuGroupParams;
 use crate::optim::timm::{TimmArgs, TimmDefault, TimmName};
-use crate::wgsl::{Part, ShaderBuilder};
+use crate::wgsl::{Part, ShaderBuilder, shader_part};
 
 /// Where AdamW adds eps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -48,7 +50,7 @@ impl Default for AdamW {
 }
 
 /// `adamw.wgsl`: AdamW's hooks.
-static SHADER: Part = hooks("adamw.wgsl", include_str!("../../../shaders/adamw.wgsl"));
+pub(super) static SHADER: Part = shader_part!("adamw.wgsl", HOOKS, HOOK_NEEDS);
 
 impl Rules for AdamW {
     fn name(&self) -> &'static str {
@@ -75,38 +77,64 @@ impl Rules for AdamW {
     }
 
     fn shader(&self, module: ShaderBuilder) -> ShaderBuilder {
-        module.part(&SHADER)
+        module.constant("NESTEROV_MOMENT", false).part(&SHADER)
     }
 
-    fn reference_direction(&self, state: &mut [&mut Vec<f64>], g: &[f64], t: i32) -> Direction {
-        let [m, v] = state else {
-            unreachable!("AdamW keeps two state tensors")
-        };
-        let (beta1, beta2) = (self.beta1, self.beta2);
-        let bc1 = 1.0 - beta1.powi(t);
-        let bc2 = 1.0 - beta2.powi(t);
-        let mut u = Vec::with_capacity(g.len());
-        let mut mag = Vec::with_capacity(g.len());
-        for j in 0..g.len() {
-            mag.push((beta1 * m[j]).abs() + ((1.0 - beta1) * g[j]).abs());
-            m[j] = beta1 * m[j] + (1.0 - beta1) * g[j];
-            v[j] = beta2 * v[j] + (1.0 - beta2) * g[j] * g[j];
-            let (den, step) = match self.eps_style {
-                EpsStyle::Torch => (v[j].sqrt() / bc2.sqrt() + self.eps, 1.0 / bc1),
-                EpsStyle::Hf => (v[j].sqrt() + self.eps, bc2.sqrt() / bc1),
-            };
-            u.push(step * m[j] / den);
-        }
-        Direction {
-            u,
-            sign_src: m.to_vec(),
-            sign_mag: mag,
-        }
+    fn reference_direction(
+        &self,
+        state: &mut [&mut Vec<f64>],
+        g: &[f64],
+        step: &RefStep,
+    ) -> Direction {
+        adam_direction(self, state, g, step, false)
     }
 
     fn timm_group(&self) -> Map<String, Value> {
         let group = json!({"betas": [self.beta1, self.beta2], "eps": self.eps});
         group.as_object().cloned().unwrap_or_default()
+    }
+}
+
+/// The moments `m`, `v` (`state`) after a step with gradient `g`, and the bias-corrected
+/// direction from `m`, or from its Nesterov look-ahead `lerp(m, g, 1 - beta1)` (NAdamW).
+pub(super) fn adam_direction(
+    adam: &AdamW,
+    state: &mut [&mut Vec<f64>],
+    g: &[f64],
+    step: &RefStep,
+    nesterov: bool,
+) -> Direction {
+    let [m, v] = state else {
+        unreachable!("Adam keeps two state tensors")
+    };
+    let (beta1, beta2) = (adam.beta1, adam.beta2);
+    let bc1 = 1.0 - beta1.powi(step.t);
+    let bc2 = 1.0 - beta2.powi(step.t);
+    let lr = step.lr();
+    let mut delta = Vec::with_capacity(g.len());
+    let mut src = Vec::with_capacity(g.len());
+    let mut mag = Vec::with_capacity(g.len());
+    for j in 0..g.len() {
+        mag.push((beta1 * m[j]).abs() + ((1.0 - beta1) * g[j]).abs());
+        m[j] = beta1 * m[j] + (1.0 - beta1) * g[j];
+        v[j] = beta2 * v[j] + (1.0 - beta2) * g[j] * g[j];
+        let moment = if nesterov {
+            mag[j] = (beta1 * m[j]).abs() + ((1.0 - beta1) * g[j]).abs();
+            beta1 * m[j] + (1.0 - beta1) * g[j]
+        } else {
+            m[j]
+        };
+        let (den, step_size) = match adam.eps_style {
+            EpsStyle::Torch => (v[j].sqrt() / bc2.sqrt() + adam.eps, lr / bc1),
+            EpsStyle::Hf => (v[j].sqrt() + adam.eps, lr * bc2.sqrt() / bc1),
+        };
+        delta.push(step_size * moment / den);
+        src.push(moment);
+    }
+    Direction {
+        delta,
+        sign_src: src,
+        sign_mag: mag,
     }
 }
 
@@ -156,23 +184,24 @@ pub(crate) const TIMM: &[TimmName] = &[
 
 /// The keywords of torch.optim.AdamW.
 fn torch_adamw(args: &mut TimmArgs) -> Result<(Algorithm, Caution)> {
+    args.only("amsgrad", Value::Bool(false))?;
     Ok((Algorithm::AdamW(common_kwargs(args)?), Caution::Off))
 }
 
 /// The keywords of timm's AdamWLegacy.
 fn legacy_adamw(args: &mut TimmArgs) -> Result<(Algorithm, Caution)> {
     let adamw = common_kwargs(args)?;
+    args.only("amsgrad", Value::Bool(false))?;
     args.corrected_decay()?;
     args.only("clipping_threshold", Value::Null)?;
     Ok((Algorithm::AdamW(adamw), args.caution()?))
 }
 
-/// betas, eps and amsgrad (false only), shared by both classes.
-fn common_kwargs(args: &mut TimmArgs) -> Result<AdamW> {
+/// betas and eps, shared by the Adam classes.
+pub(super) fn common_kwargs(args: &mut TimmArgs) -> Result<AdamW> {
     let d = AdamW::default();
     let (beta1, beta2) = timm_betas(args, [d.beta1, d.beta2])?;
     let eps = args.f64("eps", d.eps)?;
-    args.only("amsgrad", Value::Bool(false))?;
     Ok(AdamW {
         beta1,
         beta2,

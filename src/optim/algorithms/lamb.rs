@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{Algorithm, Direction, Rules, positive, timm_betas, unit_interval};
+use super::{Algorithm, Direction, RefStep, Rules, positive, timm_betas, unit_interval};
 use crate::error::Result;
 use crate::optim::config::Caution;
 use crate::optim::gpu_types::GpuGroupParams;
@@ -105,13 +105,24 @@ impl Rules for Lamb {
         true
     }
 
+    fn count_states(&self) -> usize {
+        2
+    }
+
     fn max_grad_norm(&self) -> Option<f64> {
         self.max_grad_norm
     }
 
     /// Updates both moments and returns the Adam update `(m / bc1) / (sqrt(v) /
     /// sqrt(bc2) + eps)` before the mask (timm/optim/lamb.py:344-351).
-    fn reference_direction(&self, state: &mut [&mut Vec<f64>], g: &[f64], t: i32) -> Direction {
+    fn reference_direction(
+        &self,
+        state: &mut [&mut Vec<f64>],
+        g: &[f64],
+        step: &RefStep,
+    ) -> Direction {
+        let t = step.t;
+        let lr = step.lr();
         let [m, v] = state else {
             unreachable!("LAMB keeps two state tensors")
         };
@@ -132,10 +143,10 @@ impl Rules for Lamb {
             mag.push((beta1 * m[j]).abs() + (beta3 * g[j]).abs());
             m[j] = beta1 * m[j] + beta3 * g[j];
             v[j] = beta2 * v[j] + (1.0 - beta2) * g[j] * g[j];
-            u.push((m[j] / bc1) / (v[j].sqrt() / bc2.sqrt() + self.eps));
+            u.push(lr * ((m[j] / bc1) / (v[j].sqrt() / bc2.sqrt() + self.eps)));
         }
         Direction {
-            u,
+            delta: u,
             sign_src: m.to_vec(),
             sign_mag: mag,
         }
@@ -144,18 +155,19 @@ impl Rules for Lamb {
     /// The mask on the update, then coupled or decoupled (possibly cautious) decay,
     /// then the trust ratio on the masked update (timm/optim/lamb.py:353-371).
     fn reference_step(&self, mut x: TensorStep<'_>) -> (u64, u64) {
-        let dir = self.reference_direction(&mut x.state, x.g, x.t);
+        // The update before the learning rate: the direction at a unit rate.
+        let unit = RefStep {
+            t: x.step.t,
+            lrs: &[1.0],
+        };
+        let dir = self.reference_direction(&mut x.state, x.g, &unit);
+        let u = &dir.delta;
         let mask = Mask::new(x.caution, x.g, &dir);
-        let mut update: Vec<f64> = dir
-            .u
-            .iter()
-            .zip(&mask.factors)
-            .map(|(u, f)| u * f)
-            .collect();
+        let mut update: Vec<f64> = u.iter().zip(&mask.factors).map(|(u, f)| u * f).collect();
         for (j, p) in x.p.iter_mut().enumerate() {
             if self.decoupled {
-                *p = x.decay.apply(*p, dir.u[j]);
-            } else if x.decay.reaches(*p, dir.u[j]) {
+                *p = x.decay.apply(*p, u[j]);
+            } else if x.decay.reaches(*p, u[j]) {
                 update[j] += x.wd * *p;
             }
         }
@@ -165,7 +177,7 @@ impl Rules for Lamb {
             1.0
         };
         for (p, u) in x.p.iter_mut().zip(&update) {
-            *p -= x.lr * ratio * u;
+            *p -= x.step.lr() * ratio * u;
         }
         mask.counts
     }

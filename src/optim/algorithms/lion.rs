@@ -4,12 +4,14 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{Algorithm, Direction, Rules, hooks, sign, timm_betas, unit_interval};
+use super::{
+    Algorithm, Direction, HOOK_NEEDS, HOOKS, RefStep, Rules, sign, timm_betas, unit_interval,
+};
 use crate::error::Result;
 use crate::optim::config::Caution;
 use crate::optim::gpu_types::GpuGroupParams;
 use crate::optim::timm::{TimmArgs, TimmDefault, TimmName};
-use crate::wgsl::{Part, ShaderBuilder};
+use crate::wgsl::{Part, ShaderBuilder, shader_part};
 
 /// Lion's hyperparameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -31,7 +33,7 @@ impl Default for Lion {
 }
 
 /// `lion.wgsl`: Lion's hooks.
-static SHADER: Part = hooks("lion.wgsl", include_str!("../../../shaders/lion.wgsl"));
+static SHADER: Part = shader_part!("lion.wgsl", HOOKS, HOOK_NEEDS);
 
 impl Rules for Lion {
     fn name(&self) -> &'static str {
@@ -57,7 +59,12 @@ impl Rules for Lion {
 
     /// The sign of the interpolation of `m` and `g`; `m` moves on afterwards (its new
     /// value does not enter this step).
-    fn reference_direction(&self, state: &mut [&mut Vec<f64>], g: &[f64], _t: i32) -> Direction {
+    fn reference_direction(
+        &self,
+        state: &mut [&mut Vec<f64>],
+        g: &[f64],
+        step: &RefStep,
+    ) -> Direction {
         let [m] = state else {
             unreachable!("Lion keeps one state tensor")
         };
@@ -72,7 +79,7 @@ impl Rules for Lion {
             m[j] = beta2 * m[j] + (1.0 - beta2) * g[j];
         }
         Direction {
-            u: raw.iter().map(|&x| sign(x)).collect(),
+            delta: raw.iter().map(|&x| step.lr() * sign(x)).collect(),
             sign_src: raw,
             sign_mag: mag,
         }

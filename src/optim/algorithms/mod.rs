@@ -13,22 +13,27 @@
 
 mod adamw;
 mod lamb;
+mod laprop;
 mod lion;
+mod nadamw;
 mod sgd;
 
 pub use adamw::{AdamW, EpsStyle};
 pub use lamb::Lamb;
+pub use laprop::LaProp;
 pub use lion::Lion;
+pub use nadamw::NAdamW;
 pub use sgd::Sgd;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::optim::config::OptimizerConfig;
 use crate::optim::gpu_types::GpuGroupParams;
 use crate::optim::reference::{TensorStep, apply_masked_update};
 use crate::optim::timm::{TimmArgs, TimmName};
 
-use crate::wgsl::{Part, ShaderBuilder};
+use crate::wgsl::ShaderBuilder;
 
 /// What every algorithm file provides.
 pub(crate) trait Rules {
@@ -50,19 +55,35 @@ pub(crate) trait Rules {
         0
     }
 
+    /// How many state tensors (the first ones) `caution_direction` reads in the count
+    /// pass.
+    fn count_states(&self) -> usize {
+        1
+    }
+
     /// Adds the algorithm's WGSL hooks (and the constants they read) to its module.
     fn shader(&self, module: ShaderBuilder) -> ShaderBuilder;
 
     /// The f64 reference: updates tensor state (`state[k]` is state `k` of
     /// [`Rules::state_names`]) from the clipped gradient `g` and returns the direction.
-    fn reference_direction(&self, state: &mut [&mut Vec<f64>], g: &[f64], t: i32) -> Direction;
+    fn reference_direction(
+        &self,
+        state: &mut [&mut Vec<f64>],
+        g: &[f64],
+        step: &RefStep,
+    ) -> Direction;
+
+    /// Where decoupled weight decay sits relative to the step (before, by default).
+    fn decay(&self) -> Decay {
+        Decay::BeforeStep
+    }
 
     /// The f64 reference step of one tensor; returns (kept, ambiguous) coordinate
     /// counts. By default the element-wise rule: the direction, its caution mask and
     /// decoupled weight decay.
     fn reference_step(&self, mut x: TensorStep<'_>) -> (u64, u64) {
-        let dir = self.reference_direction(&mut x.state, x.g, x.t);
-        apply_masked_update(x, &dir)
+        let dir = self.reference_direction(&mut x.state, x.g, &x.step);
+        apply_masked_update(x, &dir, self.decay())
     }
 
     /// Whether the measuring pass sums per-tensor terms for the update (its WGSL
@@ -96,6 +117,11 @@ pub enum Algorithm {
     /// LAMB (timm `lamb`/`clamb`, `lambw`/`clambw`): an Adam update scaled per tensor
     /// by the trust ratio.
     Lamb(Lamb),
+    /// AdamW with a Nesterov look-ahead first moment (timm `nadamw`/`cnadamw`).
+    #[serde(rename = "nadamw")]
+    NAdamW(NAdamW),
+    /// LaProp: momentum of the normalized gradient (timm `laprop`/`claprop`).
+    LaProp(LaProp),
 }
 
 impl Algorithm {
@@ -106,6 +132,8 @@ impl Algorithm {
             Algorithm::Lion(a) => a,
             Algorithm::Sgd(a) => a,
             Algorithm::Lamb(a) => a,
+            Algorithm::NAdamW(a) => a,
+            Algorithm::LaProp(a) => a,
         }
     }
 
@@ -125,6 +153,33 @@ impl Algorithm {
             nesterov,
             ..Sgd::default()
         })
+    }
+
+    /// One of every algorithm, with timm's defaults (in registry order).
+    pub fn members() -> Vec<Algorithm> {
+        TIMM_NAMES
+            .iter()
+            .map(|names| {
+                OptimizerConfig::from_timm(names[0].name, &serde_json::json!({}))
+                    .expect("every member builds with timm's defaults (tested)")
+                    .algorithm
+            })
+            .collect()
+    }
+
+    /// The algorithm named `name` (its [`Rules::name`]: `adamw`, `nadamw`, `lion`, `sgd`,
+    /// ...) with timm's defaults.
+    pub fn by_name(name: &str) -> Result<Algorithm> {
+        Self::members()
+            .into_iter()
+            .find(|a| a.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::members().iter().map(|a| a.name()).collect();
+                Error::InvalidConfig(format!(
+                    "unknown optimizer `{name}`; coptim has: {}",
+                    names.join(", ")
+                ))
+            })
     }
 
     /// Short name (see [`Rules::name`]).
@@ -150,27 +205,53 @@ impl Algorithm {
 }
 
 /// Every timm optimizer name coptim builds, with the algorithm that serves it.
-pub(crate) const TIMM_NAMES: &[&[TimmName]] = &[adamw::TIMM, lion::TIMM, sgd::TIMM, lamb::TIMM];
+pub(crate) const TIMM_NAMES: &[&[TimmName]] = &[
+    adamw::TIMM,
+    lion::TIMM,
+    sgd::TIMM,
+    nadamw::TIMM,
+    laprop::TIMM,
+    lamb::TIMM,
+];
+
+/// What a reference step knows besides the gradient.
+pub(crate) struct RefStep<'a> {
+    /// Completed steps, this one included (from 1).
+    pub t: i32,
+    /// The learning rate of every completed step of the tensor's group, this one last.
+    pub lrs: &'a [f64],
+}
+
+impl RefStep<'_> {
+    /// This step's learning rate.
+    pub fn lr(&self) -> f64 {
+        *self.lrs.last().expect("a step has a learning rate")
+    }
+}
+
+/// Where decoupled weight decay `p *= 1 - lr * wd` sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decay {
+    /// On the parameter before the step (AdamW, Lion, SGDW, ...).
+    BeforeStep,
+    /// On the parameter after the step (LaProp).
+    AfterStep,
+}
 
 /// A direction before masking, with the quantity whose sign decides agreement.
 pub(crate) struct Direction {
-    /// The update direction `u` (the step is `-lr * u`, before caution).
-    pub u: Vec<f64>,
+    /// The step before caution, learning rate included: `p -= delta * mask`.
+    pub delta: Vec<f64>,
     /// The quantity whose sign is compared with the gradient's.
     pub sign_src: Vec<f64>,
     /// The size of the terms summed into `sign_src` (for the ambiguity bound).
     pub sign_mag: Vec<f64>,
 }
 
-/// The part of an algorithm's WGSL hooks.
-const fn hooks(name: &'static str, source: &'static str) -> Part {
-    Part {
-        name,
-        source,
-        provides: &["caution_direction", "step_vec4"],
-        requires: &["load_param", "store_param", "load_state0", "store_state0"],
-    }
-}
+/// The hooks every algorithm's WGSL file provides to `optim_step.wgsl`.
+const HOOKS: &[&str] = &["caution_direction", "step_vec4"];
+/// What the algorithm files use from the other parts.
+const HOOK_NEEDS: &[&str] = &["load_param", "store_param", "load_state0", "store_state0"];
 
 /// `Ok` when `v` is in [0, 1), otherwise an error naming `name`.
 fn unit_interval(name: &str, v: f64) -> Result<()> {

@@ -4,12 +4,12 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{Algorithm, Direction, Rules, hooks, unit_interval};
+use super::{Algorithm, Direction, HOOK_NEEDS, HOOKS, RefStep, Rules, unit_interval};
 use crate::error::Result;
 use crate::optim::config::Caution;
 use crate::optim::gpu_types::GpuGroupParams;
 use crate::optim::timm::{TimmArgs, TimmDefault, TimmName};
-use crate::wgsl::{Part, ShaderBuilder};
+use crate::wgsl::{Part, ShaderBuilder, shader_part};
 
 /// SGD's hyperparameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -31,7 +31,7 @@ impl Default for Sgd {
 }
 
 /// `sgd.wgsl`: SGD's hooks (Nesterov or not through the generated constant `NESTEROV`).
-static SHADER: Part = hooks("sgd.wgsl", include_str!("../../../shaders/sgd.wgsl"));
+static SHADER: Part = shader_part!("sgd.wgsl", HOOKS, HOOK_NEEDS);
 
 impl Rules for Sgd {
     fn name(&self) -> &'static str {
@@ -56,14 +56,19 @@ impl Rules for Sgd {
 
     /// Updates the momentum buffer (set to `g` on the first step) and returns the
     /// plain or Nesterov direction.
-    fn reference_direction(&self, state: &mut [&mut Vec<f64>], g: &[f64], t: i32) -> Direction {
+    fn reference_direction(
+        &self,
+        state: &mut [&mut Vec<f64>],
+        g: &[f64],
+        step: &RefStep,
+    ) -> Direction {
         let [buf] = state else {
             unreachable!("SGD keeps one state tensor")
         };
         let momentum = self.momentum;
         let mut mag = Vec::with_capacity(g.len());
         for j in 0..g.len() {
-            if t == 1 {
+            if step.t == 1 {
                 buf[j] = g[j];
                 mag.push(g[j].abs());
             } else {
@@ -82,8 +87,8 @@ impl Rules for Sgd {
             (buf.to_vec(), mag)
         };
         Direction {
-            sign_src: Vec::clone(&u),
-            u,
+            delta: u.iter().map(|x| step.lr() * x).collect(),
+            sign_src: u,
             sign_mag: mag,
         }
     }

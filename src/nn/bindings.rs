@@ -1,0 +1,280 @@
+//! The bindings of the nn kernels, named once.
+//!
+//! Every nn WGSL file reads its uniform block as `params` and its buffers by name
+//! (`x`, `dy`, ...) but declares none of them: the builder declares them from the
+//! file's [`Family`], which holds the uniform block (a Rust struct defined with
+//! [`uniform_block!`], its WGSL struct generated from it) and the bindings in index
+//! order. The `BINDING_*` constants, the WGSL declarations and every kernel's bind
+//! group layout come from that one table, and the ops bind tensors by the same
+//! [`Binding`] constants.
+
+use std::fmt::Write as _;
+
+use crate::wgsl::ShaderBuilder;
+
+/// How the kernels access a binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Access {
+    /// The uniform block.
+    Uniform,
+    /// `var<storage, read>`.
+    Read,
+    /// `var<storage, read_write>`.
+    ReadWrite,
+}
+
+/// One buffer of the nn kernels: its WGSL name, access and element type. A name has
+/// one meaning in every file that binds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Binding {
+    name: &'static str,
+    access: Access,
+    element: &'static str,
+}
+
+impl Binding {
+    /// The WGSL variable name.
+    pub fn name(self) -> &'static str {
+        self.name
+    }
+}
+
+const fn read(name: &'static str) -> Binding {
+    Binding {
+        name,
+        access: Access::Read,
+        element: "f32",
+    }
+}
+
+const fn read_write(name: &'static str) -> Binding {
+    Binding {
+        name,
+        access: Access::ReadWrite,
+        element: "f32",
+    }
+}
+
+/// The uniform block, binding 0 of every family (its type is the family's).
+pub(crate) const PARAMS: Binding = Binding {
+    name: "params",
+    access: Access::Uniform,
+    element: "",
+};
+/// Input values (the logits, for the loss kernels).
+pub(crate) const X: Binding = read("x");
+/// A second operand: the broadcast addend, the prepended token.
+pub(crate) const OTHER: Binding = read("other");
+/// The upstream gradient.
+pub(crate) const DY: Binding = read("dy");
+/// Output values, or the gradient a flat backward kernel writes.
+pub(crate) const OUT: Binding = read_write("out");
+/// LayerNorm scale and shift.
+pub(crate) const WEIGHT: Binding = read("weight");
+/// LayerNorm shift; the matmul's per-column bias.
+pub(crate) const BIAS: Binding = read("bias");
+/// A row kernel's output (read again by its backward pass).
+pub(crate) const Y: Binding = read_write("y");
+/// LayerNorm's saved mean and rstd per row.
+pub(crate) const STATS: Binding = read_write("stats");
+/// A row kernel's input gradient (the logits', for the loss kernels).
+pub(crate) const DX: Binding = read_write("dx");
+/// LayerNorm's parameter gradients.
+pub(crate) const DWEIGHT: Binding = read_write("dweight");
+/// LayerNorm's shift gradient.
+pub(crate) const DBIAS: Binding = read_write("dbias");
+/// Attention's packed queries, keys and values.
+pub(crate) const QKV: Binding = read("qkv");
+/// Attention probabilities (saved for backward).
+pub(crate) const PROBS: Binding = read_write("probs");
+/// Attention's upstream gradient.
+pub(crate) const D_OUT: Binding = read("d_out");
+/// Attention's score gradients.
+pub(crate) const D_SCORES: Binding = read_write("d_scores");
+/// Attention's packed gradient.
+pub(crate) const D_QKV: Binding = read_write("d_qkv");
+/// Class labels (u32).
+pub(crate) const LABELS: Binding = Binding {
+    name: "labels",
+    access: Access::Read,
+    element: "u32",
+};
+/// Per-row scratch of the loss kernels.
+pub(crate) const ROWS: Binding = read_write("rows");
+/// The loss's upstream gradient.
+pub(crate) const DLOSS: Binding = read("dloss");
+/// Matmul operand A.
+pub(crate) const A: Binding = read("a");
+/// Matmul operand B.
+pub(crate) const B: Binding = read("b");
+/// Matmul result C.
+pub(crate) const C: Binding = read_write("c");
+
+/// A Rust struct that is a WGSL uniform block: defined with [`uniform_block!`], which
+/// generates the WGSL declaration from the same fields.
+pub(crate) trait UniformBlock: bytemuck::Pod {
+    /// The struct's name in both languages.
+    const NAME: &'static str;
+    /// `struct NAME { field: type, ... }` in WGSL.
+    const WGSL: &'static str;
+
+    /// The layout of the Rust struct, for the test against naga's layout.
+    #[cfg(test)]
+    fn mirror() -> crate::wgsl::MirrorLayout;
+}
+
+/// The bytes of a uniform block and its struct name (any [`UniformBlock`]).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Uniform {
+    name: &'static str,
+    bytes: Vec<u8>,
+}
+
+impl Uniform {
+    /// The WGSL struct's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The block's bytes, as the uniform buffer holds them.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl<P: UniformBlock> From<&P> for Uniform {
+    fn from(block: &P) -> Self {
+        Self {
+            name: P::NAME,
+            bytes: bytemuck::bytes_of(block).to_vec(),
+        }
+    }
+}
+
+/// `uniform_block! { /// doc  struct Name { /// doc  field: u32, ... } }`: a uniform
+/// block defined once. Makes the `#[repr(C)]` Rust struct (with `Default` and
+/// `bytemuck::Pod`) and implements [`UniformBlock`] with its WGSL declaration. Fields
+/// are `u32`, `i32` or `f32` (the same names in both languages); padding fields
+/// complete the size to a multiple of 16 bytes, which is checked at compile time.
+macro_rules! uniform_block {
+    (
+        $(#[$meta:meta])*
+        struct $name:ident {
+            $($(#[$field_meta:meta])* $field:ident: $ty:ident),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[repr(C)]
+        #[derive(Debug, Clone, Copy, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+        pub(crate) struct $name {
+            $($(#[$field_meta])* pub $field: $ty),*
+        }
+
+        const _: () = assert!(
+            ::std::mem::size_of::<$name>() % 16 == 0,
+            "a uniform block is padded to a multiple of 16 bytes"
+        );
+
+        impl $crate::nn::bindings::UniformBlock for $name {
+            const NAME: &'static str = stringify!($name);
+            const WGSL: &'static str = concat!(
+                "struct ", stringify!($name), " {\n",
+                $("    ", stringify!($field), ": ", stringify!($ty), ",\n",)*
+                "}\n"
+            );
+
+            #[cfg(test)]
+            fn mirror() -> $crate::wgsl::MirrorLayout {
+                $crate::wgsl::MirrorLayout {
+                    wgsl_name: stringify!($name),
+                    size: ::std::mem::size_of::<$name>(),
+                    fields: vec![$((stringify!($field), ::std::mem::offset_of!($name, $field))),*],
+                }
+            }
+        }
+    };
+}
+pub(crate) use uniform_block;
+
+/// The bindings of one WGSL file: its uniform block (binding 0, [`PARAMS`]) and its
+/// buffers, in binding-index order.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Family {
+    params: &'static str,
+    params_wgsl: &'static str,
+    buffers: &'static [Binding],
+}
+
+impl Family {
+    /// The family of a file whose uniform block is `P`, binding `buffers` at 1, 2, ...
+    pub const fn new<P: UniformBlock>(buffers: &'static [Binding]) -> Self {
+        Self {
+            params: P::NAME,
+            params_wgsl: P::WGSL,
+            buffers,
+        }
+    }
+
+    /// The uniform block's struct name.
+    pub fn params_name(&self) -> &'static str {
+        self.params
+    }
+
+    /// The binding index of `binding` in this family.
+    ///
+    /// # Panics
+    /// When the family has no such binding (a kernel table naming a buffer its file
+    /// does not declare: caught by the tests).
+    pub fn index(&self, binding: Binding) -> u32 {
+        if binding == PARAMS {
+            return 0;
+        }
+        let i = self.buffers.iter().position(|b| *b == binding);
+        let i = i.unwrap_or_else(|| panic!("`{}` has no binding `{}`", self.params, binding.name));
+        i as u32 + 1
+    }
+
+    /// Adds to `module` the `BINDING_<NAME>` constants, the uniform block's struct and
+    /// the declaration of every binding.
+    pub fn declare(&self, module: ShaderBuilder) -> ShaderBuilder {
+        let all = || std::iter::once(PARAMS).chain(self.buffers.iter().copied());
+        let names: Vec<(String, u32)> = all()
+            .map(|b| (b.name.to_uppercase(), self.index(b)))
+            .collect();
+        let table: Vec<(&str, u32)> = names.iter().map(|(n, i)| (n.as_str(), *i)).collect();
+        let mut declarations = String::from(self.params_wgsl);
+        for b in all() {
+            let (space, ty) = match b.access {
+                Access::Uniform => ("uniform", self.params.to_string()),
+                Access::Read => ("storage, read", format!("array<{}>", b.element)),
+                Access::ReadWrite => ("storage, read_write", format!("array<{}>", b.element)),
+            };
+            let _ = writeln!(
+                declarations,
+                "@group(0) @binding(BINDING_{}) var<{space}> {}: {ty};",
+                b.name.to_uppercase(),
+                b.name
+            );
+        }
+        module.bindings(&table).declare(declarations)
+    }
+
+    /// The bind group layout entry of `binding` (compute stage, no dynamic offset).
+    pub fn layout_entry(&self, binding: Binding) -> wgpu::BindGroupLayoutEntry {
+        let ty = match binding.access {
+            Access::Uniform => wgpu::BufferBindingType::Uniform,
+            Access::Read => wgpu::BufferBindingType::Storage { read_only: true },
+            Access::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
+        };
+        wgpu::BindGroupLayoutEntry {
+            binding: self.index(binding),
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty,
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! LaProp and C-LaProp (timm `laprop`/`claprop`, timm/optim/laprop.py): the first
+//! moment accumulates the learning-rate-weighted, second-moment-normalized gradient;
+//! decay comes after the step. Hyperparameters, f64 reference, WGSL hooks
+//! (`shaders/laprop.wgsl`) and timm names.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::{
+    Algorithm, Decay, Direction, HOOK_NEEDS, HOOKS, RefStep, Rules, positive, timm_betas,
+    unit_interval,
+};
+use crate::error::Result;
+use crate::optim::config::Caution;
+use crate::optim::gpu_types::GpuGroupParams;
+use crate::optim::timm::{TimmArgs, TimmDefault, TimmName};
+use crate::wgsl::{Part, ShaderBuilder, shader_part};
+
+/// LaProp's hyperparameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LaProp {
+    /// First-moment decay.
+    pub beta1: f64,
+    /// Second-moment decay.
+    pub beta2: f64,
+    /// Added to the root of the bias-corrected second moment.
+    pub eps: f64,
+}
+
+impl Default for LaProp {
+    /// timm's defaults: betas (0.9, 0.999), eps 1e-15.
+    fn default() -> Self {
+        Self {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-15,
+        }
+    }
+}
+
+/// `laprop.wgsl`: LaProp's hooks.
+static SHADER: Part = shader_part!("laprop.wgsl", HOOKS, HOOK_NEEDS);
+
+impl Rules for LaProp {
+    fn name(&self) -> &'static str {
+        "laprop"
+    }
+
+    fn state_names(&self) -> &'static [&'static str] {
+        &["exp_avg", "exp_avg_sq"]
+    }
+
+    fn validate(&self) -> Result<()> {
+        unit_interval("beta1", self.beta1)?;
+        unit_interval("beta2", self.beta2)?;
+        positive("eps", self.eps)
+    }
+
+    fn pack(&self, group: &mut GpuGroupParams) {
+        group.set_betas(self.beta1, self.beta2);
+        group.eps = self.eps as f32;
+    }
+
+    /// The new first moment needs the new second moment.
+    fn count_states(&self) -> usize {
+        2
+    }
+
+    fn shader(&self, module: ShaderBuilder) -> ShaderBuilder {
+        module.part(&SHADER)
+    }
+
+    /// The step is `(lr / ema_lr) * m`, `ema_lr` the beta1-EMA of the learning rates so
+    /// far (timm's `exp_avg_lr_1`); `m` already carries this step's learning rate.
+    fn reference_direction(
+        &self,
+        state: &mut [&mut Vec<f64>],
+        g: &[f64],
+        step: &RefStep,
+    ) -> Direction {
+        let [m, v] = state else {
+            unreachable!("LaProp keeps two state tensors")
+        };
+        let (beta1, beta2) = (self.beta1, self.beta2);
+        let lr = step.lr();
+        let ema_lr = step
+            .lrs
+            .iter()
+            .fold(0.0, |ema, lr| beta1 * ema + (1.0 - beta1) * lr);
+        let bc2 = 1.0 - beta2.powi(step.t);
+        let mut mag = Vec::with_capacity(g.len());
+        for j in 0..g.len() {
+            v[j] = beta2 * v[j] + (1.0 - beta2) * g[j] * g[j];
+            let normalized = lr * (1.0 - beta1) * g[j] / ((v[j] / bc2).sqrt() + self.eps);
+            mag.push((beta1 * m[j]).abs() + normalized.abs());
+            m[j] = beta1 * m[j] + normalized;
+        }
+        let step_size = if ema_lr == 0.0 { 0.0 } else { lr / ema_lr };
+        Direction {
+            delta: m.iter().map(|x| step_size * x).collect(),
+            sign_src: m.to_vec(),
+            sign_mag: mag,
+        }
+    }
+
+    fn decay(&self) -> Decay {
+        Decay::AfterStep
+    }
+
+    fn timm_group(&self) -> Map<String, Value> {
+        let group = json!({"betas": [self.beta1, self.beta2], "eps": self.eps});
+        group.as_object().cloned().unwrap_or_default()
+    }
+}
+
+/// timm `laprop` and `claprop` (timm.optim.LaProp).
+pub(crate) const TIMM: &[TimmName] = &[
+    TimmName {
+        name: "laprop",
+        lr: 4e-4,
+        defaults: &[],
+        has_momentum: false,
+        has_eps: true,
+        has_betas: true,
+        build: timm_laprop,
+    },
+    TimmName {
+        name: "claprop",
+        lr: 4e-4,
+        defaults: &[("caution", TimmDefault::Bool(true))],
+        has_momentum: false,
+        has_eps: true,
+        has_betas: true,
+        build: timm_laprop,
+    },
+];
+
+/// The keywords of timm.optim.LaProp.
+fn timm_laprop(args: &mut TimmArgs) -> Result<(Algorithm, Caution)> {
+    let d = LaProp::default();
+    let (beta1, beta2) = timm_betas(args, [d.beta1, d.beta2])?;
+    let eps = args.f64("eps", d.eps)?;
+    args.only("corrected_weight_decay", Value::Bool(false))?;
+    let laprop = LaProp { beta1, beta2, eps };
+    Ok((Algorithm::LaProp(laprop), args.caution()?))
+}
