@@ -85,12 +85,11 @@ pub mod lib {
     /// `row_max_sum_exp(lid, base, n)`: a row's maximum and sum of exponentials (of the
     /// module's `x` binding), reduced over its row team: the log-sum-exp of softmax and
     /// the cross-entropy.
-    pub const ROW_LOGSUMEXP: Part = Part {
-        name: "lib/row_logsumexp.wgsl",
-        source: include_str!("../shaders/lib/row_logsumexp.wgsl"),
-        provides: &["row_max_sum_exp"],
-        requires: &["row_lane", "row_sum", "row_max"],
-    };
+    pub const ROW_LOGSUMEXP: Part = shader_part!(
+        "lib/row_logsumexp.wgsl",
+        &["row_max_sum_exp"],
+        &["row_lane", "row_sum", "row_max"]
+    );
 
     /// `accumulated(v, old, accumulate)`: the value a backward kernel stores for a
     /// gradient (`v`, plus `old` when the op's `accumulate` flag is set).

@@ -11,6 +11,10 @@ fn quick_json_has_the_documented_shape() {
     check_adapter_and_natives(&doc);
     check_copy_variants(&doc);
     check_results(&doc);
+    // The step protocol sits at the top level, as BENCHMARKS.md documents it.
+    assert_eq!(doc["warmup"], 1, "--quick: one warm-up step");
+    assert_eq!(doc["steps"], 3, "--quick: three timed steps");
+    assert_eq!(doc["nonfinite_check"], true);
 }
 
 /// Runs `coptim bench --quick --json` and parses its stdout.

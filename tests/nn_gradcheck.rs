@@ -33,12 +33,29 @@ use coptim::{GpuContext, ParamStore, Result};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use common::matmul::MatmulCase;
 use common::{rel_err, to_f32, to_f64};
 
 const GPU_TOL: f64 = 2e-5;
 const FD_TOL: f64 = 1e-6;
 const FD_STEP: f64 = 1e-5;
 const FD_SAMPLES: usize = 24;
+
+/// (rows, row length) of the row kernels' cases (LayerNorm, softmax, cross-entropy):
+/// rows shorter, longer and not a multiple of ROW_WG_SIZE (64), 1-element rows, ten
+/// classes as in MNIST, and more rows than one workgroup reduces for LayerNorm's
+/// parameter gradients.
+const ROW_SHAPES: [(usize, usize); 9] = [
+    (1, 1),
+    (3, 7),
+    (33, 65),
+    (7, 129),
+    (70, 3),
+    (2, 1000),
+    (130, 64),
+    (5, 1),
+    (33, 10),
+];
 
 fn gpu() -> &'static (GpuContext, Kernels) {
     static GPU: OnceLock<(GpuContext, Kernels)> = OnceLock::new();
@@ -159,10 +176,6 @@ fn run_gpu(
     (y, grads)
 }
 
-/// Checks a case: GPU against the reference, and the reference's gradients against
-/// finite differences. `forward` maps the inputs to the output, `backward` maps the
-/// inputs and the upstream gradient to the input gradients (only `differentiable`
-/// inputs are compared).
 /// [`check`] of an op with one differentiable input.
 fn check_unary(
     case: Case<'_>,
@@ -177,6 +190,10 @@ fn check_unary(
     );
 }
 
+/// Checks a case: GPU against the reference, and the reference's gradients against
+/// finite differences. `forward` maps the inputs to the output, `backward` maps the
+/// inputs and the upstream gradient to the input gradients (only `differentiable`
+/// inputs are compared).
 fn check(
     case: Case<'_>,
     differentiable: &[bool],
@@ -266,53 +283,16 @@ fn case<'a>(
 #[test]
 fn matmul_plain_transposed_and_batched() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let sizes = [(1, 1, 1), (3, 7, 5), (33, 65, 7), (70, 33, 129)];
-    let batches = [None, Some(3)];
-    for (m, k, n) in sizes {
-        for batch in batches {
-            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-                let nb = batch.unwrap_or(1);
-                let lead: Vec<usize> = batch.into_iter().collect();
-                let a_shape = [&lead[..], &if ta { [k, m] } else { [m, k] }].concat();
-                let b_shape = [&lead[..], &if tb { [n, k] } else { [k, n] }].concat();
-                let c = case(
-                    format!("matmul {m}x{k}x{n} batch {batch:?} ta {ta} tb {tb}"),
-                    &mut rng,
-                    &[a_shape, b_shape],
-                    move |g, v, _| g.matmul(v[0], v[1], ta, tb),
-                );
-                let logical = move |x: &[f64], rows: usize, cols: usize, t: bool| {
-                    if t {
-                        r::transpose(x, cols, rows)
-                    } else {
-                        x.to_vec()
-                    }
-                };
-                let fwd = move |x: &[Vec<f64>]| {
-                    (0..nb)
-                        .flat_map(|bi| {
-                            let a = logical(&x[0][bi * m * k..(bi + 1) * m * k], m, k, ta);
-                            let b = logical(&x[1][bi * k * n..(bi + 1) * k * n], k, n, tb);
-                            r::matmul(&a, &b, m, k, n)
-                        })
-                        .collect()
-                };
-                let bwd = move |x: &[Vec<f64>], dy: &[f64]| {
-                    let (mut da, mut db) = (Vec::new(), Vec::new());
-                    for bi in 0..nb {
-                        let a = logical(&x[0][bi * m * k..(bi + 1) * m * k], m, k, ta);
-                        let b = logical(&x[1][bi * k * n..(bi + 1) * k * n], k, n, tb);
-                        let d = &dy[bi * m * n..(bi + 1) * m * n];
-                        let ga = r::matmul(d, &r::transpose(&b, k, n), m, n, k);
-                        let gb = r::matmul(&r::transpose(&a, m, k), d, k, m, n);
-                        da.extend(if ta { r::transpose(&ga, m, k) } else { ga });
-                        db.extend(if tb { r::transpose(&gb, k, n) } else { gb });
-                    }
-                    vec![da, db]
-                };
-                check(c, &[true, true], fwd, bwd);
-            }
-        }
+    for m in MatmulCase::all(&[(1, 1, 1), (3, 7, 5), (33, 65, 7), (70, 33, 129)]) {
+        let c = case(m.name(), &mut rng, &m.operand_shapes(), move |g, v, _| {
+            g.matmul(v[0], v[1], m.ta, m.tb)
+        });
+        check(
+            c,
+            &[true, true],
+            move |x| m.forward(&x[0], &x[1]),
+            move |x, dy| m.backward(&x[0], &x[1], dy).to_vec(),
+        );
     }
 }
 
@@ -405,17 +385,7 @@ fn activations() {
 fn layer_norm() {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let eps = 1e-5;
-    // Rows shorter, longer and not a multiple of ROW_WG_SIZE (64), 1-element rows,
-    // and more rows than one workgroup reduces for the parameter gradients.
-    for (rows, dim) in [
-        (1, 1),
-        (3, 7),
-        (33, 65),
-        (70, 3),
-        (2, 1000),
-        (130, 64),
-        (5, 1),
-    ] {
+    for (rows, dim) in ROW_SHAPES {
         let c = case(
             format!("layer_norm {rows}x{dim}"),
             &mut rng,
@@ -438,15 +408,7 @@ fn layer_norm() {
 #[test]
 fn softmax() {
     let mut rng = ChaCha8Rng::seed_from_u64(6);
-    for (rows, dim) in [
-        (1, 1),
-        (3, 7),
-        (33, 65),
-        (7, 129),
-        (2, 1000),
-        (70, 17),
-        (4, 1),
-    ] {
+    for (rows, dim) in ROW_SHAPES {
         let c = case(
             format!("softmax {rows}x{dim}"),
             &mut rng,
@@ -568,14 +530,9 @@ fn class_token_and_pooling() {
 #[test]
 fn cross_entropy_and_correct_count() {
     let mut rng = ChaCha8Rng::seed_from_u64(10);
-    for (rows, classes, scale) in [
-        (1, 1, 1.0),
-        (3, 7, 1.0),
-        (33, 10, 5.0),
-        (70, 3, 60.0),
-        (2, 1000, 5.0),
-        (5, 129, 60.0),
-    ] {
+    // Logits of scale 1, 5 and 60 in turn over the row shapes.
+    let scales = [1.0, 5.0, 60.0].into_iter().cycle();
+    for ((rows, classes), scale) in ROW_SHAPES.into_iter().zip(scales) {
         let labels: Vec<u32> = (0..rows)
             .map(|_| rng.random_range(0..classes as u32))
             .collect();

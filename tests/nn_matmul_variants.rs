@@ -17,12 +17,17 @@
 //!   relative error; random signs keep the sum's error near 1e-4 of the largest
 //!   output (measured: see the test's message on failure), the rest is margin.
 
+mod common;
+
 use std::sync::OnceLock;
 
 use coptim::nn::{GraphBuilder, Kernels, MatmulVariant, Var, reference as r};
 use coptim::{Error, GpuContext, ParamStore};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+use common::matmul::MatmulCase;
+use common::{rel_err, to_f64};
 
 const F32_TOL: f64 = 2e-5;
 const F16_TOL: f64 = 3e-3;
@@ -59,17 +64,6 @@ fn rand_vec(rng: &mut ChaCha8Rng, n: usize) -> Vec<f64> {
     (0..n)
         .map(|_| (rng.random::<f64>() * 2.0 - 1.0) as f32 as f64)
         .collect()
-}
-
-fn rel_err(gpu: &[f32], reference: &[f64]) -> f64 {
-    assert_eq!(gpu.len(), reference.len());
-    let num = gpu
-        .iter()
-        .zip(reference)
-        .map(|(&g, &r)| (g as f64 - r).abs())
-        .fold(0.0, f64::max);
-    let den = reference.iter().map(|v| v.abs()).fold(0.0, f64::max);
-    if den == 0.0 { num } else { num / den }
 }
 
 /// Runs the graph that `build` declares on `inputs` (parameters `in0`, `in1`, ...),
@@ -109,43 +103,13 @@ fn run(
 /// Asserts every GPU tensor matches its reference within the variant's tolerance.
 fn assert_close(v: MatmulVariant, case: &str, gpu: &[&[f32]], reference: &[&[f64]]) {
     for (i, (g, r)) in gpu.iter().zip(reference).enumerate() {
-        let e = rel_err(g, r);
+        let e = rel_err(&to_f64(g), r);
         assert!(
             e <= tolerance(v),
             "{} {case}: tensor {i} (0 output, then gradients) relative error {e:e}",
             v.name()
         );
     }
-}
-
-fn logical(x: &[f64], rows: usize, cols: usize, transposed: bool) -> Vec<f64> {
-    if transposed {
-        r::transpose(x, cols, rows)
-    } else {
-        x.to_vec()
-    }
-}
-
-/// `op(A) @ op(B)` over `batch` matrices: output and gradients in stored layouts.
-fn reference_matmul(
-    a: &[f64],
-    b: &[f64],
-    dy: &[f64],
-    (m, k, n, batch): (usize, usize, usize, usize),
-    (ta, tb): (bool, bool),
-) -> [Vec<f64>; 3] {
-    let (mut y, mut da, mut db) = (Vec::new(), Vec::new(), Vec::new());
-    for bi in 0..batch {
-        let a = logical(&a[bi * m * k..(bi + 1) * m * k], m, k, ta);
-        let b = logical(&b[bi * k * n..(bi + 1) * k * n], k, n, tb);
-        let d = &dy[bi * m * n..(bi + 1) * m * n];
-        y.extend(r::matmul(&a, &b, m, k, n));
-        let ga = r::matmul(d, &r::transpose(&b, k, n), m, n, k);
-        let gb = r::matmul(&r::transpose(&a, m, k), d, k, m, n);
-        da.extend(logical(&ga, k, m, ta));
-        db.extend(logical(&gb, n, k, tb));
-    }
-    [y, da, db]
 }
 
 /// (m, k, n) of every shape class.
@@ -161,23 +125,24 @@ const SHAPES: [(usize, usize, usize); 8] = [
 ];
 
 fn check_matmul(v: MatmulVariant, kernels: &Kernels, rng: &mut ChaCha8Rng) {
-    for (m, k, n) in SHAPES {
-        for batch in [None, Some(3)] {
-            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-                let nb = batch.unwrap_or(1);
-                let lead: Vec<usize> = batch.into_iter().collect();
-                let a_shape = [&lead[..], &if ta { [k, m] } else { [m, k] }].concat();
-                let b_shape = [&lead[..], &if tb { [n, k] } else { [k, n] }].concat();
-                let a = rand_vec(rng, nb * m * k);
-                let b = rand_vec(rng, nb * k * n);
-                let dy = rand_vec(rng, nb * m * n);
-                let inputs = [(a_shape, a.clone()), (b_shape, b.clone())];
-                let (y, grads) = run(kernels, &inputs, &dy, |g, x| g.matmul(x[0], x[1], ta, tb));
-                let [ry, rda, rdb] = reference_matmul(&a, &b, &dy, (m, k, n, nb), (ta, tb));
-                let case = format!("matmul {m}x{k}x{n} batch {batch:?} ta {ta} tb {tb}");
-                assert_close(v, &case, &[&y, &grads[0], &grads[1]], &[&ry, &rda, &rdb]);
-            }
-        }
+    for c in MatmulCase::all(&SHAPES) {
+        let nb = c.matrices();
+        let a = rand_vec(rng, nb * c.m * c.k);
+        let b = rand_vec(rng, nb * c.k * c.n);
+        let dy = rand_vec(rng, nb * c.m * c.n);
+        let [a_shape, b_shape] = c.operand_shapes();
+        let inputs = [(a_shape, a.clone()), (b_shape, b.clone())];
+        let (y, grads) = run(kernels, &inputs, &dy, |g, x| {
+            g.matmul(x[0], x[1], c.ta, c.tb)
+        });
+        let [rda, rdb] = c.backward(&a, &b, &dy);
+        let ry = c.forward(&a, &b);
+        assert_close(
+            v,
+            &c.name(),
+            &[&y, &grads[0], &grads[1]],
+            &[&ry, &rda, &rdb],
+        );
     }
 }
 

@@ -29,6 +29,27 @@ function showNoWebGpu(reason) {
   $('adapter').dataset.state = 'none';
 }
 
+/** The sides of the page, one per run, in the order of the trainer's runs. */
+const SIDES = ['a', 'b'];
+
+/**
+ * Stamps out one run panel per side from the `run-panel` template, ahead of the
+ * progress panel; each field gets the id `<field>-<side>` (e.g. `loss-a`).
+ */
+function buildRunPanels() {
+  const template = $('run-panel');
+  const runs = $('runs');
+  const panels = SIDES.map((side) => {
+    const panel = template.content.firstElementChild.cloneNode(true);
+    panel.classList.add(`run-${side}`);
+    for (const field of panel.querySelectorAll('[data-field]')) {
+      field.id = `${field.dataset.field}-${side}`;
+    }
+    return panel;
+  });
+  runs.prepend(...panels);
+}
+
 function readOptions() {
   return {
     pair: $('pair').value,
@@ -162,7 +183,7 @@ class Page {
 
   showPrediction() {
     const names = this.trainer.optimizers();
-    ['a', 'b'].forEach((side, r) => {
+    SIDES.forEach((side, r) => {
       $(`pred-name-${side}`).textContent = names[r];
       const bars = $(`pred-${side}`);
       const run = this.prediction?.runs[r];
@@ -192,7 +213,7 @@ class Page {
     const t = this.trainer;
     const s = t.status();
     const curves = s.runs.map((run) => smooth(run.loss));
-    ['a', 'b'].forEach((side, r) => {
+    SIDES.forEach((side, r) => {
       const run = s.runs[r];
       $(`name-${side}`).textContent = run.optimizer;
       $(`loss-${side}`).textContent = curves[r].length ? curves[r].at(-1)[1].toFixed(4) : '–';
@@ -223,6 +244,7 @@ class Page {
 }
 
 async function main() {
+  buildRunPanels();
   const reason = missingWebGpu();
   if (reason) {
     showNoWebGpu(reason);

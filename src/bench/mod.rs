@@ -36,9 +36,10 @@ use crate::stream::StreamShape;
 ///
 /// - the update reads p, g and the state and writes p and the state:
 ///   `12 + 2 * states * s` (s = bytes per state element; AdamW keeps two states);
-/// - with caution, pass 1 (the agreement count) reads g and the first state: `4 + s`;
+/// - with caution, pass 1 (the agreement count) reads g and the states its direction
+///   needs ([`Algorithm::count_pass_states`]: one, two for LaProp): `4 + k * s`;
 /// - an algorithm with per-tensor sums (LAMB) runs that pass with or without caution
-///   and reads p, g and every state there: `8 + states * s`;
+///   and reads p too: `8 + k * s`;
 /// - an algorithm with its own gradient clip (LAMB's `max_grad_norm`) reads g once
 ///   more for the global norm: `4`;
 /// - otherwise, the non-finite check (when on) reads g once more: `4`.
@@ -55,7 +56,9 @@ use crate::stream::StreamShape;
 /// assert_eq!(step_bytes_per_param(&adamw, false, ElementType::F32, true), 32);
 /// assert_eq!(step_bytes_per_param(&adamw, true, ElementType::F32, true), 36);
 /// assert_eq!(step_bytes_per_param(&adamw, false, ElementType::Bf16, false), 20);
-/// let lamb = Algorithm::Lamb(Default::default());
+/// let laprop = Algorithm::by_name("laprop").unwrap();
+/// assert_eq!(step_bytes_per_param(&laprop, true, ElementType::F32, true), 40);
+/// let lamb = Algorithm::by_name("lamb").unwrap();
 /// assert_eq!(step_bytes_per_param(&lamb, true, ElementType::F32, true), 28 + 16 + 4);
 /// ```
 pub fn step_bytes_per_param(
@@ -72,16 +75,29 @@ pub fn step_bytes_per_param(
     } else {
         0
     };
+    let k = algorithm.count_pass_states() as u64;
     let extra = if algorithm.needs_tensor_sums() {
-        8 + states * s
+        8 + k * s
     } else if caution {
-        4 + s
+        4 + k * s
     } else if nonfinite_check && clip == 0 {
         4
     } else {
         0
     };
     update + clip + extra
+}
+
+/// How [`run`] steps and times every configuration; the report repeats it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StepProtocol {
+    /// Untimed steps before timing.
+    pub warmup: u32,
+    /// Timed steps (the median is reported).
+    pub steps: u32,
+    /// Plain optimizers keep the engine's default non-finite gradient check (skip the
+    /// step on NaN/inf).
+    pub nonfinite_check: bool,
 }
 
 /// What [`run`] measures.
@@ -97,12 +113,8 @@ pub struct BenchOptions {
     pub cautions: Vec<bool>,
     /// State element types.
     pub state_dtypes: Vec<ElementType>,
-    /// Untimed steps before timing.
-    pub warmup: u32,
-    /// Timed steps (the median is reported).
-    pub steps: u32,
-    /// Keep the engine's default non-finite gradient check (skip the step on NaN/inf).
-    pub nonfinite_check: bool,
+    /// How every configuration is stepped and timed.
+    pub protocol: StepProtocol,
     /// Use timestamp queries when the device has them.
     pub timestamps: bool,
     /// Copy kernel variants timed side by side at each model size (none: skip).
@@ -119,9 +131,11 @@ impl Default for BenchOptions {
             algorithms: vec![Algorithm::adamw(), Algorithm::lion(), Algorithm::sgd(false)],
             cautions: vec![false, true],
             state_dtypes: vec![ElementType::F32],
-            warmup: 3,
-            steps: 20,
-            nonfinite_check: true,
+            protocol: StepProtocol {
+                warmup: 3,
+                steps: 20,
+                nonfinite_check: true,
+            },
             timestamps: true,
             copy_variants: CopyVariant::sweep(),
             stream_shapes: Vec::new(),
@@ -133,8 +147,8 @@ impl BenchOptions {
     /// A smoke run: 64K parameters, one warm-up step and three timed steps.
     pub fn quick(mut self) -> Self {
         self.params = vec![64 << 10];
-        self.warmup = 1;
-        self.steps = 3;
+        self.protocol.warmup = 1;
+        self.protocol.steps = 3;
         self
     }
 
@@ -273,12 +287,9 @@ pub struct BenchReport {
     pub copy_variants: Vec<CopyResult>,
     /// Native memcpy at each model size and thread count.
     pub natives: Vec<NativeResult>,
-    /// Warm-up steps and timed steps per configuration.
-    pub warmup: u32,
-    /// Timed steps per configuration.
-    pub steps: u32,
-    /// Whether plain optimizers ran the non-finite gradient check.
-    pub nonfinite_check: bool,
+    /// How every configuration was stepped and timed (flattened in the JSON).
+    #[serde(flatten)]
+    pub protocol: StepProtocol,
 }
 
 /// Step time of a cautious configuration over its plain counterpart.
@@ -355,7 +366,7 @@ pub fn run(
     options: &BenchOptions,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<BenchReport> {
-    if options.steps == 0 {
+    if options.protocol.steps == 0 {
         return Err(Error::InvalidConfig("at least one timed step".into()));
     }
     let max_wg = ctx.limits().max_compute_invocations_per_workgroup;
@@ -393,9 +404,7 @@ pub fn run(
         copies: Vec::new(),
         copy_variants: Vec::new(),
         natives: Vec::new(),
-        warmup: options.warmup,
-        steps: options.steps,
-        nonfinite_check: options.nonfinite_check,
+        protocol: options.protocol,
     };
     for &params in &options.params {
         measure_size(ctx, options, &mut timer, params, progress, &mut report)?;
@@ -432,7 +441,7 @@ fn measure_size(
     let copy = CopyKernel::new(ctx, &buffers, CopyVariant::for_context(ctx))?;
     let mut native = NativeCopy::new(buffers.len());
     let mut native_samples = vec![Vec::new(); NATIVE_THREADS.len()];
-    sample_native(&mut native, options.steps, &mut native_samples);
+    sample_native(&mut native, options.protocol.steps, &mut native_samples);
     let variant_samples = time_variants(ctx, timer, &buffers, options)?;
     let first_result = report.results.len();
     let mut copy_samples = Vec::new();
@@ -460,7 +469,7 @@ fn measure_size(
             }
         }
     }
-    sample_native(&mut native, options.steps, &mut native_samples);
+    sample_native(&mut native, options.protocol.steps, &mut native_samples);
     for (&threads, s) in NATIVE_THREADS.iter().zip(&native_samples) {
         report
             .natives
@@ -517,7 +526,8 @@ fn time_variants(
     for r in &mut records {
         work.push(r);
     }
-    let samples = timer.time_interleaved(options.warmup, options.steps, &mut work)?;
+    let samples =
+        timer.time_interleaved(options.protocol.warmup, options.protocol.steps, &mut work)?;
     ctx.wait_idle()?;
     Ok(options.copy_variants.iter().copied().zip(samples).collect())
 }
@@ -563,7 +573,7 @@ impl Group<'_> {
         if caution {
             cfg = cfg.with_caution(Caution::hard());
         }
-        if !options.nonfinite_check {
+        if !options.protocol.nonfinite_check {
             cfg.non_finite = NonFinite::Ignore;
         }
         Optimizer::new(ctx, self.store, cfg)
@@ -599,7 +609,8 @@ impl Group<'_> {
         for s in &mut steps {
             work.push(s);
         }
-        let mut samples = timer.time_interleaved(options.warmup, options.steps, &mut work)?;
+        let mut samples =
+            timer.time_interleaved(options.protocol.warmup, options.protocol.steps, &mut work)?;
         drop(work);
         drop(steps);
         ctx.wait_idle()?;
@@ -617,7 +628,7 @@ impl Group<'_> {
                         self.algorithm,
                         caution,
                         self.dtype,
-                        options.nonfinite_check,
+                        options.protocol.nonfinite_check,
                     );
                 let gbps = bytes as f64 / (step_ms * 1e6);
                 BenchResult {

@@ -1,8 +1,8 @@
 //! `coptim bench`: optimizer step times against the bandwidth of a copy kernel.
 
 use clap::Args;
-use coptim::bench::{self, BenchOptions, BenchReport, CopyResult, ModelLayout};
-use coptim::optim::{Algorithm, Lamb};
+use coptim::bench::{self, BenchOptions, BenchReport, CopyResult, ModelLayout, StepProtocol};
+use coptim::optim::Algorithm;
 use coptim::stream::StreamShape;
 use coptim::{ContextOptions, ElementType, Error, GpuContext};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -16,8 +16,8 @@ pub struct BenchArgs {
     /// Parameter layouts, comma-separated: transformer, single, many-small.
     #[arg(long, default_value = "transformer")]
     pub layout: String,
-    /// Optimizers, comma-separated: adamw, lion, sgd (SGD with momentum 0.9), lamb,
-    /// lambw (timm's LAMB defaults, coupled or decoupled decay).
+    /// Optimizers, comma-separated: any of coptim's algorithms (adamw, lion, sgd,
+    /// nadamw, laprop), each with timm's defaults; `all` for every one.
     #[arg(long, default_value = "adamw,lion,sgd")]
     pub optimizers: String,
     /// State storage types, comma-separated: f32, bf16, f16. Default: f32 and bf16,
@@ -71,19 +71,7 @@ fn list<T>(s: &str, parse: impl Fn(&str) -> coptim::Result<T>) -> coptim::Result
 }
 
 fn parse_algorithm(s: &str) -> coptim::Result<Algorithm> {
-    match s {
-        "adamw" => Ok(Algorithm::adamw()),
-        "lion" => Ok(Algorithm::lion()),
-        "sgd" => Ok(Algorithm::sgd(false)),
-        "lamb" => Ok(Algorithm::Lamb(Lamb::default())),
-        "lambw" => Ok(Algorithm::Lamb(Lamb {
-            decoupled: true,
-            ..Lamb::default()
-        })),
-        _ => Err(Error::InvalidConfig(format!(
-            "unknown optimizer `{s}` (adamw, lion, sgd, lamb, lambw)"
-        ))),
-    }
+    Algorithm::by_name(s)
 }
 
 fn parse_dtype(s: &str) -> coptim::Result<ElementType> {
@@ -119,12 +107,17 @@ impl BenchArgs {
         let options = BenchOptions {
             params: list(&self.params, bench::parse_count)?,
             layouts: list(&self.layout, |s| s.parse::<ModelLayout>())?,
-            algorithms: list(&self.optimizers, parse_algorithm)?,
+            algorithms: match self.optimizers.as_str() {
+                "all" => Algorithm::members(),
+                names => list(names, parse_algorithm)?,
+            },
             cautions,
             state_dtypes,
-            warmup: self.warmup,
-            steps: self.steps,
-            nonfinite_check: !self.no_nonfinite_check,
+            protocol: StepProtocol {
+                warmup: self.warmup,
+                steps: self.steps,
+                nonfinite_check: !self.no_nonfinite_check,
+            },
             timestamps: !self.wall_clock,
             stream_shapes: match &self.stream_shape {
                 Some(s) => list(s, StreamShape::parse)?,
@@ -190,7 +183,12 @@ fn print_table(r: &BenchReport) {
 fn print_baselines(r: &BenchReport) {
     println!(
         "adapter {} ({}, {}); timing: {:?}; {} warm-up + {} timed steps, median",
-        r.adapter.name, r.adapter.backend, r.adapter.device_type, r.timing, r.warmup, r.steps
+        r.adapter.name,
+        r.adapter.backend,
+        r.adapter.device_type,
+        r.timing,
+        r.protocol.warmup,
+        r.protocol.steps
     );
     for n in &r.natives {
         println!(

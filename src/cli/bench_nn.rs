@@ -172,12 +172,12 @@ fn print_table(r: &NnReport) {
         r.adapter.name, r.adapter.backend, r.adapter.device_type, r.default_variant, r.native
     );
     println!(
-        "{:<20} {:>5} {:>4} {:>4} {:<10} {:>8} {:>8} {:>8} {:>8}",
+        "{:<20} {:>5} {:>4} {:>4} {:<13} {:>8} {:>8} {:>8} {:>8}",
         "product", "m", "k", "n", "variant", "GFLOP/s", "native1", "nativeN", "of nat1"
     );
     for x in &r.matmul {
         println!(
-            "{:<20} {:>5} {:>4} {:>4} {:<10} {:>8.2} {:>8.2} {:>8.2} {:>7.1}%",
+            "{:<20} {:>5} {:>4} {:>4} {:<13} {:>8.2} {:>8.2} {:>8.2} {:>7.1}%",
             x.label,
             x.m,
             x.k,

@@ -10,7 +10,7 @@ use crate::nn::bindings::*;
 use crate::nn::kernels::{ROW_WG_SIZE, RowLayout, WG_SIZE};
 use crate::nn::matmul_variant::MatmulShader;
 use crate::nn::ops;
-use crate::wgsl::{Part, ShaderBuilder, lib};
+use crate::wgsl::{Part, ShaderBuilder, lib, shader_part};
 
 /// A kernel file of the nn ops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -23,32 +23,25 @@ pub(crate) enum File {
     Loss,
 }
 
-/// `kernel_file!("nn_name", needs)`: the part of `shaders/nn_name.wgsl`, which
-/// calls the lib functions `needs`.
-macro_rules! kernel_file {
-    ($name:literal, $needs:expr) => {
-        Part {
-            name: concat!($name, ".wgsl"),
-            source: include_str!(concat!("../../shaders/", $name, ".wgsl")),
-            provides: &[],
-            requires: $needs,
-        }
-    };
-}
-
 /// What a flat-kernel file calls from `shaders/lib/`.
 const FLAT_NEEDS: &[&str] = &["flat_index", "accumulated"];
 
-static ELEMENTWISE: Part = kernel_file!("nn_elementwise", FLAT_NEEDS);
-static TOKENS: Part = kernel_file!("nn_tokens", FLAT_NEEDS);
-static ATTENTION: Part = kernel_file!("nn_attention", FLAT_NEEDS);
-static LAYERNORM: Part = kernel_file!("nn_layernorm", &["row_index", "row_sum", "accumulated"]);
-static SOFTMAX: Part = kernel_file!(
-    "nn_softmax",
+static ELEMENTWISE: Part = shader_part!("nn_elementwise.wgsl", &[], FLAT_NEEDS);
+static TOKENS: Part = shader_part!("nn_tokens.wgsl", &[], FLAT_NEEDS);
+static ATTENTION: Part = shader_part!("nn_attention.wgsl", &[], FLAT_NEEDS);
+static LAYERNORM: Part = shader_part!(
+    "nn_layernorm.wgsl",
+    &[],
+    &["row_index", "row_sum", "accumulated"]
+);
+static SOFTMAX: Part = shader_part!(
+    "nn_softmax.wgsl",
+    &[],
     &["row_index", "row_max_sum_exp", "accumulated"]
 );
-static LOSS: Part = kernel_file!(
-    "nn_loss",
+static LOSS: Part = shader_part!(
+    "nn_loss.wgsl",
+    &[],
     &["row_max_sum_exp", "workgroup_sum", "flat_index"]
 );
 

@@ -7,6 +7,9 @@ use coptim::{GpuContext, Optimizer, TensorId};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+#[cfg(feature = "nn")]
+pub mod matmul;
+
 /// Parses and validates a WGSL module with naga, panicking with the located error
 /// and the module's `name`.
 pub fn validate_wgsl(name: &str, source: &str) {

@@ -202,6 +202,11 @@ impl Algorithm {
     pub fn needs_tensor_sums(&self) -> bool {
         self.rules().tensor_sums()
     }
+
+    /// How many state tensors the caution count pass reads (the bytes it moves).
+    pub fn count_pass_states(&self) -> usize {
+        self.rules().count_states()
+    }
 }
 
 /// Every timm optimizer name coptim builds, with the algorithm that serves it.
