@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::{Architecture, Mlp, Vit};
-use crate::optim::{Caution, LrSchedule, OptimizerConfig};
+use crate::optim::{Caution, DecayMode, LrSchedule, OptimizerConfig};
 use crate::train::presets::{MODEL_PRESETS, ModelPreset};
 
 /// The model a session trains, with its configuration.
@@ -171,6 +171,9 @@ pub struct TrainConfig {
     pub lr_floor: f64,
     /// Global gradient-norm clipping (`None`: off).
     pub clip_grad_norm: Option<f64>,
+    /// Cautious and/or corrected weight decay (both off: plain decoupled decay).
+    #[serde(default)]
+    pub decay: DecayMode,
     /// Samples per training step.
     pub batch_size: usize,
     /// Training steps (the schedule ends here).
@@ -213,6 +216,7 @@ impl TrainConfig {
             warmup_steps: preset.warmup_steps,
             lr_floor: preset.lr_floor,
             clip_grad_norm: None,
+            decay: DecayMode::default(),
             batch_size: preset.batch_size,
             steps: preset.steps,
             seed: 0,
@@ -254,7 +258,8 @@ impl TrainConfig {
         let cfg = self
             .optimizer
             .config(self.lr, self.weight_decay)
-            .with_schedule(self.schedule());
+            .with_schedule(self.schedule())
+            .with_decay(self.decay);
         match self.clip_grad_norm {
             Some(c) => cfg.with_clip_grad_norm(c),
             None => cfg,
