@@ -149,6 +149,17 @@ def case(name, family, cls, args, notes, suffix="", foreach=True, timm=None, fac
                 foreach=foreach, timm=timm, factory=factory)
 
 
+def timm_case(name, family, cls, args, caution, notes, **kw):
+    """A case of a timm class: `args`, then timm's caution switch, plain (uncorrected)
+    decay and the single-tensor path."""
+    return case(name, family, cls,
+                f"{args}, caution={caution}, corrected_weight_decay=False, foreach=False",
+                notes, **kw)
+
+
+# The SGDW cases' hyperparameters before `nesterov`.
+SGDW_ARGS = "lr=1e-2, momentum=0.9, dampening=0.0, weight_decay=1e-2"
+
 CASES = [
     case("torch_adamw", "adamw", "torch.optim.AdamW",
          "lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, foreach=False",
@@ -157,47 +168,39 @@ CASES = [
     case("torch_adamw_nowd", "adamw", "torch.optim.AdamW",
          "lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, foreach=False",
          "as torch_adamw without weight decay"),
-    case("timm_adamw", "adamw", "timm.optim.adamw.AdamWLegacy",
-         "lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, caution=False, "
-         "corrected_weight_decay=False, foreach=False",
-         "same math as torch_adamw",
-         suffix="[timm's own AdamW; timm.optim.AdamW is torch.optim.AdamW in timm 1.0.31]"),
-    case("timm_cadamw", "adamw", "timm.optim.adamw.AdamWLegacy",
-         "lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, caution=True, "
-         "corrected_weight_decay=False, foreach=False",
-         "mask = (m*g > 0) on the raw (not bias-corrected) exp_avg; "
-         "mask /= max(mean(mask), 1e-3); p.addcdiv_(m*mask, den, value=-lr/bc1); "
-         "exp_avg state itself is not masked",
-         suffix="[= timm create_optimizer_v2 opt='cadamw']", timm="cadamw"),
-    case("timm_cadamw_nowd", "adamw", "timm.optim.adamw.AdamWLegacy",
-         "lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, caution=True, "
-         "corrected_weight_decay=False, foreach=False",
-         "as timm_cadamw without weight decay", timm="cadamw"),
-    case("timm_lion", "lion", "timm.optim.lion.Lion",
-         "lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-2, caution=False, corrected_weight_decay=False, "
-         "foreach=False",
-         "p *= 1 - lr*wd; u = sign(m.lerp(g, 1-b1)); p -= lr*u; "
-         "then m.lerp_(g, 1-b2) (momentum updated after the step)", timm="lion"),
-    case("timm_clion", "lion", "timm.optim.lion.Lion",
-         "lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-2, caution=True, corrected_weight_decay=False, "
-         "foreach=False",
-         "p *= 1 - lr*wd; u = sign(m.lerp(g, 1-b1)); mask = (u*g > 0); "
-         "mask /= max(mean(mask), 1e-3); p -= lr*u*mask; then m.lerp_(g, 1-b2)",
-         suffix="[= timm opt='clion']", timm="clion"),
-    case("timm_csgdw", "sgd", "timm.optim.sgdw.SGDW",
-         "lr=1e-2, momentum=0.9, dampening=0.0, weight_decay=1e-2, nesterov=False, caution=True, "
-         "corrected_weight_decay=False, foreach=False",
-         "p *= 1 - lr*wd; buf = g (step 1) else buf*mu + g; u = buf; mask = (u*g > 0); "
-         "mask /= max(mean(mask), 1e-3); p -= lr*u*mask", timm="csgdw"),
-    case("timm_csgdw_nesterov", "sgd", "timm.optim.sgdw.SGDW",
-         "lr=1e-2, momentum=0.9, dampening=0.0, weight_decay=1e-2, nesterov=True, caution=True, "
-         "corrected_weight_decay=False, foreach=False",
-         "as timm_csgdw with u = g + mu*buf (buf state is not masked)",
-         suffix="[= timm opt='csgdw' defaults]", timm="csgdw"),
-    case("timm_sgdw_nesterov", "sgd", "timm.optim.sgdw.SGDW",
-         "lr=1e-2, momentum=0.9, dampening=0.0, weight_decay=1e-2, nesterov=True, caution=False, "
-         "corrected_weight_decay=False, foreach=False",
-         "p *= 1 - lr*wd; buf = g (step 1) else buf*mu + g; p -= lr*(g + mu*buf)", timm="sgdw"),
+    timm_case("timm_adamw", "adamw", "timm.optim.adamw.AdamWLegacy",
+              "lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False", False,
+              "same math as torch_adamw",
+              suffix="[timm's own AdamW; timm.optim.AdamW is torch.optim.AdamW in timm 1.0.31]"),
+    timm_case("timm_cadamw", "adamw", "timm.optim.adamw.AdamWLegacy",
+              "lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False", True,
+              "mask = (m*g > 0) on the raw (not bias-corrected) exp_avg; "
+              "mask /= max(mean(mask), 1e-3); p.addcdiv_(m*mask, den, value=-lr/bc1); "
+              "exp_avg state itself is not masked",
+              suffix="[= timm create_optimizer_v2 opt='cadamw']", timm="cadamw"),
+    timm_case("timm_cadamw_nowd", "adamw", "timm.optim.adamw.AdamWLegacy",
+              "lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False", True,
+              "as timm_cadamw without weight decay", timm="cadamw"),
+    timm_case("timm_lion", "lion", "timm.optim.lion.Lion",
+              "lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-2", False,
+              "p *= 1 - lr*wd; u = sign(m.lerp(g, 1-b1)); p -= lr*u; "
+              "then m.lerp_(g, 1-b2) (momentum updated after the step)", timm="lion"),
+    timm_case("timm_clion", "lion", "timm.optim.lion.Lion",
+              "lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-2", True,
+              "p *= 1 - lr*wd; u = sign(m.lerp(g, 1-b1)); mask = (u*g > 0); "
+              "mask /= max(mean(mask), 1e-3); p -= lr*u*mask; then m.lerp_(g, 1-b2)",
+              suffix="[= timm opt='clion']", timm="clion"),
+    timm_case("timm_csgdw", "sgd", "timm.optim.sgdw.SGDW",
+              f"{SGDW_ARGS}, nesterov=False", True,
+              "p *= 1 - lr*wd; buf = g (step 1) else buf*mu + g; u = buf; mask = (u*g > 0); "
+              "mask /= max(mean(mask), 1e-3); p -= lr*u*mask", timm="csgdw"),
+    timm_case("timm_csgdw_nesterov", "sgd", "timm.optim.sgdw.SGDW",
+              f"{SGDW_ARGS}, nesterov=True", True,
+              "as timm_csgdw with u = g + mu*buf (buf state is not masked)",
+              suffix="[= timm opt='csgdw' defaults]", timm="csgdw"),
+    timm_case("timm_sgdw_nesterov", "sgd", "timm.optim.sgdw.SGDW",
+              f"{SGDW_ARGS}, nesterov=True", False,
+              "p *= 1 - lr*wd; buf = g (step 1) else buf*mu + g; p -= lr*(g + mu*buf)", timm="sgdw"),
     case("pyopt_clion", "lion", "pytorch_optimizer.Lion",
          "lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-2, weight_decouple=True, fixed_decay=False, "
          "foreach=False, maximize=False, cautious=True",

@@ -51,6 +51,18 @@ fn block_at(blk: Block, e: u32) -> At {
     return At(blk.param_start + e, blk.grad_start + e, (blk.state_start + e) / 4u);
 }
 
+// Invocation `lid`'s k-th vec4 of a block: where it lies and which of its four lanes
+// are inside the block (`valid.x` false: the vec4 is past the block's end).
+struct Lane {
+    at: At,
+    valid: vec4<bool>,
+}
+
+fn block_lane(blk: Block, k: u32, lid: u32) -> Lane {
+    let e = block_elem(k, lid);
+    return Lane(block_at(blk, e), lanes_valid(e, blk.len));
+}
+
 // Per-tensor table; `scale`, `kept` and `sums` are written by finalize_scale every
 // step that measures (caution, or an algorithm with tensor sums).
 struct TensorEntry {

@@ -50,6 +50,10 @@ struct StepContext {
     sums: vec4<f32>,    // the tensor's float sums from the measuring pass
 }
 
+fn step_context(gp: GroupParams, bias: vec4<f32>, first_step: bool, sums: vec4<f32>) -> StepContext {
+    return StepContext(gp, bias, 1.0 - gp.lr * gp.weight_decay, first_step, sums);
+}
+
 @compute @workgroup_size(WG_SIZE)
 fn count_agreement(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -68,25 +72,18 @@ fn count_agreement(
         let gp = step.groups[group];
         // Runs before advance_step: the bias corrections and step count advance here
         // as advance_step will advance them; the sums are what this pass measures.
-        let c = StepContext(
-            gp,
-            advance_bias(gp, status_rw.bias[group]),
-            1.0 - gp.lr * gp.weight_decay,
-            status_rw.step == 0u,
-            vec4<f32>(0.0),
-        );
+        let bias = advance_bias(gp, status_rw.bias[group]);
+        let c = step_context(gp, bias, status_rw.step == 0u, vec4<f32>(0.0));
         let clip = select(1.0, status_rw.clip_coef, clipping(step));
         for (var k = 0u; k < VEC_PER_THREAD; k++) {
-            let e = block_elem(k, lid);
-            if e < blk.len {
-                let at = block_at(blk, e);
-                let valid = lanes_valid(e, blk.len);
-                let g_raw = load_grad(at.grad, valid);
+            let lane = block_lane(blk, k, lid);
+            if lane.valid.x {
+                let g_raw = load_grad(lane.at.grad, lane.valid);
                 let g = g_raw * clip;
-                let dir = caution_direction(at.state, g, c);
-                agree += count_agree(dir, g, valid);
-                sums += tensor_terms(at, g, dir, valid, c);
-                bad += count_nonfinite(g_raw, valid);
+                let dir = caution_direction(lane.at.state, g, c);
+                agree += count_agree(dir, g, lane.valid);
+                sums += tensor_terms(lane.at, g, dir, lane.valid, c);
+                bad += count_nonfinite(g_raw, lane.valid);
             }
         }
     }
@@ -109,14 +106,13 @@ fn update(
     let blk = blocks[b];
     let t = tensors[blk.tensor];
     let gp = step.groups[t.group];
-    let c = StepContext(gp, status.bias[t.group], 1.0 - gp.lr * gp.weight_decay, status.step == 1u, t.sums);
+    let c = step_context(gp, status.bias[t.group], status.step == 1u, t.sums);
     let clip = select(1.0, status.clip_coef, clipping(step));
     for (var k = 0u; k < VEC_PER_THREAD; k++) {
-        let e = block_elem(k, lid);
-        if e < blk.len {
-            let at = block_at(blk, e);
-            let valid = lanes_valid(e, blk.len);
-            step_vec4(at, load_grad(at.grad, valid) * clip, valid, t.scale, c);
+        let lane = block_lane(blk, k, lid);
+        if lane.valid.x {
+            let g = load_grad(lane.at.grad, lane.valid) * clip;
+            step_vec4(lane.at, g, lane.valid, t.scale, c);
         }
     }
 }

@@ -61,14 +61,6 @@ fn run_steps(
 /// LAMB (per-tensor sums, its own clip) with cautious decay, and decoupled LAMB with
 /// corrected decay under a schedule.
 fn lamb_configs() -> [OptimizerConfig; 2] {
-    let cautious = DecayMode {
-        cautious: true,
-        corrected: false,
-    };
-    let corrected = DecayMode {
-        cautious: false,
-        corrected: true,
-    };
     let decoupled = Lamb {
         decoupled: true,
         ..Lamb::default()
@@ -77,11 +69,11 @@ fn lamb_configs() -> [OptimizerConfig; 2] {
         OptimizerConfig::new(Algorithm::Lamb(Lamb::default()), 1e-2)
             .with_caution(Caution::hard())
             .with_weight_decay(0.05)
-            .with_decay(cautious),
+            .with_decay(DecayMode::CAUTIOUS),
         OptimizerConfig::new(Algorithm::Lamb(decoupled), 1e-2)
             .with_caution(Caution::hard())
             .with_weight_decay(0.05)
-            .with_decay(corrected)
+            .with_decay(DecayMode::CORRECTED)
             .with_schedule(LrSchedule::Cosine {
                 total: 6,
                 floor: 0.1,

@@ -56,15 +56,11 @@ fn lamb_matches_reference_across_windows_and_grids() {
         trust_clip: true,
         ..coupled
     };
-    let cautious = DecayMode {
-        cautious: true,
-        corrected: false,
-    };
     let configs = [
         lamb(coupled, Caution::Off, DecayMode::default()),
-        lamb(coupled, Caution::hard(), cautious),
+        lamb(coupled, Caution::hard(), DecayMode::CAUTIOUS),
         lamb(decoupled, Caution::hard(), DecayMode::default()),
-        lamb(decoupled, Caution::hard(), cautious),
+        lamb(decoupled, Caution::hard(), DecayMode::CAUTIOUS),
     ];
     for cfg in configs {
         let c = compare_with_reference(&ctx, &store, cfg.clone(), options, 4, 21, TOL);
@@ -126,15 +122,11 @@ fn write_grads(
 /// The sums of the second step of a cautious LAMB with cautious decay (and no gradient
 /// clip, so the sums see the raw gradients) from seed 7.
 fn second_step_sums(ctx: &GpuContext) -> (Vec<[f32; 4]>, Vec<[f64; 4]>) {
-    let cautious = DecayMode {
-        cautious: true,
-        corrected: false,
-    };
     let unclipped = Lamb {
         max_grad_norm: None,
         ..Lamb::default()
     };
-    let cfg = lamb(unclipped, Caution::hard(), cautious);
+    let cfg = lamb(unclipped, Caution::hard(), DecayMode::CAUTIOUS);
     let store = store(ctx);
     let mut r = rng(7);
     for (i, t) in store.layout().tensors().iter().enumerate() {

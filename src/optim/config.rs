@@ -148,6 +148,18 @@ pub struct DecayMode {
 }
 
 impl DecayMode {
+    /// Cautious decay at the plain rate `lr * wd`.
+    pub const CAUTIOUS: DecayMode = DecayMode {
+        cautious: true,
+        corrected: false,
+    };
+
+    /// timm's corrected decay on every coordinate.
+    pub const CORRECTED: DecayMode = DecayMode {
+        cautious: false,
+        corrected: true,
+    };
+
     /// The factor that multiplies `wd` in the decay of a step with learning rate `lr`
     /// under base rate `max_lr`: `lr`, or `lr^2 / max_lr` when corrected.
     pub fn lr_factor(&self, lr: f64, max_lr: f64) -> f64 {

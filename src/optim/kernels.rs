@@ -20,6 +20,7 @@ pub static COMMON: Part = shader_part!(
     &[
         "block_elem",
         "block_at",
+        "block_lane",
         "block_index",
         "lanes_valid",
         "is_finite4",
@@ -63,7 +64,7 @@ pub static STEP: Part = shader_part!(
         "add_block_count",
         "add_block_sums",
         "load_grad",
-        "block_at",
+        "block_lane",
         "block_index",
     ],
 );

@@ -107,9 +107,8 @@ impl ReferenceOptimizer {
             let lrs = &self.lr_history[self.groups[i]];
             let x = TensorStep {
                 p,
-                g: &g,
                 state: self.state.iter_mut().map(|s| &mut s[i]).collect(),
-                step: RefStep { t, lrs },
+                step: RefStep { t, lrs, g: &g },
                 wd,
                 decay: DecayRate {
                     rate: cfg.decay.lr_factor(lr, cfg.lr) * wd,
@@ -134,11 +133,9 @@ impl ReferenceOptimizer {
 pub(crate) struct TensorStep<'a> {
     /// Parameters, updated in place.
     pub p: &'a mut [f64],
-    /// The clipped gradient.
-    pub g: &'a [f64],
     /// The tensor's state, in the order of the algorithm's state names.
     pub state: Vec<&'a mut Vec<f64>>,
-    /// The step number and learning rates.
+    /// The step number, learning rates and clipped gradient.
     pub step: RefStep<'a>,
     /// The group's weight decay as configured (coupled decay adds `wd * p`).
     pub wd: f64,
@@ -213,8 +210,8 @@ impl Mask {
 /// the step as `place` says (the cautious test always sees the pre-step parameter),
 /// and the masked direction. Returns (kept, ambiguous) coordinate counts.
 pub(crate) fn apply_masked_update(x: TensorStep<'_>, dir: &Direction, place: Decay) -> (u64, u64) {
-    let mask = Mask::new(x.caution, x.g, dir);
-    for j in 0..x.g.len() {
+    let mask = Mask::new(x.caution, x.step.g, dir);
+    for j in 0..x.step.g.len() {
         let step = dir.delta[j] * mask.factors[j];
         x.p[j] = match place {
             Decay::BeforeStep => x.decay.apply(x.p[j], dir.delta[j]) - step,

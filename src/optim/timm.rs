@@ -38,6 +38,70 @@ pub(crate) struct TimmName {
     pub build: fn(&mut TimmArgs) -> Result<(Algorithm, Caution)>,
 }
 
+/// timm's `OptimInfo.defaults` entry of the cautious names (`cadamw`, `clion`, ...).
+pub(crate) const CAUTION: (&str, TimmDefault) = ("caution", TimmDefault::Bool(true));
+/// timm's `OptimInfo.defaults` entry of the corrected-decay names (`adamc`, `lionc`, ...).
+pub(crate) const CORRECTED: (&str, TimmDefault) =
+    ("corrected_weight_decay", TimmDefault::Bool(true));
+
+impl TimmName {
+    /// The name `name` of a class whose keywords `build` reads and whose learning rate
+    /// defaults to `lr`; no factory defaults, and the factory drops momentum, eps and
+    /// betas until [`TimmName::momentum`], [`TimmName::eps`], [`TimmName::betas`] say.
+    pub const fn new(
+        name: &'static str,
+        lr: f64,
+        build: fn(&mut TimmArgs) -> Result<(Algorithm, Caution)>,
+    ) -> Self {
+        Self {
+            name,
+            lr,
+            defaults: &[],
+            has_momentum: false,
+            has_eps: false,
+            has_betas: false,
+            build,
+        }
+    }
+
+    /// The same class under another name, with that name's `OptimInfo.defaults`.
+    pub const fn alias(
+        self,
+        name: &'static str,
+        defaults: &'static [(&'static str, TimmDefault)],
+    ) -> Self {
+        Self {
+            name,
+            defaults,
+            ..self
+        }
+    }
+
+    /// `OptimInfo.has_momentum`.
+    pub const fn momentum(self) -> Self {
+        Self {
+            has_momentum: true,
+            ..self
+        }
+    }
+
+    /// `OptimInfo.has_eps`.
+    pub const fn eps(self) -> Self {
+        Self {
+            has_eps: true,
+            ..self
+        }
+    }
+
+    /// `OptimInfo.has_betas`.
+    pub const fn betas(self) -> Self {
+        Self {
+            has_betas: true,
+            ..self
+        }
+    }
+}
+
 /// Keywords that only steer PyTorch's execution or bookkeeping: accepted, ignored.
 const EXECUTION_ONLY: &[&str] = &[
     "foreach",

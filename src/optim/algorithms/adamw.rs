@@ -4,13 +4,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{
-    Algorithm, Direction, HOOK_NEEDS, HOOKS, RefStep, Rules, positive, timm_betas, unit_interval,
-};
+use super::{Algorithm, Direction, GroupHyper, HOOK_NEEDS, HOOKS, RefStep, Rules, timm_betas};
 use crate::error::Result;
 use crate::optim::config::Caution;
-use crate::optim::gpu_types::GpuGroupParams;
-use crate::optim::timm::{TimmArgs, TimmDefault, TimmName};
+use crate::optim::timm::{CAUTION, CORRECTED, TimmArgs, TimmName};
 use crate::wgsl::{Part, ShaderBuilder, shader_part};
 
 /// Where AdamW adds eps.
@@ -61,15 +58,8 @@ impl Rules for AdamW {
         &["exp_avg", "exp_avg_sq"]
     }
 
-    fn validate(&self) -> Result<()> {
-        unit_interval("beta1", self.beta1)?;
-        unit_interval("beta2", self.beta2)?;
-        positive("eps", self.eps)
-    }
-
-    fn pack(&self, group: &mut GpuGroupParams) {
-        group.set_betas(self.beta1, self.beta2);
-        group.eps = self.eps as f32;
+    fn group_hyper(&self) -> GroupHyper {
+        GroupHyper::betas(self.beta1, self.beta2).eps(self.eps)
     }
 
     fn variant(&self) -> u32 {
@@ -80,13 +70,8 @@ impl Rules for AdamW {
         module.constant("NESTEROV_MOMENT", false).part(&SHADER)
     }
 
-    fn reference_direction(
-        &self,
-        state: &mut [&mut Vec<f64>],
-        g: &[f64],
-        step: &RefStep,
-    ) -> Direction {
-        adam_direction(self, state, g, step, false)
+    fn reference_direction(&self, state: &mut [&mut Vec<f64>], step: &RefStep) -> Direction {
+        adam_direction(self, state, step, false)
     }
 
     fn timm_group(&self) -> Map<String, Value> {
@@ -95,15 +80,15 @@ impl Rules for AdamW {
     }
 }
 
-/// The moments `m`, `v` (`state`) after a step with gradient `g`, and the bias-corrected
+/// The moments `m`, `v` (`state`) after a step with gradient `step.g`, and the bias-corrected
 /// direction from `m`, or from its Nesterov look-ahead `lerp(m, g, 1 - beta1)` (NAdamW).
 pub(super) fn adam_direction(
     adam: &AdamW,
     state: &mut [&mut Vec<f64>],
-    g: &[f64],
     step: &RefStep,
     nesterov: bool,
 ) -> Direction {
+    let g = step.g;
     let [m, v] = state else {
         unreachable!("Adam keeps two state tensors")
     };
@@ -141,46 +126,14 @@ pub(super) fn adam_direction(
 /// timm `adamw` (torch.optim.AdamW), `cadamw` (timm's AdamWLegacy, caution on) and the
 /// corrected-decay `adamc`, `cadamc` (AdamWLegacy).
 pub(crate) const TIMM: &[TimmName] = &[
-    TimmName {
-        name: "adamw",
-        lr: 1e-3,
-        defaults: &[],
-        has_momentum: false,
-        has_eps: true,
-        has_betas: true,
-        build: torch_adamw,
-    },
-    TimmName {
-        name: "cadamw",
-        lr: 1e-3,
-        defaults: &[("caution", TimmDefault::Bool(true))],
-        has_momentum: false,
-        has_eps: true,
-        has_betas: true,
-        build: legacy_adamw,
-    },
-    TimmName {
-        name: "adamc",
-        lr: 1e-3,
-        defaults: &[("corrected_weight_decay", TimmDefault::Bool(true))],
-        has_momentum: false,
-        has_eps: true,
-        has_betas: true,
-        build: legacy_adamw,
-    },
-    TimmName {
-        name: "cadamc",
-        lr: 1e-3,
-        defaults: &[
-            ("caution", TimmDefault::Bool(true)),
-            ("corrected_weight_decay", TimmDefault::Bool(true)),
-        ],
-        has_momentum: false,
-        has_eps: true,
-        has_betas: true,
-        build: legacy_adamw,
-    },
+    TimmName::new("adamw", 1e-3, torch_adamw).betas().eps(),
+    LEGACY.alias("cadamw", &[CAUTION]),
+    LEGACY.alias("adamc", &[CORRECTED]),
+    LEGACY.alias("cadamc", &[CAUTION, CORRECTED]),
 ];
+
+/// timm's AdamWLegacy.
+const LEGACY: TimmName = TimmName::new("cadamw", 1e-3, legacy_adamw).betas().eps();
 
 /// The keywords of torch.optim.AdamW.
 fn torch_adamw(args: &mut TimmArgs) -> Result<(Algorithm, Caution)> {

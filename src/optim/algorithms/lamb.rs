@@ -10,12 +10,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{Algorithm, Direction, RefStep, Rules, positive, timm_betas, unit_interval};
+use super::{Algorithm, Direction, GroupHyper, RefStep, Rules, positive, timm_betas};
 use crate::error::Result;
 use crate::optim::config::Caution;
-use crate::optim::gpu_types::GpuGroupParams;
 use crate::optim::reference::{Mask, TensorStep};
-use crate::optim::timm::{TimmArgs, TimmDefault, TimmName};
+use crate::optim::timm::{CAUTION, CORRECTED, TimmArgs, TimmDefault, TimmName};
 use crate::wgsl::{Part, ShaderBuilder, shader_part};
 
 /// LAMB's hyperparameters and switches, as timm's `Lamb` names them.
@@ -76,19 +75,16 @@ impl Rules for Lamb {
         &["exp_avg", "exp_avg_sq"]
     }
 
+    fn group_hyper(&self) -> GroupHyper {
+        GroupHyper::betas(self.beta1, self.beta2).eps(self.eps)
+    }
+
     fn validate(&self) -> Result<()> {
-        unit_interval("beta1", self.beta1)?;
-        unit_interval("beta2", self.beta2)?;
-        positive("eps", self.eps)?;
+        self.group_hyper().validate()?;
         match self.max_grad_norm {
             Some(m) => positive("LAMB max_grad_norm", m),
             None => Ok(()),
         }
-    }
-
-    fn pack(&self, group: &mut GpuGroupParams) {
-        group.set_betas(self.beta1, self.beta2);
-        group.eps = self.eps as f32;
     }
 
     fn shader(&self, module: ShaderBuilder) -> ShaderBuilder {
@@ -115,12 +111,8 @@ impl Rules for Lamb {
 
     /// Updates both moments and returns the Adam update `(m / bc1) / (sqrt(v) /
     /// sqrt(bc2) + eps)` before the mask (timm/optim/lamb.py:344-351).
-    fn reference_direction(
-        &self,
-        state: &mut [&mut Vec<f64>],
-        g: &[f64],
-        step: &RefStep,
-    ) -> Direction {
+    fn reference_direction(&self, state: &mut [&mut Vec<f64>], step: &RefStep) -> Direction {
+        let g = step.g;
         let t = step.t;
         let lr = step.lr();
         let [m, v] = state else {
@@ -159,10 +151,11 @@ impl Rules for Lamb {
         let unit = RefStep {
             t: x.step.t,
             lrs: &[1.0],
+            g: x.step.g,
         };
-        let dir = self.reference_direction(&mut x.state, x.g, &unit);
+        let dir = self.reference_direction(&mut x.state, &unit);
         let u = &dir.delta;
-        let mask = Mask::new(x.caution, x.g, &dir);
+        let mask = Mask::new(x.caution, x.step.g, &dir);
         let mut update: Vec<f64> = u.iter().zip(&mask.factors).map(|(u, f)| u * f).collect();
         for (j, p) in x.p.iter_mut().enumerate() {
             if self.decoupled {
@@ -212,34 +205,21 @@ fn norm(x: &[f64]) -> f64 {
     x.iter().map(|v| v * v).sum::<f64>().sqrt()
 }
 
-/// A timm LAMB name with its `OptimInfo.defaults`.
-const fn name(name: &'static str, defaults: &'static [(&'static str, TimmDefault)]) -> TimmName {
-    TimmName {
-        name,
-        lr: 1e-3,
-        defaults,
-        has_momentum: false,
-        has_eps: true,
-        has_betas: true,
-        build: timm_lamb,
-    }
-}
-
-const CAUTION: (&str, TimmDefault) = ("caution", TimmDefault::Bool(true));
+/// timm.optim.Lamb.
+const LAMB: TimmName = TimmName::new("lamb", 1e-3, timm_lamb).betas().eps();
 const TRUST_CLIP: (&str, TimmDefault) = ("trust_clip", TimmDefault::Bool(true));
 const DECOUPLED: (&str, TimmDefault) = ("decoupled_decay", TimmDefault::Bool(true));
-const CORRECTED: (&str, TimmDefault) = ("corrected_weight_decay", TimmDefault::Bool(true));
 
 /// timm's LAMB names (timm/optim/_optim_factory.py: `_register_lamb_lars`, the
 /// corrected-decay and the cautious registrations).
 pub(crate) const TIMM: &[TimmName] = &[
-    name("lamb", &[]),
-    name("lambc", &[TRUST_CLIP]),
-    name("lambw", &[DECOUPLED]),
-    name("lambcw", &[TRUST_CLIP, DECOUPLED]),
-    name("lambcd", &[DECOUPLED, CORRECTED]),
-    name("clamb", &[CAUTION]),
-    name("clambw", &[CAUTION, DECOUPLED]),
+    LAMB,
+    LAMB.alias("lambc", &[TRUST_CLIP]),
+    LAMB.alias("lambw", &[DECOUPLED]),
+    LAMB.alias("lambcw", &[TRUST_CLIP, DECOUPLED]),
+    LAMB.alias("lambcd", &[DECOUPLED, CORRECTED]),
+    LAMB.alias("clamb", &[CAUTION]),
+    LAMB.alias("clambw", &[CAUTION, DECOUPLED]),
 ];
 
 /// The keywords of timm.optim.Lamb.

@@ -7,13 +7,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Algorithm, Decay, Direction, HOOK_NEEDS, HOOKS, RefStep, Rules, positive, timm_betas,
-    unit_interval,
+    Algorithm, Decay, Direction, GroupHyper, HOOK_NEEDS, HOOKS, RefStep, Rules, timm_betas,
 };
 use crate::error::Result;
 use crate::optim::config::Caution;
-use crate::optim::gpu_types::GpuGroupParams;
-use crate::optim::timm::{TimmArgs, TimmDefault, TimmName};
+use crate::optim::timm::{CAUTION, TimmArgs, TimmName};
 use crate::wgsl::{Part, ShaderBuilder, shader_part};
 
 /// LaProp's hyperparameters.
@@ -50,15 +48,8 @@ impl Rules for LaProp {
         &["exp_avg", "exp_avg_sq"]
     }
 
-    fn validate(&self) -> Result<()> {
-        unit_interval("beta1", self.beta1)?;
-        unit_interval("beta2", self.beta2)?;
-        positive("eps", self.eps)
-    }
-
-    fn pack(&self, group: &mut GpuGroupParams) {
-        group.set_betas(self.beta1, self.beta2);
-        group.eps = self.eps as f32;
+    fn group_hyper(&self) -> GroupHyper {
+        GroupHyper::betas(self.beta1, self.beta2).eps(self.eps)
     }
 
     /// The new first moment needs the new second moment.
@@ -72,12 +63,8 @@ impl Rules for LaProp {
 
     /// The step is `(lr / ema_lr) * m`, `ema_lr` the beta1-EMA of the learning rates so
     /// far (timm's `exp_avg_lr_1`); `m` already carries this step's learning rate.
-    fn reference_direction(
-        &self,
-        state: &mut [&mut Vec<f64>],
-        g: &[f64],
-        step: &RefStep,
-    ) -> Direction {
+    fn reference_direction(&self, state: &mut [&mut Vec<f64>], step: &RefStep) -> Direction {
+        let g = step.g;
         let [m, v] = state else {
             unreachable!("LaProp keeps two state tensors")
         };
@@ -114,26 +101,10 @@ impl Rules for LaProp {
 }
 
 /// timm `laprop` and `claprop` (timm.optim.LaProp).
-pub(crate) const TIMM: &[TimmName] = &[
-    TimmName {
-        name: "laprop",
-        lr: 4e-4,
-        defaults: &[],
-        has_momentum: false,
-        has_eps: true,
-        has_betas: true,
-        build: timm_laprop,
-    },
-    TimmName {
-        name: "claprop",
-        lr: 4e-4,
-        defaults: &[("caution", TimmDefault::Bool(true))],
-        has_momentum: false,
-        has_eps: true,
-        has_betas: true,
-        build: timm_laprop,
-    },
-];
+pub(crate) const TIMM: &[TimmName] = &[LAPROP, LAPROP.alias("claprop", &[CAUTION])];
+
+/// timm.optim.LaProp.
+const LAPROP: TimmName = TimmName::new("laprop", 4e-4, timm_laprop).betas().eps();
 
 /// The keywords of timm.optim.LaProp.
 fn timm_laprop(args: &mut TimmArgs) -> Result<(Algorithm, Caution)> {

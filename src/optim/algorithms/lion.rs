@@ -5,12 +5,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Algorithm, Direction, HOOK_NEEDS, HOOKS, RefStep, Rules, sign, timm_betas, unit_interval,
+    Algorithm, Direction, GroupHyper, HOOK_NEEDS, HOOKS, RefStep, Rules, sign, timm_betas,
 };
 use crate::error::Result;
 use crate::optim::config::Caution;
-use crate::optim::gpu_types::GpuGroupParams;
-use crate::optim::timm::{TimmArgs, TimmDefault, TimmName};
+use crate::optim::timm::{CAUTION, CORRECTED, TimmArgs, TimmName};
 use crate::wgsl::{Part, ShaderBuilder, shader_part};
 
 /// Lion's hyperparameters.
@@ -44,13 +43,8 @@ impl Rules for Lion {
         &["exp_avg"]
     }
 
-    fn validate(&self) -> Result<()> {
-        unit_interval("beta1", self.beta1)?;
-        unit_interval("beta2", self.beta2)
-    }
-
-    fn pack(&self, group: &mut GpuGroupParams) {
-        group.set_betas(self.beta1, self.beta2);
+    fn group_hyper(&self) -> GroupHyper {
+        GroupHyper::betas(self.beta1, self.beta2)
     }
 
     fn shader(&self, module: ShaderBuilder) -> ShaderBuilder {
@@ -59,12 +53,8 @@ impl Rules for Lion {
 
     /// The sign of the interpolation of `m` and `g`; `m` moves on afterwards (its new
     /// value does not enter this step).
-    fn reference_direction(
-        &self,
-        state: &mut [&mut Vec<f64>],
-        g: &[f64],
-        step: &RefStep,
-    ) -> Direction {
+    fn reference_direction(&self, state: &mut [&mut Vec<f64>], step: &RefStep) -> Direction {
+        let g = step.g;
         let [m] = state else {
             unreachable!("Lion keeps one state tensor")
         };
@@ -93,46 +83,14 @@ impl Rules for Lion {
 
 /// timm `lion`, `clion` and the corrected-decay `lionc`, `clionc` (timm.optim.Lion).
 pub(crate) const TIMM: &[TimmName] = &[
-    TimmName {
-        name: "lion",
-        lr: 1e-4,
-        defaults: &[],
-        has_momentum: false,
-        has_eps: false,
-        has_betas: true,
-        build: timm_lion,
-    },
-    TimmName {
-        name: "clion",
-        lr: 1e-4,
-        defaults: &[("caution", TimmDefault::Bool(true))],
-        has_momentum: false,
-        has_eps: false,
-        has_betas: true,
-        build: timm_lion,
-    },
-    TimmName {
-        name: "lionc",
-        lr: 1e-4,
-        defaults: &[("corrected_weight_decay", TimmDefault::Bool(true))],
-        has_momentum: false,
-        has_eps: false,
-        has_betas: true,
-        build: timm_lion,
-    },
-    TimmName {
-        name: "clionc",
-        lr: 1e-4,
-        defaults: &[
-            ("caution", TimmDefault::Bool(true)),
-            ("corrected_weight_decay", TimmDefault::Bool(true)),
-        ],
-        has_momentum: false,
-        has_eps: false,
-        has_betas: true,
-        build: timm_lion,
-    },
+    LION,
+    LION.alias("clion", &[CAUTION]),
+    LION.alias("lionc", &[CORRECTED]),
+    LION.alias("clionc", &[CAUTION, CORRECTED]),
 ];
+
+/// timm.optim.Lion.
+const LION: TimmName = TimmName::new("lion", 1e-4, timm_lion).betas();
 
 /// The keywords of timm.optim.Lion.
 fn timm_lion(args: &mut TimmArgs) -> Result<(Algorithm, Caution)> {

@@ -43,12 +43,21 @@ pub(crate) trait Rules {
     /// Names of the per-tensor state the algorithm keeps, as torch/timm name them.
     fn state_names(&self) -> &'static [&'static str];
 
-    /// Checks every hyperparameter is in range.
-    fn validate(&self) -> Result<()>;
+    /// The hyperparameters the algorithm keeps in the shared fields of the GPU group
+    /// parameters.
+    fn group_hyper(&self) -> GroupHyper;
+
+    /// Checks every hyperparameter is in range (by default those of
+    /// [`Rules::group_hyper`]).
+    fn validate(&self) -> Result<()> {
+        self.group_hyper().validate()
+    }
 
     /// Writes the algorithm's hyperparameters into one group's GPU parameters (the
     /// runtime fills `lr` and `weight_decay`).
-    fn pack(&self, group: &mut GpuGroupParams);
+    fn pack(&self, group: &mut GpuGroupParams) {
+        self.group_hyper().pack(group);
+    }
 
     /// The algorithm-specific switch of `StepParams.variant` (0 unless the file says).
     fn variant(&self) -> u32 {
@@ -65,13 +74,9 @@ pub(crate) trait Rules {
     fn shader(&self, module: ShaderBuilder) -> ShaderBuilder;
 
     /// The f64 reference: updates tensor state (`state[k]` is state `k` of
-    /// [`Rules::state_names`]) from the clipped gradient `g` and returns the direction.
-    fn reference_direction(
-        &self,
-        state: &mut [&mut Vec<f64>],
-        g: &[f64],
-        step: &RefStep,
-    ) -> Direction;
+    /// [`Rules::state_names`]) from the clipped gradient `step.g` and returns the
+    /// direction.
+    fn reference_direction(&self, state: &mut [&mut Vec<f64>], step: &RefStep) -> Direction;
 
     /// Where decoupled weight decay sits relative to the step (before, by default).
     fn decay(&self) -> Decay {
@@ -82,7 +87,7 @@ pub(crate) trait Rules {
     /// counts. By default the element-wise rule: the direction, its caution mask and
     /// decoupled weight decay.
     fn reference_step(&self, mut x: TensorStep<'_>) -> (u64, u64) {
-        let dir = self.reference_direction(&mut x.state, x.g, &x.step);
+        let dir = self.reference_direction(&mut x.state, &x.step);
         apply_masked_update(x, &dir, self.decay())
     }
 
@@ -219,12 +224,14 @@ pub(crate) const TIMM_NAMES: &[&[TimmName]] = &[
     lamb::TIMM,
 ];
 
-/// What a reference step knows besides the gradient.
+/// What a reference step of one tensor knows: the step, its learning rates, the gradient.
 pub(crate) struct RefStep<'a> {
     /// Completed steps, this one included (from 1).
     pub t: i32,
     /// The learning rate of every completed step of the tensor's group, this one last.
     pub lrs: &'a [f64],
+    /// The tensor's clipped gradient.
+    pub g: &'a [f64],
 }
 
 impl RefStep<'_> {
@@ -251,6 +258,72 @@ pub(crate) struct Direction {
     pub sign_src: Vec<f64>,
     /// The size of the terms summed into `sign_src` (for the ambiguity bound).
     pub sign_mag: Vec<f64>,
+}
+
+/// The hyperparameters an algorithm keeps in the shared fields of [`GpuGroupParams`],
+/// checked and packed the same way for every algorithm.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct GroupHyper {
+    /// `beta1`, `beta2`: each in [0, 1).
+    betas: Option<(f64, f64)>,
+    /// A positive denominator epsilon.
+    eps: Option<f64>,
+    /// A momentum factor in [0, 1).
+    momentum: Option<f64>,
+}
+
+impl GroupHyper {
+    /// Two moment decays.
+    pub fn betas(beta1: f64, beta2: f64) -> Self {
+        Self {
+            betas: Some((beta1, beta2)),
+            ..Self::default()
+        }
+    }
+
+    /// A momentum factor.
+    pub fn momentum(momentum: f64) -> Self {
+        Self {
+            momentum: Some(momentum),
+            ..Self::default()
+        }
+    }
+
+    /// These and a denominator epsilon.
+    pub fn eps(self, eps: f64) -> Self {
+        Self {
+            eps: Some(eps),
+            ..self
+        }
+    }
+
+    /// Checks each one is in range.
+    fn validate(&self) -> Result<()> {
+        if let Some((beta1, beta2)) = self.betas {
+            unit_interval("beta1", beta1)?;
+            unit_interval("beta2", beta2)?;
+        }
+        if let Some(eps) = self.eps {
+            positive("eps", eps)?;
+        }
+        match self.momentum {
+            Some(momentum) => unit_interval("momentum", momentum),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes them into `group`.
+    fn pack(&self, group: &mut GpuGroupParams) {
+        if let Some((beta1, beta2)) = self.betas {
+            group.set_betas(beta1, beta2);
+        }
+        if let Some(eps) = self.eps {
+            group.eps = eps as f32;
+        }
+        if let Some(momentum) = self.momentum {
+            group.momentum = momentum as f32;
+        }
+    }
 }
 
 /// The hooks every algorithm's WGSL file provides to `optim_step.wgsl`.

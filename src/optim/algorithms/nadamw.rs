@@ -6,11 +6,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::adamw::{self, AdamW, adam_direction};
-use super::{Algorithm, Direction, RefStep, Rules};
+use super::{Algorithm, Direction, GroupHyper, RefStep, Rules};
 use crate::error::Result;
 use crate::optim::config::Caution;
-use crate::optim::gpu_types::GpuGroupParams;
-use crate::optim::timm::{TimmArgs, TimmDefault, TimmName};
+use crate::optim::timm::{CAUTION, TimmArgs, TimmName};
 use crate::wgsl::ShaderBuilder;
 
 /// NAdamW's hyperparameters: AdamW's (betas (0.9, 0.999), eps 1e-8 by default; only
@@ -31,12 +30,8 @@ impl Rules for NAdamW {
         self.adam.state_names()
     }
 
-    fn validate(&self) -> Result<()> {
-        self.adam.validate()
-    }
-
-    fn pack(&self, group: &mut GpuGroupParams) {
-        self.adam.pack(group);
+    fn group_hyper(&self) -> GroupHyper {
+        self.adam.group_hyper()
     }
 
     fn variant(&self) -> u32 {
@@ -49,13 +44,8 @@ impl Rules for NAdamW {
             .part(&adamw::SHADER)
     }
 
-    fn reference_direction(
-        &self,
-        state: &mut [&mut Vec<f64>],
-        g: &[f64],
-        step: &RefStep,
-    ) -> Direction {
-        adam_direction(&self.adam, state, g, step, true)
+    fn reference_direction(&self, state: &mut [&mut Vec<f64>], step: &RefStep) -> Direction {
+        adam_direction(&self.adam, state, step, true)
     }
 
     fn timm_group(&self) -> Map<String, Value> {
@@ -64,26 +54,10 @@ impl Rules for NAdamW {
 }
 
 /// timm `nadamw` and `cnadamw` (timm.optim.NAdamW).
-pub(crate) const TIMM: &[TimmName] = &[
-    TimmName {
-        name: "nadamw",
-        lr: 1e-3,
-        defaults: &[],
-        has_momentum: false,
-        has_eps: true,
-        has_betas: true,
-        build: timm_nadamw,
-    },
-    TimmName {
-        name: "cnadamw",
-        lr: 1e-3,
-        defaults: &[("caution", TimmDefault::Bool(true))],
-        has_momentum: false,
-        has_eps: true,
-        has_betas: true,
-        build: timm_nadamw,
-    },
-];
+pub(crate) const TIMM: &[TimmName] = &[NADAMW, NADAMW.alias("cnadamw", &[CAUTION])];
+
+/// timm.optim.NAdamW.
+const NADAMW: TimmName = TimmName::new("nadamw", 1e-3, timm_nadamw).betas().eps();
 
 /// The keywords of timm.optim.NAdamW.
 fn timm_nadamw(args: &mut TimmArgs) -> Result<(Algorithm, Caution)> {

@@ -4,11 +4,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{Algorithm, Direction, HOOK_NEEDS, HOOKS, RefStep, Rules, unit_interval};
+use super::{Algorithm, Direction, GroupHyper, HOOK_NEEDS, HOOKS, RefStep, Rules};
 use crate::error::Result;
 use crate::optim::config::Caution;
-use crate::optim::gpu_types::GpuGroupParams;
-use crate::optim::timm::{TimmArgs, TimmDefault, TimmName};
+use crate::optim::timm::{CAUTION, CORRECTED, TimmArgs, TimmDefault, TimmName};
 use crate::wgsl::{Part, ShaderBuilder, shader_part};
 
 /// SGD's hyperparameters.
@@ -42,12 +41,8 @@ impl Rules for Sgd {
         &["momentum_buffer"]
     }
 
-    fn validate(&self) -> Result<()> {
-        unit_interval("momentum", self.momentum)
-    }
-
-    fn pack(&self, group: &mut GpuGroupParams) {
-        group.momentum = self.momentum as f32;
+    fn group_hyper(&self) -> GroupHyper {
+        GroupHyper::momentum(self.momentum)
     }
 
     fn shader(&self, module: ShaderBuilder) -> ShaderBuilder {
@@ -56,12 +51,8 @@ impl Rules for Sgd {
 
     /// Updates the momentum buffer (set to `g` on the first step) and returns the
     /// plain or Nesterov direction.
-    fn reference_direction(
-        &self,
-        state: &mut [&mut Vec<f64>],
-        g: &[f64],
-        step: &RefStep,
-    ) -> Direction {
+    fn reference_direction(&self, state: &mut [&mut Vec<f64>], step: &RefStep) -> Direction {
+        let g = step.g;
         let [buf] = state else {
             unreachable!("SGD keeps one state tensor")
         };
@@ -102,53 +93,16 @@ impl Rules for Sgd {
 /// timm `sgdw`, `csgdw` and the corrected-decay `sgdc`, `csgdc` (timm.optim.SGDW,
 /// Nesterov by default).
 pub(crate) const TIMM: &[TimmName] = &[
-    TimmName {
-        name: "sgdw",
-        lr: 1e-3,
-        defaults: &[("nesterov", TimmDefault::Bool(true))],
-        has_momentum: true,
-        has_eps: false,
-        has_betas: false,
-        build: timm_sgdw,
-    },
-    TimmName {
-        name: "csgdw",
-        lr: 1e-3,
-        defaults: &[
-            ("nesterov", TimmDefault::Bool(true)),
-            ("caution", TimmDefault::Bool(true)),
-        ],
-        has_momentum: true,
-        has_eps: false,
-        has_betas: false,
-        build: timm_sgdw,
-    },
-    TimmName {
-        name: "sgdc",
-        lr: 1e-3,
-        defaults: &[
-            ("nesterov", TimmDefault::Bool(true)),
-            ("corrected_weight_decay", TimmDefault::Bool(true)),
-        ],
-        has_momentum: true,
-        has_eps: false,
-        has_betas: false,
-        build: timm_sgdw,
-    },
-    TimmName {
-        name: "csgdc",
-        lr: 1e-3,
-        defaults: &[
-            ("nesterov", TimmDefault::Bool(true)),
-            ("caution", TimmDefault::Bool(true)),
-            ("corrected_weight_decay", TimmDefault::Bool(true)),
-        ],
-        has_momentum: true,
-        has_eps: false,
-        has_betas: false,
-        build: timm_sgdw,
-    },
+    SGDW.alias("sgdw", &[NESTEROV]),
+    SGDW.alias("csgdw", &[NESTEROV, CAUTION]),
+    SGDW.alias("sgdc", &[NESTEROV, CORRECTED]),
+    SGDW.alias("csgdc", &[NESTEROV, CAUTION, CORRECTED]),
 ];
+
+/// timm.optim.SGDW.
+const SGDW: TimmName = TimmName::new("sgdw", 1e-3, timm_sgdw).momentum();
+/// The `OptimInfo.defaults` entry of every SGDW name.
+const NESTEROV: (&str, TimmDefault) = ("nesterov", TimmDefault::Bool(true));
 
 /// The keywords of timm.optim.SGDW.
 fn timm_sgdw(args: &mut TimmArgs) -> Result<(Algorithm, Caution)> {
