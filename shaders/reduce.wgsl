@@ -53,10 +53,9 @@ fn check_finite(
     let blk = blocks[b];
     var bad = 0u;
     for (var k = 0u; k < VEC_PER_THREAD; k++) {
-        let e = block_elem(k, lid);
-        if e < blk.len {
-            let valid = lanes_valid(e, blk.len);
-            bad += count_nonfinite(load_grad(blk.grad_start + e, valid), valid);
+        let lane = block_lane(blk, k, lid);
+        if lane.valid.x {
+            bad += count_nonfinite(load_grad(lane.at.grad, lane.valid), lane.valid);
         }
     }
     if bad != 0u {
@@ -78,12 +77,11 @@ fn grad_sumsq(
         let blk = blocks[b];
         slot = blk.global;
         for (var k = 0u; k < VEC_PER_THREAD; k++) {
-            let e = block_elem(k, lid);
-            if e < blk.len {
-                let valid = lanes_valid(e, blk.len);
-                let g = load_grad(blk.grad_start + e, valid);
+            let lane = block_lane(blk, k, lid);
+            if lane.valid.x {
+                let g = load_grad(lane.at.grad, lane.valid);
                 sumsq += dot(g, g);
-                bad += count_nonfinite(g, valid);
+                bad += count_nonfinite(g, lane.valid);
             }
         }
     }

@@ -94,6 +94,7 @@ pub static REDUCE: Part = shader_part!(
     ],
     &[
         "load_grad",
+        "block_lane",
         "block_index",
         "workgroup_sum",
         "workgroup_sum4"

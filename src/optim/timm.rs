@@ -279,7 +279,10 @@ impl OptimizerConfig {
     /// `momentum`, ...). `caution` says whether a mask is on at all; timm's is always
     /// `mean_clamp`.
     pub fn timm_group(&self) -> Map<String, Value> {
-        let mut group = self.algorithm.rules().timm_group();
+        let mut group = match self.algorithm.rules().timm_group() {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
         group.insert("lr".into(), Value::from(self.lr));
         group.insert("weight_decay".into(), Value::from(self.weight_decay));
         group.insert("caution".into(), Value::Bool(self.caution.is_on()));

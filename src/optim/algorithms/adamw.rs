@@ -2,7 +2,7 @@
 //! f64 reference, WGSL hooks (`shaders/adamw.wgsl`) and timm names.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::{Algorithm, Direction, GroupHyper, HOOK_NEEDS, HOOKS, RefStep, Rules, timm_betas};
 use crate::error::Result;
@@ -74,9 +74,8 @@ impl Rules for AdamW {
         adam_direction(self, state, step, false)
     }
 
-    fn timm_group(&self) -> Map<String, Value> {
-        let group = json!({"betas": [self.beta1, self.beta2], "eps": self.eps});
-        group.as_object().cloned().unwrap_or_default()
+    fn timm_group(&self) -> Value {
+        json!({"betas": [self.beta1, self.beta2], "eps": self.eps})
     }
 }
 

@@ -8,7 +8,7 @@
 //! come from the per-tensor sums of the measuring pass ([`Rules::tensor_sums`]).
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::{Algorithm, Direction, GroupHyper, RefStep, Rules, positive, timm_betas};
 use crate::error::Result;
@@ -175,8 +175,8 @@ impl Rules for Lamb {
         mask.counts
     }
 
-    fn timm_group(&self) -> Map<String, Value> {
-        let group = json!({
+    fn timm_group(&self) -> Value {
+        json!({
             "betas": [self.beta1, self.beta2],
             "eps": self.eps,
             "bias_correction": self.bias_correction,
@@ -185,8 +185,7 @@ impl Rules for Lamb {
             "trust_clip": self.trust_clip,
             "always_adapt": self.always_adapt,
             "decoupled_decay": self.decoupled,
-        });
-        group.as_object().cloned().unwrap_or_default()
+        })
     }
 }
 

@@ -4,7 +4,7 @@
 //! (`shaders/laprop.wgsl`) and timm names.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::{
     Algorithm, Decay, Direction, GroupHyper, HOOK_NEEDS, HOOKS, RefStep, Rules, timm_betas,
@@ -94,9 +94,8 @@ impl Rules for LaProp {
         Decay::AfterStep
     }
 
-    fn timm_group(&self) -> Map<String, Value> {
-        let group = json!({"betas": [self.beta1, self.beta2], "eps": self.eps});
-        group.as_object().cloned().unwrap_or_default()
+    fn timm_group(&self) -> Value {
+        json!({"betas": [self.beta1, self.beta2], "eps": self.eps})
     }
 }
 

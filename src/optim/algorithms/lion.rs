@@ -2,7 +2,7 @@
 //! reference, WGSL hooks (`shaders/lion.wgsl`) and timm names.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::{
     Algorithm, Direction, GroupHyper, HOOK_NEEDS, HOOKS, RefStep, Rules, sign, timm_betas,
@@ -75,9 +75,8 @@ impl Rules for Lion {
         }
     }
 
-    fn timm_group(&self) -> Map<String, Value> {
-        let group = json!({"betas": [self.beta1, self.beta2]});
-        group.as_object().cloned().unwrap_or_default()
+    fn timm_group(&self) -> Value {
+        json!({"betas": [self.beta1, self.beta2]})
     }
 }
 

@@ -1,9 +1,11 @@
 //! The optimizer algorithms, one file each.
 //!
-//! A file holds everything about its algorithm: the hyperparameter struct with timm's
-//! defaults, its validation, its state names, how its hyperparameters are packed for
-//! the GPU, its WGSL hooks, its f64 reference direction, and its timm names with the
-//! parsing of timm's keyword arguments. [`Algorithm`] is the closed, serde-tagged list
+//! A file holds only what is its algorithm's own: the hyperparameter struct with timm's
+//! defaults, its state names, the hyperparameters it keeps in the shared GPU fields
+//! ([`GroupHyper`], which checks and packs them), its WGSL hooks, its f64 reference
+//! direction, and its timm names ([`TimmName::new`] and `alias`) with the parsing of
+//! timm's keyword arguments. What every member does alike lives here: the default
+//! [`Rules`] methods, the element-wise reference step, the range checks. [`Algorithm`] is the closed, serde-tagged list
 //! that configurations and state files name; every question about an algorithm goes
 //! through [`Algorithm::rules`] to its file.
 //!
@@ -105,8 +107,8 @@ pub(crate) trait Rules {
     }
 
     /// The hyperparameters under timm's keyword names (`betas`, `eps`, `momentum`,
-    /// ...), as `create_optimizer_v2` puts them in a parameter group.
-    fn timm_group(&self) -> serde_json::Map<String, serde_json::Value>;
+    /// ...), as `create_optimizer_v2` puts them in a parameter group: a JSON object.
+    fn timm_group(&self) -> serde_json::Value;
 }
 
 /// The base algorithm and its own hyperparameters.

@@ -3,7 +3,7 @@
 //! The WGSL is `shaders/adamw.wgsl` with `NESTEROV_MOMENT`.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::adamw::{self, AdamW, adam_direction};
 use super::{Algorithm, Direction, GroupHyper, RefStep, Rules};
@@ -48,7 +48,7 @@ impl Rules for NAdamW {
         adam_direction(&self.adam, state, step, true)
     }
 
-    fn timm_group(&self) -> Map<String, Value> {
+    fn timm_group(&self) -> Value {
         self.adam.timm_group()
     }
 }

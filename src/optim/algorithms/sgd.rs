@@ -2,7 +2,7 @@
 //! hyperparameters, f64 reference, WGSL hooks (`shaders/sgd.wgsl`) and timm names.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::{Algorithm, Direction, GroupHyper, HOOK_NEEDS, HOOKS, RefStep, Rules};
 use crate::error::Result;
@@ -84,9 +84,8 @@ impl Rules for Sgd {
         }
     }
 
-    fn timm_group(&self) -> Map<String, Value> {
-        let group = json!({"momentum": self.momentum, "nesterov": self.nesterov, "dampening": 0.0});
-        group.as_object().cloned().unwrap_or_default()
+    fn timm_group(&self) -> Value {
+        json!({"momentum": self.momentum, "nesterov": self.nesterov, "dampening": 0.0})
     }
 }
 
