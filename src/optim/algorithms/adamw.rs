@@ -131,7 +131,7 @@ pub(crate) const TIMM: &[TimmName] = &[
     LEGACY.alias("cadamc", &[CAUTION, CORRECTED]),
 ];
 
-/// timm's AdamWLegacy.
+/// timm's AdamWLegacy; the table names it through its aliases.
 const LEGACY: TimmName = TimmName::new("cadamw", 1e-3, legacy_adamw).betas().eps();
 
 /// The keywords of torch.optim.AdamW.
