@@ -141,7 +141,7 @@ fn resume_continues_a_run_stopped_mid_way_exactly() {
     let resumed = tempfile::tempdir().unwrap();
     let ctx = coptim::GpuContext::new_blocking(&Default::default()).unwrap();
     let mut config =
-        TrainConfig::for_model(ModelSpec::default_mlp(), OptimizerKind::CAdamW).with_steps(6);
+        TrainConfig::for_model(ModelSpec::default_mlp(), OptimizerKind::C_ADAMW).with_steps(6);
     config.batch_size = 32;
     let data = Arc::new(coptim::data::bundled_mnist().unwrap());
     let mut session = Session::new(&ctx, config, data).unwrap();
