@@ -291,6 +291,15 @@ FACTORY_CASES = [
     ("sgdw", {"lr": 0.1, "nesterov": False, "weight_decay": 1e-4}),
     ("clion", {"lr": 1e-4, "caution": False}),
     ("cadamw", {"lr": 1e-3, "caution": False, "maximize": False, "capturable": False}),
+] + [
+    # LAMB and the corrected-decay names (scripts/golden_family.py has their vectors).
+    (name, {}) for name in ("lamb", "lambc", "lambw", "lambcw", "lambcd", "clamb", "clambw",
+                            "adamc", "cadamc", "lionc", "clionc", "sgdc", "csgdc")
+] + [
+    ("clamb", {"lr": 2e-3, "weight_decay": 0.05, "betas": [0.9, 0.95], "eps": 1e-8,
+               "max_grad_norm": None, "always_adapt": True, "grad_averaging": False,
+               "bias_correction": False}),
+    ("clambw", {"lr": 2e-3, "weight_decay": 0.05, "corrected_weight_decay": True, "trust_clip": True}),
 ]
 
 FACTORY_PATH = os.path.join(OUT_DIR, "timm_factory.json")
@@ -373,15 +382,22 @@ def build_meta(case):
         "momentum": fmt(m["momentum"]),
         "dampening": "0.0",
         "nesterov": "true" if m["nesterov"] else "false",
+        "state_keys": json.dumps(state_keys_of(case)),
+        "eps_style": m["eps_style"],
+        "notes": case["notes"],
+        **input_meta(),
+    }
+
+
+def input_meta():
+    """The metadata that describes the inputs and the environment (every case's)."""
+    return {
         "steps": str(STEPS),
         "tensors": str(len(SHAPES)),
         "shapes": json.dumps(SHAPES),
         "grad_scales": json.dumps(GRAD_SCALES),
         "zero_grad": json.dumps({"step": ZERO_GRAD_STEP, "tensor": ZERO_GRAD_TENSOR}),
         "seed": str(SEED),
-        "state_keys": json.dumps(state_keys_of(case)),
-        "eps_style": m["eps_style"],
-        "notes": case["notes"],
         "torch_version": torch.__version__,
         "timm_version": timm.__version__,
         "pytorch_optimizer_version": version("pytorch_optimizer"),

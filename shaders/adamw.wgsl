@@ -2,7 +2,7 @@
 // NESTEROV_MOMENT, NAdamW and C-NAdamW (timm `nadamw`/`cnadamw`, timm/optim/nadamw.py):
 // the algorithm hooks of optim_step.wgsl.
 //
-//   p  *= 1 - lr * wd
+//   p  *= 1 - lr * wd   (cautious decay: only where u * p >= 0, see decayed)
 //   m   = lerp(m, g, 1 - beta1)
 //   v   = beta2 * v + (1 - beta2) * g * g
 //   n   = lerp(m, g, 1 - beta1) if NESTEROV_MOMENT else m    (only n, not m, is masked)
@@ -42,7 +42,7 @@ fn step_vec4(at: At, g: vec4<f32>, valid: vec4<bool>, scale: f32, c: StepContext
     let den = sqrt(v_new) / den_div + c.gp.eps;
     let n = update_moment(m_new, g, c.gp);
     let mask = caution_mask(n, g, scale, step);
-    let p_new = p * c.decay - step_size * ((n * mask) / den);
+    let p_new = decayed(p, n, c.decay, step) - step_size * ((n * mask) / den);
     store_param(at.param, select(p, p_new, valid), valid);
     store_state0(at.state, select(m, m_new, valid));
     store_state1(at.state, select(v, v_new, valid));

@@ -11,7 +11,7 @@ fn add_block_count(count: u32, slot: u32, lid: u32) {
     if lid == 0u {
         let total = atomicLoad(&block_count);
         if total != 0u {
-            atomicAdd(&partial_counts[slot], total);
+            atomicAdd(&partials[slot].count, total);
         }
     }
 }

@@ -30,7 +30,8 @@ fn step_vec4(at: At, g: vec4<f32>, valid: vec4<bool>, scale: f32, c: StepContext
     let m_new = moments[0];
     let mask = caution_mask(m_new, g, scale, step);
     let step_size = select(0.0, c.gp.lr / c.bias.z, c.bias.z != 0.0);
-    let p_new = (p - step_size * (m_new * mask)) * c.decay;
+    let moved = p - step_size * (m_new * mask);
+    let p_new = select(moved, moved * c.decay, decay_reaches(m_new, p, step));
     store_param(at.param, select(p, p_new, valid), valid);
     store_state0(at.state, select(m, m_new, valid));
     store_state1(at.state, select(v, moments[1], valid));

@@ -44,10 +44,6 @@ fn matmul(
     let a_base = bases.x;
     let b_base = bases.y;
     let c_base = bases.z;
-    // Coalesce along k when A's rows are contiguous, along m otherwise.
-    let a_k_fast = p.a_col == 1u;
-    // Coalesce along n when B's rows are contiguous, along k otherwise.
-    let b_n_fast = p.b_col == 1u;
 
     var acc00 = vec4<f32>(0.0);
     var acc01 = vec4<f32>(0.0);
@@ -66,30 +62,8 @@ fn matmul(
     var acc70 = vec4<f32>(0.0);
     var acc71 = vec4<f32>(0.0);
     for (var k0 = 0u; k0 < p.k; k0 += TILE_K) {
-        for (var r = 0u; r < LOADS_A; r++) {
-            let e = r * WG_SIZE + lid;
-            let kk = select(e / TILE_M, e % TILE_K, a_k_fast);
-            let mm = select(e % TILE_M, e / TILE_K, a_k_fast);
-            let gi = row0 + mm;
-            let gk = k0 + kk;
-            var v = 0.0;
-            if gi < p.m && gk < p.k {
-                v = a[a_base + gi * p.a_row + gk * p.a_col];
-            }
-            tile_a[kk * TILE_M_VEC + mm / 4u][mm % 4u] = Stage(v);
-        }
-        for (var r = 0u; r < LOADS_B; r++) {
-            let e = r * WG_SIZE + lid;
-            let kk = select(e % TILE_K, e / TILE_N, b_n_fast);
-            let nn = select(e / TILE_K, e % TILE_N, b_n_fast);
-            let gj = col0 + nn;
-            let gk = k0 + kk;
-            var v = 0.0;
-            if gj < p.n && gk < p.k {
-                v = b[b_base + gk * p.b_row + gj * p.b_col];
-            }
-            tile_b[kk * TILE_N_VEC + nn / 4u][nn % 4u] = Stage(v);
-        }
+        stage_a(p, a_base, row0, k0, lid);
+        stage_b(p, b_base, col0, k0, lid);
         workgroupBarrier();
         for (var kk = 0u; kk < TILE_K; kk++) {
             let a0 = vec4<f32>(tile_a[kk * TILE_M_VEC + 2u * ty]);
@@ -132,6 +106,42 @@ fn matmul(
     store4(p, c_base, row0 + ty * 8u + 6u, col0 + tx * 8u + 4u, acc61);
     store4(p, c_base, row0 + ty * 8u + 7u, col0 + tx * 8u + 0u, acc70);
     store4(p, c_base, row0 + ty * 8u + 7u, col0 + tx * 8u + 4u, acc71);
+}
+
+// Stages A(row0.., k0..) into tile_a: each invocation loads LOADS_A elements,
+// consecutive invocations along k when A's rows are contiguous, along m otherwise.
+fn stage_a(p: MatmulParams, a_base: u32, row0: u32, k0: u32, lid: u32) {
+    let k_fast = p.a_col == 1u;
+    for (var r = 0u; r < LOADS_A; r++) {
+        let e = r * WG_SIZE + lid;
+        let kk = select(e / TILE_M, e % TILE_K, k_fast);
+        let mm = select(e % TILE_M, e / TILE_K, k_fast);
+        let gi = row0 + mm;
+        let gk = k0 + kk;
+        var v = 0.0;
+        if gi < p.m && gk < p.k {
+            v = a[a_base + gi * p.a_row + gk * p.a_col];
+        }
+        tile_a[kk * TILE_M_VEC + mm / 4u][mm % 4u] = Stage(v);
+    }
+}
+
+// Stages B(k0.., col0..) into tile_b: consecutive invocations along n when B's rows
+// are contiguous, along k otherwise.
+fn stage_b(p: MatmulParams, b_base: u32, col0: u32, k0: u32, lid: u32) {
+    let n_fast = p.b_col == 1u;
+    for (var r = 0u; r < LOADS_B; r++) {
+        let e = r * WG_SIZE + lid;
+        let kk = select(e % TILE_K, e / TILE_N, n_fast);
+        let nn = select(e / TILE_K, e % TILE_N, n_fast);
+        let gj = col0 + nn;
+        let gk = k0 + kk;
+        var v = 0.0;
+        if gj < p.n && gk < p.k {
+            v = b[b_base + gk * p.b_row + gj * p.b_col];
+        }
+        tile_b[kk * TILE_N_VEC + nn / 4u][nn % 4u] = Stage(v);
+    }
 }
 
 // Stores four consecutive columns of one row of C.

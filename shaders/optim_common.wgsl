@@ -51,7 +51,8 @@ fn block_at(blk: Block, e: u32) -> At {
     return At(blk.param_start + e, blk.grad_start + e, (blk.state_start + e) / 4u);
 }
 
-// Per-tensor table; `scale` and `kept` are written by finalize_scale every step.
+// Per-tensor table; `scale`, `kept` and `sums` are written by finalize_scale every
+// step that measures (caution, or an algorithm with tensor sums).
 struct TensorEntry {
     group: u32,
     numel: u32,
@@ -61,6 +62,17 @@ struct TensorEntry {
     kept: u32,
     pad0: u32,
     pad1: u32,
+    sums: vec4<f32>,  // the algorithm's per-tensor float sums (tensor_sums_block.wgsl)
+}
+
+// What the measuring and norm passes leave per block, for the per-tensor and global
+// reductions of reduce.wgsl: one record, one mechanism.
+struct BlockPartial {
+    sums: vec4<f32>,     // float sums: the algorithm's tensor terms; x: grad sum of squares (clip)
+    count: atomic<u32>,  // coordinates whose direction agrees with the gradient
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 // Hyperparameters of one parameter group for the current step.
@@ -85,7 +97,16 @@ struct StepParams {
     skip_nonfinite: u32,
     num_groups: u32,
     variant: u32,          // the algorithm's switch (AdamW: 0 torch-style eps, 1 HF-style)
+    cautious_decay: u32,   // 1: decay only where the unmasked direction agrees with p
+    clip_max_ratio: f32,   // > 0: also divide g by max(norm / this, 1) (timm LAMB)
+    pad0: u32,
+    pad1: u32,
     groups: array<GroupParams, MAX_GROUPS>,
+}
+
+// Whether a clip pass ran this step (status.clip_coef is then this step's factor).
+fn clipping(p: StepParams) -> bool {
+    return p.clip_max_norm > 0.0 || p.clip_max_ratio > 0.0;
 }
 
 // The GPU-side step state, as the update kernels read it (a uniform view of the
@@ -136,6 +157,19 @@ fn caution_mask(dir: vec4<f32>, g: vec4<f32>, scale: f32, p: StepParams) -> vec4
     }
     let agree = dir * g > vec4<f32>(0.0);
     return select(vec4<f32>(p.disagree_weight), vec4<f32>(1.0), agree) * scale;
+}
+
+// `p` after decoupled weight decay by the factor `decay` (1 - lr * wd), where `u` is
+// the unmasked update direction: every coordinate, or under cautious weight decay
+// (arXiv 2510.12402) only those where u * p >= 0.
+fn decayed(p: vec4<f32>, u: vec4<f32>, decay: f32, params: StepParams) -> vec4<f32> {
+    return select(p, p * decay, decay_reaches(u, p, params));
+}
+
+// Lanes that weight decay reaches: every one, or under cautious weight decay those
+// whose unmasked direction `u` agrees in sign with the pre-step parameter `p`.
+fn decay_reaches(u: vec4<f32>, p: vec4<f32>, params: StepParams) -> vec4<bool> {
+    return u * p >= vec4<f32>(0.0) | vec4<bool>(params.cautious_decay == 0u);
 }
 
 // Number of lanes (inside the tensor) whose direction agrees with the gradient.

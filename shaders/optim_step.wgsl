@@ -1,32 +1,36 @@
 // optim_step.wgsl: the two per-block entry points every algorithm shares.
 //
-// The algorithm file (adamw.wgsl, lion.wgsl, sgd.wgsl) supplies two functions:
+// The algorithm file (adamw.wgsl, lion.wgsl, sgd.wgsl, lamb.wgsl, ...) supplies:
 //   caution_direction(s, g, c: StepContext) -> vec4<f32>
 //       the direction whose sign decides the mask, from the state (vec4 index s)
 //       before the step
 //   step_vec4(at: At, g, valid, scale, c: StepContext)
 //       the fused update of the four elements at `at` (lanes outside the tensor keep
 //       their old values)
+//   tensor_terms(at, g, dir, valid, c: StepContext) -> vec4<f32>  (with add_block_sums)
+//       four per-coordinate terms summed per tensor (tensor_sums_block.wgsl), or
+//       none (tensor_sums_none.wgsl)
 // and params_{vec4,scalar}.wgsl supplies load_param, store_param and load_grad.
 //
 // Entry points:
-//   count_agreement: pass 1 of caution; per block, counts the coordinates whose
-//                    direction agrees in sign with the gradient (integer partial count
-//                    per block) and flags NaN/inf gradients
+//   count_agreement: the measuring pass (caution, or tensor sums); per block, counts
+//                    the coordinates whose direction agrees in sign with the gradient
+//                    (integer partial count), sums the algorithm's tensor terms, and
+//                    flags NaN/inf gradients
 //   update:          the fused step for every tensor of the window; does nothing when
 //                    the step is skipped
 //
 // Bindings (group 0; BINDING_* constants generated from `binding` in src/optim/kernels.rs):
-//   0 params          storage rw   parameter window (params_<variant>.wgsl)
+//   0 params          storage rw   parameter window (params_<variant>.wgsl; count: tensor sums only)
 //   1 grads           storage r    gradient window (params_<variant>.wgsl)
 //   2 state0          storage rw   first state window (state_<dtype>.wgsl)
-//   3 state1          storage rw   second state window, AdamW only (state_<dtype>.wgsl)
+//   3 state1          storage rw   second state window, AdamW and LAMB (state_<dtype>.wgsl)
 //   4 blocks          storage r    block table of the window
-//   5 tensors         storage r    per-tensor table (group, scale)
+//   5 tensors         storage r    per-tensor table (group, scale, sums)
 //   6 step            uniform      StepParams
 //   7 status          uniform      StatusView (update: step count, bias corrections, clip)
 //   8 window          uniform      WindowInfo
-//   9 partial_counts  storage rw   per-block agreement counts (count_agreement)
+//   9 partials        storage rw   per-block records: agreement count, float sums
 //  10 status_rw       storage rw   StatusRw (count_agreement: found_inf, clip, step)
 
 @group(0) @binding(BINDING_BLOCKS) var<storage, read> blocks: array<Block>;
@@ -34,7 +38,7 @@
 @group(0) @binding(BINDING_STEP) var<uniform> step: StepParams;
 @group(0) @binding(BINDING_STATUS) var<uniform> status: StatusView;
 @group(0) @binding(BINDING_WINDOW) var<uniform> window: WindowInfo;
-@group(0) @binding(BINDING_PARTIAL_COUNTS) var<storage, read_write> partial_counts: array<atomic<u32>>;
+@group(0) @binding(BINDING_PARTIALS) var<storage, read_write> partials: array<BlockPartial>;
 @group(0) @binding(BINDING_STATUS_RW) var<storage, read_write> status_rw: StatusRw;
 
 // What an update needs besides the element data (the same in both passes).
@@ -43,6 +47,7 @@ struct StepContext {
     bias: vec4<f32>,    // this step's bias corrections (see advance_bias)
     decay: f32,         // 1 - lr * weight_decay
     first_step: bool,   // this is the first completed step
+    sums: vec4<f32>,    // the tensor's float sums from the measuring pass
 }
 
 @compute @workgroup_size(WG_SIZE)
@@ -54,20 +59,23 @@ fn count_agreement(
     var agree = 0u;
     var bad = 0u;
     var slot = 0u;
-    if b < window.num_blocks {
+    var sums = vec4<f32>(0.0);
+    let in_range = b < window.num_blocks;
+    if in_range {
         let blk = blocks[b];
         slot = blk.global;
         let group = tensors[blk.tensor].group;
         let gp = step.groups[group];
         // Runs before advance_step: the bias corrections and step count advance here
-        // as advance_step will advance them.
+        // as advance_step will advance them; the sums are what this pass measures.
         let c = StepContext(
             gp,
             advance_bias(gp, status_rw.bias[group]),
             1.0 - gp.lr * gp.weight_decay,
             status_rw.step == 0u,
+            vec4<f32>(0.0),
         );
-        let clip = select(1.0, status_rw.clip_coef, step.clip_max_norm > 0.0);
+        let clip = select(1.0, status_rw.clip_coef, clipping(step));
         for (var k = 0u; k < VEC_PER_THREAD; k++) {
             let e = block_elem(k, lid);
             if e < blk.len {
@@ -75,7 +83,9 @@ fn count_agreement(
                 let valid = lanes_valid(e, blk.len);
                 let g_raw = load_grad(at.grad, valid);
                 let g = g_raw * clip;
-                agree += count_agree(caution_direction(at.state, g, c), g, valid);
+                let dir = caution_direction(at.state, g, c);
+                agree += count_agree(dir, g, valid);
+                sums += tensor_terms(at, g, dir, valid, c);
                 bad += count_nonfinite(g_raw, valid);
             }
         }
@@ -84,6 +94,7 @@ fn count_agreement(
         atomicOr(&status_rw.found_inf, 1u);
     }
     add_block_count(agree, slot, lid);
+    add_block_sums(sums, slot, lid, in_range);
 }
 
 @compute @workgroup_size(WG_SIZE)
@@ -98,8 +109,8 @@ fn update(
     let blk = blocks[b];
     let t = tensors[blk.tensor];
     let gp = step.groups[t.group];
-    let c = StepContext(gp, status.bias[t.group], 1.0 - gp.lr * gp.weight_decay, status.step == 1u);
-    let clip = select(1.0, status.clip_coef, step.clip_max_norm > 0.0);
+    let c = StepContext(gp, status.bias[t.group], 1.0 - gp.lr * gp.weight_decay, status.step == 1u, t.sums);
+    let clip = select(1.0, status.clip_coef, clipping(step));
     for (var k = 0u; k < VEC_PER_THREAD; k++) {
         let e = block_elem(k, lid);
         if e < blk.len {

@@ -4,39 +4,42 @@
 //   check_finite:    per block, flags NaN/inf gradients (plain optimizers; caution's
 //                    count pass does this itself)
 //   grad_sumsq:      per block, partial sum of squares of the gradients (clipping),
-//                    deterministic tree reduction; also flags NaN/inf
-//   finalize_clip:   one workgroup: sums the partials in a fixed order, writes the
-//                    global norm and the clip coefficient max_norm / (norm + 1e-6) <= 1
-//   finalize_scale:  one workgroup per tensor: sums the tensor's integer partial counts
-//                    and writes its kept count and caution scale
+//                    deterministic tree reduction into the block record's sums.x; also
+//                    flags NaN/inf
+//   finalize_clip:   one workgroup: sums the block records in a fixed order, writes the
+//                    global norm and the clip coefficient: max_norm / (norm + 1e-6)
+//                    capped at 1 (torch), then divided by max(norm' / clip_max_ratio, 1)
+//                    (timm LAMB's max_grad_norm; norm' the norm after the first clip)
+//   finalize_scale:  one workgroup per tensor: sums the tensor's block records in block
+//                    order (integer counts; float sums by a fixed tree), writes its kept
+//                    count, caution scale and float sums
 //   advance_step:    one invocation: unless the step is skipped, counts it and advances
 //                    each group's bias corrections (advance_bias, optim_common.wgsl)
 //
 // Bindings (group 0; BINDING_* constants generated from `binding` in src/optim/kernels.rs):
 //   1 grads           storage r    gradient window (params_<variant>.wgsl)
 //   4 blocks          storage r    block table of the window
-//   5 tensors         storage rw   per-tensor table (finalize_scale writes scale, kept)
+//   5 tensors         storage rw   per-tensor table (finalize_scale writes scale, kept, sums)
 //   6 step            uniform      StepParams
 //   8 window          uniform      WindowInfo (finalize_scale: num_blocks = tensors)
-//   9 partial_counts  storage rw   per-block agreement counts
+//   9 partials        storage rw   per-block records (BlockPartial)
 //  10 status_rw       storage rw   StatusRw
-//  11 partial_sumsq   storage rw   per-block partial sums of squares
 
 @group(0) @binding(BINDING_BLOCKS) var<storage, read> blocks: array<Block>;
 @group(0) @binding(BINDING_TENSORS) var<storage, read_write> tensors: array<TensorEntry>;
 @group(0) @binding(BINDING_STEP) var<uniform> step: StepParams;
 @group(0) @binding(BINDING_WINDOW) var<uniform> window: WindowInfo;
-@group(0) @binding(BINDING_PARTIAL_COUNTS) var<storage, read_write> partial_counts: array<atomic<u32>>;
+@group(0) @binding(BINDING_PARTIALS) var<storage, read_write> partials: array<BlockPartial>;
 @group(0) @binding(BINDING_STATUS_RW) var<storage, read_write> status_rw: StatusRw;
-@group(0) @binding(BINDING_PARTIAL_SUMSQ) var<storage, read_write> partial_sumsq: array<f32>;
 
 // torch.nn.utils.clip_grad_norm_ adds this to the norm.
 const CLIP_EPS: f32 = 1e-6;
 
 var<workgroup> tensor_count: atomic<u32>;
 
-// Sums over the workgroup use workgroup_sum (lib/workgroup_sum.wgsl): a fixed-order
-// tree, so the gradient norm is deterministic.
+// Sums over the workgroup use workgroup_sum and workgroup_sum4 (lib/): a fixed-order
+// tree after a fixed-order strided loop, so the norm and the tensor sums are
+// deterministic.
 
 @compute @workgroup_size(WG_SIZE)
 fn check_finite(
@@ -89,22 +92,29 @@ fn grad_sumsq(
     }
     let total = workgroup_sum(sumsq, lid);
     if in_range && lid == 0u {
-        partial_sumsq[slot] = total;
+        partials[slot].sums = vec4<f32>(total, 0.0, 0.0, 0.0);
     }
 }
 
 @compute @workgroup_size(WG_SIZE)
 fn finalize_clip(@builtin(local_invocation_index) lid: u32) {
-    let n = arrayLength(&partial_sumsq);
+    let n = arrayLength(&partials);
     var acc = 0.0;
     for (var i = lid; i < n; i += WG_SIZE) {
-        acc += partial_sumsq[i];
+        acc += partials[i].sums.x;
     }
     let total = workgroup_sum(acc, lid);
     if lid == 0u {
         let norm = sqrt(total);
         status_rw.grad_norm = norm;
-        status_rw.clip_coef = min(1.0, step.clip_max_norm / (norm + CLIP_EPS));
+        var coef = 1.0;
+        if step.clip_max_norm > 0.0 {
+            coef = min(1.0, step.clip_max_norm / (norm + CLIP_EPS));
+        }
+        if step.clip_max_ratio > 0.0 {
+            coef = coef / max(norm * coef / step.clip_max_ratio, 1.0);
+        }
+        status_rw.clip_coef = coef;
     }
 }
 
@@ -116,16 +126,19 @@ fn finalize_scale(
     let t = block_index(wg, window);
     let in_range = t < window.num_blocks;
     var acc = 0u;
+    var sums = vec4<f32>(0.0);
     if in_range {
         let entry = tensors[t];
         for (var i = lid; i < entry.num_blocks; i += WG_SIZE) {
-            acc += atomicLoad(&partial_counts[entry.first_block + i]);
+            acc += atomicLoad(&partials[entry.first_block + i].count);
+            sums += partials[entry.first_block + i].sums;
         }
     }
     if acc != 0u {
         atomicAdd(&tensor_count, acc);
     }
-    workgroupBarrier();
+    // Its barriers also order every atomicAdd above before the load below.
+    let tensor_sums = workgroup_sum4(sums, lid);
     if in_range && lid == 0u {
         let kept = atomicLoad(&tensor_count);
         let n = f32(tensors[t].numel);
@@ -144,6 +157,7 @@ fn finalize_scale(
         }
         tensors[t].scale = scale;
         tensors[t].kept = kept;
+        tensors[t].sums = tensor_sums;
     }
 }
 

@@ -1,7 +1,7 @@
 // sgd.wgsl: SGD with momentum and C-SGD (timm `sgdw`/`csgdw`), plain or Nesterov, the
 // algorithm hooks of optim_step.wgsl.
 //
-//   p   *= 1 - lr * wd
+//   p   *= 1 - lr * wd   (cautious decay: only where u * p >= 0, see decayed)
 //   buf  = momentum * buf + g             (first step: buf = g)
 //   u    = g + momentum * buf if nesterov else buf
 //   p   -= lr * u * mask
@@ -34,7 +34,7 @@ fn step_vec4(at: At, g: vec4<f32>, valid: vec4<bool>, scale: f32, c: StepContext
     let buf_new = momentum_buffer(buf, g, c.gp, c.first_step);
     let u = sgd_direction(buf_new, g, c.gp);
     let mask = caution_mask(u, g, scale, step);
-    let p_new = p * c.decay - c.gp.lr * (u * mask);
+    let p_new = decayed(p, u, c.decay, step) - c.gp.lr * (u * mask);
     store_param(at.param, select(p, p_new, valid), valid);
     store_state0(at.state, select(buf, buf_new, valid));
 }

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use common::*;
 use coptim::optim::{
-    AdamW, Algorithm, Caution, EpsStyle, Lion, NonFinite, Normalization, OptimizerConfig,
-    ReferenceOptimizer, Sgd,
+    AdamW, Algorithm, Caution, DecayMode, EpsStyle, Lamb, Lion, NonFinite, Normalization,
+    OptimizerConfig, ReferenceOptimizer, Sgd,
 };
 use coptim::stream::StreamShape;
 use coptim::{GpuContext, ParamStore, TensorId};
@@ -64,6 +64,7 @@ fn config(case: &Case) -> OptimizerConfig {
             .unwrap_or_else(|e| panic!("{}: {e}", case.name));
     }
     let f = |k: &str| case.meta[k].parse::<f64>().unwrap();
+    let flag = |k: &str| case.meta.get(k).is_some_and(|v| v == "true");
     let algorithm = match case.meta["optimizer"].as_str() {
         "adamw" => Algorithm::AdamW(AdamW {
             beta1: f("beta1"),
@@ -79,6 +80,17 @@ fn config(case: &Case) -> OptimizerConfig {
             momentum: f("momentum"),
             nesterov: case.meta["nesterov"] == "true",
         }),
+        "lamb" => Algorithm::Lamb(Lamb {
+            beta1: f("beta1"),
+            beta2: f("beta2"),
+            eps: f("eps"),
+            decoupled: flag("decoupled"),
+            trust_clip: flag("trust_clip"),
+            always_adapt: flag("always_adapt"),
+            grad_averaging: flag("grad_averaging"),
+            bias_correction: flag("bias_correction"),
+            max_grad_norm: case.meta["max_grad_norm"].parse().ok(),
+        }),
         other => panic!("unknown optimizer {other}"),
     };
     let caution = match case.meta["caution"].as_str() {
@@ -89,9 +101,19 @@ fn config(case: &Case) -> OptimizerConfig {
         },
         other => panic!("unknown caution {other}"),
     };
+    let schedule = case
+        .meta
+        .get("schedule")
+        .map(|s| serde_json::from_str(s).unwrap())
+        .unwrap_or_default();
     let mut cfg = OptimizerConfig::new(algorithm, f("lr"))
         .with_caution(caution)
-        .with_weight_decay(f("weight_decay"));
+        .with_weight_decay(f("weight_decay"))
+        .with_schedule(schedule)
+        .with_decay(DecayMode {
+            cautious: flag("cautious_weight_decay"),
+            corrected: flag("corrected_weight_decay"),
+        });
     cfg.non_finite = NonFinite::SkipStep;
     cfg
 }

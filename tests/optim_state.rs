@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use coptim::optim::{Algorithm, Caution, OptimizerConfig};
+use coptim::optim::{Algorithm, Caution, DecayMode, Lamb, LrSchedule, OptimizerConfig};
 use coptim::{Error, Optimizer, ParamStore, TensorId};
 
 fn shapes() -> Vec<(String, Vec<usize>)> {
@@ -58,6 +58,37 @@ fn run_steps(
     }
 }
 
+/// LAMB (per-tensor sums, its own clip) with cautious decay, and decoupled LAMB with
+/// corrected decay under a schedule.
+fn lamb_configs() -> [OptimizerConfig; 2] {
+    let cautious = DecayMode {
+        cautious: true,
+        corrected: false,
+    };
+    let corrected = DecayMode {
+        cautious: false,
+        corrected: true,
+    };
+    let decoupled = Lamb {
+        decoupled: true,
+        ..Lamb::default()
+    };
+    [
+        OptimizerConfig::new(Algorithm::Lamb(Lamb::default()), 1e-2)
+            .with_caution(Caution::hard())
+            .with_weight_decay(0.05)
+            .with_decay(cautious),
+        OptimizerConfig::new(Algorithm::Lamb(decoupled), 1e-2)
+            .with_caution(Caution::hard())
+            .with_weight_decay(0.05)
+            .with_decay(corrected)
+            .with_schedule(LrSchedule::Cosine {
+                total: 6,
+                floor: 0.1,
+            }),
+    ]
+}
+
 /// An optimizer with `config` on `store` stepped `steps` times, its state saved at `path`.
 fn saved_after(
     ctx: &coptim::GpuContext,
@@ -80,6 +111,9 @@ fn resume_continues_bit_for_bit() {
         let cfg = OptimizerConfig::new(algorithm, 1e-2)
             .with_caution(Caution::hard())
             .with_weight_decay(0.05);
+        resume_matches(cfg);
+    }
+    for cfg in lamb_configs() {
         resume_matches(cfg);
     }
 }

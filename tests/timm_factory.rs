@@ -14,7 +14,6 @@ fn not_modelled() -> Vec<(&'static str, Value)> {
         ("maximize", json!(false)),
         ("capturable", json!(false)),
         ("differentiable", json!(false)),
-        ("corrected_weight_decay", json!(false)),
         ("clipping_threshold", Value::Null),
         // torch.optim.AdamW: decay is decoupled, as coptim's always is.
         ("decoupled_weight_decay", json!(true)),
@@ -82,7 +81,10 @@ fn from_timm_rejects_what_coptim_cannot_build() {
     // torch.optim.AdamW (timm `adamw`) takes no `caution`: timm raises a TypeError.
     assert!(invalid("adamw", json!({"caution": true})).contains("caution"));
     assert!(invalid("csgdw", json!({"dampening": 0.5})).contains("dampening"));
-    assert!(invalid("clion", json!({"corrected_weight_decay": true})).contains("corrected"));
+    // timm's coupled LAMB ignores corrected decay; coptim says so instead.
+    assert!(invalid("lamb", json!({"corrected_weight_decay": true})).contains("corrected"));
+    assert!(invalid("clamb", json!({"max_grad_norm": "big"})).contains("max_grad_norm"));
+    assert!(invalid("clamb", json!({"max_grad_norm": -1.0})).contains("max_grad_norm"));
     assert!(invalid("lion", json!({"betas": [0.9]})).contains("betas"));
     assert!(invalid("lion", json!({"lr": "fast"})).contains("lr"));
     assert!(invalid("lion", json!([1e-3])).contains("not an object"));

@@ -38,7 +38,11 @@ use crate::stream::StreamShape;
 ///   `12 + 2 * states * s` (s = bytes per state element; AdamW keeps two states);
 /// - with caution, pass 1 (the agreement count) reads g and the states its direction
 ///   needs ([`Algorithm::count_pass_states`]: one, two for LaProp): `4 + k * s`;
-/// - without caution, the non-finite check (when on) reads g once more: `4`.
+/// - an algorithm with per-tensor sums (LAMB) runs that pass with or without caution
+///   and reads p too: `8 + k * s`;
+/// - an algorithm with its own gradient clip (LAMB's `max_grad_norm`) reads g once
+///   more for the global norm: `4`;
+/// - otherwise, the non-finite check (when on) reads g once more: `4`.
 ///
 /// Per-block and per-tensor metadata (block tables, partial counts: under 0.1% of
 /// the total at 4096 elements per block) is not counted.
@@ -54,6 +58,8 @@ use crate::stream::StreamShape;
 /// assert_eq!(step_bytes_per_param(&adamw, false, ElementType::Bf16, false), 20);
 /// let laprop = Algorithm::by_name("laprop").unwrap();
 /// assert_eq!(step_bytes_per_param(&laprop, true, ElementType::F32, true), 40);
+/// let lamb = Algorithm::by_name("lamb").unwrap();
+/// assert_eq!(step_bytes_per_param(&lamb, true, ElementType::F32, true), 28 + 16 + 4);
 /// ```
 pub fn step_bytes_per_param(
     algorithm: &Algorithm,
@@ -64,14 +70,22 @@ pub fn step_bytes_per_param(
     let s = state.bytes();
     let states = algorithm.state_names().len() as u64;
     let update = 12 + 2 * states * s;
-    let extra = if caution {
-        4 + algorithm.count_pass_states() as u64 * s
-    } else if nonfinite_check {
+    let clip = if algorithm.rules().max_grad_norm().is_some() {
         4
     } else {
         0
     };
-    update + extra
+    let k = algorithm.count_pass_states() as u64;
+    let extra = if algorithm.needs_tensor_sums() {
+        8 + k * s
+    } else if caution {
+        4 + k * s
+    } else if nonfinite_check && clip == 0 {
+        4
+    } else {
+        0
+    };
+    update + clip + extra
 }
 
 /// How [`run`] steps and times every configuration; the report repeats it.

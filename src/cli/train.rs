@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use coptim::data::DatasetSplit;
+use coptim::optim::DecayMode;
 use coptim::train::presets::ModelPreset;
 use coptim::train::report::{create_dir, history_csv};
 use coptim::train::{Event, History, OptimizerKind, Runner, Session, TrainConfig};
@@ -44,6 +45,14 @@ pub struct RunArgs {
     /// Clip the global gradient norm to this value.
     #[arg(long)]
     pub clip_grad_norm: Option<f64>,
+    /// Cautious weight decay (arXiv 2510.12402): decay only coordinates where the
+    /// update and the parameter agree in sign.
+    #[arg(long)]
+    pub cautious_wd: bool,
+    /// timm's corrected weight decay: decay scaled by lr^2 / peak lr (timm names
+    /// ending in `c`: `cadamc`, `clionc`, `csgdc`).
+    #[arg(long)]
+    pub corrected_wd: bool,
     /// Evaluate on the test set every this many steps (0: only at the end).
     #[arg(long, default_value_t = 0)]
     pub eval_every: u64,
@@ -72,6 +81,10 @@ impl RunArgs {
             c.batch_size = batch_size;
         }
         c.clip_grad_norm = self.clip_grad_norm;
+        c.decay = DecayMode {
+            cautious: self.cautious_wd,
+            corrected: self.corrected_wd,
+        };
         c.eval_every = self.eval_every;
         c.seed = seed;
         c

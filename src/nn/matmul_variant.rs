@@ -6,50 +6,30 @@
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::wgsl::{Part, ShaderBuilder};
+use crate::wgsl::{Part, ShaderBuilder, shader_part};
 
-/// A matmul file (the parts' function contracts are checked by naga in the tests).
-const fn matmul_part(name: &'static str, source: &'static str) -> Part {
-    Part {
-        name,
-        source,
-        provides: &[],
-        requires: &[],
-    }
+/// A matmul file: its function contracts are checked by naga in the tests, not
+/// declared here.
+macro_rules! matmul_part {
+    ($file:literal) => {
+        shader_part!($file, &[], &[])
+    };
 }
 
 /// Bindings, parameters and the batched, strided indexing every variant shares.
-static COMMON: Part = matmul_part(
-    "nn_matmul_common.wgsl",
-    include_str!("../../shaders/nn_matmul_common.wgsl"),
-);
+static COMMON: Part = matmul_part!("nn_matmul_common.wgsl");
 /// Workgroup-memory tiles with 8x8 register blocks (GPUs).
-static TILED: Part = matmul_part(
-    "nn_matmul_tiled.wgsl",
-    include_str!("../../shaders/nn_matmul_tiled.wgsl"),
-);
+static TILED: Part = matmul_part!("nn_matmul_tiled.wgsl");
 /// Rows per workgroup and consecutive columns across lanes: the subgroup variant's
 /// layout.
-static LANES: Part = matmul_part(
-    "nn_matmul_lanes.wgsl",
-    include_str!("../../shaders/nn_matmul_lanes.wgsl"),
-);
+static LANES: Part = matmul_part!("nn_matmul_lanes.wgsl");
 /// A 16x8 block per invocation, no barriers (CPU adapters).
-static ROWS: Part = matmul_part(
-    "nn_matmul_rows.wgsl",
-    include_str!("../../shaders/nn_matmul_rows.wgsl"),
-);
+static ROWS: Part = matmul_part!("nn_matmul_rows.wgsl");
 /// A 32x8 block per invocation, one subgroup per workgroup sharing A through
 /// shuffles (CPU adapters with subgroups).
-static ROWS_SUBGROUP: Part = matmul_part(
-    "nn_matmul_rows_subgroup.wgsl",
-    include_str!("../../shaders/nn_matmul_rows_subgroup.wgsl"),
-);
+static ROWS_SUBGROUP: Part = matmul_part!("nn_matmul_rows_subgroup.wgsl");
 /// A loads shared through subgroup shuffles.
-static SUBGROUP: Part = matmul_part(
-    "nn_matmul_subgroup.wgsl",
-    include_str!("../../shaders/nn_matmul_subgroup.wgsl"),
-);
+static SUBGROUP: Part = matmul_part!("nn_matmul_subgroup.wgsl");
 
 /// Which matmul kernel family the nn ops use on a device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -357,26 +337,20 @@ mod tests {
             assert_eq!(v.shader_for(1, 1).variant, v);
             assert_eq!(v.shader_for(4096, 4096).variant, v);
         }
-        assert_eq!(
-            MatmulVariant::Tiled.shader_for(17, 17).name,
-            "nn_matmul_tiled_small"
-        );
-        assert_eq!(
-            MatmulVariant::Tiled.shader_for(500, 500).name,
-            "nn_matmul_tiled"
-        );
-        assert_eq!(
-            MatmulVariant::Subgroup.shader_for(500, 10).name,
-            "nn_matmul_subgroup"
-        );
-        assert_eq!(
-            MatmulVariant::Rows.shader_for(500, 500).name,
-            "nn_matmul_rows"
-        );
-        assert_eq!(
-            MatmulVariant::RowsSubgroup.shader_for(1, 500).name,
-            "nn_matmul_rows_subgroup"
-        );
+        for (variant, m, n, shader) in [
+            (MatmulVariant::Tiled, 17, 17, "nn_matmul_tiled_small"),
+            (MatmulVariant::Tiled, 500, 500, "nn_matmul_tiled"),
+            (MatmulVariant::Subgroup, 500, 10, "nn_matmul_subgroup"),
+            (MatmulVariant::Rows, 500, 500, "nn_matmul_rows"),
+            (
+                MatmulVariant::RowsSubgroup,
+                1,
+                500,
+                "nn_matmul_rows_subgroup",
+            ),
+        ] {
+            assert_eq!(variant.shader_for(m, n).name, shader, "{variant:?} {m}x{n}");
+        }
     }
 
     #[test]

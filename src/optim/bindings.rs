@@ -7,7 +7,9 @@
 use wgpu::util::DeviceExt;
 
 use crate::arena::{Arena, ParamSet, Window};
-use crate::optim::gpu_types::{GpuStatus, GpuStepParams, GpuTensorEntry, GpuWindowInfo};
+use crate::optim::gpu_types::{
+    GpuBlockPartial, GpuStatus, GpuStepParams, GpuTensorEntry, GpuWindowInfo,
+};
 use crate::optim::kernels::{MAX_GROUPS, Pipelines, binding};
 use crate::optim::plan::{Placement, Plan, Span, WindowPlan};
 
@@ -31,7 +33,7 @@ const COUNT: &[u32] = &[
     binding::TENSORS,
     binding::STEP,
     binding::WINDOW,
-    binding::PARTIAL_COUNTS,
+    binding::PARTIALS,
     binding::STATUS_RW,
 ];
 const CHECK_FINITE: &[u32] = &[
@@ -45,15 +47,15 @@ const GRAD_SUMSQ: &[u32] = &[
     binding::BLOCKS,
     binding::WINDOW,
     binding::STATUS_RW,
-    binding::PARTIAL_SUMSQ,
+    binding::PARTIALS,
 ];
 const FINALIZE_SCALE: &[u32] = &[
     binding::TENSORS,
     binding::STEP,
     binding::WINDOW,
-    binding::PARTIAL_COUNTS,
+    binding::PARTIALS,
 ];
-const FINALIZE_CLIP: &[u32] = &[binding::STEP, binding::STATUS_RW, binding::PARTIAL_SUMSQ];
+const FINALIZE_CLIP: &[u32] = &[binding::STEP, binding::STATUS_RW, binding::PARTIALS];
 const ADVANCE_STEP: &[u32] = &[binding::STEP, binding::STATUS_RW];
 
 /// The buffers every dispatch of a step shares.
@@ -65,10 +67,8 @@ pub(crate) struct StepBuffers {
     pub step_params: wgpu::Buffer,
     /// `StatusRw` / `StatusView`.
     pub status: wgpu::Buffer,
-    /// Per-block agreement counts.
-    pub partial_counts: wgpu::Buffer,
-    /// Per-block sums of squares.
-    pub partial_sumsq: wgpu::Buffer,
+    /// Per-block records (`BlockPartial`): agreement counts and float sums.
+    pub partials: wgpu::Buffer,
 }
 
 impl StepBuffers {
@@ -86,6 +86,7 @@ impl StepBuffers {
                 scale: 1.0,
                 kept: 0,
                 pad: [0; 2],
+                sums: [0.0; 4],
             })
             .collect();
         let storage = wgpu::BufferUsages::STORAGE
@@ -98,15 +99,8 @@ impl StepBuffers {
             grad_norm: 0.0,
             bias: [[0.0; 4]; MAX_GROUPS],
         };
-        let partial_bytes = (plan.total_blocks.max(1) as u64) * 4;
-        let scratch = |label: &str| {
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: partial_bytes,
-                usage: storage,
-                mapped_at_creation: false,
-            })
-        };
+        let partial_bytes =
+            (plan.total_blocks.max(1) as u64) * std::mem::size_of::<GpuBlockPartial>() as u64;
         Self {
             tensor_table: device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("coptim tensor table"),
@@ -124,8 +118,12 @@ impl StepBuffers {
                 contents: bytemuck::bytes_of(&initial_status),
                 usage: storage | wgpu::BufferUsages::UNIFORM,
             }),
-            partial_counts: scratch("coptim partial counts"),
-            partial_sumsq: scratch("coptim partial sumsq"),
+            partials: device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("coptim block partials"),
+                size: partial_bytes,
+                usage: storage,
+                mapped_at_creation: false,
+            }),
         }
     }
 }
@@ -157,6 +155,8 @@ pub(crate) struct BindingSources<'a> {
     /// The distinct buffers holding parameters and gradients.
     pub tensor_buffers: &'a [wgpu::Buffer],
     pub state: &'a [Arena],
+    /// The algorithm's measuring pass sums tensor terms (reads the parameters too).
+    pub tensor_sums: bool,
     /// How many state tensors (the first ones) the count pass reads.
     pub count_states: usize,
 }
@@ -202,7 +202,11 @@ impl BindingSources<'_> {
         };
         let with_states = |base: &[u32], k: usize| [base, &STATES[..k]].concat();
         let update = with_states(UPDATE, self.state.len());
-        let count = with_states(COUNT, self.count_states);
+        let mut count = with_states(COUNT, self.count_states);
+        if self.tensor_sums {
+            // 8 storage bindings with LAMB's two states: WebGPU's default per-stage limit.
+            count.push(binding::PARAMS);
+        }
         WindowBindings {
             grid: wp.grid,
             count: make(&p.count, &count, "count"),
@@ -236,12 +240,8 @@ impl BindingSources<'_> {
             (binding::TENSORS, b.tensor_table.as_entire_binding()),
             (binding::STEP, b.step_params.as_entire_binding()),
             (binding::WINDOW, info.as_entire_binding()),
-            (
-                binding::PARTIAL_COUNTS,
-                b.partial_counts.as_entire_binding(),
-            ),
+            (binding::PARTIALS, b.partials.as_entire_binding()),
             (binding::STATUS_RW, b.status.as_entire_binding()),
-            (binding::PARTIAL_SUMSQ, b.partial_sumsq.as_entire_binding()),
         ]
     }
 

@@ -130,6 +130,37 @@ impl Caution {
     }
 }
 
+/// How weight decay is applied, beside the update mask (both off: timm's and torch's
+/// decoupled decay `p *= 1 - lr * wd` on every coordinate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct DecayMode {
+    /// Cautious weight decay (arXiv 2510.12402; pytorch_optimizer's
+    /// `apply_cautious_weight_decay`): decay only coordinates where the update
+    /// direction, before any caution mask, and the parameter agree in sign
+    /// (`u * p >= 0`), with no rescale.
+    #[serde(default)]
+    pub cautious: bool,
+    /// timm's corrected decay (`corrected_weight_decay=True`): the decay is
+    /// `lr^2 / max_lr * wd` instead of `lr * wd`, `max_lr` being the configured base
+    /// rate [`OptimizerConfig::lr`] (timm's constructor-lr snapshot).
+    #[serde(default)]
+    pub corrected: bool,
+}
+
+impl DecayMode {
+    /// The factor that multiplies `wd` in the decay of a step with learning rate `lr`
+    /// under base rate `max_lr`: `lr`, or `lr^2 / max_lr` when corrected.
+    pub fn lr_factor(&self, lr: f64, max_lr: f64) -> f64 {
+        if self.corrected { lr * lr / max_lr } else { lr }
+    }
+
+    /// The weight decay that, multiplied by `lr`, gives this mode's decay rate
+    /// (`wd * lr / max_lr` when corrected, `wd` otherwise; no division by `lr`).
+    pub fn weight_decay_for_lr(&self, wd: f64, lr: f64, max_lr: f64) -> f64 {
+        if self.corrected { wd * lr / max_lr } else { wd }
+    }
+}
+
 /// What to do when a gradient holds NaN or infinity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -172,6 +203,9 @@ pub struct OptimizerConfig {
     pub lr: f64,
     /// Default decoupled weight decay for tensors not in any group.
     pub weight_decay: f64,
+    /// Which coordinates weight decay reaches and how it scales with the learning rate.
+    #[serde(default)]
+    pub decay: DecayMode,
     /// Learning-rate schedule.
     pub schedule: LrSchedule,
     /// Clip the global gradient norm to this value before the step.
@@ -193,6 +227,7 @@ impl OptimizerConfig {
             caution: Caution::Off,
             lr,
             weight_decay: 0.0,
+            decay: DecayMode::default(),
             schedule: LrSchedule::Constant,
             clip_grad_norm: None,
             non_finite: NonFinite::SkipStep,
@@ -225,6 +260,12 @@ impl OptimizerConfig {
     /// Sets the default weight decay.
     pub fn with_weight_decay(mut self, wd: f64) -> Self {
         self.weight_decay = wd;
+        self
+    }
+
+    /// Sets how weight decay is applied (cautious, corrected).
+    pub fn with_decay(mut self, decay: DecayMode) -> Self {
+        self.decay = decay;
         self
     }
 
@@ -268,6 +309,20 @@ impl OptimizerConfig {
             return Err(Error::InvalidConfig(format!(
                 "weight_decay = {} must be finite and >= 0",
                 self.weight_decay
+            )));
+        }
+        if let Algorithm::Lamb(lamb) = self.algorithm
+            && self.decay.corrected
+            && !lamb.decoupled
+        {
+            return Err(Error::InvalidConfig(
+                "corrected weight decay needs decoupled decay for LAMB (timm `lambw`)".into(),
+            ));
+        }
+        if self.decay.corrected && !positive(self.lr) {
+            return Err(Error::InvalidConfig(format!(
+                "corrected weight decay needs a positive base lr (the max lr), got {}",
+                self.lr
             )));
         }
         if let Some(c) = self.clip_grad_norm

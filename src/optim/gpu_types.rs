@@ -13,6 +13,16 @@ pub struct GpuTensorEntry {
     pub scale: f32,
     pub kept: u32,
     pub pad: [u32; 2],
+    pub sums: [f32; 4],
+}
+
+/// `BlockPartial`: one block's agreement count and float sums.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct GpuBlockPartial {
+    pub sums: [f32; 4],
+    pub count: u32,
+    pub pad: [u32; 3],
 }
 
 /// `GroupParams`: one group's hyperparameters for the current step.
@@ -51,6 +61,9 @@ pub struct GpuStepParams {
     pub skip_nonfinite: u32,
     pub num_groups: u32,
     pub variant: u32,
+    pub cautious_decay: u32,
+    pub clip_max_ratio: f32,
+    pub pad: [u32; 2],
     pub groups: [GpuGroupParams; MAX_GROUPS],
 }
 
@@ -82,8 +95,9 @@ pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
         mirror_layout!(
             GpuTensorEntry,
             "TensorEntry",
-            [group, numel, first_block, num_blocks, scale, kept]
+            [group, numel, first_block, num_blocks, scale, kept, sums]
         ),
+        mirror_layout!(GpuBlockPartial, "BlockPartial", [sums, count]),
         mirror_layout!(
             GpuGroupParams,
             "GroupParams",
@@ -110,6 +124,8 @@ pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
                 skip_nonfinite,
                 num_groups,
                 variant,
+                cautious_decay,
+                clip_max_ratio,
                 groups
             ]
         ),

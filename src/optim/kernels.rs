@@ -24,6 +24,9 @@ pub static COMMON: Part = shader_part!(
         "lanes_valid",
         "is_finite4",
         "caution_mask",
+        "decayed",
+        "decay_reaches",
+        "clipping",
         "count_agree",
         "count_nonfinite",
         "torch_lerp",
@@ -49,19 +52,35 @@ pub static STATE_BF16: Part = shader_part!("state_bf16.wgsl", STATE_ACCESS, &[])
 /// f16 optimizer state (needs `shader-f16`).
 pub static STATE_F16: Part = shader_part!("state_f16.wgsl", STATE_ACCESS, &[]);
 /// The count and update entry points shared by every algorithm; the algorithm part
-/// supplies its caution direction and its fused per-vec4 update.
+/// supplies its caution direction, its tensor terms and its fused per-vec4 update.
 pub static STEP: Part = shader_part!(
     "optim_step.wgsl",
     &["count_agreement", "update"],
     &[
         "caution_direction",
+        "tensor_terms",
         "step_vec4",
         "add_block_count",
+        "add_block_sums",
         "load_grad",
         "block_at",
         "block_index",
     ],
 );
+/// Per-block float sums of an algorithm's tensor terms (LAMB).
+pub static TENSOR_SUMS_BLOCK: Part = shader_part!(
+    "tensor_sums_block.wgsl",
+    &["add_block_sums"],
+    &["workgroup_sum4", "tensor_terms"],
+);
+/// No tensor sums: the hooks of every element-wise algorithm.
+pub static TENSOR_SUMS_NONE: Part = shader_part!(
+    "tensor_sums_none.wgsl",
+    &["tensor_terms", "add_block_sums"],
+    &[],
+);
+/// A vec4 sum over a workgroup in a fixed order (`workgroup_sum4`).
+pub static WORKGROUP_SUM4: Part = shader_part!("lib/workgroup_sum4.wgsl", &["workgroup_sum4"], &[]);
 /// Reductions: finite check, gradient norm, clip, caution scale, step advance.
 pub static REDUCE: Part = shader_part!(
     "reduce.wgsl",
@@ -72,7 +91,12 @@ pub static REDUCE: Part = shader_part!(
         "finalize_scale",
         "advance_step",
     ],
-    &["load_grad", "block_index", "workgroup_sum"],
+    &[
+        "load_grad",
+        "block_index",
+        "workgroup_sum",
+        "workgroup_sum4"
+    ],
 );
 
 /// Elements one workgroup handles (`BLOCK_ELEMS`): every [`StreamShape`] covers
@@ -102,7 +126,7 @@ pub mod binding {
         GRADS = 1;
         /// First state tensor (`state0`).
         STATE0 = 2;
-        /// Second state tensor (`state1`, AdamW only).
+        /// Second state tensor (`state1`, AdamW and LAMB).
         STATE1 = 3;
         /// Block table of the dispatch (`blocks`).
         BLOCKS = 4;
@@ -114,12 +138,10 @@ pub mod binding {
         STATUS = 7;
         /// Dispatch grid (`window`).
         WINDOW = 8;
-        /// Per-block agreement counts (`partial_counts`).
-        PARTIAL_COUNTS = 9;
+        /// Per-block records: agreement count and float sums (`partials`).
+        PARTIALS = 9;
         /// Status, written by the reductions (`status_rw`).
         STATUS_RW = 10;
-        /// Per-block squared gradient sums (`partial_sumsq`).
-        PARTIAL_SUMSQ = 11;
     }
 }
 
@@ -160,7 +182,15 @@ pub fn algorithm_module(
             ElementType::Bf16 => &STATE_BF16,
             ElementType::F16 => &STATE_F16,
         })
-        .part(&STEP);
+        .part(&STEP)
+        .part(if algorithm.needs_tensor_sums() {
+            &TENSOR_SUMS_BLOCK
+        } else {
+            &TENSOR_SUMS_NONE
+        });
+    if algorithm.needs_tensor_sums() {
+        module = module.part(&WORKGROUP_SUM4);
+    }
     algorithm.rules().shader(module)
 }
 
@@ -181,6 +211,7 @@ pub fn algorithm_source(
 pub fn reduce_module(access: ParamAccess, shape: StreamShape) -> ShaderBuilder {
     base_module("coptim reduce", access, shape)
         .part(&crate::wgsl::lib::WORKGROUP_SUM)
+        .part(&WORKGROUP_SUM4)
         .part(&REDUCE)
 }
 

@@ -20,8 +20,8 @@ mod state_io;
 mod stats;
 mod timm;
 
-pub use algorithms::{AdamW, Algorithm, EpsStyle, Lion, Sgd};
-pub use config::{Caution, GroupConfig, NonFinite, Normalization, OptimizerConfig};
+pub use algorithms::{AdamW, Algorithm, EpsStyle, Lamb, Lion, Sgd};
+pub use config::{Caution, DecayMode, GroupConfig, NonFinite, Normalization, OptimizerConfig};
 pub use inputs::StepInputs;
 pub use reference::{ReferenceOptimizer, ReferenceStep};
 pub use runtime::{Optimizer, OptimizerOptions};

@@ -35,7 +35,7 @@ pub struct ReferenceOptimizer {
 }
 
 /// Relative size under which an f32 computation may get the sign of a direction wrong.
-const AMBIGUOUS_REL: f64 = 8.0 * f32::EPSILON as f64;
+pub(crate) const AMBIGUOUS_REL: f64 = 8.0 * f32::EPSILON as f64;
 
 impl ReferenceOptimizer {
     /// A reference optimizer for tensors with these names and lengths.
@@ -85,10 +85,13 @@ impl ReferenceOptimizer {
                 grad_norm,
             });
         }
-        let clip = match cfg.clip_grad_norm {
+        let mut clip = match cfg.clip_grad_norm {
             Some(max) => (max / (grad_norm + 1e-6)).min(1.0),
             None => 1.0,
         };
+        if let Some(max) = cfg.algorithm.rules().max_grad_norm() {
+            clip /= (grad_norm * clip / max).max(1.0);
+        }
         self.step += 1;
         let t = self.step as i32;
         let lr_base = cfg.lr * cfg.schedule.factor(self.scheduled);
@@ -99,13 +102,22 @@ impl ReferenceOptimizer {
         let mut ambiguous = Vec::with_capacity(n);
         for (i, (p, g_raw)) in params.iter_mut().zip(grads).enumerate() {
             let (lr_scale, wd) = cfg.group_hyper(self.groups[i]);
+            let lr = lr_base * lr_scale;
             let g: Vec<f64> = g_raw.iter().map(|g| g * clip).collect();
-            let mut state: Vec<&mut Vec<f64>> = self.state.iter_mut().map(|s| &mut s[i]).collect();
-            let rules = cfg.algorithm.rules();
             let lrs = &self.lr_history[self.groups[i]];
-            let dir = rules.reference_direction(&mut state, &g, &RefStep { t, lrs });
-            let decay = (rules.decay(), 1.0 - lr_base * lr_scale * wd);
-            let (k, amb) = apply_masked_update(cfg.caution, p, &g, &dir, decay);
+            let x = TensorStep {
+                p,
+                g: &g,
+                state: self.state.iter_mut().map(|s| &mut s[i]).collect(),
+                step: RefStep { t, lrs },
+                wd,
+                decay: DecayRate {
+                    rate: cfg.decay.lr_factor(lr, cfg.lr) * wd,
+                    cautious: cfg.decay.cautious,
+                },
+                caution: cfg.caution,
+            };
+            let (k, amb) = cfg.algorithm.rules().reference_step(x);
             kept.push(k);
             ambiguous.push(amb);
         }
@@ -118,34 +130,99 @@ impl ReferenceOptimizer {
     }
 }
 
-/// Applies decoupled weight decay (the factor `decay.1`, before or after the step) and
-/// the (cautiously masked) step to `p`.
-/// Returns (kept, ambiguous) coordinate counts: `(n, 0)` when caution is off.
-fn apply_masked_update(
-    caution: Caution,
-    p: &mut [f64],
-    g: &[f64],
-    dir: &Direction,
-    decay: (Decay, f64),
-) -> (u64, u64) {
-    let agree: Vec<bool> = (0..g.len()).map(|j| dir.sign_src[j] * g[j] > 0.0).collect();
-    let k = agree.iter().filter(|&&a| a).count() as u64;
-    let amb = (0..g.len())
-        .filter(|&j| dir.sign_src[j].abs() <= AMBIGUOUS_REL * dir.sign_mag[j] && g[j] != 0.0)
-        .count() as u64;
-    let scale = caution.scale(k, g.len() as u64);
-    let w = caution.disagree_weight();
-    for j in 0..g.len() {
-        let phi = if !caution.is_on() || agree[j] { 1.0 } else { w };
-        let mult = if caution.is_on() { phi * scale } else { 1.0 };
-        p[j] = match decay {
-            (Decay::BeforeStep, f) => p[j] * f - dir.delta[j] * mult,
-            (Decay::AfterStep, f) => (p[j] - dir.delta[j] * mult) * f,
+/// One tensor of a reference step.
+pub(crate) struct TensorStep<'a> {
+    /// Parameters, updated in place.
+    pub p: &'a mut [f64],
+    /// The clipped gradient.
+    pub g: &'a [f64],
+    /// The tensor's state, in the order of the algorithm's state names.
+    pub state: Vec<&'a mut Vec<f64>>,
+    /// The step number and learning rates.
+    pub step: RefStep<'a>,
+    /// The group's weight decay as configured (coupled decay adds `wd * p`).
+    pub wd: f64,
+    /// The decoupled decay of this step.
+    pub decay: DecayRate,
+    /// The caution mode.
+    pub caution: Caution,
+}
+
+/// The decoupled weight decay of one tensor at one step.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DecayRate {
+    /// `lr * wd` (`lr^2 / max_lr * wd` when corrected).
+    pub rate: f64,
+    /// Decay only where the unmasked direction and the parameter agree in sign.
+    pub cautious: bool,
+}
+
+impl DecayRate {
+    /// Whether the decay reaches a coordinate whose unmasked direction is `u`.
+    pub fn reaches(&self, p: f64, u: f64) -> bool {
+        !self.cautious || u * p >= 0.0
+    }
+
+    /// `p` decayed, where `u` is the unmasked update direction of that coordinate.
+    pub fn apply(&self, p: f64, u: f64) -> f64 {
+        if self.reaches(p, u) {
+            p * (1.0 - self.rate)
+        } else {
+            p
+        }
+    }
+}
+
+/// The caution mask of one tensor: each coordinate's factor (its mask weight times
+/// the tensor's scale; 1 when caution is off) and the counts.
+pub(crate) struct Mask {
+    /// Per-coordinate multiplier of the update.
+    pub factors: Vec<f64>,
+    /// (kept, ambiguous) coordinates: `(n, 0)` when caution is off.
+    pub counts: (u64, u64),
+}
+
+impl Mask {
+    /// The mask of direction `dir` against gradient `g`.
+    pub fn new(caution: Caution, g: &[f64], dir: &Direction) -> Self {
+        let n = g.len();
+        if !caution.is_on() {
+            return Self {
+                factors: vec![1.0; n],
+                counts: (n as u64, 0),
+            };
+        }
+        let agree: Vec<bool> = (0..n).map(|j| dir.sign_src[j] * g[j] > 0.0).collect();
+        let k = agree.iter().filter(|&&a| a).count() as u64;
+        let amb = (0..n)
+            .filter(|&j| dir.sign_src[j].abs() <= AMBIGUOUS_REL * dir.sign_mag[j] && g[j] != 0.0)
+            .count() as u64;
+        let scale = caution.scale(k, n as u64);
+        let w = caution.disagree_weight();
+        Self {
+            factors: agree
+                .iter()
+                .map(|&a| if a { scale } else { w * scale })
+                .collect(),
+            counts: (k, amb),
+        }
+    }
+}
+
+/// The element-wise step: decoupled (possibly cautious) weight decay, before or after
+/// the step as `place` says (the cautious test always sees the pre-step parameter),
+/// and the masked direction. Returns (kept, ambiguous) coordinate counts.
+pub(crate) fn apply_masked_update(x: TensorStep<'_>, dir: &Direction, place: Decay) -> (u64, u64) {
+    let mask = Mask::new(x.caution, x.g, dir);
+    for j in 0..x.g.len() {
+        let step = dir.delta[j] * mask.factors[j];
+        x.p[j] = match place {
+            Decay::BeforeStep => x.decay.apply(x.p[j], dir.delta[j]) - step,
+            Decay::AfterStep if x.decay.reaches(x.p[j], dir.delta[j]) => {
+                (x.p[j] - step) * (1.0 - x.decay.rate)
+            }
+            Decay::AfterStep => x.p[j] - step,
         };
     }
-    if caution.is_on() {
-        (k, amb)
-    } else {
-        (g.len() as u64, 0)
-    }
+    mask.counts
 }

@@ -8,7 +8,7 @@ use crate::optim::bindings::{
     BindingSources, ReduceBindings, StepBuffers, WindowBindings, buffer_places,
 };
 use crate::optim::config::{Caution, NonFinite, Normalization, OptimizerConfig};
-use crate::optim::gpu_types::{GpuGroupParams, GpuStatus, GpuStepParams};
+use crate::optim::gpu_types::{GpuGroupParams, GpuStatus, GpuStepParams, GpuTensorEntry};
 use crate::optim::inputs::StepInputs;
 use crate::optim::kernels::{MAX_GROUPS, Pipelines};
 use crate::optim::plan::{Plan, grid_for};
@@ -102,6 +102,7 @@ impl Optimizer {
             buffers: &buffers,
             tensor_buffers: &tensor_buffers,
             state: &state,
+            tensor_sums: config.algorithm.needs_tensor_sums(),
             count_states: config.algorithm.rules().count_states(),
         };
         let num_tensors = layout.num_tensors() as u32;
@@ -196,7 +197,7 @@ impl Optimizer {
         if passes.clip {
             n += w + 1;
         }
-        if passes.caution {
+        if passes.measure {
             n += w + 1;
         }
         if passes.check {
@@ -206,12 +207,13 @@ impl Optimizer {
     }
 
     fn passes(&self) -> Passes {
-        let clip = self.config.clip_grad_norm.is_some();
-        let caution = self.config.caution.is_on();
+        let cfg = &self.config;
+        let clip = cfg.clip_grad_norm.is_some() || cfg.algorithm.rules().max_grad_norm().is_some();
+        let measure = cfg.caution.is_on() || cfg.algorithm.needs_tensor_sums();
         Passes {
             clip,
-            caution,
-            check: !caution && !clip && self.config.non_finite == NonFinite::SkipStep,
+            measure,
+            check: !measure && !clip && cfg.non_finite == NonFinite::SkipStep,
         }
     }
 
@@ -283,8 +285,8 @@ impl Optimizer {
         let passes = self.passes();
         // found_inf = 0
         encoder.clear_buffer(&self.buffers.status, 0, Some(4));
-        if passes.caution {
-            encoder.clear_buffer(&self.buffers.partial_counts, 0, None);
+        if passes.measure {
+            encoder.clear_buffer(&self.buffers.partials, 0, None);
         }
         let p = &self.pipelines;
         let r = &self.reduce;
@@ -316,7 +318,7 @@ impl Optimizer {
         if passes.check {
             windows(&mut pass, &p.check_finite, &|w| &w.check_finite);
         }
-        if passes.caution {
+        if passes.measure {
             windows(&mut pass, &p.count, &|w| &w.count);
             single(
                 &mut pass,
@@ -406,6 +408,17 @@ impl Optimizer {
         ))
     }
 
+    /// The per-tensor float sums the last measuring pass left, one `[f32; 4]` per
+    /// tensor (LAMB: `sum (a u)^2, sum (a u)(c p), sum (c p)^2, sum p^2`, see
+    /// `shaders/lamb.wgsl`; meaningless for algorithms without tensor sums), for
+    /// diagnostics and tests of the reduction.
+    pub async fn read_tensor_sums(&self) -> Result<Vec<[f32; 4]>> {
+        let table = &self.buffers.tensor_table;
+        let bytes = crate::arena::read_buffer(&self.ctx, table, 0, table.size()).await?;
+        let entries: Vec<GpuTensorEntry> = bytemuck::pod_collect_to_vec(&bytes);
+        Ok(entries.iter().map(|e| e.sums).collect())
+    }
+
     pub(crate) fn status_buffer(&self) -> &wgpu::Buffer {
         &self.buffers.status
     }
@@ -453,7 +466,8 @@ impl Optimizer {
         let mut groups = [GpuGroupParams::default(); MAX_GROUPS];
         for (g, (slot, &lr)) in groups.iter_mut().zip(lrs).enumerate() {
             slot.lr = lr as f32;
-            slot.weight_decay = cfg.group_hyper(g).1 as f32;
+            let wd = cfg.group_hyper(g).1;
+            slot.weight_decay = cfg.decay.weight_decay_for_lr(wd, lr, cfg.lr) as f32;
             rules.pack(slot);
         }
         let (norm_kind, norm_param) = normalization(cfg.caution);
@@ -466,6 +480,9 @@ impl Optimizer {
             skip_nonfinite: (cfg.non_finite == NonFinite::SkipStep) as u32,
             num_groups: lrs.len() as u32,
             variant: rules.variant(),
+            cautious_decay: cfg.decay.cautious as u32,
+            clip_max_ratio: rules.max_grad_norm().unwrap_or(0.0) as f32,
+            pad: [0; 2],
             groups,
         }
     }
@@ -474,7 +491,8 @@ impl Optimizer {
 /// Which optional passes a step runs.
 struct Passes {
     clip: bool,
-    caution: bool,
+    /// The measuring pass and per-tensor reduction (caution counts, tensor sums).
+    measure: bool,
     /// The stand-alone finite check (when neither clipping nor caution does it).
     check: bool,
 }

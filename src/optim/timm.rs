@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::optim::algorithms::{Algorithm, TIMM_NAMES};
-use crate::optim::config::{Caution, OptimizerConfig};
+use crate::optim::config::{Caution, DecayMode, OptimizerConfig};
 
 /// A default that a timm name puts under a keyword (timm's `OptimInfo.defaults`).
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +53,8 @@ const EXECUTION_ONLY: &[&str] = &[
 pub(crate) struct TimmArgs {
     name: &'static str,
     args: Map<String, Value>,
+    /// The decay mode the class's keywords ask for (`corrected_weight_decay`).
+    decay: DecayMode,
 }
 
 impl TimmArgs {
@@ -82,6 +84,25 @@ impl TimmArgs {
             None => Ok(default),
             Some(v) => v.as_bool().ok_or_else(|| self.bad(key, &v, "a boolean")),
         }
+    }
+
+    /// A number or `null` (`None`), `default` when absent.
+    pub fn optional_f64(&mut self, key: &str, default: Option<f64>) -> Result<Option<f64>> {
+        match self.take(key) {
+            None => Ok(default),
+            Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| self.bad(key, &v, "a number or null")),
+        }
+    }
+
+    /// timm's `corrected_weight_decay` keyword (decay scaled by `lr^2 / max_lr`),
+    /// for the classes that take it.
+    pub fn corrected_decay(&mut self) -> Result<()> {
+        self.decay.corrected = self.bool("corrected_weight_decay", false)?;
+        Ok(())
     }
 
     /// A list of numbers, `default` when absent.
@@ -167,6 +188,7 @@ impl OptimizerConfig {
         let mut args = TimmArgs {
             name: entry.name,
             args: factory_args(entry, given),
+            decay: DecayMode::default(),
         };
         for key in EXECUTION_ONLY {
             args.take(key);
@@ -178,10 +200,12 @@ impl OptimizerConfig {
         };
         let weight_decay = args.f64("weight_decay", 0.0)?;
         let (algorithm, caution) = (entry.build)(&mut args)?;
+        let decay = args.decay;
         args.finish()?;
         let config = OptimizerConfig::new(algorithm, lr)
             .with_caution(caution)
-            .with_weight_decay(weight_decay);
+            .with_weight_decay(weight_decay)
+            .with_decay(decay);
         config.validate()?;
         Ok(config)
     }
@@ -195,6 +219,10 @@ impl OptimizerConfig {
         group.insert("lr".into(), Value::from(self.lr));
         group.insert("weight_decay".into(), Value::from(self.weight_decay));
         group.insert("caution".into(), Value::Bool(self.caution.is_on()));
+        group.insert(
+            "corrected_weight_decay".into(),
+            Value::Bool(self.decay.corrected),
+        );
         group
     }
 }

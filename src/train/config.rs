@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::{Architecture, Mlp, Vit};
-use crate::optim::{Algorithm, Caution, LrSchedule, OptimizerConfig, timm_names};
+use crate::optim::{Algorithm, Caution, DecayMode, LrSchedule, OptimizerConfig, timm_names};
 use crate::train::presets::{MODEL_PRESETS, ModelPreset};
 
 /// The model a session trains, with its configuration.
@@ -163,18 +163,23 @@ impl OptimizerKind {
             .find(|&k| k.is_cautious() == cautious && unmasked(k) == target)
     }
 
-    /// The name people write in prose: `AdamW`, `C-AdamW`, `NAdamW`, `C-LaProp`, ...
-    /// (the algorithm's own spelling, or its short name for one not listed here).
+    /// The name people write in prose: `AdamW`, `C-AdamW`, `NAdamW`, `C-LaProp`,
+    /// `C-AdamW (corrected wd)`, ... (the algorithm's own spelling, or its short name
+    /// for one not listed here).
     pub fn label(self) -> String {
-        let algorithm = self.algorithm().name();
+        let defaults = self.timm_defaults();
+        let algorithm = defaults.algorithm.name();
         let plain = ALGORITHM_LABELS
             .iter()
             .find(|(name, _)| *name == algorithm)
             .map_or(algorithm, |(_, label)| label);
-        match self.is_cautious() {
-            true => format!("C-{plain}"),
-            false => plain.to_string(),
-        }
+        let caution = if defaults.caution.is_on() { "C-" } else { "" };
+        let corrected = if defaults.decay.corrected {
+            " (corrected wd)"
+        } else {
+            ""
+        };
+        format!("{caution}{plain}{corrected}")
     }
 
     /// The optimizer configuration with learning rate `lr` and weight decay `wd`, timm's
@@ -247,6 +252,11 @@ pub struct TrainConfig {
     pub lr_floor: f64,
     /// Global gradient-norm clipping (`None`: off).
     pub clip_grad_norm: Option<f64>,
+    /// Cautious and/or corrected weight decay on top of the optimizer's own (a timm
+    /// name ending in `c`, e.g. `cadamc`, is corrected already; both off: the
+    /// optimizer's decay).
+    #[serde(default)]
+    pub decay: DecayMode,
     /// Samples per training step.
     pub batch_size: usize,
     /// Training steps (the schedule ends here).
@@ -289,6 +299,7 @@ impl TrainConfig {
             warmup_steps: preset.warmup_steps,
             lr_floor: preset.lr_floor,
             clip_grad_norm: None,
+            decay: DecayMode::default(),
             batch_size: preset.batch_size,
             steps: preset.steps,
             seed: 0,
@@ -331,6 +342,11 @@ impl TrainConfig {
             .optimizer
             .config(self.lr, self.weight_decay)
             .with_schedule(self.schedule());
+        let decay = DecayMode {
+            cautious: cfg.decay.cautious || self.decay.cautious,
+            corrected: cfg.decay.corrected || self.decay.corrected,
+        };
+        let cfg = cfg.with_decay(decay);
         match self.clip_grad_norm {
             Some(c) => cfg.with_clip_grad_norm(c),
             None => cfg,

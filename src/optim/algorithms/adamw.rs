@@ -138,7 +138,8 @@ pub(super) fn adam_direction(
     }
 }
 
-/// timm `adamw` (torch.optim.AdamW) and `cadamw` (timm's AdamWLegacy, caution on).
+/// timm `adamw` (torch.optim.AdamW), `cadamw` (timm's AdamWLegacy, caution on) and the
+/// corrected-decay `adamc`, `cadamc` (AdamWLegacy).
 pub(crate) const TIMM: &[TimmName] = &[
     TimmName {
         name: "adamw",
@@ -158,6 +159,27 @@ pub(crate) const TIMM: &[TimmName] = &[
         has_betas: true,
         build: legacy_adamw,
     },
+    TimmName {
+        name: "adamc",
+        lr: 1e-3,
+        defaults: &[("corrected_weight_decay", TimmDefault::Bool(true))],
+        has_momentum: false,
+        has_eps: true,
+        has_betas: true,
+        build: legacy_adamw,
+    },
+    TimmName {
+        name: "cadamc",
+        lr: 1e-3,
+        defaults: &[
+            ("caution", TimmDefault::Bool(true)),
+            ("corrected_weight_decay", TimmDefault::Bool(true)),
+        ],
+        has_momentum: false,
+        has_eps: true,
+        has_betas: true,
+        build: legacy_adamw,
+    },
 ];
 
 /// The keywords of torch.optim.AdamW.
@@ -170,7 +192,7 @@ fn torch_adamw(args: &mut TimmArgs) -> Result<(Algorithm, Caution)> {
 fn legacy_adamw(args: &mut TimmArgs) -> Result<(Algorithm, Caution)> {
     let adamw = common_kwargs(args)?;
     args.only("amsgrad", Value::Bool(false))?;
-    args.only("corrected_weight_decay", Value::Bool(false))?;
+    args.corrected_decay()?;
     args.only("clipping_threshold", Value::Null)?;
     Ok((Algorithm::AdamW(adamw), args.caution()?))
 }

@@ -91,7 +91,7 @@ impl Rules for Lion {
     }
 }
 
-/// timm `lion` and `clion` (timm.optim.Lion).
+/// timm `lion`, `clion` and the corrected-decay `lionc`, `clionc` (timm.optim.Lion).
 pub(crate) const TIMM: &[TimmName] = &[
     TimmName {
         name: "lion",
@@ -111,12 +111,33 @@ pub(crate) const TIMM: &[TimmName] = &[
         has_betas: true,
         build: timm_lion,
     },
+    TimmName {
+        name: "lionc",
+        lr: 1e-4,
+        defaults: &[("corrected_weight_decay", TimmDefault::Bool(true))],
+        has_momentum: false,
+        has_eps: false,
+        has_betas: true,
+        build: timm_lion,
+    },
+    TimmName {
+        name: "clionc",
+        lr: 1e-4,
+        defaults: &[
+            ("caution", TimmDefault::Bool(true)),
+            ("corrected_weight_decay", TimmDefault::Bool(true)),
+        ],
+        has_momentum: false,
+        has_eps: false,
+        has_betas: true,
+        build: timm_lion,
+    },
 ];
 
 /// The keywords of timm.optim.Lion.
 fn timm_lion(args: &mut TimmArgs) -> Result<(Algorithm, Caution)> {
     let d = Lion::default();
     let (beta1, beta2) = timm_betas(args, [d.beta1, d.beta2])?;
-    args.only("corrected_weight_decay", Value::Bool(false))?;
+    args.corrected_decay()?;
     Ok((Algorithm::Lion(Lion { beta1, beta2 }), args.caution()?))
 }

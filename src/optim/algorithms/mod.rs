@@ -12,12 +12,14 @@
 //! and its golden cases.
 
 mod adamw;
+mod lamb;
 mod laprop;
 mod lion;
 mod nadamw;
 mod sgd;
 
 pub use adamw::{AdamW, EpsStyle};
+pub use lamb::Lamb;
 pub use laprop::LaProp;
 pub use lion::Lion;
 pub use nadamw::NAdamW;
@@ -28,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::optim::config::OptimizerConfig;
 use crate::optim::gpu_types::GpuGroupParams;
+use crate::optim::reference::{TensorStep, apply_masked_update};
 use crate::optim::timm::{TimmArgs, TimmName};
 
 use crate::wgsl::ShaderBuilder;
@@ -75,6 +78,27 @@ pub(crate) trait Rules {
         Decay::BeforeStep
     }
 
+    /// The f64 reference step of one tensor; returns (kept, ambiguous) coordinate
+    /// counts. By default the element-wise rule: the direction, its caution mask and
+    /// decoupled weight decay.
+    fn reference_step(&self, mut x: TensorStep<'_>) -> (u64, u64) {
+        let dir = self.reference_direction(&mut x.state, x.g, &x.step);
+        apply_masked_update(x, &dir, self.decay())
+    }
+
+    /// Whether the measuring pass sums per-tensor terms for the update (its WGSL
+    /// provides `tensor_terms`; see `shaders/tensor_sums_block.wgsl`), so that pass
+    /// runs even without caution.
+    fn tensor_sums(&self) -> bool {
+        false
+    }
+
+    /// The algorithm's own global gradient clip: every gradient is divided by
+    /// `max(norm / this, 1)` (timm LAMB's `max_grad_norm`), after any configured clip.
+    fn max_grad_norm(&self) -> Option<f64> {
+        None
+    }
+
     /// The hyperparameters under timm's keyword names (`betas`, `eps`, `momentum`,
     /// ...), as `create_optimizer_v2` puts them in a parameter group.
     fn timm_group(&self) -> serde_json::Map<String, serde_json::Value>;
@@ -90,6 +114,9 @@ pub enum Algorithm {
     Lion(Lion),
     /// SGD with momentum and decoupled weight decay (timm `sgdw`/`csgdw`).
     Sgd(Sgd),
+    /// LAMB (timm `lamb`/`clamb`, `lambw`/`clambw`): an Adam update scaled per tensor
+    /// by the trust ratio.
+    Lamb(Lamb),
     /// AdamW with a Nesterov look-ahead first moment (timm `nadamw`/`cnadamw`).
     #[serde(rename = "nadamw")]
     NAdamW(NAdamW),
@@ -104,6 +131,7 @@ impl Algorithm {
             Algorithm::AdamW(a) => a,
             Algorithm::Lion(a) => a,
             Algorithm::Sgd(a) => a,
+            Algorithm::Lamb(a) => a,
             Algorithm::NAdamW(a) => a,
             Algorithm::LaProp(a) => a,
         }
@@ -169,6 +197,12 @@ impl Algorithm {
         self.rules().validate()
     }
 
+    /// Whether a step measures per-tensor sums for the update (see
+    /// [`Rules::tensor_sums`]).
+    pub fn needs_tensor_sums(&self) -> bool {
+        self.rules().tensor_sums()
+    }
+
     /// How many state tensors the caution count pass reads (the bytes it moves).
     pub fn count_pass_states(&self) -> usize {
         self.rules().count_states()
@@ -182,6 +216,7 @@ pub(crate) const TIMM_NAMES: &[&[TimmName]] = &[
     sgd::TIMM,
     nadamw::TIMM,
     laprop::TIMM,
+    lamb::TIMM,
 ];
 
 /// What a reference step knows besides the gradient.

@@ -99,7 +99,8 @@ impl Rules for Sgd {
     }
 }
 
-/// timm `sgdw` and `csgdw` (timm.optim.SGDW, Nesterov by default).
+/// timm `sgdw`, `csgdw` and the corrected-decay `sgdc`, `csgdc` (timm.optim.SGDW,
+/// Nesterov by default).
 pub(crate) const TIMM: &[TimmName] = &[
     TimmName {
         name: "sgdw",
@@ -122,6 +123,31 @@ pub(crate) const TIMM: &[TimmName] = &[
         has_betas: false,
         build: timm_sgdw,
     },
+    TimmName {
+        name: "sgdc",
+        lr: 1e-3,
+        defaults: &[
+            ("nesterov", TimmDefault::Bool(true)),
+            ("corrected_weight_decay", TimmDefault::Bool(true)),
+        ],
+        has_momentum: true,
+        has_eps: false,
+        has_betas: false,
+        build: timm_sgdw,
+    },
+    TimmName {
+        name: "csgdc",
+        lr: 1e-3,
+        defaults: &[
+            ("nesterov", TimmDefault::Bool(true)),
+            ("caution", TimmDefault::Bool(true)),
+            ("corrected_weight_decay", TimmDefault::Bool(true)),
+        ],
+        has_momentum: true,
+        has_eps: false,
+        has_betas: false,
+        build: timm_sgdw,
+    },
 ];
 
 /// The keywords of timm.optim.SGDW.
@@ -129,6 +155,6 @@ fn timm_sgdw(args: &mut TimmArgs) -> Result<(Algorithm, Caution)> {
     let momentum = args.f64("momentum", 0.0)?;
     let nesterov = args.bool("nesterov", false)?;
     args.only("dampening", Value::from(0.0))?;
-    args.only("corrected_weight_decay", Value::Bool(false))?;
+    args.corrected_decay()?;
     Ok((Algorithm::Sgd(Sgd { momentum, nesterov }), args.caution()?))
 }
