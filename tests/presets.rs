@@ -133,6 +133,10 @@ fn every_registered_timm_name_is_an_optimizer_and_the_page_offers_every_pair() {
         .filter(|k| !k.is_cautious() && k.with_caution(true).is_some())
         .count();
     assert_eq!(pairs.len(), plain_with_twin);
+    let mut unique = labels.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), labels.len(), "one label per pair: {labels:?}");
     assert_eq!(pairs[0].pair, "adamw");
 }
 

@@ -282,9 +282,10 @@ pub struct PairView {
 }
 
 /// Every plain registered optimizer that has a cautious twin, in registry order: the
-/// page's pair selector.
+/// page's pair selector. A label that two pairs would share (`lamb` and `lambw` are
+/// both LAMB) ends with the plain member's name.
 pub fn pairs() -> Vec<PairView> {
-    OptimizerKind::all()
+    let mut pairs: Vec<PairView> = OptimizerKind::all()
         .into_iter()
         .filter(|o| !o.is_cautious())
         .filter_map(|plain| {
@@ -294,7 +295,14 @@ pub fn pairs() -> Vec<PairView> {
                 label: format!("{} vs {}", plain.label(), cautious.label()),
             })
         })
-        .collect()
+        .collect();
+    let labels: Vec<String> = pairs.iter().map(|p| p.label.clone()).collect();
+    for pair in &mut pairs {
+        if labels.iter().filter(|l| **l == pair.label).count() > 1 {
+            pair.label = format!("{} ({})", pair.label, pair.pair);
+        }
+    }
+    pairs
 }
 
 /// The README's preset table, in Markdown (`coptim presets --markdown`).
