@@ -201,6 +201,7 @@ const ALGORITHM_LABELS: &[(&str, &str)] = &[
     ("nadamw", "NAdamW"),
     ("laprop", "LaProp"),
     ("lamb", "LAMB"),
+    ("lambw", "LAMBW"),
 ];
 
 impl std::fmt::Display for OptimizerKind {
