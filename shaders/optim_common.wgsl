@@ -181,7 +181,7 @@ fn decayed(p: vec4<f32>, u: vec4<f32>, decay: f32, params: StepParams) -> vec4<f
 // Lanes that weight decay reaches: every one, or under cautious weight decay those
 // whose unmasked direction `u` agrees in sign with the pre-step parameter `p`.
 fn decay_reaches(u: vec4<f32>, p: vec4<f32>, params: StepParams) -> vec4<bool> {
-    return u * p >= vec4<f32>(0.0) | vec4<bool>(params.cautious_decay == 0u);
+    return (u * p >= vec4<f32>(0.0)) | vec4<bool>(params.cautious_decay == 0u);
 }
 
 // Number of lanes (inside the tensor) whose direction agrees with the gradient.

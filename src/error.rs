@@ -63,6 +63,14 @@ pub enum Error {
     /// An optimizer or schedule setting is out of range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// An optimizer name that no registered member answers to.
+    #[error("unknown optimizer `{name}` (expected one of {})", known.join(", "))]
+    UnknownOptimizer {
+        /// The name given.
+        name: String,
+        /// Every name coptim accepts, from the registry.
+        known: Vec<String>,
+    },
     /// A checkpoint or state file could not be used; nothing was changed.
     #[error("checkpoint {path}: {reason}")]
     Checkpoint {

@@ -24,7 +24,7 @@ fn small_data(offset: usize) -> Arc<DatasetSplit> {
 }
 
 fn tiny(steps: u64) -> TrainConfig {
-    let mut c = mlp_run(16, OptimizerKind::CAdamW, steps);
+    let mut c = mlp_run(16, OptimizerKind::C_ADAMW, steps);
     c.batch_size = 32;
     c.eval_batch_size = 64;
     c

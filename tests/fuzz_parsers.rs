@@ -426,8 +426,8 @@ fn checkpoint_bases(ctx: &GpuContext, data: &Arc<DatasetSplit>) -> Vec<Base> {
         ..Vit::default()
     });
     [
-        mlp_run(8, OptimizerKind::CAdamW, 4),
-        TrainConfig::for_model(vit, OptimizerKind::CAdamW),
+        mlp_run(8, OptimizerKind::C_ADAMW, 4),
+        TrainConfig::for_model(vit, OptimizerKind::C_ADAMW),
     ]
     .into_iter()
     .map(|config| Base {

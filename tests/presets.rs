@@ -1,7 +1,10 @@
 //! The one table of presets: the README shows exactly what the code trains, every
-//! preset gives a valid run for every optimizer, and the command line's and the
-//! library's defaults come from it.
+//! preset gives a valid run for every registered optimizer, and the command line's and
+//! the library's defaults come from it. Also the optimizer names the table, the
+//! command line, the page and checkpoints share.
 
+use coptim::Error;
+use coptim::optim::{Caution, OptimizerConfig, timm_names};
 use coptim::train::presets::{self, MODEL_PRESETS, ModelPreset};
 use coptim::train::{ModelSpec, OptimizerKind, TrainConfig};
 
@@ -31,7 +34,7 @@ fn readme_table_is_the_one_the_code_prints() {
 #[test]
 fn every_preset_is_a_valid_run_for_every_optimizer() {
     for preset in &MODEL_PRESETS {
-        for optimizer in OptimizerKind::ALL {
+        for optimizer in OptimizerKind::all() {
             let c = TrainConfig::from_preset(preset, optimizer);
             c.validate()
                 .unwrap_or_else(|e| panic!("{} {optimizer}: {e}", preset.name));
@@ -42,12 +45,19 @@ fn every_preset_is_a_valid_run_for_every_optimizer() {
             assert!(c.warmup_steps < c.steps);
         }
         // Plain and cautious twins differ only in the mask.
-        for (plain, cautious) in [
-            (OptimizerKind::AdamW, OptimizerKind::CAdamW),
-            (OptimizerKind::Lion, OptimizerKind::CLion),
-            (OptimizerKind::Sgd, OptimizerKind::CSgd),
+        for pair in presets::pairs() {
+            let plain: OptimizerKind = pair.pair.parse().unwrap();
+            let cautious = plain.with_caution(true).unwrap();
+            assert_eq!(preset.hyper(plain), preset.hyper(cautious), "{}", pair.pair);
+        }
+        // Members without a row of their own take their family's.
+        for (name, row) in [
+            ("nadamw", preset.adamw),
+            ("claprop", preset.adamw),
+            ("c-lion", preset.lion),
+            ("sgd", preset.sgd),
         ] {
-            assert_eq!(preset.hyper(plain), preset.hyper(cautious));
+            assert_eq!(preset.hyper(name.parse().unwrap()), row, "{name}");
         }
     }
     assert!(
@@ -63,8 +73,8 @@ fn names_views_and_library_defaults_come_from_the_table() {
     assert!(err.contains("mlp, vit, mlp-small, vit-tiny"), "{err}");
     let mlp = ModelPreset::named("mlp").unwrap();
     assert_eq!(
-        TrainConfig::mlp(OptimizerKind::Lion),
-        TrainConfig::from_preset(mlp, OptimizerKind::Lion)
+        TrainConfig::mlp(OptimizerKind::LION),
+        TrainConfig::from_preset(mlp, OptimizerKind::LION)
     );
     assert_eq!(
         ModelSpec::default_vit(),
@@ -78,10 +88,133 @@ fn names_views_and_library_defaults_come_from_the_table() {
     let small = views.iter().find(|v| v["name"] == "mlp-small").unwrap();
     assert_eq!(small["batchSize"], 64);
     assert_eq!(small["browser"], true);
-    for name in ["adamw", "c-adamw", "lion", "c-lion", "sgd", "c-sgd"] {
+    for name in [
+        "adamw", "c-adamw", "lion", "c-lion", "sgd", "c-sgd", "cnadamw", "claprop",
+    ] {
         assert!(
             small["optimizers"][name]["lr"].as_f64().unwrap() > 0.0,
             "{name}"
         );
     }
+}
+
+#[test]
+fn every_registered_timm_name_is_an_optimizer_and_the_page_offers_every_pair() {
+    let all = OptimizerKind::all();
+    let timm: Vec<&str> = timm_names().collect();
+    assert_eq!(all.len(), timm.len());
+    for (kind, timm) in all.iter().zip(&timm) {
+        assert_eq!(kind.timm_name(), *timm);
+        assert_eq!(timm.parse::<OptimizerKind>().unwrap(), *kind);
+        assert_eq!(kind.name().parse::<OptimizerKind>().unwrap(), *kind);
+        let expected = OptimizerConfig::from_timm(
+            timm,
+            &serde_json::json!({
+                "lr": 0.25, "weight_decay": 0.125
+            }),
+        )
+        .unwrap();
+        assert_eq!(kind.config(0.25, 0.125), expected, "{timm}");
+    }
+    let pairs = presets::pairs();
+    let labels: Vec<&str> = pairs.iter().map(|p| p.label.as_str()).collect();
+    for label in [
+        "AdamW vs C-AdamW",
+        "Lion vs C-Lion",
+        "SGD vs C-SGD",
+        "NAdamW vs C-NAdamW",
+        "LaProp vs C-LaProp",
+    ] {
+        assert!(labels.contains(&label), "{label} in {labels:?}");
+    }
+    // Every plain member with a cautious twin is offered, under its name.
+    let plain_with_twin = all
+        .iter()
+        .filter(|k| !k.is_cautious() && k.with_caution(true).is_some())
+        .count();
+    assert_eq!(pairs.len(), plain_with_twin);
+    let mut unique = labels.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), labels.len(), "one label per pair: {labels:?}");
+    assert_eq!(pairs[0].pair, "adamw");
+}
+
+#[test]
+fn the_six_first_names_keep_their_spelling_and_their_exact_configuration() {
+    let lr = 3e-3;
+    let wd = 0.05;
+    let hard = Caution::hard();
+    let first_six = [
+        ("adamw", "adamw", OptimizerConfig::adamw(lr)),
+        (
+            "c-adamw",
+            "cadamw",
+            OptimizerConfig::adamw(lr).with_caution(hard),
+        ),
+        ("lion", "lion", OptimizerConfig::lion(lr)),
+        (
+            "c-lion",
+            "clion",
+            OptimizerConfig::lion(lr).with_caution(hard),
+        ),
+        ("sgd", "sgdw", OptimizerConfig::sgd(lr, true)),
+        (
+            "c-sgd",
+            "csgdw",
+            OptimizerConfig::sgd(lr, true).with_caution(hard),
+        ),
+    ];
+    for (name, timm, old_config) in first_six {
+        // Checkpoints, run.json and summary.json hold the name as a JSON string.
+        let kind: OptimizerKind = serde_json::from_str(&format!("\"{name}\"")).unwrap();
+        assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{name}\""));
+        assert_eq!(kind.name(), name);
+        // The timm name and upper case reach the same optimizer, written the old way.
+        assert_eq!(timm.parse::<OptimizerKind>().unwrap(), kind);
+        assert_eq!(name.to_uppercase().parse::<OptimizerKind>().unwrap(), kind);
+        assert_eq!(
+            kind.config(lr, wd),
+            old_config.with_weight_decay(wd),
+            "{name}"
+        );
+    }
+    let run = TrainConfig::mlp(OptimizerKind::C_SGD);
+    let json = serde_json::to_value(&run).unwrap();
+    assert_eq!(json["optimizer"], "c-sgd");
+    assert_eq!(serde_json::from_value::<TrainConfig>(json).unwrap(), run);
+    assert_eq!(
+        "c-nadamw".parse::<OptimizerKind>().unwrap().name(),
+        "cnadamw"
+    );
+}
+
+#[test]
+fn an_unknown_optimizer_is_a_typed_error_listing_every_name() {
+    let err = "adam".parse::<OptimizerKind>().unwrap_err();
+    let Error::UnknownOptimizer { name, known } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(name, "adam");
+    for timm in timm_names() {
+        assert!(known.iter().any(|k| k == timm), "{timm} in {known:?}");
+    }
+    for old in ["c-adamw", "c-lion", "sgd", "c-sgd"] {
+        assert!(known.iter().any(|k| k == old), "{old}");
+    }
+    let message = err.to_string();
+    assert!(
+        message.contains("cnadamw") && message.contains("c-adamw"),
+        "{message}"
+    );
+    let json = serde_json::from_str::<TrainConfig>(
+        &serde_json::to_string(&TrainConfig::mlp(OptimizerKind::ADAMW))
+            .unwrap()
+            .replace("\"adamw\"", "\"adam\""),
+    );
+    assert!(
+        json.unwrap_err()
+            .to_string()
+            .contains("unknown optimizer `adam`")
+    );
 }

@@ -141,7 +141,7 @@ fn resume_continues_a_run_stopped_mid_way_exactly() {
     let resumed = tempfile::tempdir().unwrap();
     let ctx = coptim::GpuContext::new_blocking(&Default::default()).unwrap();
     let mut config =
-        TrainConfig::for_model(ModelSpec::default_mlp(), OptimizerKind::CAdamW).with_steps(6);
+        TrainConfig::for_model(ModelSpec::default_mlp(), OptimizerKind::C_ADAMW).with_steps(6);
     config.batch_size = 32;
     let data = Arc::new(coptim::data::bundled_mnist().unwrap());
     let mut session = Session::new(&ctx, config, data).unwrap();
@@ -280,9 +280,77 @@ fn compare_accepts_the_documented_pair_forms_and_bounds_seeds() {
 }
 
 #[test]
+fn train_and_compare_take_every_registered_name() {
+    for optimizer in ["cnadamw", "claprop"] {
+        let (_, v) = run_json(&tiny_train(&["--optimizer", optimizer]));
+        assert_eq!(v["steps_completed"], 3, "{optimizer}");
+        assert_eq!(v["config"]["optimizer"], optimizer);
+        assert!(
+            v["final_train_loss"].as_f64().unwrap().is_finite(),
+            "{optimizer}"
+        );
+    }
+    let (_, v) = run_json(&[
+        "compare",
+        "--steps",
+        "2",
+        "--seeds",
+        "1",
+        "--batch-size",
+        "16",
+        "--pair",
+        "nadamw,cnadamw",
+    ]);
+    assert_eq!(v["pair"], serde_json::json!(["nadamw", "cnadamw"]));
+    let (_, v) = run_json(&[
+        "compare",
+        "--steps",
+        "2",
+        "--seeds",
+        "1",
+        "--batch-size",
+        "16",
+        "--pair",
+        "laprop",
+        "claprop",
+    ]);
+    assert_eq!(v["pair"], serde_json::json!(["laprop", "claprop"]));
+}
+
+#[test]
+fn a_timm_alias_writes_the_first_name_and_its_checkpoint_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    succeeds(&[
+        "train",
+        "--optimizer",
+        "cadamw",
+        "--steps",
+        "2",
+        "--batch-size",
+        "16",
+        "--out",
+        out,
+        "--checkpoint-every",
+        "1",
+    ]);
+    let bytes = std::fs::read(dir.path().join("checkpoint.safetensors")).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&meta.metadata().as_ref().unwrap()["config"]).unwrap();
+    // The spelling checkpoints had before the registry, so theirs still load.
+    assert_eq!(config["optimizer"], "c-adamw");
+    let o = succeeds(&["train", "--resume", "--json", "--out", out]);
+    assert_eq!(json(&o)["steps_completed"], 2);
+}
+
+#[test]
 fn bad_arguments_fail_with_a_message() {
     let msg = fails(&["train", "--optimizer", "adam"]);
     assert!(msg.contains("unknown optimizer `adam`"), "{msg}");
+    for name in ["c-adamw", "cnadamw", "claprop", "sgd"] {
+        assert!(msg.contains(name), "{name} listed in {msg}");
+    }
     let msg = fails(&["compare", "--data", "/nonexistent-coptim-dir"]);
     assert!(msg.contains("missing file"), "{msg}");
     let o = train_until_it_diverges(&[

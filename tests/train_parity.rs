@@ -63,8 +63,8 @@ fn loss_matches_pytorch_at_every_step() {
     .expect("tests/parity/losses.json (run scripts/parity.py)");
     let reference: serde_json::Value = serde_json::from_str(&text).unwrap();
     for (kind, key) in [
-        (OptimizerKind::AdamW, "adamw"),
-        (OptimizerKind::CAdamW, "cadamw"),
+        (OptimizerKind::ADAMW, "adamw"),
+        (OptimizerKind::C_ADAMW, "cadamw"),
     ] {
         let (ours, init_sums) = losses(kind);
         for (name, ours) in &init_sums {
@@ -100,7 +100,7 @@ fn loss_matches_pytorch_at_every_step() {
 #[test]
 #[ignore = "run by scripts/parity.py"]
 fn export_parity_inputs() {
-    let cfg = config(OptimizerKind::AdamW);
+    let cfg = config(OptimizerKind::ADAMW);
     let data = bundled_mnist().unwrap();
     let init = coptim::model::Model::initial_values(cfg.model.architecture(), cfg.seed).unwrap();
     let mut stream = BatchStream::for_run(&cfg, &data.train);

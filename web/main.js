@@ -262,6 +262,9 @@ async function main() {
   }
   $('adapter').textContent = `WebGPU adapter: ${trainer.adapter}`;
   $('adapter').dataset.state = 'ok';
+  for (const { pair, label } of trainer.pairs) {
+    $('pair').add(new Option(label, pair));
+  }
   for (const preset of trainer.presets.filter((p) => p.browser)) {
     $('model').add(new Option(`${preset.name}: ${preset.description}`, preset.name));
   }

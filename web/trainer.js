@@ -19,7 +19,7 @@ const MNIST_FILES = [
 ];
 
 /**
- * The learning rate of the optimizer pair `pair` ('adamw', 'lion' or 'sgd') on the
+ * The learning rate of the optimizer pair `pair` (its plain member: 'adamw', 'lion', 'nadamw', ...) on the
  * model preset called `model`, from the crate's preset table.
  */
 export function presetLr(presets, model, pair) {
@@ -72,6 +72,8 @@ export class Trainer {
     this.adapter = adapter;
     /** The crate's model presets (`src/train/presets.rs`), as the bindings' `presets()` returns them. */
     this.presets = JSON.parse(wasm.presets());
+    /** The optimizer pairs (`presets::pairs`): [{ pair: 'adamw', label: 'AdamW vs C-AdamW' }, ...]. */
+    this.pairs = JSON.parse(wasm.pairs());
     this.defaults = defaultOptions(this.presets);
     this.options = { ...this.defaults };
     this.comparison = null;

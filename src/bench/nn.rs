@@ -130,7 +130,7 @@ pub fn training_samples_per_s(ctx: &GpuContext, spec: &ModelSpec, batch: usize) 
         ModelSpec::Mlp(m) => Model::new(ctx, m.clone(), 0)?,
         ModelSpec::Vit(v) => Model::new(ctx, v.clone(), 0)?,
     };
-    let config = TrainConfig::for_model(spec.clone(), OptimizerKind::CAdamW);
+    let config = TrainConfig::for_model(spec.clone(), OptimizerKind::C_ADAMW);
     let mut optimizer = Optimizer::new(ctx, model.store(), config.optimizer_config())?;
     let images = vec![0.0f32; batch * model.sample_len()];
     let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();

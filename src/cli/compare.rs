@@ -20,7 +20,8 @@ pub struct CompareArgs {
     /// The runs' model, budget and data.
     #[command(flatten)]
     pub run: RunArgs,
-    /// The base optimizer and the cautious one: `adamw,c-adamw` or `adamw c-adamw`.
+    /// The base optimizer and the cautious one: `adamw,c-adamw` or `adamw c-adamw`;
+    /// any two names `train --optimizer` takes (`nadamw,cnadamw`, `laprop,claprop`).
     #[arg(long, value_delimiter = ',', num_args = 1..=2, default_value = "adamw,c-adamw", value_parser = parse_optimizer)]
     pub pair: Vec<OptimizerKind>,
     /// Number of seeds (0, 1, ...), at most 1000; each trains both optimizers.

@@ -18,7 +18,7 @@ pub fn parse_model(s: &str) -> Result<&'static ModelPreset, String> {
     ModelPreset::named(s).map_err(|e| e.to_string())
 }
 
-/// Parses an optimizer name for clap.
+/// Parses an optimizer name for clap (any registered name; the error lists them).
 pub fn parse_optimizer(s: &str) -> Result<OptimizerKind, String> {
     s.parse::<OptimizerKind>().map_err(|e| e.to_string())
 }
@@ -111,7 +111,9 @@ pub struct TrainArgs {
     /// The run's model, budget and data.
     #[command(flatten)]
     pub run: RunArgs,
-    /// The optimizer: adamw, c-adamw, lion, c-lion, sgd or c-sgd.
+    /// The optimizer: adamw, c-adamw, lion, c-lion, sgd, c-sgd, or any timm name
+    /// coptim registers (nadamw, cnadamw, laprop, claprop, ...; an unknown name lists
+    /// them all).
     #[arg(long, default_value = "c-adamw", value_parser = parse_optimizer)]
     pub optimizer: OptimizerKind,
     /// Seed of the initialization, the data order and the augmentation.

@@ -43,7 +43,7 @@ impl CompareConfig {
     /// AdamW against C-AdamW on `run`'s model over seeds `0..seeds`.
     pub fn new(run: TrainConfig, seeds: u64, dataset: impl Into<String>) -> Self {
         Self {
-            pair: [OptimizerKind::AdamW, OptimizerKind::CAdamW],
+            pair: [OptimizerKind::ADAMW, OptimizerKind::C_ADAMW],
             run,
             seeds: (0..seeds).collect(),
             dataset: dataset.into(),

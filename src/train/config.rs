@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::{Architecture, Mlp, Vit};
-use crate::optim::{Caution, DecayMode, LrSchedule, OptimizerConfig};
+use crate::optim::{Algorithm, Caution, DecayMode, LrSchedule, OptimizerConfig, timm_names};
 use crate::train::presets::{MODEL_PRESETS, ModelPreset};
 
 /// The model a session trains, with its configuration.
@@ -43,97 +43,166 @@ impl ModelSpec {
     }
 }
 
-/// The six optimizers of the command line: three algorithms, each plain or cautious.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OptimizerKind {
-    /// `torch.optim.AdamW` (timm `adamw`).
-    #[serde(rename = "adamw")]
-    AdamW,
-    /// AdamW with the cautious mask (timm `cadamw`).
-    #[serde(rename = "c-adamw")]
-    CAdamW,
-    /// Lion (timm `lion`).
-    Lion,
-    /// Lion with the cautious mask (timm `clion`).
-    CLion,
-    /// SGD with Nesterov momentum 0.9 and decoupled weight decay (timm `sgdw`).
-    Sgd,
-    /// SGD with the cautious mask (timm `csgdw`).
-    CSgd,
+/// The names the six optimizers of coptim's first command line are written under,
+/// with the timm name each one is. They stay these members' names (in checkpoints,
+/// `run.json` and `summary.json`), so files written before the registry keep loading;
+/// the timm names are accepted for them too.
+const LEGACY_NAMES: [(&str, &str); 6] = [
+    ("adamw", "adamw"),
+    ("c-adamw", "cadamw"),
+    ("lion", "lion"),
+    ("c-lion", "clion"),
+    ("sgd", "sgdw"),
+    ("c-sgd", "csgdw"),
+];
+
+/// The optimizer of a training run: one member of the registry
+/// ([`Algorithm::members`]) under one of timm's names ([`timm_names`]), with timm's
+/// defaults for everything but the learning rate and the weight decay.
+///
+/// Its name ([`OptimizerKind::name`]) is the timm name, except for the six members of
+/// coptim's first command line, which keep `adamw`, `c-adamw`, `lion`, `c-lion`, `sgd`
+/// (timm `sgdw`) and `c-sgd` (timm `csgdw`). Parsing also accepts the timm name of
+/// those six and `c-NAME` for every cautious timm name `cNAME` (`c-nadamw`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(into = "String")]
+pub struct OptimizerKind {
+    /// The timm name, as the registry spells it.
+    timm: &'static str,
 }
 
 impl OptimizerKind {
-    /// Every kind, plain then cautious for each algorithm.
-    pub const ALL: [OptimizerKind; 6] = [
-        OptimizerKind::AdamW,
-        OptimizerKind::CAdamW,
-        OptimizerKind::Lion,
-        OptimizerKind::CLion,
-        OptimizerKind::Sgd,
-        OptimizerKind::CSgd,
-    ];
+    /// `torch.optim.AdamW` (timm `adamw`).
+    pub const ADAMW: Self = Self { timm: "adamw" };
+    /// AdamW with the cautious mask (timm `cadamw`).
+    pub const C_ADAMW: Self = Self { timm: "cadamw" };
+    /// Lion (timm `lion`).
+    pub const LION: Self = Self { timm: "lion" };
+    /// Lion with the cautious mask (timm `clion`).
+    pub const C_LION: Self = Self { timm: "clion" };
+    /// SGD with Nesterov momentum 0.9 and decoupled weight decay (timm `sgdw`).
+    pub const SGD: Self = Self { timm: "sgdw" };
+    /// SGD with the cautious mask (timm `csgdw`).
+    pub const C_SGD: Self = Self { timm: "csgdw" };
 
-    /// The command-line name: `adamw`, `c-adamw`, `lion`, `c-lion`, `sgd`, `c-sgd`.
-    pub fn name(self) -> &'static str {
-        match self {
-            OptimizerKind::AdamW => "adamw",
-            OptimizerKind::CAdamW => "c-adamw",
-            OptimizerKind::Lion => "lion",
-            OptimizerKind::CLion => "c-lion",
-            OptimizerKind::Sgd => "sgd",
-            OptimizerKind::CSgd => "c-sgd",
-        }
+    /// Every registered optimizer, in registry order (plain then cautious for each
+    /// algorithm).
+    pub fn all() -> Vec<OptimizerKind> {
+        timm_names().map(|timm| Self { timm }).collect()
     }
 
-    /// The kind called `name` (see [`OptimizerKind::name`]).
-    pub fn from_name(name: &str) -> Result<Self> {
-        Self::ALL
+    /// The name runs are written under: `adamw`, `c-adamw`, `lion`, `c-lion`, `sgd`,
+    /// `c-sgd`, then timm's (`nadamw`, `cnadamw`, ...).
+    pub fn name(self) -> &'static str {
+        LEGACY_NAMES
+            .iter()
+            .find(|(_, timm)| *timm == self.timm)
+            .map_or(self.timm, |(name, _)| name)
+    }
+
+    /// The timm optimizer name (`cadamw` for `c-adamw`).
+    pub fn timm_name(self) -> &'static str {
+        self.timm
+    }
+
+    /// Every name [`OptimizerKind::from_name`] knows, each optimizer's
+    /// [`name`](OptimizerKind::name) then its timm name where that differs.
+    pub fn known_names() -> Vec<&'static str> {
+        Self::all()
             .into_iter()
-            .find(|k| k.name() == name)
-            .ok_or_else(|| {
-                Error::InvalidConfig(format!(
-                    "unknown optimizer `{name}` (expected one of adamw, c-adamw, lion, c-lion, sgd, c-sgd)"
-                ))
+            .flat_map(|k| [Some(k.name()), (k.timm != k.name()).then_some(k.timm)])
+            .flatten()
+            .collect()
+    }
+
+    /// The optimizer called `name` (case-insensitive; see the type's documentation),
+    /// or [`Error::UnknownOptimizer`] listing every known name.
+    pub fn from_name(name: &str) -> Result<Self> {
+        let lower = name.to_ascii_lowercase();
+        let dashless = match lower.strip_prefix("c-") {
+            Some(rest) => format!("c{rest}"),
+            None => lower.clone(),
+        };
+        Self::all()
+            .into_iter()
+            .find(|k| k.name() == lower || k.timm == lower || k.timm == dashless)
+            .ok_or_else(|| Error::UnknownOptimizer {
+                name: name.to_string(),
+                known: Self::known_names().into_iter().map(String::from).collect(),
             })
+    }
+
+    /// timm's configuration of this optimizer with its default learning rate and
+    /// no weight decay.
+    fn timm_defaults(self) -> OptimizerConfig {
+        OptimizerConfig::from_timm(self.timm, &serde_json::json!({}))
+            .expect("every registered timm name builds with timm's defaults (tested)")
+    }
+
+    /// The base algorithm with its (timm default) hyperparameters.
+    pub fn algorithm(self) -> Algorithm {
+        self.timm_defaults().algorithm
     }
 
     /// Whether the cautious mask is on.
     pub fn is_cautious(self) -> bool {
-        matches!(
-            self,
-            OptimizerKind::CAdamW | OptimizerKind::CLion | OptimizerKind::CSgd
-        )
+        self.timm_defaults().caution.is_on()
     }
 
-    /// The same algorithm with caution on or off.
-    pub fn with_caution(self, cautious: bool) -> Self {
-        use OptimizerKind::*;
-        match (self, cautious) {
-            (AdamW | CAdamW, false) => AdamW,
-            (AdamW | CAdamW, true) => CAdamW,
-            (Lion | CLion, false) => Lion,
-            (Lion | CLion, true) => CLion,
-            (Sgd | CSgd, false) => Sgd,
-            (Sgd | CSgd, true) => CSgd,
+    /// The same optimizer with caution on or off: the registered one whose
+    /// configuration differs from this one's at most in the mask (`None` when the
+    /// registry has no such twin).
+    pub fn with_caution(self, cautious: bool) -> Option<Self> {
+        if self.is_cautious() == cautious {
+            return Some(self);
         }
+        let unmasked = |k: Self| k.timm_defaults().with_caution(Caution::Off);
+        let target = unmasked(self);
+        Self::all()
+            .into_iter()
+            .find(|&k| k.is_cautious() == cautious && unmasked(k) == target)
     }
 
-    /// The optimizer configuration with learning rate `lr` and weight decay `wd`
-    /// (torch/timm defaults otherwise; cautious kinds use [`Caution::hard`], timm's).
-    pub fn config(self, lr: f64, wd: f64) -> OptimizerConfig {
-        let base = match self {
-            OptimizerKind::AdamW | OptimizerKind::CAdamW => OptimizerConfig::adamw(lr),
-            OptimizerKind::Lion | OptimizerKind::CLion => OptimizerConfig::lion(lr),
-            OptimizerKind::Sgd | OptimizerKind::CSgd => OptimizerConfig::sgd(lr, true),
+    /// The name people write in prose: `AdamW`, `C-AdamW`, `NAdamW`, `C-LaProp`,
+    /// `C-AdamW (corrected wd)`, ... (the algorithm's own spelling, or its short name
+    /// for one not listed here).
+    pub fn label(self) -> String {
+        let defaults = self.timm_defaults();
+        let algorithm = defaults.algorithm.name();
+        let plain = ALGORITHM_LABELS
+            .iter()
+            .find(|(name, _)| *name == algorithm)
+            .map_or(algorithm, |(_, label)| label);
+        let caution = if defaults.caution.is_on() { "C-" } else { "" };
+        let corrected = if defaults.decay.corrected {
+            " (corrected wd)"
+        } else {
+            ""
         };
-        let base = base.with_weight_decay(wd);
-        match self.is_cautious() {
-            true => base.with_caution(Caution::hard()),
-            false => base,
+        format!("{caution}{plain}{corrected}")
+    }
+
+    /// The optimizer configuration with learning rate `lr` and weight decay `wd`, timm's
+    /// defaults otherwise (cautious members use [`Caution::hard`], timm's mask).
+    pub fn config(self, lr: f64, wd: f64) -> OptimizerConfig {
+        OptimizerConfig {
+            lr,
+            ..self.timm_defaults()
         }
+        .with_weight_decay(wd)
     }
 }
+
+/// How prose spells each algorithm's short name ([`Algorithm::name`]).
+const ALGORITHM_LABELS: &[(&str, &str)] = &[
+    ("adamw", "AdamW"),
+    ("lion", "Lion"),
+    ("sgd", "SGD"),
+    ("nadamw", "NAdamW"),
+    ("laprop", "LaProp"),
+    ("lamb", "LAMB"),
+    ("lambw", "LAMBW"),
+];
 
 impl std::fmt::Display for OptimizerKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -146,6 +215,19 @@ impl std::str::FromStr for OptimizerKind {
 
     fn from_str(s: &str) -> Result<Self> {
         Self::from_name(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for OptimizerKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Self::from_name(&name).map_err(serde::de::Error::custom)
+    }
+}
+
+impl From<OptimizerKind> for String {
+    fn from(kind: OptimizerKind) -> String {
+        kind.name().to_string()
     }
 }
 
@@ -171,7 +253,9 @@ pub struct TrainConfig {
     pub lr_floor: f64,
     /// Global gradient-norm clipping (`None`: off).
     pub clip_grad_norm: Option<f64>,
-    /// Cautious and/or corrected weight decay (both off: plain decoupled decay).
+    /// Cautious and/or corrected weight decay on top of the optimizer's own (a timm
+    /// name ending in `c`, e.g. `cadamc`, is corrected already; both off: the
+    /// optimizer's decay).
     #[serde(default)]
     pub decay: DecayMode,
     /// Samples per training step.
@@ -258,8 +342,12 @@ impl TrainConfig {
         let cfg = self
             .optimizer
             .config(self.lr, self.weight_decay)
-            .with_schedule(self.schedule())
-            .with_decay(self.decay);
+            .with_schedule(self.schedule());
+        let decay = DecayMode {
+            cautious: cfg.decay.cautious || self.decay.cautious,
+            corrected: cfg.decay.corrected || self.decay.corrected,
+        };
+        let cfg = cfg.with_decay(decay);
         match self.clip_grad_norm {
             Some(c) => cfg.with_clip_grad_norm(c),
             None => cfg,

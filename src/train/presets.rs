@@ -4,13 +4,16 @@
 //! checked by `tests/presets.rs`) all read [`MODEL_PRESETS`].
 //!
 //! Plain and cautious variants of an algorithm share a learning rate and weight
-//! decay, so that a comparison changes only the mask.
+//! decay, so that a comparison changes only the mask. The table has rows for AdamW,
+//! Lion and SGD; every other registered member takes its family's row
+//! ([`ModelPreset::hyper`]).
 
 use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::model::{Mlp, Vit};
 use crate::nn::Activation;
+use crate::optim::Algorithm;
 use crate::train::config::{ModelSpec, OptimizerKind};
 
 /// Peak learning rate and decoupled weight decay of one algorithm on one model.
@@ -40,7 +43,7 @@ pub struct ModelPreset {
     pub lr_floor: f64,
     /// Random shifts of each training image by up to this many pixels.
     pub augment_shift: usize,
-    /// AdamW and C-AdamW.
+    /// AdamW and C-AdamW, and every other adaptive member (see [`ModelPreset::hyper`]).
     pub adamw: Hyper,
     /// Lion and C-Lion.
     pub lion: Hyper,
@@ -187,11 +190,15 @@ impl ModelPreset {
             .unwrap_or(&MODEL_PRESETS[0])
     }
 
-    /// Learning rate and weight decay of `optimizer` on this model.
+    /// Learning rate and weight decay of `optimizer` on this model: the table's row of
+    /// its algorithm's family. Lion takes the `lion` row (sign-based: every step has
+    /// the learning rate's size), SGD the `sgd` row, and every other member, all of
+    /// them adaptive like Adam (NAdamW, LaProp, ...), the `adamw` row. Plain and
+    /// cautious twins share a row.
     pub fn hyper(&self, optimizer: OptimizerKind) -> Hyper {
-        match optimizer.with_caution(false) {
-            OptimizerKind::Lion => self.lion,
-            OptimizerKind::Sgd => self.sgd,
+        match optimizer.algorithm() {
+            Algorithm::Lion(_) => self.lion,
+            Algorithm::Sgd(_) => self.sgd,
             _ => self.adamw,
         }
     }
@@ -225,9 +232,9 @@ impl ModelPreset {
             warmup_steps: self.warmup_steps,
             lr_floor: self.lr_floor,
             augment_shift: self.augment_shift,
-            optimizers: OptimizerKind::ALL
-                .iter()
-                .map(|&o| (o.name(), self.hyper(o)))
+            optimizers: OptimizerKind::all()
+                .into_iter()
+                .map(|o| (o.name(), self.hyper(o)))
                 .collect(),
             browser: self.browser,
         }
@@ -263,6 +270,39 @@ pub struct PresetView {
 /// Every preset, serializable (what the page and `coptim presets --json` get).
 pub fn views() -> Vec<PresetView> {
     MODEL_PRESETS.iter().map(ModelPreset::view).collect()
+}
+
+/// A plain optimizer with a cautious twin, as the page's pair selector offers it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PairView {
+    /// The plain optimizer's name (`adamw`, `nadamw`, ...): the value the page sends.
+    pub pair: &'static str,
+    /// The pair in words, e.g. `AdamW vs C-AdamW`.
+    pub label: String,
+}
+
+/// Every plain registered optimizer that has a cautious twin, in registry order: the
+/// page's pair selector. A label that two pairs would share (`lamb` and `lambw` are
+/// both LAMB) ends with the plain member's name.
+pub fn pairs() -> Vec<PairView> {
+    let mut pairs: Vec<PairView> = OptimizerKind::all()
+        .into_iter()
+        .filter(|o| !o.is_cautious())
+        .filter_map(|plain| {
+            let cautious = plain.with_caution(true)?;
+            Some(PairView {
+                pair: plain.name(),
+                label: format!("{} vs {}", plain.label(), cautious.label()),
+            })
+        })
+        .collect();
+    let labels: Vec<String> = pairs.iter().map(|p| p.label.clone()).collect();
+    for pair in &mut pairs {
+        if labels.iter().filter(|l| **l == pair.label).count() > 1 {
+            pair.label = format!("{} ({})", pair.label, pair.pair);
+        }
+    }
+    pairs
 }
 
 /// The README's preset table, in Markdown (`coptim presets --markdown`).

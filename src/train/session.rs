@@ -40,7 +40,7 @@ struct InFlight {
 /// use coptim::train::{OptimizerKind, Session, TrainConfig};
 /// let ctx = coptim::GpuContext::new_blocking(&Default::default())?;
 /// let data = Arc::new(coptim::data::bundled_mnist()?);
-/// let mut session = Session::new(&ctx, TrainConfig::mlp(OptimizerKind::CAdamW), data)?;
+/// let mut session = Session::new(&ctx, TrainConfig::mlp(OptimizerKind::C_ADAMW), data)?;
 /// while !session.is_finished() {
 ///     session.step()?; // e.g. a few per animation frame in a browser
 ///     for m in session.poll()? {

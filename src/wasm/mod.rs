@@ -4,9 +4,10 @@
 //! page's main thread never blocks on the GPU:
 //!
 //! ```js
-//! import init, { openGpu, MnistData, Comparison, presets } from './pkg/coptim.js';
+//! import init, { openGpu, MnistData, Comparison, presets, pairs } from './pkg/coptim.js';
 //! await init();
 //! JSON.parse(presets());                            // the model presets, with every optimizer's lr
+//! JSON.parse(pairs());                              // [{ pair: 'adamw', label: 'AdamW vs C-AdamW' }, ...]
 //! const gpu = await openGpu();                      // rejects without a WebGPU adapter
 //! const data = MnistData.parse(trainImages, trainLabels, testImages, testLabels);
 //! const cmp = Comparison.create(gpu, data, JSON.stringify(
@@ -156,9 +157,16 @@ pub fn presets() -> Result<String, JsValue> {
     json(crate::train::presets::views()).map_err(js_error)
 }
 
+/// The optimizer pairs the page offers, as JSON (`[{ pair: 'adamw', label: 'AdamW vs
+/// C-AdamW' }, ...]`): every registered plain optimizer with a cautious twin.
+#[wasm_bindgen]
+pub fn pairs() -> Result<String, JsValue> {
+    json(crate::train::presets::pairs()).map_err(js_error)
+}
+
 #[wasm_bindgen]
 impl Comparison {
-    /// Builds both runs from JSON options `{ pair: 'adamw'|'lion'|'sgd',
+    /// Builds both runs from JSON options `{ pair: a plain optimizer's name (see `pairs`),
     /// model: a preset name, lr, batchSize, seed }`: same initial weights, same batches.
     pub fn create(gpu: &Gpu, data: &MnistData, options: &str) -> Result<Comparison, JsValue> {
         let options: PairOptions = serde_json::from_str(options).map_err(js_error)?;

@@ -18,24 +18,14 @@ pub const MAX_CHUNK: usize = 64;
 /// The demo trains until paused: a budget no visitor reaches.
 const OPEN_ENDED_STEPS: u64 = 1 << 40;
 
-/// Which optimizers the two runs use: the base one and its cautious twin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PairKind {
-    /// AdamW vs C-AdamW (timm `adamw` / `cadamw`).
-    Adamw,
-    /// Lion vs C-Lion (timm `lion` / `clion`).
-    Lion,
-    /// SGD with Nesterov momentum vs C-SGD (timm `sgdw` / `csgdw`).
-    Sgd,
-}
-
 /// What the page asks for, as JSON: `{ pair, model, lr, batchSize, seed }`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PairOptions {
-    /// The optimizer pair.
-    pub pair: PairKind,
+    /// The optimizer pair, by its plain member's name (`adamw`, `lion`, `sgd`,
+    /// `nadamw`, ...; see [`presets::pairs`](crate::train::presets::pairs)); the other
+    /// run uses its cautious twin.
+    pub pair: String,
     /// The model: a preset's name (see [`MODEL_PRESETS`](crate::train::presets::MODEL_PRESETS)).
     pub model: String,
     /// Learning rate of both optimizers (constant).
@@ -64,11 +54,7 @@ impl PairOptions {
             )));
         }
         let preset = ModelPreset::named(&self.model)?;
-        let base = match self.pair {
-            PairKind::Adamw => OptimizerKind::AdamW,
-            PairKind::Lion => OptimizerKind::Lion,
-            PairKind::Sgd => OptimizerKind::Sgd,
-        };
+        let [base, cautious] = twins(&self.pair)?;
         let config = TrainConfig {
             lr: self.lr,
             batch_size: self.batch_size,
@@ -79,24 +65,23 @@ impl PairOptions {
             ..TrainConfig::from_preset(preset, base)
         };
         let cautious = TrainConfig {
-            optimizer: base.with_caution(true),
+            optimizer: cautious,
             ..config.clone()
         };
         Ok([config, cautious])
     }
 }
 
-/// The display name of an optimizer, e.g. `C-AdamW`.
-fn display_name(kind: OptimizerKind) -> String {
-    let base = match kind.with_caution(false) {
-        OptimizerKind::Lion => "Lion",
-        OptimizerKind::Sgd => "SGD",
-        _ => "AdamW",
-    };
-    match kind.is_cautious() {
-        true => format!("C-{base}"),
-        false => base.to_string(),
-    }
+/// The plain member of `name`'s algorithm and its cautious twin, or an error when
+/// the name is unknown or has no cautious twin.
+fn twins(name: &str) -> Result<[OptimizerKind; 2]> {
+    let kind = OptimizerKind::from_name(name)?;
+    kind.with_caution(false)
+        .zip(kind.with_caution(true))
+        .map(|(plain, cautious)| [plain, cautious])
+        .ok_or_else(|| {
+            Error::InvalidConfig(format!("optimizer `{name}` has no plain and cautious pair"))
+        })
 }
 
 /// What a chunk of training steps reports.
@@ -140,7 +125,7 @@ impl Pair {
 
     /// The optimizers' display names, e.g. `["AdamW", "C-AdamW"]`.
     pub fn names(&self) -> [String; 2] {
-        [0, 1].map(|i| display_name(self.sessions.run(i).config().optimizer))
+        [0, 1].map(|i| self.sessions.run(i).config().optimizer.label())
     }
 
     /// Submits `steps` training steps of both sessions, then waits for every step's
