@@ -17,7 +17,7 @@ pub struct BenchArgs {
     #[arg(long, default_value = "transformer")]
     pub layout: String,
     /// Optimizers, comma-separated: any of coptim's algorithms (adamw, lion, sgd,
-    /// nadamw, laprop), each with timm's defaults; `all` for every one.
+    /// nadamw, laprop, lamb, ...), each with timm's defaults; `all` for every one.
     #[arg(long, default_value = "adamw,lion,sgd")]
     pub optimizers: String,
     /// State storage types, comma-separated: f32, bf16, f16. Default: f32 and bf16,
