@@ -16,7 +16,7 @@
 #   cautious optimizer of every member the bench above ran, at the same sizes);
 #   writes $OUT/device-check.json (OUT defaults to device-kit/out), whose
 #   `side_by_side` lists, per member, caution and size, coptim's step next to
-#   PyTorch's. Every step has a timeout; the whole run stays under 8 minutes.
+#   PyTorch's. Every step has a timeout; their sum (14 minutes) bounds the run.
 # collect: (re)assembles $OUT/device-check.json from the step outputs in $OUT.
 set -euo pipefail
 
@@ -100,12 +100,12 @@ run() {
         torch_device=cpu
     fi
     step bench 75 "$KIT/coptim" bench --json "${bench_args[@]}"
-    step bench_members 120 "$KIT/coptim" bench --json --optimizers all --state-dtype f32 \
+    step bench_members 90 "$KIT/coptim" bench --json --optimizers all --state-dtype f32 \
         --no-copy-sweep --params "$member_sizes" "${bench_args[@]}"
     step bench_nn 150 "$KIT/coptim" bench --nn --json
     if python3 -c 'import torch, timm' 2>/dev/null; then
         step pytorch 45 python3 benches/pytorch_train.py --threads "$(nproc)" --steps 10
-        step pytorch_step 150 python3 benches/pytorch_step.py --device "$torch_device" \
+        step pytorch_step 120 python3 benches/pytorch_step.py --device "$torch_device" \
             --params "$member_sizes" --impl torch-foreach,torch-fused \
             --members-from "$OUT/bench_members.out"
     fi
