@@ -95,6 +95,17 @@ pub enum DataError {
         source: std::io::Error,
     },
 
+    /// A text cannot serve as a language-model corpus (see
+    /// [`crate::data::text`]): not UTF-8, empty, shorter than one window,
+    /// or holding characters outside a given vocabulary.
+    #[error("{file}: {problem}")]
+    Text {
+        /// The file (or split of a file) concerned.
+        file: String,
+        /// What is wrong with it.
+        problem: super::text::TextProblem,
+    },
+
     /// The file is structurally wrong in a way not covered above
     /// (unexpected dimensions, trailing bytes, sizes that overflow, datasets
     /// that cannot be combined).

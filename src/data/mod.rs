@@ -38,6 +38,7 @@ pub mod dataset;
 pub mod error;
 pub mod idx;
 pub mod mnist;
+pub mod text;
 
 pub use batcher::{Batcher, EpochBatches, Epochs};
 #[cfg(not(target_arch = "wasm32"))]
