@@ -1,6 +1,6 @@
 //! Property-based fuzzing of every parser of outside bytes: IDX (raw and gzipped),
-//! MNIST file pairs, CIFAR-10 batches, optimizer state files and training
-//! checkpoints. Each parser gets generated inputs (random bytes, and well-formed
+//! MNIST file pairs, CIFAR-10 batches, text corpora, optimizer state files and
+//! training checkpoints. Each parser gets generated inputs (random bytes, and well-formed
 //! headers with random sizes) and mutations of a valid file (bit flips, truncation,
 //! overwritten header fields, huge dimensions, inserted and appended bytes, numbers
 //! in the safetensors JSON header replaced by extreme ones). No input may panic,
@@ -23,6 +23,7 @@ use std::time::Instant;
 use common::*;
 use coptim::data::cifar::{CIFAR10_RECORD_BYTES, parse_cifar10_batch};
 use coptim::data::idx::{encode_idx, parse_idx, parse_idx_images, parse_idx_labels};
+use coptim::data::text::{TextCorpus, Vocab};
 use coptim::data::{DatasetSplit, parse_mnist_pair};
 use coptim::model::Vit;
 use coptim::train::{CheckpointFile, ModelSpec, OptimizerKind, Session, TrainConfig};
@@ -330,11 +331,64 @@ fn check_cifar(bytes: Vec<u8>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Context length of the fuzzed text corpora: short enough that small inputs
+/// build a corpus, so that the batching paths run too.
+const TEXT_CONTEXT: usize = 3;
+
+fn text_bases() -> Vec<Base> {
+    let plays = "HAMLET.\nTo be, or not to be: that is the question.\n".repeat(3);
+    let accents = "Où est la café? Ça va. ½ — 日本語 🎭\r\n".repeat(2);
+    let mut bom = "\u{feff}".as_bytes().to_vec();
+    bom.extend_from_slice(accents.as_bytes());
+    [plays.into_bytes(), accents.into_bytes(), bom]
+        .into_iter()
+        .map(|bytes| Base {
+            bytes,
+            gzip_after: false,
+        })
+        .collect()
+}
+
+/// How many fuzzed texts made a corpus (and were batched).
+static TEXT_CORPORA: AtomicUsize = AtomicUsize::new(0);
+
+/// Parses `bytes` as a corpus with its own vocabulary and with a fixed one; a
+/// corpus that parses must batch without panicking and with ids in range.
+fn check_text(bytes: Vec<u8>) -> Result<(), TestCaseError> {
+    let fixed = Vocab::of_texts(&["HAMLET.\nTo be, or not to be: that is the question."]);
+    for vocab in [None, Some(&fixed)] {
+        let parsed = bounded(&bytes, |b| {
+            TextCorpus::parse(b, "fuzz.txt", TEXT_CONTEXT, vocab)
+        })?;
+        let Ok(corpus) = parsed else { continue };
+        TEXT_CORPORA.fetch_add(1, Ordering::Relaxed);
+        let size = corpus.vocab().len() as u32;
+        prop_assert!(corpus.validation().len() > TEXT_CONTEXT);
+        let train = corpus.train_batch(1, 2, 4);
+        let validation: Vec<_> = corpus.validation_batches(2).collect();
+        prop_assert_eq!(validation.len(), corpus.validation_windows().div_ceil(2));
+        for batch in validation.iter().chain([&train]) {
+            prop_assert!(batch.inputs.iter().chain(&batch.targets).all(|&t| t < size));
+        }
+        prop_assert!(corpus.bigram_val_loss().is_finite());
+    }
+    Ok(())
+}
+
 fn generated_bytes() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         prop::collection::vec(any::<u8>(), 0..4096),
         // Right-sized CIFAR files with random labels and pixels.
         (1usize..4, any::<u8>()).prop_map(|(n, fill)| vec![fill % 12; n * CIFAR10_RECORD_BYTES]),
+    ]
+}
+
+/// Random bytes, and random strings of characters (mostly valid UTF-8, some
+/// long enough to make a corpus).
+fn generated_text() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..512),
+        "(?s).{0,300}".prop_map(String::into_bytes),
     ]
 }
 
@@ -509,7 +563,7 @@ fn run_checkpoint_fuzz(cases: u32) -> Vec<f64> {
 }
 
 fn run_data_fuzz(cases: u32) -> Vec<f64> {
-    vec![
+    let rates = vec![
         fuzz("idx + mnist, generated", cases, generated_idx(), check_idx),
         fuzz(
             "idx + mnist, mutated",
@@ -519,7 +573,14 @@ fn run_data_fuzz(cases: u32) -> Vec<f64> {
         ),
         fuzz("cifar, generated", cases, generated_bytes(), check_cifar),
         fuzz("cifar, mutated", cases, mutated(cifar_bases()), check_cifar),
-    ]
+        fuzz("text, generated", cases, generated_text(), check_text),
+        fuzz("text, mutated", cases, mutated(text_bases()), check_text),
+    ];
+    println!(
+        "text corpora built: {}",
+        TEXT_CORPORA.load(Ordering::Relaxed)
+    );
+    rates
 }
 
 #[test]
