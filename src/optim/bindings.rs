@@ -36,6 +36,16 @@ const COUNT: &[u32] = &[
     binding::PARTIALS,
     binding::STATUS_RW,
 ];
+/// Bindings used by the norm pass, besides the state tensors it reads.
+const NORMS: &[u32] = &[
+    binding::GRADS,
+    binding::BLOCKS,
+    binding::TENSORS,
+    binding::STEP,
+    binding::WINDOW,
+    binding::PARTIALS,
+    binding::STATUS_RW,
+];
 const CHECK_FINITE: &[u32] = &[
     binding::GRADS,
     binding::BLOCKS,
@@ -55,6 +65,7 @@ const FINALIZE_SCALE: &[u32] = &[
     binding::WINDOW,
     binding::PARTIALS,
 ];
+const FINALIZE_SUMS: &[u32] = &[binding::TENSORS, binding::WINDOW, binding::PARTIALS];
 const FINALIZE_CLIP: &[u32] = &[binding::STEP, binding::STATUS_RW, binding::PARTIALS];
 const ADVANCE_STEP: &[u32] = &[binding::STEP, binding::STATUS_RW];
 
@@ -85,7 +96,8 @@ impl StepBuffers {
                 num_blocks: plan.tensors[t].count,
                 scale: 1.0,
                 kept: 0,
-                pad: [0; 2],
+                rank: info.shape.len() as u32,
+                pad: 0,
                 sums: [0.0; 4],
             })
             .collect();
@@ -136,6 +148,8 @@ pub(crate) struct WindowBindings {
     pub update: wgpu::BindGroup,
     pub check_finite: wgpu::BindGroup,
     pub grad_sumsq: wgpu::BindGroup,
+    /// The norm pass, for algorithms with one.
+    pub norms: Option<wgpu::BindGroup>,
 }
 
 /// Bind groups of the one-workgroup and per-tensor reductions.
@@ -145,6 +159,8 @@ pub(crate) struct ReduceBindings {
     pub tensor_grid: (u32, u32),
     pub finalize_clip: wgpu::BindGroup,
     pub advance: wgpu::BindGroup,
+    /// The per-tensor sums after a norm pass, for algorithms with one.
+    pub finalize_sums: Option<wgpu::BindGroup>,
 }
 
 /// What the bind groups of every dispatch are built from.
@@ -159,6 +175,8 @@ pub(crate) struct BindingSources<'a> {
     pub tensor_sums: bool,
     /// How many state tensors (the first ones) the count pass reads.
     pub count_states: usize,
+    /// How many state tensors (the first ones) the norm pass reads, if it runs.
+    pub norm_states: Option<usize>,
 }
 
 impl BindingSources<'_> {
@@ -207,12 +225,18 @@ impl BindingSources<'_> {
             // 8 storage bindings with LAMB's two states: WebGPU's default per-stage limit.
             count.push(binding::PARAMS);
         }
+        let norms = p
+            .norms
+            .as_ref()
+            .zip(self.norm_states)
+            .map(|(n, k)| make(&n.measure, &with_states(NORMS, k), "measure_norms"));
         WindowBindings {
             grid: wp.grid,
             count: make(&p.count, &count, "count"),
             update: make(&p.update, &update, "update"),
             check_finite: make(&p.check_finite, CHECK_FINITE, "check_finite"),
             grad_sumsq: make(&p.grad_sumsq, GRAD_SUMSQ, "grad_sumsq"),
+            norms,
         }
     }
 
@@ -229,6 +253,10 @@ impl BindingSources<'_> {
             tensor_grid: grid,
             finalize_clip: make(&p.finalize_clip, FINALIZE_CLIP, "finalize_clip"),
             advance: make(&p.advance_step, ADVANCE_STEP, "advance_step"),
+            finalize_sums: p
+                .norms
+                .as_ref()
+                .map(|n| make(&n.finalize, FINALIZE_SUMS, "finalize_sums")),
         }
     }
 

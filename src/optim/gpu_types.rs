@@ -12,7 +12,8 @@ pub struct GpuTensorEntry {
     pub num_blocks: u32,
     pub scale: f32,
     pub kept: u32,
-    pub pad: [u32; 2],
+    pub rank: u32,
+    pub pad: u32,
     pub sums: [f32; 4],
 }
 
@@ -95,7 +96,16 @@ pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
         mirror_layout!(
             GpuTensorEntry,
             "TensorEntry",
-            [group, numel, first_block, num_blocks, scale, kept, sums]
+            [
+                group,
+                numel,
+                first_block,
+                num_blocks,
+                scale,
+                kept,
+                rank,
+                sums
+            ]
         ),
         mirror_layout!(GpuBlockPartial, "BlockPartial", [sums, count]),
         mirror_layout!(

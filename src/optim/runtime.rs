@@ -104,6 +104,7 @@ impl Optimizer {
             state: &state,
             tensor_sums: config.algorithm.needs_tensor_sums(),
             count_states: config.algorithm.rules().count_states(),
+            norm_states: config.algorithm.norm_pass_states(),
         };
         let num_tensors = layout.num_tensors() as u32;
         let tensor_grid = grid_for(num_tensors, max_dim)?;
@@ -200,6 +201,9 @@ impl Optimizer {
         if passes.measure {
             n += w + 1;
         }
+        if passes.norms {
+            n += w + 1;
+        }
         if passes.check {
             n += w;
         }
@@ -212,6 +216,7 @@ impl Optimizer {
         let measure = cfg.caution.is_on() || cfg.algorithm.needs_tensor_sums();
         Passes {
             clip,
+            norms: cfg.algorithm.norm_pass_states().is_some(),
             measure,
             check: !measure && !clip && cfg.non_finite == NonFinite::SkipStep,
         }
@@ -314,6 +319,12 @@ impl Optimizer {
         if passes.clip {
             windows(&mut pass, &p.grad_sumsq, &|w| &w.grad_sumsq);
             single(&mut pass, &p.finalize_clip, &r.finalize_clip, (1, 1));
+        }
+        if let (Some(norms), Some(finalize)) = (&p.norms, &r.finalize_sums) {
+            windows(&mut pass, &norms.measure, &|w| {
+                w.norms.as_ref().expect("bound with the norm pipelines")
+            });
+            single(&mut pass, &norms.finalize, finalize, r.tensor_grid);
         }
         if passes.check {
             windows(&mut pass, &p.check_finite, &|w| &w.check_finite);
@@ -491,6 +502,8 @@ impl Optimizer {
 /// Which optional passes a step runs.
 struct Passes {
     clip: bool,
+    /// The norm pass and its per-tensor sums (before the measuring pass).
+    norms: bool,
     /// The measuring pass and per-tensor reduction (caution counts, tensor sums).
     measure: bool,
     /// The stand-alone finite check (when neither clipping nor caution does it).

@@ -17,6 +17,7 @@ mod adamw;
 mod lamb;
 mod laprop;
 mod lion;
+mod mars;
 mod nadamw;
 mod sgd;
 
@@ -24,6 +25,7 @@ pub use adamw::{AdamW, EpsStyle};
 pub use lamb::Lamb;
 pub use laprop::LaProp;
 pub use lion::Lion;
+pub use mars::{Mars, MarsType};
 pub use nadamw::NAdamW;
 pub use sgd::Sgd;
 
@@ -100,6 +102,14 @@ pub(crate) trait Rules {
         false
     }
 
+    /// `Some(k)`: a norm pass before the measuring pass sums per-tensor terms of the
+    /// gradient and the first `k` state tensors (its WGSL provides `norm_terms`; see
+    /// `shaders/measure_norms.wgsl`), which the count and update passes read as
+    /// `StepContext.sums` (MARS's norm of the corrected gradient).
+    fn norm_pass_states(&self) -> Option<usize> {
+        None
+    }
+
     /// The algorithm's own global gradient clip: every gradient is divided by
     /// `max(norm / this, 1)` (timm LAMB's `max_grad_norm`), after any configured clip.
     fn max_grad_norm(&self) -> Option<f64> {
@@ -129,6 +139,9 @@ pub enum Algorithm {
     NAdamW(NAdamW),
     /// LaProp: momentum of the normalized gradient (timm `laprop`/`claprop`).
     LaProp(LaProp),
+    /// MARS: AdamW or Lion on the variance-reduced, norm-clipped gradient (timm
+    /// `mars`/`cmars`).
+    Mars(Mars),
 }
 
 impl Algorithm {
@@ -141,6 +154,7 @@ impl Algorithm {
             Algorithm::Lamb(a) => a,
             Algorithm::NAdamW(a) => a,
             Algorithm::LaProp(a) => a,
+            Algorithm::Mars(a) => a,
         }
     }
 
@@ -214,6 +228,12 @@ impl Algorithm {
     pub fn count_pass_states(&self) -> usize {
         self.rules().count_states()
     }
+
+    /// How many state tensors the norm pass reads, `None` without one (see
+    /// [`Rules::norm_pass_states`]).
+    pub fn norm_pass_states(&self) -> Option<usize> {
+        self.rules().norm_pass_states()
+    }
 }
 
 /// Every timm optimizer name coptim builds, with the algorithm that serves it.
@@ -224,6 +244,7 @@ pub(crate) const TIMM_NAMES: &[&[TimmName]] = &[
     nadamw::TIMM,
     laprop::TIMM,
     lamb::TIMM,
+    mars::TIMM,
 ];
 
 /// What a reference step of one tensor knows: the step, its learning rates, the gradient.
@@ -234,6 +255,8 @@ pub(crate) struct RefStep<'a> {
     pub lrs: &'a [f64],
     /// The tensor's clipped gradient.
     pub g: &'a [f64],
+    /// The tensor's number of dimensions.
+    pub rank: usize,
 }
 
 impl RefStep<'_> {
@@ -344,6 +367,17 @@ fn unit_interval(name: &str, v: f64) -> Result<()> {
     }
 }
 
+/// `Ok` when `v` is finite and not negative, otherwise an error naming `name`.
+fn non_negative(name: &str, v: f64) -> Result<()> {
+    if v >= 0.0 && v.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig(format!(
+            "{name} = {v} must be finite and not negative"
+        )))
+    }
+}
+
 /// `Ok` when `v` is positive and finite, otherwise an error naming `name`.
 fn positive(name: &str, v: f64) -> Result<()> {
     if v > 0.0 && v.is_finite() {
@@ -368,11 +402,15 @@ fn sign(x: f64) -> f64 {
 
 /// Uses the timm argument parser in the member files.
 fn timm_betas(args: &mut TimmArgs, default: [f64; 2]) -> Result<(f64, f64)> {
-    let b = args.f64_list("betas", &default)?;
+    timm_pair("betas", &args.f64_list("betas", &default)?)
+}
+
+/// The two values of timm keyword `key`'s list `b`.
+fn timm_pair(key: &str, b: &[f64]) -> Result<(f64, f64)> {
     match b[..] {
         [b1, b2] => Ok((b1, b2)),
         _ => Err(Error::InvalidConfig(format!(
-            "timm keyword `betas` needs 2 values, got {}",
+            "timm keyword `{key}` needs 2 values, got {}",
             b.len()
         ))),
     }
