@@ -8,7 +8,8 @@
 // the measuring and update passes read as StepContext.sums. Runs after the clip pass
 // and before the measuring pass, whose algorithm then adds no tensor terms
 // (tensor_sums_none.wgsl), so the block records keep these sums and finalize_scale
-// writes the same values again.
+// writes the same values again. It also flags NaN/inf gradients (as the measuring
+// pass does), so a step with a norm pass needs no separate finite check.
 // Bindings: those of optim_step.wgsl's count_agreement (grads, the first states,
 // blocks, tensors, step, window, partials, status_rw), declared there.
 
@@ -19,6 +20,7 @@ fn measure_norms(
 ) {
     let b = block_index(wg, window);
     var sums = vec4<f32>(0.0);
+    var bad = 0u;
     var slot = 0u;
     let in_range = b < window.num_blocks;
     if in_range {
@@ -29,10 +31,14 @@ fn measure_norms(
         for (var k = 0u; k < VEC_PER_THREAD; k++) {
             let lane = block_lane(blk, k, lid);
             if lane.valid.x {
-                let g = load_grad(lane.at.grad, lane.valid) * clip;
-                sums += norm_terms(lane.at, g, lane.valid, c);
+                let g_raw = load_grad(lane.at.grad, lane.valid);
+                sums += norm_terms(lane.at, g_raw * clip, lane.valid, c);
+                bad += count_nonfinite(g_raw, lane.valid);
             }
         }
+    }
+    if bad != 0u {
+        atomicOr(&status_rw.found_inf, 1u);
     }
     let total = workgroup_sum4(sums, lid);
     if in_range && lid == 0u {

@@ -42,6 +42,8 @@ use crate::stream::StreamShape;
 ///   and reads p too: `8 + k * s`;
 /// - an algorithm with its own gradient clip (LAMB's `max_grad_norm`) reads g once
 ///   more for the global norm: `4`;
+/// - an algorithm with a norm pass (MARS) reads g and the states it needs
+///   ([`Algorithm::norm_pass_states`]) before the count: `4 + k * s`;
 /// - otherwise, the non-finite check (when on) reads g once more: `4`.
 ///
 /// Per-block and per-tensor metadata (block tables, partial counts: under 0.1% of
@@ -60,6 +62,9 @@ use crate::stream::StreamShape;
 /// assert_eq!(step_bytes_per_param(&laprop, true, ElementType::F32, true), 40);
 /// let lamb = Algorithm::by_name("lamb").unwrap();
 /// assert_eq!(step_bytes_per_param(&lamb, true, ElementType::F32, true), 28 + 16 + 4);
+/// let mars = Algorithm::by_name("mars").unwrap();
+/// assert_eq!(step_bytes_per_param(&mars, false, ElementType::F32, true), 36 + 8);
+/// assert_eq!(step_bytes_per_param(&mars, true, ElementType::F32, true), 36 + 8 + 12);
 /// ```
 pub fn step_bytes_per_param(
     algorithm: &Algorithm,
@@ -75,17 +80,18 @@ pub fn step_bytes_per_param(
     } else {
         0
     };
+    let norms = algorithm.norm_pass_states().map_or(0, |k| 4 + k as u64 * s);
     let k = algorithm.count_pass_states() as u64;
     let extra = if algorithm.needs_tensor_sums() {
         8 + k * s
     } else if caution {
         4 + k * s
-    } else if nonfinite_check && clip == 0 {
+    } else if nonfinite_check && clip == 0 && norms == 0 {
         4
     } else {
         0
     };
-    update + clip + extra
+    update + clip + norms + extra
 }
 
 /// How [`run`] steps and times every configuration; the report repeats it.

@@ -95,6 +95,7 @@ pub static MEASURE_NORMS: Part = shader_part!(
         "norm_terms",
         "measuring_context",
         "measuring_clip",
+        "count_nonfinite",
         "workgroup_sum4",
         "load_grad",
         "block_lane",

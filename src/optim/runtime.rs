@@ -214,11 +214,12 @@ impl Optimizer {
         let cfg = &self.config;
         let clip = cfg.clip_grad_norm.is_some() || cfg.algorithm.rules().max_grad_norm().is_some();
         let measure = cfg.caution.is_on() || cfg.algorithm.needs_tensor_sums();
+        let norms = cfg.algorithm.norm_pass_states().is_some();
         Passes {
             clip,
-            norms: cfg.algorithm.norm_pass_states().is_some(),
+            norms,
             measure,
-            check: !measure && !clip && cfg.non_finite == NonFinite::SkipStep,
+            check: !measure && !clip && !norms && cfg.non_finite == NonFinite::SkipStep,
         }
     }
 
@@ -506,7 +507,8 @@ struct Passes {
     norms: bool,
     /// The measuring pass and per-tensor reduction (caution counts, tensor sums).
     measure: bool,
-    /// The stand-alone finite check (when neither clipping nor caution does it).
+    /// The stand-alone finite check (when neither clipping, the norm pass nor caution
+    /// does it).
     check: bool,
 }
 

@@ -237,11 +237,11 @@ impl Rules for Mars {
 }
 
 /// timm `mars` and `cmars` (timm.optim.Mars; timm/optim/_optim_factory.py: the
-/// `mars` and `cmars` entries, which take betas but not eps).
+/// `mars` and `cmars` entries).
 pub(crate) const TIMM: &[TimmName] = &[MARS, MARS.alias("cmars", &[CAUTION])];
 
 /// timm.optim.Mars.
-const MARS: TimmName = TimmName::new("mars", 3e-3, timm_mars).betas();
+const MARS: TimmName = TimmName::new("mars", 3e-3, timm_mars).betas().eps();
 
 /// The keywords of timm.optim.Mars (timm/optim/mars.py:97-132).
 fn timm_mars(args: &mut TimmArgs) -> Result<(Algorithm, Caution)> {
