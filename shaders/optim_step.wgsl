@@ -11,7 +11,8 @@
 //       four per-coordinate terms summed per tensor (tensor_sums_block.wgsl), or
 //       none (tensor_sums_none.wgsl)
 //   and, with a norm pass (measure_norms.wgsl), norm_terms(at, g, valid, c)
-// and params_{vec4,scalar}.wgsl supplies load_param, store_param and load_grad.
+// and params_{vec4,scalar}.wgsl supplies load_param, store_param and load_grad, and
+// grad_decay_{none,coupled}.wgsl step_grad (the gradient the algorithm sees).
 //
 // Entry points:
 //   count_agreement: the measuring pass (caution, or tensor sums); per block, counts
@@ -22,7 +23,8 @@
 //                    the step is skipped
 //
 // Bindings (group 0; BINDING_* constants generated from `binding` in src/optim/kernels.rs):
-//   0 params          storage rw   parameter window (params_<variant>.wgsl; count: tensor sums only)
+//   0 params          storage rw   parameter window (params_<variant>.wgsl; count: tensor sums
+//                                  or coupled decay only)
 //   1 grads           storage r    gradient window (params_<variant>.wgsl)
 //   2 state0          storage rw   first state window (state_<dtype>.wgsl)
 //   3 state1          storage rw   second state window, AdamW and LAMB (state_<dtype>.wgsl)
@@ -92,7 +94,7 @@ fn count_agreement(
             let lane = block_lane(blk, k, lid);
             if lane.valid.x {
                 let g_raw = load_grad(lane.at.grad, lane.valid);
-                let g = g_raw * clip;
+                let g = step_grad(lane, g_raw * clip, c);
                 let dir = caution_direction(lane.at.state, g, c);
                 agree += count_agree(dir, g, lane.valid);
                 sums += tensor_terms(lane.at, g, dir, lane.valid, c);
@@ -123,7 +125,7 @@ fn update(
     for (var k = 0u; k < VEC_PER_THREAD; k++) {
         let lane = block_lane(blk, k, lid);
         if lane.valid.x {
-            let g = load_grad(lane.at.grad, lane.valid) * clip;
+            let g = step_grad(lane, load_grad(lane.at.grad, lane.valid) * clip, c);
             step_vec4(lane.at, g, lane.valid, t.scale, c);
         }
     }

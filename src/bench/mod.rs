@@ -39,7 +39,8 @@ use crate::stream::StreamShape;
 /// - with caution, pass 1 (the agreement count) reads g and the states its direction
 ///   needs ([`Algorithm::count_pass_states`]: one, two for LaProp): `4 + k * s`;
 /// - an algorithm with per-tensor sums (LAMB) runs that pass with or without caution
-///   and reads p too: `8 + k * s`;
+///   and reads p too: `8 + k * s`; so does one with coupled decay (ADOPT's `wd * p`)
+///   when caution runs it;
 /// - an algorithm with its own gradient clip (LAMB's `max_grad_norm`) reads g once
 ///   more for the global norm: `4`;
 /// - an algorithm with a norm pass (MARS) reads g and the states it needs
@@ -65,6 +66,8 @@ use crate::stream::StreamShape;
 /// let mars = Algorithm::by_name("mars").unwrap();
 /// assert_eq!(step_bytes_per_param(&mars, false, ElementType::F32, true), 36 + 8);
 /// assert_eq!(step_bytes_per_param(&mars, true, ElementType::F32, true), 36 + 8 + 12);
+/// let adopt = Algorithm::by_name("adopt").unwrap();
+/// assert_eq!(step_bytes_per_param(&adopt, true, ElementType::F32, true), 28 + 16);
 /// ```
 pub fn step_bytes_per_param(
     algorithm: &Algorithm,
@@ -82,10 +85,9 @@ pub fn step_bytes_per_param(
     };
     let norms = algorithm.norm_pass_states().map_or(0, |k| 4 + k as u64 * s);
     let k = algorithm.count_pass_states() as u64;
-    let extra = if algorithm.needs_tensor_sums() {
-        8 + k * s
-    } else if caution {
-        4 + k * s
+    let count_pass = 4 + 4 * algorithm.count_reads_params() as u64 + k * s;
+    let extra = if algorithm.needs_tensor_sums() || caution {
+        count_pass
     } else if nonfinite_check && clip == 0 && norms == 0 {
         4
     } else {

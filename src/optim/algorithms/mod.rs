@@ -14,6 +14,7 @@
 //! and its golden cases.
 
 mod adamw;
+mod adopt;
 mod lamb;
 mod laprop;
 mod lion;
@@ -22,6 +23,7 @@ mod nadamw;
 mod sgd;
 
 pub use adamw::{AdamW, EpsStyle};
+pub use adopt::Adopt;
 pub use lamb::Lamb;
 pub use laprop::LaProp;
 pub use lion::Lion;
@@ -142,6 +144,9 @@ pub enum Algorithm {
     /// MARS: AdamW or Lion on the variance-reduced, norm-clipped gradient (timm
     /// `mars`/`cmars`).
     Mars(Mars),
+    /// ADOPT (timm `adopt`/`cadopt`, `adoptw`/`cadoptw`): momentum of the gradient
+    /// normalized by the previous second moment, clipped.
+    Adopt(Adopt),
 }
 
 impl Algorithm {
@@ -155,6 +160,7 @@ impl Algorithm {
             Algorithm::NAdamW(a) => a,
             Algorithm::LaProp(a) => a,
             Algorithm::Mars(a) => a,
+            Algorithm::Adopt(a) => a,
         }
     }
 
@@ -234,6 +240,18 @@ impl Algorithm {
     pub fn norm_pass_states(&self) -> Option<usize> {
         self.rules().norm_pass_states()
     }
+
+    /// Whether weight decay enters the gradient (coupled L2 decay: the state and the
+    /// caution mask see `g + wd * p`).
+    pub fn coupled_decay(&self) -> bool {
+        self.rules().decay() == Decay::InGradient
+    }
+
+    /// Whether the measuring pass reads the parameters (for tensor sums, or for coupled
+    /// decay's `wd * p`).
+    pub fn count_reads_params(&self) -> bool {
+        self.needs_tensor_sums() || self.coupled_decay()
+    }
 }
 
 /// Every timm optimizer name coptim builds, with the algorithm that serves it.
@@ -245,6 +263,7 @@ pub(crate) const TIMM_NAMES: &[&[TimmName]] = &[
     laprop::TIMM,
     lamb::TIMM,
     mars::TIMM,
+    adopt::TIMM,
 ];
 
 /// What a reference step of one tensor knows: the step, its learning rates, the gradient.
@@ -253,7 +272,7 @@ pub(crate) struct RefStep<'a> {
     pub t: i32,
     /// The learning rate of every completed step of the tensor's group, this one last.
     pub lrs: &'a [f64],
-    /// The tensor's clipped gradient.
+    /// The tensor's clipped gradient (plus `wd * p` under coupled decay).
     pub g: &'a [f64],
     /// The tensor's number of dimensions.
     pub rank: usize,
@@ -266,13 +285,18 @@ impl RefStep<'_> {
     }
 }
 
-/// Where decoupled weight decay `p *= 1 - lr * wd` sits.
+/// Where weight decay sits: decoupled `p *= 1 - lr * wd` before or after the step, or
+/// coupled into the gradient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Decay {
     /// On the parameter before the step (AdamW, Lion, SGDW, ...).
     BeforeStep,
     /// On the parameter after the step (LaProp).
     AfterStep,
+    /// Coupled (L2) decay: `wd * p` joins the clipped gradient before the algorithm
+    /// sees it, so the state and the caution mask see it too; no decoupled decay
+    /// (ADOPT without `decoupled`).
+    InGradient,
 }
 
 /// A direction before masking, with the quantity whose sign decides agreement.
