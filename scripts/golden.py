@@ -325,7 +325,9 @@ def factory_make_of(c):
     if c["timm"] is None:
         return None
     kw = factory_kwargs_of(c)
-    return lambda ps: timm.optim.create_optimizer_v2(ps, opt=c["timm"], foreach=False, **kw)
+    if c["foreach"]:
+        kw["foreach"] = False  # a class without a foreach path (Mars) takes no such keyword
+    return lambda ps: timm.optim.create_optimizer_v2(ps, opt=c["timm"], **kw)
 
 
 def caution_of(c):
