@@ -107,7 +107,9 @@ pub(crate) trait Rules {
     /// `Some(k)`: a norm pass before the measuring pass sums per-tensor terms of the
     /// gradient and the first `k` state tensors (its WGSL provides `norm_terms`; see
     /// `shaders/measure_norms.wgsl`), which the count and update passes read as
-    /// `StepContext.sums` (MARS's norm of the corrected gradient).
+    /// `StepContext.sums` (MARS's norm of the corrected gradient). The terms see the
+    /// clipped gradient without coupled decay's `wd * p` (the pass does not bind p; no
+    /// member with a norm pass has coupled decay).
     fn norm_pass_states(&self) -> Option<usize> {
         None
     }
