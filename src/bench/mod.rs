@@ -39,7 +39,8 @@ use crate::stream::StreamShape;
 /// - with caution, pass 1 (the agreement count) reads g and the states its direction
 ///   needs ([`Algorithm::count_pass_states`]: one, two for LaProp): `4 + k * s`;
 /// - an algorithm with per-tensor sums (LAMB) runs that pass with or without caution
-///   and reads p too: `8 + k * s`;
+///   and reads p too: `8 + k * s`; so does one with coupled decay (ADOPT's `wd * p`)
+///   when caution runs it;
 /// - an algorithm with its own gradient clip (LAMB's `max_grad_norm`) reads g once
 ///   more for the global norm: `4`;
 /// - otherwise, the non-finite check (when on) reads g once more: `4`.
@@ -63,6 +64,8 @@ use crate::stream::StreamShape;
 /// // Adan reads and writes four state tensors; its count pass reads exp_avg only.
 /// let adan = Algorithm::by_name("adan").unwrap();
 /// assert_eq!(step_bytes_per_param(&adan, true, ElementType::F32, true), 44 + 8);
+/// let adopt = Algorithm::by_name("adopt").unwrap();
+/// assert_eq!(step_bytes_per_param(&adopt, true, ElementType::F32, true), 28 + 16);
 /// ```
 pub fn step_bytes_per_param(
     algorithm: &Algorithm,
@@ -79,10 +82,9 @@ pub fn step_bytes_per_param(
         0
     };
     let k = algorithm.count_pass_states() as u64;
-    let extra = if algorithm.needs_tensor_sums() {
-        8 + k * s
-    } else if caution {
-        4 + k * s
+    let count_pass = 4 + 4 * algorithm.count_reads_params() as u64 + k * s;
+    let extra = if algorithm.needs_tensor_sums() || caution {
+        count_pass
     } else if nonfinite_check && clip == 0 {
         4
     } else {

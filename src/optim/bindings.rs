@@ -71,10 +71,10 @@ fn update_bindings(states: usize) -> Vec<u32> {
 }
 
 /// The bindings of the measuring pass, which reads the first `states` state tensors
-/// (and the parameters for `tensor_sums`).
-fn count_bindings(states: usize, tensor_sums: bool) -> Vec<u32> {
+/// (and the parameters when `reads_params`: tensor sums, coupled decay).
+fn count_bindings(states: usize, reads_params: bool) -> Vec<u32> {
     let mut count = with_states(COUNT, states);
-    if tensor_sums {
+    if reads_params {
         count.push(binding::PARAMS);
     }
     count
@@ -89,7 +89,10 @@ pub(crate) fn check_storage_budget(algorithm: &Algorithm, limits: &wgpu::Limits)
         ("update", update_bindings(algorithm.state_names().len())),
         (
             "measuring",
-            count_bindings(algorithm.count_pass_states(), algorithm.needs_tensor_sums()),
+            count_bindings(
+                algorithm.count_pass_states(),
+                algorithm.count_reads_params(),
+            ),
         ),
         ("gradient norm", GRAD_SUMSQ.to_vec()),
     ];
@@ -208,8 +211,8 @@ pub(crate) struct BindingSources<'a> {
     /// The distinct buffers holding parameters and gradients.
     pub tensor_buffers: &'a [wgpu::Buffer],
     pub state: &'a [Arena],
-    /// The algorithm's measuring pass sums tensor terms (reads the parameters too).
-    pub tensor_sums: bool,
+    /// The algorithm's measuring pass reads the parameters (tensor terms, coupled decay).
+    pub count_reads_params: bool,
     /// How many state tensors (the first ones) the count pass reads.
     pub count_states: usize,
 }
@@ -253,7 +256,7 @@ impl BindingSources<'_> {
             )
         };
         let update = update_bindings(self.state.len());
-        let count = count_bindings(self.count_states, self.tensor_sums);
+        let count = count_bindings(self.count_states, self.count_reads_params);
         WindowBindings {
             grid: wp.grid,
             count: make(&p.count, &count, "count"),

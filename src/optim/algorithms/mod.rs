@@ -15,6 +15,7 @@
 
 mod adamw;
 mod adan;
+mod adopt;
 mod lamb;
 mod laprop;
 mod lion;
@@ -23,6 +24,7 @@ mod sgd;
 
 pub use adamw::{AdamW, EpsStyle};
 pub use adan::Adan;
+pub use adopt::Adopt;
 pub use lamb::Lamb;
 pub use laprop::LaProp;
 pub use lion::Lion;
@@ -111,6 +113,29 @@ pub(crate) trait Rules {
     /// The hyperparameters under timm's keyword names (`betas`, `eps`, `momentum`,
     /// ...), as `create_optimizer_v2` puts them in a parameter group: a JSON object.
     fn timm_group(&self) -> serde_json::Value;
+
+    /// The learning-rate family the model presets give the member a rate by
+    /// (adam-like unless the file says).
+    fn lr_family(&self) -> LrFamily {
+        LrFamily::AdamLike
+    }
+}
+
+/// How large a member's steps are at a given learning rate, which decides the
+/// learning rate a model preset gives it (`train::presets::ModelPreset::hyper`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LrFamily {
+    /// Steps of about the learning rate per coordinate, the gradient normalized by
+    /// its second moment (AdamW, NAdamW, LaProp, ...).
+    AdamLike,
+    /// Steps of exactly the learning rate per coordinate (Lion: a momentum's sign).
+    SignBased,
+    /// Steps proportional to the gradient (SGD with momentum).
+    SgdLike,
+    /// Adam-like steps rescaled per tensor by the trust ratio `||p|| / ||u||` (LAMB):
+    /// relative steps of the learning rate's size, which wants a larger rate.
+    TrustRatio,
 }
 
 /// The base algorithm and its own hyperparameters.
@@ -134,6 +159,9 @@ pub enum Algorithm {
     /// Adan: three moments and the previous gradient (timm `adan`/`cadan`,
     /// `adanw`/`cadanw`).
     Adan(Adan),
+    /// ADOPT (timm `adopt`/`cadopt`, `adoptw`/`cadoptw`): momentum of the gradient
+    /// normalized by the previous second moment, clipped.
+    Adopt(Adopt),
 }
 
 impl Algorithm {
@@ -147,6 +175,7 @@ impl Algorithm {
             Algorithm::NAdamW(a) => a,
             Algorithm::LaProp(a) => a,
             Algorithm::Adan(a) => a,
+            Algorithm::Adopt(a) => a,
         }
     }
 
@@ -220,6 +249,23 @@ impl Algorithm {
     pub fn count_pass_states(&self) -> usize {
         self.rules().count_states()
     }
+
+    /// The learning-rate family (see [`Rules::lr_family`]).
+    pub fn lr_family(&self) -> LrFamily {
+        self.rules().lr_family()
+    }
+
+    /// Whether weight decay enters the gradient (coupled L2 decay: the state and the
+    /// caution mask see `g + wd * p`).
+    pub fn coupled_decay(&self) -> bool {
+        self.rules().decay() == Decay::InGradient
+    }
+
+    /// Whether the measuring pass reads the parameters (for tensor sums, or for coupled
+    /// decay's `wd * p`).
+    pub fn count_reads_params(&self) -> bool {
+        self.needs_tensor_sums() || self.coupled_decay()
+    }
 }
 
 /// Every timm optimizer name coptim builds, with the algorithm that serves it.
@@ -231,6 +277,7 @@ pub(crate) const TIMM_NAMES: &[&[TimmName]] = &[
     laprop::TIMM,
     lamb::TIMM,
     adan::TIMM,
+    adopt::TIMM,
 ];
 
 /// What a reference step of one tensor knows: the step, its learning rates, the gradient.
@@ -239,7 +286,7 @@ pub(crate) struct RefStep<'a> {
     pub t: i32,
     /// The learning rate of every completed step of the tensor's group, this one last.
     pub lrs: &'a [f64],
-    /// The tensor's clipped gradient.
+    /// The tensor's clipped gradient (plus `wd * p` under coupled decay).
     pub g: &'a [f64],
 }
 
@@ -250,13 +297,18 @@ impl RefStep<'_> {
     }
 }
 
-/// Where decoupled weight decay `p *= 1 - lr * wd` sits.
+/// Where weight decay sits: decoupled `p *= 1 - lr * wd` before or after the step, or
+/// coupled into the gradient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Decay {
     /// On the parameter before the step (AdamW, Lion, SGDW, ...).
     BeforeStep,
     /// On the parameter after the step (LaProp).
     AfterStep,
+    /// Coupled (L2) decay: `wd * p` joins the clipped gradient before the algorithm
+    /// sees it, so the state and the caution mask see it too; no decoupled decay
+    /// (ADOPT without `decoupled`).
+    InGradient,
 }
 
 /// A direction before masking, with the quantity whose sign decides agreement.
