@@ -14,6 +14,7 @@
 //! and its golden cases.
 
 mod adamw;
+mod adan;
 mod adopt;
 mod lamb;
 mod laprop;
@@ -22,6 +23,7 @@ mod nadamw;
 mod sgd;
 
 pub use adamw::{AdamW, EpsStyle};
+pub use adan::Adan;
 pub use adopt::Adopt;
 pub use lamb::Lamb;
 pub use laprop::LaProp;
@@ -154,6 +156,9 @@ pub enum Algorithm {
     NAdamW(NAdamW),
     /// LaProp: momentum of the normalized gradient (timm `laprop`/`claprop`).
     LaProp(LaProp),
+    /// Adan: three moments and the previous gradient (timm `adan`/`cadan`,
+    /// `adanw`/`cadanw`).
+    Adan(Adan),
     /// ADOPT (timm `adopt`/`cadopt`, `adoptw`/`cadoptw`): momentum of the gradient
     /// normalized by the previous second moment, clipped.
     Adopt(Adopt),
@@ -169,6 +174,7 @@ impl Algorithm {
             Algorithm::Lamb(a) => a,
             Algorithm::NAdamW(a) => a,
             Algorithm::LaProp(a) => a,
+            Algorithm::Adan(a) => a,
             Algorithm::Adopt(a) => a,
         }
     }
@@ -270,6 +276,7 @@ pub(crate) const TIMM_NAMES: &[&[TimmName]] = &[
     nadamw::TIMM,
     laprop::TIMM,
     lamb::TIMM,
+    adan::TIMM,
     adopt::TIMM,
 ];
 
@@ -324,6 +331,8 @@ pub(crate) struct GroupHyper {
     eps: Option<f64>,
     /// A momentum factor in [0, 1).
     momentum: Option<f64>,
+    /// A third moment decay in [0, 1) (Adan's `beta3`).
+    beta3: Option<f64>,
 }
 
 impl GroupHyper {
@@ -340,6 +349,14 @@ impl GroupHyper {
         Self {
             momentum: Some(momentum),
             ..Self::default()
+        }
+    }
+
+    /// These and a third moment decay.
+    pub fn beta3(self, beta3: f64) -> Self {
+        Self {
+            beta3: Some(beta3),
+            ..self
         }
     }
 
@@ -360,6 +377,9 @@ impl GroupHyper {
         if let Some(eps) = self.eps {
             positive("eps", eps)?;
         }
+        if let Some(beta3) = self.beta3 {
+            unit_interval("beta3", beta3)?;
+        }
         match self.momentum {
             Some(momentum) => unit_interval("momentum", momentum),
             None => Ok(()),
@@ -376,6 +396,9 @@ impl GroupHyper {
         }
         if let Some(momentum) = self.momentum {
             group.momentum = momentum as f32;
+        }
+        if let Some(beta3) = self.beta3 {
+            group.set_beta3(beta3);
         }
     }
 }
