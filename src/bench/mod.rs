@@ -66,6 +66,9 @@ use crate::stream::StreamShape;
 /// let mars = Algorithm::by_name("mars").unwrap();
 /// assert_eq!(step_bytes_per_param(&mars, false, ElementType::F32, true), 36 + 8);
 /// assert_eq!(step_bytes_per_param(&mars, true, ElementType::F32, true), 36 + 8 + 12);
+/// // Adan reads and writes four state tensors; its count pass reads exp_avg only.
+/// let adan = Algorithm::by_name("adan").unwrap();
+/// assert_eq!(step_bytes_per_param(&adan, true, ElementType::F32, true), 44 + 8);
 /// let adopt = Algorithm::by_name("adopt").unwrap();
 /// assert_eq!(step_bytes_per_param(&adopt, true, ElementType::F32, true), 28 + 16);
 /// ```

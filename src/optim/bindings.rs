@@ -82,7 +82,7 @@ fn update_bindings(states: usize) -> Vec<u32> {
 }
 
 /// The bindings of the measuring pass, which reads the first `states` state tensors
-/// (and the parameters when `reads_params`: tensor sums or coupled decay).
+/// (and the parameters when `reads_params`: tensor sums, coupled decay).
 fn count_bindings(states: usize, reads_params: bool) -> Vec<u32> {
     let mut count = with_states(COUNT, states);
     if reads_params {

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    Algorithm, Decay, Direction, GroupHyper, RefStep, Rules, non_negative, sign, timm_betas,
-    timm_pair, unit_interval,
+    Algorithm, Decay, Direction, GroupHyper, LrFamily, RefStep, Rules, non_negative, sign,
+    timm_betas, timm_pair, unit_interval,
 };
 use crate::error::{Error, Result};
 use crate::optim::config::Caution;
@@ -221,6 +221,14 @@ impl Rules for Mars {
         };
         apply_factors(x, &dir.delta, &factors, Decay::BeforeStep);
         mask.counts
+    }
+
+    /// The Lion type steps by the sign of the momentum on the MARS path.
+    fn lr_family(&self) -> LrFamily {
+        match self.mars_type {
+            MarsType::AdamW => LrFamily::AdamLike,
+            MarsType::Lion => LrFamily::SignBased,
+        }
     }
 
     fn timm_group(&self) -> Value {
