@@ -48,10 +48,16 @@ struct StepContext {
     decay: f32,         // 1 - lr * weight_decay
     first_step: bool,   // this is the first completed step
     sums: vec4<f32>,    // the tensor's float sums from the measuring pass
+    seg_len: u32,       // the tensor's segment length (0: none; tensor_segments.wgsl)
+    first_segment: u32, // its first segment record
 }
 
-fn step_context(gp: GroupParams, bias: vec4<f32>, first_step: bool, sums: vec4<f32>) -> StepContext {
-    return StepContext(gp, bias, 1.0 - gp.lr * gp.weight_decay, first_step, sums);
+// The context of a step of tensor `t` whose group's bias corrections are `bias`, with
+// the float sums `sums`.
+fn step_context(t: TensorEntry, bias: vec4<f32>, first_step: bool, sums: vec4<f32>) -> StepContext {
+    let gp = step.groups[t.group];
+    let decay = 1.0 - gp.lr * gp.weight_decay;
+    return StepContext(gp, bias, decay, first_step, sums, t.seg_len, t.first_segment);
 }
 
 @compute @workgroup_size(WG_SIZE)
@@ -68,12 +74,11 @@ fn count_agreement(
     if in_range {
         let blk = blocks[b];
         slot = blk.global;
-        let group = tensors[blk.tensor].group;
-        let gp = step.groups[group];
+        let t = tensors[blk.tensor];
         // Runs before advance_step: the bias corrections and step count advance here
         // as advance_step will advance them; the sums are what this pass measures.
-        let bias = advance_bias(gp, status_rw.bias[group]);
-        let c = step_context(gp, bias, status_rw.step == 0u, vec4<f32>(0.0));
+        let bias = advance_bias(step.groups[t.group], status_rw.bias[t.group]);
+        let c = step_context(t, bias, status_rw.step == 0u, vec4<f32>(0.0));
         let clip = select(1.0, status_rw.clip_coef, clipping(step));
         for (var k = 0u; k < VEC_PER_THREAD; k++) {
             let lane = block_lane(blk, k, lid);
@@ -105,8 +110,7 @@ fn update(
     }
     let blk = blocks[b];
     let t = tensors[blk.tensor];
-    let gp = step.groups[t.group];
-    let c = step_context(gp, status.bias[t.group], status.step == 1u, t.sums);
+    let c = step_context(t, status.bias[t.group], status.step == 1u, t.sums);
     let clip = select(1.0, status.clip_coef, clipping(step));
     for (var k = 0u; k < VEC_PER_THREAD; k++) {
         let lane = block_lane(blk, k, lid);
