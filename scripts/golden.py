@@ -303,6 +303,11 @@ FACTORY_CASES = [
                "max_grad_norm": None, "always_adapt": True, "grad_averaging": False,
                "bias_correction": False}),
     ("clambw", {"lr": 2e-3, "weight_decay": 0.05, "corrected_weight_decay": True, "trust_clip": True}),
+] + [
+    # AdamP and SGDP (scripts/golden_projection.py has their vectors; SGDP needs an lr).
+    (name, kwargs) for name in ("adamp", "cadamp", "sgdp", "csgdp")
+    for kwargs in ({"lr": 1e-2}, {"lr": 0.1, "weight_decay": 1e-4, "delta": 0.2, "wd_ratio": 0.5,
+                                  "nesterov": False, "eps": 1e-6})
 ]
 
 FACTORY_PATH = os.path.join(OUT_DIR, "timm_factory.json")

@@ -151,7 +151,7 @@ impl Rules for Sgdp {
     fn timm_group(&self) -> Value {
         json!({
             "momentum": self.momentum,
-            "dampening": 0.0,
+            "dampening": 0,
             "nesterov": self.nesterov,
             "eps": self.eps,
             "delta": self.delta,
