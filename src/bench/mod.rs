@@ -40,6 +40,9 @@ use crate::stream::StreamShape;
 ///   needs ([`Algorithm::count_pass_states`]: one, two for LaProp): `4 + k * s`;
 /// - an algorithm with per-tensor sums (LAMB) runs that pass with or without caution
 ///   and reads p too: `8 + k * s`;
+/// - an algorithm with per-segment sums (AdamP, SGDP) runs a first such pass always
+///   (which also checks the gradients) and, with caution, a second one: `8 + k * s`
+///   each;
 /// - an algorithm with its own gradient clip (LAMB's `max_grad_norm`) reads g once
 ///   more for the global norm: `4`;
 /// - otherwise, the non-finite check (when on) reads g once more: `4`.
@@ -60,6 +63,8 @@ use crate::stream::StreamShape;
 /// assert_eq!(step_bytes_per_param(&laprop, true, ElementType::F32, true), 40);
 /// let lamb = Algorithm::by_name("lamb").unwrap();
 /// assert_eq!(step_bytes_per_param(&lamb, true, ElementType::F32, true), 28 + 16 + 4);
+/// let adamp = Algorithm::by_name("adamp").unwrap();
+/// assert_eq!(step_bytes_per_param(&adamp, true, ElementType::F32, true), 28 + 2 * 16);
 /// ```
 pub fn step_bytes_per_param(
     algorithm: &Algorithm,
@@ -76,7 +81,9 @@ pub fn step_bytes_per_param(
         0
     };
     let k = algorithm.count_pass_states() as u64;
-    let extra = if algorithm.needs_tensor_sums() {
+    let extra = if algorithm.needs_segment_sums() {
+        (8 + k * s) * (1 + caution as u64)
+    } else if algorithm.needs_tensor_sums() {
         8 + k * s
     } else if caution {
         4 + k * s

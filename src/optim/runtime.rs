@@ -222,11 +222,12 @@ impl Optimizer {
         let cfg = &self.config;
         let clip = cfg.clip_grad_norm.is_some() || cfg.algorithm.rules().max_grad_norm().is_some();
         let measure = cfg.caution.is_on() || cfg.algorithm.needs_tensor_sums();
+        let segments = cfg.algorithm.needs_segment_sums();
         Passes {
             clip,
             measure,
-            segments: cfg.algorithm.needs_segment_sums(),
-            check: !measure && !clip && cfg.non_finite == NonFinite::SkipStep,
+            segments,
+            check: !measure && !clip && !segments && cfg.non_finite == NonFinite::SkipStep,
         }
     }
 
@@ -546,7 +547,7 @@ struct Passes {
     measure: bool,
     /// Round 1 of the segment sums and its per-tensor pass.
     segments: bool,
-    /// The stand-alone finite check (when neither clipping nor caution does it).
+    /// The stand-alone finite check (when no clip, measuring or segment pass does it).
     check: bool,
 }
 
