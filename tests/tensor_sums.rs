@@ -201,7 +201,10 @@ fn timm(name: &str) -> OptimizerConfig {
 /// The first-round segment sums of AdamP's first step from seed 11, and their f64
 /// values: per row (p.g, p.p, g.g, p.u) with the first step's Nesterov update
 /// u = (1 - b1)(1 + b1) g / (|g| + eps).
-fn first_step_segment_sums(ctx: &GpuContext) -> (Vec<Vec<[f32; 4]>>, Vec<Vec<[f64; 4]>>) {
+/// Per tensor, four sums per segment.
+type SegmentSums<T> = Vec<Vec<[T; 4]>>;
+
+fn first_step_segment_sums(ctx: &GpuContext) -> (SegmentSums<f32>, SegmentSums<f64>) {
     let store = shaped_store(ctx, SEGMENT_SHAPES);
     let mut r = rng(11);
     let mut params = Vec::new();

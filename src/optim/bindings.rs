@@ -102,9 +102,7 @@ impl PartialsLayout {
             .zip(seg_lens)
             .map(|(&n, &len)| {
                 let first = next;
-                if len != 0 {
-                    next += 2 * (n / len);
-                }
+                next += 2 * n.checked_div(len).unwrap_or(0);
                 (len, first)
             })
             .collect();

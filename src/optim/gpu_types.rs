@@ -100,6 +100,12 @@ pub struct GpuWindowInfo {
 /// The layouts of every mirror struct above, for the test against naga's layout.
 #[cfg(test)]
 pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
+    [record_mirrors(), step_mirrors()].concat()
+}
+
+/// The mirrors of the per-tensor and per-block records.
+#[cfg(test)]
+fn record_mirrors() -> Vec<crate::wgsl::MirrorLayout> {
     use crate::wgsl::mirror_layout;
     vec![
         mirror_layout!(
@@ -122,6 +128,14 @@ pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
             "BlockPartial",
             [sums, count, first, pieces, flag]
         ),
+    ]
+}
+
+/// The mirrors of the step parameters, the status, the window and the block table.
+#[cfg(test)]
+fn step_mirrors() -> Vec<crate::wgsl::MirrorLayout> {
+    use crate::wgsl::mirror_layout;
+    vec![
         mirror_layout!(
             GpuGroupParams,
             "GroupParams",

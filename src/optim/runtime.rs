@@ -457,12 +457,7 @@ impl Optimizer {
         Ok(entries
             .iter()
             .map(|e| {
-                let n = if e.seg_len == 0 {
-                    0
-                } else {
-                    e.numel / e.seg_len
-                };
-                (0..n)
+                (0..e.numel.checked_div(e.seg_len).unwrap_or(0))
                     .map(|i| records[(e.first_segment + 2 * i) as usize].sums)
                     .collect()
             })
@@ -567,7 +562,7 @@ fn normalization(caution: Caution) -> (u32, f64) {
 
 /// Checks that the partials fit one storage binding of the device.
 fn check_partials(ctx: &GpuContext, partials: &PartialsLayout) -> Result<()> {
-    let allowed = ctx.limits().max_storage_buffer_binding_size as u64;
+    let allowed = ctx.limits().max_storage_buffer_binding_size;
     if partials.bytes() > allowed || partials.records > u32::MAX as u64 {
         return Err(Error::LimitExceeded {
             what: "per-block and per-segment records of the optimizer".into(),
