@@ -10,7 +10,8 @@
 //   tensor_terms(at, g, dir, valid, c: StepContext) -> vec4<f32>  (with add_block_sums)
 //       four per-coordinate terms summed per tensor (tensor_sums_block.wgsl), or
 //       none (tensor_sums_none.wgsl)
-// and params_{vec4,scalar}.wgsl supplies load_param, store_param and load_grad.
+// and params_{vec4,scalar}.wgsl supplies load_param, store_param and load_grad, and
+// grad_decay_{none,coupled}.wgsl step_grad (the gradient the algorithm sees).
 //
 // Entry points:
 //   count_agreement: the measuring pass (caution, or tensor sums); per block, counts
@@ -21,7 +22,8 @@
 //                    the step is skipped
 //
 // Bindings (group 0; BINDING_* constants generated from `binding` in src/optim/kernels.rs):
-//   0 params          storage rw   parameter window (params_<variant>.wgsl; count: tensor sums only)
+//   0 params          storage rw   parameter window (params_<variant>.wgsl; count: tensor sums
+//                                  or coupled decay only)
 //   1 grads           storage r    gradient window (params_<variant>.wgsl)
 //   2 state0          storage rw   first state window (state_<dtype>.wgsl)
 //   3 state1          storage rw   second state window, AdamW and LAMB (state_<dtype>.wgsl)
@@ -47,17 +49,18 @@ struct StepContext {
     bias: vec4<f32>,    // this step's bias corrections (see advance_bias)
     decay: f32,         // 1 - lr * weight_decay
     first_step: bool,   // this is the first completed step
+    t: f32,             // this step's number: completed steps, this one included
     sums: vec4<f32>,    // the tensor's float sums from the measuring pass
     seg_len: u32,       // the tensor's segment length (0: none; tensor_segments.wgsl)
     first_segment: u32, // its first segment record
 }
 
-// The context of a step of tensor `t` whose group's bias corrections are `bias`, with
-// the float sums `sums`.
-fn step_context(t: TensorEntry, bias: vec4<f32>, first_step: bool, sums: vec4<f32>) -> StepContext {
+// The context of a step of tensor `t` (step number `n`: completed steps, this one
+// included) whose group's bias corrections are `bias`, with the float sums `sums`.
+fn step_context(t: TensorEntry, bias: vec4<f32>, n: u32, sums: vec4<f32>) -> StepContext {
     let gp = step.groups[t.group];
     let decay = 1.0 - gp.lr * gp.weight_decay;
-    return StepContext(gp, bias, decay, first_step, sums, t.seg_len, t.first_segment);
+    return StepContext(gp, bias, decay, n == 1u, f32(n), sums, t.seg_len, t.first_segment);
 }
 
 @compute @workgroup_size(WG_SIZE)
@@ -78,13 +81,13 @@ fn count_agreement(
         // Runs before advance_step: the bias corrections and step count advance here
         // as advance_step will advance them; the sums are what this pass measures.
         let bias = advance_bias(step.groups[t.group], status_rw.bias[t.group]);
-        let c = step_context(t, bias, status_rw.step == 0u, vec4<f32>(0.0));
+        let c = step_context(t, bias, status_rw.step + 1u, vec4<f32>(0.0));
         let clip = select(1.0, status_rw.clip_coef, clipping(step));
         for (var k = 0u; k < VEC_PER_THREAD; k++) {
             let lane = block_lane(blk, k, lid);
             if lane.valid.x {
                 let g_raw = load_grad(lane.at.grad, lane.valid);
-                let g = g_raw * clip;
+                let g = step_grad(lane, g_raw * clip, c);
                 let dir = caution_direction(lane.at.state, g, c);
                 agree += count_agree(dir, g, lane.valid);
                 sums += tensor_terms(lane.at, g, dir, lane.valid, c);
@@ -110,12 +113,12 @@ fn update(
     }
     let blk = blocks[b];
     let t = tensors[blk.tensor];
-    let c = step_context(t, status.bias[t.group], status.step == 1u, t.sums);
+    let c = step_context(t, status.bias[t.group], status.step, t.sums);
     let clip = select(1.0, status.clip_coef, clipping(step));
     for (var k = 0u; k < VEC_PER_THREAD; k++) {
         let lane = block_lane(blk, k, lid);
         if lane.valid.x {
-            let g = load_grad(lane.at.grad, lane.valid) * clip;
+            let g = step_grad(lane, load_grad(lane.at.grad, lane.valid) * clip, c);
             step_vec4(lane.at, g, lane.valid, t.scale, c);
         }
     }

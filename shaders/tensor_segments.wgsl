@@ -117,7 +117,7 @@ fn measure_pieces(wg: vec3<u32>, lid: u32, masked: bool) {
         slot = blk.global;
         let t = tensors[blk.tensor];
         let bias = advance_bias(step.groups[t.group], status_rw.bias[t.group]);
-        let c = step_context(t, bias, status_rw.step == 0u, vec4<f32>(0.0));
+        let c = step_context(t, bias, status_rw.step + 1u, vec4<f32>(0.0));
         let clip = select(1.0, status_rw.clip_coef, clipping(step));
         if t.seg_len != 0u {
             first_seg = blk.elem / t.seg_len;
@@ -127,7 +127,7 @@ fn measure_pieces(wg: vec3<u32>, lid: u32, masked: bool) {
             let lane = block_lane(blk, k, lid);
             if lane.valid.x {
                 let g_raw = load_grad(lane.at.grad, lane.valid);
-                let g = g_raw * clip;
+                let g = step_grad(lane, g_raw * clip, c);
                 var terms: mat4x4<f32>;
                 if masked {
                     let m = masked_terms(lane.at, g, lane.valid, c);

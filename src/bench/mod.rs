@@ -39,7 +39,8 @@ use crate::stream::StreamShape;
 /// - with caution, pass 1 (the agreement count) reads g and the states its direction
 ///   needs ([`Algorithm::count_pass_states`]: one, two for LaProp): `4 + k * s`;
 /// - an algorithm with per-tensor sums (LAMB) runs that pass with or without caution
-///   and reads p too: `8 + k * s`;
+///   and reads p too: `8 + k * s`; so does one with coupled decay (ADOPT's `wd * p`)
+///   when caution runs it;
 /// - an algorithm with per-segment sums (AdamP, SGDP) runs a first such pass always
 ///   (which also checks the gradients) and, with caution, a second one: `8 + k * s`
 ///   each;
@@ -63,6 +64,8 @@ use crate::stream::StreamShape;
 /// assert_eq!(step_bytes_per_param(&laprop, true, ElementType::F32, true), 40);
 /// let lamb = Algorithm::by_name("lamb").unwrap();
 /// assert_eq!(step_bytes_per_param(&lamb, true, ElementType::F32, true), 28 + 16 + 4);
+/// let adopt = Algorithm::by_name("adopt").unwrap();
+/// assert_eq!(step_bytes_per_param(&adopt, true, ElementType::F32, true), 28 + 16);
 /// let adamp = Algorithm::by_name("adamp").unwrap();
 /// assert_eq!(step_bytes_per_param(&adamp, true, ElementType::F32, true), 28 + 2 * 16);
 /// ```
@@ -81,12 +84,11 @@ pub fn step_bytes_per_param(
         0
     };
     let k = algorithm.count_pass_states() as u64;
+    let count_pass = 4 + 4 * algorithm.count_reads_params() as u64 + k * s;
     let extra = if algorithm.needs_segment_sums() {
-        (8 + k * s) * (1 + caution as u64)
-    } else if algorithm.needs_tensor_sums() {
-        8 + k * s
-    } else if caution {
-        4 + k * s
+        count_pass * (1 + caution as u64)
+    } else if algorithm.needs_tensor_sums() || caution {
+        count_pass
     } else if nonfinite_check && clip == 0 {
         4
     } else {

@@ -215,8 +215,8 @@ pub(crate) struct BindingSources<'a> {
     /// The distinct buffers holding parameters and gradients.
     pub tensor_buffers: &'a [wgpu::Buffer],
     pub state: &'a [Arena],
-    /// The algorithm's measuring pass sums tensor terms (reads the parameters too).
-    pub tensor_sums: bool,
+    /// The algorithm's measuring pass reads the parameters (tensor terms, coupled decay).
+    pub count_reads_params: bool,
     /// How many state tensors (the first ones) the count pass reads.
     pub count_states: usize,
 }
@@ -263,7 +263,7 @@ impl BindingSources<'_> {
         let with_states = |base: &[u32], k: usize| [base, &STATES[..k]].concat();
         let mut update = with_states(UPDATE, self.state.len());
         let mut count = with_states(COUNT, self.count_states);
-        if self.tensor_sums || p.segments.is_some() {
+        if self.count_reads_params {
             // 8 storage bindings with two states: WebGPU's default per-stage limit.
             count.push(binding::PARAMS);
         }

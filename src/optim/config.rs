@@ -331,6 +331,13 @@ impl OptimizerConfig {
                 "corrected weight decay needs decoupled decay for LAMB (timm `lambw`)".into(),
             ));
         }
+        if self.decay.cautious && self.algorithm.coupled_decay() {
+            return Err(Error::InvalidConfig(format!(
+                "cautious weight decay needs decoupled decay; `{}` adds weight decay to the \
+                 gradient (timm `adoptw` decouples it)",
+                self.algorithm.name()
+            )));
+        }
         if self.decay.corrected && !positive(self.lr) {
             return Err(Error::InvalidConfig(format!(
                 "corrected weight decay needs a positive base lr (the max lr), got {}",

@@ -4,7 +4,8 @@
 //! and parts in `shaders/`: the shared
 //! declarations, the parameter access variant (vec4 for coptim's arenas, scalar for
 //! views of a caller's buffers), the agreement-count reduction (subgroup or workgroup
-//! variant), the state storage variant, the shared count and update entry points, and the
+//! variant), the state storage variant, the shared count and update entry points, the
+//! gradient the algorithm sees (with coupled weight decay or without), and the
 //! algorithm's hooks (its caution direction and its per-vec4 update), which its file
 //! in `src/optim/algorithms/` adds.
 
@@ -61,6 +62,7 @@ pub static STEP: Part = shader_part!(
         "caution_direction",
         "tensor_terms",
         "step_vec4",
+        "step_grad",
         "add_block_count",
         "add_block_sums",
         "load_grad",
@@ -101,6 +103,11 @@ pub static TENSOR_SEGMENTS: Part = shader_part!(
         "block_index",
     ],
 );
+/// The clipped gradient as the algorithm sees it (decoupled decay, or none).
+pub static GRAD_DECAY_NONE: Part = shader_part!("grad_decay_none.wgsl", &["step_grad"], &[]);
+/// The clipped gradient plus `wd * p` (coupled decay: reads the parameters).
+pub static GRAD_DECAY_COUPLED: Part =
+    shader_part!("grad_decay_coupled.wgsl", &["step_grad"], &["load_param"]);
 /// A vec4 sum over a workgroup in a fixed order (`workgroup_sum4`).
 pub static WORKGROUP_SUM4: Part = shader_part!("lib/workgroup_sum4.wgsl", &["workgroup_sum4"], &[]);
 /// Reductions: finite check, gradient norm, clip, caution scale, step advance.
@@ -210,6 +217,11 @@ pub fn algorithm_module(
             ElementType::F16 => &STATE_F16,
         })
         .part(&STEP)
+        .part(if algorithm.coupled_decay() {
+            &GRAD_DECAY_COUPLED
+        } else {
+            &GRAD_DECAY_NONE
+        })
         .part(if algorithm.needs_tensor_sums() {
             &TENSOR_SUMS_BLOCK
         } else {

@@ -125,7 +125,16 @@ impl ReferenceOptimizer {
         for (i, (p, g_raw)) in params.iter_mut().zip(grads).enumerate() {
             let (lr_scale, wd) = cfg.group_hyper(self.groups[i]);
             let lr = lr_base * lr_scale;
-            let g: Vec<f64> = g_raw.iter().map(|g| g * clip).collect();
+            let coupled = if cfg.algorithm.coupled_decay() {
+                wd
+            } else {
+                0.0
+            };
+            let g: Vec<f64> = g_raw
+                .iter()
+                .zip(p.iter())
+                .map(|(g, p)| g * clip + coupled * p)
+                .collect();
             let lrs = &self.lr_history[self.groups[i]];
             let x = TensorStep {
                 p,
@@ -232,8 +241,8 @@ impl Mask {
 }
 
 /// The element-wise step: decoupled (possibly cautious) weight decay, before or after
-/// the step as `place` says (the cautious test always sees the pre-step parameter),
-/// and the masked direction. Returns (kept, ambiguous) coordinate counts.
+/// the step as `place` says (the cautious test always sees the pre-step parameter; none
+/// when the decay is in the gradient), and the masked direction. Returns (kept, ambiguous) coordinate counts.
 pub(crate) fn apply_masked_update(x: TensorStep<'_>, dir: &Direction, place: Decay) -> (u64, u64) {
     let mask = Mask::new(x.caution, x.step.g, dir);
     for j in 0..x.step.g.len() {
@@ -243,7 +252,7 @@ pub(crate) fn apply_masked_update(x: TensorStep<'_>, dir: &Direction, place: Dec
             Decay::AfterStep if x.decay.reaches(x.p[j], dir.delta[j]) => {
                 (x.p[j] - step) * (1.0 - x.decay.rate)
             }
-            Decay::AfterStep => x.p[j] - step,
+            Decay::AfterStep | Decay::InGradient => x.p[j] - step,
         };
     }
     mask.counts

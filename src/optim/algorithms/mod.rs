@@ -15,6 +15,7 @@
 
 mod adamp;
 mod adamw;
+mod adopt;
 mod lamb;
 mod laprop;
 mod lion;
@@ -25,6 +26,7 @@ mod sgdp;
 
 pub use adamp::AdamP;
 pub use adamw::{AdamW, EpsStyle};
+pub use adopt::Adopt;
 pub use lamb::Lamb;
 pub use laprop::LaProp;
 pub use lion::Lion;
@@ -148,6 +150,9 @@ pub enum Algorithm {
     NAdamW(NAdamW),
     /// LaProp: momentum of the normalized gradient (timm `laprop`/`claprop`).
     LaProp(LaProp),
+    /// ADOPT (timm `adopt`/`cadopt`, `adoptw`/`cadoptw`): momentum of the gradient
+    /// normalized by the previous second moment, clipped.
+    Adopt(Adopt),
     /// AdamP: Adam with the update projected off the parameter where the gradient is
     /// nearly orthogonal to it (timm `adamp`/`cadamp`).
     #[serde(rename = "adamp")]
@@ -166,6 +171,7 @@ impl Algorithm {
             Algorithm::Lamb(a) => a,
             Algorithm::NAdamW(a) => a,
             Algorithm::LaProp(a) => a,
+            Algorithm::Adopt(a) => a,
             Algorithm::AdamP(a) => a,
             Algorithm::Sgdp(a) => a,
         }
@@ -251,6 +257,18 @@ impl Algorithm {
     pub fn count_pass_states(&self) -> usize {
         self.rules().count_states()
     }
+
+    /// Whether weight decay enters the gradient (coupled L2 decay: the state and the
+    /// caution mask see `g + wd * p`).
+    pub fn coupled_decay(&self) -> bool {
+        self.rules().decay() == Decay::InGradient
+    }
+
+    /// Whether the measuring pass reads the parameters (for tensor or segment sums, or
+    /// for coupled decay's `wd * p`).
+    pub fn count_reads_params(&self) -> bool {
+        self.needs_tensor_sums() || self.needs_segment_sums() || self.coupled_decay()
+    }
 }
 
 /// Every timm optimizer name coptim builds, with the algorithm that serves it.
@@ -261,6 +279,7 @@ pub(crate) const TIMM_NAMES: &[&[TimmName]] = &[
     nadamw::TIMM,
     laprop::TIMM,
     lamb::TIMM,
+    adopt::TIMM,
     adamp::TIMM,
     sgdp::TIMM,
 ];
@@ -271,7 +290,7 @@ pub(crate) struct RefStep<'a> {
     pub t: i32,
     /// The learning rate of every completed step of the tensor's group, this one last.
     pub lrs: &'a [f64],
-    /// The tensor's clipped gradient.
+    /// The tensor's clipped gradient (plus `wd * p` under coupled decay).
     pub g: &'a [f64],
 }
 
@@ -282,13 +301,18 @@ impl RefStep<'_> {
     }
 }
 
-/// Where decoupled weight decay `p *= 1 - lr * wd` sits.
+/// Where weight decay sits: decoupled `p *= 1 - lr * wd` before or after the step, or
+/// coupled into the gradient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Decay {
     /// On the parameter before the step (AdamW, Lion, SGDW, ...).
     BeforeStep,
     /// On the parameter after the step (LaProp).
     AfterStep,
+    /// Coupled (L2) decay: `wd * p` joins the clipped gradient before the algorithm
+    /// sees it, so the state and the caution mask see it too; no decoupled decay
+    /// (ADOPT without `decoupled`).
+    InGradient,
 }
 
 /// A direction before masking, with the quantity whose sign decides agreement.
