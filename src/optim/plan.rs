@@ -420,6 +420,59 @@ mod tests {
         }
     }
 
+    /// Blocks of tensors with segments (rows of 1, 3, 7, 5000 elements, across 16 KiB
+    /// windows) touch at most `SEGMENT_PIECES` segments, start at their `elem`, and
+    /// keep state vec4-aligned.
+    #[test]
+    fn segment_blocks_touch_few_segments() {
+        let limits = ArenaLimits {
+            align_bytes: 256,
+            max_binding_bytes: 16 * 1024,
+            max_buffer_bytes: 1 << 24,
+        };
+        let shapes = [
+            ("ones", vec![901, 1]),
+            ("three", vec![333, 3]),
+            ("seven", vec![1000, 7]),
+            ("long", vec![3, 5000]),
+            ("vec", vec![4097]),
+        ];
+        let seg_lens = [1, 3, 7, 5000, 0];
+        let layout = Layout::new(&shapes, limits).unwrap();
+        let places: Vec<Placement> = layout
+            .tensors()
+            .iter()
+            .map(|t| Placement {
+                param: (0, 4 * t.offset),
+                grad: (1, 4 * t.offset),
+            })
+            .collect();
+        let total = 4 * layout.segment_lens().iter().sum::<u64>();
+        let plan = Plan::new(&layout, &places, &seg_lens, &[total, total], 65_535).unwrap();
+        let mut next = vec![0u64; shapes.len()];
+        for b in plan.windows.iter().flat_map(|w| w.blocks.iter()) {
+            let t = b.tensor as usize;
+            assert_eq!(
+                b.elem as u64, next[t],
+                "tensor {t}: blocks in order, no gap"
+            );
+            next[t] += b.len as u64;
+            let last = next[t] == layout.info(crate::arena::TensorId(t)).len;
+            assert!(
+                last || b.len % 4 == 0,
+                "interior block of {} elements",
+                b.len
+            );
+            if let Some(&len) = seg_lens.get(t).filter(|&&l| l != 0) {
+                let pieces = (b.elem as u64 + b.len as u64 - 1) / len - b.elem as u64 / len + 1;
+                assert!(pieces <= SEGMENT_PIECES, "tensor {t}: {pieces} segments");
+            }
+        }
+        assert_eq!(segment_block_len(5000), BLOCK_ELEMS);
+        assert_eq!(segment_block_len(1), 4);
+        assert_eq!(segment_block_len(7), 48);
+    }
+
     #[test]
     fn grid_splits_past_the_limit() {
         assert_eq!(grid_for(65_536, 65_535).unwrap(), (65_535, 2));
