@@ -192,13 +192,13 @@ impl ModelPreset {
 
     /// Learning rate and weight decay of `optimizer` on this model: the table's row of
     /// its algorithm's family. Lion takes the `lion` row (sign-based: every step has
-    /// the learning rate's size), SGD the `sgd` row, and every other member, all of
-    /// them adaptive like Adam (NAdamW, LaProp, ...), the `adamw` row. Plain and
-    /// cautious twins share a row.
+    /// the learning rate's size), SGD and SGDP the `sgd` row, and every other member,
+    /// all of them adaptive like Adam (NAdamW, LaProp, AdamP, ...), the `adamw` row.
+    /// Plain and cautious twins share a row.
     pub fn hyper(&self, optimizer: OptimizerKind) -> Hyper {
         match optimizer.algorithm() {
             Algorithm::Lion(_) => self.lion,
-            Algorithm::Sgd(_) => self.sgd,
+            Algorithm::Sgd(_) | Algorithm::Sgdp(_) => self.sgd,
             _ => self.adamw,
         }
     }
