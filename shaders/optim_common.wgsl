@@ -101,6 +101,10 @@ struct GroupParams {
     one_minus_beta2: f32,
     eps: f32,
     momentum: f32,
+    beta3: f32,            // a third moment decay (Adan)
+    one_minus_beta3: f32,
+    pad0: u32,
+    pad1: u32,
 }
 
 // Rewritten by the CPU before every step.
@@ -203,13 +207,14 @@ fn count_nonfinite(g: vec4<f32>, valid: vec4<bool>) -> u32 {
 // A group's bias corrections after one more step from `c`: x = 1 - beta1^t and
 // y = 1 - beta2^t as the recurrences c_t = (1 - beta) + beta * c_{t-1} (no cancellation
 // in f32), z = the beta1-EMA of the learning rate, sum (1 - beta1) beta1^(t-k) lr_k
-// (LaProp's lr-weighted first-moment correction; z = lr * x at a constant lr).
+// (LaProp's lr-weighted first-moment correction; z = lr * x at a constant lr), and
+// w = 1 - beta3^t by the same recurrence as x and y (Adan's third moment).
 fn advance_bias(gp: GroupParams, c: vec4<f32>) -> vec4<f32> {
     return vec4<f32>(
         gp.one_minus_beta1 + gp.beta1 * c.x,
         gp.one_minus_beta2 + gp.beta2 * c.y,
         gp.one_minus_beta1 * gp.lr + gp.beta1 * c.z,
-        0.0,
+        gp.one_minus_beta3 + gp.beta3 * c.w,
     );
 }
 

@@ -25,8 +25,8 @@
 //   0 params          storage rw   parameter window (params_<variant>.wgsl; count: tensor sums
 //                                  or coupled decay only)
 //   1 grads           storage r    gradient window (params_<variant>.wgsl)
-//   2 state0          storage rw   first state window (state_<dtype>.wgsl)
-//   3 state1          storage rw   second state window, AdamW and LAMB (state_<dtype>.wgsl)
+//   2 state0          storage rw   first state window (generated slots, state_<dtype>.wgsl codec)
+//   3 state1          storage rw   second state window (AdamW, LAMB, ...)
 //   4 blocks          storage r    block table of the window
 //   5 tensors         storage r    per-tensor table (group, scale, sums)
 //   6 step            uniform      StepParams
@@ -34,6 +34,11 @@
 //   8 window          uniform      WindowInfo
 //   9 partials        storage rw   per-block records: agreement count, float sums
 //  10 status_rw       storage rw   StatusRw (count_agreement: found_inf, clip, step)
+//  11 state2          storage rw   third state window (Adan, MARS, ...)
+//  12 state3          storage rw   fourth state window (Adan)
+//
+// A pass binds only the state slots it reads; every pass fits the device's
+// max_storage_buffers_per_shader_stage (checked in src/optim/bindings.rs).
 
 @group(0) @binding(BINDING_BLOCKS) var<storage, read> blocks: array<Block>;
 @group(0) @binding(BINDING_TENSORS) var<storage, read> tensors: array<TensorEntry>;

@@ -64,6 +64,9 @@ use crate::stream::StreamShape;
 /// assert_eq!(step_bytes_per_param(&laprop, true, ElementType::F32, true), 40);
 /// let lamb = Algorithm::by_name("lamb").unwrap();
 /// assert_eq!(step_bytes_per_param(&lamb, true, ElementType::F32, true), 28 + 16 + 4);
+/// // Adan reads and writes four state tensors; its count pass reads exp_avg only.
+/// let adan = Algorithm::by_name("adan").unwrap();
+/// assert_eq!(step_bytes_per_param(&adan, true, ElementType::F32, true), 44 + 8);
 /// let adopt = Algorithm::by_name("adopt").unwrap();
 /// assert_eq!(step_bytes_per_param(&adopt, true, ElementType::F32, true), 28 + 16);
 /// let adamp = Algorithm::by_name("adamp").unwrap();

@@ -7,15 +7,14 @@
 use wgpu::util::DeviceExt;
 
 use crate::arena::{Arena, ParamSet, Window};
+use crate::error::{Error, Result};
+use crate::optim::algorithms::Algorithm;
 use crate::optim::gpu_types::{
     GpuBlockPartial, GpuStatus, GpuStepParams, GpuTensorEntry, GpuWindowInfo,
 };
 use crate::optim::kernels::{MAX_GROUPS, Pipelines, SEGMENT_PIECES, binding};
 use crate::optim::plan::{Placement, Plan, Span, WindowPlan};
 
-/// The state bindings, in state order: a pass that reads `k` state tensors binds the
-/// first `k`.
-const STATES: &[u32] = &[binding::STATE0, binding::STATE1];
 /// Bindings used by the update pass, besides every state tensor.
 const UPDATE: &[u32] = &[
     binding::PARAMS,
@@ -59,6 +58,74 @@ const FINALIZE_CLIP: &[u32] = &[binding::STEP, binding::STATUS_RW, binding::PART
 /// Bindings of the per-tensor passes of the segment sums (an algorithm's own).
 const FINALIZE_SEGMENTS: &[u32] = FINALIZE_SCALE;
 const ADVANCE_STEP: &[u32] = &[binding::STEP, binding::STATUS_RW];
+/// The bindings read as uniforms; every other binding is a storage buffer.
+const UNIFORMS: &[u32] = &[binding::STEP, binding::STATUS, binding::WINDOW];
+
+/// `base` and the first `k` state bindings: a pass that reads `k` state tensors binds
+/// those.
+fn with_states(base: &[u32], k: usize) -> Vec<u32> {
+    [base, &binding::STATES[..k]].concat()
+}
+
+/// The bindings of the update pass of an algorithm keeping `states` state tensors
+/// (and reading its segment records when `segments`).
+fn update_bindings(states: usize, segments: bool) -> Vec<u32> {
+    let mut update = with_states(UPDATE, states);
+    if segments {
+        update.push(binding::PARTIALS);
+    }
+    update
+}
+
+/// The bindings of the measuring pass, which reads the first `states` state tensors
+/// (and the parameters when `reads_params`: tensor sums, coupled decay).
+fn count_bindings(states: usize, reads_params: bool) -> Vec<u32> {
+    let mut count = with_states(COUNT, states);
+    if reads_params {
+        count.push(binding::PARAMS);
+    }
+    count
+}
+
+/// Checks that every pass of `algorithm` binds no more storage buffers than the
+/// device's `max_storage_buffers_per_shader_stage` (WebGPU's default is 8), so that a
+/// member too wide for the device fails at construction with
+/// [`Error::LimitExceeded`] rather than when its pipelines are created.
+pub(crate) fn check_storage_budget(algorithm: &Algorithm, limits: &wgpu::Limits) -> Result<()> {
+    let passes = [
+        (
+            "update",
+            update_bindings(
+                algorithm.state_names().len(),
+                algorithm.needs_segment_sums(),
+            ),
+        ),
+        (
+            "measuring",
+            count_bindings(
+                algorithm.count_pass_states(),
+                algorithm.count_reads_params(),
+            ),
+        ),
+        ("gradient norm", GRAD_SUMSQ.to_vec()),
+    ];
+    let allowed = limits.max_storage_buffers_per_shader_stage;
+    for (pass, used) in passes {
+        let needed = used.iter().filter(|b| !UNIFORMS.contains(b)).count() as u32;
+        if needed > allowed {
+            return Err(Error::LimitExceeded {
+                what: format!(
+                    "the {pass} pass of `{}` (storage buffers per shader stage, \
+                     max_storage_buffers_per_shader_stage)",
+                    algorithm.name()
+                ),
+                needed: needed.into(),
+                allowed: allowed.into(),
+            });
+        }
+    }
+    Ok(())
+}
 
 /// The buffers every dispatch of a step shares.
 #[derive(Debug)]
@@ -243,12 +310,11 @@ impl BindingSources<'_> {
                 span_resource(self.tensor_buffers, wp.param),
             ),
             (binding::GRADS, span_resource(self.tensor_buffers, wp.grad)),
-            (binding::STATE0, window_resource(&self.state[0], wp.window)),
             (binding::BLOCKS, blocks.as_entire_binding()),
             (binding::STATUS, self.buffers.status.as_entire_binding()),
         ]);
-        if let Some(s1) = self.state.get(1) {
-            all.push((binding::STATE1, window_resource(s1, wp.window)));
+        for (slot, arena) in binding::STATES.iter().zip(self.state) {
+            all.push((*slot, window_resource(arena, wp.window)));
         }
         let p = self.pipelines;
         let make = |pipeline: &wgpu::ComputePipeline, used: &[u32], label: &str| {
@@ -260,16 +326,8 @@ impl BindingSources<'_> {
                 &format!("{label} window {w}"),
             )
         };
-        let with_states = |base: &[u32], k: usize| [base, &STATES[..k]].concat();
-        let mut update = with_states(UPDATE, self.state.len());
-        let mut count = with_states(COUNT, self.count_states);
-        if self.count_reads_params {
-            // 8 storage bindings with two states: WebGPU's default per-stage limit.
-            count.push(binding::PARAMS);
-        }
-        if p.segments.is_some() {
-            update.push(binding::PARTIALS);
-        }
+        let update = update_bindings(self.state.len(), p.segments.is_some());
+        let count = count_bindings(self.count_states, self.count_reads_params);
         WindowBindings {
             grid: wp.grid,
             count: make(&p.count, &count, "count"),
@@ -413,4 +471,22 @@ fn bind_group(
         layout: &pipeline.get_bind_group_layout(0),
         entries: &entries,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::kernels::MAX_STATES;
+
+    /// Every member's state tensors have a slot each.
+    #[test]
+    fn every_member_fits_the_state_slots() {
+        for algorithm in Algorithm::members() {
+            assert!(
+                algorithm.state_names().len() <= MAX_STATES,
+                "{}",
+                algorithm.name()
+            );
+        }
+    }
 }

@@ -45,6 +45,9 @@ pub struct GpuGroupParams {
     pub one_minus_beta2: f32,
     pub eps: f32,
     pub momentum: f32,
+    pub beta3: f32,
+    pub one_minus_beta3: f32,
+    pub pad: [u32; 2],
 }
 
 impl GpuGroupParams {
@@ -54,6 +57,12 @@ impl GpuGroupParams {
         self.beta2 = beta2 as f32;
         self.one_minus_beta1 = (1.0 - beta1) as f32;
         self.one_minus_beta2 = (1.0 - beta2) as f32;
+    }
+
+    /// Sets a third moment decay `beta3` and its complement (computed in f64).
+    pub fn set_beta3(&mut self, beta3: f64) {
+        self.beta3 = beta3 as f32;
+        self.one_minus_beta3 = (1.0 - beta3) as f32;
     }
 }
 
@@ -147,7 +156,9 @@ fn step_mirrors() -> Vec<crate::wgsl::MirrorLayout> {
                 one_minus_beta1,
                 one_minus_beta2,
                 eps,
-                momentum
+                momentum,
+                beta3,
+                one_minus_beta3
             ]
         ),
         mirror_layout!(

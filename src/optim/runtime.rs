@@ -6,6 +6,7 @@ use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::optim::bindings::{
     BindingSources, PartialsLayout, ReduceBindings, StepBuffers, WindowBindings, buffer_places,
+    check_storage_budget,
 };
 use crate::optim::config::{Caution, NonFinite, Normalization, OptimizerConfig};
 use crate::optim::gpu_types::{
@@ -583,6 +584,7 @@ fn check_partials(ctx: &GpuContext, partials: &PartialsLayout) -> Result<()> {
 /// tensor's group.
 fn check_setup(ctx: &GpuContext, set: &ParamSet, config: &OptimizerConfig) -> Result<Vec<usize>> {
     config.validate()?;
+    check_storage_budget(&config.algorithm, ctx.limits())?;
     if config.state_dtype == crate::arena::ElementType::F16 && !ctx.capabilities().f16 {
         return Err(Error::MissingFeature {
             adapter: ctx.adapter_info().name.clone(),

@@ -15,6 +15,7 @@
 
 mod adamp;
 mod adamw;
+mod adan;
 mod adopt;
 mod lamb;
 mod laprop;
@@ -26,6 +27,7 @@ mod sgdp;
 
 pub use adamp::AdamP;
 pub use adamw::{AdamW, EpsStyle};
+pub use adan::Adan;
 pub use adopt::Adopt;
 pub use lamb::Lamb;
 pub use laprop::LaProp;
@@ -130,6 +132,29 @@ pub(crate) trait Rules {
     /// The hyperparameters under timm's keyword names (`betas`, `eps`, `momentum`,
     /// ...), as `create_optimizer_v2` puts them in a parameter group: a JSON object.
     fn timm_group(&self) -> serde_json::Value;
+
+    /// The learning-rate family the model presets give the member a rate by
+    /// (adam-like unless the file says).
+    fn lr_family(&self) -> LrFamily {
+        LrFamily::AdamLike
+    }
+}
+
+/// How large a member's steps are at a given learning rate, which decides the
+/// learning rate a model preset gives it (`train::presets::ModelPreset::hyper`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LrFamily {
+    /// Steps of about the learning rate per coordinate, the gradient normalized by
+    /// its second moment (AdamW, NAdamW, LaProp, ...).
+    AdamLike,
+    /// Steps of exactly the learning rate per coordinate (Lion: a momentum's sign).
+    SignBased,
+    /// Steps proportional to the gradient (SGD with momentum).
+    SgdLike,
+    /// Adam-like steps rescaled per tensor by the trust ratio `||p|| / ||u||` (LAMB):
+    /// relative steps of the learning rate's size, which wants a larger rate.
+    TrustRatio,
 }
 
 /// The base algorithm and its own hyperparameters.
@@ -150,6 +175,9 @@ pub enum Algorithm {
     NAdamW(NAdamW),
     /// LaProp: momentum of the normalized gradient (timm `laprop`/`claprop`).
     LaProp(LaProp),
+    /// Adan: three moments and the previous gradient (timm `adan`/`cadan`,
+    /// `adanw`/`cadanw`).
+    Adan(Adan),
     /// ADOPT (timm `adopt`/`cadopt`, `adoptw`/`cadoptw`): momentum of the gradient
     /// normalized by the previous second moment, clipped.
     Adopt(Adopt),
@@ -171,6 +199,7 @@ impl Algorithm {
             Algorithm::Lamb(a) => a,
             Algorithm::NAdamW(a) => a,
             Algorithm::LaProp(a) => a,
+            Algorithm::Adan(a) => a,
             Algorithm::Adopt(a) => a,
             Algorithm::AdamP(a) => a,
             Algorithm::Sgdp(a) => a,
@@ -258,6 +287,11 @@ impl Algorithm {
         self.rules().count_states()
     }
 
+    /// The learning-rate family (see [`Rules::lr_family`]).
+    pub fn lr_family(&self) -> LrFamily {
+        self.rules().lr_family()
+    }
+
     /// Whether weight decay enters the gradient (coupled L2 decay: the state and the
     /// caution mask see `g + wd * p`).
     pub fn coupled_decay(&self) -> bool {
@@ -279,6 +313,7 @@ pub(crate) const TIMM_NAMES: &[&[TimmName]] = &[
     nadamw::TIMM,
     laprop::TIMM,
     lamb::TIMM,
+    adan::TIMM,
     adopt::TIMM,
     adamp::TIMM,
     sgdp::TIMM,
@@ -335,6 +370,8 @@ pub(crate) struct GroupHyper {
     eps: Option<f64>,
     /// A momentum factor in [0, 1).
     momentum: Option<f64>,
+    /// A third moment decay in [0, 1) (Adan's `beta3`).
+    beta3: Option<f64>,
 }
 
 impl GroupHyper {
@@ -351,6 +388,14 @@ impl GroupHyper {
         Self {
             momentum: Some(momentum),
             ..Self::default()
+        }
+    }
+
+    /// These and a third moment decay.
+    pub fn beta3(self, beta3: f64) -> Self {
+        Self {
+            beta3: Some(beta3),
+            ..self
         }
     }
 
@@ -371,6 +416,9 @@ impl GroupHyper {
         if let Some(eps) = self.eps {
             positive("eps", eps)?;
         }
+        if let Some(beta3) = self.beta3 {
+            unit_interval("beta3", beta3)?;
+        }
         match self.momentum {
             Some(momentum) => unit_interval("momentum", momentum),
             None => Ok(()),
@@ -387,6 +435,9 @@ impl GroupHyper {
         }
         if let Some(momentum) = self.momentum {
             group.momentum = momentum as f32;
+        }
+        if let Some(beta3) = self.beta3 {
+            group.set_beta3(beta3);
         }
     }
 }

@@ -100,6 +100,10 @@ impl Rules for Sgdp {
         row_len(shape)
     }
 
+    fn lr_family(&self) -> super::LrFamily {
+        super::LrFamily::SgdLike
+    }
+
     fn segment_sums(&self) -> bool {
         true
     }
