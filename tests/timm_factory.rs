@@ -151,3 +151,16 @@ fn every_timm_name_builds_with_defaults() {
         assert_eq!(cfg.caution.is_on(), name.starts_with('c'), "{name}");
     }
 }
+
+/// AdamP's and SGDP's own keywords out of range, and what they do not take, are errors
+/// that name the keyword.
+#[test]
+fn from_timm_rejects_bad_projection_keywords() {
+    assert!(invalid("cadamp", json!({"delta": 0.0})).contains("delta"));
+    assert!(invalid("adamp", json!({"wd_ratio": -0.5})).contains("wd_ratio"));
+    assert!(invalid("adamp", json!({"corrected_weight_decay": true})).contains("corrected"));
+    assert!(invalid("csgdp", json!({"dampening": 0.5})).contains("dampening"));
+    // SGDP divides its decay by 1 - momentum.
+    assert!(invalid("sgdp", json!({"momentum": 1.0})).contains("momentum"));
+    assert!(invalid("sgdp", json!({"eps": 0.0})).contains("eps"));
+}
