@@ -407,6 +407,11 @@ FACTORY_CASES = [
     ("cadopt", {"lr": 2e-3, "weight_decay": 0.05, "betas": [0.9, 0.99], "eps": 1e-8, "clip_exp": None,
                 "decoupled": True, "corrected_weight_decay": True}),
     ("adopt", {"weight_decay": 0.05, "clip_exp": 0.25, "corrected_weight_decay": True}),
+] + [
+    # AdamP and SGDP (scripts/golden_projection.py has their vectors; SGDP needs an lr).
+    (name, kwargs) for name in ("adamp", "cadamp", "sgdp", "csgdp")
+    for kwargs in ({"lr": 1e-2}, {"lr": 0.1, "weight_decay": 1e-4, "delta": 0.2, "wd_ratio": 0.5,
+                                  "nesterov": False, "eps": 1e-6})
 ]
 
 FACTORY_PATH = os.path.join(OUT_DIR, "timm_factory.json")

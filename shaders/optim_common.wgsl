@@ -33,6 +33,8 @@ struct Block {
     state_start: u32,  // first element in the state binding (multiple of 4)
     param_start: u32,  // first element in the params binding (any)
     grad_start: u32,   // first element in the grads binding (any)
+    elem: u32,         // first element within its tensor
+    pad0: u32,
 }
 
 // Where the vec4 of a block's k-th chunk lives in each binding.
@@ -40,6 +42,7 @@ struct At {
     param: u32,  // first element in the params binding
     grad: u32,   // first element in the grads binding
     state: u32,  // vec4 index in the state bindings
+    elem: u32,   // element within the tensor (segment lookups, tensor_segments.wgsl)
 }
 
 // The element offset, inside a block, of invocation `lid`'s k-th vec4.
@@ -48,7 +51,7 @@ fn block_elem(k: u32, lid: u32) -> u32 {
 }
 
 fn block_at(blk: Block, e: u32) -> At {
-    return At(blk.param_start + e, blk.grad_start + e, (blk.state_start + e) / 4u);
+    return At(blk.param_start + e, blk.grad_start + e, (blk.state_start + e) / 4u, blk.elem + e);
 }
 
 // Invocation `lid`'s k-th vec4 of a block: where it lies and which of its four lanes
@@ -73,19 +76,24 @@ struct TensorEntry {
     num_blocks: u32,
     scale: f32,
     kept: u32,
-    rank: u32,  // the tensor's number of dimensions
-    pad1: u32,
+    seg_len: u32,        // elements per segment (a row); 0: the tensor has no segments
+    first_segment: u32,  // its first segment record in `partials` (tensor_segments.wgsl)
     sums: vec4<f32>,  // the algorithm's per-tensor float sums (tensor_sums_block.wgsl)
-}
-
-// What the measuring and norm passes leave per block, for the per-tensor and global
-// reductions of reduce.wgsl: one record, one mechanism.
-struct BlockPartial {
-    sums: vec4<f32>,     // float sums: the algorithm's tensor terms; x: grad sum of squares (clip)
-    count: atomic<u32>,  // coordinates whose direction agrees with the gradient
+    rank: u32,        // the tensor's number of dimensions
     pad0: u32,
     pad1: u32,
     pad2: u32,
+}
+
+// What the measuring and norm passes leave per block, for the per-tensor and global
+// reductions of reduce.wgsl: one record, one mechanism. The same record holds a block's
+// per-segment pieces and each segment's sums (tensor_segments.wgsl).
+struct BlockPartial {
+    sums: vec4<f32>,     // float sums: the algorithm's tensor terms; x: grad sum of squares (clip)
+    count: atomic<u32>,  // coordinates whose direction agrees with the gradient
+    first: u32,          // a block's first piece record: its first segment
+    pieces: u32,         // a block's first piece record: its number of pieces
+    flag: u32,           // a segment's resolved record: the algorithm's switch
 }
 
 // Hyperparameters of one parameter group for the current step.
@@ -116,7 +124,7 @@ struct StepParams {
     variant: u32,          // the algorithm's switch (AdamW: 0 torch-style eps, 1 HF-style)
     cautious_decay: u32,   // 1: decay only where the unmasked direction agrees with p
     clip_max_ratio: f32,   // > 0: also divide g by max(norm / this, 1) (timm LAMB)
-    pad0: u32,
+    piece_base: u32,       // first piece record in `partials` (= blocks; tensor_segments.wgsl)
     pad1: u32,
     groups: array<GroupParams, MAX_GROUPS>,
 }

@@ -59,12 +59,15 @@ struct StepContext {
     rank: u32,          // the tensor's number of dimensions
     sums: vec4<f32>,    // the tensor's float sums as finalized so far this step: the norm
                         // pass's (measuring pass), the measuring pass's (update)
+    seg_len: u32,       // the tensor's segment length (0: none; tensor_segments.wgsl)
+    first_segment: u32, // its first segment record
 }
 
 // The context of step number `t` of tensor `entry` with bias corrections `bias`.
 fn step_context(entry: TensorEntry, bias: vec4<f32>, t: u32) -> StepContext {
     let gp = step.groups[entry.group];
-    return StepContext(gp, bias, 1.0 - gp.lr * gp.weight_decay, t == 1u, t, entry.rank, entry.sums);
+    let decay = 1.0 - gp.lr * gp.weight_decay;
+    return StepContext(gp, bias, decay, t == 1u, t, entry.rank, entry.sums, entry.seg_len, entry.first_segment);
 }
 
 // The context in a pass before advance_step (the norm and measuring passes): the bias

@@ -12,9 +12,13 @@ pub struct GpuTensorEntry {
     pub num_blocks: u32,
     pub scale: f32,
     pub kept: u32,
-    pub rank: u32,
-    pub pad: u32,
+    /// Elements per segment (0: no segments).
+    pub seg_len: u32,
+    /// The tensor's first segment record in the partials.
+    pub first_segment: u32,
     pub sums: [f32; 4],
+    pub rank: u32,
+    pub pad: [u32; 3],
 }
 
 /// `BlockPartial`: one block's agreement count and float sums.
@@ -23,7 +27,12 @@ pub struct GpuTensorEntry {
 pub struct GpuBlockPartial {
     pub sums: [f32; 4],
     pub count: u32,
-    pub pad: [u32; 3],
+    /// A block's first piece record: its first segment.
+    pub first: u32,
+    /// A block's first piece record: its number of pieces.
+    pub pieces: u32,
+    /// A segment's resolved record: the algorithm's switch.
+    pub flag: u32,
 }
 
 /// `GroupParams`: one group's hyperparameters for the current step.
@@ -73,7 +82,9 @@ pub struct GpuStepParams {
     pub variant: u32,
     pub cautious_decay: u32,
     pub clip_max_ratio: f32,
-    pub pad: [u32; 2],
+    /// First piece record in the partials (the number of blocks).
+    pub piece_base: u32,
+    pub pad: u32,
     pub groups: [GpuGroupParams; MAX_GROUPS],
 }
 
@@ -100,6 +111,12 @@ pub struct GpuWindowInfo {
 /// The layouts of every mirror struct above, for the test against naga's layout.
 #[cfg(test)]
 pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
+    [record_mirrors(), step_mirrors()].concat()
+}
+
+/// The mirrors of the per-tensor and per-block records.
+#[cfg(test)]
+fn record_mirrors() -> Vec<crate::wgsl::MirrorLayout> {
     use crate::wgsl::mirror_layout;
     vec![
         mirror_layout!(
@@ -112,11 +129,25 @@ pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
                 num_blocks,
                 scale,
                 kept,
-                rank,
-                sums
+                seg_len,
+                first_segment,
+                sums,
+                rank
             ]
         ),
-        mirror_layout!(GpuBlockPartial, "BlockPartial", [sums, count]),
+        mirror_layout!(
+            GpuBlockPartial,
+            "BlockPartial",
+            [sums, count, first, pieces, flag]
+        ),
+    ]
+}
+
+/// The mirrors of the step parameters, the status, the window and the block table.
+#[cfg(test)]
+fn step_mirrors() -> Vec<crate::wgsl::MirrorLayout> {
+    use crate::wgsl::mirror_layout;
+    vec![
         mirror_layout!(
             GpuGroupParams,
             "GroupParams",
@@ -147,6 +178,7 @@ pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
                 variant,
                 cautious_decay,
                 clip_max_ratio,
+                piece_base,
                 groups
             ]
         ),
@@ -164,7 +196,15 @@ pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
         mirror_layout!(
             crate::optim::plan::GpuBlock,
             "Block",
-            [tensor, len, global, state_start, param_start, grad_start]
+            [
+                tensor,
+                len,
+                global,
+                state_start,
+                param_start,
+                grad_start,
+                elem
+            ]
         ),
     ]
 }

@@ -105,6 +105,27 @@ pub static MEASURE_NORMS: Part = shader_part!(
         "block_index",
     ],
 );
+/// Per-segment float sums (AdamP's rows): the measuring rounds and the helpers of the
+/// algorithm's per-tensor passes.
+pub static TENSOR_SEGMENTS: Part = shader_part!(
+    "tensor_segments.wgsl",
+    &[
+        "measure_segments",
+        "count_segments",
+        "segment_total",
+        "segment_record",
+        "lane_records",
+    ],
+    &[
+        "workgroup_sum4",
+        "segment_terms",
+        "masked_terms",
+        "add_block_count",
+        "load_grad",
+        "block_lane",
+        "block_index",
+    ],
+);
 /// The clipped gradient as the algorithm sees it (decoupled decay, or none).
 pub static GRAD_DECAY_NONE: Part = shader_part!("grad_decay_none.wgsl", &["step_grad"], &[]);
 /// The clipped gradient plus `wd * p` (coupled decay: reads the parameters).
@@ -135,6 +156,10 @@ pub static REDUCE: Part = shader_part!(
 /// Elements one workgroup handles (`BLOCK_ELEMS`): every [`StreamShape`] covers
 /// this block (`4 * WG_SIZE * VEC_PER_THREAD`).
 pub const BLOCK_ELEMS: u64 = 4096;
+/// Segments one block touches at most (`MAX_PIECES`, tensor_segments.wgsl): its
+/// per-segment sums are this many workgroup trees, and each block keeps this many
+/// piece records.
+pub const SEGMENT_PIECES: u64 = 8;
 /// Parameter groups a single optimizer supports (`MAX_GROUPS`).
 pub const MAX_GROUPS: usize = 16;
 /// State tensors an algorithm may keep (bindings `STATE0` ..).
@@ -259,7 +284,15 @@ pub fn algorithm_module(
     if algorithm.norm_pass_states().is_some() {
         module = module.part(&MEASURE_NORMS);
     }
-    if algorithm.needs_tensor_sums() || algorithm.norm_pass_states().is_some() {
+    if algorithm.needs_segment_sums() {
+        module = module
+            .constant("MAX_PIECES", SEGMENT_PIECES as u32)
+            .part(&TENSOR_SEGMENTS);
+    }
+    if algorithm.needs_tensor_sums()
+        || algorithm.needs_segment_sums()
+        || algorithm.norm_pass_states().is_some()
+    {
         module = module.part(&WORKGROUP_SUM4);
     }
     algorithm.rules().shader(module)
@@ -312,6 +345,18 @@ pub(crate) struct Pipelines {
     pub norms: Option<NormPipelines>,
     pub finalize_scale: wgpu::ComputePipeline,
     pub advance_step: wgpu::ComputePipeline,
+    /// The segment passes of an algorithm with segment sums.
+    pub segments: Option<SegmentPipelines>,
+}
+
+/// The passes of an algorithm with segment sums (tensor_segments.wgsl): round 1 and
+/// its per-tensor pass; the per-tensor pass of round 2 (`count_segments`, which is
+/// then [`Pipelines::count`]).
+#[derive(Debug)]
+pub(crate) struct SegmentPipelines {
+    pub measure: wgpu::ComputePipeline,
+    pub finalize: wgpu::ComputePipeline,
+    pub finalize_masked: wgpu::ComputePipeline,
 }
 
 impl Pipelines {
@@ -355,8 +400,22 @@ impl Pipelines {
                 cache: None,
             })
         };
+        let segmented = algorithm.needs_segment_sums();
+        let segments = segmented.then(|| SegmentPipelines {
+            measure: make(&algo, "measure_segments"),
+            finalize: make(&algo, "finalize_segments"),
+            finalize_masked: make(&algo, "finalize_masked"),
+        });
         Self {
-            count: make(&algo, "count_agreement"),
+            count: make(
+                &algo,
+                if segmented {
+                    "count_segments"
+                } else {
+                    "count_agreement"
+                },
+            ),
+            segments,
             update: make(&algo, "update"),
             check_finite: make(&reduce, "check_finite"),
             grad_sumsq: make(&reduce, "grad_sumsq"),

@@ -26,6 +26,8 @@ pub struct ReferenceOptimizer {
     groups: Vec<usize>,
     /// Each tensor's number of dimensions.
     ranks: Vec<usize>,
+    /// Each tensor's segment length (0: none; see `Algorithm::segment_len`).
+    seg_lens: Vec<usize>,
     /// State tensors: `state[k][i]` is state `k` (e.g. exp_avg, exp_avg_sq) of tensor `i`.
     pub state: Vec<Vec<Vec<f64>>>,
     /// Completed (not skipped) steps.
@@ -50,7 +52,7 @@ impl ReferenceOptimizer {
     }
 
     /// A reference optimizer for tensors with these names and shapes (MARS steps 1-D
-    /// tensors differently).
+    /// tensors differently; AdamP's segments are rows).
     pub fn with_shapes<S: AsRef<str>>(
         config: OptimizerConfig,
         tensors: &[(S, Vec<usize>)],
@@ -59,15 +61,20 @@ impl ReferenceOptimizer {
         let names: Vec<&str> = tensors.iter().map(|(n, _)| n.as_ref()).collect();
         let groups = config.group_of_tensors(&names)?;
         let nstate = config.algorithm.state_names().len();
-        let numel = |shape: &Vec<usize>| shape.iter().product::<usize>();
+        let numel = |shape: &[usize]| shape.iter().product::<usize>();
         let state = (0..nstate)
             .map(|_| tensors.iter().map(|(_, s)| vec![0.0; numel(s)]).collect())
+            .collect();
+        let seg_lens = tensors
+            .iter()
+            .map(|(_, s)| config.algorithm.segment_len(s) as usize)
             .collect();
         let lr_history = vec![Vec::new(); config.groups.len() + 1];
         Ok(Self {
             config,
             groups,
             ranks: tensors.iter().map(|(_, s)| s.len()).collect(),
+            seg_lens,
             state,
             step: 0,
             scheduled: 0,
@@ -146,6 +153,7 @@ impl ReferenceOptimizer {
                     cautious: cfg.decay.cautious,
                 },
                 caution: cfg.caution,
+                seg_len: self.seg_lens[i],
             };
             let (k, amb) = cfg.algorithm.rules().reference_step(x);
             kept.push(k);
@@ -174,6 +182,8 @@ pub(crate) struct TensorStep<'a> {
     pub decay: DecayRate,
     /// The caution mode.
     pub caution: Caution,
+    /// Elements per segment of the tensor (0: none).
+    pub seg_len: usize,
 }
 
 /// The decoupled weight decay of one tensor at one step.

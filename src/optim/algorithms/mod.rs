@@ -13,6 +13,7 @@
 //! (one arm in [`Algorithm::rules`]), its entries in [`TIMM_NAMES`], its WGSL file
 //! and its golden cases.
 
+mod adamp;
 mod adamw;
 mod adan;
 mod adopt;
@@ -21,8 +22,11 @@ mod laprop;
 mod lion;
 mod mars;
 mod nadamw;
+mod projection;
 mod sgd;
+mod sgdp;
 
+pub use adamp::AdamP;
 pub use adamw::{AdamW, EpsStyle};
 pub use adan::Adan;
 pub use adopt::Adopt;
@@ -32,6 +36,7 @@ pub use lion::Lion;
 pub use mars::{Mars, MarsType};
 pub use nadamw::NAdamW;
 pub use sgd::Sgd;
+pub use sgdp::Sgdp;
 
 use serde::{Deserialize, Serialize};
 
@@ -116,6 +121,20 @@ pub(crate) trait Rules {
         None
     }
 
+    /// Elements per segment of a tensor of `shape` whose per-segment sums the update
+    /// needs (`shaders/tensor_segments.wgsl`; 0: none). Non-zero for some tensor only
+    /// when [`Rules::segment_sums`] is true.
+    fn segment_len(&self, _shape: &[usize]) -> u64 {
+        0
+    }
+
+    /// Whether the algorithm measures per-segment sums (its WGSL provides
+    /// `segment_terms`, `masked_terms` and the per-tensor passes `finalize_segments`
+    /// and `finalize_masked`); its caution count is then `count_segments`.
+    fn segment_sums(&self) -> bool {
+        false
+    }
+
     /// The algorithm's own global gradient clip: every gradient is divided by
     /// `max(norm / this, 1)` (timm LAMB's `max_grad_norm`), after any configured clip.
     fn max_grad_norm(&self) -> Option<f64> {
@@ -177,6 +196,12 @@ pub enum Algorithm {
     /// ADOPT (timm `adopt`/`cadopt`, `adoptw`/`cadoptw`): momentum of the gradient
     /// normalized by the previous second moment, clipped.
     Adopt(Adopt),
+    /// AdamP: Adam with the update projected off the parameter where the gradient is
+    /// nearly orthogonal to it (timm `adamp`/`cadamp`).
+    #[serde(rename = "adamp")]
+    AdamP(AdamP),
+    /// SGDP: SGD with AdamP's projection (timm `sgdp`/`csgdp`).
+    Sgdp(Sgdp),
 }
 
 impl Algorithm {
@@ -192,6 +217,8 @@ impl Algorithm {
             Algorithm::Mars(a) => a,
             Algorithm::Adan(a) => a,
             Algorithm::Adopt(a) => a,
+            Algorithm::AdamP(a) => a,
+            Algorithm::Sgdp(a) => a,
         }
     }
 
@@ -261,6 +288,16 @@ impl Algorithm {
         self.rules().tensor_sums()
     }
 
+    /// Whether a step measures per-segment sums (see [`Rules::segment_sums`]).
+    pub fn needs_segment_sums(&self) -> bool {
+        self.rules().segment_sums()
+    }
+
+    /// Elements per segment of a tensor of `shape` (see [`Rules::segment_len`]).
+    pub fn segment_len(&self, shape: &[usize]) -> u64 {
+        self.rules().segment_len(shape)
+    }
+
     /// How many state tensors the caution count pass reads (the bytes it moves).
     pub fn count_pass_states(&self) -> usize {
         self.rules().count_states()
@@ -283,10 +320,10 @@ impl Algorithm {
         self.rules().decay() == Decay::InGradient
     }
 
-    /// Whether the measuring pass reads the parameters (for tensor sums, or for coupled
-    /// decay's `wd * p`).
+    /// Whether the measuring pass reads the parameters (for tensor or segment sums, or
+    /// for coupled decay's `wd * p`).
     pub fn count_reads_params(&self) -> bool {
-        self.needs_tensor_sums() || self.coupled_decay()
+        self.needs_tensor_sums() || self.needs_segment_sums() || self.coupled_decay()
     }
 }
 
@@ -301,6 +338,8 @@ pub(crate) const TIMM_NAMES: &[&[TimmName]] = &[
     mars::TIMM,
     adan::TIMM,
     adopt::TIMM,
+    adamp::TIMM,
+    sgdp::TIMM,
 ];
 
 /// What a reference step of one tensor knows: the step, its learning rates, the gradient.
