@@ -50,9 +50,11 @@ from safetensors.torch import save_file
 
 import timm.optim
 from timm.optim.adamw import AdamWLegacy
+from timm.optim.adan import Adan
 from timm.optim.lion import Lion as TimmLion
 from timm.optim.nadamw import NAdamW
 from timm.optim.laprop import LaProp
+from timm.optim.mars import Mars
 from timm.optim.adopt import Adopt
 from timm.optim.sgdw import SGDW
 from pytorch_optimizer import Lion as PyoptLion
@@ -113,7 +115,16 @@ FAMILIES = {
     "sgd": dict(meta=dict(lr=1e-3, betas=(0.0, 0.0), eps=0.0, weight_decay=0.0, momentum=0.0,
                           nesterov=False, eps_style="none (SGD has no eps)"),
                 state_keys=["momentum_buffer"]),
+    "mars": dict(meta=dict(lr=1e-3, betas=(0.0, 0.0), eps=0.0, weight_decay=0.0, momentum=0.0,
+                           nesterov=False, eps_style=TORCH_EPS_STYLE),
+                 state_keys=["exp_avg", "last_grad", "exp_avg_sq"]),
 }
+# Adan (proximal decay after the step) and AdanW (decoupled decay before it).
+for _adan in ("adan", "adanw"):
+    FAMILIES[_adan] = dict(meta=dict(lr=1e-3, betas=(0.0, 0.0, 0.0), eps=0.0, weight_decay=0.0,
+                                     momentum=0.0, nesterov=False,
+                                     eps_style="den = sqrt(v)/sqrt(bc3) + eps"),
+                           state_keys=["exp_avg", "exp_avg_sq", "exp_avg_diff", "neg_pre_grad"])
 
 # Reference classes, by the dotted path the metadata names them with. The installed
 # sources (timm 1.0.31, pytorch_optimizer 4.1.0, torch 2.15.0) each case reproduces:
@@ -127,12 +138,22 @@ FAMILIES = {
 #   timm.optim.laprop.LaProp     timm/optim/laprop.py:40 (__init__), :150-163 exp_avg_lr_1/2 and
 #                                step_size, :244 _single_tensor_laprop (:262-266 moments, :268-271
 #                                mask on exp_avg, :273 step, :275-277 decay after the step)
+#   timm.optim.mars.Mars         timm/optim/mars.py:97 (__init__), :25 _mars_single_tensor_step
+#                                (:46 path by rank, :48-52 c_t (step 1: g), :54 clip to unit norm,
+#                                :55 exp_avg, :57-61 mask, :63-73 adamw/lion update with coupled
+#                                decay, :75-86 the AdamW path of 1-D tensors), :207 last_grad = g
+#   timm.optim.adan.Adan         timm/optim/adan.py:65 (__init__), :159-160 neg_pre_grad = -g at
+#                                step 1, :198 _single_tensor_adan (:226-232 moments, :234-236 den
+#                                and step sizes, :238-242 mask on exp_avg only, :244-251 decay:
+#                                no_prox before, else p /= 1 + lr*wd after), :253 neg_pre_grad = -g
 #   timm.optim.adopt.Adopt       timm/optim/adopt.py:65 (__init__), :262 _single_tensor_adopt
 #                                (:318-319 coupled decay into the gradient, :322-324 step 1 only
 #                                sets v, :326-328 decoupled decay, :330-335 normalized gradient
 #                                and its clip, :337 moment, :339-343 mask against the gradient,
 #                                :345 step, :347 v after the step)
 CLASSES = {
+    "timm.optim.mars.Mars": Mars,
+    "timm.optim.adan.Adan": Adan,
     "timm.optim.adopt.Adopt": Adopt,
     "timm.optim.nadamw.NAdamW": NAdamW,
     "timm.optim.laprop.LaProp": LaProp,
@@ -145,7 +166,7 @@ CLASSES = {
 
 # Keywords create_optimizer_v2 sets by itself from the optimizer's name (or that only
 # steer execution): left out when a case is rebuilt through the factory.
-FACTORY_IMPLIED = ("caution", "corrected_weight_decay", "foreach", "amsgrad", "dampening")
+FACTORY_IMPLIED = ("caution", "corrected_weight_decay", "foreach", "amsgrad", "dampening", "no_prox")
 
 
 def case(name, family, cls, args, notes, suffix="", foreach=True, timm=None, factory=False):
@@ -246,6 +267,44 @@ CASES += member_cases(
     "then p -= lr*wd*p (decay after the step)", "laprop")
 
 
+def mars_cases(suffix, args, notes, names=("mars", "cmars")):
+    """MARS's plain and cautious cases (timm_mars<suffix>, timm_cmars<suffix>), or those of
+    `names`; Mars has no foreach path."""
+    args = f"lr=3e-3, betas=(0.9, 0.99), eps=1e-8, weight_decay=1e-2, {args}"
+    return [case(f"timm_{name}{suffix}", "mars", "timm.optim.mars.Mars", f"{args}, caution={on}",
+                 notes + ("; caution: mask = (m*g > 0) / max(mean(mask), 1e-3)" if on else ""),
+                 foreach=False, timm=name, factory=True)
+            for name, on in (("mars", False), ("cmars", True)) if name in names]
+
+
+MARS_NOTES = ("c = g (step 1) else g + gamma*b1/(1-b1)*(g - last_grad); c /= max(||c||, 1) per tensor; "
+              "m = b1*m + (1-b1)*c (x = m); ")
+CASES += mars_cases("", "gamma=0.025, mars_type='adamw', optimize_1d=False, lr_1d_factor=1.0, betas_1d=None",
+                    MARS_NOTES + "v = b2*v + (1-b2)*c*c; p -= lr*(wd*p + (m/bc1)/(sqrt(v)/sqrt(bc2) + eps)); "
+                    "1-D tensors: AdamW on g; last_grad = g")
+CASES += mars_cases("_lion", "gamma=0.025, mars_type='lion', optimize_1d=False, lr_1d_factor=1.0, betas_1d=None",
+                    MARS_NOTES + "p -= lr*(wd*p + sign(m*mask)) (the mask's scale drops out); "
+                    "1-D tensors: AdamW on g; last_grad = g")
+CASES += mars_cases("_1d", "gamma=0.05, mars_type='adamw', optimize_1d=True, lr_1d_factor=1.0, betas_1d=None",
+                    MARS_NOTES + "every tensor, 1-D ones too, on the MARS path (optimize_1d)", ["mars"])
+CASES += mars_cases("_lion_1d", "gamma=0.025, mars_type='lion', optimize_1d=True, lr_1d_factor=1.0, "
+                    "betas_1d=None", MARS_NOTES + "lion type on every tensor (optimize_1d)", ["cmars"])
+CASES += mars_cases("_opts", "gamma=0.025, mars_type='adamw', optimize_1d=False, lr_1d_factor=0.5, "
+                    "betas_1d=(0.8, 0.95)", MARS_NOTES + "1-D tensors: AdamW with betas_1d, "
+                    "p -= lr*lr_1d_factor*(wd*p + update)", ["cmars"])
+
+ADAN_NOTES = ("diff = g - g_prev (0 at step 1); m.lerp_(g, 1-b1) (x = m); d = b2*d + (1-b2)*diff; "
+              "v = b3*v + (1-b3)*(g + b2*diff)^2; den = sqrt(v)/sqrt(bc3) + eps; "
+              "p -= (lr/bc1)*(m*mask)/den + (lr*b2/bc2)*d/den (the d term never masked)")
+CASES += member_cases(
+    "adan", "timm.optim.adan.Adan",
+    "lr=1e-2, betas=(0.98, 0.92, 0.99), eps=1e-8, weight_decay=5e-2, no_prox=False",
+    ADAN_NOTES + "; then p /= 1 + lr*wd (proximal decay after the step)", "adan")
+CASES += member_cases(
+    "adanw", "timm.optim.adan.Adan",
+    "lr=1e-2, betas=(0.98, 0.92, 0.99), eps=1e-8, weight_decay=5e-2, no_prox=True",
+    "p *= 1 - lr*wd first (no_prox); " + ADAN_NOTES, "adanw")
+
 ADOPT_NOTES = ("step 1: v = g*g only; then n = g / max(sqrt(v), eps) clipped to +-(t-1)^clip_exp; "
                "m.lerp_(n, 1-b1) (x = m, masked against g); p -= lr*m; v = b2*v + (1-b2)*g*g")
 ADOPT_ARGS = "lr=1e-2, betas=(0.9, 0.9999), eps=1e-6, weight_decay=1e-2, corrected_weight_decay=False"
@@ -291,7 +350,9 @@ def factory_make_of(c):
     if c["timm"] is None:
         return None
     kw = factory_kwargs_of(c)
-    return lambda ps: timm.optim.create_optimizer_v2(ps, opt=c["timm"], foreach=False, **kw)
+    if c["foreach"]:
+        kw["foreach"] = False  # a class without a foreach path (Mars) takes no such keyword
+    return lambda ps: timm.optim.create_optimizer_v2(ps, opt=c["timm"], **kw)
 
 
 def caution_of(c):
@@ -319,6 +380,12 @@ FACTORY_CASES = [
          "foreach": False},
     )
 ] + [
+    (name, kwargs) for name in ("adan", "adanw", "cadan", "cadanw")
+    for kwargs in ({}, {"lr": 3e-4, "weight_decay": 0.02, "betas": [0.9, 0.9, 0.999], "eps": 1e-6,
+                        "foreach": False})
+] + [
+    ("cadanw", {"no_prox": False, "caution": False}),
+] + [
     ("sgdw", {"lr": 0.1, "nesterov": False, "weight_decay": 1e-4}),
     ("clion", {"lr": 1e-4, "caution": False}),
     ("cadamw", {"lr": 1e-3, "caution": False, "maximize": False, "capturable": False}),
@@ -331,12 +398,20 @@ FACTORY_CASES = [
                "max_grad_norm": None, "always_adapt": True, "grad_averaging": False,
                "bias_correction": False}),
     ("clambw", {"lr": 2e-3, "weight_decay": 0.05, "corrected_weight_decay": True, "trust_clip": True}),
+] + [(name, {}) for name in ("mars", "cmars")] + [
+    ("cmars", {"lr": 1e-3, "weight_decay": 0.1, "betas": [0.9, 0.95], "eps": 1e-6, "gamma": 0.05,
+               "mars_type": "lion", "optimize_1d": True, "lr_1d_factor": 0.5, "betas_1d": [0.8, 0.9]}),
 ] + [
     (name, {}) for name in ("adopt", "adoptw", "adoptc", "cadopt", "cadoptw", "cadoptc", "nadamc", "cnadamc")
 ] + [
     ("cadopt", {"lr": 2e-3, "weight_decay": 0.05, "betas": [0.9, 0.99], "eps": 1e-8, "clip_exp": None,
                 "decoupled": True, "corrected_weight_decay": True}),
     ("adopt", {"weight_decay": 0.05, "clip_exp": 0.25, "corrected_weight_decay": True}),
+] + [
+    # AdamP and SGDP (scripts/golden_projection.py has their vectors; SGDP needs an lr).
+    (name, kwargs) for name in ("adamp", "cadamp", "sgdp", "csgdp")
+    for kwargs in ({"lr": 1e-2}, {"lr": 0.1, "weight_decay": 1e-4, "delta": 0.2, "wd_ratio": 0.5,
+                                  "nesterov": False, "eps": 1e-6})
 ]
 
 FACTORY_PATH = os.path.join(OUT_DIR, "timm_factory.json")
@@ -413,6 +488,7 @@ def build_meta(case):
         "lr": fmt(m["lr"]),
         "beta1": fmt(m["betas"][0]),
         "beta2": fmt(m["betas"][1]),
+        **({"beta3": fmt(m["betas"][2])} if len(m["betas"]) > 2 else {}),
         "eps": fmt(m["eps"]),
         "weight_decay": fmt(m["weight_decay"]),
         "weight_decay_style": "decoupled: p *= 1 - lr*weight_decay before the update, not masked",
@@ -484,6 +560,8 @@ def load(path):
 def f64_replay(meta, tensors):
     """Independent float64 implementation of CAUTIOUS_OPTIMIZERS.md, driven by metadata only."""
     opt = meta["optimizer"]
+    if opt == "mars":
+        return mars_replay(meta, tensors)
     caution = meta["caution"]
     lr = float(meta["lr"])
     b1, b2 = float(meta["beta1"]), float(meta["beta2"])
@@ -506,10 +584,10 @@ def f64_replay(meta, tensors):
             return n / (k + 1)
         raise ValueError(caution)
 
-    step_rule, decay_after = REPLAYS[opt]
+    step_rule, decay = REPLAYS[opt]
     clip_exp = meta.get("clip_exp", "none")
-    hp = dict(b1=b1, b2=b2, eps=eps, mu=mu, nesterov=nesterov, lr=lr,
-              clip_exp=None if clip_exp == "none" else float(clip_exp))
+    hp = dict(b1=b1, b2=b2, b3=float(meta.get("beta3", "0")), eps=eps, mu=mu, nesterov=nesterov,
+              lr=lr, clip_exp=None if clip_exp == "none" else float(clip_exp))
     coupled = meta.get("decoupled") == "false"  # ADOPT's L2 decay: g += wd*p
     first_move = 2 if opt == "adopt" else 1  # ADOPT's step 1 only initializes v
     out_steps = []  # out_steps[s][i]
@@ -523,22 +601,26 @@ def f64_replay(meta, tensors):
             if coupled:
                 g = g + wd * p[i]
             decays = not coupled and t >= first_move
-            if decays and not decay_after:
+            if decays and decay == "before":
                 p[i] = p[i] * (1.0 - lr * wd)
-            delta, x = step_rule(st[i], g, t, hp)
+            delta, x, *unmasked = step_rule(st[i], g, t, hp)
             if caution != "off":
                 phi = (x * g > 0).astype(np.float64)
                 delta = delta * phi * scale(phi)
-            p[i] = p[i] - delta
-            if decays and decay_after:
+            p[i] = p[i] - delta - sum(unmasked)
+            if decays and decay == "after":
                 p[i] = p[i] * (1.0 - lr * wd)
+            elif decays and decay == "proximal":
+                p[i] = p[i] / (1.0 + lr * wd)
         out_steps.append([x.copy() for x in p])
     keys = st[0].keys()
     return out_steps, {k: [s[k] for s in st] for k in keys}, counts
 
 
-# Each family's step for the replay: (state, g, t, hyperparameters) -> (delta, x), the
-# step being p -= delta * mask(x * g > 0); and whether decay comes after the step.
+# Each family's step for the replay: (state, g, t, hyperparameters) -> (delta, x[, extra]),
+# the step being p -= delta * mask(x * g > 0) + extra (an unmasked term); and where the
+# decay goes: "before" (p *= 1 - lr*wd), "after" (the same after the step) or "proximal"
+# (p /= 1 + lr*wd after the step).
 def _zeros(st, g, *keys):
     for k in keys:
         st.setdefault(k, np.zeros_like(g))
@@ -578,6 +660,60 @@ def replay_laprop(st, g, t, h):
     return st["exp_avg"] / (1 - b1 ** t), st["exp_avg"]
 
 
+def mars_replay(meta, tensors):
+    """Float64 MARS (timm/optim/mars.py:25-87, :207) from the metadata: per tensor, the
+    MARS path (rank >= 2, or every tensor with optimize_1d) or AdamW with betas_1d."""
+    kw = json.loads(meta["timm_kwargs"])
+    shapes = json.loads(meta["shapes"])
+    b1, b2 = kw["betas"]
+    b1d, b2d = kw["betas_1d"] or kw["betas"]
+    lr, wd, eps, gamma = kw["lr"], kw["weight_decay"], 1e-8, kw["gamma"]
+    cautious = meta["caution"] != "off"
+    nt, ns = len(shapes), int(meta["steps"])
+    p = [tensors[f"param.{i}.init"].double().numpy().copy() for i in range(nt)]
+    st = [{k: np.zeros_like(x) for k in ("exp_avg", "last_grad", "exp_avg_sq")} for x in p]
+    out_steps, counts = [], []
+    for t in range(1, ns + 1):
+        counts.append([])
+        for i in range(nt):
+            g = tensors[f"grad.{t}.{i}"].double().numpy()
+            s = st[i]
+            mars_path = kw["optimize_1d"] or len(shapes[i]) >= 2
+            beta1, beta2 = (b1, b2) if mars_path else (b1d, b2d)
+            x = g
+            if mars_path:
+                x = g if t == 1 else g + gamma * b1 / (1 - b1) * (g - s["last_grad"])
+                x = x / max(np.linalg.norm(x), 1.0)
+            s["exp_avg"] = beta1 * s["exp_avg"] + (1 - beta1) * x
+            phi = (s["exp_avg"] * g > 0).astype(np.float64) if cautious else np.ones_like(g)
+            scale = 1.0 / max(phi.mean(), 1e-3) if cautious else 1.0
+            counts[-1].extend([int(phi.sum())] if cautious else [])
+            if mars_path and kw["mars_type"] == "lion":
+                u = np.sign(s["exp_avg"] * phi)
+            else:
+                s["exp_avg_sq"] = beta2 * s["exp_avg_sq"] + (1 - beta2) * x * x
+                den = np.sqrt(s["exp_avg_sq"]) / math.sqrt(1 - beta2 ** t) + eps
+                u = (s["exp_avg"] * phi * scale / (1 - beta1 ** t)) / den
+            step_lr = lr if mars_path else lr * kw["lr_1d_factor"]
+            p[i] = p[i] - step_lr * (wd * p[i] + u)
+            s["last_grad"] = g.copy()
+        out_steps.append([x.copy() for x in p])
+    return out_steps, {k: [s[k] for s in st] for k in st[0]}, counts
+
+
+def replay_adan(st, g, t, h):
+    _zeros(st, g, "exp_avg", "exp_avg_sq", "exp_avg_diff")
+    b1, b2, b3, lr = h["b1"], h["b2"], h["b3"], h["lr"]
+    diff = np.zeros_like(g) if t == 1 else g + st["neg_pre_grad"]
+    st["exp_avg"] = b1 * st["exp_avg"] + (1 - b1) * g
+    st["exp_avg_diff"] = b2 * st["exp_avg_diff"] + (1 - b2) * diff
+    st["exp_avg_sq"] = b3 * st["exp_avg_sq"] + (1 - b3) * (g + b2 * diff) ** 2
+    st["neg_pre_grad"] = -g
+    den = np.sqrt(st["exp_avg_sq"]) / math.sqrt(1 - b3 ** t) + h["eps"]
+    return (lr / (1 - b1 ** t)) * st["exp_avg"] / den, st["exp_avg"], \
+        (lr * b2 / (1 - b2 ** t)) * st["exp_avg_diff"] / den
+
+
 def replay_adopt(st, g, t, h):
     _zeros(st, g, "exp_avg", "exp_avg_sq")
     if t == 1:
@@ -593,12 +729,14 @@ def replay_adopt(st, g, t, h):
 
 
 REPLAYS = {
-    "adopt": (replay_adopt, False),
-    "laprop": (replay_laprop, True),
-    "adamw": (replay_adam, False),
-    "nadamw": (lambda st, g, t, h: replay_adam(st, g, t, h, nesterov=True), False),
-    "lion": (replay_lion, False),
-    "sgd": (replay_sgd, False),
+    "adopt": (replay_adopt, "before"),
+    "laprop": (replay_laprop, "after"),
+    "adamw": (replay_adam, "before"),
+    "nadamw": (lambda st, g, t, h: replay_adam(st, g, t, h, nesterov=True), "before"),
+    "lion": (replay_lion, "before"),
+    "sgd": (replay_sgd, "before"),
+    "adan": (replay_adan, "proximal"),
+    "adanw": (replay_adan, "before"),
 }
 
 

@@ -17,6 +17,8 @@ use crate::optim::config::{Caution, DecayMode, OptimizerConfig};
 pub(crate) enum TimmDefault {
     /// A boolean keyword.
     Bool(bool),
+    /// A number keyword.
+    F64(f64),
 }
 
 /// One timm optimizer name and how coptim builds it.
@@ -169,6 +171,28 @@ impl TimmArgs {
         Ok(())
     }
 
+    /// A string, `default` when absent.
+    pub fn string(&mut self, key: &str, default: &str) -> Result<String> {
+        match self.take(key) {
+            None => Ok(default.to_string()),
+            Some(v) => v
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| self.bad(key, &v, "a string")),
+        }
+    }
+
+    /// A list of numbers or `null` (`None`), `None` when absent.
+    pub fn optional_f64_list(&mut self, key: &str) -> Result<Option<Vec<f64>>> {
+        match self.take(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => {
+                self.args.insert(key.to_string(), v);
+                self.f64_list(key, &[]).map(Some)
+            }
+        }
+    }
+
     /// A list of numbers, `default` when absent.
     pub fn f64_list(&mut self, key: &str, default: &[f64]) -> Result<Vec<f64>> {
         match self.take(key) {
@@ -302,6 +326,7 @@ fn factory_args(entry: &TimmName, given: &Map<String, Value>) -> Map<String, Val
     for &(key, default) in entry.defaults {
         let value = match default {
             TimmDefault::Bool(b) => Value::Bool(b),
+            TimmDefault::F64(x) => Value::from(x),
         };
         args.entry(key).or_insert(value);
     }

@@ -13,21 +13,30 @@
 //! (one arm in [`Algorithm::rules`]), its entries in [`TIMM_NAMES`], its WGSL file
 //! and its golden cases.
 
+mod adamp;
 mod adamw;
+mod adan;
 mod adopt;
 mod lamb;
 mod laprop;
 mod lion;
+mod mars;
 mod nadamw;
+mod projection;
 mod sgd;
+mod sgdp;
 
+pub use adamp::AdamP;
 pub use adamw::{AdamW, EpsStyle};
+pub use adan::Adan;
 pub use adopt::Adopt;
 pub use lamb::Lamb;
 pub use laprop::LaProp;
 pub use lion::Lion;
+pub use mars::{Mars, MarsType};
 pub use nadamw::NAdamW;
 pub use sgd::Sgd;
+pub use sgdp::Sgdp;
 
 use serde::{Deserialize, Serialize};
 
@@ -102,6 +111,30 @@ pub(crate) trait Rules {
         false
     }
 
+    /// `Some(k)`: a norm pass before the measuring pass sums per-tensor terms of the
+    /// gradient and the first `k` state tensors (its WGSL provides `norm_terms`; see
+    /// `shaders/measure_norms.wgsl`), which the count and update passes read as
+    /// `StepContext.sums` (MARS's norm of the corrected gradient). The terms see the
+    /// clipped gradient without coupled decay's `wd * p` (the pass does not bind p; no
+    /// member with a norm pass has coupled decay).
+    fn norm_pass_states(&self) -> Option<usize> {
+        None
+    }
+
+    /// Elements per segment of a tensor of `shape` whose per-segment sums the update
+    /// needs (`shaders/tensor_segments.wgsl`; 0: none). Non-zero for some tensor only
+    /// when [`Rules::segment_sums`] is true.
+    fn segment_len(&self, _shape: &[usize]) -> u64 {
+        0
+    }
+
+    /// Whether the algorithm measures per-segment sums (its WGSL provides
+    /// `segment_terms`, `masked_terms` and the per-tensor passes `finalize_segments`
+    /// and `finalize_masked`); its caution count is then `count_segments`.
+    fn segment_sums(&self) -> bool {
+        false
+    }
+
     /// The algorithm's own global gradient clip: every gradient is divided by
     /// `max(norm / this, 1)` (timm LAMB's `max_grad_norm`), after any configured clip.
     fn max_grad_norm(&self) -> Option<f64> {
@@ -154,9 +187,21 @@ pub enum Algorithm {
     NAdamW(NAdamW),
     /// LaProp: momentum of the normalized gradient (timm `laprop`/`claprop`).
     LaProp(LaProp),
+    /// MARS: AdamW or Lion on the variance-reduced, norm-clipped gradient (timm
+    /// `mars`/`cmars`).
+    Mars(Mars),
+    /// Adan: three moments and the previous gradient (timm `adan`/`cadan`,
+    /// `adanw`/`cadanw`).
+    Adan(Adan),
     /// ADOPT (timm `adopt`/`cadopt`, `adoptw`/`cadoptw`): momentum of the gradient
     /// normalized by the previous second moment, clipped.
     Adopt(Adopt),
+    /// AdamP: Adam with the update projected off the parameter where the gradient is
+    /// nearly orthogonal to it (timm `adamp`/`cadamp`).
+    #[serde(rename = "adamp")]
+    AdamP(AdamP),
+    /// SGDP: SGD with AdamP's projection (timm `sgdp`/`csgdp`).
+    Sgdp(Sgdp),
 }
 
 impl Algorithm {
@@ -169,7 +214,11 @@ impl Algorithm {
             Algorithm::Lamb(a) => a,
             Algorithm::NAdamW(a) => a,
             Algorithm::LaProp(a) => a,
+            Algorithm::Mars(a) => a,
+            Algorithm::Adan(a) => a,
             Algorithm::Adopt(a) => a,
+            Algorithm::AdamP(a) => a,
+            Algorithm::Sgdp(a) => a,
         }
     }
 
@@ -239,9 +288,25 @@ impl Algorithm {
         self.rules().tensor_sums()
     }
 
+    /// Whether a step measures per-segment sums (see [`Rules::segment_sums`]).
+    pub fn needs_segment_sums(&self) -> bool {
+        self.rules().segment_sums()
+    }
+
+    /// Elements per segment of a tensor of `shape` (see [`Rules::segment_len`]).
+    pub fn segment_len(&self, shape: &[usize]) -> u64 {
+        self.rules().segment_len(shape)
+    }
+
     /// How many state tensors the caution count pass reads (the bytes it moves).
     pub fn count_pass_states(&self) -> usize {
         self.rules().count_states()
+    }
+
+    /// How many state tensors the norm pass reads, `None` without one (see
+    /// [`Rules::norm_pass_states`]).
+    pub fn norm_pass_states(&self) -> Option<usize> {
+        self.rules().norm_pass_states()
     }
 
     /// The learning-rate family (see [`Rules::lr_family`]).
@@ -255,10 +320,10 @@ impl Algorithm {
         self.rules().decay() == Decay::InGradient
     }
 
-    /// Whether the measuring pass reads the parameters (for tensor sums, or for coupled
-    /// decay's `wd * p`).
+    /// Whether the measuring pass reads the parameters (for tensor or segment sums, or
+    /// for coupled decay's `wd * p`).
     pub fn count_reads_params(&self) -> bool {
-        self.needs_tensor_sums() || self.coupled_decay()
+        self.needs_tensor_sums() || self.needs_segment_sums() || self.coupled_decay()
     }
 }
 
@@ -270,7 +335,11 @@ pub(crate) const TIMM_NAMES: &[&[TimmName]] = &[
     nadamw::TIMM,
     laprop::TIMM,
     lamb::TIMM,
+    mars::TIMM,
+    adan::TIMM,
     adopt::TIMM,
+    adamp::TIMM,
+    sgdp::TIMM,
 ];
 
 /// What a reference step of one tensor knows: the step, its learning rates, the gradient.
@@ -281,6 +350,8 @@ pub(crate) struct RefStep<'a> {
     pub lrs: &'a [f64],
     /// The tensor's clipped gradient (plus `wd * p` under coupled decay).
     pub g: &'a [f64],
+    /// The tensor's number of dimensions.
+    pub rank: usize,
 }
 
 impl RefStep<'_> {
@@ -324,6 +395,8 @@ pub(crate) struct GroupHyper {
     eps: Option<f64>,
     /// A momentum factor in [0, 1).
     momentum: Option<f64>,
+    /// A third moment decay in [0, 1) (Adan's `beta3`).
+    beta3: Option<f64>,
 }
 
 impl GroupHyper {
@@ -340,6 +413,14 @@ impl GroupHyper {
         Self {
             momentum: Some(momentum),
             ..Self::default()
+        }
+    }
+
+    /// These and a third moment decay.
+    pub fn beta3(self, beta3: f64) -> Self {
+        Self {
+            beta3: Some(beta3),
+            ..self
         }
     }
 
@@ -360,6 +441,9 @@ impl GroupHyper {
         if let Some(eps) = self.eps {
             positive("eps", eps)?;
         }
+        if let Some(beta3) = self.beta3 {
+            unit_interval("beta3", beta3)?;
+        }
         match self.momentum {
             Some(momentum) => unit_interval("momentum", momentum),
             None => Ok(()),
@@ -377,6 +461,9 @@ impl GroupHyper {
         if let Some(momentum) = self.momentum {
             group.momentum = momentum as f32;
         }
+        if let Some(beta3) = self.beta3 {
+            group.set_beta3(beta3);
+        }
     }
 }
 
@@ -392,6 +479,17 @@ fn unit_interval(name: &str, v: f64) -> Result<()> {
     } else {
         Err(Error::InvalidConfig(format!(
             "{name} = {v} is not in [0, 1)"
+        )))
+    }
+}
+
+/// `Ok` when `v` is finite and not negative, otherwise an error naming `name`.
+fn non_negative(name: &str, v: f64) -> Result<()> {
+    if v >= 0.0 && v.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig(format!(
+            "{name} = {v} must be finite and not negative"
         )))
     }
 }
@@ -420,11 +518,15 @@ fn sign(x: f64) -> f64 {
 
 /// Uses the timm argument parser in the member files.
 fn timm_betas(args: &mut TimmArgs, default: [f64; 2]) -> Result<(f64, f64)> {
-    let b = args.f64_list("betas", &default)?;
+    timm_pair("betas", &args.f64_list("betas", &default)?)
+}
+
+/// The two values of timm keyword `key`'s list `b`.
+fn timm_pair(key: &str, b: &[f64]) -> Result<(f64, f64)> {
     match b[..] {
         [b1, b2] => Ok((b1, b2)),
         _ => Err(Error::InvalidConfig(format!(
-            "timm keyword `betas` needs 2 values, got {}",
+            "timm keyword `{key}` needs 2 values, got {}",
             b.len()
         ))),
     }
