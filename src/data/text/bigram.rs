@@ -97,7 +97,7 @@ impl Bigram {
         let mut counts: BTreeMap<(u32, u32), u64> = BTreeMap::new();
         for w in tokens.windows(2) {
             assert!(
-                (w[1] as usize) < self.vocab_size,
+                w.iter().all(|&t| (t as usize) < self.vocab_size),
                 "Bigram: token out of range 0..{}",
                 self.vocab_size
             );
