@@ -45,6 +45,8 @@ fn bundled_corpus_is_split_by_play() {
 
     let train = corpus.vocab().decode(corpus.train().tokens()).unwrap();
     let validation = corpus.vocab().decode(corpus.validation().tokens()).unwrap();
+    // Every validation character also occurs in training.
+    assert_eq!(&Vocab::of_texts(&[&train]), corpus.vocab());
     assert!(validation.starts_with("JULIUS CAESAR\n\nby William Shakespeare\n"));
     assert!(validation.contains("\n\nMACBETH\n\nby William Shakespeare\n"));
     assert!(train.starts_with("ANTONY AND CLEOPATRA\n"));
