@@ -121,6 +121,8 @@ pub static TENSOR_SEGMENTS: Part = shader_part!(
         "segment_terms",
         "masked_terms",
         "add_block_count",
+        "measuring_context",
+        "measuring_clip",
         "load_grad",
         "block_lane",
         "block_index",
