@@ -11,8 +11,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::projection::{Projection, apply_step};
-use super::{Algorithm, Direction, GroupHyper, RefStep, Rules, positive, timm_betas};
+use super::projection::{Projection, collect_direction};
+use super::{Algorithm, Direction, GroupHyper, RefStep, Rules, timm_betas};
 use crate::error::Result;
 use crate::optim::config::Caution;
 use crate::optim::reference::TensorStep;
@@ -63,19 +63,6 @@ static SHADER: Part = shader_part!(
         "projected_step"
     ],
 );
-/// The projection hooks AdamP and SGDP share.
-pub(super) static PROJECTION: Part = shader_part!(
-    "projection.wgsl",
-    &[
-        "segment_terms",
-        "masked_terms",
-        "projected_step",
-        "finalize_segments",
-        "finalize_masked",
-    ],
-    &["perturb", "segment_total", "lane_records", "workgroup_sum4"],
-);
-
 impl AdamP {
     fn projection(&self) -> Projection {
         Projection {
@@ -83,36 +70,6 @@ impl AdamP {
             wd_ratio: self.wd_ratio,
             eps: self.eps,
         }
-    }
-}
-
-/// The checks and WGSL constants AdamP and SGDP share.
-pub(super) fn check_projection(p: &Projection) -> Result<()> {
-    positive("delta", p.delta)?;
-    if p.wd_ratio >= 0.0 && p.wd_ratio.is_finite() {
-        Ok(())
-    } else {
-        Err(crate::error::Error::InvalidConfig(format!(
-            "wd_ratio = {} must be finite and not negative",
-            p.wd_ratio
-        )))
-    }
-}
-
-/// The projection's constants and part.
-pub(super) fn projection_shader(module: ShaderBuilder, p: &Projection) -> ShaderBuilder {
-    module
-        .constant("PROJ_DELTA", p.delta as f32)
-        .constant("PROJ_WD_RATIO", p.wd_ratio as f32)
-        .part(&PROJECTION)
-}
-
-/// Rows of `shape[1..]` for a tensor of rank > 1 (timm's channel view).
-pub(super) fn row_len(shape: &[usize]) -> u64 {
-    if shape.len() > 1 {
-        shape[1..].iter().product::<usize>() as u64
-    } else {
-        0
     }
 }
 
@@ -130,16 +87,12 @@ impl Rules for AdamP {
     }
 
     fn validate(&self) -> Result<()> {
-        self.group_hyper().validate()?;
-        check_projection(&self.projection())
+        self.projection().validate(self.group_hyper())
     }
 
     fn shader(&self, module: ShaderBuilder) -> ShaderBuilder {
-        projection_shader(
-            module.constant("ADAMP_NESTEROV", self.nesterov),
-            &self.projection(),
-        )
-        .part(&SHADER)
+        let module = module.constant("ADAMP_NESTEROV", self.nesterov);
+        self.projection().shader(module, &SHADER)
     }
 
     fn count_states(&self) -> usize {
@@ -147,7 +100,7 @@ impl Rules for AdamP {
     }
 
     fn segment_len(&self, shape: &[usize]) -> u64 {
-        row_len(shape)
+        Projection::row_len(shape)
     }
 
     fn segment_sums(&self) -> bool {
@@ -164,12 +117,8 @@ impl Rules for AdamP {
         let bc1 = 1.0 - b1.powi(step.t);
         let bc2 = 1.0 - b2.powi(step.t);
         let size = step.lr() / bc1;
-        let mut dir = Direction {
-            delta: Vec::with_capacity(step.g.len()),
-            sign_src: Vec::with_capacity(step.g.len()),
-            sign_mag: Vec::with_capacity(step.g.len()),
-        };
-        for (j, &g) in step.g.iter().enumerate() {
+        collect_direction(step.g.len(), |j| {
+            let g = step.g[j];
             let old = (b1 * m[j]).abs() + ((1.0 - b1) * g).abs();
             m[j] = b1 * m[j] + (1.0 - b1) * g;
             v[j] = b2 * v[j] + (1.0 - b2) * g * g;
@@ -182,28 +131,13 @@ impl Rules for AdamP {
             } else {
                 (m[j], old)
             };
-            dir.delta.push(size * n / den);
-            dir.sign_src.push(n);
-            dir.sign_mag.push(mag);
-        }
-        dir
+            (size * n / den, n, mag)
+        })
     }
 
     /// The projection and mask, then decay scaled by the ratio, then the step.
-    fn reference_step(&self, mut x: TensorStep<'_>) -> (u64, u64) {
-        let lr = x.step.lr();
-        let unit = RefStep {
-            t: x.step.t,
-            lrs: &[1.0],
-            g: x.step.g,
-            rank: x.step.rank,
-        };
-        let dir = self.reference_direction(&mut x.state, &unit);
-        let out = self
-            .projection()
-            .apply(x.p, x.step.g, dir, x.seg_len, x.caution);
-        apply_step(x.p, &out, x.decay, out.wd_ratio, lr);
-        out.counts
+    fn reference_step(&self, x: TensorStep<'_>) -> (u64, u64) {
+        self.projection().reference_step(self, x, 1.0)
     }
 
     fn timm_group(&self) -> Value {

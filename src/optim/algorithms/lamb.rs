@@ -148,13 +148,7 @@ impl Rules for Lamb {
     /// then the trust ratio on the masked update (timm/optim/lamb.py:353-371).
     fn reference_step(&self, mut x: TensorStep<'_>) -> (u64, u64) {
         // The update before the learning rate: the direction at a unit rate.
-        let unit = RefStep {
-            t: x.step.t,
-            lrs: &[1.0],
-            g: x.step.g,
-            rank: x.step.rank,
-        };
-        let dir = self.reference_direction(&mut x.state, &unit);
+        let dir = self.reference_direction(&mut x.state, &x.step.at_unit_rate());
         let u = &dir.delta;
         let mask = Mask::new(x.caution, x.step.g, &dir);
         let mut update: Vec<f64> = u.iter().zip(&mask.factors).map(|(u, f)| u * f).collect();

@@ -359,6 +359,16 @@ impl RefStep<'_> {
     pub fn lr(&self) -> f64 {
         *self.lrs.last().expect("a step has a learning rate")
     }
+
+    /// The same step at a unit learning rate (a direction before its step size).
+    pub fn at_unit_rate(&self) -> RefStep<'_> {
+        RefStep {
+            t: self.t,
+            lrs: &[1.0],
+            g: self.g,
+            rank: self.rank,
+        }
+    }
 }
 
 /// Where weight decay sits: decoupled `p *= 1 - lr * wd` before or after the step, or

@@ -7,9 +7,24 @@
 //! projected update against the projected gradient ("spherical" caution) and
 //! projects the masked update again.
 
-use crate::optim::algorithms::Direction;
+use super::{Direction, GroupHyper, Rules, positive};
+use crate::error::{Error, Result};
 use crate::optim::config::Caution;
-use crate::optim::reference::{DecayRate, Mask};
+use crate::optim::reference::{DecayRate, Mask, TensorStep};
+use crate::wgsl::{Part, ShaderBuilder, shader_part};
+
+/// The projection hooks AdamP and SGDP share.
+static PROJECTION: Part = shader_part!(
+    "projection.wgsl",
+    &[
+        "segment_terms",
+        "masked_terms",
+        "projected_step",
+        "finalize_segments",
+        "finalize_masked",
+    ],
+    &["perturb", "segment_total", "lane_records", "workgroup_sum4"],
+);
 
 /// The projection's hyperparameters.
 #[derive(Debug, Clone, Copy)]
@@ -127,14 +142,77 @@ impl Projection {
     }
 }
 
+impl Projection {
+    /// Checks `hyper`, then the projection's own hyperparameters.
+    pub fn validate(&self, hyper: GroupHyper) -> Result<()> {
+        hyper.validate()?;
+        positive("delta", self.delta)?;
+        if self.wd_ratio >= 0.0 && self.wd_ratio.is_finite() {
+            Ok(())
+        } else {
+            Err(Error::InvalidConfig(format!(
+                "wd_ratio = {} must be finite and not negative",
+                self.wd_ratio
+            )))
+        }
+    }
+
+    /// `module` with the projection's constants and part, then the algorithm's `part`.
+    pub fn shader(&self, module: ShaderBuilder, part: &'static Part) -> ShaderBuilder {
+        module
+            .constant("PROJ_DELTA", self.delta as f32)
+            .constant("PROJ_WD_RATIO", self.wd_ratio as f32)
+            .part(&PROJECTION)
+            .part(part)
+    }
+
+    /// Rows of `shape[1..]` for a tensor of rank > 1 (timm's channel view), else 0.
+    pub fn row_len(shape: &[usize]) -> u64 {
+        if shape.len() > 1 {
+            shape[1..].iter().product::<usize>() as u64
+        } else {
+            0
+        }
+    }
+
+    /// A projected algorithm's reference step: `rules`' direction at a unit rate, the
+    /// projection and mask, decay scaled by the ratio over `decay_divisor`, then the
+    /// step at the learning rate. Returns the mask's counts.
+    pub fn reference_step(
+        &self,
+        rules: &impl Rules,
+        mut x: TensorStep<'_>,
+        decay_divisor: f64,
+    ) -> (u64, u64) {
+        let lr = x.step.lr();
+        let dir = rules.reference_direction(&mut x.state, &x.step.at_unit_rate());
+        let out = self.apply(x.p, x.step.g, dir, x.seg_len, x.caution);
+        apply_step(x.p, &out, x.decay, out.wd_ratio / decay_divisor, lr);
+        out.counts
+    }
+}
+
+/// A direction of `len` coordinates, each `(delta, sign_src, sign_mag)` from `term(j)`.
+pub(crate) fn collect_direction(
+    len: usize,
+    mut term: impl FnMut(usize) -> (f64, f64, f64),
+) -> Direction {
+    let mut dir = Direction {
+        delta: Vec::with_capacity(len),
+        sign_src: Vec::with_capacity(len),
+        sign_mag: Vec::with_capacity(len),
+    };
+    for j in 0..len {
+        let (delta, src, mag) = term(j);
+        dir.delta.push(delta);
+        dir.sign_src.push(src);
+        dir.sign_mag.push(mag);
+    }
+    dir
+}
+
 /// `p` after decay at `rate` times `factor`, then the step `-step_size * update`.
-pub(crate) fn apply_step(
-    p: &mut [f64],
-    x: &Projected,
-    decay: DecayRate,
-    factor: f64,
-    step_size: f64,
-) {
+fn apply_step(p: &mut [f64], x: &Projected, decay: DecayRate, factor: f64, step_size: f64) {
     let decay = DecayRate {
         rate: decay.rate * factor,
         ..decay

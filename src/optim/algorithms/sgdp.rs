@@ -9,8 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::adamp::{check_projection, projection_shader, row_len};
-use super::projection::{Projection, apply_step};
+use super::projection::{Projection, collect_direction};
 use super::{Algorithm, Direction, GroupHyper, RefStep, Rules};
 use crate::error::Result;
 use crate::optim::config::Caution;
@@ -84,20 +83,16 @@ impl Rules for Sgdp {
     }
 
     fn validate(&self) -> Result<()> {
-        self.group_hyper().validate()?;
-        check_projection(&self.projection())
+        self.projection().validate(self.group_hyper())
     }
 
     fn shader(&self, module: ShaderBuilder) -> ShaderBuilder {
-        projection_shader(
-            module.constant("SGDP_NESTEROV", self.nesterov),
-            &self.projection(),
-        )
-        .part(&SHADER)
+        let module = module.constant("SGDP_NESTEROV", self.nesterov);
+        self.projection().shader(module, &SHADER)
     }
 
     fn segment_len(&self, shape: &[usize]) -> u64 {
-        row_len(shape)
+        Projection::row_len(shape)
     }
 
     fn lr_family(&self) -> super::LrFamily {
@@ -115,12 +110,8 @@ impl Rules for Sgdp {
             unreachable!("SGDP keeps one state tensor")
         };
         let mu = self.momentum;
-        let mut dir = Direction {
-            delta: Vec::with_capacity(step.g.len()),
-            sign_src: Vec::with_capacity(step.g.len()),
-            sign_mag: Vec::with_capacity(step.g.len()),
-        };
-        for (j, &g) in step.g.iter().enumerate() {
+        collect_direction(step.g.len(), |j| {
+            let g = step.g[j];
             let old = (mu * buf[j]).abs() + g.abs();
             buf[j] = mu * buf[j] + g;
             let (u, mag) = if self.nesterov {
@@ -128,29 +119,15 @@ impl Rules for Sgdp {
             } else {
                 (buf[j], old)
             };
-            dir.delta.push(step.lr() * u);
-            dir.sign_src.push(u);
-            dir.sign_mag.push(mag);
-        }
-        dir
+            (step.lr() * u, u, mag)
+        })
     }
 
     /// The projection and mask, then decay scaled by `ratio / (1 - momentum)`, then
     /// the step.
-    fn reference_step(&self, mut x: TensorStep<'_>) -> (u64, u64) {
-        let lr = x.step.lr();
-        let unit = RefStep {
-            t: x.step.t,
-            lrs: &[1.0],
-            g: x.step.g,
-            rank: x.step.rank,
-        };
-        let dir = self.reference_direction(&mut x.state, &unit);
-        let out = self
-            .projection()
-            .apply(x.p, x.step.g, dir, x.seg_len, x.caution);
-        apply_step(x.p, &out, x.decay, out.wd_ratio / (1.0 - self.momentum), lr);
-        out.counts
+    fn reference_step(&self, x: TensorStep<'_>) -> (u64, u64) {
+        self.projection()
+            .reference_step(self, x, 1.0 - self.momentum)
     }
 
     fn timm_group(&self) -> Value {
