@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Algorithm, Direction, GroupHyper, HOOK_NEEDS, HOOKS, RefStep, Rules};
+use super::{Algorithm, Direction, GroupHyper, HOOKS, RefStep, Rules};
 use crate::error::Result;
 use crate::optim::config::Caution;
 use crate::optim::timm::{CAUTION, CORRECTED, TimmArgs, TimmDefault, TimmName};
@@ -30,7 +30,17 @@ impl Default for Sgd {
 }
 
 /// `sgd.wgsl`: SGD's hooks (Nesterov or not through the generated constant `NESTEROV`).
-static SHADER: Part = shader_part!("sgd.wgsl", HOOKS, HOOK_NEEDS);
+static SHADER: Part = shader_part!("sgd.wgsl", HOOKS, HOOK_NEEDS_MOMENTUM);
+/// What `sgd.wgsl` needs: the hooks' loads and stores and the momentum update.
+const HOOK_NEEDS_MOMENTUM: &[&str] = &[
+    "load_param",
+    "store_param",
+    "load_state0",
+    "store_state0",
+    "momentum_update",
+];
+/// `momentum.wgsl`: the (Nesterov) momentum update SGD and SGDP share.
+pub(super) static MOMENTUM: Part = shader_part!("momentum.wgsl", &["momentum_update"], &[]);
 
 impl Rules for Sgd {
     fn name(&self) -> &'static str {
@@ -46,7 +56,10 @@ impl Rules for Sgd {
     }
 
     fn shader(&self, module: ShaderBuilder) -> ShaderBuilder {
-        module.constant("NESTEROV", self.nesterov).part(&SHADER)
+        module
+            .constant("NESTEROV", self.nesterov)
+            .part(&MOMENTUM)
+            .part(&SHADER)
     }
 
     /// Updates the momentum buffer (set to `g` on the first step) and returns the

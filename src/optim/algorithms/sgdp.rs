@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::projection::{Projection, collect_direction};
+use super::sgd::MOMENTUM;
 use super::{Algorithm, Direction, GroupHyper, RefStep, Rules};
 use crate::error::Result;
 use crate::optim::config::Caution;
@@ -55,7 +56,8 @@ static SHADER: Part = shader_part!(
         "store_param",
         "load_state0",
         "store_state0",
-        "projected_step"
+        "projected_step",
+        "momentum_update"
     ],
 );
 
@@ -88,7 +90,7 @@ impl Rules for Sgdp {
 
     fn shader(&self, module: ShaderBuilder) -> ShaderBuilder {
         let module = module.constant("SGDP_NESTEROV", self.nesterov);
-        self.projection().shader(module, &SHADER)
+        self.projection().shader(module.part(&MOMENTUM), &SHADER)
     }
 
     fn segment_len(&self, shape: &[usize]) -> u64 {
