@@ -6,12 +6,11 @@
 mod common;
 
 use common::*;
-use coptim::arena::ArenaLimits;
 use coptim::optim::{
     Algorithm, Caution, DecayMode, Mars, MarsType, Optimizer, OptimizerConfig, OptimizerOptions,
 };
 use coptim::stream::StreamShape;
-use coptim::{GpuContext, ParamStore, TensorId};
+use coptim::{GpuContext, ParamStore};
 
 /// Sums of up to 40,000 f32 terms added in f32 (as tests/tensor_sums.rs): at most
 /// about (terms per run + tree depths) * 2^-24 of the sum of |terms|, under 2e-5.
@@ -23,22 +22,15 @@ const TOL: f64 = 1e-6;
 /// tensor (the AdamW path), with 16 KiB bindings (one block per window) and 192 KiB
 /// buffers, so large tensors cross windows and the set spans two buffers.
 fn store(ctx: &GpuContext) -> ParamStore {
-    let limits = ArenaLimits::from_limits(ctx.limits()).capped(16 * 1024, 192 * 1024);
-    let shapes: Vec<(String, Vec<usize>)> = [
+    let shapes = [
         vec![1, 1],
         vec![7],
         vec![64, 64],
         vec![17, 241],
         vec![3, 4099],
         vec![200, 200],
-    ]
-    .into_iter()
-    .enumerate()
-    .map(|(i, s)| (format!("t{i}"), s))
-    .collect();
-    let store = ParamStore::with_limits(ctx, &shapes, limits).unwrap();
-    assert!(store.layout().windows().len() > store.params.buffers().len());
-    store
+    ];
+    windowed_store(ctx, shapes)
 }
 
 /// Gradient scale per tensor: the corrected gradient's norm stays under 1 (no clip)
@@ -87,33 +79,14 @@ fn mars_matches_reference_across_windows_and_grids() {
     }
 }
 
-/// Gradients of `GRAD_SCALES` for every tensor of `store`, written to its arena.
-fn write_grads(
-    ctx: &GpuContext,
-    store: &ParamStore,
-    r: &mut rand_chacha::ChaCha8Rng,
-) -> Vec<Vec<f64>> {
-    let grads: Vec<Vec<f64>> = store
-        .layout()
-        .tensors()
-        .iter()
-        .zip(GRAD_SCALES)
-        .map(|(t, scale)| to_f64(&to_f32(&randn(r, t.len as usize, scale))))
-        .collect();
-    for (i, g) in grads.iter().enumerate() {
-        store.grads.write(ctx, TensorId(i), &to_f32(g)).unwrap();
-    }
-    grads
-}
-
 /// The norm sums (`sums.x`) of the second step of MARS from seed 7, with `caution`.
 fn second_step_norms(ctx: &GpuContext, caution: Caution) -> Vec<f32> {
     let store = store(ctx);
     let mut opt = Optimizer::new(ctx, &store, mars(Mars::default(), caution)).unwrap();
     let mut r = rng(7);
-    write_grads(ctx, &store, &mut r);
+    write_grads(ctx, &store, &mut r, &GRAD_SCALES);
     opt.step_blocking().unwrap();
-    write_grads(ctx, &store, &mut r);
+    write_grads(ctx, &store, &mut r, &GRAD_SCALES);
     opt.step_blocking().unwrap();
     let sums = pollster::block_on(opt.read_tensor_sums()).unwrap();
     sums.iter().map(|s| s[0]).collect()
@@ -124,8 +97,8 @@ fn second_step_norms(ctx: &GpuContext, caution: Caution) -> Vec<f32> {
 fn f64_norms(store: &ParamStore) -> Vec<(f64, f64)> {
     let coef = 0.025 * (0.9 / (1.0 - 0.9));
     let mut r = rng(7);
-    let first = grads_of(store, &mut r);
-    let second = grads_of(store, &mut r);
+    let first = draw_grads(store, &mut r, &GRAD_SCALES);
+    let second = draw_grads(store, &mut r, &GRAD_SCALES);
     let tensors = store.layout().tensors();
     (0..tensors.len())
         .map(|i| {
@@ -137,17 +110,6 @@ fn f64_norms(store: &ParamStore) -> Vec<(f64, f64)> {
             let mag = (0..g.len()).map(|j| g[j].abs() + coef * (g[j] - last[j]).abs());
             (c.map(|x| x * x).sum(), mag.map(|x| x * x).sum())
         })
-        .collect()
-}
-
-/// The gradients `write_grads` draws, without writing them.
-fn grads_of(store: &ParamStore, r: &mut rand_chacha::ChaCha8Rng) -> Vec<Vec<f64>> {
-    store
-        .layout()
-        .tensors()
-        .iter()
-        .zip(GRAD_SCALES)
-        .map(|(t, scale)| to_f64(&to_f32(&randn(r, t.len as usize, scale))))
         .collect()
 }
 

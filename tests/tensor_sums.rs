@@ -26,15 +26,7 @@ const TOL: f64 = 1e-6;
 /// block per window) and 192 KiB buffers, so large tensors cross windows and the set
 /// spans two buffers.
 fn store(ctx: &GpuContext) -> ParamStore {
-    let limits = ArenaLimits::from_limits(ctx.limits()).capped(16 * 1024, 192 * 1024);
-    let shapes: Vec<(String, Vec<usize>)> = [1, 7, 4096, 4097, 12_289, 40_000]
-        .iter()
-        .enumerate()
-        .map(|(i, &n)| (format!("t{i}"), vec![n]))
-        .collect();
-    let store = ParamStore::with_limits(ctx, &shapes, limits).unwrap();
-    assert!(store.layout().windows().len() > store.params.buffers().len());
-    store
+    windowed_store(ctx, [1, 7, 4096, 4097, 12_289, 40_000].map(|n| vec![n]))
 }
 
 fn lamb(options: Lamb, caution: Caution, decay: DecayMode) -> OptimizerConfig {
@@ -103,22 +95,13 @@ fn f64_sums(
         .collect()
 }
 
-/// Random gradients for every tensor of `store`, written to its gradient arena.
-fn write_grads(
+/// Gradients at scale 0.5 for every tensor of `store`, written to its gradient arena.
+fn write_half_grads(
     ctx: &GpuContext,
     store: &ParamStore,
     r: &mut rand_chacha::ChaCha8Rng,
 ) -> Vec<Vec<f64>> {
-    let grads: Vec<Vec<f64>> = store
-        .layout()
-        .tensors()
-        .iter()
-        .map(|t| to_f64(&to_f32(&randn(r, t.len as usize, 0.5))))
-        .collect();
-    for (i, g) in grads.iter().enumerate() {
-        store.grads.write(ctx, TensorId(i), &to_f32(g)).unwrap();
-    }
-    grads
+    write_grads(ctx, store, r, &vec![0.5; store.layout().tensors().len()])
 }
 
 /// The sums of the second step of a cautious LAMB with cautious decay (and no gradient
@@ -136,9 +119,9 @@ fn second_step_sums(ctx: &GpuContext) -> (Vec<[f32; 4]>, Vec<[f64; 4]>) {
         store.params.write(ctx, TensorId(i), &p).unwrap();
     }
     let mut opt = Optimizer::new(ctx, &store, cfg).unwrap();
-    write_grads(ctx, &store, &mut r);
+    write_half_grads(ctx, &store, &mut r);
     opt.step_blocking().unwrap();
-    let grads = write_grads(ctx, &store, &mut r);
+    let grads = write_half_grads(ctx, &store, &mut r);
     let want = f64_sums(ctx, &opt, &store, &grads);
     opt.step_blocking().unwrap();
     (pollster::block_on(opt.read_tensor_sums()).unwrap(), want)
@@ -214,7 +197,7 @@ fn first_step_segment_sums(ctx: &GpuContext) -> (SegmentSums<f32>, SegmentSums<f
         params.push(to_f64(&p));
     }
     let mut opt = Optimizer::new(ctx, &store, timm("adamp")).unwrap();
-    let grads = write_grads(ctx, &store, &mut r);
+    let grads = write_half_grads(ctx, &store, &mut r);
     opt.step_blocking().unwrap();
     let (b1, eps) = (0.9, 1e-8);
     let want = store

@@ -1,9 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use coptim::arena::ParamSet;
+use coptim::arena::{ArenaLimits, ParamSet};
 use coptim::optim::{Caution, OptimizerConfig, ReferenceOptimizer, ReferenceStep};
-use coptim::{GpuContext, Optimizer, TensorId};
+use coptim::{GpuContext, Optimizer, ParamStore, TensorId};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -242,4 +242,47 @@ pub fn compare_with_gradients(
         max_rel,
         steps: reports,
     }
+}
+
+/// A store of `shapes` (named `t0`, `t1`, ...) with 16 KiB bindings (one 4096-element
+/// block per window) and 192 KiB buffers, checked to cross windows inside a buffer.
+pub fn windowed_store(
+    ctx: &GpuContext,
+    shapes: impl IntoIterator<Item = Vec<usize>>,
+) -> ParamStore {
+    let limits = ArenaLimits::from_limits(ctx.limits()).capped(16 * 1024, 192 * 1024);
+    let shapes: Vec<(String, Vec<usize>)> = shapes
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| (format!("t{i}"), s))
+        .collect();
+    let store = ParamStore::with_limits(ctx, &shapes, limits).unwrap();
+    assert!(store.layout().windows().len() > store.params.buffers().len());
+    store
+}
+
+/// Random f32-representable gradients for every tensor of `store`, tensor `i` at
+/// `scales[i]`, without writing them.
+pub fn draw_grads(store: &ParamStore, r: &mut ChaCha8Rng, scales: &[f64]) -> Vec<Vec<f64>> {
+    store
+        .layout()
+        .tensors()
+        .iter()
+        .zip(scales)
+        .map(|(t, &scale)| to_f64(&to_f32(&randn(r, t.len as usize, scale))))
+        .collect()
+}
+
+/// [`draw_grads`], written to the store's gradient arena.
+pub fn write_grads(
+    ctx: &GpuContext,
+    store: &ParamStore,
+    r: &mut ChaCha8Rng,
+    scales: &[f64],
+) -> Vec<Vec<f64>> {
+    let grads = draw_grads(store, r, scales);
+    for (i, g) in grads.iter().enumerate() {
+        store.grads.write(ctx, TensorId(i), &to_f32(g)).unwrap();
+    }
+    grads
 }
