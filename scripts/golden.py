@@ -463,7 +463,7 @@ def build_tensors(case, init, grads, steps, states):
     for i, p in enumerate(init):
         t[f"param.{i}.init"] = p.contiguous()
     for s in range(STEPS):
-        for i in range(len(SHAPES)):
+        for i in range(len(init)):
             t[f"grad.{s + 1}.{i}"] = grads[s][i].contiguous()
             t[f"param.{i}.step{s + 1}"] = steps[s][i].contiguous()
     for key, ts in states.items():
@@ -806,16 +806,26 @@ def check():
     return ok
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--check", action="store_true",
-                    help="verify committed files (bitwise rerun + independent f64 replay)")
-    ap.add_argument("--only", nargs="+", metavar="CASE",
-                    help="write only these cases (and/or timm_factory), leaving the other files as they are")
+def run_cli(doc, check, generate, check_help, only_help=None):
+    """A golden script's command line: `--check` exits with check()'s verdict, else
+    generate() runs (given `--only`'s cases where `only_help` offers that option)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--check", action="store_true", help=check_help)
+    if only_help:
+        ap.add_argument("--only", nargs="+", metavar="CASE", help=only_help)
     args = ap.parse_args()
     if args.check:
         sys.exit(0 if check() else 1)
-    generate(args.only)
+    if only_help:
+        generate(args.only)
+    else:
+        generate()
+
+
+def main():
+    run_cli(__doc__, check, generate,
+            "verify committed files (bitwise rerun + independent f64 replay)",
+            "write only these cases (and/or timm_factory), leaving the other files as they are")
 
 
 if __name__ == "__main__":

@@ -46,7 +46,6 @@ References, read from the installed sources (paths under site-packages):
   when wd != 0 or always_adapt, :301-313).
 """
 
-import argparse
 import json
 import math
 import os
@@ -440,14 +439,8 @@ def check():
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--check", action="store_true", help="verify the committed files")
-    ap.add_argument("--only", nargs="+", metavar="CASE",
-                    help="write only these cases, leaving the other files as they are")
-    args = ap.parse_args()
-    if args.check:
-        sys.exit(0 if check() else 1)
-    generate(args.only)
+    golden.run_cli(__doc__, check, generate, "verify the committed files",
+                   "write only these cases, leaving the other files as they are")
 
 
 if __name__ == "__main__":

@@ -43,7 +43,6 @@ Reference (timm 1.0.31, site-packages/timm/optim/):
   passes momentum=0.9 to SGDP.
 """
 
-import argparse
 import json
 import math
 import os
@@ -126,20 +125,6 @@ def run_case(c):
     return init, grads, steps, states
 
 
-def build_tensors(init, grads, steps, states):
-    t = {}
-    for i, p in enumerate(init):
-        t[f"param.{i}.init"] = p.contiguous()
-    for s in range(golden.STEPS):
-        for i in range(len(SHAPES)):
-            t[f"grad.{s + 1}.{i}"] = grads[s][i].contiguous()
-            t[f"param.{i}.step{s + 1}"] = steps[s][i].contiguous()
-    for key, ts in states.items():
-        for i, v in enumerate(ts):
-            t[f"state.{key}.{i}"] = v.contiguous()
-    return t
-
-
 def group_of(c):
     """The parameter group timm builds (every hyperparameter the replay needs)."""
     opt = timm.optim.create_optimizer_v2([torch.nn.Parameter(torch.zeros(2))], c["timm"], **c["kwargs"])
@@ -182,7 +167,7 @@ def generate():
     for c in CASES:
         init, grads, steps, states = run_case(c)
         path = os.path.join(golden.OUT_DIR, c["name"] + ".safetensors")
-        golden.save_file(build_tensors(init, grads, steps, states), path, metadata=build_meta(c))
+        golden.save_file(golden.build_tensors(c, init, grads, steps, states), path, metadata=build_meta(c))
         print(f"wrote {os.path.relpath(path, golden.ROOT)} ({os.path.getsize(path)} bytes)")
 
 
@@ -259,7 +244,7 @@ def check():
         path = os.path.join(golden.OUT_DIR, c["name"] + ".safetensors")
         meta, tensors = golden.load(path)
         init, grads, steps, states = run_case(c)
-        fresh = build_tensors(init, grads, steps, states)
+        fresh = golden.build_tensors(c, init, grads, steps, states)
         same = set(fresh) == set(tensors) and all(torch.equal(fresh[k], tensors[k]) for k in fresh)
         same = same and meta == build_meta(c)
         ref, ref_states, views = replay(meta, tensors)
@@ -284,12 +269,7 @@ def check():
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--check", action="store_true", help="verify the committed files")
-    args = ap.parse_args()
-    if args.check:
-        sys.exit(0 if check() else 1)
-    generate()
+    golden.run_cli(__doc__, check, generate, "verify the committed files")
 
 
 if __name__ == "__main__":
