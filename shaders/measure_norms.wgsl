@@ -37,9 +37,7 @@ fn measure_norms(
             }
         }
     }
-    if bad != 0u {
-        atomicOr(&status_rw.found_inf, 1u);
-    }
+    flag_nonfinite(bad);
     let total = workgroup_sum4(sums, lid);
     if in_range && lid == 0u {
         partials[slot].sums = total;

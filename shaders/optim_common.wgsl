@@ -209,6 +209,14 @@ fn count_nonfinite(g: vec4<f32>, valid: vec4<bool>) -> u32 {
     return dot(select(vec4<u32>(0u), vec4<u32>(1u), bad), vec4<u32>(1u));
 }
 
+// Flags the step's gradients as not finite when `bad` lanes were (through `status_rw`,
+// which each module's pass file declares: optim_step.wgsl or reduce.wgsl).
+fn flag_nonfinite(bad: u32) {
+    if bad != 0u {
+        atomicOr(&status_rw.found_inf, 1u);
+    }
+}
+
 // A group's bias corrections after one more step from `c`: x = 1 - beta1^t and
 // y = 1 - beta2^t as the recurrences c_t = (1 - beta) + beta * c_{t-1} (no cancellation
 // in f32), z = the beta1-EMA of the learning rate, sum (1 - beta1) beta1^(t-k) lr_k

@@ -110,9 +110,7 @@ fn count_agreement(
             }
         }
     }
-    if bad != 0u {
-        atomicOr(&status_rw.found_inf, 1u);
-    }
+    flag_nonfinite(bad);
     add_block_count(agree, slot, lid);
     add_block_sums(sums, slot, lid, in_range);
 }

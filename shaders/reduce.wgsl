@@ -61,9 +61,7 @@ fn check_finite(
             bad += count_nonfinite(load_grad(lane.at.grad, lane.valid), lane.valid);
         }
     }
-    if bad != 0u {
-        atomicOr(&status_rw.found_inf, 1u);
-    }
+    flag_nonfinite(bad);
 }
 
 @compute @workgroup_size(WG_SIZE)
@@ -88,9 +86,7 @@ fn grad_sumsq(
             }
         }
     }
-    if bad != 0u {
-        atomicOr(&status_rw.found_inf, 1u);
-    }
+    flag_nonfinite(bad);
     let total = workgroup_sum(sumsq, lid);
     if in_range && lid == 0u {
         partials[slot].sums = vec4<f32>(total, 0.0, 0.0, 0.0);

@@ -142,9 +142,7 @@ fn measure_pieces(wg: vec3<u32>, lid: u32, masked: bool) {
             }
         }
     }
-    if bad != 0u {
-        atomicOr(&status_rw.found_inf, 1u);
-    }
+    flag_nonfinite(bad);
     if masked {
         add_block_count(agree, slot, lid);
     }

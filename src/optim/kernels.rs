@@ -31,6 +31,7 @@ pub static COMMON: Part = shader_part!(
         "clipping",
         "count_agree",
         "count_nonfinite",
+        "flag_nonfinite",
         "one_minus_pow",
         "torch_lerp",
     ],
