@@ -10,7 +10,9 @@
 //   tensor_terms(at, g, dir, valid, c: StepContext) -> vec4<f32>  (with add_block_sums)
 //       four per-coordinate terms summed per tensor (tensor_sums_block.wgsl), or
 //       none (tensor_sums_none.wgsl)
-// and params_{vec4,scalar}.wgsl supplies load_param, store_param and load_grad.
+// params_{vec4,scalar}.wgsl supplies load_param, store_param and load_grad, and
+// decay_{decoupled,coupled}.wgsl supplies decay_grad (the gradient the algorithm sees:
+// plus wd * p under coupled decay) and decay_factor (the decoupled decay factor).
 //
 // Entry points:
 //   count_agreement: the measuring pass (caution, or tensor sums); per block, counts
@@ -24,7 +26,7 @@
 //   0 params          storage rw   parameter window (params_<variant>.wgsl; count: tensor sums only)
 //   1 grads           storage r    gradient window (params_<variant>.wgsl)
 //   2 state0          storage rw   first state window (state_<dtype>.wgsl)
-//   3 state1          storage rw   second state window, AdamW and LAMB (state_<dtype>.wgsl)
+//   3 state1          storage rw   second state window (state_<dtype>.wgsl)
 //   4 blocks          storage r    block table of the window
 //   5 tensors         storage r    per-tensor table (group, scale, sums)
 //   6 step            uniform      StepParams
@@ -32,6 +34,7 @@
 //   8 window          uniform      WindowInfo
 //   9 partials        storage rw   per-block records: agreement count, float sums
 //  10 status_rw       storage rw   StatusRw (count_agreement: found_inf, clip, step)
+//  11 state2          storage rw   third state window (state_<dtype>.wgsl)
 
 @group(0) @binding(BINDING_BLOCKS) var<storage, read> blocks: array<Block>;
 @group(0) @binding(BINDING_TENSORS) var<storage, read> tensors: array<TensorEntry>;
@@ -45,13 +48,13 @@
 struct StepContext {
     gp: GroupParams,
     bias: vec4<f32>,    // this step's bias corrections (see advance_bias)
-    decay: f32,         // 1 - lr * weight_decay
+    decay: f32,         // the decoupled decay factor, 1 - lr * weight_decay (decay_factor)
     first_step: bool,   // this is the first completed step
     sums: vec4<f32>,    // the tensor's float sums from the measuring pass
 }
 
 fn step_context(gp: GroupParams, bias: vec4<f32>, first_step: bool, sums: vec4<f32>) -> StepContext {
-    return StepContext(gp, bias, 1.0 - gp.lr * gp.weight_decay, first_step, sums);
+    return StepContext(gp, bias, decay_factor(gp), first_step, sums);
 }
 
 @compute @workgroup_size(WG_SIZE)
@@ -79,7 +82,7 @@ fn count_agreement(
             let lane = block_lane(blk, k, lid);
             if lane.valid.x {
                 let g_raw = load_grad(lane.at.grad, lane.valid);
-                let g = g_raw * clip;
+                let g = decay_grad(lane.at, g_raw * clip, lane.valid, gp);
                 let dir = caution_direction(lane.at.state, g, c);
                 agree += count_agree(dir, g, lane.valid);
                 sums += tensor_terms(lane.at, g, dir, lane.valid, c);
@@ -111,7 +114,7 @@ fn update(
     for (var k = 0u; k < VEC_PER_THREAD; k++) {
         let lane = block_lane(blk, k, lid);
         if lane.valid.x {
-            let g = load_grad(lane.at.grad, lane.valid) * clip;
+            let g = decay_grad(lane.at, load_grad(lane.at.grad, lane.valid) * clip, lane.valid, gp);
             step_vec4(lane.at, g, lane.valid, t.scale, c);
         }
     }

@@ -8,10 +8,12 @@
 // with overflow to infinity and NaN kept quiet, exactly as `half::bf16::from_f32`.
 //
 // @binding(2) state0: first state tensor (exp_avg, or momentum_buffer)
-// @binding(3) state1: second state tensor (exp_avg_sq), AdamW only
+// @binding(3) state1: second state tensor (exp_avg_sq, ...)
+// @binding(11) state2: third state tensor (RMSpropTF's centered grad_avg with momentum)
 
 @group(0) @binding(BINDING_STATE0) var<storage, read_write> state0: array<vec2<u32>>;
 @group(0) @binding(BINDING_STATE1) var<storage, read_write> state1: array<vec2<u32>>;
+@group(0) @binding(BINDING_STATE2) var<storage, read_write> state2: array<vec2<u32>>;
 
 fn bf16_unpack4(w: vec2<u32>) -> vec4<f32> {
     let hi = vec2<u32>(0xffff0000u);
@@ -45,4 +47,12 @@ fn load_state1(i: u32) -> vec4<f32> {
 
 fn store_state1(i: u32, v: vec4<f32>) {
     state1[i] = bf16_pack4(v);
+}
+
+fn load_state2(i: u32) -> vec4<f32> {
+    return bf16_unpack4(state2[i]);
+}
+
+fn store_state2(i: u32, v: vec4<f32>) {
+    state2[i] = bf16_pack4(v);
 }

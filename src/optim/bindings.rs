@@ -15,7 +15,7 @@ use crate::optim::plan::{Placement, Plan, Span, WindowPlan};
 
 /// The state bindings, in state order: a pass that reads `k` state tensors binds the
 /// first `k`.
-const STATES: &[u32] = &[binding::STATE0, binding::STATE1];
+const STATES: &[u32] = &[binding::STATE0, binding::STATE1, binding::STATE2];
 /// Bindings used by the update pass, besides every state tensor.
 const UPDATE: &[u32] = &[
     binding::PARAMS,
@@ -155,8 +155,8 @@ pub(crate) struct BindingSources<'a> {
     /// The distinct buffers holding parameters and gradients.
     pub tensor_buffers: &'a [wgpu::Buffer],
     pub state: &'a [Arena],
-    /// The algorithm's measuring pass sums tensor terms (reads the parameters too).
-    pub tensor_sums: bool,
+    /// The measuring pass reads the parameters (tensor sums, or coupled decay).
+    pub count_params: bool,
     /// How many state tensors (the first ones) the count pass reads.
     pub count_states: usize,
 }
@@ -183,12 +183,11 @@ impl BindingSources<'_> {
                 span_resource(self.tensor_buffers, wp.param),
             ),
             (binding::GRADS, span_resource(self.tensor_buffers, wp.grad)),
-            (binding::STATE0, window_resource(&self.state[0], wp.window)),
             (binding::BLOCKS, blocks.as_entire_binding()),
             (binding::STATUS, self.buffers.status.as_entire_binding()),
         ]);
-        if let Some(s1) = self.state.get(1) {
-            all.push((binding::STATE1, window_resource(s1, wp.window)));
+        for (k, arena) in self.state.iter().enumerate() {
+            all.push((STATES[k], window_resource(arena, wp.window)));
         }
         let p = self.pipelines;
         let make = |pipeline: &wgpu::ComputePipeline, used: &[u32], label: &str| {
@@ -203,8 +202,8 @@ impl BindingSources<'_> {
         let with_states = |base: &[u32], k: usize| [base, &STATES[..k]].concat();
         let update = with_states(UPDATE, self.state.len());
         let mut count = with_states(COUNT, self.count_states);
-        if self.tensor_sums {
-            // 8 storage bindings with LAMB's two states: WebGPU's default per-stage limit.
+        if self.count_params {
+            // 8 storage bindings with two states: WebGPU's default per-stage limit.
             count.push(binding::PARAMS);
         }
         WindowBindings {

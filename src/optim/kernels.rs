@@ -4,7 +4,8 @@
 //! and parts in `shaders/`: the shared
 //! declarations, the parameter access variant (vec4 for coptim's arenas, scalar for
 //! views of a caller's buffers), the agreement-count reduction (subgroup or workgroup
-//! variant), the state storage variant, the shared count and update entry points, and the
+//! variant), the state storage variant, the shared count and update entry points, the
+//! weight decay variant (decoupled or coupled), and the
 //! algorithm's hooks (its caution direction and its per-vec4 update), which its file
 //! in `src/optim/algorithms/` adds.
 
@@ -45,7 +46,14 @@ pub static COUNT_SUBGROUP: Part = shader_part!("count_subgroup.wgsl", &["add_blo
 /// Agreement-count reduction with a workgroup atomic (portable fallback).
 pub static COUNT_WORKGROUP: Part = shader_part!("count_workgroup.wgsl", &["add_block_count"], &[]);
 /// The hooks every state storage variant provides.
-const STATE_ACCESS: &[&str] = &["load_state0", "store_state0", "load_state1", "store_state1"];
+const STATE_ACCESS: &[&str] = &[
+    "load_state0",
+    "store_state0",
+    "load_state1",
+    "store_state1",
+    "load_state2",
+    "store_state2",
+];
 /// f32 optimizer state.
 pub static STATE_F32: Part = shader_part!("state_f32.wgsl", STATE_ACCESS, &[]);
 /// bf16 optimizer state, two per u32 (every adapter).
@@ -66,8 +74,16 @@ pub static STEP: Part = shader_part!(
         "load_grad",
         "block_lane",
         "block_index",
+        "decay_grad",
+        "decay_factor",
     ],
 );
+/// The hooks every weight decay variant provides.
+const DECAY: &[&str] = &["decay_grad", "decay_factor"];
+/// Decoupled weight decay: the gradient as it is, `p *= 1 - lr * wd` by the algorithm.
+pub static DECAY_DECOUPLED: Part = shader_part!("decay_decoupled.wgsl", DECAY, &[]);
+/// Coupled (L2) weight decay: `g + wd * p` for both passes, no decoupled decay.
+pub static DECAY_COUPLED: Part = shader_part!("decay_coupled.wgsl", DECAY, &["load_param"]);
 /// Per-block float sums of an algorithm's tensor terms (LAMB).
 pub static TENSOR_SUMS_BLOCK: Part = shader_part!(
     "tensor_sums_block.wgsl",
@@ -128,7 +144,7 @@ pub mod binding {
         GRADS = 1;
         /// First state tensor (`state0`).
         STATE0 = 2;
-        /// Second state tensor (`state1`, AdamW and LAMB).
+        /// Second state tensor (`state1`, AdamW, LAMB, ...).
         STATE1 = 3;
         /// Block table of the dispatch (`blocks`).
         BLOCKS = 4;
@@ -144,6 +160,8 @@ pub mod binding {
         PARTIALS = 9;
         /// Status, written by the reductions (`status_rw`).
         STATUS_RW = 10;
+        /// Third state tensor (`state2`, RMSpropTF centered with momentum).
+        STATE2 = 11;
     }
 }
 
@@ -185,6 +203,11 @@ pub fn algorithm_module(
             ElementType::F16 => &STATE_F16,
         })
         .part(&STEP)
+        .part(if algorithm.rules().coupled_decay() {
+            &DECAY_COUPLED
+        } else {
+            &DECAY_DECOUPLED
+        })
         .part(if algorithm.needs_tensor_sums() {
             &TENSOR_SUMS_BLOCK
         } else {

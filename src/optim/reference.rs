@@ -103,7 +103,13 @@ impl ReferenceOptimizer {
         for (i, (p, g_raw)) in params.iter_mut().zip(grads).enumerate() {
             let (lr_scale, wd) = cfg.group_hyper(self.groups[i]);
             let lr = lr_base * lr_scale;
-            let g: Vec<f64> = g_raw.iter().map(|g| g * clip).collect();
+            let coupled = cfg.algorithm.rules().coupled_decay();
+            // Coupled (L2) decay: the algorithm sees g + wd * p and decays nothing itself.
+            let g: Vec<f64> = g_raw
+                .iter()
+                .zip(p.iter())
+                .map(|(g, p)| if coupled { g * clip + wd * p } else { g * clip })
+                .collect();
             let lrs = &self.lr_history[self.groups[i]];
             let x = TensorStep {
                 p,
@@ -111,7 +117,11 @@ impl ReferenceOptimizer {
                 step: RefStep { t, lrs, g: &g },
                 wd,
                 decay: DecayRate {
-                    rate: cfg.decay.lr_factor(lr, cfg.lr) * wd,
+                    rate: if coupled {
+                        0.0
+                    } else {
+                        cfg.decay.lr_factor(lr, cfg.lr) * wd
+                    },
                     cautious: cfg.decay.cautious,
                 },
                 caution: cfg.caution,
@@ -135,11 +145,12 @@ pub(crate) struct TensorStep<'a> {
     pub p: &'a mut [f64],
     /// The tensor's state, in the order of the algorithm's state names.
     pub state: Vec<&'a mut Vec<f64>>,
-    /// The step number, learning rates and clipped gradient.
+    /// The step number, learning rates and clipped gradient (plus `wd * p` under
+    /// coupled decay).
     pub step: RefStep<'a>,
     /// The group's weight decay as configured (coupled decay adds `wd * p`).
     pub wd: f64,
-    /// The decoupled decay of this step.
+    /// The decoupled decay of this step (none under coupled decay).
     pub decay: DecayRate,
     /// The caution mode.
     pub caution: Caution,

@@ -102,7 +102,7 @@ impl Optimizer {
             buffers: &buffers,
             tensor_buffers: &tensor_buffers,
             state: &state,
-            tensor_sums: config.algorithm.needs_tensor_sums(),
+            count_params: config.algorithm.count_pass_reads_params(),
             count_states: config.algorithm.rules().count_states(),
         };
         let num_tensors = layout.num_tensors() as u32;

@@ -14,7 +14,7 @@ use super::{Algorithm, Direction, GroupHyper, RefStep, Rules, positive, timm_bet
 use crate::error::Result;
 use crate::optim::config::Caution;
 use crate::optim::reference::{Mask, TensorStep};
-use crate::optim::timm::{CAUTION, CORRECTED, TimmArgs, TimmDefault, TimmName};
+use crate::optim::timm::{CAUTION, CORRECTED, DECOUPLED, TimmArgs, TimmDefault, TimmName};
 use crate::wgsl::{Part, ShaderBuilder, shader_part};
 
 /// LAMB's hyperparameters and switches, as timm's `Lamb` names them.
@@ -207,7 +207,6 @@ fn norm(x: &[f64]) -> f64 {
 /// timm.optim.Lamb.
 const LAMB: TimmName = TimmName::new("lamb", 1e-3, timm_lamb).betas().eps();
 const TRUST_CLIP: (&str, TimmDefault) = ("trust_clip", TimmDefault::Bool(true));
-const DECOUPLED: (&str, TimmDefault) = ("decoupled_decay", TimmDefault::Bool(true));
 
 /// timm's LAMB names (timm/optim/_optim_factory.py: `_register_lamb_lars`, the
 /// corrected-decay and the cautious registrations).

@@ -18,6 +18,7 @@ mod lamb;
 mod laprop;
 mod lion;
 mod nadamw;
+mod rmsprop_tf;
 mod sgd;
 
 pub use adamw::{AdamW, EpsStyle};
@@ -25,6 +26,7 @@ pub use lamb::Lamb;
 pub use laprop::LaProp;
 pub use lion::Lion;
 pub use nadamw::NAdamW;
+pub use rmsprop_tf::RmsPropTf;
 pub use sgd::Sgd;
 
 use serde::{Deserialize, Serialize};
@@ -80,6 +82,19 @@ pub(crate) trait Rules {
     /// direction.
     fn reference_direction(&self, state: &mut [&mut Vec<f64>], step: &RefStep) -> Direction;
 
+    /// Whether weight decay is coupled (L2): `g + wd * p` replaces the gradient in both
+    /// passes (the caution mask sees it) and there is no decoupled decay
+    /// (`shaders/decay_coupled.wgsl`). Decoupled by default.
+    fn coupled_decay(&self) -> bool {
+        false
+    }
+
+    /// Whether the caution mask has a quantity to act on (true by default; RMSpropTF
+    /// without momentum has none, as timm's).
+    fn caution_applies(&self) -> bool {
+        true
+    }
+
     /// Where decoupled weight decay sits relative to the step (before, by default).
     fn decay(&self) -> Decay {
         Decay::BeforeStep
@@ -129,6 +144,9 @@ pub enum Algorithm {
     NAdamW(NAdamW),
     /// LaProp: momentum of the normalized gradient (timm `laprop`/`claprop`).
     LaProp(LaProp),
+    /// RMSprop, TensorFlow style (timm `rmsproptf`/`crmsproptf`).
+    #[serde(rename = "rmsproptf")]
+    RmsPropTf(RmsPropTf),
 }
 
 impl Algorithm {
@@ -141,6 +159,7 @@ impl Algorithm {
             Algorithm::Lamb(a) => a,
             Algorithm::NAdamW(a) => a,
             Algorithm::LaProp(a) => a,
+            Algorithm::RmsPropTf(a) => a,
         }
     }
 
@@ -214,6 +233,12 @@ impl Algorithm {
     pub fn count_pass_states(&self) -> usize {
         self.rules().count_states()
     }
+
+    /// Whether the caution count pass reads the parameters (tensor sums, or coupled
+    /// weight decay: see [`Rules::coupled_decay`]).
+    pub fn count_pass_reads_params(&self) -> bool {
+        self.needs_tensor_sums() || self.rules().coupled_decay()
+    }
 }
 
 /// Every timm optimizer name coptim builds, with the algorithm that serves it.
@@ -224,6 +249,7 @@ pub(crate) const TIMM_NAMES: &[&[TimmName]] = &[
     nadamw::TIMM,
     laprop::TIMM,
     lamb::TIMM,
+    rmsprop_tf::TIMM,
 ];
 
 /// What a reference step of one tensor knows: the step, its learning rates, the gradient.
@@ -332,6 +358,27 @@ impl GroupHyper {
 const HOOKS: &[&str] = &["caution_direction", "step_vec4"];
 /// What the algorithm files use from the other parts.
 const HOOK_NEEDS: &[&str] = &["load_param", "store_param", "load_state0", "store_state0"];
+
+/// Declares `load_<name>(i)` and `store_<name>(i, v)` for each of an algorithm's
+/// optional states `names`: the accessors of state `k` where `kept` (its
+/// [`Rules::state_names`]) lists the name `k`-th, zeros and no store where it does not,
+/// so that a WGSL file reads its optional states by name and its module binds only the
+/// states the configuration keeps.
+fn state_accessors(mut module: ShaderBuilder, names: &[&str], kept: &[&str]) -> ShaderBuilder {
+    for name in names {
+        module = module.declare(match kept.iter().position(|k| k == name) {
+            Some(k) => format!(
+                "fn load_{name}(i: u32) -> vec4<f32> {{ return load_state{k}(i); }}\n\
+                 fn store_{name}(i: u32, v: vec4<f32>) {{ store_state{k}(i, v); }}"
+            ),
+            None => format!(
+                "fn load_{name}(i: u32) -> vec4<f32> {{ return vec4<f32>(0.0); }}\n\
+                 fn store_{name}(i: u32, v: vec4<f32>) {{}}"
+            ),
+        });
+    }
+    module
+}
 
 /// `Ok` when `v` is in [0, 1), otherwise an error naming `name`.
 fn unit_interval(name: &str, v: f64) -> Result<()> {
