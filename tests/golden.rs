@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use common::*;
 use coptim::optim::{
-    AdamW, Algorithm, Caution, DecayMode, EpsStyle, Lamb, Lion, NonFinite, Normalization,
-    OptimizerConfig, ReferenceOptimizer, Sgd,
+    AdamW, Algorithm, Caution, DecayMode, EpsStyle, Lamb, Lion, LrSchedule, NonFinite,
+    Normalization, OptimizerConfig, ReferenceOptimizer, Sgd,
 };
 use coptim::stream::StreamShape;
 use coptim::{GpuContext, ParamStore, TensorId};
@@ -55,13 +55,23 @@ fn load(name: &str) -> Case {
     }
 }
 
+/// The case's learning-rate schedule (constant when its metadata names none).
+fn schedule(case: &Case) -> LrSchedule {
+    case.meta
+        .get("schedule")
+        .map(|s| serde_json::from_str(s).unwrap())
+        .unwrap_or_default()
+}
+
 /// The case's configuration: through timm's factory when the case names its timm name
-/// and keywords, otherwise from the hyperparameters in its metadata.
+/// and keywords (with the case's schedule), otherwise from the hyperparameters in its
+/// metadata.
 fn config(case: &Case) -> OptimizerConfig {
     if let Some(name) = case.meta.get("timm_name") {
         let kwargs: serde_json::Value = serde_json::from_str(&case.meta["timm_kwargs"]).unwrap();
         return OptimizerConfig::from_timm(name, &kwargs)
-            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name))
+            .with_schedule(schedule(case));
     }
     let f = |k: &str| case.meta[k].parse::<f64>().unwrap();
     let flag = |k: &str| case.meta.get(k).is_some_and(|v| v == "true");
@@ -101,15 +111,10 @@ fn config(case: &Case) -> OptimizerConfig {
         },
         other => panic!("unknown caution {other}"),
     };
-    let schedule = case
-        .meta
-        .get("schedule")
-        .map(|s| serde_json::from_str(s).unwrap())
-        .unwrap_or_default();
     let mut cfg = OptimizerConfig::new(algorithm, f("lr"))
         .with_caution(caution)
         .with_weight_decay(f("weight_decay"))
-        .with_schedule(schedule)
+        .with_schedule(schedule(case))
         .with_decay(DecayMode {
             cautious: flag("cautious_weight_decay"),
             corrected: flag("corrected_weight_decay"),
