@@ -53,6 +53,7 @@ from timm.optim.adamw import AdamWLegacy
 from timm.optim.lion import Lion as TimmLion
 from timm.optim.nadamw import NAdamW
 from timm.optim.laprop import LaProp
+from timm.optim.adopt import Adopt
 from timm.optim.sgdw import SGDW
 from pytorch_optimizer import Lion as PyoptLion
 
@@ -103,6 +104,9 @@ FAMILIES = {
     "laprop": dict(meta=dict(lr=1e-3, betas=(0.0, 0.0), eps=0.0, weight_decay=0.0, momentum=0.0,
                              nesterov=False, eps_style="den = sqrt(v/bc2) + eps"),
                    state_keys=["exp_avg", "exp_avg_sq"]),
+    "adopt": dict(meta=dict(lr=1e-3, betas=(0.0, 0.0), eps=0.0, weight_decay=0.0, momentum=0.0,
+                            nesterov=False, eps_style="n = g / max(sqrt(v), eps)"),
+                  state_keys=["exp_avg", "exp_avg_sq"]),
     "lion": dict(meta=dict(lr=1e-3, betas=(0.0, 0.0), eps=0.0, weight_decay=0.0, momentum=0.0,
                            nesterov=False, eps_style="none (Lion has no eps)"),
                  state_keys=["exp_avg"]),
@@ -123,7 +127,13 @@ FAMILIES = {
 #   timm.optim.laprop.LaProp     timm/optim/laprop.py:40 (__init__), :150-163 exp_avg_lr_1/2 and
 #                                step_size, :244 _single_tensor_laprop (:262-266 moments, :268-271
 #                                mask on exp_avg, :273 step, :275-277 decay after the step)
+#   timm.optim.adopt.Adopt       timm/optim/adopt.py:65 (__init__), :262 _single_tensor_adopt
+#                                (:318-319 coupled decay into the gradient, :322-324 step 1 only
+#                                sets v, :326-328 decoupled decay, :330-335 normalized gradient
+#                                and its clip, :337 moment, :339-343 mask against the gradient,
+#                                :345 step, :347 v after the step)
 CLASSES = {
+    "timm.optim.adopt.Adopt": Adopt,
     "timm.optim.nadamw.NAdamW": NAdamW,
     "timm.optim.laprop.LaProp": LaProp,
     "torch.optim.AdamW": torch.optim.AdamW,
@@ -236,6 +246,24 @@ CASES += member_cases(
     "then p -= lr*wd*p (decay after the step)", "laprop")
 
 
+ADOPT_NOTES = ("step 1: v = g*g only; then n = g / max(sqrt(v), eps) clipped to +-(t-1)^clip_exp; "
+               "m.lerp_(n, 1-b1) (x = m, masked against g); p -= lr*m; v = b2*v + (1-b2)*g*g")
+ADOPT_ARGS = "lr=1e-2, betas=(0.9, 0.9999), eps=1e-6, weight_decay=1e-2, corrected_weight_decay=False"
+
+CASES += member_cases(
+    "adopt", "timm.optim.adopt.Adopt", f"{ADOPT_ARGS}, clip_exp=0.333, decoupled=False",
+    "coupled decay g += wd*p (the mask sees it); " + ADOPT_NOTES, "adopt")
+CASES += member_cases(
+    "adopt", "timm.optim.adopt.Adopt", f"{ADOPT_ARGS}, clip_exp=0.333, decoupled=True",
+    "decoupled decay p *= 1 - lr*wd from step 2; " + ADOPT_NOTES, "adoptw")
+CASES += [
+    case(f"timm_{c}adopt_noclip", "adopt", "timm.optim.adopt.Adopt",
+         f"{ADOPT_ARGS}, clip_exp=None, decoupled=False, caution={bool(c)}, foreach=False",
+         "as timm_adopt without the clip", timm=f"{c}adopt", factory=True)
+    for c in ("", "c")
+]
+
+
 def factory_kwargs_of(c):
     """The case's keywords as create_optimizer_v2 takes them with its timm name."""
     return {k: v for k, v in kwargs_of(c).items() if k not in FACTORY_IMPLIED}
@@ -303,6 +331,12 @@ FACTORY_CASES = [
                "max_grad_norm": None, "always_adapt": True, "grad_averaging": False,
                "bias_correction": False}),
     ("clambw", {"lr": 2e-3, "weight_decay": 0.05, "corrected_weight_decay": True, "trust_clip": True}),
+] + [
+    (name, {}) for name in ("adopt", "adoptw", "adoptc", "cadopt", "cadoptw", "cadoptc", "nadamc", "cnadamc")
+] + [
+    ("cadopt", {"lr": 2e-3, "weight_decay": 0.05, "betas": [0.9, 0.99], "eps": 1e-8, "clip_exp": None,
+                "decoupled": True, "corrected_weight_decay": True}),
+    ("adopt", {"weight_decay": 0.05, "clip_exp": 0.25, "corrected_weight_decay": True}),
 ] + [
     # RMSpropTF (scripts/golden_family.py has its vectors).
     (name, kwargs) for name in ("rmsproptf", "crmsproptf", "rmsproptfw", "rmsproptfc")
@@ -393,8 +427,20 @@ def build_meta(case):
         "state_keys": json.dumps(state_keys_of(case)),
         "eps_style": m["eps_style"],
         "notes": case["notes"],
+        **adopt_meta(m, case["family"]),
         **input_meta(),
     }
+
+
+def adopt_meta(m, family):
+    """ADOPT's own options (its cases only): decoupled decay, the clip exponent."""
+    if family != "adopt":
+        return {}
+    clip = m["clip_exp"]
+    return {"decoupled": "true" if m["decoupled"] else "false",
+            "clip_exp": "none" if clip is None else fmt(clip),
+            "weight_decay_style": "decoupled: p *= 1 - lr*wd before the update, from step 2"
+            if m["decoupled"] else "coupled: g += wd*p before everything (the mask sees it)"}
 
 
 def input_meta():
@@ -466,7 +512,11 @@ def f64_replay(meta, tensors):
         raise ValueError(caution)
 
     step_rule, decay_after = REPLAYS[opt]
-    hp = dict(b1=b1, b2=b2, eps=eps, mu=mu, nesterov=nesterov, lr=lr)
+    clip_exp = meta.get("clip_exp", "none")
+    hp = dict(b1=b1, b2=b2, eps=eps, mu=mu, nesterov=nesterov, lr=lr,
+              clip_exp=None if clip_exp == "none" else float(clip_exp))
+    coupled = meta.get("decoupled") == "false"  # ADOPT's L2 decay: g += wd*p
+    first_move = 2 if opt == "adopt" else 1  # ADOPT's step 1 only initializes v
     out_steps = []  # out_steps[s][i]
     counts = []  # counts[s][i]: kept coordinates k (rows stay empty when caution is off)
     p = [f64(f"param.{i}.init") for i in range(nt)]
@@ -475,14 +525,17 @@ def f64_replay(meta, tensors):
         counts.append([])
         for i in range(nt):
             g = f64(f"grad.{t}.{i}")
-            if not decay_after:
+            if coupled:
+                g = g + wd * p[i]
+            decays = not coupled and t >= first_move
+            if decays and not decay_after:
                 p[i] = p[i] * (1.0 - lr * wd)
             delta, x = step_rule(st[i], g, t, hp)
             if caution != "off":
                 phi = (x * g > 0).astype(np.float64)
                 delta = delta * phi * scale(phi)
             p[i] = p[i] - delta
-            if decay_after:
+            if decays and decay_after:
                 p[i] = p[i] * (1.0 - lr * wd)
         out_steps.append([x.copy() for x in p])
     keys = st[0].keys()
@@ -530,7 +583,22 @@ def replay_laprop(st, g, t, h):
     return st["exp_avg"] / (1 - b1 ** t), st["exp_avg"]
 
 
+def replay_adopt(st, g, t, h):
+    _zeros(st, g, "exp_avg", "exp_avg_sq")
+    if t == 1:
+        st["exp_avg_sq"] = g * g
+        return np.zeros_like(g), np.zeros_like(g)
+    n = g / np.maximum(np.sqrt(st["exp_avg_sq"]), h["eps"])
+    if h["clip_exp"] is not None:
+        bound = (t - 1) ** h["clip_exp"]
+        n = np.clip(n, -bound, bound)
+    st["exp_avg"] = h["b1"] * st["exp_avg"] + (1 - h["b1"]) * n
+    st["exp_avg_sq"] = h["b2"] * st["exp_avg_sq"] + (1 - h["b2"]) * g * g
+    return h["lr"] * st["exp_avg"], st["exp_avg"]
+
+
 REPLAYS = {
+    "adopt": (replay_adopt, False),
     "laprop": (replay_laprop, True),
     "adamw": (replay_adam, False),
     "nadamw": (lambda st, g, t, h: replay_adam(st, g, t, h, nesterov=True), False),

@@ -4,6 +4,7 @@
 How to run (from the repository root):
 
     /tmp/robust_torchenv/bin/python scripts/golden_family.py          # (re)write the files
+    /tmp/robust_torchenv/bin/python scripts/golden_family.py --only timm_cadoptc  # just these
     /tmp/robust_torchenv/bin/python scripts/golden_family.py --check  # verify them
 
 Same inputs, tensor names, file layout and check rule as scripts/golden.py (whose
@@ -19,8 +20,10 @@ the metadata of golden.py, these string keys (tests/golden/README.md):
                             LAMB's options (max_grad_norm "none" when off)
     alpha, centered, lr_in_momentum, decoupled
                             RMSpropTF's options
-    timm_name, timm_kwargs  as in golden.py: tests/golden.rs builds the case through
-                            OptimizerConfig::from_timm (and applies `schedule`)
+    clip_exp                ADOPT's clip exponent ("none" when off)
+    timm_name, timm_kwargs  the timm name and keywords that build the case (then
+                            tests/golden.rs builds it through OptimizerConfig::from_timm
+                            and applies `schedule`)
 
 References, read from the installed sources (paths under site-packages):
 
@@ -33,8 +36,9 @@ References, read from the installed sources (paths under site-packages):
   the step of a timm optimizer built with weight_decay=0; the update it compares with p
   is the timm update direction before its mask (sign(m_new) for AdamW, the Lion sign,
   SGD's buffer or Nesterov direction), computed from the optimizer state before the step.
-- Corrected decay: timm/optim/adamw.py:295 and lion.py:205 (`wd_scale = lr if max_lr is
-  None else lr ** 2 / max_lr`), max_lr = `_max_lr_snapshot(lr)` of the constructor lr
+- Corrected decay: timm/optim/adamw.py:295, lion.py:205, nadamw.py:275 and adopt.py:327
+  (`wd_scale = lr if max_lr is None else lr ** 2 / max_lr`; ADOPT decays only from step
+  2, its step 1 only sets v = g*g: adopt.py:322-328), max_lr = `_max_lr_snapshot(lr)` of the constructor lr
   (_helpers.py:79-89); the lr of each step is set in the param group as a scheduler would.
 - RMSpropTF (timm 'rmsproptf', 'crmsproptf', 'rmsproptfc'; built through
   `timm.optim.create_optimizer_v2(params, name, foreach=False, **kwargs)`):
@@ -62,8 +66,10 @@ import torch
 
 from timm.optim import create_optimizer_v2
 from timm.optim.adamw import AdamWLegacy
+from timm.optim.adopt import Adopt
 from timm.optim.lamb import Lamb
 from timm.optim.lion import Lion as TimmLion
+from timm.optim.nadamw import NAdamW
 from timm.optim.sgdw import SGDW
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -162,8 +168,8 @@ def _rmsprop_case(name, timm_name, kwargs, notes, schedule=None):
     source = f"timm.optim.create_optimizer_v2(params, {timm_name!r}, foreach=False, " + \
         ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) + ") [timm.optim.RMSpropTF]"
     return dict(name=name, make=make, state_keys=state_keys, cwd=None, schedule=schedule,
-                factory=(timm_name, kwargs),
                 meta=_meta("rmsproptf", caution, group["lr"], group["weight_decay"], source, notes,
+                           timm_name=timm_name, timm_kwargs=kwargs,
                            eps=group["eps"], momentum=group["momentum"], eps_style="sqrt(v + eps)",
                            alpha=group["alpha"], centered=group["centered"],
                            lr_in_momentum=group["lr_in_momentum"], decoupled=group["decoupled_decay"],
@@ -173,6 +179,10 @@ def _rmsprop_case(name, timm_name, kwargs, notes, schedule=None):
 ADAMW_ARGS = dict(lr=1e-2, betas=(0.9, 0.999), eps=1e-8, amsgrad=False, foreach=False)
 LION_ARGS = dict(lr=1e-3, betas=(0.9, 0.99), foreach=False)
 SGD_ARGS = dict(lr=1e-2, momentum=0.9, dampening=0.0, nesterov=True, foreach=False)
+NADAMW_ARGS = dict(lr=1e-2, betas=(0.9, 0.999), eps=1e-8, foreach=False)
+ADOPT_ARGS = dict(lr=1e-2, betas=(0.9, 0.9999), eps=1e-6, clip_exp=0.333, foreach=False)
+ADOPT_META = dict(beta1=0.9, beta2=0.9999, eps=1e-6, eps_style="n = g / max(sqrt(v), eps)",
+                  clip_exp=0.333, decoupled=True)
 ADAMW_META = dict(beta1=0.9, beta2=0.999, eps=1e-8, eps_style=golden.TORCH_EPS_STYLE)
 LION_META = dict(beta1=0.9, beta2=0.99)
 SGD_META = dict(momentum=0.9, nesterov=True)
@@ -212,6 +222,21 @@ CASES = [
                     ["momentum_buffer"], "mean_clamp", 1e-2, 0.1,
                     source="timm SGDW(lr=1e-2, momentum=0.9, nesterov=True, weight_decay=0.1, caution=True, "
                            "corrected_weight_decay=True) [timm 'csgdc']", **SGD_META),
+    _corrected_case("timm_cnadamc", "nadamw",
+                    lambda ps: NAdamW(ps, weight_decay=0.1, caution=True, corrected_weight_decay=True,
+                                      **NADAMW_ARGS),
+                    ["exp_avg", "exp_avg_sq"], "mean_clamp", 1e-2, 0.1,
+                    source="timm NAdamW(lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.1, "
+                           "caution=True, corrected_weight_decay=True) [timm 'cnadamc']",
+                    timm_name="cnadamc", timm_kwargs=dict(lr=1e-2, weight_decay=0.1), **ADAMW_META),
+    _corrected_case("timm_cadoptc", "adopt",
+                    lambda ps: Adopt(ps, weight_decay=0.1, decoupled=True, caution=True,
+                                     corrected_weight_decay=True, **ADOPT_ARGS),
+                    ["exp_avg", "exp_avg_sq"], "mean_clamp", 1e-2, 0.1,
+                    source="timm Adopt(lr=1e-2, betas=(0.9, 0.9999), eps=1e-6, clip_exp=0.333, "
+                           "weight_decay=0.1, decoupled=True, caution=True, corrected_weight_decay=True) "
+                           "[timm 'cadoptc']",
+                    timm_name="cadoptc", timm_kwargs=dict(lr=1e-2, weight_decay=0.1), **ADOPT_META),
     _lamb_case("timm_lamb", "off", 1e-2, "timm 'lamb' defaults (coupled decay, global clip at 1.0)"),
     _lamb_case("timm_clamb", "mean_clamp", 1e-2, "timm 'clamb': mask before decay and trust ratio"),
     _lamb_case("timm_lambw", "off", 1e-2, "timm 'lambw': decoupled decay", decoupled_decay=True),
@@ -288,10 +313,12 @@ def build_meta(case):
     meta["cautious_weight_decay"] = "true" if m.get("cautious_weight_decay") else "false"
     meta["corrected_weight_decay"] = "true" if m.get("corrected_weight_decay") else "false"
     meta["schedule"] = json.dumps(case["schedule"] or {"kind": "constant"})
-    if case.get("factory"):
-        timm_name, kwargs = case["factory"]
-        meta["timm_name"] = timm_name
-        meta["timm_kwargs"] = json.dumps(kwargs)
+    if "timm_name" in m:
+        meta["timm_name"] = m["timm_name"]
+        meta["timm_kwargs"] = json.dumps(m["timm_kwargs"])
+    if m["optimizer"] == "adopt":
+        meta["decoupled"] = "true" if m["decoupled"] else "false"
+        meta["clip_exp"] = "none" if m["clip_exp"] is None else golden.fmt(m["clip_exp"])
     if m["optimizer"] == "rmsproptf":
         meta["weight_decay_style"] = "decoupled" if m["decoupled"] else "coupled: g += wd*p"
         meta["alpha"] = golden.fmt(m["alpha"])
@@ -304,9 +331,11 @@ def build_meta(case):
     return meta
 
 
-def generate():
+def generate(only):
     init, grads = golden.make_inputs()
     for case in CASES:
+        if only and case["name"] not in only:
+            continue
         steps, states = run_case(case, init, grads)
         tensors = golden.build_tensors(case, init, grads, steps, states)
         path = os.path.join(golden.OUT_DIR, case["name"] + ".safetensors")
@@ -350,11 +379,17 @@ class Replay:
     def elementwise(self, i, g, t, lr):
         opt, cautious = self.meta["optimizer"], self.meta["caution"] != "off"
         b1, b2 = self.f("beta1"), self.f("beta2")
-        if opt == "adamw":
+        if opt == "adopt" and t == 1:
+            self.v[i] = g * g  # ADOPT's step 1: no decay, no step
+            return
+        if opt in ("adamw", "nadamw"):
             self.m[i] = b1 * self.m[i] + (1 - b1) * g
             self.v[i] = b2 * self.v[i] + (1 - b2) * g * g
             bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
-            u = self.m[i] / (np.sqrt(self.v[i]) / math.sqrt(bc2) + self.f("eps")) / bc1
+            n = b1 * self.m[i] + (1 - b1) * g if opt == "nadamw" else self.m[i]
+            u = n / (np.sqrt(self.v[i]) / math.sqrt(bc2) + self.f("eps")) / bc1
+        elif opt == "adopt":
+            u = self.adopt_moment(i, g, t)
         elif opt == "lion":
             u = np.sign(b1 * self.m[i] + (1 - b1) * g)
             self.m[i] = b2 * self.m[i] + (1 - b2) * g
@@ -365,6 +400,17 @@ class Replay:
         phi = (u * g > 0).astype(np.float64)
         masked = u * phi * mask_scale(phi) if cautious else u
         self.p[i] = self.decay(self.p[i], u, lr) - lr * masked
+
+    def adopt_moment(self, i, g, t):
+        """ADOPT's new first moment from step 2 (v updated after it)."""
+        b1, b2 = self.f("beta1"), self.f("beta2")
+        n = g / np.maximum(np.sqrt(self.v[i]), self.f("eps"))
+        if self.meta["clip_exp"] != "none":
+            bound = (t - 1) ** self.f("clip_exp")
+            n = np.clip(n, -bound, bound)
+        self.m[i] = b1 * self.m[i] + (1 - b1) * n
+        self.v[i] = b2 * self.v[i] + (1 - b2) * g * g
+        return self.m[i]
 
     def lamb(self, i, g, t, lr, clip):
         b1, b2, eps, wd = self.f("beta1"), self.f("beta2"), self.f("eps"), self.f("weight_decay")
@@ -479,10 +525,12 @@ def check():
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--check", action="store_true", help="verify the committed files")
+    ap.add_argument("--only", nargs="+", metavar="CASE",
+                    help="write only these cases, leaving the other files as they are")
     args = ap.parse_args()
     if args.check:
         sys.exit(0 if check() else 1)
-    generate()
+    generate(args.only)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 // The Rust side (src/optim/kernels.rs, through src/wgsl.rs) builds each optimizer
 // module as generated constants + optim_common.wgsl + params_{vec4,scalar}.wgsl
 //   + count_{subgroup,workgroup}.wgsl + state_<dtype>.wgsl + optim_step.wgsl
-//   + <algorithm>.wgsl
+//   + grad_decay_{none,coupled}.wgsl + tensor_sums_{none,block}.wgsl + <algorithm>.wgsl
 // so the structs, constants and block indexing below are identical everywhere.
 //
 // Work is cut into blocks: one workgroup handles one block of at most BLOCK_ELEMS

@@ -10,9 +10,8 @@
 //   tensor_terms(at, g, dir, valid, c: StepContext) -> vec4<f32>  (with add_block_sums)
 //       four per-coordinate terms summed per tensor (tensor_sums_block.wgsl), or
 //       none (tensor_sums_none.wgsl)
-// params_{vec4,scalar}.wgsl supplies load_param, store_param and load_grad, and
-// decay_{decoupled,coupled}.wgsl supplies decay_grad (the gradient the algorithm sees:
-// plus wd * p under coupled decay) and decay_factor (the decoupled decay factor).
+// and params_{vec4,scalar}.wgsl supplies load_param, store_param and load_grad, and
+// grad_decay_{none,coupled}.wgsl step_grad (the gradient the algorithm sees).
 //
 // Entry points:
 //   count_agreement: the measuring pass (caution, or tensor sums); per block, counts
@@ -23,7 +22,8 @@
 //                    the step is skipped
 //
 // Bindings (group 0; BINDING_* constants generated from `binding` in src/optim/kernels.rs):
-//   0 params          storage rw   parameter window (params_<variant>.wgsl; count: tensor sums only)
+//   0 params          storage rw   parameter window (params_<variant>.wgsl; count: tensor sums
+//                                  or coupled decay only)
 //   1 grads           storage r    gradient window (params_<variant>.wgsl)
 //   2 state0          storage rw   first state window (state_<dtype>.wgsl)
 //   3 state1          storage rw   second state window (state_<dtype>.wgsl)
@@ -48,13 +48,14 @@
 struct StepContext {
     gp: GroupParams,
     bias: vec4<f32>,    // this step's bias corrections (see advance_bias)
-    decay: f32,         // the decoupled decay factor, 1 - lr * weight_decay (decay_factor)
+    decay: f32,         // 1 - lr * weight_decay
     first_step: bool,   // this is the first completed step
+    t: f32,             // this step's number: completed steps, this one included
     sums: vec4<f32>,    // the tensor's float sums from the measuring pass
 }
 
-fn step_context(gp: GroupParams, bias: vec4<f32>, first_step: bool, sums: vec4<f32>) -> StepContext {
-    return StepContext(gp, bias, decay_factor(gp), first_step, sums);
+fn step_context(gp: GroupParams, bias: vec4<f32>, t: u32, sums: vec4<f32>) -> StepContext {
+    return StepContext(gp, bias, 1.0 - gp.lr * gp.weight_decay, t == 1u, f32(t), sums);
 }
 
 @compute @workgroup_size(WG_SIZE)
@@ -76,13 +77,13 @@ fn count_agreement(
         // Runs before advance_step: the bias corrections and step count advance here
         // as advance_step will advance them; the sums are what this pass measures.
         let bias = advance_bias(gp, status_rw.bias[group]);
-        let c = step_context(gp, bias, status_rw.step == 0u, vec4<f32>(0.0));
+        let c = step_context(gp, bias, status_rw.step + 1u, vec4<f32>(0.0));
         let clip = select(1.0, status_rw.clip_coef, clipping(step));
         for (var k = 0u; k < VEC_PER_THREAD; k++) {
             let lane = block_lane(blk, k, lid);
             if lane.valid.x {
                 let g_raw = load_grad(lane.at.grad, lane.valid);
-                let g = decay_grad(lane.at, g_raw * clip, lane.valid, gp);
+                let g = step_grad(lane, g_raw * clip, c);
                 let dir = caution_direction(lane.at.state, g, c);
                 agree += count_agree(dir, g, lane.valid);
                 sums += tensor_terms(lane.at, g, dir, lane.valid, c);
@@ -109,12 +110,12 @@ fn update(
     let blk = blocks[b];
     let t = tensors[blk.tensor];
     let gp = step.groups[t.group];
-    let c = step_context(gp, status.bias[t.group], status.step == 1u, t.sums);
+    let c = step_context(gp, status.bias[t.group], status.step, t.sums);
     let clip = select(1.0, status.clip_coef, clipping(step));
     for (var k = 0u; k < VEC_PER_THREAD; k++) {
         let lane = block_lane(blk, k, lid);
         if lane.valid.x {
-            let g = decay_grad(lane.at, load_grad(lane.at.grad, lane.valid) * clip, lane.valid, gp);
+            let g = step_grad(lane, load_grad(lane.at.grad, lane.valid) * clip, c);
             step_vec4(lane.at, g, lane.valid, t.scale, c);
         }
     }

@@ -55,7 +55,7 @@ fn load(name: &str) -> Case {
     }
 }
 
-/// The case's learning-rate schedule (constant when its metadata names none).
+/// The case's learning-rate schedule (constant unless its metadata names one).
 fn schedule(case: &Case) -> LrSchedule {
     case.meta
         .get("schedule")
@@ -64,8 +64,7 @@ fn schedule(case: &Case) -> LrSchedule {
 }
 
 /// The case's configuration: through timm's factory when the case names its timm name
-/// and keywords (with the case's schedule), otherwise from the hyperparameters in its
-/// metadata.
+/// and keywords (then its schedule), otherwise from the hyperparameters in its metadata.
 fn config(case: &Case) -> OptimizerConfig {
     if let Some(name) = case.meta.get("timm_name") {
         let kwargs: serde_json::Value = serde_json::from_str(&case.meta["timm_kwargs"]).unwrap();

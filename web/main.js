@@ -292,6 +292,13 @@ async function main() {
     status: () => trainer.status(),
     /** The drawing pad's latest classification: { runs: [{ optimizer, digit, probabilities }] } or null. */
     prediction: () => page.prediction,
+    /**
+     * Runs the embedding check on the page's GPU device (the bindings' `embedCheck`:
+     * the caller's own buffers, per-step learning rates, one readback record per step,
+     * against the f64 reference): `options` is { optimizer, lr, weightDecay, steps,
+     * seed, fault }; resolves to its report, rejects with the error for a bad input.
+     */
+    embedCheck: async (options) => JSON.parse(await trainer.wasm.embedCheck(trainer.gpu, JSON.stringify(options))),
   };
   document.dispatchEvent(new Event('coptim-ready'));
 }

@@ -39,8 +39,8 @@ use crate::stream::StreamShape;
 /// - with caution, pass 1 (the agreement count) reads g and the states its direction
 ///   needs ([`Algorithm::count_pass_states`]: one, two for LaProp): `4 + k * s`;
 /// - an algorithm with per-tensor sums (LAMB) runs that pass with or without caution
-///   and reads p too: `8 + k * s`; so does caution under coupled weight decay
-///   (RMSpropTF's `g + wd * p`);
+///   and reads p too: `8 + k * s`; so does one with coupled decay (ADOPT's, RMSpropTF's `wd * p`)
+///   when caution runs it;
 /// - an algorithm with its own gradient clip (LAMB's `max_grad_norm`) reads g once
 ///   more for the global norm: `4`;
 /// - otherwise, the non-finite check (when on) reads g once more: `4`.
@@ -61,6 +61,8 @@ use crate::stream::StreamShape;
 /// assert_eq!(step_bytes_per_param(&laprop, true, ElementType::F32, true), 40);
 /// let lamb = Algorithm::by_name("lamb").unwrap();
 /// assert_eq!(step_bytes_per_param(&lamb, true, ElementType::F32, true), 28 + 16 + 4);
+/// let adopt = Algorithm::by_name("adopt").unwrap();
+/// assert_eq!(step_bytes_per_param(&adopt, true, ElementType::F32, true), 28 + 16);
 /// let rmsprop = Algorithm::by_name("rmsproptf").unwrap();
 /// assert_eq!(step_bytes_per_param(&rmsprop, true, ElementType::F32, true), 28 + 16);
 /// ```
@@ -79,13 +81,9 @@ pub fn step_bytes_per_param(
         0
     };
     let k = algorithm.count_pass_states() as u64;
-    let params = if algorithm.count_pass_reads_params() {
-        4
-    } else {
-        0
-    };
+    let count_pass = 4 + 4 * algorithm.count_reads_params() as u64 + k * s;
     let extra = if algorithm.needs_tensor_sums() || caution {
-        4 + params + k * s
+        count_pass
     } else if nonfinite_check && clip == 0 {
         4
     } else {

@@ -155,8 +155,8 @@ pub(crate) struct BindingSources<'a> {
     /// The distinct buffers holding parameters and gradients.
     pub tensor_buffers: &'a [wgpu::Buffer],
     pub state: &'a [Arena],
-    /// The measuring pass reads the parameters (tensor sums, or coupled decay).
-    pub count_params: bool,
+    /// The algorithm's measuring pass reads the parameters (tensor terms, coupled decay).
+    pub count_reads_params: bool,
     /// How many state tensors (the first ones) the count pass reads.
     pub count_states: usize,
 }
@@ -202,7 +202,7 @@ impl BindingSources<'_> {
         let with_states = |base: &[u32], k: usize| [base, &STATES[..k]].concat();
         let update = with_states(UPDATE, self.state.len());
         let mut count = with_states(COUNT, self.count_states);
-        if self.count_params {
+        if self.count_reads_params {
             // 8 storage bindings with two states: WebGPU's default per-stage limit.
             count.push(binding::PARAMS);
         }

@@ -331,7 +331,20 @@ impl OptimizerConfig {
                 "corrected weight decay needs decoupled decay for LAMB (timm `lambw`)".into(),
             ));
         }
-        self.check_algorithm_options()?;
+        if self.decay.cautious && self.algorithm.coupled_decay() {
+            return Err(Error::InvalidConfig(format!(
+                "cautious weight decay needs decoupled decay; `{}` adds weight decay to the \
+                 gradient (timm `adoptw` decouples it)",
+                self.algorithm.name()
+            )));
+        }
+        if self.caution.is_on() && !self.algorithm.rules().caution_applies() {
+            return Err(Error::InvalidConfig(format!(
+                "caution has nothing to mask in `{}` with this configuration \
+                 (RMSpropTF masks its momentum buffer: set momentum > 0)",
+                self.algorithm.name()
+            )));
+        }
         if self.decay.corrected && !positive(self.lr) {
             return Err(Error::InvalidConfig(format!(
                 "corrected weight decay needs a positive base lr (the max lr), got {}",
@@ -358,25 +371,6 @@ impl OptimizerConfig {
 }
 
 impl OptimizerConfig {
-    /// Rejects caution and decay options that the algorithm has nothing to apply to.
-    fn check_algorithm_options(&self) -> Result<()> {
-        let rules = self.algorithm.rules();
-        let name = self.algorithm.name();
-        if self.caution.is_on() && !rules.caution_applies() {
-            return Err(Error::InvalidConfig(format!(
-                "caution has nothing to mask in {name} with this configuration \
-                 (RMSpropTF masks its momentum buffer: set momentum > 0)"
-            )));
-        }
-        if rules.coupled_decay() && (self.decay.cautious || self.decay.corrected) {
-            return Err(Error::InvalidConfig(format!(
-                "{name} with coupled (L2) weight decay has no decoupled decay to make \
-                 cautious or corrected: use decoupled decay (timm `decoupled_decay=True`)"
-            )));
-        }
-        Ok(())
-    }
-
     /// For each tensor name, the index of its group in `self.groups`, or
     /// `self.groups.len()` for the implicit default group. Unknown names and tensors
     /// listed in two groups are errors.

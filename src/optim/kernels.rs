@@ -5,7 +5,7 @@
 //! declarations, the parameter access variant (vec4 for coptim's arenas, scalar for
 //! views of a caller's buffers), the agreement-count reduction (subgroup or workgroup
 //! variant), the state storage variant, the shared count and update entry points, the
-//! weight decay variant (decoupled or coupled), and the
+//! gradient the algorithm sees (with coupled weight decay or without), and the
 //! algorithm's hooks (its caution direction and its per-vec4 update), which its file
 //! in `src/optim/algorithms/` adds.
 
@@ -69,21 +69,14 @@ pub static STEP: Part = shader_part!(
         "caution_direction",
         "tensor_terms",
         "step_vec4",
+        "step_grad",
         "add_block_count",
         "add_block_sums",
         "load_grad",
         "block_lane",
         "block_index",
-        "decay_grad",
-        "decay_factor",
     ],
 );
-/// The hooks every weight decay variant provides.
-const DECAY: &[&str] = &["decay_grad", "decay_factor"];
-/// Decoupled weight decay: the gradient as it is, `p *= 1 - lr * wd` by the algorithm.
-pub static DECAY_DECOUPLED: Part = shader_part!("decay_decoupled.wgsl", DECAY, &[]);
-/// Coupled (L2) weight decay: `g + wd * p` for both passes, no decoupled decay.
-pub static DECAY_COUPLED: Part = shader_part!("decay_coupled.wgsl", DECAY, &["load_param"]);
 /// Per-block float sums of an algorithm's tensor terms (LAMB).
 pub static TENSOR_SUMS_BLOCK: Part = shader_part!(
     "tensor_sums_block.wgsl",
@@ -96,6 +89,11 @@ pub static TENSOR_SUMS_NONE: Part = shader_part!(
     &["tensor_terms", "add_block_sums"],
     &[],
 );
+/// The clipped gradient as the algorithm sees it (decoupled decay, or none).
+pub static GRAD_DECAY_NONE: Part = shader_part!("grad_decay_none.wgsl", &["step_grad"], &[]);
+/// The clipped gradient plus `wd * p` (coupled decay: reads the parameters).
+pub static GRAD_DECAY_COUPLED: Part =
+    shader_part!("grad_decay_coupled.wgsl", &["step_grad"], &["load_param"]);
 /// A vec4 sum over a workgroup in a fixed order (`workgroup_sum4`).
 pub static WORKGROUP_SUM4: Part = shader_part!("lib/workgroup_sum4.wgsl", &["workgroup_sum4"], &[]);
 /// Reductions: finite check, gradient norm, clip, caution scale, step advance.
@@ -203,10 +201,10 @@ pub fn algorithm_module(
             ElementType::F16 => &STATE_F16,
         })
         .part(&STEP)
-        .part(if algorithm.rules().coupled_decay() {
-            &DECAY_COUPLED
+        .part(if algorithm.coupled_decay() {
+            &GRAD_DECAY_COUPLED
         } else {
-            &DECAY_DECOUPLED
+            &GRAD_DECAY_NONE
         })
         .part(if algorithm.needs_tensor_sums() {
             &TENSOR_SUMS_BLOCK

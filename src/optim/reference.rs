@@ -103,12 +103,15 @@ impl ReferenceOptimizer {
         for (i, (p, g_raw)) in params.iter_mut().zip(grads).enumerate() {
             let (lr_scale, wd) = cfg.group_hyper(self.groups[i]);
             let lr = lr_base * lr_scale;
-            let coupled = cfg.algorithm.rules().coupled_decay();
-            // Coupled (L2) decay: the algorithm sees g + wd * p and decays nothing itself.
+            let coupled = if cfg.algorithm.coupled_decay() {
+                wd
+            } else {
+                0.0
+            };
             let g: Vec<f64> = g_raw
                 .iter()
                 .zip(p.iter())
-                .map(|(g, p)| if coupled { g * clip + wd * p } else { g * clip })
+                .map(|(g, p)| g * clip + coupled * p)
                 .collect();
             let lrs = &self.lr_history[self.groups[i]];
             let x = TensorStep {
@@ -117,11 +120,7 @@ impl ReferenceOptimizer {
                 step: RefStep { t, lrs, g: &g },
                 wd,
                 decay: DecayRate {
-                    rate: if coupled {
-                        0.0
-                    } else {
-                        cfg.decay.lr_factor(lr, cfg.lr) * wd
-                    },
+                    rate: cfg.decay.lr_factor(lr, cfg.lr) * wd,
                     cautious: cfg.decay.cautious,
                 },
                 caution: cfg.caution,
@@ -145,12 +144,11 @@ pub(crate) struct TensorStep<'a> {
     pub p: &'a mut [f64],
     /// The tensor's state, in the order of the algorithm's state names.
     pub state: Vec<&'a mut Vec<f64>>,
-    /// The step number, learning rates and clipped gradient (plus `wd * p` under
-    /// coupled decay).
+    /// The step number, learning rates and clipped gradient.
     pub step: RefStep<'a>,
     /// The group's weight decay as configured (coupled decay adds `wd * p`).
     pub wd: f64,
-    /// The decoupled decay of this step (none under coupled decay).
+    /// The decoupled decay of this step.
     pub decay: DecayRate,
     /// The caution mode.
     pub caution: Caution,
@@ -218,8 +216,8 @@ impl Mask {
 }
 
 /// The element-wise step: decoupled (possibly cautious) weight decay, before or after
-/// the step as `place` says (the cautious test always sees the pre-step parameter),
-/// and the masked direction. Returns (kept, ambiguous) coordinate counts.
+/// the step as `place` says (the cautious test always sees the pre-step parameter; none
+/// when the decay is in the gradient), and the masked direction. Returns (kept, ambiguous) coordinate counts.
 pub(crate) fn apply_masked_update(x: TensorStep<'_>, dir: &Direction, place: Decay) -> (u64, u64) {
     let mask = Mask::new(x.caution, x.step.g, dir);
     for j in 0..x.step.g.len() {
@@ -229,7 +227,7 @@ pub(crate) fn apply_masked_update(x: TensorStep<'_>, dir: &Direction, place: Dec
             Decay::AfterStep if x.decay.reaches(x.p[j], dir.delta[j]) => {
                 (x.p[j] - step) * (1.0 - x.decay.rate)
             }
-            Decay::AfterStep => x.p[j] - step,
+            Decay::AfterStep | Decay::InGradient => x.p[j] - step,
         };
     }
     mask.counts

@@ -102,7 +102,7 @@ impl Optimizer {
             buffers: &buffers,
             tensor_buffers: &tensor_buffers,
             state: &state,
-            count_params: config.algorithm.count_pass_reads_params(),
+            count_reads_params: config.algorithm.count_reads_params(),
             count_states: config.algorithm.rules().count_states(),
         };
         let num_tensors = layout.num_tensors() as u32;
@@ -467,7 +467,13 @@ impl Optimizer {
         for (g, (slot, &lr)) in groups.iter_mut().zip(lrs).enumerate() {
             slot.lr = lr as f32;
             let wd = cfg.group_hyper(g).1;
-            slot.weight_decay = cfg.decay.weight_decay_for_lr(wd, lr, cfg.lr) as f32;
+            // Coupled decay adds `wd * p` to the gradient: timm corrects only the
+            // decoupled rate.
+            slot.weight_decay = if cfg.algorithm.coupled_decay() {
+                wd as f32
+            } else {
+                cfg.decay.weight_decay_for_lr(wd, lr, cfg.lr) as f32
+            };
             rules.pack(slot);
         }
         let (norm_kind, norm_param) = normalization(cfg.caution);

@@ -42,7 +42,8 @@ pub(crate) struct TimmName {
 pub(crate) const CAUTION: (&str, TimmDefault) = ("caution", TimmDefault::Bool(true));
 /// timm's `OptimInfo.defaults` entry of the decoupled-decay names (`lambw`,
 /// `rmsproptfw`, ...).
-pub(crate) const DECOUPLED: (&str, TimmDefault) = ("decoupled_decay", TimmDefault::Bool(true));
+pub(crate) const DECOUPLED_DECAY: (&str, TimmDefault) =
+    ("decoupled_decay", TimmDefault::Bool(true));
 /// timm's `OptimInfo.defaults` entry of the corrected-decay names (`adamc`, `lionc`, ...).
 pub(crate) const CORRECTED: (&str, TimmDefault) =
     ("corrected_weight_decay", TimmDefault::Bool(true));

@@ -16,8 +16,11 @@
 //! JSON.parse(await cmp.train(8));                   // { steps, loss: [[..], [..]], kept: [null, 0.61] }
 //! JSON.parse(await cmp.evaluate());                 // { accuracy: [0.91, 0.92] }
 //! await cmp.predict(pixels);                        // Float32Array: 10 probabilities per run
+//! JSON.parse(await embedCheck(gpu, JSON.stringify(   // the embedding flow against the f64 reference
+//!   { optimizer: 'cadamw', lr: 1e-2, weightDecay: 0.01, steps: 6 })));
 //! ```
 
+mod embed_check;
 mod pair;
 
 use std::cell::RefCell;
@@ -162,6 +165,25 @@ pub fn presets() -> Result<String, JsValue> {
 #[wasm_bindgen]
 pub fn pairs() -> Result<String, JsValue> {
     json(crate::train::presets::pairs()).map_err(js_error)
+}
+
+/// Runs the embedding flow on `gpu` (the caller's own buffers at odd offsets, an
+/// interleaved one among them; several steps with the caller's learning rates recorded
+/// into one encoder of its own; the per-step records read back asynchronously) and
+/// compares it with the f64 reference. `options` is JSON `{ optimizer: a cautious
+/// timm name, lr, weightDecay, steps, seed, fault: null | 'nonfinite' | 'out-of-range' }`.
+/// Resolves to the JSON report (see `embed_check::CheckReport`: per-step records next
+/// to the reference's, the parameters' errors and tolerance); rejects with the typed
+/// error's message for a bad view or option.
+#[wasm_bindgen(js_name = embedCheck)]
+pub fn embed_check(gpu: &Gpu, options: &str) -> Promise {
+    let ctx = gpu.ctx.clone();
+    let options = serde_json::from_str::<embed_check::CheckOptions>(options);
+    future_to_promise(async move {
+        let options = options.map_err(js_error)?;
+        let report = embed_check::run(&ctx, &options).await.map_err(js_error)?;
+        json(report).map(JsValue::from).map_err(js_error)
+    })
 }
 
 #[wasm_bindgen]

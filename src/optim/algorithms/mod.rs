@@ -14,6 +14,7 @@
 //! and its golden cases.
 
 mod adamw;
+mod adopt;
 mod lamb;
 mod laprop;
 mod lion;
@@ -22,6 +23,7 @@ mod rmsprop_tf;
 mod sgd;
 
 pub use adamw::{AdamW, EpsStyle};
+pub use adopt::Adopt;
 pub use lamb::Lamb;
 pub use laprop::LaProp;
 pub use lion::Lion;
@@ -82,13 +84,6 @@ pub(crate) trait Rules {
     /// direction.
     fn reference_direction(&self, state: &mut [&mut Vec<f64>], step: &RefStep) -> Direction;
 
-    /// Whether weight decay is coupled (L2): `g + wd * p` replaces the gradient in both
-    /// passes (the caution mask sees it) and there is no decoupled decay
-    /// (`shaders/decay_coupled.wgsl`). Decoupled by default.
-    fn coupled_decay(&self) -> bool {
-        false
-    }
-
     /// Whether the caution mask has a quantity to act on (true by default; RMSpropTF
     /// without momentum has none, as timm's).
     fn caution_applies(&self) -> bool {
@@ -147,6 +142,9 @@ pub enum Algorithm {
     /// RMSprop, TensorFlow style (timm `rmsproptf`/`crmsproptf`).
     #[serde(rename = "rmsproptf")]
     RmsPropTf(RmsPropTf),
+    /// ADOPT (timm `adopt`/`cadopt`, `adoptw`/`cadoptw`): momentum of the gradient
+    /// normalized by the previous second moment, clipped.
+    Adopt(Adopt),
 }
 
 impl Algorithm {
@@ -160,6 +158,7 @@ impl Algorithm {
             Algorithm::NAdamW(a) => a,
             Algorithm::LaProp(a) => a,
             Algorithm::RmsPropTf(a) => a,
+            Algorithm::Adopt(a) => a,
         }
     }
 
@@ -234,10 +233,16 @@ impl Algorithm {
         self.rules().count_states()
     }
 
-    /// Whether the caution count pass reads the parameters (tensor sums, or coupled
-    /// weight decay: see [`Rules::coupled_decay`]).
-    pub fn count_pass_reads_params(&self) -> bool {
-        self.needs_tensor_sums() || self.rules().coupled_decay()
+    /// Whether weight decay enters the gradient (coupled L2 decay: the state and the
+    /// caution mask see `g + wd * p`).
+    pub fn coupled_decay(&self) -> bool {
+        self.rules().decay() == Decay::InGradient
+    }
+
+    /// Whether the measuring pass reads the parameters (for tensor sums, or for coupled
+    /// decay's `wd * p`).
+    pub fn count_reads_params(&self) -> bool {
+        self.needs_tensor_sums() || self.coupled_decay()
     }
 }
 
@@ -250,6 +255,7 @@ pub(crate) const TIMM_NAMES: &[&[TimmName]] = &[
     laprop::TIMM,
     lamb::TIMM,
     rmsprop_tf::TIMM,
+    adopt::TIMM,
 ];
 
 /// What a reference step of one tensor knows: the step, its learning rates, the gradient.
@@ -258,7 +264,7 @@ pub(crate) struct RefStep<'a> {
     pub t: i32,
     /// The learning rate of every completed step of the tensor's group, this one last.
     pub lrs: &'a [f64],
-    /// The tensor's clipped gradient.
+    /// The tensor's clipped gradient (plus `wd * p` under coupled decay).
     pub g: &'a [f64],
 }
 
@@ -269,13 +275,18 @@ impl RefStep<'_> {
     }
 }
 
-/// Where decoupled weight decay `p *= 1 - lr * wd` sits.
+/// Where weight decay sits: decoupled `p *= 1 - lr * wd` before or after the step, or
+/// coupled into the gradient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Decay {
     /// On the parameter before the step (AdamW, Lion, SGDW, ...).
     BeforeStep,
     /// On the parameter after the step (LaProp).
     AfterStep,
+    /// Coupled (L2) decay: `wd * p` joins the clipped gradient before the algorithm
+    /// sees it, so the state and the caution mask see it too; no decoupled decay
+    /// (ADOPT without `decoupled`).
+    InGradient,
 }
 
 /// A direction before masking, with the quantity whose sign decides agreement.

@@ -9,7 +9,7 @@ use super::adamw::{self, AdamW, adam_direction};
 use super::{Algorithm, Direction, GroupHyper, RefStep, Rules};
 use crate::error::Result;
 use crate::optim::config::Caution;
-use crate::optim::timm::{CAUTION, TimmArgs, TimmName};
+use crate::optim::timm::{CAUTION, CORRECTED, TimmArgs, TimmName};
 use crate::wgsl::ShaderBuilder;
 
 /// NAdamW's hyperparameters: AdamW's (betas (0.9, 0.999), eps 1e-8 by default; only
@@ -53,8 +53,14 @@ impl Rules for NAdamW {
     }
 }
 
-/// timm `nadamw` and `cnadamw` (timm.optim.NAdamW).
-pub(crate) const TIMM: &[TimmName] = &[NADAMW, NADAMW.alias("cnadamw", &[CAUTION])];
+/// timm `nadamw`, `cnadamw` and the corrected-decay `nadamc`, `cnadamc`
+/// (timm.optim.NAdamW; decay rate `lr^2 / max_lr * wd`, timm/optim/nadamw.py:275).
+pub(crate) const TIMM: &[TimmName] = &[
+    NADAMW,
+    NADAMW.alias("cnadamw", &[CAUTION]),
+    NADAMW.alias("nadamc", &[CORRECTED]),
+    NADAMW.alias("cnadamc", &[CAUTION, CORRECTED]),
+];
 
 /// timm.optim.NAdamW.
 const NADAMW: TimmName = TimmName::new("nadamw", 1e-3, timm_nadamw).betas().eps();
@@ -62,7 +68,7 @@ const NADAMW: TimmName = TimmName::new("nadamw", 1e-3, timm_nadamw).betas().eps(
 /// The keywords of timm.optim.NAdamW.
 fn timm_nadamw(args: &mut TimmArgs) -> Result<(Algorithm, Caution)> {
     let adam = adamw::common_kwargs(args)?;
-    args.only("corrected_weight_decay", Value::Bool(false))?;
+    args.corrected_decay()?;
     args.only("clipping_threshold", Value::Null)?;
     Ok((Algorithm::NAdamW(NAdamW { adam }), args.caution()?))
 }

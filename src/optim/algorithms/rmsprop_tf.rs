@@ -11,12 +11,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    Algorithm, Direction, GroupHyper, HOOK_NEEDS, HOOKS, RefStep, Rules, positive, state_accessors,
-    unit_interval,
+    Algorithm, Decay, Direction, GroupHyper, HOOK_NEEDS, HOOKS, RefStep, Rules, positive,
+    state_accessors, unit_interval,
 };
 use crate::error::Result;
 use crate::optim::config::Caution;
-use crate::optim::timm::{CAUTION, CORRECTED, DECOUPLED, TimmArgs, TimmName};
+use crate::optim::timm::{CAUTION, CORRECTED, DECOUPLED_DECAY, TimmArgs, TimmName};
 use crate::wgsl::{Part, ShaderBuilder, shader_part};
 
 /// RMSpropTF's hyperparameters and switches, as timm's `RMSpropTF` names them.
@@ -103,7 +103,8 @@ impl Rules for RmsPropTf {
         let module = module
             .constant("RMSPROP_MOMENTUM", self.has_momentum())
             .constant("RMSPROP_CENTERED", self.centered)
-            .constant("RMSPROP_LR_IN_MOMENTUM", self.lr_in_momentum);
+            .constant("RMSPROP_LR_IN_MOMENTUM", self.lr_in_momentum)
+            .constant("RMSPROP_DECOUPLED", self.decoupled);
         state_accessors(module, OPTIONAL_STATES, self.state_names()).part(&SHADER)
     }
 
@@ -157,8 +158,13 @@ impl Rules for RmsPropTf {
         }
     }
 
-    fn coupled_decay(&self) -> bool {
-        !self.decoupled
+    /// Coupled into the gradient (`g + wd * p`, which the mask sees) unless decoupled.
+    fn decay(&self) -> Decay {
+        if self.decoupled {
+            Decay::BeforeStep
+        } else {
+            Decay::InGradient
+        }
     }
 
     fn caution_applies(&self) -> bool {
@@ -183,8 +189,8 @@ impl Rules for RmsPropTf {
 pub(crate) const TIMM: &[TimmName] = &[
     RMSPROPTF,
     RMSPROPTF.alias("crmsproptf", &[CAUTION]),
-    RMSPROPTF.alias("rmsproptfw", &[DECOUPLED]),
-    RMSPROPTF.alias("rmsproptfc", &[DECOUPLED, CORRECTED]),
+    RMSPROPTF.alias("rmsproptfw", &[DECOUPLED_DECAY]),
+    RMSPROPTF.alias("rmsproptfc", &[DECOUPLED_DECAY, CORRECTED]),
 ];
 
 /// timm.optim.RMSpropTF.
@@ -204,12 +210,8 @@ fn timm_rmsprop_tf(args: &mut TimmArgs) -> Result<(Algorithm, Caution)> {
         lr_in_momentum: args.bool("lr_in_momentum", d.lr_in_momentum)?,
         decoupled: args.bool("decoupled_decay", d.decoupled)?,
     };
-    if rms.decoupled {
-        args.corrected_decay()?;
-    } else {
-        // timm reads corrected_weight_decay only for decoupled decay (:261-263).
-        args.only("corrected_weight_decay", Value::Bool(false))?;
-    }
+    // timm corrects only the decoupled rate (:261-263); coupled decay ignores it.
+    args.corrected_decay()?;
     let caution = args.caution()?;
     let caution = if rms.has_momentum() {
         caution
