@@ -9,9 +9,15 @@
 #   correctness tests (optimizers and nn kernels against the f64 reference, optimizers
 #   against PyTorch's golden vectors), and Debian's Vulkan loader package. Under 64 MiB.
 # run: unpacks the loader (LD_LIBRARY_PATH), runs those tests, `coptim bench --json`,
-#   `coptim bench --nn --json` and, where Python has torch and timm,
-#   benches/pytorch_train.py; writes $OUT/device-check.json (OUT defaults to
-#   device-kit/out). Every step has a timeout; the whole run stays under 8 minutes.
+#   `coptim bench --json --optimizers all` (every member of the registry, plain and
+#   cautious, f32 state, at 16M and 64M parameters), `coptim bench --nn --json` and,
+#   where Python has torch and timm, benches/pytorch_train.py and
+#   benches/pytorch_step.py (torch's foreach and fused AdamW, and timm's plain and
+#   cautious optimizer of every member the bench above ran, at the same sizes);
+#   writes $OUT/device-check.json (OUT defaults to device-kit/out), whose
+#   `side_by_side` lists, per member, caution and size, coptim's step next to
+#   PyTorch's. Every step has a timeout; their sum (14 minutes) bounds the run.
+# collect: (re)assembles $OUT/device-check.json from the step outputs in $OUT.
 set -euo pipefail
 
 KIT=${KIT:-device-kit}
@@ -85,11 +91,23 @@ run() {
         step "test_$t" 75 "$KIT/tests/$t" --test-threads 2
     done
     local bench_args=(--steps 10 --warmup 2)
-    if grep -q "(Cpu)" "$OUT/info.out"; then bench_args=(--quick); fi
+    # The sizes of the family's speed targets; on a CPU adapter (lavapipe) 64K, the
+    # size --quick runs.
+    local member_sizes=16M,64M torch_device=cuda
+    if grep -q "(Cpu)" "$OUT/info.out"; then
+        bench_args=(--quick)
+        member_sizes=64K
+        torch_device=cpu
+    fi
     step bench 75 "$KIT/coptim" bench --json "${bench_args[@]}"
+    step bench_members 90 "$KIT/coptim" bench --json --optimizers all --state-dtype f32 \
+        --no-copy-sweep --params "$member_sizes" "${bench_args[@]}"
     step bench_nn 150 "$KIT/coptim" bench --nn --json
     if python3 -c 'import torch, timm' 2>/dev/null; then
         step pytorch 45 python3 benches/pytorch_train.py --threads "$(nproc)" --steps 10
+        step pytorch_step 120 python3 benches/pytorch_step.py --device "$torch_device" \
+            --params "$member_sizes" --impl torch-foreach,torch-fused \
+            --members-from "$OUT/bench_members.out"
     fi
     uptime >"$OUT/uptime.out"
     collect
@@ -117,6 +135,26 @@ for line in (out / "steps").read_text().splitlines():
     entry["stderr_tail"] = text(name, "err")[-2000:]
     doc["steps"][name] = entry
 doc["passed"] = all(s["exit"] == 0 for s in doc["steps"].values())
+def results(name):
+    return doc["steps"].get(name, {}).get("json", {}).get("results", [])
+# coptim's step of every member next to PyTorch's implementations of it (joined on
+# member name, caution and parameter count; coptim's fastest stream shape).
+rows = {}
+for r in results("bench_members"):
+    key = (r["optimizer"], r["caution"], r["params"])
+    best = rows.get(key)
+    if best is None or r["step_ms"] < best["coptim"]["step_ms"]:
+        rows[key] = {"optimizer": r["optimizer"], "caution": r["caution"], "params": r["params"],
+                     "coptim": {k: r[k] for k in ("step_ms", "gbps", "fraction_of_copy",
+                                                  "bytes_per_step", "stream_shape")},
+                     "pytorch": {}}
+for r in results("pytorch_step"):
+    row = rows.get((r["optimizer"], r["caution"], r["params"]))
+    if row is not None:
+        row["pytorch"][r["implementation"]] = {
+            k: r[k] for k in ("step_ms", "gbps", "fraction_of_copy", "bytes_per_step")}
+        row["pytorch"][r["implementation"]]["coptim_speedup"] = r["step_ms"] / row["coptim"]["step_ms"]
+doc["side_by_side"] = sorted(rows.values(), key=lambda r: (r["optimizer"], r["params"], r["caution"]))
 (out / "device-check.json").write_text(json.dumps(doc, indent=1))
 PY
 }
@@ -124,8 +162,12 @@ PY
 case "${1:-}" in
 prepare) prepare ;;
 run) run ;;
+collect)
+    OUT=${OUT:-$KIT/out}
+    collect
+    ;;
 *)
-    echo "usage: $0 prepare|run" >&2
+    echo "usage: $0 prepare|run|collect" >&2
     exit 2
     ;;
 esac

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use coptim::optim::{Algorithm, Caution, Lamb, Normalization, OptimizerConfig};
+use coptim::optim::{Adopt, Algorithm, Caution, Lamb, Normalization, OptimizerConfig};
 use coptim::{GpuContext, Optimizer, ParamStore, TensorId};
 use proptest::prelude::*;
 use std::sync::OnceLock;
@@ -14,8 +14,9 @@ fn shared_ctx() -> &'static GpuContext {
 }
 
 /// The family: every member with timm's defaults, and SGD without Nesterov. LAMB runs
-/// without its global clip, which is not scale-invariant (the golden cases and
-/// tests/tensor_sums.rs cover it).
+/// without its global clip, and ADOPT with a negligible eps (its 1e-6 floor under
+/// `sqrt(v)`), neither of which is scale-invariant (the golden cases and
+/// tests/tensor_sums.rs cover them).
 fn family() -> Vec<Algorithm> {
     let mut all: Vec<Algorithm> = Algorithm::members()
         .into_iter()
@@ -23,6 +24,10 @@ fn family() -> Vec<Algorithm> {
             Algorithm::Lamb(lamb) => Algorithm::Lamb(Lamb {
                 max_grad_norm: None,
                 ..lamb
+            }),
+            Algorithm::Adopt(adopt) => Algorithm::Adopt(Adopt {
+                eps: 1e-20,
+                ..adopt
             }),
             other => other,
         })
@@ -32,10 +37,19 @@ fn family() -> Vec<Algorithm> {
 }
 
 /// How the first state tensor scales when the gradients it was accumulated from are
-/// scaled by c: as c (a momentum of g), or not at all (LaProp's momentum of the
-/// normalized gradient).
+/// scaled by c: as c (a momentum of g), or not at all (LaProp's and ADOPT's momentum of
+/// the normalized gradient).
 fn state0_scales_with_gradient(cfg: &OptimizerConfig) -> bool {
-    cfg.algorithm.name() != "laprop"
+    !matches!(cfg.algorithm, Algorithm::LaProp(_) | Algorithm::Adopt(_))
+}
+
+/// Steps until the first update: ADOPT's first step only sets its second moment.
+fn steps_to_first_update(cfg: &OptimizerConfig) -> usize {
+    if matches!(cfg.algorithm, Algorithm::Adopt(_)) {
+        2
+    } else {
+        1
+    }
 }
 
 /// Member `kind` (modulo the family's size) with learning rate `lr`.
@@ -44,8 +58,9 @@ fn base(kind: u8, lr: f64) -> OptimizerConfig {
     OptimizerConfig::new(all[kind as usize % all.len()], lr)
 }
 
-/// Runs one step from the given params, gradients and (initial) state; returns
-/// params, first state and kept counts.
+/// Runs the steps up to the first update (one, two for ADOPT), every one with the given
+/// gradients, from the given params and (initial) state; returns params, first state
+/// and kept counts of the last.
 fn one_step(
     cfg: OptimizerConfig,
     sizes: &[usize],
@@ -55,6 +70,7 @@ fn one_step(
 ) -> (Vec<Vec<f32>>, Vec<Vec<f32>>, Vec<u64>) {
     let ctx = shared_ctx();
     let store = ParamStore::new(ctx, &flat_shapes(sizes)).unwrap();
+    let steps = steps_to_first_update(&cfg);
     let mut opt = Optimizer::new(ctx, &store, cfg).unwrap();
     for i in 0..sizes.len() {
         store.params.write(ctx, TensorId(i), &params[i]).unwrap();
@@ -63,7 +79,9 @@ fn one_step(
             opt.state()[0].write(ctx, TensorId(i), &s[i]).unwrap();
         }
     }
-    opt.step_blocking().unwrap();
+    for _ in 0..steps {
+        opt.step_blocking().unwrap();
+    }
     let stats = opt.stats_blocking().unwrap();
     (
         store.params.read_all_blocking(ctx).unwrap(),
@@ -118,7 +136,7 @@ proptest! {
         prop_assert_eq!(kept, kept_scaled);
     }
 
-    /// When every coordinate agrees (the first step of every optimizer, non-zero
+    /// When every coordinate agrees (the first update of every optimizer, non-zero
     /// gradients), mean_clamp caution is exactly the plain step.
     #[test]
     fn full_agreement_equals_plain(kind in 0u8..16, sizes in prop::collection::vec(1usize..600, 1..4), seed in 0u64..1000) {

@@ -4,7 +4,8 @@ mod common;
 
 use common::*;
 use coptim::optim::{
-    AdamW, Algorithm, Caution, EpsStyle, Normalization, OptimizerConfig, OptimizerOptions,
+    AdamW, Algorithm, Caution, DecayMode, EpsStyle, GroupConfig, LrSchedule, Normalization,
+    OptimizerConfig, OptimizerOptions,
 };
 use coptim::stream::StreamShape;
 use coptim::{GpuContext, ParamStore};
@@ -34,6 +35,46 @@ fn cautious_adamw_matches_reference() {
         .with_caution(Caution::hard())
         .with_weight_decay(0.01);
     check(&ctx, &store, cfg, 4, 1);
+}
+
+/// ADOPT's weight decay in every mode, under a cosine schedule and a global clip:
+/// coupled (into the gradient, per group, the mask seeing it; timm's correction does not
+/// touch it), decoupled, corrected, cautious; and without the normalized-gradient clip
+/// (the golden cases `timm_*adopt_noclip` have it with coupled decay).
+#[test]
+fn adopt_decay_modes_match_reference() {
+    let ctx = ctx();
+    let store = ParamStore::new(&ctx, &flat_shapes(&ODD_SIZES)).unwrap();
+    let timm = |name: &str, kwargs: serde_json::Value| {
+        OptimizerConfig::from_timm(name, &kwargs)
+            .unwrap()
+            .with_schedule(LrSchedule::Cosine {
+                total: 5,
+                floor: 0.1,
+            })
+            .with_clip_grad_norm(20.0)
+    };
+    let no_decay = GroupConfig {
+        name: "no_decay".into(),
+        tensors: vec!["t1".into(), "t4".into()],
+        lr_scale: 0.5,
+        weight_decay: 0.0,
+    };
+    let wd = serde_json::json!({"lr": 1e-2, "weight_decay": 0.1});
+    for cfg in [
+        timm("cadopt", wd.clone()).with_group(no_decay.clone()),
+        timm(
+            "adopt",
+            serde_json::json!({"weight_decay": 0.1, "corrected_weight_decay": true}),
+        ),
+        timm("cadoptw", wd.clone()).with_decay(DecayMode::CAUTIOUS),
+        timm("cadoptc", wd.clone()).with_group(no_decay),
+        // Unclipped, the first update divides by |g_1 + wd * p|, which f32 cancellation
+        // can make arbitrarily inexact: without decay.
+        timm("cadopt", serde_json::json!({"clip_exp": null})),
+    ] {
+        check(&ctx, &store, cfg, 5, 7);
+    }
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! `scripts/golden.py`), and its errors for what coptim cannot build.
 
 use coptim::Error;
-use coptim::optim::{OptimizerConfig, timm_names};
+use coptim::optim::{Algorithm, DecayMode, OptimizerConfig, timm_names};
 use serde_json::{Value, json};
 
 /// Keys of a timm parameter group that coptim does not model, with the only value
@@ -85,6 +85,8 @@ fn from_timm_rejects_what_coptim_cannot_build() {
     assert!(invalid("lamb", json!({"corrected_weight_decay": true})).contains("corrected"));
     assert!(invalid("clamb", json!({"max_grad_norm": "big"})).contains("max_grad_norm"));
     assert!(invalid("clamb", json!({"max_grad_norm": -1.0})).contains("max_grad_norm"));
+    assert!(invalid("cadopt", json!({"clip_exp": "1/3"})).contains("clip_exp"));
+    assert!(invalid("adopt", json!({"decoupled": 1})).contains("decoupled"));
     assert!(invalid("lion", json!({"betas": [0.9]})).contains("betas"));
     assert!(invalid("lion", json!({"lr": "fast"})).contains("lr"));
     assert!(invalid("lion", json!([1e-3])).contains("not an object"));
@@ -102,6 +104,34 @@ fn from_timm_rejects_what_coptim_cannot_build() {
     .unwrap();
     assert_eq!(cfg.lr, 1e-3);
     assert!(cfg.caution.is_on());
+}
+
+/// The `InvalidConfig` message of a configuration that must not validate.
+fn rejected(cfg: &OptimizerConfig) -> String {
+    match cfg.validate() {
+        Err(Error::InvalidConfig(msg)) => msg,
+        other => panic!("{cfg:?}: expected InvalidConfig, got {other:?}"),
+    }
+}
+
+/// Cautious weight decay gates a decoupled decay: ADOPT's coupled decay (into the
+/// gradient) has none to gate, its decoupled one does; a clip exponent must be finite.
+#[test]
+fn adopt_options_are_checked() {
+    let build =
+        |name: &str| OptimizerConfig::from_timm(name, &json!({"weight_decay": 0.1})).unwrap();
+    let coupled = build("cadopt").with_decay(DecayMode::CAUTIOUS);
+    assert!(rejected(&coupled).contains("decoupled"));
+    build("cadoptw")
+        .with_decay(DecayMode::CAUTIOUS)
+        .validate()
+        .unwrap();
+    let mut cfg = build("adopt");
+    let Algorithm::Adopt(adopt) = &mut cfg.algorithm else {
+        panic!("timm `adopt` is ADOPT")
+    };
+    adopt.clip_exp = Some(f64::INFINITY);
+    assert!(rejected(&cfg).contains("clip_exp"));
 }
 
 /// Every registered name builds with timm's defaults.

@@ -3,7 +3,8 @@
 // interleaved buffer), several steps with the caller's learning rate recorded into
 // one encoder of the caller's, one readback record per step through the async path,
 // checked against the f64 reference; bad inputs give a clear status or error. Also:
-// the pair selector lists every registered pair.
+// the pair selector lists every registered pair, and a LAMB pair trains at its preset
+// rate (the trust-ratio family's).
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -79,6 +80,24 @@ test('the embedding flow matches the reference in the browser; bad inputs are re
     const pairs = await page.evaluate(() => [...document.getElementById('pair').options].map((o) => o.value));
     for (const pair of ['adamw', 'lion', 'sgd', 'nadamw', 'laprop', 'lamb']) {
       assert.ok(pairs.includes(pair), `the pair selector offers ${pair} (it has ${pairs})`);
+    }
+    await page.evaluate(() => window.coptimDemo.reset({ pair: 'lamb' }));
+    await page.evaluate(() => window.coptimDemo.start());
+    await page.waitForFunction(() => window.coptimDemo.status().step >= 30, null, { timeout: 120_000, polling: 250 });
+    await page.evaluate(() => window.coptimDemo.pause());
+    const status = await page.evaluate(() => window.coptimDemo.status());
+    assert.deepEqual(status.runs.map((r) => r.optimizer), ['LAMB', 'C-LAMB']);
+    const adamwLr = await page.evaluate(() => {
+      document.getElementById('pair').value = 'adamw';
+      document.getElementById('pair').dispatchEvent(new Event('change'));
+      return Number(document.getElementById('lr').value);
+    });
+    assert.equal(status.options.lr, 10 * adamwLr, "LAMB's preset rate is the trust-ratio family's (10x AdamW's)");
+    for (const run of status.runs) {
+      const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+      const [first, last] = [mean(run.loss.slice(0, 5)), mean(run.loss.slice(-5))];
+      assert.ok(last < 0.8 * first, `${run.optimizer}: loss fell (${first.toFixed(3)} -> ${last.toFixed(3)})`);
+      console.log(`# ${run.optimizer} at lr ${status.options.lr}: loss ${first.toFixed(3)} -> ${last.toFixed(3)} in ${status.step} steps`);
     }
     assert.deepEqual(errors, [], 'the page logged no errors');
   } finally {

@@ -139,11 +139,12 @@ impl Rules for Adopt {
         }
     }
 
-    /// Step 1 changes no parameter (no decay either) and keeps nothing.
+    /// Step 1 changes no parameter (no decay either); with caution it keeps nothing.
     fn reference_step(&self, mut x: TensorStep<'_>) -> (u64, u64) {
         let dir = self.reference_direction(&mut x.state, &x.step);
         if x.step.t == 1 {
-            return (0, 0);
+            let n = x.step.g.len() as u64;
+            return (if x.caution.is_on() { 0 } else { n }, 0);
         }
         apply_masked_update(x, &dir, self.decay())
     }

@@ -175,6 +175,10 @@ impl Rules for Lamb {
         mask.counts
     }
 
+    fn lr_family(&self) -> super::LrFamily {
+        super::LrFamily::TrustRatio
+    }
+
     fn timm_group(&self) -> Value {
         json!({
             "betas": [self.beta1, self.beta2],

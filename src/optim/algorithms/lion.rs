@@ -75,6 +75,10 @@ impl Rules for Lion {
         }
     }
 
+    fn lr_family(&self) -> super::LrFamily {
+        super::LrFamily::SignBased
+    }
+
     fn timm_group(&self) -> Value {
         json!({"betas": [self.beta1, self.beta2]})
     }

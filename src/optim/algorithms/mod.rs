@@ -119,6 +119,29 @@ pub(crate) trait Rules {
     /// The hyperparameters under timm's keyword names (`betas`, `eps`, `momentum`,
     /// ...), as `create_optimizer_v2` puts them in a parameter group: a JSON object.
     fn timm_group(&self) -> serde_json::Value;
+
+    /// The learning-rate family the model presets give the member a rate by
+    /// (adam-like unless the file says).
+    fn lr_family(&self) -> LrFamily {
+        LrFamily::AdamLike
+    }
+}
+
+/// How large a member's steps are at a given learning rate, which decides the
+/// learning rate a model preset gives it (`train::presets::ModelPreset::hyper`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LrFamily {
+    /// Steps of about the learning rate per coordinate, the gradient normalized by
+    /// its second moment (AdamW, NAdamW, LaProp, ...).
+    AdamLike,
+    /// Steps of exactly the learning rate per coordinate (Lion: a momentum's sign).
+    SignBased,
+    /// Steps proportional to the gradient (SGD with momentum).
+    SgdLike,
+    /// Adam-like steps rescaled per tensor by the trust ratio `||p|| / ||u||` (LAMB):
+    /// relative steps of the learning rate's size, which wants a larger rate.
+    TrustRatio,
 }
 
 /// The base algorithm and its own hyperparameters.
@@ -231,6 +254,11 @@ impl Algorithm {
     /// How many state tensors the caution count pass reads (the bytes it moves).
     pub fn count_pass_states(&self) -> usize {
         self.rules().count_states()
+    }
+
+    /// The learning-rate family (see [`Rules::lr_family`]).
+    pub fn lr_family(&self) -> LrFamily {
+        self.rules().lr_family()
     }
 
     /// Whether weight decay enters the gradient (coupled L2 decay: the state and the

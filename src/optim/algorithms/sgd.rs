@@ -84,6 +84,10 @@ impl Rules for Sgd {
         }
     }
 
+    fn lr_family(&self) -> super::LrFamily {
+        super::LrFamily::SgdLike
+    }
+
     fn timm_group(&self) -> Value {
         json!({"momentum": self.momentum, "nesterov": self.nesterov, "dampening": 0.0})
     }
