@@ -62,6 +62,11 @@ fn nonfinite_gradient_skips_the_step_and_changes_nothing() {
                 stats.skipped,
                 "{cfg:?}: a {bad} gradient must skip the step"
             );
+            assert!(
+                stats.kept.iter().all(|&k| k == 0),
+                "{cfg:?}: a skipped step keeps nothing: {:?}",
+                stats.kept
+            );
             assert_eq!(stats.completed_steps, 1);
             assert_eq!(
                 bits(&store.params.read_all_blocking(&ctx).unwrap()),

@@ -33,7 +33,8 @@ pub struct StepStats {
     /// The values the caller named with
     /// [`StepInputs::with_value`](crate::optim::StepInputs::with_value), in order.
     pub values: Vec<f32>,
-    /// Kept (sign-agreeing) coordinates per tensor (all of them when caution is off).
+    /// Kept (sign-agreeing) coordinates per tensor (all of them when caution is off;
+    /// none on a skipped step).
     pub kept: Vec<u64>,
     /// Elements per tensor.
     pub numel: Vec<u64>,
@@ -156,11 +157,17 @@ impl StatsQueue {
         let entry_bytes = std::mem::size_of::<GpuTensorEntry>();
         let status: GpuStatus = bytemuck::pod_read_unaligned(&bytes[..status_bytes]);
         let table_end = status_bytes + self.numel.len() * entry_bytes;
+        let skipped = status.found_inf != 0;
+        // A skipped step kept nothing, whatever its count pass found.
         let kept = bytes[status_bytes..table_end]
             .chunks_exact(entry_bytes)
             .map(bytemuck::pod_read_unaligned::<GpuTensorEntry>)
             .zip(&self.numel)
-            .map(|(e, &n)| if self.caution { e.kept as u64 } else { n })
+            .map(|(e, &n)| match (skipped, self.caution) {
+                (true, _) => 0,
+                (false, true) => e.kept as u64,
+                (false, false) => n,
+            })
             .collect();
         // The loss (if named), then the caller's values: the rest of the record.
         let mut values: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes[table_end..]);
@@ -168,7 +175,7 @@ impl StatsQueue {
         StepStats {
             scheduled_step: tag.scheduled,
             completed_steps: status.step as u64,
-            skipped: status.found_inf != 0,
+            skipped,
             grad_norm: status.grad_norm,
             lr: tag.lr,
             loss,
