@@ -50,6 +50,7 @@ from safetensors.torch import save_file
 
 import timm.optim
 from timm.optim.adamw import AdamWLegacy
+from timm.optim.adan import Adan
 from timm.optim.lion import Lion as TimmLion
 from timm.optim.nadamw import NAdamW
 from timm.optim.laprop import LaProp
@@ -114,6 +115,12 @@ FAMILIES = {
                           nesterov=False, eps_style="none (SGD has no eps)"),
                 state_keys=["momentum_buffer"]),
 }
+# Adan (proximal decay after the step) and AdanW (decoupled decay before it).
+for _adan in ("adan", "adanw"):
+    FAMILIES[_adan] = dict(meta=dict(lr=1e-3, betas=(0.0, 0.0, 0.0), eps=0.0, weight_decay=0.0,
+                                     momentum=0.0, nesterov=False,
+                                     eps_style="den = sqrt(v)/sqrt(bc3) + eps"),
+                           state_keys=["exp_avg", "exp_avg_sq", "exp_avg_diff", "neg_pre_grad"])
 
 # Reference classes, by the dotted path the metadata names them with. The installed
 # sources (timm 1.0.31, pytorch_optimizer 4.1.0, torch 2.15.0) each case reproduces:
@@ -127,12 +134,17 @@ FAMILIES = {
 #   timm.optim.laprop.LaProp     timm/optim/laprop.py:40 (__init__), :150-163 exp_avg_lr_1/2 and
 #                                step_size, :244 _single_tensor_laprop (:262-266 moments, :268-271
 #                                mask on exp_avg, :273 step, :275-277 decay after the step)
+#   timm.optim.adan.Adan         timm/optim/adan.py:65 (__init__), :159-160 neg_pre_grad = -g at
+#                                step 1, :198 _single_tensor_adan (:226-232 moments, :234-236 den
+#                                and step sizes, :238-242 mask on exp_avg only, :244-251 decay:
+#                                no_prox before, else p /= 1 + lr*wd after), :253 neg_pre_grad = -g
 #   timm.optim.adopt.Adopt       timm/optim/adopt.py:65 (__init__), :262 _single_tensor_adopt
 #                                (:318-319 coupled decay into the gradient, :322-324 step 1 only
 #                                sets v, :326-328 decoupled decay, :330-335 normalized gradient
 #                                and its clip, :337 moment, :339-343 mask against the gradient,
 #                                :345 step, :347 v after the step)
 CLASSES = {
+    "timm.optim.adan.Adan": Adan,
     "timm.optim.adopt.Adopt": Adopt,
     "timm.optim.nadamw.NAdamW": NAdamW,
     "timm.optim.laprop.LaProp": LaProp,
@@ -145,7 +157,7 @@ CLASSES = {
 
 # Keywords create_optimizer_v2 sets by itself from the optimizer's name (or that only
 # steer execution): left out when a case is rebuilt through the factory.
-FACTORY_IMPLIED = ("caution", "corrected_weight_decay", "foreach", "amsgrad", "dampening")
+FACTORY_IMPLIED = ("caution", "corrected_weight_decay", "foreach", "amsgrad", "dampening", "no_prox")
 
 
 def case(name, family, cls, args, notes, suffix="", foreach=True, timm=None, factory=False):
@@ -246,6 +258,18 @@ CASES += member_cases(
     "then p -= lr*wd*p (decay after the step)", "laprop")
 
 
+ADAN_NOTES = ("diff = g - g_prev (0 at step 1); m.lerp_(g, 1-b1) (x = m); d = b2*d + (1-b2)*diff; "
+              "v = b3*v + (1-b3)*(g + b2*diff)^2; den = sqrt(v)/sqrt(bc3) + eps; "
+              "p -= (lr/bc1)*(m*mask)/den + (lr*b2/bc2)*d/den (the d term never masked)")
+CASES += member_cases(
+    "adan", "timm.optim.adan.Adan",
+    "lr=1e-2, betas=(0.98, 0.92, 0.99), eps=1e-8, weight_decay=5e-2, no_prox=False",
+    ADAN_NOTES + "; then p /= 1 + lr*wd (proximal decay after the step)", "adan")
+CASES += member_cases(
+    "adanw", "timm.optim.adan.Adan",
+    "lr=1e-2, betas=(0.98, 0.92, 0.99), eps=1e-8, weight_decay=5e-2, no_prox=True",
+    "p *= 1 - lr*wd first (no_prox); " + ADAN_NOTES, "adanw")
+
 ADOPT_NOTES = ("step 1: v = g*g only; then n = g / max(sqrt(v), eps) clipped to +-(t-1)^clip_exp; "
                "m.lerp_(n, 1-b1) (x = m, masked against g); p -= lr*m; v = b2*v + (1-b2)*g*g")
 ADOPT_ARGS = "lr=1e-2, betas=(0.9, 0.9999), eps=1e-6, weight_decay=1e-2, corrected_weight_decay=False"
@@ -319,6 +343,12 @@ FACTORY_CASES = [
          "foreach": False},
     )
 ] + [
+    (name, kwargs) for name in ("adan", "adanw", "cadan", "cadanw")
+    for kwargs in ({}, {"lr": 3e-4, "weight_decay": 0.02, "betas": [0.9, 0.9, 0.999], "eps": 1e-6,
+                        "foreach": False})
+] + [
+    ("cadanw", {"no_prox": False, "caution": False}),
+] + [
     ("sgdw", {"lr": 0.1, "nesterov": False, "weight_decay": 1e-4}),
     ("clion", {"lr": 1e-4, "caution": False}),
     ("cadamw", {"lr": 1e-3, "caution": False, "maximize": False, "capturable": False}),
@@ -337,6 +367,11 @@ FACTORY_CASES = [
     ("cadopt", {"lr": 2e-3, "weight_decay": 0.05, "betas": [0.9, 0.99], "eps": 1e-8, "clip_exp": None,
                 "decoupled": True, "corrected_weight_decay": True}),
     ("adopt", {"weight_decay": 0.05, "clip_exp": 0.25, "corrected_weight_decay": True}),
+] + [
+    # AdamP and SGDP (scripts/golden_projection.py has their vectors; SGDP needs an lr).
+    (name, kwargs) for name in ("adamp", "cadamp", "sgdp", "csgdp")
+    for kwargs in ({"lr": 1e-2}, {"lr": 0.1, "weight_decay": 1e-4, "delta": 0.2, "wd_ratio": 0.5,
+                                  "nesterov": False, "eps": 1e-6})
 ] + [
     # RMSpropTF (scripts/golden_family.py has its vectors).
     (name, kwargs) for name in ("rmsproptf", "crmsproptf", "rmsproptfw", "rmsproptfc")
@@ -418,6 +453,7 @@ def build_meta(case):
         "lr": fmt(m["lr"]),
         "beta1": fmt(m["betas"][0]),
         "beta2": fmt(m["betas"][1]),
+        **({"beta3": fmt(m["betas"][2])} if len(m["betas"]) > 2 else {}),
         "eps": fmt(m["eps"]),
         "weight_decay": fmt(m["weight_decay"]),
         "weight_decay_style": "decoupled: p *= 1 - lr*weight_decay before the update, not masked",
@@ -511,10 +547,10 @@ def f64_replay(meta, tensors):
             return n / (k + 1)
         raise ValueError(caution)
 
-    step_rule, decay_after = REPLAYS[opt]
+    step_rule, decay = REPLAYS[opt]
     clip_exp = meta.get("clip_exp", "none")
-    hp = dict(b1=b1, b2=b2, eps=eps, mu=mu, nesterov=nesterov, lr=lr,
-              clip_exp=None if clip_exp == "none" else float(clip_exp))
+    hp = dict(b1=b1, b2=b2, b3=float(meta.get("beta3", "0")), eps=eps, mu=mu, nesterov=nesterov,
+              lr=lr, clip_exp=None if clip_exp == "none" else float(clip_exp))
     coupled = meta.get("decoupled") == "false"  # ADOPT's L2 decay: g += wd*p
     first_move = 2 if opt == "adopt" else 1  # ADOPT's step 1 only initializes v
     out_steps = []  # out_steps[s][i]
@@ -528,22 +564,26 @@ def f64_replay(meta, tensors):
             if coupled:
                 g = g + wd * p[i]
             decays = not coupled and t >= first_move
-            if decays and not decay_after:
+            if decays and decay == "before":
                 p[i] = p[i] * (1.0 - lr * wd)
-            delta, x = step_rule(st[i], g, t, hp)
+            delta, x, *unmasked = step_rule(st[i], g, t, hp)
             if caution != "off":
                 phi = (x * g > 0).astype(np.float64)
                 delta = delta * phi * scale(phi)
-            p[i] = p[i] - delta
-            if decays and decay_after:
+            p[i] = p[i] - delta - sum(unmasked)
+            if decays and decay == "after":
                 p[i] = p[i] * (1.0 - lr * wd)
+            elif decays and decay == "proximal":
+                p[i] = p[i] / (1.0 + lr * wd)
         out_steps.append([x.copy() for x in p])
     keys = st[0].keys()
     return out_steps, {k: [s[k] for s in st] for k in keys}, counts
 
 
-# Each family's step for the replay: (state, g, t, hyperparameters) -> (delta, x), the
-# step being p -= delta * mask(x * g > 0); and whether decay comes after the step.
+# Each family's step for the replay: (state, g, t, hyperparameters) -> (delta, x[, extra]),
+# the step being p -= delta * mask(x * g > 0) + extra (an unmasked term); and where the
+# decay goes: "before" (p *= 1 - lr*wd), "after" (the same after the step) or "proximal"
+# (p /= 1 + lr*wd after the step).
 def _zeros(st, g, *keys):
     for k in keys:
         st.setdefault(k, np.zeros_like(g))
@@ -583,6 +623,19 @@ def replay_laprop(st, g, t, h):
     return st["exp_avg"] / (1 - b1 ** t), st["exp_avg"]
 
 
+def replay_adan(st, g, t, h):
+    _zeros(st, g, "exp_avg", "exp_avg_sq", "exp_avg_diff")
+    b1, b2, b3, lr = h["b1"], h["b2"], h["b3"], h["lr"]
+    diff = np.zeros_like(g) if t == 1 else g + st["neg_pre_grad"]
+    st["exp_avg"] = b1 * st["exp_avg"] + (1 - b1) * g
+    st["exp_avg_diff"] = b2 * st["exp_avg_diff"] + (1 - b2) * diff
+    st["exp_avg_sq"] = b3 * st["exp_avg_sq"] + (1 - b3) * (g + b2 * diff) ** 2
+    st["neg_pre_grad"] = -g
+    den = np.sqrt(st["exp_avg_sq"]) / math.sqrt(1 - b3 ** t) + h["eps"]
+    return (lr / (1 - b1 ** t)) * st["exp_avg"] / den, st["exp_avg"], \
+        (lr * b2 / (1 - b2 ** t)) * st["exp_avg_diff"] / den
+
+
 def replay_adopt(st, g, t, h):
     _zeros(st, g, "exp_avg", "exp_avg_sq")
     if t == 1:
@@ -598,12 +651,14 @@ def replay_adopt(st, g, t, h):
 
 
 REPLAYS = {
-    "adopt": (replay_adopt, False),
-    "laprop": (replay_laprop, True),
-    "adamw": (replay_adam, False),
-    "nadamw": (lambda st, g, t, h: replay_adam(st, g, t, h, nesterov=True), False),
-    "lion": (replay_lion, False),
-    "sgd": (replay_sgd, False),
+    "adopt": (replay_adopt, "before"),
+    "laprop": (replay_laprop, "after"),
+    "adamw": (replay_adam, "before"),
+    "nadamw": (lambda st, g, t, h: replay_adam(st, g, t, h, nesterov=True), "before"),
+    "lion": (replay_lion, "before"),
+    "sgd": (replay_sgd, "before"),
+    "adan": (replay_adan, "proximal"),
+    "adanw": (replay_adan, "before"),
 }
 
 

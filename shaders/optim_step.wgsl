@@ -25,8 +25,8 @@
 //   0 params          storage rw   parameter window (params_<variant>.wgsl; count: tensor sums
 //                                  or coupled decay only)
 //   1 grads           storage r    gradient window (params_<variant>.wgsl)
-//   2 state0          storage rw   first state window (state_<dtype>.wgsl)
-//   3 state1          storage rw   second state window (state_<dtype>.wgsl)
+//   2 state0          storage rw   first state window (generated slots, state_<dtype>.wgsl codec)
+//   3 state1          storage rw   second state window (AdamW, LAMB, ...)
 //   4 blocks          storage r    block table of the window
 //   5 tensors         storage r    per-tensor table (group, scale, sums)
 //   6 step            uniform      StepParams
@@ -34,7 +34,11 @@
 //   8 window          uniform      WindowInfo
 //   9 partials        storage rw   per-block records: agreement count, float sums
 //  10 status_rw       storage rw   StatusRw (count_agreement: found_inf, clip, step)
-//  11 state2          storage rw   third state window (state_<dtype>.wgsl)
+//  11 state2          storage rw   third state window (Adan, MARS, ...)
+//  12 state3          storage rw   fourth state window (Adan)
+//
+// A pass binds only the state slots it reads; every pass fits the device's
+// max_storage_buffers_per_shader_stage (checked in src/optim/bindings.rs).
 
 @group(0) @binding(BINDING_BLOCKS) var<storage, read> blocks: array<Block>;
 @group(0) @binding(BINDING_TENSORS) var<storage, read> tensors: array<TensorEntry>;
@@ -52,10 +56,16 @@ struct StepContext {
     first_step: bool,   // this is the first completed step
     t: f32,             // this step's number: completed steps, this one included
     sums: vec4<f32>,    // the tensor's float sums from the measuring pass
+    seg_len: u32,       // the tensor's segment length (0: none; tensor_segments.wgsl)
+    first_segment: u32, // its first segment record
 }
 
-fn step_context(gp: GroupParams, bias: vec4<f32>, t: u32, sums: vec4<f32>) -> StepContext {
-    return StepContext(gp, bias, 1.0 - gp.lr * gp.weight_decay, t == 1u, f32(t), sums);
+// The context of a step of tensor `t` (step number `n`: completed steps, this one
+// included) whose group's bias corrections are `bias`, with the float sums `sums`.
+fn step_context(t: TensorEntry, bias: vec4<f32>, n: u32, sums: vec4<f32>) -> StepContext {
+    let gp = step.groups[t.group];
+    let decay = 1.0 - gp.lr * gp.weight_decay;
+    return StepContext(gp, bias, decay, n == 1u, f32(n), sums, t.seg_len, t.first_segment);
 }
 
 @compute @workgroup_size(WG_SIZE)
@@ -72,12 +82,11 @@ fn count_agreement(
     if in_range {
         let blk = blocks[b];
         slot = blk.global;
-        let group = tensors[blk.tensor].group;
-        let gp = step.groups[group];
+        let t = tensors[blk.tensor];
         // Runs before advance_step: the bias corrections and step count advance here
         // as advance_step will advance them; the sums are what this pass measures.
-        let bias = advance_bias(gp, status_rw.bias[group]);
-        let c = step_context(gp, bias, status_rw.step + 1u, vec4<f32>(0.0));
+        let bias = advance_bias(step.groups[t.group], status_rw.bias[t.group]);
+        let c = step_context(t, bias, status_rw.step + 1u, vec4<f32>(0.0));
         let clip = select(1.0, status_rw.clip_coef, clipping(step));
         for (var k = 0u; k < VEC_PER_THREAD; k++) {
             let lane = block_lane(blk, k, lid);
@@ -109,8 +118,7 @@ fn update(
     }
     let blk = blocks[b];
     let t = tensors[blk.tensor];
-    let gp = step.groups[t.group];
-    let c = step_context(gp, status.bias[t.group], status.step, t.sums);
+    let c = step_context(t, status.bias[t.group], status.step, t.sums);
     let clip = select(1.0, status.clip_coef, clipping(step));
     for (var k = 0u; k < VEC_PER_THREAD; k++) {
         let lane = block_lane(blk, k, lid);

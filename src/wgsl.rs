@@ -5,7 +5,8 @@
 //! 2. constants (and type aliases) generated from Rust: tile sizes, workgroup sizes,
 //!    switches, the staging type and binding indices, so the Rust side and the shader read the same numbers from one place
 //!    (a WGSL file never declares a constant the builder supplies);
-//! 3. declarations generated from Rust (the nn kernels' uniform structs and bindings);
+//! 3. declarations and functions generated from Rust (the nn kernels' uniform structs and
+//!    bindings, the optimizer's state slots);
 //! 4. parts: shared helpers from `shaders/lib/` and kernel files from `shaders/`.
 //!
 //! Each [`Part`] names the functions it provides and the ones it expects another part
@@ -144,6 +145,8 @@ pub struct ShaderBuilder {
     constants: Vec<(String, ConstValue)>,
     aliases: Vec<(&'static str, &'static str)>,
     declarations: Vec<String>,
+    /// Functions the generated declarations define for the parts to call.
+    generated: Vec<String>,
     parts: Vec<&'static Part>,
 }
 
@@ -156,6 +159,7 @@ impl ShaderBuilder {
             constants: Vec::new(),
             aliases: Vec::new(),
             declarations: Vec::new(),
+            generated: Vec::new(),
             parts: Vec::new(),
         }
     }
@@ -201,6 +205,13 @@ impl ShaderBuilder {
         self
     }
 
+    /// Adds a function generated from Rust, `fn name...` in `wgsl`, which parts may
+    /// require as if another part provided it.
+    pub fn function(mut self, name: impl Into<String>, wgsl: impl Into<String>) -> Self {
+        self.generated.push(name.into());
+        self.declare(wgsl)
+    }
+
     /// Appends a part.
     pub fn part(mut self, part: &'static Part) -> Self {
         self.parts.push(part);
@@ -221,7 +232,8 @@ impl ShaderBuilder {
                 return Err(err(format!("part `{}` is included twice", part.name)));
             }
             for needed in part.requires {
-                if !self.parts.iter().any(|p| p.provides.contains(needed)) {
+                let generated = self.generated.iter().any(|g| g == needed);
+                if !generated && !self.parts.iter().any(|p| p.provides.contains(needed)) {
                     return Err(err(format!(
                         "`{}` calls `{needed}`, which no part provides",
                         part.name

@@ -1,12 +1,14 @@
 //! Limits: arenas spanning several buffers, tensors split over binding windows, 2-D
-//! dispatch grids, and a tensor larger than the device's binding limit.
+//! dispatch grids, a tensor larger than the device's binding limit, and the device's
+//! storage-buffer budget per shader stage.
 
 mod common;
 
 use common::*;
+use coptim::Error;
 use coptim::ParamStore;
 use coptim::arena::ArenaLimits;
-use coptim::optim::{Caution, OptimizerConfig, OptimizerOptions};
+use coptim::optim::{Algorithm, Caution, OptimizerConfig, OptimizerOptions};
 
 const TOL: f64 = 1e-6;
 
@@ -118,4 +120,66 @@ fn tensor_needing_more_than_65535_workgroups() {
         max_err = max_err.max((p as f64 - want).abs());
     }
     assert!(max_err <= 1e-6, "max abs error {max_err:e}");
+}
+
+/// A device on the default adapter that allows only `storage` storage buffers per
+/// shader stage (an embedder's device; WebGPU's default is 8).
+fn ctx_with_storage_buffers(storage: u32) -> coptim::GpuContext {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    let adapter = pollster::block_on(instance.request_adapter(&Default::default()))
+        .expect("a GPU adapter (install mesa-vulkan-drivers)");
+    let limits = wgpu::Limits {
+        max_storage_buffers_per_shader_stage: storage,
+        ..adapter.limits()
+    };
+    let descriptor = wgpu::DeviceDescriptor {
+        required_limits: limits,
+        ..Default::default()
+    };
+    let (device, queue) =
+        pollster::block_on(adapter.request_device(&descriptor)).expect("a device");
+    coptim::GpuContext::from_device(device, queue)
+}
+
+/// Every member, cautious, steps on a device with WebGPU's default of 8 storage
+/// buffers per shader stage (the count of each pass matches what wgpu validates);
+/// with 6, the members that need more fail at construction with a typed error
+/// naming the limit, and the others still step.
+#[test]
+fn storage_buffer_budget_is_checked_against_the_device() {
+    let shapes = [("w", vec![33, 5]), ("b", vec![1])];
+    for (storage, members_fit) in [(8, true), (6, false)] {
+        let ctx = ctx_with_storage_buffers(storage);
+        let store = ParamStore::new(&ctx, &shapes).unwrap();
+        let mut refused = Vec::new();
+        for algorithm in Algorithm::members() {
+            let cfg = OptimizerConfig::new(algorithm, 1e-3).with_caution(Caution::hard());
+            match coptim::Optimizer::new(&ctx, &store, cfg) {
+                Ok(mut opt) => {
+                    opt.step_blocking().unwrap();
+                    opt.stats_blocking().unwrap();
+                }
+                Err(Error::LimitExceeded {
+                    what,
+                    needed,
+                    allowed,
+                }) => {
+                    assert!(
+                        what.contains("max_storage_buffers_per_shader_stage"),
+                        "{what}"
+                    );
+                    assert!(needed > allowed && allowed == storage as u64, "{what}");
+                    refused.push(algorithm.name());
+                }
+                Err(e) => panic!("{}: {e}", algorithm.name()),
+            }
+        }
+        assert_eq!(refused.is_empty(), members_fit, "refused {refused:?}");
+        if !members_fit {
+            // AdamW (6 in each pass) fits; LAMB's measuring pass needs 8.
+            assert!(!refused.contains(&"adamw") && refused.contains(&"lamb"));
+            // Adan's update pass binds its 4 state tensors: 8 in all.
+            assert!(refused.contains(&"adan"));
+        }
+    }
 }

@@ -77,6 +77,39 @@ fn adopt_decay_modes_match_reference() {
     }
 }
 
+/// Adan's decay modes under a cosine schedule, a global clip and a no-decay group:
+/// proximal (`adan`) and decoupled (`adanw`), plain and cautious, cautious weight decay
+/// (tested against the whole unmasked update) and coptim's corrected decay.
+#[test]
+fn adan_decay_modes_match_reference() {
+    let ctx = ctx();
+    let store = ParamStore::new(&ctx, &flat_shapes(&ODD_SIZES)).unwrap();
+    let no_decay = GroupConfig {
+        name: "no_decay".into(),
+        tensors: vec!["t1".into(), "t4".into()],
+        lr_scale: 0.5,
+        weight_decay: 0.0,
+    };
+    let timm = |name: &str| {
+        OptimizerConfig::from_timm(name, &serde_json::json!({"lr": 1e-2, "weight_decay": 0.5}))
+            .unwrap()
+            .with_schedule(LrSchedule::Cosine {
+                total: 5,
+                floor: 0.1,
+            })
+            .with_clip_grad_norm(20.0)
+            .with_group(no_decay.clone())
+    };
+    for cfg in [
+        timm("adan"),
+        timm("cadan").with_decay(DecayMode::CAUTIOUS),
+        timm("adanw").with_decay(DecayMode::CAUTIOUS),
+        timm("cadanw").with_decay(DecayMode::CORRECTED),
+    ] {
+        check(&ctx, &store, cfg, 5, 9);
+    }
+}
+
 #[test]
 fn plain_adamw_lion_sgd_match_reference() {
     let ctx = ctx();

@@ -222,6 +222,7 @@ fn state_file_names_are_documented() {
         names,
         [
             "coptim.bias_correction",
+            "coptim.bias_correction3",
             "coptim.lr_ema",
             "coptim.steps",
             "exp_avg.b",

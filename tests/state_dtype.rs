@@ -295,3 +295,89 @@ fn reduced_precision_modules_validate() {
         }
     }
 }
+
+/// Every state slot stores and loads each reduced format exactly, shown with Adan's
+/// four slots: after step 1 (computed alike from zero state) the reduced run's state
+/// is the f32 run's rounded to the format (bf16: half's round-to-nearest-even bit for
+/// bit; f16: the nearer or, as WGSL allows, the other neighbour); with the f32 run's
+/// state then set to the reduced run's (widened), step 2 gives both runs the same
+/// parameters bit for bit and the reduced state is again the f32 state rounded.
+#[test]
+fn every_state_slot_round_trips_each_reduced_format() {
+    let ctx = ctx();
+    let cfg =
+        OptimizerConfig::from_timm("cadan", &serde_json::json!({"weight_decay": 0.02})).unwrap();
+    let mut r = rng(11);
+    let n = 999;
+    let p0 = to_f32(&randn(&mut r, n, 1.0));
+    // Magnitudes >= 0.1 keep the second moment inside f16's normal range.
+    let grads: Vec<Vec<f32>> = (0..2)
+        .map(|_| {
+            let g = randn(&mut r, n, 1.0);
+            to_f32(
+                &g.iter()
+                    .map(|x| x.signum() * x.abs().max(0.1))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    let formats = [ElementType::Bf16, ElementType::F16];
+    for dtype in formats
+        .into_iter()
+        .filter(|d| *d == ElementType::Bf16 || ctx.capabilities().f16)
+    {
+        let runs: Vec<(ParamStore, Optimizer)> = [ElementType::F32, dtype]
+            .into_iter()
+            .map(|d| {
+                let store = ParamStore::new(&ctx, &[("w", vec![n])]).unwrap();
+                store.params.write(&ctx, TensorId(0), &p0).unwrap();
+                let opt = Optimizer::new(&ctx, &store, cfg.clone().with_state_dtype(d)).unwrap();
+                (store, opt)
+            })
+            .collect();
+        let [(wide_store, mut wide), (narrow_store, mut narrow)] = runs.try_into().ok().unwrap();
+        for (s, g) in grads.iter().enumerate() {
+            for (store, opt) in [(&wide_store, &mut wide), (&narrow_store, &mut narrow)] {
+                store.grads.write(&ctx, TensorId(0), g).unwrap();
+                opt.step_blocking().unwrap();
+            }
+            let read = |store: &ParamStore| store.params.read_blocking(&ctx, TensorId(0)).unwrap();
+            assert_eq!(
+                read(&wide_store),
+                read(&narrow_store),
+                "{} step {}",
+                dtype.name(),
+                s + 1
+            );
+            for (k, name) in cfg.algorithm.state_names().iter().enumerate() {
+                let want = wide.state()[k].read_blocking(&ctx, TensorId(0)).unwrap();
+                let got = narrow.state()[k].read_blocking(&ctx, TensorId(0)).unwrap();
+                for (i, (&w, &x)) in want.iter().zip(&got).enumerate() {
+                    assert!(
+                        is_rounding(w, x, dtype),
+                        "{} step {} {name}[{i}]: {w:e} stored as {x:e}",
+                        dtype.name(),
+                        s + 1
+                    );
+                }
+                // The f32 run continues from exactly what the reduced run holds.
+                wide.state()[k].write(&ctx, TensorId(0), &got).unwrap();
+            }
+        }
+    }
+}
+
+/// Whether `x` is `w` rounded to `dtype` (bf16: to nearest even; f16: the nearest
+/// f16 or an adjacent one, as WGSL allows either neighbour, subnormals included).
+fn is_rounding(w: f32, x: f32, dtype: ElementType) -> bool {
+    match dtype {
+        ElementType::Bf16 => half::bf16::from_f32(w).to_f32().to_bits() == x.to_bits(),
+        ElementType::F16 => {
+            let nearest = half::f16::from_f32(w).to_bits();
+            [nearest, nearest.wrapping_add(1), nearest.wrapping_sub(1)]
+                .iter()
+                .any(|&b| half::f16::from_bits(b).to_f32() == x)
+        }
+        ElementType::F32 => w.to_bits() == x.to_bits(),
+    }
+}

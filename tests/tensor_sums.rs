@@ -1,11 +1,13 @@
-//! The per-tensor float sums of the measuring pass (LAMB's trust-ratio norms) against
-//! f64 sums, and LAMB against the f64 reference, on tensors spanning several blocks,
-//! binding windows, buffers and 2-D grids.
+//! The per-tensor float sums of the measuring pass (LAMB's trust-ratio norms) and its
+//! per-segment sums (AdamP's rows) against f64 sums, and LAMB, AdamP and SGDP against
+//! the f64 reference, on tensors spanning several blocks, binding windows, buffers and
+//! 2-D grids, with rows longer and shorter than a block.
 
 mod common;
 
 use common::*;
 use coptim::arena::ArenaLimits;
+use coptim::arena::ParamSet;
 use coptim::optim::{
     Algorithm, Caution, DecayMode, Lamb, Optimizer, OptimizerConfig, OptimizerOptions,
 };
@@ -168,4 +170,177 @@ fn sums_match_f64_and_are_deterministic(ctx: &GpuContext) {
     }
     let (again, _) = second_step_sums(ctx);
     assert_eq!(got, again, "the sums are not deterministic");
+}
+
+/// Row-major tensors whose rows are longer than a block (`long`: each row crosses
+/// blocks and 16 KiB binding windows), exactly a block, much shorter (`short`: many
+/// rows per block), one row, rank 3, and a vector (no segments).
+const SEGMENT_SHAPES: &[(&str, &[usize])] = &[
+    ("long", &[3, 5000]),
+    ("block", &[5, 4096]),
+    ("short", &[700, 7]),
+    ("row", &[1, 9000]),
+    ("cube", &[4, 3, 350]),
+    ("vec", &[12_289]),
+];
+
+fn shaped_store(ctx: &GpuContext, shapes: &[(&str, &[usize])]) -> ParamStore {
+    let limits = ArenaLimits::from_limits(ctx.limits()).capped(16 * 1024, 192 * 1024);
+    let shapes: Vec<(String, Vec<usize>)> = shapes
+        .iter()
+        .map(|(n, s)| (n.to_string(), s.to_vec()))
+        .collect();
+    ParamStore::with_limits(ctx, &shapes, limits).unwrap()
+}
+
+/// timm's `name` with a learning rate and weight decay.
+fn timm(name: &str) -> OptimizerConfig {
+    OptimizerConfig::from_timm(name, &serde_json::json!({"lr": 1e-2, "weight_decay": 0.1})).unwrap()
+}
+
+/// The first-round segment sums of AdamP's first step from seed 11, and their f64
+/// values: per row (p.g, p.p, g.g, p.u) with the first step's Nesterov update
+/// u = (1 - b1)(1 + b1) g / (|g| + eps).
+/// Per tensor, four sums per segment.
+type SegmentSums<T> = Vec<Vec<[T; 4]>>;
+
+fn first_step_segment_sums(ctx: &GpuContext) -> (SegmentSums<f32>, SegmentSums<f64>) {
+    let store = shaped_store(ctx, SEGMENT_SHAPES);
+    let mut r = rng(11);
+    let mut params = Vec::new();
+    for (i, t) in store.layout().tensors().iter().enumerate() {
+        let p = to_f32(&randn(&mut r, t.len as usize, 1.0));
+        store.params.write(ctx, TensorId(i), &p).unwrap();
+        params.push(to_f64(&p));
+    }
+    let mut opt = Optimizer::new(ctx, &store, timm("adamp")).unwrap();
+    let grads = write_grads(ctx, &store, &mut r);
+    opt.step_blocking().unwrap();
+    let (b1, eps) = (0.9, 1e-8);
+    let want = store
+        .layout()
+        .tensors()
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            if t.shape.len() < 2 {
+                return Vec::new();
+            }
+            let len = t.shape[1..].iter().product::<usize>();
+            let rows = params[i].chunks(len).zip(grads[i].chunks(len));
+            rows.map(|(p, g)| {
+                let mut s = [0.0; 4];
+                for (p, g) in p.iter().zip(g) {
+                    let u = (1.0 - b1) * (1.0 + b1) * g / (g.abs() + eps);
+                    s[0] += p * g;
+                    s[1] += p * p;
+                    s[2] += g * g;
+                    s[3] += p * u;
+                }
+                s
+            })
+            .collect()
+        })
+        .collect();
+    (pollster::block_on(opt.read_segment_sums()).unwrap(), want)
+}
+
+/// Every row's four sums against f64 (each within SUM_TOL of the sum of its |terms|,
+/// bounded by Cauchy-Schwarz through the squares), bit-identical between two runs, on
+/// every stream shape.
+#[test]
+fn segment_sums_match_f64_and_are_deterministic() {
+    for shape in StreamShape::ALL {
+        let ctx = ctx().with_stream_shape(shape);
+        let (got, want) = first_step_segment_sums(&ctx);
+        for (t, (got, want)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(got.len(), want.len(), "tensor {t}: segments");
+            for (i, (g, w)) in got.iter().zip(want).enumerate() {
+                let bounds = [(w[1] * w[2]).sqrt(), w[1], w[2], w[1].sqrt() * w[2].sqrt()];
+                for k in 0..4 {
+                    let err = (g[k] as f64 - w[k]).abs() / bounds[k].max(f64::MIN_POSITIVE);
+                    assert!(
+                        err <= SUM_TOL,
+                        "tensor {t} row {i} sum {k}: {} vs {}: {err:e}",
+                        g[k],
+                        w[k]
+                    );
+                }
+            }
+        }
+        let (again, _) = first_step_segment_sums(&ctx);
+        assert_eq!(got, again, "the segment sums are not deterministic");
+    }
+}
+
+/// `x` less its component along `p` on each run of `len` elements.
+fn orthogonal(p: &[f64], x: &[f64], len: usize) -> Vec<f64> {
+    p.chunks(len)
+        .zip(x.chunks(len))
+        .flat_map(|(p, x)| {
+            let k = p.iter().zip(x).map(|(p, x)| p * x).sum::<f64>()
+                / p.iter().map(|p| p * p).sum::<f64>();
+            p.iter().zip(x).map(move |(p, x)| x - k * p)
+        })
+        .collect()
+}
+
+/// Shapes for the projection: `chan` and `layer` get gradients orthogonal to their
+/// parameters per row and over the whole tensor (the channel and the layer view
+/// project), the others random ones (nothing projects).
+const PROJECTION_SHAPES: &[(&str, &[usize])] = &[
+    ("chan", &[6, 700]),
+    ("layer", &[40, 30]),
+    ("rand", &[300, 20]),
+    ("conv", &[8, 3, 3, 3]),
+    ("vec", &[257]),
+    ("one", &[1]),
+];
+
+fn projected_gradients(
+    r: &mut rand_chacha::ChaCha8Rng,
+    set: &ParamSet,
+    p: &[Vec<f64>],
+) -> Vec<Vec<f64>> {
+    set.tensors()
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let g = randn(r, t.len as usize, 0.5);
+            let g = match t.name.as_str() {
+                "chan" => orthogonal(&p[i], &g, t.shape[1]),
+                "layer" => orthogonal(&p[i], &g, g.len()),
+                _ => g,
+            };
+            to_f64(&to_f32(&g))
+        })
+        .collect()
+}
+
+/// AdamP and SGDP, plain and cautious (timm's "spherical" caution), with cautious
+/// weight decay too, follow the f64 reference where the channel view, the layer view
+/// or nothing projects.
+#[test]
+fn adamp_and_sgdp_match_reference_where_projected() {
+    let ctx = ctx();
+    let store = shaped_store(&ctx, PROJECTION_SHAPES);
+    let options = OptimizerOptions {
+        max_workgroups_per_dim: Some(8),
+    };
+    let configs = [
+        timm("adamp"),
+        timm("cadamp"),
+        timm("cadamp").with_decay(DecayMode::CAUTIOUS),
+        timm("sgdp"),
+        timm("csgdp"),
+    ];
+    for cfg in configs {
+        let mut grads = projected_gradients;
+        let c =
+            compare_with_gradients(&ctx, &store, cfg.clone(), options, (5, 23, TOL), &mut grads);
+        eprintln!(
+            "{:?} {:?}: max relative error {:.2e}",
+            cfg.algorithm, cfg.caution, c.max_rel
+        );
+    }
 }

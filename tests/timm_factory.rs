@@ -87,6 +87,11 @@ fn from_timm_rejects_what_coptim_cannot_build() {
     assert!(invalid("clamb", json!({"max_grad_norm": -1.0})).contains("max_grad_norm"));
     assert!(invalid("cadopt", json!({"clip_exp": "1/3"})).contains("clip_exp"));
     assert!(invalid("adopt", json!({"decoupled": 1})).contains("decoupled"));
+    // Adan takes three betas; timm's Adan has no corrected decay.
+    assert!(invalid("cadan", json!({"betas": [0.98, 0.92]})).contains("betas"));
+    assert!(invalid("adan", json!({"betas": [0.98, 0.92, 1.0]})).contains("beta3"));
+    assert!(invalid("adanw", json!({"corrected_weight_decay": true})).contains("corrected"));
+    assert!(invalid("adan", json!({"no_prox": "yes"})).contains("no_prox"));
     assert!(invalid("lion", json!({"betas": [0.9]})).contains("betas"));
     assert!(invalid("lion", json!({"lr": "fast"})).contains("lr"));
     assert!(invalid("lion", json!([1e-3])).contains("not an object"));
@@ -145,4 +150,17 @@ fn every_timm_name_builds_with_defaults() {
         let cfg = OptimizerConfig::from_timm(name, &json!({})).unwrap();
         assert_eq!(cfg.caution.is_on(), name.starts_with('c'), "{name}");
     }
+}
+
+/// AdamP's and SGDP's own keywords out of range, and what they do not take, are errors
+/// that name the keyword.
+#[test]
+fn from_timm_rejects_bad_projection_keywords() {
+    assert!(invalid("cadamp", json!({"delta": 0.0})).contains("delta"));
+    assert!(invalid("adamp", json!({"wd_ratio": -0.5})).contains("wd_ratio"));
+    assert!(invalid("adamp", json!({"corrected_weight_decay": true})).contains("corrected"));
+    assert!(invalid("csgdp", json!({"dampening": 0.5})).contains("dampening"));
+    // SGDP divides its decay by 1 - momentum.
+    assert!(invalid("sgdp", json!({"momentum": 1.0})).contains("momentum"));
+    assert!(invalid("sgdp", json!({"eps": 0.0})).contains("eps"));
 }

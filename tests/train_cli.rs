@@ -287,7 +287,7 @@ fn compare_accepts_the_documented_pair_forms_and_bounds_seeds() {
 
 #[test]
 fn train_takes_every_registered_name() {
-    for optimizer in ["cnadamw", "claprop"] {
+    for optimizer in ["cnadamw", "claprop", "cadopt", "cadoptw"] {
         let (_, v) = run_json(&tiny_train(&["--optimizer", optimizer]));
         assert_eq!(v["steps_completed"], 3, "{optimizer}");
         assert_eq!(v["config"]["optimizer"], optimizer);

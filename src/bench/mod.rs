@@ -41,6 +41,9 @@ use crate::stream::StreamShape;
 /// - an algorithm with per-tensor sums (LAMB) runs that pass with or without caution
 ///   and reads p too: `8 + k * s`; so does one with coupled decay (ADOPT's, RMSpropTF's `wd * p`)
 ///   when caution runs it;
+/// - an algorithm with per-segment sums (AdamP, SGDP) runs a first such pass always
+///   (which also checks the gradients) and, with caution, a second one: `8 + k * s`
+///   each;
 /// - an algorithm with its own gradient clip (LAMB's `max_grad_norm`) reads g once
 ///   more for the global norm: `4`;
 /// - otherwise, the non-finite check (when on) reads g once more: `4`.
@@ -61,8 +64,13 @@ use crate::stream::StreamShape;
 /// assert_eq!(step_bytes_per_param(&laprop, true, ElementType::F32, true), 40);
 /// let lamb = Algorithm::by_name("lamb").unwrap();
 /// assert_eq!(step_bytes_per_param(&lamb, true, ElementType::F32, true), 28 + 16 + 4);
+/// // Adan reads and writes four state tensors; its count pass reads exp_avg only.
+/// let adan = Algorithm::by_name("adan").unwrap();
+/// assert_eq!(step_bytes_per_param(&adan, true, ElementType::F32, true), 44 + 8);
 /// let adopt = Algorithm::by_name("adopt").unwrap();
 /// assert_eq!(step_bytes_per_param(&adopt, true, ElementType::F32, true), 28 + 16);
+/// let adamp = Algorithm::by_name("adamp").unwrap();
+/// assert_eq!(step_bytes_per_param(&adamp, true, ElementType::F32, true), 28 + 2 * 16);
 /// let rmsprop = Algorithm::by_name("rmsproptf").unwrap();
 /// assert_eq!(step_bytes_per_param(&rmsprop, true, ElementType::F32, true), 28 + 16);
 /// ```
@@ -82,7 +90,9 @@ pub fn step_bytes_per_param(
     };
     let k = algorithm.count_pass_states() as u64;
     let count_pass = 4 + 4 * algorithm.count_reads_params() as u64 + k * s;
-    let extra = if algorithm.needs_tensor_sums() || caution {
+    let extra = if algorithm.needs_segment_sums() {
+        count_pass * (1 + caution as u64)
+    } else if algorithm.needs_tensor_sums() || caution {
         count_pass
     } else if nonfinite_check && clip == 0 {
         4

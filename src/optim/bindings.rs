@@ -7,15 +7,14 @@
 use wgpu::util::DeviceExt;
 
 use crate::arena::{Arena, ParamSet, Window};
+use crate::error::{Error, Result};
+use crate::optim::algorithms::Algorithm;
 use crate::optim::gpu_types::{
     GpuBlockPartial, GpuStatus, GpuStepParams, GpuTensorEntry, GpuWindowInfo,
 };
-use crate::optim::kernels::{MAX_GROUPS, Pipelines, binding};
+use crate::optim::kernels::{MAX_GROUPS, Pipelines, SEGMENT_PIECES, binding};
 use crate::optim::plan::{Placement, Plan, Span, WindowPlan};
 
-/// The state bindings, in state order: a pass that reads `k` state tensors binds the
-/// first `k`.
-const STATES: &[u32] = &[binding::STATE0, binding::STATE1, binding::STATE2];
 /// Bindings used by the update pass, besides every state tensor.
 const UPDATE: &[u32] = &[
     binding::PARAMS,
@@ -56,7 +55,77 @@ const FINALIZE_SCALE: &[u32] = &[
     binding::PARTIALS,
 ];
 const FINALIZE_CLIP: &[u32] = &[binding::STEP, binding::STATUS_RW, binding::PARTIALS];
+/// Bindings of the per-tensor passes of the segment sums (an algorithm's own).
+const FINALIZE_SEGMENTS: &[u32] = FINALIZE_SCALE;
 const ADVANCE_STEP: &[u32] = &[binding::STEP, binding::STATUS_RW];
+/// The bindings read as uniforms; every other binding is a storage buffer.
+const UNIFORMS: &[u32] = &[binding::STEP, binding::STATUS, binding::WINDOW];
+
+/// `base` and the first `k` state bindings: a pass that reads `k` state tensors binds
+/// those.
+fn with_states(base: &[u32], k: usize) -> Vec<u32> {
+    [base, &binding::STATES[..k]].concat()
+}
+
+/// The bindings of the update pass of an algorithm keeping `states` state tensors
+/// (and reading its segment records when `segments`).
+fn update_bindings(states: usize, segments: bool) -> Vec<u32> {
+    let mut update = with_states(UPDATE, states);
+    if segments {
+        update.push(binding::PARTIALS);
+    }
+    update
+}
+
+/// The bindings of the measuring pass, which reads the first `states` state tensors
+/// (and the parameters when `reads_params`: tensor sums, coupled decay).
+fn count_bindings(states: usize, reads_params: bool) -> Vec<u32> {
+    let mut count = with_states(COUNT, states);
+    if reads_params {
+        count.push(binding::PARAMS);
+    }
+    count
+}
+
+/// Checks that every pass of `algorithm` binds no more storage buffers than the
+/// device's `max_storage_buffers_per_shader_stage` (WebGPU's default is 8), so that a
+/// member too wide for the device fails at construction with
+/// [`Error::LimitExceeded`] rather than when its pipelines are created.
+pub(crate) fn check_storage_budget(algorithm: &Algorithm, limits: &wgpu::Limits) -> Result<()> {
+    let passes = [
+        (
+            "update",
+            update_bindings(
+                algorithm.state_names().len(),
+                algorithm.needs_segment_sums(),
+            ),
+        ),
+        (
+            "measuring",
+            count_bindings(
+                algorithm.count_pass_states(),
+                algorithm.count_reads_params(),
+            ),
+        ),
+        ("gradient norm", GRAD_SUMSQ.to_vec()),
+    ];
+    let allowed = limits.max_storage_buffers_per_shader_stage;
+    for (pass, used) in passes {
+        let needed = used.iter().filter(|b| !UNIFORMS.contains(b)).count() as u32;
+        if needed > allowed {
+            return Err(Error::LimitExceeded {
+                what: format!(
+                    "the {pass} pass of `{}` (storage buffers per shader stage, \
+                     max_storage_buffers_per_shader_stage)",
+                    algorithm.name()
+                ),
+                needed: needed.into(),
+                allowed: allowed.into(),
+            });
+        }
+    }
+    Ok(())
+}
 
 /// The buffers every dispatch of a step shares.
 #[derive(Debug)]
@@ -67,13 +136,66 @@ pub(crate) struct StepBuffers {
     pub step_params: wgpu::Buffer,
     /// `StatusRw` / `StatusView`.
     pub status: wgpu::Buffer,
-    /// Per-block records (`BlockPartial`): agreement counts and float sums.
+    /// Per-block records (`BlockPartial`): agreement counts and float sums; then, for
+    /// an algorithm with segment sums, the piece and segment records.
     pub partials: wgpu::Buffer,
+    /// The records of the blocks themselves (the first ones of `partials`).
+    pub block_records: u64,
+}
+
+/// Where the records of `partials` lie (`shaders/tensor_segments.wgsl`).
+#[derive(Debug, Clone)]
+pub(crate) struct PartialsLayout {
+    /// Records of the blocks (and the first piece record).
+    pub blocks: u64,
+    /// Each tensor's segment length and first segment record.
+    pub segments: Vec<(u64, u64)>,
+    /// Records in all.
+    pub records: u64,
+}
+
+impl PartialsLayout {
+    /// The records of `plan` for tensors with segments of `seg_lens[t]` elements
+    /// (all 0: only the blocks' records).
+    pub fn new(plan: &Plan, numel: &[u64], seg_lens: &[u64]) -> Self {
+        let blocks = plan.total_blocks.max(1) as u64;
+        let mut next = if seg_lens.iter().any(|&l| l != 0) {
+            blocks * (1 + SEGMENT_PIECES)
+        } else {
+            blocks
+        };
+        let segments = numel
+            .iter()
+            .zip(seg_lens)
+            .map(|(&n, &len)| {
+                let first = next;
+                next += 2 * n.checked_div(len).unwrap_or(0);
+                (len, first)
+            })
+            .collect();
+        Self {
+            blocks,
+            segments,
+            records: next,
+        }
+    }
+
+    /// Bytes of the partials buffer.
+    pub fn bytes(&self) -> u64 {
+        self.records * std::mem::size_of::<GpuBlockPartial>() as u64
+    }
 }
 
 impl StepBuffers {
-    /// Creates the shared buffers for `plan` with each tensor's group.
-    pub fn new(device: &wgpu::Device, set: &ParamSet, plan: &Plan, groups: &[usize]) -> Self {
+    /// Creates the shared buffers for `plan` with each tensor's group and the
+    /// partials laid out as `partials` says.
+    pub fn new(
+        device: &wgpu::Device,
+        set: &ParamSet,
+        plan: &Plan,
+        groups: &[usize],
+        partials: &PartialsLayout,
+    ) -> Self {
         let entries: Vec<GpuTensorEntry> = set
             .tensors()
             .iter()
@@ -85,7 +207,8 @@ impl StepBuffers {
                 num_blocks: plan.tensors[t].count,
                 scale: 1.0,
                 kept: 0,
-                pad: [0; 2],
+                seg_len: partials.segments[t].0 as u32,
+                first_segment: partials.segments[t].1 as u32,
                 sums: [0.0; 4],
             })
             .collect();
@@ -99,8 +222,6 @@ impl StepBuffers {
             grad_norm: 0.0,
             bias: [[0.0; 4]; MAX_GROUPS],
         };
-        let partial_bytes =
-            (plan.total_blocks.max(1) as u64) * std::mem::size_of::<GpuBlockPartial>() as u64;
         Self {
             tensor_table: device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("coptim tensor table"),
@@ -120,10 +241,11 @@ impl StepBuffers {
             }),
             partials: device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("coptim block partials"),
-                size: partial_bytes,
+                size: partials.bytes(),
                 usage: storage,
                 mapped_at_creation: false,
             }),
+            block_records: partials.blocks,
         }
     }
 }
@@ -136,6 +258,8 @@ pub(crate) struct WindowBindings {
     pub update: wgpu::BindGroup,
     pub check_finite: wgpu::BindGroup,
     pub grad_sumsq: wgpu::BindGroup,
+    /// Round 1 of the segment sums (`measure_segments`), for algorithms with them.
+    pub measure: Option<wgpu::BindGroup>,
 }
 
 /// Bind groups of the one-workgroup and per-tensor reductions.
@@ -145,6 +269,9 @@ pub(crate) struct ReduceBindings {
     pub tensor_grid: (u32, u32),
     pub finalize_clip: wgpu::BindGroup,
     pub advance: wgpu::BindGroup,
+    /// The per-tensor passes of the segment sums (rounds 1 and 2), for algorithms with
+    /// them.
+    pub segments: Option<(wgpu::BindGroup, wgpu::BindGroup)>,
 }
 
 /// What the bind groups of every dispatch are built from.
@@ -186,8 +313,8 @@ impl BindingSources<'_> {
             (binding::BLOCKS, blocks.as_entire_binding()),
             (binding::STATUS, self.buffers.status.as_entire_binding()),
         ]);
-        for (k, arena) in self.state.iter().enumerate() {
-            all.push((STATES[k], window_resource(arena, wp.window)));
+        for (slot, arena) in binding::STATES.iter().zip(self.state) {
+            all.push((*slot, window_resource(arena, wp.window)));
         }
         let p = self.pipelines;
         let make = |pipeline: &wgpu::ComputePipeline, used: &[u32], label: &str| {
@@ -199,19 +326,18 @@ impl BindingSources<'_> {
                 &format!("{label} window {w}"),
             )
         };
-        let with_states = |base: &[u32], k: usize| [base, &STATES[..k]].concat();
-        let update = with_states(UPDATE, self.state.len());
-        let mut count = with_states(COUNT, self.count_states);
-        if self.count_reads_params {
-            // 8 storage bindings with two states: WebGPU's default per-stage limit.
-            count.push(binding::PARAMS);
-        }
+        let update = update_bindings(self.state.len(), p.segments.is_some());
+        let count = count_bindings(self.count_states, self.count_reads_params);
         WindowBindings {
             grid: wp.grid,
             count: make(&p.count, &count, "count"),
             update: make(&p.update, &update, "update"),
             check_finite: make(&p.check_finite, CHECK_FINITE, "check_finite"),
             grad_sumsq: make(&p.grad_sumsq, GRAD_SUMSQ, "grad_sumsq"),
+            measure: p
+                .segments
+                .as_ref()
+                .map(|s| make(&s.measure, &count, "measure")),
         }
     }
 
@@ -223,11 +349,35 @@ impl BindingSources<'_> {
         let make = |pipeline: &wgpu::ComputePipeline, used: &[u32], label: &str| {
             bind_group(self.device, pipeline, &all, used, label)
         };
+        // The clip sums every record it is given: only the blocks' are bound.
+        let bytes = self.buffers.block_records * std::mem::size_of::<GpuBlockPartial>() as u64;
+        let mut blocks_only = self.step_entries(&info);
+        for (b, resource) in &mut blocks_only {
+            if *b == binding::PARTIALS {
+                *resource = wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &self.buffers.partials,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(bytes),
+                });
+            }
+        }
         ReduceBindings {
             finalize_scale: make(&p.finalize_scale, FINALIZE_SCALE, "finalize_scale"),
             tensor_grid: grid,
-            finalize_clip: make(&p.finalize_clip, FINALIZE_CLIP, "finalize_clip"),
+            finalize_clip: bind_group(
+                self.device,
+                &p.finalize_clip,
+                &blocks_only,
+                FINALIZE_CLIP,
+                "finalize_clip",
+            ),
             advance: make(&p.advance_step, ADVANCE_STEP, "advance_step"),
+            segments: p.segments.as_ref().map(|s| {
+                (
+                    make(&s.finalize, FINALIZE_SEGMENTS, "finalize_segments"),
+                    make(&s.finalize_masked, FINALIZE_SEGMENTS, "finalize_masked"),
+                )
+            }),
         }
     }
 
@@ -321,4 +471,22 @@ fn bind_group(
         layout: &pipeline.get_bind_group_layout(0),
         entries: &entries,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::kernels::MAX_STATES;
+
+    /// Every member's state tensors have a slot each.
+    #[test]
+    fn every_member_fits_the_state_slots() {
+        for algorithm in Algorithm::members() {
+            assert!(
+                algorithm.state_names().len() <= MAX_STATES,
+                "{}",
+                algorithm.name()
+            );
+        }
+    }
 }

@@ -12,7 +12,10 @@ pub struct GpuTensorEntry {
     pub num_blocks: u32,
     pub scale: f32,
     pub kept: u32,
-    pub pad: [u32; 2],
+    /// Elements per segment (0: no segments).
+    pub seg_len: u32,
+    /// The tensor's first segment record in the partials.
+    pub first_segment: u32,
     pub sums: [f32; 4],
 }
 
@@ -22,7 +25,12 @@ pub struct GpuTensorEntry {
 pub struct GpuBlockPartial {
     pub sums: [f32; 4],
     pub count: u32,
-    pub pad: [u32; 3],
+    /// A block's first piece record: its first segment.
+    pub first: u32,
+    /// A block's first piece record: its number of pieces.
+    pub pieces: u32,
+    /// A segment's resolved record: the algorithm's switch.
+    pub flag: u32,
 }
 
 /// `GroupParams`: one group's hyperparameters for the current step.
@@ -37,6 +45,9 @@ pub struct GpuGroupParams {
     pub one_minus_beta2: f32,
     pub eps: f32,
     pub momentum: f32,
+    pub beta3: f32,
+    pub one_minus_beta3: f32,
+    pub pad: [u32; 2],
 }
 
 impl GpuGroupParams {
@@ -46,6 +57,12 @@ impl GpuGroupParams {
         self.beta2 = beta2 as f32;
         self.one_minus_beta1 = (1.0 - beta1) as f32;
         self.one_minus_beta2 = (1.0 - beta2) as f32;
+    }
+
+    /// Sets a third moment decay `beta3` and its complement (computed in f64).
+    pub fn set_beta3(&mut self, beta3: f64) {
+        self.beta3 = beta3 as f32;
+        self.one_minus_beta3 = (1.0 - beta3) as f32;
     }
 }
 
@@ -63,7 +80,9 @@ pub struct GpuStepParams {
     pub variant: u32,
     pub cautious_decay: u32,
     pub clip_max_ratio: f32,
-    pub pad: [u32; 2],
+    /// First piece record in the partials (the number of blocks).
+    pub piece_base: u32,
+    pub pad: u32,
     pub groups: [GpuGroupParams; MAX_GROUPS],
 }
 
@@ -90,14 +109,42 @@ pub struct GpuWindowInfo {
 /// The layouts of every mirror struct above, for the test against naga's layout.
 #[cfg(test)]
 pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
+    [record_mirrors(), step_mirrors()].concat()
+}
+
+/// The mirrors of the per-tensor and per-block records.
+#[cfg(test)]
+fn record_mirrors() -> Vec<crate::wgsl::MirrorLayout> {
     use crate::wgsl::mirror_layout;
     vec![
         mirror_layout!(
             GpuTensorEntry,
             "TensorEntry",
-            [group, numel, first_block, num_blocks, scale, kept, sums]
+            [
+                group,
+                numel,
+                first_block,
+                num_blocks,
+                scale,
+                kept,
+                seg_len,
+                first_segment,
+                sums
+            ]
         ),
-        mirror_layout!(GpuBlockPartial, "BlockPartial", [sums, count]),
+        mirror_layout!(
+            GpuBlockPartial,
+            "BlockPartial",
+            [sums, count, first, pieces, flag]
+        ),
+    ]
+}
+
+/// The mirrors of the step parameters, the status, the window and the block table.
+#[cfg(test)]
+fn step_mirrors() -> Vec<crate::wgsl::MirrorLayout> {
+    use crate::wgsl::mirror_layout;
+    vec![
         mirror_layout!(
             GpuGroupParams,
             "GroupParams",
@@ -109,7 +156,9 @@ pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
                 one_minus_beta1,
                 one_minus_beta2,
                 eps,
-                momentum
+                momentum,
+                beta3,
+                one_minus_beta3
             ]
         ),
         mirror_layout!(
@@ -126,6 +175,7 @@ pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
                 variant,
                 cautious_decay,
                 clip_max_ratio,
+                piece_base,
                 groups
             ]
         ),
@@ -143,7 +193,15 @@ pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
         mirror_layout!(
             crate::optim::plan::GpuBlock,
             "Block",
-            [tensor, len, global, state_start, param_start, grad_start]
+            [
+                tensor,
+                len,
+                global,
+                state_start,
+                param_start,
+                grad_start,
+                elem
+            ]
         ),
     ]
 }

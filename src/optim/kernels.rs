@@ -45,21 +45,15 @@ pub static PARAMS_SCALAR: Part = shader_part!("params_scalar.wgsl", PARAM_ACCESS
 pub static COUNT_SUBGROUP: Part = shader_part!("count_subgroup.wgsl", &["add_block_count"], &[]);
 /// Agreement-count reduction with a workgroup atomic (portable fallback).
 pub static COUNT_WORKGROUP: Part = shader_part!("count_workgroup.wgsl", &["add_block_count"], &[]);
-/// The hooks every state storage variant provides.
-const STATE_ACCESS: &[&str] = &[
-    "load_state0",
-    "store_state0",
-    "load_state1",
-    "store_state1",
-    "load_state2",
-    "store_state2",
-];
+/// The codec every state storage variant provides: its `StateWord` (four elements)
+/// and the conversions to and from f32 (the slots themselves come from [`state_slots`]).
+const STATE_CODEC: &[&str] = &["state_decode", "state_encode"];
 /// f32 optimizer state.
-pub static STATE_F32: Part = shader_part!("state_f32.wgsl", STATE_ACCESS, &[]);
+pub static STATE_F32: Part = shader_part!("state_f32.wgsl", STATE_CODEC, &[]);
 /// bf16 optimizer state, two per u32 (every adapter).
-pub static STATE_BF16: Part = shader_part!("state_bf16.wgsl", STATE_ACCESS, &[]);
+pub static STATE_BF16: Part = shader_part!("state_bf16.wgsl", STATE_CODEC, &[]);
 /// f16 optimizer state (needs `shader-f16`).
-pub static STATE_F16: Part = shader_part!("state_f16.wgsl", STATE_ACCESS, &[]);
+pub static STATE_F16: Part = shader_part!("state_f16.wgsl", STATE_CODEC, &[]);
 /// The count and update entry points shared by every algorithm; the algorithm part
 /// supplies its caution direction, its tensor terms and its fused per-vec4 update.
 pub static STEP: Part = shader_part!(
@@ -88,6 +82,27 @@ pub static TENSOR_SUMS_NONE: Part = shader_part!(
     "tensor_sums_none.wgsl",
     &["tensor_terms", "add_block_sums"],
     &[],
+);
+/// Per-segment float sums (AdamP's rows): the measuring rounds and the helpers of the
+/// algorithm's per-tensor passes.
+pub static TENSOR_SEGMENTS: Part = shader_part!(
+    "tensor_segments.wgsl",
+    &[
+        "measure_segments",
+        "count_segments",
+        "segment_total",
+        "segment_record",
+        "lane_records",
+    ],
+    &[
+        "workgroup_sum4",
+        "segment_terms",
+        "masked_terms",
+        "add_block_count",
+        "load_grad",
+        "block_lane",
+        "block_index",
+    ],
 );
 /// The clipped gradient as the algorithm sees it (decoupled decay, or none).
 pub static GRAD_DECAY_NONE: Part = shader_part!("grad_decay_none.wgsl", &["step_grad"], &[]);
@@ -118,8 +133,14 @@ pub static REDUCE: Part = shader_part!(
 /// Elements one workgroup handles (`BLOCK_ELEMS`): every [`StreamShape`] covers
 /// this block (`4 * WG_SIZE * VEC_PER_THREAD`).
 pub const BLOCK_ELEMS: u64 = 4096;
+/// Segments one block touches at most (`MAX_PIECES`, tensor_segments.wgsl): its
+/// per-segment sums are this many workgroup trees, and each block keeps this many
+/// piece records.
+pub const SEGMENT_PIECES: u64 = 8;
 /// Parameter groups a single optimizer supports (`MAX_GROUPS`).
 pub const MAX_GROUPS: usize = 16;
+/// State tensors an algorithm may keep (bindings `STATE0` ..).
+pub const MAX_STATES: usize = 4;
 
 /// Binding indices of the optimizer modules (group 0), named once: Rust binds by these
 /// and the WGSL reads them as `BINDING_<NAME>`.
@@ -142,7 +163,7 @@ pub mod binding {
         GRADS = 1;
         /// First state tensor (`state0`).
         STATE0 = 2;
-        /// Second state tensor (`state1`, AdamW, LAMB, ...).
+        /// Second state tensor (`state1`: AdamW, LAMB, ...).
         STATE1 = 3;
         /// Block table of the dispatch (`blocks`).
         BLOCKS = 4;
@@ -158,9 +179,35 @@ pub mod binding {
         PARTIALS = 9;
         /// Status, written by the reductions (`status_rw`).
         STATUS_RW = 10;
-        /// Third state tensor (`state2`, RMSpropTF centered with momentum).
+        /// Third state tensor (`state2`).
         STATE2 = 11;
+        /// Fourth state tensor (`state3`).
+        STATE3 = 12;
     }
+
+    /// The state bindings, in state order: state `k` is bound at `STATES[k]`.
+    pub const STATES: [u32; super::MAX_STATES] = [STATE0, STATE1, STATE2, STATE3];
+}
+
+/// Declares the state slots `state0` .. `state3` (array<StateWord> at `BINDING_STATE<k>`)
+/// and their `load_state<k>(i)` / `store_state<k>(i, v)` through the state variant's
+/// codec. A pass binds only the slots its entry point reads.
+fn state_slots(mut module: ShaderBuilder) -> ShaderBuilder {
+    for k in 0..MAX_STATES {
+        module = module
+            .declare(format!(
+                "@group(0) @binding(BINDING_STATE{k}) var<storage, read_write> state{k}: array<StateWord>;"
+            ))
+            .function(
+                format!("load_state{k}"),
+                format!("fn load_state{k}(i: u32) -> vec4<f32> {{ return state_decode(state{k}[i]); }}"),
+            )
+            .function(
+                format!("store_state{k}"),
+                format!("fn store_state{k}(i: u32, v: vec4<f32>) {{ state{k}[i] = state_encode(v); }}"),
+            );
+    }
+    module
 }
 
 /// The generated constants every optimizer module starts with, and its shared parts.
@@ -189,7 +236,7 @@ pub fn algorithm_module(
     if state == ElementType::F16 {
         module = module.enable("f16");
     }
-    module = module
+    module = state_slots(module)
         .part(if subgroups {
             &COUNT_SUBGROUP
         } else {
@@ -211,7 +258,12 @@ pub fn algorithm_module(
         } else {
             &TENSOR_SUMS_NONE
         });
-    if algorithm.needs_tensor_sums() {
+    if algorithm.needs_segment_sums() {
+        module = module
+            .constant("MAX_PIECES", SEGMENT_PIECES as u32)
+            .part(&TENSOR_SEGMENTS);
+    }
+    if algorithm.needs_tensor_sums() || algorithm.needs_segment_sums() {
         module = module.part(&WORKGROUP_SUM4);
     }
     algorithm.rules().shader(module)
@@ -255,6 +307,18 @@ pub(crate) struct Pipelines {
     pub finalize_clip: wgpu::ComputePipeline,
     pub finalize_scale: wgpu::ComputePipeline,
     pub advance_step: wgpu::ComputePipeline,
+    /// The segment passes of an algorithm with segment sums.
+    pub segments: Option<SegmentPipelines>,
+}
+
+/// The passes of an algorithm with segment sums (tensor_segments.wgsl): round 1 and
+/// its per-tensor pass; the per-tensor pass of round 2 (`count_segments`, which is
+/// then [`Pipelines::count`]).
+#[derive(Debug)]
+pub(crate) struct SegmentPipelines {
+    pub measure: wgpu::ComputePipeline,
+    pub finalize: wgpu::ComputePipeline,
+    pub finalize_masked: wgpu::ComputePipeline,
 }
 
 impl Pipelines {
@@ -298,8 +362,22 @@ impl Pipelines {
                 cache: None,
             })
         };
+        let segmented = algorithm.needs_segment_sums();
+        let segments = segmented.then(|| SegmentPipelines {
+            measure: make(&algo, "measure_segments"),
+            finalize: make(&algo, "finalize_segments"),
+            finalize_masked: make(&algo, "finalize_masked"),
+        });
         Self {
-            count: make(&algo, "count_agreement"),
+            count: make(
+                &algo,
+                if segmented {
+                    "count_segments"
+                } else {
+                    "count_agreement"
+                },
+            ),
+            segments,
             update: make(&algo, "update"),
             check_finite: make(&reduce, "check_finite"),
             grad_sumsq: make(&reduce, "grad_sumsq"),

@@ -6,10 +6,26 @@
 //! The state lives in coptim's arenas (a [`Layout`]); parameters and gradients can be
 //! anywhere in the caller's buffers, so a block records its first element in each of
 //! the three bindings.
+//!
+//! A tensor can be cut into segments (contiguous runs of `seg_len` elements: the rows
+//! of AdamP's channel view) whose sums the measuring pass takes per block piece
+//! (`shaders/tensor_segments.wgsl`). Its blocks are then short enough to touch at most
+//! [`SEGMENT_PIECES`] segments: [`segment_block_len`].
 
 use crate::arena::{Layout, Window};
 use crate::error::{Error, Result};
-use crate::optim::kernels::BLOCK_ELEMS;
+use crate::optim::kernels::{BLOCK_ELEMS, SEGMENT_PIECES};
+
+/// The longest block of a tensor cut into segments of `seg_len` elements (0: no
+/// segments) that touches at most [`SEGMENT_PIECES`] segments wherever it starts: a
+/// multiple of 4 (state stays vec4-aligned) of at most `(SEGMENT_PIECES - 1) * seg_len`
+/// elements, and at least 4.
+pub fn segment_block_len(seg_len: u64) -> u64 {
+    if seg_len == 0 {
+        return BLOCK_ELEMS;
+    }
+    ((SEGMENT_PIECES - 1) * seg_len / 4 * 4).clamp(4, BLOCK_ELEMS)
+}
 
 /// One block of work, as the kernels read it (`Block` in optim_common.wgsl).
 #[repr(C)]
@@ -27,6 +43,10 @@ pub struct GpuBlock {
     pub param_start: u32,
     /// First element in the gradient binding.
     pub grad_start: u32,
+    /// First element within the tensor.
+    pub elem: u32,
+    /// Padding (the WGSL struct's `pad0`).
+    pub pad: u32,
 }
 
 /// Where one tensor's parameters and gradients live: (buffer index, byte offset).
@@ -150,6 +170,7 @@ struct Open {
 struct Planner<'a> {
     layout: &'a Layout,
     places: &'a [Placement],
+    seg_lens: &'a [u64],
     buffer_sizes: &'a [u64],
     max_dim: u32,
     windows: Vec<WindowPlan>,
@@ -201,9 +222,10 @@ impl Planner<'_> {
         let place = self.places[t];
         open.param.extend(place.param, r, e);
         open.grad.extend(place.grad, r, e);
+        let block_len = segment_block_len(self.seg_lens[t]);
         let mut k = r;
         while k < e {
-            let n = BLOCK_ELEMS.min(e - k);
+            let n = block_len.min(e - k);
             if self.global >= u32::MAX as u64 {
                 return Err(Error::LimitExceeded {
                     what: "blocks in one optimizer".into(),
@@ -219,6 +241,8 @@ impl Planner<'_> {
                 state_start: (state_start + k - r) as u32,
                 param_start: 0,
                 grad_start: 0,
+                elem: k as u32,
+                pad: 0,
             });
             let tb = &mut self.tensors[t];
             tb.first = tb.first.min(self.global as u32);
@@ -294,18 +318,21 @@ impl Planner<'_> {
 }
 
 impl Plan {
-    /// Cuts every tensor into blocks of `BLOCK_ELEMS` elements: state window by state
-    /// window of `layout`, and within a window into as few dispatches as the
+    /// Cuts every tensor into blocks of `BLOCK_ELEMS` elements (shorter for a tensor
+    /// with segments of `seg_lens[t]` elements: [`segment_block_len`]): state window by
+    /// state window of `layout`, and within a window into as few dispatches as the
     /// parameter and gradient buffers (`places`, `buffer_sizes`) allow.
     pub fn new(
         layout: &Layout,
         places: &[Placement],
+        seg_lens: &[u64],
         buffer_sizes: &[u64],
         max_workgroups_per_dim: u32,
     ) -> Result<Self> {
         let mut planner = Planner {
             layout,
             places,
+            seg_lens,
             buffer_sizes,
             max_dim: max_workgroups_per_dim,
             windows: Vec::new(),
@@ -342,7 +369,8 @@ impl Plan {
             .collect();
         let sizes: Vec<u64> = layout.segment_lens().iter().map(|&l| 4 * l).collect();
         let sizes = [sizes.clone(), sizes].concat();
-        Self::new(layout, &places, &sizes, max_workgroups_per_dim)
+        let seg_lens = vec![0; places.len()];
+        Self::new(layout, &places, &seg_lens, &sizes, max_workgroups_per_dim)
     }
 }
 
@@ -390,6 +418,59 @@ mod tests {
             assert!(w.grid.0 * w.grid.1 >= w.blocks.len() as u32);
             assert!(w.grid.0 <= 3 && w.grid.1 <= 3);
         }
+    }
+
+    /// Blocks of tensors with segments (rows of 1, 3, 7, 5000 elements, across 16 KiB
+    /// windows) touch at most `SEGMENT_PIECES` segments, start at their `elem`, and
+    /// keep state vec4-aligned.
+    #[test]
+    fn segment_blocks_touch_few_segments() {
+        let limits = ArenaLimits {
+            align_bytes: 256,
+            max_binding_bytes: 16 * 1024,
+            max_buffer_bytes: 1 << 24,
+        };
+        let shapes = [
+            ("ones", vec![901, 1]),
+            ("three", vec![333, 3]),
+            ("seven", vec![1000, 7]),
+            ("long", vec![3, 5000]),
+            ("vec", vec![4097]),
+        ];
+        let seg_lens = [1, 3, 7, 5000, 0];
+        let layout = Layout::new(&shapes, limits).unwrap();
+        let places: Vec<Placement> = layout
+            .tensors()
+            .iter()
+            .map(|t| Placement {
+                param: (0, 4 * t.offset),
+                grad: (1, 4 * t.offset),
+            })
+            .collect();
+        let total = 4 * layout.segment_lens().iter().sum::<u64>();
+        let plan = Plan::new(&layout, &places, &seg_lens, &[total, total], 65_535).unwrap();
+        let mut next = vec![0u64; shapes.len()];
+        for b in plan.windows.iter().flat_map(|w| w.blocks.iter()) {
+            let t = b.tensor as usize;
+            assert_eq!(
+                b.elem as u64, next[t],
+                "tensor {t}: blocks in order, no gap"
+            );
+            next[t] += b.len as u64;
+            let last = next[t] == layout.info(crate::arena::TensorId(t)).len;
+            assert!(
+                last || b.len % 4 == 0,
+                "interior block of {} elements",
+                b.len
+            );
+            if let Some(&len) = seg_lens.get(t).filter(|&&l| l != 0) {
+                let pieces = (b.elem as u64 + b.len as u64 - 1) / len - b.elem as u64 / len + 1;
+                assert!(pieces <= SEGMENT_PIECES, "tensor {t}: {pieces} segments");
+            }
+        }
+        assert_eq!(segment_block_len(5000), BLOCK_ELEMS);
+        assert_eq!(segment_block_len(1), 4);
+        assert_eq!(segment_block_len(7), 48);
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub struct ReferenceStep {
 pub struct ReferenceOptimizer {
     config: OptimizerConfig,
     groups: Vec<usize>,
+    /// Each tensor's segment length (0: none; see `Algorithm::segment_len`).
+    seg_lens: Vec<usize>,
     /// State tensors: `state[k][i]` is state `k` (e.g. exp_avg, exp_avg_sq) of tensor `i`.
     pub state: Vec<Vec<Vec<f64>>>,
     /// Completed (not skipped) steps.
@@ -38,19 +40,39 @@ pub struct ReferenceOptimizer {
 pub(crate) const AMBIGUOUS_REL: f64 = 8.0 * f32::EPSILON as f64;
 
 impl ReferenceOptimizer {
-    /// A reference optimizer for tensors with these names and lengths.
+    /// A reference optimizer for vectors (rank-1 tensors) with these names and
+    /// lengths.
     pub fn new<S: AsRef<str>>(config: OptimizerConfig, tensors: &[(S, usize)]) -> Result<Self> {
+        let shapes: Vec<(&str, Vec<usize>)> = tensors
+            .iter()
+            .map(|(s, n)| (s.as_ref(), vec![*n]))
+            .collect();
+        Self::with_shapes(config, &shapes)
+    }
+
+    /// A reference optimizer for tensors with these names and shapes (the shapes
+    /// matter to algorithms with per-segment sums: AdamP's rows).
+    pub fn with_shapes<S: AsRef<str>>(
+        config: OptimizerConfig,
+        tensors: &[(S, Vec<usize>)],
+    ) -> Result<Self> {
         config.validate()?;
         let names: Vec<&str> = tensors.iter().map(|(n, _)| n.as_ref()).collect();
         let groups = config.group_of_tensors(&names)?;
         let nstate = config.algorithm.state_names().len();
+        let numel = |shape: &[usize]| shape.iter().product::<usize>();
         let state = (0..nstate)
-            .map(|_| tensors.iter().map(|&(_, n)| vec![0.0; n]).collect())
+            .map(|_| tensors.iter().map(|(_, s)| vec![0.0; numel(s)]).collect())
+            .collect();
+        let seg_lens = tensors
+            .iter()
+            .map(|(_, s)| config.algorithm.segment_len(s) as usize)
             .collect();
         let lr_history = vec![Vec::new(); config.groups.len() + 1];
         Ok(Self {
             config,
             groups,
+            seg_lens,
             state,
             step: 0,
             scheduled: 0,
@@ -124,6 +146,7 @@ impl ReferenceOptimizer {
                     cautious: cfg.decay.cautious,
                 },
                 caution: cfg.caution,
+                seg_len: self.seg_lens[i],
             };
             let (k, amb) = cfg.algorithm.rules().reference_step(x);
             kept.push(k);
@@ -152,6 +175,8 @@ pub(crate) struct TensorStep<'a> {
     pub decay: DecayRate,
     /// The caution mode.
     pub caution: Caution,
+    /// Elements per segment of the tensor (0: none).
+    pub seg_len: usize,
 }
 
 /// The decoupled weight decay of one tensor at one step.

@@ -5,10 +5,13 @@ use crate::arena::{Arena, ParamSet, UploadRing};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::optim::bindings::{
-    BindingSources, ReduceBindings, StepBuffers, WindowBindings, buffer_places,
+    BindingSources, PartialsLayout, ReduceBindings, StepBuffers, WindowBindings, buffer_places,
+    check_storage_budget,
 };
 use crate::optim::config::{Caution, NonFinite, Normalization, OptimizerConfig};
-use crate::optim::gpu_types::{GpuGroupParams, GpuStatus, GpuStepParams, GpuTensorEntry};
+use crate::optim::gpu_types::{
+    GpuBlockPartial, GpuGroupParams, GpuStatus, GpuStepParams, GpuTensorEntry,
+};
 use crate::optim::inputs::StepInputs;
 use crate::optim::kernels::{MAX_GROUPS, Pipelines};
 use crate::optim::plan::{Plan, grid_for};
@@ -87,14 +90,22 @@ impl Optimizer {
             .min(ctx.limits().max_compute_workgroups_per_dimension);
         let (tensor_buffers, places) = buffer_places(&set);
         let sizes: Vec<u64> = tensor_buffers.iter().map(|b| b.size()).collect();
-        let plan = Plan::new(&layout, &places, &sizes, max_dim)?;
+        let seg_lens: Vec<u64> = set
+            .tensors()
+            .iter()
+            .map(|t| config.algorithm.segment_len(&t.shape))
+            .collect();
+        let plan = Plan::new(&layout, &places, &seg_lens, &sizes, max_dim)?;
+        let numel: Vec<u64> = set.tensors().iter().map(|t| t.len).collect();
+        let partials = PartialsLayout::new(&plan, &numel, &seg_lens);
+        check_partials(ctx, &partials)?;
         let state = config
             .algorithm
             .state_names()
             .iter()
             .map(|name| Arena::new(ctx, layout.clone(), config.state_dtype, name))
             .collect::<Result<Vec<_>>>()?;
-        let buffers = StepBuffers::new(ctx.device(), &set, &plan, &groups_of_tensors);
+        let buffers = StepBuffers::new(ctx.device(), &set, &plan, &groups_of_tensors, &partials);
         let pipelines = Pipelines::new(ctx, &config.algorithm, config.state_dtype, set.access())?;
         let sources = BindingSources {
             device: ctx.device(),
@@ -116,7 +127,6 @@ impl Optimizer {
                 .collect();
             (windows, sources.reduce(num_tensors, tensor_grid))
         })?;
-        let numel = set.tensors().iter().map(|t| t.len).collect();
         let stats = StatsQueue::new(
             &buffers.status,
             &buffers.tensor_table,
@@ -200,6 +210,9 @@ impl Optimizer {
         if passes.measure {
             n += w + 1;
         }
+        if passes.segments {
+            n += w + 1 + passes.measure as usize;
+        }
         if passes.check {
             n += w;
         }
@@ -210,10 +223,12 @@ impl Optimizer {
         let cfg = &self.config;
         let clip = cfg.clip_grad_norm.is_some() || cfg.algorithm.rules().max_grad_norm().is_some();
         let measure = cfg.caution.is_on() || cfg.algorithm.needs_tensor_sums();
+        let segments = cfg.algorithm.needs_segment_sums();
         Passes {
             clip,
             measure,
-            check: !measure && !clip && cfg.non_finite == NonFinite::SkipStep,
+            segments,
+            check: !measure && !clip && !segments && cfg.non_finite == NonFinite::SkipStep,
         }
     }
 
@@ -318,6 +333,13 @@ impl Optimizer {
         if passes.check {
             windows(&mut pass, &p.check_finite, &|w| &w.check_finite);
         }
+        let segments = p.segments.as_ref().zip(r.segments.as_ref());
+        if let Some((s, (round1, _))) = segments {
+            windows(&mut pass, &s.measure, &|w| {
+                w.measure.as_ref().expect("segment sums")
+            });
+            single(&mut pass, &s.finalize, round1, r.tensor_grid);
+        }
         if passes.measure {
             windows(&mut pass, &p.count, &|w| &w.count);
             single(
@@ -326,6 +348,9 @@ impl Optimizer {
                 &r.finalize_scale,
                 r.tensor_grid,
             );
+            if let Some((s, (_, round2))) = segments {
+                single(&mut pass, &s.finalize_masked, round2, r.tensor_grid);
+            }
         }
         single(&mut pass, &p.advance_step, &r.advance, (1, 1));
         windows(&mut pass, &p.update, &|w| &w.update);
@@ -419,6 +444,27 @@ impl Optimizer {
         Ok(entries.iter().map(|e| e.sums).collect())
     }
 
+    /// The per-segment float sums the last step's first measuring round left, per
+    /// tensor one `[f32; 4]` per segment (AdamP and SGDP: `p.g, p.p, g.g, p.u` per row,
+    /// see `shaders/projection.wgsl`; empty for tensors without segments), for
+    /// diagnostics and tests of the reduction.
+    pub async fn read_segment_sums(&self) -> Result<Vec<Vec<[f32; 4]>>> {
+        let partials = &self.buffers.partials;
+        let bytes = crate::arena::read_buffer(&self.ctx, partials, 0, partials.size()).await?;
+        let records: Vec<GpuBlockPartial> = bytemuck::pod_collect_to_vec(&bytes);
+        let table = &self.buffers.tensor_table;
+        let bytes = crate::arena::read_buffer(&self.ctx, table, 0, table.size()).await?;
+        let entries: Vec<GpuTensorEntry> = bytemuck::pod_collect_to_vec(&bytes);
+        Ok(entries
+            .iter()
+            .map(|e| {
+                (0..e.numel.checked_div(e.seg_len).unwrap_or(0))
+                    .map(|i| records[(e.first_segment + 2 * i) as usize].sums)
+                    .collect()
+            })
+            .collect())
+    }
+
     pub(crate) fn status_buffer(&self) -> &wgpu::Buffer {
         &self.buffers.status
     }
@@ -488,7 +534,8 @@ impl Optimizer {
             variant: rules.variant(),
             cautious_decay: cfg.decay.cautious as u32,
             clip_max_ratio: rules.max_grad_norm().unwrap_or(0.0) as f32,
-            pad: [0; 2],
+            piece_base: self.buffers.block_records as u32,
+            pad: 0,
             groups,
         }
     }
@@ -497,9 +544,12 @@ impl Optimizer {
 /// Which optional passes a step runs.
 struct Passes {
     clip: bool,
-    /// The measuring pass and per-tensor reduction (caution counts, tensor sums).
+    /// The measuring pass and per-tensor reduction (caution counts, tensor sums; with
+    /// segment sums, round 2 and its per-tensor pass).
     measure: bool,
-    /// The stand-alone finite check (when neither clipping nor caution does it).
+    /// Round 1 of the segment sums and its per-tensor pass.
+    segments: bool,
+    /// The stand-alone finite check (when no clip, measuring or segment pass does it).
     check: bool,
 }
 
@@ -517,10 +567,24 @@ fn normalization(caution: Caution) -> (u32, f64) {
     }
 }
 
+/// Checks that the partials fit one storage binding of the device.
+fn check_partials(ctx: &GpuContext, partials: &PartialsLayout) -> Result<()> {
+    let allowed = ctx.limits().max_storage_buffer_binding_size;
+    if partials.bytes() > allowed || partials.records > u32::MAX as u64 {
+        return Err(Error::LimitExceeded {
+            what: "per-block and per-segment records of the optimizer".into(),
+            needed: partials.bytes(),
+            allowed,
+        });
+    }
+    Ok(())
+}
+
 /// Checks the configuration against the device and the parameter set; returns each
 /// tensor's group.
 fn check_setup(ctx: &GpuContext, set: &ParamSet, config: &OptimizerConfig) -> Result<Vec<usize>> {
     config.validate()?;
+    check_storage_budget(&config.algorithm, ctx.limits())?;
     if config.state_dtype == crate::arena::ElementType::F16 && !ctx.capabilities().f16 {
         return Err(Error::MissingFeature {
             adapter: ctx.adapter_info().name.clone(),

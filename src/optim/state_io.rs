@@ -8,7 +8,10 @@
 //!   as the GPU holds them (so a resumed run continues bit for bit);
 //! - `coptim.lr_ema`: `F32[groups]` = the beta1-EMA of each group's learning rate
 //!   (LaProp's first-moment correction), as the GPU holds it. Files written before it
-//!   existed (AdamW, Lion and SGD state, which do not use it) load with 0.
+//!   existed (AdamW, Lion and SGD state, which do not use it) load with 0;
+//! - `coptim.bias_correction3`: `F32[groups]` = 1 - beta3^t per group (Adan's third
+//!   moment), as the GPU holds it.
+//!   Files written before it existed load with 0.
 //!
 //! Metadata: `format` = `coptim-optimizer-state/1`, `config` (the
 //! [`OptimizerConfig`](crate::optim::OptimizerConfig) as JSON), `tensors` (JSON list of
@@ -82,13 +85,18 @@ impl Optimizer {
             vec![groups, 2],
             bytemuck::cast_slice(&bias).to_vec(),
         ));
-        let lr_ema: Vec<f32> = status.bias[..groups].iter().map(|b| b[2]).collect();
-        blobs.push((
-            LR_EMA.into(),
-            Dtype::F32,
-            vec![groups],
-            bytemuck::cast_slice(&lr_ema).to_vec(),
-        ));
+        for extra in &GROUP_EXTRAS {
+            let values: Vec<f32> = status.bias[..groups]
+                .iter()
+                .map(|b| b[extra.lane])
+                .collect();
+            blobs.push((
+                extra.name.into(),
+                Dtype::F32,
+                vec![groups],
+                bytemuck::cast_slice(&values).to_vec(),
+            ));
+        }
         let views = blobs
             .iter()
             .map(|(n, d, s, b)| {
@@ -123,7 +131,10 @@ impl Optimizer {
         let writes = self.checked_state_tensors(&st, source)?;
         let groups = self.config().groups.len() + 1;
         let (steps, bias) = read_step_counters(&st, groups, source)?;
-        let lr_ema = read_lr_ema(&st, groups, source)?;
+        let extras = GROUP_EXTRAS
+            .iter()
+            .map(|extra| extra.read(&st, groups, source))
+            .collect::<Result<Vec<_>>>()?;
         // Everything checked: now write.
         for (k, i, data) in writes {
             self.state()[k].write_bytes(self.ctx(), TensorId(i), data)?;
@@ -136,7 +147,10 @@ impl Optimizer {
             bias: [[0.0; 4]; MAX_GROUPS],
         };
         for g in 0..groups {
-            status.bias[g] = [bias[2 * g], bias[2 * g + 1], lr_ema[g], 0.0];
+            status.bias[g][..2].copy_from_slice(&bias[2 * g..2 * g + 2]);
+            for (extra, values) in GROUP_EXTRAS.iter().zip(&extras) {
+                status.bias[g][extra.lane] = values[g];
+            }
         }
         self.ctx()
             .queue()
@@ -200,8 +214,12 @@ impl Optimizer {
             }
         }
         // The state tensors, the step counters, the bias corrections and (in files
-        // written since it exists) the learning-rate EMA.
-        let expected = names.len() * layout.num_tensors() + 2 + st.tensor(LR_EMA).is_ok() as usize;
+        // written since they exist) the per-group extras.
+        let extras = GROUP_EXTRAS
+            .iter()
+            .filter(|extra| st.tensor(extra.name).is_ok())
+            .count();
+        let expected = names.len() * layout.num_tensors() + 2 + extras;
         if st.len() != expected {
             return Err(bad(format!(
                 "holds {} tensors, expected {expected}",
@@ -228,29 +246,53 @@ impl Optimizer {
     }
 }
 
-/// The name of the learning-rate EMA per group.
-const LR_EMA: &str = "coptim.lr_ema";
+/// A per-group value of the GPU status besides the two bias corrections, saved as
+/// `F32[groups]` (files written before it existed load with 0).
+struct GroupExtra {
+    /// The tensor's name in the file.
+    name: &'static str,
+    /// Its lane of the group's `bias` vec4 in the GPU status.
+    lane: usize,
+    /// The largest valid value (every value is finite and >= 0).
+    max: f32,
+}
 
-/// Reads and checks the `[groups]` learning-rate EMAs of a state file (zeros when the
-/// file predates them).
-fn read_lr_ema(st: &SafeTensors<'_>, groups: usize, source: &str) -> Result<Vec<f32>> {
-    let Ok(ema) = st.tensor(LR_EMA) else {
-        return Ok(vec![0.0; groups]);
-    };
-    if ema.dtype() != Dtype::F32 || ema.shape() != [groups] {
-        return Err(Error::checkpoint(
-            source,
-            format!("`{LR_EMA}` must be F32[{groups}]"),
-        ));
+/// The learning-rate EMA (LaProp) and the third bias correction (Adan).
+const GROUP_EXTRAS: [GroupExtra; 2] = [
+    GroupExtra {
+        name: "coptim.lr_ema",
+        lane: 2,
+        max: f32::MAX,
+    },
+    GroupExtra {
+        name: "coptim.bias_correction3",
+        lane: 3,
+        max: 1.0,
+    },
+];
+
+impl GroupExtra {
+    /// Reads and checks the `[groups]` values of a state file (zeros when absent).
+    fn read(&self, st: &SafeTensors<'_>, groups: usize, source: &str) -> Result<Vec<f32>> {
+        let name = self.name;
+        let Ok(view) = st.tensor(name) else {
+            return Ok(vec![0.0; groups]);
+        };
+        if view.dtype() != Dtype::F32 || view.shape() != [groups] {
+            return Err(Error::checkpoint(
+                source,
+                format!("`{name}` must be F32[{groups}]"),
+            ));
+        }
+        let values: Vec<f32> = bytemuck::pod_collect_to_vec(view.data());
+        if values.iter().any(|x| !(0.0..=self.max).contains(x)) {
+            return Err(Error::checkpoint(
+                source,
+                format!("`{name}` holds {values:?}, outside [0, {}]", self.max),
+            ));
+        }
+        Ok(values)
     }
-    let ema: Vec<f32> = bytemuck::pod_collect_to_vec(ema.data());
-    if ema.iter().any(|x| !(x.is_finite() && *x >= 0.0)) {
-        return Err(Error::checkpoint(
-            source,
-            format!("`{LR_EMA}` holds {ema:?}, not finite and >= 0"),
-        ));
-    }
-    Ok(ema)
 }
 
 /// Reads and checks the step counters `[completed, scheduled]` and the

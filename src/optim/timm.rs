@@ -17,6 +17,8 @@ use crate::optim::config::{Caution, DecayMode, OptimizerConfig};
 pub(crate) enum TimmDefault {
     /// A boolean keyword.
     Bool(bool),
+    /// A number keyword.
+    F64(f64),
 }
 
 /// One timm optimizer name and how coptim builds it.
@@ -306,6 +308,7 @@ fn factory_args(entry: &TimmName, given: &Map<String, Value>) -> Map<String, Val
     for &(key, default) in entry.defaults {
         let value = match default {
             TimmDefault::Bool(b) => Value::Bool(b),
+            TimmDefault::F64(x) => Value::from(x),
         };
         args.entry(key).or_insert(value);
     }

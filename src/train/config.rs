@@ -202,6 +202,8 @@ const ALGORITHM_LABELS: &[(&str, &str)] = &[
     ("laprop", "LaProp"),
     ("lamb", "LAMB"),
     ("lambw", "LAMBW"),
+    ("adan", "Adan"),
+    ("adanw", "AdanW"),
 ];
 
 impl std::fmt::Display for OptimizerKind {

@@ -160,21 +160,55 @@ pub fn compare_with_reference(
     seed: u64,
     tol: f64,
 ) -> Comparison {
+    let mut random = |r: &mut ChaCha8Rng, set: &ParamSet, _: &[Vec<f64>]| {
+        tensor_names(set)
+            .iter()
+            .enumerate()
+            .map(|(i, (_, n))| to_f64(&to_f32(&randn(r, *n, 0.5 + i as f64 * 0.25))))
+            .collect()
+    };
+    compare_with_gradients(
+        ctx,
+        params,
+        config,
+        options,
+        (steps, seed, tol),
+        &mut random,
+    )
+}
+
+/// Makes a step's gradients from the random source, the tensors and the parameters
+/// before the step (f64 reference values).
+pub type GradientMaker<'a> =
+    dyn FnMut(&mut ChaCha8Rng, &ParamSet, &[Vec<f64>]) -> Vec<Vec<f64>> + 'a;
+
+/// [`compare_with_reference`] with the gradients `grads` makes; `run` is (steps,
+/// seed, tol).
+pub fn compare_with_gradients(
+    ctx: &GpuContext,
+    params: impl Into<ParamSet>,
+    config: OptimizerConfig,
+    options: coptim::optim::OptimizerOptions,
+    run: (usize, u64, f64),
+    grads_of: &mut GradientMaker<'_>,
+) -> Comparison {
+    let (steps, seed, tol) = run;
     let set: ParamSet = params.into();
     let names = tensor_names(&set);
+    let shapes: Vec<(String, Vec<usize>)> = set
+        .tensors()
+        .iter()
+        .map(|t| (t.name.clone(), t.shape.clone()))
+        .collect();
     let mut r = rng(seed);
     let mut params = random_tensors(&mut r, &names, 1.0);
     upload_params(ctx, &set, &params);
     let mut opt = Optimizer::with_options(ctx, &set, config.clone(), options).unwrap();
-    let mut reference = ReferenceOptimizer::new(config, &names).unwrap();
+    let mut reference = ReferenceOptimizer::with_shapes(config, &shapes).unwrap();
     let mut max_rel: f64 = 0.0;
     let mut reports = Vec::new();
     for step in 0..steps {
-        let grads: Vec<Vec<f64>> = names
-            .iter()
-            .enumerate()
-            .map(|(i, (_, n))| to_f64(&to_f32(&randn(&mut r, *n, 0.5 + i as f64 * 0.25))))
-            .collect();
+        let grads = grads_of(&mut r, &set, &params);
         upload_grads(ctx, &set, &grads);
         opt.step().unwrap();
         let stats = opt.stats_blocking().unwrap();

@@ -13,16 +13,22 @@
 //! (one arm in [`Algorithm::rules`]), its entries in [`TIMM_NAMES`], its WGSL file
 //! and its golden cases.
 
+mod adamp;
 mod adamw;
+mod adan;
 mod adopt;
 mod lamb;
 mod laprop;
 mod lion;
 mod nadamw;
+mod projection;
 mod rmsprop_tf;
 mod sgd;
+mod sgdp;
 
+pub use adamp::AdamP;
 pub use adamw::{AdamW, EpsStyle};
+pub use adan::Adan;
 pub use adopt::Adopt;
 pub use lamb::Lamb;
 pub use laprop::LaProp;
@@ -30,6 +36,7 @@ pub use lion::Lion;
 pub use nadamw::NAdamW;
 pub use rmsprop_tf::RmsPropTf;
 pub use sgd::Sgd;
+pub use sgdp::Sgdp;
 
 use serde::{Deserialize, Serialize};
 
@@ -110,6 +117,20 @@ pub(crate) trait Rules {
         false
     }
 
+    /// Elements per segment of a tensor of `shape` whose per-segment sums the update
+    /// needs (`shaders/tensor_segments.wgsl`; 0: none). Non-zero for some tensor only
+    /// when [`Rules::segment_sums`] is true.
+    fn segment_len(&self, _shape: &[usize]) -> u64 {
+        0
+    }
+
+    /// Whether the algorithm measures per-segment sums (its WGSL provides
+    /// `segment_terms`, `masked_terms` and the per-tensor passes `finalize_segments`
+    /// and `finalize_masked`); its caution count is then `count_segments`.
+    fn segment_sums(&self) -> bool {
+        false
+    }
+
     /// The algorithm's own global gradient clip: every gradient is divided by
     /// `max(norm / this, 1)` (timm LAMB's `max_grad_norm`), after any configured clip.
     fn max_grad_norm(&self) -> Option<f64> {
@@ -162,12 +183,21 @@ pub enum Algorithm {
     NAdamW(NAdamW),
     /// LaProp: momentum of the normalized gradient (timm `laprop`/`claprop`).
     LaProp(LaProp),
+    /// Adan: three moments and the previous gradient (timm `adan`/`cadan`,
+    /// `adanw`/`cadanw`).
+    Adan(Adan),
     /// RMSprop, TensorFlow style (timm `rmsproptf`/`crmsproptf`).
     #[serde(rename = "rmsproptf")]
     RmsPropTf(RmsPropTf),
     /// ADOPT (timm `adopt`/`cadopt`, `adoptw`/`cadoptw`): momentum of the gradient
     /// normalized by the previous second moment, clipped.
     Adopt(Adopt),
+    /// AdamP: Adam with the update projected off the parameter where the gradient is
+    /// nearly orthogonal to it (timm `adamp`/`cadamp`).
+    #[serde(rename = "adamp")]
+    AdamP(AdamP),
+    /// SGDP: SGD with AdamP's projection (timm `sgdp`/`csgdp`).
+    Sgdp(Sgdp),
 }
 
 impl Algorithm {
@@ -180,8 +210,11 @@ impl Algorithm {
             Algorithm::Lamb(a) => a,
             Algorithm::NAdamW(a) => a,
             Algorithm::LaProp(a) => a,
+            Algorithm::Adan(a) => a,
             Algorithm::RmsPropTf(a) => a,
             Algorithm::Adopt(a) => a,
+            Algorithm::AdamP(a) => a,
+            Algorithm::Sgdp(a) => a,
         }
     }
 
@@ -251,6 +284,16 @@ impl Algorithm {
         self.rules().tensor_sums()
     }
 
+    /// Whether a step measures per-segment sums (see [`Rules::segment_sums`]).
+    pub fn needs_segment_sums(&self) -> bool {
+        self.rules().segment_sums()
+    }
+
+    /// Elements per segment of a tensor of `shape` (see [`Rules::segment_len`]).
+    pub fn segment_len(&self, shape: &[usize]) -> u64 {
+        self.rules().segment_len(shape)
+    }
+
     /// How many state tensors the caution count pass reads (the bytes it moves).
     pub fn count_pass_states(&self) -> usize {
         self.rules().count_states()
@@ -267,10 +310,10 @@ impl Algorithm {
         self.rules().decay() == Decay::InGradient
     }
 
-    /// Whether the measuring pass reads the parameters (for tensor sums, or for coupled
-    /// decay's `wd * p`).
+    /// Whether the measuring pass reads the parameters (for tensor or segment sums, or
+    /// for coupled decay's `wd * p`).
     pub fn count_reads_params(&self) -> bool {
-        self.needs_tensor_sums() || self.coupled_decay()
+        self.needs_tensor_sums() || self.needs_segment_sums() || self.coupled_decay()
     }
 }
 
@@ -282,8 +325,11 @@ pub(crate) const TIMM_NAMES: &[&[TimmName]] = &[
     nadamw::TIMM,
     laprop::TIMM,
     lamb::TIMM,
+    adan::TIMM,
     rmsprop_tf::TIMM,
     adopt::TIMM,
+    adamp::TIMM,
+    sgdp::TIMM,
 ];
 
 /// What a reference step of one tensor knows: the step, its learning rates, the gradient.
@@ -337,6 +383,8 @@ pub(crate) struct GroupHyper {
     eps: Option<f64>,
     /// A momentum factor in [0, 1).
     momentum: Option<f64>,
+    /// A third moment decay in [0, 1) (Adan's `beta3`).
+    beta3: Option<f64>,
 }
 
 impl GroupHyper {
@@ -353,6 +401,14 @@ impl GroupHyper {
         Self {
             momentum: Some(momentum),
             ..Self::default()
+        }
+    }
+
+    /// These and a third moment decay.
+    pub fn beta3(self, beta3: f64) -> Self {
+        Self {
+            beta3: Some(beta3),
+            ..self
         }
     }
 
@@ -373,6 +429,9 @@ impl GroupHyper {
         if let Some(eps) = self.eps {
             positive("eps", eps)?;
         }
+        if let Some(beta3) = self.beta3 {
+            unit_interval("beta3", beta3)?;
+        }
         match self.momentum {
             Some(momentum) => unit_interval("momentum", momentum),
             None => Ok(()),
@@ -389,6 +448,9 @@ impl GroupHyper {
         }
         if let Some(momentum) = self.momentum {
             group.momentum = momentum as f32;
+        }
+        if let Some(beta3) = self.beta3 {
+            group.set_beta3(beta3);
         }
     }
 }

@@ -1,0 +1,169 @@
+// tensor_segments.wgsl: per-segment float sums, for algorithms whose update needs sums
+// over parts of a tensor (AdamP's and SGDP's rows). A segment is a contiguous run of
+// `seg_len` elements of a tensor (TensorEntry.seg_len; 0: none): segment i holds
+// elements [i * seg_len, (i + 1) * seg_len). The plan keeps a segmented tensor's blocks
+// short enough to touch at most MAX_PIECES segments (src/optim/plan.rs).
+//
+// One mechanism with the per-tensor sums: a measuring pass sums per block, a
+// per-tensor pass sums the blocks in block order. Records in `partials`
+// (BlockPartial), after the blocks' own:
+//   pieces:    MAX_PIECES per block from step.piece_base: record
+//              piece_base + global * MAX_PIECES + j holds the block's sums over its j-th
+//              segment (a fixed tree over the workgroup); the block's record j = 0 also
+//              holds its first segment (`first`) and its number of pieces (`pieces`)
+//   segments:  two per segment from TensorEntry.first_segment: 2i the segment's sums
+//              (segment_total: its pieces in block order), 2i + 1 what the algorithm
+//              resolves from them
+// Deterministic for a given plan.
+//
+// Entry points (the per-tensor passes are the algorithm's: they resolve the sums):
+//   measure_segments: round 1, per block: the pieces of segment_terms; flags NaN/inf
+//   count_segments:   round 2 (caution), per block: counts the lanes whose caution
+//                     pair agrees (the block's count) and the pieces of masked_terms
+//
+// The algorithm part supplies:
+//   segment_terms(at, g, valid, c: StepContext) -> mat4x4<f32>
+//       round 1: column l = lane l's four terms
+//   masked_terms(at, g, valid, c: StepContext) -> MaskedTerms
+//       round 2: the lanes' terms and how many lanes agree
+// Generated constant: MAX_PIECES (u32). `partials` is declared by optim_step.wgsl.
+
+struct MaskedTerms {
+    terms: mat4x4<f32>,  // column l = lane l's terms
+    agree: u32,          // lanes (inside the tensor) whose caution pair agrees
+}
+
+// This invocation's sums per piece of its block.
+var<private> piece_acc: array<vec4<f32>, MAX_PIECES>;
+
+// The record of piece j of the block numbered `global`.
+fn piece_record(global: u32, j: u32) -> u32 {
+    return step.piece_base + global * MAX_PIECES + j;
+}
+
+// The record of segment i's sums in a tensor whose first segment record is `first`
+// (`+ 1u`: its resolved record).
+fn segment_record(first: u32, i: u32) -> u32 {
+    return first + 2u * i;
+}
+
+// The segment of each lane of the vec4 at `at` (its resolved record when `resolved`).
+fn lane_records(at: At, c: StepContext, resolved: bool) -> vec4<u32> {
+    let e = vec4<u32>(at.elem) + vec4<u32>(0u, 1u, 2u, 3u);
+    return vec4<u32>(c.first_segment) + 2u * (e / c.seg_len) + select(0u, 1u, resolved);
+}
+
+// Adds each valid lane's terms to the piece of its segment (the block's first
+// segment is `first_seg`).
+fn add_lane_terms(terms: mat4x4<f32>, at: At, valid: vec4<bool>, seg_len: u32, first_seg: u32) {
+    for (var l = 0u; l < 4u; l++) {
+        if valid[l] {
+            piece_acc[(at.elem + l) / seg_len - first_seg] += terms[l];
+        }
+    }
+}
+
+// Sums every piece over the workgroup and stores it in the block's records.
+fn store_pieces(slot: u32, first_seg: u32, n_pieces: u32, lid: u32) {
+    for (var j = 0u; j < n_pieces; j++) {
+        let total = workgroup_sum4(piece_acc[j], lid);
+        if lid == 0u {
+            let r = piece_record(slot, j);
+            partials[r].sums = total;
+            if j == 0u {
+                partials[r].first = first_seg;
+                partials[r].pieces = n_pieces;
+            }
+        }
+    }
+}
+
+// The sum of segment i of tensor t: its pieces in block order.
+fn segment_total(t: TensorEntry, i: u32) -> vec4<f32> {
+    // The first block whose last segment is i or later.
+    var lo = 0u;
+    var hi = t.num_blocks;
+    while lo < hi {
+        let mid = (lo + hi) / 2u;
+        let r = piece_record(t.first_block + mid, 0u);
+        if partials[r].first + partials[r].pieces <= i {
+            lo = mid + 1u;
+        } else {
+            hi = mid;
+        }
+    }
+    var total = vec4<f32>(0.0);
+    for (var b = lo; b < t.num_blocks; b++) {
+        let first = partials[piece_record(t.first_block + b, 0u)].first;
+        if first > i {
+            break;
+        }
+        total += partials[piece_record(t.first_block + b, i - first)].sums;
+    }
+    return total;
+}
+
+// One block of a measuring round: `masked` is round 2.
+fn measure_pieces(wg: vec3<u32>, lid: u32, masked: bool) {
+    let b = block_index(wg, window);
+    let in_range = b < window.num_blocks;
+    var agree = 0u;
+    var bad = 0u;
+    var slot = 0u;
+    var first_seg = 0u;
+    var n_pieces = 0u;
+    if in_range {
+        let blk = blocks[b];
+        slot = blk.global;
+        let t = tensors[blk.tensor];
+        let bias = advance_bias(step.groups[t.group], status_rw.bias[t.group]);
+        let c = step_context(t, bias, status_rw.step + 1u, vec4<f32>(0.0));
+        let clip = select(1.0, status_rw.clip_coef, clipping(step));
+        if t.seg_len != 0u {
+            first_seg = blk.elem / t.seg_len;
+            n_pieces = (blk.elem + blk.len - 1u) / t.seg_len - first_seg + 1u;
+        }
+        for (var k = 0u; k < VEC_PER_THREAD; k++) {
+            let lane = block_lane(blk, k, lid);
+            if lane.valid.x {
+                let g_raw = load_grad(lane.at.grad, lane.valid);
+                let g = step_grad(lane, g_raw * clip, c);
+                var terms: mat4x4<f32>;
+                if masked {
+                    let m = masked_terms(lane.at, g, lane.valid, c);
+                    agree += m.agree;
+                    terms = m.terms;
+                } else {
+                    terms = segment_terms(lane.at, g, lane.valid, c);
+                }
+                if n_pieces != 0u {
+                    add_lane_terms(terms, lane.at, lane.valid, t.seg_len, first_seg);
+                }
+                bad += count_nonfinite(g_raw, lane.valid);
+            }
+        }
+    }
+    if bad != 0u {
+        atomicOr(&status_rw.found_inf, 1u);
+    }
+    if masked {
+        add_block_count(agree, slot, lid);
+    }
+    store_pieces(slot, first_seg, n_pieces, lid);
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn measure_segments(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    measure_pieces(wg, lid, false);
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn count_segments(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    measure_pieces(wg, lid, true);
+}

@@ -1,0 +1,243 @@
+//! AdamP and C-AdamP (timm `adamp`/`cadamp`; timm/optim/adamp.py): hyperparameters, f64
+//! reference, WGSL hooks (`shaders/adamp.wgsl` on `shaders/projection.wgsl`) and timm
+//! names.
+//!
+//! Adam's update (timm/optim/adamp.py:117-130), projected off the parameter where the
+//! gradient is nearly orthogonal to it (`projection`, :29-61; rank > 1 only, :133-142),
+//! with weight decay scaled by `wd_ratio` where projected (:145-146). The projection's
+//! sums per row and per tensor come from the segment sums of the measuring pass
+//! ([`Rules::segment_sums`]).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::projection::{Projection, apply_step};
+use super::{Algorithm, Direction, GroupHyper, RefStep, Rules, positive, timm_betas};
+use crate::error::Result;
+use crate::optim::config::Caution;
+use crate::optim::reference::TensorStep;
+use crate::optim::timm::{CAUTION, TimmArgs, TimmDefault, TimmName};
+use crate::wgsl::{Part, ShaderBuilder, shader_part};
+
+/// AdamP's hyperparameters, as timm's `AdamP` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AdamP {
+    /// First-moment decay.
+    pub beta1: f64,
+    /// Second-moment decay.
+    pub beta2: f64,
+    /// Denominator epsilon (torch-style), also the projection's norm epsilon.
+    pub eps: f64,
+    /// Projection threshold: a view projects when |cos(p, g)| < delta / sqrt(its length).
+    pub delta: f64,
+    /// Weight decay ratio where the update is projected.
+    pub wd_ratio: f64,
+    /// Nesterov: the update uses `beta1 * m + (1 - beta1) * g`.
+    pub nesterov: bool,
+}
+
+impl Default for AdamP {
+    /// timm's `adamp` defaults: betas (0.9, 0.999), eps 1e-8, delta 0.1, wd_ratio 0.01,
+    /// Nesterov (the class itself defaults to wd_ratio 0.1, no Nesterov).
+    fn default() -> Self {
+        Self {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            delta: 0.1,
+            wd_ratio: 0.01,
+            nesterov: true,
+        }
+    }
+}
+
+/// `adamp.wgsl` on `projection.wgsl`.
+static SHADER: Part = shader_part!(
+    "adamp.wgsl",
+    &["caution_direction", "step_vec4", "perturb"],
+    &[
+        "load_param",
+        "store_param",
+        "load_state0",
+        "store_state0",
+        "projected_step"
+    ],
+);
+/// The projection hooks AdamP and SGDP share.
+pub(super) static PROJECTION: Part = shader_part!(
+    "projection.wgsl",
+    &[
+        "segment_terms",
+        "masked_terms",
+        "projected_step",
+        "finalize_segments",
+        "finalize_masked",
+    ],
+    &["perturb", "segment_total", "lane_records", "workgroup_sum4"],
+);
+
+impl AdamP {
+    fn projection(&self) -> Projection {
+        Projection {
+            delta: self.delta,
+            wd_ratio: self.wd_ratio,
+            eps: self.eps,
+        }
+    }
+}
+
+/// The checks and WGSL constants AdamP and SGDP share.
+pub(super) fn check_projection(p: &Projection) -> Result<()> {
+    positive("delta", p.delta)?;
+    if p.wd_ratio >= 0.0 && p.wd_ratio.is_finite() {
+        Ok(())
+    } else {
+        Err(crate::error::Error::InvalidConfig(format!(
+            "wd_ratio = {} must be finite and not negative",
+            p.wd_ratio
+        )))
+    }
+}
+
+/// The projection's constants and part.
+pub(super) fn projection_shader(module: ShaderBuilder, p: &Projection) -> ShaderBuilder {
+    module
+        .constant("PROJ_DELTA", p.delta as f32)
+        .constant("PROJ_WD_RATIO", p.wd_ratio as f32)
+        .part(&PROJECTION)
+}
+
+/// Rows of `shape[1..]` for a tensor of rank > 1 (timm's channel view).
+pub(super) fn row_len(shape: &[usize]) -> u64 {
+    if shape.len() > 1 {
+        shape[1..].iter().product::<usize>() as u64
+    } else {
+        0
+    }
+}
+
+impl Rules for AdamP {
+    fn name(&self) -> &'static str {
+        "adamp"
+    }
+
+    fn state_names(&self) -> &'static [&'static str] {
+        &["exp_avg", "exp_avg_sq"]
+    }
+
+    fn group_hyper(&self) -> GroupHyper {
+        GroupHyper::betas(self.beta1, self.beta2).eps(self.eps)
+    }
+
+    fn validate(&self) -> Result<()> {
+        self.group_hyper().validate()?;
+        check_projection(&self.projection())
+    }
+
+    fn shader(&self, module: ShaderBuilder) -> ShaderBuilder {
+        projection_shader(
+            module.constant("ADAMP_NESTEROV", self.nesterov),
+            &self.projection(),
+        )
+        .part(&SHADER)
+    }
+
+    fn count_states(&self) -> usize {
+        2
+    }
+
+    fn segment_len(&self, shape: &[usize]) -> u64 {
+        row_len(shape)
+    }
+
+    fn segment_sums(&self) -> bool {
+        true
+    }
+
+    /// Updates both moments and returns `(lr / bc1) * u`, `u = m / den` (or Nesterov's
+    /// look-ahead), before the projection (timm/optim/adamp.py:117-130).
+    fn reference_direction(&self, state: &mut [&mut Vec<f64>], step: &RefStep) -> Direction {
+        let [m, v] = state else {
+            unreachable!("AdamP keeps two state tensors")
+        };
+        let (b1, b2) = (self.beta1, self.beta2);
+        let bc1 = 1.0 - b1.powi(step.t);
+        let bc2 = 1.0 - b2.powi(step.t);
+        let size = step.lr() / bc1;
+        let mut dir = Direction {
+            delta: Vec::with_capacity(step.g.len()),
+            sign_src: Vec::with_capacity(step.g.len()),
+            sign_mag: Vec::with_capacity(step.g.len()),
+        };
+        for (j, &g) in step.g.iter().enumerate() {
+            let old = (b1 * m[j]).abs() + ((1.0 - b1) * g).abs();
+            m[j] = b1 * m[j] + (1.0 - b1) * g;
+            v[j] = b2 * v[j] + (1.0 - b2) * g * g;
+            let den = v[j].sqrt() / bc2.sqrt() + self.eps;
+            let (n, mag) = if self.nesterov {
+                (
+                    b1 * m[j] + (1.0 - b1) * g,
+                    b1 * old + ((1.0 - b1) * g).abs(),
+                )
+            } else {
+                (m[j], old)
+            };
+            dir.delta.push(size * n / den);
+            dir.sign_src.push(n);
+            dir.sign_mag.push(mag);
+        }
+        dir
+    }
+
+    /// The projection and mask, then decay scaled by the ratio, then the step.
+    fn reference_step(&self, mut x: TensorStep<'_>) -> (u64, u64) {
+        let lr = x.step.lr();
+        let unit = RefStep {
+            t: x.step.t,
+            lrs: &[1.0],
+            g: x.step.g,
+        };
+        let dir = self.reference_direction(&mut x.state, &unit);
+        let out = self
+            .projection()
+            .apply(x.p, x.step.g, dir, x.seg_len, x.caution);
+        apply_step(x.p, &out, x.decay, out.wd_ratio, lr);
+        out.counts
+    }
+
+    fn timm_group(&self) -> Value {
+        json!({
+            "betas": [self.beta1, self.beta2],
+            "eps": self.eps,
+            "delta": self.delta,
+            "wd_ratio": self.wd_ratio,
+            "nesterov": self.nesterov,
+        })
+    }
+}
+
+/// The `OptimInfo.defaults` of `adamp` and `cadamp`.
+const WD_RATIO: (&str, TimmDefault) = ("wd_ratio", TimmDefault::F64(0.01));
+const NESTEROV: (&str, TimmDefault) = ("nesterov", TimmDefault::Bool(true));
+/// timm.optim.AdamP.
+const ADAMP: TimmName = TimmName::new("adamp", 1e-3, timm_adamp).betas().eps();
+
+/// timm's AdamP names (timm/optim/_optim_factory.py: `adamp`, `cadamp`).
+pub(crate) const TIMM: &[TimmName] = &[
+    ADAMP.alias("adamp", &[WD_RATIO, NESTEROV]),
+    ADAMP.alias("cadamp", &[WD_RATIO, NESTEROV, CAUTION]),
+];
+
+/// The keywords of timm.optim.AdamP.
+fn timm_adamp(args: &mut TimmArgs) -> Result<(Algorithm, Caution)> {
+    let (beta1, beta2) = timm_betas(args, [0.9, 0.999])?;
+    let adamp = AdamP {
+        beta1,
+        beta2,
+        eps: args.f64("eps", 1e-8)?,
+        delta: args.f64("delta", 0.1)?,
+        wd_ratio: args.f64("wd_ratio", 0.1)?,
+        nesterov: args.bool("nesterov", false)?,
+    };
+    Ok((Algorithm::AdamP(adamp), args.caution()?))
+}
