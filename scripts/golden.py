@@ -54,6 +54,7 @@ from timm.optim.adan import Adan
 from timm.optim.lion import Lion as TimmLion
 from timm.optim.nadamw import NAdamW
 from timm.optim.laprop import LaProp
+from timm.optim.mars import Mars
 from timm.optim.adopt import Adopt
 from timm.optim.sgdw import SGDW
 from pytorch_optimizer import Lion as PyoptLion
@@ -114,6 +115,9 @@ FAMILIES = {
     "sgd": dict(meta=dict(lr=1e-3, betas=(0.0, 0.0), eps=0.0, weight_decay=0.0, momentum=0.0,
                           nesterov=False, eps_style="none (SGD has no eps)"),
                 state_keys=["momentum_buffer"]),
+    "mars": dict(meta=dict(lr=1e-3, betas=(0.0, 0.0), eps=0.0, weight_decay=0.0, momentum=0.0,
+                           nesterov=False, eps_style=TORCH_EPS_STYLE),
+                 state_keys=["exp_avg", "last_grad", "exp_avg_sq"]),
 }
 # Adan (proximal decay after the step) and AdanW (decoupled decay before it).
 for _adan in ("adan", "adanw"):
@@ -134,6 +138,10 @@ for _adan in ("adan", "adanw"):
 #   timm.optim.laprop.LaProp     timm/optim/laprop.py:40 (__init__), :150-163 exp_avg_lr_1/2 and
 #                                step_size, :244 _single_tensor_laprop (:262-266 moments, :268-271
 #                                mask on exp_avg, :273 step, :275-277 decay after the step)
+#   timm.optim.mars.Mars         timm/optim/mars.py:97 (__init__), :25 _mars_single_tensor_step
+#                                (:46 path by rank, :48-52 c_t (step 1: g), :54 clip to unit norm,
+#                                :55 exp_avg, :57-61 mask, :63-73 adamw/lion update with coupled
+#                                decay, :75-86 the AdamW path of 1-D tensors), :207 last_grad = g
 #   timm.optim.adan.Adan         timm/optim/adan.py:65 (__init__), :159-160 neg_pre_grad = -g at
 #                                step 1, :198 _single_tensor_adan (:226-232 moments, :234-236 den
 #                                and step sizes, :238-242 mask on exp_avg only, :244-251 decay:
@@ -144,6 +152,7 @@ for _adan in ("adan", "adanw"):
 #                                and its clip, :337 moment, :339-343 mask against the gradient,
 #                                :345 step, :347 v after the step)
 CLASSES = {
+    "timm.optim.mars.Mars": Mars,
     "timm.optim.adan.Adan": Adan,
     "timm.optim.adopt.Adopt": Adopt,
     "timm.optim.nadamw.NAdamW": NAdamW,
@@ -258,6 +267,32 @@ CASES += member_cases(
     "then p -= lr*wd*p (decay after the step)", "laprop")
 
 
+def mars_cases(suffix, args, notes, names=("mars", "cmars")):
+    """MARS's plain and cautious cases (timm_mars<suffix>, timm_cmars<suffix>), or those of
+    `names`; Mars has no foreach path."""
+    args = f"lr=3e-3, betas=(0.9, 0.99), eps=1e-8, weight_decay=1e-2, {args}"
+    return [case(f"timm_{name}{suffix}", "mars", "timm.optim.mars.Mars", f"{args}, caution={on}",
+                 notes + ("; caution: mask = (m*g > 0) / max(mean(mask), 1e-3)" if on else ""),
+                 foreach=False, timm=name, factory=True)
+            for name, on in (("mars", False), ("cmars", True)) if name in names]
+
+
+MARS_NOTES = ("c = g (step 1) else g + gamma*b1/(1-b1)*(g - last_grad); c /= max(||c||, 1) per tensor; "
+              "m = b1*m + (1-b1)*c (x = m); ")
+CASES += mars_cases("", "gamma=0.025, mars_type='adamw', optimize_1d=False, lr_1d_factor=1.0, betas_1d=None",
+                    MARS_NOTES + "v = b2*v + (1-b2)*c*c; p -= lr*(wd*p + (m/bc1)/(sqrt(v)/sqrt(bc2) + eps)); "
+                    "1-D tensors: AdamW on g; last_grad = g")
+CASES += mars_cases("_lion", "gamma=0.025, mars_type='lion', optimize_1d=False, lr_1d_factor=1.0, betas_1d=None",
+                    MARS_NOTES + "p -= lr*(wd*p + sign(m*mask)) (the mask's scale drops out); "
+                    "1-D tensors: AdamW on g; last_grad = g")
+CASES += mars_cases("_1d", "gamma=0.05, mars_type='adamw', optimize_1d=True, lr_1d_factor=1.0, betas_1d=None",
+                    MARS_NOTES + "every tensor, 1-D ones too, on the MARS path (optimize_1d)", ["mars"])
+CASES += mars_cases("_lion_1d", "gamma=0.025, mars_type='lion', optimize_1d=True, lr_1d_factor=1.0, "
+                    "betas_1d=None", MARS_NOTES + "lion type on every tensor (optimize_1d)", ["cmars"])
+CASES += mars_cases("_opts", "gamma=0.025, mars_type='adamw', optimize_1d=False, lr_1d_factor=0.5, "
+                    "betas_1d=(0.8, 0.95)", MARS_NOTES + "1-D tensors: AdamW with betas_1d, "
+                    "p -= lr*lr_1d_factor*(wd*p + update)", ["cmars"])
+
 ADAN_NOTES = ("diff = g - g_prev (0 at step 1); m.lerp_(g, 1-b1) (x = m); d = b2*d + (1-b2)*diff; "
               "v = b3*v + (1-b3)*(g + b2*diff)^2; den = sqrt(v)/sqrt(bc3) + eps; "
               "p -= (lr/bc1)*(m*mask)/den + (lr*b2/bc2)*d/den (the d term never masked)")
@@ -315,7 +350,9 @@ def factory_make_of(c):
     if c["timm"] is None:
         return None
     kw = factory_kwargs_of(c)
-    return lambda ps: timm.optim.create_optimizer_v2(ps, opt=c["timm"], foreach=False, **kw)
+    if c["foreach"]:
+        kw["foreach"] = False  # a class without a foreach path (Mars) takes no such keyword
+    return lambda ps: timm.optim.create_optimizer_v2(ps, opt=c["timm"], **kw)
 
 
 def caution_of(c):
@@ -361,6 +398,9 @@ FACTORY_CASES = [
                "max_grad_norm": None, "always_adapt": True, "grad_averaging": False,
                "bias_correction": False}),
     ("clambw", {"lr": 2e-3, "weight_decay": 0.05, "corrected_weight_decay": True, "trust_clip": True}),
+] + [(name, {}) for name in ("mars", "cmars")] + [
+    ("cmars", {"lr": 1e-3, "weight_decay": 0.1, "betas": [0.9, 0.95], "eps": 1e-6, "gamma": 0.05,
+               "mars_type": "lion", "optimize_1d": True, "lr_1d_factor": 0.5, "betas_1d": [0.8, 0.9]}),
 ] + [
     (name, {}) for name in ("adopt", "adoptw", "adoptc", "cadopt", "cadoptw", "cadoptc", "nadamc", "cnadamc")
 ] + [
@@ -525,6 +565,8 @@ def load(path):
 def f64_replay(meta, tensors):
     """Independent float64 implementation of CAUTIOUS_OPTIMIZERS.md, driven by metadata only."""
     opt = meta["optimizer"]
+    if opt == "mars":
+        return mars_replay(meta, tensors)
     caution = meta["caution"]
     lr = float(meta["lr"])
     b1, b2 = float(meta["beta1"]), float(meta["beta2"])
@@ -621,6 +663,47 @@ def replay_laprop(st, g, t, h):
     den = np.sqrt(st["exp_avg_sq"] / (1 - b2 ** t)) + h["eps"]
     st["exp_avg"] = b1 * st["exp_avg"] + lr * (1 - b1) * g / den
     return st["exp_avg"] / (1 - b1 ** t), st["exp_avg"]
+
+
+def mars_replay(meta, tensors):
+    """Float64 MARS (timm/optim/mars.py:25-87, :207) from the metadata: per tensor, the
+    MARS path (rank >= 2, or every tensor with optimize_1d) or AdamW with betas_1d."""
+    kw = json.loads(meta["timm_kwargs"])
+    shapes = json.loads(meta["shapes"])
+    b1, b2 = kw["betas"]
+    b1d, b2d = kw["betas_1d"] or kw["betas"]
+    lr, wd, eps, gamma = kw["lr"], kw["weight_decay"], 1e-8, kw["gamma"]
+    cautious = meta["caution"] != "off"
+    nt, ns = len(shapes), int(meta["steps"])
+    p = [tensors[f"param.{i}.init"].double().numpy().copy() for i in range(nt)]
+    st = [{k: np.zeros_like(x) for k in ("exp_avg", "last_grad", "exp_avg_sq")} for x in p]
+    out_steps, counts = [], []
+    for t in range(1, ns + 1):
+        counts.append([])
+        for i in range(nt):
+            g = tensors[f"grad.{t}.{i}"].double().numpy()
+            s = st[i]
+            mars_path = kw["optimize_1d"] or len(shapes[i]) >= 2
+            beta1, beta2 = (b1, b2) if mars_path else (b1d, b2d)
+            x = g
+            if mars_path:
+                x = g if t == 1 else g + gamma * b1 / (1 - b1) * (g - s["last_grad"])
+                x = x / max(np.linalg.norm(x), 1.0)
+            s["exp_avg"] = beta1 * s["exp_avg"] + (1 - beta1) * x
+            phi = (s["exp_avg"] * g > 0).astype(np.float64) if cautious else np.ones_like(g)
+            scale = 1.0 / max(phi.mean(), 1e-3) if cautious else 1.0
+            counts[-1].extend([int(phi.sum())] if cautious else [])
+            if mars_path and kw["mars_type"] == "lion":
+                u = np.sign(s["exp_avg"] * phi)
+            else:
+                s["exp_avg_sq"] = beta2 * s["exp_avg_sq"] + (1 - beta2) * x * x
+                den = np.sqrt(s["exp_avg_sq"]) / math.sqrt(1 - beta2 ** t) + eps
+                u = (s["exp_avg"] * phi * scale / (1 - beta1 ** t)) / den
+            step_lr = lr if mars_path else lr * kw["lr_1d_factor"]
+            p[i] = p[i] - step_lr * (wd * p[i] + u)
+            s["last_grad"] = g.copy()
+        out_steps.append([x.copy() for x in p])
+    return out_steps, {k: [s[k] for s in st] for k in st[0]}, counts
 
 
 def replay_adan(st, g, t, h):

@@ -20,7 +20,7 @@
 fn adopt_moment(m: vec4<f32>, v: vec4<f32>, g: vec4<f32>, c: StepContext) -> vec4<f32> {
     var n = g / max(sqrt(v), vec4<f32>(c.gp.eps));
     if ADOPT_CLIP {
-        let bound = pow(c.t - 1.0, ADOPT_CLIP_EXP);
+        let bound = pow(f32(c.t) - 1.0, ADOPT_CLIP_EXP);
         n = clamp(n, vec4<f32>(-bound), vec4<f32>(bound));
     }
     return torch_lerp(m, n, c.gp.one_minus_beta1);

@@ -67,7 +67,8 @@ fn block_lane(blk: Block, k: u32, lid: u32) -> Lane {
 }
 
 // Per-tensor table; `scale`, `kept` and `sums` are written by finalize_scale every
-// step that measures (caution, or an algorithm with tensor sums).
+// step that measures (caution, or an algorithm with tensor sums), `sums` also by
+// finalize_sums after a norm pass.
 struct TensorEntry {
     group: u32,
     numel: u32,
@@ -78,6 +79,10 @@ struct TensorEntry {
     seg_len: u32,        // elements per segment (a row); 0: the tensor has no segments
     first_segment: u32,  // its first segment record in `partials` (tensor_segments.wgsl)
     sums: vec4<f32>,  // the algorithm's per-tensor float sums (tensor_sums_block.wgsl)
+    rank: u32,        // the tensor's number of dimensions
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 // What the measuring and norm passes leave per block, for the per-tensor and global
@@ -216,6 +221,24 @@ fn advance_bias(gp: GroupParams, c: vec4<f32>) -> vec4<f32> {
         gp.one_minus_beta1 * gp.lr + gp.beta1 * c.z,
         gp.one_minus_beta3 + gp.beta3 * c.w,
     );
+}
+
+// 1 - beta^t (t >= 1) without cancellation in f32, for bias corrections that the
+// status does not keep: (1 - beta) * (1 + beta + ... + beta^(t-1)), the geometric sum
+// built over the bits of t from the highest (n -> 2n: S *= 1 + beta^n; n -> n + 1:
+// S = 1 + beta * S), about 2 log2(t) roundings.
+fn one_minus_pow(beta: f32, one_minus_beta: f32, t: u32) -> f32 {
+    var sum = 0.0;    // 1 + beta + ... + beta^(n-1), n the bits of t read so far
+    var power = 1.0;  // beta^n
+    for (var bit = i32(firstLeadingBit(t)); bit >= 0; bit--) {
+        sum *= 1.0 + power;
+        power *= power;
+        if ((t >> u32(bit)) & 1u) != 0u {
+            sum = 1.0 + beta * sum;
+            power *= beta;
+        }
+    }
+    return one_minus_beta * sum;
 }
 
 // torch.lerp(a, b, w) as PyTorch's CPU kernel evaluates it.

@@ -10,6 +10,7 @@
 //   tensor_terms(at, g, dir, valid, c: StepContext) -> vec4<f32>  (with add_block_sums)
 //       four per-coordinate terms summed per tensor (tensor_sums_block.wgsl), or
 //       none (tensor_sums_none.wgsl)
+//   and, with a norm pass (measure_norms.wgsl), norm_terms(at, g, valid, c)
 // and params_{vec4,scalar}.wgsl supplies load_param, store_param and load_grad, and
 // grad_decay_{none,coupled}.wgsl step_grad (the gradient the algorithm sees).
 //
@@ -48,24 +49,37 @@
 @group(0) @binding(BINDING_PARTIALS) var<storage, read_write> partials: array<BlockPartial>;
 @group(0) @binding(BINDING_STATUS_RW) var<storage, read_write> status_rw: StatusRw;
 
-// What an update needs besides the element data (the same in both passes).
+// What an update needs besides the element data (the same in every pass).
 struct StepContext {
     gp: GroupParams,
     bias: vec4<f32>,    // this step's bias corrections (see advance_bias)
     decay: f32,         // 1 - lr * weight_decay
     first_step: bool,   // this is the first completed step
-    t: f32,             // this step's number: completed steps, this one included
-    sums: vec4<f32>,    // the tensor's float sums from the measuring pass
+    t: u32,             // this step's number, from 1
+    rank: u32,          // the tensor's number of dimensions
+    sums: vec4<f32>,    // the tensor's float sums as finalized so far this step: the norm
+                        // pass's (measuring pass), the measuring pass's (update)
     seg_len: u32,       // the tensor's segment length (0: none; tensor_segments.wgsl)
     first_segment: u32, // its first segment record
 }
 
-// The context of a step of tensor `t` (step number `n`: completed steps, this one
-// included) whose group's bias corrections are `bias`, with the float sums `sums`.
-fn step_context(t: TensorEntry, bias: vec4<f32>, n: u32, sums: vec4<f32>) -> StepContext {
-    let gp = step.groups[t.group];
+// The context of step number `t` of tensor `entry` with bias corrections `bias`.
+fn step_context(entry: TensorEntry, bias: vec4<f32>, t: u32) -> StepContext {
+    let gp = step.groups[entry.group];
     let decay = 1.0 - gp.lr * gp.weight_decay;
-    return StepContext(gp, bias, decay, n == 1u, f32(n), sums, t.seg_len, t.first_segment);
+    return StepContext(gp, bias, decay, t == 1u, t, entry.rank, entry.sums, entry.seg_len, entry.first_segment);
+}
+
+// The context in a pass before advance_step (the norm and measuring passes): the bias
+// corrections and step count advance here as advance_step will advance them.
+fn measuring_context(entry: TensorEntry) -> StepContext {
+    let bias = advance_bias(step.groups[entry.group], status_rw.bias[entry.group]);
+    return step_context(entry, bias, status_rw.step + 1u);
+}
+
+// The gradient clip factor in a pass before advance_step.
+fn measuring_clip() -> f32 {
+    return select(1.0, status_rw.clip_coef, clipping(step));
 }
 
 @compute @workgroup_size(WG_SIZE)
@@ -82,12 +96,8 @@ fn count_agreement(
     if in_range {
         let blk = blocks[b];
         slot = blk.global;
-        let t = tensors[blk.tensor];
-        // Runs before advance_step: the bias corrections and step count advance here
-        // as advance_step will advance them; the sums are what this pass measures.
-        let bias = advance_bias(step.groups[t.group], status_rw.bias[t.group]);
-        let c = step_context(t, bias, status_rw.step + 1u, vec4<f32>(0.0));
-        let clip = select(1.0, status_rw.clip_coef, clipping(step));
+        let c = measuring_context(tensors[blk.tensor]);
+        let clip = measuring_clip();
         for (var k = 0u; k < VEC_PER_THREAD; k++) {
             let lane = block_lane(blk, k, lid);
             if lane.valid.x {
@@ -118,7 +128,7 @@ fn update(
     }
     let blk = blocks[b];
     let t = tensors[blk.tensor];
-    let c = step_context(t, status.bias[t.group], status.step, t.sums);
+    let c = step_context(t, status.bias[t.group], status.step);
     let clip = select(1.0, status.clip_coef, clipping(step));
     for (var k = 0u; k < VEC_PER_THREAD; k++) {
         let lane = block_lane(blk, k, lid);

@@ -10,8 +10,11 @@
 //                    global norm and the clip coefficient: max_norm / (norm + 1e-6)
 //                    capped at 1 (torch), then divided by max(norm' / clip_max_ratio, 1)
 //                    (timm LAMB's max_grad_norm; norm' the norm after the first clip)
+//   finalize_sums:   one workgroup per tensor, after a norm pass (measure_norms.wgsl):
+//                    sums the tensor's block records' float sums in block order by a
+//                    fixed tree, writes its float sums
 //   finalize_scale:  one workgroup per tensor: sums the tensor's block records in block
-//                    order (integer counts; float sums by a fixed tree), writes its kept
+//                    order (integer counts; float sums as finalize_sums), writes its kept
 //                    count, caution scale and float sums
 //   advance_step:    one invocation: unless the step is skipped, counts it and advances
 //                    each group's bias corrections (advance_bias, optim_common.wgsl)
@@ -116,6 +119,32 @@ fn finalize_clip(@builtin(local_invocation_index) lid: u32) {
     }
 }
 
+// The float sums of tensor `t`'s block records, in block order by a fixed tree (every
+// invocation of the workgroup calls it: it holds barriers).
+fn tensor_block_sums(t: u32, in_range: bool, lid: u32) -> vec4<f32> {
+    var sums = vec4<f32>(0.0);
+    if in_range {
+        let entry = tensors[t];
+        for (var i = lid; i < entry.num_blocks; i += WG_SIZE) {
+            sums += partials[entry.first_block + i].sums;
+        }
+    }
+    return workgroup_sum4(sums, lid);
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn finalize_sums(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let t = block_index(wg, window);
+    let in_range = t < window.num_blocks;
+    let sums = tensor_block_sums(t, in_range, lid);
+    if in_range && lid == 0u {
+        tensors[t].sums = sums;
+    }
+}
+
 @compute @workgroup_size(WG_SIZE)
 fn finalize_scale(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -124,19 +153,17 @@ fn finalize_scale(
     let t = block_index(wg, window);
     let in_range = t < window.num_blocks;
     var acc = 0u;
-    var sums = vec4<f32>(0.0);
     if in_range {
         let entry = tensors[t];
         for (var i = lid; i < entry.num_blocks; i += WG_SIZE) {
             acc += atomicLoad(&partials[entry.first_block + i].count);
-            sums += partials[entry.first_block + i].sums;
         }
     }
     if acc != 0u {
         atomicAdd(&tensor_count, acc);
     }
     // Its barriers also order every atomicAdd above before the load below.
-    let tensor_sums = workgroup_sum4(sums, lid);
+    let tensor_sums = tensor_block_sums(t, in_range, lid);
     if in_range && lid == 0u {
         let kept = atomicLoad(&tensor_count);
         let n = f32(tensors[t].numel);

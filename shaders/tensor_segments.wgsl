@@ -116,9 +116,8 @@ fn measure_pieces(wg: vec3<u32>, lid: u32, masked: bool) {
         let blk = blocks[b];
         slot = blk.global;
         let t = tensors[blk.tensor];
-        let bias = advance_bias(step.groups[t.group], status_rw.bias[t.group]);
-        let c = step_context(t, bias, status_rw.step + 1u, vec4<f32>(0.0));
-        let clip = select(1.0, status_rw.clip_coef, clipping(step));
+        let c = measuring_context(t);
+        let clip = measuring_clip();
         if t.seg_len != 0u {
             first_seg = blk.elem / t.seg_len;
             n_pieces = (blk.elem + blk.len - 1u) / t.seg_len - first_seg + 1u;

@@ -96,6 +96,13 @@ fn from_timm_rejects_what_coptim_cannot_build() {
     assert!(invalid("lion", json!({"lr": "fast"})).contains("lr"));
     assert!(invalid("lion", json!([1e-3])).contains("not an object"));
     assert!(invalid("cadamw", json!({"betas": [1.0, 0.999]})).contains("beta1"));
+    assert!(invalid("cmars", json!({"mars_type": "sgd"})).contains("mars_type"));
+    assert!(invalid("mars", json!({"mars_type": 1})).contains("mars_type"));
+    assert!(invalid("mars", json!({"betas_1d": [0.9]})).contains("betas_1d"));
+    assert!(invalid("mars", json!({"betas_1d": [0.9, 1.5]})).contains("beta2_1d"));
+    assert!(invalid("mars", json!({"gamma": -0.1})).contains("gamma"));
+    // timm's Mars takes no corrected decay: timm raises a TypeError.
+    assert!(invalid("cmars", json!({"corrected_weight_decay": true})).contains("corrected"));
     let cfg = OptimizerConfig::from_timm(
         "CAdamW",
         &json!({"foreach": true, "fused": null, "capturable": false, "differentiable": false,

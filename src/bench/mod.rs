@@ -46,6 +46,8 @@ use crate::stream::StreamShape;
 ///   each;
 /// - an algorithm with its own gradient clip (LAMB's `max_grad_norm`) reads g once
 ///   more for the global norm: `4`;
+/// - an algorithm with a norm pass (MARS) reads g and the states it needs
+///   ([`Algorithm::norm_pass_states`]) before the count: `4 + k * s`;
 /// - otherwise, the non-finite check (when on) reads g once more: `4`.
 ///
 /// Per-block and per-tensor metadata (block tables, partial counts: under 0.1% of
@@ -64,6 +66,9 @@ use crate::stream::StreamShape;
 /// assert_eq!(step_bytes_per_param(&laprop, true, ElementType::F32, true), 40);
 /// let lamb = Algorithm::by_name("lamb").unwrap();
 /// assert_eq!(step_bytes_per_param(&lamb, true, ElementType::F32, true), 28 + 16 + 4);
+/// let mars = Algorithm::by_name("mars").unwrap();
+/// assert_eq!(step_bytes_per_param(&mars, false, ElementType::F32, true), 36 + 8);
+/// assert_eq!(step_bytes_per_param(&mars, true, ElementType::F32, true), 36 + 8 + 12);
 /// // Adan reads and writes four state tensors; its count pass reads exp_avg only.
 /// let adan = Algorithm::by_name("adan").unwrap();
 /// assert_eq!(step_bytes_per_param(&adan, true, ElementType::F32, true), 44 + 8);
@@ -88,18 +93,19 @@ pub fn step_bytes_per_param(
     } else {
         0
     };
+    let norms = algorithm.norm_pass_states().map_or(0, |k| 4 + k as u64 * s);
     let k = algorithm.count_pass_states() as u64;
     let count_pass = 4 + 4 * algorithm.count_reads_params() as u64 + k * s;
     let extra = if algorithm.needs_segment_sums() {
         count_pass * (1 + caution as u64)
     } else if algorithm.needs_tensor_sums() || caution {
         count_pass
-    } else if nonfinite_check && clip == 0 {
+    } else if nonfinite_check && clip == 0 && norms == 0 {
         4
     } else {
         0
     };
-    update + clip + extra
+    update + clip + norms + extra
 }
 
 /// How [`run`] steps and times every configuration; the report repeats it.

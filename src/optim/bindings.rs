@@ -35,6 +35,16 @@ const COUNT: &[u32] = &[
     binding::PARTIALS,
     binding::STATUS_RW,
 ];
+/// Bindings used by the norm pass, besides the state tensors it reads.
+const NORMS: &[u32] = &[
+    binding::GRADS,
+    binding::BLOCKS,
+    binding::TENSORS,
+    binding::STEP,
+    binding::WINDOW,
+    binding::PARTIALS,
+    binding::STATUS_RW,
+];
 const CHECK_FINITE: &[u32] = &[
     binding::GRADS,
     binding::BLOCKS,
@@ -54,6 +64,7 @@ const FINALIZE_SCALE: &[u32] = &[
     binding::WINDOW,
     binding::PARTIALS,
 ];
+const FINALIZE_SUMS: &[u32] = &[binding::TENSORS, binding::WINDOW, binding::PARTIALS];
 const FINALIZE_CLIP: &[u32] = &[binding::STEP, binding::STATUS_RW, binding::PARTIALS];
 /// Bindings of the per-tensor passes of the segment sums (an algorithm's own).
 const FINALIZE_SEGMENTS: &[u32] = FINALIZE_SCALE;
@@ -92,7 +103,7 @@ fn count_bindings(states: usize, reads_params: bool) -> Vec<u32> {
 /// member too wide for the device fails at construction with
 /// [`Error::LimitExceeded`] rather than when its pipelines are created.
 pub(crate) fn check_storage_budget(algorithm: &Algorithm, limits: &wgpu::Limits) -> Result<()> {
-    let passes = [
+    let mut passes = vec![
         (
             "update",
             update_bindings(
@@ -109,6 +120,9 @@ pub(crate) fn check_storage_budget(algorithm: &Algorithm, limits: &wgpu::Limits)
         ),
         ("gradient norm", GRAD_SUMSQ.to_vec()),
     ];
+    if let Some(k) = algorithm.norm_pass_states() {
+        passes.push(("norm", with_states(NORMS, k)));
+    }
     let allowed = limits.max_storage_buffers_per_shader_stage;
     for (pass, used) in passes {
         let needed = used.iter().filter(|b| !UNIFORMS.contains(b)).count() as u32;
@@ -209,6 +223,8 @@ impl StepBuffers {
                 kept: 0,
                 seg_len: partials.segments[t].0 as u32,
                 first_segment: partials.segments[t].1 as u32,
+                rank: info.shape.len() as u32,
+                pad: [0; 3],
                 sums: [0.0; 4],
             })
             .collect();
@@ -258,6 +274,8 @@ pub(crate) struct WindowBindings {
     pub update: wgpu::BindGroup,
     pub check_finite: wgpu::BindGroup,
     pub grad_sumsq: wgpu::BindGroup,
+    /// The norm pass, for algorithms with one.
+    pub norms: Option<wgpu::BindGroup>,
     /// Round 1 of the segment sums (`measure_segments`), for algorithms with them.
     pub measure: Option<wgpu::BindGroup>,
 }
@@ -269,6 +287,8 @@ pub(crate) struct ReduceBindings {
     pub tensor_grid: (u32, u32),
     pub finalize_clip: wgpu::BindGroup,
     pub advance: wgpu::BindGroup,
+    /// The per-tensor sums after a norm pass, for algorithms with one.
+    pub finalize_sums: Option<wgpu::BindGroup>,
     /// The per-tensor passes of the segment sums (rounds 1 and 2), for algorithms with
     /// them.
     pub segments: Option<(wgpu::BindGroup, wgpu::BindGroup)>,
@@ -286,6 +306,8 @@ pub(crate) struct BindingSources<'a> {
     pub count_reads_params: bool,
     /// How many state tensors (the first ones) the count pass reads.
     pub count_states: usize,
+    /// How many state tensors (the first ones) the norm pass reads, if it runs.
+    pub norm_states: Option<usize>,
 }
 
 impl BindingSources<'_> {
@@ -328,12 +350,18 @@ impl BindingSources<'_> {
         };
         let update = update_bindings(self.state.len(), p.segments.is_some());
         let count = count_bindings(self.count_states, self.count_reads_params);
+        let norms = p
+            .norms
+            .as_ref()
+            .zip(self.norm_states)
+            .map(|(n, k)| make(&n.measure, &with_states(NORMS, k), "measure_norms"));
         WindowBindings {
             grid: wp.grid,
             count: make(&p.count, &count, "count"),
             update: make(&p.update, &update, "update"),
             check_finite: make(&p.check_finite, CHECK_FINITE, "check_finite"),
             grad_sumsq: make(&p.grad_sumsq, GRAD_SUMSQ, "grad_sumsq"),
+            norms,
             measure: p
                 .segments
                 .as_ref()
@@ -372,6 +400,10 @@ impl BindingSources<'_> {
                 "finalize_clip",
             ),
             advance: make(&p.advance_step, ADVANCE_STEP, "advance_step"),
+            finalize_sums: p
+                .norms
+                .as_ref()
+                .map(|n| make(&n.finalize, FINALIZE_SUMS, "finalize_sums")),
             segments: p.segments.as_ref().map(|s| {
                 (
                     make(&s.finalize, FINALIZE_SEGMENTS, "finalize_segments"),

@@ -17,6 +17,8 @@ pub struct GpuTensorEntry {
     /// The tensor's first segment record in the partials.
     pub first_segment: u32,
     pub sums: [f32; 4],
+    pub rank: u32,
+    pub pad: [u32; 3],
 }
 
 /// `BlockPartial`: one block's agreement count and float sums.
@@ -129,7 +131,8 @@ fn record_mirrors() -> Vec<crate::wgsl::MirrorLayout> {
                 kept,
                 seg_len,
                 first_segment,
-                sums
+                sums,
+                rank
             ]
         ),
         mirror_layout!(

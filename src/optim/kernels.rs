@@ -31,6 +31,7 @@ pub static COMMON: Part = shader_part!(
         "clipping",
         "count_agree",
         "count_nonfinite",
+        "one_minus_pow",
         "torch_lerp",
     ],
     &[],
@@ -58,7 +59,12 @@ pub static STATE_F16: Part = shader_part!("state_f16.wgsl", STATE_CODEC, &[]);
 /// supplies its caution direction, its tensor terms and its fused per-vec4 update.
 pub static STEP: Part = shader_part!(
     "optim_step.wgsl",
-    &["count_agreement", "update"],
+    &[
+        "count_agreement",
+        "update",
+        "measuring_context",
+        "measuring_clip"
+    ],
     &[
         "caution_direction",
         "tensor_terms",
@@ -83,6 +89,22 @@ pub static TENSOR_SUMS_NONE: Part = shader_part!(
     &["tensor_terms", "add_block_sums"],
     &[],
 );
+/// The norm pass: per-block sums of an algorithm's norm terms (MARS), before the
+/// measuring pass.
+pub static MEASURE_NORMS: Part = shader_part!(
+    "measure_norms.wgsl",
+    &["measure_norms"],
+    &[
+        "norm_terms",
+        "measuring_context",
+        "measuring_clip",
+        "count_nonfinite",
+        "workgroup_sum4",
+        "load_grad",
+        "block_lane",
+        "block_index",
+    ],
+);
 /// Per-segment float sums (AdamP's rows): the measuring rounds and the helpers of the
 /// algorithm's per-tensor passes.
 pub static TENSOR_SEGMENTS: Part = shader_part!(
@@ -99,6 +121,8 @@ pub static TENSOR_SEGMENTS: Part = shader_part!(
         "segment_terms",
         "masked_terms",
         "add_block_count",
+        "measuring_context",
+        "measuring_clip",
         "load_grad",
         "block_lane",
         "block_index",
@@ -118,6 +142,7 @@ pub static REDUCE: Part = shader_part!(
         "check_finite",
         "grad_sumsq",
         "finalize_clip",
+        "finalize_sums",
         "finalize_scale",
         "advance_step",
     ],
@@ -258,12 +283,18 @@ pub fn algorithm_module(
         } else {
             &TENSOR_SUMS_NONE
         });
+    if algorithm.norm_pass_states().is_some() {
+        module = module.part(&MEASURE_NORMS);
+    }
     if algorithm.needs_segment_sums() {
         module = module
             .constant("MAX_PIECES", SEGMENT_PIECES as u32)
             .part(&TENSOR_SEGMENTS);
     }
-    if algorithm.needs_tensor_sums() || algorithm.needs_segment_sums() {
+    if algorithm.needs_tensor_sums()
+        || algorithm.needs_segment_sums()
+        || algorithm.norm_pass_states().is_some()
+    {
         module = module.part(&WORKGROUP_SUM4);
     }
     algorithm.rules().shader(module)
@@ -297,6 +328,13 @@ pub fn reduce_source(access: ParamAccess, shape: StreamShape) -> String {
         .expect("the reduction's parts fit together (tested)")
 }
 
+/// The pipelines of a norm pass ([`Algorithm::norm_pass_states`]).
+#[derive(Debug)]
+pub(crate) struct NormPipelines {
+    pub measure: wgpu::ComputePipeline,
+    pub finalize: wgpu::ComputePipeline,
+}
+
 /// The compiled pipelines one optimizer uses.
 #[derive(Debug)]
 pub(crate) struct Pipelines {
@@ -305,6 +343,8 @@ pub(crate) struct Pipelines {
     pub check_finite: wgpu::ComputePipeline,
     pub grad_sumsq: wgpu::ComputePipeline,
     pub finalize_clip: wgpu::ComputePipeline,
+    /// The norm pass and its per-tensor sums, for algorithms with one.
+    pub norms: Option<NormPipelines>,
     pub finalize_scale: wgpu::ComputePipeline,
     pub advance_step: wgpu::ComputePipeline,
     /// The segment passes of an algorithm with segment sums.
@@ -382,6 +422,10 @@ impl Pipelines {
             check_finite: make(&reduce, "check_finite"),
             grad_sumsq: make(&reduce, "grad_sumsq"),
             finalize_clip: make(&reduce, "finalize_clip"),
+            norms: algorithm.norm_pass_states().map(|_| NormPipelines {
+                measure: make(&algo, "measure_norms"),
+                finalize: make(&reduce, "finalize_sums"),
+            }),
             finalize_scale: make(&reduce, "finalize_scale"),
             advance_step: make(&reduce, "advance_step"),
         }

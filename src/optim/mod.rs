@@ -20,7 +20,9 @@ mod state_io;
 mod stats;
 mod timm;
 
-pub use algorithms::{AdamW, Adopt, Algorithm, EpsStyle, Lamb, Lion, LrFamily, RmsPropTf, Sgd};
+pub use algorithms::{
+    AdamW, Adopt, Algorithm, EpsStyle, Lamb, Lion, LrFamily, Mars, MarsType, RmsPropTf, Sgd,
+};
 pub use config::{Caution, DecayMode, GroupConfig, NonFinite, Normalization, OptimizerConfig};
 pub use inputs::StepInputs;
 pub use reference::{ReferenceOptimizer, ReferenceStep};

@@ -24,6 +24,8 @@ pub struct ReferenceStep {
 pub struct ReferenceOptimizer {
     config: OptimizerConfig,
     groups: Vec<usize>,
+    /// Each tensor's number of dimensions.
+    ranks: Vec<usize>,
     /// Each tensor's segment length (0: none; see `Algorithm::segment_len`).
     seg_lens: Vec<usize>,
     /// State tensors: `state[k][i]` is state `k` (e.g. exp_avg, exp_avg_sq) of tensor `i`.
@@ -40,8 +42,7 @@ pub struct ReferenceOptimizer {
 pub(crate) const AMBIGUOUS_REL: f64 = 8.0 * f32::EPSILON as f64;
 
 impl ReferenceOptimizer {
-    /// A reference optimizer for vectors (rank-1 tensors) with these names and
-    /// lengths.
+    /// A reference optimizer for 1-D tensors with these names and lengths.
     pub fn new<S: AsRef<str>>(config: OptimizerConfig, tensors: &[(S, usize)]) -> Result<Self> {
         let shapes: Vec<(&str, Vec<usize>)> = tensors
             .iter()
@@ -50,8 +51,8 @@ impl ReferenceOptimizer {
         Self::with_shapes(config, &shapes)
     }
 
-    /// A reference optimizer for tensors with these names and shapes (the shapes
-    /// matter to algorithms with per-segment sums: AdamP's rows).
+    /// A reference optimizer for tensors with these names and shapes (MARS steps 1-D
+    /// tensors differently; AdamP's segments are rows).
     pub fn with_shapes<S: AsRef<str>>(
         config: OptimizerConfig,
         tensors: &[(S, Vec<usize>)],
@@ -72,6 +73,7 @@ impl ReferenceOptimizer {
         Ok(Self {
             config,
             groups,
+            ranks: tensors.iter().map(|(_, s)| s.len()).collect(),
             seg_lens,
             state,
             step: 0,
@@ -139,7 +141,12 @@ impl ReferenceOptimizer {
             let x = TensorStep {
                 p,
                 state: self.state.iter_mut().map(|s| &mut s[i]).collect(),
-                step: RefStep { t, lrs, g: &g },
+                step: RefStep {
+                    t,
+                    lrs,
+                    g: &g,
+                    rank: self.ranks[i],
+                },
                 wd,
                 decay: DecayRate {
                     rate: cfg.decay.lr_factor(lr, cfg.lr) * wd,
@@ -245,15 +252,21 @@ impl Mask {
 /// when the decay is in the gradient), and the masked direction. Returns (kept, ambiguous) coordinate counts.
 pub(crate) fn apply_masked_update(x: TensorStep<'_>, dir: &Direction, place: Decay) -> (u64, u64) {
     let mask = Mask::new(x.caution, x.step.g, dir);
-    for j in 0..x.step.g.len() {
-        let step = dir.delta[j] * mask.factors[j];
+    apply_factors(x, &dir.delta, &mask.factors, place);
+    mask.counts
+}
+
+/// `p -= delta * factors` with decoupled (possibly cautious, judged on the unmasked
+/// `delta`) weight decay before or after it, as `place` says.
+pub(crate) fn apply_factors(x: TensorStep<'_>, delta: &[f64], factors: &[f64], place: Decay) {
+    for j in 0..delta.len() {
+        let step = delta[j] * factors[j];
         x.p[j] = match place {
-            Decay::BeforeStep => x.decay.apply(x.p[j], dir.delta[j]) - step,
-            Decay::AfterStep if x.decay.reaches(x.p[j], dir.delta[j]) => {
+            Decay::BeforeStep => x.decay.apply(x.p[j], delta[j]) - step,
+            Decay::AfterStep if x.decay.reaches(x.p[j], delta[j]) => {
                 (x.p[j] - step) * (1.0 - x.decay.rate)
             }
             Decay::AfterStep | Decay::InGradient => x.p[j] - step,
         };
     }
-    mask.counts
 }

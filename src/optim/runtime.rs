@@ -115,6 +115,7 @@ impl Optimizer {
             state: &state,
             count_reads_params: config.algorithm.count_reads_params(),
             count_states: config.algorithm.rules().count_states(),
+            norm_states: config.algorithm.norm_pass_states(),
         };
         let num_tensors = layout.num_tensors() as u32;
         let tensor_grid = grid_for(num_tensors, max_dim)?;
@@ -210,6 +211,9 @@ impl Optimizer {
         if passes.measure {
             n += w + 1;
         }
+        if passes.norms {
+            n += w + 1;
+        }
         if passes.segments {
             n += w + 1 + passes.measure as usize;
         }
@@ -223,12 +227,18 @@ impl Optimizer {
         let cfg = &self.config;
         let clip = cfg.clip_grad_norm.is_some() || cfg.algorithm.rules().max_grad_norm().is_some();
         let measure = cfg.caution.is_on() || cfg.algorithm.needs_tensor_sums();
+        let norms = cfg.algorithm.norm_pass_states().is_some();
         let segments = cfg.algorithm.needs_segment_sums();
         Passes {
             clip,
             measure,
+            norms,
             segments,
-            check: !measure && !clip && !segments && cfg.non_finite == NonFinite::SkipStep,
+            check: !measure
+                && !clip
+                && !norms
+                && !segments
+                && cfg.non_finite == NonFinite::SkipStep,
         }
     }
 
@@ -329,6 +339,12 @@ impl Optimizer {
         if passes.clip {
             windows(&mut pass, &p.grad_sumsq, &|w| &w.grad_sumsq);
             single(&mut pass, &p.finalize_clip, &r.finalize_clip, (1, 1));
+        }
+        if let (Some(norms), Some(finalize)) = (&p.norms, &r.finalize_sums) {
+            windows(&mut pass, &norms.measure, &|w| {
+                w.norms.as_ref().expect("bound with the norm pipelines")
+            });
+            single(&mut pass, &norms.finalize, finalize, r.tensor_grid);
         }
         if passes.check {
             windows(&mut pass, &p.check_finite, &|w| &w.check_finite);
@@ -544,12 +560,15 @@ impl Optimizer {
 /// Which optional passes a step runs.
 struct Passes {
     clip: bool,
+    /// The norm pass and its per-tensor sums (before the measuring pass).
+    norms: bool,
     /// The measuring pass and per-tensor reduction (caution counts, tensor sums; with
     /// segment sums, round 2 and its per-tensor pass).
     measure: bool,
     /// Round 1 of the segment sums and its per-tensor pass.
     segments: bool,
-    /// The stand-alone finite check (when no clip, measuring or segment pass does it).
+    /// The stand-alone finite check (when no clip, norm, measuring or
+    /// segment pass does it).
     check: bool,
 }
 

@@ -175,6 +175,28 @@ impl TimmArgs {
         Ok(())
     }
 
+    /// A string, `default` when absent.
+    pub fn string(&mut self, key: &str, default: &str) -> Result<String> {
+        match self.take(key) {
+            None => Ok(default.to_string()),
+            Some(v) => v
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| self.bad(key, &v, "a string")),
+        }
+    }
+
+    /// A list of numbers or `null` (`None`), `None` when absent.
+    pub fn optional_f64_list(&mut self, key: &str) -> Result<Option<Vec<f64>>> {
+        match self.take(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => {
+                self.args.insert(key.to_string(), v);
+                self.f64_list(key, &[]).map(Some)
+            }
+        }
+    }
+
     /// A list of numbers, `default` when absent.
     pub fn f64_list(&mut self, key: &str, default: &[f64]) -> Result<Vec<f64>> {
         match self.take(key) {

@@ -196,6 +196,7 @@ impl Rules for AdamP {
             t: x.step.t,
             lrs: &[1.0],
             g: x.step.g,
+            rank: x.step.rank,
         };
         let dir = self.reference_direction(&mut x.state, &unit);
         let out = self

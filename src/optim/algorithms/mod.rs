@@ -20,6 +20,7 @@ mod adopt;
 mod lamb;
 mod laprop;
 mod lion;
+mod mars;
 mod nadamw;
 mod projection;
 mod rmsprop_tf;
@@ -33,6 +34,7 @@ pub use adopt::Adopt;
 pub use lamb::Lamb;
 pub use laprop::LaProp;
 pub use lion::Lion;
+pub use mars::{Mars, MarsType};
 pub use nadamw::NAdamW;
 pub use rmsprop_tf::RmsPropTf;
 pub use sgd::Sgd;
@@ -117,6 +119,16 @@ pub(crate) trait Rules {
         false
     }
 
+    /// `Some(k)`: a norm pass before the measuring pass sums per-tensor terms of the
+    /// gradient and the first `k` state tensors (its WGSL provides `norm_terms`; see
+    /// `shaders/measure_norms.wgsl`), which the count and update passes read as
+    /// `StepContext.sums` (MARS's norm of the corrected gradient). The terms see the
+    /// clipped gradient without coupled decay's `wd * p` (the pass does not bind p; no
+    /// member with a norm pass has coupled decay).
+    fn norm_pass_states(&self) -> Option<usize> {
+        None
+    }
+
     /// Elements per segment of a tensor of `shape` whose per-segment sums the update
     /// needs (`shaders/tensor_segments.wgsl`; 0: none). Non-zero for some tensor only
     /// when [`Rules::segment_sums`] is true.
@@ -183,6 +195,9 @@ pub enum Algorithm {
     NAdamW(NAdamW),
     /// LaProp: momentum of the normalized gradient (timm `laprop`/`claprop`).
     LaProp(LaProp),
+    /// MARS: AdamW or Lion on the variance-reduced, norm-clipped gradient (timm
+    /// `mars`/`cmars`).
+    Mars(Mars),
     /// Adan: three moments and the previous gradient (timm `adan`/`cadan`,
     /// `adanw`/`cadanw`).
     Adan(Adan),
@@ -210,6 +225,7 @@ impl Algorithm {
             Algorithm::Lamb(a) => a,
             Algorithm::NAdamW(a) => a,
             Algorithm::LaProp(a) => a,
+            Algorithm::Mars(a) => a,
             Algorithm::Adan(a) => a,
             Algorithm::RmsPropTf(a) => a,
             Algorithm::Adopt(a) => a,
@@ -299,6 +315,12 @@ impl Algorithm {
         self.rules().count_states()
     }
 
+    /// How many state tensors the norm pass reads, `None` without one (see
+    /// [`Rules::norm_pass_states`]).
+    pub fn norm_pass_states(&self) -> Option<usize> {
+        self.rules().norm_pass_states()
+    }
+
     /// The learning-rate family (see [`Rules::lr_family`]).
     pub fn lr_family(&self) -> LrFamily {
         self.rules().lr_family()
@@ -325,6 +347,7 @@ pub(crate) const TIMM_NAMES: &[&[TimmName]] = &[
     nadamw::TIMM,
     laprop::TIMM,
     lamb::TIMM,
+    mars::TIMM,
     adan::TIMM,
     rmsprop_tf::TIMM,
     adopt::TIMM,
@@ -340,6 +363,8 @@ pub(crate) struct RefStep<'a> {
     pub lrs: &'a [f64],
     /// The tensor's clipped gradient (plus `wd * p` under coupled decay).
     pub g: &'a [f64],
+    /// The tensor's number of dimensions.
+    pub rank: usize,
 }
 
 impl RefStep<'_> {
@@ -492,6 +517,17 @@ fn unit_interval(name: &str, v: f64) -> Result<()> {
     }
 }
 
+/// `Ok` when `v` is finite and not negative, otherwise an error naming `name`.
+fn non_negative(name: &str, v: f64) -> Result<()> {
+    if v >= 0.0 && v.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig(format!(
+            "{name} = {v} must be finite and not negative"
+        )))
+    }
+}
+
 /// `Ok` when `v` is positive and finite, otherwise an error naming `name`.
 fn positive(name: &str, v: f64) -> Result<()> {
     if v > 0.0 && v.is_finite() {
@@ -516,11 +552,15 @@ fn sign(x: f64) -> f64 {
 
 /// Uses the timm argument parser in the member files.
 fn timm_betas(args: &mut TimmArgs, default: [f64; 2]) -> Result<(f64, f64)> {
-    let b = args.f64_list("betas", &default)?;
+    timm_pair("betas", &args.f64_list("betas", &default)?)
+}
+
+/// The two values of timm keyword `key`'s list `b`.
+fn timm_pair(key: &str, b: &[f64]) -> Result<(f64, f64)> {
     match b[..] {
         [b1, b2] => Ok((b1, b2)),
         _ => Err(Error::InvalidConfig(format!(
-            "timm keyword `betas` needs 2 values, got {}",
+            "timm keyword `{key}` needs 2 values, got {}",
             b.len()
         ))),
     }

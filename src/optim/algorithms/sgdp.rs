@@ -143,6 +143,7 @@ impl Rules for Sgdp {
             t: x.step.t,
             lrs: &[1.0],
             g: x.step.g,
+            rank: x.step.rank,
         };
         let dir = self.reference_direction(&mut x.state, &unit);
         let out = self
