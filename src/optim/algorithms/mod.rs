@@ -23,6 +23,7 @@ mod lion;
 mod mars;
 mod nadamw;
 mod projection;
+mod rmsprop_tf;
 mod sgd;
 mod sgdp;
 
@@ -35,6 +36,7 @@ pub use laprop::LaProp;
 pub use lion::Lion;
 pub use mars::{Mars, MarsType};
 pub use nadamw::NAdamW;
+pub use rmsprop_tf::RmsPropTf;
 pub use sgd::Sgd;
 pub use sgdp::Sgdp;
 
@@ -90,6 +92,12 @@ pub(crate) trait Rules {
     /// [`Rules::state_names`]) from the clipped gradient `step.g` and returns the
     /// direction.
     fn reference_direction(&self, state: &mut [&mut Vec<f64>], step: &RefStep) -> Direction;
+
+    /// Whether the caution mask has a quantity to act on (true by default; RMSpropTF
+    /// without momentum has none, as timm's).
+    fn caution_applies(&self) -> bool {
+        true
+    }
 
     /// Where decoupled weight decay sits relative to the step (before, by default).
     fn decay(&self) -> Decay {
@@ -193,6 +201,9 @@ pub enum Algorithm {
     /// Adan: three moments and the previous gradient (timm `adan`/`cadan`,
     /// `adanw`/`cadanw`).
     Adan(Adan),
+    /// RMSprop, TensorFlow style (timm `rmsproptf`/`crmsproptf`).
+    #[serde(rename = "rmsproptf")]
+    RmsPropTf(RmsPropTf),
     /// ADOPT (timm `adopt`/`cadopt`, `adoptw`/`cadoptw`): momentum of the gradient
     /// normalized by the previous second moment, clipped.
     Adopt(Adopt),
@@ -216,6 +227,7 @@ impl Algorithm {
             Algorithm::LaProp(a) => a,
             Algorithm::Mars(a) => a,
             Algorithm::Adan(a) => a,
+            Algorithm::RmsPropTf(a) => a,
             Algorithm::Adopt(a) => a,
             Algorithm::AdamP(a) => a,
             Algorithm::Sgdp(a) => a,
@@ -337,6 +349,7 @@ pub(crate) const TIMM_NAMES: &[&[TimmName]] = &[
     lamb::TIMM,
     mars::TIMM,
     adan::TIMM,
+    rmsprop_tf::TIMM,
     adopt::TIMM,
     adamp::TIMM,
     sgdp::TIMM,
@@ -471,6 +484,27 @@ impl GroupHyper {
 const HOOKS: &[&str] = &["caution_direction", "step_vec4"];
 /// What the algorithm files use from the other parts.
 const HOOK_NEEDS: &[&str] = &["load_param", "store_param", "load_state0", "store_state0"];
+
+/// Declares `load_<name>(i)` and `store_<name>(i, v)` for each of an algorithm's
+/// optional states `names`: the accessors of state `k` where `kept` (its
+/// [`Rules::state_names`]) lists the name `k`-th, zeros and no store where it does not,
+/// so that a WGSL file reads its optional states by name and its module binds only the
+/// states the configuration keeps.
+fn state_accessors(mut module: ShaderBuilder, names: &[&str], kept: &[&str]) -> ShaderBuilder {
+    for name in names {
+        module = module.declare(match kept.iter().position(|k| k == name) {
+            Some(k) => format!(
+                "fn load_{name}(i: u32) -> vec4<f32> {{ return load_state{k}(i); }}\n\
+                 fn store_{name}(i: u32, v: vec4<f32>) {{ store_state{k}(i, v); }}"
+            ),
+            None => format!(
+                "fn load_{name}(i: u32) -> vec4<f32> {{ return vec4<f32>(0.0); }}\n\
+                 fn store_{name}(i: u32, v: vec4<f32>) {{}}"
+            ),
+        });
+    }
+    module
+}
 
 /// `Ok` when `v` is in [0, 1), otherwise an error naming `name`.
 fn unit_interval(name: &str, v: f64) -> Result<()> {
