@@ -412,6 +412,11 @@ FACTORY_CASES = [
     (name, kwargs) for name in ("adamp", "cadamp", "sgdp", "csgdp")
     for kwargs in ({"lr": 1e-2}, {"lr": 0.1, "weight_decay": 1e-4, "delta": 0.2, "wd_ratio": 0.5,
                                   "nesterov": False, "eps": 1e-6})
+] + [
+    # RMSpropTF (scripts/golden_family.py has its vectors).
+    (name, kwargs) for name in ("rmsproptf", "crmsproptf", "rmsproptfw", "rmsproptfc")
+    for kwargs in ({}, {"lr": 3e-4, "weight_decay": 0.05, "eps": 1e-6, "momentum": 0.8, "alpha": 0.95,
+                        "centered": True, "lr_in_momentum": False, "betas": [0.9, 0.95]})
 ]
 
 FACTORY_PATH = os.path.join(OUT_DIR, "timm_factory.json")
@@ -422,7 +427,7 @@ def factory_fixture():
     out = []
     for name, kwargs in FACTORY_CASES:
         kw = dict(kwargs)
-        if not name.endswith("sgdw") and "momentum" in kw:
+        if not name.endswith("sgdw") and "rmsprop" not in name and "momentum" in kw:
             kw.pop("momentum")  # not a keyword of these classes: timm would reject it
         opt = timm.optim.create_optimizer_v2([torch.nn.Parameter(torch.zeros(2))], name, **kw)
         group = {k: (list(v) if isinstance(v, tuple) else v)

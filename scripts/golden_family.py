@@ -18,6 +18,8 @@ the metadata of golden.py, these string keys (tests/golden/README.md):
     schedule                coptim's LrSchedule as JSON; lr of step s = lr * factor(s)
     decoupled, trust_clip, always_adapt, grad_averaging, bias_correction, max_grad_norm
                             LAMB's options (max_grad_norm "none" when off)
+    alpha, centered, lr_in_momentum, decoupled
+                            RMSpropTF's options
     clip_exp                ADOPT's clip exponent ("none" when off)
     timm_name, timm_kwargs  the timm name and keywords that build the case (then
                             tests/golden.rs builds it through OptimizerConfig::from_timm
@@ -38,6 +40,13 @@ References, read from the installed sources (paths under site-packages):
   (`wd_scale = lr if max_lr is None else lr ** 2 / max_lr`; ADOPT decays only from step
   2, its step 1 only sets v = g*g: adopt.py:322-328), max_lr = `_max_lr_snapshot(lr)` of the constructor lr
   (_helpers.py:79-89); the lr of each step is set in the param group as a scheduler would.
+- RMSpropTF (timm 'rmsproptf', 'crmsproptf', 'rmsproptfc'; built through
+  `timm.optim.create_optimizer_v2(params, name, foreach=False, **kwargs)`):
+  timm/optim/rmsprop_tf.py:143 (square_avg starts at ones), :260-265 (decoupled
+  `p *= 1 - wd_scale * wd`, wd_scale = lr or lr^2 / max_lr; else coupled `g += wd * p`),
+  :268 (square_avg += (1 - alpha) * (g^2 - square_avg)), :271-277 (centered grad_avg,
+  eps inside the sqrt), :279-293 (momentum buffer with or without lr, caution on the
+  new buffer only, masked copy not written back), :294-295 (no momentum: no mask).
 - LAMB: timm/optim/lamb.py:145-167 (global clip: grad / max(norm / max_grad_norm, 1)),
   :184-204 (beta3, bias corrections), :337-371 (single-tensor step: lerp or mul+add first
   moment, update = (m / bc1) / (sqrt(v) / sqrt(bc2) + eps), caution mask on the update
@@ -54,6 +63,7 @@ import sys
 import numpy as np
 import torch
 
+from timm.optim import create_optimizer_v2
 from timm.optim.adamw import AdamWLegacy
 from timm.optim.adopt import Adopt
 from timm.optim.lamb import Lamb
@@ -146,6 +156,25 @@ def _lamb_case(name, caution, wd, notes, **kw):
                            eps=1e-6, eps_style=golden.TORCH_EPS_STYLE, **options))
 
 
+def _rmsprop_case(name, timm_name, kwargs, notes, schedule=None):
+    """A timm RMSpropTF case: `create_optimizer_v2(params, timm_name, lr=1e-2, **kwargs)`."""
+    kwargs = dict(lr=1e-2, **kwargs)
+    make = lambda ps: create_optimizer_v2(ps, timm_name, foreach=False, **kwargs)
+    group = make([torch.nn.Parameter(torch.zeros(1))]).param_groups[0]
+    state_keys = ["square_avg"] + (["momentum_buffer"] if group["momentum"] > 0 else []) \
+        + (["grad_avg"] if group["centered"] else [])
+    caution = "mean_clamp" if group["caution"] and group["momentum"] > 0 else "off"
+    source = f"timm.optim.create_optimizer_v2(params, {timm_name!r}, foreach=False, " + \
+        ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) + ") [timm.optim.RMSpropTF]"
+    return dict(name=name, make=make, state_keys=state_keys, cwd=None, schedule=schedule,
+                meta=_meta("rmsproptf", caution, group["lr"], group["weight_decay"], source, notes,
+                           timm_name=timm_name, timm_kwargs=kwargs,
+                           eps=group["eps"], momentum=group["momentum"], eps_style="sqrt(v + eps)",
+                           alpha=group["alpha"], centered=group["centered"],
+                           lr_in_momentum=group["lr_in_momentum"], decoupled=group["decoupled_decay"],
+                           corrected_weight_decay=group["corrected_weight_decay"]))
+
+
 ADAMW_ARGS = dict(lr=1e-2, betas=(0.9, 0.999), eps=1e-8, amsgrad=False, foreach=False)
 LION_ARGS = dict(lr=1e-3, betas=(0.9, 0.99), foreach=False)
 SGD_ARGS = dict(lr=1e-2, momentum=0.9, dampening=0.0, nesterov=True, foreach=False)
@@ -217,6 +246,24 @@ CASES = [
     _lamb_case("timm_clamb_adapt", "mean_clamp", 0.0,
                "no decay, always_adapt, no bias correction, no clip", always_adapt=True,
                bias_correction=False, max_grad_norm=None),
+] + [
+    _rmsprop_case("timm_rmsproptf", "rmsproptf", dict(weight_decay=1e-2),
+                  "factory defaults: momentum 0.9, lr in momentum, coupled decay g += wd*p"),
+    _rmsprop_case("timm_crmsproptf", "crmsproptf", dict(weight_decay=1e-2),
+                  "mask = (buf*g > 0) on the new buffer, g including wd*p; buf kept unmasked"),
+    _rmsprop_case("timm_crmsproptf_centered", "crmsproptf", dict(weight_decay=1e-2, centered=True),
+                  "centered: avg = sqrt(square_avg - grad_avg^2 + eps); three states"),
+    _rmsprop_case("timm_crmsproptf_lr_out", "crmsproptf", dict(weight_decay=1e-2, lr_in_momentum=False),
+                  "buf = mu*buf + g/avg; p -= lr * buf*mask"),
+    _rmsprop_case("timm_crmsproptfw", "crmsproptf", dict(weight_decay=0.1, decoupled_decay=True),
+                  "decoupled: p *= 1 - lr*wd before the step"),
+    _rmsprop_case("timm_crmsproptf_cosine", "crmsproptf", dict(weight_decay=1e-2),
+                  "lr changes every step: buf holds each step's lr * g/avg", schedule=COSINE),
+    _rmsprop_case("timm_rmsproptfc", "rmsproptfc", dict(weight_decay=0.1),
+                  "corrected decoupled decay lr_t^2 / lr * wd under a schedule", schedule=COSINE),
+    _rmsprop_case("timm_rmsproptf_nomomentum", "crmsproptf",
+                  dict(weight_decay=1e-2, momentum=0.0, centered=True),
+                  "no momentum: p -= lr * g/avg and caution masks nothing; states square_avg, grad_avg"),
 ]
 
 
@@ -271,6 +318,11 @@ def build_meta(case):
     if m["optimizer"] == "adopt":
         meta["decoupled"] = "true" if m["decoupled"] else "false"
         meta["clip_exp"] = "none" if m["clip_exp"] is None else golden.fmt(m["clip_exp"])
+    if m["optimizer"] == "rmsproptf":
+        meta["weight_decay_style"] = "decoupled" if m["decoupled"] else "coupled: g += wd*p"
+        meta["alpha"] = golden.fmt(m["alpha"])
+        for key in ("centered", "lr_in_momentum", "decoupled"):
+            meta[key] = "true" if m[key] else "false"
     if m["optimizer"] == "lamb":
         for key in ("decoupled", "trust_clip", "always_adapt", "grad_averaging", "bias_correction"):
             meta[key] = "true" if m[key] else "false"
@@ -308,6 +360,8 @@ class Replay:
         self.m = [np.zeros_like(x) for x in self.p]
         self.v = [np.zeros_like(x) for x in self.p]
         self.buf = [None] * nt
+        self.sq = [None] * nt
+        self.ga = [np.zeros_like(x) for x in self.p]
         self.schedule = json.loads(meta["schedule"])
 
     def lr_at(self, t):
@@ -380,6 +434,31 @@ class Replay:
             u = u * (min(ratio, 1.0) if self.on("trust_clip") else ratio)
         self.p[i] = p - lr * u
 
+    def rmsproptf(self, i, g, t, lr):
+        alpha, eps, mu, wd = self.f("alpha"), self.f("eps"), self.f("momentum"), self.f("weight_decay")
+        p = self.p[i]
+        if self.on("decoupled"):
+            p = self.decay(p, p, lr)
+        else:
+            g = g + wd * p
+        sq = np.ones_like(g) if self.sq[i] is None else self.sq[i]
+        self.sq[i] = sq + (1 - alpha) * (g * g - sq)
+        if self.on("centered"):
+            self.ga[i] = self.ga[i] + (1 - alpha) * (g - self.ga[i])
+            avg = np.sqrt(self.sq[i] - self.ga[i] ** 2 + eps)
+        else:
+            avg = np.sqrt(self.sq[i] + eps)
+        if mu == 0:
+            self.p[i] = p - lr * g / avg
+            return
+        buf = np.zeros_like(g) if self.buf[i] is None else self.buf[i]
+        self.buf[i] = mu * buf + (lr if self.on("lr_in_momentum") else 1.0) * g / avg
+        u = self.buf[i]
+        if self.meta["caution"] != "off":
+            phi = (u * g > 0).astype(np.float64)
+            u = u * phi * mask_scale(phi)
+        self.p[i] = p - (u if self.on("lr_in_momentum") else lr * u)
+
     def run(self, tensors):
         nt, ns = len(self.p), int(self.meta["steps"])
         out = []
@@ -393,10 +472,12 @@ class Replay:
                 for i in range(nt):
                     self.lamb(i, grads[i], t, lr, clip)
             else:
+                step = self.rmsproptf if self.meta["optimizer"] == "rmsproptf" else self.elementwise
                 for i in range(nt):
-                    self.elementwise(i, grads[i], t, lr)
+                    step(i, grads[i], t, lr)
             out.append([x.copy() for x in self.p])
-        states = {"exp_avg": self.m, "exp_avg_sq": self.v, "momentum_buffer": self.buf}
+        states = {"exp_avg": self.m, "exp_avg_sq": self.v, "momentum_buffer": self.buf,
+                  "square_avg": self.sq, "grad_avg": self.ga}
         return out, states
 
 
@@ -407,7 +488,9 @@ def option_matters(meta, tensors):
     for key in ("cautious_weight_decay", "corrected_weight_decay"):
         if meta[key] == "true":
             flipped[key] = "false"
-    if flipped == meta:
+    if flipped == meta and meta["optimizer"] == "rmsproptf" and float(meta["momentum"]) == 0:
+        flipped["decoupled"] = "true"  # caution masks nothing without momentum
+    elif flipped == meta:
         flipped["caution"] = "off" if meta["caution"] != "off" else "mean_clamp"
     steps, _ = Replay(flipped, tensors).run(tensors)
     worst = max(golden.rel(tensors[f"param.{i}.step{s + 1}"].numpy(), steps[s][i])

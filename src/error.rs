@@ -1,4 +1,4 @@
-//! The crate's error type: every fallible operation returns [`Error`].
+//! The crate's error type: every fallible operation returns [`Error`](enum@Error).
 
 use thiserror::Error;
 
@@ -153,7 +153,7 @@ pub enum Error {
     },
 }
 
-/// `Result` with the crate's [`Error`].
+/// `Result` with the crate's [`Error`](enum@Error).
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use coptim::optim::{Algorithm, Caution, DecayMode, Lamb, LrSchedule, OptimizerConfig};
+use coptim::optim::{Algorithm, Caution, DecayMode, Lamb, LrSchedule, OptimizerConfig, RmsPropTf};
 use coptim::{Error, Optimizer, ParamStore, TensorId};
 
 fn shapes() -> Vec<(String, Vec<usize>)> {
@@ -108,6 +108,17 @@ fn resume_continues_bit_for_bit() {
     for cfg in lamb_configs() {
         resume_matches(cfg);
     }
+    // RMSpropTF's three state tensors (centered, with momentum) under decoupled decay.
+    let centered = RmsPropTf {
+        centered: true,
+        decoupled: true,
+        ..RmsPropTf::default()
+    };
+    resume_matches(
+        OptimizerConfig::new(Algorithm::RmsPropTf(centered), 1e-2)
+            .with_caution(Caution::hard())
+            .with_weight_decay(0.05),
+    );
 }
 
 fn resume_matches(config: OptimizerConfig) {

@@ -39,7 +39,7 @@ use crate::stream::StreamShape;
 /// - with caution, pass 1 (the agreement count) reads g and the states its direction
 ///   needs ([`Algorithm::count_pass_states`]: one, two for LaProp): `4 + k * s`;
 /// - an algorithm with per-tensor sums (LAMB) runs that pass with or without caution
-///   and reads p too: `8 + k * s`; so does one with coupled decay (ADOPT's `wd * p`)
+///   and reads p too: `8 + k * s`; so does one with coupled decay (ADOPT's, RMSpropTF's `wd * p`)
 ///   when caution runs it;
 /// - an algorithm with per-segment sums (AdamP, SGDP) runs a first such pass always
 ///   (which also checks the gradients) and, with caution, a second one: `8 + k * s`
@@ -76,6 +76,8 @@ use crate::stream::StreamShape;
 /// assert_eq!(step_bytes_per_param(&adopt, true, ElementType::F32, true), 28 + 16);
 /// let adamp = Algorithm::by_name("adamp").unwrap();
 /// assert_eq!(step_bytes_per_param(&adamp, true, ElementType::F32, true), 28 + 2 * 16);
+/// let rmsprop = Algorithm::by_name("rmsproptf").unwrap();
+/// assert_eq!(step_bytes_per_param(&rmsprop, true, ElementType::F32, true), 28 + 16);
 /// ```
 pub fn step_bytes_per_param(
     algorithm: &Algorithm,

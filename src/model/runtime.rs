@@ -219,7 +219,7 @@ impl Model {
 
     /// Mean loss and accuracy over a data set, in batches of at most `batch_size`
     /// (forward only; the parameters' gradients are untouched). Submits its own work
-    /// and reads back once per [`BATCHES_PER_SUBMIT`] batches.
+    /// and reads back once per `BATCHES_PER_SUBMIT` batches.
     pub async fn evaluate(
         &mut self,
         images: &[f32],

@@ -38,7 +38,7 @@ pub enum MatmulVariant {
     /// For CPU adapters (lavapipe, SwiftShader): a 16x8 register block per
     /// invocation, lanes on consecutive columns, no workgroup memory or barriers.
     Rows,
-    /// For CPU adapters with subgroups of at least [`ROWS_SUBGROUP_LANES`] lanes
+    /// For CPU adapters with subgroups of at least `ROWS_SUBGROUP_LANES` lanes
     /// (lavapipe): a 32x8 block per invocation, one subgroup per workgroup, each
     /// value of A loaded by one lane and shared through subgroup shuffles (needs
     /// subgroups).

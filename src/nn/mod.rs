@@ -12,7 +12,7 @@
 //!
 //! Nothing is submitted or read back by the graph: the caller records
 //! [`Graph::record_forward`] and [`Graph::record_backward`] into its own command
-//! encoder. [`reference`] has f64 CPU implementations of every op and its gradient.
+//! encoder. [`reference`](mod@reference) has f64 CPU implementations of every op and its gradient.
 
 mod bindings;
 mod dispatch;

@@ -338,6 +338,13 @@ impl OptimizerConfig {
                 self.algorithm.name()
             )));
         }
+        if self.caution.is_on() && !self.algorithm.rules().caution_applies() {
+            return Err(Error::InvalidConfig(format!(
+                "caution has nothing to mask in `{}` with this configuration \
+                 (RMSpropTF masks its momentum buffer: set momentum > 0)",
+                self.algorithm.name()
+            )));
+        }
         if self.decay.corrected && !positive(self.lr) {
             return Err(Error::InvalidConfig(format!(
                 "corrected weight decay needs a positive base lr (the max lr), got {}",

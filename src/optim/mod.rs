@@ -21,7 +21,7 @@ mod stats;
 mod timm;
 
 pub use algorithms::{
-    AdamW, Adopt, Algorithm, EpsStyle, Lamb, Lion, LrFamily, Mars, MarsType, Sgd,
+    AdamW, Adopt, Algorithm, EpsStyle, Lamb, Lion, LrFamily, Mars, MarsType, RmsPropTf, Sgd,
 };
 pub use config::{Caution, DecayMode, GroupConfig, NonFinite, Normalization, OptimizerConfig};
 pub use inputs::StepInputs;

@@ -42,6 +42,10 @@ pub(crate) struct TimmName {
 
 /// timm's `OptimInfo.defaults` entry of the cautious names (`cadamw`, `clion`, ...).
 pub(crate) const CAUTION: (&str, TimmDefault) = ("caution", TimmDefault::Bool(true));
+/// timm's `OptimInfo.defaults` entry of the decoupled-decay names (`lambw`,
+/// `rmsproptfw`, ...).
+pub(crate) const DECOUPLED_DECAY: (&str, TimmDefault) =
+    ("decoupled_decay", TimmDefault::Bool(true));
 /// timm's `OptimInfo.defaults` entry of the corrected-decay names (`adamc`, `lionc`, ...).
 pub(crate) const CORRECTED: (&str, TimmDefault) =
     ("corrected_weight_decay", TimmDefault::Bool(true));

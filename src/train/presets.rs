@@ -201,7 +201,7 @@ impl ModelPreset {
 
     /// Learning rate and weight decay of `optimizer` on this model: the table's row of
     /// its algorithm's learning-rate family, which the algorithm's file names
-    /// ([`Algorithm::lr_family`]; a new member needs nothing here): `adamw` for
+    /// ([`Algorithm::lr_family`](crate::optim::Algorithm::lr_family); a new member needs nothing here): `adamw` for
     /// adam-like members (the default), `lion` for sign-based ones, `sgd` for
     /// momentum SGD, and for trust-ratio members (LAMB) the `adamw` row with
     /// [`TRUST_RATIO_LR_SCALE`] times its rate. Plain and cautious twins share a row.

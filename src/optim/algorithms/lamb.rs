@@ -14,7 +14,7 @@ use super::{Algorithm, Direction, GroupHyper, RefStep, Rules, positive, timm_bet
 use crate::error::Result;
 use crate::optim::config::Caution;
 use crate::optim::reference::{Mask, TensorStep};
-use crate::optim::timm::{CAUTION, CORRECTED, TimmArgs, TimmDefault, TimmName};
+use crate::optim::timm::{CAUTION, CORRECTED, DECOUPLED_DECAY, TimmArgs, TimmDefault, TimmName};
 use crate::wgsl::{Part, ShaderBuilder, shader_part};
 
 /// LAMB's hyperparameters and switches, as timm's `Lamb` names them.
@@ -206,18 +206,17 @@ fn norm(x: &[f64]) -> f64 {
 /// timm.optim.Lamb.
 const LAMB: TimmName = TimmName::new("lamb", 1e-3, timm_lamb).betas().eps();
 const TRUST_CLIP: (&str, TimmDefault) = ("trust_clip", TimmDefault::Bool(true));
-const DECOUPLED: (&str, TimmDefault) = ("decoupled_decay", TimmDefault::Bool(true));
 
 /// timm's LAMB names (timm/optim/_optim_factory.py: `_register_lamb_lars`, the
 /// corrected-decay and the cautious registrations).
 pub(crate) const TIMM: &[TimmName] = &[
     LAMB,
     LAMB.alias("lambc", &[TRUST_CLIP]),
-    LAMB.alias("lambw", &[DECOUPLED]),
-    LAMB.alias("lambcw", &[TRUST_CLIP, DECOUPLED]),
-    LAMB.alias("lambcd", &[DECOUPLED, CORRECTED]),
+    LAMB.alias("lambw", &[DECOUPLED_DECAY]),
+    LAMB.alias("lambcw", &[TRUST_CLIP, DECOUPLED_DECAY]),
+    LAMB.alias("lambcd", &[DECOUPLED_DECAY, CORRECTED]),
     LAMB.alias("clamb", &[CAUTION]),
-    LAMB.alias("clambw", &[CAUTION, DECOUPLED]),
+    LAMB.alias("clambw", &[CAUTION, DECOUPLED_DECAY]),
 ];
 
 /// The keywords of timm.optim.Lamb.

@@ -23,6 +23,7 @@ mod lion;
 mod mars;
 mod nadamw;
 mod projection;
+mod rmsprop_tf;
 mod sgd;
 mod sgdp;
 
@@ -35,6 +36,7 @@ pub use laprop::LaProp;
 pub use lion::Lion;
 pub use mars::{Mars, MarsType};
 pub use nadamw::NAdamW;
+pub use rmsprop_tf::RmsPropTf;
 pub use sgd::Sgd;
 pub use sgdp::Sgdp;
 
@@ -61,7 +63,7 @@ pub(crate) trait Rules {
     fn group_hyper(&self) -> GroupHyper;
 
     /// Checks every hyperparameter is in range (by default those of
-    /// [`Rules::group_hyper`]).
+    /// `Rules::group_hyper`).
     fn validate(&self) -> Result<()> {
         self.group_hyper().validate()
     }
@@ -87,9 +89,15 @@ pub(crate) trait Rules {
     fn shader(&self, module: ShaderBuilder) -> ShaderBuilder;
 
     /// The f64 reference: updates tensor state (`state[k]` is state `k` of
-    /// [`Rules::state_names`]) from the clipped gradient `step.g` and returns the
+    /// `Rules::state_names`) from the clipped gradient `step.g` and returns the
     /// direction.
     fn reference_direction(&self, state: &mut [&mut Vec<f64>], step: &RefStep) -> Direction;
+
+    /// Whether the caution mask has a quantity to act on (true by default; RMSpropTF
+    /// without momentum has none, as timm's).
+    fn caution_applies(&self) -> bool {
+        true
+    }
 
     /// Where decoupled weight decay sits relative to the step (before, by default).
     fn decay(&self) -> Decay {
@@ -123,7 +131,7 @@ pub(crate) trait Rules {
 
     /// Elements per segment of a tensor of `shape` whose per-segment sums the update
     /// needs (`shaders/tensor_segments.wgsl`; 0: none). Non-zero for some tensor only
-    /// when [`Rules::segment_sums`] is true.
+    /// when `Rules::segment_sums` is true.
     fn segment_len(&self, _shape: &[usize]) -> u64 {
         0
     }
@@ -193,6 +201,9 @@ pub enum Algorithm {
     /// Adan: three moments and the previous gradient (timm `adan`/`cadan`,
     /// `adanw`/`cadanw`).
     Adan(Adan),
+    /// RMSprop, TensorFlow style (timm `rmsproptf`/`crmsproptf`).
+    #[serde(rename = "rmsproptf")]
+    RmsPropTf(RmsPropTf),
     /// ADOPT (timm `adopt`/`cadopt`, `adoptw`/`cadoptw`): momentum of the gradient
     /// normalized by the previous second moment, clipped.
     Adopt(Adopt),
@@ -216,6 +227,7 @@ impl Algorithm {
             Algorithm::LaProp(a) => a,
             Algorithm::Mars(a) => a,
             Algorithm::Adan(a) => a,
+            Algorithm::RmsPropTf(a) => a,
             Algorithm::Adopt(a) => a,
             Algorithm::AdamP(a) => a,
             Algorithm::Sgdp(a) => a,
@@ -252,7 +264,7 @@ impl Algorithm {
             .collect()
     }
 
-    /// The algorithm named `name` (its [`Rules::name`]: `adamw`, `nadamw`, `lion`, `sgd`,
+    /// The algorithm named `name` (its `Rules::name`: `adamw`, `nadamw`, `lion`, `sgd`,
     /// ...) with timm's defaults.
     pub fn by_name(name: &str) -> Result<Algorithm> {
         Self::members()
@@ -267,12 +279,12 @@ impl Algorithm {
             })
     }
 
-    /// Short name (see [`Rules::name`]).
+    /// Short name (see `Rules::name`).
     pub fn name(&self) -> &'static str {
         self.rules().name()
     }
 
-    /// Names of the per-tensor state (see [`Rules::state_names`]).
+    /// Names of the per-tensor state (see `Rules::state_names`).
     pub fn state_names(&self) -> &'static [&'static str] {
         self.rules().state_names()
     }
@@ -283,17 +295,17 @@ impl Algorithm {
     }
 
     /// Whether a step measures per-tensor sums for the update (see
-    /// [`Rules::tensor_sums`]).
+    /// `Rules::tensor_sums`).
     pub fn needs_tensor_sums(&self) -> bool {
         self.rules().tensor_sums()
     }
 
-    /// Whether a step measures per-segment sums (see [`Rules::segment_sums`]).
+    /// Whether a step measures per-segment sums (see `Rules::segment_sums`).
     pub fn needs_segment_sums(&self) -> bool {
         self.rules().segment_sums()
     }
 
-    /// Elements per segment of a tensor of `shape` (see [`Rules::segment_len`]).
+    /// Elements per segment of a tensor of `shape` (see `Rules::segment_len`).
     pub fn segment_len(&self, shape: &[usize]) -> u64 {
         self.rules().segment_len(shape)
     }
@@ -304,12 +316,12 @@ impl Algorithm {
     }
 
     /// How many state tensors the norm pass reads, `None` without one (see
-    /// [`Rules::norm_pass_states`]).
+    /// `Rules::norm_pass_states`).
     pub fn norm_pass_states(&self) -> Option<usize> {
         self.rules().norm_pass_states()
     }
 
-    /// The learning-rate family (see [`Rules::lr_family`]).
+    /// The learning-rate family (see `Rules::lr_family`).
     pub fn lr_family(&self) -> LrFamily {
         self.rules().lr_family()
     }
@@ -337,6 +349,7 @@ pub(crate) const TIMM_NAMES: &[&[TimmName]] = &[
     lamb::TIMM,
     mars::TIMM,
     adan::TIMM,
+    rmsprop_tf::TIMM,
     adopt::TIMM,
     adamp::TIMM,
     sgdp::TIMM,
@@ -481,6 +494,27 @@ impl GroupHyper {
 const HOOKS: &[&str] = &["caution_direction", "step_vec4"];
 /// What the algorithm files use from the other parts.
 const HOOK_NEEDS: &[&str] = &["load_param", "store_param", "load_state0", "store_state0"];
+
+/// Declares `load_<name>(i)` and `store_<name>(i, v)` for each of an algorithm's
+/// optional states `names`: the accessors of state `k` where `kept` (its
+/// `Rules::state_names`) lists the name `k`-th, zeros and no store where it does not,
+/// so that a WGSL file reads its optional states by name and its module binds only the
+/// states the configuration keeps.
+fn state_accessors(mut module: ShaderBuilder, names: &[&str], kept: &[&str]) -> ShaderBuilder {
+    for name in names {
+        module = module.declare(match kept.iter().position(|k| k == name) {
+            Some(k) => format!(
+                "fn load_{name}(i: u32) -> vec4<f32> {{ return load_state{k}(i); }}\n\
+                 fn store_{name}(i: u32, v: vec4<f32>) {{ store_state{k}(i, v); }}"
+            ),
+            None => format!(
+                "fn load_{name}(i: u32) -> vec4<f32> {{ return vec4<f32>(0.0); }}\n\
+                 fn store_{name}(i: u32, v: vec4<f32>) {{}}"
+            ),
+        });
+    }
+    module
+}
 
 /// `Ok` when `v` is in [0, 1), otherwise an error naming `name`.
 fn unit_interval(name: &str, v: f64) -> Result<()> {
