@@ -109,6 +109,10 @@ SELFTEST_OUT = os.path.join(ROOT, "target", "parity", "llama_losses.selftest.jso
 EXPORT = ["cargo", "test", "--test", "llama_parity", "--", "--ignored",
           "export_llama_parity_inputs"]
 INIT_STD = 0.02
+REQUIRED_CONFIG = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                   "intermediate_size", "context", "batch_size", "steps", "tie_word_embeddings",
+                   "rms_norm_eps", "rope_theta", "betas", "adam_eps", "weight_decay",
+                   "clip_grad_norm")
 
 
 class RMSNorm(torch.nn.Module):
@@ -254,7 +258,11 @@ def shape_config(args, **defaults):
 def read_inputs(path):
     """(config, initial state dict, tokens i64 [steps, B, T+1], lrs f64 [steps]) from an inputs file."""
     with safe_open(path, "pt") as f:
-        config = json.loads(f.metadata()["config"])
+        config = json.loads((f.metadata() or {}).get("config", "{}"))
+        missing = [k for k in REQUIRED_CONFIG if k not in config]
+        if missing or not {"tokens", "lrs"} <= set(f.keys()):
+            sys.exit(f"{path}: needs tensors tokens and lrs and a metadata config with "
+                     f"{', '.join(REQUIRED_CONFIG)}; missing config fields: {missing}")
         init = {k[len("param."):]: f.get_tensor(k) for k in f.keys() if k.startswith("param.")}
         tokens = f.get_tensor("tokens").to(torch.int64)
         lrs = f.get_tensor("lrs").to(torch.float64)
