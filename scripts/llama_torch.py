@@ -58,6 +58,11 @@ Output: tests/parity/llama_losses.json, one JSON object:
                      clipping}; the same for both optimizers, so it localizes a
                      backward bug to one tensor
   versions           {torch, timm, python}
+Suggested run (what --make-inputs fabricates, small enough for lavapipe): the bundled
+Shakespeare vocabulary V=73, D=64, L=2, H=4, F=176, T=32, B=8, 20 steps, untied head (the
+seed's), peak lr 3e-3 with 2 warm-up steps then cosine to 10%, betas (0.9, 0.999), adam_eps
+1e-8. coptim's TextBatch gives inputs and targets per row: tokens[s, b, :T] is row b's
+inputs and tokens[s, b, T] its last target (targets are the inputs shifted by one).
 The Rust test checks init_sums (abs 1e-3, as tests/train_parity.rs does), then the issue's
 target: |coptim loss - torch loss| <= 1e-4 * |torch loss| at every step, for both.
 
