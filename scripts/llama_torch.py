@@ -77,12 +77,14 @@ the same state dict loaded strictly into both (for the tied head, HF's lm_head.w
 given the embedding). Error = max |ours - HF| / max |HF| over a tensor; "HF labels=" is
 HF's own loss from LlamaForCausalLM(window, labels=window) (it shifts the labels itself),
 so the targets convention matches HF's too.
-  head    HF attention   logits    loss   HF labels= loss   worst gradient (of 21 / 20)
-  untied  eager          0         0      0                 0
-  untied  sdpa           2.8e-7    0      0                 4.2e-7 (layers.1 k_proj)
-  tied    eager          0         0      0                 0
-  tied    sdpa           2.6e-7    0      0                 5.0e-7 (layers.1 k_proj)
-With eager attention the two compute the same operations in the same order, hence bitwise
+  head    ours / HF attention   logits    loss   HF labels= loss   worst gradient (of 21 / 20)
+  untied  explicit / eager      0         0      0                 0
+  untied  explicit / sdpa       2.8e-7    0      0                 4.2e-7 (layers.1 k_proj)
+  untied  sdpa / sdpa           0         0      0                 0
+  tied    explicit / eager      0         0      0                 0
+  tied    explicit / sdpa       2.6e-7    0      0                 5.0e-7 (layers.1 k_proj)
+  tied    sdpa / sdpa           0         0      0                 0
+With the same attention kernel the two compute the same operations in the same order, hence bitwise
 equality; the check is not vacuous: loading the same weights into this model with
 rope_theta 500000 or eps 1e-5 instead gives logit errors of 6.1e-3 and 1.1e-2.
 
@@ -155,10 +157,19 @@ def causal_attention(q, k, v):
     return torch.softmax(scores.masked_fill(mask, float("-inf")), dim=-1) @ v
 
 
+def sdpa_attention(q, k, v):
+    """torch's fused causal scaled_dot_product_attention: the same function, faster on CPU."""
+    return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+
+ATTENTION = {"explicit": causal_attention, "sdpa": sdpa_attention}
+
+
 class Attention(torch.nn.Module):
-    def __init__(self, dim, heads):
+    def __init__(self, dim, heads, kernel):
         super().__init__()
         self.heads = heads
+        self.kernel = ATTENTION[kernel]
         for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
             setattr(self, name, torch.nn.Linear(dim, dim, bias=False))
 
@@ -167,7 +178,7 @@ class Attention(torch.nn.Module):
         split = lambda y: y.view(b, t, self.heads, d // self.heads).transpose(1, 2)
         q = apply_rope(split(self.q_proj(x)), cos, sin)
         k = apply_rope(split(self.k_proj(x)), cos, sin)
-        a = causal_attention(q, k, split(self.v_proj(x)))
+        a = self.kernel(q, k, split(self.v_proj(x)))
         return self.o_proj(a.transpose(1, 2).reshape(b, t, d))
 
 
@@ -187,7 +198,8 @@ class Block(torch.nn.Module):
         super().__init__()
         d = cfg["hidden_size"]
         self.input_layernorm = RMSNorm(d, cfg["rms_norm_eps"])
-        self.self_attn = Attention(d, cfg["num_attention_heads"])
+        self.self_attn = Attention(d, cfg["num_attention_heads"],
+                                   cfg.get("attention", "explicit"))
         self.post_attention_layernorm = RMSNorm(d, cfg["rms_norm_eps"])
         self.mlp = Mlp(d, cfg["intermediate_size"])
 
@@ -205,7 +217,8 @@ class Backbone(torch.nn.Module):
 
 
 class Llama(torch.nn.Module):
-    """The LM; state-dict names are HF LlamaForCausalLM's. forward: ids [B, T] -> logits [B, T, V]."""
+    """The LM; state-dict names are HF LlamaForCausalLM's. forward: ids [B, T] -> logits [B, T, V].
+    cfg["attention"] picks the attention kernel: "explicit" (the default, parity's) or "sdpa"."""
 
     def __init__(self, cfg):
         super().__init__()
@@ -445,12 +458,12 @@ def check_hf(args):
     print(f"transformers {transformers.__version__}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads")
     for tied in (False, True):
-        for attn in ("eager", "sdpa"):
+        for ours, attn in (("explicit", "eager"), ("explicit", "sdpa"), ("sdpa", "sdpa")):
             cfg = shape_config(args, vocab_size=73, hidden_size=64, num_hidden_layers=2,
                                num_attention_heads=4, intermediate_size=176, context=32,
-                               batch_size=4, seed=0, tie_word_embeddings=tied)
+                               batch_size=4, seed=0, tie_word_embeddings=tied, attention=ours)
             r = check_hf_one(cfg, attn)
-            print(f"tied={tied!s:5} attn={attn:5}  loss {r['loss_value']:.6f}  "
+            print(f"tied={tied!s:5} ours={ours:8} HF={attn:5}  loss {r['loss_value']:.6f}  "
                   f"logits {r['logits']:.2e}  loss {r['loss']:.2e}  HF labels= loss "
                   f"{r['hf_label_loss']:.2e}  worst grad "
                   f"{r['worst_grad']:.2e} ({r['worst_grad_tensor']}, {r['tensors']} tensors)")
@@ -477,7 +490,7 @@ def bench(args):
         torch.set_num_threads(args.threads)
     cfg = shape_config(args, vocab_size=73, hidden_size=128, num_hidden_layers=4,
                        num_attention_heads=4, intermediate_size=352, context=128,
-                       batch_size=32, seed=0)
+                       batch_size=32, seed=0, attention=args.attention)
     model = Llama(cfg)
     seeded_init(model, cfg["seed"])
     params = list(model.parameters())
@@ -515,6 +528,8 @@ def main():
                        help=f"{key} for --check-hf, --make-inputs, --bench (each has defaults)")
     p.add_argument("--tied", action="store_true", help="tie the head to the embedding")
     p.add_argument("--threads", type=int, help="--bench: torch.set_num_threads")
+    p.add_argument("--attention", choices=sorted(ATTENTION), default="sdpa",
+                   help="--bench: attention kernel (parity always uses explicit)")
     p.add_argument("--warmup", type=int, default=3, help="--bench: steps excluded")
     p.add_argument("--steps", type=int, default=10, help="--bench: timed steps")
     args = p.parse_args()
