@@ -88,6 +88,18 @@ With the same attention kernel the two compute the same operations in the same o
 equality; the check is not vacuous: loading the same weights into this model with
 rope_theta 500000 or eps 1e-5 instead gives logit errors of 6.1e-3 and 1.1e-2.
 
+THROUGHPUT (--bench, measured 2026-11-30 on the shared 2-core dev machine, busy)
+==============================================================================
+Default config V=73, T=128, D=128, L=4, H=4, F=352 (8/3 D rounded up to a multiple of 32,
+HF's habit), untied head, batch 32 (4096 tokens a step, 822,656 parameters); one step =
+forward, backward, clip_grad_norm_ 1.0, torch AdamW; 3 warm-up steps excluded, median of
+20; attention sdpa. `--bench --threads 1 --steps 20`, load average 6-10:
+  wall 892-1309 ms/step = 3,100-4,600 tokens/s; process CPU time 444-460 ms/step = about
+  9,000 tokens per CPU-second (the figure that depends least on the other users).
+`--threads 2` on the same busy machine was slower (1,243 tokens/s wall: the two threads
+wait on each other while other processes hold the cores); re-measure on an idle machine.
+The explicit-softmax attention (what parity uses) cost about 25% more CPU time than sdpa.
+
 SELF-TEST (--make-inputs then --inputs target/parity/llama_inputs.selftest.safetensors):
 20 steps of the default self-test config (D=64, L=2, T=32, B=8, peak lr 3e-3) bring the
 loss from 4.344 to 3.242 (AdamW) and 3.120 (C-AdamW); the run is bitwise repeatable.
