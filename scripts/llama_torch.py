@@ -21,7 +21,7 @@ export_llama_parity_inputs`; `--inputs PATH` skips the export and reads PATH ins
 Little-endian safetensors, exactly these tensors (the model loads them strictly):
   param.model.embed_tokens.weight                          F32 [V, D]
   param.model.layers.{l}.input_layernorm.weight            F32 [D]        l = 0..L-1
-  param.model.layers.{l}.self_attn.q_proj.weight           F32 [D, D]     (also k_proj, v_proj, o_proj)
+  param.model.layers.{l}.self_attn.q_proj.weight           F32 [D, D]     (also k, v, o_proj)
   param.model.layers.{l}.post_attention_layernorm.weight   F32 [D]
   param.model.layers.{l}.mlp.gate_proj.weight              F32 [F, D]     (also up_proj)
   param.model.layers.{l}.mlp.down_proj.weight              F32 [D, F]
@@ -240,7 +240,9 @@ class Llama(torch.nn.Module):
             self.lm_head = torch.nn.Linear(cfg["hidden_size"], cfg["vocab_size"], bias=False)
 
     def head_weight(self):
-        return self.model.embed_tokens.weight if self.cfg["tie_word_embeddings"] else self.lm_head.weight
+        if self.cfg["tie_word_embeddings"]:
+            return self.model.embed_tokens.weight
+        return self.lm_head.weight
 
     def forward(self, ids):
         head_dim = self.cfg["hidden_size"] // self.cfg["num_attention_heads"]
@@ -252,7 +254,7 @@ class Llama(torch.nn.Module):
 
 
 def seeded_init(model, seed):
-    """HF's init (every Linear and the embedding N(0, 0.02), RMSNorm 1), seeded, in state-dict order."""
+    """HF's init (Linear and embedding N(0, 0.02), RMSNorm 1), seeded, in state-dict order."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -286,7 +288,7 @@ def shape_config(args, **defaults):
 # ---------------------------------------------------------------- parity mode
 
 def read_inputs(path):
-    """(config, initial state dict, tokens i64 [steps, B, T+1], lrs f64 [steps]) from an inputs file."""
+    """(config, initial state dict, tokens i64 [steps, B, T+1], lrs f64 [steps]) of a file."""
     with safe_open(path, "pt") as f:
         config = json.loads((f.metadata() or {}).get("config", "{}"))
         missing = [k for k in REQUIRED_CONFIG if k not in config]
@@ -377,7 +379,8 @@ def parity(args):
 def bundled_windows(count, window, gen):
     """`count` random windows of `window` token ids from data/shakespeare/train.txt, ids being
     the positions of the characters in the sorted character set of both splits (coptim's Vocab)."""
-    texts = [open(os.path.join(ROOT, "data", "shakespeare", f"{split}.txt"), encoding="utf-8").read()
+    folder = os.path.join(ROOT, "data", "shakespeare")
+    texts = [open(os.path.join(folder, f"{split}.txt"), encoding="utf-8").read()
              for split in ("train", "validation")]
     ids = {c: i for i, c in enumerate(sorted(set(texts[0] + texts[1])))}
     train_ids = torch.tensor([ids[c] for c in texts[0]], dtype=torch.int64)
@@ -425,7 +428,8 @@ def hf_model(cfg, state, attn):
     hf = LlamaForCausalLM(LlamaConfig(
         vocab_size=cfg["vocab_size"], hidden_size=cfg["hidden_size"],
         intermediate_size=cfg["intermediate_size"], num_hidden_layers=cfg["num_hidden_layers"],
-        num_attention_heads=cfg["num_attention_heads"], num_key_value_heads=cfg["num_attention_heads"],
+        num_attention_heads=cfg["num_attention_heads"],
+        num_key_value_heads=cfg["num_attention_heads"],
         max_position_embeddings=cfg["context"], rms_norm_eps=cfg["rms_norm_eps"],
         rope_theta=cfg["rope_theta"], tie_word_embeddings=cfg["tie_word_embeddings"],
         attention_bias=False, mlp_bias=False, attn_implementation=attn))
