@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::projection::{Projection, collect_direction};
-use super::{Algorithm, Direction, GroupHyper, RefStep, Rules, timm_betas};
+use super::{Algorithm, Direction, Member, RefStep, Rules, timm_betas};
 use crate::error::Result;
 use crate::optim::config::Caution;
 use crate::optim::reference::TensorStep;
@@ -74,16 +74,8 @@ impl AdamP {
 }
 
 impl Rules for AdamP {
-    fn name(&self) -> &'static str {
-        "adamp"
-    }
-
-    fn state_names(&self) -> &'static [&'static str] {
-        &["exp_avg", "exp_avg_sq"]
-    }
-
-    fn group_hyper(&self) -> GroupHyper {
-        GroupHyper::betas(self.beta1, self.beta2).eps(self.eps)
+    fn member(&self) -> Member {
+        Member::adam("adamp", self.beta1, self.beta2, self.eps)
     }
 
     fn validate(&self) -> Result<()> {

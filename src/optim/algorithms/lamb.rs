@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Algorithm, Direction, GroupHyper, RefStep, Rules, positive, timm_betas};
+use super::{Algorithm, Direction, Member, RefStep, Rules, positive, timm_betas};
 use crate::error::Result;
 use crate::optim::config::Caution;
 use crate::optim::reference::{Mask, TensorStep};
@@ -67,24 +67,15 @@ static SHADER: Part = shader_part!(
 );
 
 impl Rules for Lamb {
-    fn name(&self) -> &'static str {
-        if self.decoupled { "lambw" } else { "lamb" }
-    }
-
-    fn state_names(&self) -> &'static [&'static str] {
-        &["exp_avg", "exp_avg_sq"]
-    }
-
-    fn group_hyper(&self) -> GroupHyper {
-        GroupHyper::betas(self.beta1, self.beta2).eps(self.eps)
+    fn member(&self) -> Member {
+        let name = if self.decoupled { "lambw" } else { "lamb" };
+        Member::adam(name, self.beta1, self.beta2, self.eps)
     }
 
     fn validate(&self) -> Result<()> {
         self.group_hyper().validate()?;
-        match self.max_grad_norm {
-            Some(m) => positive("LAMB max_grad_norm", m),
-            None => Ok(()),
-        }
+        self.max_grad_norm
+            .map_or(Ok(()), |m| positive("LAMB max_grad_norm", m))
     }
 
     fn shader(&self, module: ShaderBuilder) -> ShaderBuilder {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    Algorithm, Decay, Direction, GroupHyper, LrFamily, RefStep, Rules, non_negative, sign,
+    Algorithm, Decay, Direction, GroupHyper, LrFamily, Member, RefStep, Rules, non_negative, sign,
     timm_betas, timm_pair, unit_interval,
 };
 use crate::error::{Error, Result};
@@ -123,17 +123,11 @@ impl Mars {
 }
 
 impl Rules for Mars {
-    fn name(&self) -> &'static str {
-        "mars"
-    }
-
     /// timm's state, the previous gradient first: the norm pass reads only it.
-    fn state_names(&self) -> &'static [&'static str] {
-        &["last_grad", "exp_avg", "exp_avg_sq"]
-    }
-
-    fn group_hyper(&self) -> GroupHyper {
-        GroupHyper::betas(self.beta1, self.beta2).eps(self.eps)
+    fn member(&self) -> Member {
+        let states = &["last_grad", "exp_avg", "exp_avg_sq"];
+        let hyper = GroupHyper::betas(self.beta1, self.beta2).eps(self.eps);
+        Member::new("mars", states, hyper)
     }
 
     fn validate(&self) -> Result<()> {

@@ -52,15 +52,23 @@ use crate::wgsl::ShaderBuilder;
 
 /// What every algorithm file provides.
 pub(crate) trait Rules {
-    /// Short name (`adamw`, `lion`, `sgd`): the module label and the report name.
-    fn name(&self) -> &'static str;
+    /// The member's name, state and shared GPU hyperparameters.
+    fn member(&self) -> Member;
 
-    /// Names of the per-tensor state the algorithm keeps, as torch/timm name them.
-    fn state_names(&self) -> &'static [&'static str];
+    /// Short name (see [`Member::name`]).
+    fn name(&self) -> &'static str {
+        self.member().name
+    }
 
-    /// The hyperparameters the algorithm keeps in the shared fields of the GPU group
-    /// parameters.
-    fn group_hyper(&self) -> GroupHyper;
+    /// Names of the per-tensor state (see [`Member::states`]).
+    fn state_names(&self) -> &'static [&'static str] {
+        self.member().states
+    }
+
+    /// The hyperparameters in the shared GPU fields (see [`Member::hyper`]).
+    fn group_hyper(&self) -> GroupHyper {
+        self.member().hyper
+    }
 
     /// Checks every hyperparameter is in range (by default those of
     /// `Rules::group_hyper`).
@@ -159,6 +167,36 @@ pub(crate) trait Rules {
         LrFamily::AdamLike
     }
 }
+
+/// What every member states first: its name, the state it keeps and the
+/// hyperparameters it keeps in the shared fields of the GPU group parameters.
+pub(crate) struct Member {
+    /// Short name (`adamw`, `lion`, `sgd`): the module label and the report name.
+    pub name: &'static str,
+    /// Names of the per-tensor state, as torch/timm name them.
+    pub states: &'static [&'static str],
+    /// The hyperparameters in the shared fields of [`GpuGroupParams`].
+    pub hyper: GroupHyper,
+}
+
+impl Member {
+    /// A member named `name` keeping `states` and `hyper`.
+    pub fn new(name: &'static str, states: &'static [&'static str], hyper: GroupHyper) -> Self {
+        Self {
+            name,
+            states,
+            hyper,
+        }
+    }
+
+    /// A member of the Adam family: its two moments, betas and eps.
+    pub fn adam(name: &'static str, beta1: f64, beta2: f64, eps: f64) -> Self {
+        Self::new(name, ADAM_STATES, GroupHyper::betas(beta1, beta2).eps(eps))
+    }
+}
+
+/// The state of the Adam family: the first and second moments.
+const ADAM_STATES: &[&str] = &["exp_avg", "exp_avg_sq"];
 
 /// How large a member's steps are at a given learning rate, which decides the
 /// learning rate a model preset gives it (`train::presets::ModelPreset::hyper`).

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Algorithm, Direction, GroupHyper, HOOKS, RefStep, Rules};
+use super::{Algorithm, Direction, GroupHyper, HOOKS, Member, RefStep, Rules};
 use crate::error::Result;
 use crate::optim::config::Caution;
 use crate::optim::timm::{CAUTION, CORRECTED, TimmArgs, TimmDefault, TimmName};
@@ -43,16 +43,12 @@ const HOOK_NEEDS_MOMENTUM: &[&str] = &[
 pub(super) static MOMENTUM: Part = shader_part!("momentum.wgsl", &["momentum_update"], &[]);
 
 impl Rules for Sgd {
-    fn name(&self) -> &'static str {
-        "sgd"
-    }
-
-    fn state_names(&self) -> &'static [&'static str] {
-        &["momentum_buffer"]
-    }
-
-    fn group_hyper(&self) -> GroupHyper {
-        GroupHyper::momentum(self.momentum)
+    fn member(&self) -> Member {
+        Member::new(
+            "sgd",
+            &["momentum_buffer"],
+            GroupHyper::momentum(self.momentum),
+        )
     }
 
     fn shader(&self, module: ShaderBuilder) -> ShaderBuilder {

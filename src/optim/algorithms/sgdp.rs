@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::projection::{Projection, collect_direction};
 use super::sgd::MOMENTUM;
-use super::{Algorithm, Direction, GroupHyper, RefStep, Rules};
+use super::{Algorithm, Direction, GroupHyper, Member, RefStep, Rules};
 use crate::error::Result;
 use crate::optim::config::Caution;
 use crate::optim::reference::TensorStep;
@@ -72,16 +72,12 @@ impl Sgdp {
 }
 
 impl Rules for Sgdp {
-    fn name(&self) -> &'static str {
-        "sgdp"
-    }
-
-    fn state_names(&self) -> &'static [&'static str] {
-        &["momentum"]
-    }
-
-    fn group_hyper(&self) -> GroupHyper {
-        GroupHyper::momentum(self.momentum).eps(self.eps)
+    fn member(&self) -> Member {
+        Member::new(
+            "sgdp",
+            &["momentum"],
+            GroupHyper::momentum(self.momentum).eps(self.eps),
+        )
     }
 
     fn validate(&self) -> Result<()> {
