@@ -2,7 +2,7 @@
 //! f64 reference, WGSL hooks (`shaders/adamw.wgsl`) and timm names.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Algorithm, Direction, HOOK_NEEDS, HOOKS, Member, RefStep, Rules, timm_betas};
 use crate::error::Result;
@@ -64,10 +64,6 @@ impl Rules for AdamW {
 
     fn reference_direction(&self, state: &mut [&mut Vec<f64>], step: &RefStep) -> Direction {
         adam_direction(self, state, step, false)
-    }
-
-    fn timm_group(&self) -> Value {
-        json!({"betas": [self.beta1, self.beta2], "eps": self.eps})
     }
 }
 

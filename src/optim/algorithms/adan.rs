@@ -89,12 +89,8 @@ impl Rules for Adan {
         mask.counts
     }
 
-    fn timm_group(&self) -> Value {
-        json!({
-            "betas": [self.beta1, self.beta2, self.beta3],
-            "eps": self.eps,
-            "no_prox": self.no_prox,
-        })
+    fn timm_keywords(&self) -> Value {
+        json!({"no_prox": self.no_prox})
     }
 }
 

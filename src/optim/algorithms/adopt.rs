@@ -141,17 +141,11 @@ impl Rules for Adopt {
     }
 
     fn decay(&self) -> Decay {
-        if self.decoupled {
-            Decay::BeforeStep
-        } else {
-            Decay::InGradient
-        }
+        Decay::coupled_unless(self.decoupled)
     }
 
-    fn timm_group(&self) -> Value {
+    fn timm_keywords(&self) -> Value {
         json!({
-            "betas": [self.beta1, self.beta2],
-            "eps": self.eps,
             "clip_exp": self.clip_exp,
             "decoupled": self.decoupled,
         })

@@ -4,7 +4,7 @@
 //! (`shaders/laprop.wgsl`) and timm names.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Algorithm, Decay, Direction, HOOK_NEEDS, HOOKS, Member, RefStep, Rules, timm_betas};
 use crate::error::Result;
@@ -82,10 +82,6 @@ impl Rules for LaProp {
 
     fn decay(&self) -> Decay {
         Decay::AfterStep
-    }
-
-    fn timm_group(&self) -> Value {
-        json!({"betas": [self.beta1, self.beta2], "eps": self.eps})
     }
 }
 

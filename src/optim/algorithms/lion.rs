@@ -2,7 +2,6 @@
 //! reference, WGSL hooks (`shaders/lion.wgsl`) and timm names.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use super::{
     Algorithm, Direction, GroupHyper, HOOK_NEEDS, HOOKS, Member, RefStep, Rules, sign, timm_betas,
@@ -73,10 +72,6 @@ impl Rules for Lion {
 
     fn lr_family(&self) -> super::LrFamily {
         super::LrFamily::SignBased
-    }
-
-    fn timm_group(&self) -> Value {
-        json!({"betas": [self.beta1, self.beta2]})
     }
 }
 

@@ -159,7 +159,16 @@ pub(crate) trait Rules {
 
     /// The hyperparameters under timm's keyword names (`betas`, `eps`, `momentum`,
     /// ...), as `create_optimizer_v2` puts them in a parameter group: a JSON object.
-    fn timm_group(&self) -> serde_json::Value;
+    /// By default those of `Rules::group_hyper` and `Rules::timm_keywords`.
+    fn timm_group(&self) -> serde_json::Value {
+        self.group_hyper().timm_group(self.timm_keywords())
+    }
+
+    /// The member's own timm keywords, beyond those of `Rules::group_hyper` (none by
+    /// default): a JSON object.
+    fn timm_keywords(&self) -> serde_json::Value {
+        serde_json::json!({})
+    }
 
     /// The learning-rate family the model presets give the member a rate by
     /// (adam-like unless the file says).
@@ -436,6 +445,18 @@ pub(crate) enum Decay {
     InGradient,
 }
 
+impl Decay {
+    /// Decoupled decay before the step when `decoupled`, otherwise coupled into the
+    /// gradient.
+    fn coupled_unless(decoupled: bool) -> Self {
+        if decoupled {
+            Decay::BeforeStep
+        } else {
+            Decay::InGradient
+        }
+    }
+}
+
 /// A direction before masking, with the quantity whose sign decides agreement.
 pub(crate) struct Direction {
     /// The step before caution, learning rate included: `p -= delta * mask`.
@@ -493,6 +514,28 @@ impl GroupHyper {
         }
     }
 
+    /// These under timm's keywords (`betas`, with Adan's third; `eps`; `momentum`),
+    /// added to the member's `own` keywords (a JSON object).
+    fn timm_group(&self, mut own: serde_json::Value) -> serde_json::Value {
+        let group = own
+            .as_object_mut()
+            .expect("timm keywords are a JSON object");
+        if let Some((beta1, beta2)) = self.betas {
+            let betas = match self.beta3 {
+                Some(beta3) => vec![beta1, beta2, beta3],
+                None => vec![beta1, beta2],
+            };
+            group.insert("betas".into(), betas.into());
+        }
+        if let Some(eps) = self.eps {
+            group.insert("eps".into(), eps.into());
+        }
+        if let Some(momentum) = self.momentum {
+            group.insert("momentum".into(), momentum.into());
+        }
+        own
+    }
+
     /// Checks each one is in range.
     fn validate(&self) -> Result<()> {
         if let Some((beta1, beta2)) = self.betas {
@@ -528,10 +571,29 @@ impl GroupHyper {
     }
 }
 
-/// The hooks every algorithm's WGSL file provides to `optim_step.wgsl`.
-const HOOKS: &[&str] = &["caution_direction", "step_vec4"];
-/// What the algorithm files use from the other parts.
-const HOOK_NEEDS: &[&str] = &["load_param", "store_param", "load_state0", "store_state0"];
+/// `hooks!(extra, ...)`: the hooks every algorithm's WGSL file provides to
+/// `optim_step.wgsl`, and the file's `extra` ones.
+macro_rules! hooks {
+    ($($extra:literal),* $(,)?) => {
+        &["caution_direction", "step_vec4", $($extra),*]
+    };
+}
+use hooks;
+
+/// `hook_needs!(extra, ...)`: what every algorithm's WGSL file uses from the other
+/// parts (the state slots' accessors are generated for every state), and the file's
+/// `extra` needs.
+macro_rules! hook_needs {
+    ($($extra:literal),* $(,)?) => {
+        &["load_param", "store_param", "load_state0", "store_state0", $($extra),*]
+    };
+}
+use hook_needs;
+
+/// The hooks of an element-wise algorithm's WGSL file.
+const HOOKS: &[&str] = hooks!();
+/// What an element-wise algorithm's WGSL file uses.
+const HOOK_NEEDS: &[&str] = hook_needs!();
 
 /// Declares `load_<name>(i)` and `store_<name>(i, v)` for each of an algorithm's
 /// optional states `names`: the accessors of state `k` where `kept` (its

@@ -42,10 +42,6 @@ impl Rules for NAdamW {
     fn reference_direction(&self, state: &mut [&mut Vec<f64>], step: &RefStep) -> Direction {
         adam_direction(&self.adam, state, step, true)
     }
-
-    fn timm_group(&self) -> Value {
-        self.adam.timm_group()
-    }
 }
 
 /// timm `nadamw`, `cnadamw` and the corrected-decay `nadamc`, `cnadamc`

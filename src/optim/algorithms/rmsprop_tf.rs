@@ -157,11 +157,7 @@ impl Rules for RmsPropTf {
 
     /// Coupled into the gradient (`g + wd * p`, which the mask sees) unless decoupled.
     fn decay(&self) -> Decay {
-        if self.decoupled {
-            Decay::BeforeStep
-        } else {
-            Decay::InGradient
-        }
+        Decay::coupled_unless(self.decoupled)
     }
 
     fn caution_applies(&self) -> bool {
