@@ -1,17 +1,20 @@
 //! The optimizer algorithms, one file each.
 //!
 //! A file holds only what is its algorithm's own: the hyperparameter struct with timm's
-//! defaults, its state names, the hyperparameters it keeps in the shared GPU fields
-//! ([`GroupHyper`], which checks and packs them), its WGSL hooks, its f64 reference
-//! direction, and its timm names ([`TimmName::new`] and `alias`) with the parsing of
-//! timm's keyword arguments. What every member does alike lives here: the default
-//! [`Rules`] methods, the element-wise reference step, the range checks. [`Algorithm`] is the closed, serde-tagged list
-//! that configurations and state files name; every question about an algorithm goes
-//! through [`Algorithm::rules`] to its file.
+//! defaults; its [`Member`] line (name, state names, and the hyperparameters it keeps
+//! in the shared GPU fields: [`GroupHyper`], which checks and packs them and names them
+//! for timm); its other timm keywords; its WGSL hooks (`hooks!`, `hook_needs!`); its f64
+//! reference direction; and its timm names ([`TimmName::new`] and `alias`) with the
+//! parsing of timm's keyword arguments. What every member does alike lives here: the
+//! default [`Rules`] methods, the element-wise reference step, the range checks.
+//! [`Algorithm`] is the closed, serde-tagged list that configurations and state files
+//! name; every question about an algorithm goes through [`Algorithm::rules`] to its
+//! file.
 //!
-//! Adding a member: a file here implementing [`Rules`], its variant in [`Algorithm`]
-//! (one arm in [`Algorithm::rules`]), its entries in [`TIMM_NAMES`], its WGSL file
-//! and its golden cases.
+//! Adding a member: a file here implementing [`Rules`] (at least `member`, `shader` and
+//! `reference_direction`), its variant in [`Algorithm`] (one arm in
+//! [`Algorithm::rules`]), its entries in [`TIMM_NAMES`], its WGSL file and its golden
+//! cases.
 
 mod adamp;
 mod adamw;
