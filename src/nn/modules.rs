@@ -18,6 +18,7 @@ pub(crate) enum File {
     Elementwise,
     Tokens,
     Attention,
+    Embedding,
     LayerNorm,
     Softmax,
     Loss,
@@ -29,6 +30,7 @@ const FLAT_NEEDS: &[&str] = &["flat_index", "accumulated"];
 static ELEMENTWISE: Part = shader_part!("nn_elementwise.wgsl", &[], FLAT_NEEDS);
 static TOKENS: Part = shader_part!("nn_tokens.wgsl", &[], FLAT_NEEDS);
 static ATTENTION: Part = shader_part!("nn_attention.wgsl", &[], FLAT_NEEDS);
+static EMBEDDING: Part = shader_part!("nn_embedding.wgsl", &[], FLAT_NEEDS);
 static LAYERNORM: Part = shader_part!(
     "nn_layernorm.wgsl",
     &[],
@@ -46,7 +48,12 @@ static LOSS: Part = shader_part!(
 );
 
 impl File {
-    const FLAT: [File; 3] = [File::Elementwise, File::Tokens, File::Attention];
+    const FLAT: [File; 4] = [
+        File::Elementwise,
+        File::Tokens,
+        File::Attention,
+        File::Embedding,
+    ];
     const ROWS: [File; 3] = [File::LayerNorm, File::Softmax, File::Loss];
 
     /// The helpers from `shaders/lib/` the file's modules include (besides a row
@@ -70,6 +77,7 @@ impl File {
             File::Elementwise => (&ELEMENTWISE, &ops::ELEMENTWISE),
             File::Tokens => (&TOKENS, &ops::TOKENS),
             File::Attention => (&ATTENTION, &ops::ATTENTION),
+            File::Embedding => (&EMBEDDING, &ops::EMBEDDING),
             File::LayerNorm => (&LAYERNORM, &ops::LAYERNORM),
             File::Softmax => (&SOFTMAX, &ops::SOFTMAX),
             File::Loss => (&LOSS, &ops::LOSS),
@@ -156,7 +164,8 @@ impl Module {
         match self {
             Module::Flat(Elementwise) => "nn_elementwise",
             Module::Flat(Tokens) => "nn_tokens",
-            Module::Flat(_) => "nn_attention",
+            Module::Flat(Attention) => "nn_attention",
+            Module::Flat(_) => "nn_embedding",
             Module::Matmul(shader) => shader.name,
             Module::Rows(LayerNorm, Workgroup) => "nn_layernorm",
             Module::Rows(LayerNorm, Subgroup) => "nn_layernorm_subgroup",
@@ -280,6 +289,10 @@ file_kernels!(
     AttentionForward,
     AttentionBackwardQuery,
     AttentionBackwardKey,
+    AttentionBackwardValue,
+    EmbeddingForward,
+    EmbeddingIndex,
+    EmbeddingBackward,
 );
 
 impl Kernel {
@@ -303,6 +316,10 @@ impl Kernel {
             AttentionForward => (File::Attention, "attention_forward"),
             AttentionBackwardQuery => (File::Attention, "attention_backward_query"),
             AttentionBackwardKey => (File::Attention, "attention_backward_key"),
+            AttentionBackwardValue => (File::Attention, "attention_backward_value"),
+            EmbeddingForward => (File::Embedding, "embedding_forward"),
+            EmbeddingIndex => (File::Embedding, "embedding_index"),
+            EmbeddingBackward => (File::Embedding, "embedding_backward"),
             LayerNormForward => (File::LayerNorm, "layernorm_forward"),
             LayerNormBackwardInput => (File::LayerNorm, "layernorm_backward_input"),
             LayerNormBackwardParams => (File::LayerNorm, "layernorm_backward_params"),
@@ -326,9 +343,13 @@ impl Kernel {
             AddForward | PrependForward => &[X, OTHER, OUT],
             Accumulate | SumRows | PatchifyBackward | PoolBackward => &[DY, OUT],
             PrependBackwardTokens | PrependBackwardToken => &[DY, OUT],
-            AttentionForward => &[QKV, OUT, PROBS],
-            AttentionBackwardQuery => &[QKV, OUT, PROBS, D_OUT, D_SCORES, D_QKV],
-            AttentionBackwardKey => &[QKV, PROBS, D_OUT, D_SCORES, D_QKV],
+            AttentionForward => &[Q, K, V, OUT, PROBS],
+            AttentionBackwardQuery => &[K, V, OUT, PROBS, D_OUT, D_SCORES, D_QKV],
+            AttentionBackwardKey => &[Q, D_SCORES, D_QKV],
+            AttentionBackwardValue => &[PROBS, D_OUT, D_QKV],
+            EmbeddingForward => &[WEIGHT, IDS, OUT],
+            EmbeddingIndex => &[IDS, TOKEN_INDEX],
+            EmbeddingBackward => &[DY, TOKEN_INDEX, DWEIGHT],
             LayerNormForward => &[X, WEIGHT, BIAS, Y, STATS],
             LayerNormBackwardInput => &[X, WEIGHT, STATS, DY, DX],
             LayerNormBackwardParams => &[X, STATS, DY, DWEIGHT, DBIAS],
