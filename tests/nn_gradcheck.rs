@@ -225,11 +225,15 @@ fn check(
     if case.fallback_too {
         contexts.extend(row_variants());
     }
+    // The largest errors seen: GPU forward, GPU gradients, finite differences
+    // (reported with --nocapture).
+    let mut worst = [0.0f64; 3];
     for gpu in contexts {
         let subgroups = gpu.0.capabilities().subgroups;
         let layout = gpu.1.row_layout();
         let (y_gpu, g_gpu) = run_gpu(gpu, &case, &upstream);
         let e = rel_err(&y_gpu, &y_ref);
+        worst[0] = worst[0].max(e);
         assert!(
             e <= GPU_TOL,
             "{} ({layout:?}, subgroups {subgroups}): forward relative error {e:e}",
@@ -237,6 +241,7 @@ fn check(
         );
         for (i, _) in differentiable.iter().enumerate().filter(|(_, d)| **d) {
             let e = rel_err(&g_gpu[i], &g_ref[i]);
+            worst[1] = worst[1].max(e);
             assert!(
                 e <= GPU_TOL,
                 "{} ({layout:?}, subgroups {subgroups}): gradient of input {i}: relative error {e:e}",
@@ -268,6 +273,7 @@ fn check(
             };
             let fd = (loss(FD_STEP) - loss(-FD_STEP)) / (2.0 * FD_STEP);
             let err = (fd - g_ref[i][j]).abs() / scale;
+            worst[2] = worst[2].max(err);
             assert!(
                 err <= FD_TOL,
                 "{}: input {i}[{j}]: analytic {} vs finite difference {fd} ({err:e})",
@@ -276,6 +282,11 @@ fn check(
             );
         }
     }
+    let [fwd, grad, fd] = worst;
+    eprintln!(
+        "{}: GPU vs reference forward {fwd:.1e}, gradients {grad:.1e}; reference vs finite differences {fd:.1e}",
+        case.name
+    );
 }
 
 fn case<'a>(
