@@ -759,7 +759,7 @@ mod tests {
 
     /// MAE's `patchify` (models_mae.py: `imgs.reshape(n, c, h, p, w, p)`, einsum
     /// `nchpwq->nhwpqc`, reshape to `[n, h * w, p * p * c]`), transcribed literally.
-    fn mae_patchify(imgs: &[f64], [n, c, hh, ww]: [usize; 4], p: usize) -> Vec<f64> {
+    fn mae_patchify(imgs: &[f64], [_, c, hh, ww]: [usize; 4], p: usize) -> Vec<f64> {
         let (h, w) = (hh / p, ww / p);
         let mut out = vec![0.0; imgs.len()];
         for (i, o) in out.iter_mut().enumerate() {
