@@ -669,6 +669,16 @@ def forward_backward(model, run):
     return loss.detach(), pred.detach(), mask, grads
 
 
+def same_noise(cfg, batch, patches):
+    """torch.rand(batch, patches) from the global generator seeded with seed + 2, which is then
+    seeded again: the reference's next call draws the same noise in random_masking (its
+    first and only random draw in forward)."""
+    torch.manual_seed(cfg["seed"] + 2)
+    noise = torch.rand(batch, patches)
+    torch.manual_seed(cfg["seed"] + 2)
+    return noise
+
+
 def check_ref_one(models_mae, cfg, imgs, fused):
     ours = Mae(cfg)
     reference_init(ours, cfg["seed"])
@@ -677,9 +687,7 @@ def check_ref_one(models_mae, cfg, imgs, fused):
         for block in list(ref.blocks) + list(ref.decoder_blocks):
             block.attn.fused_attn = False
     ref.load_state_dict(ours.state_dict(), strict=True)
-    torch.manual_seed(cfg["seed"] + 2)
-    noise = torch.rand(imgs.shape[0], ref.patch_embed.num_patches)
-    torch.manual_seed(cfg["seed"] + 2)  # the reference's first draw is the same torch.rand
+    noise = same_noise(cfg, imgs.shape[0], ref.patch_embed.num_patches)
     b = forward_backward(ref, lambda: ref(imgs, mask_ratio=cfg["mask_ratio"]))
     a = forward_backward(ours, lambda: ours(imgs, noise))
     grads = {n: rel_err(g, b[3][n]) for n, g in a[3].items()}
@@ -710,6 +718,52 @@ def check_ref(args):
                       f"{r['pred']:.1e}  same mask {r['mask_equal']}  worst grad "
                       f"{r['worst_grad']:.1e} ({r['worst_grad_tensor']}, {r['tensors']} tensors)")
         compare_init(ours, reference_model(models_mae, cfg, cfg["seed"] + 5))
+        sensitivity(models_mae, cfg, imgs)
+
+
+def sensitivity(models_mae, cfg, imgs):
+    """Loss errors of plausible mistakes, to show that the check above would see them."""
+    ours, ref, _ = check_ref_one(models_mae, cfg, imgs, False)
+    noise = same_noise(cfg, imgs.shape[0], ref.patch_embed.num_patches)
+    errors = {}
+    with torch.no_grad():
+        truth = ref(imgs, mask_ratio=cfg["mask_ratio"])[0]
+        wrong = Mae(dict(cfg, layer_norm_eps=1e-5))
+        wrong.load_state_dict(ours.state_dict())
+        errors["LayerNorm eps 1e-5"] = rel_err(wrong(imgs, noise)[0], truth)
+        wrong.load_state_dict(rows_first(ours.state_dict()))
+        errors["sin-cos tables row first"] = rel_err(wrong(imgs, noise)[0], truth)
+        _, pred, mask = ours(imgs, noise)
+        target = patchify(imgs, cfg["patch_size"])
+        target = (target - target.mean(-1, keepdim=True)) / (
+            target.var(-1, keepdim=True, correction=0) + NORM_PIX_EPS) ** 0.5
+        errors["biased variance"] = rel_err(
+            (((pred - target) ** 2).mean(-1) * mask).sum() / mask.sum(), truth)
+        reordered = rel_err(patch_order_loss(ours, imgs, noise), truth)
+    print(f"not vacuous (norm_pix_loss={cfg['norm_pix_loss']}): loss error of ours with " +
+          ", ".join(f"{k}: {v:.1e}" for k, v in errors.items()))
+    print(f"allowed: kept patches in patch order instead of noise order: loss error "
+          f"{reordered:.1e}")
+
+
+def rows_first(state):
+    """The state with both sin-cos tables' halves swapped (row first: a plausible mistake)."""
+    state = dict(state)
+    for name in ("pos_embed", "decoder_pos_embed"):
+        half = state[name].shape[-1] // 2
+        state[name] = torch.cat((state[name][..., half:], state[name][..., :half]), dim=-1)
+    return state
+
+
+def patch_order_loss(model, imgs, noise):
+    """The loss with the kept patches fed to the encoder in patch order (what coptim may do)."""
+    ids_keep, mask, ids_restore = masking(noise, model.cfg["mask_ratio"])
+    ids_keep = ids_keep.sort(dim=1).values
+    removed = torch.argsort(noise, dim=1)[:, ids_keep.shape[1]:]
+    ids_restore = torch.argsort(torch.cat((ids_keep, removed), dim=1), dim=1)
+    pred = model.decode(model.encode(imgs, ids_keep), ids_restore)
+    target = patch_targets(imgs, model.cfg["patch_size"], model.cfg["norm_pix_loss"])
+    return (((pred - target) ** 2).mean(dim=-1) * mask).sum() / mask.sum()
 
 
 # ---------------------------------------------------------------- mean-patch baseline
