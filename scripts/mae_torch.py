@@ -128,16 +128,59 @@ cls/mask token N(0, 0.02), LayerNorm 1/0. Corrections and additions:
     gradient clipping (NativeScaler's clip_grad=None), lr = blr * batch / 256, blr 1.5e-4.
  7. patchify hardcodes 3 channels: the reference cannot run in_chans=1 unmodified (shim 3).
 
-REFERENCE AGREEMENT (--check-ref)
-=================================
-Filled in below from a run of this script.
+REFERENCE AGREEMENT (--check-ref, run 2026-11-30)
+=================================================
+torch 2.15.0, timm 1.0.31, numpy 2.4.6, the reference at efb2a80 copied into a temporary
+directory with four textual shims, each required to match exactly as often as stated:
+ 1. util/pos_embed.py `dtype=np.float)` -> `np.float64` (np.float, removed in NumPy 1.24,
+    was Python's float, i.e. float64: exact);
+ 2. models_mae.py `, qk_scale=None` removed (2x): timm 1.0's Block has no qk_scale; None
+    meant head_dim^-0.5, timm 1.0's fixed scale (exact);
+ 3. and 4. patchify's hardcoded 3 channels -> imgs.shape[1] (exact for C=3 too).
+Default model (D=64, L=4, H=4, Dd=32, Ld=2, Hd=4, p=7, ratio 0.75, LN eps 1e-6), weights
+from reference_init(seed 0) loaded strictly into both, 8 standardized test digits, the same
+noise (the reference's own torch.rand, replayed by seeding). Error = max|ours - ref| /
+max|ref| over a tensor; 84 trainable tensors:
+  norm_pix_loss  ref attention          loss      loss err  pred err  mask   worst gradient
+  false          sdpa (timm default)    1.758898  0         4.3e-7    same   4.1e-7
+  false          explicit (fused off)   1.758898  0         0         same   0
+  true           sdpa (timm default)    1.299745  9.2e-8    4.3e-7    same   4.0e-7
+  true           explicit (fused off)   1.299745  0         0         same   0
+With the same attention kernel the two are bitwise equal. Not vacuous: the same weights with
+LayerNorm eps 1e-5 give a loss error of 1.5e-4, sin-cos tables with the row half first
+2.1e-2, a biased norm_pix variance 9.0e-3. Feeding the kept patches to the encoder in patch
+order instead of noise order changes the loss by 9.2e-8 (rounding only), so coptim may.
+Fresh init (different draws): the fixed tables and every constant tensor equal the
+reference's exactly; the std of each of the 30 random tensors is 0.914-1.029 x the
+reference's (the smallest, mask_token and cls_token, vary most by chance).
 
-MEAN-PATCH BASELINE (--baseline)
-================================
-Filled in below from a run of this script.
+MEAN-PATCH BASELINE (--baseline, bundled digits: mean over 8,000 train, loss on 2,000 test)
+=======================================================================================
+baseline_val_loss = mean over test images, patches and pixels of (target - m)^2 in f64,
+m = the mean target patch over all patches of all training images (f32 targets). Averaging
+over all patches is the exact expectation over MAE masks (fixed masked count per sample).
+  images                      norm_pix_loss  baseline  per-position mean  predict 0
+  standardized (coptim's)     true           0.571359  0.488212           0.576222
+  standardized (coptim's)     false          0.989055  0.701642           0.991917
+  unit [0, 1] pixels          true           0.570342  0.487354           0.575177
+  unit [0, 1] pixels          false          0.094404  0.066971           0.111669
+With norm_pix_loss the value depends slightly on the pixel scale (the absolute eps 1e-6);
+about 41% of the 7x7 digit patches are constant (blank), whose normalized target is 0.
 
-THROUGHPUT (--bench)
-====================
+THROUGHPUT (--bench, 2026-11-30 on the shared 2-core dev machine, load average 9-10)
+=================================================================================
+Default model (232,529 trainable parameters), batch 64; one step = forward, backward,
+torch AdamW (the groups above); 3 warm-up steps excluded, median of 20.
+  `--bench --threads 1`                      wall 99.9 ms/step = 641 samples/s;
+                                             CPU 32.3 ms/step = 1,980 samples/CPU-s
+  `--bench --threads 1 --attention explicit` wall 102.5 ms = 624 samples/s; CPU 41.3 ms
+                                             = 1,551 samples/CPU-s
+  `--bench --threads 2`                      wall 720 ms = 89 samples/s (the two threads
+                                             wait on each other on a busy machine)
+Samples per CPU-second is the figure that depends least on the other users.
+
+FEASIBILITY OF THE ISSUE'S TARGET (--fit)
+=========================================
 Filled in below from a run of this script.
 """
 
@@ -365,7 +408,7 @@ def timm_no_weight_decay(model):
 
 
 def model_config(args, **overrides):
-    """The model config: defaults, then the shape flags, then overrides."""
+    """The model config: DEFAULT_MODEL, then this mode's `overrides`, then the flags."""
     cfg = dict(DEFAULT_MODEL, **overrides)
     for key in MODEL_KEYS + ("batch_size", "seed"):
         if getattr(args, key, None) is not None:
@@ -452,6 +495,10 @@ def read_inputs(path):
         lrs = f.get_tensor("lrs").to(torch.float64)
     check_batches(path, config, images, noise, lrs)
     check_fixed_tables(path, config, init)
+    try:
+        Mae(config).load_state_dict(init, strict=True)
+    except RuntimeError as e:
+        sys.exit(f"{path}: the param.* tensors do not fit the config's model: {e}")
     return config, init, images, noise, lrs
 
 
@@ -592,10 +639,12 @@ REFERENCE_SHIMS = (
      "np.float (removed in NumPy 1.24) was an alias of Python's float, i.e. float64"),
     ("models_mae.py", ", qk_scale=None", "", 2,
      "timm 1.0 Block has no qk_scale; None meant head_dim**-0.5, timm 1.0's fixed scale"),
-    ("models_mae.py", "(imgs.shape[0], 3, h, p, w, p)", "(imgs.shape[0], imgs.shape[1], h, p, w, p)",
-     1, "patchify hardcodes 3 channels; the same reshape with the image's own channel count"),
-    ("models_mae.py", "(imgs.shape[0], h * w, p**2 * 3)", "(imgs.shape[0], h * w, p**2 * imgs.shape[1])",
-     1, "the same, for patchify's output width"),
+    ("models_mae.py", "(imgs.shape[0], 3, h, p, w, p)",
+     "(imgs.shape[0], imgs.shape[1], h, p, w, p)", 1,
+     "patchify hardcodes 3 channels; the same reshape with the image's own channel count"),
+    ("models_mae.py", "(imgs.shape[0], h * w, p**2 * 3)",
+     "(imgs.shape[0], h * w, p**2 * imgs.shape[1])", 1,
+     "the same, for patchify's output width"),
 )
 
 
@@ -708,7 +757,7 @@ def check_ref(args):
     with tempfile.TemporaryDirectory() as folder:
         models_mae = import_reference(args.mae_repo, folder)
         for norm_pix in (False, True):
-            cfg = model_config(args, batch_size=8, seed=0, norm_pix_loss=norm_pix)
+            cfg = dict(model_config(args, batch_size=8, seed=0), norm_pix_loss=norm_pix)
             imgs = standardize(test_set[:cfg["batch_size"]], train_set)
             for fused in (True, False):
                 ours, ref, r = check_ref_one(models_mae, cfg, imgs, fused)
@@ -843,6 +892,62 @@ def bench(args):
           f"CPU-second (all threads summed; less sensitive to a shared machine)")
 
 
+def validation_loss(model, images, noise, chunk=500):
+    """The masked loss over a whole split with fixed noise (equal chunks: the mean of theirs)."""
+    with torch.no_grad():
+        losses = [model(images[i:i + chunk], noise[i:i + chunk])[0]
+                  for i in range(0, len(images), chunk)]
+    return float(torch.stack(losses).mean())
+
+
+def fit_run(cfg, make_optimizer, data, lrs):
+    """Trains one model, printing the validation loss at 5 points; returns the last one."""
+    train, test, test_noise, base = data
+    model = Mae(cfg)
+    reference_init(model, cfg["seed"])
+    opt = make_optimizer(param_groups(model, cfg))
+    gen = torch.Generator().manual_seed(cfg["seed"] + 1)
+    n = test_noise.shape[1]
+    for step, lr in enumerate(lrs, 1):
+        for group in opt.param_groups:
+            group["lr"] = lr
+        picks = torch.randint(0, len(train), (cfg["batch_size"],), generator=gen)
+        loss = model(train[picks], torch.rand(cfg["batch_size"], n, generator=gen))[0]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % (len(lrs) // 5) == 0 or step == len(lrs):
+            val = validation_loss(model, test, test_noise)
+            print(f"  step {step:5}: train {loss.item():.4f}  val {val:.4f} "
+                  f"= {val / base:.3f} x baseline")
+    return val
+
+
+def fit(args):
+    """Feasibility of the issue's target (val loss <= 0.6 x the mean-patch baseline): trains
+    the default model with AdamW and C-AdamW from one init on the same batches and noise."""
+    torch.set_num_threads(args.threads or 1)
+    cfg = model_config(args, batch_size=64, seed=0)
+    cfg.update(betas=[0.9, 0.95], adam_eps=1e-8, weight_decay=0.05)
+    cfg["no_weight_decay"] = timm_no_weight_decay(Mae(cfg))
+    train_set, test_set = bundled_digits()
+    train, test = standardize(train_set, train_set), standardize(test_set, train_set)
+    base = mean_patch_baseline(train, test, cfg["patch_size"], cfg["norm_pix_loss"])["pooled"]
+    n = (cfg["img_size"] // cfg["patch_size"]) ** 2
+    test_noise = torch.rand(len(test), n, generator=torch.Generator().manual_seed(12))
+    lrs = warmup_cosine(args.lr, max(1, args.fit // 20), args.fit)
+    shown = {k: v for k, v in cfg.items() if k != "no_weight_decay"}
+    print(f"config {json.dumps(shown)} ({len(cfg['no_weight_decay'])} tensors undecayed); "
+          f"{args.fit} steps, peak lr {args.lr}, 5% warm-up then cosine to 0; "
+          f"baseline_val_loss {base:.4f}")
+    for name, make in optimizer_factories(cfg).items():
+        print(name)
+        wall = time.perf_counter()
+        val = fit_run(cfg, make, (train, test, test_noise, base), lrs)
+        print(f"  {name}: final val {val:.4f} = {val / base:.3f} x baseline "
+              f"({time.perf_counter() - wall:.0f} s)")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -851,6 +956,8 @@ def main():
     mode.add_argument("--make-inputs", action="store_true", help="SELF-TEST inputs file")
     mode.add_argument("--baseline", action="store_true", help="mean-patch baseline loss")
     mode.add_argument("--bench", action="store_true", help="CPU training samples/s")
+    mode.add_argument("--fit", type=int, metavar="STEPS",
+                      help="train STEPS steps with both optimizers, print validation losses")
     p.add_argument("--inputs", help="parity: read this file instead of exporting from coptim")
     p.add_argument("--out", default=SELFTEST_INPUTS, help="--make-inputs: where to write")
     p.add_argument("--mae-repo", default=MAE_REPO,
@@ -861,7 +968,10 @@ def main():
                       ("--batch", "batch_size"), ("--seed", "seed")):
         p.add_argument(flag, dest=key, type=int, help=f"{key} (each mode has defaults)")
     p.add_argument("--mask-ratio", dest="mask_ratio", type=float, help="default 0.75")
-    p.add_argument("--threads", type=int, help="--bench: torch.set_num_threads")
+    p.add_argument("--no-norm-pix", dest="norm_pix_loss", action="store_const", const=False,
+                   help="plain pixel targets (norm_pix_loss is on by default, as in the seed)")
+    p.add_argument("--threads", type=int, help="--bench, --fit: torch.set_num_threads")
+    p.add_argument("--lr", type=float, default=1.5e-3, help="--fit: peak learning rate")
     p.add_argument("--attention", choices=("explicit", "sdpa"), default="sdpa",
                    help="--bench: attention kernel (parity and --check-ref use explicit)")
     p.add_argument("--warmup", type=int, default=3, help="--bench: steps excluded")
@@ -875,6 +985,8 @@ def main():
         baseline(args)
     elif args.bench:
         bench(args)
+    elif args.fit:
+        fit(args)
     else:
         parity(args)
 
