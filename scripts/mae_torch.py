@@ -940,7 +940,7 @@ def fit_run(cfg, make_optimizer, data, lrs):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if step % (len(lrs) // 5) == 0 or step == len(lrs):
+        if step % max(1, len(lrs) // 5) == 0 or step == len(lrs):
             val = validation_loss(model, test, test_noise)
             print(f"  step {step:5}: train {loss.item():.4f}  val {val:.4f} "
                   f"= {val / base:.3f} x baseline")
