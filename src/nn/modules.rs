@@ -19,6 +19,7 @@ pub(crate) enum File {
     Tokens,
     Attention,
     Embedding,
+    Rope,
     LayerNorm,
     Softmax,
     Loss,
@@ -31,6 +32,7 @@ static ELEMENTWISE: Part = shader_part!("nn_elementwise.wgsl", &[], FLAT_NEEDS);
 static TOKENS: Part = shader_part!("nn_tokens.wgsl", &[], FLAT_NEEDS);
 static ATTENTION: Part = shader_part!("nn_attention.wgsl", &[], FLAT_NEEDS);
 static EMBEDDING: Part = shader_part!("nn_embedding.wgsl", &[], FLAT_NEEDS);
+static ROPE: Part = shader_part!("nn_rope.wgsl", &[], FLAT_NEEDS);
 static LAYERNORM: Part = shader_part!(
     "nn_layernorm.wgsl",
     &[],
@@ -48,11 +50,12 @@ static LOSS: Part = shader_part!(
 );
 
 impl File {
-    const FLAT: [File; 4] = [
+    const FLAT: [File; 5] = [
         File::Elementwise,
         File::Tokens,
         File::Attention,
         File::Embedding,
+        File::Rope,
     ];
     const ROWS: [File; 3] = [File::LayerNorm, File::Softmax, File::Loss];
 
@@ -78,6 +81,7 @@ impl File {
             File::Tokens => (&TOKENS, &ops::TOKENS),
             File::Attention => (&ATTENTION, &ops::ATTENTION),
             File::Embedding => (&EMBEDDING, &ops::EMBEDDING),
+            File::Rope => (&ROPE, &ops::ROPE),
             File::LayerNorm => (&LAYERNORM, &ops::LAYERNORM),
             File::Softmax => (&SOFTMAX, &ops::SOFTMAX),
             File::Loss => (&LOSS, &ops::LOSS),
@@ -165,7 +169,8 @@ impl Module {
             Module::Flat(Elementwise) => "nn_elementwise",
             Module::Flat(Tokens) => "nn_tokens",
             Module::Flat(Attention) => "nn_attention",
-            Module::Flat(_) => "nn_embedding",
+            Module::Flat(Embedding) => "nn_embedding",
+            Module::Flat(_) => "nn_rope",
             Module::Matmul(shader) => shader.name,
             Module::Rows(LayerNorm, Workgroup) => "nn_layernorm",
             Module::Rows(LayerNorm, Subgroup) => "nn_layernorm_subgroup",
@@ -270,9 +275,16 @@ file_kernels!(
     AddForward,
     Accumulate,
     SumRows,
+    SiluGateForward,
+    SiluGateBackwardGate,
+    SiluGateBackwardUp,
     LayerNormForward,
     LayerNormBackwardInput,
     LayerNormBackwardParams,
+    RmsNormForward,
+    RmsNormBackwardInput,
+    RopeForward,
+    RopeBackward,
     SoftmaxForward,
     SoftmaxBackward,
     PatchifyForward,
@@ -306,6 +318,11 @@ impl Kernel {
             AddForward => (File::Elementwise, "add_forward"),
             Accumulate => (File::Elementwise, "accumulate"),
             SumRows => (File::Elementwise, "sum_rows"),
+            SiluGateForward => (File::Elementwise, "silu_gate_forward"),
+            SiluGateBackwardGate => (File::Elementwise, "silu_gate_backward_gate"),
+            SiluGateBackwardUp => (File::Elementwise, "silu_gate_backward_up"),
+            RopeForward => (File::Rope, "rope_forward"),
+            RopeBackward => (File::Rope, "rope_backward"),
             PatchifyForward => (File::Tokens, "patchify_forward"),
             PatchifyBackward => (File::Tokens, "patchify_backward"),
             PrependForward => (File::Tokens, "prepend_forward"),
@@ -323,6 +340,8 @@ impl Kernel {
             LayerNormForward => (File::LayerNorm, "layernorm_forward"),
             LayerNormBackwardInput => (File::LayerNorm, "layernorm_backward_input"),
             LayerNormBackwardParams => (File::LayerNorm, "layernorm_backward_params"),
+            RmsNormForward => (File::LayerNorm, "rmsnorm_forward"),
+            RmsNormBackwardInput => (File::LayerNorm, "rmsnorm_backward_input"),
             SoftmaxForward => (File::Softmax, "softmax_forward"),
             SoftmaxBackward => (File::Softmax, "softmax_backward"),
             CeForwardRows => (File::Loss, "ce_forward_rows"),
@@ -339,8 +358,11 @@ impl Kernel {
         match self {
             Matmul(_) => &[A, B, BIAS, C],
             ActivationForward | PatchifyForward | PoolForward => &[X, OUT],
-            ActivationBackward => &[X, DY, OUT],
-            AddForward | PrependForward => &[X, OTHER, OUT],
+            ActivationBackward | SiluGateBackwardUp => &[X, DY, OUT],
+            AddForward | PrependForward | SiluGateForward => &[X, OTHER, OUT],
+            SiluGateBackwardGate => &[X, OTHER, DY, OUT],
+            RopeForward => &[X, COS_SIN, OUT],
+            RopeBackward => &[DY, COS_SIN, OUT],
             Accumulate | SumRows | PatchifyBackward | PoolBackward => &[DY, OUT],
             PrependBackwardTokens | PrependBackwardToken => &[DY, OUT],
             AttentionForward => &[Q, K, V, OUT, PROBS],
@@ -351,7 +373,8 @@ impl Kernel {
             EmbeddingIndex => &[IDS, TOKEN_INDEX],
             EmbeddingBackward => &[DY, TOKEN_INDEX, DWEIGHT],
             LayerNormForward => &[X, WEIGHT, BIAS, Y, STATS],
-            LayerNormBackwardInput => &[X, WEIGHT, STATS, DY, DX],
+            LayerNormBackwardInput | RmsNormBackwardInput => &[X, WEIGHT, STATS, DY, DX],
+            RmsNormForward => &[X, WEIGHT, Y, STATS],
             LayerNormBackwardParams => &[X, STATS, DY, DWEIGHT, DBIAS],
             SoftmaxForward => &[X, Y],
             SoftmaxBackward => &[Y, DY, DX],
@@ -367,6 +390,7 @@ impl Kernel {
         match self {
             Matmul(_) => Grid::Matmul,
             LayerNormForward | LayerNormBackwardInput | LayerNormBackwardParams => Grid::Rows,
+            RmsNormForward | RmsNormBackwardInput => Grid::Rows,
             SoftmaxForward | SoftmaxBackward | CeForwardRows => Grid::Rows,
             ReduceSum => Grid::Single,
             _ => Grid::Flat,

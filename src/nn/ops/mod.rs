@@ -10,15 +10,17 @@ mod embedding;
 mod layernorm;
 mod loss;
 mod matmul;
+mod rope;
 mod softmax;
 mod tokens;
 
 pub(crate) use attention::{ATTENTION, Attention};
-pub(crate) use elementwise::{Add, ELEMENTWISE, Pointwise};
+pub(crate) use elementwise::{Add, ELEMENTWISE, Pointwise, SiluGate};
 pub(crate) use embedding::{EMBEDDING, Embedding};
 pub(crate) use layernorm::{LAYERNORM, LayerNorm};
 pub(crate) use loss::{CorrectCount, CrossEntropy, LOSS};
 pub(crate) use matmul::{Linear, MATMUL, Matmul};
+pub(crate) use rope::{ROPE, Rope};
 pub(crate) use softmax::{SOFTMAX, Softmax};
 pub(crate) use tokens::{Patchify, Pool, PoolMode, Prepend, TOKENS};
 
@@ -311,6 +313,7 @@ mod tests {
             layernorm::LnParams::mirror(),
             loss::LossParams::mirror(),
             matmul::MatmulParams::mirror(),
+            rope::RopeParams::mirror(),
             softmax::SoftmaxParams::mirror(),
             tokens::TokParams::mirror(),
         ];
