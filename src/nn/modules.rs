@@ -18,8 +18,8 @@ pub(crate) enum File {
     Elementwise,
     Tokens,
     Attention,
-    Embedding,
     Rope,
+    Embedding,
     LayerNorm,
     Softmax,
     Loss,
@@ -31,8 +31,8 @@ const FLAT_NEEDS: &[&str] = &["flat_index", "accumulated"];
 static ELEMENTWISE: Part = shader_part!("nn_elementwise.wgsl", &[], FLAT_NEEDS);
 static TOKENS: Part = shader_part!("nn_tokens.wgsl", &[], FLAT_NEEDS);
 static ATTENTION: Part = shader_part!("nn_attention.wgsl", &[], FLAT_NEEDS);
-static EMBEDDING: Part = shader_part!("nn_embedding.wgsl", &[], FLAT_NEEDS);
 static ROPE: Part = shader_part!("nn_rope.wgsl", &[], FLAT_NEEDS);
+static EMBEDDING: Part = shader_part!("nn_embedding.wgsl", &[], FLAT_NEEDS);
 static LAYERNORM: Part = shader_part!(
     "nn_layernorm.wgsl",
     &[],
@@ -54,8 +54,8 @@ impl File {
         File::Elementwise,
         File::Tokens,
         File::Attention,
-        File::Embedding,
         File::Rope,
+        File::Embedding,
     ];
     const ROWS: [File; 3] = [File::LayerNorm, File::Softmax, File::Loss];
 
@@ -80,8 +80,8 @@ impl File {
             File::Elementwise => (&ELEMENTWISE, &ops::ELEMENTWISE),
             File::Tokens => (&TOKENS, &ops::TOKENS),
             File::Attention => (&ATTENTION, &ops::ATTENTION),
-            File::Embedding => (&EMBEDDING, &ops::EMBEDDING),
             File::Rope => (&ROPE, &ops::ROPE),
+            File::Embedding => (&EMBEDDING, &ops::EMBEDDING),
             File::LayerNorm => (&LAYERNORM, &ops::LAYERNORM),
             File::Softmax => (&SOFTMAX, &ops::SOFTMAX),
             File::Loss => (&LOSS, &ops::LOSS),
@@ -168,9 +168,9 @@ impl Module {
         match self {
             Module::Flat(Elementwise) => "nn_elementwise",
             Module::Flat(Tokens) => "nn_tokens",
+            Module::Flat(Rope) => "nn_rope",
             Module::Flat(Attention) => "nn_attention",
-            Module::Flat(Embedding) => "nn_embedding",
-            Module::Flat(_) => "nn_rope",
+            Module::Flat(_) => "nn_embedding",
             Module::Matmul(shader) => shader.name,
             Module::Rows(LayerNorm, Workgroup) => "nn_layernorm",
             Module::Rows(LayerNorm, Subgroup) => "nn_layernorm_subgroup",
