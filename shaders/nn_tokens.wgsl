@@ -16,7 +16,8 @@
 // The gathers' backward passes are deterministic scatter-adds without atomics: each
 // source token's gradient sums, in ascending t, the output tokens that read it (one
 // invocation per element scans the sample's T ids), and the fill token's gradient
-// sums every output token that took it, in ascending (b, t).
+// sums every output token that took it, in ascending (b, t) (per-sample partial
+// sums added in b order).
 //
 // One invocation per output element. Gradient outputs are overwritten, or added to
 // when params.accumulate != 0.
@@ -186,6 +187,18 @@ fn source_element(b: u32, s: u32, d: u32) -> u32 {
     return (b * params.sources + s) * params.dim + d;
 }
 
+// Feature d of the upstream gradient summed over the output tokens of sample b whose
+// source is `source` (params.sources: the fill token), in ascending token order.
+fn sum_from_source(b: u32, source: u32, d: u32) -> f32 {
+    var g = 0.0;
+    for (var t = 0u; t < params.tokens; t++) {
+        if source_of(b, t) == source {
+            g += dy[(b * params.tokens + t) * params.dim + d];
+        }
+    }
+    return g;
+}
+
 @compute @workgroup_size(WG_SIZE)
 fn gather_tokens_forward(inv: Invocation) {
     let i = flat_index(inv);
@@ -215,12 +228,7 @@ fn gather_tokens_backward(inv: Invocation) {
     let i = flat_index(inv);
     if i < params.len {
         let at = token_at(i, params.sources);
-        var g = 0.0;
-        for (var t = 0u; t < params.tokens; t++) {
-            if source_of(at.b, t) == at.t {
-                g += dy[(at.b * params.tokens + t) * params.dim + at.d];
-            }
-        }
+        let g = sum_from_source(at.b, at.t, at.d);
         out[i] = accumulated(g, out[i], params.accumulate);
     }
 }
@@ -231,11 +239,7 @@ fn unshuffle_backward_fill(inv: Invocation) {
     if d < params.dim {
         var g = 0.0;
         for (var b = 0u; b < params.batch; b++) {
-            for (var t = 0u; t < params.tokens; t++) {
-                if source_of(b, t) == params.sources {
-                    g += dy[(b * params.tokens + t) * params.dim + d];
-                }
-            }
+            g += sum_from_source(b, params.sources, d);
         }
         out[d] = accumulated(g, out[d], params.accumulate);
     }
