@@ -123,6 +123,12 @@ impl GraphBuilder {
         self.push_node(vec![len], DType::U32, Source::Input)
     }
 
+    /// A `u32` input of token ids (e.g. `[batch, context]`), written by the caller
+    /// before each forward pass.
+    pub fn token_ids(&mut self, shape: &[usize]) -> Var {
+        self.push_node(shape.to_vec(), DType::U32, Source::Input)
+    }
+
     /// The parameter called `name` in the layout (the same variable on every call).
     pub fn param(&mut self, name: &str) -> Result<Var> {
         let id = self.layout.id(name)?;

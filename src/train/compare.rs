@@ -12,18 +12,16 @@
 //!   cautious run's; `None` if the cautious run never gets there. The summary gives
 //!   the median, minimum and maximum over the seeds where both reached it.
 
-use std::sync::Arc;
-
 use serde::Serialize;
 
 use crate::context::GpuContext;
-use crate::data::DatasetSplit;
 use crate::error::{Error, Result};
 use crate::train::config::{OptimizerKind, TrainConfig};
 use crate::train::lockstep::Lockstep;
 use crate::train::metrics::{History, StepMetrics, median};
 use crate::train::runner::{Event, Runner};
 use crate::train::session::Session;
+use crate::train::source::TrainData;
 
 /// What to compare.
 #[derive(Debug, Clone, PartialEq)]
@@ -209,7 +207,7 @@ pub enum CompareEvent<'a> {
 /// progress bars). A run's wall time counts its own steps and evaluations.
 pub fn compare(
     ctx: &GpuContext,
-    data: Arc<DatasetSplit>,
+    data: impl Into<TrainData>,
     config: &CompareConfig,
     mut observe: impl FnMut(CompareEvent<'_>),
 ) -> Result<Summary> {
@@ -222,6 +220,7 @@ pub fn compare(
             config.pair[0]
         )));
     }
+    let data = data.into();
     let mut finished = Vec::new();
     let mut parameters = 0;
     for (seed_index, &seed) in config.seeds.iter().enumerate() {

@@ -3,8 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::model::{Architecture, Mlp, Vit};
+use crate::model::{Architecture, Mlp, Model, Vit};
 use crate::optim::{Algorithm, Caution, DecayMode, LrSchedule, OptimizerConfig, timm_names};
 use crate::train::presets::{MODEL_PRESETS, ModelPreset};
 
@@ -29,7 +30,7 @@ impl ModelSpec {
         (MODEL_PRESETS[1].model)()
     }
 
-    /// `mlp` or `vit`.
+    /// `mlp`, `vit` or `llama`.
     pub fn name(&self) -> &'static str {
         self.architecture().name()
     }
@@ -39,6 +40,14 @@ impl ModelSpec {
         match self {
             ModelSpec::Mlp(m) => m,
             ModelSpec::Vit(v) => v,
+        }
+    }
+
+    /// The model on the GPU, initialized from `seed`.
+    pub fn build(&self, ctx: &GpuContext, seed: u64) -> Result<Model> {
+        match self {
+            ModelSpec::Mlp(m) => Model::new(ctx, m.clone(), seed),
+            ModelSpec::Vit(v) => Model::new(ctx, v.clone(), seed),
         }
     }
 }
@@ -279,7 +288,7 @@ pub struct TrainConfig {
 
 impl TrainConfig {
     /// The run `preset` describes, with `optimizer` and its learning rate and weight
-    /// decay from the preset; seed 0, no clipping, evaluation only at the end,
+    /// decay from the preset; seed 0, the preset's clipping and evaluation schedule,
     /// standardized inputs.
     pub fn from_preset(preset: &ModelPreset, optimizer: OptimizerKind) -> Self {
         Self::with_model((preset.model)(), preset, optimizer)
@@ -301,13 +310,13 @@ impl TrainConfig {
             weight_decay: hyper.weight_decay,
             warmup_steps: preset.warmup_steps,
             lr_floor: preset.lr_floor,
-            clip_grad_norm: None,
+            clip_grad_norm: preset.clip_grad_norm,
             decay: DecayMode::default(),
             batch_size: preset.batch_size,
             steps: preset.steps,
             seed: 0,
-            eval_every: 0,
-            eval_batch_size: 500,
+            eval_every: preset.eval_every,
+            eval_batch_size: preset.eval_batch_size,
             augment_shift: preset.augment_shift,
             normalize: true,
         }
@@ -323,10 +332,14 @@ impl TrainConfig {
         Self::for_model(ModelSpec::default_vit(), optimizer)
     }
 
-    /// Sets the number of steps, keeping the warm-up at 5% of them.
+    /// Sets the number of steps, keeping the warm-up at 5% of them and, for a run
+    /// that evaluates periodically, ten evaluations.
     pub fn with_steps(mut self, steps: u64) -> Self {
         self.steps = steps;
         self.warmup_steps = steps / 20;
+        if self.eval_every > 0 {
+            self.eval_every = (steps / 10).max(1);
+        }
         self
     }
 

@@ -26,6 +26,7 @@ pub mod report;
 #[cfg(not(target_arch = "wasm32"))]
 mod runner;
 mod session;
+mod source;
 
 pub use checkpoint::{CHECKPOINT_FORMAT, CheckpointFile};
 pub use config::{ModelSpec, OptimizerKind, TrainConfig};
@@ -34,3 +35,4 @@ pub use metrics::{EvalMetrics, History, StepMetrics, median};
 #[cfg(not(target_arch = "wasm32"))]
 pub use runner::{Event, Runner};
 pub use session::Session;
+pub use source::TrainData;

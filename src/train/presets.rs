@@ -26,7 +26,8 @@ pub struct Hyper {
     pub weight_decay: f64,
 }
 
-/// A model with its tuned training defaults (on the bundled MNIST digits).
+/// A model with its tuned training defaults (image models on the bundled MNIST
+/// digits, the language model on the bundled Shakespeare).
 #[derive(Debug, Clone, Copy)]
 pub struct ModelPreset {
     /// The name the command line and the page use, e.g. `mlp`.
@@ -43,6 +44,12 @@ pub struct ModelPreset {
     pub lr_floor: f64,
     /// Random shifts of each training image by up to this many pixels.
     pub augment_shift: usize,
+    /// Global gradient-norm clipping (`None`: off).
+    pub clip_grad_norm: Option<f64>,
+    /// Evaluate every this many steps (0: only at the end).
+    pub eval_every: u64,
+    /// Samples per evaluation batch.
+    pub eval_batch_size: usize,
     /// AdamW and C-AdamW, and every other adaptive member (see [`ModelPreset::hyper`]).
     pub adamw: Hyper,
     /// Lion and C-Lion.
@@ -72,6 +79,9 @@ pub const MODEL_PRESETS: [ModelPreset; 4] = [
         warmup_steps: 25,
         lr_floor: 0.0,
         augment_shift: 2,
+        clip_grad_norm: None,
+        eval_every: 0,
+        eval_batch_size: 500,
         adamw: Hyper {
             lr: 3e-3,
             weight_decay: 0.01,
@@ -94,6 +104,9 @@ pub const MODEL_PRESETS: [ModelPreset; 4] = [
         warmup_steps: 30,
         lr_floor: 0.0,
         augment_shift: 0,
+        clip_grad_norm: None,
+        eval_every: 0,
+        eval_batch_size: 500,
         adamw: Hyper {
             lr: 3e-3,
             weight_decay: 0.05,
@@ -116,6 +129,9 @@ pub const MODEL_PRESETS: [ModelPreset; 4] = [
         warmup_steps: 25,
         lr_floor: 0.0,
         augment_shift: 2,
+        clip_grad_norm: None,
+        eval_every: 0,
+        eval_batch_size: 500,
         adamw: Hyper {
             lr: 1e-3,
             weight_decay: 0.01,
@@ -138,6 +154,9 @@ pub const MODEL_PRESETS: [ModelPreset; 4] = [
         warmup_steps: 30,
         lr_floor: 0.0,
         augment_shift: 0,
+        clip_grad_norm: None,
+        eval_every: 0,
+        eval_batch_size: 500,
         adamw: Hyper {
             lr: 1e-3,
             weight_decay: 0.05,
