@@ -29,7 +29,7 @@ use std::sync::OnceLock;
 
 use coptim::arena::UploadRing;
 use coptim::nn::{Activation, GraphBuilder, Kernels, RowLayout, Var, reference as r};
-use coptim::{GpuContext, ParamStore, Result};
+use coptim::{Error, GpuContext, ParamStore, Result};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -115,12 +115,21 @@ struct Case<'a> {
     build: BuildFn<'a>,
     /// Also run on every row-kernel variant (ops with row reductions).
     fallback_too: bool,
+    /// Largest relative error of the GPU against the reference (GPU_TOL unless the
+    /// op's GPU computation is deliberately not the reference's, as RoPE's angles).
+    gpu_tol: f64,
 }
 
 impl Case<'_> {
     /// Marks the case to run on every row-kernel variant as well.
     fn with_fallback(mut self) -> Self {
         self.fallback_too = true;
+        self
+    }
+
+    /// Compares the GPU against the reference with tolerance `tol` instead of GPU_TOL.
+    fn with_gpu_tol(mut self, tol: f64) -> Self {
+        self.gpu_tol = tol;
         self
     }
 }
@@ -215,14 +224,14 @@ fn check(
         let (y_gpu, g_gpu) = run_gpu(gpu, &case, &upstream);
         let e = rel_err(&y_gpu, &y_ref);
         assert!(
-            e <= GPU_TOL,
+            e <= case.gpu_tol,
             "{} ({layout:?}, subgroups {subgroups}): forward relative error {e:e}",
             case.name
         );
         for (i, _) in differentiable.iter().enumerate().filter(|(_, d)| **d) {
             let e = rel_err(&g_gpu[i], &g_ref[i]);
             assert!(
-                e <= GPU_TOL,
+                e <= case.gpu_tol,
                 "{} ({layout:?}, subgroups {subgroups}): gradient of input {i}: relative error {e:e}",
                 case.name
             );
@@ -277,6 +286,7 @@ fn case<'a>(
         labels: None,
         build: Box::new(build),
         fallback_too: false,
+        gpu_tol: GPU_TOL,
     }
 }
 
@@ -638,4 +648,161 @@ fn every_row_variant_is_exercised() {
     if subgroup.0.adapter_info().name.contains("llvmpipe") {
         assert!(subgroup.0.capabilities().subgroups);
     }
+}
+
+// RMSNorm, RoPE and the SiLU gate (the LLaMA model's ops).
+
+#[test]
+fn rms_norm() {
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let shapes = ROW_SHAPES.map(|(rows, dim)| vec![rows, dim]);
+    for shape in shapes.into_iter().chain([vec![2, 3, 33]]) {
+        let dim = *shape.last().unwrap();
+        // LLaMA's eps. A 1-feature row is ill-conditioned with it: dx is
+        // rstd * dy * w * (1 - xhat^2) with xhat^2 = x^2 / (x^2 + eps), whose f32
+        // cancellation leaves eps / x^2 ~ 1e-6 to about 6e-8 / 1e-6 = 6% in any f32
+        // implementation; those rows take a large eps, where 1 - xhat^2 is well
+        // conditioned.
+        let eps = if dim == 1 { 0.5 } else { 1e-6 };
+        let c = case(
+            format!("rms_norm {shape:?}"),
+            &mut rng,
+            &[shape, vec![dim]],
+            move |g, v, _| g.rms_norm(v[0], v[1], eps as f32),
+        )
+        .with_fallback();
+        check(
+            c,
+            &[true, true],
+            move |x| r::rms_norm(&x[0], &x[1], dim, eps),
+            move |x, dy| {
+                let (dx, dw) = r::rms_norm_backward(&x[0], &x[1], dy, dim, eps);
+                vec![dx, dw]
+            },
+        );
+    }
+}
+
+/// RoPE's GPU error against the f64 reference grows with the position: the kernel
+/// rotates by PyTorch's f32 angles, `f32(t) * f32(theta^(-2i/hd))`, whose error is up
+/// to t * (ln(theta) + 3) * 2^-24 radians (the exponent's rounding, amplified by
+/// ln(theta) = 9.2, plus three roundings), moving each output by that times
+/// sqrt(2) max |x|: 1.03e-6 per position for theta = 1e4. This allows 1.5e-6 per
+/// position, for theta up to 5e5 (ln 13.1: 1.4e-6), on top of GPU_TOL.
+const ROPE_TOL_PER_POSITION: f64 = 1.5e-6;
+
+#[test]
+fn rope() {
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    // (batch, tokens, heads, head_dim, theta): the smallest head, head dims that are
+    // and are not powers of two, LLaMA's 128-token context and LLaMA 3's theta.
+    for (batch, tokens, heads, head_dim, theta) in [
+        (1, 1, 1, 2, 10_000.0),
+        (2, 7, 3, 4, 10_000.0),
+        (3, 33, 2, 6, 10_000.0),
+        (2, 130, 2, 16, 10_000.0),
+        (1, 65, 4, 32, 500_000.0),
+        (2, 5, 1, 128, 10_000.0),
+    ] {
+        let s = r::RopeShape {
+            tokens,
+            heads,
+            head_dim,
+            theta,
+        };
+        let c = case(
+            format!("rope b{batch} t{tokens} h{heads} hd{head_dim} theta {theta}"),
+            &mut rng,
+            &[vec![batch, tokens, heads * head_dim]],
+            move |g, v, _| g.rope(v[0], heads, theta as f32),
+        )
+        .with_gpu_tol(GPU_TOL + ROPE_TOL_PER_POSITION * (tokens - 1) as f64);
+        check_unary(
+            c,
+            move |x| r::rope(x, s),
+            move |_, dy| r::rope_backward(dy, s),
+        );
+    }
+}
+
+#[test]
+fn silu_gate() {
+    let mut rng = ChaCha8Rng::seed_from_u64(14);
+    for shape in [vec![1], vec![7], vec![1000], vec![3, 5, 33]] {
+        let mut c = case(
+            format!("silu_gate {shape:?}"),
+            &mut rng,
+            &[shape.clone(), shape],
+            |g, v, _| g.silu_gate(v[0], v[1]),
+        );
+        // Gates over [-8, 8], and far in both tails where there is room (exp(-x)
+        // overflows f32 below x = -88).
+        let gate = &mut c.inputs[0].1;
+        gate.iter_mut().for_each(|v| *v *= 8.0);
+        for (v, tail) in gate.iter_mut().skip(3).zip([-100.0, 95.0, -60.0]) {
+            *v = tail;
+        }
+        check(
+            c,
+            &[true, true],
+            |x| r::silu_gate(&x[0], &x[1]),
+            |x, dy| {
+                let (dgate, dup) = r::silu_gate_backward(&x[0], &x[1], dy);
+                vec![dgate, dup]
+            },
+        );
+    }
+}
+
+/// The three ops reject inputs that do not fit with a typed error, and the builder
+/// stays usable: a graph with the valid ops still builds after the rejections.
+#[test]
+fn rms_norm_rope_and_silu_gate_reject_bad_input() {
+    let (ctx, kernels) = gpu();
+    let store = ParamStore::new(
+        ctx,
+        &[
+            ("x", vec![2, 3, 12]),
+            ("w", vec![12]),
+            ("w_short", vec![11]),
+            ("w_2d", vec![1, 12]),
+            ("flat", vec![6, 12]),
+        ],
+    )
+    .unwrap();
+    let mut g = GraphBuilder::new(store.layout().clone());
+    let [x, w, w_short, w_2d, flat] =
+        ["x", "w", "w_short", "w_2d", "flat"].map(|n| g.param(n).unwrap());
+    let labels = g.labels(12);
+    let shape_err = |r: Result<Var>| matches!(r, Err(Error::ShapeMismatch { .. }));
+    let config_err = |r: Result<Var>| matches!(r, Err(Error::InvalidConfig(_)));
+
+    assert!(shape_err(g.rms_norm(x, w_short, 1e-6)));
+    assert!(shape_err(g.rms_norm(x, w_2d, 1e-6)));
+    assert!(shape_err(g.rms_norm(labels, w, 1e-6)));
+    assert!(shape_err(g.rms_norm(x, labels, 1e-6)));
+    for eps in [0.0, -1e-6, f32::NAN] {
+        assert!(config_err(g.rms_norm(x, w, eps)), "eps {eps}");
+    }
+
+    assert!(shape_err(g.rope(flat, 2, 1e4)), "not [batch, tokens, dim]");
+    assert!(shape_err(g.rope(x, 5, 1e4)), "heads do not divide dim");
+    assert!(shape_err(g.rope(x, 4, 1e4)), "odd head dim 3");
+    assert!(shape_err(g.rope(x, 12, 1e4)), "odd head dim 1");
+    assert!(shape_err(g.rope(x, 0, 1e4)), "no heads");
+    assert!(shape_err(g.rope(w, 1, 1e4)));
+    for theta in [0.0, -1e4, f32::NAN, f32::INFINITY] {
+        assert!(config_err(g.rope(x, 2, theta)), "theta {theta}");
+    }
+
+    assert!(shape_err(g.silu_gate(x, flat)), "shapes differ");
+    assert!(shape_err(g.silu_gate(w, w_2d)), "same length, other shape");
+    assert!(shape_err(g.silu_gate(labels, w)));
+    assert!(shape_err(g.silu_gate(w, labels)));
+
+    let h = g.rms_norm(x, w, 1e-6).unwrap();
+    let h = g.rope(h, 2, 1e4).unwrap();
+    let y = g.silu_gate(h, x).unwrap();
+    assert_eq!(g.shape(y), [2, 3, 12]);
+    g.build(kernels, &store, &[y]).unwrap();
 }

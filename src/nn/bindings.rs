@@ -93,6 +93,8 @@ pub(crate) const D_OUT: Binding = read("d_out");
 pub(crate) const D_SCORES: Binding = read_write("d_scores");
 /// Attention's packed gradient.
 pub(crate) const D_QKV: Binding = read_write("d_qkv");
+/// RoPE's `[tokens, head_dim / 2, 2]` table of (cos, sin) per position and frequency.
+pub(crate) const COS_SIN: Binding = read("cos_sin");
 /// Class labels (u32).
 pub(crate) const LABELS: Binding = Binding {
     name: "labels",

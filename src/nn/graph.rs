@@ -172,7 +172,29 @@ impl GraphBuilder {
     /// LayerNorm over the last dimension with elementwise affine `weight` and `bias`
     /// (`torch.nn.LayerNorm(dim, eps)`).
     pub fn layer_norm(&mut self, x: Var, weight: Var, bias: Var, eps: f32) -> Result<Var> {
-        self.push_op(ops::LayerNorm::new(self, x, weight, bias, eps))
+        self.push_op(ops::LayerNorm::new(self, x, weight, Some(bias), eps))
+    }
+
+    /// RMSNorm over the last dimension with elementwise `weight` and no bias, as HF's
+    /// `LlamaRMSNorm`: `x / sqrt(mean(x^2) + eps) * weight`. `weight` is `[dim]` for
+    /// `x` `[..., dim]`; `eps` is positive.
+    pub fn rms_norm(&mut self, x: Var, weight: Var, eps: f32) -> Result<Var> {
+        self.push_op(ops::LayerNorm::new(self, x, weight, None, eps))
+    }
+
+    /// Rotary position embedding of `x` `[batch, tokens, heads * head_dim]` (features
+    /// ordered (head, head_dim), `head_dim` even), position = token index, in HF's
+    /// `rotate_half` convention: within each head, feature `i` and `i + head_dim / 2`
+    /// rotate by `t * theta^(-2i / head_dim)`. The cos/sin table is computed in f32 as
+    /// PyTorch computes it. No parameters; the gradient is the inverse rotation.
+    pub fn rope(&mut self, x: Var, heads: usize, theta: f32) -> Result<Var> {
+        self.push_op(ops::Rope::new(self, x, heads, theta))
+    }
+
+    /// `silu(gate) * up` elementwise (SwiGLU's gate, `silu(x) = x / (1 + exp(-x))`);
+    /// both f32 of the same shape, both differentiable.
+    pub fn silu_gate(&mut self, gate: Var, up: Var) -> Result<Var> {
+        self.push_op(ops::SiluGate::new(self, gate, up))
     }
 
     /// Softmax over the last dimension.

@@ -18,6 +18,7 @@ pub(crate) enum File {
     Elementwise,
     Tokens,
     Attention,
+    Rope,
     LayerNorm,
     Softmax,
     Loss,
@@ -29,6 +30,7 @@ const FLAT_NEEDS: &[&str] = &["flat_index", "accumulated"];
 static ELEMENTWISE: Part = shader_part!("nn_elementwise.wgsl", &[], FLAT_NEEDS);
 static TOKENS: Part = shader_part!("nn_tokens.wgsl", &[], FLAT_NEEDS);
 static ATTENTION: Part = shader_part!("nn_attention.wgsl", &[], FLAT_NEEDS);
+static ROPE: Part = shader_part!("nn_rope.wgsl", &[], FLAT_NEEDS);
 static LAYERNORM: Part = shader_part!(
     "nn_layernorm.wgsl",
     &[],
@@ -46,7 +48,7 @@ static LOSS: Part = shader_part!(
 );
 
 impl File {
-    const FLAT: [File; 3] = [File::Elementwise, File::Tokens, File::Attention];
+    const FLAT: [File; 4] = [File::Elementwise, File::Tokens, File::Attention, File::Rope];
     const ROWS: [File; 3] = [File::LayerNorm, File::Softmax, File::Loss];
 
     /// The helpers from `shaders/lib/` the file's modules include (besides a row
@@ -70,6 +72,7 @@ impl File {
             File::Elementwise => (&ELEMENTWISE, &ops::ELEMENTWISE),
             File::Tokens => (&TOKENS, &ops::TOKENS),
             File::Attention => (&ATTENTION, &ops::ATTENTION),
+            File::Rope => (&ROPE, &ops::ROPE),
             File::LayerNorm => (&LAYERNORM, &ops::LAYERNORM),
             File::Softmax => (&SOFTMAX, &ops::SOFTMAX),
             File::Loss => (&LOSS, &ops::LOSS),
@@ -156,6 +159,7 @@ impl Module {
         match self {
             Module::Flat(Elementwise) => "nn_elementwise",
             Module::Flat(Tokens) => "nn_tokens",
+            Module::Flat(Rope) => "nn_rope",
             Module::Flat(_) => "nn_attention",
             Module::Matmul(shader) => shader.name,
             Module::Rows(LayerNorm, Workgroup) => "nn_layernorm",
@@ -261,9 +265,16 @@ file_kernels!(
     AddForward,
     Accumulate,
     SumRows,
+    SiluGateForward,
+    SiluGateBackwardGate,
+    SiluGateBackwardUp,
     LayerNormForward,
     LayerNormBackwardInput,
     LayerNormBackwardParams,
+    RmsNormForward,
+    RmsNormBackwardInput,
+    RopeForward,
+    RopeBackward,
     SoftmaxForward,
     SoftmaxBackward,
     PatchifyForward,
@@ -293,6 +304,11 @@ impl Kernel {
             AddForward => (File::Elementwise, "add_forward"),
             Accumulate => (File::Elementwise, "accumulate"),
             SumRows => (File::Elementwise, "sum_rows"),
+            SiluGateForward => (File::Elementwise, "silu_gate_forward"),
+            SiluGateBackwardGate => (File::Elementwise, "silu_gate_backward_gate"),
+            SiluGateBackwardUp => (File::Elementwise, "silu_gate_backward_up"),
+            RopeForward => (File::Rope, "rope_forward"),
+            RopeBackward => (File::Rope, "rope_backward"),
             PatchifyForward => (File::Tokens, "patchify_forward"),
             PatchifyBackward => (File::Tokens, "patchify_backward"),
             PrependForward => (File::Tokens, "prepend_forward"),
@@ -306,6 +322,8 @@ impl Kernel {
             LayerNormForward => (File::LayerNorm, "layernorm_forward"),
             LayerNormBackwardInput => (File::LayerNorm, "layernorm_backward_input"),
             LayerNormBackwardParams => (File::LayerNorm, "layernorm_backward_params"),
+            RmsNormForward => (File::LayerNorm, "rmsnorm_forward"),
+            RmsNormBackwardInput => (File::LayerNorm, "rmsnorm_backward_input"),
             SoftmaxForward => (File::Softmax, "softmax_forward"),
             SoftmaxBackward => (File::Softmax, "softmax_backward"),
             CeForwardRows => (File::Loss, "ce_forward_rows"),
@@ -322,15 +340,19 @@ impl Kernel {
         match self {
             Matmul(_) => &[A, B, BIAS, C],
             ActivationForward | PatchifyForward | PoolForward => &[X, OUT],
-            ActivationBackward => &[X, DY, OUT],
-            AddForward | PrependForward => &[X, OTHER, OUT],
+            ActivationBackward | SiluGateBackwardUp => &[X, DY, OUT],
+            AddForward | PrependForward | SiluGateForward => &[X, OTHER, OUT],
+            SiluGateBackwardGate => &[X, OTHER, DY, OUT],
+            RopeForward => &[X, COS_SIN, OUT],
+            RopeBackward => &[DY, COS_SIN, OUT],
             Accumulate | SumRows | PatchifyBackward | PoolBackward => &[DY, OUT],
             PrependBackwardTokens | PrependBackwardToken => &[DY, OUT],
             AttentionForward => &[QKV, OUT, PROBS],
             AttentionBackwardQuery => &[QKV, OUT, PROBS, D_OUT, D_SCORES, D_QKV],
             AttentionBackwardKey => &[QKV, PROBS, D_OUT, D_SCORES, D_QKV],
             LayerNormForward => &[X, WEIGHT, BIAS, Y, STATS],
-            LayerNormBackwardInput => &[X, WEIGHT, STATS, DY, DX],
+            LayerNormBackwardInput | RmsNormBackwardInput => &[X, WEIGHT, STATS, DY, DX],
+            RmsNormForward => &[X, WEIGHT, Y, STATS],
             LayerNormBackwardParams => &[X, STATS, DY, DWEIGHT, DBIAS],
             SoftmaxForward => &[X, Y],
             SoftmaxBackward => &[Y, DY, DX],
@@ -346,6 +368,7 @@ impl Kernel {
         match self {
             Matmul(_) => Grid::Matmul,
             LayerNormForward | LayerNormBackwardInput | LayerNormBackwardParams => Grid::Rows,
+            RmsNormForward | RmsNormBackwardInput => Grid::Rows,
             SoftmaxForward | SoftmaxBackward | CeForwardRows => Grid::Rows,
             ReduceSum => Grid::Single,
             _ => Grid::Flat,

@@ -146,21 +146,29 @@ pub fn activation_backward(x: &[f64], dy: &[f64], kind: Activation) -> Vec<f64> 
 
 /// LayerNorm over rows of `dim` (biased variance).
 pub fn layer_norm(x: &[f64], w: &[f64], b: &[f64], dim: usize, eps: f64) -> Vec<f64> {
+    let mut y = normalized(x, w, dim, eps, true);
+    add_broadcast(&mut y, b);
+    y
+}
+
+/// `(x - mean) * rstd * w` per row of `dim`, or `x * rstd * w` (RMSNorm) when not
+/// `centered` (the variance is then the mean square).
+fn normalized(x: &[f64], w: &[f64], dim: usize, eps: f64, centered: bool) -> Vec<f64> {
     let mut y = Vec::with_capacity(x.len());
     for row in x.chunks(dim) {
-        let (mean, rstd) = moments(row, eps);
-        y.extend(
-            row.iter()
-                .enumerate()
-                .map(|(j, v)| (v - mean) * rstd * w[j] + b[j]),
-        );
+        let (mean, rstd) = moments(row, eps, centered);
+        y.extend(row.iter().zip(w).map(|(v, w)| (v - mean) * rstd * w));
     }
     y
 }
 
-fn moments(row: &[f64], eps: f64) -> (f64, f64) {
+/// The mean (0 unless `centered`) and `1 / sqrt(mean((x - mean)^2) + eps)` of a row.
+fn moments(row: &[f64], eps: f64, centered: bool) -> (f64, f64) {
     let n = row.len() as f64;
-    let mean = row.iter().sum::<f64>() / n;
+    let mean = match centered {
+        true => row.iter().sum::<f64>() / n,
+        false => 0.0,
+    };
     let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
     (mean, 1.0 / (var + eps).sqrt())
 }
@@ -173,23 +181,115 @@ pub fn layer_norm_backward(
     dim: usize,
     eps: f64,
 ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let (dx, dw) = normalized_backward(x, w, dy, dim, eps, true);
+    (dx, dw, sum_rows(dy, dim))
+}
+
+/// Gradients `(dx, dw)` of [`normalized`].
+fn normalized_backward(
+    x: &[f64],
+    w: &[f64],
+    dy: &[f64],
+    dim: usize,
+    eps: f64,
+    centered: bool,
+) -> (Vec<f64>, Vec<f64>) {
     let mut dx = Vec::with_capacity(x.len());
     let mut dw = vec![0.0; dim];
-    let mut db = vec![0.0; dim];
     for (row, g) in x.chunks(dim).zip(dy.chunks(dim)) {
-        let (mean, rstd) = moments(row, eps);
+        let (mean, rstd) = moments(row, eps, centered);
         let xhat: Vec<f64> = row.iter().map(|v| (v - mean) * rstd).collect();
         let gw: Vec<f64> = g.iter().zip(w).map(|(a, b)| a * b).collect();
         let n = dim as f64;
-        let mg = gw.iter().sum::<f64>() / n;
+        let mg = match centered {
+            true => gw.iter().sum::<f64>() / n,
+            false => 0.0,
+        };
         let mgx = gw.iter().zip(&xhat).map(|(a, b)| a * b).sum::<f64>() / n;
         dx.extend((0..dim).map(|j| rstd * (gw[j] - mg - xhat[j] * mgx)));
         for j in 0..dim {
             dw[j] += g[j] * xhat[j];
-            db[j] += g[j];
         }
     }
-    (dx, dw, db)
+    (dx, dw)
+}
+
+/// RMSNorm over rows of `dim` (HF `LlamaRMSNorm`): `x / sqrt(mean(x^2) + eps) * w`.
+pub fn rms_norm(x: &[f64], w: &[f64], dim: usize, eps: f64) -> Vec<f64> {
+    normalized(x, w, dim, eps, false)
+}
+
+/// Gradients of [`rms_norm`]: `(dx, dw)`.
+pub fn rms_norm_backward(
+    x: &[f64],
+    w: &[f64],
+    dy: &[f64],
+    dim: usize,
+    eps: f64,
+) -> (Vec<f64>, Vec<f64>) {
+    normalized_backward(x, w, dy, dim, eps, false)
+}
+
+/// Sizes of a rotary position embedding on `[batch, tokens, heads * head_dim]`.
+#[derive(Debug, Clone, Copy)]
+pub struct RopeShape {
+    /// Tokens per sequence (positions 0, 1, ...).
+    pub tokens: usize,
+    /// Heads.
+    pub heads: usize,
+    /// Features per head (even).
+    pub head_dim: usize,
+    /// The frequency base (10000 in LLaMA).
+    pub theta: f64,
+}
+
+/// RoPE in HF's `rotate_half` convention (see
+/// [`GraphBuilder::rope`](crate::nn::GraphBuilder::rope)), angles in f64.
+pub fn rope(x: &[f64], s: RopeShape) -> Vec<f64> {
+    rotate_pairs(x, s, 1.0)
+}
+
+/// Gradient of [`rope`]: the inverse rotation of `dy`.
+pub fn rope_backward(dy: &[f64], s: RopeShape) -> Vec<f64> {
+    rotate_pairs(dy, s, -1.0)
+}
+
+/// Rotates features `i` and `i + head_dim / 2` of every head of token `t` by
+/// `direction * t * theta^(-2i / head_dim)`.
+fn rotate_pairs(x: &[f64], s: RopeShape, direction: f64) -> Vec<f64> {
+    let half = s.head_dim / 2;
+    let mut y = x.to_vec();
+    for (r, head) in y.chunks_mut(s.head_dim).enumerate() {
+        let t = (r / s.heads % s.tokens) as f64;
+        for i in 0..half {
+            let angle = t * s.theta.powf(-2.0 * i as f64 / s.head_dim as f64);
+            let (sin, cos) = (direction * angle).sin_cos();
+            let (a, b) = (head[i], head[i + half]);
+            head[i] = a * cos - b * sin;
+            head[i + half] = b * cos + a * sin;
+        }
+    }
+    y
+}
+
+/// SwiGLU's gate: `silu(gate) * up` elementwise, `silu(x) = x / (1 + exp(-x))`.
+pub fn silu_gate(gate: &[f64], up: &[f64]) -> Vec<f64> {
+    gate.iter()
+        .zip(up)
+        .map(|(&g, &u)| g / (1.0 + (-g).exp()) * u)
+        .collect()
+}
+
+/// Gradients of [`silu_gate`]: `(dgate, dup)`.
+pub fn silu_gate_backward(gate: &[f64], up: &[f64], dy: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let mut dgate = Vec::with_capacity(gate.len());
+    let mut dup = Vec::with_capacity(gate.len());
+    for ((&g, &u), &d) in gate.iter().zip(up).zip(dy) {
+        let s = 1.0 / (1.0 + (-g).exp());
+        dgate.push(d * u * s * (1.0 + g * (1.0 - s)));
+        dup.push(d * g * s);
+    }
+    (dgate, dup)
 }
 
 /// Softmax over rows of `dim`.

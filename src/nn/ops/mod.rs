@@ -9,14 +9,16 @@ mod elementwise;
 mod layernorm;
 mod loss;
 mod matmul;
+mod rope;
 mod softmax;
 mod tokens;
 
 pub(crate) use attention::{ATTENTION, Attention};
-pub(crate) use elementwise::{Add, ELEMENTWISE, Pointwise};
+pub(crate) use elementwise::{Add, ELEMENTWISE, Pointwise, SiluGate};
 pub(crate) use layernorm::{LAYERNORM, LayerNorm};
 pub(crate) use loss::{CorrectCount, CrossEntropy, LOSS};
 pub(crate) use matmul::{Linear, MATMUL, Matmul};
+pub(crate) use rope::{ROPE, Rope};
 pub(crate) use softmax::{SOFTMAX, Softmax};
 pub(crate) use tokens::{Patchify, Pool, PoolMode, Prepend, TOKENS};
 
@@ -295,10 +297,11 @@ mod tests {
             layernorm::LnParams::mirror(),
             loss::LossParams::mirror(),
             matmul::MatmulParams::mirror(),
+            rope::RopeParams::mirror(),
             softmax::SoftmaxParams::mirror(),
             tokens::TokParams::mirror(),
         ];
-        let mut seen = [false; 7];
+        let mut seen = vec![false; mirrors.len()];
         for (name, source) in shader_modules() {
             for (m, seen) in mirrors.iter().zip(seen.iter_mut()) {
                 *seen |= check_mirrors(name, &source, std::slice::from_ref(m)) > 0;
