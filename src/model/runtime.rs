@@ -611,7 +611,7 @@ impl Model {
         shape.extend(self.arch.sample_shape());
         let inputs = match self.arch.input_kind() {
             InputKind::Images => g.input(&shape),
-            InputKind::Tokens => g.token_ids(&shape),
+            InputKind::Tokens => g.ids(&shape),
         };
         let labels = g.labels(batch * self.labels_per_sample());
         let logits = self.arch.logits(&mut g, inputs)?;

@@ -19,6 +19,7 @@ pub(crate) enum File {
     Tokens,
     Attention,
     Rope,
+    Embedding,
     LayerNorm,
     Softmax,
     Loss,
@@ -31,6 +32,7 @@ static ELEMENTWISE: Part = shader_part!("nn_elementwise.wgsl", &[], FLAT_NEEDS);
 static TOKENS: Part = shader_part!("nn_tokens.wgsl", &[], FLAT_NEEDS);
 static ATTENTION: Part = shader_part!("nn_attention.wgsl", &[], FLAT_NEEDS);
 static ROPE: Part = shader_part!("nn_rope.wgsl", &[], FLAT_NEEDS);
+static EMBEDDING: Part = shader_part!("nn_embedding.wgsl", &[], FLAT_NEEDS);
 static LAYERNORM: Part = shader_part!(
     "nn_layernorm.wgsl",
     &[],
@@ -48,7 +50,13 @@ static LOSS: Part = shader_part!(
 );
 
 impl File {
-    const FLAT: [File; 4] = [File::Elementwise, File::Tokens, File::Attention, File::Rope];
+    const FLAT: [File; 5] = [
+        File::Elementwise,
+        File::Tokens,
+        File::Attention,
+        File::Rope,
+        File::Embedding,
+    ];
     const ROWS: [File; 3] = [File::LayerNorm, File::Softmax, File::Loss];
 
     /// The helpers from `shaders/lib/` the file's modules include (besides a row
@@ -73,6 +81,7 @@ impl File {
             File::Tokens => (&TOKENS, &ops::TOKENS),
             File::Attention => (&ATTENTION, &ops::ATTENTION),
             File::Rope => (&ROPE, &ops::ROPE),
+            File::Embedding => (&EMBEDDING, &ops::EMBEDDING),
             File::LayerNorm => (&LAYERNORM, &ops::LAYERNORM),
             File::Softmax => (&SOFTMAX, &ops::SOFTMAX),
             File::Loss => (&LOSS, &ops::LOSS),
@@ -160,7 +169,8 @@ impl Module {
             Module::Flat(Elementwise) => "nn_elementwise",
             Module::Flat(Tokens) => "nn_tokens",
             Module::Flat(Rope) => "nn_rope",
-            Module::Flat(_) => "nn_attention",
+            Module::Flat(Attention) => "nn_attention",
+            Module::Flat(_) => "nn_embedding",
             Module::Matmul(shader) => shader.name,
             Module::Rows(LayerNorm, Workgroup) => "nn_layernorm",
             Module::Rows(LayerNorm, Subgroup) => "nn_layernorm_subgroup",
@@ -291,6 +301,10 @@ file_kernels!(
     AttentionForward,
     AttentionBackwardQuery,
     AttentionBackwardKey,
+    AttentionBackwardValue,
+    EmbeddingForward,
+    EmbeddingIndex,
+    EmbeddingBackward,
 );
 
 impl Kernel {
@@ -319,6 +333,10 @@ impl Kernel {
             AttentionForward => (File::Attention, "attention_forward"),
             AttentionBackwardQuery => (File::Attention, "attention_backward_query"),
             AttentionBackwardKey => (File::Attention, "attention_backward_key"),
+            AttentionBackwardValue => (File::Attention, "attention_backward_value"),
+            EmbeddingForward => (File::Embedding, "embedding_forward"),
+            EmbeddingIndex => (File::Embedding, "embedding_index"),
+            EmbeddingBackward => (File::Embedding, "embedding_backward"),
             LayerNormForward => (File::LayerNorm, "layernorm_forward"),
             LayerNormBackwardInput => (File::LayerNorm, "layernorm_backward_input"),
             LayerNormBackwardParams => (File::LayerNorm, "layernorm_backward_params"),
@@ -347,9 +365,13 @@ impl Kernel {
             RopeBackward => &[DY, COS_SIN, OUT],
             Accumulate | SumRows | PatchifyBackward | PoolBackward => &[DY, OUT],
             PrependBackwardTokens | PrependBackwardToken => &[DY, OUT],
-            AttentionForward => &[QKV, OUT, PROBS],
-            AttentionBackwardQuery => &[QKV, OUT, PROBS, D_OUT, D_SCORES, D_QKV],
-            AttentionBackwardKey => &[QKV, PROBS, D_OUT, D_SCORES, D_QKV],
+            AttentionForward => &[Q, K, V, OUT, PROBS],
+            AttentionBackwardQuery => &[K, V, OUT, PROBS, D_OUT, D_SCORES, D_QKV],
+            AttentionBackwardKey => &[Q, D_SCORES, D_QKV],
+            AttentionBackwardValue => &[PROBS, D_OUT, D_QKV],
+            EmbeddingForward => &[WEIGHT, IDS, OUT],
+            EmbeddingIndex => &[IDS, TOKEN_INDEX],
+            EmbeddingBackward => &[DY, TOKEN_INDEX, DWEIGHT],
             LayerNormForward => &[X, WEIGHT, BIAS, Y, STATS],
             LayerNormBackwardInput | RmsNormBackwardInput => &[X, WEIGHT, STATS, DY, DX],
             RmsNormForward => &[X, WEIGHT, Y, STATS],

@@ -314,7 +314,8 @@ pub fn softmax_backward(y: &[f64], dy: &[f64], dim: usize) -> Vec<f64> {
     dx
 }
 
-/// Sizes of a multi-head attention on `qkv [batch, tokens, 3 * dim]`.
+/// Sizes of a multi-head attention on `qkv [batch, tokens, 3 * dim]`, or on `q`, `k`,
+/// `v` `[batch, tokens, dim]` each.
 #[derive(Debug, Clone, Copy)]
 pub struct AttentionShape {
     /// Sequences.
@@ -332,17 +333,19 @@ impl AttentionShape {
         self.dim / self.heads
     }
 
-    /// `[tokens, head_dim]` of part (0 q, 1 k, 2 v), batch `b`, head `h`.
-    fn gather(&self, qkv: &[f64], part: usize, b: usize, h: usize) -> Vec<f64> {
-        let (n, d, hd) = (self.tokens, self.dim, self.head_dim());
+    /// `[tokens, head_dim]` of head `h` of batch `b` in a `[batch, tokens, width]`
+    /// tensor whose heads start at feature `offset`.
+    fn gather(&self, x: &[f64], width: usize, offset: usize, b: usize, h: usize) -> Vec<f64> {
+        let (n, hd) = (self.tokens, self.head_dim());
         let mut out = Vec::with_capacity(n * hd);
         for t in 0..n {
-            let base = (b * n + t) * 3 * d + part * d + h * hd;
-            out.extend_from_slice(&qkv[base..base + hd]);
+            let base = (b * n + t) * width + offset + h * hd;
+            out.extend_from_slice(&x[base..base + hd]);
         }
         out
     }
 
+    /// Writes `src` `[tokens, head_dim]` where [`AttentionShape::gather`] reads it.
     fn scatter(
         &self,
         dst: &mut [f64],
@@ -358,69 +361,108 @@ impl AttentionShape {
             dst[base..base + hd].copy_from_slice(&src[t * hd..(t + 1) * hd]);
         }
     }
+
+    /// Q, K, V `[batch, tokens, dim]` out of a packed `[batch, tokens, 3 * dim]`.
+    fn unpack(&self, qkv: &[f64]) -> [Vec<f64>; 3] {
+        let (n, d) = (self.tokens, self.dim);
+        [0, 1, 2].map(|part| {
+            let rows = qkv.chunks(3 * d).take(self.batch * n);
+            rows.flat_map(|row| row[part * d..(part + 1) * d].to_vec())
+                .collect()
+        })
+    }
+
+    /// [`AttentionShape::unpack`] inverted.
+    fn pack(&self, parts: [Vec<f64>; 3]) -> Vec<f64> {
+        let d = self.dim;
+        let rows = (0..self.batch * self.tokens).flat_map(|r| {
+            parts
+                .iter()
+                .flat_map(move |p| p[r * d..(r + 1) * d].iter().copied())
+        });
+        rows.collect()
+    }
 }
 
 /// The query, key and value `[tokens, head_dim]` of head `h` of batch item `b`, and
-/// its probabilities `softmax(Q K^T / sqrt(head_dim))` `[tokens, tokens]`.
+/// its probabilities `softmax(Q K^T / sqrt(head_dim))` `[tokens, tokens]`, with
+/// `S[i, j] = -inf` for `j > i` first when `causal`.
 fn head_attention(
-    qkv: &[f64],
+    [q, k, v]: [&[f64]; 3],
     s: AttentionShape,
-    b: usize,
-    h: usize,
-) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+    causal: bool,
+    (b, h): (usize, usize),
+) -> [Vec<f64>; 4] {
     let (n, hd) = (s.tokens, s.head_dim());
     let scale = 1.0 / (hd as f64).sqrt();
-    let (q, k, v) = (
-        s.gather(qkv, 0, b, h),
-        s.gather(qkv, 1, b, h),
-        s.gather(qkv, 2, b, h),
-    );
+    let [q, k, v] = [q, k, v].map(|x| s.gather(x, s.dim, 0, b, h));
     let mut scores = matmul(&q, &transpose(&k, n, hd), n, hd, n);
-    scores.iter_mut().for_each(|x| *x *= scale);
+    for (idx, x) in scores.iter_mut().enumerate() {
+        let masked = causal && idx % n > idx / n;
+        *x = if masked {
+            f64::NEG_INFINITY
+        } else {
+            *x * scale
+        };
+    }
     let p = softmax(&scores, n);
-    (q, k, v, p)
+    [q, k, v, p]
 }
 
-/// Multi-head attention: `softmax(Q K^T / sqrt(head_dim)) V` per head, heads merged
-/// into `[batch, tokens, dim]`.
-pub fn attention(qkv: &[f64], s: AttentionShape) -> Vec<f64> {
+/// Multi-head attention on separate `q`, `k`, `v` `[batch, tokens, dim]`:
+/// `softmax(Q K^T / sqrt(head_dim)) V` per head (causal: query `i` sees keys
+/// `0..=i`), heads merged into `[batch, tokens, dim]`.
+pub fn multi_head_attention(qkv: [&[f64]; 3], s: AttentionShape, causal: bool) -> Vec<f64> {
     let (n, d, hd) = (s.tokens, s.dim, s.head_dim());
     let mut out = vec![0.0; s.batch * n * d];
     for b in 0..s.batch {
         for h in 0..s.heads {
-            let (_, _, v, p) = head_attention(qkv, s, b, h);
+            let [_, _, v, p] = head_attention(qkv, s, causal, (b, h));
             s.scatter(&mut out, &matmul(&p, &v, n, n, hd), d, 0, b, h);
         }
     }
     out
 }
 
-/// Gradient of [`attention`] with respect to `qkv`.
-pub fn attention_backward(qkv: &[f64], dy: &[f64], s: AttentionShape) -> Vec<f64> {
+/// Gradients of [`multi_head_attention`] with respect to `q`, `k` and `v`.
+pub fn multi_head_attention_backward(
+    qkv: [&[f64]; 3],
+    dy: &[f64],
+    s: AttentionShape,
+    causal: bool,
+) -> [Vec<f64>; 3] {
     let (n, d, hd) = (s.tokens, s.dim, s.head_dim());
     let scale = 1.0 / (hd as f64).sqrt();
-    let mut dqkv = vec![0.0; qkv.len()];
+    let mut grads = [(); 3].map(|_| vec![0.0; dy.len()]);
     for b in 0..s.batch {
         for h in 0..s.heads {
-            let (q, k, v, p) = head_attention(qkv, s, b, h);
-            // dO of this head: the same gather as a [tokens, dim] tensor with one part.
-            let mut d_o = Vec::with_capacity(n * hd);
-            for t in 0..n {
-                let base = (b * n + t) * d + h * hd;
-                d_o.extend_from_slice(&dy[base..base + hd]);
-            }
+            let [q, k, v, p] = head_attention(qkv, s, causal, (b, h));
+            let d_o = s.gather(dy, d, 0, b, h);
             let dp = matmul(&d_o, &transpose(&v, n, hd), n, hd, n);
             let dv = matmul(&transpose(&p, n, n), &d_o, n, n, hd);
             let mut ds = softmax_backward(&p, &dp, n);
             ds.iter_mut().for_each(|x| *x *= scale);
             let dq = matmul(&ds, &k, n, n, hd);
             let dk = matmul(&transpose(&ds, n, n), &q, n, n, hd);
-            s.scatter(&mut dqkv, &dq, 3 * d, 0, b, h);
-            s.scatter(&mut dqkv, &dk, 3 * d, d, b, h);
-            s.scatter(&mut dqkv, &dv, 3 * d, 2 * d, b, h);
+            for (grad, part) in grads.iter_mut().zip([dq, dk, dv]) {
+                s.scatter(grad, &part, d, 0, b, h);
+            }
         }
     }
-    dqkv
+    grads
+}
+
+/// Multi-head attention on a packed `qkv [batch, tokens, 3 * dim]` (features ordered
+/// q/k/v, head, head_dim), not causal.
+pub fn attention(qkv: &[f64], s: AttentionShape) -> Vec<f64> {
+    let [q, k, v] = s.unpack(qkv);
+    multi_head_attention([&q, &k, &v], s, false)
+}
+
+/// Gradient of [`attention`] with respect to `qkv`.
+pub fn attention_backward(qkv: &[f64], dy: &[f64], s: AttentionShape) -> Vec<f64> {
+    let [q, k, v] = s.unpack(qkv);
+    s.pack(multi_head_attention_backward([&q, &k, &v], dy, s, false))
 }
 
 /// Images `[batch, channels, height, width]` to `[batch, patches, channels * p * p]`
@@ -572,6 +614,30 @@ pub fn correct_count(logits: &[f64], labels: &[u32], classes: usize) -> usize {
             best == **l as usize
         })
         .count()
+}
+
+/// Token embedding: row `ids[t]` of `table [vocab, dim]` for every id, `[ids, dim]`.
+pub fn embedding(table: &[f64], ids: &[u32], dim: usize) -> Vec<f64> {
+    ids.iter()
+        .flat_map(|&id| {
+            table[id as usize * dim..(id as usize + 1) * dim]
+                .iter()
+                .copied()
+        })
+        .collect()
+}
+
+/// Gradient of [`embedding`] with respect to the table `[vocab, dim]`: row `r` is the
+/// sum of the upstream rows of the tokens whose id is `r`.
+pub fn embedding_backward(ids: &[u32], dy: &[f64], vocab: usize, dim: usize) -> Vec<f64> {
+    let mut dtable = vec![0.0; vocab * dim];
+    for (t, &id) in ids.iter().enumerate() {
+        let row = &mut dtable[id as usize * dim..(id as usize + 1) * dim];
+        row.iter_mut()
+            .zip(&dy[t * dim..(t + 1) * dim])
+            .for_each(|(d, g)| *d += g);
+    }
+    dtable
 }
 
 #[cfg(test)]
