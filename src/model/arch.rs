@@ -73,10 +73,10 @@ pub trait Architecture: fmt::Debug + Send + Sync {
     /// inconsistent configuration.
     fn parameters(&self) -> Result<Vec<ParamSpec>>;
 
-    /// Declares the logits `[batch * labels_per_sample, classes]` of `inputs`
-    /// (`[batch, sample_shape..]`, f32 images or u32 token ids as
-    /// [`Architecture::input_kind`] says) using the parameters of
-    /// [`Architecture::parameters`].
+    /// Declares the logits of `inputs` (`[batch, sample_shape..]`, f32 images or u32
+    /// token ids as [`Architecture::input_kind`] says) using the parameters of
+    /// [`Architecture::parameters`]: `[batch, classes]` for images, `[batch, context,
+    /// classes]` for tokens (`batch * labels_per_sample` rows of logits).
     fn logits(&self, g: &mut GraphBuilder, inputs: Var) -> Result<Var>;
 }
 

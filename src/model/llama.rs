@@ -23,7 +23,7 @@ const LM_HEAD: &str = "lm_head.weight";
 /// `x + down(silu(gate(n2(x))) * up(n2(x)))`) with RMSNorm, rotary position
 /// embedding (HF's `rotate_half` convention) and causal multi-head attention, a
 /// final RMSNorm and a bias-free output head, optionally tied to the embedding.
-/// The logits of every position predict the next token: `[batch * context, vocab]`.
+/// The logits of every position predict the next token: `[batch, context, vocab]`.
 ///
 /// Parameter names are HF's state-dict keys (`model.embed_tokens.weight`,
 /// `model.layers.0.self_attn.q_proj.weight`, ..., `model.layers.0.mlp.gate_proj.weight`,
@@ -95,8 +95,19 @@ impl Llama {
 
     /// Checks the configuration, naming what is inconsistent.
     fn validate(&self) -> Result<()> {
-        let bad = |why: &str| Err(Error::InvalidConfig(format!("LLaMA configuration {self:?}: {why}")));
-        let sizes = [self.vocab, self.context, self.dim, self.depth, self.heads, self.ffn_hidden];
+        let bad = |why: &str| {
+            Err(Error::InvalidConfig(format!(
+                "LLaMA configuration {self:?}: {why}"
+            )))
+        };
+        let sizes = [
+            self.vocab,
+            self.context,
+            self.dim,
+            self.depth,
+            self.heads,
+            self.ffn_hidden,
+        ];
         if sizes.contains(&0) {
             return bad("vocab, context, dim, depth, heads and ffn_hidden must be positive");
         }
@@ -106,7 +117,10 @@ impl Llama {
             ));
         }
         if !self.dim.is_multiple_of(self.heads) {
-            return bad(&format!("{} heads do not divide the width {}", self.heads, self.dim));
+            return bad(&format!(
+                "{} heads do not divide the width {}",
+                self.heads, self.dim
+            ));
         }
         if !self.head_dim().is_multiple_of(2) {
             return bad(&format!(
@@ -151,8 +165,8 @@ impl Llama {
     fn block(&self, g: &mut GraphBuilder, x: Var, layer: usize) -> Result<Var> {
         let p = format!("{DECODER}.layers.{layer}");
         let h = self.rms_norm(g, x, &format!("{p}.input_layernorm.weight"))?;
-        let [q, k, v] = ["q", "k", "v"]
-            .map(|n| Self::project(g, h, &format!("{p}.self_attn.{n}_proj.weight")));
+        let [q, k, v] =
+            ["q", "k", "v"].map(|n| Self::project(g, h, &format!("{p}.self_attn.{n}_proj.weight")));
         let (q, k) = (
             g.rope(q?, self.heads, self.rope_theta)?,
             g.rope(k?, self.heads, self.rope_theta)?,
@@ -189,7 +203,11 @@ impl Architecture for Llama {
     fn parameters(&self) -> Result<Vec<ParamSpec>> {
         self.validate()?;
         let (d, f) = (self.dim, self.ffn_hidden);
-        let mut specs = vec![ParamSpec::new(EMBED, &[self.vocab, d], Init::normal(INIT_STD))];
+        let mut specs = vec![ParamSpec::new(
+            EMBED,
+            &[self.vocab, d],
+            Init::normal(INIT_STD),
+        )];
         for l in 0..self.depth {
             let p = format!("{DECODER}.layers.{l}");
             for n in ["q", "k", "v", "o"] {
@@ -216,8 +234,6 @@ impl Architecture for Llama {
         }
         let h = self.rms_norm(g, x, &format!("{DECODER}.norm.weight"))?;
         let head = if self.tied { EMBED } else { LM_HEAD };
-        let logits = Self::project(g, h, head)?;
-        let rows = g.shape(ids).iter().product::<usize>();
-        g.reshape(logits, &[rows, self.vocab])
+        Self::project(g, h, head)
     }
 }

@@ -17,6 +17,7 @@
 
 mod arch;
 mod init;
+mod llama;
 mod metrics;
 mod mlp;
 mod runtime;
@@ -24,6 +25,7 @@ mod vit;
 
 pub use arch::{Architecture, InputKind, ParamSpec};
 pub use init::{Init, rng_for_seed};
+pub use llama::Llama;
 pub use metrics::{BatchMetrics, BatchOutputs};
 pub use mlp::Mlp;
 pub use runtime::{Batch, Evaluation, Inputs, Model, NamedTensor};

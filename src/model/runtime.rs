@@ -613,8 +613,15 @@ impl Model {
             InputKind::Images => g.input(&shape),
             InputKind::Tokens => g.ids(&shape),
         };
-        let labels = g.labels(batch * self.labels_per_sample());
         let logits = self.arch.logits(&mut g, inputs)?;
+        // One label per row of logits: `[batch]` for images, `[batch, context]` for
+        // tokens.
+        let rows = g
+            .shape(logits)
+            .split_last()
+            .map_or(&[][..], |(_, r)| r)
+            .to_vec();
+        let labels = g.ids(&rows);
         let loss = g.cross_entropy(logits, labels)?;
         let correct = g.correct_count(logits, labels)?;
         let probabilities = match probabilities {

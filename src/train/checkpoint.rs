@@ -174,6 +174,17 @@ pub struct CheckpointFile {
 }
 
 impl CheckpointFile {
+    /// The configuration a checkpoint records, read without checking the rest of the
+    /// file (to load the data it needs before [`CheckpointFile::parse`]).
+    pub fn config_of(bytes: &[u8], source: &str) -> Result<TrainConfig> {
+        let bad = |reason: String| Error::checkpoint(source, reason);
+        let (_, meta) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let config = meta.metadata().as_ref().and_then(|m| m.get("config"));
+        let config = config.ok_or_else(|| bad("metadata `config` is missing".into()))?;
+        serde_json::from_str(config).map_err(|e| bad(format!("unreadable config: {e}")))
+    }
+
     /// The vocabulary a text run's checkpoint records (`None` for an image run), to
     /// encode the text it continues on; `source` names the file in errors.
     pub fn vocab_of(bytes: &[u8], source: &str) -> Result<Option<Vocab>> {

@@ -5,9 +5,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::model::{Architecture, Mlp, Model, Vit};
+use crate::model::{Architecture, Llama, Mlp, Model, Vit};
 use crate::optim::{Algorithm, Caution, DecayMode, LrSchedule, OptimizerConfig, timm_names};
 use crate::train::presets::{MODEL_PRESETS, ModelPreset};
+use crate::train::source::TrainData;
 
 /// The model a session trains, with its configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -17,6 +18,8 @@ pub enum ModelSpec {
     Mlp(Mlp),
     /// A vision transformer.
     Vit(Vit),
+    /// A LLaMA-style character-level language model.
+    Llama(Llama),
 }
 
 impl ModelSpec {
@@ -40,6 +43,7 @@ impl ModelSpec {
         match self {
             ModelSpec::Mlp(m) => m,
             ModelSpec::Vit(v) => v,
+            ModelSpec::Llama(l) => l,
         }
     }
 
@@ -48,6 +52,7 @@ impl ModelSpec {
         match self {
             ModelSpec::Mlp(m) => Model::new(ctx, m.clone(), seed),
             ModelSpec::Vit(v) => Model::new(ctx, v.clone(), seed),
+            ModelSpec::Llama(l) => Model::new(ctx, l.clone(), seed),
         }
     }
 }
@@ -279,6 +284,10 @@ pub struct TrainConfig {
     pub eval_every: u64,
     /// Samples per evaluation batch.
     pub eval_batch_size: usize,
+    /// Text runs: evaluate on at most this many validation windows, evenly spaced
+    /// over the validation split (`None`: every window). Ignored for images.
+    #[serde(default)]
+    pub eval_windows: Option<usize>,
     /// Random translation of each training image by up to this many pixels in each
     /// direction (0: no augmentation).
     pub augment_shift: usize,
@@ -317,6 +326,7 @@ impl TrainConfig {
             seed: 0,
             eval_every: preset.eval_every,
             eval_batch_size: preset.eval_batch_size,
+            eval_windows: preset.eval_windows,
             augment_shift: preset.augment_shift,
             normalize: true,
         }
@@ -339,6 +349,16 @@ impl TrainConfig {
         self.warmup_steps = steps / 20;
         if self.eval_every > 0 {
             self.eval_every = (steps / 10).max(1);
+        }
+        self
+    }
+
+    /// The run fitted to `data`: a language model's vocabulary becomes the text's
+    /// (its context stays the model's, which the corpus must have been cut for).
+    /// Image runs are returned unchanged.
+    pub fn for_data(mut self, data: &TrainData) -> Self {
+        if let (ModelSpec::Llama(l), Some(vocab)) = (&mut self.model, data.vocab()) {
+            l.vocab = vocab.len();
         }
         self
     }

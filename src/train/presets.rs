@@ -11,7 +11,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::model::{Mlp, Vit};
+use crate::model::{Llama, Mlp, Vit};
 use crate::nn::Activation;
 use crate::optim::LrFamily;
 use crate::train::config::{ModelSpec, OptimizerKind};
@@ -50,6 +50,8 @@ pub struct ModelPreset {
     pub eval_every: u64,
     /// Samples per evaluation batch.
     pub eval_batch_size: usize,
+    /// Text: validation windows per evaluation, evenly spaced (`None`: all).
+    pub eval_windows: Option<usize>,
     /// AdamW and C-AdamW, and every other adaptive member (see [`ModelPreset::hyper`]).
     pub adamw: Hyper,
     /// Lion and C-Lion.
@@ -70,7 +72,7 @@ pub struct ModelPreset {
 pub const TRUST_RATIO_LR_SCALE: f64 = 10.0;
 
 /// Every model preset; the first is the command line's default.
-pub const MODEL_PRESETS: [ModelPreset; 4] = [
+pub const MODEL_PRESETS: [ModelPreset; 5] = [
     ModelPreset {
         name: "mlp",
         model: || mlp(256),
@@ -82,6 +84,7 @@ pub const MODEL_PRESETS: [ModelPreset; 4] = [
         clip_grad_norm: None,
         eval_every: 0,
         eval_batch_size: 500,
+        eval_windows: None,
         adamw: Hyper {
             lr: 3e-3,
             weight_decay: 0.01,
@@ -107,6 +110,7 @@ pub const MODEL_PRESETS: [ModelPreset; 4] = [
         clip_grad_norm: None,
         eval_every: 0,
         eval_batch_size: 500,
+        eval_windows: None,
         adamw: Hyper {
             lr: 3e-3,
             weight_decay: 0.05,
@@ -132,6 +136,7 @@ pub const MODEL_PRESETS: [ModelPreset; 4] = [
         clip_grad_norm: None,
         eval_every: 0,
         eval_batch_size: 500,
+        eval_windows: None,
         adamw: Hyper {
             lr: 1e-3,
             weight_decay: 0.01,
@@ -157,6 +162,7 @@ pub const MODEL_PRESETS: [ModelPreset; 4] = [
         clip_grad_norm: None,
         eval_every: 0,
         eval_batch_size: 500,
+        eval_windows: None,
         adamw: Hyper {
             lr: 1e-3,
             weight_decay: 0.05,
@@ -170,6 +176,32 @@ pub const MODEL_PRESETS: [ModelPreset; 4] = [
             weight_decay: 0.0,
         },
         browser: true,
+    },
+    ModelPreset {
+        name: "llama",
+        model: || ModelSpec::Llama(Llama::default()),
+        steps: 600,
+        batch_size: 32,
+        warmup_steps: 30,
+        lr_floor: 0.1,
+        augment_shift: 0,
+        clip_grad_norm: Some(1.0),
+        eval_every: 60,
+        eval_batch_size: 128,
+        eval_windows: Some(256),
+        adamw: Hyper {
+            lr: 3e-3,
+            weight_decay: 0.0,
+        },
+        lion: Hyper {
+            lr: 3e-4,
+            weight_decay: 0.0,
+        },
+        sgd: Hyper {
+            lr: 5e-2,
+            weight_decay: 0.0,
+        },
+        browser: false,
     },
 ];
 
@@ -250,6 +282,15 @@ impl ModelPreset {
             ModelSpec::Vit(v) => format!(
                 "ViT: patch {}, width {}, {} blocks of {} heads, MLP ratio {}",
                 v.patch, v.dim, v.depth, v.heads, v.mlp_ratio
+            ),
+            ModelSpec::Llama(l) => format!(
+                "LLaMA: context {}, width {}, {} blocks of {} heads, SwiGLU {}{}",
+                l.context,
+                l.dim,
+                l.depth,
+                l.heads,
+                l.ffn_hidden,
+                if l.tied { ", tied head" } else { "" }
             ),
         }
     }

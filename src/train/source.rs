@@ -162,7 +162,7 @@ pub(crate) enum Feed {
         test_images: Vec<f32>,
         test_labels: Vec<u32>,
     },
-    /// Text: the current window batch and every validation window.
+    /// Text: the current window batch and the validation windows.
     Text {
         corpus: Arc<TextCorpus>,
         seed: u64,
@@ -192,10 +192,7 @@ impl Feed {
                 corpus: corpus.clone(),
                 seed: config.seed,
                 batch: corpus.train_batch(config.seed, 0, 0),
-                validation: corpus
-                    .validation_batches(corpus.validation_windows())
-                    .next()
-                    .expect("a corpus holds at least one validation window"),
+                validation: validation_windows(corpus, config.eval_windows),
             },
         }
     }
@@ -226,7 +223,7 @@ impl Feed {
         }
     }
 
-    /// The evaluation set: the test images, or every validation window.
+    /// The evaluation set: the test images, or the validation windows.
     pub fn evaluation(&self) -> Batch<'_> {
         match self {
             Feed::Images {
@@ -236,5 +233,27 @@ impl Feed {
             } => Batch::new(test_images, test_labels),
             Feed::Text { validation, .. } => Batch::tokens(&validation.inputs, &validation.targets),
         }
+    }
+}
+
+/// The validation windows of `corpus`: every one, or `cap` of them evenly spaced
+/// (window `i * windows / cap` for `i` in `0..cap`) when it has more.
+fn validation_windows(corpus: &TextCorpus, cap: Option<usize>) -> TextBatch {
+    let (windows, context) = (corpus.validation_windows(), corpus.context());
+    let count = cap.map_or(windows, |c| c.clamp(1, windows));
+    let starts: Vec<usize> = (0..count).map(|i| i * windows / count * context).collect();
+    let tokens = corpus.validation().tokens();
+    let window = |offset: usize| -> Vec<u32> {
+        starts
+            .iter()
+            .flat_map(|&s| &tokens[s + offset..s + offset + context])
+            .copied()
+            .collect()
+    };
+    TextBatch {
+        inputs: window(0),
+        targets: window(1),
+        starts,
+        context,
     }
 }
