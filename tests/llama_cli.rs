@@ -97,6 +97,36 @@ fn train_llama_checkpoints_its_vocabulary_and_refuses_other_text() {
     let v = succeeds_json(&tiny("train", text_s, out_s));
     assert!(v["test_loss"].as_f64().unwrap() > 0.0);
     assert!(v["val_bits_per_char"].as_f64().unwrap() > 0.0);
+    // Sampling continues the prompt with `--length` characters of the vocabulary,
+    // the same for the same seed; a prompt character outside it is an error.
+    let ckpt = out.join("checkpoint.safetensors");
+    let ckpt = ckpt.to_str().unwrap();
+    let sample = |seed: &str| {
+        let o = coptim(&[
+            "sample", "--from", ckpt, "--prompt", "the c", "--length", "24", "--seed", seed,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let a = sample("1");
+    assert!(
+        a.starts_with("the c") && a.strip_suffix('\n').unwrap().chars().count() == 5 + 24,
+        "{a:?}"
+    );
+    assert!(a[5..].chars().all(|c| small_text().contains(c)), "{a:?}");
+    assert_eq!(a, sample("1"));
+    let err = fails(&["sample", "--from", ckpt, "--prompt", "the dog"]);
+    assert!(err.contains("'d'") && err.contains("--prompt"), "{err}");
+    let err = fails(&[
+        "sample",
+        "--from",
+        ckpt,
+        "--prompt",
+        "the",
+        "--temperature",
+        "0",
+    ]);
+    assert!(err.contains("temperature"), "{err}");
     // Resuming with a text holding a character the checkpoint's vocabulary lacks.
     let other = write(dir.path(), "other.txt", &small_text().replace("cat", "cow"));
     let err = fails(&[
@@ -149,4 +179,66 @@ fn bad_text_input_fails_with_a_message() {
         out_s,
     ]);
     assert!(err.contains("--text"), "{err}");
+}
+
+/// The `param.` tensors of a checkpoint, by name.
+fn params_of(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut out: Vec<(String, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("param."))
+        .map(|(n, v)| (n, v.data().to_vec()))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn init_from_starts_from_the_weights_with_a_fresh_optimizer() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = write(dir.path(), "small.txt", &small_text());
+    let first = dir.path().join("first");
+    succeeds_json(&tiny(
+        "train",
+        text.to_str().unwrap(),
+        first.to_str().unwrap(),
+    ));
+    let ckpt = first.join("checkpoint.safetensors");
+    // Another text in the same characters; at learning rate 0 the weights stay the
+    // checkpoint's, and the run counts its own steps from 1.
+    let other = write(dir.path(), "other.txt", &small_text().replace("cat", "mat"));
+    let second = dir.path().join("second");
+    let v = succeeds_json(&[
+        "train",
+        "--model",
+        "llama",
+        "--init-from",
+        ckpt.to_str().unwrap(),
+        "--text",
+        other.to_str().unwrap(),
+        "--steps",
+        "1",
+        "--batch-size",
+        "4",
+        "--lr",
+        "0",
+        "--out",
+        second.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(v["steps_completed"], 1);
+    assert_eq!(
+        params_of(&second.join("checkpoint.safetensors")),
+        params_of(&ckpt)
+    );
+    let err = fails(&[
+        "train",
+        "--init-from",
+        ckpt.to_str().unwrap(),
+        "--out",
+        second.to_str().unwrap(),
+    ]);
+    assert!(err.contains("--model llama"), "{err}");
 }

@@ -336,7 +336,7 @@ fn inconsistent_configurations_are_refused() {
         ),
         (
             Llama {
-                heads: 4,
+                heads: 8,
                 ..tiny(false)
             },
             "even",

@@ -186,6 +186,12 @@ pub struct TrainArgs {
     /// with it).
     #[arg(long)]
     pub resume: bool,
+    /// Start from the weights of this checkpoint (its model and, for text, its
+    /// vocabulary) with a fresh optimizer state and this run's data, budget and
+    /// hyper-parameters: e.g. continue a language model on another `--text`. `--model`
+    /// must name the checkpoint's kind of model.
+    #[arg(long, conflicts_with = "resume")]
+    pub init_from: Option<PathBuf>,
     /// Replace the run already in `--out` (its checkpoint, metrics and report)
     /// instead of refusing to start.
     #[arg(long, conflicts_with = "resume")]
@@ -211,6 +217,8 @@ struct RunReport {
     samples_per_s: Option<f64>,
     /// Language models: training tokens per second.
     tokens_per_s: Option<f64>,
+    /// The checkpoint whose weights the run started from, if any.
+    init_from: Option<PathBuf>,
     checkpoint: PathBuf,
 }
 
@@ -289,6 +297,9 @@ fn open_session(
     args: &TrainArgs,
     checkpoint: &std::path::Path,
 ) -> coptim::Result<(Session, String)> {
+    if let Some(init) = &args.init_from {
+        return init_session(ctx, args, init);
+    }
     if !args.resume {
         let config = args.run.config(args.optimizer, args.seed);
         let (data, name) = args.run.load_data(&config.model, None)?;
@@ -309,6 +320,31 @@ fn open_session(
         s.config().steps
     );
     Ok((s, name))
+}
+
+/// A new session of `args` whose model and weights (and text vocabulary) come from
+/// the checkpoint `init`, with a fresh optimizer.
+fn init_session(
+    ctx: &GpuContext,
+    args: &TrainArgs,
+    init: &std::path::Path,
+) -> coptim::Result<(Session, String)> {
+    let bytes = coptim::file_io::read_file(init)?;
+    let source = init.display().to_string();
+    let (saved, vocab, params) = CheckpointFile::weights(&bytes, &source)?;
+    let mut config = args.run.config(args.optimizer, args.seed);
+    if config.model.name() != saved.model.name() {
+        return Err(Error::InvalidConfig(format!(
+            "{source} holds a {} model; pass --model {} (its training defaults) to start from it",
+            saved.model.name(),
+            saved.model.name()
+        )));
+    }
+    config.model = saved.model;
+    let (data, name) = args.run.load_data(&config.model, vocab.as_ref())?;
+    let session = Session::new(ctx, config, data)?;
+    session.model().write_parameters(&params)?;
+    Ok((session, name))
 }
 
 /// Trains, checkpointing into `--out`; `explicit` lists the flags given on the
@@ -412,6 +448,7 @@ fn write_report(
         median_step_ms,
         samples_per_s,
         tokens_per_s: samples_per_s.filter(|_| text).map(|s| s * per_sample),
+        init_from: args.init_from.clone(),
         checkpoint,
         config,
     };

@@ -16,6 +16,7 @@
 //!   inference over a data set (async, with blocking forms natively).
 
 mod arch;
+mod generate;
 mod init;
 mod llama;
 mod metrics;
@@ -24,6 +25,9 @@ mod runtime;
 mod vit;
 
 pub use arch::{Architecture, InputKind, ParamSpec};
+#[cfg(not(target_arch = "wasm32"))]
+pub use generate::generate_blocking;
+pub use generate::{Sampling, generate};
 pub use init::{Init, rng_for_seed};
 pub use llama::Llama;
 pub use metrics::{BatchMetrics, BatchOutputs};

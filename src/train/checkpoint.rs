@@ -185,6 +185,27 @@ impl CheckpointFile {
         serde_json::from_str(config).map_err(|e| bad(format!("unreadable config: {e}")))
     }
 
+    /// The configuration, vocabulary (text runs) and parameters a checkpoint records,
+    /// each parameter present with its shape and finite; the optimizer state and the
+    /// data are not read (for inference, e.g. sampling from a trained model).
+    pub fn weights(
+        bytes: &[u8],
+        source: &str,
+    ) -> Result<(TrainConfig, Option<Vocab>, Vec<NamedTensor>)> {
+        let bad = |reason: String| Error::checkpoint(source, reason);
+        let config = Self::config_of(bytes, source)?;
+        let vocab = Self::vocab_of(bytes, source)?;
+        let st = SafeTensors::deserialize(bytes)
+            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let specs = config
+            .model
+            .architecture()
+            .parameters()
+            .map_err(|e| bad(format!("model configuration: {e}")))?;
+        let params = read_parameters(&st, &specs).map_err(bad)?;
+        Ok((config, vocab, params))
+    }
+
     /// The vocabulary a text run's checkpoint records (`None` for an image run), to
     /// encode the text it continues on; `source` names the file in errors.
     pub fn vocab_of(bytes: &[u8], source: &str) -> Result<Option<Vocab>> {

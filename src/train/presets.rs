@@ -179,16 +179,21 @@ pub const MODEL_PRESETS: [ModelPreset; 5] = [
     },
     ModelPreset {
         name: "llama",
-        model: || ModelSpec::Llama(Llama::default()),
-        steps: 600,
+        model: || {
+            ModelSpec::Llama(Llama {
+                context: 32,
+                ..Llama::default()
+            })
+        },
+        steps: 400,
         batch_size: 32,
-        warmup_steps: 30,
+        warmup_steps: 20,
         lr_floor: 0.1,
         augment_shift: 0,
         clip_grad_norm: Some(1.0),
-        eval_every: 60,
+        eval_every: 40,
         eval_batch_size: 128,
-        eval_windows: Some(256),
+        eval_windows: Some(128),
         adamw: Hyper {
             lr: 3e-3,
             weight_decay: 0.0,
