@@ -233,12 +233,13 @@ fn init_from_starts_from_the_weights_with_a_fresh_optimizer() {
         params_of(&second.join("checkpoint.safetensors")),
         params_of(&ckpt)
     );
+    let third = dir.path().join("third");
     let err = fails(&[
         "train",
         "--init-from",
         ckpt.to_str().unwrap(),
         "--out",
-        second.to_str().unwrap(),
+        third.to_str().unwrap(),
     ]);
     assert!(err.contains("--model llama"), "{err}");
 }
