@@ -33,7 +33,7 @@ pub(crate) const LAYERNORM: Family =
 /// `(rows, dim)` of a normalization over the last dimension of `x` with per-feature
 /// `params` (`[dim]` each), checking shapes, dtypes and `eps`: shared by LayerNorm and
 /// RMSNorm (`op` names the op in errors).
-pub(crate) fn norm_rows(
+fn norm_rows(
     g: &GraphBuilder,
     op: &str,
     x: Var,

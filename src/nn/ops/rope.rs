@@ -32,20 +32,25 @@ uniform_block! {
 /// The bindings of `nn_rope.wgsl`.
 pub(crate) const ROPE: Family = Family::new::<RopeParams>(&[X, DY, COS_SIN, OUT]);
 
-/// `(cos, sin)` of `t * inv_freq[i]` for `t < tokens`, `i < head_dim / 2`, as a
-/// `[tokens, head_dim / 2, 2]` table, computed in f32 as PyTorch (HF
-/// `_compute_default_rope_parameters` and `LlamaRotaryEmbedding.forward`) does:
-/// `inv_freq = 1 / theta^(f32(2i) / f32(head_dim))` and the angle `f32(t) * inv_freq`,
-/// each rounded to f32. Powers, cosines and sines are taken in f64 and rounded once,
-/// so the table is the same on every platform (PyTorch's f32 functions are within an
-/// ulp of it).
-pub(crate) fn cos_sin_table(tokens: usize, head_dim: usize, theta: f32) -> Vec<f32> {
-    let inv_freq: Vec<f32> = (0..head_dim / 2)
+/// `theta^(-2i / head_dim)` for `i < head_dim / 2` in f32 as PyTorch (HF
+/// `_compute_default_rope_parameters`) computes it: `1 / theta^(f32(2i) / f32(head_dim))`,
+/// each step rounded to f32. The power is taken in f64 and rounded once, so the result
+/// is the same on every platform.
+fn inv_freq(head_dim: usize, theta: f32) -> Vec<f32> {
+    (0..head_dim / 2)
         .map(|i| {
             let exponent = (2 * i) as f32 / head_dim as f32;
             1.0 / f64::from(theta).powf(f64::from(exponent)) as f32
         })
-        .collect();
+        .collect()
+}
+
+/// `(cos, sin)` of the angle `f32(t) * inv_freq[i]` (rounded to f32, as PyTorch's
+/// `LlamaRotaryEmbedding.forward` makes it) for `t < tokens`, `i < head_dim / 2`, as a
+/// `[tokens, head_dim / 2, 2]` table. Cosines and sines are taken in f64 and rounded
+/// once (PyTorch's f32 `cos` and `sin` are within an ulp of them).
+pub(crate) fn cos_sin_table(tokens: usize, head_dim: usize, theta: f32) -> Vec<f32> {
+    let inv_freq = inv_freq(head_dim, theta);
     (0..tokens)
         .flat_map(|t| {
             inv_freq.iter().flat_map(move |&f| {
@@ -176,5 +181,38 @@ mod tests {
             }
         }
         assert_eq!(&table[..2], &[1.0, 0.0]);
+    }
+
+    /// The frequencies and the angles at t = 127 are PyTorch's, bit for bit. Golden
+    /// bits from torch 2.x on the CPU:
+    /// `inv = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))`,
+    /// `angles = (inv[:, None] @ torch.tensor([[127.0]])).squeeze(1)`, viewed as int32.
+    #[test]
+    fn frequencies_and_angles_are_pytorchs() {
+        let golden: [(usize, &[u32], &[u32]); 2] = [
+            (
+                6,
+                &[0x3f800000, 0x3d3e1e95, 0x3b0d3169],
+                &[0x42fe0000, 0x40bca258, 0x3e8c1706],
+            ),
+            (
+                16,
+                &[
+                    0x3f800000, 0x3ea1e89b, 0x3dcccccd, 0x3d0186e3, 0x3c23d70a, 0x3b4f3e38,
+                    0x3a83126f, 0x39a5cb60,
+                ],
+                &[
+                    0x42fe0000, 0x4220a4ca, 0x414b3333, 0x408083d5, 0x3fa28f5c, 0x3ecd9fbc,
+                    0x3e020c4a, 0x3d247fc9,
+                ],
+            ),
+        ];
+        for (head_dim, inv_bits, angle_bits) in golden {
+            let inv = inv_freq(head_dim, 10_000.0);
+            let bits: Vec<u32> = inv.iter().map(|f| f.to_bits()).collect();
+            assert_eq!(bits, inv_bits, "inv_freq, head_dim {head_dim}");
+            let angles: Vec<u32> = inv.iter().map(|f| (127.0 * f).to_bits()).collect();
+            assert_eq!(angles, angle_bits, "angles at t = 127, head_dim {head_dim}");
+        }
     }
 }
