@@ -3,6 +3,8 @@
 //!
 //! - [`TrainConfig`]: everything that determines a run (model, optimizer,
 //!   hyper-parameters, budget, seed, input pipeline), with tuned defaults.
+//! - [`TrainData`]: what a run trains on, labelled images or a text corpus (for the
+//!   language model, validated on its fixed windows).
 //! - [`Session`]: one run, stepped by the caller and read without blocking; works in
 //!   the browser. [`Session::checkpoint_bytes`] / [`Session::from_checkpoint_bytes`]
 //!   save and resume it exactly.
