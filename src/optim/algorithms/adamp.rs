@@ -83,16 +83,13 @@ impl Rules for AdamP {
     }
 
     fn group_hyper(&self) -> GroupHyper {
-        GroupHyper::betas(self.beta1, self.beta2).eps(self.eps)
-    }
-
-    fn validate(&self) -> Result<()> {
-        self.projection().validate(self.group_hyper())
+        self.projection()
+            .group_hyper(GroupHyper::betas(self.beta1, self.beta2).eps(self.eps))
     }
 
     fn shader(&self, module: ShaderBuilder) -> ShaderBuilder {
         let module = module.constant("ADAMP_NESTEROV", self.nesterov);
-        self.projection().shader(module, &SHADER)
+        Projection::shader(module, &SHADER)
     }
 
     fn count_states(&self) -> usize {

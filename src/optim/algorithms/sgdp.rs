@@ -81,16 +81,13 @@ impl Rules for Sgdp {
     }
 
     fn group_hyper(&self) -> GroupHyper {
-        GroupHyper::momentum(self.momentum).eps(self.eps)
-    }
-
-    fn validate(&self) -> Result<()> {
-        self.projection().validate(self.group_hyper())
+        self.projection()
+            .group_hyper(GroupHyper::momentum(self.momentum).eps(self.eps))
     }
 
     fn shader(&self, module: ShaderBuilder) -> ShaderBuilder {
         let module = module.constant("SGDP_NESTEROV", self.nesterov);
-        self.projection().shader(module.part(&MOMENTUM), &SHADER)
+        Projection::shader(module.part(&MOMENTUM), &SHADER)
     }
 
     fn segment_len(&self, shape: &[usize]) -> u64 {
