@@ -14,32 +14,18 @@
 // blocks, tensors, step, window, partials, status_rw), declared there.
 
 @compute @workgroup_size(WG_SIZE)
-fn measure_norms(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let b = block_index(wg, window);
+fn measure_norms(group: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let m = measuring_block(group);
     var sums = vec4<f32>(0.0);
-    var bad = 0u;
-    var slot = 0u;
-    let in_range = b < window.num_blocks;
-    if in_range {
-        let blk = blocks[b];
-        slot = blk.global;
-        let c = measuring_context(tensors[blk.tensor]);
-        let clip = measuring_clip();
-        for (var k = 0u; k < VEC_PER_THREAD; k++) {
-            let lane = block_lane(blk, k, lid);
-            if lane.valid.x {
-                let g_raw = load_grad(lane.at.grad, lane.valid);
-                sums += norm_terms(lane.at, g_raw * clip, lane.valid, c);
-                bad += count_nonfinite(g_raw, lane.valid);
-            }
+    for (var k = 0u; k < VEC_PER_THREAD; k++) {
+        let x = grad_lane(m.blk, k, lid);
+        if x.lane.valid.x {
+            sums += norm_terms(x.lane.at, x.g * m.clip, x.lane.valid, m.c);
         }
     }
-    flag_nonfinite(bad);
+    flag_loaded_nonfinite();
     let total = workgroup_sum4(sums, lid);
-    if in_range && lid == 0u {
-        partials[slot].sums = total;
+    if m.in_range && lid == 0u {
+        partials[m.blk.global].sums = total;
     }
 }

@@ -1,7 +1,7 @@
 // optim_common.wgsl: declarations shared by every optimizer kernel.
 //
 // The Rust side (src/optim/kernels.rs, through src/wgsl.rs) builds each optimizer
-// module as generated constants + optim_common.wgsl + params_{vec4,scalar}.wgsl
+// module as generated constants + lib/grid.wgsl + optim_common.wgsl + params_{vec4,scalar}.wgsl
 //   + count_{subgroup,workgroup}.wgsl + state_<dtype>.wgsl + optim_step.wgsl
 //   + grad_decay_{none,coupled}.wgsl + tensor_sums_{none,block}.wgsl + <algorithm>.wgsl
 // so the structs, constants and block indexing below are identical everywhere.
@@ -64,6 +64,43 @@ struct Lane {
 fn block_lane(blk: Block, k: u32, lid: u32) -> Lane {
     let e = block_elem(k, lid);
     return Lane(block_at(blk, e), lanes_valid(e, blk.len));
+}
+
+// The block of a per-block pass's workgroup `group`: the window's block, or for the
+// grid's spare workgroups (`in_range` false) an empty one, whose lanes all lie past its
+// end (`blocks` and `window` are declared by each module's pass file).
+struct WindowBlock {
+    in_range: bool,
+    blk: Block,
+}
+
+fn window_block(group: Workgroup) -> WindowBlock {
+    let b = block_index(group.id, window);
+    if b < window.num_blocks {
+        return WindowBlock(true, blocks[b]);
+    }
+    return WindowBlock(false, Block());
+}
+
+// NaN/inf gradient lanes this invocation has loaded through grad_lane.
+var<private> nonfinite_lanes: u32;
+
+// Invocation `lid`'s k-th vec4 of a block with its gradient (zero past the block's
+// end). Every pass that reads gradients loads them here, so that each flags NaN/inf
+// gradients the same way: through flag_loaded_nonfinite.
+struct GradLane {
+    lane: Lane,
+    g: vec4<f32>,
+}
+
+fn grad_lane(blk: Block, k: u32, lid: u32) -> GradLane {
+    let lane = block_lane(blk, k, lid);
+    var g = vec4<f32>(0.0);
+    if lane.valid.x {
+        g = load_grad(lane.at.grad, lane.valid);
+        nonfinite_lanes += count_nonfinite(g, lane.valid);
+    }
+    return GradLane(lane, g);
 }
 
 // Per-tensor table; `scale`, `kept` and `sums` are written by finalize_scale every
@@ -209,10 +246,11 @@ fn count_nonfinite(g: vec4<f32>, valid: vec4<bool>) -> u32 {
     return dot(select(vec4<u32>(0u), vec4<u32>(1u), bad), vec4<u32>(1u));
 }
 
-// Flags the step's gradients as not finite when `bad` lanes were (through `status_rw`,
-// which each module's pass file declares: optim_step.wgsl or reduce.wgsl).
-fn flag_nonfinite(bad: u32) {
-    if bad != 0u {
+// Flags the step's gradients as not finite when a lane that grad_lane loaded was
+// (through `status_rw`, which each module's pass file declares: optim_step.wgsl or
+// reduce.wgsl).
+fn flag_loaded_nonfinite() {
+    if nonfinite_lanes != 0u {
         atomicOr(&status_rw.found_inf, 1u);
     }
 }

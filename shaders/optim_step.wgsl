@@ -82,45 +82,45 @@ fn measuring_clip() -> f32 {
     return select(1.0, status_rw.clip_coef, clipping(step));
 }
 
-@compute @workgroup_size(WG_SIZE)
-fn count_agreement(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let b = block_index(wg, window);
-    var agree = 0u;
-    var bad = 0u;
-    var slot = 0u;
-    var sums = vec4<f32>(0.0);
-    let in_range = b < window.num_blocks;
-    if in_range {
-        let blk = blocks[b];
-        slot = blk.global;
-        let c = measuring_context(tensors[blk.tensor]);
-        let clip = measuring_clip();
-        for (var k = 0u; k < VEC_PER_THREAD; k++) {
-            let lane = block_lane(blk, k, lid);
-            if lane.valid.x {
-                let g_raw = load_grad(lane.at.grad, lane.valid);
-                let g = step_grad(lane, g_raw * clip, c);
-                let dir = caution_direction(lane.at.state, g, c);
-                agree += count_agree(dir, g, lane.valid);
-                sums += tensor_terms(lane.at, g, dir, lane.valid, c);
-                bad += count_nonfinite(g_raw, lane.valid);
-            }
-        }
-    }
-    flag_nonfinite(bad);
-    add_block_count(agree, slot, lid);
-    add_block_sums(sums, slot, lid, in_range);
+// The block of a measuring pass's workgroup `group` (the norm pass, the measuring pass,
+// the segment rounds; see window_block), its tensor, their context and the gradient
+// clip factor.
+struct MeasuringBlock {
+    in_range: bool,
+    blk: Block,
+    t: TensorEntry,
+    c: StepContext,
+    clip: f32,
+}
+
+fn measuring_block(group: Workgroup) -> MeasuringBlock {
+    let w = window_block(group);
+    let t = tensors[w.blk.tensor];
+    return MeasuringBlock(w.in_range, w.blk, t, measuring_context(t), measuring_clip());
 }
 
 @compute @workgroup_size(WG_SIZE)
-fn update(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let b = block_index(wg, window);
+fn count_agreement(group: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let m = measuring_block(group);
+    var agree = 0u;
+    var sums = vec4<f32>(0.0);
+    for (var k = 0u; k < VEC_PER_THREAD; k++) {
+        let x = grad_lane(m.blk, k, lid);
+        if x.lane.valid.x {
+            let g = step_grad(x.lane, x.g * m.clip, m.c);
+            let dir = caution_direction(x.lane.at.state, g, m.c);
+            agree += count_agree(dir, g, x.lane.valid);
+            sums += tensor_terms(x.lane.at, g, dir, x.lane.valid, m.c);
+        }
+    }
+    flag_loaded_nonfinite();
+    add_block_count(agree, m.blk.global, lid);
+    add_block_sums(sums, m.blk.global, lid, m.in_range);
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn update(group: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let b = block_index(group.id, window);
     if b >= window.num_blocks || (step.skip_nonfinite != 0u && status.found_inf != 0u) {
         return;
     }

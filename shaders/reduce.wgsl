@@ -45,51 +45,27 @@ var<workgroup> tensor_count: atomic<u32>;
 // deterministic.
 
 @compute @workgroup_size(WG_SIZE)
-fn check_finite(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let b = block_index(wg, window);
-    if b >= window.num_blocks {
-        return;
-    }
-    let blk = blocks[b];
-    var bad = 0u;
+fn check_finite(group: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let blk = window_block(group).blk;
     for (var k = 0u; k < VEC_PER_THREAD; k++) {
-        let lane = block_lane(blk, k, lid);
-        if lane.valid.x {
-            bad += count_nonfinite(load_grad(lane.at.grad, lane.valid), lane.valid);
-        }
+        _ = grad_lane(blk, k, lid);
     }
-    flag_nonfinite(bad);
+    flag_loaded_nonfinite();
 }
 
 @compute @workgroup_size(WG_SIZE)
-fn grad_sumsq(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let b = block_index(wg, window);
+fn grad_sumsq(group: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let w = window_block(group);
     var sumsq = 0.0;
-    var bad = 0u;
-    var slot = 0u;
-    let in_range = b < window.num_blocks;
-    if in_range {
-        let blk = blocks[b];
-        slot = blk.global;
-        for (var k = 0u; k < VEC_PER_THREAD; k++) {
-            let lane = block_lane(blk, k, lid);
-            if lane.valid.x {
-                let g = load_grad(lane.at.grad, lane.valid);
-                sumsq += dot(g, g);
-                bad += count_nonfinite(g, lane.valid);
-            }
-        }
+    for (var k = 0u; k < VEC_PER_THREAD; k++) {
+        // Lanes past the block's end add an exact zero.
+        let g = grad_lane(w.blk, k, lid).g;
+        sumsq += dot(g, g);
     }
-    flag_nonfinite(bad);
+    flag_loaded_nonfinite();
     let total = workgroup_sum(sumsq, lid);
-    if in_range && lid == 0u {
-        partials[slot].sums = vec4<f32>(total, 0.0, 0.0, 0.0);
+    if w.in_range && lid == 0u {
+        partials[w.blk.global].sums = vec4<f32>(total, 0.0, 0.0, 0.0);
     }
 }
 
@@ -115,52 +91,56 @@ fn finalize_clip(@builtin(local_invocation_index) lid: u32) {
     }
 }
 
-// The float sums of tensor `t`'s block records, in block order by a fixed tree (every
+// The tensor of a per-tensor workgroup (the window counts tensors): its index and its
+// block records, none for the grid's spare workgroups (`in_range` false).
+struct WindowTensor {
+    index: u32,
+    in_range: bool,
+    first_block: u32,
+    num_blocks: u32,
+}
+
+fn window_tensor(group: Workgroup) -> WindowTensor {
+    let t = block_index(group.id, window);
+    if t < window.num_blocks {
+        return WindowTensor(t, true, tensors[t].first_block, tensors[t].num_blocks);
+    }
+    return WindowTensor(t, false, 0u, 0u);
+}
+
+// The float sums of tensor `w`'s block records, in block order by a fixed tree (every
 // invocation of the workgroup calls it: it holds barriers).
-fn tensor_block_sums(t: u32, in_range: bool, lid: u32) -> vec4<f32> {
+fn tensor_block_sums(w: WindowTensor, lid: u32) -> vec4<f32> {
     var sums = vec4<f32>(0.0);
-    if in_range {
-        let entry = tensors[t];
-        for (var i = lid; i < entry.num_blocks; i += WG_SIZE) {
-            sums += partials[entry.first_block + i].sums;
-        }
+    for (var i = lid; i < w.num_blocks; i += WG_SIZE) {
+        sums += partials[w.first_block + i].sums;
     }
     return workgroup_sum4(sums, lid);
 }
 
 @compute @workgroup_size(WG_SIZE)
-fn finalize_sums(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let t = block_index(wg, window);
-    let in_range = t < window.num_blocks;
-    let sums = tensor_block_sums(t, in_range, lid);
-    if in_range && lid == 0u {
-        tensors[t].sums = sums;
+fn finalize_sums(group: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let w = window_tensor(group);
+    let sums = tensor_block_sums(w, lid);
+    if w.in_range && lid == 0u {
+        tensors[w.index].sums = sums;
     }
 }
 
 @compute @workgroup_size(WG_SIZE)
-fn finalize_scale(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let t = block_index(wg, window);
-    let in_range = t < window.num_blocks;
+fn finalize_scale(group: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let w = window_tensor(group);
     var acc = 0u;
-    if in_range {
-        let entry = tensors[t];
-        for (var i = lid; i < entry.num_blocks; i += WG_SIZE) {
-            acc += atomicLoad(&partials[entry.first_block + i].count);
-        }
+    for (var i = lid; i < w.num_blocks; i += WG_SIZE) {
+        acc += atomicLoad(&partials[w.first_block + i].count);
     }
     if acc != 0u {
         atomicAdd(&tensor_count, acc);
     }
     // Its barriers also order every atomicAdd above before the load below.
-    let tensor_sums = tensor_block_sums(t, in_range, lid);
-    if in_range && lid == 0u {
+    let tensor_sums = tensor_block_sums(w, lid);
+    if w.in_range && lid == 0u {
+        let t = w.index;
         let kept = atomicLoad(&tensor_count);
         let n = f32(tensors[t].numel);
         let mask_sum = f32(kept) + step.disagree_weight * (n - f32(kept));

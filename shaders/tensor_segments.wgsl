@@ -183,63 +183,46 @@ fn segment_total(t: TensorEntry, i: u32) -> vec4<f32> {
 }
 
 // One block of a measuring round: `masked` is round 2.
-fn measure_pieces(wg: vec3<u32>, lid: u32, masked: bool) {
-    let b = block_index(wg, window);
-    let in_range = b < window.num_blocks;
+fn measure_pieces(group: Workgroup, lid: u32, masked: bool) {
+    let m = measuring_block(group);
+    let seg_len = m.t.seg_len;
     var agree = 0u;
-    var bad = 0u;
-    var slot = 0u;
     var first_seg = 0u;
     var n_pieces = 0u;
-    if in_range {
-        let blk = blocks[b];
-        slot = blk.global;
-        let t = tensors[blk.tensor];
-        let c = measuring_context(t);
-        let clip = measuring_clip();
-        if t.seg_len != 0u {
-            first_seg = blk.elem / t.seg_len;
-            n_pieces = (blk.elem + blk.len - 1u) / t.seg_len - first_seg + 1u;
-        }
-        for (var k = 0u; k < VEC_PER_THREAD; k++) {
-            let lane = block_lane(blk, k, lid);
-            if lane.valid.x {
-                let g_raw = load_grad(lane.at.grad, lane.valid);
-                let g = step_grad(lane, g_raw * clip, c);
-                var terms: mat4x4<f32>;
-                if masked {
-                    let m = masked_terms(lane.at, g, lane.valid, c);
-                    agree += m.agree;
-                    terms = m.terms;
-                } else {
-                    terms = segment_terms(lane.at, g, lane.valid, c);
-                }
-                if n_pieces != 0u {
-                    add_lane_terms(terms, lane.at, lane.valid, t.seg_len, first_seg);
-                }
-                bad += count_nonfinite(g_raw, lane.valid);
+    if m.in_range && seg_len != 0u {
+        first_seg = m.blk.elem / seg_len;
+        n_pieces = (m.blk.elem + m.blk.len - 1u) / seg_len - first_seg + 1u;
+    }
+    for (var k = 0u; k < VEC_PER_THREAD; k++) {
+        let x = grad_lane(m.blk, k, lid);
+        if x.lane.valid.x {
+            let g = step_grad(x.lane, x.g * m.clip, m.c);
+            var terms: mat4x4<f32>;
+            if masked {
+                let mt = masked_terms(x.lane.at, g, x.lane.valid, m.c);
+                agree += mt.agree;
+                terms = mt.terms;
+            } else {
+                terms = segment_terms(x.lane.at, g, x.lane.valid, m.c);
+            }
+            if n_pieces != 0u {
+                add_lane_terms(terms, x.lane.at, x.lane.valid, seg_len, first_seg);
             }
         }
     }
-    flag_nonfinite(bad);
+    flag_loaded_nonfinite();
     if masked {
-        add_block_count(agree, slot, lid);
+        add_block_count(agree, m.blk.global, lid);
     }
-    store_pieces(slot, first_seg, n_pieces, lid);
+    store_pieces(m.blk.global, first_seg, n_pieces, lid);
 }
 
 @compute @workgroup_size(WG_SIZE)
-fn measure_segments(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    measure_pieces(wg, lid, false);
+fn measure_segments(group: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    measure_pieces(group, lid, false);
 }
 
 @compute @workgroup_size(WG_SIZE)
-fn count_segments(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    measure_pieces(wg, lid, true);
+fn count_segments(group: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    measure_pieces(group, lid, true);
 }

@@ -61,9 +61,7 @@ fn caller_views_at_odd_offsets_match_reference() {
         })
         .collect();
     let set = ParamSet::from_views_with_limits(&ctx, &specs, limits).unwrap();
-    let options = OptimizerOptions {
-        max_workgroups_per_dim: Some(3),
-    };
+    let options = grid_capped_at(3);
     // C-ADOPT's coupled decay reads the parameters in the count pass too.
     let cadopt = serde_json::json!({"lr": 1e-2, "weight_decay": 0.1});
     let cadopt = OptimizerConfig::from_timm("cadopt", &cadopt).unwrap();

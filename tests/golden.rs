@@ -149,12 +149,7 @@ fn gpu_matches_pytorch_golden_vectors() {
 
 fn gpu_case_matches(ctx: &GpuContext, name: &str) {
     let case = load(name);
-    let shapes: Vec<(String, Vec<usize>)> = case
-        .shapes
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (format!("t{i}"), s.clone()))
-        .collect();
+    let shapes = named_shapes(case.shapes.clone());
     let store = ParamStore::new(ctx, &shapes).unwrap();
     for i in 0..shapes.len() {
         store
@@ -205,12 +200,7 @@ fn gpu_case_matches(ctx: &GpuContext, name: &str) {
 fn reference_matches_pytorch_golden_vectors() {
     for name in cases() {
         let case = load(&name);
-        let tensors: Vec<(String, Vec<usize>)> = case
-            .shapes
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (format!("t{i}"), s.clone()))
-            .collect();
+        let tensors = named_shapes(case.shapes.clone());
         let mut reference = ReferenceOptimizer::with_shapes(config(&case), &tensors).unwrap();
         let mut params: Vec<Vec<f64>> = (0..tensors.len())
             .map(|i| to_f64(&case.tensors[&format!("param.{i}.init")]))

@@ -6,9 +6,7 @@
 mod common;
 
 use common::*;
-use coptim::optim::{
-    Algorithm, Caution, DecayMode, Mars, MarsType, Optimizer, OptimizerConfig, OptimizerOptions,
-};
+use coptim::optim::{Algorithm, Caution, DecayMode, Mars, MarsType, Optimizer, OptimizerConfig};
 use coptim::stream::StreamShape;
 use coptim::{GpuContext, ParamStore};
 
@@ -48,9 +46,7 @@ fn mars(options: Mars, caution: Caution) -> OptimizerConfig {
 fn mars_matches_reference_across_windows_and_grids() {
     let ctx = ctx();
     let store = store(&ctx);
-    let options = OptimizerOptions {
-        max_workgroups_per_dim: Some(3),
-    };
+    let options = grid_capped_at(3);
     let lion = Mars {
         mars_type: MarsType::Lion,
         ..Mars::default()

@@ -12,13 +12,6 @@ use coptim::optim::{Algorithm, Caution, OptimizerConfig, OptimizerOptions};
 
 const TOL: f64 = 1e-6;
 
-/// Options that cap the dispatch grid at `per_dim` workgroups per dimension.
-fn grid_capped_at(per_dim: u32) -> OptimizerOptions {
-    OptimizerOptions {
-        max_workgroups_per_dim: Some(per_dim),
-    }
-}
-
 /// Small binding and buffer limits force several segments and several windows for
 /// the large tensors; a workgroup cap of 3 per dimension forces 2-D grids.
 #[test]

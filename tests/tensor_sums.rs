@@ -8,9 +8,7 @@ mod common;
 use common::*;
 use coptim::arena::ArenaLimits;
 use coptim::arena::ParamSet;
-use coptim::optim::{
-    Algorithm, Caution, DecayMode, Lamb, Optimizer, OptimizerConfig, OptimizerOptions,
-};
+use coptim::optim::{Algorithm, Caution, DecayMode, Lamb, Optimizer, OptimizerConfig};
 use coptim::stream::StreamShape;
 use coptim::{GpuContext, ParamStore, TensorId};
 
@@ -41,9 +39,7 @@ fn lamb(options: Lamb, caution: Caution, decay: DecayMode) -> OptimizerConfig {
 fn lamb_matches_reference_across_windows_and_grids() {
     let ctx = ctx();
     let store = store(&ctx);
-    let options = OptimizerOptions {
-        max_workgroups_per_dim: Some(3),
-    };
+    let options = grid_capped_at(3);
     let coupled = Lamb::default();
     let decoupled = Lamb {
         decoupled: true,
@@ -310,9 +306,7 @@ fn projected_gradients(
 fn adamp_and_sgdp_match_reference_where_projected() {
     let ctx = ctx();
     let store = shaped_store(&ctx, PROJECTION_SHAPES);
-    let options = OptimizerOptions {
-        max_workgroups_per_dim: Some(8),
-    };
+    let options = grid_capped_at(8);
     let configs = [
         timm("adamp"),
         timm("cadamp"),

@@ -29,6 +29,18 @@ fn tiny(optimizer: OptimizerKind, steps: u64) -> TrainConfig {
     c
 }
 
+/// A C-AdamW session of `steps` steps on the small data, with its configuration and
+/// data (for other sessions to compare with).
+fn c_adamw_session(
+    ctx: &coptim::GpuContext,
+    steps: u64,
+) -> (Session, TrainConfig, Arc<DatasetSplit>) {
+    let data = small_data();
+    let config = tiny(OptimizerKind::C_ADAMW, steps);
+    let s = Session::new(ctx, config.clone(), data.clone()).unwrap();
+    (s, config, data)
+}
+
 fn params(s: &Session) -> Vec<Vec<f32>> {
     s.model()
         .read_parameters_blocking()
@@ -84,9 +96,7 @@ fn tiny_mlp_learns_with_every_metric() {
 #[test]
 fn each_step_reads_back_one_record_with_the_models_loss() {
     let ctx = ctx();
-    let data = small_data();
-    let config = tiny(OptimizerKind::C_ADAMW, 8);
-    let mut s = Session::new(&ctx, config.clone(), data.clone()).unwrap();
+    let (mut s, config, data) = c_adamw_session(&ctx, 8);
     for _ in 0..4 {
         s.step().unwrap();
         s.wait().unwrap();
@@ -165,9 +175,7 @@ fn plain_kinds_keep_everything_and_same_seed_means_same_start() {
 #[test]
 fn resume_from_a_checkpoint_continues_bit_for_bit() {
     let ctx = ctx();
-    let data = small_data();
-    let config = tiny(OptimizerKind::C_ADAMW, 12);
-    let mut straight = Session::new(&ctx, config.clone(), data.clone()).unwrap();
+    let (mut straight, config, data) = c_adamw_session(&ctx, 12);
     straight.run_blocking(|_| {}).unwrap();
 
     let dir = tempfile::tempdir().unwrap();

@@ -23,6 +23,8 @@ pub static COMMON: Part = shader_part!(
         "block_at",
         "block_lane",
         "block_index",
+        "window_block",
+        "grad_lane",
         "lanes_valid",
         "is_finite4",
         "caution_mask",
@@ -31,11 +33,11 @@ pub static COMMON: Part = shader_part!(
         "clipping",
         "count_agree",
         "count_nonfinite",
-        "flag_nonfinite",
+        "flag_loaded_nonfinite",
         "one_minus_pow",
         "torch_lerp",
     ],
-    &[],
+    &["load_grad"],
 );
 /// The hooks every parameter access variant provides.
 const PARAM_ACCESS: &[&str] = &["load_param", "store_param", "load_grad"];
@@ -64,7 +66,8 @@ pub static STEP: Part = shader_part!(
         "count_agreement",
         "update",
         "measuring_context",
-        "measuring_clip"
+        "measuring_clip",
+        "measuring_block",
     ],
     &[
         "caution_direction",
@@ -76,6 +79,8 @@ pub static STEP: Part = shader_part!(
         "load_grad",
         "block_lane",
         "block_index",
+        "window_block",
+        "grad_lane",
     ],
 );
 /// Per-block float sums of an algorithm's tensor terms (LAMB).
@@ -97,13 +102,10 @@ pub static MEASURE_NORMS: Part = shader_part!(
     &["measure_norms"],
     &[
         "norm_terms",
-        "measuring_context",
-        "measuring_clip",
-        "count_nonfinite",
+        "measuring_block",
+        "grad_lane",
+        "flag_loaded_nonfinite",
         "workgroup_sum4",
-        "load_grad",
-        "block_lane",
-        "block_index",
     ],
 );
 /// Per-segment float sums (AdamP's rows): the measuring rounds and the helpers of the
@@ -121,11 +123,9 @@ pub static TENSOR_SEGMENTS: Part = shader_part!(
         "segment_terms",
         "masked_terms",
         "add_block_count",
-        "measuring_context",
-        "measuring_clip",
-        "load_grad",
-        "block_lane",
-        "block_index",
+        "measuring_block",
+        "grad_lane",
+        "flag_loaded_nonfinite",
     ],
 );
 /// The clipped gradient as the algorithm sees it (decoupled decay, or none).
@@ -147,8 +147,9 @@ pub static REDUCE: Part = shader_part!(
         "advance_step",
     ],
     &[
-        "load_grad",
-        "block_lane",
+        "window_block",
+        "grad_lane",
+        "flag_loaded_nonfinite",
         "block_index",
         "workgroup_sum",
         "workgroup_sum4"
@@ -252,6 +253,7 @@ fn base_module(label: &str, access: ParamAccess, shape: StreamShape) -> ShaderBu
         .constant("WG_SIZE", shape.wg_size)
         .constant("VEC_PER_THREAD", shape.vec_per_thread)
         .constant("MAX_GROUPS", MAX_GROUPS as u32)
+        .part(&crate::wgsl::lib::GRID)
         .part(&COMMON)
         .part(match access {
             ParamAccess::Vec4 => &PARAMS_VEC4,

@@ -379,20 +379,24 @@ mod tests {
     use super::*;
     use crate::arena::ArenaLimits;
 
+    /// Arena limits with binding windows of `bytes`.
+    fn windows_of(bytes: u64) -> ArenaLimits {
+        ArenaLimits {
+            align_bytes: 256,
+            max_binding_bytes: bytes,
+            max_buffer_bytes: 1 << 24,
+        }
+    }
+
     #[test]
     fn blocks_cover_every_element_once() {
-        let limits = ArenaLimits {
-            align_bytes: 256,
-            max_binding_bytes: 64 * 1024,
-            max_buffer_bytes: 1 << 24,
-        };
         let shapes = [
             ("a", vec![1]),
             ("b", vec![10_000]),
             ("c", vec![40_000]),
             ("d", vec![255]),
         ];
-        let layout = Layout::new(&shapes, limits).unwrap();
+        let layout = Layout::new(&shapes, windows_of(64 * 1024)).unwrap();
         let plan = Plan::for_arena(&layout, 3).unwrap();
         for (t, info) in layout.tensors().iter().enumerate() {
             let covered: u64 = plan
@@ -425,11 +429,6 @@ mod tests {
     /// keep state vec4-aligned.
     #[test]
     fn segment_blocks_touch_few_segments() {
-        let limits = ArenaLimits {
-            align_bytes: 256,
-            max_binding_bytes: 16 * 1024,
-            max_buffer_bytes: 1 << 24,
-        };
         let shapes = [
             ("ones", vec![901, 1]),
             ("three", vec![333, 3]),
@@ -438,7 +437,7 @@ mod tests {
             ("vec", vec![4097]),
         ];
         let seg_lens = [1, 3, 7, 5000, 0];
-        let layout = Layout::new(&shapes, limits).unwrap();
+        let layout = Layout::new(&shapes, windows_of(16 * 1024)).unwrap();
         let places: Vec<Placement> = layout
             .tensors()
             .iter()

@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 use coptim::arena::{ArenaLimits, ParamSet};
-use coptim::optim::{Caution, OptimizerConfig, ReferenceOptimizer, ReferenceStep};
+use coptim::optim::{
+    Caution, OptimizerConfig, OptimizerOptions, ReferenceOptimizer, ReferenceStep,
+};
 use coptim::{GpuContext, Optimizer, ParamStore, TensorId};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -79,11 +81,23 @@ pub fn to_f64(v: &[f32]) -> Vec<f64> {
 
 /// One 1-D tensor `t{i}` per size.
 pub fn flat_shapes(sizes: &[usize]) -> Vec<(String, Vec<usize>)> {
-    sizes
-        .iter()
+    named_shapes(sizes.iter().map(|&n| vec![n]))
+}
+
+/// The tensors of `shapes`, named `t0`, `t1`, ...
+pub fn named_shapes(shapes: impl IntoIterator<Item = Vec<usize>>) -> Vec<(String, Vec<usize>)> {
+    shapes
+        .into_iter()
         .enumerate()
-        .map(|(i, &n)| (format!("t{i}"), vec![n]))
+        .map(|(i, s)| (format!("t{i}"), s))
         .collect()
+}
+
+/// Options that cap the dispatch grid at `per_dim` workgroups per dimension.
+pub fn grid_capped_at(per_dim: u32) -> OptimizerOptions {
+    OptimizerOptions {
+        max_workgroups_per_dim: Some(per_dim),
+    }
 }
 
 /// The name and element count of every tensor of `set` (what the reference takes).
@@ -251,12 +265,7 @@ pub fn windowed_store(
     shapes: impl IntoIterator<Item = Vec<usize>>,
 ) -> ParamStore {
     let limits = ArenaLimits::from_limits(ctx.limits()).capped(16 * 1024, 192 * 1024);
-    let shapes: Vec<(String, Vec<usize>)> = shapes
-        .into_iter()
-        .enumerate()
-        .map(|(i, s)| (format!("t{i}"), s))
-        .collect();
-    let store = ParamStore::with_limits(ctx, &shapes, limits).unwrap();
+    let store = ParamStore::with_limits(ctx, &named_shapes(shapes), limits).unwrap();
     assert!(store.layout().windows().len() > store.params.buffers().len());
     store
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::projection::{Projection, collect_direction};
-use super::{Algorithm, Direction, GroupHyper, RefStep, Rules, timm_betas};
+use super::{Algorithm, Direction, Member, RefStep, Rules, hook_needs, hooks, timm_betas};
 use crate::error::Result;
 use crate::optim::config::Caution;
 use crate::optim::reference::TensorStep;
@@ -54,14 +54,8 @@ impl Default for AdamP {
 /// `adamp.wgsl` on `projection.wgsl`.
 static SHADER: Part = shader_part!(
     "adamp.wgsl",
-    &["caution_direction", "step_vec4", "perturb"],
-    &[
-        "load_param",
-        "store_param",
-        "load_state0",
-        "store_state0",
-        "projected_step"
-    ],
+    hooks!("perturb"),
+    hook_needs!("projected_step")
 );
 impl AdamP {
     fn projection(&self) -> Projection {
@@ -74,17 +68,12 @@ impl AdamP {
 }
 
 impl Rules for AdamP {
-    fn name(&self) -> &'static str {
-        "adamp"
-    }
-
-    fn state_names(&self) -> &'static [&'static str] {
-        &["exp_avg", "exp_avg_sq"]
-    }
-
-    fn group_hyper(&self) -> GroupHyper {
-        self.projection()
-            .group_hyper(GroupHyper::betas(self.beta1, self.beta2).eps(self.eps))
+    fn member(&self) -> Member {
+        let adam = Member::adam("adamp", self.beta1, self.beta2, self.eps);
+        Member {
+            hyper: self.projection().group_hyper(adam.hyper),
+            ..adam
+        }
     }
 
     fn shader(&self, module: ShaderBuilder) -> ShaderBuilder {
@@ -137,14 +126,8 @@ impl Rules for AdamP {
         self.projection().reference_step(self, x, 1.0)
     }
 
-    fn timm_group(&self) -> Value {
-        json!({
-            "betas": [self.beta1, self.beta2],
-            "eps": self.eps,
-            "delta": self.delta,
-            "wd_ratio": self.wd_ratio,
-            "nesterov": self.nesterov,
-        })
+    fn timm_keywords(&self) -> Value {
+        json!({"nesterov": self.nesterov})
     }
 }
 

@@ -2,9 +2,9 @@
 //! f64 reference, WGSL hooks (`shaders/adamw.wgsl`) and timm names.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{Algorithm, Direction, GroupHyper, HOOK_NEEDS, HOOKS, RefStep, Rules, timm_betas};
+use super::{Algorithm, Direction, HOOK_NEEDS, HOOKS, Member, RefStep, Rules, timm_betas};
 use crate::error::Result;
 use crate::optim::config::Caution;
 use crate::optim::timm::{CAUTION, CORRECTED, TimmArgs, TimmName};
@@ -50,16 +50,8 @@ impl Default for AdamW {
 pub(super) static SHADER: Part = shader_part!("adamw.wgsl", HOOKS, HOOK_NEEDS);
 
 impl Rules for AdamW {
-    fn name(&self) -> &'static str {
-        "adamw"
-    }
-
-    fn state_names(&self) -> &'static [&'static str] {
-        &["exp_avg", "exp_avg_sq"]
-    }
-
-    fn group_hyper(&self) -> GroupHyper {
-        GroupHyper::betas(self.beta1, self.beta2).eps(self.eps)
+    fn member(&self) -> Member {
+        Member::adam("adamw", self.beta1, self.beta2, self.eps)
     }
 
     fn variant(&self) -> u32 {
@@ -72,10 +64,6 @@ impl Rules for AdamW {
 
     fn reference_direction(&self, state: &mut [&mut Vec<f64>], step: &RefStep) -> Direction {
         adam_direction(self, state, step, false)
-    }
-
-    fn timm_group(&self) -> Value {
-        json!({"betas": [self.beta1, self.beta2], "eps": self.eps})
     }
 }
 

@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Algorithm, Direction, GroupHyper, HOOK_NEEDS, HOOKS, RefStep, Rules};
+use super::{Algorithm, Direction, GroupHyper, HOOK_NEEDS, HOOKS, Member, RefStep, Rules};
 use crate::error::{Error, Result};
 use crate::optim::config::Caution;
 use crate::optim::reference::{Mask, TensorStep};
@@ -55,18 +55,11 @@ impl Default for Adan {
 static SHADER: Part = shader_part!("adan.wgsl", HOOKS, HOOK_NEEDS);
 
 impl Rules for Adan {
-    fn name(&self) -> &'static str {
-        if self.no_prox { "adanw" } else { "adan" }
-    }
-
-    fn state_names(&self) -> &'static [&'static str] {
-        &["exp_avg", "exp_avg_sq", "exp_avg_diff", "neg_pre_grad"]
-    }
-
-    fn group_hyper(&self) -> GroupHyper {
-        GroupHyper::betas(self.beta1, self.beta2)
-            .beta3(self.beta3)
-            .eps(self.eps)
+    fn member(&self) -> Member {
+        let name = if self.no_prox { "adanw" } else { "adan" };
+        let states = &["exp_avg", "exp_avg_sq", "exp_avg_diff", "neg_pre_grad"];
+        let hyper = GroupHyper::betas(self.beta1, self.beta2).beta3(self.beta3);
+        Member::new(name, states, hyper.eps(self.eps))
     }
 
     fn shader(&self, module: ShaderBuilder) -> ShaderBuilder {
@@ -96,12 +89,8 @@ impl Rules for Adan {
         mask.counts
     }
 
-    fn timm_group(&self) -> Value {
-        json!({
-            "betas": [self.beta1, self.beta2, self.beta3],
-            "eps": self.eps,
-            "no_prox": self.no_prox,
-        })
+    fn timm_keywords(&self) -> Value {
+        json!({"no_prox": self.no_prox})
     }
 }
 

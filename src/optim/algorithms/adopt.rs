@@ -12,9 +12,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{
-    Algorithm, Decay, Direction, GroupHyper, HOOK_NEEDS, HOOKS, RefStep, Rules, timm_betas,
-};
+use super::{Algorithm, Decay, Direction, HOOK_NEEDS, HOOKS, Member, RefStep, Rules, timm_betas};
 use crate::error::{Error, Result};
 use crate::optim::config::Caution;
 use crate::optim::reference::{TensorStep, apply_masked_update};
@@ -69,16 +67,9 @@ impl Adopt {
 }
 
 impl Rules for Adopt {
-    fn name(&self) -> &'static str {
-        if self.decoupled { "adoptw" } else { "adopt" }
-    }
-
-    fn state_names(&self) -> &'static [&'static str] {
-        &["exp_avg", "exp_avg_sq"]
-    }
-
-    fn group_hyper(&self) -> GroupHyper {
-        GroupHyper::betas(self.beta1, self.beta2).eps(self.eps)
+    fn member(&self) -> Member {
+        let name = if self.decoupled { "adoptw" } else { "adopt" };
+        Member::adam(name, self.beta1, self.beta2, self.eps)
     }
 
     fn validate(&self) -> Result<()> {
@@ -150,17 +141,11 @@ impl Rules for Adopt {
     }
 
     fn decay(&self) -> Decay {
-        if self.decoupled {
-            Decay::BeforeStep
-        } else {
-            Decay::InGradient
-        }
+        Decay::coupled_unless(self.decoupled)
     }
 
-    fn timm_group(&self) -> Value {
+    fn timm_keywords(&self) -> Value {
         json!({
-            "betas": [self.beta1, self.beta2],
-            "eps": self.eps,
             "clip_exp": self.clip_exp,
             "decoupled": self.decoupled,
         })

@@ -10,7 +10,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Algorithm, Direction, GroupHyper, RefStep, Rules, positive, timm_betas};
+use super::{
+    Algorithm, Direction, HOOK_NEEDS, Member, RefStep, Rules, hooks, positive, timm_betas,
+};
 use crate::error::Result;
 use crate::optim::config::Caution;
 use crate::optim::reference::{Mask, TensorStep};
@@ -60,31 +62,18 @@ impl Default for Lamb {
 }
 
 /// `lamb.wgsl`: LAMB's hooks, its tensor terms included.
-static SHADER: Part = shader_part!(
-    "lamb.wgsl",
-    &["caution_direction", "step_vec4", "tensor_terms"],
-    &["load_param", "store_param", "load_state0", "store_state0"],
-);
+static SHADER: Part = shader_part!("lamb.wgsl", hooks!("tensor_terms"), HOOK_NEEDS);
 
 impl Rules for Lamb {
-    fn name(&self) -> &'static str {
-        if self.decoupled { "lambw" } else { "lamb" }
-    }
-
-    fn state_names(&self) -> &'static [&'static str] {
-        &["exp_avg", "exp_avg_sq"]
-    }
-
-    fn group_hyper(&self) -> GroupHyper {
-        GroupHyper::betas(self.beta1, self.beta2).eps(self.eps)
+    fn member(&self) -> Member {
+        let name = if self.decoupled { "lambw" } else { "lamb" };
+        Member::adam(name, self.beta1, self.beta2, self.eps)
     }
 
     fn validate(&self) -> Result<()> {
         self.group_hyper().validate()?;
-        match self.max_grad_norm {
-            Some(m) => positive("LAMB max_grad_norm", m),
-            None => Ok(()),
-        }
+        self.max_grad_norm
+            .map_or(Ok(()), |m| positive("LAMB max_grad_norm", m))
     }
 
     fn shader(&self, module: ShaderBuilder) -> ShaderBuilder {
@@ -174,10 +163,8 @@ impl Rules for Lamb {
         super::LrFamily::TrustRatio
     }
 
-    fn timm_group(&self) -> Value {
+    fn timm_keywords(&self) -> Value {
         json!({
-            "betas": [self.beta1, self.beta2],
-            "eps": self.eps,
             "bias_correction": self.bias_correction,
             "grad_averaging": self.grad_averaging,
             "max_grad_norm": self.max_grad_norm,

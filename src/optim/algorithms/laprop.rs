@@ -4,11 +4,8 @@
 //! (`shaders/laprop.wgsl`) and timm names.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
-use super::{
-    Algorithm, Decay, Direction, GroupHyper, HOOK_NEEDS, HOOKS, RefStep, Rules, timm_betas,
-};
+use super::{Algorithm, Decay, Direction, HOOK_NEEDS, HOOKS, Member, RefStep, Rules, timm_betas};
 use crate::error::Result;
 use crate::optim::config::Caution;
 use crate::optim::timm::{CAUTION, CORRECTED, TimmArgs, TimmName};
@@ -40,16 +37,8 @@ impl Default for LaProp {
 static SHADER: Part = shader_part!("laprop.wgsl", HOOKS, HOOK_NEEDS);
 
 impl Rules for LaProp {
-    fn name(&self) -> &'static str {
-        "laprop"
-    }
-
-    fn state_names(&self) -> &'static [&'static str] {
-        &["exp_avg", "exp_avg_sq"]
-    }
-
-    fn group_hyper(&self) -> GroupHyper {
-        GroupHyper::betas(self.beta1, self.beta2).eps(self.eps)
+    fn member(&self) -> Member {
+        Member::adam("laprop", self.beta1, self.beta2, self.eps)
     }
 
     /// The new first moment needs the new second moment.
@@ -92,10 +81,6 @@ impl Rules for LaProp {
 
     fn decay(&self) -> Decay {
         Decay::AfterStep
-    }
-
-    fn timm_group(&self) -> Value {
-        json!({"betas": [self.beta1, self.beta2], "eps": self.eps})
     }
 }
 

@@ -2,10 +2,9 @@
 //! reference, WGSL hooks (`shaders/lion.wgsl`) and timm names.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use super::{
-    Algorithm, Direction, GroupHyper, HOOK_NEEDS, HOOKS, RefStep, Rules, sign, timm_betas,
+    Algorithm, Direction, GroupHyper, HOOK_NEEDS, HOOKS, Member, RefStep, Rules, sign, timm_betas,
 };
 use crate::error::Result;
 use crate::optim::config::Caution;
@@ -35,16 +34,12 @@ impl Default for Lion {
 static SHADER: Part = shader_part!("lion.wgsl", HOOKS, HOOK_NEEDS);
 
 impl Rules for Lion {
-    fn name(&self) -> &'static str {
-        "lion"
-    }
-
-    fn state_names(&self) -> &'static [&'static str] {
-        &["exp_avg"]
-    }
-
-    fn group_hyper(&self) -> GroupHyper {
-        GroupHyper::betas(self.beta1, self.beta2)
+    fn member(&self) -> Member {
+        Member::new(
+            "lion",
+            &["exp_avg"],
+            GroupHyper::betas(self.beta1, self.beta2),
+        )
     }
 
     fn shader(&self, module: ShaderBuilder) -> ShaderBuilder {
@@ -77,10 +72,6 @@ impl Rules for Lion {
 
     fn lr_family(&self) -> super::LrFamily {
         super::LrFamily::SignBased
-    }
-
-    fn timm_group(&self) -> Value {
-        json!({"betas": [self.beta1, self.beta2]})
     }
 }
 

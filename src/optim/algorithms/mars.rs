@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    Algorithm, Decay, Direction, GroupHyper, LrFamily, RefStep, Rules, non_negative, sign,
-    timm_betas, timm_pair, unit_interval,
+    Algorithm, Decay, Direction, GroupHyper, LrFamily, Member, RefStep, Rules, hook_needs, hooks,
+    non_negative, sign, timm_betas, timm_pair, unit_interval,
 };
 use crate::error::{Error, Result};
 use crate::optim::config::Caution;
@@ -85,18 +85,8 @@ impl Default for Mars {
 /// `mars.wgsl`: MARS's hooks, its norm terms included.
 static SHADER: Part = shader_part!(
     "mars.wgsl",
-    &["caution_direction", "step_vec4", "norm_terms"],
-    &[
-        "load_param",
-        "store_param",
-        "load_state0",
-        "store_state0",
-        "load_state1",
-        "store_state1",
-        "load_state2",
-        "store_state2",
-        "one_minus_pow",
-    ],
+    hooks!("norm_terms"),
+    hook_needs!("one_minus_pow")
 );
 
 impl Mars {
@@ -123,17 +113,11 @@ impl Mars {
 }
 
 impl Rules for Mars {
-    fn name(&self) -> &'static str {
-        "mars"
-    }
-
     /// timm's state, the previous gradient first: the norm pass reads only it.
-    fn state_names(&self) -> &'static [&'static str] {
-        &["last_grad", "exp_avg", "exp_avg_sq"]
-    }
-
-    fn group_hyper(&self) -> GroupHyper {
-        GroupHyper::betas(self.beta1, self.beta2).eps(self.eps)
+    fn member(&self) -> Member {
+        let states = &["last_grad", "exp_avg", "exp_avg_sq"];
+        let hyper = GroupHyper::betas(self.beta1, self.beta2).eps(self.eps);
+        Member::new("mars", states, hyper)
     }
 
     fn validate(&self) -> Result<()> {
@@ -231,10 +215,8 @@ impl Rules for Mars {
         }
     }
 
-    fn timm_group(&self) -> Value {
+    fn timm_keywords(&self) -> Value {
         json!({
-            "betas": [self.beta1, self.beta2],
-            "eps": self.eps,
             "gamma": self.gamma,
             "mars_type": self.mars_type.timm_name(),
             "optimize_1d": self.optimize_1d,

@@ -1,17 +1,20 @@
 //! The optimizer algorithms, one file each.
 //!
 //! A file holds only what is its algorithm's own: the hyperparameter struct with timm's
-//! defaults, its state names, the hyperparameters it keeps in the shared GPU fields
-//! ([`GroupHyper`], which checks and packs them), its WGSL hooks, its f64 reference
-//! direction, and its timm names ([`TimmName::new`] and `alias`) with the parsing of
-//! timm's keyword arguments. What every member does alike lives here: the default
-//! [`Rules`] methods, the element-wise reference step, the range checks. [`Algorithm`] is the closed, serde-tagged list
-//! that configurations and state files name; every question about an algorithm goes
-//! through [`Algorithm::rules`] to its file.
+//! defaults; its [`Member`] line (name, state names, and the hyperparameters it keeps
+//! in the shared GPU fields: [`GroupHyper`], which checks and packs them and names them
+//! for timm); its other timm keywords; its WGSL hooks (`hooks!`, `hook_needs!`); its f64
+//! reference direction; and its timm names ([`TimmName::new`] and `alias`) with the
+//! parsing of timm's keyword arguments. What every member does alike lives here: the
+//! default [`Rules`] methods, the element-wise reference step, the range checks.
+//! [`Algorithm`] is the closed, serde-tagged list that configurations and state files
+//! name; every question about an algorithm goes through [`Algorithm::rules`] to its
+//! file.
 //!
-//! Adding a member: a file here implementing [`Rules`], its variant in [`Algorithm`]
-//! (one arm in [`Algorithm::rules`]), its entries in [`TIMM_NAMES`], its WGSL file
-//! and its golden cases.
+//! Adding a member: a file here implementing [`Rules`] (at least `member`, `shader` and
+//! `reference_direction`), its variant in [`Algorithm`] (one arm in
+//! [`Algorithm::rules`]), its entries in [`TIMM_NAMES`], its WGSL file and its golden
+//! cases.
 
 mod adamp;
 mod adamw;
@@ -52,15 +55,23 @@ use crate::wgsl::ShaderBuilder;
 
 /// What every algorithm file provides.
 pub(crate) trait Rules {
-    /// Short name (`adamw`, `lion`, `sgd`): the module label and the report name.
-    fn name(&self) -> &'static str;
+    /// The member's name, state and shared GPU hyperparameters.
+    fn member(&self) -> Member;
 
-    /// Names of the per-tensor state the algorithm keeps, as torch/timm name them.
-    fn state_names(&self) -> &'static [&'static str];
+    /// Short name (see [`Member::name`]).
+    fn name(&self) -> &'static str {
+        self.member().name
+    }
 
-    /// The hyperparameters the algorithm keeps in the shared fields of the GPU group
-    /// parameters.
-    fn group_hyper(&self) -> GroupHyper;
+    /// Names of the per-tensor state (see [`Member::states`]).
+    fn state_names(&self) -> &'static [&'static str] {
+        self.member().states
+    }
+
+    /// The hyperparameters in the shared GPU fields (see [`Member::hyper`]).
+    fn group_hyper(&self) -> GroupHyper {
+        self.member().hyper
+    }
 
     /// Checks every hyperparameter is in range (by default those of
     /// `Rules::group_hyper`).
@@ -151,7 +162,16 @@ pub(crate) trait Rules {
 
     /// The hyperparameters under timm's keyword names (`betas`, `eps`, `momentum`,
     /// ...), as `create_optimizer_v2` puts them in a parameter group: a JSON object.
-    fn timm_group(&self) -> serde_json::Value;
+    /// By default those of `Rules::group_hyper` and `Rules::timm_keywords`.
+    fn timm_group(&self) -> serde_json::Value {
+        self.group_hyper().timm_group(self.timm_keywords())
+    }
+
+    /// The member's own timm keywords, beyond those of `Rules::group_hyper` (none by
+    /// default): a JSON object.
+    fn timm_keywords(&self) -> serde_json::Value {
+        serde_json::json!({})
+    }
 
     /// The learning-rate family the model presets give the member a rate by
     /// (adam-like unless the file says).
@@ -159,6 +179,36 @@ pub(crate) trait Rules {
         LrFamily::AdamLike
     }
 }
+
+/// What every member states first: its name, the state it keeps and the
+/// hyperparameters it keeps in the shared fields of the GPU group parameters.
+pub(crate) struct Member {
+    /// Short name (`adamw`, `lion`, `sgd`): the module label and the report name.
+    pub name: &'static str,
+    /// Names of the per-tensor state, as torch/timm name them.
+    pub states: &'static [&'static str],
+    /// The hyperparameters in the shared fields of [`GpuGroupParams`].
+    pub hyper: GroupHyper,
+}
+
+impl Member {
+    /// A member named `name` keeping `states` and `hyper`.
+    pub fn new(name: &'static str, states: &'static [&'static str], hyper: GroupHyper) -> Self {
+        Self {
+            name,
+            states,
+            hyper,
+        }
+    }
+
+    /// A member of the Adam family: its two moments, betas and eps.
+    pub fn adam(name: &'static str, beta1: f64, beta2: f64, eps: f64) -> Self {
+        Self::new(name, ADAM_STATES, GroupHyper::betas(beta1, beta2).eps(eps))
+    }
+}
+
+/// The state of the Adam family: the first and second moments.
+const ADAM_STATES: &[&str] = &["exp_avg", "exp_avg_sq"];
 
 /// How large a member's steps are at a given learning rate, which decides the
 /// learning rate a model preset gives it (`train::presets::ModelPreset::hyper`).
@@ -398,6 +448,18 @@ pub(crate) enum Decay {
     InGradient,
 }
 
+impl Decay {
+    /// Decoupled decay before the step when `decoupled`, otherwise coupled into the
+    /// gradient.
+    fn coupled_unless(decoupled: bool) -> Self {
+        if decoupled {
+            Decay::BeforeStep
+        } else {
+            Decay::InGradient
+        }
+    }
+}
+
 /// A direction before masking, with the quantity whose sign decides agreement.
 pub(crate) struct Direction {
     /// The step before caution, learning rate included: `p -= delta * mask`.
@@ -466,6 +528,32 @@ impl GroupHyper {
         }
     }
 
+    /// These under timm's keywords (`betas`, with Adan's third; `eps`; `momentum`),
+    /// added to the member's `own` keywords (a JSON object).
+    fn timm_group(&self, mut own: serde_json::Value) -> serde_json::Value {
+        let group = own
+            .as_object_mut()
+            .expect("timm keywords are a JSON object");
+        if let Some((beta1, beta2)) = self.betas {
+            let betas = match self.beta3 {
+                Some(beta3) => vec![beta1, beta2, beta3],
+                None => vec![beta1, beta2],
+            };
+            group.insert("betas".into(), betas.into());
+        }
+        if let Some(eps) = self.eps {
+            group.insert("eps".into(), eps.into());
+        }
+        if let Some(momentum) = self.momentum {
+            group.insert("momentum".into(), momentum.into());
+        }
+        if let Some((delta, wd_ratio)) = self.projection {
+            group.insert("delta".into(), delta.into());
+            group.insert("wd_ratio".into(), wd_ratio.into());
+        }
+        own
+    }
+
     /// Checks each one is in range.
     fn validate(&self) -> Result<()> {
         if let Some((beta1, beta2)) = self.betas {
@@ -513,10 +601,29 @@ impl GroupHyper {
     }
 }
 
-/// The hooks every algorithm's WGSL file provides to `optim_step.wgsl`.
-const HOOKS: &[&str] = &["caution_direction", "step_vec4"];
-/// What the algorithm files use from the other parts.
-const HOOK_NEEDS: &[&str] = &["load_param", "store_param", "load_state0", "store_state0"];
+/// `hooks!(extra, ...)`: the hooks every algorithm's WGSL file provides to
+/// `optim_step.wgsl`, and the file's `extra` ones.
+macro_rules! hooks {
+    ($($extra:literal),* $(,)?) => {
+        &["caution_direction", "step_vec4", $($extra),*]
+    };
+}
+use hooks;
+
+/// `hook_needs!(extra, ...)`: what every algorithm's WGSL file uses from the other
+/// parts (the state slots' accessors are generated for every state), and the file's
+/// `extra` needs.
+macro_rules! hook_needs {
+    ($($extra:literal),* $(,)?) => {
+        &["load_param", "store_param", "load_state0", "store_state0", $($extra),*]
+    };
+}
+use hook_needs;
+
+/// The hooks of an element-wise algorithm's WGSL file.
+const HOOKS: &[&str] = hooks!();
+/// What an element-wise algorithm's WGSL file uses.
+const HOOK_NEEDS: &[&str] = hook_needs!();
 
 /// Declares `load_<name>(i)` and `store_<name>(i, v)` for each of an algorithm's
 /// optional states `names`: the accessors of state `k` where `kept` (its

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::adamw::{self, AdamW, adam_direction};
-use super::{Algorithm, Direction, GroupHyper, RefStep, Rules};
+use super::{Algorithm, Direction, Member, RefStep, Rules};
 use crate::error::Result;
 use crate::optim::config::Caution;
 use crate::optim::timm::{CAUTION, CORRECTED, TimmArgs, TimmName};
@@ -22,16 +22,11 @@ pub struct NAdamW {
 }
 
 impl Rules for NAdamW {
-    fn name(&self) -> &'static str {
-        "nadamw"
-    }
-
-    fn state_names(&self) -> &'static [&'static str] {
-        self.adam.state_names()
-    }
-
-    fn group_hyper(&self) -> GroupHyper {
-        self.adam.group_hyper()
+    fn member(&self) -> Member {
+        Member {
+            name: "nadamw",
+            ..self.adam.member()
+        }
     }
 
     fn variant(&self) -> u32 {
@@ -46,10 +41,6 @@ impl Rules for NAdamW {
 
     fn reference_direction(&self, state: &mut [&mut Vec<f64>], step: &RefStep) -> Direction {
         adam_direction(&self.adam, state, step, true)
-    }
-
-    fn timm_group(&self) -> Value {
-        self.adam.timm_group()
     }
 }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    Algorithm, Decay, Direction, GroupHyper, HOOK_NEEDS, HOOKS, RefStep, Rules, positive,
+    Algorithm, Decay, Direction, GroupHyper, HOOK_NEEDS, HOOKS, Member, RefStep, Rules, positive,
     state_accessors, unit_interval,
 };
 use crate::error::Result;
@@ -60,18 +60,8 @@ static SHADER: Part = shader_part!("rmsprop_tf.wgsl", HOOKS, HOOK_NEEDS);
 const OPTIONAL_STATES: &[&str] = &["momentum_buffer", "grad_avg"];
 
 impl RmsPropTf {
-    fn has_momentum(&self) -> bool {
-        self.momentum > 0.0
-    }
-}
-
-impl Rules for RmsPropTf {
-    fn name(&self) -> &'static str {
-        "rmsproptf"
-    }
-
     /// `square_avg`, then the states timm keeps for the configuration (:143-147).
-    fn state_names(&self) -> &'static [&'static str] {
+    fn states(&self) -> &'static [&'static str] {
         match (self.has_momentum(), self.centered) {
             (false, false) => &["square_avg"],
             (true, false) => &["square_avg", "momentum_buffer"],
@@ -80,12 +70,19 @@ impl Rules for RmsPropTf {
         }
     }
 
+    fn has_momentum(&self) -> bool {
+        self.momentum > 0.0
+    }
+}
+
+impl Rules for RmsPropTf {
     /// alpha in the second-moment slot, the momentum factor and eps.
-    fn group_hyper(&self) -> GroupHyper {
-        GroupHyper {
+    fn member(&self) -> Member {
+        let hyper = GroupHyper {
             momentum: Some(self.momentum),
             ..GroupHyper::betas(0.0, self.alpha).eps(self.eps)
-        }
+        };
+        Member::new("rmsproptf", self.states(), hyper)
     }
 
     fn validate(&self) -> Result<()> {
@@ -160,11 +157,7 @@ impl Rules for RmsPropTf {
 
     /// Coupled into the gradient (`g + wd * p`, which the mask sees) unless decoupled.
     fn decay(&self) -> Decay {
-        if self.decoupled {
-            Decay::BeforeStep
-        } else {
-            Decay::InGradient
-        }
+        Decay::coupled_unless(self.decoupled)
     }
 
     fn caution_applies(&self) -> bool {

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Algorithm, Direction, GroupHyper, HOOKS, RefStep, Rules};
+use super::{Algorithm, Direction, GroupHyper, HOOKS, Member, RefStep, Rules, hook_needs};
 use crate::error::Result;
 use crate::optim::config::Caution;
 use crate::optim::timm::{CAUTION, CORRECTED, TimmArgs, TimmDefault, TimmName};
@@ -30,29 +30,17 @@ impl Default for Sgd {
 }
 
 /// `sgd.wgsl`: SGD's hooks (Nesterov or not through the generated constant `NESTEROV`).
-static SHADER: Part = shader_part!("sgd.wgsl", HOOKS, HOOK_NEEDS_MOMENTUM);
-/// What `sgd.wgsl` needs: the hooks' loads and stores and the momentum update.
-const HOOK_NEEDS_MOMENTUM: &[&str] = &[
-    "load_param",
-    "store_param",
-    "load_state0",
-    "store_state0",
-    "momentum_update",
-];
+static SHADER: Part = shader_part!("sgd.wgsl", HOOKS, hook_needs!("momentum_update"));
 /// `momentum.wgsl`: the (Nesterov) momentum update SGD and SGDP share.
 pub(super) static MOMENTUM: Part = shader_part!("momentum.wgsl", &["momentum_update"], &[]);
 
 impl Rules for Sgd {
-    fn name(&self) -> &'static str {
-        "sgd"
-    }
-
-    fn state_names(&self) -> &'static [&'static str] {
-        &["momentum_buffer"]
-    }
-
-    fn group_hyper(&self) -> GroupHyper {
-        GroupHyper::momentum(self.momentum)
+    fn member(&self) -> Member {
+        Member::new(
+            "sgd",
+            &["momentum_buffer"],
+            GroupHyper::momentum(self.momentum),
+        )
     }
 
     fn shader(&self, module: ShaderBuilder) -> ShaderBuilder {
@@ -101,8 +89,8 @@ impl Rules for Sgd {
         super::LrFamily::SgdLike
     }
 
-    fn timm_group(&self) -> Value {
-        json!({"momentum": self.momentum, "nesterov": self.nesterov, "dampening": 0.0})
+    fn timm_keywords(&self) -> Value {
+        json!({"nesterov": self.nesterov, "dampening": 0.0})
     }
 }
 

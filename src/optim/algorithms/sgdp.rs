@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::projection::{Projection, collect_direction};
 use super::sgd::MOMENTUM;
-use super::{Algorithm, Direction, GroupHyper, RefStep, Rules};
+use super::{Algorithm, Direction, GroupHyper, Member, RefStep, Rules, hook_needs, hooks};
 use crate::error::Result;
 use crate::optim::config::Caution;
 use crate::optim::reference::TensorStep;
@@ -50,15 +50,8 @@ impl Default for Sgdp {
 /// `sgdp.wgsl` on `projection.wgsl`.
 static SHADER: Part = shader_part!(
     "sgdp.wgsl",
-    &["caution_direction", "step_vec4", "perturb"],
-    &[
-        "load_param",
-        "store_param",
-        "load_state0",
-        "store_state0",
-        "projected_step",
-        "momentum_update"
-    ],
+    hooks!("perturb"),
+    hook_needs!("projected_step", "momentum_update"),
 );
 
 impl Sgdp {
@@ -72,17 +65,13 @@ impl Sgdp {
 }
 
 impl Rules for Sgdp {
-    fn name(&self) -> &'static str {
-        "sgdp"
-    }
-
-    fn state_names(&self) -> &'static [&'static str] {
-        &["momentum"]
-    }
-
-    fn group_hyper(&self) -> GroupHyper {
-        self.projection()
-            .group_hyper(GroupHyper::momentum(self.momentum).eps(self.eps))
+    fn member(&self) -> Member {
+        Member::new(
+            "sgdp",
+            &["momentum"],
+            self.projection()
+                .group_hyper(GroupHyper::momentum(self.momentum).eps(self.eps)),
+        )
     }
 
     fn shader(&self, module: ShaderBuilder) -> ShaderBuilder {
@@ -129,15 +118,8 @@ impl Rules for Sgdp {
             .reference_step(self, x, 1.0 - self.momentum)
     }
 
-    fn timm_group(&self) -> Value {
-        json!({
-            "momentum": self.momentum,
-            "dampening": 0,
-            "nesterov": self.nesterov,
-            "eps": self.eps,
-            "delta": self.delta,
-            "wd_ratio": self.wd_ratio,
-        })
+    fn timm_keywords(&self) -> Value {
+        json!({"dampening": 0, "nesterov": self.nesterov})
     }
 }
 
