@@ -1,23 +1,33 @@
-// nn_attention.wgsl: fused scaled dot-product multi-head self-attention for short
-// sequences, on a packed qkv tensor (timm's layout after the qkv Linear).
+// nn_attention.wgsl: fused scaled dot-product multi-head attention for short
+// sequences, optionally causal, on Q, K and V in one of two layouts:
 //
-//   qkv [B, N, 3 * D], features ordered (q/k/v, head, head_dim); out [B, N, D] with
-//   heads merged; P [B * H, N, N] the attention probabilities (saved for backward).
+//   packed (timm's ViT, after the qkv Linear): one tensor [B, N, 3 * D], features
+//     ordered (q/k/v, head, head_dim): q, k and v bind the same buffer, stride 3 D,
+//     offsets 0, D and 2 D;
+//   separate (HF LLaMA's q_proj, k_proj, v_proj): three tensors [B, N, D], stride D,
+//     offsets 0.
+//   Row t of head h of batch b of part X is at X_offset + (b N + t) stride + h hd.
+//   out [B, N, D] with heads merged; P [B * H, N, N] the attention probabilities
+//   (saved for backward).
 //
 //   forward:  S = scale * Q K^T,  P = softmax(S) (row-wise, max-subtracted),  O = P V
 //   backward: dP = dO V^T,  dS = P * (dP - rowsum(dO * O)),  (rowsum(dP * P) = dO . O)
 //             dQ = scale * dS K,  dK = scale * dS^T Q,  dV = P^T dO
+//   causal:   query i sees keys j <= i only: S[i, j] for j > i is never computed,
+//             P[i, j] = 0 there, and the backward kernels skip those entries.
 //
 // One invocation per (batch, head, token): scores, softmax and the weighted sum of a
 // query row happen in one invocation with no barrier and no workgroup memory; K and V
 // of a head are read by every invocation of that head (they stay in cache for short
-// sequences). Backward is two kernels: one per query row (dS and dQ), one per key row
-// (dK and dV), each writing a disjoint part of dqkv.
+// sequences). Backward is three kernels, each writing one gradient (so no two
+// writable bindings ever alias): per query row dS and dQ, then per key row dK, and
+// per value row dV. The key kernel reads the dS the query kernel wrote.
 //
 // Entry points and the bindings each uses:
-//   attention_forward:        qkv, out, probs
-//   attention_backward_query: qkv, out, probs, d_out, d_scores, d_qkv
-//   attention_backward_key:   qkv, probs, d_out, d_scores, d_qkv
+//   attention_forward:        q, k, v, out, probs
+//   attention_backward_query: k, v, out, probs, d_out, d_scores, d_qkv (dQ)
+//   attention_backward_key:   q, d_scores, d_qkv (dK)
+//   attention_backward_value: probs, d_out, d_qkv (dV)
 //
 // WG_SIZE comes from the generated constants, Invocation and flat_index from
 // lib/grid.wgsl and accumulated from lib/accumulate.wgsl (src/nn/kernels.rs assembles
@@ -27,27 +37,27 @@
 // src/nn/ops/attention.rs, which also defines the uniform block AttnParams (`rows`,
 // B * H * N, is the invocation space of every entry point):
 //   params    uniform      AttnParams
-//   qkv       storage r    [B, N, 3 * D]
+//   q, k, v   storage r    queries, keys, values (one packed tensor bound three times,
+//                          or three tensors)
 //   out       storage rw   [B, N, D] (written forward, read backward)
 //   probs     storage rw   [B * H, N, N] (written forward, read backward)
 //   d_out     storage r    [B, N, D] upstream gradient
 //   d_scores  storage rw   [B * H, N, N] dS (written by the query kernel)
-//   d_qkv     storage rw   [B, N, 3 * D] gradient (added to when accumulate != 0)
+//   d_qkv     storage rw   the gradient of the part the kernel differentiates, laid
+//                          out like that part (added to when accumulate != 0)
 
 // Where one invocation's (batch, head, token) lives in each tensor. Row i of the
-// head's K is at k_head + i * qkv_stride (V likewise); row i of its slice of out /
+// head's K is at k_head + i * stride (Q, V likewise); row i of its slice of out /
 // d_out is at out_head + i * D.
 struct Site {
     // This invocation's token.
     token: u32,
-    // First element of row `token` of the head's Q (add D for K, 2 D for V).
-    qkv_row: u32,
     // First element of token 0 of the head's Q, K and V in the same batch.
     q_head: u32,
     k_head: u32,
     v_head: u32,
-    // Elements between consecutive tokens of qkv (3 D).
-    qkv_stride: u32,
+    // Offset of row `token` from token 0 of the head in Q, K and V.
+    row: u32,
     // First element of the head's slice of row `token` of out / d_out.
     out_row: u32,
     // First element of the head's slice of token 0 of out / d_out.
@@ -64,21 +74,29 @@ fn site(r: u32) -> Site {
     let bh = r / n;
     let h = bh % params.heads;
     let b = bh / params.heads;
-    let stride = 3u * params.dim;
-    let q_head = b * n * stride + h * params.head_dim;
+    let head = b * n * params.stride + h * params.head_dim;
     let out_head = b * n * params.dim + h * params.head_dim;
     return Site(
         token,
-        q_head + token * stride,
-        q_head,
-        q_head + params.dim,
-        q_head + 2u * params.dim,
-        stride,
+        params.q_offset + head,
+        params.k_offset + head,
+        params.v_offset + head,
+        token * params.stride,
         out_head + token * params.dim,
         out_head,
         r * n,
         bh * n * n,
     );
+}
+
+// The keys query `i` sees: all N, or 0..=i when causal.
+fn visible_keys(i: u32) -> u32 {
+    return select(params.tokens, i + 1u, params.causal != 0u);
+}
+
+// The first query that sees key `j`: 0, or j when causal.
+fn first_query(j: u32) -> u32 {
+    return select(0u, j, params.causal != 0u);
 }
 
 @compute @workgroup_size(WG_SIZE)
@@ -88,31 +106,35 @@ fn attention_forward(inv: Invocation) {
         return;
     }
     let s = site(r);
+    let keys = visible_keys(s.token);
     // Scores into this row of probs, and their maximum.
     var m = 0.0;
-    for (var j = 0u; j < params.tokens; j++) {
+    for (var j = 0u; j < keys; j++) {
         var dot = 0.0;
         for (var d = 0u; d < params.head_dim; d++) {
-            dot += qkv[s.qkv_row + d] * qkv[s.k_head + j * s.qkv_stride + d];
+            dot += q[s.q_head + s.row + d] * k[s.k_head + j * params.stride + d];
         }
         let score = params.scale * dot;
         probs[s.square_row + j] = score;
         m = select(max(m, score), score, j == 0u);
     }
     var sum = 0.0;
-    for (var j = 0u; j < params.tokens; j++) {
+    for (var j = 0u; j < keys; j++) {
         let e = exp(probs[s.square_row + j] - m);
         probs[s.square_row + j] = e;
         sum += e;
     }
     let inv_sum = 1.0 / sum;
-    for (var j = 0u; j < params.tokens; j++) {
+    for (var j = 0u; j < keys; j++) {
         probs[s.square_row + j] *= inv_sum;
+    }
+    for (var j = keys; j < params.tokens; j++) {
+        probs[s.square_row + j] = 0.0;
     }
     for (var d = 0u; d < params.head_dim; d++) {
         var acc = 0.0;
-        for (var j = 0u; j < params.tokens; j++) {
-            acc += probs[s.square_row + j] * qkv[s.v_head + j * s.qkv_stride + d];
+        for (var j = 0u; j < keys; j++) {
+            acc += probs[s.square_row + j] * v[s.v_head + j * params.stride + d];
         }
         out[s.out_row + d] = acc;
     }
@@ -125,29 +147,30 @@ fn attention_backward_query(inv: Invocation) {
         return;
     }
     let s = site(r);
+    let keys = visible_keys(s.token);
     // rowsum(dP * P) = dO . O for this query row.
     var d_dot_o = 0.0;
     for (var d = 0u; d < params.head_dim; d++) {
         d_dot_o += d_out[s.out_row + d] * out[s.out_row + d];
     }
-    for (var j = 0u; j < params.tokens; j++) {
+    for (var j = 0u; j < keys; j++) {
         var dp = 0.0;
         for (var d = 0u; d < params.head_dim; d++) {
-            dp += d_out[s.out_row + d] * qkv[s.v_head + j * s.qkv_stride + d];
+            dp += d_out[s.out_row + d] * v[s.v_head + j * params.stride + d];
         }
         d_scores[s.square_row + j] = probs[s.square_row + j] * (dp - d_dot_o);
     }
     for (var d = 0u; d < params.head_dim; d++) {
         var acc = 0.0;
-        for (var j = 0u; j < params.tokens; j++) {
-            acc += d_scores[s.square_row + j] * qkv[s.k_head + j * s.qkv_stride + d];
+        for (var j = 0u; j < keys; j++) {
+            acc += d_scores[s.square_row + j] * k[s.k_head + j * params.stride + d];
         }
-        let at = s.qkv_row + d;
+        let at = s.q_head + s.row + d;
         d_qkv[at] = accumulated(params.scale * acc, d_qkv[at], params.accumulate);
     }
 }
 
-// This invocation's token is the key / value row j.
+// This invocation's token is the key row j.
 @compute @workgroup_size(WG_SIZE)
 fn attention_backward_key(inv: Invocation) {
     let r = flat_index(inv);
@@ -157,16 +180,32 @@ fn attention_backward_key(inv: Invocation) {
     let s = site(r);
     let n = params.tokens;
     for (var d = 0u; d < params.head_dim; d++) {
-        var dk = 0.0;
-        var dv = 0.0;
-        for (var i = 0u; i < n; i++) {
-            let at = s.square_head + i * n + s.token;
-            dk += d_scores[at] * qkv[s.q_head + i * s.qkv_stride + d];
-            dv += probs[at] * d_out[s.out_head + i * params.dim + d];
+        var acc = 0.0;
+        for (var i = first_query(s.token); i < n; i++) {
+            let ds = d_scores[s.square_head + i * n + s.token];
+            acc += ds * q[s.q_head + i * params.stride + d];
         }
-        let k_at = s.qkv_row + params.dim + d;
-        let v_at = k_at + params.dim;
-        d_qkv[k_at] = accumulated(params.scale * dk, d_qkv[k_at], params.accumulate);
-        d_qkv[v_at] = accumulated(dv, d_qkv[v_at], params.accumulate);
+        let at = s.k_head + s.row + d;
+        d_qkv[at] = accumulated(params.scale * acc, d_qkv[at], params.accumulate);
+    }
+}
+
+// This invocation's token is the value row j.
+@compute @workgroup_size(WG_SIZE)
+fn attention_backward_value(inv: Invocation) {
+    let r = flat_index(inv);
+    if r >= params.rows {
+        return;
+    }
+    let s = site(r);
+    let n = params.tokens;
+    for (var d = 0u; d < params.head_dim; d++) {
+        var acc = 0.0;
+        for (var i = first_query(s.token); i < n; i++) {
+            let p = probs[s.square_head + i * n + s.token];
+            acc += p * d_out[s.out_head + i * params.dim + d];
+        }
+        let at = s.v_head + s.row + d;
+        d_qkv[at] = accumulated(acc, d_qkv[at], params.accumulate);
     }
 }

@@ -1,4 +1,4 @@
-// nn_elementwise.wgsl: activations, broadcast adds and their gradients.
+// nn_elementwise.wgsl: activations, SwiGLU's gate, broadcast adds and their gradients.
 //
 // One invocation per element (or per column for sum_rows), over a 2-D grid of
 // workgroups so that large tensors stay under the per-dimension dispatch limit.
@@ -8,6 +8,11 @@
 // Entry points and the bindings each uses:
 //   activation_forward:  y = f(x)                          params, x, out
 //   activation_backward: dx (+)= dy * f'(x)                params, x, dy, out
+//   silu_gate_forward:   y = silu(x) * other               params, x, other, out
+//                        (x: the gate, other: the up projection)
+//   silu_gate_backward_gate: dgate (+)= dy * other * silu'(x)
+//                                                          params, x, other, dy, out
+//   silu_gate_backward_up:   dup (+)= dy * silu(x)         params, x, dy, out
 //   add_forward:         y = x + other[i % period]         params, x, other, out
 //                        (residual add: period = len; bias add: period = features)
 //   accumulate:          dst (+)= src                      params, dy, out
@@ -22,7 +27,7 @@
 // src/nn/ops/elementwise.rs, which also defines the uniform block EwParams:
 //   params  uniform      EwParams
 //   x       storage r    input values
-//   other   storage r    second operand (add_forward)
+//   other   storage r    second operand (add_forward, the silu_gate kernels)
 //   dy      storage r    upstream gradient (or source of accumulate / sum_rows)
 //   out     storage rw   output values or gradient
 
@@ -104,6 +109,52 @@ fn activation_backward(inv: Invocation) {
     let i = flat_index(inv);
     if i < params.len {
         out[i] = accumulated(dy[i] * activation_derivative(x[i]), out[i], params.accumulate);
+    }
+}
+
+// exp(-x) in the SiLU kernels is taken at most at this argument (e^80 is finite in
+// f32): below x = -80, silu(x) and its derivative are below 1e-32 either way, and no
+// implementation's exp has to overflow.
+const SIGMOID_EXP_MAX: f32 = 80.0;
+
+// 1 + exp(-x), the denominator of silu and sigmoid.
+fn sigmoid_denominator(v: f32) -> f32 {
+    return 1.0 + exp(min(-v, SIGMOID_EXP_MAX));
+}
+
+// x * sigmoid(x), as torch computes it: x / (1 + exp(-x)).
+fn silu(v: f32) -> f32 {
+    return v / sigmoid_denominator(v);
+}
+
+// d silu / dx = s (1 + x (1 - s)), s = sigmoid(x) (torch's silu_backward).
+fn silu_derivative(v: f32) -> f32 {
+    let s = 1.0 / sigmoid_denominator(v);
+    return s * (1.0 + v * (1.0 - s));
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn silu_gate_forward(inv: Invocation) {
+    let i = flat_index(inv);
+    if i < params.len {
+        out[i] = silu(x[i]) * other[i];
+    }
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn silu_gate_backward_gate(inv: Invocation) {
+    let i = flat_index(inv);
+    if i < params.len {
+        let v = dy[i] * other[i] * silu_derivative(x[i]);
+        out[i] = accumulated(v, out[i], params.accumulate);
+    }
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn silu_gate_backward_up(inv: Invocation) {
+    let i = flat_index(inv);
+    if i < params.len {
+        out[i] = accumulated(dy[i] * silu(x[i]), out[i], params.accumulate);
     }
 }
 

@@ -2,6 +2,9 @@
 //
 //   y = exp(x - max) / sum(exp(x - max))
 //   dx = y * (dy - sum(dy * y))
+//   causal (params.causal != 0, causal attention's scores): the rows are those of
+//   square [dim, dim] blocks, and row i of a block is the softmax of its first i + 1
+//   entries, y = 0 after them; the backward formula then gives dx = 0 there.
 //
 // The ROW_LANES invocations of a row team (a row-team part from shaders/lib/, see
 // rows_team.wgsl) share a row, each taking a strided share; the team reduces
@@ -20,15 +23,21 @@
 //   dy      storage r    upstream gradient
 //   dx      storage rw   input gradient (added to when params.accumulate != 0)
 
+// The entries of `row` the softmax runs over: all, or the first (row mod dim) + 1.
+fn row_len(row: u32) -> u32 {
+    return select(params.dim, row % params.dim + 1u, params.causal != 0u);
+}
+
 @compute @workgroup_size(ROW_WG_SIZE)
 fn softmax_forward(group: Workgroup, @builtin(local_invocation_index) lid: u32) {
     let row = row_index(group, lid);
     if row < params.rows {
         let base = row * params.dim;
-        let max_sum = row_max_sum_exp(lid, base, params.dim);
+        let len = row_len(row);
+        let max_sum = row_max_sum_exp(lid, base, len);
         let inv_sum = 1.0 / max_sum.y;
         for (var j = row_lane(lid); j < params.dim; j += ROW_LANES) {
-            y[base + j] = exp(x[base + j] - max_sum.x) * inv_sum;
+            y[base + j] = select(0.0, exp(x[base + j] - max_sum.x) * inv_sum, j < len);
         }
     }
 }

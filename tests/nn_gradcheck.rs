@@ -29,7 +29,7 @@ use std::sync::OnceLock;
 
 use coptim::arena::UploadRing;
 use coptim::nn::{Activation, GraphBuilder, Kernels, RowLayout, Var, reference as r};
-use coptim::{GpuContext, ParamStore, Result};
+use coptim::{Error, GpuContext, ParamStore, Result};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -106,21 +106,41 @@ fn numel(shape: &[usize]) -> usize {
 /// Declares the op under test on its inputs (and labels, if any).
 type BuildFn<'a> = Box<dyn Fn(&mut GraphBuilder, &[Var], Option<Var>) -> Result<Var> + 'a>;
 
-/// One op instance: named inputs (shape, values), optional labels, the upstream
-/// gradient, and how to build it.
+/// One op instance: named inputs (shape, values), optional labels (or token ids),
+/// the upstream gradient, and how to build it.
 struct Case<'a> {
     name: String,
     inputs: Vec<(Vec<usize>, Vec<f64>)>,
     labels: Option<Vec<u32>>,
+    /// The shape of the labels' input ([`GraphBuilder::ids`]); empty: `[labels]`
+    /// ([`GraphBuilder::labels`]).
+    label_shape: Vec<usize>,
     build: BuildFn<'a>,
     /// Also run on every row-kernel variant (ops with row reductions).
     fallback_too: bool,
+    /// Largest relative error of the GPU against the reference (GPU_TOL unless the
+    /// op's GPU computation is deliberately not the reference's, as RoPE's angles).
+    gpu_tol: f64,
 }
 
 impl Case<'_> {
     /// Marks the case to run on every row-kernel variant as well.
     fn with_fallback(mut self) -> Self {
         self.fallback_too = true;
+        self
+    }
+
+    /// Compares the GPU against the reference with tolerance `tol` instead of GPU_TOL.
+    fn with_gpu_tol(mut self, tol: f64) -> Self {
+        self.gpu_tol = tol;
+        self
+    }
+
+    /// Gives the case u32 ids of `shape` (a [`GraphBuilder::ids`] input).
+    fn with_ids(mut self, shape: &[usize], ids: Vec<u32>) -> Self {
+        assert_eq!(numel(shape), ids.len());
+        self.label_shape = shape.to_vec();
+        self.labels = Some(ids);
         self
     }
 }
@@ -144,7 +164,13 @@ fn run_gpu(
     }
     let mut g = GraphBuilder::new(store.layout().clone());
     let vars: Vec<Var> = names.iter().map(|n| g.param(n).unwrap()).collect();
-    let labels = case.labels.as_ref().map(|l| g.labels(l.len()));
+    let labels = case
+        .labels
+        .as_ref()
+        .map(|l| match case.label_shape.is_empty() {
+            true => g.labels(l.len()),
+            false => g.ids(&case.label_shape),
+        });
     let out = (case.build)(&mut g, &vars, labels).unwrap();
     let graph = g.build(kernels, &store, &[out]).unwrap();
     graph
@@ -155,8 +181,7 @@ fn run_gpu(
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
     if let (Some(v), Some(l)) = (labels, &case.labels) {
         graph
-            .value(v)
-            .record_write(&mut UploadRing::new("test labels"), ctx, &mut encoder, l)
+            .record_write_ids(v, &mut UploadRing::new("test labels"), ctx, &mut encoder, l)
             .unwrap();
     }
     // Twice: the second pass must overwrite, not add to, every gradient.
@@ -209,20 +234,25 @@ fn check(
     if case.fallback_too {
         contexts.extend(row_variants());
     }
+    // The largest errors seen: GPU forward, GPU gradients, finite differences
+    // (reported with --nocapture).
+    let mut worst = [0.0f64; 3];
     for gpu in contexts {
         let subgroups = gpu.0.capabilities().subgroups;
         let layout = gpu.1.row_layout();
         let (y_gpu, g_gpu) = run_gpu(gpu, &case, &upstream);
         let e = rel_err(&y_gpu, &y_ref);
+        worst[0] = worst[0].max(e);
         assert!(
-            e <= GPU_TOL,
+            e <= case.gpu_tol,
             "{} ({layout:?}, subgroups {subgroups}): forward relative error {e:e}",
             case.name
         );
         for (i, _) in differentiable.iter().enumerate().filter(|(_, d)| **d) {
             let e = rel_err(&g_gpu[i], &g_ref[i]);
+            worst[1] = worst[1].max(e);
             assert!(
-                e <= GPU_TOL,
+                e <= case.gpu_tol,
                 "{} ({layout:?}, subgroups {subgroups}): gradient of input {i}: relative error {e:e}",
                 case.name
             );
@@ -252,6 +282,7 @@ fn check(
             };
             let fd = (loss(FD_STEP) - loss(-FD_STEP)) / (2.0 * FD_STEP);
             let err = (fd - g_ref[i][j]).abs() / scale;
+            worst[2] = worst[2].max(err);
             assert!(
                 err <= FD_TOL,
                 "{}: input {i}[{j}]: analytic {} vs finite difference {fd} ({err:e})",
@@ -260,6 +291,11 @@ fn check(
             );
         }
     }
+    let [fwd, grad, fd] = worst;
+    eprintln!(
+        "{}: GPU vs reference forward {fwd:.1e}, gradients {grad:.1e}; reference vs finite differences {fd:.1e}",
+        case.name
+    );
 }
 
 fn case<'a>(
@@ -275,8 +311,10 @@ fn case<'a>(
             .map(|s| (s.clone(), rand_vec(rng, numel(s), 1.0)))
             .collect(),
         labels: None,
+        label_shape: Vec::new(),
         build: Box::new(build),
         fallback_too: false,
+        gpu_tol: GPU_TOL,
     }
 }
 
@@ -637,5 +675,459 @@ fn every_row_variant_is_exercised() {
     assert!(!fallback.0.capabilities().subgroups);
     if subgroup.0.adapter_info().name.contains("llvmpipe") {
         assert!(subgroup.0.capabilities().subgroups);
+    }
+}
+
+// RMSNorm, RoPE and the SiLU gate (the LLaMA model's ops).
+
+#[test]
+fn rms_norm() {
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let shapes = ROW_SHAPES.map(|(rows, dim)| vec![rows, dim]);
+    for shape in shapes.into_iter().chain([vec![2, 3, 33]]) {
+        let dim = *shape.last().unwrap();
+        // LLaMA's eps. A 1-feature row is ill-conditioned with it: dx is
+        // rstd * dy * w * (1 - xhat^2) with xhat^2 = x^2 / (x^2 + eps), whose f32
+        // cancellation leaves eps / x^2 ~ 1e-6 to about 6e-8 / 1e-6 = 6% in any f32
+        // implementation; those rows take a large eps, where 1 - xhat^2 is well
+        // conditioned.
+        let eps = if dim == 1 { 0.5 } else { 1e-6 };
+        let c = case(
+            format!("rms_norm {shape:?}"),
+            &mut rng,
+            &[shape, vec![dim]],
+            move |g, v, _| g.rms_norm(v[0], v[1], eps as f32),
+        )
+        .with_fallback();
+        check(
+            c,
+            &[true, true],
+            move |x| r::rms_norm(&x[0], &x[1], dim, eps),
+            move |x, dy| {
+                let (dx, dw) = r::rms_norm_backward(&x[0], &x[1], dy, dim, eps);
+                vec![dx, dw]
+            },
+        );
+    }
+}
+
+/// RoPE's GPU error against the f64 reference grows with the position: the kernel
+/// rotates by PyTorch's f32 angles, `f32(t) * f32(theta^(-2i/hd))`, whose error is up
+/// to t * (ln(theta) + 3) * 2^-24 radians (the exponent's rounding, amplified by
+/// ln(theta) = 9.2, plus three roundings), moving each output by that times
+/// sqrt(2) max |x|: 1.03e-6 per position for theta = 1e4. This allows 1.5e-6 per
+/// position, for theta up to 5e5 (ln 13.1: 1.4e-6), on top of GPU_TOL.
+const ROPE_TOL_PER_POSITION: f64 = 1.5e-6;
+
+#[test]
+fn rope() {
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    // (batch, tokens, heads, head_dim, theta): the smallest head, head dims that are
+    // and are not powers of two, LLaMA's 128-token context and LLaMA 3's theta.
+    for (batch, tokens, heads, head_dim, theta) in [
+        (1, 1, 1, 2, 10_000.0),
+        (2, 7, 3, 4, 10_000.0),
+        (3, 33, 2, 6, 10_000.0),
+        (2, 130, 2, 16, 10_000.0),
+        (1, 65, 4, 32, 500_000.0),
+        (2, 5, 1, 128, 10_000.0),
+    ] {
+        let s = r::RopeShape {
+            tokens,
+            heads,
+            head_dim,
+            theta,
+        };
+        let c = case(
+            format!("rope b{batch} t{tokens} h{heads} hd{head_dim} theta {theta}"),
+            &mut rng,
+            &[vec![batch, tokens, heads * head_dim]],
+            move |g, v, _| g.rope(v[0], heads, theta as f32),
+        )
+        .with_gpu_tol(GPU_TOL + ROPE_TOL_PER_POSITION * (tokens - 1) as f64);
+        check_unary(
+            c,
+            move |x| r::rope(x, s),
+            move |_, dy| r::rope_backward(dy, s),
+        );
+    }
+}
+
+#[test]
+fn silu_gate() {
+    let mut rng = ChaCha8Rng::seed_from_u64(14);
+    for shape in [vec![1], vec![7], vec![1000], vec![3, 5, 33]] {
+        let mut c = case(
+            format!("silu_gate {shape:?}"),
+            &mut rng,
+            &[shape.clone(), shape],
+            |g, v, _| g.silu_gate(v[0], v[1]),
+        );
+        // Gates over [-8, 8], and far in both tails where there is room (exp(-x)
+        // overflows f32 below x = -88).
+        let gate = &mut c.inputs[0].1;
+        gate.iter_mut().for_each(|v| *v *= 8.0);
+        for (v, tail) in gate.iter_mut().skip(3).zip([-100.0, 95.0, -60.0]) {
+            *v = tail;
+        }
+        check(
+            c,
+            &[true, true],
+            |x| r::silu_gate(&x[0], &x[1]),
+            |x, dy| {
+                let (dgate, dup) = r::silu_gate_backward(&x[0], &x[1], dy);
+                vec![dgate, dup]
+            },
+        );
+    }
+}
+
+/// The three ops reject inputs that do not fit with a typed error, and the builder
+/// stays usable: a graph with the valid ops still builds after the rejections.
+#[test]
+fn rms_norm_rope_and_silu_gate_reject_bad_input() {
+    let (ctx, kernels) = gpu();
+    let store = ParamStore::new(
+        ctx,
+        &[
+            ("x", vec![2, 3, 12]),
+            ("w", vec![12]),
+            ("w_short", vec![11]),
+            ("w_2d", vec![1, 12]),
+            ("flat", vec![6, 12]),
+        ],
+    )
+    .unwrap();
+    let mut g = GraphBuilder::new(store.layout().clone());
+    let [x, w, w_short, w_2d, flat] =
+        ["x", "w", "w_short", "w_2d", "flat"].map(|n| g.param(n).unwrap());
+    let labels = g.labels(12);
+    let shape_err = |r: Result<Var>| matches!(r, Err(Error::ShapeMismatch { .. }));
+    let config_err = |r: Result<Var>| matches!(r, Err(Error::InvalidConfig(_)));
+
+    assert!(shape_err(g.rms_norm(x, w_short, 1e-6)));
+    assert!(shape_err(g.rms_norm(x, w_2d, 1e-6)));
+    assert!(shape_err(g.rms_norm(labels, w, 1e-6)));
+    assert!(shape_err(g.rms_norm(x, labels, 1e-6)));
+    for eps in [0.0, -1e-6, f32::NAN] {
+        assert!(config_err(g.rms_norm(x, w, eps)), "eps {eps}");
+    }
+
+    assert!(shape_err(g.rope(flat, 2, 1e4)), "not [batch, tokens, dim]");
+    assert!(shape_err(g.rope(x, 5, 1e4)), "heads do not divide dim");
+    assert!(shape_err(g.rope(x, 4, 1e4)), "odd head dim 3");
+    assert!(shape_err(g.rope(x, 12, 1e4)), "odd head dim 1");
+    assert!(shape_err(g.rope(x, 0, 1e4)), "no heads");
+    assert!(shape_err(g.rope(w, 1, 1e4)));
+    for theta in [0.0, -1e4, f32::NAN, f32::INFINITY] {
+        assert!(config_err(g.rope(x, 2, theta)), "theta {theta}");
+    }
+
+    assert!(shape_err(g.silu_gate(x, flat)), "shapes differ");
+    assert!(shape_err(g.silu_gate(w, w_2d)), "same length, other shape");
+    assert!(shape_err(g.silu_gate(labels, w)));
+    assert!(shape_err(g.silu_gate(w, labels)));
+
+    let h = g.rms_norm(x, w, 1e-6).unwrap();
+    let h = g.rope(h, 2, 1e4).unwrap();
+    let y = g.silu_gate(h, x).unwrap();
+    assert_eq!(g.shape(y), [2, 3, 12]);
+    g.build(kernels, &store, &[y]).unwrap();
+}
+
+// ---- Language-model ops: token embedding, causal attention, per-token loss ----
+
+/// Random ids below `vocab` (repeats included).
+fn rand_ids(rng: &mut ChaCha8Rng, n: usize, vocab: usize) -> Vec<u32> {
+    (0..n).map(|_| rng.random_range(0..vocab as u32)).collect()
+}
+
+#[test]
+fn embedding() {
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    // (vocab, dim, ids shape, all ids equal): one token; rows left unused; a
+    // character-level vocabulary of 73 with a dim not a multiple of the workgroup;
+    // every token on one row (the longest token list).
+    for (vocab, dim, shape, same) in [
+        (1, 1, vec![1], false),
+        (5, 3, vec![2, 7], false),
+        (73, 33, vec![3, 65], false),
+        (7, 129, vec![300], false),
+        (3, 17, vec![8, 64], true),
+    ] {
+        let n = numel(&shape);
+        let ids = match same {
+            true => vec![2; n],
+            false => rand_ids(&mut rng, n, vocab),
+        };
+        let c = case(
+            format!("embedding {vocab}x{dim} ids {shape:?} same {same}"),
+            &mut rng,
+            &[vec![vocab, dim]],
+            |g, v, ids| g.embedding(v[0], ids.unwrap()),
+        )
+        .with_ids(&shape, ids.clone());
+        let i2 = ids.clone();
+        check_unary(
+            c,
+            move |x| r::embedding(x, &ids, dim),
+            move |_, dy| r::embedding_backward(&i2, dy, vocab, dim),
+        );
+    }
+}
+
+/// The table read by the embedding and by a tied output head (`h @ table^T`): the
+/// head's gradient is written first (overwrite), the embedding's scatter-add adds to
+/// it (accumulate).
+#[test]
+fn embedding_tied_to_the_output_head() {
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    let (vocab, dim, shape) = (11, 6, [3, 5]);
+    let n = numel(&shape);
+    let ids = rand_ids(&mut rng, n, vocab);
+    let c = case(
+        "embedding tied".into(),
+        &mut rng,
+        &[vec![vocab, dim]],
+        |g, v, ids| {
+            let h = g.embedding(v[0], ids.unwrap())?;
+            let h = g.activation(h, Activation::GeluTanh)?;
+            g.linear(h, v[0], None)
+        },
+    )
+    .with_ids(&shape, ids.clone());
+    let kind = Activation::GeluTanh;
+    let i2 = ids.clone();
+    let fwd = move |x: &[f64]| {
+        let h = r::activation(&r::embedding(x, &ids, dim), kind);
+        r::linear(&h, x, None, n, dim, vocab)
+    };
+    let bwd = move |x: &[f64], dy: &[f64]| {
+        let e = r::embedding(x, &i2, dim);
+        let h = r::activation(&e, kind);
+        let (dh, dw, _) = r::linear_backward(&h, x, dy, n, dim, vocab);
+        let de = r::activation_backward(&e, &dh, kind);
+        let scatter = r::embedding_backward(&i2, &de, vocab, dim);
+        dw.iter().zip(&scatter).map(|(a, b)| a + b).collect()
+    };
+    check_unary(c, fwd, bwd);
+}
+
+/// Ids at or above the vocabulary (or a loss's classes) are refused where they are
+/// written, and nothing is recorded; ids that bypass the check read the last row.
+#[test]
+fn embedding_ids_out_of_range() {
+    let (ctx, kernels) = gpu();
+    let (vocab, dim) = (5, 3);
+    let store = ParamStore::new(ctx, &[("table", vec![vocab, dim])]).unwrap();
+    let table: Vec<f32> = (0..vocab * dim).map(|i| i as f32).collect();
+    store.params.write_named(ctx, "table", &table).unwrap();
+    let mut g = GraphBuilder::new(store.layout().clone());
+    let t = g.param("table").unwrap();
+    let ids = g.ids(&[2, 2]);
+    let y = g.embedding(t, ids).unwrap();
+    // The same ids as labels of a 4-class loss: the tighter bound wins.
+    let head = g.input(&[4, dim]);
+    let logits = g.linear(y, head, None).unwrap();
+    let loss = g.cross_entropy(logits, ids).unwrap();
+    let graph = g.build(kernels, &store, &[loss]).unwrap();
+    let mut uploads = UploadRing::new("test ids");
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    // Unchecked ids of 99 gather the last row.
+    graph
+        .value(ids)
+        .record_write(&mut uploads, ctx, &mut encoder, &[0u32, 99, 4, 99])
+        .unwrap();
+    // Refused writes record nothing: the forward pass still sees the ids above.
+    for (bad, index, label) in [([0, 5, 1, 2], 1, 5), ([0, 1, 2, 4], 3, 4)] {
+        let err = graph
+            .record_write_ids(ids, &mut uploads, ctx, &mut encoder, &bad)
+            .unwrap_err();
+        assert!(
+            matches!(err, coptim::Error::LabelOutOfRange { index: i, label: l, classes: 4 } if i == index && l == label),
+            "{err}"
+        );
+    }
+    graph.record_forward(&mut encoder);
+    ctx.queue().submit([encoder.finish()]);
+    let got = graph.value(y).read_f32_blocking(ctx).unwrap();
+    let rows = [0, 4, 4, 4].map(|r| &table[r * dim..(r + 1) * dim]);
+    assert_eq!(got, rows.concat());
+}
+
+#[test]
+fn language_model_ops_refuse_bad_shapes() {
+    let (ctx, _) = gpu();
+    let store = ParamStore::new(
+        ctx,
+        &[
+            ("table", vec![7, 4]),
+            ("cube", vec![2, 3, 4]),
+            ("x", vec![2, 3, 4]),
+        ],
+    )
+    .unwrap();
+    let mut g = GraphBuilder::new(store.layout().clone());
+    let (table, cube, x) = (
+        g.param("table").unwrap(),
+        g.param("cube").unwrap(),
+        g.param("x").unwrap(),
+    );
+    let ids = g.ids(&[2, 3]);
+    let wrong = |r: Result<Var>| matches!(r, Err(coptim::Error::ShapeMismatch { .. }));
+    // Embedding: a 3-D table, f32 ids, u32 table.
+    assert!(wrong(g.embedding(cube, ids)));
+    assert!(wrong(g.embedding(table, x)));
+    assert!(wrong(g.embedding(ids, ids)));
+    // Causal attention: heads not dividing dim, mismatched shapes, u32 operands.
+    assert!(wrong(g.causal_attention(x, x, x, 3)));
+    assert!(wrong(g.causal_attention(x, x, x, 0)));
+    assert!(wrong(g.causal_attention(x, table, x, 2)));
+    assert!(wrong(g.causal_attention(x, x, ids, 1)));
+    // Per-token loss: labels must be the logits' leading shape.
+    let (long, flat) = (g.ids(&[2, 4]), g.ids(&[6]));
+    assert!(wrong(g.cross_entropy(x, long)));
+    assert!(wrong(g.cross_entropy(x, flat)));
+    assert!(g.cross_entropy(x, ids).is_ok());
+}
+
+/// (batch, tokens, dim, heads): fused up to 64 tokens (including 1 token and a head
+/// count that leaves a 256-wide workgroup partly idle), the matmul path above.
+const CAUSAL_SHAPES: [(usize, usize, usize, usize); 6] = [
+    (1, 1, 3, 1),
+    (2, 7, 12, 3),
+    (3, 33, 8, 2),
+    (1, 64, 16, 2),
+    (2, 70, 16, 4),
+    (1, 129, 32, 4),
+];
+
+#[test]
+fn causal_attention() {
+    let mut rng = ChaCha8Rng::seed_from_u64(14);
+    for (batch, tokens, dim, heads) in CAUSAL_SHAPES {
+        let s = r::AttentionShape {
+            batch,
+            tokens,
+            dim,
+            heads,
+        };
+        let c = case(
+            format!("causal attention b{batch} n{tokens} d{dim} h{heads}"),
+            &mut rng,
+            &vec![vec![batch, tokens, dim]; 3],
+            move |g, v, _| g.causal_attention(v[0], v[1], v[2], heads),
+        )
+        .with_fallback();
+        check(
+            c,
+            &[true; 3],
+            move |x| r::multi_head_attention([&x[0], &x[1], &x[2]], s, true),
+            move |x, dy| {
+                r::multi_head_attention_backward([&x[0], &x[1], &x[2]], dy, s, true).to_vec()
+            },
+        );
+    }
+}
+
+/// One variable as q, k and v: the three gradients add up (fused and matmul path).
+#[test]
+fn causal_attention_on_one_variable() {
+    let mut rng = ChaCha8Rng::seed_from_u64(15);
+    for (batch, tokens, dim, heads) in [(2, 9, 8, 2), (1, 70, 8, 2)] {
+        let s = r::AttentionShape {
+            batch,
+            tokens,
+            dim,
+            heads,
+        };
+        let c = case(
+            format!("causal self-attention b{batch} n{tokens}"),
+            &mut rng,
+            &[vec![batch, tokens, dim]],
+            move |g, v, _| g.causal_attention(v[0], v[0], v[0], heads),
+        );
+        check_unary(
+            c,
+            move |x| r::multi_head_attention([x, x, x], s, true),
+            move |x, dy| {
+                let [dq, dk, dv] = r::multi_head_attention_backward([x, x, x], dy, s, true);
+                (0..x.len()).map(|i| dq[i] + dk[i] + dv[i]).collect()
+            },
+        );
+    }
+}
+
+/// Keys and values that want gradients while the queries (an input) do not: the
+/// fused path still computes dS for dK (into a scratch dQ); both paths.
+#[test]
+fn causal_attention_without_query_gradient() {
+    let (ctx, kernels) = gpu();
+    let mut rng = ChaCha8Rng::seed_from_u64(16);
+    for (batch, tokens, dim, heads) in [(2, 9, 8, 2), (1, 70, 8, 2)] {
+        let s = r::AttentionShape {
+            batch,
+            tokens,
+            dim,
+            heads,
+        };
+        let shape = [batch, tokens, dim];
+        let [q, k, v, dy] = [(); 4].map(|_| rand_vec(&mut rng, numel(&shape), 1.0));
+        let store = ParamStore::new(ctx, &[("k", shape.to_vec()), ("v", shape.to_vec())]).unwrap();
+        store.params.write_named(ctx, "k", &to_f32(&k)).unwrap();
+        store.params.write_named(ctx, "v", &to_f32(&v)).unwrap();
+        let mut g = GraphBuilder::new(store.layout().clone());
+        let qv = g.input(&shape);
+        let (kv, vv) = (g.param("k").unwrap(), g.param("v").unwrap());
+        let out = g.causal_attention(qv, kv, vv, heads).unwrap();
+        let graph = g.build(kernels, &store, &[out]).unwrap();
+        assert!(graph.grad(qv).is_none());
+        graph.value(qv).write_f32(ctx, &to_f32(&q)).unwrap();
+        graph
+            .grad(out)
+            .unwrap()
+            .write_f32(ctx, &to_f32(&dy))
+            .unwrap();
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        graph.record_forward(&mut encoder);
+        graph.record_backward(&mut encoder);
+        ctx.queue().submit([encoder.finish()]);
+        let got = store.grads.read_all_blocking(ctx).unwrap();
+        let [_, dk, dv] = r::multi_head_attention_backward([&q, &k, &v], &dy, s, true);
+        for (name, g, want) in [("dK", &got[0], &dk), ("dV", &got[1], &dv)] {
+            let e = rel_err(&to_f64(g), want);
+            assert!(e <= GPU_TOL, "n{tokens} {name}: relative error {e:e}");
+        }
+    }
+}
+
+/// The existing cross-entropy as a language model's loss: logits `[batch, tokens,
+/// vocab]` (and `[rows, vocab]`) against next-token ids from the same u32 input
+/// kind as the embedding's, at a character vocabulary of 73 and 4096+ rows.
+#[test]
+fn cross_entropy_per_token() {
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    let vocab = 73;
+    for shape in [vec![33, 128], vec![4097]] {
+        let n = numel(&shape);
+        let labels = rand_ids(&mut rng, n, vocab);
+        let logits_shape = [&shape[..], &[vocab]].concat();
+        let mut c = case(
+            format!("cross_entropy {shape:?} x {vocab}"),
+            &mut rng,
+            &[logits_shape],
+            |g, v, l| g.cross_entropy(v[0], l.unwrap()),
+        )
+        .with_fallback()
+        .with_ids(&shape, labels.clone());
+        for x in c.inputs[0].1.iter_mut() {
+            *x = (*x * 5.0) as f32 as f64;
+        }
+        let l2 = labels.clone();
+        check_unary(
+            c,
+            move |x| vec![r::cross_entropy(x, &labels, vocab)],
+            move |x, dy| r::cross_entropy_backward(x, &l2, vocab, dy[0]),
+        );
     }
 }

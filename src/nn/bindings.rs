@@ -69,7 +69,7 @@ pub(crate) const OTHER: Binding = read("other");
 pub(crate) const DY: Binding = read("dy");
 /// Output values, or the gradient a flat backward kernel writes.
 pub(crate) const OUT: Binding = read_write("out");
-/// LayerNorm scale and shift.
+/// LayerNorm scale; the embedding table.
 pub(crate) const WEIGHT: Binding = read("weight");
 /// LayerNorm shift; the matmul's per-column bias.
 pub(crate) const BIAS: Binding = read("bias");
@@ -79,24 +79,42 @@ pub(crate) const Y: Binding = read_write("y");
 pub(crate) const STATS: Binding = read_write("stats");
 /// A row kernel's input gradient (the logits', for the loss kernels).
 pub(crate) const DX: Binding = read_write("dx");
-/// LayerNorm's parameter gradients.
+/// LayerNorm's scale gradient; the embedding table's gradient.
 pub(crate) const DWEIGHT: Binding = read_write("dweight");
 /// LayerNorm's shift gradient.
 pub(crate) const DBIAS: Binding = read_write("dbias");
-/// Attention's packed queries, keys and values.
-pub(crate) const QKV: Binding = read("qkv");
+/// Attention's queries (the packed qkv tensor, or q).
+pub(crate) const Q: Binding = read("q");
+/// Attention's keys (the packed qkv tensor, or k).
+pub(crate) const K: Binding = read("k");
+/// Attention's values (the packed qkv tensor, or v).
+pub(crate) const V: Binding = read("v");
 /// Attention probabilities (saved for backward).
 pub(crate) const PROBS: Binding = read_write("probs");
 /// Attention's upstream gradient.
 pub(crate) const D_OUT: Binding = read("d_out");
 /// Attention's score gradients.
 pub(crate) const D_SCORES: Binding = read_write("d_scores");
-/// Attention's packed gradient.
+/// The gradient of attention's packed qkv, or of one of q, k, v.
 pub(crate) const D_QKV: Binding = read_write("d_qkv");
+/// RoPE's `[tokens, head_dim / 2, 2]` table of (cos, sin) per position and frequency.
+pub(crate) const COS_SIN: Binding = read("cos_sin");
 /// Class labels (u32).
 pub(crate) const LABELS: Binding = Binding {
     name: "labels",
     access: Access::Read,
+    element: "u32",
+};
+/// Token ids (u32), gathered by the embedding.
+pub(crate) const IDS: Binding = Binding {
+    name: "ids",
+    access: Access::Read,
+    element: "u32",
+};
+/// The embedding's per-row token lists (u32).
+pub(crate) const TOKEN_INDEX: Binding = Binding {
+    name: "token_index",
+    access: Access::ReadWrite,
     element: "u32",
 };
 /// Per-row scratch of the loss kernels.

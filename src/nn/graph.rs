@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::arena::{Layout, ParamStore, TensorId};
+use crate::arena::{Layout, ParamStore, TensorId, UploadRing};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::nn::dispatch::Dispatch;
@@ -123,6 +123,14 @@ impl GraphBuilder {
         self.push_node(vec![len], DType::U32, Source::Input)
     }
 
+    /// A `u32` input of any shape: token ids (e.g. `[batch, tokens]` for
+    /// [`GraphBuilder::embedding`]) or per-token labels (for
+    /// [`GraphBuilder::cross_entropy`]). Write it with [`Graph::record_write_ids`],
+    /// which checks every id against the ops that read it.
+    pub fn ids(&mut self, shape: &[usize]) -> Var {
+        self.push_node(shape.to_vec(), DType::U32, Source::Input)
+    }
+
     /// The parameter called `name` in the layout (the same variable on every call).
     pub fn param(&mut self, name: &str) -> Result<Var> {
         let id = self.layout.id(name)?;
@@ -166,12 +174,43 @@ impl GraphBuilder {
     /// LayerNorm over the last dimension with elementwise affine `weight` and `bias`
     /// (`torch.nn.LayerNorm(dim, eps)`).
     pub fn layer_norm(&mut self, x: Var, weight: Var, bias: Var, eps: f32) -> Result<Var> {
-        self.push_op(ops::LayerNorm::new(self, x, weight, bias, eps))
+        self.push_op(ops::LayerNorm::new(self, x, weight, Some(bias), eps))
+    }
+
+    /// RMSNorm over the last dimension with elementwise `weight` and no bias, as HF's
+    /// `LlamaRMSNorm`: `x / sqrt(mean(x^2) + eps) * weight`. `weight` is `[dim]` for
+    /// `x` `[..., dim]`; `eps` is positive.
+    pub fn rms_norm(&mut self, x: Var, weight: Var, eps: f32) -> Result<Var> {
+        self.push_op(ops::LayerNorm::new(self, x, weight, None, eps))
+    }
+
+    /// Rotary position embedding of `x` `[batch, tokens, heads * head_dim]` (features
+    /// ordered (head, head_dim), `head_dim` even), position = token index, in HF's
+    /// `rotate_half` convention: within each head, feature `i` and `i + head_dim / 2`
+    /// rotate by `t * theta^(-2i / head_dim)`. The cos/sin table is computed in f32 as
+    /// PyTorch computes it. No parameters; the gradient is the inverse rotation.
+    pub fn rope(&mut self, x: Var, heads: usize, theta: f32) -> Result<Var> {
+        self.push_op(ops::Rope::new(self, x, heads, theta))
+    }
+
+    /// `silu(gate) * up` elementwise (SwiGLU's gate, `silu(x) = x / (1 + exp(-x))`);
+    /// both f32 of the same shape, both differentiable.
+    pub fn silu_gate(&mut self, gate: Var, up: Var) -> Result<Var> {
+        self.push_op(ops::SiluGate::new(self, gate, up))
     }
 
     /// Softmax over the last dimension.
     pub fn softmax(&mut self, x: Var) -> Result<Var> {
         self.push_op(ops::Softmax::new(self, x))
+    }
+
+    /// Token embedding (`torch.nn.Embedding`): rows of `table` `[vocab, dim]` gathered
+    /// by `ids` (u32, any shape, from [`GraphBuilder::ids`]), giving
+    /// `[ids' shape..., dim]`. Differentiable with respect to the table (a
+    /// deterministic scatter-add); the table may also feed other ops, e.g. a tied
+    /// output head `linear(h, table, None)`, and the gradients add up.
+    pub fn embedding(&mut self, table: Var, ids: Var) -> Result<Var> {
+        self.push_op(ops::Embedding::new(self, table, ids))
     }
 
     /// Scaled dot-product multi-head self-attention on packed projections, as timm's
@@ -180,7 +219,16 @@ impl GraphBuilder {
     /// with heads concatenated, ready for the output projection. Scores are scaled by
     /// `head_dim^-0.5`.
     pub fn attention(&mut self, qkv: Var, heads: usize) -> Result<Var> {
-        self.push_op(ops::Attention::new(self, qkv, heads))
+        self.push_op(ops::Attention::packed(self, qkv, heads))
+    }
+
+    /// Causal scaled dot-product multi-head attention on separate projections, as HF
+    /// LLaMA's attention after RoPE: `q`, `k` and `v` are `[batch, tokens, dim]` with
+    /// features ordered (head, head_dim); query `i` attends to keys `0..=i`. The result
+    /// is `[batch, tokens, dim]` with heads concatenated; scores are scaled by
+    /// `head_dim^-0.5`.
+    pub fn causal_attention(&mut self, q: Var, k: Var, v: Var, heads: usize) -> Result<Var> {
+        self.push_op(ops::Attention::separate(self, [q, k, v], heads, true))
     }
 
     /// Cuts images `[batch, channels, height, width]` into non-overlapping
@@ -208,15 +256,18 @@ impl GraphBuilder {
         self.push_op(ops::Pool::new(self, x, PoolMode::Select(index)))
     }
 
-    /// Mean softmax cross-entropy of `logits` `[batch, classes]` against `labels`
-    /// (`[batch]`, from [`GraphBuilder::labels`]), computed stably with log-sum-exp;
-    /// a `[1]` tensor. Differentiable with respect to the logits.
+    /// Mean softmax cross-entropy of `logits` `[..., classes]` against `labels` (u32,
+    /// the leading shape of the logits, from [`GraphBuilder::labels`] or
+    /// [`GraphBuilder::ids`]), over all rows, computed stably with log-sum-exp; a `[1]`
+    /// tensor. Differentiable with respect to the logits. For a language model:
+    /// logits `[batch, tokens, vocab]` against next-token ids `[batch, tokens]`.
     pub fn cross_entropy(&mut self, logits: Var, labels: Var) -> Result<Var> {
         self.push_op(ops::CrossEntropy::new(self, logits, labels))
     }
 
     /// The number of rows whose first maximal logit is at the label, as a `[1]` f32
-    /// tensor (exact below 2^24). Not differentiable.
+    /// tensor (exact below 2^24); shapes as for [`GraphBuilder::cross_entropy`]. Not
+    /// differentiable.
     pub fn correct_count(&mut self, logits: Var, labels: Var) -> Result<Var> {
         self.push_op(ops::CorrectCount::new(self, logits, labels))
     }
@@ -249,8 +300,10 @@ impl GraphBuilder {
             self.compile_ops(&mut cx, &modes)?
         };
         let clears = self.unwritten_param_grads(store, &needs_grad);
+        let id_bounds = self.id_bounds();
         Ok(Graph {
             shapes: self.nodes.into_iter().map(|n| n.shape).collect(),
+            id_bounds,
             values,
             grads,
             forward,
@@ -398,6 +451,21 @@ impl GraphBuilder {
         Ok((forward, backward))
     }
 
+    /// Per variable: the smallest [`Op::id_bound`](ops::Op::id_bound) of the ops that
+    /// read it as indices, if any.
+    fn id_bounds(&self) -> Vec<Option<usize>> {
+        let mut bounds = vec![None; self.nodes.len()];
+        for (op, _) in &self.ops {
+            for (slot, v) in op.inputs().into_iter().enumerate() {
+                if let Some(b) = op.id_bound(slot) {
+                    let old: &mut Option<usize> = &mut bounds[v.0];
+                    *old = Some(old.map_or(b, |o| o.min(b)));
+                }
+            }
+        }
+        bounds
+    }
+
     /// The gradient ranges of parameters that no op writes: zero, so they are
     /// cleared every backward pass.
     fn unwritten_param_grads(
@@ -443,6 +511,7 @@ impl GraphBuilder {
 #[derive(Debug)]
 pub struct Graph {
     shapes: Vec<Vec<usize>>,
+    id_bounds: Vec<Option<usize>>,
     values: Vec<Tensor>,
     grads: Vec<Option<Tensor>>,
     forward: Vec<Dispatch>,
@@ -471,6 +540,34 @@ impl Graph {
     /// parameter to a seed, and for the seeds themselves.
     pub fn grad(&self, v: Var) -> Option<&Tensor> {
         self.grads[v.0].as_ref()
+    }
+
+    /// Records a write of `ids` into the u32 input `v` (as
+    /// [`Tensor::record_write`]) after checking each against every op that reads `v`
+    /// as indices: an id at or above an embedding's vocabulary or a loss's number of
+    /// classes is [`Error::LabelOutOfRange`] and nothing is recorded. (The kernels
+    /// clamp ids that bypass this check, so they never read out of bounds.)
+    pub fn record_write_ids(
+        &self,
+        v: Var,
+        uploads: &mut UploadRing,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        ids: &[u32],
+    ) -> Result<()> {
+        if let Some(classes) = self.id_bounds[v.0]
+            && let Some((index, &label)) = ids
+                .iter()
+                .enumerate()
+                .find(|(_, id)| **id as usize >= classes)
+        {
+            return Err(Error::LabelOutOfRange {
+                index,
+                label,
+                classes,
+            });
+        }
+        self.values[v.0].record_write(uploads, ctx, encoder, ids)
     }
 
     /// Number of kernel launches of the forward and of the backward pass.

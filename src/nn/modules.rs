@@ -18,6 +18,8 @@ pub(crate) enum File {
     Elementwise,
     Tokens,
     Attention,
+    Rope,
+    Embedding,
     LayerNorm,
     Softmax,
     Loss,
@@ -29,6 +31,8 @@ const FLAT_NEEDS: &[&str] = &["flat_index", "accumulated"];
 static ELEMENTWISE: Part = shader_part!("nn_elementwise.wgsl", &[], FLAT_NEEDS);
 static TOKENS: Part = shader_part!("nn_tokens.wgsl", &[], FLAT_NEEDS);
 static ATTENTION: Part = shader_part!("nn_attention.wgsl", &[], FLAT_NEEDS);
+static ROPE: Part = shader_part!("nn_rope.wgsl", &[], FLAT_NEEDS);
+static EMBEDDING: Part = shader_part!("nn_embedding.wgsl", &[], FLAT_NEEDS);
 static LAYERNORM: Part = shader_part!(
     "nn_layernorm.wgsl",
     &[],
@@ -46,7 +50,13 @@ static LOSS: Part = shader_part!(
 );
 
 impl File {
-    const FLAT: [File; 3] = [File::Elementwise, File::Tokens, File::Attention];
+    const FLAT: [File; 5] = [
+        File::Elementwise,
+        File::Tokens,
+        File::Attention,
+        File::Rope,
+        File::Embedding,
+    ];
     const ROWS: [File; 3] = [File::LayerNorm, File::Softmax, File::Loss];
 
     /// The helpers from `shaders/lib/` the file's modules include (besides a row
@@ -70,6 +80,8 @@ impl File {
             File::Elementwise => (&ELEMENTWISE, &ops::ELEMENTWISE),
             File::Tokens => (&TOKENS, &ops::TOKENS),
             File::Attention => (&ATTENTION, &ops::ATTENTION),
+            File::Rope => (&ROPE, &ops::ROPE),
+            File::Embedding => (&EMBEDDING, &ops::EMBEDDING),
             File::LayerNorm => (&LAYERNORM, &ops::LAYERNORM),
             File::Softmax => (&SOFTMAX, &ops::SOFTMAX),
             File::Loss => (&LOSS, &ops::LOSS),
@@ -156,7 +168,9 @@ impl Module {
         match self {
             Module::Flat(Elementwise) => "nn_elementwise",
             Module::Flat(Tokens) => "nn_tokens",
-            Module::Flat(_) => "nn_attention",
+            Module::Flat(Rope) => "nn_rope",
+            Module::Flat(Attention) => "nn_attention",
+            Module::Flat(_) => "nn_embedding",
             Module::Matmul(shader) => shader.name,
             Module::Rows(LayerNorm, Workgroup) => "nn_layernorm",
             Module::Rows(LayerNorm, Subgroup) => "nn_layernorm_subgroup",
@@ -261,9 +275,16 @@ file_kernels!(
     AddForward,
     Accumulate,
     SumRows,
+    SiluGateForward,
+    SiluGateBackwardGate,
+    SiluGateBackwardUp,
     LayerNormForward,
     LayerNormBackwardInput,
     LayerNormBackwardParams,
+    RmsNormForward,
+    RmsNormBackwardInput,
+    RopeForward,
+    RopeBackward,
     SoftmaxForward,
     SoftmaxBackward,
     PatchifyForward,
@@ -280,6 +301,10 @@ file_kernels!(
     AttentionForward,
     AttentionBackwardQuery,
     AttentionBackwardKey,
+    AttentionBackwardValue,
+    EmbeddingForward,
+    EmbeddingIndex,
+    EmbeddingBackward,
 );
 
 impl Kernel {
@@ -293,6 +318,11 @@ impl Kernel {
             AddForward => (File::Elementwise, "add_forward"),
             Accumulate => (File::Elementwise, "accumulate"),
             SumRows => (File::Elementwise, "sum_rows"),
+            SiluGateForward => (File::Elementwise, "silu_gate_forward"),
+            SiluGateBackwardGate => (File::Elementwise, "silu_gate_backward_gate"),
+            SiluGateBackwardUp => (File::Elementwise, "silu_gate_backward_up"),
+            RopeForward => (File::Rope, "rope_forward"),
+            RopeBackward => (File::Rope, "rope_backward"),
             PatchifyForward => (File::Tokens, "patchify_forward"),
             PatchifyBackward => (File::Tokens, "patchify_backward"),
             PrependForward => (File::Tokens, "prepend_forward"),
@@ -303,9 +333,15 @@ impl Kernel {
             AttentionForward => (File::Attention, "attention_forward"),
             AttentionBackwardQuery => (File::Attention, "attention_backward_query"),
             AttentionBackwardKey => (File::Attention, "attention_backward_key"),
+            AttentionBackwardValue => (File::Attention, "attention_backward_value"),
+            EmbeddingForward => (File::Embedding, "embedding_forward"),
+            EmbeddingIndex => (File::Embedding, "embedding_index"),
+            EmbeddingBackward => (File::Embedding, "embedding_backward"),
             LayerNormForward => (File::LayerNorm, "layernorm_forward"),
             LayerNormBackwardInput => (File::LayerNorm, "layernorm_backward_input"),
             LayerNormBackwardParams => (File::LayerNorm, "layernorm_backward_params"),
+            RmsNormForward => (File::LayerNorm, "rmsnorm_forward"),
+            RmsNormBackwardInput => (File::LayerNorm, "rmsnorm_backward_input"),
             SoftmaxForward => (File::Softmax, "softmax_forward"),
             SoftmaxBackward => (File::Softmax, "softmax_backward"),
             CeForwardRows => (File::Loss, "ce_forward_rows"),
@@ -322,15 +358,23 @@ impl Kernel {
         match self {
             Matmul(_) => &[A, B, BIAS, C],
             ActivationForward | PatchifyForward | PoolForward => &[X, OUT],
-            ActivationBackward => &[X, DY, OUT],
-            AddForward | PrependForward => &[X, OTHER, OUT],
+            ActivationBackward | SiluGateBackwardUp => &[X, DY, OUT],
+            AddForward | PrependForward | SiluGateForward => &[X, OTHER, OUT],
+            SiluGateBackwardGate => &[X, OTHER, DY, OUT],
+            RopeForward => &[X, COS_SIN, OUT],
+            RopeBackward => &[DY, COS_SIN, OUT],
             Accumulate | SumRows | PatchifyBackward | PoolBackward => &[DY, OUT],
             PrependBackwardTokens | PrependBackwardToken => &[DY, OUT],
-            AttentionForward => &[QKV, OUT, PROBS],
-            AttentionBackwardQuery => &[QKV, OUT, PROBS, D_OUT, D_SCORES, D_QKV],
-            AttentionBackwardKey => &[QKV, PROBS, D_OUT, D_SCORES, D_QKV],
+            AttentionForward => &[Q, K, V, OUT, PROBS],
+            AttentionBackwardQuery => &[K, V, OUT, PROBS, D_OUT, D_SCORES, D_QKV],
+            AttentionBackwardKey => &[Q, D_SCORES, D_QKV],
+            AttentionBackwardValue => &[PROBS, D_OUT, D_QKV],
+            EmbeddingForward => &[WEIGHT, IDS, OUT],
+            EmbeddingIndex => &[IDS, TOKEN_INDEX],
+            EmbeddingBackward => &[DY, TOKEN_INDEX, DWEIGHT],
             LayerNormForward => &[X, WEIGHT, BIAS, Y, STATS],
-            LayerNormBackwardInput => &[X, WEIGHT, STATS, DY, DX],
+            LayerNormBackwardInput | RmsNormBackwardInput => &[X, WEIGHT, STATS, DY, DX],
+            RmsNormForward => &[X, WEIGHT, Y, STATS],
             LayerNormBackwardParams => &[X, STATS, DY, DWEIGHT, DBIAS],
             SoftmaxForward => &[X, Y],
             SoftmaxBackward => &[Y, DY, DX],
@@ -346,6 +390,7 @@ impl Kernel {
         match self {
             Matmul(_) => Grid::Matmul,
             LayerNormForward | LayerNormBackwardInput | LayerNormBackwardParams => Grid::Rows,
+            RmsNormForward | RmsNormBackwardInput => Grid::Rows,
             SoftmaxForward | SoftmaxBackward | CeForwardRows => Grid::Rows,
             ReduceSum => Grid::Single,
             _ => Grid::Flat,

@@ -146,21 +146,29 @@ pub fn activation_backward(x: &[f64], dy: &[f64], kind: Activation) -> Vec<f64> 
 
 /// LayerNorm over rows of `dim` (biased variance).
 pub fn layer_norm(x: &[f64], w: &[f64], b: &[f64], dim: usize, eps: f64) -> Vec<f64> {
+    let mut y = normalized(x, w, dim, eps, true);
+    add_broadcast(&mut y, b);
+    y
+}
+
+/// `(x - mean) * rstd * w` per row of `dim`, or `x * rstd * w` (RMSNorm) when not
+/// `centered` (the variance is then the mean square).
+fn normalized(x: &[f64], w: &[f64], dim: usize, eps: f64, centered: bool) -> Vec<f64> {
     let mut y = Vec::with_capacity(x.len());
     for row in x.chunks(dim) {
-        let (mean, rstd) = moments(row, eps);
-        y.extend(
-            row.iter()
-                .enumerate()
-                .map(|(j, v)| (v - mean) * rstd * w[j] + b[j]),
-        );
+        let (mean, rstd) = moments(row, eps, centered);
+        y.extend(row.iter().zip(w).map(|(v, w)| (v - mean) * rstd * w));
     }
     y
 }
 
-fn moments(row: &[f64], eps: f64) -> (f64, f64) {
+/// The mean (0 unless `centered`) and `1 / sqrt(mean((x - mean)^2) + eps)` of a row.
+fn moments(row: &[f64], eps: f64, centered: bool) -> (f64, f64) {
     let n = row.len() as f64;
-    let mean = row.iter().sum::<f64>() / n;
+    let mean = match centered {
+        true => row.iter().sum::<f64>() / n,
+        false => 0.0,
+    };
     let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
     (mean, 1.0 / (var + eps).sqrt())
 }
@@ -173,23 +181,115 @@ pub fn layer_norm_backward(
     dim: usize,
     eps: f64,
 ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let (dx, dw) = normalized_backward(x, w, dy, dim, eps, true);
+    (dx, dw, sum_rows(dy, dim))
+}
+
+/// Gradients `(dx, dw)` of [`normalized`].
+fn normalized_backward(
+    x: &[f64],
+    w: &[f64],
+    dy: &[f64],
+    dim: usize,
+    eps: f64,
+    centered: bool,
+) -> (Vec<f64>, Vec<f64>) {
     let mut dx = Vec::with_capacity(x.len());
     let mut dw = vec![0.0; dim];
-    let mut db = vec![0.0; dim];
     for (row, g) in x.chunks(dim).zip(dy.chunks(dim)) {
-        let (mean, rstd) = moments(row, eps);
+        let (mean, rstd) = moments(row, eps, centered);
         let xhat: Vec<f64> = row.iter().map(|v| (v - mean) * rstd).collect();
         let gw: Vec<f64> = g.iter().zip(w).map(|(a, b)| a * b).collect();
         let n = dim as f64;
-        let mg = gw.iter().sum::<f64>() / n;
+        let mg = match centered {
+            true => gw.iter().sum::<f64>() / n,
+            false => 0.0,
+        };
         let mgx = gw.iter().zip(&xhat).map(|(a, b)| a * b).sum::<f64>() / n;
         dx.extend((0..dim).map(|j| rstd * (gw[j] - mg - xhat[j] * mgx)));
         for j in 0..dim {
             dw[j] += g[j] * xhat[j];
-            db[j] += g[j];
         }
     }
-    (dx, dw, db)
+    (dx, dw)
+}
+
+/// RMSNorm over rows of `dim` (HF `LlamaRMSNorm`): `x / sqrt(mean(x^2) + eps) * w`.
+pub fn rms_norm(x: &[f64], w: &[f64], dim: usize, eps: f64) -> Vec<f64> {
+    normalized(x, w, dim, eps, false)
+}
+
+/// Gradients of [`rms_norm`]: `(dx, dw)`.
+pub fn rms_norm_backward(
+    x: &[f64],
+    w: &[f64],
+    dy: &[f64],
+    dim: usize,
+    eps: f64,
+) -> (Vec<f64>, Vec<f64>) {
+    normalized_backward(x, w, dy, dim, eps, false)
+}
+
+/// Sizes of a rotary position embedding on `[batch, tokens, heads * head_dim]`.
+#[derive(Debug, Clone, Copy)]
+pub struct RopeShape {
+    /// Tokens per sequence (positions 0, 1, ...).
+    pub tokens: usize,
+    /// Heads.
+    pub heads: usize,
+    /// Features per head (even).
+    pub head_dim: usize,
+    /// The frequency base (10000 in LLaMA).
+    pub theta: f64,
+}
+
+/// RoPE in HF's `rotate_half` convention (see
+/// [`GraphBuilder::rope`](crate::nn::GraphBuilder::rope)), angles in f64.
+pub fn rope(x: &[f64], s: RopeShape) -> Vec<f64> {
+    rotate_pairs(x, s, 1.0)
+}
+
+/// Gradient of [`rope`]: the inverse rotation of `dy`.
+pub fn rope_backward(dy: &[f64], s: RopeShape) -> Vec<f64> {
+    rotate_pairs(dy, s, -1.0)
+}
+
+/// Rotates features `i` and `i + head_dim / 2` of every head of token `t` by
+/// `direction * t * theta^(-2i / head_dim)`.
+fn rotate_pairs(x: &[f64], s: RopeShape, direction: f64) -> Vec<f64> {
+    let half = s.head_dim / 2;
+    let mut y = x.to_vec();
+    for (r, head) in y.chunks_mut(s.head_dim).enumerate() {
+        let t = (r / s.heads % s.tokens) as f64;
+        for i in 0..half {
+            let angle = t * s.theta.powf(-2.0 * i as f64 / s.head_dim as f64);
+            let (sin, cos) = (direction * angle).sin_cos();
+            let (a, b) = (head[i], head[i + half]);
+            head[i] = a * cos - b * sin;
+            head[i + half] = b * cos + a * sin;
+        }
+    }
+    y
+}
+
+/// SwiGLU's gate: `silu(gate) * up` elementwise, `silu(x) = x / (1 + exp(-x))`.
+pub fn silu_gate(gate: &[f64], up: &[f64]) -> Vec<f64> {
+    gate.iter()
+        .zip(up)
+        .map(|(&g, &u)| g / (1.0 + (-g).exp()) * u)
+        .collect()
+}
+
+/// Gradients of [`silu_gate`]: `(dgate, dup)`.
+pub fn silu_gate_backward(gate: &[f64], up: &[f64], dy: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let mut dgate = Vec::with_capacity(gate.len());
+    let mut dup = Vec::with_capacity(gate.len());
+    for ((&g, &u), &d) in gate.iter().zip(up).zip(dy) {
+        let s = 1.0 / (1.0 + (-g).exp());
+        dgate.push(d * u * s * (1.0 + g * (1.0 - s)));
+        dup.push(d * g * s);
+    }
+    (dgate, dup)
 }
 
 /// Softmax over rows of `dim`.
@@ -214,7 +314,8 @@ pub fn softmax_backward(y: &[f64], dy: &[f64], dim: usize) -> Vec<f64> {
     dx
 }
 
-/// Sizes of a multi-head attention on `qkv [batch, tokens, 3 * dim]`.
+/// Sizes of a multi-head attention on `qkv [batch, tokens, 3 * dim]`, or on `q`, `k`,
+/// `v` `[batch, tokens, dim]` each.
 #[derive(Debug, Clone, Copy)]
 pub struct AttentionShape {
     /// Sequences.
@@ -232,17 +333,19 @@ impl AttentionShape {
         self.dim / self.heads
     }
 
-    /// `[tokens, head_dim]` of part (0 q, 1 k, 2 v), batch `b`, head `h`.
-    fn gather(&self, qkv: &[f64], part: usize, b: usize, h: usize) -> Vec<f64> {
-        let (n, d, hd) = (self.tokens, self.dim, self.head_dim());
+    /// `[tokens, head_dim]` of head `h` of batch `b` in a `[batch, tokens, width]`
+    /// tensor whose heads start at feature `offset`.
+    fn gather(&self, x: &[f64], width: usize, offset: usize, b: usize, h: usize) -> Vec<f64> {
+        let (n, hd) = (self.tokens, self.head_dim());
         let mut out = Vec::with_capacity(n * hd);
         for t in 0..n {
-            let base = (b * n + t) * 3 * d + part * d + h * hd;
-            out.extend_from_slice(&qkv[base..base + hd]);
+            let base = (b * n + t) * width + offset + h * hd;
+            out.extend_from_slice(&x[base..base + hd]);
         }
         out
     }
 
+    /// Writes `src` `[tokens, head_dim]` where [`AttentionShape::gather`] reads it.
     fn scatter(
         &self,
         dst: &mut [f64],
@@ -258,69 +361,108 @@ impl AttentionShape {
             dst[base..base + hd].copy_from_slice(&src[t * hd..(t + 1) * hd]);
         }
     }
+
+    /// Q, K, V `[batch, tokens, dim]` out of a packed `[batch, tokens, 3 * dim]`.
+    fn unpack(&self, qkv: &[f64]) -> [Vec<f64>; 3] {
+        let (n, d) = (self.tokens, self.dim);
+        [0, 1, 2].map(|part| {
+            let rows = qkv.chunks(3 * d).take(self.batch * n);
+            rows.flat_map(|row| row[part * d..(part + 1) * d].to_vec())
+                .collect()
+        })
+    }
+
+    /// [`AttentionShape::unpack`] inverted.
+    fn pack(&self, parts: [Vec<f64>; 3]) -> Vec<f64> {
+        let d = self.dim;
+        let rows = (0..self.batch * self.tokens).flat_map(|r| {
+            parts
+                .iter()
+                .flat_map(move |p| p[r * d..(r + 1) * d].iter().copied())
+        });
+        rows.collect()
+    }
 }
 
 /// The query, key and value `[tokens, head_dim]` of head `h` of batch item `b`, and
-/// its probabilities `softmax(Q K^T / sqrt(head_dim))` `[tokens, tokens]`.
+/// its probabilities `softmax(Q K^T / sqrt(head_dim))` `[tokens, tokens]`, with
+/// `S[i, j] = -inf` for `j > i` first when `causal`.
 fn head_attention(
-    qkv: &[f64],
+    [q, k, v]: [&[f64]; 3],
     s: AttentionShape,
-    b: usize,
-    h: usize,
-) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+    causal: bool,
+    (b, h): (usize, usize),
+) -> [Vec<f64>; 4] {
     let (n, hd) = (s.tokens, s.head_dim());
     let scale = 1.0 / (hd as f64).sqrt();
-    let (q, k, v) = (
-        s.gather(qkv, 0, b, h),
-        s.gather(qkv, 1, b, h),
-        s.gather(qkv, 2, b, h),
-    );
+    let [q, k, v] = [q, k, v].map(|x| s.gather(x, s.dim, 0, b, h));
     let mut scores = matmul(&q, &transpose(&k, n, hd), n, hd, n);
-    scores.iter_mut().for_each(|x| *x *= scale);
+    for (idx, x) in scores.iter_mut().enumerate() {
+        let masked = causal && idx % n > idx / n;
+        *x = if masked {
+            f64::NEG_INFINITY
+        } else {
+            *x * scale
+        };
+    }
     let p = softmax(&scores, n);
-    (q, k, v, p)
+    [q, k, v, p]
 }
 
-/// Multi-head attention: `softmax(Q K^T / sqrt(head_dim)) V` per head, heads merged
-/// into `[batch, tokens, dim]`.
-pub fn attention(qkv: &[f64], s: AttentionShape) -> Vec<f64> {
+/// Multi-head attention on separate `q`, `k`, `v` `[batch, tokens, dim]`:
+/// `softmax(Q K^T / sqrt(head_dim)) V` per head (causal: query `i` sees keys
+/// `0..=i`), heads merged into `[batch, tokens, dim]`.
+pub fn multi_head_attention(qkv: [&[f64]; 3], s: AttentionShape, causal: bool) -> Vec<f64> {
     let (n, d, hd) = (s.tokens, s.dim, s.head_dim());
     let mut out = vec![0.0; s.batch * n * d];
     for b in 0..s.batch {
         for h in 0..s.heads {
-            let (_, _, v, p) = head_attention(qkv, s, b, h);
+            let [_, _, v, p] = head_attention(qkv, s, causal, (b, h));
             s.scatter(&mut out, &matmul(&p, &v, n, n, hd), d, 0, b, h);
         }
     }
     out
 }
 
-/// Gradient of [`attention`] with respect to `qkv`.
-pub fn attention_backward(qkv: &[f64], dy: &[f64], s: AttentionShape) -> Vec<f64> {
+/// Gradients of [`multi_head_attention`] with respect to `q`, `k` and `v`.
+pub fn multi_head_attention_backward(
+    qkv: [&[f64]; 3],
+    dy: &[f64],
+    s: AttentionShape,
+    causal: bool,
+) -> [Vec<f64>; 3] {
     let (n, d, hd) = (s.tokens, s.dim, s.head_dim());
     let scale = 1.0 / (hd as f64).sqrt();
-    let mut dqkv = vec![0.0; qkv.len()];
+    let mut grads = [(); 3].map(|_| vec![0.0; dy.len()]);
     for b in 0..s.batch {
         for h in 0..s.heads {
-            let (q, k, v, p) = head_attention(qkv, s, b, h);
-            // dO of this head: the same gather as a [tokens, dim] tensor with one part.
-            let mut d_o = Vec::with_capacity(n * hd);
-            for t in 0..n {
-                let base = (b * n + t) * d + h * hd;
-                d_o.extend_from_slice(&dy[base..base + hd]);
-            }
+            let [q, k, v, p] = head_attention(qkv, s, causal, (b, h));
+            let d_o = s.gather(dy, d, 0, b, h);
             let dp = matmul(&d_o, &transpose(&v, n, hd), n, hd, n);
             let dv = matmul(&transpose(&p, n, n), &d_o, n, n, hd);
             let mut ds = softmax_backward(&p, &dp, n);
             ds.iter_mut().for_each(|x| *x *= scale);
             let dq = matmul(&ds, &k, n, n, hd);
             let dk = matmul(&transpose(&ds, n, n), &q, n, n, hd);
-            s.scatter(&mut dqkv, &dq, 3 * d, 0, b, h);
-            s.scatter(&mut dqkv, &dk, 3 * d, d, b, h);
-            s.scatter(&mut dqkv, &dv, 3 * d, 2 * d, b, h);
+            for (grad, part) in grads.iter_mut().zip([dq, dk, dv]) {
+                s.scatter(grad, &part, d, 0, b, h);
+            }
         }
     }
-    dqkv
+    grads
+}
+
+/// Multi-head attention on a packed `qkv [batch, tokens, 3 * dim]` (features ordered
+/// q/k/v, head, head_dim), not causal.
+pub fn attention(qkv: &[f64], s: AttentionShape) -> Vec<f64> {
+    let [q, k, v] = s.unpack(qkv);
+    multi_head_attention([&q, &k, &v], s, false)
+}
+
+/// Gradient of [`attention`] with respect to `qkv`.
+pub fn attention_backward(qkv: &[f64], dy: &[f64], s: AttentionShape) -> Vec<f64> {
+    let [q, k, v] = s.unpack(qkv);
+    s.pack(multi_head_attention_backward([&q, &k, &v], dy, s, false))
 }
 
 /// Images `[batch, channels, height, width]` to `[batch, patches, channels * p * p]`
@@ -472,6 +614,30 @@ pub fn correct_count(logits: &[f64], labels: &[u32], classes: usize) -> usize {
             best == **l as usize
         })
         .count()
+}
+
+/// Token embedding: row `ids[t]` of `table [vocab, dim]` for every id, `[ids, dim]`.
+pub fn embedding(table: &[f64], ids: &[u32], dim: usize) -> Vec<f64> {
+    ids.iter()
+        .flat_map(|&id| {
+            table[id as usize * dim..(id as usize + 1) * dim]
+                .iter()
+                .copied()
+        })
+        .collect()
+}
+
+/// Gradient of [`embedding`] with respect to the table `[vocab, dim]`: row `r` is the
+/// sum of the upstream rows of the tokens whose id is `r`.
+pub fn embedding_backward(ids: &[u32], dy: &[f64], vocab: usize, dim: usize) -> Vec<f64> {
+    let mut dtable = vec![0.0; vocab * dim];
+    for (t, &id) in ids.iter().enumerate() {
+        let row = &mut dtable[id as usize * dim..(id as usize + 1) * dim];
+        row.iter_mut()
+            .zip(&dy[t * dim..(t + 1) * dim])
+            .for_each(|(d, g)| *d += g);
+    }
+    dtable
 }
 
 #[cfg(test)]

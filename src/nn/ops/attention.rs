@@ -1,11 +1,14 @@
-//! Scaled dot-product multi-head self-attention on a packed `qkv` tensor.
+//! Scaled dot-product multi-head attention, optionally causal, on Q, K and V in one
+//! of two layouts: one packed `qkv` tensor (timm's ViT) or three tensors (HF LLaMA's
+//! separate projections). Both are strided views of the same kind (a base offset and
+//! a row stride per part), so one set of kernels serves both.
 //!
 //! Short sequences (at most [`FUSED_MAX_TOKENS`] tokens) run fused
 //! (`nn_attention.wgsl`): one kernel forward (scores, softmax and weighted sum per
-//! query row, nothing but the probabilities through memory) and two backward (per
-//! query row: dS and dQ; per key row: dK and dV). Longer ones run as batched matmuls
-//! and a softmax, whose tiles pay off there. Either way Q, K and V are read in place
-//! inside `qkv` (per-head strided views) and the output is written with heads
+//! query row, nothing but the probabilities through memory) and three backward (per
+//! query row: dS and dQ; per key row: dK; per value row: dV). Longer ones run as
+//! batched matmuls and a softmax, whose tiles pay off there. Either way Q, K and V are
+//! read in place (per-head strided views) and the output is written with heads
 //! already merged, so no permute copies are needed:
 //!
 //! ```text
@@ -14,9 +17,18 @@
 //!           dS = P * (dP - rowsum(dP * P))
 //!           dQ = scale * dS K      dK = scale * dS^T Q
 //! ```
+//!
+//! Causal attention masks `S[i, j]` for `j > i`: the fused kernels never compute those
+//! scores and write `P = 0` there; the matmul path's softmax runs over the first
+//! `i + 1` entries of row `i` and writes 0 after them. Either way the backward pass
+//! sees `P = 0`, hence `dS = 0`, at every masked entry.
+//!
+//! The gradients of the three parts are written in part order (Q, K, V), so when one
+//! variable feeds several parts the first part's [`GradMode`] (the graph gives the
+//! first slot the overwrite) is applied first.
 
 use crate::error::{Error, Result};
-use crate::nn::bindings::{D_OUT, D_QKV, D_SCORES, Family, OUT, PROBS, QKV, uniform_block};
+use crate::nn::bindings::{D_OUT, D_QKV, D_SCORES, Family, K, OUT, PROBS, Q, V, uniform_block};
 use crate::nn::dispatch::Dispatch;
 use crate::nn::graph::{GraphBuilder, Var};
 use crate::nn::modules::Kernel;
@@ -40,28 +52,61 @@ uniform_block! {
         heads: u32,
         head_dim: u32,
         scale: f32,
-        /// [`GradMode::flag`] of the qkv gradient.
+        /// [`GradMode::flag`] of the gradient the kernel writes.
         accumulate: u32,
-        pad0: u32,
+        /// 1: query i sees keys 0..=i only.
+        causal: u32,
+        /// Elements between consecutive tokens of Q, K and V (3 D packed, D separate).
+        stride: u32,
+        /// Element of token 0, feature 0 of Q, K and V in their tensors.
+        q_offset: u32,
+        k_offset: u32,
+        v_offset: u32,
     }
 }
 
 /// The bindings of `nn_attention.wgsl`.
 pub(crate) const ATTENTION: Family =
-    Family::new::<AttnParams>(&[QKV, OUT, PROBS, D_OUT, D_SCORES, D_QKV]);
+    Family::new::<AttnParams>(&[Q, K, V, OUT, PROBS, D_OUT, D_SCORES, D_QKV]);
 
-/// Multi-head attention: `[batch, tokens, 3 * dim]` to `[batch, tokens, dim]`.
+/// The three parts of attention, in the order their gradients are written.
+const PARTS: [Part; 3] = [Part::Query, Part::Key, Part::Value];
+
+/// Q, K or V.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Query = 0,
+    Key = 1,
+    Value = 2,
+}
+
+impl Part {
+    /// The backward kernel that writes this part's gradient.
+    fn kernel(self) -> Kernel {
+        match self {
+            Part::Query => Kernel::AttentionBackwardQuery,
+            Part::Key => Kernel::AttentionBackwardKey,
+            Part::Value => Kernel::AttentionBackwardValue,
+        }
+    }
+}
+
+/// Multi-head attention: packed `[batch, tokens, 3 * dim]` or three
+/// `[batch, tokens, dim]` to `[batch, tokens, dim]`.
 #[derive(Debug)]
 pub(crate) struct Attention {
-    qkv: Var,
+    /// `[qkv]` (packed) or `[q, k, v]`.
+    inputs: Vec<Var>,
     batch: usize,
     tokens: usize,
     dim: usize,
     heads: usize,
+    causal: bool,
 }
 
 impl Attention {
-    pub fn new(g: &GraphBuilder, qkv: Var, heads: usize) -> Result<(Self, Vec<usize>)> {
+    /// Attention on one packed `qkv` `[batch, tokens, 3 * dim]`, not causal.
+    pub fn packed(g: &GraphBuilder, qkv: Var, heads: usize) -> Result<(Self, Vec<usize>)> {
         let s = g.shape(qkv);
         if g.dtype(qkv) != DType::F32
             || s.len() != 3
@@ -76,31 +121,97 @@ impl Attention {
                 ),
             ));
         }
-        let (batch, tokens, dim) = (s[0], s[1], s[2] / 3);
-        Ok((
-            Self {
-                qkv,
-                batch,
-                tokens,
-                dim,
-                heads,
-            },
-            vec![batch, tokens, dim],
+        Ok(Self::sized(vec![qkv], [s[0], s[1], s[2] / 3], heads, false))
+    }
+
+    /// Attention on `q`, `k`, `v`, each `[batch, tokens, dim]`.
+    pub fn separate(
+        g: &GraphBuilder,
+        [q, k, v]: [Var; 3],
+        heads: usize,
+        causal: bool,
+    ) -> Result<(Self, Vec<usize>)> {
+        let s = g.shape(q).to_vec();
+        let fits = |x: Var| g.dtype(x) == DType::F32 && g.shape(x) == s;
+        if !(fits(q) && fits(k) && fits(v))
+            || s.len() != 3
+            || heads == 0
+            || !s[2].is_multiple_of(heads)
+        {
+            return Err(Error::shape(
+                "causal_attention",
+                format!(
+                    "q {s:?}, k {:?}, v {:?} must be f32 [batch, tokens, dim] alike with dim divisible by {heads} heads",
+                    g.shape(k),
+                    g.shape(v)
+                ),
+            ));
+        }
+        Ok(Self::sized(
+            vec![q, k, v],
+            [s[0], s[1], s[2]],
+            heads,
+            causal,
         ))
+    }
+
+    fn sized(
+        inputs: Vec<Var>,
+        [batch, tokens, dim]: [usize; 3],
+        heads: usize,
+        causal: bool,
+    ) -> (Self, Vec<usize>) {
+        let op = Self {
+            inputs,
+            batch,
+            tokens,
+            dim,
+            heads,
+            causal,
+        };
+        (op, vec![batch, tokens, dim])
     }
 
     fn head_dim(&self) -> usize {
         self.dim / self.heads
     }
 
-    /// Q, K or V (`part` 0, 1, 2) of every (batch, head) inside `qkv`.
-    fn qkv_view(&self, part: usize) -> View {
-        let (n, d, hd) = (self.tokens, self.dim, self.head_dim());
+    fn packed_layout(&self) -> bool {
+        self.inputs.len() == 1
+    }
+
+    /// The input slot holding `part`.
+    fn slot(&self, part: Part) -> usize {
+        match self.packed_layout() {
+            true => 0,
+            false => part as usize,
+        }
+    }
+
+    /// Elements between consecutive tokens of Q, K and V.
+    fn stride(&self) -> usize {
+        match self.packed_layout() {
+            true => 3 * self.dim,
+            false => self.dim,
+        }
+    }
+
+    /// Element of token 0, feature 0 of `part` in its tensor.
+    fn offset(&self, part: Part) -> usize {
+        match self.packed_layout() {
+            true => part as usize * self.dim,
+            false => 0,
+        }
+    }
+
+    /// `part` of every (batch, head) inside its tensor.
+    fn part_view(&self, part: Part) -> View {
+        let (n, stride) = (self.tokens, self.stride());
         View {
-            offset: (part * d) as u32,
-            outer: (n * 3 * d) as u32,
-            inner: hd as u32,
-            row: (3 * d) as u32,
+            offset: self.offset(part) as u32,
+            outer: (n * stride) as u32,
+            inner: self.head_dim() as u32,
+            row: stride as u32,
             col: 1,
         }
     }
@@ -142,117 +253,168 @@ impl Attention {
         (self.head_dim() as f32).powf(-0.5)
     }
 
-    /// The fused kernels: one forward, two backward.
-    fn fused(&self, cx: &mut CompileCx<'_>, out: Var, modes: Modes<'_>) -> Result<Compiled> {
-        let n = self.tokens;
-        let rows = self.batch * self.heads * n;
-        let scores_shape = [self.batch * self.heads, n, n];
-        let probs = cx.scratch(&scores_shape, "coptim attention probabilities")?;
-        let (qkv, o) = (cx.value(self.qkv).clone(), cx.value(out).clone());
-        let params = |mode: GradMode| AttnParams {
-            rows: rows as u32,
-            tokens: n as u32,
+    fn scores_shape(&self) -> [usize; 3] {
+        [self.batch * self.heads, self.tokens, self.tokens]
+    }
+
+    /// The value of `part`'s tensor.
+    fn value<'c>(&self, cx: &'c CompileCx<'_>, part: Part) -> &'c Tensor {
+        cx.value(self.inputs[self.slot(part)])
+    }
+
+    /// Per part, its gradient tensor and mode when the backward pass reaches the op and
+    /// the part's variable wants a gradient.
+    fn part_grads(
+        &self,
+        cx: &CompileCx<'_>,
+        out: Var,
+        modes: Modes<'_>,
+    ) -> [Option<(Tensor, GradMode)>; 3] {
+        PARTS.map(|part| {
+            let slot = self.slot(part);
+            let (_, dx, mode) = cx.backward(out, self.inputs[slot], modes[slot])?;
+            Some((dx.clone(), mode))
+        })
+    }
+
+    fn params(&self, mode: GradMode) -> AttnParams {
+        AttnParams {
+            rows: (self.batch * self.heads * self.tokens) as u32,
+            tokens: self.tokens as u32,
             dim: self.dim as u32,
             heads: self.heads as u32,
             head_dim: self.head_dim() as u32,
             scale: self.scale(),
             accumulate: mode.flag(),
-            pad0: 0,
-        };
+            causal: self.causal as u32,
+            stride: self.stride() as u32,
+            q_offset: self.offset(Part::Query) as u32,
+            k_offset: self.offset(Part::Key) as u32,
+            v_offset: self.offset(Part::Value) as u32,
+        }
+    }
+
+    /// The fused kernels: one forward, one backward per part.
+    fn fused(&self, cx: &mut CompileCx<'_>, out: Var, modes: Modes<'_>) -> Result<Compiled> {
+        let rows = self.batch * self.heads * self.tokens;
+        let probs = cx.scratch(&self.scores_shape(), "coptim attention probabilities")?;
+        let [q, k, v] = PARTS.map(|p| self.value(cx, p).clone());
+        let o = cx.value(out).clone();
         let mut compiled = Compiled::forward(cx.launch(
             Kernel::AttentionForward,
-            &params(GradMode::Overwrite),
-            &[(QKV, &qkv), (OUT, &o), (PROBS, &probs)],
+            &self.params(GradMode::Overwrite),
+            &[(Q, &q), (K, &k), (V, &v), (OUT, &o), (PROBS, &probs)],
             rows,
         ));
-        let Some((d_out, dqkv, mode)) = cx.backward(out, self.qkv, modes[0]) else {
+        let mut grads = self.part_grads(cx, out, modes);
+        if grads.iter().all(Option::is_none) {
             return Ok(compiled);
-        };
-        let dqkv: Tensor = dqkv.clone();
-        let d_scores = cx.scratch(&scores_shape, "coptim attention dS")?;
-        let saved = [(QKV, &qkv), (PROBS, &probs), (D_OUT, &d_out)];
-        let grads = [(D_SCORES, &d_scores), (D_QKV, &dqkv)];
-        for (kernel, extra) in [
-            (Kernel::AttentionBackwardQuery, Some((OUT, &o))),
-            (Kernel::AttentionBackwardKey, None),
-        ] {
-            let tensors: Vec<_> = saved.into_iter().chain(extra).chain(grads).collect();
-            compiled
-                .backward
-                .push(cx.launch(kernel, &params(mode), &tensors, rows));
+        }
+        let d_out = cx
+            .out_grad(out)
+            .expect("a part's gradient implies the output's");
+        // dK needs the dS of the query kernel, which also writes dQ: into a scratch
+        // tensor when Q itself wants no gradient.
+        if grads[0].is_none() && grads[1].is_some() {
+            let dq = cx.scratch(q.shape(), "coptim attention unused dQ")?;
+            grads[0] = Some((dq, GradMode::Overwrite));
+        }
+        let d_scores = cx.scratch(&self.scores_shape(), "coptim attention dS")?;
+        for (part, grad) in PARTS.into_iter().zip(grads) {
+            let Some((dx, mode)) = grad else { continue };
+            let mut tensors = match part {
+                Part::Query => vec![
+                    (K, &k),
+                    (V, &v),
+                    (OUT, &o),
+                    (PROBS, &probs),
+                    (D_OUT, &d_out),
+                    (D_SCORES, &d_scores),
+                ],
+                Part::Key => vec![(Q, &q), (D_SCORES, &d_scores)],
+                Part::Value => vec![(PROBS, &probs), (D_OUT, &d_out)],
+            };
+            tensors.push((D_QKV, &dx));
+            let dispatch = cx.launch(part.kernel(), &self.params(mode), &tensors, rows);
+            compiled.backward.push(dispatch);
         }
         Ok(compiled)
     }
 
-    /// Batched matmuls through the score matrices, and a softmax.
+    /// Batched matmuls through the score matrices, and a softmax (causal when the
+    /// op is).
     fn matmuls(&self, cx: &mut CompileCx<'_>, out: Var, modes: Modes<'_>) -> Result<Compiled> {
         let (n, hd) = (self.tokens, self.head_dim());
-        let scale = self.scale();
-        let scores_shape = [self.batch * self.heads, n, n];
         // Scores before softmax; reused for dS in the backward pass.
-        let scores = cx.scratch(&scores_shape, "coptim attention scores")?;
-        let probs = cx.scratch(&scores_shape, "coptim attention probabilities")?;
-        let (q, k, v) = (self.qkv_view(0), self.qkv_view(1), self.qkv_view(2));
+        let scores = cx.scratch(&self.scores_shape(), "coptim attention scores")?;
+        let probs = cx.scratch(&self.scores_shape(), "coptim attention probabilities")?;
+        let [q, k, v] = PARTS.map(|p| (self.value(cx, p).clone(), self.part_view(p)));
         let (sv, ov) = (self.score_view(), self.out_view());
-        let (qkv, o) = (cx.value(self.qkv).clone(), cx.value(out).clone());
+        let o = cx.value(out).clone();
         let (square, narrow) = (self.dims(n, n, hd), self.dims(n, hd, n));
         let forward = vec![
-            Product::new((&qkv, q), (&qkv, k.t()), (&scores, sv), square)
-                .scaled(scale)
+            Product::new((&q.0, q.1), (&k.0, k.1.t()), (&scores, sv), square)
+                .scaled(self.scale())
                 .dispatch(cx)?,
-            softmax_forward(cx, &scores, &probs, n),
-            Product::new((&probs, sv), (&qkv, v), (&o, ov), narrow).dispatch(cx)?,
+            softmax_forward(cx, &scores, &probs, n, self.causal),
+            Product::new((&probs, sv), (&v.0, v.1), (&o, ov), narrow).dispatch(cx)?,
         ];
         let mut compiled = Compiled {
             forward,
             backward: Vec::new(),
         };
-        let Some((d_out, dqkv, mode)) = cx.backward(out, self.qkv, modes[0]) else {
-            return Ok(compiled);
-        };
-        let dqkv = dqkv.clone();
-        compiled.backward =
-            self.matmuls_backward(cx, (&qkv, &scores, &probs), &d_out, &dqkv, mode)?;
+        let grads = self.part_grads(cx, out, modes);
+        if grads.iter().any(Option::is_some) {
+            let d_out = cx
+                .out_grad(out)
+                .expect("a part's gradient implies the output's");
+            compiled.backward =
+                self.matmuls_backward(cx, [&q, &k, &v], (&scores, &probs), &d_out, grads)?;
+        }
         Ok(compiled)
     }
 
-    /// The backward dispatches of the matmul path; `saved` is (qkv, scores, probs)
-    /// and the scores buffer is reused for dS.
+    /// The backward dispatches of the matmul path: dP, dS (into the scores buffer),
+    /// then the gradient of each part that wants one, in part order.
     fn matmuls_backward(
         &self,
         cx: &mut CompileCx<'_>,
-        (qkv, d_scores, probs): (&Tensor, &Tensor, &Tensor),
+        [q, k, v]: [&(Tensor, View); 3],
+        (d_scores, probs): (&Tensor, &Tensor),
         d_out: &Tensor,
-        dqkv: &Tensor,
-        mode: GradMode,
+        grads: [Option<(Tensor, GradMode)>; 3],
     ) -> Result<Vec<Dispatch>> {
         let (n, hd) = (self.tokens, self.head_dim());
-        let d_probs = cx.scratch(&[self.batch * self.heads, n, n], "coptim attention dP")?;
-        let (q, k, v) = (self.qkv_view(0), self.qkv_view(1), self.qkv_view(2));
+        let d_probs = cx.scratch(&self.scores_shape(), "coptim attention dP")?;
         let (sv, ov) = (self.score_view(), self.out_view());
         let (square, narrow) = (self.dims(n, n, hd), self.dims(n, hd, n));
-        // dQ and dK: scale * dS K and scale * dS^T Q, written into dqkv.
-        let d_qk = |(ds, kq, dst): (View, View, View)| {
-            Product::new((d_scores, ds), (qkv, kq), (dqkv, dst), narrow)
-                .scaled(self.scale())
-                .mode(mode)
-                .dispatch(cx)
-        };
-        Ok(vec![
-            Product::new((d_out, ov), (qkv, v.t()), (&d_probs, sv), square).dispatch(cx)?,
-            Product::new((probs, sv.t()), (d_out, ov), (dqkv, v), narrow)
-                .mode(mode)
-                .dispatch(cx)?,
+        let mut dispatches = vec![
+            Product::new((d_out, ov), (&v.0, v.1.t()), (&d_probs, sv), square).dispatch(cx)?,
             softmax_backward(cx, probs, &d_probs, d_scores, n, GradMode::Overwrite),
-            d_qk((sv, k, q))?,
-            d_qk((sv.t(), q, k))?,
-        ])
+        ];
+        for (part, grad) in PARTS.into_iter().zip(grads) {
+            let Some((dx, mode)) = grad else { continue };
+            let dst = (&dx, self.part_view(part));
+            // dQ = scale dS K, dK = scale dS^T Q, dV = P^T dO.
+            let product = match part {
+                Part::Query => Product::new((d_scores, sv), (&k.0, k.1), dst, narrow),
+                Part::Key => Product::new((d_scores, sv.t()), (&q.0, q.1), dst, narrow),
+                Part::Value => Product::new((probs, sv.t()), (d_out, ov), dst, narrow),
+            };
+            let scale = if part == Part::Value {
+                1.0
+            } else {
+                self.scale()
+            };
+            dispatches.push(product.scaled(scale).mode(mode).dispatch(cx)?);
+        }
+        Ok(dispatches)
     }
 }
 
 impl Op for Attention {
     fn inputs(&self) -> Vec<Var> {
-        vec![self.qkv]
+        self.inputs.clone()
     }
 
     fn compile(&self, cx: &mut CompileCx<'_>, out: Var, modes: Modes<'_>) -> Result<Compiled> {

@@ -1,5 +1,6 @@
-//! Pointwise ops: activations ([`Pointwise`]) and broadcast adds ([`Add`]: residual,
-//! bias and position embedding), plus the broadcast gradient other ops share.
+//! Pointwise ops: activations ([`Pointwise`]), SwiGLU's gate ([`SiluGate`]) and
+//! broadcast adds ([`Add`]: residual, bias and position embedding), plus the broadcast
+//! gradient other ops share.
 
 use crate::error::{Error, Result};
 use crate::nn::bindings::{DY, Family, OTHER, OUT, X, uniform_block};
@@ -95,5 +96,31 @@ impl Add {
             (EwParams::new(len, period, 0, grad), t.len())
         });
         Ok((op, sa.to_vec()))
+    }
+}
+
+/// `y = silu(gate) * up` elementwise (SwiGLU). Backward, `gate`'s gradient is
+/// `dy * up * silu'(gate)` and `up`'s is `dy * silu(gate)`.
+pub(crate) struct SiluGate;
+
+impl SiluGate {
+    #[expect(clippy::new_ret_no_self, reason = "the op is a PlanOp")]
+    pub fn new(g: &GraphBuilder, gate: Var, up: Var) -> Result<(PlanOp, Vec<usize>)> {
+        let (sg, su) = (g.shape(gate), g.shape(up));
+        if g.dtype(gate) != DType::F32 || g.dtype(up) != DType::F32 || sg != su {
+            return Err(Error::shape(
+                "silu_gate",
+                format!("gate {sg:?} and up {su:?} must be f32 tensors of one shape"),
+            ));
+        }
+        let plan = Plan::new(
+            Kernel::SiluGateForward,
+            &[Kernel::SiluGateBackwardGate, Kernel::SiluGateBackwardUp],
+        );
+        let op = PlanOp::new(vec![gate, up], plan, |t: &Tensor, grad: GradMode| {
+            let n = t.len() as u32;
+            (EwParams::new(n, n, 0, grad), t.len())
+        });
+        Ok((op, sg.to_vec()))
     }
 }

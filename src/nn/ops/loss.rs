@@ -6,7 +6,7 @@ use crate::nn::bindings::{DLOSS, DX, Family, LABELS, OUT, ROWS, X, uniform_block
 use crate::nn::graph::{GraphBuilder, Var};
 use crate::nn::modules::Kernel;
 use crate::nn::ops::{CompileCx, Compiled, Modes, Op};
-use crate::nn::tensor::{DType, Tensor};
+use crate::nn::tensor::{DType, Tensor, numel};
 
 uniform_block! {
     /// The uniform block of `nn_loss.wgsl`.
@@ -45,7 +45,7 @@ pub(crate) type CrossEntropy = LabelledLogits<false>;
 /// Number of rows whose argmax is the label, `[1]` (f32); not differentiable.
 pub(crate) type CorrectCount = LabelledLogits<true>;
 
-/// An op on logits `[rows, classes]` (f32) and their labels `[rows]` (u32):
+/// An op on logits `[..., classes]` (f32, `rows` rows) and their labels `[...]` (u32):
 /// [`CrossEntropy`], or [`CorrectCount`] when `COUNT_CORRECT`.
 #[derive(Debug)]
 pub(crate) struct LabelledLogits<const COUNT_CORRECT: bool> {
@@ -65,20 +65,20 @@ impl<const COUNT_CORRECT: bool> LabelledLogits<COUNT_CORRECT> {
         let (sl, sy) = (g.shape(logits), g.shape(labels));
         if g.dtype(logits) != DType::F32
             || g.dtype(labels) != DType::U32
-            || sl.len() != 2
-            || sy != [sl[0]]
-            || sl[1] == 0
+            || sl.len() < 2
+            || sy != &sl[..sl.len() - 1]
+            || sl[sl.len() - 1] == 0
         {
             return Err(Error::shape(
                 op,
-                format!("logits {sl:?} (f32 [batch, classes]) and labels {sy:?} (u32 [batch])"),
+                format!("logits {sl:?} (f32 [..., classes]) and labels {sy:?} (u32 [...])"),
             ));
         }
         let op = Self {
             logits,
             labels,
-            rows: sl[0],
-            classes: sl[1],
+            rows: numel(sy),
+            classes: sl[sl.len() - 1],
         };
         Ok((op, vec![1]))
     }
@@ -153,6 +153,10 @@ impl<const COUNT_CORRECT: bool> Op for LabelledLogits<COUNT_CORRECT> {
 
     fn differentiable(&self, slot: usize) -> bool {
         slot == 0 && !COUNT_CORRECT
+    }
+
+    fn id_bound(&self, slot: usize) -> Option<usize> {
+        (slot == 1).then_some(self.classes)
     }
 
     fn compile(&self, cx: &mut CompileCx<'_>, out: Var, modes: Modes<'_>) -> Result<Compiled> {

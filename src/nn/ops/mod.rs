@@ -6,17 +6,21 @@
 
 mod attention;
 mod elementwise;
+mod embedding;
 mod layernorm;
 mod loss;
 mod matmul;
+mod rope;
 mod softmax;
 mod tokens;
 
 pub(crate) use attention::{ATTENTION, Attention};
-pub(crate) use elementwise::{Add, ELEMENTWISE, Pointwise};
+pub(crate) use elementwise::{Add, ELEMENTWISE, Pointwise, SiluGate};
+pub(crate) use embedding::{EMBEDDING, Embedding};
 pub(crate) use layernorm::{LAYERNORM, LayerNorm};
 pub(crate) use loss::{CorrectCount, CrossEntropy, LOSS};
 pub(crate) use matmul::{Linear, MATMUL, Matmul};
+pub(crate) use rope::{ROPE, Rope};
 pub(crate) use softmax::{SOFTMAX, Softmax};
 pub(crate) use tokens::{Patchify, Pool, PoolMode, Prepend, TOKENS};
 
@@ -178,6 +182,12 @@ pub(crate) trait Op: fmt::Debug + Send + Sync {
         true
     }
 
+    /// For a u32 input `slot` read as indices (token ids, labels): the bound every
+    /// value must stay below.
+    fn id_bound(&self, _slot: usize) -> Option<usize> {
+        None
+    }
+
     /// Builds the forward dispatches, and the backward dispatches for every input
     /// slot whose mode is `Some` (`modes` is in slot order).
     fn compile(&self, cx: &mut CompileCx<'_>, out: Var, modes: Modes<'_>) -> Result<Compiled>;
@@ -214,6 +224,13 @@ impl CompileCx<'_> {
     /// A buffer the op keeps between its forward and backward kernels.
     pub fn scratch(&mut self, shape: &[usize], label: &str) -> Result<Tensor> {
         let t = Tensor::zeros(self.kernels.context(), shape, DType::F32, label)?;
+        self.scratch.push(t.clone());
+        Ok(t)
+    }
+
+    /// A u32 buffer of `len` entries the op keeps between its kernels.
+    pub fn scratch_u32(&mut self, len: usize, label: &str) -> Result<Tensor> {
+        let t = Tensor::zeros(self.kernels.context(), &[len], DType::U32, label)?;
         self.scratch.push(t.clone());
         Ok(t)
     }
@@ -292,13 +309,15 @@ mod tests {
         let mirrors = [
             attention::AttnParams::mirror(),
             elementwise::EwParams::mirror(),
+            embedding::EmbParams::mirror(),
             layernorm::LnParams::mirror(),
             loss::LossParams::mirror(),
             matmul::MatmulParams::mirror(),
+            rope::RopeParams::mirror(),
             softmax::SoftmaxParams::mirror(),
             tokens::TokParams::mirror(),
         ];
-        let mut seen = [false; 7];
+        let mut seen = vec![false; mirrors.len()];
         for (name, source) in shader_modules() {
             for (m, seen) in mirrors.iter().zip(seen.iter_mut()) {
                 *seen |= check_mirrors(name, &source, std::slice::from_ref(m)) > 0;

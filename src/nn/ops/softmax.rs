@@ -15,7 +15,9 @@ uniform_block! {
         dim: u32,
         /// [`GradMode::flag`] of the input gradient.
         accumulate: u32,
-        pad0: u32,
+        /// 1: rows are those of square `[dim, dim]` blocks and row `i` of a block is
+        /// the softmax of its first `i + 1` entries, 0 after them (causal attention).
+        causal: u32,
     }
 }
 
@@ -23,24 +25,33 @@ uniform_block! {
 pub(crate) const SOFTMAX: Family = Family::new::<SoftmaxParams>(&[X, Y, DY, DX]);
 
 /// The uniform block for rows of `dim` in `t`, and the number of rows.
-fn params(t: &Tensor, dim: usize, mode: GradMode) -> (SoftmaxParams, usize) {
+fn params(t: &Tensor, dim: usize, mode: GradMode, causal: bool) -> (SoftmaxParams, usize) {
     let rows = t.len() / dim;
     let p = SoftmaxParams {
         rows: rows as u32,
         dim: dim as u32,
         accumulate: mode.flag(),
-        pad0: 0,
+        causal: causal as u32,
     };
     (p, rows)
 }
 
-/// `y = softmax(x)` over rows of `dim`.
-pub(crate) fn softmax_forward(cx: &CompileCx<'_>, x: &Tensor, y: &Tensor, dim: usize) -> Dispatch {
-    let (p, rows) = params(y, dim, GradMode::Overwrite);
+/// `y = softmax(x)` over rows of `dim`; when `causal`, `x` is made of square
+/// `[dim, dim]` blocks whose row `i` is the softmax of its first `i + 1` entries and
+/// 0 after them.
+pub(crate) fn softmax_forward(
+    cx: &CompileCx<'_>,
+    x: &Tensor,
+    y: &Tensor,
+    dim: usize,
+    causal: bool,
+) -> Dispatch {
+    let (p, rows) = params(y, dim, GradMode::Overwrite, causal);
     cx.launch(Kernel::SoftmaxForward, &p, &[(X, x), (Y, y)], rows)
 }
 
-/// `dx (+)= y * (dy - sum(dy * y))` over rows of `dim`.
+/// `dx (+)= y * (dy - sum(dy * y))` over rows of `dim` (0 wherever `y` is, so the
+/// same for a causal softmax).
 pub(crate) fn softmax_backward(
     cx: &CompileCx<'_>,
     y: &Tensor,
@@ -49,7 +60,7 @@ pub(crate) fn softmax_backward(
     dim: usize,
     mode: GradMode,
 ) -> Dispatch {
-    let (p, rows) = params(y, dim, mode);
+    let (p, rows) = params(y, dim, mode, false);
     cx.launch(
         Kernel::SoftmaxBackward,
         &p,
@@ -69,7 +80,9 @@ impl Softmax {
         }
         let dim = *g.shape(x).last().unwrap_or(&0);
         let plan = Plan::new(Kernel::SoftmaxForward, &[Kernel::SoftmaxBackward]);
-        let op = PlanOp::new(vec![x], plan, move |t: &Tensor, mode| params(t, dim, mode));
+        let op = PlanOp::new(vec![x], plan, move |t: &Tensor, mode| {
+            params(t, dim, mode, false)
+        });
         Ok((op, g.shape(x).to_vec()))
     }
 }
