@@ -115,7 +115,7 @@ fn a_checkpoint_declaring_an_absurd_model_is_rejected_before_listing_it() {
         },
     ] {
         let bad = with_config(&good, |c| c.model = ModelSpec::Vit(vit.clone()));
-        let err = CheckpointFile::parse(&bad, &data, "bad").unwrap_err();
+        let err = CheckpointFile::parse(&bad, &data.clone().into(), "bad").unwrap_err();
         assert!(
             matches!(&err, Error::Checkpoint { reason, .. } if reason.contains("ViT configuration")),
             "{err}"
@@ -130,7 +130,7 @@ fn restore_needs_the_sessions_own_configuration() {
     let ctx = ctx();
     let data = small_data(0);
     let bytes = checkpoint(&ctx, &data);
-    let file = CheckpointFile::parse(&bytes, &data, "ckpt").unwrap();
+    let file = CheckpointFile::parse(&bytes, &data.clone().into(), "ckpt").unwrap();
     assert_eq!(file.step(), 3);
     let mut other = Session::new(&ctx, tiny(7), data.clone()).unwrap();
     let err = other.restore(&file).unwrap_err();

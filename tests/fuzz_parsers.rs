@@ -505,7 +505,7 @@ struct Loader {
 
 impl Loader {
     fn load(&mut self, bytes: &[u8]) -> coptim::Result<&Session> {
-        let file = CheckpointFile::parse(bytes, &self.data, "fuzz")?;
+        let file = CheckpointFile::parse(bytes, &self.data.clone().into(), "fuzz")?;
         let index = match self
             .sessions
             .iter()

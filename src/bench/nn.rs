@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::arena::ParamStore;
 use crate::context::GpuContext;
 use crate::error::Result;
-use crate::model::{Batch, Mlp, Model, Vit};
+use crate::model::{Batch, Mlp, Vit};
 use crate::nn::{GraphBuilder, Kernels};
 use crate::optim::{Optimizer, StepInputs};
 use crate::train::{ModelSpec, OptimizerKind, TrainConfig};
@@ -126,10 +126,7 @@ pub fn model_presets() -> Vec<(&'static str, ModelSpec)> {
 /// Training samples per second of `spec` at `batch`: forward, backward and a C-AdamW
 /// step, one submit per step as a training run does (inputs of zeros).
 pub fn training_samples_per_s(ctx: &GpuContext, spec: &ModelSpec, batch: usize) -> Result<f64> {
-    let mut model = match spec {
-        ModelSpec::Mlp(m) => Model::new(ctx, m.clone(), 0)?,
-        ModelSpec::Vit(v) => Model::new(ctx, v.clone(), 0)?,
-    };
+    let mut model = spec.build(ctx, 0)?;
     let config = TrainConfig::for_model(spec.clone(), OptimizerKind::C_ADAMW);
     let mut optimizer = Optimizer::new(ctx, model.store(), config.optimizer_config())?;
     let images = vec![0.0f32; batch * model.sample_len()];

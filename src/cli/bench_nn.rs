@@ -106,7 +106,7 @@ fn native_gflops(s: &MatmulShape, threads: usize) -> f64 {
 fn matmul_rows(ctx: &GpuContext, threads: usize) -> coptim::Result<Vec<MatmulRow>> {
     let mlp = match ModelSpec::default_mlp() {
         ModelSpec::Mlp(m) => m,
-        ModelSpec::Vit(_) => Mlp::default(),
+        _ => Mlp::default(),
     };
     let shapes = nn::model_matmul_shapes(&mlp, &Vit::default(), BATCH, "vit_p7");
     let variants: Vec<(MatmulVariant, Kernels)> = MatmulVariant::ALL

@@ -9,7 +9,7 @@ use coptim::train::{OptimizerKind, chart, report};
 use coptim::{ContextOptions, Error, GpuContext};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::train::{RunArgs, load_data, parse_optimizer};
+use crate::cli::train::{RunArgs, parse_optimizer};
 
 /// The most seeds one comparison runs (each trains two models one after the other).
 const MAX_SEEDS: u64 = 1000;
@@ -44,9 +44,11 @@ pub fn run(args: &CompareArgs) -> coptim::Result<()> {
         ))
     })?;
     let ctx = GpuContext::new_blocking(&ContextOptions::default())?;
-    let (data, dataset) = load_data(args.run.data.as_ref())?;
-    let mut config = CompareConfig::new(args.run.config(base, 0), args.seeds, dataset);
+    let run = args.run.config(base, 0);
+    let (data, dataset) = args.run.load_data(&run.model, None)?;
+    let mut config = CompareConfig::new(run.for_data(&data), args.seeds, dataset);
     config.pair = [base, cautious];
+    let text = data.vocab().is_some();
     report::create_dir(&args.out)?;
 
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
@@ -76,9 +78,11 @@ pub fn run(args: &CompareArgs) -> coptim::Result<()> {
         CompareEvent::Finished {
             index,
             test_accuracy,
-        } => {
-            bars[index].finish_with_message(format!("test accuracy {:.2}%", 100.0 * test_accuracy))
-        }
+            test_loss,
+        } => bars[index].finish_with_message(match text {
+            true => format!("val loss {test_loss:.4} nats/token"),
+            false => format!("test accuracy {:.2}%", 100.0 * test_accuracy),
+        }),
     })?;
     report::write_reports(&summary, &args.out)?;
     chart::write_charts(&summary, &args.out)?;

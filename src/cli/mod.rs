@@ -5,6 +5,7 @@ mod bench_nn;
 mod compare;
 mod info;
 mod presets;
+mod sample;
 mod train;
 
 use clap::parser::ValueSource;
@@ -32,6 +33,8 @@ pub enum Command {
     /// job): same model, initialization and batches; prints a table and writes
     /// metrics.csv, summary.json and loss curves.
     Compare(compare::CompareArgs),
+    /// Continue a prompt with a language model's checkpoint (`train --model llama`).
+    Sample(sample::SampleArgs),
     /// List the model presets with their training defaults and each optimizer's
     /// learning rate and weight decay (the README's table; `--json` for JSON).
     Presets(presets::PresetsArgs),
@@ -45,6 +48,7 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> coptim::Result<()> {
         Command::Train(args) => train::run(&args, &explicit_flags(matches, "train")),
         Command::Compare(args) => compare::run(&args),
         Command::Presets(args) => presets::run(&args),
+        Command::Sample(args) => sample::run(&args),
     }
 }
 

@@ -4,11 +4,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use coptim::data::DatasetSplit;
+use coptim::data::text::{TextCorpus, Vocab, bundled_shakespeare, nats_to_bits};
 use coptim::optim::DecayMode;
 use coptim::train::presets::ModelPreset;
 use coptim::train::report::{create_dir, history_csv};
-use coptim::train::{Event, History, OptimizerKind, Runner, Session, TrainConfig};
+use coptim::train::{
+    CheckpointFile, Event, History, ModelSpec, OptimizerKind, Runner, Session, TrainConfig,
+    TrainData,
+};
 use coptim::{ContextOptions, Error, GpuContext};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -26,8 +29,8 @@ pub fn parse_optimizer(s: &str) -> Result<OptimizerKind, String> {
 /// Options shared by `train` and `compare`: what each run looks like.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// The model preset: mlp, vit, mlp-small or vit-tiny (`coptim presets` lists
-    /// them with their defaults).
+    /// The model preset: mlp, vit, mlp-small, vit-tiny or llama (the language model;
+    /// `coptim presets` lists them with their defaults).
     #[arg(long, default_value = "mlp", value_parser = parse_model)]
     pub model: &'static ModelPreset,
     /// Training steps (default: the preset's).
@@ -42,7 +45,8 @@ pub struct RunArgs {
     /// Samples per step (default: the preset's).
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Clip the global gradient norm to this value.
+    /// Clip the global gradient norm to this value (default: the preset's; llama
+    /// clips at 1).
     #[arg(long)]
     pub clip_grad_norm: Option<f64>,
     /// Cautious weight decay (arXiv 2510.12402): decay only coordinates where the
@@ -53,15 +57,20 @@ pub struct RunArgs {
     /// ending in `c`: `cadamc`, `clionc`, `csgdc`).
     #[arg(long)]
     pub corrected_wd: bool,
-    /// Evaluate on the test set every this many steps (0: only at the end).
-    #[arg(long, default_value_t = 0)]
-    pub eval_every: u64,
+    /// Evaluate on the test set (llama: the validation text) every this many steps
+    /// (0: only at the end; default: the preset's).
+    #[arg(long)]
+    pub eval_every: Option<u64>,
     /// Train on the four standard MNIST-format files in this directory
     /// (`train-images-idx3-ubyte[.gz]`, `train-labels-idx1-ubyte[.gz]`,
     /// `t10k-images-idx3-ubyte[.gz]`, `t10k-labels-idx1-ubyte[.gz]`) instead of the
     /// bundled 10,000 digits.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "text")]
     pub data: Option<PathBuf>,
+    /// Train the language model (`--model llama`) on this UTF-8 text, split 90/10 by
+    /// position, instead of the bundled Shakespeare.
+    #[arg(long)]
+    pub text: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -80,27 +89,73 @@ impl RunArgs {
         if let Some(batch_size) = self.batch_size {
             c.batch_size = batch_size;
         }
-        c.clip_grad_norm = self.clip_grad_norm;
+        if self.clip_grad_norm.is_some() {
+            c.clip_grad_norm = self.clip_grad_norm;
+        }
         c.decay = DecayMode {
             cautious: self.cautious_wd,
             corrected: self.corrected_wd,
         };
-        c.eval_every = self.eval_every;
+        if let Some(every) = self.eval_every {
+            c.eval_every = every;
+        }
         c.seed = seed;
         c
     }
+
+    /// The data `model` trains on: `--text FILE` or the bundled Shakespeare for the
+    /// language model (encoded with `vocab` when given, e.g. a checkpoint's),
+    /// `--data DIR` or the bundled digits for the image models. Returns the data and
+    /// its name. The wrong kind of data for the model is an error.
+    pub fn load_data(
+        &self,
+        model: &ModelSpec,
+        vocab: Option<&Vocab>,
+    ) -> coptim::Result<(TrainData, String)> {
+        match model {
+            ModelSpec::Llama(l) => {
+                if let Some(dir) = &self.data {
+                    return Err(Error::InvalidConfig(format!(
+                        "--data {} holds images, but the llama model trains on text: pass --text FILE (or nothing for the bundled Shakespeare)",
+                        dir.display()
+                    )));
+                }
+                let (corpus, name) = load_text(self.text.as_ref(), l.context, vocab)?;
+                Ok((TrainData::Text(Arc::new(corpus)), name))
+            }
+            _ if self.text.is_some() => Err(Error::InvalidConfig(format!(
+                "--text trains the language model; --model {} trains on images (--data DIR)",
+                model.name()
+            ))),
+            _ => Ok(match &self.data {
+                Some(d) => (
+                    TrainData::Images(Arc::new(coptim::data::load_mnist_dir(d)?)),
+                    d.display().to_string(),
+                ),
+                None => (
+                    TrainData::Images(Arc::new(coptim::data::bundled_mnist()?)),
+                    "bundled-mnist".into(),
+                ),
+            }),
+        }
+    }
 }
 
-/// Loads `--data DIR` or the bundled digits; returns the data and its name.
-pub fn load_data(dir: Option<&PathBuf>) -> coptim::Result<(Arc<DatasetSplit>, String)> {
-    Ok(match dir {
-        Some(d) => (
-            Arc::new(coptim::data::load_mnist_dir(d)?),
-            d.display().to_string(),
+/// The corpus of `--text FILE` or the bundled Shakespeare, cut for `context`, with
+/// its own vocabulary or `vocab`; returns it and its name.
+fn load_text(
+    file: Option<&PathBuf>,
+    context: usize,
+    vocab: Option<&Vocab>,
+) -> coptim::Result<(TextCorpus, String)> {
+    Ok(match file {
+        Some(f) => (
+            TextCorpus::from_file(f, context, vocab)?,
+            f.display().to_string(),
         ),
         None => (
-            Arc::new(coptim::data::bundled_mnist()?),
-            "bundled-mnist".into(),
+            bundled_shakespeare(context, vocab)?,
+            "bundled-shakespeare".into(),
         ),
     })
 }
@@ -126,10 +181,17 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 100)]
     pub checkpoint_every: u64,
     /// Continue the run saved in `--out` exactly where its checkpoint left off (the
-    /// configuration comes from the checkpoint, so only `--data`, which must name
-    /// the run's own data, `--checkpoint-every` and `--json` may be given with it).
+    /// configuration comes from the checkpoint, so only `--data` or `--text`, which
+    /// must name the run's own data, `--checkpoint-every` and `--json` may be given
+    /// with it).
     #[arg(long)]
     pub resume: bool,
+    /// Start from the weights of this checkpoint (its model and, for text, its
+    /// vocabulary) with a fresh optimizer state and this run's data, budget and
+    /// hyper-parameters: e.g. continue a language model on another `--text`. `--model`
+    /// must name the checkpoint's kind of model.
+    #[arg(long, conflicts_with = "resume")]
+    pub init_from: Option<PathBuf>,
     /// Replace the run already in `--out` (its checkpoint, metrics and report)
     /// instead of refusing to start.
     #[arg(long, conflicts_with = "resume")]
@@ -148,9 +210,15 @@ struct RunReport {
     final_train_loss: Option<f64>,
     test_loss: Option<f64>,
     test_accuracy: Option<f64>,
+    /// Language models: the validation loss (the test loss) in bits per character.
+    val_bits_per_char: Option<f64>,
     mean_kept_fraction: Option<f64>,
     median_step_ms: Option<f64>,
     samples_per_s: Option<f64>,
+    /// Language models: training tokens per second.
+    tokens_per_s: Option<f64>,
+    /// The checkpoint whose weights the run started from, if any.
+    init_from: Option<PathBuf>,
     checkpoint: PathBuf,
 }
 
@@ -159,10 +227,11 @@ const RUN_FILES: [&str; 3] = ["checkpoint.safetensors", "metrics.csv", "run.json
 
 /// The flags `--resume` honours; every other one belongs to the checkpoint's
 /// configuration and would be ignored.
-const RESUME_FLAGS: [&str; 5] = [
+const RESUME_FLAGS: [&str; 6] = [
     "--resume",
     "--out",
     "--data",
+    "--text",
     "--checkpoint-every",
     "--json",
 ];
@@ -220,17 +289,29 @@ fn prepare_out_dir(args: &TrainArgs) -> coptim::Result<()> {
     Ok(())
 }
 
-/// The session to train: resumed from `checkpoint` or new.
+/// The session to train, resumed from `checkpoint` or new, and its data's name. A
+/// resumed text run encodes its text with the checkpoint's vocabulary (a character
+/// outside it is an error naming it).
 fn open_session(
     ctx: &GpuContext,
     args: &TrainArgs,
-    data: Arc<DatasetSplit>,
     checkpoint: &std::path::Path,
-) -> coptim::Result<Session> {
-    if !args.resume {
-        return Session::new(ctx, args.run.config(args.optimizer, args.seed), data);
+) -> coptim::Result<(Session, String)> {
+    if let Some(init) = &args.init_from {
+        return init_session(ctx, args, init);
     }
-    let s = Session::resume(ctx, data, checkpoint)?;
+    if !args.resume {
+        let config = args.run.config(args.optimizer, args.seed);
+        let (data, name) = args.run.load_data(&config.model, None)?;
+        let session = Session::new(ctx, config.for_data(&data), data)?;
+        return Ok((session, name));
+    }
+    let bytes = coptim::file_io::read_file(checkpoint)?;
+    let source = checkpoint.display().to_string();
+    let config = CheckpointFile::config_of(&bytes, &source)?;
+    let vocab = CheckpointFile::vocab_of(&bytes, &source)?;
+    let (data, name) = args.run.load_data(&config.model, vocab.as_ref())?;
+    let s = Session::from_checkpoint_bytes(ctx, data, &bytes, &source)?;
     eprintln!(
         "resuming {} with {} from step {} of {}",
         s.config().model.name(),
@@ -238,7 +319,32 @@ fn open_session(
         s.steps_recorded(),
         s.config().steps
     );
-    Ok(s)
+    Ok((s, name))
+}
+
+/// A new session of `args` whose model and weights (and text vocabulary) come from
+/// the checkpoint `init`, with a fresh optimizer.
+fn init_session(
+    ctx: &GpuContext,
+    args: &TrainArgs,
+    init: &std::path::Path,
+) -> coptim::Result<(Session, String)> {
+    let bytes = coptim::file_io::read_file(init)?;
+    let source = init.display().to_string();
+    let (saved, vocab, params) = CheckpointFile::weights(&bytes, &source)?;
+    let mut config = args.run.config(args.optimizer, args.seed);
+    if config.model.name() != saved.model.name() {
+        return Err(Error::InvalidConfig(format!(
+            "{source} holds a {} model; pass --model {} (its training defaults) to start from it",
+            saved.model.name(),
+            saved.model.name()
+        )));
+    }
+    config.model = saved.model;
+    let (data, name) = args.run.load_data(&config.model, vocab.as_ref())?;
+    let session = Session::new(ctx, config, data)?;
+    session.model().write_parameters(&params)?;
+    Ok((session, name))
 }
 
 /// Trains, checkpointing into `--out`; `explicit` lists the flags given on the
@@ -248,10 +354,9 @@ pub fn run(args: &TrainArgs, explicit: &[String]) -> coptim::Result<()> {
         refuse_ignored_flags(explicit)?;
     }
     let ctx = GpuContext::new_blocking(&ContextOptions::default())?;
-    let (data, dataset) = load_data(args.run.data.as_ref())?;
     prepare_out_dir(args)?;
     let checkpoint = args.out.join("checkpoint.safetensors");
-    let mut session = open_session(&ctx, args, data, &checkpoint)?;
+    let (mut session, dataset) = open_session(&ctx, args, &checkpoint)?;
     let bar = progress_bar(&session);
     let runner = Runner {
         checkpoint: Some(checkpoint.clone()),
@@ -329,15 +434,21 @@ fn write_report(
     let window = History::smoothing_window(config.steps);
     let eval = history.last_eval();
     let median_step_ms = history.median_step_ms();
+    let samples_per_s = median_step_ms.map(|ms| config.batch_size as f64 * 1e3 / ms);
+    let text = session.data().vocab().is_some();
+    let per_sample = session.model().labels_per_sample() as f64;
     let report = RunReport {
         dataset,
         steps_completed: session.steps_recorded(),
         final_train_loss: history.final_loss(window),
         test_loss: eval.map(|e| e.loss),
         test_accuracy: eval.map(|e| e.accuracy),
+        val_bits_per_char: eval.filter(|_| text).map(|e| nats_to_bits(e.loss)),
         mean_kept_fraction: history.mean_kept_fraction(),
         median_step_ms,
-        samples_per_s: median_step_ms.map(|ms| config.batch_size as f64 * 1e3 / ms),
+        samples_per_s,
+        tokens_per_s: samples_per_s.filter(|_| text).map(|s| s * per_sample),
+        init_from: args.init_from.clone(),
         checkpoint,
         config,
     };
@@ -345,6 +456,17 @@ fn write_report(
     coptim::file_io::write_atomic(&args.out.join("run.json"), json.as_bytes())?;
     if args.json {
         println!("{json}");
+    } else if text {
+        println!(
+            "{} with {}: final train loss {:.4}, validation loss {:.4} nats/token ({:.4} bits/char), {:.0} tokens/s; wrote {}",
+            report.config.model.name(),
+            report.config.optimizer,
+            report.final_train_loss.unwrap_or(f64::NAN),
+            report.test_loss.unwrap_or(f64::NAN),
+            report.val_bits_per_char.unwrap_or(f64::NAN),
+            report.tokens_per_s.unwrap_or(f64::NAN),
+            args.out.display()
+        );
     } else {
         println!(
             "{} with {}: final train loss {:.4}, test accuracy {:.2}%, {:.0} samples/s; wrote {}",

@@ -1,6 +1,6 @@
 //! [`Architecture`]: what a model declares (its parameters with their initializers,
-//! and how images become logits); the runtime in [`Model`](crate::model::Model) does
-//! the rest.
+//! its kind of input, and how a batch of inputs becomes logits); the runtime in
+//! [`Model`](crate::model::Model) does the rest.
 
 use std::fmt;
 
@@ -30,26 +30,54 @@ impl ParamSpec {
     }
 }
 
-/// An image classifier's structure.
+/// What a model reads: images with one label each, or token ids with one
+/// next-token target each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    /// f32 images of [`Architecture::sample_shape`], one class label per image.
+    Images,
+    /// u32 token ids, `sample_shape` = `[context]` per sample, one target (the next
+    /// token, below [`Architecture::num_classes`]) per id.
+    Tokens,
+}
+
+/// A model's structure: an image classifier or a language model.
 pub trait Architecture: fmt::Debug + Send + Sync {
     /// A short name for reports, e.g. `mlp` or `vit`.
     fn name(&self) -> &'static str;
 
     /// Shape of one input sample (without the batch dimension), e.g. `[784]` for an
-    /// MLP or `[1, 28, 28]` for a ViT. Images are passed flat, row-major.
+    /// MLP, `[1, 28, 28]` for a ViT or `[context]` for a language model. Inputs are
+    /// passed flat, row-major.
     fn sample_shape(&self) -> Vec<usize>;
 
-    /// Number of classes (the width of the logits).
+    /// Number of classes (the width of the logits; the vocabulary of a language
+    /// model).
     fn num_classes(&self) -> usize;
+
+    /// What the model reads (images unless it says otherwise).
+    fn input_kind(&self) -> InputKind {
+        InputKind::Images
+    }
+
+    /// Labels per sample: 1 for images, one per token (`context`) for tokens.
+    fn labels_per_sample(&self) -> usize {
+        match self.input_kind() {
+            InputKind::Images => 1,
+            InputKind::Tokens => self.sample_shape().iter().product(),
+        }
+    }
 
     /// Every parameter in state-dict order, which is also the initialization order.
     /// Fails with [`Error::InvalidConfig`](crate::Error::InvalidConfig) for an
     /// inconsistent configuration.
     fn parameters(&self) -> Result<Vec<ParamSpec>>;
 
-    /// Declares the logits `[batch, classes]` of `images` (`[batch, sample_shape..]`)
-    /// using the parameters of [`Architecture::parameters`].
-    fn logits(&self, g: &mut GraphBuilder, images: Var) -> Result<Var>;
+    /// Declares the logits of `inputs` (`[batch, sample_shape..]`, f32 images or u32
+    /// token ids as [`Architecture::input_kind`] says) using the parameters of
+    /// [`Architecture::parameters`]: `[batch, classes]` for images, `[batch, context,
+    /// classes]` for tokens (`batch * labels_per_sample` rows of logits).
+    fn logits(&self, g: &mut GraphBuilder, inputs: Var) -> Result<Var>;
 }
 
 /// `weight` and `bias` of a `torch.nn.Linear(fan_in, out)` with PyTorch's default

@@ -48,6 +48,16 @@ impl Init {
         }
     }
 
+    /// Normal with mean 0 and standard deviation `std`, untruncated
+    /// (`torch.nn.init.normal_(std=std)`, HF LLaMA's initialization).
+    pub fn normal(std: f64) -> Self {
+        Init::TruncNormal {
+            std,
+            lo: f64::NEG_INFINITY,
+            hi: f64::INFINITY,
+        }
+    }
+
     /// Draws `n` values from `rng`.
     pub fn sample(&self, rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
         match *self {

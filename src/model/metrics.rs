@@ -18,9 +18,9 @@ const VALUE_BYTES: u64 = 4;
 pub struct BatchMetrics {
     /// Mean softmax cross-entropy over the batch.
     pub loss: f32,
-    /// Samples whose highest logit is at the label.
+    /// Labels whose highest logit is at the label.
     pub correct: u32,
-    /// Samples in the batch.
+    /// Labels in the batch: samples, or tokens for a language model.
     pub batch_size: usize,
 }
 
@@ -31,7 +31,7 @@ impl BatchMetrics {
     }
 
     /// The metrics a step's record carries when its inputs came from
-    /// [`BatchOutputs::step_inputs`] for a batch of `batch_size` samples. Fails with
+    /// [`BatchOutputs::step_inputs`] for a batch of `batch_size` labels. Fails with
     /// [`Error::Readback`] if the record holds no loss and correct count.
     pub fn from_record(record: &StepStats, batch_size: usize) -> Result<Self> {
         match (record.loss, record.values.as_slice()) {
@@ -52,7 +52,7 @@ impl BatchMetrics {
 /// encoder runs. They stay there until the next batch of the same size is recorded.
 #[derive(Debug, Clone)]
 pub struct BatchOutputs {
-    /// Samples in the batch.
+    /// Labels in the batch: samples, or tokens for a language model.
     pub batch_size: usize,
     /// The mean softmax cross-entropy.
     pub loss: BufferView,

@@ -1,9 +1,10 @@
-//! Image classifiers trained on the GPU: [`Mlp`] and [`Vit`] architectures and the
-//! [`Model`] runtime that the training loop, the CLI and the browser demo build on.
+//! Models trained on the GPU: the image classifiers [`Mlp`] and [`Vit`], the
+//! language model [`Llama`], and the [`Model`] runtime that the training loop, the
+//! CLI and the browser demo build on.
 //!
 //! - An [`Architecture`] declares its parameters (PyTorch state-dict names, shapes and
-//!   seeded initializers) and how a batch of images becomes logits, with the ops of
-//!   [`crate::nn`].
+//!   seeded initializers), its [`InputKind`] and how a batch of inputs (images or
+//!   token ids) becomes logits, with the ops of [`crate::nn`].
 //! - [`Model::new`] allocates the parameters in a [`ParamStore`](crate::ParamStore)
 //!   and initializes them from a seed; an [`Optimizer`](crate::Optimizer) created on
 //!   [`Model::store`] steps them in place.
@@ -11,19 +12,25 @@
 //!   cross-entropy, gradients into `store().grads`, overwritten) into the caller's
 //!   encoder and returns where the batch's loss and correct count will be
 //!   ([`BatchOutputs`]), for the optimizer's one record of the step.
-//! - [`Model::evaluate`] and [`Model::predict_probabilities`] run inference over a
-//!   data set (async, with blocking forms natively).
+//! - [`Model::evaluate`] / [`Model::evaluate_batches`] and [`Model::predict`] run
+//!   inference over a data set (async, with blocking forms natively).
 
 mod arch;
+mod generate;
 mod init;
+mod llama;
 mod metrics;
 mod mlp;
 mod runtime;
 mod vit;
 
-pub use arch::{Architecture, ParamSpec};
+pub use arch::{Architecture, InputKind, ParamSpec};
+#[cfg(not(target_arch = "wasm32"))]
+pub use generate::generate_blocking;
+pub use generate::{Sampling, generate};
 pub use init::{Init, rng_for_seed};
+pub use llama::Llama;
 pub use metrics::{BatchMetrics, BatchOutputs};
 pub use mlp::Mlp;
-pub use runtime::{Batch, Evaluation, Model, NamedTensor};
+pub use runtime::{Batch, Evaluation, Inputs, Model, NamedTensor};
 pub use vit::Vit;

@@ -8,36 +8,91 @@ use crate::arena::readback::{ReadbackQueue, Source};
 use crate::arena::{BufferView, ParamStore, TensorId, UploadRing};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::model::arch::Architecture;
+use crate::model::arch::{Architecture, InputKind};
 use crate::model::init::rng_for_seed;
 use crate::model::metrics::BatchOutputs;
 use crate::nn::{Graph, GraphBuilder, Kernels, Var};
 
-/// One batch on the CPU: images flat and row-major (`batch * sample_len` values, see
-/// [`Architecture::sample_shape`]) and one class label per image.
+/// A model's inputs on the CPU, flat and row-major (`batch * sample_len` values, see
+/// [`Architecture::sample_shape`]), of the [`InputKind`] the model reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Inputs<'a> {
+    /// Pixel values.
+    Images(&'a [f32]),
+    /// Token ids, each below the vocabulary size.
+    Tokens(&'a [u32]),
+}
+
+impl Inputs<'_> {
+    /// The number of values.
+    pub fn len(&self) -> usize {
+        match self {
+            Inputs::Images(v) => v.len(),
+            Inputs::Tokens(v) => v.len(),
+        }
+    }
+
+    /// Whether there is no value.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The kind of input these are.
+    pub fn kind(&self) -> InputKind {
+        match self {
+            Inputs::Images(_) => InputKind::Images,
+            Inputs::Tokens(_) => InputKind::Tokens,
+        }
+    }
+
+    /// Samples `start..start + rows` of `sample` values each.
+    fn rows(&self, start: usize, rows: usize, sample: usize) -> Self {
+        let range = start * sample..(start + rows) * sample;
+        match self {
+            Inputs::Images(v) => Inputs::Images(&v[range]),
+            Inputs::Tokens(v) => Inputs::Tokens(&v[range]),
+        }
+    }
+}
+
+/// One batch on the CPU: the inputs and their labels, one per image or one per
+/// token (the next token) as [`Architecture::labels_per_sample`] says.
 #[derive(Debug, Clone, Copy)]
 pub struct Batch<'a> {
-    /// Pixel values, `batch_size * sample_len`.
-    pub images: &'a [f32],
-    /// Labels, each below the number of classes.
+    /// The inputs, `batch_size * sample_len` values.
+    pub inputs: Inputs<'a>,
+    /// Labels (targets), each below the number of classes.
     pub labels: &'a [u32],
 }
 
 impl<'a> Batch<'a> {
     /// The batch of `images` (flat, row-major) and their `labels`.
     pub fn new(images: &'a [f32], labels: &'a [u32]) -> Self {
-        Self { images, labels }
+        Self {
+            inputs: Inputs::Images(images),
+            labels,
+        }
+    }
+
+    /// The batch of token windows `ids` (`[batch, context]`, row-major) and their
+    /// next-token `targets` (same layout).
+    pub fn tokens(ids: &'a [u32], targets: &'a [u32]) -> Self {
+        Self {
+            inputs: Inputs::Tokens(ids),
+            labels: targets,
+        }
     }
 }
 
 /// The result of [`Model::evaluate`].
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Evaluation {
-    /// Mean softmax cross-entropy over all samples.
+    /// Mean softmax cross-entropy over all labels (nats per token for a language
+    /// model).
     pub loss: f64,
-    /// Samples whose highest logit is at the label.
+    /// Labels whose highest logit is at the label.
     pub correct: usize,
-    /// Samples evaluated.
+    /// Labels evaluated (samples, or tokens for a language model).
     pub count: usize,
 }
 
@@ -63,7 +118,7 @@ pub struct NamedTensor {
 #[derive(Debug)]
 struct Compiled {
     graph: Graph,
-    images: Var,
+    inputs: Var,
     labels: Var,
     loss: Var,
     correct: Var,
@@ -74,7 +129,7 @@ struct Compiled {
 /// prediction (bounds the staging memory of the uploads).
 const BATCHES_PER_SUBMIT: usize = 16;
 
-/// An image classifier on the GPU: its parameters and gradients live in a
+/// A model (image classifier or language model) on the GPU: its parameters and gradients live in a
 /// [`ParamStore`] that an [`Optimizer`](crate::Optimizer) steps in place.
 ///
 /// Graphs are compiled on first use for each batch size (all buffers allocated
@@ -93,7 +148,7 @@ const BATCHES_PER_SUBMIT: usize = 16;
 /// let mut opt = Optimizer::new(&ctx, model.store(), OptimizerConfig::adamw(1e-3))?;
 /// let (images, labels) = (vec![0.0f32; 128 * 784], vec![0u32; 128]);
 /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
-/// let out = model.record_forward_backward(&mut encoder, Batch { images: &images, labels: &labels })?;
+/// let out = model.record_forward_backward(&mut encoder, Batch::new(&images, &labels))?;
 /// // The batch's loss and correct count travel in the optimizer's record of the step.
 /// opt.record_step(&mut encoder, &out.step_inputs(StepInputs::scheduled()))?;
 /// ctx.queue().submit([encoder.finish()]);
@@ -189,9 +244,14 @@ impl Model {
         self.store.layout().total_len()
     }
 
-    /// Values per image (the product of [`Architecture::sample_shape`]).
+    /// Values per input sample (the product of [`Architecture::sample_shape`]).
     pub fn sample_len(&self) -> usize {
         self.arch.sample_shape().iter().product()
+    }
+
+    /// Labels per sample ([`Architecture::labels_per_sample`]).
+    pub fn labels_per_sample(&self) -> usize {
+        self.arch.labels_per_sample()
     }
 
     /// Records a training step's forward and backward pass for `batch`: uploads the
@@ -226,16 +286,28 @@ impl Model {
         labels: &[u32],
         batch_size: usize,
     ) -> Result<Evaluation> {
-        let n = self.check_batch(images, labels)?;
+        self.evaluate_batches(Batch::new(images, labels), batch_size)
+            .await
+    }
+
+    /// Mean loss (per label: nats per token for a language model) and accuracy over
+    /// a data set of any input kind, in batches of at most `batch_size` samples, like
+    /// [`Model::evaluate`].
+    pub async fn evaluate_batches(
+        &mut self,
+        data: Batch<'_>,
+        batch_size: usize,
+    ) -> Result<Evaluation> {
+        let n = self.check_batch(data)?;
         let per_batch = self
-            .run_inference(images, Some(labels), batch_size, |c| {
+            .run_inference(data.inputs, Some(data.labels), batch_size, |c| {
                 vec![(c.loss, 1), (c.correct, 1)]
             })
             .await?;
         let mut eval = Evaluation {
             loss: 0.0,
             correct: 0,
-            count: n,
+            count: data.labels.len(),
         };
         for (rows, values) in per_batch {
             eval.loss += values[0] as f64 * rows as f64;
@@ -256,6 +328,16 @@ impl Model {
         pollster::block_on(self.evaluate(images, labels, batch_size))
     }
 
+    /// Blocking form of [`Model::evaluate_batches`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn evaluate_batches_blocking(
+        &mut self,
+        data: Batch<'_>,
+        batch_size: usize,
+    ) -> Result<Evaluation> {
+        pollster::block_on(self.evaluate_batches(data, batch_size))
+    }
+
     /// Class probabilities (softmax of the logits), `count * classes` values, for
     /// `images` in batches of at most `batch_size`.
     pub async fn predict_probabilities(
@@ -263,17 +345,24 @@ impl Model {
         images: &[f32],
         batch_size: usize,
     ) -> Result<Vec<f32>> {
+        self.predict(Inputs::Images(images), batch_size).await
+    }
+
+    /// Probabilities (softmax of the logits) for inputs of any kind, in batches of
+    /// at most `batch_size` samples: `count * labels_per_sample * classes` values
+    /// (for token windows, the next-token distribution after every position).
+    pub async fn predict(&mut self, inputs: Inputs<'_>, batch_size: usize) -> Result<Vec<f32>> {
         let sample = self.sample_len();
-        if images.is_empty() || !images.len().is_multiple_of(sample) {
-            return Err(Error::LengthMismatch {
-                what: format!("images of {sample} values each"),
-                expected: (images.len() / sample).max(1) as u64 * sample as u64,
-                got: images.len() as u64,
-            });
-        }
+        let n = inputs.len() / sample;
+        // Placeholder labels: the length check is the batch's, the values unused.
+        let labels = vec![0; n * self.labels_per_sample()];
+        self.check_batch(Batch {
+            inputs,
+            labels: &labels,
+        })?;
         let classes = self.arch.num_classes();
         let per_batch = self
-            .run_inference(images, None, batch_size, |c| {
+            .run_inference(inputs, None, batch_size, |c| {
                 vec![(
                     c.probabilities
                         .expect("inference graphs have probabilities"),
@@ -292,6 +381,12 @@ impl Model {
         batch_size: usize,
     ) -> Result<Vec<f32>> {
         pollster::block_on(self.predict_probabilities(images, batch_size))
+    }
+
+    /// Blocking form of [`Model::predict`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn predict_blocking(&mut self, inputs: Inputs<'_>, batch_size: usize) -> Result<Vec<f32>> {
+        pollster::block_on(self.predict(inputs, batch_size))
     }
 
     /// Every parameter, in state-dict order, read back from the GPU.
@@ -353,21 +448,26 @@ impl Model {
         train: bool,
     ) -> Result<BatchOutputs> {
         self.ctx.check_lost()?;
-        let n = self.check_batch(batch.images, batch.labels)?;
+        let n = self.check_batch(batch)?;
         let ctx = self.ctx.clone();
         // Lent out while `compiled` borrows the model.
         let mut uploads =
             std::mem::replace(&mut self.uploads, UploadRing::new("coptim batch upload"));
         let compiled = self.compiled(n, train)?;
         let graph = &compiled.graph;
-        let written = graph
-            .value(compiled.images)
-            .record_write(&mut uploads, &ctx, encoder, batch.images)
-            .and_then(|()| {
-                graph
-                    .value(compiled.labels)
-                    .record_write(&mut uploads, &ctx, encoder, batch.labels)
-            });
+        let written = write_inputs(
+            graph,
+            compiled.inputs,
+            &mut uploads,
+            &ctx,
+            encoder,
+            batch.inputs,
+        )
+        .and_then(|()| {
+            graph
+                .value(compiled.labels)
+                .record_write(&mut uploads, &ctx, encoder, batch.labels)
+        });
         self.uploads = uploads;
         written?;
         // A pipeline that failed to compile was recorded on the context.
@@ -382,7 +482,7 @@ impl Model {
             BufferView::new(t.buffer(), t.offset())
         };
         Ok(BatchOutputs {
-            batch_size: n,
+            batch_size: batch.labels.len(),
             loss: view(compiled.loss),
             correct: view(compiled.correct),
         })
@@ -393,7 +493,7 @@ impl Model {
     /// 1). Returns (rows, values) per batch.
     async fn run_inference(
         &mut self,
-        images: &[f32],
+        inputs: Inputs<'_>,
         labels: Option<&[u32]>,
         batch_size: usize,
         pick: impl Fn(&Compiled) -> Vec<(Var, usize)>,
@@ -402,7 +502,8 @@ impl Model {
             return Err(Error::InvalidConfig("batch size must be positive".into()));
         }
         let sample = self.sample_len();
-        let n = images.len() / sample;
+        let per = self.labels_per_sample();
+        let n = inputs.len() / sample;
         let ctx = self.ctx.clone();
         let starts: Vec<usize> = (0..n).step_by(batch_size).collect();
         let mut out = Vec::with_capacity(starts.len());
@@ -422,17 +523,19 @@ impl Model {
                 let rows = batch_size.min(n - start);
                 let compiled = self.compiled(rows, false)?;
                 let g = &compiled.graph;
-                g.value(compiled.images).record_write(
+                write_inputs(
+                    g,
+                    compiled.inputs,
                     &mut uploads,
                     &ctx,
                     &mut encoder,
-                    &images[start * sample..(start + rows) * sample],
+                    inputs.rows(start, rows, sample),
                 )?;
                 let dummy;
                 let batch_labels = match labels {
-                    Some(l) => &l[start..start + rows],
+                    Some(l) => &l[start * per..(start + rows) * per],
                     None => {
-                        dummy = vec![0; rows];
+                        dummy = vec![0; rows * per];
                         &dummy
                     }
                 };
@@ -468,29 +571,35 @@ impl Model {
         Ok(out)
     }
 
-    /// Checks a batch: whole images, one label each, labels in range. Returns the
-    /// number of images.
-    fn check_batch(&self, images: &[f32], labels: &[u32]) -> Result<usize> {
-        let sample = self.sample_len();
-        let n = labels.len();
-        if n == 0 || images.len() != n * sample {
+    /// Checks a batch: the model's kind of input, whole samples, the right number of
+    /// labels, labels (and token ids) in range. Returns the number of samples.
+    fn check_batch(&self, batch: Batch<'_>) -> Result<usize> {
+        let kind = self.arch.input_kind();
+        if batch.inputs.kind() != kind {
+            return Err(Error::shape(
+                format!("{} input", self.arch.name()),
+                format!(
+                    "the model reads {kind:?}, the batch holds {:?}",
+                    batch.inputs.kind()
+                ),
+            ));
+        }
+        let (sample, per) = (self.sample_len(), self.labels_per_sample());
+        let n = batch.labels.len() / per;
+        if n == 0 || batch.labels.len() != n * per || batch.inputs.len() != n * sample {
             return Err(Error::LengthMismatch {
-                what: format!("images for {n} labels ({sample} values per image)"),
+                what: format!(
+                    "inputs for {} labels ({sample} values and {per} labels per sample)",
+                    batch.labels.len()
+                ),
                 expected: (n.max(1) * sample) as u64,
-                got: images.len() as u64,
+                got: batch.inputs.len() as u64,
             });
         }
         let classes = self.arch.num_classes();
-        if let Some((index, &label)) = labels
-            .iter()
-            .enumerate()
-            .find(|(_, l)| **l as usize >= classes)
-        {
-            return Err(Error::LabelOutOfRange {
-                index,
-                label,
-                classes,
-            });
+        check_below(batch.labels, classes)?;
+        if let Inputs::Tokens(ids) = batch.inputs {
+            check_below(ids, classes)?;
         }
         Ok(n)
     }
@@ -500,9 +609,19 @@ impl Model {
         let mut g = GraphBuilder::new(self.store.layout().clone());
         let mut shape = vec![batch];
         shape.extend(self.arch.sample_shape());
-        let images = g.input(&shape);
-        let labels = g.labels(batch);
-        let logits = self.arch.logits(&mut g, images)?;
+        let inputs = match self.arch.input_kind() {
+            InputKind::Images => g.input(&shape),
+            InputKind::Tokens => g.ids(&shape),
+        };
+        let logits = self.arch.logits(&mut g, inputs)?;
+        // One label per row of logits: `[batch]` for images, `[batch, context]` for
+        // tokens.
+        let rows = g
+            .shape(logits)
+            .split_last()
+            .map_or(&[][..], |(_, r)| r)
+            .to_vec();
+        let labels = g.ids(&rows);
         let loss = g.cross_entropy(logits, labels)?;
         let correct = g.correct_count(logits, labels)?;
         let probabilities = match probabilities {
@@ -512,7 +631,7 @@ impl Model {
         Ok((
             g,
             Compiled0 {
-                images,
+                inputs,
                 labels,
                 loss,
                 correct,
@@ -531,7 +650,7 @@ impl Model {
             let graph = g.build(&self.kernels, &self.store, seeds)?;
             let compiled = Compiled {
                 graph,
-                images: v.images,
+                inputs: v.inputs,
                 labels: v.labels,
                 loss: v.loss,
                 correct: v.correct,
@@ -552,9 +671,42 @@ impl Model {
 /// The variables of a declared (not yet compiled) model graph.
 #[derive(Debug)]
 struct Compiled0 {
-    images: Var,
+    inputs: Var,
     labels: Var,
     loss: Var,
     correct: Var,
     probabilities: Option<Var>,
+}
+
+/// Records the upload of `inputs` into the graph's input variable `var`.
+fn write_inputs(
+    graph: &Graph,
+    var: Var,
+    uploads: &mut UploadRing,
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    inputs: Inputs<'_>,
+) -> Result<()> {
+    let tensor = graph.value(var);
+    match inputs {
+        Inputs::Images(v) => tensor.record_write(uploads, ctx, encoder, v),
+        Inputs::Tokens(v) => tensor.record_write(uploads, ctx, encoder, v),
+    }
+}
+
+/// Fails with [`Error::LabelOutOfRange`] at the first value of `values` (labels or
+/// token ids) that is not below `classes`.
+fn check_below(values: &[u32], classes: usize) -> Result<()> {
+    match values
+        .iter()
+        .enumerate()
+        .find(|(_, v)| **v as usize >= classes)
+    {
+        Some((index, &label)) => Err(Error::LabelOutOfRange {
+            index,
+            label,
+            classes,
+        }),
+        None => Ok(()),
+    }
 }

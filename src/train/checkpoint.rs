@@ -9,32 +9,38 @@
 //!   `optimizer.exp_avg.fc1.weight`, `optimizer.coptim.steps`);
 //! - metadata `format` = [`CHECKPOINT_FORMAT`], `config` (the [`TrainConfig`] as
 //!   JSON), `step` (steps completed), `history` (the [`History`] as JSON), `dataset`
-//!   (the [`DatasetSplit::fingerprint`] of the run's data, 16 hex digits) and the
-//!   optimizer file's metadata under `optimizer.<key>`.
+//!   (the [`TrainData::fingerprint`] of the run's data, 16 hex digits), for a text
+//!   run `vocab` (its [`Vocab`] as JSON), and the optimizer file's metadata under
+//!   `optimizer.<key>`.
 //!
 //! Loading rejects a file whose parameters or optimizer moments are not finite, whose
-//! second moments are negative, or whose data fingerprint differs from the data given.
+//! second moments are negative, whose vocabulary is not the text's (naming the
+//! characters in one and not the other), or whose data fingerprint differs from the
+//! data given.
 //!
 //! A resumed session continues exactly: the batch stream and the augmentation are
 //! functions of the seed and the step, and the optimizer state includes its step
 //! counters and bias corrections.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
 use crate::context::GpuContext;
-use crate::data::DatasetSplit;
+use crate::data::text::Vocab;
 use crate::error::{Error, Result};
 use crate::model::{NamedTensor, ParamSpec};
 use crate::train::config::TrainConfig;
 use crate::train::metrics::History;
 use crate::train::session::Session;
+use crate::train::source::TrainData;
 
 /// The `format` metadata value of training checkpoints.
 pub const CHECKPOINT_FORMAT: &str = "coptim-train-checkpoint/2";
+
+/// The metadata key of a text run's vocabulary.
+const VOCAB: &str = "vocab";
 
 const PARAM: &str = "param.";
 const OPTIM: &str = "optimizer.";
@@ -91,6 +97,9 @@ impl Session {
         metadata.insert("step".to_string(), self.steps_recorded().to_string());
         metadata.insert("history".to_string(), to_json(self.history())?);
         metadata.insert("dataset".to_string(), fingerprint_hex(self.data()));
+        if let Some(vocab) = self.data().vocab() {
+            metadata.insert(VOCAB.to_string(), to_json(vocab)?);
+        }
         for (k, v) in optim_meta.metadata().clone().unwrap_or_default() {
             metadata.insert(format!("{OPTIM}{k}"), v);
         }
@@ -117,10 +126,11 @@ impl Session {
     /// before the session is returned; a bad file gives [`Error::Checkpoint`].
     pub fn from_checkpoint_bytes(
         ctx: &GpuContext,
-        data: Arc<DatasetSplit>,
+        data: impl Into<TrainData>,
         bytes: &[u8],
         source: &str,
     ) -> Result<Self> {
+        let data = data.into();
         let file = CheckpointFile::parse(bytes, &data, source)?;
         let mut session = Session::new(ctx, file.config.clone(), data)?;
         session.restore(&file)?;
@@ -164,14 +174,61 @@ pub struct CheckpointFile {
 }
 
 impl CheckpointFile {
+    /// The configuration a checkpoint records, read without checking the rest of the
+    /// file (to load the data it needs before [`CheckpointFile::parse`]).
+    pub fn config_of(bytes: &[u8], source: &str) -> Result<TrainConfig> {
+        let bad = |reason: String| Error::checkpoint(source, reason);
+        let (_, meta) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let config = meta.metadata().as_ref().and_then(|m| m.get("config"));
+        let config = config.ok_or_else(|| bad("metadata `config` is missing".into()))?;
+        serde_json::from_str(config).map_err(|e| bad(format!("unreadable config: {e}")))
+    }
+
+    /// The configuration, vocabulary (text runs) and parameters a checkpoint records,
+    /// each parameter present with its shape and finite; the optimizer state and the
+    /// data are not read (for inference, e.g. sampling from a trained model).
+    pub fn weights(
+        bytes: &[u8],
+        source: &str,
+    ) -> Result<(TrainConfig, Option<Vocab>, Vec<NamedTensor>)> {
+        let bad = |reason: String| Error::checkpoint(source, reason);
+        let config = Self::config_of(bytes, source)?;
+        let vocab = Self::vocab_of(bytes, source)?;
+        let st = SafeTensors::deserialize(bytes)
+            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let specs = config
+            .model
+            .architecture()
+            .parameters()
+            .map_err(|e| bad(format!("model configuration: {e}")))?;
+        let params = read_parameters(&st, &specs).map_err(bad)?;
+        Ok((config, vocab, params))
+    }
+
+    /// The vocabulary a text run's checkpoint records (`None` for an image run), to
+    /// encode the text it continues on; `source` names the file in errors.
+    pub fn vocab_of(bytes: &[u8], source: &str) -> Result<Option<Vocab>> {
+        let bad = |reason: String| Error::checkpoint(source, reason);
+        let (_, meta) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let meta = meta.metadata().clone().unwrap_or_default();
+        meta.get(VOCAB)
+            .map(|v| {
+                serde_json::from_str(v).map_err(|e| bad(format!("unreadable vocabulary: {e}")))
+            })
+            .transpose()
+    }
+
     /// Parses and checks the bytes of [`Session::checkpoint_bytes`] for a run on
     /// `data`; `source` names the file in errors ([`Error::Checkpoint`]).
-    pub fn parse(bytes: &[u8], data: &DatasetSplit, source: &str) -> Result<Self> {
+    pub fn parse(bytes: &[u8], data: &TrainData, source: &str) -> Result<Self> {
         let bad = |reason: String| Error::checkpoint(source, reason);
         let st = SafeTensors::deserialize(bytes)
             .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
         let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
         let meta = meta.metadata().clone().unwrap_or_default();
+        check_vocab(Self::vocab_of(bytes, source)?.as_ref(), data).map_err(bad)?;
         let (config, step, history) = read_progress(&meta, data).map_err(bad)?;
         // Every declared parameter must be in the file with its shape (so the model
         // is no larger than the file) before anything is allocated for it.
@@ -217,7 +274,7 @@ impl CheckpointFile {
 /// each other and against `data`'s fingerprint.
 fn read_progress(
     meta: &HashMap<String, String>,
-    data: &DatasetSplit,
+    data: &TrainData,
 ) -> std::result::Result<(TrainConfig, u64, History), String> {
     let get = |k: &str| {
         meta.get(k)
@@ -267,7 +324,7 @@ impl Session {
     /// Resumes the run saved at `path` (see [`Session::from_checkpoint_bytes`]).
     pub fn resume(
         ctx: &GpuContext,
-        data: Arc<DatasetSplit>,
+        data: impl Into<TrainData>,
         path: impl AsRef<std::path::Path>,
     ) -> Result<Self> {
         let path = path.as_ref();
@@ -328,7 +385,33 @@ fn check_finite(tensors: &[NamedTensor]) -> std::result::Result<(), String> {
     }
 }
 
-fn fingerprint_hex(data: &DatasetSplit) -> String {
+/// Checks a checkpoint's vocabulary (`None`: an image run) against the data's,
+/// naming the characters that only one of them has.
+fn check_vocab(saved: Option<&Vocab>, data: &TrainData) -> std::result::Result<(), String> {
+    match (saved, data.vocab()) {
+        (None, None) => Ok(()),
+        (Some(_), None) => Err("the run trained on text; pass its text, not images".into()),
+        (None, Some(_)) => Err("the run trained on images; pass its images, not a text".into()),
+        (Some(saved), Some(given)) if saved == given => Ok(()),
+        (Some(saved), Some(given)) => {
+            let only = |a: &Vocab, b: &Vocab| -> String {
+                a.chars()
+                    .iter()
+                    .filter(|c| b.id(**c).is_none())
+                    .collect::<String>()
+            };
+            Err(format!(
+                "its vocabulary ({} characters) is not the text's ({}): characters only in the checkpoint {:?}, only in the text {:?}",
+                saved.len(),
+                given.len(),
+                only(saved, given),
+                only(given, saved)
+            ))
+        }
+    }
+}
+
+fn fingerprint_hex(data: &TrainData) -> String {
     format!("{:016x}", data.fingerprint())
 }
 

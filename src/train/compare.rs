@@ -6,24 +6,26 @@
 //! Definitions (also in the README):
 //! - *final train loss*: the mean training loss over the last 5% of the steps
 //!   ([`History::smoothing_window`]);
-//! - *steps to base final loss*: the first step at which a run's trailing mean loss
-//!   (same window) is at most the final train loss of the base run of the same seed;
+//! - *steps to base final loss*: image models: the first step at which a run's
+//!   trailing mean loss (same window) is at most the final train loss of the base run
+//!   of the same seed; language models: the first validation (every `eval_every`
+//!   steps) whose loss is at most the base run's final validation loss;
 //! - *speed-up* of a seed: the base run's steps to its own final loss divided by the
 //!   cautious run's; `None` if the cautious run never gets there. The summary gives
 //!   the median, minimum and maximum over the seeds where both reached it.
 
-use std::sync::Arc;
-
 use serde::Serialize;
 
 use crate::context::GpuContext;
-use crate::data::DatasetSplit;
+use crate::data::text::nats_to_bits;
 use crate::error::{Error, Result};
+use crate::model::InputKind;
 use crate::train::config::{OptimizerKind, TrainConfig};
 use crate::train::lockstep::Lockstep;
 use crate::train::metrics::{History, StepMetrics, median};
 use crate::train::runner::{Event, Runner};
 use crate::train::session::Session;
+use crate::train::source::TrainData;
 
 /// What to compare.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,7 +83,13 @@ pub struct RunResult {
     pub test_accuracy: f64,
     /// Test loss after the last step.
     pub test_loss: f64,
-    /// First step whose trailing mean loss reaches the same seed's base final loss.
+    /// Language models: the validation loss after the last step, in nats per token
+    /// (the test loss); `None` for image models.
+    pub val_loss: Option<f64>,
+    /// Language models: [`RunResult::val_loss`] in bits per character.
+    pub val_bits_per_char: Option<f64>,
+    /// First step that reaches the same seed's base final loss (train loss for image
+    /// models, validation loss for language models; see the module docs).
     pub steps_to_base_final_loss: Option<u64>,
     /// Mean fraction of coordinates the cautious mask kept (1 for the base).
     pub mean_kept_fraction: Option<f64>,
@@ -92,6 +100,8 @@ pub struct RunResult {
     pub median_step_ms: Option<f64>,
     /// Training samples per second (batch size over the median step time).
     pub samples_per_s: Option<f64>,
+    /// Training tokens per second (language models; `None` for image models).
+    pub tokens_per_s: Option<f64>,
     /// Every step's and evaluation's metrics.
     #[serde(skip)]
     pub history: History,
@@ -167,6 +177,10 @@ pub struct Summary {
     pub speedup_per_seed: Vec<Option<f64>>,
     /// Per-optimizer summaries, base first.
     pub optimizers: Vec<OptimizerSummary>,
+    /// Language models: the validation loss (nats per token) of a bigram model fitted
+    /// on the training split, the yardstick ([`TextCorpus::bigram_val_loss`](crate::data::text::TextCorpus::bigram_val_loss));
+    /// `None` for image models.
+    pub bigram_val_loss: Option<f64>,
     /// The adapter the runs used.
     pub adapter: String,
     /// The full configuration of the base run of the first seed.
@@ -201,6 +215,9 @@ pub enum CompareEvent<'a> {
         index: usize,
         /// Test accuracy after the last step.
         test_accuracy: f64,
+        /// Test loss (language models: validation loss, nats per token) after the
+        /// last step.
+        test_loss: f64,
     },
 }
 
@@ -209,7 +226,7 @@ pub enum CompareEvent<'a> {
 /// progress bars). A run's wall time counts its own steps and evaluations.
 pub fn compare(
     ctx: &GpuContext,
-    data: Arc<DatasetSplit>,
+    data: impl Into<TrainData>,
     config: &CompareConfig,
     mut observe: impl FnMut(CompareEvent<'_>),
 ) -> Result<Summary> {
@@ -222,6 +239,11 @@ pub fn compare(
             config.pair[0]
         )));
     }
+    let data = data.into();
+    let bigram = match &data {
+        TrainData::Text(corpus) => Some(corpus.bigram_val_loss()),
+        TrainData::Images(_) => None,
+    };
     let mut finished = Vec::new();
     let mut parameters = 0;
     for (seed_index, &seed) in config.seeds.iter().enumerate() {
@@ -245,24 +267,23 @@ pub fn compare(
             }
         })?;
         for (i, (session, optimizer)) in lockstep.runs().zip(config.pair).enumerate() {
-            let test_accuracy = session.history().last_eval().map_or(0.0, |e| e.accuracy);
+            let eval = session.history().last_eval();
             observe(CompareEvent::Finished {
                 index: first + i,
-                test_accuracy,
+                test_accuracy: eval.map_or(0.0, |e| e.accuracy),
+                test_loss: eval.map_or(f64::NAN, |e| e.loss),
             });
             let history = session.history().clone();
             finished.push((optimizer, seed, history, lockstep.busy_s(i)));
         }
     }
-    Ok(summarize(
-        config,
-        parameters,
-        &ctx.report().adapter,
-        finished,
-    ))
+    let mut summary = summarize(config, parameters, &ctx.report().adapter, finished);
+    summary.bigram_val_loss = bigram;
+    Ok(summary)
 }
 
-/// Builds the summary from finished runs `(optimizer, seed, history, wall seconds)`.
+/// Builds the summary from finished runs `(optimizer, seed, history, wall seconds)`
+/// (without a bigram yardstick: [`compare`] adds it for text).
 pub fn summarize(
     config: &CompareConfig,
     parameters: u64,
@@ -287,22 +308,34 @@ pub fn summarize(
         speedup: Spread::of(&reached),
         speedup_per_seed,
         optimizers,
+        bigram_val_loss: None,
         adapter: adapter.to_string(),
         config: config.run.clone(),
     }
 }
 
-/// One result per finished run; the steps-to-target use the final loss (over
-/// `window` steps) of the baseline run with the same seed as the target.
+/// One result per finished run; the steps-to-target use the final loss of the
+/// baseline run with the same seed as the target: its train loss over `window` steps
+/// for image models, its last validation loss for language models.
 fn run_results(
     config: &CompareConfig,
     window: usize,
     finished: Vec<(OptimizerKind, u64, History, f64)>,
 ) -> Vec<RunResult> {
+    let tokens = config.run.model.architecture().input_kind() == InputKind::Tokens;
+    let labels_per_sample = config.run.model.architecture().labels_per_sample();
+    let final_loss = |h: &History| match tokens {
+        true => h.last_eval().map(|e| e.loss),
+        false => h.final_loss(window),
+    };
+    let steps_to = |h: &History, target: f64| match tokens {
+        true => h.evals_to_reach(target),
+        false => h.steps_to_reach(target, window),
+    };
     let base_finals: Vec<(u64, Option<f64>)> = finished
         .iter()
         .filter(|(o, _, _, _)| *o == config.pair[0])
-        .map(|(_, s, h, _)| (*s, h.final_loss(window)))
+        .map(|(_, s, h, _)| (*s, final_loss(h)))
         .collect();
     let base_final = |seed: u64| {
         base_finals
@@ -315,18 +348,24 @@ fn run_results(
         .map(|(optimizer, seed, history, wall_s)| {
             let eval = history.last_eval().copied();
             let median_step_ms = history.median_step_ms();
+            let samples_per_s = median_step_ms.map(|ms| config.run.batch_size as f64 / (ms / 1e3));
+            let val_loss = eval.filter(|_| tokens).map(|e| e.loss);
             RunResult {
                 optimizer,
                 seed,
                 final_train_loss: history.final_loss(window).unwrap_or(f64::NAN),
                 test_accuracy: eval.map_or(f64::NAN, |e| e.accuracy),
                 test_loss: eval.map_or(f64::NAN, |e| e.loss),
-                steps_to_base_final_loss: base_final(seed)
-                    .and_then(|t| history.steps_to_reach(t, window)),
+                val_loss,
+                val_bits_per_char: val_loss.map(nats_to_bits),
+                steps_to_base_final_loss: base_final(seed).and_then(|t| steps_to(&history, t)),
                 mean_kept_fraction: history.mean_kept_fraction(),
                 wall_s,
                 median_step_ms,
-                samples_per_s: median_step_ms.map(|ms| config.run.batch_size as f64 / (ms / 1e3)),
+                samples_per_s,
+                tokens_per_s: samples_per_s
+                    .filter(|_| tokens)
+                    .map(|s| s * labels_per_sample as f64),
                 history,
             }
         })

@@ -3,10 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::model::{Architecture, Mlp, Vit};
+use crate::model::{Architecture, Llama, Mlp, Model, Vit};
 use crate::optim::{Algorithm, Caution, DecayMode, LrSchedule, OptimizerConfig, timm_names};
 use crate::train::presets::{MODEL_PRESETS, ModelPreset};
+use crate::train::source::TrainData;
 
 /// The model a session trains, with its configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,6 +18,8 @@ pub enum ModelSpec {
     Mlp(Mlp),
     /// A vision transformer.
     Vit(Vit),
+    /// A LLaMA-style character-level language model.
+    Llama(Llama),
 }
 
 impl ModelSpec {
@@ -29,7 +33,7 @@ impl ModelSpec {
         (MODEL_PRESETS[1].model)()
     }
 
-    /// `mlp` or `vit`.
+    /// `mlp`, `vit` or `llama`.
     pub fn name(&self) -> &'static str {
         self.architecture().name()
     }
@@ -39,6 +43,16 @@ impl ModelSpec {
         match self {
             ModelSpec::Mlp(m) => m,
             ModelSpec::Vit(v) => v,
+            ModelSpec::Llama(l) => l,
+        }
+    }
+
+    /// The model on the GPU, initialized from `seed`.
+    pub fn build(&self, ctx: &GpuContext, seed: u64) -> Result<Model> {
+        match self {
+            ModelSpec::Mlp(m) => Model::new(ctx, m.clone(), seed),
+            ModelSpec::Vit(v) => Model::new(ctx, v.clone(), seed),
+            ModelSpec::Llama(l) => Model::new(ctx, l.clone(), seed),
         }
     }
 }
@@ -270,6 +284,10 @@ pub struct TrainConfig {
     pub eval_every: u64,
     /// Samples per evaluation batch.
     pub eval_batch_size: usize,
+    /// Text runs: evaluate on at most this many validation windows, evenly spaced
+    /// over the validation split (`None`: every window). Ignored for images.
+    #[serde(default)]
+    pub eval_windows: Option<usize>,
     /// Random translation of each training image by up to this many pixels in each
     /// direction (0: no augmentation).
     pub augment_shift: usize,
@@ -279,7 +297,7 @@ pub struct TrainConfig {
 
 impl TrainConfig {
     /// The run `preset` describes, with `optimizer` and its learning rate and weight
-    /// decay from the preset; seed 0, no clipping, evaluation only at the end,
+    /// decay from the preset; seed 0, the preset's clipping and evaluation schedule,
     /// standardized inputs.
     pub fn from_preset(preset: &ModelPreset, optimizer: OptimizerKind) -> Self {
         Self::with_model((preset.model)(), preset, optimizer)
@@ -301,13 +319,14 @@ impl TrainConfig {
             weight_decay: hyper.weight_decay,
             warmup_steps: preset.warmup_steps,
             lr_floor: preset.lr_floor,
-            clip_grad_norm: None,
+            clip_grad_norm: preset.clip_grad_norm,
             decay: DecayMode::default(),
             batch_size: preset.batch_size,
             steps: preset.steps,
             seed: 0,
-            eval_every: 0,
-            eval_batch_size: 500,
+            eval_every: preset.eval_every,
+            eval_batch_size: preset.eval_batch_size,
+            eval_windows: preset.eval_windows,
             augment_shift: preset.augment_shift,
             normalize: true,
         }
@@ -323,10 +342,24 @@ impl TrainConfig {
         Self::for_model(ModelSpec::default_vit(), optimizer)
     }
 
-    /// Sets the number of steps, keeping the warm-up at 5% of them.
+    /// Sets the number of steps, keeping the warm-up at 5% of them and, for a run
+    /// that evaluates periodically, ten evaluations.
     pub fn with_steps(mut self, steps: u64) -> Self {
         self.steps = steps;
         self.warmup_steps = steps / 20;
+        if self.eval_every > 0 {
+            self.eval_every = (steps / 10).max(1);
+        }
+        self
+    }
+
+    /// The run fitted to `data`: a language model's vocabulary becomes the text's
+    /// (its context stays the model's, which the corpus must have been cut for).
+    /// Image runs are returned unchanged.
+    pub fn for_data(mut self, data: &TrainData) -> Self {
+        if let (ModelSpec::Llama(l), Some(vocab)) = (&mut self.model, data.vocab()) {
+            l.vocab = vocab.len();
+        }
         self
     }
 

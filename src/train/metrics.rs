@@ -82,6 +82,11 @@ impl History {
             .map(|(_, m)| m.step)
     }
 
+    /// The step of the first evaluation whose loss is at most `target`, if any.
+    pub fn evals_to_reach(&self, target: f64) -> Option<u64> {
+        self.evals.iter().find(|e| e.loss <= target).map(|e| e.step)
+    }
+
     /// The last evaluation, if any.
     pub fn last_eval(&self) -> Option<&EvalMetrics> {
         self.evals.last()

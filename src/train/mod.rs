@@ -3,6 +3,8 @@
 //!
 //! - [`TrainConfig`]: everything that determines a run (model, optimizer,
 //!   hyper-parameters, budget, seed, input pipeline), with tuned defaults.
+//! - [`TrainData`]: what a run trains on, labelled images or a text corpus (for the
+//!   language model, validated on its fixed windows).
 //! - [`Session`]: one run, stepped by the caller and read without blocking; works in
 //!   the browser. [`Session::checkpoint_bytes`] / [`Session::from_checkpoint_bytes`]
 //!   save and resume it exactly.
@@ -26,6 +28,7 @@ pub mod report;
 #[cfg(not(target_arch = "wasm32"))]
 mod runner;
 mod session;
+mod source;
 
 pub use checkpoint::{CHECKPOINT_FORMAT, CheckpointFile};
 pub use config::{ModelSpec, OptimizerKind, TrainConfig};
@@ -34,3 +37,4 @@ pub use metrics::{EvalMetrics, History, StepMetrics, median};
 #[cfg(not(target_arch = "wasm32"))]
 pub use runner::{Event, Runner};
 pub use session::Session;
+pub use source::TrainData;

@@ -11,7 +11,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::model::{Mlp, Vit};
+use crate::model::{Llama, Mlp, Vit};
 use crate::nn::Activation;
 use crate::optim::LrFamily;
 use crate::train::config::{ModelSpec, OptimizerKind};
@@ -26,7 +26,8 @@ pub struct Hyper {
     pub weight_decay: f64,
 }
 
-/// A model with its tuned training defaults (on the bundled MNIST digits).
+/// A model with its tuned training defaults (image models on the bundled MNIST
+/// digits, the language model on the bundled Shakespeare).
 #[derive(Debug, Clone, Copy)]
 pub struct ModelPreset {
     /// The name the command line and the page use, e.g. `mlp`.
@@ -43,6 +44,14 @@ pub struct ModelPreset {
     pub lr_floor: f64,
     /// Random shifts of each training image by up to this many pixels.
     pub augment_shift: usize,
+    /// Global gradient-norm clipping (`None`: off).
+    pub clip_grad_norm: Option<f64>,
+    /// Evaluate every this many steps (0: only at the end).
+    pub eval_every: u64,
+    /// Samples per evaluation batch.
+    pub eval_batch_size: usize,
+    /// Text: validation windows per evaluation, evenly spaced (`None`: all).
+    pub eval_windows: Option<usize>,
     /// AdamW and C-AdamW, and every other adaptive member (see [`ModelPreset::hyper`]).
     pub adamw: Hyper,
     /// Lion and C-Lion.
@@ -63,7 +72,7 @@ pub struct ModelPreset {
 pub const TRUST_RATIO_LR_SCALE: f64 = 10.0;
 
 /// Every model preset; the first is the command line's default.
-pub const MODEL_PRESETS: [ModelPreset; 4] = [
+pub const MODEL_PRESETS: [ModelPreset; 5] = [
     ModelPreset {
         name: "mlp",
         model: || mlp(256),
@@ -72,6 +81,10 @@ pub const MODEL_PRESETS: [ModelPreset; 4] = [
         warmup_steps: 25,
         lr_floor: 0.0,
         augment_shift: 2,
+        clip_grad_norm: None,
+        eval_every: 0,
+        eval_batch_size: 500,
+        eval_windows: None,
         adamw: Hyper {
             lr: 3e-3,
             weight_decay: 0.01,
@@ -94,6 +107,10 @@ pub const MODEL_PRESETS: [ModelPreset; 4] = [
         warmup_steps: 30,
         lr_floor: 0.0,
         augment_shift: 0,
+        clip_grad_norm: None,
+        eval_every: 0,
+        eval_batch_size: 500,
+        eval_windows: None,
         adamw: Hyper {
             lr: 3e-3,
             weight_decay: 0.05,
@@ -116,6 +133,10 @@ pub const MODEL_PRESETS: [ModelPreset; 4] = [
         warmup_steps: 25,
         lr_floor: 0.0,
         augment_shift: 2,
+        clip_grad_norm: None,
+        eval_every: 0,
+        eval_batch_size: 500,
+        eval_windows: None,
         adamw: Hyper {
             lr: 1e-3,
             weight_decay: 0.01,
@@ -138,6 +159,10 @@ pub const MODEL_PRESETS: [ModelPreset; 4] = [
         warmup_steps: 30,
         lr_floor: 0.0,
         augment_shift: 0,
+        clip_grad_norm: None,
+        eval_every: 0,
+        eval_batch_size: 500,
+        eval_windows: None,
         adamw: Hyper {
             lr: 1e-3,
             weight_decay: 0.05,
@@ -151,6 +176,37 @@ pub const MODEL_PRESETS: [ModelPreset; 4] = [
             weight_decay: 0.0,
         },
         browser: true,
+    },
+    ModelPreset {
+        name: "llama",
+        model: || {
+            ModelSpec::Llama(Llama {
+                context: 32,
+                ..Llama::default()
+            })
+        },
+        steps: 400,
+        batch_size: 32,
+        warmup_steps: 20,
+        lr_floor: 0.1,
+        augment_shift: 0,
+        clip_grad_norm: Some(1.0),
+        eval_every: 40,
+        eval_batch_size: 128,
+        eval_windows: Some(128),
+        adamw: Hyper {
+            lr: 3e-3,
+            weight_decay: 0.0,
+        },
+        lion: Hyper {
+            lr: 3e-4,
+            weight_decay: 0.0,
+        },
+        sgd: Hyper {
+            lr: 5e-2,
+            weight_decay: 0.0,
+        },
+        browser: false,
     },
 ];
 
@@ -231,6 +287,15 @@ impl ModelPreset {
             ModelSpec::Vit(v) => format!(
                 "ViT: patch {}, width {}, {} blocks of {} heads, MLP ratio {}",
                 v.patch, v.dim, v.depth, v.heads, v.mlp_ratio
+            ),
+            ModelSpec::Llama(l) => format!(
+                "LLaMA: context {}, width {}, {} blocks of {} heads, SwiGLU {}{}",
+                l.context,
+                l.dim,
+                l.depth,
+                l.heads,
+                l.ffn_hidden,
+                if l.tied { ", tied head" } else { "" }
             ),
         }
     }

@@ -69,21 +69,13 @@ fn spread(s: &Spread, decimals: usize, unit: &str) -> String {
     }
 }
 
-/// The text table `coptim compare` prints: one row per run, then the speed-up.
+/// The text table `coptim compare` prints: one row per run, then the speed-up
+/// (for a language model, [`text_table`]).
 pub fn table(summary: &Summary) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{} on {} ({} parameters), {} steps of {}, seeds {:?}, {} vs {}",
-        summary.model,
-        summary.dataset,
-        summary.parameters,
-        summary.steps,
-        summary.batch_size,
-        summary.seeds,
-        summary.pair[0],
-        summary.pair[1],
-    );
+    if let Some(bigram) = summary.bigram_val_loss {
+        return text_table(summary, bigram);
+    }
+    let mut out = header(summary);
     let _ = writeln!(
         out,
         "{:<9} {:>4} {:>11} {:>9} {:>13} {:>6} {:>8} {:>9}",
@@ -114,16 +106,7 @@ pub fn table(summary: &Summary) -> String {
     for r in &summary.runs {
         row(&mut out, r);
     }
-    let reached = summary.speedup_per_seed.iter().flatten().count();
-    let _ = writeln!(
-        out,
-        "speed-up of {} over {} (steps to {}'s final train loss): {} over {reached} of {} seeds",
-        summary.pair[1],
-        summary.pair[0],
-        summary.pair[0],
-        spread(&summary.speedup, 2, "x"),
-        summary.seeds.len(),
-    );
+    out.push_str(&speedup_line(summary, "train loss"));
     for o in &summary.optimizers {
         let _ = writeln!(
             out,
@@ -141,6 +124,79 @@ pub fn table(summary: &Summary) -> String {
             spread(&o.final_train_loss, 4, ""),
         );
     }
+    out
+}
+
+/// The first line of a table: model, data, budget, seeds and pair.
+fn header(summary: &Summary) -> String {
+    format!(
+        "{} on {} ({} parameters), {} steps of {}, seeds {:?}, {} vs {}\n",
+        summary.model,
+        summary.dataset,
+        summary.parameters,
+        summary.steps,
+        summary.batch_size,
+        summary.seeds,
+        summary.pair[0],
+        summary.pair[1],
+    )
+}
+
+/// The speed-up line: the median and range over the seeds that reached the target.
+fn speedup_line(summary: &Summary, target: &str) -> String {
+    let reached = summary.speedup_per_seed.iter().flatten().count();
+    format!(
+        "speed-up of {} over {} (steps to {}'s final {target}): {} over {reached} of {} seeds\n",
+        summary.pair[1],
+        summary.pair[0],
+        summary.pair[0],
+        spread(&summary.speedup, 2, "x"),
+        summary.seeds.len(),
+    )
+}
+
+/// The table of a language-model comparison: per run the validation loss in nats
+/// per token and bits per character, the steps to the base run's final validation
+/// loss and the throughput in tokens per second; then the bigram yardstick and the
+/// speed-up.
+pub fn text_table(summary: &Summary, bigram: f64) -> String {
+    let mut out = header(summary);
+    let _ = writeln!(
+        out,
+        "{:<9} {:>4} {:>10} {:>9} {:>9} {:>13} {:>6} {:>8} {:>8}",
+        "optimizer",
+        "seed",
+        "train loss",
+        "val loss",
+        "val bpc",
+        "steps to base",
+        "kept",
+        "wall s",
+        "tokens/s"
+    );
+    for r in &summary.runs {
+        let _ = writeln!(
+            out,
+            "{:<9} {:>4} {:>10} {:>9} {:>9} {:>13} {:>6} {:>8} {:>8}",
+            r.optimizer.name(),
+            r.seed,
+            num(Some(r.final_train_loss), 4),
+            num(r.val_loss, 4),
+            num(r.val_bits_per_char, 4),
+            r.steps_to_base_final_loss
+                .map_or("not reached".into(), |s| s.to_string()),
+            num(r.mean_kept_fraction, 3),
+            num(Some(r.wall_s), 1),
+            num(r.tokens_per_s, 0),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "bigram yardstick (fitted on the training split): val loss {} nats/token, {} bits/char",
+        num(Some(bigram), 4),
+        num(Some(crate::data::text::nats_to_bits(bigram)), 4),
+    );
+    out.push_str(&speedup_line(summary, "validation loss"));
     out
 }
 

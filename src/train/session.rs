@@ -2,18 +2,15 @@
 //! and the metrics so far), stepped by the caller and read without blocking.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 use crate::context::GpuContext;
-use crate::data::DatasetSplit;
 use crate::error::{Error, Result};
-use crate::model::{Batch, BatchMetrics, Model};
-use crate::model::{Mlp, Vit};
+use crate::model::{BatchMetrics, Model};
 use crate::optim::{Optimizer, StepInputs};
 use crate::train::clock::now_ms;
-use crate::train::config::{ModelSpec, TrainConfig};
-use crate::train::inputs::BatchStream;
+use crate::train::config::TrainConfig;
 use crate::train::metrics::{EvalMetrics, History, StepMetrics};
+use crate::train::source::{Feed, TrainData};
 
 /// A step submitted to the GPU whose record has not been read back yet.
 #[derive(Debug, Clone, Copy)]
@@ -54,12 +51,8 @@ pub struct Session {
     config: TrainConfig,
     model: Model,
     optimizer: Optimizer,
-    data: Arc<DatasetSplit>,
-    stream: BatchStream,
-    test_images: Vec<f32>,
-    test_labels: Vec<u32>,
-    images: Vec<f32>,
-    labels: Vec<u32>,
+    data: TrainData,
+    feed: Feed,
     recorded: u64,
     in_flight: VecDeque<InFlight>,
     last_seen_ms: Option<f64>,
@@ -69,62 +62,22 @@ pub struct Session {
 
 impl Session {
     /// Creates the model (initialized from the config's seed), the optimizer and the
-    /// batch stream over `data.train`; evaluations use `data.test`. Fails if the
-    /// configuration is invalid or the data does not fit the model.
-    pub fn new(ctx: &GpuContext, config: TrainConfig, data: Arc<DatasetSplit>) -> Result<Self> {
+    /// feed of `data` (images: batches of `train`, evaluation on `test`; text: random
+    /// windows of the training split, evaluation on every validation window). Fails
+    /// if the configuration is invalid or the data does not fit the model.
+    pub fn new(ctx: &GpuContext, config: TrainConfig, data: impl Into<TrainData>) -> Result<Self> {
+        let data = data.into();
         config.validate()?;
-        let arch = config.model.architecture();
-        let sample: usize = arch.sample_shape().iter().product();
-        for (part, ds) in [("training", &data.train), ("test", &data.test)] {
-            if ds.image_len() != sample {
-                return Err(Error::shape(
-                    format!("{} input", arch.name()),
-                    format!(
-                        "the model takes {sample} values per image, the {part} images have {:?}",
-                        ds.image_shape()
-                    ),
-                ));
-            }
-            if ds.num_classes() > arch.num_classes() {
-                return Err(Error::shape(
-                    format!("{} classes", arch.name()),
-                    format!(
-                        "the model has {} classes, the {part} set {}",
-                        arch.num_classes(),
-                        ds.num_classes()
-                    ),
-                ));
-            }
-        }
-        if config.batch_size > data.train.len() {
-            return Err(Error::InvalidConfig(format!(
-                "batch size {} exceeds the {} training samples",
-                config.batch_size,
-                data.train.len()
-            )));
-        }
-        if data.test.is_empty() {
-            return Err(Error::InvalidConfig("the test set is empty".into()));
-        }
-        let model = match &config.model {
-            ModelSpec::Mlp(m) => Model::new(ctx, Mlp::clone(m), config.seed)?,
-            ModelSpec::Vit(v) => Model::new(ctx, Vit::clone(v), config.seed)?,
-        };
+        data.check_fits(config.model.architecture(), config.batch_size)?;
+        let model = config.model.build(ctx, config.seed)?;
         let optimizer = Optimizer::new(ctx, model.store(), config.optimizer_config())?;
-        let stream = BatchStream::for_run(&config, &data.train);
-        let mut test_images = data.test.images().to_vec();
-        stream.standardize().apply(&mut test_images);
-        let test_labels = data.test.labels().iter().map(|&l| l as u32).collect();
+        let feed = Feed::new(&config, &data);
         Ok(Self {
             config,
             model,
             optimizer,
             data,
-            stream,
-            test_images,
-            test_labels,
-            images: Vec::new(),
-            labels: Vec::new(),
+            feed,
             recorded: 0,
             in_flight: VecDeque::new(),
             last_seen_ms: None,
@@ -148,8 +101,8 @@ impl Session {
         &self.optimizer
     }
 
-    /// The data set this run trains and evaluates on.
-    pub fn data(&self) -> &Arc<DatasetSplit> {
+    /// The data this run trains and evaluates on.
+    pub fn data(&self) -> &TrainData {
         &self.data
     }
 
@@ -199,21 +152,14 @@ impl Session {
             )));
         }
         let step = self.recorded + 1;
-        self.stream
-            .batch_into(&self.data.train, step, &mut self.images, &mut self.labels);
+        let batch = self.feed.next_batch(step, self.config.batch_size);
         let ctx = self.model.context().clone();
         let mut encoder = ctx
             .device()
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("coptim training step"),
             });
-        let outputs = self.model.record_forward_backward(
-            &mut encoder,
-            Batch {
-                images: &self.images,
-                labels: &self.labels,
-            },
-        )?;
+        let outputs = self.model.record_forward_backward(&mut encoder, batch)?;
         // One record per step: the optimizer's, carrying the batch's loss and accuracy.
         self.optimizer
             .record_step(&mut encoder, &outputs.step_inputs(StepInputs::scheduled()))?;
@@ -250,7 +196,8 @@ impl Session {
                     )));
                 }
             };
-            let batch = BatchMetrics::from_record(&record, self.config.batch_size)?;
+            let labels = self.config.batch_size * self.model.labels_per_sample();
+            let batch = BatchMetrics::from_record(&record, labels)?;
             let start = self
                 .last_seen_ms
                 .map_or(f.submitted_ms, |t| t.max(f.submitted_ms));
@@ -290,16 +237,13 @@ impl Session {
     }
 
     /// Evaluates the current parameters (after every step recorded so far) on the test
-    /// set and appends the result to the history. Async: natively use
+    /// set (text: every validation window; the loss is then nats per token) and
+    /// appends the result to the history. Async: natively use
     /// [`Session::evaluate_blocking`].
     pub async fn evaluate(&mut self) -> Result<EvalMetrics> {
         let e = self
             .model
-            .evaluate(
-                &self.test_images,
-                &self.test_labels,
-                self.config.eval_batch_size,
-            )
+            .evaluate_batches(self.feed.evaluation(), self.config.eval_batch_size)
             .await?;
         let m = EvalMetrics {
             step: self.recorded,

@@ -1,0 +1,245 @@
+//! `coptim train|compare --model llama` end to end on a small text: the JSON summary's
+//! language-model fields, the reports, and bad text input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn coptim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_coptim"))
+        .args(args)
+        .env("NODEVICE_SELECT", "1")
+        .output()
+        .expect("the coptim binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs `coptim args`, which must succeed; returns its stdout as JSON.
+fn succeeds_json(args: &[&str]) -> serde_json::Value {
+    let o = coptim(args);
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    serde_json::from_slice(&o.stdout).expect("stdout is JSON only")
+}
+
+/// Runs `coptim args`, which must fail; returns its error output.
+fn fails(args: &[&str]) -> String {
+    let o = coptim(args);
+    assert!(!o.status.success(), "{args:?} succeeded");
+    stderr(&o)
+}
+
+/// Writes `text` to `name` in `dir`.
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A small text of about 6 KB (two vocabularies' worth of characters).
+fn small_text() -> String {
+    (0..120)
+        .map(|i| format!("line {i}: the cat sat on the mat.\n"))
+        .collect()
+}
+
+/// A tiny budget on `text` (the preset's model, 3 steps of 4 windows).
+fn tiny<'a>(command: &'a str, text: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        command,
+        "--model",
+        "llama",
+        "--text",
+        text,
+        "--steps",
+        "3",
+        "--batch-size",
+        "4",
+        "--out",
+        out,
+        "--json",
+    ]
+}
+
+#[test]
+fn compare_llama_reports_validation_losses_and_the_bigram_yardstick() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = write(dir.path(), "small.txt", &small_text());
+    let out = dir.path().join("cmp");
+    let (text, out_s) = (text.to_str().unwrap(), out.to_str().unwrap());
+    let v = succeeds_json(&[&tiny("compare", text, out_s)[..], &["--seeds", "1"]].concat());
+    assert_eq!(v["model"], "llama");
+    assert_eq!(v["dataset"], text);
+    let bigram = v["bigram_val_loss"].as_f64().unwrap();
+    assert!(bigram > 0.0 && bigram < (20f64).ln(), "{bigram}");
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    for r in runs {
+        let val = r["val_loss"].as_f64().unwrap();
+        let bpc = r["val_bits_per_char"].as_f64().unwrap();
+        assert!((bpc - val / std::f64::consts::LN_2).abs() < 1e-9);
+        assert!(r["tokens_per_s"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(v["config"]["clip_grad_norm"], 1.0);
+    assert_eq!(v["config"]["weight_decay"], 0.0);
+    for f in ["metrics.csv", "summary.json", "curves.png", "curves.svg"] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+}
+
+#[test]
+fn train_llama_checkpoints_its_vocabulary_and_refuses_other_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = write(dir.path(), "small.txt", &small_text());
+    let out = dir.path().join("run");
+    let (text_s, out_s) = (text.to_str().unwrap(), out.to_str().unwrap());
+    let v = succeeds_json(&tiny("train", text_s, out_s));
+    assert!(v["test_loss"].as_f64().unwrap() > 0.0);
+    assert!(v["val_bits_per_char"].as_f64().unwrap() > 0.0);
+    // Sampling continues the prompt with `--length` characters of the vocabulary,
+    // the same for the same seed; a prompt character outside it is an error.
+    let ckpt = out.join("checkpoint.safetensors");
+    let ckpt = ckpt.to_str().unwrap();
+    let sample = |seed: &str| {
+        let o = coptim(&[
+            "sample", "--from", ckpt, "--prompt", "the c", "--length", "24", "--seed", seed,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let a = sample("1");
+    assert!(
+        a.starts_with("the c") && a.strip_suffix('\n').unwrap().chars().count() == 5 + 24,
+        "{a:?}"
+    );
+    assert!(a[5..].chars().all(|c| small_text().contains(c)), "{a:?}");
+    assert_eq!(a, sample("1"));
+    let err = fails(&["sample", "--from", ckpt, "--prompt", "the dog"]);
+    assert!(err.contains("'d'") && err.contains("--prompt"), "{err}");
+    let err = fails(&[
+        "sample",
+        "--from",
+        ckpt,
+        "--prompt",
+        "the",
+        "--temperature",
+        "0",
+    ]);
+    assert!(err.contains("temperature"), "{err}");
+    // Resuming with a text holding a character the checkpoint's vocabulary lacks.
+    let other = write(dir.path(), "other.txt", &small_text().replace("cat", "cow"));
+    let err = fails(&[
+        "train",
+        "--resume",
+        "--out",
+        out_s,
+        "--text",
+        other.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("'w'") && err.contains("not in the vocabulary"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_text_input_fails_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let out_s = out.to_str().unwrap();
+    let short = write(dir.path(), "short.txt", "too short for one window\n");
+    let err = fails(&tiny("train", short.to_str().unwrap(), out_s));
+    assert!(err.contains("fewer than one window"), "{err}");
+    let missing = dir.path().join("missing.txt");
+    let err = fails(&tiny("train", missing.to_str().unwrap(), out_s));
+    assert!(err.contains("missing.txt"), "{err}");
+    let binary = dir.path().join("binary.txt");
+    std::fs::write(&binary, [0x66, 0x6f, 0xff, 0x6f]).unwrap();
+    let err = fails(&tiny("train", binary.to_str().unwrap(), out_s));
+    assert!(err.contains("UTF-8"), "{err}");
+    let text = write(dir.path(), "small.txt", &small_text());
+    let err = fails(&[
+        "train",
+        "--model",
+        "mlp",
+        "--text",
+        text.to_str().unwrap(),
+        "--out",
+        out_s,
+    ]);
+    assert!(err.contains("--text"), "{err}");
+    let err = fails(&[
+        "train",
+        "--model",
+        "llama",
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--out",
+        out_s,
+    ]);
+    assert!(err.contains("--text"), "{err}");
+}
+
+/// The `param.` tensors of a checkpoint, by name.
+fn params_of(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut out: Vec<(String, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("param."))
+        .map(|(n, v)| (n, v.data().to_vec()))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn init_from_starts_from_the_weights_with_a_fresh_optimizer() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = write(dir.path(), "small.txt", &small_text());
+    let first = dir.path().join("first");
+    succeeds_json(&tiny(
+        "train",
+        text.to_str().unwrap(),
+        first.to_str().unwrap(),
+    ));
+    let ckpt = first.join("checkpoint.safetensors");
+    // Another text in the same characters; at learning rate 0 the weights stay the
+    // checkpoint's, and the run counts its own steps from 1.
+    let other = write(dir.path(), "other.txt", &small_text().replace("cat", "mat"));
+    let second = dir.path().join("second");
+    let v = succeeds_json(&[
+        "train",
+        "--model",
+        "llama",
+        "--init-from",
+        ckpt.to_str().unwrap(),
+        "--text",
+        other.to_str().unwrap(),
+        "--steps",
+        "1",
+        "--batch-size",
+        "4",
+        "--lr",
+        "0",
+        "--out",
+        second.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(v["steps_completed"], 1);
+    assert_eq!(
+        params_of(&second.join("checkpoint.safetensors")),
+        params_of(&ckpt)
+    );
+    let third = dir.path().join("third");
+    let err = fails(&[
+        "train",
+        "--init-from",
+        ckpt.to_str().unwrap(),
+        "--out",
+        third.to_str().unwrap(),
+    ]);
+    assert!(err.contains("--model llama"), "{err}");
+}
