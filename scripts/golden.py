@@ -392,7 +392,7 @@ FACTORY_CASES = [
 ] + [
     # LAMB and the corrected-decay names (scripts/golden_family.py has their vectors).
     (name, {}) for name in ("lamb", "lambc", "lambw", "lambcw", "lambcd", "clamb", "clambw",
-                            "adamc", "cadamc", "lionc", "clionc", "sgdc", "csgdc")
+                            "adamc", "cadamc", "lionc", "clionc", "sgdc", "csgdc", "lapropc")
 ] + [
     ("clamb", {"lr": 2e-3, "weight_decay": 0.05, "betas": [0.9, 0.95], "eps": 1e-8,
                "max_grad_norm": None, "always_adapt": True, "grad_averaging": False,
