@@ -6,7 +6,7 @@
 //! `tests/parity/llama_losses.json` holds PyTorch's loss at every step; coptim's must
 //! be within [`TOLERANCE`] of it.
 //!
-//! Regenerate with `/tmp/robust_torchenv/bin/python scripts/llama_torch.py`, which
+//! Regenerate with `python3 scripts/llama_torch.py`, which
 //! first runs the ignored test `export_llama_parity_inputs` to write the initial
 //! weights, the token windows and the learning rates of every step to
 //! `target/parity/llama_inputs.safetensors`.

@@ -4,7 +4,7 @@
 //! `tests/parity/losses.json` holds PyTorch's loss at every step; coptim's must be
 //! within [`TOLERANCE`] of it.
 //!
-//! Regenerate with `/opt/torchenv/bin/python scripts/parity.py`, which first runs the
+//! Regenerate with `python3 scripts/parity.py`, which first runs the
 //! ignored test `export_parity_inputs` to write the initial weights, the batches and
 //! the learning rates of every step to `target/parity/inputs.safetensors`.
 
