@@ -2,32 +2,14 @@
 //! language-model fields, the reports, and bad text input.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn coptim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_coptim"))
-        .args(args)
-        .env("NODEVICE_SELECT", "1")
-        .output()
-        .expect("the coptim binary runs")
-}
+mod common;
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::cli::{coptim, fails, json, stderr, succeeds};
 
 /// Runs `coptim args`, which must succeed; returns its stdout as JSON.
 fn succeeds_json(args: &[&str]) -> serde_json::Value {
-    let o = coptim(args);
-    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
-    serde_json::from_slice(&o.stdout).expect("stdout is JSON only")
-}
-
-/// Runs `coptim args`, which must fail; returns its error output.
-fn fails(args: &[&str]) -> String {
-    let o = coptim(args);
-    assert!(!o.status.success(), "{args:?} succeeded");
-    stderr(&o)
+    json(&succeeds(args))
 }
 
 /// Writes `text` to `name` in `dir`.
@@ -35,6 +17,15 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// A fresh directory holding `small.txt` (the small text), and the path `out` in it;
+/// returns the directory (kept alive by the caller), the text's path and `out`'s path.
+fn small_text_run(out: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let text = write(dir.path(), "small.txt", &small_text());
+    let out = dir.path().join(out);
+    (dir, text, out)
 }
 
 /// A small text of about 6 KB (two vocabularies' worth of characters).
@@ -64,9 +55,7 @@ fn tiny<'a>(command: &'a str, text: &'a str, out: &'a str) -> Vec<&'a str> {
 
 #[test]
 fn compare_llama_reports_validation_losses_and_the_bigram_yardstick() {
-    let dir = tempfile::tempdir().unwrap();
-    let text = write(dir.path(), "small.txt", &small_text());
-    let out = dir.path().join("cmp");
+    let (_dir, text, out) = small_text_run("cmp");
     let (text, out_s) = (text.to_str().unwrap(), out.to_str().unwrap());
     let v = succeeds_json(&[&tiny("compare", text, out_s)[..], &["--seeds", "1"]].concat());
     assert_eq!(v["model"], "llama");
@@ -90,9 +79,7 @@ fn compare_llama_reports_validation_losses_and_the_bigram_yardstick() {
 
 #[test]
 fn train_llama_checkpoints_its_vocabulary_and_refuses_other_text() {
-    let dir = tempfile::tempdir().unwrap();
-    let text = write(dir.path(), "small.txt", &small_text());
-    let out = dir.path().join("run");
+    let (dir, text, out) = small_text_run("run");
     let (text_s, out_s) = (text.to_str().unwrap(), out.to_str().unwrap());
     let v = succeeds_json(&tiny("train", text_s, out_s));
     assert!(v["test_loss"].as_f64().unwrap() > 0.0);
@@ -197,9 +184,7 @@ fn params_of(path: &Path) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn init_from_starts_from_the_weights_with_a_fresh_optimizer() {
-    let dir = tempfile::tempdir().unwrap();
-    let text = write(dir.path(), "small.txt", &small_text());
-    let first = dir.path().join("first");
+    let (dir, text, first) = small_text_run("first");
     succeeds_json(&tiny(
         "train",
         text.to_str().unwrap(),

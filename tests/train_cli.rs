@@ -1,18 +1,13 @@
 //! The `coptim train` and `coptim compare` commands end to end, on tiny budgets.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 
-use coptim::train::{ModelSpec, OptimizerKind, Session, TrainConfig};
+mod common;
 
-fn coptim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_coptim"))
-        .args(args)
-        .env("NODEVICE_SELECT", "1")
-        .output()
-        .expect("the coptim binary runs")
-}
+use common::cli::{coptim, fails, json, stderr, succeeds};
+use coptim::train::{ModelSpec, OptimizerKind, Session, TrainConfig};
 
 #[test]
 fn compare_json_has_the_documented_shape_and_files() {
@@ -85,29 +80,6 @@ fn train_until_it_diverges(extra: &[&str]) -> Output {
         "30",
     ];
     coptim(&[&diverging[..], extra].concat())
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Runs `coptim args`, which must succeed.
-fn succeeds(args: &[&str]) -> Output {
-    let o = coptim(args);
-    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
-    o
-}
-
-/// Runs `coptim args`, which must fail; returns its error output.
-fn fails(args: &[&str]) -> String {
-    let o = coptim(args);
-    assert!(!o.status.success(), "{args:?} succeeded");
-    stderr(&o)
-}
-
-/// The JSON a `--json` run printed (stdout holds nothing else).
-fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout).expect("stdout is JSON only")
 }
 
 /// Runs `coptim args --json --out DIR` into a fresh directory, which must succeed;

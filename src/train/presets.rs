@@ -73,109 +73,17 @@ pub const TRUST_RATIO_LR_SCALE: f64 = 10.0;
 
 /// Every model preset; the first is the command line's default.
 pub const MODEL_PRESETS: [ModelPreset; 5] = [
-    ModelPreset {
-        name: "mlp",
-        model: || mlp(256),
-        steps: 500,
-        batch_size: 128,
-        warmup_steps: 25,
-        lr_floor: 0.0,
-        augment_shift: 2,
-        clip_grad_norm: None,
-        eval_every: 0,
-        eval_batch_size: 500,
-        eval_windows: None,
-        adamw: Hyper {
-            lr: 3e-3,
-            weight_decay: 0.01,
-        },
-        lion: Hyper {
-            lr: 3e-4,
-            weight_decay: 0.1,
-        },
-        sgd: Hyper {
-            lr: 6e-2,
-            weight_decay: 0.0,
-        },
-        browser: false,
-    },
-    ModelPreset {
-        name: "vit",
-        model: || vit(14, 64, 4),
-        steps: 600,
-        batch_size: 128,
-        warmup_steps: 30,
-        lr_floor: 0.0,
-        augment_shift: 0,
-        clip_grad_norm: None,
-        eval_every: 0,
-        eval_batch_size: 500,
-        eval_windows: None,
-        adamw: Hyper {
-            lr: 3e-3,
-            weight_decay: 0.05,
-        },
-        lion: Hyper {
-            lr: 3e-4,
-            weight_decay: 0.5,
-        },
-        sgd: Hyper {
-            lr: 6e-2,
-            weight_decay: 0.0,
-        },
-        browser: false,
-    },
+    MLP,
+    VIT,
     ModelPreset {
         name: "mlp-small",
         model: || mlp(128),
-        steps: 500,
-        batch_size: 64,
-        warmup_steps: 25,
-        lr_floor: 0.0,
-        augment_shift: 2,
-        clip_grad_norm: None,
-        eval_every: 0,
-        eval_batch_size: 500,
-        eval_windows: None,
-        adamw: Hyper {
-            lr: 1e-3,
-            weight_decay: 0.01,
-        },
-        lion: Hyper {
-            lr: 3e-4,
-            weight_decay: 0.1,
-        },
-        sgd: Hyper {
-            lr: 5e-2,
-            weight_decay: 0.0,
-        },
-        browser: true,
+        ..browser_sized(MLP)
     },
     ModelPreset {
         name: "vit-tiny",
         model: || vit(7, 32, 2),
-        steps: 600,
-        batch_size: 64,
-        warmup_steps: 30,
-        lr_floor: 0.0,
-        augment_shift: 0,
-        clip_grad_norm: None,
-        eval_every: 0,
-        eval_batch_size: 500,
-        eval_windows: None,
-        adamw: Hyper {
-            lr: 1e-3,
-            weight_decay: 0.05,
-        },
-        lion: Hyper {
-            lr: 3e-4,
-            weight_decay: 0.5,
-        },
-        sgd: Hyper {
-            lr: 5e-2,
-            weight_decay: 0.0,
-        },
-        browser: true,
+        ..browser_sized(VIT)
     },
     ModelPreset {
         name: "llama",
@@ -194,21 +102,60 @@ pub const MODEL_PRESETS: [ModelPreset; 5] = [
         eval_every: 40,
         eval_batch_size: 128,
         eval_windows: Some(128),
-        adamw: Hyper {
-            lr: 3e-3,
-            weight_decay: 0.0,
-        },
-        lion: Hyper {
-            lr: 3e-4,
-            weight_decay: 0.0,
-        },
-        sgd: Hyper {
-            lr: 5e-2,
-            weight_decay: 0.0,
-        },
+        adamw: hyper(3e-3, 0.0),
+        lion: hyper(3e-4, 0.0),
+        sgd: hyper(5e-2, 0.0),
         browser: false,
     },
 ];
+
+/// The `mlp` preset, whose schedule and evaluation the other image presets share.
+const MLP: ModelPreset = ModelPreset {
+    name: "mlp",
+    model: || mlp(256),
+    steps: 500,
+    batch_size: 128,
+    warmup_steps: 25,
+    lr_floor: 0.0,
+    augment_shift: 2,
+    clip_grad_norm: None,
+    eval_every: 0,
+    eval_batch_size: 500,
+    eval_windows: None,
+    adamw: hyper(3e-3, 0.01),
+    lion: hyper(3e-4, 0.1),
+    sgd: hyper(6e-2, 0.0),
+    browser: false,
+};
+
+/// The `vit` preset: `mlp`'s schedule and evaluation, longer and without shifts.
+const VIT: ModelPreset = ModelPreset {
+    name: "vit",
+    model: || vit(14, 64, 4),
+    steps: 600,
+    warmup_steps: 30,
+    augment_shift: 0,
+    adamw: hyper(3e-3, 0.05),
+    lion: hyper(3e-4, 0.5),
+    ..MLP
+};
+
+/// `full`'s training for a narrower model on the browser page: batches of 64, and
+/// lower AdamW and SGD rates (`full`'s weight decays and Lion row).
+const fn browser_sized(full: ModelPreset) -> ModelPreset {
+    ModelPreset {
+        batch_size: 64,
+        adamw: hyper(1e-3, full.adamw.weight_decay),
+        sgd: hyper(5e-2, full.sgd.weight_decay),
+        browser: true,
+        ..full
+    }
+}
+
+/// A [`Hyper`] row: peak learning rate `lr`, decoupled weight decay `weight_decay`.
+const fn hyper(lr: f64, weight_decay: f64) -> Hyper {
+    Hyper { lr, weight_decay }
+}
 
 /// A 784-`hidden`-10 MLP with ReLU.
 fn mlp(hidden: usize) -> ModelSpec {

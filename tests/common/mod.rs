@@ -9,6 +9,8 @@ use coptim::{GpuContext, Optimizer, ParamStore, TensorId};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+#[cfg(feature = "cli")]
+pub mod cli;
 #[cfg(feature = "nn")]
 pub mod matmul;
 #[cfg(feature = "train")]
