@@ -79,12 +79,7 @@ fn a_tiny_llama_learns_a_small_text_and_resumes_exactly() {
     // Stop at step 20, save, resume: the rest is bit for bit the straight run's.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ckpt.safetensors");
-    let mut first_half = Session::new(&ctx, config, data.clone()).unwrap();
-    for _ in 0..20 {
-        first_half.step().unwrap();
-    }
-    first_half.save_checkpoint(&path).unwrap();
-    let mut resumed = Session::resume(&ctx, data.clone(), &path).unwrap();
+    let mut resumed = common::session::stop_and_resume(&ctx, config, data.clone(), 20, &path);
     resumed.run_blocking(|_| {}).unwrap();
     let losses = |h: &coptim::train::History| h.steps.iter().map(|m| m.loss).collect::<Vec<_>>();
     assert_eq!(losses(resumed.history()), losses(&h));

@@ -180,13 +180,7 @@ fn resume_from_a_checkpoint_continues_bit_for_bit() {
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("checkpoint.safetensors");
-    let mut first = Session::new(&ctx, config, data.clone()).unwrap();
-    for _ in 0..7 {
-        first.step().unwrap();
-    }
-    first.save_checkpoint(&path).unwrap();
-    drop(first);
-    let mut resumed = Session::resume(&ctx, data.clone(), &path).unwrap();
+    let mut resumed = common::session::stop_and_resume(&ctx, config, data.clone(), 7, &path);
     assert_eq!(resumed.steps_recorded(), 7);
     assert_eq!(resumed.history().steps.len(), 7);
     resumed.run_blocking(|_| {}).unwrap();

@@ -178,9 +178,8 @@ impl CheckpointFile {
     /// file (to load the data it needs before [`CheckpointFile::parse`]).
     pub fn config_of(bytes: &[u8], source: &str) -> Result<TrainConfig> {
         let bad = |reason: String| Error::checkpoint(source, reason);
-        let (_, meta) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
-        let config = meta.metadata().as_ref().and_then(|m| m.get("config"));
+        let meta = metadata(bytes, source)?;
+        let config = meta.get("config");
         let config = config.ok_or_else(|| bad("metadata `config` is missing".into()))?;
         serde_json::from_str(config).map_err(|e| bad(format!("unreadable config: {e}")))
     }
@@ -192,30 +191,20 @@ impl CheckpointFile {
         bytes: &[u8],
         source: &str,
     ) -> Result<(TrainConfig, Option<Vocab>, Vec<NamedTensor>)> {
-        let bad = |reason: String| Error::checkpoint(source, reason);
         let config = Self::config_of(bytes, source)?;
         let vocab = Self::vocab_of(bytes, source)?;
-        let st = SafeTensors::deserialize(bytes)
-            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
-        let specs = config
-            .model
-            .architecture()
-            .parameters()
-            .map_err(|e| bad(format!("model configuration: {e}")))?;
-        let params = read_parameters(&st, &specs).map_err(bad)?;
+        let params = model_parameters(&open(bytes, source)?, &config, source)?;
         Ok((config, vocab, params))
     }
 
     /// The vocabulary a text run's checkpoint records (`None` for an image run), to
     /// encode the text it continues on; `source` names the file in errors.
     pub fn vocab_of(bytes: &[u8], source: &str) -> Result<Option<Vocab>> {
-        let bad = |reason: String| Error::checkpoint(source, reason);
-        let (_, meta) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
-        let meta = meta.metadata().clone().unwrap_or_default();
-        meta.get(VOCAB)
+        metadata(bytes, source)?
+            .get(VOCAB)
             .map(|v| {
-                serde_json::from_str(v).map_err(|e| bad(format!("unreadable vocabulary: {e}")))
+                serde_json::from_str(v)
+                    .map_err(|e| Error::checkpoint(source, format!("unreadable vocabulary: {e}")))
             })
             .transpose()
     }
@@ -224,20 +213,13 @@ impl CheckpointFile {
     /// `data`; `source` names the file in errors ([`Error::Checkpoint`]).
     pub fn parse(bytes: &[u8], data: &TrainData, source: &str) -> Result<Self> {
         let bad = |reason: String| Error::checkpoint(source, reason);
-        let st = SafeTensors::deserialize(bytes)
-            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
-        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
-        let meta = meta.metadata().clone().unwrap_or_default();
+        let st = open(bytes, source)?;
+        let meta = metadata(bytes, source)?;
         check_vocab(Self::vocab_of(bytes, source)?.as_ref(), data).map_err(bad)?;
         let (config, step, history) = read_progress(&meta, data).map_err(bad)?;
         // Every declared parameter must be in the file with its shape (so the model
         // is no larger than the file) before anything is allocated for it.
-        let specs = config
-            .model
-            .architecture()
-            .parameters()
-            .map_err(|e| bad(format!("model configuration: {e}")))?;
-        let params = read_parameters(&st, &specs).map_err(bad)?;
+        let params = model_parameters(&st, &config, source)?;
         let optim_views: Vec<(String, TensorView<'_>)> = st
             .tensors()
             .into_iter()
@@ -331,6 +313,34 @@ impl Session {
         let bytes = crate::file_io::read_file(path)?;
         Self::from_checkpoint_bytes(ctx, data, &bytes, &path.display().to_string())
     }
+}
+
+/// `bytes` as a safetensors file; `source` names the file in errors.
+fn open<'a>(bytes: &'a [u8], source: &str) -> Result<SafeTensors<'a>> {
+    SafeTensors::deserialize(bytes)
+        .map_err(|e| Error::checkpoint(source, format!("not a safetensors file: {e}")))
+}
+
+/// The metadata of the safetensors file `bytes` (empty when it has none).
+fn metadata(bytes: &[u8], source: &str) -> Result<HashMap<String, String>> {
+    let (_, meta) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| Error::checkpoint(source, format!("not a safetensors file: {e}")))?;
+    Ok(meta.metadata().clone().unwrap_or_default())
+}
+
+/// Every parameter `config`'s model declares, read from `st` with its shape.
+fn model_parameters(
+    st: &SafeTensors<'_>,
+    config: &TrainConfig,
+    source: &str,
+) -> Result<Vec<NamedTensor>> {
+    let bad = |reason: String| Error::checkpoint(source, reason);
+    let specs = config
+        .model
+        .architecture()
+        .parameters()
+        .map_err(|e| bad(format!("model configuration: {e}")))?;
+    read_parameters(st, &specs).map_err(bad)
 }
 
 /// The `param.<name>` tensors of `st` for `specs`: each present, F32, of its shape

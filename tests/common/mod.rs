@@ -12,9 +12,13 @@ use rand_chacha::ChaCha8Rng;
 #[cfg(feature = "cli")]
 pub mod cli;
 #[cfg(feature = "nn")]
+pub mod graph;
+#[cfg(feature = "nn")]
 pub mod matmul;
 #[cfg(feature = "train")]
 pub mod parity;
+#[cfg(feature = "train")]
+pub mod session;
 
 /// Parses and validates a WGSL module with naga, panicking with the located error
 /// and the module's `name`.
