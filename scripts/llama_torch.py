@@ -105,22 +105,20 @@ SELF-TEST (--make-inputs then --inputs target/parity/llama_inputs.selftest.safet
 loss from 4.344 to 3.242 (AdamW) and 3.120 (C-AdamW); the run is bitwise repeatable.
 """
 
-import argparse
 import json
 import math
 import os
-import statistics
-import subprocess
 import sys
 import time
-from importlib.metadata import version
 
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from parity_common import (ROOT, inputs_path, parser, print_step_times, rel_err, run_mode,
+                           write_result)
+
 INPUTS = os.path.join(ROOT, "target", "parity", "llama_inputs.safetensors")
 SELFTEST_INPUTS = os.path.join(ROOT, "target", "parity", "llama_inputs.selftest.safetensors")
 OUT = os.path.join(ROOT, "tests", "parity", "llama_losses.json")
@@ -341,13 +339,7 @@ def train(config, init, tokens, lrs, make_optimizer):
 
 
 def parity(args):
-    path = args.inputs
-    if path is None:
-        if not os.path.exists(os.path.join(ROOT, "tests", "llama_parity.rs")):
-            sys.exit("tests/llama_parity.rs (coptim's exporter) does not exist yet; "
-                     "pass --inputs PATH (e.g. a --make-inputs self-test file)")
-        subprocess.run(EXPORT, cwd=ROOT, check=True)
-        path = INPUTS
+    path = inputs_path(args, "llama_parity", EXPORT, INPUTS)
     config, init, tokens, lrs = read_inputs(path)
     torch.set_num_threads(1)
     result = {
@@ -364,14 +356,7 @@ def parity(args):
         first_norms = first
         print(f"{name}: loss {losses[0]:.6f} -> {losses[-1]:.6f}")
     result["first_grad_norms"] = first_norms
-    result["versions"] = {"torch": torch.__version__, "timm": version("timm"),
-                          "python": sys.version.split()[0]}
-    out = OUT if config.get("source") == "coptim" else SELFTEST_OUT
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(result, f, indent=1)
-        f.write("\n")
-    print(f"wrote {out}")
+    write_result(result, config, OUT, SELFTEST_OUT)
 
 
 # ---------------------------------------------------------------- self-test inputs
@@ -416,11 +401,6 @@ def make_inputs(args):
 
 
 # ---------------------------------------------------------------- Hugging Face check
-
-def rel_err(ours, theirs):
-    """max |ours - theirs| / max |theirs|."""
-    return float((ours - theirs).abs().max() / theirs.abs().max())
-
 
 def hf_model(cfg, state, attn):
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -513,29 +493,19 @@ def bench(args):
     opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.0)
     gen = torch.Generator().manual_seed(1)
     times = [bench_step(model, params, opt, cfg, gen) for _ in range(args.warmup + args.steps)]
-    wall = sorted(t for t, _ in times[args.warmup:])
-    cpu = statistics.median(c for _, c in times[args.warmup:])
     tokens = cfg["batch_size"] * cfg["context"]
     print(f"config {json.dumps({k: cfg[k] for k in sorted(cfg) if k != 'seed'})}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{sum(p.numel() for p in params)} parameters, AdamW, "
           f"{args.warmup} warm-up steps excluded, median of {args.steps}")
-    print(f"wall: {statistics.median(wall) * 1e3:.1f} ms/step = "
-          f"{tokens / statistics.median(wall):.0f} tokens/s "
-          f"(slowest {tokens / wall[-1]:.0f}, fastest {tokens / wall[0]:.0f})")
-    print(f"process CPU time: {cpu * 1e3:.1f} ms/step = {tokens / cpu:.0f} tokens per "
-          f"CPU-second (all threads summed; less sensitive to a shared machine)")
+    print_step_times(times, args.warmup, tokens, "tokens")
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    mode = p.add_mutually_exclusive_group()
+    p, mode = parser(__doc__, SELFTEST_INPUTS)
     mode.add_argument("--check-hf", action="store_true", help="compare with transformers")
     mode.add_argument("--make-inputs", action="store_true", help="SELF-TEST inputs file")
     mode.add_argument("--bench", action="store_true", help="CPU training tokens/s")
-    p.add_argument("--inputs", help="parity: read this file instead of exporting from coptim")
-    p.add_argument("--out", default=SELFTEST_INPUTS, help="--make-inputs: where to write")
     for flag, key in (("--vocab", "vocab_size"), ("--dim", "hidden_size"),
                       ("--layers", "num_hidden_layers"), ("--heads", "num_attention_heads"),
                       ("--ffn", "intermediate_size"), ("--context", "context"),
@@ -549,14 +519,8 @@ def main():
     p.add_argument("--warmup", type=int, default=3, help="--bench: steps excluded")
     p.add_argument("--steps", type=int, default=10, help="--bench: timed steps")
     args = p.parse_args()
-    if args.check_hf:
-        check_hf(args)
-    elif args.make_inputs:
-        make_inputs(args)
-    elif args.bench:
-        bench(args)
-    else:
-        parity(args)
+    run_mode(args, (("check_hf", check_hf), ("make_inputs", make_inputs), ("bench", bench)),
+             parity)
 
 
 if __name__ == "__main__":

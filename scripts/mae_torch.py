@@ -208,12 +208,10 @@ pixel targets (--no-norm-pix) come nearer sooner (0.62 after 1,000 steps). Patch
 C-AdamW lead (0.01-0.04 x baseline) is within what seeds may move.
 """
 
-import argparse
 import gzip
 import json
 import math
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -224,7 +222,9 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from parity_common import (ROOT, inputs_path, parser, print_step_times, rel_err, run_mode,
+                           write_result)
+
 INPUTS = os.path.join(ROOT, "target", "parity", "mae_inputs.safetensors")
 SELFTEST_INPUTS = os.path.join(ROOT, "target", "parity", "mae_inputs.selftest.safetensors")
 OUT = os.path.join(ROOT, "tests", "parity", "mae_losses.json")
@@ -582,13 +582,7 @@ def train(config, init, batches, make_optimizer):
 
 
 def parity(args):
-    path = args.inputs
-    if path is None:
-        if not os.path.exists(os.path.join(ROOT, "tests", "mae_parity.rs")):
-            sys.exit("tests/mae_parity.rs (coptim's exporter) does not exist yet; "
-                     "pass --inputs PATH (e.g. a --make-inputs self-test file)")
-        subprocess.run(EXPORT, cwd=ROOT, check=True)
-        path = INPUTS
+    path = inputs_path(args, "mae_parity", EXPORT, INPUTS)
     config, init, images, noise, lrs = read_inputs(path)
     torch.set_num_threads(1)
     result = {
@@ -604,14 +598,7 @@ def parity(args):
         result[name], result[f"{name}_grad_norms"] = losses, norms
         result["masked_per_step"], result["first_grad_norms"] = masked, first
         print(f"{name}: loss {losses[0]:.6f} -> {losses[-1]:.6f}")
-    result["versions"] = {"torch": torch.__version__, "timm": version("timm"),
-                          "python": sys.version.split()[0]}
-    out = OUT if config.get("source") == "coptim" else SELFTEST_OUT
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(result, f, indent=1)
-        f.write("\n")
-    print(f"wrote {out}")
+    write_result(result, config, OUT, SELFTEST_OUT)
 
 
 # ---------------------------------------------------------------- self-test inputs
@@ -698,11 +685,6 @@ def import_reference(repo, folder):
     import models_mae
 
     return models_mae
-
-
-def rel_err(ours, theirs):
-    """max |ours - theirs| / max |theirs|."""
-    return float((ours - theirs).abs().max() / theirs.abs().max())
 
 
 def reference_model(models_mae, cfg, seed):
@@ -901,19 +883,13 @@ def bench(args):
     images = standardize(train_set, train_set)
     gen = torch.Generator().manual_seed(1)
     times = [bench_step(model, opt, cfg, images, gen) for _ in range(args.warmup + args.steps)]
-    wall = sorted(t for t, _ in times[args.warmup:])
-    cpu = statistics.median(c for _, c in times[args.warmup:])
     batch = cfg["batch_size"]
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(f"config {json.dumps({k: cfg[k] for k in MODEL_KEYS + ('batch_size',)})}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, attention "
           f"{args.attention}, {trainable} trainable parameters, AdamW, {args.warmup} warm-up "
           f"steps excluded, median of {args.steps}")
-    print(f"wall: {statistics.median(wall) * 1e3:.1f} ms/step = "
-          f"{batch / statistics.median(wall):.0f} samples/s "
-          f"(slowest {batch / wall[-1]:.0f}, fastest {batch / wall[0]:.0f})")
-    print(f"process CPU time: {cpu * 1e3:.1f} ms/step = {batch / cpu:.0f} samples per "
-          f"CPU-second (all threads summed; less sensitive to a shared machine)")
+    print_step_times(times, args.warmup, batch, "samples")
 
 
 def validation_loss(model, images, noise, chunk=500):
@@ -973,17 +949,13 @@ def fit(args):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    mode = p.add_mutually_exclusive_group()
+    p, mode = parser(__doc__, SELFTEST_INPUTS)
     mode.add_argument("--check-ref", action="store_true", help="compare with models_mae.py")
     mode.add_argument("--make-inputs", action="store_true", help="SELF-TEST inputs file")
     mode.add_argument("--baseline", action="store_true", help="mean-patch baseline loss")
     mode.add_argument("--bench", action="store_true", help="CPU training samples/s")
     mode.add_argument("--fit", type=int, metavar="STEPS",
                       help="train STEPS steps with both optimizers, print validation losses")
-    p.add_argument("--inputs", help="parity: read this file instead of exporting from coptim")
-    p.add_argument("--out", default=SELFTEST_INPUTS, help="--make-inputs: where to write")
     p.add_argument("--mae-repo", default=MAE_REPO,
                    help="--check-ref: facebookresearch/mae, a git directory or a checkout")
     for flag, key in (("--patch", "patch_size"), ("--dim", "embed_dim"), ("--depth", "depth"),
@@ -1001,18 +973,8 @@ def main():
     p.add_argument("--warmup", type=int, default=3, help="--bench: steps excluded")
     p.add_argument("--steps", type=int, default=20, help="--bench: timed steps")
     args = p.parse_args()
-    if args.check_ref:
-        check_ref(args)
-    elif args.make_inputs:
-        make_inputs(args)
-    elif args.baseline:
-        baseline(args)
-    elif args.bench:
-        bench(args)
-    elif args.fit:
-        fit(args)
-    else:
-        parity(args)
+    run_mode(args, (("check_ref", check_ref), ("make_inputs", make_inputs),
+                    ("baseline", baseline), ("bench", bench), ("fit", fit)), parity)
 
 
 if __name__ == "__main__":
