@@ -4,9 +4,9 @@
 mod common;
 
 use common::*;
+use coptim::Error;
 use coptim::model::{Architecture, Batch, Mlp, Model, Vit};
-use coptim::nn::{Activation, GraphBuilder, reference as r};
-use coptim::{Error, ParamStore};
+use coptim::nn::{Activation, reference as r};
 
 fn small_mlp() -> Mlp {
     Mlp {
@@ -138,17 +138,8 @@ fn bad_vit_configs_are_rejected() {
 #[test]
 fn ops_reject_shapes_that_do_not_fit() {
     let ctx = ctx();
-    let store = ParamStore::new(
-        &ctx,
-        &[("a", vec![3, 4]), ("b", vec![5, 6]), ("v", vec![7])],
-    )
-    .unwrap();
-    let mut g = GraphBuilder::new(store.layout().clone());
-    let (a, b, v) = (
-        g.param("a").unwrap(),
-        g.param("b").unwrap(),
-        g.param("v").unwrap(),
-    );
+    let (_store, mut g, [a, b, v]) =
+        common::graph::graph_over(&ctx, [("a", vec![3, 4]), ("b", vec![5, 6]), ("v", vec![7])]);
     let labels = g.labels(3);
     assert!(matches!(
         g.matmul(a, b, false, false),

@@ -33,6 +33,7 @@ use coptim::{Error, GpuContext, ParamStore, Result};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use common::graph::graph_over;
 use common::matmul::MatmulCase;
 use common::{rel_err, to_f32, to_f64};
 
@@ -787,20 +788,16 @@ fn silu_gate() {
 #[test]
 fn rms_norm_rope_and_silu_gate_reject_bad_input() {
     let (ctx, kernels) = gpu();
-    let store = ParamStore::new(
+    let (store, mut g, [x, w, w_short, w_2d, flat]) = graph_over(
         ctx,
-        &[
+        [
             ("x", vec![2, 3, 12]),
             ("w", vec![12]),
             ("w_short", vec![11]),
             ("w_2d", vec![1, 12]),
             ("flat", vec![6, 12]),
         ],
-    )
-    .unwrap();
-    let mut g = GraphBuilder::new(store.layout().clone());
-    let [x, w, w_short, w_2d, flat] =
-        ["x", "w", "w_short", "w_2d", "flat"].map(|n| g.param(n).unwrap());
+    );
     let labels = g.labels(12);
     let shape_err = |r: Result<Var>| matches!(r, Err(Error::ShapeMismatch { .. }));
     let config_err = |r: Result<Var>| matches!(r, Err(Error::InvalidConfig(_)));
@@ -958,20 +955,13 @@ fn embedding_ids_out_of_range() {
 #[test]
 fn language_model_ops_refuse_bad_shapes() {
     let (ctx, _) = gpu();
-    let store = ParamStore::new(
+    let (_store, mut g, [table, cube, x]) = graph_over(
         ctx,
-        &[
+        [
             ("table", vec![7, 4]),
             ("cube", vec![2, 3, 4]),
             ("x", vec![2, 3, 4]),
         ],
-    )
-    .unwrap();
-    let mut g = GraphBuilder::new(store.layout().clone());
-    let (table, cube, x) = (
-        g.param("table").unwrap(),
-        g.param("cube").unwrap(),
-        g.param("x").unwrap(),
     );
     let ids = g.ids(&[2, 3]);
     let wrong = |r: Result<Var>| matches!(r, Err(coptim::Error::ShapeMismatch { .. }));
@@ -1275,12 +1265,12 @@ fn masked_mse() {
     }
 }
 
-#[test]
-fn mae_ops_refuse_bad_input() {
-    let (ctx, kernels) = gpu();
-    let store = ParamStore::new(
-        ctx,
-        &[
+/// A graph over the tensors the MAE-op refusal tests feed: `x`, `flat`, `token`,
+/// `token5`, `target`, `mask`, `pixel`, `pixel_mask`.
+fn mae_graph() -> (ParamStore, GraphBuilder, [Var; 8]) {
+    graph_over(
+        &gpu().0,
+        [
             ("x", vec![2, 6, 4]),
             ("flat", vec![12, 4]),
             ("token", vec![1, 1, 4]),
@@ -1291,19 +1281,11 @@ fn mae_ops_refuse_bad_input() {
             ("pixel_mask", vec![2, 6]),
         ],
     )
-    .unwrap();
-    let mut g = GraphBuilder::new(store.layout().clone());
-    let [x, flat, token, token5, target, mask, pixel, pixel_mask] = [
-        "x",
-        "flat",
-        "token",
-        "token5",
-        "target",
-        "mask",
-        "pixel",
-        "pixel_mask",
-    ]
-    .map(|n| g.param(n).unwrap());
+}
+
+#[test]
+fn mae_ops_refuse_bad_input() {
+    let (_store, mut g, [x, flat, token, token5, target, mask, pixel, pixel_mask]) = mae_graph();
     let (keep, restore, other_batch) = (g.ids(&[2, 3]), g.ids(&[2, 6]), g.ids(&[3, 3]));
     let (flat_ids, labels) = (g.ids(&[6]), g.labels(6));
     let shape_err = |r: Result<Var>| matches!(r, Err(Error::ShapeMismatch { .. }));
@@ -1344,8 +1326,13 @@ fn mae_ops_refuse_bad_input() {
         "1 value"
     );
     g.masked_mse(pixel, pixel, pixel_mask, false).unwrap();
+}
 
-    // Ids at or beyond the tokens they index are refused on upload.
+#[test]
+fn mae_ids_beyond_their_tokens_are_refused_on_upload() {
+    let (ctx, kernels) = gpu();
+    let (store, mut g, [x, _, token, _, target, mask, _, _]) = mae_graph();
+    let (keep, restore) = (g.ids(&[2, 3]), g.ids(&[2, 6]));
     let visible = g.gather_tokens(x, keep).unwrap();
     let full = g.unshuffle_tokens(visible, restore, token).unwrap();
     let loss = g.masked_mse(full, target, mask, true).unwrap();
