@@ -1,5 +1,6 @@
-// nn_loss.wgsl: softmax cross-entropy from logits (mean over the batch), correct
-// predictions, and a small sum reduction.
+// nn_loss.wgsl: softmax cross-entropy from logits (mean over all rows: the batch, or
+// every token of a language model's batch), correct predictions, and a small sum
+// reduction.
 //
 //   loss_r = logsumexp(x_r) - x_r[label_r], computed as m + log(sum exp(x - m)) with
 //   m = max(x_r) so that no exp overflows; loss = mean_r loss_r.
@@ -12,8 +13,9 @@
 // flat kernels of WG_SIZE invocations per workgroup (lib/grid.wgsl); reduce_sum sums
 // with lib/workgroup_sum.wgsl.
 //
-// Labels are validated on the CPU before upload; an out-of-range label here is
-// clamped to the last class instead of reading out of bounds.
+// Labels are validated on the CPU before upload (the model runtime, or
+// Graph::record_write_ids); an out-of-range label here is clamped to the last class
+// instead of reading out of bounds.
 //
 // Entry points and the bindings each uses:
 //   ce_forward_rows: one row team per row        x, labels, rows

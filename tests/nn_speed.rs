@@ -151,3 +151,55 @@ fn row_op_and_attention_times() {
         }
     }
 }
+
+/// Forward and backward time of the language model's ops (issue 11) at its default
+/// sizes: 4096 tokens per batch (32 x 128, or 64 x 64 for the fused attention),
+/// width 128, 4 heads, a vocabulary of 73.
+#[test]
+#[ignore]
+fn language_model_op_times() {
+    use coptim::arena::UploadRing;
+    let ctx = GpuContext::new_blocking(&Default::default()).unwrap();
+    let kernels = Kernels::new(&ctx);
+    let (dim, vocab, heads) = (128, 73, 4);
+    for (op, batch, tokens) in [
+        ("embedding", 32, 128),
+        ("causal_attention (matmul path)", 32, 128),
+        ("causal_attention (fused)", 64, 64),
+        ("cross_entropy", 32, 128),
+    ] {
+        let x = vec![batch, tokens, dim];
+        let decl: Vec<(&str, Vec<usize>)> = match op {
+            "embedding" => vec![("table", vec![vocab, dim])],
+            "cross_entropy" => vec![("logits", vec![batch, tokens, vocab])],
+            _ => vec![("q", x.clone()), ("k", x.clone()), ("v", x)],
+        };
+        let store = ParamStore::new(&ctx, &decl).unwrap();
+        let mut g = GraphBuilder::new(store.layout().clone());
+        let p: Vec<_> = decl.iter().map(|(n, _)| g.param(n).unwrap()).collect();
+        let ids = g.ids(&[batch, tokens]);
+        let y = match op {
+            "embedding" => g.embedding(p[0], ids),
+            "cross_entropy" => g.cross_entropy(p[0], ids),
+            _ => g.causal_attention(p[0], p[1], p[2], heads),
+        }
+        .unwrap();
+        let graph = g.build(&kernels, &store, &[y]).unwrap();
+        let values: Vec<u32> = (0..batch * tokens)
+            .map(|i| (i * 7 % vocab) as u32)
+            .collect();
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        let mut uploads = UploadRing::new("ids");
+        graph
+            .record_write_ids(ids, &mut uploads, &ctx, &mut encoder, &values)
+            .unwrap();
+        ctx.queue().submit([encoder.finish()]);
+        let f = time_it(&ctx, 5, |e| graph.record_forward(e));
+        let b = time_it(&ctx, 5, |e| graph.record_backward(e));
+        println!(
+            "{op} [{batch}, {tokens}]: forward {:.2} ms, backward {:.2} ms",
+            f * 1e3,
+            b * 1e3
+        );
+    }
+}
