@@ -14,7 +14,9 @@
 //!   { pair: 'adamw', model: 'mlp-small', lr: 1e-3, batchSize: 64, seed: 0 }));
 //! cmp.optimizers();                                 // ['AdamW', 'C-AdamW']
 //! JSON.parse(await cmp.train(8));                   // { steps, loss: [[..], [..]], kept: [null, 0.61] }
-//! JSON.parse(await cmp.evaluate());                 // { accuracy: [0.91, 0.92] }
+//! JSON.parse(await cmp.evaluate());                 // { accuracy: [0.91, 0.92], loss: [0.3, 0.29] }
+//! JSON.parse(await cmp.sample(JSON.stringify(        // language models: { samples: ['...', '...'] }
+//!   { prompt: 'ROMEO:', length: 60, temperature: 0.8, topK: null, seed: 0 })));
 //! await cmp.predict(pixels);                        // Float32Array: 10 probabilities per run
 //! JSON.parse(await embedCheck(gpu, JSON.stringify(   // the embedding flow against the f64 reference
 //!   { optimizer: 'cadamw', lr: 1e-2, weightDecay: 0.01, steps: 6 })));
@@ -33,7 +35,7 @@ use wasm_bindgen_futures::future_to_promise;
 
 use crate::data::{DatasetSplit, parse_mnist};
 use crate::{ContextOptions, GpuContext};
-use pair::{Pair, PairOptions};
+use pair::{Pair, PairOptions, SampleOptions};
 
 fn js_error(err: impl std::fmt::Display) -> JsValue {
     JsError::new(&err.to_string()).into()
@@ -213,10 +215,28 @@ impl Comparison {
         })
     }
 
-    /// Classifies the test set with both models; resolves to JSON `{ accuracy: [a, b] }`.
+    /// Evaluates both models; resolves to JSON `{ accuracy: [a, b], loss: [a, b] }`:
+    /// test accuracy and loss on the digits, or a language model's next-character
+    /// accuracy and validation loss (nats per token).
     pub fn evaluate(&self) -> Promise {
         with_pair(self.pair.clone(), async |pair: &mut Pair| {
-            json(serde_json::json!({ "accuracy": pair.evaluate().await? }))
+            let [a, b] = pair.evaluate().await?;
+            json(serde_json::json!({
+                "accuracy": [a.accuracy, b.accuracy],
+                "loss": [a.loss, b.loss],
+            }))
+        })
+    }
+
+    /// Continues one prompt with both language models and the same sampling seed.
+    /// `options` is JSON `{ prompt, length (1-256), temperature, topK (null: all),
+    /// seed }`; resolves to JSON `{ samples: [a, b] }` (the drawn text, without the
+    /// prompt); rejects for an image model or a character outside the vocabulary.
+    pub fn sample(&self, options: &str) -> Promise {
+        let options = serde_json::from_str::<SampleOptions>(options);
+        with_pair(self.pair.clone(), async move |pair: &mut Pair| {
+            let options = options.map_err(|e| crate::Error::InvalidConfig(e.to_string()))?;
+            json(serde_json::json!({ "samples": pair.sample(&options).await? }))
         })
     }
 
