@@ -25,6 +25,8 @@ const MNIST_FILES = [
   't10k-images-idx3-ubyte.gz',
   't10k-labels-idx1-ubyte.gz',
 ];
+/** The bundled Shakespeare (data/shakespeare/), fetched when the language model is first chosen. */
+const TEXT_FILES = ['train.txt', 'validation.txt'];
 
 /**
  * The learning rate of the optimizer pair `pair` (its plain member: 'adamw', 'lion', 'nadamw', ...) on the
@@ -75,13 +77,16 @@ export class Trainer {
     ]);
     const data = wasm.MnistData.parse(...files);
     const gpu = await wasm.openGpu();
-    return new Trainer(wasm, gpu, data, `${name || 'unnamed adapter'}${fallback}`);
+    return new Trainer(wasm, gpu, data, `${name || 'unnamed adapter'}${fallback}`, pkgUrl);
   }
 
-  constructor(wasm, gpu, data, adapter) {
+  constructor(wasm, gpu, data, adapter, pkgUrl) {
     this.wasm = wasm;
     this.gpu = gpu;
     this.data = data;
+    this.pkgUrl = pkgUrl;
+    /** The language model's texts (a `TextData`), once fetched. */
+    this.text = null;
     this.adapter = adapter;
     /** The crate's model presets (`src/train/presets.rs`), as the bindings' `presets()` returns them. */
     this.presets = JSON.parse(wasm.presets());
@@ -132,11 +137,25 @@ export class Trainer {
     return this.comparison ? this.comparison.optimizers() : ['AdamW', 'C-AdamW'];
   }
 
+  /** The language model's texts, fetched from the page's own files on first use. */
+  async loadText() {
+    if (!this.text) {
+      const [train, validation] = await Promise.all(
+        TEXT_FILES.map((name) => fetchBytes(new URL(`shakespeare/${name}`, this.pkgUrl))),
+      );
+      this.text = this.wasm.TextData.parse(train, TEXT_FILES[0], validation, TEXT_FILES[1]);
+    }
+    return this.text;
+  }
+
   /** Rebuilds both runs (same seed, same initial weights, same batches) from `options`. */
   async reset(options) {
     await this.pause({ evaluate: false });
     const next = { ...this.defaults, ...options };
-    const comparison = this.wasm.Comparison.create(this.gpu, this.data, JSON.stringify(next));
+    const json = JSON.stringify(next);
+    const comparison = isLanguageModel(this.presets, next.model)
+      ? this.wasm.Comparison.createText(this.gpu, await this.loadText(), json)
+      : this.wasm.Comparison.create(this.gpu, this.data, json);
     const old = this.comparison;
     this.queue.then(() => old?.free());
     this.comparison = comparison;

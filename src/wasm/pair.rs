@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::GpuContext;
 use crate::data::DatasetSplit;
-use crate::data::text::bundled_shakespeare;
+use crate::data::text::TextCorpus;
 use crate::error::{Error, Result};
 use crate::model::{Sampling, generate};
 use crate::train::inputs::Standardize;
@@ -76,14 +76,51 @@ impl PairOptions {
     }
 }
 
-/// What the runs train on: the bundled MNIST digits `images` for an image model, the
-/// bundled Shakespeare (compiled into the library) in windows of the model's context
-/// for a language model.
-fn train_data(config: &TrainConfig, images: Arc<DatasetSplit>) -> Result<TrainData> {
-    Ok(match &config.model {
-        ModelSpec::Llama(llama) => Arc::new(bundled_shakespeare(llama.context, None)?).into(),
-        _ => images.into(),
-    })
+/// What the page loaded for the runs to train on.
+#[derive(Debug, Clone)]
+pub enum PageData {
+    /// MNIST-format digits, for the image models.
+    Images(Arc<DatasetSplit>),
+    /// A training and a validation text, each as `(text, name for errors)`, for the
+    /// language model.
+    Text {
+        /// The training text and its name.
+        train: (Arc<str>, Arc<str>),
+        /// The validation text and its name.
+        validation: (Arc<str>, Arc<str>),
+    },
+}
+
+/// What the runs train on, and the standardization of the drawing pad's inputs: the
+/// digits for an image model, the texts' corpus (windows of the model's context, the
+/// texts' own characters as the vocabulary) for a language model. Fails when the
+/// data does not fit the model.
+fn train_data(config: &TrainConfig, data: PageData) -> Result<(TrainData, Standardize)> {
+    match (&config.model, data) {
+        (ModelSpec::Llama(llama), PageData::Text { train, validation }) => {
+            let corpus = TextCorpus::from_splits(
+                (&train.0, &train.1),
+                (&validation.0, &validation.1),
+                llama.context,
+                None,
+            )?;
+            Ok((Arc::new(corpus).into(), Standardize::IDENTITY))
+        }
+        (ModelSpec::Llama(_), PageData::Images(_)) => Err(Error::InvalidConfig(
+            "the language model trains on text: build it with Comparison.createText".into(),
+        )),
+        (_, PageData::Images(images)) => {
+            let standardize = match config.normalize {
+                true => Standardize::of(&images.train),
+                false => Standardize::IDENTITY,
+            };
+            Ok((images.into(), standardize))
+        }
+        (model, PageData::Text { .. }) => Err(Error::InvalidConfig(format!(
+            "the {} model classifies images: build it with Comparison.create",
+            model.name()
+        ))),
+    }
 }
 
 /// Most characters one [`Pair::sample`] call may generate.
@@ -140,13 +177,9 @@ pub struct Pair {
 
 impl Pair {
     /// Builds both sessions: identical initial weights and batch streams.
-    pub fn new(ctx: &GpuContext, images: Arc<DatasetSplit>, options: &PairOptions) -> Result<Self> {
+    pub fn new(ctx: &GpuContext, data: PageData, options: &PairOptions) -> Result<Self> {
         let [a, b] = options.configs()?;
-        let standardize = match a.normalize {
-            true => Standardize::of(&images.train),
-            false => Standardize::IDENTITY,
-        };
-        let data = train_data(&a, images)?;
+        let (data, standardize) = train_data(&a, data)?;
         Ok(Self {
             ctx: ctx.clone(),
             sessions: Lockstep::new(vec![
