@@ -3,9 +3,9 @@
 
 How to run (from the repository root):
 
-    /tmp/robust_torchenv/bin/python scripts/golden.py            # (re)write tests/golden/*
-    /tmp/robust_torchenv/bin/python scripts/golden.py --only timm_nadamw timm_factory  # just these
-    /tmp/robust_torchenv/bin/python scripts/golden.py --check    # verify the committed files
+    python3 scripts/golden.py            # (re)write tests/golden/*
+    python3 scripts/golden.py --only timm_nadamw timm_factory  # just these
+    python3 scripts/golden.py --check    # verify the committed files
 
 Needs torch, timm, pytorch_optimizer, safetensors and numpy. The committed files were
 produced with:
@@ -392,7 +392,7 @@ FACTORY_CASES = [
 ] + [
     # LAMB and the corrected-decay names (scripts/golden_family.py has their vectors).
     (name, {}) for name in ("lamb", "lambc", "lambw", "lambcw", "lambcd", "clamb", "clambw",
-                            "adamc", "cadamc", "lionc", "clionc", "sgdc", "csgdc")
+                            "adamc", "cadamc", "lionc", "clionc", "sgdc", "csgdc", "lapropc")
 ] + [
     ("clamb", {"lr": 2e-3, "weight_decay": 0.05, "betas": [0.9, 0.95], "eps": 1e-8,
                "max_grad_norm": None, "always_adapt": True, "grad_averaging": False,

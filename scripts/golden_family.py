@@ -3,9 +3,9 @@
 
 How to run (from the repository root):
 
-    /tmp/robust_torchenv/bin/python scripts/golden_family.py          # (re)write the files
-    /tmp/robust_torchenv/bin/python scripts/golden_family.py --only timm_cadoptc  # just these
-    /tmp/robust_torchenv/bin/python scripts/golden_family.py --check  # verify them
+    python3 scripts/golden_family.py          # (re)write the files
+    python3 scripts/golden_family.py --only timm_cadoptc  # just these
+    python3 scripts/golden_family.py --check  # verify them
 
 Same inputs, tensor names, file layout and check rule as scripts/golden.py (whose
 helpers this script imports): six f32 tensors including the 1-element one, the all-zero
@@ -40,6 +40,10 @@ References, read from the installed sources (paths under site-packages):
   (`wd_scale = lr if max_lr is None else lr ** 2 / max_lr`; ADOPT decays only from step
   2, its step 1 only sets v = g*g: adopt.py:322-328), max_lr = `_max_lr_snapshot(lr)` of the constructor lr
   (_helpers.py:79-89); the lr of each step is set in the param group as a scheduler would.
+- LaProp with corrected decay (timm 'lapropc'): timm/optim/laprop.py:150-163 (exp_avg_lr_1,
+  the beta1-EMA of the lrs; step size lr / exp_avg_lr_1), :262-271 (moments, m carries
+  lr * (1 - beta1) * g / den), :275 (step), :278-280 (decay AFTER the step, wd_scale = lr
+  or lr^2 / max_lr); the factory entry is _optim_factory.py:608-614.
 - RMSpropTF (timm 'rmsproptf', 'crmsproptf', 'rmsproptfc'; built through
   `timm.optim.create_optimizer_v2(params, name, foreach=False, **kwargs)`):
   timm/optim/rmsprop_tf.py:143 (square_avg starts at ones), :260-265 (decoupled
@@ -67,6 +71,7 @@ from timm.optim import create_optimizer_v2
 from timm.optim.adamw import AdamWLegacy
 from timm.optim.adopt import Adopt
 from timm.optim.lamb import Lamb
+from timm.optim.laprop import LaProp
 from timm.optim.lion import Lion as TimmLion
 from timm.optim.nadamw import NAdamW
 from timm.optim.sgdw import SGDW
@@ -180,6 +185,8 @@ LION_ARGS = dict(lr=1e-3, betas=(0.9, 0.99), foreach=False)
 SGD_ARGS = dict(lr=1e-2, momentum=0.9, dampening=0.0, nesterov=True, foreach=False)
 NADAMW_ARGS = dict(lr=1e-2, betas=(0.9, 0.999), eps=1e-8, foreach=False)
 ADOPT_ARGS = dict(lr=1e-2, betas=(0.9, 0.9999), eps=1e-6, clip_exp=0.333, foreach=False)
+LAPROP_ARGS = dict(lr=1e-2, betas=(0.9, 0.999), eps=1e-15, foreach=False)
+LAPROP_META = dict(beta1=0.9, beta2=0.999, eps=1e-15, eps_style="sqrt(v / bc2) + eps")
 ADOPT_META = dict(beta1=0.9, beta2=0.9999, eps=1e-6, eps_style="n = g / max(sqrt(v), eps)",
                   clip_exp=0.333, decoupled=True)
 ADAMW_META = dict(beta1=0.9, beta2=0.999, eps=1e-8, eps_style=golden.TORCH_EPS_STYLE)
@@ -236,6 +243,12 @@ CASES = [
                            "weight_decay=0.1, decoupled=True, caution=True, corrected_weight_decay=True) "
                            "[timm 'cadoptc']",
                     timm_name="cadoptc", timm_kwargs=dict(lr=1e-2, weight_decay=0.1), **ADOPT_META),
+    _corrected_case("timm_lapropc", "laprop",
+                    lambda ps: LaProp(ps, weight_decay=0.1, corrected_weight_decay=True, **LAPROP_ARGS),
+                    ["exp_avg", "exp_avg_sq"], "off", 1e-2, 0.1,
+                    source="timm LaProp(lr=1e-2, betas=(0.9, 0.999), eps=1e-15, weight_decay=0.1, "
+                           "corrected_weight_decay=True) [timm 'lapropc'; decay after the step]",
+                    timm_name="lapropc", timm_kwargs=dict(lr=1e-2, weight_decay=0.1), **LAPROP_META),
     _lamb_case("timm_lamb", "off", 1e-2, "timm 'lamb' defaults (coupled decay, global clip at 1.0)"),
     _lamb_case("timm_clamb", "mean_clamp", 1e-2, "timm 'clamb': mask before decay and trust ratio"),
     _lamb_case("timm_lambw", "off", 1e-2, "timm 'lambw': decoupled decay", decoupled_decay=True),
@@ -434,6 +447,23 @@ class Replay:
             u = u * (min(ratio, 1.0) if self.on("trust_clip") else ratio)
         self.p[i] = p - lr * u
 
+    def laprop(self, i, g, t, lr):
+        """LaProp (timm/optim/laprop.py:150-163, :262-280): m carries each step's lr, the step
+        is lr / ema(lr) * m, and decay comes after the step."""
+        b1, b2 = self.f("beta1"), self.f("beta2")
+        self.v[i] = b2 * self.v[i] + (1 - b2) * g * g
+        den = np.sqrt(self.v[i] / (1 - b2 ** t)) + self.f("eps")
+        self.m[i] = b1 * self.m[i] + lr * (1 - b1) * g / den
+        ema_lr = 0.0
+        for s in range(1, t + 1):
+            ema_lr = b1 * ema_lr + (1 - b1) * self.lr_at(s)
+        u = self.m[i]
+        if self.meta["caution"] != "off":
+            phi = (u * g > 0).astype(np.float64)
+            u = u * phi * mask_scale(phi)
+        p = self.p[i] - (lr / ema_lr) * u
+        self.p[i] = self.decay(p, self.m[i], lr)
+
     def rmsproptf(self, i, g, t, lr):
         alpha, eps, mu, wd = self.f("alpha"), self.f("eps"), self.f("momentum"), self.f("weight_decay")
         p = self.p[i]
@@ -472,7 +502,8 @@ class Replay:
                 for i in range(nt):
                     self.lamb(i, grads[i], t, lr, clip)
             else:
-                step = self.rmsproptf if self.meta["optimizer"] == "rmsproptf" else self.elementwise
+                step = {"rmsproptf": self.rmsproptf, "laprop": self.laprop}.get(
+                    self.meta["optimizer"], self.elementwise)
                 for i in range(nt):
                     step(i, grads[i], t, lr)
             out.append([x.copy() for x in self.p])

@@ -145,8 +145,8 @@ struct GroupParams {
     momentum: f32,
     beta3: f32,            // a third moment decay (Adan)
     one_minus_beta3: f32,
-    pad0: u32,
-    pad1: u32,
+    delta: f32,            // the projection threshold factor (AdamP, SGDP)
+    wd_ratio: f32,         // the weight decay ratio where projected (AdamP, SGDP)
 }
 
 // Rewritten by the CPU before every step.

@@ -18,8 +18,8 @@
 //
 // Resolved record of each segment (tensor_segments.wgsl): sums = (p.u / n^2,
 // p.g / n^2, 1 / n^2, p.(u_perp a) / n^2) of its view, flag = the view (PROJECT_*).
-// The algorithm part supplies perturb(at, g, c) -> vec4<f32>.
-// Generated constants (f32): PROJ_DELTA, PROJ_WD_RATIO.
+// The algorithm part supplies perturb(at, g, c) -> vec4<f32>. delta and wd_ratio are the
+// group's (GroupParams).
 
 const PROJECT_NONE: u32 = 0u;
 const PROJECT_CHANNEL: u32 = 1u;
@@ -35,19 +35,30 @@ struct Coefs {
     view: u32,
 }
 
+// The resolved record the invocation read last, with its sums and view: lanes of that
+// segment take them from here instead of reading `partials` lane by lane.
+var<private> coef_record: u32 = 0xffffffffu;
+var<private> coef_sums: vec4<f32>;
+var<private> coef_view: u32;
+
 fn lane_coefs(at: At, valid: vec4<bool>, c: StepContext) -> Coefs {
     var k = Coefs(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), PROJECT_NONE);
     if c.seg_len == 0u {
         return k;
     }
     let rec = lane_records(at, c, true);
+    if all((rec == vec4<u32>(coef_record)) | !valid) {
+        return Coefs(vec4<f32>(coef_sums.x), vec4<f32>(coef_sums.y), vec4<f32>(coef_sums.w), coef_view);
+    }
     for (var l = 0u; l < 4u; l++) {
         if valid[l] {
-            let s = partials[rec[l]].sums;
-            k.ku[l] = s.x;
-            k.kg[l] = s.y;
-            k.k2[l] = s.w;
-            k.view = partials[rec[l]].flag;
+            coef_record = rec[l];
+            coef_sums = partials[coef_record].sums;
+            coef_view = partials[coef_record].flag;
+            k.ku[l] = coef_sums.x;
+            k.kg[l] = coef_sums.y;
+            k.k2[l] = coef_sums.w;
+            k.view = coef_view;
         }
     }
     return k;
@@ -77,19 +88,25 @@ struct Projected {
     k2: vec4<f32>,
 }
 
-fn project(at: At, p: vec4<f32>, g: vec4<f32>, u: vec4<f32>, valid: vec4<bool>, c: StepContext) -> Projected {
-    let k = lane_coefs(at, valid, c);
+fn project(k: Coefs, p: vec4<f32>, g: vec4<f32>, u: vec4<f32>) -> Projected {
     if k.view == PROJECT_NONE {
         return Projected(u, g, k.view, k.k2);
     }
     return Projected(u - p * k.ku, g - p * k.kg, k.view, k.k2);
 }
 
+// Round 2's terms: the mask's count, and p.(u_perp a) where the tensor projects (the
+// parameters are read only there).
 fn masked_terms(at: At, g: vec4<f32>, valid: vec4<bool>, c: StepContext) -> MaskedTerms {
-    let p = load_param(at.param, valid);
-    let x = project(at, p, g, perturb(at, g, c), valid, c);
-    let a = caution_mask(x.u, x.against, 1.0, step);
+    let u = perturb(at, g, c);
     let zero = vec4<f32>(0.0);
+    let k = lane_coefs(at, valid, c);
+    if k.view == PROJECT_NONE {
+        return MaskedTerms(mat4x4<f32>(), count_agree(u, g, valid));
+    }
+    let p = load_param(at.param, valid);
+    let x = project(k, p, g, u);
+    let a = caution_mask(x.u, x.against, 1.0, step);
     return MaskedTerms(terms_of(p * x.u * a, zero, zero, zero), count_agree(x.u, x.against, valid));
 }
 
@@ -102,13 +119,13 @@ struct ProjectedStep {
 }
 
 fn projected_step(at: At, p: vec4<f32>, g: vec4<f32>, u: vec4<f32>, valid: vec4<bool>, scale: f32, c: StepContext) -> ProjectedStep {
-    let x = project(at, p, g, u, valid, c);
+    let x = project(lane_coefs(at, valid, c), p, g, u);
     let masked = x.u * caution_mask(x.u, x.against, scale, step);
     if x.view == PROJECT_NONE {
         return ProjectedStep(masked, x.u, 1.0);
     }
     let reprojected = select(masked, masked - p * (scale * x.k2), step.caution != 0u);
-    return ProjectedStep(reprojected, x.u, PROJ_WD_RATIO);
+    return ProjectedStep(reprojected, x.u, c.gp.wd_ratio);
 }
 
 // The tensor a finalize workgroup handles and its number of segments (0 when out of
@@ -134,7 +151,8 @@ fn finalize_segments(
     let t = finalize_tensor(wg);
     let n = segment_count(wg, t);
     let eps = step.groups[t.group].eps;
-    let row_limit = PROJ_DELTA / sqrt(f32(max(t.seg_len, 1u)));
+    let delta = step.groups[t.group].delta;
+    let row_limit = delta / sqrt(f32(max(t.seg_len, 1u)));
     var layer = vec4<f32>(0.0);
     for (var i = lid; i < n; i += WG_SIZE) {
         let s = segment_total(t, i);
@@ -147,7 +165,7 @@ fn finalize_segments(
     // Its barriers also order every atomicOr above before the load below.
     let total = workgroup_sum4(layer, lid);
     let channel = atomicLoad(&rows_over) == 0u;
-    let layer_ok = abs_cosine(total, eps) < PROJ_DELTA / sqrt(f32(t.numel));
+    let layer_ok = abs_cosine(total, eps) < delta / sqrt(f32(t.numel));
     let view = select(select(PROJECT_NONE, PROJECT_LAYER, layer_ok), PROJECT_CHANNEL, channel);
     for (var i = lid; i < n; i += WG_SIZE) {
         let raw = segment_record(t.first_segment, i);

@@ -153,11 +153,14 @@ fn sums_match_f64_and_are_deterministic(ctx: &GpuContext) {
 
 /// Row-major tensors whose rows are longer than a block (`long`: each row crosses
 /// blocks and 16 KiB binding windows), exactly a block, much shorter (`short`: many
-/// rows per block), one row, rank 3, and a vector (no segments).
+/// rows per block), shorter than a vec4 (`triple`, `single`: a vec4 spans two to four
+/// rows), one row, rank 3, and a vector (no segments).
 const SEGMENT_SHAPES: &[(&str, &[usize])] = &[
     ("long", &[3, 5000]),
     ("block", &[5, 4096]),
     ("short", &[700, 7]),
+    ("triple", &[301, 3]),
+    ("single", &[129, 1]),
     ("row", &[1, 9000]),
     ("cube", &[4, 3, 350]),
     ("vec", &[12_289]),

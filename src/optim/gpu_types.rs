@@ -49,7 +49,8 @@ pub struct GpuGroupParams {
     pub momentum: f32,
     pub beta3: f32,
     pub one_minus_beta3: f32,
-    pub pad: [u32; 2],
+    pub delta: f32,
+    pub wd_ratio: f32,
 }
 
 impl GpuGroupParams {
@@ -161,7 +162,9 @@ fn step_mirrors() -> Vec<crate::wgsl::MirrorLayout> {
                 eps,
                 momentum,
                 beta3,
-                one_minus_beta3
+                one_minus_beta3,
+                delta,
+                wd_ratio
             ]
         ),
         mirror_layout!(

@@ -120,7 +120,6 @@ pub static TENSOR_SEGMENTS: Part = shader_part!(
         "lane_records",
     ],
     &[
-        "workgroup_sum4",
         "segment_terms",
         "masked_terms",
         "add_block_count",
@@ -160,10 +159,20 @@ pub static REDUCE: Part = shader_part!(
 /// Elements one workgroup handles (`BLOCK_ELEMS`): every [`StreamShape`] covers
 /// this block (`4 * WG_SIZE * VEC_PER_THREAD`).
 pub const BLOCK_ELEMS: u64 = 4096;
-/// Segments one block touches at most (`MAX_PIECES`, tensor_segments.wgsl): its
-/// per-segment sums are this many workgroup trees, and each block keeps this many
-/// piece records.
+/// Segments one block touches at most (`MAX_PIECES`, tensor_segments.wgsl): each
+/// block keeps this many piece records (its per-segment sums).
 pub const SEGMENT_PIECES: u64 = 8;
+/// Workgroup memory, in vec4s, of one tree over a block's pieces
+/// (tensor_segments.wgsl's `piece_scratch`: `PIECE_BATCH` pieces of `WG_SIZE` each).
+const PIECE_SCRATCH_VEC4: u32 = 256;
+
+/// Pieces one workgroup tree sums at once (`PIECE_BATCH`) in workgroups of `wg_size`:
+/// as many as fit `PIECE_SCRATCH_VEC4` (256) vec4s, so that small CPU-shaped workgroups pay for one
+/// tree's barriers per block instead of one per piece.
+pub fn piece_batch(wg_size: u32) -> u32 {
+    (PIECE_SCRATCH_VEC4 / wg_size).clamp(1, SEGMENT_PIECES as u32)
+}
+
 /// Parameter groups a single optimizer supports (`MAX_GROUPS`).
 pub const MAX_GROUPS: usize = 16;
 /// State tensors an algorithm may keep (bindings `STATE0` ..).
@@ -292,6 +301,7 @@ pub fn algorithm_module(
     if algorithm.needs_segment_sums() {
         module = module
             .constant("MAX_PIECES", SEGMENT_PIECES as u32)
+            .constant("PIECE_BATCH", piece_batch(shape.wg_size))
             .part(&TENSOR_SEGMENTS);
     }
     if algorithm.needs_tensor_sums()

@@ -69,16 +69,16 @@ impl AdamP {
 
 impl Rules for AdamP {
     fn member(&self) -> Member {
-        Member::adam("adamp", self.beta1, self.beta2, self.eps)
-    }
-
-    fn validate(&self) -> Result<()> {
-        self.projection().validate(self.group_hyper())
+        let adam = Member::adam("adamp", self.beta1, self.beta2, self.eps);
+        Member {
+            hyper: self.projection().group_hyper(adam.hyper),
+            ..adam
+        }
     }
 
     fn shader(&self, module: ShaderBuilder) -> ShaderBuilder {
         let module = module.constant("ADAMP_NESTEROV", self.nesterov);
-        self.projection().shader(module, &SHADER)
+        Projection::shader(module, &SHADER)
     }
 
     fn count_states(&self) -> usize {
@@ -127,11 +127,7 @@ impl Rules for AdamP {
     }
 
     fn timm_keywords(&self) -> Value {
-        json!({
-            "delta": self.delta,
-            "wd_ratio": self.wd_ratio,
-            "nesterov": self.nesterov,
-        })
+        json!({"nesterov": self.nesterov})
     }
 }
 

@@ -4,12 +4,11 @@
 //! (`shaders/laprop.wgsl`) and timm names.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::{Algorithm, Decay, Direction, HOOK_NEEDS, HOOKS, Member, RefStep, Rules, timm_betas};
 use crate::error::Result;
 use crate::optim::config::Caution;
-use crate::optim::timm::{CAUTION, TimmArgs, TimmName};
+use crate::optim::timm::{CAUTION, CORRECTED, TimmArgs, TimmName};
 use crate::wgsl::{Part, ShaderBuilder, shader_part};
 
 /// LaProp's hyperparameters.
@@ -85,8 +84,14 @@ impl Rules for LaProp {
     }
 }
 
-/// timm `laprop` and `claprop` (timm.optim.LaProp).
-pub(crate) const TIMM: &[TimmName] = &[LAPROP, LAPROP.alias("claprop", &[CAUTION])];
+/// timm `laprop`, `claprop` and the corrected-decay `lapropc` (timm.optim.LaProp; decay
+/// `lr^2 / max_lr * wd` after the step, timm/optim/laprop.py:278-280; timm registers no
+/// cautious corrected name for it).
+pub(crate) const TIMM: &[TimmName] = &[
+    LAPROP,
+    LAPROP.alias("claprop", &[CAUTION]),
+    LAPROP.alias("lapropc", &[CORRECTED]),
+];
 
 /// timm.optim.LaProp.
 const LAPROP: TimmName = TimmName::new("laprop", 4e-4, timm_laprop).betas().eps();
@@ -96,7 +101,7 @@ fn timm_laprop(args: &mut TimmArgs) -> Result<(Algorithm, Caution)> {
     let d = LaProp::default();
     let (beta1, beta2) = timm_betas(args, [d.beta1, d.beta2])?;
     let eps = args.f64("eps", d.eps)?;
-    args.only("corrected_weight_decay", Value::Bool(false))?;
+    args.corrected_decay()?;
     let laprop = LaProp { beta1, beta2, eps };
     Ok((Algorithm::LaProp(laprop), args.caution()?))
 }

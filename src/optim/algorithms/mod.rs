@@ -482,6 +482,9 @@ pub(crate) struct GroupHyper {
     momentum: Option<f64>,
     /// A third moment decay in [0, 1) (Adan's `beta3`).
     beta3: Option<f64>,
+    /// The projection's threshold factor (positive) and weight decay ratio (finite, not
+    /// negative): AdamP's and SGDP's `delta` and `wd_ratio`.
+    projection: Option<(f64, f64)>,
 }
 
 impl GroupHyper {
@@ -505,6 +508,14 @@ impl GroupHyper {
     pub fn beta3(self, beta3: f64) -> Self {
         Self {
             beta3: Some(beta3),
+            ..self
+        }
+    }
+
+    /// These and a projection's `delta` and `wd_ratio`.
+    pub fn projection(self, delta: f64, wd_ratio: f64) -> Self {
+        Self {
+            projection: Some((delta, wd_ratio)),
             ..self
         }
     }
@@ -536,6 +547,10 @@ impl GroupHyper {
         if let Some(momentum) = self.momentum {
             group.insert("momentum".into(), momentum.into());
         }
+        if let Some((delta, wd_ratio)) = self.projection {
+            group.insert("delta".into(), delta.into());
+            group.insert("wd_ratio".into(), wd_ratio.into());
+        }
         own
     }
 
@@ -550,6 +565,14 @@ impl GroupHyper {
         }
         if let Some(beta3) = self.beta3 {
             unit_interval("beta3", beta3)?;
+        }
+        if let Some((delta, wd_ratio)) = self.projection {
+            positive("delta", delta)?;
+            if !(wd_ratio >= 0.0 && wd_ratio.is_finite()) {
+                return Err(Error::InvalidConfig(format!(
+                    "wd_ratio = {wd_ratio} must be finite and not negative"
+                )));
+            }
         }
         match self.momentum {
             Some(momentum) => unit_interval("momentum", momentum),
@@ -570,6 +593,10 @@ impl GroupHyper {
         }
         if let Some(beta3) = self.beta3 {
             group.set_beta3(beta3);
+        }
+        if let Some((delta, wd_ratio)) = self.projection {
+            group.delta = delta as f32;
+            group.wd_ratio = wd_ratio as f32;
         }
     }
 }

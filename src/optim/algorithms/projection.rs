@@ -7,8 +7,7 @@
 //! projected update against the projected gradient ("spherical" caution) and
 //! projects the masked update again.
 
-use super::{Direction, GroupHyper, Rules, positive};
-use crate::error::{Error, Result};
+use super::{Direction, GroupHyper, Rules};
 use crate::optim::config::Caution;
 use crate::optim::reference::{DecayRate, Mask, TensorStep};
 use crate::wgsl::{Part, ShaderBuilder, shader_part};
@@ -143,27 +142,15 @@ impl Projection {
 }
 
 impl Projection {
-    /// Checks `hyper`, then the projection's own hyperparameters.
-    pub fn validate(&self, hyper: GroupHyper) -> Result<()> {
-        hyper.validate()?;
-        positive("delta", self.delta)?;
-        if self.wd_ratio >= 0.0 && self.wd_ratio.is_finite() {
-            Ok(())
-        } else {
-            Err(Error::InvalidConfig(format!(
-                "wd_ratio = {} must be finite and not negative",
-                self.wd_ratio
-            )))
-        }
+    /// `hyper` with the projection's own hyperparameters (GroupParams `delta`,
+    /// `wd_ratio`: per group on the GPU, like the betas).
+    pub fn group_hyper(&self, hyper: GroupHyper) -> GroupHyper {
+        hyper.projection(self.delta, self.wd_ratio)
     }
 
-    /// `module` with the projection's constants and part, then the algorithm's `part`.
-    pub fn shader(&self, module: ShaderBuilder, part: &'static Part) -> ShaderBuilder {
-        module
-            .constant("PROJ_DELTA", self.delta as f32)
-            .constant("PROJ_WD_RATIO", self.wd_ratio as f32)
-            .part(&PROJECTION)
-            .part(part)
+    /// `module` with the projection's part, then the algorithm's `part`.
+    pub fn shader(module: ShaderBuilder, part: &'static Part) -> ShaderBuilder {
+        module.part(&PROJECTION).part(part)
     }
 
     /// Rows of `shape[1..]` for a tensor of rank > 1 (timm's channel view), else 0.

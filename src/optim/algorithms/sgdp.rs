@@ -69,17 +69,14 @@ impl Rules for Sgdp {
         Member::new(
             "sgdp",
             &["momentum"],
-            GroupHyper::momentum(self.momentum).eps(self.eps),
+            self.projection()
+                .group_hyper(GroupHyper::momentum(self.momentum).eps(self.eps)),
         )
-    }
-
-    fn validate(&self) -> Result<()> {
-        self.projection().validate(self.group_hyper())
     }
 
     fn shader(&self, module: ShaderBuilder) -> ShaderBuilder {
         let module = module.constant("SGDP_NESTEROV", self.nesterov);
-        self.projection().shader(module.part(&MOMENTUM), &SHADER)
+        Projection::shader(module.part(&MOMENTUM), &SHADER)
     }
 
     fn segment_len(&self, shape: &[usize]) -> u64 {
@@ -122,12 +119,7 @@ impl Rules for Sgdp {
     }
 
     fn timm_keywords(&self) -> Value {
-        json!({
-            "dampening": 0,
-            "nesterov": self.nesterov,
-            "delta": self.delta,
-            "wd_ratio": self.wd_ratio,
-        })
+        json!({"dampening": 0, "nesterov": self.nesterov})
     }
 }
 
