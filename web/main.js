@@ -315,13 +315,18 @@ async function main() {
     /**
      * Rebuilds both runs from `options` ({ pair, model, lr, batchSize, seed }, each
      * optional: the current value is kept, except that a new pair or model without
-     * an `lr` gets the preset's learning rate for them).
+     * an `lr` gets the preset's learning rate for them, and a new model without a
+     * `batchSize` its preset's batch size, as the page's selectors do).
      */
     reset: (options = {}) => {
       const next = { ...trainer.options, ...options };
       const fresh = (options.pair || options.model) && options.lr === undefined;
       const lr = fresh ? { lr: presetLr(trainer.presets, next.model, next.pair) } : {};
-      return page.reset({ ...next, ...lr });
+      const batch =
+        options.model && options.batchSize === undefined
+          ? { batchSize: trainer.presets.find((p) => p.name === next.model).batchSize }
+          : {};
+      return page.reset({ ...next, ...lr, ...batch });
     },
     /**
      * A snapshot: { step, running, adapter, runs: [{ optimizer, loss, testAccuracy,
