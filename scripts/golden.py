@@ -3,9 +3,9 @@
 
 How to run (from the repository root):
 
-    /tmp/robust_torchenv/bin/python scripts/golden.py            # (re)write tests/golden/*
-    /tmp/robust_torchenv/bin/python scripts/golden.py --only timm_nadamw timm_factory  # just these
-    /tmp/robust_torchenv/bin/python scripts/golden.py --check    # verify the committed files
+    python3 scripts/golden.py            # (re)write tests/golden/*
+    python3 scripts/golden.py --only timm_nadamw timm_factory  # just these
+    python3 scripts/golden.py --check    # verify the committed files
 
 Needs torch, timm, pytorch_optimizer, safetensors and numpy. The committed files were
 produced with:

@@ -3,9 +3,9 @@
 
 How to run (from the repository root):
 
-    /tmp/robust_torchenv/bin/python scripts/golden_family.py          # (re)write the files
-    /tmp/robust_torchenv/bin/python scripts/golden_family.py --only timm_cadoptc  # just these
-    /tmp/robust_torchenv/bin/python scripts/golden_family.py --check  # verify them
+    python3 scripts/golden_family.py          # (re)write the files
+    python3 scripts/golden_family.py --only timm_cadoptc  # just these
+    python3 scripts/golden_family.py --check  # verify them
 
 Same inputs, tensor names, file layout and check rule as scripts/golden.py (whose
 helpers this script imports): six f32 tensors including the 1-element one, the all-zero

@@ -3,8 +3,8 @@
 
 How to run (from the repository root):
 
-    /tmp/robust_torchenv/bin/python scripts/golden_projection.py          # (re)write the files
-    /tmp/robust_torchenv/bin/python scripts/golden_projection.py --check  # verify them
+    python3 scripts/golden_projection.py          # (re)write the files
+    python3 scripts/golden_projection.py --check  # verify them
 
 The inputs of scripts/golden.py (six f32 tensors including the 1-element one and the
 all-zero gradient of tensor 3 at step 3, 6 steps), plus two tensors whose gradients are

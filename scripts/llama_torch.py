@@ -4,7 +4,7 @@
 A from-scratch float32 CPU implementation of the model in the LLaMA spec (HF
 LlamaForCausalLM state-dict names, RMSNorm, RoPE "rotate_half", causal softmax attention,
 SwiGLU, optional tied head), and four modes (run from the repository root with
-`/tmp/robust_torchenv/bin/python scripts/llama_torch.py [MODE]`):
+`python3 scripts/llama_torch.py [MODE]`):
 
   (no flag)       parity: train 20 steps with torch AdamW and timm C-AdamW from coptim's
                   exported inputs and write tests/parity/llama_losses.json.

@@ -4,7 +4,7 @@
 A from-scratch float32 CPU implementation of MAE at digit scale, with the state-dict names,
 initialization and forward pass of the reference code (facebookresearch/mae, models_mae.py
 `MaskedAutoencoderViT`, util/pos_embed.py), and six modes (run from the repository root with
-`/tmp/robust_torchenv/bin/python scripts/mae_torch.py [MODE]`):
+`python3 scripts/mae_torch.py [MODE]`):
 
   (no flag)       parity: train 20 steps with torch AdamW and timm C-AdamW from coptim's
                   exported inputs and write tests/parity/mae_losses.json.

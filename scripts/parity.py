@@ -3,7 +3,7 @@
 
 How to run (from the repository root):
 
-    /opt/torchenv/bin/python scripts/parity.py
+    python3 scripts/parity.py
 
 It (1) runs `cargo test --test train_parity -- --ignored export_parity_inputs`,
 which writes target/parity/inputs.safetensors: coptim's initial weights of a 784-64-10

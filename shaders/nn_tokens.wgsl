@@ -7,6 +7,17 @@
 //   prepend:       tokens [B, N, D], token [D] -> [B, N + 1, D] (class token first).
 //   pool:          tokens [B, N, D] -> [B, D], the mean over tokens (mode POOL_MEAN)
 //                  or the token at params.index (POOL_SELECT, a gather).
+//   gather_tokens: tokens x [B, S, D] and ids [B, T] (u32) -> [B, T, D], out[b, t] =
+//                  x[b, ids[b, t]] (MAE's visible tokens: S = N patches, T = K kept).
+//   unshuffle:     the same gather where an id >= S takes the fill token other [D]
+//                  instead (MAE's decoder input: S = K encoded tokens, T = N, ids =
+//                  ids_restore, the fill is the mask token).
+//
+// The gathers' backward passes are deterministic scatter-adds without atomics: each
+// source token's gradient sums, in ascending t, the output tokens that read it (one
+// invocation per element scans the sample's T ids), and the fill token's gradient
+// sums every output token that took it, in ascending (b, t) (per-sample partial
+// sums added in b order).
 //
 // One invocation per output element. Gradient outputs are overwritten, or added to
 // when params.accumulate != 0.
@@ -19,6 +30,10 @@
 //   prepend_backward_token:  params, dy, out (token), summed over the batch
 //   pool_forward:            params, x, out
 //   pool_backward:           params, dy, out
+//   gather_tokens_forward:   params, x (sources), ids, out
+//   unshuffle_forward:       params, x (sources), other (fill token), ids, out
+//   gather_tokens_backward:  params, ids, dy, out (sources' gradient)
+//   unshuffle_backward_fill: params, ids, dy, out (fill token's gradient)
 //
 // WG_SIZE comes from the generated constants, Invocation and flat_index from
 // lib/grid.wgsl and accumulated from lib/accumulate.wgsl (src/nn/kernels.rs assembles
@@ -27,10 +42,11 @@
 // Bindings (group 0), declared by the builder from TOKENS in src/nn/ops/tokens.rs,
 // which also defines the uniform block TokParams (`len` is the invocation space of
 // each entry point; for patchify `tokens` is the patches per image and `dim` is
-// C * p * p):
+// C * p * p; for the gathers `tokens` is T and `sources` is S):
 //   params  uniform      TokParams
 //   x       storage r    input
-//   other   storage r    the prepended token
+//   other   storage r    the prepended token, the gathers' fill token
+//   ids     storage r    the gathers' source token per output token [B, T] (u32)
 //   dy      storage r    upstream gradient
 //   out     storage rw   output values or gradient
 
@@ -155,5 +171,76 @@ fn pool_backward(inv: Invocation) {
             v = select(0.0, g, at.t == params.index);
         }
         out[i] = accumulated(v, out[i], params.accumulate);
+    }
+}
+
+// The source token of output token t of sample b: its id, or params.sources (the
+// fill token) for an id at or above it. Ids are checked where the caller uploads
+// them (Graph::record_write_ids); a gather without fill reads an unchecked id as the
+// last source token, so nothing is read out of bounds.
+fn source_of(b: u32, t: u32) -> u32 {
+    return min(ids[b * params.tokens + t], params.sources);
+}
+
+// Element d of source token s of sample b.
+fn source_element(b: u32, s: u32, d: u32) -> u32 {
+    return (b * params.sources + s) * params.dim + d;
+}
+
+// Feature d of the upstream gradient summed over the output tokens of sample b whose
+// source is `source` (params.sources: the fill token), in ascending token order.
+fn sum_from_source(b: u32, source: u32, d: u32) -> f32 {
+    var g = 0.0;
+    for (var t = 0u; t < params.tokens; t++) {
+        if source_of(b, t) == source {
+            g += dy[(b * params.tokens + t) * params.dim + d];
+        }
+    }
+    return g;
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn gather_tokens_forward(inv: Invocation) {
+    let i = flat_index(inv);
+    if i < params.len {
+        let at = token_at(i, params.tokens);
+        let s = min(source_of(at.b, at.t), params.sources - 1u);
+        out[i] = x[source_element(at.b, s, at.d)];
+    }
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn unshuffle_forward(inv: Invocation) {
+    let i = flat_index(inv);
+    if i < params.len {
+        let at = token_at(i, params.tokens);
+        let s = source_of(at.b, at.t);
+        if s < params.sources {
+            out[i] = x[source_element(at.b, s, at.d)];
+        } else {
+            out[i] = other[at.d];
+        }
+    }
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn gather_tokens_backward(inv: Invocation) {
+    let i = flat_index(inv);
+    if i < params.len {
+        let at = token_at(i, params.sources);
+        let g = sum_from_source(at.b, at.t, at.d);
+        out[i] = accumulated(g, out[i], params.accumulate);
+    }
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn unshuffle_backward_fill(inv: Invocation) {
+    let d = flat_index(inv);
+    if d < params.dim {
+        var g = 0.0;
+        for (var b = 0u; b < params.batch; b++) {
+            g += sum_from_source(b, params.sources, d);
+        }
+        out[d] = accumulated(g, out[d], params.accumulate);
     }
 }

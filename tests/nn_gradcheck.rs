@@ -1133,3 +1133,237 @@ fn cross_entropy_per_token() {
         );
     }
 }
+
+// ---- Masked autoencoder ops: visible-token gather, unshuffle with the mask token,
+// masked MSE on (normalized) patches ----
+
+/// MAE's `random_masking` ids for `batch` samples of `n` patches keeping `keep`:
+/// `(ids_keep [batch, keep], ids_restore [batch, n])`, from a random permutation
+/// (argsort of the noise) per sample.
+fn mae_ids(rng: &mut ChaCha8Rng, batch: usize, n: usize, keep: usize) -> (Vec<u32>, Vec<u32>) {
+    let (mut ids_keep, mut ids_restore) = (Vec::new(), vec![0; batch * n]);
+    for b in 0..batch {
+        let mut shuffle: Vec<u32> = (0..n as u32).collect();
+        for i in (1..n).rev() {
+            shuffle.swap(i, rng.random_range(0..=i));
+        }
+        ids_keep.extend_from_slice(&shuffle[..keep]);
+        for (rank, &patch) in shuffle.iter().enumerate() {
+            ids_restore[b * n + patch as usize] = rank as u32;
+        }
+    }
+    (ids_keep, ids_restore)
+}
+
+#[test]
+fn gather_tokens() {
+    let mut rng = ChaCha8Rng::seed_from_u64(20);
+    // (batch, n, keep, dim, repeated ids): one token; the digits' 16 patches keeping
+    // 4 at an encoder width; every patch kept; more outputs than sources with ids
+    // repeating (each source sums the outputs that read it); 196 patches keeping 49.
+    for (batch, n, keep, dim, repeats) in [
+        (1, 1, 1, 1, false),
+        (2, 16, 4, 64, false),
+        (3, 7, 7, 5, false),
+        (2, 5, 9, 3, true),
+        (2, 196, 49, 17, false),
+    ] {
+        let ids = match repeats {
+            true => rand_ids(&mut rng, batch * keep, n),
+            false => mae_ids(&mut rng, batch, n, keep).0,
+        };
+        let s = r::GatherShape {
+            batch,
+            sources: n,
+            tokens: keep,
+            dim,
+        };
+        let c = case(
+            format!("gather_tokens b{batch} n{n} keep {keep} d{dim} repeats {repeats}"),
+            &mut rng,
+            &[vec![batch, n, dim]],
+            |g, v, ids| g.gather_tokens(v[0], ids.unwrap()),
+        )
+        .with_ids(&[batch, keep], ids.clone());
+        let i2 = ids.clone();
+        check_unary(
+            c,
+            move |x| r::gather_tokens(x, &ids, None, s),
+            move |_, dy| r::gather_tokens_backward(&i2, dy, s).0,
+        );
+    }
+}
+
+#[test]
+fn unshuffle_tokens() {
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    // (batch, n, keep, dim, mask token shape [1, 1, dim] as MAE's or [dim]): the
+    // digits' decoder; one kept patch; nothing masked (the mask token's gradient is
+    // 0); 196 patches keeping 49 over more samples than one slot per invocation.
+    for (batch, n, keep, dim, mae_shape) in [
+        (2, 16, 4, 32, true),
+        (3, 7, 1, 5, false),
+        (1, 5, 5, 3, true),
+        (8, 196, 49, 9, false),
+    ] {
+        let ids_restore = mae_ids(&mut rng, batch, n, keep).1;
+        let s = r::GatherShape {
+            batch,
+            sources: keep,
+            tokens: n,
+            dim,
+        };
+        let token = match mae_shape {
+            true => vec![1, 1, dim],
+            false => vec![dim],
+        };
+        let c = case(
+            format!("unshuffle_tokens b{batch} n{n} keep {keep} d{dim} token {token:?}"),
+            &mut rng,
+            &[vec![batch, keep, dim], token],
+            |g, v, ids| g.unshuffle_tokens(v[0], ids.unwrap(), v[1]),
+        )
+        .with_ids(&[batch, n], ids_restore.clone());
+        let i2 = ids_restore.clone();
+        check(
+            c,
+            &[true, true],
+            move |x| r::gather_tokens(&x[0], &ids_restore, Some(&x[1]), s),
+            move |_, dy| {
+                let (dx, dtoken) = r::gather_tokens_backward(&i2, dy, s);
+                vec![dx, dtoken]
+            },
+        );
+    }
+}
+
+/// A target row of equal values whose f32 mean is exact (49 * 0.25 and 12.25 / 49 are
+/// exact): its normalized target is 0 in f32 as in f64, as for MAE's blank patches.
+const FLAT_PATCH_VALUE: f64 = 0.25;
+
+#[test]
+fn masked_mse() {
+    let mut rng = ChaCha8Rng::seed_from_u64(22);
+    // (batch, n, patch): the smallest normalizable patch; the digits' 16 patches of
+    // 7 x 7 pixels; more rows than the reduction's workgroup (256).
+    for (batch, n, patch) in [(1, 1, 2), (2, 16, 49), (3, 5, 7), (2, 300, 3)] {
+        for norm in [false, true] {
+            let rows = batch * n;
+            let mut c = case(
+                format!("masked_mse b{batch} n{n} p{patch} norm_pix {norm}"),
+                &mut rng,
+                &[vec![batch, n, patch], vec![batch, n, patch], vec![batch, n]],
+                move |g, v, _| g.masked_mse(v[0], v[1], v[2], norm),
+            );
+            // About 3 in 4 patches masked, the first always (a mask summing to 0 has
+            // no mean), and the last target row flat.
+            c.inputs[2].1 = (0..rows)
+                .map(|r| (r == 0 || rng.random_range(0..4) > 0) as u32 as f64)
+                .collect();
+            let target = &mut c.inputs[1].1;
+            let last = target.len() - patch;
+            target[last..].fill(FLAT_PATCH_VALUE);
+            check(
+                c,
+                &[true, false, false],
+                move |x| vec![r::masked_mse(&x[0], &x[1], &x[2], patch, norm)],
+                move |x, dy| {
+                    let inputs = (&x[0][..], &x[1][..], &x[2][..]);
+                    let dpred = r::masked_mse_backward(inputs, patch, norm, dy[0]);
+                    vec![dpred, vec![0.0; x[1].len()], vec![0.0; x[2].len()]]
+                },
+            );
+        }
+    }
+}
+
+#[test]
+fn mae_ops_refuse_bad_input() {
+    let (ctx, kernels) = gpu();
+    let store = ParamStore::new(
+        ctx,
+        &[
+            ("x", vec![2, 6, 4]),
+            ("flat", vec![12, 4]),
+            ("token", vec![1, 1, 4]),
+            ("token5", vec![5]),
+            ("target", vec![2, 6, 4]),
+            ("mask", vec![2, 6]),
+            ("pixel", vec![2, 6, 1]),
+            ("pixel_mask", vec![2, 6]),
+        ],
+    )
+    .unwrap();
+    let mut g = GraphBuilder::new(store.layout().clone());
+    let [x, flat, token, token5, target, mask, pixel, pixel_mask] = [
+        "x",
+        "flat",
+        "token",
+        "token5",
+        "target",
+        "mask",
+        "pixel",
+        "pixel_mask",
+    ]
+    .map(|n| g.param(n).unwrap());
+    let (keep, restore, other_batch) = (g.ids(&[2, 3]), g.ids(&[2, 6]), g.ids(&[3, 3]));
+    let (flat_ids, labels) = (g.ids(&[6]), g.labels(6));
+    let shape_err = |r: Result<Var>| matches!(r, Err(Error::ShapeMismatch { .. }));
+
+    assert!(
+        shape_err(g.gather_tokens(flat, keep)),
+        "tokens not [b, n, d]"
+    );
+    assert!(shape_err(g.gather_tokens(x, flat_ids)), "ids not [b, k]");
+    assert!(shape_err(g.gather_tokens(x, other_batch)), "batch differs");
+    assert!(shape_err(g.gather_tokens(x, mask)), "f32 ids");
+    assert!(shape_err(g.gather_tokens(x, labels)));
+    assert!(
+        shape_err(g.unshuffle_tokens(x, restore, token5)),
+        "token width"
+    );
+    assert!(
+        shape_err(g.unshuffle_tokens(x, restore, flat)),
+        "token not [d]"
+    );
+    assert!(shape_err(g.unshuffle_tokens(x, mask, token)), "f32 ids");
+
+    assert!(
+        shape_err(g.masked_mse(x, flat, mask, false)),
+        "pred, target shapes"
+    );
+    assert!(shape_err(g.masked_mse(x, target, x, false)), "mask shape");
+    assert!(
+        shape_err(g.masked_mse(x, target, restore, false)),
+        "u32 mask"
+    );
+    assert!(
+        shape_err(g.masked_mse(restore, restore, mask, false)),
+        "u32 pred"
+    );
+    assert!(
+        shape_err(g.masked_mse(pixel, pixel, pixel_mask, true)),
+        "1 value"
+    );
+    g.masked_mse(pixel, pixel, pixel_mask, false).unwrap();
+
+    // Ids at or beyond the tokens they index are refused on upload.
+    let visible = g.gather_tokens(x, keep).unwrap();
+    let full = g.unshuffle_tokens(visible, restore, token).unwrap();
+    let loss = g.masked_mse(full, target, mask, true).unwrap();
+    let graph = g.build(kernels, &store, &[loss]).unwrap();
+    let mut uploads = UploadRing::new("test ids");
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    for (ids, bad, index, label) in [
+        (keep, vec![0, 1, 2, 5, 6, 0], 4, 6),
+        (restore, vec![0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 7], 11, 7),
+    ] {
+        let err = graph
+            .record_write_ids(ids, &mut uploads, ctx, &mut encoder, &bad)
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::LabelOutOfRange { index: i, label: l, classes: 6 } if i == index && l == label),
+            "{err}"
+        );
+    }
+}

@@ -1,8 +1,9 @@
-//! Datasets: reading, holding and batching image-classification data.
+//! Datasets: reading, holding and batching image-classification data and text.
 //!
 //! No GPU code lives here; this module turns files into a [`Dataset`] (images
-//! as `f32` in `[0, 1]`, `N x C x H x W`, plus `u8` labels) and decides which
-//! samples go into each mini-batch.
+//! as `f32` in `[0, 1]`, `N x C x H x W`, plus `u8` labels) or a [`text::TextCorpus`]
+//! (character ids, split into training and validation text; [`text`]) and decides which
+//! samples or windows go into each mini-batch.
 //!
 //! * [`bundled_mnist`]: 10,000 real MNIST digits compiled into the crate
 //!   (8,000 train / 2,000 test), available everywhere including wasm32.
@@ -13,6 +14,9 @@
 //!   memory (e.g. bytes fetched in a browser).
 //! * [`Batcher`]: deterministic, platform-independent shuffling and batching
 //!   from a `u64` seed.
+//! * [`text::bundled_shakespeare`] and [`text::TextCorpus::from_file`]: character-level text
+//!   (the bundled plays split by play, any UTF-8 file split 90/10 by position),
+//!   random windows per seed and step, and the bigram yardstick.
 //!
 //! All failures are a [`DataError`] naming the file and the problem.
 //! The path-based loaders are not compiled for wasm32; use the `parse_*`

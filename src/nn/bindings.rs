@@ -117,6 +117,10 @@ pub(crate) const TOKEN_INDEX: Binding = Binding {
     access: Access::ReadWrite,
     element: "u32",
 };
+/// The regression targets of the masked MSE loss (`target` is a WGSL reserved word).
+pub(crate) const TARGET: Binding = read("targets");
+/// The masked MSE loss's per-row weights (1 = a masked patch, counted).
+pub(crate) const MASK: Binding = read("mask");
 /// Per-row scratch of the loss kernels.
 pub(crate) const ROWS: Binding = read_write("rows");
 /// The loss's upstream gradient.

@@ -234,7 +234,9 @@ impl GraphBuilder {
     /// Cuts images `[batch, channels, height, width]` into non-overlapping
     /// `patch x patch` tokens `[batch, patches, channels * patch * patch]`, patches in
     /// row-major order and features in (channel, row, column) order; a
-    /// [`GraphBuilder::linear`] on them is timm's Conv2d patch embedding.
+    /// [`GraphBuilder::linear`] on them is timm's Conv2d patch embedding. For one
+    /// channel this is also MAE's `patchify` of the loss targets (its features are in
+    /// (row, column, channel) order: the same for one channel, not for more).
     pub fn patchify(&mut self, images: Var, patch: usize) -> Result<Var> {
         self.push_op(ops::Patchify::new(self, images, patch))
     }
@@ -254,6 +256,49 @@ impl GraphBuilder {
     /// `[batch, dim]` (the class token is index 0).
     pub fn select_token(&mut self, x: Var, index: usize) -> Result<Var> {
         self.push_op(ops::Pool::new(self, x, PoolMode::Select(index)))
+    }
+
+    /// Gathers tokens per sample, as MAE's `random_masking` keeps the visible patches:
+    /// `x` `[batch, n, dim]` and `ids` `[batch, k]` (u32, from [`GraphBuilder::ids`],
+    /// each below `n`) give `[batch, k, dim]` with `out[b, j] = x[b, ids[b, j]]`. The
+    /// gradient of `x` sums, per token, the outputs that read it (deterministic; an
+    /// id may repeat).
+    pub fn gather_tokens(&mut self, x: Var, ids: Var) -> Result<Var> {
+        self.push_op(ops::GatherTokens::new(
+            self,
+            "gather_tokens",
+            (x, ids, None),
+        ))
+    }
+
+    /// MAE's decoder input: the encoded visible tokens `x` `[batch, k, dim]` (class
+    /// token removed) put back in patch order with `mask_token` (`[dim]`, or
+    /// `[1, 1, dim]` like MAE's) at the removed patches, by `ids_restore` `[batch, n]`
+    /// (u32, each below `n`): `out[b, i] = x[b, ids_restore[b, i]]` when that id is
+    /// below `k`, else the mask token, giving `[batch, n, dim]`. Differentiable with
+    /// respect to `x` and the mask token (whose gradient sums every masked slot,
+    /// deterministically).
+    pub fn unshuffle_tokens(&mut self, x: Var, ids_restore: Var, mask_token: Var) -> Result<Var> {
+        let inputs = (x, ids_restore, Some(mask_token));
+        self.push_op(ops::GatherTokens::new(self, "unshuffle_tokens", inputs))
+    }
+
+    /// MAE's reconstruction loss: per row (patch) the mean over the last dimension of
+    /// `(pred - target)^2`, averaged over the rows weighted by `mask` (1 = masked:
+    /// `sum(loss * mask) / sum(mask)`), a `[1]` tensor. `pred` and `target` are f32
+    /// `[..., patch]` (e.g. `[batch, n, p * p * c]`), `mask` f32 `[...]`. With
+    /// `norm_target` (MAE's `norm_pix_loss`) each target row is first normalized to
+    /// `(t - mean) / sqrt(var + 1e-6)` with the unbiased variance, as MAE does.
+    /// Differentiable with respect to `pred` only. A mask summing to 0 gives NaN (as
+    /// in PyTorch).
+    pub fn masked_mse(
+        &mut self,
+        pred: Var,
+        target: Var,
+        mask: Var,
+        norm_target: bool,
+    ) -> Result<Var> {
+        self.push_op(ops::MaskedMse::new(self, (pred, target, mask), norm_target))
     }
 
     /// Mean softmax cross-entropy of `logits` `[..., classes]` against `labels` (u32,
@@ -544,9 +589,10 @@ impl Graph {
 
     /// Records a write of `ids` into the u32 input `v` (as
     /// [`Tensor::record_write`]) after checking each against every op that reads `v`
-    /// as indices: an id at or above an embedding's vocabulary or a loss's number of
-    /// classes is [`Error::LabelOutOfRange`] and nothing is recorded. (The kernels
-    /// clamp ids that bypass this check, so they never read out of bounds.)
+    /// as indices: an id at or above an embedding's vocabulary, a loss's number of
+    /// classes or the tokens of a token gather or unshuffle is
+    /// [`Error::LabelOutOfRange`] and nothing is recorded. (The kernels clamp ids
+    /// that bypass this check, so they never read out of bounds.)
     pub fn record_write_ids(
         &self,
         v: Var,

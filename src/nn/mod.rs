@@ -4,8 +4,9 @@
 //! computation over inputs and the parameters of a [`ParamStore`](crate::ParamStore)
 //! (matmul, linear, adds, activations, LayerNorm, RMSNorm, rotary position embedding,
 //! SwiGLU's SiLU gate, softmax, multi-head attention on packed qkv or causal on
-//! separate q/k/v, token embedding, patchify, class token, pooling, softmax
-//! cross-entropy over any number of rows); [`GraphBuilder::build`]
+//! separate q/k/v, token embedding, patchify, class token, pooling, a masked
+//! autoencoder's token gather and unshuffle with its mask token, softmax
+//! cross-entropy over any number of rows, masked MSE); [`GraphBuilder::build`]
 //! compiles it into a [`Graph`] that owns every activation and gradient buffer for
 //! those shapes and records, per op, a forward WGSL kernel and the backward kernels.
 //! Parameters are views into the store's `params` arena and their gradients are

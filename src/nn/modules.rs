@@ -294,10 +294,17 @@ file_kernels!(
     PrependBackwardToken,
     PoolForward,
     PoolBackward,
+    GatherTokensForward,
+    UnshuffleForward,
+    GatherTokensBackward,
+    UnshuffleBackwardFill,
     CeForwardRows,
     CorrectRows,
     ReduceSum,
     CeBackward,
+    MseForwardRows,
+    ReduceRatio,
+    MseBackward,
     AttentionForward,
     AttentionBackwardQuery,
     AttentionBackwardKey,
@@ -330,6 +337,10 @@ impl Kernel {
             PrependBackwardToken => (File::Tokens, "prepend_backward_token"),
             PoolForward => (File::Tokens, "pool_forward"),
             PoolBackward => (File::Tokens, "pool_backward"),
+            GatherTokensForward => (File::Tokens, "gather_tokens_forward"),
+            UnshuffleForward => (File::Tokens, "unshuffle_forward"),
+            GatherTokensBackward => (File::Tokens, "gather_tokens_backward"),
+            UnshuffleBackwardFill => (File::Tokens, "unshuffle_backward_fill"),
             AttentionForward => (File::Attention, "attention_forward"),
             AttentionBackwardQuery => (File::Attention, "attention_backward_query"),
             AttentionBackwardKey => (File::Attention, "attention_backward_key"),
@@ -348,6 +359,9 @@ impl Kernel {
             CorrectRows => (File::Loss, "correct_rows"),
             ReduceSum => (File::Loss, "reduce_sum"),
             CeBackward => (File::Loss, "ce_backward"),
+            MseForwardRows => (File::Loss, "mse_forward_rows"),
+            ReduceRatio => (File::Loss, "reduce_ratio"),
+            MseBackward => (File::Loss, "mse_backward"),
         };
         (file.module(team), entry)
     }
@@ -365,6 +379,9 @@ impl Kernel {
             RopeBackward => &[DY, COS_SIN, OUT],
             Accumulate | SumRows | PatchifyBackward | PoolBackward => &[DY, OUT],
             PrependBackwardTokens | PrependBackwardToken => &[DY, OUT],
+            GatherTokensForward => &[X, IDS, OUT],
+            UnshuffleForward => &[X, OTHER, IDS, OUT],
+            GatherTokensBackward | UnshuffleBackwardFill => &[IDS, DY, OUT],
             AttentionForward => &[Q, K, V, OUT, PROBS],
             AttentionBackwardQuery => &[K, V, OUT, PROBS, D_OUT, D_SCORES, D_QKV],
             AttentionBackwardKey => &[Q, D_SCORES, D_QKV],
@@ -381,6 +398,9 @@ impl Kernel {
             CeForwardRows | CorrectRows => &[X, LABELS, ROWS],
             ReduceSum => &[ROWS, OUT],
             CeBackward => &[X, LABELS, ROWS, DLOSS, DX],
+            MseForwardRows => &[X, TARGET, MASK, ROWS],
+            ReduceRatio => &[ROWS, OUT],
+            MseBackward => &[X, TARGET, ROWS, DLOSS, DX],
         }
     }
 
@@ -392,7 +412,7 @@ impl Kernel {
             LayerNormForward | LayerNormBackwardInput | LayerNormBackwardParams => Grid::Rows,
             RmsNormForward | RmsNormBackwardInput => Grid::Rows,
             SoftmaxForward | SoftmaxBackward | CeForwardRows => Grid::Rows,
-            ReduceSum => Grid::Single,
+            ReduceSum | ReduceRatio => Grid::Single,
             _ => Grid::Flat,
         }
     }

@@ -640,6 +640,104 @@ pub fn embedding_backward(ids: &[u32], dy: &[f64], vocab: usize, dim: usize) -> 
     dtable
 }
 
+/// The sizes of a per-sample token gather: `x` is `[batch, sources, dim]`, the ids
+/// and the result `[batch, tokens(, dim)]`.
+#[derive(Debug, Clone, Copy)]
+pub struct GatherShape {
+    /// Samples (B).
+    pub batch: usize,
+    /// Source tokens per sample (S).
+    pub sources: usize,
+    /// Output tokens per sample (T).
+    pub tokens: usize,
+    /// Features per token (D).
+    pub dim: usize,
+}
+
+/// Per output token, the row of `x` it copies (`None`: the fill token).
+fn gathered_rows(ids: &[u32], s: GatherShape) -> impl Iterator<Item = Option<usize>> + '_ {
+    ids.iter().enumerate().map(move |(i, &id)| {
+        let b = i / s.tokens;
+        ((id as usize) < s.sources).then_some(b * s.sources + id as usize)
+    })
+}
+
+/// `out[b, t] = x[b, ids[b, t]]`, or `fill` for an id at or above `s.sources` (see
+/// [`GraphBuilder::gather_tokens`](crate::nn::GraphBuilder::gather_tokens) and
+/// [`GraphBuilder::unshuffle_tokens`](crate::nn::GraphBuilder::unshuffle_tokens)).
+///
+/// # Panics
+/// When an id is at or above `s.sources` and there is no `fill`.
+pub fn gather_tokens(x: &[f64], ids: &[u32], fill: Option<&[f64]>, s: GatherShape) -> Vec<f64> {
+    gathered_rows(ids, s)
+        .flat_map(|row| match row {
+            Some(r) => &x[r * s.dim..(r + 1) * s.dim],
+            None => fill.expect("an id beyond the sources needs a fill token"),
+        })
+        .copied()
+        .collect()
+}
+
+/// Gradients of [`gather_tokens`]: `(dx, dfill)`, each source row summing the output
+/// rows that copy it and the fill summing the rest.
+pub fn gather_tokens_backward(ids: &[u32], dy: &[f64], s: GatherShape) -> (Vec<f64>, Vec<f64>) {
+    let mut dx = vec![0.0; s.batch * s.sources * s.dim];
+    let mut dfill = vec![0.0; s.dim];
+    for (row, g) in gathered_rows(ids, s).zip(dy.chunks(s.dim)) {
+        let into = match row {
+            Some(r) => &mut dx[r * s.dim..(r + 1) * s.dim],
+            None => &mut dfill[..],
+        };
+        into.iter_mut().zip(g).for_each(|(d, g)| *d += g);
+    }
+    (dx, dfill)
+}
+
+/// The masked MSE's target rows of `p` values: as given, or normalized per row to
+/// `(t - mean) / sqrt(var + 1e-6)` with the unbiased variance (MAE's norm_pix_loss).
+fn mse_targets(target: &[f64], p: usize, normalize: bool) -> Vec<f64> {
+    if !normalize {
+        return target.to_vec();
+    }
+    target
+        .chunks(p)
+        .flat_map(|row| {
+            let mean = row.iter().sum::<f64>() / p as f64;
+            let var = row.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / (p - 1) as f64;
+            let std = (var + 1e-6).sqrt();
+            row.iter().map(move |t| (t - mean) / std)
+        })
+        .collect()
+}
+
+/// MAE's loss (see [`GraphBuilder::masked_mse`](crate::nn::GraphBuilder::masked_mse)):
+/// `sum_r mask_r mean_j (pred_rj - t_rj)^2 / sum_r mask_r` over rows of `p` values.
+pub fn masked_mse(pred: &[f64], target: &[f64], mask: &[f64], p: usize, normalize: bool) -> f64 {
+    let t = mse_targets(target, p, normalize);
+    let per_row = pred
+        .chunks(p)
+        .zip(t.chunks(p))
+        .map(|(x, t)| x.iter().zip(t).map(|(x, t)| (x - t).powi(2)).sum::<f64>() / p as f64);
+    let total: f64 = per_row.zip(mask).map(|(l, m)| l * m).sum();
+    total / mask.iter().sum::<f64>()
+}
+
+/// Gradient of [`masked_mse`] with respect to `pred`, times `dloss`.
+pub fn masked_mse_backward(
+    (pred, target, mask): (&[f64], &[f64], &[f64]),
+    p: usize,
+    normalize: bool,
+    dloss: f64,
+) -> Vec<f64> {
+    let t = mse_targets(target, p, normalize);
+    let scale = 2.0 * dloss / (p as f64 * mask.iter().sum::<f64>());
+    pred.iter()
+        .zip(&t)
+        .enumerate()
+        .map(|(i, (x, t))| scale * mask[i / p] * (x - t))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -656,6 +754,43 @@ mod tests {
         for (x, e) in known {
             assert!((erf(x) - e).abs() < 1e-15, "erf({x}) = {}", erf(x));
             assert!((erf(-x) + e).abs() < 1e-15);
+        }
+    }
+
+    /// MAE's `patchify` (models_mae.py: `imgs.reshape(n, c, h, p, w, p)`, einsum
+    /// `nchpwq->nhwpqc`, reshape to `[n, h * w, p * p * c]`), transcribed literally.
+    fn mae_patchify(imgs: &[f64], [_, c, hh, ww]: [usize; 4], p: usize) -> Vec<f64> {
+        let (h, w) = (hh / p, ww / p);
+        let mut out = vec![0.0; imgs.len()];
+        for (i, o) in out.iter_mut().enumerate() {
+            let (ci, q) = (i % c, (i / c) % p);
+            let (pi, wi) = ((i / (c * p)) % p, (i / (c * p * p)) % w);
+            let (hi, ni) = ((i / (c * p * p * w)) % h, i / (c * p * p * w * h));
+            *o = imgs[((ni * c + ci) * hh + hi * p + pi) * ww + wi * p + q];
+        }
+        out
+    }
+
+    /// coptim's patchify (the ViT's Conv2d order, features (c, row, column)) is MAE's
+    /// loss target order (row, column, c) for one channel, as the digits have; with
+    /// more channels the two orders differ within each patch.
+    #[test]
+    fn patchify_is_the_mae_target_order_for_one_channel() {
+        let (p, n) = (7, 2);
+        for c in [1, 3] {
+            let shape = [n, c, 28, 14];
+            let imgs: Vec<f64> = (0..n * c * 28 * 14).map(|i| i as f64).collect();
+            let (ours, mae) = (patchify(&imgs, shape, p), mae_patchify(&imgs, shape, p));
+            assert_eq!(ours == mae, c == 1, "{c} channels");
+            let [a, b] = [ours, mae].map(|v| {
+                let mut v: Vec<Vec<u64>> = v
+                    .chunks(c * p * p)
+                    .map(|patch| patch.iter().map(|x| *x as u64).collect())
+                    .collect();
+                v.iter_mut().for_each(|patch| patch.sort());
+                v
+            });
+            assert_eq!(a, b, "{c} channels: the same pixels in each patch");
         }
     }
 }

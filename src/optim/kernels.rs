@@ -167,7 +167,7 @@ pub const SEGMENT_PIECES: u64 = 8;
 const PIECE_SCRATCH_VEC4: u32 = 256;
 
 /// Pieces one workgroup tree sums at once (`PIECE_BATCH`) in workgroups of `wg_size`:
-/// as many as fit [`PIECE_SCRATCH_VEC4`], so that small CPU-shaped workgroups pay for one
+/// as many as fit `PIECE_SCRATCH_VEC4` (256) vec4s, so that small CPU-shaped workgroups pay for one
 /// tree's barriers per block instead of one per piece.
 pub fn piece_batch(wg_size: u32) -> u32 {
     (PIECE_SCRATCH_VEC4 / wg_size).clamp(1, SEGMENT_PIECES as u32)

@@ -72,7 +72,7 @@ pub struct ModelPreset {
 pub const TRUST_RATIO_LR_SCALE: f64 = 10.0;
 
 /// Every model preset; the first is the command line's default.
-pub const MODEL_PRESETS: [ModelPreset; 5] = [
+pub const MODEL_PRESETS: [ModelPreset; 6] = [
     ModelPreset {
         name: "mlp",
         model: || mlp(256),
@@ -207,6 +207,40 @@ pub const MODEL_PRESETS: [ModelPreset; 5] = [
             weight_decay: 0.0,
         },
         browser: false,
+    },
+    ModelPreset {
+        name: "llama-tiny",
+        model: || {
+            ModelSpec::Llama(Llama {
+                context: 32,
+                dim: 32,
+                heads: 2,
+                ffn_hidden: 88,
+                ..Llama::default()
+            })
+        },
+        steps: 400,
+        batch_size: 16,
+        warmup_steps: 20,
+        lr_floor: 0.1,
+        augment_shift: 0,
+        clip_grad_norm: Some(1.0),
+        eval_every: 40,
+        eval_batch_size: 64,
+        eval_windows: Some(64),
+        adamw: Hyper {
+            lr: 3e-3,
+            weight_decay: 0.0,
+        },
+        lion: Hyper {
+            lr: 3e-4,
+            weight_decay: 0.0,
+        },
+        sgd: Hyper {
+            lr: 5e-2,
+            weight_decay: 0.0,
+        },
+        browser: true,
     },
 ];
 

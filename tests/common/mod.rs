@@ -11,6 +11,8 @@ use rand_chacha::ChaCha8Rng;
 
 #[cfg(feature = "nn")]
 pub mod matmul;
+#[cfg(feature = "train")]
+pub mod parity;
 
 /// Parses and validates a WGSL module with naga, panicking with the located error
 /// and the module's `name`.

@@ -2,7 +2,7 @@
 //! number of correct predictions ([`CorrectCount`]).
 
 use crate::error::{Error, Result};
-use crate::nn::bindings::{DLOSS, DX, Family, LABELS, OUT, ROWS, X, uniform_block};
+use crate::nn::bindings::{DLOSS, DX, Family, LABELS, MASK, OUT, ROWS, TARGET, X, uniform_block};
 use crate::nn::graph::{GraphBuilder, Var};
 use crate::nn::modules::Kernel;
 use crate::nn::ops::{CompileCx, Compiled, Modes, Op};
@@ -12,6 +12,7 @@ uniform_block! {
     /// The uniform block of `nn_loss.wgsl`.
     struct LossParams {
         rows: u32,
+        /// Logits per row; the masked MSE's features per row (P).
         classes: u32,
         /// `reduce_sum`: the stride between summed entries of `rows`.
         stride: u32,
@@ -19,17 +20,20 @@ uniform_block! {
         scale: f32,
         /// [`GradMode::flag`] of the logits' gradient.
         accumulate: u32,
-        pad0: u32,
+        /// The masked MSE normalizes each target row (norm_pix_loss) when not 0.
+        norm_target: u32,
         pad1: u32,
         pad2: u32,
     }
 }
 
 /// The bindings of `nn_loss.wgsl`.
-pub(crate) const LOSS: Family = Family::new::<LossParams>(&[X, LABELS, ROWS, OUT, DLOSS, DX]);
+pub(crate) const LOSS: Family =
+    Family::new::<LossParams>(&[X, LABELS, TARGET, MASK, ROWS, OUT, DLOSS, DX]);
 
 impl LossParams {
-    fn new(rows: usize, classes: usize) -> Self {
+    /// The block of `rows` rows of `classes` entries (sum stride 1, scale 1).
+    pub(super) fn new(rows: usize, classes: usize) -> Self {
         Self {
             rows: rows as u32,
             classes: classes as u32,

@@ -2,7 +2,7 @@
 //! [`Prepend`] (class token) and [`Pool`] (mean over tokens, or one token).
 
 use crate::error::{Error, Result};
-use crate::nn::bindings::{DY, Family, OTHER, OUT, X, uniform_block};
+use crate::nn::bindings::{DY, Family, IDS, OTHER, OUT, X, uniform_block};
 use crate::nn::graph::{GraphBuilder, Var};
 use crate::nn::modules::Kernel;
 use crate::nn::ops::{GradMode, Plan, PlanOp};
@@ -29,14 +29,15 @@ uniform_block! {
         index: u32,
         /// [`GradMode::flag`] of the gradient written.
         accumulate: u32,
-        pad0: u32,
+        /// Source tokens of a gather (S).
+        sources: u32,
     }
 }
 
 /// The bindings of `nn_tokens.wgsl`.
-pub(crate) const TOKENS: Family = Family::new::<TokParams>(&[X, OTHER, DY, OUT]);
+pub(crate) const TOKENS: Family = Family::new::<TokParams>(&[X, OTHER, IDS, DY, OUT]);
 
-fn check_f32(g: &GraphBuilder, op: &str, vars: &[Var]) -> Result<()> {
+pub(super) fn check_f32(g: &GraphBuilder, op: &str, vars: &[Var]) -> Result<()> {
     match vars.iter().all(|&v| g.dtype(v) == DType::F32) {
         true => Ok(()),
         false => Err(Error::shape(op, "operands must be f32 tensors")),
