@@ -5,7 +5,7 @@
 #   2. wasm-bindgen (the CLI version pinned by Cargo.lock, installed when missing);
 #   3. wasm-opt -Os from npm's binaryen when node_modules has it (never Debian's:
 #      it corrupts wasm-bindgen output, see ENVIRONMENT.md);
-#   4. copies the bundled MNIST files next to the page;
+#   4. copies the bundled MNIST files and Shakespeare texts next to the page;
 #   5. serves web/ on http://127.0.0.1:PORT and prints the URL.
 #
 #   bash scripts/web.sh [--build-only] [--no-opt] [--port N]
@@ -63,6 +63,8 @@ fi
 
 mkdir -p "$PKG/mnist"
 cp data/mnist/*.gz data/mnist/README.md "$PKG/mnist/"
+mkdir -p "$PKG/shakespeare"
+cp data/shakespeare/train.txt data/shakespeare/validation.txt data/shakespeare/README.md "$PKG/shakespeare/"
 echo "==> web/pkg/coptim_bg.wasm: $(stat -c %s "$WASM") bytes ($(gzip -9c "$WASM" | wc -c) gzipped)"
 
 if [ "$BUILD_ONLY" -eq 1 ]; then

@@ -466,8 +466,8 @@ fn softmax() {
 #[test]
 fn attention() {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    // Fused (up to 64 tokens, head_dim 16 as in the ViT, invocation counts not a
-    // multiple of the 256-wide workgroups) and, at 70 tokens, the matmul path.
+    // Fused (up to 24 tokens, head_dim 16 as in the ViT, invocation counts not a
+    // multiple of the 256-wide workgroups) and, from 33 tokens, the matmul path.
     for (batch, tokens, dim, heads) in [
         (1, 1, 3, 1),
         (2, 7, 12, 3),
@@ -981,11 +981,13 @@ fn language_model_ops_refuse_bad_shapes() {
     assert!(g.cross_entropy(x, ids).is_ok());
 }
 
-/// (batch, tokens, dim, heads): fused up to 64 tokens (including 1 token and a head
-/// count that leaves a 256-wide workgroup partly idle), the matmul path above.
-const CAUSAL_SHAPES: [(usize, usize, usize, usize); 6] = [
+/// (batch, tokens, dim, heads): fused up to 24 tokens (including 1 token, the
+/// cut-over itself and a head count that leaves a 256-wide workgroup partly idle),
+/// the matmul path above.
+const CAUSAL_SHAPES: [(usize, usize, usize, usize); 7] = [
     (1, 1, 3, 1),
     (2, 7, 12, 3),
+    (2, 24, 16, 4),
     (3, 33, 8, 2),
     (1, 64, 16, 2),
     (2, 70, 16, 4),

@@ -158,16 +158,72 @@ fn row_op_and_attention_times() {
 #[test]
 #[ignore]
 fn language_model_op_times() {
+    lm_op_times(
+        128,
+        &[
+            ("embedding", 32, 128),
+            ("causal_attention (matmul path)", 32, 128),
+            ("causal_attention (fused)", 64, 64),
+            ("cross_entropy", 32, 128),
+        ],
+    );
+}
+
+/// The `llama` preset of `coptim compare` (context 32, width 64, 2 blocks, 4 heads,
+/// FFN 172, batch 32): its ops' forward and backward times, then the whole model's
+/// training forward + backward at batch 32 and its validation forward at batch 128.
+#[test]
+#[ignore]
+fn llama_preset_step_times() {
+    use coptim::model::{Batch, Llama, Model};
+    lm_op_times(
+        64,
+        &[
+            ("embedding", 32, 32),
+            ("causal_attention (fused)", 32, 32),
+            ("causal_attention (matmul path)", 32, 32),
+            ("cross_entropy", 32, 32),
+        ],
+    );
+    let ctx = GpuContext::new_blocking(&Default::default()).unwrap();
+    let arch = Llama {
+        context: 32,
+        ..Llama::default()
+    };
+    let vocab = arch.vocab;
+    let mut model = Model::new(&ctx, arch, 0).unwrap();
+    for (batch, train) in [(32, true), (128, false)] {
+        let ids: Vec<u32> = (0..batch * 32).map(|i| (i * 7 % vocab) as u32).collect();
+        let model = std::cell::RefCell::new(&mut model);
+        let s = time_it(&ctx, 5, |e| {
+            let data = Batch::tokens(&ids, &ids);
+            let mut m = model.borrow_mut();
+            match train {
+                true => m.record_forward_backward(e, data),
+                false => m.record_forward(e, data),
+            }
+            .unwrap();
+        });
+        let pass = if train { "forward+backward" } else { "forward" };
+        println!(
+            "llama preset {pass} of batch {batch}: {:.1} ms ({:.0} tokens/s)",
+            s * 1e3,
+            (batch * 32) as f64 / s
+        );
+    }
+}
+
+/// Forward and backward time of each `(op, batch, tokens)` at width `dim`, 4 heads,
+/// a vocabulary of 73; "(matmul path)" in an attention op's name forces that path.
+fn lm_op_times(dim: usize, ops: &[(&str, usize, usize)]) {
     use coptim::arena::UploadRing;
     let ctx = GpuContext::new_blocking(&Default::default()).unwrap();
-    let kernels = Kernels::new(&ctx);
-    let (dim, vocab, heads) = (128, 73, 4);
-    for (op, batch, tokens) in [
-        ("embedding", 32, 128),
-        ("causal_attention (matmul path)", 32, 128),
-        ("causal_attention (fused)", 64, 64),
-        ("cross_entropy", 32, 128),
-    ] {
+    let (vocab, heads) = (73, 4);
+    for &(op, batch, tokens) in ops {
+        let kernels = match op.contains("matmul path") {
+            true => Kernels::new(&ctx).with_fused_attention_max(0),
+            false => Kernels::new(&ctx),
+        };
         let x = vec![batch, tokens, dim];
         let decl: Vec<(&str, Vec<usize>)> = match op {
             "embedding" => vec![("table", vec![vocab, dim])],
@@ -197,7 +253,7 @@ fn language_model_op_times() {
         let f = time_it(&ctx, 5, |e| graph.record_forward(e));
         let b = time_it(&ctx, 5, |e| graph.record_backward(e));
         println!(
-            "{op} [{batch}, {tokens}]: forward {:.2} ms, backward {:.2} ms",
+            "{op} [{batch}, {tokens}, width {dim}]: forward {:.2} ms, backward {:.2} ms",
             f * 1e3,
             b * 1e3
         );

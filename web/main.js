@@ -1,10 +1,11 @@
 // The demo page: checks for WebGPU, loads the wasm module and the MNIST files,
-// wires the controls, charts and drawing pad to a Trainer, and exposes
+// wires the controls, charts, drawing pad (image models) and side-by-side text
+// samples (the language model) to a Trainer, and exposes
 // `window.coptimDemo` for automation (see the README).
 
 import { LineChart } from './chart.js';
 import { DrawingPad } from './pad.js';
-import { Trainer, presetLr } from './trainer.js';
+import { Trainer, isLanguageModel, presetLr } from './trainer.js';
 
 const $ = (id) => document.getElementById(id);
 const COLORS = ['#2f6fdb', '#e0671b'];
@@ -83,6 +84,7 @@ class Page {
     this.charts = {
       loss: new LineChart($('chart-loss'), { series: this.series(), yMin: 0 }),
       acc: new LineChart($('chart-acc'), { series: this.series(), yMax: 1, format: percent }),
+      val: new LineChart($('chart-val'), { series: this.series(), yMin: 0 }),
       kept: new LineChart($('chart-kept'), { series: this.series(), yMax: 1, format: percent }),
       speed: new LineChart($('chart-speed'), {
         series: [{ label: 'steps / s', color: '#5d6773' }],
@@ -146,9 +148,10 @@ class Page {
   async reset(options) {
     await this.trainer.reset(options);
     writeOptions(this.trainer.options);
-    for (const chart of [this.charts.loss, this.charts.acc, this.charts.kept]) {
+    for (const chart of [this.charts.loss, this.charts.acc, this.charts.val, this.charts.kept]) {
       chart.series = this.series();
     }
+    this.showModelKind();
     this.prediction = null;
     this.predict();
     this.dirty = true;
@@ -208,6 +211,34 @@ class Page {
     });
   }
 
+  /**
+   * Shows what fits the model: the drawing pad and test accuracy for an image model,
+   * the samples and validation loss for a language model.
+   */
+  showModelKind() {
+    const text = this.trainer.isText();
+    $('pad-section').hidden = text;
+    $('figure-acc').hidden = text;
+    $('samples').hidden = !text;
+    $('figure-val').hidden = !text;
+    SIDES.forEach((side) => {
+      $(`acc-label-${side}`).textContent = text ? 'next-char accuracy' : 'test accuracy';
+      $(`val-label-${side}`).textContent = text ? 'validation loss' : 'test loss';
+    });
+  }
+
+  showSamples() {
+    const samples = this.trainer.samples;
+    const names = this.trainer.optimizers();
+    SIDES.forEach((side, r) => {
+      $(`sample-name-${side}`).textContent = names[r];
+      $(`sample-${side}`).textContent = samples ? samples.prompt + samples.runs[r].text : '–';
+    });
+    $('sample-info').textContent = samples
+      ? `After step ${samples.step}: ${samples.runs[0].text.length} characters, temperature ${samples.temperature}, sampling seed ${samples.seed}.`
+      : 'The samples appear after the first seconds of training.';
+  }
+
   render() {
     this.dirty = false;
     const t = this.trainer;
@@ -218,6 +249,7 @@ class Page {
       $(`name-${side}`).textContent = run.optimizer;
       $(`loss-${side}`).textContent = curves[r].length ? curves[r].at(-1)[1].toFixed(4) : '–';
       $(`acc-${side}`).textContent = percent(run.testAccuracy);
+      $(`val-${side}`).textContent = run.validationLoss == null ? '–' : run.validationLoss.toFixed(3);
       $(`kept-${side}`).textContent = run.keptFraction == null ? 'no caution' : percent(run.keptFraction);
     });
     $('step').textContent = String(s.step);
@@ -238,6 +270,8 @@ class Page {
 
     this.charts.loss.update(curves);
     this.charts.acc.update(t.history.map((h) => h.accuracy));
+    this.charts.val.update(t.history.map((h) => h.heldOutLoss));
+    if (t.isText()) this.showSamples();
     this.charts.kept.update(t.history.map((h) => h.kept));
     this.charts.speed.update([t.speedHistory]);
   }
@@ -266,7 +300,8 @@ async function main() {
     $('pair').add(new Option(label, pair));
   }
   for (const preset of trainer.presets.filter((p) => p.browser)) {
-    $('model').add(new Option(`${preset.name}: ${preset.description}`, preset.name));
+    const kind = isLanguageModel(trainer.presets, preset.name) ? 'language model' : preset.name;
+    $('model').add(new Option(`${kind}: ${preset.description}`, preset.name));
   }
   writeOptions(trainer.options);
   const page = new Page(trainer);
@@ -280,16 +315,30 @@ async function main() {
     /**
      * Rebuilds both runs from `options` ({ pair, model, lr, batchSize, seed }, each
      * optional: the current value is kept, except that a new pair or model without
-     * an `lr` gets the preset's learning rate for them).
+     * an `lr` gets the preset's learning rate for them, and a new model without a
+     * `batchSize` its preset's batch size, as the page's selectors do).
      */
     reset: (options = {}) => {
       const next = { ...trainer.options, ...options };
       const fresh = (options.pair || options.model) && options.lr === undefined;
       const lr = fresh ? { lr: presetLr(trainer.presets, next.model, next.pair) } : {};
-      return page.reset({ ...next, ...lr });
+      const batch =
+        options.model && options.batchSize === undefined
+          ? { batchSize: trainer.presets.find((p) => p.name === next.model).batchSize }
+          : {};
+      return page.reset({ ...next, ...lr, ...batch });
     },
-    /** A snapshot: { step, running, adapter, runs: [{ optimizer, loss, testAccuracy, keptFraction }], ... }. */
+    /**
+     * A snapshot: { step, running, adapter, runs: [{ optimizer, loss, testAccuracy,
+     * validationLoss, keptFraction }], ... } (validationLoss: the held-out loss, nats
+     * per token for a language model).
+     */
     status: () => trainer.status(),
+    /**
+     * A language model's latest samples: { step, prompt, seed, temperature, runs:
+     * [{ optimizer, text }] } (the text after the prompt), or null before the first.
+     */
+    samples: () => trainer.samples,
     /** The drawing pad's latest classification: { runs: [{ optimizer, digit, probabilities }] } or null. */
     prediction: () => page.prediction,
     /**

@@ -1,5 +1,6 @@
 // Drives the wasm module: two runs trained in chunks of steps, periodic evaluation
-// on the test set, drawing-pad predictions, and the histories the charts show.
+// on the held-out set, drawing-pad predictions (image models) or side-by-side text
+// samples (language models), and the histories the charts show.
 // Every GPU call is awaited, so the page's main thread stays free while the GPU works.
 
 /** Wall time one training chunk should take; the chunk size adapts to it. */
@@ -10,6 +11,13 @@ const MIN_EVAL_INTERVAL_MS = 2000;
 const MIN_EVAL_STEPS = 10;
 /** Steps per second are measured over this much recent wall time. */
 const SPEED_WINDOW_MS = 3000;
+/**
+ * A language model's two runs continue this prompt with the same sampling seed (the
+ * run's seed) every few seconds: at most a fifth of the time goes to sampling.
+ */
+export const SAMPLE_PROMPT = 'ROMEO:\n';
+const SAMPLE = { length: 60, temperature: 0.8, topK: null };
+const MIN_SAMPLE_INTERVAL_MS = 4000;
 
 const MNIST_FILES = [
   'train-images-idx3-ubyte.gz',
@@ -17,6 +25,8 @@ const MNIST_FILES = [
   't10k-images-idx3-ubyte.gz',
   't10k-labels-idx1-ubyte.gz',
 ];
+/** The bundled Shakespeare (data/shakespeare/), fetched when the language model is first chosen. */
+const TEXT_FILES = ['train.txt', 'validation.txt'];
 
 /**
  * The learning rate of the optimizer pair `pair` (its plain member: 'adamw', 'lion', 'nadamw', ...) on the
@@ -38,6 +48,11 @@ async function fetchBytes(url) {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`could not fetch ${url}: HTTP ${response.status}`);
   return new Uint8Array(await response.arrayBuffer());
+}
+
+/** Whether the preset called `model` is a language model (trains on the bundled text). */
+export function isLanguageModel(presets, model) {
+  return presets.find((p) => p.name === model)?.model.kind === 'llama';
 }
 
 export class Trainer {
@@ -62,13 +77,16 @@ export class Trainer {
     ]);
     const data = wasm.MnistData.parse(...files);
     const gpu = await wasm.openGpu();
-    return new Trainer(wasm, gpu, data, `${name || 'unnamed adapter'}${fallback}`);
+    return new Trainer(wasm, gpu, data, `${name || 'unnamed adapter'}${fallback}`, pkgUrl);
   }
 
-  constructor(wasm, gpu, data, adapter) {
+  constructor(wasm, gpu, data, adapter, pkgUrl) {
     this.wasm = wasm;
     this.gpu = gpu;
     this.data = data;
+    this.pkgUrl = pkgUrl;
+    /** The language model's texts (a `TextData`), once fetched. */
+    this.text = null;
     this.adapter = adapter;
     /** The crate's model presets (`src/train/presets.rs`), as the bindings' `presets()` returns them. */
     this.presets = JSON.parse(wasm.presets());
@@ -91,8 +109,11 @@ export class Trainer {
     this.trainingSeconds = 0;
     this.losses = [[], []];
     this.accuracy = [null, null];
+    this.heldOutLoss = [null, null];
     this.kept = [null, null];
-    this.history = [0, 1].map(() => ({ accuracy: [], kept: [] }));
+    this.history = [0, 1].map(() => ({ accuracy: [], heldOutLoss: [], kept: [] }));
+    this.samples = null;
+    this.lastSample = { step: 0, end: 0, ms: 0 };
     this.speedHistory = [];
     this.recent = [];
     this.lastEval = { step: 0, end: 0, ms: 0 };
@@ -106,23 +127,44 @@ export class Trainer {
     return result;
   }
 
+  /** Whether the current runs are language models. */
+  isText() {
+    return isLanguageModel(this.presets, this.options.model);
+  }
+
   /** The names of the two optimizers, e.g. ['AdamW', 'C-AdamW']. */
   optimizers() {
     return this.comparison ? this.comparison.optimizers() : ['AdamW', 'C-AdamW'];
+  }
+
+  /** The language model's texts, fetched from the page's own files on first use. */
+  async loadText() {
+    if (!this.text) {
+      const [train, validation] = await Promise.all(
+        TEXT_FILES.map((name) => fetchBytes(new URL(`shakespeare/${name}`, this.pkgUrl))),
+      );
+      this.text = this.wasm.TextData.parse(train, TEXT_FILES[0], validation, TEXT_FILES[1]);
+    }
+    return this.text;
   }
 
   /** Rebuilds both runs (same seed, same initial weights, same batches) from `options`. */
   async reset(options) {
     await this.pause({ evaluate: false });
     const next = { ...this.defaults, ...options };
-    const comparison = this.wasm.Comparison.create(this.gpu, this.data, JSON.stringify(next));
+    const json = JSON.stringify(next);
+    const comparison = isLanguageModel(this.presets, next.model)
+      ? this.wasm.Comparison.createText(this.gpu, await this.loadText(), json)
+      : this.wasm.Comparison.create(this.gpu, this.data, json);
     const old = this.comparison;
     this.queue.then(() => old?.free());
     this.comparison = comparison;
     this.options = next;
     this.clear();
-    // Compile the one-image inference graph now, so the drawing pad answers quickly.
-    this.exclusive((c) => c.predict(new Float32Array(784))).catch((err) => this.onError(err));
+    if (!this.isText()) {
+      // Compile the one-image inference graph now, so the drawing pad answers quickly.
+      this.exclusive((c) => c.predict(new Float32Array(784))).catch((err) => this.onError(err));
+    }
     this.onUpdate();
   }
 
@@ -137,12 +179,16 @@ export class Trainer {
     this.onUpdate();
   }
 
-  /** Stops training; resolves once idle, after a final evaluation unless told not to. */
+  /**
+   * Stops training; resolves once idle, after a final evaluation (and, for a language
+   * model, fresh samples) unless told not to.
+   */
   async pause({ evaluate = true } = {}) {
     this.running = false;
     await this.loop;
     this.loop = null;
     if (evaluate && this.comparison && this.step > this.lastEval.step) await this.evaluate();
+    if (evaluate && this.comparison && this.isText() && this.step > this.lastSample.step) await this.sample();
     this.onUpdate();
   }
 
@@ -159,6 +205,11 @@ export class Trainer {
       ) {
         await this.evaluate();
         this.trainingSeconds += this.lastEval.ms / 1000;
+      }
+      const sinceSample = performance.now() - this.lastSample.end;
+      if (this.isText() && sinceSample >= Math.max(MIN_SAMPLE_INTERVAL_MS, 4 * this.lastSample.ms)) {
+        await this.sample();
+        this.trainingSeconds += this.lastSample.ms / 1000;
       }
       this.onUpdate();
     }
@@ -192,6 +243,30 @@ export class Trainer {
       this.accuracy[r] = acc;
       this.history[r].accuracy.push([this.step, acc]);
     });
+    result.loss.forEach((loss, r) => {
+      this.heldOutLoss[r] = loss;
+      this.history[r].heldOutLoss.push([this.step, loss]);
+    });
+  }
+
+  /**
+   * Both language models continue SAMPLE_PROMPT with the same sampling seed (the
+   * library's `generate`, through the bindings' `sample`).
+   */
+  async sample() {
+    const begin = performance.now();
+    const options = { ...SAMPLE, prompt: SAMPLE_PROMPT, seed: this.options.seed };
+    const result = JSON.parse(await this.exclusive((c) => c.sample(JSON.stringify(options))));
+    const end = performance.now();
+    this.lastSample = { step: this.step, end, ms: end - begin };
+    const names = this.optimizers();
+    this.samples = {
+      step: this.step,
+      prompt: options.prompt,
+      seed: options.seed,
+      temperature: options.temperature,
+      runs: names.map((optimizer, r) => ({ optimizer, text: result.samples[r] })),
+    };
   }
 
   /** Classifies 28x28 pixels with both models: { runs: [{ optimizer, digit, probabilities }] }. */
@@ -223,6 +298,7 @@ export class Trainer {
         optimizer,
         loss: this.losses[r].slice(),
         testAccuracy: this.accuracy[r],
+        validationLoss: this.heldOutLoss[r],
         keptFraction: this.kept[r],
       })),
     };

@@ -394,7 +394,7 @@ impl TextCorpus {
 }
 
 /// `bytes` as UTF-8 without a leading byte-order mark; never empty.
-fn decode_utf8<'a>(bytes: &'a [u8], file: &str) -> Result<&'a str, DataError> {
+pub(crate) fn decode_utf8<'a>(bytes: &'a [u8], file: &str) -> Result<&'a str, DataError> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         text_error(
             file,

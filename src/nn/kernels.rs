@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::nn::bindings::PARAMS;
 use crate::nn::matmul_variant::MatmulVariant;
 use crate::nn::modules::{Kernel, Module, RowTeam};
+use crate::nn::ops::FUSED_MAX_TOKENS;
 
 /// Invocations per workgroup of every nn kernel (`WG_SIZE` in the shaders).
 pub const WG_SIZE: u32 = 256;
@@ -50,6 +51,7 @@ pub struct Kernels {
     ctx: GpuContext,
     matmul: MatmulVariant,
     rows: RowLayout,
+    fused_attention_max: usize,
     modules: Mutex<HashMap<Module, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<Kernel, wgpu::ComputePipeline>>,
 }
@@ -76,6 +78,7 @@ impl Kernels {
             ctx: ctx.clone(),
             matmul,
             rows: RowLayout::for_adapter(ctx.adapter_info()),
+            fused_attention_max: FUSED_MAX_TOKENS,
             modules: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
         }
@@ -85,6 +88,19 @@ impl Kernels {
     pub fn with_row_layout(mut self, rows: RowLayout) -> Self {
         self.rows = rows;
         self
+    }
+
+    /// These kernels with attention over at most `tokens` tokens run fused and longer
+    /// sequences as matmuls (benchmarks and tests compare both paths; the default is
+    /// the fused kernels' cut-over, 24 tokens).
+    pub fn with_fused_attention_max(mut self, tokens: usize) -> Self {
+        self.fused_attention_max = tokens;
+        self
+    }
+
+    /// Longest sequence whose attention runs through the fused kernels.
+    pub fn fused_attention_max(&self) -> usize {
+        self.fused_attention_max
     }
 
     /// How the row kernels spread a row over invocations.

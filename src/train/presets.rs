@@ -72,7 +72,7 @@ pub struct ModelPreset {
 pub const TRUST_RATIO_LR_SCALE: f64 = 10.0;
 
 /// Every model preset; the first is the command line's default.
-pub const MODEL_PRESETS: [ModelPreset; 5] = [
+pub const MODEL_PRESETS: [ModelPreset; 6] = [
     MLP,
     VIT,
     ModelPreset {
@@ -85,29 +85,49 @@ pub const MODEL_PRESETS: [ModelPreset; 5] = [
         model: || vit(7, 32, 2),
         ..browser_sized(VIT)
     },
+    LLAMA,
     ModelPreset {
-        name: "llama",
+        name: "llama-tiny",
         model: || {
             ModelSpec::Llama(Llama {
                 context: 32,
+                dim: 32,
+                heads: 2,
+                ffn_hidden: 88,
                 ..Llama::default()
             })
         },
-        steps: 400,
-        batch_size: 32,
-        warmup_steps: 20,
-        lr_floor: 0.1,
-        augment_shift: 0,
-        clip_grad_norm: Some(1.0),
-        eval_every: 40,
-        eval_batch_size: 128,
-        eval_windows: Some(128),
-        adamw: hyper(3e-3, 0.0),
-        lion: hyper(3e-4, 0.0),
-        sgd: hyper(5e-2, 0.0),
-        browser: false,
+        batch_size: 16,
+        eval_batch_size: 64,
+        eval_windows: Some(64),
+        browser: true,
+        ..LLAMA
     },
 ];
+
+/// The `llama` preset, on the bundled Shakespeare.
+const LLAMA: ModelPreset = ModelPreset {
+    name: "llama",
+    model: || {
+        ModelSpec::Llama(Llama {
+            context: 32,
+            ..Llama::default()
+        })
+    },
+    steps: 400,
+    batch_size: 32,
+    warmup_steps: 20,
+    lr_floor: 0.1,
+    augment_shift: 0,
+    clip_grad_norm: Some(1.0),
+    eval_every: 40,
+    eval_batch_size: 128,
+    eval_windows: Some(128),
+    adamw: hyper(3e-3, 0.0),
+    lion: hyper(3e-4, 0.0),
+    sgd: hyper(5e-2, 0.0),
+    browser: false,
+};
 
 /// The `mlp` preset, whose schedule and evaluation the other image presets share.
 const MLP: ModelPreset = ModelPreset {

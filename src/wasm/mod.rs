@@ -4,7 +4,7 @@
 //! page's main thread never blocks on the GPU:
 //!
 //! ```js
-//! import init, { openGpu, MnistData, Comparison, presets, pairs } from './pkg/coptim.js';
+//! import init, { openGpu, MnistData, TextData, Comparison, presets, pairs } from './pkg/coptim.js';
 //! await init();
 //! JSON.parse(presets());                            // the model presets, with every optimizer's lr
 //! JSON.parse(pairs());                              // [{ pair: 'adamw', label: 'AdamW vs C-AdamW' }, ...]
@@ -12,9 +12,13 @@
 //! const data = MnistData.parse(trainImages, trainLabels, testImages, testLabels);
 //! const cmp = Comparison.create(gpu, data, JSON.stringify(
 //!   { pair: 'adamw', model: 'mlp-small', lr: 1e-3, batchSize: 64, seed: 0 }));
+//! const text = TextData.parse(trainBytes, 'train.txt', validationBytes, 'validation.txt');
+//! Comparison.createText(gpu, text, JSON.stringify({ pair: 'adamw', model: 'llama-tiny', ... }));
 //! cmp.optimizers();                                 // ['AdamW', 'C-AdamW']
 //! JSON.parse(await cmp.train(8));                   // { steps, loss: [[..], [..]], kept: [null, 0.61] }
-//! JSON.parse(await cmp.evaluate());                 // { accuracy: [0.91, 0.92] }
+//! JSON.parse(await cmp.evaluate());                 // { accuracy: [0.91, 0.92], loss: [0.3, 0.29] }
+//! JSON.parse(await cmp.sample(JSON.stringify(        // language models: { samples: ['...', '...'] }
+//!   { prompt: 'ROMEO:', length: 60, temperature: 0.8, topK: null, seed: 0 })));
 //! await cmp.predict(pixels);                        // Float32Array: 10 probabilities per run
 //! JSON.parse(await embedCheck(gpu, JSON.stringify(   // the embedding flow against the f64 reference
 //!   { optimizer: 'cadamw', lr: 1e-2, weightDecay: 0.01, steps: 6 })));
@@ -31,9 +35,10 @@ use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
+use crate::data::text::decode_utf8;
 use crate::data::{DatasetSplit, parse_mnist};
 use crate::{ContextOptions, GpuContext};
-use pair::{Pair, PairOptions};
+use pair::{PageData, Pair, PairOptions, SampleOptions};
 
 fn js_error(err: impl std::fmt::Display) -> JsValue {
     JsError::new(&err.to_string()).into()
@@ -120,6 +125,37 @@ impl MnistData {
     }
 }
 
+/// A training and a validation text (UTF-8) for the language model: the page fetches
+/// the bundled Shakespeare's `train.txt` and `validation.txt`.
+#[wasm_bindgen]
+pub struct TextData {
+    train: (Arc<str>, Arc<str>),
+    validation: (Arc<str>, Arc<str>),
+}
+
+#[wasm_bindgen]
+impl TextData {
+    /// Decodes both texts (a leading byte-order mark is dropped); `trainName` and
+    /// `validationName` name them in errors. Rejects a text that is empty or not UTF-8.
+    pub fn parse(
+        train: &[u8],
+        train_name: &str,
+        validation: &[u8],
+        validation_name: &str,
+    ) -> Result<TextData, JsValue> {
+        let text = |bytes, name: &str| -> Result<(Arc<str>, Arc<str>), JsValue> {
+            Ok((
+                decode_utf8(bytes, name).map_err(js_error)?.into(),
+                name.into(),
+            ))
+        };
+        Ok(TextData {
+            train: text(train, train_name)?,
+            validation: text(validation, validation_name)?,
+        })
+    }
+}
+
 /// Two identical models trained side by side, each with its own optimizer.
 ///
 /// One call at a time: await each `train`, `evaluate` or `predict` before the next
@@ -191,8 +227,23 @@ impl Comparison {
     /// Builds both runs from JSON options `{ pair: a plain optimizer's name (see `pairs`),
     /// model: a preset name, lr, batchSize, seed }`: same initial weights, same batches.
     pub fn create(gpu: &Gpu, data: &MnistData, options: &str) -> Result<Comparison, JsValue> {
+        Self::build(gpu, PageData::Images(data.split.clone()), options)
+    }
+
+    /// Builds both runs of a language model (`model`: a LLaMA preset) on `text`, with
+    /// the same JSON options as [`Comparison::create`].
+    #[wasm_bindgen(js_name = createText)]
+    pub fn create_text(gpu: &Gpu, text: &TextData, options: &str) -> Result<Comparison, JsValue> {
+        let data = PageData::Text {
+            train: text.train.clone(),
+            validation: text.validation.clone(),
+        };
+        Self::build(gpu, data, options)
+    }
+
+    fn build(gpu: &Gpu, data: PageData, options: &str) -> Result<Comparison, JsValue> {
         let options: PairOptions = serde_json::from_str(options).map_err(js_error)?;
-        let pair = Pair::new(&gpu.ctx, data.split.clone(), &options).map_err(js_error)?;
+        let pair = Pair::new(&gpu.ctx, data, &options).map_err(js_error)?;
         Ok(Comparison {
             names: pair.names(),
             pair: Rc::new(RefCell::new(Some(pair))),
@@ -213,10 +264,28 @@ impl Comparison {
         })
     }
 
-    /// Classifies the test set with both models; resolves to JSON `{ accuracy: [a, b] }`.
+    /// Evaluates both models; resolves to JSON `{ accuracy: [a, b], loss: [a, b] }`:
+    /// test accuracy and loss on the digits, or a language model's next-character
+    /// accuracy and validation loss (nats per token).
     pub fn evaluate(&self) -> Promise {
         with_pair(self.pair.clone(), async |pair: &mut Pair| {
-            json(serde_json::json!({ "accuracy": pair.evaluate().await? }))
+            let [a, b] = pair.evaluate().await?;
+            json(serde_json::json!({
+                "accuracy": [a.accuracy, b.accuracy],
+                "loss": [a.loss, b.loss],
+            }))
+        })
+    }
+
+    /// Continues one prompt with both language models and the same sampling seed.
+    /// `options` is JSON `{ prompt, length (1-256), temperature, topK (null: all),
+    /// seed }`; resolves to JSON `{ samples: [a, b] }` (the drawn text, without the
+    /// prompt); rejects for an image model or a character outside the vocabulary.
+    pub fn sample(&self, options: &str) -> Promise {
+        let options = serde_json::from_str::<SampleOptions>(options);
+        with_pair(self.pair.clone(), async move |pair: &mut Pair| {
+            let options = options.map_err(|e| crate::Error::InvalidConfig(e.to_string()))?;
+            json(serde_json::json!({ "samples": pair.sample(&options).await? }))
         })
     }
 

@@ -8,10 +8,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::GpuContext;
 use crate::data::DatasetSplit;
+use crate::data::text::TextCorpus;
 use crate::error::{Error, Result};
+use crate::model::{Sampling, generate};
 use crate::train::inputs::Standardize;
 use crate::train::presets::ModelPreset;
-use crate::train::{Lockstep, OptimizerKind, Session, TrainConfig};
+use crate::train::{
+    EvalMetrics, Lockstep, ModelSpec, OptimizerKind, Session, TrainConfig, TrainData,
+};
 
 /// Most steps one [`Pair::train`] call may take.
 pub const MAX_CHUNK: usize = 64;
@@ -72,6 +76,73 @@ impl PairOptions {
     }
 }
 
+/// What the page loaded for the runs to train on.
+#[derive(Debug, Clone)]
+pub enum PageData {
+    /// MNIST-format digits, for the image models.
+    Images(Arc<DatasetSplit>),
+    /// A training and a validation text, each as `(text, name for errors)`, for the
+    /// language model.
+    Text {
+        /// The training text and its name.
+        train: (Arc<str>, Arc<str>),
+        /// The validation text and its name.
+        validation: (Arc<str>, Arc<str>),
+    },
+}
+
+/// What the runs train on, and the standardization of the drawing pad's inputs: the
+/// digits for an image model, the texts' corpus (windows of the model's context, the
+/// texts' own characters as the vocabulary) for a language model. Fails when the
+/// data does not fit the model.
+fn train_data(config: &TrainConfig, data: PageData) -> Result<(TrainData, Standardize)> {
+    match (&config.model, data) {
+        (ModelSpec::Llama(llama), PageData::Text { train, validation }) => {
+            let corpus = TextCorpus::from_splits(
+                (&train.0, &train.1),
+                (&validation.0, &validation.1),
+                llama.context,
+                None,
+            )?;
+            Ok((Arc::new(corpus).into(), Standardize::IDENTITY))
+        }
+        (ModelSpec::Llama(_), PageData::Images(_)) => Err(Error::InvalidConfig(
+            "the language model trains on text: build it with Comparison.createText".into(),
+        )),
+        (_, PageData::Images(images)) => {
+            let standardize = match config.normalize {
+                true => Standardize::of(&images.train),
+                false => Standardize::IDENTITY,
+            };
+            Ok((images.into(), standardize))
+        }
+        (model, PageData::Text { .. }) => Err(Error::InvalidConfig(format!(
+            "the {} model classifies images: build it with Comparison.create",
+            model.name()
+        ))),
+    }
+}
+
+/// Most characters one [`Pair::sample`] call may generate.
+pub const MAX_SAMPLE_LENGTH: usize = 256;
+
+/// How the page asks both language models to continue a prompt, as JSON:
+/// `{ prompt, length, temperature, topK, seed }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SampleOptions {
+    /// The text to continue; every character must be in the corpus's vocabulary.
+    pub prompt: String,
+    /// Characters to generate (1 to [`MAX_SAMPLE_LENGTH`]).
+    pub length: usize,
+    /// Softmax temperature.
+    pub temperature: f64,
+    /// Draw only among the k most likely characters (`None`: all).
+    pub top_k: Option<usize>,
+    /// Seed of the draws, the same for both models.
+    pub seed: u64,
+}
+
 /// The plain member of `name`'s algorithm and its cautious twin, or an error when
 /// the name is unknown or has no cautious twin.
 fn twins(name: &str) -> Result<[OptimizerKind; 2]> {
@@ -106,12 +177,9 @@ pub struct Pair {
 
 impl Pair {
     /// Builds both sessions: identical initial weights and batch streams.
-    pub fn new(ctx: &GpuContext, data: Arc<DatasetSplit>, options: &PairOptions) -> Result<Self> {
+    pub fn new(ctx: &GpuContext, data: PageData, options: &PairOptions) -> Result<Self> {
         let [a, b] = options.configs()?;
-        let standardize = match a.normalize {
-            true => Standardize::of(&data.train),
-            false => Standardize::IDENTITY,
-        };
+        let (data, standardize) = train_data(&a, data)?;
         Ok(Self {
             ctx: ctx.clone(),
             sessions: Lockstep::new(vec![
@@ -164,13 +232,51 @@ impl Pair {
         })
     }
 
-    /// Test accuracy of both models over the whole test set.
-    pub async fn evaluate(&mut self) -> Result<[f64; 2]> {
-        let mut accuracy = [0.0; 2];
-        for (run, acc) in accuracy.iter_mut().enumerate() {
-            *acc = self.sessions.run_mut(run).evaluate().await?.accuracy;
+    /// Evaluates both models: test accuracy and loss over the whole test set, or a
+    /// language model's validation loss (nats per token) and next-character accuracy
+    /// over the preset's validation windows.
+    pub async fn evaluate(&mut self) -> Result<[EvalMetrics; 2]> {
+        let a = self.sessions.run_mut(0).evaluate().await?;
+        let b = self.sessions.run_mut(1).evaluate().await?;
+        Ok([a, b])
+    }
+
+    /// Both language models' continuations of the same prompt with the same sampling
+    /// seed (the library's [`generate`]), base run first. Fails for image models, a
+    /// prompt character outside the corpus's vocabulary or bad sampling options.
+    pub async fn sample(&mut self, options: &SampleOptions) -> Result<[String; 2]> {
+        if !(1..=MAX_SAMPLE_LENGTH).contains(&options.length) {
+            return Err(Error::InvalidConfig(format!(
+                "between 1 and {MAX_SAMPLE_LENGTH} characters per sample, got {}",
+                options.length
+            )));
         }
-        Ok(accuracy)
+        let vocab = self
+            .sessions
+            .run(0)
+            .data()
+            .vocab()
+            .cloned()
+            .ok_or_else(|| {
+                Error::InvalidConfig(
+                    "sampling needs a language model (an image model is selected)".into(),
+                )
+            })?;
+        let prompt = vocab.encode(&options.prompt, "the prompt")?;
+        let sampling = Sampling {
+            temperature: options.temperature,
+            top_k: options.top_k,
+            seed: options.seed,
+        };
+        let mut texts = [String::new(), String::new()];
+        for (run, text) in texts.iter_mut().enumerate() {
+            let (model, _) = self.sessions.run_mut(run).parts_mut();
+            let drawn = generate(model, &prompt, options.length, &sampling).await?;
+            *text = vocab.decode(&drawn).ok_or_else(|| {
+                Error::InvalidConfig("the model drew a character outside the vocabulary".into())
+            })?;
+        }
+        Ok(texts)
     }
 
     /// Class probabilities of one image (pixels in `[0, 1]`) by both models: 10 per

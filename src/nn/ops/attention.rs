@@ -3,7 +3,8 @@
 //! separate projections). Both are strided views of the same kind (a base offset and
 //! a row stride per part), so one set of kernels serves both.
 //!
-//! Short sequences (at most [`FUSED_MAX_TOKENS`] tokens) run fused
+//! Short sequences (at most [`FUSED_MAX_TOKENS`], 24, tokens by default, see
+//! [`Kernels::with_fused_attention_max`](crate::nn::Kernels::with_fused_attention_max)) run fused
 //! (`nn_attention.wgsl`): one kernel forward (scores, softmax and weighted sum per
 //! query row, nothing but the probabilities through memory) and three backward (per
 //! query row: dS and dQ; per key row: dK; per value row: dV). Longer ones run as
@@ -39,8 +40,10 @@ use crate::nn::tensor::{DType, Tensor};
 
 /// Longest sequence that runs through the fused kernels. Each invocation of the
 /// fused kernels loops over all tokens of its head, so their work per invocation
-/// grows with the sequence while the matmul path's tiles amortize it.
-pub(crate) const FUSED_MAX_TOKENS: usize = 64;
+/// grows with the sequence while the matmul path's tiles amortize it. On lavapipe
+/// the fused kernels win at the ViT's 17 tokens but lose at the language model's 32
+/// (head_dim 16) and 64 (head_dim 32) tokens (BENCHMARKS.md, issue 11).
+pub(crate) const FUSED_MAX_TOKENS: usize = 24;
 
 uniform_block! {
     /// The uniform block of `nn_attention.wgsl`.
@@ -418,7 +421,7 @@ impl Op for Attention {
     }
 
     fn compile(&self, cx: &mut CompileCx<'_>, out: Var, modes: Modes<'_>) -> Result<Compiled> {
-        match self.tokens <= FUSED_MAX_TOKENS {
+        match self.tokens <= cx.kernels.fused_attention_max() {
             true => self.fused(cx, out, modes),
             false => self.matmuls(cx, out, modes),
         }

@@ -16,7 +16,7 @@ mod rope;
 mod softmax;
 mod tokens;
 
-pub(crate) use attention::{ATTENTION, Attention};
+pub(crate) use attention::{ATTENTION, Attention, FUSED_MAX_TOKENS};
 pub(crate) use elementwise::{Add, ELEMENTWISE, Pointwise, SiluGate};
 pub(crate) use embedding::{EMBEDDING, Embedding};
 pub(crate) use gather::GatherTokens;
