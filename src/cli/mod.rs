@@ -6,6 +6,7 @@ mod compare;
 mod info;
 mod presets;
 mod sample;
+mod sweep;
 mod train;
 
 use clap::parser::ValueSource;
@@ -33,6 +34,10 @@ pub enum Command {
     /// job): same model, initialization and batches; prints a table and writes
     /// metrics.csv, summary.json and loss curves.
     Compare(compare::CompareArgs),
+    /// Sweep the learning rate of both optimizers of a pair over several seeds, pick
+    /// each one's best rate by validation loss, and compare them there with bootstrap
+    /// intervals (and at the base's rate: drop-in); resumable.
+    Sweep(sweep::SweepArgs),
     /// Continue a prompt with a language model's checkpoint (`train --model llama`).
     Sample(sample::SampleArgs),
     /// List the model presets with their training defaults and each optimizer's
@@ -48,6 +53,7 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> coptim::Result<()> {
         Command::Train(args) => train::run(&args, &explicit_flags(matches, "train")),
         Command::Compare(args) => compare::run(&args),
         Command::Presets(args) => presets::run(&args),
+        Command::Sweep(args) => sweep::run(&args),
         Command::Sample(args) => sample::run(&args),
     }
 }

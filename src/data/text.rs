@@ -330,6 +330,27 @@ impl TextCorpus {
         })
     }
 
+    /// Holds a validation split out of the training split, for tuning without
+    /// touching this corpus's own validation text: the training split is cut by
+    /// position, its first [`TRAIN_FRACTION`] trains and the rest validates.
+    /// Returns `(tuning, test)`: both train on that first part; `tuning` validates
+    /// on the held-out part, `test` on this corpus's validation split. Same
+    /// vocabulary and context. Errors as [`TextCorpus::parse`] when a part is
+    /// shorter than one window.
+    pub fn hold_out_validation(&self) -> Result<(TextCorpus, TextCorpus), DataError> {
+        let (num, den) = TRAIN_FRACTION;
+        let tokens = self.train.tokens();
+        let cut = (tokens.len() as u128 * num as u128 / den as u128) as usize;
+        let name = &self.train.name;
+        let fit = (tokens[..cut].to_vec(), format!("{name} (first 90%)"));
+        let held = (tokens[cut..].to_vec(), format!("{name} (last 10%)"));
+        let test = (self.validation.tokens.clone(), self.validation.name.clone());
+        Ok((
+            Self::new(self.vocab.clone(), self.context, fit.clone(), held)?,
+            Self::new(self.vocab.clone(), self.context, fit, test)?,
+        ))
+    }
+
     /// The vocabulary the splits are encoded with.
     pub fn vocab(&self) -> &Vocab {
         &self.vocab

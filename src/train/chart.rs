@@ -13,13 +13,13 @@ use crate::train::compare::Summary;
 
 /// The bundled font (DejaVu Sans; see `assets/README.md`).
 static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
-const FAMILY: &str = "sans-serif";
+pub(crate) const FAMILY: &str = "sans-serif";
 /// Chart size in pixels.
 const SIZE: (u32, u32) = (1200, 480);
 const BASE_COLOR: RGBColor = RGBColor(31, 119, 180);
 const CAUTIOUS_COLOR: RGBColor = RGBColor(214, 39, 40);
 
-fn register_font() -> Result<()> {
+pub(crate) fn register_font() -> Result<()> {
     static ONCE: Once = Once::new();
     let mut result = Ok(());
     ONCE.call_once(|| {
@@ -29,7 +29,7 @@ fn register_font() -> Result<()> {
     result
 }
 
-fn chart_error(path: &Path, e: impl std::fmt::Display) -> Error {
+pub(crate) fn chart_error(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Io {
         path: path.display().to_string(),
         source: std::io::Error::other(e.to_string()),
@@ -52,7 +52,7 @@ pub fn write_charts(summary: &Summary, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-type DrawResult<DB> =
+pub(crate) type DrawResult<DB> =
     std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
 fn draw<DB: DrawingBackend>(summary: &Summary, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
@@ -77,7 +77,7 @@ fn title(summary: &Summary) -> String {
     )
 }
 
-fn color(which: usize) -> RGBColor {
+pub(crate) fn color(which: usize) -> RGBColor {
     if which == 0 {
         BASE_COLOR
     } else {

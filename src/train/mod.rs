@@ -11,6 +11,8 @@
 //! - [`Runner`] (native): the loop with periodic evaluation and atomic checkpoints.
 //! - [`compare`] (native): the multi-seed comparison of `coptim compare`, its summary
 //!   and its reports.
+//! - [`sweep`] (native): `coptim sweep`, both optimizers at their own best learning
+//!   rates, with bootstrap intervals.
 
 #[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub mod chart;
@@ -29,6 +31,8 @@ pub mod report;
 mod runner;
 mod session;
 mod source;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod sweep;
 
 pub use checkpoint::{CHECKPOINT_FORMAT, CheckpointFile};
 pub use config::{ModelSpec, OptimizerKind, TrainConfig};

@@ -24,7 +24,7 @@ pub fn metrics_csv(summary: &Summary) -> String {
 
 /// Appends one CSV row per step of `history`, each starting with `prefix`: the
 /// per-step columns of [`CSV_HEADER`] from `step` on.
-fn write_history_rows(out: &mut String, prefix: &str, history: &History, window: usize) {
+pub(crate) fn write_history_rows(out: &mut String, prefix: &str, history: &History, window: usize) {
     let smoothed = history.smoothed_loss(window);
     for (m, s) in history.steps.iter().zip(smoothed) {
         let eval = history.evals.iter().find(|e| e.step == m.step);
@@ -50,7 +50,7 @@ pub fn summary_json(summary: &Summary) -> String {
     serde_json::to_string_pretty(summary).expect("the summary serializes")
 }
 
-fn num(v: Option<f64>, decimals: usize) -> String {
+pub(crate) fn num(v: Option<f64>, decimals: usize) -> String {
     match v {
         Some(x) if x.is_finite() => format!("{x:.decimals$}"),
         _ => "-".into(),
