@@ -86,14 +86,12 @@ pub fn run(args: &CompareArgs) -> coptim::Result<()> {
     })?;
     report::write_reports(&summary, &args.out)?;
     chart::write_charts(&summary, &args.out)?;
-    if args.json {
-        println!("{}", report::summary_json(&summary));
-    } else {
-        print!("{}", report::table(&summary));
-        println!(
-            "wrote metrics.csv, summary.json, curves.png and curves.svg to {}",
-            args.out.display()
-        );
-    }
+    crate::cli::print_result(
+        args.json,
+        || report::summary_json(&summary),
+        || report::table(&summary),
+        "metrics.csv, summary.json, curves.png and curves.svg",
+        &args.out,
+    );
     Ok(())
 }

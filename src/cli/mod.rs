@@ -58,6 +58,23 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> coptim::Result<()> {
     }
 }
 
+/// Prints a finished command's result: `json` on stdout when `as_json`, else
+/// `table` and a line naming the `files` written to `out`.
+fn print_result(
+    as_json: bool,
+    json: impl FnOnce() -> String,
+    table: impl FnOnce() -> String,
+    files: &str,
+    out: &std::path::Path,
+) {
+    if as_json {
+        println!("{}", json());
+    } else {
+        print!("{}", table());
+        println!("wrote {files} to {}", out.display());
+    }
+}
+
 /// The flags of `subcommand` given on the command line (not defaulted), as
 /// `--long` names.
 fn explicit_flags(matches: &ArgMatches, subcommand: &str) -> Vec<String> {

@@ -157,14 +157,12 @@ pub fn run(args: &SweepArgs) -> coptim::Result<()> {
     };
     report::write_reports(&summary, &args.out)?;
     chart::write_charts(&summary, &args.out)?;
-    if args.json {
-        println!("{}", report::summary_json(&summary));
-    } else {
-        print!("{}", report::table(&summary));
-        println!(
-            "wrote sweep.json, grid.csv, metrics.csv, sweep.png and sweep.svg to {}",
-            args.out.display()
-        );
-    }
+    crate::cli::print_result(
+        args.json,
+        || report::summary_json(&summary),
+        || report::table(&summary),
+        "sweep.json, grid.csv, metrics.csv, sweep.png and sweep.svg",
+        &args.out,
+    );
     Ok(())
 }

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Once;
 
-use plotters::coord::Shift;
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
 use crate::error::{Error, Result};
@@ -19,7 +19,7 @@ const SIZE: (u32, u32) = (1200, 480);
 const BASE_COLOR: RGBColor = RGBColor(31, 119, 180);
 const CAUTIOUS_COLOR: RGBColor = RGBColor(214, 39, 40);
 
-pub(crate) fn register_font() -> Result<()> {
+fn register_font() -> Result<()> {
     static ONCE: Once = Once::new();
     let mut result = Ok(());
     ONCE.call_once(|| {
@@ -29,27 +29,55 @@ pub(crate) fn register_font() -> Result<()> {
     result
 }
 
-pub(crate) fn chart_error(path: &Path, e: impl std::fmt::Display) -> Error {
+fn chart_error(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Io {
         path: path.display().to_string(),
         source: std::io::Error::other(e.to_string()),
     }
 }
 
-/// Draws the chart into `curves.png` and `curves.svg` in `dir`.
-pub fn write_charts(summary: &Summary, dir: &Path) -> Result<()> {
+/// A chart drawn the same way on every backend.
+pub(crate) trait Chart {
+    /// Draws the whole chart on `root`.
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB>;
+}
+
+impl Chart for Summary {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        draw(self, root)
+    }
+}
+
+/// Draws `chart` into `STEM.png` and `STEM.svg` in `dir`.
+pub(crate) fn write_png_and_svg(chart: &impl Chart, dir: &Path, stem: &str) -> Result<()> {
     register_font()?;
-    let png = dir.join("curves.png");
+    let png = dir.join(format!("{stem}.png"));
     {
         let root = BitMapBackend::new(&png, SIZE).into_drawing_area();
-        draw(summary, &root).map_err(|e| chart_error(&png, e))?;
+        chart.draw(&root).map_err(|e| chart_error(&png, e))?;
         root.present().map_err(|e| chart_error(&png, e))?;
     }
-    let svg = dir.join("curves.svg");
+    let svg = dir.join(format!("{stem}.svg"));
     let root = SVGBackend::new(&svg, SIZE).into_drawing_area();
-    draw(summary, &root).map_err(|e| chart_error(&svg, e))?;
-    root.present().map_err(|e| chart_error(&svg, e))?;
-    Ok(())
+    chart.draw(&root).map_err(|e| chart_error(&svg, e))?;
+    root.present().map_err(|e| chart_error(&svg, e))
+}
+
+/// Draws the chart into `curves.png` and `curves.svg` in `dir`.
+pub fn write_charts(summary: &Summary, dir: &Path) -> Result<()> {
+    write_png_and_svg(summary, dir, "curves")
+}
+
+/// Draws the legend of `chart`'s labelled series (top right, framed).
+pub(crate) fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> DrawResult<DB> {
+    chart
+        .configure_series_labels()
+        .label_font((FAMILY, 14))
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
 }
 
 pub(crate) type DrawResult<DB> =
@@ -162,12 +190,7 @@ fn draw_loss_panel<DB: DrawingBackend>(
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
         }
     }
-    chart
-        .configure_series_labels()
-        .label_font((FAMILY, 14))
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
+    draw_legend(&mut chart)
 }
 
 /// The kept fraction of the cautious runs.

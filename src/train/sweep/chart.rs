@@ -5,49 +5,37 @@
 use std::path::Path;
 
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::error::Result;
-use crate::train::chart::{DrawResult, FAMILY, chart_error, color, register_font};
+use crate::train::chart::{Chart, DrawResult, FAMILY, color, draw_legend, write_png_and_svg};
 use crate::train::sweep::SweepSummary;
-
-/// Chart size in pixels.
-const SIZE: (u32, u32) = (1200, 480);
 
 /// Draws the chart into `sweep.png` and `sweep.svg` in `dir`.
 pub fn write_charts(summary: &SweepSummary, dir: &Path) -> Result<()> {
-    register_font()?;
-    let png = dir.join("sweep.png");
-    {
-        let root = BitMapBackend::new(&png, SIZE).into_drawing_area();
-        draw(summary, &root).map_err(|e| chart_error(&png, e))?;
-        root.present().map_err(|e| chart_error(&png, e))?;
-    }
-    let svg = dir.join("sweep.svg");
-    let root = SVGBackend::new(&svg, SIZE).into_drawing_area();
-    draw(summary, &root).map_err(|e| chart_error(&svg, e))?;
-    root.present().map_err(|e| chart_error(&svg, e))
+    write_png_and_svg(summary, dir, "sweep")
 }
 
-fn draw<DB: DrawingBackend>(
-    summary: &SweepSummary,
-    root: &DrawingArea<DB, Shift>,
-) -> DrawResult<DB> {
-    root.fill(&WHITE)?;
-    let title = format!(
-        "{} vs {}: {} on {}, {} steps of {}, {} seeds per rate",
-        summary.pair[0],
-        summary.pair[1],
-        summary.model,
-        summary.dataset,
-        summary.steps,
-        summary.batch_size,
-        summary.seeds.len()
-    );
-    let root = root.titled(&title, (FAMILY, 20))?;
-    let (left, right) = root.split_horizontally(SIZE.0 / 2);
-    draw_sensitivity(summary, &left)?;
-    draw_curves(summary, &right)
+impl Chart for SweepSummary {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        root.fill(&WHITE)?;
+        let title = format!(
+            "{} vs {}: {} on {}, {} steps of {}, {} seeds per rate",
+            self.pair[0],
+            self.pair[1],
+            self.model,
+            self.dataset,
+            self.steps,
+            self.batch_size,
+            self.seeds.len()
+        );
+        let root = root.titled(&title, (FAMILY, 20))?;
+        let (left, right) = root.split_horizontally(root.dim_in_pixel().0 / 2);
+        draw_sensitivity(self, &left)?;
+        draw_curves(self, &right)
+    }
 }
 
 /// The range of `values` (positive, finite), widened a little, for a log axis.
@@ -72,62 +60,70 @@ fn loss_label(y: &f64) -> String {
     }
 }
 
+/// The chart of one panel: the validation loss (log scale over `y`) against `x`.
+type Panel<'a, DB, X> = ChartContext<'a, DB, Cartesian2d<X, LogCoord<f64>>>;
+
+/// A panel with a log-scale validation-loss axis over `y` and `x` across.
+fn panel<'a, DB, X>(
+    area: &'a DrawingArea<DB, Shift>,
+    caption: &str,
+    (x, x_desc, x_label): (X, &str, &dyn Fn(&f64) -> String),
+    y: std::ops::Range<f64>,
+) -> std::result::Result<Panel<'a, DB, X>, DrawingAreaErrorKind<DB::ErrorType>>
+where
+    DB: DrawingBackend,
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let mut chart = ChartBuilder::on(area)
+        .margin(12)
+        .caption(caption, (FAMILY, 16))
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(x, y.log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .x_label_formatter(x_label)
+        .y_desc("validation loss")
+        .y_label_formatter(&loss_label)
+        .label_style((FAMILY, 12))
+        .draw()?;
+    Ok(chart)
+}
+
 /// Final validation loss against learning rate (both log scales).
 fn draw_sensitivity<DB: DrawingBackend>(
     summary: &SweepSummary,
     area: &DrawingArea<DB, Shift>,
 ) -> DrawResult<DB> {
-    let lrs = log_range(summary.runs.iter().map(|r| r.lr));
+    let lrs: LogCoord<f64> = log_range(summary.runs.iter().map(|r| r.lr))
+        .log_scale()
+        .into();
     let losses = log_range(summary.runs.iter().filter_map(|r| r.val_loss));
-    let mut chart = ChartBuilder::on(area)
-        .margin(12)
-        .caption(
-            "final validation loss vs learning rate (dots: seeds)",
-            (FAMILY, 16),
-        )
-        .x_label_area_size(36)
-        .y_label_area_size(56)
-        .build_cartesian_2d(lrs.log_scale(), losses.log_scale())?;
-    chart
-        .configure_mesh()
-        .x_desc("peak learning rate")
-        .x_label_formatter(&|x| format!("{x:.0e}"))
-        .y_desc("validation loss")
-        .y_label_formatter(&loss_label)
-        .label_style((FAMILY, 12))
-        .draw()?;
+    let x_label = |x: &f64| format!("{x:.0e}");
+    let caption = "final validation loss vs learning rate (dots: seeds)";
+    let mut chart = panel(area, caption, (lrs, "peak learning rate", &x_label), losses)?;
     for (which, o) in summary.pair.iter().enumerate() {
         let c = color(which);
         let grid = &summary.grid[o.name()];
-        let mean: Vec<(f64, f64)> = grid
-            .iter()
+        let mean: Vec<(f64, f64)> = (grid.iter())
             .filter_map(|p| p.mean_val_loss.map(|l| (p.lr, l)))
             .collect();
         chart
             .draw_series(LineSeries::new(mean, c.stroke_width(2)))?
             .label(o.name())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
-        let bars = grid
+        let ranges = grid
             .iter()
-            .filter_map(|p| match (p.val_loss.min, p.val_loss.max) {
-                (Some(lo), Some(hi)) => Some(PathElement::new(
-                    [(p.lr, lo), (p.lr, hi)],
-                    c.stroke_width(1),
-                )),
-                _ => None,
-            });
-        chart.draw_series(bars)?;
+            .filter_map(|p| Some((p.lr, p.val_loss.min?, p.val_loss.max?)))
+            .map(|(lr, lo, hi)| PathElement::new([(lr, lo), (lr, hi)], c.stroke_width(1)));
+        chart.draw_series(ranges)?;
         let dots = (summary.runs.iter())
             .filter(|r| r.optimizer == *o)
             .filter_map(|r| r.val_loss.map(|l| Circle::new((r.lr, l), 3, c.filled())));
         chart.draw_series(dots)?;
     }
-    chart
-        .configure_series_labels()
-        .label_font((FAMILY, 14))
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
+    draw_legend(&mut chart)
 }
 
 /// Validation loss against step of the runs at the tuned rates (drop-in runs at
@@ -136,30 +132,12 @@ fn draw_curves<DB: DrawingBackend>(
     summary: &SweepSummary,
     area: &DrawingArea<DB, Shift>,
 ) -> DrawResult<DB> {
-    let steps = summary.steps.max(2) as f64;
-    let losses = log_range(
-        summary
-            .curves
-            .iter()
-            .flat_map(|c| c.3.evals.iter().map(|e| e.loss)),
-    );
-    let mut chart = ChartBuilder::on(area)
-        .margin(12)
-        .caption(
-            "validation loss at the tuned rates (thin: drop-in)",
-            (FAMILY, 16),
-        )
-        .x_label_area_size(36)
-        .y_label_area_size(56)
-        .build_cartesian_2d(0.0..steps, losses.log_scale())?;
-    chart
-        .configure_mesh()
-        .x_desc("step")
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_desc("validation loss")
-        .y_label_formatter(&loss_label)
-        .label_style((FAMILY, 12))
-        .draw()?;
+    let steps: RangedCoordf64 = (0.0..summary.steps.max(2) as f64).into();
+    let evals = summary.curves.iter().flat_map(|c| c.3.evals.iter());
+    let losses = log_range(evals.map(|e| e.loss));
+    let x_label = |x: &f64| format!("{x:.0}");
+    let caption = "validation loss at the tuned rates (thin: drop-in)";
+    let mut chart = panel(area, caption, (steps, "step", &x_label), losses)?;
     for (o, lr, _, history) in &summary.curves {
         let which = usize::from(*o == summary.pair[1]);
         let tuned = summary.tuned_lr[o.name()] == *lr;
