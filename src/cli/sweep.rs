@@ -18,8 +18,10 @@ use crate::cli::train::{RunArgs, parse_optimizer};
 /// The most seeds one sweep runs.
 const MAX_SEEDS: u64 = 1000;
 
-/// Runs trained at once by default (measured on lavapipe; see the README).
-const DEFAULT_CONCURRENT: u64 = 2;
+/// Runs trained at once by default: on lavapipe one at a time was fastest (8 MLP
+/// runs of 100 steps, twice each, interleaved: 1 at once 63 and 83 s, 2 at once 121
+/// and 100 s, 4 at once 69 and 87 s; README, `coptim sweep`).
+const DEFAULT_CONCURRENT: u64 = 1;
 
 /// Arguments of `coptim sweep`.
 #[derive(Debug, Args)]
@@ -37,7 +39,8 @@ pub struct SweepArgs {
     /// Number of seeds (0, 1, ...) per learning rate.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=MAX_SEEDS))]
     pub seeds: u64,
-    /// Runs trained at once on the device.
+    /// Runs trained at once on the device (their steps interleaved: step k of each
+    /// is submitted before any is waited for). Results do not depend on it.
     #[arg(long, default_value_t = DEFAULT_CONCURRENT, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub concurrent: u64,
     /// Train at most this many runs now and stop (rerun the same command to go on).

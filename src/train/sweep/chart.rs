@@ -63,11 +63,14 @@ fn loss_label(y: &f64) -> String {
 /// The chart of one panel: the validation loss (log scale over `y`) against `x`.
 type Panel<'a, DB, X> = ChartContext<'a, DB, Cartesian2d<X, LogCoord<f64>>>;
 
+/// A horizontal axis: its range, its description and its label formatter.
+type XAxis<'f, X> = (X, &'f str, &'f dyn Fn(&f64) -> String);
+
 /// A panel with a log-scale validation-loss axis over `y` and `x` across.
 fn panel<'a, DB, X>(
     area: &'a DrawingArea<DB, Shift>,
     caption: &str,
-    (x, x_desc, x_label): (X, &str, &dyn Fn(&f64) -> String),
+    (x, x_desc, x_label): XAxis<'_, X>,
     y: std::ops::Range<f64>,
 ) -> std::result::Result<Panel<'a, DB, X>, DrawingAreaErrorKind<DB::ErrorType>>
 where
