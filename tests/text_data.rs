@@ -354,3 +354,25 @@ fn characters_outside_a_given_vocabulary_are_refused_with_their_place() {
     // The same text with its own vocabulary is fine.
     assert!(TextCorpus::parse(text.as_bytes(), "prompt.txt", 2, None).is_ok());
 }
+
+#[test]
+fn a_validation_split_is_held_out_of_the_training_split_for_tuning() {
+    let train: String = "abcdefghij".repeat(4);
+    let corpus = TextCorpus::from_splits((&train, "t"), ("jihgf", "v"), 2, None).unwrap();
+    let (tuning, test) = corpus.hold_out_validation().unwrap();
+    let ids = |s: &str| corpus.vocab().encode(s, "x").unwrap();
+    // 40 training characters: the first 36 train, the last 4 validate; the test
+    // view validates on the corpus's own validation text, untouched.
+    assert_eq!(tuning.train().tokens(), &ids(&train[..36])[..]);
+    assert_eq!(tuning.validation().tokens(), &ids(&train[36..])[..]);
+    assert_eq!(test.train().tokens(), tuning.train().tokens());
+    assert_eq!(test.validation().tokens(), corpus.validation().tokens());
+    assert_eq!((tuning.vocab(), tuning.context()), (corpus.vocab(), 2));
+    // A held-out part shorter than one window (3 tokens) is refused.
+    let short = TextCorpus::from_splits(("abcdefghij", "t"), ("abc", "v"), 2, None).unwrap();
+    let (_, problem) = text_problem(short.hold_out_validation().unwrap_err());
+    assert!(
+        matches!(problem, TextProblem::TooShort { .. }),
+        "{problem:?}"
+    );
+}

@@ -87,3 +87,49 @@ fn hold_out_images(d: &DatasetSplit) -> Result<SweepData> {
         split,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{Dataset, SampleShape};
+
+    /// `n` 1x1 images whose pixel is their index, labelled `index % 10`.
+    fn numbered(n: usize) -> Dataset {
+        let shape = SampleShape {
+            channels: 1,
+            height: 1,
+            width: 1,
+            num_classes: 10,
+        };
+        let pixels: Vec<u8> = (0..n as u8).collect();
+        Dataset::from_u8(&pixels, (0..n as u8).map(|i| i % 10).collect(), shape).unwrap()
+    }
+
+    fn pixels(d: &Dataset) -> Vec<f32> {
+        d.images().iter().map(|p| (p * 255.0).round()).collect()
+    }
+
+    #[test]
+    fn every_tenth_training_image_validates_and_the_test_set_is_kept() {
+        let data = TrainData::Images(Arc::new(DatasetSplit {
+            train: numbered(25),
+            test: numbered(3),
+        }));
+        let split = SweepData::hold_out(&data).unwrap();
+        let (TrainData::Images(tuning), TrainData::Images(test)) = (&split.tuning, &split.test)
+        else {
+            panic!("image data stays image data");
+        };
+        assert_eq!(pixels(&tuning.test), [9.0, 19.0]);
+        let train = pixels(&tuning.train);
+        assert_eq!(train.len(), 23);
+        assert!(!train.contains(&9.0) && !train.contains(&19.0));
+        assert_eq!(tuning.train, test.train);
+        assert_eq!(test.test, numbered(3));
+        let err = SweepData::hold_out(&TrainData::Images(Arc::new(DatasetSplit {
+            train: numbered(9),
+            test: numbered(3),
+        })));
+        assert!(err.unwrap_err().to_string().contains("only 9"));
+    }
+}
