@@ -103,7 +103,12 @@ fn draw_sensitivity<DB: DrawingBackend>(
         .log_scale()
         .into();
     let losses = log_range(summary.runs.iter().filter_map(|r| r.val_loss));
-    let x_label = |x: &f64| format!("{x:.0e}");
+    // Log-axis ticks fall on 1..9 x 10^k: label 1, 2 and 5 only, so they stay apart.
+    let x_label = |x: &f64| {
+        let label = format!("{x:.0e}");
+        let keep = ["1e", "2e", "5e"].iter().any(|p| label.starts_with(p));
+        if keep { label } else { String::new() }
+    };
     let caption = "final validation loss vs learning rate (dots: seeds)";
     let mut chart = panel(area, caption, (lrs, "peak learning rate", &x_label), losses)?;
     for (which, o) in summary.pair.iter().enumerate() {
