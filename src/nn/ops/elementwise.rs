@@ -7,7 +7,7 @@ use crate::nn::bindings::{DY, Family, OTHER, OUT, X, uniform_block};
 use crate::nn::dispatch::Dispatch;
 use crate::nn::graph::{Activation, GraphBuilder, Var};
 use crate::nn::modules::Kernel;
-use crate::nn::ops::{CompileCx, GradMode, Plan, PlanOp};
+use crate::nn::ops::{CompileCx, GradMode, Plan, PlanOp, check_f32};
 use crate::nn::tensor::{DType, Tensor, numel};
 
 uniform_block! {
@@ -73,9 +73,7 @@ pub(crate) fn pointwise(
 /// gradient is `dy` and `b`'s is `dy` summed over the leading dimensions (`sum_rows`
 /// over `period` columns, a copy when nothing broadcasts).
 pub(crate) fn add(g: &GraphBuilder, a: Var, b: Var) -> Result<(PlanOp, Vec<usize>)> {
-    if g.dtype(a) != DType::F32 || g.dtype(b) != DType::F32 {
-        return Err(Error::shape("add", "operands must be f32 tensors"));
-    }
+    check_f32(g, "add", &[a, b])?;
     let (sa, sb) = (g.shape(a), g.shape(b));
     let first = sb.iter().position(|&d| d != 1).unwrap_or(sb.len());
     let trailing = &sb[first..];
@@ -96,11 +94,12 @@ pub(crate) fn add(g: &GraphBuilder, a: Var, b: Var) -> Result<(PlanOp, Vec<usize
 /// `y = silu(gate) * up` elementwise (SwiGLU). Backward, `gate`'s gradient is
 /// `dy * up * silu'(gate)` and `up`'s is `dy * silu(gate)`.
 pub(crate) fn silu_gate(g: &GraphBuilder, gate: Var, up: Var) -> Result<(PlanOp, Vec<usize>)> {
+    check_f32(g, "silu_gate", &[gate, up])?;
     let (sg, su) = (g.shape(gate), g.shape(up));
-    if g.dtype(gate) != DType::F32 || g.dtype(up) != DType::F32 || sg != su {
+    if sg != su {
         return Err(Error::shape(
             "silu_gate",
-            format!("gate {sg:?} and up {su:?} must be f32 tensors of one shape"),
+            format!("gate {sg:?} and up {su:?} must be tensors of one shape"),
         ));
     }
     let plan = Plan::new(
