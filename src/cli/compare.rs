@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use coptim::train::compare::Summary;
 use coptim::train::compare::{CompareConfig, CompareEvent, compare};
 use coptim::train::{OptimizerKind, chart, report};
 use coptim::{ContextOptions, Error, GpuContext};
@@ -84,14 +85,10 @@ pub fn run(args: &CompareArgs) -> coptim::Result<()> {
             false => format!("test accuracy {:.2}%", 100.0 * test_accuracy),
         }),
     })?;
-    report::write_reports(&summary, &args.out)?;
-    chart::write_charts(&summary, &args.out)?;
-    crate::cli::print_result(
-        args.json,
-        || report::summary_json(&summary),
-        || report::table(&summary),
-        "metrics.csv, summary.json, curves.png and curves.svg",
-        &args.out,
-    );
-    Ok(())
+    crate::cli::finish(&summary, args.json, &args.out)
 }
+
+/// The files the command writes into its `--out` directory.
+const FILES: &str = "metrics.csv, summary.json, curves.png and curves.svg";
+
+crate::cli::outcome!(Summary, FILES, report, chart);

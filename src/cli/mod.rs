@@ -58,21 +58,54 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> coptim::Result<()> {
     }
 }
 
-/// Prints a finished command's result: `json` on stdout when `as_json`, else
-/// `table` and a line naming the `files` written to `out`.
-fn print_result(
-    as_json: bool,
-    json: impl FnOnce() -> String,
-    table: impl FnOnce() -> String,
-    files: &str,
-    out: &std::path::Path,
-) {
+/// What a finished `compare` or `sweep` hands back: reports to write, JSON and a table.
+trait Outcome {
+    /// The files [`Outcome::write`] writes, for the closing line.
+    const FILES: &'static str;
+    /// Writes the reports and charts into `dir`.
+    fn write(&self, dir: &std::path::Path) -> coptim::Result<()>;
+    /// The summary as JSON.
+    fn json(&self) -> String;
+    /// The summary as a text table.
+    fn table(&self) -> String;
+}
+
+/// Implements [`Outcome`] for the summary type `$summary`, writing `$files` with
+/// the `write_reports`, `summary_json` and `table` of module `$report` and the
+/// `write_charts` of module `$chart`.
+macro_rules! outcome {
+    ($summary:ty, $files:expr, $report:ident, $chart:ident) => {
+        impl crate::cli::Outcome for $summary {
+            const FILES: &'static str = $files;
+
+            fn write(&self, dir: &std::path::Path) -> coptim::Result<()> {
+                $report::write_reports(self, dir)?;
+                $chart::write_charts(self, dir)
+            }
+
+            fn json(&self) -> String {
+                $report::summary_json(self)
+            }
+
+            fn table(&self) -> String {
+                $report::table(self)
+            }
+        }
+    };
+}
+pub(crate) use outcome;
+
+/// Writes `outcome`'s reports to `out`, then prints its JSON on stdout when
+/// `as_json`, else its table and a line naming the files written.
+fn finish<O: Outcome>(outcome: &O, as_json: bool, out: &std::path::Path) -> coptim::Result<()> {
+    outcome.write(out)?;
     if as_json {
-        println!("{}", json());
+        println!("{}", outcome.json());
     } else {
-        print!("{}", table());
-        println!("wrote {files} to {}", out.display());
+        print!("{}", outcome.table());
+        println!("wrote {} to {}", O::FILES, out.display());
     }
+    Ok(())
 }
 
 /// The flags of `subcommand` given on the command line (not defaulted), as

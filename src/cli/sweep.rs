@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use coptim::train::OptimizerKind;
+use coptim::train::sweep::SweepSummary;
 use coptim::train::sweep::results::{RESULTS_FILE, ResultsFile};
 use coptim::train::sweep::{
     EVALS_PER_RUN, SweepConfig, SweepData, SweepEvent, chart, report, sweep,
@@ -158,14 +159,10 @@ pub fn run(args: &SweepArgs) -> coptim::Result<()> {
         );
         return Ok(());
     };
-    report::write_reports(&summary, &args.out)?;
-    chart::write_charts(&summary, &args.out)?;
-    crate::cli::print_result(
-        args.json,
-        || report::summary_json(&summary),
-        || report::table(&summary),
-        "sweep.json, grid.csv, metrics.csv, sweep.png and sweep.svg",
-        &args.out,
-    );
-    Ok(())
+    crate::cli::finish(&summary, args.json, &args.out)
 }
+
+/// The files the command writes into its `--out` directory.
+const FILES: &str = "sweep.json, grid.csv, metrics.csv, sweep.png and sweep.svg";
+
+crate::cli::outcome!(SweepSummary, FILES, report, chart);
