@@ -115,7 +115,9 @@ fn an_interrupted_sweep_resumes_without_redoing_finished_runs() {
     record["val_loss"] = serde_json::json!(1e-6);
     let mut edited = vec![record.to_string()];
     edited.extend_from_slice(&partial[1..]);
-    std::fs::write(&results, edited.join("\n") + "\n").unwrap();
+    // The fourth run was being written when the sweep stopped: a torn last line.
+    let torn = &partial[1][..partial[1].len() / 2];
+    std::fs::write(&results, edited.join("\n") + "\n" + torn).unwrap();
 
     let second = succeeds(&tiny(out, &["--lrs", "1e-3,4e-3", "--json"]));
     assert!(

@@ -83,15 +83,18 @@ pub struct ResultsFile {
 }
 
 impl ResultsFile {
-    /// Reads [`RESULTS_FILE`] in `dir` (empty if missing). A line that is not a run
-    /// record is an error naming the file and line.
+    /// Reads [`RESULTS_FILE`] in `dir` (empty if missing). A last line without its
+    /// newline that is not a run record is the run being written when the sweep was
+    /// stopped: it is cut from the file (that run trains again). Any other line that
+    /// is not a run record is an error naming the file and line.
     pub fn open(dir: &Path) -> Result<Self> {
         let path = dir.join(RESULTS_FILE);
-        let text = match std::fs::read_to_string(&path) {
+        let mut text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(source) => return Err(io_error(&path, source)),
         };
+        repair_tail(&path, &mut text)?;
         let records = text
             .lines()
             .enumerate()
@@ -161,6 +164,29 @@ impl ResultsFile {
         self.records.push(record);
         Ok(())
     }
+}
+
+/// Ends `text` (the file at `path`) with a newline: a last line without one is kept
+/// (newline added) when it is a run record and cut off otherwise, in the file too.
+fn repair_tail(path: &Path, text: &mut String) -> Result<()> {
+    if text.is_empty() || text.ends_with('\n') {
+        return Ok(());
+    }
+    let start = text.rfind('\n').map_or(0, |i| i + 1);
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|e| io_error(path, e))?;
+    let written = if serde_json::from_str::<RunRecord>(&text[start..]).is_ok() {
+        text.push('\n');
+        (&file).write_all(b"\n")
+    } else {
+        text.truncate(start);
+        file.set_len(start as u64)
+    };
+    written
+        .and_then(|()| file.sync_data())
+        .map_err(|e| io_error(path, e))
 }
 
 fn io_error(path: &Path, source: std::io::Error) -> Error {
