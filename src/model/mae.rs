@@ -7,13 +7,15 @@ use crate::model::arch::{
 };
 use crate::model::init::Init;
 use crate::model::vit::{apply_layer_norm, block, block_params, layer_norm};
-use crate::nn::{GraphBuilder, Var};
+use crate::nn::{GraphBuilder, Var, reference};
 
 /// MAE's standard deviation of the class and mask tokens.
 const TOKEN_STD: f64 = 0.02;
 /// Most blocks the encoder or the decoder may declare: a bound on the work of listing
 /// the parameters of a configuration read from a file.
 const MAX_DEPTH: usize = 1024;
+/// MAE's `norm_pix_loss` epsilon (inside the square root), as the masked MSE uses it.
+const NORM_PIX_EPS: f32 = 1e-6;
 /// The base of the sin-cos position tables' frequencies.
 const SINCOS_BASE: f64 = 10_000.0;
 
@@ -151,6 +153,51 @@ impl Mae {
             table.extend(values.map(|v| v as f32));
         }
         table
+    }
+
+    /// The yardstick: the loss of predicting every removed patch as the mean
+    /// training patch, i.e. the mean over `test`'s patches and values of
+    /// `(target - m)^2`, `m` the mean target patch over every patch of `train` (both
+    /// flat images of [`Architecture::sample_shape`], as the model sees them; targets
+    /// normalized per patch when `norm_pix_loss`). Averaging over all patches is the
+    /// exact expectation over random masks, which remove a fixed number per image.
+    /// Computed in f64.
+    pub fn mean_patch_baseline(&self, train: &[f32], test: &[f32]) -> f64 {
+        let p = self.patch_len();
+        let mean: Vec<f64> = {
+            let targets = self.patch_targets(train);
+            let patches = (targets.len() / p).max(1) as f64;
+            (0..p)
+                .map(|j| targets.iter().skip(j).step_by(p).sum::<f64>() / patches)
+                .collect()
+        };
+        let targets = self.patch_targets(test);
+        let squares: f64 = targets
+            .chunks_exact(p)
+            .flat_map(|t| t.iter().zip(&mean).map(|(t, m)| (t - m).powi(2)))
+            .sum();
+        squares / targets.len().max(1) as f64
+    }
+
+    /// The loss targets of flat `images`: their patches `[patches, values]` (as
+    /// [`GraphBuilder::patchify`] cuts them), normalized if `norm_pix_loss`, in f64.
+    fn patch_targets(&self, images: &[f32]) -> Vec<f64> {
+        let (c, s) = (self.channels, self.image_size);
+        let x: Vec<f64> = images.iter().map(|&v| f64::from(v)).collect();
+        let patches = reference::patchify(&x, [x.len() / (c * s * s), c, s, s], self.patch);
+        if !self.norm_pix_loss {
+            return patches;
+        }
+        let p = self.patch_len();
+        patches
+            .chunks_exact(p)
+            .flat_map(|t| {
+                let mean = t.iter().sum::<f64>() / p as f64;
+                let var = t.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (p - 1) as f64;
+                let std = (var + f64::from(NORM_PIX_EPS)).sqrt();
+                t.iter().map(move |v| (v - mean) / std)
+            })
+            .collect()
     }
 
     /// Checks the configuration, naming what is inconsistent.
