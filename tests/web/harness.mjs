@@ -59,3 +59,36 @@ export async function openPage(browser, url) {
   await page.goto(url);
   return { page, errors };
 }
+
+/** The mean of the numbers `xs`. */
+export const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/**
+ * Serves the page, opens it in a fresh Chromium (with or without WebGPU), runs
+ * `body({ page, errors })`, then checks that the page logged no errors; closes the
+ * browser and the server whether or not the body passed.
+ */
+export async function withPage({ webgpu }, body) {
+  const { url, browser, close } = await startBrowser({ webgpu });
+  try {
+    const { page, errors } = await openPage(browser, url);
+    await body({ page, errors });
+    assert.deepEqual(errors, [], 'the page logged no errors');
+  } finally {
+    await close();
+  }
+}
+
+/** Waits (up to a minute) until the demo page's bindings are ready. */
+export async function demoReady(page) {
+  await page.waitForFunction(() => window.coptimDemo?.status().ready, null, { timeout: 60_000 });
+}
+
+/** Starts the demo's runs and waits (up to `timeout` ms) until they reach `steps` steps; they keep running. */
+export async function trainUntil(page, steps, timeout) {
+  await page.evaluate(() => window.coptimDemo.start());
+  await page.waitForFunction((n) => window.coptimDemo.status().step >= n, steps, {
+    timeout,
+    polling: 250,
+  });
+}

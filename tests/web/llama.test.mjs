@@ -6,19 +6,16 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { OUT_DIR, openPage, startBrowser } from './harness.mjs';
+import { OUT_DIR, demoReady, mean, trainUntil, withPage } from './harness.mjs';
 
 /** Training steps the test waits for (SwiftShader is slow: keep it small). */
 const STEPS = Number(process.env.COPTIM_E2E_LM_STEPS ?? 40);
 /** ln(73): the loss of a uniform guess over the corpus's 73 characters. */
 const UNIFORM_LOSS = Math.log(73);
-const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 test('trains two language models side by side and samples both', { timeout: 300_000 }, async () => {
-  const { url, browser, close } = await startBrowser({ webgpu: true });
-  try {
-    const { page, errors } = await openPage(browser, url);
-    await page.waitForFunction(() => window.coptimDemo?.status().ready, null, { timeout: 60_000 });
+  await withPage({ webgpu: true }, async ({ page }) => {
+    await demoReady(page);
 
     // The selector offers the language model; choosing it through the page's controls
     // fills in the preset's learning rate and batch size, and Reset builds the runs.
@@ -38,11 +35,7 @@ test('trains two language models side by side and samples both', { timeout: 300_
     assert.equal(await page.evaluate(() => window.coptimDemo.samples()), null);
 
     const started = Date.now();
-    await page.evaluate(() => window.coptimDemo.start());
-    await page.waitForFunction((n) => window.coptimDemo.status().step >= n, STEPS, {
-      timeout: 240_000,
-      polling: 250,
-    });
+    await trainUntil(page, STEPS, 240_000);
     await page.evaluate(() => window.coptimDemo.pause());
     const seconds = (Date.now() - started) / 1000;
     const status = await page.evaluate(() => window.coptimDemo.status());
@@ -77,8 +70,5 @@ test('trains two language models side by side and samples both', { timeout: 300_
         `validation loss ${status.runs.map((r) => `${r.optimizer} ${r.validationLoss.toFixed(3)}`).join(', ')}; ` +
         `samples ${samples.runs.map((r) => JSON.stringify(r.text)).join(' / ')}`,
     );
-    assert.deepEqual(errors, [], 'the page logged no errors');
-  } finally {
-    await close();
-  }
+  });
 });
