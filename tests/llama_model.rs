@@ -6,9 +6,9 @@ mod common;
 
 use common::model::*;
 use common::*;
-use coptim::model::{Architecture, Batch, Inputs, Llama, Model, NamedTensor};
+use coptim::model::{Architecture, Batch, Inputs, Llama, Model};
 use coptim::nn::reference;
-use coptim::{Error, GpuContext};
+use coptim::Error;
 use rand::RngExt;
 
 /// A configuration small enough for a finite-difference gradient of every parameter.
@@ -148,25 +148,6 @@ fn random_batch(cfg: &Llama, rows: usize, seed: u64) -> (Vec<u32>, Vec<u32>) {
     (draw(), draw())
 }
 
-/// The GPU's loss and gradients (by name) for one batch.
-fn gpu_loss_and_grads(
-    ctx: &GpuContext,
-    cfg: &Llama,
-    params: &[NamedTensor],
-    ids: &[u32],
-    targets: &[u32],
-) -> (f64, Params) {
-    let mut model = Model::new(ctx, cfg.clone(), 0).unwrap();
-    model.write_parameters(params).unwrap();
-    let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    let out = model
-        .record_forward_backward(&mut encoder, Batch::tokens(ids, targets))
-        .unwrap();
-    ctx.queue().submit([encoder.finish()]);
-    let loss = pollster::block_on(out.read(ctx)).unwrap().loss as f64;
-    (loss, grads_by_name(ctx, cfg, model.store()))
-}
-
 /// The loss and every gradient of a tiny model, tied and untied, against the f64
 /// reference. Tolerances: the loss to 1e-5 relative (f32 sums over at most 12
 /// terms per dot product, then a log-sum-exp), each gradient tensor to 1e-3 of its
@@ -181,7 +162,7 @@ fn loss_and_gradients_match_the_f64_reference() {
         let (ids, targets) = random_batch(&cfg, 3, 8);
         let p = params_f64(&params);
         let want_loss = reference_loss(&cfg, &p, &ids, &targets);
-        let (loss, grads) = gpu_loss_and_grads(&ctx, &cfg, &params, &ids, &targets);
+        let (loss, grads) = gpu_loss_and_grads(&ctx, &cfg, &params, Batch::tokens(&ids, &targets));
         assert!(
             (loss - want_loss).abs() <= 1e-5 * want_loss.abs(),
             "tied {tied}: loss {loss}, reference {want_loss}"

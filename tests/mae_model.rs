@@ -10,7 +10,7 @@ use common::*;
 use coptim::model::{Architecture, Batch, Mae, Masking, Model, PatchMasks, Task};
 use coptim::nn::Activation;
 use coptim::nn::reference::{self, AttentionShape, GatherShape};
-use coptim::{Error, GpuContext};
+use coptim::Error;
 
 /// Patch 4 of an 8x8 image (4 patches, 2 kept), widths 8, one block each: small
 /// enough for a finite-difference gradient of every parameter.
@@ -145,25 +145,6 @@ fn masking(cfg: &Mae) -> Masking {
     }
 }
 
-/// The GPU's loss and gradients (by name) for one batch.
-fn gpu_loss_and_grads(
-    ctx: &GpuContext,
-    cfg: &Mae,
-    params: &[coptim::model::NamedTensor],
-    images: &[f32],
-    masks: &PatchMasks,
-) -> (f64, Params) {
-    let mut model = Model::new(ctx, cfg.clone(), 0).unwrap();
-    model.write_parameters(params).unwrap();
-    let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    let out = model
-        .record_forward_backward(&mut encoder, Batch::masked(images, masks.all()))
-        .unwrap();
-    ctx.queue().submit([encoder.finish()]);
-    let loss = pollster::block_on(out.read(ctx)).unwrap().loss as f64;
-    (loss, grads_by_name(ctx, cfg, model.store()))
-}
-
 /// The loss and every gradient of a tiny model, with and without normalized
 /// targets, against the f64 reference. Tolerances as the language model's: the loss
 /// to 1e-5 relative (f32 sums of at most 16 terms per dot product), each gradient
@@ -180,7 +161,8 @@ fn loss_and_gradients_match_the_f64_reference() {
         let p = params_f64(&params);
         let images64 = to_f64(&images);
         let want_loss = reference_loss(&cfg, &p, &images64, &masks);
-        let (loss, grads) = gpu_loss_and_grads(&ctx, &cfg, &params, &images, &masks);
+        let (loss, grads) =
+            gpu_loss_and_grads(&ctx, &cfg, &params, Batch::masked(&images, masks.all()));
         assert!(
             (loss - want_loss).abs() <= 1e-5 * want_loss.abs(),
             "norm_pix {norm_pix}: loss {loss}, reference {want_loss}"

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use coptim::GpuContext;
-use coptim::model::{Architecture, NamedTensor};
+use coptim::model::{Architecture, Batch, Model, NamedTensor};
 
 use super::{randn, rng, to_f64};
 
@@ -79,4 +79,21 @@ pub fn central_differences(p: &Params, loss: impl Fn(&Params) -> f64) -> Params 
             (name, grad)
         })
         .collect()
+}
+
+/// The GPU's loss and gradients (by name) of a fresh `arch` holding `params`, for
+/// one `batch`.
+pub fn gpu_loss_and_grads<A: Architecture + Clone + 'static>(
+    ctx: &GpuContext,
+    arch: &A,
+    params: &[NamedTensor],
+    batch: Batch<'_>,
+) -> (f64, Params) {
+    let mut model = Model::new(ctx, arch.clone(), 0).unwrap();
+    model.write_parameters(params).unwrap();
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    let out = model.record_forward_backward(&mut encoder, batch).unwrap();
+    ctx.queue().submit([encoder.finish()]);
+    let loss = pollster::block_on(out.read(ctx)).unwrap().loss as f64;
+    (loss, grads_by_name(ctx, arch, model.store()))
 }
