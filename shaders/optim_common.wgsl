@@ -97,10 +97,17 @@ fn grad_lane(blk: Block, k: u32, lid: u32) -> GradLane {
     let lane = block_lane(blk, k, lid);
     var g = vec4<f32>(0.0);
     if lane.valid.x {
-        g = load_grad(lane.at.grad, lane.valid);
-        nonfinite_lanes += count_nonfinite(g, lane.valid);
+        g = lane_grad(lane);
     }
     return GradLane(lane, g);
+}
+
+// The gradient of a lane with at least one valid lane (zero in the others), counted
+// for flag_loaded_nonfinite like grad_lane's.
+fn lane_grad(lane: Lane) -> vec4<f32> {
+    let g = load_grad(lane.at.grad, lane.valid);
+    nonfinite_lanes += count_nonfinite(g, lane.valid);
+    return g;
 }
 
 // Per-tensor table; `scale`, `kept` and `sums` are written by finalize_scale every

@@ -20,7 +20,8 @@
 //                    (integer partial count), sums the algorithm's tensor terms, and
 //                    flags NaN/inf gradients
 //   update:          the fused step for every tensor of the window; does nothing when
-//                    the step is skipped
+//                    the step is skipped (update_block; algorithms with segment sums
+//                    use tensor_segments.wgsl's update_segments instead)
 //
 // Bindings (group 0; BINDING_* constants generated from `binding` in src/optim/kernels.rs):
 //   0 params          storage rw   parameter window (params_<variant>.wgsl; count: tensor sums
@@ -61,13 +62,15 @@ struct StepContext {
                         // pass's (measuring pass), the measuring pass's (update)
     seg_len: u32,       // the tensor's segment length (0: none; tensor_segments.wgsl)
     first_segment: u32, // its first segment record
+    segment_sums: vec4<f32>,  // the resolved record of the segment being stepped (its
+    segment_flag: u32,        // sums and flag; zeros outside the segment passes)
 }
 
 // The context of step number `t` of tensor `entry` with bias corrections `bias`.
 fn step_context(entry: TensorEntry, bias: vec4<f32>, t: u32) -> StepContext {
     let gp = step.groups[entry.group];
     let decay = 1.0 - gp.lr * gp.weight_decay;
-    return StepContext(gp, bias, decay, t == 1u, t, entry.rank, entry.sums, entry.seg_len, entry.first_segment);
+    return StepContext(gp, bias, decay, t == 1u, t, entry.rank, entry.sums, entry.seg_len, entry.first_segment, vec4<f32>(0.0), 0u);
 }
 
 // The context in a pass before advance_step (the norm and measuring passes): the bias
@@ -118,21 +121,40 @@ fn count_agreement(group: Workgroup, @builtin(local_invocation_index) lid: u32) 
     add_block_sums(sums, m.blk.global, lid, m.in_range);
 }
 
+// The block of an update pass's workgroup `group`, its tensor, their context and the
+// gradient clip factor; `live` false: no block, or the step is skipped.
+struct UpdateBlock {
+    live: bool,
+    blk: Block,
+    t: TensorEntry,
+    c: StepContext,
+    clip: f32,
+}
+
+fn update_block(group: Workgroup) -> UpdateBlock {
+    var u: UpdateBlock;
+    let b = block_index(group.id, window);
+    u.live = b < window.num_blocks && !(step.skip_nonfinite != 0u && status.found_inf != 0u);
+    if u.live {
+        u.blk = blocks[b];
+        u.t = tensors[u.blk.tensor];
+        u.c = step_context(u.t, status.bias[u.t.group], status.step);
+        u.clip = select(1.0, status.clip_coef, clipping(step));
+    }
+    return u;
+}
+
 @compute @workgroup_size(WG_SIZE)
 fn update(group: Workgroup, @builtin(local_invocation_index) lid: u32) {
-    let b = block_index(group.id, window);
-    if b >= window.num_blocks || (step.skip_nonfinite != 0u && status.found_inf != 0u) {
+    let u = update_block(group);
+    if !u.live {
         return;
     }
-    let blk = blocks[b];
-    let t = tensors[blk.tensor];
-    let c = step_context(t, status.bias[t.group], status.step);
-    let clip = select(1.0, status.clip_coef, clipping(step));
     for (var k = 0u; k < VEC_PER_THREAD; k++) {
-        let lane = block_lane(blk, k, lid);
+        let lane = block_lane(u.blk, k, lid);
         if lane.valid.x {
-            let g = step_grad(lane, load_grad(lane.at.grad, lane.valid) * clip, c);
-            step_vec4(lane.at, g, lane.valid, t.scale, c);
+            let g = step_grad(lane, load_grad(lane.at.grad, lane.valid) * u.clip, u.c);
+            step_vec4(lane.at, g, lane.valid, u.t.scale, u.c);
         }
     }
 }

@@ -27,41 +27,17 @@ const PROJECT_LAYER: u32 = 2u;
 
 var<workgroup> rows_over: atomic<u32>;
 
-// The resolved coefficients of the four lanes at `at`.
+// The resolved coefficients of the segment being stepped (StepContext's
+// segment_sums and segment_flag: one record per piece, tensor_segments.wgsl).
 struct Coefs {
-    ku: vec4<f32>,
-    kg: vec4<f32>,
-    k2: vec4<f32>,
+    ku: f32,
+    kg: f32,
+    k2: f32,
     view: u32,
 }
 
-// The resolved record the invocation read last, with its sums and view: lanes of that
-// segment take them from here instead of reading `partials` lane by lane.
-var<private> coef_record: u32 = 0xffffffffu;
-var<private> coef_sums: vec4<f32>;
-var<private> coef_view: u32;
-
-fn lane_coefs(at: At, valid: vec4<bool>, c: StepContext) -> Coefs {
-    var k = Coefs(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), PROJECT_NONE);
-    if c.seg_len == 0u {
-        return k;
-    }
-    let rec = lane_records(at, c, true);
-    if all((rec == vec4<u32>(coef_record)) | !valid) {
-        return Coefs(vec4<f32>(coef_sums.x), vec4<f32>(coef_sums.y), vec4<f32>(coef_sums.w), coef_view);
-    }
-    for (var l = 0u; l < 4u; l++) {
-        if valid[l] {
-            coef_record = rec[l];
-            coef_sums = partials[coef_record].sums;
-            coef_view = partials[coef_record].flag;
-            k.ku[l] = coef_sums.x;
-            k.kg[l] = coef_sums.y;
-            k.k2[l] = coef_sums.w;
-            k.view = coef_view;
-        }
-    }
-    return k;
+fn segment_coefs(c: StepContext) -> Coefs {
+    return Coefs(c.segment_sums.x, c.segment_sums.y, c.segment_sums.w, c.segment_flag);
 }
 
 // |cos| between p and g from the sums (p.g, p.p, g.g, _), as torch's
@@ -70,13 +46,9 @@ fn abs_cosine(s: vec4<f32>, eps: f32) -> f32 {
     return abs(s.x) / (max(sqrt(s.z), eps) * max(sqrt(s.y), eps));
 }
 
-fn terms_of(a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, d: vec4<f32>) -> mat4x4<f32> {
-    return transpose(mat4x4<f32>(a, b, c, d));
-}
-
 fn segment_terms(at: At, g: vec4<f32>, valid: vec4<bool>, c: StepContext) -> mat4x4<f32> {
     let p = load_param(at.param, valid);
-    return terms_of(p * g, p * p, g * g, p * perturb(at, g, c));
+    return mat4x4<f32>(p * g, p * p, g * g, p * perturb(at, g, c));
 }
 
 // The update projected (where the tensor's view says) and the gradient it is
@@ -85,7 +57,7 @@ struct Projected {
     u: vec4<f32>,
     against: vec4<f32>,
     view: u32,
-    k2: vec4<f32>,
+    k2: f32,
 }
 
 fn project(k: Coefs, p: vec4<f32>, g: vec4<f32>, u: vec4<f32>) -> Projected {
@@ -100,14 +72,14 @@ fn project(k: Coefs, p: vec4<f32>, g: vec4<f32>, u: vec4<f32>) -> Projected {
 fn masked_terms(at: At, g: vec4<f32>, valid: vec4<bool>, c: StepContext) -> MaskedTerms {
     let u = perturb(at, g, c);
     let zero = vec4<f32>(0.0);
-    let k = lane_coefs(at, valid, c);
+    let k = segment_coefs(c);
     if k.view == PROJECT_NONE {
         return MaskedTerms(mat4x4<f32>(), count_agree(u, g, valid));
     }
     let p = load_param(at.param, valid);
     let x = project(k, p, g, u);
     let a = caution_mask(x.u, x.against, 1.0, step);
-    return MaskedTerms(terms_of(p * x.u * a, zero, zero, zero), count_agree(x.u, x.against, valid));
+    return MaskedTerms(mat4x4<f32>(p * x.u * a, zero, zero, zero), count_agree(x.u, x.against, valid));
 }
 
 // What the update pass applies: the final update and the unmasked direction
@@ -119,7 +91,7 @@ struct ProjectedStep {
 }
 
 fn projected_step(at: At, p: vec4<f32>, g: vec4<f32>, u: vec4<f32>, valid: vec4<bool>, scale: f32, c: StepContext) -> ProjectedStep {
-    let x = project(lane_coefs(at, valid, c), p, g, u);
+    let x = project(segment_coefs(c), p, g, u);
     let masked = x.u * caution_mask(x.u, x.against, scale, step);
     if x.view == PROJECT_NONE {
         return ProjectedStep(masked, x.u, 1.0);

@@ -267,9 +267,10 @@ fn orthogonal(p: &[f64], x: &[f64], len: usize) -> Vec<f64> {
         .collect()
 }
 
-/// Shapes for the projection: `chan` and `layer` get gradients orthogonal to their
-/// parameters per row and over the whole tensor (the channel and the layer view
-/// project), the others random ones (nothing projects).
+/// Shapes for the projection: `chan`, `chan_odd` and `layer` get gradients orthogonal
+/// to their parameters per row and over the whole tensor (the channel and the layer view
+/// project), the others random ones (nothing projects). Rows of 350, 30 and 27 elements
+/// put two rows in one vec4, with coefficients of their own in `chan_odd`.
 const PROJECTION_SHAPES: &[(&str, &[usize])] = &[
     ("chan", &[6, 700]),
     ("layer", &[40, 30]),
@@ -277,6 +278,7 @@ const PROJECTION_SHAPES: &[(&str, &[usize])] = &[
     ("conv", &[8, 3, 3, 3]),
     ("vec", &[257]),
     ("one", &[1]),
+    ("chan_odd", &[9, 350]),
 ];
 
 fn projected_gradients(
@@ -290,7 +292,7 @@ fn projected_gradients(
         .map(|(i, t)| {
             let g = randn(r, t.len as usize, 0.5);
             let g = match t.name.as_str() {
-                "chan" => orthogonal(&p[i], &g, t.shape[1]),
+                "chan" | "chan_odd" => orthogonal(&p[i], &g, t.shape[1]),
                 "layer" => orthogonal(&p[i], &g, g.len()),
                 _ => g,
             };
@@ -301,12 +303,9 @@ fn projected_gradients(
 
 /// AdamP and SGDP, plain and cautious (timm's "spherical" caution), with cautious
 /// weight decay too, follow the f64 reference where the channel view, the layer view
-/// or nothing projects.
+/// or nothing projects, on every stream shape.
 #[test]
 fn adamp_and_sgdp_match_reference_where_projected() {
-    let ctx = ctx();
-    let store = shaped_store(&ctx, PROJECTION_SHAPES);
-    let options = grid_capped_at(8);
     let configs = [
         timm("adamp"),
         timm("cadamp"),
@@ -314,13 +313,27 @@ fn adamp_and_sgdp_match_reference_where_projected() {
         timm("sgdp"),
         timm("csgdp"),
     ];
-    for cfg in configs {
-        let mut grads = projected_gradients;
-        let c =
-            compare_with_gradients(&ctx, &store, cfg.clone(), options, (5, 23, TOL), &mut grads);
-        eprintln!(
-            "{:?} {:?}: max relative error {:.2e}",
-            cfg.algorithm, cfg.caution, c.max_rel
-        );
+    for shape in StreamShape::ALL {
+        let ctx = ctx().with_stream_shape(shape);
+        let store = shaped_store(&ctx, PROJECTION_SHAPES);
+        let options = grid_capped_at(8);
+        for cfg in &configs {
+            let mut grads = projected_gradients;
+            let c = compare_with_gradients(
+                &ctx,
+                &store,
+                cfg.clone(),
+                options,
+                (5, 23, TOL),
+                &mut grads,
+            );
+            eprintln!(
+                "{} {:?} {:?}: max relative error {:.2e}",
+                shape.name(),
+                cfg.algorithm,
+                cfg.caution,
+                c.max_rel
+            );
+        }
     }
 }

@@ -25,6 +25,7 @@ pub static COMMON: Part = shader_part!(
         "block_index",
         "window_block",
         "grad_lane",
+        "lane_grad",
         "lanes_valid",
         "is_finite4",
         "caution_mask",
@@ -65,6 +66,7 @@ pub static STEP: Part = shader_part!(
     &[
         "count_agreement",
         "update",
+        "update_block",
         "measuring_context",
         "measuring_clip",
         "measuring_block",
@@ -115,16 +117,22 @@ pub static TENSOR_SEGMENTS: Part = shader_part!(
     &[
         "measure_segments",
         "count_segments",
+        "update_segments",
         "segment_total",
         "segment_record",
-        "lane_records",
     ],
     &[
         "segment_terms",
         "masked_terms",
+        "step_vec4",
+        "step_grad",
         "add_block_count",
         "measuring_block",
-        "grad_lane",
+        "update_block",
+        "block_elem",
+        "block_at",
+        "lane_grad",
+        "load_grad",
         "flag_loaded_nonfinite",
     ],
 );
@@ -431,7 +439,14 @@ impl Pipelines {
                 },
             ),
             segments,
-            update: make(&algo, "update"),
+            update: make(
+                &algo,
+                if segmented {
+                    "update_segments"
+                } else {
+                    "update"
+                },
+            ),
             check_finite: make(&reduce, "check_finite"),
             grad_sumsq: make(&reduce, "grad_sumsq"),
             finalize_clip: make(&reduce, "finalize_clip"),

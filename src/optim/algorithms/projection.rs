@@ -22,7 +22,12 @@ static PROJECTION: Part = shader_part!(
         "finalize_segments",
         "finalize_masked",
     ],
-    &["perturb", "segment_total", "lane_records", "workgroup_sum4"],
+    &[
+        "perturb",
+        "segment_total",
+        "segment_record",
+        "workgroup_sum4"
+    ],
 );
 
 /// The projection's hyperparameters.
