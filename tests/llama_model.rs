@@ -6,9 +6,9 @@ mod common;
 
 use common::model::*;
 use common::*;
+use coptim::Error;
 use coptim::model::{Architecture, Batch, Inputs, Llama, Model};
 use coptim::nn::reference;
-use coptim::Error;
 use rand::RngExt;
 
 /// A configuration small enough for a finite-difference gradient of every parameter.

@@ -7,10 +7,10 @@ mod common;
 
 use common::model::*;
 use common::*;
+use coptim::Error;
 use coptim::model::{Architecture, Batch, Mae, Masking, Model, PatchMasks, Task};
 use coptim::nn::Activation;
 use coptim::nn::reference::{self, AttentionShape, GatherShape};
-use coptim::Error;
 
 /// Patch 4 of an 8x8 image (4 patches, 2 kept), widths 8, one block each: small
 /// enough for a finite-difference gradient of every parameter.
