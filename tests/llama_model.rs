@@ -4,12 +4,11 @@
 
 mod common;
 
-use std::collections::HashMap;
-
+use common::model::*;
 use common::*;
-use coptim::model::{Architecture, Batch, Inputs, Llama, Model, NamedTensor};
+use coptim::Error;
+use coptim::model::{Architecture, Batch, Inputs, Llama, Model};
 use coptim::nn::reference;
-use coptim::{Error, GpuContext};
 use rand::RngExt;
 
 /// A configuration small enough for a finite-difference gradient of every parameter.
@@ -26,9 +25,6 @@ fn tiny(tied: bool) -> Llama {
         rope_theta: 10_000.0,
     }
 }
-
-/// The model's parameters by name, in f64.
-type Params = HashMap<String, Vec<f64>>;
 
 /// `x * rsqrt(mean(x^2) + eps) * w` over rows of `dim`.
 fn rms_norm(x: &[f64], w: &[f64], dim: usize, eps: f64) -> Vec<f64> {
@@ -141,29 +137,6 @@ fn reference_loss(cfg: &Llama, p: &Params, ids: &[u32], targets: &[u32]) -> f64 
     reference::cross_entropy(&logits, targets, v)
 }
 
-/// Random parameters far from the initialization (so attention is not uniform and
-/// the norms' weights matter): N(0, 0.5) weights, norm weights 1 + N(0, 0.3).
-fn random_parameters(cfg: &Llama, seed: u64) -> Vec<NamedTensor> {
-    let mut r = rng(seed);
-    cfg.parameters()
-        .unwrap()
-        .into_iter()
-        .map(|s| {
-            let n = s.shape.iter().product();
-            let is_norm = s.name.contains("norm");
-            let values = randn(&mut r, n, if is_norm { 0.3 } else { 0.5 })
-                .into_iter()
-                .map(|v| if is_norm { 1.0 + v } else { v } as f32)
-                .collect();
-            NamedTensor {
-                name: s.name,
-                shape: s.shape,
-                values,
-            }
-        })
-        .collect()
-}
-
 /// A random batch of `rows` windows: ids and next-token targets.
 fn random_batch(cfg: &Llama, rows: usize, seed: u64) -> (Vec<u32>, Vec<u32>) {
     let mut r = rng(seed);
@@ -173,53 +146,6 @@ fn random_batch(cfg: &Llama, rows: usize, seed: u64) -> (Vec<u32>, Vec<u32>) {
             .collect::<Vec<u32>>()
     };
     (draw(), draw())
-}
-
-/// The GPU's loss and gradients (by name) for one batch.
-fn gpu_loss_and_grads(
-    ctx: &GpuContext,
-    cfg: &Llama,
-    params: &[NamedTensor],
-    ids: &[u32],
-    targets: &[u32],
-) -> (f64, HashMap<String, Vec<f64>>) {
-    let mut model = Model::new(ctx, cfg.clone(), 0).unwrap();
-    model.write_parameters(params).unwrap();
-    let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    let out = model
-        .record_forward_backward(&mut encoder, Batch::tokens(ids, targets))
-        .unwrap();
-    ctx.queue().submit([encoder.finish()]);
-    let loss = pollster::block_on(out.read(ctx)).unwrap().loss as f64;
-    let grads = model.store().grads.read_all_blocking(ctx).unwrap();
-    let names = cfg.parameters().unwrap().into_iter().map(|s| s.name);
-    (loss, names.zip(grads.iter().map(|g| to_f64(g))).collect())
-}
-
-/// Every parameter's gradient of the f64 reference loss, by central differences.
-fn reference_grads(cfg: &Llama, p: &Params, ids: &[u32], targets: &[u32]) -> Params {
-    // f64 central differences: truncation error ~h^2, rounding ~1e-16 / h, both far
-    // below the f32 tolerance the GPU is held to.
-    const H: f64 = 1e-5;
-    let mut p = p.clone();
-    let names: Vec<String> = p.keys().cloned().collect();
-    names
-        .into_iter()
-        .map(|name| {
-            let grad = (0..p[&name].len())
-                .map(|i| {
-                    let x = p[&name][i];
-                    p.get_mut(&name).unwrap()[i] = x + H;
-                    let up = reference_loss(cfg, &p, ids, targets);
-                    p.get_mut(&name).unwrap()[i] = x - H;
-                    let down = reference_loss(cfg, &p, ids, targets);
-                    p.get_mut(&name).unwrap()[i] = x;
-                    (up - down) / (2.0 * H)
-                })
-                .collect();
-            (name, grad)
-        })
-        .collect()
 }
 
 /// The loss and every gradient of a tiny model, tied and untied, against the f64
@@ -234,17 +160,14 @@ fn loss_and_gradients_match_the_f64_reference() {
         let cfg = tiny(tied);
         let params = random_parameters(&cfg, 7);
         let (ids, targets) = random_batch(&cfg, 3, 8);
-        let p: Params = params
-            .iter()
-            .map(|t| (t.name.clone(), to_f64(&t.values)))
-            .collect();
+        let p = params_f64(&params);
         let want_loss = reference_loss(&cfg, &p, &ids, &targets);
-        let (loss, grads) = gpu_loss_and_grads(&ctx, &cfg, &params, &ids, &targets);
+        let (loss, grads) = gpu_loss_and_grads(&ctx, &cfg, &params, Batch::tokens(&ids, &targets));
         assert!(
             (loss - want_loss).abs() <= 1e-5 * want_loss.abs(),
             "tied {tied}: loss {loss}, reference {want_loss}"
         );
-        let want = reference_grads(&cfg, &p, &ids, &targets);
+        let want = central_differences(&p, |p| reference_loss(&cfg, p, &ids, &targets));
         assert_eq!(grads.len(), want.len());
         for (name, w) in &want {
             let err = rel_err(&grads[name], w);
@@ -411,6 +334,7 @@ fn bad_token_batches_are_typed_errors() {
     let images = vec![0.0; 12];
     assert!(matches!(
         run(Batch {
+            masks: None,
             inputs: Inputs::Images(&images),
             labels: &targets
         }),

@@ -29,7 +29,8 @@ pub fn parse_optimizer(s: &str) -> Result<OptimizerKind, String> {
 /// Options shared by `train` and `compare`: what each run looks like.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// The model preset: mlp, vit, mlp-small, vit-tiny or llama (the language model;
+    /// The model preset: mlp, vit, mlp-small, vit-tiny, llama (the language model;
+    /// also llama-tiny) or mae (the masked autoencoder, trained without labels;
     /// `coptim presets` lists them with their defaults).
     #[arg(long, default_value = "mlp", value_parser = parse_model)]
     pub model: &'static ModelPreset,

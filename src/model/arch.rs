@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::init::Init;
 use crate::nn::{GraphBuilder, Var};
 
@@ -41,7 +41,57 @@ pub enum InputKind {
     Tokens,
 }
 
-/// A model's structure: an image classifier or a language model.
+/// What a model learns from its inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    /// Logits ([`Architecture::logits`]) trained with softmax cross-entropy against
+    /// the labels, scored by accuracy.
+    Classify,
+    /// The masked patches of its images ([`Architecture::reconstruction`], a masked
+    /// autoencoder), from per-sample masks of this shape; no labels.
+    Reconstruct(Masking),
+}
+
+/// The patch grid of a reconstructing model and how many patches each mask keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Masking {
+    /// Patch side, in pixels; divides the image's height and width.
+    pub patch: usize,
+    /// Patches per image.
+    pub patches: usize,
+    /// Patches each mask keeps visible (`0 < kept < patches`).
+    pub kept: usize,
+}
+
+/// The graph inputs of a batch's masks (written by the runtime each batch from
+/// [`PatchMasks`](crate::model::PatchMasks)); the decoder's sequence has the class token first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaskVars {
+    /// u32 `[batch, kept]`: the visible patches, in patch order (for
+    /// [`GraphBuilder::gather_tokens`]).
+    pub keep: Var,
+    /// u32 `[batch, patches + 1]`: the decoder sequence from the encoder's `[class,
+    /// kept...]` output (for [`GraphBuilder::unshuffle_tokens`]): 0 for the class token,
+    /// `1 + j` for the `j`-th kept patch, at least `kept + 1` (the mask token) for a
+    /// removed one.
+    pub restore: Var,
+    /// f32 `[batch, patches + 1]`: 1 where a patch was removed (the loss is taken
+    /// there), 0 for kept patches and the class token.
+    pub mask: Var,
+}
+
+/// What a reconstructing model's graph gives the runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reconstruction {
+    /// The `[1]` loss: mean over the removed patches.
+    pub loss: Var,
+    /// The predicted patches `[batch, patches + 1, values per patch]`, class token
+    /// row first (what [`Model::reconstruct`](crate::model::Model::reconstruct) reads).
+    pub prediction: Var,
+}
+
+/// A model's structure: an image classifier, a language model or a masked
+/// autoencoder.
 pub trait Architecture: fmt::Debug + Send + Sync {
     /// A short name for reports, e.g. `mlp` or `vit`.
     fn name(&self) -> &'static str;
@@ -68,6 +118,17 @@ pub trait Architecture: fmt::Debug + Send + Sync {
         }
     }
 
+    /// What the model learns (classification unless it says otherwise).
+    fn task(&self) -> Task {
+        Task::Classify
+    }
+
+    /// Names of the parameters trained without weight decay (none unless the model
+    /// says otherwise).
+    fn no_weight_decay(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
     /// Every parameter in state-dict order, which is also the initialization order.
     /// Fails with [`Error::InvalidConfig`](crate::Error::InvalidConfig) for an
     /// inconsistent configuration.
@@ -78,6 +139,22 @@ pub trait Architecture: fmt::Debug + Send + Sync {
     /// [`Architecture::parameters`]: `[batch, classes]` for images, `[batch, context,
     /// classes]` for tokens (`batch * labels_per_sample` rows of logits).
     fn logits(&self, g: &mut GraphBuilder, inputs: Var) -> Result<Var>;
+
+    /// For [`Task::Reconstruct`]: declares the loss and prediction of `images`
+    /// (`[batch, sample_shape..]`) under the batch's `masks`. Other models fail with
+    /// [`Error::InvalidConfig`].
+    fn reconstruction(
+        &self,
+        g: &mut GraphBuilder,
+        images: Var,
+        masks: MaskVars,
+    ) -> Result<Reconstruction> {
+        let _ = (g, images, masks);
+        Err(Error::InvalidConfig(format!(
+            "the {} model does not reconstruct masked images",
+            self.name()
+        )))
+    }
 }
 
 /// `weight` and `bias` of a `torch.nn.Linear(fan_in, out)` with PyTorch's default

@@ -40,6 +40,12 @@ impl BatchMetrics {
                 correct: *correct as u32,
                 batch_size,
             }),
+            // A model that does not classify carries its loss alone.
+            (Some(loss), []) => Ok(Self {
+                loss,
+                correct: 0,
+                batch_size,
+            }),
             _ => Err(Error::Readback(format!(
                 "the record of step {} holds no batch loss and correct count",
                 record.scheduled_step
@@ -56,29 +62,35 @@ pub struct BatchOutputs {
     pub batch_size: usize,
     /// The mean softmax cross-entropy.
     pub loss: BufferView,
-    /// The number of samples classified correctly (an f32).
-    pub correct: BufferView,
+    /// The number of samples classified correctly (an f32); `None` for a model that
+    /// does not classify.
+    pub correct: Option<BufferView>,
 }
 
 impl BatchOutputs {
     /// `inputs` that also copy this batch's loss and correct count into the
     /// optimizer's record of the step (read them with [`BatchMetrics::from_record`]).
     pub fn step_inputs<'a>(&'a self, inputs: StepInputs<'a>) -> StepInputs<'a> {
-        inputs
-            .with_loss(&self.loss.buffer, self.loss.offset)
-            .with_value(&self.correct.buffer, self.correct.offset)
+        let inputs = inputs.with_loss(&self.loss.buffer, self.loss.offset);
+        match &self.correct {
+            Some(c) => inputs.with_value(&c.buffer, c.offset),
+            None => inputs,
+        }
     }
 
     /// Reads the two values now with the crate's one blocking read helper (submits
     /// and waits): for programs that step the model without an optimizer record.
     pub async fn read(&self, ctx: &GpuContext) -> Result<BatchMetrics> {
-        let (loss, correct) = (&self.loss, &self.correct);
+        let loss = &self.loss;
         let loss = read_buffer(ctx, &loss.buffer, loss.offset, VALUE_BYTES).await?;
-        let correct = read_buffer(ctx, &correct.buffer, correct.offset, VALUE_BYTES).await?;
-        let [loss, correct]: [f32; 2] = [
-            bytemuck::pod_read_unaligned(&loss),
-            bytemuck::pod_read_unaligned(&correct),
-        ];
+        let loss: f32 = bytemuck::pod_read_unaligned(&loss);
+        let correct: f32 = match &self.correct {
+            Some(c) => {
+                let bytes = read_buffer(ctx, &c.buffer, c.offset, VALUE_BYTES).await?;
+                bytemuck::pod_read_unaligned(&bytes)
+            }
+            None => 0.0,
+        };
         Ok(BatchMetrics {
             loss,
             correct: correct as u32,

@@ -1,5 +1,5 @@
 //! Models trained on the GPU: the image classifiers [`Mlp`] and [`Vit`], the
-//! language model [`Llama`], and the [`Model`] runtime that the training loop, the
+//! language model [`Llama`], the masked autoencoder [`Mae`], and the [`Model`] runtime that the training loop, the
 //! CLI and the browser demo build on.
 //!
 //! - An [`Architecture`] declares its parameters (PyTorch state-dict names, shapes and
@@ -19,17 +19,21 @@ mod arch;
 mod generate;
 mod init;
 mod llama;
+mod mae;
+mod masking;
 mod metrics;
 mod mlp;
 mod runtime;
 mod vit;
 
-pub use arch::{Architecture, InputKind, ParamSpec};
+pub use arch::{Architecture, InputKind, MaskVars, Masking, ParamSpec, Reconstruction, Task};
 #[cfg(not(target_arch = "wasm32"))]
 pub use generate::generate_blocking;
 pub use generate::{Sampling, generate};
 pub use init::{Init, rng_for_seed};
 pub use llama::Llama;
+pub use mae::Mae;
+pub use masking::{MaskRows, PatchMasks};
 pub use metrics::{BatchMetrics, BatchOutputs};
 pub use mlp::Mlp;
 pub use runtime::{Batch, Evaluation, Inputs, Model, NamedTensor};

@@ -8,8 +8,9 @@ use crate::arena::readback::{ReadbackQueue, Source};
 use crate::arena::{BufferView, ParamStore, TensorId, UploadRing};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::model::arch::{Architecture, InputKind};
+use crate::model::arch::{Architecture, InputKind, MaskVars, Masking, Task};
 use crate::model::init::rng_for_seed;
+use crate::model::masking::{MaskRows, PatchMasks};
 use crate::model::metrics::BatchOutputs;
 use crate::nn::{Graph, GraphBuilder, Kernels, Var};
 
@@ -56,13 +57,16 @@ impl Inputs<'_> {
 }
 
 /// One batch on the CPU: the inputs and their labels, one per image or one per
-/// token (the next token) as [`Architecture::labels_per_sample`] says.
+/// token (the next token) as [`Architecture::labels_per_sample`] says; for a
+/// reconstructing model ([`Task::Reconstruct`]) the images' masks instead.
 #[derive(Debug, Clone, Copy)]
 pub struct Batch<'a> {
     /// The inputs, `batch_size * sample_len` values.
     pub inputs: Inputs<'a>,
-    /// Labels (targets), each below the number of classes.
+    /// Labels (targets), each below the number of classes; unused when reconstructing.
     pub labels: &'a [u32],
+    /// The masks of a reconstructing model's images, one row per image.
+    pub masks: Option<MaskRows<'a>>,
 }
 
 impl<'a> Batch<'a> {
@@ -71,6 +75,17 @@ impl<'a> Batch<'a> {
         Self {
             inputs: Inputs::Images(images),
             labels,
+            masks: None,
+        }
+    }
+
+    /// The batch of `images` (flat, row-major) for a reconstructing model, with one
+    /// row of `masks` per image.
+    pub fn masked(images: &'a [f32], masks: MaskRows<'a>) -> Self {
+        Self {
+            inputs: Inputs::Images(images),
+            labels: &[],
+            masks: Some(masks),
         }
     }
 
@@ -80,6 +95,20 @@ impl<'a> Batch<'a> {
         Self {
             inputs: Inputs::Tokens(ids),
             labels: targets,
+            masks: None,
+        }
+    }
+
+    /// Samples `start..start + rows` of `sample` input values and `per` labels each.
+    fn rows(&self, start: usize, rows: usize, sample: usize, per: usize) -> Self {
+        let labels = match self.labels.is_empty() {
+            true => self.labels,
+            false => &self.labels[start * per..(start + rows) * per],
+        };
+        Self {
+            inputs: self.inputs.rows(start, rows, sample),
+            labels,
+            masks: self.masks.map(|m| m.slice(start, rows)),
         }
     }
 }
@@ -88,11 +117,12 @@ impl<'a> Batch<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Evaluation {
     /// Mean softmax cross-entropy over all labels (nats per token for a language
-    /// model).
+    /// model); a reconstructing model's masked loss over all removed patches.
     pub loss: f64,
-    /// Labels whose highest logit is at the label.
+    /// Labels whose highest logit is at the label (0 when reconstructing).
     pub correct: usize,
-    /// Labels evaluated (samples, or tokens for a language model).
+    /// Labels evaluated (samples, or tokens for a language model; images when
+    /// reconstructing).
     pub count: usize,
 }
 
@@ -114,15 +144,19 @@ pub struct NamedTensor {
     pub values: Vec<f32>,
 }
 
-/// A compiled graph for one batch size, with the variables the model uses.
+/// A graph for one batch size (declared: a [`GraphBuilder`]; compiled: a [`Graph`]),
+/// with the variables the model uses.
 #[derive(Debug)]
-struct Compiled {
-    graph: Graph,
+struct Compiled<G = Graph> {
+    graph: G,
     inputs: Var,
-    labels: Var,
+    /// A classifier's labels and correct count.
+    labels: Option<(Var, Var)>,
+    /// A reconstructing model's masks.
+    masks: Option<MaskVars>,
     loss: Var,
-    correct: Var,
-    probabilities: Option<Var>,
+    /// Inference graphs: the probabilities, or the predicted patches.
+    output: Option<Var>,
 }
 
 /// Batches recorded into one encoder before it is submitted during evaluation and
@@ -300,18 +334,23 @@ impl Model {
     ) -> Result<Evaluation> {
         let n = self.check_batch(data)?;
         let per_batch = self
-            .run_inference(data.inputs, Some(data.labels), batch_size, |c| {
-                vec![(c.loss, 1), (c.correct, 1)]
+            .run_inference(data, batch_size, |c| {
+                let mut picked = vec![(c.loss, 1)];
+                picked.extend(c.labels.map(|(_, correct)| (correct, 1)));
+                picked
             })
             .await?;
         let mut eval = Evaluation {
             loss: 0.0,
             correct: 0,
-            count: data.labels.len(),
+            count: match self.arch.task() {
+                Task::Classify => data.labels.len(),
+                Task::Reconstruct(_) => n,
+            },
         };
         for (rows, values) in per_batch {
             eval.loss += values[0] as f64 * rows as f64;
-            eval.correct += values[1] as usize;
+            eval.correct += values.get(1).map_or(0, |&c| c as usize);
         }
         eval.loss /= n as f64;
         Ok(eval)
@@ -356,18 +395,23 @@ impl Model {
         let n = inputs.len() / sample;
         // Placeholder labels: the length check is the batch's, the values unused.
         let labels = vec![0; n * self.labels_per_sample()];
-        self.check_batch(Batch {
+        let batch = Batch {
             inputs,
             labels: &labels,
-        })?;
+            masks: None,
+        };
+        if self.arch.task() != Task::Classify {
+            return Err(Error::InvalidConfig(format!(
+                "the {} model does not classify: it has no probabilities",
+                self.arch.name()
+            )));
+        }
+        self.check_batch(batch)?;
         let classes = self.arch.num_classes();
         let per_batch = self
-            .run_inference(inputs, None, batch_size, |c| {
-                vec![(
-                    c.probabilities
-                        .expect("inference graphs have probabilities"),
-                    classes,
-                )]
+            .run_inference(batch, batch_size, |c| {
+                let output = c.output.expect("inference graphs have an output");
+                vec![(output, classes)]
             })
             .await?;
         Ok(per_batch.into_iter().flat_map(|(_, v)| v).collect())
@@ -387,6 +431,45 @@ impl Model {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn predict_blocking(&mut self, inputs: Inputs<'_>, batch_size: usize) -> Result<Vec<f32>> {
         pollster::block_on(self.predict(inputs, batch_size))
+    }
+
+    /// A reconstructing model's prediction of `images` under `masks` (one row per
+    /// image), in batches of at most `batch_size`: images `[count, sample_shape..]`
+    /// whose every patch is the model's prediction (the visible ones included; with
+    /// normalized targets each patch is in normalized units). Forward only.
+    pub async fn reconstruct(
+        &mut self,
+        images: &[f32],
+        masks: &PatchMasks,
+        batch_size: usize,
+    ) -> Result<Vec<f32>> {
+        let batch = Batch::masked(images, masks.all());
+        self.check_batch(batch)?;
+        let m = masks.masking();
+        let shape = self.arch.sample_shape();
+        let patch_len = self.sample_len() / m.patches;
+        let per_batch = self
+            .run_inference(batch, batch_size, |c| {
+                let output = c.output.expect("inference graphs have an output");
+                vec![(output, (m.patches + 1) * patch_len)]
+            })
+            .await?;
+        let rows = per_batch
+            .into_iter()
+            .flat_map(|(_, v)| v)
+            .collect::<Vec<_>>();
+        Ok(unpatchify(&rows, &shape, m))
+    }
+
+    /// Blocking form of [`Model::reconstruct`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn reconstruct_blocking(
+        &mut self,
+        images: &[f32],
+        masks: &PatchMasks,
+        batch_size: usize,
+    ) -> Result<Vec<f32>> {
+        pollster::block_on(self.reconstruct(images, masks, batch_size))
     }
 
     /// Every parameter, in state-dict order, read back from the GPU.
@@ -454,20 +537,7 @@ impl Model {
         let mut uploads =
             std::mem::replace(&mut self.uploads, UploadRing::new("coptim batch upload"));
         let compiled = self.compiled(n, train)?;
-        let graph = &compiled.graph;
-        let written = write_inputs(
-            graph,
-            compiled.inputs,
-            &mut uploads,
-            &ctx,
-            encoder,
-            batch.inputs,
-        )
-        .and_then(|()| {
-            graph
-                .value(compiled.labels)
-                .record_write(&mut uploads, &ctx, encoder, batch.labels)
-        });
+        let written = write_batch(compiled, &mut uploads, &ctx, encoder, batch);
         self.uploads = uploads;
         written?;
         // A pipeline that failed to compile was recorded on the context.
@@ -482,19 +552,21 @@ impl Model {
             BufferView::new(t.buffer(), t.offset())
         };
         Ok(BatchOutputs {
-            batch_size: batch.labels.len(),
+            batch_size: match compiled.labels {
+                Some(_) => batch.labels.len(),
+                None => n,
+            },
             loss: view(compiled.loss),
-            correct: view(compiled.correct),
+            correct: compiled.labels.map(|(_, correct)| view(correct)),
         })
     }
 
-    /// Runs the inference graph over `images` in batches and reads back, per batch,
-    /// the variables `pick` names (each with the number of values per row; scalars use
-    /// 1). Returns (rows, values) per batch.
+    /// Runs the inference graph over `data` (checked) in batches and reads back, per
+    /// batch, the variables `pick` names (each with the number of values per row;
+    /// scalars use 1). Returns (rows, values) per batch.
     async fn run_inference(
         &mut self,
-        inputs: Inputs<'_>,
-        labels: Option<&[u32]>,
+        data: Batch<'_>,
         batch_size: usize,
         pick: impl Fn(&Compiled) -> Vec<(Var, usize)>,
     ) -> Result<Vec<(usize, Vec<f32>)>> {
@@ -503,7 +575,7 @@ impl Model {
         }
         let sample = self.sample_len();
         let per = self.labels_per_sample();
-        let n = inputs.len() / sample;
+        let n = data.inputs.len() / sample;
         let ctx = self.ctx.clone();
         let starts: Vec<usize> = (0..n).step_by(batch_size).collect();
         let mut out = Vec::with_capacity(starts.len());
@@ -522,29 +594,9 @@ impl Model {
             for &start in group {
                 let rows = batch_size.min(n - start);
                 let compiled = self.compiled(rows, false)?;
+                let batch = data.rows(start, rows, sample, per);
+                write_batch(compiled, &mut uploads, &ctx, &mut encoder, batch)?;
                 let g = &compiled.graph;
-                write_inputs(
-                    g,
-                    compiled.inputs,
-                    &mut uploads,
-                    &ctx,
-                    &mut encoder,
-                    inputs.rows(start, rows, sample),
-                )?;
-                let dummy;
-                let batch_labels = match labels {
-                    Some(l) => &l[start * per..(start + rows) * per],
-                    None => {
-                        dummy = vec![0; rows * per];
-                        &dummy
-                    }
-                };
-                g.value(compiled.labels).record_write(
-                    &mut uploads,
-                    &ctx,
-                    &mut encoder,
-                    batch_labels,
-                )?;
                 g.record_forward(&mut encoder);
                 // Copy out now: a later batch of the same size reuses these buffers.
                 let sources: Vec<Source<'_>> = pick(compiled)
@@ -584,6 +636,15 @@ impl Model {
                 ),
             ));
         }
+        match self.arch.task() {
+            Task::Classify => self.check_labels(batch),
+            Task::Reconstruct(masking) => self.check_masks(batch, masking),
+        }
+    }
+
+    /// Checks a classifier's batch: whole samples, one label per row of logits,
+    /// labels and token ids in range. Returns the number of samples.
+    fn check_labels(&self, batch: Batch<'_>) -> Result<usize> {
         let (sample, per) = (self.sample_len(), self.labels_per_sample());
         let n = batch.labels.len() / per;
         if n == 0 || batch.labels.len() != n * per || batch.inputs.len() != n * sample {
@@ -604,8 +665,32 @@ impl Model {
         Ok(n)
     }
 
-    /// Declares the model's graph for `batch` images.
-    fn declare(&self, batch: usize, probabilities: bool) -> Result<(GraphBuilder, Compiled0)> {
+    /// Checks a reconstructing model's batch: whole images, one row of masks of the
+    /// model's shape per image. Returns the number of images.
+    fn check_masks(&self, batch: Batch<'_>, masking: Masking) -> Result<usize> {
+        let sample = self.sample_len();
+        let n = batch.inputs.len() / sample;
+        if n == 0 || batch.inputs.len() != n * sample {
+            return Err(Error::LengthMismatch {
+                what: format!("whole images of {sample} values"),
+                expected: (n.max(1) * sample) as u64,
+                got: batch.inputs.len() as u64,
+            });
+        }
+        match batch.masks {
+            Some(m) if m.masking == masking && m.rows() == n => Ok(n),
+            other => Err(Error::InvalidConfig(format!(
+                "the {} model needs one mask row per image ({n} rows of {masking:?}), the \
+                 batch has {:?}",
+                self.arch.name(),
+                other.map(|m| (m.rows(), m.masking))
+            ))),
+        }
+    }
+
+    /// Declares the model's graph for `batch` samples (`output`: with the inference
+    /// output).
+    fn declare(&self, batch: usize, output: bool) -> Result<Compiled<GraphBuilder>> {
         let mut g = GraphBuilder::new(self.store.layout().clone());
         let mut shape = vec![batch];
         shape.extend(self.arch.sample_shape());
@@ -613,7 +698,43 @@ impl Model {
             InputKind::Images => g.input(&shape),
             InputKind::Tokens => g.ids(&shape),
         };
-        let logits = self.arch.logits(&mut g, inputs)?;
+        let declared = match self.arch.task() {
+            Task::Classify => self.declare_classifier(&mut g, inputs, output)?,
+            Task::Reconstruct(m) => {
+                let masks = MaskVars {
+                    keep: g.ids(&[batch, m.kept]),
+                    restore: g.ids(&[batch, m.patches + 1]),
+                    mask: g.input(&[batch, m.patches + 1]),
+                };
+                let r = self.arch.reconstruction(&mut g, inputs, masks)?;
+                Compiled {
+                    graph: (),
+                    inputs,
+                    labels: None,
+                    masks: Some(masks),
+                    loss: r.loss,
+                    output: output.then_some(r.prediction),
+                }
+            }
+        };
+        Ok(Compiled {
+            graph: g,
+            inputs: declared.inputs,
+            labels: declared.labels,
+            masks: declared.masks,
+            loss: declared.loss,
+            output: declared.output,
+        })
+    }
+
+    /// Declares a classifier's loss, correct count and (with `output`) probabilities.
+    fn declare_classifier(
+        &self,
+        g: &mut GraphBuilder,
+        inputs: Var,
+        output: bool,
+    ) -> Result<Compiled<()>> {
+        let logits = self.arch.logits(g, inputs)?;
         // One label per row of logits: `[batch]` for images, `[batch, context]` for
         // tokens.
         let rows = g
@@ -624,37 +745,34 @@ impl Model {
         let labels = g.ids(&rows);
         let loss = g.cross_entropy(logits, labels)?;
         let correct = g.correct_count(logits, labels)?;
-        let probabilities = match probabilities {
+        let output = match output {
             true => Some(g.softmax(logits)?),
             false => None,
         };
-        Ok((
-            g,
-            Compiled0 {
-                inputs,
-                labels,
-                loss,
-                correct,
-                probabilities,
-            },
-        ))
+        Ok(Compiled {
+            graph: (),
+            inputs,
+            labels: Some((labels, correct)),
+            masks: None,
+            loss,
+            output,
+        })
     }
 
-    /// The compiled graph for `batch` images (training: with gradients), compiling it
+    /// The compiled graph for `batch` samples (training: with gradients), compiling it
     /// on first use.
     fn compiled(&mut self, batch: usize, train: bool) -> Result<&Compiled> {
         let cached = if train { &self.train } else { &self.infer };
         if !cached.contains_key(&batch) {
-            let (g, v) = self.declare(batch, !train)?;
+            let v = self.declare(batch, !train)?;
             let seeds: &[Var] = if train { &[v.loss] } else { &[] };
-            let graph = g.build(&self.kernels, &self.store, seeds)?;
             let compiled = Compiled {
-                graph,
+                graph: v.graph.build(&self.kernels, &self.store, seeds)?,
                 inputs: v.inputs,
                 labels: v.labels,
+                masks: v.masks,
                 loss: v.loss,
-                correct: v.correct,
-                probabilities: v.probabilities,
+                output: v.output,
             };
             let map = if train {
                 &mut self.train
@@ -668,30 +786,56 @@ impl Model {
     }
 }
 
-/// The variables of a declared (not yet compiled) model graph.
-#[derive(Debug)]
-struct Compiled0 {
-    inputs: Var,
-    labels: Var,
-    loss: Var,
-    correct: Var,
-    probabilities: Option<Var>,
-}
-
-/// Records the upload of `inputs` into the graph's input variable `var`.
-fn write_inputs(
-    graph: &Graph,
-    var: Var,
+/// Records the uploads of `batch` (checked) into a compiled graph's inputs: the
+/// samples, and the labels or the masks.
+fn write_batch(
+    compiled: &Compiled,
     uploads: &mut UploadRing,
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
-    inputs: Inputs<'_>,
+    batch: Batch<'_>,
 ) -> Result<()> {
-    let tensor = graph.value(var);
-    match inputs {
-        Inputs::Images(v) => tensor.record_write(uploads, ctx, encoder, v),
-        Inputs::Tokens(v) => tensor.record_write(uploads, ctx, encoder, v),
+    let graph = &compiled.graph;
+    let tensor = graph.value(compiled.inputs);
+    match batch.inputs {
+        Inputs::Images(v) => tensor.record_write(uploads, ctx, encoder, v)?,
+        Inputs::Tokens(v) => tensor.record_write(uploads, ctx, encoder, v)?,
     }
+    if let Some((labels, _)) = compiled.labels {
+        graph
+            .value(labels)
+            .record_write(uploads, ctx, encoder, batch.labels)?;
+    }
+    if let (Some(vars), Some(rows)) = (compiled.masks, batch.masks) {
+        graph.record_write_ids(vars.keep, uploads, ctx, encoder, rows.keep)?;
+        graph.record_write_ids(vars.restore, uploads, ctx, encoder, rows.restore)?;
+        graph
+            .value(vars.mask)
+            .record_write(uploads, ctx, encoder, rows.mask)?;
+    }
+    Ok(())
+}
+
+/// A reconstruction's predicted patches (`[rows, patches + 1, patch values]`, the
+/// class token's row first) as images of `shape` `[channels, height, width]`, each
+/// patch's values in (channel, row, column) order as
+/// [`GraphBuilder::patchify`](crate::nn::GraphBuilder::patchify) cuts them.
+fn unpatchify(rows: &[f32], shape: &[usize], m: Masking) -> Vec<f32> {
+    let (c, h, w, p) = (shape[0], shape[1], shape[2], m.patch);
+    let patch_len = c * p * p;
+    let per_image = (m.patches + 1) * patch_len;
+    let mut images = vec![0.0; rows.len() / per_image * c * h * w];
+    for (b, row) in rows.chunks_exact(per_image).enumerate() {
+        let image = &mut images[b * c * h * w..(b + 1) * c * h * w];
+        for (n, patch) in row[patch_len..].chunks_exact(patch_len).enumerate() {
+            let (py, px) = (n / (w / p), n % (w / p));
+            for (i, &v) in patch.iter().enumerate() {
+                let (ci, ky, kx) = (i / (p * p), i / p % p, i % p);
+                image[(ci * h + py * p + ky) * w + px * p + kx] = v;
+            }
+        }
+    }
+    images
 }
 
 /// Fails with [`Error::LabelOutOfRange`] at the first value of `values` (labels or

@@ -129,14 +129,49 @@ fn timm_linear(prefix: &str, fan_in: usize, out: usize) -> [ParamSpec; 2] {
     ]
 }
 
-fn layer_norm(prefix: &str, dim: usize) -> [ParamSpec; 2] {
+/// `weight` (ones) and `bias` (zeros) of a `torch.nn.LayerNorm(dim)`.
+pub(crate) fn layer_norm(prefix: &str, dim: usize) -> [ParamSpec; 2] {
     [
         ParamSpec::new(format!("{prefix}.weight"), &[dim], Init::Constant(1.0)),
         ParamSpec::new(format!("{prefix}.bias"), &[dim], Init::Constant(0.0)),
     ]
 }
 
-fn apply_layer_norm(g: &mut GraphBuilder, x: Var, prefix: &str) -> Result<Var> {
+/// The parameters of timm's pre-norm `Block` `prefix` of width `dim` and MLP hidden
+/// width `hidden`, its Linear layers initialized by `linear(prefix, fan_in, out)`.
+pub(crate) fn block_params(
+    prefix: &str,
+    dim: usize,
+    hidden: usize,
+    linear: fn(&str, usize, usize) -> [ParamSpec; 2],
+) -> Vec<ParamSpec> {
+    let mut specs = Vec::new();
+    specs.extend(layer_norm(&format!("{prefix}.norm1"), dim));
+    specs.extend(linear(&format!("{prefix}.attn.qkv"), dim, 3 * dim));
+    specs.extend(linear(&format!("{prefix}.attn.proj"), dim, dim));
+    specs.extend(layer_norm(&format!("{prefix}.norm2"), dim));
+    specs.extend(linear(&format!("{prefix}.mlp.fc1"), dim, hidden));
+    specs.extend(linear(&format!("{prefix}.mlp.fc2"), hidden, dim));
+    specs
+}
+
+/// timm's pre-norm `Block` `prefix` on `x`: `x + attn(norm1(x))`, then
+/// `x + mlp(norm2(x))` with the erf GELU, LayerNorm eps 1e-6.
+pub(crate) fn block(g: &mut GraphBuilder, x: Var, prefix: &str, heads: usize) -> Result<Var> {
+    let h = apply_layer_norm(g, x, &format!("{prefix}.norm1"))?;
+    let h = linear(g, h, &format!("{prefix}.attn.qkv"))?;
+    let h = g.attention(h, heads)?;
+    let h = linear(g, h, &format!("{prefix}.attn.proj"))?;
+    let x = g.add(x, h)?;
+    let h = apply_layer_norm(g, x, &format!("{prefix}.norm2"))?;
+    let h = linear(g, h, &format!("{prefix}.mlp.fc1"))?;
+    let h = g.activation(h, Activation::GeluErf)?;
+    let h = linear(g, h, &format!("{prefix}.mlp.fc2"))?;
+    g.add(x, h)
+}
+
+/// LayerNorm `prefix` (eps 1e-6) of `x`.
+pub(crate) fn apply_layer_norm(g: &mut GraphBuilder, x: Var, prefix: &str) -> Result<Var> {
     let w = g.param(&format!("{prefix}.weight"))?;
     let b = g.param(&format!("{prefix}.bias"))?;
     g.layer_norm(x, w, b, LN_EPS)
@@ -168,13 +203,8 @@ impl Architecture for Vit {
             pb,
         ];
         for i in 0..self.depth {
-            let b = format!("blocks.{i}");
-            specs.extend(layer_norm(&format!("{b}.norm1"), d));
-            specs.extend(timm_linear(&format!("{b}.attn.qkv"), d, 3 * d));
-            specs.extend(timm_linear(&format!("{b}.attn.proj"), d, d));
-            specs.extend(layer_norm(&format!("{b}.norm2"), d));
-            specs.extend(timm_linear(&format!("{b}.mlp.fc1"), d, self.mlp_hidden()));
-            specs.extend(timm_linear(&format!("{b}.mlp.fc2"), self.mlp_hidden(), d));
+            let hidden = self.mlp_hidden();
+            specs.extend(block_params(&format!("blocks.{i}"), d, hidden, timm_linear));
         }
         specs.extend(layer_norm("norm", d));
         specs.extend(timm_linear("head", d, self.classes));
@@ -189,17 +219,7 @@ impl Architecture for Vit {
         let pos = g.param("pos_embed")?;
         let mut x = g.add(tokens, pos)?;
         for i in 0..self.depth {
-            let b = format!("blocks.{i}");
-            let h = apply_layer_norm(g, x, &format!("{b}.norm1"))?;
-            let h = linear(g, h, &format!("{b}.attn.qkv"))?;
-            let h = g.attention(h, self.heads)?;
-            let h = linear(g, h, &format!("{b}.attn.proj"))?;
-            x = g.add(x, h)?;
-            let h = apply_layer_norm(g, x, &format!("{b}.norm2"))?;
-            let h = linear(g, h, &format!("{b}.mlp.fc1"))?;
-            let h = g.activation(h, Activation::GeluErf)?;
-            let h = linear(g, h, &format!("{b}.mlp.fc2"))?;
-            x = g.add(x, h)?;
+            x = block(g, x, &format!("blocks.{i}"), self.heads)?;
         }
         let x = apply_layer_norm(g, x, "norm")?;
         let cls = g.select_token(x, 0)?;

@@ -52,6 +52,8 @@ impl Activation {
 #[derive(Debug)]
 enum Source {
     Input,
+    /// Fixed values, uploaded once when the graph is built (not trained).
+    Constant(Vec<f32>),
     Param(TensorId),
     Op,
 }
@@ -116,6 +118,19 @@ impl GraphBuilder {
     /// An f32 input (e.g. images), written by the caller before each forward pass.
     pub fn input(&mut self, shape: &[usize]) -> Var {
         self.push_node(shape.to_vec(), DType::F32, Source::Input)
+    }
+
+    /// An f32 constant of `shape` holding `values` (row-major), uploaded once when the
+    /// graph is built and never trained (e.g. MAE's fixed sin-cos position tables).
+    pub fn constant(&mut self, shape: &[usize], values: Vec<f32>) -> Result<Var> {
+        if values.len() != numel(shape) {
+            return Err(Error::LengthMismatch {
+                what: format!("constant of shape {shape:?}"),
+                expected: numel(shape) as u64,
+                got: values.len() as u64,
+            });
+        }
+        Ok(self.push_node(shape.to_vec(), DType::F32, Source::Constant(values)))
     }
 
     /// A `u32` input of `len` class labels.
@@ -432,8 +447,11 @@ impl GraphBuilder {
                         false => None,
                     },
                 ),
-                Source::Input | Source::Op => {
+                Source::Input | Source::Constant(_) | Source::Op => {
                     let value = Tensor::zeros(ctx, &node.shape, node.dtype, &label)?;
+                    if let Source::Constant(values) = &node.source {
+                        value.write_f32(ctx, values)?;
+                    }
                     let grad = if needs_grad[i] || seeds.contains(&Var(i)) {
                         Some(Tensor::zeros(ctx, &node.shape, DType::F32, &label)?)
                     } else {

@@ -9,7 +9,8 @@
 //! - *steps to base final loss*: image models: the first step at which a run's
 //!   trailing mean loss (same window) is at most the final train loss of the base run
 //!   of the same seed; language models: the first validation (every `eval_every`
-//!   steps) whose loss is at most the base run's final validation loss;
+//!   steps) whose loss is at most the base run's final validation loss; masked
+//!   autoencoders likewise on their validation reconstruction loss (fixed masks);
 //! - *speed-up* of a seed: the base run's steps to its own final loss divided by the
 //!   cautious run's; `None` if the cautious run never gets there. The summary gives
 //!   the median, minimum and maximum over the seeds where both reached it.
@@ -19,8 +20,9 @@ use serde::Serialize;
 use crate::context::GpuContext;
 use crate::data::text::nats_to_bits;
 use crate::error::{Error, Result};
-use crate::model::InputKind;
-use crate::train::config::{OptimizerKind, TrainConfig};
+use crate::model::{InputKind, Task};
+use crate::train::config::{ModelSpec, OptimizerKind, TrainConfig};
+use crate::train::inputs::Standardize;
 use crate::train::lockstep::Lockstep;
 use crate::train::metrics::{History, StepMetrics, median};
 use crate::train::runner::{Event, Runner};
@@ -181,6 +183,10 @@ pub struct Summary {
     /// on the training split, the yardstick ([`TextCorpus::bigram_val_loss`](crate::data::text::TextCorpus::bigram_val_loss));
     /// `None` for image models.
     pub bigram_val_loss: Option<f64>,
+    /// Masked autoencoders: the validation loss of predicting every removed patch as
+    /// the mean training patch, the yardstick ([`Mae::mean_patch_baseline`](crate::model::Mae::mean_patch_baseline)); `None`
+    /// for other models.
+    pub baseline_val_loss: Option<f64>,
     /// The adapter the runs used.
     pub adapter: String,
     /// The full configuration of the base run of the first seed.
@@ -244,6 +250,7 @@ pub fn compare(
         TrainData::Text(corpus) => Some(corpus.bigram_val_loss()),
         TrainData::Images(_) => None,
     };
+    let baseline = mean_patch_baseline(&config.run, &data);
     let mut finished = Vec::new();
     let mut parameters = 0;
     for (seed_index, &seed) in config.seeds.iter().enumerate() {
@@ -279,7 +286,25 @@ pub fn compare(
     }
     let mut summary = summarize(config, parameters, &ctx.report().adapter, finished);
     summary.bigram_val_loss = bigram;
+    summary.baseline_val_loss = baseline;
     Ok(summary)
+}
+
+/// A masked autoencoder's [`Mae::mean_patch_baseline`](crate::model::Mae::mean_patch_baseline) on `data`'s images as the
+/// runs see them (standardized with the training set's statistics when the run
+/// normalizes); `None` for other models.
+pub fn mean_patch_baseline(run: &TrainConfig, data: &TrainData) -> Option<f64> {
+    let (ModelSpec::Mae(mae), TrainData::Images(d)) = (&run.model, data) else {
+        return None;
+    };
+    let standardize = match run.normalize {
+        true => Standardize::of(&d.train),
+        false => Standardize::IDENTITY,
+    };
+    let [mut train, mut test] = [&d.train, &d.test].map(|s| s.images().to_vec());
+    standardize.apply(&mut train);
+    standardize.apply(&mut test);
+    Some(mae.mean_patch_baseline(&train, &test))
 }
 
 /// Builds the summary from finished runs `(optimizer, seed, history, wall seconds)`
@@ -309,6 +334,7 @@ pub fn summarize(
         speedup_per_seed,
         optimizers,
         bigram_val_loss: None,
+        baseline_val_loss: None,
         adapter: adapter.to_string(),
         config: config.run.clone(),
     }
@@ -322,13 +348,16 @@ fn run_results(
     window: usize,
     finished: Vec<(OptimizerKind, u64, History, f64)>,
 ) -> Vec<RunResult> {
-    let tokens = config.run.model.architecture().input_kind() == InputKind::Tokens;
-    let labels_per_sample = config.run.model.architecture().labels_per_sample();
-    let final_loss = |h: &History| match tokens {
+    let arch = config.run.model.architecture();
+    let tokens = arch.input_kind() == InputKind::Tokens;
+    let labels_per_sample = arch.labels_per_sample();
+    // Language models and masked autoencoders are judged on the validation loss.
+    let on_validation = tokens || arch.task() != Task::Classify;
+    let final_loss = |h: &History| match on_validation {
         true => h.last_eval().map(|e| e.loss),
         false => h.final_loss(window),
     };
-    let steps_to = |h: &History, target: f64| match tokens {
+    let steps_to = |h: &History, target: f64| match on_validation {
         true => h.evals_to_reach(target),
         false => h.steps_to_reach(target, window),
     };
@@ -349,7 +378,7 @@ fn run_results(
             let eval = history.last_eval().copied();
             let median_step_ms = history.median_step_ms();
             let samples_per_s = median_step_ms.map(|ms| config.run.batch_size as f64 / (ms / 1e3));
-            let val_loss = eval.filter(|_| tokens).map(|e| e.loss);
+            let val_loss = eval.filter(|_| on_validation).map(|e| e.loss);
             RunResult {
                 optimizer,
                 seed,
@@ -357,7 +386,7 @@ fn run_results(
                 test_accuracy: eval.map_or(f64::NAN, |e| e.accuracy),
                 test_loss: eval.map_or(f64::NAN, |e| e.loss),
                 val_loss,
-                val_bits_per_char: val_loss.map(nats_to_bits),
+                val_bits_per_char: val_loss.filter(|_| tokens).map(nats_to_bits),
                 steps_to_base_final_loss: base_final(seed).and_then(|t| steps_to(&history, t)),
                 mean_kept_fraction: history.mean_kept_fraction(),
                 wall_s,

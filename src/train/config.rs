@@ -5,8 +5,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::model::{Architecture, Llama, Mlp, Model, Vit};
-use crate::optim::{Algorithm, Caution, DecayMode, LrSchedule, OptimizerConfig, timm_names};
+use crate::model::{Architecture, Llama, Mae, Mlp, Model, Vit};
+use crate::optim::{
+    Algorithm, Caution, DecayMode, GroupConfig, LrSchedule, OptimizerConfig, timm_names,
+};
 use crate::train::presets::{MODEL_PRESETS, ModelPreset};
 use crate::train::source::TrainData;
 
@@ -20,6 +22,8 @@ pub enum ModelSpec {
     Vit(Vit),
     /// A LLaMA-style character-level language model.
     Llama(Llama),
+    /// A masked autoencoder (trained without labels).
+    Mae(Mae),
 }
 
 impl ModelSpec {
@@ -33,7 +37,7 @@ impl ModelSpec {
         (MODEL_PRESETS[1].model)()
     }
 
-    /// `mlp`, `vit` or `llama`.
+    /// `mlp`, `vit`, `llama` or `mae`.
     pub fn name(&self) -> &'static str {
         self.architecture().name()
     }
@@ -44,6 +48,7 @@ impl ModelSpec {
             ModelSpec::Mlp(m) => m,
             ModelSpec::Vit(v) => v,
             ModelSpec::Llama(l) => l,
+            ModelSpec::Mae(m) => m,
         }
     }
 
@@ -53,6 +58,7 @@ impl ModelSpec {
             ModelSpec::Mlp(m) => Model::new(ctx, m.clone(), seed),
             ModelSpec::Vit(v) => Model::new(ctx, v.clone(), seed),
             ModelSpec::Llama(l) => Model::new(ctx, l.clone(), seed),
+            ModelSpec::Mae(m) => Model::new(ctx, m.clone(), seed),
         }
     }
 }
@@ -269,6 +275,10 @@ pub struct TrainConfig {
     pub lr_floor: f64,
     /// Global gradient-norm clipping (`None`: off).
     pub clip_grad_norm: Option<f64>,
+    /// AdamW's (and C-AdamW's) `(beta1, beta2)` (`None`: timm's (0.9, 0.999)); other
+    /// optimizers keep theirs.
+    #[serde(default)]
+    pub adam_betas: Option<[f64; 2]>,
     /// Cautious and/or corrected weight decay on top of the optimizer's own (a timm
     /// name ending in `c`, e.g. `cadamc`, is corrected already; both off: the
     /// optimizer's decay).
@@ -320,6 +330,7 @@ impl TrainConfig {
             warmup_steps: preset.warmup_steps,
             lr_floor: preset.lr_floor,
             clip_grad_norm: preset.clip_grad_norm,
+            adam_betas: preset.adam_betas,
             decay: DecayMode::default(),
             batch_size: preset.batch_size,
             steps: preset.steps,
@@ -372,7 +383,9 @@ impl TrainConfig {
         }
     }
 
-    /// The optimizer configuration of this run.
+    /// The optimizer configuration of this run: the model's
+    /// [`no_weight_decay`](Architecture::no_weight_decay) tensors, if any, in a group
+    /// `no_decay` without weight decay.
     pub fn optimizer_config(&self) -> OptimizerConfig {
         let cfg = self
             .optimizer
@@ -382,7 +395,26 @@ impl TrainConfig {
             cautious: cfg.decay.cautious || self.decay.cautious,
             corrected: cfg.decay.corrected || self.decay.corrected,
         };
-        let cfg = cfg.with_decay(decay);
+        let mut cfg = cfg.with_decay(decay);
+        if let (Algorithm::AdamW(adam), Some([beta1, beta2])) =
+            (&mut cfg.algorithm, self.adam_betas)
+        {
+            (adam.beta1, adam.beta2) = (beta1, beta2);
+        }
+        // An invalid model is reported by `validate`; its groups do not matter.
+        let exempt = self
+            .model
+            .architecture()
+            .no_weight_decay()
+            .unwrap_or_default();
+        if !exempt.is_empty() {
+            cfg = cfg.with_group(GroupConfig {
+                name: "no_decay".into(),
+                tensors: exempt,
+                lr_scale: 1.0,
+                weight_decay: 0.0,
+            });
+        }
         match self.clip_grad_norm {
             Some(c) => cfg.with_clip_grad_norm(c),
             None => cfg,

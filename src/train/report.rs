@@ -70,10 +70,13 @@ fn spread(s: &Spread, decimals: usize, unit: &str) -> String {
 }
 
 /// The text table `coptim compare` prints: one row per run, then the speed-up
-/// (for a language model, [`text_table`]).
+/// (for a language model or a masked autoencoder, its validation losses).
 pub fn table(summary: &Summary) -> String {
     if let Some(bigram) = summary.bigram_val_loss {
-        return text_table(summary, bigram);
+        return validation_table(summary, Yardstick::Bigram(bigram));
+    }
+    if let Some(base) = summary.baseline_val_loss {
+        return validation_table(summary, Yardstick::MeanPatch(base));
     }
     let mut out = header(summary);
     // The headings, aligned as the rows' format below aligns its cells.
@@ -153,32 +156,57 @@ fn speedup_line(summary: &Summary, target: &str) -> String {
     )
 }
 
-/// The table of a language-model comparison: per run the validation loss in nats
-/// per token and bits per character, the steps to the base run's final validation
-/// loss and the throughput in tokens per second; then the bigram yardstick and the
-/// speed-up.
-pub fn text_table(summary: &Summary, bigram: f64) -> String {
+/// What a validation-judged comparison is measured against.
+#[derive(Debug, Clone, Copy)]
+enum Yardstick {
+    /// A language model's bigram validation loss (nats per token).
+    Bigram(f64),
+    /// A masked autoencoder's mean-patch validation loss.
+    MeanPatch(f64),
+}
+
+/// The table of a language-model or masked-autoencoder comparison: per run the
+/// validation loss (and bits per character, or the fraction of the mean-patch
+/// baseline), the steps to the base run's final validation loss and the throughput
+/// (tokens or samples per second); then the yardstick and the speed-up.
+fn validation_table(summary: &Summary, yardstick: Yardstick) -> String {
+    let (relative, throughput) = match yardstick {
+        Yardstick::Bigram(_) => ("val bpc", "tokens/s"),
+        Yardstick::MeanPatch(_) => ("x base", "samples/s"),
+    };
     let mut out = header(summary);
     // The headings, aligned as the rows' format below aligns its cells.
-    out.push_str(
-        "optimizer seed train loss  val loss   val bpc steps to base   kept   wall s tokens/s\n",
+    let _ = writeln!(
+        out,
+        "optimizer seed train loss  val loss {relative:>9} steps to base   kept   wall s {throughput:>8}"
     );
     for r in &summary.runs {
         let ([name, seed, loss], [steps, kept, wall]) = run_cells(r);
+        let (relative, throughput) = match yardstick {
+            Yardstick::Bigram(_) => (r.val_bits_per_char, r.tokens_per_s),
+            Yardstick::MeanPatch(base) => (r.val_loss.map(|v| v / base), r.samples_per_s),
+        };
         let _ = writeln!(
             out,
             "{name:<9} {seed:>4} {loss:>10} {:>9} {:>9} {steps:>13} {kept:>6} {wall:>8} {:>8}",
             num(r.val_loss, 4),
-            num(r.val_bits_per_char, 4),
-            num(r.tokens_per_s, 0),
+            num(relative, 4),
+            num(throughput, 0),
         );
     }
-    let _ = writeln!(
-        out,
-        "bigram yardstick (fitted on the training split): val loss {} nats/token, {} bits/char",
-        num(Some(bigram), 4),
-        num(Some(crate::data::text::nats_to_bits(bigram)), 4),
-    );
+    let _ = match yardstick {
+        Yardstick::Bigram(bigram) => writeln!(
+            out,
+            "bigram yardstick (fitted on the training split): val loss {} nats/token, {} bits/char",
+            num(Some(bigram), 4),
+            num(Some(crate::data::text::nats_to_bits(bigram)), 4),
+        ),
+        Yardstick::MeanPatch(base) => writeln!(
+            out,
+            "mean-patch baseline (the mean training patch for every removed patch): val loss {}",
+            num(Some(base), 4),
+        ),
+    };
     out.push_str(&speedup_line(summary, "validation loss"));
     out
 }
@@ -276,6 +304,7 @@ mod tests {
             speedup_per_seed: vec![Some(1.22), None],
             optimizers: optimizers.to_vec(),
             bigram_val_loss,
+            baseline_val_loss: None,
             adapter: "llvmpipe".into(),
             config: TrainConfig::for_model(ModelSpec::default_mlp(), pair[0]),
         }

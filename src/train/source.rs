@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::data::DatasetSplit;
 use crate::data::text::{TextBatch, TextCorpus, Vocab};
 use crate::error::{Error, Result};
-use crate::model::{Architecture, Batch, InputKind};
+use crate::model::{Architecture, Batch, InputKind, PatchMasks, Task};
 use crate::train::config::TrainConfig;
 use crate::train::inputs::BatchStream;
 
@@ -105,7 +105,7 @@ fn check_images(arch: &dyn Architecture, data: &DatasetSplit, batch_size: usize)
                 ),
             ));
         }
-        if ds.num_classes() > arch.num_classes() {
+        if arch.task() == Task::Classify && ds.num_classes() > arch.num_classes() {
             return Err(Error::shape(
                 format!("{} classes", arch.name()),
                 format!(
@@ -148,6 +148,17 @@ fn check_text(arch: &dyn Architecture, corpus: &TextCorpus) -> Result<()> {
     Ok(())
 }
 
+/// A reconstructing model's masks in a [`Feed`].
+#[derive(Debug)]
+pub(crate) struct FeedMasks {
+    /// The run's seed (the training masks depend on it and the step).
+    seed: u64,
+    /// The current batch's.
+    batch: PatchMasks,
+    /// The fixed validation masks of the test set.
+    validation: PatchMasks,
+}
+
 /// A session's feed: the current training batch and the fixed evaluation set, in
 /// the form the model takes.
 #[derive(Debug)]
@@ -161,6 +172,8 @@ pub(crate) enum Feed {
         labels: Vec<u32>,
         test_images: Vec<f32>,
         test_labels: Vec<u32>,
+        /// A reconstructing model's masks.
+        masks: Option<Box<FeedMasks>>,
     },
     /// Text: the current window batch and the validation windows.
     Text {
@@ -179,7 +192,16 @@ impl Feed {
                 let stream = BatchStream::for_run(config, &data.train);
                 let mut test_images = data.test.images().to_vec();
                 stream.standardize().apply(&mut test_images);
+                let masks = match config.model.architecture().task() {
+                    Task::Classify => None,
+                    Task::Reconstruct(m) => Some(Box::new(FeedMasks {
+                        seed: config.seed,
+                        batch: PatchMasks::for_step(m, config.seed, 1, 0),
+                        validation: PatchMasks::validation(m, data.test.len()),
+                    })),
+                };
                 Feed::Images {
+                    masks,
                     data: data.clone(),
                     stream,
                     images: Vec::new(),
@@ -206,10 +228,17 @@ impl Feed {
                 stream,
                 images,
                 labels,
+                masks,
                 ..
             } => {
                 stream.batch_into(&data.train, step, images, labels);
-                Batch::new(images, labels)
+                match masks {
+                    Some(m) => {
+                        m.batch = PatchMasks::for_step(m.batch.masking(), m.seed, step, rows);
+                        Batch::masked(images, m.batch.all())
+                    }
+                    None => Batch::new(images, labels),
+                }
             }
             Feed::Text {
                 corpus,
@@ -229,8 +258,12 @@ impl Feed {
             Feed::Images {
                 test_images,
                 test_labels,
+                masks,
                 ..
-            } => Batch::new(test_images, test_labels),
+            } => match masks {
+                Some(m) => Batch::masked(test_images, m.validation.all()),
+                None => Batch::new(test_images, test_labels),
+            },
             Feed::Text { validation, .. } => Batch::tokens(&validation.inputs, &validation.targets),
         }
     }

@@ -15,6 +15,8 @@ pub mod cli;
 pub mod graph;
 #[cfg(feature = "nn")]
 pub mod matmul;
+#[cfg(feature = "nn")]
+pub mod model;
 #[cfg(feature = "train")]
 pub mod parity;
 #[cfg(feature = "train")]

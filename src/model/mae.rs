@@ -1,0 +1,388 @@
+//! [`Mae`]: a masked autoencoder in the layout of the MAE reference code
+//! (facebookresearch/mae, `models_mae.py`, `MaskedAutoencoderViT`).
+
+use crate::error::{Error, Result};
+use crate::model::arch::{
+    Architecture, MaskVars, Masking, ParamSpec, Reconstruction, Task, linear,
+};
+use crate::model::init::Init;
+use crate::model::vit::{apply_layer_norm, block, block_params, layer_norm};
+use crate::nn::{GraphBuilder, Var, reference};
+
+/// MAE's standard deviation of the class and mask tokens.
+const TOKEN_STD: f64 = 0.02;
+/// Most blocks the encoder or the decoder may declare: a bound on the work of listing
+/// the parameters of a configuration read from a file.
+const MAX_DEPTH: usize = 1024;
+/// MAE's `norm_pix_loss` epsilon (inside the square root), as the masked MSE uses it.
+const NORM_PIX_EPS: f32 = 1e-6;
+/// The base of the sin-cos position tables' frequencies.
+const SINCOS_BASE: f64 = 10_000.0;
+
+/// A masked autoencoder (He et al., 2021) as the MAE reference code builds it, at any
+/// size: the image cut into `patch x patch` patches, a random `mask_ratio` of them
+/// removed per image, a ViT encoder (class token, `depth` pre-norm blocks, LayerNorm)
+/// over the visible ones, a linear `decoder_embed`, a learned mask token at the
+/// removed positions, `decoder_depth` blocks and a linear head to pixels; the loss is
+/// the mean squared error over the removed patches, optionally against per-patch
+/// normalized targets (`norm_pix_loss`, unbiased variance, eps 1e-6). Position
+/// embeddings are MAE's fixed 2-D sin-cos tables (constants, not trained); every
+/// LayerNorm has eps 1e-6, every MLP the erf GELU.
+///
+/// Parameter names are the reference's state-dict keys (`cls_token`, `mask_token`,
+/// `patch_embed.proj.weight` `[dim, channels, patch, patch]`, `blocks.0.attn.qkv.weight`,
+/// ..., `norm.weight`, `decoder_embed.weight`, `decoder_blocks.0.norm1.weight`, ...,
+/// `decoder_norm.weight`, `decoder_pred.weight`); `pos_embed` and
+/// `decoder_pos_embed` are not parameters ([`Mae::pos_embed`] gives them).
+/// Initialization as `initialize_weights`: xavier-uniform Linear weights (the packed
+/// qkv as one `[3 dim, dim]` matrix) with zero biases, the patch projection
+/// xavier-uniform on its `[dim, channels * patch^2]` view with PyTorch's Conv2d
+/// default bias, class and mask tokens N(0, 0.02), LayerNorm 1 and 0.
+///
+/// With one channel the decoder's pixel order inside a patch is MAE's; with more it
+/// is (channel, row, column) where MAE's is (row, column, channel) (the loss, a mean
+/// over each patch, is the same).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Mae {
+    /// Input channels.
+    pub channels: usize,
+    /// Image height and width (square).
+    pub image_size: usize,
+    /// Patch height and width; divides `image_size`.
+    pub patch: usize,
+    /// Encoder width; a multiple of 4 (the sin-cos table) and of `heads`.
+    pub dim: usize,
+    /// Encoder blocks.
+    pub depth: usize,
+    /// Encoder attention heads.
+    pub heads: usize,
+    /// Hidden width of every MLP over its block's width (`int(width * mlp_ratio)`).
+    pub mlp_ratio: f64,
+    /// Decoder width; a multiple of 4 and of `decoder_heads`.
+    pub decoder_dim: usize,
+    /// Decoder blocks.
+    pub decoder_depth: usize,
+    /// Decoder attention heads.
+    pub decoder_heads: usize,
+    /// Fraction of the patches removed from each image; at least one patch must stay
+    /// and one go.
+    pub mask_ratio: f64,
+    /// Normalize each target patch by its mean and unbiased variance.
+    pub norm_pix_loss: bool,
+}
+
+impl Default for Mae {
+    /// The digit-sized MAE of the PyTorch reference script: patch 7 (16 patches),
+    /// encoder width 64 with 4 blocks of 4 heads, decoder width 32 with 2 blocks of 4
+    /// heads, MLP ratio 4, mask ratio 0.75, normalized targets.
+    fn default() -> Self {
+        Self {
+            channels: 1,
+            image_size: 28,
+            patch: 7,
+            dim: 64,
+            depth: 4,
+            heads: 4,
+            mlp_ratio: 4.0,
+            decoder_dim: 32,
+            decoder_depth: 2,
+            decoder_heads: 4,
+            mask_ratio: 0.75,
+            norm_pix_loss: true,
+        }
+    }
+}
+
+/// `weight` and `bias` of an `nn.Linear` as MAE initializes it: xavier-uniform
+/// weight, zero bias.
+fn xavier_linear(prefix: &str, fan_in: usize, out: usize) -> [ParamSpec; 2] {
+    [
+        ParamSpec::new(
+            format!("{prefix}.weight"),
+            &[out, fan_in],
+            xavier(fan_in, out),
+        ),
+        ParamSpec::new(format!("{prefix}.bias"), &[out], Init::Constant(0.0)),
+    ]
+}
+
+/// `torch.nn.init.xavier_uniform_` (gain 1): uniform on `±sqrt(6 / (fan_in + fan_out))`.
+fn xavier(fan_in: usize, fan_out: usize) -> Init {
+    Init::Uniform {
+        bound: (6.0 / (fan_in + fan_out).max(1) as f64).sqrt(),
+    }
+}
+
+/// MAE's 1-D sin-cos embedding of position `pos` into `dim` values:
+/// `[sin(pos w_k) for k < dim/2, cos(pos w_k) for k < dim/2]`, `w_k = 10000^(-2k/dim)`.
+fn sincos_1d(dim: usize, pos: f64) -> impl Iterator<Item = f64> {
+    let half = dim / 2;
+    let omega = move |k: usize| 1.0 / SINCOS_BASE.powf(k as f64 / half as f64);
+    let angles = move || (0..half).map(move |k| pos * omega(k));
+    angles().map(f64::sin).chain(angles().map(f64::cos))
+}
+
+impl Mae {
+    /// Patches per image.
+    pub fn num_patches(&self) -> usize {
+        (self.image_size / self.patch.max(1)).pow(2)
+    }
+
+    /// Values per patch (`channels * patch^2`).
+    pub fn patch_len(&self) -> usize {
+        self.channels * self.patch * self.patch
+    }
+
+    /// Patches each mask keeps: `int(patches * (1 - mask_ratio))`, as MAE computes it.
+    pub fn kept_patches(&self) -> usize {
+        (self.num_patches() as f64 * (1.0 - self.mask_ratio)) as usize
+    }
+
+    /// MAE's `get_2d_sincos_pos_embed(width, grid, cls_token=True)` in f32,
+    /// `[patches + 1, width]` row-major: a zero row for the class token, then per patch
+    /// (row-major over the grid) the 1-D table of its column in the first half of the
+    /// channels and of its row in the second (computed in f64). `width` must be a
+    /// multiple of 4: [`Mae::dim`] for `pos_embed`, [`Mae::decoder_dim`] for
+    /// `decoder_pos_embed`.
+    pub fn pos_embed(&self, width: usize) -> Vec<f32> {
+        let grid = self.image_size / self.patch.max(1);
+        let mut table = vec![0.0f32; width];
+        for n in 0..grid * grid {
+            let (row, col) = ((n / grid) as f64, (n % grid) as f64);
+            let values = sincos_1d(width / 2, col).chain(sincos_1d(width / 2, row));
+            table.extend(values.map(|v| v as f32));
+        }
+        table
+    }
+
+    /// The issue's yardstick: the loss of predicting every removed patch as the mean
+    /// training patch, i.e. the mean over `test`'s patches and values of
+    /// `(target - m)^2`, `m` the mean target patch over every patch of `train` (both
+    /// flat images of [`Architecture::sample_shape`], as the model sees them; targets
+    /// normalized per patch when `norm_pix_loss`). Averaging over all patches is the
+    /// exact expectation over random masks, which remove a fixed number per image.
+    /// Computed in f64.
+    pub fn mean_patch_baseline(&self, train: &[f32], test: &[f32]) -> f64 {
+        let p = self.patch_len();
+        let mean: Vec<f64> = {
+            let targets = self.patch_targets(train);
+            let patches = (targets.len() / p).max(1) as f64;
+            (0..p)
+                .map(|j| targets.iter().skip(j).step_by(p).sum::<f64>() / patches)
+                .collect()
+        };
+        let targets = self.patch_targets(test);
+        let squares: f64 = targets
+            .chunks_exact(p)
+            .flat_map(|t| t.iter().zip(&mean).map(|(t, m)| (t - m).powi(2)))
+            .sum();
+        squares / targets.len().max(1) as f64
+    }
+
+    /// The loss targets of flat `images`: their patches `[patches, values]` (as
+    /// [`GraphBuilder::patchify`] cuts them), normalized if `norm_pix_loss`, in f64.
+    fn patch_targets(&self, images: &[f32]) -> Vec<f64> {
+        let (c, s) = (self.channels, self.image_size);
+        let x: Vec<f64> = images.iter().map(|&v| f64::from(v)).collect();
+        let patches = reference::patchify(&x, [x.len() / (c * s * s), c, s, s], self.patch);
+        if !self.norm_pix_loss {
+            return patches;
+        }
+        let p = self.patch_len();
+        patches
+            .chunks_exact(p)
+            .flat_map(|t| {
+                let mean = t.iter().sum::<f64>() / p as f64;
+                let var = t.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (p - 1) as f64;
+                let std = (var + f64::from(NORM_PIX_EPS)).sqrt();
+                t.iter().map(move |v| (v - mean) / std)
+            })
+            .collect()
+    }
+
+    /// Checks the configuration, naming what is inconsistent.
+    fn validate(&self) -> Result<()> {
+        let bad = |why: String| {
+            Err(Error::InvalidConfig(format!(
+                "MAE configuration {self:?}: {why}"
+            )))
+        };
+        let sizes = [
+            self.channels,
+            self.image_size,
+            self.patch,
+            self.dim,
+            self.depth,
+            self.heads,
+            self.decoder_dim,
+            self.decoder_depth,
+            self.decoder_heads,
+        ];
+        if sizes.contains(&0) || sizes.iter().any(|&s| s > u32::MAX as usize) {
+            return bad("every size must be positive and fit in 32 bits".into());
+        }
+        if self.depth.max(self.decoder_depth) > MAX_DEPTH {
+            return bad(format!("at most {MAX_DEPTH} blocks"));
+        }
+        if !self.image_size.is_multiple_of(self.patch) {
+            return bad(format!(
+                "the patch {} does not divide the image size {}",
+                self.patch, self.image_size
+            ));
+        }
+        for (what, width, heads) in [
+            ("encoder", self.dim, self.heads),
+            ("decoder", self.decoder_dim, self.decoder_heads),
+        ] {
+            if !width.is_multiple_of(4) || !width.is_multiple_of(heads) {
+                return bad(format!(
+                    "the {what} width {width} must be a multiple of 4 (the 2-D sin-cos table) \
+                     and of its {heads} heads"
+                ));
+            }
+        }
+        self.validate_ratios()
+    }
+
+    /// Checks the MLP and mask ratios and the normalized targets.
+    fn validate_ratios(&self) -> Result<()> {
+        let bad = |why: String| {
+            Err(Error::InvalidConfig(format!(
+                "MAE configuration {self:?}: {why}"
+            )))
+        };
+        let hidden = |w: usize| w as f64 * self.mlp_ratio;
+        if !(self.mlp_ratio.is_finite() && hidden(self.dim.min(self.decoder_dim)) >= 1.0)
+            || hidden(self.dim.max(self.decoder_dim)) > u32::MAX as f64
+        {
+            return bad("the MLP ratio must give hidden widths of at least 1".into());
+        }
+        let (n, kept) = (self.num_patches(), self.kept_patches());
+        if !(0.0..1.0).contains(&self.mask_ratio) || kept == 0 || kept >= n {
+            return bad(format!(
+                "the mask ratio {} keeps {kept} of {n} patches; it must keep at least one and \
+                 remove at least one",
+                self.mask_ratio
+            ));
+        }
+        if self.norm_pix_loss && self.patch_len() < 2 {
+            return bad("normalized targets need patches of at least 2 values".into());
+        }
+        Ok(())
+    }
+
+    /// Hidden width of an MLP over `width`.
+    fn hidden(&self, width: usize) -> usize {
+        (width as f64 * self.mlp_ratio) as usize
+    }
+}
+
+impl Architecture for Mae {
+    fn name(&self) -> &'static str {
+        "mae"
+    }
+
+    fn sample_shape(&self) -> Vec<usize> {
+        vec![self.channels, self.image_size, self.image_size]
+    }
+
+    /// A masked autoencoder has no classes.
+    fn num_classes(&self) -> usize {
+        0
+    }
+
+    fn task(&self) -> Task {
+        Task::Reconstruct(Masking {
+            patch: self.patch,
+            patches: self.num_patches(),
+            kept: self.kept_patches(),
+        })
+    }
+
+    /// timm's `param_groups_weight_decay` / MAE's `add_weight_decay`: every tensor of
+    /// at most one dimension and every bias (the tokens, 3-D, are decayed).
+    fn no_weight_decay(&self) -> Result<Vec<String>> {
+        Ok(self
+            .parameters()?
+            .into_iter()
+            .filter(|p| p.shape.len() <= 1 || p.name.ends_with(".bias"))
+            .map(|p| p.name)
+            .collect())
+    }
+
+    fn parameters(&self) -> Result<Vec<ParamSpec>> {
+        self.validate()?;
+        let (d, dd, c, p) = (self.dim, self.decoder_dim, self.channels, self.patch);
+        let token = Init::normal(TOKEN_STD);
+        let mut specs = vec![
+            ParamSpec::new("cls_token", &[1, 1, d], token),
+            ParamSpec::new("mask_token", &[1, 1, dd], token),
+            ParamSpec::new(
+                "patch_embed.proj.weight",
+                &[d, c, p, p],
+                xavier(c * p * p, d),
+            ),
+            ParamSpec::new(
+                "patch_embed.proj.bias",
+                &[d],
+                Init::torch_default(c * p * p),
+            ),
+        ];
+        for i in 0..self.depth {
+            let prefix = format!("blocks.{i}");
+            specs.extend(block_params(&prefix, d, self.hidden(d), xavier_linear));
+        }
+        specs.extend(layer_norm("norm", d));
+        specs.extend(xavier_linear("decoder_embed", d, dd));
+        for i in 0..self.decoder_depth {
+            let prefix = format!("decoder_blocks.{i}");
+            specs.extend(block_params(&prefix, dd, self.hidden(dd), xavier_linear));
+        }
+        specs.extend(layer_norm("decoder_norm", dd));
+        specs.extend(xavier_linear("decoder_pred", dd, self.patch_len()));
+        Ok(specs)
+    }
+
+    fn logits(&self, _g: &mut GraphBuilder, _inputs: Var) -> Result<Var> {
+        Err(Error::InvalidConfig(
+            "a masked autoencoder has no logits: it reconstructs masked patches".into(),
+        ))
+    }
+
+    fn reconstruction(
+        &self,
+        g: &mut GraphBuilder,
+        images: Var,
+        masks: MaskVars,
+    ) -> Result<Reconstruction> {
+        let (n, d, dd) = (self.num_patches(), self.dim, self.decoder_dim);
+        let patches = g.patchify(images, self.patch)?;
+        let x = linear(g, patches, "patch_embed.proj")?;
+        // The table's class row is zero: the class token goes in without it.
+        let pos = self.pos_embed(d).split_off(d);
+        let pos = g.constant(&[1, n, d], pos)?;
+        let x = g.add(x, pos)?;
+        let x = g.gather_tokens(x, masks.keep)?;
+        let cls = g.param("cls_token")?;
+        let mut x = g.prepend_token(x, cls)?;
+        for i in 0..self.depth {
+            x = block(g, x, &format!("blocks.{i}"), self.heads)?;
+        }
+        let x = apply_layer_norm(g, x, "norm")?;
+        let x = linear(g, x, "decoder_embed")?;
+        let mask_token = g.param("mask_token")?;
+        let x = g.unshuffle_tokens(x, masks.restore, mask_token)?;
+        let pos = g.constant(&[1, n + 1, dd], self.pos_embed(dd))?;
+        let mut x = g.add(x, pos)?;
+        for i in 0..self.decoder_depth {
+            x = block(g, x, &format!("decoder_blocks.{i}"), self.decoder_heads)?;
+        }
+        let x = apply_layer_norm(g, x, "decoder_norm")?;
+        let prediction = linear(g, x, "decoder_pred")?;
+        // The class token's row has a zero target and a zero weight in the loss.
+        let zero = g.constant(&[self.patch_len()], vec![0.0; self.patch_len()])?;
+        let target = g.prepend_token(patches, zero)?;
+        let loss = g.masked_mse(prediction, target, masks.mask, self.norm_pix_loss)?;
+        Ok(Reconstruction { loss, prediction })
+    }
+}

@@ -1,0 +1,99 @@
+//! Whole-model checks against an f64 CPU reference: random parameters far from the
+//! initialization, the GPU's gradients by name, and the reference's gradients by
+//! central differences.
+
+use std::collections::HashMap;
+
+use coptim::GpuContext;
+use coptim::model::{Architecture, Batch, Model, NamedTensor};
+
+use super::{randn, rng, to_f64};
+
+/// A model's parameters by name, in f64.
+pub type Params = HashMap<String, Vec<f64>>;
+
+/// Random parameters of `arch` far from the initialization (so attention is not
+/// uniform and the norms' weights matter): N(0, 0.5) weights, norm weights (every
+/// tensor whose name contains `norm`) 1 + N(0, 0.3).
+pub fn random_parameters(arch: &dyn Architecture, seed: u64) -> Vec<NamedTensor> {
+    let mut r = rng(seed);
+    arch.parameters()
+        .unwrap()
+        .into_iter()
+        .map(|s| {
+            let n = s.shape.iter().product();
+            let is_norm = s.name.contains("norm");
+            let values = randn(&mut r, n, if is_norm { 0.3 } else { 0.5 })
+                .into_iter()
+                .map(|v| if is_norm { 1.0 + v } else { v } as f32)
+                .collect();
+            NamedTensor {
+                name: s.name,
+                shape: s.shape,
+                values,
+            }
+        })
+        .collect()
+}
+
+/// `params` by name, in f64.
+pub fn params_f64(params: &[NamedTensor]) -> Params {
+    params
+        .iter()
+        .map(|t| (t.name.clone(), to_f64(&t.values)))
+        .collect()
+}
+
+/// The gradients in `store.grads` after a backward pass, by the names of `arch`.
+pub fn grads_by_name(
+    ctx: &GpuContext,
+    arch: &dyn Architecture,
+    store: &coptim::ParamStore,
+) -> Params {
+    let grads = store.grads.read_all_blocking(ctx).unwrap();
+    let names = arch.parameters().unwrap().into_iter().map(|s| s.name);
+    names.zip(grads.iter().map(|g| to_f64(g))).collect()
+}
+
+/// Every parameter's gradient of the f64 `loss`, by central differences.
+pub fn central_differences(p: &Params, loss: impl Fn(&Params) -> f64) -> Params {
+    // f64 central differences: truncation error ~h^2, rounding ~1e-16 / h, both far
+    // below the f32 tolerance the GPU is held to.
+    const H: f64 = 1e-5;
+    let mut p = p.clone();
+    let names: Vec<String> = p.keys().cloned().collect();
+    names
+        .into_iter()
+        .map(|name| {
+            let grad = (0..p[&name].len())
+                .map(|i| {
+                    let x = p[&name][i];
+                    p.get_mut(&name).unwrap()[i] = x + H;
+                    let up = loss(&p);
+                    p.get_mut(&name).unwrap()[i] = x - H;
+                    let down = loss(&p);
+                    p.get_mut(&name).unwrap()[i] = x;
+                    (up - down) / (2.0 * H)
+                })
+                .collect();
+            (name, grad)
+        })
+        .collect()
+}
+
+/// The GPU's loss and gradients (by name) of a fresh `arch` holding `params`, for
+/// one `batch`.
+pub fn gpu_loss_and_grads<A: Architecture + Clone + 'static>(
+    ctx: &GpuContext,
+    arch: &A,
+    params: &[NamedTensor],
+    batch: Batch<'_>,
+) -> (f64, Params) {
+    let mut model = Model::new(ctx, arch.clone(), 0).unwrap();
+    model.write_parameters(params).unwrap();
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    let out = model.record_forward_backward(&mut encoder, batch).unwrap();
+    ctx.queue().submit([encoder.finish()]);
+    let loss = pollster::block_on(out.read(ctx)).unwrap().loss as f64;
+    (loss, grads_by_name(ctx, arch, model.store()))
+}

@@ -1,0 +1,395 @@
+//! The masked autoencoder as a whole: the loss and every parameter's gradient of a
+//! tiny configuration against an f64 CPU reference of MAE's forward pass, the
+//! reconstruction API, the masks' determinism, the reference's names and
+//! initialization, and configuration errors.
+
+mod common;
+
+use common::model::*;
+use common::*;
+use coptim::Error;
+use coptim::model::{Architecture, Batch, Mae, Masking, Model, PatchMasks, Task};
+use coptim::nn::Activation;
+use coptim::nn::reference::{self, AttentionShape, GatherShape};
+
+/// Patch 4 of an 8x8 image (4 patches, 2 kept), widths 8, one block each: small
+/// enough for a finite-difference gradient of every parameter.
+fn tiny(norm_pix_loss: bool) -> Mae {
+    Mae {
+        channels: 1,
+        image_size: 8,
+        patch: 4,
+        dim: 8,
+        depth: 1,
+        heads: 2,
+        mlp_ratio: 2.0,
+        decoder_dim: 8,
+        decoder_depth: 1,
+        decoder_heads: 2,
+        mask_ratio: 0.5,
+        norm_pix_loss,
+    }
+}
+
+/// `x += table` per sample (`x` `[batch, rows, width]`, `table` `[rows, width]`).
+fn add_per_sample(x: &mut [f64], table: &[f32]) {
+    for row in x.chunks_mut(table.len()) {
+        row.iter_mut().zip(table).for_each(|(v, t)| *v += *t as f64);
+    }
+}
+
+/// LayerNorm `prefix` (eps 1e-6) over rows of `dim`.
+fn norm(x: &[f64], p: &Params, prefix: &str, dim: usize) -> Vec<f64> {
+    let (w, b) = (
+        &p[&format!("{prefix}.weight")],
+        &p[&format!("{prefix}.bias")],
+    );
+    reference::layer_norm(x, w, b, dim, 1e-6)
+}
+
+/// Linear `prefix` over rows of `inp` values.
+fn lin(x: &[f64], p: &Params, prefix: &str, inp: usize, out: usize) -> Vec<f64> {
+    let (w, b) = (
+        &p[&format!("{prefix}.weight")],
+        &p[&format!("{prefix}.bias")],
+    );
+    reference::linear(x, w, Some(b), x.len() / inp, inp, out)
+}
+
+/// timm's pre-norm block `prefix` on `x` `[batch, tokens, dim]`.
+fn block(x: &[f64], p: &Params, prefix: &str, s: AttentionShape, hidden: usize) -> Vec<f64> {
+    let d = s.dim;
+    let h = norm(x, p, &format!("{prefix}.norm1"), d);
+    let qkv = lin(&h, p, &format!("{prefix}.attn.qkv"), d, 3 * d);
+    let a = reference::attention(&qkv, s);
+    let a = lin(&a, p, &format!("{prefix}.attn.proj"), d, d);
+    let x: Vec<f64> = x.iter().zip(&a).map(|(x, a)| x + a).collect();
+    let h = norm(&x, p, &format!("{prefix}.norm2"), d);
+    let h = lin(&h, p, &format!("{prefix}.mlp.fc1"), d, hidden);
+    let h = reference::activation(&h, Activation::GeluErf);
+    let h = lin(&h, p, &format!("{prefix}.mlp.fc2"), hidden, d);
+    x.iter().zip(&h).map(|(x, h)| x + h).collect()
+}
+
+/// MAE's loss in f64, written from the reference's forward pass (not from coptim's
+/// graph): patch embedding plus the sin-cos table, the kept patches, the class
+/// token, the encoder, the decoder sequence with mask tokens, the decoder, the
+/// prediction with the class row dropped, the loss over removed patches.
+fn reference_loss(cfg: &Mae, p: &Params, images: &[f64], masks: &PatchMasks) -> f64 {
+    let (n, d, dd, pl) = (cfg.num_patches(), cfg.dim, cfg.decoder_dim, cfg.patch_len());
+    let (b, k, s) = (masks.rows(), cfg.kept_patches(), cfg.image_size);
+    let patches = reference::patchify(images, [b, cfg.channels, s, s], cfg.patch);
+    let mut x = lin(&patches, p, "patch_embed.proj", pl, d);
+    add_per_sample(&mut x, &cfg.pos_embed(d)[d..]);
+    let rows = masks.all();
+    let g = GatherShape {
+        batch: b,
+        sources: n,
+        tokens: k,
+        dim: d,
+    };
+    let x = reference::gather_tokens(&x, rows.keep, None, g);
+    let mut x = reference::prepend_token(&x, &p["cls_token"], b, k);
+    let enc = AttentionShape {
+        batch: b,
+        tokens: k + 1,
+        dim: d,
+        heads: cfg.heads,
+    };
+    for i in 0..cfg.depth {
+        x = block(
+            &x,
+            p,
+            &format!("blocks.{i}"),
+            enc,
+            (d as f64 * cfg.mlp_ratio) as usize,
+        );
+    }
+    let x = lin(&norm(&x, p, "norm", d), p, "decoder_embed", d, dd);
+    let g = GatherShape {
+        batch: b,
+        sources: k + 1,
+        tokens: n + 1,
+        dim: dd,
+    };
+    let mut x = reference::gather_tokens(&x, rows.restore, Some(&p["mask_token"]), g);
+    add_per_sample(&mut x, &cfg.pos_embed(dd));
+    let dec = AttentionShape {
+        batch: b,
+        tokens: n + 1,
+        dim: dd,
+        heads: cfg.decoder_heads,
+    };
+    for i in 0..cfg.decoder_depth {
+        let hidden = (dd as f64 * cfg.mlp_ratio) as usize;
+        x = block(&x, p, &format!("decoder_blocks.{i}"), dec, hidden);
+    }
+    let pred = lin(&norm(&x, p, "decoder_norm", dd), p, "decoder_pred", dd, pl);
+    let pred: Vec<f64> = pred
+        .chunks(pl)
+        .enumerate()
+        .filter(|(r, _)| r % (n + 1) != 0)
+        .flat_map(|(_, row)| row.to_vec())
+        .collect();
+    let mask: Vec<f64> = (0..b * n)
+        .map(|i| f64::from(u8::from(masks.is_removed(i / n, i % n))))
+        .collect();
+    reference::masked_mse(&pred, &patches, &mask, pl, cfg.norm_pix_loss)
+}
+
+/// The masking shape of `cfg`.
+fn masking(cfg: &Mae) -> Masking {
+    match cfg.task() {
+        Task::Reconstruct(m) => m,
+        Task::Classify => panic!("a masked autoencoder reconstructs"),
+    }
+}
+
+/// The loss and every gradient of a tiny model, with and without normalized
+/// targets, against the f64 reference. Tolerances as the language model's: the loss
+/// to 1e-5 relative (f32 sums of at most 16 terms per dot product), each gradient
+/// tensor to 1e-3 of its largest entry (two blocks of f32 matmuls, softmaxes and
+/// norms; a wrong index, a missing mask token or a wrong table is off by O(1)).
+#[test]
+fn loss_and_gradients_match_the_f64_reference() {
+    let ctx = ctx();
+    for norm_pix in [false, true] {
+        let cfg = tiny(norm_pix);
+        let params = random_parameters(&cfg, 7);
+        let images = to_f32(&randn(&mut rng(8), 3 * 64, 1.0));
+        let masks = PatchMasks::for_step(masking(&cfg), 5, 1, 3);
+        let p = params_f64(&params);
+        let images64 = to_f64(&images);
+        let want_loss = reference_loss(&cfg, &p, &images64, &masks);
+        let (loss, grads) =
+            gpu_loss_and_grads(&ctx, &cfg, &params, Batch::masked(&images, masks.all()));
+        assert!(
+            (loss - want_loss).abs() <= 1e-5 * want_loss.abs(),
+            "norm_pix {norm_pix}: loss {loss}, reference {want_loss}"
+        );
+        let want = central_differences(&p, |p| reference_loss(&cfg, p, &images64, &masks));
+        assert_eq!(grads.len(), want.len());
+        for (name, w) in &want {
+            let err = rel_err(&grads[name], w);
+            assert!(
+                err <= 1e-3,
+                "norm_pix {norm_pix}: gradient of {name} off by {err:.2e}"
+            );
+        }
+    }
+}
+
+/// `Model::reconstruct` returns images whose removed patches give the evaluation's
+/// loss (plain targets), and the batch's loss read after a step is the same number.
+#[test]
+fn reconstructions_give_the_evaluated_loss() {
+    let ctx = ctx();
+    let cfg = tiny(false);
+    let mut model = Model::new(&ctx, cfg.clone(), 3).unwrap();
+    let images = to_f32(&randn(&mut rng(9), 5 * 64, 1.0));
+    let masks = PatchMasks::for_step(masking(&cfg), 1, 2, 5);
+    let pixels = model.reconstruct_blocking(&images, &masks, 2).unwrap();
+    assert_eq!(pixels.len(), images.len());
+    let (n, pl) = (cfg.num_patches(), cfg.patch_len());
+    let shape = [5, 1, 8, 8];
+    let pred = reference::patchify(&to_f64(&pixels), shape, cfg.patch);
+    let target = reference::patchify(&to_f64(&images), shape, cfg.patch);
+    let mask: Vec<f64> = (0..5 * n)
+        .map(|i| f64::from(u8::from(masks.is_removed(i / n, i % n))))
+        .collect();
+    let want = reference::masked_mse(&pred, &target, &mask, pl, false);
+    let eval = model
+        .evaluate_batches_blocking(Batch::masked(&images, masks.all()), 5)
+        .unwrap();
+    assert!(
+        (eval.loss - want).abs() <= 1e-5 * want,
+        "{} vs {want}",
+        eval.loss
+    );
+    assert_eq!((eval.count, eval.correct), (5, 0));
+}
+
+/// Masks depend only on (seed, step, image): the same for a larger batch's first
+/// rows, different for another step or seed; each keeps exactly the patches of
+/// smallest noise.
+#[test]
+fn masks_are_deterministic_per_seed_step_and_image() {
+    let m = Masking {
+        patch: 7,
+        patches: 16,
+        kept: 4,
+    };
+    let a = PatchMasks::for_step(m, 3, 10, 4);
+    let b = PatchMasks::for_step(m, 3, 10, 9);
+    assert_eq!(a.all(), b.all().slice(0, 4));
+    assert_ne!(a, PatchMasks::for_step(m, 3, 11, 4));
+    assert_ne!(a, PatchMasks::for_step(m, 4, 10, 4));
+    let noise = PatchMasks::noise(3, 10, 4, 16);
+    assert_eq!(PatchMasks::from_noise(m, &noise).unwrap(), a);
+    for (r, row) in noise.chunks(16).enumerate() {
+        let mut sorted = row.to_vec();
+        sorted.sort_by(f32::total_cmp);
+        for (i, v) in row.iter().enumerate() {
+            assert_eq!(a.is_removed(r, i), *v > sorted[3], "row {r} patch {i}");
+        }
+    }
+    let validation = PatchMasks::validation(m, 6);
+    assert_eq!(validation, PatchMasks::validation(m, 6));
+    assert!(PatchMasks::from_noise(m, &noise[..15]).is_err());
+    assert!(PatchMasks::from_noise(m, &[f32::NAN; 16]).is_err());
+    assert!(PatchMasks::from_removed(m, &[true; 16]).is_err());
+}
+
+/// The reference's names, shapes and initialization: xavier-uniform Linear weights
+/// (qkv as one matrix) and patch projection, Conv2d's default patch bias, tokens
+/// N(0, 0.02), LayerNorm 1 and 0, biases 0; the sin-cos tables are constants with a
+/// zero class row, the column in the first half; no weight decay on biases and norms.
+#[test]
+fn names_and_initialization_are_mae_s() {
+    let cfg = Mae::default();
+    let init = Model::initial_values(&cfg, 0).unwrap();
+    let get = |name: &str| init.iter().find(|t| t.name == name).unwrap();
+    assert!(init.iter().all(|t| !t.name.contains("pos_embed")));
+    assert_eq!(get("blocks.3.attn.qkv.weight").shape, vec![192, 64]);
+    assert_eq!(get("patch_embed.proj.weight").shape, vec![64, 1, 7, 7]);
+    assert_eq!(get("decoder_pred.weight").shape, vec![49, 32]);
+    let max_abs = |name: &str| get(name).values.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let bound = |fan_in: f64, fan_out: f64| (6.0 / (fan_in + fan_out)).sqrt() as f32;
+    assert!(max_abs("blocks.0.attn.qkv.weight") <= bound(64.0, 192.0));
+    assert!(max_abs("blocks.0.attn.qkv.weight") > 0.9 * bound(64.0, 192.0));
+    assert!(max_abs("patch_embed.proj.weight") <= bound(49.0, 64.0));
+    assert!(max_abs("patch_embed.proj.weight") > 0.9 * bound(49.0, 64.0));
+    assert!(max_abs("patch_embed.proj.bias") <= 1.0 / 7.0);
+    assert!(max_abs("patch_embed.proj.bias") > 0.1);
+    assert_eq!(max_abs("blocks.0.attn.qkv.bias"), 0.0);
+    assert!(get("decoder_norm.weight").values.iter().all(|&v| v == 1.0));
+    let cls = &get("cls_token").values;
+    let std = (cls.iter().map(|v| v * v).sum::<f32>() / cls.len() as f32).sqrt();
+    assert!((0.01..0.03).contains(&std), "cls_token std {std}");
+    let table = cfg.pos_embed(64);
+    assert_eq!(table.len(), 17 * 64);
+    assert!(table[..64].iter().all(|&v| v == 0.0));
+    // Patch 1 is row 0, column 1: the first half is sin/cos of the column.
+    assert_eq!(table[64 + 64], 1f64.sin() as f32);
+    assert_eq!(table[64 + 64 + 32], 0.0);
+    let exempt = cfg.no_weight_decay().unwrap();
+    assert!(exempt.contains(&"blocks.0.norm1.weight".to_string()));
+    assert!(exempt.contains(&"patch_embed.proj.bias".to_string()));
+    assert!(!exempt.contains(&"cls_token".to_string()));
+    assert!(
+        !exempt
+            .iter()
+            .any(|n| n.ends_with(".weight") && !n.contains("norm"))
+    );
+}
+
+/// Inconsistent configurations are refused with a message naming the problem.
+#[test]
+fn bad_configurations_are_refused() {
+    let cases = [
+        (
+            "multiple of 4",
+            Mae {
+                dim: 66,
+                heads: 2,
+                ..Mae::default()
+            },
+        ),
+        (
+            "multiple of 4",
+            Mae {
+                decoder_dim: 30,
+                decoder_heads: 2,
+                ..Mae::default()
+            },
+        ),
+        (
+            "does not divide",
+            Mae {
+                patch: 5,
+                ..Mae::default()
+            },
+        ),
+        (
+            "keeps 0 of 16",
+            Mae {
+                mask_ratio: 0.95,
+                ..Mae::default()
+            },
+        ),
+        (
+            "keeps 16 of 16",
+            Mae {
+                mask_ratio: 0.0,
+                ..Mae::default()
+            },
+        ),
+        (
+            "heads",
+            Mae {
+                heads: 3,
+                ..Mae::default()
+            },
+        ),
+        (
+            "positive",
+            Mae {
+                depth: 0,
+                ..Mae::default()
+            },
+        ),
+        (
+            "normalized targets",
+            Mae {
+                patch: 1,
+                image_size: 4,
+                ..tiny(true)
+            },
+        ),
+    ];
+    for (why, cfg) in cases {
+        match cfg.parameters() {
+            Err(Error::InvalidConfig(msg)) => assert!(msg.contains(why), "{why}: {msg}"),
+            other => panic!("{why}: {other:?}"),
+        }
+    }
+    let ctx = ctx();
+    assert!(matches!(
+        Model::new(
+            &ctx,
+            Mae {
+                patch: 5,
+                ..Mae::default()
+            },
+            0
+        ),
+        Err(Error::InvalidConfig(_))
+    ));
+    let mut model = Model::new(&ctx, tiny(false), 0).unwrap();
+    let images = vec![0.0; 2 * 64];
+    let other = PatchMasks::for_step(
+        Masking {
+            patch: 4,
+            patches: 4,
+            kept: 1,
+        },
+        0,
+        1,
+        2,
+    );
+    for batch in [
+        Batch::new(&images, &[0, 1]),
+        Batch::masked(&images, other.all()),
+    ] {
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        let err = model
+            .record_forward_backward(&mut encoder, batch)
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
+    }
+    assert!(
+        model
+            .predict_blocking(coptim::model::Inputs::Images(&images), 2)
+            .is_err()
+    );
+}
