@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use coptim::train::compare::{CompareConfig, CompareEvent, compare};
-use coptim::train::{OptimizerKind, chart, report};
+use coptim::train::{OptimizerKind, chart, reconstruction_chart, report};
 use coptim::{ContextOptions, Error, GpuContext};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -27,7 +27,8 @@ pub struct CompareArgs {
     /// Number of seeds (0, 1, ...), at most 1000; each trains both optimizers.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=MAX_SEEDS))]
     pub seeds: u64,
-    /// Directory for `metrics.csv`, `summary.json`, `curves.png` and `curves.svg`.
+    /// Directory for `metrics.csv`, `summary.json`, `curves.png` and `curves.svg`
+    /// (and, for a masked autoencoder, `reconstructions.png`).
     #[arg(long, default_value = "coptim-compare")]
     pub out: PathBuf,
     /// Print the summary as JSON on stdout (progress stays on stderr).
@@ -86,12 +87,14 @@ pub fn run(args: &CompareArgs) -> coptim::Result<()> {
     })?;
     report::write_reports(&summary, &args.out)?;
     chart::write_charts(&summary, &args.out)?;
+    let picture = reconstruction_chart::write_reconstructions(&summary, &args.out)?;
     if args.json {
         println!("{}", report::summary_json(&summary));
     } else {
         print!("{}", report::table(&summary));
+        let picture = picture.map_or("", |_| ", reconstructions.png");
         println!(
-            "wrote metrics.csv, summary.json, curves.png and curves.svg to {}",
+            "wrote metrics.csv, summary.json, curves.png, curves.svg{picture} to {}",
             args.out.display()
         );
     }

@@ -23,6 +23,7 @@ use crate::model::InputKind;
 use crate::train::config::{OptimizerKind, TrainConfig};
 use crate::train::lockstep::Lockstep;
 use crate::train::metrics::{History, StepMetrics, median};
+use crate::train::reconstruction::{Reconstructions, SHOWN_IMAGES};
 use crate::train::runner::{Event, Runner};
 use crate::train::session::Session;
 use crate::train::source::TrainData;
@@ -185,6 +186,10 @@ pub struct Summary {
     pub adapter: String,
     /// The full configuration of the base run of the first seed.
     pub config: TrainConfig,
+    /// Reconstructing models: the first seed's two runs' reconstructions of the
+    /// first test images under the fixed validation masks (`reconstructions.png`).
+    #[serde(skip)]
+    pub reconstructions: Option<Reconstructions>,
 }
 
 impl Summary {
@@ -246,6 +251,7 @@ pub fn compare(
     };
     let mut finished = Vec::new();
     let mut parameters = 0;
+    let mut reconstructions = None;
     for (seed_index, &seed) in config.seeds.iter().enumerate() {
         let first = 2 * seed_index;
         let runs = config
@@ -266,6 +272,10 @@ pub fn compare(
                 })
             }
         })?;
+        if seed_index == 0 {
+            let shown = Reconstructions::of_test_images(&mut lockstep, SHOWN_IMAGES);
+            reconstructions = pollster::block_on(shown)?;
+        }
         for (i, (session, optimizer)) in lockstep.runs().zip(config.pair).enumerate() {
             let eval = session.history().last_eval();
             observe(CompareEvent::Finished {
@@ -279,6 +289,7 @@ pub fn compare(
     }
     let mut summary = summarize(config, parameters, &ctx.report().adapter, finished);
     summary.bigram_val_loss = bigram;
+    summary.reconstructions = reconstructions;
     Ok(summary)
 }
 
@@ -311,6 +322,7 @@ pub fn summarize(
         bigram_val_loss: None,
         adapter: adapter.to_string(),
         config: config.run.clone(),
+        reconstructions: None,
     }
 }
 

@@ -11,6 +11,8 @@
 //! - [`Runner`] (native): the loop with periodic evaluation and atomic checkpoints.
 //! - [`compare`] (native): the multi-seed comparison of `coptim compare`, its summary
 //!   and its reports.
+//! - [`reconstruction`]: two masked autoencoders' reconstructions of the same
+//!   masked images, for the picture and the browser page.
 
 #[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub mod chart;
@@ -27,6 +29,9 @@ pub mod presets;
 pub mod report;
 #[cfg(not(target_arch = "wasm32"))]
 mod runner;
+pub mod reconstruction;
+#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
+pub mod reconstruction_chart;
 mod session;
 mod source;
 
