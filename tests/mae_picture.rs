@@ -38,13 +38,16 @@ fn png_size(bytes: &[u8]) -> (u32, u32) {
 #[test]
 fn compare_draws_both_runs_reconstructions_of_the_same_masked_digits() {
     let ctx = ctx();
-    let mut run = TrainConfig::for_model(ModelSpec::Mae(tiny_mae()), OptimizerKind::ADAMW)
-        .with_steps(6);
+    let mut run =
+        TrainConfig::for_model(ModelSpec::Mae(tiny_mae()), OptimizerKind::ADAMW).with_steps(6);
     run.batch_size = 32;
     run.eval_batch_size = 64;
     let config = CompareConfig::new(run, 1, "bundled-mnist (256)");
     let summary = compare(&ctx, bundled_subset(256, 64), &config, |_| {}).unwrap();
-    let shown = summary.reconstructions.as_ref().expect("an MAE comparison reconstructs");
+    let shown = summary
+        .reconstructions
+        .as_ref()
+        .expect("an MAE comparison reconstructs");
     assert_eq!(shown.shape, [1, 28, 28]);
     assert_eq!(shown.count(), SHOWN_IMAGES);
     let test = bundled_subset(256, 64).test.images()[..SHOWN_IMAGES * 784].to_vec();
@@ -53,10 +56,16 @@ fn compare_draws_both_runs_reconstructions_of_the_same_masked_digits() {
     for (r, run) in shown.runs.iter().enumerate() {
         assert_eq!(run.len(), test.len());
         for (i, (&got, &given)) in run.iter().zip(&test).enumerate() {
-            assert!((0.0..=1.0).contains(&got), "run {r} pixel {i}: {got} is shown in [0, 1]");
+            assert!(
+                (0.0..=1.0).contains(&got),
+                "run {r} pixel {i}: {got} is shown in [0, 1]"
+            );
             match shown.is_removed(i / 784, i % 784) {
                 // Standardized and back: a few ulps.
-                false => assert!((got - given).abs() < 1e-5, "run {r} pixel {i}: visible as given"),
+                false => assert!(
+                    (got - given).abs() < 1e-5,
+                    "run {r} pixel {i}: visible as given"
+                ),
                 true => removed_differ[r] += usize::from((got - given).abs() > 1e-3),
             }
         }
@@ -65,11 +74,19 @@ fn compare_draws_both_runs_reconstructions_of_the_same_masked_digits() {
     // (un-normalized with its true mean and a spread of sqrt(1e-6)); about half of a
     // digit's patches hold ink, and a 6-step model does not draw them exactly.
     let removed = SHOWN_IMAGES * 12 * 49;
-    assert!(removed_differ.iter().all(|&d| d > removed / 4), "{removed_differ:?} of {removed}");
-    assert_ne!(shown.runs[0], shown.runs[1], "the two optimizers' models differ");
+    assert!(
+        removed_differ.iter().all(|&d| d > removed / 4),
+        "{removed_differ:?} of {removed}"
+    );
+    assert_ne!(
+        shown.runs[0], shown.runs[1],
+        "the two optimizers' models differ"
+    );
 
     let dir = tempfile::tempdir().unwrap();
-    let path = write_reconstructions(&summary, dir.path()).unwrap().unwrap();
+    let path = write_reconstructions(&summary, dir.path())
+        .unwrap()
+        .unwrap();
     assert_eq!(path, dir.path().join("reconstructions.png"));
     let size = png_size(&std::fs::read(&path).unwrap());
     assert_eq!(size, picture_size(SHOWN_IMAGES, 28, 28));
@@ -79,6 +96,9 @@ fn compare_draws_both_runs_reconstructions_of_the_same_masked_digits() {
     let mut classifier = summary.clone();
     classifier.reconstructions = None;
     let other = tempfile::tempdir().unwrap();
-    assert_eq!(write_reconstructions(&classifier, other.path()).unwrap(), None);
+    assert_eq!(
+        write_reconstructions(&classifier, other.path()).unwrap(),
+        None
+    );
     assert!(!other.path().join("reconstructions.png").exists());
 }

@@ -18,6 +18,8 @@ const SPEED_WINDOW_MS = 3000;
 export const SAMPLE_PROMPT = 'ROMEO:\n';
 const SAMPLE = { length: 60, temperature: 0.8, topK: null };
 const MIN_SAMPLE_INTERVAL_MS = 4000;
+/** A masked autoencoder's reconstructions of this many test digits refresh with every evaluation. */
+export const SHOWN_DIGITS = 8;
 
 const MNIST_FILES = [
   'train-images-idx3-ubyte.gz',
@@ -53,6 +55,11 @@ async function fetchBytes(url) {
 /** Whether the preset called `model` is a language model (trains on the bundled text). */
 export function isLanguageModel(presets, model) {
   return presets.find((p) => p.name === model)?.model.kind === 'llama';
+}
+
+/** Whether the preset called `model` is a masked autoencoder (reconstructs masked digits). */
+export function isReconstructing(presets, model) {
+  return presets.find((p) => p.name === model)?.model.kind === 'mae';
 }
 
 export class Trainer {
@@ -113,6 +120,8 @@ export class Trainer {
     this.kept = [null, null];
     this.history = [0, 1].map(() => ({ accuracy: [], heldOutLoss: [], kept: [] }));
     this.samples = null;
+    /** A masked autoencoder's latest reconstructions of the test digits (`reconstructions()`). */
+    this.reconstructions = null;
     this.lastSample = { step: 0, end: 0, ms: 0 };
     this.speedHistory = [];
     this.recent = [];
@@ -130,6 +139,11 @@ export class Trainer {
   /** Whether the current runs are language models. */
   isText() {
     return isLanguageModel(this.presets, this.options.model);
+  }
+
+  /** Whether the current runs are masked autoencoders. */
+  isReconstructing() {
+    return isReconstructing(this.presets, this.options.model);
   }
 
   /** The names of the two optimizers, e.g. ['AdamW', 'C-AdamW']. */
@@ -161,7 +175,10 @@ export class Trainer {
     this.comparison = comparison;
     this.options = next;
     this.clear();
-    if (!this.isText()) {
+    if (this.isReconstructing()) {
+      // The untrained models' reconstructions; this also compiles the inference graph.
+      this.evaluateReconstructions().catch((err) => this.onError(err));
+    } else if (!this.isText()) {
       // Compile the one-image inference graph now, so the drawing pad answers quickly.
       this.exclusive((c) => c.predict(new Float32Array(784))).catch((err) => this.onError(err));
     }
@@ -237,6 +254,7 @@ export class Trainer {
   async evaluate() {
     const begin = performance.now();
     const result = JSON.parse(await this.exclusive((c) => c.evaluate()));
+    if (this.isReconstructing()) await this.evaluateReconstructions();
     const end = performance.now();
     this.lastEval = { step: this.step, end, ms: end - begin };
     result.accuracy.forEach((acc, r) => {
@@ -247,6 +265,22 @@ export class Trainer {
       this.heldOutLoss[r] = loss;
       this.history[r].heldOutLoss.push([this.step, loss]);
     });
+  }
+
+  /** Both masked autoencoders reconstruct the same SHOWN_DIGITS masked test digits. */
+  async evaluateReconstructions() {
+    const step = this.step;
+    const view = JSON.parse(await this.exclusive((c) => c.reconstructTest(SHOWN_DIGITS)));
+    this.reconstructions = { step, ...view };
+    this.onUpdate();
+  }
+
+  /**
+   * Both masked autoencoders' reconstructions of 28x28 pixels under the random mask
+   * drawn from `maskSeed`: the bindings' view (one image).
+   */
+  async reconstructDrawing(pixels, maskSeed) {
+    return JSON.parse(await this.exclusive((c) => c.reconstructDrawing(pixels, maskSeed)));
   }
 
   /**

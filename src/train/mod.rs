@@ -25,13 +25,13 @@ pub mod inputs;
 mod lockstep;
 mod metrics;
 pub mod presets;
+pub mod reconstruction;
+#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
+pub mod reconstruction_chart;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod report;
 #[cfg(not(target_arch = "wasm32"))]
 mod runner;
-pub mod reconstruction;
-#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
-pub mod reconstruction_chart;
 mod session;
 mod source;
 

@@ -126,6 +126,7 @@ const MAE: ModelPreset = ModelPreset {
     adam_betas: Some([0.9, 0.95]),
     adamw: hyper(1.5e-3, 0.05),
     lion: hyper(1.5e-4, 0.5),
+    browser: true,
     ..MLP
 };
 

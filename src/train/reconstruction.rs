@@ -66,6 +66,21 @@ impl Reconstructions {
         Self::of_images(runs, images, masks).await.map(Some)
     }
 
+    /// Both reconstructing runs' answers for one image (`[channels, height, width]` in
+    /// the data's units, e.g. a drawing) under a random mask drawn from `mask_seed`.
+    /// Fails when the runs' model does not reconstruct or the image has the wrong size.
+    pub async fn of_drawing(runs: &mut Lockstep, image: &[f32], mask_seed: u64) -> Result<Self> {
+        let model = &runs.run(0).config().model;
+        let masking = masking(model).ok_or_else(|| {
+            Error::InvalidConfig(format!(
+                "the {} model does not reconstruct masked images",
+                model.name()
+            ))
+        })?;
+        let masks = PatchMasks::for_step(masking, mask_seed, 1, 1);
+        Self::of_images(runs, image, masks).await
+    }
+
     /// Both reconstructing runs' answers for `images` (`[count, channels, height,
     /// width]` in the data's units, count = `masks.rows()`) under `masks`.
     pub async fn of_images(runs: &mut Lockstep, images: &[f32], masks: PatchMasks) -> Result<Self> {
@@ -87,7 +102,9 @@ impl Reconstructions {
         };
         for run in 0..2 {
             let (model, _) = runs.run_mut(run).parts_mut();
-            let predicted = model.reconstruct(&inputs, &shown.masks, shown.count()).await?;
+            let predicted = model
+                .reconstruct(&inputs, &shown.masks, shown.count())
+                .await?;
             shown.runs[run] = shown.composite(&inputs, &predicted, norm_pix, standardize);
         }
         Ok(shown)

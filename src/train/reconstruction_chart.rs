@@ -69,7 +69,11 @@ fn draw<DB: DrawingBackend>(
         "{} on {}: masked test images and both reconstructions (seed {seed}, after {} steps)",
         summary.model, summary.dataset, summary.steps
     );
-    root.draw_text(&title, &(FAMILY, 18).into_font().color(&BLACK), (GAP as i32, 12))?;
+    root.draw_text(
+        &title,
+        &(FAMILY, 18).into_font().color(&BLACK),
+        (GAP as i32, 12),
+    )?;
     let labels = [
         "original".to_string(),
         "masked".to_string(),
@@ -81,7 +85,11 @@ fn draw<DB: DrawingBackend>(
     for (row, label) in labels.iter().enumerate() {
         let top = TITLE_HEIGHT + row as u32 * row_height;
         let y = (top + row_height / 2 - 8) as i32;
-        root.draw_text(label, &(FAMILY, 15).into_font().color(&BLACK), (GAP as i32, y))?;
+        root.draw_text(
+            label,
+            &(FAMILY, 15).into_font().color(&BLACK),
+            (GAP as i32, y),
+        )?;
         for image in 0..shown.count() {
             draw_image(root, shown, image, row, top)?;
         }
@@ -111,7 +119,9 @@ fn caption(summary: &Summary, shown: &Reconstructions) -> [String; 2] {
             m.patches - m.kept,
             m.patches
         ),
-        format!("Reconstructions: the visible patches as given, the removed ones predicted; {units}."),
+        format!(
+            "Reconstructions: the visible patches as given, the removed ones predicted; {units}."
+        ),
     ]
 }
 

@@ -6,13 +6,12 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { OUT_DIR, openPage, startBrowser } from './harness.mjs';
+import { OUT_DIR, mean, openPage, selectModel, startBrowser, trainSteps } from './harness.mjs';
 
 /** Training steps the test waits for (SwiftShader is slow: keep it small). */
 const STEPS = Number(process.env.COPTIM_E2E_LM_STEPS ?? 40);
 /** ln(73): the loss of a uniform guess over the corpus's 73 characters. */
 const UNIFORM_LOSS = Math.log(73);
-const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 test('trains two language models side by side and samples both', { timeout: 300_000 }, async () => {
   const { url, browser, close } = await startBrowser({ webgpu: true });
@@ -22,13 +21,7 @@ test('trains two language models side by side and samples both', { timeout: 300_
 
     // The selector offers the language model; choosing it through the page's controls
     // fills in the preset's learning rate and batch size, and Reset builds the runs.
-    const option = await page.locator('#model option', { hasText: 'language model' }).getAttribute('value');
-    assert.equal(option, 'llama-tiny');
-    await page.selectOption('#model', option);
-    await page.click('#reset');
-    await page.waitForFunction(() => window.coptimDemo.status().options.model === 'llama-tiny', null, {
-      timeout: 60_000,
-    });
+    assert.equal(await selectModel(page, 'language model'), 'llama-tiny');
     assert.equal(await page.locator('#samples').isVisible(), true, 'the samples panel shows');
     assert.equal(await page.locator('#pad-section').isVisible(), false, 'the drawing pad hides');
     const before = await page.evaluate(() => window.coptimDemo.status());
@@ -37,15 +30,7 @@ test('trains two language models side by side and samples both', { timeout: 300_
     assert.equal(before.options.lr, 3e-3);
     assert.equal(await page.evaluate(() => window.coptimDemo.samples()), null);
 
-    const started = Date.now();
-    await page.evaluate(() => window.coptimDemo.start());
-    await page.waitForFunction((n) => window.coptimDemo.status().step >= n, STEPS, {
-      timeout: 240_000,
-      polling: 250,
-    });
-    await page.evaluate(() => window.coptimDemo.pause());
-    const seconds = (Date.now() - started) / 1000;
-    const status = await page.evaluate(() => window.coptimDemo.status());
+    const { status, seconds } = await trainSteps(page, STEPS, 240_000);
     const samples = await page.evaluate(() => window.coptimDemo.samples());
 
     assert.deepEqual(
