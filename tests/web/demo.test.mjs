@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { OUT_DIR, drawSeven, mean, openPage, startBrowser } from './harness.mjs';
+import { OUT_DIR, drawSeven, mean, openDemo, startBrowser } from './harness.mjs';
 
 /** Training steps the test waits for (SwiftShader is slow: keep it small). */
 const STEPS = Number(process.env.COPTIM_E2E_STEPS ?? 60);
@@ -13,8 +13,7 @@ const STEPS = Number(process.env.COPTIM_E2E_STEPS ?? 60);
 test('trains AdamW and C-AdamW side by side and classifies a drawing', { timeout: 240_000 }, async () => {
   const { url, browser, close } = await startBrowser({ webgpu: true });
   try {
-    const { page, errors } = await openPage(browser, url);
-    await page.waitForFunction(() => window.coptimDemo?.status().ready, null, { timeout: 60_000 });
+    const { page, errors } = await openDemo(browser, url);
     const before = await page.evaluate(() => window.coptimDemo.status());
     assert.ok(before.adapter.length > 0, 'the adapter is named');
     assert.equal(before.step, 0);

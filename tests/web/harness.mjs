@@ -60,7 +60,14 @@ export async function openPage(browser, url) {
   return { page, errors };
 }
 
-/** The mean of an array of numbers. */
+/** Opens the demo page at `url` (see `openPage`) and waits until `window.coptimDemo` is ready. */
+export async function openDemo(browser, url) {
+  const opened = await openPage(browser, url);
+  await opened.page.waitForFunction(() => window.coptimDemo?.status().ready, null, { timeout: 60_000 });
+  return opened;
+}
+
+/** The mean of an array of numbers.
 export const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 /**

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { OUT_DIR, mean, openPage, selectModel, startBrowser, trainSteps } from './harness.mjs';
+import { OUT_DIR, mean, openDemo, selectModel, startBrowser, trainSteps } from './harness.mjs';
 
 /** Training steps the test waits for (SwiftShader is slow: keep it small). */
 const STEPS = Number(process.env.COPTIM_E2E_LM_STEPS ?? 40);
@@ -16,8 +16,7 @@ const UNIFORM_LOSS = Math.log(73);
 test('trains two language models side by side and samples both', { timeout: 300_000 }, async () => {
   const { url, browser, close } = await startBrowser({ webgpu: true });
   try {
-    const { page, errors } = await openPage(browser, url);
-    await page.waitForFunction(() => window.coptimDemo?.status().ready, null, { timeout: 60_000 });
+    const { page, errors } = await openDemo(browser, url);
 
     // The selector offers the language model; choosing it through the page's controls
     // fills in the preset's learning rate and batch size, and Reset builds the runs.

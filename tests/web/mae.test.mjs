@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { OUT_DIR, drawSeven, mean, openPage, selectModel, startBrowser, trainSteps } from './harness.mjs';
+import { OUT_DIR, drawSeven, mean, openDemo, selectModel, startBrowser, trainSteps } from './harness.mjs';
 
 /** Training steps the test waits for (SwiftShader is slow: keep it small). */
 const STEPS = Number(process.env.COPTIM_E2E_MAE_STEPS ?? 40);
@@ -46,8 +46,7 @@ function checkView(view, count, what) {
 test('trains two masked autoencoders side by side and shows their reconstructions', { timeout: 420_000 }, async () => {
   const { url, browser, close } = await startBrowser({ webgpu: true });
   try {
-    const { page, errors } = await openPage(browser, url);
-    await page.waitForFunction(() => window.coptimDemo?.status().ready, null, { timeout: 60_000 });
+    const { page, errors } = await openDemo(browser, url);
 
     assert.equal(await selectModel(page, 'masked autoencoder'), 'mae');
     for (const [id, visible] of [['#recon', true], ['#pad-recon', true], ['#predictions', false], ['#figure-acc', false], ['#figure-val', true]]) {
