@@ -67,7 +67,7 @@ export async function openDemo(browser, url) {
   return opened;
 }
 
-/** The mean of an array of numbers.
+/** The mean of an array of numbers. */
 export const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 /**

@@ -19,7 +19,7 @@ const PIXELS = 28 * 28;
 const CHANGED_SHARE = 0.2;
 
 /** The largest absolute difference between two arrays of pixels. */
-const maxDiff = (a, b) => Math.max(...a.map((v, i) => Math.abs(v - b[i])));
+const maxDiff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 
 /**
  * Checks one reconstruction view of `count` digits: its visible pixels are the
@@ -59,6 +59,10 @@ test('trains two masked autoencoders side by side and shows their reconstruction
     await page.waitForFunction(() => window.coptimDemo.reconstructions()?.step === 0, null, { timeout: 60_000 });
 
     const { status, seconds } = await trainSteps(page, STEPS, 300_000);
+    console.log(
+      `# ${status.step} steps in ${seconds.toFixed(1)} s (${status.stepsPerSecond?.toFixed(2)} steps/s while training), ` +
+        `test reconstruction loss ${status.runs.map((r) => `${r.optimizer} ${r.validationLoss.toFixed(3)}`).join(', ')}`,
+    );
     assert.deepEqual(status.runs.map((r) => r.optimizer), ['AdamW', 'C-AdamW']);
     for (const run of status.runs) {
       assert.equal(run.loss.length, status.step, `${run.optimizer}: one loss per step`);
@@ -85,23 +89,23 @@ test('trains two masked autoencoders side by side and shows their reconstruction
     assert.ok(maxDiff(painted[1].data, painted[0].data) > 0, 'a reconstruction is painted, not the masked input');
     assert.ok(maxDiff(painted[1].data, painted[2].data) > 0, 'the two reconstructions are painted apart');
 
-    // The drawing pad: both reconstructions under a random mask, then under a new one.
+    // The drawing pad answers while the stroke goes on (mask seed 1); once it is done,
+    // both reconstructions under a new mask, then under another one.
     await drawSeven(page);
     await page.waitForFunction(() => window.coptimDemo.padReconstruction()?.maskSeed === 1, null, { timeout: 60_000 });
-    const drawn = await page.evaluate(() => window.coptimDemo.padReconstruction());
+    const remask = async (seed) => {
+      await page.click('#new-mask');
+      await page.waitForFunction((s) => window.coptimDemo.padReconstruction()?.maskSeed === s, seed, { timeout: 60_000 });
+      return page.evaluate(() => window.coptimDemo.padReconstruction());
+    };
+    const drawn = await remask(2);
     checkView(drawn, 1, 'drawing');
-    await page.click('#new-mask');
-    await page.waitForFunction(() => window.coptimDemo.padReconstruction()?.maskSeed === 2, null, { timeout: 60_000 });
-    const remasked = await page.evaluate(() => window.coptimDemo.padReconstruction());
+    const remasked = await remask(3);
     checkView(remasked, 1, 'drawing, new mask');
     assert.deepEqual(remasked.images, drawn.images, 'the same drawing');
     assert.notDeepEqual(remasked.removed, drawn.removed, 'a different mask');
 
     await page.screenshot({ path: join(OUT_DIR, 'mae.png'), fullPage: true });
-    console.log(
-      `# ${status.step} steps in ${seconds.toFixed(1)} s (${status.stepsPerSecond?.toFixed(2)} steps/s while training), ` +
-        `test reconstruction loss ${status.runs.map((r) => `${r.optimizer} ${r.validationLoss.toFixed(3)}`).join(', ')}`,
-    );
     assert.deepEqual(errors, [], 'the page logged no errors');
   } finally {
     await close();
