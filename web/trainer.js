@@ -13,12 +13,13 @@ const MIN_EVAL_STEPS = 10;
 const SPEED_WINDOW_MS = 3000;
 /**
  * A language model's two runs continue this prompt with the same sampling seed (the
- * run's seed) every few seconds: at most a fifth of the time goes to sampling.
+ * run's seed) every few seconds, and masked autoencoders reconstruct the shown test
+ * digits as often: at most a fifth of the time goes to either.
  */
 export const SAMPLE_PROMPT = 'ROMEO:\n';
 const SAMPLE = { length: 60, temperature: 0.8, topK: null };
 const MIN_SAMPLE_INTERVAL_MS = 4000;
-/** A masked autoencoder's reconstructions of this many test digits refresh with every evaluation. */
+/** A masked autoencoder's reconstructions of this many test digits refresh every few seconds. */
 export const SHOWN_DIGITS = 8;
 
 const MNIST_FILES = [
@@ -205,7 +206,7 @@ export class Trainer {
     await this.loop;
     this.loop = null;
     if (evaluate && this.comparison && this.step > this.lastEval.step) await this.evaluate();
-    if (evaluate && this.comparison && this.isText() && this.step > this.lastSample.step) await this.sample();
+    if (evaluate && this.comparison && this.step > this.lastSample.step) await this.showcase();
     this.onUpdate();
   }
 
@@ -224,8 +225,7 @@ export class Trainer {
         this.trainingSeconds += this.lastEval.ms / 1000;
       }
       const sinceSample = performance.now() - this.lastSample.end;
-      if (this.isText() && sinceSample >= Math.max(MIN_SAMPLE_INTERVAL_MS, 4 * this.lastSample.ms)) {
-        await this.sample();
+      if (sinceSample >= Math.max(MIN_SAMPLE_INTERVAL_MS, 4 * this.lastSample.ms) && (await this.showcase())) {
         this.trainingSeconds += this.lastSample.ms / 1000;
       }
       this.onUpdate();
@@ -254,7 +254,6 @@ export class Trainer {
   async evaluate() {
     const begin = performance.now();
     const result = JSON.parse(await this.exclusive((c) => c.evaluate()));
-    if (this.isReconstructing()) await this.evaluateReconstructions();
     const end = performance.now();
     this.lastEval = { step: this.step, end, ms: end - begin };
     result.accuracy.forEach((acc, r) => {
@@ -267,10 +266,24 @@ export class Trainer {
     });
   }
 
+  /**
+   * What the runs show besides their metrics, timed in `lastSample`: a language
+   * model's samples or masked autoencoders' reconstructions; resolves to whether
+   * the model has any.
+   */
+  async showcase() {
+    if (this.isText()) await this.sample();
+    else if (this.isReconstructing()) await this.evaluateReconstructions();
+    else return false;
+    return true;
+  }
+
   /** Both masked autoencoders reconstruct the same SHOWN_DIGITS masked test digits. */
   async evaluateReconstructions() {
-    const step = this.step;
+    const [step, begin] = [this.step, performance.now()];
     const view = JSON.parse(await this.exclusive((c) => c.reconstructTest(SHOWN_DIGITS)));
+    const end = performance.now();
+    this.lastSample = { step, end, ms: end - begin };
     this.reconstructions = { step, ...view };
     this.onUpdate();
   }
