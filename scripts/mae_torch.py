@@ -964,6 +964,7 @@ def main():
                       ("--batch", "batch_size"), ("--seed", "seed")):
         p.add_argument(flag, dest=key, type=int, help=f"{key} (each mode has defaults)")
     p.add_argument("--mask-ratio", dest="mask_ratio", type=float, help="default 0.75")
+    p.add_argument("--mlp-ratio", dest="mlp_ratio", type=float, help="default 4")
     p.add_argument("--no-norm-pix", dest="norm_pix_loss", action="store_const", const=False,
                    help="plain pixel targets (norm_pix_loss is on by default, as in the seed)")
     p.add_argument("--threads", type=int, help="--bench, --fit: torch.set_num_threads")

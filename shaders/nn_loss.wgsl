@@ -120,13 +120,18 @@ fn ce_backward(inv: Invocation) {
 }
 
 // The mean and standard deviation sqrt(unbiased var + NORM_EPS) of target row r.
+// The mean is summed as offsets from the row's first value, so that a constant row
+// (a blank patch) has exactly its value as the mean and a normalized target of
+// exactly 0, as PyTorch computes it; a plain f32 sum rounds, and the division by
+// sqrt(NORM_EPS) = 1e-3 magnifies that into targets of about 1e-4.
 fn target_moments(base: u32) -> vec2<f32> {
     let p = params.classes;
-    var sum = 0.0;
-    for (var j = 0u; j < p; j++) {
-        sum += targets[base + j];
+    let first = targets[base];
+    var offsets = 0.0;
+    for (var j = 1u; j < p; j++) {
+        offsets += targets[base + j] - first;
     }
-    let mean = sum / f32(p);
+    let mean = first + offsets / f32(p);
     var squares = 0.0;
     for (var j = 0u; j < p; j++) {
         let c = targets[base + j] - mean;
