@@ -26,8 +26,9 @@
 // Entry points and the bindings each uses:
 //   attention_forward:        q, k, v, out, probs
 //   attention_backward_query: k, v, out, probs, d_out, d_scores, d_qkv (dQ)
-//   attention_backward_key:   q, d_scores, d_qkv (dK)
-//   attention_backward_value: probs, d_out, d_qkv (dV)
+//   attention_backward_key:   q, probs, d_out, d_scores, d_qkv (dK)
+//   attention_backward_value: q, probs, d_out, d_scores, d_qkv (dV)
+// (the key and value kernels share one body, so each binds what either reads)
 //
 // WG_SIZE comes from the generated constants, Invocation and flat_index from
 // lib/grid.wgsl and accumulated from lib/accumulate.wgsl (src/nn/kernels.rs assembles
@@ -50,6 +51,9 @@
 // head's K is at k_head + i * stride (Q, V likewise); row i of its slice of out /
 // d_out is at out_head + i * D.
 struct Site {
+    // The invocation's row of the B * H * N (batch, head, token) rows: past `rows` in
+    // the grid's last workgroup, where the invocation does nothing.
+    index: u32,
     // This invocation's token.
     token: u32,
     // First element of token 0 of the head's Q, K and V in the same batch.
@@ -66,9 +70,16 @@ struct Site {
     square_row: u32,
     // First element of the head's N x N matrices.
     square_head: u32,
+    // The keys query `token` sees: all N, or 0..=token when causal.
+    keys: u32,
 }
 
-fn site(r: u32) -> Site {
+// Which gradient `transposed_gradient` writes.
+const KEY_PART: u32 = 1u;
+const VALUE_PART: u32 = 2u;
+
+fn site(inv: Invocation) -> Site {
+    let r = flat_index(inv);
     let n = params.tokens;
     let token = r % n;
     let bh = r / n;
@@ -77,6 +88,7 @@ fn site(r: u32) -> Site {
     let head = b * n * params.stride + h * params.head_dim;
     let out_head = b * n * params.dim + h * params.head_dim;
     return Site(
+        r,
         token,
         params.q_offset + head,
         params.k_offset + head,
@@ -86,30 +98,19 @@ fn site(r: u32) -> Site {
         out_head,
         r * n,
         bh * n * n,
+        select(n, token + 1u, params.causal != 0u),
     );
-}
-
-// The keys query `i` sees: all N, or 0..=i when causal.
-fn visible_keys(i: u32) -> u32 {
-    return select(params.tokens, i + 1u, params.causal != 0u);
-}
-
-// The first query that sees key `j`: 0, or j when causal.
-fn first_query(j: u32) -> u32 {
-    return select(0u, j, params.causal != 0u);
 }
 
 @compute @workgroup_size(WG_SIZE)
 fn attention_forward(inv: Invocation) {
-    let r = flat_index(inv);
-    if r >= params.rows {
+    let s = site(inv);
+    if s.index >= params.rows {
         return;
     }
-    let s = site(r);
-    let keys = visible_keys(s.token);
     // Scores into this row of probs, and their maximum.
     var m = 0.0;
-    for (var j = 0u; j < keys; j++) {
+    for (var j = 0u; j < s.keys; j++) {
         var dot = 0.0;
         for (var d = 0u; d < params.head_dim; d++) {
             dot += q[s.q_head + s.row + d] * k[s.k_head + j * params.stride + d];
@@ -119,41 +120,44 @@ fn attention_forward(inv: Invocation) {
         m = select(max(m, score), score, j == 0u);
     }
     var sum = 0.0;
-    for (var j = 0u; j < keys; j++) {
+    for (var j = 0u; j < s.keys; j++) {
         let e = exp(probs[s.square_row + j] - m);
         probs[s.square_row + j] = e;
         sum += e;
     }
     let inv_sum = 1.0 / sum;
-    for (var j = 0u; j < keys; j++) {
+    for (var j = 0u; j < s.keys; j++) {
         probs[s.square_row + j] *= inv_sum;
     }
-    for (var j = keys; j < params.tokens; j++) {
+    for (var j = s.keys; j < params.tokens; j++) {
         probs[s.square_row + j] = 0.0;
     }
     for (var d = 0u; d < params.head_dim; d++) {
         var acc = 0.0;
-        for (var j = 0u; j < keys; j++) {
+        for (var j = 0u; j < s.keys; j++) {
             acc += probs[s.square_row + j] * v[s.v_head + j * params.stride + d];
         }
         out[s.out_row + d] = acc;
     }
 }
 
+// rowsum(dP * P) = dO . O for the query row of `s`.
+fn d_out_dot_out(s: Site) -> f32 {
+    var acc = 0.0;
+    for (var d = 0u; d < params.head_dim; d++) {
+        acc += d_out[s.out_row + d] * out[s.out_row + d];
+    }
+    return acc;
+}
+
 @compute @workgroup_size(WG_SIZE)
 fn attention_backward_query(inv: Invocation) {
-    let r = flat_index(inv);
-    if r >= params.rows {
+    let s = site(inv);
+    if s.index >= params.rows {
         return;
     }
-    let s = site(r);
-    let keys = visible_keys(s.token);
-    // rowsum(dP * P) = dO . O for this query row.
-    var d_dot_o = 0.0;
-    for (var d = 0u; d < params.head_dim; d++) {
-        d_dot_o += d_out[s.out_row + d] * out[s.out_row + d];
-    }
-    for (var j = 0u; j < keys; j++) {
+    let d_dot_o = d_out_dot_out(s);
+    for (var j = 0u; j < s.keys; j++) {
         var dp = 0.0;
         for (var d = 0u; d < params.head_dim; d++) {
             dp += d_out[s.out_row + d] * v[s.v_head + j * params.stride + d];
@@ -162,7 +166,7 @@ fn attention_backward_query(inv: Invocation) {
     }
     for (var d = 0u; d < params.head_dim; d++) {
         var acc = 0.0;
-        for (var j = 0u; j < keys; j++) {
+        for (var j = 0u; j < s.keys; j++) {
             acc += d_scores[s.square_row + j] * k[s.k_head + j * params.stride + d];
         }
         let at = s.q_head + s.row + d;
@@ -170,42 +174,42 @@ fn attention_backward_query(inv: Invocation) {
     }
 }
 
-// This invocation's token is the key row j.
-@compute @workgroup_size(WG_SIZE)
-fn attention_backward_key(inv: Invocation) {
-    let r = flat_index(inv);
-    if r >= params.rows {
+// Query i's term in element d of key or value row `s.token`: dS[i, j] Q[i, d] for
+// dK, P[i, j] dO[i, d] for dV.
+fn transposed_term(part: u32, s: Site, i: u32, d: u32) -> f32 {
+    let weight = s.square_head + i * params.tokens + s.token;
+    if part == KEY_PART {
+        return d_scores[weight] * q[s.q_head + i * params.stride + d];
+    }
+    return probs[weight] * d_out[s.out_head + i * params.dim + d];
+}
+
+// dK = scale * dS^T Q or dV = P^T dO, row `s.token` (a key or value row): the sum
+// over the queries that see it.
+fn transposed_gradient(inv: Invocation, part: u32) {
+    let s = site(inv);
+    if s.index >= params.rows {
         return;
     }
-    let s = site(r);
-    let n = params.tokens;
+    let first_query = select(0u, s.token, params.causal != 0u);
+    let scale = select(1.0, params.scale, part == KEY_PART);
+    let head = select(s.v_head, s.k_head, part == KEY_PART);
     for (var d = 0u; d < params.head_dim; d++) {
         var acc = 0.0;
-        for (var i = first_query(s.token); i < n; i++) {
-            let ds = d_scores[s.square_head + i * n + s.token];
-            acc += ds * q[s.q_head + i * params.stride + d];
+        for (var i = first_query; i < params.tokens; i++) {
+            acc += transposed_term(part, s, i, d);
         }
-        let at = s.k_head + s.row + d;
-        d_qkv[at] = accumulated(params.scale * acc, d_qkv[at], params.accumulate);
+        let at = head + s.row + d;
+        d_qkv[at] = accumulated(scale * acc, d_qkv[at], params.accumulate);
     }
 }
 
-// This invocation's token is the value row j.
+@compute @workgroup_size(WG_SIZE)
+fn attention_backward_key(inv: Invocation) {
+    transposed_gradient(inv, KEY_PART);
+}
+
 @compute @workgroup_size(WG_SIZE)
 fn attention_backward_value(inv: Invocation) {
-    let r = flat_index(inv);
-    if r >= params.rows {
-        return;
-    }
-    let s = site(r);
-    let n = params.tokens;
-    for (var d = 0u; d < params.head_dim; d++) {
-        var acc = 0.0;
-        for (var i = first_query(s.token); i < n; i++) {
-            let p = probs[s.square_head + i * n + s.token];
-            acc += p * d_out[s.out_head + i * params.dim + d];
-        }
-        let at = s.v_head + s.row + d;
-        d_qkv[at] = accumulated(acc, d_qkv[at], params.accumulate);
-    }
+    transposed_gradient(inv, VALUE_PART);
 }

@@ -33,8 +33,12 @@
 const FORWARD: f32 = 1.0;
 const INVERSE: f32 = -1.0;
 
-// Where pair `p` lives: its two elements and its (cos, sin) entry in the table.
+// Where pair `p` (one invocation's) lives: its two elements and its (cos, sin) entry
+// in the table.
 struct Pair {
+    // The invocation's pair: past `pairs` in the grid's last workgroup, where the
+    // invocation does nothing.
+    index: u32,
     first: u32,
     second: u32,
     table: u32,
@@ -46,34 +50,33 @@ fn pair_at(p: u32) -> Pair {
     let row = p / params.half;
     let t = (row / params.heads) % params.tokens;
     let first = row * 2u * params.half + i;
-    return Pair(first, first + params.half, 2u * (t * params.half + i));
+    return Pair(p, first, first + params.half, 2u * (t * params.half + i));
 }
 
-// (a, b) rotated by `direction` times the pair's angle.
-fn rotated(a: f32, b: f32, pair: Pair, direction: f32) -> vec2<f32> {
+// Stores (a, b) rotated by `direction` times the pair's angle into the pair's
+// elements of out (added to them when params.accumulate is set: the forward pass
+// never sets it).
+fn store_rotated(pair: Pair, a: f32, b: f32, direction: f32) {
     let c = cos_sin[pair.table];
     let s = direction * cos_sin[pair.table + 1u];
-    return vec2(a * c - b * s, b * c + a * s);
+    let first = a * c - b * s;
+    let second = b * c + a * s;
+    out[pair.first] = accumulated(first, out[pair.first], params.accumulate);
+    out[pair.second] = accumulated(second, out[pair.second], params.accumulate);
 }
 
 @compute @workgroup_size(WG_SIZE)
 fn rope_forward(inv: Invocation) {
-    let p = flat_index(inv);
-    if p < params.pairs {
-        let pair = pair_at(p);
-        let r = rotated(x[pair.first], x[pair.second], pair, FORWARD);
-        out[pair.first] = r.x;
-        out[pair.second] = r.y;
+    let pair = pair_at(flat_index(inv));
+    if pair.index < params.pairs {
+        store_rotated(pair, x[pair.first], x[pair.second], FORWARD);
     }
 }
 
 @compute @workgroup_size(WG_SIZE)
 fn rope_backward(inv: Invocation) {
-    let p = flat_index(inv);
-    if p < params.pairs {
-        let pair = pair_at(p);
-        let r = rotated(dy[pair.first], dy[pair.second], pair, INVERSE);
-        out[pair.first] = accumulated(r.x, out[pair.first], params.accumulate);
-        out[pair.second] = accumulated(r.y, out[pair.second], params.accumulate);
+    let pair = pair_at(flat_index(inv));
+    if pair.index < params.pairs {
+        store_rotated(pair, dy[pair.first], dy[pair.second], INVERSE);
     }
 }

@@ -41,6 +41,7 @@ pub mod model;
 #[cfg(feature = "nn")]
 pub mod nn;
 pub mod optim;
+mod setters;
 pub mod stream;
 #[cfg(feature = "train")]
 pub mod train;

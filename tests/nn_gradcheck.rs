@@ -463,25 +463,38 @@ fn softmax() {
     }
 }
 
+/// (batch, tokens, dim, heads) of the attention cases, plain and causal: fused up to
+/// 24 tokens (including 1 token, the cut-over itself, the ViT's 17 tokens of head_dim
+/// 16, and head counts that leave a 256-wide workgroup partly idle), the matmul path
+/// above.
+const ATTENTION_SHAPES: [(usize, usize, usize, usize); 8] = [
+    (1, 1, 3, 1),
+    (2, 7, 12, 3),
+    (9, 17, 64, 4),
+    (2, 24, 16, 4),
+    (3, 33, 8, 2),
+    (1, 64, 16, 2),
+    (2, 70, 16, 4),
+    (1, 129, 32, 4),
+];
+
+/// The reference's shape of an attention case.
+fn attention_shape(batch: usize, tokens: usize, dim: usize, heads: usize) -> r::AttentionShape {
+    r::AttentionShape {
+        batch,
+        tokens,
+        dim,
+        heads,
+    }
+}
+
+/// Attention in both layouts: one packed qkv (the ViT's, not causal) and three
+/// separate tensors (the language model's, causal).
 #[test]
 fn attention() {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    // Fused (up to 24 tokens, head_dim 16 as in the ViT, invocation counts not a
-    // multiple of the 256-wide workgroups) and, from 33 tokens, the matmul path.
-    for (batch, tokens, dim, heads) in [
-        (1, 1, 3, 1),
-        (2, 7, 12, 3),
-        (3, 33, 8, 2),
-        (9, 17, 64, 4),
-        (1, 64, 16, 2),
-        (2, 70, 16, 4),
-    ] {
-        let s = r::AttentionShape {
-            batch,
-            tokens,
-            dim,
-            heads,
-        };
+    for (batch, tokens, dim, heads) in ATTENTION_SHAPES {
+        let s = attention_shape(batch, tokens, dim, heads);
         let c = case(
             format!("attention b{batch} n{tokens} d{dim} h{heads}"),
             &mut rng,
@@ -493,6 +506,21 @@ fn attention() {
             c,
             move |x| r::attention(x, s),
             move |x, dy| r::attention_backward(x, dy, s),
+        );
+        let c = case(
+            format!("causal attention b{batch} n{tokens} d{dim} h{heads}"),
+            &mut rng,
+            &vec![vec![batch, tokens, dim]; 3],
+            move |g, v, _| g.causal_attention(v[0], v[1], v[2], heads),
+        )
+        .with_fallback();
+        check(
+            c,
+            &[true; 3],
+            move |x| r::multi_head_attention([&x[0], &x[1], &x[2]], s, true),
+            move |x, dy| {
+                r::multi_head_attention_backward([&x[0], &x[1], &x[2]], dy, s, true).to_vec()
+            },
         );
     }
 }
@@ -981,58 +1009,12 @@ fn language_model_ops_refuse_bad_shapes() {
     assert!(g.cross_entropy(x, ids).is_ok());
 }
 
-/// (batch, tokens, dim, heads): fused up to 24 tokens (including 1 token, the
-/// cut-over itself and a head count that leaves a 256-wide workgroup partly idle),
-/// the matmul path above.
-const CAUSAL_SHAPES: [(usize, usize, usize, usize); 7] = [
-    (1, 1, 3, 1),
-    (2, 7, 12, 3),
-    (2, 24, 16, 4),
-    (3, 33, 8, 2),
-    (1, 64, 16, 2),
-    (2, 70, 16, 4),
-    (1, 129, 32, 4),
-];
-
-#[test]
-fn causal_attention() {
-    let mut rng = ChaCha8Rng::seed_from_u64(14);
-    for (batch, tokens, dim, heads) in CAUSAL_SHAPES {
-        let s = r::AttentionShape {
-            batch,
-            tokens,
-            dim,
-            heads,
-        };
-        let c = case(
-            format!("causal attention b{batch} n{tokens} d{dim} h{heads}"),
-            &mut rng,
-            &vec![vec![batch, tokens, dim]; 3],
-            move |g, v, _| g.causal_attention(v[0], v[1], v[2], heads),
-        )
-        .with_fallback();
-        check(
-            c,
-            &[true; 3],
-            move |x| r::multi_head_attention([&x[0], &x[1], &x[2]], s, true),
-            move |x, dy| {
-                r::multi_head_attention_backward([&x[0], &x[1], &x[2]], dy, s, true).to_vec()
-            },
-        );
-    }
-}
-
 /// One variable as q, k and v: the three gradients add up (fused and matmul path).
 #[test]
 fn causal_attention_on_one_variable() {
     let mut rng = ChaCha8Rng::seed_from_u64(15);
     for (batch, tokens, dim, heads) in [(2, 9, 8, 2), (1, 70, 8, 2)] {
-        let s = r::AttentionShape {
-            batch,
-            tokens,
-            dim,
-            heads,
-        };
+        let s = attention_shape(batch, tokens, dim, heads);
         let c = case(
             format!("causal self-attention b{batch} n{tokens}"),
             &mut rng,
@@ -1057,12 +1039,7 @@ fn causal_attention_without_query_gradient() {
     let (ctx, kernels) = gpu();
     let mut rng = ChaCha8Rng::seed_from_u64(16);
     for (batch, tokens, dim, heads) in [(2, 9, 8, 2), (1, 70, 8, 2)] {
-        let s = r::AttentionShape {
-            batch,
-            tokens,
-            dim,
-            heads,
-        };
+        let s = attention_shape(batch, tokens, dim, heads);
         let shape = [batch, tokens, dim];
         let [q, k, v, dy] = [(); 4].map(|_| rand_vec(&mut rng, numel(&shape), 1.0));
         let store = ParamStore::new(ctx, &[("k", shape.to_vec()), ("v", shape.to_vec())]).unwrap();
@@ -1145,19 +1122,33 @@ fn mae_ids(rng: &mut ChaCha8Rng, batch: usize, n: usize, keep: usize) -> (Vec<u3
     (ids_keep, ids_restore)
 }
 
+/// (batch, n, keep, dim, repeated ids) of the gather cases: one token; the digits' 16
+/// patches keeping 4 at an encoder width; every patch kept; more outputs than sources
+/// with ids repeating (each source sums the outputs that read it); 196 patches keeping
+/// 49.
+const GATHER_CASES: [(usize, usize, usize, usize, bool); 5] = [
+    (1, 1, 1, 1, false),
+    (2, 16, 4, 64, false),
+    (3, 7, 7, 5, false),
+    (2, 5, 9, 3, true),
+    (2, 196, 49, 17, false),
+];
+
+/// (batch, n, keep, dim, mask token shape [1, 1, dim] as MAE's or [dim]) of the
+/// unshuffle cases: the digits' decoder; one kept patch; nothing masked (the mask
+/// token's gradient is 0); 196 patches keeping 49 over more samples than one slot per
+/// invocation.
+const UNSHUFFLE_CASES: [(usize, usize, usize, usize, bool); 4] = [
+    (2, 16, 4, 32, true),
+    (3, 7, 1, 5, false),
+    (1, 5, 5, 3, true),
+    (8, 196, 49, 9, false),
+];
+
 #[test]
 fn gather_tokens() {
     let mut rng = ChaCha8Rng::seed_from_u64(20);
-    // (batch, n, keep, dim, repeated ids): one token; the digits' 16 patches keeping
-    // 4 at an encoder width; every patch kept; more outputs than sources with ids
-    // repeating (each source sums the outputs that read it); 196 patches keeping 49.
-    for (batch, n, keep, dim, repeats) in [
-        (1, 1, 1, 1, false),
-        (2, 16, 4, 64, false),
-        (3, 7, 7, 5, false),
-        (2, 5, 9, 3, true),
-        (2, 196, 49, 17, false),
-    ] {
+    for (batch, n, keep, dim, repeats) in GATHER_CASES {
         let ids = match repeats {
             true => rand_ids(&mut rng, batch * keep, n),
             false => mae_ids(&mut rng, batch, n, keep).0,
@@ -1187,15 +1178,7 @@ fn gather_tokens() {
 #[test]
 fn unshuffle_tokens() {
     let mut rng = ChaCha8Rng::seed_from_u64(21);
-    // (batch, n, keep, dim, mask token shape [1, 1, dim] as MAE's or [dim]): the
-    // digits' decoder; one kept patch; nothing masked (the mask token's gradient is
-    // 0); 196 patches keeping 49 over more samples than one slot per invocation.
-    for (batch, n, keep, dim, mae_shape) in [
-        (2, 16, 4, 32, true),
-        (3, 7, 1, 5, false),
-        (1, 5, 5, 3, true),
-        (8, 196, 49, 9, false),
-    ] {
+    for (batch, n, keep, dim, mae_shape) in UNSHUFFLE_CASES {
         let ids_restore = mae_ids(&mut rng, batch, n, keep).1;
         let s = r::GatherShape {
             batch,

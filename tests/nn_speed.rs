@@ -158,15 +158,7 @@ fn row_op_and_attention_times() {
 #[test]
 #[ignore]
 fn language_model_op_times() {
-    lm_op_times(
-        128,
-        &[
-            ("embedding", 32, 128),
-            ("causal_attention (matmul path)", 32, 128),
-            ("causal_attention (fused)", 64, 64),
-            ("cross_entropy", 32, 128),
-        ],
-    );
+    lm_op_times(128, (32, 128), (64, 64));
 }
 
 /// The `llama` preset of `coptim compare` (context 32, width 64, 2 blocks, 4 heads,
@@ -176,15 +168,7 @@ fn language_model_op_times() {
 #[ignore]
 fn llama_preset_step_times() {
     use coptim::model::{Batch, Llama, Model};
-    lm_op_times(
-        64,
-        &[
-            ("embedding", 32, 32),
-            ("causal_attention (fused)", 32, 32),
-            ("causal_attention (matmul path)", 32, 32),
-            ("cross_entropy", 32, 32),
-        ],
-    );
+    lm_op_times(64, (32, 32), (32, 32));
     let ctx = GpuContext::new_blocking(&Default::default()).unwrap();
     let arch = Llama {
         context: 32,
@@ -213,13 +197,27 @@ fn llama_preset_step_times() {
     }
 }
 
-/// Forward and backward time of each `(op, batch, tokens)` at width `dim`, 4 heads,
-/// a vocabulary of 73; "(matmul path)" in an attention op's name forces that path.
-fn lm_op_times(dim: usize, ops: &[(&str, usize, usize)]) {
+/// The language model's ops [`lm_op_times`] measures; "(matmul path)" in an attention
+/// op's name forces that path.
+const LM_OPS: [&str; 4] = [
+    "embedding",
+    "causal_attention (matmul path)",
+    "causal_attention (fused)",
+    "cross_entropy",
+];
+
+/// Forward and backward time of each of [`LM_OPS`] at width `dim`, 4 heads, a
+/// vocabulary of 73, on `(batch, tokens)`: `fused` for the fused attention, `shape`
+/// for the others.
+fn lm_op_times(dim: usize, shape: (usize, usize), fused: (usize, usize)) {
     use coptim::arena::UploadRing;
     let ctx = GpuContext::new_blocking(&Default::default()).unwrap();
     let (vocab, heads) = (73, 4);
-    for &(op, batch, tokens) in ops {
+    for op in LM_OPS {
+        let (batch, tokens) = match op {
+            "causal_attention (fused)" => fused,
+            _ => shape,
+        };
         let kernels = match op.contains("matmul path") {
             true => Kernels::new(&ctx).with_fused_attention_max(0),
             false => Kernels::new(&ctx),

@@ -38,6 +38,8 @@ use std::iter::FusedIterator;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 
+use crate::setters::setters;
+
 /// The generator for epoch `epoch` under `seed`:
 /// `ChaCha8Rng::seed_from_u64(seed)` with stream `epoch`.
 ///
@@ -126,19 +128,14 @@ impl Batcher {
         }
     }
 
-    /// Whether to drop the last batch of an epoch when it has fewer than
-    /// `batch_size` samples (useful when a training step needs a fixed batch
-    /// size). Default: `false`.
-    pub fn with_drop_last(mut self, drop_last: bool) -> Self {
-        self.drop_last = drop_last;
-        self
-    }
-
-    /// Whether to shuffle. With `false` every epoch visits the samples in
-    /// order `0..num_samples` (e.g. for evaluation). Default: `true`.
-    pub fn with_shuffle(mut self, shuffle: bool) -> Self {
-        self.shuffle = shuffle;
-        self
+    setters! {
+        /// Whether to drop the last batch of an epoch when it has fewer than
+        /// `batch_size` samples (useful when a training step needs a fixed batch
+        /// size). Default: `false`.
+        with_drop_last(drop_last: bool);
+        /// Whether to shuffle. With `false` every epoch visits the samples in
+        /// order `0..num_samples` (e.g. for evaluation). Default: `true`.
+        with_shuffle(shuffle: bool);
     }
 
     /// The number of samples the batcher covers.

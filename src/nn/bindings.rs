@@ -39,28 +39,24 @@ impl Binding {
     }
 }
 
-const fn read(name: &'static str) -> Binding {
+const fn binding(name: &'static str, access: Access, element: &'static str) -> Binding {
     Binding {
         name,
-        access: Access::Read,
-        element: "f32",
+        access,
+        element,
     }
+}
+
+const fn read(name: &'static str) -> Binding {
+    binding(name, Access::Read, "f32")
 }
 
 const fn read_write(name: &'static str) -> Binding {
-    Binding {
-        name,
-        access: Access::ReadWrite,
-        element: "f32",
-    }
+    binding(name, Access::ReadWrite, "f32")
 }
 
 /// The uniform block, binding 0 of every family (its type is the family's).
-pub(crate) const PARAMS: Binding = Binding {
-    name: "params",
-    access: Access::Uniform,
-    element: "",
-};
+pub(crate) const PARAMS: Binding = binding("params", Access::Uniform, "");
 /// Input values (the logits, for the loss kernels).
 pub(crate) const X: Binding = read("x");
 /// A second operand: the broadcast addend, the prepended token.
@@ -100,23 +96,11 @@ pub(crate) const D_QKV: Binding = read_write("d_qkv");
 /// RoPE's `[tokens, head_dim / 2, 2]` table of (cos, sin) per position and frequency.
 pub(crate) const COS_SIN: Binding = read("cos_sin");
 /// Class labels (u32).
-pub(crate) const LABELS: Binding = Binding {
-    name: "labels",
-    access: Access::Read,
-    element: "u32",
-};
+pub(crate) const LABELS: Binding = binding("labels", Access::Read, "u32");
 /// Token ids (u32), gathered by the embedding.
-pub(crate) const IDS: Binding = Binding {
-    name: "ids",
-    access: Access::Read,
-    element: "u32",
-};
+pub(crate) const IDS: Binding = binding("ids", Access::Read, "u32");
 /// The embedding's per-row token lists (u32).
-pub(crate) const TOKEN_INDEX: Binding = Binding {
-    name: "token_index",
-    access: Access::ReadWrite,
-    element: "u32",
-};
+pub(crate) const TOKEN_INDEX: Binding = binding("token_index", Access::ReadWrite, "u32");
 /// The regression targets of the masked MSE loss (`target` is a WGSL reserved word).
 pub(crate) const TARGET: Binding = read("targets");
 /// The masked MSE loss's per-row weights (1 = a masked patch, counted).

@@ -178,12 +178,12 @@ impl GraphBuilder {
     /// of `a`'s: a residual add (same shapes), a bias add (`b` is `[features]`) or a
     /// learned position embedding (`b` is `[1, tokens, dim]`).
     pub fn add(&mut self, a: Var, b: Var) -> Result<Var> {
-        self.push_op(ops::Add::new(self, a, b))
+        self.push_op(ops::add(self, a, b))
     }
 
     /// A pointwise nonlinearity.
     pub fn activation(&mut self, x: Var, kind: Activation) -> Result<Var> {
-        self.push_op(ops::Pointwise::new(self, x, kind))
+        self.push_op(ops::pointwise(self, x, kind))
     }
 
     /// LayerNorm over the last dimension with elementwise affine `weight` and `bias`
@@ -211,12 +211,12 @@ impl GraphBuilder {
     /// `silu(gate) * up` elementwise (SwiGLU's gate, `silu(x) = x / (1 + exp(-x))`);
     /// both f32 of the same shape, both differentiable.
     pub fn silu_gate(&mut self, gate: Var, up: Var) -> Result<Var> {
-        self.push_op(ops::SiluGate::new(self, gate, up))
+        self.push_op(ops::silu_gate(self, gate, up))
     }
 
     /// Softmax over the last dimension.
     pub fn softmax(&mut self, x: Var) -> Result<Var> {
-        self.push_op(ops::Softmax::new(self, x))
+        self.push_op(ops::softmax(self, x))
     }
 
     /// Token embedding (`torch.nn.Embedding`): rows of `table` `[vocab, dim]` gathered
@@ -253,24 +253,24 @@ impl GraphBuilder {
     /// channel this is also MAE's `patchify` of the loss targets (its features are in
     /// (row, column, channel) order: the same for one channel, not for more).
     pub fn patchify(&mut self, images: Var, patch: usize) -> Result<Var> {
-        self.push_op(ops::Patchify::new(self, images, patch))
+        self.push_op(ops::patchify(self, images, patch))
     }
 
     /// Prepends `token` (`[dim]`, or `[1, 1, dim]` like timm's `cls_token`) to every
     /// sequence of `tokens` `[batch, n, dim]`, giving `[batch, n + 1, dim]`.
     pub fn prepend_token(&mut self, tokens: Var, token: Var) -> Result<Var> {
-        self.push_op(ops::Prepend::new(self, tokens, token))
+        self.push_op(ops::prepend(self, tokens, token))
     }
 
     /// The mean over the tokens of `[batch, n, dim]`, giving `[batch, dim]`.
     pub fn mean_tokens(&mut self, x: Var) -> Result<Var> {
-        self.push_op(ops::Pool::new(self, x, PoolMode::Mean))
+        self.push_op(ops::pool(self, x, PoolMode::Mean))
     }
 
     /// Gathers token `index` of every sequence of `[batch, n, dim]`, giving
     /// `[batch, dim]` (the class token is index 0).
     pub fn select_token(&mut self, x: Var, index: usize) -> Result<Var> {
-        self.push_op(ops::Pool::new(self, x, PoolMode::Select(index)))
+        self.push_op(ops::pool(self, x, PoolMode::Select(index)))
     }
 
     /// Gathers tokens per sample, as MAE's `random_masking` keeps the visible patches:

@@ -10,6 +10,7 @@ use crate::nn::bindings::PARAMS;
 use crate::nn::matmul_variant::MatmulVariant;
 use crate::nn::modules::{Kernel, Module, RowTeam};
 use crate::nn::ops::FUSED_MAX_TOKENS;
+use crate::setters::setters;
 
 /// Invocations per workgroup of every nn kernel (`WG_SIZE` in the shaders).
 pub const WG_SIZE: u32 = 256;
@@ -84,18 +85,13 @@ impl Kernels {
         }
     }
 
-    /// These kernels with the row kernels forced to `rows` (tests run each layout).
-    pub fn with_row_layout(mut self, rows: RowLayout) -> Self {
-        self.rows = rows;
-        self
-    }
-
-    /// These kernels with attention over at most `tokens` tokens run fused and longer
-    /// sequences as matmuls (benchmarks and tests compare both paths; the default is
-    /// the fused kernels' cut-over, 24 tokens).
-    pub fn with_fused_attention_max(mut self, tokens: usize) -> Self {
-        self.fused_attention_max = tokens;
-        self
+    setters! {
+        /// These kernels with the row kernels forced to `rows` (tests run each layout).
+        with_row_layout(rows: RowLayout);
+        /// These kernels with attention over at most `fused_attention_max` tokens run
+        /// fused and longer sequences as matmuls (benchmarks and tests compare both
+        /// paths; the default is the fused kernels' cut-over, 24 tokens).
+        with_fused_attention_max(fused_attention_max: usize);
     }
 
     /// Longest sequence whose attention runs through the fused kernels.

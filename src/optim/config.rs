@@ -10,6 +10,7 @@ use crate::arena::ElementType;
 use crate::error::{Error, Result};
 use crate::optim::algorithms::Algorithm;
 use crate::optim::schedule::LrSchedule;
+use crate::setters::setters;
 
 /// How the kept coordinates are rescaled, per tensor, from the kept count k out of n
 /// (for a soft mask, from the mask sum `k + factor * (n - k)`).
@@ -263,28 +264,17 @@ impl OptimizerConfig {
         Self::new(Algorithm::sgd(nesterov), lr)
     }
 
-    /// Sets the caution mode.
-    pub fn with_caution(mut self, caution: Caution) -> Self {
-        self.caution = caution;
-        self
-    }
-
-    /// Sets the default weight decay.
-    pub fn with_weight_decay(mut self, wd: f64) -> Self {
-        self.weight_decay = wd;
-        self
-    }
-
-    /// Sets how weight decay is applied (cautious, corrected).
-    pub fn with_decay(mut self, decay: DecayMode) -> Self {
-        self.decay = decay;
-        self
-    }
-
-    /// Sets the learning-rate schedule.
-    pub fn with_schedule(mut self, schedule: LrSchedule) -> Self {
-        self.schedule = schedule;
-        self
+    setters! {
+        /// Sets the caution mode.
+        with_caution(caution: Caution);
+        /// Sets the default weight decay.
+        with_weight_decay(weight_decay: f64);
+        /// Sets how weight decay is applied (cautious, corrected).
+        with_decay(decay: DecayMode);
+        /// Sets the learning-rate schedule.
+        with_schedule(schedule: LrSchedule);
+        /// Sets the state storage type.
+        with_state_dtype(state_dtype: ElementType);
     }
 
     /// Clips the global gradient norm.
@@ -296,12 +286,6 @@ impl OptimizerConfig {
     /// Adds a parameter group.
     pub fn with_group(mut self, group: GroupConfig) -> Self {
         self.groups.push(group);
-        self
-    }
-
-    /// Sets the state storage type.
-    pub fn with_state_dtype(mut self, dtype: ElementType) -> Self {
-        self.state_dtype = dtype;
         self
     }
 

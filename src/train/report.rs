@@ -76,35 +76,16 @@ pub fn table(summary: &Summary) -> String {
         return text_table(summary, bigram);
     }
     let mut out = header(summary);
-    let _ = writeln!(
-        out,
-        "{:<9} {:>4} {:>11} {:>9} {:>13} {:>6} {:>8} {:>9}",
-        "optimizer",
-        "seed",
-        "train loss",
-        "test acc",
-        "steps to base",
-        "kept",
-        "wall s",
-        "samples/s"
-    );
-    let row = |out: &mut String, r: &RunResult| {
+    // The headings, aligned as the rows' format below aligns its cells.
+    out.push_str("optimizer seed  train loss  test acc steps to base   kept   wall s samples/s\n");
+    for r in &summary.runs {
+        let ([name, seed, loss], [steps, kept, wall]) = run_cells(r);
         let _ = writeln!(
             out,
-            "{:<9} {:>4} {:>11} {:>8}% {:>13} {:>6} {:>8} {:>9}",
-            r.optimizer.name(),
-            r.seed,
-            num(Some(r.final_train_loss), 4),
+            "{name:<9} {seed:>4} {loss:>11} {:>8}% {steps:>13} {kept:>6} {wall:>8} {:>9}",
             num(Some(100.0 * r.test_accuracy), 2),
-            r.steps_to_base_final_loss
-                .map_or("not reached".into(), |s| s.to_string()),
-            num(r.mean_kept_fraction, 3),
-            num(Some(r.wall_s), 1),
             num(r.samples_per_s, 0),
         );
-    };
-    for r in &summary.runs {
-        row(&mut out, r);
     }
     out.push_str(&speedup_line(summary, "train loss"));
     for o in &summary.optimizers {
@@ -125,6 +106,23 @@ pub fn table(summary: &Summary) -> String {
         );
     }
     out
+}
+
+/// The cells every run table has, formatted: first optimizer, seed and final train
+/// loss; last the steps to the base run's final loss, the mean kept fraction and the
+/// wall seconds.
+fn run_cells(r: &RunResult) -> ([String; 3], [String; 3]) {
+    let steps = r
+        .steps_to_base_final_loss
+        .map_or("not reached".into(), |s| s.to_string());
+    (
+        [
+            r.optimizer.name().to_string(),
+            r.seed.to_string(),
+            num(Some(r.final_train_loss), 4),
+        ],
+        [steps, num(r.mean_kept_fraction, 3), num(Some(r.wall_s), 1)],
+    )
 }
 
 /// The first line of a table: model, data, budget, seeds and pair.
@@ -161,32 +159,17 @@ fn speedup_line(summary: &Summary, target: &str) -> String {
 /// speed-up.
 pub fn text_table(summary: &Summary, bigram: f64) -> String {
     let mut out = header(summary);
-    let _ = writeln!(
-        out,
-        "{:<9} {:>4} {:>10} {:>9} {:>9} {:>13} {:>6} {:>8} {:>8}",
-        "optimizer",
-        "seed",
-        "train loss",
-        "val loss",
-        "val bpc",
-        "steps to base",
-        "kept",
-        "wall s",
-        "tokens/s"
+    // The headings, aligned as the rows' format below aligns its cells.
+    out.push_str(
+        "optimizer seed train loss  val loss   val bpc steps to base   kept   wall s tokens/s\n",
     );
     for r in &summary.runs {
+        let ([name, seed, loss], [steps, kept, wall]) = run_cells(r);
         let _ = writeln!(
             out,
-            "{:<9} {:>4} {:>10} {:>9} {:>9} {:>13} {:>6} {:>8} {:>8}",
-            r.optimizer.name(),
-            r.seed,
-            num(Some(r.final_train_loss), 4),
+            "{name:<9} {seed:>4} {loss:>10} {:>9} {:>9} {steps:>13} {kept:>6} {wall:>8} {:>8}",
             num(r.val_loss, 4),
             num(r.val_bits_per_char, 4),
-            r.steps_to_base_final_loss
-                .map_or("not reached".into(), |s| s.to_string()),
-            num(r.mean_kept_fraction, 3),
-            num(Some(r.wall_s), 1),
             num(r.tokens_per_s, 0),
         );
     }
@@ -224,4 +207,110 @@ pub fn create_dir(dir: &Path) -> Result<()> {
         path: dir.display().to_string(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::compare::OptimizerSummary;
+    use crate::train::{ModelSpec, OptimizerKind, TrainConfig};
+
+    fn spread(median: f64, min: f64, max: f64) -> Spread {
+        Spread {
+            median: Some(median),
+            min: Some(min),
+            max: Some(max),
+        }
+    }
+
+    fn run(optimizer: OptimizerKind, seed: u64, reached: Option<u64>) -> RunResult {
+        let (text, kept) = (
+            seed == 1,
+            (optimizer == OptimizerKind::C_ADAMW).then_some(0.4567),
+        );
+        RunResult {
+            optimizer,
+            seed,
+            final_train_loss: 0.123456,
+            test_accuracy: 0.96543,
+            test_loss: 0.2,
+            val_loss: text.then_some(1.98765),
+            val_bits_per_char: text.then_some(2.8675),
+            steps_to_base_final_loss: reached,
+            mean_kept_fraction: kept,
+            wall_s: 12.345,
+            median_step_ms: Some(3.0),
+            samples_per_s: Some(5432.1),
+            tokens_per_s: text.then_some(98765.4),
+            history: History::default(),
+        }
+    }
+
+    fn summary(bigram_val_loss: Option<f64>) -> Summary {
+        let pair = [OptimizerKind::ADAMW, OptimizerKind::C_ADAMW];
+        let optimizers = pair.map(|optimizer| OptimizerSummary {
+            optimizer,
+            lr: 3e-3,
+            weight_decay: 0.01,
+            final_train_loss: spread(0.12, 0.11, 0.13),
+            test_accuracy: spread(0.965, 0.96, 0.97),
+            wall_s: spread(12.0, 11.0, 13.0),
+            samples_per_s: spread(5000.0, 4000.0, 6000.0),
+        });
+        Summary {
+            model: "mlp".into(),
+            dataset: "mnist".into(),
+            steps: 500,
+            batch_size: 128,
+            parameters: 203530,
+            pair,
+            seeds: vec![0, 1],
+            loss_window: 10,
+            runs: vec![
+                run(pair[0], 0, Some(500)),
+                run(pair[1], 0, Some(410)),
+                run(pair[0], 1, Some(500)),
+                run(pair[1], 1, None),
+            ],
+            speedup: spread(1.22, 1.22, 1.22),
+            speedup_per_seed: vec![Some(1.22), None],
+            optimizers: optimizers.to_vec(),
+            bigram_val_loss,
+            adapter: "llvmpipe".into(),
+            config: TrainConfig::for_model(ModelSpec::default_mlp(), pair[0]),
+        }
+    }
+
+    /// The image table, to the character.
+    #[test]
+    fn image_table_to_the_character() {
+        let want = concat!(
+            "mlp on mnist (203530 parameters), 500 steps of 128, seeds [0, 1], adamw vs c-adamw\n",
+            "optimizer seed  train loss  test acc steps to base   kept   wall s samples/s\n",
+            "adamw        0      0.1235    96.54%           500      -     12.3      5432\n",
+            "c-adamw      0      0.1235    96.54%           410  0.457     12.3      5432\n",
+            "adamw        1      0.1235    96.54%           500      -     12.3      5432\n",
+            "c-adamw      1      0.1235    96.54%   not reached  0.457     12.3      5432\n",
+            "speed-up of c-adamw over adamw (steps to adamw's final train loss): 1.22x (range 1.22-1.22) over 1 of 2 seeds\n",
+            "adamw     test accuracy 96.50% (range 96.00-97.00), final train loss 0.1200 (range 0.1100-0.1300)\n",
+            "c-adamw   test accuracy 96.50% (range 96.00-97.00), final train loss 0.1200 (range 0.1100-0.1300)\n",
+        );
+        assert_eq!(table(&summary(None)), want);
+    }
+
+    /// The language-model table, to the character.
+    #[test]
+    fn text_table_to_the_character() {
+        let want = concat!(
+            "mlp on mnist (203530 parameters), 500 steps of 128, seeds [0, 1], adamw vs c-adamw\n",
+            "optimizer seed train loss  val loss   val bpc steps to base   kept   wall s tokens/s\n",
+            "adamw        0     0.1235         -         -           500      -     12.3        -\n",
+            "c-adamw      0     0.1235         -         -           410  0.457     12.3        -\n",
+            "adamw        1     0.1235    1.9876    2.8675           500      -     12.3    98765\n",
+            "c-adamw      1     0.1235    1.9876    2.8675   not reached  0.457     12.3    98765\n",
+            "bigram yardstick (fitted on the training split): val loss 2.5000 nats/token, 3.6067 bits/char\n",
+            "speed-up of c-adamw over adamw (steps to adamw's final validation loss): 1.22x (range 1.22-1.22) over 1 of 2 seeds\n",
+        );
+        assert_eq!(table(&summary(Some(2.5))), want);
+    }
 }

@@ -5,15 +5,14 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { OUT_DIR, drawSeven, mean, openDemo, startBrowser } from './harness.mjs';
+import { OUT_DIR, demoReady, drawSeven, mean, trainUntil, withPage } from './harness.mjs';
 
 /** Training steps the test waits for (SwiftShader is slow: keep it small). */
 const STEPS = Number(process.env.COPTIM_E2E_STEPS ?? 60);
 
 test('trains AdamW and C-AdamW side by side and classifies a drawing', { timeout: 240_000 }, async () => {
-  const { url, browser, close } = await startBrowser({ webgpu: true });
-  try {
-    const { page, errors } = await openDemo(browser, url);
+  await withPage({ webgpu: true }, async ({ page }) => {
+    await demoReady(page);
     const before = await page.evaluate(() => window.coptimDemo.status());
     assert.ok(before.adapter.length > 0, 'the adapter is named');
     assert.equal(before.step, 0);
@@ -35,11 +34,7 @@ test('trains AdamW and C-AdamW side by side and classifies a drawing', { timeout
       requestAnimationFrame(tick);
     });
     const started = Date.now();
-    await page.evaluate(() => window.coptimDemo.start());
-    await page.waitForFunction((n) => window.coptimDemo.status().step >= n, STEPS, {
-      timeout: 180_000,
-      polling: 250,
-    });
+    await trainUntil(page, STEPS, 180_000);
     const longestFrameMs = await page.evaluate(() => window.longestFrameMs);
     await page.evaluate(() => window.coptimDemo.pause());
     const seconds = (Date.now() - started) / 1000;
@@ -78,8 +73,5 @@ test('trains AdamW and C-AdamW side by side and classifies a drawing', { timeout
         `longest frame ${longestFrameMs.toFixed(0)} ms, adapter ${status.adapter}`,
     );
     assert.ok(longestFrameMs < 2000, `the page kept rendering while training (longest frame ${longestFrameMs} ms)`);
-    assert.deepEqual(errors, [], 'the page logged no errors');
-  } finally {
-    await close();
-  }
+  });
 });

@@ -60,15 +60,38 @@ export async function openPage(browser, url) {
   return { page, errors };
 }
 
-/** Opens the demo page at `url` (see `openPage`) and waits until `window.coptimDemo` is ready. */
-export async function openDemo(browser, url) {
-  const opened = await openPage(browser, url);
-  await opened.page.waitForFunction(() => window.coptimDemo?.status().ready, null, { timeout: 60_000 });
-  return opened;
+/** The mean of the numbers `xs`. */
+export const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/**
+ * Serves the page, opens it in a fresh Chromium (with or without WebGPU), runs
+ * `body({ page, errors })`, then checks that the page logged no errors; closes the
+ * browser and the server whether or not the body passed.
+ */
+export async function withPage({ webgpu }, body) {
+  const { url, browser, close } = await startBrowser({ webgpu });
+  try {
+    const { page, errors } = await openPage(browser, url);
+    await body({ page, errors });
+    assert.deepEqual(errors, [], 'the page logged no errors');
+  } finally {
+    await close();
+  }
 }
 
-/** The mean of an array of numbers. */
-export const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+/** Waits (up to a minute) until the demo page's bindings are ready. */
+export async function demoReady(page) {
+  await page.waitForFunction(() => window.coptimDemo?.status().ready, null, { timeout: 60_000 });
+}
+
+/** Starts the demo's runs and waits (up to `timeout` ms) until they reach `steps` steps; they keep running. */
+export async function trainUntil(page, steps, timeout) {
+  await page.evaluate(() => window.coptimDemo.start());
+  await page.waitForFunction((n) => window.coptimDemo.status().step >= n, steps, {
+    timeout,
+    polling: 250,
+  });
+}
 
 /**
  * Chooses the model whose selector label contains `label` through the page's
@@ -81,19 +104,6 @@ export async function selectModel(page, label) {
   await page.click('#reset');
   await page.waitForFunction((n) => window.coptimDemo.status().options.model === n, name, { timeout: 60_000 });
   return name;
-}
-
-/**
- * Trains until at least `steps` steps, then pauses (a final evaluation); returns
- * `{ status, seconds }`, the status after the pause and the wall time from the start.
- */
-export async function trainSteps(page, steps, timeout) {
-  const started = Date.now();
-  await page.evaluate(() => window.coptimDemo.start());
-  await page.waitForFunction((n) => window.coptimDemo.status().step >= n, steps, { timeout, polling: 250 });
-  await page.evaluate(() => window.coptimDemo.pause());
-  const seconds = (Date.now() - started) / 1000;
-  return { status: await page.evaluate(() => window.coptimDemo.status()), seconds };
 }
 
 /** Draws a "7" on the drawing pad with the mouse. */

@@ -4,12 +4,10 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { OUT_DIR, openPage, startBrowser } from './harness.mjs';
+import { OUT_DIR, withPage } from './harness.mjs';
 
 test('shows a friendly how-to-enable-WebGPU message without WebGPU', { timeout: 60_000 }, async () => {
-  const { url, browser, close } = await startBrowser({ webgpu: false });
-  try {
-    const { page, errors } = await openPage(browser, url);
+  await withPage({ webgpu: false }, async ({ page }) => {
     const notice = page.locator('#no-webgpu');
     await notice.waitFor({ state: 'visible', timeout: 30_000 });
     const text = await notice.innerText();
@@ -20,8 +18,5 @@ test('shows a friendly how-to-enable-WebGPU message without WebGPU', { timeout: 
     assert.equal(await page.locator('#app').isVisible(), false, 'the training UI is hidden');
     assert.match(await page.locator('#adapter').innerText(), /No WebGPU adapter/);
     await page.screenshot({ path: join(OUT_DIR, 'no-webgpu.png'), fullPage: true });
-    assert.deepEqual(errors, [], 'the page logged no errors');
-  } finally {
-    await close();
-  }
+  });
 });

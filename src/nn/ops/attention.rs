@@ -334,8 +334,13 @@ impl Attention {
                     (D_OUT, &d_out),
                     (D_SCORES, &d_scores),
                 ],
-                Part::Key => vec![(Q, &q), (D_SCORES, &d_scores)],
-                Part::Value => vec![(PROBS, &probs), (D_OUT, &d_out)],
+                // One body serves both: it binds what either reads.
+                Part::Key | Part::Value => vec![
+                    (Q, &q),
+                    (PROBS, &probs),
+                    (D_OUT, &d_out),
+                    (D_SCORES, &d_scores),
+                ],
             };
             tensors.push((D_QKV, &dx));
             let dispatch = cx.launch(part.kernel(), &self.params(mode), &tensors, rows);

@@ -1,5 +1,5 @@
-//! Pointwise ops: activations ([`Pointwise`]), SwiGLU's gate ([`SiluGate`]) and
-//! broadcast adds ([`Add`]: residual, bias and position embedding), plus the broadcast
+//! Pointwise ops: activations ([`pointwise`]), SwiGLU's gate ([`silu_gate`]) and
+//! broadcast adds ([`add`]: residual, bias and position embedding), plus the broadcast
 //! gradient other ops share.
 
 use crate::error::{Error, Result};
@@ -7,7 +7,7 @@ use crate::nn::bindings::{DY, Family, OTHER, OUT, X, uniform_block};
 use crate::nn::dispatch::Dispatch;
 use crate::nn::graph::{Activation, GraphBuilder, Var};
 use crate::nn::modules::Kernel;
-use crate::nn::ops::{CompileCx, GradMode, Plan, PlanOp};
+use crate::nn::ops::{CompileCx, GradMode, Plan, PlanOp, check_f32};
 use crate::nn::tensor::{DType, Tensor, numel};
 
 uniform_block! {
@@ -52,75 +52,63 @@ pub(crate) fn sum_rows(
 }
 
 /// `y = f(x)` elementwise.
-pub(crate) struct Pointwise;
-
-impl Pointwise {
-    #[expect(clippy::new_ret_no_self, reason = "the op is a PlanOp")]
-    pub fn new(g: &GraphBuilder, x: Var, kind: Activation) -> Result<(PlanOp, Vec<usize>)> {
-        if g.dtype(x) != DType::F32 {
-            return Err(Error::shape("activation", "input must be an f32 tensor"));
-        }
-        let plan = Plan::new(Kernel::ActivationForward, &[Kernel::ActivationBackward]);
-        let mode = kind.code();
-        let op = PlanOp::new(vec![x], plan, move |t: &Tensor, grad: GradMode| {
-            let n = t.len() as u32;
-            (EwParams::new(n, n, mode, grad), t.len())
-        });
-        Ok((op, g.shape(x).to_vec()))
+pub(crate) fn pointwise(
+    g: &GraphBuilder,
+    x: Var,
+    kind: Activation,
+) -> Result<(PlanOp, Vec<usize>)> {
+    if g.dtype(x) != DType::F32 {
+        return Err(Error::shape("activation", "input must be an f32 tensor"));
     }
+    let plan = Plan::new(Kernel::ActivationForward, &[Kernel::ActivationBackward]);
+    let mode = kind.code();
+    let op = PlanOp::new(vec![x], plan, move |t: &Tensor, grad: GradMode| {
+        let n = t.len() as u32;
+        (EwParams::new(n, n, mode, grad), t.len())
+    });
+    Ok((op, g.shape(x).to_vec()))
 }
 
 /// `y = a + b` with `b` broadcast over the leading dimensions of `a`. Backward, `a`'s
 /// gradient is `dy` and `b`'s is `dy` summed over the leading dimensions (`sum_rows`
 /// over `period` columns, a copy when nothing broadcasts).
-pub(crate) struct Add;
-
-impl Add {
-    #[expect(clippy::new_ret_no_self, reason = "the op is a PlanOp")]
-    pub fn new(g: &GraphBuilder, a: Var, b: Var) -> Result<(PlanOp, Vec<usize>)> {
-        if g.dtype(a) != DType::F32 || g.dtype(b) != DType::F32 {
-            return Err(Error::shape("add", "operands must be f32 tensors"));
-        }
-        let (sa, sb) = (g.shape(a), g.shape(b));
-        let first = sb.iter().position(|&d| d != 1).unwrap_or(sb.len());
-        let trailing = &sb[first..];
-        if trailing.len() > sa.len() || sa[sa.len() - trailing.len()..] != *trailing {
-            return Err(Error::shape(
-                "add",
-                format!("{sb:?} does not broadcast to {sa:?}"),
-            ));
-        }
-        let plan = Plan::new(Kernel::AddForward, &[Kernel::Accumulate, Kernel::SumRows]);
-        let (len, period) = (numel(sa) as u32, numel(trailing) as u32);
-        let op = PlanOp::new(vec![a, b], plan, move |t: &Tensor, grad: GradMode| {
-            (EwParams::new(len, period, 0, grad), t.len())
-        });
-        Ok((op, sa.to_vec()))
+pub(crate) fn add(g: &GraphBuilder, a: Var, b: Var) -> Result<(PlanOp, Vec<usize>)> {
+    check_f32(g, "add", &[a, b])?;
+    let (sa, sb) = (g.shape(a), g.shape(b));
+    let first = sb.iter().position(|&d| d != 1).unwrap_or(sb.len());
+    let trailing = &sb[first..];
+    if trailing.len() > sa.len() || sa[sa.len() - trailing.len()..] != *trailing {
+        return Err(Error::shape(
+            "add",
+            format!("{sb:?} does not broadcast to {sa:?}"),
+        ));
     }
+    let plan = Plan::new(Kernel::AddForward, &[Kernel::Accumulate, Kernel::SumRows]);
+    let (len, period) = (numel(sa) as u32, numel(trailing) as u32);
+    let op = PlanOp::new(vec![a, b], plan, move |t: &Tensor, grad: GradMode| {
+        (EwParams::new(len, period, 0, grad), t.len())
+    });
+    Ok((op, sa.to_vec()))
 }
 
 /// `y = silu(gate) * up` elementwise (SwiGLU). Backward, `gate`'s gradient is
 /// `dy * up * silu'(gate)` and `up`'s is `dy * silu(gate)`.
-pub(crate) struct SiluGate;
-
-impl SiluGate {
-    #[expect(clippy::new_ret_no_self, reason = "the op is a PlanOp")]
-    pub fn new(g: &GraphBuilder, gate: Var, up: Var) -> Result<(PlanOp, Vec<usize>)> {
-        let (sg, su) = (g.shape(gate), g.shape(up));
-        if g.dtype(gate) != DType::F32 || g.dtype(up) != DType::F32 || sg != su {
-            return Err(Error::shape(
-                "silu_gate",
-                format!("gate {sg:?} and up {su:?} must be f32 tensors of one shape"),
-            ));
-        }
-        let plan = Plan::new(
-            Kernel::SiluGateForward,
-            &[Kernel::SiluGateBackwardGate, Kernel::SiluGateBackwardUp],
-        );
-        let op = PlanOp::new(vec![gate, up], plan, |t: &Tensor, grad: GradMode| {
-            let n = t.len() as u32;
-            (EwParams::new(n, n, 0, grad), t.len())
-        });
-        Ok((op, sg.to_vec()))
+pub(crate) fn silu_gate(g: &GraphBuilder, gate: Var, up: Var) -> Result<(PlanOp, Vec<usize>)> {
+    check_f32(g, "silu_gate", &[gate, up])?;
+    let (sg, su) = (g.shape(gate), g.shape(up));
+    if sg != su {
+        return Err(Error::shape(
+            "silu_gate",
+            format!("gate {sg:?} and up {su:?} must be tensors of one shape"),
+        ));
     }
+    let plan = Plan::new(
+        Kernel::SiluGateForward,
+        &[Kernel::SiluGateBackwardGate, Kernel::SiluGateBackwardUp],
+    );
+    let op = PlanOp::new(vec![gate, up], plan, |t: &Tensor, grad: GradMode| {
+        let n = t.len() as u32;
+        (EwParams::new(n, n, 0, grad), t.len())
+    });
+    Ok((op, sg.to_vec()))
 }

@@ -7,7 +7,8 @@ use crate::error::{Error, Result};
 use crate::nn::bindings::{DY, IDS, OTHER, OUT, X};
 use crate::nn::graph::{GraphBuilder, Var};
 use crate::nn::modules::Kernel;
-use crate::nn::ops::tokens::{TokParams, check_f32};
+use crate::nn::ops::check_f32;
+use crate::nn::ops::tokens::TokParams;
 use crate::nn::ops::{CompileCx, Compiled, GradMode, Modes, Op};
 use crate::nn::tensor::{DType, numel};
 

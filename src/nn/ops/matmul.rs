@@ -8,8 +8,8 @@ use crate::nn::dispatch::Dispatch;
 use crate::nn::graph::{GraphBuilder, Var};
 use crate::nn::modules::Kernel;
 use crate::nn::ops::elementwise::sum_rows;
-use crate::nn::ops::{CompileCx, Compiled, GradMode, Modes, Op, wanted};
-use crate::nn::tensor::{DType, Tensor, numel};
+use crate::nn::ops::{CompileCx, Compiled, GradMode, Modes, Op, check_f32, wanted};
+use crate::nn::tensor::{Tensor, numel};
 
 /// A strided matrix view inside a tensor, in elements: entry (i, j) of batch
 /// `outer * inner_batch + inner` is at
@@ -223,13 +223,6 @@ fn grad_products(cx: &CompileCx<'_>, grads: [GradProduct<'_>; 2]) -> Result<Vec<
         }
     }
     Ok(dispatches)
-}
-
-fn check_f32(g: &GraphBuilder, op: &str, vars: &[Var]) -> Result<()> {
-    match vars.iter().find(|&&v| g.dtype(v) != DType::F32) {
-        Some(_) => Err(Error::shape(op, "operands must be f32 tensors")),
-        None => Ok(()),
-    }
 }
 
 /// `op(A) @ op(B)`, 2-D or batched 3-D.

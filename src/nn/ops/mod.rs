@@ -17,7 +17,7 @@ mod softmax;
 mod tokens;
 
 pub(crate) use attention::{ATTENTION, Attention, FUSED_MAX_TOKENS};
-pub(crate) use elementwise::{Add, ELEMENTWISE, Pointwise, SiluGate};
+pub(crate) use elementwise::{ELEMENTWISE, add, pointwise, silu_gate};
 pub(crate) use embedding::{EMBEDDING, Embedding};
 pub(crate) use gather::GatherTokens;
 pub(crate) use layernorm::{LAYERNORM, LayerNorm};
@@ -25,15 +25,15 @@ pub(crate) use loss::{CorrectCount, CrossEntropy, LOSS};
 pub(crate) use masked_mse::MaskedMse;
 pub(crate) use matmul::{Linear, MATMUL, Matmul};
 pub(crate) use rope::{ROPE, Rope};
-pub(crate) use softmax::{SOFTMAX, Softmax};
-pub(crate) use tokens::{Patchify, Pool, PoolMode, Prepend, TOKENS};
+pub(crate) use softmax::{SOFTMAX, softmax};
+pub(crate) use tokens::{PoolMode, TOKENS, patchify, pool, prepend};
 
 use std::fmt;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::nn::bindings::{Binding, DX, DY, OTHER, OUT, Uniform, UniformBlock, X, Y};
 use crate::nn::dispatch::{Dispatch, group_grid, linear_grid};
-use crate::nn::graph::Var;
+use crate::nn::graph::{GraphBuilder, Var};
 use crate::nn::kernels::{Kernels, RowLayout};
 use crate::nn::modules::{Grid, Kernel};
 use crate::nn::tensor::{DType, Tensor};
@@ -287,6 +287,14 @@ impl CompileCx<'_> {
     ) -> Option<(Tensor, &Tensor, GradMode)> {
         let dy = self.out_grad(out)?;
         Some((dy, self.grad(v)?, mode?))
+    }
+}
+
+/// A typed shape error of `op` unless every one of `vars` is an f32 tensor.
+pub(super) fn check_f32(g: &GraphBuilder, op: &str, vars: &[Var]) -> Result<()> {
+    match vars.iter().all(|&v| g.dtype(v) == DType::F32) {
+        true => Ok(()),
+        false => Err(Error::shape(op, "operands must be f32 tensors")),
     }
 }
 

@@ -70,19 +70,14 @@ pub(crate) fn softmax_backward(
 }
 
 /// Softmax over the last dimension.
-pub(crate) struct Softmax;
-
-impl Softmax {
-    #[expect(clippy::new_ret_no_self, reason = "the op is a PlanOp")]
-    pub fn new(g: &GraphBuilder, x: Var) -> Result<(PlanOp, Vec<usize>)> {
-        if g.dtype(x) != DType::F32 {
-            return Err(Error::shape("softmax", "input must be an f32 tensor"));
-        }
-        let dim = *g.shape(x).last().unwrap_or(&0);
-        let plan = Plan::new(Kernel::SoftmaxForward, &[Kernel::SoftmaxBackward]);
-        let op = PlanOp::new(vec![x], plan, move |t: &Tensor, mode| {
-            params(t, dim, mode, false)
-        });
-        Ok((op, g.shape(x).to_vec()))
+pub(crate) fn softmax(g: &GraphBuilder, x: Var) -> Result<(PlanOp, Vec<usize>)> {
+    if g.dtype(x) != DType::F32 {
+        return Err(Error::shape("softmax", "input must be an f32 tensor"));
     }
+    let dim = *g.shape(x).last().unwrap_or(&0);
+    let plan = Plan::new(Kernel::SoftmaxForward, &[Kernel::SoftmaxBackward]);
+    let op = PlanOp::new(vec![x], plan, move |t: &Tensor, mode| {
+        params(t, dim, mode, false)
+    });
+    Ok((op, g.shape(x).to_vec()))
 }

@@ -1,12 +1,12 @@
-//! Token plumbing of a vision transformer: [`Patchify`] (images to patch tokens),
-//! [`Prepend`] (class token) and [`Pool`] (mean over tokens, or one token).
+//! Token plumbing of a vision transformer: [`patchify`] (images to patch tokens),
+//! [`prepend`] (class token) and [`pool`] (mean over tokens, or one token).
 
 use crate::error::{Error, Result};
 use crate::nn::bindings::{DY, Family, IDS, OTHER, OUT, X, uniform_block};
 use crate::nn::graph::{GraphBuilder, Var};
 use crate::nn::modules::Kernel;
-use crate::nn::ops::{GradMode, Plan, PlanOp};
-use crate::nn::tensor::{DType, Tensor, numel};
+use crate::nn::ops::{GradMode, Plan, PlanOp, check_f32};
+use crate::nn::tensor::{Tensor, numel};
 
 uniform_block! {
     /// The uniform block of `nn_tokens.wgsl`.
@@ -37,13 +37,6 @@ uniform_block! {
 /// The bindings of `nn_tokens.wgsl`.
 pub(crate) const TOKENS: Family = Family::new::<TokParams>(&[X, OTHER, IDS, DY, OUT]);
 
-pub(super) fn check_f32(g: &GraphBuilder, op: &str, vars: &[Var]) -> Result<()> {
-    match vars.iter().all(|&v| g.dtype(v) == DType::F32) {
-        true => Ok(()),
-        false => Err(Error::shape(op, "operands must be f32 tensors")),
-    }
-}
-
 /// A token op: every kernel runs one invocation per element of the tensor it
 /// writes, with `params` completed by that size and the gradient mode.
 fn token_op(inputs: Vec<Var>, plan: Plan, params: TokParams) -> PlanOp {
@@ -58,72 +51,65 @@ fn token_op(inputs: Vec<Var>, plan: Plan, params: TokParams) -> PlanOp {
 }
 
 /// Images `[B, C, H, W]` to tokens `[B, (H/p) (W/p), C p p]`.
-pub(crate) struct Patchify;
-
-impl Patchify {
-    #[expect(clippy::new_ret_no_self, reason = "the op is a PlanOp")]
-    pub fn new(g: &GraphBuilder, images: Var, patch: usize) -> Result<(PlanOp, Vec<usize>)> {
-        check_f32(g, "patchify", &[images])?;
-        let s = g.shape(images);
-        if s.len() != 4 || patch == 0 || !s[2].is_multiple_of(patch) || !s[3].is_multiple_of(patch)
-        {
-            return Err(Error::shape(
-                "patchify",
-                format!(
-                    "images {s:?} must be [batch, channels, height, width] divisible by patch {patch}"
-                ),
-            ));
-        }
-        let (b, c, h, w) = (s[0], s[1], s[2], s[3]);
-        let tokens = (h / patch) * (w / patch);
-        let dim = c * patch * patch;
-        let plan = Plan::new(Kernel::PatchifyForward, &[Kernel::PatchifyBackward]);
-        let params = TokParams {
-            batch: b as u32,
-            tokens: tokens as u32,
-            dim: dim as u32,
-            channels: c as u32,
-            height: h as u32,
-            width: w as u32,
-            patch_size: patch as u32,
-            ..Default::default()
-        };
-        let op = token_op(vec![images], plan, params);
-        Ok((op, vec![b, tokens, dim]))
+pub(crate) fn patchify(
+    g: &GraphBuilder,
+    images: Var,
+    patch: usize,
+) -> Result<(PlanOp, Vec<usize>)> {
+    check_f32(g, "patchify", &[images])?;
+    let s = g.shape(images);
+    if s.len() != 4 || patch == 0 || !s[2].is_multiple_of(patch) || !s[3].is_multiple_of(patch) {
+        return Err(Error::shape(
+            "patchify",
+            format!(
+                "images {s:?} must be [batch, channels, height, width] divisible by patch {patch}"
+            ),
+        ));
     }
+    let (b, c, h, w) = (s[0], s[1], s[2], s[3]);
+    let tokens = (h / patch) * (w / patch);
+    let dim = c * patch * patch;
+    let plan = Plan::new(Kernel::PatchifyForward, &[Kernel::PatchifyBackward]);
+    let params = TokParams {
+        batch: b as u32,
+        tokens: tokens as u32,
+        dim: dim as u32,
+        channels: c as u32,
+        height: h as u32,
+        width: w as u32,
+        patch_size: patch as u32,
+        ..Default::default()
+    };
+    let op = token_op(vec![images], plan, params);
+    Ok((op, vec![b, tokens, dim]))
 }
 
 /// `[B, N, D]` and a token `[D]` to `[B, N + 1, D]`, the token first.
-pub(crate) struct Prepend;
-
-impl Prepend {
-    #[expect(clippy::new_ret_no_self, reason = "the op is a PlanOp")]
-    pub fn new(g: &GraphBuilder, tokens: Var, token: Var) -> Result<(PlanOp, Vec<usize>)> {
-        check_f32(g, "prepend_token", &[tokens, token])?;
-        let (s, st) = (g.shape(tokens), g.shape(token));
-        let dim = *s.last().unwrap_or(&0);
-        if s.len() != 3 || st.last() != Some(&dim) || numel(st) != dim {
-            return Err(Error::shape(
-                "prepend_token",
-                format!("token {st:?} does not fit tokens {s:?} ([batch, n, dim] and [dim])"),
-            ));
-        }
-        let plan = Plan::new(
-            Kernel::PrependForward,
-            &[Kernel::PrependBackwardTokens, Kernel::PrependBackwardToken],
-        );
-        let params = TokParams {
-            batch: s[0] as u32,
-            tokens: s[1] as u32,
-            dim: dim as u32,
-            ..Default::default()
-        };
-        let op = token_op(vec![tokens, token], plan, params);
-        Ok((op, vec![s[0], s[1] + 1, dim]))
+pub(crate) fn prepend(g: &GraphBuilder, tokens: Var, token: Var) -> Result<(PlanOp, Vec<usize>)> {
+    check_f32(g, "prepend_token", &[tokens, token])?;
+    let (s, st) = (g.shape(tokens), g.shape(token));
+    let dim = *s.last().unwrap_or(&0);
+    if s.len() != 3 || st.last() != Some(&dim) || numel(st) != dim {
+        return Err(Error::shape(
+            "prepend_token",
+            format!("token {st:?} does not fit tokens {s:?} ([batch, n, dim] and [dim])"),
+        ));
     }
+    let plan = Plan::new(
+        Kernel::PrependForward,
+        &[Kernel::PrependBackwardTokens, Kernel::PrependBackwardToken],
+    );
+    let params = TokParams {
+        batch: s[0] as u32,
+        tokens: s[1] as u32,
+        dim: dim as u32,
+        ..Default::default()
+    };
+    let op = token_op(vec![tokens, token], plan, params);
+    Ok((op, vec![s[0], s[1] + 1, dim]))
 }
 
-/// How [`Pool`] reduces the tokens.
+/// How [`pool`] reduces the tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PoolMode {
     /// The mean over tokens (`POOL_MEAN`).
@@ -133,39 +119,34 @@ pub(crate) enum PoolMode {
 }
 
 /// `[B, N, D]` to `[B, D]`.
-pub(crate) struct Pool;
-
-impl Pool {
-    #[expect(clippy::new_ret_no_self, reason = "the op is a PlanOp")]
-    pub fn new(g: &GraphBuilder, x: Var, mode: PoolMode) -> Result<(PlanOp, Vec<usize>)> {
-        check_f32(g, "pool", &[x])?;
-        let s = g.shape(x);
-        if s.len() != 3 {
+pub(crate) fn pool(g: &GraphBuilder, x: Var, mode: PoolMode) -> Result<(PlanOp, Vec<usize>)> {
+    check_f32(g, "pool", &[x])?;
+    let s = g.shape(x);
+    if s.len() != 3 {
+        return Err(Error::shape(
+            "pool",
+            format!("input {s:?} must be [batch, n, dim]"),
+        ));
+    }
+    let (mode, index) = match mode {
+        PoolMode::Mean => (0, 0),
+        PoolMode::Select(i) if i < s[1] => (1, i),
+        PoolMode::Select(i) => {
             return Err(Error::shape(
-                "pool",
-                format!("input {s:?} must be [batch, n, dim]"),
+                "select_token",
+                format!("token {i} of {s:?} does not exist"),
             ));
         }
-        let (mode, index) = match mode {
-            PoolMode::Mean => (0, 0),
-            PoolMode::Select(i) if i < s[1] => (1, i),
-            PoolMode::Select(i) => {
-                return Err(Error::shape(
-                    "select_token",
-                    format!("token {i} of {s:?} does not exist"),
-                ));
-            }
-        };
-        let plan = Plan::new(Kernel::PoolForward, &[Kernel::PoolBackward]);
-        let params = TokParams {
-            batch: s[0] as u32,
-            tokens: s[1] as u32,
-            dim: s[2] as u32,
-            mode,
-            index: index as u32,
-            ..Default::default()
-        };
-        let op = token_op(vec![x], plan, params);
-        Ok((op, vec![s[0], s[2]]))
-    }
+    };
+    let plan = Plan::new(Kernel::PoolForward, &[Kernel::PoolBackward]);
+    let params = TokParams {
+        batch: s[0] as u32,
+        tokens: s[1] as u32,
+        dim: s[2] as u32,
+        mode,
+        index: index as u32,
+        ..Default::default()
+    };
+    let op = token_op(vec![x], plan, params);
+    Ok((op, vec![s[0], s[2]]))
 }
