@@ -278,6 +278,7 @@ mod tests {
             bigram_val_loss,
             adapter: "llvmpipe".into(),
             config: TrainConfig::for_model(ModelSpec::default_mlp(), pair[0]),
+            reconstructions: None,
         }
     }
 
