@@ -43,7 +43,7 @@ function checkView(view, count, what) {
   assert.ok(maxDiff(view.runs[0], view.runs[1]) > 1e-3, `${what}: the two runs' reconstructions differ`);
 }
 
-test('trains two masked autoencoders side by side and shows their reconstructions', { timeout: 420_000 }, async () => {
+test('trains two masked autoencoders side by side and shows their reconstructions', { timeout: 600_000 }, async () => {
   await withPage({ webgpu: true }, async ({ page }) => {
     await demoReady(page);
 
@@ -58,7 +58,7 @@ test('trains two masked autoencoders side by side and shows their reconstruction
     await page.waitForFunction(() => window.coptimDemo.reconstructions()?.step === 0, null, { timeout: 60_000 });
 
     const started = Date.now();
-    await trainUntil(page, STEPS, 300_000);
+    await trainUntil(page, STEPS, 480_000);
     await page.evaluate(() => window.coptimDemo.pause());
     const seconds = (Date.now() - started) / 1000;
     const status = await page.evaluate(() => window.coptimDemo.status());
