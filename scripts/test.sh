@@ -49,5 +49,5 @@ npm ci --no-audit --no-fund
 step "build the browser demo (scripts/web.sh --build-only)"
 bash scripts/web.sh --build-only
 
-step "browser end-to-end tests (node --test tests/web/)"
+step "browser end-to-end tests (node --test tests/web/: demo, embed, llama, mae, no-webgpu)"
 node --test --test-concurrency=1 tests/web/

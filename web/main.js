@@ -1,11 +1,13 @@
 // The demo page: checks for WebGPU, loads the wasm module and the MNIST files,
-// wires the controls, charts, drawing pad (image models) and side-by-side text
-// samples (the language model) to a Trainer, and exposes
+// wires the controls, charts, drawing pad (image models), side-by-side text
+// samples (the language model) and reconstructions (the masked autoencoder) to a
+// Trainer, and exposes
 // `window.coptimDemo` for automation (see the README).
 
 import { LineChart } from './chart.js';
+import { blank, paintImages } from './masked.js';
 import { DrawingPad } from './pad.js';
-import { Trainer, isLanguageModel, presetLr } from './trainer.js';
+import { Trainer, isLanguageModel, isReconstructing, presetLr } from './trainer.js';
 
 const $ = (id) => document.getElementById(id);
 const COLORS = ['#2f6fdb', '#e0671b'];
@@ -93,6 +95,11 @@ class Page {
     };
     this.pad = new DrawingPad($('pad'), () => this.predict());
     this.prediction = null;
+    /** A masked autoencoder's reconstructions of the drawing, and the seed of its mask. */
+    this.padView = null;
+    this.maskSeed = 1;
+    /** The step of the test reconstructions on screen. */
+    this.paintedStep = null;
     this.predicting = false;
     this.predictAgain = false;
     this.dirty = true;
@@ -112,8 +119,10 @@ class Page {
     $('clear').addEventListener('click', () => {
       this.pad.clear();
       this.prediction = null;
+      this.padView = null;
       this.showPrediction();
     });
+    $('new-mask').addEventListener('click', () => this.newMask());
     trainer.onUpdate = () => {
       this.dirty = true;
     };
@@ -157,7 +166,16 @@ class Page {
     this.dirty = true;
   }
 
-  /** Classifies the drawing with both models; one request in flight at a time. */
+  /** Draws a new random mask for the drawing and reconstructs it again. */
+  newMask() {
+    this.maskSeed += 1;
+    return this.predict();
+  }
+
+  /**
+   * Classifies the drawing with both models, or has both masked autoencoders
+   * reconstruct it under the current mask; one request in flight at a time.
+   */
   async predict() {
     if (this.predicting) {
       this.predictAgain = true;
@@ -166,12 +184,18 @@ class Page {
     const pixels = this.pad.pixels();
     if (!pixels) {
       this.prediction = null;
+      this.padView = null;
       this.showPrediction();
       return;
     }
     this.predicting = true;
     try {
-      this.prediction = await this.trainer.predict(pixels);
+      if (this.trainer.isReconstructing()) {
+        const maskSeed = this.maskSeed;
+        this.padView = { maskSeed, ...(await this.trainer.reconstructDrawing(pixels, maskSeed)) };
+      } else {
+        this.prediction = await this.trainer.predict(pixels);
+      }
       this.showPrediction();
     } catch (err) {
       this.fail(err);
@@ -186,6 +210,10 @@ class Page {
 
   showPrediction() {
     const names = this.trainer.optimizers();
+    if (this.trainer.isReconstructing()) {
+      this.showPadReconstruction(names);
+      return;
+    }
     SIDES.forEach((side, r) => {
       $(`pred-name-${side}`).textContent = names[r];
       const bars = $(`pred-${side}`);
@@ -211,16 +239,55 @@ class Page {
     });
   }
 
+  /** The masked drawing and both reconstructions of it. */
+  showPadReconstruction(names) {
+    const view = this.padView;
+    const canvases = [$('pad-masked'), $('pad-recon-a'), $('pad-recon-b')];
+    ['masked', 0, 1].forEach((which, i) => (view ? paintImages(canvases[i], view, which) : blank(canvases[i])));
+    SIDES.forEach((side, r) => {
+      $(`pad-name-${side}`).textContent = names[r];
+    });
+  }
+
+  /** The masked test digits and both runs' reconstructions, when newer than those shown. */
+  showReconstructions() {
+    const view = this.trainer.reconstructions;
+    const names = this.trainer.optimizers();
+    SIDES.forEach((side, r) => {
+      $(`recon-name-${side}`).textContent = names[r];
+    });
+    if (!view || view.step === this.paintedStep) return;
+    this.paintedStep = view.step;
+    paintImages($('recon-masked'), view, 'masked');
+    SIDES.forEach((side, r) => paintImages($(`recon-${side}`), view, r));
+    const hidden = view.removed.filter(Boolean).length / view.count;
+    $('recon-info').textContent =
+      `After step ${view.step}: ${hidden} of ${view.removed.length / view.count} patches of each test digit ` +
+      'hidden (the same fixed masks throughout); the visible patches are shown as given.';
+  }
+
   /**
-   * Shows what fits the model: the drawing pad and test accuracy for an image model,
-   * the samples and validation loss for a language model.
+   * Shows what fits the model: the drawing pad and test accuracy for an image
+   * classifier, the samples and validation loss for a language model, the
+   * reconstructions and test reconstruction loss for a masked autoencoder.
    */
   showModelKind() {
     const text = this.trainer.isText();
+    const masked = this.trainer.isReconstructing();
     $('pad-section').hidden = text;
-    $('figure-acc').hidden = text;
+    $('predictions').hidden = masked;
+    $('pad-recon').hidden = !masked;
+    $('pad-hint').textContent = masked
+      ? 'Draw large and centered; both models fill in the hidden patches as you draw.'
+      : 'Draw large and centered; both models answer as you draw.';
+    $('figure-acc').hidden = text || masked;
     $('samples').hidden = !text;
-    $('figure-val').hidden = !text;
+    $('recon').hidden = !masked;
+    $('figure-val').hidden = !(text || masked);
+    $('val-caption').textContent = masked
+      ? 'Test reconstruction loss (masked patches, 2,000 held-out digits, fixed masks)'
+      : 'Validation loss (nats per token, Julius Caesar and Macbeth)';
+    this.paintedStep = null;
     SIDES.forEach((side) => {
       $(`acc-label-${side}`).textContent = text ? 'next-char accuracy' : 'test accuracy';
       $(`val-label-${side}`).textContent = text ? 'validation loss' : 'test loss';
@@ -248,7 +315,7 @@ class Page {
       const run = s.runs[r];
       $(`name-${side}`).textContent = run.optimizer;
       $(`loss-${side}`).textContent = curves[r].length ? curves[r].at(-1)[1].toFixed(4) : '–';
-      $(`acc-${side}`).textContent = percent(run.testAccuracy);
+      $(`acc-${side}`).textContent = t.isReconstructing() ? 'no labels' : percent(run.testAccuracy);
       $(`val-${side}`).textContent = run.validationLoss == null ? '–' : run.validationLoss.toFixed(3);
       $(`kept-${side}`).textContent = run.keptFraction == null ? 'no caution' : percent(run.keptFraction);
     });
@@ -272,6 +339,7 @@ class Page {
     this.charts.acc.update(t.history.map((h) => h.accuracy));
     this.charts.val.update(t.history.map((h) => h.heldOutLoss));
     if (t.isText()) this.showSamples();
+    if (t.isReconstructing()) this.showReconstructions();
     this.charts.kept.update(t.history.map((h) => h.kept));
     this.charts.speed.update([t.speedHistory]);
   }
@@ -300,7 +368,11 @@ async function main() {
     $('pair').add(new Option(label, pair));
   }
   for (const preset of trainer.presets.filter((p) => p.browser)) {
-    const kind = isLanguageModel(trainer.presets, preset.name) ? 'language model' : preset.name;
+    const kind = isLanguageModel(trainer.presets, preset.name)
+      ? 'language model'
+      : isReconstructing(trainer.presets, preset.name)
+        ? 'masked autoencoder'
+        : preset.name;
     $('model').add(new Option(`${kind}: ${preset.description}`, preset.name));
   }
   writeOptions(trainer.options);
@@ -341,6 +413,20 @@ async function main() {
     samples: () => trainer.samples,
     /** The drawing pad's latest classification: { runs: [{ optimizer, digit, probabilities }] } or null. */
     prediction: () => page.prediction,
+    /**
+     * A masked autoencoder's latest reconstructions of the test digits under their
+     * fixed masks: { step, height, width, patch, count, removed, images, runs: [a, b] }
+     * (`removed`: per digit and patch; `images` and each run: count * 784 values in
+     * [0, 1], a run's the visible patches as given and the hidden ones predicted), or null.
+     */
+    reconstructions: () => trainer.reconstructions,
+    /**
+     * A masked autoencoder's reconstructions of the drawing: the same fields for one
+     * image plus `maskSeed`, the seed of its random mask; null without a drawing.
+     */
+    padReconstruction: () => page.padView,
+    /** Draws a new random mask for the drawing (the "New mask" button); resolves once asked. */
+    newMask: () => page.newMask(),
     /**
      * Runs the embedding check on the page's GPU device (the bindings' `embedCheck`:
      * the caller's own buffers, per-step learning rates, one readback record per step,

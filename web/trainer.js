@@ -13,11 +13,14 @@ const MIN_EVAL_STEPS = 10;
 const SPEED_WINDOW_MS = 3000;
 /**
  * A language model's two runs continue this prompt with the same sampling seed (the
- * run's seed) every few seconds: at most a fifth of the time goes to sampling.
+ * run's seed) every few seconds, and masked autoencoders reconstruct the shown test
+ * digits as often: at most a fifth of the time goes to either.
  */
 export const SAMPLE_PROMPT = 'ROMEO:\n';
 const SAMPLE = { length: 60, temperature: 0.8, topK: null };
 const MIN_SAMPLE_INTERVAL_MS = 4000;
+/** A masked autoencoder's reconstructions of this many test digits refresh every few seconds. */
+export const SHOWN_DIGITS = 8;
 
 const MNIST_FILES = [
   'train-images-idx3-ubyte.gz',
@@ -53,6 +56,11 @@ async function fetchBytes(url) {
 /** Whether the preset called `model` is a language model (trains on the bundled text). */
 export function isLanguageModel(presets, model) {
   return presets.find((p) => p.name === model)?.model.kind === 'llama';
+}
+
+/** Whether the preset called `model` is a masked autoencoder (reconstructs masked digits). */
+export function isReconstructing(presets, model) {
+  return presets.find((p) => p.name === model)?.model.kind === 'mae';
 }
 
 export class Trainer {
@@ -113,6 +121,8 @@ export class Trainer {
     this.kept = [null, null];
     this.history = [0, 1].map(() => ({ accuracy: [], heldOutLoss: [], kept: [] }));
     this.samples = null;
+    /** A masked autoencoder's latest reconstructions of the test digits (`reconstructions()`). */
+    this.reconstructions = null;
     this.lastSample = { step: 0, end: 0, ms: 0 };
     this.speedHistory = [];
     this.recent = [];
@@ -130,6 +140,11 @@ export class Trainer {
   /** Whether the current runs are language models. */
   isText() {
     return isLanguageModel(this.presets, this.options.model);
+  }
+
+  /** Whether the current runs are masked autoencoders. */
+  isReconstructing() {
+    return isReconstructing(this.presets, this.options.model);
   }
 
   /** The names of the two optimizers, e.g. ['AdamW', 'C-AdamW']. */
@@ -161,7 +176,10 @@ export class Trainer {
     this.comparison = comparison;
     this.options = next;
     this.clear();
-    if (!this.isText()) {
+    if (this.isReconstructing()) {
+      // The untrained models' reconstructions; this also compiles the inference graph.
+      this.evaluateReconstructions().catch((err) => this.onError(err));
+    } else if (!this.isText()) {
       // Compile the one-image inference graph now, so the drawing pad answers quickly.
       this.exclusive((c) => c.predict(new Float32Array(784))).catch((err) => this.onError(err));
     }
@@ -188,7 +206,7 @@ export class Trainer {
     await this.loop;
     this.loop = null;
     if (evaluate && this.comparison && this.step > this.lastEval.step) await this.evaluate();
-    if (evaluate && this.comparison && this.isText() && this.step > this.lastSample.step) await this.sample();
+    if (evaluate && this.comparison && this.step > this.lastSample.step) await this.showcase();
     this.onUpdate();
   }
 
@@ -207,8 +225,7 @@ export class Trainer {
         this.trainingSeconds += this.lastEval.ms / 1000;
       }
       const sinceSample = performance.now() - this.lastSample.end;
-      if (this.isText() && sinceSample >= Math.max(MIN_SAMPLE_INTERVAL_MS, 4 * this.lastSample.ms)) {
-        await this.sample();
+      if (sinceSample >= Math.max(MIN_SAMPLE_INTERVAL_MS, 4 * this.lastSample.ms) && (await this.showcase())) {
         this.trainingSeconds += this.lastSample.ms / 1000;
       }
       this.onUpdate();
@@ -247,6 +264,36 @@ export class Trainer {
       this.heldOutLoss[r] = loss;
       this.history[r].heldOutLoss.push([this.step, loss]);
     });
+  }
+
+  /**
+   * What the runs show besides their metrics, timed in `lastSample`: a language
+   * model's samples or masked autoencoders' reconstructions; resolves to whether
+   * the model has any.
+   */
+  async showcase() {
+    if (this.isText()) await this.sample();
+    else if (this.isReconstructing()) await this.evaluateReconstructions();
+    else return false;
+    return true;
+  }
+
+  /** Both masked autoencoders reconstruct the same SHOWN_DIGITS masked test digits. */
+  async evaluateReconstructions() {
+    const [step, begin] = [this.step, performance.now()];
+    const view = JSON.parse(await this.exclusive((c) => c.reconstructTest(SHOWN_DIGITS)));
+    const end = performance.now();
+    this.lastSample = { step, end, ms: end - begin };
+    this.reconstructions = { step, ...view };
+    this.onUpdate();
+  }
+
+  /**
+   * Both masked autoencoders' reconstructions of 28x28 pixels under the random mask
+   * drawn from `maskSeed`: the bindings' view (one image).
+   */
+  async reconstructDrawing(pixels, maskSeed) {
+    return JSON.parse(await this.exclusive((c) => c.reconstructDrawing(pixels, maskSeed)));
   }
 
   /**

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use coptim::train::compare::Summary;
 use coptim::train::compare::{CompareConfig, CompareEvent, compare};
-use coptim::train::{OptimizerKind, chart, report};
+use coptim::train::{OptimizerKind, chart, reconstruction_chart, report};
 use coptim::{ContextOptions, Error, GpuContext};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -28,7 +28,8 @@ pub struct CompareArgs {
     /// Number of seeds (0, 1, ...), at most 1000; each trains both optimizers.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=MAX_SEEDS))]
     pub seeds: u64,
-    /// Directory for `metrics.csv`, `summary.json`, `curves.png` and `curves.svg`.
+    /// Directory for `metrics.csv`, `summary.json`, `curves.png` and `curves.svg`
+    /// (and, for a masked autoencoder, `reconstructions.png`).
     #[arg(long, default_value = "coptim-compare")]
     pub out: PathBuf,
     /// Print the summary as JSON on stdout (progress stays on stderr).
@@ -85,7 +86,11 @@ pub fn run(args: &CompareArgs) -> coptim::Result<()> {
             false => format!("test accuracy {:.2}%", 100.0 * test_accuracy),
         }),
     })?;
-    crate::cli::finish(&summary, args.json, &args.out)
+    crate::cli::finish(&summary, args.json, &args.out)?;
+    if reconstruction_chart::write_reconstructions(&summary, &args.out)?.is_some() && !args.json {
+        println!("wrote reconstructions.png to {}", args.out.display());
+    }
+    Ok(())
 }
 
 /// The files the command writes into its `--out` directory.

@@ -13,13 +13,15 @@ use crate::train::compare::Summary;
 
 /// The bundled font (DejaVu Sans; see `assets/README.md`).
 static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+/// The family the bundled font is registered under.
 pub(crate) const FAMILY: &str = "sans-serif";
 /// Chart size in pixels.
 const SIZE: (u32, u32) = (1200, 480);
 const BASE_COLOR: RGBColor = RGBColor(31, 119, 180);
 const CAUTIOUS_COLOR: RGBColor = RGBColor(214, 39, 40);
 
-fn register_font() -> Result<()> {
+/// Registers the bundled font under [`FAMILY`] (once).
+pub(crate) fn register_font() -> Result<()> {
     static ONCE: Once = Once::new();
     let mut result = Ok(());
     ONCE.call_once(|| {
@@ -29,7 +31,8 @@ fn register_font() -> Result<()> {
     result
 }
 
-fn chart_error(path: &Path, e: impl std::fmt::Display) -> Error {
+/// A drawing error while writing `path`, as an I/O error on it.
+pub(crate) fn chart_error(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Io {
         path: path.display().to_string(),
         source: std::io::Error::other(e.to_string()),

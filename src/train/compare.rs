@@ -25,6 +25,7 @@ use crate::train::config::{ModelSpec, OptimizerKind, TrainConfig};
 use crate::train::inputs::Standardize;
 use crate::train::lockstep::Lockstep;
 use crate::train::metrics::{History, StepMetrics, median};
+use crate::train::reconstruction::{Reconstructions, SHOWN_IMAGES};
 use crate::train::runner::{Event, Runner};
 use crate::train::session::Session;
 use crate::train::source::TrainData;
@@ -191,6 +192,10 @@ pub struct Summary {
     pub adapter: String,
     /// The full configuration of the base run of the first seed.
     pub config: TrainConfig,
+    /// Reconstructing models: the first seed's two runs' reconstructions of the
+    /// first test images under the fixed validation masks (`reconstructions.png`).
+    #[serde(skip)]
+    pub reconstructions: Option<Reconstructions>,
 }
 
 impl Summary {
@@ -253,6 +258,7 @@ pub fn compare(
     let baseline = mean_patch_baseline(&config.run, &data);
     let mut finished = Vec::new();
     let mut parameters = 0;
+    let mut reconstructions = None;
     for (seed_index, &seed) in config.seeds.iter().enumerate() {
         let first = 2 * seed_index;
         let runs = config
@@ -273,6 +279,10 @@ pub fn compare(
                 })
             }
         })?;
+        if seed_index == 0 {
+            let shown = Reconstructions::of_test_images(&mut lockstep, SHOWN_IMAGES);
+            reconstructions = pollster::block_on(shown)?;
+        }
         for (i, (session, optimizer)) in lockstep.runs().zip(config.pair).enumerate() {
             let eval = session.history().last_eval();
             observe(CompareEvent::Finished {
@@ -287,6 +297,7 @@ pub fn compare(
     let mut summary = summarize(config, parameters, &ctx.report().adapter, finished);
     summary.bigram_val_loss = bigram;
     summary.baseline_val_loss = baseline;
+    summary.reconstructions = reconstructions;
     Ok(summary)
 }
 
@@ -337,6 +348,7 @@ pub fn summarize(
         baseline_val_loss: None,
         adapter: adapter.to_string(),
         config: config.run.clone(),
+        reconstructions: None,
     }
 }
 

@@ -13,6 +13,8 @@
 //!   and its reports.
 //! - [`sweep`] (native): `coptim sweep`, both optimizers at their own best learning
 //!   rates, with bootstrap intervals.
+//! - [`reconstruction`]: two masked autoencoders' reconstructions of the same
+//!   masked images, for the picture and the browser page.
 
 #[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub mod chart;
@@ -25,6 +27,9 @@ pub mod inputs;
 mod lockstep;
 mod metrics;
 pub mod presets;
+pub mod reconstruction;
+#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
+pub mod reconstruction_chart;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod report;
 #[cfg(not(target_arch = "wasm32"))]

@@ -133,6 +133,7 @@ const MAE: ModelPreset = ModelPreset {
     eval_every: 150,
     adamw: hyper(3e-3, 0.05),
     lion: hyper(3e-4, 0.5),
+    browser: true,
     ..MLP
 };
 

@@ -307,6 +307,7 @@ mod tests {
             baseline_val_loss: None,
             adapter: "llvmpipe".into(),
             config: TrainConfig::for_model(ModelSpec::default_mlp(), pair[0]),
+            reconstructions: None,
         }
     }
 

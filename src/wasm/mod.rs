@@ -20,6 +20,8 @@
 //! JSON.parse(await cmp.sample(JSON.stringify(        // language models: { samples: ['...', '...'] }
 //!   { prompt: 'ROMEO:', length: 60, temperature: 0.8, topK: null, seed: 0 })));
 //! await cmp.predict(pixels);                        // Float32Array: 10 probabilities per run
+//! JSON.parse(await cmp.reconstructTest(8));         // masked autoencoders: { height, width, patch,
+//! JSON.parse(await cmp.reconstructDrawing(pixels, 3)); //  count, removed, images, runs: [[..], [..]] }
 //! JSON.parse(await embedCheck(gpu, JSON.stringify(   // the embedding flow against the f64 reference
 //!   { optimizer: 'cadamw', lr: 1e-2, weightDecay: 0.01, steps: 6 })));
 //! ```
@@ -39,6 +41,9 @@ use crate::data::text::decode_utf8;
 use crate::data::{DatasetSplit, parse_mnist};
 use crate::{ContextOptions, GpuContext};
 use pair::{PageData, Pair, PairOptions, SampleOptions};
+
+/// Most test digits one [`Comparison::reconstruct_test`] call shows.
+const MAX_SHOWN: usize = 64;
 
 fn js_error(err: impl std::fmt::Display) -> JsValue {
     JsError::new(&err.to_string()).into()
@@ -286,6 +291,38 @@ impl Comparison {
         with_pair(self.pair.clone(), async move |pair: &mut Pair| {
             let options = options.map_err(|e| crate::Error::InvalidConfig(e.to_string()))?;
             json(serde_json::json!({ "samples": pair.sample(&options).await? }))
+        })
+    }
+
+    /// A masked autoencoder's view of the first `count` (1 to 64) test digits under
+    /// the fixed validation masks; resolves to JSON `{ height, width, patch, count,
+    /// removed, images, runs: [a, b] }` (`removed`: per image and patch whether it was
+    /// masked; `images` and each run's reconstruction: `count * height * width`
+    /// values in `[0, 1]`, a run's the visible patches as given and the removed ones
+    /// predicted). Rejects for a model that does not reconstruct.
+    #[wasm_bindgen(js_name = reconstructTest)]
+    pub fn reconstruct_test(&self, count: usize) -> Promise {
+        with_pair(self.pair.clone(), async move |pair: &mut Pair| {
+            if !(1..=MAX_SHOWN).contains(&count) {
+                return Err(crate::Error::InvalidConfig(format!(
+                    "between 1 and {MAX_SHOWN} images, got {count}"
+                )));
+            }
+            json(pair.reconstruct_test(count).await?)
+        })
+    }
+
+    /// Both masked autoencoders' reconstructions of one 28x28 image (784 values in
+    /// `[0, 1]`, 1 = ink) under a random mask drawn from `maskSeed`; resolves to JSON
+    /// as [`Comparison::reconstruct_test`] does (one image).
+    #[wasm_bindgen(js_name = reconstructDrawing)]
+    pub fn reconstruct_drawing(&self, pixels: &[f32], mask_seed: u32) -> Promise {
+        let pixels = pixels.to_vec();
+        with_pair(self.pair.clone(), async move |pair: &mut Pair| {
+            json(
+                pair.reconstruct_drawing(&pixels, u64::from(mask_seed))
+                    .await?,
+            )
         })
     }
 

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::model::{Sampling, generate};
 use crate::train::inputs::Standardize;
 use crate::train::presets::ModelPreset;
+use crate::train::reconstruction::Reconstructions;
 use crate::train::{
     EvalMetrics, Lockstep, ModelSpec, OptimizerKind, Session, TrainConfig, TrainData,
 };
@@ -166,6 +167,45 @@ pub struct TrainReport {
     pub kept: [Option<f64>; 2],
 }
 
+/// Two runs' reconstructions of the same masked images, as the page paints them.
+#[derive(Debug, Serialize)]
+pub struct ReconstructionView {
+    /// Image height and width in pixels.
+    pub height: usize,
+    /// Image width in pixels.
+    pub width: usize,
+    /// Patch side in pixels.
+    pub patch: usize,
+    /// The number of images.
+    pub count: usize,
+    /// Per image and patch (row-major over the grid): whether the mask removed it.
+    pub removed: Vec<bool>,
+    /// The images as given, `count * height * width` values in `[0, 1]`.
+    pub images: Vec<f32>,
+    /// Per run: the visible patches as given and the removed ones as predicted.
+    pub runs: [Vec<f32>; 2],
+}
+
+impl From<Reconstructions> for ReconstructionView {
+    fn from(shown: Reconstructions) -> Self {
+        let [_, height, width] = shown.shape;
+        let m = shown.masks.masking();
+        let removed = (0..shown.count())
+            .flat_map(|row| (0..m.patches).map(move |p| (row, p)))
+            .map(|(row, p)| shown.masks.is_removed(row, p))
+            .collect();
+        Self {
+            height,
+            width,
+            patch: m.patch,
+            count: shown.count(),
+            removed,
+            images: shown.images,
+            runs: shown.runs,
+        }
+    }
+}
+
 /// Two sessions stepped in lockstep on the same batches.
 pub struct Pair {
     ctx: GpuContext,
@@ -277,6 +317,28 @@ impl Pair {
             })?;
         }
         Ok(texts)
+    }
+
+    /// Both masked autoencoders' reconstructions of the first `count` test digits
+    /// under the fixed validation masks. Fails for a model that does not reconstruct.
+    pub async fn reconstruct_test(&mut self, count: usize) -> Result<ReconstructionView> {
+        Reconstructions::of_test_images(&mut self.sessions, count)
+            .await?
+            .map(ReconstructionView::from)
+            .ok_or_else(|| {
+                Error::InvalidConfig("the selected model does not reconstruct masked images".into())
+            })
+    }
+
+    /// Both masked autoencoders' reconstructions of one image (pixels in `[0, 1]`)
+    /// under the random mask drawn from `mask_seed`.
+    pub async fn reconstruct_drawing(
+        &mut self,
+        pixels: &[f32],
+        mask_seed: u64,
+    ) -> Result<ReconstructionView> {
+        let shown = Reconstructions::of_drawing(&mut self.sessions, pixels, mask_seed).await?;
+        Ok(shown.into())
     }
 
     /// Class probabilities of one image (pixels in `[0, 1]`) by both models: 10 per

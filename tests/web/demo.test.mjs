@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { OUT_DIR, demoReady, mean, trainUntil, withPage } from './harness.mjs';
+import { OUT_DIR, demoReady, drawSeven, mean, trainUntil, withPage } from './harness.mjs';
 
 /** Training steps the test waits for (SwiftShader is slow: keep it small). */
 const STEPS = Number(process.env.COPTIM_E2E_STEPS ?? 60);
@@ -55,14 +55,7 @@ test('trains AdamW and C-AdamW side by side and classifies a drawing', { timeout
     assert.ok(kept > 0 && kept <= 1, `C-AdamW kept fraction ${kept} in (0, 1]`);
 
     // Draw a "7" on the pad with the mouse; both models must answer.
-    await page.locator('#pad').scrollIntoViewIfNeeded();
-    const pad = await page.locator('#pad').boundingBox();
-    const at = (x, y) => page.mouse.move(pad.x + pad.width * x, pad.y + pad.height * y, { steps: 8 });
-    await at(0.28, 0.2);
-    await page.mouse.down();
-    await at(0.72, 0.2);
-    await at(0.45, 0.85);
-    await page.mouse.up();
+    await drawSeven(page);
     await page.waitForFunction(() => window.coptimDemo.prediction() !== null, null, { timeout: 60_000 });
     const prediction = await page.evaluate(() => window.coptimDemo.prediction());
     assert.equal(prediction.runs.length, 2);

@@ -92,3 +92,28 @@ export async function trainUntil(page, steps, timeout) {
     polling: 250,
   });
 }
+
+/**
+ * Chooses the model whose selector label contains `label` through the page's
+ * controls (which fill in its preset's learning rate and batch size), presses Reset
+ * and waits for the new runs; returns the preset's name.
+ */
+export async function selectModel(page, label) {
+  const name = await page.locator('#model option', { hasText: label }).getAttribute('value');
+  await page.selectOption('#model', name);
+  await page.click('#reset');
+  await page.waitForFunction((n) => window.coptimDemo.status().options.model === n, name, { timeout: 60_000 });
+  return name;
+}
+
+/** Draws a "7" on the drawing pad with the mouse. */
+export async function drawSeven(page) {
+  await page.locator('#pad').scrollIntoViewIfNeeded();
+  const pad = await page.locator('#pad').boundingBox();
+  const at = (x, y) => page.mouse.move(pad.x + pad.width * x, pad.y + pad.height * y, { steps: 8 });
+  await at(0.28, 0.2);
+  await page.mouse.down();
+  await at(0.72, 0.2);
+  await at(0.45, 0.85);
+  await page.mouse.up();
+}

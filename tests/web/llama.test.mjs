@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { OUT_DIR, demoReady, mean, trainUntil, withPage } from './harness.mjs';
+import { OUT_DIR, demoReady, mean, selectModel, trainUntil, withPage } from './harness.mjs';
 
 /** Training steps the test waits for (SwiftShader is slow: keep it small). */
 const STEPS = Number(process.env.COPTIM_E2E_LM_STEPS ?? 40);
@@ -19,13 +19,7 @@ test('trains two language models side by side and samples both', { timeout: 300_
 
     // The selector offers the language model; choosing it through the page's controls
     // fills in the preset's learning rate and batch size, and Reset builds the runs.
-    const option = await page.locator('#model option', { hasText: 'language model' }).getAttribute('value');
-    assert.equal(option, 'llama-tiny');
-    await page.selectOption('#model', option);
-    await page.click('#reset');
-    await page.waitForFunction(() => window.coptimDemo.status().options.model === 'llama-tiny', null, {
-      timeout: 60_000,
-    });
+    assert.equal(await selectModel(page, 'language model'), 'llama-tiny');
     assert.equal(await page.locator('#samples').isVisible(), true, 'the samples panel shows');
     assert.equal(await page.locator('#pad-section').isVisible(), false, 'the drawing pad hides');
     const before = await page.evaluate(() => window.coptimDemo.status());
