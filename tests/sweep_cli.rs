@@ -216,6 +216,22 @@ fn the_language_model_sweeps_on_a_split_of_its_training_text() {
 }
 
 #[test]
+fn the_masked_autoencoder_sweeps_scored_by_its_reconstruction_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let extra = ["--model", "mae", "--lrs", "1e-3,3e-3", "--json"];
+    let v = json(&succeeds(&tiny(out, &extra)));
+    assert_eq!(v["model"], "mae");
+    assert_eq!(v["test_metric"], "loss");
+    assert_eq!(v["runs"].as_array().unwrap().len(), 8);
+    assert_eq!(
+        v["tuned_lr"],
+        serde_json::to_value(argmin_of_runs(&v)).unwrap()
+    );
+    assert!(v["tuned"][0]["test_loss"]["median"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
 fn bad_grids_and_results_files_are_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();

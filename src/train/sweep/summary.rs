@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::model::InputKind;
+use crate::model::{InputKind, Task};
 use crate::train::compare::Spread;
 use crate::train::config::{OptimizerKind, TrainConfig};
 use crate::train::metrics::History;
@@ -86,7 +86,8 @@ pub struct SweepSummary {
     pub speedup: SpeedupReport,
     /// Both at the base optimizer's tuned rate.
     pub speedup_at_base_lr: SpeedupReport,
-    /// `accuracy` (image classifiers) or `loss` (language models, nats per token).
+    /// `accuracy` (image classifiers) or `loss` (language models: nats per token;
+    /// masked autoencoders: reconstruction loss).
     pub test_metric: String,
     /// The resampling of the intervals.
     pub bootstrap: String,
@@ -198,7 +199,9 @@ pub(crate) fn summarize(
     let reports = (0..2)
         .map(|i| tuned_report(&runs, i, tuned[i], &speedup))
         .collect();
-    let text = config.run.model.architecture().input_kind() == InputKind::Tokens;
+    let arch = config.run.model.architecture();
+    let classifier =
+        arch.input_kind() == InputKind::Images && matches!(arch.task(), Task::Classify);
     Ok(SweepSummary {
         model: config.run.model.name().to_string(),
         dataset: config.dataset.clone(),
@@ -214,7 +217,7 @@ pub(crate) fn summarize(
         tuned: reports,
         speedup_at_base_lr: runs.speedup(tuned[0], tuned[0]),
         speedup,
-        test_metric: if text { "loss" } else { "accuracy" }.into(),
+        test_metric: if classifier { "accuracy" } else { "loss" }.into(),
         bootstrap: BOOTSTRAP_METHOD.into(),
         adapter: adapter.to_string(),
         config: config.run_config(config.pair[0], tuned[0], config.seeds[0]),
