@@ -160,22 +160,11 @@ fn loss_and_gradients_match_the_f64_reference() {
         let masks = PatchMasks::for_step(masking(&cfg), 5, 1, 3);
         let p = params_f64(&params);
         let images64 = to_f64(&images);
-        let want_loss = reference_loss(&cfg, &p, &images64, &masks);
-        let (loss, grads) =
-            gpu_loss_and_grads(&ctx, &cfg, &params, Batch::masked(&images, masks.all()));
-        assert!(
-            (loss - want_loss).abs() <= 1e-5 * want_loss.abs(),
-            "norm_pix {norm_pix}: loss {loss}, reference {want_loss}"
-        );
-        let want = central_differences(&p, |p| reference_loss(&cfg, p, &images64, &masks));
-        assert_eq!(grads.len(), want.len());
-        for (name, w) in &want {
-            let err = rel_err(&grads[name], w);
-            assert!(
-                err <= 1e-3,
-                "norm_pix {norm_pix}: gradient of {name} off by {err:.2e}"
-            );
-        }
+        let gpu = gpu_loss_and_grads(&ctx, &cfg, &params, Batch::masked(&images, masks.all()));
+        let label = format!("norm_pix {norm_pix}");
+        assert_matches_reference(&label, gpu, &p, |p| {
+            reference_loss(&cfg, p, &images64, &masks)
+        });
     }
 }
 
@@ -283,68 +272,31 @@ fn names_and_initialization_are_mae_s() {
     );
 }
 
+/// `base` with `edit` applied.
+fn edited(base: Mae, edit: impl FnOnce(&mut Mae)) -> Mae {
+    let mut cfg = base;
+    edit(&mut cfg);
+    cfg
+}
+
 /// Inconsistent configurations are refused with a message naming the problem.
 #[test]
 fn bad_configurations_are_refused() {
+    let d = Mae::default;
     let cases = [
+        ("multiple of 4", edited(d(), |m| (m.dim, m.heads) = (66, 2))),
         (
             "multiple of 4",
-            Mae {
-                dim: 66,
-                heads: 2,
-                ..Mae::default()
-            },
+            edited(d(), |m| (m.decoder_dim, m.decoder_heads) = (30, 2)),
         ),
-        (
-            "multiple of 4",
-            Mae {
-                decoder_dim: 30,
-                decoder_heads: 2,
-                ..Mae::default()
-            },
-        ),
-        (
-            "does not divide",
-            Mae {
-                patch: 5,
-                ..Mae::default()
-            },
-        ),
-        (
-            "keeps 0 of 16",
-            Mae {
-                mask_ratio: 0.95,
-                ..Mae::default()
-            },
-        ),
-        (
-            "keeps 16 of 16",
-            Mae {
-                mask_ratio: 0.0,
-                ..Mae::default()
-            },
-        ),
-        (
-            "heads",
-            Mae {
-                heads: 3,
-                ..Mae::default()
-            },
-        ),
-        (
-            "positive",
-            Mae {
-                depth: 0,
-                ..Mae::default()
-            },
-        ),
+        ("does not divide", edited(d(), |m| m.patch = 5)),
+        ("keeps 0 of 16", edited(d(), |m| m.mask_ratio = 0.95)),
+        ("keeps 16 of 16", edited(d(), |m| m.mask_ratio = 0.0)),
+        ("heads", edited(d(), |m| m.heads = 3)),
+        ("positive", edited(d(), |m| m.depth = 0)),
         (
             "normalized targets",
-            Mae {
-                patch: 1,
-                image_size: 4,
-                ..tiny(true)
-            },
+            edited(tiny(true), |m| (m.patch, m.image_size) = (1, 4)),
         ),
     ];
     for (why, cfg) in cases {
@@ -353,18 +305,17 @@ fn bad_configurations_are_refused() {
             other => panic!("{why}: {other:?}"),
         }
     }
-    let ctx = ctx();
     assert!(matches!(
-        Model::new(
-            &ctx,
-            Mae {
-                patch: 5,
-                ..Mae::default()
-            },
-            0
-        ),
+        Model::new(&ctx(), edited(d(), |m| m.patch = 5), 0),
         Err(Error::InvalidConfig(_))
     ));
+}
+
+/// Labels instead of masks, or masks of another patch grid, are refused before
+/// anything is recorded; so is asking a reconstructing model for logits.
+#[test]
+fn batches_the_model_cannot_read_are_refused() {
+    let ctx = ctx();
     let mut model = Model::new(&ctx, tiny(false), 0).unwrap();
     let images = vec![0.0; 2 * 64];
     let other = PatchMasks::for_step(

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use coptim::GpuContext;
 use coptim::model::{Architecture, Batch, Model, NamedTensor};
 
-use super::{randn, rng, to_f64};
+use super::{randn, rel_err, rng, to_f64};
 
 /// A model's parameters by name, in f64.
 pub type Params = HashMap<String, Vec<f64>>;
@@ -96,4 +96,27 @@ pub fn gpu_loss_and_grads<A: Architecture + Clone + 'static>(
     ctx.queue().submit([encoder.finish()]);
     let loss = pollster::block_on(out.read(ctx)).unwrap().loss as f64;
     (loss, grads_by_name(ctx, arch, model.store()))
+}
+
+/// Holds the GPU's `(loss, gradients)` to the f64 reference: the loss within 1e-5
+/// relative (f32 sums over a small model), every gradient within 1e-3 of
+/// central differences of `reference` by [`rel_err`] (f32 backward against an
+/// O(h^2) estimate).
+pub fn assert_matches_reference(
+    label: &str,
+    (loss, grads): (f64, Params),
+    p: &Params,
+    reference: impl Fn(&Params) -> f64,
+) {
+    let want_loss = reference(p);
+    assert!(
+        (loss - want_loss).abs() <= 1e-5 * want_loss.abs(),
+        "{label}: loss {loss}, reference {want_loss}"
+    );
+    let want = central_differences(p, reference);
+    assert_eq!(grads.len(), want.len());
+    for (name, w) in &want {
+        let err = rel_err(&grads[name], w);
+        assert!(err <= 1e-3, "{label}: gradient of {name} off by {err:.2e}");
+    }
 }

@@ -53,7 +53,7 @@ test('trains two masked autoencoders side by side and shows their reconstruction
     }
     const before = await page.evaluate(() => window.coptimDemo.status());
     assert.equal(before.step, 0);
-    assert.equal(before.options.lr, 1.5e-3);
+    assert.equal(before.options.lr, 3e-3, "the mae preset's AdamW rate (src/train/presets.rs)");
     // The untrained models' reconstructions come right after the reset.
     await page.waitForFunction(() => window.coptimDemo.reconstructions()?.step === 0, null, { timeout: 60_000 });
 
