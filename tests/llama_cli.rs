@@ -35,28 +35,40 @@ fn small_text() -> String {
         .collect()
 }
 
+/// The arguments of the command line `template`, split at spaces, with each `{}`
+/// replaced by the next of `values` (whole: a path holding a space stays one argument).
+fn args<'a>(template: &'a str, values: &[&'a str]) -> Vec<&'a str> {
+    let mut values = values.iter();
+    let out = template
+        .split(' ')
+        .map(|word| match word {
+            "{}" => *values.next().expect("a value for each {}"),
+            _ => word,
+        })
+        .collect();
+    assert!(values.next().is_none(), "a {{}} for each value");
+    out
+}
+
+/// A path as an argument.
+fn arg(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
 /// A tiny budget on `text` (the preset's model, 3 steps of 4 windows).
 fn tiny<'a>(command: &'a str, text: &'a str, out: &'a str) -> Vec<&'a str> {
-    vec![
-        command,
-        "--model",
-        "llama",
-        "--text",
-        text,
-        "--steps",
-        "3",
-        "--batch-size",
-        "4",
-        "--out",
-        out,
-        "--json",
-    ]
+    let mut line = vec![command];
+    line.extend(args(
+        "--model llama --text {} --steps 3 --batch-size 4 --out {} --json",
+        &[text, out],
+    ));
+    line
 }
 
 #[test]
 fn compare_llama_reports_validation_losses_and_the_bigram_yardstick() {
     let (_dir, text, out) = small_text_run("cmp");
-    let (text, out_s) = (text.to_str().unwrap(), out.to_str().unwrap());
+    let (text, out_s) = (arg(&text), arg(&out));
     let v = succeeds_json(&[&tiny("compare", text, out_s)[..], &["--seeds", "1"]].concat());
     assert_eq!(v["model"], "llama");
     assert_eq!(v["dataset"], text);
@@ -80,14 +92,14 @@ fn compare_llama_reports_validation_losses_and_the_bigram_yardstick() {
 #[test]
 fn train_llama_checkpoints_its_vocabulary_and_refuses_other_text() {
     let (dir, text, out) = small_text_run("run");
-    let (text_s, out_s) = (text.to_str().unwrap(), out.to_str().unwrap());
+    let (text_s, out_s) = (arg(&text), arg(&out));
     let v = succeeds_json(&tiny("train", text_s, out_s));
     assert!(v["test_loss"].as_f64().unwrap() > 0.0);
     assert!(v["val_bits_per_char"].as_f64().unwrap() > 0.0);
     // Sampling continues the prompt with `--length` characters of the vocabulary,
     // the same for the same seed; a prompt character outside it is an error.
     let ckpt = out.join("checkpoint.safetensors");
-    let ckpt = ckpt.to_str().unwrap();
+    let ckpt = arg(&ckpt);
     let sample = |seed: &str| {
         let o = coptim(&[
             "sample", "--from", ckpt, "--prompt", "the c", "--length", "24", "--seed", seed,
@@ -104,26 +116,17 @@ fn train_llama_checkpoints_its_vocabulary_and_refuses_other_text() {
     assert_eq!(a, sample("1"));
     let err = fails(&["sample", "--from", ckpt, "--prompt", "the dog"]);
     assert!(err.contains("'d'") && err.contains("--prompt"), "{err}");
-    let err = fails(&[
-        "sample",
-        "--from",
-        ckpt,
-        "--prompt",
-        "the",
-        "--temperature",
-        "0",
-    ]);
+    let err = fails(&args(
+        "sample --from {} --prompt the --temperature 0",
+        &[ckpt],
+    ));
     assert!(err.contains("temperature"), "{err}");
     // Resuming with a text holding a character the checkpoint's vocabulary lacks.
     let other = write(dir.path(), "other.txt", &small_text().replace("cat", "cow"));
-    let err = fails(&[
-        "train",
-        "--resume",
-        "--out",
-        out_s,
-        "--text",
-        other.to_str().unwrap(),
-    ]);
+    let err = fails(&args(
+        "train --resume --out {} --text {}",
+        &[out_s, arg(&other)],
+    ));
     assert!(
         err.contains("'w'") && err.contains("not in the vocabulary"),
         "{err}"
@@ -134,37 +137,27 @@ fn train_llama_checkpoints_its_vocabulary_and_refuses_other_text() {
 fn bad_text_input_fails_with_a_message() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let out_s = out.to_str().unwrap();
+    let out_s = arg(&out);
     let short = write(dir.path(), "short.txt", "too short for one window\n");
-    let err = fails(&tiny("train", short.to_str().unwrap(), out_s));
+    let err = fails(&tiny("train", arg(&short), out_s));
     assert!(err.contains("fewer than one window"), "{err}");
     let missing = dir.path().join("missing.txt");
-    let err = fails(&tiny("train", missing.to_str().unwrap(), out_s));
+    let err = fails(&tiny("train", arg(&missing), out_s));
     assert!(err.contains("missing.txt"), "{err}");
     let binary = dir.path().join("binary.txt");
     std::fs::write(&binary, [0x66, 0x6f, 0xff, 0x6f]).unwrap();
-    let err = fails(&tiny("train", binary.to_str().unwrap(), out_s));
+    let err = fails(&tiny("train", arg(&binary), out_s));
     assert!(err.contains("UTF-8"), "{err}");
     let text = write(dir.path(), "small.txt", &small_text());
-    let err = fails(&[
-        "train",
-        "--model",
-        "mlp",
-        "--text",
-        text.to_str().unwrap(),
-        "--out",
-        out_s,
-    ]);
+    let err = fails(&args(
+        "train --model mlp --text {} --out {}",
+        &[arg(&text), out_s],
+    ));
     assert!(err.contains("--text"), "{err}");
-    let err = fails(&[
-        "train",
-        "--model",
-        "llama",
-        "--data",
-        dir.path().to_str().unwrap(),
-        "--out",
-        out_s,
-    ]);
+    let err = fails(&args(
+        "train --model llama --data {} --out {}",
+        &[arg(dir.path()), out_s],
+    ));
     assert!(err.contains("--text"), "{err}");
 }
 
@@ -185,46 +178,25 @@ fn params_of(path: &Path) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn init_from_starts_from_the_weights_with_a_fresh_optimizer() {
     let (dir, text, first) = small_text_run("first");
-    succeeds_json(&tiny(
-        "train",
-        text.to_str().unwrap(),
-        first.to_str().unwrap(),
-    ));
+    succeeds_json(&tiny("train", arg(&text), arg(&first)));
     let ckpt = first.join("checkpoint.safetensors");
     // Another text in the same characters; at learning rate 0 the weights stay the
     // checkpoint's, and the run counts its own steps from 1.
     let other = write(dir.path(), "other.txt", &small_text().replace("cat", "mat"));
     let second = dir.path().join("second");
-    let v = succeeds_json(&[
-        "train",
-        "--model",
-        "llama",
-        "--init-from",
-        ckpt.to_str().unwrap(),
-        "--text",
-        other.to_str().unwrap(),
-        "--steps",
-        "1",
-        "--batch-size",
-        "4",
-        "--lr",
-        "0",
-        "--out",
-        second.to_str().unwrap(),
-        "--json",
-    ]);
+    let v = succeeds_json(&args(
+        "train --model llama --init-from {} --text {} --steps 1 --batch-size 4 --lr 0 --out {} --json",
+        &[arg(&ckpt), arg(&other), arg(&second)],
+    ));
     assert_eq!(v["steps_completed"], 1);
     assert_eq!(
         params_of(&second.join("checkpoint.safetensors")),
         params_of(&ckpt)
     );
     let third = dir.path().join("third");
-    let err = fails(&[
-        "train",
-        "--init-from",
-        ckpt.to_str().unwrap(),
-        "--out",
-        third.to_str().unwrap(),
-    ]);
+    let err = fails(&args(
+        "train --init-from {} --out {}",
+        &[arg(&ckpt), arg(&third)],
+    ));
     assert!(err.contains("--model llama"), "{err}");
 }

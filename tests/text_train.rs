@@ -39,11 +39,12 @@ fn run(corpus: &TextCorpus, optimizer: OptimizerKind, steps: u64) -> TrainConfig
         ffn_hidden: 64,
         ..Llama::default()
     });
-    let mut c = TrainConfig::for_model(model, optimizer).with_steps(steps);
-    c.lr = 1e-2;
-    c.batch_size = 8;
-    c.eval_batch_size = 16;
-    c
+    TrainConfig {
+        lr: 1e-2,
+        batch_size: 8,
+        eval_batch_size: 16,
+        ..TrainConfig::for_model(model, optimizer).with_steps(steps)
+    }
 }
 
 #[test]

@@ -225,6 +225,22 @@ fn grad_products(cx: &CompileCx<'_>, grads: [GradProduct<'_>; 2]) -> Result<Vec<
     Ok(dispatches)
 }
 
+/// `forward` in a fresh [`Compiled`], then, when the backward pass reaches the product
+/// (`out` has a gradient dC), the gradient products `grads(dC)` lists.
+fn product_with_grads<'t>(
+    cx: &'t CompileCx<'_>,
+    out: Var,
+    forward: Product<'t>,
+    grads: impl FnOnce(&'t Tensor) -> [GradProduct<'t>; 2],
+) -> Result<Compiled> {
+    let mut compiled = Compiled::default();
+    compiled.forward.push(forward.dispatch(cx)?);
+    if let Some(dc) = cx.grad(out) {
+        compiled.backward = grad_products(cx, grads(dc))?;
+    }
+    Ok(compiled)
+}
+
 /// `op(A) @ op(B)`, 2-D or batched 3-D.
 #[derive(Debug)]
 pub(crate) struct Matmul {
@@ -315,34 +331,27 @@ impl Op for Matmul {
         let d = self.dims;
         let (va, vb, vc) = self.views();
         let (a, b, c) = (cx.value(self.a), cx.value(self.b), cx.value(out));
-        let mut compiled = Compiled::default();
-        compiled
-            .forward
-            .push(Product::new((a, va), (b, vb), (c, vc), d).dispatch(cx)?);
-        let Some(dc) = cx.out_grad(out) else {
-            return Ok(compiled);
-        };
+        let forward = Product::new((a, va), (b, vb), (c, vc), d);
         // dA = dC @ op(B)^T and dB = op(A)^T @ dC, each written through its operand's
         // logical view.
-        compiled.backward = grad_products(
-            cx,
+        let compiled = product_with_grads(cx, out, forward, |dc| {
             [
                 (
                     self.a,
                     modes[0],
-                    [(&dc, vc), (b, vb.t())],
+                    [(dc, vc), (b, vb.t())],
                     va,
                     d.sized(d.m, d.k, d.n),
                 ),
                 (
                     self.b,
                     modes[1],
-                    [(a, va.t()), (&dc, vc)],
+                    [(a, va.t()), (dc, vc)],
                     vb,
                     d.sized(d.k, d.n, d.m),
                 ),
-            ],
-        )?;
+            ]
+        })?;
         Ok(compiled)
     }
 }
@@ -423,40 +432,32 @@ impl Op for Linear {
         let vy = View::row_major(n, 0);
         let (x, w, y) = (cx.value(self.x), cx.value(self.weight), cx.value(out));
         let bias = self.bias.map(|b| cx.value(b));
-        let mut compiled = Compiled::default();
-        compiled.forward.push(
-            Product::new((x, vx), (w, vw.t()), (y, vy), dims)
-                .bias(bias)
-                .dispatch(cx)?,
-        );
-        let Some(dy) = cx.out_grad(out) else {
-            return Ok(compiled);
-        };
+        let forward = Product::new((x, vx), (w, vw.t()), (y, vy), dims).bias(bias);
         // dx [m, k] = dy [m, n] @ W [n, k] and dW [n, k] = dy^T [n, m] @ x [m, k].
-        compiled.backward = grad_products(
-            cx,
+        let mut compiled = product_with_grads(cx, out, forward, |dy| {
             [
                 (
                     self.x,
                     modes[0],
-                    [(&dy, vy), (w, vw)],
+                    [(dy, vy), (w, vw)],
                     vx,
                     dims.sized(m, k, n),
                 ),
                 (
                     self.weight,
                     modes[1],
-                    [(&dy, vy.t()), (x, vx)],
+                    [(dy, vy.t()), (x, vx)],
                     vw,
                     dims.sized(n, k, m),
                 ),
-            ],
-        )?;
+            ]
+        })?;
         // db [n] = sum over rows of dy
-        if let Some(b) = self.bias
+        if let Some(dy) = cx.grad(out)
+            && let Some(b) = self.bias
             && let Some((db, mode)) = wanted(cx, b, modes[2])
         {
-            compiled.backward.push(sum_rows(cx, &dy, db, n, mode));
+            compiled.backward.push(sum_rows(cx, dy, db, n, mode));
         }
         Ok(compiled)
     }
