@@ -71,6 +71,23 @@ fn block(x: &[f64], p: &Params, prefix: &str, s: AttentionShape, hidden: usize) 
     x.iter().zip(&h).map(|(x, h)| x + h).collect()
 }
 
+/// `depth` blocks `{prefix}.{i}` in order over `s`, each MLP `int(dim * mlp_ratio)`
+/// wide.
+fn stack(
+    mut x: Vec<f64>,
+    p: &Params,
+    prefix: &str,
+    depth: usize,
+    s: AttentionShape,
+    mlp_ratio: f64,
+) -> Vec<f64> {
+    let hidden = (s.dim as f64 * mlp_ratio) as usize;
+    for i in 0..depth {
+        x = block(&x, p, &format!("{prefix}.{i}"), s, hidden);
+    }
+    x
+}
+
 /// MAE's loss in f64, written from the reference's forward pass (not from coptim's
 /// graph): patch embedding plus the sin-cos table, the kept patches, the class
 /// token, the encoder, the decoder sequence with mask tokens, the decoder, the
@@ -89,22 +106,14 @@ fn reference_loss(cfg: &Mae, p: &Params, images: &[f64], masks: &PatchMasks) -> 
         dim: d,
     };
     let x = reference::gather_tokens(&x, rows.keep, None, g);
-    let mut x = reference::prepend_token(&x, &p["cls_token"], b, k);
+    let x = reference::prepend_token(&x, &p["cls_token"], b, k);
     let enc = AttentionShape {
         batch: b,
         tokens: k + 1,
         dim: d,
         heads: cfg.heads,
     };
-    for i in 0..cfg.depth {
-        x = block(
-            &x,
-            p,
-            &format!("blocks.{i}"),
-            enc,
-            (d as f64 * cfg.mlp_ratio) as usize,
-        );
-    }
+    let x = stack(x, p, "blocks", cfg.depth, enc, cfg.mlp_ratio);
     let x = lin(&norm(&x, p, "norm", d), p, "decoder_embed", d, dd);
     let g = GatherShape {
         batch: b,
@@ -120,10 +129,14 @@ fn reference_loss(cfg: &Mae, p: &Params, images: &[f64], masks: &PatchMasks) -> 
         dim: dd,
         heads: cfg.decoder_heads,
     };
-    for i in 0..cfg.decoder_depth {
-        let hidden = (dd as f64 * cfg.mlp_ratio) as usize;
-        x = block(&x, p, &format!("decoder_blocks.{i}"), dec, hidden);
-    }
+    let x = stack(
+        x,
+        p,
+        "decoder_blocks",
+        cfg.decoder_depth,
+        dec,
+        cfg.mlp_ratio,
+    );
     let pred = lin(&norm(&x, p, "decoder_norm", dd), p, "decoder_pred", dd, pl);
     let pred: Vec<f64> = pred
         .chunks(pl)
