@@ -7,8 +7,10 @@
 //! `Lion(cautious=True)`; SGD + caution is timm `csgdw`.
 
 mod algorithms;
+pub mod axis_means;
 mod bindings;
 mod config;
+pub mod factored;
 mod gpu_types;
 mod inputs;
 pub mod kernels;
