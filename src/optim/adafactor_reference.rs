@@ -85,8 +85,10 @@ impl TimmAdafactor {
         }
     }
 
-    /// The step's learning rate for a parameter of RMS `rms` (timm `_get_lr`).
-    fn lr_at(&self, t: i32, rms: f64) -> f64 {
+    /// The step's learning rate before the parameter scale (the external one, or the
+    /// relative step `min(min_step, 1/sqrt(t))`), and whether the parameter scale
+    /// `max(eps_scale, rms(p))` multiplies it (timm `_get_lr`).
+    pub fn base_lr(&self, t: i32) -> (f64, bool) {
         let relative = self.lr.is_none();
         let base = self.lr.unwrap_or_else(|| {
             let min_step = if self.warmup_init {
@@ -96,10 +98,17 @@ impl TimmAdafactor {
             };
             min_step.min(1.0 / (t as f64).sqrt())
         });
-        if self.scale_parameter && (relative || self.scale_external_lr) {
-            base * self.eps_scale.max(rms)
-        } else {
-            base
+        (
+            base,
+            self.scale_parameter && (relative || self.scale_external_lr),
+        )
+    }
+
+    /// The step's learning rate for a parameter of RMS `rms`.
+    fn lr_at(&self, t: i32, rms: f64) -> f64 {
+        match self.base_lr(t) {
+            (base, true) => base * self.eps_scale.max(rms),
+            (base, false) => base,
         }
     }
 }
@@ -262,7 +271,7 @@ impl AdafactorRule {
     }
 
     /// `1 - beta2_t` of step `t`.
-    fn second_moment_weight(&self, t: i32) -> f64 {
+    pub(crate) fn second_moment_weight(&self, t: i32) -> f64 {
         match self {
             AdafactorRule::Timm(a) => (t as f64).powf(a.decay_rate),
             AdafactorRule::BigVision(a) => {
@@ -272,14 +281,16 @@ impl AdafactorRule {
         }
     }
 
-    fn eps(&self) -> f64 {
+    /// Added to every `g^2`.
+    pub(crate) fn eps(&self) -> f64 {
         match self {
             AdafactorRule::Timm(a) => a.eps,
             AdafactorRule::BigVision(a) => a.eps,
         }
     }
 
-    fn clip_threshold(&self) -> Option<f64> {
+    /// The update RMS threshold, if it clips.
+    pub(crate) fn clip_threshold(&self) -> Option<f64> {
         match self {
             AdafactorRule::Timm(a) => Some(a.clip_threshold),
             AdafactorRule::BigVision(a) => a.clipping_threshold,

@@ -6,6 +6,7 @@
 //! [`Normalization::NumelOverCountPlusOne`] is C-Optim's C-Lion and pytorch_optimizer's
 //! `Lion(cautious=True)`; SGD + caution is timm `csgdw`.
 
+pub mod adafactor;
 pub mod adafactor_reference;
 mod algorithms;
 pub mod axis_means;

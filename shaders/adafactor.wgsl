@@ -1,0 +1,386 @@
+// adafactor.wgsl: the Adafactor family's step (src/optim/adafactor/gpu.rs), one
+// dispatch per tensor and pass, after the axis means of g^2 + eps
+// (shaders/axis_means.wgsl) for the factored tensors. The f64 reference is
+// src/optim/adafactor_reference.rs.
+//
+// Passes, in order: ema (second moment), row_scale (factored: mean of the row
+// moment over the column-reduced dimension), measure (per chunk: sum of u^2 and of
+// p^2), finalize_clip (per tensor: clip divisor and learning rate), momentum (first
+// moment and, per chunk, the agreeing count), finalize_caution (per tensor: caution
+// scale), apply.
+//
+// Generated constants: WG_SIZE (invocations per workgroup, a power of two), ITEMS
+// (elements per invocation in the chunked passes, even), SUM_CHUNK (terms summed in
+// order before joining a line's total), FACTOR_WORDS (scratch words per tensor).
+//
+// Bindings (group 0):
+//   0 tensor    uniform      AdaTensor: the tensor's sizes and places
+//   1 step      uniform      AdaStep: this step's rates and switches
+//   2 param     storage rw   parameters (from tensor.param_base)
+//   3 grad      storage r    gradients (from tensor.grad_base)
+//   4 moment    storage rw   the first moment: f32 bits per element, or two bf16 per
+//                            word (element 2k low half) when step.bf16
+//   5 second    storage rw   unfactored: the full second moment; factored: the EMA'd
+//                            means laid out as `means` (from tensor.means_base)
+//   6 means     storage r    factored: this step's means over q, then over p
+//   7 scratch   storage rw   per tensor FACTOR_WORDS words (clip divisor, learning
+//                            rate, caution scale), then each factored tensor's row
+//                            scales (from tensor.both_base)
+//   8 partials  storage rw   per chunk: two words (bitcast sums, or a count)
+
+struct AdaTensor {
+    len: u32,
+    factored: u32,
+    // the row moment is the means over q (else over p)
+    rows_reduce_q: u32,
+    index: u32,
+    param_base: u32,
+    grad_base: u32,
+    chunks: u32,
+    partial_base: u32,
+    outer: u32,
+    n_p: u32,
+    mid: u32,
+    n_q: u32,
+    inner: u32,
+    means_base: u32,
+    both_base: u32,
+    // elements `ema` updates: len, or the count of both means
+    ema_len: u32,
+}
+
+struct AdaStep {
+    // 1 - beta2_t
+    second_weight: f32,
+    eps: f32,
+    // 0: no clipping
+    clip_threshold: f32,
+    // timm: the base rate before the parameter scale; big_vision: the rate
+    lr: f32,
+    scale_parameter: u32,
+    eps_scale: f32,
+    big_vision: u32,
+    has_momentum: u32,
+    beta1: f32,
+    bf16: u32,
+    // timm: wd (times the tensor's rate); big_vision: the decay itself
+    decay: f32,
+    caution: u32,
+    // mask weight of a disagreeing coordinate (0: hard mask)
+    disagree: f32,
+    // NORM_MEAN_CLAMP, NORM_NUMEL_OVER_COUNT_PLUS_ONE or NORM_MEAN_PLUS_EPS
+    norm_kind: u32,
+    // min of mean_clamp, eps of mean_plus_eps
+    norm_param: f32,
+    pad: u32,
+}
+
+const NORM_NUMEL_OVER_COUNT_PLUS_ONE: u32 = 1u;
+const NORM_MEAN_PLUS_EPS: u32 = 2u;
+// Words of a tensor's factors in `scratch`.
+const CLIP_DIVISOR: u32 = 0u;
+const RATE: u32 = 1u;
+const CAUTION_SCALE: u32 = 2u;
+
+@group(0) @binding(0) var<uniform> tensor: AdaTensor;
+@group(0) @binding(1) var<uniform> step: AdaStep;
+@group(0) @binding(2) var<storage, read_write> param: array<f32>;
+@group(0) @binding(3) var<storage, read> grad: array<f32>;
+@group(0) @binding(4) var<storage, read_write> moment: array<u32>;
+@group(0) @binding(5) var<storage, read_write> second: array<f32>;
+@group(0) @binding(6) var<storage, read> means: array<f32>;
+@group(0) @binding(7) var<storage, read_write> scratch: array<f32>;
+@group(0) @binding(8) var<storage, read_write> partials: array<vec2<u32>>;
+
+// torch's lerp: a + w (b - a) for w < 0.5, else b - (b - a)(1 - w).
+fn lerp(a: f32, b: f32, w: f32) -> f32 {
+    if w < 0.5 {
+        return a + w * (b - a);
+    }
+    return b - (b - a) * (1.0 - w);
+}
+
+fn factor(k: u32) -> f32 {
+    return scratch[tensor.index * FACTOR_WORDS + k];
+}
+
+// bf16 bits (low 16) of `v`, rounded to nearest even (NaN kept quiet).
+fn bf16_bits(v: f32) -> u32 {
+    let b = bitcast<u32>(v);
+    if (b & 0x7fffffffu) > 0x7f800000u {
+        return (b >> 16u) | 0x40u;
+    }
+    return (b + 0x7fffu + ((b >> 16u) & 1u)) >> 16u;
+}
+
+fn bf16_round(v: f32) -> f32 {
+    return bitcast<f32>(bf16_bits(v) << 16u);
+}
+
+fn load_moment(i: u32) -> f32 {
+    if step.bf16 == 0u {
+        return bitcast<f32>(moment[i]);
+    }
+    let word = moment[i / 2u];
+    return bitcast<f32>(select(word << 16u, word & 0xffff0000u, (i & 1u) == 1u));
+}
+
+// Element `i`'s (row, column) moments' indices in `second`, and its row scale's.
+struct FactorIndex {
+    row: u32,
+    col: u32,
+    both: u32,
+}
+
+fn factor_index(i: u32) -> FactorIndex {
+    let k = i % tensor.inner;
+    let q = (i / tensor.inner) % tensor.n_q;
+    let m = (i / (tensor.inner * tensor.n_q)) % tensor.mid;
+    let op = i / (tensor.inner * tensor.n_q * tensor.mid);
+    let o = op / tensor.n_p;
+    let om = o * tensor.mid + m;
+    let q_mean = (op * tensor.mid + m) * tensor.inner + k;
+    let p_mean = (om * tensor.n_q + q) * tensor.inner + k;
+    let q_len = tensor.outer * tensor.n_p * tensor.mid * tensor.inner;
+    let q_at = tensor.means_base + q_mean;
+    let p_at = tensor.means_base + q_len + p_mean;
+    let both = tensor.both_base + om * tensor.inner + k;
+    if tensor.rows_reduce_q == 1u {
+        return FactorIndex(q_at, p_at, both);
+    }
+    return FactorIndex(p_at, q_at, both);
+}
+
+// The unclipped update of element `i`: g / sqrt(R / mean(R)) / sqrt(C), or g / sqrt(V).
+fn update(i: u32) -> f32 {
+    let g = grad[tensor.grad_base + i];
+    if tensor.factored == 0u {
+        return g / sqrt(second[i]);
+    }
+    let f = factor_index(i);
+    return g / sqrt(second[f.row] / scratch[f.both]) / sqrt(second[f.col]);
+}
+
+// The second moment's EMA: V from g^2 + eps, or the factored means from `means`.
+@compute @workgroup_size(WG_SIZE)
+fn ema(inv: Invocation) {
+    let i = flat_index(inv);
+    if i >= tensor.ema_len {
+        return;
+    }
+    if tensor.factored == 0u {
+        let g = grad[tensor.grad_base + i];
+        second[i] = lerp(second[i], g * g + step.eps, step.second_weight);
+    } else {
+        let j = tensor.means_base + i;
+        second[j] = lerp(second[j], means[j], step.second_weight);
+    }
+}
+
+// The mean of the row moment over the column-reduced dimension, per (outer, mid,
+// inner) index, summed in chunks of SUM_CHUNK as axis_means.wgsl.
+@compute @workgroup_size(WG_SIZE)
+fn row_scale(inv: Invocation) {
+    let b = flat_index(inv);
+    if b >= tensor.outer * tensor.mid * tensor.inner {
+        return;
+    }
+    let k = b % tensor.inner;
+    let om = b / tensor.inner;
+    var first: u32;
+    var stride: u32;
+    var count: u32;
+    if tensor.rows_reduce_q == 1u {
+        // R = means over q, [outer, n_p, mid, inner]: its line runs along p.
+        let m = om % tensor.mid;
+        let o = om / tensor.mid;
+        first = tensor.means_base + (o * tensor.n_p * tensor.mid + m) * tensor.inner + k;
+        stride = tensor.mid * tensor.inner;
+        count = tensor.n_p;
+    } else {
+        // R = means over p, [outer, mid, n_q, inner]: its line runs along q.
+        let q_len = tensor.outer * tensor.n_p * tensor.mid * tensor.inner;
+        first = tensor.means_base + q_len + om * tensor.n_q * tensor.inner + k;
+        stride = tensor.inner;
+        count = tensor.n_q;
+    }
+    var total = 0.0;
+    for (var c = 0u; c < count; c += SUM_CHUNK) {
+        var chunk = 0.0;
+        for (var j = c; j < min(c + SUM_CHUNK, count); j++) {
+            chunk += second[first + j * stride];
+        }
+        total += chunk;
+    }
+    scratch[tensor.both_base + b] = total / f32(count);
+}
+
+// Per chunk of WG_SIZE * ITEMS elements: the sums of u^2 and of p^2.
+@compute @workgroup_size(WG_SIZE)
+fn measure(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let chunk = workgroup_linear(wg, nwg);
+    var u_sq = 0.0;
+    var p_sq = 0.0;
+    if chunk < tensor.chunks {
+        for (var k = 0u; k < ITEMS; k++) {
+            let i = (chunk * ITEMS + k) * WG_SIZE + lid;
+            if i < tensor.len {
+                let u = update(i);
+                let p = param[tensor.param_base + i];
+                u_sq += u * u;
+                p_sq += p * p;
+            }
+        }
+    }
+    let u_total = workgroup_sum(u_sq, lid);
+    let p_total = workgroup_sum(p_sq, lid);
+    if lid == 0u && chunk < tensor.chunks {
+        partials[tensor.partial_base + chunk] = vec2<u32>(bitcast<u32>(u_total), bitcast<u32>(p_total));
+    }
+}
+
+// The sum over the tensor's chunks of partial word `w` (as f32, or as a u32 count).
+fn chunk_total(w: u32, as_count: bool, lid: u32) -> f32 {
+    var total = 0.0;
+    var count = 0u;
+    for (var c = lid; c < tensor.chunks; c += WG_SIZE) {
+        let word = partials[tensor.partial_base + c][w];
+        total += bitcast<f32>(word);
+        count += word;
+    }
+    // per-invocation counts are exact; their sum is exact below 2^24 elements
+    return workgroup_sum(select(total, f32(count), as_count), lid);
+}
+
+// One workgroup: the clip divisor max(1, rms(u) / threshold) and the tensor's rate
+// (times max(eps_scale, rms(p)) with the parameter scale).
+@compute @workgroup_size(WG_SIZE)
+fn finalize_clip(@builtin(local_invocation_index) lid: u32) {
+    let u_sq = chunk_total(0u, false, lid);
+    let p_sq = chunk_total(1u, false, lid);
+    if lid == 0u {
+        let n = f32(tensor.len);
+        var divisor = 1.0;
+        if step.clip_threshold > 0.0 {
+            divisor = max(sqrt(u_sq / n) / step.clip_threshold, 1.0);
+        }
+        var rate = step.lr;
+        if step.scale_parameter != 0u {
+            rate *= max(step.eps_scale, sqrt(p_sq / n));
+        }
+        let at = tensor.index * FACTOR_WORDS;
+        scratch[at + CLIP_DIVISOR] = divisor;
+        scratch[at + RATE] = rate;
+    }
+}
+
+// The clipped update of element `i`, times the rate for timm (whose momentum holds
+// the step), unscaled for big_vision.
+fn step_update(i: u32) -> f32 {
+    let u = update(i) / factor(CLIP_DIVISOR);
+    if step.big_vision != 0u {
+        return u;
+    }
+    return u * factor(RATE);
+}
+
+// The first moment of element `i` (< len), updated; returns it.
+fn new_moment(i: u32) -> f32 {
+    let x = step_update(i);
+    if step.bf16 == 0u {
+        return lerp(load_moment(i), x, 1.0 - step.beta1);
+    }
+    return bf16_round(lerp(load_moment(i), bf16_round(x), 1.0 - step.beta1));
+}
+
+fn agrees(m: f32, i: u32) -> u32 {
+    return select(0u, 1u, m * grad[tensor.grad_base + i] > 0.0);
+}
+
+// Per chunk: the first moment of each pair of elements (one invocation writes both
+// halves of a bf16 word) and the count of coordinates where it agrees with g.
+@compute @workgroup_size(WG_SIZE)
+fn momentum(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let chunk = workgroup_linear(wg, nwg);
+    var kept = 0u;
+    if chunk < tensor.chunks {
+        for (var k = 0u; k < ITEMS / 2u; k++) {
+            let i = (chunk * ITEMS / 2u + k) * WG_SIZE * 2u + 2u * lid;
+            if i < tensor.len {
+                let lo = new_moment(i);
+                var hi = 0.0;
+                kept += agrees(lo, i);
+                if i + 1u < tensor.len {
+                    hi = new_moment(i + 1u);
+                    kept += agrees(hi, i + 1u);
+                }
+                if step.bf16 == 0u {
+                    moment[i] = bitcast<u32>(lo);
+                    if i + 1u < tensor.len {
+                        moment[i + 1u] = bitcast<u32>(hi);
+                    }
+                } else {
+                    moment[i / 2u] = bf16_bits(lo) | (bf16_bits(hi) << 16u);
+                }
+            }
+        }
+    }
+    let total = workgroup_sum(f32(kept), lid);
+    if lid == 0u && chunk < tensor.chunks {
+        partials[tensor.partial_base + chunk] = vec2<u32>(u32(total), 0u);
+    }
+}
+
+// One workgroup: the caution scale of the agreeing count (config.rs
+// Normalization::scale).
+@compute @workgroup_size(WG_SIZE)
+fn finalize_caution(@builtin(local_invocation_index) lid: u32) {
+    let kept = chunk_total(0u, true, lid);
+    if lid == 0u {
+        let n = f32(tensor.len);
+        let mask_sum = kept + step.disagree * (n - kept);
+        var scale = 1.0 / max(mask_sum / n, step.norm_param);
+        if step.norm_kind == NORM_NUMEL_OVER_COUNT_PLUS_ONE {
+            scale = n / (mask_sum + 1.0);
+        } else if step.norm_kind == NORM_MEAN_PLUS_EPS {
+            scale = 1.0 / (mask_sum / n + step.norm_param);
+        }
+        scratch[tensor.index * FACTOR_WORDS + CAUTION_SCALE] = scale;
+    }
+}
+
+// p = p (1 - decay) - lr x, x the (masked, rescaled) first moment or the update.
+@compute @workgroup_size(WG_SIZE)
+fn apply(inv: Invocation) {
+    let i = flat_index(inv);
+    if i >= tensor.len {
+        return;
+    }
+    var x: f32;
+    if step.has_momentum == 0u {
+        x = step_update(i);
+    } else {
+        x = load_moment(i);
+        if step.caution != 0u {
+            let weight = select(step.disagree, 1.0, agrees(x, i) == 1u);
+            x *= weight * factor(CAUTION_SCALE);
+        }
+    }
+    var lr = 1.0;
+    var decay = step.decay;
+    if step.big_vision != 0u {
+        lr = step.lr;
+    } else {
+        decay *= factor(RATE);
+    }
+    let j = tensor.param_base + i;
+    param[j] = param[j] * (1.0 - decay) - lr * x;
+}

@@ -1,0 +1,157 @@
+//! The uniform blocks of `shaders/adafactor.wgsl`: a step's rates and switches
+//! (`AdaStep`) from the rule, and one tensor's sizes and places (`AdaTensor`).
+
+use crate::optim::adafactor_reference::AdafactorRule;
+use crate::optim::config::{Caution, Normalization};
+
+/// `AdaStep` of `adafactor.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct GpuAdaStep {
+    second_weight: f32,
+    eps: f32,
+    clip_threshold: f32,
+    lr: f32,
+    scale_parameter: u32,
+    eps_scale: f32,
+    big_vision: u32,
+    has_momentum: u32,
+    beta1: f32,
+    bf16: u32,
+    decay: f32,
+    caution: u32,
+    disagree: f32,
+    norm_kind: u32,
+    norm_param: f32,
+    pad: u32,
+}
+
+/// `AdaTensor` of `adafactor.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct GpuAdaTensor {
+    pub len: u32,
+    pub factored: u32,
+    pub rows_reduce_q: u32,
+    pub index: u32,
+    pub param_base: u32,
+    pub grad_base: u32,
+    pub chunks: u32,
+    pub partial_base: u32,
+    pub outer: u32,
+    pub n_p: u32,
+    pub mid: u32,
+    pub n_q: u32,
+    pub inner: u32,
+    pub means_base: u32,
+    pub both_base: u32,
+    pub ema_len: u32,
+}
+
+/// The caution normalization's kind (`NORM_*` of the shader) and parameter.
+fn normalization(caution: Caution) -> (u32, f64) {
+    let norm = match caution {
+        Caution::Hard { normalization } | Caution::Soft { normalization, .. } => normalization,
+        Caution::Off => Normalization::mean_clamp(),
+    };
+    match norm {
+        Normalization::MeanClamp { min } => (0, min),
+        Normalization::NumelOverCountPlusOne => (1, 0.0),
+        Normalization::MeanPlusEps { eps } => (2, eps),
+    }
+}
+
+/// `AdaStep` of step `t` (from 1) of `rule` with `caution`.
+pub(crate) fn step_words(rule: &AdafactorRule, caution: Caution, t: i32) -> GpuAdaStep {
+    let (norm_kind, norm_param) = normalization(caution);
+    let mut w = GpuAdaStep {
+        second_weight: rule.second_moment_weight(t) as f32,
+        eps: rule.eps() as f32,
+        clip_threshold: rule.clip_threshold().unwrap_or(0.0) as f32,
+        caution: caution.is_on() as u32,
+        disagree: caution.disagree_weight() as f32,
+        norm_kind,
+        norm_param: norm_param as f32,
+        ..bytemuck::Zeroable::zeroed()
+    };
+    match rule {
+        AdafactorRule::Timm(a) => {
+            let (lr, scaled) = a.base_lr(t);
+            w.lr = lr as f32;
+            w.scale_parameter = scaled as u32;
+            w.eps_scale = a.eps_scale as f32;
+            w.has_momentum = a.beta1.is_some() as u32;
+            w.beta1 = a.beta1.unwrap_or(0.0) as f32;
+            w.decay = a.weight_decay as f32;
+        }
+        AdafactorRule::BigVision(a) => {
+            w.lr = a.lr as f32;
+            w.big_vision = 1;
+            w.has_momentum = a.momentum.is_some() as u32;
+            w.beta1 = a.momentum.unwrap_or(0.0) as f32;
+            w.bf16 = (a.momentum_bf16 && a.momentum.is_some()) as u32;
+            let scale = if a.unscaled_wd { 1.0 } else { a.lr };
+            w.decay = (scale * a.weight_decay) as f32;
+        }
+    }
+    w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{GpuAdaStep, GpuAdaTensor};
+    use crate::optim::adafactor::gpu::shader;
+    use crate::wgsl::layout_check::check_mirrors;
+    use crate::wgsl::mirror_layout;
+
+    #[test]
+    fn mirrors_match_the_shader() {
+        let mirrors = [
+            mirror_layout!(
+                GpuAdaStep,
+                "AdaStep",
+                [
+                    second_weight,
+                    eps,
+                    clip_threshold,
+                    lr,
+                    scale_parameter,
+                    eps_scale,
+                    big_vision,
+                    has_momentum,
+                    beta1,
+                    bf16,
+                    decay,
+                    caution,
+                    disagree,
+                    norm_kind,
+                    norm_param
+                ]
+            ),
+            mirror_layout!(
+                GpuAdaTensor,
+                "AdaTensor",
+                [
+                    len,
+                    factored,
+                    rows_reduce_q,
+                    index,
+                    param_base,
+                    grad_base,
+                    chunks,
+                    partial_base,
+                    outer,
+                    n_p,
+                    mid,
+                    n_q,
+                    inner,
+                    means_base,
+                    both_base,
+                    ema_len
+                ]
+            ),
+        ];
+        let source = shader().build().unwrap();
+        assert_eq!(check_mirrors("adafactor", &source, &mirrors), 2);
+    }
+}
