@@ -187,6 +187,50 @@ impl Stepper for Gpu {
     }
 }
 
+/// A golden case: the shared inputs, the case's file and its rule.
+struct Case {
+    inputs: Golden,
+    shapes: Vec<Vec<usize>>,
+    golden: Golden,
+    rule: AdafactorRule,
+    caution: Caution,
+}
+
+impl Case {
+    fn load(name: &str) -> Self {
+        let inputs = load("inputs");
+        let shapes = serde_json::from_str(&inputs.meta["shapes"]).unwrap();
+        let golden = load(name);
+        let (rule, caution) = (rule(&golden.meta), caution(&golden.meta));
+        rule.validate(caution).unwrap();
+        Self {
+            inputs,
+            shapes,
+            golden,
+            rule,
+            caution,
+        }
+    }
+
+    fn start(&self) -> Start<'_> {
+        Start {
+            rule: self.rule,
+            caution: self.caution,
+            shapes: &self.shapes,
+            inits: (0..self.shapes.len())
+                .map(|i| self.inputs.tensors[&format!("param.{i}.init")].clone())
+                .collect(),
+        }
+    }
+
+    /// The gradients of step `s`.
+    fn grads(&self, s: i32) -> Vec<Vec<f64>> {
+        (0..self.shapes.len())
+            .map(|i| self.inputs.tensors[&format!("grad.{s}.{i}")].clone())
+            .collect()
+    }
+}
+
 /// What a case starts from.
 struct Start<'a> {
     rule: AdafactorRule,
@@ -210,6 +254,10 @@ fn reference(start: Start<'_>) -> Box<dyn Stepper> {
 }
 
 fn gpu(start: Start<'_>) -> Box<dyn Stepper> {
+    Box::new(gpu_stepper(start))
+}
+
+fn gpu_stepper(start: Start<'_>) -> Gpu {
     let ctx = ctx();
     let named: Vec<(String, Vec<usize>)> = start
         .shapes
@@ -222,7 +270,7 @@ fn gpu(start: Start<'_>) -> Box<dyn Stepper> {
         store.params.write(&ctx, TensorId(i), &to_f32(p)).unwrap();
     }
     let opt = AdafactorOptimizer::new(&ctx, &store, start.rule, start.caution).unwrap();
-    Box::new(Gpu { ctx, store, opt })
+    Gpu { ctx, store, opt }
 }
 
 /// The largest errors of a case.
@@ -242,22 +290,11 @@ impl Errors {
 
 /// Runs one case through the optimizer `make` builds.
 fn run(name: &str, make: fn(Start<'_>) -> Box<dyn Stepper>) -> Errors {
-    let inputs = load("inputs");
-    let shapes: Vec<Vec<usize>> = serde_json::from_str(&inputs.meta["shapes"]).unwrap();
+    let case = Case::load(name);
+    let (inputs, golden, rule) = (&case.inputs, &case.golden, case.rule);
     let steps: i32 = inputs.meta["steps"].parse().unwrap();
-    let golden = load(name);
     let snapshots: Vec<i32> = serde_json::from_str(&golden.meta["snapshots"]).unwrap();
-    let (rule, caution) = (rule(&golden.meta), caution(&golden.meta));
-    rule.validate(caution).unwrap();
-    let inits = (0..shapes.len())
-        .map(|i| inputs.tensors[&format!("param.{i}.init")].clone())
-        .collect();
-    let mut opt = make(Start {
-        rule,
-        caution,
-        shapes: &shapes,
-        inits,
-    });
+    let mut opt = make(case.start());
     let bf16 = matches!(rule, AdafactorRule::BigVision(a) if a.momentum_bf16);
     let mut errors = Errors::default();
     let mut check = |what: String, ours: &[f64]| {
@@ -269,10 +306,7 @@ fn run(name: &str, make: fn(Start<'_>) -> Box<dyn Stepper>) -> Errors {
         }
     };
     for s in 1..=steps {
-        let grads: Vec<Vec<f64>> = (0..shapes.len())
-            .map(|i| inputs.tensors[&format!("grad.{s}.{i}")].clone())
-            .collect();
-        let params = opt.step(&grads);
+        let params = opt.step(&case.grads(s));
         for (i, p) in params.iter().enumerate().filter(|_| snapshots.contains(&s)) {
             check(format!("param.{i}.step{s}"), p);
         }
@@ -353,4 +387,89 @@ fn gpu_rejects_caution_without_a_first_moment() {
     assert!(matches!(err, coptim::Error::InvalidConfig(_)), "{err}");
     let opt = AdafactorOptimizer::new(&ctx, &store, rule, Caution::Off).unwrap();
     assert!(pollster::block_on(opt.read_state(1)).is_err());
+}
+
+/// The params of `gpu` as f32 bits.
+fn param_bits(gpu: &Gpu) -> Vec<Vec<u32>> {
+    let params = gpu.store.params.read_all_blocking(&gpu.ctx).unwrap();
+    params
+        .iter()
+        .map(|p| p.iter().map(|x| x.to_bits()).collect())
+        .collect()
+}
+
+/// A state file's tensors and metadata, in name order (the metadata's order in the
+/// header is a hash map's).
+fn contents(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let (_, meta) = SafeTensors::read_metadata(bytes).unwrap();
+    let mut out: Vec<(String, Vec<u8>)> = meta
+        .metadata()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.into_bytes()))
+        .collect();
+    let file = SafeTensors::deserialize(bytes).unwrap();
+    out.extend(
+        file.tensors()
+            .into_iter()
+            .map(|(n, v)| (n, v.data().to_vec())),
+    );
+    out.sort();
+    out
+}
+
+/// The state file of `gpu`, as [`contents`].
+fn saved(gpu: &Gpu) -> Vec<(String, Vec<u8>)> {
+    contents(&pollster::block_on(gpu.opt.state_bytes()).unwrap())
+}
+
+#[test]
+fn gpu_state_resumes_bit_for_bit() {
+    // bf16 momentum of odd lengths, factored and full moments, no first moment.
+    for name in ["timm_cadafactorbv", "coptim_cadafactor", "timm_adafactor"] {
+        let case = Case::load(name);
+        let mut first = gpu_stepper(case.start());
+        for s in 1..=3 {
+            first.step(&case.grads(s));
+        }
+        let bytes = pollster::block_on(first.opt.state_bytes()).unwrap();
+        let mut resumed = gpu_stepper(case.start());
+        resumed.opt.load_state_bytes(&bytes, "saved").unwrap();
+        assert_eq!(resumed.opt.steps(), 3, "{name}");
+        let params = first.store.params.read_all_blocking(&first.ctx).unwrap();
+        for (i, p) in params.iter().enumerate() {
+            resumed
+                .store
+                .params
+                .write(&resumed.ctx, TensorId(i), p)
+                .unwrap();
+        }
+        for s in 4..=5 {
+            first.step(&case.grads(s));
+            resumed.step(&case.grads(s));
+        }
+        assert!(param_bits(&first) == param_bits(&resumed), "{name}: params");
+        assert!(saved(&first) == saved(&resumed), "{name}: states");
+    }
+}
+
+#[test]
+fn gpu_state_of_another_optimizer_is_rejected_unchanged() {
+    let (timm, coptim) = (
+        Case::load("timm_cadafactor"),
+        Case::load("coptim_cadafactor"),
+    );
+    let mut other = gpu_stepper(timm.start());
+    other.step(&timm.grads(1));
+    let foreign = pollster::block_on(other.opt.state_bytes()).unwrap();
+    let mut opt = gpu_stepper(coptim.start());
+    opt.step(&coptim.grads(1));
+    let own = pollster::block_on(opt.opt.state_bytes()).unwrap();
+    for bad in [&foreign[..], &own[..own.len() / 2], b"not a state file"] {
+        let err = opt.opt.load_state_bytes(bad, "bad").unwrap_err();
+        assert!(matches!(err, coptim::Error::Checkpoint { .. }), "{err}");
+    }
+    assert!(saved(&opt) == contents(&own));
+    assert_eq!(opt.opt.steps(), 1);
 }

@@ -18,6 +18,8 @@
 //! then each variant's momentum, caution, learning rate and weight decay (see
 //! [`AdafactorRule::finish`]).
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, Result};
 use crate::optim::config::Caution;
 use crate::optim::factored::{AxisView, FactoredDims, Factoring};
@@ -30,7 +32,7 @@ fn to_bf16(x: f64) -> f64 {
 }
 
 /// timm's `Adafactor` and the Hugging Face rule of C-Optim's c_adafactor.py.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TimmAdafactor {
     /// The external learning rate; `None`: the relative step `min(min_step, 1/sqrt(t))`.
     pub lr: Option<f64>,
@@ -114,7 +116,7 @@ impl TimmAdafactor {
 }
 
 /// big_vision's Adafactor as timm's `AdafactorBigVision`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct BigVisionAdafactor {
     /// The learning rate.
     pub lr: f64,
@@ -160,7 +162,8 @@ impl Default for BigVisionAdafactor {
 }
 
 /// One member of the family.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AdafactorRule {
     /// timm's `Adafactor` or C-Optim's.
     Timm(TimmAdafactor),

@@ -240,7 +240,7 @@ impl AdafactorOptimizer {
 
     /// Bytes of optimizer state this optimizer keeps on the GPU (its first moments,
     /// full second moments and row and column moments), not counting per-step scratch.
-    pub fn state_bytes(&self) -> u64 {
+    pub fn state_size(&self) -> u64 {
         let own: u64 = self
             .slots
             .iter()
@@ -282,6 +282,57 @@ impl AdafactorOptimizer {
         Ok(state)
     }
 
+    /// Every state tensor's place, tensor by tensor, named `<state>.<tensor>`.
+    pub(super) fn pieces(&self) -> Vec<Piece<'_>> {
+        let mut pieces = Vec::new();
+        for (slot, t) in self.slots.iter().zip(self.params.tensors()) {
+            let name = |key: &str| format!("{key}.{}", t.name);
+            if let Some(moment) = &slot.moment {
+                let (bf16, len) = (self.bf16(), t.len);
+                pieces.push(Piece {
+                    name: name("exp_avg"),
+                    bf16,
+                    buffer: moment,
+                    offset: 0,
+                    bytes: if bf16 { 2 * len } else { WORD * len },
+                });
+            }
+            if let Some(v) = &slot.full_second {
+                pieces.push(Piece::f32(name("exp_avg_sq"), v, 0, t.len));
+            }
+            if let Some(g) = slot.group {
+                let w = &slot.words;
+                let moments = &self.groups[g].moments;
+                let q_len = u64::from(w.outer * w.n_p * w.mid * w.inner);
+                let p_len = u64::from(w.ema_len) - q_len;
+                let base = u64::from(w.means_base);
+                let (q_key, p_key) = if w.rows_reduce_q == 1 {
+                    ("exp_avg_sq_row", "exp_avg_sq_col")
+                } else {
+                    ("exp_avg_sq_col", "exp_avg_sq_row")
+                };
+                pieces.push(Piece::f32(name(q_key), moments, base, q_len));
+                pieces.push(Piece::f32(name(p_key), moments, base + q_len, p_len));
+            }
+        }
+        pieces
+    }
+
+    /// The device it runs on.
+    pub(super) fn ctx(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    /// The rule and caution it steps with.
+    pub(super) fn config(&self) -> (AdafactorRule, Caution) {
+        (self.rule, self.caution)
+    }
+
+    /// Sets the steps taken (a restored state's).
+    pub(super) fn set_steps(&mut self, steps: i32) {
+        self.steps = steps;
+    }
+
     fn slot(&self, tensor: usize) -> Result<&Slot> {
         self.slots.get(tensor).ok_or_else(|| {
             Error::InvalidConfig(format!(
@@ -293,6 +344,29 @@ impl AdafactorOptimizer {
 
     fn bf16(&self) -> bool {
         matches!(self.rule, AdafactorRule::BigVision(a) if a.momentum_bf16)
+    }
+}
+
+/// Where one state tensor lives: `bytes` bytes from byte `offset` of `buffer`, f32
+/// or (big_vision's momentum) bf16 elements.
+#[derive(Debug)]
+pub(super) struct Piece<'a> {
+    pub name: String,
+    pub bf16: bool,
+    pub buffer: &'a wgpu::Buffer,
+    pub offset: u64,
+    pub bytes: u64,
+}
+
+impl<'a> Piece<'a> {
+    fn f32(name: String, buffer: &'a wgpu::Buffer, first: u64, len: u64) -> Self {
+        Self {
+            name,
+            bf16: false,
+            buffer,
+            offset: first * WORD,
+            bytes: len * WORD,
+        }
     }
 }
 

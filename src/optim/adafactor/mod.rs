@@ -10,6 +10,8 @@
 //! then `shaders/adafactor.wgsl`).
 
 mod gpu;
+mod state_io;
 mod words;
 
 pub use gpu::AdafactorOptimizer;
+pub use state_io::ADAFACTOR_STATE_FORMAT;
