@@ -12,6 +12,7 @@ mod config;
 mod gpu_types;
 mod inputs;
 pub mod kernels;
+pub mod muon;
 pub mod plan;
 pub mod reference;
 mod runtime;
