@@ -213,6 +213,28 @@ fn print_table(r: &NnReport) {
         "adapter {} ({}, {}); default matmul variant: {}; native: {}",
         r.adapter.name, r.adapter.backend, r.adapter.device_type, r.default_variant, r.native
     );
+    if !r.matmul.is_empty() {
+        print_matmul(r);
+    }
+    if !r.models.is_empty() {
+        println!("training step (forward, backward, C-AdamW step), batch {BATCH}:");
+        for m in &r.models {
+            println!("  {:<8} {:>10.0} samples/s", m.model, m.samples_per_s);
+        }
+        println!();
+    }
+    println!("Muon step (Newton-Schulz products vs the same products as plain matmuls):");
+    for m in &r.muon {
+        let t = &m.timing;
+        println!(
+            "  {:<6} {:<6} {:>3} matrices {:>3} fallback {:>9.3} ms/step {:>8.4} GFLOP NS \
+             {:>9.3} ms plain",
+            m.model, m.optimizer, t.matrices, t.fallback, t.step_ms, t.ns_gflop, t.plain_matmul_ms
+        );
+    }
+}
+
+fn print_matmul(r: &NnReport) {
     println!(
         "{:<20} {:>5} {:>4} {:>4} {:<13} {:>8} {:>8} {:>8} {:>8}",
         "product", "m", "k", "n", "variant", "GFLOP/s", "native1", "nativeN", "of nat1"
@@ -232,18 +254,4 @@ fn print_table(r: &NnReport) {
         );
     }
     println!();
-    println!("training step (forward, backward, C-AdamW step), batch {BATCH}:");
-    for m in &r.models {
-        println!("  {:<8} {:>10.0} samples/s", m.model, m.samples_per_s);
-    }
-    println!();
-    println!("Muon step (Newton-Schulz products vs the same products as plain matmuls):");
-    for m in &r.muon {
-        let t = &m.timing;
-        println!(
-            "  {:<6} {:<6} {:>3} matrices {:>3} fallback {:>9.3} ms/step {:>8.4} GFLOP NS \
-             {:>9.3} ms plain",
-            m.model, m.optimizer, t.matrices, t.fallback, t.step_ms, t.ns_gflop, t.plain_matmul_ms
-        );
-    }
 }
