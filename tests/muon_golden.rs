@@ -20,7 +20,6 @@ use coptim::optim::Caution;
 use coptim::optim::muon::reference::MuonReference;
 use coptim::optim::muon::{AdjustLr, Muon, MuonOptimizer, NsCoefficients, NsPrecision};
 use coptim::{ParamStore, TensorId};
-use safetensors::SafeTensors;
 use serde_json::Value;
 
 use common::{ctx, rel_err, to_f32, to_f64};
@@ -48,15 +47,8 @@ struct Case {
 impl Case {
     fn load(name: &str) -> Self {
         let root = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
-        let bytes = std::fs::read(format!("{root}/tests/golden/muon/{name}.safetensors")).unwrap();
-        let (_, metadata) = SafeTensors::read_metadata(&bytes).unwrap();
-        let meta = metadata.metadata().clone().unwrap_or_default();
-        let st = SafeTensors::deserialize(&bytes).unwrap();
-        let tensors = st
-            .tensors()
-            .into_iter()
-            .map(|(n, v)| (n, bytemuck::pod_collect_to_vec::<u8, f64>(v.data())))
-            .collect();
+        let path = format!("{root}/tests/golden/muon/{name}.safetensors");
+        let (meta, tensors) = common::read_safetensors::<f64>(&path);
         let kw: Value = serde_json::from_str(&meta["case"]).unwrap();
         let d = Muon::default();
         let num = |k: &str, default: f64| kw.get(k).and_then(Value::as_f64).unwrap_or(default);
