@@ -6,8 +6,9 @@
 //! and rescales it by `mean_clamp` BEFORE the orthogonalization, as C-Optim's
 //! `muon_update`; its fallback AdamW is timm's cautious AdamW.
 //!
-//! [`reference`] is the f64 step; with feature `nn`, `gpu` runs the step on the GPU
-//! with the Newton-Schulz products through the autograd's matmul kernels.
+//! With feature `nn`: `reference` is the f64 step (on the autograd's f64 matmul), and
+//! [`MuonOptimizer`] runs the step on the GPU with the Newton-Schulz products through
+//! the autograd's matmul kernels.
 
 #[cfg(feature = "nn")]
 mod gpu;
@@ -15,6 +16,7 @@ mod gpu;
 mod launch;
 #[cfg(feature = "nn")]
 mod newton_schulz;
+#[cfg(feature = "nn")]
 pub mod reference;
 
 #[cfg(feature = "nn")]

@@ -2,6 +2,7 @@
 //! `muon_update` for the caution mask); the GPU step is tested against it.
 
 use crate::error::{Error, Result};
+use crate::nn::reference::{matmul, transpose};
 use crate::optim::config::Caution;
 use crate::optim::muon::{Muon, muon_matrix};
 use crate::optim::reference::ReferenceOptimizer;
@@ -41,31 +42,6 @@ pub fn newton_schulz(
         x = x.iter().zip(&bx).map(|(xv, bv)| a * xv + bv).collect();
     }
     if transposed { transpose(&x, r, c) } else { x }
-}
-
-/// The `cols x rows` transpose of a row-major `rows x cols` matrix.
-fn transpose(x: &[f64], rows: usize, cols: usize) -> Vec<f64> {
-    let mut t = vec![0.0; x.len()];
-    for i in 0..rows {
-        for j in 0..cols {
-            t[j * rows + i] = x[i * cols + j];
-        }
-    }
-    t
-}
-
-/// The `m x n` product of row-major `m x k` and `k x n` matrices.
-fn matmul(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
-    let mut c = vec![0.0; m * n];
-    for i in 0..m {
-        for l in 0..k {
-            let av = a[i * k + l];
-            for j in 0..n {
-                c[i * n + j] += av * b[l * n + j];
-            }
-        }
-    }
-    c
 }
 
 /// An f64 Muon (or C-Muon) over tensors of given shapes, at a constant learning rate.
