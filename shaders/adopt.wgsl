@@ -16,23 +16,11 @@
 // Generated constants: ADOPT_DECOUPLED (bool), ADOPT_CLIP (bool), ADOPT_CLIP_EXP (f32).
 // State: state0 = exp_avg, state1 = exp_avg_sq.
 
-// The clip bound (t - 1)^ADOPT_CLIP_EXP of this invocation's step (negative: not yet
-// computed). Every vec4 an invocation steps has the same t, and on a CPU adapter one
-// pow per vec4 cost more than the rest of its arithmetic: computed once per invocation.
-var<private> clip_bound: f32 = -1.0;
-
-fn adopt_clip_bound(t: u32) -> f32 {
-    if clip_bound < 0.0 {
-        clip_bound = pow(f32(t) - 1.0, ADOPT_CLIP_EXP);
-    }
-    return clip_bound;
-}
-
 // The new first moment: the EMA of the normalized, clipped gradient.
 fn adopt_moment(m: vec4<f32>, v: vec4<f32>, g: vec4<f32>, c: StepContext) -> vec4<f32> {
     var n = g / max(sqrt(v), vec4<f32>(c.gp.eps));
     if ADOPT_CLIP {
-        let bound = adopt_clip_bound(c.t);
+        let bound = pow(f32(c.t) - 1.0, ADOPT_CLIP_EXP);
         n = clamp(n, vec4<f32>(-bound), vec4<f32>(bound));
     }
     return torch_lerp(m, n, c.gp.one_minus_beta1);
