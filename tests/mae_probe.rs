@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::model::tiny_digit_mae;
 use common::*;
 use coptim::Error;
 use coptim::model::Mae;
@@ -91,29 +92,20 @@ fn bad_probe_input_is_refused() {
     assert!(matches!(err, Error::LengthMismatch { .. }), "{err}");
 }
 
-/// Patch 7 of the 28x28 digits, widths 16, one block each, plain pixels.
-fn tiny_mae() -> Mae {
-    Mae {
-        dim: 16,
-        depth: 1,
-        heads: 2,
-        mlp_ratio: 2.0,
-        decoder_dim: 16,
-        decoder_depth: 1,
-        decoder_heads: 2,
-        norm_pix_loss: false,
-        ..Mae::default()
-    }
-}
-
 /// A tiny MAE compared with the probe: every run has a probe accuracy, above chance
 /// (even a barely trained encoder's class token mixes every patch of the digit),
 /// in the JSON summary and in the table; without the probe there is none.
 #[test]
 fn compare_probes_every_run_s_encoder() {
     let ctx = ctx();
-    let mut run =
-        TrainConfig::for_model(ModelSpec::Mae(tiny_mae()), OptimizerKind::ADAMW).with_steps(4);
+    let mut run = TrainConfig::for_model(
+        ModelSpec::Mae(Mae {
+            norm_pix_loss: false,
+            ..tiny_digit_mae()
+        }),
+        OptimizerKind::ADAMW,
+    )
+    .with_steps(4);
     run.batch_size = 32;
     run.eval_batch_size = 100;
     let mut config = CompareConfig::new(run, 1, "bundled-mnist (500)");
@@ -148,4 +140,15 @@ fn the_probe_needs_a_masked_autoencoder() {
     let err = compare(&ctx, bundled_subset(500, 200), &config, |_| steps += 1).unwrap_err();
     assert!(err.to_string().contains("linear probe"), "{err}");
     assert_eq!(steps, 0, "nothing trained");
+}
+
+/// The command line says so too, naming the flag's purpose.
+#[test]
+fn the_cli_refuses_a_probe_without_an_encoder() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let err = common::cli::fails(&[
+        "compare", "--model", "mlp", "--probe", "--seeds", "1", "--steps", "1", "--out", out,
+    ]);
+    assert!(err.contains("linear probe"), "{err}");
 }
