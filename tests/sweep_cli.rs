@@ -35,12 +35,17 @@ fn lines(path: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Per optimizer, the rate with the lowest mean validation loss over its runs.
+/// Per optimizer, the rate of its grid with the lowest mean validation loss over
+/// its runs (a drop-in run outside the grid does not count).
 fn argmin_of_runs(v: &serde_json::Value) -> BTreeMap<String, f64> {
     let mut sums: BTreeMap<(String, u64), (f64, f64, usize)> = BTreeMap::new();
     for r in v["runs"].as_array().unwrap() {
         let lr = r["lr"].as_f64().unwrap();
-        let key = (r["optimizer"].as_str().unwrap().to_string(), lr.to_bits());
+        let optimizer = r["optimizer"].as_str().unwrap();
+        if !v["lrs"][optimizer].as_array().unwrap().contains(&r["lr"]) {
+            continue;
+        }
+        let key = (optimizer.to_string(), lr.to_bits());
         let e = sums.entry(key).or_insert((lr, 0.0, 0));
         e.1 += r["val_loss"].as_f64().unwrap();
         e.2 += 1;
@@ -93,6 +98,35 @@ fn sweep_json_has_the_issue_shape_and_tunes_by_validation_loss() {
     }
     assert_eq!(lines(&dir.path().join("runs.jsonl")).len(), 8);
     assert_eq!(lines(&dir.path().join("grid.csv")).len(), 9);
+}
+
+#[test]
+fn a_pair_with_different_grids_runs_the_cautious_one_at_the_base_rate_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let v = json(&succeeds(&tiny(out, &["--pair", "adamw,c-lion", "--json"])));
+    let grid = |o: &str| v["lrs"][o].as_array().unwrap().clone();
+    assert_eq!(grid("adamw").len(), 5);
+    assert_eq!(grid("c-lion").len(), 5);
+    let tuned: BTreeMap<String, f64> = serde_json::from_value(v["tuned_lr"].clone()).unwrap();
+    assert_eq!(tuned, argmin_of_runs(&v));
+    let base_lr = serde_json::json!(tuned["adamw"]);
+    assert!(
+        !grid("c-lion").contains(&base_lr),
+        "the preset rates of AdamW and Lion differ, so the grids do"
+    );
+    let drop_in: Vec<_> = v["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["optimizer"] == "c-lion" && r["lr"] == base_lr)
+        .map(|r| r["seed"].as_u64().unwrap())
+        .collect();
+    assert_eq!(drop_in, [0, 1], "one drop-in run per seed");
+    assert_eq!(v["runs"].as_array().unwrap().len(), 2 * 5 * 2 + 2);
+    assert_eq!(v["speedup_at_base_lr"]["lr"], base_lr);
+    assert_eq!(v["speedup_at_base_lr"]["base_lr"], base_lr);
+    assert_eq!(lines(&dir.path().join("runs.jsonl")).len(), 22);
 }
 
 #[test]

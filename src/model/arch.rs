@@ -157,6 +157,12 @@ pub trait Architecture: fmt::Debug + Send + Sync {
     }
 }
 
+/// The typed error of an inconsistent model configuration: `model` as the docs name
+/// it, the whole configuration, and `why` it is refused.
+pub(crate) fn config_error(model: &str, config: &impl fmt::Debug, why: impl fmt::Display) -> Error {
+    Error::InvalidConfig(format!("{model} configuration {config:?}: {why}"))
+}
+
 /// `weight` and `bias` of a `torch.nn.Linear(fan_in, out)` with PyTorch's default
 /// initialization.
 pub(crate) fn torch_linear(prefix: &str, fan_in: usize, out: usize) -> [ParamSpec; 2] {

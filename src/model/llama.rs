@@ -1,8 +1,8 @@
 //! [`Llama`]: a LLaMA-style causal language model in the layout of Hugging Face's
 //! `LlamaForCausalLM`.
 
-use crate::error::{Error, Result};
-use crate::model::arch::{Architecture, InputKind, ParamSpec};
+use crate::error::Result;
+use crate::model::arch::{Architecture, InputKind, ParamSpec, config_error};
 use crate::model::init::Init;
 use crate::nn::{GraphBuilder, Var};
 
@@ -95,11 +95,7 @@ impl Llama {
 
     /// Checks the configuration, naming what is inconsistent.
     fn validate(&self) -> Result<()> {
-        let bad = |why: &str| {
-            Err(Error::InvalidConfig(format!(
-                "LLaMA configuration {self:?}: {why}"
-            )))
-        };
+        let bad = |why: &str| Err(config_error("LLaMA", self, why));
         let sizes = [
             self.vocab,
             self.context,

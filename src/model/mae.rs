@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::arch::{
-    Architecture, MaskVars, Masking, ParamSpec, Reconstruction, Task, linear,
+    Architecture, MaskVars, Masking, ParamSpec, Reconstruction, Task, config_error, linear,
 };
 use crate::model::init::Init;
 use crate::model::vit::{apply_layer_norm, block, block_params, layer_norm};
@@ -202,11 +202,7 @@ impl Mae {
 
     /// Checks the configuration, naming what is inconsistent.
     fn validate(&self) -> Result<()> {
-        let bad = |why: String| {
-            Err(Error::InvalidConfig(format!(
-                "MAE configuration {self:?}: {why}"
-            )))
-        };
+        let bad = |why: String| Err(config_error("MAE", self, why));
         let sizes = [
             self.channels,
             self.image_size,
@@ -246,11 +242,7 @@ impl Mae {
 
     /// Checks the MLP and mask ratios and the normalized targets.
     fn validate_ratios(&self) -> Result<()> {
-        let bad = |why: String| {
-            Err(Error::InvalidConfig(format!(
-                "MAE configuration {self:?}: {why}"
-            )))
-        };
+        let bad = |why: String| Err(config_error("MAE", self, why));
         let hidden = |w: usize| w as f64 * self.mlp_ratio;
         if !(self.mlp_ratio.is_finite() && hidden(self.dim.min(self.decoder_dim)) >= 1.0)
             || hidden(self.dim.max(self.decoder_dim)) > u32::MAX as f64

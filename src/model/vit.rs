@@ -1,7 +1,7 @@
 //! [`Vit`]: a vision transformer in the layout of timm's `VisionTransformer`.
 
-use crate::error::{Error, Result};
-use crate::model::arch::{Architecture, ParamSpec, linear, torch_linear};
+use crate::error::Result;
+use crate::model::arch::{Architecture, ParamSpec, config_error, linear, torch_linear};
 use crate::model::init::Init;
 use crate::nn::{Activation, GraphBuilder, Var};
 
@@ -95,9 +95,11 @@ impl Vit {
 
     fn validate(&self) -> Result<()> {
         if self.depth > MAX_DEPTH || self.largest_tensor().is_none() {
-            return Err(Error::InvalidConfig(format!(
-                "ViT configuration {self:?}: at most {MAX_DEPTH} blocks, and every tensor's size must fit in 64 bits"
-            )));
+            return Err(config_error(
+                "ViT",
+                self,
+                format!("at most {MAX_DEPTH} blocks, and every tensor's size must fit in 64 bits"),
+            ));
         }
         let ok = self.channels > 0
             && self.patch > 0
@@ -111,9 +113,11 @@ impl Vit {
         if ok {
             Ok(())
         } else {
-            Err(Error::InvalidConfig(format!(
-                "ViT configuration {self:?}: sizes must be positive, the patch must divide the image and the heads the width"
-            )))
+            Err(config_error(
+                "ViT",
+                self,
+                "sizes must be positive, the patch must divide the image and the heads the width",
+            ))
         }
     }
 }

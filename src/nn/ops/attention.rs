@@ -28,14 +28,14 @@
 //! variable feeds several parts the first part's [`GradMode`] (the graph gives the
 //! first slot the overwrite) is applied first.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::nn::bindings::{D_OUT, D_QKV, D_SCORES, Family, K, OUT, PROBS, Q, V, uniform_block};
 use crate::nn::dispatch::Dispatch;
 use crate::nn::graph::{GraphBuilder, Var};
 use crate::nn::modules::Kernel;
 use crate::nn::ops::matmul::{Dims, Product, View};
 use crate::nn::ops::softmax::{softmax_backward, softmax_forward};
-use crate::nn::ops::{CompileCx, Compiled, GradMode, Modes, Op};
+use crate::nn::ops::{CompileCx, Compiled, GradMode, Modes, Op, reject_shape};
 use crate::nn::tensor::{DType, Tensor};
 
 /// Longest sequence that runs through the fused kernels. Each invocation of the
@@ -111,19 +111,19 @@ impl Attention {
     /// Attention on one packed `qkv` `[batch, tokens, 3 * dim]`, not causal.
     pub fn packed(g: &GraphBuilder, qkv: Var, heads: usize) -> Result<(Self, Vec<usize>)> {
         let s = g.shape(qkv);
-        if g.dtype(qkv) != DType::F32
-            || s.len() != 3
-            || !s[2].is_multiple_of(3)
-            || heads == 0
-            || !(s[2] / 3).is_multiple_of(heads)
-        {
-            return Err(Error::shape(
-                "attention",
+        reject_shape(
+            g.dtype(qkv) != DType::F32
+                || s.len() != 3
+                || !s[2].is_multiple_of(3)
+                || heads == 0
+                || !(s[2] / 3).is_multiple_of(heads),
+            "attention",
+            || {
                 format!(
                     "qkv {s:?} must be f32 [batch, tokens, 3 * dim] with dim divisible by {heads} heads"
-                ),
-            ));
-        }
+                )
+            },
+        )?;
         Ok(Self::sized(vec![qkv], [s[0], s[1], s[2] / 3], heads, false))
     }
 
@@ -136,20 +136,20 @@ impl Attention {
     ) -> Result<(Self, Vec<usize>)> {
         let s = g.shape(q).to_vec();
         let fits = |x: Var| g.dtype(x) == DType::F32 && g.shape(x) == s;
-        if !(fits(q) && fits(k) && fits(v))
-            || s.len() != 3
-            || heads == 0
-            || !s[2].is_multiple_of(heads)
-        {
-            return Err(Error::shape(
-                "causal_attention",
+        reject_shape(
+            !(fits(q) && fits(k) && fits(v))
+                || s.len() != 3
+                || heads == 0
+                || !s[2].is_multiple_of(heads),
+            "causal_attention",
+            || {
                 format!(
                     "q {s:?}, k {:?}, v {:?} must be f32 [batch, tokens, dim] alike with dim divisible by {heads} heads",
                     g.shape(k),
                     g.shape(v)
-                ),
-            ));
-        }
+                )
+            },
+        )?;
         Ok(Self::sized(
             vec![q, k, v],
             [s[0], s[1], s[2]],

@@ -2,12 +2,12 @@
 //! broadcast adds ([`add`]: residual, bias and position embedding), plus the broadcast
 //! gradient other ops share.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::nn::bindings::{DY, Family, OTHER, OUT, X, uniform_block};
 use crate::nn::dispatch::Dispatch;
 use crate::nn::graph::{Activation, GraphBuilder, Var};
 use crate::nn::modules::Kernel;
-use crate::nn::ops::{CompileCx, GradMode, Plan, PlanOp, check_f32};
+use crate::nn::ops::{CompileCx, GradMode, Plan, PlanOp, check_f32, reject_shape};
 use crate::nn::tensor::{DType, Tensor, numel};
 
 uniform_block! {
@@ -57,9 +57,11 @@ pub(crate) fn pointwise(
     x: Var,
     kind: Activation,
 ) -> Result<(PlanOp, Vec<usize>)> {
-    if g.dtype(x) != DType::F32 {
-        return Err(Error::shape("activation", "input must be an f32 tensor"));
-    }
+    reject_shape(
+        g.dtype(x) != DType::F32,
+        "activation",
+        || "input must be an f32 tensor",
+    )?;
     let plan = Plan::new(Kernel::ActivationForward, &[Kernel::ActivationBackward]);
     let mode = kind.code();
     let op = PlanOp::new(vec![x], plan, move |t: &Tensor, grad: GradMode| {
@@ -77,12 +79,11 @@ pub(crate) fn add(g: &GraphBuilder, a: Var, b: Var) -> Result<(PlanOp, Vec<usize
     let (sa, sb) = (g.shape(a), g.shape(b));
     let first = sb.iter().position(|&d| d != 1).unwrap_or(sb.len());
     let trailing = &sb[first..];
-    if trailing.len() > sa.len() || sa[sa.len() - trailing.len()..] != *trailing {
-        return Err(Error::shape(
-            "add",
-            format!("{sb:?} does not broadcast to {sa:?}"),
-        ));
-    }
+    reject_shape(
+        trailing.len() > sa.len() || sa[sa.len() - trailing.len()..] != *trailing,
+        "add",
+        || format!("{sb:?} does not broadcast to {sa:?}"),
+    )?;
     let plan = Plan::new(Kernel::AddForward, &[Kernel::Accumulate, Kernel::SumRows]);
     let (len, period) = (numel(sa) as u32, numel(trailing) as u32);
     let op = PlanOp::new(vec![a, b], plan, move |t: &Tensor, grad: GradMode| {
@@ -96,12 +97,9 @@ pub(crate) fn add(g: &GraphBuilder, a: Var, b: Var) -> Result<(PlanOp, Vec<usize
 pub(crate) fn silu_gate(g: &GraphBuilder, gate: Var, up: Var) -> Result<(PlanOp, Vec<usize>)> {
     check_f32(g, "silu_gate", &[gate, up])?;
     let (sg, su) = (g.shape(gate), g.shape(up));
-    if sg != su {
-        return Err(Error::shape(
-            "silu_gate",
-            format!("gate {sg:?} and up {su:?} must be tensors of one shape"),
-        ));
-    }
+    reject_shape(sg != su, "silu_gate", || {
+        format!("gate {sg:?} and up {su:?} must be tensors of one shape")
+    })?;
     let plan = Plan::new(
         Kernel::SiluGateForward,
         &[Kernel::SiluGateBackwardGate, Kernel::SiluGateBackwardUp],

@@ -10,11 +10,11 @@
 //! thousands makes the list building (one serial scan of all tokens per row) the
 //! bottleneck, and would want a parallel sort of the ids instead.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::nn::bindings::{DWEIGHT, DY, Family, IDS, OUT, TOKEN_INDEX, WEIGHT, uniform_block};
 use crate::nn::graph::{GraphBuilder, Var};
 use crate::nn::modules::Kernel;
-use crate::nn::ops::{CompileCx, Compiled, Modes, Op};
+use crate::nn::ops::{CompileCx, Compiled, Modes, Op, reject_shape};
 use crate::nn::tensor::{DType, numel};
 
 uniform_block! {
@@ -49,12 +49,11 @@ impl Embedding {
     /// Checks that the table is f32 `[vocab, dim]` and the ids u32.
     pub fn new(g: &GraphBuilder, table: Var, ids: Var) -> Result<(Self, Vec<usize>)> {
         let (st, si) = (g.shape(table), g.shape(ids));
-        if g.dtype(table) != DType::F32 || g.dtype(ids) != DType::U32 || st.len() != 2 {
-            return Err(Error::shape(
-                "embedding",
-                format!("table {st:?} must be f32 [vocab, dim] and ids {si:?} u32"),
-            ));
-        }
+        reject_shape(
+            g.dtype(table) != DType::F32 || g.dtype(ids) != DType::U32 || st.len() != 2,
+            "embedding",
+            || format!("table {st:?} must be f32 [vocab, dim] and ids {si:?} u32"),
+        )?;
         let mut shape = si.to_vec();
         shape.push(st[1]);
         let op = Self {

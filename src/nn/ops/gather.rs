@@ -3,13 +3,13 @@
 //! order with a learned mask token at the removed positions (`ids_restore`). Kernels
 //! in `nn_tokens.wgsl`; both backward passes are deterministic (no atomics).
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::nn::bindings::{DY, IDS, OTHER, OUT, X};
 use crate::nn::graph::{GraphBuilder, Var};
 use crate::nn::modules::Kernel;
 use crate::nn::ops::check_f32;
 use crate::nn::ops::tokens::TokParams;
-use crate::nn::ops::{CompileCx, Compiled, GradMode, Modes, Op};
+use crate::nn::ops::{CompileCx, Compiled, GradMode, Modes, Op, reject_shape};
 use crate::nn::tensor::{DType, numel};
 
 /// `x [B, S, D]` gathered by `ids [B, T]` (u32) into `[B, T, D]`; with a fill token
@@ -37,21 +37,17 @@ impl GatherTokens {
     ) -> Result<(Self, Vec<usize>)> {
         check_f32(g, op, &[x])?;
         let (sx, si) = (g.shape(x), g.shape(ids));
-        if sx.len() != 3 || g.dtype(ids) != DType::U32 || si.len() != 2 || si[0] != sx[0] {
-            return Err(Error::shape(
-                op,
-                format!("tokens {sx:?} (f32 [batch, n, dim]) and ids {si:?} (u32 [batch, m])"),
-            ));
-        }
+        reject_shape(
+            sx.len() != 3 || g.dtype(ids) != DType::U32 || si.len() != 2 || si[0] != sx[0],
+            op,
+            || format!("tokens {sx:?} (f32 [batch, n, dim]) and ids {si:?} (u32 [batch, m])"),
+        )?;
         if let Some(f) = fill {
             check_f32(g, op, &[f])?;
             let sf = g.shape(f);
-            if sf.last() != Some(&sx[2]) || numel(sf) != sx[2] {
-                return Err(Error::shape(
-                    op,
-                    format!("mask token {sf:?} does not fit tokens {sx:?} (needs [dim])"),
-                ));
-            }
+            reject_shape(sf.last() != Some(&sx[2]) || numel(sf) != sx[2], op, || {
+                format!("mask token {sf:?} does not fit tokens {sx:?} (needs [dim])")
+            })?;
         }
         let params = TokParams {
             batch: sx[0] as u32,

@@ -8,7 +8,7 @@ use crate::nn::bindings::{
 use crate::nn::dispatch::Dispatch;
 use crate::nn::graph::{GraphBuilder, Var};
 use crate::nn::modules::Kernel;
-use crate::nn::ops::{CompileCx, Compiled, GradMode, Modes, Op, wanted};
+use crate::nn::ops::{CompileCx, Compiled, GradMode, Modes, Op, reject_shape, wanted};
 use crate::nn::tensor::{DType, Tensor, numel};
 
 uniform_block! {
@@ -43,15 +43,13 @@ fn norm_rows(
     let sx = g.shape(x);
     let dim = *sx.last().unwrap_or(&0);
     let bad_param = |&v: &Var| g.dtype(v) != DType::F32 || g.shape(v) != [dim];
-    if g.dtype(x) != DType::F32 || dim == 0 || params.iter().any(bad_param) {
+    let bad_input = g.dtype(x) != DType::F32 || dim == 0;
+    reject_shape(bad_input || params.iter().any(bad_param), op, || {
         let got: Vec<&[usize]> = params.iter().map(|&v| g.shape(v)).collect();
-        return Err(Error::shape(
-            op,
-            format!(
-                "input {sx:?} (f32, last dimension at least 1) needs f32 parameters of shape [{dim}], got {got:?}"
-            ),
-        ));
-    }
+        format!(
+            "input {sx:?} (f32, last dimension at least 1) needs f32 parameters of shape [{dim}], got {got:?}"
+        )
+    })?;
     if eps.is_nan() || eps <= 0.0 {
         return Err(Error::InvalidConfig(format!(
             "{op} eps {eps} must be positive"

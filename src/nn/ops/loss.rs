@@ -1,11 +1,11 @@
 //! Softmax cross-entropy from logits ([`CrossEntropy`], mean over the batch) and the
 //! number of correct predictions ([`CorrectCount`]).
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::nn::bindings::{DLOSS, DX, Family, LABELS, MASK, OUT, ROWS, TARGET, X, uniform_block};
 use crate::nn::graph::{GraphBuilder, Var};
 use crate::nn::modules::Kernel;
-use crate::nn::ops::{CompileCx, Compiled, Modes, Op};
+use crate::nn::ops::{CompileCx, Compiled, Modes, Op, reject_shape};
 use crate::nn::tensor::{DType, Tensor, numel};
 
 uniform_block! {
@@ -67,17 +67,15 @@ impl<const COUNT_CORRECT: bool> LabelledLogits<COUNT_CORRECT> {
             false => "cross_entropy",
         };
         let (sl, sy) = (g.shape(logits), g.shape(labels));
-        if g.dtype(logits) != DType::F32
-            || g.dtype(labels) != DType::U32
-            || sl.len() < 2
-            || sy != &sl[..sl.len() - 1]
-            || sl[sl.len() - 1] == 0
-        {
-            return Err(Error::shape(
-                op,
-                format!("logits {sl:?} (f32 [..., classes]) and labels {sy:?} (u32 [...])"),
-            ));
-        }
+        reject_shape(
+            g.dtype(logits) != DType::F32
+                || g.dtype(labels) != DType::U32
+                || sl.len() < 2
+                || sy != &sl[..sl.len() - 1]
+                || sl[sl.len() - 1] == 0,
+            op,
+            || format!("logits {sl:?} (f32 [..., classes]) and labels {sy:?} (u32 [...])"),
+        )?;
         let op = Self {
             logits,
             labels,

@@ -7,7 +7,7 @@ use crate::nn::bindings::{DLOSS, DX, MASK, OUT, ROWS, TARGET, X};
 use crate::nn::graph::{GraphBuilder, Var};
 use crate::nn::modules::Kernel;
 use crate::nn::ops::loss::LossParams;
-use crate::nn::ops::{CompileCx, Compiled, Modes, Op};
+use crate::nn::ops::{CompileCx, Compiled, Modes, Op, reject_shape};
 use crate::nn::tensor::DType;
 
 /// The per-row scratch entries of `nn_loss.wgsl` (`MSE_STRIDE`), plus one for the
@@ -42,15 +42,16 @@ impl MaskedMse {
                 format!("pred {sp:?} and target {st:?} must be f32 of one shape [..., patch]"),
             ));
         };
-        if sm != leading || features < 1 + norm_target as usize {
-            return Err(Error::shape(
-                "masked_mse",
+        reject_shape(
+            sm != leading || features < 1 + norm_target as usize,
+            "masked_mse",
+            || {
                 format!(
                     "mask {sm:?} must be f32 {leading:?}, and patches of {features} \
                      values need at least 2 to be normalized"
-                ),
-            ));
-        }
+                )
+            },
+        )?;
         let params = LossParams {
             norm_target: norm_target as u32,
             ..LossParams::new(leading.iter().product(), features)

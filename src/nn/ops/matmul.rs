@@ -8,7 +8,7 @@ use crate::nn::dispatch::Dispatch;
 use crate::nn::graph::{GraphBuilder, Var};
 use crate::nn::modules::Kernel;
 use crate::nn::ops::elementwise::sum_rows;
-use crate::nn::ops::{CompileCx, Compiled, GradMode, Modes, Op, check_f32, wanted};
+use crate::nn::ops::{CompileCx, Compiled, GradMode, Modes, Op, check_f32, reject_shape, wanted};
 use crate::nn::tensor::{Tensor, numel};
 
 /// A strided matrix view inside a tensor, in elements: entry (i, j) of batch
@@ -265,27 +265,23 @@ impl Matmul {
         check_f32(g, "matmul", &[a, b])?;
         let (sa, sb) = (g.shape(a).to_vec(), g.shape(b).to_vec());
         let rank = sa.len();
-        if !(rank == 2 || rank == 3) || sb.len() != rank || (rank == 3 && sa[0] != sb[0]) {
-            return Err(Error::shape(
-                "matmul",
-                format!("operands {sa:?} and {sb:?} must both be 2-D, or 3-D with equal batch"),
-            ));
-        }
+        reject_shape(
+            !(rank == 2 || rank == 3) || sb.len() != rank || (rank == 3 && sa[0] != sb[0]),
+            "matmul",
+            || format!("operands {sa:?} and {sb:?} must both be 2-D, or 3-D with equal batch"),
+        )?;
         let batch = if rank == 3 { sa[0] } else { 1 };
         let (ar, ac) = (sa[rank - 2], sa[rank - 1]);
         let (br, bc) = (sb[rank - 2], sb[rank - 1]);
         let (m, k) = if transpose_a { (ac, ar) } else { (ar, ac) };
         let (kb, n) = if transpose_b { (bc, br) } else { (br, bc) };
-        if k != kb {
-            return Err(Error::shape(
-                "matmul",
-                format!(
-                    "inner dimensions differ: {sa:?}{} @ {sb:?}{}",
-                    if transpose_a { "^T" } else { "" },
-                    if transpose_b { "^T" } else { "" }
-                ),
-            ));
-        }
+        reject_shape(k != kb, "matmul", || {
+            format!(
+                "inner dimensions differ: {sa:?}{} @ {sb:?}{}",
+                if transpose_a { "^T" } else { "" },
+                if transpose_b { "^T" } else { "" }
+            )
+        })?;
         let mut shape = if rank == 3 { vec![batch] } else { vec![] };
         shape.extend([m, n]);
         let dims = Dims {
@@ -381,19 +377,15 @@ impl Linear {
         let in_features = *sx.last().unwrap_or(&0);
         // A Conv2d patch-embedding weight [out, c, p, p] is read as [out, c * p * p].
         let out_features = sw.first().copied().unwrap_or(0);
-        if sx.len() < 2 || sw.len() < 2 || numel(&sw[1..]) != in_features {
-            return Err(Error::shape(
-                "linear",
-                format!("input {sx:?} does not fit weight {sw:?} (expected [out, {in_features}])"),
-            ));
-        }
-        if let Some(b) = bias
-            && g.shape(b) != [out_features]
-        {
-            return Err(Error::shape(
-                "linear",
-                format!("bias {:?} for {out_features} outputs", g.shape(b)),
-            ));
+        reject_shape(
+            sx.len() < 2 || sw.len() < 2 || numel(&sw[1..]) != in_features,
+            "linear",
+            || format!("input {sx:?} does not fit weight {sw:?} (expected [out, {in_features}])"),
+        )?;
+        if let Some(b) = bias {
+            reject_shape(g.shape(b) != [out_features], "linear", || {
+                format!("bias {:?} for {out_features} outputs", g.shape(b))
+            })?;
         }
         let mut shape = sx[..sx.len() - 1].to_vec();
         shape.push(out_features);

@@ -292,9 +292,20 @@ impl CompileCx<'_> {
 
 /// A typed shape error of `op` unless every one of `vars` is an f32 tensor.
 pub(super) fn check_f32(g: &GraphBuilder, op: &str, vars: &[Var]) -> Result<()> {
-    match vars.iter().all(|&v| g.dtype(v) == DType::F32) {
-        true => Ok(()),
-        false => Err(Error::shape(op, "operands must be f32 tensors")),
+    let all_f32 = vars.iter().all(|&v| g.dtype(v) == DType::F32);
+    reject_shape(!all_f32, op, || "operands must be f32 tensors")
+}
+
+/// A typed shape error of `op` when `bad` holds, its message written by `detail`
+/// (only then).
+pub(super) fn reject_shape<D: Into<String>>(
+    bad: bool,
+    op: &str,
+    detail: impl FnOnce() -> D,
+) -> Result<()> {
+    match bad {
+        true => Err(Error::shape(op, detail())),
+        false => Ok(()),
     }
 }
 

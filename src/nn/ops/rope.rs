@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::nn::bindings::{COS_SIN, DY, Family, OUT, X, uniform_block};
 use crate::nn::graph::{GraphBuilder, Var};
 use crate::nn::modules::Kernel;
-use crate::nn::ops::{CompileCx, Compiled, GradMode, Modes, Op};
+use crate::nn::ops::{CompileCx, Compiled, GradMode, Modes, Op, reject_shape};
 use crate::nn::tensor::DType;
 
 uniform_block! {
@@ -82,14 +82,11 @@ impl Rope {
             && s[2].is_multiple_of(heads)
             && (s[2] / heads).is_multiple_of(2)
             && s[2] > 0;
-        if !fits {
-            return Err(Error::shape(
-                "rope",
-                format!(
-                    "x {s:?} must be f32 [batch, tokens, dim] with dim split by {heads} heads into an even, nonzero head dimension"
-                ),
-            ));
-        }
+        reject_shape(!fits, "rope", || {
+            format!(
+                "x {s:?} must be f32 [batch, tokens, dim] with dim split by {heads} heads into an even, nonzero head dimension"
+            )
+        })?;
         if !(theta.is_finite() && theta > 0.0) {
             return Err(Error::InvalidConfig(format!(
                 "rope theta {theta} must be positive and finite"

@@ -1,11 +1,11 @@
 //! Softmax over the last dimension (attention probabilities, class probabilities).
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::nn::bindings::{DX, DY, Family, X, Y, uniform_block};
 use crate::nn::dispatch::Dispatch;
 use crate::nn::graph::{GraphBuilder, Var};
 use crate::nn::modules::Kernel;
-use crate::nn::ops::{CompileCx, GradMode, Plan, PlanOp};
+use crate::nn::ops::{CompileCx, GradMode, Plan, PlanOp, reject_shape};
 use crate::nn::tensor::{DType, Tensor};
 
 uniform_block! {
@@ -71,9 +71,11 @@ pub(crate) fn softmax_backward(
 
 /// Softmax over the last dimension.
 pub(crate) fn softmax(g: &GraphBuilder, x: Var) -> Result<(PlanOp, Vec<usize>)> {
-    if g.dtype(x) != DType::F32 {
-        return Err(Error::shape("softmax", "input must be an f32 tensor"));
-    }
+    reject_shape(
+        g.dtype(x) != DType::F32,
+        "softmax",
+        || "input must be an f32 tensor",
+    )?;
     let dim = *g.shape(x).last().unwrap_or(&0);
     let plan = Plan::new(Kernel::SoftmaxForward, &[Kernel::SoftmaxBackward]);
     let op = PlanOp::new(vec![x], plan, move |t: &Tensor, mode| {

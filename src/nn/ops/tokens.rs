@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::nn::bindings::{DY, Family, IDS, OTHER, OUT, X, uniform_block};
 use crate::nn::graph::{GraphBuilder, Var};
 use crate::nn::modules::Kernel;
-use crate::nn::ops::{GradMode, Plan, PlanOp, check_f32};
+use crate::nn::ops::{GradMode, Plan, PlanOp, check_f32, reject_shape};
 use crate::nn::tensor::{Tensor, numel};
 
 uniform_block! {
@@ -58,14 +58,15 @@ pub(crate) fn patchify(
 ) -> Result<(PlanOp, Vec<usize>)> {
     check_f32(g, "patchify", &[images])?;
     let s = g.shape(images);
-    if s.len() != 4 || patch == 0 || !s[2].is_multiple_of(patch) || !s[3].is_multiple_of(patch) {
-        return Err(Error::shape(
-            "patchify",
+    reject_shape(
+        s.len() != 4 || patch == 0 || !s[2].is_multiple_of(patch) || !s[3].is_multiple_of(patch),
+        "patchify",
+        || {
             format!(
                 "images {s:?} must be [batch, channels, height, width] divisible by patch {patch}"
-            ),
-        ));
-    }
+            )
+        },
+    )?;
     let (b, c, h, w) = (s[0], s[1], s[2], s[3]);
     let tokens = (h / patch) * (w / patch);
     let dim = c * patch * patch;
@@ -89,12 +90,11 @@ pub(crate) fn prepend(g: &GraphBuilder, tokens: Var, token: Var) -> Result<(Plan
     check_f32(g, "prepend_token", &[tokens, token])?;
     let (s, st) = (g.shape(tokens), g.shape(token));
     let dim = *s.last().unwrap_or(&0);
-    if s.len() != 3 || st.last() != Some(&dim) || numel(st) != dim {
-        return Err(Error::shape(
-            "prepend_token",
-            format!("token {st:?} does not fit tokens {s:?} ([batch, n, dim] and [dim])"),
-        ));
-    }
+    reject_shape(
+        s.len() != 3 || st.last() != Some(&dim) || numel(st) != dim,
+        "prepend_token",
+        || format!("token {st:?} does not fit tokens {s:?} ([batch, n, dim] and [dim])"),
+    )?;
     let plan = Plan::new(
         Kernel::PrependForward,
         &[Kernel::PrependBackwardTokens, Kernel::PrependBackwardToken],
@@ -122,12 +122,9 @@ pub(crate) enum PoolMode {
 pub(crate) fn pool(g: &GraphBuilder, x: Var, mode: PoolMode) -> Result<(PlanOp, Vec<usize>)> {
     check_f32(g, "pool", &[x])?;
     let s = g.shape(x);
-    if s.len() != 3 {
-        return Err(Error::shape(
-            "pool",
-            format!("input {s:?} must be [batch, n, dim]"),
-        ));
-    }
+    reject_shape(s.len() != 3, "pool", || {
+        format!("input {s:?} must be [batch, n, dim]")
+    })?;
     let (mode, index) = match mode {
         PoolMode::Mean => (0, 0),
         PoolMode::Select(i) if i < s[1] => (1, i),
