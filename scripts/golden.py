@@ -76,15 +76,16 @@ TOL = 1e-6
 TORCH_EPS_STYLE = "torch: den = sqrt(v)/sqrt(bc2) + eps; p -= (lr/bc1) * m/den"
 
 
-def make_inputs():
-    """Initial params and per-step gradients, identical for every case."""
-    torch.manual_seed(SEED)
-    init = [torch.randn(s, dtype=torch.float32) for s in SHAPES]
+def make_inputs(seed=SEED, shapes=SHAPES, grad_scales=GRAD_SCALES, steps=STEPS):
+    """Initial params and per-step gradients, identical for every case (other
+    scripts pass their own seed, shapes, scales and steps)."""
+    torch.manual_seed(seed)
+    init = [torch.randn(s, dtype=torch.float32) for s in shapes]
     grads = []  # grads[s-1][i]
-    for s in range(1, STEPS + 1):
+    for s in range(1, steps + 1):
         gs = []
-        for i, shape in enumerate(SHAPES):
-            g = torch.randn(shape, dtype=torch.float32) * GRAD_SCALES[i]
+        for i, shape in enumerate(shapes):
+            g = torch.randn(shape, dtype=torch.float32) * grad_scales[i]
             if s == ZERO_GRAD_STEP and i == ZERO_GRAD_TENSOR:
                 g = torch.zeros_like(g)
             gs.append(g)

@@ -6,9 +6,12 @@
 //! [`Normalization::NumelOverCountPlusOne`] is C-Optim's C-Lion and pytorch_optimizer's
 //! `Lion(cautious=True)`; SGD + caution is timm `csgdw`.
 
+pub mod adafactor_reference;
 mod algorithms;
+pub mod axis_means;
 mod bindings;
 mod config;
+pub mod factored;
 mod gpu_types;
 mod inputs;
 pub mod kernels;
