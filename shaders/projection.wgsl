@@ -67,6 +67,11 @@ fn project(k: Coefs, p: vec4<f32>, g: vec4<f32>, u: vec4<f32>) -> Projected {
     return Projected(u - p * k.ku, g - p * k.kg, k.view, k.k2);
 }
 
+// Round 2 sums terms only where the tensor projects.
+fn masked_terms_used(c: StepContext) -> bool {
+    return c.segment_flag != PROJECT_NONE;
+}
+
 // Round 2's terms: the mask's count, and p.(u_perp a) where the tensor projects (the
 // parameters are read only there).
 fn masked_terms(at: At, g: vec4<f32>, valid: vec4<bool>, c: StepContext) -> MaskedTerms {

@@ -38,6 +38,10 @@
 //       discarded)
 //   masked_terms(at, g, valid, c: StepContext) -> MaskedTerms
 //       round 2: the lanes' terms and how many valid lanes agree
+//   masked_terms_used(c: StepContext) -> bool
+//       round 2: whether the piece's terms are summed (false: only its count is
+//       needed, the piece's sums stay zero); the same for the whole piece, so that
+//       the vec4 loop branches uniformly
 // Generated constants (u32): MAX_PIECES, PIECE_BATCH (pieces summed by one workgroup
 // tree: PIECE_BATCH * WG_SIZE vec4s of workgroup memory). `partials` is declared by
 // optim_step.wgsl.
@@ -138,14 +142,19 @@ fn piece_share(m: MeasuringBlock, span: Span, c: StepContext, lid: u32, masked: 
     var acc = mat4x4<f32>();
     var agree = 0u;
     let steps = span_steps(span, lid);
+    let with_terms = !masked || masked_terms_used(c);
     for (var k = steps.x; k < steps.y; k++) {
         let lane = span_lane(m.blk, k, lid, span);
-        let g = step_grad(lane, lane_grad(lane) * m.clip, c);
         if masked {
+            // Round 1 has flagged the non-finite gradients: a plain load.
+            let g = step_grad(lane, load_grad(lane.at.grad, lane.valid) * m.clip, c);
             let mt = masked_terms(lane.at, g, lane.valid, c);
             agree += mt.agree;
-            acc += valid_terms(mt.terms, lane.valid);
+            if with_terms {
+                acc += valid_terms(mt.terms, lane.valid);
+            }
         } else {
+            let g = step_grad(lane, lane_grad(lane) * m.clip, c);
             acc += valid_terms(segment_terms(lane.at, g, lane.valid, c), lane.valid);
         }
     }

@@ -12,7 +12,6 @@ use coptim::optim::{
 };
 use coptim::stream::StreamShape;
 use coptim::{GpuContext, ParamStore, TensorId};
-use safetensors::SafeTensors;
 
 /// Per tensor, max |coptim - torch| / max |torch| over every step. Both sides are f32;
 /// torch's CPU kernels fuse some multiply-adds and compute bias corrections in f64,
@@ -37,15 +36,7 @@ fn golden_dir() -> String {
 
 fn load(name: &str) -> Case {
     let path = format!("{}/{name}.safetensors", golden_dir());
-    let bytes = std::fs::read(&path).unwrap();
-    let (_, metadata) = SafeTensors::read_metadata(&bytes).unwrap();
-    let meta = metadata.metadata().clone().unwrap_or_default();
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    let tensors = st
-        .tensors()
-        .into_iter()
-        .map(|(n, v)| (n, bytemuck::pod_collect_to_vec::<u8, f32>(v.data())))
-        .collect();
+    let (meta, tensors) = common::read_safetensors::<f32>(&path);
     let shapes: Vec<Vec<usize>> = serde_json::from_str(&meta["shapes"]).unwrap();
     Case {
         name: name.into(),

@@ -88,24 +88,22 @@ fn stack(
     x
 }
 
-/// MAE's loss in f64, written from the reference's forward pass (not from coptim's
-/// graph): patch embedding plus the sin-cos table, the kept patches, the class
-/// token, the encoder, the decoder sequence with mask tokens, the decoder, the
-/// prediction with the class row dropped, the loss over removed patches.
-fn reference_loss(cfg: &Mae, p: &Params, images: &[f64], masks: &PatchMasks) -> f64 {
-    let (n, d, dd, pl) = (cfg.num_patches(), cfg.dim, cfg.decoder_dim, cfg.patch_len());
-    let (b, k, s) = (masks.rows(), cfg.kept_patches(), cfg.image_size);
+/// MAE's `forward_encoder` in f64, written from the reference (not from coptim's
+/// graph): patch embedding plus the sin-cos table, the `k` patches per image `keep`
+/// names, the class token, the blocks and the final norm: `[batch, k + 1, dim]`.
+fn reference_encoder(cfg: &Mae, p: &Params, images: &[f64], keep: &[u32], k: usize) -> Vec<f64> {
+    let (n, d, s) = (cfg.num_patches(), cfg.dim, cfg.image_size);
+    let b = keep.len() / k;
     let patches = reference::patchify(images, [b, cfg.channels, s, s], cfg.patch);
-    let mut x = lin(&patches, p, "patch_embed.proj", pl, d);
+    let mut x = lin(&patches, p, "patch_embed.proj", cfg.patch_len(), d);
     add_per_sample(&mut x, &cfg.pos_embed(d)[d..]);
-    let rows = masks.all();
     let g = GatherShape {
         batch: b,
         sources: n,
         tokens: k,
         dim: d,
     };
-    let x = reference::gather_tokens(&x, rows.keep, None, g);
+    let x = reference::gather_tokens(&x, keep, None, g);
     let x = reference::prepend_token(&x, &p["cls_token"], b, k);
     let enc = AttentionShape {
         batch: b,
@@ -114,7 +112,20 @@ fn reference_loss(cfg: &Mae, p: &Params, images: &[f64], masks: &PatchMasks) -> 
         heads: cfg.heads,
     };
     let x = stack(x, p, "blocks", cfg.depth, enc, cfg.mlp_ratio);
-    let x = lin(&norm(&x, p, "norm", d), p, "decoder_embed", d, dd);
+    norm(&x, p, "norm", d)
+}
+
+/// MAE's loss in f64, written from the reference's forward pass (not from coptim's
+/// graph): the encoder over the kept patches, the decoder sequence with mask tokens,
+/// the decoder, the prediction with the class row dropped, the loss over removed
+/// patches.
+fn reference_loss(cfg: &Mae, p: &Params, images: &[f64], masks: &PatchMasks) -> f64 {
+    let (n, d, dd, pl) = (cfg.num_patches(), cfg.dim, cfg.decoder_dim, cfg.patch_len());
+    let (b, k, s) = (masks.rows(), cfg.kept_patches(), cfg.image_size);
+    let patches = reference::patchify(images, [b, cfg.channels, s, s], cfg.patch);
+    let rows = masks.all();
+    let x = reference_encoder(cfg, p, images, rows.keep, k);
+    let x = lin(&x, p, "decoder_embed", d, dd);
     let g = GatherShape {
         batch: b,
         sources: k + 1,
@@ -179,6 +190,41 @@ fn loss_and_gradients_match_the_f64_reference() {
             reference_loss(&cfg, p, &images64, &masks)
         });
     }
+}
+
+/// The linear probe's features: the class token after the encoder with every patch
+/// visible, against the f64 reference's encoder given every patch as kept. Both are
+/// f64 compositions of the same reference ops, so they agree to rounding (1e-12
+/// relative: only the order of a few sums may differ).
+#[test]
+fn class_features_are_the_unmasked_encoder_s_class_token() {
+    let cfg = tiny(false);
+    let (n, d) = (cfg.num_patches(), cfg.dim);
+    let params = random_parameters(&cfg, 11);
+    let images = to_f32(&randn(&mut rng(12), 3 * 64, 1.0));
+    let got = cfg.class_features(&params, &images).unwrap();
+    let all: Vec<u32> = (0..3).flat_map(|_| 0..n as u32).collect();
+    let tokens = reference_encoder(&cfg, &params_f64(&params), &to_f64(&images), &all, n);
+    let want = reference::select_token(&tokens, 3, n + 1, d, 0);
+    assert_eq!(got.len(), 3 * d);
+    assert!(rel_err(&got, &want) < 1e-12, "{}", rel_err(&got, &want));
+    // Each image's features depend on that image only (chunks do not mix).
+    let one = cfg.class_features(&params, &images[64..128]).unwrap();
+    assert_eq!(one, got[d..2 * d]);
+
+    let partial = cfg.class_features(&params, &images[..100]).unwrap_err();
+    assert!(matches!(partial, Error::LengthMismatch { .. }), "{partial}");
+    let missing = cfg.class_features(&params[1..], &images).unwrap_err();
+    assert!(missing.to_string().contains("cls_token"), "{missing}");
+    let mut short = params.clone();
+    short
+        .iter_mut()
+        .find(|t| t.name == "norm.weight")
+        .unwrap()
+        .values
+        .pop();
+    let err = cfg.class_features(&short, &images).unwrap_err();
+    assert!(err.to_string().contains("norm.weight"), "{err}");
 }
 
 /// `Model::reconstruct` returns images whose removed patches give the evaluation's

@@ -5,27 +5,12 @@
 
 mod common;
 
+use common::model::tiny_digit_mae;
 use common::*;
-use coptim::model::Mae;
 use coptim::train::compare::{CompareConfig, compare};
 use coptim::train::reconstruction::SHOWN_IMAGES;
 use coptim::train::reconstruction_chart::{picture_size, write_reconstructions};
 use coptim::train::{ModelSpec, OptimizerKind, TrainConfig};
-
-/// Patch 7 of the 28x28 digits (16 patches, 4 kept), widths 16, one block each,
-/// normalized targets (the display un-normalizes them).
-fn tiny_mae() -> Mae {
-    Mae {
-        dim: 16,
-        depth: 1,
-        heads: 2,
-        mlp_ratio: 2.0,
-        decoder_dim: 16,
-        decoder_depth: 1,
-        decoder_heads: 2,
-        ..Mae::default()
-    }
-}
 
 /// The width and height a PNG file's header gives.
 fn png_size(bytes: &[u8]) -> (u32, u32) {
@@ -38,8 +23,8 @@ fn png_size(bytes: &[u8]) -> (u32, u32) {
 #[test]
 fn compare_draws_both_runs_reconstructions_of_the_same_masked_digits() {
     let ctx = ctx();
-    let mut run =
-        TrainConfig::for_model(ModelSpec::Mae(tiny_mae()), OptimizerKind::ADAMW).with_steps(6);
+    let mut run = TrainConfig::for_model(ModelSpec::Mae(tiny_digit_mae()), OptimizerKind::ADAMW)
+        .with_steps(6);
     run.batch_size = 32;
     run.eval_batch_size = 64;
     let config = CompareConfig::new(run, 1, "bundled-mnist (256)");

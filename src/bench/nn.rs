@@ -148,6 +148,70 @@ pub fn training_samples_per_s(ctx: &GpuContext, spec: &ModelSpec, batch: usize) 
     Ok((batch * steps) as f64 / total)
 }
 
+/// Muon's step on the parameters of one model, beside the same Newton-Schulz
+/// products timed one by one through the plain matmul bench ([`time_matmul`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct MuonTiming {
+    /// Tensors Newton-Schulz orthogonalizes.
+    pub matrices: usize,
+    /// Tensors the fallback AdamW steps.
+    pub fallback: usize,
+    /// Milliseconds per Muon step (all passes, fallback included).
+    pub step_ms: f64,
+    /// GFLOP of one step's Newton-Schulz products.
+    pub ns_gflop: f64,
+    /// Milliseconds the same products take as single plain matmuls.
+    pub plain_matmul_ms: f64,
+}
+
+/// Times a Muon (`caution`: C-Muon) step with the Newton-Schulz products in
+/// `precision` on the parameters of `spec`'s model (gradients of zeros: the work
+/// does not depend on the values).
+pub fn time_muon_step(
+    ctx: &GpuContext,
+    spec: &ModelSpec,
+    caution: crate::optim::Caution,
+    precision: crate::optim::muon::NsPrecision,
+) -> Result<MuonTiming> {
+    use crate::optim::muon::{Muon, MuonOptimizer, muon_matrix};
+    let model = spec.build(ctx, 0)?;
+    let store = model.store();
+    let muon = Muon::default();
+    let mut opt = MuonOptimizer::new(ctx, store, muon, caution, 0.05, precision)?;
+    let seconds = seconds_per_call(ctx, |e| opt.record_step(e, 0.02))?;
+    let kernels = Kernels::with_matmul(ctx, precision.variant(ctx)?)?;
+    let matrices: Vec<(usize, usize)> = store
+        .layout()
+        .tensors()
+        .iter()
+        .filter_map(|t| muon_matrix(&t.shape))
+        .map(|(r, c)| (r.min(c), r.max(c)))
+        .collect();
+    let mut plain = 0.0;
+    let mut timed = std::collections::HashMap::new();
+    for &(r, c) in &matrices {
+        for (m, k, n) in [(r, c, r), (r, r, r), (r, r, c)] {
+            let flops = 2.0 * (m * k * n) as f64;
+            let gflops = match timed.get(&(m, k, n)) {
+                Some(&g) => g,
+                None => {
+                    let g = time_matmul(ctx, &kernels, &shape("muon", m, k, n))?;
+                    timed.insert((m, k, n), g);
+                    g
+                }
+            };
+            plain += muon.ns_steps as f64 * flops / (gflops * 1e9);
+        }
+    }
+    Ok(MuonTiming {
+        matrices: matrices.len(),
+        fallback: store.layout().num_tensors() - matrices.len(),
+        step_ms: seconds * 1e3,
+        ns_gflop: opt.newton_schulz_flops() as f64 / 1e9,
+        plain_matmul_ms: plain * 1e3,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

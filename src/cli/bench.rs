@@ -60,6 +60,10 @@ pub struct BenchArgs {
     /// of each model preset (the optimizer options are ignored).
     #[arg(long)]
     pub nn: bool,
+    /// Benchmark only Muon and C-Muon steps on the ViT's and the language model's
+    /// parameters (the Muon rows of `--nn`).
+    #[arg(long)]
+    pub muon: bool,
 }
 
 fn list<T>(s: &str, parse: impl Fn(&str) -> coptim::Result<T>) -> coptim::Result<Vec<T>> {
@@ -135,8 +139,8 @@ impl BenchArgs {
 
 /// Runs the benchmark and prints a table or JSON.
 pub fn run(args: &BenchArgs) -> coptim::Result<()> {
-    if args.nn {
-        return super::bench_nn::run(args.json);
+    if args.nn || args.muon {
+        return super::bench_nn::run(args.json, args.muon);
     }
     let ctx = GpuContext::new_blocking(&ContextOptions::default())?;
     let options = args.options(&ctx)?;

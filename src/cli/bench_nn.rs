@@ -6,8 +6,10 @@ use std::time::Instant;
 
 use coptim::bench::AdapterSummary;
 use coptim::bench::nn::{self, MatmulShape};
-use coptim::model::{Mlp, Vit};
+use coptim::model::{Llama, Mlp, Vit};
 use coptim::nn::{Kernels, MatmulVariant};
+use coptim::optim::Caution;
+use coptim::optim::muon::NsPrecision;
 use coptim::train::ModelSpec;
 use coptim::{ContextOptions, Error, GpuContext};
 use serde::Serialize;
@@ -37,6 +39,15 @@ struct ModelRow {
     samples_per_s: f64,
 }
 
+/// Muon's step on one model's parameters.
+#[derive(Debug, Serialize)]
+struct MuonRow {
+    model: &'static str,
+    optimizer: &'static str,
+    #[serde(flatten)]
+    timing: nn::MuonTiming,
+}
+
 #[derive(Debug, Serialize)]
 struct NnReport {
     adapter: AdapterSummary,
@@ -45,6 +56,7 @@ struct NnReport {
     native: String,
     matmul: Vec<MatmulRow>,
     models: Vec<ModelRow>,
+    muon: Vec<MuonRow>,
 }
 
 /// `C = A @ B^T` for row-major `A [m, k]`, `B [n, k]`, `C [m, n]` with
@@ -133,20 +145,49 @@ fn matmul_rows(ctx: &GpuContext, threads: usize) -> coptim::Result<Vec<MatmulRow
     Ok(rows)
 }
 
-/// Runs the nn benchmark and prints a table or JSON.
-pub fn run(json: bool) -> coptim::Result<()> {
-    let ctx = GpuContext::new_blocking(&ContextOptions::default())?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let matmul = matmul_rows(&ctx, threads)?;
-    let models = nn::model_presets()
+/// Training throughput of every model preset.
+fn model_rows(ctx: &GpuContext) -> coptim::Result<Vec<ModelRow>> {
+    nn::model_presets()
         .into_iter()
         .map(|(model, spec)| {
             Ok(ModelRow {
                 model,
-                samples_per_s: nn::training_samples_per_s(&ctx, &spec, BATCH)?,
+                samples_per_s: nn::training_samples_per_s(ctx, &spec, BATCH)?,
             })
         })
-        .collect::<coptim::Result<Vec<_>>>()?;
+        .collect()
+}
+
+/// Muon and C-Muon steps on the ViT's and the language model's parameters.
+fn muon_rows(ctx: &GpuContext) -> coptim::Result<Vec<MuonRow>> {
+    let models = [
+        ("vit", ModelSpec::default_vit()),
+        ("llama", ModelSpec::Llama(Llama::default())),
+    ];
+    let mut rows = Vec::new();
+    for (model, spec) in &models {
+        for (optimizer, caution) in [("muon", Caution::Off), ("cmuon", Caution::hard())] {
+            rows.push(MuonRow {
+                model,
+                optimizer,
+                timing: nn::time_muon_step(ctx, spec, caution, NsPrecision::Auto)?,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// Runs the nn benchmark (only its Muon rows when `muon_only`) and prints a table or
+/// JSON.
+pub fn run(json: bool, muon_only: bool) -> coptim::Result<()> {
+    let ctx = GpuContext::new_blocking(&ContextOptions::default())?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (matmul, models) = if muon_only {
+        (Vec::new(), Vec::new())
+    } else {
+        (matmul_rows(&ctx, threads)?, model_rows(&ctx)?)
+    };
+    let muon = muon_rows(&ctx)?;
     let report = NnReport {
         adapter: AdapterSummary::of(&ctx),
         default_variant: Kernels::new(&ctx).matmul_variant().name(),
@@ -155,6 +196,7 @@ pub fn run(json: bool) -> coptim::Result<()> {
         ),
         matmul,
         models,
+        muon,
     };
     if json {
         let text = serde_json::to_string_pretty(&report)
@@ -171,6 +213,28 @@ fn print_table(r: &NnReport) {
         "adapter {} ({}, {}); default matmul variant: {}; native: {}",
         r.adapter.name, r.adapter.backend, r.adapter.device_type, r.default_variant, r.native
     );
+    if !r.matmul.is_empty() {
+        print_matmul(r);
+    }
+    if !r.models.is_empty() {
+        println!("training step (forward, backward, C-AdamW step), batch {BATCH}:");
+        for m in &r.models {
+            println!("  {:<8} {:>10.0} samples/s", m.model, m.samples_per_s);
+        }
+        println!();
+    }
+    println!("Muon step (Newton-Schulz products vs the same products as plain matmuls):");
+    for m in &r.muon {
+        let t = &m.timing;
+        println!(
+            "  {:<6} {:<6} {:>3} matrices {:>3} fallback {:>9.3} ms/step {:>8.4} GFLOP NS \
+             {:>9.3} ms plain",
+            m.model, m.optimizer, t.matrices, t.fallback, t.step_ms, t.ns_gflop, t.plain_matmul_ms
+        );
+    }
+}
+
+fn print_matmul(r: &NnReport) {
     println!(
         "{:<20} {:>5} {:>4} {:>4} {:<13} {:>8} {:>8} {:>8} {:>8}",
         "product", "m", "k", "n", "variant", "GFLOP/s", "native1", "nativeN", "of nat1"
@@ -190,8 +254,4 @@ fn print_table(r: &NnReport) {
         );
     }
     println!();
-    println!("training step (forward, backward, C-AdamW step), batch {BATCH}:");
-    for m in &r.models {
-        println!("  {:<8} {:>10.0} samples/s", m.model, m.samples_per_s);
-    }
 }

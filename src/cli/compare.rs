@@ -35,6 +35,12 @@ pub struct CompareArgs {
     /// Print the summary as JSON on stdout (progress stays on stderr).
     #[arg(long)]
     pub json: bool,
+    /// Masked autoencoder (`--model mae`): after training, fit a linear classifier on
+    /// each run's frozen encoder (class-token features, every patch visible,
+    /// standardized) on the training digits and report its test accuracy
+    /// (`probe_accuracy` per run in `--json`).
+    #[arg(long)]
+    pub probe: bool,
 }
 
 /// Runs the comparison and writes its reports.
@@ -50,6 +56,7 @@ pub fn run(args: &CompareArgs) -> coptim::Result<()> {
     let (data, dataset) = args.run.load_data(&run.model, None)?;
     let mut config = CompareConfig::new(run.for_data(&data), args.seeds, dataset);
     config.pair = [base, cautious];
+    config.probe = args.probe;
     let text = data.vocab().is_some();
     report::create_dir(&args.out)?;
 

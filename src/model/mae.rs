@@ -264,7 +264,7 @@ impl Mae {
     }
 
     /// Hidden width of an MLP over `width`.
-    fn hidden(&self, width: usize) -> usize {
+    pub(crate) fn hidden(&self, width: usize) -> usize {
         (width as f64 * self.mlp_ratio) as usize
     }
 }

@@ -20,6 +20,7 @@ mod generate;
 mod init;
 mod llama;
 mod mae;
+mod mae_encoder;
 mod masking;
 mod metrics;
 mod mlp;

@@ -27,8 +27,10 @@ mod ops;
 pub mod reference;
 mod tensor;
 
+pub(crate) use dispatch::Dispatch;
 pub use graph::{Activation, Graph, GraphBuilder, Var};
 pub use kernels::{Kernels, ROW_WG_SIZE, RowLayout, WG_SIZE};
 pub use matmul_variant::MatmulVariant;
 pub use modules::shader_modules;
+pub(crate) use ops::{Dims, GradMode, Product, View};
 pub use tensor::{DType, Element, Tensor};

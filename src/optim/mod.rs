@@ -16,6 +16,7 @@ pub mod factored;
 mod gpu_types;
 mod inputs;
 pub mod kernels;
+pub mod muon;
 pub mod plan;
 pub mod reference;
 mod runtime;

@@ -18,13 +18,15 @@
 use serde::Serialize;
 
 use crate::context::GpuContext;
+use crate::data::Dataset;
 use crate::data::text::nats_to_bits;
 use crate::error::{Error, Result};
-use crate::model::{InputKind, Task};
+use crate::model::{InputKind, Mae, Task};
 use crate::train::config::{ModelSpec, OptimizerKind, TrainConfig};
 use crate::train::inputs::Standardize;
 use crate::train::lockstep::Lockstep;
 use crate::train::metrics::{History, StepMetrics, median};
+use crate::train::probe::mae_probe_accuracy;
 use crate::train::reconstruction::{Reconstructions, SHOWN_IMAGES};
 use crate::train::runner::{Event, Runner};
 use crate::train::session::Session;
@@ -42,6 +44,9 @@ pub struct CompareConfig {
     pub seeds: Vec<u64>,
     /// The data set's name for reports, e.g. `bundled-mnist`.
     pub dataset: String,
+    /// Masked autoencoders: measure every run's linear-probe test accuracy
+    /// ([`crate::train::probe`]).
+    pub probe: bool,
 }
 
 impl CompareConfig {
@@ -52,6 +57,7 @@ impl CompareConfig {
             run,
             seeds: (0..seeds).collect(),
             dataset: dataset.into(),
+            probe: false,
         }
     }
 
@@ -105,6 +111,9 @@ pub struct RunResult {
     pub samples_per_s: Option<f64>,
     /// Training tokens per second (language models; `None` for image models).
     pub tokens_per_s: Option<f64>,
+    /// Masked autoencoders with [`CompareConfig::probe`]: the linear probe's test
+    /// accuracy on the frozen encoder's class-token features.
+    pub probe_accuracy: Option<f64>,
     /// Every step's and evaluation's metrics.
     #[serde(skip)]
     pub history: History,
@@ -150,6 +159,8 @@ pub struct OptimizerSummary {
     pub wall_s: Spread,
     /// Training throughput over seeds.
     pub samples_per_s: Spread,
+    /// Linear-probe test accuracy over seeds (masked autoencoders with a probe).
+    pub probe_accuracy: Spread,
 }
 
 /// The result of a comparison (`summary.json`, `coptim compare --json`).
@@ -256,6 +267,11 @@ pub fn compare(
         TrainData::Images(_) => None,
     };
     let baseline = mean_patch_baseline(&config.run, &data);
+    let probe = match config.probe {
+        true => Some(ProbeData::new(&config.run, &data)?),
+        false => None,
+    };
+    let mut probes = Vec::new();
     let mut finished = Vec::new();
     let mut parameters = 0;
     let mut reconstructions = None;
@@ -284,6 +300,7 @@ pub fn compare(
             reconstructions = pollster::block_on(shown)?;
         }
         for (i, (session, optimizer)) in lockstep.runs().zip(config.pair).enumerate() {
+            probes.push(probe.as_ref().map(|p| p.accuracy(session)).transpose()?);
             let eval = session.history().last_eval();
             observe(CompareEvent::Finished {
                 index: first + i,
@@ -298,6 +315,10 @@ pub fn compare(
     summary.bigram_val_loss = bigram;
     summary.baseline_val_loss = baseline;
     summary.reconstructions = reconstructions;
+    for (run, accuracy) in summary.runs.iter_mut().zip(probes) {
+        run.probe_accuracy = accuracy;
+    }
+    summary.optimizers = optimizer_summaries(config, &summary.runs);
     Ok(summary)
 }
 
@@ -316,6 +337,60 @@ pub fn mean_patch_baseline(run: &TrainConfig, data: &TrainData) -> Option<f64> {
     standardize.apply(&mut train);
     standardize.apply(&mut test);
     Some(mae.mean_patch_baseline(&train, &test))
+}
+
+/// A masked autoencoder's linear-probe data: its configuration and both splits'
+/// images as the runs see them, with their labels.
+struct ProbeData {
+    mae: Mae,
+    train: (Vec<f32>, Vec<u32>),
+    test: (Vec<f32>, Vec<u32>),
+    classes: usize,
+}
+
+impl ProbeData {
+    /// The probe data of `run` on `data`; fails unless the run trains a masked
+    /// autoencoder on images.
+    fn new(run: &TrainConfig, data: &TrainData) -> Result<Self> {
+        let (ModelSpec::Mae(mae), TrainData::Images(d)) = (&run.model, data) else {
+            return Err(Error::InvalidConfig(format!(
+                "the linear probe evaluates a masked autoencoder's encoder; the {} model has none",
+                run.model.name()
+            )));
+        };
+        let standardize = match run.normalize {
+            true => Standardize::of(&d.train),
+            false => Standardize::IDENTITY,
+        };
+        let split = |s: &Dataset| {
+            let mut images = s.images().to_vec();
+            standardize.apply(&mut images);
+            (
+                images,
+                s.labels().iter().map(|&l| u32::from(l)).collect::<Vec<_>>(),
+            )
+        };
+        let (train, test) = (split(&d.train), split(&d.test));
+        let classes = train
+            .1
+            .iter()
+            .chain(&test.1)
+            .max()
+            .map_or(0, |&l| l as usize + 1);
+        Ok(Self {
+            mae: mae.clone(),
+            train,
+            test,
+            classes,
+        })
+    }
+
+    /// The probe's test accuracy on `session`'s current encoder.
+    fn accuracy(&self, session: &Session) -> Result<f64> {
+        let params = session.model().read_parameters_blocking()?;
+        let [train, test] = [&self.train, &self.test].map(|(x, y)| (&x[..], &y[..]));
+        mae_probe_accuracy(&self.mae, &params, train, test, self.classes)
+    }
 }
 
 /// Builds the summary from finished runs `(optimizer, seed, history, wall seconds)`
@@ -407,6 +482,7 @@ fn run_results(
                 tokens_per_s: samples_per_s
                     .filter(|_| tokens)
                     .map(|s| s * labels_per_sample as f64),
+                probe_accuracy: None,
                 history,
             }
         })
@@ -456,6 +532,7 @@ fn optimizer_summaries(config: &CompareConfig, runs: &[RunResult]) -> Vec<Optimi
                 test_accuracy: of(&|r| Some(r.test_accuracy)),
                 wall_s: of(&|r| Some(r.wall_s)),
                 samples_per_s: of(&|r| r.samples_per_s),
+                probe_accuracy: of(&|r| r.probe_accuracy),
             }
         })
         .collect()

@@ -27,6 +27,8 @@ pub mod inputs;
 mod lockstep;
 mod metrics;
 pub mod presets;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod probe;
 pub mod reconstruction;
 #[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub mod reconstruction_chart;

@@ -69,6 +69,16 @@ fn spread(s: &Spread, decimals: usize, unit: &str) -> String {
     }
 }
 
+/// A spread of fractions in percent.
+fn percent(s: &Spread) -> Spread {
+    let scale = |v: Option<f64>| v.map(|x| 100.0 * x);
+    Spread {
+        median: scale(s.median),
+        min: scale(s.min),
+        max: scale(s.max),
+    }
+}
+
 /// The text table `coptim compare` prints: one row per run, then the speed-up
 /// (for a language model or a masked autoencoder, its validation losses).
 pub fn table(summary: &Summary) -> String {
@@ -96,15 +106,7 @@ pub fn table(summary: &Summary) -> String {
             out,
             "{:<9} test accuracy {}, final train loss {}",
             o.optimizer.name(),
-            spread(
-                &Spread {
-                    median: o.test_accuracy.median.map(|x| 100.0 * x),
-                    min: o.test_accuracy.min.map(|x| 100.0 * x),
-                    max: o.test_accuracy.max.map(|x| 100.0 * x),
-                },
-                2,
-                "%"
-            ),
+            spread(&percent(&o.test_accuracy), 2, "%"),
             spread(&o.final_train_loss, 4, ""),
         );
     }
@@ -208,6 +210,25 @@ fn validation_table(summary: &Summary, yardstick: Yardstick) -> String {
         ),
     };
     out.push_str(&speedup_line(summary, "validation loss"));
+    out.push_str(&probe_lines(summary));
+    out
+}
+
+/// Per optimizer, the linear probe's test accuracy over seeds (nothing without a
+/// probe).
+fn probe_lines(summary: &Summary) -> String {
+    let mut out = String::new();
+    for o in summary.optimizers.iter() {
+        if o.probe_accuracy.median.is_none() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "{:<9} linear probe test accuracy (frozen encoder, class token) {}",
+            o.optimizer.name(),
+            spread(&percent(&o.probe_accuracy), 2, "%"),
+        );
+    }
     out
 }
 
@@ -270,6 +291,7 @@ mod tests {
             median_step_ms: Some(3.0),
             samples_per_s: Some(5432.1),
             tokens_per_s: text.then_some(98765.4),
+            probe_accuracy: None,
             history: History::default(),
         }
     }
@@ -284,6 +306,7 @@ mod tests {
             test_accuracy: spread(0.965, 0.96, 0.97),
             wall_s: spread(12.0, 11.0, 13.0),
             samples_per_s: spread(5000.0, 4000.0, 6000.0),
+            probe_accuracy: Spread::of(&[]),
         });
         Summary {
             model: "mlp".into(),

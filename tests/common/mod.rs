@@ -35,6 +35,26 @@ pub fn validate_wgsl(name: &str, source: &str) {
     .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
 }
 
+/// The metadata and the tensors (each read as a vector of `T`) of the safetensors file
+/// at `path`.
+pub fn read_safetensors<T: bytemuck::Pod>(
+    path: &str,
+) -> (
+    std::collections::HashMap<String, String>,
+    std::collections::HashMap<String, Vec<T>>,
+) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let (_, metadata) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let meta = metadata.metadata().clone().unwrap_or_default();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let tensors = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (n, bytemuck::pod_collect_to_vec::<u8, T>(v.data())))
+        .collect();
+    (meta, tensors)
+}
+
 /// A device on the default adapter (lavapipe in CI).
 pub fn ctx() -> GpuContext {
     GpuContext::new_blocking(&Default::default())

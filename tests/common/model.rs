@@ -5,12 +5,28 @@
 use std::collections::HashMap;
 
 use coptim::GpuContext;
-use coptim::model::{Architecture, Batch, Model, NamedTensor};
+use coptim::model::{Architecture, Batch, Mae, Model, NamedTensor};
 
 use super::{randn, rel_err, rng, to_f64};
 
 /// A model's parameters by name, in f64.
 pub type Params = HashMap<String, Vec<f64>>;
+
+/// A masked autoencoder small enough to compare in a test on the 28x28 digits: patch
+/// 7 (16 patches, 4 kept), widths 16, one block of 2 heads each, MLP ratio 2,
+/// normalized targets.
+pub fn tiny_digit_mae() -> Mae {
+    Mae {
+        dim: 16,
+        depth: 1,
+        heads: 2,
+        mlp_ratio: 2.0,
+        decoder_dim: 16,
+        decoder_depth: 1,
+        decoder_heads: 2,
+        ..Mae::default()
+    }
+}
 
 /// Random parameters of `arch` far from the initialization (so attention is not
 /// uniform and the norms' weights matter): N(0, 0.5) weights, norm weights (every

@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::nn::bindings::{A, B, BIAS, C, Family, uniform_block};
 use crate::nn::dispatch::Dispatch;
 use crate::nn::graph::{GraphBuilder, Var};
+use crate::nn::kernels::Kernels;
 use crate::nn::modules::Kernel;
 use crate::nn::ops::elementwise::sum_rows;
 use crate::nn::ops::{CompileCx, Compiled, GradMode, Modes, Op, check_f32, reject_shape, wanted};
@@ -157,8 +158,13 @@ impl<'t> Product<'t> {
     /// The dispatch, with the specialization of the kernels' matmul variant for this
     /// shape; [`Error::LimitExceeded`] when its grid is too large.
     pub fn dispatch(self, cx: &CompileCx<'_>) -> Result<Dispatch> {
+        self.dispatch_on(cx.kernels)
+    }
+
+    /// [`Product::dispatch`] on `kernels`, outside a graph (Muon's Newton-Schulz).
+    pub fn dispatch_on(self, kernels: &Kernels) -> Result<Dispatch> {
         let dims = self.dims;
-        let shader = cx.kernels.matmul_variant().shader_for(dims.m, dims.n);
+        let shader = kernels.matmul_variant().shader_for(dims.m, dims.n);
         let grid = shader.grid(dims.m, dims.n, dims.batch);
         if let Some(&g) = grid.iter().find(|&&g| g > MAX_GRID_DIM) {
             return Err(Error::LimitExceeded {
@@ -168,9 +174,10 @@ impl<'t> Product<'t> {
             });
         }
         let (a, b, c) = (self.a.0, self.b.0, self.c.0);
-        Ok(cx.dispatch(
+        Ok(Dispatch::new(
+            kernels,
             Kernel::Matmul(shader),
-            &self.params(),
+            &(&self.params()).into(),
             &[(A, a), (B, b), (BIAS, self.bias.unwrap_or(a)), (C, c)],
             grid.map(|g| g as u32),
         ))

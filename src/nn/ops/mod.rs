@@ -23,7 +23,7 @@ pub(crate) use gather::GatherTokens;
 pub(crate) use layernorm::{LAYERNORM, LayerNorm};
 pub(crate) use loss::{CorrectCount, CrossEntropy, LOSS};
 pub(crate) use masked_mse::MaskedMse;
-pub(crate) use matmul::{Linear, MATMUL, Matmul};
+pub(crate) use matmul::{Dims, Linear, MATMUL, Matmul, Product, View};
 pub(crate) use rope::{ROPE, Rope};
 pub(crate) use softmax::{SOFTMAX, softmax};
 pub(crate) use tokens::{PoolMode, TOKENS, patchify, pool, prepend};

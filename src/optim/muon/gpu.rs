@@ -1,0 +1,407 @@
+//! The GPU Muon: the momentum, mask and norm passes (`shaders/muon.wgsl`), the batched
+//! Newton-Schulz products per matrix shape, and the update, all recorded into the
+//! caller's encoder; the fallback tensors step through the engine's AdamW
+//! ([`Optimizer`]) on a [`ParamSet`] of their views.
+
+use std::collections::BTreeMap;
+
+use wgpu::util::DeviceExt;
+
+use crate::arena::{ParamSet, ParamSpec, ParamTensor, UploadRing};
+use crate::context::GpuContext;
+use crate::error::{Error, Result};
+use crate::nn::{DType, Kernels, Tensor};
+use crate::optim::config::{Caution, Normalization};
+use crate::optim::inputs::StepInputs;
+use crate::optim::muon::launch::{self, CHUNK, Launch, Slot, WG_SIZE, grid};
+use crate::optim::muon::newton_schulz::{NewtonSchulz, NsPrecision};
+use crate::optim::muon::{Muon, muon_matrix};
+use crate::optim::runtime::Optimizer;
+
+/// `muon.wgsl`'s bindings: tensor, step, param, grad, momentum, x, partials, factors.
+const SLOTS: [Slot; 8] = [
+    Slot::Uniform,
+    Slot::Uniform,
+    Slot::ReadWrite,
+    Slot::Read,
+    Slot::ReadWrite,
+    Slot::ReadWrite,
+    Slot::ReadWrite,
+    Slot::ReadWrite,
+];
+
+/// The entry points of `muon.wgsl`, in pass order.
+const ENTRIES: [&str; 4] = ["measure", "finalize", "normalize", "apply"];
+
+/// One matrix Muon orthogonalizes: its launches of each pass.
+#[derive(Debug)]
+struct Matrix {
+    /// Index in the [`ParamSet`].
+    tensor: usize,
+    /// Its momentum buffer.
+    momentum: Tensor,
+    /// measure, finalize, normalize, apply.
+    launches: [Launch; 4],
+}
+
+/// The hyperparameters a step's uniform block (`MuonStep`) holds.
+#[derive(Debug, Clone, Copy)]
+struct StepWords {
+    muon: Muon,
+    caution: Caution,
+    weight_decay: f64,
+}
+
+impl StepWords {
+    /// `MuonStep` at learning rate `lr`.
+    fn bytes(&self, lr: f64) -> [u32; 12] {
+        let (kind, param) = match self.normalization() {
+            Normalization::MeanClamp { min } => (0, min),
+            Normalization::NumelOverCountPlusOne => (1, 0.0),
+            Normalization::MeanPlusEps { eps } => (2, eps),
+        };
+        let f = |v: f64| (v as f32).to_bits();
+        [
+            f(lr),
+            f(self.muon.momentum),
+            f(self.weight_decay),
+            f(self.muon.eps),
+            self.muon.nesterov as u32,
+            self.caution.is_on() as u32,
+            f(self.caution.disagree_weight()),
+            kind,
+            f(param),
+            0,
+            0,
+            0,
+        ]
+    }
+
+    fn normalization(&self) -> Normalization {
+        match self.caution {
+            Caution::Hard { normalization } | Caution::Soft { normalization, .. } => normalization,
+            Caution::Off => Normalization::mean_clamp(),
+        }
+    }
+}
+
+/// Muon (or C-Muon with caution) stepping every tensor of a [`ParamSet`] on the GPU:
+/// matrices timm finds suitable by Newton-Schulz, the others by the fallback AdamW.
+#[derive(Debug)]
+pub struct MuonOptimizer {
+    ctx: GpuContext,
+    words: StepWords,
+    params: ParamSet,
+    matrices: Vec<Matrix>,
+    batches: Vec<NewtonSchulz>,
+    step_params: wgpu::Buffer,
+    fallback: Option<Optimizer>,
+    uploads: UploadRing,
+}
+
+/// Where a matrix sits in its shape's Newton-Schulz batch.
+struct Placement<'a> {
+    batch: &'a NewtonSchulz,
+    slot: usize,
+    partial_base: u64,
+    index: usize,
+}
+
+impl MuonOptimizer {
+    /// Muon `muon` (with `caution`: C-Muon) at weight decay `weight_decay` over
+    /// `params`, its Newton-Schulz products in `precision`.
+    pub fn new(
+        ctx: &GpuContext,
+        params: impl Into<ParamSet>,
+        muon: Muon,
+        caution: Caution,
+        weight_decay: f64,
+        precision: NsPrecision,
+    ) -> Result<Self> {
+        let params: ParamSet = params.into();
+        muon.validate()?;
+        let fallback_cfg = muon.fallback(1.0, weight_decay, caution);
+        fallback_cfg.validate()?;
+        let kernels = Kernels::with_matmul(ctx, precision.variant(ctx)?)?;
+        let shapes = group_by_shape(params.tensors());
+        let sequence = muon.ns_coefficients.sequence(muon.ns_steps);
+        let batches = shapes
+            .iter()
+            .map(|(&(r, c), members)| NewtonSchulz::new(&kernels, r, c, members.len(), &sequence))
+            .collect::<Result<Vec<_>>>()?;
+        let step_params = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some("coptim muon step"),
+            size: 48,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let words = StepWords {
+            muon,
+            caution,
+            weight_decay,
+        };
+        let fallback = fallback_optimizer(ctx, &params, fallback_cfg)?;
+        let mut opt = Self {
+            ctx: ctx.clone(),
+            words,
+            params,
+            matrices: Vec::new(),
+            batches,
+            step_params,
+            fallback,
+            uploads: UploadRing::new("coptim muon step upload"),
+        };
+        opt.matrices = opt.build_matrices(&shapes)?;
+        Ok(opt)
+    }
+
+    /// The launches of every matrix, in the order of `shapes`.
+    fn build_matrices(&self, shapes: &BTreeMap<(usize, usize), Vec<usize>>) -> Result<Vec<Matrix>> {
+        let layout = launch::layout(&self.ctx, "coptim muon", &SLOTS);
+        let pipelines = launch::pipelines(&self.ctx, false, &layout, &ENTRIES)?;
+        let total_chunks: u64 = shapes
+            .values()
+            .flatten()
+            .map(|&t| self.params.tensors()[t].len.div_ceil(CHUNK))
+            .sum();
+        let storage = |label, size: u64| {
+            self.ctx.device().create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: size.max(1) * 8,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            })
+        };
+        let partials = storage("coptim muon partials", total_chunks);
+        let factors = storage(
+            "coptim muon factors",
+            shapes.values().flatten().count() as u64,
+        );
+        let shared = Shared {
+            layout: &layout,
+            pipelines: &pipelines,
+            partials: &partials,
+            factors: &factors,
+        };
+        let mut matrices = Vec::new();
+        let mut partial_base = 0;
+        for (batch, members) in self.batches.iter().zip(shapes.values()) {
+            for (slot, &tensor) in members.iter().enumerate() {
+                let place = Placement {
+                    batch,
+                    slot,
+                    partial_base,
+                    index: matrices.len(),
+                };
+                matrices.push(self.matrix(&shared, tensor, &place)?);
+                partial_base += self.params.tensors()[tensor].len.div_ceil(CHUNK);
+            }
+        }
+        Ok(matrices)
+    }
+
+    /// The momentum buffer and launches of tensor `tensor` placed at `place`.
+    fn matrix(&self, shared: &Shared<'_>, tensor: usize, place: &Placement<'_>) -> Result<Matrix> {
+        let t = &self.params.tensors()[tensor];
+        let (rows, cols) = muon_matrix(&t.shape).expect("grouped tensors are matrices");
+        let momentum = Tensor::zeros(
+            &self.ctx,
+            &[t.len as usize],
+            DType::F32,
+            "coptim muon momentum",
+        )?;
+        let (param, param_base) = self.view_binding(t, &t.param)?;
+        let (grad, grad_base) = self.view_binding(t, &t.grad)?;
+        let chunks = t.len.div_ceil(CHUNK);
+        let words: [u32; 12] = [
+            t.len as u32,
+            rows as u32,
+            cols as u32,
+            (rows > cols) as u32,
+            param_base,
+            grad_base,
+            (place.slot * rows * cols) as u32,
+            place.partial_base as u32,
+            chunks as u32,
+            place.index as u32,
+            (self.words.muon.adjust_lr.scale(rows, cols) as f32).to_bits(),
+            0,
+        ];
+        let uniform = self
+            .ctx
+            .device()
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("coptim muon tensor"),
+                contents: bytemuck::cast_slice(&words),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let group = |x: &Tensor| {
+            launch::bind_group(
+                &self.ctx,
+                shared.layout,
+                &[
+                    uniform.as_entire_buffer_binding(),
+                    self.step_params.as_entire_buffer_binding(),
+                    param.clone(),
+                    grad.clone(),
+                    momentum.binding(),
+                    x.binding(),
+                    shared.partials.as_entire_buffer_binding(),
+                    shared.factors.as_entire_buffer_binding(),
+                ],
+            )
+        };
+        let (input, output) = (group(place.batch.input()), group(place.batch.output()));
+        let max_dim = self.ctx.limits().max_compute_workgroups_per_dimension;
+        let flat = grid(t.len.div_ceil(u64::from(WG_SIZE)), max_dim);
+        let launch = |k: usize, bind_group: &wgpu::BindGroup, grid| Launch::Own {
+            pipeline: shared.pipelines[k].clone(),
+            bind_group: bind_group.clone(),
+            grid,
+        };
+        let launches = [
+            launch(0, &input, launch::grid(chunks, max_dim)),
+            launch(1, &input, [1, 1]),
+            launch(2, &input, flat),
+            launch(3, &output, flat),
+        ];
+        Ok(Matrix {
+            tensor,
+            momentum,
+            launches,
+        })
+    }
+
+    /// The binding of `view` of tensor `t` from the aligned-down offset, and the
+    /// element offset of the tensor inside it.
+    fn view_binding<'b>(
+        &self,
+        t: &ParamTensor,
+        view: &'b crate::arena::BufferView,
+    ) -> Result<(wgpu::BufferBinding<'b>, u32)> {
+        let align = u64::from(self.ctx.limits().min_storage_buffer_offset_alignment);
+        let start = view.offset - view.offset % align;
+        let size = view.end(t.len) - start;
+        let allowed = self.ctx.limits().max_storage_buffer_binding_size;
+        if size > allowed {
+            return Err(Error::LimitExceeded {
+                what: format!("Muon's binding of tensor `{}`", t.name),
+                needed: size,
+                allowed,
+            });
+        }
+        let binding = wgpu::BufferBinding {
+            buffer: &view.buffer,
+            offset: start,
+            size: wgpu::BufferSize::new(size),
+        };
+        Ok((binding, ((view.offset - start) / 4) as u32))
+    }
+
+    /// Records one step at learning rate `lr` (the fallback at `lr *
+    /// fallback_lr_scale`) into `encoder`: nothing is submitted or read back.
+    pub fn record_step(&mut self, encoder: &mut wgpu::CommandEncoder, lr: f64) -> Result<()> {
+        if !(lr.is_finite() && lr >= 0.0) {
+            return Err(Error::InvalidConfig(format!(
+                "learning rate {lr} is not a finite non-negative number"
+            )));
+        }
+        self.ctx.check_lost()?;
+        if let Some(fallback) = &mut self.fallback {
+            let inputs = StepInputs::lr(lr * self.words.muon.fallback_lr_scale);
+            fallback.record_step(encoder, &inputs)?;
+        }
+        if self.matrices.is_empty() {
+            return Ok(());
+        }
+        let words = self.words.bytes(lr);
+        self.uploads.record_write(
+            &self.ctx,
+            encoder,
+            &self.step_params,
+            0,
+            bytemuck::cast_slice(&words),
+        );
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("coptim muon step"),
+            timestamp_writes: None,
+        });
+        for k in 0..3 {
+            for m in &self.matrices {
+                m.launches[k].record(&mut pass);
+            }
+        }
+        for batch in &self.batches {
+            batch.record(&mut pass);
+        }
+        for m in &self.matrices {
+            m.launches[3].record(&mut pass);
+        }
+        Ok(())
+    }
+
+    /// The parameters and gradients this optimizer steps.
+    pub fn params(&self) -> &ParamSet {
+        &self.params
+    }
+
+    /// The momentum buffer of tensor `tensor` (an index in [`MuonOptimizer::params`])
+    /// when Muon orthogonalizes it.
+    pub fn momentum(&self, tensor: usize) -> Option<&Tensor> {
+        self.matrices
+            .iter()
+            .find(|m| m.tensor == tensor)
+            .map(|m| &m.momentum)
+    }
+
+    /// The AdamW of the fallback tensors, if any.
+    pub fn fallback(&self) -> Option<&Optimizer> {
+        self.fallback.as_ref()
+    }
+
+    /// Multiply-adds of one step's Newton-Schulz products, times two (FLOPs).
+    pub fn newton_schulz_flops(&self) -> u64 {
+        self.batches.iter().map(NewtonSchulz::flops).sum()
+    }
+}
+
+/// What every matrix's launches share.
+struct Shared<'a> {
+    layout: &'a wgpu::BindGroupLayout,
+    pipelines: &'a [wgpu::ComputePipeline],
+    partials: &'a wgpu::Buffer,
+    factors: &'a wgpu::Buffer,
+}
+
+/// The Muon tensors of `tensors` by the `(rows, cols)` of their Newton-Schulz matrix
+/// (`rows <= cols`), each a list of tensor indices.
+fn group_by_shape(tensors: &[ParamTensor]) -> BTreeMap<(usize, usize), Vec<usize>> {
+    let mut shapes: BTreeMap<(usize, usize), Vec<usize>> = BTreeMap::new();
+    for (i, t) in tensors.iter().enumerate() {
+        if let Some((r, c)) = muon_matrix(&t.shape) {
+            shapes.entry((r.min(c), r.max(c))).or_default().push(i);
+        }
+    }
+    shapes
+}
+
+/// The engine's AdamW over the tensors Muon does not orthogonalize, if any.
+fn fallback_optimizer(
+    ctx: &GpuContext,
+    params: &ParamSet,
+    config: crate::optim::config::OptimizerConfig,
+) -> Result<Option<Optimizer>> {
+    let specs: Vec<ParamSpec> = params
+        .tensors()
+        .iter()
+        .filter(|t| muon_matrix(&t.shape).is_none())
+        .map(|t| {
+            ParamSpec::new(t.name.clone(), &t.shape, t.param.clone()).with_grad(t.grad.clone())
+        })
+        .collect();
+    if specs.is_empty() {
+        return Ok(None);
+    }
+    let set = ParamSet::from_views(ctx, &specs)?;
+    Optimizer::new(ctx, set, config).map(Some)
+}

@@ -1,0 +1,180 @@
+//! Muon's own compute pipelines (`shaders/muon.wgsl`, `shaders/muon_scale.wgsl`):
+//! explicit bind group layouts and ready-to-record launches.
+
+use crate::context::GpuContext;
+use crate::error::Result;
+use crate::nn::Dispatch;
+use crate::wgsl::{Part, ShaderBuilder, lib, shader_part};
+
+/// Invocations per workgroup of Muon's kernels.
+pub(crate) const WG_SIZE: u32 = 256;
+/// Elements per invocation of the chunked `measure` pass.
+pub(crate) const ITEMS: u32 = 4;
+/// Elements per workgroup of `measure` (one partial sum each).
+pub(crate) const CHUNK: u64 = (WG_SIZE * ITEMS) as u64;
+
+/// `muon.wgsl`: measure, finalize, normalize and apply.
+static MUON: Part = shader_part!(
+    "muon.wgsl",
+    &[],
+    &["workgroup_linear", "flat_index", "workgroup_sum"]
+);
+/// `muon_scale.wgsl`: `dst = scale * src`.
+static SCALE: Part = shader_part!("muon_scale.wgsl", &[], &["flat_index"]);
+
+/// What a binding of a layout holds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Slot {
+    /// A uniform block.
+    Uniform,
+    /// A read-only storage buffer.
+    Read,
+    /// A read-write storage buffer.
+    ReadWrite,
+}
+
+/// A bind group layout with `slots` at bindings 0, 1, ...
+pub(crate) fn layout(ctx: &GpuContext, label: &str, slots: &[Slot]) -> wgpu::BindGroupLayout {
+    let entries: Vec<_> = slots
+        .iter()
+        .enumerate()
+        .map(|(i, slot)| wgpu::BindGroupLayoutEntry {
+            binding: i as u32,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: match slot {
+                    Slot::Uniform => wgpu::BufferBindingType::Uniform,
+                    Slot::Read => wgpu::BufferBindingType::Storage { read_only: true },
+                    Slot::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
+                },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        })
+        .collect();
+    ctx.device()
+        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(label),
+            entries: &entries,
+        })
+}
+
+/// The module of `part` with Muon's constants and the shared helpers.
+fn module(label: &str, part: &'static Part) -> ShaderBuilder {
+    ShaderBuilder::new(label)
+        .constant("WG_SIZE", WG_SIZE)
+        .constant("ITEMS", ITEMS)
+        .part(&lib::GRID)
+        .part(&lib::WORKGROUP_SUM)
+        .part(part)
+}
+
+/// The WGSL of `muon.wgsl`'s module (for validation in the tests).
+pub fn muon_source() -> Result<String> {
+    module("coptim muon", &MUON).build()
+}
+
+/// The WGSL of `muon_scale.wgsl`'s module.
+pub fn scale_source() -> Result<String> {
+    module("coptim muon scale", &SCALE).build()
+}
+
+/// Pipelines of `entries` of one module, sharing `layout`.
+pub(crate) fn pipelines(
+    ctx: &GpuContext,
+    scale: bool,
+    layout: &wgpu::BindGroupLayout,
+    entries: &[&str],
+) -> Result<Vec<wgpu::ComputePipeline>> {
+    let device = ctx.device();
+    let builder = if scale {
+        module("coptim muon scale", &SCALE)
+    } else {
+        module("coptim muon", &MUON)
+    };
+    let shader = builder.create_module(device)?;
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(builder.label()),
+        bind_group_layouts: &[Some(layout)],
+        immediate_size: 0,
+    });
+    ctx.guarded("creating Muon's pipelines", || {
+        entries
+            .iter()
+            .map(|entry| {
+                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(entry),
+                    layout: Some(&pipeline_layout),
+                    module: &shader,
+                    entry_point: Some(entry),
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants: &[],
+                        zero_initialize_workgroup_memory: true,
+                    },
+                    cache: None,
+                })
+            })
+            .collect()
+    })
+}
+
+/// A bind group of `layout` with `buffers` at bindings 0, 1, ...
+pub(crate) fn bind_group(
+    ctx: &GpuContext,
+    layout: &wgpu::BindGroupLayout,
+    buffers: &[wgpu::BufferBinding<'_>],
+) -> wgpu::BindGroup {
+    let entries: Vec<_> = buffers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: wgpu::BindingResource::Buffer(b.clone()),
+        })
+        .collect();
+    ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("coptim muon bind group"),
+        layout,
+        entries: &entries,
+    })
+}
+
+/// A dispatch with everything bound: a matmul of the nn kernels or one of Muon's.
+#[derive(Debug)]
+pub(crate) enum Launch {
+    /// A product through the autograd's matmul kernels.
+    Matmul(Dispatch),
+    /// One of Muon's kernels.
+    Own {
+        pipeline: wgpu::ComputePipeline,
+        bind_group: wgpu::BindGroup,
+        grid: [u32; 2],
+    },
+}
+
+impl Launch {
+    /// Records it into `pass`.
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        match self {
+            Launch::Matmul(d) => d.record(pass),
+            Launch::Own {
+                pipeline,
+                bind_group,
+                grid,
+            } => {
+                pass.set_pipeline(pipeline);
+                pass.set_bind_group(0, bind_group, &[]);
+                pass.dispatch_workgroups(grid[0], grid[1], 1);
+            }
+        }
+    }
+}
+
+/// A 2-D grid of at least `groups` workgroups (at least one) within `max_dim` per
+/// dimension; the kernels number them with `workgroup_linear`.
+pub(crate) fn grid(groups: u64, max_dim: u32) -> [u32; 2] {
+    let groups = groups.max(1);
+    let x = groups.min(u64::from(max_dim));
+    [x as u32, groups.div_ceil(x) as u32]
+}
