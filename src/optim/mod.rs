@@ -17,6 +17,7 @@ mod gpu_types;
 mod inputs;
 pub mod kernels;
 pub mod muon;
+mod own_kernels;
 pub mod plan;
 pub mod reference;
 mod runtime;

@@ -4,7 +4,7 @@
 
 use wgpu::util::DeviceExt;
 
-use crate::arena::{BufferView, ParamSet, ParamTensor, UploadRing};
+use crate::arena::{ParamSet, ParamTensor, UploadRing};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::optim::adafactor::words::{GpuAdaTensor, step_words};
@@ -12,6 +12,7 @@ use crate::optim::adafactor_reference::{AdafactorRule, AdafactorState};
 use crate::optim::axis_means::{AxisMeans, AxisTensor};
 use crate::optim::config::Caution;
 use crate::optim::factored::{AxisView, FactoredDims};
+use crate::optim::own_kernels::{Slot, bind_group, layout, view_binding};
 use crate::optim::plan::grid_for;
 use crate::wgsl::{Part, ShaderBuilder, lib, shader_part};
 
@@ -72,7 +73,7 @@ struct FactoredGroup {
 /// One tensor: its uniform words, its own state buffers, its bind group and the grid
 /// of each pass (`[0, 0]` where the pass skips it).
 #[derive(Debug)]
-struct Slot {
+struct TensorSlot {
     words: GpuAdaTensor,
     moment: Option<wgpu::Buffer>,
     full_second: Option<wgpu::Buffer>,
@@ -101,7 +102,7 @@ pub struct AdafactorOptimizer {
     params: ParamSet,
     steps: i32,
     groups: Vec<FactoredGroup>,
-    slots: Vec<Slot>,
+    slots: Vec<TensorSlot>,
     pipelines: Vec<wgpu::ComputePipeline>,
     step_params: wgpu::Buffer,
     uploads: UploadRing,
@@ -144,7 +145,7 @@ impl AdafactorOptimizer {
         let chunks: u64 = params.tensors().iter().map(|t| t.len.div_ceil(CHUNK)).sum();
         let storage = wgpu::BufferUsages::STORAGE;
         let shared = Shared {
-            layout: layout(ctx),
+            layout: layout(ctx, "coptim adafactor", &SLOTS),
             step: words_buffer(
                 ctx,
                 "coptim adafactor step",
@@ -333,7 +334,7 @@ impl AdafactorOptimizer {
         self.steps = steps;
     }
 
-    fn slot(&self, tensor: usize) -> Result<&Slot> {
+    fn slot(&self, tensor: usize) -> Result<&TensorSlot> {
         self.slots.get(tensor).ok_or_else(|| {
             Error::InvalidConfig(format!(
                 "tensor {tensor} is not one of Adafactor's {}",
@@ -490,9 +491,9 @@ fn tensor_slot(
     t: &ParamTensor,
     mut words: GpuAdaTensor,
     placed: Option<&Placed>,
-) -> Result<Slot> {
-    let (param, param_base) = view_binding(ctx, t, &t.param)?;
-    let (grad, grad_base) = view_binding(ctx, t, &t.grad)?;
+) -> Result<TensorSlot> {
+    let (param, param_base) = view_binding(ctx, t, &t.param, "Adafactor")?;
+    let (grad, grad_base) = view_binding(ctx, t, &t.grad, "Adafactor")?;
     words.len = t.len as u32;
     words.param_base = param_base;
     words.grad_base = grad_base;
@@ -561,20 +562,8 @@ fn tensor_slot(
         whole(&shared.scratch),
         whole(&shared.partials),
     ];
-    let entries: Vec<_> = bindings
-        .into_iter()
-        .enumerate()
-        .map(|(i, b)| wgpu::BindGroupEntry {
-            binding: i as u32,
-            resource: wgpu::BindingResource::Buffer(b),
-        })
-        .collect();
-    let bind_group = ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some("coptim adafactor tensor"),
-        layout: &shared.layout,
-        entries: &entries,
-    });
-    Ok(Slot {
+    let bind_group = bind_group(ctx, &shared.layout, &bindings);
+    Ok(TensorSlot {
         grids: grids(ctx, &words, placed)?,
         words,
         moment,
@@ -608,68 +597,19 @@ fn grids(
     Ok(grids)
 }
 
-/// The binding of `view` of tensor `t` from the aligned-down offset, and the element
-/// offset of the tensor inside it.
-fn view_binding<'b>(
-    ctx: &GpuContext,
-    t: &ParamTensor,
-    view: &'b BufferView,
-) -> Result<(wgpu::BufferBinding<'b>, u32)> {
-    let align = u64::from(ctx.limits().min_storage_buffer_offset_alignment);
-    let start = view.offset - view.offset % align;
-    let size = view.end(t.len) - start;
-    let allowed = ctx.limits().max_storage_buffer_binding_size;
-    if size > allowed {
-        return Err(Error::LimitExceeded {
-            what: format!("Adafactor's binding of tensor `{}`", t.name),
-            needed: size,
-            allowed,
-        });
-    }
-    let binding = wgpu::BufferBinding {
-        buffer: &view.buffer,
-        offset: start,
-        size: wgpu::BufferSize::new(size),
-    };
-    Ok((binding, ((view.offset - start) / WORD) as u32))
-}
-
-/// `adafactor.wgsl`'s bind group layout: two uniforms, then param (rw), grad (r),
-/// moment (rw), second (rw), means (r), scratch (rw), partials (rw).
-fn layout(ctx: &GpuContext) -> wgpu::BindGroupLayout {
-    let uniform = wgpu::BufferBindingType::Uniform;
-    let storage = |read_only| wgpu::BufferBindingType::Storage { read_only };
-    let kinds = [
-        uniform,
-        uniform,
-        storage(false),
-        storage(true),
-        storage(false),
-        storage(false),
-        storage(true),
-        storage(false),
-        storage(false),
-    ];
-    let entries: Vec<_> = kinds
-        .into_iter()
-        .enumerate()
-        .map(|(i, ty)| wgpu::BindGroupLayoutEntry {
-            binding: i as u32,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty,
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        })
-        .collect();
-    ctx.device()
-        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("coptim adafactor"),
-            entries: &entries,
-        })
-}
+/// `adafactor.wgsl`'s bindings: two uniforms, then param, grad, moment, second,
+/// means, scratch and partials.
+const SLOTS: [Slot; 9] = [
+    Slot::Uniform,
+    Slot::Uniform,
+    Slot::ReadWrite,
+    Slot::Read,
+    Slot::ReadWrite,
+    Slot::ReadWrite,
+    Slot::Read,
+    Slot::ReadWrite,
+    Slot::ReadWrite,
+];
 
 /// The pipelines of [`ENTRIES`] over `layout`.
 fn pipelines(

@@ -16,6 +16,7 @@ use crate::optim::inputs::StepInputs;
 use crate::optim::muon::launch::{self, CHUNK, Launch, Slot, WG_SIZE, grid};
 use crate::optim::muon::newton_schulz::{NewtonSchulz, NsPrecision};
 use crate::optim::muon::{Muon, muon_matrix};
+use crate::optim::own_kernels::view_binding;
 use crate::optim::runtime::Optimizer;
 
 /// `muon.wgsl`'s bindings: tensor, step, param, grad, momentum, x, partials, factors.
@@ -210,8 +211,8 @@ impl MuonOptimizer {
             DType::F32,
             "coptim muon momentum",
         )?;
-        let (param, param_base) = self.view_binding(t, &t.param)?;
-        let (grad, grad_base) = self.view_binding(t, &t.grad)?;
+        let (param, param_base) = view_binding(&self.ctx, t, &t.param, "Muon")?;
+        let (grad, grad_base) = view_binding(&self.ctx, t, &t.grad, "Muon")?;
         let chunks = t.len.div_ceil(CHUNK);
         let words: [u32; 12] = [
             t.len as u32,
@@ -270,32 +271,6 @@ impl MuonOptimizer {
             momentum,
             launches,
         })
-    }
-
-    /// The binding of `view` of tensor `t` from the aligned-down offset, and the
-    /// element offset of the tensor inside it.
-    fn view_binding<'b>(
-        &self,
-        t: &ParamTensor,
-        view: &'b crate::arena::BufferView,
-    ) -> Result<(wgpu::BufferBinding<'b>, u32)> {
-        let align = u64::from(self.ctx.limits().min_storage_buffer_offset_alignment);
-        let start = view.offset - view.offset % align;
-        let size = view.end(t.len) - start;
-        let allowed = self.ctx.limits().max_storage_buffer_binding_size;
-        if size > allowed {
-            return Err(Error::LimitExceeded {
-                what: format!("Muon's binding of tensor `{}`", t.name),
-                needed: size,
-                allowed,
-            });
-        }
-        let binding = wgpu::BufferBinding {
-            buffer: &view.buffer,
-            offset: start,
-            size: wgpu::BufferSize::new(size),
-        };
-        Ok((binding, ((view.offset - start) / 4) as u32))
     }
 
     /// Records one step at learning rate `lr` (the fallback at `lr *

@@ -6,6 +6,8 @@ use crate::error::Result;
 use crate::nn::Dispatch;
 use crate::wgsl::{Part, ShaderBuilder, lib, shader_part};
 
+pub(crate) use crate::optim::own_kernels::{Slot, bind_group, layout};
+
 /// Invocations per workgroup of Muon's kernels.
 pub(crate) const WG_SIZE: u32 = 256;
 /// Elements per invocation of the chunked `measure` pass.
@@ -21,44 +23,6 @@ static MUON: Part = shader_part!(
 );
 /// `muon_scale.wgsl`: `dst = scale * src`.
 static SCALE: Part = shader_part!("muon_scale.wgsl", &[], &["flat_index"]);
-
-/// What a binding of a layout holds.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Slot {
-    /// A uniform block.
-    Uniform,
-    /// A read-only storage buffer.
-    Read,
-    /// A read-write storage buffer.
-    ReadWrite,
-}
-
-/// A bind group layout with `slots` at bindings 0, 1, ...
-pub(crate) fn layout(ctx: &GpuContext, label: &str, slots: &[Slot]) -> wgpu::BindGroupLayout {
-    let entries: Vec<_> = slots
-        .iter()
-        .enumerate()
-        .map(|(i, slot)| wgpu::BindGroupLayoutEntry {
-            binding: i as u32,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: match slot {
-                    Slot::Uniform => wgpu::BufferBindingType::Uniform,
-                    Slot::Read => wgpu::BufferBindingType::Storage { read_only: true },
-                    Slot::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
-                },
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        })
-        .collect();
-    ctx.device()
-        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some(label),
-            entries: &entries,
-        })
-}
 
 /// The module of `part` with Muon's constants and the shared helpers.
 fn module(label: &str, part: &'static Part) -> ShaderBuilder {
@@ -116,27 +80,6 @@ pub(crate) fn pipelines(
                 })
             })
             .collect()
-    })
-}
-
-/// A bind group of `layout` with `buffers` at bindings 0, 1, ...
-pub(crate) fn bind_group(
-    ctx: &GpuContext,
-    layout: &wgpu::BindGroupLayout,
-    buffers: &[wgpu::BufferBinding<'_>],
-) -> wgpu::BindGroup {
-    let entries: Vec<_> = buffers
-        .iter()
-        .enumerate()
-        .map(|(i, b)| wgpu::BindGroupEntry {
-            binding: i as u32,
-            resource: wgpu::BindingResource::Buffer(b.clone()),
-        })
-        .collect();
-    ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some("coptim muon bind group"),
-        layout,
-        entries: &entries,
     })
 }
 

@@ -1,0 +1,93 @@
+//! What the optimizers with kernels of their own (Muon, Adafactor) share: explicit
+//! bind group layouts, bind groups, and the binding of a caller's tensor view.
+
+use crate::arena::{BufferView, ParamTensor};
+use crate::context::GpuContext;
+use crate::error::{Error, Result};
+
+/// What a binding of a layout holds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Slot {
+    /// A uniform block.
+    Uniform,
+    /// A read-only storage buffer.
+    Read,
+    /// A read-write storage buffer.
+    ReadWrite,
+}
+
+/// A bind group layout with `slots` at bindings 0, 1, ...
+pub(crate) fn layout(ctx: &GpuContext, label: &str, slots: &[Slot]) -> wgpu::BindGroupLayout {
+    let entries: Vec<_> = slots
+        .iter()
+        .enumerate()
+        .map(|(i, slot)| wgpu::BindGroupLayoutEntry {
+            binding: i as u32,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: match slot {
+                    Slot::Uniform => wgpu::BufferBindingType::Uniform,
+                    Slot::Read => wgpu::BufferBindingType::Storage { read_only: true },
+                    Slot::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
+                },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        })
+        .collect();
+    ctx.device()
+        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(label),
+            entries: &entries,
+        })
+}
+
+/// A bind group of `layout` with `buffers` at bindings 0, 1, ...
+pub(crate) fn bind_group(
+    ctx: &GpuContext,
+    layout: &wgpu::BindGroupLayout,
+    buffers: &[wgpu::BufferBinding<'_>],
+) -> wgpu::BindGroup {
+    let entries: Vec<_> = buffers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: wgpu::BindingResource::Buffer(b.clone()),
+        })
+        .collect();
+    ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("coptim optimizer bind group"),
+        layout,
+        entries: &entries,
+    })
+}
+
+/// The binding of `view` of tensor `t` from the offset aligned down to the device's
+/// storage-offset alignment, and the element offset of the tensor inside it; `who`
+/// names the optimizer in the error when the range exceeds a storage binding.
+pub(crate) fn view_binding<'b>(
+    ctx: &GpuContext,
+    t: &ParamTensor,
+    view: &'b BufferView,
+    who: &str,
+) -> Result<(wgpu::BufferBinding<'b>, u32)> {
+    let align = u64::from(ctx.limits().min_storage_buffer_offset_alignment);
+    let start = view.offset - view.offset % align;
+    let size = view.end(t.len) - start;
+    let allowed = ctx.limits().max_storage_buffer_binding_size;
+    if size > allowed {
+        return Err(Error::LimitExceeded {
+            what: format!("{who}'s binding of tensor `{}`", t.name),
+            needed: size,
+            allowed,
+        });
+    }
+    let binding = wgpu::BufferBinding {
+        buffer: &view.buffer,
+        offset: start,
+        size: wgpu::BufferSize::new(size),
+    };
+    Ok((binding, ((view.offset - start) / 4) as u32))
+}
