@@ -212,6 +212,42 @@ pub fn time_muon_step(
     })
 }
 
+/// One step of an Adafactor-family member on a model's parameters, and the state it
+/// keeps.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdafactorTiming {
+    /// Tensors whose second moment is factored.
+    pub factored: usize,
+    /// Milliseconds per step.
+    pub step_ms: f64,
+    /// Bytes of optimizer state per parameter (AdamW keeps 8).
+    pub state_bytes_per_param: f64,
+}
+
+/// Times a step of `rule` with `caution` on the parameters of `spec`'s model
+/// (gradients of zeros: the work does not depend on their values).
+pub fn time_adafactor_step(
+    ctx: &GpuContext,
+    spec: &ModelSpec,
+    rule: crate::optim::adafactor_reference::AdafactorRule,
+    caution: crate::optim::Caution,
+) -> Result<AdafactorTiming> {
+    use crate::optim::adafactor::AdafactorOptimizer;
+    let model = spec.build(ctx, 0)?;
+    let store = model.store();
+    let mut opt = AdafactorOptimizer::new(ctx, store, rule, caution)?;
+    let seconds = seconds_per_call(ctx, |e| opt.record_step(e))?;
+    let tensors = store.layout().tensors();
+    Ok(AdafactorTiming {
+        factored: tensors
+            .iter()
+            .filter(|t| rule.factored_dims(&t.shape).is_some())
+            .count(),
+        step_ms: seconds * 1e3,
+        state_bytes_per_param: opt.state_size() as f64 / store.layout().total_len() as f64,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -64,6 +64,11 @@ pub struct BenchArgs {
     /// parameters (the Muon rows of `--nn`).
     #[arg(long)]
     pub muon: bool,
+    /// Benchmark only Adafactor, C-Adafactor and big_vision's C-Adafactor steps on the
+    /// ViT's and the language model's parameters, with their state bytes per
+    /// parameter (the Adafactor rows of `--nn`).
+    #[arg(long)]
+    pub adafactor: bool,
 }
 
 fn list<T>(s: &str, parse: impl Fn(&str) -> coptim::Result<T>) -> coptim::Result<Vec<T>> {
@@ -139,8 +144,12 @@ impl BenchArgs {
 
 /// Runs the benchmark and prints a table or JSON.
 pub fn run(args: &BenchArgs) -> coptim::Result<()> {
-    if args.nn || args.muon {
-        return super::bench_nn::run(args.json, args.muon);
+    if args.nn || args.muon || args.adafactor {
+        let sections = super::bench_nn::Sections {
+            muon_only: args.muon,
+            adafactor_only: args.adafactor,
+        };
+        return super::bench_nn::run(args.json, sections);
     }
     let ctx = GpuContext::new_blocking(&ContextOptions::default())?;
     let options = args.options(&ctx)?;

@@ -9,6 +9,7 @@ use coptim::bench::nn::{self, MatmulShape};
 use coptim::model::{Llama, Mlp, Vit};
 use coptim::nn::{Kernels, MatmulVariant};
 use coptim::optim::Caution;
+use coptim::optim::adafactor_reference::{AdafactorRule, BigVisionAdafactor, TimmAdafactor};
 use coptim::optim::muon::NsPrecision;
 use coptim::train::ModelSpec;
 use coptim::{ContextOptions, Error, GpuContext};
@@ -48,6 +49,15 @@ struct MuonRow {
     timing: nn::MuonTiming,
 }
 
+/// An Adafactor-family step on one model's parameters.
+#[derive(Debug, Serialize)]
+struct AdafactorRow {
+    model: &'static str,
+    optimizer: &'static str,
+    #[serde(flatten)]
+    timing: nn::AdafactorTiming,
+}
+
 #[derive(Debug, Serialize)]
 struct NnReport {
     adapter: AdapterSummary,
@@ -57,6 +67,7 @@ struct NnReport {
     matmul: Vec<MatmulRow>,
     models: Vec<ModelRow>,
     muon: Vec<MuonRow>,
+    adafactor: Vec<AdafactorRow>,
 }
 
 /// `C = A @ B^T` for row-major `A [m, k]`, `B [n, k]`, `C [m, n]` with
@@ -177,17 +188,72 @@ fn muon_rows(ctx: &GpuContext) -> coptim::Result<Vec<MuonRow>> {
     Ok(rows)
 }
 
+/// Adafactor, C-Adafactor (timm, beta1 0.9) and big_vision's C-Adafactor steps on the
+/// ViT's and the language model's parameters.
+fn adafactor_rows(ctx: &GpuContext) -> coptim::Result<Vec<AdafactorRow>> {
+    let timm = TimmAdafactor::timm();
+    let members = [
+        ("adafactor", AdafactorRule::Timm(timm), Caution::Off),
+        (
+            "cadafactor",
+            AdafactorRule::Timm(TimmAdafactor {
+                beta1: Some(0.9),
+                ..timm
+            }),
+            Caution::hard(),
+        ),
+        (
+            "cadafactorbv",
+            AdafactorRule::BigVision(BigVisionAdafactor::default()),
+            Caution::hard(),
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (model, spec) in [
+        ("vit", ModelSpec::default_vit()),
+        ("llama", ModelSpec::Llama(Llama::default())),
+    ] {
+        for (optimizer, rule, caution) in members {
+            rows.push(AdafactorRow {
+                model,
+                optimizer,
+                timing: nn::time_adafactor_step(ctx, &spec, rule, caution)?,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// Which sections a run of the nn benchmark measures.
+#[derive(Debug, Clone, Copy)]
+pub struct Sections {
+    /// Only the Muon rows.
+    pub muon_only: bool,
+    /// Only the Adafactor rows.
+    pub adafactor_only: bool,
+}
+
 /// Runs the nn benchmark (only its Muon rows when `muon_only`) and prints a table or
 /// JSON.
-pub fn run(json: bool, muon_only: bool) -> coptim::Result<()> {
+pub fn run(json: bool, sections: Sections) -> coptim::Result<()> {
     let ctx = GpuContext::new_blocking(&ContextOptions::default())?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (matmul, models) = if muon_only {
-        (Vec::new(), Vec::new())
-    } else {
+    let all = !(sections.muon_only || sections.adafactor_only);
+    let (matmul, models) = if all {
         (matmul_rows(&ctx, threads)?, model_rows(&ctx)?)
+    } else {
+        (Vec::new(), Vec::new())
     };
-    let muon = muon_rows(&ctx)?;
+    let muon = if sections.adafactor_only {
+        Vec::new()
+    } else {
+        muon_rows(&ctx)?
+    };
+    let adafactor = if sections.muon_only {
+        Vec::new()
+    } else {
+        adafactor_rows(&ctx)?
+    };
     let report = NnReport {
         adapter: AdapterSummary::of(&ctx),
         default_variant: Kernels::new(&ctx).matmul_variant().name(),
@@ -197,6 +263,7 @@ pub fn run(json: bool, muon_only: bool) -> coptim::Result<()> {
         matmul,
         models,
         muon,
+        adafactor,
     };
     if json {
         let text = serde_json::to_string_pretty(&report)
@@ -223,6 +290,22 @@ fn print_table(r: &NnReport) {
         }
         println!();
     }
+    if !r.muon.is_empty() {
+        print_muon(r);
+    }
+    if !r.adafactor.is_empty() {
+        println!("Adafactor step (state bytes per parameter; AdamW keeps 8):");
+    }
+    for a in &r.adafactor {
+        let t = &a.timing;
+        println!(
+            "  {:<6} {:<12} {:>3} factored {:>9.3} ms/step {:>6.3} bytes/param",
+            a.model, a.optimizer, t.factored, t.step_ms, t.state_bytes_per_param
+        );
+    }
+}
+
+fn print_muon(r: &NnReport) {
     println!("Muon step (Newton-Schulz products vs the same products as plain matmuls):");
     for m in &r.muon {
         let t = &m.timing;
