@@ -420,6 +420,17 @@ struct Placed {
 }
 
 impl Placed {
+    /// Writes its view, factoring and offsets into a tensor's `words`.
+    fn fill(&self, words: &mut GpuAdaTensor) {
+        let v = self.view;
+        words.factored = 1;
+        words.rows_reduce_q = (self.dims.row_reduces > self.dims.col_reduces) as u32;
+        (words.outer, words.n_p, words.mid) = (v.outer as u32, v.n_p as u32, v.mid as u32);
+        (words.n_q, words.inner) = (v.n_q as u32, v.inner as u32);
+        words.means_base = self.means_base as u32;
+        words.ema_len = (v.q_means_len() + v.p_means_len()) as u32;
+    }
+
     /// Elements of its row scale (the row moment's mean over the column-reduced dim).
     fn both_len(&self) -> u64 {
         (self.view.outer * self.view.mid * self.view.inner) as u64
@@ -514,18 +525,7 @@ fn tensor_slot(
     let mut full_second = None;
     let means = match placed {
         Some(p) => {
-            let v = p.view;
-            (words.factored, words.rows_reduce_q) =
-                (1, (p.dims.row_reduces > p.dims.col_reduces) as u32);
-            (words.outer, words.n_p, words.mid, words.n_q, words.inner) = (
-                v.outer as u32,
-                v.n_p as u32,
-                v.mid as u32,
-                v.n_q as u32,
-                v.inner as u32,
-            );
-            words.means_base = p.means_base as u32;
-            words.ema_len = (v.q_means_len() + v.p_means_len()) as u32;
+            p.fill(&mut words);
             Some(&groups[p.group])
         }
         None => {
