@@ -3,7 +3,9 @@
 //! kernels (the batch index is the grid's z), and the `b A` and `a X` terms are
 //! scaled copies that the products accumulate into, as timm's `baddbmm` path:
 //!
-//!     A = X X^T;  B = b A;  B += c A A;  Y = a X;  Y += B X;  X <-> Y
+//! ```text
+//! A = X X^T;  B = b A;  B += c A A;  Y = a X;  Y += B X;  X <-> Y
+//! ```
 //!
 //! The products stage in f16 ([`MatmulVariant::TiledF16`], f32 accumulation) where
 //! [`NsPrecision`] says so, in f32 otherwise.
