@@ -122,7 +122,7 @@ fn config_json(cfg: &TrainConfig) -> String {
     let ModelSpec::Llama(l) = &cfg.model else {
         unreachable!("the parity run is a llama")
     };
-    let Algorithm::AdamW(adam) = cfg.optimizer_config().algorithm else {
+    let Algorithm::AdamW(adam) = cfg.optimizer_config().unwrap().algorithm else {
         unreachable!("AdamW")
     };
     serde_json::json!({

@@ -109,7 +109,7 @@ fn mae_loss_matches_pytorch_at_every_step() {
 /// reads, with coptim's own run config copied in.
 fn config_json(cfg: &TrainConfig) -> String {
     let m = mae(cfg);
-    let Algorithm::AdamW(adam) = cfg.optimizer_config().algorithm else {
+    let Algorithm::AdamW(adam) = cfg.optimizer_config().unwrap().algorithm else {
         unreachable!("AdamW")
     };
     serde_json::json!({

@@ -4,7 +4,7 @@
 //! command line, the page and checkpoints share.
 
 use coptim::Error;
-use coptim::optim::{Caution, OptimizerConfig, timm_names};
+use coptim::optim::{Caution, EngineConfig, OptimizerConfig, matrix_names, timm_names};
 use coptim::train::presets::{self, MODEL_PRESETS, ModelPreset};
 use coptim::train::{ModelSpec, OptimizerKind, TrainConfig};
 
@@ -101,13 +101,13 @@ fn names_views_and_library_defaults_come_from_the_table() {
 #[test]
 fn every_registered_timm_name_is_an_optimizer_and_the_page_offers_every_pair() {
     let all = OptimizerKind::all();
-    let timm: Vec<&str> = timm_names().collect();
+    let timm: Vec<&str> = timm_names().chain(matrix_names()).collect();
     assert_eq!(all.len(), timm.len());
     for (kind, timm) in all.iter().zip(&timm) {
         assert_eq!(kind.timm_name(), *timm);
         assert_eq!(timm.parse::<OptimizerKind>().unwrap(), *kind);
         assert_eq!(kind.name().parse::<OptimizerKind>().unwrap(), *kind);
-        let expected = OptimizerConfig::from_timm(
+        let expected = EngineConfig::from_timm(
             timm,
             &serde_json::json!({
                 "lr": 0.25, "weight_decay": 0.125
@@ -175,7 +175,7 @@ fn the_six_first_names_keep_their_spelling_and_their_exact_configuration() {
         assert_eq!(name.to_uppercase().parse::<OptimizerKind>().unwrap(), kind);
         assert_eq!(
             kind.config(lr, wd),
-            old_config.with_weight_decay(wd),
+            EngineConfig::Elementwise(old_config.with_weight_decay(wd)),
             "{name}"
         );
     }
@@ -196,7 +196,7 @@ fn an_unknown_optimizer_is_a_typed_error_listing_every_name() {
         panic!("{err:?}")
     };
     assert_eq!(name, "adam");
-    for timm in timm_names() {
+    for timm in timm_names().chain(matrix_names()) {
         assert!(known.iter().any(|k| k == timm), "{timm} in {known:?}");
     }
     for old in ["c-adamw", "c-lion", "sgd", "c-sgd"] {

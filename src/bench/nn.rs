@@ -128,7 +128,7 @@ pub fn model_presets() -> Vec<(&'static str, ModelSpec)> {
 pub fn training_samples_per_s(ctx: &GpuContext, spec: &ModelSpec, batch: usize) -> Result<f64> {
     let mut model = spec.build(ctx, 0)?;
     let config = TrainConfig::for_model(spec.clone(), OptimizerKind::C_ADAMW);
-    let mut optimizer = Optimizer::new(ctx, model.store(), config.optimizer_config())?;
+    let mut optimizer = Optimizer::new(ctx, model.store(), config.optimizer_config()?)?;
     let images = vec![0.0f32; batch * model.sample_len()];
     let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
     let mut step = || -> Result<f64> {

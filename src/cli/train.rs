@@ -168,7 +168,8 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub run: RunArgs,
     /// The optimizer: adamw, c-adamw, lion, c-lion, sgd, c-sgd, or any timm name
-    /// coptim registers (nadamw, cnadamw, laprop, claprop, ...; an unknown name lists
+    /// coptim registers (nadamw, cnadamw, laprop, claprop, ..., muon, cmuon, nmuon,
+    /// cnmuon, adafactor, cadafactor, adafactorbv, cadafactorbv; an unknown name lists
     /// them all).
     #[arg(long, default_value = "c-adamw", value_parser = parse_optimizer)]
     pub optimizer: OptimizerKind,

@@ -262,6 +262,32 @@ impl AdafactorRule {
         }
     }
 
+    /// The rule at external learning rate `lr` (big_vision's rate, or timm's external
+    /// one; timm's relative step, `lr: None`, is kept). Fails unless `lr` is finite
+    /// and non-negative.
+    pub fn with_lr(self, lr: f64) -> Result<Self> {
+        if !(lr.is_finite() && lr >= 0.0) {
+            return Err(Error::InvalidConfig(format!(
+                "learning rate {lr} is not a finite non-negative number"
+            )));
+        }
+        Ok(match self {
+            AdafactorRule::Timm(a) => AdafactorRule::Timm(TimmAdafactor {
+                lr: a.lr.map(|_| lr),
+                ..a
+            }),
+            AdafactorRule::BigVision(a) => AdafactorRule::BigVision(BigVisionAdafactor { lr, ..a }),
+        })
+    }
+
+    /// The external learning rate (`None`: timm's relative step).
+    pub fn lr(&self) -> Option<f64> {
+        match self {
+            AdafactorRule::Timm(a) => a.lr,
+            AdafactorRule::BigVision(a) => Some(a.lr),
+        }
+    }
+
     /// The dimensions a tensor of `shape` is factored over.
     pub fn factored_dims(&self, shape: &[usize]) -> Option<FactoredDims> {
         match self {

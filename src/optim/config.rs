@@ -103,7 +103,7 @@ impl Caution {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         let norm = match *self {
             Caution::Off => return Ok(()),
             Caution::Hard { normalization } => normalization,

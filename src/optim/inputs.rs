@@ -120,14 +120,8 @@ impl<'a> StepInputs<'a> {
                 "step inputs name group {g}, the optimizer has {groups} (the default group last)"
             )));
         }
-        for &(buffer, offset) in self.loss.iter().chain(&self.values) {
-            check_value(buffer, offset)?;
-        }
-        let step_lr = match self.lr {
-            LrSource::Schedule => base_lr * config.schedule.factor(scheduled),
-            LrSource::Lr(lr) => lr,
-            LrSource::Scale(f) => base_lr * f,
-        };
+        self.check_values()?;
+        let step_lr = self.step_lr(&config.schedule, base_lr, scheduled);
         let lrs: Vec<f64> = (0..groups)
             .map(|g| match self.group_lrs.iter().find(|(k, _)| *k == g) {
                 Some(&(_, lr)) => lr,
@@ -140,6 +134,52 @@ impl<'a> StepInputs<'a> {
             )));
         }
         Ok(lrs)
+    }
+}
+
+impl StepInputs<'_> {
+    fn check_values(&self) -> Result<()> {
+        for &(buffer, offset) in self.loss.iter().chain(&self.values) {
+            check_value(buffer, offset)?;
+        }
+        Ok(())
+    }
+
+    /// The step's rate before any group's scale.
+    fn step_lr(&self, schedule: &LrSchedule, base_lr: f64, scheduled: u64) -> f64 {
+        match self.lr {
+            LrSource::Schedule => base_lr * schedule.factor(scheduled),
+            LrSource::Lr(lr) => lr,
+            LrSource::Scale(f) => base_lr * f,
+        }
+    }
+
+    /// The learning rate of an optimizer without parameter groups (Muon, Adafactor)
+    /// whose base rate is `base_lr` and schedule `schedule`, at `scheduled` steps.
+    /// Fails like [`StepInputs::group_lrs`] (group 0 is the only one).
+    #[cfg(feature = "nn")]
+    pub(crate) fn single_lr(
+        &self,
+        schedule: &LrSchedule,
+        base_lr: f64,
+        scheduled: u64,
+    ) -> Result<f64> {
+        if let Some((g, _)) = self.group_lrs.iter().find(|(g, _)| *g > 0) {
+            return Err(Error::InvalidConfig(format!(
+                "step inputs name group {g}; this optimizer has only the default group 0"
+            )));
+        }
+        self.check_values()?;
+        let lr = match self.group_lrs.first() {
+            Some(&(_, lr)) => lr,
+            None => self.step_lr(schedule, base_lr, scheduled),
+        };
+        if !lr.is_finite() || lr < 0.0 {
+            return Err(Error::InvalidConfig(format!(
+                "learning rate {lr} is not a finite non-negative number"
+            )));
+        }
+        Ok(lr)
     }
 }
 

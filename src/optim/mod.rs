@@ -12,6 +12,9 @@ mod algorithms;
 pub mod axis_means;
 mod bindings;
 mod config;
+#[cfg(feature = "nn")]
+mod engine;
+mod engine_config;
 pub mod factored;
 mod gpu_types;
 mod inputs;
@@ -30,6 +33,9 @@ pub use algorithms::{
     AdamW, Adopt, Algorithm, EpsStyle, Lamb, Lion, LrFamily, Mars, MarsType, RmsPropTf, Sgd,
 };
 pub use config::{Caution, DecayMode, GroupConfig, NonFinite, Normalization, OptimizerConfig};
+#[cfg(feature = "nn")]
+pub use engine::TrainOptimizer;
+pub use engine_config::{AdafactorConfig, EngineConfig, MuonConfig, matrix_names};
 pub use inputs::StepInputs;
 pub use reference::{ReferenceOptimizer, ReferenceStep};
 pub use runtime::{Optimizer, OptimizerOptions};

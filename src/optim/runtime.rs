@@ -58,6 +58,9 @@ pub struct Optimizer {
     scheduled: u64,
     uploads: UploadRing,
     stats: StatsQueue,
+    /// Whether each step records its readback record (off for an optimizer stepping
+    /// inside another, whose record carries the counts).
+    records: bool,
     /// The first step's commands passed validation (see [`Optimizer::record_step`]).
     checked: bool,
 }
@@ -149,6 +152,7 @@ impl Optimizer {
             scheduled: 0,
             uploads: UploadRing::new("coptim step params upload"),
             stats,
+            records: true,
             checked: false,
         })
     }
@@ -279,9 +283,11 @@ impl Optimizer {
             bytemuck::bytes_of(&params),
         );
         self.record_passes(encoder);
-        let default_lr = lrs[self.config.groups.len()];
-        self.stats
-            .record(&self.ctx, encoder, inputs, self.scheduled, default_lr);
+        if self.records {
+            let default_lr = lrs[self.config.groups.len()];
+            self.stats
+                .record(&self.ctx, encoder, inputs, self.scheduled, default_lr);
+        }
         Ok(())
     }
 
@@ -483,6 +489,19 @@ impl Optimizer {
 
     pub(crate) fn status_buffer(&self) -> &wgpu::Buffer {
         &self.buffers.status
+    }
+
+    /// The per-tensor table (its `kept` counts), for an enclosing optimizer's record.
+    #[cfg(feature = "nn")]
+    pub(crate) fn tensor_table(&self) -> &wgpu::Buffer {
+        &self.buffers.tensor_table
+    }
+
+    /// Stops recording per-step records: an enclosing optimizer's record carries
+    /// this one's counts ([`Optimizer::tensor_table`]).
+    #[cfg(feature = "nn")]
+    pub(crate) fn stop_records(&mut self) {
+        self.records = false;
     }
 
     pub(crate) fn set_scheduled(&mut self, scheduled: u64) {

@@ -66,14 +66,82 @@ struct StepTag {
     has_loss: bool,
 }
 
+/// `(tensor, first chunk, chunks)` of each tensor whose kept count is the sum of
+/// its chunks' counts (see [`KeptPart::Chunks`]).
+pub(crate) type ChunkRanges = Vec<(usize, u64, u64)>;
+
+/// Where one part of a record finds kept counts.
+#[derive(Debug)]
+pub(crate) enum KeptPart {
+    /// An engine tensor table ([`GpuTensorEntry`] per tensor): entry `k`'s count is
+    /// tensor `tensors[k]`'s.
+    Table {
+        buffer: wgpu::Buffer,
+        tensors: Vec<usize>,
+    },
+    /// Per-chunk `(count, other)` u32 pairs from byte 0 of `buffer` (Muon's and
+    /// Adafactor's partials, with feature `nn`): for each `(t, first chunk, chunks)` of `ranges`, tensor
+    /// `t`'s count is the sum over its chunks.
+    #[cfg_attr(not(feature = "nn"), allow(dead_code))]
+    Chunks {
+        buffer: wgpu::Buffer,
+        ranges: ChunkRanges,
+    },
+}
+
+/// Bytes of one chunk's `(count, other)` partial.
+const CHUNK_BYTES: u64 = 8;
+
+impl KeptPart {
+    /// Bytes this part copies into a record.
+    fn bytes(&self) -> u64 {
+        match self {
+            KeptPart::Table { tensors, .. } => {
+                (tensors.len() * std::mem::size_of::<GpuTensorEntry>()) as u64
+            }
+            KeptPart::Chunks { ranges, .. } => {
+                ranges.iter().map(|&(_, f, n)| f + n).max().unwrap_or(0) * CHUNK_BYTES
+            }
+        }
+    }
+
+    fn buffer(&self) -> &wgpu::Buffer {
+        match self {
+            KeptPart::Table { buffer, .. } | KeptPart::Chunks { buffer, .. } => buffer,
+        }
+    }
+
+    /// Writes this part's counts, read from `bytes`, into `kept`.
+    fn decode(&self, bytes: &[u8], kept: &mut [u64]) {
+        match self {
+            KeptPart::Table { tensors, .. } => {
+                let entry_bytes = std::mem::size_of::<GpuTensorEntry>();
+                for (chunk, &t) in bytes.chunks_exact(entry_bytes).zip(tensors) {
+                    let e: GpuTensorEntry = bytemuck::pod_read_unaligned(chunk);
+                    kept[t] = e.kept as u64;
+                }
+            }
+            KeptPart::Chunks { ranges, .. } => {
+                let words: Vec<u32> = bytemuck::pod_collect_to_vec(bytes);
+                for &(t, first, n) in ranges {
+                    let pairs = &words[2 * first as usize..2 * (first + n) as usize];
+                    kept[t] = pairs.iter().step_by(2).map(|&c| c as u64).sum();
+                }
+            }
+        }
+    }
+}
+
 /// The per-step records in flight.
 #[derive(Debug)]
 pub(crate) struct StatsQueue {
     queue: ReadbackQueue<StepTag>,
-    status: wgpu::Buffer,
-    table: wgpu::Buffer,
+    /// The engine's step status (`None`: steps are never skipped and complete when
+    /// recorded, as Muon's and Adafactor's).
+    status: Option<wgpu::Buffer>,
+    /// Where the kept counts of a masking step come from (empty without a mask).
+    parts: Vec<KeptPart>,
     numel: Vec<u64>,
-    caution: bool,
 }
 
 impl StatsQueue {
@@ -85,16 +153,31 @@ impl StatsQueue {
         numel: Vec<u64>,
         caution: bool,
     ) -> Self {
+        let table = KeptPart::Table {
+            buffer: table.clone(),
+            tensors: (0..numel.len()).collect(),
+        };
+        Self::with_parts(Some(status.clone()), vec![table], numel, caution)
+    }
+
+    /// Records of an optimizer with step status `status` (if any) whose kept counts
+    /// come from `parts` when `caution` masks (else every coordinate is kept);
+    /// tensors no part names count as kept whole.
+    pub fn with_parts(
+        status: Option<wgpu::Buffer>,
+        parts: Vec<KeptPart>,
+        numel: Vec<u64>,
+        caution: bool,
+    ) -> Self {
         Self {
             queue: ReadbackQueue::new("coptim step record"),
-            status: status.clone(),
-            table: table.clone(),
+            status,
+            parts: if caution { parts } else { Vec::new() },
             numel,
-            caution,
         }
     }
 
-    /// Records the copies of one step's status, tensor table, loss and values.
+    /// Records the copies of one step's status, kept counts, loss and values.
     pub fn record(
         &mut self,
         ctx: &GpuContext,
@@ -103,25 +186,26 @@ impl StatsQueue {
         scheduled: u64,
         lr: f64,
     ) {
-        let mut sources = vec![
-            Source {
-                buffer: &self.status,
-                offset: 0,
-                size: std::mem::size_of::<GpuStatus>() as u64,
-            },
-            Source {
-                buffer: &self.table,
-                offset: 0,
-                size: (self.numel.len() * std::mem::size_of::<GpuTensorEntry>()) as u64,
-            },
-        ];
-        for &(buffer, offset) in inputs.loss().iter().chain(inputs.values()) {
-            sources.push(Source {
-                buffer,
-                offset,
-                size: VALUE_BYTES,
-            });
-        }
+        let status = self.status.iter().map(|buffer| Source {
+            buffer,
+            offset: 0,
+            size: std::mem::size_of::<GpuStatus>() as u64,
+        });
+        let parts = self.parts.iter().map(|p| Source {
+            buffer: p.buffer(),
+            offset: 0,
+            size: p.bytes(),
+        });
+        let named = inputs
+            .loss()
+            .into_iter()
+            .chain(inputs.values().iter().copied());
+        let values = named.map(|(buffer, offset)| Source {
+            buffer,
+            offset,
+            size: VALUE_BYTES,
+        });
+        let sources: Vec<Source<'_>> = status.chain(parts).chain(values).collect();
         let tag = StepTag {
             scheduled,
             lr,
@@ -153,30 +237,30 @@ impl StatsQueue {
     }
 
     fn decode(&self, (tag, bytes): (StepTag, Vec<u8>)) -> StepStats {
-        let status_bytes = std::mem::size_of::<GpuStatus>();
-        let entry_bytes = std::mem::size_of::<GpuTensorEntry>();
-        let status: GpuStatus = bytemuck::pod_read_unaligned(&bytes[..status_bytes]);
-        let table_end = status_bytes + self.numel.len() * entry_bytes;
-        let skipped = status.found_inf != 0;
-        // A skipped step kept nothing, whatever its count pass found.
-        let kept = bytes[status_bytes..table_end]
-            .chunks_exact(entry_bytes)
-            .map(bytemuck::pod_read_unaligned::<GpuTensorEntry>)
-            .zip(&self.numel)
-            .map(|(e, &n)| match (skipped, self.caution) {
-                (true, _) => 0,
-                (false, true) => e.kept as u64,
-                (false, false) => n,
-            })
-            .collect();
+        let mut at = 0;
+        let status = self.status.as_ref().map(|_| {
+            at = std::mem::size_of::<GpuStatus>();
+            bytemuck::pod_read_unaligned::<GpuStatus>(&bytes[..at])
+        });
+        let skipped = status.is_some_and(|s| s.found_inf != 0);
+        let mut kept = self.numel.clone();
+        for part in &self.parts {
+            let end = at + part.bytes() as usize;
+            part.decode(&bytes[at..end], &mut kept);
+            at = end;
+        }
+        if skipped {
+            // A skipped step kept nothing, whatever its count pass found.
+            kept.iter_mut().for_each(|k| *k = 0);
+        }
         // The loss (if named), then the caller's values: the rest of the record.
-        let mut values: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes[table_end..]);
+        let mut values: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes[at..]);
         let loss = tag.has_loss.then(|| values.remove(0));
         StepStats {
             scheduled_step: tag.scheduled,
-            completed_steps: status.step as u64,
+            completed_steps: status.map_or(tag.scheduled, |s| u64::from(s.step)),
             skipped,
-            grad_norm: status.grad_norm,
+            grad_norm: status.map_or(0.0, |s| s.grad_norm),
             lr: tag.lr,
             loss,
             values,

@@ -128,6 +128,43 @@ pub(crate) struct TimmArgs {
 }
 
 impl TimmArgs {
+    /// The keywords `given` to timm's `name`, with the execution-only ones removed
+    /// and `defaults` filled in where absent (for the optimizers outside the
+    /// element-wise registry: [`crate::optim::EngineConfig::from_timm`]).
+    pub(crate) fn for_name(
+        name: &'static str,
+        given: &Value,
+        defaults: &[(&str, Value)],
+    ) -> Result<Self> {
+        let given = given.as_object().ok_or_else(|| {
+            Error::InvalidConfig(format!("timm `{name}`: kwargs {given} are not an object"))
+        })?;
+        let mut args = given.clone();
+        for key in EXECUTION_ONLY {
+            args.remove(*key);
+        }
+        for (key, value) in defaults {
+            args.entry(*key).or_insert(value.clone());
+        }
+        let mut args = Self {
+            name,
+            args,
+            decay: DecayMode::default(),
+        };
+        args.only("maximize", Value::Bool(false))?;
+        Ok(args)
+    }
+
+    /// Fails naming the first keyword nobody consumed (see [`TimmArgs::for_name`]).
+    pub(crate) fn done(self) -> Result<()> {
+        self.finish()
+    }
+
+    /// A keyword accepted and ignored.
+    pub(crate) fn ignore(&mut self, key: &str) {
+        self.take(key);
+    }
+
     /// Removes `key`, or `None` when absent.
     fn take(&mut self, key: &str) -> Option<Value> {
         self.args.remove(key)
@@ -183,6 +220,15 @@ impl TimmArgs {
                 .as_str()
                 .map(str::to_string)
                 .ok_or_else(|| self.bad(key, &v, "a string")),
+        }
+    }
+
+    /// A string or `null` (`None`); absent keys must have a default filled in.
+    pub fn optional_string(&mut self, key: &str) -> Result<Option<String>> {
+        match self.take(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(v) => Err(self.bad(key, &v, "a string or null")),
         }
     }
 

@@ -154,6 +154,7 @@ impl Session {
         }
         let (model, optimizer) = self.parts_mut();
         optimizer.load_state_bytes(&file.optimizer_state, &file.source)?;
+        optimizer.set_scheduled(file.step);
         model.write_parameters(&file.params)?;
         self.set_progress(file.step, file.history.clone());
         Ok(())

@@ -7,7 +7,8 @@ use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::model::{Architecture, Llama, Mae, Mlp, Model, Vit};
 use crate::optim::{
-    Algorithm, Caution, DecayMode, GroupConfig, LrSchedule, OptimizerConfig, timm_names,
+    Algorithm, Caution, DecayMode, EngineConfig, GroupConfig, LrFamily, LrSchedule,
+    OptimizerConfig, matrix_names, timm_names,
 };
 use crate::train::presets::{MODEL_PRESETS, ModelPreset};
 use crate::train::source::TrainData;
@@ -77,8 +78,9 @@ const LEGACY_NAMES: [(&str, &str); 6] = [
 ];
 
 /// The optimizer of a training run: one member of the registry
-/// ([`Algorithm::members`]) under one of timm's names ([`timm_names`]), with timm's
-/// defaults for everything but the learning rate and the weight decay.
+/// ([`Algorithm::members`]) under one of timm's names ([`timm_names`]), or Muon or a
+/// member of the Adafactor family ([`matrix_names`]), with timm's defaults for
+/// everything but the learning rate and the weight decay.
 ///
 /// Its name ([`OptimizerKind::name`]) is the timm name, except for the six members of
 /// coptim's first command line, which keep `adamw`, `c-adamw`, `lion`, `c-lion`, `sgd`
@@ -106,9 +108,12 @@ impl OptimizerKind {
     pub const C_SGD: Self = Self { timm: "csgdw" };
 
     /// Every registered optimizer, in registry order (plain then cautious for each
-    /// algorithm).
+    /// algorithm), then Muon's and Adafactor's ([`matrix_names`]).
     pub fn all() -> Vec<OptimizerKind> {
-        timm_names().map(|timm| Self { timm }).collect()
+        timm_names()
+            .chain(matrix_names())
+            .map(|timm| Self { timm })
+            .collect()
     }
 
     /// The name runs are written under: `adamw`, `c-adamw`, `lion`, `c-lion`, `sgd`,
@@ -154,19 +159,38 @@ impl OptimizerKind {
 
     /// timm's configuration of this optimizer with its default learning rate and
     /// no weight decay.
-    fn timm_defaults(self) -> OptimizerConfig {
-        OptimizerConfig::from_timm(self.timm, &serde_json::json!({}))
+    fn timm_defaults(self) -> EngineConfig {
+        EngineConfig::from_timm(self.timm, &serde_json::json!({}))
             .expect("every registered timm name builds with timm's defaults (tested)")
     }
 
-    /// The base algorithm with its (timm default) hyperparameters.
-    pub fn algorithm(self) -> Algorithm {
-        self.timm_defaults().algorithm
+    /// The base algorithm with its (timm default) hyperparameters (`None` for Muon
+    /// and the Adafactor family, which are not element-wise).
+    pub fn algorithm(self) -> Option<Algorithm> {
+        match self.timm_defaults() {
+            EngineConfig::Elementwise(c) => Some(c.algorithm),
+            _ => None,
+        }
+    }
+
+    /// The learning-rate family the presets give it a rate by: its algorithm's, and
+    /// adam-like for Muon (timm's `match_rms_adamw` scales its updates to AdamW's
+    /// RMS, and its fallback is AdamW) and the Adafactor family (updates normalized
+    /// by the second moment and clipped to RMS 1).
+    pub fn lr_family(self) -> LrFamily {
+        self.algorithm()
+            .map_or(LrFamily::AdamLike, |a| a.lr_family())
+    }
+
+    /// Whether the training loop's gradient clipping and decay modes apply (the
+    /// element-wise engine's passes; Muon and Adafactor have neither).
+    pub fn is_elementwise(self) -> bool {
+        self.algorithm().is_some()
     }
 
     /// Whether the cautious mask is on.
     pub fn is_cautious(self) -> bool {
-        self.timm_defaults().caution.is_on()
+        self.timm_defaults().caution().is_on()
     }
 
     /// The same optimizer with caution on or off: the registered one whose
@@ -187,7 +211,14 @@ impl OptimizerKind {
     /// `C-AdamW (corrected wd)`, ... (the algorithm's own spelling, or its short name
     /// for one not listed here).
     pub fn label(self) -> String {
-        let defaults = self.timm_defaults();
+        let defaults = match self.timm_defaults() {
+            EngineConfig::Elementwise(c) => c,
+            other => {
+                let caution = if other.caution().is_on() { "C-" } else { "" };
+                let label = other.matrix_label().expect("not element-wise");
+                return format!("{caution}{label}");
+            }
+        };
         let algorithm = defaults.algorithm.name();
         let plain = ALGORITHM_LABELS
             .iter()
@@ -204,12 +235,8 @@ impl OptimizerKind {
 
     /// The optimizer configuration with learning rate `lr` and weight decay `wd`, timm's
     /// defaults otherwise (cautious members use [`Caution::hard`], timm's mask).
-    pub fn config(self, lr: f64, wd: f64) -> OptimizerConfig {
-        OptimizerConfig {
-            lr,
-            ..self.timm_defaults()
-        }
-        .with_weight_decay(wd)
+    pub fn config(self, lr: f64, wd: f64) -> EngineConfig {
+        self.timm_defaults().with_lr_and_decay(lr, wd)
     }
 }
 
@@ -329,7 +356,8 @@ impl TrainConfig {
             weight_decay: hyper.weight_decay,
             warmup_steps: preset.warmup_steps,
             lr_floor: preset.lr_floor,
-            clip_grad_norm: preset.clip_grad_norm,
+            // Muon and Adafactor bound their updates themselves and cannot clip.
+            clip_grad_norm: preset.clip_grad_norm.filter(|_| optimizer.is_elementwise()),
             adam_betas: preset.adam_betas,
             decay: DecayMode::default(),
             batch_size: preset.batch_size,
@@ -383,14 +411,32 @@ impl TrainConfig {
         }
     }
 
-    /// The optimizer configuration of this run: the model's
-    /// [`no_weight_decay`](Architecture::no_weight_decay) tensors, if any, in a group
-    /// `no_decay` without weight decay.
-    pub fn optimizer_config(&self) -> OptimizerConfig {
-        let cfg = self
-            .optimizer
-            .config(self.lr, self.weight_decay)
-            .with_schedule(self.schedule());
+    /// The optimizer configuration of this run: for an element-wise member, the
+    /// model's [`no_weight_decay`](Architecture::no_weight_decay) tensors, if any, in a
+    /// group `no_decay` without weight decay; Muon and Adafactor have no groups and
+    /// decay every tensor.
+    pub fn engine_config(&self) -> EngineConfig {
+        match self.optimizer.config(self.lr, self.weight_decay) {
+            EngineConfig::Elementwise(cfg) => EngineConfig::Elementwise(self.elementwise(cfg)),
+            other => other.with_schedule(self.schedule()),
+        }
+    }
+
+    /// The element-wise optimizer configuration of this run (see
+    /// [`TrainConfig::engine_config`]); [`Error::InvalidConfig`] for Muon and Adafactor.
+    pub fn optimizer_config(&self) -> Result<OptimizerConfig> {
+        match self.engine_config() {
+            EngineConfig::Elementwise(cfg) => Ok(cfg),
+            _ => Err(Error::InvalidConfig(format!(
+                "{} is not an element-wise optimizer",
+                self.optimizer
+            ))),
+        }
+    }
+
+    /// `cfg` with this run's schedule, decay modes, betas, groups and clipping.
+    fn elementwise(&self, cfg: OptimizerConfig) -> OptimizerConfig {
+        let cfg = cfg.with_schedule(self.schedule());
         let decay = DecayMode {
             cautious: cfg.decay.cautious || self.decay.cautious,
             corrected: cfg.decay.corrected || self.decay.corrected,
@@ -421,6 +467,25 @@ impl TrainConfig {
         }
     }
 
+    /// Fails unless the run's clipping and decay modes apply to its optimizer (Muon
+    /// and Adafactor have neither).
+    fn check_engine_options(&self) -> Result<()> {
+        if self.optimizer.is_elementwise() {
+            return Ok(());
+        }
+        let unsupported = if self.clip_grad_norm.is_some() {
+            "gradient clipping (clip_grad_norm)"
+        } else if self.decay != DecayMode::default() {
+            "cautious or corrected weight decay"
+        } else {
+            return Ok(());
+        };
+        Err(Error::InvalidConfig(format!(
+            "{} does not support {unsupported}: it is not an element-wise optimizer",
+            self.optimizer
+        )))
+    }
+
     /// Checks the sizes and hyper-parameters (the optimizer's own checks included).
     pub fn validate(&self) -> Result<()> {
         if self.batch_size == 0 || self.eval_batch_size == 0 {
@@ -430,6 +495,7 @@ impl TrainConfig {
             return Err(Error::InvalidConfig("steps must be positive".into()));
         }
         self.model.architecture().parameters()?;
-        self.optimizer_config().validate()
+        self.check_engine_options()?;
+        self.engine_config().validate()
     }
 }

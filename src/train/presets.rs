@@ -263,7 +263,7 @@ impl ModelPreset {
     /// momentum SGD, and for trust-ratio members (LAMB) the `adamw` row with
     /// [`TRUST_RATIO_LR_SCALE`] times its rate. Plain and cautious twins share a row.
     pub fn hyper(&self, optimizer: OptimizerKind) -> Hyper {
-        match optimizer.algorithm().lr_family() {
+        match optimizer.lr_family() {
             LrFamily::AdamLike => self.adamw,
             LrFamily::SignBased => self.lion,
             LrFamily::SgdLike => self.sgd,
@@ -438,10 +438,10 @@ mod tests {
     #[test]
     fn every_member_takes_its_familys_row() {
         let lamb = OptimizerKind::from_name("clamb").unwrap();
-        assert_eq!(lamb.algorithm().lr_family(), LrFamily::TrustRatio);
+        assert_eq!(lamb.lr_family(), LrFamily::TrustRatio);
         for preset in &MODEL_PRESETS {
             for optimizer in OptimizerKind::all() {
-                let want = match optimizer.algorithm().lr_family() {
+                let want = match optimizer.lr_family() {
                     LrFamily::AdamLike => preset.adamw,
                     LrFamily::SignBased => preset.lion,
                     LrFamily::SgdLike => preset.sgd,
@@ -454,7 +454,7 @@ mod tests {
             }
         }
         let families: Vec<LrFamily> = ["adamw", "lion", "sgd", "nadamw", "laprop"]
-            .map(|n| OptimizerKind::from_name(n).unwrap().algorithm().lr_family())
+            .map(|n| OptimizerKind::from_name(n).unwrap().lr_family())
             .to_vec();
         use LrFamily::*;
         assert_eq!(families, [AdamLike, SignBased, SgdLike, AdamLike, AdamLike]);

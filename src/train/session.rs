@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::model::{BatchMetrics, Model};
-use crate::optim::{Optimizer, StepInputs};
+use crate::optim::{StepInputs, TrainOptimizer};
 use crate::train::clock::now_ms;
 use crate::train::config::TrainConfig;
 use crate::train::metrics::{EvalMetrics, History, StepMetrics};
@@ -50,7 +50,7 @@ struct InFlight {
 pub struct Session {
     config: TrainConfig,
     model: Model,
-    optimizer: Optimizer,
+    optimizer: TrainOptimizer,
     data: TrainData,
     feed: Feed,
     recorded: u64,
@@ -70,7 +70,7 @@ impl Session {
         config.validate()?;
         data.check_fits(config.model.architecture(), config.batch_size)?;
         let model = config.model.build(ctx, config.seed)?;
-        let optimizer = Optimizer::new(ctx, model.store(), config.optimizer_config())?;
+        let optimizer = TrainOptimizer::new(ctx, model.store(), &config.engine_config())?;
         let feed = Feed::new(&config, &data);
         Ok(Self {
             config,
@@ -97,7 +97,7 @@ impl Session {
     }
 
     /// The optimizer.
-    pub fn optimizer(&self) -> &Optimizer {
+    pub fn optimizer(&self) -> &TrainOptimizer {
         &self.optimizer
     }
 
@@ -265,7 +265,7 @@ impl Session {
     }
 
     /// The model and optimizer, mutably (for restoring a checkpoint).
-    pub(crate) fn parts_mut(&mut self) -> (&mut Model, &mut Optimizer) {
+    pub(crate) fn parts_mut(&mut self) -> (&mut Model, &mut TrainOptimizer) {
         (&mut self.model, &mut self.optimizer)
     }
 }

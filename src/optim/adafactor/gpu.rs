@@ -14,6 +14,8 @@ use crate::optim::config::Caution;
 use crate::optim::factored::{AxisView, FactoredDims};
 use crate::optim::own_kernels::{Slot, bind_group, layout, view_binding};
 use crate::optim::plan::grid_for;
+#[cfg(feature = "nn")]
+use crate::optim::stats::ChunkRanges;
 use crate::wgsl::{Part, ShaderBuilder, lib, shader_part};
 
 /// `adafactor.wgsl`.
@@ -106,6 +108,10 @@ pub struct AdafactorOptimizer {
     pipelines: Vec<wgpu::ComputePipeline>,
     step_params: wgpu::Buffer,
     uploads: UploadRing,
+    /// Per chunk of each tensor, in tensor order: two words (sums, or the agreeing
+    /// count first); read by the training engine's records (feature `nn`).
+    #[cfg_attr(not(feature = "nn"), allow(dead_code))]
+    partials: wgpu::Buffer,
 }
 
 /// A new zeroed buffer of `words` 32-bit words (at least one).
@@ -158,7 +164,12 @@ impl AdafactorOptimizer {
                 n * FACTOR_WORDS as u64 + both,
                 storage,
             ),
-            partials: words_buffer(ctx, "coptim adafactor partials", 2 * chunks, storage),
+            partials: words_buffer(
+                ctx,
+                "coptim adafactor partials",
+                2 * chunks,
+                storage | wgpu::BufferUsages::COPY_SRC,
+            ),
             unused_rw: words_buffer(ctx, "coptim adafactor unused", 1, storage),
             unused_r: words_buffer(ctx, "coptim adafactor unused", 1, storage),
         };
@@ -189,15 +200,31 @@ impl AdafactorOptimizer {
             pipelines,
             step_params: shared.step,
             uploads: UploadRing::new("coptim adafactor step upload"),
+            partials: shared.partials,
         })
     }
 
     /// Records one step into `encoder` (nothing is submitted or read back); the step
     /// counter advances here, so every recorded step must be submitted.
     pub fn record_step(&mut self, encoder: &mut wgpu::CommandEncoder) -> Result<()> {
+        self.record_step_at(encoder, None)
+    }
+
+    /// Records one step like [`AdafactorOptimizer::record_step`], at learning rate
+    /// `lr` when given ([`AdafactorRule::with_lr`]: timm's relative step keeps its
+    /// own); fails on a negative or non-finite rate before recording anything.
+    pub fn record_step_at(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        lr: Option<f64>,
+    ) -> Result<()> {
         self.ctx.check_lost()?;
+        let rule = match lr {
+            Some(lr) => self.rule.with_lr(lr)?,
+            None => self.rule,
+        };
         let t = self.steps + 1;
-        let words = step_words(&self.rule, self.caution, t);
+        let words = step_words(&rule, self.caution, t);
         self.uploads.record_write(
             &self.ctx,
             encoder,
@@ -232,6 +259,25 @@ impl AdafactorOptimizer {
     /// The parameters and gradients this optimizer steps.
     pub fn params(&self) -> &ParamSet {
         &self.params
+    }
+
+    /// The per-chunk partials (agreeing count first once a cautious step ran) and,
+    /// for each tensor, its `(tensor, first chunk, chunks)` there.
+    #[cfg(feature = "nn")]
+    pub(crate) fn kept_chunks(&self) -> (&wgpu::Buffer, ChunkRanges) {
+        let mut first = 0;
+        let ranges = self
+            .params
+            .tensors()
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let chunks = t.len.div_ceil(CHUNK);
+                first += chunks;
+                (i, first - chunks, chunks)
+            })
+            .collect();
+        (&self.partials, ranges)
     }
 
     /// Steps recorded so far.
@@ -325,7 +371,7 @@ impl AdafactorOptimizer {
     }
 
     /// The rule and caution it steps with.
-    pub(super) fn config(&self) -> (AdafactorRule, Caution) {
+    pub fn config(&self) -> (AdafactorRule, Caution) {
         (self.rule, self.caution)
     }
 

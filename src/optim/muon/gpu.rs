@@ -18,6 +18,7 @@ use crate::optim::muon::newton_schulz::{NewtonSchulz, NsPrecision};
 use crate::optim::muon::{Muon, muon_matrix};
 use crate::optim::own_kernels::view_binding;
 use crate::optim::runtime::Optimizer;
+use crate::optim::stats::ChunkRanges;
 
 /// `muon.wgsl`'s bindings: tensor, step, param, grad, momentum, x, partials, factors.
 const SLOTS: [Slot; 8] = [
@@ -98,6 +99,8 @@ pub struct MuonOptimizer {
     step_params: wgpu::Buffer,
     fallback: Option<Optimizer>,
     uploads: UploadRing,
+    /// Per chunk of each matrix, in matrix order: (agreeing count, sum of squares).
+    partials: Option<wgpu::Buffer>,
 }
 
 /// Where a matrix sits in its shape's Newton-Schulz batch.
@@ -141,7 +144,10 @@ impl MuonOptimizer {
             caution,
             weight_decay,
         };
-        let fallback = fallback_optimizer(ctx, &params, fallback_cfg)?;
+        let mut fallback = fallback_optimizer(ctx, &params, fallback_cfg)?;
+        if let Some(f) = &mut fallback {
+            f.stop_records();
+        }
         let mut opt = Self {
             ctx: ctx.clone(),
             words,
@@ -151,13 +157,18 @@ impl MuonOptimizer {
             step_params,
             fallback,
             uploads: UploadRing::new("coptim muon step upload"),
+            partials: None,
         };
-        opt.matrices = opt.build_matrices(&shapes)?;
+        let (matrices, partials) = opt.build_matrices(&shapes)?;
+        (opt.matrices, opt.partials) = (matrices, Some(partials));
         Ok(opt)
     }
 
     /// The launches of every matrix, in the order of `shapes`.
-    fn build_matrices(&self, shapes: &BTreeMap<(usize, usize), Vec<usize>>) -> Result<Vec<Matrix>> {
+    fn build_matrices(
+        &self,
+        shapes: &BTreeMap<(usize, usize), Vec<usize>>,
+    ) -> Result<(Vec<Matrix>, wgpu::Buffer)> {
         let layout = launch::layout(&self.ctx, "coptim muon", &SLOTS);
         let pipelines = launch::pipelines(&self.ctx, false, &layout, &ENTRIES)?;
         let total_chunks: u64 = shapes
@@ -169,7 +180,7 @@ impl MuonOptimizer {
             self.ctx.device().create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
                 size: size.max(1) * 8,
-                usage: wgpu::BufferUsages::STORAGE,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
                 mapped_at_creation: false,
             })
         };
@@ -198,7 +209,7 @@ impl MuonOptimizer {
                 partial_base += self.params.tensors()[tensor].len.div_ceil(CHUNK);
             }
         }
-        Ok(matrices)
+        Ok((matrices, partials))
     }
 
     /// The momentum buffer and launches of tensor `tensor` placed at `place`.
@@ -332,6 +343,38 @@ impl MuonOptimizer {
     /// The AdamW of the fallback tensors, if any.
     pub fn fallback(&self) -> Option<&Optimizer> {
         self.fallback.as_ref()
+    }
+
+    /// The per-chunk partials (agreeing count first) and, for each matrix, its
+    /// `(tensor, first chunk, chunks)` there: where a step's kept counts are.
+    pub(crate) fn kept_chunks(&self) -> Option<(&wgpu::Buffer, ChunkRanges)> {
+        let mut first = 0;
+        let ranges = self
+            .matrices
+            .iter()
+            .map(|m| {
+                let chunks = self.params.tensors()[m.tensor].len.div_ceil(CHUNK);
+                first += chunks;
+                (m.tensor, first - chunks, chunks)
+            })
+            .collect();
+        self.partials.as_ref().map(|p| (p, ranges))
+    }
+
+    /// The hyperparameters it steps with: Muon's, the caution and the weight decay.
+    pub fn settings(&self) -> (Muon, Caution, f64) {
+        let w = &self.words;
+        (w.muon, w.caution, w.weight_decay)
+    }
+
+    /// The device it runs on.
+    pub(crate) fn ctx(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    /// The fallback AdamW, mutably (to restore its state).
+    pub(crate) fn fallback_mut(&mut self) -> Option<&mut Optimizer> {
+        self.fallback.as_mut()
     }
 
     /// Multiply-adds of one step's Newton-Schulz products, times two (FLOPs).

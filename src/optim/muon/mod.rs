@@ -18,6 +18,8 @@ mod launch;
 mod newton_schulz;
 #[cfg(feature = "nn")]
 pub mod reference;
+#[cfg(feature = "nn")]
+mod state_io;
 
 #[cfg(feature = "nn")]
 pub use gpu::MuonOptimizer;
@@ -25,6 +27,8 @@ pub use gpu::MuonOptimizer;
 pub use launch::{muon_source, scale_source};
 #[cfg(feature = "nn")]
 pub use newton_schulz::{NewtonSchulz, NsPrecision};
+#[cfg(feature = "nn")]
+pub use state_io::MUON_STATE_FORMAT;
 
 use serde::{Deserialize, Serialize};
 
