@@ -148,6 +148,20 @@ fn names_parse_and_unknown_names_list_them() {
         Some(kind("cadafactorbv"))
     );
     assert_eq!(kind("cmuon").label(), "C-Muon");
+    // The page's pair selector (the registry's plain members with a cautious twin)
+    // offers them; `adafactor` has none (timm's `cadafactor` also adds a first moment).
+    let pairs: Vec<String> = coptim::train::presets::pairs()
+        .into_iter()
+        .map(|p| p.label)
+        .collect();
+    for label in [
+        "Muon vs C-Muon",
+        "NMuon vs C-NMuon",
+        "Adafactor (big_vision) vs C-Adafactor (big_vision)",
+    ] {
+        assert!(pairs.iter().any(|p| p == label), "{label} in {pairs:?}");
+    }
+    assert_eq!(kind("adafactor").with_caution(true), None);
     match OptimizerKind::from_name("muonx") {
         Err(Error::UnknownOptimizer { known, .. }) => {
             for name in NAMES {
