@@ -1,9 +1,13 @@
 //! What the optimizers with kernels of their own (Muon, Adafactor) share: explicit
-//! bind group layouts, bind groups, and the binding of a caller's tensor view.
+//! bind group layouts, bind groups, pipelines of a module's entry points, uniform
+//! blocks, and the binding of a caller's tensor view.
+
+use wgpu::util::DeviceExt;
 
 use crate::arena::{BufferView, ParamTensor};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
+use crate::wgsl::ShaderBuilder;
 
 /// What a binding of a layout holds.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +44,54 @@ pub(crate) fn layout(ctx: &GpuContext, label: &str, slots: &[Slot]) -> wgpu::Bin
         .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some(label),
             entries: &entries,
+        })
+}
+
+/// The compute pipelines of `entries` of `module`'s shader, all over `layout`, created
+/// inside an error scope: a module or pipeline the device rejects fails with a typed
+/// error that names `what`.
+pub(crate) fn pipelines(
+    ctx: &GpuContext,
+    module: &ShaderBuilder,
+    layout: &wgpu::BindGroupLayout,
+    entries: &[&str],
+    what: &str,
+) -> Result<Vec<wgpu::ComputePipeline>> {
+    let source = module.build()?;
+    let device = ctx.device();
+    ctx.guarded(&format!("creating {what}'s pipelines"), || {
+        let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(module.label()),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(module.label()),
+            bind_group_layouts: &[Some(layout)],
+            immediate_size: 0,
+        });
+        entries
+            .iter()
+            .map(|entry| {
+                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(entry),
+                    layout: Some(&pipeline_layout),
+                    module: &shader,
+                    entry_point: Some(entry),
+                    compilation_options: Default::default(),
+                    cache: None,
+                })
+            })
+            .collect()
+    })
+}
+
+/// A uniform buffer holding `bytes`, written once at creation.
+pub(crate) fn uniform(ctx: &GpuContext, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+    ctx.device()
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytes,
+            usage: wgpu::BufferUsages::UNIFORM,
         })
 }
 
