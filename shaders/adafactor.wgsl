@@ -222,12 +222,9 @@ fn row_scale(inv: Invocation) {
 
 // Per chunk of WG_SIZE * ITEMS elements: the sums of u^2 and of p^2.
 @compute @workgroup_size(WG_SIZE)
-fn measure(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let chunk = workgroup_linear(wg, nwg);
+fn measure(inv: Invocation) {
+    let chunk = chunk_of(inv);
+    let lid = inv.lid;
     var u_sq = 0.0;
     var p_sq = 0.0;
     if chunk < tensor.chunks {
@@ -296,12 +293,9 @@ fn agrees(m: f32, i: u32) -> u32 {
 // Per chunk: the first moment of each pair of elements (one invocation writes both
 // halves of a bf16 word) and the count of coordinates where it agrees with g.
 @compute @workgroup_size(WG_SIZE)
-fn momentum(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let chunk = workgroup_linear(wg, nwg);
+fn momentum(inv: Invocation) {
+    let chunk = chunk_of(inv);
+    let lid = inv.lid;
     var kept = 0u;
     if chunk < tensor.chunks {
         for (var k = 0u; k < ITEMS / 2u; k++) {

@@ -110,12 +110,9 @@ fn check(inv: Invocation) {
 // of momentum against gradient; writes the masked update into X and leaves, per
 // chunk, the agreeing count and the bits of the sum of squares of the masked update.
 @compute @workgroup_size(WG_SIZE)
-fn measure(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let chunk = workgroup_linear(wg, nwg);
+fn measure(inv: Invocation) {
+    let chunk = chunk_of(inv);
+    let lid = inv.lid;
     let live = chunk < tensor.chunks && !skipping();
     var kept = 0u;
     var sumsq = 0.0;

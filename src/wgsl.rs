@@ -105,13 +105,19 @@ pub mod lib {
     pub const WORKGROUP_COUNT: Part =
         shader_part!("lib/workgroup_count.wgsl", &["workgroup_count"], &[]);
 
-    /// Chunked per-tensor totals: `chunk_element(chunk, k, lid)` places an element of
-    /// a chunk, `partials_sum` and `partials_count` join a tensor's per-chunk partials
+    /// Chunked per-tensor totals: `chunk_of(inv)` and `chunk_element(chunk, k, lid)`
+    /// place an element of a chunk, `partials_sum` and `partials_count` join a tensor's per-chunk partials
     /// (the module provides `chunk_partial(c)` and `chunk_count()`).
     pub const CHUNK_PARTIALS: Part = shader_part!(
         "lib/chunk_partials.wgsl",
-        &["chunk_element", "partials_sum", "partials_count"],
         &[
+            "chunk_of",
+            "chunk_element",
+            "partials_sum",
+            "partials_count"
+        ],
+        &[
+            "workgroup_linear",
             "workgroup_sum",
             "workgroup_count",
             "chunk_partial",

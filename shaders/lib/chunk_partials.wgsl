@@ -7,10 +7,15 @@
 // tensor's partials with partials_sum (f32 words, in a fixed order) or
 // partials_count (u32 words, exact).
 //
-// Needs the constants WG_SIZE and ITEMS, workgroup_sum and workgroup_count, and from
-// the module: chunk_partial(c), the partial of chunk c of the dispatch's tensor, and
+// Needs the constants WG_SIZE and ITEMS, lib/grid.wgsl, workgroup_sum and
+// workgroup_count, and from the module: chunk_partial(c), the partial of chunk c of the dispatch's tensor, and
 // chunk_count(), its number of chunks. Every invocation of the workgroup must call
 // the joining functions (they have barriers).
+
+// The chunk of a chunked pass's invocation (its workgroup's index in the grid).
+fn chunk_of(inv: Invocation) -> u32 {
+    return workgroup_linear(inv.wg, inv.nwg);
+}
 
 // Element `k` of invocation `lid` in chunk `chunk` (adjacent invocations read
 // adjacent elements).

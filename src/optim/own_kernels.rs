@@ -1,13 +1,13 @@
-//! What the optimizers with kernels of their own (Muon, Adafactor) share: explicit
-//! bind group layouts, bind groups, pipelines of a module's entry points, uniform
-//! blocks, and the binding of a caller's tensor view.
+//! What the optimizers with kernels of their own (Muon, Adafactor) share: their
+//! modules' common helpers, explicit bind group layouts, bind groups, pipelines of a
+//! module's entry points, uniform blocks, and the binding of a caller's tensor view.
 
 use wgpu::util::DeviceExt;
 
 use crate::arena::{BufferView, ParamTensor};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::wgsl::ShaderBuilder;
+use crate::wgsl::{ShaderBuilder, lib};
 
 /// What a binding of a layout holds.
 #[derive(Debug, Clone, Copy)]
@@ -18,6 +18,30 @@ pub(crate) enum Slot {
     Read,
     /// A read-write storage buffer.
     ReadWrite,
+}
+
+/// The bindings every such module starts with: the tensor's uniform block, the step's,
+/// the parameters (read-write) and the gradients (read-only).
+const TENSOR_SLOTS: [Slot; 4] = [Slot::Uniform, Slot::Uniform, Slot::ReadWrite, Slot::Read];
+
+/// A module named `label` with `WG_SIZE` = `wg_size` and `ITEMS` = `items` and the
+/// helpers of the chunked per-tensor passes: grid indexing, the f32 and u32
+/// workgroup sums, the chunk partials and the caution scale.
+pub(crate) fn chunked_module(label: &str, wg_size: u32, items: u32) -> ShaderBuilder {
+    ShaderBuilder::new(label)
+        .constant("WG_SIZE", wg_size)
+        .constant("ITEMS", items)
+        .part(&lib::GRID)
+        .part(&lib::WORKGROUP_SUM)
+        .part(&lib::WORKGROUP_COUNT)
+        .part(&lib::CHUNK_PARTIALS)
+        .part(&lib::CAUTION_SCALE)
+}
+
+/// The bind group layout of a module whose bindings are the tensor's and the step's
+/// uniform blocks, the parameters and the gradients, then `rest`.
+pub(crate) fn tensor_layout(ctx: &GpuContext, label: &str, rest: &[Slot]) -> wgpu::BindGroupLayout {
+    layout(ctx, label, &[TENSOR_SLOTS.as_slice(), rest].concat())
 }
 
 /// A bind group layout with `slots` at bindings 0, 1, ...

@@ -10,7 +10,9 @@ use crate::optim::adafactor_reference::{AdafactorRule, AdafactorState};
 use crate::optim::axis_means::{AxisMeans, AxisTensor};
 use crate::optim::config::Caution;
 use crate::optim::factored::{AxisView, FactoredDims};
-use crate::optim::own_kernels::{Slot, bind_group, layout, pipelines, uniform, view_binding};
+use crate::optim::own_kernels::{
+    Slot, bind_group, chunked_module, pipelines, tensor_layout, uniform, view_binding,
+};
 use crate::optim::plan::grid_for;
 use crate::wgsl::{Part, ShaderBuilder, lib, shader_part};
 
@@ -19,8 +21,8 @@ static ADAFACTOR: Part = shader_part!(
     "adafactor.wgsl",
     &["chunk_partial", "chunk_count", "line_term"],
     &[
-        "workgroup_linear",
         "flat_index",
+        "chunk_of",
         "workgroup_sum",
         "workgroup_count",
         "chunk_element",
@@ -60,16 +62,9 @@ const FINALIZE_CAUTION: usize = 5;
 
 /// The module of `adafactor.wgsl` with its constants and helpers.
 pub(crate) fn shader() -> ShaderBuilder {
-    ShaderBuilder::new("coptim adafactor")
-        .constant("WG_SIZE", WG_SIZE)
-        .constant("ITEMS", ITEMS)
+    chunked_module("coptim adafactor", WG_SIZE, ITEMS)
         .constant("SUM_CHUNK", SUM_CHUNK)
         .constant("FACTOR_WORDS", FACTOR_WORDS)
-        .part(&lib::GRID)
-        .part(&lib::WORKGROUP_SUM)
-        .part(&lib::WORKGROUP_COUNT)
-        .part(&lib::CHUNK_PARTIALS)
-        .part(&lib::CAUTION_SCALE)
         .part(&lib::LINE_SUM)
         .part(&ADAFACTOR)
 }
@@ -157,7 +152,7 @@ impl AdafactorOptimizer {
         let chunks: u64 = params.tensors().iter().map(|t| t.len.div_ceil(CHUNK)).sum();
         let storage = wgpu::BufferUsages::STORAGE;
         let shared = Shared {
-            layout: layout(ctx, "coptim adafactor", &SLOTS),
+            layout: tensor_layout(ctx, "coptim adafactor", &SLOTS),
             step: words_buffer(
                 ctx,
                 "coptim adafactor step",
@@ -603,13 +598,9 @@ fn grids(
     Ok(grids)
 }
 
-/// `adafactor.wgsl`'s bindings: two uniforms, then param, grad, moment, second,
-/// means, scratch and partials.
-const SLOTS: [Slot; 9] = [
-    Slot::Uniform,
-    Slot::Uniform,
-    Slot::ReadWrite,
-    Slot::Read,
+/// `adafactor.wgsl`'s bindings after the tensor's and step's uniforms, param and
+/// grad: moment, second, means, scratch and partials.
+const SLOTS: [Slot; 5] = [
     Slot::ReadWrite,
     Slot::ReadWrite,
     Slot::Read,

@@ -17,19 +17,9 @@ use crate::optim::muon::{Muon, muon_matrix};
 use crate::optim::own_kernels::view_binding;
 use crate::optim::runtime::Optimizer;
 
-/// `muon.wgsl`'s bindings: tensor, step, param, grad, momentum, x, partials, factors,
-/// status.
-const SLOTS: [Slot; 9] = [
-    Slot::Uniform,
-    Slot::Uniform,
-    Slot::ReadWrite,
-    Slot::Read,
-    Slot::ReadWrite,
-    Slot::ReadWrite,
-    Slot::ReadWrite,
-    Slot::ReadWrite,
-    Slot::ReadWrite,
-];
+/// `muon.wgsl`'s bindings after the tensor's and step's uniforms, param and grad:
+/// momentum, x, partials, factors, status.
+const SLOTS: [Slot; 5] = [Slot::ReadWrite; 5];
 
 /// The entry points of `muon.wgsl`, in pass order (the products run before `apply`).
 const ENTRIES: [&str; 5] = ["check", "measure", "finalize", "normalize", "apply"];
@@ -166,7 +156,7 @@ impl MuonOptimizer {
 
     /// The launches of every matrix, in the order of `shapes`.
     fn build_matrices(&self, shapes: &BTreeMap<(usize, usize), Vec<usize>>) -> Result<Vec<Matrix>> {
-        let layout = launch::layout(&self.ctx, "coptim muon", &SLOTS);
+        let layout = launch::tensor_layout(&self.ctx, "coptim muon", &SLOTS);
         let pipelines =
             launch::pipelines(&self.ctx, &launch::muon_module(), &layout, &ENTRIES, "Muon")?;
         let total_chunks: u64 = shapes

@@ -5,7 +5,9 @@ use crate::error::Result;
 use crate::nn::Dispatch;
 use crate::wgsl::{Part, ShaderBuilder, lib, shader_part};
 
-pub(crate) use crate::optim::own_kernels::{Slot, bind_group, layout, pipelines, uniform};
+pub(crate) use crate::optim::own_kernels::{
+    Slot, bind_group, chunked_module, layout, pipelines, tensor_layout, uniform,
+};
 
 /// Invocations per workgroup of Muon's kernels.
 pub(crate) const WG_SIZE: u32 = 256;
@@ -19,8 +21,8 @@ static MUON: Part = shader_part!(
     "muon.wgsl",
     &["chunk_partial", "chunk_count"],
     &[
-        "workgroup_linear",
         "flat_index",
+        "chunk_of",
         "chunk_element",
         "partials_sum",
         "partials_count",
@@ -32,15 +34,7 @@ static SCALE: Part = shader_part!("muon_scale.wgsl", &[], &["flat_index"]);
 
 /// The module of `muon.wgsl` with Muon's constants and the shared helpers.
 pub(crate) fn muon_module() -> ShaderBuilder {
-    ShaderBuilder::new("coptim muon")
-        .constant("WG_SIZE", WG_SIZE)
-        .constant("ITEMS", ITEMS)
-        .part(&lib::GRID)
-        .part(&lib::WORKGROUP_SUM)
-        .part(&lib::WORKGROUP_COUNT)
-        .part(&lib::CHUNK_PARTIALS)
-        .part(&lib::CAUTION_SCALE)
-        .part(&MUON)
+    chunked_module("coptim muon", WG_SIZE, ITEMS).part(&MUON)
 }
 
 /// The module of `muon_scale.wgsl`.
