@@ -18,6 +18,8 @@ mod launch;
 mod newton_schulz;
 #[cfg(feature = "nn")]
 pub mod reference;
+#[cfg(feature = "nn")]
+mod words;
 
 #[cfg(feature = "nn")]
 pub use gpu::MuonOptimizer;
