@@ -2,7 +2,7 @@
 //! (`AdaStep`) from the rule, and one tensor's sizes and places (`AdaTensor`).
 
 use crate::optim::adafactor_reference::AdafactorRule;
-use crate::optim::config::{Caution, Normalization};
+use crate::optim::config::Caution;
 
 /// `AdaStep` of `adafactor.wgsl`.
 #[repr(C)]
@@ -48,22 +48,9 @@ pub(crate) struct GpuAdaTensor {
     pub ema_len: u32,
 }
 
-/// The caution normalization's kind (`NORM_*` of the shader) and parameter.
-fn normalization(caution: Caution) -> (u32, f64) {
-    let norm = match caution {
-        Caution::Hard { normalization } | Caution::Soft { normalization, .. } => normalization,
-        Caution::Off => Normalization::mean_clamp(),
-    };
-    match norm {
-        Normalization::MeanClamp { min } => (0, min),
-        Normalization::NumelOverCountPlusOne => (1, 0.0),
-        Normalization::MeanPlusEps { eps } => (2, eps),
-    }
-}
-
 /// `AdaStep` of step `t` (from 1) of `rule` with `caution`.
 pub(crate) fn step_words(rule: &AdafactorRule, caution: Caution, t: i32) -> GpuAdaStep {
-    let (norm_kind, norm_param) = normalization(caution);
+    let (norm_kind, norm_param) = caution.norm_words();
     let mut w = GpuAdaStep {
         second_weight: rule.second_moment_weight(t) as f32,
         eps: rule.eps() as f32,
@@ -97,61 +84,53 @@ pub(crate) fn step_words(rule: &AdafactorRule, caution: Caution, t: i32) -> GpuA
     w
 }
 
+/// The layouts of its mirror structs (checked by `own_kernels`' test).
 #[cfg(test)]
-mod tests {
-    use super::{GpuAdaStep, GpuAdaTensor};
-    use crate::optim::adafactor::gpu::shader;
-    use crate::wgsl::layout_check::check_mirrors;
+pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
     use crate::wgsl::mirror_layout;
-
-    #[test]
-    fn mirrors_match_the_shader() {
-        let mirrors = [
-            mirror_layout!(
-                GpuAdaStep,
-                "AdaStep",
-                [
-                    second_weight,
-                    eps,
-                    clip_threshold,
-                    lr,
-                    scale_parameter,
-                    eps_scale,
-                    big_vision,
-                    has_momentum,
-                    beta1,
-                    bf16,
-                    decay,
-                    caution,
-                    disagree,
-                    norm_kind,
-                    norm_param
-                ]
-            ),
-            mirror_layout!(
-                GpuAdaTensor,
-                "AdaTensor",
-                [
-                    len,
-                    factored,
-                    rows_reduce_q,
-                    index,
-                    param_base,
-                    grad_base,
-                    chunks,
-                    partial_base,
-                    outer,
-                    n_p,
-                    mid,
-                    n_q,
-                    inner,
-                    means_base,
-                    both_base,
-                    ema_len
-                ]
-            ),
-        ];
-        let source = shader().build().unwrap();
-        assert_eq!(check_mirrors("adafactor", &source, &mirrors), 2);
-    }
+    vec![
+        mirror_layout!(
+            GpuAdaStep,
+            "AdaStep",
+            [
+                second_weight,
+                eps,
+                clip_threshold,
+                lr,
+                scale_parameter,
+                eps_scale,
+                big_vision,
+                has_momentum,
+                beta1,
+                bf16,
+                decay,
+                caution,
+                disagree,
+                norm_kind,
+                norm_param
+            ]
+        ),
+        mirror_layout!(
+            GpuAdaTensor,
+            "AdaTensor",
+            [
+                len,
+                factored,
+                rows_reduce_q,
+                index,
+                param_base,
+                grad_base,
+                chunks,
+                partial_base,
+                outer,
+                n_p,
+                mid,
+                n_q,
+                inner,
+                means_base,
+                both_base,
+                ema_len
+            ]
+        ),
+    ]
 }
