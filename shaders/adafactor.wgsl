@@ -12,6 +12,8 @@
 // Generated constants: WG_SIZE (invocations per workgroup, a power of two), ITEMS
 // (elements per invocation in the chunked passes, even), SUM_CHUNK (terms summed in
 // order before joining a line's total), FACTOR_WORDS (scratch words per tensor).
+// Shared helpers: lib/grid.wgsl, lib/chunk_partials.wgsl (with lib/workgroup_sum.wgsl
+// and lib/workgroup_count.wgsl), lib/caution_scale.wgsl, lib/line_sum.wgsl.
 //
 // Bindings (group 0):
 //   0 tensor    uniform      AdaTensor: the tensor's sizes and places
@@ -68,15 +70,13 @@ struct AdaStep {
     caution: u32,
     // mask weight of a disagreeing coordinate (0: hard mask)
     disagree: f32,
-    // NORM_MEAN_CLAMP, NORM_NUMEL_OVER_COUNT_PLUS_ONE or NORM_MEAN_PLUS_EPS
+    // NORM_* of lib/caution_scale.wgsl
     norm_kind: u32,
     // min of mean_clamp, eps of mean_plus_eps
     norm_param: f32,
     pad: u32,
 }
 
-const NORM_NUMEL_OVER_COUNT_PLUS_ONE: u32 = 1u;
-const NORM_MEAN_PLUS_EPS: u32 = 2u;
 // Words of a tensor's factors in `scratch`.
 const CLIP_DIVISOR: u32 = 0u;
 const RATE: u32 = 1u;
@@ -91,6 +91,19 @@ const CAUTION_SCALE: u32 = 2u;
 @group(0) @binding(6) var<storage, read> means: array<f32>;
 @group(0) @binding(7) var<storage, read_write> scratch: array<f32>;
 @group(0) @binding(8) var<storage, read_write> partials: array<vec2<u32>>;
+
+fn chunk_partial(c: u32) -> vec2<u32> {
+    return partials[tensor.partial_base + c];
+}
+
+fn chunk_count() -> u32 {
+    return tensor.chunks;
+}
+
+// The terms row_scale sums: the row moment.
+fn line_term(at: u32) -> f32 {
+    return second[at];
+}
 
 // torch's lerp: a + w (b - a) for w < 0.5, else b - (b - a)(1 - w).
 fn lerp(a: f32, b: f32, w: f32) -> f32 {
@@ -178,7 +191,7 @@ fn ema(inv: Invocation) {
 }
 
 // The mean of the row moment over the column-reduced dimension, per (outer, mid,
-// inner) index, summed in chunks of SUM_CHUNK as axis_means.wgsl.
+// inner) index, summed in chunks of SUM_CHUNK as axis_means.wgsl (line_sum).
 @compute @workgroup_size(WG_SIZE)
 fn row_scale(inv: Invocation) {
     let b = flat_index(inv);
@@ -204,30 +217,19 @@ fn row_scale(inv: Invocation) {
         stride = tensor.inner;
         count = tensor.n_q;
     }
-    var total = 0.0;
-    for (var c = 0u; c < count; c += SUM_CHUNK) {
-        var chunk = 0.0;
-        for (var j = c; j < min(c + SUM_CHUNK, count); j++) {
-            chunk += second[first + j * stride];
-        }
-        total += chunk;
-    }
-    scratch[tensor.both_base + b] = total / f32(count);
+    scratch[tensor.both_base + b] = line_sum(first, stride, count) / f32(count);
 }
 
 // Per chunk of WG_SIZE * ITEMS elements: the sums of u^2 and of p^2.
 @compute @workgroup_size(WG_SIZE)
-fn measure(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let chunk = workgroup_linear(wg, nwg);
+fn measure(inv: Invocation) {
+    let chunk = chunk_of(inv);
+    let lid = inv.lid;
     var u_sq = 0.0;
     var p_sq = 0.0;
     if chunk < tensor.chunks {
         for (var k = 0u; k < ITEMS; k++) {
-            let i = (chunk * ITEMS + k) * WG_SIZE + lid;
+            let i = chunk_element(chunk, k, lid);
             if i < tensor.len {
                 let u = update(i);
                 let p = param[tensor.param_base + i];
@@ -243,25 +245,12 @@ fn measure(
     }
 }
 
-// The sum over the tensor's chunks of partial word `w` (as f32, or as a u32 count).
-fn chunk_total(w: u32, as_count: bool, lid: u32) -> f32 {
-    var total = 0.0;
-    var count = 0u;
-    for (var c = lid; c < tensor.chunks; c += WG_SIZE) {
-        let word = partials[tensor.partial_base + c][w];
-        total += bitcast<f32>(word);
-        count += word;
-    }
-    // per-invocation counts are exact; their sum is exact below 2^24 elements
-    return workgroup_sum(select(total, f32(count), as_count), lid);
-}
-
 // One workgroup: the clip divisor max(1, rms(u) / threshold) and the tensor's rate
 // (times max(eps_scale, rms(p)) with the parameter scale).
 @compute @workgroup_size(WG_SIZE)
 fn finalize_clip(@builtin(local_invocation_index) lid: u32) {
-    let u_sq = chunk_total(0u, false, lid);
-    let p_sq = chunk_total(1u, false, lid);
+    let u_sq = partials_sum(0u, lid);
+    let p_sq = partials_sum(1u, lid);
     if lid == 0u {
         let n = f32(tensor.len);
         var divisor = 1.0;
@@ -304,12 +293,9 @@ fn agrees(m: f32, i: u32) -> u32 {
 // Per chunk: the first moment of each pair of elements (one invocation writes both
 // halves of a bf16 word) and the count of coordinates where it agrees with g.
 @compute @workgroup_size(WG_SIZE)
-fn momentum(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let chunk = workgroup_linear(wg, nwg);
+fn momentum(inv: Invocation) {
+    let chunk = chunk_of(inv);
+    let lid = inv.lid;
     var kept = 0u;
     if chunk < tensor.chunks {
         for (var k = 0u; k < ITEMS / 2u; k++) {
@@ -333,9 +319,9 @@ fn momentum(
             }
         }
     }
-    let total = workgroup_sum(f32(kept), lid);
+    let total = workgroup_count(kept, lid);
     if lid == 0u && chunk < tensor.chunks {
-        partials[tensor.partial_base + chunk] = vec2<u32>(u32(total), 0u);
+        partials[tensor.partial_base + chunk] = vec2<u32>(total, 0u);
     }
 }
 
@@ -343,17 +329,10 @@ fn momentum(
 // Normalization::scale).
 @compute @workgroup_size(WG_SIZE)
 fn finalize_caution(@builtin(local_invocation_index) lid: u32) {
-    let kept = chunk_total(0u, true, lid);
+    let kept = partials_count(0u, lid);
     if lid == 0u {
-        let n = f32(tensor.len);
-        let mask_sum = kept + step.disagree * (n - kept);
-        var scale = 1.0 / max(mask_sum / n, step.norm_param);
-        if step.norm_kind == NORM_NUMEL_OVER_COUNT_PLUS_ONE {
-            scale = n / (mask_sum + 1.0);
-        } else if step.norm_kind == NORM_MEAN_PLUS_EPS {
-            scale = 1.0 / (mask_sum / n + step.norm_param);
-        }
-        scratch[tensor.index * FACTOR_WORDS + CAUTION_SCALE] = scale;
+        scratch[tensor.index * FACTOR_WORDS + CAUTION_SCALE] =
+            caution_scale(kept, tensor.len, step.disagree, step.norm_kind, step.norm_param);
     }
 }
 

@@ -5,9 +5,8 @@
 // (src/optim/factored.rs). Its outputs, from AxisTensor.out on: the means over q
 // (shape [outer, n_p, mid, inner], row-major), then the means over p (shape
 // [outer, mid, n_q, inner]). One invocation computes one output: it sums its line of
-// the tensor in chunks of SUM_CHUNK consecutive terms and adds the chunk sums in order
-// (error about (SUM_CHUNK + n / SUM_CHUNK) ulps instead of n for a plain running sum),
-// deterministic and without atomics. Adjacent invocations read adjacent elements
+// the tensor with lib/line_sum.wgsl (chunks of SUM_CHUNK consecutive terms, their sums
+// added in order: deterministic and without atomics). Adjacent invocations read adjacent elements
 // along the means over p (coalesced); along the means over q each reads its own line.
 //
 // Bindings (group 0):
@@ -85,18 +84,10 @@ fn line_of(t: AxisTensor, j: u32) -> Line {
     return Line(t.src + first, t.mid * t.n_q * t.inner, t.n_p);
 }
 
-// The mean of x^2 + eps along `line`.
-fn line_mean(line: Line) -> f32 {
-    var total = 0.0;
-    for (var c = 0u; c < line.count; c += SUM_CHUNK) {
-        var chunk = 0.0;
-        for (var i = c; i < min(c + SUM_CHUNK, line.count); i++) {
-            let x = src[line.first + i * line.stride];
-            chunk += x * x + params.eps;
-        }
-        total += chunk;
-    }
-    return total / f32(line.count);
+// The terms a line sums: x^2 + eps.
+fn line_term(at: u32) -> f32 {
+    let x = src[at];
+    return x * x + params.eps;
 }
 
 @compute @workgroup_size(WG_SIZE)
@@ -106,5 +97,6 @@ fn axis_means(inv: Invocation) {
         return;
     }
     let t = tensors[tensor_of(o)];
-    out[o] = line_mean(line_of(t, o - t.out));
+    let line = line_of(t, o - t.out);
+    out[o] = line_sum(line.first, line.stride, line.count) / f32(line.count);
 }

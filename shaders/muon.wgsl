@@ -1,5 +1,8 @@
 // muon.wgsl: Muon's element-wise passes around the Newton-Schulz products
-// (src/optim/muon/gpu.rs), one dispatch per matrix and pass.
+// (src/optim/muon/gpu.rs), one dispatch per matrix and pass: check (before the
+// fallback AdamW, which ORs in its own tensors' flag), then measure, finalize,
+// normalize and, after the products, apply. A step whose gradients hold a NaN or an
+// infinity leaves momentum and parameters untouched and is counted as skipped.
 //
 // Generated constants: WG_SIZE (invocations per workgroup, a power of two), ITEMS
 // (elements per invocation in the chunked passes).
@@ -14,6 +17,7 @@
 //                            `normalize`, its output in `apply` (from tensor.x_base)
 //   6 partials  storage rw   per chunk: (agreeing count, bitcast sum of squares)
 //   7 factors   storage rw   per matrix: the factor that normalizes X
+//   8 status    storage rw   MuonStatus: the step's non-finite flag, skipped steps
 //
 // The matrix is `rows x cols` (timm's flattened (out, in * spatial)); X holds it
 // transposed when `transposed` (rows > cols), as timm's zeropower_via_newtonschulz.
@@ -43,7 +47,7 @@ struct MuonStep {
     caution: u32,
     // mask weight of a disagreeing coordinate (0: hard mask)
     disagree: f32,
-    // NORM_MEAN_CLAMP, NORM_NUMEL_OVER_COUNT_PLUS_ONE or NORM_MEAN_PLUS_EPS
+    // NORM_* of lib/caution_scale.wgsl
     norm_kind: u32,
     // min of mean_clamp, eps of mean_plus_eps
     norm_param: f32,
@@ -52,9 +56,11 @@ struct MuonStep {
     pad2: u32,
 }
 
-const NORM_MEAN_CLAMP: u32 = 0u;
-const NORM_NUMEL_OVER_COUNT_PLUS_ONE: u32 = 1u;
-const NORM_MEAN_PLUS_EPS: u32 = 2u;
+struct MuonStatus {
+    // non-zero when a gradient of this step is NaN or infinite
+    found_inf: atomic<u32>,
+    skipped: u32,
+}
 
 @group(0) @binding(0) var<uniform> tensor: MuonTensor;
 @group(0) @binding(1) var<uniform> step: MuonStep;
@@ -64,6 +70,22 @@ const NORM_MEAN_PLUS_EPS: u32 = 2u;
 @group(0) @binding(5) var<storage, read_write> x: array<f32>;
 @group(0) @binding(6) var<storage, read_write> partials: array<vec2<u32>>;
 @group(0) @binding(7) var<storage, read_write> factors: array<f32>;
+@group(0) @binding(8) var<storage, read_write> status: MuonStatus;
+
+const EXPONENT_BITS: u32 = 0x7f800000u;
+
+fn chunk_partial(c: u32) -> vec2<u32> {
+    return partials[tensor.partial_base + c];
+}
+
+fn chunk_count() -> u32 {
+    return tensor.chunks;
+}
+
+// Whether this step is skipped (a gradient was found not finite).
+fn skipping() -> bool {
+    return atomicLoad(&status.found_inf) != 0u;
+}
 
 // Where element `i` (row-major in the matrix) lives in X.
 fn x_index(i: u32) -> u32 {
@@ -75,83 +97,70 @@ fn x_index(i: u32) -> u32 {
     return tensor.x_base + c * tensor.rows + r;
 }
 
-// Momentum (timm: buf.lerp_(g, 1 - momentum)), the (Nesterov) update, C-Optim's mask
-// of momentum against gradient; writes the masked update into X and sums, per chunk,
-// the agreeing count and the squares of the masked update.
+// Flags the step when an element of the matrix's gradient is NaN or infinite.
 @compute @workgroup_size(WG_SIZE)
-fn measure(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let chunk = workgroup_linear(wg, nwg);
-    var kept = 0.0;
-    var sumsq = 0.0;
-    if chunk < tensor.chunks {
-        for (var k = 0u; k < ITEMS; k++) {
-            let i = (chunk * ITEMS + k) * WG_SIZE + lid;
-            if i < tensor.len {
-                let g = grad[tensor.grad_base + i];
-                let m = momentum[i] + (1.0 - step.momentum) * (g - momentum[i]);
-                momentum[i] = m;
-                var u = m;
-                if step.nesterov != 0u {
-                    u = g + step.momentum * (m - g);
-                }
-                let agree = m * g > 0.0;
-                kept += select(0.0, 1.0, agree);
-                if step.caution != 0u && !agree {
-                    u *= step.disagree;
-                }
-                sumsq += u * u;
-                x[x_index(i)] = u;
-            }
-        }
-    }
-    let kept_sum = workgroup_sum(kept, lid);
-    let sumsq_sum = workgroup_sum(sumsq, lid);
-    if lid == 0u && chunk < tensor.chunks {
-        partials[tensor.partial_base + chunk] = vec2<u32>(u32(kept_sum), bitcast<u32>(sumsq_sum));
+fn check(inv: Invocation) {
+    let i = flat_index(inv);
+    if i < tensor.len && (bitcast<u32>(grad[tensor.grad_base + i]) & EXPONENT_BITS) == EXPONENT_BITS {
+        atomicOr(&status.found_inf, 1u);
     }
 }
 
-// The caution scale of `kept` agreeing coordinates out of `n` (config.rs
-// Normalization::scale).
-fn caution_scale(kept: f32, n: f32) -> f32 {
-    let mask_sum = kept + step.disagree * (n - kept);
-    switch step.norm_kind {
-        case NORM_NUMEL_OVER_COUNT_PLUS_ONE: {
-            return n / (mask_sum + 1.0);
+// Momentum (timm: buf.lerp_(g, 1 - momentum)), the (Nesterov) update, C-Optim's mask
+// of momentum against gradient; writes the masked update into X and leaves, per
+// chunk, the agreeing count and the bits of the sum of squares of the masked update.
+@compute @workgroup_size(WG_SIZE)
+fn measure(inv: Invocation) {
+    let chunk = chunk_of(inv);
+    let lid = inv.lid;
+    let live = chunk < tensor.chunks && !skipping();
+    var kept = 0u;
+    var sumsq = 0.0;
+    for (var k = 0u; k < ITEMS; k++) {
+        let i = chunk_element(chunk, k, lid);
+        if live && i < tensor.len {
+            let g = grad[tensor.grad_base + i];
+            let m = momentum[i] + (1.0 - step.momentum) * (g - momentum[i]);
+            momentum[i] = m;
+            var u = m;
+            if step.nesterov != 0u {
+                u = g + step.momentum * (m - g);
+            }
+            let agree = m * g > 0.0;
+            kept += select(0u, 1u, agree);
+            if step.caution != 0u && !agree {
+                u *= step.disagree;
+            }
+            sumsq += u * u;
+            x[x_index(i)] = u;
         }
-        case NORM_MEAN_PLUS_EPS: {
-            return 1.0 / (mask_sum / n + step.norm_param);
-        }
-        default: {
-            return 1.0 / max(mask_sum / n, step.norm_param);
-        }
+    }
+    let kept_sum = workgroup_count(kept, lid);
+    let sumsq_sum = workgroup_sum(sumsq, lid);
+    if lid == 0u && live {
+        partials[tensor.partial_base + chunk] = vec2<u32>(kept_sum, bitcast<u32>(sumsq_sum));
     }
 }
 
 // One workgroup: the matrix's count and norm from its chunks, and the factor
 // scale / max(scale * ||u * mask||, eps) that normalizes X (timm clamps the norm).
+// The first matrix's also counts a skipped step.
 @compute @workgroup_size(WG_SIZE)
 fn finalize(@builtin(local_invocation_index) lid: u32) {
-    var kept = 0u;
-    var sumsq = 0.0;
-    for (var c = lid; c < tensor.chunks; c += WG_SIZE) {
-        let part = partials[tensor.partial_base + c];
-        kept += part.x;
-        sumsq += bitcast<f32>(part.y);
-    }
-    // per-invocation counts stay far below 2^24: exact as f32
-    let kept_total = workgroup_sum(f32(kept), lid);
-    let sumsq_total = workgroup_sum(sumsq, lid);
+    let kept = partials_count(0u, lid);
+    let sumsq = partials_sum(1u, lid);
     if lid == 0u {
+        if skipping() {
+            if tensor.index == 0u {
+                status.skipped += 1u;
+            }
+            return;
+        }
         var scale = 1.0;
         if step.caution != 0u {
-            scale = caution_scale(kept_total, f32(tensor.len));
+            scale = caution_scale(kept, tensor.len, step.disagree, step.norm_kind, step.norm_param);
         }
-        let norm = scale * sqrt(sumsq_total);
+        let norm = scale * sqrt(sumsq);
         factors[tensor.index] = scale / max(norm, step.eps);
     }
 }
@@ -160,7 +169,7 @@ fn finalize(@builtin(local_invocation_index) lid: u32) {
 @compute @workgroup_size(WG_SIZE)
 fn normalize(inv: Invocation) {
     let i = flat_index(inv);
-    if i < tensor.len {
+    if i < tensor.len && !skipping() {
         x[tensor.x_base + i] *= factors[tensor.index];
     }
 }
@@ -169,7 +178,7 @@ fn normalize(inv: Invocation) {
 @compute @workgroup_size(WG_SIZE)
 fn apply(inv: Invocation) {
     let i = flat_index(inv);
-    if i < tensor.len {
+    if i < tensor.len && !skipping() {
         let j = tensor.param_base + i;
         let decayed = param[j] * (1.0 - step.lr * step.weight_decay);
         param[j] = decayed - step.lr * tensor.lr_scale * x[x_index(i)];

@@ -18,11 +18,6 @@
 const BLOCK_VEC4: u32 = WG_SIZE * VEC_PER_THREAD;
 const BLOCK_ELEMS: u32 = BLOCK_VEC4 * 4u;
 
-// Caution normalization kinds (StepParams.norm_kind).
-const NORM_MEAN_CLAMP: u32 = 0u;
-const NORM_NUMEL_OVER_COUNT_PLUS_ONE: u32 = 1u;
-const NORM_MEAN_PLUS_EPS: u32 = 2u;
-
 // One block of work. The parameters, gradients and state of a block can sit at
 // different places of different buffers (a caller's own buffers at any 4-byte offset),
 // so the block carries one first element per binding.
@@ -159,7 +154,7 @@ struct GroupParams {
 // Rewritten by the CPU before every step.
 struct StepParams {
     caution: u32,          // 0: off, 1: on
-    norm_kind: u32,        // NORM_*
+    norm_kind: u32,        // NORM_* of lib/caution_scale.wgsl
     norm_param: f32,       // mean_clamp min, or mean_plus_eps eps
     disagree_weight: f32,  // 0 for a hard mask, the soft factor otherwise
     clip_max_norm: f32,    // <= 0: no clipping

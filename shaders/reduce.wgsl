@@ -142,20 +142,13 @@ fn finalize_scale(group: Workgroup, @builtin(local_invocation_index) lid: u32) {
     if w.in_range && lid == 0u {
         let t = w.index;
         let kept = atomicLoad(&tensor_count);
-        let n = f32(tensors[t].numel);
-        let mask_sum = f32(kept) + step.disagree_weight * (n - f32(kept));
-        var scale = 1.0;
-        switch step.norm_kind {
-            case NORM_MEAN_CLAMP: {
-                scale = 1.0 / max(mask_sum / n, step.norm_param);
-            }
-            case NORM_NUMEL_OVER_COUNT_PLUS_ONE: {
-                scale = n / (mask_sum + 1.0);
-            }
-            default: {
-                scale = 1.0 / (mask_sum / n + step.norm_param);
-            }
-        }
+        let scale = caution_scale(
+            kept,
+            tensors[t].numel,
+            step.disagree_weight,
+            step.norm_kind,
+            step.norm_param,
+        );
         tensors[t].scale = scale;
         tensors[t].kept = kept;
         tensors[t].sums = tensor_sums;

@@ -99,6 +99,39 @@ pub mod lib {
     /// `workgroup_sum(value, lid)`: the sum over a workgroup of `WG_SIZE` invocations
     /// through workgroup memory (a fixed-order tree: deterministic).
     pub const WORKGROUP_SUM: Part = shader_part!("lib/workgroup_sum.wgsl", &["workgroup_sum"], &[]);
+
+    /// `workgroup_count(value, lid)`: the exact u32 sum over a workgroup (through one
+    /// workgroup atomic), for counts past the 2^24 an f32 sum holds exactly.
+    pub const WORKGROUP_COUNT: Part =
+        shader_part!("lib/workgroup_count.wgsl", &["workgroup_count"], &[]);
+
+    /// Chunked per-tensor totals: `chunk_of(inv)` and `chunk_element(chunk, k, lid)`
+    /// place an element of a chunk, `partials_sum` and `partials_count` join a tensor's per-chunk partials
+    /// (the module provides `chunk_partial(c)` and `chunk_count()`).
+    pub const CHUNK_PARTIALS: Part = shader_part!(
+        "lib/chunk_partials.wgsl",
+        &[
+            "chunk_of",
+            "chunk_element",
+            "partials_sum",
+            "partials_count"
+        ],
+        &[
+            "workgroup_linear",
+            "workgroup_sum",
+            "workgroup_count",
+            "chunk_partial",
+            "chunk_count"
+        ]
+    );
+
+    /// `caution_scale(kept, n, disagree, kind, param)`: the caution mask's rescaling
+    /// factor from exact counts, and the `NORM_*` kinds.
+    pub const CAUTION_SCALE: Part = shader_part!("lib/caution_scale.wgsl", &["caution_scale"], &[]);
+
+    /// `line_sum(first, stride, count)`: an ordered chunked sum of the module's
+    /// `line_term(at)` along a strided line (needs the generated `SUM_CHUNK`).
+    pub const LINE_SUM: Part = shader_part!("lib/line_sum.wgsl", &["line_sum"], &["line_term"]);
 }
 
 /// A constant's WGSL type and value.

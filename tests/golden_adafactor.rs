@@ -10,7 +10,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{ctx, rel_err, to_f32, to_f64};
+use common::{ctx, golden_store, rel_err, replay_step};
 use coptim::optim::adafactor::AdafactorOptimizer;
 use coptim::optim::adafactor_reference::{
     AdafactorRule, AdafactorState, BigVisionAdafactor, TimmAdafactor,
@@ -164,20 +164,10 @@ struct Gpu {
 
 impl Stepper for Gpu {
     fn step(&mut self, grads: &[Vec<f64>]) -> Vec<Vec<f64>> {
-        for (i, g) in grads.iter().enumerate() {
-            self.store
-                .grads
-                .write(&self.ctx, TensorId(i), &to_f32(g))
-                .unwrap();
-        }
-        let mut encoder = self
-            .ctx
-            .device()
-            .create_command_encoder(&Default::default());
-        self.opt.record_step(&mut encoder).unwrap();
-        self.ctx.queue().submit([encoder.finish()]);
-        let params = self.store.params.read_all_blocking(&self.ctx).unwrap();
-        params.iter().map(|p| to_f64(p)).collect()
+        let opt = &mut self.opt;
+        replay_step(&self.ctx, &self.store, grads, |encoder| {
+            opt.record_step(encoder).unwrap()
+        })
     }
 
     fn states(&self) -> Vec<AdafactorState> {
@@ -259,16 +249,7 @@ fn gpu(start: Start<'_>) -> Box<dyn Stepper> {
 
 fn gpu_stepper(start: Start<'_>) -> Gpu {
     let ctx = ctx();
-    let named: Vec<(String, Vec<usize>)> = start
-        .shapes
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (format!("t{i}"), s.clone()))
-        .collect();
-    let store = ParamStore::new(&ctx, &named).unwrap();
-    for (i, p) in start.inits.iter().enumerate() {
-        store.params.write(&ctx, TensorId(i), &to_f32(p)).unwrap();
-    }
+    let store = golden_store(&ctx, start.shapes, &start.inits);
     let opt = AdafactorOptimizer::new(&ctx, &store, start.rule, start.caution).unwrap();
     Gpu { ctx, store, opt }
 }

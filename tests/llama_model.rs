@@ -158,12 +158,11 @@ fn loss_and_gradients_match_the_f64_reference() {
     let ctx = ctx();
     for tied in [false, true] {
         let cfg = tiny(tied);
-        let params = random_parameters(&cfg, 7);
         let (ids, targets) = random_batch(&cfg, 3, 8);
-        let p = params_f64(&params);
-        let gpu = gpu_loss_and_grads(&ctx, &cfg, &params, Batch::tokens(&ids, &targets));
-        let label = format!("tied {tied}");
-        assert_matches_reference(&label, gpu, &p, |p| reference_loss(&cfg, p, &ids, &targets));
+        let batch = Batch::tokens(&ids, &targets);
+        assert_matches_reference(&ctx, &format!("tied {tied}"), &cfg, 7, batch, |p| {
+            reference_loss(&cfg, p, &ids, &targets)
+        });
     }
 }
 

@@ -179,14 +179,11 @@ fn loss_and_gradients_match_the_f64_reference() {
     let ctx = ctx();
     for norm_pix in [false, true] {
         let cfg = tiny(norm_pix);
-        let params = random_parameters(&cfg, 7);
         let images = to_f32(&randn(&mut rng(8), 3 * 64, 1.0));
         let masks = PatchMasks::for_step(masking(&cfg), 5, 1, 3);
-        let p = params_f64(&params);
         let images64 = to_f64(&images);
-        let gpu = gpu_loss_and_grads(&ctx, &cfg, &params, Batch::masked(&images, masks.all()));
-        let label = format!("norm_pix {norm_pix}");
-        assert_matches_reference(&label, gpu, &p, |p| {
+        let batch = Batch::masked(&images, masks.all());
+        assert_matches_reference(&ctx, &format!("norm_pix {norm_pix}"), &cfg, 7, batch, |p| {
             reference_loss(&cfg, p, &images64, &masks)
         });
     }

@@ -16,13 +16,13 @@ mod common;
 
 use std::collections::HashMap;
 
+use coptim::ParamStore;
 use coptim::optim::Caution;
 use coptim::optim::muon::reference::MuonReference;
 use coptim::optim::muon::{AdjustLr, Muon, MuonOptimizer, NsCoefficients, NsPrecision};
-use coptim::{ParamStore, TensorId};
 use serde_json::Value;
 
-use common::{ctx, rel_err, to_f32, to_f64};
+use common::{ctx, golden_store, rel_err, replay_step};
 
 const REF_TOL: f64 = 1e-10;
 const GPU_TOL: f64 = 2e-4;
@@ -149,16 +149,7 @@ fn gpu_matches_timm_muon_and_c_muon() {
     let ctx = ctx();
     for name in CASES {
         let case = Case::load(name);
-        let named: Vec<(String, Vec<usize>)> = case
-            .shapes
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (format!("t{i}"), s.clone()))
-            .collect();
-        let store = ParamStore::new(&ctx, &named).unwrap();
-        for (i, p) in case.inits().iter().enumerate() {
-            store.params.write(&ctx, TensorId(i), &to_f32(p)).unwrap();
-        }
+        let store = golden_store(&ctx, &case.shapes, &case.inits());
         let mut opt = MuonOptimizer::new(
             &ctx,
             &store,
@@ -170,19 +161,9 @@ fn gpu_matches_timm_muon_and_c_muon() {
         .unwrap();
         let mut errors = vec![0.0; case.shapes.len()];
         for s in 1..=STEPS {
-            for (i, g) in case.grads(s).iter().enumerate() {
-                store.grads.write(&ctx, TensorId(i), &to_f32(g)).unwrap();
-            }
-            let mut encoder = ctx.device().create_command_encoder(&Default::default());
-            opt.record_step(&mut encoder, case.lr).unwrap();
-            ctx.queue().submit([encoder.finish()]);
-            let params: Vec<Vec<f64>> = store
-                .params
-                .read_all_blocking(&ctx)
-                .unwrap()
-                .iter()
-                .map(|v| to_f64(v))
-                .collect();
+            let params = replay_step(&ctx, &store, &case.grads(s), |encoder| {
+                opt.record_step(encoder, case.lr).unwrap()
+            });
             for (e, new) in errors.iter_mut().zip(case.error(s, &params)) {
                 *e = f64::max(*e, new);
             }
@@ -226,4 +207,106 @@ fn bad_hyperparameters_are_typed_errors() {
     .unwrap();
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
     assert!(opt.record_step(&mut encoder, f64::NAN).is_err());
+}
+
+/// A Muon matrix (t0) and a fallback vector (t1) with C-Muon, from fixed parameters.
+fn robust_setup(ctx: &coptim::GpuContext) -> (ParamStore, MuonOptimizer) {
+    let shapes = vec![vec![16, 24], vec![10]];
+    let inits: Vec<Vec<f64>> = shapes
+        .iter()
+        .map(|s| common::randn(&mut common::rng(3), s.iter().product(), 0.5))
+        .collect();
+    let store = golden_store(ctx, &shapes, &inits);
+    let opt = MuonOptimizer::new(
+        ctx,
+        &store,
+        Muon::default(),
+        Caution::hard(),
+        0.01,
+        NsPrecision::F32,
+    )
+    .unwrap();
+    (store, opt)
+}
+
+/// Gradients of step `seed` for `robust_setup`'s tensors.
+fn robust_grads(seed: u64) -> Vec<Vec<f64>> {
+    let mut r = common::rng(seed);
+    vec![
+        common::randn(&mut r, 16 * 24, 1.0),
+        common::randn(&mut r, 10, 1.0),
+    ]
+}
+
+/// The parameters' and the matrix momentum's bits.
+fn robust_bits(ctx: &coptim::GpuContext, store: &ParamStore, opt: &MuonOptimizer) -> Vec<Vec<u32>> {
+    let mut bits: Vec<Vec<u32>> = store
+        .params
+        .read_all_blocking(ctx)
+        .unwrap()
+        .iter()
+        .map(|p| p.iter().map(|x| x.to_bits()).collect())
+        .collect();
+    let momentum = opt.momentum(0).unwrap().read_f32_blocking(ctx).unwrap();
+    bits.push(momentum.iter().map(|x| x.to_bits()).collect());
+    bits
+}
+
+/// A NaN in the matrix's gradient, then an infinity in the fallback vector's, each
+/// skip the whole step: parameters, momentum and the fallback's state stay bit for bit,
+/// both are counted, and the next finite step lands exactly where it lands without the
+/// skipped ones.
+#[test]
+fn non_finite_gradients_skip_the_whole_step() {
+    let ctx = ctx();
+    let (store, mut opt) = robust_setup(&ctx);
+    let (clean_store, mut clean) = robust_setup(&ctx);
+    let lr = 0.02;
+    let step = |store: &ParamStore, opt: &mut MuonOptimizer, grads: &[Vec<f64>]| {
+        replay_step(&ctx, store, grads, |encoder| {
+            opt.record_step(encoder, lr).unwrap()
+        });
+    };
+    step(&store, &mut opt, &robust_grads(1));
+    step(&clean_store, &mut clean, &robust_grads(1));
+    let before = robust_bits(&ctx, &store, &opt);
+    for (tensor, bad) in [(0, f64::NAN), (1, f64::INFINITY)] {
+        let mut grads = robust_grads(2);
+        grads[tensor][5] = bad;
+        step(&store, &mut opt, &grads);
+        assert_eq!(
+            robust_bits(&ctx, &store, &opt),
+            before,
+            "{bad} in t{tensor}"
+        );
+    }
+    assert_eq!(pollster::block_on(opt.read_skipped_steps()).unwrap(), 2);
+    step(&store, &mut opt, &robust_grads(3));
+    step(&clean_store, &mut clean, &robust_grads(3));
+    let after = robust_bits(&ctx, &store, &opt);
+    assert_ne!(after, before);
+    assert_eq!(after, robust_bits(&ctx, &clean_store, &clean));
+    assert_eq!(pollster::block_on(clean.read_skipped_steps()).unwrap(), 0);
+}
+
+/// Steps allocate no buffers once the first submissions have completed: Muon's upload
+/// ring and the fallback's uploads and records keep their staging buffers.
+#[test]
+fn steps_reuse_their_staging_buffers() {
+    let ctx = ctx();
+    let (store, mut opt) = robust_setup(&ctx);
+    let run = |opt: &mut MuonOptimizer, steps: u64| {
+        for s in 0..steps {
+            replay_step(&ctx, &store, &robust_grads(s), |encoder| {
+                opt.record_step(encoder, 0.02).unwrap()
+            });
+            ctx.wait_idle().unwrap();
+        }
+    };
+    run(&mut opt, 3);
+    let warm = opt.staging_buffers();
+    run(&mut opt, 20);
+    assert_eq!(opt.staging_buffers(), warm);
+    let in_flight = opt.fallback().unwrap().stats_in_flight();
+    assert!(in_flight <= 1, "{in_flight} fallback records in flight");
 }

@@ -16,8 +16,8 @@ use crate::wgsl::{Part, ShaderBuilder, lib, shader_part};
 /// `axis_means.wgsl`.
 static AXIS_MEANS: Part = shader_part!(
     "axis_means.wgsl",
-    &["axis_means"],
-    &["workgroup_linear", "flat_index"]
+    &["axis_means", "line_term"],
+    &["workgroup_linear", "flat_index", "line_sum"]
 );
 
 /// Invocations per workgroup.
@@ -156,6 +156,7 @@ fn shader() -> ShaderBuilder {
         .constant("WG_SIZE", WG_SIZE)
         .constant("SUM_CHUNK", SUM_CHUNK)
         .part(&lib::GRID)
+        .part(&lib::LINE_SUM)
         .part(&AXIS_MEANS)
 }
 

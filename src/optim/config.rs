@@ -91,6 +91,22 @@ impl Caution {
         }
     }
 
+    /// The normalization's kind (`NORM_*` of `shaders/lib/caution_scale.wgsl`) and
+    /// parameter (`mean_clamp`'s min, `mean_plus_eps`'s eps) as the kernels take them;
+    /// `(0, 0.0)` when off (the kernels then never scale).
+    pub(crate) fn norm_words(&self) -> (u32, f64) {
+        match *self {
+            Caution::Off => (0, 0.0),
+            Caution::Hard { normalization } | Caution::Soft { normalization, .. } => {
+                match normalization {
+                    Normalization::MeanClamp { min } => (0, min),
+                    Normalization::NumelOverCountPlusOne => (1, 0.0),
+                    Normalization::MeanPlusEps { eps } => (2, eps),
+                }
+            }
+        }
+    }
+
     /// The per-tensor scale for `kept` agreeing coordinates out of `n`.
     pub fn scale(&self, kept: u64, n: u64) -> f64 {
         match *self {

@@ -161,7 +161,8 @@ pub static REDUCE: Part = shader_part!(
         "flag_loaded_nonfinite",
         "block_index",
         "workgroup_sum",
-        "workgroup_sum4"
+        "workgroup_sum4",
+        "caution_scale"
     ],
 );
 
@@ -340,6 +341,7 @@ pub fn reduce_module(access: ParamAccess, shape: StreamShape) -> ShaderBuilder {
     base_module("coptim reduce", access, shape)
         .part(&crate::wgsl::lib::WORKGROUP_SUM)
         .part(&WORKGROUP_SUM4)
+        .part(&crate::wgsl::lib::CAUTION_SCALE)
         .part(&REDUCE)
 }
 

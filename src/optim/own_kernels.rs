@@ -1,9 +1,13 @@
-//! What the optimizers with kernels of their own (Muon, Adafactor) share: explicit
-//! bind group layouts, bind groups, and the binding of a caller's tensor view.
+//! What the optimizers with kernels of their own (Muon, Adafactor) share: their
+//! modules' common helpers, explicit bind group layouts, bind groups, pipelines of a
+//! module's entry points, uniform blocks, and the binding of a caller's tensor view.
+
+use wgpu::util::DeviceExt;
 
 use crate::arena::{BufferView, ParamTensor};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
+use crate::wgsl::{ShaderBuilder, lib};
 
 /// What a binding of a layout holds.
 #[derive(Debug, Clone, Copy)]
@@ -14,6 +18,30 @@ pub(crate) enum Slot {
     Read,
     /// A read-write storage buffer.
     ReadWrite,
+}
+
+/// The bindings every such module starts with: the tensor's uniform block, the step's,
+/// the parameters (read-write) and the gradients (read-only).
+const TENSOR_SLOTS: [Slot; 4] = [Slot::Uniform, Slot::Uniform, Slot::ReadWrite, Slot::Read];
+
+/// A module named `label` with `WG_SIZE` = `wg_size` and `ITEMS` = `items` and the
+/// helpers of the chunked per-tensor passes: grid indexing, the f32 and u32
+/// workgroup sums, the chunk partials and the caution scale.
+pub(crate) fn chunked_module(label: &str, wg_size: u32, items: u32) -> ShaderBuilder {
+    ShaderBuilder::new(label)
+        .constant("WG_SIZE", wg_size)
+        .constant("ITEMS", items)
+        .part(&lib::GRID)
+        .part(&lib::WORKGROUP_SUM)
+        .part(&lib::WORKGROUP_COUNT)
+        .part(&lib::CHUNK_PARTIALS)
+        .part(&lib::CAUTION_SCALE)
+}
+
+/// The bind group layout of a module whose bindings are the tensor's and the step's
+/// uniform blocks, the parameters and the gradients, then `rest`.
+pub(crate) fn tensor_layout(ctx: &GpuContext, label: &str, rest: &[Slot]) -> wgpu::BindGroupLayout {
+    layout(ctx, label, &[TENSOR_SLOTS.as_slice(), rest].concat())
 }
 
 /// A bind group layout with `slots` at bindings 0, 1, ...
@@ -40,6 +68,54 @@ pub(crate) fn layout(ctx: &GpuContext, label: &str, slots: &[Slot]) -> wgpu::Bin
         .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some(label),
             entries: &entries,
+        })
+}
+
+/// The compute pipelines of `entries` of `module`'s shader, all over `layout`, created
+/// inside an error scope: a module or pipeline the device rejects fails with a typed
+/// error that names `what`.
+pub(crate) fn pipelines(
+    ctx: &GpuContext,
+    module: &ShaderBuilder,
+    layout: &wgpu::BindGroupLayout,
+    entries: &[&str],
+    what: &str,
+) -> Result<Vec<wgpu::ComputePipeline>> {
+    let source = module.build()?;
+    let device = ctx.device();
+    ctx.guarded(&format!("creating {what}'s pipelines"), || {
+        let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(module.label()),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(module.label()),
+            bind_group_layouts: &[Some(layout)],
+            immediate_size: 0,
+        });
+        entries
+            .iter()
+            .map(|entry| {
+                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(entry),
+                    layout: Some(&pipeline_layout),
+                    module: &shader,
+                    entry_point: Some(entry),
+                    compilation_options: Default::default(),
+                    cache: None,
+                })
+            })
+            .collect()
+    })
+}
+
+/// A uniform buffer holding `bytes`, written once at creation.
+pub(crate) fn uniform(ctx: &GpuContext, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+    ctx.device()
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytes,
+            usage: wgpu::BufferUsages::UNIFORM,
         })
 }
 

@@ -8,7 +8,7 @@ use crate::optim::bindings::{
     BindingSources, PartialsLayout, ReduceBindings, StepBuffers, WindowBindings, buffer_places,
     check_storage_budget,
 };
-use crate::optim::config::{Caution, NonFinite, Normalization, OptimizerConfig};
+use crate::optim::config::{NonFinite, OptimizerConfig};
 use crate::optim::gpu_types::{
     GpuBlockPartial, GpuGroupParams, GpuStatus, GpuStepParams, GpuTensorEntry,
 };
@@ -266,6 +266,18 @@ impl Optimizer {
         encoder: &mut wgpu::CommandEncoder,
         inputs: &StepInputs<'_>,
     ) -> Result<()> {
+        self.record_step_seeded(encoder, inputs, None)
+    }
+
+    /// [`Optimizer::record_step`] with the step's non-finite flag starting from the
+    /// first word of `found_inf` (when given: another optimizer's check of the
+    /// tensors it steps) instead of from 0, so that both skip the same steps.
+    pub(crate) fn record_step_seeded(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        inputs: &StepInputs<'_>,
+        found_inf: Option<&wgpu::Buffer>,
+    ) -> Result<()> {
         self.ctx.check_lost()?;
         let lrs = inputs.group_lrs(&self.config, self.lr, self.scheduled + 1)?;
         self.check_first_step()?;
@@ -278,7 +290,7 @@ impl Optimizer {
             0,
             bytemuck::bytes_of(&params),
         );
-        self.record_passes(encoder);
+        self.record_passes(encoder, found_inf);
         let default_lr = lrs[self.config.groups.len()];
         self.stats
             .record(&self.ctx, encoder, inputs, self.scheduled, default_lr);
@@ -298,18 +310,21 @@ impl Optimizer {
                     .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                         label: Some("coptim first-step check (never submitted)"),
                     });
-            self.record_passes(&mut probe);
+            self.record_passes(&mut probe, None);
             probe.finish()
         })?;
         self.checked = true;
         Ok(())
     }
 
-    /// The buffer clears and compute passes of one step, in order.
-    fn record_passes(&self, encoder: &mut wgpu::CommandEncoder) {
+    /// The buffer clears and compute passes of one step, in order; the non-finite
+    /// flag starts from `found_inf`'s first word, or from 0.
+    fn record_passes(&self, encoder: &mut wgpu::CommandEncoder, found_inf: Option<&wgpu::Buffer>) {
         let passes = self.passes();
-        // found_inf = 0
-        encoder.clear_buffer(&self.buffers.status, 0, Some(4));
+        match found_inf {
+            Some(flag) => encoder.copy_buffer_to_buffer(flag, 0, &self.buffers.status, 0, 4),
+            None => encoder.clear_buffer(&self.buffers.status, 0, Some(4)),
+        }
         if passes.measure {
             encoder.clear_buffer(&self.buffers.partials, 0, None);
         }
@@ -538,7 +553,7 @@ impl Optimizer {
             };
             rules.pack(slot);
         }
-        let (norm_kind, norm_param) = normalization(cfg.caution);
+        let (norm_kind, norm_param) = cfg.caution.norm_words();
         GpuStepParams {
             caution: cfg.caution.is_on() as u32,
             norm_kind,
@@ -570,20 +585,6 @@ struct Passes {
     /// The stand-alone finite check (when no clip, norm, measuring or
     /// segment pass does it).
     check: bool,
-}
-
-/// `StepParams.norm_kind` and `norm_param` of a caution setting.
-fn normalization(caution: Caution) -> (u32, f64) {
-    match caution {
-        Caution::Off => (0, 0.0),
-        Caution::Hard { normalization } | Caution::Soft { normalization, .. } => {
-            match normalization {
-                Normalization::MeanClamp { min } => (0, min),
-                Normalization::NumelOverCountPlusOne => (1, 0.0),
-                Normalization::MeanPlusEps { eps } => (2, eps),
-            }
-        }
-    }
 }
 
 /// Checks that the partials fit one storage binding of the device.

@@ -123,6 +123,35 @@ pub fn named_shapes(shapes: impl IntoIterator<Item = Vec<usize>>) -> Vec<(String
         .collect()
 }
 
+/// A store of tensors `t0`, `t1`, ... of `shapes` holding `inits` (rounded to f32):
+/// where a golden replay starts.
+pub fn golden_store(ctx: &GpuContext, shapes: &[Vec<usize>], inits: &[Vec<f64>]) -> ParamStore {
+    let store = ParamStore::new(ctx, &named_shapes(shapes.iter().cloned())).unwrap();
+    for (i, p) in inits.iter().enumerate() {
+        store.params.write(ctx, TensorId(i), &to_f32(p)).unwrap();
+    }
+    store
+}
+
+/// One step of a golden replay: writes `grads` (rounded to f32) into `store`, records
+/// the optimizer's step with `record`, submits it and reads the parameters back as
+/// f64.
+pub fn replay_step(
+    ctx: &GpuContext,
+    store: &ParamStore,
+    grads: &[Vec<f64>],
+    record: impl FnOnce(&mut wgpu::CommandEncoder),
+) -> Vec<Vec<f64>> {
+    for (i, g) in grads.iter().enumerate() {
+        store.grads.write(ctx, TensorId(i), &to_f32(g)).unwrap();
+    }
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    record(&mut encoder);
+    ctx.queue().submit([encoder.finish()]);
+    let params = store.params.read_all_blocking(ctx).unwrap();
+    params.iter().map(|p| to_f64(p)).collect()
+}
+
 /// Options that cap the dispatch grid at `per_dim` workgroups per dimension.
 pub fn grid_capped_at(per_dim: u32) -> OptimizerOptions {
     OptimizerOptions {

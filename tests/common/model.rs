@@ -99,7 +99,7 @@ pub fn central_differences(p: &Params, loss: impl Fn(&Params) -> f64) -> Params 
 
 /// The GPU's loss and gradients (by name) of a fresh `arch` holding `params`, for
 /// one `batch`.
-pub fn gpu_loss_and_grads<A: Architecture + Clone + 'static>(
+fn gpu_loss_and_grads<A: Architecture + Clone + 'static>(
     ctx: &GpuContext,
     arch: &A,
     params: &[NamedTensor],
@@ -114,22 +114,28 @@ pub fn gpu_loss_and_grads<A: Architecture + Clone + 'static>(
     (loss, grads_by_name(ctx, arch, model.store()))
 }
 
-/// Holds the GPU's `(loss, gradients)` to the f64 reference: the loss within 1e-5
-/// relative (f32 sums over a small model), every gradient within 1e-3 of
+/// Holds the GPU's loss and gradients of `arch` holding [`random_parameters`] (from
+/// `seed`) on `batch` to the f64 `reference` loss of the same parameters: the loss
+/// within 1e-5 relative (f32 sums over a small model), every gradient within 1e-3 of
 /// central differences of `reference` by [`rel_err`] (f32 backward against an
 /// O(h^2) estimate).
-pub fn assert_matches_reference(
+pub fn assert_matches_reference<A: Architecture + Clone + 'static>(
+    ctx: &GpuContext,
     label: &str,
-    (loss, grads): (f64, Params),
-    p: &Params,
+    arch: &A,
+    seed: u64,
+    batch: Batch<'_>,
     reference: impl Fn(&Params) -> f64,
 ) {
-    let want_loss = reference(p);
+    let params = random_parameters(arch, seed);
+    let p = params_f64(&params);
+    let (loss, grads) = gpu_loss_and_grads(ctx, arch, &params, batch);
+    let want_loss = reference(&p);
     assert!(
         (loss - want_loss).abs() <= 1e-5 * want_loss.abs(),
         "{label}: loss {loss}, reference {want_loss}"
     );
-    let want = central_differences(p, reference);
+    let want = central_differences(&p, reference);
     assert_eq!(grads.len(), want.len());
     for (name, w) in &want {
         let err = rel_err(&grads[name], w);

@@ -2,8 +2,6 @@
 //! (one [`AxisMeans`] dispatch per gradient buffer), then the passes of
 //! `shaders/adafactor.wgsl` tensor by tensor, all recorded into the caller's encoder.
 
-use wgpu::util::DeviceExt;
-
 use crate::arena::{ParamSet, ParamTensor, UploadRing};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
@@ -12,15 +10,27 @@ use crate::optim::adafactor_reference::{AdafactorRule, AdafactorState};
 use crate::optim::axis_means::{AxisMeans, AxisTensor};
 use crate::optim::config::Caution;
 use crate::optim::factored::{AxisView, FactoredDims};
-use crate::optim::own_kernels::{Slot, bind_group, layout, view_binding};
+use crate::optim::own_kernels::{
+    Slot, bind_group, chunked_module, pipelines, tensor_layout, uniform, view_binding,
+};
 use crate::optim::plan::grid_for;
 use crate::wgsl::{Part, ShaderBuilder, lib, shader_part};
 
 /// `adafactor.wgsl`.
 static ADAFACTOR: Part = shader_part!(
     "adafactor.wgsl",
-    &[],
-    &["workgroup_linear", "flat_index", "workgroup_sum"]
+    &["chunk_partial", "chunk_count", "line_term"],
+    &[
+        "flat_index",
+        "chunk_of",
+        "workgroup_sum",
+        "workgroup_count",
+        "chunk_element",
+        "partials_sum",
+        "partials_count",
+        "caution_scale",
+        "line_sum",
+    ]
 );
 
 /// Invocations per workgroup.
@@ -52,13 +62,10 @@ const FINALIZE_CAUTION: usize = 5;
 
 /// The module of `adafactor.wgsl` with its constants and helpers.
 pub(crate) fn shader() -> ShaderBuilder {
-    ShaderBuilder::new("coptim adafactor")
-        .constant("WG_SIZE", WG_SIZE)
-        .constant("ITEMS", ITEMS)
+    chunked_module("coptim adafactor", WG_SIZE, ITEMS)
         .constant("SUM_CHUNK", SUM_CHUNK)
         .constant("FACTOR_WORDS", FACTOR_WORDS)
-        .part(&lib::GRID)
-        .part(&lib::WORKGROUP_SUM)
+        .part(&lib::LINE_SUM)
         .part(&ADAFACTOR)
 }
 
@@ -145,7 +152,7 @@ impl AdafactorOptimizer {
         let chunks: u64 = params.tensors().iter().map(|t| t.len.div_ceil(CHUNK)).sum();
         let storage = wgpu::BufferUsages::STORAGE;
         let shared = Shared {
-            layout: layout(ctx, "coptim adafactor", &SLOTS),
+            layout: tensor_layout(ctx, "coptim adafactor", &SLOTS),
             step: words_buffer(
                 ctx,
                 "coptim adafactor step",
@@ -177,7 +184,7 @@ impl AdafactorOptimizer {
             both_base += placed[i].as_ref().map_or(0, Placed::both_len);
             slots.push(slot);
         }
-        let pipelines = pipelines(ctx, &shared.layout)?;
+        let pipelines = pipelines(ctx, &shader(), &shared.layout, &ENTRIES, "Adafactor")?;
         Ok(Self {
             ctx: ctx.clone(),
             rule,
@@ -539,13 +546,7 @@ fn tensor_slot(
             None
         }
     };
-    let uniform = ctx
-        .device()
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("coptim adafactor tensor"),
-            contents: bytemuck::bytes_of(&words),
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
+    let uniform = uniform(ctx, "coptim adafactor tensor", bytemuck::bytes_of(&words));
     let whole = wgpu::Buffer::as_entire_buffer_binding;
     let second = full_second
         .as_ref()
@@ -597,45 +598,12 @@ fn grids(
     Ok(grids)
 }
 
-/// `adafactor.wgsl`'s bindings: two uniforms, then param, grad, moment, second,
-/// means, scratch and partials.
-const SLOTS: [Slot; 9] = [
-    Slot::Uniform,
-    Slot::Uniform,
-    Slot::ReadWrite,
-    Slot::Read,
+/// `adafactor.wgsl`'s bindings after the tensor's and step's uniforms, param and
+/// grad: moment, second, means, scratch and partials.
+const SLOTS: [Slot; 5] = [
     Slot::ReadWrite,
     Slot::ReadWrite,
     Slot::Read,
     Slot::ReadWrite,
     Slot::ReadWrite,
 ];
-
-/// The pipelines of [`ENTRIES`] over `layout`.
-fn pipelines(
-    ctx: &GpuContext,
-    layout: &wgpu::BindGroupLayout,
-) -> Result<Vec<wgpu::ComputePipeline>> {
-    let device = ctx.device();
-    let module = shader().create_module(device)?;
-    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-        label: Some("coptim adafactor"),
-        bind_group_layouts: &[Some(layout)],
-        immediate_size: 0,
-    });
-    ctx.guarded("creating Adafactor's pipelines", || {
-        ENTRIES
-            .iter()
-            .map(|entry| {
-                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(entry),
-                    layout: Some(&pipeline_layout),
-                    module: &module,
-                    entry_point: Some(entry),
-                    compilation_options: Default::default(),
-                    cache: None,
-                })
-            })
-            .collect()
-    })
-}

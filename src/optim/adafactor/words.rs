@@ -2,7 +2,7 @@
 //! (`AdaStep`) from the rule, and one tensor's sizes and places (`AdaTensor`).
 
 use crate::optim::adafactor_reference::AdafactorRule;
-use crate::optim::config::{Caution, Normalization};
+use crate::optim::config::Caution;
 
 /// `AdaStep` of `adafactor.wgsl`.
 #[repr(C)]
@@ -48,22 +48,9 @@ pub(crate) struct GpuAdaTensor {
     pub ema_len: u32,
 }
 
-/// The caution normalization's kind (`NORM_*` of the shader) and parameter.
-fn normalization(caution: Caution) -> (u32, f64) {
-    let norm = match caution {
-        Caution::Hard { normalization } | Caution::Soft { normalization, .. } => normalization,
-        Caution::Off => Normalization::mean_clamp(),
-    };
-    match norm {
-        Normalization::MeanClamp { min } => (0, min),
-        Normalization::NumelOverCountPlusOne => (1, 0.0),
-        Normalization::MeanPlusEps { eps } => (2, eps),
-    }
-}
-
 /// `AdaStep` of step `t` (from 1) of `rule` with `caution`.
 pub(crate) fn step_words(rule: &AdafactorRule, caution: Caution, t: i32) -> GpuAdaStep {
-    let (norm_kind, norm_param) = normalization(caution);
+    let (norm_kind, norm_param) = caution.norm_words();
     let mut w = GpuAdaStep {
         second_weight: rule.second_moment_weight(t) as f32,
         eps: rule.eps() as f32,

@@ -5,34 +5,32 @@
 
 use std::collections::BTreeMap;
 
-use wgpu::util::DeviceExt;
-
 use crate::arena::{ParamSet, ParamSpec, ParamTensor, UploadRing};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::nn::{DType, Kernels, Tensor};
-use crate::optim::config::{Caution, Normalization};
+use crate::optim::config::Caution;
 use crate::optim::inputs::StepInputs;
-use crate::optim::muon::launch::{self, CHUNK, Launch, Slot, WG_SIZE, grid};
+use crate::optim::muon::launch::{self, CHUNK, Launch, Slot, WG_SIZE, grid, uniform};
 use crate::optim::muon::newton_schulz::{NewtonSchulz, NsPrecision};
 use crate::optim::muon::{Muon, muon_matrix};
 use crate::optim::own_kernels::view_binding;
 use crate::optim::runtime::Optimizer;
 
-/// `muon.wgsl`'s bindings: tensor, step, param, grad, momentum, x, partials, factors.
-const SLOTS: [Slot; 8] = [
-    Slot::Uniform,
-    Slot::Uniform,
-    Slot::ReadWrite,
-    Slot::Read,
-    Slot::ReadWrite,
-    Slot::ReadWrite,
-    Slot::ReadWrite,
-    Slot::ReadWrite,
-];
+/// `muon.wgsl`'s bindings after the tensor's and step's uniforms, param and grad:
+/// momentum, x, partials, factors, status.
+const SLOTS: [Slot; 5] = [Slot::ReadWrite; 5];
 
-/// The entry points of `muon.wgsl`, in pass order.
-const ENTRIES: [&str; 4] = ["measure", "finalize", "normalize", "apply"];
+/// The entry points of `muon.wgsl`, in pass order (the products run before `apply`).
+const ENTRIES: [&str; 5] = ["check", "measure", "finalize", "normalize", "apply"];
+/// `ENTRIES`' passes over the matrices before the fallback's step.
+const CHECK: usize = 0;
+/// `ENTRIES`' last pass, after the Newton-Schulz products.
+const APPLY: usize = 4;
+/// Bytes of `MuonStatus`: the step's non-finite flag, then the skipped steps.
+const STATUS_BYTES: u64 = 8;
+/// Bytes of the non-finite flag (`MuonStatus.found_inf`, the engine's `found_inf`).
+const FLAG_BYTES: u64 = 4;
 
 /// One matrix Muon orthogonalizes: its launches of each pass.
 #[derive(Debug)]
@@ -41,8 +39,8 @@ struct Matrix {
     tensor: usize,
     /// Its momentum buffer.
     momentum: Tensor,
-    /// measure, finalize, normalize, apply.
-    launches: [Launch; 4],
+    /// The passes of [`ENTRIES`].
+    launches: [Launch; 5],
 }
 
 /// The hyperparameters a step's uniform block (`MuonStep`) holds.
@@ -56,11 +54,7 @@ struct StepWords {
 impl StepWords {
     /// `MuonStep` at learning rate `lr`.
     fn bytes(&self, lr: f64) -> [u32; 12] {
-        let (kind, param) = match self.normalization() {
-            Normalization::MeanClamp { min } => (0, min),
-            Normalization::NumelOverCountPlusOne => (1, 0.0),
-            Normalization::MeanPlusEps { eps } => (2, eps),
-        };
+        let (kind, param) = self.caution.norm_words();
         let f = |v: f64| (v as f32).to_bits();
         [
             f(lr),
@@ -77,13 +71,6 @@ impl StepWords {
             0,
         ]
     }
-
-    fn normalization(&self) -> Normalization {
-        match self.caution {
-            Caution::Hard { normalization } | Caution::Soft { normalization, .. } => normalization,
-            Caution::Off => Normalization::mean_clamp(),
-        }
-    }
 }
 
 /// Muon (or C-Muon with caution) stepping every tensor of a [`ParamSet`] on the GPU:
@@ -96,6 +83,8 @@ pub struct MuonOptimizer {
     matrices: Vec<Matrix>,
     batches: Vec<NewtonSchulz>,
     step_params: wgpu::Buffer,
+    /// `MuonStatus` of `muon.wgsl`.
+    status: wgpu::Buffer,
     fallback: Option<Optimizer>,
     uploads: UploadRing,
 }
@@ -136,6 +125,14 @@ impl MuonOptimizer {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        let status = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some("coptim muon status"),
+            size: STATUS_BYTES,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
         let words = StepWords {
             muon,
             caution,
@@ -149,6 +146,7 @@ impl MuonOptimizer {
             matrices: Vec::new(),
             batches,
             step_params,
+            status,
             fallback,
             uploads: UploadRing::new("coptim muon step upload"),
         };
@@ -158,8 +156,9 @@ impl MuonOptimizer {
 
     /// The launches of every matrix, in the order of `shapes`.
     fn build_matrices(&self, shapes: &BTreeMap<(usize, usize), Vec<usize>>) -> Result<Vec<Matrix>> {
-        let layout = launch::layout(&self.ctx, "coptim muon", &SLOTS);
-        let pipelines = launch::pipelines(&self.ctx, false, &layout, &ENTRIES)?;
+        let layout = launch::tensor_layout(&self.ctx, "coptim muon", &SLOTS);
+        let pipelines =
+            launch::pipelines(&self.ctx, &launch::muon_module(), &layout, &ENTRIES, "Muon")?;
         let total_chunks: u64 = shapes
             .values()
             .flatten()
@@ -228,14 +227,11 @@ impl MuonOptimizer {
             (self.words.muon.adjust_lr.scale(rows, cols) as f32).to_bits(),
             0,
         ];
-        let uniform = self
-            .ctx
-            .device()
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("coptim muon tensor"),
-                contents: bytemuck::cast_slice(&words),
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
+        let uniform = uniform(
+            &self.ctx,
+            "coptim muon tensor",
+            bytemuck::cast_slice(&words),
+        );
         let group = |x: &Tensor| {
             launch::bind_group(
                 &self.ctx,
@@ -249,6 +245,7 @@ impl MuonOptimizer {
                     x.binding(),
                     shared.partials.as_entire_buffer_binding(),
                     shared.factors.as_entire_buffer_binding(),
+                    self.status.as_entire_buffer_binding(),
                 ],
             )
         };
@@ -261,10 +258,11 @@ impl MuonOptimizer {
             grid,
         };
         let launches = [
-            launch(0, &input, launch::grid(chunks, max_dim)),
-            launch(1, &input, [1, 1]),
-            launch(2, &input, flat),
-            launch(3, &output, flat),
+            launch(0, &input, flat),
+            launch(1, &input, launch::grid(chunks, max_dim)),
+            launch(2, &input, [1, 1]),
+            launch(3, &input, flat),
+            launch(4, &output, flat),
         ];
         Ok(Matrix {
             tensor,
@@ -274,7 +272,10 @@ impl MuonOptimizer {
     }
 
     /// Records one step at learning rate `lr` (the fallback at `lr *
-    /// fallback_lr_scale`) into `encoder`: nothing is submitted or read back.
+    /// fallback_lr_scale`) into `encoder`: nothing is submitted or read back. When a
+    /// gradient of any tensor (orthogonalized or fallback) is NaN or infinite, the
+    /// whole step is skipped on the GPU: momenta, fallback state and parameters stay
+    /// as they were, and [`MuonOptimizer::read_skipped_steps`] counts it.
     pub fn record_step(&mut self, encoder: &mut wgpu::CommandEncoder, lr: f64) -> Result<()> {
         if !(lr.is_finite() && lr >= 0.0) {
             return Err(Error::InvalidConfig(format!(
@@ -282,37 +283,87 @@ impl MuonOptimizer {
             )));
         }
         self.ctx.check_lost()?;
+        if !self.matrices.is_empty() {
+            let words = self.words.bytes(lr);
+            self.uploads.record_write(
+                &self.ctx,
+                encoder,
+                &self.step_params,
+                0,
+                bytemuck::cast_slice(&words),
+            );
+            encoder.clear_buffer(&self.status, 0, Some(FLAG_BYTES));
+            self.record_passes(encoder, CHECK..CHECK + 1, false);
+        }
         if let Some(fallback) = &mut self.fallback {
             let inputs = StepInputs::lr(lr * self.words.muon.fallback_lr_scale);
-            fallback.record_step(encoder, &inputs)?;
+            let own_flag = (!self.matrices.is_empty()).then_some(&self.status);
+            fallback.record_step_seeded(encoder, &inputs, own_flag)?;
+            // Nothing else reads the fallback's per-step records: drained here, its
+            // readback ring stays at the steps in flight.
+            fallback.take_stats()?;
+            if !self.matrices.is_empty() {
+                let flag = fallback.status_buffer();
+                encoder.copy_buffer_to_buffer(flag, 0, &self.status, 0, FLAG_BYTES);
+            }
         }
+        self.record_passes(encoder, CHECK + 1..APPLY, true);
+        Ok(())
+    }
+
+    /// One compute pass of the passes `range` of every matrix, pass by pass, then
+    /// (with `products`) the Newton-Schulz products and the update.
+    fn record_passes(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        range: std::ops::Range<usize>,
+        products: bool,
+    ) {
         if self.matrices.is_empty() {
-            return Ok(());
+            return;
         }
-        let words = self.words.bytes(lr);
-        self.uploads.record_write(
-            &self.ctx,
-            encoder,
-            &self.step_params,
-            0,
-            bytemuck::cast_slice(&words),
-        );
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("coptim muon step"),
             timestamp_writes: None,
         });
-        for k in 0..3 {
+        for k in range {
             for m in &self.matrices {
                 m.launches[k].record(&mut pass);
             }
         }
-        for batch in &self.batches {
-            batch.record(&mut pass);
+        if products {
+            for batch in &self.batches {
+                batch.record(&mut pass);
+            }
+            for m in &self.matrices {
+                m.launches[APPLY].record(&mut pass);
+            }
         }
-        for m in &self.matrices {
-            m.launches[3].record(&mut pass);
+    }
+
+    /// Steps skipped so far because a gradient was NaN or infinite, read from the GPU
+    /// (every recorded step must have been submitted).
+    pub async fn read_skipped_steps(&self) -> Result<u64> {
+        if self.matrices.is_empty() {
+            let Some(fallback) = &self.fallback else {
+                return Ok(0);
+            };
+            let (completed, _) = fallback.read_status().await?;
+            return Ok(fallback.scheduled_steps() - completed);
         }
-        Ok(())
+        let bytes = crate::arena::read_buffer(&self.ctx, &self.status, 0, STATUS_BYTES).await?;
+        let words: [u32; 2] = bytemuck::pod_read_unaligned(&bytes);
+        Ok(u64::from(words[1]))
+    }
+
+    /// Staging buffers its steps use: Muon's upload ring, and the fallback's uploads
+    /// and records. Constant once steps are submitted as fast as they are recorded.
+    pub fn staging_buffers(&self) -> usize {
+        self.uploads.len()
+            + self
+                .fallback
+                .as_ref()
+                .map_or(0, |f| f.upload_buffers() + f.record_buffers())
     }
 
     /// The parameters and gradients this optimizer steps.

@@ -1,12 +1,13 @@
 //! Muon's own compute pipelines (`shaders/muon.wgsl`, `shaders/muon_scale.wgsl`):
 //! explicit bind group layouts and ready-to-record launches.
 
-use crate::context::GpuContext;
 use crate::error::Result;
 use crate::nn::Dispatch;
 use crate::wgsl::{Part, ShaderBuilder, lib, shader_part};
 
-pub(crate) use crate::optim::own_kernels::{Slot, bind_group, layout};
+pub(crate) use crate::optim::own_kernels::{
+    Slot, bind_group, chunked_module, layout, pipelines, tensor_layout, uniform,
+};
 
 /// Invocations per workgroup of Muon's kernels.
 pub(crate) const WG_SIZE: u32 = 256;
@@ -15,72 +16,43 @@ pub(crate) const ITEMS: u32 = 4;
 /// Elements per workgroup of `measure` (one partial sum each).
 pub(crate) const CHUNK: u64 = (WG_SIZE * ITEMS) as u64;
 
-/// `muon.wgsl`: measure, finalize, normalize and apply.
+/// `muon.wgsl`: check, measure, finalize, normalize and apply.
 static MUON: Part = shader_part!(
     "muon.wgsl",
-    &[],
-    &["workgroup_linear", "flat_index", "workgroup_sum"]
+    &["chunk_partial", "chunk_count"],
+    &[
+        "flat_index",
+        "chunk_of",
+        "chunk_element",
+        "partials_sum",
+        "partials_count",
+        "caution_scale",
+    ]
 );
 /// `muon_scale.wgsl`: `dst = scale * src`.
 static SCALE: Part = shader_part!("muon_scale.wgsl", &[], &["flat_index"]);
 
-/// The module of `part` with Muon's constants and the shared helpers.
-fn module(label: &str, part: &'static Part) -> ShaderBuilder {
-    ShaderBuilder::new(label)
+/// The module of `muon.wgsl` with Muon's constants and the shared helpers.
+pub(crate) fn muon_module() -> ShaderBuilder {
+    chunked_module("coptim muon", WG_SIZE, ITEMS).part(&MUON)
+}
+
+/// The module of `muon_scale.wgsl`.
+pub(crate) fn scale_module() -> ShaderBuilder {
+    ShaderBuilder::new("coptim muon scale")
         .constant("WG_SIZE", WG_SIZE)
-        .constant("ITEMS", ITEMS)
         .part(&lib::GRID)
-        .part(&lib::WORKGROUP_SUM)
-        .part(part)
+        .part(&SCALE)
 }
 
 /// The WGSL of `muon.wgsl`'s module (for validation in the tests).
 pub fn muon_source() -> Result<String> {
-    module("coptim muon", &MUON).build()
+    muon_module().build()
 }
 
 /// The WGSL of `muon_scale.wgsl`'s module.
 pub fn scale_source() -> Result<String> {
-    module("coptim muon scale", &SCALE).build()
-}
-
-/// Pipelines of `entries` of one module, sharing `layout`.
-pub(crate) fn pipelines(
-    ctx: &GpuContext,
-    scale: bool,
-    layout: &wgpu::BindGroupLayout,
-    entries: &[&str],
-) -> Result<Vec<wgpu::ComputePipeline>> {
-    let device = ctx.device();
-    let builder = if scale {
-        module("coptim muon scale", &SCALE)
-    } else {
-        module("coptim muon", &MUON)
-    };
-    let shader = builder.create_module(device)?;
-    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-        label: Some(builder.label()),
-        bind_group_layouts: &[Some(layout)],
-        immediate_size: 0,
-    });
-    ctx.guarded("creating Muon's pipelines", || {
-        entries
-            .iter()
-            .map(|entry| {
-                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(entry),
-                    layout: Some(&pipeline_layout),
-                    module: &shader,
-                    entry_point: Some(entry),
-                    compilation_options: wgpu::PipelineCompilationOptions {
-                        constants: &[],
-                        zero_initialize_workgroup_memory: true,
-                    },
-                    cache: None,
-                })
-            })
-            .collect()
-    })
+    scale_module().build()
 }
 
 /// A dispatch with everything bound: a matmul of the nn kernels or one of Muon's.

@@ -87,7 +87,14 @@ impl NewtonSchulz {
             b: tensor(&[batch, rows, rows], "coptim muon B")?,
         };
         let layout = launch::layout(ctx, "coptim muon scale", &SCALE_SLOTS);
-        let scale = launch::pipelines(ctx, true, &layout, &["scale_copy"])?.remove(0);
+        let scale = launch::pipelines(
+            ctx,
+            &launch::scale_module(),
+            &layout,
+            &["scale_copy"],
+            "Muon",
+        )?
+        .remove(0);
         let mut ns = Self {
             rows,
             cols,
@@ -199,17 +206,13 @@ struct Scaler<'a> {
 impl Scaler<'_> {
     /// `dst = scale * src`, over all of `src`.
     fn launch(&self, src: &Tensor, dst: &Tensor, scale: f32) -> Launch {
-        use wgpu::util::DeviceExt;
         let len = src.len() as u32;
         let words = [len, scale.to_bits(), 0, 0];
-        let params = self
-            .ctx
-            .device()
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("coptim muon scale params"),
-                contents: bytemuck::cast_slice(&words),
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
+        let params = launch::uniform(
+            self.ctx,
+            "coptim muon scale params",
+            bytemuck::cast_slice(&words),
+        );
         let bind_group = launch::bind_group(
             self.ctx,
             self.layout,
