@@ -310,3 +310,32 @@ fn steps_reuse_their_staging_buffers() {
     let in_flight = opt.fallback().unwrap().stats_in_flight();
     assert!(in_flight <= 1, "{in_flight} fallback records in flight");
 }
+
+/// With no matrix to orthogonalize, the fallback alone decides: a NaN skips its step
+/// and `read_skipped_steps` counts it from the fallback's step status.
+#[test]
+fn a_fallback_only_set_counts_its_skipped_steps() {
+    let ctx = ctx();
+    let store = golden_store(&ctx, &[vec![10]], &[vec![0.5; 10]]);
+    let mut opt = MuonOptimizer::new(
+        &ctx,
+        &store,
+        Muon::default(),
+        Caution::hard(),
+        0.0,
+        NsPrecision::F32,
+    )
+    .unwrap();
+    let mut grads = vec![vec![0.25; 10]];
+    grads[0][3] = f64::NAN;
+    let params = replay_step(&ctx, &store, &grads, |encoder| {
+        opt.record_step(encoder, 0.1).unwrap()
+    });
+    assert_eq!(params, vec![vec![0.5; 10]]);
+    assert_eq!(pollster::block_on(opt.read_skipped_steps()).unwrap(), 1);
+    let params = replay_step(&ctx, &store, &[vec![0.25; 10]], |encoder| {
+        opt.record_step(encoder, 0.1).unwrap()
+    });
+    assert!(params[0].iter().all(|&p| p < 0.5), "{params:?}");
+    assert_eq!(pollster::block_on(opt.read_skipped_steps()).unwrap(), 1);
+}

@@ -167,3 +167,37 @@ pub(crate) fn view_binding<'b>(
     };
     Ok((binding, ((view.offset - start) / 4) as u32))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::optim::{adafactor, axis_means};
+    use crate::wgsl::layout_check::check_mirrors;
+    use crate::wgsl::{MirrorLayout, ShaderBuilder};
+
+    /// Each own-kernel module with the mirrors of the structs it declares.
+    fn modules() -> Vec<(ShaderBuilder, Vec<MirrorLayout>)> {
+        // Muon's joins with feature nn.
+        #[allow(unused_mut)]
+        let mut modules = vec![
+            (adafactor::gpu::shader(), adafactor::words::mirrors()),
+            (axis_means::shader(), axis_means::mirrors()),
+        ];
+        #[cfg(feature = "nn")]
+        modules.push((
+            crate::optim::muon::launch::muon_module(),
+            crate::optim::muon::words::mirrors(),
+        ));
+        modules
+    }
+
+    /// Every Rust mirror of a uniform or table struct has the size and field offsets of
+    /// naga's layout of the WGSL struct.
+    #[test]
+    fn mirrors_match_the_shaders() {
+        for (module, mirrors) in modules() {
+            let source = module.build().unwrap();
+            let found = check_mirrors(module.label(), &source, &mirrors);
+            assert_eq!(found, mirrors.len(), "{}", module.label());
+        }
+    }
+}

@@ -9,9 +9,9 @@
 //! state, and records each step into the caller's encoder (`shaders/axis_means.wgsl`,
 //! then `shaders/adafactor.wgsl`).
 
-mod gpu;
+pub(crate) mod gpu;
 mod state_io;
-mod words;
+pub(crate) mod words;
 
 pub use gpu::AdafactorOptimizer;
 pub use state_io::ADAFACTOR_STATE_FORMAT;

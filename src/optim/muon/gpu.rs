@@ -13,6 +13,7 @@ use crate::optim::config::Caution;
 use crate::optim::inputs::StepInputs;
 use crate::optim::muon::launch::{self, CHUNK, Launch, Slot, WG_SIZE, grid, uniform};
 use crate::optim::muon::newton_schulz::{NewtonSchulz, NsPrecision};
+use crate::optim::muon::words::{GpuMuonStep, GpuMuonTensor, StepWords};
 use crate::optim::muon::{Muon, muon_matrix};
 use crate::optim::own_kernels::view_binding;
 use crate::optim::runtime::Optimizer;
@@ -41,36 +42,6 @@ struct Matrix {
     momentum: Tensor,
     /// The passes of [`ENTRIES`].
     launches: [Launch; 5],
-}
-
-/// The hyperparameters a step's uniform block (`MuonStep`) holds.
-#[derive(Debug, Clone, Copy)]
-struct StepWords {
-    muon: Muon,
-    caution: Caution,
-    weight_decay: f64,
-}
-
-impl StepWords {
-    /// `MuonStep` at learning rate `lr`.
-    fn bytes(&self, lr: f64) -> [u32; 12] {
-        let (kind, param) = self.caution.norm_words();
-        let f = |v: f64| (v as f32).to_bits();
-        [
-            f(lr),
-            f(self.muon.momentum),
-            f(self.weight_decay),
-            f(self.muon.eps),
-            self.muon.nesterov as u32,
-            self.caution.is_on() as u32,
-            f(self.caution.disagree_weight()),
-            kind,
-            f(param),
-            0,
-            0,
-            0,
-        ]
-    }
 }
 
 /// Muon (or C-Muon with caution) stepping every tensor of a [`ParamSet`] on the GPU:
@@ -121,7 +92,7 @@ impl MuonOptimizer {
             .collect::<Result<Vec<_>>>()?;
         let step_params = ctx.device().create_buffer(&wgpu::BufferDescriptor {
             label: Some("coptim muon step"),
-            size: 48,
+            size: std::mem::size_of::<GpuMuonStep>() as u64,
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
@@ -213,25 +184,21 @@ impl MuonOptimizer {
         let (param, param_base) = view_binding(&self.ctx, t, &t.param, "Muon")?;
         let (grad, grad_base) = view_binding(&self.ctx, t, &t.grad, "Muon")?;
         let chunks = t.len.div_ceil(CHUNK);
-        let words: [u32; 12] = [
-            t.len as u32,
-            rows as u32,
-            cols as u32,
-            (rows > cols) as u32,
+        let words = GpuMuonTensor {
+            len: t.len as u32,
+            rows: rows as u32,
+            cols: cols as u32,
+            transposed: (rows > cols) as u32,
             param_base,
             grad_base,
-            (place.slot * rows * cols) as u32,
-            place.partial_base as u32,
-            chunks as u32,
-            place.index as u32,
-            (self.words.muon.adjust_lr.scale(rows, cols) as f32).to_bits(),
-            0,
-        ];
-        let uniform = uniform(
-            &self.ctx,
-            "coptim muon tensor",
-            bytemuck::cast_slice(&words),
-        );
+            x_base: (place.slot * rows * cols) as u32,
+            partial_base: place.partial_base as u32,
+            chunks: chunks as u32,
+            index: place.index as u32,
+            lr_scale: self.words.muon.adjust_lr.scale(rows, cols) as f32,
+            pad: 0,
+        };
+        let uniform = uniform(&self.ctx, "coptim muon tensor", bytemuck::bytes_of(&words));
         let group = |x: &Tensor| {
             launch::bind_group(
                 &self.ctx,
@@ -284,13 +251,13 @@ impl MuonOptimizer {
         }
         self.ctx.check_lost()?;
         if !self.matrices.is_empty() {
-            let words = self.words.bytes(lr);
+            let words = self.words.at(lr);
             self.uploads.record_write(
                 &self.ctx,
                 encoder,
                 &self.step_params,
                 0,
-                bytemuck::cast_slice(&words),
+                bytemuck::bytes_of(&words),
             );
             encoder.clear_buffer(&self.status, 0, Some(FLAG_BYTES));
             self.record_passes(encoder, CHECK..CHECK + 1, false);

@@ -13,11 +13,13 @@
 #[cfg(feature = "nn")]
 mod gpu;
 #[cfg(feature = "nn")]
-mod launch;
+pub(crate) mod launch;
 #[cfg(feature = "nn")]
 mod newton_schulz;
 #[cfg(feature = "nn")]
 pub mod reference;
+#[cfg(feature = "nn")]
+pub(crate) mod words;
 
 #[cfg(feature = "nn")]
 pub use gpu::MuonOptimizer;
