@@ -219,6 +219,7 @@ fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
     let runner = Runner {
         checkpoint: Some(path.clone()),
         checkpoint_every: 1,
+        ..Runner::default()
     };
     let mut s = Session::new(&ctx, config, data.clone()).unwrap();
     let err = runner.run(&mut s, |_| {}).unwrap_err();
@@ -475,6 +476,7 @@ fn lockstep_refuses_no_runs_and_one_checkpoint_for_two() {
     let runner = Runner {
         checkpoint: Some(dir.path().join("checkpoint.safetensors")),
         checkpoint_every: 0,
+        ..Runner::default()
     };
     let err = runner.run_lockstep(&mut lockstep, |_, _| {}).unwrap_err();
     assert!(matches!(err, Error::InvalidConfig(_)), "{err}");

@@ -5,15 +5,17 @@ use std::path::PathBuf;
 
 use clap::Args;
 use coptim::train::compare::Summary;
-use coptim::train::compare::{CompareConfig, CompareEvent, compare};
+use coptim::train::compare::{CompareConfig, CompareEvent, compare_on};
 use coptim::train::{OptimizerKind, chart, reconstruction_chart, report};
 use coptim::{ContextOptions, Error, GpuContext};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::train::{RunArgs, parse_optimizer};
 
-/// The most seeds one comparison runs (each trains two models one after the other).
+/// The most seeds one comparison runs (each trains two models).
 const MAX_SEEDS: u64 = 1000;
+/// The most runs trained at once (`--jobs`), each on a device of its own.
+const MAX_JOBS: u64 = 64;
 
 /// Arguments of `coptim compare`.
 #[derive(Debug, Args)]
@@ -41,6 +43,22 @@ pub struct CompareArgs {
     /// (`probe_accuracy` per run in `--json`).
     #[arg(long)]
     pub probe: bool,
+    /// Train this many runs at once, each on a GPU device of its own on a thread of
+    /// its own (a CPU adapter such as lavapipe runs each device's work on one core);
+    /// the results are the same for any number. Default: the number of CPU cores, at
+    /// most the number of runs.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_JOBS))]
+    pub jobs: Option<u64>,
+}
+
+impl CompareArgs {
+    /// The number of runs to train at once: `--jobs`, or the number of CPU cores;
+    /// never more than the comparison's runs.
+    pub fn jobs(&self) -> usize {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let wanted = self.jobs.map_or(cores, |j| j as usize);
+        wanted.min(2 * self.seeds as usize)
+    }
 }
 
 /// Runs the comparison and writes its reports.
@@ -51,7 +69,9 @@ pub fn run(args: &CompareArgs) -> coptim::Result<()> {
             args.pair.len()
         ))
     })?;
-    let ctx = GpuContext::new_blocking(&ContextOptions::default())?;
+    let contexts = (0..args.jobs())
+        .map(|_| GpuContext::new_blocking(&ContextOptions::default()))
+        .collect::<coptim::Result<Vec<_>>>()?;
     let run = args.run.config(base, 0);
     let (data, dataset) = args.run.load_data(&run.model, None)?;
     let mut config = CompareConfig::new(run.for_data(&data), args.seeds, dataset);
@@ -74,7 +94,7 @@ pub fn run(args: &CompareArgs) -> coptim::Result<()> {
             bar
         })
         .collect();
-    let summary = compare(&ctx, data, &config, |e| match e {
+    let summary = compare_on(&contexts, data, &config, |e| match e {
         CompareEvent::Started { index } => bars[index].set_message("starting"),
         CompareEvent::Step { index, metrics } => {
             let bar = &bars[index];

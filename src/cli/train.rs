@@ -363,6 +363,7 @@ pub fn run(args: &TrainArgs, explicit: &[String]) -> coptim::Result<()> {
     let runner = Runner {
         checkpoint: Some(checkpoint.clone()),
         checkpoint_every: args.checkpoint_every,
+        ..Runner::default()
     };
     let mut last_checkpoint = session.steps_recorded();
     let result = runner.run(&mut session, |e| match e {

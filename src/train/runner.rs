@@ -3,6 +3,8 @@
 
 use std::borrow::BorrowMut;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{Error, Result};
 use crate::train::lockstep::Lockstep;
@@ -25,6 +27,9 @@ pub struct Runner {
     /// Write a checkpoint every this many steps (0: only at the end), and always
     /// after the last step.
     pub checkpoint_every: u64,
+    /// Once this flag is set (e.g. by another thread whose run failed), stop before
+    /// the next step, leaving the rest of the budget untrained (`None`: never).
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 /// What the runner reports to its observer.
@@ -48,7 +53,8 @@ impl Runner {
 
     /// Runs the remaining steps of every run of `lockstep` together (see
     /// [`Lockstep::step_and_wait`]), calling `observe` with the run's index on every
-    /// event. Checkpoints need a single run. Stops at the first error.
+    /// event. Checkpoints need a single run. Stops at the first error, or without one
+    /// once [`Runner::stop`] is set.
     pub fn run_lockstep<S: BorrowMut<Session>>(
         &self,
         lockstep: &mut Lockstep<S>,
@@ -60,7 +66,15 @@ impl Runner {
                 lockstep.len()
             )));
         }
+        let stopped = || {
+            self.stop
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::Relaxed))
+        };
         while !lockstep.is_finished() {
+            if stopped() {
+                return Ok(());
+            }
             for (index, metrics) in lockstep.step_and_wait()?.into_iter().enumerate() {
                 for m in metrics {
                     observe(index, Event::Step(&m));

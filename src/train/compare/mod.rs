@@ -28,9 +28,10 @@ use crate::train::lockstep::Lockstep;
 use crate::train::metrics::{History, StepMetrics, median};
 use crate::train::probe::mae_probe_accuracy;
 use crate::train::reconstruction::{Reconstructions, SHOWN_IMAGES};
-use crate::train::runner::{Event, Runner};
 use crate::train::session::Session;
 use crate::train::source::TrainData;
+
+mod workers;
 
 /// What to compare.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,8 +103,8 @@ pub struct RunResult {
     pub steps_to_base_final_loss: Option<u64>,
     /// Mean fraction of coordinates the cautious mask kept (1 for the base).
     pub mean_kept_fraction: Option<f64>,
-    /// Seconds spent on this run's own steps and evaluations (its pair trains in
-    /// lockstep, so this is its share of the pair's wall time).
+    /// Seconds spent on this run's own steps and evaluations (other runs may have
+    /// trained at the same time on other worker threads).
     pub wall_s: f64,
     /// Median milliseconds per training step.
     pub median_step_ms: Option<f64>,
@@ -243,24 +244,31 @@ pub enum CompareEvent<'a> {
     },
 }
 
-/// Trains every run of `config` on `data`, each seed's pair in lockstep (one seed
-/// after the other), and summarizes them. `observe` sees every step (e.g. for
-/// progress bars). A run's wall time counts its own steps and evaluations.
+/// Trains every run of `config` on `data`, one after the other on `ctx`, and
+/// summarizes them (see [`compare_on`]).
 pub fn compare(
     ctx: &GpuContext,
     data: impl Into<TrainData>,
     config: &CompareConfig,
-    mut observe: impl FnMut(CompareEvent<'_>),
+    observe: impl FnMut(CompareEvent<'_>),
 ) -> Result<Summary> {
-    if config.seeds.is_empty() {
-        return Err(Error::InvalidConfig("at least one seed is needed".into()));
-    }
-    if config.pair[0] == config.pair[1] {
-        return Err(Error::InvalidConfig(format!(
-            "the pair compares {} with itself",
-            config.pair[0]
-        )));
-    }
+    compare_on(std::slice::from_ref(ctx), data, config, observe)
+}
+
+/// Trains every run of `config` on `data` on one worker thread per context (each
+/// its own device, e.g. a queue thread each on a CPU adapter; no more workers than
+/// runs) and summarizes them. A run depends only on its optimizer and seed, so the
+/// results are the same for any number of contexts; only the times differ.
+/// `observe` sees every run's start, steps and end, on the calling thread. A run's
+/// wall time counts its own steps and evaluations. The first failure stops the
+/// other runs at their next step and is returned.
+pub fn compare_on(
+    contexts: &[GpuContext],
+    data: impl Into<TrainData>,
+    config: &CompareConfig,
+    observe: impl FnMut(CompareEvent<'_>),
+) -> Result<Summary> {
+    check(config, contexts)?;
     let data = data.into();
     let bigram = match &data {
         TrainData::Text(corpus) => Some(corpus.bigram_val_loss()),
@@ -271,47 +279,21 @@ pub fn compare(
         true => Some(ProbeData::new(&config.run, &data)?),
         false => None,
     };
-    let mut probes = Vec::new();
-    let mut finished = Vec::new();
-    let mut parameters = 0;
-    let mut reconstructions = None;
-    for (seed_index, &seed) in config.seeds.iter().enumerate() {
-        let first = 2 * seed_index;
-        let runs = config
-            .pair
-            .map(|o| Session::new(ctx, config.run_config(o, seed), data.clone()))
-            .into_iter()
-            .collect::<Result<Vec<_>>>()?;
-        parameters = runs[0].model().num_parameters();
-        let mut lockstep = Lockstep::new(runs)?;
-        for index in [first, first + 1] {
-            observe(CompareEvent::Started { index });
-        }
-        Runner::default().run_lockstep(&mut lockstep, |i, e| {
-            if let Event::Step(metrics) = e {
-                observe(CompareEvent::Step {
-                    index: first + i,
-                    metrics,
-                })
-            }
-        })?;
-        if seed_index == 0 {
-            let shown = Reconstructions::of_test_images(&mut lockstep, SHOWN_IMAGES);
-            reconstructions = pollster::block_on(shown)?;
-        }
-        for (i, (session, optimizer)) in lockstep.runs().zip(config.pair).enumerate() {
-            probes.push(probe.as_ref().map(|p| p.accuracy(session)).transpose()?);
-            let eval = session.history().last_eval();
-            observe(CompareEvent::Finished {
-                index: first + i,
-                test_accuracy: eval.map_or(0.0, |e| e.accuracy),
-                test_loss: eval.map_or(f64::NAN, |e| e.loss),
-            });
-            let history = session.history().clone();
-            finished.push((optimizer, seed, history, lockstep.busy_s(i)));
-        }
-    }
-    let mut summary = summarize(config, parameters, &ctx.report().adapter, finished);
+    let mut trained = workers::train_runs(contexts, &data, config, probe.as_ref(), observe)?;
+    let parameters = trained.first().map_or(0, |t| t.parameters);
+    // The first seed's two runs, the reconstructions picture's.
+    let first_seed = trained.iter_mut().filter_map(|t| t.session.take());
+    let mut first_pair = Lockstep::new(first_seed.collect())?;
+    let shown = Reconstructions::of_test_images(&mut first_pair, SHOWN_IMAGES);
+    let reconstructions = pollster::block_on(shown)?;
+    let probes: Vec<Option<f64>> = trained.iter().map(|t| t.probe).collect();
+    let finished = config
+        .runs()
+        .into_iter()
+        .zip(trained)
+        .map(|((optimizer, seed), t)| (optimizer, seed, t.history, t.busy_s))
+        .collect();
+    let mut summary = summarize(config, parameters, &contexts[0].report().adapter, finished);
     summary.bigram_val_loss = bigram;
     summary.baseline_val_loss = baseline;
     summary.reconstructions = reconstructions;
@@ -320,6 +302,25 @@ pub fn compare(
     }
     summary.optimizers = optimizer_summaries(config, &summary.runs);
     Ok(summary)
+}
+
+/// Refuses a comparison without seeds or contexts, or of an optimizer with itself.
+fn check(config: &CompareConfig, contexts: &[GpuContext]) -> Result<()> {
+    if config.seeds.is_empty() {
+        return Err(Error::InvalidConfig("at least one seed is needed".into()));
+    }
+    if contexts.is_empty() {
+        return Err(Error::InvalidConfig(
+            "a comparison needs at least one GPU context to train on".into(),
+        ));
+    }
+    if config.pair[0] == config.pair[1] {
+        return Err(Error::InvalidConfig(format!(
+            "the pair compares {} with itself",
+            config.pair[0]
+        )));
+    }
+    Ok(())
 }
 
 /// A masked autoencoder's [`Mae::mean_patch_baseline`](crate::model::Mae::mean_patch_baseline) on `data`'s images as the
@@ -341,7 +342,7 @@ pub fn mean_patch_baseline(run: &TrainConfig, data: &TrainData) -> Option<f64> {
 
 /// A masked autoencoder's linear-probe data: its configuration and both splits'
 /// images as the runs see them, with their labels.
-struct ProbeData {
+pub(super) struct ProbeData {
     mae: Mae,
     train: (Vec<f32>, Vec<u32>),
     test: (Vec<f32>, Vec<u32>),
@@ -386,7 +387,7 @@ impl ProbeData {
     }
 
     /// The probe's test accuracy on `session`'s current encoder.
-    fn accuracy(&self, session: &Session) -> Result<f64> {
+    pub(super) fn accuracy(&self, session: &Session) -> Result<f64> {
         let params = session.model().read_parameters_blocking()?;
         let [train, test] = [&self.train, &self.test].map(|(x, y)| (&x[..], &y[..]));
         mae_probe_accuracy(&self.mae, &params, train, test, self.classes)
