@@ -113,6 +113,7 @@ impl MuonOptimizer {
             weight_decay,
         };
         let mut fallback = fallback_optimizer(ctx, &params, fallback_cfg)?;
+        // The step's one record (`TrainOptimizer`'s) covers the fallback's tensors too.
         if let Some(f) = &mut fallback {
             f.stop_records();
         }
@@ -277,9 +278,6 @@ impl MuonOptimizer {
             let inputs = StepInputs::lr(lr * self.words.muon.fallback_lr_scale);
             let own_flag = (!self.matrices.is_empty()).then_some(&self.status);
             fallback.record_step_seeded(encoder, &inputs, own_flag)?;
-            // Nothing else reads the fallback's per-step records: drained here, its
-            // readback ring stays at the steps in flight.
-            fallback.take_stats()?;
             if !self.matrices.is_empty() {
                 let flag = fallback.status_buffer();
                 encoder.copy_buffer_to_buffer(flag, 0, &self.status, 0, FLAG_BYTES);
