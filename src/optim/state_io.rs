@@ -330,6 +330,29 @@ fn read_step_counters(
     Ok((steps, bias))
 }
 
+/// Reads the metadata of a state file and checks its `format` and `config` entries
+/// against what this optimizer writes; returns the metadata (the caller reads its
+/// other entries). Errors are reasons, for [`Error::checkpoint`].
+pub(crate) fn checked_metadata(
+    bytes: &[u8],
+    format: &str,
+    config_json: &str,
+) -> std::result::Result<HashMap<String, String>, String> {
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
+    let meta = meta.metadata().clone().unwrap_or_default();
+    let get = |key: &str| meta.get(key).map(String::as_str).unwrap_or("");
+    if get("format") != format {
+        return Err(format!("format `{}` is not {format}", get("format")));
+    }
+    if get("config") != config_json {
+        return Err(format!(
+            "it was saved by `{}`, not by this optimizer's `{config_json}`",
+            get("config")
+        ));
+    }
+    Ok(meta)
+}
+
 /// The state holding AdamW's second moment, which is never negative.
 const SECOND_MOMENT: &str = "exp_avg_sq";
 

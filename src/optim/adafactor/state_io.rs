@@ -14,6 +14,7 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
 use crate::error::{Error, Result};
 use crate::optim::adafactor::AdafactorOptimizer;
+use crate::optim::state_io::checked_metadata;
 
 /// The `format` metadata value of Adafactor state files.
 pub const ADAFACTOR_STATE_FORMAT: &str = "coptim-adafactor-state/1";
@@ -65,22 +66,7 @@ impl AdafactorOptimizer {
     /// written; the writes are queued (they land before the next submitted step).
     pub fn load_state_bytes(&mut self, bytes: &[u8], source: &str) -> Result<()> {
         let bad = |reason: String| Error::checkpoint(source, reason);
-        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
-        let meta = meta.metadata().clone().unwrap_or_default();
-        let get = |key: &str| meta.get(key).map(String::as_str).unwrap_or("");
-        if get("format") != ADAFACTOR_STATE_FORMAT {
-            return Err(bad(format!(
-                "format `{}` is not {ADAFACTOR_STATE_FORMAT}",
-                get("format")
-            )));
-        }
-        if get("config") != self.config_json() {
-            return Err(bad(format!(
-                "it was saved by `{}`, not by this optimizer's `{}`",
-                get("config"),
-                self.config_json()
-            )));
-        }
+        checked_metadata(bytes, ADAFACTOR_STATE_FORMAT, &self.config_json()).map_err(bad)?;
         let file = SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
         let pieces = self.pieces();
         if file.len() != pieces.len() + 1 {

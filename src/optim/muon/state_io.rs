@@ -16,7 +16,7 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use crate::arena::ElementType;
 use crate::error::{Error, Result};
 use crate::optim::muon::MuonOptimizer;
-use crate::optim::state_io::check_values;
+use crate::optim::state_io::{check_values, checked_metadata};
 
 /// The `format` metadata value of Muon state files.
 pub const MUON_STATE_FORMAT: &str = "coptim-muon-state/1";
@@ -90,22 +90,7 @@ impl MuonOptimizer {
     /// the writes are queued (they land before the next submitted step).
     pub fn load_state_bytes(&mut self, bytes: &[u8], source: &str) -> Result<()> {
         let bad = |reason: String| Error::checkpoint(source, reason);
-        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
-        let meta = meta.metadata().clone().unwrap_or_default();
-        let get = |key: &str| meta.get(key).map(String::as_str).unwrap_or("");
-        if get("format") != MUON_STATE_FORMAT {
-            return Err(bad(format!(
-                "format `{}` is not {MUON_STATE_FORMAT}",
-                get("format")
-            )));
-        }
-        if get("config") != self.config_json() {
-            return Err(bad(format!(
-                "it was saved by `{}`, not by this optimizer's `{}`",
-                get("config"),
-                self.config_json()
-            )));
-        }
+        let meta = checked_metadata(bytes, MUON_STATE_FORMAT, &self.config_json()).map_err(bad)?;
         let file = SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
         let writes = self.momentum_writes(&file).map_err(bad)?;
         let fallback = fallback_file(&file, &meta).map_err(bad)?;
