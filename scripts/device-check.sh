@@ -16,8 +16,12 @@
 #   cautious optimizer of every member the bench above ran, at the same sizes);
 #   writes $OUT/device-check.json (OUT defaults to device-kit/out), whose
 #   `side_by_side` lists, per member, caution and size, coptim's step next to
-#   PyTorch's. Every step has a timeout; their sum (14 minutes) bounds the run.
-# collect: (re)assembles $OUT/device-check.json from the step outputs in $OUT.
+#   PyTorch's. Each step's own output goes to $KIT/steps/ and, after every step, into
+#   the one archive $OUT/steps.tar.gz (so that a run stopped early still brings its
+#   finished steps back in two files). Every step has a timeout; their sum (10.5
+#   minutes) bounds the run.
+# collect: (re)assembles $OUT/device-check.json from the step outputs in $STEPS
+#   (default $KIT/steps; point it at an unpacked steps.tar.gz).
 set -euo pipefail
 
 KIT=${KIT:-device-kit}
@@ -66,35 +70,44 @@ unpack_loader() {
     local lib
     lib=$(dirname "$(find "$KIT/vulkan" -name 'libvulkan.so.1' | head -n 1)")
     export LD_LIBRARY_PATH="$PWD/$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    # NVIDIA's container images keep the driver's manifest outside the loader's search path.
+    local nvidia_icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+    if [ -f "$nvidia_icd" ] && [ -z "${VK_DRIVER_FILES:-}" ]; then
+        export VK_DRIVER_FILES=$nvidia_icd VK_ICD_FILENAMES=$nvidia_icd
+    fi
 }
 
-# step NAME SECONDS COMMAND...: runs COMMAND with a timeout, stdout to $OUT/NAME.out
-# and stderr to $OUT/NAME.err, and appends a line "NAME rc milliseconds" to $OUT/steps.
+# step NAME SECONDS COMMAND...: runs COMMAND with a timeout, stdout to $STEPS/NAME.out
+# and stderr to $STEPS/NAME.err, appends a line "NAME rc milliseconds" to
+# $STEPS/steps, and refreshes $OUT/steps.tar.gz.
 step() {
     local name=$1 limit=$2
     shift 2
     local start rc=0
     start=$(date +%s%N)
-    timeout --kill-after=5 "$limit" "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" || rc=$?
-    echo "$name $rc $((($(date +%s%N) - start) / 1000000))" >>"$OUT/steps"
+    timeout --kill-after=5 "$limit" "$@" >"$STEPS/$name.out" 2>"$STEPS/$name.err" || rc=$?
+    echo "$name $rc $((($(date +%s%N) - start) / 1000000))" >>"$STEPS/steps"
+    tar czf "$OUT/steps.tar.gz" -C "$STEPS" .
     echo "$name: exit $rc"
 }
 
 run() {
     OUT=${OUT:-$KIT/out}
-    mkdir -p "$OUT"
-    : >"$OUT/steps"
+    STEPS=${STEPS:-$KIT/steps}
+    rm -rf "$STEPS"
+    mkdir -p "$OUT" "$STEPS"
+    : >"$STEPS/steps"
     export NODEVICE_SELECT=1
     unpack_loader
-    step info 60 "$KIT/coptim" info
+    step info 30 "$KIT/coptim" info
     for t in "${TESTS[@]}"; do
-        step "test_$t" 75 "$KIT/tests/$t" --test-threads 2
+        step "test_$t" 45 "$KIT/tests/$t" --test-threads 2
     done
     local bench_args=(--steps 10 --warmup 2)
     # The sizes of the family's speed targets; on a CPU adapter (lavapipe) 64K, the
     # size --quick runs.
     local member_sizes=16M,64M torch_device=cuda
-    if grep -q "(Cpu)" "$OUT/info.out"; then
+    if grep -q "(Cpu)" "$STEPS/info.out"; then
         bench_args=(--quick)
         member_sizes=64K
         torch_device=cpu
@@ -102,14 +115,15 @@ run() {
     step bench 75 "$KIT/coptim" bench --json "${bench_args[@]}"
     step bench_members 90 "$KIT/coptim" bench --json --optimizers all --state-dtype f32 \
         --no-copy-sweep --params "$member_sizes" "${bench_args[@]}"
-    step bench_nn 150 "$KIT/coptim" bench --nn --json
+    step bench_nn 90 "$KIT/coptim" bench --nn --json
     if python3 -c 'import torch, timm' 2>/dev/null; then
         step pytorch 45 python3 benches/pytorch_train.py --threads "$(nproc)" --steps 10
         step pytorch_step 120 python3 benches/pytorch_step.py --device "$torch_device" \
             --params "$member_sizes" --impl torch-foreach,torch-fused \
-            --members-from "$OUT/bench_members.out"
+            --members-from "$STEPS/bench_members.out"
     fi
-    uptime >"$OUT/uptime.out"
+    uptime >"$STEPS/uptime.out"
+    tar czf "$OUT/steps.tar.gz" -C "$STEPS" .
     collect
     echo "wrote $OUT/device-check.json"
 }
@@ -117,14 +131,14 @@ run() {
 # Gathers every step's outcome into $OUT/device-check.json: parsed JSON for the
 # benchmarks, the output tail for the rest.
 collect() {
-    python3 - "$OUT" <<'PY'
+    python3 - "$STEPS" "$OUT" <<'PY'
 import json, pathlib, sys
-out = pathlib.Path(sys.argv[1])
+steps, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 def text(name, ext):
-    p = out / f"{name}.{ext}"
+    p = steps / f"{name}.{ext}"
     return p.read_text(errors="replace") if p.exists() else ""
 doc = {"uptime": text("uptime", "out").strip(), "steps": {}}
-for line in (out / "steps").read_text().splitlines():
+for line in (steps / "steps").read_text().splitlines():
     name, rc, ms = line.split()
     entry = {"exit": int(rc), "seconds": int(ms) / 1000}
     stdout = text(name, "out")
@@ -164,6 +178,7 @@ prepare) prepare ;;
 run) run ;;
 collect)
     OUT=${OUT:-$KIT/out}
+    STEPS=${STEPS:-$KIT/steps}
     collect
     ;;
 *)

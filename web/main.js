@@ -382,8 +382,14 @@ async function main() {
   window.coptimDemo = {
     /** Starts (or resumes) training both runs. */
     start: () => trainer.start(),
-    /** Pauses training; resolves once the runs are idle and their test accuracy is fresh. */
-    pause: () => trainer.pause(),
+    /**
+     * Pauses training; resolves once the runs are idle, their test accuracy is fresh
+     * and the page shows it (rendered now, not at the next animation frame).
+     */
+    pause: async () => {
+      await trainer.pause();
+      page.render();
+    },
     /**
      * Rebuilds both runs from `options` ({ pair, model, lr, batchSize, seed }, each
      * optional: the current value is kept, except that a new pair or model without
