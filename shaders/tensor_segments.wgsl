@@ -10,7 +10,7 @@
 // (BlockPartial), after the blocks' own:
 //   pieces:    MAX_PIECES per block from step.piece_base: record
 //              piece_base + global * MAX_PIECES + j holds the block's sums over its j-th
-//              piece (a fixed tree over the workgroup); the block's record j = 0 also
+//              piece (a fixed order over the workgroup); the block's record j = 0 also
 //              holds its first segment (`first`) and its number of pieces (`pieces`)
 //   segments:  two per segment from TensorEntry.first_segment: 2i the segment's sums
 //              (segment_total: its pieces in block order), 2i + 1 what the algorithm
@@ -42,8 +42,8 @@
 //       round 2: whether the piece's terms are summed (false: only its count is
 //       needed, the piece's sums stay zero); the same for the whole piece, so that
 //       the vec4 loop branches uniformly
-// Generated constants (u32): MAX_PIECES, PIECE_BATCH (pieces summed by one workgroup
-// tree: PIECE_BATCH * WG_SIZE vec4s of workgroup memory). `partials` is declared by
+// Generated constants (u32): MAX_PIECES, PIECE_BATCH (pieces summed at once by the
+// workgroup: PIECE_BATCH * WG_SIZE vec4s of workgroup memory). `partials` is declared by
 // optim_step.wgsl.
 
 struct MaskedTerms {
@@ -162,25 +162,48 @@ fn piece_share(m: MeasuringBlock, span: Span, c: StepContext, lid: u32, masked: 
     return PieceShare(vec4<f32>(dot(acc[0], one), dot(acc[1], one), dot(acc[2], one), dot(acc[3], one)), agree);
 }
 
-// One tree's scratch: PIECE_BATCH rows of WG_SIZE invocations.
+// One batch's scratch: PIECE_BATCH rows of WG_SIZE invocations.
 var<workgroup> piece_scratch: array<vec4<f32>, PIECE_BATCH * WG_SIZE>;
+
+// Values one invocation adds in the first level of a row's sum: each row is summed in
+// two levels (PIECE_CHUNKS chunk sums, then the row's), two barriers instead of a
+// tree's log2(WG_SIZE) (a GPU workgroup of 256 sums one piece at a time).
+const PIECE_FOLD: u32 = 16u;
+// Chunk sums per row: chunk c holds the row's invocations c + i * PIECE_CHUNKS.
+const PIECE_CHUNKS: u32 = (WG_SIZE + PIECE_FOLD - 1u) / PIECE_FOLD;
+
+// Level 1: each chunk's sum, in place of the chunk's first value (row r's chunk c in
+// slot r * WG_SIZE + c; consecutive invocations read consecutive slots).
+fn fold_piece_chunks(lid: u32) {
+    for (var x = lid; x < PIECE_BATCH * PIECE_CHUNKS; x += WG_SIZE) {
+        let base = (x / PIECE_CHUNKS) * WG_SIZE;
+        let c = x % PIECE_CHUNKS;
+        var sum = piece_scratch[base + c];
+        for (var i = c + PIECE_CHUNKS; i < WG_SIZE; i += PIECE_CHUNKS) {
+            sum += piece_scratch[base + i];
+        }
+        piece_scratch[base + c] = sum;
+    }
+}
 
 // Sums the batch of pieces from j0 (rows of piece_scratch) over the workgroup and
 // stores each in the block's records.
 fn store_piece_batch(slot: u32, j0: u32, pieces: BlockPieces, lid: u32) {
     workgroupBarrier();
-    for (var stride = WG_SIZE / 2u; stride > 0u; stride /= 2u) {
-        if lid < stride {
-            for (var j = 0u; j < PIECE_BATCH; j++) {
-                piece_scratch[j * WG_SIZE + lid] += piece_scratch[j * WG_SIZE + lid + stride];
-            }
-        }
+    var row_len = WG_SIZE;
+    if PIECE_CHUNKS > 1u {
+        fold_piece_chunks(lid);
         workgroupBarrier();
+        row_len = PIECE_CHUNKS;
     }
     let j = j0 + lid;
     if lid < PIECE_BATCH && j < pieces.count {
+        var sum = vec4<f32>(0.0);
+        for (var c = 0u; c < row_len; c++) {
+            sum += piece_scratch[lid * WG_SIZE + c];
+        }
         let r = piece_record(slot, j);
-        partials[r].sums = piece_scratch[lid * WG_SIZE];
+        partials[r].sums = sum;
         if j == 0u {
             partials[r].first = pieces.first;
             partials[r].pieces = pieces.count;
@@ -189,22 +212,33 @@ fn store_piece_batch(slot: u32, j0: u32, pieces: BlockPieces, lid: u32) {
     workgroupBarrier();
 }
 
+// Whether block b of tensor t reaches segment i (its last segment is i or later).
+fn block_reaches(t: TensorEntry, b: u32, i: u32) -> bool {
+    let r = piece_record(t.first_block + b, 0u);
+    return partials[r].first + partials[r].pieces > i;
+}
+
+// The first block of tensor t that reaches segment i. The plan cuts a segmented tensor
+// into blocks of segment_block_len (src/optim/plan.rs) but for one shorter block at
+// each dispatch boundary, so the block holding the segment's first element in that
+// cut is at most a few blocks off; the walk from there needs no search over the
+// tensor's blocks.
+fn first_block_reaching(t: TensorEntry, i: u32) -> u32 {
+    let block_len = clamp((MAX_PIECES - 1u) * t.seg_len / 4u * 4u, 4u, 4u * BLOCK_VEC4);
+    var b = min(i * t.seg_len / block_len, t.num_blocks - 1u);
+    while b > 0u && block_reaches(t, b - 1u, i) {
+        b -= 1u;
+    }
+    while b < t.num_blocks && !block_reaches(t, b, i) {
+        b += 1u;
+    }
+    return b;
+}
+
 // The sum of segment i of tensor t: its pieces in block order.
 fn segment_total(t: TensorEntry, i: u32) -> vec4<f32> {
-    // The first block whose last segment is i or later.
-    var lo = 0u;
-    var hi = t.num_blocks;
-    while lo < hi {
-        let mid = (lo + hi) / 2u;
-        let r = piece_record(t.first_block + mid, 0u);
-        if partials[r].first + partials[r].pieces <= i {
-            lo = mid + 1u;
-        } else {
-            hi = mid;
-        }
-    }
     var total = vec4<f32>(0.0);
-    for (var b = lo; b < t.num_blocks; b++) {
+    for (var b = first_block_reaching(t, i); b < t.num_blocks; b++) {
         let first = partials[piece_record(t.first_block + b, 0u)].first;
         if first > i {
             break;

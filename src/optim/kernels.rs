@@ -172,13 +172,13 @@ pub const BLOCK_ELEMS: u64 = 4096;
 /// Segments one block touches at most (`MAX_PIECES`, tensor_segments.wgsl): each
 /// block keeps this many piece records (its per-segment sums).
 pub const SEGMENT_PIECES: u64 = 8;
-/// Workgroup memory, in vec4s, of one tree over a block's pieces
+/// Workgroup memory, in vec4s, of one sum over a block's pieces
 /// (tensor_segments.wgsl's `piece_scratch`: `PIECE_BATCH` pieces of `WG_SIZE` each).
 const PIECE_SCRATCH_VEC4: u32 = 256;
 
-/// Pieces one workgroup tree sums at once (`PIECE_BATCH`) in workgroups of `wg_size`:
-/// as many as fit `PIECE_SCRATCH_VEC4` (256) vec4s, so that small CPU-shaped workgroups pay for one
-/// tree's barriers per block instead of one per piece.
+/// Pieces one workgroup sums at once (`PIECE_BATCH`) in workgroups of `wg_size`: as
+/// many as fit `PIECE_SCRATCH_VEC4` (256) vec4s, so that small CPU-shaped workgroups
+/// pay for one sum's barriers per block instead of one per piece.
 pub fn piece_batch(wg_size: u32) -> u32 {
     (PIECE_SCRATCH_VEC4 / wg_size).clamp(1, SEGMENT_PIECES as u32)
 }
