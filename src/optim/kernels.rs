@@ -173,12 +173,15 @@ pub const BLOCK_ELEMS: u64 = 4096;
 /// block keeps this many piece records (its per-segment sums).
 pub const SEGMENT_PIECES: u64 = 8;
 /// Workgroup memory, in vec4s, of one sum over a block's pieces
-/// (tensor_segments.wgsl's `piece_scratch`: `PIECE_BATCH` pieces of `WG_SIZE` each).
-const PIECE_SCRATCH_VEC4: u32 = 256;
+/// (tensor_segments.wgsl's `piece_scratch`: `PIECE_BATCH` pieces of `WG_SIZE` each):
+/// 8 KiB, which leaves room for the modules' other workgroup variables under
+/// WebGPU's default 16 KiB.
+const PIECE_SCRATCH_VEC4: u32 = 512;
 
 /// Pieces one workgroup sums at once (`PIECE_BATCH`) in workgroups of `wg_size`: as
-/// many as fit `PIECE_SCRATCH_VEC4` (256) vec4s, so that small CPU-shaped workgroups
-/// pay for one sum's barriers per block instead of one per piece.
+/// many as fit `PIECE_SCRATCH_VEC4` (512) vec4s, so that a workgroup pays for one
+/// sum's barriers per batch of pieces instead of one per piece (all of a block's
+/// pieces at once in small CPU-shaped workgroups, two at a time in a GPU's 256).
 pub fn piece_batch(wg_size: u32) -> u32 {
     (PIECE_SCRATCH_VEC4 / wg_size).clamp(1, SEGMENT_PIECES as u32)
 }
