@@ -67,13 +67,14 @@ fn project(k: Coefs, p: vec4<f32>, g: vec4<f32>, u: vec4<f32>) -> Projected {
     return Projected(u - p * k.ku, g - p * k.kg, k.view, k.k2);
 }
 
-// Round 2 sums terms only where the tensor projects.
-fn masked_terms_used(c: StepContext) -> bool {
+// The segment records matter (round 2's sums, the update's coefficients) only
+// where the tensor projects.
+fn segment_records_used(c: StepContext) -> bool {
     return c.segment_flag != PROJECT_NONE;
 }
 
 // Round 2's terms: the mask's count, and p.(u_perp a) where the tensor projects (the
-// parameters are read only there).
+// parameters are read only there; the view is the same for all of a tensor's rows).
 fn masked_terms(at: At, g: vec4<f32>, valid: vec4<bool>, c: StepContext) -> MaskedTerms {
     let u = perturb(at, g, c);
     let zero = vec4<f32>(0.0);
@@ -161,7 +162,11 @@ fn finalize_masked(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let t = finalize_tensor(wg);
-    let n = segment_count(wg, t);
+    var n = segment_count(wg, t);
+    // Round 2 summed nothing where the tensor does not project (segment_records_used).
+    if n != 0u && partials[segment_record(t.first_segment, 0u) + 1u].flag == PROJECT_NONE {
+        n = 0u;
+    }
     var layer = vec4<f32>(0.0);
     for (var i = lid; i < n; i += WG_SIZE) {
         let s = segment_total(t, i);

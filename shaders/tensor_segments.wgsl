@@ -31,6 +31,8 @@
 //                     pair agrees (the block's count) and the pieces of masked_terms
 //   update_segments:  the update, each piece with its segment's resolved record in
 //                     its StepContext (segment_sums, segment_flag)
+// Round 2 and the update walk a block of a tensor whose records do not matter
+// (segment_records_used) as one piece.
 //
 // The algorithm part supplies:
 //   segment_terms(at, g, valid, c: StepContext) -> mat4x4<f32>
@@ -38,10 +40,13 @@
 //       discarded)
 //   masked_terms(at, g, valid, c: StepContext) -> MaskedTerms
 //       round 2: the lanes' terms and how many valid lanes agree
-//   masked_terms_used(c: StepContext) -> bool
-//       round 2: whether the piece's terms are summed (false: only its count is
-//       needed, the piece's sums stay zero); the same for the whole piece, so that
-//       the vec4 loop branches uniformly
+//   segment_records_used(c: StepContext) -> bool
+//       after round 1: whether the tensor's resolved records matter (round 2 sums
+//       its terms, the update reads each piece's record); the same for every piece
+//       of a tensor. false: round 2 only counts, and round 2 and the update walk
+//       each block as one piece with its first piece's context; round 2 stores no
+//       piece sums (the records keep round 1's: the algorithm's round-2 per-tensor
+//       pass skips the tensor)
 // Generated constants (u32): MAX_PIECES, PIECE_BATCH (pieces summed at once by the
 // workgroup: PIECE_BATCH * WG_SIZE vec4s of workgroup memory). `partials` is declared by
 // optim_step.wgsl.
@@ -80,6 +85,11 @@ fn piece_span(blk: Block, seg_len: u32, seg: u32) -> Span {
     let start = max(seg * seg_len, blk.elem);
     let end = min((seg + 1u) * seg_len, blk.elem + blk.len);
     return Span(start - blk.elem, end - blk.elem);
+}
+
+// The span of piece j of a block walked as `pieces` (count 0: the whole block).
+fn walked_span(blk: Block, seg_len: u32, pieces: BlockPieces, j: u32) -> Span {
+    return piece_span(blk, select(0u, seg_len, pieces.count != 0u), pieces.first + j);
 }
 
 // The first and the end k of invocation lid's vec4s (k * WG_SIZE + lid) that overlap
@@ -142,7 +152,7 @@ fn piece_share(m: MeasuringBlock, span: Span, c: StepContext, lid: u32, masked: 
     var acc = mat4x4<f32>();
     var agree = 0u;
     let steps = span_steps(span, lid);
-    let with_terms = !masked || masked_terms_used(c);
+    let with_terms = !masked || segment_records_used(c);
     for (var k = steps.x; k < steps.y; k++) {
         let lane = span_lane(m.blk, k, lid, span);
         if masked {
@@ -248,15 +258,33 @@ fn segment_total(t: TensorEntry, i: u32) -> vec4<f32> {
     return total;
 }
 
-// One block of a measuring round: `masked` is round 2.
+// Round 2's switch for the block's tensor (segment_records_used of its first
+// piece), uniform over the workgroup.
+var<workgroup> block_records_used: u32;
+
+fn uniform_records_used(c: StepContext, lid: u32) -> bool {
+    if lid == 0u {
+        block_records_used = u32(segment_records_used(c));
+    }
+    return workgroupUniformLoad(&block_records_used) != 0u;
+}
+
+// One block of a measuring round: `masked` is round 2. Round 2 takes the block of a
+// tensor whose terms it does not sum as one piece and stores no piece sums.
 fn measure_pieces(group: Workgroup, lid: u32, masked: bool) {
     let m = measuring_block(group);
-    let pieces = block_pieces(m.blk, m.t.seg_len);
+    var pieces = block_pieces(m.blk, m.t.seg_len);
+    var c = m.c;
+    if masked {
+        c = piece_context(m.c, m.t, pieces.first);
+        if !uniform_records_used(c, lid) {
+            pieces.count = 0u;
+        }
+    }
     var agree = 0u;
     for (var j = 0u; j < max(pieces.count, 1u); j++) {
-        let span = piece_span(m.blk, m.t.seg_len, pieces.first + j);
-        var c = m.c;
-        if masked {
+        let span = walked_span(m.blk, m.t.seg_len, pieces, j);
+        if masked && pieces.count != 0u {
             c = piece_context(m.c, m.t, pieces.first + j);
         }
         let share = piece_share(m, span, c, lid, masked);
@@ -291,10 +319,16 @@ fn update_segments(group: Workgroup, @builtin(local_invocation_index) lid: u32) 
     if !u.live {
         return;
     }
-    let pieces = block_pieces(u.blk, u.t.seg_len);
+    var pieces = block_pieces(u.blk, u.t.seg_len);
+    var c = piece_context(u.c, u.t, pieces.first);
+    if !segment_records_used(c) {
+        pieces.count = 0u;
+    }
     for (var j = 0u; j < max(pieces.count, 1u); j++) {
-        let span = piece_span(u.blk, u.t.seg_len, pieces.first + j);
-        let c = piece_context(u.c, u.t, pieces.first + j);
+        let span = walked_span(u.blk, u.t.seg_len, pieces, j);
+        if pieces.count != 0u {
+            c = piece_context(u.c, u.t, pieces.first + j);
+        }
         let steps = span_steps(span, lid);
         for (var k = steps.x; k < steps.y; k++) {
             let lane = span_lane(u.blk, k, lid, span);

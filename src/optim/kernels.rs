@@ -124,7 +124,7 @@ pub static TENSOR_SEGMENTS: Part = shader_part!(
     &[
         "segment_terms",
         "masked_terms",
-        "masked_terms_used",
+        "segment_records_used",
         "step_vec4",
         "step_grad",
         "add_block_count",

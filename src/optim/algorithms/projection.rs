@@ -18,7 +18,7 @@ static PROJECTION: Part = shader_part!(
     &[
         "segment_terms",
         "masked_terms",
-        "masked_terms_used",
+        "segment_records_used",
         "projected_step",
         "finalize_segments",
         "finalize_masked",
