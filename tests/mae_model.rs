@@ -268,8 +268,7 @@ fn reconstructions_give_the_evaluated_loss() {
 #[test]
 fn masks_are_deterministic_per_seed_step_and_image() {
     let m = Masking {
-        patch: 7,
-        patches: 16,
+        grid: PatchGrid::DIGITS,
         kept: 4,
     };
     let a = PatchMasks::for_step(m, 3, 10, 4);
@@ -384,8 +383,7 @@ fn batches_the_model_cannot_read_are_refused() {
     let images = vec![0.0; 2 * 64];
     let other = PatchMasks::for_step(
         Masking {
-            patch: 4,
-            patches: 4,
+            grid: tiny(false).grid,
             kept: 1,
         },
         0,

@@ -271,8 +271,7 @@ impl Architecture for Mae {
 
     fn task(&self) -> Task {
         Task::Reconstruct(Masking {
-            patch: self.grid.patch,
-            patches: self.grid.num_patches(),
+            grid: self.grid,
             kept: self.kept_patches(),
         })
     }
