@@ -16,7 +16,7 @@ mod rope;
 mod softmax;
 mod tokens;
 
-pub(crate) use attention::{ATTENTION, Attention, FUSED_MAX_TOKENS};
+pub(crate) use attention::{ATTENTION, Attention, FUSED_MAX_HEAD_DIM, FUSED_MAX_TOKENS};
 pub(crate) use elementwise::{ELEMENTWISE, add, pointwise, silu_gate};
 pub(crate) use embedding::{EMBEDDING, Embedding};
 pub(crate) use gather::GatherTokens;
@@ -322,6 +322,7 @@ pub(crate) fn wanted<'a>(
 mod tests {
     use super::*;
     use crate::nn::shader_modules;
+    use crate::wgsl::WgslStruct;
     use crate::wgsl::layout_check::check_mirrors;
 
     /// Every op's uniform block matches naga's layout of the WGSL struct of the same
