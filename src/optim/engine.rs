@@ -130,7 +130,9 @@ impl TrainOptimizer {
     /// Records one step into `encoder` with the step's `inputs` (learning rate or the
     /// schedule, the loss and values to record) and its readback record; nothing is
     /// submitted. Muon and Adafactor have only the default group (0). An Adafactor on
-    /// timm's relative step ignores the rate and records the relative step's.
+    /// timm's relative step ignores the rate and records the relative step's (of the
+    /// steps recorded: the GPU's, from the completed steps, differs after a skipped
+    /// step).
     pub fn record_step(
         &mut self,
         encoder: &mut wgpu::CommandEncoder,

@@ -140,8 +140,10 @@ impl KeptPart {
 pub(crate) enum StatusPart {
     /// The element-wise engine's [`GpuStatus`].
     Engine(wgpu::Buffer),
-    /// Muon's or Adafactor's [`GpuOwnStatus`] (`shaders/lib/own_status.wgsl`): the
-    /// completed steps are the scheduled ones less those skipped since it was built.
+    /// Muon's or Adafactor's [`GpuOwnStatus`] (`shaders/lib/own_status.wgsl`; the
+    /// training engine's records, with feature `nn`): the completed steps are the
+    /// scheduled ones less those skipped since it was built.
+    #[cfg_attr(not(feature = "nn"), allow(dead_code))]
     Own(wgpu::Buffer),
 }
 
