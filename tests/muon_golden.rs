@@ -311,8 +311,8 @@ fn steps_reuse_their_staging_buffers() {
     assert!(in_flight <= 1, "{in_flight} fallback records in flight");
 }
 
-/// With no matrix to orthogonalize, the fallback alone decides: a NaN skips its step
-/// and `read_skipped_steps` counts it from the fallback's step status.
+/// With no matrix to orthogonalize, the norm pass still checks the fallback's
+/// gradients: a NaN skips its step and `read_skipped_steps` counts it.
 #[test]
 fn a_fallback_only_set_counts_its_skipped_steps() {
     let ctx = ctx();

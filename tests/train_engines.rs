@@ -210,6 +210,17 @@ fn clipping_applies_to_them_and_decay_modes_are_rejected() {
             other => panic!("{other:?}"),
         };
         assert_eq!(clip, Some(1.0), "{name}");
+        // A session clips: a norm far under the gradients' changes the weights.
+        let ctx = ctx();
+        let (plain, data) = tiny(name, 3);
+        let mut clipped = plain.clone();
+        clipped.clip_grad_norm = Some(1e-3);
+        let run = |c: TrainConfig| {
+            let mut s = Session::new(&ctx, c, data.clone()).unwrap();
+            s.run_blocking(|_| {}).unwrap();
+            params(&s)
+        };
+        assert_ne!(run(clipped), run(plain), "{name}");
         config.clip_grad_norm = Some(-1.0);
         assert!(matches!(config.validate(), Err(Error::InvalidConfig(_))));
     }
