@@ -2,7 +2,7 @@
 // along each of two dimensions of every tensor of a table (src/optim/axis_means.rs).
 //
 // A tensor factored over dimensions p < q is viewed as [outer, n_p, mid, n_q, inner]
-// (src/optim/factored.rs). Its outputs, from AxisTensor.out on: the means over q
+// (src/optim/factored.rs). Its outputs, from AxisEntry.out on: the means over q
 // (shape [outer, n_p, mid, inner], row-major), then the means over p (shape
 // [outer, mid, n_q, inner]). One invocation computes one output: it sums its line of
 // the tensor with lib/line_sum.wgsl (chunks of SUM_CHUNK consecutive terms, their sums
@@ -10,33 +10,16 @@
 // along the means over p (coalesced); along the means over q each reads its own line.
 //
 // Bindings (group 0):
-//   0 src      storage r    the tensors' elements (f32), each from AxisTensor.src
-//   1 out      storage rw   the means (f32), each tensor's from AxisTensor.out
-//   2 tensors  storage r    AxisTensor per tensor, in increasing `out`
+//   0 src      storage r    the tensors' elements (f32), each from AxisEntry.src
+//   1 out      storage rw   the means (f32), each tensor's from AxisEntry.out
+//   2 tensors  storage r    AxisEntry per tensor, in increasing `out`
 //   3 params   uniform      AxisParams
-// Generated constants: WG_SIZE (u32), SUM_CHUNK (u32).
-
-struct AxisTensor {
-    src: u32,
-    out: u32,
-    outer: u32,
-    n_p: u32,
-    mid: u32,
-    n_q: u32,
-    inner: u32,
-    pad: u32,
-}
-
-struct AxisParams {
-    num_tensors: u32,
-    num_outputs: u32,
-    eps: f32,
-    pad: u32,
-}
+// Generated constants: WG_SIZE (u32), SUM_CHUNK (u32); generated structs: AxisEntry,
+// AxisParams (src/optim/axis_means.rs).
 
 @group(0) @binding(0) var<storage, read> src: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<storage, read> tensors: array<AxisTensor>;
+@group(0) @binding(2) var<storage, read> tensors: array<AxisEntry>;
 @group(0) @binding(3) var<uniform> params: AxisParams;
 
 // A line of a tensor: `count` elements from `first`, `stride` apart.
@@ -62,7 +45,7 @@ fn tensor_of(o: u32) -> u32 {
 }
 
 // The line behind output `j` of tensor `t` (counted from its first output).
-fn line_of(t: AxisTensor, j: u32) -> Line {
+fn line_of(t: AxisEntry, j: u32) -> Line {
     let q_len = t.outer * t.n_p * t.mid * t.inner;
     if j < q_len {
         // (outer, p, mid, inner): the line runs along q.

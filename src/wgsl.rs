@@ -312,6 +312,60 @@ impl ShaderBuilder {
     }
 }
 
+/// A `#[repr(C)]` Rust struct that is also a WGSL struct, both made by [`wgsl_struct!`]
+/// from one field list (the Rust side writes it into buffers, the module
+/// [`declare`](ShaderBuilder::declare)s [`WgslStruct::WGSL`]).
+pub(crate) trait WgslStruct: bytemuck::Pod {
+    /// The struct's name in both languages.
+    #[cfg_attr(
+        not(feature = "nn"),
+        allow(dead_code, reason = "read by the nn kernels' uniform blocks")
+    )]
+    const NAME: &'static str;
+    /// `struct NAME { field: type, ... }` in WGSL.
+    const WGSL: &'static str;
+
+    /// The layout of the Rust struct, for the test against naga's layout.
+    #[cfg(test)]
+    fn mirror() -> MirrorLayout;
+}
+
+/// `wgsl_struct! { /// doc  pub(crate) struct Name { /// doc  pub field: u32, ... } }`:
+/// a struct defined once for Rust and WGSL. Makes the `#[repr(C)]` Rust struct (with
+/// `Default` and `bytemuck::Pod`) and implements [`WgslStruct`] with its WGSL
+/// declaration. Fields are `u32`, `i32` or `f32` (4-byte scalars: the two languages
+/// lay them out alike), named the same in both.
+macro_rules! wgsl_struct {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $($(#[$field_meta:meta])* $field_vis:vis $field:ident: $ty:ident),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[repr(C)]
+        #[derive(Debug, Clone, Copy, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+        $vis struct $name {
+            $($(#[$field_meta])* $field_vis $field: $ty),*
+        }
+
+        impl $crate::wgsl::WgslStruct for $name {
+            const NAME: &'static str = stringify!($name);
+            const WGSL: &'static str = concat!(
+                "struct ", stringify!($name), " {\n",
+                $("    ", stringify!($field), ": ", stringify!($ty), ",\n",)*
+                "}\n"
+            );
+
+            #[cfg(test)]
+            fn mirror() -> $crate::wgsl::MirrorLayout {
+                $crate::wgsl::mirror_layout!($name, stringify!($name), [$($field),*])
+            }
+        }
+    };
+}
+pub(crate) use wgsl_struct;
+
 /// The memory layout of a Rust struct that mirrors a WGSL struct of the same layout
 /// (uniforms, tables): checked against naga's layout of every module that declares it.
 #[cfg(test)]
@@ -329,7 +383,7 @@ pub struct MirrorLayout {
 /// struct, its fields named as in both languages.
 #[cfg(test)]
 macro_rules! mirror_layout {
-    ($ty:ty, $wgsl:literal, [$($field:ident),* $(,)?]) => {
+    ($ty:ty, $wgsl:expr, [$($field:ident),* $(,)?]) => {
         $crate::wgsl::MirrorLayout {
             wgsl_name: $wgsl,
             size: ::std::mem::size_of::<$ty>(),

@@ -8,7 +8,7 @@ mod common;
 use common::model::*;
 use common::*;
 use coptim::Error;
-use coptim::model::{Architecture, Batch, Mae, Masking, Model, PatchMasks, Task};
+use coptim::model::{Architecture, Batch, Mae, Masking, Model, PatchGrid, PatchMasks, Task};
 use coptim::nn::Activation;
 use coptim::nn::reference::{self, AttentionShape, GatherShape};
 
@@ -16,9 +16,11 @@ use coptim::nn::reference::{self, AttentionShape, GatherShape};
 /// enough for a finite-difference gradient of every parameter.
 fn tiny(norm_pix_loss: bool) -> Mae {
     Mae {
-        channels: 1,
-        image_size: 8,
-        patch: 4,
+        grid: PatchGrid {
+            channels: 1,
+            image_size: 8,
+            patch: 4,
+        },
         dim: 8,
         depth: 1,
         heads: 2,
@@ -92,10 +94,10 @@ fn stack(
 /// graph): patch embedding plus the sin-cos table, the `k` patches per image `keep`
 /// names, the class token, the blocks and the final norm: `[batch, k + 1, dim]`.
 fn reference_encoder(cfg: &Mae, p: &Params, images: &[f64], keep: &[u32], k: usize) -> Vec<f64> {
-    let (n, d, s) = (cfg.num_patches(), cfg.dim, cfg.image_size);
+    let (n, d, s) = (cfg.grid.num_patches(), cfg.dim, cfg.grid.image_size);
     let b = keep.len() / k;
-    let patches = reference::patchify(images, [b, cfg.channels, s, s], cfg.patch);
-    let mut x = lin(&patches, p, "patch_embed.proj", cfg.patch_len(), d);
+    let patches = reference::patchify(images, [b, cfg.grid.channels, s, s], cfg.grid.patch);
+    let mut x = lin(&patches, p, "patch_embed.proj", cfg.grid.patch_len(), d);
     add_per_sample(&mut x, &cfg.pos_embed(d)[d..]);
     let g = GatherShape {
         batch: b,
@@ -120,9 +122,15 @@ fn reference_encoder(cfg: &Mae, p: &Params, images: &[f64], keep: &[u32], k: usi
 /// the decoder, the prediction with the class row dropped, the loss over removed
 /// patches.
 fn reference_loss(cfg: &Mae, p: &Params, images: &[f64], masks: &PatchMasks) -> f64 {
-    let (n, d, dd, pl) = (cfg.num_patches(), cfg.dim, cfg.decoder_dim, cfg.patch_len());
-    let (b, k, s) = (masks.rows(), cfg.kept_patches(), cfg.image_size);
-    let patches = reference::patchify(images, [b, cfg.channels, s, s], cfg.patch);
+    let grid = cfg.grid;
+    let (n, d, dd, pl) = (
+        grid.num_patches(),
+        cfg.dim,
+        cfg.decoder_dim,
+        grid.patch_len(),
+    );
+    let (b, k, s) = (masks.rows(), cfg.kept_patches(), grid.image_size);
+    let patches = reference::patchify(images, [b, grid.channels, s, s], grid.patch);
     let rows = masks.all();
     let x = reference_encoder(cfg, p, images, rows.keep, k);
     let x = lin(&x, p, "decoder_embed", d, dd);
@@ -196,7 +204,7 @@ fn loss_and_gradients_match_the_f64_reference() {
 #[test]
 fn class_features_are_the_unmasked_encoder_s_class_token() {
     let cfg = tiny(false);
-    let (n, d) = (cfg.num_patches(), cfg.dim);
+    let (n, d) = (cfg.grid.num_patches(), cfg.dim);
     let params = random_parameters(&cfg, 11);
     let images = to_f32(&randn(&mut rng(12), 3 * 64, 1.0));
     let got = cfg.class_features(&params, &images).unwrap();
@@ -235,10 +243,10 @@ fn reconstructions_give_the_evaluated_loss() {
     let masks = PatchMasks::for_step(masking(&cfg), 1, 2, 5);
     let pixels = model.reconstruct_blocking(&images, &masks, 2).unwrap();
     assert_eq!(pixels.len(), images.len());
-    let (n, pl) = (cfg.num_patches(), cfg.patch_len());
+    let (n, pl) = (cfg.grid.num_patches(), cfg.grid.patch_len());
     let shape = [5, 1, 8, 8];
-    let pred = reference::patchify(&to_f64(&pixels), shape, cfg.patch);
-    let target = reference::patchify(&to_f64(&images), shape, cfg.patch);
+    let pred = reference::patchify(&to_f64(&pixels), shape, cfg.grid.patch);
+    let target = reference::patchify(&to_f64(&images), shape, cfg.grid.patch);
     let mask: Vec<f64> = (0..5 * n)
         .map(|i| f64::from(u8::from(masks.is_removed(i / n, i % n))))
         .collect();
@@ -260,8 +268,7 @@ fn reconstructions_give_the_evaluated_loss() {
 #[test]
 fn masks_are_deterministic_per_seed_step_and_image() {
     let m = Masking {
-        patch: 7,
-        patches: 16,
+        grid: PatchGrid::DIGITS,
         kept: 4,
     };
     let a = PatchMasks::for_step(m, 3, 10, 4);
@@ -345,14 +352,14 @@ fn bad_configurations_are_refused() {
             "multiple of 4",
             edited(d(), |m| (m.decoder_dim, m.decoder_heads) = (30, 2)),
         ),
-        ("does not divide", edited(d(), |m| m.patch = 5)),
+        ("does not divide", edited(d(), |m| m.grid.patch = 5)),
         ("keeps 0 of 16", edited(d(), |m| m.mask_ratio = 0.95)),
         ("keeps 16 of 16", edited(d(), |m| m.mask_ratio = 0.0)),
         ("heads", edited(d(), |m| m.heads = 3)),
         ("positive", edited(d(), |m| m.depth = 0)),
         (
             "normalized targets",
-            edited(tiny(true), |m| (m.patch, m.image_size) = (1, 4)),
+            edited(tiny(true), |m| (m.grid.patch, m.grid.image_size) = (1, 4)),
         ),
     ];
     for (why, cfg) in cases {
@@ -362,7 +369,7 @@ fn bad_configurations_are_refused() {
         }
     }
     assert!(matches!(
-        Model::new(&ctx(), edited(d(), |m| m.patch = 5), 0),
+        Model::new(&ctx(), edited(d(), |m| m.grid.patch = 5), 0),
         Err(Error::InvalidConfig(_))
     ));
 }
@@ -376,8 +383,7 @@ fn batches_the_model_cannot_read_are_refused() {
     let images = vec![0.0; 2 * 64];
     let other = PatchMasks::for_step(
         Masking {
-            patch: 4,
-            patches: 4,
+            grid: tiny(false).grid,
             kept: 1,
         },
         0,

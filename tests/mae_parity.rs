@@ -66,7 +66,7 @@ fn mae(cfg: &TrainConfig) -> &Mae {
 
 /// The fixed sin-cos tables, as the script's `param.*` tensors name them.
 fn pos_tables(m: &Mae) -> [(String, Vec<usize>, Vec<f32>); 2] {
-    let n = m.num_patches() + 1;
+    let n = m.grid.num_patches() + 1;
     [("pos_embed", m.dim), ("decoder_pos_embed", m.decoder_dim)]
         .map(|(name, width)| (name.to_string(), vec![1, n, width], m.pos_embed(width)))
 }
@@ -114,9 +114,9 @@ fn config_json(cfg: &TrainConfig) -> String {
     };
     serde_json::json!({
         "source": "coptim",
-        "img_size": m.image_size,
-        "patch_size": m.patch,
-        "in_chans": m.channels,
+        "img_size": m.grid.image_size,
+        "patch_size": m.grid.patch,
+        "in_chans": m.grid.channels,
         "embed_dim": m.dim,
         "depth": m.depth,
         "num_heads": m.heads,
@@ -146,7 +146,7 @@ fn step_batches(cfg: &TrainConfig) -> (Vec<f32>, Vec<f32>) {
     let mut stream = BatchStream::for_run(cfg, &data.train);
     let (mut images, mut labels) = (Vec::new(), Vec::new());
     let (mut all_images, mut all_noise) = (Vec::new(), Vec::new());
-    let n = mae(cfg).num_patches();
+    let n = mae(cfg).grid.num_patches();
     for step in 1..=cfg.steps {
         stream.batch_into(&data.train, step, &mut images, &mut labels);
         all_images.extend(&images);
@@ -179,18 +179,18 @@ fn export_mae_parity_inputs() {
         tensors.push((format!("param.{name}"), Dtype::F32, shape, bytes));
     }
     let (images, noise) = step_batches(&cfg);
-    let side = m.image_size;
+    let side = m.grid.image_size;
     let f32s = |v: &[f32]| bytemuck::cast_slice(v).to_vec();
     tensors.push((
         "images".into(),
         Dtype::F32,
-        vec![steps, b, m.channels, side, side],
+        vec![steps, b, m.grid.channels, side, side],
         f32s(&images),
     ));
     tensors.push((
         "noise".into(),
         Dtype::F32,
-        vec![steps, b, m.num_patches()],
+        vec![steps, b, m.grid.num_patches()],
         f32s(&noise),
     ));
     let lrs = step_lrs(&cfg);

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use coptim::Error;
-use coptim::model::{Architecture, Batch, Mlp, Model, Vit};
+use coptim::model::{Architecture, Batch, Mlp, Model, PatchGrid, Vit};
 use coptim::nn::{Activation, reference as r};
 
 fn small_mlp() -> Mlp {
@@ -123,7 +123,10 @@ fn bad_vit_configs_are_rejected() {
         ..Vit::default()
     };
     let bad_patch = Vit {
-        patch: 5,
+        grid: PatchGrid {
+            patch: 5,
+            ..PatchGrid::DIGITS
+        },
         ..Vit::default()
     };
     for bad in [bad_heads, bad_patch] {

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use coptim::model::{Batch, BatchMetrics, Mlp, Model, Vit};
+use coptim::model::{Batch, BatchMetrics, Mlp, Model, PatchGrid, Vit};
 use coptim::nn::Activation;
 use coptim::optim::StepInputs;
 use coptim::{GpuContext, Optimizer, OptimizerConfig};
@@ -97,9 +97,11 @@ fn mlp_learns_two_blobs() {
 fn vit_learns_two_blobs() {
     let ctx = ctx();
     let arch = Vit {
-        channels: 1,
-        image_size: 4,
-        patch: 2,
+        grid: PatchGrid {
+            channels: 1,
+            image_size: 4,
+            patch: 2,
+        },
         dim: 16,
         depth: 1,
         heads: 2,

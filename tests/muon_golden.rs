@@ -196,17 +196,23 @@ fn bad_hyperparameters_are_typed_errors() {
             .unwrap_err();
         assert!(matches!(err, coptim::Error::InvalidConfig(_)), "{err}");
     }
-    let mut opt = MuonOptimizer::new(
-        &ctx,
-        &store,
-        Muon::default(),
-        Caution::hard(),
-        0.0,
-        NsPrecision::F32,
-    )
-    .unwrap();
+    let mut opt = c_muon(&ctx, &store, 0.0);
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
     assert!(opt.record_step(&mut encoder, f64::NAN).is_err());
+}
+
+/// C-Muon (timm's defaults, hard mask, f32 Newton-Schulz) with `weight_decay` over
+/// `store`.
+fn c_muon(ctx: &coptim::GpuContext, store: &ParamStore, weight_decay: f64) -> MuonOptimizer {
+    MuonOptimizer::new(
+        ctx,
+        store,
+        Muon::default(),
+        Caution::hard(),
+        weight_decay,
+        NsPrecision::F32,
+    )
+    .unwrap()
 }
 
 /// A Muon matrix (t0) and a fallback vector (t1) with C-Muon, from fixed parameters.
@@ -217,15 +223,7 @@ fn robust_setup(ctx: &coptim::GpuContext) -> (ParamStore, MuonOptimizer) {
         .map(|s| common::randn(&mut common::rng(3), s.iter().product(), 0.5))
         .collect();
     let store = golden_store(ctx, &shapes, &inits);
-    let opt = MuonOptimizer::new(
-        ctx,
-        &store,
-        Muon::default(),
-        Caution::hard(),
-        0.01,
-        NsPrecision::F32,
-    )
-    .unwrap();
+    let opt = c_muon(ctx, &store, 0.01);
     (store, opt)
 }
 
@@ -317,15 +315,7 @@ fn steps_reuse_their_staging_buffers() {
 fn a_fallback_only_set_counts_its_skipped_steps() {
     let ctx = ctx();
     let store = golden_store(&ctx, &[vec![10]], &[vec![0.5; 10]]);
-    let mut opt = MuonOptimizer::new(
-        &ctx,
-        &store,
-        Muon::default(),
-        Caution::hard(),
-        0.0,
-        NsPrecision::F32,
-    )
-    .unwrap();
+    let mut opt = c_muon(&ctx, &store, 0.0);
     let mut grads = vec![vec![0.25; 10]];
     grads[0][3] = f64::NAN;
     let params = replay_step(&ctx, &store, &grads, |encoder| {

@@ -240,6 +240,7 @@ fn the_language_model_sweeps_on_a_split_of_its_training_text() {
     let v = json(&succeeds(&args));
     assert_eq!(v["model"], "llama");
     assert_eq!(v["test_metric"], "loss");
+    assert_eq!(v["test_loss_unit"], "nats per token");
     assert!(
         v["split"].as_str().unwrap().contains("last 10%"),
         "{}",
@@ -257,6 +258,10 @@ fn the_masked_autoencoder_sweeps_scored_by_its_reconstruction_loss() {
     let v = json(&succeeds(&tiny(out, &extra)));
     assert_eq!(v["model"], "mae");
     assert_eq!(v["test_metric"], "loss");
+    assert_eq!(
+        v["test_loss_unit"],
+        "mean squared error on the masked patches"
+    );
     assert_eq!(v["runs"].as_array().unwrap().len(), 8);
     assert_eq!(
         v["tuned_lr"],

@@ -51,14 +51,14 @@ pub fn model_matmul_shapes(mlp: &Mlp, vit: &Vit, batch: usize, vit_name: &str) -
         out.push(shape(format!("mlp fc{}", i + 1), batch, width, h));
         width = h;
     }
-    let tokens = vit.num_patches() + 1;
+    let tokens = vit.grid.num_patches() + 1;
     let rows = batch * tokens;
-    let patch_len = vit.channels * vit.patch * vit.patch;
+    let patch_len = vit.grid.patch_len();
     let (d, hidden) = (vit.dim, vit.mlp_hidden());
     out.extend([
         shape(
             format!("{vit_name} patch embed"),
-            batch * vit.num_patches(),
+            batch * vit.grid.num_patches(),
             patch_len,
             d,
         ),

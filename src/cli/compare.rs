@@ -12,10 +12,35 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::train::{RunArgs, parse_optimizer};
 
-/// The most seeds one comparison runs (each trains two models).
+/// The most seeds one comparison or sweep runs (each trains two models).
 const MAX_SEEDS: u64 = 1000;
 /// The most runs trained at once (`--jobs`), each on a device of its own.
 const MAX_JOBS: u64 = 64;
+
+/// The optimizers and seeds of `coptim compare` and `coptim sweep`.
+#[derive(Debug, Args)]
+pub struct PairArgs {
+    /// The base optimizer and the cautious one: `adamw,c-adamw` or `adamw c-adamw`;
+    /// any two names `train --optimizer` takes (`nadamw,cnadamw`, `laprop,claprop`).
+    #[arg(long, value_delimiter = ',', num_args = 1..=2, default_value = "adamw,c-adamw", value_parser = parse_optimizer)]
+    pub pair: Vec<OptimizerKind>,
+    /// Number of seeds (0, 1, ...), at most 1000; each trains both optimizers (in a
+    /// sweep, at every learning rate).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=MAX_SEEDS))]
+    pub seeds: u64,
+}
+
+impl PairArgs {
+    /// `[base, cautious]`; fails unless `--pair` named two optimizers.
+    pub fn pair(&self) -> coptim::Result<[OptimizerKind; 2]> {
+        <[OptimizerKind; 2]>::try_from(self.pair.clone()).map_err(|_| {
+            Error::InvalidConfig(format!(
+                "--pair takes two optimizers, got {}",
+                self.pair.len()
+            ))
+        })
+    }
+}
 
 /// Arguments of `coptim compare`.
 #[derive(Debug, Args)]
@@ -23,13 +48,9 @@ pub struct CompareArgs {
     /// The runs' model, budget and data.
     #[command(flatten)]
     pub run: RunArgs,
-    /// The base optimizer and the cautious one: `adamw,c-adamw` or `adamw c-adamw`;
-    /// any two names `train --optimizer` takes (`nadamw,cnadamw`, `laprop,claprop`).
-    #[arg(long, value_delimiter = ',', num_args = 1..=2, default_value = "adamw,c-adamw", value_parser = parse_optimizer)]
-    pub pair: Vec<OptimizerKind>,
-    /// Number of seeds (0, 1, ...), at most 1000; each trains both optimizers.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=MAX_SEEDS))]
-    pub seeds: u64,
+    /// The optimizers and seeds.
+    #[command(flatten)]
+    pub pair: PairArgs,
     /// Directory for `metrics.csv`, `summary.json`, `curves.png` and `curves.svg`
     /// (and, for a masked autoencoder, `reconstructions.png`).
     #[arg(long, default_value = "coptim-compare")]
@@ -57,24 +78,19 @@ impl CompareArgs {
     pub fn jobs(&self) -> usize {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let wanted = self.jobs.map_or(cores, |j| j as usize);
-        wanted.min(2 * self.seeds as usize)
+        wanted.min(2 * self.pair.seeds as usize)
     }
 }
 
 /// Runs the comparison and writes its reports.
 pub fn run(args: &CompareArgs) -> coptim::Result<()> {
-    let [base, cautious] = <[OptimizerKind; 2]>::try_from(args.pair.clone()).map_err(|_| {
-        Error::InvalidConfig(format!(
-            "--pair takes two optimizers, got {}",
-            args.pair.len()
-        ))
-    })?;
+    let [base, cautious] = args.pair.pair()?;
     let contexts = (0..args.jobs())
         .map(|_| GpuContext::new_blocking(&ContextOptions::default()))
         .collect::<coptim::Result<Vec<_>>>()?;
     let run = args.run.config(base, 0);
     let (data, dataset) = args.run.load_data(&run.model, None)?;
-    let mut config = CompareConfig::new(run.for_data(&data), args.seeds, dataset);
+    let mut config = CompareConfig::new(run.for_data(&data), args.pair.seeds, dataset);
     config.pair = [base, cautious];
     config.probe = args.probe;
     let text = data.vocab().is_some();

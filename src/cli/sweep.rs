@@ -14,10 +14,8 @@ use coptim::train::sweep::{
 use coptim::{ContextOptions, Error, GpuContext};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::train::{RunArgs, parse_optimizer};
-
-/// The most seeds one sweep runs.
-const MAX_SEEDS: u64 = 1000;
+use crate::cli::compare::PairArgs;
+use crate::cli::train::RunArgs;
 
 /// Runs trained at once by default: on lavapipe one at a time was fastest (8 MLP
 /// runs of 100 steps, twice each, interleaved: 1 at once 63 and 83 s, 2 at once 121
@@ -30,16 +28,13 @@ pub struct SweepArgs {
     /// The runs' model, budget and data (`--lr` moves the centre of the default grid).
     #[command(flatten)]
     pub run: RunArgs,
-    /// The base optimizer and the cautious one (as `compare --pair`).
-    #[arg(long, value_delimiter = ',', num_args = 1..=2, default_value = "adamw,c-adamw", value_parser = parse_optimizer)]
-    pub pair: Vec<OptimizerKind>,
+    /// The optimizers and the seeds per learning rate (as `compare`'s).
+    #[command(flatten)]
+    pub pair: PairArgs,
     /// The learning rates of both optimizers' grids, comma-separated (at least two;
     /// default: 1/4, 1/2, 1, 2 and 4 times each optimizer's preset rate or `--lr`).
     #[arg(long, allow_hyphen_values = true)]
     pub lrs: Option<String>,
-    /// Number of seeds (0, 1, ...) per learning rate.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=MAX_SEEDS))]
-    pub seeds: u64,
     /// Runs trained at once on the device (their steps interleaved: step k of each
     /// is submitted before any is waited for). Results do not depend on it.
     #[arg(long, default_value_t = DEFAULT_CONCURRENT, value_parser = clap::value_parser!(u64).range(1..=64))]
@@ -76,12 +71,7 @@ fn config(
     data: &coptim::train::TrainData,
     dataset: String,
 ) -> coptim::Result<SweepConfig> {
-    let pair = <[OptimizerKind; 2]>::try_from(args.pair.clone()).map_err(|_| {
-        Error::InvalidConfig(format!(
-            "--pair takes two optimizers, got {}",
-            args.pair.len()
-        ))
-    })?;
+    let pair = args.pair.pair()?;
     let lrs = match &args.lrs {
         Some(s) => {
             let lrs = parse_lrs(s)?;
@@ -97,7 +87,7 @@ fn config(
         run,
         pair,
         lrs,
-        seeds: (0..args.seeds).collect(),
+        seeds: (0..args.pair.seeds).collect(),
         dataset,
         concurrent: args.concurrent as usize,
         max_runs: args.max_runs,

@@ -6,6 +6,7 @@ use std::fmt;
 
 use crate::error::{Error, Result};
 use crate::model::init::Init;
+use crate::model::patch_grid::PatchGrid;
 use crate::nn::{GraphBuilder, Var};
 
 /// One parameter: its state-dict name, shape and initializer.
@@ -55,12 +56,17 @@ pub enum Task {
 /// The patch grid of a reconstructing model and how many patches each mask keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Masking {
-    /// Patch side, in pixels; divides the image's height and width.
-    pub patch: usize,
-    /// Patches per image.
-    pub patches: usize,
+    /// The images and their patches.
+    pub grid: PatchGrid,
     /// Patches each mask keeps visible (`0 < kept < patches`).
     pub kept: usize,
+}
+
+impl Masking {
+    /// Patches per image.
+    pub fn patches(&self) -> usize {
+        self.grid.num_patches()
+    }
 }
 
 /// The graph inputs of a batch's masks (written by the runtime each batch from

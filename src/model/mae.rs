@@ -6,6 +6,7 @@ use crate::model::arch::{
     Architecture, MaskVars, Masking, ParamSpec, Reconstruction, Task, config_error, linear,
 };
 use crate::model::init::Init;
+use crate::model::patch_grid::PatchGrid;
 use crate::model::vit::{apply_layer_norm, block, block_params, layer_norm};
 use crate::nn::{GraphBuilder, Var, reference};
 
@@ -44,12 +45,9 @@ const SINCOS_BASE: f64 = 10_000.0;
 /// over each patch, is the same).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Mae {
-    /// Input channels.
-    pub channels: usize,
-    /// Image height and width (square).
-    pub image_size: usize,
-    /// Patch height and width; divides `image_size`.
-    pub patch: usize,
+    /// The images and their patches.
+    #[serde(flatten)]
+    pub grid: PatchGrid,
     /// Encoder width; a multiple of 4 (the sin-cos table) and of `heads`.
     pub dim: usize,
     /// Encoder blocks.
@@ -77,9 +75,7 @@ impl Default for Mae {
     /// heads, MLP ratio 4, mask ratio 0.75, normalized targets.
     fn default() -> Self {
         Self {
-            channels: 1,
-            image_size: 28,
-            patch: 7,
+            grid: PatchGrid::DIGITS,
             dim: 64,
             depth: 4,
             heads: 4,
@@ -123,19 +119,9 @@ fn sincos_1d(dim: usize, pos: f64) -> impl Iterator<Item = f64> {
 }
 
 impl Mae {
-    /// Patches per image.
-    pub fn num_patches(&self) -> usize {
-        (self.image_size / self.patch.max(1)).pow(2)
-    }
-
-    /// Values per patch (`channels * patch^2`).
-    pub fn patch_len(&self) -> usize {
-        self.channels * self.patch * self.patch
-    }
-
     /// Patches each mask keeps: `int(patches * (1 - mask_ratio))`, as MAE computes it.
     pub fn kept_patches(&self) -> usize {
-        (self.num_patches() as f64 * (1.0 - self.mask_ratio)) as usize
+        (self.grid.num_patches() as f64 * (1.0 - self.mask_ratio)) as usize
     }
 
     /// MAE's `get_2d_sincos_pos_embed(width, grid, cls_token=True)` in f32,
@@ -145,11 +131,10 @@ impl Mae {
     /// multiple of 4: [`Mae::dim`] for `pos_embed`, [`Mae::decoder_dim`] for
     /// `decoder_pos_embed`.
     pub fn pos_embed(&self, width: usize) -> Vec<f32> {
-        let grid = self.image_size / self.patch.max(1);
         let mut table = vec![0.0f32; width];
-        for n in 0..grid * grid {
-            let (row, col) = ((n / grid) as f64, (n % grid) as f64);
-            let values = sincos_1d(width / 2, col).chain(sincos_1d(width / 2, row));
+        for n in 0..self.grid.num_patches() {
+            let (row, col) = self.grid.position(n);
+            let values = sincos_1d(width / 2, col as f64).chain(sincos_1d(width / 2, row as f64));
             table.extend(values.map(|v| v as f32));
         }
         table
@@ -163,7 +148,7 @@ impl Mae {
     /// exact expectation over random masks, which remove a fixed number per image.
     /// Computed in f64.
     pub fn mean_patch_baseline(&self, train: &[f32], test: &[f32]) -> f64 {
-        let p = self.patch_len();
+        let p = self.grid.patch_len();
         let mean: Vec<f64> = {
             let targets = self.patch_targets(train);
             let patches = (targets.len() / p).max(1) as f64;
@@ -182,13 +167,17 @@ impl Mae {
     /// The loss targets of flat `images`: their patches `[patches, values]` (as
     /// [`GraphBuilder::patchify`] cuts them), normalized if `norm_pix_loss`, in f64.
     fn patch_targets(&self, images: &[f32]) -> Vec<f64> {
-        let (c, s) = (self.channels, self.image_size);
+        let PatchGrid {
+            channels: c,
+            image_size: s,
+            patch,
+        } = self.grid;
         let x: Vec<f64> = images.iter().map(|&v| f64::from(v)).collect();
-        let patches = reference::patchify(&x, [x.len() / (c * s * s), c, s, s], self.patch);
+        let patches = reference::patchify(&x, [x.len() / (c * s * s), c, s, s], patch);
         if !self.norm_pix_loss {
             return patches;
         }
-        let p = self.patch_len();
+        let p = self.grid.patch_len();
         patches
             .chunks_exact(p)
             .flat_map(|t| {
@@ -204,9 +193,9 @@ impl Mae {
     fn validate(&self) -> Result<()> {
         let bad = |why: String| Err(config_error("MAE", self, why));
         let sizes = [
-            self.channels,
-            self.image_size,
-            self.patch,
+            self.grid.channels,
+            self.grid.image_size,
+            self.grid.patch,
             self.dim,
             self.depth,
             self.heads,
@@ -220,11 +209,8 @@ impl Mae {
         if self.depth.max(self.decoder_depth) > MAX_DEPTH {
             return bad(format!("at most {MAX_DEPTH} blocks"));
         }
-        if !self.image_size.is_multiple_of(self.patch) {
-            return bad(format!(
-                "the patch {} does not divide the image size {}",
-                self.patch, self.image_size
-            ));
+        if let Some(problem) = self.grid.problem() {
+            return bad(problem);
         }
         for (what, width, heads) in [
             ("encoder", self.dim, self.heads),
@@ -249,7 +235,7 @@ impl Mae {
         {
             return bad("the MLP ratio must give hidden widths of at least 1".into());
         }
-        let (n, kept) = (self.num_patches(), self.kept_patches());
+        let (n, kept) = (self.grid.num_patches(), self.kept_patches());
         if !(0.0..1.0).contains(&self.mask_ratio) || kept == 0 || kept >= n {
             return bad(format!(
                 "the mask ratio {} keeps {kept} of {n} patches; it must keep at least one and \
@@ -257,7 +243,7 @@ impl Mae {
                 self.mask_ratio
             ));
         }
-        if self.norm_pix_loss && self.patch_len() < 2 {
+        if self.norm_pix_loss && self.grid.patch_len() < 2 {
             return bad("normalized targets need patches of at least 2 values".into());
         }
         Ok(())
@@ -275,7 +261,7 @@ impl Architecture for Mae {
     }
 
     fn sample_shape(&self) -> Vec<usize> {
-        vec![self.channels, self.image_size, self.image_size]
+        self.grid.sample_shape()
     }
 
     /// A masked autoencoder has no classes.
@@ -285,8 +271,7 @@ impl Architecture for Mae {
 
     fn task(&self) -> Task {
         Task::Reconstruct(Masking {
-            patch: self.patch,
-            patches: self.num_patches(),
+            grid: self.grid,
             kept: self.kept_patches(),
         })
     }
@@ -304,7 +289,12 @@ impl Architecture for Mae {
 
     fn parameters(&self) -> Result<Vec<ParamSpec>> {
         self.validate()?;
-        let (d, dd, c, p) = (self.dim, self.decoder_dim, self.channels, self.patch);
+        let (d, dd, c, p) = (
+            self.dim,
+            self.decoder_dim,
+            self.grid.channels,
+            self.grid.patch,
+        );
         let token = Init::normal(TOKEN_STD);
         let mut specs = vec![
             ParamSpec::new("cls_token", &[1, 1, d], token),
@@ -312,12 +302,12 @@ impl Architecture for Mae {
             ParamSpec::new(
                 "patch_embed.proj.weight",
                 &[d, c, p, p],
-                xavier(c * p * p, d),
+                xavier(self.grid.patch_len(), d),
             ),
             ParamSpec::new(
                 "patch_embed.proj.bias",
                 &[d],
-                Init::torch_default(c * p * p),
+                Init::torch_default(self.grid.patch_len()),
             ),
         ];
         for i in 0..self.depth {
@@ -331,7 +321,7 @@ impl Architecture for Mae {
             specs.extend(block_params(&prefix, dd, self.hidden(dd), xavier_linear));
         }
         specs.extend(layer_norm("decoder_norm", dd));
-        specs.extend(xavier_linear("decoder_pred", dd, self.patch_len()));
+        specs.extend(xavier_linear("decoder_pred", dd, self.grid.patch_len()));
         Ok(specs)
     }
 
@@ -347,8 +337,8 @@ impl Architecture for Mae {
         images: Var,
         masks: MaskVars,
     ) -> Result<Reconstruction> {
-        let (n, d, dd) = (self.num_patches(), self.dim, self.decoder_dim);
-        let patches = g.patchify(images, self.patch)?;
+        let (n, d, dd) = (self.grid.num_patches(), self.dim, self.decoder_dim);
+        let patches = g.patchify(images, self.grid.patch)?;
         let x = linear(g, patches, "patch_embed.proj")?;
         // The table's class row is zero: the class token goes in without it.
         let pos = self.pos_embed(d).split_off(d);
@@ -372,7 +362,8 @@ impl Architecture for Mae {
         let x = apply_layer_norm(g, x, "decoder_norm")?;
         let prediction = linear(g, x, "decoder_pred")?;
         // The class token's row has a zero target and a zero weight in the loss.
-        let zero = g.constant(&[self.patch_len()], vec![0.0; self.patch_len()])?;
+        let p = self.grid.patch_len();
+        let zero = g.constant(&[p], vec![0.0; p])?;
         let target = g.prepend_token(patches, zero)?;
         let loss = g.masked_mse(prediction, target, masks.mask, self.norm_pix_loss)?;
         Ok(Reconstruction { loss, prediction })

@@ -79,7 +79,7 @@ impl Mae {
     /// configuration, a missing or mis-sized parameter, or partial images.
     pub fn class_features(&self, params: &[NamedTensor], images: &[f32]) -> Result<Vec<f64>> {
         crate::model::Architecture::parameters(self)?;
-        let sample = self.channels * self.image_size * self.image_size;
+        let sample = self.grid.sample_len();
         if images.is_empty() || !images.len().is_multiple_of(sample) {
             return Err(Error::LengthMismatch {
                 what: format!("whole images of {sample} values"),
@@ -107,11 +107,12 @@ impl Mae {
 
     /// [`Mae::class_features`] of one chunk of whole images.
     fn encode_chunk(&self, w: &Weights, images: &[f32]) -> Result<Vec<f64>> {
-        let (n, d, s) = (self.num_patches(), self.dim, self.image_size);
-        let b = images.len() / (self.channels * s * s);
+        let (grid, d) = (self.grid, self.dim);
+        let (n, s) = (grid.num_patches(), grid.image_size);
+        let b = images.len() / grid.sample_len();
         let x: Vec<f64> = images.iter().map(|&v| f64::from(v)).collect();
-        let patches = reference::patchify(&x, [b, self.channels, s, s], self.patch);
-        let mut x = w.linear(&patches, "patch_embed.proj", self.patch_len(), d)?;
+        let patches = reference::patchify(&x, [b, grid.channels, s, s], grid.patch);
+        let mut x = w.linear(&patches, "patch_embed.proj", grid.patch_len(), d)?;
         let table = self.pos_embed(d);
         for row in x.chunks_mut(n * d) {
             row.iter_mut()

@@ -41,12 +41,12 @@ pub struct MaskRows<'a> {
 impl MaskRows<'_> {
     /// The number of images.
     pub fn rows(&self) -> usize {
-        self.mask.len() / (self.masking.patches + 1)
+        self.mask.len() / (self.masking.patches() + 1)
     }
 
     /// Rows `start..start + rows`.
     pub fn slice(&self, start: usize, rows: usize) -> Self {
-        let (k, n1) = (self.masking.kept, self.masking.patches + 1);
+        let (k, n1) = (self.masking.kept, self.masking.patches() + 1);
         MaskRows {
             masking: self.masking,
             keep: &self.keep[start * k..(start + rows) * k],
@@ -62,7 +62,7 @@ impl PatchMasks {
     /// rest, as `argsort(noise)` does. Fails if `noise` is not whole rows or holds a
     /// non-finite value.
     pub fn from_noise(masking: Masking, noise: &[f32]) -> Result<Self> {
-        let n = masking.patches;
+        let n = masking.patches();
         if n == 0 || !noise.len().is_multiple_of(n) || noise.iter().any(|v| !v.is_finite()) {
             return Err(Error::InvalidConfig(format!(
                 "masking noise must be finite, {n} values per image ({} values given)",
@@ -87,7 +87,7 @@ impl PatchMasks {
     /// The masks that remove the patches marked `true` in `removed` (`[rows,
     /// patches]`); each row must remove exactly `patches - kept`.
     pub fn from_removed(masking: Masking, removed: &[bool]) -> Result<Self> {
-        let n = masking.patches;
+        let n = masking.patches();
         let whole = n > 0 && removed.len().is_multiple_of(n);
         let bad_row = removed
             .chunks(n.max(1))
@@ -144,7 +144,7 @@ impl PatchMasks {
     /// The masks of training step `step` for `rows` images (from
     /// [`PatchMasks::noise`]).
     pub fn for_step(masking: Masking, seed: u64, step: u64, rows: usize) -> Self {
-        let noise = Self::noise(seed, step, rows, masking.patches);
+        let noise = Self::noise(seed, step, rows, masking.patches());
         Self::from_noise(masking, &noise).expect("drawn noise is finite and whole rows")
     }
 
@@ -161,12 +161,12 @@ impl PatchMasks {
 
     /// The number of images.
     pub fn rows(&self) -> usize {
-        self.mask.len() / (self.masking.patches + 1)
+        self.mask.len() / (self.masking.patches() + 1)
     }
 
     /// Whether image `row`'s patch `patch` is removed.
     pub fn is_removed(&self, row: usize, patch: usize) -> bool {
-        self.mask[row * (self.masking.patches + 1) + 1 + patch] > 0.0
+        self.mask[row * (self.masking.patches() + 1) + 1 + patch] > 0.0
     }
 
     /// Every row, in the graph's layouts.

@@ -24,6 +24,7 @@ mod mae_encoder;
 mod masking;
 mod metrics;
 mod mlp;
+mod patch_grid;
 mod runtime;
 mod vit;
 
@@ -37,5 +38,6 @@ pub use mae::Mae;
 pub use masking::{MaskRows, PatchMasks};
 pub use metrics::{BatchMetrics, BatchOutputs};
 pub use mlp::Mlp;
+pub use patch_grid::PatchGrid;
 pub use runtime::{Batch, Evaluation, Inputs, Model, NamedTensor};
 pub use vit::Vit;

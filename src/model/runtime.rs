@@ -12,6 +12,7 @@ use crate::model::arch::{Architecture, InputKind, MaskVars, Masking, Task};
 use crate::model::init::rng_for_seed;
 use crate::model::masking::{MaskRows, PatchMasks};
 use crate::model::metrics::BatchOutputs;
+use crate::model::patch_grid::PatchGrid;
 use crate::nn::{Graph, GraphBuilder, Kernels, Var};
 
 /// A model's inputs on the CPU, flat and row-major (`batch * sample_len` values, see
@@ -446,19 +447,18 @@ impl Model {
         let batch = Batch::masked(images, masks.all());
         self.check_batch(batch)?;
         let m = masks.masking();
-        let shape = self.arch.sample_shape();
-        let patch_len = self.sample_len() / m.patches;
+        let patch_len = m.grid.patch_len();
         let per_batch = self
             .run_inference(batch, batch_size, |c| {
                 let output = c.output.expect("inference graphs have an output");
-                vec![(output, (m.patches + 1) * patch_len)]
+                vec![(output, (m.patches() + 1) * patch_len)]
             })
             .await?;
         let rows = per_batch
             .into_iter()
             .flat_map(|(_, v)| v)
             .collect::<Vec<_>>();
-        Ok(unpatchify(&rows, &shape, m))
+        Ok(unpatchify(&rows, m.grid))
     }
 
     /// Blocking form of [`Model::reconstruct`].
@@ -703,8 +703,8 @@ impl Model {
             Task::Reconstruct(m) => {
                 let masks = MaskVars {
                     keep: g.ids(&[batch, m.kept]),
-                    restore: g.ids(&[batch, m.patches + 1]),
-                    mask: g.input(&[batch, m.patches + 1]),
+                    restore: g.ids(&[batch, m.patches() + 1]),
+                    mask: g.input(&[batch, m.patches() + 1]),
                 };
                 let r = self.arch.reconstruction(&mut g, inputs, masks)?;
                 Compiled {
@@ -817,21 +817,16 @@ fn write_batch(
 }
 
 /// A reconstruction's predicted patches (`[rows, patches + 1, patch values]`, the
-/// class token's row first) as images of `shape` `[channels, height, width]`, each
-/// patch's values in (channel, row, column) order as
-/// [`GraphBuilder::patchify`](crate::nn::GraphBuilder::patchify) cuts them.
-fn unpatchify(rows: &[f32], shape: &[usize], m: Masking) -> Vec<f32> {
-    let (c, h, w, p) = (shape[0], shape[1], shape[2], m.patch);
-    let patch_len = c * p * p;
-    let per_image = (m.patches + 1) * patch_len;
-    let mut images = vec![0.0; rows.len() / per_image * c * h * w];
-    for (b, row) in rows.chunks_exact(per_image).enumerate() {
-        let image = &mut images[b * c * h * w..(b + 1) * c * h * w];
+/// class token's row first) as the images of `grid` they cut.
+fn unpatchify(rows: &[f32], grid: PatchGrid) -> Vec<f32> {
+    let patch_len = grid.patch_len();
+    let per_image = (grid.num_patches() + 1) * patch_len;
+    let mut images = vec![0.0; rows.len() / per_image * grid.sample_len()];
+    let sampled = rows.chunks_exact(per_image);
+    for (row, image) in sampled.zip(images.chunks_exact_mut(grid.sample_len())) {
         for (n, patch) in row[patch_len..].chunks_exact(patch_len).enumerate() {
-            let (py, px) = (n / (w / p), n % (w / p));
             for (i, &v) in patch.iter().enumerate() {
-                let (ci, ky, kx) = (i / (p * p), i / p % p, i % p);
-                image[(ci * h + py * p + ky) * w + px * p + kx] = v;
+                image[grid.pixel(n, i)] = v;
             }
         }
     }

@@ -3,6 +3,7 @@
 use crate::error::Result;
 use crate::model::arch::{Architecture, ParamSpec, config_error, linear, torch_linear};
 use crate::model::init::Init;
+use crate::model::patch_grid::PatchGrid;
 use crate::nn::{Activation, GraphBuilder, Var};
 
 /// timm's ViT LayerNorm epsilon.
@@ -29,12 +30,9 @@ const MAX_DEPTH: usize = 1024;
 /// patch embedding as `torch.nn.Conv2d` (uniform `±1/sqrt(channels * patch^2)`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Vit {
-    /// Input channels.
-    pub channels: usize,
-    /// Image height and width (square).
-    pub image_size: usize,
-    /// Patch height and width; divides `image_size`.
-    pub patch: usize,
+    /// The images and their patches.
+    #[serde(flatten)]
+    pub grid: PatchGrid,
     /// Embedding width.
     pub dim: usize,
     /// Transformer blocks.
@@ -52,9 +50,7 @@ impl Default for Vit {
     /// 4 blocks of 4 heads, MLP ratio 2.
     fn default() -> Self {
         Self {
-            channels: 1,
-            image_size: 28,
-            patch: 7,
+            grid: PatchGrid::DIGITS,
             dim: 64,
             depth: 4,
             heads: 4,
@@ -65,11 +61,6 @@ impl Default for Vit {
 }
 
 impl Vit {
-    /// Patch tokens per image (without the class token).
-    pub fn num_patches(&self) -> usize {
-        (self.image_size / self.patch).pow(2)
-    }
-
     /// Hidden width of the blocks' MLPs.
     pub fn mlp_hidden(&self) -> usize {
         (self.dim as f64 * self.mlp_ratio) as usize
@@ -79,8 +70,8 @@ impl Vit {
     /// before any shape is built, so that no product wraps).
     fn largest_tensor(&self) -> Option<u64> {
         let n = |x: usize| u64::try_from(x).ok();
-        let (d, p, c) = (n(self.dim)?, n(self.patch)?, n(self.channels)?);
-        let side = n(self.image_size / self.patch.max(1))?;
+        let (d, p, c) = (n(self.dim)?, n(self.grid.patch)?, n(self.grid.channels)?);
+        let side = n(self.grid.side())?;
         let tokens = side.checked_mul(side)?.checked_add(1)?;
         [
             tokens.checked_mul(d),
@@ -101,11 +92,10 @@ impl Vit {
                 format!("at most {MAX_DEPTH} blocks, and every tensor's size must fit in 64 bits"),
             ));
         }
-        let ok = self.channels > 0
-            && self.patch > 0
-            && self.image_size > 0
-            && self.image_size.is_multiple_of(self.patch)
-            && self.heads > 0
+        if let Some(problem) = self.grid.problem() {
+            return Err(config_error("ViT", self, problem));
+        }
+        let ok = self.heads > 0
             && self.dim > 0
             && self.dim.is_multiple_of(self.heads)
             && self.mlp_hidden() > 0
@@ -116,7 +106,7 @@ impl Vit {
             Err(config_error(
                 "ViT",
                 self,
-                "sizes must be positive, the patch must divide the image and the heads the width",
+                "sizes must be positive and the heads must divide the width",
             ))
         }
     }
@@ -187,7 +177,7 @@ impl Architecture for Vit {
     }
 
     fn sample_shape(&self) -> Vec<usize> {
-        vec![self.channels, self.image_size, self.image_size]
+        self.grid.sample_shape()
     }
 
     fn num_classes(&self) -> usize {
@@ -196,13 +186,13 @@ impl Architecture for Vit {
 
     fn parameters(&self) -> Result<Vec<ParamSpec>> {
         self.validate()?;
-        let (d, p, c) = (self.dim, self.patch, self.channels);
+        let (d, p, c) = (self.dim, self.grid.patch, self.grid.channels);
         let normal = Init::trunc_normal(INIT_STD);
-        let [mut pw, pb] = torch_linear("patch_embed.proj", c * p * p, d);
+        let [mut pw, pb] = torch_linear("patch_embed.proj", self.grid.patch_len(), d);
         pw.shape = vec![d, c, p, p];
         let mut specs = vec![
             ParamSpec::new("cls_token", &[1, 1, d], normal),
-            ParamSpec::new("pos_embed", &[1, self.num_patches() + 1, d], normal),
+            ParamSpec::new("pos_embed", &[1, self.grid.num_patches() + 1, d], normal),
             pw,
             pb,
         ];
@@ -216,7 +206,7 @@ impl Architecture for Vit {
     }
 
     fn logits(&self, g: &mut GraphBuilder, images: Var) -> Result<Var> {
-        let patches = g.patchify(images, self.patch)?;
+        let patches = g.patchify(images, self.grid.patch)?;
         let tokens = linear(g, patches, "patch_embed.proj")?;
         let cls = g.param("cls_token")?;
         let tokens = g.prepend_token(tokens, cls)?;

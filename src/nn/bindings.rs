@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 
-use crate::wgsl::ShaderBuilder;
+use crate::wgsl::{ShaderBuilder, WgslStruct};
 
 /// How the kernels access a binding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -116,18 +116,9 @@ pub(crate) const B: Binding = read("b");
 /// Matmul result C.
 pub(crate) const C: Binding = read_write("c");
 
-/// A Rust struct that is a WGSL uniform block: defined with [`uniform_block!`], which
-/// generates the WGSL declaration from the same fields.
-pub(crate) trait UniformBlock: bytemuck::Pod {
-    /// The struct's name in both languages.
-    const NAME: &'static str;
-    /// `struct NAME { field: type, ... }` in WGSL.
-    const WGSL: &'static str;
-
-    /// The layout of the Rust struct, for the test against naga's layout.
-    #[cfg(test)]
-    fn mirror() -> crate::wgsl::MirrorLayout;
-}
+/// A [`WgslStruct`] used as a uniform block: defined with [`uniform_block!`], which
+/// checks its padding.
+pub(crate) trait UniformBlock: WgslStruct {}
 
 /// The bytes of a uniform block and its struct name (any [`UniformBlock`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -158,10 +149,9 @@ impl<P: UniformBlock> From<&P> for Uniform {
 }
 
 /// `uniform_block! { /// doc  struct Name { /// doc  field: u32, ... } }`: a uniform
-/// block defined once. Makes the `#[repr(C)]` Rust struct (with `Default` and
-/// `bytemuck::Pod`) and implements [`UniformBlock`] with its WGSL declaration. Fields
-/// are `u32`, `i32` or `f32` (the same names in both languages); padding fields
-/// complete the size to a multiple of 16 bytes, which is checked at compile time.
+/// block defined once, as [`wgsl_struct!`](crate::wgsl::wgsl_struct) makes it (every
+/// field public); padding fields complete the size to a multiple of 16 bytes, which is
+/// checked at compile time.
 macro_rules! uniform_block {
     (
         $(#[$meta:meta])*
@@ -169,11 +159,11 @@ macro_rules! uniform_block {
             $($(#[$field_meta:meta])* $field:ident: $ty:ident),* $(,)?
         }
     ) => {
-        $(#[$meta])*
-        #[repr(C)]
-        #[derive(Debug, Clone, Copy, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-        pub(crate) struct $name {
-            $($(#[$field_meta])* pub $field: $ty),*
+        $crate::wgsl::wgsl_struct! {
+            $(#[$meta])*
+            pub(crate) struct $name {
+                $($(#[$field_meta])* pub $field: $ty),*
+            }
         }
 
         const _: () = assert!(
@@ -181,23 +171,7 @@ macro_rules! uniform_block {
             "a uniform block is padded to a multiple of 16 bytes"
         );
 
-        impl $crate::nn::bindings::UniformBlock for $name {
-            const NAME: &'static str = stringify!($name);
-            const WGSL: &'static str = concat!(
-                "struct ", stringify!($name), " {\n",
-                $("    ", stringify!($field), ": ", stringify!($ty), ",\n",)*
-                "}\n"
-            );
-
-            #[cfg(test)]
-            fn mirror() -> $crate::wgsl::MirrorLayout {
-                $crate::wgsl::MirrorLayout {
-                    wgsl_name: stringify!($name),
-                    size: ::std::mem::size_of::<$name>(),
-                    fields: vec![$((stringify!($field), ::std::mem::offset_of!($name, $field))),*],
-                }
-            }
-        }
+        impl $crate::nn::bindings::UniformBlock for $name {}
     };
 }
 pub(crate) use uniform_block;

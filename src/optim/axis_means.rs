@@ -11,7 +11,7 @@ use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::optim::factored::AxisView;
 use crate::optim::plan::grid_for;
-use crate::wgsl::{Part, ShaderBuilder, lib, shader_part};
+use crate::wgsl::{Part, ShaderBuilder, WgslStruct, lib, shader_part, wgsl_struct};
 
 /// `axis_means.wgsl`.
 static AXIS_MEANS: Part = shader_part!(
@@ -37,28 +37,30 @@ pub struct AxisTensor {
     pub view: AxisView,
 }
 
-/// `AxisTensor` of `axis_means.wgsl`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct GpuAxisTensor {
-    src: u32,
-    out: u32,
-    outer: u32,
-    n_p: u32,
-    mid: u32,
-    n_q: u32,
-    inner: u32,
-    pad: u32,
+wgsl_struct! {
+    /// One tensor of the kernel's table (`tensors`): where its elements start in
+    /// `src` and its means in `out`, and its view `[outer, n_p, mid, n_q, inner]`.
+    struct AxisEntry {
+        src: u32,
+        out: u32,
+        outer: u32,
+        n_p: u32,
+        mid: u32,
+        n_q: u32,
+        inner: u32,
+        pad: u32,
+    }
 }
 
-/// `AxisParams` of `axis_means.wgsl`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct GpuAxisParams {
-    num_tensors: u32,
-    num_outputs: u32,
-    eps: f32,
-    pad: u32,
+wgsl_struct! {
+    /// The kernel's uniform (`params`): the table's length, the outputs in all and the
+    /// `eps` added to every square.
+    struct AxisParams {
+        num_tensors: u32,
+        num_outputs: u32,
+        eps: f32,
+        pad: u32,
+    }
 }
 
 /// The means of `x^2 + eps` along two dimensions of every tensor of a table, written
@@ -109,7 +111,7 @@ impl AxisMeans {
                 usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
                 mapped_at_creation: false,
             });
-            let params = GpuAxisParams {
+            let params = AxisParams {
                 num_tensors: tensors.len() as u32,
                 num_outputs: outputs as u32,
                 eps,
@@ -155,6 +157,8 @@ pub(crate) fn shader() -> ShaderBuilder {
     ShaderBuilder::new("coptim axis means")
         .constant("WG_SIZE", WG_SIZE)
         .constant("SUM_CHUNK", SUM_CHUNK)
+        .declare(AxisEntry::WGSL)
+        .declare(AxisParams::WGSL)
         .part(&lib::GRID)
         .part(&lib::LINE_SUM)
         .part(&AXIS_MEANS)
@@ -167,7 +171,7 @@ fn table(
     ctx: &GpuContext,
     src: &wgpu::Buffer,
     tensors: &[AxisTensor],
-) -> Result<(Vec<GpuAxisTensor>, Vec<u64>)> {
+) -> Result<(Vec<AxisEntry>, Vec<u64>)> {
     if tensors.is_empty() {
         return Err(Error::InvalidConfig(
             "axis means need at least one tensor".into(),
@@ -195,7 +199,7 @@ fn table(
             )));
         }
         let out = *offsets.last().expect("starts with 0");
-        rows.push(GpuAxisTensor {
+        rows.push(AxisEntry {
             src: t.src as u32,
             out: out as u32,
             outer: v.outer as u32,
@@ -223,8 +227,8 @@ fn bind(
     device: &wgpu::Device,
     pipeline: &wgpu::ComputePipeline,
     [src, out]: [&wgpu::Buffer; 2],
-    table: &[GpuAxisTensor],
-    params: &GpuAxisParams,
+    table: &[AxisEntry],
+    params: &AxisParams,
 ) -> wgpu::BindGroup {
     let table = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
         label: Some("coptim axis means table"),
@@ -254,13 +258,5 @@ fn bind(
 /// The layouts of its mirror structs (checked by `own_kernels`' test).
 #[cfg(test)]
 pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
-    use crate::wgsl::mirror_layout;
-    vec![
-        mirror_layout!(
-            GpuAxisTensor,
-            "AxisTensor",
-            [src, out, outer, n_p, mid, n_q, inner]
-        ),
-        mirror_layout!(GpuAxisParams, "AxisParams", [num_tensors, num_outputs, eps]),
-    ]
+    vec![AxisEntry::mirror(), AxisParams::mirror()]
 }

@@ -11,7 +11,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::model::{Llama, Mae, Mlp, Vit};
+use crate::model::{Llama, Mae, Mlp, PatchGrid, Vit};
 use crate::nn::Activation;
 use crate::optim::LrFamily;
 use crate::train::config::{ModelSpec, OptimizerKind};
@@ -223,7 +223,10 @@ fn mlp(hidden: usize) -> ModelSpec {
 /// A ViT of 2 pre-norm blocks, MLP ratio 2, with a class token.
 fn vit(patch: usize, dim: usize, heads: usize) -> ModelSpec {
     ModelSpec::Vit(Vit {
-        patch,
+        grid: PatchGrid {
+            patch,
+            ..PatchGrid::DIGITS
+        },
         dim,
         depth: 2,
         heads,
@@ -287,12 +290,12 @@ impl ModelPreset {
             }
             ModelSpec::Vit(v) => format!(
                 "ViT: patch {}, width {}, {} blocks of {} heads, MLP ratio {}",
-                v.patch, v.dim, v.depth, v.heads, v.mlp_ratio
+                v.grid.patch, v.dim, v.depth, v.heads, v.mlp_ratio
             ),
             ModelSpec::Mae(m) => format!(
                 "MAE: patch {}, mask {}%, encoder {}x{} ({} heads), decoder {}x{} ({} heads), \
                  MLP ratio {}{}",
-                m.patch,
+                m.grid.patch,
                 m.mask_ratio * 100.0,
                 m.dim,
                 m.depth,

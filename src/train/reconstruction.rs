@@ -10,7 +10,7 @@
 //! normalized answer in the picture's units).
 
 use crate::error::{Error, Result};
-use crate::model::{Masking, PatchMasks, Task};
+use crate::model::{Masking, PatchGrid, PatchMasks, Task};
 use crate::train::inputs::Standardize;
 use crate::train::{Lockstep, ModelSpec, TrainData};
 
@@ -44,10 +44,8 @@ impl Reconstructions {
     /// Whether pixel `index` (into one image, `c * h * w + y * w + x` order) of image
     /// `row` lies in a removed patch.
     pub fn is_removed(&self, row: usize, index: usize) -> bool {
-        let [_, h, w] = self.shape;
-        let p = self.masks.masking().patch;
-        let (y, x) = (index / w % h, index % w);
-        self.masks.is_removed(row, (y / p) * (w / p) + x / p)
+        let grid = self.masks.masking().grid;
+        self.masks.is_removed(row, grid.patch_of(index))
     }
 
     /// Both reconstructing runs' answers for the first `count` (at most the test
@@ -120,17 +118,15 @@ impl Reconstructions {
         norm_pix: bool,
         standardize: Standardize,
     ) -> Vec<f32> {
-        let [c, h, w] = self.shape;
-        let p = self.masks.masking().patch;
-        let per_image = c * h * w;
+        let grid = self.masks.masking().grid;
+        let per_image = grid.sample_len();
         let mut out = inputs.to_vec();
         for row in 0..self.count() {
             let image = row * per_image..(row + 1) * per_image;
-            let stats = patch_stats(&inputs[image.clone()], self.shape, p);
+            let stats = patch_stats(&inputs[image.clone()], grid);
             for i in 0..per_image {
                 if self.is_removed(row, i) {
-                    let (y, x) = (i / w % h, i % w);
-                    let (mean, std) = stats[(y / p) * (w / p) + x / p];
+                    let (mean, std) = stats[grid.patch_of(i)];
                     let v = f64::from(predicted[image.start + i]);
                     let v = if norm_pix { v * std + mean } else { v };
                     out[image.start + i] = v as f32;
@@ -154,12 +150,10 @@ fn masking(model: &ModelSpec) -> Option<Masking> {
 /// Per patch of one image (row-major over the grid): the mean and
 /// `sqrt(unbiased variance + eps)` of its values, the statistics normalized targets
 /// divide by.
-fn patch_stats(image: &[f32], [c, h, w]: [usize; 3], p: usize) -> Vec<(f64, f64)> {
-    let grid = w / p;
-    let mut values = vec![Vec::with_capacity(c * p * p); (h / p) * grid];
+fn patch_stats(image: &[f32], grid: PatchGrid) -> Vec<(f64, f64)> {
+    let mut values = vec![Vec::with_capacity(grid.patch_len()); grid.num_patches()];
     for (i, &v) in image.iter().enumerate() {
-        let (y, x) = (i / w % h, i % w);
-        values[(y / p) * grid + x / p].push(f64::from(v));
+        values[grid.patch_of(i)].push(f64::from(v));
     }
     values
         .iter()
@@ -176,6 +170,13 @@ fn patch_stats(image: &[f32], [c, h, w]: [usize; 3], p: usize) -> Vec<(f64, f64)
 mod tests {
     use super::*;
 
+    /// 4x4 images of one channel in 2x2 patches.
+    const GRID: PatchGrid = PatchGrid {
+        channels: 1,
+        image_size: 4,
+        patch: 2,
+    };
+
     /// A 4x4 image of 2x2 patches, patch `n` holding values `10 n + 0..4`.
     fn image() -> Vec<f32> {
         (0..16)
@@ -188,8 +189,7 @@ mod tests {
 
     fn shown(removed: &[bool]) -> Reconstructions {
         let masking = Masking {
-            patch: 2,
-            patches: 4,
+            grid: GRID,
             kept: 2,
         };
         Reconstructions {
@@ -202,7 +202,7 @@ mod tests {
 
     #[test]
     fn patch_stats_are_the_normalized_targets_mean_and_unbiased_std() {
-        let stats = patch_stats(&image(), [1, 4, 4], 2);
+        let stats = patch_stats(&image(), GRID);
         // Patch n holds 10 n + {0, 1, 2, 3}: mean 10 n + 1.5, unbiased variance 5/3.
         for (n, (mean, std)) in stats.into_iter().enumerate() {
             assert_eq!(mean, 10.0 * n as f64 + 1.5);

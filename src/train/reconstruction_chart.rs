@@ -116,8 +116,8 @@ fn caption(summary: &Summary, shown: &Reconstructions) -> [String; 2] {
     [
         format!(
             "Grey: the {} of {} patches removed from each image (the fixed validation masks).",
-            m.patches - m.kept,
-            m.patches
+            m.patches() - m.kept,
+            m.patches()
         ),
         format!(
             "Reconstructions: the visible patches as given, the removed ones predicted; {units}."

@@ -191,13 +191,13 @@ impl From<Reconstructions> for ReconstructionView {
         let [_, height, width] = shown.shape;
         let m = shown.masks.masking();
         let removed = (0..shown.count())
-            .flat_map(|row| (0..m.patches).map(move |p| (row, p)))
+            .flat_map(|row| (0..m.patches()).map(move |p| (row, p)))
             .map(|(row, p)| shown.masks.is_removed(row, p))
             .collect();
         Self {
             height,
             width,
-            patch: m.patch,
+            patch: m.grid.patch,
             count: shown.count(),
             removed,
             images: shown.images,

@@ -322,6 +322,7 @@ pub(crate) fn wanted<'a>(
 mod tests {
     use super::*;
     use crate::nn::shader_modules;
+    use crate::wgsl::WgslStruct;
     use crate::wgsl::layout_check::check_mirrors;
 
     /// Every op's uniform block matches naga's layout of the WGSL struct of the same

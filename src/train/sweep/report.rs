@@ -115,7 +115,11 @@ pub fn table(summary: &SweepSummary) -> String {
     for t in &summary.tuned {
         let test = match accuracy {
             true => format!("test accuracy {}%", spread(&t.test_accuracy, 100.0, 2)),
-            false => format!("test loss {} nats/token", spread(&t.test_loss, 1.0, 4)),
+            false => format!(
+                "test loss {} ({})",
+                spread(&t.test_loss, 1.0, 4),
+                summary.test_loss_unit
+            ),
         };
         let steps: Vec<String> = (t.steps_to_base_final_val_loss.iter())
             .map(|s| s.map_or("not reached".into(), |s| s.to_string()))

@@ -89,6 +89,9 @@ pub struct SweepSummary {
     /// `accuracy` (image classifiers) or `loss` (language models: nats per token;
     /// masked autoencoders: reconstruction loss).
     pub test_metric: String,
+    /// What the test loss measures: `nats per token` (language models), `mean squared
+    /// error on the masked patches` (masked autoencoders) or `nats per image`.
+    pub test_loss_unit: String,
     /// The resampling of the intervals.
     pub bootstrap: String,
     /// The adapter the runs used.
@@ -218,6 +221,12 @@ pub(crate) fn summarize(
         speedup_at_base_lr: runs.speedup(tuned[0], tuned[0]),
         speedup,
         test_metric: if classifier { "accuracy" } else { "loss" }.into(),
+        test_loss_unit: match (arch.input_kind(), arch.task()) {
+            (InputKind::Tokens, _) => "nats per token",
+            (_, Task::Reconstruct(_)) => "mean squared error on the masked patches",
+            _ => "nats per image",
+        }
+        .into(),
         bootstrap: BOOTSTRAP_METHOD.into(),
         adapter: adapter.to_string(),
         config: config.run_config(config.pair[0], tuned[0], config.seeds[0]),
