@@ -12,25 +12,13 @@
 //                  or skipped
 //
 // Generated constants: WG_SIZE (invocations per workgroup, a power of two), ITEMS
-// (elements per invocation).
+// (elements per invocation); generated struct: NormTensor (src/optim/grad_norm.rs).
 //
 // Bindings (group 0):
 //   0 tensor    uniform      NormTensor: the tensor (finalize_norm: all chunks)
 //   1 grad      storage r    gradients (from tensor.grad_base)
 //   2 partials  storage rw   per chunk: (bitcast sum of squares, 0)
 //   3 status    storage rw   OwnStatus (lib/own_status.wgsl)
-
-struct NormTensor {
-    len: u32,
-    grad_base: u32,
-    partial_base: u32,
-    chunks: u32,
-    // 0: no clipping
-    clip_max_norm: f32,
-    pad0: u32,
-    pad1: u32,
-    pad2: u32,
-}
 
 @group(0) @binding(0) var<uniform> tensor: NormTensor;
 @group(0) @binding(1) var<storage, read> grad: array<f32>;

@@ -16,7 +16,7 @@ use crate::optim::own_kernels::{
     Slot, bind_group, chunked_module, layout, pipelines, view_binding,
 };
 use crate::optim::plan::grid_for;
-use crate::wgsl::{Part, ShaderBuilder, lib, shader_part};
+use crate::wgsl::{Part, ShaderBuilder, WgslStruct, lib, shader_part, wgsl_struct};
 
 /// `grad_norm.wgsl`.
 static GRAD_NORM: Part = shader_part!(
@@ -62,21 +62,25 @@ pub(crate) struct GpuOwnStatus {
     pub pad: [u32; 3],
 }
 
-/// `NormTensor` of `grad_norm.wgsl`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-struct GpuNormTensor {
-    len: u32,
-    grad_base: u32,
-    partial_base: u32,
-    chunks: u32,
-    clip_max_norm: f32,
-    pad: [u32; 3],
+wgsl_struct! {
+    /// The kernels' uniform (`tensor`): one tensor's gradient elements and chunk
+    /// partials (`finalize_norm`: every chunk, from 0) and the clip norm (0: none).
+    struct NormTensor {
+        len: u32,
+        grad_base: u32,
+        partial_base: u32,
+        chunks: u32,
+        clip_max_norm: f32,
+        pad0: u32,
+        pad1: u32,
+        pad2: u32,
+    }
 }
 
 /// The module of `grad_norm.wgsl` with its constants and helpers.
 pub(crate) fn shader() -> ShaderBuilder {
     chunked_module("coptim gradient norm", WG_SIZE, ITEMS)
+        .declare(NormTensor::WGSL)
         .part(&lib::CLIP_COEFFICIENT)
         .part(&lib::OWN_STATUS)
         .part(&GRAD_NORM)
@@ -133,7 +137,7 @@ impl GradNorm {
         for t in tensors {
             let (grad, grad_base) = view_binding(ctx, t, &t.grad, who)?;
             let chunks = t.len.div_ceil(CHUNK);
-            let words = GpuNormTensor {
+            let words = NormTensor {
                 len: t.len as u32,
                 grad_base,
                 partial_base: partial_base as u32,
@@ -146,7 +150,7 @@ impl GradNorm {
         }
         if let Some(first) = tensors.first() {
             let (grad, _) = view_binding(ctx, first, &first.grad, who)?;
-            let words = GpuNormTensor {
+            let words = NormTensor {
                 chunks: total as u32,
                 ..Default::default()
             };
@@ -220,7 +224,7 @@ impl Shared<'_> {
     fn launch(
         &self,
         pipeline: &wgpu::ComputePipeline,
-        words: GpuNormTensor,
+        words: NormTensor,
         grad: wgpu::BufferBinding<'_>,
         grid: (u32, u32),
     ) -> Launch {
@@ -256,11 +260,7 @@ fn uniform_rw(ctx: &GpuContext, bytes: &[u8]) -> wgpu::Buffer {
 pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
     use crate::wgsl::mirror_layout;
     vec![
-        mirror_layout!(
-            GpuNormTensor,
-            "NormTensor",
-            [len, grad_base, partial_base, chunks, clip_max_norm]
-        ),
+        NormTensor::mirror(),
         mirror_layout!(
             GpuOwnStatus,
             "OwnStatus",
