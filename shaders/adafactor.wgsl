@@ -111,11 +111,6 @@ const CAUTION_SCALE: u32 = 2u;
 @group(0) @binding(8) var<storage, read_write> partials: array<vec2<u32>>;
 @group(0) @binding(9) var<storage, read_write> status: OwnStatus;
 
-// Whether this step is skipped (a gradient was found not finite).
-fn skipping() -> bool {
-    return atomicLoad(&status.found_inf) != 0u;
-}
-
 // The step t (from 1), counting completed steps only.
 fn step_t() -> f32 {
     return f32(status.step);

@@ -65,7 +65,7 @@ fn finalize_norm(@builtin(local_invocation_index) lid: u32) {
         let norm = sqrt(sumsq);
         status.grad_norm = norm;
         status.clip_coef = clip_coefficient(norm, tensor.clip_max_norm);
-        if atomicLoad(&status.found_inf) != 0u {
+        if skipping() {
             status.skipped += 1u;
         } else {
             status.step += 1u;

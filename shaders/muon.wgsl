@@ -76,11 +76,6 @@ fn chunk_count() -> u32 {
     return tensor.chunks;
 }
 
-// Whether this step is skipped (a gradient was found not finite).
-fn skipping() -> bool {
-    return atomicLoad(&status.found_inf) != 0u;
-}
-
 // Where element `i` (row-major in the matrix) lives in X.
 fn x_index(i: u32) -> u32 {
     if tensor.transposed == 0u {

@@ -135,8 +135,9 @@ pub mod lib {
         shader_part!("lib/clip_coefficient.wgsl", &["clip_coefficient"], &[]);
 
     /// `struct OwnStatus`: the step status of the optimizers with kernels of their
-    /// own (Muon, Adafactor), its first words laid out as the engine's.
-    pub const OWN_STATUS: Part = shader_part!("lib/own_status.wgsl", &[], &[]);
+    /// own (Muon, Adafactor), its first words laid out as the engine's, and
+    /// `skipping()`, its non-finite flag (the module binds `status: OwnStatus`).
+    pub const OWN_STATUS: Part = shader_part!("lib/own_status.wgsl", &["skipping"], &[]);
 
     /// `line_sum(first, stride, count)`: an ordered chunked sum of the module's
     /// `line_term(at)` along a strided line (needs the generated `SUM_CHUNK`).

@@ -28,6 +28,7 @@ static GRAD_NORM: Part = shader_part!(
         "workgroup_sum",
         "partials_sum",
         "clip_coefficient",
+        "skipping",
     ]
 );
 

@@ -33,6 +33,7 @@ static ADAFACTOR: Part = shader_part!(
         "partials_count",
         "caution_scale",
         "line_sum",
+        "skipping",
     ]
 );
 

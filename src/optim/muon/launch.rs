@@ -27,6 +27,7 @@ static MUON: Part = shader_part!(
         "partials_sum",
         "partials_count",
         "caution_scale",
+        "skipping",
     ]
 );
 /// `muon_scale.wgsl`: `dst = scale * src`.
