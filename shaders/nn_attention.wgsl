@@ -19,7 +19,11 @@
 // One invocation per (batch, head, token): scores, softmax and the weighted sum of a
 // query row happen in one invocation with no barrier and no workgroup memory; K and V
 // of a head are read by every invocation of that head (they stay in cache for short
-// sequences). Backward is three kernels, each writing one gradient (so no two
+// sequences). Each invocation keeps its own row (the query, dO) and its output row's
+// sums in private arrays of MAX_HEAD_DIM (a generated constant: the op runs heads
+// wider than that as matmuls), so every element of K, V, Q or dO it needs is read
+// once per key or query, and each output element still sums its terms in key (or
+// query) order. Backward is three kernels, each writing one gradient (so no two
 // writable bindings ever alias): per query row dS and dQ, then per key row dK, and
 // per value row dV. The key kernel reads the dS the query kernel wrote.
 //
@@ -30,9 +34,9 @@
 //   attention_backward_value: q, probs, d_out, d_scores, d_qkv (dV)
 // (the key and value kernels share one body, so each binds what either reads)
 //
-// WG_SIZE comes from the generated constants, Invocation and flat_index from
-// lib/grid.wgsl and accumulated from lib/accumulate.wgsl (src/nn/kernels.rs assembles
-// the module).
+// WG_SIZE and MAX_HEAD_DIM come from the generated constants, Invocation and
+// flat_index from lib/grid.wgsl and accumulated from lib/accumulate.wgsl
+// (src/nn/kernels.rs assembles the module).
 //
 // Bindings (group 0), declared by the builder from ATTENTION in
 // src/nn/ops/attention.rs, which also defines the uniform block AttnParams (`rows`,
@@ -108,12 +112,18 @@ fn attention_forward(inv: Invocation) {
     if s.index >= params.rows {
         return;
     }
+    // The query row, read once.
+    var q_row: array<f32, MAX_HEAD_DIM>;
+    for (var d = 0u; d < params.head_dim; d++) {
+        q_row[d] = q[s.q_head + s.row + d];
+    }
     // Scores into this row of probs, and their maximum.
     var m = 0.0;
     for (var j = 0u; j < s.keys; j++) {
+        let key = s.k_head + j * params.stride;
         var dot = 0.0;
         for (var d = 0u; d < params.head_dim; d++) {
-            dot += q[s.q_head + s.row + d] * k[s.k_head + j * params.stride + d];
+            dot += q_row[d] * k[key + d];
         }
         let score = params.scale * dot;
         probs[s.square_row + j] = score;
@@ -125,29 +135,24 @@ fn attention_forward(inv: Invocation) {
         probs[s.square_row + j] = e;
         sum += e;
     }
+    // Normalize, and sum the value rows weighted by the probabilities (each
+    // output element over j in order, as a dot product would).
     let inv_sum = 1.0 / sum;
+    var acc: array<f32, MAX_HEAD_DIM>;
     for (var j = 0u; j < s.keys; j++) {
-        probs[s.square_row + j] *= inv_sum;
+        let p = probs[s.square_row + j] * inv_sum;
+        probs[s.square_row + j] = p;
+        let value = s.v_head + j * params.stride;
+        for (var d = 0u; d < params.head_dim; d++) {
+            acc[d] += p * v[value + d];
+        }
     }
     for (var j = s.keys; j < params.tokens; j++) {
         probs[s.square_row + j] = 0.0;
     }
     for (var d = 0u; d < params.head_dim; d++) {
-        var acc = 0.0;
-        for (var j = 0u; j < s.keys; j++) {
-            acc += probs[s.square_row + j] * v[s.v_head + j * params.stride + d];
-        }
-        out[s.out_row + d] = acc;
+        out[s.out_row + d] = acc[d];
     }
-}
-
-// rowsum(dP * P) = dO . O for the query row of `s`.
-fn d_out_dot_out(s: Site) -> f32 {
-    var acc = 0.0;
-    for (var d = 0u; d < params.head_dim; d++) {
-        acc += d_out[s.out_row + d] * out[s.out_row + d];
-    }
-    return acc;
 }
 
 @compute @workgroup_size(WG_SIZE)
@@ -156,36 +161,36 @@ fn attention_backward_query(inv: Invocation) {
     if s.index >= params.rows {
         return;
     }
-    let d_dot_o = d_out_dot_out(s);
+    // The row of dO, read once, and rowsum(dP * P) = dO . O.
+    var d_out_row: array<f32, MAX_HEAD_DIM>;
+    var d_dot_o = 0.0;
+    for (var d = 0u; d < params.head_dim; d++) {
+        d_out_row[d] = d_out[s.out_row + d];
+        d_dot_o += d_out_row[d] * out[s.out_row + d];
+    }
+    // Per key j: dP, dS (stored for the key kernel) and its term of dQ.
+    var acc: array<f32, MAX_HEAD_DIM>;
     for (var j = 0u; j < s.keys; j++) {
+        let value = s.v_head + j * params.stride;
         var dp = 0.0;
         for (var d = 0u; d < params.head_dim; d++) {
-            dp += d_out[s.out_row + d] * v[s.v_head + j * params.stride + d];
+            dp += d_out_row[d] * v[value + d];
         }
-        d_scores[s.square_row + j] = probs[s.square_row + j] * (dp - d_dot_o);
+        let ds = probs[s.square_row + j] * (dp - d_dot_o);
+        d_scores[s.square_row + j] = ds;
+        let key = s.k_head + j * params.stride;
+        for (var d = 0u; d < params.head_dim; d++) {
+            acc[d] += ds * k[key + d];
+        }
     }
     for (var d = 0u; d < params.head_dim; d++) {
-        var acc = 0.0;
-        for (var j = 0u; j < s.keys; j++) {
-            acc += d_scores[s.square_row + j] * k[s.k_head + j * params.stride + d];
-        }
         let at = s.q_head + s.row + d;
-        d_qkv[at] = accumulated(params.scale * acc, d_qkv[at], params.accumulate);
+        d_qkv[at] = accumulated(params.scale * acc[d], d_qkv[at], params.accumulate);
     }
-}
-
-// Query i's term in element d of key or value row `s.token`: dS[i, j] Q[i, d] for
-// dK, P[i, j] dO[i, d] for dV.
-fn transposed_term(part: u32, s: Site, i: u32, d: u32) -> f32 {
-    let weight = s.square_head + i * params.tokens + s.token;
-    if part == KEY_PART {
-        return d_scores[weight] * q[s.q_head + i * params.stride + d];
-    }
-    return probs[weight] * d_out[s.out_head + i * params.dim + d];
 }
 
 // dK = scale * dS^T Q or dV = P^T dO, row `s.token` (a key or value row): the sum
-// over the queries that see it.
+// over the queries that see it of dS[i, j] Q[i] (dK) or P[i, j] dO[i] (dV).
 fn transposed_gradient(inv: Invocation, part: u32) {
     let s = site(inv);
     if s.index >= params.rows {
@@ -194,14 +199,31 @@ fn transposed_gradient(inv: Invocation, part: u32) {
     let first_query = select(0u, s.token, params.causal != 0u);
     let scale = select(1.0, params.scale, part == KEY_PART);
     let head = select(s.v_head, s.k_head, part == KEY_PART);
-    for (var d = 0u; d < params.head_dim; d++) {
-        var acc = 0.0;
-        for (var i = first_query; i < params.tokens; i++) {
-            acc += transposed_term(part, s, i, d);
+    var acc: array<f32, MAX_HEAD_DIM>;
+    for (var i = first_query; i < params.tokens; i++) {
+        let weight = s.square_head + i * params.tokens + s.token;
+        var w = probs[weight];
+        var row = s.out_head + i * params.dim;
+        if part == KEY_PART {
+            w = d_scores[weight];
+            row = s.q_head + i * params.stride;
         }
-        let at = head + s.row + d;
-        d_qkv[at] = accumulated(scale * acc, d_qkv[at], params.accumulate);
+        for (var d = 0u; d < params.head_dim; d++) {
+            acc[d] += w * transposed_factor(part, row + d);
+        }
     }
+    for (var d = 0u; d < params.head_dim; d++) {
+        let at = head + s.row + d;
+        d_qkv[at] = accumulated(scale * acc[d], d_qkv[at], params.accumulate);
+    }
+}
+
+// Element `at` of Q (dK) or of dO (dV).
+fn transposed_factor(part: u32, at: u32) -> f32 {
+    if part == KEY_PART {
+        return q[at];
+    }
+    return d_out[at];
 }
 
 @compute @workgroup_size(WG_SIZE)

@@ -464,14 +464,17 @@ fn softmax() {
 }
 
 /// (batch, tokens, dim, heads) of the attention cases, plain and causal: fused up to
-/// 24 tokens (including 1 token, the cut-over itself, the ViT's 17 tokens of head_dim
-/// 16, and head counts that leave a 256-wide workgroup partly idle), the matmul path
-/// above.
-const ATTENTION_SHAPES: [(usize, usize, usize, usize); 8] = [
+/// 24 tokens with heads up to 32 wide (including 1 token, the cut-over itself, the
+/// ViT's 17 tokens of head_dim 16, the widest fused head, and head counts that leave a
+/// 256-wide workgroup partly idle), the matmul path for longer sequences and for
+/// wider heads (48).
+const ATTENTION_SHAPES: [(usize, usize, usize, usize); 10] = [
     (1, 1, 3, 1),
     (2, 7, 12, 3),
     (9, 17, 64, 4),
     (2, 24, 16, 4),
+    (2, 5, 64, 2),
+    (2, 6, 48, 1),
     (3, 33, 8, 2),
     (1, 64, 16, 2),
     (2, 70, 16, 4),

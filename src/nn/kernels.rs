@@ -89,8 +89,9 @@ impl Kernels {
         /// These kernels with the row kernels forced to `rows` (tests run each layout).
         with_row_layout(rows: RowLayout);
         /// These kernels with attention over at most `fused_attention_max` tokens run
-        /// fused and longer sequences as matmuls (benchmarks and tests compare both
-        /// paths; the default is the fused kernels' cut-over, 24 tokens).
+        /// fused (heads of at most 32 features) and longer sequences as matmuls
+        /// (benchmarks and tests compare both paths; the default is the fused
+        /// kernels' cut-over, 24 tokens).
         with_fused_attention_max(fused_attention_max: usize);
     }
 

@@ -10,6 +10,7 @@ use crate::nn::bindings::*;
 use crate::nn::kernels::{ROW_WG_SIZE, RowLayout, WG_SIZE};
 use crate::nn::matmul_variant::MatmulShader;
 use crate::nn::ops;
+use crate::nn::ops::FUSED_MAX_HEAD_DIM;
 use crate::wgsl::{Part, ShaderBuilder, lib, shader_part};
 
 /// A kernel file of the nn ops.
@@ -218,6 +219,9 @@ impl Module {
     /// `module` with `WG_SIZE`, the file's helpers and the file.
     fn with_file(module: ShaderBuilder, file: File) -> ShaderBuilder {
         let mut module = module.constant("WG_SIZE", WG_SIZE);
+        if file == File::Attention {
+            module = module.constant("MAX_HEAD_DIM", FUSED_MAX_HEAD_DIM as u32);
+        }
         for part in file.lib_parts() {
             module = module.part(part);
         }

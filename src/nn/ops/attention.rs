@@ -4,7 +4,8 @@
 //! a row stride per part), so one set of kernels serves both.
 //!
 //! Short sequences (at most [`FUSED_MAX_TOKENS`], 24, tokens by default, see
-//! [`Kernels::with_fused_attention_max`](crate::nn::Kernels::with_fused_attention_max)) run fused
+//! [`Kernels::with_fused_attention_max`](crate::nn::Kernels::with_fused_attention_max))
+//! with heads of at most [`FUSED_MAX_HEAD_DIM`] features run fused
 //! (`nn_attention.wgsl`): one kernel forward (scores, softmax and weighted sum per
 //! query row, nothing but the probabilities through memory) and three backward (per
 //! query row: dS and dQ; per key row: dK; per value row: dV). Longer ones run as
@@ -44,6 +45,12 @@ use crate::nn::tensor::{DType, Tensor};
 /// the fused kernels win at the ViT's 17 tokens but lose at the language model's 32
 /// (head_dim 16) and 64 (head_dim 32) tokens (BENCHMARKS.md, issue 11).
 pub(crate) const FUSED_MAX_TOKENS: usize = 24;
+
+/// Widest head that runs through the fused kernels: each invocation keeps a row of
+/// its head (its query or upstream gradient, and its output's sums) in private
+/// arrays of this many elements (`MAX_HEAD_DIM` in `nn_attention.wgsl`), registers
+/// on a GPU. Wider heads run as matmuls.
+pub(crate) const FUSED_MAX_HEAD_DIM: usize = 32;
 
 uniform_block! {
     /// The uniform block of `nn_attention.wgsl`.
@@ -426,7 +433,9 @@ impl Op for Attention {
     }
 
     fn compile(&self, cx: &mut CompileCx<'_>, out: Var, modes: Modes<'_>) -> Result<Compiled> {
-        match self.tokens <= cx.kernels.fused_attention_max() {
+        let fused = self.tokens <= cx.kernels.fused_attention_max()
+            && self.head_dim() <= FUSED_MAX_HEAD_DIM;
+        match fused {
             true => self.fused(cx, out, modes),
             false => self.matmuls(cx, out, modes),
         }

@@ -16,7 +16,7 @@ mod rope;
 mod softmax;
 mod tokens;
 
-pub(crate) use attention::{ATTENTION, Attention, FUSED_MAX_TOKENS};
+pub(crate) use attention::{ATTENTION, Attention, FUSED_MAX_HEAD_DIM, FUSED_MAX_TOKENS};
 pub(crate) use elementwise::{ELEMENTWISE, add, pointwise, silu_gate};
 pub(crate) use embedding::{EMBEDDING, Embedding};
 pub(crate) use gather::GatherTokens;
