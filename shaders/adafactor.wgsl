@@ -1,6 +1,10 @@
 // adafactor.wgsl: the Adafactor family's step (src/optim/adafactor/gpu.rs), one
 // dispatch per tensor and pass, after the axis means of g^2 + eps
-// (shaders/axis_means.wgsl) for the factored tensors. The f64 reference is
+// (shaders/axis_means.wgsl) for the factored tensors, and after grad_norm.wgsl's
+// passes over every gradient, whose status (lib/own_status.wgsl) holds the step t
+// (completed steps, this one included), whether the step is skipped (a NaN or an
+// infinity: no state or parameter is written) and the clip coefficient that scales
+// every gradient (1 when not clipping). The f64 reference is
 // src/optim/adafactor_reference.rs.
 //
 // Passes, in order: ema (second moment), row_scale (factored: mean of the row
@@ -29,6 +33,7 @@
 //                            rate, caution scale), then each factored tensor's row
 //                            scales (from tensor.both_base)
 //   8 partials  storage rw   per chunk: two words (bitcast sums, or a count)
+//   9 status    storage rw   OwnStatus: step t, non-finite flag, clip coefficient
 
 struct AdaTensor {
     len: u32,
@@ -52,12 +57,13 @@ struct AdaTensor {
 }
 
 struct AdaStep {
-    // 1 - beta2_t
-    second_weight: f32,
+    // 1 - beta2_t = t^decay_rate (timm), or from big_vision's decay (second_weight)
+    decay_rate: f32,
     eps: f32,
     // 0: no clipping
     clip_threshold: f32,
-    // timm: the base rate before the parameter scale; big_vision: the rate
+    // timm: the external base rate before the parameter scale (RELATIVE_NONE);
+    // big_vision: the rate
     lr: f32,
     scale_parameter: u32,
     eps_scale: f32,
@@ -74,8 +80,20 @@ struct AdaStep {
     norm_kind: u32,
     // min of mean_clamp, eps of mean_plus_eps
     norm_param: f32,
-    pad: u32,
+    // RELATIVE_*: timm's relative step
+    relative: u32,
+    // big_vision: the step offset of its decay, and the cap of beta2
+    decay_offset: f32,
+    beta2_cap: f32,
+    pad0: u32,
+    pad1: u32,
 }
+
+// timm's rate: the external one, min(1e-2, 1/sqrt(t)), or min(1e-6 t, 1/sqrt(t))
+// (warmup_init).
+const RELATIVE_NONE: u32 = 0u;
+const RELATIVE_STEP: u32 = 1u;
+const RELATIVE_WARMUP: u32 = 2u;
 
 // Words of a tensor's factors in `scratch`.
 const CLIP_DIVISOR: u32 = 0u;
@@ -91,6 +109,46 @@ const CAUTION_SCALE: u32 = 2u;
 @group(0) @binding(6) var<storage, read> means: array<f32>;
 @group(0) @binding(7) var<storage, read_write> scratch: array<f32>;
 @group(0) @binding(8) var<storage, read_write> partials: array<vec2<u32>>;
+@group(0) @binding(9) var<storage, read_write> status: OwnStatus;
+
+// The step t (from 1), counting completed steps only.
+fn step_t() -> f32 {
+    return f32(status.step);
+}
+
+// 1 - beta2_t of the step (AdafactorRule::second_moment_weight).
+fn second_weight() -> f32 {
+    let t = step_t();
+    if step.big_vision == 0u {
+        return pow(t, step.decay_rate);
+    }
+    let s = max(t - step.decay_offset, 1.0);
+    return 1.0 - min(step.beta2_cap, 1.0 - pow(s, -step.decay_rate));
+}
+
+// The step's rate before the parameter scale (TimmAdafactor::base_lr).
+fn base_lr() -> f32 {
+    if step.relative == RELATIVE_NONE {
+        return step.lr;
+    }
+    let t = step_t();
+    let min_step = select(1e-2, 1e-6 * t, step.relative == RELATIVE_WARMUP);
+    return min(min_step, 1.0 / sqrt(t));
+}
+
+// Element `i`'s gradient, clipped.
+fn grad_at(i: u32) -> f32 {
+    return grad[tensor.grad_base + i] * status.clip_coef;
+}
+
+// A mean of g^2 + eps (axis_means.wgsl, unclipped) as the mean of (c g)^2 + eps.
+fn clipped_mean(m: f32) -> f32 {
+    let c = status.clip_coef;
+    if c == 1.0 {
+        return m;
+    }
+    return c * c * (m - step.eps) + step.eps;
+}
 
 fn chunk_partial(c: u32) -> vec2<u32> {
     return partials[tensor.partial_base + c];
@@ -166,7 +224,7 @@ fn factor_index(i: u32) -> FactorIndex {
 
 // The unclipped update of element `i`: g / sqrt(R / mean(R)) / sqrt(C), or g / sqrt(V).
 fn update(i: u32) -> f32 {
-    let g = grad[tensor.grad_base + i];
+    let g = grad_at(i);
     if tensor.factored == 0u {
         return g / sqrt(second[i]);
     }
@@ -178,15 +236,15 @@ fn update(i: u32) -> f32 {
 @compute @workgroup_size(WG_SIZE)
 fn ema(inv: Invocation) {
     let i = flat_index(inv);
-    if i >= tensor.ema_len {
+    if i >= tensor.ema_len || skipping() {
         return;
     }
     if tensor.factored == 0u {
-        let g = grad[tensor.grad_base + i];
-        second[i] = lerp(second[i], g * g + step.eps, step.second_weight);
+        let g = grad_at(i);
+        second[i] = lerp(second[i], g * g + step.eps, second_weight());
     } else {
         let j = tensor.means_base + i;
-        second[j] = lerp(second[j], means[j], step.second_weight);
+        second[j] = lerp(second[j], clipped_mean(means[j]), second_weight());
     }
 }
 
@@ -257,7 +315,7 @@ fn finalize_clip(@builtin(local_invocation_index) lid: u32) {
         if step.clip_threshold > 0.0 {
             divisor = max(sqrt(u_sq / n) / step.clip_threshold, 1.0);
         }
-        var rate = step.lr;
+        var rate = base_lr();
         if step.scale_parameter != 0u {
             rate *= max(step.eps_scale, sqrt(p_sq / n));
         }
@@ -287,7 +345,7 @@ fn new_moment(i: u32) -> f32 {
 }
 
 fn agrees(m: f32, i: u32) -> u32 {
-    return select(0u, 1u, m * grad[tensor.grad_base + i] > 0.0);
+    return select(0u, 1u, m * grad_at(i) > 0.0);
 }
 
 // Per chunk: the first moment of each pair of elements (one invocation writes both
@@ -297,7 +355,7 @@ fn momentum(inv: Invocation) {
     let chunk = chunk_of(inv);
     let lid = inv.lid;
     var kept = 0u;
-    if chunk < tensor.chunks {
+    if chunk < tensor.chunks && !skipping() {
         for (var k = 0u; k < ITEMS / 2u; k++) {
             let i = (chunk * ITEMS / 2u + k) * WG_SIZE * 2u + 2u * lid;
             if i < tensor.len {
@@ -340,7 +398,7 @@ fn finalize_caution(@builtin(local_invocation_index) lid: u32) {
 @compute @workgroup_size(WG_SIZE)
 fn apply(inv: Invocation) {
     let i = flat_index(inv);
-    if i >= tensor.len {
+    if i >= tensor.len || skipping() {
         return;
     }
     var x: f32;

@@ -1,8 +1,9 @@
 // muon.wgsl: Muon's element-wise passes around the Newton-Schulz products
-// (src/optim/muon/gpu.rs), one dispatch per matrix and pass: check (before the
-// fallback AdamW, which ORs in its own tensors' flag), then measure, finalize,
-// normalize and, after the products, apply. A step whose gradients hold a NaN or an
-// infinity leaves momentum and parameters untouched and is counted as skipped.
+// (src/optim/muon/gpu.rs), one dispatch per matrix and pass: measure, finalize,
+// normalize and, after the products, apply. They run after grad_norm.wgsl's passes
+// over every gradient (the fallback AdamW's tensors too), whose status says whether
+// the step is skipped (a NaN or an infinity: momentum and parameters untouched) and
+// by what the gradients are scaled (the clip coefficient, 1 when not clipping).
 //
 // Generated constants: WG_SIZE (invocations per workgroup, a power of two), ITEMS
 // (elements per invocation in the chunked passes).
@@ -17,7 +18,8 @@
 //                            `normalize`, its output in `apply` (from tensor.x_base)
 //   6 partials  storage rw   per chunk: (agreeing count, bitcast sum of squares)
 //   7 factors   storage rw   per matrix: the factor that normalizes X
-//   8 status    storage rw   MuonStatus: the step's non-finite flag, skipped steps
+//   8 status    storage rw   OwnStatus (lib/own_status.wgsl): the step's non-finite
+//                            flag and clip coefficient
 //
 // The matrix is `rows x cols` (timm's flattened (out, in * spatial)); X holds it
 // transposed when `transposed` (rows > cols), as timm's zeropower_via_newtonschulz.
@@ -56,12 +58,6 @@ struct MuonStep {
     pad2: u32,
 }
 
-struct MuonStatus {
-    // non-zero when a gradient of this step is NaN or infinite
-    found_inf: atomic<u32>,
-    skipped: u32,
-}
-
 @group(0) @binding(0) var<uniform> tensor: MuonTensor;
 @group(0) @binding(1) var<uniform> step: MuonStep;
 @group(0) @binding(2) var<storage, read_write> param: array<f32>;
@@ -70,9 +66,7 @@ struct MuonStatus {
 @group(0) @binding(5) var<storage, read_write> x: array<f32>;
 @group(0) @binding(6) var<storage, read_write> partials: array<vec2<u32>>;
 @group(0) @binding(7) var<storage, read_write> factors: array<f32>;
-@group(0) @binding(8) var<storage, read_write> status: MuonStatus;
-
-const EXPONENT_BITS: u32 = 0x7f800000u;
+@group(0) @binding(8) var<storage, read_write> status: OwnStatus;
 
 fn chunk_partial(c: u32) -> vec2<u32> {
     return partials[tensor.partial_base + c];
@@ -80,11 +74,6 @@ fn chunk_partial(c: u32) -> vec2<u32> {
 
 fn chunk_count() -> u32 {
     return tensor.chunks;
-}
-
-// Whether this step is skipped (a gradient was found not finite).
-fn skipping() -> bool {
-    return atomicLoad(&status.found_inf) != 0u;
 }
 
 // Where element `i` (row-major in the matrix) lives in X.
@@ -97,18 +86,9 @@ fn x_index(i: u32) -> u32 {
     return tensor.x_base + c * tensor.rows + r;
 }
 
-// Flags the step when an element of the matrix's gradient is NaN or infinite.
-@compute @workgroup_size(WG_SIZE)
-fn check(inv: Invocation) {
-    let i = flat_index(inv);
-    if i < tensor.len && (bitcast<u32>(grad[tensor.grad_base + i]) & EXPONENT_BITS) == EXPONENT_BITS {
-        atomicOr(&status.found_inf, 1u);
-    }
-}
-
-// Momentum (timm: buf.lerp_(g, 1 - momentum)), the (Nesterov) update, C-Optim's mask
-// of momentum against gradient; writes the masked update into X and leaves, per
-// chunk, the agreeing count and the bits of the sum of squares of the masked update.
+// Momentum (timm: buf.lerp_(g, 1 - momentum)) of the (clipped) gradient, the
+// (Nesterov) update, C-Optim's mask of momentum against gradient; writes the masked
+// update into X and leaves, per chunk, the agreeing count and the bits of the sum of squares of the masked update.
 @compute @workgroup_size(WG_SIZE)
 fn measure(inv: Invocation) {
     let chunk = chunk_of(inv);
@@ -119,7 +99,7 @@ fn measure(inv: Invocation) {
     for (var k = 0u; k < ITEMS; k++) {
         let i = chunk_element(chunk, k, lid);
         if live && i < tensor.len {
-            let g = grad[tensor.grad_base + i];
+            let g = grad[tensor.grad_base + i] * status.clip_coef;
             let m = momentum[i] + (1.0 - step.momentum) * (g - momentum[i]);
             momentum[i] = m;
             var u = m;
@@ -144,16 +124,12 @@ fn measure(inv: Invocation) {
 
 // One workgroup: the matrix's count and norm from its chunks, and the factor
 // scale / max(scale * ||u * mask||, eps) that normalizes X (timm clamps the norm).
-// The first matrix's also counts a skipped step.
 @compute @workgroup_size(WG_SIZE)
 fn finalize(@builtin(local_invocation_index) lid: u32) {
     let kept = partials_count(0u, lid);
     let sumsq = partials_sum(1u, lid);
     if lid == 0u {
         if skipping() {
-            if tensor.index == 0u {
-                status.skipped += 1u;
-            }
             return;
         }
         var scale = 1.0;

@@ -8,7 +8,8 @@
 //                    flags NaN/inf
 //   finalize_clip:   one workgroup: sums the block records in a fixed order, writes the
 //                    global norm and the clip coefficient: max_norm / (norm + 1e-6)
-//                    capped at 1 (torch), then divided by max(norm' / clip_max_ratio, 1)
+//                    capped at 1 (torch; lib/clip_coefficient.wgsl), then divided
+//                    by max(norm' / clip_max_ratio, 1)
 //                    (timm LAMB's max_grad_norm; norm' the norm after the first clip)
 //   finalize_sums:   one workgroup per tensor, after a norm pass (measure_norms.wgsl):
 //                    sums the tensor's block records' float sums in block order by a
@@ -34,9 +35,6 @@
 @group(0) @binding(BINDING_WINDOW) var<uniform> window: WindowInfo;
 @group(0) @binding(BINDING_PARTIALS) var<storage, read_write> partials: array<BlockPartial>;
 @group(0) @binding(BINDING_STATUS_RW) var<storage, read_write> status_rw: StatusRw;
-
-// torch.nn.utils.clip_grad_norm_ adds this to the norm.
-const CLIP_EPS: f32 = 1e-6;
 
 var<workgroup> tensor_count: atomic<u32>;
 
@@ -80,10 +78,7 @@ fn finalize_clip(@builtin(local_invocation_index) lid: u32) {
     if lid == 0u {
         let norm = sqrt(total);
         status_rw.grad_norm = norm;
-        var coef = 1.0;
-        if step.clip_max_norm > 0.0 {
-            coef = min(1.0, step.clip_max_norm / (norm + CLIP_EPS));
-        }
+        var coef = clip_coefficient(norm, step.clip_max_norm);
         if step.clip_max_ratio > 0.0 {
             coef = coef / max(norm * coef / step.clip_max_ratio, 1.0);
         }

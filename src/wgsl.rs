@@ -129,6 +129,16 @@ pub mod lib {
     /// factor from exact counts, and the `NORM_*` kinds.
     pub const CAUTION_SCALE: Part = shader_part!("lib/caution_scale.wgsl", &["caution_scale"], &[]);
 
+    /// `clip_coefficient(norm, max_norm)`: the factor of global gradient-norm clipping
+    /// (torch's `clip_grad_norm_`; 1 when `max_norm` is 0).
+    pub const CLIP_COEFFICIENT: Part =
+        shader_part!("lib/clip_coefficient.wgsl", &["clip_coefficient"], &[]);
+
+    /// `struct OwnStatus`: the step status of the optimizers with kernels of their
+    /// own (Muon, Adafactor), its first words laid out as the engine's, and
+    /// `skipping()`, its non-finite flag (the module binds `status: OwnStatus`).
+    pub const OWN_STATUS: Part = shader_part!("lib/own_status.wgsl", &["skipping"], &[]);
+
     /// `line_sum(first, stride, count)`: an ordered chunked sum of the module's
     /// `line_term(at)` along a strided line (needs the generated `SUM_CHUNK`).
     pub const LINE_SUM: Part = shader_part!("lib/line_sum.wgsl", &["line_sum"], &["line_term"]);

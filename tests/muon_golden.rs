@@ -309,8 +309,8 @@ fn steps_reuse_their_staging_buffers() {
     assert!(in_flight <= 1, "{in_flight} fallback records in flight");
 }
 
-/// With no matrix to orthogonalize, the fallback alone decides: a NaN skips its step
-/// and `read_skipped_steps` counts it from the fallback's step status.
+/// With no matrix to orthogonalize, the norm pass still checks the fallback's
+/// gradients: a NaN skips its step and `read_skipped_steps` counts it.
 #[test]
 fn a_fallback_only_set_counts_its_skipped_steps() {
     let ctx = ctx();
@@ -328,4 +328,78 @@ fn a_fallback_only_set_counts_its_skipped_steps() {
     });
     assert!(params[0].iter().all(|&p| p < 0.5), "{params:?}");
     assert_eq!(pollster::block_on(opt.read_skipped_steps()).unwrap(), 1);
+}
+
+/// Clipping at this global norm clips every step of `clipping_is_the_step_on_scaled_gradients`.
+const MAX_NORM: f64 = 0.5;
+
+/// `with_clip_grad_norm`: each GPU step is the f64 reference's step on the gradients
+/// scaled by `min(1, MAX_NORM / (norm + 1e-6))`, `norm` the f64 global norm over every
+/// tensor's gradient (the fallback vector's included), at GPU_TOL. Each step's
+/// gradients have another scale, so the clipped run differs from the unclipped one
+/// by far more than the tolerance.
+#[test]
+fn clipping_is_the_step_on_scaled_gradients() {
+    let ctx = ctx();
+    let (store, opt) = robust_setup(&ctx);
+    let mut opt = opt.with_clip_grad_norm(MAX_NORM).unwrap();
+    let shapes = vec![vec![16, 24], vec![10]];
+    let (lr, wd) = (0.02, 0.01);
+    let reference = || MuonReference::new(Muon::default(), Caution::hard(), lr, wd, &shapes);
+    let (mut clipped_ref, mut plain_ref) = (reference().unwrap(), reference().unwrap());
+    let p0: Vec<Vec<f64>> = store
+        .params
+        .read_all_blocking(&ctx)
+        .unwrap()
+        .iter()
+        .map(|p| p.iter().map(|&x| f64::from(x)).collect())
+        .collect();
+    let (mut clipped, mut plain) = (p0.clone(), p0.clone());
+    let displacement_error = |a: &[Vec<f64>], b: &[Vec<f64>]| {
+        let d = |v: &[f64], p0: &[f64]| v.iter().zip(p0).map(|(x, y)| x - y).collect::<Vec<_>>();
+        let errors: Vec<f64> = (0..a.len())
+            .map(|i| rel_err(&d(&a[i], &p0[i]), &d(&b[i], &p0[i])))
+            .collect();
+        worst(&errors)
+    };
+    for (s, scale) in [1.0, 8.0, 0.25, 3.0].into_iter().enumerate() {
+        // The f32 gradients the GPU sees, in f64.
+        let grads: Vec<Vec<f64>> = robust_grads(s as u64 + 1)
+            .iter()
+            .map(|g| g.iter().map(|x| f64::from((x * scale) as f32)).collect())
+            .collect();
+        let norm = grads.iter().flatten().map(|x| x * x).sum::<f64>().sqrt();
+        let coef = (MAX_NORM / (norm + 1e-6)).min(1.0);
+        assert!(coef < 1.0, "step {s} is clipped");
+        let scaled: Vec<Vec<f64>> = grads
+            .iter()
+            .map(|g| g.iter().map(|x| x * coef).collect())
+            .collect();
+        let gpu = replay_step(&ctx, &store, &grads, |encoder| {
+            opt.record_step(encoder, lr).unwrap()
+        });
+        clipped_ref.step(&mut clipped, &scaled).unwrap();
+        plain_ref.step(&mut plain, &grads).unwrap();
+        let err = displacement_error(&gpu, &clipped);
+        eprintln!("clipped step {}: error {err:.2e}", s + 1);
+        assert!(err <= GPU_TOL, "step {}: {err:.2e}", s + 1);
+    }
+    let unclipped = displacement_error(&plain, &clipped);
+    assert!(
+        unclipped > 100.0 * GPU_TOL,
+        "clipping changed nothing: {unclipped:.2e}"
+    );
+}
+
+#[test]
+fn a_bad_clip_norm_is_a_typed_error() {
+    let ctx = ctx();
+    for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let (_, opt) = robust_setup(&ctx);
+        let err = opt.with_clip_grad_norm(bad).unwrap_err();
+        assert!(
+            matches!(err, coptim::Error::InvalidConfig(_)),
+            "{bad}: {err}"
+        );
+    }
 }

@@ -195,23 +195,140 @@ fn names_parse_and_unknown_names_list_them() {
     }
 }
 
+/// Clipping applies to them (their presets leave it off; an explicit norm reaches
+/// the engine), the cautious and corrected decay modes are rejected.
 #[test]
-fn clipping_and_decay_modes_are_rejected_for_them() {
-    let (mut config, _) = tiny("muon", 5);
-    assert_eq!(config.clip_grad_norm, None);
-    config.clip_grad_norm = Some(1.0);
-    let err = config.validate().unwrap_err();
-    assert!(
-        matches!(&err, Error::InvalidConfig(m) if m.contains("clipping")),
-        "{err}"
-    );
+fn clipping_applies_to_them_and_decay_modes_are_rejected() {
+    for name in ["muon", "cadafactor"] {
+        let (mut config, _) = tiny(name, 5);
+        assert_eq!(config.clip_grad_norm, None);
+        config.clip_grad_norm = Some(1.0);
+        config.validate().unwrap();
+        let clip = match config.engine_config() {
+            EngineConfig::Muon(m) => m.clip_grad_norm,
+            EngineConfig::Adafactor(a) => a.clip_grad_norm,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(clip, Some(1.0), "{name}");
+        // A session clips: a norm far under the gradients' changes the weights.
+        let ctx = ctx();
+        let (plain, data) = tiny(name, 3);
+        let mut clipped = plain.clone();
+        clipped.clip_grad_norm = Some(1e-3);
+        let run = |c: TrainConfig| {
+            let mut s = Session::new(&ctx, c, data.clone()).unwrap();
+            s.run_blocking(|_| {}).unwrap();
+            params(&s)
+        };
+        assert_ne!(run(clipped), run(plain), "{name}");
+        config.clip_grad_norm = Some(-1.0);
+        assert!(matches!(config.validate(), Err(Error::InvalidConfig(_))));
+    }
     let (mut config, _) = tiny("cadafactor", 5);
     config.decay.cautious = true;
-    assert!(matches!(config.validate(), Err(Error::InvalidConfig(_))));
+    assert!(matches!(
+        config.validate(),
+        Err(Error::InvalidConfig(m)) if m.contains("weight decay")
+    ));
     assert!(matches!(
         config.optimizer_config(),
         Err(Error::InvalidConfig(_))
     ));
+}
+
+/// Relative error of the records' gradient norm against the f64 norm of the same f32
+/// gradients: the GPU sums each chunk's 1,024 squares (four per invocation, then a
+/// tree of 256) and the chunks by a strided loop and a tree, each add rounding by at
+/// most 2^-24 relative, about 20 adds deep: 20 * 6e-8 on the sum, half on the norm.
+const GRAD_NORM_TOL: f64 = 1e-6;
+
+/// Gradients of `shapes` whose values depend on `seed`.
+fn test_grads(shapes: &[(&str, Vec<usize>)], seed: usize) -> Vec<Vec<f32>> {
+    shapes
+        .iter()
+        .enumerate()
+        .map(|(t, (_, shape))| {
+            let n: usize = shape.iter().product();
+            (0..n)
+                .map(|i| (((i * 7 + t * 3 + seed * 5) % 17) as f32 - 8.0) * 0.05)
+                .collect()
+        })
+        .collect()
+}
+
+/// Records one step of `opt` with `grads` and returns its record.
+fn record_of(
+    ctx: &coptim::GpuContext,
+    store: &coptim::ParamStore,
+    opt: &mut TrainOptimizer,
+    grads: &[Vec<f32>],
+) -> coptim::optim::StepStats {
+    for (i, g) in grads.iter().enumerate() {
+        store.grads.write(ctx, coptim::TensorId(i), g).unwrap();
+    }
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    opt.record_step(&mut encoder, &StepInputs::lr(0.01))
+        .unwrap();
+    ctx.queue().submit([encoder.finish()]);
+    ctx.wait_idle().unwrap();
+    let mut records = opt.take_stats().unwrap();
+    assert_eq!(records.len(), 1);
+    records.remove(0)
+}
+
+/// Muon's and the Adafactor family's records carry what the element-wise engine's
+/// do: the global gradient norm of every step (against the f64 norm of the same
+/// gradients, the fallback bias's included) and the skipped flag of a step with a NaN
+/// or an infinity (kept counts 0, completed steps unchanged).
+#[test]
+fn their_records_carry_the_gradient_norm_and_the_skipped_flag() {
+    let ctx = ctx();
+    let shapes = [("w", vec![32, 24]), ("b", vec![32]), ("v", vec![20, 40])];
+    for name in ["cmuon", "muon", "cadafactor", "cadafactorbv"] {
+        let store = coptim::ParamStore::new(&ctx, &shapes).unwrap();
+        let config = kind(name).config(0.01, 0.0);
+        let mut opt = TrainOptimizer::new(&ctx, &store, &config).unwrap();
+        for (step, bad) in [
+            (1, None),
+            (2, Some(f32::NAN)),
+            (3, Some(f32::INFINITY)),
+            (4, None),
+        ] {
+            let mut grads = test_grads(&shapes, step);
+            if let Some(bad) = bad {
+                grads[step % 3][5] = bad;
+            }
+            let r = record_of(&ctx, &store, &mut opt, &grads);
+            let completed = if step == 1 {
+                1
+            } else if step == 4 {
+                2
+            } else {
+                1
+            };
+            assert_eq!(r.scheduled_step, step as u64, "{name}");
+            assert_eq!(r.completed_steps, completed, "{name} step {step}");
+            assert_eq!(r.skipped, bad.is_some(), "{name} step {step}");
+            if bad.is_some() {
+                assert!(!r.grad_norm.is_finite(), "{name}: {}", r.grad_norm);
+                assert_eq!(r.kept, vec![0; 3], "{name}");
+                continue;
+            }
+            let norm = grads
+                .iter()
+                .flatten()
+                .map(|&g| f64::from(g) * f64::from(g))
+                .sum::<f64>()
+                .sqrt();
+            let err = (f64::from(r.grad_norm) - norm).abs() / norm;
+            assert!(
+                err <= GRAD_NORM_TOL,
+                "{name} step {step}: {} vs {norm}: {err:.2e}",
+                r.grad_norm
+            );
+            assert!(r.kept.iter().all(|&k| k > 0), "{name}: {:?}", r.kept);
+        }
+    }
 }
 
 #[test]

@@ -12,7 +12,7 @@ use crate::optim::inputs::StepInputs;
 use crate::optim::muon::{MuonOptimizer, NsPrecision, muon_matrix};
 use crate::optim::runtime::Optimizer;
 use crate::optim::schedule::LrSchedule;
-use crate::optim::stats::{KeptPart, StatsQueue, StepStats};
+use crate::optim::stats::{KeptPart, StatsQueue, StatusPart, StepStats};
 
 /// An optimizer of any engine, stepping every tensor of a [`ParamSet`].
 #[derive(Debug)]
@@ -88,7 +88,7 @@ impl TrainOptimizer {
                 Optimizer::new(ctx, params, c.clone()).map(|o| Self::Elementwise(Box::new(o)))
             }
             EngineConfig::Muon(m) => {
-                let muon = MuonOptimizer::new(
+                let mut muon = MuonOptimizer::new(
                     ctx,
                     params,
                     m.muon,
@@ -96,20 +96,28 @@ impl TrainOptimizer {
                     m.weight_decay,
                     NsPrecision::Auto,
                 )?;
+                if let Some(c) = m.clip_grad_norm {
+                    muon = muon.with_clip_grad_norm(c)?;
+                }
+                let status = Some(StatusPart::Own(muon.status().clone()));
                 let stats =
-                    StatsQueue::with_parts(None, muon_parts(&muon), numel, m.caution.is_on());
+                    StatsQueue::with_parts(status, muon_parts(&muon), numel, m.caution.is_on());
                 Ok(Self::Muon(Box::new(Scheduled::new(
                     ctx, muon, m.lr, m.schedule, stats,
                 ))))
             }
             EngineConfig::Adafactor(a) => {
-                let ada = AdafactorOptimizer::new(ctx, params, a.rule, a.caution)?;
+                let mut ada = AdafactorOptimizer::new(ctx, params, a.rule, a.caution)?;
+                if let Some(c) = a.clip_grad_norm {
+                    ada = ada.with_clip_grad_norm(c)?;
+                }
                 let (buffer, ranges) = ada.kept_chunks();
                 let part = KeptPart::Chunks {
                     buffer: buffer.clone(),
                     ranges,
                 };
-                let stats = StatsQueue::with_parts(None, vec![part], numel, a.caution.is_on());
+                let status = Some(StatusPart::Own(ada.status().clone()));
+                let stats = StatsQueue::with_parts(status, vec![part], numel, a.caution.is_on());
                 // timm's relative step (no external rate) has no base rate to scale.
                 let lr = a.rule.lr().unwrap_or(0.0);
                 Ok(Self::Adafactor(Box::new(Scheduled::new(
@@ -122,7 +130,9 @@ impl TrainOptimizer {
     /// Records one step into `encoder` with the step's `inputs` (learning rate or the
     /// schedule, the loss and values to record) and its readback record; nothing is
     /// submitted. Muon and Adafactor have only the default group (0). An Adafactor on
-    /// timm's relative step ignores the rate and records the relative step's.
+    /// timm's relative step ignores the rate and records the relative step's (of the
+    /// steps recorded: the GPU's, from the completed steps, differs after a skipped
+    /// step).
     pub fn record_step(
         &mut self,
         encoder: &mut wgpu::CommandEncoder,
@@ -157,7 +167,8 @@ impl TrainOptimizer {
 
     /// The record of every step whose readback has completed since the last call, in
     /// step order, without waiting (see [`Optimizer::take_stats`]). Muon's and
-    /// Adafactor's steps are never skipped and report no gradient norm.
+    /// Adafactor's records carry the global gradient norm of every step, and skip a
+    /// step whose gradients hold a NaN or an infinity as the element-wise engine.
     pub fn take_stats(&mut self) -> Result<Vec<StepStats>> {
         match self {
             Self::Elementwise(o) => o.take_stats(),

@@ -31,6 +31,9 @@ pub struct MuonConfig {
     pub weight_decay: f64,
     /// The schedule of [`StepInputs::scheduled`](crate::optim::StepInputs::scheduled).
     pub schedule: LrSchedule,
+    /// Global gradient-norm clipping over every tensor (`None`: off).
+    #[serde(default)]
+    pub clip_grad_norm: Option<f64>,
 }
 
 /// A member of the Adafactor family with its caution and schedule.
@@ -43,6 +46,9 @@ pub struct AdafactorConfig {
     pub caution: Caution,
     /// The schedule of [`StepInputs::scheduled`](crate::optim::StepInputs::scheduled).
     pub schedule: LrSchedule,
+    /// Global gradient-norm clipping over every tensor (`None`: off).
+    #[serde(default)]
+    pub clip_grad_norm: Option<f64>,
 }
 
 /// The configuration of one of coptim's optimizer engines.
@@ -121,11 +127,15 @@ impl EngineConfig {
             Self::Elementwise(c) => c.validate(),
             Self::Muon(m) => {
                 m.muon.validate()?;
-                m.muon.fallback(m.lr, m.weight_decay, m.caution).validate()
+                m.muon
+                    .fallback(m.lr, m.weight_decay, m.caution)
+                    .validate()?;
+                check_clip(m.clip_grad_norm)
             }
             Self::Adafactor(a) => {
                 a.caution.validate()?;
-                a.rule.validate(a.caution)
+                a.rule.validate(a.caution)?;
+                check_clip(a.clip_grad_norm)
             }
         }
     }
@@ -179,6 +189,25 @@ impl EngineConfig {
         }
     }
 
+    /// The same configuration clipping the global gradient norm at `max_norm`
+    /// (`None`: off), for every engine.
+    pub fn with_clip_grad_norm(self, max_norm: Option<f64>) -> Self {
+        match self {
+            Self::Elementwise(c) => Self::Elementwise(OptimizerConfig {
+                clip_grad_norm: max_norm,
+                ..c
+            }),
+            Self::Muon(m) => Self::Muon(MuonConfig {
+                clip_grad_norm: max_norm,
+                ..m
+            }),
+            Self::Adafactor(a) => Self::Adafactor(AdafactorConfig {
+                clip_grad_norm: max_norm,
+                ..a
+            }),
+        }
+    }
+
     /// The same configuration with learning-rate schedule `schedule`.
     pub fn with_schedule(self, schedule: LrSchedule) -> Self {
         match self {
@@ -201,6 +230,16 @@ impl EngineConfig {
                 AdafactorRule::BigVision(_) => "Adafactor (big_vision)",
             }),
         }
+    }
+}
+
+/// Fails unless a clip norm is finite and positive (as [`OptimizerConfig::validate`]).
+fn check_clip(clip: Option<f64>) -> Result<()> {
+    match clip {
+        Some(c) if !(c.is_finite() && c > 0.0) => Err(Error::InvalidConfig(format!(
+            "clip_grad_norm = {c} must be positive"
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -243,6 +282,7 @@ fn muon_args(args: &mut TimmArgs) -> Result<MuonConfig> {
         lr,
         weight_decay,
         schedule: LrSchedule::Constant,
+        clip_grad_norm: None,
     })
 }
 
@@ -288,6 +328,7 @@ fn adafactor_args(args: &mut TimmArgs) -> Result<AdafactorConfig> {
         rule: AdafactorRule::Timm(rule),
         caution: args.caution()?,
         schedule: LrSchedule::Constant,
+        clip_grad_norm: None,
     })
 }
 
@@ -313,5 +354,6 @@ fn big_vision_args(args: &mut TimmArgs) -> Result<AdafactorConfig> {
         rule: AdafactorRule::BigVision(rule),
         caution: args.caution()?,
         schedule: LrSchedule::Constant,
+        clip_grad_norm: None,
     })
 }

@@ -162,7 +162,8 @@ pub static REDUCE: Part = shader_part!(
         "block_index",
         "workgroup_sum",
         "workgroup_sum4",
-        "caution_scale"
+        "caution_scale",
+        "clip_coefficient"
     ],
 );
 
@@ -345,6 +346,7 @@ pub fn reduce_module(access: ParamAccess, shape: StreamShape) -> ShaderBuilder {
         .part(&crate::wgsl::lib::WORKGROUP_SUM)
         .part(&WORKGROUP_SUM4)
         .part(&crate::wgsl::lib::CAUTION_SCALE)
+        .part(&crate::wgsl::lib::CLIP_COEFFICIENT)
         .part(&REDUCE)
 }
 

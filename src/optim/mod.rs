@@ -17,6 +17,7 @@ mod engine;
 mod engine_config;
 pub mod factored;
 mod gpu_types;
+mod grad_norm;
 mod inputs;
 pub mod kernels;
 pub mod muon;

@@ -170,7 +170,7 @@ pub(crate) fn view_binding<'b>(
 
 #[cfg(test)]
 mod tests {
-    use crate::optim::{adafactor, axis_means};
+    use crate::optim::{adafactor, axis_means, grad_norm};
     use crate::wgsl::layout_check::check_mirrors;
     use crate::wgsl::{MirrorLayout, ShaderBuilder};
 
@@ -181,6 +181,7 @@ mod tests {
         let mut modules = vec![
             (adafactor::gpu::shader(), adafactor::words::mirrors()),
             (axis_means::shader(), axis_means::mirrors()),
+            (grad_norm::shader(), grad_norm::mirrors()),
         ];
         #[cfg(feature = "nn")]
         modules.push((

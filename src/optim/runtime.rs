@@ -61,6 +61,10 @@ pub struct Optimizer {
     /// Whether each step records its readback record (off for an optimizer stepping
     /// inside another, whose record carries the counts).
     records: bool,
+    /// Whether the clip coefficient comes with the seed of
+    /// [`Optimizer::record_step_seeded`] (another optimizer's norm of the tensors
+    /// both step) instead of this one's clip pass.
+    clip_seeded: bool,
     /// The first step's commands passed validation (see [`Optimizer::record_step`]).
     checked: bool,
 }
@@ -153,6 +157,7 @@ impl Optimizer {
             uploads: UploadRing::new("coptim step params upload"),
             stats,
             records: true,
+            clip_seeded: false,
             checked: false,
         })
     }
@@ -229,7 +234,8 @@ impl Optimizer {
 
     fn passes(&self) -> Passes {
         let cfg = &self.config;
-        let clip = cfg.clip_grad_norm.is_some() || cfg.algorithm.rules().max_grad_norm().is_some();
+        let clip = !self.clip_seeded
+            && (cfg.clip_grad_norm.is_some() || cfg.algorithm.rules().max_grad_norm().is_some());
         let measure = cfg.caution.is_on() || cfg.algorithm.needs_tensor_sums();
         let norms = cfg.algorithm.norm_pass_states().is_some();
         let segments = cfg.algorithm.needs_segment_sums();
@@ -274,13 +280,16 @@ impl Optimizer {
     }
 
     /// [`Optimizer::record_step`] with the step's non-finite flag starting from the
-    /// first word of `found_inf` (when given: another optimizer's check of the
-    /// tensors it steps) instead of from 0, so that both skip the same steps.
+    /// first word of `seed` (when given: another optimizer's status, laid out as
+    /// [`GpuStatus`] in its first four words, after its check of the tensors this one
+    /// steps) instead of from 0, so that both skip the same steps; with
+    /// [`Optimizer::clip_from_seed`], the clip coefficient and norm (words 2 and 3)
+    /// come from it too.
     pub(crate) fn record_step_seeded(
         &mut self,
         encoder: &mut wgpu::CommandEncoder,
         inputs: &StepInputs<'_>,
-        found_inf: Option<&wgpu::Buffer>,
+        seed: Option<&wgpu::Buffer>,
     ) -> Result<()> {
         self.ctx.check_lost()?;
         let lrs = inputs.group_lrs(&self.config, self.lr, self.scheduled + 1)?;
@@ -294,7 +303,7 @@ impl Optimizer {
             0,
             bytemuck::bytes_of(&params),
         );
-        self.record_passes(encoder, found_inf);
+        self.record_passes(encoder, seed);
         if self.records {
             let default_lr = lrs[self.config.groups.len()];
             self.stats
@@ -324,12 +333,18 @@ impl Optimizer {
     }
 
     /// The buffer clears and compute passes of one step, in order; the non-finite
-    /// flag starts from `found_inf`'s first word, or from 0.
-    fn record_passes(&self, encoder: &mut wgpu::CommandEncoder, found_inf: Option<&wgpu::Buffer>) {
+    /// flag (and with a seeded clip, the clip words) start from `seed`'s, or from 0.
+    fn record_passes(&self, encoder: &mut wgpu::CommandEncoder, seed: Option<&wgpu::Buffer>) {
         let passes = self.passes();
-        match found_inf {
-            Some(flag) => encoder.copy_buffer_to_buffer(flag, 0, &self.buffers.status, 0, 4),
-            None => encoder.clear_buffer(&self.buffers.status, 0, Some(4)),
+        let status = &self.buffers.status;
+        match seed {
+            Some(seed) => {
+                encoder.copy_buffer_to_buffer(seed, 0, status, 0, 4);
+                if self.clip_seeded {
+                    encoder.copy_buffer_to_buffer(seed, 8, status, 8, 8);
+                }
+            }
+            None => encoder.clear_buffer(status, 0, Some(4)),
         }
         if passes.measure {
             encoder.clear_buffer(&self.buffers.partials, 0, None);
@@ -517,6 +532,18 @@ impl Optimizer {
     #[cfg(feature = "nn")]
     pub(crate) fn stop_records(&mut self) {
         self.records = false;
+    }
+
+    /// Clips at `max_norm` with the clip coefficient of the seed of each step
+    /// ([`Optimizer::record_step_seeded`]: an enclosing optimizer's global norm),
+    /// running no clip pass of its own.
+    #[cfg(feature = "nn")]
+    pub(crate) fn clip_from_seed(&mut self, max_norm: f64) -> Result<()> {
+        let config = self.config.clone().with_clip_grad_norm(max_norm);
+        config.validate()?;
+        self.config = config;
+        self.clip_seeded = true;
+        Ok(())
     }
 
     pub(crate) fn set_scheduled(&mut self, scheduled: u64) {

@@ -10,6 +10,7 @@ use crate::arena::readback::Source;
 use crate::context::GpuContext;
 use crate::error::Result;
 use crate::optim::gpu_types::{GpuStatus, GpuTensorEntry};
+use crate::optim::grad_norm::{GpuOwnStatus, STATUS_BYTES};
 use crate::optim::inputs::StepInputs;
 
 /// Bytes of a loss or another value (one f32).
@@ -24,7 +25,9 @@ pub struct StepStats {
     pub completed_steps: u64,
     /// The step was skipped because a gradient was NaN or infinite.
     pub skipped: bool,
-    /// Global gradient norm before clipping (0 unless clipping is on).
+    /// Global gradient norm before clipping: the element-wise engine measures it when
+    /// it clips (0 otherwise); Muon and the Adafactor family every step (their finite
+    /// check reads every gradient anyway). NaN or infinite on a skipped step.
     pub grad_norm: f32,
     /// The learning rate of the default group at this step.
     pub lr: f64,
@@ -132,13 +135,69 @@ impl KeptPart {
     }
 }
 
+/// Where a record finds the step's status.
+#[derive(Debug)]
+pub(crate) enum StatusPart {
+    /// The element-wise engine's [`GpuStatus`].
+    Engine(wgpu::Buffer),
+    /// Muon's or Adafactor's [`GpuOwnStatus`] (`shaders/lib/own_status.wgsl`; the
+    /// training engine's records, with feature `nn`): the completed steps are the
+    /// scheduled ones less those skipped since it was built.
+    #[cfg_attr(not(feature = "nn"), allow(dead_code))]
+    Own(wgpu::Buffer),
+}
+
+/// The step status a record decodes, whichever engine wrote it.
+struct DecodedStatus {
+    found_inf: bool,
+    completed: u64,
+    grad_norm: f32,
+}
+
+impl StatusPart {
+    fn buffer(&self) -> &wgpu::Buffer {
+        match self {
+            StatusPart::Engine(b) | StatusPart::Own(b) => b,
+        }
+    }
+
+    fn bytes(&self) -> u64 {
+        match self {
+            StatusPart::Engine(_) => std::mem::size_of::<GpuStatus>() as u64,
+            StatusPart::Own(_) => STATUS_BYTES,
+        }
+    }
+
+    /// The status in `bytes` of step `scheduled`.
+    fn decode(&self, bytes: &[u8], scheduled: u64) -> DecodedStatus {
+        match self {
+            StatusPart::Engine(_) => {
+                let s: GpuStatus = bytemuck::pod_read_unaligned(bytes);
+                DecodedStatus {
+                    found_inf: s.found_inf != 0,
+                    completed: u64::from(s.step),
+                    grad_norm: s.grad_norm,
+                }
+            }
+            StatusPart::Own(_) => {
+                let s: GpuOwnStatus = bytemuck::pod_read_unaligned(bytes);
+                DecodedStatus {
+                    found_inf: s.found_inf != 0,
+                    completed: scheduled.saturating_sub(u64::from(s.skipped)),
+                    grad_norm: s.grad_norm,
+                }
+            }
+        }
+    }
+}
+
 /// The per-step records in flight.
 #[derive(Debug)]
 pub(crate) struct StatsQueue {
     queue: ReadbackQueue<StepTag>,
     /// The engine's step status (`None`: steps are never skipped and complete when
-    /// recorded, as Muon's and Adafactor's).
-    status: Option<wgpu::Buffer>,
+    /// recorded).
+    status: Option<StatusPart>,
     /// Where the kept counts of a masking step come from (empty without a mask).
     parts: Vec<KeptPart>,
     numel: Vec<u64>,
@@ -157,14 +216,19 @@ impl StatsQueue {
             buffer: table.clone(),
             tensors: (0..numel.len()).collect(),
         };
-        Self::with_parts(Some(status.clone()), vec![table], numel, caution)
+        Self::with_parts(
+            Some(StatusPart::Engine(status.clone())),
+            vec![table],
+            numel,
+            caution,
+        )
     }
 
     /// Records of an optimizer with step status `status` (if any) whose kept counts
     /// come from `parts` when `caution` masks (else every coordinate is kept);
     /// tensors no part names count as kept whole.
     pub fn with_parts(
-        status: Option<wgpu::Buffer>,
+        status: Option<StatusPart>,
         parts: Vec<KeptPart>,
         numel: Vec<u64>,
         caution: bool,
@@ -186,10 +250,10 @@ impl StatsQueue {
         scheduled: u64,
         lr: f64,
     ) {
-        let status = self.status.iter().map(|buffer| Source {
-            buffer,
+        let status = self.status.iter().map(|s| Source {
+            buffer: s.buffer(),
             offset: 0,
-            size: std::mem::size_of::<GpuStatus>() as u64,
+            size: s.bytes(),
         });
         let parts = self.parts.iter().map(|p| Source {
             buffer: p.buffer(),
@@ -238,11 +302,11 @@ impl StatsQueue {
 
     fn decode(&self, (tag, bytes): (StepTag, Vec<u8>)) -> StepStats {
         let mut at = 0;
-        let status = self.status.as_ref().map(|_| {
-            at = std::mem::size_of::<GpuStatus>();
-            bytemuck::pod_read_unaligned::<GpuStatus>(&bytes[..at])
+        let status = self.status.as_ref().map(|s| {
+            at = s.bytes() as usize;
+            s.decode(&bytes[..at], tag.scheduled)
         });
-        let skipped = status.is_some_and(|s| s.found_inf != 0);
+        let skipped = status.as_ref().is_some_and(|s| s.found_inf);
         let mut kept = self.numel.clone();
         for part in &self.parts {
             let end = at + part.bytes() as usize;
@@ -258,9 +322,9 @@ impl StatsQueue {
         let loss = tag.has_loss.then(|| values.remove(0));
         StepStats {
             scheduled_step: tag.scheduled,
-            completed_steps: status.map_or(tag.scheduled, |s| u64::from(s.step)),
+            completed_steps: status.as_ref().map_or(tag.scheduled, |s| s.completed),
             skipped,
-            grad_norm: status.map_or(0.0, |s| s.grad_norm),
+            grad_norm: status.as_ref().map_or(0.0, |s| s.grad_norm),
             lr: tag.lr,
             loss,
             values,

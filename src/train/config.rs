@@ -182,8 +182,9 @@ impl OptimizerKind {
             .map_or(LrFamily::AdamLike, |a| a.lr_family())
     }
 
-    /// Whether the training loop's gradient clipping and decay modes apply (the
-    /// element-wise engine's passes; Muon and Adafactor have neither).
+    /// Whether the training loop's decay modes and `no_decay` group apply (the
+    /// element-wise engine's; Muon and Adafactor have neither, and their presets
+    /// leave clipping off, though they clip when asked).
     pub fn is_elementwise(self) -> bool {
         self.algorithm().is_some()
     }
@@ -356,7 +357,8 @@ impl TrainConfig {
             weight_decay: hyper.weight_decay,
             warmup_steps: preset.warmup_steps,
             lr_floor: preset.lr_floor,
-            // Muon and Adafactor bound their updates themselves and cannot clip.
+            // Muon and Adafactor bound their updates themselves: their presets do not
+            // clip (an explicit clip_grad_norm applies to them too).
             clip_grad_norm: preset.clip_grad_norm.filter(|_| optimizer.is_elementwise()),
             adam_betas: preset.adam_betas,
             decay: DecayMode::default(),
@@ -414,11 +416,13 @@ impl TrainConfig {
     /// The optimizer configuration of this run: for an element-wise member, the
     /// model's [`no_weight_decay`](Architecture::no_weight_decay) tensors, if any, in a
     /// group `no_decay` without weight decay; Muon and Adafactor have no groups and
-    /// decay every tensor.
+    /// decay every tensor. Every engine clips at [`TrainConfig::clip_grad_norm`].
     pub fn engine_config(&self) -> EngineConfig {
         match self.optimizer.config(self.lr, self.weight_decay) {
             EngineConfig::Elementwise(cfg) => EngineConfig::Elementwise(self.elementwise(cfg)),
-            other => other.with_schedule(self.schedule()),
+            other => other
+                .with_schedule(self.schedule())
+                .with_clip_grad_norm(self.clip_grad_norm),
         }
     }
 
@@ -467,21 +471,15 @@ impl TrainConfig {
         }
     }
 
-    /// Fails unless the run's clipping and decay modes apply to its optimizer (Muon
-    /// and Adafactor have neither).
+    /// Fails unless the run's decay modes apply to its optimizer (Muon and Adafactor
+    /// have none; they clip like the element-wise engine).
     fn check_engine_options(&self) -> Result<()> {
-        if self.optimizer.is_elementwise() {
+        if self.optimizer.is_elementwise() || self.decay == DecayMode::default() {
             return Ok(());
         }
-        let unsupported = if self.clip_grad_norm.is_some() {
-            "gradient clipping (clip_grad_norm)"
-        } else if self.decay != DecayMode::default() {
-            "cautious or corrected weight decay"
-        } else {
-            return Ok(());
-        };
         Err(Error::InvalidConfig(format!(
-            "{} does not support {unsupported}: it is not an element-wise optimizer",
+            "{} does not support cautious or corrected weight decay: it is not an \
+             element-wise optimizer",
             self.optimizer
         )))
     }

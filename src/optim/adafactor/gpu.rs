@@ -5,11 +5,12 @@
 use crate::arena::{ParamSet, ParamTensor, UploadRing};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::optim::adafactor::words::{GpuAdaTensor, step_words};
+use crate::optim::adafactor::words::{GpuAdaStep, GpuAdaTensor, step_words};
 use crate::optim::adafactor_reference::{AdafactorRule, AdafactorState};
 use crate::optim::axis_means::{AxisMeans, AxisTensor};
 use crate::optim::config::Caution;
 use crate::optim::factored::{AxisView, FactoredDims};
+use crate::optim::grad_norm::GradNorm;
 use crate::optim::own_kernels::{
     Slot, bind_group, chunked_module, pipelines, tensor_layout, uniform, view_binding,
 };
@@ -32,6 +33,7 @@ static ADAFACTOR: Part = shader_part!(
         "partials_count",
         "caution_scale",
         "line_sum",
+        "skipping",
     ]
 );
 
@@ -68,6 +70,7 @@ pub(crate) fn shader() -> ShaderBuilder {
         .constant("SUM_CHUNK", SUM_CHUNK)
         .constant("FACTOR_WORDS", FACTOR_WORDS)
         .part(&lib::LINE_SUM)
+        .part(&lib::OWN_STATUS)
         .part(&ADAFACTOR)
 }
 
@@ -97,6 +100,7 @@ struct Shared {
     step: wgpu::Buffer,
     scratch: wgpu::Buffer,
     partials: wgpu::Buffer,
+    status: wgpu::Buffer,
     unused_rw: wgpu::Buffer,
     unused_r: wgpu::Buffer,
 }
@@ -109,7 +113,12 @@ pub struct AdafactorOptimizer {
     rule: AdafactorRule,
     caution: Caution,
     params: ParamSet,
+    /// Steps recorded (skipped ones included; the kernels count completed steps in
+    /// `norm`'s status).
     steps: i32,
+    /// The global gradient norm, the step's non-finite flag, clip coefficient and
+    /// completed steps (`OwnStatus`).
+    norm: GradNorm,
     groups: Vec<FactoredGroup>,
     slots: Vec<TensorSlot>,
     pipelines: Vec<wgpu::ComputePipeline>,
@@ -157,12 +166,13 @@ impl AdafactorOptimizer {
         let both: u64 = placed.iter().flatten().map(|p| p.both_len()).sum();
         let chunks: u64 = params.tensors().iter().map(|t| t.len.div_ceil(CHUNK)).sum();
         let storage = wgpu::BufferUsages::STORAGE;
+        let norm = GradNorm::new(ctx, params.tensors(), "Adafactor")?;
         let shared = Shared {
             layout: tensor_layout(ctx, "coptim adafactor", &SLOTS),
             step: words_buffer(
                 ctx,
                 "coptim adafactor step",
-                16,
+                (std::mem::size_of::<GpuAdaStep>() as u64) / WORD,
                 wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             ),
             scratch: words_buffer(
@@ -177,6 +187,7 @@ impl AdafactorOptimizer {
                 2 * chunks,
                 storage | wgpu::BufferUsages::COPY_SRC,
             ),
+            status: norm.status().clone(),
             unused_rw: words_buffer(ctx, "coptim adafactor unused", 1, storage),
             unused_r: words_buffer(ctx, "coptim adafactor unused", 1, storage),
         };
@@ -202,6 +213,7 @@ impl AdafactorOptimizer {
             caution,
             params,
             steps: 0,
+            norm,
             groups,
             slots,
             pipelines,
@@ -211,8 +223,14 @@ impl AdafactorOptimizer {
         })
     }
 
-    /// Records one step into `encoder` (nothing is submitted or read back); the step
-    /// counter advances here, so every recorded step must be submitted.
+    /// Records one step into `encoder` (nothing is submitted or read back); every
+    /// recorded step must be submitted. First the global norm of every gradient:
+    /// when one is NaN or infinite, the whole step is skipped on the GPU (factored
+    /// and full second moments, first moments and parameters untouched, and the step
+    /// t of the next one not advanced), and
+    /// [`AdafactorOptimizer::read_skipped_steps`] counts it. With
+    /// [`AdafactorOptimizer::with_clip_grad_norm`], every gradient is scaled by the
+    /// clip coefficient of that norm.
     pub fn record_step(&mut self, encoder: &mut wgpu::CommandEncoder) -> Result<()> {
         self.record_step_at(encoder, None)
     }
@@ -230,8 +248,7 @@ impl AdafactorOptimizer {
             Some(lr) => self.rule.with_lr(lr)?,
             None => self.rule,
         };
-        let t = self.steps + 1;
-        let words = step_words(&rule, self.caution, t);
+        let words = step_words(&rule, self.caution);
         self.uploads.record_write(
             &self.ctx,
             encoder,
@@ -239,7 +256,8 @@ impl AdafactorOptimizer {
             0,
             bytemuck::bytes_of(&words),
         );
-        self.steps = t;
+        self.steps += 1;
+        self.norm.record(encoder);
         for group in &self.groups {
             group.means.record(encoder);
         }
@@ -287,9 +305,35 @@ impl AdafactorOptimizer {
         (&self.partials, ranges)
     }
 
-    /// Steps recorded so far.
+    /// Steps recorded so far (skipped ones included).
     pub fn steps(&self) -> i32 {
         self.steps
+    }
+
+    /// Clips the global gradient norm (over every tensor) to `max_norm` before each
+    /// step, as `torch.nn.utils.clip_grad_norm_`: every gradient is scaled by
+    /// `min(1, max_norm / (norm + 1e-6))`. Fails unless `max_norm` is finite and
+    /// positive.
+    pub fn with_clip_grad_norm(self, max_norm: f64) -> Result<Self> {
+        self.norm.set_clip(&self.ctx, Some(max_norm), "Adafactor")?;
+        Ok(self)
+    }
+
+    /// Steps skipped so far because a gradient was NaN or infinite, read from the GPU
+    /// (every recorded step must have been submitted).
+    pub async fn read_skipped_steps(&self) -> Result<u64> {
+        Ok(u64::from(self.norm.read(&self.ctx).await?.skipped))
+    }
+
+    /// Completed (not skipped) steps, the step t of the last, read from the GPU.
+    pub async fn read_completed_steps(&self) -> Result<i32> {
+        Ok(self.norm.read(&self.ctx).await?.step as i32)
+    }
+
+    /// The step status its records read (`OwnStatus`).
+    #[cfg(feature = "nn")]
+    pub(crate) fn status(&self) -> &wgpu::Buffer {
+        self.norm.status()
     }
 
     /// Bytes of optimizer state this optimizer keeps on the GPU (its first moments,
@@ -311,7 +355,7 @@ impl AdafactorOptimizer {
         let slot = self.slot(tensor)?;
         let shape = &self.params.tensors()[tensor].shape;
         let mut state = self.rule.init_state(shape);
-        state.step = self.steps;
+        state.step = self.read_completed_steps().await?;
         let ctx = &self.ctx;
         if let Some(moment) = &slot.moment {
             let bytes = read_words(ctx, moment, 0, (moment.size() / WORD) as usize).await?;
@@ -382,9 +426,10 @@ impl AdafactorOptimizer {
         (self.rule, self.caution)
     }
 
-    /// Sets the steps taken (a restored state's).
+    /// Sets the steps taken (a restored state's), on the GPU too.
     pub(super) fn set_steps(&mut self, steps: i32) {
         self.steps = steps;
+        self.norm.set_completed(&self.ctx, steps as u32);
     }
 
     fn slot(&self, tensor: usize) -> Result<&TensorSlot> {
@@ -608,6 +653,7 @@ fn tensor_slot(
         whole(means.map_or(&shared.unused_r, |g| g.means.output())),
         whole(&shared.scratch),
         whole(&shared.partials),
+        whole(&shared.status),
     ];
     let bind_group = bind_group(ctx, &shared.layout, &bindings);
     Ok(TensorSlot {
@@ -645,11 +691,12 @@ fn grids(
 }
 
 /// `adafactor.wgsl`'s bindings after the tensor's and step's uniforms, param and
-/// grad: moment, second, means, scratch and partials.
-const SLOTS: [Slot; 5] = [
+/// grad: moment, second, means, scratch, partials and status.
+const SLOTS: [Slot; 6] = [
     Slot::ReadWrite,
     Slot::ReadWrite,
     Slot::Read,
+    Slot::ReadWrite,
     Slot::ReadWrite,
     Slot::ReadWrite,
 ];

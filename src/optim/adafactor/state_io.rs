@@ -2,7 +2,7 @@
 //!
 //! File contents: `<state>.<tensor>` for each state tensor under timm's keys
 //! (`exp_avg`, F32 or big_vision's BF16; `exp_avg_sq`; `exp_avg_sq_row` and
-//! `exp_avg_sq_col`), flat, and `coptim.steps` (`I64[1]`, the steps taken). Metadata:
+//! `exp_avg_sq_col`), flat, and `coptim.steps` (`I64[1]`, the completed steps). Metadata:
 //! `format` = [`ADAFACTOR_STATE_FORMAT`], `config` (the rule and caution as JSON).
 //! Restoring checks the format, the configuration and every tensor's name, dtype and
 //! size before writing anything: a file that differs is rejected with
@@ -38,7 +38,7 @@ impl AdafactorOptimizer {
             let dtype = if piece.bf16 { Dtype::BF16 } else { Dtype::F32 };
             blobs.push((piece.name, dtype, bytes));
         }
-        let steps = [i64::from(self.steps())];
+        let steps = [i64::from(self.read_completed_steps().await?)];
         blobs.push((
             STEPS.into(),
             Dtype::I64,

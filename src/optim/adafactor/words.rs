@@ -8,7 +8,7 @@ use crate::optim::config::Caution;
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct GpuAdaStep {
-    second_weight: f32,
+    decay_rate: f32,
     eps: f32,
     clip_threshold: f32,
     lr: f32,
@@ -23,7 +23,10 @@ pub(crate) struct GpuAdaStep {
     disagree: f32,
     norm_kind: u32,
     norm_param: f32,
-    pad: u32,
+    relative: u32,
+    decay_offset: f32,
+    beta2_cap: f32,
+    pad: [u32; 2],
 }
 
 /// `AdaTensor` of `adafactor.wgsl`.
@@ -48,11 +51,18 @@ pub(crate) struct GpuAdaTensor {
     pub ema_len: u32,
 }
 
-/// `AdaStep` of step `t` (from 1) of `rule` with `caution`.
-pub(crate) fn step_words(rule: &AdafactorRule, caution: Caution, t: i32) -> GpuAdaStep {
+/// `adafactor.wgsl`'s `RELATIVE_*`: timm's rate is the external one, ...
+const RELATIVE_NONE: u32 = 0;
+/// ... `min(1e-2, 1/sqrt(t))`, ...
+const RELATIVE_STEP: u32 = 1;
+/// ... or `min(1e-6 t, 1/sqrt(t))` (`warmup_init`).
+const RELATIVE_WARMUP: u32 = 2;
+
+/// `AdaStep` of `rule` with `caution` (the kernels take what depends on the step t
+/// from the GPU's count of completed steps, so that a skipped step does not count).
+pub(crate) fn step_words(rule: &AdafactorRule, caution: Caution) -> GpuAdaStep {
     let (norm_kind, norm_param) = caution.norm_words();
     let mut w = GpuAdaStep {
-        second_weight: rule.second_moment_weight(t) as f32,
         eps: rule.eps() as f32,
         clip_threshold: rule.clip_threshold().unwrap_or(0.0) as f32,
         caution: caution.is_on() as u32,
@@ -63,15 +73,23 @@ pub(crate) fn step_words(rule: &AdafactorRule, caution: Caution, t: i32) -> GpuA
     };
     match rule {
         AdafactorRule::Timm(a) => {
-            let (lr, scaled) = a.base_lr(t);
-            w.lr = lr as f32;
-            w.scale_parameter = scaled as u32;
+            w.decay_rate = a.decay_rate as f32;
+            w.relative = match (a.lr, a.warmup_init) {
+                (Some(_), _) => RELATIVE_NONE,
+                (None, false) => RELATIVE_STEP,
+                (None, true) => RELATIVE_WARMUP,
+            };
+            w.lr = a.lr.unwrap_or(0.0) as f32;
+            w.scale_parameter = a.base_lr(1).1 as u32;
             w.eps_scale = a.eps_scale as f32;
             w.has_momentum = a.beta1.is_some() as u32;
             w.beta1 = a.beta1.unwrap_or(0.0) as f32;
             w.decay = a.weight_decay as f32;
         }
         AdafactorRule::BigVision(a) => {
+            w.decay_rate = a.decay_rate as f32;
+            w.decay_offset = a.decay_offset as f32;
+            w.beta2_cap = a.beta2_cap as f32;
             w.lr = a.lr as f32;
             w.big_vision = 1;
             w.has_momentum = a.momentum.is_some() as u32;
@@ -93,7 +111,7 @@ pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
             GpuAdaStep,
             "AdaStep",
             [
-                second_weight,
+                decay_rate,
                 eps,
                 clip_threshold,
                 lr,
@@ -107,7 +125,10 @@ pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
                 caution,
                 disagree,
                 norm_kind,
-                norm_param
+                norm_param,
+                relative,
+                decay_offset,
+                beta2_cap
             ]
         ),
         mirror_layout!(

@@ -10,6 +10,7 @@ use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::nn::{DType, Kernels, Tensor};
 use crate::optim::config::Caution;
+use crate::optim::grad_norm::GradNorm;
 use crate::optim::inputs::StepInputs;
 use crate::optim::muon::launch::{self, CHUNK, Launch, Slot, WG_SIZE, grid, uniform};
 use crate::optim::muon::newton_schulz::{NewtonSchulz, NsPrecision};
@@ -24,15 +25,9 @@ use crate::optim::stats::ChunkRanges;
 const SLOTS: [Slot; 5] = [Slot::ReadWrite; 5];
 
 /// The entry points of `muon.wgsl`, in pass order (the products run before `apply`).
-const ENTRIES: [&str; 5] = ["check", "measure", "finalize", "normalize", "apply"];
-/// `ENTRIES`' passes over the matrices before the fallback's step.
-const CHECK: usize = 0;
+const ENTRIES: [&str; 4] = ["measure", "finalize", "normalize", "apply"];
 /// `ENTRIES`' last pass, after the Newton-Schulz products.
-const APPLY: usize = 4;
-/// Bytes of `MuonStatus`: the step's non-finite flag, then the skipped steps.
-const STATUS_BYTES: u64 = 8;
-/// Bytes of the non-finite flag (`MuonStatus.found_inf`, the engine's `found_inf`).
-const FLAG_BYTES: u64 = 4;
+const APPLY: usize = 3;
 
 /// One matrix Muon orthogonalizes: its launches of each pass.
 #[derive(Debug)]
@@ -42,7 +37,7 @@ struct Matrix {
     /// Its momentum buffer.
     momentum: Tensor,
     /// The passes of [`ENTRIES`].
-    launches: [Launch; 5],
+    launches: [Launch; 4],
 }
 
 /// Muon (or C-Muon with caution) stepping every tensor of a [`ParamSet`] on the GPU:
@@ -55,8 +50,9 @@ pub struct MuonOptimizer {
     matrices: Vec<Matrix>,
     batches: Vec<NewtonSchulz>,
     step_params: wgpu::Buffer,
-    /// `MuonStatus` of `muon.wgsl`.
-    status: wgpu::Buffer,
+    /// The global gradient norm of every tensor (the fallback's too), the step's
+    /// non-finite flag and clip coefficient (`OwnStatus`).
+    norm: GradNorm,
     fallback: Option<Optimizer>,
     uploads: UploadRing,
     /// Per chunk of each matrix, in matrix order: (agreeing count, sum of squares).
@@ -99,14 +95,7 @@ impl MuonOptimizer {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let status = ctx.device().create_buffer(&wgpu::BufferDescriptor {
-            label: Some("coptim muon status"),
-            size: STATUS_BYTES,
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_DST
-                | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
+        let norm = GradNorm::new(ctx, params.tensors(), "Muon")?;
         let words = StepWords {
             muon,
             caution,
@@ -124,7 +113,7 @@ impl MuonOptimizer {
             matrices: Vec::new(),
             batches,
             step_params,
-            status,
+            norm,
             fallback,
             uploads: UploadRing::new("coptim muon step upload"),
             partials: None,
@@ -224,7 +213,7 @@ impl MuonOptimizer {
                     x.binding(),
                     shared.partials.as_entire_buffer_binding(),
                     shared.factors.as_entire_buffer_binding(),
-                    self.status.as_entire_buffer_binding(),
+                    self.norm.status().as_entire_buffer_binding(),
                 ],
             )
         };
@@ -237,11 +226,10 @@ impl MuonOptimizer {
             grid,
         };
         let launches = [
-            launch(0, &input, flat),
-            launch(1, &input, launch::grid(chunks, max_dim)),
-            launch(2, &input, [1, 1]),
-            launch(3, &input, flat),
-            launch(4, &output, flat),
+            launch(0, &input, launch::grid(chunks, max_dim)),
+            launch(1, &input, [1, 1]),
+            launch(2, &input, flat),
+            launch(3, &output, flat),
         ];
         Ok(Matrix {
             tensor,
@@ -251,10 +239,12 @@ impl MuonOptimizer {
     }
 
     /// Records one step at learning rate `lr` (the fallback at `lr *
-    /// fallback_lr_scale`) into `encoder`: nothing is submitted or read back. When a
-    /// gradient of any tensor (orthogonalized or fallback) is NaN or infinite, the
-    /// whole step is skipped on the GPU: momenta, fallback state and parameters stay
-    /// as they were, and [`MuonOptimizer::read_skipped_steps`] counts it.
+    /// fallback_lr_scale`) into `encoder`: nothing is submitted or read back. First
+    /// the global norm of every gradient (orthogonalized or fallback); when one is
+    /// NaN or infinite, the whole step is skipped on the GPU: momenta, fallback state
+    /// and parameters stay as they were, and [`MuonOptimizer::read_skipped_steps`]
+    /// counts it. With [`MuonOptimizer::with_clip_grad_norm`], every gradient is
+    /// scaled by the clip coefficient of that norm.
     pub fn record_step(&mut self, encoder: &mut wgpu::CommandEncoder, lr: f64) -> Result<()> {
         if !(lr.is_finite() && lr >= 0.0) {
             return Err(Error::InvalidConfig(format!(
@@ -271,30 +261,31 @@ impl MuonOptimizer {
                 0,
                 bytemuck::bytes_of(&words),
             );
-            encoder.clear_buffer(&self.status, 0, Some(FLAG_BYTES));
-            self.record_passes(encoder, CHECK..CHECK + 1, false);
         }
+        self.norm.record(encoder);
         if let Some(fallback) = &mut self.fallback {
             let inputs = StepInputs::lr(lr * self.words.muon.fallback_lr_scale);
-            let own_flag = (!self.matrices.is_empty()).then_some(&self.status);
-            fallback.record_step_seeded(encoder, &inputs, own_flag)?;
-            if !self.matrices.is_empty() {
-                let flag = fallback.status_buffer();
-                encoder.copy_buffer_to_buffer(flag, 0, &self.status, 0, FLAG_BYTES);
-            }
+            fallback.record_step_seeded(encoder, &inputs, Some(self.norm.status()))?;
         }
-        self.record_passes(encoder, CHECK + 1..APPLY, true);
+        self.record_passes(encoder);
         Ok(())
     }
 
-    /// One compute pass of the passes `range` of every matrix, pass by pass, then
-    /// (with `products`) the Newton-Schulz products and the update.
-    fn record_passes(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        range: std::ops::Range<usize>,
-        products: bool,
-    ) {
+    /// Clips the global gradient norm (over every tensor, the fallback's included) to
+    /// `max_norm` before each step, as `torch.nn.utils.clip_grad_norm_`: every
+    /// gradient is scaled by `min(1, max_norm / (norm + 1e-6))`. Fails unless
+    /// `max_norm` is finite and positive.
+    pub fn with_clip_grad_norm(mut self, max_norm: f64) -> Result<Self> {
+        self.norm.set_clip(&self.ctx, Some(max_norm), "Muon")?;
+        if let Some(f) = &mut self.fallback {
+            f.clip_from_seed(max_norm)?;
+        }
+        Ok(self)
+    }
+
+    /// One compute pass of Muon's passes over every matrix, pass by pass, with the
+    /// Newton-Schulz products before the update.
+    fn record_passes(&self, encoder: &mut wgpu::CommandEncoder) {
         if self.matrices.is_empty() {
             return;
         }
@@ -302,34 +293,28 @@ impl MuonOptimizer {
             label: Some("coptim muon step"),
             timestamp_writes: None,
         });
-        for k in range {
+        for k in 0..APPLY {
             for m in &self.matrices {
                 m.launches[k].record(&mut pass);
             }
         }
-        if products {
-            for batch in &self.batches {
-                batch.record(&mut pass);
-            }
-            for m in &self.matrices {
-                m.launches[APPLY].record(&mut pass);
-            }
+        for batch in &self.batches {
+            batch.record(&mut pass);
+        }
+        for m in &self.matrices {
+            m.launches[APPLY].record(&mut pass);
         }
     }
 
     /// Steps skipped so far because a gradient was NaN or infinite, read from the GPU
     /// (every recorded step must have been submitted).
     pub async fn read_skipped_steps(&self) -> Result<u64> {
-        if self.matrices.is_empty() {
-            let Some(fallback) = &self.fallback else {
-                return Ok(0);
-            };
-            let (completed, _) = fallback.read_status().await?;
-            return Ok(fallback.scheduled_steps() - completed);
-        }
-        let bytes = crate::arena::read_buffer(&self.ctx, &self.status, 0, STATUS_BYTES).await?;
-        let words: [u32; 2] = bytemuck::pod_read_unaligned(&bytes);
-        Ok(u64::from(words[1]))
+        Ok(u64::from(self.norm.read(&self.ctx).await?.skipped))
+    }
+
+    /// The step status its records read (`OwnStatus`).
+    pub(crate) fn status(&self) -> &wgpu::Buffer {
+        self.norm.status()
     }
 
     /// Staging buffers its steps use: Muon's upload ring, and the fallback's uploads

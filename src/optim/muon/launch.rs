@@ -16,7 +16,7 @@ pub(crate) const ITEMS: u32 = 4;
 /// Elements per workgroup of `measure` (one partial sum each).
 pub(crate) const CHUNK: u64 = (WG_SIZE * ITEMS) as u64;
 
-/// `muon.wgsl`: check, measure, finalize, normalize and apply.
+/// `muon.wgsl`: measure, finalize, normalize and apply.
 static MUON: Part = shader_part!(
     "muon.wgsl",
     &["chunk_partial", "chunk_count"],
@@ -27,6 +27,7 @@ static MUON: Part = shader_part!(
         "partials_sum",
         "partials_count",
         "caution_scale",
+        "skipping",
     ]
 );
 /// `muon_scale.wgsl`: `dst = scale * src`.
@@ -34,7 +35,9 @@ static SCALE: Part = shader_part!("muon_scale.wgsl", &[], &["flat_index"]);
 
 /// The module of `muon.wgsl` with Muon's constants and the shared helpers.
 pub(crate) fn muon_module() -> ShaderBuilder {
-    chunked_module("coptim muon", WG_SIZE, ITEMS).part(&MUON)
+    chunked_module("coptim muon", WG_SIZE, ITEMS)
+        .part(&lib::OWN_STATUS)
+        .part(&MUON)
 }
 
 /// The module of `muon_scale.wgsl`.
