@@ -130,6 +130,33 @@ def training_table(directory):
     return "\n".join(lines)
 
 
+def projection_table(directory):
+    """C-AdamP and C-SGDP before and after the segment-pass change, alternated twice."""
+    lines = ["| run | member | size | plain ms | cautious ms | cautious / plain (byte floor) |",
+             "| --- | --- | --- | ---: | ---: | --- |"]
+    for run in ("before_1", "after_1", "before_2", "after_2"):
+        doc = load(directory, f"projection_{run}.json")
+        by = {(r["optimizer"], r["caution"], r["params"]): r for r in doc["results"]}
+        for (name, caution, params), plain in by.items():
+            if caution or name == "adamw":
+                continue
+            cautious = by[(name, True, params)]
+            floor = cautious["bytes_per_step"] / plain["bytes_per_step"]
+            lines.append(f"| {run.replace('_', ' ')} | {name} | {mib(params)} | "
+                         f"{plain['step_ms']:.3f} | {cautious['step_ms']:.3f} | "
+                         f"{cautious['step_ms'] / plain['step_ms']:.3f}x ({floor:.3f}x) |")
+    return "\n".join(lines)
+
+
+def jobs_line(directory):
+    parts = []
+    for jobs in (1, 2):
+        runs = load(directory, f"mae_jobs{jobs}.json")["runs"]
+        steps = ", ".join(f"{r['median_step_ms']:.1f}" for r in runs)
+        parts.append(f"--jobs {jobs}: median step {steps} ms")
+    return "`compare --model mae --seeds 1 --steps 100`, " + "; ".join(parts)
+
+
 def main():
     directory = pathlib.Path(sys.argv[1])
     check = load(directory, "device-check.json")
@@ -143,6 +170,9 @@ def main():
     print(adamw_table(load(directory, "adamw_nocheck.json"), torch_doc) + "\n")
     print(nn_tables(check) + "\n")
     print(training_table(directory))
+    if (directory / "projection_after_1.json").exists():
+        print("\n" + jobs_line(directory) + "\n")
+        print(projection_table(directory))
 
 
 if __name__ == "__main__":

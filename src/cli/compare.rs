@@ -66,18 +66,23 @@ pub struct CompareArgs {
     pub probe: bool,
     /// Train this many runs at once, each on a GPU device of its own on a thread of
     /// its own (a CPU adapter such as lavapipe runs each device's work on one core);
-    /// the results are the same for any number. Default: the number of CPU cores, at
-    /// most the number of runs.
+    /// the results are the same for any number. Default: on a CPU adapter the number of
+    /// CPU cores, on a GPU 1 (on an H200 two MAE runs at once took 37.7 ms per step each
+    /// against 16.2 ms one at a time); never more than the number of runs.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_JOBS))]
     pub jobs: Option<u64>,
 }
 
 impl CompareArgs {
-    /// The number of runs to train at once: `--jobs`, or the number of CPU cores;
-    /// never more than the comparison's runs.
-    pub fn jobs(&self) -> usize {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let wanted = self.jobs.map_or(cores, |j| j as usize);
+    /// The number of runs to train at once on an adapter of `device_type`: `--jobs`,
+    /// or the number of CPU cores on a CPU adapter and 1 on a GPU; never more than the
+    /// comparison's runs.
+    pub fn jobs(&self, device_type: wgpu::DeviceType) -> usize {
+        let default = match device_type {
+            wgpu::DeviceType::Cpu => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            _ => 1,
+        };
+        let wanted = self.jobs.map_or(default, |j| j as usize);
         wanted.min(2 * self.pair.seeds as usize)
     }
 }
@@ -85,8 +90,10 @@ impl CompareArgs {
 /// Runs the comparison and writes its reports.
 pub fn run(args: &CompareArgs) -> coptim::Result<()> {
     let [base, cautious] = args.pair.pair()?;
-    let contexts = (0..args.jobs())
-        .map(|_| GpuContext::new_blocking(&ContextOptions::default()))
+    let first = GpuContext::new_blocking(&ContextOptions::default())?;
+    let jobs = args.jobs(first.adapter_info().device_type);
+    let contexts = std::iter::once(Ok(first))
+        .chain((1..jobs).map(|_| GpuContext::new_blocking(&ContextOptions::default())))
         .collect::<coptim::Result<Vec<_>>>()?;
     let run = args.run.config(base, 0);
     let (data, dataset) = args.run.load_data(&run.model, None)?;
