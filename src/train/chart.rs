@@ -126,7 +126,7 @@ fn loss_curves(summary: &Summary) -> (Vec<Curve>, (f64, f64)) {
         .runs
         .iter()
         .map(|r| {
-            let which = usize::from(r.optimizer == summary.pair[1]);
+            let which = usize::from(r.measured.optimizer == summary.pair[1]);
             let smoothed = r.history.smoothed_loss(summary.loss_window);
             let points = r
                 .history

@@ -25,6 +25,8 @@ pub mod compare;
 mod config;
 pub mod inputs;
 mod lockstep;
+#[cfg(not(target_arch = "wasm32"))]
+mod measures;
 mod metrics;
 pub mod presets;
 #[cfg(not(target_arch = "wasm32"))]
@@ -44,6 +46,8 @@ pub mod sweep;
 pub use checkpoint::{CHECKPOINT_FORMAT, CheckpointFile};
 pub use config::{ModelSpec, OptimizerKind, TrainConfig};
 pub use lockstep::Lockstep;
+#[cfg(not(target_arch = "wasm32"))]
+pub use measures::RunMeasures;
 pub use metrics::{EvalMetrics, History, StepMetrics, median};
 #[cfg(not(target_arch = "wasm32"))]
 pub use runner::{Event, Runner};

@@ -102,7 +102,7 @@ fn draw_sensitivity<DB: DrawingBackend>(
     let lrs: LogCoord<f64> = log_range(summary.runs.iter().map(|r| r.lr))
         .log_scale()
         .into();
-    let losses = log_range(summary.runs.iter().filter_map(|r| r.val_loss));
+    let losses = log_range(summary.runs.iter().filter_map(|r| r.measured.val_loss));
     // Log-axis ticks fall on 1..9 x 10^k: label 1, 2 and 5 only, so they stay apart.
     let x_label = |x: &f64| {
         let label = format!("{x:.0e}");
@@ -127,8 +127,12 @@ fn draw_sensitivity<DB: DrawingBackend>(
             .map(|(lr, lo, hi)| PathElement::new([(lr, lo), (lr, hi)], c.stroke_width(1)));
         chart.draw_series(ranges)?;
         let dots = (summary.runs.iter())
-            .filter(|r| r.optimizer == *o)
-            .filter_map(|r| r.val_loss.map(|l| Circle::new((r.lr, l), 3, c.filled())));
+            .filter(|r| r.measured.optimizer == *o)
+            .filter_map(|r| {
+                r.measured
+                    .val_loss
+                    .map(|l| Circle::new((r.lr, l), 3, c.filled()))
+            });
         chart.draw_series(dots)?;
     }
     draw_legend(&mut chart)

@@ -20,19 +20,20 @@ pub fn grid_csv(summary: &SweepSummary) -> String {
     let mut out = format!("{GRID_CSV_HEADER}\n");
     let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
     for r in &summary.runs {
+        let m = &r.measured;
         let _ = writeln!(
             out,
             "{},{},{},{},{},{},{},{},{},{}",
-            r.optimizer,
+            m.optimizer,
             r.lr,
-            r.seed,
-            opt(r.val_loss),
-            opt(r.final_train_loss),
-            opt(r.test_loss),
-            opt(r.test_accuracy),
+            m.seed,
+            opt(m.val_loss),
+            opt(m.final_train_loss),
+            opt(m.test_loss),
+            opt(m.test_accuracy),
             r.diverged.is_some(),
-            opt(r.mean_kept_fraction),
-            r.wall_s
+            opt(m.mean_kept_fraction),
+            m.wall_s
         );
     }
     out

@@ -118,17 +118,17 @@ impl<'a> Runs<'a> {
             .records()
             .iter()
             .filter(|r| {
-                config.pair.contains(&r.row.optimizer) && r.config_hash == *hash(r.row.optimizer)
+                config.pair.contains(&r.row.measured.optimizer)
+                    && r.config_hash == *hash(r.row.measured.optimizer)
             })
             .collect();
         Self { config, records }
     }
 
     fn get(&self, optimizer: OptimizerKind, lr: f64, seed: u64) -> Option<&'a RunRecord> {
-        self.records
-            .iter()
-            .copied()
-            .find(|r| r.row.optimizer == optimizer && r.row.lr == lr && r.row.seed == seed)
+        self.records.iter().copied().find(|r| {
+            r.row.measured.optimizer == optimizer && r.row.lr == lr && r.row.measured.seed == seed
+        })
     }
 
     /// The finished (not diverged) history of a run.
@@ -144,7 +144,7 @@ impl<'a> Runs<'a> {
             .iter()
             .map(|&lr| {
                 let losses: Vec<Option<f64>> = (self.config.seeds.iter())
-                    .map(|&s| self.get(o, lr, s).and_then(|r| r.row.val_loss))
+                    .map(|&s| self.get(o, lr, s).and_then(|r| r.row.measured.val_loss))
                     .collect();
                 GridPoint::of(lr, &losses)
             })
@@ -276,9 +276,9 @@ fn tuned_report(runs: &Runs<'_>, which: usize, lr: f64, speedup: &SpeedupReport)
     TunedReport {
         optimizer: o,
         lr,
-        val_loss: spread(&|r| r.val_loss),
-        test_loss: spread(&|r| r.test_loss),
-        test_accuracy: spread(&|r| r.test_accuracy),
+        val_loss: spread(&|r| r.measured.val_loss),
+        test_loss: spread(&|r| r.measured.test_loss),
+        test_accuracy: spread(&|r| r.measured.test_accuracy),
         steps_to_base_final_val_loss: steps,
     }
 }
