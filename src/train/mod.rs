@@ -28,6 +28,8 @@ mod lockstep;
 #[cfg(not(target_arch = "wasm32"))]
 mod measures;
 mod metrics;
+#[cfg(not(target_arch = "wasm32"))]
+mod pair_setup;
 pub mod presets;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod probe;
@@ -49,6 +51,8 @@ pub use lockstep::Lockstep;
 #[cfg(not(target_arch = "wasm32"))]
 pub use measures::RunMeasures;
 pub use metrics::{EvalMetrics, History, StepMetrics, median};
+#[cfg(not(target_arch = "wasm32"))]
+pub use pair_setup::PairSetup;
 #[cfg(not(target_arch = "wasm32"))]
 pub use runner::{Event, Runner};
 pub use session::Session;

@@ -138,14 +138,14 @@ fn run_cells(r: &RunResult) -> ([String; 3], [String; 3]) {
 fn header(summary: &Summary) -> String {
     format!(
         "{} on {} ({} parameters), {} steps of {}, seeds {:?}, {} vs {}\n",
-        summary.model,
-        summary.dataset,
+        summary.setup.model,
+        summary.setup.dataset,
         summary.parameters,
-        summary.steps,
-        summary.batch_size,
-        summary.seeds,
-        summary.pair[0],
-        summary.pair[1],
+        summary.setup.steps,
+        summary.setup.batch_size,
+        summary.setup.seeds,
+        summary.setup.pair[0],
+        summary.setup.pair[1],
     )
 }
 
@@ -154,11 +154,11 @@ fn speedup_line(summary: &Summary, target: &str) -> String {
     let reached = summary.speedup_per_seed.iter().flatten().count();
     format!(
         "speed-up of {} over {} (steps to {}'s final {target}): {} over {reached} of {} seeds\n",
-        summary.pair[1],
-        summary.pair[0],
-        summary.pair[0],
+        summary.setup.pair[1],
+        summary.setup.pair[0],
+        summary.setup.pair[0],
         spread(&summary.speedup, 2, "x"),
-        summary.seeds.len(),
+        summary.setup.seeds.len(),
     )
 }
 
@@ -266,7 +266,7 @@ pub fn create_dir(dir: &Path) -> Result<()> {
 mod tests {
     use super::*;
     use crate::train::compare::OptimizerSummary;
-    use crate::train::{ModelSpec, OptimizerKind, RunMeasures, TrainConfig};
+    use crate::train::{ModelSpec, OptimizerKind, PairSetup, RunMeasures, TrainConfig};
 
     fn spread(median: f64, min: f64, max: f64) -> Spread {
         Spread {
@@ -315,13 +315,15 @@ mod tests {
             probe_accuracy: Spread::of(&[]),
         });
         Summary {
-            model: "mlp".into(),
-            dataset: "mnist".into(),
-            steps: 500,
-            batch_size: 128,
+            setup: PairSetup {
+                model: "mlp".into(),
+                dataset: "mnist".into(),
+                steps: 500,
+                batch_size: 128,
+                pair,
+                seeds: vec![0, 1],
+            },
             parameters: 203530,
-            pair,
-            seeds: vec![0, 1],
             loss_window: 10,
             runs: vec![
                 run(pair[0], 0, Some(500)),

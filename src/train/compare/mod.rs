@@ -27,6 +27,7 @@ use crate::train::inputs::Standardize;
 use crate::train::lockstep::Lockstep;
 use crate::train::measures::RunMeasures;
 use crate::train::metrics::{History, StepMetrics, median};
+use crate::train::pair_setup::PairSetup;
 use crate::train::probe::mae_probe_accuracy;
 use crate::train::reconstruction::{Reconstructions, SHOWN_IMAGES};
 use crate::train::session::Session;
@@ -154,20 +155,11 @@ pub struct OptimizerSummary {
 /// The result of a comparison (`summary.json`, `coptim compare --json`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
-    /// `mlp` or `vit`.
-    pub model: String,
-    /// The data set's name.
-    pub dataset: String,
-    /// Training steps per run.
-    pub steps: u64,
-    /// Samples per step.
-    pub batch_size: usize,
+    /// The model, data, budget, pair and seeds.
+    #[serde(flatten)]
+    pub setup: PairSetup,
     /// The model's number of parameters.
     pub parameters: u64,
-    /// `[base, cautious]`.
-    pub pair: [OptimizerKind; 2],
-    /// The seeds.
-    pub seeds: Vec<u64>,
     /// Trailing-mean window of the loss definitions, in steps.
     pub loss_window: usize,
     /// Every run, in training order.
@@ -397,13 +389,8 @@ pub fn summarize(
     let reached: Vec<f64> = speedup_per_seed.iter().flatten().copied().collect();
     let optimizers = optimizer_summaries(config, &runs);
     Summary {
-        model: config.run.model.name().to_string(),
-        dataset: config.dataset.clone(),
-        steps: config.run.steps,
-        batch_size: config.run.batch_size,
+        setup: PairSetup::new(&config.run, &config.dataset, config.pair, &config.seeds),
         parameters,
-        pair: config.pair,
-        seeds: config.seeds.clone(),
         loss_window: window,
         runs,
         speedup: Spread::of(&reached),
