@@ -57,15 +57,16 @@ fn two_devices_give_the_results_of_one() {
     assert_eq!(two_events, one_events);
     assert_eq!(one.runs.len(), 4);
     for (a, b) in one.runs.iter().zip(&two.runs) {
-        assert_eq!((a.optimizer, a.seed), (b.optimizer, b.seed));
+        let (a_run, b_run) = (&a.measured, &b.measured);
+        assert_eq!((a_run.optimizer, a_run.seed), (b_run.optimizer, b_run.seed));
         assert_eq!(untimed(&a.history), untimed(&b.history));
         assert_eq!(a.history.evals.len(), 2);
-        assert_eq!(a.val_loss, b.val_loss);
-        assert_eq!(a.final_train_loss, b.final_train_loss);
+        assert_eq!(a_run.val_loss, b_run.val_loss);
+        assert_eq!(a_run.final_train_loss, b_run.final_train_loss);
         assert_eq!(a.probe_accuracy, b.probe_accuracy);
         assert!(a.probe_accuracy.is_some());
         assert_eq!(a.steps_to_base_final_loss, b.steps_to_base_final_loss);
-        assert_eq!(a.mean_kept_fraction, b.mean_kept_fraction);
+        assert_eq!(a_run.mean_kept_fraction, b_run.mean_kept_fraction);
     }
     assert_eq!(one.speedup_per_seed, two.speedup_per_seed);
     assert_eq!(one.baseline_val_loss, two.baseline_val_loss);

@@ -313,7 +313,7 @@ fn comparison_summary_and_reports() {
     // The base run reaches its own final loss by its last step.
     for r in summary.runs_of(OptimizerKind::ADAMW) {
         assert!(r.steps_to_base_final_loss.unwrap() <= 8);
-        assert_eq!(r.mean_kept_fraction, Some(1.0));
+        assert_eq!(r.measured.mean_kept_fraction, Some(1.0));
     }
     let csv = report::metrics_csv(&summary);
     assert_eq!(csv.lines().count(), 1 + 4 * 8);

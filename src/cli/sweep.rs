@@ -133,11 +133,12 @@ pub fn run(args: &SweepArgs) -> coptim::Result<()> {
         SweepEvent::Finished(row) => {
             done += 1;
             let loss = row
+                .measured
                 .val_loss
                 .map_or("diverged".into(), |l| format!("val loss {l:.4}"));
             bar.set_message(format!(
                 "run {done}/{planned}: {} lr {:.2e} seed {} {loss}",
-                row.optimizer, row.lr, row.seed
+                row.measured.optimizer, row.lr, row.measured.seed
             ));
         }
     })?;

@@ -95,17 +95,9 @@ fn draw<DB: DrawingBackend>(summary: &Summary, root: &DrawingArea<DB, Shift>) ->
 }
 
 fn title(summary: &Summary) -> String {
-    format!(
-        "{} vs {}: {} on {}, {} steps of {}, {} seed{}",
-        summary.pair[0],
-        summary.pair[1],
-        summary.model,
-        summary.dataset,
-        summary.steps,
-        summary.batch_size,
-        summary.seeds.len(),
-        if summary.seeds.len() == 1 { "" } else { "s" }
-    )
+    let seeds = summary.setup.seeds.len();
+    let plural = if seeds == 1 { "" } else { "s" };
+    format!("{}, {seeds} seed{plural}", summary.setup.headline())
 }
 
 pub(crate) fn color(which: usize) -> RGBColor {
@@ -126,7 +118,7 @@ fn loss_curves(summary: &Summary) -> (Vec<Curve>, (f64, f64)) {
         .runs
         .iter()
         .map(|r| {
-            let which = usize::from(r.optimizer == summary.pair[1]);
+            let which = usize::from(r.measured.optimizer == summary.setup.pair[1]);
             let smoothed = r.history.smoothed_loss(summary.loss_window);
             let points = r
                 .history
@@ -156,7 +148,7 @@ fn draw_loss_panel<DB: DrawingBackend>(
     summary: &Summary,
     area: &DrawingArea<DB, Shift>,
 ) -> DrawResult<DB> {
-    let steps = summary.steps.max(2) as f64;
+    let steps = summary.setup.steps.max(2) as f64;
     let (curves, (lo, hi)) = loss_curves(summary);
     let mut chart = ChartBuilder::on(area)
         .margin(12)
@@ -189,7 +181,7 @@ fn draw_loss_panel<DB: DrawingBackend>(
             labelled[which] = true;
             let c = color(which);
             series
-                .label(summary.pair[which].name())
+                .label(summary.setup.pair[which].name())
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
         }
     }
@@ -201,11 +193,11 @@ fn draw_kept_panel<DB: DrawingBackend>(
     summary: &Summary,
     area: &DrawingArea<DB, Shift>,
 ) -> DrawResult<DB> {
-    let steps = summary.steps.max(2) as f64;
+    let steps = summary.setup.steps.max(2) as f64;
     let mut chart = ChartBuilder::on(area)
         .margin(12)
         .caption(
-            format!("{}: fraction of coordinates kept", summary.pair[1]),
+            format!("{}: fraction of coordinates kept", summary.setup.pair[1]),
             (FAMILY, 16),
         )
         .x_label_area_size(36)
@@ -218,7 +210,7 @@ fn draw_kept_panel<DB: DrawingBackend>(
         .y_desc("kept fraction")
         .label_style((FAMILY, 12))
         .draw()?;
-    for r in summary.runs_of(summary.pair[1]) {
+    for r in summary.runs_of(summary.setup.pair[1]) {
         let pts: Vec<(f64, f64)> = r
             .history
             .steps

@@ -25,7 +25,11 @@ pub mod compare;
 mod config;
 pub mod inputs;
 mod lockstep;
+#[cfg(not(target_arch = "wasm32"))]
+mod measures;
 mod metrics;
+#[cfg(not(target_arch = "wasm32"))]
+mod pair_setup;
 pub mod presets;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod probe;
@@ -44,7 +48,11 @@ pub mod sweep;
 pub use checkpoint::{CHECKPOINT_FORMAT, CheckpointFile};
 pub use config::{ModelSpec, OptimizerKind, TrainConfig};
 pub use lockstep::Lockstep;
+#[cfg(not(target_arch = "wasm32"))]
+pub use measures::RunMeasures;
 pub use metrics::{EvalMetrics, History, StepMetrics, median};
+#[cfg(not(target_arch = "wasm32"))]
+pub use pair_setup::PairSetup;
 #[cfg(not(target_arch = "wasm32"))]
 pub use runner::{Event, Runner};
 pub use session::Session;

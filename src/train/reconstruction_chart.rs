@@ -64,10 +64,10 @@ fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
 ) -> DrawResult<DB> {
     root.fill(&WHITE)?;
-    let seed = summary.seeds.first().copied().unwrap_or(0);
+    let seed = summary.setup.seeds.first().copied().unwrap_or(0);
     let title = format!(
         "{} on {}: masked test images and both reconstructions (seed {seed}, after {} steps)",
-        summary.model, summary.dataset, summary.steps
+        summary.setup.model, summary.setup.dataset, summary.setup.steps
     );
     root.draw_text(
         &title,
@@ -77,8 +77,8 @@ fn draw<DB: DrawingBackend>(
     let labels = [
         "original".to_string(),
         "masked".to_string(),
-        summary.pair[0].label(),
-        summary.pair[1].label(),
+        summary.setup.pair[0].label(),
+        summary.setup.pair[1].label(),
     ];
     let [_, h, _] = shown.shape;
     let row_height = h as u32 * SCALE + GAP;

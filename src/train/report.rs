@@ -16,7 +16,7 @@ pub fn metrics_csv(summary: &Summary) -> String {
     let mut out = String::from(CSV_HEADER);
     out.push('\n');
     for run in &summary.runs {
-        let prefix = format!("{},{},", run.optimizer, run.seed);
+        let prefix = format!("{},{},", run.measured.optimizer, run.measured.seed);
         write_history_rows(&mut out, &prefix, &run.history, summary.loss_window);
     }
     out
@@ -96,7 +96,7 @@ pub fn table(summary: &Summary) -> String {
         let _ = writeln!(
             out,
             "{name:<9} {seed:>4} {loss:>11} {:>8}% {steps:>13} {kept:>6} {wall:>8} {:>9}",
-            num(Some(100.0 * r.test_accuracy), 2),
+            num(r.measured.test_accuracy.map(|a| 100.0 * a), 2),
             num(r.samples_per_s, 0),
         );
     }
@@ -122,11 +122,15 @@ fn run_cells(r: &RunResult) -> ([String; 3], [String; 3]) {
         .map_or("not reached".into(), |s| s.to_string());
     (
         [
-            r.optimizer.name().to_string(),
-            r.seed.to_string(),
-            num(Some(r.final_train_loss), 4),
+            r.measured.optimizer.name().to_string(),
+            r.measured.seed.to_string(),
+            num(r.measured.final_train_loss, 4),
         ],
-        [steps, num(r.mean_kept_fraction, 3), num(Some(r.wall_s), 1)],
+        [
+            steps,
+            num(r.measured.mean_kept_fraction, 3),
+            num(Some(r.measured.wall_s), 1),
+        ],
     )
 }
 
@@ -134,14 +138,14 @@ fn run_cells(r: &RunResult) -> ([String; 3], [String; 3]) {
 fn header(summary: &Summary) -> String {
     format!(
         "{} on {} ({} parameters), {} steps of {}, seeds {:?}, {} vs {}\n",
-        summary.model,
-        summary.dataset,
+        summary.setup.model,
+        summary.setup.dataset,
         summary.parameters,
-        summary.steps,
-        summary.batch_size,
-        summary.seeds,
-        summary.pair[0],
-        summary.pair[1],
+        summary.setup.steps,
+        summary.setup.batch_size,
+        summary.setup.seeds,
+        summary.setup.pair[0],
+        summary.setup.pair[1],
     )
 }
 
@@ -150,11 +154,11 @@ fn speedup_line(summary: &Summary, target: &str) -> String {
     let reached = summary.speedup_per_seed.iter().flatten().count();
     format!(
         "speed-up of {} over {} (steps to {}'s final {target}): {} over {reached} of {} seeds\n",
-        summary.pair[1],
-        summary.pair[0],
-        summary.pair[0],
+        summary.setup.pair[1],
+        summary.setup.pair[0],
+        summary.setup.pair[0],
         spread(&summary.speedup, 2, "x"),
-        summary.seeds.len(),
+        summary.setup.seeds.len(),
     )
 }
 
@@ -186,12 +190,12 @@ fn validation_table(summary: &Summary, yardstick: Yardstick) -> String {
         let ([name, seed, loss], [steps, kept, wall]) = run_cells(r);
         let (relative, throughput) = match yardstick {
             Yardstick::Bigram(_) => (r.val_bits_per_char, r.tokens_per_s),
-            Yardstick::MeanPatch(base) => (r.val_loss.map(|v| v / base), r.samples_per_s),
+            Yardstick::MeanPatch(base) => (r.measured.val_loss.map(|v| v / base), r.samples_per_s),
         };
         let _ = writeln!(
             out,
             "{name:<9} {seed:>4} {loss:>10} {:>9} {:>9} {steps:>13} {kept:>6} {wall:>8} {:>8}",
-            num(r.val_loss, 4),
+            num(r.measured.val_loss, 4),
             num(relative, 4),
             num(throughput, 0),
         );
@@ -262,7 +266,7 @@ pub fn create_dir(dir: &Path) -> Result<()> {
 mod tests {
     use super::*;
     use crate::train::compare::OptimizerSummary;
-    use crate::train::{ModelSpec, OptimizerKind, TrainConfig};
+    use crate::train::{ModelSpec, OptimizerKind, PairSetup, RunMeasures, TrainConfig};
 
     fn spread(median: f64, min: f64, max: f64) -> Spread {
         Spread {
@@ -278,16 +282,18 @@ mod tests {
             (optimizer == OptimizerKind::C_ADAMW).then_some(0.4567),
         );
         RunResult {
-            optimizer,
-            seed,
-            final_train_loss: 0.123456,
-            test_accuracy: 0.96543,
-            test_loss: 0.2,
-            val_loss: text.then_some(1.98765),
+            measured: RunMeasures {
+                optimizer,
+                seed,
+                final_train_loss: Some(0.123456),
+                test_accuracy: Some(0.96543),
+                test_loss: Some(0.2),
+                val_loss: text.then_some(1.98765),
+                mean_kept_fraction: kept,
+                wall_s: 12.345,
+            },
             val_bits_per_char: text.then_some(2.8675),
             steps_to_base_final_loss: reached,
-            mean_kept_fraction: kept,
-            wall_s: 12.345,
             median_step_ms: Some(3.0),
             samples_per_s: Some(5432.1),
             tokens_per_s: text.then_some(98765.4),
@@ -309,13 +315,15 @@ mod tests {
             probe_accuracy: Spread::of(&[]),
         });
         Summary {
-            model: "mlp".into(),
-            dataset: "mnist".into(),
-            steps: 500,
-            batch_size: 128,
+            setup: PairSetup {
+                model: "mlp".into(),
+                dataset: "mnist".into(),
+                steps: 500,
+                batch_size: 128,
+                pair,
+                seeds: vec![0, 1],
+            },
             parameters: 203530,
-            pair,
-            seeds: vec![0, 1],
             loss_window: 10,
             runs: vec![
                 run(pair[0], 0, Some(500)),

@@ -25,7 +25,9 @@ use crate::model::{InputKind, Mae, Task};
 use crate::train::config::{ModelSpec, OptimizerKind, TrainConfig};
 use crate::train::inputs::Standardize;
 use crate::train::lockstep::Lockstep;
+use crate::train::measures::RunMeasures;
 use crate::train::metrics::{History, StepMetrics, median};
+use crate::train::pair_setup::PairSetup;
 use crate::train::probe::mae_probe_accuracy;
 use crate::train::reconstruction::{Reconstructions, SHOWN_IMAGES};
 use crate::train::session::Session;
@@ -83,29 +85,15 @@ impl CompareConfig {
 /// One finished run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunResult {
-    /// The optimizer's command-line name.
-    pub optimizer: OptimizerKind,
-    /// The seed.
-    pub seed: u64,
-    /// Mean training loss over the last 5% of the steps.
-    pub final_train_loss: f64,
-    /// Test accuracy after the last step.
-    pub test_accuracy: f64,
-    /// Test loss after the last step.
-    pub test_loss: f64,
-    /// Language models: the validation loss after the last step, in nats per token
-    /// (the test loss); `None` for image models.
-    pub val_loss: Option<f64>,
-    /// Language models: [`RunResult::val_loss`] in bits per character.
+    /// What it measured.
+    #[serde(flatten)]
+    pub measured: RunMeasures,
+    /// Language models: the validation loss ([`RunMeasures::val_loss`]) in bits per
+    /// character.
     pub val_bits_per_char: Option<f64>,
     /// First step that reaches the same seed's base final loss (train loss for image
     /// models, validation loss for language models; see the module docs).
     pub steps_to_base_final_loss: Option<u64>,
-    /// Mean fraction of coordinates the cautious mask kept (1 for the base).
-    pub mean_kept_fraction: Option<f64>,
-    /// Seconds spent on this run's own steps and evaluations (other runs may have
-    /// trained at the same time on other worker threads).
-    pub wall_s: f64,
     /// Median milliseconds per training step.
     pub median_step_ms: Option<f64>,
     /// Training samples per second (batch size over the median step time).
@@ -167,20 +155,11 @@ pub struct OptimizerSummary {
 /// The result of a comparison (`summary.json`, `coptim compare --json`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
-    /// `mlp` or `vit`.
-    pub model: String,
-    /// The data set's name.
-    pub dataset: String,
-    /// Training steps per run.
-    pub steps: u64,
-    /// Samples per step.
-    pub batch_size: usize,
+    /// The model, data, budget, pair and seeds.
+    #[serde(flatten)]
+    pub setup: PairSetup,
     /// The model's number of parameters.
     pub parameters: u64,
-    /// `[base, cautious]`.
-    pub pair: [OptimizerKind; 2],
-    /// The seeds.
-    pub seeds: Vec<u64>,
     /// Trailing-mean window of the loss definitions, in steps.
     pub loss_window: usize,
     /// Every run, in training order.
@@ -213,7 +192,9 @@ pub struct Summary {
 impl Summary {
     /// The runs of `optimizer`.
     pub fn runs_of(&self, optimizer: OptimizerKind) -> impl Iterator<Item = &RunResult> {
-        self.runs.iter().filter(move |r| r.optimizer == optimizer)
+        self.runs
+            .iter()
+            .filter(move |r| r.measured.optimizer == optimizer)
     }
 }
 
@@ -408,13 +389,8 @@ pub fn summarize(
     let reached: Vec<f64> = speedup_per_seed.iter().flatten().copied().collect();
     let optimizers = optimizer_summaries(config, &runs);
     Summary {
-        model: config.run.model.name().to_string(),
-        dataset: config.dataset.clone(),
-        steps: config.run.steps,
-        batch_size: config.run.batch_size,
+        setup: PairSetup::new(&config.run, &config.dataset, config.pair, &config.seeds),
         parameters,
-        pair: config.pair,
-        seeds: config.seeds.clone(),
         loss_window: window,
         runs,
         speedup: Spread::of(&reached),
@@ -468,16 +444,18 @@ fn run_results(
             let samples_per_s = median_step_ms.map(|ms| config.run.batch_size as f64 / (ms / 1e3));
             let val_loss = eval.filter(|_| on_validation).map(|e| e.loss);
             RunResult {
-                optimizer,
-                seed,
-                final_train_loss: history.final_loss(window).unwrap_or(f64::NAN),
-                test_accuracy: eval.map_or(f64::NAN, |e| e.accuracy),
-                test_loss: eval.map_or(f64::NAN, |e| e.loss),
-                val_loss,
+                measured: RunMeasures {
+                    optimizer,
+                    seed,
+                    final_train_loss: history.final_loss(window),
+                    test_accuracy: eval.map(|e| e.accuracy),
+                    test_loss: eval.map(|e| e.loss),
+                    val_loss,
+                    mean_kept_fraction: history.mean_kept_fraction(),
+                    wall_s,
+                },
                 val_bits_per_char: val_loss.filter(|_| tokens).map(nats_to_bits),
                 steps_to_base_final_loss: base_final(seed).and_then(|t| steps_to(&history, t)),
-                mean_kept_fraction: history.mean_kept_fraction(),
-                wall_s,
                 median_step_ms,
                 samples_per_s,
                 tokens_per_s: samples_per_s
@@ -495,7 +473,7 @@ fn run_results(
 fn speedup_per_seed(config: &CompareConfig, runs: &[RunResult]) -> Vec<Option<f64>> {
     let steps_of = |o: OptimizerKind, seed: u64| {
         runs.iter()
-            .find(|r| r.optimizer == o && r.seed == seed)
+            .find(|r| r.measured.optimizer == o && r.measured.seed == seed)
             .and_then(|r| r.steps_to_base_final_loss)
     };
     config
@@ -519,7 +497,7 @@ fn optimizer_summaries(config: &CompareConfig, runs: &[RunResult]) -> Vec<Optimi
             let of = |f: &dyn Fn(&RunResult) -> Option<f64>| {
                 let v: Vec<f64> = runs
                     .iter()
-                    .filter(|r| r.optimizer == o)
+                    .filter(|r| r.measured.optimizer == o)
                     .filter_map(f)
                     .collect();
                 Spread::of(&v)
@@ -529,9 +507,9 @@ fn optimizer_summaries(config: &CompareConfig, runs: &[RunResult]) -> Vec<Optimi
                 optimizer: o,
                 lr: rc.lr,
                 weight_decay: rc.weight_decay,
-                final_train_loss: of(&|r| Some(r.final_train_loss)),
-                test_accuracy: of(&|r| Some(r.test_accuracy)),
-                wall_s: of(&|r| Some(r.wall_s)),
+                final_train_loss: of(&|r| r.measured.final_train_loss),
+                test_accuracy: of(&|r| r.measured.test_accuracy),
+                wall_s: of(&|r| Some(r.measured.wall_s)),
                 samples_per_s: of(&|r| r.samples_per_s),
                 probe_accuracy: of(&|r| r.probe_accuracy),
             }

@@ -22,14 +22,9 @@ impl Chart for SweepSummary {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         root.fill(&WHITE)?;
         let title = format!(
-            "{} vs {}: {} on {}, {} steps of {}, {} seeds per rate",
-            self.pair[0],
-            self.pair[1],
-            self.model,
-            self.dataset,
-            self.steps,
-            self.batch_size,
-            self.seeds.len()
+            "{}, {} seeds per rate",
+            self.setup.headline(),
+            self.setup.seeds.len()
         );
         let root = root.titled(&title, (FAMILY, 20))?;
         let (left, right) = root.split_horizontally(root.dim_in_pixel().0 / 2);
@@ -102,7 +97,7 @@ fn draw_sensitivity<DB: DrawingBackend>(
     let lrs: LogCoord<f64> = log_range(summary.runs.iter().map(|r| r.lr))
         .log_scale()
         .into();
-    let losses = log_range(summary.runs.iter().filter_map(|r| r.val_loss));
+    let losses = log_range(summary.runs.iter().filter_map(|r| r.measured.val_loss));
     // Log-axis ticks fall on 1..9 x 10^k: label 1, 2 and 5 only, so they stay apart.
     let x_label = |x: &f64| {
         let label = format!("{x:.0e}");
@@ -111,7 +106,7 @@ fn draw_sensitivity<DB: DrawingBackend>(
     };
     let caption = "final validation loss vs learning rate (dots: seeds)";
     let mut chart = panel(area, caption, (lrs, "peak learning rate", &x_label), losses)?;
-    for (which, o) in summary.pair.iter().enumerate() {
+    for (which, o) in summary.setup.pair.iter().enumerate() {
         let c = color(which);
         let grid = &summary.grid[o.name()];
         let mean: Vec<(f64, f64)> = (grid.iter())
@@ -127,8 +122,12 @@ fn draw_sensitivity<DB: DrawingBackend>(
             .map(|(lr, lo, hi)| PathElement::new([(lr, lo), (lr, hi)], c.stroke_width(1)));
         chart.draw_series(ranges)?;
         let dots = (summary.runs.iter())
-            .filter(|r| r.optimizer == *o)
-            .filter_map(|r| r.val_loss.map(|l| Circle::new((r.lr, l), 3, c.filled())));
+            .filter(|r| r.measured.optimizer == *o)
+            .filter_map(|r| {
+                r.measured
+                    .val_loss
+                    .map(|l| Circle::new((r.lr, l), 3, c.filled()))
+            });
         chart.draw_series(dots)?;
     }
     draw_legend(&mut chart)
@@ -140,14 +139,14 @@ fn draw_curves<DB: DrawingBackend>(
     summary: &SweepSummary,
     area: &DrawingArea<DB, Shift>,
 ) -> DrawResult<DB> {
-    let steps: RangedCoordf64 = (0.0..summary.steps.max(2) as f64).into();
+    let steps: RangedCoordf64 = (0.0..summary.setup.steps.max(2) as f64).into();
     let evals = summary.curves.iter().flat_map(|c| c.3.evals.iter());
     let losses = log_range(evals.map(|e| e.loss));
     let x_label = |x: &f64| format!("{x:.0}");
     let caption = "validation loss at the tuned rates (thin: drop-in)";
     let mut chart = panel(area, caption, (steps, "step", &x_label), losses)?;
     for (o, lr, _, history) in &summary.curves {
-        let which = usize::from(*o == summary.pair[1]);
+        let which = usize::from(*o == summary.setup.pair[1]);
         let tuned = summary.tuned_lr[o.name()] == *lr;
         let style = color(which).stroke_width(if tuned { 2 } else { 1 });
         let pts: Vec<(f64, f64)> = (history.evals.iter())

@@ -22,6 +22,7 @@ pub use summary::{SpeedupReport, SweepSummary, TunedReport};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::train::config::{OptimizerKind, TrainConfig};
+use crate::train::measures::RunMeasures;
 use crate::train::metrics::History;
 use crate::train::session::Session;
 use results::{ResultsFile, RunRecord, RunRow, config_hash};
@@ -256,16 +257,18 @@ fn record(
     };
     RunRecord {
         row: RunRow {
-            optimizer,
+            measured: RunMeasures {
+                optimizer,
+                seed,
+                final_train_loss: history.final_loss(window).and_then(finite),
+                test_accuracy: outcome.test.and_then(|t| finite(t.accuracy)),
+                test_loss: outcome.test.and_then(|t| finite(t.loss)),
+                val_loss,
+                mean_kept_fraction: history.mean_kept_fraction(),
+                wall_s: outcome.wall_s,
+            },
             lr,
-            seed,
-            val_loss,
-            final_train_loss: history.final_loss(window).and_then(finite),
-            test_loss: outcome.test.and_then(|t| finite(t.loss)),
-            test_accuracy: outcome.test.and_then(|t| finite(t.accuracy)),
             diverged: outcome.diverged,
-            mean_kept_fraction: history.mean_kept_fraction(),
-            wall_s: outcome.wall_s,
         },
         config_hash: hash.to_string(),
         history,

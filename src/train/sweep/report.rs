@@ -20,19 +20,20 @@ pub fn grid_csv(summary: &SweepSummary) -> String {
     let mut out = format!("{GRID_CSV_HEADER}\n");
     let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
     for r in &summary.runs {
+        let m = &r.measured;
         let _ = writeln!(
             out,
             "{},{},{},{},{},{},{},{},{},{}",
-            r.optimizer,
+            m.optimizer,
             r.lr,
-            r.seed,
-            opt(r.val_loss),
-            opt(r.final_train_loss),
-            opt(r.test_loss),
-            opt(r.test_accuracy),
+            m.seed,
+            opt(m.val_loss),
+            opt(m.final_train_loss),
+            opt(m.test_loss),
+            opt(m.test_accuracy),
             r.diverged.is_some(),
-            opt(r.mean_kept_fraction),
-            r.wall_s
+            opt(m.mean_kept_fraction),
+            m.wall_s
         );
     }
     out
@@ -43,7 +44,7 @@ pub fn grid_csv(summary: &SweepSummary) -> String {
 /// evaluations).
 pub fn metrics_csv(summary: &SweepSummary) -> String {
     let mut out = format!("optimizer,lr,{CSV_HEADER}\n");
-    let window = History::smoothing_window(summary.steps);
+    let window = History::smoothing_window(summary.setup.steps);
     for (o, lr, seed, history) in &summary.curves {
         write_history_rows(&mut out, &format!("{o},{lr},{seed},"), history, window);
     }
@@ -78,21 +79,21 @@ fn spread(s: &Spread, scale: f64, decimals: usize) -> String {
 /// The text `coptim sweep` prints: the grid (mean validation loss per rate), the
 /// tuned runs and both speed-ups.
 pub fn table(summary: &SweepSummary) -> String {
-    let [base, other] = summary.pair;
+    let [base, other] = summary.setup.pair;
     let mut out = format!(
         "{} on {}, {} steps of {}, seeds {:?}, {base} vs {other}\n{}\n",
-        summary.model,
-        summary.dataset,
-        summary.steps,
-        summary.batch_size,
-        summary.seeds,
+        summary.setup.model,
+        summary.setup.dataset,
+        summary.setup.steps,
+        summary.setup.batch_size,
+        summary.setup.seeds,
         summary.split
     );
     let _ = writeln!(
         out,
         "mean validation loss per learning rate (median and range over seeds; * tuned):"
     );
-    for o in summary.pair {
+    for o in summary.setup.pair {
         let grid = &summary.grid[o.name()];
         let tuned = summary.tuned_lr[o.name()];
         for p in grid {
@@ -158,7 +159,7 @@ fn speedup_line(summary: &SweepSummary, what: &str, s: &SpeedupReport) -> String
     };
     format!(
         "speed-up of {} ({what}: {:.3e} vs {:.3e}): {}x, 95% CI {ci} over {} seeds{never}\n",
-        summary.pair[1],
+        summary.setup.pair[1],
         s.base_lr,
         s.lr,
         num(s.interval.median, 2),

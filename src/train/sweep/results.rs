@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::train::config::{OptimizerKind, TrainConfig};
+use crate::train::measures::RunMeasures;
 use crate::train::metrics::History;
 
 /// The results file's name in the output directory.
@@ -23,26 +24,13 @@ const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 /// What one run of a sweep measured (the per-run rows of `sweep.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRow {
-    /// The optimizer.
-    pub optimizer: OptimizerKind,
+    /// Its optimizer, seed, losses, accuracy, kept fraction and wall time.
+    #[serde(flatten)]
+    pub measured: RunMeasures,
     /// Its peak learning rate.
     pub lr: f64,
-    /// The seed.
-    pub seed: u64,
-    /// Validation loss after the last step (`None`: diverged).
-    pub val_loss: Option<f64>,
-    /// Mean training loss over the last 5% of the steps.
-    pub final_train_loss: Option<f64>,
-    /// Test loss after the last step (text: nats per token).
-    pub test_loss: Option<f64>,
-    /// Test accuracy after the last step (text: next-token accuracy).
-    pub test_accuracy: Option<f64>,
     /// Why the run stopped early (a non-finite loss), if it did.
     pub diverged: Option<String>,
-    /// Mean fraction of coordinates the cautious mask kept.
-    pub mean_kept_fraction: Option<f64>,
-    /// Seconds of wall time: its share of its concurrent group's.
-    pub wall_s: f64,
 }
 
 /// One line of the results file: a run's row, its configuration hash and its
@@ -122,7 +110,7 @@ impl ResultsFile {
         match self
             .records
             .iter()
-            .find(|r| r.row.optimizer == optimizer && r.config_hash != hash)
+            .find(|r| r.row.measured.optimizer == optimizer && r.config_hash != hash)
         {
             Some(other) => Err(Error::InvalidConfig(format!(
                 "{} holds {optimizer} runs of another sweep (configuration hash {}, this sweep's is {hash}: the model, budget, data or another option changed); pass another --out, or delete the file to start over",
@@ -142,9 +130,9 @@ impl ResultsFile {
         hash: &str,
     ) -> Option<&RunRecord> {
         self.records.iter().find(|r| {
-            r.row.optimizer == optimizer
+            r.row.measured.optimizer == optimizer
                 && r.row.lr == lr
-                && r.row.seed == seed
+                && r.row.measured.seed == seed
                 && r.config_hash == hash
         })
     }
@@ -193,5 +181,45 @@ fn io_error(path: &Path, source: std::io::Error) -> Error {
     Error::Io {
         path: path.display().to_string(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A line as sweeps wrote it before the measures were shared with the
+    /// comparison (another field order) reads back, and writes the same fields.
+    #[test]
+    fn an_older_line_reads_back() {
+        let old = r#"{"optimizer":"c-adamw","lr":0.003,"seed":2,"val_loss":0.25,"final_train_loss":0.5,"test_loss":null,"test_accuracy":0.875,"diverged":null,"mean_kept_fraction":0.625,"wall_s":1.5,"config_hash":"00ff","history":{"steps":[],"evals":[]}}"#;
+        let record: RunRecord = serde_json::from_str(old).unwrap();
+        let expected = RunRecord {
+            row: RunRow {
+                measured: RunMeasures {
+                    optimizer: OptimizerKind::C_ADAMW,
+                    seed: 2,
+                    final_train_loss: Some(0.5),
+                    test_accuracy: Some(0.875),
+                    test_loss: None,
+                    val_loss: Some(0.25),
+                    mean_kept_fraction: Some(0.625),
+                    wall_s: 1.5,
+                },
+                lr: 0.003,
+                diverged: None,
+            },
+            config_hash: "00ff".into(),
+            history: History::default(),
+        };
+        assert_eq!(record, expected);
+        let fields = |json: &str| {
+            let value: serde_json::Value = serde_json::from_str(json).unwrap();
+            let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+            keys.sort();
+            keys
+        };
+        let written = serde_json::to_string(&record).unwrap();
+        assert_eq!(fields(&written), fields(old));
     }
 }

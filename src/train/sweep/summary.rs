@@ -10,6 +10,7 @@ use crate::model::{InputKind, Task};
 use crate::train::compare::Spread;
 use crate::train::config::{OptimizerKind, TrainConfig};
 use crate::train::metrics::History;
+use crate::train::pair_setup::PairSetup;
 use crate::train::sweep::results::{ResultsFile, RunRecord, RunRow};
 use crate::train::sweep::stats::{
     BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, GridPoint, Interval, SeedSpeedup, bootstrap_median,
@@ -58,20 +59,11 @@ pub struct SpeedupReport {
 /// The result of a sweep.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SweepSummary {
-    /// The model's name.
-    pub model: String,
-    /// The data set's name.
-    pub dataset: String,
+    /// The model, data, budget, pair and seeds.
+    #[serde(flatten)]
+    pub setup: PairSetup,
     /// How validation was held out.
     pub split: String,
-    /// Training steps per run.
-    pub steps: u64,
-    /// Samples per step.
-    pub batch_size: usize,
-    /// `[base, cautious]`.
-    pub pair: [OptimizerKind; 2],
-    /// The seeds.
-    pub seeds: Vec<u64>,
     /// Each optimizer's learning rates.
     pub lrs: BTreeMap<String, Vec<f64>>,
     /// Every run of the grids and of the drop-in comparison.
@@ -118,17 +110,17 @@ impl<'a> Runs<'a> {
             .records()
             .iter()
             .filter(|r| {
-                config.pair.contains(&r.row.optimizer) && r.config_hash == *hash(r.row.optimizer)
+                config.pair.contains(&r.row.measured.optimizer)
+                    && r.config_hash == *hash(r.row.measured.optimizer)
             })
             .collect();
         Self { config, records }
     }
 
     fn get(&self, optimizer: OptimizerKind, lr: f64, seed: u64) -> Option<&'a RunRecord> {
-        self.records
-            .iter()
-            .copied()
-            .find(|r| r.row.optimizer == optimizer && r.row.lr == lr && r.row.seed == seed)
+        self.records.iter().copied().find(|r| {
+            r.row.measured.optimizer == optimizer && r.row.lr == lr && r.row.measured.seed == seed
+        })
     }
 
     /// The finished (not diverged) history of a run.
@@ -144,7 +136,7 @@ impl<'a> Runs<'a> {
             .iter()
             .map(|&lr| {
                 let losses: Vec<Option<f64>> = (self.config.seeds.iter())
-                    .map(|&s| self.get(o, lr, s).and_then(|r| r.row.val_loss))
+                    .map(|&s| self.get(o, lr, s).and_then(|r| r.row.measured.val_loss))
                     .collect();
                 GridPoint::of(lr, &losses)
             })
@@ -206,13 +198,8 @@ pub(crate) fn summarize(
     let classifier =
         arch.input_kind() == InputKind::Images && matches!(arch.task(), Task::Classify);
     Ok(SweepSummary {
-        model: config.run.model.name().to_string(),
-        dataset: config.dataset.clone(),
+        setup: PairSetup::new(&config.run, &config.dataset, config.pair, &config.seeds),
         split: data.split.clone(),
-        steps: config.run.steps,
-        batch_size: config.run.batch_size,
-        pair: config.pair,
-        seeds: config.seeds.clone(),
         lrs: by_name(config, |i| config.lrs[i].clone()),
         runs: summary_rows(&runs, tuned[0]),
         grid: by_name(config, |i| runs.grid(i)),
@@ -276,9 +263,9 @@ fn tuned_report(runs: &Runs<'_>, which: usize, lr: f64, speedup: &SpeedupReport)
     TunedReport {
         optimizer: o,
         lr,
-        val_loss: spread(&|r| r.val_loss),
-        test_loss: spread(&|r| r.test_loss),
-        test_accuracy: spread(&|r| r.test_accuracy),
+        val_loss: spread(&|r| r.measured.val_loss),
+        test_loss: spread(&|r| r.measured.test_loss),
+        test_accuracy: spread(&|r| r.measured.test_accuracy),
         steps_to_base_final_val_loss: steps,
     }
 }
