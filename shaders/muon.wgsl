@@ -6,7 +6,8 @@
 // by what the gradients are scaled (the clip coefficient, 1 when not clipping).
 //
 // Generated constants: WG_SIZE (invocations per workgroup, a power of two), ITEMS
-// (elements per invocation in the chunked passes).
+// (elements per invocation in the chunked passes); generated structs: MuonTensor,
+// MuonStep (src/optim/muon/words.rs).
 //
 // Bindings (group 0):
 //   0 tensor    uniform      MuonTensor: the matrix's sizes and places
@@ -23,40 +24,6 @@
 //
 // The matrix is `rows x cols` (timm's flattened (out, in * spatial)); X holds it
 // transposed when `transposed` (rows > cols), as timm's zeropower_via_newtonschulz.
-
-struct MuonTensor {
-    len: u32,
-    rows: u32,
-    cols: u32,
-    transposed: u32,
-    param_base: u32,
-    grad_base: u32,
-    x_base: u32,
-    partial_base: u32,
-    chunks: u32,
-    index: u32,
-    // lr scale of timm's adjust_lr_fn for this matrix
-    lr_scale: f32,
-    pad: u32,
-}
-
-struct MuonStep {
-    lr: f32,
-    momentum: f32,
-    weight_decay: f32,
-    eps: f32,
-    nesterov: u32,
-    caution: u32,
-    // mask weight of a disagreeing coordinate (0: hard mask)
-    disagree: f32,
-    // NORM_* of lib/caution_scale.wgsl
-    norm_kind: u32,
-    // min of mean_clamp, eps of mean_plus_eps
-    norm_param: f32,
-    pad0: u32,
-    pad1: u32,
-    pad2: u32,
-}
 
 @group(0) @binding(0) var<uniform> tensor: MuonTensor;
 @group(0) @binding(1) var<uniform> step: MuonStep;

@@ -5,7 +5,7 @@
 use crate::arena::{ParamSet, ParamTensor, UploadRing};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::optim::adafactor::words::{GpuAdaStep, GpuAdaTensor, step_words};
+use crate::optim::adafactor::words::{AdaStep, AdaTensor, step_words};
 use crate::optim::adafactor_reference::{AdafactorRule, AdafactorState};
 use crate::optim::axis_means::{AxisMeans, AxisTensor};
 use crate::optim::config::Caution;
@@ -17,7 +17,7 @@ use crate::optim::own_kernels::{
 use crate::optim::plan::grid_for;
 #[cfg(feature = "nn")]
 use crate::optim::stats::ChunkRanges;
-use crate::wgsl::{Part, ShaderBuilder, lib, shader_part};
+use crate::wgsl::{Part, ShaderBuilder, WgslStruct, lib, shader_part};
 
 /// `adafactor.wgsl`.
 static ADAFACTOR: Part = shader_part!(
@@ -69,6 +69,8 @@ pub(crate) fn shader() -> ShaderBuilder {
     chunked_module("coptim adafactor", WG_SIZE, ITEMS)
         .constant("SUM_CHUNK", SUM_CHUNK)
         .constant("FACTOR_WORDS", FACTOR_WORDS)
+        .declare(AdaTensor::WGSL)
+        .declare(AdaStep::WGSL)
         .part(&lib::LINE_SUM)
         .part(&lib::OWN_STATUS)
         .part(&ADAFACTOR)
@@ -86,7 +88,7 @@ struct FactoredGroup {
 /// of each pass (`[0, 0]` where the pass skips it).
 #[derive(Debug)]
 struct TensorSlot {
-    words: GpuAdaTensor,
+    words: AdaTensor,
     moment: Option<wgpu::Buffer>,
     full_second: Option<wgpu::Buffer>,
     group: Option<usize>,
@@ -172,7 +174,7 @@ impl AdafactorOptimizer {
             step: words_buffer(
                 ctx,
                 "coptim adafactor step",
-                (std::mem::size_of::<GpuAdaStep>() as u64) / WORD,
+                (std::mem::size_of::<AdaStep>() as u64) / WORD,
                 wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             ),
             scratch: words_buffer(
@@ -194,7 +196,7 @@ impl AdafactorOptimizer {
         let mut slots = Vec::with_capacity(params.tensors().len());
         let (mut partial_base, mut both_base) = (0u64, n * FACTOR_WORDS as u64);
         for (i, t) in params.tensors().iter().enumerate() {
-            let words = GpuAdaTensor {
+            let words = AdaTensor {
                 index: i as u32,
                 chunks: t.len.div_ceil(CHUNK) as u32,
                 partial_base: partial_base as u32,
@@ -519,7 +521,7 @@ struct Placed {
 
 impl Placed {
     /// Writes its view, factoring and offsets into a tensor's `words`.
-    fn fill(&self, words: &mut GpuAdaTensor) {
+    fn fill(&self, words: &mut AdaTensor) {
         let v = self.view;
         words.factored = 1;
         words.rows_reduce_q = (self.dims.row_reduces > self.dims.col_reduces) as u32;
@@ -598,7 +600,7 @@ fn tensor_slot(
     shared: &Shared,
     groups: &[FactoredGroup],
     t: &ParamTensor,
-    mut words: GpuAdaTensor,
+    mut words: AdaTensor,
     placed: Option<&Placed>,
 ) -> Result<TensorSlot> {
     let (param, param_base) = view_binding(ctx, t, &t.param, "Adafactor")?;
@@ -667,11 +669,7 @@ fn tensor_slot(
 }
 
 /// Each pass's grid for a tensor of `words` (`(0, 0)`: row_scale of an unfactored one).
-fn grids(
-    ctx: &GpuContext,
-    words: &GpuAdaTensor,
-    placed: Option<&Placed>,
-) -> Result<[(u32, u32); 7]> {
+fn grids(ctx: &GpuContext, words: &AdaTensor, placed: Option<&Placed>) -> Result<[(u32, u32); 7]> {
     let max = ctx.limits().max_compute_workgroups_per_dimension;
     let flat = |n: u64| grid_for(n.div_ceil(u64::from(WG_SIZE)) as u32, max);
     let chunks = grid_for(words.chunks, max)?;

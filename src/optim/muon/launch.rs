@@ -3,7 +3,8 @@
 
 use crate::error::Result;
 use crate::nn::Dispatch;
-use crate::wgsl::{Part, ShaderBuilder, lib, shader_part};
+use crate::optim::muon::words::{MuonStep, MuonTensor};
+use crate::wgsl::{Part, ShaderBuilder, WgslStruct, lib, shader_part};
 
 pub(crate) use crate::optim::own_kernels::{
     Slot, bind_group, chunked_module, layout, pipelines, tensor_layout, uniform,
@@ -36,6 +37,8 @@ static SCALE: Part = shader_part!("muon_scale.wgsl", &[], &["flat_index"]);
 /// The module of `muon.wgsl` with Muon's constants and the shared helpers.
 pub(crate) fn muon_module() -> ShaderBuilder {
     chunked_module("coptim muon", WG_SIZE, ITEMS)
+        .declare(MuonTensor::WGSL)
+        .declare(MuonStep::WGSL)
         .part(&lib::OWN_STATUS)
         .part(&MUON)
 }
