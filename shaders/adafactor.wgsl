@@ -18,7 +18,8 @@
 // order before joining a line's total), FACTOR_WORDS (scratch words per tensor);
 // generated structs: AdaTensor, AdaStep (src/optim/adafactor/words.rs).
 // Shared helpers: lib/grid.wgsl, lib/chunk_partials.wgsl (with lib/workgroup_sum.wgsl
-// and lib/workgroup_count.wgsl), lib/caution_scale.wgsl, lib/line_sum.wgsl.
+// and lib/workgroup_count.wgsl, its chunk_partial and chunk_count from
+// lib/tensor_partials.wgsl), lib/caution_scale.wgsl, lib/line_sum.wgsl.
 //
 // Bindings (group 0):
 //   0 tensor    uniform      AdaTensor: the tensor's sizes and places
@@ -95,14 +96,6 @@ fn clipped_mean(m: f32) -> f32 {
         return m;
     }
     return c * c * (m - step.eps) + step.eps;
-}
-
-fn chunk_partial(c: u32) -> vec2<u32> {
-    return partials[tensor.partial_base + c];
-}
-
-fn chunk_count() -> u32 {
-    return tensor.chunks;
 }
 
 // The terms row_scale sums: the row moment.

@@ -35,14 +35,6 @@
 @group(0) @binding(7) var<storage, read_write> factors: array<f32>;
 @group(0) @binding(8) var<storage, read_write> status: OwnStatus;
 
-fn chunk_partial(c: u32) -> vec2<u32> {
-    return partials[tensor.partial_base + c];
-}
-
-fn chunk_count() -> u32 {
-    return tensor.chunks;
-}
-
 // Where element `i` (row-major in the matrix) lives in X.
 fn x_index(i: u32) -> u32 {
     if tensor.transposed == 0u {

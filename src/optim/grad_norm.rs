@@ -21,7 +21,7 @@ use crate::wgsl::{Part, ShaderBuilder, WgslStruct, lib, shader_part, wgsl_struct
 /// `grad_norm.wgsl`.
 static GRAD_NORM: Part = shader_part!(
     "grad_norm.wgsl",
-    &["chunk_partial", "chunk_count"],
+    &[],
     &[
         "chunk_of",
         "chunk_element",

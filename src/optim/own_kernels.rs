@@ -7,7 +7,7 @@ use wgpu::util::DeviceExt;
 use crate::arena::{BufferView, ParamTensor};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::wgsl::{ShaderBuilder, lib};
+use crate::wgsl::{Part, ShaderBuilder, lib, shader_part};
 
 /// What a binding of a layout holds.
 #[derive(Debug, Clone, Copy)]
@@ -24,9 +24,19 @@ pub(crate) enum Slot {
 /// the parameters (read-write) and the gradients (read-only).
 const TENSOR_SLOTS: [Slot; 4] = [Slot::Uniform, Slot::Uniform, Slot::ReadWrite, Slot::Read];
 
+/// `lib/tensor_partials.wgsl`: `chunk_partial(c)` and `chunk_count()` of
+/// `lib/chunk_partials.wgsl` from the module's `tensor` uniform (its `partial_base`
+/// and `chunks`) and its `partials` binding.
+static TENSOR_PARTIALS: Part = shader_part!(
+    "lib/tensor_partials.wgsl",
+    &["chunk_partial", "chunk_count"],
+    &[]
+);
+
 /// A module named `label` with `WG_SIZE` = `wg_size` and `ITEMS` = `items` and the
 /// helpers of the chunked per-tensor passes: grid indexing, the f32 and u32
-/// workgroup sums, the chunk partials and the caution scale.
+/// workgroup sums, the chunk partials (of the module's `tensor` and `partials`) and
+/// the caution scale.
 pub(crate) fn chunked_module(label: &str, wg_size: u32, items: u32) -> ShaderBuilder {
     ShaderBuilder::new(label)
         .constant("WG_SIZE", wg_size)
@@ -35,6 +45,7 @@ pub(crate) fn chunked_module(label: &str, wg_size: u32, items: u32) -> ShaderBui
         .part(&lib::WORKGROUP_SUM)
         .part(&lib::WORKGROUP_COUNT)
         .part(&lib::CHUNK_PARTIALS)
+        .part(&TENSOR_PARTIALS)
         .part(&lib::CAUTION_SCALE)
 }
 

@@ -22,7 +22,7 @@ use crate::wgsl::{Part, ShaderBuilder, WgslStruct, lib, shader_part};
 /// `adafactor.wgsl`.
 static ADAFACTOR: Part = shader_part!(
     "adafactor.wgsl",
-    &["chunk_partial", "chunk_count", "line_term"],
+    &["line_term"],
     &[
         "flat_index",
         "chunk_of",

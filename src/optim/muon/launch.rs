@@ -20,7 +20,7 @@ pub(crate) const CHUNK: u64 = (WG_SIZE * ITEMS) as u64;
 /// `muon.wgsl`: measure, finalize, normalize and apply.
 static MUON: Part = shader_part!(
     "muon.wgsl",
-    &["chunk_partial", "chunk_count"],
+    &[],
     &[
         "flat_index",
         "chunk_of",
