@@ -16,7 +16,8 @@
 // Generated constants: WG_SIZE (invocations per workgroup, a power of two), ITEMS
 // (elements per invocation in the chunked passes, even), SUM_CHUNK (terms summed in
 // order before joining a line's total), FACTOR_WORDS (scratch words per tensor);
-// generated structs: AdaTensor, AdaStep (src/optim/adafactor/words.rs).
+// generated structs: AdaTensor, AdaStep (src/optim/adafactor/words.rs), and
+// bindings 0-3 (tensor_module of src/optim/own_kernels.rs).
 // Shared helpers: lib/grid.wgsl, lib/chunk_partials.wgsl (with lib/workgroup_sum.wgsl
 // and lib/workgroup_count.wgsl, its chunk_partial and chunk_count from
 // lib/tensor_partials.wgsl), lib/caution_scale.wgsl, lib/line_sum.wgsl.
@@ -48,10 +49,6 @@ const CLIP_DIVISOR: u32 = 0u;
 const RATE: u32 = 1u;
 const CAUTION_SCALE: u32 = 2u;
 
-@group(0) @binding(0) var<uniform> tensor: AdaTensor;
-@group(0) @binding(1) var<uniform> step: AdaStep;
-@group(0) @binding(2) var<storage, read_write> param: array<f32>;
-@group(0) @binding(3) var<storage, read> grad: array<f32>;
 @group(0) @binding(4) var<storage, read_write> moment: array<u32>;
 @group(0) @binding(5) var<storage, read_write> second: array<f32>;
 @group(0) @binding(6) var<storage, read> means: array<f32>;

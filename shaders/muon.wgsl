@@ -7,7 +7,8 @@
 //
 // Generated constants: WG_SIZE (invocations per workgroup, a power of two), ITEMS
 // (elements per invocation in the chunked passes); generated structs: MuonTensor,
-// MuonStep (src/optim/muon/words.rs).
+// MuonStep (src/optim/muon/words.rs), and bindings 0-3 (tensor_module of
+// src/optim/own_kernels.rs).
 //
 // Bindings (group 0):
 //   0 tensor    uniform      MuonTensor: the matrix's sizes and places
@@ -25,10 +26,6 @@
 // The matrix is `rows x cols` (timm's flattened (out, in * spatial)); X holds it
 // transposed when `transposed` (rows > cols), as timm's zeropower_via_newtonschulz.
 
-@group(0) @binding(0) var<uniform> tensor: MuonTensor;
-@group(0) @binding(1) var<uniform> step: MuonStep;
-@group(0) @binding(2) var<storage, read_write> param: array<f32>;
-@group(0) @binding(3) var<storage, read> grad: array<f32>;
 @group(0) @binding(4) var<storage, read_write> momentum: array<f32>;
 @group(0) @binding(5) var<storage, read_write> x: array<f32>;
 @group(0) @binding(6) var<storage, read_write> partials: array<vec2<u32>>;

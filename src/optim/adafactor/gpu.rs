@@ -12,12 +12,13 @@ use crate::optim::config::Caution;
 use crate::optim::factored::{AxisView, FactoredDims};
 use crate::optim::grad_norm::GradNorm;
 use crate::optim::own_kernels::{
-    Slot, bind_group, chunked_module, pipelines, tensor_layout, uniform, view_binding,
+    CHUNK, Slot, WG_SIZE, bind_group, pipelines, tensor_layout, tensor_module, uniform,
+    view_binding,
 };
 use crate::optim::plan::grid_for;
 #[cfg(feature = "nn")]
 use crate::optim::stats::ChunkRanges;
-use crate::wgsl::{Part, ShaderBuilder, WgslStruct, lib, shader_part};
+use crate::wgsl::{Part, ShaderBuilder, lib, shader_part};
 
 /// `adafactor.wgsl`.
 static ADAFACTOR: Part = shader_part!(
@@ -37,12 +38,6 @@ static ADAFACTOR: Part = shader_part!(
     ]
 );
 
-/// Invocations per workgroup.
-const WG_SIZE: u32 = 256;
-/// Elements per invocation of the chunked passes (even: `momentum` works in pairs).
-const ITEMS: u32 = 4;
-/// Elements per chunk (one partial each).
-const CHUNK: u64 = (WG_SIZE * ITEMS) as u64;
 /// Terms `row_scale` sums in order before their chunk joins the total.
 const SUM_CHUNK: u32 = 32;
 /// Scratch words per tensor: clip divisor, rate, caution scale, padding.
@@ -66,11 +61,9 @@ const FINALIZE_CAUTION: usize = 5;
 
 /// The module of `adafactor.wgsl` with its constants and helpers.
 pub(crate) fn shader() -> ShaderBuilder {
-    chunked_module("coptim adafactor", WG_SIZE, ITEMS)
+    tensor_module::<AdaTensor, AdaStep>("coptim adafactor")
         .constant("SUM_CHUNK", SUM_CHUNK)
         .constant("FACTOR_WORDS", FACTOR_WORDS)
-        .declare(AdaTensor::WGSL)
-        .declare(AdaStep::WGSL)
         .part(&lib::LINE_SUM)
         .part(&lib::OWN_STATUS)
         .part(&ADAFACTOR)
