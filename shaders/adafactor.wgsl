@@ -15,9 +15,12 @@
 //
 // Generated constants: WG_SIZE (invocations per workgroup, a power of two), ITEMS
 // (elements per invocation in the chunked passes, even), SUM_CHUNK (terms summed in
-// order before joining a line's total), FACTOR_WORDS (scratch words per tensor).
+// order before joining a line's total), FACTOR_WORDS (scratch words per tensor);
+// generated structs: AdaTensor, AdaStep (src/optim/adafactor/words.rs), and
+// bindings 0-3 (tensor_module of src/optim/own_kernels.rs).
 // Shared helpers: lib/grid.wgsl, lib/chunk_partials.wgsl (with lib/workgroup_sum.wgsl
-// and lib/workgroup_count.wgsl), lib/caution_scale.wgsl, lib/line_sum.wgsl.
+// and lib/workgroup_count.wgsl, its chunk_partial and chunk_count from
+// lib/tensor_partials.wgsl), lib/caution_scale.wgsl, lib/line_sum.wgsl.
 //
 // Bindings (group 0):
 //   0 tensor    uniform      AdaTensor: the tensor's sizes and places
@@ -35,60 +38,6 @@
 //   8 partials  storage rw   per chunk: two words (bitcast sums, or a count)
 //   9 status    storage rw   OwnStatus: step t, non-finite flag, clip coefficient
 
-struct AdaTensor {
-    len: u32,
-    factored: u32,
-    // the row moment is the means over q (else over p)
-    rows_reduce_q: u32,
-    index: u32,
-    param_base: u32,
-    grad_base: u32,
-    chunks: u32,
-    partial_base: u32,
-    outer: u32,
-    n_p: u32,
-    mid: u32,
-    n_q: u32,
-    inner: u32,
-    means_base: u32,
-    both_base: u32,
-    // elements `ema` updates: len, or the count of both means
-    ema_len: u32,
-}
-
-struct AdaStep {
-    // 1 - beta2_t = t^decay_rate (timm), or from big_vision's decay (second_weight)
-    decay_rate: f32,
-    eps: f32,
-    // 0: no clipping
-    clip_threshold: f32,
-    // timm: the external base rate before the parameter scale (RELATIVE_NONE);
-    // big_vision: the rate
-    lr: f32,
-    scale_parameter: u32,
-    eps_scale: f32,
-    big_vision: u32,
-    has_momentum: u32,
-    beta1: f32,
-    bf16: u32,
-    // timm: wd (times the tensor's rate); big_vision: the decay itself
-    decay: f32,
-    caution: u32,
-    // mask weight of a disagreeing coordinate (0: hard mask)
-    disagree: f32,
-    // NORM_* of lib/caution_scale.wgsl
-    norm_kind: u32,
-    // min of mean_clamp, eps of mean_plus_eps
-    norm_param: f32,
-    // RELATIVE_*: timm's relative step
-    relative: u32,
-    // big_vision: the step offset of its decay, and the cap of beta2
-    decay_offset: f32,
-    beta2_cap: f32,
-    pad0: u32,
-    pad1: u32,
-}
-
 // timm's rate: the external one, min(1e-2, 1/sqrt(t)), or min(1e-6 t, 1/sqrt(t))
 // (warmup_init).
 const RELATIVE_NONE: u32 = 0u;
@@ -100,10 +49,6 @@ const CLIP_DIVISOR: u32 = 0u;
 const RATE: u32 = 1u;
 const CAUTION_SCALE: u32 = 2u;
 
-@group(0) @binding(0) var<uniform> tensor: AdaTensor;
-@group(0) @binding(1) var<uniform> step: AdaStep;
-@group(0) @binding(2) var<storage, read_write> param: array<f32>;
-@group(0) @binding(3) var<storage, read> grad: array<f32>;
 @group(0) @binding(4) var<storage, read_write> moment: array<u32>;
 @group(0) @binding(5) var<storage, read_write> second: array<f32>;
 @group(0) @binding(6) var<storage, read> means: array<f32>;
@@ -148,14 +93,6 @@ fn clipped_mean(m: f32) -> f32 {
         return m;
     }
     return c * c * (m - step.eps) + step.eps;
-}
-
-fn chunk_partial(c: u32) -> vec2<u32> {
-    return partials[tensor.partial_base + c];
-}
-
-fn chunk_count() -> u32 {
-    return tensor.chunks;
 }
 
 // The terms row_scale sums: the row moment.

@@ -27,14 +27,6 @@
 
 const EXPONENT_BITS: u32 = 0x7f800000u;
 
-fn chunk_partial(c: u32) -> vec2<u32> {
-    return partials[tensor.partial_base + c];
-}
-
-fn chunk_count() -> u32 {
-    return tensor.chunks;
-}
-
 @compute @workgroup_size(WG_SIZE)
 fn measure_norm(inv: Invocation) {
     let chunk = chunk_of(inv);

@@ -6,7 +6,9 @@
 // by what the gradients are scaled (the clip coefficient, 1 when not clipping).
 //
 // Generated constants: WG_SIZE (invocations per workgroup, a power of two), ITEMS
-// (elements per invocation in the chunked passes).
+// (elements per invocation in the chunked passes); generated structs: MuonTensor,
+// MuonStep (src/optim/muon/words.rs), and bindings 0-3 (tensor_module of
+// src/optim/own_kernels.rs).
 //
 // Bindings (group 0):
 //   0 tensor    uniform      MuonTensor: the matrix's sizes and places
@@ -24,57 +26,11 @@
 // The matrix is `rows x cols` (timm's flattened (out, in * spatial)); X holds it
 // transposed when `transposed` (rows > cols), as timm's zeropower_via_newtonschulz.
 
-struct MuonTensor {
-    len: u32,
-    rows: u32,
-    cols: u32,
-    transposed: u32,
-    param_base: u32,
-    grad_base: u32,
-    x_base: u32,
-    partial_base: u32,
-    chunks: u32,
-    index: u32,
-    // lr scale of timm's adjust_lr_fn for this matrix
-    lr_scale: f32,
-    pad: u32,
-}
-
-struct MuonStep {
-    lr: f32,
-    momentum: f32,
-    weight_decay: f32,
-    eps: f32,
-    nesterov: u32,
-    caution: u32,
-    // mask weight of a disagreeing coordinate (0: hard mask)
-    disagree: f32,
-    // NORM_* of lib/caution_scale.wgsl
-    norm_kind: u32,
-    // min of mean_clamp, eps of mean_plus_eps
-    norm_param: f32,
-    pad0: u32,
-    pad1: u32,
-    pad2: u32,
-}
-
-@group(0) @binding(0) var<uniform> tensor: MuonTensor;
-@group(0) @binding(1) var<uniform> step: MuonStep;
-@group(0) @binding(2) var<storage, read_write> param: array<f32>;
-@group(0) @binding(3) var<storage, read> grad: array<f32>;
 @group(0) @binding(4) var<storage, read_write> momentum: array<f32>;
 @group(0) @binding(5) var<storage, read_write> x: array<f32>;
 @group(0) @binding(6) var<storage, read_write> partials: array<vec2<u32>>;
 @group(0) @binding(7) var<storage, read_write> factors: array<f32>;
 @group(0) @binding(8) var<storage, read_write> status: OwnStatus;
-
-fn chunk_partial(c: u32) -> vec2<u32> {
-    return partials[tensor.partial_base + c];
-}
-
-fn chunk_count() -> u32 {
-    return tensor.chunks;
-}
 
 // Where element `i` (row-major in the matrix) lives in X.
 fn x_index(i: u32) -> u32 {

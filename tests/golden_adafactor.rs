@@ -7,6 +7,7 @@
 //! (`coptim::optim::adafactor`) at the same tolerances.
 
 mod common;
+mod support;
 
 use std::collections::HashMap;
 
@@ -20,6 +21,7 @@ use coptim::optim::{Caution, Normalization};
 use coptim::{GpuContext, ParamStore, TensorId};
 use safetensors::SafeTensors;
 use serde_json::Value;
+use support::clipped_step;
 
 /// Per tensor, max |f64 reference - reference| / max |reference|. The references run
 /// in f32: each op rounds to about 6e-8, and the factored means, the RMS and the
@@ -320,34 +322,40 @@ const TIMM_CASES: [&str; 4] = [
 ];
 const BV_CASES: [&str; 2] = ["timm_adafactorbv", "timm_cadafactorbv"];
 
+/// Runs each of `cases` through `make` and checks its largest error against `tol`.
+fn assert_cases<'a>(
+    cases: impl IntoIterator<Item = &'a str>,
+    make: fn(Start<'_>) -> Box<dyn Stepper>,
+    tol: f64,
+) {
+    for case in cases {
+        let err = run(case, make).max();
+        assert!(err <= tol, "{case}: {err:e}");
+    }
+}
+
 #[test]
 fn timm_adafactor_matches() {
-    for case in TIMM_CASES {
-        let err = run(case, reference).max();
-        assert!(err <= TOL, "{case}: {err:e}");
-    }
+    assert_cases(TIMM_CASES, reference, TOL);
 }
 
 #[test]
 fn coptim_cadafactor_matches() {
-    let err = run("coptim_cadafactor", reference).max();
-    assert!(err <= TOL, "{err:e}");
+    assert_cases(["coptim_cadafactor"], reference, TOL);
 }
 
 #[test]
 fn timm_adafactor_big_vision_matches() {
-    for case in BV_CASES {
-        let err = run(case, reference).max();
-        assert!(err <= BF16_TOL, "{case}: {err:e}");
-    }
+    assert_cases(BV_CASES, reference, BF16_TOL);
 }
 
 #[test]
 fn gpu_matches_timm_and_coptim() {
-    for case in TIMM_CASES.into_iter().chain(["coptim_cadafactor"]) {
-        let err = run(case, gpu).max();
-        assert!(err <= TOL, "{case}: {err:e}");
-    }
+    assert_cases(
+        TIMM_CASES.into_iter().chain(["coptim_cadafactor"]),
+        gpu,
+        TOL,
+    );
 }
 
 #[test]
@@ -524,22 +532,11 @@ fn clipping_is_the_step_on_scaled_gradients() {
         let (mut clipped, mut plain) = (reference(case.start()), reference(case.start()));
         let (mut worst, mut unclipped) = (0.0f64, 0.0f64);
         for (s, scale) in (1..=5).zip([1.0, 8.0, 0.25, 3.0, 0.5]) {
-            // The f32 gradients the GPU sees, in f64.
-            let grads: Vec<Vec<f64>> = case
-                .grads(s)
-                .iter()
-                .map(|g| g.iter().map(|x| f64::from((x * scale) as f32)).collect())
-                .collect();
-            let norm = grads.iter().flatten().map(|x| x * x).sum::<f64>().sqrt();
-            let coef = (MAX_NORM / (norm + 1e-6)).min(1.0);
-            assert!(coef < 1.0, "{name}: step {s} is clipped");
-            let scaled: Vec<Vec<f64>> = grads
-                .iter()
-                .map(|g| g.iter().map(|x| x * coef).collect())
-                .collect();
-            let ours = gpu.step(&grads);
-            let want = clipped.step(&scaled);
-            let unscaled = plain.step(&grads);
+            let step = clipped_step(&case.grads(s), scale, MAX_NORM);
+            assert!(step.coef < 1.0, "{name}: step {s} is clipped");
+            let ours = gpu.step(&step.grads);
+            let want = clipped.step(&step.scaled);
+            let unscaled = plain.step(&step.grads);
             for ((o, w), u) in ours.iter().zip(&want).zip(&unscaled) {
                 worst = worst.max(rel_err(o, w));
                 unclipped = unclipped.max(rel_err(u, w));

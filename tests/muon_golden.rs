@@ -13,6 +13,7 @@
 //!   the displacement is smallest).
 
 mod common;
+mod support;
 
 use std::collections::HashMap;
 
@@ -23,6 +24,7 @@ use coptim::optim::muon::{AdjustLr, Muon, MuonOptimizer, NsCoefficients, NsPreci
 use serde_json::Value;
 
 use common::{ctx, golden_store, rel_err, replay_step};
+use support::clipped_step;
 
 const REF_TOL: f64 = 1e-10;
 const GPU_TOL: f64 = 2e-4;
@@ -363,23 +365,13 @@ fn clipping_is_the_step_on_scaled_gradients() {
         worst(&errors)
     };
     for (s, scale) in [1.0, 8.0, 0.25, 3.0].into_iter().enumerate() {
-        // The f32 gradients the GPU sees, in f64.
-        let grads: Vec<Vec<f64>> = robust_grads(s as u64 + 1)
-            .iter()
-            .map(|g| g.iter().map(|x| f64::from((x * scale) as f32)).collect())
-            .collect();
-        let norm = grads.iter().flatten().map(|x| x * x).sum::<f64>().sqrt();
-        let coef = (MAX_NORM / (norm + 1e-6)).min(1.0);
-        assert!(coef < 1.0, "step {s} is clipped");
-        let scaled: Vec<Vec<f64>> = grads
-            .iter()
-            .map(|g| g.iter().map(|x| x * coef).collect())
-            .collect();
-        let gpu = replay_step(&ctx, &store, &grads, |encoder| {
+        let step = clipped_step(&robust_grads(s as u64 + 1), scale, MAX_NORM);
+        assert!(step.coef < 1.0, "step {s} is clipped");
+        let gpu = replay_step(&ctx, &store, &step.grads, |encoder| {
             opt.record_step(encoder, lr).unwrap()
         });
-        clipped_ref.step(&mut clipped, &scaled).unwrap();
-        plain_ref.step(&mut plain, &grads).unwrap();
+        clipped_ref.step(&mut clipped, &step.scaled).unwrap();
+        plain_ref.step(&mut plain, &step.grads).unwrap();
         let err = displacement_error(&gpu, &clipped);
         eprintln!("clipped step {}: error {err:.2e}", s + 1);
         assert!(err <= GPU_TOL, "step {}: {err:.2e}", s + 1);

@@ -13,7 +13,7 @@ use crate::arena::ParamTensor;
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::optim::own_kernels::{
-    Slot, bind_group, chunked_module, layout, pipelines, view_binding,
+    CHUNK, Slot, bind_group, chunked_module, layout, pipelines, view_binding,
 };
 use crate::optim::plan::grid_for;
 use crate::wgsl::{Part, ShaderBuilder, WgslStruct, lib, shader_part, wgsl_struct};
@@ -21,7 +21,7 @@ use crate::wgsl::{Part, ShaderBuilder, WgslStruct, lib, shader_part, wgsl_struct
 /// `grad_norm.wgsl`.
 static GRAD_NORM: Part = shader_part!(
     "grad_norm.wgsl",
-    &["chunk_partial", "chunk_count"],
+    &[],
     &[
         "chunk_of",
         "chunk_element",
@@ -32,12 +32,6 @@ static GRAD_NORM: Part = shader_part!(
     ]
 );
 
-/// Invocations per workgroup.
-const WG_SIZE: u32 = 256;
-/// Elements per invocation.
-const ITEMS: u32 = 4;
-/// Elements per chunk (one partial each).
-const CHUNK: u64 = (WG_SIZE * ITEMS) as u64;
 /// Bytes of one chunk's partial (two words).
 const PARTIAL_BYTES: u64 = 8;
 /// `grad_norm.wgsl`'s bindings: tensor, grad, partials, status.
@@ -80,7 +74,7 @@ wgsl_struct! {
 
 /// The module of `grad_norm.wgsl` with its constants and helpers.
 pub(crate) fn shader() -> ShaderBuilder {
-    chunked_module("coptim gradient norm", WG_SIZE, ITEMS)
+    chunked_module("coptim gradient norm")
         .declare(NormTensor::WGSL)
         .part(&lib::CLIP_COEFFICIENT)
         .part(&lib::OWN_STATUS)

@@ -7,7 +7,7 @@ use wgpu::util::DeviceExt;
 use crate::arena::{BufferView, ParamTensor};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::wgsl::{ShaderBuilder, lib};
+use crate::wgsl::{Part, ShaderBuilder, WgslStruct, lib, shader_part};
 
 /// What a binding of a layout holds.
 #[derive(Debug, Clone, Copy)]
@@ -20,22 +20,58 @@ pub(crate) enum Slot {
     ReadWrite,
 }
 
-/// The bindings every such module starts with: the tensor's uniform block, the step's,
-/// the parameters (read-write) and the gradients (read-only).
+/// Invocations per workgroup of the chunked per-tensor passes.
+pub(crate) const WG_SIZE: u32 = 256;
+/// Elements per invocation of the chunked passes (even: Adafactor's `momentum` works
+/// in pairs).
+pub(crate) const ITEMS: u32 = 4;
+/// Elements per chunk (one partial each).
+pub(crate) const CHUNK: u64 = (WG_SIZE * ITEMS) as u64;
+
+/// The bindings every per-tensor module starts with: the tensor's uniform block, the
+/// step's, the parameters (read-write) and the gradients (read-only), declared in
+/// WGSL by [`tensor_module`].
 const TENSOR_SLOTS: [Slot; 4] = [Slot::Uniform, Slot::Uniform, Slot::ReadWrite, Slot::Read];
 
-/// A module named `label` with `WG_SIZE` = `wg_size` and `ITEMS` = `items` and the
-/// helpers of the chunked per-tensor passes: grid indexing, the f32 and u32
-/// workgroup sums, the chunk partials and the caution scale.
-pub(crate) fn chunked_module(label: &str, wg_size: u32, items: u32) -> ShaderBuilder {
+/// `lib/tensor_partials.wgsl`: `chunk_partial(c)` and `chunk_count()` of
+/// `lib/chunk_partials.wgsl` from the module's `tensor` uniform (its `partial_base`
+/// and `chunks`) and its `partials` binding.
+static TENSOR_PARTIALS: Part = shader_part!(
+    "lib/tensor_partials.wgsl",
+    &["chunk_partial", "chunk_count"],
+    &[]
+);
+
+/// A module named `label` with [`WG_SIZE`] and [`ITEMS`] and the helpers of the
+/// chunked per-tensor passes: grid indexing, the f32 and u32 workgroup sums, the chunk
+/// partials (of the module's `tensor` and `partials`) and the caution scale.
+pub(crate) fn chunked_module(label: &str) -> ShaderBuilder {
     ShaderBuilder::new(label)
-        .constant("WG_SIZE", wg_size)
-        .constant("ITEMS", items)
+        .constant("WG_SIZE", WG_SIZE)
+        .constant("ITEMS", ITEMS)
         .part(&lib::GRID)
         .part(&lib::WORKGROUP_SUM)
         .part(&lib::WORKGROUP_COUNT)
         .part(&lib::CHUNK_PARTIALS)
+        .part(&TENSOR_PARTIALS)
         .part(&lib::CAUTION_SCALE)
+}
+
+/// A [`chunked_module`] whose bindings start with [`TENSOR_SLOTS`] (its layout is a
+/// [`tensor_layout`]): declares the structs `T` and `S` and the bindings
+/// `tensor: T`, `step: S`, `param` and `grad`.
+pub(crate) fn tensor_module<T: WgslStruct, S: WgslStruct>(label: &str) -> ShaderBuilder {
+    chunked_module(label)
+        .declare(T::WGSL)
+        .declare(S::WGSL)
+        .declare(format!(
+            "@group(0) @binding(0) var<uniform> tensor: {};\n\
+             @group(0) @binding(1) var<uniform> step: {};\n\
+             @group(0) @binding(2) var<storage, read_write> param: array<f32>;\n\
+             @group(0) @binding(3) var<storage, read> grad: array<f32>;",
+            T::NAME,
+            S::NAME
+        ))
 }
 
 /// The bind group layout of a module whose bindings are the tensor's and the step's

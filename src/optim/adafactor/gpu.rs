@@ -5,14 +5,15 @@
 use crate::arena::{ParamSet, ParamTensor, UploadRing};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::optim::adafactor::words::{GpuAdaStep, GpuAdaTensor, step_words};
+use crate::optim::adafactor::words::{AdaStep, AdaTensor, step_words};
 use crate::optim::adafactor_reference::{AdafactorRule, AdafactorState};
 use crate::optim::axis_means::{AxisMeans, AxisTensor};
 use crate::optim::config::Caution;
 use crate::optim::factored::{AxisView, FactoredDims};
 use crate::optim::grad_norm::GradNorm;
 use crate::optim::own_kernels::{
-    Slot, bind_group, chunked_module, pipelines, tensor_layout, uniform, view_binding,
+    CHUNK, Slot, WG_SIZE, bind_group, pipelines, tensor_layout, tensor_module, uniform,
+    view_binding,
 };
 use crate::optim::plan::grid_for;
 #[cfg(feature = "nn")]
@@ -22,7 +23,7 @@ use crate::wgsl::{Part, ShaderBuilder, lib, shader_part};
 /// `adafactor.wgsl`.
 static ADAFACTOR: Part = shader_part!(
     "adafactor.wgsl",
-    &["chunk_partial", "chunk_count", "line_term"],
+    &["line_term"],
     &[
         "flat_index",
         "chunk_of",
@@ -37,12 +38,6 @@ static ADAFACTOR: Part = shader_part!(
     ]
 );
 
-/// Invocations per workgroup.
-const WG_SIZE: u32 = 256;
-/// Elements per invocation of the chunked passes (even: `momentum` works in pairs).
-const ITEMS: u32 = 4;
-/// Elements per chunk (one partial each).
-const CHUNK: u64 = (WG_SIZE * ITEMS) as u64;
 /// Terms `row_scale` sums in order before their chunk joins the total.
 const SUM_CHUNK: u32 = 32;
 /// Scratch words per tensor: clip divisor, rate, caution scale, padding.
@@ -66,7 +61,7 @@ const FINALIZE_CAUTION: usize = 5;
 
 /// The module of `adafactor.wgsl` with its constants and helpers.
 pub(crate) fn shader() -> ShaderBuilder {
-    chunked_module("coptim adafactor", WG_SIZE, ITEMS)
+    tensor_module::<AdaTensor, AdaStep>("coptim adafactor")
         .constant("SUM_CHUNK", SUM_CHUNK)
         .constant("FACTOR_WORDS", FACTOR_WORDS)
         .part(&lib::LINE_SUM)
@@ -86,7 +81,7 @@ struct FactoredGroup {
 /// of each pass (`[0, 0]` where the pass skips it).
 #[derive(Debug)]
 struct TensorSlot {
-    words: GpuAdaTensor,
+    words: AdaTensor,
     moment: Option<wgpu::Buffer>,
     full_second: Option<wgpu::Buffer>,
     group: Option<usize>,
@@ -172,7 +167,7 @@ impl AdafactorOptimizer {
             step: words_buffer(
                 ctx,
                 "coptim adafactor step",
-                (std::mem::size_of::<GpuAdaStep>() as u64) / WORD,
+                (std::mem::size_of::<AdaStep>() as u64) / WORD,
                 wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             ),
             scratch: words_buffer(
@@ -194,7 +189,7 @@ impl AdafactorOptimizer {
         let mut slots = Vec::with_capacity(params.tensors().len());
         let (mut partial_base, mut both_base) = (0u64, n * FACTOR_WORDS as u64);
         for (i, t) in params.tensors().iter().enumerate() {
-            let words = GpuAdaTensor {
+            let words = AdaTensor {
                 index: i as u32,
                 chunks: t.len.div_ceil(CHUNK) as u32,
                 partial_base: partial_base as u32,
@@ -519,7 +514,7 @@ struct Placed {
 
 impl Placed {
     /// Writes its view, factoring and offsets into a tensor's `words`.
-    fn fill(&self, words: &mut GpuAdaTensor) {
+    fn fill(&self, words: &mut AdaTensor) {
         let v = self.view;
         words.factored = 1;
         words.rows_reduce_q = (self.dims.row_reduces > self.dims.col_reduces) as u32;
@@ -598,7 +593,7 @@ fn tensor_slot(
     shared: &Shared,
     groups: &[FactoredGroup],
     t: &ParamTensor,
-    mut words: GpuAdaTensor,
+    mut words: AdaTensor,
     placed: Option<&Placed>,
 ) -> Result<TensorSlot> {
     let (param, param_base) = view_binding(ctx, t, &t.param, "Adafactor")?;
@@ -667,11 +662,7 @@ fn tensor_slot(
 }
 
 /// Each pass's grid for a tensor of `words` (`(0, 0)`: row_scale of an unfactored one).
-fn grids(
-    ctx: &GpuContext,
-    words: &GpuAdaTensor,
-    placed: Option<&Placed>,
-) -> Result<[(u32, u32); 7]> {
+fn grids(ctx: &GpuContext, words: &AdaTensor, placed: Option<&Placed>) -> Result<[(u32, u32); 7]> {
     let max = ctx.limits().max_compute_workgroups_per_dimension;
     let flat = |n: u64| grid_for(n.div_ceil(u64::from(WG_SIZE)) as u32, max);
     let chunks = grid_for(words.chunks, max)?;

@@ -3,52 +3,69 @@
 
 use crate::optim::adafactor_reference::AdafactorRule;
 use crate::optim::config::Caution;
+#[cfg(test)]
+use crate::wgsl::WgslStruct;
+use crate::wgsl::wgsl_struct;
 
-/// `AdaStep` of `adafactor.wgsl`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-pub(crate) struct GpuAdaStep {
-    decay_rate: f32,
-    eps: f32,
-    clip_threshold: f32,
-    lr: f32,
-    scale_parameter: u32,
-    eps_scale: f32,
-    big_vision: u32,
-    has_momentum: u32,
-    beta1: f32,
-    bf16: u32,
-    decay: f32,
-    caution: u32,
-    disagree: f32,
-    norm_kind: u32,
-    norm_param: f32,
-    relative: u32,
-    decay_offset: f32,
-    beta2_cap: f32,
-    pad: [u32; 2],
+wgsl_struct! {
+    /// `AdaStep` of `adafactor.wgsl` (`step`): this step's rates and switches.
+    pub(crate) struct AdaStep {
+        /// 1 - beta2_t = t^decay_rate (timm), or from big_vision's decay.
+        decay_rate: f32,
+        eps: f32,
+        /// 0: no clipping.
+        clip_threshold: f32,
+        /// timm: the external base rate before the parameter scale
+        /// (`RELATIVE_NONE`); big_vision: the rate.
+        lr: f32,
+        scale_parameter: u32,
+        eps_scale: f32,
+        big_vision: u32,
+        has_momentum: u32,
+        beta1: f32,
+        bf16: u32,
+        /// timm: wd (times the tensor's rate); big_vision: the decay itself.
+        decay: f32,
+        caution: u32,
+        /// Mask weight of a disagreeing coordinate (0: hard mask).
+        disagree: f32,
+        /// `NORM_*` of `lib/caution_scale.wgsl`.
+        norm_kind: u32,
+        /// min of mean_clamp, eps of mean_plus_eps.
+        norm_param: f32,
+        /// `RELATIVE_*`: timm's relative step.
+        relative: u32,
+        /// big_vision: the step offset of its decay, ...
+        decay_offset: f32,
+        /// ... and the cap of beta2.
+        beta2_cap: f32,
+        pad0: u32,
+        pad1: u32,
+    }
 }
 
-/// `AdaTensor` of `adafactor.wgsl`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-pub(crate) struct GpuAdaTensor {
-    pub len: u32,
-    pub factored: u32,
-    pub rows_reduce_q: u32,
-    pub index: u32,
-    pub param_base: u32,
-    pub grad_base: u32,
-    pub chunks: u32,
-    pub partial_base: u32,
-    pub outer: u32,
-    pub n_p: u32,
-    pub mid: u32,
-    pub n_q: u32,
-    pub inner: u32,
-    pub means_base: u32,
-    pub both_base: u32,
-    pub ema_len: u32,
+wgsl_struct! {
+    /// `AdaTensor` of `adafactor.wgsl` (`tensor`): one tensor's sizes and places.
+    pub(crate) struct AdaTensor {
+        pub len: u32,
+        pub factored: u32,
+        /// The row moment is the means over q (else over p).
+        pub rows_reduce_q: u32,
+        pub index: u32,
+        pub param_base: u32,
+        pub grad_base: u32,
+        pub chunks: u32,
+        pub partial_base: u32,
+        pub outer: u32,
+        pub n_p: u32,
+        pub mid: u32,
+        pub n_q: u32,
+        pub inner: u32,
+        pub means_base: u32,
+        pub both_base: u32,
+        /// Elements `ema` updates: len, or the count of both means.
+        pub ema_len: u32,
+    }
 }
 
 /// `adafactor.wgsl`'s `RELATIVE_*`: timm's rate is the external one, ...
@@ -60,9 +77,9 @@ const RELATIVE_WARMUP: u32 = 2;
 
 /// `AdaStep` of `rule` with `caution` (the kernels take what depends on the step t
 /// from the GPU's count of completed steps, so that a skipped step does not count).
-pub(crate) fn step_words(rule: &AdafactorRule, caution: Caution) -> GpuAdaStep {
+pub(crate) fn step_words(rule: &AdafactorRule, caution: Caution) -> AdaStep {
     let (norm_kind, norm_param) = caution.norm_words();
-    let mut w = GpuAdaStep {
+    let mut w = AdaStep {
         eps: rule.eps() as f32,
         clip_threshold: rule.clip_threshold().unwrap_or(0.0) as f32,
         caution: caution.is_on() as u32,
@@ -105,53 +122,5 @@ pub(crate) fn step_words(rule: &AdafactorRule, caution: Caution) -> GpuAdaStep {
 /// The layouts of its mirror structs (checked by `own_kernels`' test).
 #[cfg(test)]
 pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
-    use crate::wgsl::mirror_layout;
-    vec![
-        mirror_layout!(
-            GpuAdaStep,
-            "AdaStep",
-            [
-                decay_rate,
-                eps,
-                clip_threshold,
-                lr,
-                scale_parameter,
-                eps_scale,
-                big_vision,
-                has_momentum,
-                beta1,
-                bf16,
-                decay,
-                caution,
-                disagree,
-                norm_kind,
-                norm_param,
-                relative,
-                decay_offset,
-                beta2_cap
-            ]
-        ),
-        mirror_layout!(
-            GpuAdaTensor,
-            "AdaTensor",
-            [
-                len,
-                factored,
-                rows_reduce_q,
-                index,
-                param_base,
-                grad_base,
-                chunks,
-                partial_base,
-                outer,
-                n_p,
-                mid,
-                n_q,
-                inner,
-                means_base,
-                both_base,
-                ema_len
-            ]
-        ),
-    ]
+    vec![AdaStep::mirror(), AdaTensor::mirror()]
 }

@@ -14,7 +14,7 @@ use crate::optim::grad_norm::GradNorm;
 use crate::optim::inputs::StepInputs;
 use crate::optim::muon::launch::{self, CHUNK, Launch, Slot, WG_SIZE, grid, uniform};
 use crate::optim::muon::newton_schulz::{NewtonSchulz, NsPrecision};
-use crate::optim::muon::words::{GpuMuonStep, GpuMuonTensor, StepWords};
+use crate::optim::muon::words::{MuonStep, MuonTensor, StepWords};
 use crate::optim::muon::{Muon, muon_matrix};
 use crate::optim::own_kernels::view_binding;
 use crate::optim::runtime::Optimizer;
@@ -91,7 +91,7 @@ impl MuonOptimizer {
             .collect::<Result<Vec<_>>>()?;
         let step_params = ctx.device().create_buffer(&wgpu::BufferDescriptor {
             label: Some("coptim muon step"),
-            size: std::mem::size_of::<GpuMuonStep>() as u64,
+            size: std::mem::size_of::<MuonStep>() as u64,
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
@@ -185,7 +185,7 @@ impl MuonOptimizer {
         let (param, param_base) = view_binding(&self.ctx, t, &t.param, "Muon")?;
         let (grad, grad_base) = view_binding(&self.ctx, t, &t.grad, "Muon")?;
         let chunks = t.len.div_ceil(CHUNK);
-        let words = GpuMuonTensor {
+        let words = MuonTensor {
             len: t.len as u32,
             rows: rows as u32,
             cols: cols as u32,

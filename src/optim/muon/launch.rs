@@ -3,23 +3,17 @@
 
 use crate::error::Result;
 use crate::nn::Dispatch;
+use crate::optim::muon::words::{MuonStep, MuonTensor};
 use crate::wgsl::{Part, ShaderBuilder, lib, shader_part};
 
 pub(crate) use crate::optim::own_kernels::{
-    Slot, bind_group, chunked_module, layout, pipelines, tensor_layout, uniform,
+    CHUNK, Slot, WG_SIZE, bind_group, layout, pipelines, tensor_layout, tensor_module, uniform,
 };
-
-/// Invocations per workgroup of Muon's kernels.
-pub(crate) const WG_SIZE: u32 = 256;
-/// Elements per invocation of the chunked `measure` pass.
-pub(crate) const ITEMS: u32 = 4;
-/// Elements per workgroup of `measure` (one partial sum each).
-pub(crate) const CHUNK: u64 = (WG_SIZE * ITEMS) as u64;
 
 /// `muon.wgsl`: measure, finalize, normalize and apply.
 static MUON: Part = shader_part!(
     "muon.wgsl",
-    &["chunk_partial", "chunk_count"],
+    &[],
     &[
         "flat_index",
         "chunk_of",
@@ -35,7 +29,7 @@ static SCALE: Part = shader_part!("muon_scale.wgsl", &[], &["flat_index"]);
 
 /// The module of `muon.wgsl` with Muon's constants and the shared helpers.
 pub(crate) fn muon_module() -> ShaderBuilder {
-    chunked_module("coptim muon", WG_SIZE, ITEMS)
+    tensor_module::<MuonTensor, MuonStep>("coptim muon")
         .part(&lib::OWN_STATUS)
         .part(&MUON)
 }

@@ -4,39 +4,48 @@
 
 use crate::optim::config::Caution;
 use crate::optim::muon::Muon;
+#[cfg(test)]
+use crate::wgsl::WgslStruct;
+use crate::wgsl::wgsl_struct;
 
-/// `MuonStep` of `muon.wgsl`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-pub(crate) struct GpuMuonStep {
-    lr: f32,
-    momentum: f32,
-    weight_decay: f32,
-    eps: f32,
-    nesterov: u32,
-    caution: u32,
-    disagree: f32,
-    norm_kind: u32,
-    norm_param: f32,
-    pad: [u32; 3],
+wgsl_struct! {
+    /// `MuonStep` of `muon.wgsl` (`step`): this step's rates and switches.
+    pub(crate) struct MuonStep {
+        lr: f32,
+        momentum: f32,
+        weight_decay: f32,
+        eps: f32,
+        nesterov: u32,
+        caution: u32,
+        /// Mask weight of a disagreeing coordinate (0: hard mask).
+        disagree: f32,
+        /// `NORM_*` of `lib/caution_scale.wgsl`.
+        norm_kind: u32,
+        /// min of mean_clamp, eps of mean_plus_eps.
+        norm_param: f32,
+        pad0: u32,
+        pad1: u32,
+        pad2: u32,
+    }
 }
 
-/// `MuonTensor` of `muon.wgsl`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-pub(crate) struct GpuMuonTensor {
-    pub len: u32,
-    pub rows: u32,
-    pub cols: u32,
-    pub transposed: u32,
-    pub param_base: u32,
-    pub grad_base: u32,
-    pub x_base: u32,
-    pub partial_base: u32,
-    pub chunks: u32,
-    pub index: u32,
-    pub lr_scale: f32,
-    pub pad: u32,
+wgsl_struct! {
+    /// `MuonTensor` of `muon.wgsl` (`tensor`): one matrix's sizes and places.
+    pub(crate) struct MuonTensor {
+        pub len: u32,
+        pub rows: u32,
+        pub cols: u32,
+        pub transposed: u32,
+        pub param_base: u32,
+        pub grad_base: u32,
+        pub x_base: u32,
+        pub partial_base: u32,
+        pub chunks: u32,
+        pub index: u32,
+        /// lr scale of timm's adjust_lr_fn for this matrix.
+        pub lr_scale: f32,
+        pub pad: u32,
+    }
 }
 
 /// The hyperparameters a step's `MuonStep` holds.
@@ -49,9 +58,9 @@ pub(crate) struct StepWords {
 
 impl StepWords {
     /// `MuonStep` at learning rate `lr`.
-    pub fn at(&self, lr: f64) -> GpuMuonStep {
+    pub fn at(&self, lr: f64) -> MuonStep {
         let (norm_kind, norm_param) = self.caution.norm_words();
-        GpuMuonStep {
+        MuonStep {
             lr: lr as f32,
             momentum: self.muon.momentum as f32,
             weight_decay: self.weight_decay as f32,
@@ -61,7 +70,7 @@ impl StepWords {
             disagree: self.caution.disagree_weight() as f32,
             norm_kind,
             norm_param: norm_param as f32,
-            pad: [0; 3],
+            ..Default::default()
         }
     }
 }
@@ -69,39 +78,5 @@ impl StepWords {
 /// The layouts of its mirror structs (checked by `own_kernels`' test).
 #[cfg(test)]
 pub(crate) fn mirrors() -> Vec<crate::wgsl::MirrorLayout> {
-    use crate::wgsl::mirror_layout;
-    vec![
-        mirror_layout!(
-            GpuMuonStep,
-            "MuonStep",
-            [
-                lr,
-                momentum,
-                weight_decay,
-                eps,
-                nesterov,
-                caution,
-                disagree,
-                norm_kind,
-                norm_param
-            ]
-        ),
-        mirror_layout!(
-            GpuMuonTensor,
-            "MuonTensor",
-            [
-                len,
-                rows,
-                cols,
-                transposed,
-                param_base,
-                grad_base,
-                x_base,
-                partial_base,
-                chunks,
-                index,
-                lr_scale
-            ]
-        ),
-    ]
+    vec![MuonStep::mirror(), MuonTensor::mirror()]
 }
