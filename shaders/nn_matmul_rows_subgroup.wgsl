@@ -17,7 +17,12 @@
 //
 // Layout: a workgroup computes BLOCK_ROWS rows and COLS * SUBGROUP_LANES columns of
 // C; invocation i holds the columns col0 + i + c * SUBGROUP_LANES (c < COLS), so the
-// B loads of one step are contiguous across lanes when B's rows are. The
+// B loads of one step are contiguous across lanes when B's rows are. COLS and the
+// column block (struct Block, struct Columns, fns columns, zero_block, step,
+// store_block) come from a column file placed after this one:
+// nn_matmul_rows_subgroup_cols8.wgsl (64 columns per workgroup) or
+// nn_matmul_rows_subgroup_cols4.wgsl (32, for narrow products: the 8-column block
+// computes and throws away half its columns when C has 32 or fewer). The
 // accumulators are named struct fields (never a dynamically indexed array: naga
 // bounds every loop, so drivers cannot unroll them, and an indexed array would live
 // in memory). Rows, columns and k past the end are clamped for loading (A's values
@@ -28,15 +33,14 @@
 //   matmul: one dispatch of (ceil(N / (COLS * SUBGROUP_LANES)), ceil(M / BLOCK_ROWS),
 //   batches), workgroups of SUBGROUP_LANES.
 
-// The three constants are mirrored in src/nn/matmul_variant.rs (a unit test
-// compares them); the structs and the unrolled steps below are written for them.
+// These two constants and the column file's COLS are mirrored in
+// src/nn/matmul_variant.rs (a unit test compares them); the structs and the unrolled
+// steps are written for them.
 // Invocations per workgroup: one subgroup on adapters whose subgroups have at least
 // this many lanes (lavapipe: 8), and the run of k shared per A load.
 const SUBGROUP_LANES: u32 = 8u;
 // Rows of C per workgroup (the fields of Rows32).
 const BLOCK_ROWS: u32 = 32u;
-// Columns of C per invocation (the fields of Block).
-const COLS: u32 = 8u;
 
 // 32 consecutive rows of one column of C (or of A): r0 holds rows 0-3, r1 4-7, ...
 struct Rows32 {
@@ -48,30 +52,6 @@ struct Rows32 {
     r5: vec4<f32>,
     r6: vec4<f32>,
     r7: vec4<f32>,
-}
-
-// An invocation's accumulators: column c of its block in field c{c}.
-struct Block {
-    c0: Rows32,
-    c1: Rows32,
-    c2: Rows32,
-    c3: Rows32,
-    c4: Rows32,
-    c5: Rows32,
-    c6: Rows32,
-    c7: Rows32,
-}
-
-// Offsets in B of an invocation's COLS columns (clamped into B).
-struct Columns {
-    j0: u32,
-    j1: u32,
-    j2: u32,
-    j3: u32,
-    j4: u32,
-    j5: u32,
-    j6: u32,
-    j7: u32,
 }
 
 // A(row0 + r .. row0 + r + 4, k) (clamped into A); `a_k` is the offset of column k.
@@ -130,20 +110,6 @@ fn fma32(acc: Rows32, a_col: Rows32, bv: f32) -> Rows32 {
     );
 }
 
-// One step of k: acc + a_col x B(k, columns); `b_k` is the offset of row k of B.
-fn step(acc: Block, a_col: Rows32, js: Columns, b_k: u32) -> Block {
-    return Block(
-        fma32(acc.c0, a_col, b[js.j0 + b_k]),
-        fma32(acc.c1, a_col, b[js.j1 + b_k]),
-        fma32(acc.c2, a_col, b[js.j2 + b_k]),
-        fma32(acc.c3, a_col, b[js.j3 + b_k]),
-        fma32(acc.c4, a_col, b[js.j4 + b_k]),
-        fma32(acc.c5, a_col, b[js.j5 + b_k]),
-        fma32(acc.c6, a_col, b[js.j6 + b_k]),
-        fma32(acc.c7, a_col, b[js.j7 + b_k]),
-    );
-}
-
 // The run of SUBGROUP_LANES steps from k0, A's columns shared from `mine` (lane l's
 // is column k0 + l). Steps past the end of k add zeros (their A is zero, their B row
 // clamped).
@@ -157,6 +123,17 @@ fn run_of_k(p: MatmulParams, acc: Block, mine: Rows32, js: Columns, k0: u32) -> 
     out = step(out, from_lane(mine, 5u), js, min(k0 + 5u, last) * p.b_row);
     out = step(out, from_lane(mine, 6u), js, min(k0 + 6u, last) * p.b_row);
     return step(out, from_lane(mine, 7u), js, min(k0 + 7u, last) * p.b_row);
+}
+
+// 32 zero rows.
+fn zero_rows() -> Rows32 {
+    let z = vec4<f32>(0.0);
+    return Rows32(z, z, z, z, z, z, z, z);
+}
+
+// Offset in B of column c of this invocation (clamped into B).
+fn column(p: MatmulParams, b_base: u32, col0: u32, c: u32) -> u32 {
+    return b_base + min(col0 + c * SUBGROUP_LANES, p.n - 1u) * p.b_col;
 }
 
 // Stores 32 rows of column gj of C.
@@ -173,11 +150,6 @@ fn store32(p: MatmulParams, c_base: u32, row0: u32, gj: u32, acc: Rows32) {
     }
 }
 
-// Offset in B of column c of this invocation (clamped into B).
-fn column(p: MatmulParams, b_base: u32, col0: u32, c: u32) -> u32 {
-    return b_base + min(col0 + c * SUBGROUP_LANES, p.n - 1u) * p.b_col;
-}
-
 @compute @workgroup_size(SUBGROUP_LANES)
 fn matmul(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -188,30 +160,12 @@ fn matmul(
     let bases = batch_bases(p, wg.z);
     let row0 = wg.y * BLOCK_ROWS;
     let col0 = wg.x * COLS * SUBGROUP_LANES + lid;
-    let js = Columns(
-        column(p, bases.y, col0, 0u),
-        column(p, bases.y, col0, 1u),
-        column(p, bases.y, col0, 2u),
-        column(p, bases.y, col0, 3u),
-        column(p, bases.y, col0, 4u),
-        column(p, bases.y, col0, 5u),
-        column(p, bases.y, col0, 6u),
-        column(p, bases.y, col0, 7u),
-    );
-    let z = vec4<f32>(0.0);
-    let zero = Rows32(z, z, z, z, z, z, z, z);
-    var acc = Block(zero, zero, zero, zero, zero, zero, zero, zero);
+    let js = columns(p, bases.y, col0);
+    var acc = zero_block();
     for (var k0 = 0u; k0 < p.k; k0 += SUBGROUP_LANES) {
         let k = k0 + lane;
         let mine = load_a(p, bases.x + min(k, p.k - 1u) * p.a_col, row0, k < p.k);
         acc = run_of_k(p, acc, mine, js, k0);
     }
-    store32(p, bases.z, row0, col0, acc.c0);
-    store32(p, bases.z, row0, col0 + SUBGROUP_LANES, acc.c1);
-    store32(p, bases.z, row0, col0 + 2u * SUBGROUP_LANES, acc.c2);
-    store32(p, bases.z, row0, col0 + 3u * SUBGROUP_LANES, acc.c3);
-    store32(p, bases.z, row0, col0 + 4u * SUBGROUP_LANES, acc.c4);
-    store32(p, bases.z, row0, col0 + 5u * SUBGROUP_LANES, acc.c5);
-    store32(p, bases.z, row0, col0 + 6u * SUBGROUP_LANES, acc.c6);
-    store32(p, bases.z, row0, col0 + 7u * SUBGROUP_LANES, acc.c7);
+    store_block(p, bases.z, row0, col0, acc);
 }

@@ -112,8 +112,10 @@ fn assert_close(v: MatmulVariant, case: &str, gpu: &[&[f32]], reference: &[&[f64
     }
 }
 
-/// (m, k, n) of every shape class.
-const SHAPES: [(usize, usize, usize); 8] = [
+/// (m, k, n) of every shape class. (70, 33, 31) and (97, 49, 32) are narrow (at
+/// most 32 columns: `rows_subgroup`'s 4-column block) with several row blocks and k
+/// not a multiple of 8; their backward products are narrow (dB) and wide (dA).
+const SHAPES: [(usize, usize, usize); 10] = [
     (1, 1, 1),
     (3, 5, 2),
     (1, 300, 70),
@@ -122,6 +124,8 @@ const SHAPES: [(usize, usize, usize); 8] = [
     (33, 65, 7),
     (70, 33, 129),
     (200, 100, 150),
+    (70, 33, 31),
+    (97, 49, 32),
 ];
 
 fn check_matmul(v: MatmulVariant, kernels: &Kernels, rng: &mut ChaCha8Rng) {

@@ -25,9 +25,14 @@ static TILED: Part = matmul_part!("nn_matmul_tiled.wgsl");
 static LANES: Part = matmul_part!("nn_matmul_lanes.wgsl");
 /// A 16x8 block per invocation, no barriers (CPU adapters).
 static ROWS: Part = matmul_part!("nn_matmul_rows.wgsl");
-/// A 32x8 block per invocation, one subgroup per workgroup sharing A through
-/// shuffles (CPU adapters with subgroups).
+/// A 32-row block per invocation, one subgroup per workgroup sharing A through
+/// shuffles (CPU adapters with subgroups); its column block comes from one of the
+/// two files below.
 static ROWS_SUBGROUP: Part = matmul_part!("nn_matmul_rows_subgroup.wgsl");
+/// `rows_subgroup`'s 8-column block (64 columns per workgroup).
+static ROWS_SUBGROUP_COLS8: Part = matmul_part!("nn_matmul_rows_subgroup_cols8.wgsl");
+/// `rows_subgroup`'s 4-column block (32 columns per workgroup, narrow products).
+static ROWS_SUBGROUP_COLS4: Part = matmul_part!("nn_matmul_rows_subgroup_cols4.wgsl");
 /// A loads shared through subgroup shuffles.
 static SUBGROUP: Part = matmul_part!("nn_matmul_subgroup.wgsl");
 
@@ -39,9 +44,9 @@ pub enum MatmulVariant {
     /// invocation, lanes on consecutive columns, no workgroup memory or barriers.
     Rows,
     /// For CPU adapters with subgroups of at least `ROWS_SUBGROUP_LANES` lanes
-    /// (lavapipe): a 32x8 block per invocation, one subgroup per workgroup, each
-    /// value of A loaded by one lane and shared through subgroup shuffles (needs
-    /// subgroups).
+    /// (lavapipe): a 32x8 block per invocation (32x4 for products of at most 32
+    /// columns), one subgroup per workgroup, each value of A loaded by one lane and
+    /// shared through subgroup shuffles (needs subgroups).
     RowsSubgroup,
     /// For GPUs: block tiling through workgroup memory plus 8x8 register tiles.
     Tiled,
@@ -139,7 +144,8 @@ impl MatmulVariant {
         let fits = |s: &&MatmulShader| match s.layout {
             Layout::Tiled { tile, .. } => m.min(n) <= tile as usize,
             Layout::Lanes { wg_size, cols, .. } => n <= (wg_size * cols) as usize,
-            Layout::Rows { .. } | Layout::RowsSubgroup => true,
+            Layout::RowsSubgroup { cols } => n <= (ROWS_SUBGROUP_LANES * cols) as usize,
+            Layout::Rows { .. } => true,
         };
         let mut candidates = MatmulShader::ALL.iter().filter(|s| s.variant == self);
         let last = *candidates
@@ -168,8 +174,8 @@ enum Layout {
     /// [`ROWS_BLOCK`] rows per workgroup, [`ROWS_COLS`] columns per invocation.
     Rows { wg_size: u32 },
     /// [`ROWS_SUBGROUP_BLOCK`] rows per workgroup of [`ROWS_SUBGROUP_LANES`],
-    /// [`ROWS_SUBGROUP_COLS`] columns per invocation.
-    RowsSubgroup,
+    /// `cols` columns per invocation (one of [`ROWS_SUBGROUP_COLS`]).
+    RowsSubgroup { cols: u32 },
 }
 
 /// Rows of C per workgroup of `nn_matmul_rows.wgsl` (`BLOCK_ROWS`).
@@ -182,8 +188,10 @@ const ROWS_COLS: u32 = 8;
 pub const ROWS_SUBGROUP_LANES: u32 = 8;
 /// Rows of C per workgroup of `nn_matmul_rows_subgroup.wgsl` (`BLOCK_ROWS`).
 const ROWS_SUBGROUP_BLOCK: u32 = 32;
-/// Columns of C per invocation of `nn_matmul_rows_subgroup.wgsl` (`COLS`).
-const ROWS_SUBGROUP_COLS: u32 = 8;
+/// Columns of C per invocation of `nn_matmul_rows_subgroup.wgsl` (`COLS`), narrow
+/// and wide: the column file of each.
+const ROWS_SUBGROUP_COLS: [(u32, &Part); 2] =
+    [(4, &ROWS_SUBGROUP_COLS4), (8, &ROWS_SUBGROUP_COLS8)];
 
 /// One compiled specialization of a [`MatmulVariant`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -221,7 +229,7 @@ const fn lanes(name: &'static str, variant: MatmulVariant, wg: u32, cols: u32) -
 impl MatmulShader {
     /// Every specialization; per variant, from the narrowest to the widest (the
     /// first that fits a product is used).
-    pub const ALL: [MatmulShader; 9] = {
+    pub const ALL: [MatmulShader; 10] = {
         use MatmulVariant::*;
         [
             MatmulShader {
@@ -230,9 +238,18 @@ impl MatmulShader {
                 layout: Layout::Rows { wg_size: 8 },
             },
             MatmulShader {
+                name: "nn_matmul_rows_subgroup_narrow",
+                variant: RowsSubgroup,
+                layout: Layout::RowsSubgroup {
+                    cols: ROWS_SUBGROUP_COLS[0].0,
+                },
+            },
+            MatmulShader {
                 name: "nn_matmul_rows_subgroup",
                 variant: RowsSubgroup,
-                layout: Layout::RowsSubgroup,
+                layout: Layout::RowsSubgroup {
+                    cols: ROWS_SUBGROUP_COLS[1].0,
+                },
             },
             tiled("nn_matmul_tiled_small", Tiled, 32, 16),
             tiled("nn_matmul_tiled_medium", Tiled, 64, 64),
@@ -249,7 +266,7 @@ impl MatmulShader {
             Layout::Tiled { wg_size, .. }
             | Layout::Lanes { wg_size, .. }
             | Layout::Rows { wg_size } => wg_size,
-            Layout::RowsSubgroup => ROWS_SUBGROUP_LANES,
+            Layout::RowsSubgroup { .. } => ROWS_SUBGROUP_LANES,
         }
     }
 
@@ -264,7 +281,7 @@ impl MatmulShader {
                 };
                 2 * tile * tile_k * scalar
             }
-            Layout::Lanes { .. } | Layout::Rows { .. } | Layout::RowsSubgroup => 0,
+            Layout::Lanes { .. } | Layout::Rows { .. } | Layout::RowsSubgroup { .. } => 0,
         }
     }
 
@@ -278,10 +295,7 @@ impl MatmulShader {
                 cols,
             } => (4 * row_vecs, wg_size * cols),
             Layout::Rows { wg_size } => (ROWS_BLOCK, wg_size * ROWS_COLS),
-            Layout::RowsSubgroup => (
-                ROWS_SUBGROUP_BLOCK,
-                ROWS_SUBGROUP_LANES * ROWS_SUBGROUP_COLS,
-            ),
+            Layout::RowsSubgroup { cols } => (ROWS_SUBGROUP_BLOCK, ROWS_SUBGROUP_LANES * cols),
         };
         [n.div_ceil(cols as usize), m.div_ceil(rows as usize), batch]
     }
@@ -321,7 +335,13 @@ impl MatmulShader {
                 .constant("WG_SIZE", wg_size)
                 .part(&COMMON)
                 .part(&ROWS),
-            Layout::RowsSubgroup => module.part(&COMMON).part(&ROWS_SUBGROUP),
+            Layout::RowsSubgroup { cols } => {
+                let (_, block) = ROWS_SUBGROUP_COLS
+                    .iter()
+                    .find(|(c, _)| *c == cols)
+                    .expect("a column file per ROWS_SUBGROUP_COLS");
+                module.part(&COMMON).part(&ROWS_SUBGROUP).part(block)
+            }
         };
         module
     }
@@ -348,6 +368,18 @@ mod tests {
                 500,
                 "nn_matmul_rows_subgroup",
             ),
+            (
+                MatmulVariant::RowsSubgroup,
+                500,
+                33,
+                "nn_matmul_rows_subgroup",
+            ),
+            (
+                MatmulVariant::RowsSubgroup,
+                500,
+                32,
+                "nn_matmul_rows_subgroup_narrow",
+            ),
         ] {
             assert_eq!(variant.shader_for(m, n).name, shader, "{variant:?} {m}x{n}");
         }
@@ -358,10 +390,13 @@ mod tests {
         for (name, value) in [
             ("SUBGROUP_LANES", ROWS_SUBGROUP_LANES),
             ("BLOCK_ROWS", ROWS_SUBGROUP_BLOCK),
-            ("COLS", ROWS_SUBGROUP_COLS),
         ] {
             let decl = format!("const {name}: u32 = {value}u;");
             assert!(ROWS_SUBGROUP.source.contains(&decl), "{decl}");
+        }
+        for (cols, part) in ROWS_SUBGROUP_COLS {
+            let decl = format!("const COLS: u32 = {cols}u;");
+            assert!(part.source.contains(&decl), "{decl}");
         }
     }
 
