@@ -19,10 +19,9 @@
 // C; invocation i holds the columns col0 + i + c * SUBGROUP_LANES (c < COLS), so the
 // B loads of one step are contiguous across lanes when B's rows are. COLS and the
 // column block (struct Block, struct Columns, fns columns, zero_block, step,
-// store_block) come from a column file placed after this one:
-// nn_matmul_rows_subgroup_cols8.wgsl (64 columns per workgroup) or
-// nn_matmul_rows_subgroup_cols4.wgsl (32, for narrow products: the 8-column block
-// computes and throws away half its columns when C has 32 or fewer). The
+// store_block) are generated for COLS by src/nn/matmul_column_block.rs: 8 (64
+// columns per workgroup) or 4 (32, for narrow products: the 8-column block computes
+// and throws away half its columns when C has 32 or fewer). The
 // accumulators are named struct fields (never a dynamically indexed array: naga
 // bounds every loop, so drivers cannot unroll them, and an indexed array would live
 // in memory). Rows, columns and k past the end are clamped for loading (A's values
@@ -33,7 +32,7 @@
 //   matmul: one dispatch of (ceil(N / (COLS * SUBGROUP_LANES)), ceil(M / BLOCK_ROWS),
 //   batches), workgroups of SUBGROUP_LANES.
 
-// These two constants and the column file's COLS are mirrored in
+// These two constants are mirrored in
 // src/nn/matmul_variant.rs (a unit test compares them); the structs and the unrolled
 // steps are written for them.
 // Invocations per workgroup: one subgroup on adapters whose subgroups have at least

@@ -4,6 +4,7 @@
 //! A module is `generated constants + nn_matmul_common.wgsl + kernel files`: the
 //! kernel files never declare the constants generated here.
 
+use super::matmul_column_block::column_block;
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::wgsl::{Part, ShaderBuilder, shader_part};
@@ -26,13 +27,9 @@ static LANES: Part = matmul_part!("nn_matmul_lanes.wgsl");
 /// A 16x8 block per invocation, no barriers (CPU adapters).
 static ROWS: Part = matmul_part!("nn_matmul_rows.wgsl");
 /// A 32-row block per invocation, one subgroup per workgroup sharing A through
-/// shuffles (CPU adapters with subgroups); its column block comes from one of the
-/// two files below.
+/// shuffles (CPU adapters with subgroups); its column block is generated
+/// ([`column_block`]).
 static ROWS_SUBGROUP: Part = matmul_part!("nn_matmul_rows_subgroup.wgsl");
-/// `rows_subgroup`'s 8-column block (64 columns per workgroup).
-static ROWS_SUBGROUP_COLS8: Part = matmul_part!("nn_matmul_rows_subgroup_cols8.wgsl");
-/// `rows_subgroup`'s 4-column block (32 columns per workgroup, narrow products).
-static ROWS_SUBGROUP_COLS4: Part = matmul_part!("nn_matmul_rows_subgroup_cols4.wgsl");
 /// A loads shared through subgroup shuffles.
 static SUBGROUP: Part = matmul_part!("nn_matmul_subgroup.wgsl");
 
@@ -189,9 +186,8 @@ pub const ROWS_SUBGROUP_LANES: u32 = 8;
 /// Rows of C per workgroup of `nn_matmul_rows_subgroup.wgsl` (`BLOCK_ROWS`).
 const ROWS_SUBGROUP_BLOCK: u32 = 32;
 /// Columns of C per invocation of `nn_matmul_rows_subgroup.wgsl` (`COLS`), narrow
-/// and wide: the column file of each.
-const ROWS_SUBGROUP_COLS: [(u32, &Part); 2] =
-    [(4, &ROWS_SUBGROUP_COLS4), (8, &ROWS_SUBGROUP_COLS8)];
+/// and wide.
+const ROWS_SUBGROUP_COLS: [u32; 2] = [4, 8];
 
 /// One compiled specialization of a [`MatmulVariant`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -241,14 +237,14 @@ impl MatmulShader {
                 name: "nn_matmul_rows_subgroup_narrow",
                 variant: RowsSubgroup,
                 layout: Layout::RowsSubgroup {
-                    cols: ROWS_SUBGROUP_COLS[0].0,
+                    cols: ROWS_SUBGROUP_COLS[0],
                 },
             },
             MatmulShader {
                 name: "nn_matmul_rows_subgroup",
                 variant: RowsSubgroup,
                 layout: Layout::RowsSubgroup {
-                    cols: ROWS_SUBGROUP_COLS[1].0,
+                    cols: ROWS_SUBGROUP_COLS[1],
                 },
             },
             tiled("nn_matmul_tiled_small", Tiled, 32, 16),
@@ -335,13 +331,11 @@ impl MatmulShader {
                 .constant("WG_SIZE", wg_size)
                 .part(&COMMON)
                 .part(&ROWS),
-            Layout::RowsSubgroup { cols } => {
-                let (_, block) = ROWS_SUBGROUP_COLS
-                    .iter()
-                    .find(|(c, _)| *c == cols)
-                    .expect("a column file per ROWS_SUBGROUP_COLS");
-                module.part(&COMMON).part(&ROWS_SUBGROUP).part(block)
-            }
+            Layout::RowsSubgroup { cols } => module
+                .constant("COLS", cols)
+                .declare(column_block(cols))
+                .part(&COMMON)
+                .part(&ROWS_SUBGROUP),
         };
         module
     }
@@ -394,9 +388,11 @@ mod tests {
             let decl = format!("const {name}: u32 = {value}u;");
             assert!(ROWS_SUBGROUP.source.contains(&decl), "{decl}");
         }
-        for (cols, part) in ROWS_SUBGROUP_COLS {
-            let decl = format!("const COLS: u32 = {cols}u;");
-            assert!(part.source.contains(&decl), "{decl}");
+        for shader in MatmulShader::ALL {
+            if let Layout::RowsSubgroup { cols } = shader.layout {
+                let decl = format!("const COLS: u32 = {cols}u;");
+                assert!(shader.module().build().unwrap().contains(&decl), "{decl}");
+            }
         }
     }
 
