@@ -17,21 +17,15 @@
 // memory, no barrier. Rows and columns past the end of C are clamped to the last one
 // for loading and dropped when storing: the inner loop has no branch.
 //
-// Generated constants (src/nn/matmul_variant.rs): WG_SIZE.
+// Generated constants (src/nn/matmul_variant.rs): WG_SIZE. Generated for 16 rows by
+// src/nn/matmul_blocks.rs: struct Rows16 (one column's 16 rows in four vec4 fields)
+// and fns zero_rows, fma16 and store16.
 //
 // Entry points:
 //   matmul: one dispatch of (ceil(N / (8 * WG_SIZE)), ceil(M / 16), batches).
 
 // Rows of C per workgroup.
 const BLOCK_ROWS: u32 = 16u;
-
-// 16 consecutive rows of one column of C (or of A): r0 holds rows 0-3, r1 4-7, ...
-struct Rows16 {
-    r0: vec4<f32>,
-    r1: vec4<f32>,
-    r2: vec4<f32>,
-    r3: vec4<f32>,
-}
 
 // A(row0 + i, k) for i in 0..16 (clamped into A); `a_k` is the offset of column k.
 fn load_a(p: MatmulParams, a_k: u32, row0: u32) -> Rows16 {
@@ -61,27 +55,6 @@ fn load_a(p: MatmulParams, a_k: u32, row0: u32) -> Rows16 {
     );
 }
 
-// acc + a * bv.
-fn fma16(acc: Rows16, a_col: Rows16, bv: f32) -> Rows16 {
-    let s = vec4<f32>(bv);
-    return Rows16(
-        fma(a_col.r0, s, acc.r0),
-        fma(a_col.r1, s, acc.r1),
-        fma(a_col.r2, s, acc.r2),
-        fma(a_col.r3, s, acc.r3),
-    );
-}
-
-// Stores 16 rows of column gj of C.
-fn store16(p: MatmulParams, c_base: u32, row0: u32, gj: u32, acc: Rows16) {
-    for (var i = 0u; i < 4u; i++) {
-        store_c(p, c_base, row0 + i, gj, acc.r0[i]);
-        store_c(p, c_base, row0 + 4u + i, gj, acc.r1[i]);
-        store_c(p, c_base, row0 + 8u + i, gj, acc.r2[i]);
-        store_c(p, c_base, row0 + 12u + i, gj, acc.r3[i]);
-    }
-}
-
 // Offset in B of column `j` (clamped into B).
 fn b_column(p: MatmulParams, b_base: u32, j: u32) -> u32 {
     return b_base + min(j, p.n - 1u) * p.b_col;
@@ -104,8 +77,7 @@ fn matmul(
     let j5 = b_column(p, bases.y, col0 + 5u * WG_SIZE);
     let j6 = b_column(p, bases.y, col0 + 6u * WG_SIZE);
     let j7 = b_column(p, bases.y, col0 + 7u * WG_SIZE);
-    let zero = vec4<f32>(0.0);
-    var c0 = Rows16(zero, zero, zero, zero);
+    var c0 = zero_rows();
     var c1 = c0;
     var c2 = c0;
     var c3 = c0;

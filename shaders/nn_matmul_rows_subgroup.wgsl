@@ -19,9 +19,10 @@
 // C; invocation i holds the columns col0 + i + c * SUBGROUP_LANES (c < COLS), so the
 // B loads of one step are contiguous across lanes when B's rows are. COLS and the
 // column block (struct Block, struct Columns, fns columns, zero_block, step,
-// store_block) are generated for COLS by src/nn/matmul_column_block.rs: 8 (64
+// store_block) are generated for COLS by src/nn/matmul_blocks.rs: 8 (64
 // columns per workgroup) or 4 (32, for narrow products: the 8-column block computes
-// and throws away half its columns when C has 32 or fewer). The
+// and throws away half its columns when C has 32 or fewer); so is the rows block for
+// BLOCK_ROWS (struct Rows32, fns zero_rows, fma32, store32). The
 // accumulators are named struct fields (never a dynamically indexed array: naga
 // bounds every loop, so drivers cannot unroll them, and an indexed array would live
 // in memory). Rows, columns and k past the end are clamped for loading (A's values
@@ -33,25 +34,13 @@
 //   batches), workgroups of SUBGROUP_LANES.
 
 // These two constants are mirrored in
-// src/nn/matmul_variant.rs (a unit test compares them); the structs and the unrolled
-// steps are written for them.
+// src/nn/matmul_variant.rs (a unit test compares them), which generates the rows
+// block for BLOCK_ROWS; load_a, from_lane and run_of_k are written for them.
 // Invocations per workgroup: one subgroup on adapters whose subgroups have at least
 // this many lanes (lavapipe: 8), and the run of k shared per A load.
 const SUBGROUP_LANES: u32 = 8u;
 // Rows of C per workgroup (the fields of Rows32).
 const BLOCK_ROWS: u32 = 32u;
-
-// 32 consecutive rows of one column of C (or of A): r0 holds rows 0-3, r1 4-7, ...
-struct Rows32 {
-    r0: vec4<f32>,
-    r1: vec4<f32>,
-    r2: vec4<f32>,
-    r3: vec4<f32>,
-    r4: vec4<f32>,
-    r5: vec4<f32>,
-    r6: vec4<f32>,
-    r7: vec4<f32>,
-}
 
 // A(row0 + r .. row0 + r + 4, k) (clamped into A); `a_k` is the offset of column k.
 fn load_a4(p: MatmulParams, a_k: u32, r: u32) -> vec4<f32> {
@@ -94,21 +83,6 @@ fn from_lane(x: Rows32, lane: u32) -> Rows32 {
     );
 }
 
-// acc + a_col * bv.
-fn fma32(acc: Rows32, a_col: Rows32, bv: f32) -> Rows32 {
-    let s = vec4<f32>(bv);
-    return Rows32(
-        fma(a_col.r0, s, acc.r0),
-        fma(a_col.r1, s, acc.r1),
-        fma(a_col.r2, s, acc.r2),
-        fma(a_col.r3, s, acc.r3),
-        fma(a_col.r4, s, acc.r4),
-        fma(a_col.r5, s, acc.r5),
-        fma(a_col.r6, s, acc.r6),
-        fma(a_col.r7, s, acc.r7),
-    );
-}
-
 // The run of SUBGROUP_LANES steps from k0, A's columns shared from `mine` (lane l's
 // is column k0 + l). Steps past the end of k add zeros (their A is zero, their B row
 // clamped).
@@ -124,29 +98,9 @@ fn run_of_k(p: MatmulParams, acc: Block, mine: Rows32, js: Columns, k0: u32) -> 
     return step(out, from_lane(mine, 7u), js, min(k0 + 7u, last) * p.b_row);
 }
 
-// 32 zero rows.
-fn zero_rows() -> Rows32 {
-    let z = vec4<f32>(0.0);
-    return Rows32(z, z, z, z, z, z, z, z);
-}
-
 // Offset in B of column c of this invocation (clamped into B).
 fn column(p: MatmulParams, b_base: u32, col0: u32, c: u32) -> u32 {
     return b_base + min(col0 + c * SUBGROUP_LANES, p.n - 1u) * p.b_col;
-}
-
-// Stores 32 rows of column gj of C.
-fn store32(p: MatmulParams, c_base: u32, row0: u32, gj: u32, acc: Rows32) {
-    for (var i = 0u; i < 4u; i++) {
-        store_c(p, c_base, row0 + i, gj, acc.r0[i]);
-        store_c(p, c_base, row0 + 4u + i, gj, acc.r1[i]);
-        store_c(p, c_base, row0 + 8u + i, gj, acc.r2[i]);
-        store_c(p, c_base, row0 + 12u + i, gj, acc.r3[i]);
-        store_c(p, c_base, row0 + 16u + i, gj, acc.r4[i]);
-        store_c(p, c_base, row0 + 20u + i, gj, acc.r5[i]);
-        store_c(p, c_base, row0 + 24u + i, gj, acc.r6[i]);
-        store_c(p, c_base, row0 + 28u + i, gj, acc.r7[i]);
-    }
 }
 
 @compute @workgroup_size(SUBGROUP_LANES)

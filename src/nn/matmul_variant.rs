@@ -4,7 +4,7 @@
 //! A module is `generated constants + nn_matmul_common.wgsl + kernel files`: the
 //! kernel files never declare the constants generated here.
 
-use super::matmul_column_block::column_block;
+use super::matmul_blocks::{column_block, rows_block};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::wgsl::{Part, ShaderBuilder, shader_part};
@@ -24,11 +24,12 @@ static TILED: Part = matmul_part!("nn_matmul_tiled.wgsl");
 /// Rows per workgroup and consecutive columns across lanes: the subgroup variant's
 /// layout.
 static LANES: Part = matmul_part!("nn_matmul_lanes.wgsl");
-/// A 16x8 block per invocation, no barriers (CPU adapters).
+/// A 16x8 block per invocation, no barriers (CPU adapters); its rows block is
+/// generated ([`rows_block`]).
 static ROWS: Part = matmul_part!("nn_matmul_rows.wgsl");
 /// A 32-row block per invocation, one subgroup per workgroup sharing A through
-/// shuffles (CPU adapters with subgroups); its column block is generated
-/// ([`column_block`]).
+/// shuffles (CPU adapters with subgroups); its rows and column blocks are generated
+/// ([`rows_block`], [`column_block`]).
 static ROWS_SUBGROUP: Part = matmul_part!("nn_matmul_rows_subgroup.wgsl");
 /// A loads shared through subgroup shuffles.
 static SUBGROUP: Part = matmul_part!("nn_matmul_subgroup.wgsl");
@@ -329,10 +330,12 @@ impl MatmulShader {
                 .part(&SUBGROUP),
             Layout::Rows { wg_size } => module
                 .constant("WG_SIZE", wg_size)
+                .declare(rows_block(ROWS_BLOCK))
                 .part(&COMMON)
                 .part(&ROWS),
             Layout::RowsSubgroup { cols } => module
                 .constant("COLS", cols)
+                .declare(rows_block(ROWS_SUBGROUP_BLOCK))
                 .declare(column_block(cols))
                 .part(&COMMON)
                 .part(&ROWS_SUBGROUP),
@@ -380,13 +383,14 @@ mod tests {
     }
 
     #[test]
-    fn rows_subgroup_constants_match_the_wgsl() {
-        for (name, value) in [
-            ("SUBGROUP_LANES", ROWS_SUBGROUP_LANES),
-            ("BLOCK_ROWS", ROWS_SUBGROUP_BLOCK),
+    fn rows_constants_match_the_wgsl() {
+        for (part, name, value) in [
+            (&ROWS, "BLOCK_ROWS", ROWS_BLOCK),
+            (&ROWS_SUBGROUP, "SUBGROUP_LANES", ROWS_SUBGROUP_LANES),
+            (&ROWS_SUBGROUP, "BLOCK_ROWS", ROWS_SUBGROUP_BLOCK),
         ] {
             let decl = format!("const {name}: u32 = {value}u;");
-            assert!(ROWS_SUBGROUP.source.contains(&decl), "{decl}");
+            assert!(part.source.contains(&decl), "{}: {decl}", part.name);
         }
         for shader in MatmulShader::ALL {
             if let Layout::RowsSubgroup { cols } = shader.layout {

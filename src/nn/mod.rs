@@ -21,7 +21,7 @@ mod bindings;
 mod dispatch;
 mod graph;
 mod kernels;
-mod matmul_column_block;
+mod matmul_blocks;
 mod matmul_variant;
 mod modules;
 mod ops;
