@@ -18,7 +18,7 @@
 // order before joining a line's total), FACTOR_WORDS (scratch words per tensor);
 // generated structs: AdaTensor, AdaStep (src/optim/adafactor/words.rs), and
 // bindings 0-3 (tensor_module of src/optim/own_kernels.rs).
-// Shared helpers: lib/grid.wgsl, lib/chunk_partials.wgsl (with lib/workgroup_sum.wgsl
+// Shared helpers: lib/grid.wgsl, lib/chunk_partials.wgsl (with workgroup_sum
 // and lib/workgroup_count.wgsl, its chunk_partial and chunk_count from
 // lib/tensor_partials.wgsl), lib/caution_scale.wgsl, lib/line_sum.wgsl.
 //

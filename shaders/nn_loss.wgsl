@@ -18,7 +18,7 @@
 // row-team part from shaders/lib/, see rows_team.wgsl) share a row, whose maximum and
 // sum of exponentials come from lib/row_logsumexp.wgsl. The other entry points are
 // flat kernels of WG_SIZE invocations per workgroup (lib/grid.wgsl); reduce_sum sums
-// with lib/workgroup_sum.wgsl.
+// with workgroup_sum (lib::WORKGROUP_SUM, src/wgsl.rs).
 //
 // Labels are validated on the CPU before upload (the model runtime, or
 // Graph::record_write_ids); an out-of-range label here is clamped to the last class

@@ -38,9 +38,9 @@
 
 var<workgroup> tensor_count: atomic<u32>;
 
-// Sums over the workgroup use workgroup_sum and workgroup_sum4 (lib/): a fixed-order
-// tree after a fixed-order strided loop, so the norm and the tensor sums are
-// deterministic.
+// Sums over the workgroup use workgroup_sum and workgroup_sum4 (workgroup_sum_part!
+// of src/wgsl.rs): a fixed-order tree after a fixed-order strided loop, so the norm
+// and the tensor sums are deterministic.
 
 @compute @workgroup_size(WG_SIZE)
 fn check_finite(group: Workgroup, @builtin(local_invocation_index) lid: u32) {

@@ -7,7 +7,8 @@
 //!    (a WGSL file never declares a constant the builder supplies);
 //! 3. declarations and functions generated from Rust (the nn kernels' uniform structs and
 //!    bindings, the optimizer's state slots);
-//! 4. parts: shared helpers from `shaders/lib/` and kernel files from `shaders/`.
+//! 4. parts: shared helpers from `shaders/lib/` (or made by a macro, one definition
+//!    for several types: [`workgroup_sum_part!`]) and kernel files from `shaders/`.
 //!
 //! Each [`Part`] names the functions it provides and the ones it expects another part
 //! to provide (an algorithm's hooks, a storage variant's load/store); [`ShaderBuilder::build`]
@@ -20,7 +21,8 @@ use crate::error::{Error, Result};
 /// One WGSL file and the functions it provides to, and requires from, the other parts.
 #[derive(Debug)]
 pub struct Part {
-    /// File name, for errors.
+    /// File name (or the macro that made the part), for errors and the part's
+    /// header in the module.
     pub name: &'static str,
     /// The WGSL text.
     pub source: &'static str,
@@ -43,6 +45,48 @@ macro_rules! shader_part {
     };
 }
 pub(crate) use shader_part;
+
+/// `workgroup_sum_part!("name", "scratch", "type")`: the [`Part`] providing
+/// `name(value: type, lid: u32) -> type`, the sum of `value` over one workgroup of
+/// `WG_SIZE` invocations (a power of two, from the module's generated constants) in
+/// a fixed tree order, valid in every invocation. Each type gets its own
+/// `var<workgroup> scratch: array<type, WG_SIZE>`, so that a module summing scalars
+/// does not pay for a vec4 scratch. One definition for every type (WGSL has no
+/// generics), its text made at compile time like [`wgsl_struct!`]'s.
+macro_rules! workgroup_sum_part {
+    ($name:literal, $scratch:literal, $ty:literal) => {
+        $crate::wgsl::Part {
+            name: concat!("workgroup_sum_part!(", $name, ")"),
+            source: concat!(
+                "// ", $name, ": a deterministic sum of ", $ty, " over one workgroup.\n",
+                "//\n",
+                "// Needs the constant WG_SIZE (a power of two) from the module's generated constants.\n",
+                "// Every invocation of the workgroup must call it (it has barriers).\n",
+                "\n",
+                "var<workgroup> ", $scratch, ": array<", $ty, ", WG_SIZE>;\n",
+                "\n",
+                "// Sum of `value` over the workgroup in a fixed tree order; the result is valid in\n",
+                "// every invocation.\n",
+                "fn ", $name, "(value: ", $ty, ", lid: u32) -> ", $ty, " {\n",
+                "    ", $scratch, "[lid] = value;\n",
+                "    workgroupBarrier();\n",
+                "    for (var stride = WG_SIZE / 2u; stride > 0u; stride /= 2u) {\n",
+                "        if lid < stride {\n",
+                "            ", $scratch, "[lid] += ", $scratch, "[lid + stride];\n",
+                "        }\n",
+                "        workgroupBarrier();\n",
+                "    }\n",
+                "    let total = ", $scratch, "[0];\n",
+                "    workgroupBarrier();\n",
+                "    return total;\n",
+                "}\n",
+            ),
+            provides: &[$name],
+            requires: &[],
+        }
+    };
+}
+pub(crate) use workgroup_sum_part;
 
 /// Helpers shared by several modules, each defined once.
 pub mod lib {
@@ -96,9 +140,11 @@ pub mod lib {
     /// gradient (`v`, plus `old` when the op's `accumulate` flag is set).
     pub const ACCUMULATE: Part = shader_part!("lib/accumulate.wgsl", &["accumulated"], &[]);
 
-    /// `workgroup_sum(value, lid)`: the sum over a workgroup of `WG_SIZE` invocations
-    /// through workgroup memory (a fixed-order tree: deterministic).
-    pub const WORKGROUP_SUM: Part = shader_part!("lib/workgroup_sum.wgsl", &["workgroup_sum"], &[]);
+    /// `workgroup_sum(value, lid)`: the f32 sum over a workgroup of `WG_SIZE`
+    /// invocations through workgroup memory (a fixed-order tree: deterministic; see
+    /// [`workgroup_sum_part!`](super::workgroup_sum_part)).
+    pub const WORKGROUP_SUM: Part =
+        super::workgroup_sum_part!("workgroup_sum", "sum_scratch", "f32");
 
     /// `workgroup_count(value, lid)`: the exact u32 sum over a workgroup (through one
     /// workgroup atomic), for counts past the 2^24 an f32 sum holds exactly.
@@ -523,6 +569,47 @@ mod tests {
             .unwrap();
         assert_eq!(data.binding.as_ref().unwrap().binding, 3);
         assert_eq!(module.entry_points[0].workgroup_size, [64, 1, 1]);
+    }
+
+    /// The vec4 sum is the f32 one with its own type, scratch and name, and both are
+    /// valid WGSL in one module.
+    #[test]
+    fn workgroup_sums_are_one_definition_per_type() {
+        const SUM4: Part = workgroup_sum_part!("workgroup_sum4", "sum4_scratch", "vec4<f32>");
+        let sum = lib::WORKGROUP_SUM.source;
+        assert!(sum.contains("var<workgroup> sum_scratch: array<f32, WG_SIZE>;\n"));
+        assert!(sum.contains("fn workgroup_sum(value: f32, lid: u32) -> f32 {\n"));
+        assert!(
+            SUM4.source
+                .contains("fn workgroup_sum4(value: vec4<f32>, lid: u32) -> vec4<f32> {")
+        );
+        assert!(
+            SUM4.source
+                .contains("sum4_scratch[lid] += sum4_scratch[lid + stride];\n")
+        );
+        assert_eq!(SUM4.provides, ["workgroup_sum4"]);
+        let generic = |src: &str, name: &str, scratch: &str, ty: &str| {
+            src.replace(scratch, "SCRATCH")
+                .replace(name, "NAME")
+                .replace(ty, "TYPE")
+        };
+        assert_eq!(
+            generic(sum, "workgroup_sum", "sum_scratch", "f32"),
+            generic(SUM4.source, "workgroup_sum4", "sum4_scratch", "vec4<f32>")
+        );
+        let src = ShaderBuilder::new("t")
+            .constant("WG_SIZE", 64u32)
+            .part(&lib::WORKGROUP_SUM)
+            .part(&SUM4)
+            .build()
+            .unwrap();
+        let module = naga::front::wgsl::parse_str(&src).unwrap();
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::all(),
+        )
+        .validate(&module)
+        .unwrap();
     }
 
     /// A missing hook, a constant set twice and a part included twice are errors

@@ -13,7 +13,7 @@ use crate::arena::{ElementType, ParamAccess};
 use crate::context::GpuContext;
 use crate::optim::algorithms::Algorithm;
 use crate::stream::StreamShape;
-use crate::wgsl::{Part, ShaderBuilder, shader_part};
+use crate::wgsl::{Part, ShaderBuilder, shader_part, workgroup_sum_part};
 
 /// Shared structs, constants and block indexing.
 pub static COMMON: Part = shader_part!(
@@ -142,8 +142,10 @@ pub static GRAD_DECAY_NONE: Part = shader_part!("grad_decay_none.wgsl", &["step_
 /// The clipped gradient plus `wd * p` (coupled decay: reads the parameters).
 pub static GRAD_DECAY_COUPLED: Part =
     shader_part!("grad_decay_coupled.wgsl", &["step_grad"], &["load_param"]);
-/// A vec4 sum over a workgroup in a fixed order (`workgroup_sum4`).
-pub static WORKGROUP_SUM4: Part = shader_part!("lib/workgroup_sum4.wgsl", &["workgroup_sum4"], &[]);
+/// A vec4 sum over a workgroup in a fixed order (`workgroup_sum4`; the vec4 twin of
+/// [`crate::wgsl::lib::WORKGROUP_SUM`], with its own scratch).
+pub static WORKGROUP_SUM4: Part =
+    workgroup_sum_part!("workgroup_sum4", "sum4_scratch", "vec4<f32>");
 /// Reductions: finite check, gradient norm, clip, caution scale, step advance.
 pub static REDUCE: Part = shader_part!(
     "reduce.wgsl",
