@@ -545,6 +545,18 @@ mod tests {
         requires: &["workgroup_linear", "workgroup_sum"],
     };
 
+    /// The module of `src`, parsed and validated by naga.
+    fn validated(src: &str) -> naga::Module {
+        let module = naga::front::wgsl::parse_str(src).unwrap();
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::all(),
+        )
+        .validate(&module)
+        .unwrap();
+        module
+    }
+
     #[test]
     fn generated_constants_drive_bindings_and_workgroup_size() {
         let src = ShaderBuilder::new("t")
@@ -555,13 +567,7 @@ mod tests {
             .part(&SUM_KERNEL)
             .build()
             .unwrap();
-        let module = naga::front::wgsl::parse_str(&src).unwrap();
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::all(),
-        )
-        .validate(&module)
-        .unwrap();
+        let module = validated(&src);
         let (_, data) = module
             .global_variables
             .iter()
@@ -603,13 +609,7 @@ mod tests {
             .part(&SUM4)
             .build()
             .unwrap();
-        let module = naga::front::wgsl::parse_str(&src).unwrap();
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::all(),
-        )
-        .validate(&module)
-        .unwrap();
+        validated(&src);
     }
 
     /// A missing hook, a constant set twice and a part included twice are errors
