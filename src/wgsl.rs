@@ -8,7 +8,7 @@
 //! 3. declarations and functions generated from Rust (the nn kernels' uniform structs and
 //!    bindings, the optimizer's state slots);
 //! 4. parts: shared helpers from `shaders/lib/` (or made by a macro, one definition
-//!    for several types: [`workgroup_sum_part!`]) and kernel files from `shaders/`.
+//!    for several types: `workgroup_sum_part!`) and kernel files from `shaders/`.
 //!
 //! Each [`Part`] names the functions it provides and the ones it expects another part
 //! to provide (an algorithm's hooks, a storage variant's load/store); [`ShaderBuilder::build`]
@@ -142,7 +142,7 @@ pub mod lib {
 
     /// `workgroup_sum(value, lid)`: the f32 sum over a workgroup of `WG_SIZE`
     /// invocations through workgroup memory (a fixed-order tree: deterministic; see
-    /// [`workgroup_sum_part!`](super::workgroup_sum_part)).
+    /// `workgroup_sum_part!`, which also makes the vec4 twin).
     pub const WORKGROUP_SUM: Part =
         super::workgroup_sum_part!("workgroup_sum", "sum_scratch", "f32");
 
