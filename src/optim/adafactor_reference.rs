@@ -16,7 +16,7 @@
 //! ```
 //!
 //! then each variant's momentum, caution, learning rate and weight decay (see
-//! [`AdafactorRule::finish`]).
+//! `AdafactorRule::finish`).
 
 use serde::{Deserialize, Serialize};
 

@@ -243,7 +243,7 @@ impl TrainOptimizer {
     /// Restores state from [`TrainOptimizer::state_bytes`]; `source` names the file
     /// in errors. A file of another engine or configuration is rejected, changing
     /// nothing. The steps recorded come back from the file (Muon: from its fallback
-    /// AdamW's, when it has one; see [`TrainOptimizer::set_scheduled`]).
+    /// AdamW's, when it has one; see `TrainOptimizer::set_scheduled`).
     pub fn load_state_bytes(&mut self, bytes: &[u8], source: &str) -> Result<()> {
         match self {
             Self::Elementwise(o) => o.load_state_bytes(bytes, source),
