@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The full test suite, as CI runs it: installs what is missing (lavapipe, Rust
-# components and the wasm target, node/npm and Chromium), then formatting, lints
+# components and the wasm target, node/npm and Chromium), then formatting, lints, docs
 # (native, the lean core without default features, and wasm32), Windows (DX12) and macOS (Metal) compile checks, every Rust
 # test on lavapipe, and the browser demo's end-to-end tests in headless Chromium.
 source "$(dirname "$0")/env.sh"
@@ -18,6 +18,9 @@ cargo fmt --check
 
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
+
+step "cargo doc --no-deps (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
 
 step "lean core (no default features): clippy natively and for wasm32"
 cargo clippy --all-targets --no-default-features -- -D warnings
