@@ -1,5 +1,6 @@
 //! Models trained on the GPU: the image classifiers [`Mlp`] and [`Vit`], the
-//! language model [`Llama`], the masked autoencoder [`Mae`], and the [`Model`] runtime that the training loop, the
+//! language model [`Llama`], the masked autoencoder [`Mae`] (its encoder a
+//! [`VitEncoder`], as the ViT's is), and the [`Model`] runtime that the training loop, the
 //! CLI and the browser demo build on.
 //!
 //! - An [`Architecture`] declares its parameters (PyTorch state-dict names, shapes and
@@ -27,6 +28,7 @@ mod mlp;
 mod patch_grid;
 mod runtime;
 mod vit;
+mod vit_encoder;
 
 pub use arch::{Architecture, InputKind, MaskVars, Masking, ParamSpec, Reconstruction, Task};
 #[cfg(not(target_arch = "wasm32"))]
@@ -41,3 +43,4 @@ pub use mlp::Mlp;
 pub use patch_grid::PatchGrid;
 pub use runtime::{Batch, Evaluation, Inputs, Model, NamedTensor};
 pub use vit::Vit;
+pub use vit_encoder::VitEncoder;
