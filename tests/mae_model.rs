@@ -196,7 +196,7 @@ fn reference_loss(cfg: &Mae, p: &Params, images: &[f64], masks: &PatchMasks) -> 
 
 /// The masking shape of `cfg`.
 fn masking(cfg: &Mae) -> Masking {
-    match cfg.task() {
+    match cfg.io().task {
         Task::Reconstruct(m) => m,
         Task::Classify => panic!("a masked autoencoder reconstructs"),
     }

@@ -1,5 +1,5 @@
 //! [`Architecture`]: what a model declares (its parameters with their initializers,
-//! its kind of input, and how a batch of inputs becomes logits); the runtime in
+//! its inputs and task ([`ModelIo`]), and how a batch of inputs becomes logits); the runtime in
 //! [`Model`](crate::model::Model) does the rest.
 
 use std::fmt;
@@ -35,10 +35,10 @@ impl ParamSpec {
 /// next-token target each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputKind {
-    /// f32 images of [`Architecture::sample_shape`], one class label per image.
+    /// f32 images of [`ModelIo::sample_shape`], one class label per image.
     Images,
     /// u32 token ids, `sample_shape` = `[context]` per sample, one target (the next
-    /// token, below [`Architecture::num_classes`]) per id.
+    /// token, below [`ModelIo::classes`]) per id.
     Tokens,
 }
 
@@ -96,38 +96,57 @@ pub struct Reconstruction {
     pub prediction: Var,
 }
 
-/// A model's structure: an image classifier, a language model or a masked
-/// autoencoder.
-pub trait Architecture: fmt::Debug + Send + Sync {
+/// What a model is to the runtime and its callers: its name, what it reads, and what
+/// it learns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelIo {
     /// A short name for reports, e.g. `mlp` or `vit`.
-    fn name(&self) -> &'static str;
-
+    pub name: &'static str,
     /// Shape of one input sample (without the batch dimension), e.g. `[784]` for an
     /// MLP, `[1, 28, 28]` for a ViT or `[context]` for a language model. Inputs are
     /// passed flat, row-major.
-    fn sample_shape(&self) -> Vec<usize>;
-
+    pub sample_shape: Vec<usize>,
     /// Number of classes (the width of the logits; the vocabulary of a language
-    /// model).
-    fn num_classes(&self) -> usize;
+    /// model; 0 for a model that does not classify).
+    pub classes: usize,
+    /// What the model reads.
+    pub input: InputKind,
+    /// What the model learns.
+    pub task: Task,
+}
 
-    /// What the model reads (images unless it says otherwise).
-    fn input_kind(&self) -> InputKind {
-        InputKind::Images
-    }
-
-    /// Labels per sample: 1 for images, one per token (`context`) for tokens.
-    fn labels_per_sample(&self) -> usize {
-        match self.input_kind() {
-            InputKind::Images => 1,
-            InputKind::Tokens => self.sample_shape().iter().product(),
+impl ModelIo {
+    /// An image classifier called `name`: images of `sample_shape`, one label each
+    /// below `classes`.
+    pub fn image_classifier(name: &'static str, sample_shape: Vec<usize>, classes: usize) -> Self {
+        Self {
+            name,
+            sample_shape,
+            classes,
+            input: InputKind::Images,
+            task: Task::Classify,
         }
     }
 
-    /// What the model learns (classification unless it says otherwise).
-    fn task(&self) -> Task {
-        Task::Classify
+    /// Values per input sample (the product of `sample_shape`).
+    pub fn sample_len(&self) -> usize {
+        self.sample_shape.iter().product()
     }
+
+    /// Labels per sample: 1 for images, one per token (`context`) for tokens.
+    pub fn labels_per_sample(&self) -> usize {
+        match self.input {
+            InputKind::Images => 1,
+            InputKind::Tokens => self.sample_len(),
+        }
+    }
+}
+
+/// A model's structure: an image classifier, a language model or a masked
+/// autoencoder.
+pub trait Architecture: fmt::Debug + Send + Sync {
+    /// Its name, inputs and task.
+    fn io(&self) -> ModelIo;
 
     /// Names of the parameters trained without weight decay (none unless the model
     /// says otherwise).
@@ -141,7 +160,7 @@ pub trait Architecture: fmt::Debug + Send + Sync {
     fn parameters(&self) -> Result<Vec<ParamSpec>>;
 
     /// Declares the logits of `inputs` (`[batch, sample_shape..]`, f32 images or u32
-    /// token ids as [`Architecture::input_kind`] says) using the parameters of
+    /// token ids as [`ModelIo::input`] says) using the parameters of
     /// [`Architecture::parameters`]: `[batch, classes]` for images, `[batch, context,
     /// classes]` for tokens (`batch * labels_per_sample` rows of logits).
     fn logits(&self, g: &mut GraphBuilder, inputs: Var) -> Result<Var>;
@@ -158,7 +177,7 @@ pub trait Architecture: fmt::Debug + Send + Sync {
         let _ = (g, images, masks);
         Err(Error::InvalidConfig(format!(
             "the {} model does not reconstruct masked images",
-            self.name()
+            self.io().name
         )))
     }
 }

@@ -2,7 +2,7 @@
 //! `LlamaForCausalLM`.
 
 use crate::error::Result;
-use crate::model::arch::{Architecture, InputKind, ParamSpec, config_error};
+use crate::model::arch::{Architecture, InputKind, ModelIo, ParamSpec, Task, config_error};
 use crate::model::init::Init;
 use crate::nn::{GraphBuilder, Var};
 
@@ -180,20 +180,15 @@ impl Llama {
 }
 
 impl Architecture for Llama {
-    fn name(&self) -> &'static str {
-        "llama"
-    }
-
-    fn sample_shape(&self) -> Vec<usize> {
-        vec![self.context]
-    }
-
-    fn num_classes(&self) -> usize {
-        self.vocab
-    }
-
-    fn input_kind(&self) -> InputKind {
-        InputKind::Tokens
+    /// Token windows of `context` ids, the next token of each id its label.
+    fn io(&self) -> ModelIo {
+        ModelIo {
+            name: "llama",
+            sample_shape: vec![self.context],
+            classes: self.vocab,
+            input: InputKind::Tokens,
+            task: Task::Classify,
+        }
     }
 
     fn parameters(&self) -> Result<Vec<ParamSpec>> {

@@ -3,7 +3,8 @@
 
 use crate::error::{Error, Result};
 use crate::model::arch::{
-    Architecture, MaskVars, Masking, ParamSpec, Reconstruction, Task, config_error, linear,
+    Architecture, InputKind, MaskVars, Masking, ModelIo, ParamSpec, Reconstruction, Task,
+    config_error, linear,
 };
 use crate::model::init::Init;
 use crate::model::patch_grid::PatchGrid;
@@ -134,7 +135,7 @@ impl Mae {
     /// The yardstick: the loss of predicting every removed patch as the mean
     /// training patch, i.e. the mean over `test`'s patches and values of
     /// `(target - m)^2`, `m` the mean target patch over every patch of `train` (both
-    /// flat images of [`Architecture::sample_shape`], as the model sees them; targets
+    /// flat images of [`ModelIo::sample_shape`], as the model sees them; targets
     /// normalized per patch when `norm_pix_loss`). Averaging over all patches is the
     /// exact expectation over random masks, which remove a fixed number per image.
     /// Computed in f64.
@@ -221,24 +222,19 @@ impl Mae {
 }
 
 impl Architecture for Mae {
-    fn name(&self) -> &'static str {
-        "mae"
-    }
-
-    fn sample_shape(&self) -> Vec<usize> {
-        self.encoder.grid.sample_shape()
-    }
-
-    /// A masked autoencoder has no classes.
-    fn num_classes(&self) -> usize {
-        0
-    }
-
-    fn task(&self) -> Task {
-        Task::Reconstruct(Masking {
-            grid: self.encoder.grid,
-            kept: self.kept_patches(),
-        })
+    /// Images, no classes, their masked patches reconstructed.
+    fn io(&self) -> ModelIo {
+        let grid = self.encoder.grid;
+        ModelIo {
+            name: "mae",
+            sample_shape: grid.sample_shape(),
+            classes: 0,
+            input: InputKind::Images,
+            task: Task::Reconstruct(Masking {
+                grid,
+                kept: self.kept_patches(),
+            }),
+        }
     }
 
     /// timm's `param_groups_weight_decay` / MAE's `add_weight_decay`: every tensor of

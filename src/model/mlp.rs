@@ -1,7 +1,7 @@
 //! [`Mlp`]: a multi-layer perceptron on flattened images.
 
 use crate::error::{Error, Result};
-use crate::model::arch::{Architecture, ParamSpec, linear, torch_linear};
+use crate::model::arch::{Architecture, ModelIo, ParamSpec, linear, torch_linear};
 use crate::nn::{Activation, GraphBuilder, Var};
 
 /// A multi-layer perceptron: `input -> hidden[0] -> ... -> classes`, with an
@@ -42,16 +42,8 @@ impl Mlp {
 }
 
 impl Architecture for Mlp {
-    fn name(&self) -> &'static str {
-        "mlp"
-    }
-
-    fn sample_shape(&self) -> Vec<usize> {
-        vec![self.input]
-    }
-
-    fn num_classes(&self) -> usize {
-        self.classes
+    fn io(&self) -> ModelIo {
+        ModelIo::image_classifier("mlp", vec![self.input], self.classes)
     }
 
     fn parameters(&self) -> Result<Vec<ParamSpec>> {

@@ -30,7 +30,9 @@ mod runtime;
 mod vit;
 mod vit_encoder;
 
-pub use arch::{Architecture, InputKind, MaskVars, Masking, ParamSpec, Reconstruction, Task};
+pub use arch::{
+    Architecture, InputKind, MaskVars, Masking, ModelIo, ParamSpec, Reconstruction, Task,
+};
 #[cfg(not(target_arch = "wasm32"))]
 pub use generate::generate_blocking;
 pub use generate::{Sampling, generate};

@@ -1,7 +1,7 @@
 //! [`Vit`]: a vision transformer in the layout of timm's `VisionTransformer`.
 
 use crate::error::Result;
-use crate::model::arch::{Architecture, ParamSpec, config_error, linear, torch_linear};
+use crate::model::arch::{Architecture, ModelIo, ParamSpec, config_error, linear, torch_linear};
 use crate::model::init::Init;
 use crate::model::vit_encoder::VitEncoder;
 use crate::nn::{GraphBuilder, Var};
@@ -70,16 +70,8 @@ fn timm_linear(prefix: &str, fan_in: usize, out: usize) -> [ParamSpec; 2] {
 }
 
 impl Architecture for Vit {
-    fn name(&self) -> &'static str {
-        "vit"
-    }
-
-    fn sample_shape(&self) -> Vec<usize> {
-        self.encoder.grid.sample_shape()
-    }
-
-    fn num_classes(&self) -> usize {
-        self.classes
+    fn io(&self) -> ModelIo {
+        ModelIo::image_classifier("vit", self.encoder.grid.sample_shape(), self.classes)
     }
 
     fn parameters(&self) -> Result<Vec<ParamSpec>> {
