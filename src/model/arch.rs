@@ -1,6 +1,6 @@
 //! [`Architecture`]: what a model declares (its parameters with their initializers,
-//! its inputs and task ([`ModelIo`]), and how a batch of inputs becomes logits); the runtime in
-//! [`Model`](crate::model::Model) does the rest.
+//! its inputs and task ([`ModelIo`]), and how a batch of inputs becomes its
+//! [`Output`]); the runtime in [`Model`](crate::model::Model) does the rest.
 
 use std::fmt;
 
@@ -45,10 +45,10 @@ pub enum InputKind {
 /// What a model learns from its inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Task {
-    /// Logits ([`Architecture::logits`]) trained with softmax cross-entropy against
-    /// the labels, scored by accuracy.
+    /// Logits ([`Output::Logits`]) trained with softmax cross-entropy against the
+    /// labels, scored by accuracy.
     Classify,
-    /// The masked patches of its images ([`Architecture::reconstruction`], a masked
+    /// The masked patches of its images ([`Output::Reconstruction`], a masked
     /// autoencoder), from per-sample masks of this shape; no labels.
     Reconstruct(Masking),
 }
@@ -69,8 +69,9 @@ impl Masking {
     }
 }
 
-/// The graph inputs of a batch's masks (written by the runtime each batch from
-/// [`PatchMasks`](crate::model::PatchMasks)); the decoder's sequence has the class token first.
+/// The graph inputs of a batch's masks (declared by the model, written by the runtime
+/// each batch from [`PatchMasks`](crate::model::PatchMasks)); the decoder's sequence
+/// has the class token first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MaskVars {
     /// u32 `[batch, kept]`: the visible patches, in patch order (for
@@ -86,9 +87,22 @@ pub struct MaskVars {
     pub mask: Var,
 }
 
+impl MaskVars {
+    /// Declares the mask inputs of `batch` images masked as `masking` says.
+    pub fn declare(g: &mut GraphBuilder, batch: usize, masking: Masking) -> Self {
+        Self {
+            keep: g.ids(&[batch, masking.kept]),
+            restore: g.ids(&[batch, masking.patches() + 1]),
+            mask: g.input(&[batch, masking.patches() + 1]),
+        }
+    }
+}
+
 /// What a reconstructing model's graph gives the runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reconstruction {
+    /// The batch's mask inputs.
+    pub masks: MaskVars,
     /// The `[1]` loss: mean over the removed patches.
     pub loss: Var,
     /// The predicted patches `[batch, patches + 1, values per patch]`, class token
@@ -142,6 +156,16 @@ impl ModelIo {
     }
 }
 
+/// What a model's graph computes from a batch's inputs, as its [`Task`] says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// A classifier's logits: `[batch, classes]` for images, `[batch, context,
+    /// classes]` for tokens (`batch * labels_per_sample` rows of logits).
+    Logits(Var),
+    /// A masked autoencoder's loss and prediction, with the mask inputs it declared.
+    Reconstruction(Reconstruction),
+}
+
 /// A model's structure: an image classifier, a language model or a masked
 /// autoencoder.
 pub trait Architecture: fmt::Debug + Send + Sync {
@@ -159,27 +183,11 @@ pub trait Architecture: fmt::Debug + Send + Sync {
     /// inconsistent configuration.
     fn parameters(&self) -> Result<Vec<ParamSpec>>;
 
-    /// Declares the logits of `inputs` (`[batch, sample_shape..]`, f32 images or u32
+    /// Declares the graph of `inputs` (`[batch, sample_shape..]`, f32 images or u32
     /// token ids as [`ModelIo::input`] says) using the parameters of
-    /// [`Architecture::parameters`]: `[batch, classes]` for images, `[batch, context,
-    /// classes]` for tokens (`batch * labels_per_sample` rows of logits).
-    fn logits(&self, g: &mut GraphBuilder, inputs: Var) -> Result<Var>;
-
-    /// For [`Task::Reconstruct`]: declares the loss and prediction of `images`
-    /// (`[batch, sample_shape..]`) under the batch's `masks`. Other models fail with
-    /// [`Error::InvalidConfig`].
-    fn reconstruction(
-        &self,
-        g: &mut GraphBuilder,
-        images: Var,
-        masks: MaskVars,
-    ) -> Result<Reconstruction> {
-        let _ = (g, images, masks);
-        Err(Error::InvalidConfig(format!(
-            "the {} model does not reconstruct masked images",
-            self.io().name
-        )))
-    }
+    /// [`Architecture::parameters`]: the logits of a [`Task::Classify`] model, the
+    /// reconstruction of a [`Task::Reconstruct`] one.
+    fn output(&self, g: &mut GraphBuilder, inputs: Var) -> Result<Output>;
 }
 
 /// The typed error of an inconsistent model configuration: `model` as the docs name

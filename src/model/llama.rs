@@ -2,7 +2,7 @@
 //! `LlamaForCausalLM`.
 
 use crate::error::Result;
-use crate::model::arch::{Architecture, InputKind, ModelIo, ParamSpec, Task, config_error};
+use crate::model::arch::{Architecture, InputKind, ModelIo, Output, ParamSpec, Task, config_error};
 use crate::model::init::Init;
 use crate::nn::{GraphBuilder, Var};
 
@@ -217,7 +217,7 @@ impl Architecture for Llama {
         Ok(specs)
     }
 
-    fn logits(&self, g: &mut GraphBuilder, ids: Var) -> Result<Var> {
+    fn output(&self, g: &mut GraphBuilder, ids: Var) -> Result<Output> {
         let table = g.param(EMBED)?;
         let mut x = g.embedding(table, ids)?;
         for l in 0..self.depth {
@@ -225,6 +225,6 @@ impl Architecture for Llama {
         }
         let h = self.rms_norm(g, x, &format!("{DECODER}.norm.weight"))?;
         let head = if self.tied { EMBED } else { LM_HEAD };
-        Self::project(g, h, head)
+        Self::project(g, h, head).map(Output::Logits)
     }
 }

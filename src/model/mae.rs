@@ -1,9 +1,9 @@
 //! [`Mae`]: a masked autoencoder in the layout of the MAE reference code
 //! (facebookresearch/mae, `models_mae.py`, `MaskedAutoencoderViT`).
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::arch::{
-    Architecture, InputKind, MaskVars, Masking, ModelIo, ParamSpec, Reconstruction, Task,
+    Architecture, InputKind, MaskVars, Masking, ModelIo, Output, ParamSpec, Reconstruction, Task,
     config_error, linear,
 };
 use crate::model::init::Init;
@@ -114,6 +114,14 @@ impl Mae {
     /// Patches each mask keeps: `int(patches * (1 - mask_ratio))`, as MAE computes it.
     pub fn kept_patches(&self) -> usize {
         (self.encoder.grid.num_patches() as f64 * (1.0 - self.mask_ratio)) as usize
+    }
+
+    /// The shape of each image's mask: the grid and the patches kept.
+    fn masking(&self) -> Masking {
+        Masking {
+            grid: self.encoder.grid,
+            kept: self.kept_patches(),
+        }
     }
 
     /// MAE's `get_2d_sincos_pos_embed(width, grid, cls_token=True)` in f32,
@@ -230,10 +238,7 @@ impl Architecture for Mae {
             sample_shape: grid.sample_shape(),
             classes: 0,
             input: InputKind::Images,
-            task: Task::Reconstruct(Masking {
-                grid,
-                kept: self.kept_patches(),
-            }),
+            task: Task::Reconstruct(self.masking()),
         }
     }
 
@@ -282,18 +287,10 @@ impl Architecture for Mae {
         Ok(specs)
     }
 
-    fn logits(&self, _g: &mut GraphBuilder, _inputs: Var) -> Result<Var> {
-        Err(Error::InvalidConfig(
-            "a masked autoencoder has no logits: it reconstructs masked patches".into(),
-        ))
-    }
-
-    fn reconstruction(
-        &self,
-        g: &mut GraphBuilder,
-        images: Var,
-        masks: MaskVars,
-    ) -> Result<Reconstruction> {
+    /// The reconstruction of `images` under the batch's masks (declared here).
+    fn output(&self, g: &mut GraphBuilder, images: Var) -> Result<Output> {
+        let batch = g.shape(images)[0];
+        let masks = MaskVars::declare(g, batch, self.masking());
         let VitEncoder { grid, dim: d, .. } = self.encoder;
         let (n, dd) = (grid.num_patches(), self.decoder_dim);
         let patches = g.patchify(images, grid.patch)?;
@@ -325,6 +322,10 @@ impl Architecture for Mae {
         let zero = g.constant(&[p], vec![0.0; p])?;
         let target = g.prepend_token(patches, zero)?;
         let loss = g.masked_mse(prediction, target, masks.mask, self.norm_pix_loss)?;
-        Ok(Reconstruction { loss, prediction })
+        Ok(Output::Reconstruction(Reconstruction {
+            masks,
+            loss,
+            prediction,
+        }))
     }
 }

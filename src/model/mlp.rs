@@ -1,7 +1,7 @@
 //! [`Mlp`]: a multi-layer perceptron on flattened images.
 
 use crate::error::{Error, Result};
-use crate::model::arch::{Architecture, ModelIo, ParamSpec, linear, torch_linear};
+use crate::model::arch::{Architecture, ModelIo, Output, ParamSpec, linear, torch_linear};
 use crate::nn::{Activation, GraphBuilder, Var};
 
 /// A multi-layer perceptron: `input -> hidden[0] -> ... -> classes`, with an
@@ -60,7 +60,7 @@ impl Architecture for Mlp {
             .collect())
     }
 
-    fn logits(&self, g: &mut GraphBuilder, images: Var) -> Result<Var> {
+    fn output(&self, g: &mut GraphBuilder, images: Var) -> Result<Output> {
         let layers = self.hidden.len() + 1;
         let mut x = images;
         for i in 1..=layers {
@@ -69,6 +69,6 @@ impl Architecture for Mlp {
                 x = g.activation(x, self.activation)?;
             }
         }
-        Ok(x)
+        Ok(Output::Logits(x))
     }
 }

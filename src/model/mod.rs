@@ -4,8 +4,9 @@
 //! CLI and the browser demo build on.
 //!
 //! - An [`Architecture`] declares its parameters (PyTorch state-dict names, shapes and
-//!   seeded initializers), its [`InputKind`] and how a batch of inputs (images or
-//!   token ids) becomes logits, with the ops of [`crate::nn`].
+//!   seeded initializers), its inputs and task ([`ModelIo`]) and how a batch of inputs
+//!   (images or token ids) becomes its [`Output`] (logits, or a masked autoencoder's
+//!   reconstruction), with the ops of [`crate::nn`].
 //! - [`Model::new`] allocates the parameters in a [`ParamStore`](crate::ParamStore)
 //!   and initializes them from a seed; an [`Optimizer`](crate::Optimizer) created on
 //!   [`Model::store`] steps them in place.
@@ -31,7 +32,7 @@ mod vit;
 mod vit_encoder;
 
 pub use arch::{
-    Architecture, InputKind, MaskVars, Masking, ModelIo, ParamSpec, Reconstruction, Task,
+    Architecture, InputKind, MaskVars, Masking, ModelIo, Output, ParamSpec, Reconstruction, Task,
 };
 #[cfg(not(target_arch = "wasm32"))]
 pub use generate::generate_blocking;

@@ -8,7 +8,7 @@ use crate::arena::readback::{ReadbackQueue, Source};
 use crate::arena::{BufferView, ParamStore, TensorId, UploadRing};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::model::arch::{Architecture, InputKind, MaskVars, Masking, ModelIo, Task};
+use crate::model::arch::{Architecture, InputKind, MaskVars, Masking, ModelIo, Output, Task};
 use crate::model::init::rng_for_seed;
 use crate::model::masking::{MaskRows, PatchMasks};
 use crate::model::metrics::BatchOutputs;
@@ -705,24 +705,16 @@ impl Model {
             InputKind::Images => g.input(&shape),
             InputKind::Tokens => g.ids(&shape),
         };
-        let declared = match self.io.task {
-            Task::Classify => self.declare_classifier(&mut g, inputs, output)?,
-            Task::Reconstruct(m) => {
-                let masks = MaskVars {
-                    keep: g.ids(&[batch, m.kept]),
-                    restore: g.ids(&[batch, m.patches() + 1]),
-                    mask: g.input(&[batch, m.patches() + 1]),
-                };
-                let r = self.arch.reconstruction(&mut g, inputs, masks)?;
-                Compiled {
-                    graph: (),
-                    inputs,
-                    labels: None,
-                    masks: Some(masks),
-                    loss: r.loss,
-                    output: output.then_some(r.prediction),
-                }
-            }
+        let declared = match self.arch.output(&mut g, inputs)? {
+            Output::Logits(logits) => Self::declare_classifier(&mut g, inputs, logits, output)?,
+            Output::Reconstruction(r) => Compiled {
+                graph: (),
+                inputs,
+                labels: None,
+                masks: Some(r.masks),
+                loss: r.loss,
+                output: output.then_some(r.prediction),
+            },
         };
         Ok(Compiled {
             graph: g,
@@ -734,14 +726,14 @@ impl Model {
         })
     }
 
-    /// Declares a classifier's loss, correct count and (with `output`) probabilities.
+    /// Declares a classifier's loss, correct count and (with `output`) probabilities
+    /// from its `logits`.
     fn declare_classifier(
-        &self,
         g: &mut GraphBuilder,
         inputs: Var,
+        logits: Var,
         output: bool,
     ) -> Result<Compiled<()>> {
-        let logits = self.arch.logits(g, inputs)?;
         // One label per row of logits: `[batch]` for images, `[batch, context]` for
         // tokens.
         let rows = g

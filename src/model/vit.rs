@@ -1,7 +1,9 @@
 //! [`Vit`]: a vision transformer in the layout of timm's `VisionTransformer`.
 
 use crate::error::Result;
-use crate::model::arch::{Architecture, ModelIo, ParamSpec, config_error, linear, torch_linear};
+use crate::model::arch::{
+    Architecture, ModelIo, Output, ParamSpec, config_error, linear, torch_linear,
+};
 use crate::model::init::Init;
 use crate::model::vit_encoder::VitEncoder;
 use crate::nn::{GraphBuilder, Var};
@@ -91,7 +93,7 @@ impl Architecture for Vit {
         Ok(specs)
     }
 
-    fn logits(&self, g: &mut GraphBuilder, images: Var) -> Result<Var> {
+    fn output(&self, g: &mut GraphBuilder, images: Var) -> Result<Output> {
         let patches = g.patchify(images, self.encoder.grid.patch)?;
         let tokens = linear(g, patches, "patch_embed.proj")?;
         let cls = g.param("cls_token")?;
@@ -100,6 +102,6 @@ impl Architecture for Vit {
         let x = g.add(tokens, pos)?;
         let x = self.encoder.blocks(g, x)?;
         let cls = g.select_token(x, 0)?;
-        linear(g, cls, "head")
+        linear(g, cls, "head").map(Output::Logits)
     }
 }
