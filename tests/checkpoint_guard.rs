@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use common::*;
 use coptim::data::{DatasetSplit, bundled_mnist};
-use coptim::model::{NamedTensor, Vit};
+use coptim::model::{NamedTensor, Vit, VitEncoder};
 use coptim::train::{CheckpointFile, ModelSpec, OptimizerKind, Session, TrainConfig};
 use coptim::{Error, GpuContext};
 use safetensors::tensor::TensorView;
@@ -103,18 +103,23 @@ fn a_checkpoint_declaring_an_absurd_model_is_rejected_before_listing_it() {
     let ctx = ctx();
     let data = small_data(0);
     let good = checkpoint(&ctx, &data);
-    for vit in [
-        Vit {
+    for encoder in [
+        VitEncoder {
             depth: (1 << 32) + 1,
-            ..Vit::default()
+            ..VitEncoder::default()
         },
-        Vit {
+        VitEncoder {
             dim: usize::MAX / 2,
             heads: 1,
-            ..Vit::default()
+            ..VitEncoder::default()
         },
     ] {
-        let bad = with_config(&good, |c| c.model = ModelSpec::Vit(vit.clone()));
+        let bad = with_config(&good, |c| {
+            c.model = ModelSpec::Vit(Vit {
+                encoder,
+                ..Vit::default()
+            })
+        });
         let err = CheckpointFile::parse(&bad, &data.clone().into(), "bad").unwrap_err();
         assert!(
             matches!(&err, Error::Checkpoint { reason, .. } if reason.contains("ViT configuration")),

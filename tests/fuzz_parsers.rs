@@ -25,7 +25,6 @@ use coptim::data::cifar::{CIFAR10_RECORD_BYTES, parse_cifar10_batch};
 use coptim::data::idx::{encode_idx, parse_idx, parse_idx_images, parse_idx_labels};
 use coptim::data::text::{TextCorpus, Vocab};
 use coptim::data::{DatasetSplit, parse_mnist_pair};
-use coptim::model::Vit;
 use coptim::train::{CheckpointFile, ModelSpec, OptimizerKind, Session, TrainConfig};
 use coptim::{ElementType, Error, GpuContext, Optimizer, OptimizerConfig, ParamStore, TensorId};
 use proptest::prelude::*;
@@ -473,12 +472,7 @@ fn checkpoint_of(ctx: &GpuContext, data: &Arc<DatasetSplit>, config: TrainConfig
 
 /// Checkpoints of a 784-8-10 MLP and of a one-block ViT (width 8, 2 heads).
 fn checkpoint_bases(ctx: &GpuContext, data: &Arc<DatasetSplit>) -> Vec<Base> {
-    let vit = ModelSpec::Vit(Vit {
-        dim: 8,
-        depth: 1,
-        heads: 2,
-        ..Vit::default()
-    });
+    let vit = ModelSpec::Vit(common::model::tiny_digit_vit(8));
     [
         mlp_run(8, OptimizerKind::C_ADAMW, 4),
         TrainConfig::for_model(vit, OptimizerKind::C_ADAMW),

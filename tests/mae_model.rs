@@ -8,7 +8,9 @@ mod common;
 use common::model::*;
 use common::*;
 use coptim::Error;
-use coptim::model::{Architecture, Batch, Mae, Masking, Model, PatchGrid, PatchMasks, Task};
+use coptim::model::{
+    Architecture, Batch, Mae, Masking, Model, PatchGrid, PatchMasks, Task, VitEncoder,
+};
 use coptim::nn::Activation;
 use coptim::nn::reference::{self, AttentionShape, GatherShape};
 
@@ -16,15 +18,17 @@ use coptim::nn::reference::{self, AttentionShape, GatherShape};
 /// enough for a finite-difference gradient of every parameter.
 fn tiny(norm_pix_loss: bool) -> Mae {
     Mae {
-        grid: PatchGrid {
-            channels: 1,
-            image_size: 8,
-            patch: 4,
+        encoder: VitEncoder {
+            grid: PatchGrid {
+                channels: 1,
+                image_size: 8,
+                patch: 4,
+            },
+            dim: 8,
+            depth: 1,
+            heads: 2,
+            mlp_ratio: 2.0,
         },
-        dim: 8,
-        depth: 1,
-        heads: 2,
-        mlp_ratio: 2.0,
         decoder_dim: 8,
         decoder_depth: 1,
         decoder_heads: 2,
@@ -94,10 +98,24 @@ fn stack(
 /// graph): patch embedding plus the sin-cos table, the `k` patches per image `keep`
 /// names, the class token, the blocks and the final norm: `[batch, k + 1, dim]`.
 fn reference_encoder(cfg: &Mae, p: &Params, images: &[f64], keep: &[u32], k: usize) -> Vec<f64> {
-    let (n, d, s) = (cfg.grid.num_patches(), cfg.dim, cfg.grid.image_size);
+    let (n, d, s) = (
+        cfg.encoder.grid.num_patches(),
+        cfg.encoder.dim,
+        cfg.encoder.grid.image_size,
+    );
     let b = keep.len() / k;
-    let patches = reference::patchify(images, [b, cfg.grid.channels, s, s], cfg.grid.patch);
-    let mut x = lin(&patches, p, "patch_embed.proj", cfg.grid.patch_len(), d);
+    let patches = reference::patchify(
+        images,
+        [b, cfg.encoder.grid.channels, s, s],
+        cfg.encoder.grid.patch,
+    );
+    let mut x = lin(
+        &patches,
+        p,
+        "patch_embed.proj",
+        cfg.encoder.grid.patch_len(),
+        d,
+    );
     add_per_sample(&mut x, &cfg.pos_embed(d)[d..]);
     let g = GatherShape {
         batch: b,
@@ -111,9 +129,16 @@ fn reference_encoder(cfg: &Mae, p: &Params, images: &[f64], keep: &[u32], k: usi
         batch: b,
         tokens: k + 1,
         dim: d,
-        heads: cfg.heads,
+        heads: cfg.encoder.heads,
     };
-    let x = stack(x, p, "blocks", cfg.depth, enc, cfg.mlp_ratio);
+    let x = stack(
+        x,
+        p,
+        "blocks",
+        cfg.encoder.depth,
+        enc,
+        cfg.encoder.mlp_ratio,
+    );
     norm(&x, p, "norm", d)
 }
 
@@ -122,10 +147,10 @@ fn reference_encoder(cfg: &Mae, p: &Params, images: &[f64], keep: &[u32], k: usi
 /// the decoder, the prediction with the class row dropped, the loss over removed
 /// patches.
 fn reference_loss(cfg: &Mae, p: &Params, images: &[f64], masks: &PatchMasks) -> f64 {
-    let grid = cfg.grid;
+    let grid = cfg.encoder.grid;
     let (n, d, dd, pl) = (
         grid.num_patches(),
-        cfg.dim,
+        cfg.encoder.dim,
         cfg.decoder_dim,
         grid.patch_len(),
     );
@@ -154,7 +179,7 @@ fn reference_loss(cfg: &Mae, p: &Params, images: &[f64], masks: &PatchMasks) -> 
         "decoder_blocks",
         cfg.decoder_depth,
         dec,
-        cfg.mlp_ratio,
+        cfg.encoder.mlp_ratio,
     );
     let pred = lin(&norm(&x, p, "decoder_norm", dd), p, "decoder_pred", dd, pl);
     let pred: Vec<f64> = pred
@@ -171,7 +196,7 @@ fn reference_loss(cfg: &Mae, p: &Params, images: &[f64], masks: &PatchMasks) -> 
 
 /// The masking shape of `cfg`.
 fn masking(cfg: &Mae) -> Masking {
-    match cfg.task() {
+    match cfg.io().task {
         Task::Reconstruct(m) => m,
         Task::Classify => panic!("a masked autoencoder reconstructs"),
     }
@@ -204,7 +229,7 @@ fn loss_and_gradients_match_the_f64_reference() {
 #[test]
 fn class_features_are_the_unmasked_encoder_s_class_token() {
     let cfg = tiny(false);
-    let (n, d) = (cfg.grid.num_patches(), cfg.dim);
+    let (n, d) = (cfg.encoder.grid.num_patches(), cfg.encoder.dim);
     let params = random_parameters(&cfg, 11);
     let images = to_f32(&randn(&mut rng(12), 3 * 64, 1.0));
     let got = cfg.class_features(&params, &images).unwrap();
@@ -243,10 +268,10 @@ fn reconstructions_give_the_evaluated_loss() {
     let masks = PatchMasks::for_step(masking(&cfg), 1, 2, 5);
     let pixels = model.reconstruct_blocking(&images, &masks, 2).unwrap();
     assert_eq!(pixels.len(), images.len());
-    let (n, pl) = (cfg.grid.num_patches(), cfg.grid.patch_len());
+    let (n, pl) = (cfg.encoder.grid.num_patches(), cfg.encoder.grid.patch_len());
     let shape = [5, 1, 8, 8];
-    let pred = reference::patchify(&to_f64(&pixels), shape, cfg.grid.patch);
-    let target = reference::patchify(&to_f64(&images), shape, cfg.grid.patch);
+    let pred = reference::patchify(&to_f64(&pixels), shape, cfg.encoder.grid.patch);
+    let target = reference::patchify(&to_f64(&images), shape, cfg.encoder.grid.patch);
     let mask: Vec<f64> = (0..5 * n)
         .map(|i| f64::from(u8::from(masks.is_removed(i / n, i % n))))
         .collect();
@@ -347,19 +372,24 @@ fn edited(base: Mae, edit: impl FnOnce(&mut Mae)) -> Mae {
 fn bad_configurations_are_refused() {
     let d = Mae::default;
     let cases = [
-        ("multiple of 4", edited(d(), |m| (m.dim, m.heads) = (66, 2))),
+        (
+            "multiple of 4",
+            edited(d(), |m| (m.encoder.dim, m.encoder.heads) = (66, 2)),
+        ),
         (
             "multiple of 4",
             edited(d(), |m| (m.decoder_dim, m.decoder_heads) = (30, 2)),
         ),
-        ("does not divide", edited(d(), |m| m.grid.patch = 5)),
+        ("does not divide", edited(d(), |m| m.encoder.grid.patch = 5)),
         ("keeps 0 of 16", edited(d(), |m| m.mask_ratio = 0.95)),
         ("keeps 16 of 16", edited(d(), |m| m.mask_ratio = 0.0)),
-        ("heads", edited(d(), |m| m.heads = 3)),
-        ("positive", edited(d(), |m| m.depth = 0)),
+        ("heads", edited(d(), |m| m.encoder.heads = 3)),
+        ("positive", edited(d(), |m| m.encoder.depth = 0)),
         (
             "normalized targets",
-            edited(tiny(true), |m| (m.grid.patch, m.grid.image_size) = (1, 4)),
+            edited(tiny(true), |m| {
+                (m.encoder.grid.patch, m.encoder.grid.image_size) = (1, 4)
+            }),
         ),
     ];
     for (why, cfg) in cases {
@@ -369,7 +399,7 @@ fn bad_configurations_are_refused() {
         }
     }
     assert!(matches!(
-        Model::new(&ctx(), edited(d(), |m| m.grid.patch = 5), 0),
+        Model::new(&ctx(), edited(d(), |m| m.encoder.grid.patch = 5), 0),
         Err(Error::InvalidConfig(_))
     ));
 }
@@ -383,7 +413,7 @@ fn batches_the_model_cannot_read_are_refused() {
     let images = vec![0.0; 2 * 64];
     let other = PatchMasks::for_step(
         Masking {
-            grid: tiny(false).grid,
+            grid: tiny(false).encoder.grid,
             kept: 1,
         },
         0,

@@ -66,9 +66,12 @@ fn mae(cfg: &TrainConfig) -> &Mae {
 
 /// The fixed sin-cos tables, as the script's `param.*` tensors name them.
 fn pos_tables(m: &Mae) -> [(String, Vec<usize>, Vec<f32>); 2] {
-    let n = m.grid.num_patches() + 1;
-    [("pos_embed", m.dim), ("decoder_pos_embed", m.decoder_dim)]
-        .map(|(name, width)| (name.to_string(), vec![1, n, width], m.pos_embed(width)))
+    let n = m.encoder.grid.num_patches() + 1;
+    [
+        ("pos_embed", m.encoder.dim),
+        ("decoder_pos_embed", m.decoder_dim),
+    ]
+    .map(|(name, width)| (name.to_string(), vec![1, n, width], m.pos_embed(width)))
 }
 
 #[test]
@@ -114,16 +117,16 @@ fn config_json(cfg: &TrainConfig) -> String {
     };
     serde_json::json!({
         "source": "coptim",
-        "img_size": m.grid.image_size,
-        "patch_size": m.grid.patch,
-        "in_chans": m.grid.channels,
-        "embed_dim": m.dim,
-        "depth": m.depth,
-        "num_heads": m.heads,
+        "img_size": m.encoder.grid.image_size,
+        "patch_size": m.encoder.grid.patch,
+        "in_chans": m.encoder.grid.channels,
+        "embed_dim": m.encoder.dim,
+        "depth": m.encoder.depth,
+        "num_heads": m.encoder.heads,
         "decoder_embed_dim": m.decoder_dim,
         "decoder_depth": m.decoder_depth,
         "decoder_num_heads": m.decoder_heads,
-        "mlp_ratio": m.mlp_ratio,
+        "mlp_ratio": m.encoder.mlp_ratio,
         "layer_norm_eps": 1e-6,
         "mask_ratio": m.mask_ratio,
         "norm_pix_loss": m.norm_pix_loss,
@@ -146,7 +149,7 @@ fn step_batches(cfg: &TrainConfig) -> (Vec<f32>, Vec<f32>) {
     let mut stream = BatchStream::for_run(cfg, &data.train);
     let (mut images, mut labels) = (Vec::new(), Vec::new());
     let (mut all_images, mut all_noise) = (Vec::new(), Vec::new());
-    let n = mae(cfg).grid.num_patches();
+    let n = mae(cfg).encoder.grid.num_patches();
     for step in 1..=cfg.steps {
         stream.batch_into(&data.train, step, &mut images, &mut labels);
         all_images.extend(&images);
@@ -179,18 +182,18 @@ fn export_mae_parity_inputs() {
         tensors.push((format!("param.{name}"), Dtype::F32, shape, bytes));
     }
     let (images, noise) = step_batches(&cfg);
-    let side = m.grid.image_size;
+    let side = m.encoder.grid.image_size;
     let f32s = |v: &[f32]| bytemuck::cast_slice(v).to_vec();
     tensors.push((
         "images".into(),
         Dtype::F32,
-        vec![steps, b, m.grid.channels, side, side],
+        vec![steps, b, m.encoder.grid.channels, side, side],
         f32s(&images),
     ));
     tensors.push((
         "noise".into(),
         Dtype::F32,
-        vec![steps, b, m.grid.num_patches()],
+        vec![steps, b, m.encoder.grid.num_patches()],
         f32s(&noise),
     ));
     let lrs = step_lrs(&cfg);

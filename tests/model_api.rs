@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use coptim::Error;
-use coptim::model::{Architecture, Batch, Mlp, Model, PatchGrid, Vit};
+use coptim::model::{Architecture, Batch, Mlp, Model, PatchGrid, Vit, VitEncoder};
 use coptim::nn::{Activation, reference as r};
 
 fn small_mlp() -> Mlp {
@@ -118,18 +118,22 @@ fn bad_batches_give_typed_errors() {
 #[test]
 fn bad_vit_configs_are_rejected() {
     let ctx = ctx();
-    let bad_heads = Vit {
+    let bad_heads = VitEncoder {
         heads: 3,
-        ..Vit::default()
+        ..VitEncoder::default()
     };
-    let bad_patch = Vit {
+    let bad_patch = VitEncoder {
         grid: PatchGrid {
             patch: 5,
             ..PatchGrid::DIGITS
         },
-        ..Vit::default()
+        ..VitEncoder::default()
     };
-    for bad in [bad_heads, bad_patch] {
+    for encoder in [bad_heads, bad_patch] {
+        let bad = Vit {
+            encoder,
+            ..Vit::default()
+        };
         assert!(matches!(
             Model::new(&ctx, bad, 0),
             Err(Error::InvalidConfig(_))

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use coptim::model::{Batch, BatchMetrics, Mlp, Model, PatchGrid, Vit};
+use coptim::model::{Batch, BatchMetrics, Mlp, Model, PatchGrid, Vit, VitEncoder};
 use coptim::nn::Activation;
 use coptim::optim::StepInputs;
 use coptim::{GpuContext, Optimizer, OptimizerConfig};
@@ -97,15 +97,17 @@ fn mlp_learns_two_blobs() {
 fn vit_learns_two_blobs() {
     let ctx = ctx();
     let arch = Vit {
-        grid: PatchGrid {
-            channels: 1,
-            image_size: 4,
-            patch: 2,
+        encoder: VitEncoder {
+            grid: PatchGrid {
+                channels: 1,
+                image_size: 4,
+                patch: 2,
+            },
+            dim: 16,
+            depth: 1,
+            heads: 2,
+            mlp_ratio: 2.0,
         },
-        dim: 16,
-        depth: 1,
-        heads: 2,
-        mlp_ratio: 2.0,
         classes: 2,
     };
     let mut model = Model::new(&ctx, arch, 0).unwrap();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use common::*;
 use coptim::Error;
 use coptim::data::DatasetSplit;
-use coptim::model::{Mlp, Model, Vit};
+use coptim::model::{Mlp, Model};
 use coptim::train::compare::{CompareConfig, compare};
 use coptim::train::inputs::{BatchStream, Standardize, translate};
 use coptim::train::{
@@ -334,12 +334,7 @@ fn comparison_summary_and_reports() {
 fn tiny_vit_steps_and_bad_inputs_are_typed_errors() {
     let ctx = ctx();
     let data = small_data();
-    let vit = ModelSpec::Vit(Vit {
-        dim: 16,
-        depth: 1,
-        heads: 2,
-        ..Vit::default()
-    });
+    let vit = ModelSpec::Vit(common::model::tiny_digit_vit(16));
     let mut c = TrainConfig::for_model(vit, OptimizerKind::C_ADAMW).with_steps(3);
     c.batch_size = 16;
     c.eval_batch_size = 128;

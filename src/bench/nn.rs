@@ -51,14 +51,15 @@ pub fn model_matmul_shapes(mlp: &Mlp, vit: &Vit, batch: usize, vit_name: &str) -
         out.push(shape(format!("mlp fc{}", i + 1), batch, width, h));
         width = h;
     }
-    let tokens = vit.grid.num_patches() + 1;
+    let grid = vit.encoder.grid;
+    let tokens = grid.num_patches() + 1;
     let rows = batch * tokens;
-    let patch_len = vit.grid.patch_len();
-    let (d, hidden) = (vit.dim, vit.mlp_hidden());
+    let patch_len = grid.patch_len();
+    let (d, hidden) = (vit.encoder.dim, vit.encoder.mlp_hidden());
     out.extend([
         shape(
             format!("{vit_name} patch embed"),
-            batch * vit.grid.num_patches(),
+            batch * grid.num_patches(),
             patch_len,
             d,
         ),

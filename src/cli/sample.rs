@@ -54,7 +54,7 @@ pub fn run(args: &SampleArgs) -> coptim::Result<()> {
     let text = vocab.decode(&drawn).ok_or_else(|| {
         Error::InvalidConfig(format!(
             "the model's {} outputs exceed the checkpoint's vocabulary of {} characters",
-            model.architecture().num_classes(),
+            model.io().classes,
             vocab.len()
         ))
     })?;

@@ -1,6 +1,6 @@
 //! [`Architecture`]: what a model declares (its parameters with their initializers,
-//! its kind of input, and how a batch of inputs becomes logits); the runtime in
-//! [`Model`](crate::model::Model) does the rest.
+//! its inputs and task ([`ModelIo`]), and how a batch of inputs becomes its
+//! [`Output`]); the runtime in [`Model`](crate::model::Model) does the rest.
 
 use std::fmt;
 
@@ -35,20 +35,20 @@ impl ParamSpec {
 /// next-token target each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputKind {
-    /// f32 images of [`Architecture::sample_shape`], one class label per image.
+    /// f32 images of [`ModelIo::sample_shape`], one class label per image.
     Images,
     /// u32 token ids, `sample_shape` = `[context]` per sample, one target (the next
-    /// token, below [`Architecture::num_classes`]) per id.
+    /// token, below [`ModelIo::classes`]) per id.
     Tokens,
 }
 
 /// What a model learns from its inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Task {
-    /// Logits ([`Architecture::logits`]) trained with softmax cross-entropy against
-    /// the labels, scored by accuracy.
+    /// Logits ([`Output::Logits`]) trained with softmax cross-entropy against the
+    /// labels, scored by accuracy.
     Classify,
-    /// The masked patches of its images ([`Architecture::reconstruction`], a masked
+    /// The masked patches of its images ([`Output::Reconstruction`], a masked
     /// autoencoder), from per-sample masks of this shape; no labels.
     Reconstruct(Masking),
 }
@@ -69,8 +69,9 @@ impl Masking {
     }
 }
 
-/// The graph inputs of a batch's masks (written by the runtime each batch from
-/// [`PatchMasks`](crate::model::PatchMasks)); the decoder's sequence has the class token first.
+/// The graph inputs of a batch's masks (declared by the model, written by the runtime
+/// each batch from [`PatchMasks`](crate::model::PatchMasks)); the decoder's sequence
+/// has the class token first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MaskVars {
     /// u32 `[batch, kept]`: the visible patches, in patch order (for
@@ -86,9 +87,22 @@ pub struct MaskVars {
     pub mask: Var,
 }
 
+impl MaskVars {
+    /// Declares the mask inputs of `batch` images masked as `masking` says.
+    pub fn declare(g: &mut GraphBuilder, batch: usize, masking: Masking) -> Self {
+        Self {
+            keep: g.ids(&[batch, masking.kept]),
+            restore: g.ids(&[batch, masking.patches() + 1]),
+            mask: g.input(&[batch, masking.patches() + 1]),
+        }
+    }
+}
+
 /// What a reconstructing model's graph gives the runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reconstruction {
+    /// The batch's mask inputs.
+    pub masks: MaskVars,
     /// The `[1]` loss: mean over the removed patches.
     pub loss: Var,
     /// The predicted patches `[batch, patches + 1, values per patch]`, class token
@@ -96,38 +110,67 @@ pub struct Reconstruction {
     pub prediction: Var,
 }
 
-/// A model's structure: an image classifier, a language model or a masked
-/// autoencoder.
-pub trait Architecture: fmt::Debug + Send + Sync {
+/// What a model is to the runtime and its callers: its name, what it reads, and what
+/// it learns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelIo {
     /// A short name for reports, e.g. `mlp` or `vit`.
-    fn name(&self) -> &'static str;
-
+    pub name: &'static str,
     /// Shape of one input sample (without the batch dimension), e.g. `[784]` for an
     /// MLP, `[1, 28, 28]` for a ViT or `[context]` for a language model. Inputs are
     /// passed flat, row-major.
-    fn sample_shape(&self) -> Vec<usize>;
-
+    pub sample_shape: Vec<usize>,
     /// Number of classes (the width of the logits; the vocabulary of a language
-    /// model).
-    fn num_classes(&self) -> usize;
+    /// model; 0 for a model that does not classify).
+    pub classes: usize,
+    /// What the model reads.
+    pub input: InputKind,
+    /// What the model learns.
+    pub task: Task,
+}
 
-    /// What the model reads (images unless it says otherwise).
-    fn input_kind(&self) -> InputKind {
-        InputKind::Images
-    }
-
-    /// Labels per sample: 1 for images, one per token (`context`) for tokens.
-    fn labels_per_sample(&self) -> usize {
-        match self.input_kind() {
-            InputKind::Images => 1,
-            InputKind::Tokens => self.sample_shape().iter().product(),
+impl ModelIo {
+    /// An image classifier called `name`: images of `sample_shape`, one label each
+    /// below `classes`.
+    pub fn image_classifier(name: &'static str, sample_shape: Vec<usize>, classes: usize) -> Self {
+        Self {
+            name,
+            sample_shape,
+            classes,
+            input: InputKind::Images,
+            task: Task::Classify,
         }
     }
 
-    /// What the model learns (classification unless it says otherwise).
-    fn task(&self) -> Task {
-        Task::Classify
+    /// Values per input sample (the product of `sample_shape`).
+    pub fn sample_len(&self) -> usize {
+        self.sample_shape.iter().product()
     }
+
+    /// Labels per sample: 1 for images, one per token (`context`) for tokens.
+    pub fn labels_per_sample(&self) -> usize {
+        match self.input {
+            InputKind::Images => 1,
+            InputKind::Tokens => self.sample_len(),
+        }
+    }
+}
+
+/// What a model's graph computes from a batch's inputs, as its [`Task`] says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// A classifier's logits: `[batch, classes]` for images, `[batch, context,
+    /// classes]` for tokens (`batch * labels_per_sample` rows of logits).
+    Logits(Var),
+    /// A masked autoencoder's loss and prediction, with the mask inputs it declared.
+    Reconstruction(Reconstruction),
+}
+
+/// A model's structure: an image classifier, a language model or a masked
+/// autoencoder.
+pub trait Architecture: fmt::Debug + Send + Sync {
+    /// Its name, inputs and task.
+    fn io(&self) -> ModelIo;
 
     /// Names of the parameters trained without weight decay (none unless the model
     /// says otherwise).
@@ -140,27 +183,11 @@ pub trait Architecture: fmt::Debug + Send + Sync {
     /// inconsistent configuration.
     fn parameters(&self) -> Result<Vec<ParamSpec>>;
 
-    /// Declares the logits of `inputs` (`[batch, sample_shape..]`, f32 images or u32
-    /// token ids as [`Architecture::input_kind`] says) using the parameters of
-    /// [`Architecture::parameters`]: `[batch, classes]` for images, `[batch, context,
-    /// classes]` for tokens (`batch * labels_per_sample` rows of logits).
-    fn logits(&self, g: &mut GraphBuilder, inputs: Var) -> Result<Var>;
-
-    /// For [`Task::Reconstruct`]: declares the loss and prediction of `images`
-    /// (`[batch, sample_shape..]`) under the batch's `masks`. Other models fail with
-    /// [`Error::InvalidConfig`].
-    fn reconstruction(
-        &self,
-        g: &mut GraphBuilder,
-        images: Var,
-        masks: MaskVars,
-    ) -> Result<Reconstruction> {
-        let _ = (g, images, masks);
-        Err(Error::InvalidConfig(format!(
-            "the {} model does not reconstruct masked images",
-            self.name()
-        )))
-    }
+    /// Declares the graph of `inputs` (`[batch, sample_shape..]`, f32 images or u32
+    /// token ids as [`ModelIo::input`] says) using the parameters of
+    /// [`Architecture::parameters`]: the logits of a [`Task::Classify`] model, the
+    /// reconstruction of a [`Task::Reconstruct`] one.
+    fn output(&self, g: &mut GraphBuilder, inputs: Var) -> Result<Output>;
 }
 
 /// The typed error of an inconsistent model configuration: `model` as the docs name

@@ -48,16 +48,16 @@ pub async fn generate(
     sampling: &Sampling,
 ) -> Result<Vec<u32>> {
     sampling.validate()?;
-    if model.architecture().input_kind() != InputKind::Tokens {
+    if model.io().input != InputKind::Tokens {
         return Err(Error::InvalidConfig(format!(
             "the {} model does not read tokens",
-            model.architecture().name()
+            model.io().name
         )));
     }
     if prompt.is_empty() {
         return Err(Error::InvalidConfig("the prompt is empty".into()));
     }
-    let (context, vocab) = (model.sample_len(), model.architecture().num_classes());
+    let (context, vocab) = (model.sample_len(), model.io().classes);
     let mut rng = rng_for_seed(sampling.seed);
     let mut tokens = prompt.to_vec();
     for _ in 0..length {

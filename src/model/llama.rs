@@ -2,7 +2,7 @@
 //! `LlamaForCausalLM`.
 
 use crate::error::Result;
-use crate::model::arch::{Architecture, InputKind, ParamSpec, config_error};
+use crate::model::arch::{Architecture, InputKind, ModelIo, Output, ParamSpec, Task, config_error};
 use crate::model::init::Init;
 use crate::nn::{GraphBuilder, Var};
 
@@ -180,20 +180,15 @@ impl Llama {
 }
 
 impl Architecture for Llama {
-    fn name(&self) -> &'static str {
-        "llama"
-    }
-
-    fn sample_shape(&self) -> Vec<usize> {
-        vec![self.context]
-    }
-
-    fn num_classes(&self) -> usize {
-        self.vocab
-    }
-
-    fn input_kind(&self) -> InputKind {
-        InputKind::Tokens
+    /// Token windows of `context` ids, the next token of each id its label.
+    fn io(&self) -> ModelIo {
+        ModelIo {
+            name: "llama",
+            sample_shape: vec![self.context],
+            classes: self.vocab,
+            input: InputKind::Tokens,
+            task: Task::Classify,
+        }
     }
 
     fn parameters(&self) -> Result<Vec<ParamSpec>> {
@@ -222,7 +217,7 @@ impl Architecture for Llama {
         Ok(specs)
     }
 
-    fn logits(&self, g: &mut GraphBuilder, ids: Var) -> Result<Var> {
+    fn output(&self, g: &mut GraphBuilder, ids: Var) -> Result<Output> {
         let table = g.param(EMBED)?;
         let mut x = g.embedding(table, ids)?;
         for l in 0..self.depth {
@@ -230,6 +225,6 @@ impl Architecture for Llama {
         }
         let h = self.rms_norm(g, x, &format!("{DECODER}.norm.weight"))?;
         let head = if self.tied { EMBED } else { LM_HEAD };
-        Self::project(g, h, head)
+        Self::project(g, h, head).map(Output::Logits)
     }
 }

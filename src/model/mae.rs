@@ -1,20 +1,20 @@
 //! [`Mae`]: a masked autoencoder in the layout of the MAE reference code
 //! (facebookresearch/mae, `models_mae.py`, `MaskedAutoencoderViT`).
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::arch::{
-    Architecture, MaskVars, Masking, ParamSpec, Reconstruction, Task, config_error, linear,
+    Architecture, InputKind, MaskVars, Masking, ModelIo, Output, ParamSpec, Reconstruction, Task,
+    config_error, linear,
 };
 use crate::model::init::Init;
 use crate::model::patch_grid::PatchGrid;
-use crate::model::vit::{apply_layer_norm, block, block_params, layer_norm};
+use crate::model::vit_encoder::{
+    VitEncoder, apply_layer_norm, blocks_problem, layer_norm, mlp_width, stack, stack_params,
+};
 use crate::nn::{GraphBuilder, Var, reference};
 
 /// MAE's standard deviation of the class and mask tokens.
 const TOKEN_STD: f64 = 0.02;
-/// Most blocks the encoder or the decoder may declare: a bound on the work of listing
-/// the parameters of a configuration read from a file.
-const MAX_DEPTH: usize = 1024;
 /// MAE's `norm_pix_loss` epsilon (inside the square root), as the masked MSE uses it.
 const NORM_PIX_EPS: f32 = 1e-6;
 /// The base of the sin-cos position tables' frequencies.
@@ -22,7 +22,7 @@ const SINCOS_BASE: f64 = 10_000.0;
 
 /// A masked autoencoder (He et al., 2021) as the MAE reference code builds it, at any
 /// size: the image cut into `patch x patch` patches, a random `mask_ratio` of them
-/// removed per image, a ViT encoder (class token, `depth` pre-norm blocks, LayerNorm)
+/// removed per image, a [`VitEncoder`] (class token, pre-norm blocks, LayerNorm)
 /// over the visible ones, a linear `decoder_embed`, a learned mask token at the
 /// removed positions, `decoder_depth` blocks and a linear head to pixels; the loss is
 /// the mean squared error over the removed patches, optionally against per-patch
@@ -45,17 +45,10 @@ const SINCOS_BASE: f64 = 10_000.0;
 /// over each patch, is the same).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Mae {
-    /// The images and their patches.
+    /// The encoder; its width a multiple of 4 (the sin-cos table), its `mlp_ratio` the
+    /// decoder's too.
     #[serde(flatten)]
-    pub grid: PatchGrid,
-    /// Encoder width; a multiple of 4 (the sin-cos table) and of `heads`.
-    pub dim: usize,
-    /// Encoder blocks.
-    pub depth: usize,
-    /// Encoder attention heads.
-    pub heads: usize,
-    /// Hidden width of every MLP over its block's width (`int(width * mlp_ratio)`).
-    pub mlp_ratio: f64,
+    pub encoder: VitEncoder,
     /// Decoder width; a multiple of 4 and of `decoder_heads`.
     pub decoder_dim: usize,
     /// Decoder blocks.
@@ -75,11 +68,10 @@ impl Default for Mae {
     /// heads, MLP ratio 4, mask ratio 0.75, normalized targets.
     fn default() -> Self {
         Self {
-            grid: PatchGrid::DIGITS,
-            dim: 64,
-            depth: 4,
-            heads: 4,
-            mlp_ratio: 4.0,
+            encoder: VitEncoder {
+                mlp_ratio: 4.0,
+                ..VitEncoder::default()
+            },
             decoder_dim: 32,
             decoder_depth: 2,
             decoder_heads: 4,
@@ -121,19 +113,27 @@ fn sincos_1d(dim: usize, pos: f64) -> impl Iterator<Item = f64> {
 impl Mae {
     /// Patches each mask keeps: `int(patches * (1 - mask_ratio))`, as MAE computes it.
     pub fn kept_patches(&self) -> usize {
-        (self.grid.num_patches() as f64 * (1.0 - self.mask_ratio)) as usize
+        (self.encoder.grid.num_patches() as f64 * (1.0 - self.mask_ratio)) as usize
+    }
+
+    /// The shape of each image's mask: the grid and the patches kept.
+    fn masking(&self) -> Masking {
+        Masking {
+            grid: self.encoder.grid,
+            kept: self.kept_patches(),
+        }
     }
 
     /// MAE's `get_2d_sincos_pos_embed(width, grid, cls_token=True)` in f32,
     /// `[patches + 1, width]` row-major: a zero row for the class token, then per patch
     /// (row-major over the grid) the 1-D table of its column in the first half of the
     /// channels and of its row in the second (computed in f64). `width` must be a
-    /// multiple of 4: [`Mae::dim`] for `pos_embed`, [`Mae::decoder_dim`] for
+    /// multiple of 4: [`VitEncoder::dim`] for `pos_embed`, [`Mae::decoder_dim`] for
     /// `decoder_pos_embed`.
     pub fn pos_embed(&self, width: usize) -> Vec<f32> {
         let mut table = vec![0.0f32; width];
-        for n in 0..self.grid.num_patches() {
-            let (row, col) = self.grid.position(n);
+        for n in 0..self.encoder.grid.num_patches() {
+            let (row, col) = self.encoder.grid.position(n);
             let values = sincos_1d(width / 2, col as f64).chain(sincos_1d(width / 2, row as f64));
             table.extend(values.map(|v| v as f32));
         }
@@ -143,12 +143,12 @@ impl Mae {
     /// The issue's yardstick: the loss of predicting every removed patch as the mean
     /// training patch, i.e. the mean over `test`'s patches and values of
     /// `(target - m)^2`, `m` the mean target patch over every patch of `train` (both
-    /// flat images of [`Architecture::sample_shape`], as the model sees them; targets
+    /// flat images of [`ModelIo::sample_shape`], as the model sees them; targets
     /// normalized per patch when `norm_pix_loss`). Averaging over all patches is the
     /// exact expectation over random masks, which remove a fixed number per image.
     /// Computed in f64.
     pub fn mean_patch_baseline(&self, train: &[f32], test: &[f32]) -> f64 {
-        let p = self.grid.patch_len();
+        let p = self.encoder.grid.patch_len();
         let mean: Vec<f64> = {
             let targets = self.patch_targets(train);
             let patches = (targets.len() / p).max(1) as f64;
@@ -171,13 +171,13 @@ impl Mae {
             channels: c,
             image_size: s,
             patch,
-        } = self.grid;
+        } = self.encoder.grid;
         let x: Vec<f64> = images.iter().map(|&v| f64::from(v)).collect();
         let patches = reference::patchify(&x, [x.len() / (c * s * s), c, s, s], patch);
         if !self.norm_pix_loss {
             return patches;
         }
-        let p = self.grid.patch_len();
+        let p = self.encoder.grid.patch_len();
         patches
             .chunks_exact(p)
             .flat_map(|t| {
@@ -189,53 +189,27 @@ impl Mae {
             .collect()
     }
 
-    /// Checks the configuration, naming what is inconsistent.
+    /// Checks the configuration, naming what is inconsistent: the encoder
+    /// ([`VitEncoder::problem`]), the decoder's blocks, the widths of the sin-cos
+    /// tables, the mask ratio and the normalized targets.
     fn validate(&self) -> Result<()> {
         let bad = |why: String| Err(config_error("MAE", self, why));
-        let sizes = [
-            self.grid.channels,
-            self.grid.image_size,
-            self.grid.patch,
-            self.dim,
-            self.depth,
-            self.heads,
-            self.decoder_dim,
-            self.decoder_depth,
-            self.decoder_heads,
-        ];
-        if sizes.contains(&0) || sizes.iter().any(|&s| s > u32::MAX as usize) {
-            return bad("every size must be positive and fit in 32 bits".into());
+        let decoder = [self.decoder_dim, self.decoder_depth, self.decoder_heads];
+        let blocks = self
+            .encoder
+            .problem()
+            .or_else(|| blocks_problem("decoder", decoder, self.encoder.mlp_ratio));
+        if let Some(why) = blocks {
+            return bad(why);
         }
-        if self.depth.max(self.decoder_depth) > MAX_DEPTH {
-            return bad(format!("at most {MAX_DEPTH} blocks"));
-        }
-        if let Some(problem) = self.grid.problem() {
-            return bad(problem);
-        }
-        for (what, width, heads) in [
-            ("encoder", self.dim, self.heads),
-            ("decoder", self.decoder_dim, self.decoder_heads),
-        ] {
-            if !width.is_multiple_of(4) || !width.is_multiple_of(heads) {
+        for (what, width) in [("encoder", self.encoder.dim), ("decoder", self.decoder_dim)] {
+            if !width.is_multiple_of(4) {
                 return bad(format!(
-                    "the {what} width {width} must be a multiple of 4 (the 2-D sin-cos table) \
-                     and of its {heads} heads"
+                    "the {what} width {width} must be a multiple of 4 (the 2-D sin-cos table)"
                 ));
             }
         }
-        self.validate_ratios()
-    }
-
-    /// Checks the MLP and mask ratios and the normalized targets.
-    fn validate_ratios(&self) -> Result<()> {
-        let bad = |why: String| Err(config_error("MAE", self, why));
-        let hidden = |w: usize| w as f64 * self.mlp_ratio;
-        if !(self.mlp_ratio.is_finite() && hidden(self.dim.min(self.decoder_dim)) >= 1.0)
-            || hidden(self.dim.max(self.decoder_dim)) > u32::MAX as f64
-        {
-            return bad("the MLP ratio must give hidden widths of at least 1".into());
-        }
-        let (n, kept) = (self.grid.num_patches(), self.kept_patches());
+        let (n, kept) = (self.encoder.grid.num_patches(), self.kept_patches());
         if !(0.0..1.0).contains(&self.mask_ratio) || kept == 0 || kept >= n {
             return bad(format!(
                 "the mask ratio {} keeps {kept} of {n} patches; it must keep at least one and \
@@ -243,37 +217,29 @@ impl Mae {
                 self.mask_ratio
             ));
         }
-        if self.norm_pix_loss && self.grid.patch_len() < 2 {
+        if self.norm_pix_loss && self.encoder.grid.patch_len() < 2 {
             return bad("normalized targets need patches of at least 2 values".into());
         }
         Ok(())
     }
 
-    /// Hidden width of an MLP over `width`.
-    pub(crate) fn hidden(&self, width: usize) -> usize {
-        (width as f64 * self.mlp_ratio) as usize
+    /// Hidden width of the decoder's MLPs (the encoder's MLP ratio over its width).
+    pub(crate) fn decoder_hidden(&self) -> usize {
+        mlp_width(self.decoder_dim, self.encoder.mlp_ratio)
     }
 }
 
 impl Architecture for Mae {
-    fn name(&self) -> &'static str {
-        "mae"
-    }
-
-    fn sample_shape(&self) -> Vec<usize> {
-        self.grid.sample_shape()
-    }
-
-    /// A masked autoencoder has no classes.
-    fn num_classes(&self) -> usize {
-        0
-    }
-
-    fn task(&self) -> Task {
-        Task::Reconstruct(Masking {
-            grid: self.grid,
-            kept: self.kept_patches(),
-        })
+    /// Images, no classes, their masked patches reconstructed.
+    fn io(&self) -> ModelIo {
+        let grid = self.encoder.grid;
+        ModelIo {
+            name: "mae",
+            sample_shape: grid.sample_shape(),
+            classes: 0,
+            input: InputKind::Images,
+            task: Task::Reconstruct(self.masking()),
+        }
     }
 
     /// timm's `param_groups_weight_decay` / MAE's `add_weight_decay`: every tensor of
@@ -289,12 +255,8 @@ impl Architecture for Mae {
 
     fn parameters(&self) -> Result<Vec<ParamSpec>> {
         self.validate()?;
-        let (d, dd, c, p) = (
-            self.dim,
-            self.decoder_dim,
-            self.grid.channels,
-            self.grid.patch,
-        );
+        let VitEncoder { grid, dim: d, .. } = self.encoder;
+        let (dd, c, p) = (self.decoder_dim, grid.channels, grid.patch);
         let token = Init::normal(TOKEN_STD);
         let mut specs = vec![
             ParamSpec::new("cls_token", &[1, 1, d], token),
@@ -302,43 +264,36 @@ impl Architecture for Mae {
             ParamSpec::new(
                 "patch_embed.proj.weight",
                 &[d, c, p, p],
-                xavier(self.grid.patch_len(), d),
+                xavier(grid.patch_len(), d),
             ),
             ParamSpec::new(
                 "patch_embed.proj.bias",
                 &[d],
-                Init::torch_default(self.grid.patch_len()),
+                Init::torch_default(grid.patch_len()),
             ),
         ];
-        for i in 0..self.depth {
-            let prefix = format!("blocks.{i}");
-            specs.extend(block_params(&prefix, d, self.hidden(d), xavier_linear));
-        }
-        specs.extend(layer_norm("norm", d));
+        specs.extend(self.encoder.block_params(xavier_linear));
         specs.extend(xavier_linear("decoder_embed", d, dd));
-        for i in 0..self.decoder_depth {
-            let prefix = format!("decoder_blocks.{i}");
-            specs.extend(block_params(&prefix, dd, self.hidden(dd), xavier_linear));
-        }
+        let (depth, hidden) = (self.decoder_depth, self.decoder_hidden());
+        specs.extend(stack_params(
+            "decoder_blocks",
+            depth,
+            dd,
+            hidden,
+            xavier_linear,
+        ));
         specs.extend(layer_norm("decoder_norm", dd));
-        specs.extend(xavier_linear("decoder_pred", dd, self.grid.patch_len()));
+        specs.extend(xavier_linear("decoder_pred", dd, grid.patch_len()));
         Ok(specs)
     }
 
-    fn logits(&self, _g: &mut GraphBuilder, _inputs: Var) -> Result<Var> {
-        Err(Error::InvalidConfig(
-            "a masked autoencoder has no logits: it reconstructs masked patches".into(),
-        ))
-    }
-
-    fn reconstruction(
-        &self,
-        g: &mut GraphBuilder,
-        images: Var,
-        masks: MaskVars,
-    ) -> Result<Reconstruction> {
-        let (n, d, dd) = (self.grid.num_patches(), self.dim, self.decoder_dim);
-        let patches = g.patchify(images, self.grid.patch)?;
+    /// The reconstruction of `images` under the batch's masks (declared here).
+    fn output(&self, g: &mut GraphBuilder, images: Var) -> Result<Output> {
+        let batch = g.shape(images)[0];
+        let masks = MaskVars::declare(g, batch, self.masking());
+        let VitEncoder { grid, dim: d, .. } = self.encoder;
+        let (n, dd) = (grid.num_patches(), self.decoder_dim);
+        let patches = g.patchify(images, grid.patch)?;
         let x = linear(g, patches, "patch_embed.proj")?;
         // The table's class row is zero: the class token goes in without it.
         let pos = self.pos_embed(d).split_off(d);
@@ -346,26 +301,31 @@ impl Architecture for Mae {
         let x = g.add(x, pos)?;
         let x = g.gather_tokens(x, masks.keep)?;
         let cls = g.param("cls_token")?;
-        let mut x = g.prepend_token(x, cls)?;
-        for i in 0..self.depth {
-            x = block(g, x, &format!("blocks.{i}"), self.heads)?;
-        }
-        let x = apply_layer_norm(g, x, "norm")?;
+        let x = g.prepend_token(x, cls)?;
+        let x = self.encoder.blocks(g, x)?;
         let x = linear(g, x, "decoder_embed")?;
         let mask_token = g.param("mask_token")?;
         let x = g.unshuffle_tokens(x, masks.restore, mask_token)?;
         let pos = g.constant(&[1, n + 1, dd], self.pos_embed(dd))?;
-        let mut x = g.add(x, pos)?;
-        for i in 0..self.decoder_depth {
-            x = block(g, x, &format!("decoder_blocks.{i}"), self.decoder_heads)?;
-        }
+        let x = g.add(x, pos)?;
+        let x = stack(
+            g,
+            x,
+            "decoder_blocks",
+            self.decoder_depth,
+            self.decoder_heads,
+        )?;
         let x = apply_layer_norm(g, x, "decoder_norm")?;
         let prediction = linear(g, x, "decoder_pred")?;
         // The class token's row has a zero target and a zero weight in the loss.
-        let p = self.grid.patch_len();
+        let p = grid.patch_len();
         let zero = g.constant(&[p], vec![0.0; p])?;
         let target = g.prepend_token(patches, zero)?;
         let loss = g.masked_mse(prediction, target, masks.mask, self.norm_pix_loss)?;
-        Ok(Reconstruction { loss, prediction })
+        Ok(Output::Reconstruction(Reconstruction {
+            masks,
+            loss,
+            prediction,
+        }))
     }
 }

@@ -79,7 +79,7 @@ impl Mae {
     /// configuration, a missing or mis-sized parameter, or partial images.
     pub fn class_features(&self, params: &[NamedTensor], images: &[f32]) -> Result<Vec<f64>> {
         crate::model::Architecture::parameters(self)?;
-        let sample = self.grid.sample_len();
+        let sample = self.encoder.grid.sample_len();
         if images.is_empty() || !images.len().is_multiple_of(sample) {
             return Err(Error::LengthMismatch {
                 what: format!("whole images of {sample} values"),
@@ -98,7 +98,7 @@ impl Mae {
                 })
                 .collect(),
         );
-        let mut out = Vec::with_capacity(images.len() / sample * self.dim);
+        let mut out = Vec::with_capacity(images.len() / sample * self.encoder.dim);
         for chunk in images.chunks(CHUNK * sample) {
             out.extend(self.encode_chunk(&weights, chunk)?);
         }
@@ -107,7 +107,7 @@ impl Mae {
 
     /// [`Mae::class_features`] of one chunk of whole images.
     fn encode_chunk(&self, w: &Weights, images: &[f32]) -> Result<Vec<f64>> {
-        let (grid, d) = (self.grid, self.dim);
+        let (grid, d) = (self.encoder.grid, self.encoder.dim);
         let (n, s) = (grid.num_patches(), grid.image_size);
         let b = images.len() / grid.sample_len();
         let x: Vec<f64> = images.iter().map(|&v| f64::from(v)).collect();
@@ -124,10 +124,10 @@ impl Mae {
             batch: b,
             tokens: n + 1,
             dim: d,
-            heads: self.heads,
+            heads: self.encoder.heads,
         };
-        let hidden = self.hidden(d);
-        for i in 0..self.depth {
+        let hidden = self.encoder.mlp_hidden();
+        for i in 0..self.encoder.depth {
             x = w.block(x, &format!("blocks.{i}"), shape, hidden)?;
         }
         let cls = reference::select_token(&x, b, n + 1, d, 0);

@@ -1,7 +1,7 @@
 //! [`Mlp`]: a multi-layer perceptron on flattened images.
 
 use crate::error::{Error, Result};
-use crate::model::arch::{Architecture, ParamSpec, linear, torch_linear};
+use crate::model::arch::{Architecture, ModelIo, Output, ParamSpec, linear, torch_linear};
 use crate::nn::{Activation, GraphBuilder, Var};
 
 /// A multi-layer perceptron: `input -> hidden[0] -> ... -> classes`, with an
@@ -42,16 +42,8 @@ impl Mlp {
 }
 
 impl Architecture for Mlp {
-    fn name(&self) -> &'static str {
-        "mlp"
-    }
-
-    fn sample_shape(&self) -> Vec<usize> {
-        vec![self.input]
-    }
-
-    fn num_classes(&self) -> usize {
-        self.classes
+    fn io(&self) -> ModelIo {
+        ModelIo::image_classifier("mlp", vec![self.input], self.classes)
     }
 
     fn parameters(&self) -> Result<Vec<ParamSpec>> {
@@ -68,7 +60,7 @@ impl Architecture for Mlp {
             .collect())
     }
 
-    fn logits(&self, g: &mut GraphBuilder, images: Var) -> Result<Var> {
+    fn output(&self, g: &mut GraphBuilder, images: Var) -> Result<Output> {
         let layers = self.hidden.len() + 1;
         let mut x = images;
         for i in 1..=layers {
@@ -77,6 +69,6 @@ impl Architecture for Mlp {
                 x = g.activation(x, self.activation)?;
             }
         }
-        Ok(x)
+        Ok(Output::Logits(x))
     }
 }

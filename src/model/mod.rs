@@ -1,10 +1,12 @@
 //! Models trained on the GPU: the image classifiers [`Mlp`] and [`Vit`], the
-//! language model [`Llama`], the masked autoencoder [`Mae`], and the [`Model`] runtime that the training loop, the
+//! language model [`Llama`], the masked autoencoder [`Mae`] (its encoder a
+//! [`VitEncoder`], as the ViT's is), and the [`Model`] runtime that the training loop, the
 //! CLI and the browser demo build on.
 //!
 //! - An [`Architecture`] declares its parameters (PyTorch state-dict names, shapes and
-//!   seeded initializers), its [`InputKind`] and how a batch of inputs (images or
-//!   token ids) becomes logits, with the ops of [`crate::nn`].
+//!   seeded initializers), its inputs and task ([`ModelIo`]) and how a batch of inputs
+//!   (images or token ids) becomes its [`Output`] (logits, or a masked autoencoder's
+//!   reconstruction), with the ops of [`crate::nn`].
 //! - [`Model::new`] allocates the parameters in a [`ParamStore`](crate::ParamStore)
 //!   and initializes them from a seed; an [`Optimizer`](crate::Optimizer) created on
 //!   [`Model::store`] steps them in place.
@@ -27,8 +29,11 @@ mod mlp;
 mod patch_grid;
 mod runtime;
 mod vit;
+mod vit_encoder;
 
-pub use arch::{Architecture, InputKind, MaskVars, Masking, ParamSpec, Reconstruction, Task};
+pub use arch::{
+    Architecture, InputKind, MaskVars, Masking, ModelIo, Output, ParamSpec, Reconstruction, Task,
+};
 #[cfg(not(target_arch = "wasm32"))]
 pub use generate::generate_blocking;
 pub use generate::{Sampling, generate};
@@ -41,3 +46,4 @@ pub use mlp::Mlp;
 pub use patch_grid::PatchGrid;
 pub use runtime::{Batch, Evaluation, Inputs, Model, NamedTensor};
 pub use vit::Vit;
+pub use vit_encoder::VitEncoder;

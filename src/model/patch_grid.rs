@@ -119,19 +119,4 @@ mod tests {
         let empty = PatchGrid { channels: 0, ..ok };
         assert!(empty.problem().unwrap().contains("positive"));
     }
-
-    /// The ViT's and the MAE's JSON (configs, checkpoints, run files) keep the grid's
-    /// fields at the top level, as before the grid was a type of its own.
-    #[test]
-    fn model_json_keeps_the_grid_flat() {
-        let flat =
-            |json: serde_json::Value| ["channels", "image_size", "patch"].map(|k| json[k].as_u64());
-        let vit = crate::model::Vit::default();
-        let mae = crate::model::Mae::default();
-        let (vit_json, mae_json) = (serde_json::json!(vit), serde_json::json!(mae));
-        assert_eq!(flat(vit_json.clone()), [Some(1), Some(28), Some(7)]);
-        assert_eq!(flat(mae_json.clone()), [Some(1), Some(28), Some(7)]);
-        assert_eq!(vit, serde_json::from_value(vit_json).unwrap());
-        assert_eq!(mae, serde_json::from_value(mae_json).unwrap());
-    }
 }

@@ -8,7 +8,7 @@ use crate::arena::readback::{ReadbackQueue, Source};
 use crate::arena::{BufferView, ParamStore, TensorId, UploadRing};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::model::arch::{Architecture, InputKind, MaskVars, Masking, Task};
+use crate::model::arch::{Architecture, InputKind, MaskVars, Masking, ModelIo, Output, Task};
 use crate::model::init::rng_for_seed;
 use crate::model::masking::{MaskRows, PatchMasks};
 use crate::model::metrics::BatchOutputs;
@@ -16,7 +16,7 @@ use crate::model::patch_grid::PatchGrid;
 use crate::nn::{Graph, GraphBuilder, Kernels, Var};
 
 /// A model's inputs on the CPU, flat and row-major (`batch * sample_len` values, see
-/// [`Architecture::sample_shape`]), of the [`InputKind`] the model reads.
+/// [`ModelIo::sample_shape`]), of the [`InputKind`] the model reads.
 #[derive(Debug, Clone, Copy)]
 pub enum Inputs<'a> {
     /// Pixel values.
@@ -58,7 +58,7 @@ impl Inputs<'_> {
 }
 
 /// One batch on the CPU: the inputs and their labels, one per image or one per
-/// token (the next token) as [`Architecture::labels_per_sample`] says; for a
+/// token (the next token) as [`ModelIo::labels_per_sample`] says; for a
 /// reconstructing model ([`Task::Reconstruct`]) the images' masks instead.
 #[derive(Debug, Clone, Copy)]
 pub struct Batch<'a> {
@@ -198,6 +198,7 @@ pub struct Model {
     ctx: GpuContext,
     kernels: Arc<Kernels>,
     arch: Box<dyn Architecture>,
+    io: ModelIo,
     store: ParamStore,
     ids: Vec<TensorId>,
     train: HashMap<usize, Compiled>,
@@ -231,6 +232,7 @@ impl Model {
         let model = Self {
             ctx: ctx.clone(),
             kernels: Arc::new(Kernels::new(ctx)),
+            io: arch.io(),
             arch,
             store,
             ids,
@@ -264,6 +266,11 @@ impl Model {
         self.arch.as_ref()
     }
 
+    /// The architecture's name, inputs and task ([`Architecture::io`]).
+    pub fn io(&self) -> &ModelIo {
+        &self.io
+    }
+
     /// Parameters and gradients (hand this to [`Optimizer::new`](crate::Optimizer::new)).
     pub fn store(&self) -> &ParamStore {
         &self.store
@@ -279,14 +286,14 @@ impl Model {
         self.store.layout().total_len()
     }
 
-    /// Values per input sample (the product of [`Architecture::sample_shape`]).
+    /// Values per input sample ([`ModelIo::sample_len`]).
     pub fn sample_len(&self) -> usize {
-        self.arch.sample_shape().iter().product()
+        self.io.sample_len()
     }
 
-    /// Labels per sample ([`Architecture::labels_per_sample`]).
+    /// Labels per sample ([`ModelIo::labels_per_sample`]).
     pub fn labels_per_sample(&self) -> usize {
-        self.arch.labels_per_sample()
+        self.io.labels_per_sample()
     }
 
     /// Records a training step's forward and backward pass for `batch`: uploads the
@@ -344,7 +351,7 @@ impl Model {
         let mut eval = Evaluation {
             loss: 0.0,
             correct: 0,
-            count: match self.arch.task() {
+            count: match self.io.task {
                 Task::Classify => data.labels.len(),
                 Task::Reconstruct(_) => n,
             },
@@ -401,14 +408,14 @@ impl Model {
             labels: &labels,
             masks: None,
         };
-        if self.arch.task() != Task::Classify {
+        if self.io.task != Task::Classify {
             return Err(Error::InvalidConfig(format!(
                 "the {} model does not classify: it has no probabilities",
-                self.arch.name()
+                self.io.name
             )));
         }
         self.check_batch(batch)?;
-        let classes = self.arch.num_classes();
+        let classes = self.io.classes;
         let per_batch = self
             .run_inference(batch, batch_size, |c| {
                 let output = c.output.expect("inference graphs have an output");
@@ -626,17 +633,17 @@ impl Model {
     /// Checks a batch: the model's kind of input, whole samples, the right number of
     /// labels, labels (and token ids) in range. Returns the number of samples.
     fn check_batch(&self, batch: Batch<'_>) -> Result<usize> {
-        let kind = self.arch.input_kind();
+        let kind = self.io.input;
         if batch.inputs.kind() != kind {
             return Err(Error::shape(
-                format!("{} input", self.arch.name()),
+                format!("{} input", self.io.name),
                 format!(
                     "the model reads {kind:?}, the batch holds {:?}",
                     batch.inputs.kind()
                 ),
             ));
         }
-        match self.arch.task() {
+        match self.io.task {
             Task::Classify => self.check_labels(batch),
             Task::Reconstruct(masking) => self.check_masks(batch, masking),
         }
@@ -657,7 +664,7 @@ impl Model {
                 got: batch.inputs.len() as u64,
             });
         }
-        let classes = self.arch.num_classes();
+        let classes = self.io.classes;
         check_below(batch.labels, classes)?;
         if let Inputs::Tokens(ids) = batch.inputs {
             check_below(ids, classes)?;
@@ -682,7 +689,7 @@ impl Model {
             other => Err(Error::InvalidConfig(format!(
                 "the {} model needs one mask row per image ({n} rows of {masking:?}), the \
                  batch has {:?}",
-                self.arch.name(),
+                self.io.name,
                 other.map(|m| (m.rows(), m.masking))
             ))),
         }
@@ -693,29 +700,21 @@ impl Model {
     fn declare(&self, batch: usize, output: bool) -> Result<Compiled<GraphBuilder>> {
         let mut g = GraphBuilder::new(self.store.layout().clone());
         let mut shape = vec![batch];
-        shape.extend(self.arch.sample_shape());
-        let inputs = match self.arch.input_kind() {
+        shape.extend(&self.io.sample_shape);
+        let inputs = match self.io.input {
             InputKind::Images => g.input(&shape),
             InputKind::Tokens => g.ids(&shape),
         };
-        let declared = match self.arch.task() {
-            Task::Classify => self.declare_classifier(&mut g, inputs, output)?,
-            Task::Reconstruct(m) => {
-                let masks = MaskVars {
-                    keep: g.ids(&[batch, m.kept]),
-                    restore: g.ids(&[batch, m.patches() + 1]),
-                    mask: g.input(&[batch, m.patches() + 1]),
-                };
-                let r = self.arch.reconstruction(&mut g, inputs, masks)?;
-                Compiled {
-                    graph: (),
-                    inputs,
-                    labels: None,
-                    masks: Some(masks),
-                    loss: r.loss,
-                    output: output.then_some(r.prediction),
-                }
-            }
+        let declared = match self.arch.output(&mut g, inputs)? {
+            Output::Logits(logits) => Self::declare_classifier(&mut g, inputs, logits, output)?,
+            Output::Reconstruction(r) => Compiled {
+                graph: (),
+                inputs,
+                labels: None,
+                masks: Some(r.masks),
+                loss: r.loss,
+                output: output.then_some(r.prediction),
+            },
         };
         Ok(Compiled {
             graph: g,
@@ -727,14 +726,14 @@ impl Model {
         })
     }
 
-    /// Declares a classifier's loss, correct count and (with `output`) probabilities.
+    /// Declares a classifier's loss, correct count and (with `output`) probabilities
+    /// from its `logits`.
     fn declare_classifier(
-        &self,
         g: &mut GraphBuilder,
         inputs: Var,
+        logits: Var,
         output: bool,
     ) -> Result<Compiled<()>> {
-        let logits = self.arch.logits(g, inputs)?;
         // One label per row of logits: `[batch]` for images, `[batch, context]` for
         // tokens.
         let rows = g

@@ -40,7 +40,7 @@ impl ModelSpec {
 
     /// `mlp`, `vit`, `llama` or `mae`.
     pub fn name(&self) -> &'static str {
-        self.architecture().name()
+        self.architecture().io().name
     }
 
     /// The architecture, as the model runtime takes it.

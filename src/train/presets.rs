@@ -11,7 +11,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::model::{Llama, Mae, Mlp, PatchGrid, Vit};
+use crate::model::{Llama, Mae, Mlp, PatchGrid, Vit, VitEncoder};
 use crate::nn::Activation;
 use crate::optim::LrFamily;
 use crate::train::config::{ModelSpec, OptimizerKind};
@@ -118,11 +118,15 @@ pub const MODEL_PRESETS: [ModelPreset; 7] = [
 const MAE: ModelPreset = ModelPreset {
     name: "mae",
     model: || {
+        let mae = Mae::default();
         ModelSpec::Mae(Mae {
-            depth: 2,
-            mlp_ratio: 2.0,
+            encoder: VitEncoder {
+                depth: 2,
+                mlp_ratio: 2.0,
+                ..mae.encoder
+            },
             norm_pix_loss: false,
-            ..Mae::default()
+            ..mae
         })
     },
     steps: 1500,
@@ -223,14 +227,16 @@ fn mlp(hidden: usize) -> ModelSpec {
 /// A ViT of 2 pre-norm blocks, MLP ratio 2, with a class token.
 fn vit(patch: usize, dim: usize, heads: usize) -> ModelSpec {
     ModelSpec::Vit(Vit {
-        grid: PatchGrid {
-            patch,
-            ..PatchGrid::DIGITS
+        encoder: VitEncoder {
+            grid: PatchGrid {
+                patch,
+                ..PatchGrid::DIGITS
+            },
+            dim,
+            depth: 2,
+            heads,
+            mlp_ratio: 2.0,
         },
-        dim,
-        depth: 2,
-        heads,
-        mlp_ratio: 2.0,
         ..Vit::default()
     })
 }
@@ -288,22 +294,25 @@ impl ModelPreset {
                     .collect();
                 format!("MLP {} ({:?})", widths.join("-"), m.activation)
             }
-            ModelSpec::Vit(v) => format!(
-                "ViT: patch {}, width {}, {} blocks of {} heads, MLP ratio {}",
-                v.grid.patch, v.dim, v.depth, v.heads, v.mlp_ratio
-            ),
+            ModelSpec::Vit(v) => {
+                let e = &v.encoder;
+                format!(
+                    "ViT: patch {}, width {}, {} blocks of {} heads, MLP ratio {}",
+                    e.grid.patch, e.dim, e.depth, e.heads, e.mlp_ratio
+                )
+            }
             ModelSpec::Mae(m) => format!(
                 "MAE: patch {}, mask {}%, encoder {}x{} ({} heads), decoder {}x{} ({} heads), \
                  MLP ratio {}{}",
-                m.grid.patch,
+                m.encoder.grid.patch,
                 m.mask_ratio * 100.0,
-                m.dim,
-                m.depth,
-                m.heads,
+                m.encoder.dim,
+                m.encoder.depth,
+                m.encoder.heads,
                 m.decoder_dim,
                 m.decoder_depth,
                 m.decoder_heads,
-                m.mlp_ratio,
+                m.encoder.mlp_ratio,
                 if m.norm_pix_loss {
                     ", normalized targets"
                 } else {

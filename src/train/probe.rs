@@ -227,7 +227,7 @@ pub fn mae_probe_accuracy(
 ) -> Result<f64> {
     let features = |(images, labels): (&[f32], &[u32])| -> Result<Features> {
         Ok(Features {
-            dim: mae.dim,
+            dim: mae.encoder.dim,
             values: mae.class_features(params, images)?,
             labels: labels.to_vec(),
         })

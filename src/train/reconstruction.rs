@@ -88,7 +88,7 @@ impl Reconstructions {
             (true, TrainData::Images(data)) => Standardize::of(&data.train),
             _ => Standardize::IDENTITY,
         };
-        let shape = <[usize; 3]>::try_from(config.model.architecture().sample_shape())
+        let shape = <[usize; 3]>::try_from(config.model.architecture().io().sample_shape)
             .map_err(|_| Error::InvalidConfig("reconstructions need [c, h, w] images".into()))?;
         let mut inputs = images.to_vec();
         standardize.apply(&mut inputs);
@@ -141,7 +141,7 @@ impl Reconstructions {
 
 /// The patch grid of a reconstructing model (`None` for other models).
 fn masking(model: &ModelSpec) -> Option<Masking> {
-    match model.architecture().task() {
+    match model.architecture().io().task {
         Task::Reconstruct(m) => Some(m),
         Task::Classify => None,
     }

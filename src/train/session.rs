@@ -68,7 +68,7 @@ impl Session {
     pub fn new(ctx: &GpuContext, config: TrainConfig, data: impl Into<TrainData>) -> Result<Self> {
         let data = data.into();
         config.validate()?;
-        data.check_fits(config.model.architecture(), config.batch_size)?;
+        data.check_fits(&config.model.architecture().io(), config.batch_size)?;
         let model = config.model.build(ctx, config.seed)?;
         let optimizer = TrainOptimizer::new(ctx, model.store(), &config.engine_config())?;
         let feed = Feed::new(&config, &data);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::data::DatasetSplit;
 use crate::data::text::{TextBatch, TextCorpus, Vocab};
 use crate::error::{Error, Result};
-use crate::model::{Architecture, Batch, InputKind, PatchMasks, Task};
+use crate::model::{Batch, InputKind, ModelIo, PatchMasks, Task};
 use crate::train::config::TrainConfig;
 use crate::train::inputs::BatchStream;
 
@@ -76,41 +76,42 @@ impl TrainData {
         }
     }
 
-    /// Checks that `arch` can train on this data with `batch_size` samples per step.
-    pub fn check_fits(&self, arch: &dyn Architecture, batch_size: usize) -> Result<()> {
-        if arch.input_kind() != self.input_kind() {
+    /// Checks that a model of `io` can train on this data with `batch_size` samples
+    /// per step.
+    pub fn check_fits(&self, io: &ModelIo, batch_size: usize) -> Result<()> {
+        if io.input != self.input_kind() {
             return Err(Error::InvalidConfig(format!(
                 "the {} model reads {:?} but the data holds {:?}",
-                arch.name(),
-                arch.input_kind(),
+                io.name,
+                io.input,
                 self.input_kind()
             )));
         }
         match self {
-            TrainData::Images(data) => check_images(arch, data, batch_size),
-            TrainData::Text(corpus) => check_text(arch, corpus),
+            TrainData::Images(data) => check_images(io, data, batch_size),
+            TrainData::Text(corpus) => check_text(io, corpus),
         }
     }
 }
 
-fn check_images(arch: &dyn Architecture, data: &DatasetSplit, batch_size: usize) -> Result<()> {
-    let sample: usize = arch.sample_shape().iter().product();
+fn check_images(io: &ModelIo, data: &DatasetSplit, batch_size: usize) -> Result<()> {
+    let sample = io.sample_len();
     for (part, ds) in [("training", &data.train), ("test", &data.test)] {
         if ds.image_len() != sample {
             return Err(Error::shape(
-                format!("{} input", arch.name()),
+                format!("{} input", io.name),
                 format!(
                     "the model takes {sample} values per image, the {part} images have {:?}",
                     ds.image_shape()
                 ),
             ));
         }
-        if arch.task() == Task::Classify && ds.num_classes() > arch.num_classes() {
+        if io.task == Task::Classify && ds.num_classes() > io.classes {
             return Err(Error::shape(
-                format!("{} classes", arch.name()),
+                format!("{} classes", io.name),
                 format!(
                     "the model has {} classes, the {part} set {}",
-                    arch.num_classes(),
+                    io.classes,
                     ds.num_classes()
                 ),
             ));
@@ -128,20 +129,20 @@ fn check_images(arch: &dyn Architecture, data: &DatasetSplit, batch_size: usize)
     Ok(())
 }
 
-fn check_text(arch: &dyn Architecture, corpus: &TextCorpus) -> Result<()> {
-    let context = arch.sample_shape().iter().product::<usize>();
+fn check_text(io: &ModelIo, corpus: &TextCorpus) -> Result<()> {
+    let context = io.sample_len();
     if context != corpus.context() {
         return Err(Error::InvalidConfig(format!(
             "the {} model's context is {context} tokens, the corpus was cut into windows of {}",
-            arch.name(),
+            io.name,
             corpus.context()
         )));
     }
-    if corpus.vocab().len() > arch.num_classes() {
+    if corpus.vocab().len() > io.classes {
         return Err(Error::InvalidConfig(format!(
             "the {} model's vocabulary holds {} tokens, the text needs {}",
-            arch.name(),
-            arch.num_classes(),
+            io.name,
+            io.classes,
             corpus.vocab().len()
         )));
     }
@@ -192,7 +193,7 @@ impl Feed {
                 let stream = BatchStream::for_run(config, &data.train);
                 let mut test_images = data.test.images().to_vec();
                 stream.standardize().apply(&mut test_images);
-                let masks = match config.model.architecture().task() {
+                let masks = match config.model.architecture().io().task {
                     Task::Classify => None,
                     Task::Reconstruct(m) => Some(Box::new(FeedMasks {
                         seed: config.seed,

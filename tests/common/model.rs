@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use coptim::GpuContext;
-use coptim::model::{Architecture, Batch, Mae, Model, NamedTensor};
+use coptim::model::{Architecture, Batch, Mae, Model, NamedTensor, Vit, VitEncoder};
 
 use super::{randn, rel_err, rng, to_f64};
 
@@ -17,14 +17,31 @@ pub type Params = HashMap<String, Vec<f64>>;
 /// normalized targets.
 pub fn tiny_digit_mae() -> Mae {
     Mae {
-        dim: 16,
-        depth: 1,
-        heads: 2,
-        mlp_ratio: 2.0,
+        encoder: VitEncoder {
+            dim: 16,
+            depth: 1,
+            heads: 2,
+            mlp_ratio: 2.0,
+            ..VitEncoder::default()
+        },
         decoder_dim: 16,
         decoder_depth: 1,
         decoder_heads: 2,
         ..Mae::default()
+    }
+}
+
+/// A ViT for the 28x28 digits with one block of 2 heads at width `dim` (patch 7,
+/// MLP ratio 2, 10 classes).
+pub fn tiny_digit_vit(dim: usize) -> Vit {
+    Vit {
+        encoder: VitEncoder {
+            dim,
+            depth: 1,
+            heads: 2,
+            ..VitEncoder::default()
+        },
+        ..Vit::default()
     }
 }
 

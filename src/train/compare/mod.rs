@@ -412,11 +412,11 @@ fn run_results(
     window: usize,
     finished: Vec<(OptimizerKind, u64, History, f64)>,
 ) -> Vec<RunResult> {
-    let arch = config.run.model.architecture();
-    let tokens = arch.input_kind() == InputKind::Tokens;
-    let labels_per_sample = arch.labels_per_sample();
+    let io = config.run.model.architecture().io();
+    let tokens = io.input == InputKind::Tokens;
+    let labels_per_sample = io.labels_per_sample();
     // Language models and masked autoencoders are judged on the validation loss.
-    let on_validation = tokens || arch.task() != Task::Classify;
+    let on_validation = tokens || io.task != Task::Classify;
     let final_loss = |h: &History| match on_validation {
         true => h.last_eval().map(|e| e.loss),
         false => h.final_loss(window),

@@ -194,9 +194,8 @@ pub(crate) fn summarize(
     let reports = (0..2)
         .map(|i| tuned_report(&runs, i, tuned[i], &speedup))
         .collect();
-    let arch = config.run.model.architecture();
-    let classifier =
-        arch.input_kind() == InputKind::Images && matches!(arch.task(), Task::Classify);
+    let io = config.run.model.architecture().io();
+    let classifier = io.input == InputKind::Images && matches!(io.task, Task::Classify);
     Ok(SweepSummary {
         setup: PairSetup::new(&config.run, &config.dataset, config.pair, &config.seeds),
         split: data.split.clone(),
@@ -208,7 +207,7 @@ pub(crate) fn summarize(
         speedup_at_base_lr: runs.speedup(tuned[0], tuned[0]),
         speedup,
         test_metric: if classifier { "accuracy" } else { "loss" }.into(),
-        test_loss_unit: match (arch.input_kind(), arch.task()) {
+        test_loss_unit: match (io.input, io.task) {
             (InputKind::Tokens, _) => "nats per token",
             (_, Task::Reconstruct(_)) => "mean squared error on the masked patches",
             _ => "nats per image",
